@@ -1,0 +1,43 @@
+//! The pure stages of kopplung: given the same inputs they produce the same outputs,
+//! with no network and no database.
+//!
+//! `form` validates what a citizen submitted, `mapping` renders it through a service's
+//! Handlebars template into an XÖV message, `xml` checks that message, and `seal`
+//! signs and encrypts it for the receiving procedure.
+#![forbid(unsafe_code)]
+
+pub mod form;
+pub mod mapping;
+pub mod pki;
+pub mod seal;
+pub mod text;
+pub mod xml;
+
+use std::path::PathBuf;
+
+pub use form::{FieldError, FormDefinition};
+pub use mapping::{Mapping, MessageContext};
+pub use seal::{Sealer, TrustAnchors};
+
+/// Everything that can go wrong in a transformation. Messages never contain form data.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mapping {}: {message}", file.display())]
+    Mapping { file: PathBuf, message: String },
+    #[error("rendering the message of service {service}: {message}")]
+    Render { service: String, message: String },
+    #[error("rendered message is not well-formed XML at byte {position}: {message}")]
+    NotWellFormed { position: u64, message: String },
+    #[error("certificate refused: {0}")]
+    Certificate(String),
+    #[error("{context}: {source}")]
+    Crypto {
+        context: String,
+        source: openssl::error::ErrorStack,
+    },
+}

@@ -1,0 +1,232 @@
+//! A demo PKI: one CA, the hub's signing certificate and one encryption certificate per
+//! procedure, all EC P-256 (BSI TR-02102-1). For demos and tests only: a real
+//! deployment uses certificates from the authorities' own PKI.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier,
+};
+use openssl::x509::{X509, X509Builder, X509NameBuilder};
+
+use crate::Error;
+
+/// The files of a PKI folder.
+#[derive(Debug, Clone)]
+pub struct PkiLayout {
+    pub dir: PathBuf,
+}
+
+impl PkiLayout {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+    pub fn ca_key(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+    pub fn hub_cert(&self) -> PathBuf {
+        self.dir.join("hub.crt")
+    }
+    pub fn hub_key(&self) -> PathBuf {
+        self.dir.join("hub.key")
+    }
+    pub fn procedure_cert(&self, id: &str) -> PathBuf {
+        self.dir.join("procedures").join(format!("{id}.crt"))
+    }
+    pub fn procedure_key(&self, id: &str) -> PathBuf {
+        self.dir.join("procedures").join(format!("{id}.key"))
+    }
+}
+
+enum Role {
+    Ca,
+    /// Signs messages.
+    Signer,
+    /// Receives encrypted messages (ECDH key agreement).
+    Recipient,
+}
+
+/// Creates whatever is missing of the demo PKI and keeps what exists, so it can run
+/// again after procedures were added. Returns the files it wrote.
+pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<PathBuf>, Error> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
+    };
+    std::fs::create_dir_all(layout.dir.join("procedures")).map_err(io(&layout.dir))?;
+    let mut written = Vec::new();
+
+    let (ca_cert, ca_key) = if layout.ca_cert().is_file() && layout.ca_key().is_file() {
+        let cert = crate::seal::load_certificate(&layout.ca_cert())?;
+        let pem = std::fs::read(layout.ca_key()).map_err(io(&layout.ca_key()))?;
+        let key = PKey::private_key_from_pem(&pem).map_err(crypto("reading the CA key"))?;
+        (cert, key)
+    } else {
+        let key = new_key()?;
+        let cert = issue("kopplung Demo-CA", &key, None, Role::Ca, 3650)?;
+        write_pair(layout.ca_cert(), layout.ca_key(), &cert, &key, &mut written)?;
+        (cert, key)
+    };
+
+    let mut leaves = vec![(
+        "kopplung Hub".to_owned(),
+        layout.hub_cert(),
+        layout.hub_key(),
+        Role::Signer,
+    )];
+    for id in procedures {
+        leaves.push((
+            format!("Fachverfahren {id}"),
+            layout.procedure_cert(id),
+            layout.procedure_key(id),
+            Role::Recipient,
+        ));
+    }
+    for (name, cert_path, key_path, role) in leaves {
+        if cert_path.is_file() && key_path.is_file() {
+            continue;
+        }
+        let key = new_key()?;
+        let cert = issue(&name, &key, Some((&ca_cert, &ca_key)), role, 730)?;
+        write_pair(cert_path, key_path, &cert, &key, &mut written)?;
+    }
+    Ok(written)
+}
+
+fn crypto(context: &str) -> impl FnOnce(openssl::error::ErrorStack) -> Error + use<> {
+    let context = context.to_owned();
+    move |source| Error::Crypto { context, source }
+}
+
+fn new_key() -> Result<PKey<Private>, Error> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(crypto("EC group"))?;
+    let ec = EcKey::generate(&group).map_err(crypto("generating a key"))?;
+    PKey::from_ec_key(ec).map_err(crypto("wrapping a key"))
+}
+
+fn issue(
+    common_name: &str,
+    key: &PKey<Private>,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    role: Role,
+    days: u32,
+) -> Result<X509, Error> {
+    let c = |what: &str| crypto(&format!("issuing certificate for {common_name}: {what}"));
+    let mut name = X509NameBuilder::new().map_err(c("name"))?;
+    name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "kopplung Demo")
+        .map_err(c("name"))?;
+    name.append_entry_by_nid(Nid::COMMONNAME, common_name)
+        .map_err(c("name"))?;
+    let name = name.build();
+
+    let mut builder = X509Builder::new().map_err(c("builder"))?;
+    builder.set_version(2).map_err(c("version"))?;
+    let mut serial = BigNum::new().map_err(c("serial"))?;
+    serial
+        .rand(127, MsbOption::MAYBE_ZERO, false)
+        .map_err(c("serial"))?;
+    let serial = serial.to_asn1_integer().map_err(c("serial"))?;
+    builder.set_serial_number(&serial).map_err(c("serial"))?;
+    builder.set_subject_name(&name).map_err(c("subject"))?;
+    let issuer_name = issuer.map(|(cert, _)| cert.subject_name()).unwrap_or(&name);
+    builder.set_issuer_name(issuer_name).map_err(c("issuer"))?;
+    builder.set_pubkey(key).map_err(c("key"))?;
+    // Backdated by a day so that small clock differences between hosts do not matter.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let not_before = Asn1Time::from_unix(now - 86_400).map_err(c("validity"))?;
+    let not_after = Asn1Time::days_from_now(days).map_err(c("validity"))?;
+    builder.set_not_before(&not_before).map_err(c("validity"))?;
+    builder.set_not_after(&not_after).map_err(c("validity"))?;
+
+    let usage = match role {
+        Role::Ca => {
+            builder
+                .append_extension(
+                    BasicConstraints::new()
+                        .critical()
+                        .ca()
+                        .build()
+                        .map_err(c("ext"))?,
+                )
+                .map_err(c("ext"))?;
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()
+        }
+        Role::Signer => KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .non_repudiation()
+            .build(),
+        Role::Recipient => KeyUsage::new().critical().key_agreement().build(),
+    }
+    .map_err(c("key usage"))?;
+    builder.append_extension(usage).map_err(c("ext"))?;
+    let ski = SubjectKeyIdentifier::new()
+        .build(&builder.x509v3_context(issuer.map(|(cert, _)| &**cert), None))
+        .map_err(c("subject key id"))?;
+    builder.append_extension(ski).map_err(c("ext"))?;
+    if let Some((ca, _)) = issuer {
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&builder.x509v3_context(Some(ca), None))
+            .map_err(c("authority key id"))?;
+        builder.append_extension(aki).map_err(c("ext"))?;
+    }
+    let signing_key = issuer.map(|(_, k)| k).unwrap_or(key);
+    builder
+        .sign(signing_key, MessageDigest::sha256())
+        .map_err(c("signing"))?;
+    Ok(builder.build())
+}
+
+fn write_pair(
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    cert: &X509,
+    key: &PKey<Private>,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), Error> {
+    let key_pem = key
+        .private_key_to_pem_pkcs8()
+        .map_err(crypto("encoding key"))?;
+    let cert_pem = cert.to_pem().map_err(crypto("encoding certificate"))?;
+    write_file(&key_path, &key_pem, 0o600)?;
+    write_file(&cert_path, &cert_pem, 0o644)?;
+    written.push(cert_path);
+    written.push(key_path);
+    Ok(())
+}
+
+fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(content).map_err(io)?;
+    file.sync_all().map_err(io)
+}
