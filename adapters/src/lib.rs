@@ -1,1 +1,64 @@
+//! Transports of kopplung: each delivers one sealed message to one specialist procedure
+//! and classifies what happened. Adapters know the message and its destination, nothing
+//! of applications, stores or schedules: when to try again is the router's decision.
+//!
+//! One folder per transport, each with the same files: `config.rs` (what an operator
+//! writes), `sink.rs` (the delivery), `tests.rs` (against the real peer).
 #![forbid(unsafe_code)]
+
+pub mod amqp;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// A sealed message ready to leave the hub.
+#[derive(Debug, Clone)]
+pub struct OutboundMessage {
+    /// `nachrichtenUUID`: stable across retries, so receivers can de-duplicate.
+    pub message_id: String,
+    /// The application this message belongs to.
+    pub correlation_id: String,
+    /// XÖV message type, e.g. `maengelanzeige.meldung.0101`.
+    pub message_type: String,
+    pub content_type: String,
+    /// Further routing metadata; never personal data.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The receiving side took responsibility for the message.
+    Delivered,
+    /// Not delivered this time; try again, not before `not_before` if given.
+    Retry {
+        reason: String,
+        not_before: Option<Duration>,
+    },
+    /// Trying again cannot help (the destination refuses the message itself).
+    Permanent { reason: String },
+}
+
+/// Where a sink delivers, for status pages and logs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DestinationInfo {
+    pub transport: &'static str,
+    pub destination: String,
+}
+
+/// One procedure's way in.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    async fn deliver(&self, message: &OutboundMessage) -> Outcome;
+    fn destination(&self) -> DestinationInfo;
+}
+
+/// Errors of setting up a transport (not of delivering: that is an [`Outcome`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid AMQP URL: {0}")]
+    AmqpUrl(String),
+}

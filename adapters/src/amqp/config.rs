@@ -1,0 +1,65 @@
+use serde::Deserialize;
+
+/// The broker connection, shared by all AMQP procedures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpBrokerConfig {
+    /// e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub url: String,
+    /// How long one connection attempt may take.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// How long to wait for the broker's confirm of one message.
+    #[serde(default = "default_confirm_timeout")]
+    pub confirm_timeout_secs: u64,
+    /// Pause after a failed connection attempt, doubled per failure up to the maximum.
+    #[serde(default = "default_reconnect_base")]
+    pub reconnect_base_ms: u64,
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max_ms: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    5
+}
+fn default_confirm_timeout() -> u64 {
+    30
+}
+fn default_reconnect_base() -> u64 {
+    500
+}
+fn default_reconnect_max() -> u64 {
+    30_000
+}
+
+impl AmqpBrokerConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            connect_timeout_secs: default_connect_timeout(),
+            confirm_timeout_secs: default_confirm_timeout(),
+            reconnect_base_ms: default_reconnect_base(),
+            reconnect_max_ms: default_reconnect_max(),
+        }
+    }
+
+    /// The URL without its password, for logs and status pages.
+    pub fn redacted_url(&self) -> String {
+        match (self.url.find("://"), self.url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &self.url[scheme + 3..at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{}{user}:***{}", &self.url[..scheme + 3], &self.url[at..])
+            }
+            _ => self.url.clone(),
+        }
+    }
+}
+
+/// One procedure's destination on the broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSinkConfig {
+    /// The durable queue the procedure consumes; declared by the hub if missing.
+    pub queue: String,
+}

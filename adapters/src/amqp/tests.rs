@@ -1,0 +1,145 @@
+//! Against the real RabbitMQ at `KOPPLUNG_TEST_AMQP_URL` (default: the local broker).
+//! A missing broker fails these tests; they never skip.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use lapin::options::{BasicGetOptions, QueueDeleteOptions};
+use lapin::types::AMQPValue;
+use lapin::{Connection, ConnectionProperties};
+
+use super::{AmqpBroker, AmqpBrokerConfig, AmqpSink, AmqpSinkConfig};
+use crate::{OutboundMessage, Outcome, Sink};
+
+fn broker_url() -> String {
+    std::env::var("KOPPLUNG_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+async fn test_connection() -> Connection {
+    let url = broker_url();
+    Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|e| {
+            panic!("RabbitMQ is not reachable at {url} ({e}); start it: rabbitmq-server -detached")
+        })
+}
+
+fn message(body: &'static [u8]) -> OutboundMessage {
+    OutboundMessage {
+        message_id: uuid::Uuid::new_v4().to_string(),
+        correlation_id: uuid::Uuid::new_v4().to_string(),
+        message_type: "maengelanzeige.meldung.0101".into(),
+        content_type: "application/pkcs7-mime".into(),
+        headers: vec![("service".into(), "99999001000000".into())],
+        body: Bytes::from_static(body),
+    }
+}
+
+fn unique_queue() -> String {
+    format!("kopplung.test.{}", uuid::Uuid::new_v4())
+}
+
+#[tokio::test]
+async fn a_confirmed_message_is_in_the_queue_with_its_properties() {
+    let connection = test_connection().await;
+    let queue = unique_queue();
+    let sink = AmqpSink::new(
+        AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
+        AmqpSinkConfig {
+            queue: queue.clone(),
+        },
+    );
+    let sent = message(b"sealed bytes");
+    assert_eq!(sink.deliver(&sent).await, Outcome::Delivered);
+
+    let channel = connection.create_channel().await.unwrap();
+    let got = channel
+        .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the message is in the queue");
+    let props = &got.delivery.properties;
+    assert_eq!(got.delivery.data, b"sealed bytes");
+    assert_eq!(props.message_id().as_ref().unwrap().as_str(), sent.message_id);
+    assert_eq!(props.correlation_id().as_ref().unwrap().as_str(), sent.correlation_id);
+    assert_eq!(props.kind().as_ref().unwrap().as_str(), "maengelanzeige.meldung.0101");
+    assert_eq!(*props.delivery_mode(), Some(2));
+    let headers = props.headers().as_ref().unwrap();
+    assert!(matches!(
+        headers.inner().get("service"),
+        Some(AMQPValue::LongString(s)) if s.to_string() == "99999001000000"
+    ));
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_returned_message_is_a_retry_and_the_queue_is_declared_again() {
+    let connection = test_connection().await;
+    let queue = unique_queue();
+    let sink = AmqpSink::new(
+        AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
+        AmqpSinkConfig {
+            queue: queue.clone(),
+        },
+    );
+    assert_eq!(sink.deliver(&message(b"1")).await, Outcome::Delivered);
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    match sink.deliver(&message(b"2")).await {
+        Outcome::Retry { reason, .. } => assert!(reason.contains("NO_ROUTE"), "{reason}"),
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    assert_eq!(sink.deliver(&message(b"3")).await, Outcome::Delivered);
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_broker_is_a_retry_and_attempts_are_spaced_out() {
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let mut config = AmqpBrokerConfig::new("amqp://guest:guest@127.0.0.1:1/%2f");
+    config.reconnect_base_ms = 1_000;
+    config.reconnect_max_ms = 4_000;
+    let broker = AmqpBroker::new(config);
+    let sink = AmqpSink::new(broker.clone(), AmqpSinkConfig { queue: "q".into() });
+
+    let first = sink.deliver(&message(b"x")).await;
+    assert!(
+        matches!(&first, Outcome::Retry { reason, not_before: Some(d) } if reason.contains("unreachable") && *d == Duration::from_secs(1)),
+        "{first:?}"
+    );
+    assert_eq!(broker.connect_attempts().await, 1);
+
+    // Within the pause no new connection is attempted.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let waiting = sink.deliver(&message(b"x")).await;
+    assert!(matches!(waiting, Outcome::Retry { not_before: Some(d), .. } if d == Duration::from_millis(500)));
+    assert_eq!(broker.connect_attempts().await, 1);
+
+    // After it, one attempt; the pause doubles and is capped.
+    for (expected_pause, attempts) in [(2, 2), (4, 3), (4, 4)] {
+        tokio::time::advance(Duration::from_secs(4)).await;
+        let outcome = sink.deliver(&message(b"x")).await;
+        assert!(
+            matches!(outcome, Outcome::Retry { not_before: Some(d), .. } if d == Duration::from_secs(expected_pause)),
+            "{outcome:?}"
+        );
+        assert_eq!(broker.connect_attempts().await, attempts);
+    }
+    assert!(!broker.is_connected().await);
+}
+
+#[test]
+fn the_password_never_shows() {
+    let config = AmqpBrokerConfig::new("amqps://hub:s3cret@mq.example:5671/prod");
+    assert_eq!(config.redacted_url(), "amqps://hub:***@mq.example:5671/prod");
+}
