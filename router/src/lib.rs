@@ -1,1 +1,31 @@
+//! kopplung's router: intake, durable store, routing by LeiKa key and ARS, and the
+//! outbox that drives each application through the transformers to an adapter.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod hub;
+pub mod outbox;
+pub mod prepare;
+pub mod regions;
+pub mod routing;
+pub mod store;
+
+use std::path::PathBuf;
+
+/// Errors of starting and running the router. Delivery problems are not errors here:
+/// they are outcomes recorded on the application.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration {}: {message}", file.display())]
+    Config { file: PathBuf, message: String },
+    #[error(transparent)]
+    Transform(#[from] kopplung_transformers::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}

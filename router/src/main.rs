@@ -1,1 +1,241 @@
-fn main() {}
+//! `kopplung`: the integration hub's command line.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use kopplung_router::config::Config;
+use kopplung_router::hub;
+use kopplung_transformers::pki::{PkiLayout, init_demo_pki};
+
+#[derive(Parser)]
+#[command(
+    name = "kopplung",
+    version,
+    about = "Integration hub for German e-government"
+)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub with a configuration.
+    Serve {
+        #[arg(long, default_value = "config/kopplung.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Overrides `server.listen` of the configuration.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Run the demo: the hub with the demo configuration on SQLite, creating the
+    /// demo PKI and an intake token in the data directory if they are missing.
+    Demo {
+        #[arg(long, default_value = "demo-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        #[arg(long, default_value = "config/kopplung.toml")]
+        config: PathBuf,
+    },
+    /// Check a configuration completely and exit.
+    Check {
+        #[arg(long, default_value = "config/kopplung.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Manage the demo PKI.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a demo CA, the hub's signing certificate and one certificate per
+    /// configured procedure (keeps files that exist).
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "config/kopplung.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                config,
+                data_dir,
+                listen,
+            } => serve(&config, &data_dir, listen).await,
+            Command::Demo {
+                data_dir,
+                listen,
+                config,
+            } => demo(&config, &data_dir, listen).await,
+            Command::Check { config, data_dir } => {
+                let loaded = hub::load(load_config(&config, &data_dir)?)?;
+                println!(
+                    "{}: valid ({} services, {} procedures, {} routes, {} municipalities)",
+                    config.display(),
+                    loaded.mappings.len(),
+                    loaded.config.routing.procedures.len(),
+                    loaded.config.routing.routes.len(),
+                    loaded.regions.len()
+                );
+                Ok(())
+            }
+            Command::Keys {
+                command: KeysCommand::Init { dir, config },
+            } => {
+                let procedures = procedure_ids(&config)?;
+                let written = init_demo_pki(&PkiLayout::new(&dir), &procedures)?;
+                println!(
+                    "demo PKI in {}: {} files written, {} procedures",
+                    dir.display(),
+                    written.len(),
+                    procedures.len()
+                );
+                Ok(())
+            }
+        }
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_config(path: &Path, data_dir: &Path) -> anyhow::Result<Config> {
+    if !path.is_file() {
+        bail!(
+            "configuration {} not found (run from the workspace root, or pass --config)",
+            path.display()
+        );
+    }
+    Ok(Config::load(path, data_dir)?)
+}
+
+/// Procedure ids from the routing table, without checking the rest.
+fn procedure_ids(config: &Path) -> anyhow::Result<Vec<String>> {
+    let loaded = load_config(config, Path::new("."))?;
+    Ok(loaded
+        .routing
+        .procedures
+        .iter()
+        .map(|p| p.id.clone())
+        .collect())
+}
+
+async fn serve(config: &Path, data_dir: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let config = load_config(config, data_dir)?;
+    let listen = listen.unwrap_or(config.file.server.listen);
+    let loaded = hub::load(config)?;
+    hub::run(loaded, listen, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn demo(config: &Path, data_dir: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let config = load_config(config, data_dir)?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let procedures: Vec<String> = config
+        .routing
+        .procedures
+        .iter()
+        .map(|p| p.id.clone())
+        .collect();
+    let written = init_demo_pki(&PkiLayout::new(&config.pki_dir), &procedures)?;
+    if !written.is_empty() {
+        println!("Demo PKI created in {}", config.pki_dir.display());
+    }
+    let mut token_paths = Vec::new();
+    for client in &config.file.clients {
+        if let Some(file) = &client.token_file {
+            let path = data_dir.join(file);
+            if !path.is_file() {
+                write_token(&path)?;
+            }
+            token_paths.push(path);
+        }
+    }
+    let listen = listen.unwrap_or(config.file.server.listen);
+    let amqp = config
+        .file
+        .amqp
+        .as_ref()
+        .map(|a| a.redacted_url())
+        .unwrap_or_else(|| "none".into());
+    let loaded = hub::load(config)?;
+    let token = token_paths
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<token file>".into());
+    println!(
+        "\nkopplung demo\n  API:     http://{listen}/api/v1/services\n  Token:   {token}\n  Broker:  {amqp} (applications wait in the outbox until it is reachable)\n\nSubmit a Mängelanzeige for Dresden:\n  curl -sS -X POST http://{listen}/api/v1/applications \\\n    -H \"Authorization: Bearer $(cat {token})\" -H 'Content-Type: application/json' \\\n    -d '{{\"service\":\"99999001000000\",\"region\":\"146120000000\",\"data\":{{\"kategorie\":\"strassenschaden\",\"beschreibung\":\"Tiefes Schlagloch vor der Schule\",\"ort\":{{\"strasse\":\"Königsbrücker Straße\",\"hausnummer\":\"12\"}}}}}}'\n"
+    );
+    hub::run(loaded, listen, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn write_token(path: &Path) -> anyhow::Result<()> {
+    let mut bytes = [0u8; 32];
+    openssl::rand::rand_bytes(&mut bytes).context("drawing a token")?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{}", hex::encode(bytes))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: intake stops, work in flight finishes");
+}

@@ -1,1 +1,478 @@
+//! Harness of the end-to-end tests: runs the real `kopplung` binary as a child process
+//! against the real RabbitMQ, and opens messages with the `openssl` command line as a
+//! vendor would. A missing service fails the tests loudly; nothing is skipped.
 #![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicGetOptions, QueueDeleteOptions, QueuePurgeOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::Value;
+
+/// The workspace root (where `config/` and `mappings/` are).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The `kopplung` binary: `$KOPPLUNG_BIN`, or the one cargo built next to this test.
+pub fn kopplung_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("KOPPLUNG_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/kopplung
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("kopplung"))
+        .expect("target directory");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first with `cargo build --workspace --bins` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("KOPPLUNG_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A broker URL where nothing listens: deliveries wait in the outbox.
+pub const UNREACHABLE_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+
+pub async fn amqp() -> Connection {
+    let url = amqp_url();
+    Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|e| {
+            panic!("RabbitMQ is not reachable at {url} ({e}); start it: rabbitmq-server -detached")
+        })
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Settings of one test hub.
+pub struct HubSetup {
+    pub amqp_url: String,
+    pub max_body_bytes: usize,
+    /// Edits the demo routing table before use (e.g. to remove a route).
+    pub edit_routing: fn(String) -> String,
+}
+
+impl Default for HubSetup {
+    fn default() -> Self {
+        Self {
+            amqp_url: amqp_url(),
+            max_body_bytes: 24 * 1024 * 1024,
+            edit_routing: |r| r,
+        }
+    }
+}
+
+/// One hub under test: its own config, data directory, port and queue names.
+pub struct TestHub {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub token: String,
+    /// Queue names are `<queue_prefix>.<procedure-id>`.
+    pub queue_prefix: String,
+    child: Option<Child>,
+}
+
+impl TestHub {
+    /// Writes the configuration (the demo's, with unique queue names), creates the
+    /// PKI with `kopplung keys init`, and starts the hub.
+    pub async fn start(setup: HubSetup) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let queue_prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let root = workspace();
+        let routing = std::fs::read_to_string(root.join("config/routing.toml"))
+            .expect("config/routing.toml")
+            .replace("queue = \"kopplung.", &format!("queue = \"{queue_prefix}."));
+        let routing = (setup.edit_routing)(routing);
+        let config_dir = dir.path().join("config");
+        std::fs::create_dir_all(&config_dir).expect("config dir");
+        std::fs::write(config_dir.join("routing.toml"), routing).expect("routing");
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        std::fs::write(data_dir.join("intake-token"), &token).expect("token");
+        let hub = Self {
+            dir,
+            port: free_port(),
+            token,
+            queue_prefix,
+            child: None,
+        };
+        hub.write_config(&setup);
+        let status = Command::new(kopplung_bin())
+            .args(["keys", "init", "--dir"])
+            .arg(hub.pki_dir())
+            .arg("--config")
+            .arg(hub.config_path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("kopplung keys init");
+        assert!(status.success(), "kopplung keys init failed");
+        let mut hub = hub;
+        hub.spawn().await;
+        hub
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config/kopplung.toml")
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    pub fn pki_dir(&self) -> PathBuf {
+        self.data_dir().join("pki")
+    }
+    pub fn queue(&self, procedure: &str) -> String {
+        format!("{}.{procedure}", self.queue_prefix)
+    }
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Rewrites `kopplung.toml`, e.g. to point at another broker before a restart.
+    pub fn write_config(&self, setup: &HubSetup) {
+        let root = workspace();
+        let config = format!(
+            r#"
+mappings = "{mappings}"
+routing = "routing.toml"
+regions = "{regions}"
+
+[server]
+listen = "127.0.0.1:{port}"
+
+[limits]
+max_body_bytes = {max_body}
+
+[hub]
+kennung = "kopplung:test"
+name = "kopplung Test"
+
+[amqp]
+url = "{amqp}"
+reconnect_base_ms = 100
+reconnect_max_ms = 500
+
+[delivery]
+base_delay_ms = 50
+max_delay_ms = 500
+
+[[client]]
+id = "test"
+token_file = "intake-token"
+"#,
+            mappings = root.join("mappings").display(),
+            regions = root.join("config/regions.csv").display(),
+            port = self.port,
+            max_body = setup.max_body_bytes,
+            amqp = setup.amqp_url,
+        );
+        std::fs::write(self.config_path(), config).expect("write config");
+    }
+
+    /// Starts the hub process and waits until it answers.
+    pub async fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("hub.log")).expect("log file");
+        let child = Command::new(kopplung_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn kopplung");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("kopplung exited with {status} at start:\n{}", self.log());
+            }
+            if client.get(self.url("/healthz")).send().await.is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kopplung did not start:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hub.log")).unwrap_or_default()
+    }
+
+    pub async fn submit(&self, body: &Value, idempotency_key: Option<&str>) -> reqwest::Response {
+        let mut request = reqwest::Client::new()
+            .post(self.url("/api/v1/applications"))
+            .bearer_auth(&self.token)
+            .json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("submit")
+    }
+
+    pub async fn status(&self, id: &str) -> Value {
+        reqwest::Client::new()
+            .get(self.url(&format!("/api/v1/applications/{id}")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("status json")
+    }
+
+    /// Polls until the application's status is `status`.
+    pub async fn wait_for_status(&self, id: &str, status: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let current = self.status(id).await;
+            if current["status"] == status {
+                return current;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "application {id} did not reach {status}: {current:#}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Row counts of every table: the store's state, for "nothing stored" checks.
+    pub fn store_counts(&self) -> Vec<(String, i64)> {
+        let db = self.data_dir().join("kopplung.db");
+        let tables = [
+            "applications",
+            "attachments",
+            "deliveries",
+            "idempotency_keys",
+            "history",
+        ];
+        let output = Command::new("sqlite3")
+            .arg("-readonly")
+            .arg(&db)
+            .arg(
+                tables
+                    .iter()
+                    .map(|t| format!("SELECT '{t}', COUNT(*) FROM {t};"))
+                    .collect::<String>(),
+            )
+            .output()
+            .expect("sqlite3 (apt-get install sqlite3)");
+        assert!(
+            output.status.success(),
+            "sqlite3: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| {
+                let (table, count) = line.split_once('|')?;
+                Some((table.to_owned(), count.parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A message taken from a queue.
+pub struct Received {
+    pub body: Vec<u8>,
+    pub properties: BasicProperties,
+}
+
+impl Received {
+    pub fn message_id(&self) -> String {
+        self.properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// Takes every message from `queue` until none arrives for `quiet`.
+pub async fn drain(connection: &Connection, queue: &str, quiet: Duration) -> Vec<Received> {
+    let channel = connection.create_channel().await.expect("channel");
+    let mut received = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < quiet {
+        match channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+        {
+            Ok(Some(message)) => {
+                received.push(Received {
+                    body: message.delivery.data.clone(),
+                    properties: message.delivery.properties.clone(),
+                });
+                last = Instant::now();
+            }
+            Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
+            // The queue does not exist yet: the hub declares it on first delivery.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Box::pin(drain(
+                    connection,
+                    queue,
+                    quiet.saturating_sub(last.elapsed()),
+                ))
+                .await
+                .into_iter()
+                .chain(received)
+                .collect();
+            }
+        }
+    }
+    received
+}
+
+pub async fn delete_queue(connection: &Connection, queue: &str) {
+    if let Ok(channel) = connection.create_channel().await {
+        let _ = channel
+            .queue_purge(queue.into(), QueuePurgeOptions::default())
+            .await;
+        let _ = channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await;
+    }
+}
+
+/// Opens a sealed message exactly as `docs/vendors.md` tells a vendor: `openssl cms`
+/// decrypt with the procedure's key, then verify against the CA, checking that the
+/// signer is the hub. Returns the XML.
+pub fn open_with_openssl_cli(sealed: &[u8], pki: &Path, procedure: &str) -> String {
+    let work = tempfile::tempdir().expect("temp dir");
+    let message = work.path().join("nachricht.p7m");
+    std::fs::write(&message, sealed).expect("write message");
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(work.path())
+            .output()
+            .expect("openssl on PATH");
+        assert!(
+            output.status.success(),
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let cert = pki.join(format!("procedures/{procedure}.crt"));
+    let key = pki.join(format!("procedures/{procedure}.key"));
+    let ca = pki.join("ca.crt");
+    run(&[
+        "cms",
+        "-decrypt",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        "nachricht.p7m",
+        "-recip",
+        &cert.to_string_lossy(),
+        "-inkey",
+        &key.to_string_lossy(),
+        "-out",
+        "signiert.der",
+    ]);
+    run(&[
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        "signiert.der",
+        "-CAfile",
+        &ca.to_string_lossy(),
+        "-signer",
+        "absender.pem",
+        "-out",
+        "nachricht.xml",
+    ]);
+    let hub_fingerprint = run(&[
+        "x509",
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+        "-in",
+        &pki.join("hub.crt").to_string_lossy(),
+    ]);
+    let signer_fingerprint = run(&[
+        "x509",
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+        "-in",
+        "absender.pem",
+    ]);
+    assert_eq!(signer_fingerprint, hub_fingerprint, "the signer is the hub");
+    std::fs::read_to_string(work.path().join("nachricht.xml")).expect("decrypted XML")
+}
+
+/// Evaluates an XPath expression with `xmllint`, an XML parser independent of the
+/// hub's own code, as a vendor's tooling would.
+pub fn xpath(xml: &str, expression: &str) -> String {
+    let work = tempfile::tempdir().expect("temp dir");
+    let file = work.path().join("m.xml");
+    std::fs::write(&file, xml).expect("write xml");
+    let output = Command::new("xmllint")
+        .arg("--xpath")
+        .arg(expression)
+        .arg(&file)
+        .output()
+        .expect("xmllint (apt-get install libxml2-utils)");
+    assert!(
+        output.status.success(),
+        "xmllint --xpath {expression}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    // xmllint ends the result with a newline of its own.
+    text.strip_suffix('\n').unwrap_or(&text).to_owned()
+}

@@ -67,23 +67,13 @@ pub struct EnumValue {
 }
 
 /// What a service accepts as attachments.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttachmentRules {
     pub max_count: usize,
     pub max_bytes: usize,
     #[serde(default)]
     pub media_types: Vec<String>,
-}
-
-impl Default for AttachmentRules {
-    fn default() -> Self {
-        Self {
-            max_count: 0,
-            max_bytes: 0,
-            media_types: Vec::new(),
-        }
-    }
 }
 
 /// A problem with one field, addressed by its dotted path (`ort.strasse`).
@@ -190,7 +180,10 @@ fn validate_group(
     for field in fields {
         let path = join(prefix, &field.name);
         let value = object.get(&field.name).unwrap_or(&Value::Null);
-        out.insert(field.name.clone(), validate_field(field, value, &path, errors));
+        out.insert(
+            field.name.clone(),
+            validate_field(field, value, &path, errors),
+        );
     }
     Value::Object(out)
 }

@@ -118,11 +118,7 @@ impl TrustAnchors {
             })
             .map_err(crypto)?;
         outcome.map_err(|reason| {
-            Error::Certificate(format!(
-                "{}: {}",
-                subject_of(cert),
-                reason.error_string()
-            ))
+            Error::Certificate(format!("{}: {}", subject_of(cert), reason.error_string()))
         })
     }
 }

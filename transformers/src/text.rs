@@ -28,7 +28,10 @@ mod tests {
 
     #[test]
     fn composes_and_keeps_xml_specials_verbatim() {
-        assert_eq!(normalise("u\u{308}ber </x> & ]]> {{x}}").unwrap(), "über </x> & ]]> {{x}}");
+        assert_eq!(
+            normalise("u\u{308}ber </x> & ]]> {{x}}").unwrap(),
+            "über </x> & ]]> {{x}}"
+        );
     }
 
     #[test]

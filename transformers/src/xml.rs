@@ -1,7 +1,7 @@
 //! Well-formedness check of rendered messages.
 
-use quick_xml::{Reader, XmlVersion};
 use quick_xml::events::Event;
+use quick_xml::{Reader, XmlVersion};
 
 use crate::Error;
 
@@ -89,7 +89,8 @@ mod tests {
 
     #[test]
     fn accepts_a_document() {
-        check_well_formed("<?xml version=\"1.0\"?>\n<a x=\"&amp;\"><b/>t &lt; &#228;</a>\n").unwrap();
+        check_well_formed("<?xml version=\"1.0\"?>\n<a x=\"&amp;\"><b/>t &lt; &#228;</a>\n")
+            .unwrap();
     }
 
     #[test]

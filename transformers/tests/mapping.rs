@@ -2,13 +2,16 @@
 
 use std::path::Path;
 
-use kopplung_transformers::mapping::{Antrag, Behoerde, Mapping, MessageContext, Nachricht, load_all};
+use kopplung_transformers::mapping::{
+    Antrag, Behoerde, Mapping, MessageContext, Nachricht, load_all,
+};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use serde_json::json;
 
 fn mapping() -> Mapping {
-    Mapping::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/maengelanzeige")).unwrap()
+    Mapping::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/maengelanzeige"))
+        .unwrap()
 }
 
 fn behoerde(name: &str) -> Behoerde {
@@ -61,7 +64,9 @@ fn text_of(xml: &str, name: &str) -> Option<String> {
         match reader.read_event().unwrap() {
             Event::Start(e) if e.name().as_ref() == name => inside = true,
             Event::End(e) if inside && e.name().as_ref() == name => return Some(out),
-            Event::Text(t) if inside => out.push_str(&t.xml_content(quick_xml::XmlVersion::Explicit1_0)),
+            Event::Text(t) if inside => {
+                out.push_str(&t.xml_content(quick_xml::XmlVersion::Explicit1_0))
+            }
             Event::GeneralRef(r) if inside => out.push_str(match &*r {
                 "amp" => "&",
                 "lt" => "<",
@@ -124,9 +129,16 @@ fn a_template_with_raw_output_is_refused() {
     for file in ["service.toml", "form.toml"] {
         std::fs::copy(src.join(file), folder.join(file)).unwrap();
     }
-    std::fs::write(folder.join("nachricht.xml.hbs"), "<a>\n{{{data.beschreibung}}}</a>").unwrap();
+    std::fs::write(
+        folder.join("nachricht.xml.hbs"),
+        "<a>\n{{{data.beschreibung}}}</a>",
+    )
+    .unwrap();
     let err = Mapping::load(&folder).unwrap_err().to_string();
-    assert!(err.contains("nachricht.xml.hbs") && err.contains("line 2"), "{err}");
+    assert!(
+        err.contains("nachricht.xml.hbs") && err.contains("line 2"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -19,14 +19,22 @@ fn sealed_content_opens_only_for_its_recipient_and_only_from_the_hub() {
     let hub = load_certificate(&pki.hub_cert()).unwrap();
     let a_cert = load_certificate(&pki.procedure_cert("a")).unwrap();
     anchors.check(&a_cert).unwrap();
-    let a_key = PKey::private_key_from_pem(&std::fs::read(pki.procedure_key("a")).unwrap()).unwrap();
+    let a_key =
+        PKey::private_key_from_pem(&std::fs::read(pki.procedure_key("a")).unwrap()).unwrap();
     let b_cert = load_certificate(&pki.procedure_cert("b")).unwrap();
-    let b_key = PKey::private_key_from_pem(&std::fs::read(pki.procedure_key("b")).unwrap()).unwrap();
+    let b_key =
+        PKey::private_key_from_pem(&std::fs::read(pki.procedure_key("b")).unwrap()).unwrap();
 
     let content = "<x>Grüße &amp; mehr</x>".as_bytes();
     let sealed = sealer.seal(content, &a_cert).unwrap();
-    assert!(!sealed.windows(content.len()).any(|w| w == content), "content is encrypted");
-    assert_eq!(unseal(&sealed, &a_cert, &a_key, &hub, &anchors).unwrap(), content);
+    assert!(
+        !sealed.windows(content.len()).any(|w| w == content),
+        "content is encrypted"
+    );
+    assert_eq!(
+        unseal(&sealed, &a_cert, &a_key, &hub, &anchors).unwrap(),
+        content
+    );
     assert!(unseal(&sealed, &b_cert, &b_key, &hub, &anchors).is_err());
     // Signed by someone else than the expected hub: refused.
     assert!(unseal(&sealed, &a_cert, &a_key, &b_cert, &anchors).is_err());

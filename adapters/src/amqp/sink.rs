@@ -153,12 +153,12 @@ impl AmqpBroker {
 
     async fn connect(&self) -> Result<Link, String> {
         let timeout = Duration::from_secs(self.config.connect_timeout_secs);
-        let properties =
-            ConnectionProperties::default().with_connection_name("kopplung".into());
-        let connection = tokio::time::timeout(timeout, Connection::connect(&self.config.url, properties))
-            .await
-            .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
-            .map_err(|e| e.to_string())?;
+        let properties = ConnectionProperties::default().with_connection_name("kopplung".into());
+        let connection =
+            tokio::time::timeout(timeout, Connection::connect(&self.config.url, properties))
+                .await
+                .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
+                .map_err(|e| e.to_string())?;
         let channel = connection
             .create_channel()
             .await

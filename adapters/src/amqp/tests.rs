@@ -61,9 +61,18 @@ async fn a_confirmed_message_is_in_the_queue_with_its_properties() {
         .expect("the message is in the queue");
     let props = &got.delivery.properties;
     assert_eq!(got.delivery.data, b"sealed bytes");
-    assert_eq!(props.message_id().as_ref().unwrap().as_str(), sent.message_id);
-    assert_eq!(props.correlation_id().as_ref().unwrap().as_str(), sent.correlation_id);
-    assert_eq!(props.kind().as_ref().unwrap().as_str(), "maengelanzeige.meldung.0101");
+    assert_eq!(
+        props.message_id().as_ref().unwrap().as_str(),
+        sent.message_id
+    );
+    assert_eq!(
+        props.correlation_id().as_ref().unwrap().as_str(),
+        sent.correlation_id
+    );
+    assert_eq!(
+        props.kind().as_ref().unwrap().as_str(),
+        "maengelanzeige.meldung.0101"
+    );
     assert_eq!(*props.delivery_mode(), Some(2));
     let headers = props.headers().as_ref().unwrap();
     assert!(matches!(
@@ -122,7 +131,9 @@ async fn an_unreachable_broker_is_a_retry_and_attempts_are_spaced_out() {
     // Within the pause no new connection is attempted.
     tokio::time::advance(Duration::from_millis(500)).await;
     let waiting = sink.deliver(&message(b"x")).await;
-    assert!(matches!(waiting, Outcome::Retry { not_before: Some(d), .. } if d == Duration::from_millis(500)));
+    assert!(
+        matches!(waiting, Outcome::Retry { not_before: Some(d), .. } if d == Duration::from_millis(500))
+    );
     assert_eq!(broker.connect_attempts().await, 1);
 
     // After it, one attempt; the pause doubles and is capped.
@@ -141,5 +152,8 @@ async fn an_unreachable_broker_is_a_retry_and_attempts_are_spaced_out() {
 #[test]
 fn the_password_never_shows() {
     let config = AmqpBrokerConfig::new("amqps://hub:s3cret@mq.example:5671/prod");
-    assert_eq!(config.redacted_url(), "amqps://hub:***@mq.example:5671/prod");
+    assert_eq!(
+        config.redacted_url(),
+        "amqps://hub:***@mq.example:5671/prod"
+    );
 }

@@ -1,0 +1,75 @@
+//! Bearer tokens of the submitting clients, kept only as SHA-256 hashes.
+
+use std::path::Path;
+
+use axum::http::{HeaderMap, header};
+use openssl::sha::sha256;
+
+use crate::Error;
+use crate::config::ClientConfig;
+
+#[derive(Debug, Clone, Default)]
+pub struct Clients {
+    clients: Vec<(String, [u8; 32])>,
+}
+
+impl Clients {
+    /// Reads every client's token hash; token files are relative to `data_dir`.
+    pub fn load(configs: &[ClientConfig], data_dir: &Path) -> Result<Self, Error> {
+        let mut clients = Vec::new();
+        for client in configs {
+            let hash = match (&client.token_sha256, &client.token_file) {
+                (Some(hex_hash), _) => {
+                    let bytes = hex::decode(hex_hash).unwrap_or_default();
+                    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| Error::Config {
+                        file: data_dir.to_owned(),
+                        message: format!("client `{}`: bad token_sha256", client.id),
+                    })?
+                }
+                (None, Some(file)) => {
+                    let path = data_dir.join(file);
+                    let token = std::fs::read_to_string(&path).map_err(|e| Error::Config {
+                        file: path.clone(),
+                        message: format!("token of client `{}`: {e}", client.id),
+                    })?;
+                    let token = token.trim();
+                    if token.len() < 16 {
+                        return Err(Error::Config {
+                            file: path,
+                            message: format!(
+                                "token of client `{}` is shorter than 16 characters",
+                                client.id
+                            ),
+                        });
+                    }
+                    sha256(token.as_bytes())
+                }
+                (None, None) => {
+                    return Err(Error::Config {
+                        file: data_dir.to_owned(),
+                        message: format!("client `{}` has no token", client.id),
+                    });
+                }
+            };
+            clients.push((client.id.clone(), hash));
+        }
+        Ok(Self { clients })
+    }
+
+    /// The client whose token the request carries.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Option<&str> {
+        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))?;
+        let presented = sha256(token.trim().as_bytes());
+        // Compare against every client in constant time, so timing reveals nothing.
+        let mut found = None;
+        for (id, hash) in &self.clients {
+            if openssl::memcmp::eq(hash, &presented) {
+                found = Some(id.as_str());
+            }
+        }
+        found
+    }
+}

@@ -1,0 +1,351 @@
+//! `POST /api/v1/applications`: validate, route, store durably, then answer 202.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use kopplung_transformers::FieldError;
+use openssl::sha::{sha256, sha512};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::problem::Problem;
+use super::{ApiState, receipt};
+use crate::regions::is_ars;
+use crate::store::{Accepted, Attachment, IdempotencyKey, Inserted, NewApplication};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntakeRequest {
+    service: String,
+    region: String,
+    #[serde(default)]
+    data: Value,
+    #[serde(default)]
+    attachments: Vec<AttachmentIn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttachmentIn {
+    filename: String,
+    media_type: String,
+    content_base64: String,
+}
+
+pub async fn submit(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match accept(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn accept(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Response, Problem> {
+    let client = state
+        .clients
+        .authenticate(headers)
+        .ok_or_else(Problem::unauthorized)?
+        .to_owned();
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Send the application as application/json",
+        ));
+    }
+    let idempotency = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let key = value
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad-idempotency-key",
+                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                    )
+                })?;
+            Some(key.to_owned())
+        }
+    };
+    let limit = state.limits.max_body_bytes;
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "The request body is too large",
+        )
+        .detail(format!("at most {limit} bytes"))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+
+    let idempotency = idempotency.map(|key| IdempotencyKey {
+        key,
+        request_sha256: hex::encode(sha256(&bytes)),
+    });
+    if let Some(key) = &idempotency {
+        match state.store.idempotent_answer(&client, key).await {
+            Ok(Some(answer)) => return answer_for(state, answer),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "reading idempotency keys failed");
+                return Err(Problem::unavailable("the store is not reachable"));
+            }
+        }
+    }
+
+    let request: IntakeRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "The body is not a valid application",
+        )
+        .detail(e.to_string())
+    })?;
+
+    let (new, procedure_id) = validate(state, &client, request, idempotency)?;
+    let mut new = new;
+    for _ in 0..5 {
+        match state.store.insert_application(&new).await {
+            Ok(Inserted::ReceiptTaken) => new.receipt = receipt::generate(),
+            Ok(answer) => {
+                if let Inserted::Created(accepted) = &answer {
+                    tracing::info!(application_id = %accepted.id, service = %new.service_key, procedure = %procedure_id, "application accepted");
+                    state.wake.notify_one();
+                }
+                return answer_for(state, answer);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing an application failed");
+                return Err(Problem::unavailable(
+                    "the application could not be stored; nothing was kept, please retry",
+                ));
+            }
+        }
+    }
+    Err(Problem::internal().detail("no free receipt number"))
+}
+
+fn answer_for(state: &ApiState, answer: Inserted) -> Result<Response, Problem> {
+    let (accepted, replayed) = match answer {
+        Inserted::Created(accepted) => (accepted, false),
+        Inserted::Replayed(accepted) => (accepted, true),
+        Inserted::KeyConflict => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-reused",
+                "This Idempotency-Key was used with a different request",
+            ));
+        }
+        Inserted::ReceiptTaken => return Err(Problem::internal()),
+    };
+    Ok(accepted_response(state, &accepted, replayed))
+}
+
+fn accepted_response(state: &ApiState, accepted: &Accepted, replayed: bool) -> Response {
+    let location = format!("{}/api/v1/applications/{}", state.public_url, accepted.id);
+    let body = json!({
+        "id": accepted.id,
+        "receipt": accepted.receipt,
+        "status": "accepted",
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// Checks everything before anything is stored; collects all field errors at once.
+fn validate(
+    state: &ApiState,
+    client: &str,
+    request: IntakeRequest,
+    idempotency: Option<IdempotencyKey>,
+) -> Result<(NewApplication, String), Problem> {
+    let Some(mapping) = state.mappings.get(&request.service) else {
+        return Err(Problem::validation(vec![FieldError::new(
+            "service",
+            "unbekannte Leistung",
+        )]));
+    };
+    if !is_ars(&request.region) {
+        return Err(Problem::validation(vec![FieldError::new(
+            "region",
+            "muss ein 12-stelliger Regionalschlüssel (ARS) sein",
+        )]));
+    }
+    if state.regions.name(&request.region).is_none() {
+        return Err(Problem::validation(vec![FieldError::new(
+            "region",
+            "unbekannte Gemeinde",
+        )]));
+    }
+    let Some(procedure_id) = state.routing.resolve(&request.service, &request.region) else {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no-route",
+            "No authority is responsible for this service in this region",
+        )
+        .detail(format!(
+            "service {} cannot be applied for online in region {}",
+            request.service, request.region
+        )));
+    };
+
+    let mut errors = Vec::new();
+    let data = match mapping.form.validate(&request.data) {
+        Ok(data) => Some(data),
+        Err(field_errors) => {
+            errors.extend(field_errors.into_iter().map(|e| FieldError {
+                field: format!("data.{}", e.field),
+                message: e.message,
+            }));
+            None
+        }
+    };
+    let rules = &mapping.form.attachments;
+    if request.attachments.len() > rules.max_count {
+        errors.push(FieldError::new(
+            "attachments",
+            format!("höchstens {} Anlagen", rules.max_count),
+        ));
+    }
+    let mut attachments = Vec::new();
+    for (index, attachment) in request.attachments.into_iter().enumerate() {
+        let at = |name: &str| format!("attachments[{index}].{name}");
+        if !valid_filename(&attachment.filename) {
+            errors.push(FieldError::new(
+                at("filename"),
+                "Dateiname fehlt, ist zu lang oder enthält unzulässige Zeichen",
+            ));
+        }
+        if !rules
+            .media_types
+            .iter()
+            .any(|m| m == &attachment.media_type)
+        {
+            errors.push(FieldError::new(
+                at("media_type"),
+                format!("erlaubt sind: {}", rules.media_types.join(", ")),
+            ));
+        }
+        // Decoded size from the encoded length, before decoding anything big.
+        if attachment.content_base64.len() / 4 * 3 > rules.max_bytes + 2 {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "attachment-too-large",
+                "An attachment is too large",
+            )
+            .detail(format!(
+                "attachments[{index}] is larger than {} bytes",
+                rules.max_bytes
+            )));
+        }
+        let content =
+            match base64::engine::general_purpose::STANDARD.decode(&attachment.content_base64) {
+                Ok(content) => content,
+                Err(_) => {
+                    errors.push(FieldError::new(
+                        at("content_base64"),
+                        "kein gültiges Base64",
+                    ));
+                    continue;
+                }
+            };
+        if content.len() > rules.max_bytes {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "attachment-too-large",
+                "An attachment is too large",
+            )
+            .detail(format!(
+                "attachments[{index}] is larger than {} bytes",
+                rules.max_bytes
+            )));
+        }
+        if !content_matches(&attachment.media_type, &content) {
+            errors.push(FieldError::new(
+                at("content_base64"),
+                "der Inhalt passt nicht zum angegebenen Medientyp",
+            ));
+        }
+        attachments.push(Attachment {
+            filename: attachment.filename,
+            media_type: attachment.media_type,
+            sha512: hex::encode(sha512(&content)),
+            content,
+        });
+    }
+    let (Some(data), true) = (data, errors.is_empty()) else {
+        return Err(Problem::validation(errors));
+    };
+    let new = NewApplication {
+        id: Uuid::new_v4(),
+        receipt: receipt::generate(),
+        client_id: client.to_owned(),
+        service_key: request.service,
+        region: request.region,
+        procedure_id: procedure_id.to_owned(),
+        payload: data,
+        attachments,
+        message_id: Uuid::new_v4(),
+        message_type: mapping.info.message.message_type.clone(),
+        idempotency,
+        received_at: OffsetDateTime::now_utc(),
+    };
+    Ok((new, procedure_id.to_owned()))
+}
+
+fn valid_filename(name: &str) -> bool {
+    !name.trim().is_empty()
+        && name.chars().count() <= 255
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+        && kopplung_transformers::text::normalise(name).is_ok()
+}
+
+/// A cheap check of the file signature, so a renamed file is caught at intake.
+fn content_matches(media_type: &str, content: &[u8]) -> bool {
+    match media_type {
+        "image/jpeg" => content.starts_with(&[0xFF, 0xD8, 0xFF]),
+        "image/png" => content.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "application/pdf" => content.starts_with(b"%PDF-"),
+        _ => true,
+    }
+}

@@ -1,0 +1,51 @@
+//! The router's public HTTP API (JSON; errors as RFC 7807 problem details).
+
+mod applications;
+pub mod auth;
+mod intake;
+pub mod problem;
+mod receipt;
+mod services;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use kopplung_adapters::DestinationInfo;
+use kopplung_transformers::Mapping;
+use tokio::sync::Notify;
+
+use crate::config::Limits;
+use crate::regions::Regions;
+use crate::routing::RoutingTable;
+use crate::store::Store;
+
+/// What the handlers share.
+pub struct ApiState {
+    pub mappings: Arc<BTreeMap<String, Mapping>>,
+    pub routing: RoutingTable,
+    pub regions: Arc<Regions>,
+    pub store: Arc<dyn Store>,
+    pub clients: auth::Clients,
+    pub destinations: BTreeMap<String, DestinationInfo>,
+    pub limits: Limits,
+    /// Base of `Location` headers, e.g. `http://127.0.0.1:8080`.
+    pub public_url: String,
+    /// Wakes the outbox after a commit.
+    pub wake: Arc<Notify>,
+}
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/api/v1/applications", post(intake::submit))
+        .route("/api/v1/applications/{id}", get(applications::show))
+        .route("/api/v1/services", get(services::list))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { problem::Problem::not_found().into_response() })
+        // Intake enforces its own limit and answers with a problem document.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}

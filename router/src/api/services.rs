@@ -1,0 +1,28 @@
+//! `GET /api/v1/services`: the services that can be applied for, with their forms.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::ApiState;
+
+pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
+    let services: Vec<Value> = state
+        .mappings
+        .values()
+        .map(|mapping| {
+            json!({
+                "key": mapping.info.key,
+                "local_key": mapping.info.local,
+                "name": mapping.info.name,
+                "description": mapping.info.description,
+                "online": state.routing.serves(&mapping.info.key),
+                "fields": mapping.form.fields,
+                "attachments": mapping.form.attachments,
+            })
+        })
+        .collect();
+    Json(json!({ "services": services }))
+}

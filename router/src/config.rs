@@ -1,0 +1,365 @@
+//! The hub's configuration: `kopplung.toml` (server, hub identity, broker, clients)
+//! and the routing table it names (authorities, procedures, routes).
+//!
+//! Paths in `kopplung.toml` are relative to that file; `pki_dir` and `token_file`
+//! are relative to the data directory; procedure certificates to the PKI folder.
+//! Everything is checked at load time: a running hub only ever holds a valid config.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kopplung_adapters::amqp::{AmqpBrokerConfig, AmqpSinkConfig};
+use serde::Deserialize;
+
+use crate::Error;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    pub hub: HubIdentity,
+    /// The mapping folders, one per service.
+    pub mappings: PathBuf,
+    /// Authorities, procedures and routes.
+    pub routing: PathBuf,
+    /// The municipalities (ARS, name) the hub accepts as `region`.
+    pub regions: PathBuf,
+    #[serde(default = "default_pki_dir")]
+    pub pki_dir: PathBuf,
+    pub amqp: Option<AmqpBrokerConfig>,
+    #[serde(default)]
+    pub delivery: RetryPolicy,
+    #[serde(default, rename = "client")]
+    pub clients: Vec<ClientConfig>,
+}
+
+fn default_pki_dir() -> PathBuf {
+    "pki".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The address the hub is reached at, for `Location` headers and printed hints.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// Limits of one submission. Over them the request is refused and nothing is stored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // Three 5 MiB photos, base64-encoded, plus the form.
+        Self {
+            max_body_bytes: 24 * 1024 * 1024,
+        }
+    }
+}
+
+/// The hub as the author (`autor`) of its messages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubIdentity {
+    pub kennung: String,
+    pub name: String,
+    #[serde(default = "default_directory")]
+    pub verzeichnisdienst: String,
+    #[serde(default = "default_directory_version")]
+    pub verzeichnisdienst_list_version: String,
+}
+
+fn default_directory() -> String {
+    "DVDV".into()
+}
+fn default_directory_version() -> String {
+    "2".into()
+}
+
+/// When to try a failed delivery again: exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base_delay_ms: 1_000,
+            max_delay_ms: 60_000,
+        }
+    }
+}
+
+/// A submitting client (a portal, a form solution) and how it authenticates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub id: String,
+    /// Hex SHA-256 of the bearer token: the config need not hold the secret itself.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// A file holding the token, relative to the data directory.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingFile {
+    #[serde(default, rename = "authority")]
+    pub authorities: Vec<Authority>,
+    #[serde(default, rename = "procedure")]
+    pub procedures: Vec<ProcedureConfig>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authority {
+    pub id: String,
+    pub name: String,
+    /// Identifier in the directory service (DVDV).
+    pub kennung: String,
+    #[serde(default = "default_directory")]
+    pub verzeichnisdienst: String,
+    #[serde(default = "default_directory_version")]
+    pub verzeichnisdienst_list_version: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcedureConfig {
+    pub id: String,
+    pub authority: String,
+    pub envelope: Envelope,
+    /// The procedure's encryption certificate, relative to the PKI folder.
+    pub certificate: PathBuf,
+    pub delivery: DeliveryConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Envelope {
+    Cms,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "transport", rename_all = "lowercase")]
+pub enum DeliveryConfig {
+    Amqp(AmqpSinkConfig),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// LeiKa key of the service.
+    pub service: String,
+    /// ARS or a prefix of it (`14612` = every municipality in Dresden).
+    pub region: String,
+    pub procedure: String,
+}
+
+/// A loaded configuration with every path resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: FileConfig,
+    pub routing: RoutingFile,
+    pub mappings_dir: PathBuf,
+    pub regions_file: PathBuf,
+    pub data_dir: PathBuf,
+    pub pki_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads `kopplung.toml` and its routing table and checks that they fit together.
+    pub fn load(path: &Path, data_dir: &Path) -> Result<Self, Error> {
+        let file: FileConfig = read_toml(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let routing_path = base.join(&file.routing);
+        let routing: RoutingFile = read_toml(&routing_path)?;
+        let config = Self {
+            mappings_dir: base.join(&file.mappings),
+            regions_file: base.join(&file.regions),
+            pki_dir: data_dir.join(&file.pki_dir),
+            data_dir: data_dir.to_owned(),
+            file,
+            routing,
+        };
+        config.check(path, &routing_path)?;
+        Ok(config)
+    }
+
+    fn check(&self, main: &Path, routing: &Path) -> Result<(), Error> {
+        let invalid = |file: &Path, message: String| Error::Config {
+            file: file.to_owned(),
+            message,
+        };
+        let mut clients = BTreeSet::new();
+        for client in &self.file.clients {
+            if !clients.insert(client.id.as_str()) {
+                return Err(invalid(
+                    main,
+                    format!("client `{}` is defined twice", client.id),
+                ));
+            }
+            if client.token_sha256.is_some() == client.token_file.is_some() {
+                return Err(invalid(
+                    main,
+                    format!(
+                        "client `{}`: give exactly one of token_sha256 and token_file",
+                        client.id
+                    ),
+                ));
+            }
+            if let Some(hash) = &client.token_sha256
+                && (hash.len() != 64 || hex::decode(hash).is_err())
+            {
+                return Err(invalid(
+                    main,
+                    format!("client `{}`: token_sha256 must be 64 hex digits", client.id),
+                ));
+            }
+        }
+        let mut authorities = BTreeSet::new();
+        for authority in &self.routing.authorities {
+            if !authorities.insert(authority.id.as_str()) {
+                return Err(invalid(
+                    routing,
+                    format!("authority `{}` is defined twice", authority.id),
+                ));
+            }
+        }
+        let mut procedures = BTreeMap::new();
+        for procedure in &self.routing.procedures {
+            let valid_id = !procedure.id.is_empty()
+                && procedure
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid_id {
+                return Err(invalid(
+                    routing,
+                    format!(
+                        "procedure `{}`: ids use lowercase letters, digits and `-`",
+                        procedure.id
+                    ),
+                ));
+            }
+            if procedures
+                .insert(procedure.id.as_str(), procedure)
+                .is_some()
+            {
+                return Err(invalid(
+                    routing,
+                    format!("procedure `{}` is defined twice", procedure.id),
+                ));
+            }
+            if !authorities.contains(procedure.authority.as_str()) {
+                return Err(invalid(
+                    routing,
+                    format!(
+                        "procedure `{}`: unknown authority `{}`",
+                        procedure.id, procedure.authority
+                    ),
+                ));
+            }
+            match &procedure.delivery {
+                DeliveryConfig::Amqp(_) if self.file.amqp.is_none() => {
+                    return Err(invalid(
+                        main,
+                        format!(
+                            "procedure `{}` is delivered over AMQP, but there is no [amqp] section",
+                            procedure.id
+                        ),
+                    ));
+                }
+                DeliveryConfig::Amqp(_) => {}
+            }
+        }
+        let mut routes = BTreeSet::new();
+        for route in &self.routing.routes {
+            if route.service.len() != 14 || !route.service.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(
+                    routing,
+                    format!(
+                        "route {}: service must be a 14-digit LeiKa key",
+                        route.service
+                    ),
+                ));
+            }
+            if route.region.is_empty()
+                || route.region.len() > 12
+                || !route.region.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(invalid(
+                    routing,
+                    format!(
+                        "route {} / {}: region must be an ARS or a prefix of one (1 to 12 digits)",
+                        route.service, route.region
+                    ),
+                ));
+            }
+            if !procedures.contains_key(route.procedure.as_str()) {
+                return Err(invalid(
+                    routing,
+                    format!(
+                        "route {} / {}: unknown procedure `{}`",
+                        route.service, route.region, route.procedure
+                    ),
+                ));
+            }
+            if !routes.insert((route.service.as_str(), route.region.as_str())) {
+                return Err(invalid(
+                    routing,
+                    format!(
+                        "route {} / {} is defined twice (ambiguous)",
+                        route.service, route.region
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn procedure(&self, id: &str) -> Option<&ProcedureConfig> {
+        self.routing.procedures.iter().find(|p| p.id == id)
+    }
+
+    pub fn authority(&self, id: &str) -> Option<&Authority> {
+        self.routing.authorities.iter().find(|a| a.id == id)
+    }
+}
+
+fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        file: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| Error::Config {
+        file: path.to_owned(),
+        message: describe_toml_error(&text, &e),
+    })
+}
+
+/// `line N: message` for a TOML error, so an operator finds the spot.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", error.message())
+        }
+        None => error.message().to_owned(),
+    }
+}

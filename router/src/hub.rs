@@ -1,0 +1,157 @@
+//! Assembles the router from a configuration and runs it until shutdown.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kopplung_adapters::Sink;
+use kopplung_adapters::amqp::{AmqpBroker, AmqpSink};
+use tokio::sync::{Notify, watch};
+
+use crate::Error;
+use crate::api::{self, ApiState, auth::Clients};
+use crate::config::{Config, DeliveryConfig};
+use crate::outbox::Dispatcher;
+use crate::prepare::Preparer;
+use crate::regions::Regions;
+use crate::routing::RoutingTable;
+use crate::store::{SqliteStore, Store};
+
+/// Loads everything the configuration names and checks that it fits together,
+/// without opening the store or the network. `kopplung check` runs exactly this.
+pub struct Loaded {
+    pub config: Config,
+    pub mappings: Arc<BTreeMap<String, kopplung_transformers::Mapping>>,
+    pub regions: Arc<Regions>,
+    pub routing: RoutingTable,
+    pub preparer: Preparer,
+    pub clients: Clients,
+}
+
+pub fn load(config: Config) -> Result<Loaded, Error> {
+    let mappings = Arc::new(kopplung_transformers::mapping::load_all(
+        &config.mappings_dir,
+    )?);
+    for route in &config.routing.routes {
+        if !mappings.contains_key(&route.service) {
+            return Err(Error::Config {
+                file: config.mappings_dir.clone(),
+                message: format!(
+                    "route {} / {} names service {}, which has no mapping",
+                    route.service, route.region, route.service
+                ),
+            });
+        }
+    }
+    let regions = Arc::new(Regions::load(&config.regions_file)?);
+    let routing = RoutingTable::new(&config.routing.routes);
+    let preparer = Preparer::load(&config, mappings.clone(), regions.clone())?;
+    let clients = Clients::load(&config.file.clients, &config.data_dir)?;
+    Ok(Loaded {
+        config,
+        mappings,
+        regions,
+        routing,
+        preparer,
+        clients,
+    })
+}
+
+/// Runs the hub: the API on `listen` and the outbox, until `shutdown` resolves.
+/// Then intake stops first and work in flight is finished or left leased for the
+/// next start.
+pub async fn run(
+    loaded: Loaded,
+    listen: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let Loaded {
+        config,
+        mappings,
+        regions,
+        routing,
+        preparer,
+        clients,
+    } = loaded;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await?);
+    let released = store.release_stale_leases().await?;
+    if released > 0 {
+        tracing::info!(
+            released,
+            "took back work of an earlier run that did not finish"
+        );
+    }
+
+    let broker = config.file.amqp.clone().map(AmqpBroker::new);
+    let mut sinks: BTreeMap<String, Arc<dyn Sink>> = BTreeMap::new();
+    for procedure in &config.routing.procedures {
+        let sink: Arc<dyn Sink> = match (&procedure.delivery, &broker) {
+            (DeliveryConfig::Amqp(sink), Some(broker)) => {
+                Arc::new(AmqpSink::new(broker.clone(), sink.clone()))
+            }
+            (DeliveryConfig::Amqp(_), None) => {
+                return Err(Error::Config {
+                    file: config.data_dir.clone(),
+                    message: format!("procedure `{}` needs an [amqp] section", procedure.id),
+                });
+            }
+        };
+        sinks.insert(procedure.id.clone(), sink);
+    }
+    let destinations = sinks
+        .iter()
+        .map(|(id, sink)| (id.clone(), sink.destination()))
+        .collect();
+
+    let wake = Arc::new(Notify::new());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| Error::Listen {
+        addr: listen,
+        source,
+    })?;
+    let public_url = config
+        .file
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    let state = Arc::new(ApiState {
+        mappings,
+        routing,
+        regions,
+        store: store.clone(),
+        clients,
+        destinations,
+        limits: config.file.limits.clone(),
+        public_url,
+        wake: wake.clone(),
+    });
+
+    let dispatcher = Arc::new(Dispatcher {
+        store,
+        preparer: Arc::new(preparer),
+        sinks,
+        policy: config.file.delivery,
+        wake,
+        owner: format!("kopplung-{}", uuid::Uuid::new_v4()),
+    });
+    let (stop_outbox, outbox_stopped) = watch::channel(false);
+    let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
+
+    tracing::info!(%bound, "kopplung listening");
+    let served = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_outbox.send(true);
+    let _ = outbox.await;
+    served.map_err(|source| Error::Listen {
+        addr: bound,
+        source,
+    })
+}

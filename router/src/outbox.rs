@@ -1,0 +1,257 @@
+//! The outbox scheduler: claims due entries under a lease and drives each through
+//! prepare and delivery. Delivery happens outside any transaction; `delivered` is
+//! committed after the transport's confirm. A crash in between sends the same message
+//! again with the same message id (at-least-once; receivers de-duplicate).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kopplung_adapters::{OutboundMessage, Outcome, Sink};
+use rand::Rng;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::config::RetryPolicy;
+use crate::prepare::{PrepareError, Preparer};
+use crate::store::{Status, Step, Store, StoreError, WorkItem};
+
+/// How long a claimed entry stays ours: longer than one prepare plus one delivery.
+const LEASE: Duration = Duration::from_secs(120);
+/// Entries claimed per round, and worked on at once.
+const BATCH: u32 = 32;
+/// How long to sleep when nothing is due and nobody wakes us.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// The content type of a `cms` envelope (RFC 8551 naming).
+pub const CMS_CONTENT_TYPE: &str = "application/pkcs7-mime; smime-type=authEnveloped-data";
+
+pub struct Dispatcher {
+    pub store: Arc<dyn Store>,
+    pub preparer: Arc<Preparer>,
+    pub sinks: BTreeMap<String, Arc<dyn Sink>>,
+    pub policy: RetryPolicy,
+    /// Poked by intake after each commit, so new work starts at once.
+    pub wake: Arc<Notify>,
+    pub owner: String,
+}
+
+impl Dispatcher {
+    /// Runs until `shutdown` turns true, then lets work in flight finish.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let permits = Arc::new(Semaphore::new(BATCH as usize));
+        let mut running = JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while running.try_join_next().is_some() {}
+            let now = OffsetDateTime::now_utc();
+            let free = permits.available_permits() as u32;
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                match self.store.claim(&self.owner, now, now + LEASE, free).await {
+                    Ok(items) => items,
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming outbox entries failed");
+                        Vec::new()
+                    }
+                }
+            };
+            let idle = claimed.is_empty();
+            for item in claimed {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let this = self.clone();
+                running.spawn(async move {
+                    this.work(item).await;
+                    drop(permit);
+                });
+            }
+            if idle {
+                let pause = self.pause_until_next_due().await;
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => {}
+                    Some(_) = running.join_next() => {}
+                }
+            }
+        }
+        tracing::info!(
+            in_flight = running.len(),
+            "outbox stopping; finishing work in flight"
+        );
+        while running.join_next().await.is_some() {}
+    }
+
+    async fn pause_until_next_due(&self) -> Duration {
+        match self.store.next_due().await {
+            Ok(Some(due)) => {
+                let wait = due - OffsetDateTime::now_utc();
+                Duration::try_from(wait)
+                    .unwrap_or(Duration::ZERO)
+                    .clamp(Duration::from_millis(10), IDLE_POLL)
+            }
+            Ok(None) => IDLE_POLL,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the outbox failed");
+                IDLE_POLL
+            }
+        }
+    }
+
+    async fn work(&self, mut item: WorkItem) {
+        let span = tracing::info_span!("outbox", application_id = %item.application_id, message_id = %item.message_id, procedure = %item.procedure_id);
+        async {
+            if let Err(e) = self.step(&mut item).await {
+                // The lease runs out and the entry is claimed again.
+                tracing::error!(error = %e, "outbox step failed");
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn step(&self, item: &mut WorkItem) -> Result<(), StoreError> {
+        if item.step == Step::Prepare {
+            let input = self.store.prepare_input(item.application_id).await?;
+            let preparer = self.preparer.clone();
+            let work = item.clone();
+            let prepared = tokio::task::spawn_blocking(move || preparer.prepare(&work, &input))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(PrepareError::Blocked(format!("prepare task failed: {e}")))
+                });
+            match prepared {
+                Ok(sealed) => {
+                    if !self
+                        .store
+                        .record_prepared(item, &self.owner, &sealed)
+                        .await?
+                    {
+                        return Ok(());
+                    }
+                    tracing::info!("prepared");
+                    item.step = Step::Deliver;
+                    return self.deliver(item, sealed).await;
+                }
+                Err(PrepareError::Invalid(reason)) => {
+                    tracing::error!(%reason, "message invalid; needs an engineer");
+                    self.store
+                        .record_failed(item, &self.owner, Status::Invalid, &reason)
+                        .await?;
+                }
+                Err(PrepareError::Blocked(reason)) => {
+                    tracing::warn!(%reason, "prepare blocked; will retry");
+                    let due = OffsetDateTime::now_utc() + self.backoff(item.attempts, None);
+                    self.store
+                        .record_retry(item, &self.owner, due, &reason)
+                        .await?;
+                }
+            }
+            return Ok(());
+        }
+        let sealed = self.store.sealed_message(item).await?;
+        self.deliver(item, sealed).await
+    }
+
+    async fn deliver(&self, item: &WorkItem, sealed: Vec<u8>) -> Result<(), StoreError> {
+        let Some(sink) = self.sinks.get(&item.procedure_id) else {
+            let reason = format!("procedure {} is no longer configured", item.procedure_id);
+            let due = OffsetDateTime::now_utc() + self.backoff(item.attempts, None);
+            self.store
+                .record_retry(item, &self.owner, due, &reason)
+                .await?;
+            return Ok(());
+        };
+        let message = OutboundMessage {
+            message_id: item.message_id.to_string(),
+            correlation_id: item.application_id.to_string(),
+            message_type: item.message_type.clone(),
+            content_type: CMS_CONTENT_TYPE.into(),
+            headers: vec![
+                ("application_id".into(), item.application_id.to_string()),
+                ("service".into(), item.service_key.clone()),
+                ("procedure".into(), item.procedure_id.clone()),
+            ],
+            body: Bytes::from(sealed),
+        };
+        let destination = sink.destination();
+        match sink.deliver(&message).await {
+            Outcome::Delivered => {
+                let detail = format!(
+                    "message {} delivered to {} via {} {}",
+                    item.message_id,
+                    item.procedure_id,
+                    destination.transport,
+                    destination.destination
+                );
+                self.store
+                    .record_delivered(item, &self.owner, &detail)
+                    .await?;
+                tracing::info!("delivered");
+            }
+            Outcome::Retry { reason, not_before } => {
+                let due = OffsetDateTime::now_utc() + self.backoff(item.attempts, not_before);
+                tracing::warn!(%reason, attempts = item.attempts + 1, "delivery failed; will retry");
+                self.store
+                    .record_retry(item, &self.owner, due, &reason)
+                    .await?;
+            }
+            Outcome::Permanent { reason } => {
+                tracing::error!(%reason, "delivery refused permanently; dead-lettered");
+                self.store
+                    .record_failed(item, &self.owner, Status::DeadLettered, &reason)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn backoff(&self, attempts: u32, not_before: Option<Duration>) -> Duration {
+        let jitter = full_jitter(&self.policy, attempts, &mut rand::rng());
+        not_before.map_or(jitter, |floor| jitter.max(floor))
+    }
+}
+
+/// Exponential backoff with full jitter: uniform in `[0, min(max, base * 2^attempts)]`.
+pub fn full_jitter(policy: &RetryPolicy, attempts: u32, rng: &mut impl Rng) -> Duration {
+    let ceiling = policy
+        .base_delay_ms
+        .saturating_mul(1u64 << attempts.min(32))
+        .min(policy.max_delay_ms);
+    Duration::from_millis(rng.random_range(0..=ceiling))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy {
+            base_delay_ms: 100,
+            max_delay_ms: 1_000,
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for attempts in 0..40 {
+            let ceiling = (100u64 << attempts.min(32)).min(1_000);
+            for _ in 0..50 {
+                let d = full_jitter(&policy, attempts, &mut rng);
+                assert!(d <= Duration::from_millis(ceiling), "{attempts}: {d:?}");
+            }
+        }
+        // Full jitter spreads: not every draw at a high attempt count is the cap.
+        let draws: Vec<_> = (0..20)
+            .map(|_| full_jitter(&policy, 10, &mut rng))
+            .collect();
+        assert!(draws.iter().any(|d| *d < Duration::from_millis(900)));
+    }
+}

@@ -1,0 +1,258 @@
+//! The durable store: applications, their attachments, the outbox and the history.
+//!
+//! One trait, so that the PostgreSQL store (several hub instances) can stand beside the
+//! SQLite default (one instance, embedded). Every state change is one transaction that
+//! also appends the history entry.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use sqlite::SqliteStore;
+
+/// The state of an application (see `docs/architecture.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Accepted,
+    Prepared,
+    Delivered,
+    Invalid,
+    DeadLettered,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Prepared => "prepared",
+            Self::Delivered => "delivered",
+            Self::Invalid => "invalid",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "accepted" => Self::Accepted,
+            "prepared" => Self::Prepared,
+            "delivered" => Self::Delivered,
+            "invalid" => Self::Invalid,
+            "dead_lettered" => Self::DeadLettered,
+            _ => return None,
+        })
+    }
+}
+
+/// An accepted application, as intake hands it to the store.
+#[derive(Debug, Clone)]
+pub struct NewApplication {
+    pub id: Uuid,
+    pub receipt: String,
+    pub client_id: String,
+    pub service_key: String,
+    pub region: String,
+    pub procedure_id: String,
+    pub payload: serde_json::Value,
+    pub attachments: Vec<Attachment>,
+    pub message_id: Uuid,
+    pub message_type: String,
+    pub idempotency: Option<IdempotencyKey>,
+    pub received_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub filename: String,
+    pub media_type: String,
+    pub sha512: String,
+    pub content: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_sha256: String,
+}
+
+/// The answer intake gives for an accepted application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: Uuid,
+    pub receipt: String,
+}
+
+/// What became of an insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    Created(Accepted),
+    /// The same idempotency key with the same request: the earlier answer.
+    Replayed(Accepted),
+    /// The same idempotency key with a different request.
+    KeyConflict,
+    /// The receipt number is taken; draw another.
+    ReceiptTaken,
+}
+
+/// An application with its delivery and history, as the status API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplicationRecord {
+    pub id: Uuid,
+    pub receipt: String,
+    #[serde(skip)]
+    pub client_id: String,
+    pub service: String,
+    pub region: String,
+    pub status: Status,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub delivery: DeliveryRecord,
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub procedure: String,
+    pub message_id: Uuid,
+    pub message_type: String,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub detail: String,
+}
+
+/// The next step of an outbox entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Render, check and seal.
+    Prepare,
+    /// Hand the sealed message to the transport.
+    Deliver,
+}
+
+/// An outbox entry claimed under a lease.
+#[derive(Debug, Clone)]
+pub struct WorkItem {
+    pub application_id: Uuid,
+    pub service_key: String,
+    pub procedure_id: String,
+    pub message_id: Uuid,
+    pub message_type: String,
+    pub step: Step,
+    pub attempts: u32,
+}
+
+/// What the prepare step needs of an application.
+#[derive(Debug, Clone)]
+pub struct PrepareInput {
+    pub id: Uuid,
+    pub receipt: String,
+    pub service_key: String,
+    pub region: String,
+    pub payload: serde_json::Value,
+    pub attachments: Vec<Attachment>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the data directory {0} is in use by another kopplung process")]
+    Locked(std::path::PathBuf),
+    #[error("{0}: {1}")]
+    Io(std::path::PathBuf, std::io::Error),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores an application with its attachments, outbox entry, idempotency key and first
+    /// history entry in one durable transaction.
+    async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError>;
+
+    /// The earlier answer for an idempotency key, or a conflict.
+    async fn idempotent_answer(
+        &self,
+        client_id: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Inserted>, StoreError>;
+
+    async fn application(&self, id: Uuid) -> Result<Option<ApplicationRecord>, StoreError>;
+
+    /// Claims up to `limit` due outbox entries for `owner` until `lease_until`.
+    async fn claim(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<WorkItem>, StoreError>;
+
+    /// When the earliest pending entry falls due, if any.
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
+
+    async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError>;
+
+    async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError>;
+
+    /// Each `record_*` returns `false` if `owner` no longer holds the lease (nothing changed).
+    async fn record_prepared(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError>;
+
+    async fn record_delivered(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        detail: &str,
+    ) -> Result<bool, StoreError>;
+
+    async fn record_retry(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        due: OffsetDateTime,
+        error: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// A failure that retrying cannot fix: `invalid` (mapping) or `dead_lettered` (delivery).
+    async fn record_failed(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        status: Status,
+        error: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Returns leases of this process's earlier life (after a crash) to the pool.
+    async fn release_stale_leases(&self) -> Result<u64, StoreError>;
+}

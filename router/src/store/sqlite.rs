@@ -1,0 +1,542 @@
+//! The embedded default store: one SQLite file in the data directory, WAL journal,
+//! `synchronous = FULL` so that a commit is on disk before intake answers 202.
+//! One hub process per data directory, enforced by a lock file.
+
+use std::fs::File;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::{
+    Accepted, ApplicationRecord, Attachment, DeliveryRecord, HistoryEntry, IdempotencyKey,
+    Inserted, NewApplication, PrepareInput, Status, Step, Store, StoreError, WorkItem,
+};
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    // Held for the life of the store: a second hub on the same data directory is refused.
+    _lock: File,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) `kopplung.db` in `data_dir` and brings its schema up to date.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Io(data_dir.to_owned(), e))?;
+        let lock_path = data_dir.join("kopplung.lock");
+        let lock = File::create(&lock_path).map_err(|e| StoreError::Io(lock_path.clone(), e))?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked(data_dir.to_owned()));
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(data_dir.join("kopplung.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool, _lock: lock })
+    }
+
+    /// Starts a write transaction that takes the write lock at once, so two writers
+    /// wait for each other instead of failing on a lock upgrade.
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn parse_time(s: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| StoreError::Corrupt(format!("time {s}: {e}")))
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn from_millis(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("uuid {s}: {e}")))
+}
+
+async fn append_history(
+    tx: &mut Transaction<'static, Sqlite>,
+    application_id: Uuid,
+    status: Status,
+    detail: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO history (application_id, at, status, detail) VALUES (?, ?, ?, ?)")
+        .bind(application_id.to_string())
+        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(status.as_str())
+        .bind(detail)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn set_status(
+    tx: &mut Transaction<'static, Sqlite>,
+    application_id: Uuid,
+    status: Status,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE applications SET status = ?, updated_at = ? WHERE id = ?")
+        .bind(status.as_str())
+        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(application_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn work_item(row: &SqliteRow) -> Result<WorkItem, StoreError> {
+    let step: String = row.try_get("step")?;
+    Ok(WorkItem {
+        application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
+        service_key: row.try_get("service_key")?,
+        procedure_id: row.try_get("procedure_id")?,
+        message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
+        message_type: row.try_get("message_type")?,
+        step: match step.as_str() {
+            "prepare" => Step::Prepare,
+            "deliver" => Step::Deliver,
+            other => return Err(StoreError::Corrupt(format!("claimed step {other}"))),
+        },
+        attempts: row
+            .try_get::<i64, _>("attempts")?
+            .try_into()
+            .unwrap_or(u32::MAX),
+    })
+}
+
+/// Looks up an idempotency key inside an open transaction.
+async fn earlier_answer(
+    tx: &mut Transaction<'static, Sqlite>,
+    client_id: &str,
+    key: &IdempotencyKey,
+) -> Result<Option<Inserted>, StoreError> {
+    let row = sqlx::query(
+        "SELECT i.request_sha256, a.id, a.receipt FROM idempotency_keys i
+         JOIN applications a ON a.id = i.application_id
+         WHERE i.client_id = ? AND i.key = ?",
+    )
+    .bind(client_id)
+    .bind(&key.key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let hash: String = row.try_get("request_sha256")?;
+    if hash != key.request_sha256 {
+        return Ok(Some(Inserted::KeyConflict));
+    }
+    Ok(Some(Inserted::Replayed(Accepted {
+        id: parse_uuid(&row.try_get::<String, _>("id")?)?,
+        receipt: row.try_get("receipt")?,
+    })))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
+        let mut tx = self.write().await?;
+        if let Some(key) = &new.idempotency
+            && let Some(answer) = earlier_answer(&mut tx, &new.client_id, key).await?
+        {
+            return Ok(answer);
+        }
+        let id = new.id.to_string();
+        let at = rfc3339(new.received_at);
+        let inserted = sqlx::query(
+            "INSERT INTO applications
+               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&new.receipt)
+        .bind(&new.client_id)
+        .bind(&new.service_key)
+        .bind(&new.region)
+        .bind(&new.procedure_id)
+        .bind(Status::Accepted.as_str())
+        .bind(new.payload.to_string())
+        .bind(&at)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(e))
+                if e.is_unique_violation() && e.message().contains("receipt") =>
+            {
+                return Ok(Inserted::ReceiptTaken);
+            }
+            other => {
+                other?;
+            }
+        }
+        for (position, attachment) in new.attachments.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO attachments (application_id, position, filename, media_type, size, sha512, content)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(position as i64)
+            .bind(&attachment.filename)
+            .bind(&attachment.media_type)
+            .bind(attachment.content.len() as i64)
+            .bind(&attachment.sha512)
+            .bind(&attachment.content)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at)
+             VALUES (?, ?, ?, ?, ?, 'prepare', ?)",
+        )
+        .bind(&id)
+        .bind(&new.service_key)
+        .bind(&new.procedure_id)
+        .bind(new.message_id.to_string())
+        .bind(&new.message_type)
+        .bind(millis(new.received_at))
+        .execute(&mut *tx)
+        .await?;
+        if let Some(key) = &new.idempotency {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (client_id, key, request_sha256, application_id, created_at)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&new.client_id)
+            .bind(&key.key)
+            .bind(&key.request_sha256)
+            .bind(&id)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        append_history(
+            &mut tx,
+            new.id,
+            Status::Accepted,
+            &format!("accepted from client {}", new.client_id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Inserted::Created(Accepted {
+            id: new.id,
+            receipt: new.receipt.clone(),
+        }))
+    }
+
+    async fn idempotent_answer(
+        &self,
+        client_id: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Inserted>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let answer = earlier_answer(&mut tx, client_id, key).await?;
+        tx.rollback().await?;
+        Ok(answer)
+    }
+
+    async fn application(&self, id: Uuid) -> Result<Option<ApplicationRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.id, a.receipt, a.client_id, a.service_key, a.region, a.status, a.created_at,
+                    a.updated_at, d.procedure_id, d.message_id, d.message_type, d.attempts,
+                    d.last_error, d.due_at, d.step, d.delivered_at
+             FROM applications a JOIN deliveries d ON d.application_id = a.id
+             WHERE a.id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status: String = row.try_get("status")?;
+        let step: String = row.try_get("step")?;
+        let pending = step == "prepare" || step == "deliver";
+        let history = sqlx::query(
+            "SELECT at, status, detail FROM history WHERE application_id = ? ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|h| {
+            Ok(HistoryEntry {
+                at: parse_time(&h.try_get::<String, _>("at")?)?,
+                status: h.try_get("status")?,
+                detail: h.try_get("detail")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(ApplicationRecord {
+            id,
+            receipt: row.try_get("receipt")?,
+            client_id: row.try_get("client_id")?,
+            service: row.try_get("service_key")?,
+            region: row.try_get("region")?,
+            status: Status::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+            created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
+            updated_at: parse_time(&row.try_get::<String, _>("updated_at")?)?,
+            delivery: DeliveryRecord {
+                procedure: row.try_get("procedure_id")?,
+                message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
+                message_type: row.try_get("message_type")?,
+                attempts: row
+                    .try_get::<i64, _>("attempts")?
+                    .try_into()
+                    .unwrap_or(u32::MAX),
+                last_error: row.try_get("last_error")?,
+                next_attempt_at: if pending {
+                    from_millis(row.try_get("due_at")?)
+                } else {
+                    None
+                },
+                delivered_at: row
+                    .try_get::<Option<String>, _>("delivered_at")?
+                    .map(|s| parse_time(&s))
+                    .transpose()?,
+            },
+            history,
+        }))
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2
+             WHERE rowid IN (
+               SELECT rowid FROM deliveries
+               WHERE step IN ('prepare', 'deliver') AND due_at <= ?3
+                 AND (lease_until IS NULL OR lease_until < ?3)
+               ORDER BY due_at LIMIT ?4)
+             RETURNING application_id, service_key, procedure_id, message_id, message_type, step, attempts",
+        )
+        .bind(owner)
+        .bind(millis(lease_until))
+        .bind(millis(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(work_item).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) FROM deliveries
+             WHERE step IN ('prepare', 'deliver')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(due.and_then(from_millis))
+    }
+
+    async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
+        let row = sqlx::query(
+            "SELECT receipt, service_key, region, payload, created_at FROM applications WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        let payload: String = row.try_get("payload")?;
+        let attachments = sqlx::query(
+            "SELECT filename, media_type, sha512, content FROM attachments
+             WHERE application_id = ? ORDER BY position",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|a| {
+            Ok(Attachment {
+                filename: a.try_get("filename")?,
+                media_type: a.try_get("media_type")?,
+                sha512: a.try_get("sha512")?,
+                content: a.try_get("content")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(PrepareInput {
+            id,
+            receipt: row.try_get("receipt")?,
+            service_key: row.try_get("service_key")?,
+            region: row.try_get("region")?,
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| StoreError::Corrupt(format!("payload of {id}: {e}")))?,
+            attachments,
+            created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
+        })
+    }
+
+    async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT sealed FROM deliveries WHERE application_id = ? AND procedure_id = ?",
+        )
+        .bind(item.application_id.to_string())
+        .bind(&item.procedure_id)
+        .fetch_one(&self.pool)
+        .await?;
+        sealed.ok_or_else(|| {
+            StoreError::Corrupt(format!("message {} has no sealed body", item.message_id))
+        })
+    }
+
+    async fn record_prepared(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = 'deliver', sealed = ?, last_error = NULL
+             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
+        )
+        .bind(sealed)
+        .bind(item.application_id.to_string())
+        .bind(&item.procedure_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        set_status(&mut tx, item.application_id, Status::Prepared).await?;
+        append_history(
+            &mut tx,
+            item.application_id,
+            Status::Prepared,
+            &format!(
+                "message {} rendered, checked and sealed for {}",
+                item.message_id, item.procedure_id
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record_delivered(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
+                    lease_owner = NULL, lease_until = NULL, delivered_at = ?
+             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
+        )
+        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(item.application_id.to_string())
+        .bind(&item.procedure_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        set_status(&mut tx, item.application_id, Status::Delivered).await?;
+        append_history(&mut tx, item.application_id, Status::Delivered, detail).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record_retry(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        due: OffsetDateTime,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, due_at = ?,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
+        )
+        .bind(error)
+        .bind(millis(due))
+        .bind(item.application_id.to_string())
+        .bind(&item.procedure_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn record_failed(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        status: Status,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let step = if status == Status::Invalid {
+            "invalid"
+        } else {
+            "dead"
+        };
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = ?, last_error = ?, lease_owner = NULL, lease_until = NULL
+             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
+        )
+        .bind(step)
+        .bind(error)
+        .bind(item.application_id.to_string())
+        .bind(&item.procedure_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        set_status(&mut tx, item.application_id, status).await?;
+        append_history(&mut tx, item.application_id, status, error).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn release_stale_leases(&self) -> Result<u64, StoreError> {
+        // The lock file guarantees that this process is the only one on the data
+        // directory, so every lease still held belongs to a process that died.
+        let released = sqlx::query(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(released.rows_affected())
+    }
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Derives config/regions.csv and config/routing.toml from ../shared/data/gemeinden-sachsen.csv.
+
+Run from the workspace root after the municipality list changes:
+    python3 scripts/derive-demo-config.py
+"""
+import csv
+import pathlib
+
+root = pathlib.Path(__file__).resolve().parent.parent
+source = root.parent / "shared" / "data" / "gemeinden-sachsen.csv"
+rows = list(csv.DictReader(source.open(encoding="utf-8")))
+
+with (root / "config" / "regions.csv").open("w", encoding="utf-8", newline="") as out:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["ars", "name", "kreis"])
+    for row in sorted(rows, key=lambda r: r["ars"]):
+        writer.writerow([row["ars"], row["name"], row["kreis_schluessel"]])
+
+cities = {"14511": ("chemnitz", "Stadt Chemnitz"),
+          "14612": ("dresden", "Landeshauptstadt Dresden"),
+          "14713": ("leipzig", "Stadt Leipzig")}
+kreise = {}
+for row in rows:
+    kreise.setdefault(row["kreis_schluessel"], row["kreis_name"])
+
+slug_map = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", " ": "-", ",": ""})
+MAENGEL = "99999001000000"
+lines = [
+    "# Routing table of the demo: authorities, their specialist procedures, and routes.",
+    "# Derived from the Destatis municipality list by scripts/derive-demo-config.py;",
+    "# edit by hand freely, the script only gives a starting point.",
+    "#",
+    "# Route: (LeiKa key, ARS or ARS prefix) -> procedure; the longest prefix wins.",
+    f"# The Mängelanzeige key {MAENGEL} is LOCAL (no LeiKa key exists), see mappings/maengelanzeige.",
+    "",
+]
+for key in sorted(kreise):
+    if key in cities:
+        slug, name = cities[key]
+        authority = name
+    else:
+        name = kreise[key]
+        slug = name.lower().translate(slug_map)
+        authority = f"Landratsamt {name}" if name != "Leipzig" else "Landratsamt Landkreis Leipzig"
+        if name == "Leipzig":
+            slug = "landkreis-leipzig"
+    procedure = f"{slug}-maengel"
+    lines += [
+        "[[authority]]",
+        f'id = "{slug}"',
+        f'name = "{authority}"',
+        f'kennung = "dvdv:{key}000:maengel"',
+        "",
+        "[[procedure]]",
+        f'id = "{procedure}"',
+        f'authority = "{slug}"',
+        'envelope = "cms"',
+        f'certificate = "procedures/{procedure}.crt"',
+        "[procedure.delivery]",
+        'transport = "amqp"',
+        f'queue = "kopplung.{procedure}"',
+        "",
+        "[[route]]",
+        f'service = "{MAENGEL}"',
+        f'region = "{key}"',
+        f'procedure = "{procedure}"',
+        "",
+    ]
+(root / "config" / "routing.toml").write_text("\n".join(lines), encoding="utf-8")
+print(f"{len(rows)} municipalities, {len(kreise)} districts")
