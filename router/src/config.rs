@@ -232,6 +232,34 @@ impl Config {
                 ));
             }
         }
+        let policy = &self.file.delivery;
+        if policy.base_delay_ms < 10
+            || policy.max_delay_ms < policy.base_delay_ms
+            || policy.max_delay_ms > 86_400_000
+        {
+            return Err(invalid(
+                main,
+                "[delivery]: need 10 <= base_delay_ms <= max_delay_ms <= 86400000 (one day)".into(),
+            ));
+        }
+        if let Some(amqp) = &self.file.amqp {
+            let attempt = amqp
+                .connect_timeout_secs
+                .saturating_mul(2)
+                .saturating_add(amqp.confirm_timeout_secs);
+            if amqp.connect_timeout_secs == 0 || amqp.confirm_timeout_secs == 0 || attempt > 80 {
+                return Err(invalid(
+                    main,
+                    "[amqp]: timeouts must be positive and 2 * connect_timeout_secs + confirm_timeout_secs at most 80 (one delivery attempt must end well within its lease)".into(),
+                ));
+            }
+            if amqp.reconnect_base_ms == 0 || amqp.reconnect_max_ms < amqp.reconnect_base_ms {
+                return Err(invalid(
+                    main,
+                    "[amqp]: need 0 < reconnect_base_ms <= reconnect_max_ms".into(),
+                ));
+            }
+        }
         let mut authorities = BTreeSet::new();
         for authority in &self.routing.authorities {
             if !authorities.insert(authority.id.as_str()) {

@@ -133,14 +133,13 @@ pub async fn run(
         wake: wake.clone(),
     });
 
-    let dispatcher = Arc::new(Dispatcher {
+    let dispatcher = Arc::new(Dispatcher::new(
         store,
-        preparer: Arc::new(preparer),
+        Arc::new(preparer),
         sinks,
-        policy: config.file.delivery,
+        config.file.delivery,
         wake,
-        owner: format!("kopplung-{}", uuid::Uuid::new_v4()),
-    });
+    ));
     let (stop_outbox, outbox_stopped) = watch::channel(false);
     let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
 

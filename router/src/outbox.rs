@@ -19,8 +19,12 @@ use crate::config::RetryPolicy;
 use crate::prepare::{PrepareError, Preparer};
 use crate::store::{Status, Step, Store, StoreError, WorkItem};
 
-/// How long a claimed entry stays ours: longer than one prepare plus one delivery.
-const LEASE: Duration = Duration::from_secs(120);
+/// How long a claimed entry stays ours. One delivery attempt is cut off well before
+/// (`DELIVERY_LIMIT`), so a lease never runs out under work that is still going on.
+pub const LEASE: Duration = Duration::from_secs(120);
+const DELIVERY_LIMIT: Duration = Duration::from_secs(90);
+/// Prepares at once: each holds a whole application in memory several times over.
+const PREPARE_PARALLELISM: usize = 4;
 /// Entries claimed per round, and worked on at once.
 const BATCH: u32 = 32;
 /// How long to sleep when nothing is due and nobody wakes us.
@@ -36,10 +40,30 @@ pub struct Dispatcher {
     pub policy: RetryPolicy,
     /// Poked by intake after each commit, so new work starts at once.
     pub wake: Arc<Notify>,
+    /// Identifies this process in lease tokens.
     pub owner: String,
+    pub prepare_slots: Arc<Semaphore>,
 }
 
 impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        preparer: Arc<Preparer>,
+        sinks: BTreeMap<String, Arc<dyn Sink>>,
+        policy: RetryPolicy,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            preparer,
+            sinks,
+            policy,
+            wake,
+            owner: format!("kopplung-{}", uuid::Uuid::new_v4()),
+            prepare_slots: Arc::new(Semaphore::new(PREPARE_PARALLELISM)),
+        }
+    }
+
     /// Runs until `shutdown` turns true, then lets work in flight finish.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(BATCH as usize));
@@ -49,17 +73,22 @@ impl Dispatcher {
                 break;
             }
             while running.try_join_next().is_some() {}
-            let now = OffsetDateTime::now_utc();
             let free = permits.available_permits() as u32;
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                match self.store.claim(&self.owner, now, now + LEASE, free).await {
-                    Ok(items) => items,
-                    Err(e) => {
-                        tracing::error!(error = %e, "claiming outbox entries failed");
-                        Vec::new()
-                    }
+            if free == 0 {
+                // Every slot busy: wait for one to free up, not for the clock.
+                tokio::select! {
+                    _ = running.join_next() => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let now = OffsetDateTime::now_utc();
+            let lease = format!("{}/{}", self.owner, uuid::Uuid::new_v4());
+            let claimed = match self.store.claim(&lease, now, now + LEASE, free).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming outbox entries failed");
+                    Vec::new()
                 }
             };
             let idle = claimed.is_empty();
@@ -110,8 +139,14 @@ impl Dispatcher {
         let span = tracing::info_span!("outbox", application_id = %item.application_id, message_id = %item.message_id, procedure = %item.procedure_id);
         async {
             if let Err(e) = self.step(&mut item).await {
-                // The lease runs out and the entry is claimed again.
                 tracing::error!(error = %e, "outbox step failed");
+                // Make it visible on the application and space out the next try; if even
+                // that fails, the lease runs out and the entry is claimed again.
+                let due = OffsetDateTime::now_utc() + self.backoff(item.attempts, None);
+                let reason = format!("internal error: {e}");
+                if let Err(e) = self.store.record_retry(&item, due, &reason).await {
+                    tracing::error!(error = %e, "recording the failure failed");
+                }
             }
         }
         .instrument(span)
@@ -130,11 +165,7 @@ impl Dispatcher {
                 });
             match prepared {
                 Ok(sealed) => {
-                    if !self
-                        .store
-                        .record_prepared(item, &self.owner, &sealed)
-                        .await?
-                    {
+                    if !self.store.record_prepared(item, &sealed).await? {
                         return Ok(());
                     }
                     tracing::info!("prepared");
@@ -144,15 +175,13 @@ impl Dispatcher {
                 Err(PrepareError::Invalid(reason)) => {
                     tracing::error!(%reason, "message invalid; needs an engineer");
                     self.store
-                        .record_failed(item, &self.owner, Status::Invalid, &reason)
+                        .record_failed(item, Status::Invalid, &reason)
                         .await?;
                 }
                 Err(PrepareError::Blocked(reason)) => {
                     tracing::warn!(%reason, "prepare blocked; will retry");
                     let due = OffsetDateTime::now_utc() + self.backoff(item.attempts, None);
-                    self.store
-                        .record_retry(item, &self.owner, due, &reason)
-                        .await?;
+                    self.store.record_retry(item, due, &reason).await?;
                 }
             }
             return Ok(());
@@ -165,9 +194,7 @@ impl Dispatcher {
         let Some(sink) = self.sinks.get(&item.procedure_id) else {
             let reason = format!("procedure {} is no longer configured", item.procedure_id);
             let due = OffsetDateTime::now_utc() + self.backoff(item.attempts, None);
-            self.store
-                .record_retry(item, &self.owner, due, &reason)
-                .await?;
+            self.store.record_retry(item, due, &reason).await?;
             return Ok(());
         };
         let message = OutboundMessage {
@@ -183,7 +210,13 @@ impl Dispatcher {
             body: Bytes::from(sealed),
         };
         let destination = sink.destination();
-        match sink.deliver(&message).await {
+        let outcome = tokio::time::timeout(DELIVERY_LIMIT, sink.deliver(&message))
+            .await
+            .unwrap_or_else(|_| Outcome::Retry {
+                reason: format!("no outcome within {}s", DELIVERY_LIMIT.as_secs()),
+                not_before: None,
+            });
+        match outcome {
             Outcome::Delivered => {
                 let detail = format!(
                     "message {} delivered to {} via {} {}",
@@ -192,22 +225,18 @@ impl Dispatcher {
                     destination.transport,
                     destination.destination
                 );
-                self.store
-                    .record_delivered(item, &self.owner, &detail)
-                    .await?;
+                self.store.record_delivered(item, &detail).await?;
                 tracing::info!("delivered");
             }
             Outcome::Retry { reason, not_before } => {
                 let due = OffsetDateTime::now_utc() + self.backoff(item.attempts, not_before);
                 tracing::warn!(%reason, attempts = item.attempts + 1, "delivery failed; will retry");
-                self.store
-                    .record_retry(item, &self.owner, due, &reason)
-                    .await?;
+                self.store.record_retry(item, due, &reason).await?;
             }
             Outcome::Permanent { reason } => {
                 tracing::error!(%reason, "delivery refused permanently; dead-lettered");
                 self.store
-                    .record_failed(item, &self.owner, Status::DeadLettered, &reason)
+                    .record_failed(item, Status::DeadLettered, &reason)
                     .await?;
             }
         }

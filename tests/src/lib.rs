@@ -476,3 +476,52 @@ pub fn xpath(xml: &str, expression: &str) -> String {
     // xmllint ends the result with a newline of its own.
     text.strip_suffix('\n').unwrap_or(&text).to_owned()
 }
+
+/// A TCP forwarder on loopback in front of the real broker, to make the broker
+/// unreachable and reachable again without disturbing other tests' connections.
+pub struct BrokerGate {
+    pub port: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl BrokerGate {
+    /// A closed gate: connections to `port` are refused until [`BrokerGate::open`].
+    pub fn closed() -> Self {
+        Self {
+            port: free_port(),
+            task: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// Starts forwarding to the broker of [`amqp_url`] (host and port 5672 by default).
+    pub async fn open(&mut self) {
+        let upstream =
+            std::env::var("KOPPLUNG_TEST_AMQP_ADDR").unwrap_or_else(|_| "127.0.0.1:5672".into());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind the gate");
+        self.task = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+}
+
+impl Drop for BrokerGate {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

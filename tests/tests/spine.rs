@@ -542,3 +542,56 @@ async fn the_service_catalogue_lists_the_form() {
     assert_eq!(maengel["fields"][0]["values"].as_array().unwrap().len(), 7);
     assert_eq!(maengel["attachments"]["max_count"], 3);
 }
+
+#[tokio::test]
+async fn applications_wait_for_the_broker_and_go_out_when_it_is_reachable() {
+    let broker = amqp().await;
+    let mut gate = kopplung_tests::BrokerGate::closed();
+    let hub = TestHub::start(HubSetup {
+        amqp_url: gate.url(),
+        ..HubSetup::default()
+    })
+    .await;
+    let response = hub
+        .submit(&report(DRESDEN, "Gehweg nach Rohrbruch abgesackt"), None)
+        .await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let waiting = loop {
+        let status = hub.status(&id).await;
+        if status["delivery"]["attempts"].as_u64().unwrap_or(0) >= 2 {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no delivery attempts: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(waiting["status"], "prepared");
+    assert!(waiting["delivery"]["next_attempt_at"].is_string());
+    assert!(
+        waiting["delivery"]["state"]
+            .as_str()
+            .unwrap()
+            .contains("broker unreachable")
+    );
+
+    gate.open().await;
+    let delivered = hub
+        .wait_for_status(&id, "delivered", Duration::from_secs(30))
+        .await;
+    assert!(delivered["delivery"]["last_error"].is_null());
+    let queue = hub.queue("dresden-maengel");
+    let received = drain(&broker, &queue, Duration::from_millis(500)).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].message_id(),
+        delivered["delivery"]["message_id"].as_str().unwrap()
+    );
+    delete_queue(&broker, &queue).await;
+}

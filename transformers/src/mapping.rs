@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
+use handlebars::template::{Template, TemplateElement};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -152,26 +153,17 @@ impl Mapping {
             path: template_path.clone(),
             source,
         })?;
-        // Raw output would let user data break out of its element: refused by construction.
-        if let Some(line) = source
-            .lines()
-            .position(|l| l.contains("{{{") || l.contains("{{&"))
-        {
-            return Err(Error::Mapping {
-                file: template_path,
-                message: format!(
-                    "line {}: unescaped output ({{{{{{ }}}}}} or {{{{& }}}}) is not allowed",
-                    line + 1
-                ),
-            });
-        }
+        check_template(&source).map_err(|message| Error::Mapping {
+            file: template_path.clone(),
+            message,
+        })?;
         let mut templates = Handlebars::new();
         templates.set_strict_mode(true);
         templates.register_escape_fn(xml_escape);
         templates
             .register_template_string(TEMPLATE, source)
             .map_err(|e| Error::Mapping {
-                file: template_path,
+                file: template_path.clone(),
                 message: e.to_string(),
             })?;
         Ok(Self {
@@ -244,6 +236,46 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Error> {
         file: path.to_owned(),
         message: e.to_string(),
     })
+}
+
+/// Refuses what could let user data out of its element: raw output (`{{{x}}}`, `{{&x}}`,
+/// in any spelling) and partials or decorators (which could bring raw output in).
+/// Works on the compiled template, so whitespace control or line breaks cannot hide it.
+fn check_template(source: &str) -> Result<(), String> {
+    let template = Template::compile(source).map_err(|e| e.to_string())?;
+    check_elements(&template)
+}
+
+fn check_elements(template: &Template) -> Result<(), String> {
+    for (index, element) in template.elements.iter().enumerate() {
+        let at = template
+            .mapping
+            .get(index)
+            .map(|m| format!("line {}, column {}", m.0, m.1))
+            .unwrap_or_else(|| "template".into());
+        match element {
+            TemplateElement::HtmlExpression(_) => {
+                return Err(format!(
+                    "{at}: unescaped output ({{{{{{…}}}}}} or {{{{&…}}}}) is not allowed"
+                ));
+            }
+            TemplateElement::DecoratorExpression(_)
+            | TemplateElement::DecoratorBlock(_)
+            | TemplateElement::PartialExpression(_)
+            | TemplateElement::PartialBlock(_) => {
+                return Err(format!("{at}: partials and decorators are not allowed"));
+            }
+            TemplateElement::HelperBlock(helper) | TemplateElement::Expression(helper) => {
+                for inner in [&helper.template, &helper.inverse].into_iter().flatten() {
+                    check_elements(inner)?;
+                }
+            }
+            TemplateElement::RawString(_) | TemplateElement::Comment(_) => {}
+            // An element kind added by a later handlebars version: refuse until reviewed.
+            _ => return Err(format!("{at}: unsupported template element")),
+        }
+    }
+    Ok(())
 }
 
 /// All mappings below a folder, one subfolder each, keyed by service key.

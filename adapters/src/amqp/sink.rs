@@ -17,8 +17,10 @@ const PERSISTENT: u8 = 2;
 
 /// A lazily opened, self-healing connection to one broker, shared by its sinks.
 ///
-/// A lost connection is dropped and opened again on the next delivery; failed attempts
-/// are spaced out (doubling up to a maximum) so that a down broker is not hammered.
+/// Each delivery borrows a channel of its own, so a channel never has more than one
+/// unconfirmed publish: a returned message and its confirm then belong to that delivery
+/// without doubt. A lost connection is opened again on the next delivery; failed
+/// attempts are spaced out (doubling up to a maximum) so a down broker is not hammered.
 pub struct AmqpBroker {
     config: AmqpBrokerConfig,
     state: Mutex<BrokerState>,
@@ -27,6 +29,7 @@ pub struct AmqpBroker {
 #[derive(Default)]
 struct BrokerState {
     link: Option<Link>,
+    generation: u64,
     failures: u32,
     next_attempt: Option<Instant>,
     #[cfg(test)]
@@ -34,9 +37,11 @@ struct BrokerState {
 }
 
 struct Link {
-    // Kept so the connection lives as long as the channel.
-    _connection: Connection,
-    channel: Channel,
+    connection: Connection,
+    generation: u64,
+    /// Confirm-mode channels not in use.
+    idle: Vec<Channel>,
+    /// Queues known to exist on this connection.
     declared: HashSet<String>,
 }
 
@@ -52,6 +57,12 @@ impl std::fmt::Debug for AmqpBroker {
 struct Unavailable {
     reason: String,
     retry_in: Duration,
+}
+
+/// A channel lent to one delivery.
+struct Borrowed {
+    channel: Channel,
+    generation: u64,
 }
 
 impl AmqpBroker {
@@ -72,53 +83,27 @@ impl AmqpBroker {
         state
             .link
             .as_ref()
-            .is_some_and(|link| link.channel.status().connected())
+            .is_some_and(|link| link.connection.status().connected())
     }
 
-    /// A confirm-mode channel on which `queue` is declared.
-    async fn channel_for(&self, queue: &str) -> Result<Channel, Unavailable> {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.config.connect_timeout_secs)
+    }
+
+    /// A confirm-mode channel for one delivery to `queue`, which exists afterwards.
+    async fn borrow(&self, queue: &str) -> Result<Borrowed, Unavailable> {
         let mut state = self.state.lock().await;
         if state
             .link
             .as_ref()
-            .is_some_and(|link| !link.channel.status().connected())
+            .is_some_and(|link| !link.connection.status().connected())
         {
             state.link = None;
         }
         if state.link.is_none() {
-            if let Some(next) = state.next_attempt {
-                let now = Instant::now();
-                if next > now {
-                    return Err(Unavailable {
-                        reason: "broker unreachable, waiting before the next connection attempt"
-                            .into(),
-                        retry_in: next - now,
-                    });
-                }
-            }
-            #[cfg(test)]
-            {
-                state.connect_attempts += 1;
-            }
-            match self.connect().await {
-                Ok(link) => {
-                    tracing::info!(broker = %self.config.redacted_url(), "connected to broker");
-                    state.link = Some(link);
-                    state.failures = 0;
-                    state.next_attempt = None;
-                }
-                Err(reason) => {
-                    state.failures = state.failures.saturating_add(1);
-                    let pause = self.reconnect_pause(state.failures);
-                    state.next_attempt = Some(Instant::now() + pause);
-                    tracing::warn!(broker = %self.config.redacted_url(), %reason, failures = state.failures, "broker unreachable");
-                    return Err(Unavailable {
-                        reason: format!("broker unreachable: {reason}"),
-                        retry_in: pause,
-                    });
-                }
-            }
+            self.reconnect(&mut state).await?;
         }
+        let timeout = self.timeout();
         let Some(link) = state.link.as_mut() else {
             return Err(Unavailable {
                 reason: "no broker connection".into(),
@@ -126,52 +111,90 @@ impl AmqpBroker {
             });
         };
         if !link.declared.contains(queue) {
-            let declared = link
-                .channel
-                .queue_declare(
-                    queue.into(),
-                    QueueDeclareOptions::durable(),
-                    FieldTable::default(),
-                )
-                .await;
-            match declared {
-                Ok(_) => {
-                    link.declared.insert(queue.to_owned());
-                }
-                Err(e) => {
-                    // A failed declare closes the channel: start afresh next time.
-                    state.link = None;
-                    return Err(Unavailable {
-                        reason: format!("declaring queue {queue}: {e}"),
-                        retry_in: self.reconnect_pause(1),
-                    });
-                }
+            declare(&link.connection, queue, timeout).await?;
+            link.declared.insert(queue.to_owned());
+        }
+        let generation = link.generation;
+        while let Some(channel) = link.idle.pop() {
+            if channel.status().connected() {
+                return Ok(Borrowed {
+                    channel,
+                    generation,
+                });
             }
         }
-        Ok(link.channel.clone())
+        let channel = bounded(timeout, "opening a channel", async {
+            let channel = link.connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            Ok(channel)
+        })
+        .await?;
+        Ok(Borrowed {
+            channel,
+            generation,
+        })
     }
 
-    async fn connect(&self) -> Result<Link, String> {
-        let timeout = Duration::from_secs(self.config.connect_timeout_secs);
+    async fn reconnect(&self, state: &mut BrokerState) -> Result<(), Unavailable> {
+        if let Some(next) = state.next_attempt {
+            let now = Instant::now();
+            if next > now {
+                return Err(Unavailable {
+                    reason: "broker unreachable, waiting before the next connection attempt".into(),
+                    retry_in: next - now,
+                });
+            }
+        }
+        #[cfg(test)]
+        {
+            state.connect_attempts += 1;
+        }
         let properties = ConnectionProperties::default().with_connection_name("kopplung".into());
-        let connection =
-            tokio::time::timeout(timeout, Connection::connect(&self.config.url, properties))
-                .await
-                .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
-                .map_err(|e| e.to_string())?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|e| e.to_string())?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Link {
-            _connection: connection,
-            channel,
-            declared: HashSet::new(),
-        })
+        let connected = bounded(
+            self.timeout(),
+            "connecting",
+            Connection::connect(&self.config.url, properties),
+        )
+        .await;
+        match connected {
+            Ok(connection) => {
+                tracing::info!(broker = %self.config.redacted_url(), "connected to broker");
+                state.generation += 1;
+                state.link = Some(Link {
+                    connection,
+                    generation: state.generation,
+                    idle: Vec::new(),
+                    declared: HashSet::new(),
+                });
+                state.failures = 0;
+                state.next_attempt = None;
+                Ok(())
+            }
+            Err(unavailable) => {
+                state.failures = state.failures.saturating_add(1);
+                let pause = self.reconnect_pause(state.failures);
+                state.next_attempt = Some(Instant::now() + pause);
+                tracing::warn!(broker = %self.config.redacted_url(), reason = %unavailable.reason, failures = state.failures, "broker unreachable");
+                Err(Unavailable {
+                    reason: format!("broker unreachable: {}", unavailable.reason),
+                    retry_in: pause,
+                })
+            }
+        }
+    }
+
+    /// Returns a channel after a delivery; a broken one, or one of an older connection,
+    /// is dropped.
+    async fn give_back(&self, borrowed: Borrowed) {
+        let mut state = self.state.lock().await;
+        if let Some(link) = state.link.as_mut()
+            && link.generation == borrowed.generation
+            && borrowed.channel.status().connected()
+        {
+            link.idle.push(borrowed.channel);
+        }
     }
 
     fn reconnect_pause(&self, failures: u32) -> Duration {
@@ -191,15 +214,61 @@ impl AmqpBroker {
         }
     }
 
-    /// Forgets the current connection after a failure that may have broken it.
-    async fn reset(&self) {
-        self.state.lock().await.link = None;
-    }
-
     #[cfg(test)]
     pub(crate) async fn connect_attempts(&self) -> u32 {
         self.state.lock().await.connect_attempts
     }
+}
+
+/// Runs a broker operation with a time limit.
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    operation: impl std::future::Future<Output = lapin::Result<T>>,
+) -> Result<T, Unavailable> {
+    match tokio::time::timeout(limit, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Unavailable {
+            reason: format!("{what}: {e}"),
+            retry_in: Duration::ZERO,
+        }),
+        Err(_) => Err(Unavailable {
+            reason: format!("{what}: no answer within {}s", limit.as_secs()),
+            retry_in: Duration::ZERO,
+        }),
+    }
+}
+
+/// Declares a durable queue on a channel of its own, so that a refusal closes only that
+/// channel. A queue that already exists with other arguments (quorum, limits set by
+/// the vendor: `PRECONDITION_FAILED`) is used as it is.
+async fn declare(connection: &Connection, queue: &str, limit: Duration) -> Result<(), Unavailable> {
+    let channel = bounded(limit, "opening a channel", connection.create_channel()).await?;
+    let declared = bounded(
+        limit,
+        &format!("declaring queue {queue}"),
+        channel.queue_declare(
+            queue.into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        ),
+    )
+    .await;
+    let outcome = match declared {
+        Ok(_) => Ok(()),
+        Err(unavailable) if unavailable.reason.contains("PRECONDITION_FAILED") => {
+            tracing::warn!(
+                queue,
+                "queue exists with other arguments; publishing to it as it is"
+            );
+            Ok(())
+        }
+        Err(unavailable) => Err(unavailable),
+    };
+    if channel.status().connected() {
+        let _ = channel.close(200, "declared".into()).await;
+    }
+    outcome
 }
 
 /// Delivers one procedure's messages into its queue.
@@ -242,8 +311,8 @@ fn properties(message: &OutboundMessage) -> BasicProperties {
 impl Sink for AmqpSink {
     async fn deliver(&self, message: &OutboundMessage) -> Outcome {
         let queue = self.config.queue.as_str();
-        let channel = match self.broker.channel_for(queue).await {
-            Ok(channel) => channel,
+        let borrowed = match self.broker.borrow(queue).await {
+            Ok(borrowed) => borrowed,
             Err(unavailable) => {
                 return Outcome::Retry {
                     reason: unavailable.reason,
@@ -251,6 +320,7 @@ impl Sink for AmqpSink {
                 };
             }
         };
+        let channel = &borrowed.channel;
         let publish = async {
             channel
                 .basic_publish(
@@ -267,7 +337,8 @@ impl Sink for AmqpSink {
                 .await
         };
         let timeout = Duration::from_secs(self.broker.config.confirm_timeout_secs);
-        match tokio::time::timeout(timeout, publish).await {
+        let confirmed = tokio::time::timeout(timeout, publish).await;
+        let outcome = match confirmed {
             Ok(Ok(Confirmation::Ack(None))) => Outcome::Delivered,
             Ok(Ok(Confirmation::Ack(Some(returned)))) => {
                 self.broker.forget_declared(queue).await;
@@ -283,29 +354,27 @@ impl Sink for AmqpSink {
                 reason: "negatively acknowledged by the broker".into(),
                 not_before: None,
             },
+            // Never a success without a confirm: this channel is not in confirm mode.
             Ok(Ok(Confirmation::NotRequested)) => {
-                // Never a success without a confirm: the channel is not in confirm mode.
-                self.broker.reset().await;
-                Outcome::Retry {
+                return Outcome::Retry {
                     reason: "channel not in confirm mode".into(),
                     not_before: None,
-                }
+                };
             }
-            Ok(Err(e)) => {
-                self.broker.reset().await;
-                Outcome::Retry {
-                    reason: format!("publishing failed: {e}"),
-                    not_before: None,
-                }
-            }
+            Ok(Err(e)) => Outcome::Retry {
+                reason: format!("publishing failed: {e}"),
+                not_before: None,
+            },
+            // The confirm may still come: this channel is not reused.
             Err(_) => {
-                self.broker.reset().await;
-                Outcome::Retry {
+                return Outcome::Retry {
                     reason: format!("no confirm within {}s", timeout.as_secs()),
                     not_before: None,
-                }
+                };
             }
-        }
+        };
+        self.broker.give_back(borrowed).await;
+        outcome
     }
 
     fn destination(&self) -> DestinationInfo {

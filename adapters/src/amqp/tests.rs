@@ -157,3 +157,80 @@ fn the_password_never_shows() {
         "amqps://hub:***@mq.example:5671/prod"
     );
 }
+
+#[tokio::test]
+async fn a_queue_the_vendor_declared_with_other_arguments_is_used_as_it_is() {
+    let connection = test_connection().await;
+    let queue = unique_queue();
+    let channel = connection.create_channel().await.unwrap();
+    let mut arguments = lapin::types::FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(1000));
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            lapin::options::QueueDeclareOptions::durable(),
+            arguments,
+        )
+        .await
+        .unwrap();
+    let sink = AmqpSink::new(
+        AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
+        AmqpSinkConfig {
+            queue: queue.clone(),
+        },
+    );
+    assert_eq!(sink.deliver(&message(b"1")).await, Outcome::Delivered);
+    assert_eq!(sink.deliver(&message(b"2")).await, Outcome::Delivered);
+    let depth = channel
+        .queue_declare(
+            queue.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .message_count();
+    assert_eq!(depth, 2);
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_are_each_confirmed_once() {
+    let connection = test_connection().await;
+    let queue = unique_queue();
+    let sink = std::sync::Arc::new(AmqpSink::new(
+        AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
+        AmqpSinkConfig {
+            queue: queue.clone(),
+        },
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let sink = sink.clone();
+        tasks.spawn(async move { sink.deliver(&message(b"parallel")).await });
+    }
+    while let Some(outcome) = tasks.join_next().await {
+        assert_eq!(outcome.unwrap(), Outcome::Delivered);
+    }
+    let channel = connection.create_channel().await.unwrap();
+    let mut count = 0;
+    while channel
+        .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .is_some()
+    {
+        count += 1;
+    }
+    assert_eq!(count, 64);
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+}

@@ -104,9 +104,21 @@ async fn accept(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let over_limit = e
+            .into_inner()
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some();
+        if over_limit {
+            too_large()
+        } else {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "The request body could not be read",
+            )
+        }
+    })?;
 
     let idempotency = idempotency.map(|key| IdempotencyKey {
         key,

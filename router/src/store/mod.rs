@@ -162,6 +162,8 @@ pub struct WorkItem {
     pub message_type: String,
     pub step: Step,
     pub attempts: u32,
+    /// The lease under which this entry was claimed; recording needs it.
+    pub lease: String,
 }
 
 /// What the prepare step needs of an application.
@@ -205,10 +207,11 @@ pub trait Store: Send + Sync {
 
     async fn application(&self, id: Uuid) -> Result<Option<ApplicationRecord>, StoreError>;
 
-    /// Claims up to `limit` due outbox entries for `owner` until `lease_until`.
+    /// Claims up to `limit` due outbox entries under the lease token `lease` (unique per
+    /// claim) until `lease_until`.
     async fn claim(
         &self,
-        owner: &str,
+        lease: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
@@ -221,25 +224,14 @@ pub trait Store: Send + Sync {
 
     async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError>;
 
-    /// Each `record_*` returns `false` if `owner` no longer holds the lease (nothing changed).
-    async fn record_prepared(
-        &self,
-        item: &WorkItem,
-        owner: &str,
-        sealed: &[u8],
-    ) -> Result<bool, StoreError>;
+    /// Each `record_*` returns `false` if the item's lease was taken over (nothing changed).
+    async fn record_prepared(&self, item: &WorkItem, sealed: &[u8]) -> Result<bool, StoreError>;
 
-    async fn record_delivered(
-        &self,
-        item: &WorkItem,
-        owner: &str,
-        detail: &str,
-    ) -> Result<bool, StoreError>;
+    async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError>;
 
     async fn record_retry(
         &self,
         item: &WorkItem,
-        owner: &str,
         due: OffsetDateTime,
         error: &str,
     ) -> Result<bool, StoreError>;
@@ -248,7 +240,6 @@ pub trait Store: Send + Sync {
     async fn record_failed(
         &self,
         item: &WorkItem,
-        owner: &str,
         status: Status,
         error: &str,
     ) -> Result<bool, StoreError>;

@@ -115,7 +115,7 @@ async fn set_status(
     Ok(())
 }
 
-fn work_item(row: &SqliteRow) -> Result<WorkItem, StoreError> {
+fn work_item(row: &SqliteRow, lease: &str) -> Result<WorkItem, StoreError> {
     let step: String = row.try_get("step")?;
     Ok(WorkItem {
         application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
@@ -132,6 +132,7 @@ fn work_item(row: &SqliteRow) -> Result<WorkItem, StoreError> {
             .try_get::<i64, _>("attempts")?
             .try_into()
             .unwrap_or(u32::MAX),
+        lease: lease.to_owned(),
     })
 }
 
@@ -329,7 +330,7 @@ impl Store for SqliteStore {
 
     async fn claim(
         &self,
-        owner: &str,
+        lease: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
@@ -343,13 +344,13 @@ impl Store for SqliteStore {
                ORDER BY due_at LIMIT ?4)
              RETURNING application_id, service_key, procedure_id, message_id, message_type, step, attempts",
         )
-        .bind(owner)
+        .bind(lease)
         .bind(millis(lease_until))
         .bind(millis(now))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(work_item).collect()
+        rows.iter().map(|row| work_item(row, lease)).collect()
     }
 
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
@@ -412,12 +413,7 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn record_prepared(
-        &self,
-        item: &WorkItem,
-        owner: &str,
-        sealed: &[u8],
-    ) -> Result<bool, StoreError> {
+    async fn record_prepared(&self, item: &WorkItem, sealed: &[u8]) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE deliveries SET step = 'deliver', sealed = ?, last_error = NULL
@@ -426,7 +422,7 @@ impl Store for SqliteStore {
         .bind(sealed)
         .bind(item.application_id.to_string())
         .bind(&item.procedure_id)
-        .bind(owner)
+        .bind(&item.lease)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
@@ -447,12 +443,7 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
-    async fn record_delivered(
-        &self,
-        item: &WorkItem,
-        owner: &str,
-        detail: &str,
-    ) -> Result<bool, StoreError> {
+    async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
@@ -462,7 +453,7 @@ impl Store for SqliteStore {
         .bind(rfc3339(OffsetDateTime::now_utc()))
         .bind(item.application_id.to_string())
         .bind(&item.procedure_id)
-        .bind(owner)
+        .bind(&item.lease)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
@@ -477,7 +468,6 @@ impl Store for SqliteStore {
     async fn record_retry(
         &self,
         item: &WorkItem,
-        owner: &str,
         due: OffsetDateTime,
         error: &str,
     ) -> Result<bool, StoreError> {
@@ -490,7 +480,7 @@ impl Store for SqliteStore {
         .bind(millis(due))
         .bind(item.application_id.to_string())
         .bind(&item.procedure_id)
-        .bind(owner)
+        .bind(&item.lease)
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected() == 1)
@@ -499,7 +489,6 @@ impl Store for SqliteStore {
     async fn record_failed(
         &self,
         item: &WorkItem,
-        owner: &str,
         status: Status,
         error: &str,
     ) -> Result<bool, StoreError> {
@@ -517,7 +506,7 @@ impl Store for SqliteStore {
         .bind(error)
         .bind(item.application_id.to_string())
         .bind(&item.procedure_id)
-        .bind(owner)
+        .bind(&item.lease)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {

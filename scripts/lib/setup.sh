@@ -1,0 +1,57 @@
+# Shared set-up steps of scripts/demo and scripts/test (sourced, not run).
+# Installs missing Debian packages and starts the local services the tests use.
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# ensure_packages PKG...: installs those that are missing (no network if none are).
+ensure_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "Installing: ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# Packages to build kopplung.
+BUILD_PACKAGES=(build-essential pkg-config libssl-dev openssl)
+# Packages the tests use besides: the services and the vendor-side tools.
+TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils)
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for NAME SECONDS CMD...: polls CMD until it succeeds, fails loudly otherwise.
+wait_for() {
+  local name=$1 seconds=$2; shift 2
+  for _ in $(seq "$seconds"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  echo "ERROR: $name did not come up within ${seconds}s" >&2
+  return 1
+}
+
+ensure_rabbitmq() {
+  if ! port_open 5672; then
+    echo "Starting RabbitMQ"
+    as_root rabbitmq-server -detached
+  fi
+  wait_for "RabbitMQ on 127.0.0.1:5672" 90 port_open 5672
+  # The port opens before the broker accepts logins: wait for a real answer.
+  wait_for "RabbitMQ" 60 as_root rabbitmq-diagnostics -q check_running
+}
+
+ensure_postgres() {
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "Starting PostgreSQL"
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  fi
+  wait_for "PostgreSQL on 127.0.0.1:5432" 60 pg_isready -q -h 127.0.0.1 -p 5432
+}
