@@ -278,15 +278,7 @@ fn validate(
         }
         // Decoded size from the encoded length, before decoding anything big.
         if attachment.content_base64.len() / 4 * 3 > rules.max_bytes + 2 {
-            return Err(Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "attachment-too-large",
-                "An attachment is too large",
-            )
-            .detail(format!(
-                "attachments[{index}] is larger than {} bytes",
-                rules.max_bytes
-            )));
+            return Err(attachment_too_large(index, rules.max_bytes));
         }
         let content =
             match base64::engine::general_purpose::STANDARD.decode(&attachment.content_base64) {
@@ -300,15 +292,7 @@ fn validate(
                 }
             };
         if content.len() > rules.max_bytes {
-            return Err(Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "attachment-too-large",
-                "An attachment is too large",
-            )
-            .detail(format!(
-                "attachments[{index}] is larger than {} bytes",
-                rules.max_bytes
-            )));
+            return Err(attachment_too_large(index, rules.max_bytes));
         }
         if !content_matches(&attachment.media_type, &content) {
             errors.push(FieldError::new(
@@ -341,6 +325,17 @@ fn validate(
         received_at: OffsetDateTime::now_utc(),
     };
     Ok((new, procedure_id.to_owned()))
+}
+
+fn attachment_too_large(index: usize, max_bytes: usize) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "attachment-too-large",
+        "An attachment is too large",
+    )
+    .detail(format!(
+        "attachments[{index}] is larger than {max_bytes} bytes"
+    ))
 }
 
 fn valid_filename(name: &str) -> bool {

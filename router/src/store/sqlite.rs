@@ -115,6 +115,38 @@ async fn set_status(
     Ok(())
 }
 
+/// Binds the `WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?` of an
+/// outbox update: only the holder of the lease may change the entry.
+trait BindLease<'q> {
+    fn bind_lease(self, item: &'q WorkItem) -> Self;
+}
+
+impl<'q> BindLease<'q> for sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    fn bind_lease(self, item: &'q WorkItem) -> Self {
+        self.bind(item.application_id.to_string())
+            .bind(&item.procedure_id)
+            .bind(&item.lease)
+    }
+}
+
+/// Completes a state change whose outbox update touched `updated` rows: the status and
+/// its history entry in the same transaction, or nothing if the lease was lost.
+async fn transition(
+    mut tx: Transaction<'static, Sqlite>,
+    updated: u64,
+    item: &WorkItem,
+    status: Status,
+    detail: &str,
+) -> Result<bool, StoreError> {
+    if updated != 1 {
+        return Ok(false);
+    }
+    set_status(&mut tx, item.application_id, status).await?;
+    append_history(&mut tx, item.application_id, status, detail).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 fn work_item(row: &SqliteRow, lease: &str) -> Result<WorkItem, StoreError> {
     let step: String = row.try_get("step")?;
     Ok(WorkItem {
@@ -420,27 +452,14 @@ impl Store for SqliteStore {
              WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
         )
         .bind(sealed)
-        .bind(item.application_id.to_string())
-        .bind(&item.procedure_id)
-        .bind(&item.lease)
+        .bind_lease(item)
         .execute(&mut *tx)
         .await?;
-        if updated.rows_affected() != 1 {
-            return Ok(false);
-        }
-        set_status(&mut tx, item.application_id, Status::Prepared).await?;
-        append_history(
-            &mut tx,
-            item.application_id,
-            Status::Prepared,
-            &format!(
-                "message {} rendered, checked and sealed for {}",
-                item.message_id, item.procedure_id
-            ),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        let detail = format!(
+            "message {} rendered, checked and sealed for {}",
+            item.message_id, item.procedure_id
+        );
+        transition(tx, updated.rows_affected(), item, Status::Prepared, &detail).await
     }
 
     async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {
@@ -451,18 +470,10 @@ impl Store for SqliteStore {
              WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
         )
         .bind(rfc3339(OffsetDateTime::now_utc()))
-        .bind(item.application_id.to_string())
-        .bind(&item.procedure_id)
-        .bind(&item.lease)
+        .bind_lease(item)
         .execute(&mut *tx)
         .await?;
-        if updated.rows_affected() != 1 {
-            return Ok(false);
-        }
-        set_status(&mut tx, item.application_id, Status::Delivered).await?;
-        append_history(&mut tx, item.application_id, Status::Delivered, detail).await?;
-        tx.commit().await?;
-        Ok(true)
+        transition(tx, updated.rows_affected(), item, Status::Delivered, detail).await
     }
 
     async fn record_retry(
@@ -478,9 +489,7 @@ impl Store for SqliteStore {
         )
         .bind(error)
         .bind(millis(due))
-        .bind(item.application_id.to_string())
-        .bind(&item.procedure_id)
-        .bind(&item.lease)
+        .bind_lease(item)
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected() == 1)
@@ -504,18 +513,10 @@ impl Store for SqliteStore {
         )
         .bind(step)
         .bind(error)
-        .bind(item.application_id.to_string())
-        .bind(&item.procedure_id)
-        .bind(&item.lease)
+        .bind_lease(item)
         .execute(&mut *tx)
         .await?;
-        if updated.rows_affected() != 1 {
-            return Ok(false);
-        }
-        set_status(&mut tx, item.application_id, status).await?;
-        append_history(&mut tx, item.application_id, status, error).await?;
-        tx.commit().await?;
-        Ok(true)
+        transition(tx, updated.rows_affected(), item, status, error).await
     }
 
     async fn release_stale_leases(&self) -> Result<u64, StoreError> {
