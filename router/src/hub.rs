@@ -30,9 +30,8 @@ pub struct Loaded {
 }
 
 pub fn load(config: Config) -> Result<Loaded, Error> {
-    let mappings = Arc::new(kopplung_transformers::mapping::load_all(
-        &config.mappings_dir,
-    )?);
+    let regions = Arc::new(Regions::load(&config.regions_file)?);
+    let mappings = Arc::new(load_mappings(&config, &regions)?);
     for route in &config.routing.routes {
         if !mappings.contains_key(&route.service) {
             return Err(Error::Config {
@@ -44,7 +43,6 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
             });
         }
     }
-    let regions = Arc::new(Regions::load(&config.regions_file)?);
     let routing = RoutingTable::new(&config.routing.routes);
     let preparer = Preparer::load(&config, mappings.clone(), regions.clone())?;
     let clients = Clients::load(&config.file.clients, &config.data_dir)?;
@@ -56,6 +54,15 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
         preparer,
         clients,
     })
+}
+
+/// Loads every mapping below the configured folder, with the municipalities as code list.
+pub fn load_mappings(
+    config: &Config,
+    regions: &Regions,
+) -> Result<BTreeMap<String, kopplung_transformers::Mapping>, Error> {
+    let env = kopplung_transformers::mapping::MappingEnv::load(&config.mappings_dir, regions.names())?;
+    Ok(kopplung_transformers::mapping::load_all(&config.mappings_dir, &env)?)
 }
 
 /// Runs the hub: the API on `listen` and the outbox, until `shutdown` resolves.

@@ -170,6 +170,7 @@ impl Preparer {
                     inhalt_base64: base64::engine::general_purpose::STANDARD.encode(&a.content),
                 })
                 .collect(),
+            gebuehr: info.fee.clone(),
         };
         let xml = mapping
             .render(&context)

@@ -1,13 +1,14 @@
 //! The municipalities the hub knows (ARS and name), from `config/regions.csv`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::path::Path;
 
 use crate::Error;
 
 #[derive(Debug, Clone, Default)]
 pub struct Regions {
-    names: BTreeMap<String, String>,
+    names: Arc<BTreeMap<String, String>>,
 }
 
 impl Regions {
@@ -36,7 +37,14 @@ impl Regions {
                 )));
             }
         }
-        Ok(Self { names })
+        Ok(Self {
+            names: Arc::new(names),
+        })
+    }
+
+    /// ARS -> name, shared with the mappings' `gemeindename` helper.
+    pub fn names(&self) -> Arc<BTreeMap<String, String>> {
+        self.names.clone()
     }
 
     pub fn name(&self, ars: &str) -> Option<&str> {

@@ -39,11 +39,75 @@ pub struct Field {
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// A regular expression the whole text must match (`text` fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(skip)]
+    compiled_pattern: Option<regex::Regex>,
     /// Allowed values of an `enum` field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<EnumValue>,
     /// Members of a `group` field.
     #[serde(rename = "fields", default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<Field>,
+    /// A reusable group (from `mappings/groups.toml`) whose fields this group takes.
+    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<String>,
+    /// The field applies only when another field has a value; otherwise it is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// `false` for fields that deliberately do not travel in the message (consent boxes).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub transmit: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+/// When a conditional field applies: the field at `field` (a dotted path from the form's
+/// root) equals one of `equals` (for an enum or text) or is `true` (for a boolean).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub equals: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_true: Option<bool>,
+}
+
+impl Condition {
+    fn holds(&self, root: &Value) -> bool {
+        let mut value = root;
+        for part in self.field.split('.') {
+            value = value.get(part).unwrap_or(&Value::Null);
+        }
+        match (value, self.is_true) {
+            (Value::Bool(b), Some(expected)) => *b == expected,
+            (Value::String(s), None) => self.equals.iter().any(|e| e == s),
+            _ => false,
+        }
+    }
+}
+
+/// Reusable field groups, shared by all services (`mappings/groups.toml`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedGroups {
+    #[serde(rename = "group", default)]
+    pub groups: Vec<SharedGroup>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedGroup {
+    pub name: String,
+    #[serde(rename = "fields")]
     pub fields: Vec<Field>,
 }
 
@@ -55,6 +119,8 @@ pub enum FieldKind {
     Number,
     Enum,
     Boolean,
+    /// A calendar date: accepts `TT.MM.JJJJ` and `JJJJ-MM-TT`, stored as `JJJJ-MM-TT`.
+    Date,
     Group,
 }
 
@@ -93,22 +159,127 @@ impl FieldError {
 }
 
 impl FormDefinition {
-    /// Checks the definition itself, so that a broken form is refused when the mapping loads.
-    pub fn check(&self) -> Result<(), String> {
-        check_fields(&self.fields, "")
+    /// Replaces `use = "…"` by the shared group's fields, then checks the definition, so
+    /// that a broken form is refused when the mapping loads.
+    pub fn resolve(&mut self, shared: &SharedGroups) -> Result<(), String> {
+        resolve_uses(&mut self.fields, shared, "")?;
+        compile_patterns(&mut self.fields, "")?;
+        check_fields(&self.fields, "")?;
+        check_conditions(&self.fields, &self.fields, "")
+    }
+
+    /// Dotted paths of every field (groups and leaves) with whether it travels.
+    pub fn paths(&self) -> Vec<(String, &Field)> {
+        let mut out = Vec::new();
+        collect_paths(&self.fields, "", &mut out);
+        out
     }
 
     /// Validates `data` and returns it normalised: strings in NFC, every declared field present
     /// (`null` where an optional one was left out). All problems are reported at once.
     pub fn validate(&self, data: &Value) -> Result<Value, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let normalised = validate_group(&self.fields, data, "", &mut errors);
+        let normalised = validate_group(&self.fields, data, data, "", &mut errors);
         if errors.is_empty() {
             Ok(normalised)
         } else {
             Err(errors)
         }
     }
+}
+
+fn collect_paths<'a>(fields: &'a [Field], prefix: &str, out: &mut Vec<(String, &'a Field)>) {
+    for field in fields {
+        let path = join(prefix, &field.name);
+        out.push((path.clone(), field));
+        collect_paths(&field.fields, &path, out);
+    }
+}
+
+fn resolve_uses(fields: &mut [Field], shared: &SharedGroups, prefix: &str) -> Result<(), String> {
+    for field in fields.iter_mut() {
+        let path = join(prefix, &field.name);
+        if let Some(name) = &field.uses {
+            if field.kind != FieldKind::Group || !field.fields.is_empty() {
+                return Err(format!(
+                    "field `{path}`: `use` needs type = \"group\" and no own fields"
+                ));
+            }
+            let group = shared
+                .groups
+                .iter()
+                .find(|g| &g.name == name)
+                .ok_or_else(|| format!("field `{path}`: unknown shared group `{name}`"))?;
+            field.fields = group.fields.clone();
+        }
+        resolve_uses(&mut field.fields, shared, &path)?;
+    }
+    Ok(())
+}
+
+fn find_field<'a>(fields: &'a [Field], path: &str) -> Option<&'a Field> {
+    let (head, rest) = match path.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (path, None),
+    };
+    let field = fields.iter().find(|f| f.name == head)?;
+    match rest {
+        Some(rest) => find_field(&field.fields, rest),
+        None => Some(field),
+    }
+}
+
+fn check_conditions(root: &[Field], fields: &[Field], prefix: &str) -> Result<(), String> {
+    for field in fields {
+        let path = join(prefix, &field.name);
+        if let Some(condition) = &field.when {
+            let Some(target) = find_field(root, &condition.field) else {
+                return Err(format!(
+                    "field `{path}`: `when` refers to unknown field `{}`",
+                    condition.field
+                ));
+            };
+            let fits = match target.kind {
+                FieldKind::Boolean => condition.is_true.is_some() && condition.equals.is_empty(),
+                FieldKind::Enum => {
+                    condition.is_true.is_none()
+                        && !condition.equals.is_empty()
+                        && condition
+                            .equals
+                            .iter()
+                            .all(|e| target.values.iter().any(|v| &v.code == e))
+                }
+                FieldKind::Text => condition.is_true.is_none() && !condition.equals.is_empty(),
+                _ => false,
+            };
+            if !fits {
+                return Err(format!(
+                    "field `{path}`: `when` on `{}` needs `is_true` for a boolean or `equals` with its values for an enum or text",
+                    condition.field
+                ));
+            }
+        }
+        check_conditions(root, &field.fields, &path)?;
+    }
+    Ok(())
+}
+
+fn compile_patterns(fields: &mut [Field], prefix: &str) -> Result<(), String> {
+    for field in fields.iter_mut() {
+        let path = join(prefix, &field.name);
+        if let Some(pattern) = &field.pattern {
+            if field.kind != FieldKind::Text {
+                return Err(format!("field `{path}`: `pattern` is for text fields"));
+            }
+            let anchored = format!("^(?:{pattern})$");
+            field.compiled_pattern = Some(
+                regex::Regex::new(&anchored)
+                    .map_err(|e| format!("field `{path}`: pattern: {e}"))?,
+            );
+        }
+        compile_patterns(&mut field.fields, &path)?;
+    }
+    Ok(())
 }
 
 fn check_fields(fields: &[Field], prefix: &str) -> Result<(), String> {
@@ -157,6 +328,7 @@ fn join(prefix: &str, name: &str) -> String {
 
 fn validate_group(
     fields: &[Field],
+    root: &Value,
     data: &Value,
     prefix: &str,
     errors: &mut Vec<FieldError>,
@@ -180,10 +352,14 @@ fn validate_group(
     for field in fields {
         let path = join(prefix, &field.name);
         let value = object.get(&field.name).unwrap_or(&Value::Null);
-        out.insert(
-            field.name.clone(),
-            validate_field(field, value, &path, errors),
-        );
+        // A field whose condition does not hold does not apply: its value is ignored.
+        let applies = field.when.as_ref().is_none_or(|c| c.holds(root));
+        let value = if applies {
+            validate_field(field, root, value, &path, errors)
+        } else {
+            Value::Null
+        };
+        out.insert(field.name.clone(), value);
     }
     Value::Object(out)
 }
@@ -197,7 +373,13 @@ fn is_blank(value: &Value) -> bool {
     }
 }
 
-fn validate_field(field: &Field, value: &Value, path: &str, errors: &mut Vec<FieldError>) -> Value {
+fn validate_field(
+    field: &Field,
+    root: &Value,
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Value {
     if is_blank(value) {
         if field.required {
             errors.push(FieldError::new(path, "Pflichtfeld"));
@@ -205,7 +387,17 @@ fn validate_field(field: &Field, value: &Value, path: &str, errors: &mut Vec<Fie
         return Value::Null;
     }
     match field.kind {
-        FieldKind::Group => validate_group(&field.fields, value, path, errors),
+        FieldKind::Group => validate_group(&field.fields, root, value, path, errors),
+        FieldKind::Date => match value.as_str().map(parse_date) {
+            Some(Some(date)) => Value::String(date),
+            _ => {
+                errors.push(FieldError::new(
+                    path,
+                    "kein gültiges Datum (TT.MM.JJJJ)",
+                ));
+                Value::Null
+            }
+        },
         FieldKind::Text | FieldKind::Email => {
             let Value::String(raw) = value else {
                 errors.push(FieldError::new(path, "muss ein Text sein"));
@@ -234,6 +426,11 @@ fn validate_field(field: &Field, value: &Value, path: &str, errors: &mut Vec<Fie
                     path,
                     format!("höchstens {max} Zeichen (jetzt {length})"),
                 ));
+            }
+            if let Some(pattern) = &field.compiled_pattern
+                && !pattern.is_match(&text)
+            {
+                errors.push(FieldError::new(path, "hat nicht das erwartete Format"));
             }
             if field.kind == FieldKind::Email && !looks_like_email(&text) {
                 errors.push(FieldError::new(path, "keine gültige E-Mail-Adresse"));
@@ -283,6 +480,36 @@ fn validate_field(field: &Field, value: &Value, path: &str, errors: &mut Vec<Fie
             }
         }
     }
+}
+
+/// A date as `TT.MM.JJJJ` (German) or `JJJJ-MM-TT` (ISO 8601), returned as ISO 8601.
+pub fn parse_date(text: &str) -> Option<String> {
+    let text = text.trim();
+    let (day, month, year) = if let Some((y, rest)) = text.split_once('-') {
+        let (m, d) = rest.split_once('-')?;
+        (d, m, y)
+    } else {
+        let mut parts = text.split('.');
+        let d = parts.next()?;
+        let m = parts.next()?;
+        let y = parts.next()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        (d, m, y)
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(all_digits(day) && all_digits(month) && year.len() == 4 && all_digits(year)) {
+        return None;
+    }
+    let month = time::Month::try_from(month.parse::<u8>().ok()?).ok()?;
+    let date = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    ))
 }
 
 /// Deliberately modest: one `@`, a non-empty local part, a dotted domain, no spaces.
@@ -391,8 +618,80 @@ mod tests {
 
     #[test]
     fn a_definition_with_an_empty_enum_is_refused() {
-        let broken: FormDefinition =
+        let mut broken: FormDefinition =
             toml::from_str("[[field]]\nname='x'\nlabel='X'\ntype='enum'\n").unwrap();
-        assert!(broken.check().is_err());
+        assert!(broken.resolve(&SharedGroups::default()).is_err());
+    }
+
+    #[test]
+    fn dates_are_accepted_in_german_and_iso_and_stored_as_iso() {
+        assert_eq!(parse_date("24.12.1990").as_deref(), Some("1990-12-24"));
+        assert_eq!(parse_date("1.2.2026").as_deref(), Some("2026-02-01"));
+        assert_eq!(parse_date("2026-02-01").as_deref(), Some("2026-02-01"));
+        for bad in ["31.02.2026", "2026-13-01", "1.2.26", "heute", "1.2.2026.", "+2026-01-01"] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn conditional_fields_apply_only_when_their_condition_holds() {
+        let mut form: FormDefinition = toml::from_str(
+            r#"
+            [[field]]
+            name = "art"
+            label = "Art"
+            type = "enum"
+            required = true
+            values = [{ code = "neu", label = "Neu" }, { code = "umzug", label = "Umzug" }]
+
+            [[field]]
+            name = "bisher"
+            label = "Bisherige Anschrift"
+            type = "group"
+            use = "anschrift"
+            required = true
+            when = { field = "art", equals = ["umzug"] }
+            "#,
+        )
+        .unwrap();
+        let shared: SharedGroups = toml::from_str(
+            r#"
+            [[group]]
+            name = "anschrift"
+            [[group.fields]]
+            name = "strasse"
+            label = "Straße"
+            type = "text"
+            required = true
+            "#,
+        )
+        .unwrap();
+        form.resolve(&shared).unwrap();
+        // Not applicable: ignored, even if sent.
+        let out = form
+            .validate(&json!({"art": "neu", "bisher": {"strasse": "Alt"}}))
+            .unwrap();
+        assert_eq!(out["bisher"], Value::Null);
+        // Applicable: required.
+        let errors = form.validate(&json!({"art": "umzug"})).unwrap_err();
+        assert_eq!(errors[0].field, "bisher");
+        let out = form
+            .validate(&json!({"art": "umzug", "bisher": {"strasse": "Alt"}}))
+            .unwrap();
+        assert_eq!(out["bisher"]["strasse"], "Alt");
+    }
+
+    #[test]
+    fn conditions_and_uses_are_checked_when_loading() {
+        let mut unknown: FormDefinition = toml::from_str(
+            "[[field]]\nname='x'\nlabel='X'\ntype='group'\nuse='nope'\n",
+        )
+        .unwrap();
+        assert!(unknown.resolve(&SharedGroups::default()).unwrap_err().contains("nope"));
+        let mut dangling: FormDefinition = toml::from_str(
+            "[[field]]\nname='x'\nlabel='X'\ntype='text'\nwhen={ field='y', equals=['a'] }\n",
+        )
+        .unwrap();
+        assert!(dangling.resolve(&SharedGroups::default()).unwrap_err().contains("unknown field `y`"));
     }
 }

@@ -6,9 +6,11 @@
 //! signs and encrypts it for the receiving procedure.
 #![forbid(unsafe_code)]
 
+pub mod fixtures;
 pub mod form;
 pub mod mapping;
 pub mod pki;
+pub mod schema;
 pub mod seal;
 pub mod text;
 pub mod xml;
@@ -33,6 +35,16 @@ pub enum Error {
     Render { service: String, message: String },
     #[error("rendered message is not well-formed XML at byte {position}: {message}")]
     NotWellFormed { position: u64, message: String },
+    #[error("schema {}: {}", file.display(), join(violations))]
+    Schema {
+        file: PathBuf,
+        violations: Vec<schema::Violation>,
+    },
+    #[error("message does not match schema {}: {}", schema.display(), join(violations))]
+    Invalid {
+        schema: PathBuf,
+        violations: Vec<schema::Violation>,
+    },
     #[error("certificate refused: {0}")]
     Certificate(String),
     #[error("{context}: {source}")]
@@ -40,4 +52,12 @@ pub enum Error {
         context: String,
         source: openssl::error::ErrorStack,
     },
+}
+
+fn join(violations: &[schema::Violation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

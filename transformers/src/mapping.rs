@@ -2,21 +2,27 @@
 //!
 //! ```text
 //! mappings/<service>/
-//!   service.toml        key, name, message type
+//!   service.toml        key, name, message type, fee
 //!   form.toml           fields and attachment rules (shared with the portal)
 //!   nachricht.xml.hbs   Handlebars template of the XÖV message
+//!   nachricht.xsd       schema of the message (imports ../xoev/*.xsd)
+//!   fixtures/           <name>.input.json -> <name>.expected.xml
+//! mappings/groups.toml  reusable field groups (an address, a person)
 //! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use handlebars::Handlebars;
-use handlebars::template::{Template, TemplateElement};
+use std::sync::Arc;
+
+use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
+use handlebars::template::{Parameter, Template, TemplateElement};
+use handlebars::Path as TemplatePath;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Error;
-use crate::form::{Field, FieldKind, FormDefinition};
+use crate::form::{Field, FieldKind, FormDefinition, SharedGroups, parse_date};
 use crate::xml::check_well_formed;
 
 const TEMPLATE: &str = "nachricht";
@@ -33,7 +39,19 @@ pub struct ServiceInfo {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The fee the citizen pays, if any (shown by the portal, carried in the message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<Fee>,
     pub message: MessageInfo,
+}
+
+/// A fee in euros.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fee {
+    /// Decimal with two places, e.g. `"30.50"`.
+    pub betrag: String,
+    pub beschreibung: String,
 }
 
 /// The message type produced for the service, as an xoev-code `Code`.
@@ -50,10 +68,37 @@ pub struct MessageInfo {
     pub version: String,
     #[serde(default = "default_template")]
     pub template: String,
+    #[serde(default = "default_schema")]
+    pub schema: String,
 }
 
 fn default_template() -> String {
     "nachricht.xml.hbs".into()
+}
+
+fn default_schema() -> String {
+    "nachricht.xsd".into()
+}
+
+/// What all mappings share: code lists for the helpers and the reusable field groups.
+#[derive(Debug, Clone, Default)]
+pub struct MappingEnv {
+    /// ARS -> municipality name, for `{{gemeindename …}}`.
+    pub regions: Arc<BTreeMap<String, String>>,
+    pub groups: SharedGroups,
+}
+
+impl MappingEnv {
+    /// Reads `groups.toml` below the mappings root, if there is one.
+    pub fn load(root: &Path, regions: Arc<BTreeMap<String, String>>) -> Result<Self, Error> {
+        let path = root.join("groups.toml");
+        let groups = if path.is_file() {
+            read_toml(&path)?
+        } else {
+            SharedGroups::default()
+        };
+        Ok(Self { regions, groups })
+    }
 }
 
 /// A loaded, checked mapping: ready to validate input and render messages.
@@ -61,7 +106,11 @@ pub struct Mapping {
     pub info: ServiceInfo,
     pub form: FormDefinition,
     pub folder: PathBuf,
+    pub template_path: PathBuf,
+    pub schema_path: PathBuf,
+    template: Template,
     templates: Handlebars<'static>,
+    regions: Arc<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Mapping {
@@ -86,6 +135,8 @@ pub struct MessageContext {
     /// German labels of the chosen enumeration values, at the same paths as in `data`.
     pub labels: Value,
     pub anlagen: Vec<Anlage>,
+    /// The service's fee, if it has one.
+    pub gebuehr: Option<Fee>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,11 +185,11 @@ pub struct Anlage {
 
 impl Mapping {
     /// Loads and checks a mapping folder. Every problem names the file.
-    pub fn load(folder: &Path) -> Result<Self, Error> {
+    pub fn load(folder: &Path, env: &MappingEnv) -> Result<Self, Error> {
         let info: ServiceInfo = read_toml(&folder.join("service.toml"))?;
         let form_path = folder.join("form.toml");
-        let form: FormDefinition = read_toml(&form_path)?;
-        form.check().map_err(|message| Error::Mapping {
+        let mut form: FormDefinition = read_toml(&form_path)?;
+        form.resolve(&env.groups).map_err(|message| Error::Mapping {
             file: form_path.clone(),
             message,
         })?;
@@ -148,30 +199,51 @@ impl Mapping {
                 message: format!("key `{}` is not a 14-digit LeiKa key", info.key),
             });
         }
+        if let Some(fee) = &info.fee
+            && !is_amount(&fee.betrag)
+        {
+            return Err(Error::Mapping {
+                file: folder.join("service.toml"),
+                message: format!("fee.betrag `{}` is not an amount like 30.50", fee.betrag),
+            });
+        }
         let template_path = folder.join(&info.message.template);
         let source = std::fs::read_to_string(&template_path).map_err(|source| Error::Io {
             path: template_path.clone(),
             source,
         })?;
-        check_template(&source).map_err(|message| Error::Mapping {
+        let template = check_template(&source).map_err(|message| Error::Mapping {
             file: template_path.clone(),
             message,
         })?;
         let mut templates = Handlebars::new();
         templates.set_strict_mode(true);
         templates.register_escape_fn(xml_escape);
+        register_helpers(&mut templates, env.regions.clone());
         templates
             .register_template_string(TEMPLATE, source)
             .map_err(|e| Error::Mapping {
                 file: template_path.clone(),
                 message: e.to_string(),
             })?;
+        let schema_path = folder.join(&info.message.schema);
+        // Compiled once here so that a broken schema stops the load, not the first message.
+        crate::schema::compile(&schema_path)?;
         Ok(Self {
             info,
             form,
             folder: folder.to_owned(),
+            template_path,
+            schema_path,
+            template,
             templates,
+            regions: env.regions.clone(),
         })
+    }
+
+    /// The municipality's name for an ARS, from the code list the mapping was loaded with.
+    pub fn region_name(&self, ars: &str) -> Option<String> {
+        self.regions.get(ars).cloned()
     }
 
     /// Renders the message and checks that it is well-formed XML.
@@ -184,13 +256,183 @@ impl Mapping {
                 message: e.to_string(),
             })?;
         check_well_formed(&xml)?;
+        crate::schema::validate(&self.schema_path, &xml)?;
         Ok(xml)
+    }
+
+    /// References to form fields that do not exist, and form fields the template never
+    /// uses (unless marked `transmit = false`).
+    pub fn lint(&self) -> Vec<LintFinding> {
+        let mut used = Vec::new();
+        collect_references(&self.template, &mut used);
+        let fields = self.form.paths();
+        let mut findings = Vec::new();
+        for (path, line, column) in &used {
+            let (root, rest) = path.split_once('.').unwrap_or((path.as_str(), ""));
+            if (root == "data" || root == "labels")
+                && !rest.is_empty()
+                && !fields.iter().any(|(p, _)| p == rest)
+            {
+                findings.push(LintFinding {
+                    file: self.template_path.clone(),
+                    line: *line,
+                    column: *column,
+                    message: format!("`{path}` refers to a field the form does not define"),
+                });
+            }
+        }
+        for (path, field) in &fields {
+            let leaf = field.kind != FieldKind::Group;
+            let referenced = used.iter().any(|(p, _, _)| {
+                p.strip_prefix("data.")
+                    .or_else(|| p.strip_prefix("labels."))
+                    .is_some_and(|p| p == path || p.starts_with(&format!("{path}.")))
+            });
+            if leaf && field.transmit && !referenced {
+                findings.push(LintFinding {
+                    file: self.folder.join("form.toml"),
+                    line: 0,
+                    column: 0,
+                    message: format!(
+                        "field `{path}` is never used by {} (mark it `transmit = false` if that is intended)",
+                        self.info.message.template
+                    ),
+                });
+            }
+        }
+        findings
     }
 
     /// German labels of the enumeration values chosen in `data`, mirroring its shape.
     pub fn labels(&self, data: &Value) -> Value {
         labels_of(&self.form.fields, data)
     }
+}
+
+/// A finding of `mapping lint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintFinding {
+    pub file: PathBuf,
+    /// 0 when the finding concerns the whole file.
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for LintFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        } else {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        }
+    }
+}
+
+/// Paths the template reads, with line and column, including inside blocks and
+/// helper parameters.
+fn collect_references(template: &Template, out: &mut Vec<(String, usize, usize)>) {
+    for (index, element) in template.elements.iter().enumerate() {
+        let (line, column) = template
+            .mapping
+            .get(index)
+            .map(|m| (m.0, m.1))
+            .unwrap_or((0, 0));
+        if let TemplateElement::Expression(helper) | TemplateElement::HelperBlock(helper) = element {
+            for parameter in std::iter::once(&helper.name)
+                .chain(helper.params.iter())
+                .chain(helper.hash.values())
+            {
+                if let Parameter::Path(TemplatePath::Relative((_, raw))) = parameter {
+                    out.push((raw.clone(), line, column));
+                }
+            }
+            for inner in [&helper.template, &helper.inverse].into_iter().flatten() {
+                collect_references(inner, out);
+            }
+        }
+    }
+}
+
+fn is_amount(text: &str) -> bool {
+    match text.split_once('.') {
+        Some((euros, cents)) => {
+            !euros.is_empty()
+                && euros.bytes().all(|b| b.is_ascii_digit())
+                && cents.len() == 2
+                && cents.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+fn helper_error(name: &str, message: String) -> handlebars::RenderError {
+    RenderErrorReason::Other(format!("{name}: {message}")).into()
+}
+
+fn string_param<'a>(h: &'a Helper<'_>, name: &str) -> Result<Option<&'a str>, handlebars::RenderError> {
+    let value = h
+        .param(0)
+        .ok_or_else(|| helper_error(name, "needs one parameter".into()))?
+        .value();
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.as_str())),
+        other => Err(helper_error(name, format!("expects text, got {other}"))),
+    }
+}
+
+/// `datum` (a date in ISO 8601 from `TT.MM.JJJJ` or ISO), `gemeindename` (ARS to the
+/// municipality's name) and `betrag` (an amount with two decimals). Their output is
+/// XML-escaped like everything else.
+fn register_helpers(templates: &mut Handlebars<'static>, regions: Arc<BTreeMap<String, String>>) {
+    templates.register_helper(
+        "datum",
+        Box::new(
+            |h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output| -> HelperResult {
+                if let Some(text) = string_param(h, "datum")? {
+                    let date = parse_date(text)
+                        .ok_or_else(|| helper_error("datum", "not a date (TT.MM.JJJJ or JJJJ-MM-TT)".into()))?;
+                    out.write(&date)?;
+                }
+                Ok(())
+            },
+        ),
+    );
+    templates.register_helper(
+        "gemeindename",
+        Box::new(
+            move |h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output| -> HelperResult {
+                if let Some(ars) = string_param(h, "gemeindename")? {
+                    let name = regions
+                        .get(ars)
+                        .ok_or_else(|| helper_error("gemeindename", format!("unknown ARS {ars}")))?;
+                    out.write(&xml_escape(name))?;
+                }
+                Ok(())
+            },
+        ),
+    );
+    templates.register_helper(
+        "betrag",
+        Box::new(
+            |h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output| -> HelperResult {
+                let value = h
+                    .param(0)
+                    .ok_or_else(|| helper_error("betrag", "needs one parameter".into()))?
+                    .value();
+                let amount = match value {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.parse::<f64>().ok(),
+                    _ => None,
+                }
+                .filter(|a| a.is_finite() && *a >= 0.0)
+                .ok_or_else(|| helper_error("betrag", format!("not an amount: {value}")))?;
+                out.write(&format!("{amount:.2}"))?;
+                Ok(())
+            },
+        ),
+    );
 }
 
 fn labels_of(fields: &[Field], data: &Value) -> Value {
@@ -241,9 +483,10 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Error> {
 /// Refuses what could let user data out of its element: raw output (`{{{x}}}`, `{{&x}}`,
 /// in any spelling) and partials or decorators (which could bring raw output in).
 /// Works on the compiled template, so whitespace control or line breaks cannot hide it.
-fn check_template(source: &str) -> Result<(), String> {
+fn check_template(source: &str) -> Result<Template, String> {
     let template = Template::compile(source).map_err(|e| e.to_string())?;
-    check_elements(&template)
+    check_elements(&template)?;
+    Ok(template)
 }
 
 fn check_elements(template: &Template) -> Result<(), String> {
@@ -279,7 +522,7 @@ fn check_elements(template: &Template) -> Result<(), String> {
 }
 
 /// All mappings below a folder, one subfolder each, keyed by service key.
-pub fn load_all(root: &Path) -> Result<BTreeMap<String, Mapping>, Error> {
+pub fn load_all(root: &Path, env: &MappingEnv) -> Result<BTreeMap<String, Mapping>, Error> {
     let entries = std::fs::read_dir(root).map_err(|source| Error::Io {
         path: root.to_owned(),
         source,
@@ -297,7 +540,7 @@ pub fn load_all(root: &Path) -> Result<BTreeMap<String, Mapping>, Error> {
     folders.sort();
     let mut mappings = BTreeMap::new();
     for folder in folders {
-        let mapping = Mapping::load(&folder)?;
+        let mapping = Mapping::load(&folder, env)?;
         if let Some(other) = mappings.get(&mapping.info.key) {
             let other: &Mapping = other;
             return Err(Error::Mapping {

@@ -1,25 +1,191 @@
-//! Text normalisation of user input before it is stored or rendered.
+//! Text normalisation of user input before it is stored or rendered: Unicode NFC,
+//! typographic characters to their plain equivalents where that is clear, and the check
+//! against DIN 91379 datatype C — the normed Latin characters XÖV strings may carry.
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 
-/// Normalises a user string to NFC and refuses characters that XML 1.0 cannot carry,
-/// naming the offending character so the citizen can fix the input.
-///
-/// The full DIN 91379 character-set check builds on this (mappings issue).
+/// Normalises a user string and refuses characters outside DIN 91379 datatype C,
+/// naming the first offending one so the citizen can fix the input.
 pub fn normalise(raw: &str) -> Result<String, String> {
-    let text: String = raw.nfc().collect();
-    if let Some(bad) = text.chars().find(|c| !is_xml_char(*c)) {
-        return Err(format!(
-            "unzulässiges Zeichen U+{:04X} (Steuerzeichen)",
-            u32::from(bad)
-        ));
-    }
+    let plain: String = raw.chars().filter_map(plain_equivalent).collect();
+    let text: String = plain.nfc().collect();
+    check_din91379(&text)?;
     Ok(text)
 }
 
-/// The `Char` production of XML 1.0.
-fn is_xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+/// Typographic characters with a clear plain equivalent in the normed set.
+fn plain_equivalent(c: char) -> Option<char> {
+    Some(match c {
+        // Dashes and minus
+        '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2212}' => '-',
+        // Double quotes
+        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' => '"',
+        // Single quotes (U+2019 itself is in the normed set)
+        '\u{2018}' | '\u{201A}' | '\u{201B}' | '\u{2032}' => '\'',
+        // Spaces of other widths
+        '\u{2002}'..='\u{200A}' | '\u{202F}' | '\u{205F}' => ' ',
+        // Soft hyphen and zero-width characters carry no text
+        '\u{00AD}' | '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' => {
+            return None;
+        }
+        c => c,
+    })
+}
+
+/// Single characters of datatype C (inclusive ranges).
+const SINGLE: &[(char, char)] = &[
+    ('\u{0009}', '\u{000A}'),
+    ('\u{000D}', '\u{000D}'),
+    ('\u{0020}', '\u{007E}'),
+    ('\u{00A0}', '\u{00AC}'),
+    ('\u{00AE}', '\u{017E}'),
+    ('\u{0187}', '\u{0188}'),
+    ('\u{018F}', '\u{018F}'),
+    ('\u{0197}', '\u{0197}'),
+    ('\u{01A0}', '\u{01A1}'),
+    ('\u{01AF}', '\u{01B0}'),
+    ('\u{01B7}', '\u{01B7}'),
+    ('\u{01CD}', '\u{01DC}'),
+    ('\u{01DE}', '\u{01DF}'),
+    ('\u{01E2}', '\u{01F0}'),
+    ('\u{01F4}', '\u{01F5}'),
+    ('\u{01F8}', '\u{01FF}'),
+    ('\u{0212}', '\u{0213}'),
+    ('\u{0218}', '\u{021B}'),
+    ('\u{021E}', '\u{021F}'),
+    ('\u{0227}', '\u{0233}'),
+    ('\u{0259}', '\u{0259}'),
+    ('\u{0268}', '\u{0268}'),
+    ('\u{0292}', '\u{0292}'),
+    ('\u{02B9}', '\u{02BA}'),
+    ('\u{02BE}', '\u{02BF}'),
+    ('\u{02C8}', '\u{02C8}'),
+    ('\u{02CC}', '\u{02CC}'),
+    ('\u{1E02}', '\u{1E03}'),
+    ('\u{1E06}', '\u{1E07}'),
+    ('\u{1E0A}', '\u{1E11}'),
+    ('\u{1E17}', '\u{1E17}'),
+    ('\u{1E1C}', '\u{1E2B}'),
+    ('\u{1E2F}', '\u{1E37}'),
+    ('\u{1E3A}', '\u{1E3B}'),
+    ('\u{1E40}', '\u{1E49}'),
+    ('\u{1E52}', '\u{1E5B}'),
+    ('\u{1E5E}', '\u{1E63}'),
+    ('\u{1E6A}', '\u{1E6F}'),
+    ('\u{1E80}', '\u{1E87}'),
+    ('\u{1E8C}', '\u{1E97}'),
+    ('\u{1E9E}', '\u{1E9E}'),
+    ('\u{1EA0}', '\u{1EF9}'),
+    ('\u{2019}', '\u{2019}'),
+    ('\u{2021}', '\u{2021}'),
+    ('\u{20AC}', '\u{20AC}'),
+];
+
+/// Letters with combining marks that have no precomposed form but are normed:
+/// the base letter and the allowed mark sequences after it.
+const SEQUENCES: &[(char, &[&str])] = &[
+    ('A', &["\u{030B}"]),
+    ('C', &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0315}", "\u{0323}", "\u{0326}", "\u{0328}\u{0306}"]),
+    ('D', &["\u{0302}"]),
+    ('F', &["\u{0300}", "\u{0304}"]),
+    ('G', &["\u{0300}"]),
+    ('H', &["\u{0304}", "\u{0326}", "\u{0331}"]),
+    ('J', &["\u{0301}", "\u{030C}"]),
+    ('K', &["\u{0300}", "\u{0302}", "\u{0304}", "\u{0307}", "\u{0315}", "\u{031B}", "\u{0326}", "\u{035F}H", "\u{035F}h"]),
+    ('L', &["\u{0302}", "\u{0325}", "\u{0325}\u{0304}", "\u{0326}"]),
+    ('M', &["\u{0300}", "\u{0302}", "\u{0306}", "\u{0310}"]),
+    ('N', &["\u{0302}", "\u{0304}", "\u{0306}", "\u{0326}"]),
+    ('P', &["\u{0300}", "\u{0304}", "\u{0315}", "\u{0323}"]),
+    ('R', &["\u{0306}", "\u{0325}", "\u{0325}\u{0304}"]),
+    ('S', &["\u{0300}", "\u{0304}", "\u{031B}\u{0304}", "\u{0331}"]),
+    ('T', &["\u{0300}", "\u{0304}", "\u{0308}", "\u{0315}", "\u{031B}"]),
+    ('U', &["\u{0307}"]),
+    ('Z', &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0327}"]),
+    ('a', &["\u{030B}"]),
+    ('c', &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0315}", "\u{0323}", "\u{0326}", "\u{0328}\u{0306}"]),
+    ('d', &["\u{0302}"]),
+    ('f', &["\u{0300}", "\u{0304}"]),
+    ('g', &["\u{0300}"]),
+    ('h', &["\u{0304}", "\u{0326}"]),
+    ('j', &["\u{0301}"]),
+    ('k', &["\u{0300}", "\u{0302}", "\u{0304}", "\u{0307}", "\u{0315}", "\u{031B}", "\u{0326}", "\u{035F}h"]),
+    ('l', &["\u{0302}", "\u{0325}", "\u{0325}\u{0304}", "\u{0326}"]),
+    ('m', &["\u{0300}", "\u{0302}", "\u{0306}", "\u{0310}"]),
+    ('n', &["\u{0302}", "\u{0304}", "\u{0306}", "\u{0326}"]),
+    ('p', &["\u{0300}", "\u{0304}", "\u{0315}", "\u{0323}"]),
+    ('r', &["\u{0306}", "\u{0325}", "\u{0325}\u{0304}"]),
+    ('s', &["\u{0300}", "\u{0304}", "\u{031B}\u{0304}", "\u{0331}"]),
+    ('t', &["\u{0300}", "\u{0304}", "\u{0315}", "\u{031B}"]),
+    ('u', &["\u{0307}"]),
+    ('z', &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0327}"]),
+    ('\u{00C7}', &["\u{0306}"]),
+    ('\u{00DB}', &["\u{0304}"]),
+    ('\u{00E7}', &["\u{0306}"]),
+    ('\u{00FB}', &["\u{0304}"]),
+    ('\u{00FF}', &["\u{0301}"]),
+    ('\u{010C}', &["\u{0315}", "\u{0323}"]),
+    ('\u{010D}', &["\u{0315}", "\u{0323}"]),
+    ('\u{0113}', &["\u{030D}"]),
+    ('\u{012A}', &["\u{0301}"]),
+    ('\u{012B}', &["\u{0301}"]),
+    ('\u{014D}', &["\u{030D}"]),
+    ('\u{017D}', &["\u{0326}", "\u{0327}"]),
+    ('\u{017E}', &["\u{0326}", "\u{0327}"]),
+    ('\u{1E32}', &["\u{0304}"]),
+    ('\u{1E33}', &["\u{0304}"]),
+    ('\u{1E62}', &["\u{0304}"]),
+    ('\u{1E63}', &["\u{0304}"]),
+    ('\u{1E6C}', &["\u{0304}"]),
+    ('\u{1E6D}', &["\u{0304}"]),
+    ('\u{1EA0}', &["\u{0308}"]),
+    ('\u{1EA1}', &["\u{0308}"]),
+    ('\u{1ECC}', &["\u{0308}"]),
+    ('\u{1ECD}', &["\u{0308}"]),
+    ('\u{1EE4}', &["\u{0304}", "\u{0308}"]),
+    ('\u{1EE5}', &["\u{0304}", "\u{0308}"]),
+];
+
+fn is_single(c: char) -> bool {
+    SINGLE.iter().any(|&(from, to)| (from..=to).contains(&c))
+}
+
+/// Checks `text` (already NFC) against datatype C. The error names the character.
+pub fn check_din91379(text: &str) -> Result<(), String> {
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        // A normed sequence: the longest allowed mark sequence after this base letter.
+        let after = &rest[c.len_utf8()..];
+        let sequence = SEQUENCES
+            .iter()
+            .filter(|(base, _)| *base == c)
+            .flat_map(|(_, marks)| marks.iter())
+            .filter(|marks| after.starts_with(**marks))
+            .map(|marks| marks.len())
+            .max();
+        if let Some(len) = sequence {
+            rest = &after[len..];
+            continue;
+        }
+        if !is_single(c) {
+            return Err(describe(c));
+        }
+        rest = after;
+    }
+    Ok(())
+}
+
+fn describe(c: char) -> String {
+    let code = u32::from(c);
+    if is_combining_mark(c) {
+        format!(
+            "unzulässige Zeichenkombination: das kombinierende Zeichen U+{code:04X} ist hier nicht erlaubt (DIN 91379)"
+        )
+    } else if c.is_control() {
+        format!("unzulässiges Steuerzeichen U+{code:04X}")
+    } else {
+        format!("unzulässiges Zeichen „{c}“ (U+{code:04X}); erlaubt sind lateinische Buchstaben nach DIN 91379")
+    }
 }
 
 #[cfg(test)]
@@ -35,9 +201,36 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_are_named() {
-        let err = normalise("a\u{1}b").unwrap_err();
-        assert!(err.contains("U+0001"), "{err}");
+    fn typographic_dashes_and_quotes_become_plain() {
+        assert_eq!(
+            normalise("Bahnhofstraße 3\u{2013}5, \u{201E}Altbau\u{201C}, \u{2018}A\u{2019}").unwrap(),
+            "Bahnhofstraße 3-5, \"Altbau\", 'A\u{2019}"
+        );
+        assert_eq!(normalise("Grund\u{00AD}stück").unwrap(), "Grundstück");
+    }
+
+    #[test]
+    fn sharp_s_and_capital_sharp_s_are_normed() {
+        assert_eq!(normalise("Straße STRAẞE").unwrap(), "Straße STRAẞE");
+    }
+
+    #[test]
+    fn combining_characters_are_composed_or_checked() {
+        // e + combining acute composes to é.
+        assert_eq!(normalise("Jose\u{301}").unwrap(), "José");
+        // L with ring below and macron: no precomposed form, but normed.
+        assert_eq!(normalise("L\u{325}\u{304}").unwrap(), "L\u{325}\u{304}");
+        // x with acute: not normed.
+        let err = normalise("x\u{301}").unwrap_err();
+        assert!(err.contains("U+0301"), "{err}");
+    }
+
+    #[test]
+    fn emoji_greek_and_control_characters_are_named() {
+        let err = normalise("Schlagloch 🕳 hier").unwrap_err();
+        assert!(err.contains("U+1F573"), "{err}");
+        assert!(normalise("Ωmega").unwrap_err().contains("U+03A9"));
+        assert!(normalise("a\u{1}b").unwrap_err().contains("U+0001"));
         assert!(normalise("\u{FFFE}").is_err());
     }
 }

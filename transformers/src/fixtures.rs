@@ -1,0 +1,412 @@
+//! Fixtures: a mapping's tests. `fixtures/<name>.input.json` holds a submission
+//! (`region`, `data`, `attachments`); `fixtures/<name>.expected.xml` the message it must
+//! produce. Everything that varies per message (ids, times, reader) takes the fixed
+//! values below, so the expected XML is stable.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use quick_xml::events::Event;
+use quick_xml::{Reader, XmlVersion};
+use serde::Deserialize;
+use serde_json::Value;
+use similar::TextDiff;
+
+use crate::Error;
+use crate::form::FieldError;
+use crate::mapping::{Anlage, Antrag, Behoerde, Mapping, MessageContext, Nachricht};
+
+/// The fixed values of a fixture's message.
+pub const MESSAGE_ID: &str = "00000000-0000-4000-8000-000000000000";
+pub const APPLICATION_ID: &str = "00000000-0000-4000-8000-000000000001";
+pub const RECEIPT: &str = "TEST-0001";
+pub const CREATED: &str = "2026-01-01T12:00:00Z";
+pub const RECEIVED: &str = "2026-01-01T11:59:00Z";
+
+/// A submission as a fixture states it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureInput {
+    pub region: String,
+    #[serde(default)]
+    pub data: Value,
+    #[serde(default)]
+    pub attachments: Vec<FixtureAttachment>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureAttachment {
+    pub filename: String,
+    pub media_type: String,
+    pub content_base64: String,
+}
+
+/// Why a fixture failed. Every variant names the file; line and column where known.
+#[derive(Debug)]
+pub enum FixtureFailure {
+    /// The input file is not a valid fixture.
+    Input { file: PathBuf, message: String },
+    /// The input does not pass the form's validation.
+    Validation {
+        file: PathBuf,
+        errors: Vec<FieldError>,
+    },
+    /// Rendering, well-formedness or the schema failed.
+    Render { file: PathBuf, error: Error },
+    /// The expected file is missing or not XML.
+    Expected { file: PathBuf, message: String },
+    /// The message differs from the expected XML.
+    Mismatch {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        diff: String,
+    },
+}
+
+impl std::fmt::Display for FixtureFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Input { file, message } | Self::Expected { file, message } => {
+                write!(f, "{}: {message}", file.display())
+            }
+            Self::Validation { file, errors } => {
+                write!(f, "{}: the input does not pass the form:", file.display())?;
+                for e in errors {
+                    write!(f, "\n  field {}: {}", e.field, e.message)?;
+                }
+                Ok(())
+            }
+            Self::Render { file, error } => write!(f, "{}: {error}", file.display()),
+            Self::Mismatch {
+                file,
+                line,
+                column,
+                diff,
+            } => write!(
+                f,
+                "{}:{line}:{column}: the message differs from the expected XML\n{diff}",
+                file.display()
+            ),
+        }
+    }
+}
+
+/// One fixture: its name and files.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub name: String,
+    pub input: PathBuf,
+    pub expected: PathBuf,
+}
+
+/// The fixtures of a mapping, by name.
+pub fn fixtures_of(mapping: &Mapping) -> Result<Vec<Fixture>, Error> {
+    let dir = mapping.folder.join("fixtures");
+    let entries = std::fs::read_dir(&dir).map_err(|source| Error::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut fixtures = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?
+            .path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".input.json"))
+        else {
+            continue;
+        };
+        fixtures.push(Fixture {
+            name: name.to_owned(),
+            expected: dir.join(format!("{name}.expected.xml")),
+            input: path,
+        });
+    }
+    fixtures.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(fixtures)
+}
+
+/// Renders a fixture's input with the fixed values (`kopplung mapping render`).
+pub fn render_input(mapping: &Mapping, input_file: &Path) -> Result<String, FixtureFailure> {
+    let text = std::fs::read_to_string(input_file).map_err(|e| FixtureFailure::Input {
+        file: input_file.to_owned(),
+        message: e.to_string(),
+    })?;
+    let input: FixtureInput =
+        serde_json::from_str(&text).map_err(|e| FixtureFailure::Input {
+            file: input_file.to_owned(),
+            message: format!("line {}, column {}: {e}", e.line(), e.column()),
+        })?;
+    let data = mapping
+        .form
+        .validate(&input.data)
+        .map_err(|errors| FixtureFailure::Validation {
+            file: input_file.to_owned(),
+            errors,
+        })?;
+    let mut anlagen = Vec::new();
+    for attachment in &input.attachments {
+        let content = base64::engine::general_purpose::STANDARD
+            .decode(&attachment.content_base64)
+            .map_err(|e| FixtureFailure::Input {
+                file: input_file.to_owned(),
+                message: format!("attachment {}: {e}", attachment.filename),
+            })?;
+        anlagen.push(Anlage {
+            dateiname: attachment.filename.clone(),
+            media_type: attachment.media_type.clone(),
+            groesse: content.len(),
+            sha512: hex::encode(openssl::sha::sha512(&content)),
+            inhalt_base64: attachment.content_base64.clone(),
+        });
+    }
+    let info = &mapping.info;
+    let context = MessageContext {
+        nachricht: Nachricht {
+            uuid: MESSAGE_ID.into(),
+            typ: info.message.message_type.clone(),
+            typ_list_uri: info.message.list_uri.clone(),
+            typ_list_version: info.message.list_version.clone(),
+            standard: info.message.standard.clone(),
+            version: info.message.version.clone(),
+            erstellungszeitpunkt: CREATED.into(),
+            produkt: "kopplung".into(),
+            produkthersteller: "kopplung".into(),
+            produktversion: "fixture".into(),
+        },
+        leser: Behoerde {
+            verzeichnisdienst: "DVDV".into(),
+            verzeichnisdienst_list_version: "2".into(),
+            kennung: "dvdv:test:leser".into(),
+            name: "Testbehörde".into(),
+        },
+        autor: Behoerde {
+            verzeichnisdienst: "DVDV".into(),
+            verzeichnisdienst_list_version: "2".into(),
+            kennung: "kopplung:test".into(),
+            name: "kopplung".into(),
+        },
+        antrag: Antrag {
+            id: APPLICATION_ID.into(),
+            antragsnummer: RECEIPT.into(),
+            eingangszeitpunkt: RECEIVED.into(),
+            leistung_schluessel: info.key.clone(),
+            leistung_name: info.name.clone(),
+            gebiet_ars: input.region.clone(),
+            gebiet_name: mapping.region_name(&input.region).unwrap_or_default(),
+        },
+        labels: mapping.labels(&data),
+        data,
+        anlagen,
+        gebuehr: info.fee.clone(),
+    };
+    mapping
+        .render(&context)
+        .map_err(|error| FixtureFailure::Render {
+            file: input_file.to_owned(),
+            error,
+        })
+}
+
+/// Renders a fixture and compares it canonically with its expected XML.
+pub fn run(mapping: &Mapping, fixture: &Fixture) -> Result<(), FixtureFailure> {
+    let actual = render_input(mapping, &fixture.input)?;
+    let expected_text =
+        std::fs::read_to_string(&fixture.expected).map_err(|e| FixtureFailure::Expected {
+            file: fixture.expected.clone(),
+            message: e.to_string(),
+        })?;
+    let expected = canonical(&expected_text).map_err(|message| FixtureFailure::Expected {
+        file: fixture.expected.clone(),
+        message,
+    })?;
+    let actual = canonical(&actual).map_err(|message| FixtureFailure::Render {
+        file: fixture.input.clone(),
+        error: Error::NotWellFormed {
+            position: 0,
+            message,
+        },
+    })?;
+    let expected_lines: Vec<&str> = expected.iter().map(|l| l.text.as_str()).collect();
+    let actual_lines: Vec<&str> = actual.iter().map(|l| l.text.as_str()).collect();
+    if expected_lines == actual_lines {
+        return Ok(());
+    }
+    let first = expected_lines
+        .iter()
+        .zip(&actual_lines)
+        .position(|(e, a)| e != a)
+        .unwrap_or(expected_lines.len().min(actual_lines.len()));
+    let (line, column) = expected
+        .get(first)
+        .or_else(|| expected.last())
+        .map(|l| (l.line, l.column))
+        .unwrap_or((1, 1));
+    let expected_joined = expected_lines.join("\n") + "\n";
+    let actual_joined = actual_lines.join("\n") + "\n";
+    let diff = TextDiff::from_lines(&expected_joined, &actual_joined)
+        .unified_diff()
+        .context_radius(3)
+        .header("expected", "rendered")
+        .to_string();
+    Err(FixtureFailure::Mismatch {
+        file: fixture.expected.clone(),
+        line,
+        column,
+        diff,
+    })
+}
+
+/// A line of the canonical form and where it comes from in the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalLine {
+    pub text: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A canonical form of an XML document for comparison: one line per tag or text,
+/// attributes sorted, references resolved, text trimmed, whitespace-only text, comments
+/// and processing instructions dropped.
+pub fn canonical(xml: &str) -> Result<Vec<CanonicalLine>, String> {
+    let mut reader = Reader::from_str(xml);
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut text = String::new();
+    let mut text_at = 0usize;
+    let position = |offset: usize| {
+        let before = &xml[..offset.min(xml.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        (line, column)
+    };
+    let flush = |text: &mut String, at: usize, depth: usize, out: &mut Vec<CanonicalLine>| {
+        let trimmed = text.trim();
+        if !trimmed.is_empty() {
+            let (line, column) = position(at);
+            out.push(CanonicalLine {
+                text: format!("{}{trimmed:?}", "  ".repeat(depth)),
+                line,
+                column,
+            });
+        }
+        text.clear();
+    };
+    loop {
+        let before = usize::try_from(reader.buffer_position()).unwrap_or(0);
+        let event = reader
+            .read_event()
+            .map_err(|e| format!("at byte {}: {e}", reader.buffer_position()))?;
+        match event {
+            Event::Start(ref start) | Event::Empty(ref start) => {
+                flush(&mut text, text_at, depth, &mut out);
+                let mut attributes = Vec::new();
+                for attribute in start.attributes() {
+                    let attribute = attribute.map_err(|e| e.to_string())?;
+                    let value = attribute
+                        .normalized_value(XmlVersion::Explicit1_0)
+                        .map_err(|e| e.to_string())?;
+                    attributes.push(format!(
+                        "{}={value:?}",
+                        attribute.key.as_ref()
+                    ));
+                }
+                attributes.sort();
+                let name = start.name().as_ref().to_owned();
+                let (line, column) = position(before);
+                out.push(CanonicalLine {
+                    text: format!("{}<{name}{}{}>", "  ".repeat(depth), if attributes.is_empty() { "" } else { " " }, attributes.join(" ")),
+                    line,
+                    column,
+                });
+                if matches!(event, Event::Start(_)) {
+                    depth += 1;
+                } else {
+                    out.push(CanonicalLine {
+                        text: format!("{}</{name}>", "  ".repeat(depth)),
+                        line,
+                        column,
+                    });
+                }
+            }
+            Event::End(ref end) => {
+                flush(&mut text, text_at, depth, &mut out);
+                depth = depth.saturating_sub(1);
+                let (line, column) = position(before);
+                out.push(CanonicalLine {
+                    text: format!(
+                        "{}</{}>",
+                        "  ".repeat(depth),
+                        end.name().as_ref()
+                    ),
+                    line,
+                    column,
+                });
+            }
+            Event::Text(t) => {
+                if text.is_empty() {
+                    text_at = before;
+                }
+                text.push_str(&t.xml_content(XmlVersion::Explicit1_0));
+            }
+            Event::CData(c) => {
+                if text.is_empty() {
+                    text_at = before;
+                }
+                text.push_str(&c.xml_content(XmlVersion::Explicit1_0));
+            }
+            Event::GeneralRef(r) => {
+                if text.is_empty() {
+                    text_at = before;
+                }
+                let resolved = match &*r {
+                    "amp" => "&".to_owned(),
+                    "lt" => "<".to_owned(),
+                    "gt" => ">".to_owned(),
+                    "quot" => "\"".to_owned(),
+                    "apos" => "'".to_owned(),
+                    other => match r.resolve_char_ref() {
+                        Ok(Some(c)) => c.to_string(),
+                        _ => return Err(format!("undefined reference &{other};")),
+                    },
+                };
+                text.push_str(&resolved);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+
+    fn texts(xml: &str) -> Vec<String> {
+        canonical(xml).unwrap().into_iter().map(|l| l.text).collect()
+    }
+
+    #[test]
+    fn attribute_order_and_insignificant_whitespace_do_not_matter() {
+        assert_eq!(
+            texts("<?xml version=\"1.0\"?>\n<a y=\"2\" x=\"1\">\n  <b>  T &amp; U </b><c/>\n</a>"),
+            texts("<a x='1' y='2'><b>T &#38; U</b><c></c></a>")
+        );
+    }
+
+    #[test]
+    fn text_and_names_do_matter_and_lines_are_known() {
+        assert_ne!(texts("<a><b>x</b></a>"), texts("<a><b>y</b></a>"));
+        assert_ne!(texts("<a><b/></a>"), texts("<a><c/></a>"));
+        let lines = canonical("<a>\n  <b>x</b>\n</a>").unwrap();
+        assert_eq!((lines[1].line, lines[1].column), (2, 3));
+    }
+}
