@@ -67,5 +67,45 @@ for key in sorted(kreise):
         f'procedure = "{procedure}"',
         "",
     ]
+# The cities' citizens' offices take the other services online; elsewhere they are not
+# (yet) available online, which the finder shows.
+CITY_SERVICES = [
+    ("99115005000000", "Wohnsitzanmeldung"),
+    ("99115003000000", "Meldebescheinigung"),
+    ("99050012104000", "Gewerbe-Anmeldung"),
+    ("99108001000000", "Bewohnerparkausweis"),
+    ("99014002000000", "Urkundenbestellung"),
+]
+lines += [
+    "# Services of the citizens' offices (Bürgerbüros) of the three cities:",
+    "# " + ", ".join(f"{name} {key}" for key, name in CITY_SERVICES) + ".",
+    "",
+]
+for key, (slug, name) in sorted(cities.items()):
+    procedure = f"{slug}-buergerbuero"
+    lines += [
+        "[[authority]]",
+        f'id = "{slug}-buergerbuero"',
+        f'name = "{name}, Bürgerbüro"',
+        f'kennung = "dvdv:{key}000:buergerbuero"',
+        "",
+        "[[procedure]]",
+        f'id = "{procedure}"',
+        f'authority = "{slug}-buergerbuero"',
+        'envelope = "cms"',
+        f'certificate = "procedures/{procedure}.crt"',
+        "[procedure.delivery]",
+        'transport = "amqp"',
+        f'queue = "kopplung.{procedure}"',
+        "",
+    ]
+    for service, _ in CITY_SERVICES:
+        lines += [
+            "[[route]]",
+            f'service = "{service}"',
+            f'region = "{key}"',
+            f'procedure = "{procedure}"',
+            "",
+        ]
 (root / "config" / "routing.toml").write_text("\n".join(lines), encoding="utf-8")
 print(f"{len(rows)} municipalities, {len(kreise)} districts")

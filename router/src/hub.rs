@@ -11,7 +11,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::Error;
 use crate::api::{self, ApiState, auth::Clients};
+use crate::catalog::{Catalog, load_checked};
 use crate::config::{Config, DeliveryConfig};
+use crate::metrics::Metrics;
 use crate::outbox::Dispatcher;
 use crate::prepare::Preparer;
 use crate::regions::Regions;
@@ -22,7 +24,7 @@ use crate::store::{SqliteStore, Store};
 /// without opening the store or the network. `kopplung check` runs exactly this.
 pub struct Loaded {
     pub config: Config,
-    pub mappings: Arc<BTreeMap<String, kopplung_transformers::Mapping>>,
+    pub catalog: Arc<Catalog>,
     pub regions: Arc<Regions>,
     pub routing: RoutingTable,
     pub preparer: Preparer,
@@ -31,38 +33,18 @@ pub struct Loaded {
 
 pub fn load(config: Config) -> Result<Loaded, Error> {
     let regions = Arc::new(Regions::load(&config.regions_file)?);
-    let mappings = Arc::new(load_mappings(&config, &regions)?);
-    for route in &config.routing.routes {
-        if !mappings.contains_key(&route.service) {
-            return Err(Error::Config {
-                file: config.mappings_dir.clone(),
-                message: format!(
-                    "route {} / {} names service {}, which has no mapping",
-                    route.service, route.region, route.service
-                ),
-            });
-        }
-    }
+    let catalog = Arc::new(Catalog::new(Arc::new(load_checked(&config, &regions)?)));
     let routing = RoutingTable::new(&config.routing.routes);
-    let preparer = Preparer::load(&config, mappings.clone(), regions.clone())?;
+    let preparer = Preparer::load(&config, catalog.clone(), regions.clone())?;
     let clients = Clients::load(&config.file.clients, &config.data_dir)?;
     Ok(Loaded {
         config,
-        mappings,
+        catalog,
         regions,
         routing,
         preparer,
         clients,
     })
-}
-
-/// Loads every mapping below the configured folder, with the municipalities as code list.
-pub fn load_mappings(
-    config: &Config,
-    regions: &Regions,
-) -> Result<BTreeMap<String, kopplung_transformers::Mapping>, Error> {
-    let env = kopplung_transformers::mapping::MappingEnv::load(&config.mappings_dir, regions.names())?;
-    Ok(kopplung_transformers::mapping::load_all(&config.mappings_dir, &env)?)
 }
 
 /// Runs the hub: the API on `listen` and the outbox, until `shutdown` resolves.
@@ -75,7 +57,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let Loaded {
         config,
-        mappings,
+        catalog,
         regions,
         routing,
         preparer,
@@ -128,8 +110,16 @@ pub async fn run(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
+    let metrics = Arc::new(Metrics::new()?);
+    let reloader = tokio::spawn(reload_on_hangup(
+        catalog.clone(),
+        config.clone(),
+        regions.clone(),
+        metrics.clone(),
+    ));
     let state = Arc::new(ApiState {
-        mappings,
+        catalog,
+        metrics,
         routing,
         regions,
         store: store.clone(),
@@ -154,10 +144,44 @@ pub async fn run(
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await;
+    reloader.abort();
     let _ = stop_outbox.send(true);
     let _ = outbox.await;
     served.map_err(|source| Error::Listen {
         addr: bound,
         source,
     })
+}
+
+/// Reloads the mappings on SIGHUP. An invalid change is refused with an error in the log
+/// and the metric `kopplung_mapping_reloads_total{outcome="refused"}`; the old mappings
+/// stay in force.
+async fn reload_on_hangup(
+    catalog: Arc<Catalog>,
+    config: Config,
+    regions: Arc<Regions>,
+    metrics: Arc<Metrics>,
+) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::error!("cannot listen for SIGHUP: mappings will not be reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let (catalog, config, regions, metrics) = (
+            catalog.clone(),
+            config.clone(),
+            regions.clone(),
+            metrics.clone(),
+        );
+        let outcome =
+            tokio::task::spawn_blocking(move || catalog.reload(&config, &regions, &metrics)).await;
+        match outcome {
+            Ok(Ok(services)) => tracing::info!(services, "mappings reloaded"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "mapping reload refused; the previous mappings stay in force")
+            }
+            Err(e) => tracing::error!(error = %e, "mapping reload failed"),
+        }
+    }
 }

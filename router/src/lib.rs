@@ -3,8 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod catalog;
 pub mod config;
 pub mod hub;
+pub mod metrics;
 pub mod outbox;
 pub mod prepare;
 pub mod regions;
@@ -23,6 +25,8 @@ pub enum Error {
     Transform(#[from] kopplung_transformers::Error),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,

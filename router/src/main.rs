@@ -126,7 +126,7 @@ fn main() -> anyhow::Result<()> {
                 println!(
                     "{}: valid ({} services, {} procedures, {} routes, {} municipalities)",
                     config.display(),
-                    loaded.mappings.len(),
+                    loaded.catalog.current().len(),
                     loaded.config.routing.procedures.len(),
                     loaded.config.routing.routes.len(),
                     loaded.regions.len()
@@ -170,7 +170,11 @@ fn select_mappings(
     let mut mappings = Vec::new();
     let mut failures = 0;
     for folder in folders {
-        let name = folder.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         match Mapping::load(&folder, &env) {
             Ok(mapping) => {
                 if service.is_none_or(|s| s == name || s == mapping.info.key) {
@@ -189,7 +193,10 @@ fn select_mappings(
         && mappings.is_empty()
         && failures == 0
     {
-        bail!("no service `{service}` in {}", config.mappings_dir.display());
+        bail!(
+            "no service `{service}` in {}",
+            config.mappings_dir.display()
+        );
     }
     Ok((mappings, failures))
 }
@@ -220,7 +227,10 @@ fn mapping_command(config: &Path, command: MappingCommand) -> anyhow::Result<()>
             for mapping in &mappings {
                 let list = fixtures::fixtures_of(mapping)?;
                 if list.is_empty() {
-                    eprintln!("error: {}: no fixtures", mapping.folder.join("fixtures").display());
+                    eprintln!(
+                        "error: {}: no fixtures",
+                        mapping.folder.join("fixtures").display()
+                    );
                     failures += 1;
                 }
                 for fixture in list {

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use base64::Engine;
 use kopplung_transformers::mapping::{Anlage, Antrag, Behoerde, MessageContext, Nachricht};
-use kopplung_transformers::{Mapping, Sealer, TrustAnchors};
+use kopplung_transformers::{Sealer, TrustAnchors};
 use openssl::x509::X509;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::catalog::Catalog;
 use crate::config::{Authority, Config, HubIdentity};
 use crate::regions::Regions;
 use crate::store::{PrepareInput, WorkItem};
@@ -33,7 +34,7 @@ struct Recipient {
 
 /// Everything the prepare step needs, loaded and checked at start-up.
 pub struct Preparer {
-    mappings: Arc<BTreeMap<String, Mapping>>,
+    catalog: Arc<Catalog>,
     regions: Arc<Regions>,
     sealer: Sealer,
     anchors: TrustAnchors,
@@ -70,7 +71,7 @@ impl Preparer {
     /// A certificate that does not chain to the anchors or has expired stops start-up.
     pub fn load(
         config: &Config,
-        mappings: Arc<BTreeMap<String, Mapping>>,
+        catalog: Arc<Catalog>,
         regions: Arc<Regions>,
     ) -> Result<Self, crate::Error> {
         let pki = kopplung_transformers::pki::PkiLayout::new(&config.pki_dir);
@@ -102,7 +103,7 @@ impl Preparer {
             );
         }
         Ok(Self {
-            mappings,
+            catalog,
             regions,
             sealer,
             anchors,
@@ -113,7 +114,9 @@ impl Preparer {
 
     /// Renders, checks and seals one application's message. Returns the sealed DER.
     pub fn prepare(&self, item: &WorkItem, input: &PrepareInput) -> Result<Vec<u8>, PrepareError> {
-        let mapping = self.mappings.get(&input.service_key).ok_or_else(|| {
+        // One snapshot for the whole message: a reload never mixes old and new.
+        let mappings = self.catalog.current();
+        let mapping = mappings.get(&input.service_key).ok_or_else(|| {
             PrepareError::Invalid(format!("no mapping for service {}", input.service_key))
         })?;
         let recipient = self.recipients.get(&item.procedure_id).ok_or_else(|| {

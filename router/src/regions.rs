@@ -1,8 +1,8 @@
 //! The municipalities the hub knows (ARS and name), from `config/regions.csv`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::Error;
 

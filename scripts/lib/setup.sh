@@ -19,7 +19,8 @@ ensure_packages() {
 }
 
 # Packages to build kopplung.
-BUILD_PACKAGES=(build-essential pkg-config libssl-dev openssl)
+# libxml2-dev and libclang-dev: XSD validation through libxml2 (bindings generated at build).
+BUILD_PACKAGES=(build-essential pkg-config libssl-dev openssl libxml2-dev libclang-dev)
 # Packages the tests use besides: the services and the vendor-side tools.
 TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils)
 

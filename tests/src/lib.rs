@@ -12,6 +12,20 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::Value;
 
 /// The workspace root (where `config/` and `mappings/` are).
+/// Copies a folder tree (for a scratch copy of the mappings).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("file name"));
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
+}
+
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -70,6 +84,10 @@ pub struct HubSetup {
     pub max_body_bytes: usize,
     /// Edits the demo routing table before use (e.g. to remove a route).
     pub edit_routing: fn(String) -> String,
+    /// The mappings folder; the repository's by default.
+    pub mappings: Option<PathBuf>,
+    /// The routing table; the repository's `config/routing.toml` by default.
+    pub routing: Option<PathBuf>,
 }
 
 impl Default for HubSetup {
@@ -78,6 +96,8 @@ impl Default for HubSetup {
             amqp_url: amqp_url(),
             max_body_bytes: 24 * 1024 * 1024,
             edit_routing: |r| r,
+            mappings: None,
+            routing: None,
         }
     }
 }
@@ -99,8 +119,12 @@ impl TestHub {
         let dir = tempfile::tempdir().expect("temp dir");
         let queue_prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
         let root = workspace();
-        let routing = std::fs::read_to_string(root.join("config/routing.toml"))
-            .expect("config/routing.toml")
+        let routing_file = setup
+            .routing
+            .clone()
+            .unwrap_or_else(|| root.join("config/routing.toml"));
+        let routing = std::fs::read_to_string(&routing_file)
+            .expect("routing table")
             .replace("queue = \"kopplung.", &format!("queue = \"{queue_prefix}."));
         let routing = (setup.edit_routing)(routing);
         let config_dir = dir.path().join("config");
@@ -180,7 +204,11 @@ max_delay_ms = 500
 id = "test"
 token_file = "intake-token"
 "#,
-            mappings = root.join("mappings").display(),
+            mappings = setup
+                .mappings
+                .clone()
+                .unwrap_or_else(|| root.join("mappings"))
+                .display(),
             regions = root.join("config/regions.csv").display(),
             port = self.port,
             max_body = setup.max_body_bytes,
@@ -222,6 +250,30 @@ token_file = "intake-token"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Sends SIGHUP (reload the mappings).
+    pub fn hangup(&self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args(["-HUP", &child.id().to_string()])
+                .status()
+                .expect("kill -HUP");
+            assert!(status.success());
+        }
+    }
+
+    /// The value of a metric series from `/metrics`, e.g.
+    /// `kopplung_mapping_reloads_total{outcome="applied"}`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
     }
 
     /// SIGKILL: no shutdown code runs.

@@ -275,7 +275,7 @@ async fn bad_submissions_get_problems_and_nothing_is_stored() {
 
     // Unknown service, malformed region, unknown municipality, no route.
     let mut unknown = report(DRESDEN, "Schlagloch vor der Schule");
-    unknown["service"] = json!("99115005000000");
+    unknown["service"] = json!("99008001000000"); // Personalausweis: not offered here
     let problem = expect_problem(hub.submit(&unknown, None).await, 422, "validation").await;
     assert_eq!(problem_fields(&problem), ["service"]);
     let problem = expect_problem(

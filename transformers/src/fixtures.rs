@@ -139,11 +139,10 @@ pub fn render_input(mapping: &Mapping, input_file: &Path) -> Result<String, Fixt
         file: input_file.to_owned(),
         message: e.to_string(),
     })?;
-    let input: FixtureInput =
-        serde_json::from_str(&text).map_err(|e| FixtureFailure::Input {
-            file: input_file.to_owned(),
-            message: format!("line {}, column {}: {e}", e.line(), e.column()),
-        })?;
+    let input: FixtureInput = serde_json::from_str(&text).map_err(|e| FixtureFailure::Input {
+        file: input_file.to_owned(),
+        message: format!("line {}, column {}: {e}", e.line(), e.column()),
+    })?;
     let data = mapping
         .form
         .validate(&input.data)
@@ -313,16 +312,18 @@ pub fn canonical(xml: &str) -> Result<Vec<CanonicalLine>, String> {
                     let value = attribute
                         .normalized_value(XmlVersion::Explicit1_0)
                         .map_err(|e| e.to_string())?;
-                    attributes.push(format!(
-                        "{}={value:?}",
-                        attribute.key.as_ref()
-                    ));
+                    attributes.push(format!("{}={value:?}", attribute.key.as_ref()));
                 }
                 attributes.sort();
                 let name = start.name().as_ref().to_owned();
                 let (line, column) = position(before);
                 out.push(CanonicalLine {
-                    text: format!("{}<{name}{}{}>", "  ".repeat(depth), if attributes.is_empty() { "" } else { " " }, attributes.join(" ")),
+                    text: format!(
+                        "{}<{name}{}{}>",
+                        "  ".repeat(depth),
+                        if attributes.is_empty() { "" } else { " " },
+                        attributes.join(" ")
+                    ),
                     line,
                     column,
                 });
@@ -341,11 +342,7 @@ pub fn canonical(xml: &str) -> Result<Vec<CanonicalLine>, String> {
                 depth = depth.saturating_sub(1);
                 let (line, column) = position(before);
                 out.push(CanonicalLine {
-                    text: format!(
-                        "{}</{}>",
-                        "  ".repeat(depth),
-                        end.name().as_ref()
-                    ),
+                    text: format!("{}</{}>", "  ".repeat(depth), end.name().as_ref()),
                     line,
                     column,
                 });
@@ -391,7 +388,11 @@ mod tests {
     use super::canonical;
 
     fn texts(xml: &str) -> Vec<String> {
-        canonical(xml).unwrap().into_iter().map(|l| l.text).collect()
+        canonical(xml)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.text)
+            .collect()
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Field {
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// For a number: only whole numbers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub integer: bool,
     /// A regular expression the whole text must match (`text` fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
@@ -56,6 +59,9 @@ pub struct Field {
     /// The field applies only when another field has a value; otherwise it is ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<Condition>,
+    /// For a boolean: only `true` is accepted (a declaration the citizen must confirm).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_be_true: bool,
     /// `false` for fields that deliberately do not travel in the message (consent boxes).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub transmit: bool,
@@ -82,7 +88,15 @@ pub struct Condition {
 }
 
 impl Condition {
-    fn holds(&self, root: &Value) -> bool {
+    /// Whether the condition holds for the submitted data. The field it looks at must
+    /// itself apply: a chain of conditions never demands a field the citizen did not see.
+    fn holds(&self, fields: &[Field], root: &Value) -> bool {
+        let referenced_applies = find_field(fields, &self.field)
+            .and_then(|f| f.when.as_ref())
+            .is_none_or(|c| c.holds(fields, root));
+        if !referenced_applies {
+            return false;
+        }
         let mut value = root;
         for part in self.field.split('.') {
             value = value.get(part).unwrap_or(&Value::Null);
@@ -179,7 +193,7 @@ impl FormDefinition {
     /// (`null` where an optional one was left out). All problems are reported at once.
     pub fn validate(&self, data: &Value) -> Result<Value, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let normalised = validate_group(&self.fields, data, data, "", &mut errors);
+        let normalised = validate_group(&self.fields, &self.fields, data, data, "", &mut errors);
         if errors.is_empty() {
             Ok(normalised)
         } else {
@@ -232,6 +246,20 @@ fn find_field<'a>(fields: &'a [Field], path: &str) -> Option<&'a Field> {
 fn check_conditions(root: &[Field], fields: &[Field], prefix: &str) -> Result<(), String> {
     for field in fields {
         let path = join(prefix, &field.name);
+        // Follow the chain of conditions: it must end, not come back.
+        let mut seen = vec![path.clone()];
+        let mut next = field.when.as_ref().map(|c| c.field.clone());
+        while let Some(target) = next {
+            if seen.contains(&target) {
+                return Err(format!(
+                    "field `{path}`: conditions form a cycle through `{target}`"
+                ));
+            }
+            next = find_field(root, &target)
+                .and_then(|f| f.when.as_ref())
+                .map(|c| c.field.clone());
+            seen.push(target);
+        }
         if let Some(condition) = &field.when {
             let Some(target) = find_field(root, &condition.field) else {
                 return Err(format!(
@@ -327,6 +355,7 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 fn validate_group(
+    form: &[Field],
     fields: &[Field],
     root: &Value,
     data: &Value,
@@ -353,9 +382,9 @@ fn validate_group(
         let path = join(prefix, &field.name);
         let value = object.get(&field.name).unwrap_or(&Value::Null);
         // A field whose condition does not hold does not apply: its value is ignored.
-        let applies = field.when.as_ref().is_none_or(|c| c.holds(root));
+        let applies = field.when.as_ref().is_none_or(|c| c.holds(form, root));
         let value = if applies {
-            validate_field(field, root, value, &path, errors)
+            validate_field(form, field, root, value, &path, errors)
         } else {
             Value::Null
         };
@@ -374,6 +403,7 @@ fn is_blank(value: &Value) -> bool {
 }
 
 fn validate_field(
+    form: &[Field],
     field: &Field,
     root: &Value,
     value: &Value,
@@ -387,14 +417,11 @@ fn validate_field(
         return Value::Null;
     }
     match field.kind {
-        FieldKind::Group => validate_group(&field.fields, root, value, path, errors),
+        FieldKind::Group => validate_group(form, &field.fields, root, value, path, errors),
         FieldKind::Date => match value.as_str().map(parse_date) {
             Some(Some(date)) => Value::String(date),
             _ => {
-                errors.push(FieldError::new(
-                    path,
-                    "kein gültiges Datum (TT.MM.JJJJ)",
-                ));
+                errors.push(FieldError::new(path, "kein gültiges Datum (TT.MM.JJJJ)"));
                 Value::Null
             }
         },
@@ -438,8 +465,11 @@ fn validate_field(
             Value::String(text)
         }
         FieldKind::Number => {
+            // JSON numbers, and plain decimal text as HTML forms send it (German comma too).
+            // Validating normalised data again gives the same result.
             let number = match value {
                 Value::Number(n) => n.as_f64(),
+                Value::String(text) => parse_decimal(text),
                 _ => None,
             };
             let Some(number) = number.filter(|n| n.is_finite()) else {
@@ -456,9 +486,21 @@ fn validate_field(
             {
                 errors.push(FieldError::new(path, format!("darf höchstens {max} sein")));
             }
-            value.clone()
+            if field.integer {
+                if number.fract() != 0.0 || number.abs() > 9.0e15 {
+                    errors.push(FieldError::new(path, "muss eine ganze Zahl sein"));
+                    return Value::Null;
+                }
+                return Value::from(number as i64);
+            }
+            // As plain decimal text (never `1e-7`), the form XML Schema's decimal accepts.
+            Value::String(format!("{number}"))
         }
         FieldKind::Boolean => match value {
+            Value::Bool(false) if field.must_be_true => {
+                errors.push(FieldError::new(path, "muss bestätigt werden"));
+                Value::Null
+            }
             Value::Bool(_) => value.clone(),
             _ => {
                 errors.push(FieldError::new(path, "muss ja oder nein (true/false) sein"));
@@ -480,6 +522,17 @@ fn validate_field(
             }
         }
     }
+}
+
+/// `-12.5`, `12,5`, `0.0000001`: digits with at most one decimal separator.
+fn parse_decimal(text: &str) -> Option<f64> {
+    let text = text.trim().replace(',', ".");
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    let plain = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|b| *b == b'.').count() <= 1
+        && digits.bytes().any(|b| b.is_ascii_digit());
+    if plain { text.parse().ok() } else { None }
 }
 
 /// A date as `TT.MM.JJJJ` (German) or `JJJJ-MM-TT` (ISO 8601), returned as ISO 8601.
@@ -585,6 +638,19 @@ mod tests {
             .unwrap();
         assert_eq!(out["beschreibung"], "Café am Eck");
         assert_eq!(out["ort"]["lat"], Value::Null);
+        let out = form()
+            .validate(&json!({"kategorie": "muell", "beschreibung": "Cafe am Eck", "ort": {"strasse": "Markt", "lat": 1e-7}}))
+            .unwrap();
+        assert_eq!(out["ort"]["lat"], "0.0000001");
+        // Normalised data validates again to itself; German decimal commas are read.
+        assert_eq!(form().validate(&out).unwrap(), out);
+        let out = form()
+            .validate(&json!({"kategorie": "muell", "beschreibung": "Cafe am Eck", "ort": {"strasse": "Markt", "lat": "51,05"}}))
+            .unwrap();
+        assert_eq!(out["ort"]["lat"], "51.05");
+        assert!(form()
+            .validate(&json!({"kategorie": "muell", "beschreibung": "Cafe am Eck", "ort": {"strasse": "Markt", "lat": "5e1"}}))
+            .is_err());
         assert_eq!(out["kontakt"], Value::Null);
     }
 
@@ -628,7 +694,14 @@ mod tests {
         assert_eq!(parse_date("24.12.1990").as_deref(), Some("1990-12-24"));
         assert_eq!(parse_date("1.2.2026").as_deref(), Some("2026-02-01"));
         assert_eq!(parse_date("2026-02-01").as_deref(), Some("2026-02-01"));
-        for bad in ["31.02.2026", "2026-13-01", "1.2.26", "heute", "1.2.2026.", "+2026-01-01"] {
+        for bad in [
+            "31.02.2026",
+            "2026-13-01",
+            "1.2.26",
+            "heute",
+            "1.2.2026.",
+            "+2026-01-01",
+        ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
     }
@@ -683,15 +756,23 @@ mod tests {
 
     #[test]
     fn conditions_and_uses_are_checked_when_loading() {
-        let mut unknown: FormDefinition = toml::from_str(
-            "[[field]]\nname='x'\nlabel='X'\ntype='group'\nuse='nope'\n",
-        )
-        .unwrap();
-        assert!(unknown.resolve(&SharedGroups::default()).unwrap_err().contains("nope"));
+        let mut unknown: FormDefinition =
+            toml::from_str("[[field]]\nname='x'\nlabel='X'\ntype='group'\nuse='nope'\n").unwrap();
+        assert!(
+            unknown
+                .resolve(&SharedGroups::default())
+                .unwrap_err()
+                .contains("nope")
+        );
         let mut dangling: FormDefinition = toml::from_str(
             "[[field]]\nname='x'\nlabel='X'\ntype='text'\nwhen={ field='y', equals=['a'] }\n",
         )
         .unwrap();
-        assert!(dangling.resolve(&SharedGroups::default()).unwrap_err().contains("unknown field `y`"));
+        assert!(
+            dangling
+                .resolve(&SharedGroups::default())
+                .unwrap_err()
+                .contains("unknown field `y`")
+        );
     }
 }

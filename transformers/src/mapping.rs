@@ -15,9 +15,11 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
-use handlebars::template::{Parameter, Template, TemplateElement};
 use handlebars::Path as TemplatePath;
+use handlebars::template::{Parameter, Template, TemplateElement};
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -189,10 +191,11 @@ impl Mapping {
         let info: ServiceInfo = read_toml(&folder.join("service.toml"))?;
         let form_path = folder.join("form.toml");
         let mut form: FormDefinition = read_toml(&form_path)?;
-        form.resolve(&env.groups).map_err(|message| Error::Mapping {
-            file: form_path.clone(),
-            message,
-        })?;
+        form.resolve(&env.groups)
+            .map_err(|message| Error::Mapping {
+                file: form_path.clone(),
+                message,
+            })?;
         if info.key.len() != 14 || !info.key.bytes().all(|b| b.is_ascii_digit()) {
             return Err(Error::Mapping {
                 file: folder.join("service.toml"),
@@ -322,7 +325,14 @@ pub struct LintFinding {
 impl std::fmt::Display for LintFinding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.line > 0 {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
         } else {
             write!(f, "{}: {}", self.file.display(), self.message)
         }
@@ -338,7 +348,8 @@ fn collect_references(template: &Template, out: &mut Vec<(String, usize, usize)>
             .get(index)
             .map(|m| (m.0, m.1))
             .unwrap_or((0, 0));
-        if let TemplateElement::Expression(helper) | TemplateElement::HelperBlock(helper) = element {
+        if let TemplateElement::Expression(helper) | TemplateElement::HelperBlock(helper) = element
+        {
             for parameter in std::iter::once(&helper.name)
                 .chain(helper.params.iter())
                 .chain(helper.hash.values())
@@ -370,7 +381,10 @@ fn helper_error(name: &str, message: String) -> handlebars::RenderError {
     RenderErrorReason::Other(format!("{name}: {message}")).into()
 }
 
-fn string_param<'a>(h: &'a Helper<'_>, name: &str) -> Result<Option<&'a str>, handlebars::RenderError> {
+fn string_param<'a>(
+    h: &'a Helper<'_>,
+    name: &str,
+) -> Result<Option<&'a str>, handlebars::RenderError> {
     let value = h
         .param(0)
         .ok_or_else(|| helper_error(name, "needs one parameter".into()))?
@@ -389,10 +403,16 @@ fn register_helpers(templates: &mut Handlebars<'static>, regions: Arc<BTreeMap<S
     templates.register_helper(
         "datum",
         Box::new(
-            |h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output| -> HelperResult {
+            |h: &Helper,
+             _: &Handlebars,
+             _: &Context,
+             _: &mut RenderContext,
+             out: &mut dyn Output|
+             -> HelperResult {
                 if let Some(text) = string_param(h, "datum")? {
-                    let date = parse_date(text)
-                        .ok_or_else(|| helper_error("datum", "not a date (TT.MM.JJJJ or JJJJ-MM-TT)".into()))?;
+                    let date = parse_date(text).ok_or_else(|| {
+                        helper_error("datum", "not a date (TT.MM.JJJJ or JJJJ-MM-TT)".into())
+                    })?;
                     out.write(&date)?;
                 }
                 Ok(())
@@ -402,11 +422,16 @@ fn register_helpers(templates: &mut Handlebars<'static>, regions: Arc<BTreeMap<S
     templates.register_helper(
         "gemeindename",
         Box::new(
-            move |h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output| -> HelperResult {
+            move |h: &Helper,
+                  _: &Handlebars,
+                  _: &Context,
+                  _: &mut RenderContext,
+                  out: &mut dyn Output|
+                  -> HelperResult {
                 if let Some(ars) = string_param(h, "gemeindename")? {
-                    let name = regions
-                        .get(ars)
-                        .ok_or_else(|| helper_error("gemeindename", format!("unknown ARS {ars}")))?;
+                    let name = regions.get(ars).ok_or_else(|| {
+                        helper_error("gemeindename", format!("unknown ARS {ars}"))
+                    })?;
                     out.write(&xml_escape(name))?;
                 }
                 Ok(())
@@ -416,7 +441,12 @@ fn register_helpers(templates: &mut Handlebars<'static>, regions: Arc<BTreeMap<S
     templates.register_helper(
         "betrag",
         Box::new(
-            |h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output| -> HelperResult {
+            |h: &Helper,
+             _: &Handlebars,
+             _: &Context,
+             _: &mut RenderContext,
+             out: &mut dyn Output|
+             -> HelperResult {
                 let value = h
                     .param(0)
                     .ok_or_else(|| helper_error("betrag", "needs one parameter".into()))?

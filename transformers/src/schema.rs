@@ -51,23 +51,33 @@ fn violations(errors: Vec<libxml::error::StructuredError>) -> Vec<Violation> {
         .collect()
 }
 
-/// libxml2 quotes the offending value (`The value 'Jörg …' is not accepted`): that is
-/// personal data and must not reach logs or the history, so the value is withheld.
+/// libxml2 quotes the offending value (`The value 'Jörg …' is not accepted`, `'2.5' is
+/// not a valid value of …`): that is personal data and must not reach logs or the
+/// history. Kept: the element (and attribute) and what kind of rule failed.
 fn redact(message: &str) -> String {
-    const START: &str = "The value '";
-    let Some(start) = message.find(START) else {
+    // "Element 'x': " or "Element 'x', attribute 'y': " — names from the schema, not data.
+    let prefix_end = message.find("': ").map(|i| i + 3).unwrap_or(0);
+    let (prefix, rest) = message.split_at(prefix_end);
+    if !rest.contains('\'') {
         return message.to_owned();
-    };
-    let value_start = start + START.len();
-    let tail = &message[value_start..];
-    let end = ["' is not", "' has a length", "' is not a valid", "' is not an element", "' is greater", "' is less"]
-        .iter()
-        .filter_map(|marker| tail.rfind(marker))
-        .min();
-    match end {
-        Some(end) => format!("{}The value (withheld){}", &message[..start], &tail[end + 1..]),
-        None => format!("{}The value (withheld) is not valid.", &message[..start]),
     }
+    let facet = rest
+        .strip_prefix("[facet '")
+        .and_then(|r| r.split_once('\''))
+        .map(|(facet, _)| facet);
+    if let Some(facet) = facet {
+        return format!("{prefix}[facet '{facet}'] the value (withheld) does not satisfy it.");
+    }
+    if let Some(at) = rest.rfind("is not a valid value of the ") {
+        return format!("{prefix}the value (withheld) {}", &rest[at..]);
+    }
+    if rest.starts_with("This element is not expected")
+        || rest.starts_with("Missing child element")
+        || rest.starts_with("No matching global")
+    {
+        return message.to_owned();
+    }
+    format!("{prefix}the content does not match the schema (details withheld).")
 }
 
 /// Validates `xml` against the schema in `xsd` (imports resolved relative to it).
@@ -125,11 +135,26 @@ mod tests {
     #[test]
     fn values_are_withheld_from_schema_messages() {
         let m = "Element 'name': [facet 'pattern'] The value 'Jörg ' is not' is not accepted by the pattern 'x*'.";
+        assert_eq!(
+            redact(m),
+            "Element 'name': [facet 'pattern'] the value (withheld) does not satisfy it."
+        );
+        let m = "Element 'geburtsdatum': '09.05.1990' is not a valid value of the atomic type 'xs:date'.";
+        assert_eq!(
+            redact(m),
+            "Element 'geburtsdatum': the value (withheld) is not a valid value of the atomic type 'xs:date'."
+        );
+        let m = "Element 'x', attribute 'y': 'O'Neill' is not valid.";
         let r = redact(m);
-        assert!(!r.contains("Jörg"), "{r}");
-        assert!(r.starts_with("Element 'name': [facet 'pattern'] The value (withheld)"), "{r}");
-        let m = "Element 'plz': [facet 'length'] The value '0106' has a length of '4'; this differs from the allowed length of '5'.";
-        assert_eq!(redact(m), "Element 'plz': [facet 'length'] The value (withheld) has a length of '4'; this differs from the allowed length of '5'.");
-        assert_eq!(redact("Element 'x': Missing child element(s)."), "Element 'x': Missing child element(s).");
+        assert!(
+            !r.contains("Neill") && r.starts_with("Element 'x', attribute 'y': "),
+            "{r}"
+        );
+        for kept in [
+            "Element 'x': Missing child element(s). Expected is ( y ).",
+            "Element 'hinweis': This element is not expected. Expected is ( beschreibung ).",
+        ] {
+            assert_eq!(redact(kept), kept);
+        }
     }
 }

@@ -8,7 +8,10 @@ use unicode_normalization::char::is_combining_mark;
 /// Normalises a user string and refuses characters outside DIN 91379 datatype C,
 /// naming the first offending one so the citizen can fix the input.
 pub fn normalise(raw: &str) -> Result<String, String> {
-    let plain: String = raw.chars().filter_map(plain_equivalent).collect();
+    // Line ends as XML parsers see them (CR LF and CR become LF), so lengths checked here
+    // are the lengths a schema sees.
+    let unified = raw.replace("\r\n", "\n").replace('\r', "\n");
+    let plain: String = unified.chars().filter_map(plain_equivalent).collect();
     let text: String = plain.nfc().collect();
     check_din91379(&text)?;
     Ok(text)
@@ -86,39 +89,109 @@ const SINGLE: &[(char, char)] = &[
 /// the base letter and the allowed mark sequences after it.
 const SEQUENCES: &[(char, &[&str])] = &[
     ('A', &["\u{030B}"]),
-    ('C', &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0315}", "\u{0323}", "\u{0326}", "\u{0328}\u{0306}"]),
+    (
+        'C',
+        &[
+            "\u{0300}",
+            "\u{0304}",
+            "\u{0306}",
+            "\u{0308}",
+            "\u{0315}",
+            "\u{0323}",
+            "\u{0326}",
+            "\u{0328}\u{0306}",
+        ],
+    ),
     ('D', &["\u{0302}"]),
     ('F', &["\u{0300}", "\u{0304}"]),
     ('G', &["\u{0300}"]),
     ('H', &["\u{0304}", "\u{0326}", "\u{0331}"]),
     ('J', &["\u{0301}", "\u{030C}"]),
-    ('K', &["\u{0300}", "\u{0302}", "\u{0304}", "\u{0307}", "\u{0315}", "\u{031B}", "\u{0326}", "\u{035F}H", "\u{035F}h"]),
-    ('L', &["\u{0302}", "\u{0325}", "\u{0325}\u{0304}", "\u{0326}"]),
+    (
+        'K',
+        &[
+            "\u{0300}",
+            "\u{0302}",
+            "\u{0304}",
+            "\u{0307}",
+            "\u{0315}",
+            "\u{031B}",
+            "\u{0326}",
+            "\u{035F}H",
+            "\u{035F}h",
+        ],
+    ),
+    (
+        'L',
+        &["\u{0302}", "\u{0325}", "\u{0325}\u{0304}", "\u{0326}"],
+    ),
     ('M', &["\u{0300}", "\u{0302}", "\u{0306}", "\u{0310}"]),
     ('N', &["\u{0302}", "\u{0304}", "\u{0306}", "\u{0326}"]),
     ('P', &["\u{0300}", "\u{0304}", "\u{0315}", "\u{0323}"]),
     ('R', &["\u{0306}", "\u{0325}", "\u{0325}\u{0304}"]),
-    ('S', &["\u{0300}", "\u{0304}", "\u{031B}\u{0304}", "\u{0331}"]),
-    ('T', &["\u{0300}", "\u{0304}", "\u{0308}", "\u{0315}", "\u{031B}"]),
+    (
+        'S',
+        &["\u{0300}", "\u{0304}", "\u{031B}\u{0304}", "\u{0331}"],
+    ),
+    (
+        'T',
+        &["\u{0300}", "\u{0304}", "\u{0308}", "\u{0315}", "\u{031B}"],
+    ),
     ('U', &["\u{0307}"]),
-    ('Z', &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0327}"]),
+    (
+        'Z',
+        &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0327}"],
+    ),
     ('a', &["\u{030B}"]),
-    ('c', &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0315}", "\u{0323}", "\u{0326}", "\u{0328}\u{0306}"]),
+    (
+        'c',
+        &[
+            "\u{0300}",
+            "\u{0304}",
+            "\u{0306}",
+            "\u{0308}",
+            "\u{0315}",
+            "\u{0323}",
+            "\u{0326}",
+            "\u{0328}\u{0306}",
+        ],
+    ),
     ('d', &["\u{0302}"]),
     ('f', &["\u{0300}", "\u{0304}"]),
     ('g', &["\u{0300}"]),
     ('h', &["\u{0304}", "\u{0326}"]),
     ('j', &["\u{0301}"]),
-    ('k', &["\u{0300}", "\u{0302}", "\u{0304}", "\u{0307}", "\u{0315}", "\u{031B}", "\u{0326}", "\u{035F}h"]),
-    ('l', &["\u{0302}", "\u{0325}", "\u{0325}\u{0304}", "\u{0326}"]),
+    (
+        'k',
+        &[
+            "\u{0300}",
+            "\u{0302}",
+            "\u{0304}",
+            "\u{0307}",
+            "\u{0315}",
+            "\u{031B}",
+            "\u{0326}",
+            "\u{035F}h",
+        ],
+    ),
+    (
+        'l',
+        &["\u{0302}", "\u{0325}", "\u{0325}\u{0304}", "\u{0326}"],
+    ),
     ('m', &["\u{0300}", "\u{0302}", "\u{0306}", "\u{0310}"]),
     ('n', &["\u{0302}", "\u{0304}", "\u{0306}", "\u{0326}"]),
     ('p', &["\u{0300}", "\u{0304}", "\u{0315}", "\u{0323}"]),
     ('r', &["\u{0306}", "\u{0325}", "\u{0325}\u{0304}"]),
-    ('s', &["\u{0300}", "\u{0304}", "\u{031B}\u{0304}", "\u{0331}"]),
+    (
+        's',
+        &["\u{0300}", "\u{0304}", "\u{031B}\u{0304}", "\u{0331}"],
+    ),
     ('t', &["\u{0300}", "\u{0304}", "\u{0315}", "\u{031B}"]),
     ('u', &["\u{0307}"]),
-    ('z', &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0327}"]),
+    (
+        'z',
+        &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0327}"],
+    ),
     ('\u{00C7}', &["\u{0306}"]),
     ('\u{00DB}', &["\u{0304}"]),
     ('\u{00E7}', &["\u{0306}"]),
@@ -184,7 +257,9 @@ fn describe(c: char) -> String {
     } else if c.is_control() {
         format!("unzulässiges Steuerzeichen U+{code:04X}")
     } else {
-        format!("unzulässiges Zeichen „{c}“ (U+{code:04X}); erlaubt sind lateinische Buchstaben nach DIN 91379")
+        format!(
+            "unzulässiges Zeichen „{c}“ (U+{code:04X}); erlaubt sind lateinische Buchstaben nach DIN 91379"
+        )
     }
 }
 
@@ -203,10 +278,16 @@ mod tests {
     #[test]
     fn typographic_dashes_and_quotes_become_plain() {
         assert_eq!(
-            normalise("Bahnhofstraße 3\u{2013}5, \u{201E}Altbau\u{201C}, \u{2018}A\u{2019}").unwrap(),
+            normalise("Bahnhofstraße 3\u{2013}5, \u{201E}Altbau\u{201C}, \u{2018}A\u{2019}")
+                .unwrap(),
             "Bahnhofstraße 3-5, \"Altbau\", 'A\u{2019}"
         );
         assert_eq!(normalise("Grund\u{00AD}stück").unwrap(), "Grundstück");
+    }
+
+    #[test]
+    fn line_ends_are_unified() {
+        assert_eq!(normalise("a\r\nb\rc\n").unwrap(), "a\nb\nc\n");
     }
 
     #[test]

@@ -1,17 +1,26 @@
 //! The Mängelanzeige mapping renders submitted values verbatim, hostile ones included.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use kopplung_transformers::mapping::{
-    Antrag, Behoerde, Mapping, MessageContext, Nachricht, load_all,
+    Antrag, Behoerde, Mapping, MappingEnv, MessageContext, Nachricht, load_all,
 };
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use serde_json::json;
 
+fn root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings")
+}
+
+fn mapping_env() -> MappingEnv {
+    let regions = [("146120000000".to_owned(), "Dresden, Stadt".to_owned())];
+    MappingEnv::load(&root(), Arc::new(regions.into_iter().collect())).unwrap()
+}
+
 fn mapping() -> Mapping {
-    Mapping::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/maengelanzeige"))
-        .unwrap()
+    Mapping::load(&root().join("maengelanzeige"), &mapping_env()).unwrap()
 }
 
 fn behoerde(name: &str) -> Behoerde {
@@ -52,6 +61,7 @@ fn context(data: serde_json::Value, mapping: &Mapping) -> MessageContext {
         labels: mapping.labels(&data),
         data,
         anlagen: vec![],
+        gebuehr: None,
     }
 }
 
@@ -134,7 +144,9 @@ fn a_template_with_raw_output_is_refused() {
         "<a>\n{{{data.beschreibung}}}</a>",
     )
     .unwrap();
-    let err = Mapping::load(&folder).unwrap_err().to_string();
+    let err = Mapping::load(&folder, &mapping_env())
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("nachricht.xml.hbs") && err.contains("line 2"),
         "{err}"
@@ -143,6 +155,7 @@ fn a_template_with_raw_output_is_refused() {
 
 #[test]
 fn all_mappings_of_the_repository_load() {
-    let all = load_all(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings")).unwrap();
+    let all = load_all(&root(), &mapping_env()).unwrap();
+    assert!(all.len() >= 6, "six services");
     assert!(all.contains_key("99999001000000"));
 }

@@ -51,7 +51,8 @@ pub async fn show(
     };
     view["service_name"] = json!(
         state
-            .mappings
+            .catalog
+            .current()
             .get(&record.service)
             .map(|m| m.info.name.clone())
     );

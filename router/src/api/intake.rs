@@ -209,7 +209,9 @@ fn validate(
     request: IntakeRequest,
     idempotency: Option<IdempotencyKey>,
 ) -> Result<(NewApplication, String), Problem> {
-    let Some(mapping) = state.mappings.get(&request.service) else {
+    // One snapshot of the mappings for the whole request.
+    let mappings = state.catalog.current();
+    let Some(mapping) = mappings.get(&request.service) else {
         return Err(Problem::validation(vec![FieldError::new(
             "service",
             "unbekannte Leistung",

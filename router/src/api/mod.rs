@@ -15,17 +15,19 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use kopplung_adapters::DestinationInfo;
-use kopplung_transformers::Mapping;
 use tokio::sync::Notify;
 
+use crate::catalog::Catalog;
 use crate::config::Limits;
+use crate::metrics::Metrics;
 use crate::regions::Regions;
 use crate::routing::RoutingTable;
 use crate::store::Store;
 
 /// What the handlers share.
 pub struct ApiState {
-    pub mappings: Arc<BTreeMap<String, Mapping>>,
+    pub catalog: Arc<Catalog>,
+    pub metrics: Arc<Metrics>,
     pub routing: RoutingTable,
     pub regions: Arc<Regions>,
     pub store: Arc<dyn Store>,
@@ -44,6 +46,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/applications/{id}", get(applications::show))
         .route("/api/v1/services", get(services::list))
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(state): axum::extract::State<Arc<ApiState>>| async move {
+                    state.metrics.render()
+                },
+            ),
+        )
         .fallback(|| async { problem::Problem::not_found().into_response() })
         // Intake enforces its own limit and answers with a problem document.
         .layer(DefaultBodyLimit::disable())

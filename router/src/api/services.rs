@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::ApiState;
 
 pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
-    let services: Vec<Value> = state
-        .mappings
+    let mappings = state.catalog.current();
+    let services: Vec<Value> = mappings
         .values()
         .map(|mapping| {
             json!({

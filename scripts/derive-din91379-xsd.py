@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Writes mappings/xoev/din-91379.xsd from the character table in transformers/src/text.rs,
+so the schema and the intake check can never disagree.
+
+    python3 scripts/derive-din91379-xsd.py
+"""
+import pathlib
+import re
+
+root = pathlib.Path(__file__).resolve().parent.parent
+src = (root / "transformers/src/text.rs").read_text(encoding="utf-8")
+single_part = src[src.index("const SINGLE"):src.index("const SEQUENCES")]
+sequence_part = src[src.index("const SEQUENCES"):src.index("fn is_single")]
+
+
+def ref(codepoint):
+    return "&#x%04X;" % codepoint
+
+
+def char_of(token):
+    match = re.fullmatch(r"\\u\{([0-9A-F]+)\}", token)
+    return int(match.group(1), 16) if match else ord(token)
+
+
+def encode(marks):
+    parts = re.findall(r"\\u\{([0-9A-F]+)\}|(.)", marks)
+    return "".join(ref(int(hexa, 16)) if hexa else ref(ord(plain)) for hexa, plain in parts)
+
+
+alternatives = []
+for start, end in re.findall(r"\('\\u\{([0-9A-F]+)\}', '\\u\{([0-9A-F]+)\}'\)", single_part):
+    start, end = int(start, 16), int(end, 16)
+    alternatives.append(ref(start) if start == end else "[%s-%s]" % (ref(start), ref(end)))
+for base, marks in re.findall(r"\('(.+?)', &\[(.*?)\]\)", sequence_part):
+    encoded = [encode(m) for m in re.findall(r'"(.*?)"', marks)]
+    tail = "(" + "|".join(encoded) + ")" if len(encoded) > 1 else encoded[0]
+    alternatives.append(ref(char_of(base)) + tail)
+pattern = "(" + "|".join(alternatives) + ")*"
+
+(root / "mappings/xoev/din-91379.xsd").write_text(f'''<?xml version="1.0" encoding="UTF-8"?>
+<!--
+  kopplung's own schema of DIN 91379 datatype C (the normed Latin characters), in the
+  namespace of the XÖV datatypes so that message schemas can refer to it. The character
+  set is the same as the one transformers/src/text.rs checks at intake; this file is
+  generated from that table (see docs/mappings.md, "Schemas").
+-->
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"
+           targetNamespace="urn:xoev-de:kosit:xoev:datentyp:din-91379_2022-08"
+           elementFormDefault="unqualified" attributeFormDefault="unqualified">
+  <xs:simpleType name="datatypeC">
+    <xs:restriction base="xs:string">
+      <xs:pattern value="{pattern}"/>
+    </xs:restriction>
+  </xs:simpleType>
+</xs:schema>
+''', encoding="utf-8")

@@ -1,0 +1,147 @@
+//! `kopplung mapping test|lint|render` as an engineer uses them: passing on the
+//! repository's mappings, failing with file, line and column on broken ones.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use kopplung_tests::{copy_dir, kopplung_bin, workspace};
+
+/// A copy of the repository's mappings and configuration to break things in.
+fn sandbox() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&workspace().join("mappings"), &dir.path().join("mappings"));
+    copy_dir(&workspace().join("config"), &dir.path().join("config"));
+    let config = dir.path().join("config/kopplung.toml");
+    (dir, config)
+}
+
+fn mapping(config: &Path, args: &[&str]) -> Output {
+    Command::new(kopplung_bin())
+        .arg("mapping")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run kopplung mapping")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_repository_mappings_pass_test_and_lint() {
+    let config = workspace().join("config/kopplung.toml");
+    let test = mapping(&config, &["test"]);
+    assert!(test.status.success(), "{}", stderr(&test));
+    let stdout = String::from_utf8_lossy(&test.stdout);
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    let lint = mapping(&config, &["lint"]);
+    assert!(lint.status.success(), "{}", stderr(&lint));
+}
+
+#[test]
+fn a_broken_fixture_fails_with_file_line_and_a_diff() {
+    let (dir, config) = sandbox();
+    let expected = dir
+        .path()
+        .join("mappings/maengelanzeige/fixtures/minimal.expected.xml");
+    let text = std::fs::read_to_string(&expected).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("<strasse>Markt</strasse>"))
+        .unwrap()
+        + 1;
+    std::fs::write(
+        &expected,
+        text.replace("<strasse>Markt</strasse>", "<strasse>Marktplatz</strasse>"),
+    )
+    .unwrap();
+
+    let output = mapping(&config, &["test", "maengelanzeige"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("minimal.expected.xml:{line}:")),
+        "{err}"
+    );
+    let removed = err
+        .lines()
+        .any(|l| l.starts_with('-') && l.contains("\"Marktplatz\""));
+    let added = err
+        .lines()
+        .any(|l| l.starts_with('+') && l.contains("\"Markt\""));
+    assert!(removed && added, "a readable diff: {err}");
+    // The other fixtures still pass and are reported.
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2 passed, 1 failed"));
+}
+
+#[test]
+fn a_broken_template_fails_with_file_and_line() {
+    let (dir, config) = sandbox();
+    let template = dir.path().join("mappings/maengelanzeige/nachricht.xml.hbs");
+    let text = std::fs::read_to_string(&template).unwrap();
+    let line = text.lines().position(|l| l.contains("<strasse>")).unwrap() + 1;
+
+    // A field the form does not define: lint names the place, test fails on render.
+    std::fs::write(
+        &template,
+        text.replace("{{data.ort.strasse}}", "{{data.ort.plz}}"),
+    )
+    .unwrap();
+    let lint = mapping(&config, &["lint", "maengelanzeige"]);
+    assert!(!lint.status.success());
+    let err = stderr(&lint);
+    assert!(
+        err.contains(&format!("nachricht.xml.hbs:{line}:")) && err.contains("data.ort.plz"),
+        "{err}"
+    );
+    assert!(err.contains("field `ort.strasse` is never used"), "{err}");
+    let test = mapping(&config, &["test", "maengelanzeige"]);
+    assert!(!test.status.success());
+    assert!(stderr(&test).contains("data.ort.plz"), "{}", stderr(&test));
+
+    // A template that does not parse.
+    std::fs::write(&template, text.replace("{{/if}}", "")).unwrap();
+    let test = mapping(&config, &["test", "maengelanzeige"]);
+    assert!(!test.status.success());
+    let err = stderr(&test);
+    assert!(err.contains("nachricht.xml.hbs"), "{err}");
+
+    // An element the schema does not allow: the XSD check names line and column.
+    std::fs::write(
+        &template,
+        text.replace("<beschreibung>", "<hinweis/><beschreibung>"),
+    )
+    .unwrap();
+    let test = mapping(&config, &["test", "maengelanzeige"]);
+    assert!(!test.status.success());
+    let err = stderr(&test);
+    assert!(
+        err.contains("nachricht.xsd") && err.contains("hinweis") && err.contains("line "),
+        "{err}"
+    );
+}
+
+#[test]
+fn render_prints_the_message_of_an_input() {
+    let config = workspace().join("config/kopplung.toml");
+    let input = workspace().join("mappings/maengelanzeige/fixtures/minimal.input.json");
+    let output = mapping(
+        &config,
+        &[
+            "render",
+            "maengelanzeige",
+            "--input",
+            input.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let xml = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        xml.contains(
+            "<gebiet listURI=\"urn:de:bund:destatis:bevoelkerungsstatistik:schluessel:rs\""
+        )
+    );
+    assert!(xml.contains("<name>Borna, Stadt</name>"));
+}

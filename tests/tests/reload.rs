@@ -1,0 +1,163 @@
+//! Hot reload of mappings on SIGHUP: a valid change is applied, an invalid one refused
+//! with the old mappings kept; messages are rendered wholly with one version.
+
+use std::time::{Duration, Instant};
+
+use kopplung_tests::{
+    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, open_with_openssl_cli, workspace,
+};
+use serde_json::{Value, json};
+
+fn report(beschreibung: &str) -> Value {
+    json!({
+        "service": "99999001000000",
+        "region": "146120000000",
+        "data": {"kategorie": "muell", "beschreibung": beschreibung, "ort": {"strasse": "Prager Straße"}}
+    })
+}
+
+async fn wait_for_metric(hub: &TestHub, series: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if hub.metric(series).await == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} did not reach {value}:\n{}",
+            hub.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_valid_change_is_applied_and_an_invalid_one_refused() {
+    let broker = amqp().await;
+    let mappings = tempfile::tempdir().unwrap();
+    copy_dir(&workspace().join("mappings"), mappings.path());
+    let hub = TestHub::start(HubSetup {
+        mappings: Some(mappings.path().to_owned()),
+        ..HubSetup::default()
+    })
+    .await;
+    let short = "Müll am Gehweg!"; // 15 characters
+    assert_eq!(hub.submit(&report(short), None).await.status(), 202);
+    assert_eq!(
+        hub.metric("kopplung_mapping_reloads_total{outcome=\"applied\"}")
+            .await,
+        Some(0.0)
+    );
+
+    // A valid change: a stricter form and a changed template.
+    let folder = mappings.path().join("maengelanzeige");
+    let form = std::fs::read_to_string(folder.join("form.toml")).unwrap();
+    std::fs::write(
+        folder.join("form.toml"),
+        form.replace("min_length = 10", "min_length = 20"),
+    )
+    .unwrap();
+    let template = std::fs::read_to_string(folder.join("nachricht.xml.hbs")).unwrap();
+    let changed = template.replace("  <mangel>", "  <!-- Vorlage 2 -->\n  <mangel>");
+    std::fs::write(folder.join("nachricht.xml.hbs"), &changed).unwrap();
+    hub.hangup();
+    wait_for_metric(
+        &hub,
+        "kopplung_mapping_reloads_total{outcome=\"applied\"}",
+        1.0,
+    )
+    .await;
+    assert_eq!(hub.submit(&report(short), None).await.status(), 422);
+
+    // An invalid change: refused, the previous (valid, changed) version stays in force.
+    std::fs::write(
+        folder.join("nachricht.xml.hbs"),
+        changed.replace("{{data.beschreibung}}", "{{{data.beschreibung}}}"),
+    )
+    .unwrap();
+    hub.hangup();
+    wait_for_metric(
+        &hub,
+        "kopplung_mapping_reloads_total{outcome=\"refused\"}",
+        1.0,
+    )
+    .await;
+    assert!(
+        hub.log().contains("mapping reload refused"),
+        "{}",
+        hub.log()
+    );
+    assert_eq!(hub.submit(&report(short), None).await.status(), 422);
+    let response = hub
+        .submit(&report("Sperrmüll liegt seit Tagen auf dem Gehweg"), None)
+        .await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    hub.wait_for_status(&id, "delivered", Duration::from_secs(30))
+        .await;
+
+    let queue = hub.queue("dresden-maengel");
+    let received = drain(&broker, &queue, Duration::from_millis(500)).await;
+    assert_eq!(received.len(), 2);
+    let last = received.last().unwrap();
+    let xml = open_with_openssl_cli(&last.body, &hub.pki_dir(), "dresden-maengel");
+    assert!(
+        xml.contains("<!-- Vorlage 2 -->"),
+        "rendered with the applied version"
+    );
+    assert!(xml.contains("Sperrmüll liegt seit Tagen auf dem Gehweg"));
+    delete_queue(&broker, &queue).await;
+}
+
+#[tokio::test]
+async fn a_message_that_fails_its_schema_is_stopped_as_invalid_with_a_precise_error() {
+    let mappings = tempfile::tempdir().unwrap();
+    copy_dir(&workspace().join("mappings"), mappings.path());
+    let template = mappings.path().join("maengelanzeige/nachricht.xml.hbs");
+    let text = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        text.replace("<beschreibung>", "<hinweis/><beschreibung>"),
+    )
+    .unwrap();
+    let hub = TestHub::start(HubSetup {
+        mappings: Some(mappings.path().to_owned()),
+        ..HubSetup::default()
+    })
+    .await;
+    let response = hub
+        .submit(&report("Jürgens Mülltonne steht seit Wochen da"), None)
+        .await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = hub
+        .wait_for_status(&id, "invalid", Duration::from_secs(20))
+        .await;
+    let detail = status["history"].as_array().unwrap().last().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        detail.contains("nachricht.xsd") && detail.contains("hinweis") && detail.contains("line "),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains("Jürgens"),
+        "no personal data in the history: {detail}"
+    );
+    assert!(
+        status["delivery"]["next_attempt_at"].is_null(),
+        "not retried"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        hub.status(&id).await["history"].as_array().unwrap().len(),
+        2
+    );
+}

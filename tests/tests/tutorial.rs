@@ -1,0 +1,149 @@
+//! Follows the tutorial in docs/mappings.md step by step on a copy of the repository:
+//! writes its files, runs its commands, then submits its request to a hub with the new
+//! route and opens the delivered message. If the tutorial rots, this fails.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use kopplung_tests::{
+    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, kopplung_bin, open_with_openssl_cli,
+    workspace, xpath,
+};
+use serde_json::Value;
+
+struct Block {
+    info: String,
+    body: String,
+}
+
+/// The fenced code blocks of the tutorial section.
+fn tutorial_blocks() -> Vec<Block> {
+    let doc = std::fs::read_to_string(workspace().join("docs/mappings.md")).unwrap();
+    let start = doc
+        .find("## Tutorial")
+        .expect("a tutorial section in docs/mappings.md");
+    let mut blocks = Vec::new();
+    let mut lines = doc[start..].lines();
+    while let Some(line) = lines.next() {
+        let Some(info) = line.strip_prefix("```") else {
+            continue;
+        };
+        let mut body = String::new();
+        for inner in lines.by_ref() {
+            if inner.starts_with("```") {
+                break;
+            }
+            body.push_str(inner);
+            body.push('\n');
+        }
+        blocks.push(Block {
+            info: info.trim().to_owned(),
+            body,
+        });
+    }
+    blocks
+}
+
+fn run_line(line: &str, sandbox: &Path, bin_dir: &Path) {
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(line)
+        .current_dir(sandbox)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "tutorial step failed: {line}\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_mapping_tutorial_works_as_written() {
+    let broker = amqp().await;
+    let sandbox = tempfile::tempdir().unwrap();
+    copy_dir(
+        &workspace().join("mappings"),
+        &sandbox.path().join("mappings"),
+    );
+    copy_dir(&workspace().join("config"), &sandbox.path().join("config"));
+    // As after a first run of the demo.
+    std::fs::create_dir_all(sandbox.path().join("demo-data")).unwrap();
+    std::fs::write(
+        sandbox.path().join("demo-data/intake-token"),
+        "0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(kopplung_bin(), bin_dir.path().join("kopplung")).unwrap();
+
+    let blocks = tutorial_blocks();
+    let mut files = 0;
+    let mut commands = 0;
+    let mut request = None;
+    for block in &blocks {
+        let words: Vec<&str> = block.info.split_whitespace().collect();
+        if let Some(file) = words.iter().find_map(|w| w.strip_prefix("file=")) {
+            let target = sandbox.path().join(file);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            if words.contains(&"append") {
+                let mut text = std::fs::read_to_string(&target).unwrap();
+                text.push('\n');
+                text.push_str(&block.body);
+                std::fs::write(&target, text).unwrap();
+            } else {
+                std::fs::write(&target, &block.body).unwrap();
+            }
+            if file == "request.json" {
+                request = Some(block.body.clone());
+            }
+            files += 1;
+        } else if words == ["sh", "tutorial"] {
+            for line in block.body.lines().filter(|l| !l.trim().is_empty()) {
+                run_line(line, sandbox.path(), bin_dir.path());
+                commands += 1;
+            }
+        }
+    }
+    assert!(
+        files >= 7 && commands >= 7,
+        "the tutorial has its steps ({files} files, {commands} commands)"
+    );
+
+    // Step 8: the new service goes live with its route.
+    let hub = TestHub::start(HubSetup {
+        mappings: Some(sandbox.path().join("mappings")),
+        routing: Some(sandbox.path().join("config/routing.toml")),
+        ..HubSetup::default()
+    })
+    .await;
+    let body: Value = serde_json::from_str(&request.expect("a request.json block")).unwrap();
+    let response = hub.submit(&body, None).await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = hub
+        .wait_for_status(&id, "delivered", Duration::from_secs(30))
+        .await;
+    assert_eq!(status["delivery"]["procedure"], "chemnitz-sperrmuell");
+    let queue = hub.queue("chemnitz-sperrmuell");
+    let received = drain(&broker, &queue, Duration::from_millis(500)).await;
+    assert_eq!(received.len(), 1);
+    let xml = open_with_openssl_cli(&received[0].body, &hub.pki_dir(), "chemnitz-sperrmuell");
+    assert_eq!(
+        xpath(&xml, "string(//gegenstaende)"),
+        "Kleiderschrank, zerlegt"
+    );
+    assert_eq!(xpath(&xml, "string(//gebiet/name)"), "Chemnitz, Stadt");
+    delete_queue(&broker, &queue).await;
+}
