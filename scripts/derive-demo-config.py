@@ -83,6 +83,8 @@ lines += [
 ]
 for key, (slug, name) in sorted(cities.items()):
     procedure = f"{slug}-buergerbuero"
+    # Leipzig's citizens' office runs a FIT-Connect style procedure: the jose profile.
+    envelope = "jose" if slug == "leipzig" else "cms"
     lines += [
         "[[authority]]",
         f'id = "{slug}-buergerbuero"',
@@ -92,7 +94,7 @@ for key, (slug, name) in sorted(cities.items()):
         "[[procedure]]",
         f'id = "{procedure}"',
         f'authority = "{slug}-buergerbuero"',
-        'envelope = "cms"',
+        f'envelope = "{envelope}"',
         f'certificate = "procedures/{procedure}.crt"',
         "[procedure.delivery]",
         'transport = "amqp"',

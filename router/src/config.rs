@@ -32,6 +32,7 @@ pub struct FileConfig {
     pub amqp: Option<AmqpBrokerConfig>,
     #[serde(default)]
     pub delivery: RetryPolicy,
+    pub signing: Option<SigningConfig>,
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientConfig>,
 }
@@ -145,14 +146,44 @@ pub struct ProcedureConfig {
     pub authority: String,
     pub envelope: Envelope,
     /// The procedure's encryption certificate, relative to the PKI folder.
-    pub certificate: PathBuf,
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    /// Several certificates with overlapping validity, for rotation: each message is
+    /// sealed for the newest one that is valid now.
+    #[serde(default)]
+    pub certificates: Vec<PathBuf>,
     pub delivery: DeliveryConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Envelope {
+    /// CMS SignedData (ECDSA) inside AuthEnvelopedData (ECDH, AES-256-GCM).
     Cms,
+    /// JWS (ES256) inside a compact JWE (RSA-OAEP-256, A256GCM), FIT-Connect style.
+    Jose,
+}
+
+impl ProcedureConfig {
+    /// The certificate files, relative to the PKI folder.
+    pub fn certificate_paths(&self) -> Vec<PathBuf> {
+        self.certificate
+            .iter()
+            .chain(self.certificates.iter())
+            .cloned()
+            .collect()
+    }
+}
+
+/// Where the hub's signing identity comes from. Default: `hub.crt` and `hub.key` in the
+/// PKI folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// A PKCS#12 file (relative to the PKI folder) instead of PEM files.
+    pub pkcs12: Option<PathBuf>,
+    /// The environment variable that holds the PKCS#12 passphrase.
+    pub passphrase_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +205,8 @@ pub struct RouteConfig {
 /// A loaded configuration with every path resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The file this was read from (for reloads).
+    pub source: PathBuf,
     pub file: FileConfig,
     pub routing: RoutingFile,
     pub mappings_dir: PathBuf,
@@ -190,6 +223,7 @@ impl Config {
         let routing_path = base.join(&file.routing);
         let routing: RoutingFile = read_toml(&routing_path)?;
         let config = Self {
+            source: path.to_owned(),
             mappings_dir: base.join(&file.mappings),
             regions_file: base.join(&file.regions),
             pki_dir: data_dir.join(&file.pki_dir),
@@ -231,6 +265,14 @@ impl Config {
                     format!("client `{}`: token_sha256 must be 64 hex digits", client.id),
                 ));
             }
+        }
+        if let Some(signing) = &self.file.signing
+            && signing.pkcs12.is_some() != signing.passphrase_env.is_some()
+        {
+            return Err(invalid(
+                main,
+                "[signing]: give pkcs12 together with passphrase_env".into(),
+            ));
         }
         let policy = &self.file.delivery;
         if policy.base_delay_ms < 10
@@ -292,6 +334,15 @@ impl Config {
                 return Err(invalid(
                     routing,
                     format!("procedure `{}` is defined twice", procedure.id),
+                ));
+            }
+            if procedure.certificate_paths().is_empty() {
+                return Err(invalid(
+                    routing,
+                    format!(
+                        "procedure `{}`: give `certificate` or `certificates`",
+                        procedure.id
+                    ),
                 ));
             }
             if !authorities.contains(procedure.authority.as_str()) {

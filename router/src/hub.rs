@@ -36,6 +36,10 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
     let catalog = Arc::new(Catalog::new(Arc::new(load_checked(&config, &regions)?)));
     let routing = RoutingTable::new(&config.routing.routes);
     let preparer = Preparer::load(&config, catalog.clone(), regions.clone())?;
+    for problem in preparer.problems() {
+        // The hub starts; only this procedure's messages wait until it is fixed.
+        tracing::error!(%problem, "procedure blocked");
+    }
     let clients = Clients::load(&config.file.clients, &config.data_dir)?;
     Ok(Loaded {
         config,
@@ -111,8 +115,10 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
     let metrics = Arc::new(Metrics::new()?);
+    let preparer = Arc::new(preparer);
     let reloader = tokio::spawn(reload_on_hangup(
         catalog.clone(),
+        preparer.clone(),
         config.clone(),
         regions.clone(),
         metrics.clone(),
@@ -132,7 +138,7 @@ pub async fn run(
 
     let dispatcher = Arc::new(Dispatcher::new(
         store,
-        Arc::new(preparer),
+        preparer,
         sinks,
         config.file.delivery,
         wake,
@@ -153,11 +159,13 @@ pub async fn run(
     })
 }
 
-/// Reloads the mappings on SIGHUP. An invalid change is refused with an error in the log
-/// and the metric `kopplung_mapping_reloads_total{outcome="refused"}`; the old mappings
-/// stay in force.
+/// Reloads the mappings, and the keys and certificates, on SIGHUP. An invalid change is
+/// refused with an error in the log and the metrics
+/// `kopplung_mapping_reloads_total{outcome="refused"}` and
+/// `kopplung_key_reloads_total{outcome="refused"}`; what was in force stays in force.
 async fn reload_on_hangup(
     catalog: Arc<Catalog>,
+    preparer: Arc<Preparer>,
     config: Config,
     regions: Arc<Regions>,
     metrics: Arc<Metrics>,
@@ -168,6 +176,30 @@ async fn reload_on_hangup(
         return;
     };
     while hangups.recv().await.is_some() {
+        // Certificate lists may have changed in the routing table (rotation): read the
+        // configuration again for them. Routes and clients still need a restart.
+        let keys = {
+            let (preparer, config) = (preparer.clone(), config.clone());
+            tokio::task::spawn_blocking(move || {
+                let fresh = Config::load(&config.source, &config.data_dir)?;
+                preparer.reload_keys(&fresh)
+            })
+            .await
+        };
+        match keys {
+            Ok(Ok(())) => {
+                metrics.key_reloads.with_label_values(&["applied"]).inc();
+                tracing::info!("keys and certificates reloaded");
+                for problem in preparer.problems() {
+                    tracing::error!(%problem, "procedure blocked");
+                }
+            }
+            Ok(Err(e)) => {
+                metrics.key_reloads.with_label_values(&["refused"]).inc();
+                tracing::error!(error = %e, "key reload refused; the previous keys stay in force");
+            }
+            Err(e) => tracing::error!(error = %e, "key reload failed"),
+        }
         let (catalog, config, regions, metrics) = (
             catalog.clone(),
             config.clone(),

@@ -6,10 +6,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use kopplung_router::config::Config;
 use kopplung_router::hub;
-use kopplung_transformers::pki::{PkiLayout, init_demo_pki};
+use kopplung_transformers::pki::{PkiLayout, init_demo_pki, issue_rsa_recipient};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +72,42 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The audit trail (Laufzettel): check the chain, export one application's entries.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the whole hash chain of the audit trail; exits non-zero naming the first
+    /// broken link.
+    Verify {
+        #[command(flatten)]
+        target: AuditTarget,
+    },
+    /// Print one application's Laufzettel as JSON with a detached CMS signature by the
+    /// hub: {"laufzettel": "<the signed JSON text>", "signature": "<base64 DER>"}.
+    Export {
+        /// The application id (UUID).
+        id: uuid::Uuid,
+        #[command(flatten)]
+        target: AuditTarget,
+    },
+}
+
+/// Where the audit trail is. The database is opened read-only, without the hub's lock,
+/// so these commands run beside a running hub.
+#[derive(Args)]
+struct AuditTarget {
+    /// The hub's data directory (holds `kopplung.db`).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The hub's configuration, for its PKI folder (`pki_dir`, used by `export` to sign);
+    /// without it the PKI folder is `<data-dir>/pki`.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -123,6 +159,13 @@ fn main() -> anyhow::Result<()> {
             } => demo(&config, &data_dir, listen).await,
             Command::Check { config, data_dir } => {
                 let loaded = hub::load(load_config(&config, &data_dir)?)?;
+                let problems = loaded.preparer.problems();
+                if !problems.is_empty() {
+                    for problem in &problems {
+                        eprintln!("error: {problem}");
+                    }
+                    bail!("{} procedure(s) cannot receive messages", problems.len());
+                }
                 println!(
                     "{}: valid ({} services, {} procedures, {} routes, {} municipalities)",
                     config.display(),
@@ -134,16 +177,17 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Mapping { config, command } => mapping_command(&config, command),
+            Command::Audit { command } => audit_command(command).await,
             Command::Keys {
                 command: KeysCommand::Init { dir, config },
             } => {
-                let procedures = procedure_ids(&config)?;
-                let written = init_demo_pki(&PkiLayout::new(&dir), &procedures)?;
+                let config = load_config(&config, Path::new("."))?;
+                let written = init_pki(&dir, &config)?;
                 println!(
                     "demo PKI in {}: {} files written, {} procedures",
                     dir.display(),
-                    written.len(),
-                    procedures.len()
+                    written,
+                    config.routing.procedures.len()
                 );
                 Ok(())
             }
@@ -268,6 +312,60 @@ fn mapping_command(config: &Path, command: MappingCommand) -> anyhow::Result<()>
     }
 }
 
+async fn audit_command(command: AuditCommand) -> anyhow::Result<()> {
+    use kopplung_router::audit::laufzettel_json;
+    use kopplung_router::store::{SqliteStore, Store};
+    let target = match &command {
+        AuditCommand::Verify { target } | AuditCommand::Export { target, .. } => target,
+    };
+    let store = SqliteStore::open_read_only(&target.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", target.data_dir.display()))?;
+    let report = store.verify_audit().await?;
+    if let Some(first) = &report.first_break {
+        let refusal = match command {
+            AuditCommand::Verify { .. } => "",
+            AuditCommand::Export { .. } => "; not signing an export of a broken trail",
+        };
+        bail!(
+            "audit trail broken at {first} ({} entries checked, {} broken link(s)){refusal}",
+            report.checked,
+            report.broken
+        );
+    }
+    match command {
+        AuditCommand::Verify { .. } => {
+            println!("audit trail intact: {} entries", report.checked);
+            Ok(())
+        }
+        AuditCommand::Export { id, target } => {
+            let entries = store.audit_entries(id).await?;
+            if entries.is_empty() {
+                bail!("no audit entries for application {id}");
+            }
+            let pki_dir = match &target.config {
+                Some(config) => load_config(config, &target.data_dir)?.pki_dir,
+                None => target.data_dir.join("pki"),
+            };
+            let pki = PkiLayout::new(&pki_dir);
+            let signer = kopplung_transformers::Sealer::load(&pki.hub_cert(), &pki.hub_key())?;
+            let laufzettel = laufzettel_json(id, &entries, time::OffsetDateTime::now_utc())
+                .context("encoding the Laufzettel")?;
+            let signature =
+                kopplung_transformers::laufzettel::sign_detached(&signer, laufzettel.as_bytes())?;
+            let export = serde_json::json!({
+                "laufzettel": laufzettel,
+                "signature": base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    signature
+                ),
+            });
+            println!("{}", serde_json::to_string_pretty(&export)?);
+            Ok(())
+        }
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         // lapin logs a returned message with its whole (sealed) body at warn level.
@@ -291,15 +389,22 @@ fn load_config(path: &Path, data_dir: &Path) -> anyhow::Result<Config> {
     Ok(Config::load(path, data_dir)?)
 }
 
-/// Procedure ids from the routing table, without checking the rest.
-fn procedure_ids(config: &Path) -> anyhow::Result<Vec<String>> {
-    let loaded = load_config(config, Path::new("."))?;
-    Ok(loaded
+/// Creates what is missing of the demo PKI: EC P-256 certificates for `cms` procedures,
+/// RSA-3072 ones for `jose` procedures (RSA-OAEP-256). Returns the number of files written.
+fn init_pki(dir: &Path, config: &Config) -> anyhow::Result<usize> {
+    use kopplung_router::config::Envelope;
+    let layout = PkiLayout::new(dir);
+    let (jose, cms): (Vec<_>, Vec<_>) = config
         .routing
         .procedures
         .iter()
-        .map(|p| p.id.clone())
-        .collect())
+        .partition(|p| p.envelope == Envelope::Jose);
+    let cms: Vec<String> = cms.iter().map(|p| p.id.clone()).collect();
+    let mut written = init_demo_pki(&layout, &cms)?.len();
+    for procedure in jose {
+        written += issue_rsa_recipient(&layout, &procedure.id, 3072)?.len();
+    }
+    Ok(written)
 }
 
 async fn serve(config: &Path, data_dir: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
@@ -314,14 +419,8 @@ async fn demo(config: &Path, data_dir: &Path, listen: Option<SocketAddr>) -> any
     let config = load_config(config, data_dir)?;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let procedures: Vec<String> = config
-        .routing
-        .procedures
-        .iter()
-        .map(|p| p.id.clone())
-        .collect();
-    let written = init_demo_pki(&PkiLayout::new(&config.pki_dir), &procedures)?;
-    if !written.is_empty() {
+    let written = init_pki(&config.pki_dir, &config)?;
+    if written > 0 {
         println!("Demo PKI created in {}", config.pki_dir.display());
     }
     let mut token_paths = Vec::new();

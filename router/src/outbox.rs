@@ -15,7 +15,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::config::RetryPolicy;
+use crate::config::{Envelope, RetryPolicy};
 use crate::prepare::{PrepareError, Preparer};
 use crate::store::{Status, Step, Store, StoreError, WorkItem};
 
@@ -32,6 +32,8 @@ const IDLE_POLL: Duration = Duration::from_secs(5);
 
 /// The content type of a `cms` envelope (RFC 8551 naming).
 pub const CMS_CONTENT_TYPE: &str = "application/pkcs7-mime; smime-type=authEnveloped-data";
+/// The content type of a `jose` envelope: a compact JWE (RFC 7516).
+pub const JOSE_CONTENT_TYPE: &str = "application/jose";
 
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
@@ -201,7 +203,10 @@ impl Dispatcher {
             message_id: item.message_id.to_string(),
             correlation_id: item.application_id.to_string(),
             message_type: item.message_type.clone(),
-            content_type: CMS_CONTENT_TYPE.into(),
+            content_type: match self.preparer.envelope(&item.procedure_id) {
+                Some(Envelope::Jose) => JOSE_CONTENT_TYPE.into(),
+                _ => CMS_CONTENT_TYPE.into(),
+            },
             headers: vec![
                 ("application_id".into(), item.application_id.to_string()),
                 ("service".into(), item.service_key.clone()),

@@ -6,13 +6,19 @@ use std::sync::Arc;
 
 use base64::Engine;
 use kopplung_transformers::mapping::{Anlage, Antrag, Behoerde, MessageContext, Nachricht};
+use std::path::PathBuf;
+use std::sync::RwLock;
+
+use kopplung_transformers::jose::JoseSealer;
+use kopplung_transformers::pki::PkiLayout;
+use kopplung_transformers::seal::{check_cms_recipient, load_certificate};
 use kopplung_transformers::{Sealer, TrustAnchors};
 use openssl::x509::X509;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::catalog::Catalog;
-use crate::config::{Authority, Config, HubIdentity};
+use crate::config::{Authority, Config, Envelope, HubIdentity};
 use crate::regions::Regions;
 use crate::store::{PrepareInput, WorkItem};
 
@@ -27,18 +33,27 @@ pub enum PrepareError {
     Blocked(String),
 }
 
+/// One procedure's certificates (several during a rotation) and its authority.
 struct Recipient {
-    certificate: X509,
+    envelope: Envelope,
+    certificates: Vec<(PathBuf, X509)>,
     leser: Behoerde,
+}
+
+/// The key material in force: swapped whole on reload (SIGHUP), like the mappings.
+struct Keys {
+    sealer: Sealer,
+    /// The same identity for the `jose` profile (ES256 with the hub's EC key).
+    jose: JoseSealer,
+    anchors: TrustAnchors,
+    recipients: BTreeMap<String, Recipient>,
 }
 
 /// Everything the prepare step needs, loaded and checked at start-up.
 pub struct Preparer {
     catalog: Arc<Catalog>,
     regions: Arc<Regions>,
-    sealer: Sealer,
-    anchors: TrustAnchors,
-    recipients: BTreeMap<String, Recipient>,
+    keys: RwLock<Arc<Keys>>,
     autor: Behoerde,
 }
 
@@ -66,50 +81,155 @@ fn behoerde_of(authority: &Authority) -> Behoerde {
     }
 }
 
+/// Loads the hub's signing identity as configured (PEM files or PKCS#12).
+fn load_sealer(config: &Config) -> Result<Sealer, crate::Error> {
+    let pki = PkiLayout::new(&config.pki_dir);
+    match config
+        .file
+        .signing
+        .as_ref()
+        .and_then(|s| s.pkcs12.as_ref().zip(s.passphrase_env.as_ref()))
+    {
+        Some((file, variable)) => {
+            let passphrase = std::env::var(variable).map_err(|_| crate::Error::Config {
+                file: config.pki_dir.join(file),
+                message: format!("the passphrase variable {variable} is not set"),
+            })?;
+            Ok(Sealer::from_pkcs12(
+                &config.pki_dir.join(file),
+                &passphrase,
+            )?)
+        }
+        None => Ok(Sealer::load(&pki.hub_cert(), &pki.hub_key())?),
+    }
+}
+
+fn load_keys(config: &Config) -> Result<Keys, crate::Error> {
+    let pki = PkiLayout::new(&config.pki_dir);
+    let sealer = load_sealer(config)?;
+    let jose = JoseSealer::new(
+        sealer.certificate().clone(),
+        sealer.key().clone(),
+        Vec::new(),
+    )?;
+    let anchors = TrustAnchors::load(&pki.ca_cert())?;
+    let mut recipients = BTreeMap::new();
+    for procedure in &config.routing.procedures {
+        let mut certificates = Vec::new();
+        for file in procedure.certificate_paths() {
+            let path = config.pki_dir.join(&file);
+            certificates.push((path.clone(), load_certificate(&path)?));
+        }
+        let authority =
+            config
+                .authority(&procedure.authority)
+                .ok_or_else(|| crate::Error::Config {
+                    file: config.pki_dir.clone(),
+                    message: format!("unknown authority `{}`", procedure.authority),
+                })?;
+        recipients.insert(
+            procedure.id.clone(),
+            Recipient {
+                envelope: procedure.envelope,
+                certificates,
+                leser: behoerde_of(authority),
+            },
+        );
+    }
+    Ok(Keys {
+        sealer,
+        jose,
+        anchors,
+        recipients,
+    })
+}
+
+impl Keys {
+    /// The certificate to seal for: among those valid now (chain, validity, key usage
+    /// and algorithm for the profile), the one issued last. Otherwise every reason.
+    fn recipient_certificate<'a>(&'a self, recipient: &'a Recipient) -> Result<&'a X509, String> {
+        let mut usable: Vec<&X509> = Vec::new();
+        let mut problems = Vec::new();
+        for (path, certificate) in &recipient.certificates {
+            let checked = self
+                .anchors
+                .check(certificate)
+                .and_then(|()| match recipient.envelope {
+                    Envelope::Cms => check_cms_recipient(certificate),
+                    Envelope::Jose => kopplung_transformers::jose::check_recipient(certificate),
+                });
+            match checked {
+                Ok(()) => usable.push(certificate),
+                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            }
+        }
+        usable
+            .into_iter()
+            .max_by(|a, b| {
+                a.not_before()
+                    .compare(b.not_before())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .ok_or_else(|| problems.join("; "))
+    }
+}
+
 impl Preparer {
-    /// Loads the hub's signing key, the trust anchors and every procedure's certificate.
-    /// A certificate that does not chain to the anchors or has expired stops start-up.
+    /// Loads the hub's signing key, the trust anchors and every procedure's
+    /// certificates. Unreadable files stop the start; a certificate that is expired or
+    /// untrusted does not: it blocks only its procedure (see [`Preparer::problems`]).
     pub fn load(
         config: &Config,
         catalog: Arc<Catalog>,
         regions: Arc<Regions>,
     ) -> Result<Self, crate::Error> {
-        let pki = kopplung_transformers::pki::PkiLayout::new(&config.pki_dir);
-        let sealer = Sealer::load(&pki.hub_cert(), &pki.hub_key())?;
-        let anchors = TrustAnchors::load(&pki.ca_cert())?;
-        let mut recipients = BTreeMap::new();
-        for procedure in &config.routing.procedures {
-            let path = config.pki_dir.join(&procedure.certificate);
-            let certificate = kopplung_transformers::seal::load_certificate(&path)?;
-            anchors
-                .check(&certificate)
-                .map_err(|e| crate::Error::Config {
-                    file: path.clone(),
-                    message: format!("certificate of procedure `{}`: {e}", procedure.id),
-                })?;
-            let authority =
-                config
-                    .authority(&procedure.authority)
-                    .ok_or_else(|| crate::Error::Config {
-                        file: path.clone(),
-                        message: format!("unknown authority `{}`", procedure.authority),
-                    })?;
-            recipients.insert(
-                procedure.id.clone(),
-                Recipient {
-                    certificate,
-                    leser: behoerde_of(authority),
-                },
-            );
-        }
         Ok(Self {
             catalog,
             regions,
-            sealer,
-            anchors,
-            recipients,
+            keys: RwLock::new(Arc::new(load_keys(config)?)),
             autor: behoerde_of_hub(&config.file.hub),
         })
+    }
+
+    fn keys(&self) -> Arc<Keys> {
+        match self.keys.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Loads keys and certificates again (rotation without downtime); on any error
+    /// the current ones stay in force.
+    pub fn reload_keys(&self, config: &Config) -> Result<(), crate::Error> {
+        let keys = Arc::new(load_keys(config)?);
+        match self.keys.write() {
+            Ok(mut guard) => *guard = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+        Ok(())
+    }
+
+    /// Procedures that cannot receive messages now, with the operator's reason.
+    pub fn problems(&self) -> Vec<String> {
+        let keys = self.keys();
+        keys.recipients
+            .iter()
+            .filter_map(|(id, recipient)| {
+                keys.recipient_certificate(recipient)
+                    .err()
+                    .map(|reason| format!("procedure {id}: no usable certificate: {reason}"))
+            })
+            .collect()
+    }
+
+    /// The envelope profile of a procedure (for the message's content type).
+    pub fn envelope(&self, procedure: &str) -> Option<Envelope> {
+        self.keys().recipients.get(procedure).map(|r| r.envelope)
+    }
+
+    /// The hub's signing certificate in force.
+    pub fn signing_certificate(&self) -> X509 {
+        self.keys().sealer.certificate().clone()
     }
 
     /// Renders, checks and seals one application's message. Returns the sealed DER.
@@ -119,7 +239,8 @@ impl Preparer {
         let mapping = mappings.get(&input.service_key).ok_or_else(|| {
             PrepareError::Invalid(format!("no mapping for service {}", input.service_key))
         })?;
-        let recipient = self.recipients.get(&item.procedure_id).ok_or_else(|| {
+        let keys = self.keys();
+        let recipient = keys.recipients.get(&item.procedure_id).ok_or_else(|| {
             PrepareError::Blocked(format!("procedure {} is not configured", item.procedure_id))
         })?;
         let data = mapping.form.validate(&input.payload).map_err(|errors| {
@@ -178,12 +299,19 @@ impl Preparer {
         let xml = mapping
             .render(&context)
             .map_err(|e| PrepareError::Invalid(e.to_string()))?;
-        self.anchors
-            .check(&recipient.certificate)
-            .map_err(|e| PrepareError::Blocked(e.to_string()))?;
-        self.sealer
-            .seal(xml.as_bytes(), &recipient.certificate)
-            .map_err(|e| PrepareError::Blocked(e.to_string()))
+        // Never unprotected: without a usable certificate the message waits.
+        let certificate = keys
+            .recipient_certificate(recipient)
+            .map_err(|reason| PrepareError::Blocked(format!("certificate refused: {reason}")))?;
+        match recipient.envelope {
+            Envelope::Cms => keys.sealer.seal(xml.as_bytes(), certificate),
+            // A compact JWE is ASCII text: sent as it is.
+            Envelope::Jose => keys
+                .jose
+                .seal(xml.as_bytes(), certificate)
+                .map(String::into_bytes),
+        }
+        .map_err(|e| PrepareError::Blocked(e.to_string()))
     }
 }
 

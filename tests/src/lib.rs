@@ -3,6 +3,8 @@
 //! vendor would. A missing service fails the tests loudly; nothing is skipped.
 #![forbid(unsafe_code)]
 
+pub mod pki;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -84,6 +86,8 @@ pub struct HubSetup {
     pub max_body_bytes: usize,
     /// Edits the demo routing table before use (e.g. to remove a route).
     pub edit_routing: fn(String) -> String,
+    /// Runs after the PKI is made and before the hub starts, with the PKI folder.
+    pub before_start: fn(&Path),
     /// The mappings folder; the repository's by default.
     pub mappings: Option<PathBuf>,
     /// The routing table; the repository's `config/routing.toml` by default.
@@ -96,6 +100,7 @@ impl Default for HubSetup {
             amqp_url: amqp_url(),
             max_body_bytes: 24 * 1024 * 1024,
             edit_routing: |r| r,
+            before_start: |_| {},
             mappings: None,
             routing: None,
         }
@@ -151,6 +156,7 @@ impl TestHub {
             .status()
             .expect("kopplung keys init");
         assert!(status.success(), "kopplung keys init failed");
+        (setup.before_start)(&hub.pki_dir());
         let mut hub = hub;
         hub.spawn().await;
         hub
@@ -437,6 +443,18 @@ pub async fn delete_queue(connection: &Connection, queue: &str) {
 /// decrypt with the procedure's key, then verify against the CA, checking that the
 /// signer is the hub. Returns the XML.
 pub fn open_with_openssl_cli(sealed: &[u8], pki: &Path, procedure: &str) -> String {
+    open_cms(
+        sealed,
+        &pki.join(format!("procedures/{procedure}.crt")),
+        &pki.join(format!("procedures/{procedure}.key")),
+        &pki.join("ca.crt"),
+        &pki.join("hub.crt"),
+    )
+}
+
+/// The vendor's commands with explicit files: the recipient's certificate and key, the
+/// CA, and the certificate of the hub that must have signed.
+pub fn open_cms(sealed: &[u8], cert: &Path, key: &Path, ca: &Path, hub: &Path) -> String {
     let work = tempfile::tempdir().expect("temp dir");
     let message = work.path().join("nachricht.p7m");
     std::fs::write(&message, sealed).expect("write message");
@@ -454,9 +472,6 @@ pub fn open_with_openssl_cli(sealed: &[u8], pki: &Path, procedure: &str) -> Stri
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
-    let cert = pki.join(format!("procedures/{procedure}.crt"));
-    let key = pki.join(format!("procedures/{procedure}.key"));
-    let ca = pki.join("ca.crt");
     run(&[
         "cms",
         "-decrypt",
@@ -493,7 +508,7 @@ pub fn open_with_openssl_cli(sealed: &[u8], pki: &Path, procedure: &str) -> Stri
         "-fingerprint",
         "-sha256",
         "-in",
-        &pki.join("hub.crt").to_string_lossy(),
+        &hub.to_string_lossy(),
     ]);
     let signer_fingerprint = run(&[
         "x509",
@@ -576,4 +591,78 @@ impl Drop for BrokerGate {
             task.abort();
         }
     }
+}
+
+/// The Python of a virtualenv with jwcrypto (a JOSE library of another ecosystem),
+/// shared with the transformers' tests under `target/tmp/jose-venv`. Created once;
+/// fails loudly when it cannot be.
+pub fn python_with_jwcrypto() -> PathBuf {
+    use std::sync::OnceLock;
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            const JWCRYPTO: &str = "jwcrypto==1.5.6";
+            let target = workspace().join("target/tmp");
+            std::fs::create_dir_all(&target).expect("target/tmp");
+            let venv = target.join("jose-venv");
+            let ready = venv.join(format!("kopplung-ready-{JWCRYPTO}"));
+            let lock = std::fs::File::create(target.join("jose-venv.lock")).expect("lock file");
+            lock.lock().expect("lock");
+            if !ready.is_file() {
+                if venv.exists() {
+                    std::fs::remove_dir_all(&venv).expect("remove old venv");
+                }
+                for command in [
+                    Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                    Command::new(venv.join("bin/pip"))
+                        .args(["install", "--quiet", "--disable-pip-version-check"])
+                        .arg(JWCRYPTO),
+                ] {
+                    let output = command.output().expect("python3");
+                    assert!(
+                        output.status.success(),
+                        "setting up the jwcrypto virtualenv failed: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
+                std::fs::write(&ready, b"").expect("marker");
+            }
+            let _ = lock.unlock();
+            venv.join("bin/python")
+        })
+        .clone()
+}
+
+/// Opens a `jose` message with jwcrypto exactly as docs/vendors.md shows
+/// (`transformers/tests/jose_verify.py`), pinning the hub's certificate. Returns the XML.
+pub fn open_jose_with_python(jwe: &[u8], pki: &Path, procedure: &str) -> String {
+    let work = tempfile::tempdir().expect("temp dir");
+    let file = work.path().join("nachricht.jwe");
+    std::fs::write(&file, jwe).expect("write message");
+    let fingerprint = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(pki.join("hub.crt"))
+        .output()
+        .expect("openssl");
+    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let output = Command::new(python_with_jwcrypto())
+        .arg(workspace().join("transformers/tests/jose_verify.py"))
+        .arg(&file)
+        .arg(pki.join(format!("procedures/{procedure}.crt")))
+        .arg(pki.join(format!("procedures/{procedure}.key")))
+        .arg(pki.join("ca.crt"))
+        .arg(&fingerprint)
+        .output()
+        .expect("jose_verify.py");
+    assert!(
+        output.status.success(),
+        "jwcrypto refused the message: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

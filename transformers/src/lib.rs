@@ -8,8 +8,11 @@
 
 pub mod fixtures;
 pub mod form;
+pub mod jose;
+pub mod laufzettel;
 pub mod mapping;
 pub mod pki;
+pub mod receipt;
 pub mod schema;
 pub mod seal;
 pub mod text;
@@ -45,6 +48,10 @@ pub enum Error {
         schema: PathBuf,
         violations: Vec<schema::Violation>,
     },
+    #[error("private key {}: {reason}", path.display())]
+    KeyFile { path: PathBuf, reason: String },
+    #[error("receipt refused: {0}")]
+    ReceiptRefused(String),
     #[error("certificate refused: {0}")]
     Certificate(String),
     #[error("{context}: {source}")]
@@ -52,6 +59,13 @@ pub enum Error {
         context: String,
         source: openssl::error::ErrorStack,
     },
+    #[error("{context}: {source}")]
+    Jose {
+        context: String,
+        source: josekit::JoseError,
+    },
+    #[error("JOSE message refused: {0}")]
+    JoseRefused(String),
 }
 
 fn join(violations: &[schema::Violation]) -> String {

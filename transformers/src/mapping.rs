@@ -377,6 +377,17 @@ fn is_amount(text: &str) -> bool {
     }
 }
 
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
 fn helper_error(name: &str, message: String) -> handlebars::RenderError {
     RenderErrorReason::Other(format!("{name}: {message}")).into()
 }
@@ -392,7 +403,11 @@ fn string_param<'a>(
     match value {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.as_str())),
-        other => Err(helper_error(name, format!("expects text, got {other}"))),
+        // The value itself is personal data: name only its kind.
+        other => Err(helper_error(
+            name,
+            format!("expects text, got {}", json_kind(other)),
+        )),
     }
 }
 
@@ -457,7 +472,9 @@ fn register_helpers(templates: &mut Handlebars<'static>, regions: Arc<BTreeMap<S
                     _ => None,
                 }
                 .filter(|a| a.is_finite() && *a >= 0.0)
-                .ok_or_else(|| helper_error("betrag", format!("not an amount: {value}")))?;
+                .ok_or_else(|| {
+                    helper_error("betrag", format!("not an amount ({})", json_kind(value)))
+                })?;
                 out.write(&format!("{amount:.2}"))?;
                 Ok(())
             },

@@ -1,6 +1,8 @@
 //! A demo PKI: one CA, the hub's signing certificate and one encryption certificate per
 //! procedure, all EC P-256 (BSI TR-02102-1). For demos and tests only: a real
 //! deployment uses certificates from the authorities' own PKI.
+//! `issue_rsa_recipient` adds RSA encryption certificates for procedures on the `jose`
+//! profile (RSA-OAEP-256).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -13,6 +15,7 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier,
 };
@@ -56,6 +59,8 @@ enum Role {
     Signer,
     /// Receives encrypted messages (ECDH key agreement).
     Recipient,
+    /// Receives encrypted messages of the `jose` profile (RSA-OAEP key transport).
+    RsaRecipient,
 }
 
 /// Creates whatever is missing of the demo PKI and keeps what exists, so it can run
@@ -102,6 +107,37 @@ pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<Pa
         let cert = issue(&name, &key, Some((&ca_cert, &ca_key)), role, 730)?;
         write_pair(cert_path, key_path, &cert, &key, &mut written)?;
     }
+    Ok(written)
+}
+
+/// Creates an RSA encryption certificate for procedure `id` (key usage
+/// `keyEncipherment`, issued by the demo CA of `layout`), as the `jose` profile needs
+/// (RSA-OAEP-256, at least 3072 bits) — unless `procedures/<id>.crt` and `.key` exist
+/// already. The CA must exist (`init_demo_pki`). Returns the files it wrote.
+pub fn issue_rsa_recipient(layout: &PkiLayout, id: &str, bits: u32) -> Result<Vec<PathBuf>, Error> {
+    let mut written = Vec::new();
+    let (cert_path, key_path) = (layout.procedure_cert(id), layout.procedure_key(id));
+    if cert_path.is_file() && key_path.is_file() {
+        return Ok(written);
+    }
+    let ca_cert = crate::seal::load_certificate(&layout.ca_cert())?;
+    let ca_pem = std::fs::read(layout.ca_key()).map_err(|source| Error::Io {
+        path: layout.ca_key(),
+        source,
+    })?;
+    let ca_key = PKey::private_key_from_pem(&ca_pem).map_err(crypto("reading the CA key"))?;
+    let dir = layout.dir.join("procedures");
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir, source })?;
+    let rsa = Rsa::generate(bits).map_err(crypto("generating an RSA key"))?;
+    let key = PKey::from_rsa(rsa).map_err(crypto("wrapping a key"))?;
+    let cert = issue(
+        &format!("Fachverfahren {id}"),
+        &key,
+        Some((&ca_cert, &ca_key)),
+        Role::RsaRecipient,
+        730,
+    )?;
+    write_pair(cert_path, key_path, &cert, &key, &mut written)?;
     Ok(written)
 }
 
@@ -176,6 +212,7 @@ fn issue(
             .non_repudiation()
             .build(),
         Role::Recipient => KeyUsage::new().critical().key_agreement().build(),
+        Role::RsaRecipient => KeyUsage::new().critical().key_encipherment().build(),
     }
     .map_err(c("key usage"))?;
     builder.append_extension(usage).map_err(c("ext"))?;

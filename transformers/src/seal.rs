@@ -5,11 +5,13 @@
 use std::path::Path;
 
 use openssl::cms::{CMSOptions, CmsContentInfo};
-use openssl::pkey::{PKey, Private};
+use openssl::nid::Nid;
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::{Id, PKey, Private};
 use openssl::stack::Stack;
 use openssl::symm::Cipher;
-use openssl::x509::store::{X509Store, X509StoreBuilder};
-use openssl::x509::{X509, X509StoreContext};
+use openssl::x509::store::{X509Store, X509StoreBuilder, X509StoreRef};
+use openssl::x509::{X509, X509KeyUsage, X509StoreContext};
 
 use crate::Error;
 
@@ -28,13 +30,22 @@ impl std::fmt::Debug for Sealer {
 }
 
 impl Sealer {
+    /// The hub's signing certificate and key from PEM files. The key file must be
+    /// readable by its owner only.
     pub fn load(cert: &Path, key: &Path) -> Result<Self, Error> {
         let cert = load_certificate(cert)?;
-        let key_pem = read(key)?;
-        let key = PKey::private_key_from_pem(&key_pem).map_err(|e| Error::Crypto {
-            context: format!("reading private key {}", key.display()),
-            source: e,
-        })?;
+        let key = load_private_key(key)?;
+        Self::new(cert, key)
+    }
+
+    /// The hub's signing identity from a PKCS#12 file and its passphrase.
+    pub fn from_pkcs12(path: &Path, passphrase: &str) -> Result<Self, Error> {
+        let (key, cert) = load_pkcs12(path, passphrase)?;
+        Self::new(cert, key)
+    }
+
+    fn new(cert: X509, key: PKey<Private>) -> Result<Self, Error> {
+        check_signing_key(&key)?;
         let matches = cert
             .public_key()
             .map(|public| public.public_eq(&key))
@@ -45,6 +56,16 @@ impl Sealer {
             ));
         }
         Ok(Self { cert, key })
+    }
+
+    /// The signing certificate (for status pages, receipts and rotation checks).
+    pub fn certificate(&self) -> &X509 {
+        &self.cert
+    }
+
+    /// The signing key (for detached signatures such as audit exports).
+    pub fn key(&self) -> &PKey<Private> {
+        &self.key
     }
 
     /// Signs `content` and encrypts the signed structure for `recipient`. Returns DER.
@@ -104,6 +125,11 @@ impl TrustAnchors {
         })
     }
 
+    /// The underlying store, for verifying CMS signatures.
+    pub fn store(&self) -> &X509StoreRef {
+        &self.store
+    }
+
     /// Checks the chain to a trust anchor and the validity period at the current time.
     pub fn check(&self, cert: &X509) -> Result<(), Error> {
         let crypto = |source| Error::Crypto {
@@ -121,6 +147,112 @@ impl TrustAnchors {
             Error::Certificate(format!("{}: {}", subject_of(cert), reason.error_string()))
         })
     }
+}
+
+/// Refuses a signing key other than EC on P-256 or brainpoolP256r1 (ECDSA, BSI
+/// TR-02102-1). RSA is refused: CMS would sign a plain RSA key with PKCS#1 v1.5, and
+/// RSASSA-PSS signatures made with an RSA-PSS key do not verify with OpenSSL 3.0's
+/// `openssl cms -verify` ("illegal or unsupported padding mode"), which vendors use.
+pub fn check_signing_key(key: &PKey<Private>) -> Result<(), Error> {
+    match key.id() {
+        Id::EC => {
+            let curve = key.ec_key().ok().and_then(|ec| ec.group().curve_name());
+            match curve {
+                Some(Nid::X9_62_PRIME256V1) | Some(Nid::BRAINPOOL_P256R1) => Ok(()),
+                _ => Err(Error::Certificate(
+                    "the signing key's curve is not P-256 or brainpoolP256r1".into(),
+                )),
+            }
+        }
+        Id::RSA | Id::RSA_PSS => Err(Error::Certificate(
+            "the hub's signing key must be EC P-256 or brainpoolP256r1 (ECDSA): RSA signatures in CMS would be PKCS#1 v1.5, and RSA-PSS ones do not verify with OpenSSL 3.0's cms command".into(),
+        )),
+        _ => Err(Error::Certificate("unsupported signing key type".into())),
+    }
+}
+
+/// Checks that a certificate can receive `cms` messages: an EC key on P-256 or
+/// brainpoolP256r1 (ECDH key agreement) with key usage `keyAgreement` where the
+/// certificate restricts usage. RSA recipients are served by the `jose` profile
+/// (RSA-OAEP-256), because the CMS tooling here would wrap keys with PKCS#1 v1.5.
+pub fn check_cms_recipient(cert: &X509) -> Result<(), Error> {
+    let subject = subject_of(cert);
+    let key = cert.public_key().map_err(|e| Error::Crypto {
+        context: format!("reading the key of {subject}"),
+        source: e,
+    })?;
+    let curve = key.ec_key().ok().and_then(|ec| ec.group().curve_name());
+    match (key.id(), curve) {
+        (Id::EC, Some(Nid::X9_62_PRIME256V1) | Some(Nid::BRAINPOOL_P256R1)) => {}
+        (Id::RSA | Id::RSA_PSS, _) => {
+            return Err(Error::Certificate(format!(
+                "{subject}: an RSA certificate cannot receive the cms profile (key transport would not be RSA-OAEP); use the jose profile or an EC P-256 certificate"
+            )));
+        }
+        _ => {
+            return Err(Error::Certificate(format!(
+                "{subject}: the key is not EC P-256 or brainpoolP256r1"
+            )));
+        }
+    }
+    if let Some(usage) = cert.key_usage()
+        && !usage.contains(X509KeyUsage::KEY_AGREEMENT)
+    {
+        return Err(Error::Certificate(format!(
+            "{subject}: key usage does not allow keyAgreement"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a PEM private key, refusing a file that others than its owner can read.
+pub fn load_private_key(path: &Path) -> Result<PKey<Private>, Error> {
+    check_key_file(path)?;
+    let pem = read(path)?;
+    // The key's content is never part of an error message.
+    PKey::private_key_from_pem(&pem).map_err(|_| Error::KeyFile {
+        path: path.to_owned(),
+        reason: "not a PEM private key (PKCS#8 or traditional)".into(),
+    })
+}
+
+/// Reads key and certificate from a PKCS#12 file.
+pub fn load_pkcs12(path: &Path, passphrase: &str) -> Result<(PKey<Private>, X509), Error> {
+    check_key_file(path)?;
+    let der = read(path)?;
+    let parsed = Pkcs12::from_der(&der)
+        .and_then(|p12| p12.parse2(passphrase))
+        .map_err(|_| Error::KeyFile {
+            path: path.to_owned(),
+            reason: "not a PKCS#12 file, or the passphrase is wrong".into(),
+        })?;
+    match (parsed.pkey, parsed.cert) {
+        (Some(key), Some(cert)) => Ok((key, cert)),
+        _ => Err(Error::KeyFile {
+            path: path.to_owned(),
+            reason: "the PKCS#12 file lacks the key or the certificate".into(),
+        }),
+    }
+}
+
+fn check_key_file(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::metadata(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::KeyFile {
+            path: path.to_owned(),
+            reason: format!(
+                "readable by group or others (mode {:o}); run: chmod 600 {}",
+                mode & 0o777,
+                path.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Loads one PEM certificate.

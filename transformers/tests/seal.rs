@@ -51,3 +51,231 @@ fn a_certificate_from_another_ca_is_refused() {
     let err = anchors.check(&foreign).unwrap_err().to_string();
     assert!(err.contains("Fachverfahren x"), "{err}");
 }
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &[]).unwrap();
+    chmod(&pki.hub_key(), 0o644);
+    let err = Sealer::load(&pki.hub_cert(), &pki.hub_key())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("chmod 600") && err.contains("hub.key"),
+        "{err}"
+    );
+    chmod(&pki.hub_key(), 0o600);
+    Sealer::load(&pki.hub_cert(), &pki.hub_key()).unwrap();
+}
+
+#[test]
+fn pkcs12_with_a_passphrase_and_no_secret_in_errors() {
+    use openssl::pkcs12::Pkcs12;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &[]).unwrap();
+    let key = PKey::private_key_from_pem(&std::fs::read(pki.hub_key()).unwrap()).unwrap();
+    let cert = load_certificate(&pki.hub_cert()).unwrap();
+    let p12 = Pkcs12::builder()
+        .name("hub")
+        .pkey(&key)
+        .cert(&cert)
+        .build2("geheim-123")
+        .unwrap();
+    let path = dir.path().join("hub.p12");
+    std::fs::write(&path, p12.to_der().unwrap()).unwrap();
+    chmod(&path, 0o600);
+    let sealer = Sealer::from_pkcs12(&path, "geheim-123").unwrap();
+    assert_eq!(
+        sealer.certificate().to_der().unwrap(),
+        cert.to_der().unwrap()
+    );
+    let err = Sealer::from_pkcs12(&path, "falsch-456")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("passphrase") && !err.contains("falsch-456"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rsa_signing_keys_are_refused_and_brainpool_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &["p".into()]).unwrap();
+    let d = dir.path();
+    for (name, algorithm) in [("rsa", "RSA"), ("pss", "RSA-PSS")] {
+        let key = format!("{name}.key");
+        let cert = format!("{name}.crt");
+        openssl(
+            d,
+            &[
+                "genpkey",
+                "-algorithm",
+                algorithm,
+                "-pkeyopt",
+                "rsa_keygen_bits:3072",
+                "-out",
+                &key,
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-x509",
+                "-key",
+                &key,
+                "-subj",
+                "/CN=hub-rsa",
+                "-days",
+                "3",
+                "-out",
+                &cert,
+            ],
+        );
+        chmod(&d.join(&key), 0o600);
+        let err = Sealer::load(&d.join(&cert), &d.join(&key))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EC P-256 or brainpoolP256r1"), "{err}");
+    }
+    // brainpoolP256r1: sealed, and stock openssl verifies it.
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:brainpoolP256r1",
+            "-out",
+            "bp.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "bp.key",
+            "-subj",
+            "/CN=hub-brainpool",
+            "-out",
+            "bp.csr",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "x509", "-req", "-in", "bp.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-days", "30",
+            "-out", "bp.crt",
+        ],
+    );
+    chmod(&d.join("bp.key"), 0o600);
+    let sealer = Sealer::load(&d.join("bp.crt"), &d.join("bp.key")).unwrap();
+    let recipient = load_certificate(&pki.procedure_cert("p")).unwrap();
+    std::fs::write(
+        d.join("m.p7m"),
+        sealer.seal(b"<x>brainpool</x>", &recipient).unwrap(),
+    )
+    .unwrap();
+    let key = pki.procedure_key("p");
+    let cert = pki.procedure_cert("p");
+    openssl(
+        d,
+        &[
+            "cms",
+            "-decrypt",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            "m.p7m",
+            "-recip",
+            cert.to_str().unwrap(),
+            "-inkey",
+            key.to_str().unwrap(),
+            "-out",
+            "s.der",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "cms", "-verify", "-binary", "-inform", "DER", "-in", "s.der", "-CAfile", "ca.crt",
+            "-out", "m.xml",
+        ],
+    );
+    assert_eq!(std::fs::read(d.join("m.xml")).unwrap(), b"<x>brainpool</x>");
+}
+
+#[test]
+fn cms_recipients_must_be_ec_with_key_agreement() {
+    use kopplung_transformers::seal::check_cms_recipient;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &["p".into()]).unwrap();
+    check_cms_recipient(&load_certificate(&pki.procedure_cert("p")).unwrap()).unwrap();
+    // The hub's certificate allows signatures only, not key agreement.
+    let err = check_cms_recipient(&load_certificate(&pki.hub_cert()).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("keyAgreement"), "{err}");
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:3072",
+            "-out",
+            "r.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            "r.key",
+            "-subj",
+            "/CN=rsa-recipient",
+            "-days",
+            "3",
+            "-out",
+            "r.crt",
+        ],
+    );
+    let err = check_cms_recipient(&load_certificate(&d.join("r.crt")).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("jose profile"), "{err}");
+}

@@ -2,7 +2,7 @@
 //!
 //! One trait, so that the PostgreSQL store (several hub instances) can stand beside the
 //! SQLite default (one instance, embedded). Every state change is one transaction that
-//! also appends the history entry.
+//! also appends the history entry and the audit entry (see [`crate::audit`]).
 
 mod sqlite;
 
@@ -11,6 +11,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use crate::audit::{AuditEntry, AuditReport};
 pub use sqlite::SqliteStore;
 
 /// The state of an application (see `docs/architecture.md`).
@@ -246,4 +247,12 @@ pub trait Store: Send + Sync {
 
     /// Returns leases of this process's earlier life (after a crash) to the pool.
     async fn release_stale_leases(&self) -> Result<u64, StoreError>;
+
+    /// The audit entries (Laufzettel) of one application, in chain order; empty if
+    /// there are none.
+    async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Checks the whole audit chain (all applications) from one consistent snapshot:
+    /// how many entries were checked and the first broken link, if any.
+    async fn verify_audit(&self) -> Result<AuditReport, StoreError>;
 }

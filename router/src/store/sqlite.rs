@@ -1,6 +1,10 @@
 //! The embedded default store: one SQLite file in the data directory, WAL journal,
 //! `synchronous = FULL` so that a commit is on disk before intake answers 202.
 //! One hub process per data directory, enforced by a lock file.
+//!
+//! Every state change appends its history entry and its audit entry (the hash chain of
+//! [`crate::audit`]) in its own `BEGIN IMMEDIATE` transaction: writers are serialised,
+//! so reading the last entry's hash inside the transaction cannot fork the chain.
 
 use std::fs::File;
 use std::path::Path;
@@ -21,11 +25,13 @@ use super::{
     Accepted, ApplicationRecord, Attachment, DeliveryRecord, HistoryEntry, IdempotencyKey,
     Inserted, NewApplication, PrepareInput, Status, Step, Store, StoreError, WorkItem,
 };
+use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_hex};
 
 pub struct SqliteStore {
     pool: SqlitePool,
     // Held for the life of the store: a second hub on the same data directory is refused.
-    _lock: File,
+    // `None` for a read-only store, which may run beside the hub.
+    _lock: Option<File>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -55,7 +61,32 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool, _lock: lock })
+        Ok(Self {
+            pool,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens an existing `kopplung.db` in `data_dir` read-only, for inspection (e.g.
+    /// `kopplung audit verify`) beside a running hub: takes no lock file, migrates
+    /// nothing, creates nothing. Every state change on such a store fails.
+    pub async fn open_read_only(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join("kopplung.db");
+        if !path.is_file() {
+            return Err(StoreError::Io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no kopplung database here"),
+            ));
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, _lock: None })
     }
 
     /// Starts a write transaction that takes the write lock at once, so two writers
@@ -85,20 +116,117 @@ fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("uuid {s}: {e}")))
 }
 
+/// Appends the history entry of a state change and its audit entry, at the same time.
+/// `message_sha256` is the hex SHA-256 of the sealed message, once there is one.
 async fn append_history(
     tx: &mut Transaction<'static, Sqlite>,
     application_id: Uuid,
     status: Status,
     detail: &str,
+    message_sha256: Option<String>,
 ) -> Result<(), StoreError> {
+    let at = rfc3339(OffsetDateTime::now_utc());
     sqlx::query("INSERT INTO history (application_id, at, status, detail) VALUES (?, ?, ?, ?)")
         .bind(application_id.to_string())
-        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(&at)
         .bind(status.as_str())
         .bind(detail)
         .execute(&mut **tx)
         .await?;
+    append_audit(tx, application_id, &at, status, detail, message_sha256).await
+}
+
+/// Links one entry to the end of the audit chain. Must run inside a write
+/// (`BEGIN IMMEDIATE`) transaction, so that no other writer appends in between.
+async fn append_audit(
+    tx: &mut Transaction<'static, Sqlite>,
+    application_id: Uuid,
+    at: &str,
+    status: Status,
+    detail: &str,
+    message_sha256: Option<String>,
+) -> Result<(), StoreError> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    // The highest seq ever issued: if entries at the end were removed, the next one
+    // leaves a gap that verification reports, instead of hiding the removal.
+    let issued: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let last_seq = last
+        .as_ref()
+        .map_or(0, |(seq, _)| *seq)
+        .max(issued.unwrap_or(0));
+    let prev_hash = last
+        .as_ref()
+        .map_or(GENESIS_HASH, |(_, hash)| hash.as_str());
+    let prev = (last_seq > 0).then_some((last_seq, prev_hash));
+    let entry = AuditEntry::next(
+        prev,
+        application_id,
+        at,
+        status.as_str(),
+        detail,
+        message_sha256,
+    );
+    sqlx::query(
+        "INSERT INTO audit_log (seq, application_id, at, status, detail, message_sha256, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(entry.seq)
+    .bind(&entry.application_id)
+    .bind(&entry.at)
+    .bind(&entry.status)
+    .bind(&entry.detail)
+    .bind(&entry.message_sha256)
+    .bind(&entry.prev_hash)
+    .bind(&entry.hash)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
+}
+
+/// The hex SHA-256 of the sealed message stored for an outbox entry, if there is one.
+async fn stored_message_sha256(
+    tx: &mut Transaction<'static, Sqlite>,
+    item: &WorkItem,
+) -> Result<Option<String>, StoreError> {
+    let sealed: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT sealed FROM deliveries WHERE application_id = ? AND procedure_id = ?",
+    )
+    .bind(item.application_id.to_string())
+    .bind(&item.procedure_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(sealed.as_deref().map(sha256_hex))
+}
+
+/// The columns of an audit entry, each read as text so that a tampered row shows up
+/// as a broken link rather than as an error.
+/// (A macro, so that the queries stay string literals.)
+macro_rules! audit_columns {
+    () => {
+        "seq, CAST(application_id AS TEXT) AS application_id,
+         CAST(at AS TEXT) AS at, CAST(status AS TEXT) AS status, CAST(detail AS TEXT) AS detail,
+         CAST(message_sha256 AS TEXT) AS message_sha256, CAST(prev_hash AS TEXT) AS prev_hash,
+         CAST(hash AS TEXT) AS hash"
+    };
+}
+
+fn audit_entry(row: &SqliteRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        seq: row.try_get("seq")?,
+        application_id: row.try_get("application_id")?,
+        at: row.try_get("at")?,
+        status: row.try_get("status")?,
+        detail: row.try_get("detail")?,
+        message_sha256: row.try_get("message_sha256")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
 }
 
 async fn set_status(
@@ -130,19 +258,25 @@ impl<'q> BindLease<'q> for sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteAr
 }
 
 /// Completes a state change whose outbox update touched `updated` rows: the status and
-/// its history entry in the same transaction, or nothing if the lease was lost.
+/// its history and audit entries in the same transaction, or nothing if the lease was
+/// lost. `sealed` is the message just sealed; otherwise the stored one (if any) is hashed.
 async fn transition(
     mut tx: Transaction<'static, Sqlite>,
     updated: u64,
     item: &WorkItem,
     status: Status,
     detail: &str,
+    sealed: Option<&[u8]>,
 ) -> Result<bool, StoreError> {
     if updated != 1 {
         return Ok(false);
     }
+    let message_sha256 = match sealed {
+        Some(sealed) => Some(sha256_hex(sealed)),
+        None => stored_message_sha256(&mut tx, item).await?,
+    };
     set_status(&mut tx, item.application_id, status).await?;
-    append_history(&mut tx, item.application_id, status, detail).await?;
+    append_history(&mut tx, item.application_id, status, detail, message_sha256).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -277,6 +411,7 @@ impl Store for SqliteStore {
             new.id,
             Status::Accepted,
             &format!("accepted from client {}", new.client_id),
+            None,
         )
         .await?;
         tx.commit().await?;
@@ -459,7 +594,15 @@ impl Store for SqliteStore {
             "message {} rendered, checked and sealed for {}",
             item.message_id, item.procedure_id
         );
-        transition(tx, updated.rows_affected(), item, Status::Prepared, &detail).await
+        transition(
+            tx,
+            updated.rows_affected(),
+            item,
+            Status::Prepared,
+            &detail,
+            Some(sealed),
+        )
+        .await
     }
 
     async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {
@@ -473,7 +616,16 @@ impl Store for SqliteStore {
         .bind_lease(item)
         .execute(&mut *tx)
         .await?;
-        transition(tx, updated.rows_affected(), item, Status::Delivered, detail).await
+        // The message delivered is the stored one: its hash is read back in `transition`.
+        transition(
+            tx,
+            updated.rows_affected(),
+            item,
+            Status::Delivered,
+            detail,
+            None,
+        )
+        .await
     }
 
     async fn record_retry(
@@ -516,7 +668,7 @@ impl Store for SqliteStore {
         .bind_lease(item)
         .execute(&mut *tx)
         .await?;
-        transition(tx, updated.rows_affected(), item, status, error).await
+        transition(tx, updated.rows_affected(), item, status, error, None).await
     }
 
     async fn release_stale_leases(&self) -> Result<u64, StoreError> {
@@ -528,5 +680,58 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(released.rows_affected())
+    }
+
+    async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE application_id = ? ORDER BY seq"
+        ))
+        .bind(application_id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            audit_entry(row)
+                .map_err(|e| StoreError::Corrupt(format!("audit entry of {application_id}: {e}")))
+        })
+        .collect()
+    }
+
+    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
+        const PAGE: i64 = 1000;
+        // One read transaction: one consistent snapshot, while the hub goes on appending.
+        let mut tx = self.pool.begin().await?;
+        let mut verifier = ChainVerifier::new();
+        let mut after = i64::MIN;
+        loop {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                audit_columns!(),
+                " FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
+            ))
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                let seq: i64 = row.try_get("seq")?;
+                match audit_entry(row) {
+                    Ok(entry) => verifier.check(&entry),
+                    Err(e) => verifier.unreadable(seq, e.to_string()),
+                }
+                after = seq;
+            }
+            if rows.len() < PAGE as usize {
+                break;
+            }
+        }
+        let issued: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'")
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.rollback().await?;
+        Ok(verifier.finish(issued))
     }
 }

@@ -1,0 +1,255 @@
+//! Receipts from specialist procedures: a procedure accepts a message, or rejects it with
+//! RFC 7807 problems, and signs that answer with its own signing certificate.
+//!
+//! - `cms` profile: CMS SignedData (content embedded) over the receipt as JSON.
+//! - `jose` profile: a Security Event Token (RFC 8417) as compact JWS, like FIT-Connect's
+//!   events: `jti`, `iss`, `iat`, `sub` = `message:<message id>`, `txn` =
+//!   `application:<application id>`, and one event `urn:kopplung:events:accept` or
+//!   `urn:kopplung:events:reject` (with `problems`).
+//!
+//! The hub verifies a receipt against the certificate configured for the procedure,
+//! chained to its trust anchors; anything else is refused.
+
+use josekit::jws::{self, JwsHeader};
+use josekit::jwt::{self, JwtPayload};
+use openssl::cms::{CMSOptions, CmsContentInfo};
+use openssl::pkey::{Id, PKey, Private};
+use openssl::stack::Stack;
+use openssl::x509::X509;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::Error;
+use crate::seal::TrustAnchors;
+
+pub const ACCEPT_EVENT: &str = "urn:kopplung:events:accept";
+pub const REJECT_EVENT: &str = "urn:kopplung:events:reject";
+
+/// What a procedure says about one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// Unique per receipt: a repeated receipt is recognised by it.
+    pub receipt_id: String,
+    /// The procedure's id in the hub's configuration.
+    pub procedure: String,
+    /// The `nachrichtenUUID` the receipt is about.
+    pub message_id: String,
+    pub application_id: String,
+    pub event: ReceiptEvent,
+    /// Why a message was rejected (RFC 7807 problem details).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ReceiptProblem>,
+    /// RFC 3339.
+    pub issued_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptEvent {
+    Accept,
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptProblem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+fn refused(reason: impl Into<String>) -> Error {
+    Error::ReceiptRefused(reason.into())
+}
+
+/// Signs a receipt as CMS SignedData (what a procedure does in the `cms` profile).
+pub fn sign_cms(receipt: &Receipt, cert: &X509, key: &PKey<Private>) -> Result<Vec<u8>, Error> {
+    let json = serde_json::to_vec(receipt).map_err(|e| refused(e.to_string()))?;
+    let crypto = |source| Error::Crypto {
+        context: "signing a receipt".into(),
+        source,
+    };
+    CmsContentInfo::sign(Some(cert), Some(key), None, Some(&json), CMSOptions::BINARY)
+        .and_then(|cms| cms.to_der())
+        .map_err(crypto)
+}
+
+/// Verifies a CMS-signed receipt: signed by `signer` (and no one else), which chains to
+/// `anchors` and is valid now.
+pub fn verify_cms(der: &[u8], signer: &X509, anchors: &TrustAnchors) -> Result<Receipt, Error> {
+    anchors.check(signer)?;
+    let mut cms = CmsContentInfo::from_der(der).map_err(|_| refused("not a CMS structure"))?;
+    let mut signers = Stack::new().map_err(|e| Error::Crypto {
+        context: "signer list".into(),
+        source: e,
+    })?;
+    signers.push(signer.clone()).map_err(|e| Error::Crypto {
+        context: "signer list".into(),
+        source: e,
+    })?;
+    let mut content = Vec::new();
+    cms.verify(
+        Some(&signers),
+        Some(anchors.store()),
+        None,
+        Some(&mut content),
+        CMSOptions::BINARY | CMSOptions::NOINTERN,
+    )
+    .map_err(|_| refused("the signature does not verify with the procedure's certificate"))?;
+    serde_json::from_slice(&content).map_err(|e| refused(format!("not a receipt: {e}")))
+}
+
+fn algorithm_of(key: Id, bits: u32) -> Result<&'static str, Error> {
+    match key {
+        Id::EC => Ok("ES256"),
+        Id::RSA if bits >= 3072 => Ok("PS512"),
+        _ => Err(refused(
+            "receipts are signed with EC P-256 (ES256) or RSA >= 3072 bits (PS512)",
+        )),
+    }
+}
+
+/// Signs a receipt as a Security Event Token (what a procedure does in the `jose` profile).
+pub fn sign_set(receipt: &Receipt, cert: &X509, key: &PKey<Private>) -> Result<String, Error> {
+    let der = key.private_key_to_pkcs8().map_err(|e| Error::Crypto {
+        context: "encoding the procedure's key".into(),
+        source: e,
+    })?;
+    let mut header = JwsHeader::new();
+    header.set_token_type("secevent+jwt");
+    let leaf = cert.to_der().map_err(|e| Error::Crypto {
+        context: "encoding certificate".into(),
+        source: e,
+    })?;
+    header.set_x509_certificate_chain(&vec![leaf]);
+    let payload = set_payload(receipt)?;
+    let jose_error = |e: josekit::JoseError| refused(e.to_string());
+    match algorithm_of(key.id(), key.bits())? {
+        "ES256" => {
+            let signer = jws::ES256.signer_from_der(&der).map_err(jose_error)?;
+            jwt::encode_with_signer(&payload, &header, &signer).map_err(jose_error)
+        }
+        _ => {
+            let signer = jws::PS512.signer_from_der(&der).map_err(jose_error)?;
+            jwt::encode_with_signer(&payload, &header, &signer).map_err(jose_error)
+        }
+    }
+}
+
+fn set_payload(receipt: &Receipt) -> Result<JwtPayload, Error> {
+    let mut payload = JwtPayload::new();
+    payload.set_jwt_id(&receipt.receipt_id);
+    payload.set_issuer(&receipt.procedure);
+    payload.set_subject(format!("message:{}", receipt.message_id));
+    let issued = time::OffsetDateTime::parse(
+        &receipt.issued_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|_| refused("issued_at is not RFC 3339"))?;
+    payload.set_issued_at(&std::time::SystemTime::from(issued));
+    payload
+        .set_claim(
+            "txn",
+            Some(json!(format!("application:{}", receipt.application_id))),
+        )
+        .map_err(|e| refused(e.to_string()))?;
+    let event = match receipt.event {
+        ReceiptEvent::Accept => json!({ ACCEPT_EVENT: {} }),
+        ReceiptEvent::Reject => json!({ REJECT_EVENT: { "problems": receipt.problems } }),
+    };
+    payload
+        .set_claim("events", Some(event))
+        .map_err(|e| refused(e.to_string()))?;
+    Ok(payload)
+}
+
+/// Verifies a Security Event Token: signed with the key of `signer` (ES256 or PS512 as
+/// the key demands), which chains to `anchors`; the events claim holds exactly one
+/// known event.
+pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<Receipt, Error> {
+    anchors.check(signer)?;
+    let public = signer
+        .public_key()
+        .and_then(|k| k.public_key_to_der())
+        .map_err(|e| Error::Crypto {
+            context: "reading the procedure's key".into(),
+            source: e,
+        })?;
+    let key = signer.public_key().map_err(|e| Error::Crypto {
+        context: "reading the procedure's key".into(),
+        source: e,
+    })?;
+    let unverifiable = |_| refused("the token does not verify with the procedure's certificate");
+    let (payload, header) = match algorithm_of(key.id(), key.bits())? {
+        "ES256" => {
+            let verifier = jws::ES256
+                .verifier_from_der(&public)
+                .map_err(unverifiable)?;
+            jwt::decode_with_verifier(token, &verifier).map_err(unverifiable)?
+        }
+        _ => {
+            let verifier = jws::PS512
+                .verifier_from_der(&public)
+                .map_err(unverifiable)?;
+            jwt::decode_with_verifier(token, &verifier).map_err(unverifiable)?
+        }
+    };
+    if header.token_type() != Some("secevent+jwt") {
+        return Err(refused("typ is not secevent+jwt"));
+    }
+    let text = |name: &str| -> Result<String, Error> {
+        payload
+            .claim(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| refused(format!("claim {name} is missing")))
+    };
+    let message_id = text("sub")?
+        .strip_prefix("message:")
+        .map(str::to_owned)
+        .ok_or_else(|| refused("sub is not message:<id>"))?;
+    let application_id = text("txn")?
+        .strip_prefix("application:")
+        .map(str::to_owned)
+        .ok_or_else(|| refused("txn is not application:<id>"))?;
+    let events: &Map<String, Value> = payload
+        .claim("events")
+        .and_then(Value::as_object)
+        .ok_or_else(|| refused("claim events is missing"))?;
+    let (event, problems) = match (
+        events.len(),
+        events.get(ACCEPT_EVENT),
+        events.get(REJECT_EVENT),
+    ) {
+        (1, Some(_), None) => (ReceiptEvent::Accept, Vec::new()),
+        (1, None, Some(reject)) => (
+            ReceiptEvent::Reject,
+            serde_json::from_value(reject.get("problems").cloned().unwrap_or(json!([])))
+                .map_err(|e| refused(format!("problems: {e}")))?,
+        ),
+        _ => {
+            return Err(refused(
+                "events must hold exactly one accept or reject event",
+            ));
+        }
+    };
+    let issued_at = payload
+        .issued_at()
+        .map(time::OffsetDateTime::from)
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .ok_or_else(|| refused("claim iat is missing"))?;
+    Ok(Receipt {
+        receipt_id: text("jti")?,
+        procedure: text("iss")?,
+        message_id,
+        application_id,
+        event,
+        problems,
+        issued_at,
+    })
+}

@@ -1,0 +1,69 @@
+//! Signed receipts in both profiles: they verify against the procedure's certificate
+//! only, and one flipped byte is detected.
+
+use kopplung_transformers::pki::{PkiLayout, init_demo_pki};
+use kopplung_transformers::receipt::{
+    Receipt, ReceiptEvent, ReceiptProblem, sign_cms, sign_set, verify_cms, verify_set,
+};
+use kopplung_transformers::seal::{TrustAnchors, load_certificate};
+use openssl::pkey::PKey;
+
+fn receipt(event: ReceiptEvent) -> Receipt {
+    Receipt {
+        receipt_id: "7f0c1e38-5d1a-4c5e-9a2b-1d2e3f4a5b6c".into(),
+        procedure: "dresden-maengel".into(),
+        message_id: "0428020a-bbfa-40b2-bfe4-a91daa0e73de".into(),
+        application_id: "f2e7e9bb-7a23-45a4-b4c0-6a4c93a75164".into(),
+        problems: if event == ReceiptEvent::Reject {
+            vec![ReceiptProblem {
+                kind: "urn:example:problem:unzustaendig".into(),
+                title: "Nicht zuständig".into(),
+                detail: None,
+            }]
+        } else {
+            vec![]
+        },
+        event,
+        issued_at: "2026-11-30T10:00:00Z".into(),
+    }
+}
+
+#[test]
+fn receipts_verify_only_with_the_procedure_certificate_and_detect_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &[]).unwrap();
+    // The demo hub identity stands in for a procedure's signing certificate here.
+    let cert = load_certificate(&pki.hub_cert()).unwrap();
+    let key = PKey::private_key_from_pem(&std::fs::read(pki.hub_key()).unwrap()).unwrap();
+    let anchors = TrustAnchors::load(&pki.ca_cert()).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let other_pki = PkiLayout::new(other.path());
+    init_demo_pki(&other_pki, &[]).unwrap();
+    let stranger = load_certificate(&other_pki.hub_cert()).unwrap();
+
+    for event in [ReceiptEvent::Accept, ReceiptEvent::Reject] {
+        let r = receipt(event);
+        let cms = sign_cms(&r, &cert, &key).unwrap();
+        assert_eq!(verify_cms(&cms, &cert, &anchors).unwrap(), r);
+        // One byte of the signed content, and one of the signature (at the end).
+        let content_at = cms
+            .windows(b"receipt_id".len())
+            .position(|w| w == b"receipt_id")
+            .unwrap();
+        for at in [content_at, cms.len() - 2] {
+            let mut flipped = cms.clone();
+            flipped[at] ^= 0x01;
+            assert!(verify_cms(&flipped, &cert, &anchors).is_err(), "byte {at}");
+        }
+        assert!(verify_cms(&cms, &stranger, &anchors).is_err());
+
+        let set = sign_set(&r, &cert, &key).unwrap();
+        assert_eq!(verify_set(&set, &cert, &anchors).unwrap(), r);
+        let mut bytes = set.clone().into_bytes();
+        let at = bytes.len() - 10; // inside the signature
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        assert!(verify_set(&String::from_utf8(bytes).unwrap(), &cert, &anchors).is_err());
+        assert!(verify_set(&set, &stranger, &anchors).is_err());
+    }
+}
