@@ -152,6 +152,10 @@ pub struct ProcedureConfig {
     /// sealed for the newest one that is valid now.
     #[serde(default)]
     pub certificates: Vec<PathBuf>,
+    /// The procedure's signing certificate, against which its receipts are verified
+    /// (relative to the PKI folder). Without it, receipts are refused.
+    #[serde(default)]
+    pub receipt_certificate: Option<PathBuf>,
     pub delivery: DeliveryConfig,
 }
 

@@ -133,6 +133,7 @@ pub async fn run(
         destinations,
         limits: config.file.limits.clone(),
         public_url,
+        preparer: preparer.clone(),
         wake: wake.clone(),
     });
 

@@ -9,7 +9,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kopplung_router::config::Config;
 use kopplung_router::hub;
-use kopplung_transformers::pki::{PkiLayout, init_demo_pki, issue_rsa_recipient};
+use kopplung_transformers::pki::{
+    PkiLayout, init_demo_pki, issue_procedure_signer, issue_rsa_recipient,
+};
 
 #[derive(Parser)]
 #[command(
@@ -403,6 +405,11 @@ fn init_pki(dir: &Path, config: &Config) -> anyhow::Result<usize> {
     let mut written = init_demo_pki(&layout, &cms)?.len();
     for procedure in jose {
         written += issue_rsa_recipient(&layout, &procedure.id, 3072)?.len();
+    }
+    // The procedures' own signing keys, for their receipts (the reference procedure
+    // and tests sign with them; a real procedure brings its own certificate).
+    for procedure in &config.routing.procedures {
+        written += issue_procedure_signer(&layout, &procedure.id)?.len();
     }
     Ok(written)
 }

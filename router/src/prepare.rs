@@ -11,6 +11,7 @@ use std::sync::RwLock;
 
 use kopplung_transformers::jose::JoseSealer;
 use kopplung_transformers::pki::PkiLayout;
+use kopplung_transformers::receipt::{self, Receipt};
 use kopplung_transformers::seal::{check_cms_recipient, load_certificate};
 use kopplung_transformers::{Sealer, TrustAnchors};
 use openssl::x509::X509;
@@ -37,7 +38,20 @@ pub enum PrepareError {
 struct Recipient {
     envelope: Envelope,
     certificates: Vec<(PathBuf, X509)>,
+    /// The procedure's signing certificate, for its receipts.
+    receipt_certificate: Option<X509>,
     leser: Behoerde,
+}
+
+/// Why a receipt was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("no procedure {0}")]
+    UnknownProcedure(String),
+    #[error("procedure {0} has no receipt certificate configured")]
+    NoCertificate(String),
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The key material in force: swapped whole on reload (SIGHUP), like the mappings.
@@ -120,6 +134,10 @@ fn load_keys(config: &Config) -> Result<Keys, crate::Error> {
             let path = config.pki_dir.join(&file);
             certificates.push((path.clone(), load_certificate(&path)?));
         }
+        let receipt_certificate = match &procedure.receipt_certificate {
+            Some(file) => Some(load_certificate(&config.pki_dir.join(file))?),
+            None => None,
+        };
         let authority =
             config
                 .authority(&procedure.authority)
@@ -132,6 +150,7 @@ fn load_keys(config: &Config) -> Result<Keys, crate::Error> {
             Recipient {
                 envelope: procedure.envelope,
                 certificates,
+                receipt_certificate,
                 leser: behoerde_of(authority),
             },
         );
@@ -220,6 +239,38 @@ impl Preparer {
                     .map(|reason| format!("procedure {id}: no usable certificate: {reason}"))
             })
             .collect()
+    }
+
+    /// Verifies a procedure's signed receipt in its profile: CMS SignedData (`cms`) or a
+    /// Security Event Token (`jose`), signed with the procedure's receipt certificate,
+    /// which chains to the trust anchors and is valid now. The receipt must name the
+    /// procedure it came from.
+    pub fn verify_receipt(&self, procedure: &str, body: &[u8]) -> Result<Receipt, ReceiptError> {
+        let keys = self.keys();
+        let recipient = keys
+            .recipients
+            .get(procedure)
+            .ok_or_else(|| ReceiptError::UnknownProcedure(procedure.to_owned()))?;
+        let certificate = recipient
+            .receipt_certificate
+            .as_ref()
+            .ok_or_else(|| ReceiptError::NoCertificate(procedure.to_owned()))?;
+        let receipt = match recipient.envelope {
+            Envelope::Cms => receipt::verify_cms(body, certificate, &keys.anchors),
+            Envelope::Jose => std::str::from_utf8(body)
+                .map_err(|_| {
+                    kopplung_transformers::Error::ReceiptRefused("not a compact JWS".into())
+                })
+                .and_then(|token| receipt::verify_set(token.trim(), certificate, &keys.anchors)),
+        }
+        .map_err(|e| ReceiptError::Refused(e.to_string()))?;
+        if receipt.procedure != procedure {
+            return Err(ReceiptError::Refused(format!(
+                "the receipt names procedure {}, not {procedure}",
+                receipt.procedure
+            )));
+        }
+        Ok(receipt)
     }
 
     /// The envelope profile of a procedure (for the message's content type).

@@ -51,6 +51,17 @@ impl PkiLayout {
     pub fn procedure_key(&self, id: &str) -> PathBuf {
         self.dir.join("procedures").join(format!("{id}.key"))
     }
+    /// The procedure's signing certificate, for its receipts.
+    pub fn procedure_signing_cert(&self, id: &str) -> PathBuf {
+        self.dir
+            .join("procedures")
+            .join(format!("{id}-signatur.crt"))
+    }
+    pub fn procedure_signing_key(&self, id: &str) -> PathBuf {
+        self.dir
+            .join("procedures")
+            .join(format!("{id}-signatur.key"))
+    }
 }
 
 enum Role {
@@ -135,6 +146,35 @@ pub fn issue_rsa_recipient(layout: &PkiLayout, id: &str, bits: u32) -> Result<Ve
         &key,
         Some((&ca_cert, &ca_key)),
         Role::RsaRecipient,
+        730,
+    )?;
+    write_pair(cert_path, key_path, &cert, &key, &mut written)?;
+    Ok(written)
+}
+
+/// Issues a procedure's signing certificate for its receipts (EC P-256, key usage
+/// digitalSignature) from the demo CA, if it does not exist yet.
+pub fn issue_procedure_signer(layout: &PkiLayout, id: &str) -> Result<Vec<PathBuf>, Error> {
+    let mut written = Vec::new();
+    let (cert_path, key_path) = (
+        layout.procedure_signing_cert(id),
+        layout.procedure_signing_key(id),
+    );
+    if cert_path.is_file() && key_path.is_file() {
+        return Ok(written);
+    }
+    let ca_cert = crate::seal::load_certificate(&layout.ca_cert())?;
+    let ca_pem = std::fs::read(layout.ca_key()).map_err(|source| Error::Io {
+        path: layout.ca_key(),
+        source,
+    })?;
+    let ca_key = PKey::private_key_from_pem(&ca_pem).map_err(crypto("reading the CA key"))?;
+    let key = new_key()?;
+    let cert = issue(
+        &format!("{id} (Signatur)"),
+        &key,
+        Some((&ca_cert, &ca_key)),
+        Role::Signer,
         730,
     )?;
     write_pair(cert_path, key_path, &cert, &key, &mut written)?;

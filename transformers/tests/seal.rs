@@ -279,3 +279,43 @@ fn cms_recipients_must_be_ec_with_key_agreement() {
         .to_string();
     assert!(err.contains("jose profile"), "{err}");
 }
+
+#[test]
+fn a_flipped_byte_in_ciphertext_or_signature_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &["p".into()]).unwrap();
+    let sealer = Sealer::load(&pki.hub_cert(), &pki.hub_key()).unwrap();
+    let anchors = TrustAnchors::load(&pki.ca_cert()).unwrap();
+    let hub = load_certificate(&pki.hub_cert()).unwrap();
+    let cert = load_certificate(&pki.procedure_cert("p")).unwrap();
+    let key = PKey::private_key_from_pem(&std::fs::read(pki.procedure_key("p")).unwrap()).unwrap();
+    let sealed = sealer.seal(b"<x>unverfaelscht</x>", &cert).unwrap();
+    // The encrypted content sits near the end, before the GCM tag.
+    for at in [sealed.len() - 40, sealed.len() - 3] {
+        let mut flipped = sealed.clone();
+        flipped[at] ^= 0x01;
+        assert!(
+            unseal(&flipped, &cert, &key, &hub, &anchors).is_err(),
+            "byte {at}"
+        );
+    }
+    // A signature changed before encryption (a forger with the recipient's certificate).
+    use openssl::cms::{CMSOptions, CmsContentInfo};
+    let enveloped = CmsContentInfo::from_der(&sealed).unwrap();
+    let mut signed = enveloped.decrypt(&key, &cert).unwrap();
+    let last = signed.len() - 2;
+    signed[last] ^= 0x01;
+    let mut stack = openssl::stack::Stack::new().unwrap();
+    stack.push(cert.clone()).unwrap();
+    let forged = CmsContentInfo::encrypt(
+        &stack,
+        &signed,
+        openssl::symm::Cipher::aes_256_gcm(),
+        CMSOptions::BINARY,
+    )
+    .unwrap()
+    .to_der()
+    .unwrap();
+    assert!(unseal(&forged, &cert, &key, &hub, &anchors).is_err());
+}

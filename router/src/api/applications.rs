@@ -40,6 +40,8 @@ pub async fn show(
             None => "in the outbox".to_owned(),
         },
         Status::Delivered => "delivered".to_owned(),
+        Status::Received => "received by the procedure".to_owned(),
+        Status::Rejected => "rejected by the procedure".to_owned(),
         Status::Invalid => {
             "stopped: the message could not be produced; an engineer must look".to_owned()
         }

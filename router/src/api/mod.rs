@@ -5,6 +5,7 @@ pub mod auth;
 mod intake;
 pub mod problem;
 mod receipt;
+mod receipts;
 mod services;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use tokio::sync::Notify;
 use crate::catalog::Catalog;
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::prepare::Preparer;
 use crate::regions::Regions;
 use crate::routing::RoutingTable;
 use crate::store::Store;
@@ -36,6 +38,8 @@ pub struct ApiState {
     pub limits: Limits,
     /// Base of `Location` headers, e.g. `http://127.0.0.1:8080`.
     pub public_url: String,
+    /// Verifies procedures' receipts with the keys in force.
+    pub preparer: Arc<Preparer>,
     /// Wakes the outbox after a commit.
     pub wake: Arc<Notify>,
 }
@@ -45,6 +49,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/applications", post(intake::submit))
         .route("/api/v1/applications/{id}", get(applications::show))
         .route("/api/v1/services", get(services::list))
+        .route("/api/v1/procedures/{id}/receipts", post(receipts::submit))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",

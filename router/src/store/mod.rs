@@ -21,6 +21,10 @@ pub enum Status {
     Accepted,
     Prepared,
     Delivered,
+    /// The procedure confirmed receipt (Eingangsbestätigung).
+    Received,
+    /// The procedure refused the message.
+    Rejected,
     Invalid,
     DeadLettered,
 }
@@ -31,6 +35,8 @@ impl Status {
             Self::Accepted => "accepted",
             Self::Prepared => "prepared",
             Self::Delivered => "delivered",
+            Self::Received => "received",
+            Self::Rejected => "rejected",
             Self::Invalid => "invalid",
             Self::DeadLettered => "dead_lettered",
         }
@@ -41,6 +47,8 @@ impl Status {
             "accepted" => Self::Accepted,
             "prepared" => Self::Prepared,
             "delivered" => Self::Delivered,
+            "received" => Self::Received,
+            "rejected" => Self::Rejected,
             "invalid" => Self::Invalid,
             "dead_lettered" => Self::DeadLettered,
             _ => return None,
@@ -179,6 +187,34 @@ pub struct PrepareInput {
     pub created_at: OffsetDateTime,
 }
 
+/// A verified receipt, as the API hands it to the store.
+#[derive(Debug, Clone)]
+pub struct ReceiptRecord {
+    pub receipt_id: String,
+    pub procedure_id: String,
+    pub message_id: Uuid,
+    pub application_id: Uuid,
+    pub accepted: bool,
+    /// Problem types and titles of a rejection (no free text of the procedure).
+    pub problems: Vec<String>,
+    pub issued_at: String,
+    /// The receipt exactly as signed.
+    pub signed: Vec<u8>,
+}
+
+/// What became of a receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptOutcome {
+    /// Recorded; the application is now `received` or `rejected`.
+    Applied(Status),
+    /// The same receipt was recorded before (same id and bytes): nothing changed.
+    Duplicate,
+    /// The id was used before for a different receipt.
+    Conflict,
+    /// No message with this id was delivered to this procedure for this application.
+    UnknownMessage,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
@@ -244,6 +280,10 @@ pub trait Store: Send + Sync {
         status: Status,
         error: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Records a verified receipt and moves the application to `received` or `rejected`,
+    /// in one transaction with its history and audit entry.
+    async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError>;
 
     /// Returns leases of this process's earlier life (after a crash) to the pool.
     async fn release_stale_leases(&self) -> Result<u64, StoreError>;

@@ -23,7 +23,8 @@ use uuid::Uuid;
 
 use super::{
     Accepted, ApplicationRecord, Attachment, DeliveryRecord, HistoryEntry, IdempotencyKey,
-    Inserted, NewApplication, PrepareInput, Status, Step, Store, StoreError, WorkItem,
+    Inserted, NewApplication, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store,
+    StoreError, WorkItem,
 };
 use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_hex};
 
@@ -669,6 +670,88 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         transition(tx, updated.rows_affected(), item, status, error, None).await
+    }
+
+    async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError> {
+        let mut tx = self.write().await?;
+        let signed_sha256 = sha256_hex(&receipt.signed);
+        let earlier: Option<String> =
+            sqlx::query_scalar("SELECT signed_sha256 FROM receipts WHERE receipt_id = ?")
+                .bind(&receipt.receipt_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(earlier) = earlier {
+            return Ok(if earlier == signed_sha256 {
+                ReceiptOutcome::Duplicate
+            } else {
+                ReceiptOutcome::Conflict
+            });
+        }
+        // The message must have gone to this procedure, for this application, and left.
+        let row = sqlx::query(
+            "SELECT d.step, a.status FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.message_id = ? AND d.procedure_id = ? AND d.application_id = ?",
+        )
+        .bind(receipt.message_id.to_string())
+        .bind(&receipt.procedure_id)
+        .bind(receipt.application_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(ReceiptOutcome::UnknownMessage);
+        };
+        let step: String = row.try_get("step")?;
+        if step != "done" {
+            return Ok(ReceiptOutcome::UnknownMessage);
+        }
+        sqlx::query(
+            "INSERT INTO receipts (receipt_id, application_id, procedure_id, message_id, event, issued_at, received_at, signed, signed_sha256)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&receipt.receipt_id)
+        .bind(receipt.application_id.to_string())
+        .bind(&receipt.procedure_id)
+        .bind(receipt.message_id.to_string())
+        .bind(if receipt.accepted { "accept" } else { "reject" })
+        .bind(&receipt.issued_at)
+        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(&receipt.signed)
+        .bind(&signed_sha256)
+        .execute(&mut *tx)
+        .await?;
+        let (status, detail) = if receipt.accepted {
+            (
+                Status::Received,
+                format!(
+                    "receipt {} from {}: message {} accepted",
+                    receipt.receipt_id, receipt.procedure_id, receipt.message_id
+                ),
+            )
+        } else {
+            (
+                Status::Rejected,
+                format!(
+                    "receipt {} from {}: message {} rejected: {}",
+                    receipt.receipt_id,
+                    receipt.procedure_id,
+                    receipt.message_id,
+                    receipt.problems.join("; ")
+                ),
+            )
+        };
+        set_status(&mut tx, receipt.application_id, status).await?;
+        // The audit entry carries the hash of the signed receipt, so the Laufzettel
+        // proves which receipt was accepted.
+        append_history(
+            &mut tx,
+            receipt.application_id,
+            status,
+            &detail,
+            Some(signed_sha256),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ReceiptOutcome::Applied(status))
     }
 
     async fn release_stale_leases(&self) -> Result<u64, StoreError> {
