@@ -54,6 +54,24 @@ enum Command {
         listen: Option<SocketAddr>,
         #[arg(long, default_value = "config/kopplung.toml")]
         config: PathBuf,
+        /// Do not start the reference procedures alongside the hub.
+        #[arg(long)]
+        no_procedures: bool,
+    },
+    /// Run reference specialist procedures: consume their queues, verify each message
+    /// as docs/vendors.md describes, and answer with signed receipts.
+    ProcedureSim {
+        #[arg(long, default_value = "config/kopplung.toml")]
+        config: PathBuf,
+        /// The data directory whose PKI folder holds the procedures' keys.
+        #[arg(long, default_value = "demo-data")]
+        data_dir: PathBuf,
+        /// The hub's base URL for receipts.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        hub: String,
+        /// Only these procedures (all AMQP procedures if none are given).
+        #[arg(long)]
+        only: Vec<String>,
     },
     /// Check a configuration completely and exit.
     Check {
@@ -158,7 +176,23 @@ fn main() -> anyhow::Result<()> {
                 data_dir,
                 listen,
                 config,
-            } => demo(&config, &data_dir, listen).await,
+                no_procedures,
+            } => demo(&config, &data_dir, listen, !no_procedures).await,
+            Command::ProcedureSim {
+                config,
+                data_dir,
+                hub,
+                only,
+            } => {
+                let config = load_config(&config, &data_dir)?;
+                let (_stop, stopped) = tokio::sync::watch::channel(false);
+                let sim = simulator_config(&config, hub, only)?;
+                tokio::select! {
+                    outcome = kopplung_procedure_sim::run(sim, stopped) => outcome?,
+                    _ = shutdown_signal() => {}
+                }
+                Ok(())
+            }
             Command::Check { config, data_dir } => {
                 let loaded = hub::load(load_config(&config, &data_dir)?)?;
                 let problems = loaded.preparer.problems();
@@ -422,7 +456,35 @@ async fn serve(config: &Path, data_dir: &Path, listen: Option<SocketAddr>) -> an
     Ok(())
 }
 
-async fn demo(config: &Path, data_dir: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+/// The simulator's view of a hub configuration.
+fn simulator_config(
+    config: &Config,
+    hub_url: String,
+    only: Vec<String>,
+) -> anyhow::Result<kopplung_procedure_sim::SimConfig> {
+    let amqp = config
+        .file
+        .amqp
+        .as_ref()
+        .map(|a| a.url.clone())
+        .context("the configuration has no [amqp] section")?;
+    let base = config.source.parent().unwrap_or(Path::new("."));
+    Ok(kopplung_procedure_sim::SimConfig {
+        routing: base.join(&config.file.routing),
+        pki_dir: config.pki_dir.clone(),
+        mappings: config.mappings_dir.clone(),
+        amqp_url: amqp,
+        hub_url,
+        only,
+    })
+}
+
+async fn demo(
+    config: &Path,
+    data_dir: &Path,
+    listen: Option<SocketAddr>,
+    with_procedures: bool,
+) -> anyhow::Result<()> {
     let config = load_config(config, data_dir)?;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
@@ -455,7 +517,22 @@ async fn demo(config: &Path, data_dir: &Path, listen: Option<SocketAddr>) -> any
     println!(
         "\nkopplung demo\n  API:     http://{listen}/api/v1/services\n  Token:   {token}\n  Broker:  {amqp} (applications wait in the outbox until it is reachable)\n\nSubmit a Mängelanzeige for Dresden:\n  curl -sS -X POST http://{listen}/api/v1/applications \\\n    -H \"Authorization: Bearer $(cat {token})\" -H 'Content-Type: application/json' \\\n    -d '{{\"service\":\"99999001000000\",\"region\":\"146120000000\",\"data\":{{\"kategorie\":\"strassenschaden\",\"beschreibung\":\"Tiefes Schlagloch vor der Schule\",\"ort\":{{\"strasse\":\"Königsbrücker Straße\",\"hausnummer\":\"12\"}}}}}}'\n"
     );
+    let (stop_procedures, procedures_stopped) = tokio::sync::watch::channel(false);
+    let procedures = if with_procedures {
+        let sim = simulator_config(&loaded.config, format!("http://{listen}"), Vec::new())?;
+        println!("Reference procedures: verify every message and answer with signed receipts.\n");
+        Some(tokio::spawn(kopplung_procedure_sim::run(
+            sim,
+            procedures_stopped,
+        )))
+    } else {
+        None
+    };
     hub::run(loaded, listen, shutdown_signal()).await?;
+    let _ = stop_procedures.send(true);
+    if let Some(procedures) = procedures {
+        let _ = procedures.await;
+    }
     Ok(())
 }
 

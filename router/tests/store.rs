@@ -187,3 +187,54 @@ async fn one_process_per_data_directory() {
         Err(StoreError::Locked(_))
     ));
 }
+
+#[tokio::test]
+async fn a_receipt_that_overtakes_the_delivered_commit_records_both() {
+    use kopplung_router::store::{ReceiptOutcome, ReceiptRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let new = application(None);
+    store.insert_application(&new).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let mut item = store
+        .claim("a", now, now + Duration::minutes(2), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(store.record_prepared(&item, b"sealed").await.unwrap());
+    item.step = Step::Deliver;
+    // The broker confirmed, the procedure answered at once; our commit is still to come.
+    let receipt = ReceiptRecord {
+        receipt_id: "r-1".into(),
+        procedure_id: new.procedure_id.clone(),
+        message_id: new.message_id,
+        application_id: new.id,
+        accepted: true,
+        problems: vec![],
+        issued_at: "2026-11-30T10:00:00Z".into(),
+        signed: b"signed receipt".to_vec(),
+    };
+    assert_eq!(
+        store.record_receipt(&receipt).await.unwrap(),
+        ReceiptOutcome::Applied(Status::Received)
+    );
+    assert!(
+        !store.record_delivered(&item, "late").await.unwrap(),
+        "the late commit changes nothing"
+    );
+    let record = store.application(new.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Received);
+    let history: Vec<&str> = record.history.iter().map(|h| h.status.as_str()).collect();
+    assert_eq!(history, ["accepted", "prepared", "delivered", "received"]);
+    assert_eq!(
+        store.record_receipt(&receipt).await.unwrap(),
+        ReceiptOutcome::Duplicate
+    );
+    let mut other = receipt.clone();
+    other.signed = b"another receipt".to_vec();
+    assert_eq!(
+        store.record_receipt(&other).await.unwrap(),
+        ReceiptOutcome::Conflict
+    );
+    assert_eq!(store.verify_audit().await.unwrap().broken, 0);
+}

@@ -701,8 +701,35 @@ impl Store for SqliteStore {
             return Ok(ReceiptOutcome::UnknownMessage);
         };
         let step: String = row.try_get("step")?;
-        if step != "done" {
-            return Ok(ReceiptOutcome::UnknownMessage);
+        match step.as_str() {
+            "done" => {}
+            // The procedure answered before our own record of the broker's confirm was
+            // committed: its signed receipt proves the delivery. Record it now; the
+            // outbox's later commit finds its lease gone and changes nothing.
+            "deliver" => {
+                let sealed: Option<Vec<u8>> = sqlx::query_scalar(
+                    "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
+                            lease_owner = NULL, lease_until = NULL, delivered_at = ?
+                     WHERE message_id = ? RETURNING sealed",
+                )
+                .bind(rfc3339(OffsetDateTime::now_utc()))
+                .bind(receipt.message_id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+                set_status(&mut tx, receipt.application_id, Status::Delivered).await?;
+                append_history(
+                    &mut tx,
+                    receipt.application_id,
+                    Status::Delivered,
+                    &format!(
+                        "message {} delivered to {} (confirmed by its receipt)",
+                        receipt.message_id, receipt.procedure_id
+                    ),
+                    sealed.as_deref().map(sha256_hex),
+                )
+                .await?;
+            }
+            _ => return Ok(ReceiptOutcome::UnknownMessage),
         }
         sqlx::query(
             "INSERT INTO receipts (receipt_id, application_id, procedure_id, message_id, event, issued_at, received_at, signed, signed_sha256)

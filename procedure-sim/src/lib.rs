@@ -1,0 +1,390 @@
+//! A reference specialist procedure (Fachverfahren) for demos and for vendors to read:
+//! it consumes its RabbitMQ queue, opens each message exactly as `docs/vendors.md`
+//! describes (decrypt, verify the hub's signature, validate the XML against its
+//! schema), and answers with a signed receipt — accept, or reject with a problem.
+//!
+//! It knows only what a vendor knows: its procedure id, queue, envelope profile, its
+//! keys, the hub's CA and certificate, and the hub's receipt URL. It reads those from
+//! the routing table and the PKI folder for convenience, not from the hub's internals.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kopplung_transformers::receipt::{self, Receipt, ReceiptEvent, ReceiptProblem};
+use kopplung_transformers::seal::{TrustAnchors, load_certificate, load_private_key};
+use kopplung_transformers::{jose, schema, seal};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {message}", file.display())]
+    Config { file: PathBuf, message: String },
+    #[error(transparent)]
+    Transform(#[from] kopplung_transformers::Error),
+}
+
+/// What the simulator needs to know.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The hub's routing table (procedures with queue, envelope, certificates).
+    pub routing: PathBuf,
+    /// The PKI folder with the procedures' keys, `ca.crt` and `hub.crt`.
+    pub pki_dir: PathBuf,
+    /// The mapping folders, to find each message type's schema.
+    pub mappings: PathBuf,
+    pub amqp_url: String,
+    /// The hub's base URL, e.g. `http://127.0.0.1:8080`.
+    pub hub_url: String,
+    /// Only these procedures; all AMQP procedures of the routing table if empty.
+    pub only: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RoutingFile {
+    #[serde(default, rename = "procedure")]
+    procedures: Vec<ProcedureEntry>,
+}
+
+#[derive(Deserialize)]
+struct ProcedureEntry {
+    id: String,
+    envelope: String,
+    delivery: DeliveryEntry,
+}
+
+#[derive(Deserialize)]
+struct DeliveryEntry {
+    transport: String,
+    queue: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ServiceEntry {
+    message: MessageEntry,
+}
+
+#[derive(Deserialize)]
+struct MessageEntry {
+    #[serde(rename = "type")]
+    message_type: String,
+    #[serde(default)]
+    schema: Option<String>,
+}
+
+/// One simulated procedure with its keys.
+struct Procedure {
+    id: String,
+    queue: String,
+    jose: bool,
+    cert: X509,
+    key: PKey<Private>,
+    signing_cert: X509,
+    signing_key: PKey<Private>,
+}
+
+/// Everything every procedure shares.
+struct Shared {
+    hub_cert: X509,
+    anchors: TrustAnchors,
+    schemas: BTreeMap<String, PathBuf>,
+    hub_url: String,
+    http: reqwest::Client,
+}
+
+fn config_error(file: &Path, message: impl Into<String>) -> Error {
+    Error::Config {
+        file: file.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Message type -> schema file, from the mapping folders.
+fn schemas(mappings: &Path) -> Result<BTreeMap<String, PathBuf>, Error> {
+    let mut out = BTreeMap::new();
+    let entries = std::fs::read_dir(mappings).map_err(|e| config_error(mappings, e.to_string()))?;
+    for entry in entries.flatten() {
+        let service = entry.path().join("service.toml");
+        let Ok(text) = std::fs::read_to_string(&service) else {
+            continue;
+        };
+        let parsed: ServiceEntry =
+            toml::from_str(&text).map_err(|e| config_error(&service, e.to_string()))?;
+        let schema = parsed
+            .message
+            .schema
+            .unwrap_or_else(|| "nachricht.xsd".into());
+        out.insert(parsed.message.message_type, entry.path().join(schema));
+    }
+    Ok(out)
+}
+
+fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error> {
+    let text = std::fs::read_to_string(&config.routing)
+        .map_err(|e| config_error(&config.routing, e.to_string()))?;
+    let routing: RoutingFile =
+        toml::from_str(&text).map_err(|e| config_error(&config.routing, e.to_string()))?;
+    let pki = &config.pki_dir;
+    let mut procedures = Vec::new();
+    for entry in routing.procedures {
+        if entry.delivery.transport != "amqp"
+            || (!config.only.is_empty() && !config.only.contains(&entry.id))
+        {
+            continue;
+        }
+        let Some(queue) = entry.delivery.queue else {
+            continue;
+        };
+        let file = |suffix: &str| pki.join("procedures").join(format!("{}{suffix}", entry.id));
+        procedures.push(Procedure {
+            queue,
+            jose: entry.envelope == "jose",
+            cert: load_certificate(&file(".crt"))?,
+            key: load_private_key(&file(".key"))?,
+            signing_cert: load_certificate(&file("-signatur.crt"))?,
+            signing_key: load_private_key(&file("-signatur.key"))?,
+            id: entry.id,
+        });
+    }
+    let shared = Shared {
+        hub_cert: load_certificate(&pki.join("hub.crt"))?,
+        anchors: TrustAnchors::load(&pki.join("ca.crt"))?,
+        schemas: schemas(&config.mappings)?,
+        hub_url: config.hub_url.trim_end_matches('/').to_owned(),
+        http: reqwest::Client::new(),
+    };
+    Ok((procedures, shared))
+}
+
+/// Runs all simulated procedures until `shutdown` turns true.
+pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+    let (procedures, shared) = load(&config)?;
+    let shared = std::sync::Arc::new(shared);
+    tracing::info!(
+        procedures = procedures.len(),
+        "reference procedures started"
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for procedure in procedures {
+        tasks.spawn(consume(
+            procedure,
+            shared.clone(),
+            config.amqp_url.clone(),
+            shutdown.clone(),
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Consumes one procedure's queue, reconnecting with a growing pause.
+async fn consume(
+    procedure: Procedure,
+    shared: std::sync::Arc<Shared>,
+    amqp_url: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut pause = Duration::from_secs(1);
+    while !*shutdown.borrow() {
+        let session = async {
+            let connection =
+                Connection::connect(&amqp_url, ConnectionProperties::default()).await?;
+            let channel = connection.create_channel().await?;
+            // The hub declares the queue on first delivery; a vendor may start first.
+            channel
+                .queue_declare(
+                    procedure.queue.as_str().into(),
+                    QueueDeclareOptions::durable(),
+                    FieldTable::default(),
+                )
+                .await?;
+            channel.basic_qos(8, BasicQosOptions::default()).await?;
+            let mut consumer = channel
+                .basic_consume(
+                    procedure.queue.as_str().into(),
+                    format!("sim-{}", procedure.id).as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            while let Some(delivery) = consumer.next().await {
+                let delivery = delivery?;
+                let message_id = delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                let application_id = delivery
+                    .properties
+                    .correlation_id()
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                let message_type = delivery
+                    .properties
+                    .kind()
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                match handle(
+                    &procedure,
+                    &shared,
+                    &delivery.data,
+                    &message_id,
+                    &application_id,
+                    &message_type,
+                )
+                .await
+                {
+                    Ok(()) => {
+                        delivery.acker.ack(BasicAckOptions::default()).await?;
+                    }
+                    Err(Outcome::TryLater(reason)) => {
+                        tracing::warn!(procedure = %procedure.id, %message_id, %reason, "receipt not sent; message stays in the queue");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        delivery
+                            .acker
+                            .nack(BasicNackOptions {
+                                requeue: true,
+                                ..Default::default()
+                            })
+                            .await?;
+                    }
+                    Err(Outcome::Refused(reason)) => {
+                        tracing::error!(procedure = %procedure.id, %message_id, %reason, "message refused (not from the hub or not for us)");
+                        delivery.acker.nack(BasicNackOptions::default()).await?;
+                    }
+                }
+            }
+            Ok::<(), lapin::Error>(())
+        };
+        tokio::select! {
+            outcome = session => {
+                if let Err(e) = outcome {
+                    tracing::warn!(procedure = %procedure.id, error = %e, "broker connection lost; reconnecting");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => return,
+        }
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
+enum Outcome {
+    TryLater(String),
+    Refused(String),
+}
+
+/// Opens one message like a vendor and answers with a signed receipt.
+async fn handle(
+    procedure: &Procedure,
+    shared: &Shared,
+    body: &[u8],
+    message_id: &str,
+    application_id: &str,
+    message_type: &str,
+) -> Result<(), Outcome> {
+    let xml = if procedure.jose {
+        let text =
+            std::str::from_utf8(body).map_err(|_| Outcome::Refused("not a compact JWE".into()))?;
+        jose::unseal(
+            text.trim(),
+            &procedure.cert,
+            &procedure.key,
+            &shared.hub_cert,
+            &shared.anchors,
+        )
+    } else {
+        seal::unseal(
+            body,
+            &procedure.cert,
+            &procedure.key,
+            &shared.hub_cert,
+            &shared.anchors,
+        )
+    }
+    .map_err(|e| Outcome::Refused(e.to_string()))?;
+    let xml = String::from_utf8(xml).map_err(|_| Outcome::Refused("not UTF-8".into()))?;
+    let problems = match shared.schemas.get(message_type) {
+        Some(xsd) => match schema::validate(xsd, &xml) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![ReceiptProblem {
+                kind: "urn:kopplung:problem:schema".into(),
+                title: "Die Nachricht entspricht nicht ihrem Schema".into(),
+                detail: Some(e.to_string()),
+            }],
+        },
+        None => vec![ReceiptProblem {
+            kind: "urn:kopplung:problem:unknown-message-type".into(),
+            title: "Unbekannter Nachrichtentyp".into(),
+            detail: None,
+        }],
+    };
+    let receipt = Receipt {
+        receipt_id: uuid::Uuid::new_v4().to_string(),
+        procedure: procedure.id.clone(),
+        message_id: message_id.to_owned(),
+        application_id: application_id.to_owned(),
+        event: if problems.is_empty() {
+            ReceiptEvent::Accept
+        } else {
+            ReceiptEvent::Reject
+        },
+        problems,
+        issued_at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    };
+    let (signed, content_type) = if procedure.jose {
+        (
+            receipt::sign_set(&receipt, &procedure.signing_cert, &procedure.signing_key)
+                .map(String::into_bytes),
+            "application/secevent+jwt",
+        )
+    } else {
+        (
+            receipt::sign_cms(&receipt, &procedure.signing_cert, &procedure.signing_key),
+            "application/pkcs7-mime",
+        )
+    };
+    let signed = signed.map_err(|e| Outcome::TryLater(e.to_string()))?;
+    let url = format!(
+        "{}/api/v1/procedures/{}/receipts",
+        shared.hub_url, procedure.id
+    );
+    let response = shared
+        .http
+        .post(&url)
+        .header("content-type", content_type)
+        .body(signed)
+        .send()
+        .await
+        .map_err(|e| Outcome::TryLater(format!("hub not reachable: {e}")))?;
+    let status = response.status();
+    if status.is_success() {
+        tracing::info!(procedure = %procedure.id, %message_id, event = ?receipt.event, "message verified; receipt sent");
+        Ok(())
+    } else if status.is_server_error() {
+        Err(Outcome::TryLater(format!("hub answered {status}")))
+    } else {
+        // The hub does not take the receipt: keep the message out of the loop.
+        Err(Outcome::Refused(format!(
+            "hub refused the receipt: {status}"
+        )))
+    }
+}
