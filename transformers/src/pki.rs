@@ -131,12 +131,7 @@ pub fn issue_rsa_recipient(layout: &PkiLayout, id: &str, bits: u32) -> Result<Ve
     if cert_path.is_file() && key_path.is_file() {
         return Ok(written);
     }
-    let ca_cert = crate::seal::load_certificate(&layout.ca_cert())?;
-    let ca_pem = std::fs::read(layout.ca_key()).map_err(|source| Error::Io {
-        path: layout.ca_key(),
-        source,
-    })?;
-    let ca_key = PKey::private_key_from_pem(&ca_pem).map_err(crypto("reading the CA key"))?;
+    let (ca_cert, ca_key) = load_ca(layout)?;
     let dir = layout.dir.join("procedures");
     std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir, source })?;
     let rsa = Rsa::generate(bits).map_err(crypto("generating an RSA key"))?;
@@ -163,12 +158,7 @@ pub fn issue_procedure_signer(layout: &PkiLayout, id: &str) -> Result<Vec<PathBu
     if cert_path.is_file() && key_path.is_file() {
         return Ok(written);
     }
-    let ca_cert = crate::seal::load_certificate(&layout.ca_cert())?;
-    let ca_pem = std::fs::read(layout.ca_key()).map_err(|source| Error::Io {
-        path: layout.ca_key(),
-        source,
-    })?;
-    let ca_key = PKey::private_key_from_pem(&ca_pem).map_err(crypto("reading the CA key"))?;
+    let (ca_cert, ca_key) = load_ca(layout)?;
     let key = new_key()?;
     let cert = issue(
         &format!("{id} (Signatur)"),
@@ -179,6 +169,17 @@ pub fn issue_procedure_signer(layout: &PkiLayout, id: &str) -> Result<Vec<PathBu
     )?;
     write_pair(cert_path, key_path, &cert, &key, &mut written)?;
     Ok(written)
+}
+
+/// The demo CA's certificate and key, to issue further certificates.
+fn load_ca(layout: &PkiLayout) -> Result<(X509, PKey<Private>), Error> {
+    let ca_cert = crate::seal::load_certificate(&layout.ca_cert())?;
+    let ca_pem = std::fs::read(layout.ca_key()).map_err(|source| Error::Io {
+        path: layout.ca_key(),
+        source,
+    })?;
+    let ca_key = PKey::private_key_from_pem(&ca_pem).map_err(crypto("reading the CA key"))?;
+    Ok((ca_cert, ca_key))
 }
 
 fn crypto(context: &str) -> impl FnOnce(openssl::error::ErrorStack) -> Error + use<> {
