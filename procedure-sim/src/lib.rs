@@ -8,6 +8,8 @@
 //! the routing table and the PKI folder for convenience, not from the hub's internals.
 #![forbid(unsafe_code)]
 
+mod bescheid;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,6 +50,8 @@ pub struct SimConfig {
     pub hub_url: String,
     /// Only these procedures; all AMQP procedures of the routing table if empty.
     pub only: Vec<String>,
+    /// How long after the receipt the decision (Bescheid) follows; none if `None`.
+    pub decision_delay: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +104,7 @@ struct Shared {
     schemas: BTreeMap<String, PathBuf>,
     hub_url: String,
     http: reqwest::Client,
+    decision_delay: Option<Duration>,
 }
 
 fn config_error(file: &Path, message: impl Into<String>) -> Error {
@@ -162,6 +167,7 @@ fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error> {
         schemas: schemas(&config.mappings)?,
         hub_url: config.hub_url.trim_end_matches('/').to_owned(),
         http: reqwest::Client::new(),
+        decision_delay: config.decision_delay,
     };
     Ok((procedures, shared))
 }
@@ -285,6 +291,99 @@ async fn consume(
     }
 }
 
+/// Sends the decision (Bescheid) with a generated PDF for an accepted message.
+async fn decide(
+    procedure: &Procedure,
+    shared: &Shared,
+    accepted: &Receipt,
+    xml: &str,
+) -> Result<(), Outcome> {
+    use base64::Engine;
+    let receipt_number = between(xml, "<antragsnummer>", "</antragsnummer>").unwrap_or_default();
+    let service = between(xml, "<leistung", "</leistung>")
+        .and_then(|l| between(l, "<name>", "</name>"))
+        .unwrap_or_default();
+    let authority = between(xml, "<leser>", "</leser>")
+        .and_then(|l| between(l, "<name>", "</name>"))
+        .unwrap_or_default();
+    let today = time::OffsetDateTime::now_utc().date();
+    let lines = vec![
+        authority.replace("&amp;", "&"),
+        String::new(),
+        format!("Ihr Antrag: {service}, Antragsnummer {receipt_number}"),
+        format!(
+            "Datum: {:02}.{:02}.{}",
+            today.day(),
+            u8::from(today.month()),
+            today.year()
+        ),
+        String::new(),
+        "Ihrem Antrag wird stattgegeben.".to_owned(),
+        "Dieser Bescheid wurde vom Referenz-Fachverfahren (Demo) erzeugt.".to_owned(),
+    ];
+    let document = bescheid::pdf("Bescheid", &lines);
+    let decision = Receipt {
+        receipt_id: uuid::Uuid::new_v4().to_string(),
+        event: ReceiptEvent::Decision,
+        problems: Vec::new(),
+        message: Some(format!(
+            "Bescheid zu Ihrem Antrag {receipt_number}: Ihrem Antrag wird stattgegeben."
+        )),
+        document: Some(receipt::EventDocument {
+            filename: format!("bescheid-{receipt_number}.pdf"),
+            media_type: "application/pdf".into(),
+            content_base64: base64::engine::general_purpose::STANDARD.encode(&document),
+        }),
+        ..accepted.clone()
+    };
+    send(procedure, shared, &decision).await
+}
+
+/// The text between two markers (enough for reading the reference procedure's own XML).
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let rest = &text[from..];
+    Some(&rest[..rest.find(end)?])
+}
+
+/// Signs an event in the procedure's profile and posts it to the hub.
+async fn send(procedure: &Procedure, shared: &Shared, event: &Receipt) -> Result<(), Outcome> {
+    let (signed, content_type) = if procedure.jose {
+        (
+            receipt::sign_set(event, &procedure.signing_cert, &procedure.signing_key)
+                .map(String::into_bytes),
+            "application/secevent+jwt",
+        )
+    } else {
+        (
+            receipt::sign_cms(event, &procedure.signing_cert, &procedure.signing_key),
+            "application/pkcs7-mime",
+        )
+    };
+    let signed = signed.map_err(|e| Outcome::TryLater(e.to_string()))?;
+    let url = format!(
+        "{}/api/v1/procedures/{}/events",
+        shared.hub_url, procedure.id
+    );
+    let response = shared
+        .http
+        .post(&url)
+        .header("content-type", content_type)
+        .body(signed)
+        .send()
+        .await
+        .map_err(|e| Outcome::TryLater(format!("hub not reachable: {e}")))?;
+    if response.status().is_success() {
+        tracing::info!(procedure = %procedure.id, event = ?event.event, "event sent");
+        Ok(())
+    } else {
+        Err(Outcome::TryLater(format!(
+            "hub answered {}",
+            response.status()
+        )))
+    }
+}
+
 enum Outcome {
     TryLater(String),
     Refused(String),
@@ -346,6 +445,8 @@ async fn handle(
             ReceiptEvent::Reject
         },
         problems,
+        message: None,
+        document: None,
         issued_at: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
@@ -378,6 +479,12 @@ async fn handle(
     let status = response.status();
     if status.is_success() {
         tracing::info!(procedure = %procedure.id, %message_id, event = ?receipt.event, "message verified; receipt sent");
+        if receipt.event == ReceiptEvent::Accept
+            && let Some(delay) = shared.decision_delay
+        {
+            tokio::time::sleep(delay).await;
+            decide(procedure, shared, &receipt, &xml).await?;
+        }
         Ok(())
     } else if status.is_server_error() {
         Err(Outcome::TryLater(format!("hub answered {status}")))

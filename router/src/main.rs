@@ -72,6 +72,12 @@ enum Command {
         /// Only these procedures (all AMQP procedures if none are given).
         #[arg(long)]
         only: Vec<String>,
+        /// Seconds after the receipt until the decision (Bescheid) is sent.
+        #[arg(long, default_value_t = 5)]
+        decision_delay_secs: u64,
+        /// Send receipts only, no decisions.
+        #[arg(long)]
+        no_decisions: bool,
     },
     /// Check a configuration completely and exit.
     Check {
@@ -183,10 +189,14 @@ fn main() -> anyhow::Result<()> {
                 data_dir,
                 hub,
                 only,
+                decision_delay_secs,
+                no_decisions,
             } => {
                 let config = load_config(&config, &data_dir)?;
                 let (_stop, stopped) = tokio::sync::watch::channel(false);
-                let sim = simulator_config(&config, hub, only)?;
+                let mut sim = simulator_config(&config, hub, only)?;
+                sim.decision_delay =
+                    (!no_decisions).then(|| std::time::Duration::from_secs(decision_delay_secs));
                 tokio::select! {
                     outcome = kopplung_procedure_sim::run(sim, stopped) => outcome?,
                     _ = shutdown_signal() => {}
@@ -476,6 +486,7 @@ fn simulator_config(
         amqp_url: amqp,
         hub_url,
         only,
+        decision_delay: Some(std::time::Duration::from_secs(5)),
     })
 }
 

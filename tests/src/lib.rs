@@ -107,6 +107,9 @@ impl Default for HubSetup {
     }
 }
 
+/// The token of the second client of every test hub.
+pub const OTHER_TOKEN: &str = "other-client-token-0123456789abcdef";
+
 /// One hub under test: its own config, data directory, port and queue names.
 pub struct TestHub {
     pub dir: tempfile::TempDir,
@@ -139,6 +142,8 @@ impl TestHub {
         let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("data dir");
         std::fs::write(data_dir.join("intake-token"), &token).expect("token");
+        // A second client, to show that clients see only their own applications.
+        std::fs::write(data_dir.join("other-token"), OTHER_TOKEN).expect("token");
         let hub = Self {
             dir,
             port: free_port(),
@@ -209,6 +214,10 @@ max_delay_ms = 500
 [[client]]
 id = "test"
 token_file = "intake-token"
+
+[[client]]
+id = "other"
+token_file = "other-token"
 "#,
             mappings = setup
                 .mappings

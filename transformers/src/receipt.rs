@@ -1,11 +1,14 @@
-//! Receipts from specialist procedures: a procedure accepts a message, or rejects it with
-//! RFC 7807 problems, and signs that answer with its own signing certificate.
+//! Receipts and events from specialist procedures: a procedure confirms receipt of a
+//! message (accept) or rejects it with RFC 7807 problems, reports that it is working on
+//! it, asks the citizen a question (Rückfrage), or sends the decision (Bescheid) with its
+//! document — each signed with the procedure's own signing certificate.
 //!
 //! - `cms` profile: CMS SignedData (content embedded) over the receipt as JSON.
 //! - `jose` profile: a Security Event Token (RFC 8417) as compact JWS, like FIT-Connect's
 //!   events: `jti`, `iss`, `iat`, `sub` = `message:<message id>`, `txn` =
-//!   `application:<application id>`, and one event `urn:kopplung:events:accept` or
-//!   `urn:kopplung:events:reject` (with `problems`).
+//!   `application:<application id>`, and one event `urn:kopplung:events:<kind>` (kinds:
+//!   `accept`, `reject`, `in-progress`, `query`, `decision`) whose value carries
+//!   `problems`, `message` and `document` as the JSON form does.
 //!
 //! The hub verifies a receipt against the certificate configured for the procedure,
 //! chained to its trust anchors; anything else is refused.
@@ -24,6 +27,16 @@ use crate::seal::TrustAnchors;
 
 pub const ACCEPT_EVENT: &str = "urn:kopplung:events:accept";
 pub const REJECT_EVENT: &str = "urn:kopplung:events:reject";
+const EVENT_PREFIX: &str = "urn:kopplung:events:";
+
+/// A document that comes with an event (the decision as PDF).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventDocument {
+    pub filename: String,
+    pub media_type: String,
+    pub content_base64: String,
+}
 
 /// What a procedure says about one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,15 +53,71 @@ pub struct Receipt {
     /// Why a message was rejected (RFC 7807 problem details).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ReceiptProblem>,
+    /// Text for the citizen: the question of a query, the summary of a decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The decision document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<EventDocument>,
     /// RFC 3339.
     pub issued_at: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ReceiptEvent {
+    /// Eingangsbestätigung: the message arrived and is formally in order.
     Accept,
+    /// The message is refused (with problems).
     Reject,
+    /// The authority works on the application.
+    InProgress,
+    /// A question to the citizen (Rückfrage), in `message`.
+    Query,
+    /// The decision (Bescheid): `message` and `document`.
+    Decision,
+}
+
+impl ReceiptEvent {
+    /// The name in the event URI `urn:kopplung:events:<name>`.
+    pub fn uri_name(self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Reject => "reject",
+            Self::InProgress => "in-progress",
+            Self::Query => "query",
+            Self::Decision => "decision",
+        }
+    }
+
+    fn from_uri_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "accept" => Self::Accept,
+            "reject" => Self::Reject,
+            "in-progress" => Self::InProgress,
+            "query" => Self::Query,
+            "decision" => Self::Decision,
+            _ => return None,
+        })
+    }
+}
+
+impl Receipt {
+    /// Checks what each kind of event must carry.
+    pub fn check(&self) -> Result<(), Error> {
+        match self.event {
+            ReceiptEvent::Reject if self.problems.is_empty() => {
+                Err(refused("a reject event needs problems"))
+            }
+            ReceiptEvent::Query if self.message.is_none() => {
+                Err(refused("a query event needs a message"))
+            }
+            ReceiptEvent::Decision if self.document.is_none() => {
+                Err(refused("a decision event needs a document"))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +167,10 @@ pub fn verify_cms(der: &[u8], signer: &X509, anchors: &TrustAnchors) -> Result<R
         CMSOptions::BINARY | CMSOptions::NOINTERN,
     )
     .map_err(|_| refused("the signature does not verify with the procedure's certificate"))?;
-    serde_json::from_slice(&content).map_err(|e| refused(format!("not a receipt: {e}")))
+    let receipt: Receipt =
+        serde_json::from_slice(&content).map_err(|e| refused(format!("not a receipt: {e}")))?;
+    receipt.check()?;
+    Ok(receipt)
 }
 
 fn algorithm_of(key: Id, bits: u32) -> Result<&'static str, Error> {
@@ -155,10 +227,22 @@ fn set_payload(receipt: &Receipt) -> Result<JwtPayload, Error> {
             Some(json!(format!("application:{}", receipt.application_id))),
         )
         .map_err(|e| refused(e.to_string()))?;
-    let event = match receipt.event {
-        ReceiptEvent::Accept => json!({ ACCEPT_EVENT: {} }),
-        ReceiptEvent::Reject => json!({ REJECT_EVENT: { "problems": receipt.problems } }),
-    };
+    let mut body = Map::new();
+    if !receipt.problems.is_empty() {
+        body.insert("problems".into(), json!(receipt.problems));
+    }
+    if let Some(message) = &receipt.message {
+        body.insert("message".into(), json!(message));
+    }
+    if let Some(document) = &receipt.document {
+        body.insert("document".into(), json!(document));
+    }
+    let mut event = Map::new();
+    event.insert(
+        format!("{EVENT_PREFIX}{}", receipt.event.uri_name()),
+        Value::Object(body),
+    );
+    let event = Value::Object(event);
     payload
         .set_claim("events", Some(event))
         .map_err(|e| refused(e.to_string()))?;
@@ -218,22 +302,26 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
         .claim("events")
         .and_then(Value::as_object)
         .ok_or_else(|| refused("claim events is missing"))?;
-    let (event, problems) = match (
-        events.len(),
-        events.get(ACCEPT_EVENT),
-        events.get(REJECT_EVENT),
-    ) {
-        (1, Some(_), None) => (ReceiptEvent::Accept, Vec::new()),
-        (1, None, Some(reject)) => (
-            ReceiptEvent::Reject,
-            serde_json::from_value(reject.get("problems").cloned().unwrap_or(json!([])))
-                .map_err(|e| refused(format!("problems: {e}")))?,
+    let mut entries = events.iter();
+    let (Some((uri, body)), None) = (entries.next(), entries.next()) else {
+        return Err(refused("events must hold exactly one event"));
+    };
+    let event = uri
+        .strip_prefix(EVENT_PREFIX)
+        .and_then(ReceiptEvent::from_uri_name)
+        .ok_or_else(|| refused(format!("unknown event {uri}")))?;
+    let problems = serde_json::from_value(body.get("problems").cloned().unwrap_or(json!([])))
+        .map_err(|e| refused(format!("problems: {e}")))?;
+    let message = body
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let document = match body.get("document") {
+        Some(document) => Some(
+            serde_json::from_value(document.clone())
+                .map_err(|e| refused(format!("document: {e}")))?,
         ),
-        _ => {
-            return Err(refused(
-                "events must hold exactly one accept or reject event",
-            ));
-        }
+        None => None,
     };
     let issued_at = payload
         .issued_at()
@@ -243,13 +331,17 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
                 .ok()
         })
         .ok_or_else(|| refused("claim iat is missing"))?;
-    Ok(Receipt {
+    let receipt = Receipt {
         receipt_id: text("jti")?,
         procedure: text("iss")?,
         message_id,
         application_id,
         event,
         problems,
+        message,
+        document,
         issued_at,
-    })
+    };
+    receipt.check()?;
+    Ok(receipt)
 }

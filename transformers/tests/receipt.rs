@@ -3,7 +3,8 @@
 
 use kopplung_transformers::pki::{PkiLayout, init_demo_pki};
 use kopplung_transformers::receipt::{
-    Receipt, ReceiptEvent, ReceiptProblem, sign_cms, sign_set, verify_cms, verify_set,
+    EventDocument, Receipt, ReceiptEvent, ReceiptProblem, sign_cms, sign_set, verify_cms,
+    verify_set,
 };
 use kopplung_transformers::seal::{TrustAnchors, load_certificate};
 use openssl::pkey::PKey;
@@ -23,6 +24,13 @@ fn receipt(event: ReceiptEvent) -> Receipt {
         } else {
             vec![]
         },
+        message: (event == ReceiptEvent::Decision)
+            .then(|| "Ihrem Antrag wird stattgegeben.".into()),
+        document: (event == ReceiptEvent::Decision).then(|| EventDocument {
+            filename: "bescheid.pdf".into(),
+            media_type: "application/pdf".into(),
+            content_base64: "JVBERi0xLjQK".into(),
+        }),
         event,
         issued_at: "2026-11-30T10:00:00Z".into(),
     }
@@ -42,7 +50,11 @@ fn receipts_verify_only_with_the_procedure_certificate_and_detect_tampering() {
     init_demo_pki(&other_pki, &[]).unwrap();
     let stranger = load_certificate(&other_pki.hub_cert()).unwrap();
 
-    for event in [ReceiptEvent::Accept, ReceiptEvent::Reject] {
+    for event in [
+        ReceiptEvent::Accept,
+        ReceiptEvent::Reject,
+        ReceiptEvent::Decision,
+    ] {
         let r = receipt(event);
         let cms = sign_cms(&r, &cert, &key).unwrap();
         assert_eq!(verify_cms(&cms, &cert, &anchors).unwrap(), r);
@@ -66,4 +78,16 @@ fn receipts_verify_only_with_the_procedure_certificate_and_detect_tampering() {
         assert!(verify_set(&String::from_utf8(bytes).unwrap(), &cert, &anchors).is_err());
         assert!(verify_set(&set, &stranger, &anchors).is_err());
     }
+}
+
+#[test]
+fn events_must_carry_what_their_kind_needs() {
+    let mut query = receipt(ReceiptEvent::Accept);
+    query.event = ReceiptEvent::Query;
+    assert!(query.check().is_err(), "a query without a question");
+    query.message = Some("Bitte reichen Sie ein Foto nach.".into());
+    query.check().unwrap();
+    let mut decision = receipt(ReceiptEvent::Decision);
+    decision.document = None;
+    assert!(decision.check().is_err(), "a decision without its document");
 }

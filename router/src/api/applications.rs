@@ -42,6 +42,9 @@ pub async fn show(
         Status::Delivered => "delivered".to_owned(),
         Status::Received => "received by the procedure".to_owned(),
         Status::Rejected => "rejected by the procedure".to_owned(),
+        Status::InProgress => "in progress at the authority".to_owned(),
+        Status::Query => "the authority has a question".to_owned(),
+        Status::Decided => "decided".to_owned(),
         Status::Invalid => {
             "stopped: the message could not be produced; an engineer must look".to_owned()
         }
@@ -62,5 +65,76 @@ pub async fn show(
     view["delivery"]["transport"] = json!(destination.map(|d| d.transport));
     view["delivery"]["destination"] = json!(destination.map(|d| d.destination.clone()));
     view["delivery"]["state"] = json!(state_text);
+    // The citizen's mailbox (questions, decisions) and the documents to download.
+    match state.store.mailbox(id).await {
+        Ok((mailbox, documents)) => {
+            view["mailbox"] = json!(mailbox);
+            view["documents"] = json!(
+                documents
+                    .iter()
+                    .map(|d| json!({
+                        "id": d.id,
+                        "filename": d.filename,
+                        "media_type": d.media_type,
+                        "size": d.size,
+                        "sha512": d.sha512,
+                        "href": format!("/api/v1/applications/{id}/documents/{}", d.id),
+                    }))
+                    .collect::<Vec<_>>()
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading the mailbox failed");
+            return Problem::unavailable("the store is not reachable").into_response();
+        }
+    }
     Json(view).into_response()
+}
+
+/// `GET /api/v1/applications/{id}/documents/{document}`: a document of the decision, for
+/// the client that submitted the application and no one else.
+pub async fn document(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path((id, document)): Path<(String, String)>,
+) -> Response {
+    let Some(client) = state.clients.authenticate(&headers) else {
+        return Problem::unauthorized().into_response();
+    };
+    let (Ok(id), Ok(document)) = (Uuid::parse_str(&id), Uuid::parse_str(&document)) else {
+        return Problem::not_found().into_response();
+    };
+    let owned = match state.store.application(id).await {
+        Ok(Some(record)) => record.client_id == client,
+        Ok(None) => false,
+        Err(e) => {
+            tracing::error!(error = %e, "reading an application failed");
+            return Problem::unavailable("the store is not reachable").into_response();
+        }
+    };
+    if !owned {
+        return Problem::not_found().into_response();
+    }
+    match state.store.document(id, document).await {
+        Ok(Some((info, content))) => {
+            let disposition = format!(
+                "attachment; filename=\"{}\"",
+                info.filename.replace(['"', '\\', '\r', '\n'], "_")
+            );
+            let mut response = content.into_response();
+            let headers = response.headers_mut();
+            if let Ok(value) = axum::http::HeaderValue::from_str(&info.media_type) {
+                headers.insert(axum::http::header::CONTENT_TYPE, value);
+            }
+            if let Ok(value) = axum::http::HeaderValue::from_str(&disposition) {
+                headers.insert(axum::http::header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        Ok(None) => Problem::not_found().into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading a document failed");
+            Problem::unavailable("the store is not reachable").into_response()
+        }
+    }
 }

@@ -50,6 +50,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/applications/{id}", get(applications::show))
         .route("/api/v1/services", get(services::list))
         .route("/api/v1/procedures/{id}/receipts", post(receipts::submit))
+        .route("/api/v1/procedures/{id}/events", post(receipts::submit))
+        .route(
+            "/api/v1/applications/{id}/documents/{document}",
+            get(applications::document),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",

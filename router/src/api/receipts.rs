@@ -17,10 +17,10 @@ use uuid::Uuid;
 use super::ApiState;
 use super::problem::Problem;
 use crate::prepare::ReceiptError;
-use crate::store::{ReceiptOutcome, ReceiptRecord};
+use crate::store::{EventDocument, ReceiptOutcome, ReceiptRecord, Status};
 
-/// A receipt is small; anything bigger is not one.
-const MAX_RECEIPT_BYTES: usize = 256 * 1024;
+/// A receipt is small; an event may carry the decision document.
+const MAX_RECEIPT_BYTES: usize = 16 * 1024 * 1024;
 
 pub async fn submit(
     State(state): State<Arc<ApiState>>,
@@ -31,7 +31,7 @@ pub async fn submit(
         return Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
-            "A receipt is at most 256 KiB",
+            "An event is at most 16 MiB",
         )
         .into_response();
     };
@@ -75,7 +75,35 @@ pub async fn submit(
         procedure_id: procedure.clone(),
         message_id,
         application_id,
-        accepted: receipt.event == ReceiptEvent::Accept,
+        status: match receipt.event {
+            ReceiptEvent::Accept => Status::Received,
+            ReceiptEvent::Reject => Status::Rejected,
+            ReceiptEvent::InProgress => Status::InProgress,
+            ReceiptEvent::Query => Status::Query,
+            ReceiptEvent::Decision => Status::Decided,
+        },
+        message: receipt.message.clone(),
+        document: match &receipt.document {
+            Some(document) => match base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                &document.content_base64,
+            ) {
+                Ok(content) => Some(EventDocument {
+                    filename: document.filename.clone(),
+                    media_type: document.media_type.clone(),
+                    content,
+                }),
+                Err(_) => {
+                    return Problem::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "bad-document",
+                        "The event's document is not valid base64",
+                    )
+                    .into_response();
+                }
+            },
+            None => None,
+        },
         problems: receipt
             .problems
             .iter()
@@ -102,6 +130,12 @@ pub async fn submit(
             StatusCode::CONFLICT,
             "receipt-id-reused",
             "This receipt id was used for a different receipt",
+        )
+        .into_response(),
+        Ok(ReceiptOutcome::AlreadyFinal) => Problem::new(
+            StatusCode::CONFLICT,
+            "application-final",
+            "The application is already decided or rejected",
         )
         .into_response(),
         Ok(ReceiptOutcome::UnknownMessage) => {

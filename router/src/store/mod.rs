@@ -25,11 +25,22 @@ pub enum Status {
     Received,
     /// The procedure refused the message.
     Rejected,
+    /// The authority works on it.
+    InProgress,
+    /// The authority asked the citizen a question (Rückfrage).
+    Query,
+    /// The authority decided (Bescheid).
+    Decided,
     Invalid,
     DeadLettered,
 }
 
 impl Status {
+    /// A final state: no event changes it any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Decided | Self::Rejected)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Accepted => "accepted",
@@ -37,6 +48,9 @@ impl Status {
             Self::Delivered => "delivered",
             Self::Received => "received",
             Self::Rejected => "rejected",
+            Self::InProgress => "in_progress",
+            Self::Query => "query",
+            Self::Decided => "decided",
             Self::Invalid => "invalid",
             Self::DeadLettered => "dead_lettered",
         }
@@ -49,6 +63,9 @@ impl Status {
             "delivered" => Self::Delivered,
             "received" => Self::Received,
             "rejected" => Self::Rejected,
+            "in_progress" => Self::InProgress,
+            "query" => Self::Query,
+            "decided" => Self::Decided,
             "invalid" => Self::Invalid,
             "dead_lettered" => Self::DeadLettered,
             _ => return None,
@@ -194,12 +211,45 @@ pub struct ReceiptRecord {
     pub procedure_id: String,
     pub message_id: Uuid,
     pub application_id: Uuid,
-    pub accepted: bool,
+    /// The state the event moves the application to.
+    pub status: Status,
+    /// Text for the citizen's mailbox (question, decision summary): personal data.
+    pub message: Option<String>,
+    pub document: Option<EventDocument>,
     /// Problem types and titles of a rejection (no free text of the procedure).
     pub problems: Vec<String>,
     pub issued_at: String,
     /// The receipt exactly as signed.
     pub signed: Vec<u8>,
+}
+
+/// A document a procedure sent (the decision).
+#[derive(Debug, Clone)]
+pub struct EventDocument {
+    pub filename: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+/// A stored document, as the download offers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentInfo {
+    pub id: Uuid,
+    pub filename: String,
+    pub media_type: String,
+    pub size: u64,
+    pub sha512: String,
+}
+
+/// A message for the citizen's mailbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailboxEntry {
+    pub kind: String,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 /// What became of a receipt.
@@ -213,6 +263,8 @@ pub enum ReceiptOutcome {
     Conflict,
     /// No message with this id was delivered to this procedure for this application.
     UnknownMessage,
+    /// The application is already decided or rejected.
+    AlreadyFinal,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +336,17 @@ pub trait Store: Send + Sync {
     /// Records a verified receipt and moves the application to `received` or `rejected`,
     /// in one transaction with its history and audit entry.
     async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError>;
+
+    /// The citizen's mailbox and the documents of an application.
+    async fn mailbox(&self, id: Uuid)
+    -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError>;
+
+    /// One document with its content, if it belongs to the application.
+    async fn document(
+        &self,
+        application_id: Uuid,
+        document_id: Uuid,
+    ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError>;
 
     /// Returns leases of this process's earlier life (after a crash) to the pool.
     async fn release_stale_leases(&self) -> Result<u64, StoreError>;

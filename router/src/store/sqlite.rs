@@ -22,9 +22,9 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::{
-    Accepted, ApplicationRecord, Attachment, DeliveryRecord, HistoryEntry, IdempotencyKey,
-    Inserted, NewApplication, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store,
-    StoreError, WorkItem,
+    Accepted, ApplicationRecord, Attachment, DeliveryRecord, DocumentInfo, HistoryEntry,
+    IdempotencyKey, Inserted, MailboxEntry, NewApplication, PrepareInput, ReceiptOutcome,
+    ReceiptRecord, Status, Step, Store, StoreError, WorkItem,
 };
 use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_hex};
 
@@ -280,6 +280,16 @@ async fn transition(
     append_history(&mut tx, item.application_id, status, detail, message_sha256).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+fn document_info(row: &SqliteRow) -> Result<DocumentInfo, StoreError> {
+    Ok(DocumentInfo {
+        id: parse_uuid(&row.try_get::<String, _>("id")?)?,
+        filename: row.try_get("filename")?,
+        media_type: row.try_get("media_type")?,
+        size: row.try_get::<i64, _>("size")?.try_into().unwrap_or(0),
+        sha512: row.try_get("sha512")?,
+    })
 }
 
 fn work_item(row: &SqliteRow, lease: &str) -> Result<WorkItem, StoreError> {
@@ -701,6 +711,10 @@ impl Store for SqliteStore {
             return Ok(ReceiptOutcome::UnknownMessage);
         };
         let step: String = row.try_get("step")?;
+        let current: String = row.try_get("status")?;
+        if Status::parse(&current).is_some_and(Status::is_final) {
+            return Ok(ReceiptOutcome::AlreadyFinal);
+        }
         match step.as_str() {
             "done" => {}
             // The procedure answered before our own record of the broker's confirm was
@@ -739,33 +753,68 @@ impl Store for SqliteStore {
         .bind(receipt.application_id.to_string())
         .bind(&receipt.procedure_id)
         .bind(receipt.message_id.to_string())
-        .bind(if receipt.accepted { "accept" } else { "reject" })
+        .bind(receipt.status.as_str())
         .bind(&receipt.issued_at)
         .bind(rfc3339(OffsetDateTime::now_utc()))
         .bind(&receipt.signed)
         .bind(&signed_sha256)
         .execute(&mut *tx)
         .await?;
-        let (status, detail) = if receipt.accepted {
-            (
-                Status::Received,
-                format!(
-                    "receipt {} from {}: message {} accepted",
-                    receipt.receipt_id, receipt.procedure_id, receipt.message_id
-                ),
+        let status = receipt.status;
+        let mut detail = format!(
+            "{} {} from {} about message {}",
+            match status {
+                Status::Received => "receipt",
+                Status::Rejected => "rejection",
+                _ => "event",
+            },
+            receipt.receipt_id,
+            receipt.procedure_id,
+            receipt.message_id
+        );
+        if !receipt.problems.is_empty() {
+            detail.push_str(&format!(": {}", receipt.problems.join("; ")));
+        }
+        let now = rfc3339(OffsetDateTime::now_utc());
+        let mut document_id = None;
+        if let Some(document) = &receipt.document {
+            let id = Uuid::new_v4();
+            sqlx::query(
+                "INSERT INTO documents (id, application_id, receipt_id, filename, media_type, size, sha512, content, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
-        } else {
-            (
-                Status::Rejected,
-                format!(
-                    "receipt {} from {}: message {} rejected: {}",
-                    receipt.receipt_id,
-                    receipt.procedure_id,
-                    receipt.message_id,
-                    receipt.problems.join("; ")
-                ),
+            .bind(id.to_string())
+            .bind(receipt.application_id.to_string())
+            .bind(&receipt.receipt_id)
+            .bind(&document.filename)
+            .bind(&document.media_type)
+            .bind(document.content.len() as i64)
+            .bind(hex::encode(openssl::sha::sha512(&document.content)))
+            .bind(&document.content)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            // The history names the document by id and hash only.
+            detail.push_str(&format!(
+                "; document {id} (SHA-512 {})",
+                hex::encode(openssl::sha::sha512(&document.content))
+            ));
+            document_id = Some(id);
+        }
+        if let Some(text) = &receipt.message {
+            sqlx::query(
+                "INSERT INTO mailbox (application_id, receipt_id, kind, text, document_id, at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
             )
-        };
+            .bind(receipt.application_id.to_string())
+            .bind(&receipt.receipt_id)
+            .bind(status.as_str())
+            .bind(text)
+            .bind(document_id.map(|d| d.to_string()))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
         set_status(&mut tx, receipt.application_id, status).await?;
         // The audit entry carries the hash of the signed receipt, so the Laufzettel
         // proves which receipt was accepted.
@@ -779,6 +828,57 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(ReceiptOutcome::Applied(status))
+    }
+
+    async fn mailbox(
+        &self,
+        id: Uuid,
+    ) -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError> {
+        let entries = sqlx::query(
+            "SELECT kind, text, document_id, at FROM mailbox WHERE application_id = ? ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(MailboxEntry {
+                kind: row.try_get("kind")?,
+                text: row.try_get("text")?,
+                document_id: row
+                    .try_get::<Option<String>, _>("document_id")?
+                    .map(|d| parse_uuid(&d))
+                    .transpose()?,
+                at: parse_time(&row.try_get::<String, _>("at")?)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let documents = sqlx::query(
+            "SELECT id, filename, media_type, size, sha512 FROM documents WHERE application_id = ? ORDER BY created_at",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(document_info)
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((entries, documents))
+    }
+
+    async fn document(
+        &self,
+        application_id: Uuid,
+        document_id: Uuid,
+    ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, filename, media_type, size, sha512, content FROM documents WHERE id = ? AND application_id = ?",
+        )
+        .bind(document_id.to_string())
+        .bind(application_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((document_info(&row)?, row.try_get("content")?)))
+            .transpose()
     }
 
     async fn release_stale_leases(&self) -> Result<u64, StoreError> {
