@@ -61,6 +61,11 @@ for key in sorted(kreise):
         "[procedure.delivery]",
         'transport = "amqp"',
         f'queue = "kopplung.{procedure}"',
+    ]
+    # The districts' procedures answer on an AMQP reply queue; the cities' over HTTP.
+    if key not in cities:
+        lines.append(f'reply_queue = "kopplung.{procedure}.events"')
+    lines += [
         "",
         "[[route]]",
         f'service = "{MAENGEL}"',

@@ -12,6 +12,7 @@ mod bescheid;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -19,10 +20,11 @@ use kopplung_transformers::receipt::{self, Receipt, ReceiptEvent, ReceiptProblem
 use kopplung_transformers::seal::{TrustAnchors, load_certificate, load_private_key};
 use kopplung_transformers::{jose, schema, seal};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 use serde::Deserialize;
@@ -71,6 +73,8 @@ struct ProcedureEntry {
 struct DeliveryEntry {
     transport: String,
     queue: Option<String>,
+    #[serde(default)]
+    reply_queue: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +94,8 @@ struct MessageEntry {
 struct Procedure {
     id: String,
     queue: String,
+    /// Where events go back over AMQP; over HTTP if `None`.
+    reply_queue: Option<String>,
     jose: bool,
     cert: X509,
     key: PKey<Private>,
@@ -153,6 +159,7 @@ fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error> {
         let file = |suffix: &str| pki.join("procedures").join(format!("{}{suffix}", entry.id));
         procedures.push(Procedure {
             queue,
+            reply_queue: entry.delivery.reply_queue,
             jose: entry.envelope == "jose",
             cert: load_certificate(&file(".crt"))?,
             key: load_private_key(&file(".key"))?,
@@ -175,7 +182,7 @@ fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error> {
 /// Runs all simulated procedures until `shutdown` turns true.
 pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
     let (procedures, shared) = load(&config)?;
-    let shared = std::sync::Arc::new(shared);
+    let shared = Arc::new(shared);
     tracing::info!(
         procedures = procedures.len(),
         "reference procedures started"
@@ -183,7 +190,7 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
     let mut tasks = tokio::task::JoinSet::new();
     for procedure in procedures {
         tasks.spawn(consume(
-            procedure,
+            Arc::new(procedure),
             shared.clone(),
             config.amqp_url.clone(),
             shutdown.clone(),
@@ -195,8 +202,8 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
 
 /// Consumes one procedure's queue, reconnecting with a growing pause.
 async fn consume(
-    procedure: Procedure,
-    shared: std::sync::Arc<Shared>,
+    procedure: Arc<Procedure>,
+    shared: Arc<Shared>,
     amqp_url: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -215,6 +222,10 @@ async fn consume(
                 )
                 .await?;
             channel.basic_qos(8, BasicQosOptions::default()).await?;
+            // Events on the reply queue wait for the broker's confirm.
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
             let mut consumer = channel
                 .basic_consume(
                     procedure.queue.as_str().into(),
@@ -225,36 +236,23 @@ async fn consume(
                 .await?;
             while let Some(delivery) = consumer.next().await {
                 let delivery = delivery?;
-                let message_id = delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_default();
-                let application_id = delivery
-                    .properties
-                    .correlation_id()
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_default();
-                let message_type = delivery
-                    .properties
-                    .kind()
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_default();
-                match handle(
-                    &procedure,
-                    &shared,
-                    &delivery.data,
-                    &message_id,
-                    &application_id,
-                    &message_type,
-                )
-                .await
-                {
-                    Ok(()) => {
+                let property = |value: &Option<lapin::types::ShortString>| {
+                    value.as_ref().map(|m| m.to_string()).unwrap_or_default()
+                };
+                let message_type = property(delivery.properties.kind());
+                let message_id = property(delivery.properties.message_id());
+                match handle(&procedure, &shared, &channel, &delivery.data, &message_type).await {
+                    Ok(decision) => {
                         delivery.acker.ack(BasicAckOptions::default()).await?;
+                        // The decision follows later, independent of this message.
+                        if let (Some(accepted), Some(delay)) = (decision, shared.decision_delay) {
+                            let (procedure, shared, channel) =
+                                (procedure.clone(), shared.clone(), channel.clone());
+                            tokio::spawn(async move {
+                                tokio::time::sleep(delay).await;
+                                decide(&procedure, &shared, &channel, accepted).await;
+                            });
+                        }
                     }
                     Err(Outcome::TryLater(reason)) => {
                         tracing::warn!(procedure = %procedure.id, %message_id, %reason, "receipt not sent; message stays in the queue");
@@ -291,52 +289,16 @@ async fn consume(
     }
 }
 
-/// Sends the decision (Bescheid) with a generated PDF for an accepted message.
-async fn decide(
-    procedure: &Procedure,
-    shared: &Shared,
-    accepted: &Receipt,
-    xml: &str,
-) -> Result<(), Outcome> {
-    use base64::Engine;
-    let receipt_number = between(xml, "<antragsnummer>", "</antragsnummer>").unwrap_or_default();
-    let service = between(xml, "<leistung", "</leistung>")
-        .and_then(|l| between(l, "<name>", "</name>"))
-        .unwrap_or_default();
-    let authority = between(xml, "<leser>", "</leser>")
-        .and_then(|l| between(l, "<name>", "</name>"))
-        .unwrap_or_default();
-    let today = time::OffsetDateTime::now_utc().date();
-    let lines = vec![
-        authority.replace("&amp;", "&"),
-        String::new(),
-        format!("Ihr Antrag: {service}, Antragsnummer {receipt_number}"),
-        format!(
-            "Datum: {:02}.{:02}.{}",
-            today.day(),
-            u8::from(today.month()),
-            today.year()
-        ),
-        String::new(),
-        "Ihrem Antrag wird stattgegeben.".to_owned(),
-        "Dieser Bescheid wurde vom Referenz-Fachverfahren (Demo) erzeugt.".to_owned(),
-    ];
-    let document = bescheid::pdf("Bescheid", &lines);
-    let decision = Receipt {
-        receipt_id: uuid::Uuid::new_v4().to_string(),
-        event: ReceiptEvent::Decision,
-        problems: Vec::new(),
-        message: Some(format!(
-            "Bescheid zu Ihrem Antrag {receipt_number}: Ihrem Antrag wird stattgegeben."
-        )),
-        document: Some(receipt::EventDocument {
-            filename: format!("bescheid-{receipt_number}.pdf"),
-            media_type: "application/pdf".into(),
-            content_base64: base64::engine::general_purpose::STANDARD.encode(&document),
-        }),
-        ..accepted.clone()
-    };
-    send(procedure, shared, &decision).await
+enum Outcome {
+    TryLater(String),
+    Refused(String),
+}
+
+/// A receipt id that is the same each time for the same message and event, so a
+/// repeated attempt is recognised by the hub as the same receipt.
+fn receipt_id(procedure: &str, message_id: &str, event: ReceiptEvent) -> String {
+    let name = format!("{procedure}/{message_id}/{}", event.uri_name());
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string()
 }
 
 /// The text between two markers (enough for reading the reference procedure's own XML).
@@ -346,58 +308,23 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&rest[..rest.find(end)?])
 }
 
-/// Signs an event in the procedure's profile and posts it to the hub.
-async fn send(procedure: &Procedure, shared: &Shared, event: &Receipt) -> Result<(), Outcome> {
-    let (signed, content_type) = if procedure.jose {
-        (
-            receipt::sign_set(event, &procedure.signing_cert, &procedure.signing_key)
-                .map(String::into_bytes),
-            "application/secevent+jwt",
-        )
-    } else {
-        (
-            receipt::sign_cms(event, &procedure.signing_cert, &procedure.signing_key),
-            "application/pkcs7-mime",
-        )
-    };
-    let signed = signed.map_err(|e| Outcome::TryLater(e.to_string()))?;
-    let url = format!(
-        "{}/api/v1/procedures/{}/events",
-        shared.hub_url, procedure.id
-    );
-    let response = shared
-        .http
-        .post(&url)
-        .header("content-type", content_type)
-        .body(signed)
-        .send()
-        .await
-        .map_err(|e| Outcome::TryLater(format!("hub not reachable: {e}")))?;
-    if response.status().is_success() {
-        tracing::info!(procedure = %procedure.id, event = ?event.event, "event sent");
-        Ok(())
-    } else {
-        Err(Outcome::TryLater(format!(
-            "hub answered {}",
-            response.status()
-        )))
-    }
+/// What a decision needs to know about an accepted message.
+struct Accepted {
+    receipt: Receipt,
+    receipt_number: String,
+    service: String,
+    authority: String,
 }
 
-enum Outcome {
-    TryLater(String),
-    Refused(String),
-}
-
-/// Opens one message like a vendor and answers with a signed receipt.
+/// Opens one message like a vendor and answers with a signed receipt. Returns what the
+/// decision needs if the message was accepted.
 async fn handle(
     procedure: &Procedure,
     shared: &Shared,
+    channel: &lapin::Channel,
     body: &[u8],
-    message_id: &str,
-    application_id: &str,
     message_type: &str,
-) -> Result<(), Outcome> {
+) -> Result<Option<Accepted>, Outcome> {
     let xml = if procedure.jose {
         let text =
             std::str::from_utf8(body).map_err(|_| Outcome::Refused("not a compact JWE".into()))?;
@@ -419,13 +346,20 @@ async fn handle(
     }
     .map_err(|e| Outcome::Refused(e.to_string()))?;
     let xml = String::from_utf8(xml).map_err(|_| Outcome::Refused("not UTF-8".into()))?;
+    // The ids come from the signed message, not from the (unsigned) AMQP properties.
+    let message_id = between(&xml, "<nachrichtenUUID>", "</nachrichtenUUID>")
+        .ok_or_else(|| Outcome::Refused("no nachrichtenUUID".into()))?
+        .to_owned();
+    let application_id = between(&xml, "<antragsID>", "</antragsID>")
+        .ok_or_else(|| Outcome::Refused("no antragsID".into()))?
+        .to_owned();
     let problems = match shared.schemas.get(message_type) {
         Some(xsd) => match schema::validate(xsd, &xml) {
             Ok(()) => Vec::new(),
-            Err(e) => vec![ReceiptProblem {
+            Err(_) => vec![ReceiptProblem {
                 kind: "urn:kopplung:problem:schema".into(),
                 title: "Die Nachricht entspricht nicht ihrem Schema".into(),
-                detail: Some(e.to_string()),
+                detail: None,
             }],
         },
         None => vec![ReceiptProblem {
@@ -434,16 +368,17 @@ async fn handle(
             detail: None,
         }],
     };
+    let event = if problems.is_empty() {
+        ReceiptEvent::Accept
+    } else {
+        ReceiptEvent::Reject
+    };
     let receipt = Receipt {
-        receipt_id: uuid::Uuid::new_v4().to_string(),
+        receipt_id: receipt_id(&procedure.id, &message_id, event),
         procedure: procedure.id.clone(),
-        message_id: message_id.to_owned(),
-        application_id: application_id.to_owned(),
-        event: if problems.is_empty() {
-            ReceiptEvent::Accept
-        } else {
-            ReceiptEvent::Reject
-        },
+        message_id,
+        application_id,
+        event,
         problems,
         message: None,
         document: None,
@@ -451,21 +386,133 @@ async fn handle(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
     };
+    send(procedure, shared, channel, &receipt).await?;
+    if event != ReceiptEvent::Accept {
+        return Ok(None);
+    }
+    let text = |section: &str, name: &str| {
+        between(&xml, &format!("<{section}"), &format!("</{section}>"))
+            .and_then(|part| between(part, &format!("<{name}>"), &format!("</{name}>")))
+            .unwrap_or_default()
+            .replace("&amp;", "&")
+    };
+    Ok(Some(Accepted {
+        receipt_number: between(&xml, "<antragsnummer>", "</antragsnummer>")
+            .unwrap_or_default()
+            .to_owned(),
+        service: text("leistung", "name"),
+        authority: text("leser", "name"),
+        receipt,
+    }))
+}
+
+/// Sends the decision (Bescheid) with a generated PDF, retrying a few times.
+async fn decide(
+    procedure: &Procedure,
+    shared: &Shared,
+    channel: &lapin::Channel,
+    accepted: Accepted,
+) {
+    use base64::Engine;
+    let number = &accepted.receipt_number;
+    let today = time::OffsetDateTime::now_utc().date();
+    let lines = vec![
+        accepted.authority.clone(),
+        String::new(),
+        format!("Ihr Antrag: {}, Antragsnummer {number}", accepted.service),
+        format!(
+            "Datum: {:02}.{:02}.{}",
+            today.day(),
+            u8::from(today.month()),
+            today.year()
+        ),
+        String::new(),
+        "Ihrem Antrag wird stattgegeben.".to_owned(),
+        "Dieser Bescheid wurde vom Referenz-Fachverfahren (Demo) erzeugt.".to_owned(),
+    ];
+    let document = bescheid::pdf("Bescheid", &lines);
+    let decision = Receipt {
+        receipt_id: receipt_id(
+            &procedure.id,
+            &accepted.receipt.message_id,
+            ReceiptEvent::Decision,
+        ),
+        event: ReceiptEvent::Decision,
+        problems: Vec::new(),
+        message: Some(format!(
+            "Bescheid zu Ihrem Antrag {number}: Ihrem Antrag wird stattgegeben."
+        )),
+        document: Some(receipt::EventDocument {
+            filename: format!("bescheid-{number}.pdf"),
+            media_type: "application/pdf".into(),
+            content_base64: base64::engine::general_purpose::STANDARD.encode(&document),
+        }),
+        issued_at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        ..accepted.receipt
+    };
+    for attempt in 1..=5u32 {
+        match send(procedure, shared, channel, &decision).await {
+            Ok(()) => return,
+            Err(Outcome::Refused(reason)) => {
+                tracing::error!(procedure = %procedure.id, %reason, "decision refused by the hub");
+                return;
+            }
+            Err(Outcome::TryLater(reason)) => {
+                tracing::warn!(procedure = %procedure.id, %reason, attempt, "decision not sent yet");
+                tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
+            }
+        }
+    }
+}
+
+/// Signs an event in the procedure's profile and sends it to the hub: on the reply queue
+/// if the procedure has one, else by HTTP.
+async fn send(
+    procedure: &Procedure,
+    shared: &Shared,
+    channel: &lapin::Channel,
+    event: &Receipt,
+) -> Result<(), Outcome> {
     let (signed, content_type) = if procedure.jose {
         (
-            receipt::sign_set(&receipt, &procedure.signing_cert, &procedure.signing_key)
+            receipt::sign_set(event, &procedure.signing_cert, &procedure.signing_key)
                 .map(String::into_bytes),
             "application/secevent+jwt",
         )
     } else {
         (
-            receipt::sign_cms(&receipt, &procedure.signing_cert, &procedure.signing_key),
+            receipt::sign_cms(event, &procedure.signing_cert, &procedure.signing_key),
             "application/pkcs7-mime",
         )
     };
     let signed = signed.map_err(|e| Outcome::TryLater(e.to_string()))?;
+    if let Some(queue) = &procedure.reply_queue {
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &signed,
+                BasicProperties::default()
+                    .with_content_type(content_type.into())
+                    .with_delivery_mode(2),
+            )
+            .await
+            .map_err(|e| Outcome::TryLater(e.to_string()))?
+            .await
+            .map_err(|e| Outcome::TryLater(e.to_string()))?;
+        return match confirm {
+            Confirmation::Ack(None) => {
+                tracing::info!(procedure = %procedure.id, event = ?event.event, %queue, "event sent on the reply queue");
+                Ok(())
+            }
+            other => Err(Outcome::TryLater(format!("reply queue: {other:?}"))),
+        };
+    }
     let url = format!(
-        "{}/api/v1/procedures/{}/receipts",
+        "{}/api/v1/procedures/{}/events",
         shared.hub_url, procedure.id
     );
     let response = shared
@@ -477,21 +524,17 @@ async fn handle(
         .await
         .map_err(|e| Outcome::TryLater(format!("hub not reachable: {e}")))?;
     let status = response.status();
-    if status.is_success() {
-        tracing::info!(procedure = %procedure.id, %message_id, event = ?receipt.event, "message verified; receipt sent");
-        if receipt.event == ReceiptEvent::Accept
-            && let Some(delay) = shared.decision_delay
-        {
-            tokio::time::sleep(delay).await;
-            decide(procedure, shared, &receipt, &xml).await?;
-        }
+    if status.is_success() || status == reqwest::StatusCode::CONFLICT {
+        // 409: the hub already has this receipt or the application is final.
+        tracing::info!(procedure = %procedure.id, event = ?event.event, "event sent");
         Ok(())
-    } else if status.is_server_error() {
+    } else if status.is_server_error()
+        || status == reqwest::StatusCode::FORBIDDEN
+        || status == reqwest::StatusCode::NOT_FOUND
+    {
+        // Perhaps a certificate being rotated or an older hub: try again later.
         Err(Outcome::TryLater(format!("hub answered {status}")))
     } else {
-        // The hub does not take the receipt: keep the message out of the loop.
-        Err(Outcome::Refused(format!(
-            "hub refused the receipt: {status}"
-        )))
+        Err(Outcome::Refused(format!("hub refused the event: {status}")))
     }
 }

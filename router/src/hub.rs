@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kopplung_adapters::Sink;
-use kopplung_adapters::amqp::{AmqpBroker, AmqpSink};
+use kopplung_adapters::amqp::{AmqpBroker, AmqpSink, Handled, consume_replies};
 use tokio::sync::{Notify, watch};
 
 use crate::Error;
@@ -137,6 +137,36 @@ pub async fn run(
         wake: wake.clone(),
     });
 
+    // Procedures that answer on an AMQP reply queue: the hub consumes their events.
+    let (stop_replies, replies_stopped) = watch::channel(false);
+    let mut reply_consumers = Vec::new();
+    if let Some(broker) = &config.file.amqp {
+        for procedure in &config.routing.procedures {
+            let DeliveryConfig::Amqp(sink) = &procedure.delivery;
+            let Some(queue) = sink.reply_queue.clone() else {
+                continue;
+            };
+            let state = state.clone();
+            let id = procedure.id.clone();
+            reply_consumers.push(tokio::spawn(consume_replies(
+                broker.clone(),
+                queue,
+                move |body| {
+                    let state = state.clone();
+                    let id = id.clone();
+                    async move {
+                        match api::take_event(&state, &id, body).await {
+                            Ok(_) => Handled::Done,
+                            Err(problem) if problem.status == 503 => Handled::Later,
+                            Err(_) => Handled::Refused,
+                        }
+                    }
+                },
+                replies_stopped.clone(),
+            )));
+        }
+    }
+
     let dispatcher = Arc::new(Dispatcher::new(
         store,
         preparer,
@@ -152,6 +182,10 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await;
     reloader.abort();
+    let _ = stop_replies.send(true);
+    for consumer in reply_consumers {
+        let _ = consumer.await;
+    }
     let _ = stop_outbox.send(true);
     let _ = outbox.await;
     served.map_err(|source| Error::Listen {

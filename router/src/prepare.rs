@@ -127,6 +127,17 @@ fn load_keys(config: &Config) -> Result<Keys, crate::Error> {
         Vec::new(),
     )?;
     let anchors = TrustAnchors::load(&pki.ca_cert())?;
+    // The hub's own certificate must be valid and trusted, or every vendor would refuse
+    // what it signs: refuse it here (at start and on reload), not at the vendor.
+    anchors.check(sealer.certificate())?;
+    if let Some(usage) = sealer.certificate().key_usage()
+        && !usage.contains(openssl::x509::X509KeyUsage::DIGITAL_SIGNATURE)
+    {
+        return Err(kopplung_transformers::Error::Certificate(
+            "the hub's certificate does not allow digitalSignature".into(),
+        )
+        .into());
+    }
     let mut recipients = BTreeMap::new();
     for procedure in &config.routing.procedures {
         let mut certificates = Vec::new();
@@ -221,6 +232,22 @@ impl Preparer {
     /// the current ones stay in force.
     pub fn reload_keys(&self, config: &Config) -> Result<(), crate::Error> {
         let keys = Arc::new(load_keys(config)?);
+        // Sinks and routes are built at start: a reload may change keys and certificates,
+        // not which procedures exist or their envelope profile.
+        let current = self.keys();
+        let shape = |keys: &Keys| {
+            keys.recipients
+                .iter()
+                .map(|(id, r)| (id.clone(), r.envelope))
+                .collect::<Vec<_>>()
+        };
+        if shape(&current) != shape(&keys) {
+            return Err(crate::Error::Config {
+                file: config.source.clone(),
+                message: "procedures or their envelope profiles changed: restart the hub for that"
+                    .into(),
+            });
+        }
         match self.keys.write() {
             Ok(mut guard) => *guard = keys,
             Err(poisoned) => *poisoned.into_inner() = keys,

@@ -215,6 +215,7 @@ async fn a_receipt_that_overtakes_the_delivered_commit_records_both() {
         problems: vec![],
         issued_at: "2026-11-30T10:00:00Z".into(),
         signed: b"signed receipt".to_vec(),
+        content_sha256: "c0ffee".into(),
     };
     assert_eq!(
         store.record_receipt(&receipt).await.unwrap(),
@@ -232,8 +233,14 @@ async fn a_receipt_that_overtakes_the_delivered_commit_records_both() {
         store.record_receipt(&receipt).await.unwrap(),
         ReceiptOutcome::Duplicate
     );
+    let mut resigned = receipt.clone();
+    resigned.signed = b"the same receipt, signed again".to_vec();
+    assert_eq!(
+        store.record_receipt(&resigned).await.unwrap(),
+        ReceiptOutcome::Duplicate
+    );
     let mut other = receipt.clone();
-    other.signed = b"another receipt".to_vec();
+    other.content_sha256 = "another content".into();
     assert_eq!(
         store.record_receipt(&other).await.unwrap(),
         ReceiptOutcome::Conflict

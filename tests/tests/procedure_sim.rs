@@ -1,11 +1,12 @@
 //! The reference procedure (`kopplung procedure-sim`) closes the loop: it consumes the
 //! queues, verifies each message as docs/vendors.md tells a vendor (cms and jose), and
-//! answers with a signed receipt the hub accepts.
+//! answers with a signed receipt and, later, a decision with its document — over HTTP
+//! (the cities) or on its AMQP reply queue (a district).
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, kopplung_bin, workspace};
+use kopplung_tests::{HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, kopplung_bin, workspace};
 use serde_json::Value;
 
 struct Child(std::process::Child);
@@ -18,7 +19,7 @@ impl Drop for Child {
 }
 
 #[tokio::test]
-async fn the_reference_procedures_receive_verify_and_confirm() {
+async fn the_reference_procedures_receive_verify_confirm_and_decide() {
     let broker = amqp().await;
     let hub = TestHub::start(HubSetup::default()).await;
     let log = std::fs::File::create(hub.dir.path().join("sim.log")).unwrap();
@@ -31,12 +32,11 @@ async fn the_reference_procedures_receive_verify_and_confirm() {
             .arg(hub.data_dir())
             .arg("--hub")
             .arg(hub.url(""))
-            .args([
-                "--only",
-                "dresden-maengel",
-                "--only",
-                "leipzig-buergerbuero",
-            ])
+            .args(["--only", "dresden-maengel"])
+            .args(["--only", "leipzig-buergerbuero"])
+            // A district procedure: its events come back on its AMQP reply queue.
+            .args(["--only", "landkreis-leipzig-maengel"])
+            .args(["--decision-delay-secs", "1"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -53,6 +53,11 @@ async fn the_reference_procedures_receive_verify_and_confirm() {
             "99115003000000",
             "147130000000",
             "meldebescheinigung/fixtures/vollstaendig",
+        ),
+        (
+            "99999001000000",
+            "147290050050",
+            "maengelanzeige/fixtures/minimal",
         ),
     ] {
         let mut body: Value = serde_json::from_str(
@@ -71,9 +76,10 @@ async fn the_reference_procedures_receive_verify_and_confirm() {
                 .to_owned(),
         );
     }
+    let client = reqwest::Client::new();
     for id in &ids {
         let status = hub
-            .wait_for_status(id, "received", Duration::from_secs(60))
+            .wait_for_status(id, "decided", Duration::from_secs(60))
             .await;
         let history: Vec<&str> = status["history"]
             .as_array()
@@ -83,13 +89,65 @@ async fn the_reference_procedures_receive_verify_and_confirm() {
             .collect();
         assert_eq!(
             history,
-            ["accepted", "prepared", "delivered", "received"],
+            ["accepted", "prepared", "delivered", "received", "decided"],
             "{status:#}"
+        );
+        // The decision in the mailbox, its document to download.
+        let mailbox = status["mailbox"].as_array().unwrap();
+        assert_eq!(mailbox.len(), 1);
+        assert_eq!(mailbox[0]["kind"], "decided");
+        assert!(
+            mailbox[0]["text"]
+                .as_str()
+                .unwrap()
+                .contains(status["receipt"].as_str().unwrap())
+        );
+        let document = &status["documents"][0];
+        assert_eq!(document["media_type"], "application/pdf");
+        let href = hub.url(document["href"].as_str().unwrap());
+        let own = client
+            .get(&href)
+            .bearer_auth(&hub.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(own.status(), 200);
+        assert_eq!(own.headers()["content-type"], "application/pdf");
+        assert_eq!(own.headers()["x-content-type-options"], "nosniff");
+        let bytes = own.bytes().await.unwrap();
+        assert!(bytes.starts_with(b"%PDF-"));
+        let sha512: String = openssl::sha::sha512(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(document["sha512"], sha512.as_str());
+        // No one else: another client, no token.
+        let other = client
+            .get(&href)
+            .bearer_auth(OTHER_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 404);
+        assert_eq!(client.get(&href).send().await.unwrap().status(), 401);
+        // The history names the document by hash; the decision text stays out of it.
+        let detail = status["history"][4]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&sha512) && !detail.contains("stattgegeben"),
+            "{detail}"
         );
     }
     let sim_log = std::fs::read_to_string(hub.dir.path().join("sim.log")).unwrap();
-    assert!(sim_log.contains("receipt sent"), "{sim_log}");
-    for queue in ["dresden-maengel", "leipzig-buergerbuero"] {
+    assert!(
+        sim_log.contains("event sent on the reply queue"),
+        "{sim_log}"
+    );
+    for queue in [
+        "dresden-maengel",
+        "leipzig-buergerbuero",
+        "landkreis-leipzig-maengel",
+        "landkreis-leipzig-maengel.events",
+    ] {
         delete_queue(&broker, &hub.queue(queue)).await;
     }
 }

@@ -256,7 +256,14 @@ async fn jose_receipts_from_jwcrypto_accept_or_reject() {
                 .as_str()
                 .unwrap()
                 .to_owned();
-            assert!(detail.contains("Nicht zuständig"), "{detail}");
+            assert!(
+                detail.contains("urn:example:problem:nicht-zustaendig"),
+                "{detail}"
+            );
+            assert!(
+                !detail.contains("Nicht zuständig"),
+                "free text stays out of the history"
+            );
         }
     }
     let queue = hub.queue("leipzig-buergerbuero");
@@ -266,5 +273,59 @@ async fn jose_receipts_from_jwcrypto_accept_or_reject() {
             .len(),
         2
     );
+    delete_queue(&broker, &queue).await;
+}
+
+#[tokio::test]
+async fn events_on_the_reply_queue_are_verified_like_http_ones() {
+    use lapin::options::BasicPublishOptions;
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup::default()).await;
+    let pki = hub.pki_dir();
+    // Borna: district Leipzig, whose procedure answers on its reply queue.
+    let status = delivered(
+        &hub,
+        "99999001000000",
+        "147290050050",
+        "maengelanzeige/fixtures/minimal",
+    )
+    .await;
+    let id = status["id"].as_str().unwrap().to_owned();
+    let receipt = json!({
+        "receipt_id": "a1b2c3d4-0000-4000-8000-000000000001",
+        "procedure": "landkreis-leipzig-maengel",
+        "message_id": status["delivery"]["message_id"],
+        "application_id": id,
+        "event": "accept",
+        "issued_at": "2026-11-30T10:00:00Z"
+    });
+    let channel = broker.create_channel().await.unwrap();
+    let queue = hub.queue("landkreis-leipzig-maengel.events");
+    let publish = |body: Vec<u8>| {
+        let channel = channel.clone();
+        let queue = queue.clone();
+        async move {
+            channel
+                .basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    lapin::BasicProperties::default(),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    // Forged: signed by Dresden's procedure, sent on Leipzig district's reply queue.
+    publish(openssl_sign(&pki, "dresden-maengel", &receipt)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(hub.status(&id).await["status"], "delivered");
+    assert!(hub.log().contains("unverifiable receipt refused"));
+    // Genuine: taken.
+    publish(openssl_sign(&pki, "landkreis-leipzig-maengel", &receipt)).await;
+    hub.wait_for_status(&id, "received", Duration::from_secs(20))
+        .await;
+    delete_queue(&broker, &hub.queue("landkreis-leipzig-maengel")).await;
     delete_queue(&broker, &queue).await;
 }

@@ -220,6 +220,8 @@ fn set_payload(receipt: &Receipt) -> Result<JwtPayload, Error> {
         &time::format_description::well_known::Rfc3339,
     )
     .map_err(|_| refused("issued_at is not RFC 3339"))?;
+    // Whole seconds, as RFC 7519 NumericDate is usually read.
+    let issued = issued.replace_nanosecond(0).unwrap_or(issued);
     payload.set_issued_at(&std::time::SystemTime::from(issued));
     payload
         .set_claim(
@@ -323,14 +325,21 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
         ),
         None => None,
     };
+    // Read `iat` ourselves: a value far off (milliseconds instead of seconds) must be
+    // refused, not overflow.
     let issued_at = payload
-        .issued_at()
-        .map(time::OffsetDateTime::from)
+        .claim("iat")
+        .and_then(|iat| {
+            iat.as_i64()
+                .or_else(|| iat.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+        })
+        .filter(|iat| (0..=32_503_680_000).contains(iat))
+        .and_then(|iat| time::OffsetDateTime::from_unix_timestamp(iat).ok())
         .and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
-        .ok_or_else(|| refused("claim iat is missing"))?;
+        .ok_or_else(|| refused("claim iat is missing or not seconds since 1970"))?;
     let receipt = Receipt {
         receipt_id: text("jti")?,
         procedure: text("iss")?,

@@ -62,4 +62,8 @@ impl AmqpBrokerConfig {
 pub struct AmqpSinkConfig {
     /// The durable queue the procedure consumes; declared by the hub if missing.
     pub queue: String,
+    /// A durable queue on which the procedure sends its signed events back, consumed
+    /// by the hub (optional; events can also come over HTTP).
+    #[serde(default)]
+    pub reply_queue: Option<String>,
 }

@@ -1,9 +1,12 @@
-//! `amqp`: publish to the procedure's durable queue on RabbitMQ with publisher confirms.
+//! `amqp`: publish to the procedure's durable queue on RabbitMQ with publisher confirms,
+//! and consume the procedure's reply queue for its events.
 
 mod config;
 mod sink;
+mod source;
 #[cfg(test)]
 mod tests;
 
 pub use config::{AmqpBrokerConfig, AmqpSinkConfig};
 pub use sink::{AmqpBroker, AmqpSink};
+pub use source::{Handled, consume_replies};

@@ -48,6 +48,7 @@ async fn a_confirmed_message_is_in_the_queue_with_its_properties() {
         AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
         AmqpSinkConfig {
             queue: queue.clone(),
+            reply_queue: None,
         },
     );
     let sent = message(b"sealed bytes");
@@ -93,6 +94,7 @@ async fn a_returned_message_is_a_retry_and_the_queue_is_declared_again() {
         AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
         AmqpSinkConfig {
             queue: queue.clone(),
+            reply_queue: None,
         },
     );
     assert_eq!(sink.deliver(&message(b"1")).await, Outcome::Delivered);
@@ -119,7 +121,13 @@ async fn an_unreachable_broker_is_a_retry_and_attempts_are_spaced_out() {
     config.reconnect_base_ms = 1_000;
     config.reconnect_max_ms = 4_000;
     let broker = AmqpBroker::new(config);
-    let sink = AmqpSink::new(broker.clone(), AmqpSinkConfig { queue: "q".into() });
+    let sink = AmqpSink::new(
+        broker.clone(),
+        AmqpSinkConfig {
+            queue: "q".into(),
+            reply_queue: None,
+        },
+    );
 
     let first = sink.deliver(&message(b"x")).await;
     assert!(
@@ -177,6 +185,7 @@ async fn a_queue_the_vendor_declared_with_other_arguments_is_used_as_it_is() {
         AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
         AmqpSinkConfig {
             queue: queue.clone(),
+            reply_queue: None,
         },
     );
     assert_eq!(sink.deliver(&message(b"1")).await, Outcome::Delivered);
@@ -208,6 +217,7 @@ async fn concurrent_deliveries_are_each_confirmed_once() {
         AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
         AmqpSinkConfig {
             queue: queue.clone(),
+            reply_queue: None,
         },
     ));
     let mut tasks = tokio::task::JoinSet::new();

@@ -117,18 +117,54 @@ pub async fn document(
     }
     match state.store.document(id, document).await {
         Ok(Some((info, content))) => {
-            let disposition = format!(
-                "attachment; filename=\"{}\"",
-                info.filename.replace(['"', '\\', '\r', '\n'], "_")
-            );
+            // Served only as a download of a known type, never rendered on this origin.
+            let media_type: &'static str = match info.media_type.as_str() {
+                "application/pdf" => "application/pdf",
+                "image/png" => "image/png",
+                "image/jpeg" => "image/jpeg",
+                _ => "application/octet-stream",
+            };
+            let ascii: String = info
+                .filename
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let encoded: String = info
+                .filename
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            let disposition =
+                format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}");
             let mut response = content.into_response();
             let headers = response.headers_mut();
-            if let Ok(value) = axum::http::HeaderValue::from_str(&info.media_type) {
-                headers.insert(axum::http::header::CONTENT_TYPE, value);
-            }
+            headers.insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static(media_type),
+            );
             if let Ok(value) = axum::http::HeaderValue::from_str(&disposition) {
                 headers.insert(axum::http::header::CONTENT_DISPOSITION, value);
             }
+            headers.insert(
+                axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                axum::http::HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                axum::http::HeaderValue::from_static("sandbox"),
+            );
             response
         }
         Ok(None) => Problem::not_found().into_response(),

@@ -6,6 +6,7 @@ mod intake;
 pub mod problem;
 mod receipt;
 mod receipts;
+pub use receipts::take_event;
 mod services;
 
 use std::collections::BTreeMap;

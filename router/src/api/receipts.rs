@@ -35,44 +35,72 @@ pub async fn submit(
         )
         .into_response();
     };
-    let receipt = match state.preparer.verify_receipt(&procedure, &bytes) {
+    match take_event(&state, &procedure, bytes.to_vec()).await {
+        Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// Verifies and records one signed event of `procedure`, from whichever channel it came
+/// (HTTP, the procedure's AMQP reply queue). The answer for the procedure, or why not.
+pub async fn take_event(
+    state: &ApiState,
+    procedure: &str,
+    bytes: Vec<u8>,
+) -> Result<serde_json::Value, Problem> {
+    let receipt = match state.preparer.verify_receipt(procedure, &bytes) {
         Ok(receipt) => receipt,
-        Err(ReceiptError::UnknownProcedure(_)) => return Problem::not_found().into_response(),
+        Err(ReceiptError::UnknownProcedure(_)) => return Err(Problem::not_found()),
         Err(e @ ReceiptError::NoCertificate(_)) => {
             tracing::warn!(%procedure, error = %e, "receipt refused");
-            return Problem::new(
+            return Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "receipt-refused",
                 "This procedure cannot send receipts",
             )
-            .detail(e.to_string())
-            .into_response();
+            .detail(e.to_string()));
         }
         Err(ReceiptError::Refused(reason)) => {
-            tracing::warn!(%procedure, %reason, "unverifiable receipt refused");
-            return Problem::new(
+            // The reason may quote the event's content: it goes to the sender, not the log.
+            tracing::warn!(%procedure, "unverifiable receipt refused");
+            return Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "receipt-unverifiable",
                 "The receipt does not verify with the procedure's certificate",
             )
-            .detail(reason)
-            .into_response();
+            .detail(reason));
         }
     };
+    // The id is ours to keep in history and audit trail: short and plain.
+    let plain_id = !receipt.receipt_id.is_empty()
+        && receipt.receipt_id.len() <= 64
+        && receipt
+            .receipt_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if !plain_id {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-receipt-id",
+            "A receipt id has at most 64 characters: letters, digits, - _ . :",
+        ));
+    }
+    let content_sha256 = hex::encode(openssl::sha::sha256(
+        &serde_json::to_vec(&receipt).unwrap_or_default(),
+    ));
     let (Ok(message_id), Ok(application_id)) = (
         Uuid::parse_str(&receipt.message_id),
         Uuid::parse_str(&receipt.application_id),
     ) else {
-        return Problem::new(
+        return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown-message",
             "The receipt names no message of this hub",
-        )
-        .into_response();
+        ));
     };
     let record = ReceiptRecord {
         receipt_id: receipt.receipt_id.clone(),
-        procedure_id: procedure.clone(),
+        procedure_id: procedure.to_owned(),
         message_id,
         application_id,
         status: match receipt.event {
@@ -94,62 +122,68 @@ pub async fn submit(
                     content,
                 }),
                 Err(_) => {
-                    return Problem::new(
+                    return Err(Problem::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "bad-document",
                         "The event's document is not valid base64",
-                    )
-                    .into_response();
+                    ));
                 }
             },
             None => None,
         },
+        // Only the problem types: titles and details are free text and may be personal
+        // data, which the history and the audit trail must not hold.
         problems: receipt
             .problems
             .iter()
-            .map(|p| format!("{} ({})", p.title, p.kind))
+            .map(|p| {
+                let plain = p.kind.len() <= 200 && p.kind.bytes().all(|b| b.is_ascii_graphic());
+                if plain {
+                    p.kind.clone()
+                } else {
+                    "(unnamed problem type)".to_owned()
+                }
+            })
             .collect(),
         issued_at: receipt.issued_at.clone(),
-        signed: bytes.to_vec(),
+        signed: bytes,
+        content_sha256,
     };
     match state.store.record_receipt(&record).await {
         Ok(ReceiptOutcome::Applied(status)) => {
             tracing::info!(%procedure, application_id = %application_id, message_id = %message_id, status = status.as_str(), "receipt recorded");
-            (
-                StatusCode::OK,
-                Json(json!({"receipt_id": receipt.receipt_id, "recorded": true, "status": status})),
-            )
-                .into_response()
+            Ok(json!({"receipt_id": receipt.receipt_id, "recorded": true, "status": status}))
         }
-        Ok(ReceiptOutcome::Duplicate) => (
-            StatusCode::OK,
-            Json(json!({"receipt_id": receipt.receipt_id, "recorded": false, "duplicate": true})),
-        )
-            .into_response(),
-        Ok(ReceiptOutcome::Conflict) => Problem::new(
+        Ok(ReceiptOutcome::Duplicate) => {
+            Ok(json!({"receipt_id": receipt.receipt_id, "recorded": false, "duplicate": true}))
+        }
+        Ok(ReceiptOutcome::Conflict) => Err(Problem::new(
             StatusCode::CONFLICT,
             "receipt-id-reused",
             "This receipt id was used for a different receipt",
+        )),
+        Ok(ReceiptOutcome::OutOfOrder(current)) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "event-out-of-order",
+            "The event does not follow from the application's state",
         )
-        .into_response(),
-        Ok(ReceiptOutcome::AlreadyFinal) => Problem::new(
+        .detail(format!("the application is {}", current.as_str()))),
+        Ok(ReceiptOutcome::AlreadyFinal) => Err(Problem::new(
             StatusCode::CONFLICT,
             "application-final",
             "The application is already decided or rejected",
-        )
-        .into_response(),
+        )),
         Ok(ReceiptOutcome::UnknownMessage) => {
             tracing::warn!(%procedure, message_id = %message_id, "receipt for a message this procedure did not receive");
-            Problem::new(
+            Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown-message",
                 "This procedure was not delivered that message",
-            )
-            .into_response()
+            ))
         }
         Err(e) => {
             tracing::error!(error = %e, "recording a receipt failed");
-            Problem::unavailable("the store is not reachable").into_response()
+            Err(Problem::unavailable("the store is not reachable"))
         }
     }
 }

@@ -41,6 +41,19 @@ impl Status {
         matches!(self, Self::Decided | Self::Rejected)
     }
 
+    /// Whether a procedure's event may move an application from `self` to `to`:
+    /// delivered → received → in_progress ⇄ query → decided, and rejected from any
+    /// non-final state after delivery.
+    pub fn may_become(self, to: Status) -> bool {
+        use Status::*;
+        match to {
+            Received => self == Delivered,
+            Rejected => matches!(self, Delivered | Received | InProgress | Query),
+            InProgress | Query | Decided => matches!(self, Received | InProgress | Query),
+            _ => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Accepted => "accepted",
@@ -221,6 +234,8 @@ pub struct ReceiptRecord {
     pub issued_at: String,
     /// The receipt exactly as signed.
     pub signed: Vec<u8>,
+    /// SHA-256 (hex) of the verified content: the same receipt sent twice has the same.
+    pub content_sha256: String,
 }
 
 /// A document a procedure sent (the decision).
@@ -265,6 +280,9 @@ pub enum ReceiptOutcome {
     UnknownMessage,
     /// The application is already decided or rejected.
     AlreadyFinal,
+    /// The event does not follow from the application's state (e.g. a decision
+    /// before the receipt).
+    OutOfOrder(Status),
 }
 
 #[derive(Debug, thiserror::Error)]

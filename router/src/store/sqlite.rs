@@ -685,13 +685,15 @@ impl Store for SqliteStore {
     async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError> {
         let mut tx = self.write().await?;
         let signed_sha256 = sha256_hex(&receipt.signed);
-        let earlier: Option<String> =
-            sqlx::query_scalar("SELECT signed_sha256 FROM receipts WHERE receipt_id = ?")
-                .bind(&receipt.receipt_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let earlier: Option<String> = sqlx::query_scalar(
+            "SELECT content_sha256 FROM receipts WHERE procedure_id = ? AND receipt_id = ?",
+        )
+        .bind(&receipt.procedure_id)
+        .bind(&receipt.receipt_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(earlier) = earlier {
-            return Ok(if earlier == signed_sha256 {
+            return Ok(if earlier == receipt.content_sha256 {
                 ReceiptOutcome::Duplicate
             } else {
                 ReceiptOutcome::Conflict
@@ -712,8 +714,19 @@ impl Store for SqliteStore {
         };
         let step: String = row.try_get("step")?;
         let current: String = row.try_get("status")?;
-        if Status::parse(&current).is_some_and(Status::is_final) {
+        let current = Status::parse(&current)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {current}")))?;
+        if current.is_final() {
             return Ok(ReceiptOutcome::AlreadyFinal);
+        }
+        // An early receipt overtakes our own `delivered` commit (see below).
+        let effective = if current == Status::Prepared {
+            Status::Delivered
+        } else {
+            current
+        };
+        if !effective.may_become(receipt.status) {
+            return Ok(ReceiptOutcome::OutOfOrder(current));
         }
         match step.as_str() {
             "done" => {}
@@ -746,8 +759,8 @@ impl Store for SqliteStore {
             _ => return Ok(ReceiptOutcome::UnknownMessage),
         }
         sqlx::query(
-            "INSERT INTO receipts (receipt_id, application_id, procedure_id, message_id, event, issued_at, received_at, signed, signed_sha256)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO receipts (receipt_id, application_id, procedure_id, message_id, event, issued_at, received_at, signed, signed_sha256, content_sha256)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&receipt.receipt_id)
         .bind(receipt.application_id.to_string())
@@ -758,6 +771,7 @@ impl Store for SqliteStore {
         .bind(rfc3339(OffsetDateTime::now_utc()))
         .bind(&receipt.signed)
         .bind(&signed_sha256)
+        .bind(&receipt.content_sha256)
         .execute(&mut *tx)
         .await?;
         let status = receipt.status;
