@@ -21,8 +21,9 @@ ensure_packages() {
 # Packages to build kopplung.
 # libxml2-dev and libclang-dev: XSD validation through libxml2 (bindings generated at build).
 BUILD_PACKAGES=(build-essential pkg-config libssl-dev openssl libxml2-dev libclang-dev)
-# Packages the tests use besides: the services and the vendor-side tools.
-TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils)
+# Packages the tests use besides: the services and the vendor-side tools (xmllint, and a
+# Python virtualenv for jwcrypto, which the tests create).
+TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv)
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
