@@ -33,8 +33,15 @@ pub struct OutboundMessage {
 pub enum Outcome {
     /// The receiving side took responsibility for the message.
     Delivered,
-    /// Not delivered this time; try again, not before `not_before` if given.
+    /// Not delivered this time; try again, not before `not_before` if given. Counts as
+    /// an attempt at this message.
     Retry {
+        reason: String,
+        not_before: Option<Duration>,
+    },
+    /// The destination is not reachable at all (broker down): wait and try again. Says
+    /// nothing about this message, so it does not count towards dead-lettering.
+    Unavailable {
         reason: String,
         not_before: Option<Duration>,
     },

@@ -33,6 +33,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub delivery: RetryPolicy,
     pub signing: Option<SigningConfig>,
+    pub admin: Option<AdminConfig>,
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientConfig>,
 }
@@ -85,21 +86,46 @@ fn default_directory_version() -> String {
     "2".into()
 }
 
-/// When to try a failed delivery again: exponential backoff with full jitter.
+/// When to try a failed delivery again: exponential backoff with full jitter, and when
+/// to give up (dead letter). Waiting for an unreachable broker is not an attempt.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
+    #[serde(default = "default_base_delay")]
     pub base_delay_ms: u64,
+    #[serde(default = "default_max_delay")]
     pub max_delay_ms: u64,
+    /// Attempts before the message is dead-lettered.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_base_delay() -> u64 {
+    1_000
+}
+fn default_max_delay() -> u64 {
+    60_000
+}
+fn default_max_attempts() -> u32 {
+    10
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            base_delay_ms: 1_000,
-            max_delay_ms: 60_000,
+            base_delay_ms: default_base_delay(),
+            max_delay_ms: default_max_delay(),
+            max_attempts: default_max_attempts(),
         }
     }
+}
+
+/// How operators authenticate at the admin API (`/api/v1/admin/…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// A file holding the admin token, relative to the data directory.
+    pub token_file: PathBuf,
 }
 
 /// A submitting client (a portal, a form solution) and how it authenticates.
@@ -157,6 +183,9 @@ pub struct ProcedureConfig {
     #[serde(default)]
     pub receipt_certificate: Option<PathBuf>,
     pub delivery: DeliveryConfig,
+    /// This procedure's retry policy; `[delivery]` of kopplung.toml otherwise.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -278,15 +307,30 @@ impl Config {
                 "[signing]: give pkcs12 together with passphrase_env".into(),
             ));
         }
-        let policy = &self.file.delivery;
-        if policy.base_delay_ms < 10
-            || policy.max_delay_ms < policy.base_delay_ms
-            || policy.max_delay_ms > 86_400_000
-        {
-            return Err(invalid(
-                main,
-                "[delivery]: need 10 <= base_delay_ms <= max_delay_ms <= 86400000 (one day)".into(),
-            ));
+        let check_policy = |policy: &RetryPolicy, file: &Path, at: &str| {
+            if policy.base_delay_ms < 10
+                || policy.max_delay_ms < policy.base_delay_ms
+                || policy.max_delay_ms > 86_400_000
+                || policy.max_attempts == 0
+            {
+                return Err(invalid(
+                    file,
+                    format!(
+                        "{at}: need 10 <= base_delay_ms <= max_delay_ms <= 86400000 (one day) and max_attempts >= 1"
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        check_policy(&self.file.delivery, main, "[delivery]")?;
+        for procedure in &self.routing.procedures {
+            if let Some(policy) = &procedure.retry {
+                check_policy(
+                    policy,
+                    routing,
+                    &format!("procedure `{}` retry", procedure.id),
+                )?;
+            }
         }
         if let Some(amqp) = &self.file.amqp {
             let attempt = amqp

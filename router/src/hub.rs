@@ -130,6 +130,19 @@ pub async fn run(
         regions,
         store: store.clone(),
         clients,
+        admins: Clients::load(
+            &config
+                .file
+                .admin
+                .iter()
+                .map(|a| crate::config::ClientConfig {
+                    id: "admin".into(),
+                    token_sha256: None,
+                    token_file: Some(a.token_file.clone()),
+                })
+                .collect::<Vec<_>>(),
+            &config.data_dir,
+        )?,
         destinations,
         limits: config.file.limits.clone(),
         public_url,
@@ -172,6 +185,12 @@ pub async fn run(
         preparer,
         sinks,
         config.file.delivery,
+        config
+            .routing
+            .procedures
+            .iter()
+            .filter_map(|p| p.retry.map(|r| (p.id.clone(), r)))
+            .collect(),
         wake,
     ));
     let (stop_outbox, outbox_stopped) = watch::channel(false);

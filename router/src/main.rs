@@ -93,6 +93,17 @@ enum Command {
         #[command(subcommand)]
         command: MappingCommand,
     },
+    /// Dead letters of a running hub, through its admin API.
+    Deadletters {
+        /// The hub's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+        hub: String,
+        /// The file with the admin token.
+        #[arg(long, default_value = "demo-data/admin-token", global = true)]
+        token_file: PathBuf,
+        #[command(subcommand)]
+        command: DeadlettersCommand,
+    },
     /// Manage the demo PKI.
     Keys {
         #[command(subcommand)]
@@ -153,6 +164,16 @@ enum MappingCommand {
         #[arg(long)]
         input: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum DeadlettersCommand {
+    /// List the dead letters: application, procedure, attempts, reason.
+    List,
+    /// One dead letter in full (JSON).
+    Show { application_id: String },
+    /// Put a dead letter back into the outbox; it goes out with the same message id.
+    Replay { application_id: String },
 }
 
 #[derive(Subcommand)]
@@ -223,6 +244,11 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Mapping { config, command } => mapping_command(&config, command),
+            Command::Deadletters {
+                hub,
+                token_file,
+                command,
+            } => deadletters_command(&hub, &token_file, command).await,
             Command::Audit { command } => audit_command(command).await,
             Command::Keys {
                 command: KeysCommand::Init { dir, config },
@@ -412,6 +438,63 @@ async fn audit_command(command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
+async fn deadletters_command(
+    hub: &str,
+    token_file: &Path,
+    command: DeadlettersCommand,
+) -> anyhow::Result<()> {
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("reading the admin token {}", token_file.display()))?;
+    let base = format!("{}/api/v1/admin/deadletters", hub.trim_end_matches('/'));
+    let client = reqwest::Client::new();
+    let request = match &command {
+        DeadlettersCommand::List => client.get(&base),
+        DeadlettersCommand::Show { application_id } => {
+            client.get(format!("{base}/{application_id}"))
+        }
+        DeadlettersCommand::Replay { application_id } => {
+            client.post(format!("{base}/{application_id}/replay"))
+        }
+    };
+    let response = request
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .with_context(|| format!("reaching the hub at {hub}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        bail!(
+            "the hub answered {status}: {}",
+            body["detail"]
+                .as_str()
+                .or(body["title"].as_str())
+                .unwrap_or("")
+        );
+    }
+    match command {
+        DeadlettersCommand::List => {
+            let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
+            for letter in &letters {
+                println!(
+                    "{}  {}  {}  attempts {}  {}",
+                    letter["application_id"].as_str().unwrap_or_default(),
+                    letter["receipt"].as_str().unwrap_or_default(),
+                    letter["procedure"].as_str().unwrap_or_default(),
+                    letter["attempts"],
+                    letter["reason"].as_str().unwrap_or_default()
+                );
+            }
+            println!("{} dead letter(s)", letters.len());
+        }
+        DeadlettersCommand::Show { .. } => println!("{body:#}"),
+        DeadlettersCommand::Replay { application_id } => {
+            println!("replayed {application_id}: it goes out again with its message id")
+        }
+    }
+    Ok(())
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         // lapin logs a returned message with its whole (sealed) body at warn level.
@@ -511,6 +594,12 @@ async fn demo(
                 write_token(&path)?;
             }
             token_paths.push(path);
+        }
+    }
+    if let Some(admin) = &config.file.admin {
+        let path = data_dir.join(&admin.token_file);
+        if !path.is_file() {
+            write_token(&path)?;
         }
     }
     let listen = listen.unwrap_or(config.file.server.listen);

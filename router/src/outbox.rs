@@ -40,6 +40,8 @@ pub struct Dispatcher {
     pub preparer: Arc<Preparer>,
     pub sinks: BTreeMap<String, Arc<dyn Sink>>,
     pub policy: RetryPolicy,
+    /// Procedures with a retry policy of their own.
+    pub policies: BTreeMap<String, RetryPolicy>,
     /// Poked by intake after each commit, so new work starts at once.
     pub wake: Arc<Notify>,
     /// Identifies this process in lease tokens.
@@ -53,6 +55,7 @@ impl Dispatcher {
         preparer: Arc<Preparer>,
         sinks: BTreeMap<String, Arc<dyn Sink>>,
         policy: RetryPolicy,
+        policies: BTreeMap<String, RetryPolicy>,
         wake: Arc<Notify>,
     ) -> Self {
         Self {
@@ -60,6 +63,7 @@ impl Dispatcher {
             preparer,
             sinks,
             policy,
+            policies,
             wake,
             owner: format!("kopplung-{}", uuid::Uuid::new_v4()),
             prepare_slots: Arc::new(Semaphore::new(PREPARE_PARALLELISM)),
@@ -234,9 +238,28 @@ impl Dispatcher {
                 tracing::info!("delivered");
             }
             Outcome::Retry { reason, not_before } => {
-                let due = OffsetDateTime::now_utc() + self.backoff(item.attempts, not_before);
-                tracing::warn!(%reason, attempts = item.attempts + 1, "delivery failed; will retry");
-                self.store.record_retry(item, due, &reason).await?;
+                let policy = self.policy_of(&item.procedure_id);
+                let attempts = item.attempts + 1;
+                if attempts >= policy.max_attempts {
+                    let reason =
+                        format!("given up after {attempts} attempts; last error: {reason}");
+                    tracing::error!(%reason, "delivery dead-lettered");
+                    self.store
+                        .record_failed(item, Status::DeadLettered, &reason)
+                        .await?;
+                } else {
+                    let due =
+                        OffsetDateTime::now_utc() + backoff(&policy, item.attempts, not_before);
+                    tracing::warn!(%reason, attempts, "delivery failed; will retry");
+                    self.store.record_retry(item, due, &reason).await?;
+                }
+            }
+            Outcome::Unavailable { reason, not_before } => {
+                // Not this message's fault: wait without counting an attempt.
+                let policy = self.policy_of(&item.procedure_id);
+                let due = OffsetDateTime::now_utc() + backoff(&policy, item.attempts, not_before);
+                tracing::warn!(%reason, "destination unreachable; waiting");
+                self.store.record_wait(item, due, &reason).await?;
             }
             Outcome::Permanent { reason } => {
                 tracing::error!(%reason, "delivery refused permanently; dead-lettered");
@@ -249,9 +272,19 @@ impl Dispatcher {
     }
 
     fn backoff(&self, attempts: u32, not_before: Option<Duration>) -> Duration {
-        let jitter = full_jitter(&self.policy, attempts, &mut rand::rng());
-        not_before.map_or(jitter, |floor| jitter.max(floor))
+        backoff(&self.policy, attempts, not_before)
     }
+
+    /// The procedure's own retry policy, or the hub's.
+    fn policy_of(&self, procedure: &str) -> RetryPolicy {
+        self.policies.get(procedure).copied().unwrap_or(self.policy)
+    }
+}
+
+/// The pause before the next attempt: full jitter, but not before `not_before`.
+fn backoff(policy: &RetryPolicy, attempts: u32, not_before: Option<Duration>) -> Duration {
+    let jitter = full_jitter(policy, attempts, &mut rand::rng());
+    not_before.map_or(jitter, |floor| jitter.max(floor))
 }
 
 /// Exponential backoff with full jitter: uniform in `[0, min(max, base * 2^attempts)]`.
@@ -273,6 +306,7 @@ mod tests {
         let policy = RetryPolicy {
             base_delay_ms: 100,
             max_delay_ms: 1_000,
+            max_attempts: 10,
         };
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for attempts in 0..40 {

@@ -107,6 +107,9 @@ impl Default for HubSetup {
     }
 }
 
+/// The admin token of every test hub.
+pub const ADMIN_TOKEN: &str = "admin-token-of-the-test-hub-0123456789";
+
 /// The token of the second client of every test hub.
 pub const OTHER_TOKEN: &str = "other-client-token-0123456789abcdef";
 
@@ -144,6 +147,7 @@ impl TestHub {
         std::fs::write(data_dir.join("intake-token"), &token).expect("token");
         // A second client, to show that clients see only their own applications.
         std::fs::write(data_dir.join("other-token"), OTHER_TOKEN).expect("token");
+        std::fs::write(data_dir.join("admin-token"), ADMIN_TOKEN).expect("token");
         let hub = Self {
             dir,
             port: free_port(),
@@ -218,6 +222,9 @@ token_file = "intake-token"
 [[client]]
 id = "other"
 token_file = "other-token"
+
+[admin]
+token_file = "admin-token"
 "#,
             mappings = setup
                 .mappings

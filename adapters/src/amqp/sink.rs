@@ -314,7 +314,7 @@ impl Sink for AmqpSink {
         let borrowed = match self.broker.borrow(queue).await {
             Ok(borrowed) => borrowed,
             Err(unavailable) => {
-                return Outcome::Retry {
+                return Outcome::Unavailable {
                     reason: unavailable.reason,
                     not_before: Some(unavailable.retry_in),
                 };

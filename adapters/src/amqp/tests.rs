@@ -131,7 +131,7 @@ async fn an_unreachable_broker_is_a_retry_and_attempts_are_spaced_out() {
 
     let first = sink.deliver(&message(b"x")).await;
     assert!(
-        matches!(&first, Outcome::Retry { reason, not_before: Some(d) } if reason.contains("unreachable") && *d == Duration::from_secs(1)),
+        matches!(&first, Outcome::Unavailable { reason, not_before: Some(d) } if reason.contains("unreachable") && *d == Duration::from_secs(1)),
         "{first:?}"
     );
     assert_eq!(broker.connect_attempts().await, 1);
@@ -140,7 +140,7 @@ async fn an_unreachable_broker_is_a_retry_and_attempts_are_spaced_out() {
     tokio::time::advance(Duration::from_millis(500)).await;
     let waiting = sink.deliver(&message(b"x")).await;
     assert!(
-        matches!(waiting, Outcome::Retry { not_before: Some(d), .. } if d == Duration::from_millis(500))
+        matches!(waiting, Outcome::Unavailable { not_before: Some(d), .. } if d == Duration::from_millis(500))
     );
     assert_eq!(broker.connect_attempts().await, 1);
 
@@ -149,7 +149,7 @@ async fn an_unreachable_broker_is_a_retry_and_attempts_are_spaced_out() {
         tokio::time::advance(Duration::from_secs(4)).await;
         let outcome = sink.deliver(&message(b"x")).await;
         assert!(
-            matches!(outcome, Outcome::Retry { not_before: Some(d), .. } if d == Duration::from_secs(expected_pause)),
+            matches!(outcome, Outcome::Unavailable { not_before: Some(d), .. } if d == Duration::from_secs(expected_pause)),
             "{outcome:?}"
         );
         assert_eq!(broker.connect_attempts().await, attempts);

@@ -1,5 +1,6 @@
 //! The router's public HTTP API (JSON; errors as RFC 7807 problem details).
 
+mod admin;
 mod applications;
 pub mod auth;
 mod intake;
@@ -35,6 +36,8 @@ pub struct ApiState {
     pub regions: Arc<Regions>,
     pub store: Arc<dyn Store>,
     pub clients: auth::Clients,
+    /// Operators of the admin API.
+    pub admins: auth::Clients,
     pub destinations: BTreeMap<String, DestinationInfo>,
     pub limits: Limits,
     /// Base of `Location` headers, e.g. `http://127.0.0.1:8080`.
@@ -50,6 +53,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/applications", post(intake::submit))
         .route("/api/v1/applications/{id}", get(applications::show))
         .route("/api/v1/services", get(services::list))
+        .route("/api/v1/admin/deadletters", get(admin::dead_letters))
+        .route("/api/v1/admin/deadletters/{id}", get(admin::dead_letter))
+        .route("/api/v1/admin/deadletters/{id}/replay", post(admin::replay))
         .route("/api/v1/procedures/{id}/receipts", post(receipts::submit))
         .route("/api/v1/procedures/{id}/events", post(receipts::submit))
         .route(

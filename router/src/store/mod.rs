@@ -205,6 +205,20 @@ pub struct WorkItem {
     pub lease: String,
 }
 
+/// A message whose delivery was given up.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    pub application_id: Uuid,
+    pub receipt: String,
+    pub service: String,
+    pub procedure: String,
+    pub message_id: Uuid,
+    pub attempts: u32,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
 /// What the prepare step needs of an application.
 #[derive(Debug, Clone)]
 pub struct PrepareInput {
@@ -342,6 +356,22 @@ pub trait Store: Send + Sync {
         due: OffsetDateTime,
         error: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Like `record_retry`, but the wait is not an attempt at this message (the
+    /// destination was unreachable altogether).
+    async fn record_wait(
+        &self,
+        item: &WorkItem,
+        due: OffsetDateTime,
+        reason: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// The dead letters, oldest first.
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Puts a dead letter back into the outbox with its message id unchanged (due now,
+    /// attempts counted afresh). Returns `false` if the application is no dead letter.
+    async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError>;
 
     /// A failure that retrying cannot fix: `invalid` (mapping) or `dead_lettered` (delivery).
     async fn record_failed(

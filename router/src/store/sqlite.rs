@@ -22,9 +22,9 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::{
-    Accepted, ApplicationRecord, Attachment, DeliveryRecord, DocumentInfo, HistoryEntry,
-    IdempotencyKey, Inserted, MailboxEntry, NewApplication, PrepareInput, ReceiptOutcome,
-    ReceiptRecord, Status, Step, Store, StoreError, WorkItem,
+    Accepted, ApplicationRecord, Attachment, DeadLetter, DeliveryRecord, DocumentInfo,
+    HistoryEntry, IdempotencyKey, Inserted, MailboxEntry, NewApplication, PrepareInput,
+    ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError, WorkItem,
 };
 use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_hex};
 
@@ -671,8 +671,9 @@ impl Store for SqliteStore {
         };
         let mut tx = self.write().await?;
         let updated = sqlx::query(
-            "UPDATE deliveries SET step = ?, last_error = ?, lease_owner = NULL, lease_until = NULL
-             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
+            "UPDATE deliveries SET step = ?1, last_error = ?2, lease_owner = NULL, lease_until = NULL,
+                    attempts = attempts + CASE WHEN ?1 = 'dead' THEN 1 ELSE 0 END
+             WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
         )
         .bind(step)
         .bind(error)
@@ -680,6 +681,91 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         transition(tx, updated.rows_affected(), item, status, error, None).await
+    }
+
+    async fn record_wait(
+        &self,
+        item: &WorkItem,
+        due: OffsetDateTime,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE deliveries SET last_error = ?, due_at = ?, lease_owner = NULL, lease_until = NULL
+             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
+        )
+        .bind(reason)
+        .bind(millis(due))
+        .bind_lease(item)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        sqlx::query(
+            "SELECT a.id, a.receipt, a.service_key, a.updated_at, d.procedure_id, d.message_id,
+                    d.attempts, d.last_error
+             FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.step = 'dead' ORDER BY a.updated_at",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(DeadLetter {
+                application_id: parse_uuid(&row.try_get::<String, _>("id")?)?,
+                receipt: row.try_get("receipt")?,
+                service: row.try_get("service_key")?,
+                procedure: row.try_get("procedure_id")?,
+                message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
+                attempts: row
+                    .try_get::<i64, _>("attempts")?
+                    .try_into()
+                    .unwrap_or(u32::MAX),
+                reason: row
+                    .try_get::<Option<String>, _>("last_error")?
+                    .unwrap_or_default(),
+                since: parse_time(&row.try_get::<String, _>("updated_at")?)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        // Back to `deliver` with the sealed message as it was (same message id), or to
+        // `prepare` if it was never sealed.
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = CASE WHEN sealed IS NULL THEN 'prepare' ELSE 'deliver' END,
+                    attempts = 0, due_at = ?, lease_owner = NULL, lease_until = NULL
+             WHERE application_id = ? AND step = 'dead'
+             RETURNING message_id, sealed",
+        )
+        .bind(millis(OffsetDateTime::now_utc()))
+        .bind(application_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = updated else {
+            return Ok(false);
+        };
+        let message_id: String = row.try_get("message_id")?;
+        let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
+        let status = if sealed.is_some() {
+            Status::Prepared
+        } else {
+            Status::Accepted
+        };
+        set_status(&mut tx, application_id, status).await?;
+        append_history(
+            &mut tx,
+            application_id,
+            status,
+            &format!("dead letter replayed by {by}; message {message_id} goes out again"),
+            sealed.as_deref().map(sha256_hex),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError> {
