@@ -130,6 +130,7 @@ pub async fn run(
         regions,
         store: store.clone(),
         clients,
+        brokers: broker.iter().cloned().collect(),
         admins: Clients::load(
             &config
                 .file

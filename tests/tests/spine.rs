@@ -575,6 +575,13 @@ async fn applications_wait_for_the_broker_and_go_out_when_it_is_reachable() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(waiting["status"], "prepared");
+    // Readiness says the broker is down and shows the backlog; intake goes on.
+    let ready = reqwest::get(hub.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["brokers"][0]["connected"], false);
+    assert_eq!(ready["backlog"][0]["procedure"], "dresden-maengel");
+    assert_eq!(ready["backlog"][0]["pending"], 1);
     assert!(waiting["delivery"]["next_attempt_at"].is_string());
     assert!(
         waiting["delivery"]["state"]
@@ -588,6 +595,10 @@ async fn applications_wait_for_the_broker_and_go_out_when_it_is_reachable() {
         .wait_for_status(&id, "delivered", Duration::from_secs(30))
         .await;
     assert!(delivered["delivery"]["last_error"].is_null());
+    let ready = reqwest::get(hub.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["backlog"], json!([]));
     let queue = hub.queue("dresden-maengel");
     let received = drain(&broker, &queue, Duration::from_millis(500)).await;
     assert_eq!(received.len(), 1);

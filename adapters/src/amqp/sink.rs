@@ -86,6 +86,21 @@ impl AmqpBroker {
             .is_some_and(|link| link.connection.status().connected())
     }
 
+    /// For readiness checks: connected now, or a connection attempt (respecting the
+    /// pause after failures) succeeds.
+    pub async fn check(&self) -> Result<(), String> {
+        let mut state = self.state.lock().await;
+        if state
+            .link
+            .as_ref()
+            .is_some_and(|link| link.connection.status().connected())
+        {
+            return Ok(());
+        }
+        state.link = None;
+        self.reconnect(&mut state).await.map_err(|u| u.reason)
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_secs(self.config.connect_timeout_secs)
     }

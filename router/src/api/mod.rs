@@ -3,6 +3,7 @@
 mod admin;
 mod applications;
 pub mod auth;
+mod health;
 mod intake;
 pub mod problem;
 mod receipt;
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub regions: Arc<Regions>,
     pub store: Arc<dyn Store>,
     pub clients: auth::Clients,
+    /// The brokers of the AMQP procedures, for `/readyz`.
+    pub brokers: Vec<Arc<kopplung_adapters::amqp::AmqpBroker>>,
     /// Operators of the admin API.
     pub admins: auth::Clients,
     pub destinations: BTreeMap<String, DestinationInfo>,
@@ -63,6 +66,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(applications::document),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(health::ready))
         .route(
             "/metrics",
             get(

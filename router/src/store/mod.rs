@@ -205,6 +205,15 @@ pub struct WorkItem {
     pub lease: String,
 }
 
+/// One procedure's waiting work.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backlog {
+    pub procedure: String,
+    pub pending: u64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub oldest_since: Option<OffsetDateTime>,
+}
+
 /// A message whose delivery was given up.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {
@@ -365,6 +374,9 @@ pub trait Store: Send + Sync {
         due: OffsetDateTime,
         reason: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Work waiting per procedure: entries in the outbox and the oldest one's age.
+    async fn backlog(&self) -> Result<Vec<Backlog>, StoreError>;
 
     /// The dead letters, oldest first.
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;

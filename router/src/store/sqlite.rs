@@ -22,7 +22,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::{
-    Accepted, ApplicationRecord, Attachment, DeadLetter, DeliveryRecord, DocumentInfo,
+    Accepted, ApplicationRecord, Attachment, Backlog, DeadLetter, DeliveryRecord, DocumentInfo,
     HistoryEntry, IdempotencyKey, Inserted, MailboxEntry, NewApplication, PrepareInput,
     ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError, WorkItem,
 };
@@ -699,6 +699,29 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected() == 1)
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
+        sqlx::query(
+            "SELECT d.procedure_id, COUNT(*) AS pending, MIN(a.created_at) AS oldest
+             FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.step IN ('prepare', 'deliver')
+             GROUP BY d.procedure_id ORDER BY d.procedure_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Backlog {
+                procedure: row.try_get("procedure_id")?,
+                pending: row.try_get::<i64, _>("pending")?.try_into().unwrap_or(0),
+                oldest_since: row
+                    .try_get::<Option<String>, _>("oldest")?
+                    .map(|t| parse_time(&t))
+                    .transpose()?,
+            })
+        })
+        .collect()
     }
 
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
