@@ -321,6 +321,14 @@ token_file = "admin-token"
         request.send().await.expect("submit")
     }
 
+    /// Submits `body`, expects 202 and returns the application id.
+    pub async fn submit_accepted(&self, body: &Value, idempotency_key: Option<&str>) -> String {
+        let response = self.submit(body, idempotency_key).await;
+        assert_eq!(response.status(), 202, "submission refused");
+        let accepted: Value = response.json().await.expect("202 body");
+        accepted["id"].as_str().expect("an id").to_owned()
+    }
+
     pub async fn status(&self, id: &str) -> Value {
         reqwest::Client::new()
             .get(self.url(&format!("/api/v1/applications/{id}")))

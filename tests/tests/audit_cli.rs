@@ -66,12 +66,7 @@ async fn the_laufzettel_verifies_exports_with_openssl_and_names_tampering() {
             "kontakt": {"name": "Jörg Müller-Lüdenscheidt", "email": "joerg@example.org"}
         }
     });
-    let response = hub.submit(&body, None).await;
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = hub.submit_accepted(&body, None).await;
     hub.wait_for_status(&id, "delivered", Duration::from_secs(30))
         .await;
     let queue = hub.queue("dresden-maengel");

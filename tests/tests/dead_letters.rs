@@ -9,7 +9,7 @@ use std::time::Duration;
 use kopplung_tests::{ADMIN_TOKEN, HubSetup, TestHub, amqp, delete_queue, drain, kopplung_bin};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn deadletters(hub: &TestHub, args: &[&str]) -> (bool, String) {
     let output = Command::new(kopplung_bin())
@@ -62,18 +62,11 @@ async fn the_last_attempt_dead_letters_and_a_replay_keeps_the_message_id() {
         .await
         .unwrap();
 
-    let response = hub
-        .submit(
+    let id = hub.submit_accepted(
             &json!({"service": "99999001000000", "region": "146120000000",
                     "data": {"kategorie": "muell", "beschreibung": "Illegale Müllablagerung am Elbufer", "ort": {"strasse": "Terrassenufer"}}}),
             None,
-        )
-        .await;
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        ).await;
     let dead = hub
         .wait_for_status(&id, "dead_lettered", Duration::from_secs(30))
         .await;

@@ -95,12 +95,7 @@ async fn delivered(hub: &TestHub, service: &str, region: &str, fixture: &str) ->
     .unwrap();
     body["service"] = service.into();
     body["region"] = region.into();
-    let response = hub.submit(&body, None).await;
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = hub.submit_accepted(&body, None).await;
     hub.wait_for_status(&id, "delivered", Duration::from_secs(60))
         .await
 }

@@ -88,14 +88,9 @@ async fn a_valid_change_is_applied_and_an_invalid_one_refused() {
         hub.log()
     );
     assert_eq!(hub.submit(&report(short), None).await.status(), 422);
-    let response = hub
-        .submit(&report("Sperrmüll liegt seit Tagen auf dem Gehweg"), None)
+    let id = hub
+        .submit_accepted(&report("Sperrmüll liegt seit Tagen auf dem Gehweg"), None)
         .await;
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     hub.wait_for_status(&id, "delivered", Duration::from_secs(30))
         .await;
 
@@ -128,14 +123,9 @@ async fn a_message_that_fails_its_schema_is_stopped_as_invalid_with_a_precise_er
         ..HubSetup::default()
     })
     .await;
-    let response = hub
-        .submit(&report("Jürgens Mülltonne steht seit Wochen da"), None)
+    let id = hub
+        .submit_accepted(&report("Jürgens Mülltonne steht seit Wochen da"), None)
         .await;
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let status = hub
         .wait_for_status(&id, "invalid", Duration::from_secs(20))
         .await;

@@ -156,14 +156,9 @@ fn hex_sha512(bytes: &[u8]) -> String {
 async fn a_district_municipality_goes_to_its_district() {
     let broker = amqp().await;
     let hub = TestHub::start(HubSetup::default()).await;
-    let response = hub
-        .submit(&report(BORNA, "Laterne am Markt defekt"), None)
+    let id = hub
+        .submit_accepted(&report(BORNA, "Laterne am Markt defekt"), None)
         .await;
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let status = hub
         .wait_for_status(&id, "delivered", Duration::from_secs(30))
         .await;
@@ -340,33 +335,37 @@ async fn bad_submissions_get_problems_and_nothing_is_stored() {
     expect_problem(hub.submit(&huge, None).await, 413, "body-too-large").await;
 
     // Not JSON, not an application, no token.
-    let client = reqwest::Client::new();
-    let response = client
-        .post(hub.url("/api/v1/applications"))
-        .bearer_auth(&hub.token)
-        .header("content-type", "application/json")
-        .body("{\"service\": ")
-        .send()
-        .await
-        .unwrap();
-    expect_problem(response, 400, "malformed").await;
-    let response = client
-        .post(hub.url("/api/v1/applications"))
-        .bearer_auth(&hub.token)
-        .header("content-type", "text/plain")
-        .body("hallo")
-        .send()
-        .await
-        .unwrap();
-    expect_problem(response, 415, "unsupported-media-type").await;
-    let response = client
-        .post(hub.url("/api/v1/applications"))
-        .bearer_auth("wrong-token")
-        .json(&report(DRESDEN, "Schlagloch vor der Schule"))
-        .send()
-        .await
-        .unwrap();
-    expect_problem(response, 401, "unauthorized").await;
+    let post = |token: &'static str, content_type: &'static str, body: String| {
+        let request = reqwest::Client::new()
+            .post(hub.url("/api/v1/applications"))
+            .bearer_auth(if token.is_empty() {
+                hub.token.as_str()
+            } else {
+                token
+            })
+            .header("content-type", content_type)
+            .body(body);
+        async move { request.send().await.unwrap() }
+    };
+    let valid = report(DRESDEN, "Schlagloch vor der Schule").to_string();
+    expect_problem(
+        post("", "application/json", "{\"service\": ".into()).await,
+        400,
+        "malformed",
+    )
+    .await;
+    expect_problem(
+        post("", "text/plain", "hallo".into()).await,
+        415,
+        "unsupported-media-type",
+    )
+    .await;
+    expect_problem(
+        post("wrong-token", "application/json", valid).await,
+        401,
+        "unauthorized",
+    )
+    .await;
 
     assert_eq!(hub.store_counts(), before, "the store is unchanged");
     assert!(before.iter().all(|(_, n)| *n == 0));
@@ -554,14 +553,9 @@ async fn applications_wait_for_the_broker_and_go_out_when_it_is_reachable() {
         ..HubSetup::default()
     })
     .await;
-    let response = hub
-        .submit(&report(DRESDEN, "Gehweg nach Rohrbruch abgesackt"), None)
+    let id = hub
+        .submit_accepted(&report(DRESDEN, "Gehweg nach Rohrbruch abgesackt"), None)
         .await;
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let waiting = loop {
         let status = hub.status(&id).await;

@@ -126,12 +126,7 @@ async fn the_mapping_tutorial_works_as_written() {
     })
     .await;
     let body: Value = serde_json::from_str(&request.expect("a request.json block")).unwrap();
-    let response = hub.submit(&body, None).await;
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = hub.submit_accepted(&body, None).await;
     let status = hub
         .wait_for_status(&id, "delivered", Duration::from_secs(30))
         .await;
