@@ -7,6 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod amqp;
+pub mod http;
+pub mod manual;
+pub mod pull;
 
 use std::time::Duration;
 
@@ -33,6 +36,12 @@ pub struct OutboundMessage {
 pub enum Outcome {
     /// The receiving side took responsibility for the message.
     Delivered,
+    /// Delivered, and the procedure answered with a body (its signed receipt), which
+    /// the router verifies like any event of this procedure.
+    DeliveredWithReceipt(Bytes),
+    /// The message waits at the hub until the procedure collects it (pull API, clerk
+    /// inbox); collecting it is the delivery.
+    AwaitingPickup,
     /// Not delivered this time; try again, not before `not_before` if given. Counts as
     /// an attempt at this message.
     Retry {
@@ -68,4 +77,6 @@ pub trait Sink: Send + Sync {
 pub enum Error {
     #[error("invalid AMQP URL: {0}")]
     AmqpUrl(String),
+    #[error("HTTP transport: {0}")]
+    Http(String),
 }
