@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use kopplung_adapters::amqp::{AmqpBrokerConfig, AmqpSinkConfig};
+use kopplung_adapters::http::HttpSinkConfig;
+use kopplung_adapters::pull::PullConfig;
 use serde::Deserialize;
 
 use crate::Error;
@@ -36,6 +38,9 @@ pub struct FileConfig {
     pub admin: Option<AdminConfig>,
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientConfig>,
+    /// Clerks of procedures without an interface (`transport = "manual"`).
+    #[serde(default, rename = "clerk")]
+    pub clerks: Vec<ClerkConfig>,
 }
 
 fn default_pki_dir() -> PathBuf {
@@ -141,6 +146,21 @@ pub struct ClientConfig {
     pub token_file: Option<PathBuf>,
 }
 
+/// A clerk who reads applications in the hub's clerk inbox (`/inbox`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClerkConfig {
+    pub id: String,
+    /// The name shown in the inbox and in the history ("taken over by …").
+    pub name: String,
+    /// The password as an argon2id PHC string (`kopplung clerk hash-password`).
+    #[serde(default)]
+    pub password_argon2: Option<String>,
+    /// Or a file holding the password, relative to the data directory (the demo's).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingFile {
@@ -170,7 +190,9 @@ pub struct Authority {
 pub struct ProcedureConfig {
     pub id: String,
     pub authority: String,
-    pub envelope: Envelope,
+    /// How the message is protected; every transport but `manual` needs one.
+    #[serde(default)]
+    pub envelope: Option<Envelope>,
     /// The procedure's encryption certificate, relative to the PKI folder.
     #[serde(default)]
     pub certificate: Option<PathBuf>,
@@ -186,6 +208,14 @@ pub struct ProcedureConfig {
     /// This procedure's retry policy; `[delivery]` of kopplung.toml otherwise.
     #[serde(default)]
     pub retry: Option<RetryPolicy>,
+    /// Deliveries to this procedure at once: a slow procedure holds at most this many
+    /// of the hub's delivery slots, so the others go on.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+}
+
+fn default_max_in_flight() -> u32 {
+    8
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -222,7 +252,32 @@ pub struct SigningConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "transport", rename_all = "lowercase")]
 pub enum DeliveryConfig {
+    /// Level 3: the procedure's queue on RabbitMQ.
     Amqp(AmqpSinkConfig),
+    /// Level 2: POST to the procedure's URL.
+    Http(HttpSinkConfig),
+    /// Level 1: the procedure collects its messages from the pull API.
+    Pull(PullConfig),
+    /// Level 0: a clerk reads the application in the hub's clerk inbox.
+    Manual(ManualConfig),
+}
+
+impl DeliveryConfig {
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Self::Amqp(_) => "amqp",
+            Self::Http(_) => "http",
+            Self::Pull(_) => "pull",
+            Self::Manual(_) => "manual",
+        }
+    }
+}
+
+/// A procedure without an interface: which clerks may take over its applications.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualConfig {
+    pub clerks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -350,6 +405,24 @@ impl Config {
                 ));
             }
         }
+        let mut clerks = BTreeSet::new();
+        for clerk in &self.file.clerks {
+            if !clerks.insert(clerk.id.as_str()) {
+                return Err(invalid(
+                    main,
+                    format!("clerk `{}` is defined twice", clerk.id),
+                ));
+            }
+            if clerk.password_argon2.is_some() == clerk.password_file.is_some() {
+                return Err(invalid(
+                    main,
+                    format!(
+                        "clerk `{}`: give exactly one of password_argon2 and password_file",
+                        clerk.id
+                    ),
+                ));
+            }
+        }
         let mut authorities = BTreeSet::new();
         for authority in &self.routing.authorities {
             if !authorities.insert(authority.id.as_str()) {
@@ -384,11 +457,39 @@ impl Config {
                     format!("procedure `{}` is defined twice", procedure.id),
                 ));
             }
-            if procedure.certificate_paths().is_empty() {
+            let manual = matches!(procedure.delivery, DeliveryConfig::Manual(_));
+            if manual {
+                if procedure.envelope.is_some() || !procedure.certificate_paths().is_empty() {
+                    return Err(invalid(
+                        routing,
+                        format!(
+                            "procedure `{}`: a manual procedure is read in the clerk inbox; it takes no envelope and no certificate",
+                            procedure.id
+                        ),
+                    ));
+                }
+            } else if procedure.envelope.is_none() {
+                return Err(invalid(
+                    routing,
+                    format!(
+                        "procedure `{}`: give `envelope` (cms or jose)",
+                        procedure.id
+                    ),
+                ));
+            } else if procedure.certificate_paths().is_empty() {
                 return Err(invalid(
                     routing,
                     format!(
                         "procedure `{}`: give `certificate` or `certificates`",
+                        procedure.id
+                    ),
+                ));
+            }
+            if procedure.max_in_flight == 0 || procedure.max_in_flight > 256 {
+                return Err(invalid(
+                    routing,
+                    format!(
+                        "procedure `{}`: max_in_flight must be 1 to 256",
                         procedure.id
                     ),
                 ));
@@ -413,6 +514,54 @@ impl Config {
                     ));
                 }
                 DeliveryConfig::Amqp(_) => {}
+                DeliveryConfig::Http(http) => {
+                    if let Some(problem) = http.problem() {
+                        return Err(invalid(
+                            routing,
+                            format!("procedure `{}` [delivery]: {problem}", procedure.id),
+                        ));
+                    }
+                }
+                DeliveryConfig::Pull(pull) => {
+                    if pull.token_sha256.is_some() == pull.token_file.is_some() {
+                        return Err(invalid(
+                            routing,
+                            format!(
+                                "procedure `{}` [delivery]: give exactly one of token_sha256 and token_file",
+                                procedure.id
+                            ),
+                        ));
+                    }
+                    if pull.callback_url.is_some() != pull.callback_secret_file.is_some() {
+                        return Err(invalid(
+                            routing,
+                            format!(
+                                "procedure `{}` [delivery]: give callback_url together with callback_secret_file",
+                                procedure.id
+                            ),
+                        ));
+                    }
+                }
+                DeliveryConfig::Manual(manual) => {
+                    if manual.clerks.is_empty() {
+                        return Err(invalid(
+                            routing,
+                            format!("procedure `{}`: name at least one clerk", procedure.id),
+                        ));
+                    }
+                    for clerk in &manual.clerks {
+                        if !clerks.contains(clerk.as_str()) {
+                            return Err(invalid(
+                                routing,
+                                format!(
+                                    "procedure `{}`: unknown clerk `{clerk}` (no [[clerk]] with this id in {})",
+                                    procedure.id,
+                                    main.display()
+                                ),
+                            ));
+                        }
+                    }
+                }
             }
         }
         let mut routes = BTreeSet::new();

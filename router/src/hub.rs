@@ -77,21 +77,7 @@ pub async fn run(
     }
 
     let broker = config.file.amqp.clone().map(AmqpBroker::new);
-    let mut sinks: BTreeMap<String, Arc<dyn Sink>> = BTreeMap::new();
-    for procedure in &config.routing.procedures {
-        let sink: Arc<dyn Sink> = match (&procedure.delivery, &broker) {
-            (DeliveryConfig::Amqp(sink), Some(broker)) => {
-                Arc::new(AmqpSink::new(broker.clone(), sink.clone()))
-            }
-            (DeliveryConfig::Amqp(_), None) => {
-                return Err(Error::Config {
-                    file: config.data_dir.clone(),
-                    message: format!("procedure `{}` needs an [amqp] section", procedure.id),
-                });
-            }
-        };
-        sinks.insert(procedure.id.clone(), sink);
-    }
+    let sinks = build_sinks(&config, broker.as_ref())?;
     let destinations = sinks
         .iter()
         .map(|(id, sink)| (id.clone(), sink.destination()))
@@ -131,6 +117,22 @@ pub async fn run(
         store: store.clone(),
         clients,
         brokers: broker.iter().cloned().collect(),
+        pullers: Clients::load(
+            &config
+                .routing
+                .procedures
+                .iter()
+                .filter_map(|p| match &p.delivery {
+                    DeliveryConfig::Pull(pull) => Some(crate::config::ClientConfig {
+                        id: p.id.clone(),
+                        token_sha256: pull.token_sha256.clone(),
+                        token_file: pull.token_file.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+            &config.data_dir,
+        )?,
         admins: Clients::load(
             &config
                 .file
@@ -156,7 +158,9 @@ pub async fn run(
     let mut reply_consumers = Vec::new();
     if let Some(broker) = &config.file.amqp {
         for procedure in &config.routing.procedures {
-            let DeliveryConfig::Amqp(sink) = &procedure.delivery;
+            let DeliveryConfig::Amqp(sink) = &procedure.delivery else {
+                continue;
+            };
             let Some(queue) = sink.reply_queue.clone() else {
                 continue;
             };
@@ -181,7 +185,7 @@ pub async fn run(
         }
     }
 
-    let dispatcher = Arc::new(Dispatcher::new(
+    let mut dispatcher = Dispatcher::new(
         store,
         preparer,
         sinks,
@@ -193,7 +197,24 @@ pub async fn run(
             .filter_map(|p| p.retry.map(|r| (p.id.clone(), r)))
             .collect(),
         wake,
-    ));
+    );
+    dispatcher.max_in_flight = config
+        .routing
+        .procedures
+        .iter()
+        .map(|p| (p.id.clone(), p.max_in_flight))
+        .collect();
+    // A signed receipt in an HTTP answer is an event like any other of that procedure.
+    let replies_state = state.clone();
+    dispatcher.replies = Some(Arc::new(move |procedure: String, body: bytes::Bytes| {
+        let state = replies_state.clone();
+        Box::pin(async move {
+            if let Err(problem) = api::take_event(&state, &procedure, body.to_vec()).await {
+                tracing::warn!(%procedure, problem = %problem.kind, "receipt in the delivery answer refused");
+            }
+        })
+    }));
+    let dispatcher = Arc::new(dispatcher);
     let (stop_outbox, outbox_stopped) = watch::channel(false);
     let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
 
@@ -271,4 +292,65 @@ async fn reload_on_hangup(
             Err(e) => tracing::error!(error = %e, "mapping reload failed"),
         }
     }
+}
+
+/// One sink per procedure, by its transport. TLS material and secrets are read (and
+/// checked) here, so a hub with an unreadable key does not start.
+fn build_sinks(
+    config: &Config,
+    broker: Option<&Arc<AmqpBroker>>,
+) -> Result<BTreeMap<String, Arc<dyn Sink>>, Error> {
+    use kopplung_adapters::http::{HttpSink, HttpTls};
+    use kopplung_adapters::manual::ManualSink;
+    use kopplung_adapters::pull::PullSink;
+    use kopplung_transformers::seal::{load_certificate, load_private_key};
+
+    let mut sinks: BTreeMap<String, Arc<dyn Sink>> = BTreeMap::new();
+    let invalid = |id: &str, message: String| Error::Config {
+        file: config.source.clone(),
+        message: format!("procedure `{id}`: {message}"),
+    };
+    for procedure in &config.routing.procedures {
+        let id = procedure.id.as_str();
+        let sink: Arc<dyn Sink> = match &procedure.delivery {
+            DeliveryConfig::Amqp(sink) => {
+                let broker = broker.ok_or_else(|| invalid(id, "needs an [amqp] section".into()))?;
+                Arc::new(AmqpSink::new(broker.clone(), sink.clone()))
+            }
+            DeliveryConfig::Http(http) => {
+                let server_ca = match &http.server_ca {
+                    Some(file) => Some(load_certificate(&config.pki_dir.join(file))?),
+                    None => None,
+                };
+                let client = match (&http.client_certificate, &http.client_key) {
+                    (Some(cert), Some(key)) => Some((
+                        load_certificate(&config.pki_dir.join(cert))?,
+                        load_private_key(&config.pki_dir.join(key))?,
+                    )),
+                    _ => None,
+                };
+                Arc::new(
+                    HttpSink::new(http.clone(), HttpTls { server_ca, client })
+                        .map_err(|e| invalid(id, e.to_string()))?,
+                )
+            }
+            DeliveryConfig::Pull(pull) => {
+                let callback = match (&pull.callback_url, &pull.callback_secret_file) {
+                    (Some(url), Some(file)) => {
+                        let path = config.data_dir.join(file);
+                        let secret = std::fs::read_to_string(&path).map_err(|e| Error::Config {
+                            file: path.clone(),
+                            message: format!("callback secret of procedure `{id}`: {e}"),
+                        })?;
+                        Some((url.as_str(), secret.trim().as_bytes().to_vec()))
+                    }
+                    _ => None,
+                };
+                Arc::new(PullSink::new(id, callback).map_err(|e| invalid(id, e.to_string()))?)
+            }
+            DeliveryConfig::Manual(_) => Arc::new(ManualSink::new(id)),
+        };
+        sinks.insert(procedure.id.clone(), sink);
+    }
+    Ok(sinks)
 }

@@ -527,7 +527,8 @@ fn init_pki(dir: &Path, config: &Config) -> anyhow::Result<usize> {
         .routing
         .procedures
         .iter()
-        .partition(|p| p.envelope == Envelope::Jose);
+        .filter(|p| p.envelope.is_some())
+        .partition(|p| p.envelope == Some(Envelope::Jose));
     let cms: Vec<String> = cms.iter().map(|p| p.id.clone()).collect();
     let mut written = init_demo_pki(&layout, &cms)?.len();
     for procedure in jose {
@@ -535,7 +536,12 @@ fn init_pki(dir: &Path, config: &Config) -> anyhow::Result<usize> {
     }
     // The procedures' own signing keys, for their receipts (the reference procedure
     // and tests sign with them; a real procedure brings its own certificate).
-    for procedure in &config.routing.procedures {
+    for procedure in config
+        .routing
+        .procedures
+        .iter()
+        .filter(|p| p.envelope.is_some())
+    {
         written += issue_procedure_signer(&layout, &procedure.id)?.len();
     }
     Ok(written)

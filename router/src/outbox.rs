@@ -4,7 +4,9 @@
 //! again with the same message id (at-least-once; receivers de-duplicate).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,6 +37,14 @@ pub const CMS_CONTENT_TYPE: &str = "application/pkcs7-mime; smime-type=authEnvel
 /// The content type of a `jose` envelope: a compact JWE (RFC 7516).
 pub const JOSE_CONTENT_TYPE: &str = "application/jose";
 
+/// Takes a procedure's answer that came with a delivery (a signed receipt in an HTTP
+/// response body) and treats it like any event of that procedure.
+pub type ReplyHandler =
+    Arc<dyn Fn(String, Bytes) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Deliveries at once to a procedure without a limit of its own.
+const DEFAULT_MAX_IN_FLIGHT: u32 = 8;
+
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
     pub preparer: Arc<Preparer>,
@@ -47,6 +57,36 @@ pub struct Dispatcher {
     /// Identifies this process in lease tokens.
     pub owner: String,
     pub prepare_slots: Arc<Semaphore>,
+    /// Deliveries at once per procedure (isolation: a slow one cannot take every slot).
+    pub max_in_flight: BTreeMap<String, u32>,
+    in_flight: Arc<Mutex<BTreeMap<String, u32>>>,
+    pub replies: Option<ReplyHandler>,
+}
+
+/// Counts one entry in flight for its procedure while alive.
+struct InFlight {
+    counts: Arc<Mutex<BTreeMap<String, u32>>>,
+    procedure: String,
+}
+
+impl InFlight {
+    fn new(counts: &Arc<Mutex<BTreeMap<String, u32>>>, procedure: &str) -> Self {
+        let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry(procedure.to_owned()).or_default() += 1;
+        Self {
+            counts: counts.clone(),
+            procedure: procedure.to_owned(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.procedure) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 impl Dispatcher {
@@ -67,7 +107,27 @@ impl Dispatcher {
             wake,
             owner: format!("kopplung-{}", uuid::Uuid::new_v4()),
             prepare_slots: Arc::new(Semaphore::new(PREPARE_PARALLELISM)),
+            max_in_flight: BTreeMap::new(),
+            in_flight: Arc::new(Mutex::new(BTreeMap::new())),
+            replies: None,
         }
+    }
+
+    /// What may still be claimed per procedure: its limit less what is in flight.
+    fn capacity(&self) -> BTreeMap<String, u32> {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        self.sinks
+            .keys()
+            .map(|id| {
+                let limit = self
+                    .max_in_flight
+                    .get(id)
+                    .copied()
+                    .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+                let busy = in_flight.get(id).copied().unwrap_or(0);
+                (id.clone(), limit.saturating_sub(busy))
+            })
+            .collect()
     }
 
     /// Runs until `shutdown` turns true, then lets work in flight finish.
@@ -90,7 +150,12 @@ impl Dispatcher {
             }
             let now = OffsetDateTime::now_utc();
             let lease = format!("{}/{}", self.owner, uuid::Uuid::new_v4());
-            let claimed = match self.store.claim(&lease, now, now + LEASE, free).await {
+            let capacity = self.capacity();
+            let claimed = match self
+                .store
+                .claim(&lease, now, now + LEASE, free, &capacity)
+                .await
+            {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming outbox entries failed");
@@ -103,8 +168,10 @@ impl Dispatcher {
                     break;
                 };
                 let this = self.clone();
+                let counted = InFlight::new(&self.in_flight, &item.procedure_id);
                 running.spawn(async move {
                     this.work(item).await;
+                    drop(counted);
                     drop(permit);
                 });
             }
@@ -225,8 +292,8 @@ impl Dispatcher {
                 reason: format!("no outcome within {}s", DELIVERY_LIMIT.as_secs()),
                 not_before: None,
             });
-        match outcome {
-            Outcome::Delivered => {
+        match outcome.clone() {
+            Outcome::Delivered | Outcome::DeliveredWithReceipt(_) => {
                 let detail = format!(
                     "message {} delivered to {} via {} {}",
                     item.message_id,
@@ -234,8 +301,21 @@ impl Dispatcher {
                     destination.transport,
                     destination.destination
                 );
-                self.store.record_delivered(item, &detail).await?;
+                let recorded = self.store.record_delivered(item, &detail).await?;
                 tracing::info!("delivered");
+                if let (true, Outcome::DeliveredWithReceipt(body), Some(replies)) =
+                    (recorded, &outcome, &self.replies)
+                {
+                    replies(item.procedure_id.clone(), body.clone()).await;
+                }
+            }
+            Outcome::AwaitingPickup => {
+                let detail = format!(
+                    "message {} ready for {} to collect ({})",
+                    item.message_id, item.procedure_id, destination.transport
+                );
+                self.store.record_awaiting_pickup(item, &detail).await?;
+                tracing::info!("awaiting pickup");
             }
             Outcome::Retry { reason, not_before } => {
                 let policy = self.policy_of(&item.procedure_id);

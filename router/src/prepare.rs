@@ -36,7 +36,8 @@ pub enum PrepareError {
 
 /// One procedure's certificates (several during a rotation) and its authority.
 struct Recipient {
-    envelope: Envelope,
+    /// `None`: kept at the hub for the clerk inbox, never sent (manual procedures).
+    envelope: Option<Envelope>,
     certificates: Vec<(PathBuf, X509)>,
     /// The procedure's signing certificate, for its receipts.
     receipt_certificate: Option<X509>,
@@ -185,8 +186,10 @@ impl Keys {
                 .anchors
                 .check(certificate)
                 .and_then(|()| match recipient.envelope {
-                    Envelope::Cms => check_cms_recipient(certificate),
-                    Envelope::Jose => kopplung_transformers::jose::check_recipient(certificate),
+                    Some(Envelope::Jose) => {
+                        kopplung_transformers::jose::check_recipient(certificate)
+                    }
+                    _ => check_cms_recipient(certificate),
                 });
             match checked {
                 Ok(()) => usable.push(certificate),
@@ -260,6 +263,7 @@ impl Preparer {
         let keys = self.keys();
         keys.recipients
             .iter()
+            .filter(|(_, recipient)| recipient.envelope.is_some())
             .filter_map(|(id, recipient)| {
                 keys.recipient_certificate(recipient)
                     .err()
@@ -283,8 +287,8 @@ impl Preparer {
             .as_ref()
             .ok_or_else(|| ReceiptError::NoCertificate(procedure.to_owned()))?;
         let receipt = match recipient.envelope {
-            Envelope::Cms => receipt::verify_cms(body, certificate, &keys.anchors),
-            Envelope::Jose => std::str::from_utf8(body)
+            Some(Envelope::Cms) | None => receipt::verify_cms(body, certificate, &keys.anchors),
+            Some(Envelope::Jose) => std::str::from_utf8(body)
                 .map_err(|_| {
                     kopplung_transformers::Error::ReceiptRefused("not a compact JWS".into())
                 })
@@ -302,7 +306,10 @@ impl Preparer {
 
     /// The envelope profile of a procedure (for the message's content type).
     pub fn envelope(&self, procedure: &str) -> Option<Envelope> {
-        self.keys().recipients.get(procedure).map(|r| r.envelope)
+        self.keys()
+            .recipients
+            .get(procedure)
+            .and_then(|r| r.envelope)
     }
 
     /// The hub's signing certificate in force.
@@ -377,11 +384,15 @@ impl Preparer {
         let xml = mapping
             .render(&context)
             .map_err(|e| PrepareError::Invalid(e.to_string()))?;
+        let Some(envelope) = recipient.envelope else {
+            // A manual procedure: the clerk reads it in the hub's inbox; it never leaves.
+            return Ok(xml.into_bytes());
+        };
         // Never unprotected: without a usable certificate the message waits.
         let certificate = keys
             .recipient_certificate(recipient)
             .map_err(|reason| PrepareError::Blocked(format!("certificate refused: {reason}")))?;
-        match recipient.envelope {
+        match envelope {
             Envelope::Cms => keys.sealer.seal(xml.as_bytes(), certificate),
             // A compact JWE is ASCII text: sent as it is.
             Envelope::Jose => keys

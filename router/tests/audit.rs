@@ -37,7 +37,7 @@ async fn deliver(store: &SqliteStore, sealed: &[u8]) -> NewApplication {
     ));
     let now = OffsetDateTime::now_utc();
     let mut item = store
-        .claim("lease", now, now + Duration::minutes(1), 10)
+        .claim("lease", now, now + Duration::minutes(1), 10, &capacity())
         .await
         .unwrap()
         .into_iter()
@@ -131,7 +131,7 @@ async fn failures_are_audited_too() {
     store.insert_application(&new).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let item = store
-        .claim("lease", now, now + Duration::minutes(1), 10)
+        .claim("lease", now, now + Duration::minutes(1), 10, &capacity())
         .await
         .unwrap()
         .remove(0);
@@ -143,7 +143,7 @@ async fn failures_are_audited_too() {
             .unwrap()
     );
     let item = store
-        .claim("lease-2", now, now + Duration::minutes(1), 10)
+        .claim("lease-2", now, now + Duration::minutes(1), 10, &capacity())
         .await
         .unwrap()
         .remove(0);
@@ -257,4 +257,9 @@ async fn a_read_only_store_verifies_beside_the_hub_and_writes_nothing() {
         !empty.path().join("kopplung.db").exists(),
         "nothing created"
     );
+}
+
+/// Room for ten deliveries to the test procedure.
+fn capacity() -> std::collections::BTreeMap<String, u32> {
+    [("dresden-maengel".to_string(), 10)].into()
 }

@@ -39,7 +39,7 @@ async fn a_taken_over_lease_cannot_record() {
 
     let now = OffsetDateTime::now_utc();
     let first = store
-        .claim("a", now, now + Duration::seconds(1), 10)
+        .claim("a", now, now + Duration::seconds(1), 10, &capacity())
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
@@ -48,7 +48,7 @@ async fn a_taken_over_lease_cannot_record() {
     // Leased: nobody else gets it now.
     assert!(
         store
-            .claim("b", now, now + Duration::seconds(60), 10)
+            .claim("b", now, now + Duration::seconds(60), 10, &capacity())
             .await
             .unwrap()
             .is_empty()
@@ -56,7 +56,7 @@ async fn a_taken_over_lease_cannot_record() {
     // After the lease ran out, another worker takes it over.
     let later = now + Duration::seconds(2);
     let second = store
-        .claim("b", later, later + Duration::seconds(60), 10)
+        .claim("b", later, later + Duration::seconds(60), 10, &capacity())
         .await
         .unwrap();
     assert_eq!(second.len(), 1);
@@ -95,7 +95,7 @@ async fn a_taken_over_lease_cannot_record() {
     let much_later = now + Duration::hours(1);
     assert!(
         store
-            .claim("c", much_later, much_later, 10)
+            .claim("c", much_later, much_later, 10, &capacity())
             .await
             .unwrap()
             .is_empty()
@@ -110,7 +110,7 @@ async fn a_retry_waits_until_it_is_due_and_counts() {
     store.insert_application(&new).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let item = store
-        .claim("a", now, now + Duration::minutes(2), 10)
+        .claim("a", now, now + Duration::minutes(2), 10, &capacity())
         .await
         .unwrap()
         .remove(0);
@@ -123,7 +123,7 @@ async fn a_retry_waits_until_it_is_due_and_counts() {
     );
     assert!(
         store
-            .claim("b", now, now + Duration::minutes(2), 10)
+            .claim("b", now, now + Duration::minutes(2), 10, &capacity())
             .await
             .unwrap()
             .is_empty()
@@ -137,7 +137,7 @@ async fn a_retry_waits_until_it_is_due_and_counts() {
         Some("broker unreachable")
     );
     let again = store
-        .claim("b", due, due + Duration::minutes(2), 10)
+        .claim("b", due, due + Duration::minutes(2), 10, &capacity())
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -197,7 +197,7 @@ async fn a_receipt_that_overtakes_the_delivered_commit_records_both() {
     store.insert_application(&new).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let mut item = store
-        .claim("a", now, now + Duration::minutes(2), 10)
+        .claim("a", now, now + Duration::minutes(2), 10, &capacity())
         .await
         .unwrap()
         .remove(0);
@@ -246,4 +246,9 @@ async fn a_receipt_that_overtakes_the_delivered_commit_records_both() {
         ReceiptOutcome::Conflict
     );
     assert_eq!(store.verify_audit().await.unwrap().broken, 0);
+}
+
+/// Room for ten deliveries to the test procedure.
+fn capacity() -> std::collections::BTreeMap<String, u32> {
+    [("dresden-maengel".to_string(), 10)].into()
 }

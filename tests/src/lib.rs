@@ -92,6 +92,32 @@ pub struct HubSetup {
     pub mappings: Option<PathBuf>,
     /// The routing table; the repository's `config/routing.toml` by default.
     pub routing: Option<PathBuf>,
+    /// A further edit of the routing table that may capture values (a receiver's port).
+    pub rewrite_routing: Option<std::sync::Arc<dyn Fn(String) -> String + Send + Sync>>,
+    /// Appended to `kopplung.toml` (e.g. `[[clerk]]` sections).
+    pub extra_config: String,
+}
+
+/// Replaces the `[procedure.delivery]` section of `procedure` in a routing table with
+/// `delivery` (TOML lines after the section header), e.g. to deliver over HTTP.
+pub fn deliver_over(routing: &str, procedure: &str, delivery: &str) -> String {
+    let start = routing
+        .find(&format!("id = \"{procedure}\"\n"))
+        .unwrap_or_else(|| panic!("no procedure {procedure}"));
+    let section = start
+        + routing[start..]
+            .find("[procedure.delivery]\n")
+            .expect("a delivery section");
+    let body = section + "[procedure.delivery]\n".len();
+    let end = routing[body..]
+        .find("\n\n")
+        .map_or(routing.len(), |i| body + i);
+    format!(
+        "{}{}{}",
+        &routing[..body],
+        delivery.trim_end(),
+        &routing[end..]
+    )
 }
 
 impl Default for HubSetup {
@@ -103,6 +129,8 @@ impl Default for HubSetup {
             before_start: |_| {},
             mappings: None,
             routing: None,
+            rewrite_routing: None,
+            extra_config: String::new(),
         }
     }
 }
@@ -138,6 +166,10 @@ impl TestHub {
             .expect("routing table")
             .replace("queue = \"kopplung.", &format!("queue = \"{queue_prefix}."));
         let routing = (setup.edit_routing)(routing);
+        let routing = match &setup.rewrite_routing {
+            Some(rewrite) => rewrite(routing),
+            None => routing,
+        };
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir).expect("config dir");
         std::fs::write(config_dir.join("routing.toml"), routing).expect("routing");
@@ -236,6 +268,7 @@ token_file = "admin-token"
             max_body = setup.max_body_bytes,
             amqp = setup.amqp_url,
         );
+        let config = format!("{config}\n{}\n", setup.extra_config);
         std::fs::write(self.config_path(), config).expect("write config");
     }
 
@@ -689,4 +722,44 @@ pub fn open_jose_with_python(jwe: &[u8], pki: &Path, procedure: &str) -> String 
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A receipt (event) signed as a `cms` procedure signs it, with `openssl cms -sign` and
+/// the procedure's signing key from the demo PKI.
+pub fn sign_cms_receipt(pki: &Path, procedure: &str, receipt: &Value) -> Vec<u8> {
+    let work = tempfile::tempdir().expect("temp dir");
+    std::fs::write(work.path().join("receipt.json"), receipt.to_string()).expect("write");
+    let output = Command::new("openssl")
+        .args([
+            "cms",
+            "-sign",
+            "-binary",
+            "-nodetach",
+            "-outform",
+            "DER",
+            "-md",
+            "sha256",
+            "-in",
+            "receipt.json",
+            "-out",
+            "receipt.p7m",
+            "-signer",
+        ])
+        .arg(pki.join(format!("procedures/{procedure}-signatur.crt")))
+        .arg("-inkey")
+        .arg(pki.join(format!("procedures/{procedure}-signatur.key")))
+        .current_dir(work.path())
+        .output()
+        .expect("openssl on PATH");
+    assert!(
+        output.status.success(),
+        "openssl cms -sign: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read(work.path().join("receipt.p7m")).expect("signed receipt")
+}
+
+/// The hex SHA-256 of a token, as `token_sha256` in the configuration wants it.
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(openssl::sha::sha256(token.as_bytes()))
 }

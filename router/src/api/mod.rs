@@ -6,6 +6,7 @@ pub mod auth;
 mod health;
 mod intake;
 pub mod problem;
+mod pull;
 mod receipt;
 mod receipts;
 pub use receipts::take_event;
@@ -41,6 +42,8 @@ pub struct ApiState {
     pub brokers: Vec<Arc<kopplung_adapters::amqp::AmqpBroker>>,
     /// Operators of the admin API.
     pub admins: auth::Clients,
+    /// Procedures that collect their messages (pull API), by their tokens.
+    pub pullers: auth::Clients,
     pub destinations: BTreeMap<String, DestinationInfo>,
     pub limits: Limits,
     /// Base of `Location` headers, e.g. `http://127.0.0.1:8080`.
@@ -59,12 +62,22 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/admin/deadletters", get(admin::dead_letters))
         .route("/api/v1/admin/deadletters/{id}", get(admin::dead_letter))
         .route("/api/v1/admin/deadletters/{id}/replay", post(admin::replay))
+        .route("/api/v1/procedures/{id}/messages", get(pull::list))
+        .route(
+            "/api/v1/procedures/{id}/messages/{message}",
+            get(pull::fetch),
+        )
+        .route(
+            "/api/v1/procedures/{id}/messages/{message}/ack",
+            post(pull::acknowledge),
+        )
         .route("/api/v1/procedures/{id}/receipts", post(receipts::submit))
         .route("/api/v1/procedures/{id}/events", post(receipts::submit))
         .route(
             "/api/v1/applications/{id}/documents/{document}",
             get(applications::document),
         )
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(health::ready))
         .route(
@@ -79,4 +92,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         // Intake enforces its own limit and answers with a problem document.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 description of every public API of the hub (kept true by
+/// `tests/tests/openapi.rs`, which checks real answers against it).
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../openapi.json"),
+    )
 }

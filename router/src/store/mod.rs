@@ -228,6 +228,33 @@ pub struct DeadLetter {
     pub since: OffsetDateTime,
 }
 
+/// A message waiting for its procedure to collect it (pull API, clerk inbox).
+#[derive(Debug, Clone, Serialize)]
+pub struct Pickup {
+    pub message_id: Uuid,
+    pub application_id: Uuid,
+    #[serde(skip)]
+    pub receipt: String,
+    pub service: String,
+    pub message_type: String,
+    pub size: u64,
+    /// Hex SHA-256 of the message as stored and served.
+    pub sha256: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub available_since: OffsetDateTime,
+}
+
+/// What became of a pickup acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PickupAck {
+    /// Now delivered.
+    Acknowledged,
+    /// Acknowledged before: nothing changed.
+    AlreadyAcknowledged,
+    /// No such message waits for this procedure.
+    Unknown,
+}
+
 /// What the prepare step needs of an application.
 #[derive(Debug, Clone)]
 pub struct PrepareInput {
@@ -338,13 +365,16 @@ pub trait Store: Send + Sync {
     async fn application(&self, id: Uuid) -> Result<Option<ApplicationRecord>, StoreError>;
 
     /// Claims up to `limit` due outbox entries under the lease token `lease` (unique per
-    /// claim) until `lease_until`.
+    /// claim) until `lease_until`, at most `capacity[procedure]` of each procedure (what
+    /// is left of its concurrency limit, so that a slow procedure cannot take every slot;
+    /// 1 for a procedure not in the map).
     async fn claim(
         &self,
         lease: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
+        capacity: &std::collections::BTreeMap<String, u32>,
     ) -> Result<Vec<WorkItem>, StoreError>;
 
     /// When the earliest pending entry falls due, if any.
@@ -374,6 +404,31 @@ pub trait Store: Send + Sync {
         due: OffsetDateTime,
         reason: &str,
     ) -> Result<bool, StoreError>;
+
+    /// The message is prepared and waits for its procedure to collect it.
+    async fn record_awaiting_pickup(
+        &self,
+        item: &WorkItem,
+        detail: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Messages waiting for `procedure`, oldest first.
+    async fn pickups(&self, procedure: &str, limit: u32) -> Result<Vec<Pickup>, StoreError>;
+
+    /// One waiting (or already collected) message of `procedure` with its stored bytes.
+    async fn pickup(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+    ) -> Result<Option<(Pickup, Vec<u8>)>, StoreError>;
+
+    /// The procedure collected the message: it is delivered (history and audit entry).
+    async fn acknowledge_pickup(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+        detail: &str,
+    ) -> Result<PickupAck, StoreError>;
 
     /// Work waiting per procedure: entries in the outbox and the oldest one's age.
     async fn backlog(&self) -> Result<Vec<Backlog>, StoreError>;

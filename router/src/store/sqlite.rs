@@ -6,6 +6,7 @@
 //! [`crate::audit`]) in its own `BEGIN IMMEDIATE` transaction: writers are serialised,
 //! so reading the last entry's hash inside the transaction cannot fork the chain.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::str::FromStr;
@@ -23,8 +24,8 @@ use uuid::Uuid;
 
 use super::{
     Accepted, ApplicationRecord, Attachment, Backlog, DeadLetter, DeliveryRecord, DocumentInfo,
-    HistoryEntry, IdempotencyKey, Inserted, MailboxEntry, NewApplication, PrepareInput,
-    ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError, WorkItem,
+    HistoryEntry, IdempotencyKey, Inserted, MailboxEntry, NewApplication, Pickup, PickupAck,
+    PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError, WorkItem,
 };
 use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_hex};
 
@@ -292,6 +293,27 @@ fn document_info(row: &SqliteRow) -> Result<DocumentInfo, StoreError> {
     })
 }
 
+fn pickup_of(row: &SqliteRow) -> Result<(Pickup, Vec<u8>), StoreError> {
+    let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
+    let sealed =
+        sealed.ok_or_else(|| StoreError::Corrupt("a pickup without its message".into()))?;
+    let since: i64 = row.try_get("due_at")?;
+    Ok((
+        Pickup {
+            message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
+            application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
+            receipt: row.try_get("receipt")?,
+            service: row.try_get("service_key")?,
+            message_type: row.try_get("message_type")?,
+            size: sealed.len() as u64,
+            sha256: sha256_hex(&sealed),
+            available_since: from_millis(since)
+                .ok_or_else(|| StoreError::Corrupt(format!("time {since}")))?,
+        },
+        sealed,
+    ))
+}
+
 fn work_item(row: &SqliteRow, lease: &str) -> Result<WorkItem, StoreError> {
     let step: String = row.try_get("step")?;
     Ok(WorkItem {
@@ -512,13 +534,23 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
+        capacity: &BTreeMap<String, u32>,
     ) -> Result<Vec<WorkItem>, StoreError> {
+        let capacity =
+            serde_json::to_string(capacity).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // At most `capacity[procedure]` entries per procedure (1 for one no longer
+        // configured, so that its entries still surface their error), oldest due first.
+        // Procedure ids are [a-z0-9-] (checked at load), so they quote safely as a path.
         let rows = sqlx::query(
             "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2
              WHERE rowid IN (
-               SELECT rowid FROM deliveries
-               WHERE step IN ('prepare', 'deliver') AND due_at <= ?3
-                 AND (lease_until IS NULL OR lease_until < ?3)
+               SELECT rowid FROM (
+                 SELECT rowid, due_at, procedure_id,
+                        ROW_NUMBER() OVER (PARTITION BY procedure_id ORDER BY due_at) AS n
+                 FROM deliveries
+                 WHERE step IN ('prepare', 'deliver') AND due_at <= ?3
+                   AND (lease_until IS NULL OR lease_until < ?3))
+               WHERE n <= COALESCE(json_extract(?5, '$.\"' || procedure_id || '\"'), 1)
                ORDER BY due_at LIMIT ?4)
              RETURNING application_id, service_key, procedure_id, message_id, message_type, step, attempts",
         )
@@ -526,6 +558,7 @@ impl Store for SqliteStore {
         .bind(millis(lease_until))
         .bind(millis(now))
         .bind(i64::from(limit))
+        .bind(capacity)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| work_item(row, lease)).collect()
@@ -701,11 +734,132 @@ impl Store for SqliteStore {
         Ok(updated.rows_affected() == 1)
     }
 
+    async fn record_awaiting_pickup(
+        &self,
+        item: &WorkItem,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = 'pickup', last_error = NULL, due_at = ?,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
+        )
+        .bind(millis(OffsetDateTime::now_utc()))
+        .bind_lease(item)
+        .execute(&mut *tx)
+        .await?;
+        transition(
+            tx,
+            updated.rows_affected(),
+            item,
+            Status::Prepared,
+            detail,
+            None,
+        )
+        .await
+    }
+
+    async fn pickups(&self, procedure: &str, limit: u32) -> Result<Vec<Pickup>, StoreError> {
+        sqlx::query(
+            "SELECT d.message_id, d.application_id, a.receipt, d.service_key, d.message_type,
+                    d.sealed, d.due_at
+             FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.procedure_id = ? AND d.step = 'pickup'
+             ORDER BY d.due_at, d.message_id LIMIT ?",
+        )
+        .bind(procedure)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| pickup_of(row).map(|(pickup, _)| pickup))
+        .collect()
+    }
+
+    async fn pickup(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+    ) -> Result<Option<(Pickup, Vec<u8>)>, StoreError> {
+        sqlx::query(
+            "SELECT d.message_id, d.application_id, a.receipt, d.service_key, d.message_type,
+                    d.sealed, d.due_at
+             FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.procedure_id = ? AND d.message_id = ? AND d.step IN ('pickup', 'done')",
+        )
+        .bind(procedure)
+        .bind(message_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| pickup_of(&row))
+        .transpose()
+    }
+
+    async fn acknowledge_pickup(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+        detail: &str,
+    ) -> Result<PickupAck, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "SELECT application_id, service_key, message_type, step FROM deliveries
+             WHERE procedure_id = ? AND message_id = ?",
+        )
+        .bind(procedure)
+        .bind(message_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(PickupAck::Unknown);
+        };
+        let step: String = row.try_get("step")?;
+        match step.as_str() {
+            "pickup" => {}
+            "done" => return Ok(PickupAck::AlreadyAcknowledged),
+            _ => return Ok(PickupAck::Unknown),
+        }
+        let item = WorkItem {
+            application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
+            service_key: row.try_get("service_key")?,
+            procedure_id: procedure.to_owned(),
+            message_id,
+            message_type: row.try_get("message_type")?,
+            step: Step::Deliver,
+            attempts: 0,
+            lease: String::new(),
+        };
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = 'done', attempts = attempts + 1, delivered_at = ?
+             WHERE procedure_id = ? AND message_id = ? AND step = 'pickup'",
+        )
+        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(procedure)
+        .bind(message_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let done = transition(
+            tx,
+            updated.rows_affected(),
+            &item,
+            Status::Delivered,
+            detail,
+            None,
+        )
+        .await?;
+        Ok(if done {
+            PickupAck::Acknowledged
+        } else {
+            PickupAck::Unknown
+        })
+    }
+
     async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
         sqlx::query(
             "SELECT d.procedure_id, COUNT(*) AS pending, MIN(a.created_at) AS oldest
              FROM deliveries d JOIN applications a ON a.id = d.application_id
-             WHERE d.step IN ('prepare', 'deliver')
+             WHERE d.step IN ('prepare', 'deliver', 'pickup')
              GROUP BY d.procedure_id ORDER BY d.procedure_id",
         )
         .fetch_all(&self.pool)

@@ -1,0 +1,189 @@
+//! The pull API for procedures without an inbound port (`transport = "pull"`):
+//! list waiting messages, download one sealed message, acknowledge it (optionally with
+//! the signed receipt). Each procedure authenticates with its own bearer token and sees
+//! only its own messages; another procedure's are answered like ones that do not exist.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::ApiState;
+use super::problem::Problem;
+use super::receipts::take_event;
+use crate::config::Envelope;
+use crate::outbox::{CMS_CONTENT_TYPE, JOSE_CONTENT_TYPE};
+use crate::store::PickupAck;
+
+/// A receipt with a decision document fits; anything larger is not a receipt.
+const MAX_ACK_BYTES: usize = 16 * 1024 * 1024;
+
+/// The procedure this request may act for, or the problem to answer.
+fn authorised(state: &ApiState, headers: &HeaderMap, procedure: &str) -> Result<(), Problem> {
+    match state.pullers.authenticate(headers) {
+        None => Err(Problem::unauthorized()),
+        Some(id) if id == procedure => Ok(()),
+        Some(other) => {
+            tracing::warn!(procedure = %other, requested = %procedure, "pull token used for another procedure");
+            Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "This token belongs to another procedure",
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(procedure): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    if let Err(problem) = authorised(&state, &headers, &procedure) {
+        return problem.into_response();
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    match state.store.pickups(&procedure, limit).await {
+        Ok(messages) => Json(json!({ "messages": messages })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "listing pickups failed");
+            Problem::unavailable("the store is not reachable").into_response()
+        }
+    }
+}
+
+pub async fn fetch(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path((procedure, message)): Path<(String, String)>,
+) -> Response {
+    if let Err(problem) = authorised(&state, &headers, &procedure) {
+        return problem.into_response();
+    }
+    let Ok(message_id) = Uuid::parse_str(&message) else {
+        return Problem::not_found().into_response();
+    };
+    let (pickup, sealed) = match state.store.pickup(&procedure, message_id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Problem::not_found().into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading a pickup failed");
+            return Problem::unavailable("the store is not reachable").into_response();
+        }
+    };
+    let content_type = match state.preparer.envelope(&procedure) {
+        Some(Envelope::Jose) => JOSE_CONTENT_TYPE,
+        _ => CMS_CONTENT_TYPE,
+    };
+    let digest = base64::engine::general_purpose::STANDARD.encode(openssl::sha::sha256(&sealed));
+    let mut response = Response::new(Body::from(sealed));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let pairs = [
+        ("x-kopplung-message-id", pickup.message_id.to_string()),
+        (
+            "x-kopplung-application-id",
+            pickup.application_id.to_string(),
+        ),
+        ("x-kopplung-message-type", pickup.message_type.clone()),
+        ("repr-digest", format!("sha-256=:{digest}:")),
+    ];
+    for (name, value) in pairs {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+pub async fn acknowledge(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path((procedure, message)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    if let Err(problem) = authorised(&state, &headers, &procedure) {
+        return problem.into_response();
+    }
+    let Ok(message_id) = Uuid::parse_str(&message) else {
+        return Problem::not_found().into_response();
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ACK_BYTES).await else {
+        return Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "An acknowledgement is at most 16 MiB",
+        )
+        .into_response();
+    };
+    let receipt = !bytes.iter().all(u8::is_ascii_whitespace);
+    if receipt {
+        // Checked before anything changes: a bad receipt refuses the whole acknowledgement.
+        match state.preparer.verify_receipt(&procedure, &bytes) {
+            Ok(verified) if verified.message_id == message_id.to_string() => {}
+            Ok(_) => {
+                return Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "receipt-mismatch",
+                    "The receipt is for another message",
+                )
+                .into_response();
+            }
+            Err(e) => {
+                tracing::warn!(%procedure, "unverifiable receipt with an acknowledgement refused");
+                return Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "receipt-unverifiable",
+                    "The receipt does not verify with the procedure's certificate",
+                )
+                .detail(e.to_string())
+                .into_response();
+            }
+        }
+    }
+    let detail = format!("message {message_id} collected by {procedure} (pull)");
+    let acknowledged = match state
+        .store
+        .acknowledge_pickup(&procedure, message_id, &detail)
+        .await
+    {
+        Ok(PickupAck::Unknown) => return Problem::not_found().into_response(),
+        Ok(ack) => ack == PickupAck::Acknowledged,
+        Err(e) => {
+            tracing::error!(error = %e, "acknowledging a pickup failed");
+            return Problem::unavailable("the store is not reachable").into_response();
+        }
+    };
+    if acknowledged {
+        tracing::info!(%procedure, message_id = %message_id, "collected");
+    }
+    let mut answer = json!({
+        "message_id": message_id,
+        "acknowledged": true,
+        "already_acknowledged": !acknowledged,
+    });
+    if receipt {
+        match take_event(&state, &procedure, bytes.to_vec()).await {
+            Ok(recorded) => answer["receipt"] = recorded,
+            // Delivered all the same; the procedure learns why its receipt was not taken.
+            Err(problem) => {
+                answer["receipt_problem"] = serde_json::to_value(&problem).unwrap_or_default()
+            }
+        }
+    }
+    (StatusCode::OK, Json(answer)).into_response()
+}
