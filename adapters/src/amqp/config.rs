@@ -66,4 +66,47 @@ pub struct AmqpSinkConfig {
     /// by the hub (optional; events can also come over HTTP).
     #[serde(default)]
     pub reply_queue: Option<String>,
+    /// Publish to this durable direct exchange (declared and bound to `queue` with
+    /// `routing_key`) instead of the default exchange.
+    #[serde(default)]
+    pub exchange: Option<String>,
+    /// The routing key with `exchange`; the queue name by default.
+    #[serde(default)]
+    pub routing_key: Option<String>,
+    /// `quorum` for a replicated quorum queue on a RabbitMQ cluster; `classic` by default.
+    /// An existing queue is used as it is.
+    #[serde(default)]
+    pub queue_type: QueueType,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    #[default]
+    Classic,
+    Quorum,
+}
+
+impl AmqpSinkConfig {
+    /// A classic queue on the default exchange.
+    pub fn queue(queue: impl Into<String>) -> Self {
+        Self {
+            queue: queue.into(),
+            reply_queue: None,
+            exchange: None,
+            routing_key: None,
+            queue_type: QueueType::Classic,
+        }
+    }
+
+    /// The exchange and routing key a message is published with.
+    pub fn publish_target(&self) -> (&str, &str) {
+        match &self.exchange {
+            Some(exchange) => (
+                exchange.as_str(),
+                self.routing_key.as_deref().unwrap_or(&self.queue),
+            ),
+            None => ("", self.queue.as_str()),
+        }
+    }
 }

@@ -7,6 +7,6 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use config::{AmqpBrokerConfig, AmqpSinkConfig};
+pub use config::{AmqpBrokerConfig, AmqpSinkConfig, QueueType};
 pub use sink::{AmqpBroker, AmqpSink};
 pub use source::{Handled, consume_replies};

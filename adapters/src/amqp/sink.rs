@@ -3,13 +3,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::config::{AmqpBrokerConfig, AmqpSinkConfig};
+use super::config::{AmqpBrokerConfig, AmqpSinkConfig, QueueType};
 use crate::{DestinationInfo, OutboundMessage, Outcome, Sink};
 
 /// AMQP delivery mode 2: the broker writes the message to disk.
@@ -106,7 +111,8 @@ impl AmqpBroker {
     }
 
     /// A confirm-mode channel for one delivery to `queue`, which exists afterwards.
-    async fn borrow(&self, queue: &str) -> Result<Borrowed, Unavailable> {
+    async fn borrow(&self, sink: &AmqpSinkConfig) -> Result<Borrowed, Unavailable> {
+        let queue = sink.queue.as_str();
         let mut state = self.state.lock().await;
         if state
             .link
@@ -126,7 +132,7 @@ impl AmqpBroker {
             });
         };
         if !link.declared.contains(queue) {
-            declare(&link.connection, queue, timeout).await?;
+            declare(&link.connection, sink, timeout).await?;
             link.declared.insert(queue.to_owned());
         }
         let generation = link.generation;
@@ -254,19 +260,27 @@ async fn bounded<T>(
     }
 }
 
-/// Declares a durable queue on a channel of its own, so that a refusal closes only that
-/// channel. A queue that already exists with other arguments (quorum, limits set by
-/// the vendor: `PRECONDITION_FAILED`) is used as it is.
-async fn declare(connection: &Connection, queue: &str, limit: Duration) -> Result<(), Unavailable> {
+/// Declares a durable queue (and the exchange and binding, if configured) on a channel
+/// of its own, so that a refusal closes only that channel. A queue that already exists
+/// with other arguments (limits set by the vendor: `PRECONDITION_FAILED`) is used as it is.
+async fn declare(
+    connection: &Connection,
+    sink: &AmqpSinkConfig,
+    limit: Duration,
+) -> Result<(), Unavailable> {
+    let queue = sink.queue.as_str();
+    let mut arguments = FieldTable::default();
+    if sink.queue_type == QueueType::Quorum {
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from("quorum")),
+        );
+    }
     let channel = bounded(limit, "opening a channel", connection.create_channel()).await?;
     let declared = bounded(
         limit,
         &format!("declaring queue {queue}"),
-        channel.queue_declare(
-            queue.into(),
-            QueueDeclareOptions::durable(),
-            FieldTable::default(),
-        ),
+        channel.queue_declare(queue.into(), QueueDeclareOptions::durable(), arguments),
     )
     .await;
     let outcome = match declared {
@@ -283,7 +297,39 @@ async fn declare(connection: &Connection, queue: &str, limit: Duration) -> Resul
     if channel.status().connected() {
         let _ = channel.close(200, "declared".into()).await;
     }
-    outcome
+    outcome?;
+    if let Some(exchange) = &sink.exchange {
+        let (_, routing_key) = sink.publish_target();
+        let channel = bounded(limit, "opening a channel", connection.create_channel()).await?;
+        bounded(
+            limit,
+            &format!("declaring exchange {exchange}"),
+            channel.exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Direct,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            ),
+        )
+        .await?;
+        bounded(
+            limit,
+            &format!("binding queue {queue} to {exchange}"),
+            channel.queue_bind(
+                queue.into(),
+                exchange.as_str().into(),
+                routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await?;
+        let _ = channel.close(200, "declared".into()).await;
+    }
+    Ok(())
 }
 
 /// Delivers one procedure's messages into its queue.
@@ -326,7 +372,8 @@ fn properties(message: &OutboundMessage) -> BasicProperties {
 impl Sink for AmqpSink {
     async fn deliver(&self, message: &OutboundMessage) -> Outcome {
         let queue = self.config.queue.as_str();
-        let borrowed = match self.broker.borrow(queue).await {
+        let (exchange, routing_key) = self.config.publish_target();
+        let borrowed = match self.broker.borrow(&self.config).await {
             Ok(borrowed) => borrowed,
             Err(unavailable) => {
                 return Outcome::Unavailable {
@@ -339,8 +386,8 @@ impl Sink for AmqpSink {
         let publish = async {
             channel
                 .basic_publish(
-                    "".into(),
-                    queue.into(),
+                    exchange.into(),
+                    routing_key.into(),
                     BasicPublishOptions {
                         mandatory: true,
                         ..BasicPublishOptions::default()

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use lapin::options::{BasicGetOptions, QueueDeleteOptions};
-use lapin::types::AMQPValue;
+use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
 
 use super::{AmqpBroker, AmqpBrokerConfig, AmqpSink, AmqpSinkConfig};
@@ -46,10 +46,7 @@ async fn a_confirmed_message_is_in_the_queue_with_its_properties() {
     let queue = unique_queue();
     let sink = AmqpSink::new(
         AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
-        AmqpSinkConfig {
-            queue: queue.clone(),
-            reply_queue: None,
-        },
+        AmqpSinkConfig::queue(queue.clone()),
     );
     let sent = message(b"sealed bytes");
     assert_eq!(sink.deliver(&sent).await, Outcome::Delivered);
@@ -92,10 +89,7 @@ async fn a_returned_message_is_a_retry_and_the_queue_is_declared_again() {
     let queue = unique_queue();
     let sink = AmqpSink::new(
         AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
-        AmqpSinkConfig {
-            queue: queue.clone(),
-            reply_queue: None,
-        },
+        AmqpSinkConfig::queue(queue.clone()),
     );
     assert_eq!(sink.deliver(&message(b"1")).await, Outcome::Delivered);
     let channel = connection.create_channel().await.unwrap();
@@ -121,13 +115,7 @@ async fn an_unreachable_broker_is_a_retry_and_attempts_are_spaced_out() {
     config.reconnect_base_ms = 1_000;
     config.reconnect_max_ms = 4_000;
     let broker = AmqpBroker::new(config);
-    let sink = AmqpSink::new(
-        broker.clone(),
-        AmqpSinkConfig {
-            queue: "q".into(),
-            reply_queue: None,
-        },
-    );
+    let sink = AmqpSink::new(broker.clone(), AmqpSinkConfig::queue("q"));
 
     let first = sink.deliver(&message(b"x")).await;
     assert!(
@@ -183,10 +171,7 @@ async fn a_queue_the_vendor_declared_with_other_arguments_is_used_as_it_is() {
         .unwrap();
     let sink = AmqpSink::new(
         AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
-        AmqpSinkConfig {
-            queue: queue.clone(),
-            reply_queue: None,
-        },
+        AmqpSinkConfig::queue(queue.clone()),
     );
     assert_eq!(sink.deliver(&message(b"1")).await, Outcome::Delivered);
     assert_eq!(sink.deliver(&message(b"2")).await, Outcome::Delivered);
@@ -215,10 +200,7 @@ async fn concurrent_deliveries_are_each_confirmed_once() {
     let queue = unique_queue();
     let sink = std::sync::Arc::new(AmqpSink::new(
         AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
-        AmqpSinkConfig {
-            queue: queue.clone(),
-            reply_queue: None,
-        },
+        AmqpSinkConfig::queue(queue.clone()),
     ));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..64 {
@@ -241,6 +223,55 @@ async fn concurrent_deliveries_are_each_confirmed_once() {
     assert_eq!(count, 64);
     channel
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_exchange_with_a_routing_key_and_a_quorum_queue() {
+    let connection = test_connection().await;
+    let queue = unique_queue();
+    let exchange = format!("{queue}.exchange");
+    let mut config = AmqpSinkConfig::queue(queue.clone());
+    config.exchange = Some(exchange.clone());
+    config.routing_key = Some("fachverfahren.eingang".into());
+    config.queue_type = super::QueueType::Quorum;
+    let sink = AmqpSink::new(AmqpBroker::new(AmqpBrokerConfig::new(broker_url())), config);
+    assert_eq!(
+        sink.deliver(&message(b"via exchange")).await,
+        Outcome::Delivered
+    );
+
+    let channel = connection.create_channel().await.unwrap();
+    // Declaring it passively as a quorum queue succeeds only if it is one.
+    let mut quorum = FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            quorum,
+        )
+        .await
+        .expect("the queue is a quorum queue");
+    let got = channel
+        .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the message was routed to the queue");
+    assert_eq!(got.delivery.data, b"via exchange");
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    channel
+        .exchange_delete(exchange.as_str().into(), Default::default())
         .await
         .unwrap();
 }
