@@ -65,6 +65,8 @@ struct RoutingFile {
 #[derive(Deserialize)]
 struct ProcedureEntry {
     id: String,
+    /// Absent for `manual` procedures, which the simulator does not play.
+    #[serde(default)]
     envelope: String,
     delivery: DeliveryEntry,
 }

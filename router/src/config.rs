@@ -31,6 +31,10 @@ pub struct FileConfig {
     pub regions: PathBuf,
     #[serde(default = "default_pki_dir")]
     pub pki_dir: PathBuf,
+    /// Where applications and the outbox live: SQLite in the data directory by default,
+    /// or a PostgreSQL database shared by several hub instances.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
     pub amqp: Option<AmqpBrokerConfig>,
     #[serde(default)]
     pub delivery: RetryPolicy,
@@ -45,6 +49,15 @@ pub struct FileConfig {
 
 fn default_pki_dir() -> PathBuf {
     "pki".into()
+}
+
+/// A shared PostgreSQL store (several hub instances on one database).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// e.g. `postgres://kopplung@db.example/kopplung`. The password, if any, better comes
+    /// from `PGPASSWORD` or `~/.pgpass` than from this file.
+    pub postgres_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +116,14 @@ pub struct RetryPolicy {
     /// Attempts before the message is dead-lettered.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// How long an instance holds a claimed outbox entry (`[delivery]` of kopplung.toml
+    /// only): after a crash, another instance takes the entry over once this has passed.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+}
+
+fn default_lease_secs() -> u64 {
+    120
 }
 
 fn default_base_delay() -> u64 {
@@ -121,6 +142,7 @@ impl Default for RetryPolicy {
             base_delay_ms: default_base_delay(),
             max_delay_ms: default_max_delay(),
             max_attempts: default_max_attempts(),
+            lease_secs: default_lease_secs(),
         }
     }
 }
@@ -378,6 +400,40 @@ impl Config {
             Ok(())
         };
         check_policy(&self.file.delivery, main, "[delivery]")?;
+        let lease = self.file.delivery.lease_secs;
+        if !(5..=3600).contains(&lease) {
+            return Err(invalid(
+                main,
+                "[delivery]: lease_secs must be 5 to 3600".into(),
+            ));
+        }
+        // One attempt is cut off at three quarters of the lease: the transports' own
+        // timeouts must fit into that.
+        let limit_ms = lease * 750;
+        if let Some(amqp) = &self.file.amqp {
+            let attempt_ms = (amqp.connect_timeout_secs * 2 + amqp.confirm_timeout_secs) * 1000;
+            if attempt_ms > limit_ms {
+                return Err(invalid(
+                    main,
+                    format!(
+                        "[amqp]: 2 * connect_timeout_secs + confirm_timeout_secs must fit into three quarters of [delivery] lease_secs ({lease} s)"
+                    ),
+                ));
+            }
+        }
+        for procedure in &self.routing.procedures {
+            if let DeliveryConfig::Http(http) = &procedure.delivery
+                && http.timeout_ms > limit_ms
+            {
+                return Err(invalid(
+                    routing,
+                    format!(
+                        "procedure `{}`: timeout_ms must fit into three quarters of [delivery] lease_secs ({lease} s)",
+                        procedure.id
+                    ),
+                ));
+            }
+        }
         for procedure in &self.routing.procedures {
             if let Some(policy) = &procedure.retry {
                 check_policy(

@@ -18,7 +18,7 @@ use crate::outbox::Dispatcher;
 use crate::prepare::Preparer;
 use crate::regions::Regions;
 use crate::routing::RoutingTable;
-use crate::store::{SqliteStore, Store};
+use crate::store::{PostgresStore, SqliteStore, Store};
 
 /// Loads everything the configuration names and checks that it fits together,
 /// without opening the store or the network. `kopplung check` runs exactly this.
@@ -67,7 +67,10 @@ pub async fn run(
         preparer,
         clients,
     } = loaded;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await?);
+    let store: Arc<dyn Store> = match &config.file.store {
+        Some(shared) => Arc::new(PostgresStore::connect(&shared.postgres_url).await?),
+        None => Arc::new(SqliteStore::open(&config.data_dir).await?),
+    };
     let released = store.release_stale_leases().await?;
     if released > 0 {
         tracing::info!(
@@ -100,6 +103,7 @@ pub async fn run(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
+    let inbox = Arc::new(crate::inbox::Inbox::load(&config)?);
     let metrics = Arc::new(Metrics::new()?);
     let preparer = Arc::new(preparer);
     let reloader = tokio::spawn(reload_on_hangup(
@@ -214,14 +218,19 @@ pub async fn run(
             }
         })
     }));
+    dispatcher.lease = std::time::Duration::from_secs(config.file.delivery.lease_secs);
     let dispatcher = Arc::new(dispatcher);
     let (stop_outbox, outbox_stopped) = watch::channel(false);
     let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
 
     tracing::info!(%bound, "kopplung listening");
-    let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = api::router(state.clone()).merge(crate::inbox::router(state, inbox));
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     reloader.abort();
     let _ = stop_replies.send(true);
     for consumer in reply_consumers {

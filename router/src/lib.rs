@@ -7,6 +7,7 @@ pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod hub;
+pub mod inbox;
 pub mod metrics;
 pub mod outbox;
 pub mod prepare;

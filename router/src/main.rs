@@ -114,6 +114,18 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Clerks of the clerk inbox (`/inbox`, procedures with `transport = "manual"`).
+    Clerk {
+        #[command(subcommand)]
+        command: ClerkCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClerkCommand {
+    /// Read a password (one line) from standard input and print its argon2id PHC
+    /// string, for `password_argon2` of a `[[clerk]]` in kopplung.toml.
+    HashPassword,
 }
 
 #[derive(Subcommand)]
@@ -250,6 +262,21 @@ fn main() -> anyhow::Result<()> {
                 command,
             } => deadletters_command(&hub, &token_file, command).await,
             Command::Audit { command } => audit_command(command).await,
+            Command::Clerk {
+                command: ClerkCommand::HashPassword,
+            } => {
+                use kopplung_router::inbox::{MIN_PASSWORD_CHARS, hash_password};
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                let password = line.trim_end_matches(['\r', '\n']);
+                if password.chars().count() < MIN_PASSWORD_CHARS {
+                    bail!("the password must have at least {MIN_PASSWORD_CHARS} characters");
+                }
+                println!("{}", hash_password(password).map_err(anyhow::Error::msg)?);
+                Ok(())
+            }
             Command::Keys {
                 command: KeysCommand::Init { dir, config },
             } => {
@@ -386,13 +413,26 @@ fn mapping_command(config: &Path, command: MappingCommand) -> anyhow::Result<()>
 
 async fn audit_command(command: AuditCommand) -> anyhow::Result<()> {
     use kopplung_router::audit::laufzettel_json;
-    use kopplung_router::store::{SqliteStore, Store};
+    use kopplung_router::store::{PostgresStore, SqliteStore, Store};
     let target = match &command {
         AuditCommand::Verify { target } | AuditCommand::Export { target, .. } => target,
     };
-    let store = SqliteStore::open_read_only(&target.data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", target.data_dir.display()))?;
+    let shared = match &target.config {
+        Some(config) => load_config(config, &target.data_dir)?.file.store,
+        None => None,
+    };
+    let store: Box<dyn Store> = match shared {
+        Some(shared) => Box::new(
+            PostgresStore::connect(&shared.postgres_url)
+                .await
+                .context("opening the PostgreSQL store")?,
+        ),
+        None => Box::new(
+            SqliteStore::open_read_only(&target.data_dir)
+                .await
+                .with_context(|| format!("opening the store in {}", target.data_dir.display()))?,
+        ),
+    };
     let report = store.verify_audit().await?;
     if let Some(first) = &report.first_break {
         let refusal = match command {
@@ -608,6 +648,22 @@ async fn demo(
             write_token(&path)?;
         }
     }
+    // The clerk inbox's demo clerks: a random password, like the tokens.
+    let mut clerks = Vec::new();
+    for clerk in &config.file.clerks {
+        if let Some(file) = &clerk.password_file {
+            let path = data_dir.join(file);
+            if !path.is_file() {
+                write_token(&path)?;
+            }
+            clerks.push(format!(
+                "  Inbox:   http://{}/inbox (clerk `{}`, password in {})\n",
+                listen.unwrap_or(config.file.server.listen),
+                clerk.id,
+                path.display()
+            ));
+        }
+    }
     let listen = listen.unwrap_or(config.file.server.listen);
     let amqp = config
         .file
@@ -623,6 +679,12 @@ async fn demo(
     println!(
         "\nkopplung demo\n  API:     http://{listen}/api/v1/services\n  Token:   {token}\n  Broker:  {amqp} (applications wait in the outbox until it is reachable)\n\nSubmit a Mängelanzeige for Dresden:\n  curl -sS -X POST http://{listen}/api/v1/applications \\\n    -H \"Authorization: Bearer $(cat {token})\" -H 'Content-Type: application/json' \\\n    -d '{{\"service\":\"99999001000000\",\"region\":\"146120000000\",\"data\":{{\"kategorie\":\"strassenschaden\",\"beschreibung\":\"Tiefes Schlagloch vor der Schule\",\"ort\":{{\"strasse\":\"Königsbrücker Straße\",\"hausnummer\":\"12\"}}}}}}'\n"
     );
+    if !clerks.is_empty() {
+        println!(
+            "Clerk inbox for procedures without an interface:\n{}",
+            clerks.concat()
+        );
+    }
     let (stop_procedures, procedures_stopped) = tokio::sync::watch::channel(false);
     let procedures = if with_procedures {
         let sim = simulator_config(&loaded.config, format!("http://{listen}"), Vec::new())?;

@@ -21,10 +21,10 @@ use crate::config::{Envelope, RetryPolicy};
 use crate::prepare::{PrepareError, Preparer};
 use crate::store::{Status, Step, Store, StoreError, WorkItem};
 
-/// How long a claimed entry stays ours. One delivery attempt is cut off well before
-/// (`DELIVERY_LIMIT`), so a lease never runs out under work that is still going on.
+/// How long a claimed entry stays ours by default (`[delivery] lease_secs`). One delivery
+/// attempt is cut off at three quarters of it, so a lease never runs out under work that
+/// is still going on; when an instance dies, another takes its work after the lease.
 pub const LEASE: Duration = Duration::from_secs(120);
-const DELIVERY_LIMIT: Duration = Duration::from_secs(90);
 /// Prepares at once: each holds a whole application in memory several times over.
 const PREPARE_PARALLELISM: usize = 4;
 /// Entries claimed per round, and worked on at once.
@@ -61,6 +61,8 @@ pub struct Dispatcher {
     pub max_in_flight: BTreeMap<String, u32>,
     in_flight: Arc<Mutex<BTreeMap<String, u32>>>,
     pub replies: Option<ReplyHandler>,
+    /// How long a claim holds (see [`LEASE`]).
+    pub lease: Duration,
 }
 
 /// Counts one entry in flight for its procedure while alive.
@@ -110,7 +112,13 @@ impl Dispatcher {
             max_in_flight: BTreeMap::new(),
             in_flight: Arc::new(Mutex::new(BTreeMap::new())),
             replies: None,
+            lease: LEASE,
         }
+    }
+
+    /// How long one delivery attempt may take: well within the lease.
+    fn delivery_limit(&self) -> Duration {
+        self.lease * 3 / 4
     }
 
     /// What may still be claimed per procedure: its limit less what is in flight.
@@ -153,7 +161,7 @@ impl Dispatcher {
             let capacity = self.capacity();
             let claimed = match self
                 .store
-                .claim(&lease, now, now + LEASE, free, &capacity)
+                .claim(&lease, now, now + self.lease, free, &capacity)
                 .await
             {
                 Ok(items) => items,
@@ -286,10 +294,11 @@ impl Dispatcher {
             body: Bytes::from(sealed),
         };
         let destination = sink.destination();
-        let outcome = tokio::time::timeout(DELIVERY_LIMIT, sink.deliver(&message))
+        let limit = self.delivery_limit();
+        let outcome = tokio::time::timeout(limit, sink.deliver(&message))
             .await
             .unwrap_or_else(|_| Outcome::Retry {
-                reason: format!("no outcome within {}s", DELIVERY_LIMIT.as_secs()),
+                reason: format!("no outcome within {}s", limit.as_secs()),
                 not_before: None,
             });
         match outcome.clone() {
@@ -319,19 +328,21 @@ impl Dispatcher {
             }
             Outcome::Retry { reason, not_before } => {
                 let policy = self.policy_of(&item.procedure_id);
-                let attempts = item.attempts + 1;
-                if attempts >= policy.max_attempts {
-                    let reason =
-                        format!("given up after {attempts} attempts; last error: {reason}");
-                    tracing::error!(%reason, "delivery dead-lettered");
-                    self.store
-                        .record_failed(item, Status::DeadLettered, &reason)
-                        .await?;
-                } else {
-                    let due =
-                        OffsetDateTime::now_utc() + backoff(&policy, item.attempts, not_before);
-                    tracing::warn!(%reason, attempts, "delivery failed; will retry");
-                    self.store.record_retry(item, due, &reason).await?;
+                let next = after_failure(&policy, item.attempts, not_before, &mut rand::rng());
+                match next {
+                    Next::GiveUp { attempts } => {
+                        let reason =
+                            format!("given up after {attempts} attempts; last error: {reason}");
+                        tracing::error!(%reason, "delivery dead-lettered");
+                        self.store
+                            .record_failed(item, Status::DeadLettered, &reason)
+                            .await?;
+                    }
+                    Next::TryAgainIn(pause) => {
+                        let due = OffsetDateTime::now_utc() + pause;
+                        tracing::warn!(%reason, attempts = item.attempts + 1, "delivery failed; will retry");
+                        self.store.record_retry(item, due, &reason).await?;
+                    }
                 }
             }
             Outcome::Unavailable { reason, not_before } => {
@@ -361,6 +372,32 @@ impl Dispatcher {
     }
 }
 
+/// What follows a failed attempt (`Outcome::Retry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The policy's attempts are used up: dead letter.
+    GiveUp { attempts: u32 },
+    /// Another attempt after this pause (backoff, never shorter than `Retry-After`).
+    TryAgainIn(Duration),
+}
+
+/// The decision after the failure of attempt number `attempts + 1`.
+pub fn after_failure(
+    policy: &RetryPolicy,
+    attempts: u32,
+    not_before: Option<Duration>,
+    rng: &mut impl Rng,
+) -> Next {
+    let attempts_now = attempts + 1;
+    if attempts_now >= policy.max_attempts {
+        return Next::GiveUp {
+            attempts: attempts_now,
+        };
+    }
+    let jitter = full_jitter(policy, attempts, rng);
+    Next::TryAgainIn(not_before.map_or(jitter, |floor| jitter.max(floor)))
+}
+
 /// The pause before the next attempt: full jitter, but not before `not_before`.
 fn backoff(policy: &RetryPolicy, attempts: u32, not_before: Option<Duration>) -> Duration {
     let jitter = full_jitter(policy, attempts, &mut rand::rng());
@@ -382,11 +419,46 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
+    fn retry_after_is_a_floor_and_the_last_attempt_gives_up() {
+        let policy = RetryPolicy {
+            base_delay_ms: 100,
+            max_delay_ms: 60_000,
+            max_attempts: 4,
+            ..RetryPolicy::default()
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for attempts in 0..3 {
+            for _ in 0..200 {
+                // A receiver that says `Retry-After: 7` is not asked again sooner.
+                let Next::TryAgainIn(pause) =
+                    after_failure(&policy, attempts, Some(Duration::from_secs(7)), &mut rng)
+                else {
+                    panic!("gave up after {} attempts", attempts + 1);
+                };
+                assert!(pause >= Duration::from_secs(7), "{pause:?}");
+                assert!(pause <= Duration::from_secs(60));
+                // Without it, the backoff's ceiling for this attempt holds.
+                let Next::TryAgainIn(pause) = after_failure(&policy, attempts, None, &mut rng)
+                else {
+                    panic!("gave up early");
+                };
+                assert!(pause <= Duration::from_millis(100 << attempts), "{pause:?}");
+            }
+        }
+        // The fourth failure is the last: dead letter, whatever Retry-After said.
+        assert_eq!(
+            after_failure(&policy, 3, Some(Duration::from_secs(1)), &mut rng),
+            Next::GiveUp { attempts: 4 }
+        );
+    }
+
+    #[test]
     fn backoff_grows_and_is_capped() {
         let policy = RetryPolicy {
             base_delay_ms: 100,
             max_delay_ms: 1_000,
             max_attempts: 10,
+            ..RetryPolicy::default()
         };
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for attempts in 0..40 {

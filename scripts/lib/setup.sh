@@ -56,4 +56,15 @@ ensure_postgres() {
     as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
   fi
   wait_for "PostgreSQL on 127.0.0.1:5432" 60 pg_isready -q -h 127.0.0.1 -p 5432
+  # The tests connect as `postgres` over TCP to the database `test`. A stock Debian
+  # server wants a password there: give the role one for the tests and export it.
+  if ! psql -h 127.0.0.1 -U postgres -d test -Atc 'SELECT 1' >/dev/null 2>&1; then
+    export PGPASSWORD="${PGPASSWORD:-kopplung-test}"
+    if ! psql -h 127.0.0.1 -U postgres -d postgres -Atc 'SELECT 1' >/dev/null 2>&1; then
+      echo "Giving the PostgreSQL role postgres a password for the tests"
+      as_root su postgres -c "psql -qc \"ALTER ROLE postgres PASSWORD '$PGPASSWORD'\"" >/dev/null
+    fi
+    psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 \
+      || psql -h 127.0.0.1 -U postgres -d postgres -qc 'CREATE DATABASE test'
+  fi
 }

@@ -96,6 +96,8 @@ pub struct HubSetup {
     pub rewrite_routing: Option<std::sync::Arc<dyn Fn(String) -> String + Send + Sync>>,
     /// Appended to `kopplung.toml` (e.g. `[[clerk]]` sections).
     pub extra_config: String,
+    /// `[delivery] lease_secs`: how soon another instance takes over a dead one's work.
+    pub lease_secs: u64,
 }
 
 /// Replaces the `[procedure.delivery]` section of `procedure` in a routing table with
@@ -131,6 +133,7 @@ impl Default for HubSetup {
             routing: None,
             rewrite_routing: None,
             extra_config: String::new(),
+            lease_secs: 120,
         }
     }
 }
@@ -203,6 +206,36 @@ impl TestHub {
         hub
     }
 
+    /// A second instance of the same hub (same routing table, keys and tokens; its own
+    /// port and data directory), for a shared PostgreSQL store.
+    pub async fn start_peer(&self, setup: &HubSetup) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("config")).expect("config dir");
+        std::fs::copy(
+            self.dir.path().join("config/routing.toml"),
+            dir.path().join("config/routing.toml"),
+        )
+        .expect("routing");
+        copy_dir(&self.pki_dir(), &dir.path().join("data/pki"));
+        for file in ["intake-token", "other-token", "admin-token"] {
+            std::fs::copy(
+                self.data_dir().join(file),
+                dir.path().join("data").join(file),
+            )
+            .expect("token");
+        }
+        let mut peer = Self {
+            dir,
+            port: free_port(),
+            token: self.token.clone(),
+            queue_prefix: self.queue_prefix.clone(),
+            child: None,
+        };
+        peer.write_config(setup);
+        peer.spawn().await;
+        peer
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("config/kopplung.toml")
     }
@@ -242,10 +275,12 @@ name = "kopplung Test"
 url = "{amqp}"
 reconnect_base_ms = 100
 reconnect_max_ms = 500
+{amqp_timeouts}
 
 [delivery]
 base_delay_ms = 50
 max_delay_ms = 500
+lease_secs = {lease_secs}
 
 [[client]]
 id = "test"
@@ -257,6 +292,12 @@ token_file = "other-token"
 
 [admin]
 token_file = "admin-token"
+
+# The clerk of the demo's manual procedure (password: kopplung-test-clerk-password).
+[[clerk]]
+id = "demo-sachbearbeitung"
+name = "Demo-Sachbearbeitung"
+password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFduBPoi0UP1SfQlhjvofok6oWT8CHK2CDOsXy8"
 "#,
             mappings = setup
                 .mappings
@@ -267,6 +308,13 @@ token_file = "admin-token"
             port = self.port,
             max_body = setup.max_body_bytes,
             amqp = setup.amqp_url,
+            lease_secs = setup.lease_secs,
+            // A short lease needs short broker timeouts: an attempt must end within it.
+            amqp_timeouts = if setup.lease_secs < 60 {
+                "connect_timeout_secs = 2\nconfirm_timeout_secs = 3"
+            } else {
+                ""
+            },
         );
         let config = format!("{config}\n{}\n", setup.extra_config);
         std::fs::write(self.config_path(), config).expect("write config");
@@ -762,4 +810,65 @@ pub fn sign_cms_receipt(pki: &Path, procedure: &str, receipt: &Value) -> Vec<u8>
 /// The hex SHA-256 of a token, as `token_sha256` in the configuration wants it.
 pub fn token_sha256(token: &str) -> String {
     hex::encode(openssl::sha::sha256(token.as_bytes()))
+}
+
+/// A fresh, empty PostgreSQL database on the local server (127.0.0.1:5432), dropped
+/// when the guard goes. Fails loudly if PostgreSQL does not answer.
+pub struct PostgresDatabase {
+    pub name: String,
+}
+
+impl PostgresDatabase {
+    pub fn create() -> Self {
+        let name = format!("kopplung_e2e_{}", uuid::Uuid::new_v4().simple());
+        psql(&format!("CREATE DATABASE {name}"));
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+/// Runs one statement on the `test` database as `postgres`.
+pub fn psql(sql: &str) -> String {
+    psql_in("test", sql)
+}
+
+/// Runs one statement on `database` as `postgres`; unaligned output.
+pub fn psql_in(database: &str, sql: &str) -> String {
+    let output = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            database,
+            "-c",
+        ])
+        .arg(sql)
+        .output()
+        .expect("psql on PATH (PostgreSQL client)");
+    assert!(
+        output.status.success(),
+        "PostgreSQL on 127.0.0.1:5432 must be running (scripts/test starts it): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -37,6 +37,12 @@ pub async fn show(
     let state_text = match record.status {
         Status::Accepted | Status::Prepared => match &record.delivery.last_error {
             Some(error) => format!("waiting in the outbox: {error}"),
+            // Pull and manual procedures collect their messages themselves.
+            None if record.status == Status::Prepared
+                && destination.is_some_and(|d| matches!(d.transport, "pull" | "manual")) =>
+            {
+                "waiting for the procedure to collect it".to_owned()
+            }
             None => "in the outbox".to_owned(),
         },
         Status::Delivered => "delivered".to_owned(),

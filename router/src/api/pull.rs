@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -50,11 +51,19 @@ pub async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(procedure): Path<String>,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
     if let Err(problem) = authorised(&state, &headers, &procedure) {
         return problem.into_response();
     }
+    let Ok(Query(query)) = query else {
+        return Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "`limit` must be a whole number from 1 to 1000",
+        )
+        .into_response();
+    };
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     match state.store.pickups(&procedure, limit).await {
         Ok(messages) => Json(json!({ "messages": messages })).into_response(),

@@ -4,6 +4,7 @@
 //! SQLite default (one instance, embedded). Every state change is one transaction that
 //! also appends the history entry and the audit entry (see [`crate::audit`]).
 
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use crate::audit::{AuditEntry, AuditReport};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The state of an application (see `docs/architecture.md`).

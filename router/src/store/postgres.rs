@@ -1,0 +1,1271 @@
+//! The PostgreSQL store: one database shared by several hub instances.
+//!
+//! The same tables and the same semantics as [`super::SqliteStore`], with what several
+//! processes on one database need:
+//!
+//! - **The audit chain cannot fork.** Every transaction that appends a history and audit
+//!   entry (and so every state change) first takes one transaction-level advisory lock
+//!   ([`CHAIN_LOCK`]), the counterpart of SQLite's `BEGIN IMMEDIATE`: such transactions
+//!   run one after the other across all instances, and reading the last entry's hash
+//!   inside one sees every earlier append (READ COMMITTED takes a new snapshot per
+//!   statement, and the lock is only granted once the previous holder has committed).
+//!   The check-then-write steps (idempotency keys, receipts, pickup acknowledgements)
+//!   are serialised by the same lock.
+//! - **Claims never overlap.** `claim` locks the rows it takes with `FOR UPDATE SKIP
+//!   LOCKED` and re-checks them under the lock: two instances never lease the same entry,
+//!   and neither waits for the other. An entry whose lease has run out may be claimed by
+//!   any instance: that is how the work of an instance that died is taken over.
+//! - **Leases are not released at start-up** (see `release_stale_leases`). Lease times
+//!   come from each instance's clock, so the instances' clocks must agree (NTP) to well
+//!   within a lease's length.
+//!
+//! Times the audit hash covers (and those handed back exactly as given) are stored as
+//! RFC 3339 text, as in SQLite; due and lease times are unix milliseconds.
+//!
+//! Needs PostgreSQL 12 or later (`AS MATERIALIZED`, `sha256()`).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::{
+    Accepted, ApplicationRecord, Attachment, Backlog, DeadLetter, DeliveryRecord, DocumentInfo,
+    HistoryEntry, IdempotencyKey, Inserted, MailboxEntry, NewApplication, Pickup, PickupAck,
+    PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError, WorkItem,
+};
+use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_hex};
+
+/// The key of the transaction-level advisory lock that serialises every transaction
+/// appending to the history and audit chain ("kopplung" in ASCII).
+const CHAIN_LOCK: i64 = 0x6b6f_7070_6c75_6e67;
+
+/// Connections per instance.
+const POOL_SIZE: u32 = 8;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/database`) and brings
+    /// its schema up to date. Several instances may connect at once, also to a fresh
+    /// database: the migrator holds an advisory lock while it checks and migrates, so the
+    /// others wait and then find the schema current.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Starts a transaction that may change state: it takes the chain lock at once, so
+    /// that it runs alone among such transactions of every instance (see the module
+    /// documentation). The lock is released with the commit or rollback.
+    async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CHAIN_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn parse_time(s: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| StoreError::Corrupt(format!("time {s}: {e}")))
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_millis(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("uuid {s}: {e}")))
+}
+
+fn count(n: i64) -> u32 {
+    n.try_into().unwrap_or(u32::MAX)
+}
+
+/// Appends the history entry of a state change and its audit entry, at the same time.
+/// `message_sha256` is the hex SHA-256 of the sealed message, once there is one.
+async fn append_history(
+    tx: &mut Transaction<'static, Postgres>,
+    application_id: Uuid,
+    status: Status,
+    detail: &str,
+    message_sha256: Option<String>,
+) -> Result<(), StoreError> {
+    let at = rfc3339(OffsetDateTime::now_utc());
+    sqlx::query("INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)")
+        .bind(application_id.to_string())
+        .bind(&at)
+        .bind(status.as_str())
+        .bind(detail)
+        .execute(&mut **tx)
+        .await?;
+    append_audit(tx, application_id, &at, status, detail, message_sha256).await
+}
+
+/// Links one entry to the end of the audit chain. Must run inside a transaction begun
+/// with [`PostgresStore::write`], which holds the chain lock, so that no other writer
+/// (of any instance) appends in between.
+async fn append_audit(
+    tx: &mut Transaction<'static, Postgres>,
+    application_id: Uuid,
+    at: &str,
+    status: Status,
+    detail: &str,
+    message_sha256: Option<String>,
+) -> Result<(), StoreError> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    // The highest seq ever issued: if entries at the end were removed, the next one
+    // leaves a gap that verification reports, instead of hiding the removal.
+    let issued: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_issued")
+        .fetch_optional(&mut **tx)
+        .await?;
+    let last_seq = last
+        .as_ref()
+        .map_or(0, |(seq, _)| *seq)
+        .max(issued.unwrap_or(0));
+    let prev_hash = last
+        .as_ref()
+        .map_or(GENESIS_HASH, |(_, hash)| hash.as_str());
+    let prev = (last_seq > 0).then_some((last_seq, prev_hash));
+    let entry = AuditEntry::next(
+        prev,
+        application_id,
+        at,
+        status.as_str(),
+        detail,
+        message_sha256,
+    );
+    sqlx::query(
+        "INSERT INTO audit_log (seq, application_id, at, status, detail, message_sha256, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(entry.seq)
+    .bind(&entry.application_id)
+    .bind(&entry.at)
+    .bind(&entry.status)
+    .bind(&entry.detail)
+    .bind(&entry.message_sha256)
+    .bind(&entry.prev_hash)
+    .bind(&entry.hash)
+    .execute(&mut **tx)
+    .await?;
+    let issued = sqlx::query("UPDATE audit_issued SET seq = $1 WHERE singleton")
+        .bind(entry.seq)
+        .execute(&mut **tx)
+        .await?;
+    if issued.rows_affected() != 1 {
+        sqlx::query("INSERT INTO audit_issued (singleton, seq) VALUES (TRUE, $1)")
+            .bind(entry.seq)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The hex SHA-256 of the sealed message stored for an outbox entry, if there is one.
+async fn stored_message_sha256(
+    tx: &mut Transaction<'static, Postgres>,
+    item: &WorkItem,
+) -> Result<Option<String>, StoreError> {
+    let sealed: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT sealed FROM deliveries WHERE application_id = $1 AND procedure_id = $2",
+    )
+    .bind(item.application_id.to_string())
+    .bind(&item.procedure_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(sealed.as_deref().map(sha256_hex))
+}
+
+/// The columns of an audit entry (a macro, so that the queries stay string literals).
+macro_rules! audit_columns {
+    () => {
+        "seq, application_id, at, status, detail, message_sha256, prev_hash, hash"
+    };
+}
+
+fn audit_entry(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        seq: row.try_get("seq")?,
+        application_id: row.try_get("application_id")?,
+        at: row.try_get("at")?,
+        status: row.try_get("status")?,
+        detail: row.try_get("detail")?,
+        message_sha256: row.try_get("message_sha256")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+async fn set_status(
+    tx: &mut Transaction<'static, Postgres>,
+    application_id: Uuid,
+    status: Status,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE applications SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(status.as_str())
+        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(application_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Binds the `application_id = $n AND procedure_id = $n+1 AND lease_owner = $n+2` of an
+/// outbox update (the last three parameters): only the holder of the lease may change
+/// the entry.
+trait BindLease<'q> {
+    fn bind_lease(self, item: &'q WorkItem) -> Self;
+}
+
+impl<'q> BindLease<'q> for sqlx::query::Query<'q, Postgres, PgArguments> {
+    fn bind_lease(self, item: &'q WorkItem) -> Self {
+        self.bind(item.application_id.to_string())
+            .bind(&item.procedure_id)
+            .bind(&item.lease)
+    }
+}
+
+/// Completes a state change whose outbox update touched `updated` rows: the status and
+/// its history and audit entries in the same transaction, or nothing if the lease was
+/// lost. `sealed` is the message just sealed; otherwise the stored one (if any) is hashed.
+async fn transition(
+    mut tx: Transaction<'static, Postgres>,
+    updated: u64,
+    item: &WorkItem,
+    status: Status,
+    detail: &str,
+    sealed: Option<&[u8]>,
+) -> Result<bool, StoreError> {
+    if updated != 1 {
+        return Ok(false);
+    }
+    let message_sha256 = match sealed {
+        Some(sealed) => Some(sha256_hex(sealed)),
+        None => stored_message_sha256(&mut tx, item).await?,
+    };
+    set_status(&mut tx, item.application_id, status).await?;
+    append_history(&mut tx, item.application_id, status, detail, message_sha256).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+fn document_info(row: &PgRow) -> Result<DocumentInfo, StoreError> {
+    Ok(DocumentInfo {
+        id: parse_uuid(&row.try_get::<String, _>("id")?)?,
+        filename: row.try_get("filename")?,
+        media_type: row.try_get("media_type")?,
+        size: row.try_get::<i64, _>("size")?.try_into().unwrap_or(0),
+        sha512: row.try_get("sha512")?,
+    })
+}
+
+/// A pickup from a row with `message_id, application_id, receipt, service_key,
+/// message_type, due_at`, the message's `size` and `sha256`.
+fn pickup_of(row: &PgRow) -> Result<Pickup, StoreError> {
+    let since: i64 = row.try_get("due_at")?;
+    let size: Option<i64> = row.try_get("size")?;
+    let sha256: Option<String> = row.try_get("sha256")?;
+    let (Some(size), Some(sha256)) = (size, sha256) else {
+        return Err(StoreError::Corrupt("a pickup without its message".into()));
+    };
+    Ok(Pickup {
+        message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
+        application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
+        receipt: row.try_get("receipt")?,
+        service: row.try_get("service_key")?,
+        message_type: row.try_get("message_type")?,
+        size: size.try_into().unwrap_or(0),
+        sha256,
+        available_since: from_millis(since)
+            .ok_or_else(|| StoreError::Corrupt(format!("time {since}")))?,
+    })
+}
+
+fn work_item(row: &PgRow, lease: &str) -> Result<WorkItem, StoreError> {
+    let step: String = row.try_get("step")?;
+    Ok(WorkItem {
+        application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
+        service_key: row.try_get("service_key")?,
+        procedure_id: row.try_get("procedure_id")?,
+        message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
+        message_type: row.try_get("message_type")?,
+        step: match step.as_str() {
+            "prepare" => Step::Prepare,
+            "deliver" => Step::Deliver,
+            other => return Err(StoreError::Corrupt(format!("claimed step {other}"))),
+        },
+        attempts: count(row.try_get("attempts")?),
+        lease: lease.to_owned(),
+    })
+}
+
+/// Looks up an idempotency key inside an open transaction.
+async fn earlier_answer(
+    tx: &mut Transaction<'static, Postgres>,
+    client_id: &str,
+    key: &IdempotencyKey,
+) -> Result<Option<Inserted>, StoreError> {
+    let row = sqlx::query(
+        "SELECT i.request_sha256, a.id, a.receipt FROM idempotency_keys i
+         JOIN applications a ON a.id = i.application_id
+         WHERE i.client_id = $1 AND i.key = $2",
+    )
+    .bind(client_id)
+    .bind(&key.key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let hash: String = row.try_get("request_sha256")?;
+    if hash != key.request_sha256 {
+        return Ok(Some(Inserted::KeyConflict));
+    }
+    Ok(Some(Inserted::Replayed(Accepted {
+        id: parse_uuid(&row.try_get::<String, _>("id")?)?,
+        receipt: row.try_get("receipt")?,
+    })))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
+        // Under the chain lock: two instances handed the same idempotency key at once
+        // answer one `Created` and one `Replayed`.
+        let mut tx = self.write().await?;
+        if let Some(key) = &new.idempotency
+            && let Some(answer) = earlier_answer(&mut tx, &new.client_id, key).await?
+        {
+            return Ok(answer);
+        }
+        let id = new.id.to_string();
+        let at = rfc3339(new.received_at);
+        let inserted = sqlx::query(
+            "INSERT INTO applications
+               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&id)
+        .bind(&new.receipt)
+        .bind(&new.client_id)
+        .bind(&new.service_key)
+        .bind(&new.region)
+        .bind(&new.procedure_id)
+        .bind(Status::Accepted.as_str())
+        .bind(new.payload.to_string())
+        .bind(&at)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            // The constraint is `applications_receipt_key`; the failed statement aborted
+            // the transaction, which is rolled back when dropped.
+            Err(sqlx::Error::Database(e))
+                if e.is_unique_violation()
+                    && e.constraint().is_some_and(|c| c.contains("receipt")) =>
+            {
+                return Ok(Inserted::ReceiptTaken);
+            }
+            other => {
+                other?;
+            }
+        }
+        for (position, attachment) in new.attachments.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO attachments (application_id, position, filename, media_type, size, sha512, content)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&id)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .bind(&attachment.filename)
+            .bind(&attachment.media_type)
+            .bind(i64::try_from(attachment.content.len()).unwrap_or(i64::MAX))
+            .bind(&attachment.sha512)
+            .bind(&attachment.content)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at)
+             VALUES ($1, $2, $3, $4, $5, 'prepare', $6)",
+        )
+        .bind(&id)
+        .bind(&new.service_key)
+        .bind(&new.procedure_id)
+        .bind(new.message_id.to_string())
+        .bind(&new.message_type)
+        .bind(millis(new.received_at))
+        .execute(&mut *tx)
+        .await?;
+        if let Some(key) = &new.idempotency {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (client_id, key, request_sha256, application_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&new.client_id)
+            .bind(&key.key)
+            .bind(&key.request_sha256)
+            .bind(&id)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        append_history(
+            &mut tx,
+            new.id,
+            Status::Accepted,
+            &format!("accepted from client {}", new.client_id),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Inserted::Created(Accepted {
+            id: new.id,
+            receipt: new.receipt.clone(),
+        }))
+    }
+
+    async fn idempotent_answer(
+        &self,
+        client_id: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Inserted>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let answer = earlier_answer(&mut tx, client_id, key).await?;
+        tx.rollback().await?;
+        Ok(answer)
+    }
+
+    async fn application(&self, id: Uuid) -> Result<Option<ApplicationRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.id, a.receipt, a.client_id, a.service_key, a.region, a.status, a.created_at,
+                    a.updated_at, d.procedure_id, d.message_id, d.message_type, d.attempts,
+                    d.last_error, d.due_at, d.step, d.delivered_at
+             FROM applications a JOIN deliveries d ON d.application_id = a.id
+             WHERE a.id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status: String = row.try_get("status")?;
+        let step: String = row.try_get("step")?;
+        let pending = step == "prepare" || step == "deliver";
+        let history = sqlx::query(
+            "SELECT at, status, detail FROM history WHERE application_id = $1 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|h| {
+            Ok(HistoryEntry {
+                at: parse_time(&h.try_get::<String, _>("at")?)?,
+                status: h.try_get("status")?,
+                detail: h.try_get("detail")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(ApplicationRecord {
+            id,
+            receipt: row.try_get("receipt")?,
+            client_id: row.try_get("client_id")?,
+            service: row.try_get("service_key")?,
+            region: row.try_get("region")?,
+            status: Status::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+            created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
+            updated_at: parse_time(&row.try_get::<String, _>("updated_at")?)?,
+            delivery: DeliveryRecord {
+                procedure: row.try_get("procedure_id")?,
+                message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
+                message_type: row.try_get("message_type")?,
+                attempts: count(row.try_get("attempts")?),
+                last_error: row.try_get("last_error")?,
+                next_attempt_at: if pending {
+                    from_millis(row.try_get("due_at")?)
+                } else {
+                    None
+                },
+                delivered_at: row
+                    .try_get::<Option<String>, _>("delivered_at")?
+                    .map(|s| parse_time(&s))
+                    .transpose()?,
+            },
+            history,
+        }))
+    }
+
+    async fn claim(
+        &self,
+        lease: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+        capacity: &BTreeMap<String, u32>,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        let procedures: Vec<String> = capacity.keys().cloned().collect();
+        let capacities: Vec<i64> = capacity.values().map(|c| i64::from(*c)).collect();
+        // `ranked`/`picked`: at most `capacity[procedure]` entries per procedure (1 for
+        // one not in the map, so that its entries still surface their error), oldest due
+        // first, `limit` in all, from the statement's snapshot. (Window functions and
+        // FOR UPDATE cannot share a query level.)
+        // `locked`: of those, the rows no other claim holds right now, locked for this
+        // statement's transaction and re-checked on their latest version: an entry
+        // another instance claimed after our snapshot was taken is due no more and drops
+        // out, one it is claiming at this moment is skipped. So no entry is leased
+        // twice, and no claim waits for another.
+        let rows = sqlx::query(
+            "WITH ranked AS (
+                 SELECT application_id, procedure_id, due_at,
+                        ROW_NUMBER() OVER (PARTITION BY procedure_id ORDER BY due_at, application_id) AS n
+                 FROM deliveries
+                 WHERE step IN ('prepare', 'deliver') AND due_at <= $3
+                   AND (lease_until IS NULL OR lease_until < $3)
+             ),
+             picked AS (
+                 SELECT r.application_id, r.procedure_id
+                 FROM ranked r
+                 LEFT JOIN UNNEST($5::text[], $6::bigint[]) AS c(procedure_id, capacity)
+                   ON c.procedure_id = r.procedure_id
+                 WHERE r.n <= COALESCE(c.capacity, 1)
+                 ORDER BY r.due_at, r.application_id
+                 LIMIT $4
+             ),
+             locked AS MATERIALIZED (
+                 SELECT d.application_id, d.procedure_id
+                 FROM deliveries d
+                 WHERE (d.application_id, d.procedure_id) IN (SELECT application_id, procedure_id FROM picked)
+                   AND d.step IN ('prepare', 'deliver') AND d.due_at <= $3
+                   AND (d.lease_until IS NULL OR d.lease_until < $3)
+                 FOR UPDATE OF d SKIP LOCKED
+             )
+             UPDATE deliveries d SET lease_owner = $1, lease_until = $2
+             FROM locked l
+             WHERE d.application_id = l.application_id AND d.procedure_id = l.procedure_id
+             RETURNING d.application_id, d.service_key, d.procedure_id, d.message_id,
+                       d.message_type, d.step, d.attempts",
+        )
+        .bind(lease)
+        .bind(millis(lease_until))
+        .bind(millis(now))
+        .bind(i64::from(limit))
+        .bind(procedures)
+        .bind(capacities)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| work_item(row, lease)).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(GREATEST(due_at, COALESCE(lease_until, 0))) FROM deliveries
+             WHERE step IN ('prepare', 'deliver')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(due.and_then(from_millis))
+    }
+
+    async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
+        let row = sqlx::query(
+            "SELECT receipt, service_key, region, payload, created_at FROM applications WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        let payload: String = row.try_get("payload")?;
+        let attachments = sqlx::query(
+            "SELECT filename, media_type, sha512, content FROM attachments
+             WHERE application_id = $1 ORDER BY position",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|a| {
+            Ok(Attachment {
+                filename: a.try_get("filename")?,
+                media_type: a.try_get("media_type")?,
+                sha512: a.try_get("sha512")?,
+                content: a.try_get("content")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(PrepareInput {
+            id,
+            receipt: row.try_get("receipt")?,
+            service_key: row.try_get("service_key")?,
+            region: row.try_get("region")?,
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| StoreError::Corrupt(format!("payload of {id}: {e}")))?,
+            attachments,
+            created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
+        })
+    }
+
+    async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT sealed FROM deliveries WHERE application_id = $1 AND procedure_id = $2",
+        )
+        .bind(item.application_id.to_string())
+        .bind(&item.procedure_id)
+        .fetch_one(&self.pool)
+        .await?;
+        sealed.ok_or_else(|| {
+            StoreError::Corrupt(format!("message {} has no sealed body", item.message_id))
+        })
+    }
+
+    async fn record_prepared(&self, item: &WorkItem, sealed: &[u8]) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = 'deliver', sealed = $1, last_error = NULL
+             WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
+        )
+        .bind(sealed)
+        .bind_lease(item)
+        .execute(&mut *tx)
+        .await?;
+        let detail = format!(
+            "message {} rendered, checked and sealed for {}",
+            item.message_id, item.procedure_id
+        );
+        transition(
+            tx,
+            updated.rows_affected(),
+            item,
+            Status::Prepared,
+            &detail,
+            Some(sealed),
+        )
+        .await
+    }
+
+    async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
+                    lease_owner = NULL, lease_until = NULL, delivered_at = $1
+             WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
+        )
+        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind_lease(item)
+        .execute(&mut *tx)
+        .await?;
+        // The message delivered is the stored one: its hash is read back in `transition`.
+        transition(
+            tx,
+            updated.rows_affected(),
+            item,
+            Status::Delivered,
+            detail,
+            None,
+        )
+        .await
+    }
+
+    async fn record_retry(
+        &self,
+        item: &WorkItem,
+        due: OffsetDateTime,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        // No state change, no history: no chain lock needed; the row lock of the update
+        // and the lease condition suffice.
+        let updated = sqlx::query(
+            "UPDATE deliveries SET attempts = attempts + 1, last_error = $1, due_at = $2,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
+        )
+        .bind(error)
+        .bind(millis(due))
+        .bind_lease(item)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn record_wait(
+        &self,
+        item: &WorkItem,
+        due: OffsetDateTime,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE deliveries SET last_error = $1, due_at = $2, lease_owner = NULL, lease_until = NULL
+             WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
+        )
+        .bind(reason)
+        .bind(millis(due))
+        .bind_lease(item)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn record_awaiting_pickup(
+        &self,
+        item: &WorkItem,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = 'pickup', last_error = NULL, due_at = $1,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
+        )
+        .bind(millis(OffsetDateTime::now_utc()))
+        .bind_lease(item)
+        .execute(&mut *tx)
+        .await?;
+        transition(
+            tx,
+            updated.rows_affected(),
+            item,
+            Status::Prepared,
+            detail,
+            None,
+        )
+        .await
+    }
+
+    async fn pickups(&self, procedure: &str, limit: u32) -> Result<Vec<Pickup>, StoreError> {
+        // Size and hash computed by the database: the list does not fetch the messages.
+        sqlx::query(
+            "SELECT d.message_id, d.application_id, a.receipt, d.service_key, d.message_type,
+                    d.due_at, octet_length(d.sealed)::bigint AS size,
+                    encode(sha256(d.sealed), 'hex') AS sha256
+             FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.procedure_id = $1 AND d.step = 'pickup'
+             ORDER BY d.due_at, d.message_id LIMIT $2",
+        )
+        .bind(procedure)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(pickup_of)
+        .collect()
+    }
+
+    async fn pickup(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+    ) -> Result<Option<(Pickup, Vec<u8>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.message_id, d.application_id, a.receipt, d.service_key, d.message_type,
+                    d.due_at, d.sealed
+             FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.procedure_id = $1 AND d.message_id = $2 AND d.step IN ('pickup', 'done')",
+        )
+        .bind(procedure)
+        .bind(message_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
+        let sealed =
+            sealed.ok_or_else(|| StoreError::Corrupt("a pickup without its message".into()))?;
+        let since: i64 = row.try_get("due_at")?;
+        Ok(Some((
+            Pickup {
+                message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
+                application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
+                receipt: row.try_get("receipt")?,
+                service: row.try_get("service_key")?,
+                message_type: row.try_get("message_type")?,
+                size: sealed.len() as u64,
+                sha256: sha256_hex(&sealed),
+                available_since: from_millis(since)
+                    .ok_or_else(|| StoreError::Corrupt(format!("time {since}")))?,
+            },
+            sealed,
+        )))
+    }
+
+    async fn acknowledge_pickup(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+        detail: &str,
+    ) -> Result<PickupAck, StoreError> {
+        // Under the chain lock: of two acknowledgements at once (one per instance), the
+        // second sees the first's `done`.
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "SELECT application_id, service_key, message_type, step FROM deliveries
+             WHERE procedure_id = $1 AND message_id = $2",
+        )
+        .bind(procedure)
+        .bind(message_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(PickupAck::Unknown);
+        };
+        let step: String = row.try_get("step")?;
+        match step.as_str() {
+            "pickup" => {}
+            "done" => return Ok(PickupAck::AlreadyAcknowledged),
+            _ => return Ok(PickupAck::Unknown),
+        }
+        let item = WorkItem {
+            application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
+            service_key: row.try_get("service_key")?,
+            procedure_id: procedure.to_owned(),
+            message_id,
+            message_type: row.try_get("message_type")?,
+            step: Step::Deliver,
+            attempts: 0,
+            lease: String::new(),
+        };
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = 'done', attempts = attempts + 1, delivered_at = $1
+             WHERE procedure_id = $2 AND message_id = $3 AND step = 'pickup'",
+        )
+        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(procedure)
+        .bind(message_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let done = transition(
+            tx,
+            updated.rows_affected(),
+            &item,
+            Status::Delivered,
+            detail,
+            None,
+        )
+        .await?;
+        Ok(if done {
+            PickupAck::Acknowledged
+        } else {
+            PickupAck::Unknown
+        })
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
+        // The oldest by time, not by text (RFC 3339 texts with and without fractional
+        // seconds do not sort as times).
+        sqlx::query(
+            "SELECT d.procedure_id, COUNT(*) AS pending,
+                    (ARRAY_AGG(a.created_at ORDER BY a.created_at::timestamptz))[1] AS oldest
+             FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.step IN ('prepare', 'deliver', 'pickup')
+             GROUP BY d.procedure_id ORDER BY d.procedure_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Backlog {
+                procedure: row.try_get("procedure_id")?,
+                pending: row.try_get::<i64, _>("pending")?.try_into().unwrap_or(0),
+                oldest_since: row
+                    .try_get::<Option<String>, _>("oldest")?
+                    .map(|t| parse_time(&t))
+                    .transpose()?,
+            })
+        })
+        .collect()
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        sqlx::query(
+            "SELECT a.id, a.receipt, a.service_key, a.updated_at, d.procedure_id, d.message_id,
+                    d.attempts, d.last_error
+             FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.step = 'dead' ORDER BY a.updated_at::timestamptz, a.id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(DeadLetter {
+                application_id: parse_uuid(&row.try_get::<String, _>("id")?)?,
+                receipt: row.try_get("receipt")?,
+                service: row.try_get("service_key")?,
+                procedure: row.try_get("procedure_id")?,
+                message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
+                attempts: count(row.try_get("attempts")?),
+                reason: row
+                    .try_get::<Option<String>, _>("last_error")?
+                    .unwrap_or_default(),
+                since: parse_time(&row.try_get::<String, _>("updated_at")?)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        // Back to `deliver` with the sealed message as it was (same message id), or to
+        // `prepare` if it was never sealed.
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = CASE WHEN sealed IS NULL THEN 'prepare' ELSE 'deliver' END,
+                    attempts = 0, due_at = $1, lease_owner = NULL, lease_until = NULL
+             WHERE application_id = $2 AND step = 'dead'
+             RETURNING message_id, sealed",
+        )
+        .bind(millis(OffsetDateTime::now_utc()))
+        .bind(application_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = updated else {
+            return Ok(false);
+        };
+        let message_id: String = row.try_get("message_id")?;
+        let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
+        let status = if sealed.is_some() {
+            Status::Prepared
+        } else {
+            Status::Accepted
+        };
+        set_status(&mut tx, application_id, status).await?;
+        append_history(
+            &mut tx,
+            application_id,
+            status,
+            &format!("dead letter replayed by {by}; message {message_id} goes out again"),
+            sealed.as_deref().map(sha256_hex),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record_failed(
+        &self,
+        item: &WorkItem,
+        status: Status,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let step = if status == Status::Invalid {
+            "invalid"
+        } else {
+            "dead"
+        };
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = $1, last_error = $2, lease_owner = NULL, lease_until = NULL,
+                    attempts = attempts + CASE WHEN $1 = 'dead' THEN 1 ELSE 0 END
+             WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
+        )
+        .bind(step)
+        .bind(error)
+        .bind_lease(item)
+        .execute(&mut *tx)
+        .await?;
+        transition(tx, updated.rows_affected(), item, status, error, None).await
+    }
+
+    async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError> {
+        // Under the chain lock: the same receipt arriving at two instances at once is
+        // recorded once and is a duplicate for the other.
+        let mut tx = self.write().await?;
+        let signed_sha256 = sha256_hex(&receipt.signed);
+        let earlier: Option<String> = sqlx::query_scalar(
+            "SELECT content_sha256 FROM receipts WHERE procedure_id = $1 AND receipt_id = $2",
+        )
+        .bind(&receipt.procedure_id)
+        .bind(&receipt.receipt_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(earlier) = earlier {
+            return Ok(if earlier == receipt.content_sha256 {
+                ReceiptOutcome::Duplicate
+            } else {
+                ReceiptOutcome::Conflict
+            });
+        }
+        // The message must have gone to this procedure, for this application, and left.
+        let row = sqlx::query(
+            "SELECT d.step, a.status FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.message_id = $1 AND d.procedure_id = $2 AND d.application_id = $3",
+        )
+        .bind(receipt.message_id.to_string())
+        .bind(&receipt.procedure_id)
+        .bind(receipt.application_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(ReceiptOutcome::UnknownMessage);
+        };
+        let step: String = row.try_get("step")?;
+        let current: String = row.try_get("status")?;
+        let current = Status::parse(&current)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {current}")))?;
+        if current.is_final() {
+            return Ok(ReceiptOutcome::AlreadyFinal);
+        }
+        // An early receipt overtakes our own `delivered` commit (see below).
+        let effective = if current == Status::Prepared {
+            Status::Delivered
+        } else {
+            current
+        };
+        if !effective.may_become(receipt.status) {
+            return Ok(ReceiptOutcome::OutOfOrder(current));
+        }
+        match step.as_str() {
+            "done" => {}
+            // The procedure answered before our own record of the broker's confirm was
+            // committed: its signed receipt proves the delivery. Record it now; the
+            // outbox's later commit finds its lease gone and changes nothing.
+            "deliver" => {
+                let sealed: Option<Vec<u8>> = sqlx::query_scalar(
+                    "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
+                            lease_owner = NULL, lease_until = NULL, delivered_at = $1
+                     WHERE message_id = $2 RETURNING sealed",
+                )
+                .bind(rfc3339(OffsetDateTime::now_utc()))
+                .bind(receipt.message_id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+                set_status(&mut tx, receipt.application_id, Status::Delivered).await?;
+                append_history(
+                    &mut tx,
+                    receipt.application_id,
+                    Status::Delivered,
+                    &format!(
+                        "message {} delivered to {} (confirmed by its receipt)",
+                        receipt.message_id, receipt.procedure_id
+                    ),
+                    sealed.as_deref().map(sha256_hex),
+                )
+                .await?;
+            }
+            _ => return Ok(ReceiptOutcome::UnknownMessage),
+        }
+        sqlx::query(
+            "INSERT INTO receipts (receipt_id, application_id, procedure_id, message_id, event, issued_at, received_at, signed, signed_sha256, content_sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&receipt.receipt_id)
+        .bind(receipt.application_id.to_string())
+        .bind(&receipt.procedure_id)
+        .bind(receipt.message_id.to_string())
+        .bind(receipt.status.as_str())
+        .bind(&receipt.issued_at)
+        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(&receipt.signed)
+        .bind(&signed_sha256)
+        .bind(&receipt.content_sha256)
+        .execute(&mut *tx)
+        .await?;
+        let status = receipt.status;
+        let mut detail = format!(
+            "{} {} from {} about message {}",
+            match status {
+                Status::Received => "receipt",
+                Status::Rejected => "rejection",
+                _ => "event",
+            },
+            receipt.receipt_id,
+            receipt.procedure_id,
+            receipt.message_id
+        );
+        if !receipt.problems.is_empty() {
+            detail.push_str(&format!(": {}", receipt.problems.join("; ")));
+        }
+        let now = rfc3339(OffsetDateTime::now_utc());
+        let mut document_id = None;
+        if let Some(document) = &receipt.document {
+            let id = Uuid::new_v4();
+            let sha512 = hex::encode(openssl::sha::sha512(&document.content));
+            sqlx::query(
+                "INSERT INTO documents (id, application_id, receipt_id, filename, media_type, size, sha512, content, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(id.to_string())
+            .bind(receipt.application_id.to_string())
+            .bind(&receipt.receipt_id)
+            .bind(&document.filename)
+            .bind(&document.media_type)
+            .bind(i64::try_from(document.content.len()).unwrap_or(i64::MAX))
+            .bind(&sha512)
+            .bind(&document.content)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            // The history names the document by id and hash only.
+            detail.push_str(&format!("; document {id} (SHA-512 {sha512})"));
+            document_id = Some(id);
+        }
+        if let Some(text) = &receipt.message {
+            sqlx::query(
+                "INSERT INTO mailbox (application_id, receipt_id, kind, text, document_id, at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(receipt.application_id.to_string())
+            .bind(&receipt.receipt_id)
+            .bind(status.as_str())
+            .bind(text)
+            .bind(document_id.map(|d| d.to_string()))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        set_status(&mut tx, receipt.application_id, status).await?;
+        // The audit entry carries the hash of the signed receipt, so the Laufzettel
+        // proves which receipt was accepted.
+        append_history(
+            &mut tx,
+            receipt.application_id,
+            status,
+            &detail,
+            Some(signed_sha256),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ReceiptOutcome::Applied(status))
+    }
+
+    async fn mailbox(
+        &self,
+        id: Uuid,
+    ) -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError> {
+        let entries = sqlx::query(
+            "SELECT kind, text, document_id, at FROM mailbox WHERE application_id = $1 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(MailboxEntry {
+                kind: row.try_get("kind")?,
+                text: row.try_get("text")?,
+                document_id: row
+                    .try_get::<Option<String>, _>("document_id")?
+                    .map(|d| parse_uuid(&d))
+                    .transpose()?,
+                at: parse_time(&row.try_get::<String, _>("at")?)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let documents = sqlx::query(
+            "SELECT id, filename, media_type, size, sha512 FROM documents WHERE application_id = $1
+             ORDER BY created_at::timestamptz, id",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(document_info)
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((entries, documents))
+    }
+
+    async fn document(
+        &self,
+        application_id: Uuid,
+        document_id: Uuid,
+    ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, filename, media_type, size, sha512, content FROM documents WHERE id = $1 AND application_id = $2",
+        )
+        .bind(document_id.to_string())
+        .bind(application_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((document_info(&row)?, row.try_get("content")?)))
+            .transpose()
+    }
+
+    async fn release_stale_leases(&self) -> Result<u64, StoreError> {
+        // Releases nothing. Unlike SQLite (one process per data directory, so every
+        // lease left belongs to a process that died), the database is shared: a lease
+        // held now may belong to another instance that is working on the entry, and
+        // handing it out again would deliver twice. Leases of a dead instance are not
+        // lost either: once their `lease_until` has passed, `claim` (of any instance)
+        // takes the entries over.
+        Ok(0)
+    }
+
+    async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE application_id = $1 ORDER BY seq"
+        ))
+        .bind(application_id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            audit_entry(row)
+                .map_err(|e| StoreError::Corrupt(format!("audit entry of {application_id}: {e}")))
+        })
+        .collect()
+    }
+
+    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
+        const PAGE: i64 = 1000;
+        // One REPEATABLE READ transaction: one consistent snapshot for every page and the
+        // highest issued seq, while the instances go on appending.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let mut verifier = ChainVerifier::new();
+        let mut after = i64::MIN;
+        loop {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                audit_columns!(),
+                " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+            ))
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                let seq: i64 = row.try_get("seq")?;
+                match audit_entry(row) {
+                    Ok(entry) => verifier.check(&entry),
+                    Err(e) => verifier.unreadable(seq, e.to_string()),
+                }
+                after = seq;
+            }
+            if rows.len() < PAGE as usize {
+                break;
+            }
+        }
+        let issued: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_issued")
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok(verifier.finish(issued))
+    }
+}

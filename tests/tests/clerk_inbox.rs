@@ -1,0 +1,601 @@
+//! The clerk inbox (`transport = "manual"`): a clerk signs in at the hub's web UI, reads
+//! the application as a document, downloads its attachments and the XÖV message, and
+//! takes it over — which is the delivery. Real hub process, real HTTP, cookies by hand.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use kopplung_tests::{HubSetup, TestHub, copy_dir, deliver_over, kopplung_bin, workspace};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use serde_json::json;
+
+const ANNA_PASSWORD: &str = "anna-hat-ein-langes-passwort";
+const BERT_PASSWORD: &str = "bert-hat-auch-eins-0815";
+const SCRIPT: &str = "<script>alert(1)</script>";
+
+/// The argon2id PHC string of a password, from `kopplung clerk hash-password`.
+fn hash(password: &str) -> String {
+    let mut child = Command::new(kopplung_bin())
+        .args(["clerk", "hash-password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kopplung clerk hash-password");
+    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write password");
+    let output = child.wait_with_output().expect("hash-password output");
+    assert!(
+        output.status.success(),
+        "hash-password: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let phc = String::from_utf8(output.stdout).expect("utf-8");
+    let phc = phc.trim().to_owned();
+    assert!(phc.starts_with("$argon2id$"), "{phc}");
+    phc
+}
+
+/// Turns `procedure` into a manual one read by `clerks`: no envelope, no certificates.
+fn manual(routing: &str, procedure: &str, clerks: &[&str]) -> String {
+    let start = routing
+        .find(&format!("id = \"{procedure}\"\n"))
+        .expect("procedure");
+    let delivery = start
+        + routing[start..]
+            .find("[procedure.delivery]\n")
+            .expect("delivery");
+    let head: String = routing[start..delivery]
+        .lines()
+        .filter(|line| {
+            !line.starts_with("envelope =")
+                && !line.starts_with("certificate =")
+                && !line.starts_with("receipt_certificate =")
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let routing = format!("{}{head}{}", &routing[..start], &routing[delivery..]);
+    let clerks = clerks
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    deliver_over(
+        &routing,
+        procedure,
+        &format!("transport = \"manual\"\nclerks = [{clerks}]"),
+    )
+}
+
+fn clerks_config() -> String {
+    format!(
+        r#"
+[[clerk]]
+id = "anna"
+name = "Anna Beispiel"
+password_argon2 = "{}"
+
+[[clerk]]
+id = "bert"
+name = "Bert Muster"
+password_argon2 = "{}"
+"#,
+        hash(ANNA_PASSWORD),
+        hash(BERT_PASSWORD)
+    )
+}
+
+/// A browser without JavaScript: keeps the cookies the hub sets, follows no redirects.
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Page {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+    /// The value of the hidden `csrf` field of the page's (first) form.
+    fn csrf(&self) -> String {
+        let text = self.text();
+        let at = text
+            .find("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no csrf field in:\n{text}"));
+        let rest = &text[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').expect("end of value")].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(hub: &TestHub) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: hub.url(""),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let request = if self.cookies.is_empty() {
+            request
+        } else {
+            request.header("Cookie", self.cookie_header())
+        };
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        for value in headers.get_all(SET_COOKIE) {
+            let value = value.to_str().expect("ascii cookie");
+            let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
+            let (name, cookie) = pair.split_once('=').expect("name=value");
+            if attributes.contains("Max-Age=0") || cookie.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), cookie.to_owned());
+            }
+        }
+        let body = response.bytes().await.expect("body").to_vec();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.client.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.client.post(format!("{}{path}", self.base)).form(form);
+        self.send(request).await
+    }
+
+    /// Opens the login form and submits it.
+    async fn login(&mut self, clerk: &str, password: &str) -> Page {
+        let form = self.get("/inbox/login").await;
+        assert_eq!(form.status, 200, "{}", form.text());
+        let csrf = form.csrf();
+        self.post(
+            "/inbox/login",
+            &[("clerk", clerk), ("password", password), ("csrf", &csrf)],
+        )
+        .await
+    }
+}
+
+fn assert_security_headers(page: &Page) {
+    assert_eq!(
+        page.header("content-security-policy"),
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    assert_eq!(page.header("referrer-policy"), "no-referrer");
+    assert_eq!(page.header("x-content-type-options"), "nosniff");
+    assert_eq!(page.header("cache-control"), "no-store");
+}
+
+/// A copy of the mappings in which the Mängelanzeige also takes SVG files, so that a
+/// file of an active type can be submitted.
+fn mappings_with_svg() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_dir(&workspace().join("mappings"), dir.path());
+    let form = dir.path().join("maengelanzeige/form.toml");
+    let text = std::fs::read_to_string(&form).expect("form");
+    let edited = text.replace(
+        "media_types = [\"image/jpeg\", \"image/png\"]",
+        "media_types = [\"image/jpeg\", \"image/png\", \"image/svg+xml\"]",
+    );
+    assert_ne!(text, edited, "the Mängelanzeige's media types changed");
+    std::fs::write(&form, edited).expect("write form");
+    dir
+}
+
+#[tokio::test]
+async fn a_clerk_reads_downloads_and_takes_over_an_application() {
+    let mappings = mappings_with_svg();
+    let hub = TestHub::start(HubSetup {
+        mappings: Some(mappings.path().to_owned()),
+        rewrite_routing: Some(Arc::new(|routing| {
+            let routing = manual(&routing, "dresden-maengel", &["anna"]);
+            manual(&routing, "leipzig-maengel", &["bert"])
+        })),
+        extra_config: clerks_config(),
+        ..HubSetup::default()
+    })
+    .await;
+
+    let png = b"\x89PNG\r\n\x1a\nnot really a picture".to_vec();
+    let svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\">{SCRIPT}</svg>").into_bytes();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let id = hub
+        .submit_accepted(
+            &json!({
+                "service": "99999001000000",
+                "region": "146120000000",
+                "data": {
+                    "kategorie": "strassenschaden",
+                    "beschreibung": format!("Schlagloch vor der Schule {SCRIPT} & tief"),
+                    "ort": {"strasse": "Königsbrücker Straße", "hausnummer": "12", "lat": 51.0716},
+                    "kontakt": {"name": "Jürgen Weiß"}
+                },
+                "attachments": [
+                    {"filename": "schlagloch.png", "media_type": "image/png", "content_base64": b64(&png)},
+                    {"filename": "skizze \"1\".svg", "media_type": "image/svg+xml", "content_base64": b64(&svg)}
+                ]
+            }),
+            None,
+        )
+        .await;
+    let status = hub.status(&id).await;
+    let receipt = status["receipt"].as_str().expect("receipt").to_owned();
+
+    // Without a session: pages send to the login, forms are refused.
+    let mut nobody = Browser::new(&hub);
+    let page = nobody.get("/inbox").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.header("location"), "/inbox/login");
+    assert_eq!(
+        nobody
+            .get(&format!("/inbox/dresden-maengel/{id}"))
+            .await
+            .status,
+        303
+    );
+    assert_eq!(nobody.post("/inbox/logout", &[]).await.status, 403);
+    assert_eq!(nobody.post("/inbox/irgendwo", &[]).await.status, 403);
+    let login_form = nobody.get("/inbox/login").await;
+    assert_eq!(login_form.status, 200);
+    assert_security_headers(&login_form);
+    let text = login_form.text();
+    assert!(text.contains("<html lang=\"de\">"), "{text}");
+    assert!(
+        text.contains("<label for=\"clerk\">Kennung</label>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<label for=\"password\">Passwort</label>"),
+        "{text}"
+    );
+    assert!(!text.contains("style=\""), "no inline styles: {text}");
+    let css = nobody.get("/inbox/inbox.css").await;
+    assert_eq!(css.status, 200);
+    assert!(css.header("content-type").starts_with("text/css"));
+    assert!(css.text().contains(":focus-visible"));
+
+    // A wrong password is an error; the right one opens a session.
+    let mut anna = Browser::new(&hub);
+    let refused = anna.login("anna", "falsch-falsch-falsch").await;
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused.text().contains("Kennung oder Passwort ist falsch."),
+        "{}",
+        refused.text()
+    );
+    assert!(!anna.cookies.contains_key("kopplung_inbox"));
+    let signed_in = anna.login("anna", ANNA_PASSWORD).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text());
+    assert_eq!(signed_in.header("location"), "/inbox");
+    let session_cookie = signed_in
+        .headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("kopplung_inbox="))
+        .expect("session cookie")
+        .to_owned();
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/inbox",
+        "Max-Age=28800",
+    ] {
+        assert!(session_cookie.contains(attribute), "{session_cookie}");
+    }
+    let token = session_cookie
+        .trim_start_matches("kopplung_inbox=")
+        .split(';')
+        .next()
+        .unwrap_or_default();
+    assert_eq!(token.len(), 64, "256-bit token as hex");
+
+    // The application appears in the inbox (the outbox prepares it first).
+    let document_path = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let list = anna.get("/inbox").await;
+            assert_eq!(list.status, 200);
+            assert_security_headers(&list);
+            let text = list.text();
+            if let Some(at) = text.find(&receipt) {
+                assert!(text.contains("Mängelanzeige"), "{text}");
+                assert!(text.contains("Dresden"), "{text}");
+                assert!(
+                    text.contains("<th scope=\"col\">Antragsnummer</th>"),
+                    "{text}"
+                );
+                assert!(
+                    !text.contains("leipzig-maengel"),
+                    "only anna's procedures: {text}"
+                );
+                let href = text[..at].rfind("href=\"").expect("link");
+                let path = &text[href + 6..];
+                break path[..path.find('"').expect("end")].to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not in the inbox: {text}\n{}",
+                hub.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert!(
+        document_path.starts_with("/inbox/dresden-maengel/"),
+        "{document_path}"
+    );
+    let message_id = document_path.rsplit('/').next().expect("id").to_owned();
+    assert_eq!(status["delivery"]["message_id"], message_id.as_str());
+
+    // The document: German labels, enum labels, groups, escaped values.
+    let document = anna.get(&document_path).await;
+    assert_eq!(document.status, 200);
+    assert_security_headers(&document);
+    let text = document.text();
+    for expected in [
+        "Mängelanzeige",
+        &receipt,
+        "Antragsnummer",
+        "Gemeinde",
+        "Eingegangen am",
+        "<dt>Art des Mangels</dt><dd>Straßenschaden</dd>",
+        "<dt>Beschreibung</dt>",
+        "Schlagloch vor der Schule &lt;script&gt;alert(1)&lt;",
+        "&amp; tief",
+        "<h3>Ort des Mangels</h3>",
+        "<dt>Straße</dt><dd>Königsbrücker Straße</dd>",
+        "<dd>51,0716</dd>",
+        "<h3>Kontakt für Rückfragen (freiwillig)</h3>",
+        "Jürgen Weiß",
+        "schlagloch.png",
+        "skizze &quot;1&quot;.svg",
+        "Antrag übernehmen",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("<script>"),
+        "raw script in the page:\n{text}"
+    );
+    assert!(
+        !text.contains("E-Mail-Adresse"),
+        "absent fields are left out"
+    );
+    assert!(!text.contains("Hausnummer</dt><dd></dd>"));
+
+    // Attachments and the message are downloads, never active content.
+    let picture = anna.get(&format!("{document_path}/attachments/1")).await;
+    assert_eq!(picture.status, 200);
+    assert_eq!(picture.header("content-type"), "image/png");
+    assert!(
+        picture
+            .header("content-disposition")
+            .starts_with("attachment;")
+    );
+    assert_eq!(picture.body, png);
+    let sketch = anna.get(&format!("{document_path}/attachments/2")).await;
+    assert_eq!(sketch.status, 200);
+    assert_eq!(sketch.header("content-type"), "application/octet-stream");
+    let disposition = sketch.header("content-disposition");
+    assert!(
+        disposition.starts_with("attachment; filename=\""),
+        "{disposition}"
+    );
+    assert!(
+        disposition.contains("filename=\"skizze _1_.svg\""),
+        "{disposition}"
+    );
+    assert_eq!(sketch.header("x-content-type-options"), "nosniff");
+    assert_eq!(sketch.header("cache-control"), "no-store");
+    assert_eq!(sketch.body, svg);
+    assert_eq!(
+        anna.get(&format!("{document_path}/attachments/3"))
+            .await
+            .status,
+        404
+    );
+    let xml = anna.get(&format!("{document_path}/xml")).await;
+    assert_eq!(xml.status, 200);
+    assert_eq!(xml.header("content-type"), "application/octet-stream");
+    assert!(xml.header("content-disposition").starts_with("attachment;"));
+    assert!(xml.text().contains(&message_id), "the XÖV message");
+
+    // Another clerk sees nothing of it: every URL answers like one that does not exist.
+    let mut bert = Browser::new(&hub);
+    assert_eq!(bert.login("bert", BERT_PASSWORD).await.status, 303);
+    let bert_list = bert.get("/inbox").await.text();
+    assert!(!bert_list.contains(&receipt), "{bert_list}");
+    assert!(bert_list.contains("leipzig-maengel"), "{bert_list}");
+    let unknown = bert
+        .get(&format!("/inbox/dresden-maengel/{}", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(unknown.status, 404);
+    for path in [
+        document_path.clone(),
+        format!("{document_path}/attachments/1"),
+        format!("{document_path}/xml"),
+        format!("/inbox/leipzig-maengel/{message_id}"),
+    ] {
+        let page = bert.get(&path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert_eq!(
+            page.text(),
+            unknown.text(),
+            "{path} looks like a missing page"
+        );
+    }
+    let bert_csrf = bert.get("/inbox").await.csrf();
+    let page = bert
+        .post(&format!("{document_path}/take"), &[("csrf", &bert_csrf)])
+        .await;
+    assert_eq!(page.status, 404);
+    assert_eq!(hub.status(&id).await["status"], "prepared");
+
+    // Taking over needs the session's CSRF token; without it nothing changes.
+    let take = format!("{document_path}/take");
+    assert_eq!(nobody.post(&take, &[]).await.status, 403);
+    assert_eq!(anna.post(&take, &[]).await.status, 403);
+    assert_eq!(anna.post(&take, &[("csrf", &bert_csrf)]).await.status, 403);
+    assert_eq!(hub.status(&id).await["status"], "prepared");
+    let csrf = document.csrf();
+    let taken = anna.post(&take, &[("csrf", &csrf)]).await;
+    assert_eq!(taken.status, 303, "{}", taken.text());
+    assert_eq!(taken.header("location"), document_path);
+
+    let status = hub.status(&id).await;
+    assert_eq!(status["status"], "delivered", "{status:#}");
+    let history = status["history"].to_string();
+    assert!(
+        history.contains(&format!(
+            "message {message_id} taken over by clerk anna (manual)"
+        )),
+        "{history}"
+    );
+    let after = anna.get(&document_path).await.text();
+    assert!(after.contains("übernommen"), "{after}");
+    assert!(after.contains("Anna Beispiel"), "{after}");
+    assert!(!after.contains("Antrag übernehmen</button>"), "{after}");
+    assert!(!anna.get("/inbox").await.text().contains(&receipt));
+    // Taking over twice changes nothing.
+    let again = anna.post(&take, &[("csrf", &csrf)]).await;
+    assert_eq!(again.status, 303);
+    assert_eq!(
+        hub.status(&id).await["history"].as_array().map(Vec::len),
+        status["history"].as_array().map(Vec::len)
+    );
+
+    // Unknown inbox paths answer in German; after logout the session is gone.
+    let missing = anna.get("/inbox/gibt/es/nicht/wirklich").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.text().contains("Nicht gefunden"));
+    let csrf = anna.get("/inbox").await.csrf();
+    let out = anna.post("/inbox/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(out.header("location"), "/inbox/login");
+    let mut stale = Browser::new(&hub);
+    stale
+        .cookies
+        .insert("kopplung_inbox".into(), token.to_owned());
+    assert_eq!(stale.get("/inbox").await.status, 303, "the session ended");
+
+    // Nothing personal in the log.
+    let log = hub.log();
+    assert!(!log.contains("Schlagloch"), "form content in the log");
+    assert!(
+        !log.contains(ANNA_PASSWORD) && !log.contains("falsch-falsch"),
+        "a password in the log"
+    );
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_are_refused_for_fifteen_minutes() {
+    let hub = TestHub::start(HubSetup {
+        rewrite_routing: Some(Arc::new(|routing| {
+            manual(&routing, "dresden-maengel", &["anna"])
+        })),
+        extra_config: clerks_config(),
+        ..HubSetup::default()
+    })
+    .await;
+    let mut browser = Browser::new(&hub);
+
+    // A login without the form's own token (a forged form) is refused and not counted.
+    let forged = browser
+        .post(
+            "/inbox/login",
+            &[
+                ("clerk", "anna"),
+                ("password", ANNA_PASSWORD),
+                ("csrf", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(!browser.cookies.contains_key("kopplung_inbox"));
+
+    for attempt in 1..=5 {
+        let page = browser
+            .login("anna", &format!("falsch-{attempt}-falsch"))
+            .await;
+        assert_eq!(page.status, 401, "attempt {attempt}");
+        assert!(page.text().contains("Kennung oder Passwort ist falsch."));
+    }
+    // The sixth is refused, even with the right password.
+    let locked = browser.login("anna", ANNA_PASSWORD).await;
+    assert_eq!(locked.status, 429, "{}", locked.text());
+    assert_security_headers(&locked);
+    let text = locked.text();
+    assert!(
+        text.contains("Zu viele fehlgeschlagene Anmeldeversuche"),
+        "{text}"
+    );
+    assert!(text.contains("15 Minuten"), "{text}");
+    let retry: u64 = locked.header("retry-after").parse().expect("Retry-After");
+    assert!((14 * 60..=15 * 60).contains(&retry), "{retry}");
+    assert!(!browser.cookies.contains_key("kopplung_inbox"));
+    // From the same address, another clerk is refused as well.
+    let other = Browser::new(&hub).login("bert", BERT_PASSWORD).await;
+    assert_eq!(other.status, 429);
+    assert!(hub.log().contains("logins locked"), "{}", hub.log());
+    assert!(!hub.log().contains("falsch-"), "passwords never logged");
+}
+
+/// Keeps the helper honest: a manual procedure keeps no envelope or certificate lines.
+#[test]
+fn manual_procedures_lose_their_envelope() {
+    let routing =
+        std::fs::read_to_string(workspace().join("config/routing.toml")).expect("routing table");
+    let edited = manual(&routing, "dresden-maengel", &["anna"]);
+    let block = &edited[edited.find("id = \"dresden-maengel\"").expect("procedure")..];
+    let block = &block[..block.find("[[route]]").expect("route")];
+    assert!(!block.contains("envelope"), "{block}");
+    assert!(!block.contains("certificate"), "{block}");
+    assert!(
+        block.contains("transport = \"manual\"\nclerks = [\"anna\"]"),
+        "{block}"
+    );
+    assert_eq!(
+        edited.matches("envelope = ").count() + 1,
+        routing.matches("envelope = ").count(),
+        "only this procedure changed"
+    );
+}

@@ -1,0 +1,3049 @@
+//! The OpenAPI document (`router/openapi.json`, served at `/api/v1/openapi.json`) is kept
+//! true here: the document a running hub serves is checked against the official
+//! OpenAPI 3.1 meta-schema, every `$ref` in it must resolve, every route of
+//! `router/src/api/mod.rs` must be in it and every operation in it must be a route; then
+//! every operation is called for real, for its success and its error answers, and each
+//! answer is checked against the document: status documented, content type documented,
+//! documented headers present, JSON body valid against the documented schema (with the
+//! `jsonschema` crate, formats checked). At the end every documented status, content
+//! type and problem type must have been seen, except the few listed in `NOT_PROVOKED`.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use jsonschema::{Draft, Registry, Validator};
+use kopplung_tests::{
+    ADMIN_TOKEN, HubSetup, OTHER_TOKEN, TestHub, UNREACHABLE_AMQP_URL, amqp, delete_queue,
+    deliver_over, sign_cms_receipt, token_sha256, workspace,
+};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::{AMQPValue, FieldTable};
+use reqwest::{Method, RequestBuilder};
+use serde_json::{Value, json};
+
+/// The base URI under which the document is registered for resolving `$ref`s.
+const DOCUMENT_URI: &str = "urn:kopplung:openapi";
+
+/// Documented answers that this test does not provoke, with the reason.
+const NOT_PROVOKED: &[(&str, u16, &str)] = &[
+    (
+        "*",
+        500,
+        "an internal error (no free receipt number, an unserialisable record)",
+    ),
+    (
+        "*",
+        503,
+        "the store is not reachable (an embedded SQLite store always is)",
+    ),
+    (
+        "POST /api/v1/procedures/{id}/events",
+        413,
+        "a body over 16 MiB",
+    ),
+    (
+        "POST /api/v1/procedures/{id}/receipts",
+        413,
+        "a body over 16 MiB",
+    ),
+    (
+        "POST /api/v1/procedures/{id}/messages/{message}/ack",
+        413,
+        "a body over 16 MiB",
+    ),
+];
+
+const MAENGEL: &str = "99999001000000";
+const MELDEBESCHEINIGUNG: &str = "99115003000000";
+const DRESDEN: &str = "146120000000";
+const CHEMNITZ: &str = "145110000000";
+const LEIPZIG: &str = "147130000000";
+/// Borna: no citizens' office takes the Meldebescheinigung online there.
+const BORNA: &str = "147290050050";
+
+/// Pull tokens of Dresden's Mängelanzeige procedure (cms) and Leipzig's citizens' office
+/// (jose).
+const DRESDEN_PULL_TOKEN: &str = "pull-token-of-dresden-maengel-for-openapi";
+const LEIPZIG_PULL_TOKEN: &str = "pull-token-of-leipzig-buergerbuero-openapi";
+
+/// One real answer of the hub, checked against the document.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+    /// The JSON body; `Null` for other bodies.
+    json: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// What was seen of each operation: `("GET /path/{x}", status)` and so on.
+#[derive(Default)]
+struct Seen {
+    statuses: BTreeSet<(String, u16)>,
+    media_types: BTreeSet<(String, u16, String)>,
+    problem_types: BTreeSet<(String, u16, String)>,
+}
+
+/// The document with what is needed to check answers against it.
+struct Contract {
+    doc: Value,
+    registry: Registry<'static>,
+    client: reqwest::Client,
+    seen: Mutex<Seen>,
+}
+
+impl Contract {
+    fn new(doc: Value) -> Self {
+        let registry = Registry::new()
+            .add(
+                DOCUMENT_URI,
+                Draft::Draft202012.create_resource(doc.clone()),
+            )
+            .expect("register the document")
+            .prepare()
+            .expect("prepare the registry");
+        Self {
+            doc,
+            registry,
+            client: reqwest::Client::new(),
+            seen: Mutex::new(Seen::default()),
+        }
+    }
+
+    /// A validator for a schema of the document (its `$ref`s resolved in the document).
+    fn validator(&self, schema: &Value) -> Validator {
+        jsonschema::options()
+            .with_draft(Draft::Draft202012)
+            .should_validate_formats(true)
+            .with_registry(&self.registry)
+            .build(&absolute_refs(schema))
+            .unwrap_or_else(|e| panic!("schema does not compile: {e}\n{schema:#}"))
+    }
+
+    fn validate(&self, schema: &Value, instance: &Value, what: &str) {
+        let validator = self.validator(schema);
+        let errors: Vec<String> = validator
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{what} does not match the document:\n{}\n{instance:#}",
+            errors.join("\n")
+        );
+    }
+
+    /// The path template of the document that `path` falls under.
+    fn template(&self, path: &str) -> String {
+        let segments: Vec<&str> = path.split('/').collect();
+        let mut best: Option<(usize, &str)> = None;
+        for template in self.doc["paths"].as_object().expect("paths").keys() {
+            let parts: Vec<&str> = template.split('/').collect();
+            if parts.len() != segments.len() {
+                continue;
+            }
+            let mut literal = 0;
+            let fits = parts.iter().zip(&segments).all(|(part, segment)| {
+                if part.starts_with('{') && part.ends_with('}') {
+                    !segment.is_empty()
+                } else {
+                    literal += 1;
+                    part == segment
+                }
+            });
+            if fits && best.is_none_or(|(n, _)| literal > n) {
+                best = Some((literal, template));
+            }
+        }
+        best.unwrap_or_else(|| panic!("{path} is not in the document"))
+            .1
+            .to_owned()
+    }
+
+    /// Sends the request and checks the answer against the document.
+    async fn send(&self, request: RequestBuilder) -> Answer {
+        let request = request.build().expect("request");
+        let method = request.method().as_str().to_ascii_lowercase();
+        let path = request.url().path().to_owned();
+        let response = self.client.execute(request).await.expect("send");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("body").to_vec();
+        self.check(&method, &path, status, headers, body)
+    }
+
+    /// Checks one answer to `method` (lower case) `path` against the document.
+    fn check(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        headers: reqwest::header::HeaderMap,
+        body: Vec<u8>,
+    ) -> Answer {
+        let template = self.template(path);
+        let operation_name = format!("{} {template}", method.to_ascii_uppercase());
+        let operation = &self.doc["paths"][&template][method];
+        assert!(
+            operation.is_object(),
+            "{operation_name} is not in the document"
+        );
+        let Some(response_doc) = operation["responses"].get(status.to_string()) else {
+            panic!(
+                "{operation_name} answered {status}, which is not documented: {}",
+                String::from_utf8_lossy(&body)
+            );
+        };
+        let response_doc = resolve(&self.doc, response_doc);
+        let what = format!("{operation_name} → {status}");
+
+        let content_type = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let mut json = Value::Null;
+        match response_doc.get("content").and_then(Value::as_object) {
+            None => assert!(body.is_empty(), "{what}: a body where none is documented"),
+            Some(content) => {
+                let (media_type, media) = content
+                    .iter()
+                    .filter(|(documented, _)| media_matches(documented, &content_type))
+                    .max_by_key(|(documented, _)| documented.len())
+                    .unwrap_or_else(|| {
+                        panic!("{what}: content type `{content_type}` is not documented")
+                    });
+                let essence = essence(media_type);
+                if let Some(schema) = media.get("schema") {
+                    if essence == "application/json" || essence.ends_with("+json") {
+                        json = serde_json::from_slice(&body).unwrap_or_else(|e| {
+                            panic!("{what}: not JSON ({e}): {}", String::from_utf8_lossy(&body))
+                        });
+                        self.validate(schema, &json, &format!("{what} body"));
+                    } else if essence.starts_with("text/") {
+                        let text = String::from_utf8(body.clone()).expect("UTF-8 text");
+                        self.validate(schema, &Value::String(text), &format!("{what} body"));
+                    }
+                }
+                let mut seen = self.seen.lock().unwrap();
+                seen.media_types
+                    .insert((operation_name.clone(), status, media_type.clone()));
+                if essence == "application/problem+json" {
+                    seen.problem_types.insert((
+                        operation_name.clone(),
+                        status,
+                        json["type"].as_str().unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+        }
+        for (name, header) in response_doc
+            .get("headers")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let header = resolve(&self.doc, header);
+            match headers.get(name.as_str()) {
+                None => assert!(
+                    header["required"] != true,
+                    "{what}: the required header {name} is missing"
+                ),
+                Some(value) => {
+                    let value = value.to_str().expect("an ASCII header").to_owned();
+                    if let Some(schema) = header.get("schema") {
+                        self.validate(schema, &json!(value), &format!("{what} header {name}"));
+                    }
+                }
+            }
+        }
+        self.seen
+            .lock()
+            .unwrap()
+            .statuses
+            .insert((operation_name, status));
+        Answer {
+            status,
+            headers,
+            body,
+            json,
+        }
+    }
+
+    /// Every documented status, content type and problem type was seen.
+    fn assert_all_seen(&self) {
+        let seen = self.seen.lock().unwrap();
+        let mut missing = Vec::new();
+        for (template, item) in self.doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let name = format!("{} {template}", method.to_ascii_uppercase());
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    let status: u16 = status.parse().expect("numeric status codes");
+                    let excused = NOT_PROVOKED
+                        .iter()
+                        .any(|(op, code, _)| (*op == "*" || *op == name) && *code == status);
+                    if excused {
+                        continue;
+                    }
+                    if !seen.statuses.contains(&(name.clone(), status)) {
+                        missing.push(format!("{name} → {status}"));
+                        continue;
+                    }
+                    let response = resolve(&self.doc, response);
+                    for (media_type, media) in response["content"].as_object().unwrap() {
+                        if !seen
+                            .media_types
+                            .contains(&(name.clone(), status, media_type.clone()))
+                        {
+                            missing.push(format!("{name} → {status} as {media_type}"));
+                        }
+                        if media_type != "application/problem+json" {
+                            continue;
+                        }
+                        for kind in problem_types(&self.doc, &media["schema"]) {
+                            if !seen
+                                .problem_types
+                                .contains(&(name.clone(), status, kind.clone()))
+                            {
+                                missing.push(format!("{name} → {status} {kind}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "documented but never answered in this test:\n{}",
+            missing.join("\n")
+        );
+    }
+}
+
+/// Follows an OpenAPI-level `$ref` (`#/components/responses/…` and so on).
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let pointer = reference
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("{reference} is not local"));
+            resolve(
+                doc,
+                doc.pointer(pointer)
+                    .unwrap_or_else(|| panic!("{reference} does not resolve")),
+            )
+        }
+        None => value,
+    }
+}
+
+/// The schema with its local `$ref`s made absolute, so that they resolve in the document.
+fn absolute_refs(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| match (key.as_str(), value.as_str()) {
+                    ("$ref", Some(r)) if r.starts_with('#') => {
+                        (key.clone(), json!(format!("{DOCUMENT_URI}{r}")))
+                    }
+                    _ => (key.clone(), absolute_refs(value)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(absolute_refs).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The problem types a problem schema allows (`properties.type.const` or `.enum`, beside
+/// its `$ref` to the general problem schema or in the schema it refers to).
+fn problem_types(doc: &Value, schema: &Value) -> Vec<String> {
+    let kind = match &schema["properties"]["type"] {
+        Value::Null if schema.get("$ref").is_some() => {
+            return problem_types(doc, resolve(doc, schema));
+        }
+        kind => kind,
+    };
+    if let Some(kind) = kind["const"].as_str() {
+        return vec![kind.to_owned()];
+    }
+    kind["enum"]
+        .as_array()
+        .map(|kinds| {
+            kinds
+                .iter()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn essence(media_type: &str) -> String {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether an answer's content type fits a documented media type (its parameters, if
+/// the document names any, included).
+fn media_matches(documented: &str, actual: &str) -> bool {
+    let parameters = |s: &str| -> Vec<String> {
+        s.split(';')
+            .skip(1)
+            .map(|p| p.trim().to_ascii_lowercase())
+            .collect()
+    };
+    let documented_essence = essence(documented);
+    if documented_essence == "*/*" {
+        return true;
+    }
+    let actual_parameters = parameters(actual);
+    documented_essence == essence(actual)
+        && parameters(documented)
+            .iter()
+            .all(|p| actual_parameters.contains(p))
+}
+
+/// Every `$ref` in the document, with where it is.
+fn references(value: &Value, at: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                if key == "$ref"
+                    && let Some(reference) = item.as_str()
+                {
+                    out.push((at.to_owned(), reference.to_owned()));
+                }
+                references(item, &format!("{at}/{}", pointer_escape(key)), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                references(item, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Every Schema Object of the document: component schemas and the schemas of
+/// parameters, headers and media types.
+fn schema_objects(doc: &Value) -> Vec<(String, &Value)> {
+    fn walk<'a>(value: &'a Value, at: &str, out: &mut Vec<(String, &'a Value)>) {
+        if let Value::Object(map) = value {
+            for (key, item) in map {
+                let here = format!("{at}/{}", pointer_escape(key));
+                if key == "schema" && item.is_object() {
+                    out.push((here, item));
+                } else {
+                    walk(item, &here, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&doc["paths"], "/paths", &mut out);
+    for kind in ["responses", "parameters", "headers", "requestBodies"] {
+        walk(
+            &doc["components"][kind],
+            &format!("/components/{kind}"),
+            &mut out,
+        );
+    }
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        out.push((format!("/components/schemas/{name}"), schema));
+    }
+    out
+}
+
+/// `(method, path)` of every `.route("…", get(…).post(…))` in `router/src/api/mod.rs`.
+fn registered_routes() -> BTreeSet<(String, String)> {
+    let source = std::fs::read_to_string(workspace().join("router/src/api/mod.rs"))
+        .expect("router/src/api/mod.rs");
+    let mut routes = BTreeSet::new();
+    let calls: Vec<&str> = source.split(".route(").skip(1).collect();
+    assert!(!calls.is_empty(), "no .route( in router/src/api/mod.rs");
+    for call in calls {
+        let call = call.split(".fallback(").next().unwrap_or(call);
+        let start = call.find('"').expect("a path literal") + 1;
+        let end = start
+            + call[start..]
+                .find('"')
+                .expect("the end of the path literal");
+        let path = &call[start..end];
+        let rest = &call[end..];
+        let mut methods = 0;
+        for method in ["get", "post", "put", "patch", "delete", "head", "options"] {
+            let called = rest
+                .match_indices(&format!("{method}("))
+                .any(|(i, _)| i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric());
+            if called {
+                routes.insert((method.to_owned(), path.to_owned()));
+                methods += 1;
+            }
+        }
+        assert!(methods > 0, "no method for the route {path}");
+    }
+    routes
+}
+
+/// The document is a valid OpenAPI 3.1 document (official meta-schema, references,
+/// Schema Objects, operation ids, path parameters, security schemes) and lists exactly
+/// the routes of the router.
+fn check_document(doc: &Value) {
+    // Against the official OpenAPI 3.1 meta-schema.
+    let meta: Value = serde_json::from_str(OAS_31_SCHEMA).expect("the meta-schema is JSON");
+    assert_eq!(
+        meta["$id"],
+        "https://spec.openapis.org/oas/3.1/schema/2022-10-07"
+    );
+    let validator = jsonschema::options()
+        .with_draft(Draft::Draft202012)
+        .build(&meta)
+        .expect("the OpenAPI 3.1 meta-schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "not a valid OpenAPI 3.1 document:\n{}",
+        errors.join("\n")
+    );
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1."),
+        "{}",
+        doc["openapi"]
+    );
+    for key in ["info", "paths", "components"] {
+        assert!(doc[key].is_object(), "no {key}");
+    }
+    assert_eq!(
+        doc["servers"],
+        json!([{"url": "/", "description": "The hub itself."}])
+    );
+
+    // Every `$ref` is local and resolves.
+    let mut refs = Vec::new();
+    references(doc, "", &mut refs);
+    assert!(!refs.is_empty());
+    for (at, reference) in &refs {
+        let pointer = reference
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("{at}: {reference} is not a local reference"));
+        assert!(
+            doc.pointer(pointer).is_some(),
+            "{at}: {reference} does not resolve"
+        );
+    }
+
+    // Every Schema Object is a valid JSON Schema 2020-12 schema and compiles.
+    let contract = Contract::new(doc.clone());
+    for (at, schema) in schema_objects(doc) {
+        if let Err(e) = jsonschema::draft202012::meta::validate(schema) {
+            panic!("{at} is not a valid JSON Schema: {e}");
+        }
+        contract.validator(schema);
+    }
+
+    // Operation ids are unique; path parameters are declared; security schemes exist;
+    // every operation says who may call it.
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    let mut operation_ids = BTreeSet::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let name = format!("{} {template}", method.to_ascii_uppercase());
+            let id = operation["operationId"].as_str().expect("an operationId");
+            assert!(operation_ids.insert(id.to_owned()), "{id} twice");
+            let declared: BTreeSet<String> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| resolve(doc, p))
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect();
+            let in_template: BTreeSet<String> = template
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(declared, in_template, "{name}: path parameters");
+            let security = operation["security"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: no security"));
+            for requirement in security {
+                for scheme in requirement.as_object().unwrap().keys() {
+                    assert!(schemes.contains_key(scheme), "{name}: no scheme {scheme}");
+                }
+            }
+            assert!(
+                !operation["responses"].as_object().unwrap().is_empty(),
+                "{name}: no responses"
+            );
+        }
+    }
+
+    // The document and the router agree on the routes.
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(template, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(|method| (method.clone(), template.clone()))
+        })
+        .collect();
+    let registered = registered_routes();
+    let undocumented: Vec<_> = registered.difference(&documented).collect();
+    let unrouted: Vec<_> = documented.difference(&registered).collect();
+    assert!(
+        undocumented.is_empty() && unrouted.is_empty(),
+        "routes of router/src/api/mod.rs not in the document: {undocumented:?}; \
+         operations of the document that are no route: {unrouted:?}"
+    );
+}
+
+/// Requests to one hub, each answer checked by the contract.
+struct Api<'a> {
+    hub: &'a TestHub,
+    contract: &'a Contract,
+}
+
+impl Api<'_> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Answer {
+        let mut request = self.contract.client.request(method, self.hub.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some((content_type, body)) = body {
+            request = request.header("content-type", content_type).body(body);
+        }
+        self.contract.send(request).await
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> Answer {
+        self.call(Method::POST, path, token, body).await
+    }
+
+    async fn submit(&self, body: &Value, key: Option<&str>) -> Answer {
+        let mut request = self
+            .contract
+            .client
+            .post(self.hub.url("/api/v1/applications"))
+            .bearer_auth(&self.hub.token)
+            .json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        self.contract.send(request).await
+    }
+
+    /// Declares a body over the hub's limit and sends none: the hub answers from the
+    /// declared length. (Sending such a body races with that early answer: the hub closes
+    /// the connection while the client still writes, and the client sees a broken pipe.)
+    async fn declared_too_large(&self, path: &str) -> Answer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.hub.port))
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.hub.token,
+            1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+            .await
+            .expect("an answer within 10 s")
+            .expect("read");
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP answer");
+        let head = String::from_utf8(raw[..split].to_vec()).expect("ASCII head");
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .expect("a status line");
+        let mut headers = reqwest::header::HeaderMap::new();
+        for line in lines {
+            let (name, value) = line.split_once(':').expect("a header line");
+            headers.append(
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                reqwest::header::HeaderValue::from_str(value.trim()).unwrap(),
+            );
+        }
+        let body = raw[split + 4..].to_vec();
+        let length: usize = headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .expect("a Content-Length");
+        assert_eq!(body.len(), length, "the whole body");
+        self.contract.check("post", path, status, headers, body)
+    }
+
+    /// Posts a signed event to `/api/v1/procedures/{procedure}/{channel}`.
+    async fn event(&self, procedure: &str, channel: &str, signed: &[u8]) -> Answer {
+        self.post(
+            &format!("/api/v1/procedures/{procedure}/{channel}"),
+            None,
+            Some(("application/pkcs7-mime", signed.to_vec())),
+        )
+        .await
+    }
+
+    /// Lists the pickups of `procedure` until one for each of `applications` is there.
+    async fn pickups(&self, procedure: &str, token: &str, applications: &[&str]) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let list = ok(
+                self.get(
+                    &format!("/api/v1/procedures/{procedure}/messages"),
+                    Some(token),
+                )
+                .await,
+                200,
+            );
+            let messages = list.json["messages"].as_array().unwrap().clone();
+            let all_there = applications
+                .iter()
+                .all(|id| messages.iter().any(|m| m["application_id"] == *id));
+            if all_there {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{procedure} never listed {applications:?}:\n{}",
+                self.hub.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The answer, after checking its status.
+fn ok(answer: Answer, status: u16) -> Answer {
+    assert_eq!(
+        answer.status,
+        status,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    answer
+}
+
+/// The answer, after checking that it is the problem `kind` with `status`.
+fn problem(answer: Answer, status: u16, kind: &str) -> Answer {
+    let answer = ok(answer, status);
+    assert_eq!(
+        answer.json["type"],
+        format!("urn:kopplung:problem:{kind}"),
+        "{}",
+        answer.json
+    );
+    answer
+}
+
+fn pull(token: &str) -> String {
+    format!(
+        "transport = \"pull\"\ntoken_sha256 = \"{}\"",
+        token_sha256(token)
+    )
+}
+
+fn maengel(region: &str, what: &str) -> Value {
+    json!({"service": MAENGEL, "region": region, "data": {
+        "kategorie": "muell", "beschreibung": what, "ort": {"strasse": "Terrassenufer"}}})
+}
+
+fn meldebescheinigung(region: &str) -> Value {
+    let mut body: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            workspace().join("mappings/meldebescheinigung/fixtures/minimal.input.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    body["service"] = json!(MELDEBESCHEINIGUNG);
+    body["region"] = json!(region);
+    body
+}
+
+/// An event of Dresden's procedure about a message, as its JSON before signing.
+fn event(receipt_id: &str, message_id: &str, application_id: &str, kind: &str) -> Value {
+    json!({
+        "receipt_id": receipt_id,
+        "procedure": "dresden-maengel",
+        "message_id": message_id,
+        "application_id": application_id,
+        "event": kind,
+        "issued_at": "2026-11-30T10:00:00Z"
+    })
+}
+
+fn with_document(mut event: Value, filename: &str, media_type: &str, content: &[u8]) -> Value {
+    event["document"] = json!({
+        "filename": filename,
+        "media_type": media_type,
+        "content_base64": base64::engine::general_purpose::STANDARD.encode(content),
+    });
+    event
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    to_hex(&openssl::sha::sha256(bytes))
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() {
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup {
+        max_body_bytes: 64 * 1024,
+        edit_routing: |routing| {
+            routing
+                // Chemnitz: dead letters after three attempts.
+                .replacen(
+                    ".chemnitz-maengel\"\n",
+                    ".chemnitz-maengel\"\n\n[procedure.retry]\nmax_attempts = 3\nbase_delay_ms = 10\nmax_delay_ms = 50\n",
+                    1,
+                )
+                // Bautzen: no receipt certificate, so it cannot send events.
+                .replace(
+                    "receipt_certificate = \"procedures/bautzen-maengel-signatur.crt\"\n",
+                    "",
+                )
+        },
+        rewrite_routing: Some(Arc::new(|routing| {
+            let routing = deliver_over(&routing, "dresden-maengel", &pull(DRESDEN_PULL_TOKEN));
+            deliver_over(&routing, "leipzig-buergerbuero", &pull(LEIPZIG_PULL_TOKEN))
+        })),
+        ..HubSetup::default()
+    })
+    .await;
+    let pki = hub.pki_dir();
+
+    // Chemnitz's queue refuses every message: its application becomes a dead letter.
+    let chemnitz_queue = hub.queue("chemnitz-maengel");
+    let mut refusing = FieldTable::default();
+    refusing.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+    refusing.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    broker
+        .create_channel()
+        .await
+        .unwrap()
+        .queue_declare(
+            chemnitz_queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            refusing,
+        )
+        .await
+        .unwrap();
+
+    // The document the hub serves is the repository's, and a valid one.
+    let served: Value = reqwest::get(hub.url("/api/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .expect("the OpenAPI document is JSON");
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("router/openapi.json")).unwrap(),
+    )
+    .expect("router/openapi.json is JSON");
+    assert_eq!(
+        served, file,
+        "the hub serves another document than router/openapi.json: rebuild it"
+    );
+    check_document(&served);
+    let contract = Contract::new(served);
+    let api = Api {
+        hub: &hub,
+        contract: &contract,
+    };
+
+    // Operations.
+    ok(api.get("/api/v1/openapi.json", None).await, 200);
+    ok(api.get("/healthz", None).await, 200);
+    let metrics = ok(api.get("/metrics", None).await, 200);
+    assert!(String::from_utf8_lossy(&metrics.body).contains("kopplung_"));
+    let ready = ok(api.get("/readyz", None).await, 200);
+    assert_eq!(ready.json["store"], "ok");
+    let services = ok(api.get("/api/v1/services", None).await, 200);
+    assert!(
+        services.json["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["key"] == MAENGEL && s["online"] == true)
+    );
+
+    // Intake: accepted, replayed, and every refusal.
+    let first = ok(
+        api.submit(
+            &maengel(DRESDEN, "Schlagloch vor der Schule"),
+            Some("openapi-1"),
+        )
+        .await,
+        202,
+    );
+    let a1 = first.json["id"].as_str().unwrap().to_owned();
+    assert!(
+        first
+            .header("location")
+            .ends_with(&format!("/api/v1/applications/{a1}"))
+    );
+    let again = ok(
+        api.submit(
+            &maengel(DRESDEN, "Schlagloch vor der Schule"),
+            Some("openapi-1"),
+        )
+        .await,
+        202,
+    );
+    assert_eq!(again.json["id"], a1.as_str());
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    problem(
+        api.submit(
+            &maengel(DRESDEN, "Ein anderes Schlagloch"),
+            Some("openapi-1"),
+        )
+        .await,
+        409,
+        "idempotency-key-reused",
+    );
+    problem(
+        api.submit(&maengel(DRESDEN, "Leerer Schlüssel"), Some(""))
+            .await,
+        400,
+        "bad-idempotency-key",
+    );
+    let a2 = ok(
+        api.submit(&maengel(DRESDEN, "Laterne dunkel"), None).await,
+        202,
+    )
+    .json["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a3 = ok(
+        api.submit(&maengel(CHEMNITZ, "Müll am Schloßteich"), None)
+            .await,
+        202,
+    )
+    .json["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a4 = ok(api.submit(&meldebescheinigung(LEIPZIG), None).await, 202).json["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let intake = "/api/v1/applications";
+    let json_body = |body: &Value| Some(("application/json", body.to_string().into_bytes()));
+    problem(
+        api.post(
+            intake,
+            Some(&hub.token),
+            Some(("application/json", b"{".to_vec())),
+        )
+        .await,
+        400,
+        "malformed",
+    );
+    problem(
+        api.post(intake, None, json_body(&maengel(DRESDEN, "ohne Token")))
+            .await,
+        401,
+        "unauthorized",
+    );
+    let unauthorized = problem(
+        api.post(
+            intake,
+            Some("not-a-token-of-this-hub"),
+            json_body(&maengel(DRESDEN, "falscher Token")),
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+    assert_eq!(unauthorized.header("www-authenticate"), "Bearer");
+    problem(
+        api.post(
+            intake,
+            Some(&hub.token),
+            Some(("text/plain", b"Schlagloch".to_vec())),
+        )
+        .await,
+        415,
+        "unsupported-media-type",
+    );
+    problem(api.declared_too_large(intake).await, 413, "body-too-large");
+    let mut with_attachment = meldebescheinigung(LEIPZIG);
+    with_attachment["attachments"] = json!([{
+        "filename": "scan.pdf", "media_type": "application/pdf", "content_base64": "JVBERi0x"}]);
+    problem(
+        api.post(intake, Some(&hub.token), json_body(&with_attachment))
+            .await,
+        413,
+        "attachment-too-large",
+    );
+    let invalid = problem(
+        api.post(
+            intake,
+            Some(&hub.token),
+            json_body(&json!({"service": MAENGEL, "region": DRESDEN, "data": {}})),
+        )
+        .await,
+        422,
+        "validation",
+    );
+    assert!(!invalid.json["errors"].as_array().unwrap().is_empty());
+    problem(
+        api.post(
+            intake,
+            Some(&hub.token),
+            json_body(&meldebescheinigung(BORNA)),
+        )
+        .await,
+        422,
+        "no-route",
+    );
+
+    // The pull API: Dresden (cms) collects its two messages.
+    let dresden = "/api/v1/procedures/dresden-maengel";
+    let listed = api
+        .pickups("dresden-maengel", DRESDEN_PULL_TOKEN, &[&a1, &a2])
+        .await;
+    let pickup = |id: &str| {
+        listed
+            .iter()
+            .find(|m| m["application_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let (p1, p2) = (pickup(&a1), pickup(&a2));
+    let (m1, m2) = (
+        p1["message_id"].as_str().unwrap().to_owned(),
+        p2["message_id"].as_str().unwrap().to_owned(),
+    );
+    let limited = ok(
+        api.get(
+            &format!("{dresden}/messages?limit=1"),
+            Some(DRESDEN_PULL_TOKEN),
+        )
+        .await,
+        200,
+    );
+    assert_eq!(limited.json["messages"].as_array().unwrap().len(), 1);
+    problem(
+        api.get(
+            &format!("{dresden}/messages?limit=many"),
+            Some(DRESDEN_PULL_TOKEN),
+        )
+        .await,
+        400,
+        "bad-query",
+    );
+    problem(
+        api.get(&format!("{dresden}/messages"), None).await,
+        401,
+        "unauthorized",
+    );
+    problem(
+        api.get(&format!("{dresden}/messages"), Some(LEIPZIG_PULL_TOKEN))
+            .await,
+        403,
+        "forbidden",
+    );
+
+    let message = format!("{dresden}/messages/{m1}");
+    let sealed = ok(api.get(&message, Some(DRESDEN_PULL_TOKEN)).await, 200);
+    assert_eq!(sealed.header("x-kopplung-message-id"), m1);
+    assert_eq!(sealed.header("x-kopplung-application-id"), a1);
+    assert_eq!(p1["sha256"], hex_sha256(&sealed.body));
+    assert_eq!(p1["size"], sealed.body.len());
+    assert_eq!(
+        sealed.header("repr-digest"),
+        format!(
+            "sha-256=:{}:",
+            base64::engine::general_purpose::STANDARD.encode(openssl::sha::sha256(&sealed.body))
+        )
+    );
+    problem(api.get(&message, None).await, 401, "unauthorized");
+    problem(
+        api.get(&message, Some(LEIPZIG_PULL_TOKEN)).await,
+        403,
+        "forbidden",
+    );
+    problem(
+        api.get(
+            &format!("{dresden}/messages/{}", new_id()),
+            Some(DRESDEN_PULL_TOKEN),
+        )
+        .await,
+        404,
+        "not-found",
+    );
+    problem(
+        api.get(
+            &format!("{dresden}/messages/not-a-message"),
+            Some(DRESDEN_PULL_TOKEN),
+        )
+        .await,
+        404,
+        "not-found",
+    );
+
+    let ack = format!("{message}/ack");
+    let cms = |event: &Value| {
+        Some((
+            "application/pkcs7-mime",
+            sign_cms_receipt(&pki, "dresden-maengel", event),
+        ))
+    };
+    problem(api.post(&ack, None, None).await, 401, "unauthorized");
+    problem(
+        api.post(&ack, Some(LEIPZIG_PULL_TOKEN), None).await,
+        403,
+        "forbidden",
+    );
+    problem(
+        api.post(
+            &ack,
+            Some(DRESDEN_PULL_TOKEN),
+            Some(("application/pkcs7-mime", b"no receipt at all".to_vec())),
+        )
+        .await,
+        403,
+        "receipt-unverifiable",
+    );
+    problem(
+        api.post(
+            &ack,
+            Some(DRESDEN_PULL_TOKEN),
+            cms(&event("r-other", &m2, &a2, "accept")),
+        )
+        .await,
+        422,
+        "receipt-mismatch",
+    );
+    problem(
+        api.post(
+            &format!("{dresden}/messages/{}/ack", new_id()),
+            Some(DRESDEN_PULL_TOKEN),
+            None,
+        )
+        .await,
+        404,
+        "not-found",
+    );
+    let acked = ok(
+        api.post(
+            &ack,
+            Some(DRESDEN_PULL_TOKEN),
+            cms(&event("r-accept", &m1, &a1, "accept")),
+        )
+        .await,
+        200,
+    );
+    assert_eq!(acked.json["already_acknowledged"], false);
+    assert_eq!(acked.json["receipt"]["status"], "received");
+    let twice = ok(api.post(&ack, Some(DRESDEN_PULL_TOKEN), None).await, 200);
+    assert_eq!(twice.json["already_acknowledged"], true);
+    // A receipt that verifies but does not follow: delivered all the same, and told why.
+    let out_of_order = ok(
+        api.post(
+            &format!("{dresden}/messages/{m2}/ack"),
+            Some(DRESDEN_PULL_TOKEN),
+            cms(&event("r-early", &m2, &a2, "in_progress")),
+        )
+        .await,
+        200,
+    );
+    assert_eq!(
+        out_of_order.json["receipt_problem"]["type"],
+        "urn:kopplung:problem:event-out-of-order"
+    );
+
+    // Leipzig's citizens' office (jose) collects its message.
+    let leipzig = "/api/v1/procedures/leipzig-buergerbuero";
+    let listed = api
+        .pickups("leipzig-buergerbuero", LEIPZIG_PULL_TOKEN, &[&a4])
+        .await;
+    let m4 = listed[0]["message_id"].as_str().unwrap().to_owned();
+    let jwe = ok(
+        api.get(
+            &format!("{leipzig}/messages/{m4}"),
+            Some(LEIPZIG_PULL_TOKEN),
+        )
+        .await,
+        200,
+    );
+    assert_eq!(jwe.header("content-type"), "application/jose");
+    assert_eq!(
+        jwe.body.iter().filter(|b| **b == b'.').count(),
+        4,
+        "a compact JWE"
+    );
+    ok(
+        api.post(
+            &format!("{leipzig}/messages/{m4}/ack"),
+            Some(LEIPZIG_PULL_TOKEN),
+            None,
+        )
+        .await,
+        200,
+    );
+
+    // Events on both channels: progress, a question, the decision, with documents.
+    let png = b"\x89PNG\r\n\x1a\nplan".to_vec();
+    let jpeg = b"\xFF\xD8\xFF\xE0foto".to_vec();
+    let html = b"<p>Hinweis</p>".to_vec();
+    let pdf = b"%PDF-1.4 Bescheid".to_vec();
+    let sign = |event: &Value| sign_cms_receipt(&pki, "dresden-maengel", event);
+    let progress = sign(&with_document(
+        event("e-1", &m1, &a1, "in_progress"),
+        "Lageplan.png",
+        "image/png",
+        &png,
+    ));
+    let recorded = ok(api.event("dresden-maengel", "events", &progress).await, 200);
+    assert_eq!(recorded.json["status"], "in_progress");
+    let mut question = with_document(
+        event("e-2", &m1, &a1, "query"),
+        "Foto von der Stelle.jpg",
+        "image/jpeg",
+        &jpeg,
+    );
+    question["message"] = json!("Bitte ein Foto der Stelle nachreichen.");
+    ok(
+        api.event("dresden-maengel", "receipts", &sign(&question))
+            .await,
+        200,
+    );
+    let hint = event("e-3", &m1, &a1, "in_progress");
+    let hint_signed = sign(&with_document(
+        hint.clone(),
+        "Hinweis.html",
+        "text/html",
+        &html,
+    ));
+    ok(
+        api.event("dresden-maengel", "events", &hint_signed).await,
+        200,
+    );
+    for channel in ["events", "receipts"] {
+        let duplicate = ok(
+            api.event("dresden-maengel", channel, &hint_signed).await,
+            200,
+        );
+        assert_eq!(duplicate.json["duplicate"], true);
+        problem(
+            api.event("dresden-maengel", channel, &sign(&hint)).await,
+            409,
+            "receipt-id-reused",
+        );
+    }
+    let mut decision = with_document(
+        event("e-4", &m1, &a1, "decision"),
+        "Bescheid Müller.pdf",
+        "application/pdf",
+        &pdf,
+    );
+    decision["message"] = json!("Der Mangel ist behoben.");
+    let decided = ok(
+        api.event("dresden-maengel", "receipts", &sign(&decision))
+            .await,
+        200,
+    );
+    assert_eq!(decided.json["status"], "decided");
+
+    // Refused events, on both channels.
+    for channel in ["events", "receipts"] {
+        let late = sign(&event(&format!("late-{channel}"), &m1, &a1, "in_progress"));
+        problem(
+            api.event("dresden-maengel", channel, &late).await,
+            409,
+            "application-final",
+        );
+        let early = sign(&with_document(
+            event(&format!("early-{channel}"), &m2, &a2, "decision"),
+            "Bescheid.pdf",
+            "application/pdf",
+            &pdf,
+        ));
+        problem(
+            api.event("dresden-maengel", channel, &early).await,
+            409,
+            "event-out-of-order",
+        );
+        let mut broken = event(&format!("broken-{channel}"), &m2, &a2, "decision");
+        broken["document"] = json!({"filename": "Bescheid.pdf", "media_type": "application/pdf",
+                                    "content_base64": "*** kein base64 ***"});
+        problem(
+            api.event("dresden-maengel", channel, &sign(&broken)).await,
+            422,
+            "bad-document",
+        );
+        let stranger = sign(&event(
+            &format!("stranger-{channel}"),
+            &new_id(),
+            &a2,
+            "accept",
+        ));
+        problem(
+            api.event("dresden-maengel", channel, &stranger).await,
+            422,
+            "unknown-message",
+        );
+        let bad_id = sign(&event("kein gültiger Schlüssel", &m2, &a2, "in_progress"));
+        problem(
+            api.event("dresden-maengel", channel, &bad_id).await,
+            422,
+            "bad-receipt-id",
+        );
+        problem(
+            api.event("dresden-maengel", channel, b"no signature").await,
+            403,
+            "receipt-unverifiable",
+        );
+        problem(
+            api.event("bautzen-maengel", channel, &late).await,
+            403,
+            "receipt-refused",
+        );
+        problem(
+            api.event("no-such-procedure", channel, &late).await,
+            404,
+            "not-found",
+        );
+    }
+
+    // The application with its mailbox and documents, for its client only.
+    let path = format!("/api/v1/applications/{a1}");
+    let shown = ok(api.get(&path, Some(&hub.token)).await, 200);
+    assert_eq!(shown.json["status"], "decided");
+    assert_eq!(shown.json["delivery"]["transport"], "pull");
+    let kinds: Vec<&str> = shown.json["mailbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["query", "decided"]);
+    let documents = shown.json["documents"].as_array().unwrap().clone();
+    assert_eq!(documents.len(), 4, "{:#}", shown.json);
+    for (content, served_as) in [
+        (&png, "image/png"),
+        (&jpeg, "image/jpeg"),
+        (&html, "application/octet-stream"),
+        (&pdf, "application/pdf"),
+    ] {
+        let document = documents
+            .iter()
+            .find(|d| d["sha512"] == to_hex(&openssl::sha::sha512(content)))
+            .unwrap();
+        let href = document["href"].as_str().unwrap();
+        let download = ok(api.get(href, Some(&hub.token)).await, 200);
+        assert_eq!(&download.body, content);
+        assert_eq!(download.header("content-type"), served_as);
+        problem(api.get(href, None).await, 401, "unauthorized");
+        problem(api.get(href, Some(OTHER_TOKEN)).await, 404, "not-found");
+    }
+    problem(
+        api.get(&format!("{path}/documents/{}", new_id()), Some(&hub.token))
+            .await,
+        404,
+        "not-found",
+    );
+    ok(
+        api.get(&format!("/api/v1/applications/{a2}"), Some(&hub.token))
+            .await,
+        200,
+    );
+    problem(api.get(&path, None).await, 401, "unauthorized");
+    problem(api.get(&path, Some(OTHER_TOKEN)).await, 404, "not-found");
+    problem(
+        api.get(
+            &format!("/api/v1/applications/{}", new_id()),
+            Some(&hub.token),
+        )
+        .await,
+        404,
+        "not-found",
+    );
+    problem(
+        api.get("/api/v1/applications/not-an-id", Some(&hub.token))
+            .await,
+        404,
+        "not-found",
+    );
+
+    // The admin API: Chemnitz's application is a dead letter.
+    hub.wait_for_status(&a3, "dead_lettered", Duration::from_secs(30))
+        .await;
+    let shown = ok(
+        api.get(&format!("/api/v1/applications/{a3}"), Some(&hub.token))
+            .await,
+        200,
+    );
+    assert_eq!(shown.json["delivery"]["attempts"], 3);
+    let letters = ok(
+        api.get("/api/v1/admin/deadletters", Some(ADMIN_TOKEN))
+            .await,
+        200,
+    );
+    assert_eq!(
+        letters.json["dead_letters"][0]["application_id"],
+        a3.as_str()
+    );
+    for token in [None, Some(hub.token.as_str())] {
+        problem(
+            api.get("/api/v1/admin/deadletters", token).await,
+            401,
+            "unauthorized",
+        );
+    }
+    let letter = format!("/api/v1/admin/deadletters/{a3}");
+    ok(api.get(&letter, Some(ADMIN_TOKEN)).await, 200);
+    problem(api.get(&letter, None).await, 401, "unauthorized");
+    problem(
+        api.get(
+            &format!("/api/v1/admin/deadletters/{}", new_id()),
+            Some(ADMIN_TOKEN),
+        )
+        .await,
+        404,
+        "not-found",
+    );
+    problem(
+        api.get("/api/v1/admin/deadletters/not-an-id", Some(ADMIN_TOKEN))
+            .await,
+        404,
+        "not-found",
+    );
+    problem(
+        api.post(&format!("{letter}/replay"), None, None).await,
+        401,
+        "unauthorized",
+    );
+    problem(
+        api.post(
+            &format!("/api/v1/admin/deadletters/{a1}/replay"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await,
+        404,
+        "not-found",
+    );
+    delete_queue(&broker, &chemnitz_queue).await;
+    let replayed = ok(
+        api.post(&format!("{letter}/replay"), Some(ADMIN_TOKEN), None)
+            .await,
+        200,
+    );
+    assert_eq!(replayed.json["replayed"], true);
+    hub.wait_for_status(&a3, "delivered", Duration::from_secs(30))
+        .await;
+    delete_queue(&broker, &chemnitz_queue).await;
+
+    // A hub whose broker is unreachable is not ready.
+    let unready = TestHub::start(HubSetup {
+        amqp_url: UNREACHABLE_AMQP_URL.into(),
+        ..HubSetup::default()
+    })
+    .await;
+    let api = Api {
+        hub: &unready,
+        contract: &contract,
+    };
+    let not_ready = ok(api.get("/readyz", None).await, 503);
+    assert_eq!(not_ready.json["ready"], false);
+
+    contract.assert_all_seen();
+}
+
+/// The checks above can fail: the schemas are not vacuous once their `$ref`s resolve, and
+/// paths and content types are matched as meant.
+#[test]
+fn the_contract_refuses_what_the_document_does_not_allow() {
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("router/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let contract = Contract::new(doc);
+    let accepted = json!({"$ref": "#/components/schemas/Accepted"});
+    let valid = json!({"id": new_id(), "receipt": "K7QX-2M4P", "status": "accepted"});
+    assert!(contract.validator(&accepted).is_valid(&valid));
+    for (key, value) in [
+        ("id", json!("not-a-uuid")),
+        ("receipt", json!("K7QX2M4P")),
+        ("status", json!("delivered")),
+        ("extra", json!(1)),
+    ] {
+        let mut invalid = valid.clone();
+        invalid[key] = value;
+        assert!(
+            !contract.validator(&accepted).is_valid(&invalid),
+            "{invalid}"
+        );
+    }
+    let not_found = &contract.doc["components"]["responses"]["NotFound"]["content"]["application/problem+json"]
+        ["schema"];
+    let problem = json!({"type": "urn:kopplung:problem:not-found", "title": "No such resource", "status": 404});
+    assert!(contract.validator(not_found).is_valid(&problem));
+    let mut wrong = problem.clone();
+    wrong["status"] = json!(410);
+    assert!(!contract.validator(not_found).is_valid(&wrong));
+    // Nested: a field of a form field of a service.
+    let services = json!({"$ref": "#/components/schemas/ServiceList"});
+    let service = |field: Value| {
+        json!({"services": [{"key": MAENGEL, "local_key": true, "name": "M", "description": "",
+            "online": true, "attachments": {"max_count": 0, "max_bytes": 0, "media_types": []},
+            "fields": [{"name": "ort", "label": "Ort", "type": "group", "required": true,
+                        "fields": [field]}]}]})
+    };
+    let field = json!({"name": "strasse", "label": "Straße", "type": "text", "required": true});
+    assert!(
+        contract
+            .validator(&services)
+            .is_valid(&service(field.clone()))
+    );
+    let mut unknown_type = field;
+    unknown_type["type"] = json!("textarea");
+    assert!(
+        !contract
+            .validator(&services)
+            .is_valid(&service(unknown_type))
+    );
+
+    assert_eq!(
+        contract.template("/api/v1/procedures/p/messages/m/ack"),
+        "/api/v1/procedures/{id}/messages/{message}/ack"
+    );
+    assert_eq!(
+        contract.template("/api/v1/openapi.json"),
+        "/api/v1/openapi.json"
+    );
+    assert_eq!(
+        problem_types(&contract.doc, not_found),
+        ["urn:kopplung:problem:not-found"]
+    );
+    assert!(media_matches("text/plain", "text/plain; charset=utf-8"));
+    assert!(media_matches(
+        "application/pkcs7-mime; smime-type=authEnveloped-data",
+        "application/pkcs7-mime; smime-type=authenveloped-data"
+    ));
+    assert!(!media_matches(
+        "application/pkcs7-mime; smime-type=authEnveloped-data",
+        "application/pkcs7-mime"
+    ));
+    assert!(!media_matches(
+        "application/json",
+        "application/problem+json"
+    ));
+    assert!(registered_routes().contains(&("post".to_owned(), "/api/v1/applications".to_owned())));
+}
+
+/// The official OpenAPI 3.1 meta-schema, "the description of OpenAPI v3.1.x documents
+/// without schema validation", `$id` <https://spec.openapis.org/oas/3.1/schema/2022-10-07>,
+/// published by the OpenAPI Initiative under the Apache License 2.0. This copy is the one
+/// that openapi-spec-validator 0.9.0 ships (`resources/schemas/v3.1/schema.json`),
+/// unchanged, so that the check runs offline. Schema Objects are checked separately
+/// against the JSON Schema 2020-12 meta-schema that the `jsonschema` crate bundles.
+const OAS_31_SCHEMA: &str = r##"{
+  "$id": "https://spec.openapis.org/oas/3.1/schema/2022-10-07",
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "description": "The description of OpenAPI v3.1.x documents without schema validation, as defined by https://spec.openapis.org/oas/v3.1.0",
+  "type": "object",
+  "properties": {
+    "openapi": {
+      "type": "string",
+      "pattern": "^3\\.1\\.\\d+(-.+)?$"
+    },
+    "info": {
+      "$ref": "#/$defs/info"
+    },
+    "jsonSchemaDialect": {
+      "type": "string",
+      "format": "uri",
+      "default": "https://spec.openapis.org/oas/3.1/dialect/base"
+    },
+    "servers": {
+      "type": "array",
+      "items": {
+        "$ref": "#/$defs/server"
+      },
+      "default": [
+        {
+          "url": "/"
+        }
+      ]
+    },
+    "paths": {
+      "$ref": "#/$defs/paths"
+    },
+    "webhooks": {
+      "type": "object",
+      "additionalProperties": {
+        "$ref": "#/$defs/path-item-or-reference"
+      }
+    },
+    "components": {
+      "$ref": "#/$defs/components"
+    },
+    "security": {
+      "type": "array",
+      "items": {
+        "$ref": "#/$defs/security-requirement"
+      }
+    },
+    "tags": {
+      "type": "array",
+      "items": {
+        "$ref": "#/$defs/tag"
+      }
+    },
+    "externalDocs": {
+      "$ref": "#/$defs/external-documentation"
+    }
+  },
+  "required": [
+    "openapi",
+    "info"
+  ],
+  "anyOf": [
+    {
+      "required": [
+        "paths"
+      ]
+    },
+    {
+      "required": [
+        "components"
+      ]
+    },
+    {
+      "required": [
+        "webhooks"
+      ]
+    }
+  ],
+  "$ref": "#/$defs/specification-extensions",
+  "unevaluatedProperties": false,
+  "$defs": {
+    "info": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#info-object",
+      "type": "object",
+      "properties": {
+        "title": {
+          "type": "string"
+        },
+        "summary": {
+          "type": "string"
+        },
+        "description": {
+          "type": "string"
+        },
+        "termsOfService": {
+          "type": "string",
+          "format": "uri"
+        },
+        "contact": {
+          "$ref": "#/$defs/contact"
+        },
+        "license": {
+          "$ref": "#/$defs/license"
+        },
+        "version": {
+          "type": "string"
+        }
+      },
+      "required": [
+        "title",
+        "version"
+      ],
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "contact": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#contact-object",
+      "type": "object",
+      "properties": {
+        "name": {
+          "type": "string"
+        },
+        "url": {
+          "type": "string",
+          "format": "uri"
+        },
+        "email": {
+          "type": "string",
+          "format": "email"
+        }
+      },
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "license": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#license-object",
+      "type": "object",
+      "properties": {
+        "name": {
+          "type": "string"
+        },
+        "identifier": {
+          "type": "string"
+        },
+        "url": {
+          "type": "string",
+          "format": "uri"
+        }
+      },
+      "required": [
+        "name"
+      ],
+      "dependentSchemas": {
+        "identifier": {
+          "not": {
+            "required": [
+              "url"
+            ]
+          }
+        }
+      },
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "server": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#server-object",
+      "type": "object",
+      "properties": {
+        "url": {
+          "type": "string",
+          "format": "uri-reference"
+        },
+        "description": {
+          "type": "string"
+        },
+        "variables": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/server-variable"
+          }
+        }
+      },
+      "required": [
+        "url"
+      ],
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "server-variable": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#server-variable-object",
+      "type": "object",
+      "properties": {
+        "enum": {
+          "type": "array",
+          "items": {
+            "type": "string"
+          },
+          "minItems": 1
+        },
+        "default": {
+          "type": "string"
+        },
+        "description": {
+          "type": "string"
+        }
+      },
+      "required": [
+        "default"
+      ],
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "components": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#components-object",
+      "type": "object",
+      "properties": {
+        "schemas": {
+          "type": "object",
+          "additionalProperties": {
+            "$dynamicRef": "#meta"
+          }
+        },
+        "responses": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/response-or-reference"
+          }
+        },
+        "parameters": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/parameter-or-reference"
+          }
+        },
+        "examples": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/example-or-reference"
+          }
+        },
+        "requestBodies": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/request-body-or-reference"
+          }
+        },
+        "headers": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/header-or-reference"
+          }
+        },
+        "securitySchemes": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/security-scheme-or-reference"
+          }
+        },
+        "links": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/link-or-reference"
+          }
+        },
+        "callbacks": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/callbacks-or-reference"
+          }
+        },
+        "pathItems": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/path-item-or-reference"
+          }
+        }
+      },
+      "patternProperties": {
+        "^(schemas|responses|parameters|examples|requestBodies|headers|securitySchemes|links|callbacks|pathItems)$": {
+          "$comment": "Enumerating all of the property names in the regex above is necessary for unevaluatedProperties to work as expected",
+          "propertyNames": {
+            "pattern": "^[a-zA-Z0-9._-]+$"
+          }
+        }
+      },
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "paths": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#paths-object",
+      "type": "object",
+      "patternProperties": {
+        "^/": {
+          "$ref": "#/$defs/path-item-or-reference"
+        }
+      },
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "path-item": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#path-item-object",
+      "type": "object",
+      "properties": {
+        "summary": {
+          "type": "string"
+        },
+        "description": {
+          "type": "string"
+        },
+        "servers": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/server"
+          }
+        },
+        "parameters": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/parameter-or-reference"
+          }
+        },
+        "get": {
+          "$ref": "#/$defs/operation"
+        },
+        "put": {
+          "$ref": "#/$defs/operation"
+        },
+        "post": {
+          "$ref": "#/$defs/operation"
+        },
+        "delete": {
+          "$ref": "#/$defs/operation"
+        },
+        "options": {
+          "$ref": "#/$defs/operation"
+        },
+        "head": {
+          "$ref": "#/$defs/operation"
+        },
+        "patch": {
+          "$ref": "#/$defs/operation"
+        },
+        "trace": {
+          "$ref": "#/$defs/operation"
+        }
+      },
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "path-item-or-reference": {
+      "if": {
+        "type": "object",
+        "required": [
+          "$ref"
+        ]
+      },
+      "then": {
+        "$ref": "#/$defs/reference"
+      },
+      "else": {
+        "$ref": "#/$defs/path-item"
+      }
+    },
+    "operation": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#operation-object",
+      "type": "object",
+      "properties": {
+        "tags": {
+          "type": "array",
+          "items": {
+            "type": "string"
+          }
+        },
+        "summary": {
+          "type": "string"
+        },
+        "description": {
+          "type": "string"
+        },
+        "externalDocs": {
+          "$ref": "#/$defs/external-documentation"
+        },
+        "operationId": {
+          "type": "string"
+        },
+        "parameters": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/parameter-or-reference"
+          }
+        },
+        "requestBody": {
+          "$ref": "#/$defs/request-body-or-reference"
+        },
+        "responses": {
+          "$ref": "#/$defs/responses"
+        },
+        "callbacks": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/callbacks-or-reference"
+          }
+        },
+        "deprecated": {
+          "default": false,
+          "type": "boolean"
+        },
+        "security": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/security-requirement"
+          }
+        },
+        "servers": {
+          "type": "array",
+          "items": {
+            "$ref": "#/$defs/server"
+          }
+        }
+      },
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "external-documentation": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#external-documentation-object",
+      "type": "object",
+      "properties": {
+        "description": {
+          "type": "string"
+        },
+        "url": {
+          "type": "string",
+          "format": "uri"
+        }
+      },
+      "required": [
+        "url"
+      ],
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "parameter": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#parameter-object",
+      "type": "object",
+      "properties": {
+        "name": {
+          "type": "string"
+        },
+        "in": {
+          "enum": [
+            "query",
+            "header",
+            "path",
+            "cookie"
+          ]
+        },
+        "description": {
+          "type": "string"
+        },
+        "required": {
+          "default": false,
+          "type": "boolean"
+        },
+        "deprecated": {
+          "default": false,
+          "type": "boolean"
+        },
+        "schema": {
+          "$dynamicRef": "#meta"
+        },
+        "content": {
+          "$ref": "#/$defs/content",
+          "minProperties": 1,
+          "maxProperties": 1
+        }
+      },
+      "required": [
+        "name",
+        "in"
+      ],
+      "oneOf": [
+        {
+          "required": [
+            "schema"
+          ]
+        },
+        {
+          "required": [
+            "content"
+          ]
+        }
+      ],
+      "if": {
+        "properties": {
+          "in": {
+            "const": "query"
+          }
+        },
+        "required": [
+          "in"
+        ]
+      },
+      "then": {
+        "properties": {
+          "allowEmptyValue": {
+            "default": false,
+            "type": "boolean"
+          }
+        }
+      },
+      "dependentSchemas": {
+        "schema": {
+          "properties": {
+            "style": {
+              "type": "string"
+            },
+            "explode": {
+              "type": "boolean"
+            }
+          },
+          "allOf": [
+            {
+              "$ref": "#/$defs/examples"
+            },
+            {
+              "$ref": "#/$defs/parameter/dependentSchemas/schema/$defs/styles-for-path"
+            },
+            {
+              "$ref": "#/$defs/parameter/dependentSchemas/schema/$defs/styles-for-header"
+            },
+            {
+              "$ref": "#/$defs/parameter/dependentSchemas/schema/$defs/styles-for-query"
+            },
+            {
+              "$ref": "#/$defs/parameter/dependentSchemas/schema/$defs/styles-for-cookie"
+            },
+            {
+              "$ref": "#/$defs/parameter/dependentSchemas/schema/$defs/styles-for-form"
+            }
+          ],
+          "$defs": {
+            "styles-for-path": {
+              "if": {
+                "properties": {
+                  "in": {
+                    "const": "path"
+                  }
+                },
+                "required": [
+                  "in"
+                ]
+              },
+              "then": {
+                "properties": {
+                  "name": {
+                    "pattern": "[^/#?]+$"
+                  },
+                  "style": {
+                    "default": "simple",
+                    "enum": [
+                      "matrix",
+                      "label",
+                      "simple"
+                    ]
+                  },
+                  "required": {
+                    "const": true
+                  }
+                },
+                "required": [
+                  "required"
+                ]
+              }
+            },
+            "styles-for-header": {
+              "if": {
+                "properties": {
+                  "in": {
+                    "const": "header"
+                  }
+                },
+                "required": [
+                  "in"
+                ]
+              },
+              "then": {
+                "properties": {
+                  "style": {
+                    "default": "simple",
+                    "const": "simple"
+                  }
+                }
+              }
+            },
+            "styles-for-query": {
+              "if": {
+                "properties": {
+                  "in": {
+                    "const": "query"
+                  }
+                },
+                "required": [
+                  "in"
+                ]
+              },
+              "then": {
+                "properties": {
+                  "style": {
+                    "default": "form",
+                    "enum": [
+                      "form",
+                      "spaceDelimited",
+                      "pipeDelimited",
+                      "deepObject"
+                    ]
+                  },
+                  "allowReserved": {
+                    "default": false,
+                    "type": "boolean"
+                  }
+                }
+              }
+            },
+            "styles-for-cookie": {
+              "if": {
+                "properties": {
+                  "in": {
+                    "const": "cookie"
+                  }
+                },
+                "required": [
+                  "in"
+                ]
+              },
+              "then": {
+                "properties": {
+                  "style": {
+                    "default": "form",
+                    "const": "form"
+                  }
+                }
+              }
+            },
+            "styles-for-form": {
+              "if": {
+                "properties": {
+                  "style": {
+                    "const": "form"
+                  }
+                },
+                "required": [
+                  "style"
+                ]
+              },
+              "then": {
+                "properties": {
+                  "explode": {
+                    "default": true
+                  }
+                }
+              },
+              "else": {
+                "properties": {
+                  "explode": {
+                    "default": false
+                  }
+                }
+              }
+            }
+          }
+        }
+      },
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "parameter-or-reference": {
+      "if": {
+        "type": "object",
+        "required": [
+          "$ref"
+        ]
+      },
+      "then": {
+        "$ref": "#/$defs/reference"
+      },
+      "else": {
+        "$ref": "#/$defs/parameter"
+      }
+    },
+    "request-body": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#request-body-object",
+      "type": "object",
+      "properties": {
+        "description": {
+          "type": "string"
+        },
+        "content": {
+          "$ref": "#/$defs/content"
+        },
+        "required": {
+          "default": false,
+          "type": "boolean"
+        }
+      },
+      "required": [
+        "content"
+      ],
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "request-body-or-reference": {
+      "if": {
+        "type": "object",
+        "required": [
+          "$ref"
+        ]
+      },
+      "then": {
+        "$ref": "#/$defs/reference"
+      },
+      "else": {
+        "$ref": "#/$defs/request-body"
+      }
+    },
+    "content": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#fixed-fields-10",
+      "type": "object",
+      "additionalProperties": {
+        "$ref": "#/$defs/media-type"
+      },
+      "propertyNames": {
+        "format": "media-range"
+      }
+    },
+    "media-type": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#media-type-object",
+      "type": "object",
+      "properties": {
+        "schema": {
+          "$dynamicRef": "#meta"
+        },
+        "encoding": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/encoding"
+          }
+        }
+      },
+      "allOf": [
+        {
+          "$ref": "#/$defs/specification-extensions"
+        },
+        {
+          "$ref": "#/$defs/examples"
+        }
+      ],
+      "unevaluatedProperties": false
+    },
+    "encoding": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#encoding-object",
+      "type": "object",
+      "properties": {
+        "contentType": {
+          "type": "string",
+          "format": "media-range"
+        },
+        "headers": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/header-or-reference"
+          }
+        },
+        "style": {
+          "default": "form",
+          "enum": [
+            "form",
+            "spaceDelimited",
+            "pipeDelimited",
+            "deepObject"
+          ]
+        },
+        "explode": {
+          "type": "boolean"
+        },
+        "allowReserved": {
+          "default": false,
+          "type": "boolean"
+        }
+      },
+      "allOf": [
+        {
+          "$ref": "#/$defs/specification-extensions"
+        },
+        {
+          "$ref": "#/$defs/encoding/$defs/explode-default"
+        }
+      ],
+      "unevaluatedProperties": false,
+      "$defs": {
+        "explode-default": {
+          "if": {
+            "properties": {
+              "style": {
+                "const": "form"
+              }
+            },
+            "required": [
+              "style"
+            ]
+          },
+          "then": {
+            "properties": {
+              "explode": {
+                "default": true
+              }
+            }
+          },
+          "else": {
+            "properties": {
+              "explode": {
+                "default": false
+              }
+            }
+          }
+        }
+      }
+    },
+    "responses": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#responses-object",
+      "type": "object",
+      "properties": {
+        "default": {
+          "$ref": "#/$defs/response-or-reference"
+        }
+      },
+      "patternProperties": {
+        "^[1-5](?:[0-9]{2}|XX)$": {
+          "$ref": "#/$defs/response-or-reference"
+        }
+      },
+      "minProperties": 1,
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false,
+      "if": {
+        "$comment": "either default, or at least one response code property must exist",
+        "patternProperties": {
+          "^[1-5](?:[0-9]{2}|XX)$": false
+        }
+      },
+      "then" : {
+        "required": [ "default" ]
+      }
+    },
+    "response": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#response-object",
+      "type": "object",
+      "properties": {
+        "description": {
+          "type": "string"
+        },
+        "headers": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/header-or-reference"
+          }
+        },
+        "content": {
+          "$ref": "#/$defs/content"
+        },
+        "links": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/link-or-reference"
+          }
+        }
+      },
+      "required": [
+        "description"
+      ],
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "response-or-reference": {
+      "if": {
+        "type": "object",
+        "required": [
+          "$ref"
+        ]
+      },
+      "then": {
+        "$ref": "#/$defs/reference"
+      },
+      "else": {
+        "$ref": "#/$defs/response"
+      }
+    },
+    "callbacks": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#callback-object",
+      "type": "object",
+      "$ref": "#/$defs/specification-extensions",
+      "additionalProperties": {
+        "$ref": "#/$defs/path-item-or-reference"
+      }
+    },
+    "callbacks-or-reference": {
+      "if": {
+        "type": "object",
+        "required": [
+          "$ref"
+        ]
+      },
+      "then": {
+        "$ref": "#/$defs/reference"
+      },
+      "else": {
+        "$ref": "#/$defs/callbacks"
+      }
+    },
+    "example": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#example-object",
+      "type": "object",
+      "properties": {
+        "summary": {
+          "type": "string"
+        },
+        "description": {
+          "type": "string"
+        },
+        "value": true,
+        "externalValue": {
+          "type": "string",
+          "format": "uri"
+        }
+      },
+      "not": {
+        "required": [
+          "value",
+          "externalValue"
+        ]
+      },
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "example-or-reference": {
+      "if": {
+        "type": "object",
+        "required": [
+          "$ref"
+        ]
+      },
+      "then": {
+        "$ref": "#/$defs/reference"
+      },
+      "else": {
+        "$ref": "#/$defs/example"
+      }
+    },
+    "link": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#link-object",
+      "type": "object",
+      "properties": {
+        "operationRef": {
+          "type": "string",
+          "format": "uri-reference"
+        },
+        "operationId": {
+          "type": "string"
+        },
+        "parameters": {
+          "$ref": "#/$defs/map-of-strings"
+        },
+        "requestBody": true,
+        "description": {
+          "type": "string"
+        },
+        "body": {
+          "$ref": "#/$defs/server"
+        }
+      },
+      "oneOf": [
+        {
+          "required": [
+            "operationRef"
+          ]
+        },
+        {
+          "required": [
+            "operationId"
+          ]
+        }
+      ],
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "link-or-reference": {
+      "if": {
+        "type": "object",
+        "required": [
+          "$ref"
+        ]
+      },
+      "then": {
+        "$ref": "#/$defs/reference"
+      },
+      "else": {
+        "$ref": "#/$defs/link"
+      }
+    },
+    "header": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#header-object",
+      "type": "object",
+      "properties": {
+        "description": {
+          "type": "string"
+        },
+        "required": {
+          "default": false,
+          "type": "boolean"
+        },
+        "deprecated": {
+          "default": false,
+          "type": "boolean"
+        },
+        "schema": {
+          "$dynamicRef": "#meta"
+        },
+        "content": {
+          "$ref": "#/$defs/content",
+          "minProperties": 1,
+          "maxProperties": 1
+        }
+      },
+      "oneOf": [
+        {
+          "required": [
+            "schema"
+          ]
+        },
+        {
+          "required": [
+            "content"
+          ]
+        }
+      ],
+      "dependentSchemas": {
+        "schema": {
+          "properties": {
+            "style": {
+              "default": "simple",
+              "const": "simple"
+            },
+            "explode": {
+              "default": false,
+              "type": "boolean"
+            }
+          },
+          "$ref": "#/$defs/examples"
+        }
+      },
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "header-or-reference": {
+      "if": {
+        "type": "object",
+        "required": [
+          "$ref"
+        ]
+      },
+      "then": {
+        "$ref": "#/$defs/reference"
+      },
+      "else": {
+        "$ref": "#/$defs/header"
+      }
+    },
+    "tag": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#tag-object",
+      "type": "object",
+      "properties": {
+        "name": {
+          "type": "string"
+        },
+        "description": {
+          "type": "string"
+        },
+        "externalDocs": {
+          "$ref": "#/$defs/external-documentation"
+        }
+      },
+      "required": [
+        "name"
+      ],
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false
+    },
+    "reference": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#reference-object",
+      "type": "object",
+      "properties": {
+        "$ref": {
+          "type": "string",
+          "format": "uri-reference"
+        },
+        "summary": {
+          "type": "string"
+        },
+        "description": {
+          "type": "string"
+        }
+      },
+      "unevaluatedProperties": false
+    },
+    "schema": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#schema-object",
+      "$dynamicAnchor": "meta",
+      "type": [
+        "object",
+        "boolean"
+      ]
+    },
+    "security-scheme": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#security-scheme-object",
+      "type": "object",
+      "properties": {
+        "type": {
+          "enum": [
+            "apiKey",
+            "http",
+            "mutualTLS",
+            "oauth2",
+            "openIdConnect"
+          ]
+        },
+        "description": {
+          "type": "string"
+        }
+      },
+      "required": [
+        "type"
+      ],
+      "allOf": [
+        {
+          "$ref": "#/$defs/specification-extensions"
+        },
+        {
+          "$ref": "#/$defs/security-scheme/$defs/type-apikey"
+        },
+        {
+          "$ref": "#/$defs/security-scheme/$defs/type-http"
+        },
+        {
+          "$ref": "#/$defs/security-scheme/$defs/type-http-bearer"
+        },
+        {
+          "$ref": "#/$defs/security-scheme/$defs/type-oauth2"
+        },
+        {
+          "$ref": "#/$defs/security-scheme/$defs/type-oidc"
+        }
+      ],
+      "unevaluatedProperties": false,
+      "$defs": {
+        "type-apikey": {
+          "if": {
+            "properties": {
+              "type": {
+                "const": "apiKey"
+              }
+            },
+            "required": [
+              "type"
+            ]
+          },
+          "then": {
+            "properties": {
+              "name": {
+                "type": "string"
+              },
+              "in": {
+                "enum": [
+                  "query",
+                  "header",
+                  "cookie"
+                ]
+              }
+            },
+            "required": [
+              "name",
+              "in"
+            ]
+          }
+        },
+        "type-http": {
+          "if": {
+            "properties": {
+              "type": {
+                "const": "http"
+              }
+            },
+            "required": [
+              "type"
+            ]
+          },
+          "then": {
+            "properties": {
+              "scheme": {
+                "type": "string"
+              }
+            },
+            "required": [
+              "scheme"
+            ]
+          }
+        },
+        "type-http-bearer": {
+          "if": {
+            "properties": {
+              "type": {
+                "const": "http"
+              },
+              "scheme": {
+                "type": "string",
+                "pattern": "^[Bb][Ee][Aa][Rr][Ee][Rr]$"
+              }
+            },
+            "required": [
+              "type",
+              "scheme"
+            ]
+          },
+          "then": {
+            "properties": {
+              "bearerFormat": {
+                "type": "string"
+              }
+            }
+          }
+        },
+        "type-oauth2": {
+          "if": {
+            "properties": {
+              "type": {
+                "const": "oauth2"
+              }
+            },
+            "required": [
+              "type"
+            ]
+          },
+          "then": {
+            "properties": {
+              "flows": {
+                "$ref": "#/$defs/oauth-flows"
+              }
+            },
+            "required": [
+              "flows"
+            ]
+          }
+        },
+        "type-oidc": {
+          "if": {
+            "properties": {
+              "type": {
+                "const": "openIdConnect"
+              }
+            },
+            "required": [
+              "type"
+            ]
+          },
+          "then": {
+            "properties": {
+              "openIdConnectUrl": {
+                "type": "string",
+                "format": "uri"
+              }
+            },
+            "required": [
+              "openIdConnectUrl"
+            ]
+          }
+        }
+      }
+    },
+    "security-scheme-or-reference": {
+      "if": {
+        "type": "object",
+        "required": [
+          "$ref"
+        ]
+      },
+      "then": {
+        "$ref": "#/$defs/reference"
+      },
+      "else": {
+        "$ref": "#/$defs/security-scheme"
+      }
+    },
+    "oauth-flows": {
+      "type": "object",
+      "properties": {
+        "implicit": {
+          "$ref": "#/$defs/oauth-flows/$defs/implicit"
+        },
+        "password": {
+          "$ref": "#/$defs/oauth-flows/$defs/password"
+        },
+        "clientCredentials": {
+          "$ref": "#/$defs/oauth-flows/$defs/client-credentials"
+        },
+        "authorizationCode": {
+          "$ref": "#/$defs/oauth-flows/$defs/authorization-code"
+        }
+      },
+      "$ref": "#/$defs/specification-extensions",
+      "unevaluatedProperties": false,
+      "$defs": {
+        "implicit": {
+          "type": "object",
+          "properties": {
+            "authorizationUrl": {
+              "type": "string",
+              "format": "uri"
+            },
+            "refreshUrl": {
+              "type": "string",
+              "format": "uri"
+            },
+            "scopes": {
+              "$ref": "#/$defs/map-of-strings"
+            }
+          },
+          "required": [
+            "authorizationUrl",
+            "scopes"
+          ],
+          "$ref": "#/$defs/specification-extensions",
+          "unevaluatedProperties": false
+        },
+        "password": {
+          "type": "object",
+          "properties": {
+            "tokenUrl": {
+              "type": "string",
+              "format": "uri"
+            },
+            "refreshUrl": {
+              "type": "string",
+              "format": "uri"
+            },
+            "scopes": {
+              "$ref": "#/$defs/map-of-strings"
+            }
+          },
+          "required": [
+            "tokenUrl",
+            "scopes"
+          ],
+          "$ref": "#/$defs/specification-extensions",
+          "unevaluatedProperties": false
+        },
+        "client-credentials": {
+          "type": "object",
+          "properties": {
+            "tokenUrl": {
+              "type": "string",
+              "format": "uri"
+            },
+            "refreshUrl": {
+              "type": "string",
+              "format": "uri"
+            },
+            "scopes": {
+              "$ref": "#/$defs/map-of-strings"
+            }
+          },
+          "required": [
+            "tokenUrl",
+            "scopes"
+          ],
+          "$ref": "#/$defs/specification-extensions",
+          "unevaluatedProperties": false
+        },
+        "authorization-code": {
+          "type": "object",
+          "properties": {
+            "authorizationUrl": {
+              "type": "string",
+              "format": "uri"
+            },
+            "tokenUrl": {
+              "type": "string",
+              "format": "uri"
+            },
+            "refreshUrl": {
+              "type": "string",
+              "format": "uri"
+            },
+            "scopes": {
+              "$ref": "#/$defs/map-of-strings"
+            }
+          },
+          "required": [
+            "authorizationUrl",
+            "tokenUrl",
+            "scopes"
+          ],
+          "$ref": "#/$defs/specification-extensions",
+          "unevaluatedProperties": false
+        }
+      }
+    },
+    "security-requirement": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#security-requirement-object",
+      "type": "object",
+      "additionalProperties": {
+        "type": "array",
+        "items": {
+          "type": "string"
+        }
+      }
+    },
+    "specification-extensions": {
+      "$comment": "https://spec.openapis.org/oas/v3.1.0#specification-extensions",
+      "patternProperties": {
+        "^x-": true
+      }
+    },
+    "examples": {
+      "properties": {
+        "example": true,
+        "examples": {
+          "type": "object",
+          "additionalProperties": {
+            "$ref": "#/$defs/example-or-reference"
+          }
+        }
+      }
+    },
+    "map-of-strings": {
+      "type": "object",
+      "additionalProperties": {
+        "type": "string"
+      }
+    }
+  }
+}
+"##;
