@@ -400,3 +400,44 @@ mod mtls {
         ));
     }
 }
+
+/// The overall timeout on tokio's paused clock: a receiver that answers once on a
+/// keep-alive connection and then goes silent is cut off after exactly `timeout_ms`.
+#[tokio::test]
+async fn a_silent_receiver_is_cut_off_at_the_timeout_on_the_paused_clock() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Some(Ok(mut stream)) = listener.incoming().next() {
+            let mut buffer = [0u8; 65536];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n");
+            // The second request on the same connection gets no answer at all.
+            let _ = stream.read(&mut buffer);
+            std::thread::sleep(Duration::from_secs(30));
+        }
+    });
+    let mut config = HttpSinkConfig::new(format!("http://{addr}/inbox"));
+    config.timeout_ms = 20_000;
+    let sink = HttpSink::new(config, HttpTls::default()).expect("sink");
+    // The first delivery opens the pooled connection in real time.
+    assert_eq!(sink.deliver(&message()).await, Outcome::Delivered);
+
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
+    let outcome = sink.deliver(&message()).await;
+    let waited = started.elapsed();
+    match outcome {
+        Outcome::Retry { reason, not_before } => {
+            assert!(reason.contains("within 20000 ms"), "{reason}");
+            assert_eq!(not_before, None);
+        }
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    // Exactly the configured limit, not a moment less (and no real 20 s spent).
+    assert!(
+        waited >= Duration::from_secs(20) && waited < Duration::from_secs(21),
+        "{waited:?}"
+    );
+}
