@@ -293,6 +293,16 @@ fn document_info(row: &SqliteRow) -> Result<DocumentInfo, StoreError> {
     })
 }
 
+/// The columns `pickup_of` reads, for the pickup queries (a macro, so that the
+/// queries stay string literals).
+macro_rules! pickup_select {
+    () => {
+        "SELECT d.message_id, d.application_id, a.receipt, d.service_key, d.message_type,
+                d.sealed, d.due_at
+         FROM deliveries d JOIN applications a ON a.id = d.application_id"
+    };
+}
+
 fn pickup_of(row: &SqliteRow) -> Result<(Pickup, Vec<u8>), StoreError> {
     let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
     let sealed =
@@ -761,13 +771,11 @@ impl Store for SqliteStore {
     }
 
     async fn pickups(&self, procedure: &str, limit: u32) -> Result<Vec<Pickup>, StoreError> {
-        sqlx::query(
-            "SELECT d.message_id, d.application_id, a.receipt, d.service_key, d.message_type,
-                    d.sealed, d.due_at
-             FROM deliveries d JOIN applications a ON a.id = d.application_id
-             WHERE d.procedure_id = ? AND d.step = 'pickup'
-             ORDER BY d.due_at, d.message_id LIMIT ?",
-        )
+        sqlx::query(concat!(
+            pickup_select!(),
+            " WHERE d.procedure_id = ? AND d.step = 'pickup'
+                  ORDER BY d.due_at, d.message_id LIMIT ?"
+        ))
         .bind(procedure)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -782,12 +790,10 @@ impl Store for SqliteStore {
         procedure: &str,
         message_id: Uuid,
     ) -> Result<Option<(Pickup, Vec<u8>)>, StoreError> {
-        sqlx::query(
-            "SELECT d.message_id, d.application_id, a.receipt, d.service_key, d.message_type,
-                    d.sealed, d.due_at
-             FROM deliveries d JOIN applications a ON a.id = d.application_id
-             WHERE d.procedure_id = ? AND d.message_id = ? AND d.step IN ('pickup', 'done')",
-        )
+        sqlx::query(concat!(
+            pickup_select!(),
+            " WHERE d.procedure_id = ? AND d.message_id = ? AND d.step IN ('pickup', 'done')"
+        ))
         .bind(procedure)
         .bind(message_id.to_string())
         .fetch_optional(&self.pool)
