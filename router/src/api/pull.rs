@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::ApiState;
 use super::problem::Problem;
-use super::receipts::take_event;
+use super::receipts::record_event;
 use crate::config::Envelope;
 use crate::outbox::{CMS_CONTENT_TYPE, JOSE_CONTENT_TYPE};
 use crate::store::PickupAck;
@@ -139,11 +139,13 @@ pub async fn acknowledge(
         )
         .into_response();
     };
-    let receipt = !bytes.iter().all(u8::is_ascii_whitespace);
-    if receipt {
+    let mut receipt = None;
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
         // Checked before anything changes: a bad receipt refuses the whole acknowledgement.
         match state.preparer.verify_receipt(&procedure, &bytes) {
-            Ok(verified) if verified.message_id == message_id.to_string() => {}
+            Ok(verified) if verified.message_id == message_id.to_string() => {
+                receipt = Some(verified);
+            }
             Ok(_) => {
                 return Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -185,8 +187,8 @@ pub async fn acknowledge(
         "acknowledged": true,
         "already_acknowledged": !acknowledged,
     });
-    if receipt {
-        match take_event(&state, &procedure, bytes.to_vec()).await {
+    if let Some(receipt) = receipt {
+        match record_event(&state, &procedure, receipt, bytes.to_vec()).await {
             Ok(recorded) => answer["receipt"] = recorded,
             // Delivered all the same; the procedure learns why its receipt was not taken.
             Err(problem) => {

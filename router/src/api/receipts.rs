@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use kopplung_transformers::receipt::ReceiptEvent;
+use kopplung_transformers::receipt::{Receipt, ReceiptEvent};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -71,6 +71,17 @@ pub async fn take_event(
             .detail(reason));
         }
     };
+    record_event(state, procedure, receipt, bytes).await
+}
+
+/// Records an event whose signature `Preparer::verify_receipt` has already verified
+/// (`bytes` are the signed bytes it verified).
+pub async fn record_event(
+    state: &ApiState,
+    procedure: &str,
+    receipt: Receipt,
+    bytes: Vec<u8>,
+) -> Result<serde_json::Value, Problem> {
     // The id is ours to keep in history and audit trail: short and plain.
     let plain_id = !receipt.receipt_id.is_empty()
         && receipt.receipt_id.len() <= 64
