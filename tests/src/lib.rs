@@ -706,11 +706,14 @@ pub fn python_with_jwcrypto() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
-            const JWCRYPTO: &str = "jwcrypto==1.5.6";
+            // The vendors' tools of another ecosystem: a JOSE library and an OpenAPI
+            // validator, pinned.
+            const PACKAGES: [&str; 2] = ["jwcrypto==1.5.6", "openapi-spec-validator==0.7.1"];
+            let marker = PACKAGES.join("+");
             let target = workspace().join("target/tmp");
             std::fs::create_dir_all(&target).expect("target/tmp");
             let venv = target.join("jose-venv");
-            let ready = venv.join(format!("kopplung-ready-{JWCRYPTO}"));
+            let ready = venv.join(format!("kopplung-ready-{marker}"));
             let lock = std::fs::File::create(target.join("jose-venv.lock")).expect("lock file");
             lock.lock().expect("lock");
             if !ready.is_file() {
@@ -721,12 +724,12 @@ pub fn python_with_jwcrypto() -> PathBuf {
                     Command::new("python3").arg("-m").arg("venv").arg(&venv),
                     Command::new(venv.join("bin/pip"))
                         .args(["install", "--quiet", "--disable-pip-version-check"])
-                        .arg(JWCRYPTO),
+                        .args(PACKAGES),
                 ] {
                     let output = command.output().expect("python3");
                     assert!(
                         output.status.success(),
-                        "setting up the jwcrypto virtualenv failed: {}",
+                        "setting up the Python virtualenv (jwcrypto, openapi-spec-validator) failed: {}",
                         String::from_utf8_lossy(&output.stderr)
                     );
                 }
