@@ -29,6 +29,8 @@ pub struct Loaded {
     pub routing: RoutingTable,
     pub preparer: Preparer,
     pub clients: Clients,
+    /// The clerks of manual procedures (their passwords checked or hashed).
+    pub inbox: crate::inbox::Inbox,
 }
 
 pub fn load(config: Config) -> Result<Loaded, Error> {
@@ -41,6 +43,7 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
         tracing::error!(%problem, "procedure blocked");
     }
     let clients = Clients::load(&config.file.clients, &config.data_dir)?;
+    let inbox = crate::inbox::Inbox::load(&config)?;
     Ok(Loaded {
         config,
         catalog,
@@ -48,6 +51,7 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
         routing,
         preparer,
         clients,
+        inbox,
     })
 }
 
@@ -66,6 +70,7 @@ pub async fn run(
         routing,
         preparer,
         clients,
+        inbox,
     } = loaded;
     let store: Arc<dyn Store> = match &config.file.store {
         Some(shared) => Arc::new(PostgresStore::connect(&shared.postgres_url).await?),
@@ -103,7 +108,7 @@ pub async fn run(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
-    let inbox = Arc::new(crate::inbox::Inbox::load(&config)?);
+    let inbox = Arc::new(inbox);
     let metrics = Arc::new(Metrics::new()?);
     let preparer = Arc::new(preparer);
     let reloader = tokio::spawn(reload_on_hangup(

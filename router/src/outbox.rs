@@ -246,7 +246,18 @@ impl Dispatcher {
                 });
             match prepared {
                 Ok(sealed) => {
-                    if !self.store.record_prepared(item, &sealed).await? {
+                    let detail = match self.preparer.envelope(&item.procedure_id) {
+                        Some(_) => format!(
+                            "message {} rendered, checked and sealed for {}",
+                            item.message_id, item.procedure_id
+                        ),
+                        // Manual procedures: read in the hub's clerk inbox, never sent.
+                        None => format!(
+                            "message {} rendered and checked for {} (kept for the clerk inbox)",
+                            item.message_id, item.procedure_id
+                        ),
+                    };
+                    if !self.store.record_prepared(item, &sealed, &detail).await? {
                         return Ok(());
                     }
                     tracing::info!("prepared");

@@ -43,7 +43,12 @@ async fn deliver(store: &SqliteStore, sealed: &[u8]) -> NewApplication {
         .into_iter()
         .find(|i| i.application_id == new.id)
         .unwrap();
-    assert!(store.record_prepared(&item, sealed).await.unwrap());
+    assert!(
+        store
+            .record_prepared(&item, sealed, "prepared")
+            .await
+            .unwrap()
+    );
     item.step = Step::Deliver;
     assert!(
         store

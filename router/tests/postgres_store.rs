@@ -170,7 +170,12 @@ async fn deliver(store: &PostgresStore, sealed: &[u8]) -> NewApplication {
     let new = application(None);
     insert(store, &new).await;
     let mut item = claim_one(store, new.id, &Uuid::new_v4().to_string()).await;
-    assert!(store.record_prepared(&item, sealed).await.unwrap());
+    assert!(
+        store
+            .record_prepared(&item, sealed, "prepared")
+            .await
+            .unwrap()
+    );
     item.step = Step::Deliver;
     assert!(
         store
@@ -349,13 +354,13 @@ async fn a_taken_over_lease_cannot_record() {
 
     assert!(
         !store
-            .record_prepared(&first[0], b"sealed-by-a")
+            .record_prepared(&first[0], b"sealed-by-a", "prepared")
             .await
             .unwrap()
     );
     assert!(
         store
-            .record_prepared(&second[0], b"sealed-by-b")
+            .record_prepared(&second[0], b"sealed-by-b", "prepared")
             .await
             .unwrap()
     );
@@ -693,7 +698,12 @@ async fn a_message_waits_for_pickup_until_acknowledged() {
     insert(&store, &new).await;
     let item = claim_one(&store, new.id, "lease").await;
     let sealed = b"sealed for pickup".as_slice();
-    assert!(store.record_prepared(&item, sealed).await.unwrap());
+    assert!(
+        store
+            .record_prepared(&item, sealed, "prepared")
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .record_awaiting_pickup(&item, "message waits for pickup by dresden-maengel")
@@ -817,7 +827,11 @@ async fn two_instances_acknowledging_at_once_deliver_once() {
     let new = application(None);
     insert(&a, &new).await;
     let item = claim_one(&a, new.id, "lease").await;
-    assert!(a.record_prepared(&item, b"sealed").await.unwrap());
+    assert!(
+        a.record_prepared(&item, b"sealed", "prepared")
+            .await
+            .unwrap()
+    );
     assert!(a.record_awaiting_pickup(&item, "waits").await.unwrap());
     let tasks: Vec<_> = (0..6)
         .map(|i| {
@@ -887,7 +901,12 @@ async fn a_receipt_that_overtakes_the_delivered_commit_records_both() {
             .unwrap(),
         ReceiptOutcome::OutOfOrder(Status::Accepted)
     );
-    assert!(store.record_prepared(&item, b"sealed").await.unwrap());
+    assert!(
+        store
+            .record_prepared(&item, b"sealed", "prepared")
+            .await
+            .unwrap()
+    );
     item.step = Step::Deliver;
     // The broker confirmed, the procedure answered at once; our commit is still to come.
     let receipt = receipt_for(&new, "r-1", Status::Received);
@@ -1069,7 +1088,12 @@ async fn dead_letters_are_listed_and_replayed_with_their_message_id() {
     let sealed_one = application(None);
     insert(&store, &sealed_one).await;
     let item = claim_one(&store, sealed_one.id, "a").await;
-    assert!(store.record_prepared(&item, b"sealed").await.unwrap());
+    assert!(
+        store
+            .record_prepared(&item, b"sealed", "prepared")
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .record_failed(&item, Status::DeadLettered, "gave up after 3 attempts")
@@ -1197,8 +1221,18 @@ async fn leases_survive_a_restart_and_expire_for_takeover() {
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
-    assert!(!store.record_prepared(&item, b"old").await.unwrap());
-    assert!(restarted.record_prepared(&taken[0], b"new").await.unwrap());
+    assert!(
+        !store
+            .record_prepared(&item, b"old", "prepared")
+            .await
+            .unwrap()
+    );
+    assert!(
+        restarted
+            .record_prepared(&taken[0], b"new", "prepared")
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -1270,7 +1304,7 @@ async fn the_audit_chain_does_not_fork_under_two_instances_writing_at_once() {
                 let sealed = format!("sealed {task} {i}");
                 assert!(
                     store
-                        .record_prepared(&item, sealed.as_bytes())
+                        .record_prepared(&item, sealed.as_bytes(), "prepared")
                         .await
                         .unwrap()
                 );

@@ -63,13 +63,13 @@ async fn a_taken_over_lease_cannot_record() {
 
     assert!(
         !store
-            .record_prepared(&first[0], b"sealed-by-a")
+            .record_prepared(&first[0], b"sealed-by-a", "prepared")
             .await
             .unwrap()
     );
     assert!(
         store
-            .record_prepared(&second[0], b"sealed-by-b")
+            .record_prepared(&second[0], b"sealed-by-b", "prepared")
             .await
             .unwrap()
     );
@@ -201,7 +201,12 @@ async fn a_receipt_that_overtakes_the_delivered_commit_records_both() {
         .await
         .unwrap()
         .remove(0);
-    assert!(store.record_prepared(&item, b"sealed").await.unwrap());
+    assert!(
+        store
+            .record_prepared(&item, b"sealed", "prepared")
+            .await
+            .unwrap()
+    );
     item.step = Step::Deliver;
     // The broker confirmed, the procedure answered at once; our commit is still to come.
     let receipt = ReceiptRecord {

@@ -728,20 +728,14 @@ async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
         };
         let mut applications = Vec::new();
         for pickup in &waiting {
-            let region = match s.api.store.application(pickup.application_id).await {
-                Ok(record) => record.map(|r| r.region).unwrap_or_default(),
-                Err(e) => {
-                    tracing::error!(error = %e, "clerk inbox: listing failed");
-                    return inbox.unavailable(Some(&session));
-                }
-            };
+            let region = &pickup.region;
             applications.push(WaitingView {
                 href: format!("/inbox/{}/{}", procedure.id, pickup.message_id),
                 receipt: pickup.receipt.clone(),
                 service: mappings
                     .get(&pickup.service)
                     .map_or_else(|| pickup.service.clone(), |m| m.info.name.clone()),
-                municipality: s.api.regions.name(&region).unwrap_or(&region).to_owned(),
+                municipality: s.api.regions.name(region).unwrap_or(region).to_owned(),
                 since: render::german_time(pickup.available_since),
                 since_iso: iso(pickup.available_since),
             });

@@ -237,6 +237,9 @@ pub struct Pickup {
     pub application_id: Uuid,
     #[serde(skip)]
     pub receipt: String,
+    /// ARS of the municipality (for the clerk inbox; not part of the pull API).
+    #[serde(skip)]
+    pub region: String,
     pub service: String,
     pub message_type: String,
     pub size: u64,
@@ -387,7 +390,14 @@ pub trait Store: Send + Sync {
     async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError>;
 
     /// Each `record_*` returns `false` if the item's lease was taken over (nothing changed).
-    async fn record_prepared(&self, item: &WorkItem, sealed: &[u8]) -> Result<bool, StoreError>;
+    /// The message is rendered, checked and (unless kept for the clerk inbox) sealed;
+    /// `detail` says so in the history.
+    async fn record_prepared(
+        &self,
+        item: &WorkItem,
+        sealed: &[u8],
+        detail: &str,
+    ) -> Result<bool, StoreError>;
 
     async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError>;
 

@@ -302,6 +302,7 @@ fn pickup_of(row: &PgRow) -> Result<Pickup, StoreError> {
         message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
         application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
         receipt: row.try_get("receipt")?,
+        region: row.try_get("region")?,
         service: row.try_get("service_key")?,
         message_type: row.try_get("message_type")?,
         size: size.try_into().unwrap_or(0),
@@ -645,7 +646,12 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn record_prepared(&self, item: &WorkItem, sealed: &[u8]) -> Result<bool, StoreError> {
+    async fn record_prepared(
+        &self,
+        item: &WorkItem,
+        sealed: &[u8],
+        detail: &str,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE deliveries SET step = 'deliver', sealed = $1, last_error = NULL
@@ -655,16 +661,12 @@ impl Store for PostgresStore {
         .bind_lease(item)
         .execute(&mut *tx)
         .await?;
-        let detail = format!(
-            "message {} rendered, checked and sealed for {}",
-            item.message_id, item.procedure_id
-        );
         transition(
             tx,
             updated.rows_affected(),
             item,
             Status::Prepared,
-            &detail,
+            detail,
             Some(sealed),
         )
         .await
@@ -761,8 +763,8 @@ impl Store for PostgresStore {
     async fn pickups(&self, procedure: &str, limit: u32) -> Result<Vec<Pickup>, StoreError> {
         // Size and hash computed by the database: the list does not fetch the messages.
         sqlx::query(
-            "SELECT d.message_id, d.application_id, a.receipt, d.service_key, d.message_type,
-                    d.due_at, octet_length(d.sealed)::bigint AS size,
+            "SELECT d.message_id, d.application_id, a.receipt, a.region, d.service_key,
+                    d.message_type, d.due_at, octet_length(d.sealed)::bigint AS size,
                     encode(sha256(d.sealed), 'hex') AS sha256
              FROM deliveries d JOIN applications a ON a.id = d.application_id
              WHERE d.procedure_id = $1 AND d.step = 'pickup'
@@ -783,8 +785,9 @@ impl Store for PostgresStore {
         message_id: Uuid,
     ) -> Result<Option<(Pickup, Vec<u8>)>, StoreError> {
         let row = sqlx::query(
-            "SELECT d.message_id, d.application_id, a.receipt, d.service_key, d.message_type,
-                    d.due_at, d.sealed
+            "SELECT d.message_id, d.application_id, a.receipt, a.region, d.service_key,
+                    d.message_type, d.due_at, octet_length(d.sealed)::bigint AS size,
+                    encode(sha256(d.sealed), 'hex') AS sha256, d.sealed
              FROM deliveries d JOIN applications a ON a.id = d.application_id
              WHERE d.procedure_id = $1 AND d.message_id = $2 AND d.step IN ('pickup', 'done')",
         )
@@ -796,21 +799,7 @@ impl Store for PostgresStore {
         let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
         let sealed =
             sealed.ok_or_else(|| StoreError::Corrupt("a pickup without its message".into()))?;
-        let since: i64 = row.try_get("due_at")?;
-        Ok(Some((
-            Pickup {
-                message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
-                application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
-                receipt: row.try_get("receipt")?,
-                service: row.try_get("service_key")?,
-                message_type: row.try_get("message_type")?,
-                size: sealed.len() as u64,
-                sha256: sha256_hex(&sealed),
-                available_since: from_millis(since)
-                    .ok_or_else(|| StoreError::Corrupt(format!("time {since}")))?,
-            },
-            sealed,
-        )))
+        Ok(Some((pickup_of(&row)?, sealed)))
     }
 
     async fn acknowledge_pickup(

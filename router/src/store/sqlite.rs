@@ -297,8 +297,8 @@ fn document_info(row: &SqliteRow) -> Result<DocumentInfo, StoreError> {
 /// queries stay string literals).
 macro_rules! pickup_select {
     () => {
-        "SELECT d.message_id, d.application_id, a.receipt, d.service_key, d.message_type,
-                d.sealed, d.due_at
+        "SELECT d.message_id, d.application_id, a.receipt, a.region, d.service_key,
+                d.message_type, d.sealed, d.due_at
          FROM deliveries d JOIN applications a ON a.id = d.application_id"
     };
 }
@@ -313,6 +313,7 @@ fn pickup_of(row: &SqliteRow) -> Result<(Pickup, Vec<u8>), StoreError> {
             message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
             application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
             receipt: row.try_get("receipt")?,
+            region: row.try_get("region")?,
             service: row.try_get("service_key")?,
             message_type: row.try_get("message_type")?,
             size: sealed.len() as u64,
@@ -634,7 +635,12 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn record_prepared(&self, item: &WorkItem, sealed: &[u8]) -> Result<bool, StoreError> {
+    async fn record_prepared(
+        &self,
+        item: &WorkItem,
+        sealed: &[u8],
+        detail: &str,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE deliveries SET step = 'deliver', sealed = ?, last_error = NULL
@@ -644,16 +650,12 @@ impl Store for SqliteStore {
         .bind_lease(item)
         .execute(&mut *tx)
         .await?;
-        let detail = format!(
-            "message {} rendered, checked and sealed for {}",
-            item.message_id, item.procedure_id
-        );
         transition(
             tx,
             updated.rows_affected(),
             item,
             Status::Prepared,
-            &detail,
+            detail,
             Some(sealed),
         )
         .await
