@@ -8,29 +8,15 @@ use kopplung_router::store::{
 };
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
+mod common;
+
+use common::{application, capacity};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-fn application() -> NewApplication {
-    NewApplication {
-        id: Uuid::new_v4(),
-        receipt: format!("T{}", &Uuid::new_v4().simple().to_string()[..8]),
-        client_id: "client".into(),
-        service_key: "99999001000000".into(),
-        region: "146120000000".into(),
-        procedure_id: "dresden-maengel".into(),
-        payload: serde_json::json!({"beschreibung": "Schlagloch", "kontakt": {"name": "Jörg Müller"}}),
-        attachments: vec![],
-        message_id: Uuid::new_v4(),
-        message_type: "maengelanzeige.meldung.0101".into(),
-        idempotency: None,
-        received_at: OffsetDateTime::now_utc(),
-    }
-}
-
 /// Takes one application through accepted → prepared → delivered.
 async fn deliver(store: &SqliteStore, sealed: &[u8]) -> NewApplication {
-    let new = application();
+    let new = application(None);
     assert!(matches!(
         store.insert_application(&new).await.unwrap(),
         Inserted::Created(_)
@@ -132,7 +118,7 @@ async fn every_state_change_is_chained_with_the_message_hash() {
 async fn failures_are_audited_too() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).await.unwrap();
-    let new = application();
+    let new = application(None);
     store.insert_application(&new).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let item = store
@@ -231,7 +217,7 @@ async fn removed_entries_are_noticed() {
     let first = store.verify_audit().await.unwrap().first_break.unwrap();
     assert_eq!(first.seq, 3);
     assert_eq!(first.problem, Problem::Truncated { highest_issued: 3 });
-    store.insert_application(&application()).await.unwrap();
+    store.insert_application(&application(None)).await.unwrap();
     let first = store.verify_audit().await.unwrap().first_break.unwrap();
     assert_eq!(first.seq, 4);
     assert_eq!(first.problem, Problem::Gap { expected: 3 });
@@ -248,7 +234,7 @@ async fn a_read_only_store_verifies_beside_the_hub_and_writes_nothing() {
     assert!(report.is_intact());
     assert_eq!(report.checked, 3);
     assert_eq!(reader.audit_entries(new.id).await.unwrap().len(), 3);
-    assert!(reader.insert_application(&application()).await.is_err());
+    assert!(reader.insert_application(&application(None)).await.is_err());
     // The hub goes on while the reader is open.
     deliver(&store, b"two").await;
     assert_eq!(reader.verify_audit().await.unwrap().checked, 6);
@@ -262,9 +248,4 @@ async fn a_read_only_store_verifies_beside_the_hub_and_writes_nothing() {
         !empty.path().join("kopplung.db").exists(),
         "nothing created"
     );
-}
-
-/// Room for ten deliveries to the test procedure.
-fn capacity() -> std::collections::BTreeMap<String, u32> {
-    [("dresden-maengel".to_string(), 10)].into()
 }

@@ -17,11 +17,13 @@ use kopplung_router::store::{
 };
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
+mod common;
+
+use common::{PROCEDURE, application, capacity};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const PROCEDURE: &str = "dresden-maengel";
 
 fn admin_url() -> String {
     std::env::var("KOPPLUNG_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
@@ -114,36 +116,11 @@ impl Drop for TestDb {
     }
 }
 
-fn application(key: Option<(&str, &str)>) -> NewApplication {
-    NewApplication {
-        id: Uuid::new_v4(),
-        receipt: format!("T{}", &Uuid::new_v4().simple().to_string()[..8]),
-        client_id: "client".into(),
-        service_key: "99999001000000".into(),
-        region: "146120000000".into(),
-        procedure_id: PROCEDURE.into(),
-        payload: serde_json::json!({"beschreibung": "Schlagloch", "kontakt": {"name": "Jörg Müller"}}),
-        attachments: vec![],
-        message_id: Uuid::new_v4(),
-        message_type: "maengelanzeige.meldung.0101".into(),
-        idempotency: key.map(|(key, hash)| IdempotencyKey {
-            key: key.into(),
-            request_sha256: hash.into(),
-        }),
-        received_at: OffsetDateTime::now_utc(),
-    }
-}
-
 fn for_procedure(procedure: &str, received_at: OffsetDateTime) -> NewApplication {
     let mut new = application(None);
     new.procedure_id = procedure.into();
     new.received_at = received_at;
     new
-}
-
-/// Room for ten deliveries to the test procedure.
-fn capacity() -> BTreeMap<String, u32> {
-    [(PROCEDURE.to_string(), 10)].into()
 }
 
 async fn insert(store: &PostgresStore, new: &NewApplication) {

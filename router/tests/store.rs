@@ -1,31 +1,11 @@
 //! The SQLite store: one transaction per state change, leases that cannot be used twice,
 //! idempotency answers, one process per data directory.
 
-use kopplung_router::store::{
-    IdempotencyKey, Inserted, NewApplication, SqliteStore, Status, Step, Store, StoreError,
-};
-use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
+use kopplung_router::store::{Inserted, SqliteStore, Status, Step, Store, StoreError};
+mod common;
 
-fn application(key: Option<(&str, &str)>) -> NewApplication {
-    NewApplication {
-        id: Uuid::new_v4(),
-        receipt: format!("T{}", &Uuid::new_v4().simple().to_string()[..8]),
-        client_id: "client".into(),
-        service_key: "99999001000000".into(),
-        region: "146120000000".into(),
-        procedure_id: "dresden-maengel".into(),
-        payload: serde_json::json!({"beschreibung": "x"}),
-        attachments: vec![],
-        message_id: Uuid::new_v4(),
-        message_type: "maengelanzeige.meldung.0101".into(),
-        idempotency: key.map(|(key, hash)| IdempotencyKey {
-            key: key.into(),
-            request_sha256: hash.into(),
-        }),
-        received_at: OffsetDateTime::now_utc(),
-    }
-}
+use common::{application, capacity};
+use time::{Duration, OffsetDateTime};
 
 #[tokio::test]
 async fn a_taken_over_lease_cannot_record() {
@@ -251,9 +231,4 @@ async fn a_receipt_that_overtakes_the_delivered_commit_records_both() {
         ReceiptOutcome::Conflict
     );
     assert_eq!(store.verify_audit().await.unwrap().broken, 0);
-}
-
-/// Room for ten deliveries to the test procedure.
-fn capacity() -> std::collections::BTreeMap<String, u32> {
-    [("dresden-maengel".to_string(), 10)].into()
 }
