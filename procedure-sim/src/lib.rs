@@ -1,16 +1,20 @@
 //! A reference specialist procedure (Fachverfahren) for demos and for vendors to read:
-//! it consumes its RabbitMQ queue, opens each message exactly as `docs/vendors.md`
-//! describes (decrypt, verify the hub's signature, validate the XML against its
-//! schema), and answers with a signed receipt — accept, or reject with a problem.
+//! it receives its messages the way its transport says — consumes its RabbitMQ queue,
+//! answers the hub's HTTP POSTs, or polls the pull API —, opens each message exactly as
+//! `docs/vendors.md` describes (decrypt, verify the hub's signature, validate the XML
+//! against its schema), and answers with a signed receipt — accept, or reject with a
+//! problem — and, later, a decision with a generated document.
 //!
-//! It knows only what a vendor knows: its procedure id, queue, envelope profile, its
-//! keys, the hub's CA and certificate, and the hub's receipt URL. It reads those from
-//! the routing table and the PKI folder for convenience, not from the hub's internals.
+//! It knows only what a vendor knows: its procedure id, transport (queue, URL or pull
+//! token), envelope profile, its keys, the hub's CA and certificate, and the hub's URL.
+//! It reads those from the routing table, the PKI folder and the data directory for
+//! convenience, not from the hub's internals.
 #![forbid(unsafe_code)]
 
 mod bescheid;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,12 +49,14 @@ pub struct SimConfig {
     pub routing: PathBuf,
     /// The PKI folder with the procedures' keys, `ca.crt` and `hub.crt`.
     pub pki_dir: PathBuf,
+    /// The hub's data directory: pull procedures' `token_file`s are relative to it.
+    pub data_dir: PathBuf,
     /// The mapping folders, to find each message type's schema.
     pub mappings: PathBuf,
     pub amqp_url: String,
     /// The hub's base URL, e.g. `http://127.0.0.1:8080`.
     pub hub_url: String,
-    /// Only these procedures; all AMQP procedures of the routing table if empty.
+    /// Only these procedures; all that have an interface (amqp, http, pull) if empty.
     pub only: Vec<String>,
     /// How long after the receipt the decision (Bescheid) follows; none if `None`.
     pub decision_delay: Option<Duration>,
@@ -77,6 +83,10 @@ struct DeliveryEntry {
     queue: Option<String>,
     #[serde(default)]
     reply_queue: Option<String>,
+    /// `http`: where the hub POSTs.
+    url: Option<String>,
+    /// `pull`: the file with the procedure's token, relative to the data directory.
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -92,12 +102,23 @@ struct MessageEntry {
     schema: Option<String>,
 }
 
+/// How one simulated procedure gets its messages.
+enum Transport {
+    /// Consumes `queue`; events go back on `reply_queue`, or over HTTP if `None`.
+    Amqp {
+        queue: String,
+        reply_queue: Option<String>,
+    },
+    /// Listens on `listen` and takes POSTs on `path`; the receipt is the answer's body.
+    Http { listen: SocketAddr, path: String },
+    /// Polls the pull API with `token`; the receipt goes with the acknowledgement.
+    Pull { token: String },
+}
+
 /// One simulated procedure with its keys.
 struct Procedure {
     id: String,
-    queue: String,
-    /// Where events go back over AMQP; over HTTP if `None`.
-    reply_queue: Option<String>,
+    transport: Transport,
     jose: bool,
     cert: X509,
     key: PKey<Private>,
@@ -150,18 +171,50 @@ fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error> {
     let pki = &config.pki_dir;
     let mut procedures = Vec::new();
     for entry in routing.procedures {
-        if entry.delivery.transport != "amqp"
-            || (!config.only.is_empty() && !config.only.contains(&entry.id))
-        {
+        if !config.only.is_empty() && !config.only.contains(&entry.id) {
             continue;
         }
-        let Some(queue) = entry.delivery.queue else {
-            continue;
+        let delivery = entry.delivery;
+        let transport = match delivery.transport.as_str() {
+            "amqp" => match delivery.queue {
+                Some(queue) => Transport::Amqp {
+                    queue,
+                    reply_queue: delivery.reply_queue,
+                },
+                None => continue,
+            },
+            "http" => {
+                let url = delivery.url.unwrap_or_default();
+                let (listen, path) = listen_address(&url).ok_or_else(|| {
+                    config_error(
+                        &config.routing,
+                        format!(
+                            "procedure {}: url `{url}` is no http://host:port/path",
+                            entry.id
+                        ),
+                    )
+                })?;
+                Transport::Http { listen, path }
+            }
+            "pull" => {
+                let Some(file) = delivery.token_file else {
+                    // Only its hash is in the configuration: the simulator cannot play it.
+                    tracing::warn!(procedure = %entry.id, "pull procedure without token_file: not simulated");
+                    continue;
+                };
+                let path = config.data_dir.join(file);
+                let token = std::fs::read_to_string(&path)
+                    .map_err(|e| config_error(&path, e.to_string()))?;
+                Transport::Pull {
+                    token: token.trim().to_owned(),
+                }
+            }
+            // `manual`: no interface; a clerk reads it in the hub's inbox.
+            _ => continue,
         };
         let file = |suffix: &str| pki.join("procedures").join(format!("{}{suffix}", entry.id));
         procedures.push(Procedure {
-            queue,
-            reply_queue: entry.delivery.reply_queue,
+            transport,
             jose: entry.envelope == "jose",
             cert: load_certificate(&file(".crt"))?,
             key: load_private_key(&file(".key"))?,
@@ -181,6 +234,14 @@ fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error> {
     Ok((procedures, shared))
 }
 
+/// `http://127.0.0.1:9101/eingang` → the address to listen on and the path.
+fn listen_address(url: &str) -> Option<(SocketAddr, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let listen = authority.parse().ok()?;
+    Some((listen, format!("/{path}")))
+}
+
 /// Runs all simulated procedures until `shutdown` turns true.
 pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
     let (procedures, shared) = load(&config)?;
@@ -191,12 +252,23 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
     );
     let mut tasks = tokio::task::JoinSet::new();
     for procedure in procedures {
-        tasks.spawn(consume(
-            Arc::new(procedure),
-            shared.clone(),
-            config.amqp_url.clone(),
-            shutdown.clone(),
-        ));
+        let procedure = Arc::new(procedure);
+        match &procedure.transport {
+            Transport::Amqp { .. } => tasks.spawn(consume(
+                procedure.clone(),
+                shared.clone(),
+                config.amqp_url.clone(),
+                shutdown.clone(),
+            )),
+            Transport::Http { .. } => tasks.spawn(serve_http(
+                procedure.clone(),
+                shared.clone(),
+                shutdown.clone(),
+            )),
+            Transport::Pull { .. } => {
+                tasks.spawn(poll(procedure.clone(), shared.clone(), shutdown.clone()))
+            }
+        };
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
@@ -209,6 +281,9 @@ async fn consume(
     amqp_url: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Transport::Amqp { queue, .. } = &procedure.transport else {
+        return;
+    };
     let mut pause = Duration::from_secs(1);
     while !*shutdown.borrow() {
         let session = async {
@@ -218,7 +293,7 @@ async fn consume(
             // The hub declares the queue on first delivery; a vendor may start first.
             channel
                 .queue_declare(
-                    procedure.queue.as_str().into(),
+                    queue.as_str().into(),
                     QueueDeclareOptions::durable(),
                     FieldTable::default(),
                 )
@@ -230,7 +305,7 @@ async fn consume(
                 .await?;
             let mut consumer = channel
                 .basic_consume(
-                    procedure.queue.as_str().into(),
+                    queue.as_str().into(),
                     format!("sim-{}", procedure.id).as_str().into(),
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
@@ -243,18 +318,16 @@ async fn consume(
                 };
                 let message_type = property(delivery.properties.kind());
                 let message_id = property(delivery.properties.message_id());
-                match handle(&procedure, &shared, &channel, &delivery.data, &message_type).await {
-                    Ok(decision) => {
+                let handled = match handle(&procedure, &shared, &delivery.data, &message_type) {
+                    Ok(handled) => send(&procedure, &shared, Some(&channel), &handled.receipt)
+                        .await
+                        .map(|()| handled),
+                    Err(outcome) => Err(outcome),
+                };
+                match handled {
+                    Ok(handled) => {
                         delivery.acker.ack(BasicAckOptions::default()).await?;
-                        // The decision follows later, independent of this message.
-                        if let (Some(accepted), Some(delay)) = (decision, shared.decision_delay) {
-                            let (procedure, shared, channel) =
-                                (procedure.clone(), shared.clone(), channel.clone());
-                            tokio::spawn(async move {
-                                tokio::time::sleep(delay).await;
-                                decide(&procedure, &shared, &channel, accepted).await;
-                            });
-                        }
+                        later_decide(&procedure, &shared, Some(channel.clone()), handled.accepted);
                     }
                     Err(Outcome::TryLater(reason)) => {
                         tracing::warn!(procedure = %procedure.id, %message_id, %reason, "receipt not sent; message stays in the queue");
@@ -318,15 +391,20 @@ struct Accepted {
     authority: String,
 }
 
-/// Opens one message like a vendor and answers with a signed receipt. Returns what the
-/// decision needs if the message was accepted.
-async fn handle(
+/// What opening a message produced: the receipt to send, and what the decision needs
+/// if the message was accepted.
+struct Handled {
+    receipt: Receipt,
+    accepted: Option<Accepted>,
+}
+
+/// Opens one message like a vendor and writes the receipt (accept or reject).
+fn handle(
     procedure: &Procedure,
     shared: &Shared,
-    channel: &lapin::Channel,
     body: &[u8],
     message_type: &str,
-) -> Result<Option<Accepted>, Outcome> {
+) -> Result<Handled, Outcome> {
     let xml = if procedure.jose {
         let text =
             std::str::from_utf8(body).map_err(|_| Outcome::Refused("not a compact JWE".into()))?;
@@ -388,9 +466,11 @@ async fn handle(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
     };
-    send(procedure, shared, channel, &receipt).await?;
     if event != ReceiptEvent::Accept {
-        return Ok(None);
+        return Ok(Handled {
+            receipt,
+            accepted: None,
+        });
     }
     let text = |section: &str, name: &str| {
         between(&xml, &format!("<{section}"), &format!("</{section}>"))
@@ -398,21 +478,40 @@ async fn handle(
             .unwrap_or_default()
             .replace("&amp;", "&")
     };
-    Ok(Some(Accepted {
-        receipt_number: between(&xml, "<antragsnummer>", "</antragsnummer>")
-            .unwrap_or_default()
-            .to_owned(),
-        service: text("leistung", "name"),
-        authority: text("leser", "name"),
+    Ok(Handled {
+        accepted: Some(Accepted {
+            receipt_number: between(&xml, "<antragsnummer>", "</antragsnummer>")
+                .unwrap_or_default()
+                .to_owned(),
+            service: text("leistung", "name"),
+            authority: text("leser", "name"),
+            receipt: receipt.clone(),
+        }),
         receipt,
-    }))
+    })
+}
+
+/// The decision follows after the configured delay, independent of the message.
+fn later_decide(
+    procedure: &Arc<Procedure>,
+    shared: &Arc<Shared>,
+    channel: Option<lapin::Channel>,
+    accepted: Option<Accepted>,
+) {
+    if let (Some(accepted), Some(delay)) = (accepted, shared.decision_delay) {
+        let (procedure, shared) = (procedure.clone(), shared.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            decide(&procedure, &shared, channel.as_ref(), accepted).await;
+        });
+    }
 }
 
 /// Sends the decision (Bescheid) with a generated PDF, retrying a few times.
 async fn decide(
     procedure: &Procedure,
     shared: &Shared,
-    channel: &lapin::Channel,
+    channel: Option<&lapin::Channel>,
     accepted: Accepted,
 ) {
     use base64::Engine;
@@ -469,14 +568,8 @@ async fn decide(
     }
 }
 
-/// Signs an event in the procedure's profile and sends it to the hub: on the reply queue
-/// if the procedure has one, else by HTTP.
-async fn send(
-    procedure: &Procedure,
-    shared: &Shared,
-    channel: &lapin::Channel,
-    event: &Receipt,
-) -> Result<(), Outcome> {
+/// An event signed in the procedure's profile, with its content type.
+fn sign(procedure: &Procedure, event: &Receipt) -> Result<(Vec<u8>, &'static str), Outcome> {
     let (signed, content_type) = if procedure.jose {
         (
             receipt::sign_set(event, &procedure.signing_cert, &procedure.signing_key)
@@ -490,7 +583,23 @@ async fn send(
         )
     };
     let signed = signed.map_err(|e| Outcome::TryLater(e.to_string()))?;
-    if let Some(queue) = &procedure.reply_queue {
+    Ok((signed, content_type))
+}
+
+/// Signs an event and sends it to the hub: on the reply queue if the procedure has one
+/// (and a channel is at hand), else by HTTP.
+async fn send(
+    procedure: &Procedure,
+    shared: &Shared,
+    channel: Option<&lapin::Channel>,
+    event: &Receipt,
+) -> Result<(), Outcome> {
+    let (signed, content_type) = sign(procedure, event)?;
+    let reply_queue = match &procedure.transport {
+        Transport::Amqp { reply_queue, .. } => reply_queue.as_ref(),
+        _ => None,
+    };
+    if let (Some(queue), Some(channel)) = (reply_queue, channel) {
         let confirm = channel
             .basic_publish(
                 "".into(),
@@ -539,4 +648,182 @@ async fn send(
     } else {
         Err(Outcome::Refused(format!("hub refused the event: {status}")))
     }
+}
+
+/// Takes the hub's POSTs (`transport = "http"`): opens the message and answers 200 with
+/// the signed receipt; 400 for what is not for us, 503 (with `Retry-After`) to be asked
+/// again later.
+async fn serve_http(
+    procedure: Arc<Procedure>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+
+    let Transport::Http { listen, path } = &procedure.transport else {
+        return;
+    };
+    let app = {
+        let (procedure, shared) = (procedure.clone(), shared.clone());
+        axum::Router::new().route(
+            path,
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let (procedure, shared) = (procedure.clone(), shared.clone());
+                async move {
+                    let message_type = headers
+                        .get("x-kopplung-message-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let handled = handle(&procedure, &shared, &body, &message_type)
+                        .and_then(|handled| {
+                            sign(&procedure, &handled.receipt).map(|signed| (handled, signed))
+                        });
+                    match handled {
+                        Ok((handled, (signed, content_type))) => {
+                            tracing::info!(procedure = %procedure.id, event = ?handled.receipt.event, "receipt in the HTTP answer");
+                            later_decide(&procedure, &shared, None, handled.accepted);
+                            (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], signed)
+                                .into_response()
+                        }
+                        Err(Outcome::Refused(reason)) => {
+                            tracing::error!(procedure = %procedure.id, %reason, "message refused (not from the hub or not for us)");
+                            StatusCode::BAD_REQUEST.into_response()
+                        }
+                        Err(Outcome::TryLater(reason)) => {
+                            tracing::warn!(procedure = %procedure.id, %reason, "asking the hub to try again");
+                            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "2")])
+                                .into_response()
+                        }
+                    }
+                }
+            }),
+        )
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(procedure = %procedure.id, %listen, error = %e, "cannot listen");
+            return;
+        }
+    };
+    tracing::info!(procedure = %procedure.id, %listen, "receiving over HTTP");
+    let stopped = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
+        tracing::error!(procedure = %procedure.id, error = %e, "HTTP receiver failed");
+    }
+}
+
+/// One waiting message of the pull API's listing.
+#[derive(Deserialize)]
+struct Waiting {
+    message_id: String,
+    message_type: String,
+}
+
+#[derive(Deserialize)]
+struct Listing {
+    messages: Vec<Waiting>,
+}
+
+/// Polls the pull API (`transport = "pull"`): lists, downloads, opens and acknowledges
+/// each message with the signed receipt, as docs/vendors.md shows with curl.
+async fn poll(procedure: Arc<Procedure>, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let Transport::Pull { token } = &procedure.transport else {
+        return;
+    };
+    let base = format!(
+        "{}/api/v1/procedures/{}/messages",
+        shared.hub_url, procedure.id
+    );
+    // Messages we cannot open stay listed; say so once, not on every poll.
+    let mut refused = std::collections::HashSet::new();
+    tracing::info!(procedure = %procedure.id, "polling the pull API");
+    while !*shutdown.borrow() {
+        let listing = async {
+            shared
+                .http
+                .get(&base)
+                .bearer_auth(token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<Listing>()
+                .await
+        };
+        match listing.await {
+            Ok(listing) => {
+                for waiting in listing.messages {
+                    if refused.contains(&waiting.message_id) {
+                        continue;
+                    }
+                    match collect(&procedure, &shared, token, &base, &waiting).await {
+                        Ok(()) => {}
+                        Err(Outcome::Refused(reason)) => {
+                            tracing::error!(procedure = %procedure.id, message_id = %waiting.message_id, %reason, "message refused (not from the hub or not for us); left unacknowledged");
+                            refused.insert(waiting.message_id);
+                        }
+                        Err(Outcome::TryLater(reason)) => {
+                            tracing::warn!(procedure = %procedure.id, message_id = %waiting.message_id, %reason, "not collected yet");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(procedure = %procedure.id, error = %e, "listing failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Downloads, opens and acknowledges one waiting message.
+async fn collect(
+    procedure: &Arc<Procedure>,
+    shared: &Arc<Shared>,
+    token: &str,
+    base: &str,
+    waiting: &Waiting,
+) -> Result<(), Outcome> {
+    let url = format!("{base}/{}", waiting.message_id);
+    let sealed = async {
+        shared
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await
+    }
+    .await
+    .map_err(|e| Outcome::TryLater(format!("download: {e}")))?;
+    let handled = handle(procedure, shared, &sealed, &waiting.message_type)?;
+    let (signed, content_type) = sign(procedure, &handled.receipt)?;
+    let acknowledged = shared
+        .http
+        .post(format!("{url}/ack"))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(signed)
+        .send()
+        .await
+        .map_err(|e| Outcome::TryLater(format!("acknowledgement: {e}")))?;
+    if !acknowledged.status().is_success() {
+        return Err(Outcome::TryLater(format!(
+            "acknowledgement answered {}",
+            acknowledged.status()
+        )));
+    }
+    tracing::info!(procedure = %procedure.id, event = ?handled.receipt.event, "collected and acknowledged with the receipt");
+    later_decide(procedure, shared, None, handled.accepted);
+    Ok(())
 }

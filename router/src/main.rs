@@ -611,6 +611,7 @@ fn simulator_config(
     Ok(kopplung_procedure_sim::SimConfig {
         routing: base.join(&config.file.routing),
         pki_dir: config.pki_dir.clone(),
+        data_dir: config.data_dir.clone(),
         mappings: config.mappings_dir.clone(),
         amqp_url: amqp,
         hub_url,

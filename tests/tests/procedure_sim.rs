@@ -6,7 +6,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kopplung_tests::{HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, kopplung_bin, workspace};
+use kopplung_tests::{
+    HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, deliver_over, kopplung_bin, workspace,
+};
 use serde_json::Value;
 
 struct Child(std::process::Child);
@@ -76,66 +78,13 @@ async fn the_reference_procedures_receive_verify_confirm_and_decide() {
                 .to_owned(),
         );
     }
-    let client = reqwest::Client::new();
     for id in &ids {
-        let status = hub
-            .wait_for_status(id, "decided", Duration::from_secs(60))
-            .await;
-        let history: Vec<&str> = status["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["status"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            history,
-            ["accepted", "prepared", "delivered", "received", "decided"],
-            "{status:#}"
-        );
-        // The decision in the mailbox, its document to download.
-        let mailbox = status["mailbox"].as_array().unwrap();
-        assert_eq!(mailbox.len(), 1);
-        assert_eq!(mailbox[0]["kind"], "decided");
-        assert!(
-            mailbox[0]["text"]
-                .as_str()
-                .unwrap()
-                .contains(status["receipt"].as_str().unwrap())
-        );
-        let document = &status["documents"][0];
-        assert_eq!(document["media_type"], "application/pdf");
-        let href = hub.url(document["href"].as_str().unwrap());
-        let own = client
-            .get(&href)
-            .bearer_auth(&hub.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(own.status(), 200);
-        assert_eq!(own.headers()["content-type"], "application/pdf");
-        assert_eq!(own.headers()["x-content-type-options"], "nosniff");
-        let bytes = own.bytes().await.unwrap();
-        assert!(bytes.starts_with(b"%PDF-"));
-        let sha512: String = openssl::sha::sha512(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(document["sha512"], sha512.as_str());
-        // No one else: another client, no token.
-        let other = client
-            .get(&href)
-            .bearer_auth(OTHER_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(other.status(), 404);
-        assert_eq!(client.get(&href).send().await.unwrap().status(), 401);
-        // The history names the document by hash; the decision text stays out of it.
-        let detail = status["history"][4]["detail"].as_str().unwrap();
-        assert!(
-            detail.contains(&sha512) && !detail.contains("stattgegeben"),
-            "{detail}"
-        );
+        decided_with_document(
+            &hub,
+            id,
+            &["accepted", "prepared", "delivered", "received", "decided"],
+        )
+        .await;
     }
     let sim_log = std::fs::read_to_string(hub.dir.path().join("sim.log")).unwrap();
     assert!(
@@ -150,4 +99,157 @@ async fn the_reference_procedures_receive_verify_confirm_and_decide() {
     ] {
         delete_queue(&broker, &hub.queue(queue)).await;
     }
+}
+
+/// Waits for the decision; checks the history, the mailbox and that the decision's
+/// document downloads for the applicant and no one else.
+async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str]) {
+    let client = reqwest::Client::new();
+    let status = hub
+        .wait_for_status(id, "decided", Duration::from_secs(60))
+        .await;
+    let history: Vec<&str> = status["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, expected_history, "{status:#}");
+    // The decision in the mailbox, its document to download.
+    let mailbox = status["mailbox"].as_array().unwrap();
+    assert_eq!(mailbox.len(), 1);
+    assert_eq!(mailbox[0]["kind"], "decided");
+    assert!(
+        mailbox[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains(status["receipt"].as_str().unwrap())
+    );
+    let document = &status["documents"][0];
+    assert_eq!(document["media_type"], "application/pdf");
+    let href = hub.url(document["href"].as_str().unwrap());
+    let own = client
+        .get(&href)
+        .bearer_auth(&hub.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    assert_eq!(own.headers()["content-type"], "application/pdf");
+    assert_eq!(own.headers()["x-content-type-options"], "nosniff");
+    let bytes = own.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"%PDF-"));
+    let sha512: String = openssl::sha::sha512(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(document["sha512"], sha512.as_str());
+    // No one else: another client, no token.
+    let other = client
+        .get(&href)
+        .bearer_auth(OTHER_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    assert_eq!(client.get(&href).send().await.unwrap().status(), 401);
+    // The history names the document by hash; the decision text stays out of it.
+    let detail = status["history"][expected_history.len() - 1]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(
+        detail.contains(&sha512) && !detail.contains("stattgegeben"),
+        "{detail}"
+    );
+}
+
+const PULL_TOKEN: &str = "pull-token-of-the-leipzig-buergerbuero-0123";
+
+/// The same cycle over HTTP (Dresden's Mängelanzeige: the receipt is the answer to the
+/// hub's POST) and over the pull API (Leipzig's Bürgerbüro, jose: the receipt goes with
+/// the acknowledgement); the decisions come back on the events endpoint.
+#[tokio::test]
+async fn the_reference_procedures_answer_over_http_and_pull_too() {
+    let port = kopplung_tests::free_port();
+    let hub = TestHub::start(HubSetup {
+        rewrite_routing: Some(std::sync::Arc::new(move |routing| {
+            let routing = deliver_over(
+                &routing,
+                "dresden-maengel",
+                &format!(
+                    "transport = \"http\"\nurl = \"http://127.0.0.1:{port}/fachverfahren/eingang\""
+                ),
+            );
+            deliver_over(
+                &routing,
+                "leipzig-buergerbuero",
+                "transport = \"pull\"\ntoken_file = \"pull-token-leipzig\"",
+            )
+        })),
+        before_start: |pki| {
+            // The token file lives in the data directory, beside the PKI folder.
+            std::fs::write(pki.parent().unwrap().join("pull-token-leipzig"), PULL_TOKEN).unwrap();
+        },
+        ..HubSetup::default()
+    })
+    .await;
+    let log = std::fs::File::create(hub.dir.path().join("sim.log")).unwrap();
+    let _sim = Child(
+        Command::new(kopplung_bin())
+            .arg("procedure-sim")
+            .arg("--config")
+            .arg(hub.config_path())
+            .arg("--data-dir")
+            .arg(hub.data_dir())
+            .arg("--hub")
+            .arg(hub.url(""))
+            .args(["--only", "dresden-maengel"])
+            .args(["--only", "leipzig-buergerbuero"])
+            .args(["--decision-delay-secs", "1"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let mut cases = Vec::new();
+    for (service, region, fixture, history) in [
+        (
+            "99999001000000",
+            "146120000000",
+            "maengelanzeige/fixtures/vollstaendig",
+            &["accepted", "prepared", "delivered", "received", "decided"][..],
+        ),
+        (
+            "99115003000000",
+            "147130000000",
+            "meldebescheinigung/fixtures/vollstaendig",
+            // Prepared, then waiting for the procedure to collect it.
+            &[
+                "accepted",
+                "prepared",
+                "prepared",
+                "delivered",
+                "received",
+                "decided",
+            ][..],
+        ),
+    ] {
+        let mut body: Value = serde_json::from_str(
+            &std::fs::read_to_string(workspace().join(format!("mappings/{fixture}.input.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        body["service"] = service.into();
+        body["region"] = region.into();
+        cases.push((hub.submit_accepted(&body, None).await, history));
+    }
+    for (id, history) in &cases {
+        decided_with_document(&hub, id, history).await;
+    }
+    let sim_log = std::fs::read_to_string(hub.dir.path().join("sim.log")).unwrap();
+    assert!(sim_log.contains("receipt in the HTTP answer"), "{sim_log}");
+    assert!(
+        sim_log.contains("collected and acknowledged with the receipt"),
+        "{sim_log}"
+    );
 }
