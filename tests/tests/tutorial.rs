@@ -82,6 +82,12 @@ async fn the_mapping_tutorial_works_as_written() {
         "0123456789abcdef0123456789abcdef",
     )
     .unwrap();
+    // The demo also writes its clerk's password (the clerk inbox).
+    std::fs::write(
+        sandbox.path().join("demo-data/clerk-password"),
+        "fedcba9876543210fedcba9876543210",
+    )
+    .unwrap();
     let bin_dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(kopplung_bin(), bin_dir.path().join("kopplung")).unwrap();
 
