@@ -120,7 +120,7 @@ pub async fn run(
     ));
     let state = Arc::new(ApiState {
         catalog,
-        metrics,
+        metrics: metrics.clone(),
         routing,
         regions,
         store: store.clone(),
@@ -206,6 +206,7 @@ pub async fn run(
             .filter_map(|p| p.retry.map(|r| (p.id.clone(), r)))
             .collect(),
         wake,
+        metrics,
     );
     dispatcher.max_in_flight = config
         .routing

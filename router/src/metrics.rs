@@ -1,6 +1,11 @@
-//! Prometheus metrics of the router, served at `/metrics`.
+//! Prometheus metrics of the router, served at `/metrics` (listed with example alert
+//! rules in `docs/operations.md`). Labels are bounded: services and procedures of the
+//! configuration, problem types of our own API; never anything a client made up.
 
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -8,36 +13,172 @@ pub struct Metrics {
     pub mapping_reloads: IntCounterVec,
     /// Reloads of keys and certificates by outcome.
     pub key_reloads: IntCounterVec,
+    /// Submissions by service (`unknown` for none of ours) and outcome (`accepted`,
+    /// `replayed`, or the problem type, e.g. `validation`).
+    pub intake: IntCounterVec,
+    /// Time from request to answer at intake.
+    pub intake_seconds: Histogram,
+    /// Delivery attempts by procedure, transport and outcome (`delivered`,
+    /// `awaiting_pickup`, `retry`, `unavailable`, `dead_lettered`).
+    pub deliveries: IntCounterVec,
+    /// Messages given up, by procedure.
+    pub dead_letters: IntCounterVec,
+    /// Prepare by stage: `transform` (render, XML and XSD checks) and `seal`.
+    pub prepare_seconds: HistogramVec,
+    /// One delivery attempt (publish and confirm, POST and answer), by transport.
+    pub delivery_seconds: HistogramVec,
+    /// From the 202 at intake to the procedure's taking the message, by procedure.
+    pub submit_to_delivered_seconds: HistogramVec,
+    /// Messages waiting per procedure (in the outbox or for pickup).
+    pub backlog: GaugeVec,
+    /// Age of the oldest waiting message per procedure.
+    pub oldest_pending_seconds: GaugeVec,
+    /// Days until a certificate expires (negative: expired), by owner and file.
+    pub certificate_expiry_days: GaugeVec,
+}
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<GaugeVec, prometheus::Error> {
+    let metric = GaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> Result<HistogramVec, prometheus::Error> {
+    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+/// 1 ms to 10 s: intake, prepare and one delivery attempt.
+fn fast_buckets() -> Vec<f64> {
+    vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+    ]
 }
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let mapping_reloads = IntCounterVec::new(
-            Opts::new(
-                "kopplung_mapping_reloads_total",
-                "Reloads of the mappings, by outcome (applied, refused).",
-            ),
+        let mapping_reloads = counter(
+            &registry,
+            "kopplung_mapping_reloads_total",
+            "Reloads of the mappings, by outcome (applied, refused).",
             &["outcome"],
         )?;
-        registry.register(Box::new(mapping_reloads.clone()))?;
-        let key_reloads = IntCounterVec::new(
-            Opts::new(
-                "kopplung_key_reloads_total",
-                "Reloads of the signing key and certificates, by outcome (applied, refused).",
-            ),
+        let key_reloads = counter(
+            &registry,
+            "kopplung_key_reloads_total",
+            "Reloads of the signing key and certificates, by outcome (applied, refused).",
             &["outcome"],
         )?;
-        registry.register(Box::new(key_reloads.clone()))?;
-        key_reloads.with_label_values(&["applied"]);
-        key_reloads.with_label_values(&["refused"]);
         // Both series exist from the start, so an alert on `refused` sees a 0 first.
-        mapping_reloads.with_label_values(&["applied"]);
-        mapping_reloads.with_label_values(&["refused"]);
+        for outcome in ["applied", "refused"] {
+            key_reloads.with_label_values(&[outcome]);
+            mapping_reloads.with_label_values(&[outcome]);
+        }
+        let intake = counter(
+            &registry,
+            "kopplung_intake_total",
+            "Submissions by service and outcome (accepted, replayed, or the problem type).",
+            &["service", "outcome"],
+        )?;
+        let intake_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "kopplung_intake_seconds",
+                "Time from request to answer at intake (including the durable commit).",
+            )
+            .buckets(fast_buckets()),
+        )?;
+        registry.register(Box::new(intake_seconds.clone()))?;
+        let deliveries = counter(
+            &registry,
+            "kopplung_deliveries_total",
+            "Delivery attempts by procedure, transport and outcome (delivered, awaiting_pickup, retry, unavailable, dead_lettered).",
+            &["procedure", "transport", "outcome"],
+        )?;
+        let dead_letters = counter(
+            &registry,
+            "kopplung_dead_letters_total",
+            "Messages given up (dead letters), by procedure.",
+            &["procedure"],
+        )?;
+        let prepare_seconds = histogram(
+            &registry,
+            "kopplung_prepare_seconds",
+            "Prepare by stage: transform (render, XML and XSD checks) and seal.",
+            &["stage"],
+            fast_buckets(),
+        )?;
+        let delivery_seconds = histogram(
+            &registry,
+            "kopplung_delivery_seconds",
+            "One delivery attempt (publish and confirm, POST and answer), by transport.",
+            &["transport"],
+            fast_buckets(),
+        )?;
+        let submit_to_delivered_seconds = histogram(
+            &registry,
+            "kopplung_submit_to_delivered_seconds",
+            "From the 202 at intake to the procedure taking the message, by procedure.",
+            &["procedure"],
+            vec![
+                0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0,
+            ],
+        )?;
+        let backlog = gauge(
+            &registry,
+            "kopplung_backlog",
+            "Messages waiting per procedure (in the outbox or for pickup).",
+            &["procedure"],
+        )?;
+        let oldest_pending_seconds = gauge(
+            &registry,
+            "kopplung_oldest_pending_seconds",
+            "Age of the oldest waiting message per procedure (0 if none waits).",
+            &["procedure"],
+        )?;
+        let certificate_expiry_days = gauge(
+            &registry,
+            "kopplung_certificate_expiry_days",
+            "Days until a certificate expires (negative: expired), by owner (hub or procedure id) and file.",
+            &["owner", "certificate"],
+        )?;
         Ok(Self {
             registry,
             mapping_reloads,
             key_reloads,
+            intake,
+            intake_seconds,
+            deliveries,
+            dead_letters,
+            prepare_seconds,
+            delivery_seconds,
+            submit_to_delivered_seconds,
+            backlog,
+            oldest_pending_seconds,
+            certificate_expiry_days,
         })
     }
 

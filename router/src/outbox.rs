@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::config::{Envelope, RetryPolicy};
+use crate::metrics::Metrics;
 use crate::prepare::{PrepareError, Preparer};
 use crate::store::{Status, Step, Store, StoreError, WorkItem};
 
@@ -63,6 +64,7 @@ pub struct Dispatcher {
     pub replies: Option<ReplyHandler>,
     /// How long a claim holds (see [`LEASE`]).
     pub lease: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Counts one entry in flight for its procedure while alive.
@@ -99,6 +101,7 @@ impl Dispatcher {
         policy: RetryPolicy,
         policies: BTreeMap<String, RetryPolicy>,
         wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
@@ -113,6 +116,21 @@ impl Dispatcher {
             in_flight: Arc::new(Mutex::new(BTreeMap::new())),
             replies: None,
             lease: LEASE,
+            metrics,
+        }
+    }
+
+    /// Counts one delivery outcome of a procedure.
+    fn count(&self, item: &WorkItem, transport: &str, outcome: &str) {
+        self.metrics
+            .deliveries
+            .with_label_values(&[item.procedure_id.as_str(), transport, outcome])
+            .inc();
+        if outcome == "dead_lettered" {
+            self.metrics
+                .dead_letters
+                .with_label_values(&[item.procedure_id.as_str()])
+                .inc();
         }
     }
 
@@ -245,7 +263,17 @@ impl Dispatcher {
                     Err(PrepareError::Blocked(format!("prepare task failed: {e}")))
                 });
             match prepared {
-                Ok(sealed) => {
+                Ok(prepared) => {
+                    let stages = &self.metrics.prepare_seconds;
+                    stages
+                        .with_label_values(&["transform"])
+                        .observe(prepared.transform.as_secs_f64());
+                    if !prepared.seal.is_zero() {
+                        stages
+                            .with_label_values(&["seal"])
+                            .observe(prepared.seal.as_secs_f64());
+                    }
+                    let sealed = prepared.message;
                     let detail = match self.preparer.envelope(&item.procedure_id) {
                         Some(_) => format!(
                             "message {} rendered, checked and sealed for {}",
@@ -306,12 +334,18 @@ impl Dispatcher {
         };
         let destination = sink.destination();
         let limit = self.delivery_limit();
+        let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(limit, sink.deliver(&message))
             .await
             .unwrap_or_else(|_| Outcome::Retry {
                 reason: format!("no outcome within {}s", limit.as_secs()),
                 not_before: None,
             });
+        self.metrics
+            .delivery_seconds
+            .with_label_values(&[destination.transport])
+            .observe(started.elapsed().as_secs_f64());
+        let transport = destination.transport;
         match outcome.clone() {
             Outcome::Delivered | Outcome::DeliveredWithReceipt(_) => {
                 let detail = format!(
@@ -323,6 +357,14 @@ impl Dispatcher {
                 );
                 let recorded = self.store.record_delivered(item, &detail).await?;
                 tracing::info!("delivered");
+                self.count(item, transport, "delivered");
+                if let (true, Some(accepted_at)) = (recorded, item.accepted_at) {
+                    let waited = OffsetDateTime::now_utc() - accepted_at;
+                    self.metrics
+                        .submit_to_delivered_seconds
+                        .with_label_values(&[item.procedure_id.as_str()])
+                        .observe(waited.as_seconds_f64().max(0.0));
+                }
                 if let (true, Outcome::DeliveredWithReceipt(body), Some(replies)) =
                     (recorded, &outcome, &self.replies)
                 {
@@ -336,6 +378,7 @@ impl Dispatcher {
                 );
                 self.store.record_awaiting_pickup(item, &detail).await?;
                 tracing::info!("awaiting pickup");
+                self.count(item, transport, "awaiting_pickup");
             }
             Outcome::Retry { reason, not_before } => {
                 let policy = self.policy_of(&item.procedure_id);
@@ -345,6 +388,7 @@ impl Dispatcher {
                         let reason =
                             format!("given up after {attempts} attempts; last error: {reason}");
                         tracing::error!(%reason, "delivery dead-lettered");
+                        self.count(item, transport, "dead_lettered");
                         self.store
                             .record_failed(item, Status::DeadLettered, &reason)
                             .await?;
@@ -352,6 +396,7 @@ impl Dispatcher {
                     Next::TryAgainIn(pause) => {
                         let due = OffsetDateTime::now_utc() + pause;
                         tracing::warn!(%reason, attempts = item.attempts + 1, "delivery failed; will retry");
+                        self.count(item, transport, "retry");
                         self.store.record_retry(item, due, &reason).await?;
                     }
                 }
@@ -361,10 +406,12 @@ impl Dispatcher {
                 let policy = self.policy_of(&item.procedure_id);
                 let due = OffsetDateTime::now_utc() + backoff(&policy, item.attempts, not_before);
                 tracing::warn!(%reason, "destination unreachable; waiting");
+                self.count(item, transport, "unavailable");
                 self.store.record_wait(item, due, &reason).await?;
             }
             Outcome::Permanent { reason } => {
                 tracing::error!(%reason, "delivery refused permanently; dead-lettered");
+                self.count(item, transport, "dead_lettered");
                 self.store
                     .record_failed(item, Status::DeadLettered, &reason)
                     .await?;

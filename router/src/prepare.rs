@@ -34,6 +34,16 @@ pub enum PrepareError {
     Blocked(String),
 }
 
+/// A prepared message and what preparing it cost, per stage.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The sealed message (the plain XML for a manual procedure).
+    pub message: Vec<u8>,
+    /// Render, XML and XSD checks.
+    pub transform: std::time::Duration,
+    pub seal: std::time::Duration,
+}
+
 /// One procedure's certificates (several during a rotation) and its authority.
 struct Recipient {
     /// `None`: kept at the hub for the clerk inbox, never sent (manual procedures).
@@ -304,6 +314,37 @@ impl Preparer {
         Ok(receipt)
     }
 
+    /// Days until each certificate in force expires (negative once expired): the hub's
+    /// signing certificate and every procedure's encryption and receipt certificates,
+    /// as (owner, file name, days).
+    pub fn certificate_expiries(&self) -> Vec<(String, String, f64)> {
+        let keys = self.keys();
+        let days_left = |certificate: &X509| {
+            openssl::asn1::Asn1Time::days_from_now(0)
+                .and_then(|now| now.diff(certificate.not_after()))
+                .map(|d| f64::from(d.days) + f64::from(d.secs) / 86_400.0)
+                .unwrap_or(f64::NAN)
+        };
+        let mut out = vec![(
+            "hub".to_owned(),
+            "hub.crt".to_owned(),
+            days_left(keys.sealer.certificate()),
+        )];
+        for (id, recipient) in &keys.recipients {
+            for (path, certificate) in &recipient.certificates {
+                let file = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                out.push((id.clone(), file, days_left(certificate)));
+            }
+            if let Some(certificate) = &recipient.receipt_certificate {
+                out.push((id.clone(), "receipt".to_owned(), days_left(certificate)));
+            }
+        }
+        out
+    }
+
     /// The envelope profile of a procedure (for the message's content type).
     pub fn envelope(&self, procedure: &str) -> Option<Envelope> {
         self.keys()
@@ -317,8 +358,9 @@ impl Preparer {
         self.keys().sealer.certificate().clone()
     }
 
-    /// Renders, checks and seals one application's message. Returns the sealed DER.
-    pub fn prepare(&self, item: &WorkItem, input: &PrepareInput) -> Result<Vec<u8>, PrepareError> {
+    /// Renders, checks and seals one application's message.
+    pub fn prepare(&self, item: &WorkItem, input: &PrepareInput) -> Result<Prepared, PrepareError> {
+        let started = std::time::Instant::now();
         // One snapshot for the whole message: a reload never mixes old and new.
         let mappings = self.catalog.current();
         let mapping = mappings.get(&input.service_key).ok_or_else(|| {
@@ -384,15 +426,21 @@ impl Preparer {
         let xml = mapping
             .render(&context)
             .map_err(|e| PrepareError::Invalid(e.to_string()))?;
+        let transform = started.elapsed();
         let Some(envelope) = recipient.envelope else {
             // A manual procedure: the clerk reads it in the hub's inbox; it never leaves.
-            return Ok(xml.into_bytes());
+            return Ok(Prepared {
+                message: xml.into_bytes(),
+                transform,
+                seal: std::time::Duration::ZERO,
+            });
         };
         // Never unprotected: without a usable certificate the message waits.
         let certificate = keys
             .recipient_certificate(recipient)
             .map_err(|reason| PrepareError::Blocked(format!("certificate refused: {reason}")))?;
-        match envelope {
+        let sealing = std::time::Instant::now();
+        let message = match envelope {
             Envelope::Cms => keys.sealer.seal(xml.as_bytes(), certificate),
             // A compact JWE is ASCII text: sent as it is.
             Envelope::Jose => keys
@@ -400,7 +448,12 @@ impl Preparer {
                 .seal(xml.as_bytes(), certificate)
                 .map(String::into_bytes),
         }
-        .map_err(|e| PrepareError::Blocked(e.to_string()))
+        .map_err(|e| PrepareError::Blocked(e.to_string()))?;
+        Ok(Prepared {
+            message,
+            transform,
+            seal: sealing.elapsed(),
+        })
     }
 }
 

@@ -44,13 +44,44 @@ pub async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match accept(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(problem) => problem.into_response(),
-    }
+    let started = std::time::Instant::now();
+    // The service label, once the body names one of ours.
+    let mut service = None;
+    let (response, outcome) = match accept(&state, &headers, body, &mut service).await {
+        Ok(response) => {
+            let outcome = if response.headers().contains_key("idempotent-replayed") {
+                "replayed"
+            } else {
+                "accepted"
+            };
+            (response, outcome.to_owned())
+        }
+        Err(problem) => {
+            let outcome = problem
+                .kind
+                .strip_prefix("urn:kopplung:problem:")
+                .unwrap_or("other")
+                .to_owned();
+            (problem.into_response(), outcome)
+        }
+    };
+    let metrics = &state.metrics;
+    metrics
+        .intake
+        .with_label_values(&[service.as_deref().unwrap_or("unknown"), outcome.as_str()])
+        .inc();
+    metrics
+        .intake_seconds
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
 
-async fn accept(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Response, Problem> {
+async fn accept(
+    state: &ApiState,
+    headers: &HeaderMap,
+    body: Body,
+    service: &mut Option<String>,
+) -> Result<Response, Problem> {
     let client = state
         .clients
         .authenticate(headers)
@@ -124,6 +155,19 @@ async fn accept(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
         key,
         request_sha256: hex::encode(sha256(&bytes)),
     });
+    let request: IntakeRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "The body is not a valid application",
+        )
+        .detail(e.to_string())
+    })?;
+
+    if state.catalog.current().get(&request.service).is_some() {
+        *service = Some(request.service.clone());
+    }
+    // A repeated request has the same body, so it parses as the first one did.
     if let Some(key) = &idempotency {
         match state.store.idempotent_answer(&client, key).await {
             Ok(Some(answer)) => return answer_for(state, answer),
@@ -134,16 +178,6 @@ async fn accept(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
             }
         }
     }
-
-    let request: IntakeRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed",
-            "The body is not a valid application",
-        )
-        .detail(e.to_string())
-    })?;
-
     let (new, procedure_id) = validate(state, &client, request, idempotency)?;
     let mut new = new;
     for _ in 0..5 {

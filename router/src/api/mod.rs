@@ -80,14 +80,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(health::ready))
-        .route(
-            "/metrics",
-            get(
-                |axum::extract::State(state): axum::extract::State<Arc<ApiState>>| async move {
-                    state.metrics.render()
-                },
-            ),
-        )
+        .route("/metrics", get(metrics))
         .fallback(|| async { problem::Problem::not_found().into_response() })
         // Intake enforces its own limit and answers with a problem document.
         .layer(DefaultBodyLimit::disable())
@@ -101,4 +94,44 @@ async fn openapi() -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         include_str!("../../openapi.json"),
     )
+}
+
+/// The Prometheus exposition; gauges of the store and the certificates are read now.
+async fn metrics(axum::extract::State(state): axum::extract::State<Arc<ApiState>>) -> String {
+    let metrics = &state.metrics;
+    match state.store.backlog().await {
+        Ok(backlog) => {
+            let now = time::OffsetDateTime::now_utc();
+            // Every configured procedure has a series, 0 when nothing waits.
+            for procedure in state.destinations.keys() {
+                metrics.backlog.with_label_values(&[procedure]).set(0.0);
+                metrics
+                    .oldest_pending_seconds
+                    .with_label_values(&[procedure])
+                    .set(0.0);
+            }
+            for entry in backlog {
+                let procedure = entry.procedure.as_str();
+                metrics
+                    .backlog
+                    .with_label_values(&[procedure])
+                    .set(entry.pending as f64);
+                let age = entry
+                    .oldest_since
+                    .map_or(0.0, |since| (now - since).as_seconds_f64().max(0.0));
+                metrics
+                    .oldest_pending_seconds
+                    .with_label_values(&[procedure])
+                    .set(age);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "reading the backlog for /metrics failed"),
+    }
+    for (owner, certificate, days) in state.preparer.certificate_expiries() {
+        metrics
+            .certificate_expiry_days
+            .with_label_values(&[owner.as_str(), certificate.as_str()])
+            .set(days);
+    }
+    metrics.render()
 }

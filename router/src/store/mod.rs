@@ -205,6 +205,8 @@ pub struct WorkItem {
     pub attempts: u32,
     /// The lease under which this entry was claimed; recording needs it.
     pub lease: String,
+    /// When intake accepted the application (for the submit-to-delivered time).
+    pub accepted_at: Option<OffsetDateTime>,
 }
 
 /// One procedure's waiting work.

@@ -327,6 +327,9 @@ fn work_item(row: &PgRow, lease: &str) -> Result<WorkItem, StoreError> {
         },
         attempts: count(row.try_get("attempts")?),
         lease: lease.to_owned(),
+        accepted_at: row
+            .try_get::<Option<String>, _>("accepted_at")?
+            .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
     })
 }
 
@@ -573,7 +576,8 @@ impl Store for PostgresStore {
              FROM locked l
              WHERE d.application_id = l.application_id AND d.procedure_id = l.procedure_id
              RETURNING d.application_id, d.service_key, d.procedure_id, d.message_id,
-                       d.message_type, d.step, d.attempts",
+                       d.message_type, d.step, d.attempts,
+                       (SELECT a.created_at FROM applications a WHERE a.id = d.application_id) AS accepted_at",
         )
         .bind(lease)
         .bind(millis(lease_until))
@@ -837,6 +841,7 @@ impl Store for PostgresStore {
             step: Step::Deliver,
             attempts: 0,
             lease: String::new(),
+            accepted_at: None,
         };
         let updated = sqlx::query(
             "UPDATE deliveries SET step = 'done', attempts = attempts + 1, delivered_at = $1

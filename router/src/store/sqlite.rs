@@ -343,6 +343,9 @@ fn work_item(row: &SqliteRow, lease: &str) -> Result<WorkItem, StoreError> {
             .try_into()
             .unwrap_or(u32::MAX),
         lease: lease.to_owned(),
+        accepted_at: row
+            .try_get::<Option<String>, _>("accepted_at")?
+            .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
     })
 }
 
@@ -563,7 +566,8 @@ impl Store for SqliteStore {
                    AND (lease_until IS NULL OR lease_until < ?3))
                WHERE n <= COALESCE(json_extract(?5, '$.\"' || procedure_id || '\"'), 1)
                ORDER BY due_at LIMIT ?4)
-             RETURNING application_id, service_key, procedure_id, message_id, message_type, step, attempts",
+             RETURNING application_id, service_key, procedure_id, message_id, message_type, step, attempts,
+                       (SELECT created_at FROM applications a WHERE a.id = application_id) AS accepted_at",
         )
         .bind(lease)
         .bind(millis(lease_until))
@@ -837,6 +841,7 @@ impl Store for SqliteStore {
             step: Step::Deliver,
             attempts: 0,
             lease: String::new(),
+            accepted_at: None,
         };
         let updated = sqlx::query(
             "UPDATE deliveries SET step = 'done', attempts = attempts + 1, delivered_at = ?
