@@ -98,6 +98,9 @@ pub struct HubSetup {
     pub extra_config: String,
     /// `[delivery] lease_secs`: how soon another instance takes over a dead one's work.
     pub lease_secs: u64,
+    /// `RUST_LOG` of the hub process, and extra arguments (e.g. `--log-format json`).
+    pub rust_log: &'static str,
+    pub extra_args: Vec<&'static str>,
 }
 
 /// Replaces the `[procedure.delivery]` section of `procedure` in a routing table with
@@ -134,6 +137,8 @@ impl Default for HubSetup {
             rewrite_routing: None,
             extra_config: String::new(),
             lease_secs: 120,
+            rust_log: "info",
+            extra_args: Vec::new(),
         }
     }
 }
@@ -152,6 +157,8 @@ pub struct TestHub {
     /// Queue names are `<queue_prefix>.<procedure-id>`.
     pub queue_prefix: String,
     child: Option<Child>,
+    rust_log: &'static str,
+    extra_args: Vec<&'static str>,
 }
 
 impl TestHub {
@@ -189,6 +196,8 @@ impl TestHub {
             token,
             queue_prefix,
             child: None,
+            rust_log: setup.rust_log,
+            extra_args: setup.extra_args.clone(),
         };
         hub.write_config(&setup);
         let status = Command::new(kopplung_bin())
@@ -230,6 +239,8 @@ impl TestHub {
             token: self.token.clone(),
             queue_prefix: self.queue_prefix.clone(),
             child: None,
+            rust_log: setup.rust_log,
+            extra_args: setup.extra_args.clone(),
         };
         peer.write_config(setup);
         peer.spawn().await;
@@ -324,12 +335,13 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
     pub async fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("hub.log")).expect("log file");
         let child = Command::new(kopplung_bin())
+            .args(&self.extra_args)
             .arg("serve")
             .arg("--config")
             .arg(self.config_path())
             .arg("--data-dir")
             .arg(self.data_dir())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", self.rust_log)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
