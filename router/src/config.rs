@@ -45,6 +45,37 @@ pub struct FileConfig {
     /// Clerks of procedures without an interface (`transport = "manual"`).
     #[serde(default, rename = "clerk")]
     pub clerks: Vec<ClerkConfig>,
+    /// When personal data is deleted after an application's final state; kept until an
+    /// operator deletes it otherwise.
+    #[serde(default)]
+    pub retention: Option<RetentionConfig>,
+}
+
+/// Deletion of personal data (DSGVO): `days` after an application was decided or
+/// rejected, its form data, attachments, sealed message, documents and mailbox texts
+/// are deleted; ids, states, history and the audit trail's hashes stay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days after the final state, for every service without its own.
+    pub days: u32,
+    /// Days per service (LeiKa key = days).
+    #[serde(default)]
+    pub service: BTreeMap<String, u32>,
+    /// How often the hub looks for what is due (seconds).
+    #[serde(default = "default_sweep_secs")]
+    pub sweep_secs: u64,
+}
+
+fn default_sweep_secs() -> u64 {
+    3600
+}
+
+impl RetentionConfig {
+    /// The retention of one service in days.
+    pub fn days_for(&self, service: &str) -> u32 {
+        self.service.get(service).copied().unwrap_or(self.days)
+    }
 }
 
 fn default_pki_dir() -> PathBuf {
@@ -459,6 +490,28 @@ impl Config {
                     main,
                     "[amqp]: need 0 < reconnect_base_ms <= reconnect_max_ms".into(),
                 ));
+            }
+        }
+        if let Some(retention) = &self.file.retention {
+            if retention.sweep_secs == 0 || retention.days > 36_500 {
+                return Err(invalid(
+                    main,
+                    "[retention]: need sweep_secs >= 1 and days <= 36500".into(),
+                ));
+            }
+            for (service, days) in &retention.service {
+                if service.len() != 14 || !service.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid(
+                        main,
+                        format!("[retention.service]: `{service}` is no 14-digit LeiKa key"),
+                    ));
+                }
+                if *days > 36_500 {
+                    return Err(invalid(
+                        main,
+                        format!("[retention.service] {service}: at most 36500 days"),
+                    ));
+                }
             }
         }
         let mut clerks = BTreeSet::new();

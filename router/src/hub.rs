@@ -110,6 +110,8 @@ pub async fn run(
         .unwrap_or_else(|| format!("http://{bound}"));
     let inbox = Arc::new(inbox);
     let metrics = Arc::new(Metrics::new()?);
+    let (retention_store, retention_catalog, retention_metrics) =
+        (store.clone(), catalog.clone(), metrics.clone());
     let preparer = Arc::new(preparer);
     let reloader = tokio::spawn(reload_on_hangup(
         catalog.clone(),
@@ -227,6 +229,15 @@ pub async fn run(
     dispatcher.lease = std::time::Duration::from_secs(config.file.delivery.lease_secs);
     let dispatcher = Arc::new(dispatcher);
     let (stop_outbox, outbox_stopped) = watch::channel(false);
+    let retention = config.file.retention.clone().map(|retention| {
+        tokio::spawn(crate::retention::run(
+            retention_store,
+            retention_catalog,
+            retention,
+            retention_metrics,
+            outbox_stopped.clone(),
+        ))
+    });
     let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
 
     tracing::info!(%bound, "kopplung listening");
@@ -244,6 +255,9 @@ pub async fn run(
     }
     let _ = stop_outbox.send(true);
     let _ = outbox.await;
+    if let Some(retention) = retention {
+        let _ = retention.await;
+    }
     served.map_err(|source| Error::Listen {
         addr: bound,
         source,

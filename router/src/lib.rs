@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod prepare;
 pub mod regions;
+pub mod retention;
 pub mod routing;
 pub mod store;
 

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub oldest_pending_seconds: GaugeVec,
     /// Days until a certificate expires (negative: expired), by owner and file.
     pub certificate_expiry_days: GaugeVec,
+    /// Applications whose personal data retention deleted, by service.
+    pub retention_purged: IntCounterVec,
 }
 
 fn counter(
@@ -165,7 +167,14 @@ impl Metrics {
             "Days until a certificate expires (negative: expired), by owner (hub or procedure id) and file.",
             &["owner", "certificate"],
         )?;
+        let retention_purged = counter(
+            &registry,
+            "kopplung_retention_purged_total",
+            "Applications whose personal data was deleted after the retention period, by service.",
+            &["service"],
+        )?;
         Ok(Self {
+            retention_purged,
             registry,
             mapping_reloads,
             key_reloads,

@@ -1404,3 +1404,10 @@ async fn removed_entries_are_noticed() {
     assert_eq!(first.seq, 4);
     assert_eq!(first.problem, Problem::Gap { expected: 3 });
 }
+
+#[tokio::test]
+async fn retention_deletes_personal_data_after_the_final_state() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    common::retention_deletes_personal_data_after_the_final_state(&store).await;
+}

@@ -232,3 +232,10 @@ async fn a_receipt_that_overtakes_the_delivered_commit_records_both() {
     );
     assert_eq!(store.verify_audit().await.unwrap().broken, 0);
 }
+
+#[tokio::test]
+async fn retention_deletes_personal_data_after_the_final_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    common::retention_deletes_personal_data_after_the_final_state(&store).await;
+}

@@ -477,6 +477,18 @@ pub trait Store: Send + Sync {
         document_id: Uuid,
     ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError>;
 
+    /// Retention: deletes the personal data — payload, attachments, the sealed message,
+    /// documents, mailbox texts, signed receipts — of up to `limit` applications of
+    /// `service` whose final state (decided, rejected) was reached before
+    /// `final_before`. Each deletion is one transaction with its history and audit
+    /// entry; ids, states and hashes stay. Returns how many were purged.
+    async fn purge_personal_data(
+        &self,
+        service: &str,
+        final_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+
     /// Returns leases of this process's earlier life (after a crash) to the pool.
     async fn release_stale_leases(&self) -> Result<u64, StoreError>;
 

@@ -1197,6 +1197,78 @@ impl Store for PostgresStore {
             .transpose()
     }
 
+    async fn purge_personal_data(
+        &self,
+        service: &str,
+        final_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        // Seconds precision compares correctly as text ("YYYY-MM-DDTHH:MM:SS").
+        let cutoff = rfc3339(final_before);
+        let candidates: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM applications
+             WHERE service_key = $1 AND status IN ('decided', 'rejected') AND purged_at IS NULL
+               AND substr(updated_at, 1, 19) < substr($2, 1, 19)
+             ORDER BY updated_at LIMIT $3",
+        )
+        .bind(service)
+        .bind(&cutoff)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut purged = 0;
+        for id in candidates {
+            let mut tx = self.write().await?;
+            // Checked again inside the write transaction: an instance may have been first.
+            let status: Option<String> = sqlx::query_scalar(
+                "SELECT status FROM applications WHERE id = $1 AND purged_at IS NULL",
+            )
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(status) = status.as_deref().and_then(Status::parse) else {
+                continue;
+            };
+            let attachments = sqlx::query("DELETE FROM attachments WHERE application_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            // Mailbox entries point at documents: their texts and links go first.
+            sqlx::query(
+                "UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = $1",
+            )
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            let documents = sqlx::query("DELETE FROM documents WHERE application_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("UPDATE receipts SET signed = ''::bytea WHERE application_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE deliveries SET sealed = NULL WHERE application_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE applications SET payload = '{}', purged_at = $1 WHERE id = $2")
+                .bind(rfc3339(OffsetDateTime::now_utc()))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            let detail = format!(
+                "retention: personal data deleted (form data, {attachments} attachment(s), sealed message, {documents} document(s), mailbox texts, signed receipts); ids, states and hashes kept"
+            );
+            append_history(&mut tx, parse_uuid(&id)?, status, &detail, None).await?;
+            tx.commit().await?;
+            purged += 1;
+        }
+        Ok(purged)
+    }
+
     async fn release_stale_leases(&self) -> Result<u64, StoreError> {
         // Releases nothing. Unlike SQLite (one process per data directory, so every
         // lease left belongs to a process that died), the database is shared: a lease

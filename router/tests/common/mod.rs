@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use kopplung_router::store::{IdempotencyKey, NewApplication};
+use kopplung_router::store::{IdempotencyKey, NewApplication, Store};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -36,4 +36,145 @@ pub fn application(key: Option<(&str, &str)>) -> NewApplication {
 /// Room for ten deliveries to [`PROCEDURE`].
 pub fn capacity() -> BTreeMap<String, u32> {
     [(PROCEDURE.to_string(), 10)].into()
+}
+
+/// Retention with a controllable clock, the same for every store: an application with
+/// an attachment is delivered, received and decided with a document; its personal data
+/// stays while the retention period runs and is deleted once it is over — once, with a
+/// history and audit entry, ids and hashes kept, the chain intact.
+pub async fn retention_deletes_personal_data_after_the_final_state(store: &dyn Store) {
+    use kopplung_router::store::{
+        Attachment, EventDocument, ReceiptOutcome, ReceiptRecord, Status, Step,
+    };
+    let mut new = application(None);
+    new.attachments = vec![Attachment {
+        filename: "foto.png".into(),
+        media_type: "image/png".into(),
+        sha512: "ab".repeat(64),
+        content: b"\x89PNG personal photo".to_vec(),
+    }];
+    assert!(matches!(
+        store.insert_application(&new).await.unwrap(),
+        kopplung_router::store::Inserted::Created(_)
+    ));
+    let now = OffsetDateTime::now_utc();
+    let mut item = store
+        .claim(
+            "retention",
+            now,
+            now + time::Duration::minutes(1),
+            10,
+            &capacity(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.application_id == new.id)
+        .unwrap();
+    assert!(
+        store
+            .record_prepared(&item, b"sealed", "prepared")
+            .await
+            .unwrap()
+    );
+    item.step = Step::Deliver;
+    assert!(store.record_delivered(&item, "delivered").await.unwrap());
+    let receipt = |id: &str, status: Status| ReceiptRecord {
+        receipt_id: id.into(),
+        procedure_id: new.procedure_id.clone(),
+        message_id: new.message_id,
+        application_id: new.id,
+        status,
+        message: None,
+        document: None,
+        problems: vec![],
+        issued_at: "2026-11-30T10:00:00Z".into(),
+        signed: format!("signed {id}").into_bytes(),
+        content_sha256: format!("content {id}"),
+    };
+    assert_eq!(
+        store
+            .record_receipt(&receipt("r-1", Status::Received))
+            .await
+            .unwrap(),
+        ReceiptOutcome::Applied(Status::Received)
+    );
+    let mut decision = receipt("d-1", Status::Decided);
+    decision.message = Some("Ihrem Antrag wird stattgegeben.".into());
+    decision.document = Some(EventDocument {
+        filename: "bescheid.pdf".into(),
+        media_type: "application/pdf".into(),
+        content: b"%PDF-1.7 bescheid".to_vec(),
+    });
+    assert_eq!(
+        store.record_receipt(&decision).await.unwrap(),
+        ReceiptOutcome::Applied(Status::Decided)
+    );
+    let decided_at = OffsetDateTime::now_utc();
+    let service = new.service_key.as_str();
+
+    // 30 days' retention: 29 days later nothing is due, 31 days later it is.
+    let retention = time::Duration::days(30);
+    let clock = |days: i64| decided_at + time::Duration::days(days) - retention;
+    assert_eq!(
+        store
+            .purge_personal_data(service, clock(29), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    let (mailbox, documents) = store.mailbox(new.id).await.unwrap();
+    assert_eq!((mailbox.len(), documents.len()), (1, 1));
+    assert_eq!(
+        store.prepare_input(new.id).await.unwrap().attachments.len(),
+        1
+    );
+    // Another service's retention does not touch it.
+    assert_eq!(
+        store
+            .purge_personal_data("99115003000000", clock(31), 100)
+            .await
+            .unwrap(),
+        0
+    );
+
+    assert_eq!(
+        store
+            .purge_personal_data(service, clock(31), 100)
+            .await
+            .unwrap(),
+        1
+    );
+    let input = store.prepare_input(new.id).await.unwrap();
+    assert_eq!(input.payload, serde_json::json!({}));
+    assert!(input.attachments.is_empty());
+    let (mailbox, documents) = store.mailbox(new.id).await.unwrap();
+    assert!(documents.is_empty());
+    assert!(
+        mailbox
+            .iter()
+            .all(|m| m.text.is_empty() && m.document_id.is_none())
+    );
+    // The record stays: state, message id, history with the deletion recorded.
+    let record = store.application(new.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Decided);
+    assert_eq!(record.delivery.message_id, new.message_id);
+    let last = record.history.last().unwrap();
+    assert!(
+        last.detail.starts_with("retention: personal data deleted"),
+        "{}",
+        last.detail
+    );
+    assert!(last.detail.contains("1 attachment(s)") && last.detail.contains("1 document(s)"));
+    let audit = store.audit_entries(new.id).await.unwrap();
+    assert!(audit.last().unwrap().detail.starts_with("retention:"));
+    assert!(store.verify_audit().await.unwrap().first_break.is_none());
+    // Once only.
+    assert_eq!(
+        store
+            .purge_personal_data(service, clock(400), 100)
+            .await
+            .unwrap(),
+        0
+    );
 }

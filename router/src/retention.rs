@@ -1,0 +1,70 @@
+//! Retention (DSGVO): deletes personal data a configured number of days after an
+//! application's final state, per service. The store does the deletion and records it
+//! in the history and audit trail; this task decides when and for which services.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::catalog::Catalog;
+use crate::config::RetentionConfig;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// Applications purged per transaction batch (keeps each sweep step short).
+const BATCH: u32 = 200;
+
+/// Purges what is due at `now` for every service of the catalog. Returns how many
+/// applications were purged.
+pub async fn sweep(
+    store: &dyn Store,
+    catalog: &Catalog,
+    retention: &RetentionConfig,
+    metrics: &Metrics,
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let services: Vec<String> = catalog.current().keys().cloned().collect();
+    let mut total = 0;
+    for service in services {
+        let days = retention.days_for(&service);
+        let cutoff = now - time::Duration::days(i64::from(days));
+        loop {
+            let purged = store.purge_personal_data(&service, cutoff, BATCH).await?;
+            if purged > 0 {
+                metrics
+                    .retention_purged
+                    .with_label_values(&[service.as_str()])
+                    .inc_by(purged);
+                tracing::info!(%service, purged, days, "retention: personal data deleted");
+            }
+            total += purged;
+            if purged < u64::from(BATCH) {
+                break;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Sweeps at start and then every `sweep_secs` until `shutdown`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    retention: RetentionConfig,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let every = Duration::from_secs(retention.sweep_secs);
+    loop {
+        let now = OffsetDateTime::now_utc();
+        if let Err(e) = sweep(store.as_ref(), &catalog, &retention, &metrics, now).await {
+            tracing::error!(error = %e, "retention sweep failed; trying again next time");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Retention end to end: a hub with `[retention] days = 0` deletes the personal data of a
+//! decided application at its next sweep; the applicant's status stays, the decision's
+//! document is gone, the deletion is in the history and the audit trail verifies.
+
+use std::time::{Duration, Instant};
+
+use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, sign_cms_receipt};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn a_decided_application_loses_its_personal_data_after_the_retention_period() {
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup {
+        extra_config: "[retention]\ndays = 0\nsweep_secs = 1\n".into(),
+        ..HubSetup::default()
+    })
+    .await;
+    let id = hub
+        .submit_accepted(
+            &json!({"service": "99999001000000", "region": "146120000000",
+                    "data": {"kategorie": "muell", "beschreibung": "Sperrmüll vor dem Haus Nummer 7",
+                             "ort": {"strasse": "Prager Straße"}}}),
+            None,
+        )
+        .await;
+    let delivered = hub
+        .wait_for_status(&id, "delivered", Duration::from_secs(30))
+        .await;
+    let message_id = delivered["delivery"]["message_id"].as_str().unwrap();
+    let pki = hub.pki_dir();
+    let client = reqwest::Client::new();
+    let events = hub.url("/api/v1/procedures/dresden-maengel/events");
+    for event in [
+        json!({"receipt_id": "r-accept", "procedure": "dresden-maengel", "message_id": message_id,
+               "application_id": id, "event": "accept", "issued_at": "2026-11-30T10:00:00Z"}),
+        json!({"receipt_id": "r-decision", "procedure": "dresden-maengel", "message_id": message_id,
+               "application_id": id, "event": "decision", "issued_at": "2026-11-30T10:05:00Z",
+               "message": "Der Sperrmüll wird abgeholt.",
+               "document": {"filename": "bescheid.pdf", "media_type": "application/pdf",
+                            "content_base64": "JVBERi0xLjcKYmVzY2hlaWQ="}}),
+    ] {
+        let answer = client
+            .post(&events)
+            .body(sign_cms_receipt(&pki, "dresden-maengel", &event))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    }
+    let decided = hub.status(&id).await;
+    assert_eq!(decided["status"], "decided");
+    let href = hub.url(decided["documents"][0]["href"].as_str().unwrap());
+
+    // The next sweeps (every second) delete what is due.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let purged: Value = loop {
+        let status = hub.status(&id).await;
+        let history = status["history"].as_array().unwrap();
+        if history.iter().any(|h| {
+            h["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("retention:")
+        }) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "not purged:\n{}", hub.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(purged["status"], "decided");
+    assert_eq!(purged["documents"], json!([]));
+    let download = client
+        .get(&href)
+        .bearer_auth(&hub.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 404);
+    assert!(
+        purged["mailbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["text"] == ""),
+        "{purged:#}"
+    );
+    assert_eq!(
+        hub.metric(r#"kopplung_retention_purged_total{service="99999001000000"}"#)
+            .await,
+        Some(1.0)
+    );
+    // Only the personal data went: the trail is intact (read beside the running hub).
+    let verify = std::process::Command::new(kopplung_tests::kopplung_bin())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(hub.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    delete_queue(&broker, &hub.queue("dresden-maengel")).await;
+}
