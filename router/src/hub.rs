@@ -37,6 +37,7 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
     let regions = Arc::new(Regions::load(&config.regions_file)?);
     let catalog = Arc::new(Catalog::new(Arc::new(load_checked(&config, &regions)?)));
     let routing = RoutingTable::new(&config.routing.routes);
+    check_coverage(&config, &catalog, &regions, &routing)?;
     let preparer = Preparer::load(&config, catalog.clone(), regions.clone())?;
     for problem in preparer.problems() {
         // The hub starts; only this procedure's messages wait until it is fixed.
@@ -382,4 +383,54 @@ fn build_sinks(
         sinks.insert(procedure.id.clone(), sink);
     }
     Ok(sinks)
+}
+
+/// Every municipality a service claims (`available_in` of its `service.toml`) must have
+/// a route: otherwise a citizen there would be told "online" and then refused.
+fn check_coverage(
+    config: &Config,
+    catalog: &Catalog,
+    regions: &Regions,
+    routing: &RoutingTable,
+) -> Result<(), Error> {
+    for mapping in catalog.current().values() {
+        let info = &mapping.info;
+        let uncovered: Vec<String> = regions
+            .iter()
+            .filter(|(ars, _)| {
+                info.available_in
+                    .iter()
+                    .any(|p| ars.starts_with(p.as_str()))
+            })
+            .filter(|(ars, _)| routing.resolve(&info.key, ars).is_none())
+            .map(|(ars, name)| format!("{name} ({ars})"))
+            .collect();
+        if uncovered.is_empty() {
+            continue;
+        }
+        let shown = uncovered
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = uncovered.len().saturating_sub(5);
+        return Err(Error::Config {
+            file: mapping.folder.join("service.toml"),
+            message: format!(
+                "available_in: service {} ({}) claims {} municipalit{} without a route in {}: {shown}{}",
+                info.key,
+                info.name,
+                uncovered.len(),
+                if uncovered.len() == 1 { "y" } else { "ies" },
+                config.source.with_file_name(&config.file.routing).display(),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+        });
+    }
+    Ok(())
 }

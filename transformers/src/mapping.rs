@@ -44,6 +44,11 @@ pub struct ServiceInfo {
     /// The fee the citizen pays, if any (shown by the portal, carried in the message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee: Option<Fee>,
+    /// Where the service can be applied for online: ARS prefixes (`14` = all of Saxony,
+    /// `14612` = Dresden). `kopplung check` demands a route for every municipality in
+    /// them; the portal's Zuständigkeitsfinder says "online" there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub available_in: Vec<String>,
     pub message: MessageInfo,
 }
 
@@ -200,6 +205,18 @@ impl Mapping {
             return Err(Error::Mapping {
                 file: folder.join("service.toml"),
                 message: format!("key `{}` is not a 14-digit LeiKa key", info.key),
+            });
+        }
+        if let Some(prefix) = info
+            .available_in
+            .iter()
+            .find(|p| p.is_empty() || p.len() > 12 || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(Error::Mapping {
+                file: folder.join("service.toml"),
+                message: format!(
+                    "available_in: `{prefix}` is no ARS prefix (1 to 12 digits, e.g. 14 or 14612)"
+                ),
             });
         }
         if let Some(fee) = &info.fee

@@ -1,0 +1,278 @@
+//! `kopplung check` catches each class of configuration error with a message that names
+//! the file and what is wrong — and the server refuses to start on the same errors.
+//! (An expired certificate: tests/tests/certificates.rs.)
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use kopplung_tests::{copy_dir, kopplung_bin, workspace};
+
+/// A copy of the demo configuration and mappings with a data directory (PKI, tokens),
+/// as after a first demo run.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&workspace().join("config"), &dir.path().join("config"));
+        copy_dir(&workspace().join("mappings"), &dir.path().join("mappings"));
+        let site = Self { dir };
+        let keys = Command::new(kopplung_bin())
+            .args(["keys", "init", "--dir"])
+            .arg(site.data().join("pki"))
+            .arg("--config")
+            .arg(site.config())
+            .output()
+            .unwrap();
+        assert!(
+            keys.status.success(),
+            "{}",
+            String::from_utf8_lossy(&keys.stderr)
+        );
+        for file in ["intake-token", "admin-token", "clerk-password"] {
+            std::fs::write(site.data().join(file), "0123456789abcdef0123456789abcdef").unwrap();
+        }
+        site
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config/kopplung.toml")
+    }
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Replaces `old` (which must be there) by `new` in a file of the site.
+    fn edit(&self, relative: &str, old: &str, new: &str) {
+        let path = self.path(relative);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(old), "{relative} has no `{old}`");
+        std::fs::write(&path, text.replacen(old, new, 1)).unwrap();
+    }
+
+    fn run(&self, command: &str) -> Output {
+        Command::new(kopplung_bin())
+            .arg(command)
+            .arg("--config")
+            .arg(self.config())
+            .arg("--data-dir")
+            .arg(self.data())
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    }
+
+    /// `kopplung check` fails naming `file` and every fragment; `kopplung serve` refuses
+    /// to start with the same message.
+    fn refused(&self, file: &str, fragments: &[&str]) {
+        let check = self.run("check");
+        let message = String::from_utf8_lossy(&check.stderr).into_owned();
+        assert!(!check.status.success(), "check passed: {message}");
+        assert!(message.contains(file), "`{file}` not named: {message}");
+        for fragment in fragments {
+            assert!(
+                message.contains(fragment),
+                "`{fragment}` missing: {message}"
+            );
+        }
+        // The server must refuse at once; one that starts is killed and fails the test.
+        let mut serve = Command::new(kopplung_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(self.config())
+            .arg("--data-dir")
+            .arg(self.data())
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_BACKTRACE", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = serve.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = serve.kill();
+                panic!("the server started on an invalid configuration");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let serve = Output {
+            status,
+            stdout: Vec::new(),
+            stderr: {
+                use std::io::Read;
+                let mut stderr = Vec::new();
+                if let Some(mut pipe) = serve.stderr.take() {
+                    let _ = pipe.read_to_end(&mut stderr);
+                }
+                stderr
+            },
+        };
+        assert!(!serve.status.success(), "the server started");
+        let refused = String::from_utf8_lossy(&serve.stderr);
+        assert!(
+            refused.contains(fragments[0]),
+            "serve refused differently: {refused}"
+        );
+    }
+}
+
+#[test]
+fn the_demo_configuration_is_valid() {
+    let site = Site::new();
+    let check = site.run("check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("418 municipalities"));
+}
+
+#[test]
+fn a_route_to_an_unknown_procedure() {
+    let site = Site::new();
+    site.edit(
+        "config/routing.toml",
+        "procedure = \"dresden-maengel\"\n",
+        "procedure = \"dresden-maengelmelder\"\n",
+    );
+    site.refused(
+        "routing.toml",
+        &["unknown procedure `dresden-maengelmelder`"],
+    );
+}
+
+#[test]
+fn a_route_for_a_service_without_mapping() {
+    let site = Site::new();
+    let path = site.path("config/routing.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[[route]]\nservice = \"99999099000000\"\nregion = \"14612\"\nprocedure = \"dresden-maengel\"\n");
+    std::fs::write(&path, text).unwrap();
+    site.refused(
+        "mappings",
+        &["names service 99999099000000, which has no mapping"],
+    );
+}
+
+#[test]
+fn an_ambiguous_route() {
+    let site = Site::new();
+    let path = site.path("config/routing.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[[route]]\nservice = \"99999001000000\"\nregion = \"14612\"\nprocedure = \"leipzig-maengel\"\n");
+    std::fs::write(&path, text).unwrap();
+    site.refused(
+        "routing.toml",
+        &["route 99999001000000 / 14612 is defined twice (ambiguous)"],
+    );
+}
+
+#[test]
+fn a_municipality_the_service_claims_without_a_route() {
+    let site = Site::new();
+    site.edit(
+        "config/routing.toml",
+        "[[route]]\nservice = \"99999001000000\"\nregion = \"14612\"\nprocedure = \"dresden-maengel\"\n",
+        "",
+    );
+    site.refused(
+        "maengelanzeige/service.toml",
+        &[
+            "available_in: service 99999001000000 (Mängelanzeige) claims 1 municipality without a route",
+            "Dresden, Stadt (146120000000)",
+        ],
+    );
+}
+
+#[test]
+fn a_missing_certificate() {
+    let site = Site::new();
+    std::fs::remove_file(site.data().join("pki/procedures/dresden-maengel.crt")).unwrap();
+    site.refused("dresden-maengel.crt", &["No such file"]);
+}
+
+#[test]
+fn a_syntax_error_names_the_line() {
+    let site = Site::new();
+    site.edit(
+        "config/routing.toml",
+        "envelope = \"cms\"\n",
+        "envelope = \"cms\n",
+    );
+    site.refused("routing.toml", &["line "]);
+}
+
+#[test]
+fn an_unknown_value_is_named() {
+    let site = Site::new();
+    site.edit(
+        "config/routing.toml",
+        "envelope = \"cms\"\n",
+        "envelope = \"pgp\"\n",
+    );
+    site.refused("routing.toml", &["unknown variant `pgp`"]);
+}
+
+#[test]
+fn a_procedure_of_an_unknown_authority() {
+    let site = Site::new();
+    site.edit(
+        "config/routing.toml",
+        "authority = \"dresden\"\n",
+        "authority = \"dresdner-rathaus\"\n",
+    );
+    site.refused("routing.toml", &["unknown authority `dresdner-rathaus`"]);
+}
+
+#[test]
+fn a_manual_procedure_with_an_unknown_clerk() {
+    let site = Site::new();
+    site.edit(
+        "config/routing.toml",
+        "clerks = [\"demo-sachbearbeitung\"]",
+        "clerks = [\"niemand\"]",
+    );
+    site.refused("routing.toml", &["unknown clerk `niemand`"]);
+}
+
+#[test]
+fn a_mapping_with_a_bad_claim() {
+    let site = Site::new();
+    site.edit(
+        "mappings/maengelanzeige/service.toml",
+        "available_in = [\"14\"]",
+        "available_in = [\"Sachsen\"]",
+    );
+    site.refused(
+        "maengelanzeige/service.toml",
+        &["available_in: `Sachsen` is no ARS prefix"],
+    );
+}
+
+#[test]
+fn a_retention_for_an_unknown_kind_of_key() {
+    let site = Site::new();
+    site.edit(
+        "config/kopplung.toml",
+        "[retention]\ndays = 365\n",
+        "[retention]\ndays = 365\n[retention.service]\nmaengel = 30\n",
+    );
+    site.refused("kopplung.toml", &["`maengel` is no 14-digit LeiKa key"]);
+}
+
+#[test]
+fn a_missing_token_file() {
+    let site = Site::new();
+    std::fs::remove_file(site.data().join("intake-token")).unwrap();
+    site.refused("intake-token", &["token of client `demo`"]);
+}
