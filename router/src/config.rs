@@ -182,8 +182,12 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// A file holding the admin token, relative to the data directory.
+    /// A file holding the operators' token (role `operator`: read, retry, replay),
+    /// relative to the data directory.
     pub token_file: PathBuf,
+    /// A file holding the auditors' token (role `auditor`: read only).
+    #[serde(default)]
+    pub auditor_token_file: Option<PathBuf>,
 }
 
 /// A submitting client (a portal, a form solution) and how it authenticates.

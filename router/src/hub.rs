@@ -150,10 +150,15 @@ pub async fn run(
                 .file
                 .admin
                 .iter()
-                .map(|a| crate::config::ClientConfig {
-                    id: "admin".into(),
-                    token_sha256: None,
-                    token_file: Some(a.token_file.clone()),
+                .flat_map(|a| {
+                    // The ids are the roles (see api/admin.rs).
+                    std::iter::once(("operator", &a.token_file))
+                        .chain(a.auditor_token_file.iter().map(|f| ("auditor", f)))
+                        .map(|(role, file)| crate::config::ClientConfig {
+                            id: role.into(),
+                            token_sha256: None,
+                            token_file: Some(file.clone()),
+                        })
                 })
                 .collect::<Vec<_>>(),
             &config.data_dir,

@@ -656,9 +656,11 @@ async fn demo(
         }
     }
     if let Some(admin) = &config.file.admin {
-        let path = data_dir.join(&admin.token_file);
-        if !path.is_file() {
-            write_token(&path)?;
+        for file in std::iter::once(&admin.token_file).chain(&admin.auditor_token_file) {
+            let path = data_dir.join(file);
+            if !path.is_file() {
+                write_token(&path)?;
+            }
         }
     }
     // The clerk inbox's demo clerks: a random password, like the tokens.

@@ -358,17 +358,22 @@ impl Preparer {
         self.keys().sealer.certificate().clone()
     }
 
-    /// Renders, checks and seals one application's message.
-    pub fn prepare(&self, item: &WorkItem, input: &PrepareInput) -> Result<Prepared, PrepareError> {
-        let started = std::time::Instant::now();
+    /// The XÖV message of an application for `procedure`, rendered and checked (XML,
+    /// schema), not sealed: what `prepare` seals, and what the admin console shows.
+    pub fn render_message(
+        &self,
+        procedure: &str,
+        message_id: uuid::Uuid,
+        input: &PrepareInput,
+    ) -> Result<String, PrepareError> {
         // One snapshot for the whole message: a reload never mixes old and new.
         let mappings = self.catalog.current();
         let mapping = mappings.get(&input.service_key).ok_or_else(|| {
             PrepareError::Invalid(format!("no mapping for service {}", input.service_key))
         })?;
         let keys = self.keys();
-        let recipient = keys.recipients.get(&item.procedure_id).ok_or_else(|| {
-            PrepareError::Blocked(format!("procedure {} is not configured", item.procedure_id))
+        let recipient = keys.recipients.get(procedure).ok_or_else(|| {
+            PrepareError::Blocked(format!("procedure {procedure} is not configured"))
         })?;
         let data = mapping.form.validate(&input.payload).map_err(|errors| {
             // Field names only: the values are personal data.
@@ -382,7 +387,7 @@ impl Preparer {
         let info = &mapping.info;
         let context = MessageContext {
             nachricht: Nachricht {
-                uuid: item.message_id.to_string(),
+                uuid: message_id.to_string(),
                 typ: info.message.message_type.clone(),
                 typ_list_uri: info.message.list_uri.clone(),
                 typ_list_version: info.message.list_version.clone(),
@@ -423,9 +428,19 @@ impl Preparer {
                 .collect(),
             gebuehr: info.fee.clone(),
         };
-        let xml = mapping
+        mapping
             .render(&context)
-            .map_err(|e| PrepareError::Invalid(e.to_string()))?;
+            .map_err(|e| PrepareError::Invalid(e.to_string()))
+    }
+
+    /// Renders, checks and seals one application's message.
+    pub fn prepare(&self, item: &WorkItem, input: &PrepareInput) -> Result<Prepared, PrepareError> {
+        let started = std::time::Instant::now();
+        let keys = self.keys();
+        let recipient = keys.recipients.get(&item.procedure_id).ok_or_else(|| {
+            PrepareError::Blocked(format!("procedure {} is not configured", item.procedure_id))
+        })?;
+        let xml = self.render_message(&item.procedure_id, item.message_id, input)?;
         let transform = started.elapsed();
         let Some(envelope) = recipient.envelope else {
             // A manual procedure: the clerk reads it in the hub's inbox; it never leaves.

@@ -146,6 +146,9 @@ impl Default for HubSetup {
 /// The admin token of every test hub.
 pub const ADMIN_TOKEN: &str = "admin-token-of-the-test-hub-0123456789";
 
+/// The auditor token (read-only admin role) of every test hub.
+pub const AUDITOR_TOKEN: &str = "auditor-token-of-the-test-hub-0123456789";
+
 /// The token of the second client of every test hub.
 pub const OTHER_TOKEN: &str = "other-client-token-0123456789abcdef";
 
@@ -190,6 +193,7 @@ impl TestHub {
         // A second client, to show that clients see only their own applications.
         std::fs::write(data_dir.join("other-token"), OTHER_TOKEN).expect("token");
         std::fs::write(data_dir.join("admin-token"), ADMIN_TOKEN).expect("token");
+        std::fs::write(data_dir.join("auditor-token"), AUDITOR_TOKEN).expect("token");
         let hub = Self {
             dir,
             port: free_port(),
@@ -226,7 +230,12 @@ impl TestHub {
         )
         .expect("routing");
         copy_dir(&self.pki_dir(), &dir.path().join("data/pki"));
-        for file in ["intake-token", "other-token", "admin-token"] {
+        for file in [
+            "intake-token",
+            "other-token",
+            "admin-token",
+            "auditor-token",
+        ] {
             std::fs::copy(
                 self.data_dir().join(file),
                 dir.path().join("data").join(file),
@@ -303,6 +312,7 @@ token_file = "other-token"
 
 [admin]
 token_file = "admin-token"
+auditor_token_file = "auditor-token"
 
 # The clerk of the demo's manual procedure (password: kopplung-test-clerk-password).
 [[clerk]]

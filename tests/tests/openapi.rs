@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use jsonschema::{Draft, Registry, Validator};
 use kopplung_tests::{
-    ADMIN_TOKEN, HubSetup, OTHER_TOKEN, TestHub, UNREACHABLE_AMQP_URL, amqp, delete_queue,
-    deliver_over, python_with_jwcrypto, sign_cms_receipt, token_sha256, workspace,
+    ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, OTHER_TOKEN, TestHub, UNREACHABLE_AMQP_URL, amqp,
+    delete_queue, deliver_over, python_with_jwcrypto, sign_cms_receipt, token_sha256, workspace,
 };
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
@@ -28,6 +28,16 @@ const DOCUMENT_URI: &str = "urn:kopplung:openapi";
 
 /// Documented answers that this test does not provoke, with the reason.
 const NOT_PROVOKED: &[(&str, u16, &str)] = &[
+    (
+        "GET /api/v1/admin/applications/{id}/message",
+        410,
+        "personal data deleted by retention (tests/tests/retention.rs)",
+    ),
+    (
+        "GET /api/v1/admin/applications/{id}/message",
+        422,
+        "a stored application the mapping in force can no longer render",
+    ),
     (
         "*",
         500,
@@ -1490,6 +1500,101 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         .await;
     delete_queue(&broker, &chemnitz_queue).await;
 
+    // The admin console's API, by role.
+    let found = ok(
+        api.get(
+            "/api/v1/admin/applications?service=99999001000000&limit=5",
+            Some(ADMIN_TOKEN),
+        )
+        .await,
+        200,
+    );
+    assert!(!found.json["applications"].as_array().unwrap().is_empty());
+    ok(
+        api.get(
+            "/api/v1/admin/applications?status=decided&procedure=dresden-maengel&receipt=K7QX-2M4P&from=2020-01-01T00:00:00Z&until=2999-01-01T00:00:00Z",
+            Some(AUDITOR_TOKEN),
+        )
+        .await,
+        200,
+    );
+    problem(
+        api.get("/api/v1/admin/applications?from=gestern", Some(ADMIN_TOKEN))
+            .await,
+        400,
+        "bad-query",
+    );
+    problem(
+        api.get("/api/v1/admin/applications", None).await,
+        401,
+        "unauthorized",
+    );
+    let inspect = format!("/api/v1/admin/applications/{a1}");
+    let inspected = ok(api.get(&inspect, Some(AUDITOR_TOKEN)).await, 200);
+    assert!(!inspected.json["audit"].as_array().unwrap().is_empty());
+    problem(api.get(&inspect, None).await, 401, "unauthorized");
+    problem(
+        api.get(
+            &format!("/api/v1/admin/applications/{}", new_id()),
+            Some(ADMIN_TOKEN),
+        )
+        .await,
+        404,
+        "not-found",
+    );
+    ok(
+        api.get(&format!("{inspect}/message"), Some(AUDITOR_TOKEN))
+            .await,
+        200,
+    );
+    problem(
+        api.get(&format!("{inspect}/message"), None).await,
+        401,
+        "unauthorized",
+    );
+    problem(
+        api.get(
+            &format!("/api/v1/admin/applications/{}/message", new_id()),
+            Some(ADMIN_TOKEN),
+        )
+        .await,
+        404,
+        "not-found",
+    );
+    problem(
+        api.post(&format!("{inspect}/retry"), Some(AUDITOR_TOKEN), None)
+            .await,
+        403,
+        "forbidden",
+    );
+    problem(
+        api.post(&format!("{inspect}/retry"), None, None).await,
+        401,
+        "unauthorized",
+    );
+    problem(
+        api.post(&format!("{inspect}/retry"), Some(ADMIN_TOKEN), None)
+            .await,
+        409,
+        "nothing-to-retry",
+    );
+    problem(
+        api.post(&format!("{letter}/replay"), Some(AUDITOR_TOKEN), None)
+            .await,
+        403,
+        "forbidden",
+    );
+    let status = ok(
+        api.get("/api/v1/admin/status", Some(AUDITOR_TOKEN)).await,
+        200,
+    );
+    assert!(!status.json["procedures"].as_array().unwrap().is_empty());
+    problem(
+        api.get("/api/v1/admin/status", None).await,
+        401,
+        "unauthorized",
+    );
+
     // A hub whose broker is unreachable is not ready.
     let unready = TestHub::start(HubSetup {
         amqp_url: UNREACHABLE_AMQP_URL.into(),
@@ -1502,6 +1607,36 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     };
     let not_ready = ok(api.get("/readyz", None).await, 503);
     assert_eq!(not_ready.json["ready"], false);
+    // An application waiting for the broker: an operator asks for the next attempt now.
+    let waiting = ok(
+        api.submit(&maengel(DRESDEN, "Ampel ausgefallen"), None)
+            .await,
+        202,
+    );
+    let waiting = waiting.json["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while unready.status(&waiting).await["delivery"]["last_error"].is_null() {
+        assert!(Instant::now() < deadline, "no attempt yet");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // (While an attempt holds the entry, the answer is 409: ask again.)
+    let mut tries = 0;
+    loop {
+        let answer = api
+            .post(
+                &format!("/api/v1/admin/applications/{waiting}/retry"),
+                Some(ADMIN_TOKEN),
+                None,
+            )
+            .await;
+        if answer.status == 200 {
+            break;
+        }
+        problem(answer, 409, "nothing-to-retry");
+        tries += 1;
+        assert!(tries < 50, "the waiting entry was never free");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     contract.assert_all_seen();
 }

@@ -89,6 +89,14 @@ async fn a_decided_application_loses_its_personal_data_after_the_retention_perio
             .await,
         Some(1.0)
     );
+    // Operators cannot look at what is gone.
+    let view = client
+        .get(hub.url(&format!("/api/v1/admin/applications/{id}/message")))
+        .bearer_auth(kopplung_tests::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(view.status(), 410);
     // Only the personal data went: the trail is intact (read beside the running hub).
     let verify = std::process::Command::new(kopplung_tests::kopplung_bin())
         .args(["audit", "verify", "--data-dir"])

@@ -62,6 +62,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/admin/deadletters", get(admin::dead_letters))
         .route("/api/v1/admin/deadletters/{id}", get(admin::dead_letter))
         .route("/api/v1/admin/deadletters/{id}/replay", post(admin::replay))
+        .route("/api/v1/admin/applications", get(admin::search))
+        .route("/api/v1/admin/applications/{id}", get(admin::application))
+        .route(
+            "/api/v1/admin/applications/{id}/message",
+            get(admin::message),
+        )
+        .route("/api/v1/admin/applications/{id}/retry", post(admin::retry))
+        .route("/api/v1/admin/status", get(admin::status))
         .route("/api/v1/procedures/{id}/messages", get(pull::list))
         .route(
             "/api/v1/procedures/{id}/messages/{message}",

@@ -232,6 +232,37 @@ pub struct DeadLetter {
     pub since: OffsetDateTime,
 }
 
+/// What the admin console searches applications by; every part optional.
+#[derive(Debug, Clone, Default)]
+pub struct ApplicationQuery {
+    pub receipt: Option<String>,
+    pub service: Option<String>,
+    pub procedure: Option<String>,
+    pub status: Option<Status>,
+    /// Accepted at or after / before.
+    pub from: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    pub limit: u32,
+}
+
+/// One application in a search result (no personal data).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplicationSummary {
+    pub id: Uuid,
+    pub receipt: String,
+    pub service: String,
+    pub region: String,
+    pub procedure: String,
+    pub status: Status,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
 /// A message waiting for its procedure to collect it (pull API, clerk inbox).
 #[derive(Debug, Clone, Serialize)]
 pub struct Pickup {
@@ -488,6 +519,18 @@ pub trait Store: Send + Sync {
         final_before: OffsetDateTime,
         limit: u32,
     ) -> Result<u64, StoreError>;
+
+    /// Applications matching every given part of `query`, newest first.
+    async fn search(&self, query: &ApplicationQuery)
+    -> Result<Vec<ApplicationSummary>, StoreError>;
+
+    /// Records that someone looked at an application's personal data (history and audit
+    /// entry with `detail`). `false` if there is no such application.
+    async fn record_access(&self, id: Uuid, detail: &str) -> Result<bool, StoreError>;
+
+    /// An operator asks for the next attempt now: a waiting outbox entry becomes due
+    /// (with a history entry). `false` if nothing waits (delivered, leased, dead letter).
+    async fn retry_now(&self, id: Uuid, detail: &str) -> Result<bool, StoreError>;
 
     /// Returns leases of this process's earlier life (after a crash) to the pool.
     async fn release_stale_leases(&self) -> Result<u64, StoreError>;

@@ -23,9 +23,10 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::{
-    Accepted, ApplicationRecord, Attachment, Backlog, DeadLetter, DeliveryRecord, DocumentInfo,
-    HistoryEntry, IdempotencyKey, Inserted, MailboxEntry, NewApplication, Pickup, PickupAck,
-    PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError, WorkItem,
+    Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, Attachment, Backlog,
+    DeadLetter, DeliveryRecord, DocumentInfo, HistoryEntry, IdempotencyKey, Inserted, MailboxEntry,
+    NewApplication, Pickup, PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step,
+    Store, StoreError, WorkItem,
 };
 use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_hex};
 
@@ -1241,6 +1242,96 @@ impl Store for SqliteStore {
             purged += 1;
         }
         Ok(purged)
+    }
+
+    async fn search(
+        &self,
+        query: &ApplicationQuery,
+    ) -> Result<Vec<ApplicationSummary>, StoreError> {
+        sqlx::query(
+            "SELECT a.id, a.receipt, a.service_key, a.region, a.status, a.created_at,
+                    a.updated_at, d.procedure_id, d.attempts, d.last_error
+             FROM applications a JOIN deliveries d ON d.application_id = a.id
+             WHERE (CAST(?1 AS TEXT) IS NULL OR a.receipt = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR a.service_key = ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR d.procedure_id = ?3)
+               AND (CAST(?4 AS TEXT) IS NULL OR a.status = ?4)
+               AND (CAST(?5 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) >= substr(?5, 1, 19))
+               AND (CAST(?6 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) < substr(?6, 1, 19))
+             ORDER BY a.created_at DESC, a.id LIMIT ?7",
+        )
+        .bind(query.receipt.as_deref())
+        .bind(query.service.as_deref())
+        .bind(query.procedure.as_deref())
+        .bind(query.status.map(Status::as_str))
+        .bind(query.from.map(rfc3339))
+        .bind(query.until.map(rfc3339))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let status: String = row.try_get("status")?;
+            Ok(ApplicationSummary {
+                id: parse_uuid(&row.try_get::<String, _>("id")?)?,
+                receipt: row.try_get("receipt")?,
+                service: row.try_get("service_key")?,
+                region: row.try_get("region")?,
+                procedure: row.try_get("procedure_id")?,
+                status: Status::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+                attempts: row
+                    .try_get::<i64, _>("attempts")?
+                    .try_into()
+                    .unwrap_or(u32::MAX),
+                last_error: row.try_get("last_error")?,
+                created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
+                updated_at: parse_time(&row.try_get::<String, _>("updated_at")?)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn record_access(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM applications WHERE id = ?1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(status) = status.as_deref().and_then(Status::parse) else {
+            return Ok(false);
+        };
+        append_history(&mut tx, id, status, detail, None).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn retry_now(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let now = millis(OffsetDateTime::now_utc());
+        let updated = sqlx::query(
+            "UPDATE deliveries SET due_at = ?1
+             WHERE application_id = ?2 AND step IN ('prepare', 'deliver')
+               AND (lease_until IS NULL OR lease_until < ?1)",
+        )
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        let status: String = sqlx::query_scalar("SELECT status FROM applications WHERE id = ?1")
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let status = Status::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?;
+        append_history(&mut tx, id, status, detail, None).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn release_stale_leases(&self) -> Result<u64, StoreError> {

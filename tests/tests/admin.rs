@@ -1,0 +1,263 @@
+//! The admin API by role: operators and auditors search applications and read their
+//! history and audit trail; viewing the transformed XML (personal data) is itself
+//! recorded; only operators retry and replay; the status shows mappings, certificates
+//! and procedures.
+
+use std::time::Duration;
+
+use kopplung_tests::{ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::{AMQPValue, FieldTable};
+use serde_json::{Value, json};
+
+fn report(region: &str, text: &str) -> Value {
+    json!({"service": "99999001000000", "region": region,
+           "data": {"kategorie": "muell", "beschreibung": text, "ort": {"strasse": "Markt"}}})
+}
+
+async fn get(hub: &TestHub, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(hub.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(hub: &TestHub, path: &str, token: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(hub.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn operators_and_auditors_search_inspect_and_act_by_role() {
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup {
+        // Chemnitz waits long between attempts: an operator asks for one now.
+        edit_routing: |routing| {
+            routing.replacen(
+                ".chemnitz-maengel\"\n",
+                ".chemnitz-maengel\"\n\n[procedure.retry]\nbase_delay_ms = 600000\nmax_delay_ms = 600000\n",
+                1,
+            )
+        },
+        ..HubSetup::default()
+    })
+    .await;
+    // Chemnitz's queue refuses every publish.
+    let chemnitz_queue = hub.queue("chemnitz-maengel");
+    let channel = broker.create_channel().await.unwrap();
+    let mut refusing = FieldTable::default();
+    refusing.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+    refusing.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    channel
+        .queue_declare(
+            chemnitz_queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            refusing,
+        )
+        .await
+        .unwrap();
+
+    let dresden = hub
+        .submit_accepted(&report("146120000000", "Laterne defekt vor Haus 3"), None)
+        .await;
+    let chemnitz = hub
+        .submit_accepted(&report("145110000000", "Papierkorb überfüllt"), None)
+        .await;
+    let delivered = hub
+        .wait_for_status(&dresden, "delivered", Duration::from_secs(30))
+        .await;
+    let receipt = delivered["receipt"].as_str().unwrap().to_owned();
+    // Chemnitz's first attempt failed; the next one is far away.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = hub.status(&chemnitz).await;
+        if status["delivery"]["attempts"] == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Search, by either role; nobody else.
+    for token in [ADMIN_TOKEN, AUDITOR_TOKEN] {
+        let (code, found) = get(
+            &hub,
+            &format!("/api/v1/admin/applications?receipt={receipt}"),
+            Some(token),
+        )
+        .await;
+        assert_eq!(code, 200, "{found}");
+        assert_eq!(found["applications"].as_array().unwrap().len(), 1);
+        assert_eq!(found["applications"][0]["id"], dresden.as_str());
+        assert_eq!(found["applications"][0]["procedure"], "dresden-maengel");
+    }
+    let (_, both) = get(
+        &hub,
+        "/api/v1/admin/applications?service=99999001000000&from=2020-01-01T00:00:00Z",
+        Some(AUDITOR_TOKEN),
+    )
+    .await;
+    assert_eq!(both["applications"].as_array().unwrap().len(), 2);
+    let (_, waiting) = get(
+        &hub,
+        "/api/v1/admin/applications?procedure=chemnitz-maengel&status=prepared",
+        Some(AUDITOR_TOKEN),
+    )
+    .await;
+    assert_eq!(waiting["applications"][0]["id"], chemnitz.as_str());
+    assert_eq!(waiting["applications"][0]["attempts"], 1);
+    let (_, none) = get(
+        &hub,
+        "/api/v1/admin/applications?until=2020-01-01T00:00:00Z",
+        Some(AUDITOR_TOKEN),
+    )
+    .await;
+    assert_eq!(none["applications"], json!([]));
+    let (code, problem) = get(
+        &hub,
+        "/api/v1/admin/applications?status=verloren",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (code, problem["type"].as_str()),
+        (400, Some("urn:kopplung:problem:bad-query"))
+    );
+    for token in [None, Some(hub.token.as_str())] {
+        assert_eq!(get(&hub, "/api/v1/admin/applications", token).await.0, 401);
+    }
+
+    // One application: history, delivery, audit trail (hashes, no content).
+    let (code, shown) = get(
+        &hub,
+        &format!("/api/v1/admin/applications/{dresden}"),
+        Some(AUDITOR_TOKEN),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(shown["delivery"]["transport"], "amqp");
+    assert!(shown["audit"].as_array().unwrap().len() >= 3, "{shown:#}");
+    assert!(
+        !shown.to_string().contains("Laterne"),
+        "no form data: {shown}"
+    );
+
+    // The transformed XML: shown, and the view recorded first.
+    let xml = reqwest::Client::new()
+        .get(hub.url(&format!("/api/v1/admin/applications/{dresden}/message")))
+        .bearer_auth(AUDITOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xml.status(), 200);
+    assert!(
+        xml.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/xml")
+    );
+    let xml = xml.text().await.unwrap();
+    assert!(xml.contains("Laterne defekt vor Haus 3"), "{xml}");
+    let history = hub.status(&dresden).await["history"].clone();
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["detail"].as_str().unwrap().contains("viewed by auditor")),
+        "{history:#}"
+    );
+
+    // Only operators act.
+    let retry = format!("/api/v1/admin/applications/{chemnitz}/retry");
+    assert_eq!(post(&hub, &retry, AUDITOR_TOKEN).await.0, 403);
+    let (code, answer) = post(&hub, &retry, ADMIN_TOKEN).await;
+    assert_eq!(code, 200, "{answer}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = hub.status(&chemnitz).await;
+        if status["delivery"]["attempts"] == 2 {
+            assert!(
+                status["history"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|h| h["detail"] == "next attempt requested now by operator"),
+                "{status:#}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no attempt: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, problem) = post(
+        &hub,
+        &format!("/api/v1/admin/applications/{dresden}/retry"),
+        ADMIN_TOKEN,
+    )
+    .await;
+    assert_eq!(
+        (code, problem["type"].as_str()),
+        (409, Some("urn:kopplung:problem:nothing-to-retry"))
+    );
+    assert_eq!(
+        post(
+            &hub,
+            &format!("/api/v1/admin/deadletters/{chemnitz}/replay"),
+            AUDITOR_TOKEN
+        )
+        .await
+        .0,
+        403
+    );
+
+    // Mappings, certificates, procedures.
+    let (code, status) = get(&hub, "/api/v1/admin/status", Some(AUDITOR_TOKEN)).await;
+    assert_eq!(code, 200);
+    assert_eq!(status["mappings"].as_array().unwrap().len(), 6);
+    assert!(
+        status["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["owner"] == "hub" && c["days_left"].as_f64().unwrap() > 300.0)
+    );
+    let chemnitz_status = status["procedures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["procedure"] == "chemnitz-maengel")
+        .unwrap()
+        .clone();
+    assert_eq!(chemnitz_status["transport"], "amqp");
+    assert_eq!(chemnitz_status["pending"], 1);
+
+    // The audit trail holds the views and still verifies.
+    let verify = std::process::Command::new(kopplung_tests::kopplung_bin())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(hub.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    delete_queue(&broker, &hub.queue("dresden-maengel")).await;
+    delete_queue(&broker, &chemnitz_queue).await;
+}
