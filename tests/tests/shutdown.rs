@@ -1,0 +1,114 @@
+//! Graceful shutdown: on SIGTERM the hub stops taking applications, finishes the
+//! deliveries in flight (a slow HTTP procedure), records them, and exits; after a
+//! restart nothing is sent twice and nothing is missing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use bytes::Bytes;
+use kopplung_tests::{HubSetup, TestHub, deliver_over};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_deliveries_in_flight_and_refuses_new_work() {
+    // A slow procedure: each answer takes 1.5 s.
+    let seen: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
+    let app = {
+        let seen = seen.clone();
+        Router::new().route(
+            "/eingang",
+            post(move |headers: HeaderMap, _body: Bytes| {
+                let seen = seen.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    let id = headers
+                        .get("idempotency-key")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    *seen.lock().await.entry(id).or_default() += 1;
+                    StatusCode::ACCEPTED
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/eingang", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut hub = TestHub::start(HubSetup {
+        rewrite_routing: Some(Arc::new(move |routing| {
+            deliver_over(
+                &routing,
+                "dresden-maengel",
+                &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = 10000"),
+            )
+        })),
+        ..HubSetup::default()
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            hub.submit_accepted(
+                &json!({"service": "99999001000000", "region": "146120000000",
+                        "data": {"kategorie": "muell", "beschreibung": format!("Sperrmüll Nummer {n}"),
+                                 "ort": {"strasse": "Prager Straße"}}}),
+                None,
+            )
+            .await,
+        );
+    }
+    // All three are in flight at the slow procedure (it has not answered yet).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = hub.log();
+        if log.matches("prepared").count() >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not prepared:\n{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        seen.lock().await.is_empty(),
+        "answered too early for this test"
+    );
+
+    let started = Instant::now();
+    let port = hub.port;
+    let status = tokio::task::block_in_place(|| hub.terminate(Duration::from_secs(20)));
+    assert!(status.success(), "exit {status}:\n{}", hub.log());
+    // It waited for the answers in flight, then recorded them.
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    let log = hub.log();
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(log.matches("delivered").count() >= 3, "{log}");
+    // No intake any more.
+    assert!(
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+
+    // After a restart: all three delivered, each sent once.
+    hub.spawn().await;
+    for id in &ids {
+        let status = hub.status(id).await;
+        assert_eq!(status["status"], "delivered", "{status:#}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = seen.lock().await;
+    assert_eq!(seen.len(), 3);
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+}
