@@ -41,12 +41,14 @@ pub fn kopplung_bin() -> PathBuf {
         return path.into();
     }
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/kopplung
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("kopplung"))
-        .expect("target directory");
+    // target/<profile>/deps/<test> -> target/<profile>/kopplung; a binary of this crate
+    // (the benchmark) lives in target/<profile> itself.
+    let dir = exe.parent().expect("target directory");
+    let bin = if dir.ends_with("deps") {
+        dir.parent().expect("target directory").join("kopplung")
+    } else {
+        dir.join("kopplung")
+    };
     assert!(
         bin.is_file(),
         "{} is missing: build it first with `cargo build --workspace --bins` (scripts/test does)",
@@ -420,6 +422,11 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The hub process's id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: no shutdown code runs.

@@ -1,0 +1,424 @@
+//! The pipeline benchmark: `cargo build --release --workspace --bins && cargo run
+//! --release -p kopplung-tests --bin bench [-- SECONDS CLIENTS]`.
+//!
+//! In one run on this machine, against the real RabbitMQ: the broker's raw ceiling
+//! (persistent 4 KiB publishes with confirms, no hub), the crypto floor (in-process
+//! ECDSA sign, ECDH and the whole CMS seal of one message), then the hub (release build,
+//! SQLite store, the EC P-256 `cms` profile) under CLIENTS concurrent HTTP clients for
+//! SECONDS, and at half that load. Prints a table with ratios, because absolute figures
+//! drift on a shared machine. `docs/performance.md` explains the figures.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use kopplung_tests::{HubSetup, TestHub, amqp_url, delete_queue};
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+const MESSAGE_BYTES: usize = 4096;
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let seconds: u64 = args.next().map_or(Ok(20), |a| a.parse())?;
+    let clients: usize = args.next().map_or(Ok(16), |a| a.parse())?;
+    println!("kopplung benchmark: {seconds} s per load phase, {clients} clients");
+
+    let ceiling = broker_ceiling(Duration::from_secs(5)).await?;
+    println!("broker ceiling: {ceiling:.0} persistent 4 KiB publishes/s with confirms");
+
+    let hub = TestHub::start(HubSetup {
+        rust_log: "warn",
+        ..HubSetup::default()
+    })
+    .await;
+    let floor = crypto_floor(&hub.pki_dir())?;
+    println!(
+        "crypto: ECDSA P-256 sign {:.3} ms, ECDH {:.3} ms, whole CMS seal of 4 KiB {:.3} ms",
+        floor.sign * 1e3,
+        floor.ecdh * 1e3,
+        floor.seal * 1e3
+    );
+
+    let full = load(&hub, clients, Duration::from_secs(seconds), None).await?;
+    let half_rate = (full.throughput / 2.0).max(1.0);
+    let half = load(
+        &hub,
+        clients,
+        Duration::from_secs(seconds / 2),
+        Some(half_rate),
+    )
+    .await?;
+    let pid = hub.pid().context("the hub runs")?;
+    let peak_rss_mb = peak_rss_kib(pid)? as f64 / 1024.0;
+
+    let public_key_ops = floor.sign + floor.ecdh;
+    let other_cpu = full.cpu_per_application - public_key_ops;
+    println!();
+    println!("| figure | value | target | met |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, value: String, target: String, met: bool| {
+        println!(
+            "| {name} | {value} | {target} | {} |",
+            if met { "yes" } else { "no" }
+        );
+    };
+    row(
+        "sustained throughput (intake to confirmed publish)",
+        format!(
+            "{:.0}/s = {:.0} % of the broker ceiling",
+            full.throughput,
+            100.0 * full.throughput / ceiling
+        ),
+        "≥ 50 % of the ceiling".into(),
+        full.throughput >= 0.5 * ceiling,
+    );
+    row(
+        "intake latency at full load p50 / p99",
+        format!(
+            "{:.1} / {:.1} ms",
+            full.intake_p50 * 1e3,
+            full.intake_p99 * 1e3
+        ),
+        "-".into(),
+        true,
+    );
+    row(
+        "intake latency at half load p99",
+        format!(
+            "{:.1} ms ({:.0}/s offered)",
+            half.intake_p99 * 1e3,
+            half_rate
+        ),
+        "< 25 ms".into(),
+        half.intake_p99 < 0.025,
+    );
+    row(
+        "submit to delivered p99 (full load)",
+        format!("{:.0} ms", full.delivered_p99 * 1e3),
+        "-".into(),
+        true,
+    );
+    row(
+        "hub CPU per application",
+        format!(
+            "{:.3} ms, of which public-key operations {:.3} ms",
+            full.cpu_per_application * 1e3,
+            public_key_ops * 1e3
+        ),
+        "-".into(),
+        true,
+    );
+    row(
+        "hub CPU per application without public-key operations",
+        format!(
+            "{:.3} ms = {:.1} × the signature",
+            other_cpu * 1e3,
+            other_cpu / floor.sign
+        ),
+        "≤ 2 × the signature".into(),
+        other_cpu <= 2.0 * floor.sign,
+    );
+    row(
+        "peak RSS of the hub",
+        format!("{peak_rss_mb:.0} MB (max {} in flight)", full.max_in_flight),
+        "< 150 MB with 1,000 in flight".into(),
+        peak_rss_mb < 150.0,
+    );
+    println!(
+        "\napplications: {} at full load, {} at half load; all delivered",
+        full.applications, half.applications
+    );
+    Ok(())
+}
+
+/// Persistent 4 KiB publishes with confirms, 4 channels each keeping 64 unconfirmed.
+async fn broker_ceiling(duration: Duration) -> anyhow::Result<f64> {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
+    let queue = format!("kopplung.bench.{}", uuid::Uuid::new_v4().simple());
+    let setup = connection.create_channel().await?;
+    setup
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await?;
+    let body = Arc::new(vec![b'x'; MESSAGE_BYTES]);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let (queue, body) = (queue.clone(), body.clone());
+        tasks.spawn(async move {
+            let mut confirmed = 0u64;
+            while started.elapsed() < duration {
+                let mut window = Vec::with_capacity(64);
+                for _ in 0..64 {
+                    window.push(
+                        channel
+                            .basic_publish(
+                                "".into(),
+                                queue.as_str().into(),
+                                BasicPublishOptions::default(),
+                                &body,
+                                BasicProperties::default().with_delivery_mode(2),
+                            )
+                            .await?,
+                    );
+                }
+                for confirm in window {
+                    if confirm.await?.is_ack() {
+                        confirmed += 1;
+                    }
+                }
+            }
+            Ok::<u64, lapin::Error>(confirmed)
+        });
+    }
+    let mut total = 0;
+    while let Some(done) = tasks.join_next().await {
+        total += done??;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    setup
+        .queue_delete(queue.as_str().into(), Default::default())
+        .await?;
+    Ok(rate)
+}
+
+struct Crypto {
+    sign: f64,
+    ecdh: f64,
+    seal: f64,
+}
+
+/// Seconds per operation, in-process, with the hub's own keys.
+fn crypto_floor(pki: &std::path::Path) -> anyhow::Result<Crypto> {
+    use kopplung_transformers::Sealer;
+    use kopplung_transformers::seal::{load_certificate, load_private_key};
+    use openssl::derive::Deriver;
+    use openssl::hash::MessageDigest;
+    use openssl::sign::Signer;
+    let sealer = Sealer::load(&pki.join("hub.crt"), &pki.join("hub.key"))?;
+    let recipient = load_certificate(&pki.join("procedures/dresden-maengel.crt"))?;
+    let recipient_key = load_private_key(&pki.join("procedures/dresden-maengel.key"))?;
+    let hub_key = load_private_key(&pki.join("hub.key"))?;
+    let message = vec![b'x'; MESSAGE_BYTES];
+    let per = |n: u32, f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {
+        let started = Instant::now();
+        for _ in 0..n {
+            f()?;
+        }
+        Ok(started.elapsed().as_secs_f64() / f64::from(n))
+    };
+    let sign = per(2000, &mut || {
+        let mut signer = Signer::new(MessageDigest::sha256(), &hub_key)?;
+        signer.update(&message)?;
+        signer.sign_to_vec()?;
+        Ok(())
+    })?;
+    let ecdh = per(2000, &mut || {
+        let mut deriver = Deriver::new(&hub_key)?;
+        deriver.set_peer(&recipient_key)?;
+        deriver.derive_to_vec()?;
+        Ok(())
+    })?;
+    let seal = per(1000, &mut || {
+        sealer.seal(&message, &recipient)?;
+        Ok(())
+    })?;
+    Ok(Crypto { sign, ecdh, seal })
+}
+
+struct Load {
+    applications: usize,
+    throughput: f64,
+    intake_p50: f64,
+    intake_p99: f64,
+    delivered_p99: f64,
+    cpu_per_application: f64,
+    max_in_flight: usize,
+}
+
+/// `clients` submit Mängelanzeigen for `duration` (at most `rate` per second in all, if
+/// given); a consumer on the procedure's queue notes when each arrives.
+async fn load(
+    hub: &TestHub,
+    clients: usize,
+    duration: Duration,
+    rate: Option<f64>,
+) -> anyhow::Result<Load> {
+    let pid = hub.pid().context("the hub runs")?;
+    let cpu_before = cpu_seconds(pid)?;
+    let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // The consumer.
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let queue = hub.queue("dresden-maengel");
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "bench".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let consuming = {
+        let arrived = arrived.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(delivery)) = consumer.next().await {
+                if let Some(id) = delivery.properties.correlation_id() {
+                    arrived.lock().await.insert(id.to_string(), Instant::now());
+                }
+            }
+        })
+    };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let url = hub.url("/api/v1/applications");
+    let started = Instant::now();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let max_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..clients {
+        let (http, url, token) = (http.clone(), url.clone(), hub.token.clone());
+        let (submitted, arrived, latencies, max_in_flight) = (
+            submitted.clone(),
+            arrived.clone(),
+            latencies.clone(),
+            max_in_flight.clone(),
+        );
+        tasks.spawn(async move {
+            let mut n = 0u64;
+            while started.elapsed() < duration {
+                if let Some(rate) = rate {
+                    // Paced: client `client` sends its share at evenly spaced times.
+                    let due = Duration::from_secs_f64(
+                        (n as f64 * clients as f64 + client as f64) / rate,
+                    );
+                    if due > started.elapsed() {
+                        tokio::time::sleep(due - started.elapsed()).await;
+                    }
+                }
+                n += 1;
+                let body = json!({"service": "99999001000000", "region": "146120000000",
+                    "data": {"kategorie": "strassenschaden",
+                             "beschreibung": format!("Schlagloch Nummer {client}-{n}, etwa 40 cm breit, rechte Fahrspur."),
+                             "ort": {"strasse": "Königsbrücker Straße", "hausnummer": "12"},
+                             "kontakt": {"name": "Jürgen Weiß", "email": "j.weiss@example.org"}}});
+                let sent = Instant::now();
+                let response = http.post(&url).bearer_auth(&token).json(&body).send().await?;
+                let latency = sent.elapsed().as_secs_f64();
+                anyhow::ensure!(response.status() == 202, "intake answered {}", response.status());
+                let id = response.json::<serde_json::Value>().await?["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                latencies.lock().await.push(latency);
+                let in_flight = {
+                    let mut submitted = submitted.lock().await;
+                    submitted.insert(id, sent);
+                    submitted.len().saturating_sub(arrived.lock().await.len())
+                };
+                max_in_flight.fetch_max(in_flight, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok::<(), anyhow::Error>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let submitted = submitted.lock().await.clone();
+    // Everything accepted must arrive.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while arrived.lock().await.len() < submitted.len() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {} of {} arrived",
+            arrived.lock().await.len(),
+            submitted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let finished = arrived
+        .lock()
+        .await
+        .values()
+        .copied()
+        .max()
+        .unwrap_or_else(Instant::now);
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    consuming.abort();
+    let arrived = arrived.lock().await.clone();
+    let mut delivered: Vec<f64> = submitted
+        .iter()
+        .filter_map(|(id, sent)| Some(arrived.get(id)?.duration_since(*sent).as_secs_f64()))
+        .collect();
+    let mut latencies = latencies.lock().await.clone();
+    let applications = submitted.len();
+    let elapsed = finished.duration_since(started).as_secs_f64();
+    delete_queue(&connection, &queue).await;
+    Ok(Load {
+        applications,
+        throughput: applications as f64 / elapsed,
+        intake_p50: quantile(&mut latencies, 0.50),
+        intake_p99: quantile(&mut latencies, 0.99),
+        delivered_p99: quantile(&mut delivered, 0.99),
+        cpu_per_application: cpu / applications.max(1) as f64,
+        max_in_flight: max_in_flight.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
+fn quantile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let index = ((values.len() as f64 - 1.0) * q).round() as usize;
+    values[index.min(values.len() - 1)]
+}
+
+/// User and system CPU seconds of a process so far (Linux).
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').context("/proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).context("utime")?.parse::<f64>()?
+        + fields.get(12).context("stime")?.parse::<f64>()?;
+    // The kernel's USER_HZ is 100 on Linux.
+    Ok(ticks / 100.0)
+}
+
+fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmHWM")
+}
