@@ -247,7 +247,9 @@ pub async fn run(
     let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
 
     tracing::info!(%bound, "kopplung listening");
-    let app = api::router(state.clone()).merge(crate::inbox::router(state, inbox));
+    let app = api::router(state.clone())
+        .merge(crate::console::router(state.clone())?)
+        .merge(crate::inbox::router(state, inbox));
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -6,15 +6,18 @@ pub mod api;
 pub mod audit;
 pub mod catalog;
 pub mod config;
+pub mod console;
 pub mod hub;
 pub mod inbox;
 pub mod metrics;
 pub mod outbox;
+pub mod oversight;
 pub mod prepare;
 pub mod regions;
 pub mod retention;
 pub mod routing;
 pub mod store;
+pub mod web;
 
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use kopplung_tests::{
     HubSetup, TestHub, UNREACHABLE_AMQP_URL, amqp, delete_queue, drain, open_with_openssl_cli,
-    xpath,
+    workspace, xpath,
 };
 use serde_json::{Value, json};
 
@@ -211,10 +211,17 @@ async fn expect_problem(response: reqwest::Response, status: u16, kind: &str) ->
 
 #[tokio::test]
 async fn bad_submissions_get_problems_and_nothing_is_stored() {
-    // No route for Nordsachsen in this hub, and a small body limit.
+    // No route for Nordsachsen in this hub (so the Mängelanzeige no longer promises all
+    // of Saxony: `kopplung check` would refuse the gap), and a small body limit.
+    let mappings = tempfile::tempdir().unwrap();
+    kopplung_tests::copy_dir(&workspace().join("mappings"), mappings.path());
+    let service = mappings.path().join("maengelanzeige/service.toml");
+    let text = std::fs::read_to_string(&service).unwrap();
+    std::fs::write(&service, text.replace("available_in = [\"14\"]", "")).unwrap();
     let hub = TestHub::start(HubSetup {
         max_body_bytes: 64 * 1024,
         edit_routing: |routing| routing.replace("region = \"14730\"", "region = \"99730\""),
+        mappings: Some(mappings.path().to_owned()),
         ..HubSetup::default()
     })
     .await;

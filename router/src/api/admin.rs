@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::ApiState;
 use super::problem::Problem;
+use crate::oversight::{MessageView, view_message};
 use crate::store::{ApplicationQuery, Status};
 
 /// What a token may do.
@@ -236,53 +237,8 @@ pub async fn message(
     let Ok(id) = Uuid::parse_str(&id) else {
         return Problem::not_found().into_response();
     };
-    let record = match state.store.application(id).await {
-        Ok(Some(record)) => record,
-        Ok(None) => return Problem::not_found().into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "reading an application failed");
-            return Problem::unavailable("the store is not reachable").into_response();
-        }
-    };
-    let input = match state.store.prepare_input(id).await {
-        Ok(input) if input.payload != json!({}) => input,
-        Ok(_) => {
-            return Problem::new(
-                StatusCode::GONE,
-                "purged",
-                "The personal data of this application was deleted (retention)",
-            )
-            .into_response();
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "reading an application failed");
-            return Problem::unavailable("the store is not reachable").into_response();
-        }
-    };
-    let detail = format!(
-        "transformed XML of message {} viewed by {} (admin console)",
-        record.delivery.message_id,
-        role.name()
-    );
-    // Recorded first: no view without its trace.
-    match state.store.record_access(id, &detail).await {
-        Ok(true) => {}
-        Ok(false) => return Problem::not_found().into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "recording an access failed");
-            return Problem::unavailable("the store is not reachable").into_response();
-        }
-    }
-    let preparer = state.preparer.clone();
-    let procedure = record.delivery.procedure.clone();
-    let message_id = record.delivery.message_id;
-    let rendered = tokio::task::spawn_blocking(move || {
-        preparer.render_message(&procedure, message_id, &input)
-    })
-    .await;
-    match rendered {
-        Ok(Ok(xml)) => {
-            tracing::info!(application_id = %id, role = role.name(), "transformed XML viewed");
+    match view_message(&state, id, role.name(), "admin API").await {
+        MessageView::Xml { xml, .. } => {
             let mut response = xml.into_response();
             let headers = response.headers_mut();
             headers.insert(
@@ -296,14 +252,24 @@ pub async fn message(
             );
             response
         }
-        Ok(Err(e)) => Problem::new(
+        MessageView::NotFound => Problem::not_found().into_response(),
+        MessageView::Purged => Problem::new(
+            StatusCode::GONE,
+            "purged",
+            "The personal data of this application was deleted (retention)",
+        )
+        .into_response(),
+        MessageView::NotRenderable(reason) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "not-renderable",
             "The mapping in force cannot render this application",
         )
-        .detail(e.to_string())
+        .detail(reason)
         .into_response(),
-        Err(_) => Problem::internal().into_response(),
+        MessageView::Unavailable => {
+            Problem::unavailable("the store is not reachable").into_response()
+        }
+        MessageView::Internal => Problem::internal().into_response(),
     }
 }
 
@@ -345,47 +311,41 @@ pub async fn status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> R
     if let Err(problem) = role(&state, &headers) {
         return problem.into_response();
     }
-    let backlog = match state.store.backlog().await {
-        Ok(backlog) => backlog,
+    let report = match crate::oversight::gather(&state).await {
+        Ok(report) => report,
         Err(e) => {
             tracing::error!(error = %e, "reading the backlog failed");
             return Problem::unavailable("the store is not reachable").into_response();
         }
     };
-    let mappings: Vec<_> = state
-        .catalog
-        .current()
-        .values()
+    let mappings: Vec<_> = report
+        .mappings
+        .iter()
         .map(|m| {
             json!({
-                "service": m.info.key,
-                "name": m.info.name,
-                "message_type": m.info.message.message_type,
-                "online": state.routing.serves(&m.info.key),
+                "service": m.service,
+                "name": m.name,
+                "message_type": m.message_type,
+                "online": m.online,
             })
         })
         .collect();
-    let certificates: Vec<_> = state
-        .preparer
-        .certificate_expiries()
-        .into_iter()
-        .map(|(owner, certificate, days)| {
-            json!({"owner": owner, "certificate": certificate, "days_left": days.floor()})
-        })
-        .collect();
-    let problems = state.preparer.problems();
-    let procedures: Vec<_> = state
-        .destinations
+    let certificates: Vec<_> = report
+        .certificates
         .iter()
-        .map(|(id, destination)| {
-            let waiting = backlog.iter().find(|b| &b.procedure == id);
+        .map(|c| json!({"owner": c.owner, "certificate": c.certificate, "days_left": c.days_left}))
+        .collect();
+    let procedures: Vec<_> = report
+        .procedures
+        .iter()
+        .map(|p| {
             json!({
-                "procedure": id,
-                "transport": destination.transport,
-                "destination": destination.destination,
-                "pending": waiting.map_or(0, |b| b.pending),
-                "oldest_since": waiting.and_then(|b| b.oldest_since).and_then(|t| t.format(&Rfc3339).ok()),
-                "blocked": problems.iter().find(|p| p.starts_with(&format!("procedure {id}:"))),
+                "procedure": p.procedure,
+                "transport": p.transport,
+                "destination": p.destination,
+                "pending": p.pending,
+                "oldest_since": p.oldest_since.and_then(|t| t.format(&Rfc3339).ok()),
+                "blocked": p.blocked,
             })
         })
         .collect();

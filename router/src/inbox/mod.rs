@@ -8,6 +8,8 @@
 //! memory for 8 hours (a restart signs everyone out); every POST carries the session's
 //! CSRF token (the login form a token of its own, double-submitted in a cookie).
 //! A clerk sees only the procedures that name them; everything else answers 404.
+//! Headers, cookies, sessions and the login limit are shared with the admin console
+//! (`crate::web`).
 
 mod render;
 mod session;
@@ -23,7 +25,7 @@ use axum::body::Body;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use handlebars::Handlebars;
 use serde::{Deserialize, Serialize};
@@ -34,8 +36,11 @@ use crate::Error;
 use crate::api::ApiState;
 use crate::config::{Config, DeliveryConfig};
 use crate::store::{ApplicationRecord, PickupAck};
+use crate::web::{
+    self, CsrfForm, LimitKey, LoginLimiter, Session, Sessions, cookie, german_time, iso,
+    plain_error, same_token, see_other,
+};
 use render::Block;
-use session::{LimitKey, LoginLimiter, Session, Sessions};
 
 pub use session::{MIN_PASSWORD_CHARS, hash_password};
 
@@ -49,10 +54,8 @@ const LIST_LIMIT: u32 = 200;
 const VERIFY_SLOTS: usize = 4;
 /// The inbox's forms are small.
 const MAX_FORM_BYTES: usize = 16 * 1024;
-
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-const STYLESHEET: &str = include_str!("templates/inbox.css");
+/// Where the inbox's cookies apply.
+const COOKIE_PATH: &str = "/inbox";
 
 /// A clerk as configured, with the PHC string of their password.
 #[derive(Debug, Clone)]
@@ -164,7 +167,7 @@ impl Inbox {
         let decoy = if clerks.is_empty() {
             None
         } else {
-            let password = session::random_hex(16)
+            let password = web::random_hex(16)
                 .map_err(|e| invalid(config.source.clone(), format!("random numbers: {e}")))?;
             Some(hash_password(&password).map_err(|e| invalid(config.source.clone(), e))?)
         };
@@ -173,7 +176,7 @@ impl Inbox {
             .server
             .public_url
             .as_deref()
-            .is_some_and(|url| url.to_ascii_lowercase().starts_with("https://"));
+            .is_some_and(web::secure_cookies);
         Ok(Self {
             clerks,
             procedures,
@@ -210,12 +213,12 @@ impl Inbox {
         // A clerk removed from the configuration keeps no access (after a restart the
         // sessions are gone anyway).
         self.clerks
-            .contains_key(&session.clerk)
+            .contains_key(&session.user)
             .then_some((token, session))
     }
 
     fn cookie(&self, name: &str, value: &str, max_age: u64) -> HeaderValue {
-        set_cookie(name, value, max_age, self.secure_cookies)
+        web::set_cookie(name, value, COOKIE_PATH, max_age, self.secure_cookies)
     }
 
     /// A page in the layout.
@@ -227,23 +230,16 @@ impl Inbox {
         template: &str,
         data: &impl Serialize,
     ) -> Response {
-        let content = match self.templates.render(template, data) {
-            Ok(content) => content,
-            Err(e) => {
-                tracing::error!(template, error = %e, "inbox page could not be rendered");
-                return plain_error();
-            }
-        };
-        let layout = Layout {
+        let layout = |content| Layout {
             title,
-            clerk: session.map(|s| self.clerk_name(&s.clerk)),
+            clerk: session.map(|s| self.clerk_name(&s.user)),
             csrf: session.map(|s| s.csrf.as_str()),
             content,
         };
-        match self.templates.render("layout", &layout) {
-            Ok(html) => html_response(status, html),
+        match web::render_in_layout(&self.templates, template, data, layout) {
+            Ok(html) => web::html_response(status, html),
             Err(e) => {
-                tracing::error!(error = %e, "inbox layout could not be rendered");
+                tracing::error!(template, error = %e, "inbox page could not be rendered");
                 plain_error()
             }
         }
@@ -304,7 +300,7 @@ impl Inbox {
 
     /// The login form with a fresh form token (also set as a cookie).
     fn login_page(&self, status: StatusCode, error: Option<&str>) -> Response {
-        let Ok(token) = session::random_hex(32) else {
+        let Ok(token) = web::random_hex(32) else {
             return plain_error();
         };
         let mut response = self.page(
@@ -421,35 +417,19 @@ struct LoginForm {
     csrf: String,
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 fn templates() -> Result<Handlebars<'static>, Error> {
-    let mut templates = Handlebars::new();
-    templates.set_strict_mode(true);
-    let sources = [
-        ("layout", include_str!("templates/layout.hbs")),
-        ("login", include_str!("templates/login.hbs")),
-        ("inbox", include_str!("templates/inbox.hbs")),
-        ("document", include_str!("templates/document.hbs")),
-        ("error", include_str!("templates/error.hbs")),
-        ("fields", include_str!("templates/fields.hbs")),
-    ];
-    for (name, source) in sources {
-        let registered = if name == "fields" {
-            templates.register_partial(name, source)
-        } else {
-            templates.register_template_string(name, source)
-        };
-        registered.map_err(|e| Error::Config {
-            file: PathBuf::from(format!("router/src/inbox/templates/{name}.hbs")),
-            message: e.to_string(),
-        })?;
-    }
-    Ok(templates)
+    web::templates(
+        "router/src/inbox/templates",
+        &[
+            ("layout", include_str!("templates/layout.hbs")),
+            ("login", include_str!("templates/login.hbs")),
+            ("inbox", include_str!("templates/inbox.hbs")),
+            ("document", include_str!("templates/document.hbs")),
+            ("error", include_str!("templates/error.hbs")),
+            ("fields", include_str!("templates/fields.hbs")),
+        ],
+        &["fields"],
+    )
 }
 
 #[derive(Clone)]
@@ -463,7 +443,7 @@ struct Shared {
 /// login limit also counts per address.
 pub fn router(state: Arc<ApiState>, inbox: Arc<Inbox>) -> Router {
     routes()
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(web::security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(Shared { api: state, inbox })
 }
@@ -471,7 +451,7 @@ pub fn router(state: Arc<ApiState>, inbox: Arc<Inbox>) -> Router {
 fn routes() -> Router<Shared> {
     let inbox = Router::new()
         .route("/", get(list))
-        .route("/inbox.css", get(stylesheet))
+        .route("/inbox.css", get(web::stylesheet))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/{procedure}/{message}", get(document))
@@ -481,98 +461,6 @@ fn routes() -> Router<Shared> {
         // Unknown inbox paths: a German 404 (or the login), not the API's problem JSON.
         .fallback(unknown_page);
     Router::new().nest("/inbox", inbox)
-}
-
-async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn html_response(status: StatusCode, html: String) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        html,
-    )
-        .into_response()
-}
-
-/// When even the error page cannot be rendered.
-fn plain_error() -> Response {
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        )],
-        "Interner Fehler. Bitte wenden Sie sich an den Betrieb der Plattform.",
-    )
-        .into_response()
-}
-
-fn see_other(location: &str) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(value) = HeaderValue::try_from(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}
-
-/// A `Set-Cookie` value for the inbox: HttpOnly, SameSite=Strict, Path=/inbox, and
-/// Secure when the hub is reached over https.
-fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::try_from(format!(
-        "{name}={value}; Path=/inbox; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// The value of cookie `name` in the request.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .find_map(|pair| {
-            let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then(|| value.trim().to_owned())
-        })
-        .filter(|value| !value.is_empty())
-}
-
-/// Constant-time comparison of two tokens.
-fn same_token(a: &str, b: &str) -> bool {
-    !a.is_empty() && a.len() == b.len() && openssl::memcmp::eq(a.as_bytes(), b.as_bytes())
-}
-
-async fn stylesheet() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/css; charset=utf-8"),
-        )],
-        STYLESHEET,
-    )
-        .into_response()
 }
 
 async fn unknown_page(State(s): State<Shared>, method: Method, headers: HeaderMap) -> Response {
@@ -615,15 +503,12 @@ async fn login(
     let mut keys = vec![LimitKey::Clerk(submitted.clone())];
     keys.extend(address.map(LimitKey::Address));
     if let Err(wait) = inbox.limiter.begin(&keys, Instant::now()) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
         let message = format!(
-            "Zu viele fehlgeschlagene Anmeldeversuche. Die Anmeldung für diese Kennung bzw. von diesem Rechner aus ist vorübergehend gesperrt. Bitte versuchen Sie es in {minutes} {} erneut.",
-            if minutes == 1 { "Minute" } else { "Minuten" }
+            "Zu viele fehlgeschlagene Anmeldeversuche. Die Anmeldung für diese Kennung bzw. von diesem Rechner aus ist vorübergehend gesperrt. Bitte versuchen Sie es in {} erneut.",
+            web::wait_in_minutes(wait)
         );
         let mut response = inbox.login_page(StatusCode::TOO_MANY_REQUESTS, Some(&message));
-        if let Ok(value) = HeaderValue::try_from(wait.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
+        web::retry_after(&mut response, wait);
         return response;
     }
     let clerk = inbox.clerks.get(&submitted);
@@ -669,7 +554,7 @@ async fn login(
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        inbox.cookie(SESSION_COOKIE, &token, session::SESSION_TTL.as_secs()),
+        inbox.cookie(SESSION_COOKIE, &token, web::SESSION_TTL.as_secs()),
     );
     headers.append(header::SET_COOKIE, inbox.cookie(LOGIN_COOKIE, "", 0));
     response
@@ -687,7 +572,7 @@ fn posted_session(
     match form {
         Ok(Form(form)) if same_token(&form.csrf, &session.csrf) => Ok((token, session)),
         _ => {
-            tracing::warn!(clerk = %session.clerk, "clerk inbox: POST without a valid CSRF token refused");
+            tracing::warn!(clerk = %session.user, "clerk inbox: POST without a valid CSRF token refused");
             Err(Box::new(inbox.forbidden(Some(&session))))
         }
     }
@@ -703,7 +588,7 @@ async fn logout(
         Err(response) => return *response,
     };
     s.inbox.sessions.remove(&token);
-    tracing::info!(clerk = %session.clerk, "clerk inbox: signed out");
+    tracing::info!(clerk = %session.user, "clerk inbox: signed out");
     let mut response = see_other("/inbox/login");
     response
         .headers_mut()
@@ -718,7 +603,7 @@ async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
     };
     let mappings = s.api.catalog.current();
     let mut procedures = Vec::new();
-    for procedure in inbox.procedures_of(&session.clerk) {
+    for procedure in inbox.procedures_of(&session.user) {
         let waiting = match s.api.store.pickups(&procedure.id, LIST_LIMIT).await {
             Ok(waiting) => waiting,
             Err(e) => {
@@ -736,7 +621,7 @@ async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
                     .get(&pickup.service)
                     .map_or_else(|| pickup.service.clone(), |m| m.info.name.clone()),
                 municipality: s.api.regions.name(region).unwrap_or(region).to_owned(),
-                since: render::german_time(pickup.available_since),
+                since: german_time(pickup.available_since),
                 since_iso: iso(pickup.available_since),
             });
         }
@@ -762,11 +647,6 @@ async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
     )
 }
 
-fn iso(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// The message a clerk asks for: their procedure and a message waiting for it (or
 /// taken over already). Anything else is a 404, whether it exists or not.
 struct Found {
@@ -784,7 +664,7 @@ async fn find(
     message: &str,
 ) -> Result<Found, Response> {
     let inbox = &s.inbox;
-    let Some(procedure) = inbox.procedure_for(&session.clerk, procedure).cloned() else {
+    let Some(procedure) = inbox.procedure_for(&session.user, procedure).cloned() else {
         return Err(inbox.not_found(Some(&session)));
     };
     let Ok(message_id) = Uuid::parse_str(message) else {
@@ -822,7 +702,7 @@ fn taken_over(inbox: &Inbox, record: &ApplicationRecord, message_id: Uuid) -> Op
         let clerk = rest.strip_suffix(" (manual)").unwrap_or(rest);
         Some(TakenView {
             by: format!("{} ({clerk})", inbox.clerk_name(clerk)),
-            at: render::german_time(entry.at),
+            at: german_time(entry.at),
         })
     })
 }
@@ -863,7 +743,7 @@ async fn document(
         receipt: found.input.receipt.clone(),
         municipality: s.api.regions.name(&region).unwrap_or(&region).to_owned(),
         region,
-        received: render::german_time(found.input.created_at),
+        received: german_time(found.input.created_at),
         received_iso: iso(found.input.created_at),
         procedure: found.procedure.id.clone(),
         authority: found.procedure.authority.clone(),
@@ -912,7 +792,7 @@ async fn take(
         Ok(found) => found,
         Err(response) => return *response,
     };
-    let Some(procedure) = inbox.procedure_for(&session.clerk, &procedure) else {
+    let Some(procedure) = inbox.procedure_for(&session.user, &procedure) else {
         return inbox.not_found(Some(&session));
     };
     let Ok(message_id) = Uuid::parse_str(&message) else {
@@ -920,7 +800,7 @@ async fn take(
     };
     let detail = format!(
         "message {message_id} taken over by clerk {} (manual)",
-        session.clerk
+        session.user
     );
     match s
         .api
@@ -932,7 +812,7 @@ async fn take(
             tracing::info!(
                 procedure = %procedure.id,
                 %message_id,
-                clerk = %session.clerk,
+                clerk = %session.user,
                 "taken over in the clerk inbox"
             );
         }
@@ -1038,32 +918,23 @@ mod tests {
     }
 
     #[test]
-    fn cookies_are_read_from_every_cookie_header() {
-        let mut headers = HeaderMap::new();
-        headers.append(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; kopplung_inbox_login=x"),
-        );
-        headers.append(
-            header::COOKIE,
-            HeaderValue::from_static("kopplung_inbox=abc"),
-        );
-        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("abc"));
-        assert_eq!(cookie(&headers, LOGIN_COOKIE).as_deref(), Some("x"));
-        assert_eq!(cookie(&headers, "b"), None);
-        assert!(same_token("abc", "abc"));
-        assert!(!same_token("abc", "abd"));
-        assert!(!same_token("", ""));
-    }
-
-    #[test]
-    fn cookies_are_http_only_strict_and_secure_over_https() {
+    fn cookies_are_http_only_strict_and_limited_to_the_inbox() {
+        let inbox = |secure_cookies| Inbox {
+            clerks: BTreeMap::new(),
+            procedures: Vec::new(),
+            decoy_phc: None,
+            secure_cookies,
+            sessions: Sessions::default(),
+            limiter: LoginLimiter::default(),
+            verify_slots: Semaphore::new(1),
+            templates: Handlebars::new(),
+        };
         assert_eq!(
-            set_cookie(SESSION_COOKIE, "abc", 28800, true),
+            inbox(true).cookie(SESSION_COOKIE, "abc", 28800),
             "kopplung_inbox=abc; Path=/inbox; HttpOnly; SameSite=Strict; Max-Age=28800; Secure"
         );
         assert_eq!(
-            set_cookie(SESSION_COOKIE, "", 0, false),
+            inbox(false).cookie(SESSION_COOKIE, "", 0),
             "kopplung_inbox=; Path=/inbox; HttpOnly; SameSite=Strict; Max-Age=0"
         );
     }

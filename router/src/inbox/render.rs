@@ -1,11 +1,10 @@
-//! What the clerk sees: form data as German labels and values, sizes, times and safe
-//! download headers. Pure functions, so they are tested without a hub.
+//! What the clerk sees: form data as German labels and values, sizes and safe download
+//! headers (times: `crate::web::german_time`). Pure functions, so they are tested
+//! without a hub.
 
 use kopplung_transformers::form::{Field, FieldKind};
 use serde::Serialize;
 use serde_json::Value;
-use time::macros::{offset, time};
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 /// A run of fields shown as one list, or a group shown as a sub-section.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -166,41 +165,6 @@ pub fn human_size(bytes: u64) -> String {
     } else {
         decimal(bytes as f64 / MIB as f64, "MB")
     }
-}
-
-/// German civil time (CET/CEST, the EU rule: summer time from the last Sunday of March
-/// to the last Sunday of October, switching at 01:00 UTC).
-pub fn berlin(t: OffsetDateTime) -> OffsetDateTime {
-    let utc = t.to_offset(UtcOffset::UTC);
-    let switch = |month: Month| {
-        last_sunday(utc.year(), month)
-            .map(|day| PrimitiveDateTime::new(day, time!(01:00)).assume_utc())
-    };
-    let summer = match (switch(Month::March), switch(Month::October)) {
-        (Some(start), Some(end)) => utc >= start && utc < end,
-        _ => false,
-    };
-    utc.to_offset(if summer { offset!(+2) } else { offset!(+1) })
-}
-
-fn last_sunday(year: i32, month: Month) -> Option<Date> {
-    // March and October have 31 days.
-    let last = Date::from_calendar_date(year, month, 31).ok()?;
-    let back = last.weekday().number_days_from_sunday();
-    last.checked_sub(time::Duration::days(i64::from(back)))
-}
-
-/// `14.03.2025, 11:22 Uhr` (German time).
-pub fn german_time(t: OffsetDateTime) -> String {
-    let local = berlin(t);
-    format!(
-        "{:02}.{:02}.{}, {:02}:{:02} Uhr",
-        local.day(),
-        u8::from(local.month()),
-        local.year(),
-        local.hour(),
-        local.minute()
-    )
 }
 
 /// The media types served as themselves; everything else is a download of bytes, so
@@ -365,36 +329,6 @@ type = "text"
             "{header}"
         );
         assert!(content_disposition("...").contains("filename=\"anlage\""));
-    }
-
-    #[test]
-    fn times_are_german_civil_time() {
-        use time::macros::datetime;
-        assert_eq!(
-            german_time(datetime!(2025-01-15 10:22 UTC)),
-            "15.01.2025, 11:22 Uhr"
-        );
-        assert_eq!(
-            german_time(datetime!(2025-07-01 10:22 UTC)),
-            "01.07.2025, 12:22 Uhr"
-        );
-        // 2025: summer time from 30 March 01:00 UTC to 26 October 01:00 UTC.
-        assert_eq!(
-            german_time(datetime!(2025-03-30 00:59 UTC)),
-            "30.03.2025, 01:59 Uhr"
-        );
-        assert_eq!(
-            german_time(datetime!(2025-03-30 01:00 UTC)),
-            "30.03.2025, 03:00 Uhr"
-        );
-        assert_eq!(
-            german_time(datetime!(2025-10-26 00:59 UTC)),
-            "26.10.2025, 02:59 Uhr"
-        );
-        assert_eq!(
-            german_time(datetime!(2025-10-26 01:00 UTC)),
-            "26.10.2025, 02:00 Uhr"
-        );
     }
 
     #[test]

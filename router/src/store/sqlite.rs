@@ -99,8 +99,11 @@ impl SqliteStore {
     }
 }
 
+/// Stored times are UTC: then their text compares in time order (retention, search).
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 fn parse_time(s: &str) -> Result<OffsetDateTime, StoreError> {
