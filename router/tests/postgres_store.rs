@@ -1238,8 +1238,17 @@ async fn instances_connecting_at_once_to_a_fresh_database_all_migrate() {
             .await
             .unwrap();
     connection.close().await.unwrap();
-    // Every migration of router/migrations/postgres.
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    // Every migration of router/migrations/postgres, once.
+    let mut expected: Vec<i64> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+            .unwrap()
+            .filter_map(|entry| {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                name.split('_').next()?.parse().ok()
+            })
+            .collect();
+    expected.sort_unstable();
+    assert_eq!(versions, expected);
     for store in &stores {
         insert(store, &application(None)).await;
     }

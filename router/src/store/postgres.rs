@@ -542,6 +542,13 @@ impl Store for PostgresStore {
     ) -> Result<Vec<WorkItem>, StoreError> {
         let procedures: Vec<String> = capacity.keys().cloned().collect();
         let capacities: Vec<i64> = capacity.values().map(|c| i64::from(*c)).collect();
+        // Procedures without capacity left stay out of the candidate window, which keeps a
+        // claim's cost independent of the backlog (see the SQLite store).
+        let saturated: Vec<String> = capacity
+            .iter()
+            .filter(|(_, c)| **c == 0)
+            .map(|(id, _)| id.clone())
+            .collect();
         // `ranked`/`picked`: at most `capacity[procedure]` entries per procedure (1 for
         // one not in the map, so that its entries still surface their error), oldest due
         // first, `limit` in all, from the statement's snapshot. (Window functions and
@@ -552,12 +559,19 @@ impl Store for PostgresStore {
         // out, one it is claiming at this moment is skipped. So no entry is leased
         // twice, and no claim waits for another.
         let rows = sqlx::query(
-            "WITH ranked AS (
-                 SELECT application_id, procedure_id, due_at,
-                        ROW_NUMBER() OVER (PARTITION BY procedure_id ORDER BY due_at, application_id) AS n
+            "WITH candidates AS (
+                 SELECT application_id, procedure_id, due_at
                  FROM deliveries
                  WHERE step IN ('prepare', 'deliver') AND due_at <= $3
                    AND (lease_until IS NULL OR lease_until < $3)
+                   AND NOT (procedure_id = ANY($7::text[]))
+                 ORDER BY due_at, application_id
+                 LIMIT $8
+             ),
+             ranked AS (
+                 SELECT application_id, procedure_id, due_at,
+                        ROW_NUMBER() OVER (PARTITION BY procedure_id ORDER BY due_at, application_id) AS n
+                 FROM candidates
              ),
              picked AS (
                  SELECT r.application_id, r.procedure_id
@@ -589,6 +603,8 @@ impl Store for PostgresStore {
         .bind(i64::from(limit))
         .bind(procedures)
         .bind(capacities)
+        .bind(saturated)
+        .bind(i64::from(limit.saturating_mul(4)))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| work_item(row, lease)).collect()

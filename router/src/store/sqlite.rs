@@ -556,8 +556,12 @@ impl Store for SqliteStore {
     ) -> Result<Vec<WorkItem>, StoreError> {
         let capacity =
             serde_json::to_string(capacity).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        // At most `capacity[procedure]` entries per procedure (1 for one no longer
-        // configured, so that its entries still surface their error), oldest due first.
+        // Candidates: the oldest due entries (a window a few times the limit, read along
+        // `deliveries_pending`), without procedures that have no capacity left. Of those,
+        // at most `capacity[procedure]` per procedure (1 for one no longer configured, so
+        // that its entries still surface their error). The window keeps a claim's cost
+        // independent of the backlog; a saturated procedure drops out of the window once
+        // its capacity is used, so it cannot hide the others' work for more than a round.
         // Procedure ids are [a-z0-9-] (checked at load), so they quote safely as a path.
         let rows = sqlx::query(
             "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2
@@ -565,9 +569,12 @@ impl Store for SqliteStore {
                SELECT rowid FROM (
                  SELECT rowid, due_at, procedure_id,
                         ROW_NUMBER() OVER (PARTITION BY procedure_id ORDER BY due_at) AS n
-                 FROM deliveries
-                 WHERE step IN ('prepare', 'deliver') AND due_at <= ?3
-                   AND (lease_until IS NULL OR lease_until < ?3))
+                 FROM (
+                   SELECT rowid, due_at, procedure_id FROM deliveries
+                   WHERE step IN ('prepare', 'deliver') AND due_at <= ?3
+                     AND (lease_until IS NULL OR lease_until < ?3)
+                     AND procedure_id NOT IN (SELECT key FROM json_each(?5) WHERE value = 0)
+                   ORDER BY due_at LIMIT ?6))
                WHERE n <= COALESCE(json_extract(?5, '$.\"' || procedure_id || '\"'), 1)
                ORDER BY due_at LIMIT ?4)
              RETURNING application_id, service_key, procedure_id, message_id, message_type, step, attempts,
@@ -578,6 +585,7 @@ impl Store for SqliteStore {
         .bind(millis(now))
         .bind(i64::from(limit))
         .bind(capacity)
+        .bind(i64::from(limit.saturating_mul(4)))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| work_item(row, lease)).collect()
