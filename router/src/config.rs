@@ -105,6 +105,10 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// Every request must arrive completely (head and body) within this many seconds;
+    /// the head within at most 30. A slower client (slowloris) is cut off: `408`.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -112,8 +116,13 @@ impl Default for Limits {
         // Three 5 MiB photos, base64-encoded, plus the form.
         Self {
             max_body_bytes: 24 * 1024 * 1024,
+            request_timeout_secs: default_request_timeout(),
         }
     }
+}
+
+fn default_request_timeout() -> u64 {
+    120
 }
 
 /// The hub as the author (`autor`) of its messages.

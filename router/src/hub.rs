@@ -93,6 +93,7 @@ pub async fn run(
         .collect();
 
     let wake = Arc::new(Notify::new());
+    let request_timeout_secs = config.file.limits.request_timeout_secs;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| Error::Listen {
@@ -250,11 +251,12 @@ pub async fn run(
     let app = api::router(state.clone())
         .merge(crate::console::router(state.clone())?)
         .merge(crate::inbox::router(state, inbox));
-    let served = axum::serve(
+    let served = crate::server::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        std::time::Duration::from_secs(request_timeout_secs),
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await;
     reloader.abort();
     let _ = stop_replies.send(true);

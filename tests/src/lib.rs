@@ -3,6 +3,7 @@
 //! vendor would. A missing service fails the tests loudly; nothing is skipped.
 #![forbid(unsafe_code)]
 
+pub mod faults;
 pub mod pki;
 
 use std::path::{Path, PathBuf};
@@ -103,6 +104,8 @@ pub struct HubSetup {
     /// `RUST_LOG` of the hub process, and extra arguments (e.g. `--log-format json`).
     pub rust_log: &'static str,
     pub extra_args: Vec<&'static str>,
+    /// `[limits] request_timeout_secs` (the hub's default when `None`).
+    pub request_timeout_secs: Option<u64>,
 }
 
 /// Replaces the `[procedure.delivery]` section of `procedure` in a routing table with
@@ -141,6 +144,7 @@ impl Default for HubSetup {
             lease_secs: 120,
             rust_log: "info",
             extra_args: Vec::new(),
+            request_timeout_secs: None,
         }
     }
 }
@@ -288,6 +292,7 @@ listen = "127.0.0.1:{port}"
 
 [limits]
 max_body_bytes = {max_body}
+{request_timeout}
 
 [hub]
 kennung = "kopplung:test"
@@ -330,6 +335,10 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
             regions = root.join("config/regions.csv").display(),
             port = self.port,
             max_body = setup.max_body_bytes,
+            request_timeout = setup
+                .request_timeout_secs
+                .map(|s| format!("request_timeout_secs = {s}"))
+                .unwrap_or_default(),
             amqp = setup.amqp_url,
             lease_secs = setup.lease_secs,
             // A short lease needs short broker timeouts: an attempt must end within it.

@@ -105,10 +105,16 @@ async fn the_broker_stopped_and_started_again_mid_run() {
     let missing: Vec<&String> = expected.keys().filter(|m| !seen.contains_key(*m)).collect();
     assert!(missing.is_empty(), "missing message ids: {missing:?}");
     let duplicates: u32 = seen.values().map(|n| n - 1).sum();
-    println!(
-        "broker restart: {} applications (20 while the broker was down), {} unique message ids received, {duplicates} duplicates, 0 missing",
-        ids.len(),
-        seen.len()
+    kopplung_tests::faults::summary(
+        "faults-broker-restart",
+        &[
+            ("applications", ids.len().to_string()),
+            ("accepted_while_broker_down", "20".into()),
+            ("broker_stops", "1".into()),
+            ("unique_message_ids", seen.len().to_string()),
+            ("lost", missing.len().to_string()),
+            ("redelivered_same_id", duplicates.to_string()),
+        ],
     );
     assert_eq!(seen.len(), ids.len());
     delete_queue(&broker, &queue).await;

@@ -158,6 +158,29 @@ async fn two_instances_on_postgresql_deliver_everything_once_when_one_is_killed(
         &database.name,
         "SELECT 'done=' || COUNT(*) FROM deliveries WHERE step = 'done'",
     );
+    kopplung_tests::faults::summary(
+        "faults-instances-postgres",
+        &[
+            ("applications", APPLICATIONS.to_string()),
+            ("kills", "1".into()),
+            (
+                "submitted_in",
+                format!("{:.1}s", submitted_in.as_secs_f64()),
+            ),
+            (
+                "retried_at_other_instance",
+                retried_elsewhere
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    .to_string(),
+            ),
+            ("unique_message_ids", seen.len().to_string()),
+            (
+                "lost",
+                (APPLICATIONS - seen.len().min(APPLICATIONS)).to_string(),
+            ),
+            ("redelivered_same_id", duplicates.to_string()),
+        ],
+    );
     println!(
         "instances: {APPLICATIONS} applications, submitted in {submitted_in:?}, first instance SIGKILLed after {KILL_AFTER}, {} submissions retried at the other instance, unique message ids at the receiver {}, duplicates {duplicates}, missing 0; store: {}",
         retried_elsewhere.load(std::sync::atomic::Ordering::SeqCst),

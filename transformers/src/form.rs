@@ -575,7 +575,14 @@ fn looks_like_email(text: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains('@')
-        && !text.chars().any(char::is_whitespace)
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        // Characters that only quoted local parts may carry, and markup: never in an
+        // address a clerk writes to.
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>()[]\\,;:\"".contains(c))
 }
 
 #[cfg(test)]

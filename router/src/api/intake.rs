@@ -375,7 +375,10 @@ fn attachment_too_large(index: usize, max_bytes: usize) -> Problem {
 }
 
 fn valid_filename(name: &str) -> bool {
-    !name.trim().is_empty()
+    // Only dots and blanks (`.`, `..`) name a folder, not a file, wherever it is saved.
+    !name
+        .trim_matches(|c: char| c == '.' || c.is_whitespace())
+        .is_empty()
         && name.chars().count() <= 255
         && !name
             .chars()

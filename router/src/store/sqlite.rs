@@ -17,7 +17,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Connection, Row, Sqlite, Transaction};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -61,6 +61,17 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A COMMIT that fails with SQLITE_FULL or an I/O error is rolled back by
+            // SQLite itself, but sqlx still counts the transaction open, and the
+            // connection would refuse every later BEGIN (a full disk would stop the
+            // hub for good). Such a connection is closed, not reused.
+            .after_release(|connection, _| {
+                Box::pin(async move {
+                    // Runs the rollback queued by the dropped transaction first.
+                    connection.ping().await?;
+                    Ok(!connection.is_in_transaction())
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
