@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use kopplung_tests::faults::{AmqpReceiver, Behaviour, FaultyProcedure, Rng, SmallDisk, summary};
-use kopplung_tests::{ADMIN_TOKEN, HubSetup, TestHub, deliver_over};
+use kopplung_tests::{ADMIN_TOKEN, HubSetup, PostgresDatabase, TestHub, deliver_over};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
@@ -124,10 +124,53 @@ async fn submit_until_accepted(
 const APPLICATIONS: usize = 2_000;
 const KILLS: usize = 5;
 
+/// The store under the hub: its own SQLite file, or a PostgreSQL database.
+enum Store {
+    Sqlite,
+    Postgres(PostgresDatabase),
+}
+
+impl Store {
+    fn name(&self) -> &'static str {
+        match self {
+            Store::Sqlite => "sqlite",
+            Store::Postgres(_) => "postgresql",
+        }
+    }
+
+    fn query(&self, hub: &TestHub, sql: &str) -> String {
+        match self {
+            Store::Sqlite => sqlite(hub, &sql.replace("string_agg(", "group_concat(")),
+            Store::Postgres(database) => kopplung_tests::psql_in(&database.name, sql)
+                .trim()
+                .to_owned(),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_at_random_points_of_2000_applications_loses_nothing() {
+    kill_run(Store::Sqlite).await;
+}
+
+/// The same on PostgreSQL: a restarted instance takes over the dead one's leased work
+/// once the lease has run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_at_random_points_on_postgresql_loses_nothing() {
+    kill_run(Store::Postgres(PostgresDatabase::create())).await;
+}
+
+async fn kill_run(store: Store) {
     let (mut rng, seed) = Rng::from_env();
-    let mut hub = TestHub::start(HubSetup::default()).await;
+    let setup = match &store {
+        Store::Sqlite => HubSetup::default(),
+        Store::Postgres(database) => HubSetup {
+            extra_config: format!("[store]\npostgres_url = \"{}\"\n", database.url()),
+            lease_secs: 10,
+            ..HubSetup::default()
+        },
+    };
+    let mut hub = TestHub::start(setup).await;
     let receiver = AmqpReceiver::start(&hub.queue("dresden-maengel")).await;
     let url = hub.url("/api/v1/applications");
     let token = hub.token.clone();
@@ -185,9 +228,9 @@ async fn sigkill_at_random_points_of_2000_applications_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(rng.range(300, 2_500))).await;
         hub.kill();
         // Where the work stood when the process died (the store as the kill left it).
-        let steps = sqlite(
+        let steps = store.query(
             &hub,
-            "SELECT group_concat(step || '=' || n, ',') FROM (SELECT step, COUNT(*) AS n FROM deliveries GROUP BY step)",
+            "SELECT string_agg(step || '=' || n, ',') FROM (SELECT step, COUNT(*) AS n FROM deliveries GROUP BY step) AS s",
         );
         let at = format!(
             "kill{kill}@{:.1}s[answered={},{steps}]",
@@ -209,7 +252,8 @@ async fn sigkill_at_random_points_of_2000_applications_loses_nothing() {
         APPLICATIONS,
         "two keys were answered with the same application"
     );
-    let stored: usize = sqlite(&hub, "SELECT COUNT(*) FROM applications")
+    let stored: usize = store
+        .query(&hub, "SELECT COUNT(*) FROM applications")
         .parse()
         .expect("count");
     assert_eq!(
@@ -258,14 +302,15 @@ async fn sigkill_at_random_points_of_2000_applications_loses_nothing() {
         .filter_map(|l| l["application_id"].as_str().map(str::to_owned))
         .collect();
     // The message ids the hub fixed at intake, to compare with what arrived.
-    let message_ids: BTreeMap<String, String> = sqlite(
-        &hub,
-        "SELECT application_id || '|' || message_id FROM deliveries",
-    )
-    .lines()
-    .filter_map(|l| l.split_once('|'))
-    .map(|(a, m)| (a.to_owned(), m.to_owned()))
-    .collect();
+    let message_ids: BTreeMap<String, String> = store
+        .query(
+            &hub,
+            "SELECT application_id || '|' || message_id FROM deliveries",
+        )
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        .map(|(a, m)| (a.to_owned(), m.to_owned()))
+        .collect();
     let mut lost = Vec::new();
     for id in &accepted {
         match tally.by_application.get(id) {
@@ -288,7 +333,7 @@ async fn sigkill_at_random_points_of_2000_applications_loses_nothing() {
     summary(
         "faults-sigkill",
         &[
-            ("store", "sqlite".into()),
+            ("store", store.name().into()),
             ("transport", "amqp".into()),
             ("applications", APPLICATIONS.to_string()),
             ("kills", KILLS.to_string()),
@@ -317,7 +362,10 @@ async fn sigkill_at_random_points_of_2000_applications_loses_nothing() {
             ("second_applications", "0".into()),
         ],
     );
-    summary("faults-sigkill-points", &[("kills", kill_points.join(" "))]);
+    summary(
+        &format!("faults-sigkill-points-{}", store.name()),
+        &[("kills", kill_points.join(" "))],
+    );
     assert!(lost.is_empty(), "accepted but never delivered: {lost:?}");
     assert_eq!(unknown, 0, "applications nobody accepted arrived");
     assert_eq!(tally.duplicates_after_dedup(), 0);
