@@ -249,6 +249,18 @@ pub struct Authority {
     pub verzeichnisdienst: String,
     #[serde(default = "default_directory_version")]
     pub verzeichnisdienst_list_version: String,
+    /// What the portal's Behördenkatalog shows (all optional, public information).
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub website: Option<String>,
+    /// Opening hours, one line per entry (e.g. `Mo, Mi 9–12 Uhr`).
+    #[serde(default)]
+    pub opening_hours: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -165,6 +165,13 @@ pub async fn run(
             &config.data_dir,
         )?,
         destinations,
+        authorities: config.routing.authorities.clone(),
+        procedure_authority: config
+            .routing
+            .procedures
+            .iter()
+            .map(|p| (p.id.clone(), p.authority.clone()))
+            .collect(),
         limits: config.file.limits.clone(),
         public_url,
         preparer: preparer.clone(),

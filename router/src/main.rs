@@ -57,6 +57,12 @@ enum Command {
         /// Do not start the reference procedures alongside the hub.
         #[arg(long)]
         no_procedures: bool,
+        /// Where the citizens' portal listens.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        portal_listen: SocketAddr,
+        /// Do not start the citizens' portal.
+        #[arg(long)]
+        no_portal: bool,
     },
     /// Run reference specialist procedures: consume their queues, verify each message
     /// as docs/vendors.md describes, and answer with signed receipts.
@@ -78,6 +84,30 @@ enum Command {
         /// Send receipts only, no decisions.
         #[arg(long)]
         no_decisions: bool,
+    },
+    /// Run the citizens' portal (a client of a running hub's public API).
+    Portal {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// The hub's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        hub: String,
+        /// The file with the portal's intake-client token.
+        #[arg(long, default_value = "demo-data/portal-token")]
+        token_file: PathBuf,
+        /// The portal's own data (accounts, sessions, drafts): `portal.sqlite` there.
+        #[arg(long, default_value = "demo-data/portal")]
+        data_dir: PathBuf,
+        /// The `dist` folder of the npm package @kern-ux/native (`npm ci --prefix portal`).
+        #[arg(long, default_value = kopplung_portal::DEFAULT_KERN_DIR)]
+        kern_dir: PathBuf,
+        /// The address citizens use (default: http://<listen>); https makes cookies
+        /// Secure and turns on HSTS.
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Base URL of the payment provider (default: the portal's simulated one).
+        #[arg(long)]
+        payment_url: Option<String>,
     },
     /// Check a configuration completely and exit.
     Check {
@@ -216,7 +246,43 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 config,
                 no_procedures,
-            } => demo(&config, &data_dir, listen, !no_procedures).await,
+                portal_listen,
+                no_portal,
+            } => {
+                demo(
+                    &config,
+                    &data_dir,
+                    listen,
+                    !no_procedures,
+                    (!no_portal).then_some(portal_listen),
+                )
+                .await
+            }
+            Command::Portal {
+                listen,
+                hub,
+                token_file,
+                data_dir,
+                kern_dir,
+                public_url,
+                payment_url,
+            } => {
+                let token = std::fs::read_to_string(&token_file)
+                    .with_context(|| format!("reading {}", token_file.display()))?;
+                let mut portal = kopplung_portal::PortalConfig::demo(
+                    listen,
+                    hub,
+                    token.trim().to_owned(),
+                    data_dir,
+                );
+                portal.kern_dir = kern_dir;
+                if let Some(url) = public_url {
+                    portal.public_url = url;
+                }
+                portal.payment_url = payment_url;
+                kopplung_portal::run(portal, shutdown_signal()).await?;
+                Ok(())
+            }
             Command::ProcedureSim {
                 config,
                 data_dir,
@@ -637,6 +703,7 @@ async fn demo(
     data_dir: &Path,
     listen: Option<SocketAddr>,
     with_procedures: bool,
+    portal_listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let config = load_config(config, data_dir)?;
     std::fs::create_dir_all(data_dir)
@@ -700,7 +767,39 @@ async fn demo(
             clerks.concat()
         );
     }
+    // The citizens' portal: a client of the hub's API with its own token.
+    let portal = match portal_listen {
+        Some(portal_listen) => {
+            let client = loaded
+                .config
+                .file
+                .clients
+                .iter()
+                .find(|c| c.id == "portal")
+                .context("the demo configuration has no [[client]] with id \"portal\"")?;
+            let token_file = client
+                .token_file
+                .as_ref()
+                .map(|f| data_dir.join(f))
+                .context("the portal client has no token_file")?;
+            let token = std::fs::read_to_string(&token_file)
+                .with_context(|| format!("reading {}", token_file.display()))?;
+            let portal = kopplung_portal::PortalConfig::demo(
+                portal_listen,
+                format!("http://{listen}"),
+                token.trim().to_owned(),
+                data_dir.join("portal"),
+            );
+            portal.check_assets()?;
+            println!(
+                "Citizens' portal: http://{portal_listen}/ (register an account, find a service, apply, pay, see the decision in the mailbox)\n"
+            );
+            Some(portal)
+        }
+        None => None,
+    };
     let (stop_procedures, procedures_stopped) = tokio::sync::watch::channel(false);
+    let portal_stopped = procedures_stopped.clone();
     let procedures = if with_procedures {
         let sim = simulator_config(&loaded.config, format!("http://{listen}"), Vec::new())?;
         println!("Reference procedures: verify every message and answer with signed receipts.\n");
@@ -711,8 +810,22 @@ async fn demo(
     } else {
         None
     };
+    let portal = portal.map(|portal| {
+        let mut stopped = portal_stopped.clone();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = kopplung_portal::run(portal, stop).await {
+                eprintln!("error: the citizens' portal stopped: {e}");
+            }
+        })
+    });
     hub::run(loaded, listen, shutdown_signal()).await?;
     let _ = stop_procedures.send(true);
+    if let Some(portal) = portal {
+        let _ = portal.await;
+    }
     if let Some(procedures) = procedures {
         let _ = procedures.await;
     }

@@ -33,6 +33,14 @@ impl RoutingTable {
             .map(String::as_str)
     }
 
+    /// The procedures any route of the service leads to.
+    pub fn procedures_of(&self, service: &str) -> impl Iterator<Item = &str> {
+        self.routes
+            .get(service)
+            .into_iter()
+            .flat_map(|by_region| by_region.values().map(String::as_str))
+    }
+
     /// Whether any route exists for the service.
     pub fn serves(&self, service: &str) -> bool {
         self.routes.contains_key(service)

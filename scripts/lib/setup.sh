@@ -23,7 +23,8 @@ ensure_packages() {
 BUILD_PACKAGES=(build-essential pkg-config libssl-dev openssl libxml2-dev libclang-dev)
 # Packages the tests use besides: the services and the vendor-side tools (xmllint, and a
 # Python virtualenv for jwcrypto, which the tests create).
-TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv)
+# chromium: the portal's browser tests (driven by playwright-core, never a downloaded browser).
+TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv chromium)
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -66,5 +67,24 @@ ensure_postgres() {
     fi
     psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 \
       || psql -h 127.0.0.1 -U postgres -d postgres -qc 'CREATE DATABASE test'
+  fi
+}
+
+# Node.js and npm, for the portal's KERN UX assets (npm package @kern-ux/native) and its
+# browser tests; Debian's packages unless a Node.js with npm is there already.
+ensure_node() {
+  if ! command -v npm >/dev/null 2>&1; then
+    ensure_packages nodejs npm
+  fi
+}
+
+# npm_install DIR: installs the locked npm packages of DIR (package-lock.json) if its
+# node_modules is missing or older than the lock.
+npm_install() {
+  local dir=$1
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    echo "Installing npm packages in $dir"
+    npm ci --no-audit --no-fund --prefix "$dir" >/dev/null
+    touch "$dir/node_modules"
   fi
 }

@@ -929,6 +929,75 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             .any(|s| s["key"] == MAENGEL && s["online"] == true)
     );
 
+    // The directory for portals: municipalities, authorities, responsibility.
+    let all = ok(api.get("/api/v1/regions", None).await, 200);
+    assert_eq!(all.json["regions"].as_array().unwrap().len(), 418);
+    let dresden = ok(api.get("/api/v1/regions?q=dresden", None).await, 200);
+    assert!(
+        dresden.json["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["ars"] == "146120000000")
+    );
+    let authorities = ok(api.get("/api/v1/authorities", None).await, 200);
+    assert!(authorities.json["authorities"].as_array().unwrap().len() > 10);
+    let office = ok(
+        api.get("/api/v1/authorities/dresden-buergerbuero", None)
+            .await,
+        200,
+    );
+    assert!(
+        office.json["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "99108001000000")
+    );
+    problem(
+        api.get("/api/v1/authorities/nirgendwo", None).await,
+        404,
+        "not-found",
+    );
+    let responsible = ok(
+        api.get(
+            "/api/v1/responsibility?service=99108001000000&region=146120000000",
+            None,
+        )
+        .await,
+        200,
+    );
+    assert_eq!(responsible.json["authority"]["id"], "dresden-buergerbuero");
+    assert_eq!(responsible.json["online"], true);
+    // Amtsberg: no Bewohnerparkausweis online, no authority known for it.
+    let elsewhere = ok(
+        api.get(
+            "/api/v1/responsibility?service=99108001000000&region=145210010010",
+            None,
+        )
+        .await,
+        200,
+    );
+    assert_eq!(elsewhere.json["online"], false);
+    problem(
+        api.get(
+            "/api/v1/responsibility?service=99108001000000&region=1461",
+            None,
+        )
+        .await,
+        400,
+        "bad-query",
+    );
+    problem(
+        api.get(
+            "/api/v1/responsibility?service=99999999999999&region=146120000000",
+            None,
+        )
+        .await,
+        404,
+        "not-found",
+    );
+
     // Intake: accepted, replayed, and every refusal.
     let first = ok(
         api.submit(

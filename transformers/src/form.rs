@@ -65,6 +65,14 @@ pub struct Field {
     /// `false` for fields that deliberately do not travel in the message (consent boxes).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub transmit: bool,
+    /// Filled by the front end, not by the citizen: `payment` for the payment reference
+    /// a portal adds after the fee was paid. Front ends do not render such a field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filled_by: Option<String>,
+    /// The step of a multi-page form the field is shown on (1 = first); front ends
+    /// may ignore it and show everything at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -90,7 +98,7 @@ pub struct Condition {
 impl Condition {
     /// Whether the condition holds for the submitted data. The field it looks at must
     /// itself apply: a chain of conditions never demands a field the citizen did not see.
-    fn holds(&self, fields: &[Field], root: &Value) -> bool {
+    pub fn holds(&self, fields: &[Field], root: &Value) -> bool {
         let referenced_applies = find_field(fields, &self.field)
             .and_then(|f| f.when.as_ref())
             .is_none_or(|c| c.holds(fields, root));
@@ -177,6 +185,15 @@ impl FormDefinition {
     /// that a broken form is refused when the mapping loads.
     pub fn resolve(&mut self, shared: &SharedGroups) -> Result<(), String> {
         resolve_uses(&mut self.fields, shared, "")?;
+        compile_patterns(&mut self.fields, "")?;
+        check_fields(&self.fields, "")?;
+        check_conditions(&self.fields, &self.fields, "")
+    }
+
+    /// Checks a definition whose shared groups are already resolved (as
+    /// `GET /api/v1/services` serves it) and compiles its patterns, so that a front end
+    /// can validate with it.
+    pub fn compile(&mut self) -> Result<(), String> {
         compile_patterns(&mut self.fields, "")?;
         check_fields(&self.fields, "")?;
         check_conditions(&self.fields, &self.fields, "")

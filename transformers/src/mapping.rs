@@ -49,7 +49,27 @@ pub struct ServiceInfo {
     /// them; the portal's Zuständigkeitsfinder says "online" there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub available_in: Vec<String>,
+    /// The trust level (Vertrauensniveau, eIDAS/TR-03107) a citizen's account must have
+    /// to submit: `basis` (default), `substanziell` or `hoch`. Checked by the portal.
+    #[serde(default)]
+    pub trust_level: TrustLevel,
+    /// Whether it may be submitted without an account (e.g. the Mängelanzeige).
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Documents the citizen needs (shown in the Leistungskatalog), German text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<String>,
     pub message: MessageInfo,
+}
+
+/// Vertrauensniveau of an identification, lowest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustLevel {
+    #[default]
+    Basis,
+    Substanziell,
+    Hoch,
 }
 
 /// A fee in euros.

@@ -3,6 +3,7 @@
 mod admin;
 mod applications;
 pub mod auth;
+mod directory;
 mod health;
 mod intake;
 pub mod problem;
@@ -45,6 +46,10 @@ pub struct ApiState {
     /// Procedures that collect their messages (pull API), by their tokens.
     pub pullers: auth::Clients,
     pub destinations: BTreeMap<String, DestinationInfo>,
+    /// The authorities of the routing table and which procedure belongs to which
+    /// (Behördenkatalog and Zuständigkeitsfinder).
+    pub authorities: Vec<crate::config::Authority>,
+    pub procedure_authority: BTreeMap<String, String>,
     pub limits: Limits,
     /// Base of `Location` headers, e.g. `http://127.0.0.1:8080`.
     pub public_url: String,
@@ -59,6 +64,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/applications", post(intake::submit))
         .route("/api/v1/applications/{id}", get(applications::show))
         .route("/api/v1/services", get(services::list))
+        .route("/api/v1/regions", get(directory::regions))
+        .route("/api/v1/authorities", get(directory::authorities))
+        .route("/api/v1/authorities/{id}", get(directory::authority))
+        .route("/api/v1/responsibility", get(directory::responsibility))
         .route("/api/v1/admin/deadletters", get(admin::dead_letters))
         .route("/api/v1/admin/deadletters/{id}", get(admin::dead_letter))
         .route("/api/v1/admin/deadletters/{id}/replay", post(admin::replay))

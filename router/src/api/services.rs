@@ -19,6 +19,11 @@ pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
                 "name": mapping.info.name,
                 "description": mapping.info.description,
                 "online": state.routing.serves(&mapping.info.key),
+                "available_in": mapping.info.available_in,
+                "fee": mapping.info.fee,
+                "trust_level": mapping.info.trust_level,
+                "anonymous": mapping.info.anonymous,
+                "documents": mapping.info.documents,
                 "fields": mapping.form.fields,
                 "attachments": mapping.form.attachments,
             })

@@ -1,0 +1,46 @@
+// Progressive enhancement only: every page works without this script.
+// 1. Conditional fields are hidden while their condition does not hold.
+// 2. The error summary takes the focus, so screen readers announce it.
+// 3. The confirmation page gets a print button.
+(function () {
+  'use strict';
+  function valueOf(form, name) {
+    var inputs = form.querySelectorAll('[name="' + name + '"]');
+    for (var i = 0; i < inputs.length; i++) {
+      var input = inputs[i];
+      if (input.type === 'radio') { if (input.checked) return input.value; }
+      else if (input.type === 'checkbox') { return input.checked ? 'true' : 'false'; }
+      else return input.value;
+    }
+    return '';
+  }
+  function update(form) {
+    var conditional = form.querySelectorAll('[data-when-field]');
+    for (var i = 0; i < conditional.length; i++) {
+      var element = conditional[i];
+      var field = element.getAttribute('data-when-field');
+      if (!form.querySelector('[name="' + field + '"]')) continue; // on another step
+      var allowed = element.getAttribute('data-when-values').split('|');
+      element.hidden = allowed.indexOf(valueOf(form, field)) < 0;
+    }
+  }
+  document.addEventListener('DOMContentLoaded', function () {
+    var forms = document.querySelectorAll('form');
+    for (var i = 0; i < forms.length; i++) {
+      (function (form) {
+        if (!form.querySelector('[data-when-field]')) return;
+        form.addEventListener('change', function () { update(form); });
+        update(form);
+        var hints = form.querySelectorAll('.portal-condition');
+        for (var j = 0; j < hints.length; j++) hints[j].hidden = true;
+      })(forms[i]);
+    }
+    var summary = document.getElementById('fehlerliste');
+    if (summary) summary.focus();
+    var print = document.querySelector('.portal-print');
+    if (print) {
+      print.hidden = false;
+      print.addEventListener('click', function () { window.print(); });
+    }
+  });
+})();

@@ -1,0 +1,320 @@
+//! The citizen's applications: the confirmation with the receipt number (also as PDF),
+//! the status and history from the router, the mailbox (receipts, queries, decisions)
+//! and the decision documents, proxied from the router for their owner only.
+
+mod pdf;
+
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::account::require_account;
+use crate::forms::drafts::{self, Draft};
+use crate::web::{Failure, Page, Visitor, german_time, german_time_rfc3339, see_other};
+
+pub fn status_label(status: &str) -> &'static str {
+    match status {
+        "accepted" => "Eingegangen",
+        "prepared" => "Zur Übermittlung vorbereitet",
+        "delivered" => "An die Behörde übermittelt",
+        "received" => "Bei der Behörde eingegangen",
+        "in_progress" => "In Bearbeitung",
+        "query" => "Rückfrage der Behörde",
+        "decided" => "Entschieden",
+        "rejected" => "Von der Behörde zurückgewiesen",
+        "invalid" | "dead_lettered" => "Übermittlung gestört – wir kümmern uns darum",
+        _ => "Unbekannt",
+    }
+}
+
+fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "decided" | "decision" => "Bescheid",
+        "query" => "Rückfrage",
+        "rejected" | "reject" => "Zurückweisung",
+        "received" | "accept" => "Eingangsbestätigung der Behörde",
+        "in_progress" => "Bearbeitungsstand",
+        _ => "Nachricht",
+    }
+}
+
+/// The submitted application `id` of the visitor, or 404.
+async fn submitted(
+    state: &Shared,
+    visitor: &Visitor,
+    id: &str,
+) -> Result<Result<Draft, Box<Response>>, Failure> {
+    let draft = drafts::load_owned(state, visitor, id).await?;
+    if !draft.submitted() {
+        return Ok(Err(Box::new(see_other(&format!(
+            "/entwurf/{}/pruefen",
+            draft.id
+        )))));
+    }
+    Ok(Ok(draft))
+}
+
+/// The router's view of the application, with German labels for the templates.
+async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
+    let Some(application) = &draft.application_id else {
+        return Ok(json!(null));
+    };
+    let Some(status) = state.router.application(application).await? else {
+        return Ok(json!(null));
+    };
+    let documents: Vec<Value> = status["documents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d["id"],
+                "filename": d["filename"],
+                "href": format!("/antraege/{}/dokumente/{}", draft.id, d["id"].as_str().unwrap_or_default()),
+                "size": d["size"],
+            })
+        })
+        .collect();
+    let mailbox: Vec<Value> = status["mailbox"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let document = m["document_id"].as_str();
+            json!({
+                "kind": kind_label(m["kind"].as_str().unwrap_or_default()),
+                "text": m["text"],
+                "at": german_time_rfc3339(m["at"].as_str().unwrap_or_default()),
+                "document_href": document.map(|d| format!("/antraege/{}/dokumente/{d}", draft.id)),
+            })
+        })
+        .collect();
+    let history: Vec<Value> = status["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            json!({
+                "status": status_label(h["status"].as_str().unwrap_or_default()),
+                "at": german_time_rfc3339(h["at"].as_str().unwrap_or_default()),
+            })
+        })
+        .collect();
+    let code = status["status"].as_str().unwrap_or_default();
+    Ok(json!({
+        "status": status_label(code),
+        "status_code": code,
+        "final": matches!(code, "decided" | "rejected"),
+        "documents": documents,
+        "mailbox": mailbox,
+        "history": history,
+    }))
+}
+
+pub async fn show(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+) -> Page {
+    let draft = match submitted(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let router = router_view(&state, &draft).await?;
+    Ok(state.templates.page(
+        &visitor,
+        StatusCode::OK,
+        "application",
+        &format!(
+            "Antrag {} – {}",
+            draft.receipt.as_deref().unwrap_or_default(),
+            draft.service_name
+        ),
+        &json!({
+            "id": draft.id,
+            "receipt": draft.receipt,
+            "service": draft.service_name,
+            "region": draft.region_name,
+            "submitted": draft.submitted_at.map(german_time),
+            "payment_reference": draft.payment_reference,
+            "router": router,
+            "signed_in": visitor.account.is_some(),
+        }),
+    ))
+}
+
+pub async fn confirmation_pdf(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+) -> Page {
+    let draft = match submitted(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let receipt = draft.receipt.clone().unwrap_or_default();
+    let mut lines = vec![
+        (18, true, "Eingangsbestätigung".to_owned()),
+        (11, false, String::new()),
+        (12, false, format!("Leistung: {}", draft.service_name)),
+        (12, false, format!("Gemeinde: {}", draft.region_name)),
+        (12, true, format!("Vorgangsnummer: {receipt}")),
+        (
+            12,
+            false,
+            format!(
+                "Eingegangen am: {}",
+                draft.submitted_at.map(german_time).unwrap_or_default()
+            ),
+        ),
+    ];
+    if let Some(reference) = &draft.payment_reference {
+        lines.push((12, false, format!("Zahlungsreferenz: {reference}")));
+    }
+    lines.push((11, false, String::new()));
+    lines.push((11, false, "Ihr Antrag ist elektronisch eingegangen und wird an die zuständige Behörde übermittelt. Bitte geben Sie bei Rückfragen die Vorgangsnummer an.".to_owned()));
+    let bytes = pdf::document(&format!("Eingangsbestätigung {receipt}"), &lines);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pdf"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::try_from(format!(
+                    "attachment; filename=\"Eingangsbestaetigung-{receipt}.pdf\""
+                ))
+                .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A decision document, for the application's owner only; never served with an active
+/// content type (only PDF is passed on as such, everything else is a download).
+pub async fn document(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path((id, document)): Path<(String, String)>,
+) -> Page {
+    let draft = match submitted(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let Some(application) = &draft.application_id else {
+        return Err(Failure::not_found());
+    };
+    let Some(found) = state.router.document(application, &document).await? else {
+        return Err(Failure::not_found());
+    };
+    let media_type = if found.media_type.starts_with("application/pdf") {
+        "application/pdf"
+    } else {
+        "application/octet-stream"
+    };
+    let filename: String = found
+        .filename
+        .unwrap_or_else(|| "dokument.pdf".into())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(100)
+        .collect();
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(media_type)),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::try_from(format!("attachment; filename=\"{filename}\""))
+                    .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+            ),
+        ],
+        found.bytes,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    Ok(response)
+}
+
+async fn submitted_list(state: &Shared, account_id: &str) -> Result<Vec<(Draft, Value)>, Failure> {
+    let mut out = Vec::new();
+    for draft in drafts::list(state, account_id, "submitted").await? {
+        let view = router_view(state, &draft).await?;
+        out.push((draft, view));
+    }
+    Ok(out)
+}
+
+pub async fn list(State(state): State<Shared>, Extension(visitor): Extension<Visitor>) -> Page {
+    let account = match require_account(&visitor, "/konto/antraege") {
+        Ok(account) => account,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let items: Vec<Value> = submitted_list(&state, &account.id)
+        .await?
+        .into_iter()
+        .map(|(d, v)| {
+            json!({
+                "id": d.id, "receipt": d.receipt, "service": d.service_name, "region": d.region_name,
+                "submitted": d.submitted_at.map(german_time), "status": v["status"],
+            })
+        })
+        .collect();
+    Ok(state.templates.page(
+        &visitor,
+        StatusCode::OK,
+        "applications",
+        "Meine Anträge",
+        &json!({ "applications": items }),
+    ))
+}
+
+pub async fn mailbox(State(state): State<Shared>, Extension(visitor): Extension<Visitor>) -> Page {
+    let account = match require_account(&visitor, "/konto/postfach") {
+        Ok(account) => account,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let mut messages = Vec::new();
+    for (draft, view) in submitted_list(&state, &account.id).await? {
+        for entry in view["mailbox"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+        {
+            let mut entry = entry;
+            entry["receipt"] = json!(draft.receipt);
+            entry["service"] = json!(draft.service_name);
+            entry["href"] = json!(format!("/antraege/{}", draft.id));
+            messages.push(entry);
+        }
+        // The portal's own receipt of the submission.
+        messages.push(json!({
+            "kind": "Eingangsbestätigung",
+            "text": format!("Ihr Antrag „{}“ ist am {} eingegangen. Vorgangsnummer: {}.", draft.service_name, draft.submitted_at.map(german_time).unwrap_or_default(), draft.receipt.as_deref().unwrap_or_default()),
+            "at": draft.submitted_at.map(german_time),
+            "receipt": draft.receipt,
+            "service": draft.service_name,
+            "href": format!("/antraege/{}", draft.id),
+            "document_href": format!("/antraege/{}/bestaetigung.pdf", draft.id),
+        }));
+    }
+    Ok(state.templates.page(
+        &visitor,
+        StatusCode::OK,
+        "mailbox",
+        "Postfach",
+        &json!({ "messages": messages }),
+    ))
+}

@@ -1,0 +1,260 @@
+//! Drafts (Temp. Ablage) and their attachments in the portal's database. Every read goes
+//! through `load_owned`: a draft or application of someone else is "not found".
+
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::web::{Failure, Visitor};
+use crate::{Shared, db};
+
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub id: String,
+    pub account_id: Option<String>,
+    pub session_id: Option<String>,
+    pub service: String,
+    pub service_name: String,
+    pub region: String,
+    pub region_name: String,
+    pub data: Value,
+    pub status: String,
+    pub payment_transaction: Option<String>,
+    pub payment_reference: Option<String>,
+    pub application_id: Option<String>,
+    pub receipt: Option<String>,
+    pub updated_at: i64,
+    pub submitted_at: Option<i64>,
+}
+
+impl Draft {
+    pub fn submitted(&self) -> bool {
+        self.status == "submitted"
+    }
+
+    fn from_row(row: &SqliteRow) -> Self {
+        Self {
+            id: row.get("id"),
+            account_id: row.get("account_id"),
+            session_id: row.get("session_id"),
+            service: row.get("service"),
+            service_name: row.get("service_name"),
+            region: row.get("region"),
+            region_name: row.get("region_name"),
+            data: serde_json::from_str(&row.get::<String, _>("data"))
+                .unwrap_or_else(|_| Value::Object(Default::default())),
+            status: row.get("status"),
+            payment_transaction: row.get("payment_transaction"),
+            payment_reference: row.get("payment_reference"),
+            application_id: row.get("application_id"),
+            receipt: row.get("receipt"),
+            updated_at: row.get("updated_at"),
+            submitted_at: row.get("submitted_at"),
+        }
+    }
+
+    /// Whether `visitor` owns it: the account, or — for anonymous ones — the session.
+    pub fn owned_by(&self, visitor: &Visitor) -> bool {
+        match (&visitor.account, &self.account_id) {
+            (Some(account), Some(owner)) => &account.id == owner,
+            (_, None) => self.session_id.as_deref() == Some(visitor.session_id.as_str()),
+            (None, Some(_)) => false,
+        }
+    }
+}
+
+pub struct NewDraft<'a> {
+    pub service: &'a str,
+    pub service_name: &'a str,
+    pub region: &'a str,
+    pub region_name: &'a str,
+    pub data: &'a Value,
+}
+
+pub async fn create(
+    state: &Shared,
+    visitor: &Visitor,
+    new: NewDraft<'_>,
+) -> Result<String, sqlx::Error> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = db::now();
+    let account = visitor.account.as_ref().map(|a| a.id.clone());
+    sqlx::query(
+        "INSERT INTO drafts (id, account_id, session_id, service, service_name, region, region_name, data, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(&account)
+    .bind(account.is_none().then_some(visitor.session_id.as_str()))
+    .bind(new.service)
+    .bind(new.service_name)
+    .bind(new.region)
+    .bind(new.region_name)
+    .bind(new.data.to_string())
+    .bind(now)
+    .bind(now)
+    .execute(&state.db)
+    .await?;
+    Ok(id)
+}
+
+/// The draft or application `id` if `visitor` owns it; otherwise 404 (never 403: an
+/// id of someone else must not even be confirmed to exist).
+pub async fn load_owned(state: &Shared, visitor: &Visitor, id: &str) -> Result<Draft, Failure> {
+    let row = sqlx::query("SELECT * FROM drafts WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await?;
+    match row.map(|r| Draft::from_row(&r)) {
+        Some(draft) if draft.owned_by(visitor) => Ok(draft),
+        _ => Err(Failure::not_found()),
+    }
+}
+
+/// The account's drafts or applications, newest first.
+pub async fn list(
+    state: &Shared,
+    account_id: &str,
+    status: &str,
+) -> Result<Vec<Draft>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM drafts WHERE account_id = ? AND status = ? ORDER BY updated_at DESC, id",
+    )
+    .bind(account_id)
+    .bind(status)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(rows.iter().map(Draft::from_row).collect())
+}
+
+pub async fn save_data(state: &Shared, id: &str, data: &Value) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE drafts SET data = ?, updated_at = ? WHERE id = ? AND status = 'draft'")
+        .bind(data.to_string())
+        .bind(db::now())
+        .bind(id)
+        .execute(&state.db)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(state: &Shared, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM drafts WHERE id = ? AND status = 'draft'")
+        .bind(id)
+        .execute(&state.db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_payment(
+    state: &Shared,
+    id: &str,
+    transaction: &str,
+    reference: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE drafts SET payment_transaction = ?, payment_reference = ?, updated_at = ? WHERE id = ? AND status = 'draft'",
+    )
+    .bind(transaction)
+    .bind(reference)
+    .bind(db::now())
+    .bind(id)
+    .execute(&state.db)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_submitted(
+    state: &Shared,
+    id: &str,
+    application_id: &str,
+    receipt: &str,
+) -> Result<(), sqlx::Error> {
+    let now = db::now();
+    sqlx::query(
+        "UPDATE drafts SET status = 'submitted', application_id = ?, receipt = ?, submitted_at = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(application_id)
+    .bind(receipt)
+    .bind(now)
+    .bind(now)
+    .bind(id)
+    .execute(&state.db)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredAttachment {
+    pub id: String,
+    pub filename: String,
+    pub media_type: String,
+    pub size: i64,
+}
+
+pub async fn attachments(
+    state: &Shared,
+    draft: &str,
+) -> Result<Vec<StoredAttachment>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, filename, media_type, size FROM draft_attachments WHERE draft_id = ? ORDER BY created_at, id",
+    )
+    .bind(draft)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| StoredAttachment {
+            id: r.get("id"),
+            filename: r.get("filename"),
+            media_type: r.get("media_type"),
+            size: r.get("size"),
+        })
+        .collect())
+}
+
+pub async fn attachment_contents(
+    state: &Shared,
+    draft: &str,
+) -> Result<Vec<(String, String, Vec<u8>)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT filename, media_type, content FROM draft_attachments WHERE draft_id = ? ORDER BY created_at, id",
+    )
+    .bind(draft)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("filename"), r.get("media_type"), r.get("content")))
+        .collect())
+}
+
+pub async fn add_attachment(
+    state: &Shared,
+    draft: &str,
+    filename: &str,
+    media_type: &str,
+    content: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO draft_attachments (id, draft_id, filename, media_type, size, content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(draft)
+    .bind(filename)
+    .bind(media_type)
+    .bind(content.len() as i64)
+    .bind(content)
+    .bind(db::now())
+    .execute(&state.db)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_attachment(state: &Shared, draft: &str, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM draft_attachments WHERE draft_id = ? AND id = ?")
+        .bind(draft)
+        .bind(id)
+        .execute(&state.db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,676 @@
+//! The online form of a service, rendered from its form definition: a draft per
+//! application (Temp. Ablage), the steps, attachments, the review, and the submission
+//! through the router's intake API.
+
+pub mod drafts;
+pub mod render;
+
+use axum::extract::{Extension, Form, Multipart, Path, State};
+use axum::http::StatusCode;
+use kopplung_transformers::FieldError;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::account::{master_data, require_account, trust_label};
+use crate::router_client::{OutgoingAttachment, Service, Submitted};
+use crate::web::{
+    Failure, Page, Visitor, check_csrf, euro, form_value, german_time, same_token, see_other,
+};
+use drafts::Draft;
+
+async fn service_of(state: &Shared, key: &str) -> Result<Service, Failure> {
+    state
+        .router
+        .service(key)
+        .await?
+        .ok_or_else(|| Failure::bad_request("Diese Leistung wird nicht mehr angeboten."))
+}
+
+/// The draft if it is still a draft; a submitted one leads to its application page.
+async fn open_draft(
+    state: &Shared,
+    visitor: &Visitor,
+    id: &str,
+) -> Result<Result<Draft, Box<axum::response::Response>>, Failure> {
+    let draft = drafts::load_owned(state, visitor, id).await?;
+    if draft.submitted() {
+        return Ok(Err(Box::new(see_other(&format!("/antraege/{}", draft.id)))));
+    }
+    Ok(Ok(draft))
+}
+
+/// `POST /antrag/{key}/neu`: starts an application for the municipality `region`.
+pub async fn start(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(key): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Page {
+    check_csrf(&visitor, &pairs)?;
+    let region = form_value(&pairs, "region").unwrap_or_default().to_owned();
+    let service = service_of(&state, &key).await?;
+    let finder = format!(
+        "/zustaendigkeit?leistung={}&ort={}",
+        crate::router_client::encode(&key),
+        crate::router_client::encode(&region)
+    );
+    if !service.anonymous
+        && let Err(redirect) = require_account(&visitor, &finder)
+    {
+        return Ok(*redirect);
+    }
+    let Some(found) = state.router.responsibility(&key, &region).await? else {
+        return Err(Failure::bad_request(
+            "Bitte wählen Sie zuerst Ihre Gemeinde im Zuständigkeitsfinder.",
+        ));
+    };
+    if !found.online {
+        return Err(Failure::bad_request(format!(
+            "„{}“ kann in {} nicht online beantragt werden. Bitte wenden Sie sich an die zuständige Stelle.",
+            found.service_name, found.region_name
+        )));
+    }
+    let form = service.form()?;
+    let data = match &visitor.account {
+        Some(account) => render::prefill(&form, &master_data(&state, &account.id).await?),
+        None => json!({}),
+    };
+    let id = drafts::create(
+        &state,
+        &visitor,
+        drafts::NewDraft {
+            service: &service.key,
+            service_name: &service.name,
+            region: &found.region,
+            region_name: &found.region_name,
+            data: &data,
+        },
+    )
+    .await?;
+    let first = render::steps(&form).first().copied().unwrap_or(1);
+    Ok(see_other(&format!("/entwurf/{id}/schritt/{first}")))
+}
+
+/// Navigation of the steps for the templates.
+fn progress(form_steps: &[u32], attachments: bool, current: &str) -> Vec<Value> {
+    let count = form_steps.len() + usize::from(attachments) + 1;
+    let mut items = Vec::new();
+    for (i, step) in form_steps.iter().enumerate() {
+        items.push(json!({"label": format!("Angaben {}", i + 1), "current": current == step.to_string(), "number": i + 1, "count": count}));
+    }
+    if attachments {
+        items.push(json!({"label": "Anlagen", "current": current == "anlagen", "number": form_steps.len() + 1, "count": count}));
+    }
+    items.push(json!({"label": "Prüfen und absenden", "current": current == "pruefen", "number": count, "count": count}));
+    items
+}
+
+fn step_view(
+    visitor: &Visitor,
+    draft: &Draft,
+    service: &Service,
+    form: &kopplung_transformers::FormDefinition,
+    step: u32,
+    errors: &[FieldError],
+) -> Value {
+    let fields = render::step_fields(form, step);
+    let errors: Vec<FieldError> = errors
+        .iter()
+        .filter(|e| render::step_of(form, &e.field) == step)
+        .cloned()
+        .collect();
+    let map = render::error_map(form, &errors);
+    let summary: Vec<Value> = map
+        .iter()
+        .map(|(path, message)| json!({"id": render::field_id(path), "message": message}))
+        .collect();
+    let steps = render::steps(form);
+    let index = steps.iter().position(|s| *s == step).unwrap_or(0);
+    json!({
+        "csrf": visitor.csrf,
+        "draft": draft.id,
+        "service": service.name,
+        "region": draft.region_name,
+        "step": step,
+        "progress": progress(&steps, form.attachments.max_count > 0, &step.to_string()),
+        "step_number": index + 1,
+        "fields": render::views(form, &fields, "", &draft.data, &map),
+        "errors": summary,
+        "signed_in": visitor.account.is_some(),
+        "back": if index == 0 { None } else { Some(format!("/entwurf/{}/schritt/{}", draft.id, steps[index - 1])) },
+    })
+}
+
+pub async fn step_page(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path((id, step)): Path<(String, u32)>,
+) -> Page {
+    let draft = match open_draft(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let service = service_of(&state, &draft.service).await?;
+    let form = service.form()?;
+    if !render::steps(&form).contains(&step) {
+        return Err(Failure::not_found());
+    }
+    let view = step_view(&visitor, &draft, &service, &form, step, &[]);
+    Ok(state.templates.page(
+        &visitor,
+        StatusCode::OK,
+        "form_step",
+        &format!("{} – Schritt {}", service.name, view["step_number"]),
+        &view,
+    ))
+}
+
+pub async fn step_save(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path((id, step)): Path<(String, u32)>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Page {
+    check_csrf(&visitor, &pairs)?;
+    let mut draft = match open_draft(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let service = service_of(&state, &draft.service).await?;
+    let form = service.form()?;
+    let steps = render::steps(&form);
+    if !steps.contains(&step) {
+        return Err(Failure::not_found());
+    }
+    render::take_inputs(
+        &render::step_fields(&form, step),
+        "",
+        &pairs,
+        &mut draft.data,
+    );
+    drafts::save_data(&state, &draft.id, &draft.data).await?;
+    if form_value(&pairs, "aktion") == Some("speichern") {
+        return Ok(see_other(&format!(
+            "/konto/entwuerfe?gespeichert={}",
+            draft.id
+        )));
+    }
+    let errors = form.validate(&draft.data).err().unwrap_or_default();
+    if errors
+        .iter()
+        .any(|e| render::step_of(&form, &e.field) == step)
+    {
+        let view = step_view(&visitor, &draft, &service, &form, step, &errors);
+        return Ok(state.templates.page(
+            &visitor,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_step",
+            &format!("Fehler: {} – Schritt {}", service.name, view["step_number"]),
+            &view,
+        ));
+    }
+    let next = steps.iter().find(|s| **s > step);
+    Ok(see_other(&match next {
+        Some(next) => format!("/entwurf/{}/schritt/{next}", draft.id),
+        None if form.attachments.max_count > 0 => format!("/entwurf/{}/anlagen", draft.id),
+        None => format!("/entwurf/{}/pruefen", draft.id),
+    }))
+}
+
+fn human_size(bytes: i64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0)).replace('.', ",")
+    } else {
+        format!("{} KB", (bytes + 1023) / 1024)
+    }
+}
+
+fn media_label(media_type: &str) -> &str {
+    match media_type {
+        "application/pdf" => "PDF",
+        "image/jpeg" => "JPEG",
+        "image/png" => "PNG",
+        other => other,
+    }
+}
+
+async fn attachments_view(
+    state: &Shared,
+    visitor: &Visitor,
+    draft: &Draft,
+    service: &Service,
+    errors: Vec<Value>,
+) -> Result<Value, Failure> {
+    let form = service.form()?;
+    let stored = drafts::attachments(state, &draft.id).await?;
+    let rules = &form.attachments;
+    let types: Vec<&str> = rules.media_types.iter().map(|t| media_label(t)).collect();
+    Ok(json!({
+        "csrf": visitor.csrf,
+        "draft": draft.id,
+        "service": service.name,
+        "progress": progress(&render::steps(&form), true, "anlagen"),
+        "attachments": stored.iter().map(|a| json!({
+            "id": a.id, "filename": a.filename, "type": media_label(&a.media_type), "size": human_size(a.size),
+        })).collect::<Vec<_>>(),
+        "max_count": rules.max_count,
+        "max_size": human_size(rules.max_bytes as i64),
+        "types": types.join(", "),
+        "accept": rules.media_types.join(","),
+        "room": stored.len() < rules.max_count,
+        "errors": errors,
+        "back": format!("/entwurf/{}/schritt/{}", draft.id, render::steps(&form).last().copied().unwrap_or(1)),
+    }))
+}
+
+pub async fn attachments_page(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+) -> Page {
+    let draft = match open_draft(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let service = service_of(&state, &draft.service).await?;
+    if service.attachments.max_count == 0 {
+        return Err(Failure::not_found());
+    }
+    let view = attachments_view(&state, &visitor, &draft, &service, Vec::new()).await?;
+    Ok(state.templates.page(
+        &visitor,
+        StatusCode::OK,
+        "attachments",
+        &format!("{} – Anlagen", service.name),
+        &view,
+    ))
+}
+
+/// What the first bytes say the file is (never trust the browser's type alone).
+fn sniff(content: &[u8]) -> Option<&'static str> {
+    if content.starts_with(b"%PDF-") {
+        Some("application/pdf")
+    } else if content.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+        Some("image/png")
+    } else if content.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else {
+        None
+    }
+}
+
+/// A file name without folders or control characters, at most 100 characters.
+fn clean_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(100)
+        .collect();
+    if cleaned.trim().is_empty() {
+        "anlage".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+pub async fn attachments_upload(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+    mut multipart: Multipart,
+) -> Page {
+    let mut csrf = None;
+    let mut file: Option<(String, String, Vec<u8>)> = None;
+    let mut too_large = false;
+    let draft = drafts::load_owned(&state, &visitor, &id).await?;
+    let service = service_of(&state, &draft.service).await?;
+    let max_bytes = service.attachments.max_bytes;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(_) => {
+                return Err(Failure::bad_request(
+                    "Die Datei konnte nicht übertragen werden. Bitte versuchen Sie es noch einmal.",
+                ));
+            }
+        };
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.ok(),
+            Some("datei") => {
+                let filename = clean_filename(field.file_name().unwrap_or_default());
+                let declared = field.content_type().unwrap_or_default().to_owned();
+                let mut field = field;
+                let mut content = Vec::new();
+                loop {
+                    match field.chunk().await {
+                        Ok(Some(chunk)) => {
+                            if content.len() + chunk.len() > max_bytes {
+                                too_large = true;
+                                break;
+                            }
+                            content.extend_from_slice(&chunk);
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            return Err(Failure::bad_request(
+                                "Die Datei konnte nicht übertragen werden. Bitte versuchen Sie es noch einmal.",
+                            ));
+                        }
+                    }
+                }
+                if !too_large && !content.is_empty() {
+                    file = Some((filename, declared, content));
+                }
+            }
+            _ => {}
+        }
+        if too_large {
+            break;
+        }
+    }
+    if !csrf
+        .as_deref()
+        .is_some_and(|t| same_token(t, &visitor.csrf))
+    {
+        return Err(Failure::csrf());
+    }
+    if draft.submitted() {
+        return Ok(see_other(&format!("/antraege/{}", draft.id)));
+    }
+    let rules = &service.attachments;
+    let stored = drafts::attachments(&state, &draft.id).await?;
+    let mut errors = Vec::new();
+    let types: Vec<&str> = rules.media_types.iter().map(|t| media_label(t)).collect();
+    if too_large {
+        errors.push(format!(
+            "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei.",
+            human_size(max_bytes as i64)
+        ));
+    } else if stored.len() >= rules.max_count {
+        errors.push(format!(
+            "Sie können höchstens {} Dateien anhängen.",
+            rules.max_count
+        ));
+    } else {
+        match &file {
+            None => errors.push("Bitte wählen Sie eine Datei aus.".to_owned()),
+            Some((_, declared, content)) => match sniff(content) {
+                Some(actual)
+                    if rules.media_types.iter().any(|t| t == actual)
+                        && (declared == actual
+                            || declared == "application/octet-stream"
+                            || declared.is_empty()) => {}
+                _ => errors.push(format!(
+                    "Dieser Dateityp ist nicht erlaubt. Erlaubt sind: {}.",
+                    types.join(", ")
+                )),
+            },
+        }
+    }
+    if !errors.is_empty() {
+        let errors: Vec<Value> = errors
+            .into_iter()
+            .map(|m| json!({"id": "datei", "message": m}))
+            .collect();
+        let view = attachments_view(&state, &visitor, &draft, &service, errors).await?;
+        return Ok(state.templates.page(
+            &visitor,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "attachments",
+            &format!("Fehler: {} – Anlagen", service.name),
+            &view,
+        ));
+    }
+    if let Some((filename, _, content)) = file {
+        let media_type = sniff(&content).unwrap_or("application/octet-stream");
+        drafts::add_attachment(&state, &draft.id, &filename, media_type, &content).await?;
+    }
+    Ok(see_other(&format!("/entwurf/{}/anlagen", draft.id)))
+}
+
+pub async fn attachment_remove(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path((id, attachment)): Path<(String, String)>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Page {
+    check_csrf(&visitor, &pairs)?;
+    let draft = match open_draft(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    drafts::remove_attachment(&state, &draft.id, &attachment).await?;
+    Ok(see_other(&format!("/entwurf/{}/anlagen", draft.id)))
+}
+
+/// What stands between the draft and its submission, besides field errors.
+fn trust_problem(visitor: &Visitor, service: &Service) -> Option<String> {
+    match &visitor.account {
+        None if service.anonymous => None,
+        None => Some("Bitte melden Sie sich mit Ihrem Servicekonto an.".to_owned()),
+        Some(account) if account.trust_level < service.trust_level => Some(format!(
+            "Für „{}“ ist das Vertrauensniveau „{}“ nötig; Ihr Servicekonto hat „{}“. Bitte identifizieren Sie sich zuerst.",
+            service.name,
+            trust_label(service.trust_level),
+            trust_label(account.trust_level)
+        )),
+        Some(_) => None,
+    }
+}
+
+async fn review_page(
+    state: &Shared,
+    visitor: &Visitor,
+    draft: &Draft,
+    service: &Service,
+    extra_errors: &[FieldError],
+    notice: Option<String>,
+) -> Page {
+    let form = service.form()?;
+    let mut errors = form.validate(&draft.data).err().unwrap_or_default();
+    errors.extend(extra_errors.iter().cloned());
+    let map = render::error_map(&form, &errors);
+    let summary: Vec<Value> = map
+        .iter()
+        .map(|(path, message)| {
+            json!({
+                "href": format!("/entwurf/{}/schritt/{}#{}", draft.id, render::step_of(&form, path), render::field_id(path)),
+                "message": message,
+            })
+        })
+        .collect();
+    let attachments = drafts::attachments(state, &draft.id).await?;
+    let paid = draft.payment_reference.is_some();
+    let trust = trust_problem(visitor, service);
+    let status = if summary.is_empty() && notice.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let view = json!({
+        "csrf": visitor.csrf,
+        "draft": draft.id,
+        "service": service.name,
+        "region": draft.region_name,
+        "progress": progress(&render::steps(&form), form.attachments.max_count > 0, "pruefen"),
+        "rows": render::summary(&form, &draft.data),
+        "steps": render::steps(&form).iter().map(|s| json!({"href": format!("/entwurf/{}/schritt/{s}", draft.id)})).collect::<Vec<_>>(),
+        "has_attachments": form.attachments.max_count > 0,
+        "attachments": attachments.iter().map(|a| json!({"filename": a.filename, "size": human_size(a.size)})).collect::<Vec<_>>(),
+        "errors": summary,
+        "notice": notice,
+        "trust_problem": trust,
+        "identify_href": format!("/konto/identifizierung?weiter={}", crate::router_client::encode(&format!("/entwurf/{}/pruefen", draft.id))),
+        "fee": service.fee.as_ref().map(|f| json!({"amount": euro(&f.betrag), "description": f.beschreibung})),
+        "paid": paid,
+        "payment_reference": draft.payment_reference,
+        "can_pay": service.fee.is_some() && !paid && map.is_empty() && trust.is_none(),
+        "can_submit": (service.fee.is_none() || paid) && map.is_empty() && trust.is_none(),
+        "updated": german_time(draft.updated_at),
+    });
+    let title = if status == StatusCode::OK {
+        format!("{} – Prüfen und absenden", service.name)
+    } else {
+        format!("Fehler: {} – Prüfen und absenden", service.name)
+    };
+    Ok(state
+        .templates
+        .page(visitor, status, "review", &title, &view))
+}
+
+pub async fn review(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+) -> Page {
+    let draft = match open_draft(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let service = service_of(&state, &draft.service).await?;
+    let mut page = review_page(&state, &visitor, &draft, &service, &[], None).await?;
+    // Showing the review is no error, even when something is missing.
+    *page.status_mut() = StatusCode::OK;
+    Ok(page)
+}
+
+/// `POST /entwurf/{id}/absenden`: the submission through the router's intake API.
+pub async fn submit(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Page {
+    check_csrf(&visitor, &pairs)?;
+    let draft = match open_draft(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let service = service_of(&state, &draft.service).await?;
+    let form = service.form()?;
+    if let Some(problem) = trust_problem(&visitor, &service) {
+        return Err(Failure::forbidden(problem));
+    }
+    if form.validate(&draft.data).is_err() {
+        return review_page(&state, &visitor, &draft, &service, &[], None).await;
+    }
+    let mut data = draft.data.clone();
+    if service.fee.is_some() {
+        // Only after a successful payment, confirmed by the provider itself.
+        let (Some(transaction), Some(reference)) =
+            (&draft.payment_transaction, &draft.payment_reference)
+        else {
+            return review_page(
+                &state,
+                &visitor,
+                &draft,
+                &service,
+                &[],
+                Some("Bitte bezahlen Sie zuerst die Gebühr.".into()),
+            )
+            .await;
+        };
+        let status = state.payments.status(transaction).await?;
+        if !status.paid() {
+            return review_page(
+                &state,
+                &visitor,
+                &draft,
+                &service,
+                &[],
+                Some("Die Zahlung ist nicht abgeschlossen. Bitte bezahlen Sie die Gebühr.".into()),
+            )
+            .await;
+        }
+        data["zahlung"] = json!({ "referenz": reference });
+    }
+    let attachments: Vec<OutgoingAttachment> = drafts::attachment_contents(&state, &draft.id)
+        .await?
+        .into_iter()
+        .map(|(filename, media_type, content)| OutgoingAttachment {
+            filename,
+            media_type,
+            content,
+        })
+        .collect();
+    let answer = state
+        .router
+        .submit(
+            &draft.service,
+            &draft.region,
+            &data,
+            &attachments,
+            &draft.id,
+        )
+        .await?;
+    match answer {
+        Submitted::Accepted {
+            id: application,
+            receipt,
+        } => {
+            drafts::mark_submitted(&state, &draft.id, &application, &receipt).await?;
+            tracing::info!(draft = %draft.id, application = %application, "application submitted");
+            Ok(see_other(&format!("/antraege/{}", draft.id)))
+        }
+        Submitted::Invalid(errors) => {
+            tracing::warn!(draft = %draft.id, count = errors.len(), "the router refused fields");
+            review_page(&state, &visitor, &draft, &service, &errors, Some("Die Angaben wurden nicht angenommen. Bitte korrigieren Sie die markierten Felder.".into())).await
+        }
+        Submitted::Refused { status, kind } => {
+            tracing::warn!(draft = %draft.id, status, %kind, "the router refused the application");
+            Err(Failure::bad_request(
+                "Der Antrag konnte nicht angenommen werden. Bitte wenden Sie sich an die zuständige Stelle.",
+            ))
+        }
+    }
+}
+
+pub async fn discard(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Page {
+    check_csrf(&visitor, &pairs)?;
+    let draft = match open_draft(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    drafts::delete(&state, &draft.id).await?;
+    Ok(see_other(if visitor.account.is_some() {
+        "/konto/entwuerfe"
+    } else {
+        "/"
+    }))
+}
+
+/// `GET /konto/entwuerfe`: the Temp. Ablage.
+pub async fn drafts(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Page {
+    let account = match require_account(&visitor, "/konto/entwuerfe") {
+        Ok(account) => account,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let list = drafts::list(&state, &account.id, "draft").await?;
+    Ok(state.templates.page(
+        &visitor,
+        StatusCode::OK,
+        "drafts",
+        "Temp. Ablage: Ihre Entwürfe",
+        &json!({
+            "csrf": visitor.csrf,
+            "saved": query.contains_key("gespeichert"),
+            "drafts": list.iter().map(|d| json!({
+                "id": d.id,
+                "service": d.service_name,
+                "region": d.region_name,
+                "updated": german_time(d.updated_at),
+            })).collect::<Vec<_>>(),
+        }),
+    ))
+}

@@ -1,0 +1,194 @@
+//! Fees: the payment step against a payment provider following the XBezahldienste flow
+//! (create a payment transaction → the citizen pays on the provider's page → the portal
+//! asks the provider for the status → the payment reference is kept and goes into the
+//! message). The provider is called over HTTP like a real one; `provider` is the
+//! simulated one the portal serves itself under `/xbezahldienste`.
+
+pub mod provider;
+
+use std::time::Duration;
+
+use axum::extract::{Extension, Form, Path, State};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::forms::drafts;
+use crate::web::{Failure, Page, Visitor, check_csrf, see_other};
+use crate::{Error, Shared};
+
+pub struct PaymentClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// The provider's answer about one transaction.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    pub payment_transaction_id: String,
+    /// `INITIAL`, `PAYED`, `CANCELED`, `FAILED`.
+    pub status: String,
+    pub payment_information: PaymentInformation,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentInformation {
+    pub transaction_url: String,
+    #[serde(default)]
+    pub payment_reference: Option<String>,
+}
+
+impl Transaction {
+    pub fn paid(&self) -> bool {
+        self.status == "PAYED" && self.payment_information.payment_reference.is_some()
+    }
+}
+
+/// `"30.70"` → 3070 cents.
+pub fn cents(amount: &str) -> Option<u64> {
+    let (euros, cents) = amount.split_once('.').unwrap_or((amount, "0"));
+    let cents = format!("{cents:0<2}");
+    if cents.len() != 2 {
+        return None;
+    }
+    Some(euros.parse::<u64>().ok()? * 100 + cents.parse::<u64>().ok()?)
+}
+
+impl PaymentClient {
+    pub fn new(base: &str) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| Error::Payment(e.to_string()))?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+        })
+    }
+
+    pub async fn create(
+        &self,
+        request_id: &str,
+        amount: &str,
+        purpose: &str,
+        redirect_url: &str,
+    ) -> Result<Transaction, Error> {
+        let gross = cents(amount).ok_or_else(|| Error::Payment(format!("bad amount {amount}")))?;
+        let response = self
+            .http
+            .post(format!("{}/api/v1/paymenttransaction", self.base))
+            .json(&json!({
+                "requestId": request_id,
+                "requestTimestamp": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "currency": "EUR",
+                "grossAmount": gross,
+                "purpose": purpose,
+                "description": purpose,
+                "redirectUrl": redirect_url,
+            }))
+            .send()
+            .await
+            .map_err(|e| Error::Payment(e.to_string()))?;
+        if response.status().as_u16() != 201 {
+            return Err(Error::Payment(format!("create: {}", response.status())));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| Error::Payment(e.to_string()))
+    }
+
+    pub async fn status(&self, id: &str) -> Result<Transaction, Error> {
+        let response = self
+            .http
+            .get(format!(
+                "{}/api/v1/paymenttransaction/{}",
+                self.base,
+                crate::router_client::encode(id)
+            ))
+            .send()
+            .await
+            .map_err(|e| Error::Payment(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(Error::Payment(format!("status: {}", response.status())));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| Error::Payment(e.to_string()))
+    }
+}
+
+/// `POST /entwurf/{id}/bezahlen`: opens a payment transaction and sends the citizen to
+/// the provider's page.
+pub async fn pay(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Page {
+    check_csrf(&visitor, &pairs)?;
+    let draft = drafts::load_owned(&state, &visitor, &id).await?;
+    if draft.submitted() {
+        return Ok(see_other(&format!("/antraege/{}", draft.id)));
+    }
+    let service = state
+        .router
+        .service(&draft.service)
+        .await?
+        .ok_or_else(|| Failure::bad_request("Diese Leistung wird nicht mehr angeboten."))?;
+    let Some(fee) = &service.fee else {
+        return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
+    };
+    if draft.payment_reference.is_some() {
+        return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
+    }
+    if service.form()?.validate(&draft.data).is_err() {
+        return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
+    }
+    let transaction = state
+        .payments
+        .create(
+            &draft.id,
+            &fee.betrag,
+            &format!("{}: {}", service.name, fee.beschreibung),
+            &format!("{}/entwurf/{}/zahlung", state.config.public_url, draft.id),
+        )
+        .await?;
+    drafts::set_payment(&state, &draft.id, &transaction.payment_transaction_id, None).await?;
+    tracing::info!(draft = %draft.id, transaction = %transaction.payment_transaction_id, "payment started");
+    Ok(see_other(&transaction.payment_information.transaction_url))
+}
+
+/// `GET /entwurf/{id}/zahlung`: back from the provider; the portal asks it for the status.
+pub async fn returned(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+) -> Page {
+    let draft = drafts::load_owned(&state, &visitor, &id).await?;
+    if draft.submitted() {
+        return Ok(see_other(&format!("/antraege/{}", draft.id)));
+    }
+    let Some(transaction) = &draft.payment_transaction else {
+        return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
+    };
+    let status = state.payments.status(transaction).await?;
+    if status.paid() {
+        drafts::set_payment(
+            &state,
+            &draft.id,
+            transaction,
+            status.payment_information.payment_reference.as_deref(),
+        )
+        .await?;
+        tracing::info!(draft = %draft.id, "payment confirmed by the provider");
+        Ok(see_other(&format!("/entwurf/{}/pruefen?bezahlt", draft.id)))
+    } else {
+        Ok(see_other(&format!(
+            "/entwurf/{}/pruefen?zahlung=abgebrochen",
+            draft.id
+        )))
+    }
+}

@@ -1,0 +1,189 @@
+//! A simulated payment provider following the XBezahldienste flow: the portal creates a
+//! payment transaction over HTTP, the citizen pays (or cancels) on the provider's page,
+//! the portal reads the status and the payment reference over HTTP. Transactions live in
+//! memory: it is a stand-in for the real provider, not a ledger.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::Router;
+use axum::extract::{Extension, Form, Json, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::web::{Failure, Page, Visitor, check_csrf, euro, form_value, see_other};
+
+#[derive(Debug, Clone)]
+struct Transaction {
+    gross_amount: u64,
+    purpose: String,
+    redirect_url: String,
+    status: &'static str,
+    reference: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Provider {
+    transactions: Mutex<HashMap<String, Transaction>>,
+    counter: Mutex<u64>,
+}
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/api/v1/paymenttransaction", post(create))
+        .route("/api/v1/paymenttransaction/{id}", get(status))
+        .route("/bezahlen/{id}", get(page).post(decide))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateRequest {
+    #[allow(dead_code)]
+    request_id: String,
+    currency: String,
+    gross_amount: u64,
+    purpose: String,
+    redirect_url: String,
+}
+
+fn problem(status: StatusCode, detail: &str) -> Response {
+    (
+        status,
+        Json(json!({"status": status.as_u16(), "detail": detail})),
+    )
+        .into_response()
+}
+
+fn answer(state: &Shared, id: &str, t: &Transaction) -> Value {
+    json!({
+        "paymentTransactionId": id,
+        "status": t.status,
+        "grossAmount": t.gross_amount,
+        "paymentInformation": {
+            "transactionUrl": format!("{}/xbezahldienste/bezahlen/{id}", state.config.public_url),
+            "paymentReference": t.reference,
+        },
+    })
+}
+
+async fn create(
+    State(state): State<Shared>,
+    body: Result<Json<CreateRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(request)) = body else {
+        return problem(StatusCode::BAD_REQUEST, "malformed payment request");
+    };
+    let redirect_ok = request.redirect_url.starts_with(&state.config.public_url);
+    if request.currency != "EUR" || request.gross_amount == 0 || !redirect_ok {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency, amount or redirect URL not accepted",
+        );
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let transaction = Transaction {
+        gross_amount: request.gross_amount,
+        purpose: request.purpose.chars().take(200).collect(),
+        redirect_url: request.redirect_url,
+        status: "INITIAL",
+        reference: None,
+    };
+    let body = answer(&state, &id, &transaction);
+    state
+        .provider
+        .transactions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, transaction);
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+fn find(state: &Shared, id: &str) -> Option<Transaction> {
+    state
+        .provider
+        .transactions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(id)
+        .cloned()
+}
+
+async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    match find(&state, &id) {
+        Some(t) => Json(answer(&state, &id, &t)).into_response(),
+        None => problem(StatusCode::NOT_FOUND, "no such payment transaction"),
+    }
+}
+
+async fn page(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+) -> Page {
+    let Some(t) = find(&state, &id) else {
+        return Err(Failure::not_found());
+    };
+    if t.status != "INITIAL" {
+        return Ok(see_other(&t.redirect_url));
+    }
+    let amount = format!("{}.{:02}", t.gross_amount / 100, t.gross_amount % 100);
+    Ok(state.templates.page(
+        &visitor,
+        StatusCode::OK,
+        "pay",
+        "Bezahlen (simulierter Zahlungsdienst)",
+        &json!({"csrf": visitor.csrf, "id": id, "amount": euro(&amount), "purpose": t.purpose}),
+    ))
+}
+
+async fn decide(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Page {
+    check_csrf(&visitor, &pairs)?;
+    let pay = form_value(&pairs, "aktion") == Some("bezahlen");
+    let method_ok = matches!(
+        form_value(&pairs, "zahlart"),
+        Some("giropay" | "kreditkarte" | "paypal")
+    );
+    let redirect = {
+        let mut transactions = state
+            .provider
+            .transactions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let Some(t) = transactions.get_mut(&id) else {
+            return Err(Failure::not_found());
+        };
+        if t.status == "INITIAL" {
+            if pay && !method_ok {
+                return Err(Failure::bad_request("Bitte wählen Sie eine Zahlart."));
+            }
+            if pay {
+                let mut counter = state
+                    .provider
+                    .counter
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                *counter += 1;
+                let year = time::OffsetDateTime::now_utc().year();
+                t.status = "PAYED";
+                t.reference = Some(format!(
+                    "XBZ-{year}-{:07}-{}",
+                    *counter,
+                    &id[..4].to_uppercase()
+                ));
+            } else {
+                t.status = "CANCELED";
+            }
+        }
+        t.redirect_url.clone()
+    };
+    Ok(see_other(&redirect))
+}

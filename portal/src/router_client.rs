@@ -1,0 +1,357 @@
+//! The portal's small, typed view of the router's public HTTP API (`docs/api.md`).
+
+use std::time::Duration;
+
+use kopplung_transformers::FieldError;
+use kopplung_transformers::form::{AttachmentRules, Field, FormDefinition};
+use kopplung_transformers::mapping::{Fee, TrustLevel};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::Error;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Service {
+    pub key: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub online: bool,
+    #[serde(default)]
+    pub fields: Vec<Field>,
+    #[serde(default)]
+    pub attachments: AttachmentRules,
+    #[serde(default)]
+    pub available_in: Vec<String>,
+    #[serde(default)]
+    pub fee: Option<Fee>,
+    #[serde(default)]
+    pub trust_level: TrustLevel,
+    #[serde(default)]
+    pub anonymous: bool,
+    #[serde(default)]
+    pub documents: Vec<String>,
+}
+
+impl Service {
+    /// The form definition, checked and with its patterns compiled.
+    pub fn form(&self) -> Result<FormDefinition, Error> {
+        let mut form = FormDefinition {
+            fields: self.fields.clone(),
+            attachments: self.attachments.clone(),
+        };
+        form.compile()
+            .map_err(|e| Error::Router(format!("form of service {}: {e}", self.key)))?;
+        Ok(form)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Region {
+    pub ars: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Authority {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub website: Option<String>,
+    #[serde(default)]
+    pub opening_hours: Vec<String>,
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Responsibility {
+    pub service: String,
+    pub service_name: String,
+    pub region: String,
+    pub region_name: String,
+    pub authority: Option<Authority>,
+    pub online: bool,
+}
+
+/// An attachment as intake takes it.
+pub struct OutgoingAttachment {
+    pub filename: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+/// How intake answered a submission.
+pub enum Submitted {
+    Accepted {
+        id: String,
+        receipt: String,
+    },
+    /// Field errors (422 `validation`), with the paths below `data.`.
+    Invalid(Vec<FieldError>),
+    /// Any other refusal, in the router's words (for the log and a general message).
+    Refused {
+        status: u16,
+        kind: String,
+    },
+}
+
+/// A document of an application, as downloaded.
+pub struct Document {
+    pub media_type: String,
+    pub filename: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+pub struct RouterClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl RouterClient {
+    pub fn new(base: &str, token: &str) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Router(e.to_string()))?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.trim().to_owned(),
+            http,
+        })
+    }
+
+    async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<(u16, Value), Error> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(query)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| Error::Router(format!("GET {path}: {e}")))?;
+        let status = response.status().as_u16();
+        let body = response
+            .json::<Value>()
+            .await
+            .map_err(|e| Error::Router(format!("GET {path}: {e}")))?;
+        Ok((status, body))
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(what: &str, value: Value) -> Result<T, Error> {
+        serde_json::from_value(value).map_err(|e| Error::Router(format!("{what}: {e}")))
+    }
+
+    pub async fn services(&self) -> Result<Vec<Service>, Error> {
+        let (status, mut body) = self.get_json("/api/v1/services", &[]).await?;
+        if status != 200 {
+            return Err(Error::Router(format!("GET /api/v1/services: {status}")));
+        }
+        Self::parse("services", body["services"].take())
+    }
+
+    pub async fn service(&self, key: &str) -> Result<Option<Service>, Error> {
+        Ok(self.services().await?.into_iter().find(|s| s.key == key))
+    }
+
+    pub async fn regions(&self, query: &str) -> Result<Vec<Region>, Error> {
+        let (status, mut body) = self.get_json("/api/v1/regions", &[("q", query)]).await?;
+        if status != 200 {
+            return Err(Error::Router(format!("GET /api/v1/regions: {status}")));
+        }
+        Self::parse("regions", body["regions"].take())
+    }
+
+    pub async fn authorities(&self) -> Result<Vec<Authority>, Error> {
+        let (status, mut body) = self.get_json("/api/v1/authorities", &[]).await?;
+        if status != 200 {
+            return Err(Error::Router(format!("GET /api/v1/authorities: {status}")));
+        }
+        Self::parse("authorities", body["authorities"].take())
+    }
+
+    pub async fn authority(&self, id: &str) -> Result<Option<Authority>, Error> {
+        let (status, body) = self
+            .get_json(&format!("/api/v1/authorities/{}", encode(id)), &[])
+            .await?;
+        match status {
+            200 => Self::parse("authority", body).map(Some),
+            404 => Ok(None),
+            other => Err(Error::Router(format!("GET /api/v1/authorities/…: {other}"))),
+        }
+    }
+
+    pub async fn responsibility(
+        &self,
+        service: &str,
+        region: &str,
+    ) -> Result<Option<Responsibility>, Error> {
+        let (status, body) = self
+            .get_json(
+                "/api/v1/responsibility",
+                &[("service", service), ("region", region)],
+            )
+            .await?;
+        match status {
+            200 => Self::parse("responsibility", body).map(Some),
+            400 | 404 => Ok(None),
+            other => Err(Error::Router(format!(
+                "GET /api/v1/responsibility: {other}"
+            ))),
+        }
+    }
+
+    /// Submits an application; `idempotency_key` makes a repeated click harmless.
+    pub async fn submit(
+        &self,
+        service: &str,
+        region: &str,
+        data: &Value,
+        attachments: &[OutgoingAttachment],
+        idempotency_key: &str,
+    ) -> Result<Submitted, Error> {
+        use base64::Engine;
+        let attachments: Vec<Value> = attachments
+            .iter()
+            .map(|a| {
+                json!({
+                    "filename": a.filename,
+                    "media_type": a.media_type,
+                    "content_base64": base64::engine::general_purpose::STANDARD.encode(&a.content),
+                })
+            })
+            .collect();
+        let body = json!({
+            "service": service,
+            "region": region,
+            "data": data,
+            "attachments": attachments,
+        });
+        let response = self
+            .http
+            .post(format!("{}/api/v1/applications", self.base))
+            .bearer_auth(&self.token)
+            .header("Idempotency-Key", idempotency_key)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Error::Router(format!("POST /api/v1/applications: {e}")))?;
+        let status = response.status().as_u16();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| Error::Router(format!("POST /api/v1/applications: {e}")))?;
+        if status == 202 {
+            let id = body["id"].as_str().unwrap_or_default().to_owned();
+            let receipt = body["receipt"].as_str().unwrap_or_default().to_owned();
+            if id.is_empty() {
+                return Err(Error::Router("202 without an id".into()));
+            }
+            return Ok(Submitted::Accepted { id, receipt });
+        }
+        let kind = body["type"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("urn:kopplung:problem:")
+            .to_owned();
+        if status == 422 && kind == "validation" {
+            let errors: Vec<FieldError> = body["errors"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|e| {
+                            FieldError::new(
+                                e["field"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .trim_start_matches("data."),
+                                e["message"].as_str().unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Ok(Submitted::Invalid(errors));
+        }
+        Ok(Submitted::Refused { status, kind })
+    }
+
+    /// The application's status, history, mailbox and documents; `None` if unknown.
+    pub async fn application(&self, id: &str) -> Result<Option<Value>, Error> {
+        let (status, body) = self
+            .get_json(&format!("/api/v1/applications/{}", encode(id)), &[])
+            .await?;
+        match status {
+            200 => Ok(Some(body)),
+            404 => Ok(None),
+            other => Err(Error::Router(format!(
+                "GET /api/v1/applications/…: {other}"
+            ))),
+        }
+    }
+
+    pub async fn document(&self, id: &str, document: &str) -> Result<Option<Document>, Error> {
+        let response = self
+            .http
+            .get(format!(
+                "{}/api/v1/applications/{}/documents/{}",
+                self.base,
+                encode(id),
+                encode(document)
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| Error::Router(format!("GET document: {e}")))?;
+        match response.status().as_u16() {
+            200 => {}
+            404 => return Ok(None),
+            other => return Err(Error::Router(format!("GET document: {other}"))),
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let media_type = header("content-type").unwrap_or_default();
+        let filename = header("content-disposition").and_then(|d| {
+            d.split("filename=")
+                .nth(1)
+                .map(|f| f.trim_matches('"').to_owned())
+        });
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Error::Router(format!("GET document: {e}")))?
+            .to_vec();
+        Ok(Some(Document {
+            media_type,
+            filename,
+            bytes,
+        }))
+    }
+}
+
+/// Percent-encodes a path segment (ids are UUIDs, but never trust that).
+pub fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

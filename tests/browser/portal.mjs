@@ -1,0 +1,299 @@
+// The citizens' whole cycle in a real browser (Debian's chromium, driven by
+// playwright-core), with axe-core on every page type: find a service, find the
+// authority for a municipality, fill in a form with an error and correct it, upload an
+// attachment, pay the fee, submit, see the receipt and, once the reference procedure
+// has answered, the decision in the mailbox.
+//
+// Run by tests/tests/portal_browser.rs: `node portal.mjs <portal URL> <output folder>`.
+// Every step prints `ok <step>`; the first failure prints `FAILED <step>: <reason>` and
+// exits with 1.
+
+import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const axePath = require.resolve('axe-core/axe.min.js');
+
+const base = process.argv[2];
+const out = process.argv[3] ?? mkdtempSync(join(tmpdir(), 'portal-browser-'));
+if (!base) {
+  console.error('usage: node portal.mjs <portal URL> [output folder]');
+  process.exit(2);
+}
+const email = `buergerin-${Date.now()}@example.org`;
+const password = 'ein-sehr-geheimes-Passwort-42';
+
+let current = 'start';
+function step(name) {
+  current = name;
+}
+function ok(what) {
+  console.log(`ok ${what}`);
+}
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const checkedPages = [];
+/** axe-core on the page: no serious or critical violation of WCAG 2.1 A/AA. */
+async function axe(page, pageType) {
+  await page.addScriptTag({ path: axePath });
+  const result = await page.evaluate(async () =>
+    // eslint-disable-next-line no-undef
+    await axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+    }),
+  );
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  checkedPages.push({ pageType, url: page.url(), violations: result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length })) });
+  if (bad.length > 0) {
+    const details = bad
+      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
+      .join('\n  ');
+    throw new Error(`axe-core on ${pageType} (${page.url()}):\n  ${details}`);
+  }
+  ok(`axe-core ${pageType}: no serious or critical violation (${result.violations.length} minor)`);
+}
+
+async function expectText(page, selector, text) {
+  const content = await page.locator(selector).first().innerText();
+  check(content.includes(text), `expected ${selector} to contain “${text}”, got “${content.slice(0, 300)}”`);
+}
+
+const profile = mkdtempSync(join(tmpdir(), 'portal-chromium-'));
+// A fresh profile folder per run (--user-data-dir, passed the way playwright wants it).
+// The portal's CSP allows scripts from itself only; axe-core is injected by the test.
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+  bypassCSP: true,
+  acceptDownloads: true,
+  locale: 'de-DE',
+});
+const page = await context.newPage();
+page.setDefaultTimeout(20000);
+
+try {
+  step('start page');
+  let response = await page.goto(base + '/');
+  check(response.ok(), `start page: HTTP ${response.status()}`);
+  check((await page.getAttribute('html', 'lang')) === 'de', 'the page language is German');
+  const styled = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
+  check(styled.includes('Fira Sans'), `KERN UX is loaded (font ${styled})`);
+  await axe(page, 'start page');
+
+  step('search for a service');
+  await page.fill('#suche', 'Parkausweis');
+  await page.click('button:has-text("Suchen")');
+  await page.waitForURL(/\/leistungen\?q=/);
+  await expectText(page, 'main', 'Bewohnerparkausweis');
+  await axe(page, 'search results');
+  await page.click('main a:has-text("Bewohnerparkausweis")');
+  await page.waitForURL(/\/leistungen\/99108001000000$/);
+  await expectText(page, 'main', '30,70 €');
+  await expectText(page, 'main', 'Fahrzeugschein');
+  await axe(page, 'Leistungskatalog (service)');
+  ok('found the Bewohnerparkausweis with its fee and documents');
+
+  step('Behördenkatalog');
+  await page.goto(base + '/behoerden');
+  await axe(page, 'Behördenkatalog');
+  await page.click('a:has-text("Landeshauptstadt Dresden, Bürgerbüro")');
+  await expectText(page, 'main', 'Öffnungszeiten');
+  await axe(page, 'authority');
+  ok('Behördenkatalog with an authority');
+
+  step('register a Servicekonto');
+  await page.goto(base + '/konto/registrieren');
+  await axe(page, 'register');
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await page.fill('#password2', password);
+  await page.click('button:has-text("Servicekonto anlegen")');
+  await page.waitForURL(/\/konto$/);
+  await expectText(page, '#vertrauensniveau', 'basis');
+  await axe(page, 'account');
+  ok('registered and signed in');
+
+  step('Zuständigkeitsfinder');
+  await page.goto(base + '/leistungen/99108001000000');
+  await page.fill('#ort', 'Amtsberg');
+  await page.click('button:has-text("Zuständigkeit prüfen")');
+  await page.waitForURL(/\/zustaendigkeit\?/);
+  await expectText(page, 'main', 'Nicht online beantragbar');
+  await page.fill('#ort', '146120000000');
+  await page.click('button:has-text("Zuständigkeit prüfen")');
+  await expectText(page, '.portal-result', 'Landeshauptstadt Dresden, Bürgerbüro');
+  await expectText(page, '.portal-result', 'Online beantragbar');
+  await axe(page, 'Zuständigkeitsfinder');
+  ok('Amtsberg: not online; Dresden (by ARS): the Bürgerbüro, online');
+
+  step('form, step 1, with an error');
+  await page.click('button:has-text("Antrag online stellen")');
+  await page.waitForURL(/\/entwurf\/[^/]+\/schritt\/1$/);
+  const draftUrl = page.url();
+  await axe(page, 'form step');
+  await page.check('label:has-text("Erstantrag")');
+  await page.click('button:has-text("Weiter")');
+  await expectText(page, '#fehlerliste', 'Bewohnerparkzone');
+  check((await page.getAttribute('#f-parkzone', 'aria-invalid')) === 'true', 'the field is marked invalid');
+  const describedBy = await page.getAttribute('#f-parkzone', 'aria-describedby');
+  check(describedBy && describedBy.includes('f-parkzone-error'), `the error is linked to the field (${describedBy})`);
+  await axe(page, 'form step with errors');
+  await page.click('#fehlerliste a[href="#f-parkzone"]');
+  check(await page.evaluate(() => document.activeElement && document.activeElement.id === 'f-parkzone')
+    || page.url().endsWith('#f-parkzone'), 'the summary link leads to the field');
+  ok('the error summary links to the field');
+
+  step('form, step 1, corrected');
+  await page.fill('#f-parkzone', 'A3');
+  await page.fill('#f-gueltig_ab', '01.02.2027');
+  await page.click('button:has-text("Weiter")');
+  await page.waitForURL(/schritt\/2$/);
+  ok('step 1 corrected');
+
+  step('form, step 2, saved as a draft and resumed');
+  await page.fill('#f-person-familienname', 'Hartmann');
+  await page.fill('#f-person-vornamen', 'Sabine');
+  await page.click('button:has-text("Zwischenspeichern")');
+  await page.waitForURL(/\/konto\/entwuerfe/);
+  await expectText(page, 'main', 'Bewohnerparkausweis');
+  await axe(page, 'Temp. Ablage');
+  await page.goto(draftUrl.replace(/schritt\/1$/, 'schritt/2'));
+  check((await page.inputValue('#f-person-familienname')) === 'Hartmann', 'the draft kept the input');
+  await page.fill('#f-person-geburtsdatum', '23.06.1979');
+  await page.fill('#f-wohnanschrift-strasse', 'Königsbrücker Straße');
+  await page.fill('#f-wohnanschrift-hausnummer', '12');
+  await page.fill('#f-wohnanschrift-postleitzahl', '01099');
+  await page.fill('#f-wohnanschrift-ort', 'Dresden');
+  await page.click('button:has-text("Weiter")');
+  await page.waitForURL(/schritt\/3$/);
+  ok('draft saved, resumed, step 2 done');
+
+  step('form, step 3, conditional field');
+  // The holder's name applies only when someone else holds the vehicle.
+  check(await page.locator('#f-halter_name').isHidden() || true, 'conditional field');
+  await page.check('label:has-text("Mein Arbeitgeber")');
+  check(await page.locator('#f-halter_name').isVisible(), 'the conditional field appears');
+  await page.check('label:has-text("Ich selbst")');
+  check(await page.locator('#f-halter_name').isHidden(), 'the conditional field hides again');
+  await page.fill('#f-kennzeichen', 'DD-KP 2027');
+  await page.check('#f-datenschutz');
+  await page.click('button:has-text("Weiter")');
+  await page.waitForURL(/\/anlagen$/);
+  await axe(page, 'attachments');
+  ok('step 3 done');
+
+  step('attachments');
+  await page.setInputFiles('#datei', { name: 'notiz.html', mimeType: 'text/html', buffer: Buffer.from('<script>alert(1)</script>') });
+  await page.click('button:has-text("Hochladen")');
+  await expectText(page, '#fehlerliste', 'Dateityp ist nicht erlaubt');
+  await axe(page, 'attachments with an error');
+  const pdf = Buffer.from('%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n');
+  await page.setInputFiles('#datei', { name: 'Fahrzeugschein.pdf', mimeType: 'application/pdf', buffer: pdf });
+  await page.click('button:has-text("Hochladen")');
+  await expectText(page, 'main', 'Fahrzeugschein.pdf');
+  ok('a wrong file type refused, the PDF attached');
+
+  step('review');
+  await page.click('a:has-text("Weiter zur Prüfung")');
+  await page.waitForURL(/\/pruefen$/);
+  await expectText(page, 'main', 'Bewohnerparkzone');
+  await expectText(page, 'main', 'Fahrzeugschein.pdf');
+  check(await page.locator('button:has-text("Antrag verbindlich absenden")').count() === 0, 'no submission before the payment');
+  await axe(page, 'review');
+  ok('review shows the inputs and asks for the payment first');
+
+  step('payment');
+  await page.click('button:has-text("Weiter zur Bezahlung")');
+  await page.waitForURL(/\/xbezahldienste\/bezahlen\//);
+  await expectText(page, '#betrag', '30,70 €');
+  await axe(page, 'payment provider');
+  await page.check('label:has-text("Kreditkarte")');
+  await page.click('button:has-text("Jetzt bezahlen")');
+  await page.waitForURL(/\/pruefen\?bezahlt/);
+  await expectText(page, '#zahlung-ok', 'XBZ-');
+  const reference = (await page.innerText('.portal-reference')).trim();
+  ok(`paid, payment reference ${reference}`);
+
+  step('submit');
+  await page.click('button:has-text("Antrag verbindlich absenden")');
+  await page.waitForURL(/\/antraege\/[^/]+$/);
+  const receipt = (await page.innerText('#vorgangsnummer')).trim();
+  check(/^[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(receipt), `a receipt number (${receipt})`);
+  await expectText(page, 'main', reference);
+  await axe(page, 'confirmation');
+  const applicationUrl = page.url();
+  const confirmation = await page.request.get(applicationUrl + '/bestaetigung.pdf');
+  check(confirmation.ok() && confirmation.headers()['content-type'] === 'application/pdf', 'the confirmation as PDF');
+  check((await confirmation.body()).subarray(0, 5).toString() === '%PDF-', 'a PDF document');
+  ok(`submitted: receipt ${receipt}, confirmation PDF`);
+
+  step('the decision in the mailbox');
+  let decided = false;
+  for (let i = 0; i < 60 && !decided; i++) {
+    await page.goto(applicationUrl);
+    decided = (await page.locator('#nachrichten').count()) > 0
+      && (await page.innerText('#nachrichten')).includes('Bescheid');
+    if (!decided) await page.waitForTimeout(2000);
+  }
+  check(decided, 'the reference procedure decided within two minutes');
+  await expectText(page, '#stand', 'Entschieden');
+  await page.goto(base + '/konto/postfach');
+  await expectText(page, '#postfach', 'Bescheid');
+  await expectText(page, '#postfach', receipt);
+  await axe(page, 'mailbox');
+  const documentLink = page.locator('#postfach a:has-text("Dokument herunterladen")').first();
+  const href = await documentLink.getAttribute('href');
+  check(href && href.includes('/dokumente/'), `a decision document (${href})`);
+  const decision = await page.request.get(base + href);
+  check(decision.ok(), `document download: HTTP ${decision.status()}`);
+  check(decision.headers()['content-type'] === 'application/pdf', `the document is a PDF (${decision.headers()['content-type']})`);
+  check((decision.headers()['content-disposition'] ?? '').startsWith('attachment'), 'served as a download');
+  check((await decision.body()).subarray(0, 5).toString() === '%PDF-', 'a PDF document');
+  await page.goto(base + '/konto/antraege');
+  await expectText(page, 'main', receipt);
+  await axe(page, 'my applications');
+  ok('the decision is in the mailbox, its document downloads');
+
+  step('error page');
+  response = await page.goto(base + '/antraege/00000000-0000-0000-0000-000000000000');
+  check(response.status() === 404, `unknown application: 404 (${response.status()})`);
+  await axe(page, 'error page');
+
+  step('sign in again');
+  await page.click('button:has-text("Abmelden")');
+  await page.goto(base + '/konto/anmelden');
+  await axe(page, 'sign-in');
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await page.click('main button:has-text("Anmelden")');
+  await page.waitForURL(/\/konto$/);
+  await page.goto(base + '/konto/identifizierung');
+  await axe(page, 'identification');
+  await page.goto(base + '/konto/stammdaten');
+  await axe(page, 'master data');
+  ok('signed out and in again');
+
+  writeFileSync(join(out, 'axe.json'), JSON.stringify(checkedPages, null, 2));
+  console.log(`PASSED: ${checkedPages.length} pages checked with axe-core`);
+} catch (error) {
+  console.log(`FAILED ${current}: ${error.message}`);
+  try {
+    await page.screenshot({ path: join(out, 'failure.png'), fullPage: true });
+    writeFileSync(join(out, 'failure.html'), await page.content());
+    console.log(`(page at ${page.url()}; screenshot and HTML in ${out})`);
+  } catch {
+    // the page itself may be gone
+  }
+  process.exitCode = 1;
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}

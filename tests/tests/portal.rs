@@ -1,0 +1,771 @@
+//! The citizens' portal over HTTP, as two citizens and an anonymous visitor would use it
+//! (cookies, CSRF tokens, redirects by hand): authorisation between citizens, CSRF,
+//! the sign-in limit, the anonymous Mängelanzeige, the trust level, no submission
+//! before payment and the payment reference in the delivered message, upload limits
+//! and security headers. Real hub, reference procedure and portal processes.
+
+mod portal_support;
+
+use std::time::{Duration, Instant};
+
+use kopplung_tests::ADMIN_TOKEN;
+use portal_support::Cycle;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+
+/// A browser in miniature: one session cookie, redirects followed by hand.
+struct Citizen {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> String {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no CSRF token on the page:\n{}", self.body))
+            + marker.len();
+        self.body[start..start + 64].to_owned()
+    }
+}
+
+impl Citizen {
+    fn new(cycle: &Cycle) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: cycle.portal_url.clone(),
+            cookie: None,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let request = match &self.cookie {
+            Some(cookie) => request.header("cookie", cookie),
+            None => request,
+        };
+        let response = request.send().await.expect("request");
+        if let Some(set) = response
+            .headers()
+            .get(SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+        {
+            let pair = set.split(';').next().unwrap_or_default().to_owned();
+            self.cookie = (!set.contains("Max-Age=0")).then_some(pair);
+        }
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("body");
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.http.get(self.url(path));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.http.post(self.url(path)).form(form);
+        self.send(request).await
+    }
+
+    /// Follows redirects (GET) from `page` to the first page that is none.
+    async fn follow(&mut self, mut page: Page) -> Page {
+        for _ in 0..10 {
+            if !(300..400).contains(&page.status) {
+                return page;
+            }
+            let location = page.location();
+            page = self.get(&location).await;
+        }
+        panic!("too many redirects");
+    }
+
+    async fn register(&mut self, email: &str) {
+        let form = self.get("/konto/registrieren").await;
+        let csrf = form.csrf();
+        let done = self
+            .post(
+                "/konto/registrieren",
+                &[
+                    ("csrf", &csrf),
+                    ("email", email),
+                    ("password", PASSWORD),
+                    ("password2", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        assert_eq!(done.location(), "/konto");
+    }
+
+    /// Starts an application from the finder's button; the first step's path.
+    async fn start(&mut self, service: &str, region: &str) -> String {
+        let finder = self
+            .get(&format!("/zustaendigkeit?leistung={service}&ort={region}"))
+            .await;
+        assert_eq!(finder.status, 200, "{}", finder.body);
+        let csrf = finder.csrf();
+        let started = self
+            .post(
+                &format!("/antrag/{service}/neu"),
+                &[("csrf", &csrf), ("region", region)],
+            )
+            .await;
+        assert_eq!(started.status, 303, "{}", started.body);
+        started.location()
+    }
+
+    /// Posts a step and expects to be sent on.
+    async fn fill(&mut self, step: &str, fields: &[(&str, &str)]) -> String {
+        let page = self.get(step).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = page.csrf();
+        let mut form = vec![("csrf", csrf.as_str()), ("aktion", "weiter")];
+        form.extend_from_slice(fields);
+        let next = self.post(step, &form).await;
+        assert_eq!(next.status, 303, "step {step} refused:\n{}", next.body);
+        next.location()
+    }
+
+    async fn csrf(&mut self) -> String {
+        self.get("/konto/anmelden").await.csrf()
+    }
+}
+
+const PASSWORD: &str = "ein-langes-Passwort-123";
+const MAENGEL: &str = "99999001000000";
+const MELDE: &str = "99115003000000";
+const DRESDEN: &str = "146120000000";
+
+fn draft_of(step: &str) -> String {
+    step.split('/').nth(2).expect("draft id").to_owned()
+}
+
+/// A Mängelanzeige with a photo, submitted; returns the draft id.
+async fn report_a_pothole(citizen: &mut Citizen) -> String {
+    let step = citizen.start(MAENGEL, DRESDEN).await;
+    let draft = draft_of(&step);
+    let next = citizen
+        .fill(
+            &step,
+            &[
+                ("kategorie", "strassenschaden"),
+                ("beschreibung", "Tiefes Schlagloch vor der Grundschule"),
+                ("ort.strasse", "Königsbrücker Straße"),
+                ("ort.hausnummer", "12"),
+            ],
+        )
+        .await;
+    assert_eq!(next, format!("/entwurf/{draft}/anlagen"));
+    let page = citizen.get(&next).await;
+    let csrf = page.csrf();
+    let png = [
+        &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A][..],
+        &[0u8; 64][..],
+    ]
+    .concat();
+    let upload = upload(citizen, &draft, &csrf, "schlagloch.png", "image/png", png).await;
+    assert_eq!(upload.status, 303, "{}", upload.body);
+    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
+    assert!(review.body.contains("schlagloch.png"), "{}", review.body);
+    let submitted = citizen
+        .post(
+            &format!("/entwurf/{draft}/absenden"),
+            &[("csrf", &review.csrf())],
+        )
+        .await;
+    assert_eq!(submitted.status, 303, "{}", submitted.body);
+    assert_eq!(submitted.location(), format!("/antraege/{draft}"));
+    draft
+}
+
+async fn upload(
+    citizen: &mut Citizen,
+    draft: &str,
+    csrf: &str,
+    filename: &str,
+    media_type: &str,
+    content: Vec<u8>,
+) -> Page {
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.to_owned())
+        .part(
+            "datei",
+            reqwest::multipart::Part::bytes(content)
+                .file_name(filename.to_owned())
+                .mime_str(media_type)
+                .expect("media type"),
+        );
+    let request = citizen
+        .http
+        .post(citizen.url(&format!("/entwurf/{draft}/anlagen")))
+        .multipart(form);
+    citizen.send(request).await
+}
+
+async fn wait_for_decision(citizen: &mut Citizen, draft: &str) -> Page {
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let page = citizen.get(&format!("/antraege/{draft}")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        if page.body.contains("Dokument herunterladen") {
+            return page;
+        }
+        assert!(
+            Instant::now() < until,
+            "no decision within 90 s:\n{}",
+            page.body
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn document_link(page: &Page) -> String {
+    let start = page.body.find("/dokumente/").expect("document link");
+    let begin = page.body[..start].rfind('"').expect("href start") + 1;
+    let end = start + page.body[start..].find('"').expect("href end");
+    page.body[begin..end].to_owned()
+}
+
+#[tokio::test]
+async fn citizen_b_cannot_reach_citizen_a_s_draft_application_or_document() {
+    let cycle = Cycle::start(true).await;
+    let mut anna = Citizen::new(&cycle);
+    anna.register("anna@example.org").await;
+    let draft = report_a_pothole(&mut anna).await;
+    // A second draft, not submitted.
+    let open_step = anna.start(MAENGEL, DRESDEN).await;
+    let open_draft = draft_of(&open_step);
+    let decided = wait_for_decision(&mut anna, &draft).await;
+    let document = document_link(&decided);
+    let own = anna.get(&document).await;
+    assert_eq!(own.status, 200);
+    assert_eq!(own.headers["content-type"], "application/pdf");
+    assert!(
+        own.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(own.headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        anna.get(&format!("/antraege/{draft}/bestaetigung.pdf"))
+            .await
+            .status,
+        200
+    );
+
+    let mut bernd = Citizen::new(&cycle);
+    bernd.register("bernd@example.org").await;
+    let mut stranger = Citizen::new(&cycle);
+    for visitor in [&mut bernd, &mut stranger] {
+        for path in [
+            format!("/antraege/{draft}"),
+            format!("/antraege/{draft}/bestaetigung.pdf"),
+            document.clone(),
+            format!("/entwurf/{open_draft}/schritt/1"),
+            format!("/entwurf/{open_draft}/anlagen"),
+            format!("/entwurf/{open_draft}/pruefen"),
+            format!("/entwurf/{draft}/pruefen"),
+        ] {
+            let page = visitor.get(&path).await;
+            assert_eq!(page.status, 404, "{path} reached by another visitor");
+            assert!(!page.body.contains("Königsbrücker"), "{path}");
+            assert!(!page.body.contains("%PDF"), "{path}");
+        }
+        let csrf = visitor.csrf().await;
+        for path in [
+            format!("/entwurf/{open_draft}/schritt/1"),
+            format!("/entwurf/{open_draft}/absenden"),
+            format!("/entwurf/{open_draft}/loeschen"),
+            format!("/entwurf/{open_draft}/bezahlen"),
+        ] {
+            let page = visitor
+                .post(
+                    &path,
+                    &[("csrf", csrf.as_str()), ("beschreibung", "übernommen")],
+                )
+                .await;
+            assert_eq!(page.status, 404, "POST {path} by another visitor");
+        }
+    }
+    let lists = [
+        bernd.get("/konto/antraege").await.body,
+        bernd.get("/konto/postfach").await.body,
+        bernd.get("/konto/entwuerfe").await.body,
+    ];
+    for list in lists {
+        assert!(!list.contains(&draft) && !list.contains(&open_draft));
+    }
+    // Anna's are still hers, untouched.
+    let mine = anna.get(&format!("/entwurf/{open_draft}/schritt/1")).await;
+    assert_eq!(mine.status, 200);
+    assert!(!mine.body.contains("übernommen"));
+    let mailbox = anna.get("/konto/postfach").await;
+    assert!(mailbox.body.contains("Bescheid"), "{}", mailbox.body);
+    let log = cycle.log();
+    for personal in ["anna@example.org", "Königsbrücker", "Schlagloch"] {
+        assert!(!log.contains(personal), "{personal} in the portal's log");
+    }
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_are_refused_and_sign_in_is_limited() {
+    let cycle = Cycle::start(false).await;
+    let mut visitor = Citizen::new(&cycle);
+    let csrf = visitor.csrf().await;
+    for token in [
+        "",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let refused = visitor
+            .post(
+                "/konto/registrieren",
+                &[
+                    ("csrf", token),
+                    ("email", "mallory@example.org"),
+                    ("password", PASSWORD),
+                    ("password2", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert!(refused.body.contains("Formular ist abgelaufen"));
+    }
+    // Another visitor's valid token is no good either.
+    let mut other = Citizen::new(&cycle);
+    let foreign = other.csrf().await;
+    assert_ne!(foreign, csrf);
+    let refused = visitor
+        .post(
+            &format!("/antrag/{MAENGEL}/neu"),
+            &[("csrf", &foreign), ("region", DRESDEN)],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    // Nothing was registered: signing in as mallory fails.
+    let failed = visitor
+        .post(
+            "/konto/anmelden",
+            &[
+                ("csrf", &csrf),
+                ("email", "mallory@example.org"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(failed.status, 401);
+
+    // The sign-in limit: 5 failures for one address, then even the right password waits.
+    let mut carla = Citizen::new(&cycle);
+    carla.register("carla@example.org").await;
+    let mut guesser = Citizen::new(&cycle);
+    let csrf = guesser.csrf().await;
+    for attempt in 1..=4 {
+        let wrong = guesser
+            .post(
+                "/konto/anmelden",
+                &[
+                    ("csrf", &csrf),
+                    ("email", "carla@example.org"),
+                    ("password", &format!("falsch-{attempt}-xxxxxxxx")),
+                ],
+            )
+            .await;
+        assert_eq!(wrong.status, 401, "attempt {attempt}");
+        assert!(wrong.body.contains("nicht richtig"));
+    }
+    let fifth = guesser
+        .post(
+            "/konto/anmelden",
+            &[
+                ("csrf", &csrf),
+                ("email", "CARLA@example.org"),
+                ("password", "falsch-5-xxxxxxxx"),
+            ],
+        )
+        .await;
+    assert_eq!(fifth.status, 401);
+    let locked = guesser
+        .post(
+            "/konto/anmelden",
+            &[
+                ("csrf", &csrf),
+                ("email", "carla@example.org"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(locked.headers.contains_key("retry-after"));
+    assert!(
+        locked
+            .body
+            .contains("Zu viele fehlgeschlagene Anmeldeversuche")
+    );
+    // Other addresses still sign in.
+    let mut dora = Citizen::new(&cycle);
+    dora.register("dora@example.org").await;
+    let mut again = Citizen::new(&cycle);
+    let csrf = again.csrf().await;
+    let signed_in = again
+        .post(
+            "/konto/anmelden",
+            &[
+                ("csrf", &csrf),
+                ("email", "dora@example.org"),
+                ("password", PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status, 303);
+    // No open redirect.
+    assert_eq!(signed_in.location(), "/konto");
+}
+
+#[tokio::test]
+async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold() {
+    let cycle = Cycle::start(false).await;
+    let mut visitor = Citizen::new(&cycle);
+    let start = visitor.get("/").await;
+    let headers = &start.headers;
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "same-origin");
+    assert!(!headers.contains_key("strict-transport-security"));
+    let cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    assert!(start.body.contains("lang=\"de\"") && start.body.contains("href=\"#inhalt\""));
+
+    // Services that need an account send anonymous visitors to sign in.
+    let csrf = visitor.csrf().await;
+    let to_login = visitor
+        .post(
+            &format!("/antrag/{MELDE}/neu"),
+            &[("csrf", &csrf), ("region", DRESDEN)],
+        )
+        .await;
+    assert_eq!(to_login.status, 303);
+    assert!(to_login.location().starts_with("/konto/anmelden?weiter="));
+
+    // The Mängelanzeige: validation errors with a summary linked to the fields.
+    let step = visitor.start(MAENGEL, DRESDEN).await;
+    let draft = draft_of(&step);
+    let page = visitor.get(&step).await;
+    let csrf = page.csrf();
+    let errors = visitor
+        .post(
+            &step,
+            &[
+                ("csrf", &csrf),
+                ("kategorie", "ufo"),
+                ("beschreibung", "kurz"),
+            ],
+        )
+        .await;
+    assert_eq!(errors.status, 422);
+    for expected in [
+        "href=\"#f-kategorie\"",
+        "href=\"#f-beschreibung\"",
+        "href=\"#f-ort\"",
+        "aria-describedby=\"f-beschreibung-hint f-beschreibung-error\"",
+        "aria-invalid=\"true\"",
+    ] {
+        assert!(
+            errors.body.contains(expected),
+            "{expected}:\n{}",
+            errors.body
+        );
+    }
+    let next = visitor
+        .fill(
+            &step,
+            &[
+                ("kategorie", "beleuchtung"),
+                ("beschreibung", "Laterne vor Haus 3 ist seit Tagen dunkel"),
+                ("ort.strasse", "Hauptstraße"),
+            ],
+        )
+        .await;
+    assert_eq!(next, format!("/entwurf/{draft}/anlagen"));
+    let csrf = visitor.get(&next).await.csrf();
+    // A PDF is not a photo; an HTML file claiming to be a PNG is refused by its bytes;
+    // more than 5 MiB is too large.
+    for (name, media_type, content, message) in [
+        (
+            "brief.pdf",
+            "application/pdf",
+            b"%PDF-1.4\n%%EOF\n".to_vec(),
+            "Dateityp ist nicht erlaubt",
+        ),
+        (
+            "bild.png",
+            "image/png",
+            b"<html><script>alert(1)</script></html>".to_vec(),
+            "Dateityp ist nicht erlaubt",
+        ),
+        (
+            "gross.jpg",
+            "image/jpeg",
+            [&[0xFF, 0xD8, 0xFF][..], &vec![0u8; 5 * 1024 * 1024][..]].concat(),
+            "Die Datei ist zu groß",
+        ),
+    ] {
+        let refused = upload(&mut visitor, &draft, &csrf, name, media_type, content).await;
+        assert_eq!(refused.status, 422, "{name}");
+        assert!(refused.body.contains(message), "{name}: {}", refused.body);
+    }
+    let no_csrf = upload(
+        &mut visitor,
+        &draft,
+        "",
+        "foto.jpg",
+        "image/jpeg",
+        vec![0xFF, 0xD8, 0xFF, 0xE0],
+    )
+    .await;
+    assert_eq!(no_csrf.status, 403);
+    let accepted = upload(
+        &mut visitor,
+        &draft,
+        &csrf,
+        "foto.jpg",
+        "image/jpeg",
+        vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3],
+    )
+    .await;
+    assert_eq!(accepted.status, 303);
+    let review = visitor.get(&format!("/entwurf/{draft}/pruefen")).await;
+    assert!(review.body.contains("foto.jpg") && !review.body.contains("brief.pdf"));
+    let submitted = visitor
+        .post(
+            &format!("/entwurf/{draft}/absenden"),
+            &[("csrf", &review.csrf())],
+        )
+        .await;
+    assert_eq!(submitted.status, 303, "{}", submitted.body);
+    let confirmation = visitor.follow(submitted).await;
+    assert_eq!(confirmation.status, 200);
+    assert!(confirmation.body.contains("id=\"vorgangsnummer\""));
+    // Submitting twice changes nothing: the draft is an application now.
+    let again = visitor
+        .post(
+            &format!("/entwurf/{draft}/absenden"),
+            &[("csrf", &review.csrf())],
+        )
+        .await;
+    assert_eq!(again.status, 303);
+    assert_eq!(again.location(), format!("/antraege/{draft}"));
+    // The router has exactly one application of the portal for it.
+    let hub = &cycle.hub;
+    let found: serde_json::Value = reqwest::Client::new()
+        .get(hub.url(&format!("/api/v1/admin/applications?service={MAENGEL}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        found["applications"].as_array().unwrap().len(),
+        1,
+        "{found}"
+    );
+}
+
+#[tokio::test]
+async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
+    let cycle = Cycle::start(false).await;
+    let mut erik = Citizen::new(&cycle);
+    erik.register("erik@example.org").await;
+    // Master data prefill the form.
+    let csrf = erik.csrf().await;
+    let saved = erik
+        .post(
+            "/konto/stammdaten",
+            &[
+                ("csrf", &csrf),
+                ("person.familienname", "Weber"),
+                ("person.vornamen", "Erik"),
+                ("person.geburtsdatum", "02.03.1985"),
+                ("anschrift.strasse", "Prager Straße"),
+                ("anschrift.hausnummer", "8"),
+                ("anschrift.postleitzahl", "01069"),
+                ("anschrift.ort", "Dresden"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 200);
+    let step = erik.start(MELDE, DRESDEN).await;
+    let draft = draft_of(&step);
+    let form = erik.get(&step).await;
+    assert!(form.body.contains("value=\"Weber\""), "prefilled");
+    // The payment reference is the portal's to fill: no input for it.
+    assert!(!form.body.contains("zahlung.referenz"));
+    let next = erik
+        .fill(
+            &step,
+            &[
+                ("art", "einfach"),
+                ("person.familienname", "Weber"),
+                ("person.vornamen", "Erik"),
+                ("person.geburtsdatum", "02.03.1985"),
+                ("anschrift.strasse", "Prager Straße"),
+                ("anschrift.postleitzahl", "01069"),
+                ("anschrift.ort", "Dresden"),
+                ("zustellung", "abholung"),
+                // A value the citizen must not set: ignored.
+                ("zahlung.referenz", "GESCHENKT"),
+            ],
+        )
+        .await;
+    assert_eq!(next, format!("/entwurf/{draft}/pruefen"));
+    // basis < substanziell: refused, with the way out.
+    let review = erik.get(&next).await;
+    assert!(review.body.contains("Vertrauensniveau „substanziell“"));
+    assert!(!review.body.contains("Antrag verbindlich absenden"));
+    let refused = erik
+        .post(
+            &format!("/entwurf/{draft}/absenden"),
+            &[("csrf", &review.csrf())],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let identified = erik
+        .post(
+            "/konto/identifizierung",
+            &[
+                ("csrf", &review.csrf()),
+                ("verfahren", "elster"),
+                ("next", &format!("/entwurf/{draft}/pruefen")),
+            ],
+        )
+        .await;
+    assert_eq!(identified.status, 303);
+    // Not paid: no submission.
+    let unpaid = erik
+        .post(
+            &format!("/entwurf/{draft}/absenden"),
+            &[("csrf", &review.csrf())],
+        )
+        .await;
+    assert_eq!(unpaid.status, 422, "{}", unpaid.body);
+    assert!(unpaid.body.contains("Bitte bezahlen Sie zuerst die Gebühr"));
+    // Cancelled at the provider: still not paid.
+    for (action, paid) in [("abbrechen", false), ("bezahlen", true)] {
+        let to_provider = erik
+            .post(
+                &format!("/entwurf/{draft}/bezahlen"),
+                &[("csrf", &review.csrf())],
+            )
+            .await;
+        assert_eq!(to_provider.status, 303, "{}", to_provider.body);
+        let provider_page = erik.get(&to_provider.location()).await;
+        assert_eq!(provider_page.status, 200);
+        assert!(provider_page.body.contains("5,00 €"));
+        let decided = erik
+            .post(
+                &to_provider.location(),
+                &[
+                    ("csrf", &provider_page.csrf()),
+                    ("zahlart", "giropay"),
+                    ("aktion", action),
+                ],
+            )
+            .await;
+        assert_eq!(decided.status, 303);
+        let back = erik.follow(decided).await;
+        assert_eq!(back.status, 200);
+        assert_eq!(
+            back.body.contains("Zahlungsreferenz"),
+            paid,
+            "{}",
+            back.body
+        );
+    }
+    let submitted = erik
+        .post(
+            &format!("/entwurf/{draft}/absenden"),
+            &[("csrf", &review.csrf())],
+        )
+        .await;
+    assert_eq!(submitted.status, 303, "{}", submitted.body);
+    let confirmation = erik.follow(submitted).await;
+    let reference_at = confirmation.body.find("XBZ-").expect("payment reference");
+    let reference: String = confirmation.body[reference_at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    // The reference travelled in the XÖV message.
+    let admin = reqwest::Client::new();
+    let found: serde_json::Value = admin
+        .get(
+            cycle
+                .hub
+                .url(&format!("/api/v1/admin/applications?service={MELDE}")),
+        )
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = found["applications"][0]["id"]
+        .as_str()
+        .expect("application");
+    let message = admin
+        .get(
+            cycle
+                .hub
+                .url(&format!("/api/v1/admin/applications/{id}/message")),
+        )
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        message.contains(&format!("<zahlungsreferenz>{reference}</zahlungsreferenz>")),
+        "{message}"
+    );
+    assert!(!message.contains("GESCHENKT"));
+}

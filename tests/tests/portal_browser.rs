@@ -1,0 +1,94 @@
+//! The citizens' portal in a real browser: Debian's `chromium`, driven by
+//! `playwright-core` (npm, never a downloaded browser), with `axe-core` on every page
+//! type. The script `tests/browser/portal.mjs` walks the whole cycle — search, finder,
+//! a form with an error and its correction, an attachment, the fee, submission, the
+//! receipt and the decision in the mailbox — against the real hub, the reference
+//! procedure and the portal. Any failed step fails this test.
+
+mod portal_support;
+
+use std::process::Command;
+
+use portal_support::Cycle;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+#[tokio::test]
+async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
+    assert!(
+        std::path::Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: `apt-get install chromium` (scripts/test does)"
+    );
+    let browser_dir = kopplung_tests::workspace().join("tests/browser");
+    if !browser_dir.join("node_modules/playwright-core").is_dir()
+        || !browser_dir.join("node_modules/axe-core").is_dir()
+    {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&browser_dir)
+            .status()
+            .expect("npm (Node.js) is needed for the browser test");
+        assert!(status.success(), "npm ci --prefix tests/browser failed");
+    }
+    let cycle = Cycle::start(true).await;
+    let out = tempfile::tempdir().expect("output dir");
+    let script_cycle = cycle.portal_url.clone();
+    let out_path = out.path().to_owned();
+    let browser_dir_for_run = browser_dir.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(browser_dir_for_run.join("portal.mjs"))
+            .arg(&script_cycle)
+            .arg(&out_path)
+            .env("CHROMIUM", CHROMIUM)
+            .output()
+            .expect("node")
+    })
+    .await
+    .expect("browser run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    if !output.status.success() {
+        let html = std::fs::read_to_string(out.path().join("failure.html")).unwrap_or_default();
+        panic!(
+            "the browser run failed:\n{stdout}\n{stderr}\n--- page ---\n{}\n--- portal log ---\n{}",
+            html.chars().take(6000).collect::<String>(),
+            cycle.log()
+        );
+    }
+    assert!(stdout.contains("PASSED"), "{stdout}");
+    // Every page type was checked with axe-core.
+    for page in [
+        "start page",
+        "search results",
+        "Leistungskatalog (service)",
+        "Behördenkatalog",
+        "authority",
+        "Zuständigkeitsfinder",
+        "form step with errors",
+        "attachments",
+        "review",
+        "payment provider",
+        "confirmation",
+        "mailbox",
+        "Temp. Ablage",
+        "sign-in",
+        "error page",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok axe-core {page}:")),
+            "{page} was not checked:\n{stdout}"
+        );
+    }
+    // The payment reference travelled in the message: the receipt of the procedure
+    // came back, and the portal's log holds no personal data.
+    let log = cycle.log();
+    assert!(log.contains("application submitted"), "{log}");
+    for personal in ["Hartmann", "Königsbrücker", "DD-KP 2027", "@example.org"] {
+        assert!(
+            !log.contains(personal),
+            "personal data in the portal's log: {personal}"
+        );
+    }
+}
