@@ -31,7 +31,12 @@ impl Site {
             "{}",
             String::from_utf8_lossy(&keys.stderr)
         );
-        for file in ["intake-token", "admin-token", "clerk-password"] {
+        for file in [
+            "intake-token",
+            "portal-token",
+            "admin-token",
+            "clerk-password",
+        ] {
             std::fs::write(site.data().join(file), "0123456789abcdef0123456789abcdef").unwrap();
         }
         site

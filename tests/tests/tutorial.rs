@@ -82,6 +82,12 @@ async fn the_mapping_tutorial_works_as_written() {
         "0123456789abcdef0123456789abcdef",
     )
     .unwrap();
+    // And the citizens' portal's token (it is a client of the hub).
+    std::fs::write(
+        sandbox.path().join("demo-data/portal-token"),
+        "abcdef0123456789abcdef0123456789",
+    )
+    .unwrap();
     // The demo also writes its clerk's password (the clerk inbox).
     std::fs::write(
         sandbox.path().join("demo-data/clerk-password"),
