@@ -24,6 +24,42 @@ kreise = {}
 for row in rows:
     kreise.setdefault(row["kreis_schluessel"], row["kreis_name"])
 
+# What the portal's Behördenkatalog shows of each authority: seat, phone and opening
+# hours (demo values on the authorities' public seats; the e-mail domains are
+# `.example` so that no demo message reaches a real office).
+CONTACTS = {
+    "chemnitz": ("Markt 1, 09111 Chemnitz", "+49 371 488-0"),
+    "erzgebirgskreis": ("Paulus-Jenisius-Straße 24, 09456 Annaberg-Buchholz", "+49 3733 831-0"),
+    "mittelsachsen": ("Frauensteiner Straße 43, 09599 Freiberg", "+49 3731 799-0"),
+    "vogtlandkreis": ("Postplatz 5, 08523 Plauen", "+49 3741 300-0"),
+    "zwickau": ("Robert-Müller-Straße 4–8, 08056 Zwickau", "+49 375 4402-0"),
+    "dresden": ("Dr.-Külz-Ring 19, 01067 Dresden", "+49 351 488-0"),
+    "bautzen": ("Bahnhofstraße 9, 02625 Bautzen", "+49 3591 5251-0"),
+    "goerlitz": ("Bahnhofstraße 24, 02826 Görlitz", "+49 3581 663-0"),
+    "meissen": ("Brauhausstraße 21, 01662 Meißen", "+49 3521 725-0"),
+    "saechsische-schweiz-osterzgebirge": ("Schloßhof 2/4, 01796 Pirna", "+49 3501 515-0"),
+    "leipzig": ("Martin-Luther-Ring 4–6, 04109 Leipzig", "+49 341 123-0"),
+    "landkreis-leipzig": ("Stauffenbergstraße 4, 04552 Borna", "+49 3433 241-0"),
+    "nordsachsen": ("Schloßstraße 27, 04860 Torgau", "+49 3421 758-0"),
+    "chemnitz-buergerbuero": ("Düsseldorfer Platz 1, 09111 Chemnitz", "+49 371 488-3331"),
+    "dresden-buergerbuero": ("Theaterstraße 11, 01067 Dresden", "+49 351 488-6311"),
+    "leipzig-buergerbuero": ("Otto-Schill-Straße 2, 04109 Leipzig", "+49 341 123-4420"),
+}
+OFFICE_HOURS = ["Mo 9–12 Uhr", "Di und Do 9–18 Uhr", "Mi 8–12 Uhr", "Fr 9–12 Uhr", "Sa 9–12 Uhr (nur Terminvergabe)"]
+DISTRICT_HOURS = ["Mo, Mi, Fr 9–12 Uhr", "Di 9–12 und 13–18 Uhr", "Do 9–12 und 13–16 Uhr"]
+
+
+def contact_lines(slug):
+    """The optional Behördenkatalog keys of an [[authority]]."""
+    address, phone = CONTACTS[slug]
+    hours = OFFICE_HOURS if slug.endswith("-buergerbuero") else DISTRICT_HOURS
+    return [
+        f'address = "{address}"',
+        f'phone = "{phone}"',
+        f'email = "poststelle@{slug}.example"',
+        "opening_hours = [" + ", ".join(f'"{h}"' for h in hours) + "]",
+    ]
+
 slug_map = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", " ": "-", ",": ""})
 MAENGEL = "99999001000000"
 lines = [
@@ -51,6 +87,7 @@ for key in sorted(kreise):
         f'id = "{slug}"',
         f'name = "{authority}"',
         f'kennung = "dvdv:{key}000:maengel"',
+        *contact_lines(slug),
         "",
         "[[procedure]]",
         f'id = "{procedure}"',
@@ -96,6 +133,7 @@ for key, (slug, name) in sorted(cities.items()):
         f'id = "{slug}-buergerbuero"',
         f'name = "{name}, Bürgerbüro"',
         f'kennung = "dvdv:{key}000:buergerbuero"',
+        *contact_lines(f"{slug}-buergerbuero"),
         "",
         "[[procedure]]",
         f'id = "{procedure}"',
