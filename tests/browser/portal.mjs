@@ -139,6 +139,16 @@ try {
   await page.waitForURL(/\/entwurf\/[^/]+\/schritt\/1$/);
   const draftUrl = page.url();
   await axe(page, 'form step');
+  // Mobile-friendly: on a phone's width nothing scrolls sideways.
+  await page.setViewportSize({ width: 360, height: 740 });
+  for (const url of [base + '/', base + '/zustaendigkeit?leistung=99108001000000&ort=Dresden', draftUrl]) {
+    await page.goto(url);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    check(overflow <= 1, `no horizontal scrolling on a phone at ${url} (${overflow} px)`);
+  }
+  await axe(page, 'form step on a phone');
+  await page.setViewportSize({ width: 1280, height: 900 });
+  ok('the pages fit a phone');
   await page.check('label:has-text("Erstantrag")');
   await page.click('button:has-text("Weiter")');
   await expectText(page, '#fehlerliste', 'Bewohnerparkzone');

@@ -557,8 +557,8 @@ pub async fn submit(
         return review_page(&state, &visitor, &draft, &service, &[], None).await;
     }
     let mut data = draft.data.clone();
-    if service.fee.is_some() {
-        // Only after a successful payment, confirmed by the provider itself.
+    if let Some(fee) = &service.fee {
+        // Only after a successful payment of the full fee, confirmed by the provider.
         let (Some(transaction), Some(reference)) =
             (&draft.payment_transaction, &draft.payment_reference)
         else {
@@ -573,7 +573,7 @@ pub async fn submit(
             .await;
         };
         let status = state.payments.status(transaction).await?;
-        if !status.paid() {
+        if !status.paid(&fee.betrag) {
             return review_page(
                 &state,
                 &visitor,

@@ -28,6 +28,9 @@ pub struct Transaction {
     pub payment_transaction_id: String,
     /// `INITIAL`, `PAYED`, `CANCELED`, `FAILED`.
     pub status: String,
+    /// The amount in cents the provider holds for the transaction.
+    #[serde(default)]
+    pub gross_amount: Option<u64>,
     pub payment_information: PaymentInformation,
 }
 
@@ -40,8 +43,12 @@ pub struct PaymentInformation {
 }
 
 impl Transaction {
-    pub fn paid(&self) -> bool {
-        self.status == "PAYED" && self.payment_information.payment_reference.is_some()
+    /// Paid in full: `PAYED`, with a payment reference, for exactly `amount` (`"5.00"`).
+    pub fn paid(&self, amount: &str) -> bool {
+        self.status == "PAYED"
+            && self.payment_information.payment_reference.is_some()
+            && self.gross_amount.is_some()
+            && self.gross_amount == cents(amount)
     }
 }
 
@@ -174,8 +181,16 @@ pub async fn returned(
     let Some(transaction) = &draft.payment_transaction else {
         return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
     };
+    let service = state
+        .router
+        .service(&draft.service)
+        .await?
+        .ok_or_else(|| Failure::bad_request("Diese Leistung wird nicht mehr angeboten."))?;
+    let Some(fee) = &service.fee else {
+        return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
+    };
     let status = state.payments.status(transaction).await?;
-    if status.paid() {
+    if status.paid(&fee.betrag) {
         drafts::set_payment(
             &state,
             &draft.id,
@@ -190,5 +205,20 @@ pub async fn returned(
             "/entwurf/{}/pruefen?zahlung=abgebrochen",
             draft.id
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cents;
+
+    #[test]
+    fn amounts_in_cents() {
+        assert_eq!(cents("30.70"), Some(3070));
+        assert_eq!(cents("5.00"), Some(500));
+        assert_eq!(cents("12"), Some(1200));
+        assert_eq!(cents("1.5"), Some(150));
+        assert_eq!(cents("1.234"), None);
+        assert_eq!(cents("abc"), None);
     }
 }
