@@ -21,6 +21,8 @@ use crate::web::{Failure, Page, Visitor, check_csrf, form_value, see_other};
 use crate::{Shared, db};
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Longer passwords are refused before hashing (no argon2 work on megabytes).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// The master data the portal keeps and prefills: shared group -> field names.
 pub const MASTER_DATA: &[(&str, &[(&str, &str)])] = &[
@@ -154,7 +156,9 @@ pub async fn register(
             json!({"id": "email", "message": "Bitte geben Sie eine gültige E-Mail-Adresse an."}),
         );
     }
-    if password.chars().count() < MIN_PASSWORD_CHARS {
+    if password.len() > MAX_PASSWORD_BYTES {
+        errors.push(json!({"id": "password", "message": "Das Passwort ist zu lang (höchstens 1024 Zeichen)."}));
+    } else if password.chars().count() < MIN_PASSWORD_CHARS {
         errors.push(json!({"id": "password", "message": format!("Das Passwort muss mindestens {MIN_PASSWORD_CHARS} Zeichen lang sein.")}));
     } else if password != repeated {
         errors.push(
@@ -236,7 +240,8 @@ pub async fn login(
         // The same work for unknown addresses: no timing hint whether one exists.
         None => (None, password::DUMMY_HASH.to_owned()),
     };
-    let valid = password::verify(password.to_owned(), hash).await;
+    let valid =
+        password.len() <= MAX_PASSWORD_BYTES && password::verify(password.to_owned(), hash).await;
     match id {
         Some(id) if valid => {
             state.limiter.succeeded(&keys[0]);

@@ -345,3 +345,83 @@ fn summary_rows(
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form() -> FormDefinition {
+        let mut form: FormDefinition = serde_json::from_value(json!({
+            "field": [
+                {"name": "art", "label": "Art", "type": "enum", "required": true,
+                 "values": [{"code": "a", "label": "Erste"}, {"code": "b", "label": "Zweite"}]},
+                {"name": "grund", "label": "Grund", "type": "text", "required": true,
+                 "when": {"field": "art", "equals": ["b"]}},
+                {"name": "person", "label": "Person", "type": "group", "use": "person", "step": 2,
+                 "fields": [{"name": "familienname", "label": "Familienname", "type": "text", "required": true}]},
+                {"name": "ok", "label": "Einverstanden", "type": "boolean", "step": 2},
+                {"name": "zahlung", "label": "Zahlung", "type": "group", "filled_by": "payment",
+                 "fields": [{"name": "referenz", "label": "Referenz", "type": "text"}]},
+            ],
+        }))
+        .expect("form");
+        form.compile().expect("valid");
+        form
+    }
+
+    #[test]
+    fn steps_leave_out_what_the_portal_fills() {
+        let form = form();
+        assert_eq!(steps(&form), vec![1, 2]);
+        let second: Vec<&str> = step_fields(&form, 2)
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(second, ["person", "ok"]);
+        assert_eq!(step_of(&form, "person.familienname"), 2);
+    }
+
+    #[test]
+    fn inputs_become_nested_data_and_unchecked_boxes_false() {
+        let form = form();
+        let mut data = json!({"art": "a", "zahlung": {"referenz": "X"}});
+        let pairs = vec![
+            ("person.familienname".to_owned(), "  Weber ".to_owned()),
+            ("zahlung.referenz".to_owned(), "GESCHENKT".to_owned()),
+        ];
+        take_inputs(&step_fields(&form, 2), "", &pairs, &mut data);
+        assert_eq!(
+            data,
+            json!({"art": "a", "person": {"familienname": "Weber"}, "ok": false, "zahlung": {"referenz": "X"}})
+        );
+        // An emptied input is removed again.
+        let pairs = vec![("person.familienname".to_owned(), String::new())];
+        take_inputs(&step_fields(&form, 2), "", &pairs, &mut data);
+        assert_eq!(data["person"], json!({}));
+    }
+
+    #[test]
+    fn master_data_prefill_groups_that_use_a_shared_group() {
+        let data = prefill(
+            &form(),
+            &json!({"person": {"familienname": "Weber", "vornamen": "Erik"}}),
+        );
+        assert_eq!(data, json!({"person": {"familienname": "Weber"}}));
+    }
+
+    #[test]
+    fn messages_and_the_summary_speak_german_and_skip_what_does_not_apply() {
+        let form = form();
+        let errors = form.validate(&json!({"art": "b"})).expect_err("invalid");
+        let map = error_map(&form, &errors);
+        assert_eq!(map["grund"], "Bitte geben Sie „Grund“ an.");
+        let rows = summary(
+            &form,
+            &json!({"art": "a", "grund": "vergessen", "ok": true}),
+        );
+        let labels: Vec<&str> = rows.iter().filter_map(|r| r["label"].as_str()).collect();
+        assert_eq!(labels, ["Art", "Einverstanden"]);
+        assert_eq!(rows[0]["value"], "Erste");
+        assert_eq!(rows[1]["value"], "Ja");
+    }
+}
