@@ -95,6 +95,9 @@ for key in sorted(kreise):
         'envelope = "cms"',
         f'certificate = "procedures/{procedure}.crt"',
         f'receipt_certificate = "procedures/{procedure}-signatur.crt"',
+        # Its token for the hub's API: attachments fetched by claim check (the demo
+        # writes the file).
+        f'token_file = "procedure-tokens/{procedure}"',
         "[procedure.delivery]",
         'transport = "amqp"',
         f'queue = "kopplung.{procedure}"',
@@ -141,6 +144,9 @@ for key, (slug, name) in sorted(cities.items()):
         f'envelope = "{envelope}"',
         f'certificate = "procedures/{procedure}.crt"',
         f'receipt_certificate = "procedures/{procedure}-signatur.crt"',
+        # Its token for the hub's API: attachments fetched by claim check (the demo
+        # writes the file).
+        f'token_file = "procedure-tokens/{procedure}"',
         "[procedure.delivery]",
         'transport = "amqp"',
         f'queue = "kopplung.{procedure}"',

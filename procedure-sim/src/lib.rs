@@ -75,6 +75,10 @@ struct ProcedureEntry {
     #[serde(default)]
     envelope: String,
     delivery: DeliveryEntry,
+    /// The procedure's token for the hub's API (claim-check downloads), relative to the
+    /// data directory; a pull procedure's is in `[delivery]`.
+    #[serde(default)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +128,8 @@ struct Procedure {
     key: PKey<Private>,
     signing_cert: X509,
     signing_key: PKey<Private>,
+    /// Bearer token for the hub's API: pull, and attachments fetched by claim check.
+    api_token: Option<String>,
 }
 
 /// Everything every procedure shares.
@@ -213,7 +219,18 @@ fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error> {
             _ => continue,
         };
         let file = |suffix: &str| pki.join("procedures").join(format!("{}{suffix}", entry.id));
+        let api_token = match (&transport, &entry.token_file) {
+            (Transport::Pull { token }, _) => Some(token.clone()),
+            (_, Some(token_file)) => {
+                let path = config.data_dir.join(token_file);
+                let token = std::fs::read_to_string(&path)
+                    .map_err(|e| config_error(&path, e.to_string()))?;
+                Some(token.trim().to_owned())
+            }
+            (_, None) => None,
+        };
         procedures.push(Procedure {
+            api_token,
             transport,
             jose: entry.envelope == "jose",
             cert: load_certificate(&file(".crt"))?,
@@ -318,7 +335,7 @@ async fn consume(
                 };
                 let message_type = property(delivery.properties.kind());
                 let message_id = property(delivery.properties.message_id());
-                let handled = match handle(&procedure, &shared, &delivery.data, &message_type) {
+                let handled = match open(&procedure, &shared, &delivery.data, &message_type).await {
                     Ok(handled) => send(&procedure, &shared, Some(&channel), &handled.receipt)
                         .await
                         .map(|()| handled),
@@ -396,6 +413,121 @@ struct Accepted {
 struct Handled {
     receipt: Receipt,
     accepted: Option<Accepted>,
+    /// Attachments to fetch from the hub (claim check) before the receipt goes out.
+    claims: Vec<Claim>,
+}
+
+/// An attachment the message refers to instead of carrying it.
+struct Claim {
+    adresse: String,
+    teile: u64,
+    sha512: String,
+}
+
+/// The `<anlage>` elements with an `<abruf>`.
+fn claims_in(xml: &str) -> Vec<Claim> {
+    let mut claims = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find("<anlage>") {
+        let Some(end) = rest[start..].find("</anlage>") else {
+            break;
+        };
+        let part = &rest[start..start + end];
+        rest = &rest[start + end..];
+        let (Some(adresse), Some(teile), Some(sha512)) = (
+            between(part, "<adresse>", "</adresse>"),
+            between(part, "<teile>", "</teile>").and_then(|t| t.parse().ok()),
+            between(part, "\">", "</hashwert>"),
+        ) else {
+            continue;
+        };
+        claims.push(Claim {
+            adresse: adresse.replace("&amp;", "&"),
+            teile,
+            sha512: sha512.to_ascii_lowercase(),
+        });
+    }
+    claims
+}
+
+/// Opens a message like a vendor: [`handle`], then fetches each attachment by its
+/// claim check, fragment by fragment, decrypts and checks its SHA-512. An attachment
+/// that does not match turns the receipt into a rejection.
+async fn open(
+    procedure: &Procedure,
+    shared: &Shared,
+    body: &[u8],
+    message_type: &str,
+) -> Result<Handled, Outcome> {
+    let mut handled = handle(procedure, shared, body, message_type)?;
+    if handled.receipt.event != ReceiptEvent::Accept || handled.claims.is_empty() {
+        return Ok(handled);
+    }
+    let Some(token) = &procedure.api_token else {
+        return Err(Outcome::Refused(
+            "the message refers to attachments, but this procedure has no API token".into(),
+        ));
+    };
+    for claim in &handled.claims {
+        let mut hasher = openssl::sha::Sha512::new();
+        for k in 1..=claim.teile {
+            let fragment = async {
+                shared
+                    .http
+                    .get(format!("{}/{k}", claim.adresse))
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .bytes()
+                    .await
+            }
+            .await
+            .map_err(|e| Outcome::TryLater(format!("attachment download: {e}")))?;
+            let plain = if procedure.jose {
+                std::str::from_utf8(&fragment)
+                    .map_err(|_| {
+                        kopplung_transformers::Error::JoseRefused("not a compact JWE".into())
+                    })
+                    .and_then(|jwe| {
+                        jose::unseal_attachment(jwe.trim(), &procedure.cert, &procedure.key)
+                    })
+            } else {
+                seal::decrypt(&fragment, &procedure.cert, &procedure.key)
+            };
+            match plain {
+                Ok(plain) => hasher.update(&plain),
+                Err(e) => {
+                    reject(procedure, &mut handled, format!("fragment {k}: {e}"));
+                    return Ok(handled);
+                }
+            }
+        }
+        if hex::encode(hasher.finish()) != claim.sha512 {
+            reject(
+                procedure,
+                &mut handled,
+                "SHA-512 differs from the message".into(),
+            );
+            return Ok(handled);
+        }
+    }
+    tracing::info!(procedure = %procedure.id, attachments = handled.claims.len(), "attachments fetched by claim check and verified");
+    Ok(handled)
+}
+
+/// Turns an accepting receipt into a rejection for a bad attachment.
+fn reject(procedure: &Procedure, handled: &mut Handled, detail: String) {
+    tracing::warn!(procedure = %procedure.id, %detail, "attachment refused");
+    let receipt = &mut handled.receipt;
+    receipt.event = ReceiptEvent::Reject;
+    receipt.receipt_id = receipt_id(&procedure.id, &receipt.message_id, ReceiptEvent::Reject);
+    receipt.problems.push(ReceiptProblem {
+        kind: "urn:kopplung:problem:attachment".into(),
+        title: "Eine Anlage konnte nicht geöffnet oder geprüft werden".into(),
+        detail: Some(detail),
+    });
+    handled.accepted = None;
 }
 
 /// Opens one message like a vendor and writes the receipt (accept or reject).
@@ -470,6 +602,7 @@ fn handle(
         return Ok(Handled {
             receipt,
             accepted: None,
+            claims: Vec::new(),
         });
     }
     let text = |section: &str, name: &str| {
@@ -487,6 +620,7 @@ fn handle(
             authority: text("leser", "name"),
             receipt: receipt.clone(),
         }),
+        claims: claims_in(&xml),
         receipt,
     })
 }
@@ -676,7 +810,8 @@ async fn serve_http(
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default()
                         .to_owned();
-                    let handled = handle(&procedure, &shared, &body, &message_type)
+                    let handled = open(&procedure, &shared, &body, &message_type)
+                        .await
                         .and_then(|handled| {
                             sign(&procedure, &handled.receipt).map(|signed| (handled, signed))
                         });
@@ -806,7 +941,7 @@ async fn collect(
     }
     .await
     .map_err(|e| Outcome::TryLater(format!("download: {e}")))?;
-    let handled = handle(procedure, shared, &sealed, &waiting.message_type)?;
+    let handled = open(procedure, shared, &sealed, &waiting.message_type).await?;
     let (signed, content_type) = sign(procedure, &handled.receipt)?;
     let acknowledged = shared
         .http

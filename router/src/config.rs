@@ -102,9 +102,14 @@ pub struct ServerConfig {
 
 /// Limits of one submission. Over them the request is refused and nothing is stored.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
+    /// An application request (form and inline attachments, base64).
     pub max_body_bytes: usize,
+    /// One attachment uploaded on its own (`POST /api/v1/attachments`), streamed.
+    pub max_upload_bytes: u64,
+    /// Uploads no application names are removed after this many hours.
+    pub upload_ttl_hours: u32,
     /// Every request must arrive completely (head and body) within this many seconds;
     /// the head within at most 30. A slower client (slowloris) is cut off: `408`.
     #[serde(default = "default_request_timeout")]
@@ -113,9 +118,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        // Three 5 MiB photos, base64-encoded, plus the form.
         Self {
+            // Three 5 MiB photos, base64-encoded, plus the form.
             max_body_bytes: 24 * 1024 * 1024,
+            max_upload_bytes: 100 * 1024 * 1024,
+            upload_ttl_hours: 24,
             request_timeout_secs: default_request_timeout(),
         }
     }
@@ -290,6 +297,13 @@ pub struct ProcedureConfig {
     /// of the hub's delivery slots, so the others go on.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u32,
+    /// The procedure's bearer token for the hub's API (hex SHA-256, or a file relative
+    /// to the data directory): with it, it fetches attachments by claim check. A pull
+    /// procedure has its token in `[delivery]`.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 fn default_max_in_flight() -> u32 {
@@ -655,6 +669,15 @@ impl Config {
                             format!("procedure `{}` [delivery]: {problem}", procedure.id),
                         ));
                     }
+                }
+                _ if procedure.token_sha256.is_some() && procedure.token_file.is_some() => {
+                    return Err(invalid(
+                        routing,
+                        format!(
+                            "procedure `{}`: give token_sha256 or token_file, not both",
+                            procedure.id
+                        ),
+                    ));
                 }
                 DeliveryConfig::Pull(pull) => {
                     if pull.token_sha256.is_some() == pull.token_file.is_some() {

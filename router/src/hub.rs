@@ -114,7 +114,8 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new()?);
     let (retention_store, retention_catalog, retention_metrics) =
         (store.clone(), catalog.clone(), metrics.clone());
-    let preparer = Arc::new(preparer);
+    let uploads_store = store.clone();
+    let preparer = Arc::new(preparer.with_public_url(public_url.clone()));
     let reloader = tokio::spawn(reload_on_hangup(
         catalog.clone(),
         preparer.clone(),
@@ -135,13 +136,24 @@ pub async fn run(
                 .routing
                 .procedures
                 .iter()
-                .filter_map(|p| match &p.delivery {
-                    DeliveryConfig::Pull(pull) => Some(crate::config::ClientConfig {
-                        id: p.id.clone(),
-                        token_sha256: pull.token_sha256.clone(),
-                        token_file: pull.token_file.clone(),
-                    }),
-                    _ => None,
+                .flat_map(|p| {
+                    let pull = match &p.delivery {
+                        DeliveryConfig::Pull(pull) => Some(crate::config::ClientConfig {
+                            id: p.id.clone(),
+                            token_sha256: pull.token_sha256.clone(),
+                            token_file: pull.token_file.clone(),
+                        }),
+                        _ => None,
+                    };
+                    // Any procedure may have one to fetch attachments (claim check).
+                    let api = (p.token_sha256.is_some() || p.token_file.is_some()).then(|| {
+                        crate::config::ClientConfig {
+                            id: p.id.clone(),
+                            token_sha256: p.token_sha256.clone(),
+                            token_file: p.token_file.clone(),
+                        }
+                    });
+                    pull.into_iter().chain(api)
                 })
                 .collect::<Vec<_>>(),
             &config.data_dir,
@@ -252,6 +264,11 @@ pub async fn run(
             outbox_stopped.clone(),
         ))
     });
+    let uploads = tokio::spawn(crate::retention::discard_abandoned_uploads(
+        uploads_store,
+        config.file.limits.upload_ttl_hours,
+        outbox_stopped.clone(),
+    ));
     let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
 
     tracing::info!(%bound, "kopplung listening");
@@ -275,6 +292,7 @@ pub async fn run(
     if let Some(retention) = retention {
         let _ = retention.await;
     }
+    let _ = uploads.await;
     served.map_err(|source| Error::Listen {
         addr: bound,
         source,

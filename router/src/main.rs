@@ -730,6 +730,16 @@ async fn demo(
             }
         }
     }
+    // The procedures' tokens for the hub's API (claim-check downloads): the reference
+    // procedures read them from here.
+    for procedure in &config.routing.procedures {
+        if let Some(file) = &procedure.token_file {
+            let path = data_dir.join(file);
+            if !path.is_file() {
+                write_token(&path)?;
+            }
+        }
+    }
     // The clerk inbox's demo clerks: a random password, like the tokens.
     let mut clerks = Vec::new();
     for clerk in &config.file.clerks {
@@ -833,6 +843,10 @@ async fn demo(
 }
 
 fn write_token(path: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
     let mut bytes = [0u8; 32];
     openssl::rand::rand_bytes(&mut bytes).context("drawing a token")?;
     let mut file = std::fs::OpenOptions::new()

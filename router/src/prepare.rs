@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
-use kopplung_transformers::mapping::{Anlage, Antrag, Behoerde, MessageContext, Nachricht};
+use kopplung_transformers::mapping::{Abruf, Anlage, Antrag, Behoerde, MessageContext, Nachricht};
 use std::path::PathBuf;
 use std::sync::RwLock;
 
@@ -21,7 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::catalog::Catalog;
 use crate::config::{Authority, Config, Envelope, HubIdentity};
 use crate::regions::Regions;
-use crate::store::{PrepareInput, WorkItem};
+use crate::store::{AttachmentContent, PrepareInput, WorkItem, fragment_count};
 
 /// Why a message could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,8 @@ struct Recipient {
     /// The procedure's signing certificate, for its receipts.
     receipt_certificate: Option<X509>,
     leser: Behoerde,
+    /// Whether it has a token for the hub's API, to fetch attachments by claim check.
+    can_fetch: bool,
 }
 
 /// Why a receipt was not taken.
@@ -80,6 +82,8 @@ pub struct Preparer {
     regions: Arc<Regions>,
     keys: RwLock<Arc<Keys>>,
     autor: Behoerde,
+    /// Where procedures reach the hub: the claim-check links of attachments start here.
+    public_url: String,
 }
 
 impl std::fmt::Debug for Preparer {
@@ -174,6 +178,9 @@ fn load_keys(config: &Config) -> Result<Keys, crate::Error> {
                 certificates,
                 receipt_certificate,
                 leser: behoerde_of(authority),
+                can_fetch: procedure.token_sha256.is_some()
+                    || procedure.token_file.is_some()
+                    || matches!(procedure.delivery, crate::config::DeliveryConfig::Pull(_)),
             },
         );
     }
@@ -231,7 +238,14 @@ impl Preparer {
             regions,
             keys: RwLock::new(Arc::new(load_keys(config)?)),
             autor: behoerde_of_hub(&config.file.hub),
+            public_url: config.file.server.public_url.clone().unwrap_or_default(),
         })
+    }
+
+    /// The address procedures reach the hub at, once the listener is bound.
+    pub fn with_public_url(mut self, public_url: String) -> Self {
+        self.public_url = public_url;
+        self
     }
 
     fn keys(&self) -> Arc<Keys> {
@@ -353,6 +367,35 @@ impl Preparer {
             .and_then(|r| r.envelope)
     }
 
+    /// Encrypts one attachment fragment for `procedure` with its certificate in force:
+    /// DER AuthEnvelopedData (`cms`) or a compact JWE (`jose`). Returns the content type
+    /// and the bytes. Never unprotected: a procedure without an envelope gets none.
+    pub fn seal_fragment(
+        &self,
+        procedure: &str,
+        fragment: &[u8],
+    ) -> Result<(&'static str, Vec<u8>), PrepareError> {
+        let keys = self.keys();
+        let recipient = keys.recipients.get(procedure).ok_or_else(|| {
+            PrepareError::Blocked(format!("procedure {procedure} is not configured"))
+        })?;
+        let envelope = recipient.envelope.ok_or_else(|| {
+            PrepareError::Blocked(format!("procedure {procedure} has no envelope profile"))
+        })?;
+        let certificate = keys
+            .recipient_certificate(recipient)
+            .map_err(|reason| PrepareError::Blocked(format!("certificate refused: {reason}")))?;
+        match envelope {
+            Envelope::Cms => kopplung_transformers::seal::encrypt(fragment, certificate)
+                .map(|der| ("application/pkcs7-mime; smime-type=authEnveloped-data", der)),
+            Envelope::Jose => keys
+                .jose
+                .seal_attachment(fragment, certificate)
+                .map(|jwe| ("application/jose", jwe.into_bytes())),
+        }
+        .map_err(|e| PrepareError::Blocked(e.to_string()))
+    }
+
     /// The hub's signing certificate in force.
     pub fn signing_certificate(&self) -> X509 {
         self.keys().sealer.certificate().clone()
@@ -375,6 +418,17 @@ impl Preparer {
         let recipient = keys.recipients.get(procedure).ok_or_else(|| {
             PrepareError::Blocked(format!("procedure {procedure} is not configured"))
         })?;
+        // A link the procedure cannot follow is no delivery: the message waits, and the
+        // operator sees why.
+        let by_reference = input.attachments.iter().any(|a| {
+            matches!(a.content, AttachmentContent::Upload(_))
+                || recipient.envelope == Some(Envelope::Jose)
+        });
+        if by_reference && recipient.envelope.is_some() && !recipient.can_fetch {
+            return Err(PrepareError::Blocked(format!(
+                "procedure {procedure} has no API token (token_file or token_sha256 in its [[procedure]]) to fetch attachments by claim check"
+            )));
+        }
         let data = mapping.form.validate(&input.payload).map_err(|errors| {
             // Field names only: the values are personal data.
             let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -418,12 +472,50 @@ impl Preparer {
             anlagen: input
                 .attachments
                 .iter()
-                .map(|a| Anlage {
-                    dateiname: a.filename.clone(),
-                    media_type: a.media_type.clone(),
-                    groesse: a.content.len(),
-                    sha512: a.sha512.clone(),
-                    inhalt_base64: base64::engine::general_purpose::STANDARD.encode(&a.content),
+                .enumerate()
+                .map(|(position, a)| {
+                    let by_reference = match (&a.content, recipient.envelope) {
+                        // Carried inside the signed content of the CMS profile.
+                        (AttachmentContent::Inline(_), Some(Envelope::Cms) | None) => None,
+                        // Separate JWEs (as FIT-Connect does), and uploads, which are
+                        // never loaded whole: fetched by the procedure (claim check).
+                        (_, Some(envelope)) => Some(Abruf {
+                            adresse: format!(
+                                "{}/api/v1/procedures/{procedure}/messages/{message_id}/attachments/{}",
+                                self.public_url,
+                                position + 1
+                            ),
+                            teile: fragment_count(a.size),
+                            format: match envelope {
+                                Envelope::Cms => "CMS",
+                                Envelope::Jose => "JWE",
+                            }
+                            .to_owned(),
+                        }),
+                        // A clerk downloads an upload from the inbox as one file.
+                        (AttachmentContent::Upload(_), None) => Some(Abruf {
+                            adresse: format!(
+                                "{}/inbox/{procedure}/{message_id}/attachments/{}",
+                                self.public_url,
+                                position + 1
+                            ),
+                            teile: 1,
+                            format: "Datei".to_owned(),
+                        }),
+                    };
+                    Anlage {
+                        dateiname: a.filename.clone(),
+                        media_type: a.media_type.clone(),
+                        groesse: a.size,
+                        sha512: a.sha512.clone(),
+                        inhalt_base64: match (&a.content, &by_reference) {
+                            (AttachmentContent::Inline(content), None) => {
+                                base64::engine::general_purpose::STANDARD.encode(content)
+                            }
+                            _ => String::new(),
+                        },
+                        abruf: by_reference,
+                    }
                 })
                 .collect(),
             gebuehr: info.fee.clone(),

@@ -68,3 +68,26 @@ pub async fn run(
         }
     }
 }
+
+/// Removes uploads that no application named within `ttl_hours` (a client that gave
+/// up, or failed between upload and submission), at start and then hourly.
+pub async fn discard_abandoned_uploads(
+    store: Arc<dyn Store>,
+    ttl_hours: u32,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let before = OffsetDateTime::now_utc() - time::Duration::hours(ttl_hours.into());
+        match store.discard_stale_uploads(before).await {
+            Ok(0) => {}
+            Ok(discarded) => tracing::info!(discarded, "abandoned uploads removed"),
+            Err(e) => {
+                tracing::error!(error = %e, "removing abandoned uploads failed; trying again later")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use kopplung_router::audit::{GENESIS_HASH, Problem, sha256_hex};
 use kopplung_router::store::{
-    Attachment, EventDocument, IdempotencyKey, Inserted, NewApplication, PickupAck, PostgresStore,
-    ReceiptOutcome, ReceiptRecord, Status, Step, Store, WorkItem,
+    Attachment, AttachmentContent, EventDocument, IdempotencyKey, Inserted, NewApplication,
+    PickupAck, PostgresStore, ReceiptOutcome, ReceiptRecord, Status, Step, Store, WorkItem,
 };
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -176,7 +176,8 @@ async fn insert_stores_everything_and_idempotency_replays_or_conflicts() {
         filename: "foto.jpg".into(),
         media_type: "image/jpeg".into(),
         sha512: "ab".repeat(64),
-        content: vec![0, 1, 2, 255, 0, 7],
+        size: 6,
+        content: AttachmentContent::Inline(vec![0, 1, 2, 255, 0, 7]),
     }];
     let Inserted::Created(accepted) = store.insert_application(&first).await.unwrap() else {
         panic!("created")
@@ -203,7 +204,10 @@ async fn insert_stores_everything_and_idempotency_replays_or_conflicts() {
     assert_eq!(input.payload, first.payload);
     assert_eq!(input.created_at, first.received_at);
     assert_eq!(input.attachments.len(), 1);
-    assert_eq!(input.attachments[0].content, [0, 1, 2, 255, 0, 7]);
+    assert_eq!(
+        input.attachments[0].content,
+        AttachmentContent::Inline(vec![0, 1, 2, 255, 0, 7])
+    );
     assert_eq!(input.attachments[0].filename, "foto.jpg");
 
     assert_eq!(
@@ -1420,4 +1424,11 @@ async fn retention_deletes_personal_data_after_the_final_state() {
     let db = TestDb::new().await;
     let store = db.store().await;
     common::retention_deletes_personal_data_after_the_final_state(&store).await;
+}
+
+#[tokio::test]
+async fn uploads_are_bound_once_and_read_in_fragments() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    common::uploads_are_bound_once_and_read_in_fragments(&store).await;
 }

@@ -239,3 +239,10 @@ async fn retention_deletes_personal_data_after_the_final_state() {
     let store = SqliteStore::open(dir.path()).await.unwrap();
     common::retention_deletes_personal_data_after_the_final_state(&store).await;
 }
+
+#[tokio::test]
+async fn uploads_are_bound_once_and_read_in_fragments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    common::uploads_are_bound_once_and_read_in_fragments(&store).await;
+}

@@ -106,6 +106,8 @@ pub struct HubSetup {
     pub extra_args: Vec<&'static str>,
     /// `[limits] request_timeout_secs` (the hub's default when `None`).
     pub request_timeout_secs: Option<u64>,
+    /// `[limits] max_upload_bytes`: one streamed upload.
+    pub max_upload_bytes: u64,
 }
 
 /// Replaces the `[procedure.delivery]` section of `procedure` in a routing table with
@@ -145,8 +147,15 @@ impl Default for HubSetup {
             rust_log: "info",
             extra_args: Vec::new(),
             request_timeout_secs: None,
+            max_upload_bytes: 100 * 1024 * 1024,
         }
     }
+}
+
+/// The API token of a procedure of the test hubs (`token_file =
+/// "procedure-tokens/<id>"` in the routing table).
+pub fn procedure_token(procedure: &str) -> String {
+    format!("{procedure}-token-of-the-test-hub-0123456789")
 }
 
 /// The admin token of every test hub.
@@ -191,10 +200,21 @@ impl TestHub {
         };
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir).expect("config dir");
-        std::fs::write(config_dir.join("routing.toml"), routing).expect("routing");
         let token = uuid::Uuid::new_v4().simple().to_string();
         let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("data dir");
+        // The procedures' API tokens (claim-check downloads): see [`procedure_token`].
+        for line in routing.lines() {
+            if let Some(procedure) = line
+                .strip_prefix("token_file = \"procedure-tokens/")
+                .and_then(|rest| rest.strip_suffix('"'))
+            {
+                let file = data_dir.join("procedure-tokens").join(procedure);
+                std::fs::create_dir_all(file.parent().expect("parent")).expect("token dir");
+                std::fs::write(&file, procedure_token(procedure)).expect("procedure token");
+            }
+        }
+        std::fs::write(config_dir.join("routing.toml"), routing).expect("routing");
         std::fs::write(data_dir.join("intake-token"), &token).expect("token");
         // A second client, to show that clients see only their own applications.
         std::fs::write(data_dir.join("other-token"), OTHER_TOKEN).expect("token");
@@ -293,6 +313,7 @@ listen = "127.0.0.1:{port}"
 [limits]
 max_body_bytes = {max_body}
 {request_timeout}
+max_upload_bytes = {max_upload}
 
 [hub]
 kennung = "kopplung:test"
@@ -335,6 +356,7 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
             regions = root.join("config/regions.csv").display(),
             port = self.port,
             max_body = setup.max_body_bytes,
+            max_upload = setup.max_upload_bytes,
             request_timeout = setup
                 .request_timeout_secs
                 .map(|s| format!("request_timeout_secs = {s}"))

@@ -39,6 +39,18 @@ impl Site {
         ] {
             std::fs::write(site.data().join(file), "0123456789abcdef0123456789abcdef").unwrap();
         }
+        // The procedures' API tokens the routing table names.
+        let routing = std::fs::read_to_string(site.path("config/routing.toml")).unwrap();
+        for line in routing.lines() {
+            if let Some(file) = line
+                .strip_prefix("token_file = \"")
+                .and_then(|rest| rest.strip_suffix('"'))
+            {
+                let path = site.data().join(file);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, "0123456789abcdef0123456789abcdef").unwrap();
+            }
+        }
         site
     }
 

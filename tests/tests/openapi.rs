@@ -29,6 +29,11 @@ const DOCUMENT_URI: &str = "urn:kopplung:openapi";
 /// Documented answers that this test does not provoke, with the reason.
 const NOT_PROVOKED: &[(&str, u16, &str)] = &[
     (
+        "POST /api/v1/attachments",
+        400,
+        "a client that goes away mid-upload reads no answer (tests/tests/attachments.rs checks that nothing is kept)",
+    ),
+    (
         "GET /api/v1/admin/applications/{id}/message",
         410,
         "personal data deleted by retention (tests/tests/retention.rs)",
@@ -155,6 +160,8 @@ impl Contract {
 
     /// The path template of the document that `path` falls under.
     fn template(&self, path: &str) -> String {
+        // The query is no part of the path template.
+        let path = path.split_once('?').map_or(path, |(path, _)| path);
         let segments: Vec<&str> = path.split('/').collect();
         let mut best: Option<(usize, &str)> = None;
         for template in self.doc["paths"].as_object().expect("paths").keys() {
@@ -848,6 +855,7 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     let broker = amqp().await;
     let hub = TestHub::start(HubSetup {
         max_body_bytes: 64 * 1024,
+        max_upload_bytes: 512 * 1024,
         edit_routing: |routing| {
             routing
                 // Chemnitz: dead letters after three attempts.
@@ -1310,6 +1318,147 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         api.post(
             &format!("{leipzig}/messages/{m4}/ack"),
             Some(LEIPZIG_PULL_TOKEN),
+            None,
+        )
+        .await,
+        200,
+    );
+
+    // A streamed upload, named in a Gewerbeanmeldung for Leipzig (jose: attachments
+    // travel by claim check), its fragment fetched by the procedure.
+    let mut plan = b"%PDF-1.7\n".to_vec();
+    plan.resize(300 * 1024, b'x');
+    let uploads = "/api/v1/attachments";
+    let uploaded = ok(
+        api.post(
+            &format!("{uploads}?filename=Gewerbeerlaubnis.pdf"),
+            Some(&hub.token),
+            Some(("application/pdf", plan.clone())),
+        )
+        .await,
+        201,
+    );
+    assert_eq!(uploaded.json["size"], plan.len());
+    problem(
+        api.post(
+            &format!("{uploads}?filename=a.pdf"),
+            None,
+            Some(("application/pdf", plan.clone())),
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+    problem(
+        api.post(
+            &format!("{uploads}?filename=a.exe"),
+            Some(&hub.token),
+            Some(("application/x-msdownload", b"MZ".to_vec())),
+        )
+        .await,
+        415,
+        "unsupported-media-type",
+    );
+    problem(
+        api.post(
+            uploads,
+            Some(&hub.token),
+            Some(("application/pdf", plan.clone())),
+        )
+        .await,
+        422,
+        "validation",
+    );
+    problem(
+        api.declared_too_large(&format!("{uploads}?filename=a.pdf"))
+            .await,
+        413,
+        "attachment-too-large",
+    );
+    let mut gewerbe: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            workspace().join("mappings/gewerbeanmeldung/fixtures/minimal.input.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    gewerbe["service"] = "99050012104000".into();
+    gewerbe["region"] = LEIPZIG.into();
+    gewerbe["attachments"] = json!([{ "upload": uploaded.json["id"] }]);
+    let a5 = ok(api.submit(&gewerbe, None).await, 202).json["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = api
+        .pickups("leipzig-buergerbuero", LEIPZIG_PULL_TOKEN, &[&a5])
+        .await;
+    let m5 = listed[0]["message_id"].as_str().unwrap().to_owned();
+    let fragment = format!("{leipzig}/messages/{m5}/attachments/1/1");
+    let sealed = ok(api.get(&fragment, Some(LEIPZIG_PULL_TOKEN)).await, 200);
+    assert_eq!(sealed.header("content-type"), "application/jose");
+    problem(api.get(&fragment, None).await, 401, "unauthorized");
+    problem(
+        api.get(&fragment, Some(DRESDEN_PULL_TOKEN)).await,
+        403,
+        "forbidden",
+    );
+    problem(
+        api.get(
+            &format!("{leipzig}/messages/{m5}/attachments/1/2"),
+            Some(LEIPZIG_PULL_TOKEN),
+        )
+        .await,
+        404,
+        "not-found",
+    );
+    ok(
+        api.post(
+            &format!("{leipzig}/messages/{m5}/ack"),
+            Some(LEIPZIG_PULL_TOKEN),
+            None,
+        )
+        .await,
+        200,
+    );
+    // An uploaded photo in a Mängelanzeige for Dresden (cms): a CMS fragment.
+    let mut photo = b"\x89PNG\r\n\x1a\n".to_vec();
+    photo.resize(2048, 7);
+    let uploaded = ok(
+        api.post(
+            &format!("{uploads}?filename=Schlagloch.png"),
+            Some(&hub.token),
+            Some(("image/png", photo)),
+        )
+        .await,
+        201,
+    );
+    let mut report = maengel(DRESDEN, "Schlagloch mit Foto");
+    report["attachments"] = json!([{ "upload": uploaded.json["id"] }]);
+    let a6 = ok(api.submit(&report, None).await, 202).json["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = api
+        .pickups("dresden-maengel", DRESDEN_PULL_TOKEN, &[&a6])
+        .await;
+    let m6 = listed[0]["message_id"].as_str().unwrap().to_owned();
+    let sealed = ok(
+        api.get(
+            &format!("{dresden}/messages/{m6}/attachments/1/1"),
+            Some(DRESDEN_PULL_TOKEN),
+        )
+        .await,
+        200,
+    );
+    assert!(
+        sealed
+            .header("content-type")
+            .starts_with("application/pkcs7-mime")
+    );
+    ok(
+        api.post(
+            &format!("{dresden}/messages/{m6}/ack"),
+            Some(DRESDEN_PULL_TOKEN),
             None,
         )
         .await,

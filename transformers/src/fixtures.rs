@@ -40,6 +40,9 @@ pub struct FixtureAttachment {
     pub filename: String,
     pub media_type: String,
     pub content_base64: String,
+    /// Renders the attachment as fetched by claim check (`adresse`, `teile`, `format`).
+    #[serde(default)]
+    pub abruf: Option<crate::mapping::Abruf>,
 }
 
 /// Why a fixture failed. Every variant names the file; line and column where known.
@@ -161,9 +164,14 @@ pub fn render_input(mapping: &Mapping, input_file: &Path) -> Result<String, Fixt
         anlagen.push(Anlage {
             dateiname: attachment.filename.clone(),
             media_type: attachment.media_type.clone(),
-            groesse: content.len(),
+            groesse: content.len() as u64,
             sha512: hex::encode(openssl::sha::sha512(&content)),
-            inhalt_base64: attachment.content_base64.clone(),
+            // Fetched by claim check: the message carries the link, not the content.
+            inhalt_base64: match attachment.abruf {
+                Some(_) => String::new(),
+                None => attachment.content_base64.clone(),
+            },
+            abruf: attachment.abruf.clone(),
         });
     }
     let info = &mapping.info;

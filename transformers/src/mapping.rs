@@ -205,9 +205,23 @@ pub struct Antrag {
 pub struct Anlage {
     pub dateiname: String,
     pub media_type: String,
-    pub groesse: usize,
+    pub groesse: u64,
     pub sha512: String,
+    /// The content, when it travels inside the message; empty when fetched by `abruf`.
     pub inhalt_base64: String,
+    /// Where the procedure fetches the content instead (claim check).
+    pub abruf: Option<Abruf>,
+}
+
+/// A claim check: the attachment's content is fetched from the hub, in `teile`
+/// fragments (`{adresse}/{n}`, n from 1), each encrypted for the procedure (`format`:
+/// `CMS` or `JWE`), or by a clerk as one file (`Datei`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Abruf {
+    pub adresse: String,
+    pub teile: u64,
+    pub format: String,
 }
 
 impl Mapping {

@@ -83,21 +83,48 @@ impl Sealer {
         )
         .map_err(crypto("signing"))?;
         let signed_der = signed.to_der().map_err(crypto("encoding SignedData"))?;
-        let mut recipients = Stack::new().map_err(crypto("recipient list"))?;
-        recipients
-            .push(recipient.clone())
-            .map_err(crypto("recipient list"))?;
-        let enveloped = CmsContentInfo::encrypt(
-            &recipients,
-            &signed_der,
-            Cipher::aes_256_gcm(),
-            CMSOptions::BINARY,
-        )
-        .map_err(crypto("encrypting"))?;
-        enveloped
-            .to_der()
-            .map_err(crypto("encoding AuthEnvelopedData"))
+        encrypt(&signed_der, recipient)
     }
+}
+
+/// Encrypts `content` for `recipient` without signing it: AuthEnvelopedData
+/// (AES-256-GCM), DER. For attachment fragments, whose integrity is the SHA-512 in the
+/// signed message; `openssl cms -decrypt -inform DER` opens it.
+pub fn encrypt(content: &[u8], recipient: &X509) -> Result<Vec<u8>, Error> {
+    let crypto = |context: &str| {
+        let context = context.to_owned();
+        move |source| Error::Crypto { context, source }
+    };
+    let mut recipients = Stack::new().map_err(crypto("recipient list"))?;
+    recipients
+        .push(recipient.clone())
+        .map_err(crypto("recipient list"))?;
+    let enveloped = CmsContentInfo::encrypt(
+        &recipients,
+        content,
+        Cipher::aes_256_gcm(),
+        CMSOptions::BINARY,
+    )
+    .map_err(crypto("encrypting"))?;
+    enveloped
+        .to_der()
+        .map_err(crypto("encoding AuthEnvelopedData"))
+}
+
+/// Opens what [`encrypt`] made (the receiving side; vendors use `openssl cms`).
+pub fn decrypt(
+    enveloped: &[u8],
+    recipient_cert: &X509,
+    recipient_key: &PKey<Private>,
+) -> Result<Vec<u8>, Error> {
+    let crypto = |context: &str| {
+        let context = context.to_owned();
+        move |source| Error::Crypto { context, source }
+    };
+    CmsContentInfo::from_der(enveloped)
+        .map_err(crypto("parsing envelope"))?
+        .decrypt(recipient_key, recipient_cert)
+        .map_err(crypto("decrypting"))
 }
 
 /// Trust anchors against which certificates are checked.

@@ -18,7 +18,9 @@ use uuid::Uuid;
 use super::problem::Problem;
 use super::{ApiState, receipt};
 use crate::regions::is_ars;
-use crate::store::{Accepted, Attachment, IdempotencyKey, Inserted, NewApplication};
+use crate::store::{
+    Accepted, Attachment, AttachmentContent, IdempotencyKey, Inserted, NewApplication, UploadInfo,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,12 +33,19 @@ struct IntakeRequest {
     attachments: Vec<AttachmentIn>,
 }
 
+/// An attachment: either inside the request (`filename`, `media_type`,
+/// `content_base64`), or uploaded before with `POST /api/v1/attachments` (`upload`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AttachmentIn {
-    filename: String,
-    media_type: String,
-    content_base64: String,
+    #[serde(default)]
+    filename: Option<String>,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    content_base64: Option<String>,
+    #[serde(default)]
+    upload: Option<String>,
 }
 
 pub async fn submit(
@@ -128,11 +137,7 @@ async fn accept(
         )
         .detail(format!("at most {limit} bytes"))
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if declared_length(headers).is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
@@ -178,11 +183,18 @@ async fn accept(
             }
         }
     }
-    let (new, procedure_id) = validate(state, &client, request, idempotency)?;
+    let uploads = find_uploads(state, &request).await?;
+    let (new, procedure_id) = validate(state, &client, request, idempotency, &uploads)?;
     let mut new = new;
     for _ in 0..5 {
         match state.store.insert_application(&new).await {
             Ok(Inserted::ReceiptTaken) => new.receipt = receipt::generate(),
+            Ok(Inserted::UploadTaken(index)) => {
+                return Err(Problem::validation(vec![FieldError::new(
+                    format!("attachments[{index}].upload"),
+                    "dieser Upload gehört bereits zu einem anderen Antrag",
+                )]));
+            }
             Ok(answer) => {
                 if let Inserted::Created(accepted) = &answer {
                     tracing::info!(application_id = %accepted.id, service = %new.service_key, procedure = %procedure_id, "application accepted");
@@ -212,7 +224,7 @@ fn answer_for(state: &ApiState, answer: Inserted) -> Result<Response, Problem> {
                 "This Idempotency-Key was used with a different request",
             ));
         }
-        Inserted::ReceiptTaken => return Err(Problem::internal()),
+        Inserted::ReceiptTaken | Inserted::UploadTaken(_) => return Err(Problem::internal()),
     };
     Ok(accepted_response(state, &accepted, replayed))
 }
@@ -236,12 +248,47 @@ fn accepted_response(state: &ApiState, accepted: &Accepted, replayed: bool) -> R
     response
 }
 
+/// The body length the client declares (`Content-Length`), to refuse early.
+pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// The uploads the request names, as the store has them (absent ones left out).
+async fn find_uploads(
+    state: &ApiState,
+    request: &IntakeRequest,
+) -> Result<Vec<UploadInfo>, Problem> {
+    let mut found = Vec::new();
+    for attachment in &request.attachments {
+        let Some(id) = attachment
+            .upload
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok())
+        else {
+            continue;
+        };
+        match state.store.upload(id).await {
+            Ok(Some(upload)) => found.push(upload),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "reading an upload failed");
+                return Err(Problem::unavailable("the store is not reachable"));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Checks everything before anything is stored; collects all field errors at once.
 fn validate(
     state: &ApiState,
     client: &str,
     request: IntakeRequest,
     idempotency: Option<IdempotencyKey>,
+    uploads: &[UploadInfo],
 ) -> Result<(NewApplication, String), Problem> {
     // One snapshot of the mappings for the whole request.
     let mappings = state.catalog.current();
@@ -296,51 +343,113 @@ fn validate(
     let mut attachments = Vec::new();
     for (index, attachment) in request.attachments.into_iter().enumerate() {
         let at = |name: &str| format!("attachments[{index}].{name}");
-        if !valid_filename(&attachment.filename) {
+        let AttachmentIn {
+            filename,
+            media_type,
+            content_base64,
+            upload,
+        } = attachment;
+        let inline = match (upload, filename, media_type, content_base64) {
+            (Some(upload), None, None, None) => {
+                // Another client's upload does not exist for this one.
+                let found = Uuid::parse_str(&upload)
+                    .ok()
+                    .and_then(|id| uploads.iter().find(|u| u.id == id))
+                    .filter(|u| u.client_id == client);
+                let Some(found) = found else {
+                    errors.push(FieldError::new(at("upload"), "unbekannter Upload"));
+                    continue;
+                };
+                let Some((size, sha512)) = &found.complete else {
+                    errors.push(FieldError::new(
+                        at("upload"),
+                        "der Upload ist nicht vollständig",
+                    ));
+                    continue;
+                };
+                if found.application_id.is_some() {
+                    errors.push(FieldError::new(
+                        at("upload"),
+                        "dieser Upload gehört bereits zu einem anderen Antrag",
+                    ));
+                    continue;
+                }
+                if !rules.media_types.iter().any(|m| m == &found.media_type) {
+                    errors.push(FieldError::new(
+                        at("upload"),
+                        format!(
+                            "Medientyp {} nicht erlaubt; erlaubt sind: {}",
+                            found.media_type,
+                            rules.media_types.join(", ")
+                        ),
+                    ));
+                    continue;
+                }
+                if *size > rules.max_bytes as u64 {
+                    return Err(attachment_too_large(index, rules.max_bytes));
+                }
+                attachments.push(Attachment {
+                    filename: found.filename.clone(),
+                    media_type: found.media_type.clone(),
+                    sha512: sha512.clone(),
+                    size: *size,
+                    content: AttachmentContent::Upload(found.id),
+                });
+                continue;
+            }
+            (None, Some(filename), Some(media_type), Some(content_base64)) => {
+                (filename, media_type, content_base64)
+            }
+            _ => {
+                errors.push(FieldError::new(
+                    format!("attachments[{index}]"),
+                    "entweder filename, media_type und content_base64 oder nur upload angeben",
+                ));
+                continue;
+            }
+        };
+        let (filename, media_type, content_base64) = inline;
+        if !valid_filename(&filename) {
             errors.push(FieldError::new(
                 at("filename"),
                 "Dateiname fehlt, ist zu lang oder enthält unzulässige Zeichen",
             ));
         }
-        if !rules
-            .media_types
-            .iter()
-            .any(|m| m == &attachment.media_type)
-        {
+        if !rules.media_types.iter().any(|m| m == &media_type) {
             errors.push(FieldError::new(
                 at("media_type"),
                 format!("erlaubt sind: {}", rules.media_types.join(", ")),
             ));
         }
         // Decoded size from the encoded length, before decoding anything big.
-        if attachment.content_base64.len() / 4 * 3 > rules.max_bytes + 2 {
+        if content_base64.len() / 4 * 3 > rules.max_bytes + 2 {
             return Err(attachment_too_large(index, rules.max_bytes));
         }
-        let content =
-            match base64::engine::general_purpose::STANDARD.decode(&attachment.content_base64) {
-                Ok(content) => content,
-                Err(_) => {
-                    errors.push(FieldError::new(
-                        at("content_base64"),
-                        "kein gültiges Base64",
-                    ));
-                    continue;
-                }
-            };
+        let content = match base64::engine::general_purpose::STANDARD.decode(&content_base64) {
+            Ok(content) => content,
+            Err(_) => {
+                errors.push(FieldError::new(
+                    at("content_base64"),
+                    "kein gültiges Base64",
+                ));
+                continue;
+            }
+        };
         if content.len() > rules.max_bytes {
             return Err(attachment_too_large(index, rules.max_bytes));
         }
-        if !content_matches(&attachment.media_type, &content) {
+        if !content_matches(&media_type, &content) {
             errors.push(FieldError::new(
                 at("content_base64"),
                 "der Inhalt passt nicht zum angegebenen Medientyp",
             ));
         }
         attachments.push(Attachment {
-            filename: attachment.filename,
-            media_type: attachment.media_type,
+            filename,
+            media_type,
             sha512: hex::encode(sha512(&content)),
-            content,
+            size: content.len() as u64,
+            content: AttachmentContent::Inline(content),
         });
     }
     let (Some(data), true) = (data, errors.is_empty()) else {
@@ -374,7 +483,7 @@ fn attachment_too_large(index: usize, max_bytes: usize) -> Problem {
     ))
 }
 
-fn valid_filename(name: &str) -> bool {
+pub(super) fn valid_filename(name: &str) -> bool {
     // Only dots and blanks (`.`, `..`) name a folder, not a file, wherever it is saved.
     !name
         .trim_matches(|c: char| c == '.' || c.is_whitespace())
@@ -387,7 +496,7 @@ fn valid_filename(name: &str) -> bool {
 }
 
 /// A cheap check of the file signature, so a renamed file is caught at intake.
-fn content_matches(media_type: &str, content: &[u8]) -> bool {
+pub(super) fn content_matches(media_type: &str, content: &[u8]) -> bool {
     match media_type {
         "image/jpeg" => content.starts_with(&[0xFF, 0xD8, 0xFF]),
         "image/png" => content.starts_with(b"\x89PNG\r\n\x1a\n"),

@@ -2,6 +2,8 @@
 
 mod admin;
 mod applications;
+mod attachments;
+pub(crate) use attachments::plain_body;
 pub mod auth;
 mod directory;
 mod health;
@@ -88,6 +90,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/api/v1/procedures/{id}/messages/{message}/ack",
             post(pull::acknowledge),
         )
+        .route(
+            "/api/v1/procedures/{id}/messages/{message}/attachments/{n}/{k}",
+            get(attachments::fragment),
+        )
+        .route("/api/v1/attachments", post(attachments::upload))
         .route("/api/v1/procedures/{id}/receipts", post(receipts::submit))
         .route("/api/v1/procedures/{id}/events", post(receipts::submit))
         .route(

@@ -27,7 +27,11 @@ use crate::store::PickupAck;
 const MAX_ACK_BYTES: usize = 16 * 1024 * 1024;
 
 /// The procedure this request may act for, or the problem to answer.
-fn authorised(state: &ApiState, headers: &HeaderMap, procedure: &str) -> Result<(), Problem> {
+pub(super) fn authorised(
+    state: &ApiState,
+    headers: &HeaderMap,
+    procedure: &str,
+) -> Result<(), Problem> {
     match state.pullers.authenticate(headers) {
         None => Err(Problem::unauthorized()),
         Some(id) if id == procedure => Ok(()),

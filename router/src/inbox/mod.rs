@@ -35,7 +35,7 @@ use uuid::Uuid;
 use crate::Error;
 use crate::api::ApiState;
 use crate::config::{Config, DeliveryConfig};
-use crate::store::{ApplicationRecord, PickupAck};
+use crate::store::{ApplicationRecord, AttachmentContent, PickupAck};
 use crate::web::{
     self, CsrfForm, LimitKey, LoginLimiter, Session, Sessions, cookie, german_time, iso,
     plain_error, same_token, see_other,
@@ -760,7 +760,7 @@ async fn document(
                 href: format!("{base}/attachments/{}", index + 1),
                 filename: a.filename.clone(),
                 media_type: a.media_type.clone(),
-                size: render::human_size(a.content.len() as u64),
+                size: render::human_size(a.size),
             })
             .collect(),
         attachments_caption: match found.input.attachments.len() {
@@ -842,14 +842,25 @@ async fn attachment(
         .parse::<usize>()
         .ok()
         .and_then(|n| n.checked_sub(1))
-        .and_then(|index| found.input.attachments.get(index));
-    let Some(attachment) = chosen else {
+        .and_then(|index| Some((index, found.input.attachments.get(index)?)));
+    let Some((index, attachment)) = chosen else {
         return s.inbox.not_found(Some(&found.session));
+    };
+    let body = match &attachment.content {
+        AttachmentContent::Inline(content) => Body::from(content.clone()),
+        // An upload is streamed from its chunks, never loaded whole.
+        AttachmentContent::Upload(_) => crate::api::plain_body(
+            s.api.store.clone(),
+            found.procedure.id.clone(),
+            found.pickup.message_id,
+            u32::try_from(index).unwrap_or(u32::MAX),
+            attachment.size,
+        ),
     };
     download(
         render::served_media_type(&attachment.media_type),
         &render::content_disposition(&attachment.filename),
-        attachment.content.clone(),
+        body,
     )
 }
 
@@ -869,12 +880,12 @@ async fn xml(
     download(
         render::served_media_type("application/xml"),
         &render::content_disposition(&filename),
-        found.xml,
+        Body::from(found.xml),
     )
 }
 
-fn download(media_type: &'static str, disposition: &str, content: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(content));
+fn download(media_type: &'static str, disposition: &str, body: Body) -> Response {
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
     if let Ok(value) = HeaderValue::try_from(disposition) {

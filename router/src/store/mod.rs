@@ -110,7 +110,51 @@ pub struct Attachment {
     pub filename: String,
     pub media_type: String,
     pub sha512: String,
-    pub content: Vec<u8>,
+    /// Bytes of the file.
+    pub size: u64,
+    pub content: AttachmentContent,
+}
+
+/// Where an attachment's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachmentContent {
+    /// Sent inside the application (base64), small: kept with it.
+    Inline(Vec<u8>),
+    /// Uploaded on its own and streamed into chunks (see [`FRAGMENT_BYTES`]); never
+    /// loaded whole.
+    Upload(Uuid),
+}
+
+/// The size of an upload's stored chunks, which are also the fragments a procedure
+/// downloads and decrypts one by one: what bounds the memory one attachment costs.
+pub const FRAGMENT_BYTES: usize = 1024 * 1024;
+
+/// The number of fragments of an attachment of `size` bytes (an empty one has one).
+pub fn fragment_count(size: u64) -> u64 {
+    size.div_ceil(FRAGMENT_BYTES as u64).max(1)
+}
+
+/// An upload being started: its chunks follow.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub id: Uuid,
+    pub client_id: String,
+    pub filename: String,
+    pub media_type: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// An upload as the intake sees it when an application names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadInfo {
+    pub id: Uuid,
+    pub client_id: String,
+    pub filename: String,
+    pub media_type: String,
+    /// Size and hash, once every chunk is stored.
+    pub complete: Option<(u64, String)>,
+    /// The application it belongs to, once one named it.
+    pub application_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +180,9 @@ pub enum Inserted {
     KeyConflict,
     /// The receipt number is taken; draw another.
     ReceiptTaken,
+    /// The upload of attachment `n` is no longer free (another application took it
+    /// meanwhile): nothing was stored.
+    UploadTaken(usize),
 }
 
 /// An application with its delivery and history, as the status API shows it.
@@ -392,6 +439,41 @@ pub trait Store: Send + Sync {
     /// Stores an application with its attachments, outbox entry, idempotency key and first
     /// history entry in one durable transaction.
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError>;
+
+    /// Starts an upload; its chunks follow with [`Store::append_upload_chunk`].
+    async fn create_upload(&self, upload: &NewUpload) -> Result<(), StoreError>;
+
+    /// Stores chunk `seq` of an upload (each [`FRAGMENT_BYTES`] long but the last).
+    async fn append_upload_chunk(
+        &self,
+        id: Uuid,
+        seq: u64,
+        content: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// Marks an upload complete with its size and SHA-512 (hex).
+    async fn complete_upload(&self, id: Uuid, size: u64, sha512: &str) -> Result<(), StoreError>;
+
+    /// One upload, if it exists.
+    async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError>;
+
+    /// Removes an upload no application names (a failed or abandoned one) with its
+    /// chunks; false if an application names it.
+    async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Removes the uploads started before `before` that no application names.
+    async fn discard_stale_uploads(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Fragment `fragment` (plain bytes) of attachment `position` of the message
+    /// `message_id` of `procedure`; None if there is no such message, attachment or
+    /// fragment, or its content was deleted.
+    async fn attachment_fragment(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+        position: u32,
+        fragment: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// The earlier answer for an idempotency key, or a conflict.
     async fn idempotent_answer(

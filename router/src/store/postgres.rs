@@ -34,10 +34,11 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::{
-    Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, Attachment, Backlog,
-    DeadLetter, DeliveryRecord, DocumentInfo, HistoryEntry, IdempotencyKey, Inserted, MailboxEntry,
-    NewApplication, Pickup, PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step,
-    Store, StoreError, WorkItem,
+    Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, Attachment,
+    AttachmentContent, Backlog, DeadLetter, DeliveryRecord, DocumentInfo, FRAGMENT_BYTES,
+    HistoryEntry, IdempotencyKey, Inserted, MailboxEntry, NewApplication, NewUpload, Pickup,
+    PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError,
+    UploadInfo, WorkItem, fragment_count,
 };
 use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_hex};
 
@@ -365,6 +366,152 @@ async fn earlier_answer(
 
 #[async_trait]
 impl Store for PostgresStore {
+    // Uploads touch neither history nor audit chain: plain statements, no chain lock.
+    async fn create_upload(&self, upload: &NewUpload) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO uploads (id, client_id, filename, media_type, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(upload.id.to_string())
+        .bind(&upload.client_id)
+        .bind(&upload.filename)
+        .bind(&upload.media_type)
+        .bind(rfc3339(upload.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn append_upload_chunk(
+        &self,
+        id: Uuid,
+        seq: u64,
+        content: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO upload_chunks (upload_id, seq, content) VALUES ($1, $2, $3)")
+            .bind(id.to_string())
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .bind(content)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn complete_upload(&self, id: Uuid, size: u64, sha512: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE uploads SET size = $1, sha512 = $2, completed_at = $3 WHERE id = $4")
+            .bind(i64::try_from(size).unwrap_or(i64::MAX))
+            .bind(sha512)
+            .bind(rfc3339(OffsetDateTime::now_utc()))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
+        let row = sqlx::query(
+            "SELECT client_id, filename, media_type, size, sha512, application_id
+             FROM uploads WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let size: Option<i64> = row.try_get("size")?;
+        let sha512: Option<String> = row.try_get("sha512")?;
+        let application: Option<String> = row.try_get("application_id")?;
+        Ok(Some(UploadInfo {
+            id,
+            client_id: row.try_get("client_id")?,
+            filename: row.try_get("filename")?,
+            media_type: row.try_get("media_type")?,
+            complete: size
+                .zip(sha512)
+                .map(|(size, hash)| (u64::try_from(size).unwrap_or_default(), hash)),
+            application_id: application.as_deref().map(parse_uuid).transpose()?,
+        }))
+    }
+
+    async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = id.to_string();
+        // Locked against a concurrent intake binding it.
+        let free: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM uploads WHERE id = $1 AND application_id IS NULL FOR UPDATE",
+        )
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if free.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn discard_stale_uploads(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let stale: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM uploads WHERE application_id IS NULL
+               AND substr(created_at, 1, 19) < substr($1, 1, 19) LIMIT 1000",
+        )
+        .bind(rfc3339(before))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut discarded = 0;
+        for id in stale {
+            if self.discard_upload(parse_uuid(&id)?).await? {
+                discarded += 1;
+            }
+        }
+        Ok(discarded)
+    }
+
+    async fn attachment_fragment(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+        position: u32,
+        fragment: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.upload_id, a.size,
+                    CASE WHEN a.upload_id IS NULL
+                         THEN substring(a.content FROM $1::int FOR $2::int) END AS part
+             FROM deliveries d JOIN attachments a ON a.application_id = d.application_id
+             WHERE d.procedure_id = $3 AND d.message_id = $4 AND a.position = $5",
+        )
+        .bind(i32::try_from(fragment.saturating_mul(FRAGMENT_BYTES as u64) + 1).unwrap_or(i32::MAX))
+        .bind(FRAGMENT_BYTES as i32)
+        .bind(procedure)
+        .bind(message_id.to_string())
+        .bind(i64::from(position))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let size = u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or_default();
+        if fragment >= fragment_count(size) {
+            return Ok(None);
+        }
+        match row.try_get::<Option<String>, _>("upload_id")? {
+            None => Ok(row.try_get::<Option<Vec<u8>>, _>("part")?),
+            Some(upload) => Ok(sqlx::query_scalar(
+                "SELECT content FROM upload_chunks WHERE upload_id = $1 AND seq = $2",
+            )
+            .bind(upload)
+            .bind(i64::try_from(fragment).unwrap_or(i64::MAX))
+            .fetch_optional(&self.pool)
+            .await?),
+        }
+    }
+
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
         // Under the chain lock: two instances handed the same idempotency key at once
         // answer one `Created` and one `Replayed`.
@@ -407,17 +554,38 @@ impl Store for PostgresStore {
             }
         }
         for (position, attachment) in new.attachments.iter().enumerate() {
+            let (content, upload) = match &attachment.content {
+                AttachmentContent::Inline(content) => (content.as_slice(), None),
+                AttachmentContent::Upload(upload) => {
+                    // Bound here, in the same transaction: one upload, one application.
+                    let bound = sqlx::query(
+                        "UPDATE uploads SET application_id = $1
+                         WHERE id = $2 AND client_id = $3 AND application_id IS NULL
+                           AND completed_at IS NOT NULL",
+                    )
+                    .bind(&id)
+                    .bind(upload.to_string())
+                    .bind(&new.client_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if bound.rows_affected() != 1 {
+                        return Ok(Inserted::UploadTaken(position));
+                    }
+                    (&[][..], Some(upload.to_string()))
+                }
+            };
             sqlx::query(
-                "INSERT INTO attachments (application_id, position, filename, media_type, size, sha512, content)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO attachments (application_id, position, filename, media_type, size, sha512, content, upload_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&id)
             .bind(i64::try_from(position).unwrap_or(i64::MAX))
             .bind(&attachment.filename)
             .bind(&attachment.media_type)
-            .bind(i64::try_from(attachment.content.len()).unwrap_or(i64::MAX))
+            .bind(i64::try_from(attachment.size).unwrap_or(i64::MAX))
             .bind(&attachment.sha512)
-            .bind(&attachment.content)
+            .bind(content)
+            .bind(upload)
             .execute(&mut *tx)
             .await?;
         }
@@ -629,19 +797,25 @@ impl Store for PostgresStore {
         .await?;
         let payload: String = row.try_get("payload")?;
         let attachments = sqlx::query(
-            "SELECT filename, media_type, sha512, content FROM attachments
-             WHERE application_id = $1 ORDER BY position",
+            "SELECT filename, media_type, sha512, size, upload_id,
+                    CASE WHEN upload_id IS NULL THEN content ELSE ''::bytea END AS content
+             FROM attachments WHERE application_id = $1 ORDER BY position",
         )
         .bind(id.to_string())
         .fetch_all(&self.pool)
         .await?
         .iter()
         .map(|a| {
+            let upload: Option<String> = a.try_get("upload_id")?;
             Ok(Attachment {
                 filename: a.try_get("filename")?,
                 media_type: a.try_get("media_type")?,
                 sha512: a.try_get("sha512")?,
-                content: a.try_get("content")?,
+                size: u64::try_from(a.try_get::<i64, _>("size")?).unwrap_or_default(),
+                content: match upload {
+                    Some(upload) => AttachmentContent::Upload(parse_uuid(&upload)?),
+                    None => AttachmentContent::Inline(a.try_get("content")?),
+                },
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1249,6 +1423,17 @@ impl Store for PostgresStore {
             let Some(status) = status.as_deref().and_then(Status::parse) else {
                 continue;
             };
+            sqlx::query(
+                "DELETE FROM upload_chunks WHERE upload_id IN
+                   (SELECT id FROM uploads WHERE application_id = $1)",
+            )
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE uploads SET filename = '' WHERE application_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
             let attachments = sqlx::query("DELETE FROM attachments WHERE application_id = $1")
                 .bind(&id)
                 .execute(&mut *tx)

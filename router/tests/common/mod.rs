@@ -44,14 +44,15 @@ pub fn capacity() -> BTreeMap<String, u32> {
 /// history and audit entry, ids and hashes kept, the chain intact.
 pub async fn retention_deletes_personal_data_after_the_final_state(store: &dyn Store) {
     use kopplung_router::store::{
-        Attachment, EventDocument, ReceiptOutcome, ReceiptRecord, Status, Step,
+        Attachment, AttachmentContent, EventDocument, ReceiptOutcome, ReceiptRecord, Status, Step,
     };
     let mut new = application(None);
     new.attachments = vec![Attachment {
         filename: "foto.png".into(),
         media_type: "image/png".into(),
         sha512: "ab".repeat(64),
-        content: b"\x89PNG personal photo".to_vec(),
+        size: 20,
+        content: AttachmentContent::Inline(b"\x89PNG personal photo".to_vec()),
     }];
     assert!(matches!(
         store.insert_application(&new).await.unwrap(),
@@ -176,5 +177,161 @@ pub async fn retention_deletes_personal_data_after_the_final_state(store: &dyn S
             .await
             .unwrap(),
         0
+    );
+}
+
+/// Uploads, the same for every store: chunks stored one by one, the upload bound to one
+/// application only (by its own client), its fragments read back for that application's
+/// procedure only, an unbound upload discarded with its chunks, and retention deleting
+/// an upload's content with the application's other personal data.
+pub async fn uploads_are_bound_once_and_read_in_fragments(store: &dyn Store) {
+    use kopplung_router::store::{
+        Attachment, AttachmentContent, FRAGMENT_BYTES, Inserted, NewUpload, fragment_count,
+    };
+    let upload = |client: &str| NewUpload {
+        id: Uuid::new_v4(),
+        client_id: client.into(),
+        filename: "Lageplan.pdf".into(),
+        media_type: "application/pdf".into(),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    let first = upload("client");
+    store.create_upload(&first).await.unwrap();
+    let chunk = |fill: u8, len: usize| vec![fill; len];
+    store
+        .append_upload_chunk(first.id, 0, &chunk(1, FRAGMENT_BYTES))
+        .await
+        .unwrap();
+    store
+        .append_upload_chunk(first.id, 1, &chunk(2, 10))
+        .await
+        .unwrap();
+    let size = (FRAGMENT_BYTES + 10) as u64;
+    assert_eq!(fragment_count(size), 2);
+
+    // Not complete yet: cannot be bound.
+    let attachment = Attachment {
+        filename: first.filename.clone(),
+        media_type: first.media_type.clone(),
+        sha512: "ab".repeat(64),
+        size,
+        content: AttachmentContent::Upload(first.id),
+    };
+    let mut new = application(None);
+    new.attachments = vec![attachment.clone()];
+    assert!(matches!(
+        store.insert_application(&new).await.unwrap(),
+        Inserted::UploadTaken(0)
+    ));
+    assert!(
+        store.application(new.id).await.unwrap().is_none(),
+        "nothing half-stored"
+    );
+
+    store
+        .complete_upload(first.id, size, &"ab".repeat(64))
+        .await
+        .unwrap();
+    let info = store.upload(first.id).await.unwrap().unwrap();
+    assert_eq!(info.complete, Some((size, "ab".repeat(64))));
+    assert_eq!(info.application_id, None);
+
+    // Another client's application cannot take it.
+    let mut foreign = application(None);
+    foreign.client_id = "another".into();
+    foreign.attachments = vec![attachment.clone()];
+    assert!(matches!(
+        store.insert_application(&foreign).await.unwrap(),
+        Inserted::UploadTaken(0)
+    ));
+
+    let mut new = application(None);
+    new.attachments = vec![attachment.clone()];
+    assert!(matches!(
+        store.insert_application(&new).await.unwrap(),
+        Inserted::Created(_)
+    ));
+    let mut second = application(None);
+    second.attachments = vec![attachment.clone()];
+    assert!(matches!(
+        store.insert_application(&second).await.unwrap(),
+        Inserted::UploadTaken(0)
+    ));
+    assert_eq!(
+        store
+            .upload(first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .application_id,
+        Some(new.id)
+    );
+    assert!(
+        !store.discard_upload(first.id).await.unwrap(),
+        "bound uploads stay"
+    );
+
+    let input = store.prepare_input(new.id).await.unwrap();
+    assert_eq!(
+        input.attachments[0].content,
+        AttachmentContent::Upload(first.id)
+    );
+    assert_eq!(input.attachments[0].size, size);
+
+    let fragment = |procedure: &'static str, position: u32, k: u64| {
+        store.attachment_fragment(procedure, new.message_id, position, k)
+    };
+    assert_eq!(
+        fragment(PROCEDURE, 0, 0).await.unwrap(),
+        Some(chunk(1, FRAGMENT_BYTES))
+    );
+    assert_eq!(fragment(PROCEDURE, 0, 1).await.unwrap(), Some(chunk(2, 10)));
+    assert_eq!(fragment(PROCEDURE, 0, 2).await.unwrap(), None);
+    assert_eq!(fragment(PROCEDURE, 1, 0).await.unwrap(), None);
+    assert_eq!(fragment("leipzig-maengel", 0, 0).await.unwrap(), None);
+
+    // An inline attachment is read in fragments too.
+    let mut inline = application(None);
+    inline.attachments = vec![Attachment {
+        filename: "foto.png".into(),
+        media_type: "image/png".into(),
+        sha512: "cd".repeat(64),
+        size: 5,
+        content: AttachmentContent::Inline(vec![9, 8, 7, 6, 5]),
+    }];
+    store.insert_application(&inline).await.unwrap();
+    assert_eq!(
+        store
+            .attachment_fragment(PROCEDURE, inline.message_id, 0, 0)
+            .await
+            .unwrap(),
+        Some(vec![9, 8, 7, 6, 5])
+    );
+
+    // Abandoned uploads go, with their chunks; a fresh one stays until it is stale.
+    let abandoned = upload("client");
+    store.create_upload(&abandoned).await.unwrap();
+    store
+        .append_upload_chunk(abandoned.id, 0, &chunk(3, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .discard_stale_uploads(OffsetDateTime::now_utc() - time::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .discard_stale_uploads(OffsetDateTime::now_utc() + time::Duration::hours(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.upload(abandoned.id).await.unwrap().is_none());
+    assert!(
+        store.upload(first.id).await.unwrap().is_some(),
+        "bound uploads are not stale"
     );
 }

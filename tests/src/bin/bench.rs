@@ -48,6 +48,13 @@ async fn main() -> anyhow::Result<()> {
         floor.seal * 1e3
     );
 
+    // First, on the fresh hub: the memory one large attachment costs end to end.
+    let attachment = attachment_rss(&hub, 50 * 1024 * 1024).await?;
+    println!(
+        "50 MiB attachment: hub RSS {:.0} MB before, peak {:.0} MB while uploading, delivering and serving {} fragments",
+        attachment.before_mb, attachment.peak_mb, attachment.fragments
+    );
+
     let full = load(&hub, clients, Duration::from_secs(seconds), None).await?;
     let half_rate = (full.throughput / 2.0).max(1.0);
     let half = load(
@@ -132,6 +139,12 @@ async fn main() -> anyhow::Result<()> {
         format!("{peak_rss_mb:.0} MB (max {} in flight)", full.max_in_flight),
         "< 150 MB with 1,000 in flight".into(),
         peak_rss_mb < 150.0,
+    );
+    row(
+        "RSS raise routing a 50 MiB attachment (streamed upload, delivery by claim check, all fragments fetched)",
+        format!("{:.1} MB", attachment.peak_mb - attachment.before_mb),
+        "< 32 MB".into(),
+        attachment.peak_mb - attachment.before_mb < 32.0,
     );
     println!(
         "\napplications: {} at full load, {} at half load; all delivered",
@@ -412,6 +425,122 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
         + fields.get(12).context("stime")?.parse::<f64>()?;
     // The kernel's USER_HZ is 100 on Linux.
     Ok(ticks / 100.0)
+}
+
+struct AttachmentRss {
+    before_mb: f64,
+    peak_mb: f64,
+    fragments: u64,
+}
+
+/// Uploads a PDF of `size` bytes, submits a Gewerbeanmeldung for Dresden naming it,
+/// waits for the message on the procedure's queue and fetches every fragment as the
+/// procedure would. The hub's peak RSS is reset (clear_refs) after a warm-up round.
+async fn attachment_rss(hub: &TestHub, size: usize) -> anyhow::Result<AttachmentRss> {
+    let pid = hub.pid().context("the hub runs")?;
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let queue = hub.queue("dresden-buergerbuero");
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "bench-attachment".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let http = reqwest::Client::new();
+    let token = kopplung_tests::procedure_token("dresden-buergerbuero");
+    attachment_round(hub, &http, &token, &mut consumer, 1024 * 1024).await?;
+    // Reset the peak to the current RSS (Linux clear_refs, value 5).
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").context("clear_refs")?;
+    let before_mb = rss_kib(pid)? as f64 / 1024.0;
+    let fragments = attachment_round(hub, &http, &token, &mut consumer, size).await?;
+    let peak_mb = peak_rss_kib(pid)? as f64 / 1024.0;
+    delete_queue(&connection, &queue).await;
+    Ok(AttachmentRss {
+        before_mb,
+        peak_mb,
+        fragments,
+    })
+}
+
+/// One round of [`attachment_rss`]: upload, submit, receive, fetch every fragment.
+async fn attachment_round(
+    hub: &TestHub,
+    http: &reqwest::Client,
+    token: &str,
+    consumer: &mut lapin::Consumer,
+    size: usize,
+) -> anyhow::Result<u64> {
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.resize(size, 0x5a);
+    let uploaded: serde_json::Value = http
+        .post(hub.url("/api/v1/attachments?filename=Lageplan.pdf"))
+        .bearer_auth(&hub.token)
+        .header("content-type", "application/pdf")
+        .body(pdf)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let mut body: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        kopplung_tests::workspace().join("mappings/gewerbeanmeldung/fixtures/minimal.input.json"),
+    )?)?;
+    body["service"] = "99050012104000".into();
+    body["region"] = "146120000000".into();
+    body["attachments"] = json!([{ "upload": uploaded["id"] }]);
+    http.post(hub.url("/api/v1/applications"))
+        .bearer_auth(&hub.token)
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?;
+    let delivery = tokio::time::timeout(Duration::from_secs(60), consumer.next())
+        .await
+        .context("no message within 60 s")?
+        .context("consumer ended")??;
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .context("message id")?
+        .to_string();
+    let fragments = (size as u64).div_ceil(1024 * 1024);
+    for k in 1..=fragments {
+        let fragment = http
+            .get(hub.url(&format!(
+                "/api/v1/procedures/dresden-buergerbuero/messages/{message_id}/attachments/1/{k}"
+            )))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        anyhow::ensure!(!fragment.is_empty(), "an empty fragment");
+    }
+    Ok(fragments)
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS")
 }
 
 fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {

@@ -1,0 +1,514 @@
+//! Large attachments: uploaded on their own and streamed into the store, delivered by
+//! claim check. The procedure finds the hash, size and link in the signed message,
+//! fetches the fragments with its own token and opens them with stock tools (`openssl
+//! cms` for the `cms` profile, Python's jwcrypto for the `jose` profile).
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use kopplung_tests::{
+    HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, drain, open_cms, procedure_token,
+    python_with_jwcrypto, workspace, xpath,
+};
+use openssl::sha::sha512;
+use serde_json::{Value, json};
+
+/// The fragment size the hub documents (docs/vendors.md).
+const FRAGMENT_BYTES: usize = 1024 * 1024;
+const DRESDEN: &str = "146120000000";
+const LEIPZIG: &str = "147130000000";
+const GEWERBEANMELDUNG: &str = "99050012104000";
+
+/// The test hub: the demo routing gives every procedure with an interface an API token
+/// (see `procedure_token`), with which it fetches attachments.
+async fn hub() -> TestHub {
+    TestHub::start(HubSetup::default()).await
+}
+
+/// A PDF-looking file of `len` pseudo-random bytes.
+fn pdf(len: usize) -> Vec<u8> {
+    let mut content = Vec::with_capacity(len);
+    content.extend_from_slice(b"%PDF-1.7\n");
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15 ^ len as u64;
+    while content.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        content.extend_from_slice(&state.to_le_bytes());
+    }
+    content.truncate(len);
+    content
+}
+
+async fn upload(
+    hub: &TestHub,
+    token: &str,
+    filename: &str,
+    media_type: &str,
+    content: Vec<u8>,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(hub.url("/api/v1/attachments"))
+        .query(&[("filename", filename)])
+        .bearer_auth(token)
+        .header("content-type", media_type)
+        .body(content)
+        .send()
+        .await
+        .expect("upload")
+}
+
+fn gewerbeanmeldung(region: &str, attachments: Value) -> Value {
+    let mut body: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            workspace().join("mappings/gewerbeanmeldung/fixtures/minimal.input.json"),
+        )
+        .expect("fixture"),
+    )
+    .expect("fixture JSON");
+    body["service"] = GEWERBEANMELDUNG.into();
+    body["region"] = region.into();
+    body["attachments"] = attachments;
+    body
+}
+
+/// What docs/vendors.md tells a vendor to run on a fragment of the `cms` profile.
+fn openssl_decrypt(
+    file: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::process::Output {
+    Command::new("openssl")
+        .args(["cms", "-decrypt", "-binary", "-inform", "DER", "-in"])
+        .arg(file)
+        .arg("-recip")
+        .arg(cert)
+        .arg("-inkey")
+        .arg(key)
+        .output()
+        .expect("openssl")
+}
+
+fn count(hub: &TestHub, table: &str) -> u64 {
+    let output = Command::new("sqlite3")
+        .arg(hub.data_dir().join("kopplung.db"))
+        .arg(format!("SELECT count(*) FROM {table}"))
+        .output()
+        .expect("sqlite3");
+    assert!(
+        output.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+#[tokio::test]
+async fn a_large_upload_reaches_an_amqp_procedure_by_claim_check_and_opens_with_openssl() {
+    let broker = amqp().await;
+    let hub = hub().await;
+    // 18 MiB and a bit: 19 fragments, the last one short.
+    let content = pdf(18 * 1024 * 1024 + 12_345);
+    let parts = content.len().div_ceil(FRAGMENT_BYTES);
+    assert_eq!(parts, 19);
+    let response = upload(
+        &hub,
+        &hub.token,
+        "Lageplan Werkstatt.pdf",
+        "application/pdf",
+        content.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    let uploaded: Value = response.json().await.expect("JSON");
+    assert_eq!(uploaded["size"], content.len() as u64);
+    assert_eq!(uploaded["sha512"], hex::encode(sha512(&content)));
+    let upload_id = uploaded["id"].as_str().expect("id").to_owned();
+
+    // Another client cannot use it; the right one can, once.
+    let other = reqwest::Client::new()
+        .post(hub.url("/api/v1/applications"))
+        .bearer_auth(OTHER_TOKEN)
+        .json(&gewerbeanmeldung(DRESDEN, json!([{ "upload": upload_id }])))
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(other.status(), 422);
+    let problem: Value = other.json().await.expect("problem");
+    assert_eq!(problem["errors"][0]["field"], "attachments[0].upload");
+
+    let id = hub
+        .submit_accepted(
+            &gewerbeanmeldung(DRESDEN, json!([{ "upload": upload_id }])),
+            None,
+        )
+        .await;
+    let again = hub
+        .submit(
+            &gewerbeanmeldung(DRESDEN, json!([{ "upload": upload_id }])),
+            None,
+        )
+        .await;
+    assert_eq!(again.status(), 422, "an upload belongs to one application");
+
+    let status = hub
+        .wait_for_status(&id, "delivered", Duration::from_secs(60))
+        .await;
+    let message_id = status["delivery"]["message_id"]
+        .as_str()
+        .expect("message id");
+    let queue = hub.queue("dresden-buergerbuero");
+    let received = drain(&broker, &queue, Duration::from_millis(500)).await;
+    assert_eq!(received.len(), 1);
+    assert!(
+        received[0].body.len() < 64 * 1024,
+        "the broker message carries the claim check, not the file ({} bytes)",
+        received[0].body.len()
+    );
+    let pki = hub.pki_dir();
+    let cert = pki.join("procedures/dresden-buergerbuero.crt");
+    let key = pki.join("procedures/dresden-buergerbuero.key");
+    let xml = open_cms(
+        &received[0].body,
+        &cert,
+        &key,
+        &pki.join("ca.crt"),
+        &pki.join("hub.crt"),
+    );
+    assert_eq!(
+        xpath(&xml, "string(//anlage/dateiname)"),
+        "Lageplan Werkstatt.pdf"
+    );
+    assert_eq!(
+        xpath(&xml, "string(//anlage/groesse)"),
+        content.len().to_string()
+    );
+    assert_eq!(
+        xpath(&xml, "string(//anlage/hashwert)"),
+        hex::encode(sha512(&content))
+    );
+    assert_eq!(xpath(&xml, "count(//anlage/inhalt)"), "0");
+    assert_eq!(xpath(&xml, "string(//anlage/abruf/format)"), "CMS");
+    assert_eq!(
+        xpath(&xml, "string(//anlage/abruf/teile)"),
+        parts.to_string()
+    );
+    let address = xpath(&xml, "string(//anlage/abruf/adresse)");
+    assert_eq!(
+        address,
+        hub.url(&format!(
+            "/api/v1/procedures/dresden-buergerbuero/messages/{message_id}/attachments/1"
+        ))
+    );
+
+    // The vendor's side: fetch each fragment with its token, `openssl cms -decrypt`.
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut joined = Vec::new();
+    let http = reqwest::Client::new();
+    for k in 1..=parts {
+        let response = http
+            .get(format!("{address}/{k}"))
+            .bearer_auth(procedure_token("dresden-buergerbuero"))
+            .send()
+            .await
+            .expect("fragment");
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/pkcs7-mime")
+        );
+        let sealed = response.bytes().await.expect("bytes");
+        let file = work.path().join(format!("teil{k}.p7m"));
+        std::fs::write(&file, &sealed).expect("write");
+        let output = openssl_decrypt(&file, &cert, &key);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        joined.extend_from_slice(&output.stdout);
+
+        // One flipped byte in the ciphertext: GCM refuses it.
+        let mut tampered = sealed.to_vec();
+        let at = tampered.len() - 100;
+        tampered[at] ^= 1;
+        std::fs::write(&file, &tampered).expect("write");
+        let refused = openssl_decrypt(&file, &cert, &key);
+        assert!(!refused.status.success() || refused.stdout != output.stdout);
+    }
+    assert_eq!(joined.len(), content.len());
+    assert!(joined == content, "the fragments joined are the file");
+
+    // Only this procedure, only existing fragments.
+    let dresden = procedure_token("dresden-buergerbuero");
+    let leipzig = procedure_token("leipzig-buergerbuero");
+    let get = |url: String, token: Option<String>| {
+        let request = http.get(url);
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        async move { request.send().await.expect("request").status().as_u16() }
+    };
+    assert_eq!(get(format!("{address}/1"), None).await, 401);
+    assert_eq!(
+        get(
+            format!("{address}/1"),
+            Some("not-a-token-of-anyone-at-all".into())
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        get(format!("{address}/1"), Some(leipzig.clone())).await,
+        403
+    );
+    let leipzig_path = address.replace("dresden-buergerbuero", "leipzig-buergerbuero");
+    assert_eq!(
+        get(format!("{leipzig_path}/1"), Some(leipzig.clone())).await,
+        404
+    );
+    assert_eq!(
+        get(format!("{address}/{}", parts + 1), Some(dresden.clone())).await,
+        404
+    );
+    assert_eq!(
+        get(format!("{address}/0"), Some(dresden.clone())).await,
+        404
+    );
+    let other_attachment = address.replace("/attachments/1", "/attachments/2");
+    assert_eq!(
+        get(format!("{other_attachment}/1"), Some(dresden.clone())).await,
+        404
+    );
+    delete_queue(&broker, &queue).await;
+}
+
+#[tokio::test]
+async fn jose_attachments_travel_as_separate_jwes_that_jwcrypto_opens() {
+    use base64::Engine;
+    let broker = amqp().await;
+    let hub = hub().await;
+    let small = pdf(200_000);
+    let large = pdf(5 * 1024 * 1024);
+    let response = upload(
+        &hub,
+        &hub.token,
+        "Gewerbeerlaubnis.pdf",
+        "application/pdf",
+        large.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let upload_id = response.json::<Value>().await.expect("JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let id = hub
+        .submit_accepted(
+            &gewerbeanmeldung(
+                LEIPZIG,
+                json!([
+                    {
+                        "filename": "Mietvertrag.pdf",
+                        "media_type": "application/pdf",
+                        "content_base64": base64::engine::general_purpose::STANDARD.encode(&small),
+                    },
+                    { "upload": upload_id },
+                ]),
+            ),
+            None,
+        )
+        .await;
+    let status = hub
+        .wait_for_status(&id, "delivered", Duration::from_secs(60))
+        .await;
+    let queue = hub.queue("leipzig-buergerbuero");
+    let received = drain(&broker, &queue, Duration::from_millis(500)).await;
+    assert_eq!(received.len(), 1);
+    let pki = hub.pki_dir();
+    let xml =
+        kopplung_tests::open_jose_with_python(&received[0].body, &pki, "leipzig-buergerbuero");
+    assert_eq!(
+        xpath(&xml, "count(//anlage/inhalt)"),
+        "0",
+        "no content inside the JWE"
+    );
+    assert_eq!(xpath(&xml, "string(//anlage[1]/abruf/format)"), "JWE");
+    assert_eq!(xpath(&xml, "string(//anlage[1]/abruf/teile)"), "1");
+    assert_eq!(xpath(&xml, "string(//anlage[2]/abruf/teile)"), "5");
+    let message_id = status["delivery"]["message_id"]
+        .as_str()
+        .expect("message id");
+
+    let work = tempfile::tempdir().expect("temp dir");
+    for (n, expected, parts) in [(1, &small, 1), (2, &large, 5)] {
+        let address = xpath(&xml, &format!("string(//anlage[{n}]/abruf/adresse)"));
+        assert!(address.ends_with(&format!("/messages/{message_id}/attachments/{n}")));
+        assert_eq!(
+            xpath(&xml, &format!("string(//anlage[{n}]/hashwert)")),
+            hex::encode(sha512(expected))
+        );
+        let mut joined = Vec::new();
+        for k in 1..=parts {
+            let response = reqwest::Client::new()
+                .get(format!("{address}/{k}"))
+                .bearer_auth(procedure_token("leipzig-buergerbuero"))
+                .send()
+                .await
+                .expect("fragment");
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.headers()["content-type"], "application/jose");
+            let jwe = response.bytes().await.expect("bytes");
+            assert_eq!(
+                jwe.iter().filter(|b| **b == b'.').count(),
+                4,
+                "a compact JWE"
+            );
+            let file = work.path().join("anlage.jwe");
+            std::fs::File::create(&file)
+                .and_then(|mut f| f.write_all(&jwe))
+                .expect("write");
+            let output = Command::new(python_with_jwcrypto())
+                .arg(workspace().join("transformers/tests/jose_verify.py"))
+                .arg("--attachment")
+                .arg(&file)
+                .arg(pki.join("procedures/leipzig-buergerbuero.crt"))
+                .arg(pki.join("procedures/leipzig-buergerbuero.key"))
+                .output()
+                .expect("jose_verify.py");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            joined.extend_from_slice(&output.stdout);
+        }
+        assert!(
+            &joined == expected,
+            "attachment {n} opened by jwcrypto is the file"
+        );
+    }
+    delete_queue(&broker, &queue).await;
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_and_nothing_is_kept() {
+    let hub = hub().await;
+    // A media type no service takes.
+    let response = upload(
+        &hub,
+        &hub.token,
+        "x.exe",
+        "application/x-msdownload",
+        b"MZ".to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 415);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    // A "PDF" that is HTML.
+    let response = upload(
+        &hub,
+        &hub.token,
+        "rechnung.pdf",
+        "application/pdf",
+        b"<html><script>alert(1)</script>".to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 422);
+    // Path traversal and control characters in the file name.
+    for name in ["../../etc/passwd", "a\\b.pdf", "zeile\nzwei.pdf", ""] {
+        let response = upload(&hub, &hub.token, name, "application/pdf", pdf(100)).await;
+        assert_eq!(response.status(), 422, "{name:?}");
+    }
+    // Empty.
+    assert_eq!(
+        upload(&hub, &hub.token, "leer.pdf", "application/pdf", Vec::new())
+            .await
+            .status(),
+        422
+    );
+    // No or a wrong token.
+    assert_eq!(
+        upload(
+            &hub,
+            "wrong-token-wrong-token",
+            "a.pdf",
+            "application/pdf",
+            pdf(100)
+        )
+        .await
+        .status(),
+        401
+    );
+    // Declared larger than the limit: refused before a byte is read.
+    let response = reqwest::Client::new()
+        .post(hub.url("/api/v1/attachments?filename=gross.pdf"))
+        .bearer_auth(&hub.token)
+        .header("content-type", "application/pdf")
+        .header("content-length", (200u64 * 1024 * 1024).to_string())
+        .body(Vec::new())
+        .send()
+        .await;
+    if let Ok(response) = response {
+        assert_eq!(response.status(), 413);
+    }
+    // A client that goes away in the middle of a 9 MiB upload: the chunks already
+    // stored are removed with it.
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(hub.url("").trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /api/v1/attachments?filename=abgebrochen.pdf HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\n\r\n",
+            hub.token,
+            20 * 1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        stream.write_all(&pdf(9 * 1024 * 1024)).await.expect("body");
+        stream.flush().await.expect("flush");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(stream);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count(&hub, "upload_chunks") > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count(&hub, "upload_chunks"), 0, "nothing half-stored");
+    assert_eq!(count(&hub, "uploads"), 0, "no upload kept");
+    // An unknown upload in an application.
+    let response = hub
+        .submit(
+            &gewerbeanmeldung(
+                DRESDEN,
+                json!([{ "upload": "3f1c2d4e-0000-4000-8000-000000000000" }]),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    // Both an upload and content: ambiguous.
+    let response = hub
+        .submit(
+            &gewerbeanmeldung(
+                DRESDEN,
+                json!([{ "upload": "3f1c2d4e-0000-4000-8000-000000000000", "filename": "a.pdf" }]),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(count(&hub, "applications"), 0);
+    let health = reqwest::get(hub.url("/healthz")).await.expect("healthz");
+    assert_eq!(health.status(), 200, "the hub stays up");
+}
