@@ -96,7 +96,12 @@ fn progress(form_steps: &[u32], attachments: bool, current: &str) -> Vec<Value> 
     let count = form_steps.len() + usize::from(attachments) + 1;
     let mut items = Vec::new();
     for (i, step) in form_steps.iter().enumerate() {
-        items.push(json!({"label": format!("Angaben {}", i + 1), "current": current == step.to_string(), "number": i + 1, "count": count}));
+        let label = if form_steps.len() == 1 {
+            "Angaben".to_owned()
+        } else {
+            format!("Angaben {}", i + 1)
+        };
+        items.push(json!({"label": label, "current": current == step.to_string(), "number": i + 1, "count": count}));
     }
     if attachments {
         items.push(json!({"label": "Anlagen", "current": current == "anlagen", "number": form_steps.len() + 1, "count": count}));
@@ -120,8 +125,8 @@ fn step_view(
         .cloned()
         .collect();
     let map = render::error_map(form, &errors);
-    let summary: Vec<Value> = map
-        .iter()
+    let summary: Vec<Value> = render::in_form_order(form, &map)
+        .into_iter()
         .map(|(path, message)| json!({"id": render::field_id(path), "message": message}))
         .collect();
     let steps = render::steps(form);
@@ -472,8 +477,8 @@ async fn review_page(
     let mut errors = form.validate(&draft.data).err().unwrap_or_default();
     errors.extend(extra_errors.iter().cloned());
     let map = render::error_map(&form, &errors);
-    let summary: Vec<Value> = map
-        .iter()
+    let summary: Vec<Value> = render::in_form_order(&form, &map)
+        .into_iter()
         .map(|(path, message)| {
             json!({
                 "href": format!("/entwurf/{}/schritt/{}#{}", draft.id, render::step_of(&form, path), render::field_id(path)),

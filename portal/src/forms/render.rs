@@ -184,6 +184,17 @@ pub fn error_map(form: &FormDefinition, errors: &[FieldError]) -> BTreeMap<Strin
     map
 }
 
+/// The errors in the order their fields appear in the form (for the error summary).
+pub fn in_form_order<'a>(
+    form: &FormDefinition,
+    map: &'a BTreeMap<String, String>,
+) -> Vec<(&'a String, &'a String)> {
+    let order: Vec<String> = form.paths().into_iter().map(|(path, _)| path).collect();
+    let mut list: Vec<(&String, &String)> = map.iter().collect();
+    list.sort_by_key(|(path, _)| order.iter().position(|p| p == *path).unwrap_or(usize::MAX));
+    list
+}
+
 /// The template's view of `fields`: one object per field, groups with `children`.
 pub fn views(
     form: &FormDefinition,
@@ -262,6 +273,8 @@ fn view(
         "error_id": error_id,
         "describedby": if described.is_empty() { None } else { Some(described.join(" ")) },
         "required": field.required,
+        // "(optional)" unless the label says so itself.
+        "show_optional": !field.required && !field.label.contains("freiwillig"),
         "value": text,
         "checked": value.as_bool().unwrap_or(false),
         "maxlength": field.max_length,
