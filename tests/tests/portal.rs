@@ -607,6 +607,15 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
         1,
         "{found}"
     );
+
+    // A draft started anonymously becomes the account's when the visitor registers.
+    let mut newcomer = Citizen::new(&cycle);
+    let step = newcomer.start(MAENGEL, DRESDEN).await;
+    let draft = draft_of(&step);
+    newcomer.register("fiona@example.org").await;
+    let drafts = newcomer.get("/konto/entwuerfe").await;
+    assert!(drafts.body.contains(&draft), "{}", drafts.body);
+    assert_eq!(newcomer.get(&step).await.status, 200);
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The sign-in limit: after 5 failures for one address or 20 from one network peer
-//! within 15 minutes, sign-in is refused for the rest of the window.
+//! within 15 minutes, sign-in is refused for the rest of the window. Registrations
+//! (`register:<peer>`) count the same way, 10 per peer.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 const WINDOW: Duration = Duration::from_secs(15 * 60);
 const MAX_PER_ACCOUNT: usize = 5;
 const MAX_PER_PEER: usize = 20;
+const MAX_REGISTRATIONS_PER_PEER: usize = 10;
 
 #[derive(Default)]
 pub struct LoginLimiter {
@@ -18,6 +20,8 @@ impl LoginLimiter {
     fn limit(key: &str) -> usize {
         if key.starts_with("peer:") {
             MAX_PER_PEER
+        } else if key.starts_with("register:") {
+            MAX_REGISTRATIONS_PER_PEER
         } else {
             MAX_PER_ACCOUNT
         }

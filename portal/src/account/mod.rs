@@ -127,8 +127,35 @@ fn looks_like_email(text: &str) -> bool {
         && text.len() <= 254
 }
 
+/// 429 with `Retry-After` and a German page.
+fn too_many(wait: std::time::Duration, what: &str) -> Response {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    let mut response = Failure {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        message: format!(
+            "{what} Bitte warten Sie {minutes} Minute{} und versuchen Sie es dann erneut.",
+            if minutes == 1 { "" } else { "n" }
+        ),
+    }
+    .into_response();
+    if let Ok(value) = HeaderValue::try_from(wait.as_secs().max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// Signs `account_id` in: a new session replaces the old one.
 async fn sign_in(state: &Shared, old: &Visitor, account_id: &str, next: &str) -> Page {
+    // What the visitor started anonymously in this session becomes the account's.
+    if old.account.is_none() {
+        sqlx::query(
+            "UPDATE drafts SET account_id = ?, session_id = NULL WHERE session_id = ? AND account_id IS NULL",
+        )
+        .bind(account_id)
+        .bind(&old.session_id)
+        .execute(&state.db)
+        .await?;
+    }
     session::delete(state, old).await?;
     let (token, _) = session::create(state, Some(account_id)).await?;
     let mut response = see_other(next);
@@ -141,9 +168,18 @@ async fn sign_in(state: &Shared, old: &Visitor, account_id: &str, next: &str) ->
 pub async fn register(
     State(state): State<Shared>,
     Extension(visitor): Extension<Visitor>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Page {
     check_csrf(&visitor, &pairs)?;
+    // Registrations cost a password hash each: at most 10 per peer in 15 minutes.
+    let register_key = [format!("register:{}", peer.ip())];
+    if let Some(wait) = state.limiter.locked(&register_key) {
+        return Ok(too_many(
+            wait,
+            "Zu viele Registrierungen von Ihrem Anschluss.",
+        ));
+    }
     let email = form_value(&pairs, "email")
         .unwrap_or_default()
         .trim()
@@ -183,6 +219,7 @@ pub async fn register(
             &json!({ "csrf": visitor.csrf, "errors": errors, "email": email }),
         ));
     }
+    state.limiter.failed(&register_key);
     let hash = password::hash(password.to_owned()).await?;
     let id = uuid::Uuid::new_v4().to_string();
     sqlx::query(
@@ -214,19 +251,7 @@ pub async fn login(
     let next = safe_next(form_value(&pairs, "next"));
     let keys = [format!("account:{email}"), format!("peer:{}", peer.ip())];
     if let Some(wait) = state.limiter.locked(&keys) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let mut response = Failure {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!(
-                "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie {minutes} Minute{} und versuchen Sie es dann erneut.",
-                if minutes == 1 { "" } else { "n" }
-            ),
-        }
-        .into_response();
-        if let Ok(value) = HeaderValue::try_from(wait.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return Ok(response);
+        return Ok(too_many(wait, "Zu viele fehlgeschlagene Anmeldeversuche."));
     }
     let row = sqlx::query("SELECT id, password_hash FROM accounts WHERE email = ?")
         .bind(&email)
