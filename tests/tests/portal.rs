@@ -778,3 +778,53 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
     );
     assert!(!message.contains("GESCHENKT"));
 }
+
+#[tokio::test]
+async fn behind_tls_cookies_are_secure_and_hsts_is_sent_and_bad_requests_get_german_pages() {
+    let cycle = Cycle::start_with(false, &["--public-url", "https://portal.example"]).await;
+    let page = reqwest::get(cycle.url("/")).await.unwrap();
+    let headers = page.headers();
+    assert_eq!(
+        headers["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    let cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // A form post that is no form: a German page, not the framework's English text.
+    let refused = reqwest::Client::new()
+        .post(cycle.url("/konto/anmelden"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.status().is_client_error());
+    assert!(
+        refused.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = refused.text().await.unwrap();
+    assert!(
+        body.contains("Die Anfrage konnte nicht verarbeitet werden"),
+        "{body}"
+    );
+    // Without the KERN UX assets the portal does not start, and says why.
+    let output = std::process::Command::new(kopplung_tests::kopplung_bin())
+        .arg("portal")
+        .args(["--listen", "127.0.0.1:0", "--hub", "http://127.0.0.1:9"])
+        .arg("--token-file")
+        .arg(cycle.hub.data_dir().join("intake-token"))
+        .arg("--data-dir")
+        .arg(cycle.portal_dir.path().join("other"))
+        .args(["--kern-dir", "/nonexistent/kern"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("KERN UX assets are missing") && stderr.contains("npm ci --prefix portal"),
+        "{stderr}"
+    );
+}

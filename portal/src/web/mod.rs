@@ -190,14 +190,29 @@ pub type Page = Result<Response, Failure>;
 
 /// Renders a `Failure` as the German error page inside the layout.
 pub async fn render_failures(state: &Shared, visitor: &Visitor, response: Response) -> Response {
-    let Some(failure) = response.extensions().get::<Failure>().cloned() else {
-        return response;
+    // Axum's own refusals (a form that is no form, a body too large) are plain English
+    // text: they get the German page too.
+    let plain_refusal = response.status().is_client_error()
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/plain"));
+    let failure = match response.extensions().get::<Failure>().cloned() {
+        Some(failure) => failure,
+        None if plain_refusal => Failure {
+            status: response.status(),
+            message: "Die Anfrage konnte nicht verarbeitet werden. Bitte laden Sie die Seite neu und versuchen Sie es noch einmal.".into(),
+        },
+        None => return response,
     };
     let title = match failure.status {
         StatusCode::NOT_FOUND => "Seite nicht gefunden",
         StatusCode::FORBIDDEN => "Nicht möglich",
         StatusCode::TOO_MANY_REQUESTS => "Zu viele Versuche",
-        StatusCode::BAD_REQUEST => "Ungültige Anfrage",
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "Ungültige Anfrage",
+        StatusCode::PAYLOAD_TOO_LARGE => "Zu groß",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Ungültige Anfrage",
         _ => "Vorübergehende Störung",
     };
     let mut page = state.templates.page(

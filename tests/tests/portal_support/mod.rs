@@ -47,6 +47,11 @@ impl Cycle {
     /// The hub, the portal as one of its clients, and (with `procedures`) the reference
     /// procedures of Dresden that answer with a decision after a second.
     pub async fn start(procedures: bool) -> Self {
+        Self::start_with(procedures, &[]).await
+    }
+
+    /// The same with more options for `kopplung portal` (e.g. `--public-url`).
+    pub async fn start_with(procedures: bool, portal_args: &[&str]) -> Self {
         let hub = TestHub::start(HubSetup::default()).await;
         let sim = procedures.then(|| {
             let log = std::fs::File::create(hub.dir.path().join("sim.log")).expect("sim log");
@@ -83,6 +88,7 @@ impl Cycle {
                 .arg(portal_dir.path().join("data"))
                 .arg("--kern-dir")
                 .arg(kern_dir())
+                .args(portal_args)
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(log)
