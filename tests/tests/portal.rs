@@ -828,3 +828,167 @@ async fn behind_tls_cookies_are_secure_and_hsts_is_sent_and_bad_requests_get_ger
         "{stderr}"
     );
 }
+
+/// `data` as the form's dotted input names (booleans as a checked box's `true`).
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&name, value, out);
+            }
+        }
+        serde_json::Value::Bool(true) => out.push((prefix.to_owned(), "true".to_owned())),
+        serde_json::Value::Bool(false) | serde_json::Value::Null => {}
+        serde_json::Value::String(text) => out.push((prefix.to_owned(), text.clone())),
+        other => out.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+/// Every service's form, filled in through the pages from its mapping's complete
+/// fixture (with its attachments), paid where it has a fee, and submitted.
+#[tokio::test]
+async fn every_service_can_be_applied_for_through_its_form() {
+    use base64::Engine;
+    let cycle = Cycle::start(false).await;
+    let services: serde_json::Value = reqwest::get(cycle.hub.url("/api/v1/services"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "Bewohnerparkausweis",
+            "Gewerbeanmeldung",
+            "Meldebescheinigung",
+            "Mängelanzeige",
+            "Urkundenbestellung",
+            "Wohnsitzanmeldung"
+        ]
+    );
+    let mut citizen = Citizen::new(&cycle);
+    citizen.register("gerda@example.org").await;
+    let csrf = citizen.csrf().await;
+    let identified = citizen
+        .post(
+            "/konto/identifizierung",
+            &[("csrf", &csrf), ("verfahren", "eid"), ("next", "/konto")],
+        )
+        .await;
+    assert_eq!(identified.status, 303);
+    for folder in [
+        "bewohnerparkausweis",
+        "gewerbeanmeldung",
+        "maengelanzeige",
+        "meldebescheinigung",
+        "urkundenbestellung",
+        "wohnsitzanmeldung",
+    ] {
+        let service = std::fs::read_to_string(
+            kopplung_tests::workspace().join(format!("mappings/{folder}/service.toml")),
+        )
+        .unwrap();
+        let key = service
+            .lines()
+            .find_map(|l| l.strip_prefix("key = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap()
+            .to_owned();
+        let fixture: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(kopplung_tests::workspace().join(format!(
+                "mappings/{folder}/fixtures/vollstaendig.input.json"
+            )))
+            .unwrap(),
+        )
+        .unwrap();
+        let region = fixture["region"].as_str().unwrap();
+        let mut pairs = Vec::new();
+        flatten("", &fixture["data"], &mut pairs);
+        let mut location = citizen.start(&key, region).await;
+        let draft = draft_of(&location);
+        // Every step gets all inputs; each takes its own.
+        while location.contains("/schritt/") {
+            let page = citizen.get(&location).await;
+            assert_eq!(page.status, 200, "{folder} {location}");
+            let csrf = page.csrf();
+            let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf), ("aktion", "weiter")];
+            form.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let next = citizen.post(&location, &form).await;
+            assert_eq!(next.status, 303, "{folder} {location}:\n{}", next.body);
+            location = next.location();
+        }
+        if location.ends_with("/anlagen") {
+            let csrf = citizen.get(&location).await.csrf();
+            for attachment in fixture["attachments"].as_array().into_iter().flatten() {
+                let content = base64::engine::general_purpose::STANDARD
+                    .decode(attachment["content_base64"].as_str().unwrap())
+                    .unwrap();
+                let uploaded = upload(
+                    &mut citizen,
+                    &draft,
+                    &csrf,
+                    attachment["filename"].as_str().unwrap(),
+                    attachment["media_type"].as_str().unwrap(),
+                    content,
+                )
+                .await;
+                assert_eq!(uploaded.status, 303, "{folder}: {}", uploaded.body);
+            }
+        }
+        let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
+        assert_eq!(review.status, 200);
+        assert!(
+            !review.body.contains("fehlerliste"),
+            "{folder}:\n{}",
+            review.body
+        );
+        if review.body.contains("Weiter zur Bezahlung") {
+            let to_provider = citizen
+                .post(
+                    &format!("/entwurf/{draft}/bezahlen"),
+                    &[("csrf", &review.csrf())],
+                )
+                .await;
+            let provider = citizen.get(&to_provider.location()).await;
+            let paid = citizen
+                .post(
+                    &to_provider.location(),
+                    &[
+                        ("csrf", &provider.csrf()),
+                        ("zahlart", "kreditkarte"),
+                        ("aktion", "bezahlen"),
+                    ],
+                )
+                .await;
+            let back = citizen.follow(paid).await;
+            assert!(back.body.contains("Zahlungsreferenz"), "{folder}");
+        }
+        let submitted = citizen
+            .post(
+                &format!("/entwurf/{draft}/absenden"),
+                &[("csrf", &review.csrf())],
+            )
+            .await;
+        assert_eq!(submitted.status, 303, "{folder}:\n{}", submitted.body);
+        assert_eq!(
+            submitted.location(),
+            format!("/antraege/{draft}"),
+            "{folder}"
+        );
+    }
+    let list = citizen.get("/konto/antraege").await;
+    assert_eq!(list.body.matches("/antraege/").count(), 6, "{}", list.body);
+}
