@@ -4,6 +4,7 @@
 //! SQLite default (one instance, embedded). Every state change is one transaction that
 //! also appends the history entry and the audit entry (see [`crate::audit`]).
 
+mod group;
 mod postgres;
 mod sqlite;
 
@@ -432,6 +433,9 @@ pub enum StoreError {
     Io(std::path::PathBuf, std::io::Error),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    /// The shared transaction of a group commit failed: nothing of it was kept.
+    #[error("the transaction could not be committed: {0}")]
+    Commit(String),
 }
 
 #[async_trait]

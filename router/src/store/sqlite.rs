@@ -14,14 +14,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection, Row, Sqlite, Transaction};
+use sqlx::{Connection, Row, Sqlite};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use super::group::{GroupWriter, WriteTx};
 use super::{
     Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, Attachment,
     AttachmentContent, Backlog, DeadLetter, DeliveryRecord, DocumentInfo, FRAGMENT_BYTES,
@@ -33,6 +34,8 @@ use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Every state change goes through it (group commit, see [`super::group`]).
+    writer: GroupWriter,
     // Held for the life of the store: a second hub on the same data directory is refused.
     // `None` for a read-only store, which may run beside the hub.
     _lock: Option<File>,
@@ -77,6 +80,7 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Self {
+            writer: GroupWriter::new(pool.clone()),
             pool,
             _lock: Some(lock),
         })
@@ -101,13 +105,18 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options)
             .await?;
-        Ok(Self { pool, _lock: None })
+        Ok(Self {
+            writer: GroupWriter::new(pool.clone()),
+            pool,
+            _lock: None,
+        })
     }
 
-    /// Starts a write transaction that takes the write lock at once, so two writers
-    /// wait for each other instead of failing on a lock upgrade.
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// Starts a write: a savepoint in the shared `BEGIN IMMEDIATE` transaction, so
+    /// writers wait for each other instead of failing on a lock upgrade, and share
+    /// one COMMIT under load (group commit).
+    async fn write(&self) -> Result<WriteTx, StoreError> {
+        self.writer.begin().await
     }
 }
 
@@ -137,7 +146,7 @@ fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
 /// Appends the history entry of a state change and its audit entry, at the same time.
 /// `message_sha256` is the hex SHA-256 of the sealed message, once there is one.
 async fn append_history(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     application_id: Uuid,
     status: Status,
     detail: &str,
@@ -157,7 +166,7 @@ async fn append_history(
 /// Links one entry to the end of the audit chain. Must run inside a write
 /// (`BEGIN IMMEDIATE`) transaction, so that no other writer appends in between.
 async fn append_audit(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     application_id: Uuid,
     at: &str,
     status: Status,
@@ -209,7 +218,7 @@ async fn append_audit(
 
 /// The hex SHA-256 of the sealed message stored for an outbox entry, if there is one.
 async fn stored_message_sha256(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     item: &WorkItem,
 ) -> Result<Option<String>, StoreError> {
     let sealed: Option<Vec<u8>> = sqlx::query_scalar(
@@ -248,7 +257,7 @@ fn audit_entry(row: &SqliteRow) -> Result<AuditEntry, sqlx::Error> {
 }
 
 async fn set_status(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     application_id: Uuid,
     status: Status,
 ) -> Result<(), StoreError> {
@@ -279,7 +288,7 @@ impl<'q> BindLease<'q> for sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteAr
 /// its history and audit entries in the same transaction, or nothing if the lease was
 /// lost. `sealed` is the message just sealed; otherwise the stored one (if any) is hashed.
 async fn transition(
-    mut tx: Transaction<'static, Sqlite>,
+    mut tx: WriteTx,
     updated: u64,
     item: &WorkItem,
     status: Status,
@@ -367,7 +376,7 @@ fn work_item(row: &SqliteRow, lease: &str) -> Result<WorkItem, StoreError> {
 
 /// Looks up an idempotency key inside an open transaction.
 async fn earlier_answer(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     client_id: &str,
     key: &IdempotencyKey,
 ) -> Result<Option<Inserted>, StoreError> {
@@ -378,7 +387,7 @@ async fn earlier_answer(
     )
     .bind(client_id)
     .bind(&key.key)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
     let hash: String = row.try_get("request_sha256")?;

@@ -37,6 +37,15 @@ async fn main() -> anyhow::Result<()> {
 
     let hub = TestHub::start(HubSetup {
         rust_log: "warn",
+        // A state-wide, high-volume procedure: 128 deliveries at once (the default of
+        // 8 protects small procedures; see docs/performance.md).
+        edit_routing: |routing| {
+            routing.replacen(
+                "[[procedure]]\nid = \"dresden-maengel\"\n",
+                "[[procedure]]\nid = \"dresden-maengel\"\nmax_in_flight = 128\n",
+                1,
+            )
+        },
         ..HubSetup::default()
     })
     .await;
