@@ -1,5 +1,5 @@
 //! The pipeline benchmark: `cargo build --release --workspace --bins && cargo run
-//! --release -p kopplung-tests --bin bench [-- SECONDS CLIENTS]`.
+//! --release -p kopplung-tests --bin bench [-- SECONDS CLIENTS [sqlite|postgres]]`.
 //!
 //! In one run on this machine, against the real RabbitMQ: the broker's raw ceiling
 //! (persistent 4 KiB publishes with confirms, no hub), the crypto floor (in-process
@@ -30,7 +30,14 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let seconds: u64 = args.next().map_or(Ok(20), |a| a.parse())?;
     let clients: usize = args.next().map_or(Ok(16), |a| a.parse())?;
-    println!("kopplung benchmark: {seconds} s per load phase, {clients} clients");
+    // `postgres`: the hub on a fresh PostgreSQL database (127.0.0.1:5432, as the tests).
+    let store = args.next().unwrap_or_else(|| "sqlite".into());
+    let database = match store.as_str() {
+        "sqlite" => None,
+        "postgres" => Some(kopplung_tests::PostgresDatabase::create()),
+        other => anyhow::bail!("unknown store {other:?}: sqlite or postgres"),
+    };
+    println!("kopplung benchmark: {seconds} s per load phase, {clients} clients, store {store}");
 
     let ceiling = broker_ceiling(Duration::from_secs(5)).await?;
     println!("broker ceiling: {ceiling:.0} persistent 4 KiB publishes/s with confirms");
@@ -46,6 +53,10 @@ async fn main() -> anyhow::Result<()> {
                 1,
             )
         },
+        extra_config: database
+            .as_ref()
+            .map(|d| format!("[store]\npostgres_url = \"{}\"\n", d.url()))
+            .unwrap_or_default(),
         ..HubSetup::default()
     })
     .await;
