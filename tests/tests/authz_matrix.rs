@@ -149,8 +149,14 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
         ..HubSetup::default()
     })
     .await;
-    // The owner's application, waiting for its procedure to collect it.
-    let id = hub.submit_accepted(&report(), None).await;
+    // The owner's application with a photo, waiting for its procedure to collect it.
+    let mut owned = report();
+    owned["attachments"] = json!([{
+        "filename": "sperrmuell.png",
+        "media_type": "image/png",
+        "content_base64": "iVBORw0KGgoAAAANSUhEUg==",
+    }]);
+    let id = hub.submit_accepted(&owned, None).await;
     let status = hub
         .wait_for_status(&id, "prepared", Duration::from_secs(30))
         .await;
@@ -168,6 +174,26 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
 
     use Caller::*;
     let endpoints = vec![
+        Endpoint {
+            method: "POST",
+            path: "/api/v1/attachments?filename=foto.png".into(),
+            body: Some((b"\x89PNG\r\n\x1a\nfoto".to_vec(), "image/png")),
+            expected: |c| match c {
+                Owner | OtherClient => 201,
+                _ => 401,
+            },
+        },
+        Endpoint {
+            method: "GET",
+            path: format!("/api/v1/procedures/dresden-maengel/messages/{message}/attachments/1/1"),
+            body: None,
+            // The claim check: only the procedure the message is for.
+            expected: |c| match c {
+                OwnProcedure => 200,
+                OtherProcedure => 403,
+                _ => 401,
+            },
+        },
         Endpoint {
             method: "POST",
             path: "/api/v1/applications".into(),
