@@ -645,6 +645,9 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
     let draft = draft_of(&step);
     let form = erik.get(&step).await;
     assert!(form.body.contains("value=\"Weber\""), "prefilled");
+    // The applicant's own inputs say their purpose (WCAG 1.3.5).
+    assert!(form.body.contains("autocomplete=\"family-name\""));
+    assert!(form.body.contains("autocomplete=\"postal-code\""));
     // The payment reference is the portal's to fill: no input for it.
     assert!(!form.body.contains("zahlung.referenz"));
     let next = erik

@@ -354,6 +354,7 @@ fn master_data_view(data: &Value) -> Value {
                         "name": format!("{group}.{name}"),
                         "label": label,
                         "value": data[*group][*name].as_str().unwrap_or_default(),
+                        "autocomplete": crate::forms::render::autocomplete(&format!("{group}.{name}")),
                     })
                 })
                 .collect();
