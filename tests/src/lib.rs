@@ -152,6 +152,21 @@ impl Default for HubSetup {
     }
 }
 
+/// Writes the procedures' API tokens (claim-check downloads) that `routing` names as
+/// `token_file = "procedure-tokens/<id>"`: see [`procedure_token`].
+fn write_procedure_tokens(routing: &str, data_dir: &Path) {
+    for line in routing.lines() {
+        if let Some(procedure) = line
+            .strip_prefix("token_file = \"procedure-tokens/")
+            .and_then(|rest| rest.strip_suffix('"'))
+        {
+            let file = data_dir.join("procedure-tokens").join(procedure);
+            std::fs::create_dir_all(file.parent().expect("parent")).expect("token dir");
+            std::fs::write(&file, procedure_token(procedure)).expect("procedure token");
+        }
+    }
+}
+
 /// The API token of a procedure of the test hubs (`token_file =
 /// "procedure-tokens/<id>"` in the routing table).
 pub fn procedure_token(procedure: &str) -> String {
@@ -203,17 +218,7 @@ impl TestHub {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("data dir");
-        // The procedures' API tokens (claim-check downloads): see [`procedure_token`].
-        for line in routing.lines() {
-            if let Some(procedure) = line
-                .strip_prefix("token_file = \"procedure-tokens/")
-                .and_then(|rest| rest.strip_suffix('"'))
-            {
-                let file = data_dir.join("procedure-tokens").join(procedure);
-                std::fs::create_dir_all(file.parent().expect("parent")).expect("token dir");
-                std::fs::write(&file, procedure_token(procedure)).expect("procedure token");
-            }
-        }
+        write_procedure_tokens(&routing, &data_dir);
         std::fs::write(config_dir.join("routing.toml"), routing).expect("routing");
         std::fs::write(data_dir.join("intake-token"), &token).expect("token");
         // A second client, to show that clients see only their own applications.
@@ -256,6 +261,9 @@ impl TestHub {
         )
         .expect("routing");
         copy_dir(&self.pki_dir(), &dir.path().join("data/pki"));
+        let routing =
+            std::fs::read_to_string(dir.path().join("config/routing.toml")).expect("routing");
+        write_procedure_tokens(&routing, &dir.path().join("data"));
         for file in [
             "intake-token",
             "other-token",
