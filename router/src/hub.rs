@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kopplung_adapters::Sink;
-use kopplung_adapters::amqp::{AmqpBroker, AmqpSink, Handled, consume_replies};
+use kopplung_adapters::amqp::{AmqpBroker, AmqpSink, Handled, ReplyHandler, consume_replies};
 use tokio::sync::{Notify, watch};
 
 use crate::Error;
@@ -194,6 +194,7 @@ pub async fn run(
     let (stop_replies, replies_stopped) = watch::channel(false);
     let mut reply_consumers = Vec::new();
     if let Some(broker) = &config.file.amqp {
+        let mut queues: Vec<(String, ReplyHandler)> = Vec::new();
         for procedure in &config.routing.procedures {
             let DeliveryConfig::Amqp(sink) = &procedure.delivery else {
                 continue;
@@ -203,23 +204,24 @@ pub async fn run(
             };
             let state = state.clone();
             let id = procedure.id.clone();
-            reply_consumers.push(tokio::spawn(consume_replies(
-                broker.clone(),
-                queue,
-                move |body| {
-                    let state = state.clone();
-                    let id = id.clone();
-                    async move {
-                        match api::take_event(&state, &id, body).await {
-                            Ok(_) => Handled::Done,
-                            Err(problem) if problem.status == 503 => Handled::Later,
-                            Err(_) => Handled::Refused,
-                        }
+            let handler: ReplyHandler = Arc::new(move |body| {
+                let state = state.clone();
+                let id = id.clone();
+                Box::pin(async move {
+                    match api::take_event(&state, &id, body).await {
+                        Ok(_) => Handled::Done,
+                        Err(problem) if problem.status == 503 => Handled::Later,
+                        Err(_) => Handled::Refused,
                     }
-                },
-                replies_stopped.clone(),
-            )));
+                })
+            });
+            queues.push((queue, handler));
         }
+        reply_consumers.push(tokio::spawn(consume_replies(
+            broker.clone(),
+            queues,
+            replies_stopped.clone(),
+        )));
     }
 
     let mut dispatcher = Dispatcher::new(

@@ -1,4 +1,6 @@
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -22,68 +24,59 @@ pub enum Handled {
     Later,
 }
 
-/// Consumes `queue` until `shutdown` turns true, handing each message body to `handle`
-/// and acknowledging only after it returned. Reconnects with a doubling pause.
-pub async fn consume_replies<F, Fut>(
+/// Takes one message body of a reply queue.
+pub type ReplyHandler =
+    Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Handled> + Send>> + Send + Sync>;
+
+/// Consumes every `(queue, handler)` until `shutdown` turns true, handing each message
+/// body to its queue's handler and acknowledging only after it returned. All queues
+/// share one connection (a channel each): a connection costs the broker and the hub far
+/// more than a channel. Reconnects with a doubling pause.
+pub async fn consume_replies(
     broker: AmqpBrokerConfig,
-    queue: String,
-    handle: F,
+    queues: Vec<(String, ReplyHandler)>,
     mut shutdown: watch::Receiver<bool>,
-) where
-    F: Fn(Vec<u8>) -> Fut,
-    Fut: Future<Output = Handled>,
-{
+) {
+    if queues.is_empty() {
+        return;
+    }
     let base = Duration::from_millis(broker.reconnect_base_ms);
     let mut pause = base;
     while !*shutdown.borrow() {
         let session = async {
-            let connection =
-                Connection::connect(&broker.url, ConnectionProperties::default()).await?;
-            let channel = connection.create_channel().await?;
-            channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions::durable(),
-                    FieldTable::default(),
-                )
-                .await?;
-            channel.basic_qos(16, BasicQosOptions::default()).await?;
-            let mut consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "kopplung-events".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            tracing::info!(%queue, "consuming events");
-            while let Some(delivery) = consumer.next().await {
-                let delivery = delivery?;
-                match handle(delivery.data.clone()).await {
-                    Handled::Done => {
-                        delivery.acker.ack(BasicAckOptions::default()).await?;
-                    }
-                    Handled::Refused => {
-                        delivery.acker.nack(BasicNackOptions::default()).await?;
-                    }
-                    Handled::Later => {
-                        tokio::time::sleep(base).await;
-                        delivery
-                            .acker
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                ..Default::default()
-                            })
-                            .await?;
-                    }
-                }
+            let properties =
+                ConnectionProperties::default().with_connection_name("kopplung-events".into());
+            let connection = Connection::connect(&broker.url, properties).await?;
+            let mut consumers = Vec::new();
+            for (queue, handle) in &queues {
+                let channel = connection.create_channel().await?;
+                channel
+                    .queue_declare(
+                        queue.as_str().into(),
+                        QueueDeclareOptions::durable(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+                channel.basic_qos(16, BasicQosOptions::default()).await?;
+                let consumer = channel
+                    .basic_consume(
+                        queue.as_str().into(),
+                        "kopplung-events".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+                consumers.push(consume(consumer, handle.clone(), base));
             }
+            tracing::info!(queues = queues.len(), "consuming events");
+            // Ends with the first error: the connection is gone for all of them.
+            futures_util::future::try_join_all(consumers).await?;
             Ok::<(), lapin::Error>(())
         };
         tokio::select! {
             outcome = session => {
                 if let Err(e) = outcome {
-                    tracing::warn!(%queue, error = %e, "event queue connection lost; reconnecting");
+                    tracing::warn!(error = %e, "event queue connection lost; reconnecting");
                 }
             }
             _ = shutdown.changed() => return,
@@ -94,4 +87,34 @@ pub async fn consume_replies<F, Fut>(
         }
         pause = (pause * 2).min(Duration::from_millis(broker.reconnect_max_ms));
     }
+}
+
+/// Hands each message of one consumer to `handle`; acknowledges after it returned.
+async fn consume(
+    mut consumer: lapin::Consumer,
+    handle: ReplyHandler,
+    base: Duration,
+) -> Result<(), lapin::Error> {
+    while let Some(delivery) = consumer.next().await {
+        let delivery = delivery?;
+        match handle(delivery.data.clone()).await {
+            Handled::Done => {
+                delivery.acker.ack(BasicAckOptions::default()).await?;
+            }
+            Handled::Refused => {
+                delivery.acker.nack(BasicNackOptions::default()).await?;
+            }
+            Handled::Later => {
+                tokio::time::sleep(base).await;
+                delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
