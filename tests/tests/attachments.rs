@@ -509,6 +509,19 @@ async fn bad_uploads_are_refused_and_nothing_is_kept() {
         .await;
     assert_eq!(response.status(), 422);
     assert_eq!(count(&hub, "applications"), 0);
+    // Another method on a known path: 405 as a problem document, with Allow.
+    let wrong_method = reqwest::Client::new()
+        .delete(hub.url("/api/v1/attachments"))
+        .bearer_auth(&hub.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(
+        wrong_method.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(wrong_method.headers()["allow"], "POST");
     let health = reqwest::get(hub.url("/healthz")).await.expect("healthz");
     assert_eq!(health.status(), 200, "the hub stays up");
 }
