@@ -173,16 +173,17 @@ async fn append_audit(
     detail: &str,
     message_sha256: Option<String>,
 ) -> Result<(), StoreError> {
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
-    // The highest seq ever issued: if entries at the end were removed, the next one
-    // leaves a gap that verification reports, instead of hiding the removal.
-    let issued: Option<i64> =
-        sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'")
-            .fetch_optional(&mut **tx)
-            .await?;
+    // The last entry, and the highest seq ever issued: if entries at the end were
+    // removed, the next one leaves a gap that verification reports, instead of hiding
+    // the removal. One statement: each is a round trip to SQLite's worker thread.
+    let (last_seq, last_hash, issued): (Option<i64>, Option<String>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1),
+                    (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),
+                    (SELECT seq FROM sqlite_sequence WHERE name = 'audit_log')",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let last = last_seq.zip(last_hash);
     let last_seq = last
         .as_ref()
         .map_or(0, |(seq, _)| *seq)
