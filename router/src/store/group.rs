@@ -14,25 +14,35 @@
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{Sqlite, Transaction};
-use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
+use tokio::sync::{Mutex, Notify, OwnedMappedMutexGuard, OwnedMutexGuard, watch};
 
 use super::StoreError;
 
 /// Outcomes kept for writers that look late; far more than can wait at once.
 const OUTCOMES_KEPT: usize = 4096;
 
+/// What the lock guards.
 struct Batch {
     /// The shared transaction, while one is open.
     tx: Option<Transaction<'static, Sqlite>>,
     /// Counts the shared transactions; a writer waits for the outcome of its own.
     epoch: u64,
+}
+
+/// What writers and the committer share besides the lock. The counters change only
+/// while the lock is held; they are atomics so that a writer holding the lock through
+/// its transaction (not the whole batch) can reach them.
+struct Shared {
     /// Writers whose savepoint was released into the open transaction.
-    members: usize,
+    members: AtomicUsize,
     /// A writer gave up (dropped) inside its savepoint: roll back to it first.
-    rollback_pending: bool,
+    rollback_pending: AtomicBool,
+    outcomes: Outcomes,
+    wake: Notify,
 }
 
 struct Outcomes {
@@ -60,8 +70,7 @@ impl Outcomes {
 pub(super) struct GroupWriter {
     pool: SqlitePool,
     batch: Arc<Mutex<Batch>>,
-    outcomes: Arc<Outcomes>,
-    wake: Arc<Notify>,
+    shared: Arc<Shared>,
 }
 
 impl GroupWriter {
@@ -70,22 +79,21 @@ impl GroupWriter {
         let (committed, _) = watch::channel(0);
         let writer = Self {
             pool,
-            batch: Arc::new(Mutex::new(Batch {
-                tx: None,
-                epoch: 0,
-                members: 0,
-                rollback_pending: false,
-            })),
-            outcomes: Arc::new(Outcomes {
-                results: std::sync::Mutex::new(BTreeMap::new()),
-                committed,
+            batch: Arc::new(Mutex::new(Batch { tx: None, epoch: 0 })),
+            shared: Arc::new(Shared {
+                members: AtomicUsize::new(0),
+                rollback_pending: AtomicBool::new(false),
+                outcomes: Outcomes {
+                    results: std::sync::Mutex::new(BTreeMap::new()),
+                    committed,
+                },
+                wake: Notify::new(),
             }),
-            wake: Arc::new(Notify::new()),
         };
         let committer = writer.clone();
         tokio::spawn(async move {
             loop {
-                committer.wake.notified().await;
+                committer.shared.wake.notified().await;
                 // Queued behind the writers already waiting: they join this batch.
                 let mut batch = committer.batch.lock().await;
                 committer.finish(&mut batch).await;
@@ -103,6 +111,7 @@ impl GroupWriter {
             batch.tx = Some(self.pool.begin_with("BEGIN IMMEDIATE").await?);
             batch.epoch += 1;
         }
+        let epoch = batch.epoch;
         let savepoint = match batch.tx.as_mut() {
             Some(tx) => sqlx::query("SAVEPOINT w").execute(&mut **tx).await,
             None => return Err(StoreError::Commit("no open transaction".into())),
@@ -112,15 +121,19 @@ impl GroupWriter {
             self.fail(&mut batch, e.to_string());
             return Err(e.into());
         }
+        let tx = OwnedMutexGuard::try_map(batch, |batch| batch.tx.as_mut())
+            .map_err(|_| StoreError::Commit("no open transaction".into()))?;
         Ok(WriteTx {
-            batch: Some(batch),
-            writer: self.clone(),
+            tx,
+            epoch,
+            shared: self.shared.clone(),
+            released: false,
         })
     }
 
     /// Rolls back what a writer left behind when it gave up inside its savepoint.
     async fn undo_abandoned(&self, batch: &mut Batch) {
-        if !std::mem::take(&mut batch.rollback_pending) {
+        if !self.shared.rollback_pending.swap(false, Ordering::SeqCst) {
             return;
         }
         let undone = match batch.tx.as_mut() {
@@ -139,94 +152,76 @@ impl GroupWriter {
     async fn finish(&self, batch: &mut Batch) {
         self.undo_abandoned(batch).await;
         let Some(tx) = batch.tx.take() else { return };
-        let result = if batch.members > 0 {
+        let result = if self.shared.members.swap(0, Ordering::SeqCst) > 0 {
             tx.commit().await.map_err(|e| e.to_string())
         } else {
             tx.rollback().await.map_err(|e| e.to_string())
         };
-        batch.members = 0;
-        self.outcomes.publish(batch.epoch, result);
+        self.shared.outcomes.publish(batch.epoch, result);
     }
 
     /// Rolls the shared transaction back (dropped) and fails its writers.
     fn fail(&self, batch: &mut Batch, reason: String) {
         batch.tx = None;
-        batch.members = 0;
-        batch.rollback_pending = false;
-        self.outcomes.publish(batch.epoch, Err(reason));
+        self.shared.members.store(0, Ordering::SeqCst);
+        self.shared.rollback_pending.store(false, Ordering::SeqCst);
+        self.shared.outcomes.publish(batch.epoch, Err(reason));
     }
 }
 
-/// One writer's part of the shared transaction. Dropped without [`WriteTx::commit`],
-/// its changes are rolled back (to its savepoint) before anyone else writes.
+/// One writer's part of the shared transaction: it holds the lock, mapped to the open
+/// transaction. Dropped without [`WriteTx::commit`], its changes are rolled back (to
+/// its savepoint) before anyone else writes.
 pub(super) struct WriteTx {
-    batch: Option<OwnedMutexGuard<Batch>>,
-    writer: GroupWriter,
+    tx: OwnedMappedMutexGuard<Batch, Transaction<'static, Sqlite>>,
+    epoch: u64,
+    shared: Arc<Shared>,
+    /// Its savepoint was released into the shared transaction.
+    released: bool,
 }
 
 impl WriteTx {
     /// Keeps the changes and waits until they are committed (on disk).
     pub(super) async fn commit(mut self) -> Result<(), StoreError> {
-        let Some(mut batch) = self.batch.take() else {
-            return Err(StoreError::Commit("committed twice".into()));
-        };
-        let released = match batch.tx.as_mut() {
-            Some(tx) => sqlx::query("RELEASE w").execute(&mut **tx).await,
-            None => return Err(StoreError::Commit("no open transaction".into())),
-        };
-        if let Err(e) = released {
-            batch.rollback_pending = true;
-            self.writer.wake.notify_one();
-            return Err(e.into());
-        }
-        batch.members += 1;
-        let epoch = batch.epoch;
-        let mut committed = self.writer.outcomes.committed.subscribe();
-        // Let the next writer in; the committer comes after those already waiting.
-        drop(batch);
-        self.writer.wake.notify_one();
+        // On an error the savepoint stays; dropping `self` has it rolled back.
+        sqlx::query("RELEASE w").execute(&mut **self.tx).await?;
+        self.released = true;
+        self.shared.members.fetch_add(1, Ordering::SeqCst);
+        let (epoch, shared) = (self.epoch, self.shared.clone());
+        let mut committed = shared.outcomes.committed.subscribe();
+        // Lets the next writer in; the committer comes after those already waiting.
+        drop(self);
         committed
             .wait_for(|done| *done >= epoch)
             .await
             .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
-        match self.writer.outcomes.get(epoch) {
+        match shared.outcomes.get(epoch) {
             Some(Ok(())) => Ok(()),
             Some(Err(reason)) => Err(StoreError::Commit(reason)),
             None => Err(StoreError::Commit("the outcome was not kept".into())),
         }
     }
-
-    fn connection(&self) -> Option<&SqliteConnection> {
-        self.batch.as_ref()?.tx.as_deref()
-    }
-
-    fn connection_mut(&mut self) -> Option<&mut SqliteConnection> {
-        self.batch.as_mut()?.tx.as_deref_mut()
-    }
 }
 
-// A WriteTx exists only between a successful `begin` (which opened the shared
-// transaction) and `commit` (which consumes it): the connection is always there.
 impl Deref for WriteTx {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {
-        self.connection()
-            .expect("a writer holds an open shared transaction")
+        &self.tx
     }
 }
 
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.connection_mut()
-            .expect("a writer holds an open shared transaction")
+        &mut self.tx
     }
 }
 
 impl Drop for WriteTx {
     fn drop(&mut self) {
-        if let Some(mut batch) = self.batch.take() {
-            batch.rollback_pending = true;
-            self.writer.wake.notify_one();
+        if !self.released {
+            self.shared.rollback_pending.store(true, Ordering::SeqCst);
         }
+        // The lock is released right after, when the guard field drops.
+        self.shared.wake.notify_one();
     }
 }
