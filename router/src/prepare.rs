@@ -21,7 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::catalog::Catalog;
 use crate::config::{Authority, Config, Envelope, HubIdentity};
 use crate::regions::Regions;
-use crate::store::{AttachmentContent, PrepareInput, WorkItem, fragment_count};
+use crate::store::{Attachment, AttachmentContent, PrepareInput, WorkItem, fragment_count};
 
 /// Why a message could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -396,6 +396,45 @@ impl Preparer {
         .map_err(|e| PrepareError::Blocked(e.to_string()))
     }
 
+    /// Where the procedure fetches attachment `position` instead of finding it inside
+    /// the message, if it does: uploads (never loaded whole) and every attachment of the
+    /// `jose` profile (separate JWEs, as FIT-Connect does) by claim check; a clerk of a
+    /// manual procedure downloads an upload from the inbox as one file. Small
+    /// attachments of the `cms` profile travel inside the signed content: `None`.
+    fn claim_check(
+        &self,
+        procedure: &str,
+        message_id: uuid::Uuid,
+        position: usize,
+        attachment: &Attachment,
+        envelope: Option<Envelope>,
+    ) -> Option<Abruf> {
+        let n = position + 1;
+        match (&attachment.content, envelope) {
+            (AttachmentContent::Inline(_), Some(Envelope::Cms) | None) => None,
+            (_, Some(envelope)) => Some(Abruf {
+                adresse: format!(
+                    "{}/api/v1/procedures/{procedure}/messages/{message_id}/attachments/{n}",
+                    self.public_url
+                ),
+                teile: fragment_count(attachment.size),
+                format: match envelope {
+                    Envelope::Cms => "CMS",
+                    Envelope::Jose => "JWE",
+                }
+                .to_owned(),
+            }),
+            (AttachmentContent::Upload(_), None) => Some(Abruf {
+                adresse: format!(
+                    "{}/inbox/{procedure}/{message_id}/attachments/{n}",
+                    self.public_url
+                ),
+                teile: 1,
+                format: "Datei".to_owned(),
+            }),
+        }
+    }
+
     /// The hub's signing certificate in force.
     pub fn signing_certificate(&self) -> X509 {
         self.keys().sealer.certificate().clone()
@@ -420,11 +459,18 @@ impl Preparer {
         })?;
         // A link the procedure cannot follow is no delivery: the message waits, and the
         // operator sees why.
-        let by_reference = input.attachments.iter().any(|a| {
-            matches!(a.content, AttachmentContent::Upload(_))
-                || recipient.envelope == Some(Envelope::Jose)
-        });
-        if by_reference && recipient.envelope.is_some() && !recipient.can_fetch {
+        let claims: Vec<Option<Abruf>> = input
+            .attachments
+            .iter()
+            .enumerate()
+            .map(|(position, a)| {
+                self.claim_check(procedure, message_id, position, a, recipient.envelope)
+            })
+            .collect();
+        if recipient.envelope.is_some()
+            && !recipient.can_fetch
+            && claims.iter().any(Option::is_some)
+        {
             return Err(PrepareError::Blocked(format!(
                 "procedure {procedure} has no API token (token_file or token_sha256 in its [[procedure]]) to fetch attachments by claim check"
             )));
@@ -472,50 +518,19 @@ impl Preparer {
             anlagen: input
                 .attachments
                 .iter()
-                .enumerate()
-                .map(|(position, a)| {
-                    let by_reference = match (&a.content, recipient.envelope) {
-                        // Carried inside the signed content of the CMS profile.
-                        (AttachmentContent::Inline(_), Some(Envelope::Cms) | None) => None,
-                        // Separate JWEs (as FIT-Connect does), and uploads, which are
-                        // never loaded whole: fetched by the procedure (claim check).
-                        (_, Some(envelope)) => Some(Abruf {
-                            adresse: format!(
-                                "{}/api/v1/procedures/{procedure}/messages/{message_id}/attachments/{}",
-                                self.public_url,
-                                position + 1
-                            ),
-                            teile: fragment_count(a.size),
-                            format: match envelope {
-                                Envelope::Cms => "CMS",
-                                Envelope::Jose => "JWE",
-                            }
-                            .to_owned(),
-                        }),
-                        // A clerk downloads an upload from the inbox as one file.
-                        (AttachmentContent::Upload(_), None) => Some(Abruf {
-                            adresse: format!(
-                                "{}/inbox/{procedure}/{message_id}/attachments/{}",
-                                self.public_url,
-                                position + 1
-                            ),
-                            teile: 1,
-                            format: "Datei".to_owned(),
-                        }),
-                    };
-                    Anlage {
-                        dateiname: a.filename.clone(),
-                        media_type: a.media_type.clone(),
-                        groesse: a.size,
-                        sha512: a.sha512.clone(),
-                        inhalt_base64: match (&a.content, &by_reference) {
-                            (AttachmentContent::Inline(content), None) => {
-                                base64::engine::general_purpose::STANDARD.encode(content)
-                            }
-                            _ => String::new(),
-                        },
-                        abruf: by_reference,
-                    }
+                .zip(claims)
+                .map(|(a, abruf)| Anlage {
+                    dateiname: a.filename.clone(),
+                    media_type: a.media_type.clone(),
+                    groesse: a.size,
+                    sha512: a.sha512.clone(),
+                    inhalt_base64: match (&a.content, &abruf) {
+                        (AttachmentContent::Inline(content), None) => {
+                            base64::engine::general_purpose::STANDARD.encode(content)
+                        }
+                        _ => String::new(),
+                    },
+                    abruf,
                 })
                 .collect(),
             gebuehr: info.fee.clone(),
