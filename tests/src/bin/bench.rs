@@ -275,6 +275,31 @@ fn crypto_floor(pki: &std::path::Path) -> anyhow::Result<Crypto> {
     Ok(Crypto { sign, ecdh, seal })
 }
 
+/// Declares `queue` and consumes it without acknowledgements.
+async fn consume(queue: &str, tag: &str) -> anyhow::Result<(Connection, lapin::Consumer)> {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((connection, consumer))
+}
+
 struct Load {
     applications: usize,
     throughput: f64,
@@ -298,27 +323,8 @@ async fn load(
     let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     // The consumer.
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
     let queue = hub.queue("dresden-maengel");
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            FieldTable::default(),
-        )
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            queue.as_str().into(),
-            "bench".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let (connection, mut consumer) = consume(&queue, "bench").await?;
     let consuming = {
         let arrived = arrived.clone();
         tokio::spawn(async move {
@@ -458,27 +464,8 @@ struct AttachmentRss {
 /// procedure would. The hub's peak RSS is reset (clear_refs) after a warm-up round.
 async fn attachment_rss(hub: &TestHub, size: usize) -> anyhow::Result<AttachmentRss> {
     let pid = hub.pid().context("the hub runs")?;
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
     let queue = hub.queue("dresden-buergerbuero");
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            FieldTable::default(),
-        )
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            queue.as_str().into(),
-            "bench-attachment".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let (connection, mut consumer) = consume(&queue, "bench-attachment").await?;
     let http = reqwest::Client::new();
     let token = kopplung_tests::procedure_token("dresden-buergerbuero");
     attachment_round(hub, &http, &token, &mut consumer, 1024 * 1024).await?;
