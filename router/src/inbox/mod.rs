@@ -485,19 +485,10 @@ async fn login(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let inbox = &s.inbox;
-    let Ok(Form(form)) = form else {
-        return inbox.login_page(
-            StatusCode::BAD_REQUEST,
-            Some("Das Formular war unvollständig. Bitte melden Sie sich erneut an."),
-        );
+    let form = match web::checked_login_form(&headers, LOGIN_COOKIE, form, |f| &f.csrf) {
+        Ok(form) => form,
+        Err((status, message)) => return inbox.login_page(status, Some(message)),
     };
-    let form_token = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if !same_token(&form_token, &form.csrf) {
-        return inbox.login_page(
-            StatusCode::FORBIDDEN,
-            Some("Das Anmeldeformular ist abgelaufen. Bitte melden Sie sich erneut an."),
-        );
-    }
     let address: Option<IpAddr> = connect.map(|c| c.0.0.ip());
     let submitted: String = form.clerk.trim().chars().take(100).collect();
     let mut keys = vec![LimitKey::Clerk(submitted.clone())];

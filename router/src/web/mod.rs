@@ -110,6 +110,31 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
+/// The first checks of every login form: the form is complete, and its CSRF token is the
+/// one the login page set in the cookie `login_cookie`. Otherwise the status and German
+/// message for the login page.
+pub fn checked_login_form<F>(
+    headers: &HeaderMap,
+    login_cookie: &str,
+    form: Result<axum::Form<F>, axum::extract::rejection::FormRejection>,
+    csrf: impl Fn(&F) -> &str,
+) -> Result<F, (StatusCode, &'static str)> {
+    let Ok(axum::Form(form)) = form else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "Das Formular war unvollständig. Bitte melden Sie sich erneut an.",
+        ));
+    };
+    let form_token = cookie(headers, login_cookie).unwrap_or_default();
+    if !same_token(&form_token, csrf(&form)) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "Das Anmeldeformular ist abgelaufen. Bitte melden Sie sich erneut an.",
+        ));
+    }
+    Ok(form)
+}
+
 /// Constant-time comparison of two tokens.
 pub fn same_token(a: &str, b: &str) -> bool {
     !a.is_empty() && a.len() == b.len() && openssl::memcmp::eq(a.as_bytes(), b.as_bytes())
