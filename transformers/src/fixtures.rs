@@ -138,6 +138,22 @@ pub fn fixtures_of(mapping: &Mapping) -> Result<Vec<Fixture>, Error> {
 
 /// Renders a fixture's input with the fixed values (`kopplung mapping render`).
 pub fn render_input(mapping: &Mapping, input_file: &Path) -> Result<String, FixtureFailure> {
+    let context = fixture_context(mapping, input_file)?;
+    mapping
+        .render(&context)
+        .map_err(|error| FixtureFailure::Render {
+            file: input_file.to_owned(),
+            error,
+        })
+}
+
+/// The message context of a fixture's input: its data validated, its attachments
+/// hashed, and the fixed ids and times of every fixture (what [`render_input`] renders;
+/// also for benchmarks and tests that need a real context).
+pub fn fixture_context(
+    mapping: &Mapping,
+    input_file: &Path,
+) -> Result<MessageContext, FixtureFailure> {
     let text = std::fs::read_to_string(input_file).map_err(|e| FixtureFailure::Input {
         file: input_file.to_owned(),
         message: e.to_string(),
@@ -214,12 +230,7 @@ pub fn render_input(mapping: &Mapping, input_file: &Path) -> Result<String, Fixt
         anlagen,
         gebuehr: info.fee.clone(),
     };
-    mapping
-        .render(&context)
-        .map_err(|error| FixtureFailure::Render {
-            file: input_file.to_owned(),
-            error,
-        })
+    Ok(context)
 }
 
 /// Renders a fixture and compares it canonically with its expected XML.
