@@ -54,7 +54,16 @@ struct Recipient {
     leser: Behoerde,
     /// Whether it has a token for the hub's API, to fetch attachments by claim check.
     can_fetch: bool,
+    /// The last choice among `certificates` and when it was made (see
+    /// [`Keys::recipient_certificate`]).
+    chosen: std::sync::Mutex<Option<(std::time::Instant, Result<usize, String>)>>,
 }
+
+/// How long the choice of a recipient certificate holds before its chains are verified
+/// again: verifying them for every message cost more than the signature (perf). A
+/// newly valid certificate is taken, a revoked anchor noticed, within this time; an
+/// expired one never (checked on every use).
+const RECIPIENT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why a receipt was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +190,7 @@ fn load_keys(config: &Config) -> Result<Keys, crate::Error> {
                 can_fetch: procedure.token_sha256.is_some()
                     || procedure.token_file.is_some()
                     || matches!(procedure.delivery, crate::config::DeliveryConfig::Pull(_)),
+                chosen: std::sync::Mutex::new(None),
             },
         );
     }
@@ -195,10 +205,43 @@ fn load_keys(config: &Config) -> Result<Keys, crate::Error> {
 impl Keys {
     /// The certificate to seal for: among those valid now (chain, validity, key usage
     /// and algorithm for the profile), the one issued last. Otherwise every reason.
+    /// The choice is kept for [`RECIPIENT_RECHECK`], but never past the chosen
+    /// certificate's expiry.
     fn recipient_certificate<'a>(&'a self, recipient: &'a Recipient) -> Result<&'a X509, String> {
-        let mut usable: Vec<&X509> = Vec::new();
+        let mut chosen = recipient
+            .chosen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((at, choice)) = chosen.as_ref()
+            && at.elapsed() < RECIPIENT_RECHECK
+        {
+            match choice {
+                Ok(index) => {
+                    if let Some((_, certificate)) = recipient.certificates.get(*index)
+                        && still_valid(certificate)
+                    {
+                        return Ok(certificate);
+                    }
+                }
+                Err(reason) => return Err(reason.clone()),
+            }
+        }
+        let choice = self.choose_certificate(recipient);
+        *chosen = Some((std::time::Instant::now(), choice.clone()));
+        choice.and_then(|index| {
+            recipient
+                .certificates
+                .get(index)
+                .map(|(_, certificate)| certificate)
+                .ok_or_else(|| "no certificate".to_owned())
+        })
+    }
+
+    /// Verifies every certificate of a recipient; the index of the one to use.
+    fn choose_certificate(&self, recipient: &Recipient) -> Result<usize, String> {
+        let mut usable: Vec<(usize, &X509)> = Vec::new();
         let mut problems = Vec::new();
-        for (path, certificate) in &recipient.certificates {
+        for (index, (path, certificate)) in recipient.certificates.iter().enumerate() {
             let checked = self
                 .anchors
                 .check(certificate)
@@ -209,19 +252,28 @@ impl Keys {
                     _ => check_cms_recipient(certificate),
                 });
             match checked {
-                Ok(()) => usable.push(certificate),
+                Ok(()) => usable.push((index, certificate)),
                 Err(e) => problems.push(format!("{}: {e}", path.display())),
             }
         }
         usable
             .into_iter()
-            .max_by(|a, b| {
+            .max_by(|(_, a), (_, b)| {
                 a.not_before()
                     .compare(b.not_before())
                     .unwrap_or(std::cmp::Ordering::Equal)
             })
+            .map(|(index, _)| index)
             .ok_or_else(|| problems.join("; "))
     }
+}
+
+/// Whether a certificate has not expired yet.
+fn still_valid(certificate: &X509) -> bool {
+    openssl::asn1::Asn1Time::days_from_now(0)
+        .ok()
+        .and_then(|now| certificate.not_after().compare(&now).ok())
+        .is_some_and(|order| order == std::cmp::Ordering::Greater)
 }
 
 impl Preparer {

@@ -1,227 +1,287 @@
-//! Group commit for the SQLite store: durability without one fsync per state change.
+//! Group commit for the SQLite store: one writer thread, durability without one fsync
+//! and one thread hand-off per statement.
 //!
 //! SQLite has one writer at a time, and with `synchronous = FULL` every COMMIT waits for
-//! the disk. Under load the writers would queue for the disk one by one. Instead they
-//! share one open `BEGIN IMMEDIATE` transaction: each writer runs its statements inside
-//! its own SAVEPOINT (so a failing one is rolled back alone), releases it, and then waits
-//! until the shared transaction is committed. A committer task commits it as soon as
-//! the writers that were already waiting have had their turn (the lock is fair, first
-//! come first served), so a batch is what arrived during one disk write, and a writer
-//! on an idle hub waits for one COMMIT as before. Nobody returns before its changes are
-//! on disk, and if the COMMIT fails every writer of that batch gets the error: nothing
-//! of theirs is kept.
+//! the disk. Every state change therefore goes to one thread that owns the write
+//! connection. It takes all writes that are waiting, opens one `BEGIN IMMEDIATE`
+//! transaction, runs each write in its own SAVEPOINT (a failing one is rolled back
+//! alone), commits once, and only then answers the writers: a batch is what arrived
+//! during the previous disk write, and on an idle hub a write waits for one COMMIT as
+//! before. Nobody is answered before its changes are on disk, and if the COMMIT fails
+//! every writer of that batch gets the error: nothing of theirs is kept.
+//!
+//! A write is a closure that runs on this thread with the connection, so that all of its
+//! statements cost one hand-off between threads instead of one each (sqlx runs every
+//! SQLite statement on a worker thread; under load those hand-offs were half of the
+//! hub's CPU time). Reads stay on the sqlx pool: in WAL mode they never wait for it.
+//!
+//! The writer also keeps the end of the audit chain in memory: it is the chain's only
+//! writer (one hub per data directory, enforced by the lock file), so reading the last
+//! entry back for every state change is not needed. A rolled-back savepoint restores it,
+//! a failed COMMIT forgets it (it is read again).
 
-use std::collections::BTreeMap;
-use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::Path;
+use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
-use sqlx::{Sqlite, Transaction};
-use tokio::sync::{Mutex, Notify, OwnedMappedMutexGuard, OwnedMutexGuard, watch};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
+use crate::audit::GENESIS_HASH;
 
-/// Outcomes kept for writers that look late; far more than can wait at once.
-const OUTCOMES_KEPT: usize = 4096;
+/// Writes in one transaction at most: keeps a batch's COMMIT and its memory bounded.
+const MAX_BATCH: usize = 256;
 
-/// What the lock guards.
-struct Batch {
-    /// The shared transaction, while one is open.
-    tx: Option<Transaction<'static, Sqlite>>,
-    /// Counts the shared transactions; a writer waits for the outcome of its own.
-    epoch: u64,
+/// The end of the audit chain: `None` before the first entry, else the highest sequence
+/// number issued and the hash to link to (see [`WriteTx::audit_head`]).
+type AuditHead = Option<(i64, String)>;
+
+/// One write's part of the shared transaction, as its closure sees it: the connection
+/// (through `Deref`) and the audit chain's end.
+pub(super) struct WriteTx<'c> {
+    conn: &'c Connection,
+    audit_head: &'c mut Option<AuditHead>,
+    discard: bool,
 }
 
-/// What writers and the committer share besides the lock. The counters change only
-/// while the lock is held; they are atomics so that a writer holding the lock through
-/// its transaction (not the whole batch) can reach them.
-struct Shared {
-    /// Writers whose savepoint was released into the open transaction.
-    members: AtomicUsize,
-    /// A writer gave up (dropped) inside its savepoint: roll back to it first.
-    rollback_pending: AtomicBool,
-    outcomes: Outcomes,
-    wake: Notify,
+impl WriteTx<'_> {
+    /// Rolls this write's changes back, although it answers `Ok` (e.g. "this upload
+    /// belongs to another application": the answer is a value, nothing may be kept).
+    pub(super) fn discard(&mut self) {
+        self.discard = true;
+    }
+
+    /// The sequence number and hash the next audit entry links to (`None` for the
+    /// first one ever). If entries at the end were removed, the highest number ever
+    /// issued still counts, so the next entry leaves a gap that verification reports.
+    pub(super) fn audit_head(&mut self) -> Result<AuditHead, StoreError> {
+        if let Some(head) = self.audit_head.as_ref() {
+            return Ok(head.clone());
+        }
+        let (last_seq, last_hash, issued): (Option<i64>, Option<String>, Option<i64>) =
+            self.conn.query_row(
+                "SELECT (SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1),
+                        (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),
+                        (SELECT seq FROM sqlite_sequence WHERE name = 'audit_log')",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )?;
+        let last = last_seq.zip(last_hash);
+        let seq = last
+            .as_ref()
+            .map_or(0, |(seq, _)| *seq)
+            .max(issued.unwrap_or(0));
+        let hash = last.map_or_else(|| GENESIS_HASH.to_owned(), |(_, hash)| hash);
+        let head = (seq > 0).then_some((seq, hash));
+        *self.audit_head = Some(head.clone());
+        Ok(head)
+    }
+
+    /// Notes the entry just appended as the chain's end.
+    pub(super) fn set_audit_head(&mut self, seq: i64, hash: String) {
+        *self.audit_head = Some(Some((seq, hash)));
+    }
 }
 
-struct Outcomes {
-    results: std::sync::Mutex<BTreeMap<u64, Result<(), String>>>,
-    committed: watch::Sender<u64>,
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
 }
 
-impl Outcomes {
-    fn publish(&self, epoch: u64, result: Result<(), String>) {
-        if let Ok(mut results) = self.results.lock() {
-            results.insert(epoch, result);
-            while results.len() > OUTCOMES_KEPT {
-                results.pop_first();
+/// A write waiting for the writer thread.
+trait Job: Send {
+    /// Runs the write inside its savepoint. `Some` if its changes are kept: then it is
+    /// answered after the COMMIT. Otherwise it has been answered already.
+    fn run(self: Box<Self>, tx: &mut WriteTx<'_>) -> Option<Box<dyn Kept>>;
+    /// Answers without running (the shared transaction could not be started).
+    fn refuse(self: Box<Self>, error: StoreError);
+}
+
+/// A write whose changes wait for the COMMIT.
+trait Kept: Send {
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct Write<F, T> {
+    work: F,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+struct Done<T> {
+    value: T,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> Job for Write<F, T>
+where
+    F: FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, tx: &mut WriteTx<'_>) -> Option<Box<dyn Kept>> {
+        let Self { work, reply } = *self;
+        match work(tx) {
+            Ok(value) if !tx.discard => Some(Box::new(Done { value, reply })),
+            // Rolled back by the writer; the caller has its answer (a gone caller is
+            // no error: it gave up waiting).
+            outcome => {
+                tx.discard = true;
+                let _ = reply.send(outcome);
+                None
             }
         }
-        self.committed.send_replace(epoch);
     }
 
-    fn get(&self, epoch: u64) -> Option<Result<(), String>> {
-        self.results.lock().ok()?.get(&epoch).cloned()
+    fn refuse(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
     }
 }
 
+impl<T: Send + 'static> Kept for Done<T> {
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
+        let Self { value, reply } = *self;
+        let _ = reply.send(committed.map(|()| value));
+    }
+}
+
+/// The handle to the writer thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub(super) struct GroupWriter {
-    pool: SqlitePool,
-    batch: Arc<Mutex<Batch>>,
-    shared: Arc<Shared>,
+    jobs: mpsc::UnboundedSender<Box<dyn Job>>,
 }
 
 impl GroupWriter {
-    /// Starts the committer task (so: inside a Tokio runtime).
-    pub(super) fn new(pool: SqlitePool) -> Self {
-        let (committed, _) = watch::channel(0);
-        let writer = Self {
-            pool,
-            batch: Arc::new(Mutex::new(Batch { tx: None, epoch: 0 })),
-            shared: Arc::new(Shared {
-                members: AtomicUsize::new(0),
-                rollback_pending: AtomicBool::new(false),
-                outcomes: Outcomes {
-                    results: std::sync::Mutex::new(BTreeMap::new()),
-                    committed,
-                },
-                wake: Notify::new(),
-            }),
-        };
-        let committer = writer.clone();
-        tokio::spawn(async move {
-            loop {
-                committer.shared.wake.notified().await;
-                // Queued behind the writers already waiting: they join this batch.
-                let mut batch = committer.batch.lock().await;
-                committer.finish(&mut batch).await;
-            }
-        });
-        writer
-    }
-
-    /// A write transaction of its own, as far as the caller can tell: a savepoint in
-    /// the shared transaction. [`WriteTx::commit`] returns once it is on disk.
-    pub(super) async fn begin(&self) -> Result<WriteTx, StoreError> {
-        let mut batch = self.batch.clone().lock_owned().await;
-        self.undo_abandoned(&mut batch).await;
-        if batch.tx.is_none() {
-            batch.tx = Some(self.pool.begin_with("BEGIN IMMEDIATE").await?);
-            batch.epoch += 1;
-        }
-        let epoch = batch.epoch;
-        let savepoint = match batch.tx.as_mut() {
-            Some(tx) => sqlx::query("SAVEPOINT w").execute(&mut **tx).await,
-            None => return Err(StoreError::Commit("no open transaction".into())),
-        };
-        if let Err(e) = savepoint {
-            // The shared transaction is unusable: end it for everyone in it.
-            self.fail(&mut batch, e.to_string());
-            return Err(e.into());
-        }
-        let tx = OwnedMutexGuard::try_map(batch, |batch| batch.tx.as_mut())
-            .map_err(|_| StoreError::Commit("no open transaction".into()))?;
-        Ok(WriteTx {
-            tx,
-            epoch,
-            shared: self.shared.clone(),
-            released: false,
-        })
-    }
-
-    /// Rolls back what a writer left behind when it gave up inside its savepoint.
-    async fn undo_abandoned(&self, batch: &mut Batch) {
-        if !self.shared.rollback_pending.swap(false, Ordering::SeqCst) {
-            return;
-        }
-        let undone = match batch.tx.as_mut() {
-            Some(tx) => sqlx::query("ROLLBACK TO w; RELEASE w")
-                .execute(&mut **tx)
-                .await
-                .map(|_| ()),
-            None => Ok(()),
-        };
-        if let Err(e) = undone {
-            self.fail(batch, e.to_string());
-        }
-    }
-
-    /// Commits the shared transaction, if one is open, and tells its writers.
-    async fn finish(&self, batch: &mut Batch) {
-        self.undo_abandoned(batch).await;
-        let Some(tx) = batch.tx.take() else { return };
-        let result = if self.shared.members.swap(0, Ordering::SeqCst) > 0 {
-            tx.commit().await.map_err(|e| e.to_string())
+    /// Opens the write connection to `path` (migrated already) and starts its thread.
+    /// `read_only`: a store for inspection beside a running hub; every write fails.
+    pub(super) fn start(path: &Path, read_only: bool) -> Result<Self, StoreError> {
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
         } else {
-            tx.rollback().await.map_err(|e| e.to_string())
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
-        self.shared.outcomes.publish(batch.epoch, result);
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        if !read_only {
+            // Per connection: the journal mode is the file's (WAL, set by the pool).
+            conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The savepoints' journal (pages changed earlier in the batch) stays in memory
+        // instead of spilling into a temporary file.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.set_prepared_statement_cache_capacity(128);
+        let (jobs, queue) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("kopplung-sqlite-writer".into())
+            .spawn(move || run(conn, queue))
+            .map_err(|e| StoreError::Io(path.to_owned(), e))?;
+        Ok(Self { jobs })
     }
 
-    /// Rolls the shared transaction back (dropped) and fails its writers.
-    fn fail(&self, batch: &mut Batch, reason: String) {
-        batch.tx = None;
-        self.shared.members.store(0, Ordering::SeqCst);
-        self.shared.rollback_pending.store(false, Ordering::SeqCst);
-        self.shared.outcomes.publish(batch.epoch, Err(reason));
-    }
-}
-
-/// One writer's part of the shared transaction: it holds the lock, mapped to the open
-/// transaction. Dropped without [`WriteTx::commit`], its changes are rolled back (to
-/// its savepoint) before anyone else writes.
-pub(super) struct WriteTx {
-    tx: OwnedMappedMutexGuard<Batch, Transaction<'static, Sqlite>>,
-    epoch: u64,
-    shared: Arc<Shared>,
-    /// Its savepoint was released into the shared transaction.
-    released: bool,
-}
-
-impl WriteTx {
-    /// Keeps the changes and waits until they are committed (on disk).
-    pub(super) async fn commit(mut self) -> Result<(), StoreError> {
-        // On an error the savepoint stays; dropping `self` has it rolled back.
-        sqlx::query("RELEASE w").execute(&mut **self.tx).await?;
-        self.released = true;
-        self.shared.members.fetch_add(1, Ordering::SeqCst);
-        let (epoch, shared) = (self.epoch, self.shared.clone());
-        let mut committed = shared.outcomes.committed.subscribe();
-        // Lets the next writer in; the committer comes after those already waiting.
-        drop(self);
-        committed
-            .wait_for(|done| *done >= epoch)
+    /// Runs `work` as one write (its own savepoint in the shared transaction) and
+    /// returns its value once the transaction is committed, i.e. on disk. An `Err` from
+    /// `work`, or [`WriteTx::discard`], rolls its changes back.
+    pub(super) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Box::new(Write { work, reply }))
+            .map_err(|_| StoreError::Commit("the store's writer stopped".into()))?;
+        answer
             .await
-            .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
-        match shared.outcomes.get(epoch) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(reason)) => Err(StoreError::Commit(reason)),
-            None => Err(StoreError::Commit("the outcome was not kept".into())),
+            .map_err(|_| StoreError::Commit("the store's writer stopped".into()))?
+    }
+}
+
+/// The writer thread: batch after batch until every handle is gone.
+fn run(conn: Connection, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>) {
+    let mut audit_head: Option<AuditHead> = None;
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        write_batch(&conn, &mut audit_head, batch);
+    }
+}
+
+/// One shared transaction for `batch`.
+fn write_batch(conn: &Connection, audit_head: &mut Option<AuditHead>, batch: Vec<Box<dyn Job>>) {
+    if let Err(e) = execute(conn, "BEGIN IMMEDIATE") {
+        let reason = e.to_string();
+        for job in batch {
+            job.refuse(StoreError::Commit(reason.clone()));
+        }
+        return;
+    }
+    let mut kept: Vec<Box<dyn Kept>> = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    let mut broken = None;
+    for job in jobs.by_ref() {
+        if let Err(e) = execute(conn, "SAVEPOINT w") {
+            broken = Some((e.to_string(), Some(job)));
+            break;
+        }
+        let head_before = audit_head.clone();
+        let mut tx = WriteTx {
+            conn,
+            audit_head,
+            discard: false,
+        };
+        // A panicking write is rolled back alone; its caller learns that the writer
+        // dropped its answer.
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&mut tx)))
+            .unwrap_or_else(|_| {
+                tx.discard = true;
+                None
+            });
+        let discard = tx.discard;
+        let ended = if discard {
+            *audit_head = head_before;
+            execute(conn, "ROLLBACK TO w").and_then(|()| execute(conn, "RELEASE w"))
+        } else {
+            execute(conn, "RELEASE w")
+        };
+        kept.extend(done);
+        if let Err(e) = ended {
+            broken = Some((e.to_string(), None));
+            break;
         }
     }
-}
-
-impl Deref for WriteTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        &self.tx
-    }
-}
-
-impl DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
-    }
-}
-
-impl Drop for WriteTx {
-    fn drop(&mut self) {
-        if !self.released {
-            self.shared.rollback_pending.store(true, Ordering::SeqCst);
+    let committed = match broken {
+        None => execute(conn, "COMMIT").map_err(|e| e.to_string()),
+        Some((reason, job)) => {
+            // The shared transaction is unusable: nothing of this batch is kept.
+            if let Some(job) = job {
+                job.refuse(StoreError::Commit(reason.clone()));
+            }
+            for job in jobs {
+                job.refuse(StoreError::Commit(reason.clone()));
+            }
+            Err(reason)
         }
-        // The lock is released right after, when the guard field drops.
-        self.shared.wake.notify_one();
+    };
+    if committed.is_err() {
+        // A failed COMMIT (full disk, I/O error) may leave the transaction open.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        *audit_head = None;
     }
+    for job in kept {
+        job.answer(committed.clone().map_err(StoreError::Commit));
+    }
+}
+
+/// Runs one statement without parameters, prepared once (a batch runs these hundreds of
+/// times).
+fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }

@@ -425,6 +425,9 @@ pub enum ReceiptOutcome {
 pub enum StoreError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite store's writer (see `group.rs`).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migrating the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the data directory {0} is in use by another kopplung process")]

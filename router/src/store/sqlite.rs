@@ -2,9 +2,10 @@
 //! `synchronous = FULL` so that a commit is on disk before intake answers 202.
 //! One hub process per data directory, enforced by a lock file.
 //!
-//! Every state change appends its history entry and its audit entry (the hash chain of
-//! [`crate::audit`]) in its own `BEGIN IMMEDIATE` transaction: writers are serialised,
-//! so reading the last entry's hash inside the transaction cannot fork the chain.
+//! Every state change is a closure that runs on the store's writer thread
+//! ([`super::group`]) and appends its history entry and its audit entry (the hash chain
+//! of [`crate::audit`]) in the same transaction; the writer is the chain's only writer,
+//! so the chain cannot fork. Reads go through a sqlx pool and never wait for writes.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -14,10 +15,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Connection, Row, Sqlite};
+use sqlx::{Connection, Row};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -30,7 +31,8 @@ use super::{
     PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError,
     UploadInfo, WorkItem, fragment_count,
 };
-use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_hex};
+use crate::audit::{AuditEntry, AuditReport, ChainVerifier, sha256_hex};
+use rusqlite::{OptionalExtension, ToSql, params};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -63,12 +65,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // For reads and migrations; writes go to the writer thread.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            // A COMMIT that fails with SQLITE_FULL or an I/O error is rolled back by
-            // SQLite itself, but sqlx still counts the transaction open, and the
-            // connection would refuse every later BEGIN (a full disk would stop the
-            // hub for good). Such a connection is closed, not reused.
+            // A COMMIT that fails with SQLITE_FULL or an I/O error (a migration on a
+            // full disk) is rolled back by SQLite itself, but sqlx still counts the
+            // transaction open, and the connection would refuse every later BEGIN. Such
+            // a connection is closed, not reused.
             .after_release(|connection, _| {
                 Box::pin(async move {
                     // Runs the rollback queued by the dropped transaction first.
@@ -80,7 +83,7 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Self {
-            writer: GroupWriter::new(pool.clone()),
+            writer: GroupWriter::start(&data_dir.join("kopplung.db"), false)?,
             pool,
             _lock: Some(lock),
         })
@@ -98,7 +101,7 @@ impl SqliteStore {
             ));
         }
         let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
+            .filename(&path)
             .read_only(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
@@ -106,17 +109,10 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         Ok(Self {
-            writer: GroupWriter::new(pool.clone()),
+            writer: GroupWriter::start(&path, true)?,
             pool,
             _lock: None,
         })
-    }
-
-    /// Starts a write: a savepoint in the shared `BEGIN IMMEDIATE` transaction, so
-    /// writers wait for each other instead of failing on a lock upgrade, and share
-    /// one COMMIT under load (group commit).
-    async fn write(&self) -> Result<WriteTx, StoreError> {
-        self.writer.begin().await
     }
 }
 
@@ -145,90 +141,73 @@ fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
 
 /// Appends the history entry of a state change and its audit entry, at the same time.
 /// `message_sha256` is the hex SHA-256 of the sealed message, once there is one.
-async fn append_history(
-    tx: &mut WriteTx,
+fn append_history(
+    tx: &mut WriteTx<'_>,
     application_id: Uuid,
     status: Status,
     detail: &str,
     message_sha256: Option<String>,
 ) -> Result<(), StoreError> {
     let at = rfc3339(OffsetDateTime::now_utc());
-    sqlx::query("INSERT INTO history (application_id, at, status, detail) VALUES (?, ?, ?, ?)")
-        .bind(application_id.to_string())
-        .bind(&at)
-        .bind(status.as_str())
-        .bind(detail)
-        .execute(&mut **tx)
-        .await?;
-    append_audit(tx, application_id, &at, status, detail, message_sha256).await
+    tx.prepare_cached(
+        "INSERT INTO history (application_id, at, status, detail) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        application_id.to_string(),
+        at,
+        status.as_str(),
+        detail
+    ])?;
+    append_audit(tx, application_id, &at, status, detail, message_sha256)
 }
 
-/// Links one entry to the end of the audit chain. Must run inside a write
-/// (`BEGIN IMMEDIATE`) transaction, so that no other writer appends in between.
-async fn append_audit(
-    tx: &mut WriteTx,
+/// Links one entry to the end of the audit chain. Runs on the writer, the chain's only
+/// writer, so no other entry comes in between.
+fn append_audit(
+    tx: &mut WriteTx<'_>,
     application_id: Uuid,
     at: &str,
     status: Status,
     detail: &str,
     message_sha256: Option<String>,
 ) -> Result<(), StoreError> {
-    // The last entry, and the highest seq ever issued: if entries at the end were
-    // removed, the next one leaves a gap that verification reports, instead of hiding
-    // the removal. One statement: each is a round trip to SQLite's worker thread.
-    let (last_seq, last_hash, issued): (Option<i64>, Option<String>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1),
-                    (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),
-                    (SELECT seq FROM sqlite_sequence WHERE name = 'audit_log')",
-    )
-    .fetch_one(&mut **tx)
-    .await?;
-    let last = last_seq.zip(last_hash);
-    let last_seq = last
-        .as_ref()
-        .map_or(0, |(seq, _)| *seq)
-        .max(issued.unwrap_or(0));
-    let prev_hash = last
-        .as_ref()
-        .map_or(GENESIS_HASH, |(_, hash)| hash.as_str());
-    let prev = (last_seq > 0).then_some((last_seq, prev_hash));
+    let head = tx.audit_head()?;
     let entry = AuditEntry::next(
-        prev,
+        head.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
         application_id,
         at,
         status.as_str(),
         detail,
         message_sha256,
     );
-    sqlx::query(
+    tx.prepare_cached(
         "INSERT INTO audit_log (seq, application_id, at, status, detail, message_sha256, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(entry.seq)
-    .bind(&entry.application_id)
-    .bind(&entry.at)
-    .bind(&entry.status)
-    .bind(&entry.detail)
-    .bind(&entry.message_sha256)
-    .bind(&entry.prev_hash)
-    .bind(&entry.hash)
-    .execute(&mut **tx)
-    .await?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        entry.seq,
+        entry.application_id,
+        entry.at,
+        entry.status,
+        entry.detail,
+        entry.message_sha256,
+        entry.prev_hash,
+        entry.hash,
+    ])?;
+    tx.set_audit_head(entry.seq, entry.hash);
     Ok(())
 }
 
 /// The hex SHA-256 of the sealed message stored for an outbox entry, if there is one.
-async fn stored_message_sha256(
-    tx: &mut WriteTx,
-    item: &WorkItem,
-) -> Result<Option<String>, StoreError> {
-    let sealed: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT sealed FROM deliveries WHERE application_id = ? AND procedure_id = ?",
-    )
-    .bind(item.application_id.to_string())
-    .bind(&item.procedure_id)
-    .fetch_one(&mut **tx)
-    .await?;
+fn stored_message_sha256(tx: &WriteTx<'_>, item: &WorkItem) -> Result<Option<String>, StoreError> {
+    let sealed: Option<Vec<u8>> = tx
+        .prepare_cached(
+            "SELECT sealed FROM deliveries WHERE application_id = ?1 AND procedure_id = ?2",
+        )?
+        .query_row(
+            params![item.application_id.to_string(), item.procedure_id],
+            |row| row.get(0),
+        )?;
     Ok(sealed.as_deref().map(sha256_hex))
 }
 
@@ -257,40 +236,37 @@ fn audit_entry(row: &SqliteRow) -> Result<AuditEntry, sqlx::Error> {
     })
 }
 
-async fn set_status(
-    tx: &mut WriteTx,
-    application_id: Uuid,
-    status: Status,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE applications SET status = ?, updated_at = ? WHERE id = ?")
-        .bind(status.as_str())
-        .bind(rfc3339(OffsetDateTime::now_utc()))
-        .bind(application_id.to_string())
-        .execute(&mut **tx)
-        .await?;
+fn set_status(tx: &WriteTx<'_>, application_id: Uuid, status: Status) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE applications SET status = ?1, updated_at = ?2 WHERE id = ?3")?
+        .execute(params![
+            status.as_str(),
+            rfc3339(OffsetDateTime::now_utc()),
+            application_id.to_string()
+        ])?;
     Ok(())
 }
 
-/// Binds the `WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?` of an
-/// outbox update: only the holder of the lease may change the entry.
-trait BindLease<'q> {
-    fn bind_lease(self, item: &'q WorkItem) -> Self;
-}
-
-impl<'q> BindLease<'q> for sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
-    fn bind_lease(self, item: &'q WorkItem) -> Self {
-        self.bind(item.application_id.to_string())
-            .bind(&item.procedure_id)
-            .bind(&item.lease)
-    }
+/// Runs an outbox update whose SQL ends in
+/// `WHERE application_id = ?N AND procedure_id = ?N+1 AND lease_owner = ?N+2`, with
+/// `values` bound first: only the holder of the lease may change the entry.
+fn update_leased(
+    tx: &WriteTx<'_>,
+    sql: &str,
+    values: &[&dyn ToSql],
+    item: &WorkItem,
+) -> Result<usize, StoreError> {
+    let id = item.application_id.to_string();
+    let mut bound: Vec<&dyn ToSql> = values.to_vec();
+    bound.extend([&id as &dyn ToSql, &item.procedure_id, &item.lease]);
+    Ok(tx.prepare_cached(sql)?.execute(bound.as_slice())?)
 }
 
 /// Completes a state change whose outbox update touched `updated` rows: the status and
 /// its history and audit entries in the same transaction, or nothing if the lease was
 /// lost. `sealed` is the message just sealed; otherwise the stored one (if any) is hashed.
-async fn transition(
-    mut tx: WriteTx,
-    updated: u64,
+fn transition(
+    tx: &mut WriteTx<'_>,
+    updated: usize,
     item: &WorkItem,
     status: Status,
     detail: &str,
@@ -301,11 +277,10 @@ async fn transition(
     }
     let message_sha256 = match sealed {
         Some(sealed) => Some(sha256_hex(sealed)),
-        None => stored_message_sha256(&mut tx, item).await?,
+        None => stored_message_sha256(tx, item)?,
     };
-    set_status(&mut tx, item.application_id, status).await?;
-    append_history(&mut tx, item.application_id, status, detail, message_sha256).await?;
-    tx.commit().await?;
+    set_status(tx, item.application_id, status)?;
+    append_history(tx, item.application_id, status, detail, message_sha256)?;
     Ok(true)
 }
 
@@ -351,73 +326,401 @@ fn pickup_of(row: &SqliteRow) -> Result<(Pickup, Vec<u8>), StoreError> {
     ))
 }
 
-fn work_item(row: &SqliteRow, lease: &str) -> Result<WorkItem, StoreError> {
-    let step: String = row.try_get("step")?;
+fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreError> {
+    let step: String = row.get("step")?;
     Ok(WorkItem {
-        application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
-        service_key: row.try_get("service_key")?,
-        procedure_id: row.try_get("procedure_id")?,
-        message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
-        message_type: row.try_get("message_type")?,
+        application_id: parse_uuid(&row.get::<_, String>("application_id")?)?,
+        service_key: row.get("service_key")?,
+        procedure_id: row.get("procedure_id")?,
+        message_id: parse_uuid(&row.get::<_, String>("message_id")?)?,
+        message_type: row.get("message_type")?,
         step: match step.as_str() {
             "prepare" => Step::Prepare,
             "deliver" => Step::Deliver,
             other => return Err(StoreError::Corrupt(format!("claimed step {other}"))),
         },
         attempts: row
-            .try_get::<i64, _>("attempts")?
+            .get::<_, i64>("attempts")?
             .try_into()
             .unwrap_or(u32::MAX),
         lease: lease.to_owned(),
         accepted_at: row
-            .try_get::<Option<String>, _>("accepted_at")?
+            .get::<_, Option<String>>("accepted_at")?
             .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
     })
 }
 
-/// Looks up an idempotency key inside an open transaction.
-async fn earlier_answer(
-    conn: &mut SqliteConnection,
+/// The query of an earlier request with the same idempotency key.
+const EARLIER_ANSWER: &str = "SELECT i.request_sha256, a.id, a.receipt FROM idempotency_keys i
+     JOIN applications a ON a.id = i.application_id
+     WHERE i.client_id = ?1 AND i.key = ?2";
+
+/// What an earlier request with the same idempotency key got, from its row.
+fn earlier_answer_of(
+    hash: String,
+    id: String,
+    receipt: String,
+    key: &IdempotencyKey,
+) -> Result<Inserted, StoreError> {
+    if hash != key.request_sha256 {
+        return Ok(Inserted::KeyConflict);
+    }
+    Ok(Inserted::Replayed(Accepted {
+        id: parse_uuid(&id)?,
+        receipt,
+    }))
+}
+
+/// Looks up an idempotency key inside a write.
+fn earlier_answer(
+    tx: &WriteTx<'_>,
     client_id: &str,
     key: &IdempotencyKey,
 ) -> Result<Option<Inserted>, StoreError> {
-    let row = sqlx::query(
-        "SELECT i.request_sha256, a.id, a.receipt FROM idempotency_keys i
-         JOIN applications a ON a.id = i.application_id
-         WHERE i.client_id = ? AND i.key = ?",
-    )
-    .bind(client_id)
-    .bind(&key.key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let hash: String = row.try_get("request_sha256")?;
-    if hash != key.request_sha256 {
-        return Ok(Some(Inserted::KeyConflict));
+    let row = tx
+        .prepare_cached(EARLIER_ANSWER)?
+        .query_row(params![client_id, key.key], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    row.map(|(hash, id, receipt)| earlier_answer_of(hash, id, receipt, key))
+        .transpose()
+}
+
+/// Stores an application in one write (see [`Store::insert_application`]).
+fn insert_application(tx: &mut WriteTx<'_>, new: &NewApplication) -> Result<Inserted, StoreError> {
+    if let Some(key) = &new.idempotency
+        && let Some(answer) = earlier_answer(tx, &new.client_id, key)?
+    {
+        return Ok(answer);
     }
-    Ok(Some(Inserted::Replayed(Accepted {
-        id: parse_uuid(&row.try_get::<String, _>("id")?)?,
-        receipt: row.try_get("receipt")?,
-    })))
+    let id = new.id.to_string();
+    let at = rfc3339(new.received_at);
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO applications
+               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        )?
+        .execute(params![
+            id,
+            new.receipt,
+            new.client_id,
+            new.service_key,
+            new.region,
+            new.procedure_id,
+            Status::Accepted.as_str(),
+            new.payload.to_string(),
+            at
+        ]);
+    match inserted {
+        Err(rusqlite::Error::SqliteFailure(e, Some(message)))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation
+                && message.contains("receipt") =>
+        {
+            return Ok(Inserted::ReceiptTaken);
+        }
+        other => {
+            other?;
+        }
+    }
+    for (position, attachment) in new.attachments.iter().enumerate() {
+        let (content, upload) = match &attachment.content {
+            AttachmentContent::Inline(content) => (content.as_slice(), None),
+            AttachmentContent::Upload(upload) => {
+                // Bound here, in the same transaction: one upload, one application.
+                let bound = tx
+                    .prepare_cached(
+                        "UPDATE uploads SET application_id = ?1
+                         WHERE id = ?2 AND client_id = ?3 AND application_id IS NULL
+                           AND completed_at IS NOT NULL",
+                    )?
+                    .execute(params![id, upload.to_string(), new.client_id])?;
+                if bound != 1 {
+                    // Nothing of this application may stay.
+                    tx.discard();
+                    return Ok(Inserted::UploadTaken(position));
+                }
+                (&[][..], Some(upload.to_string()))
+            }
+        };
+        tx.prepare_cached(
+            "INSERT INTO attachments (application_id, position, filename, media_type, size, sha512, content, upload_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            id,
+            position as i64,
+            attachment.filename,
+            attachment.media_type,
+            i64::try_from(attachment.size).unwrap_or(i64::MAX),
+            attachment.sha512,
+            content,
+            upload
+        ])?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'prepare', ?6)",
+    )?
+    .execute(params![
+        id,
+        new.service_key,
+        new.procedure_id,
+        new.message_id.to_string(),
+        new.message_type,
+        millis(new.received_at)
+    ])?;
+    if let Some(key) = &new.idempotency {
+        tx.prepare_cached(
+            "INSERT INTO idempotency_keys (client_id, key, request_sha256, application_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![new.client_id, key.key, key.request_sha256, id, at])?;
+    }
+    append_history(
+        tx,
+        new.id,
+        Status::Accepted,
+        &format!("accepted from client {}", new.client_id),
+        None,
+    )?;
+    Ok(Inserted::Created(Accepted {
+        id: new.id,
+        receipt: new.receipt.clone(),
+    }))
+}
+
+/// Records a verified receipt in one write (see [`Store::record_receipt`]).
+fn record_receipt(
+    tx: &mut WriteTx<'_>,
+    receipt: &ReceiptRecord,
+) -> Result<ReceiptOutcome, StoreError> {
+    let signed_sha256 = sha256_hex(&receipt.signed);
+    let earlier: Option<String> = tx
+        .prepare_cached(
+            "SELECT content_sha256 FROM receipts WHERE procedure_id = ?1 AND receipt_id = ?2",
+        )?
+        .query_row(params![receipt.procedure_id, receipt.receipt_id], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    if let Some(earlier) = earlier {
+        return Ok(if earlier == receipt.content_sha256 {
+            ReceiptOutcome::Duplicate
+        } else {
+            ReceiptOutcome::Conflict
+        });
+    }
+    // The message must have gone to this procedure, for this application, and left.
+    let row: Option<(String, String)> = tx
+        .prepare_cached(
+            "SELECT d.step, a.status FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.message_id = ?1 AND d.procedure_id = ?2 AND d.application_id = ?3",
+        )?
+        .query_row(
+            params![
+                receipt.message_id.to_string(),
+                receipt.procedure_id,
+                receipt.application_id.to_string()
+            ],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let Some((step, current)) = row else {
+        return Ok(ReceiptOutcome::UnknownMessage);
+    };
+    let current =
+        Status::parse(&current).ok_or_else(|| StoreError::Corrupt(format!("status {current}")))?;
+    if current.is_final() {
+        return Ok(ReceiptOutcome::AlreadyFinal);
+    }
+    // An early receipt overtakes our own `delivered` commit (see below).
+    let effective = if current == Status::Prepared {
+        Status::Delivered
+    } else {
+        current
+    };
+    if !effective.may_become(receipt.status) {
+        return Ok(ReceiptOutcome::OutOfOrder(current));
+    }
+    match step.as_str() {
+        "done" => {}
+        // The procedure answered before our own record of the broker's confirm was
+        // committed: its signed receipt proves the delivery. Record it now; the
+        // outbox's later commit finds its lease gone and changes nothing.
+        "deliver" => {
+            let sealed: Option<Vec<u8>> = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
+                            lease_owner = NULL, lease_until = NULL, delivered_at = ?1
+                     WHERE message_id = ?2 RETURNING sealed",
+                )?
+                .query_row(
+                    params![
+                        rfc3339(OffsetDateTime::now_utc()),
+                        receipt.message_id.to_string()
+                    ],
+                    |row| row.get(0),
+                )?;
+            set_status(tx, receipt.application_id, Status::Delivered)?;
+            append_history(
+                tx,
+                receipt.application_id,
+                Status::Delivered,
+                &format!(
+                    "message {} delivered to {} (confirmed by its receipt)",
+                    receipt.message_id, receipt.procedure_id
+                ),
+                sealed.as_deref().map(sha256_hex),
+            )?;
+        }
+        _ => return Ok(ReceiptOutcome::UnknownMessage),
+    }
+    tx.prepare_cached(
+        "INSERT INTO receipts (receipt_id, application_id, procedure_id, message_id, event, issued_at, received_at, signed, signed_sha256, content_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        receipt.receipt_id,
+        receipt.application_id.to_string(),
+        receipt.procedure_id,
+        receipt.message_id.to_string(),
+        receipt.status.as_str(),
+        receipt.issued_at,
+        rfc3339(OffsetDateTime::now_utc()),
+        receipt.signed,
+        signed_sha256,
+        receipt.content_sha256
+    ])?;
+    let status = receipt.status;
+    let mut detail = format!(
+        "{} {} from {} about message {}",
+        match status {
+            Status::Received => "receipt",
+            Status::Rejected => "rejection",
+            _ => "event",
+        },
+        receipt.receipt_id,
+        receipt.procedure_id,
+        receipt.message_id
+    );
+    if !receipt.problems.is_empty() {
+        detail.push_str(&format!(": {}", receipt.problems.join("; ")));
+    }
+    let now = rfc3339(OffsetDateTime::now_utc());
+    let mut document_id = None;
+    if let Some(document) = &receipt.document {
+        let id = Uuid::new_v4();
+        let sha512 = hex::encode(openssl::sha::sha512(&document.content));
+        tx.prepare_cached(
+            "INSERT INTO documents (id, application_id, receipt_id, filename, media_type, size, sha512, content, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            id.to_string(),
+            receipt.application_id.to_string(),
+            receipt.receipt_id,
+            document.filename,
+            document.media_type,
+            document.content.len() as i64,
+            sha512,
+            document.content,
+            now
+        ])?;
+        // The history names the document by id and hash only.
+        detail.push_str(&format!("; document {id} (SHA-512 {sha512})"));
+        document_id = Some(id);
+    }
+    if let Some(text) = &receipt.message {
+        tx.prepare_cached(
+            "INSERT INTO mailbox (application_id, receipt_id, kind, text, document_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            receipt.application_id.to_string(),
+            receipt.receipt_id,
+            status.as_str(),
+            text,
+            document_id.map(|d| d.to_string()),
+            now
+        ])?;
+    }
+    set_status(tx, receipt.application_id, status)?;
+    // The audit entry carries the hash of the signed receipt, so the Laufzettel proves
+    // which receipt was accepted.
+    append_history(
+        tx,
+        receipt.application_id,
+        status,
+        &detail,
+        Some(signed_sha256),
+    )?;
+    Ok(ReceiptOutcome::Applied(status))
+}
+
+/// Deletes one application's personal data in one write; false if it was purged already.
+fn purge_one(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreError> {
+    let id = application_id.to_string();
+    // Checked again inside the write: the candidates were read before it.
+    let status: Option<String> = tx
+        .prepare_cached("SELECT status FROM applications WHERE id = ?1 AND purged_at IS NULL")?
+        .query_row([&id], |row| row.get(0))
+        .optional()?;
+    let Some(status) = status.as_deref().and_then(Status::parse) else {
+        return Ok(false);
+    };
+    tx.prepare_cached(
+        "DELETE FROM upload_chunks WHERE upload_id IN
+           (SELECT id FROM uploads WHERE application_id = ?1)",
+    )?
+    .execute([&id])?;
+    tx.prepare_cached("UPDATE uploads SET filename = '' WHERE application_id = ?1")?
+        .execute([&id])?;
+    let attachments = tx
+        .prepare_cached("DELETE FROM attachments WHERE application_id = ?1")?
+        .execute([&id])?;
+    // Mailbox entries point at documents: their texts and links go first.
+    tx.prepare_cached(
+        "UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = ?1",
+    )?
+    .execute([&id])?;
+    let documents = tx
+        .prepare_cached("DELETE FROM documents WHERE application_id = ?1")?
+        .execute([&id])?;
+    tx.prepare_cached("UPDATE receipts SET signed = X'' WHERE application_id = ?1")?
+        .execute([&id])?;
+    tx.prepare_cached("UPDATE deliveries SET sealed = NULL WHERE application_id = ?1")?
+        .execute([&id])?;
+    tx.prepare_cached("UPDATE applications SET payload = '{}', purged_at = ?1 WHERE id = ?2")?
+        .execute(params![rfc3339(OffsetDateTime::now_utc()), id])?;
+    let detail = format!(
+        "retention: personal data deleted (form data, {attachments} attachment(s), sealed message, {documents} document(s), mailbox texts, signed receipts); ids, states and hashes kept"
+    );
+    append_history(tx, application_id, status, &detail, None)?;
+    Ok(true)
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_upload(&self, upload: &NewUpload) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO uploads (id, client_id, filename, media_type, created_at)
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(upload.id.to_string())
-        .bind(&upload.client_id)
-        .bind(&upload.filename)
-        .bind(&upload.media_type)
-        .bind(rfc3339(upload.created_at))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let upload = upload.clone();
+        self.writer
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "INSERT INTO uploads (id, client_id, filename, media_type, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    upload.id.to_string(),
+                    upload.client_id,
+                    upload.filename,
+                    upload.media_type,
+                    rfc3339(upload.created_at)
+                ])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn append_upload_chunk(
@@ -427,28 +730,38 @@ impl Store for SqliteStore {
         content: &[u8],
     ) -> Result<(), StoreError> {
         // One short write per chunk: a slow upload never holds the writer.
-        let mut tx = self.write().await?;
-        sqlx::query("INSERT INTO upload_chunks (upload_id, seq, content) VALUES (?, ?, ?)")
-            .bind(id.to_string())
-            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-            .bind(content)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let content = content.to_vec();
+        self.writer
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "INSERT INTO upload_chunks (upload_id, seq, content) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![
+                    id.to_string(),
+                    i64::try_from(seq).unwrap_or(i64::MAX),
+                    content
+                ])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn complete_upload(&self, id: Uuid, size: u64, sha512: &str) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        sqlx::query("UPDATE uploads SET size = ?, sha512 = ?, completed_at = ? WHERE id = ?")
-            .bind(i64::try_from(size).unwrap_or(i64::MAX))
-            .bind(sha512)
-            .bind(rfc3339(OffsetDateTime::now_utc()))
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let sha512 = sha512.to_owned();
+        self.writer
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "UPDATE uploads SET size = ?1, sha512 = ?2, completed_at = ?3 WHERE id = ?4",
+                )?
+                .execute(params![
+                    i64::try_from(size).unwrap_or(i64::MAX),
+                    sha512,
+                    rfc3339(OffsetDateTime::now_utc()),
+                    id.to_string()
+                ])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
@@ -476,26 +789,25 @@ impl Store for SqliteStore {
     }
 
     async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
         let id = id.to_string();
-        let free: Option<String> =
-            sqlx::query_scalar("SELECT id FROM uploads WHERE id = ? AND application_id IS NULL")
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if free.is_none() {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM uploads WHERE id = ?")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+        self.writer
+            .write(move |tx| {
+                let free: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT id FROM uploads WHERE id = ?1 AND application_id IS NULL",
+                    )?
+                    .query_row([&id], |row| row.get(0))
+                    .optional()?;
+                if free.is_none() {
+                    return Ok(false);
+                }
+                tx.prepare_cached("DELETE FROM upload_chunks WHERE upload_id = ?1")?
+                    .execute([&id])?;
+                tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")?
+                    .execute([&id])?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn discard_stale_uploads(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
@@ -553,115 +865,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
-        let mut tx = self.write().await?;
-        if let Some(key) = &new.idempotency
-            && let Some(answer) = earlier_answer(&mut tx, &new.client_id, key).await?
-        {
-            return Ok(answer);
-        }
-        let id = new.id.to_string();
-        let at = rfc3339(new.received_at);
-        let inserted = sqlx::query(
-            "INSERT INTO applications
-               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(&new.receipt)
-        .bind(&new.client_id)
-        .bind(&new.service_key)
-        .bind(&new.region)
-        .bind(&new.procedure_id)
-        .bind(Status::Accepted.as_str())
-        .bind(new.payload.to_string())
-        .bind(&at)
-        .bind(&at)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(sqlx::Error::Database(e))
-                if e.is_unique_violation() && e.message().contains("receipt") =>
-            {
-                return Ok(Inserted::ReceiptTaken);
-            }
-            other => {
-                other?;
-            }
-        }
-        for (position, attachment) in new.attachments.iter().enumerate() {
-            let (content, upload) = match &attachment.content {
-                AttachmentContent::Inline(content) => (content.as_slice(), None),
-                AttachmentContent::Upload(upload) => {
-                    // Bound here, in the same transaction: one upload, one application.
-                    let bound = sqlx::query(
-                        "UPDATE uploads SET application_id = ?1
-                         WHERE id = ?2 AND client_id = ?3 AND application_id IS NULL
-                           AND completed_at IS NOT NULL",
-                    )
-                    .bind(&id)
-                    .bind(upload.to_string())
-                    .bind(&new.client_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if bound.rows_affected() != 1 {
-                        return Ok(Inserted::UploadTaken(position));
-                    }
-                    (&[][..], Some(upload.to_string()))
-                }
-            };
-            sqlx::query(
-                "INSERT INTO attachments (application_id, position, filename, media_type, size, sha512, content, upload_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&id)
-            .bind(position as i64)
-            .bind(&attachment.filename)
-            .bind(&attachment.media_type)
-            .bind(i64::try_from(attachment.size).unwrap_or(i64::MAX))
-            .bind(&attachment.sha512)
-            .bind(content)
-            .bind(upload)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at)
-             VALUES (?, ?, ?, ?, ?, 'prepare', ?)",
-        )
-        .bind(&id)
-        .bind(&new.service_key)
-        .bind(&new.procedure_id)
-        .bind(new.message_id.to_string())
-        .bind(&new.message_type)
-        .bind(millis(new.received_at))
-        .execute(&mut *tx)
-        .await?;
-        if let Some(key) = &new.idempotency {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (client_id, key, request_sha256, application_id, created_at)
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&new.client_id)
-            .bind(&key.key)
-            .bind(&key.request_sha256)
-            .bind(&id)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        append_history(
-            &mut tx,
-            new.id,
-            Status::Accepted,
-            &format!("accepted from client {}", new.client_id),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Inserted::Created(Accepted {
-            id: new.id,
-            receipt: new.receipt.clone(),
-        }))
+        let new = new.clone();
+        self.writer
+            .write(move |tx| insert_application(tx, &new))
+            .await
     }
 
     async fn idempotent_answer(
@@ -669,10 +876,13 @@ impl Store for SqliteStore {
         client_id: &str,
         key: &IdempotencyKey,
     ) -> Result<Option<Inserted>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let answer = earlier_answer(&mut tx, client_id, key).await?;
-        tx.rollback().await?;
-        Ok(answer)
+        let row: Option<(String, String, String)> = sqlx::query_as(EARLIER_ANSWER)
+            .bind(client_id)
+            .bind(&key.key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|(hash, id, receipt)| earlier_answer_of(hash, id, receipt, key))
+            .transpose()
     }
 
     async fn application(&self, id: Uuid) -> Result<Option<ApplicationRecord>, StoreError> {
@@ -748,6 +958,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<WorkItem>, StoreError> {
         let capacity =
             serde_json::to_string(capacity).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let lease = lease.to_owned();
         // Candidates: the oldest due entries (a window a few times the limit, read along
         // `deliveries_pending`), without procedures that have no capacity left. Of those,
         // at most `capacity[procedure]` per procedure (1 for one no longer configured, so
@@ -755,32 +966,40 @@ impl Store for SqliteStore {
         // independent of the backlog; a saturated procedure drops out of the window once
         // its capacity is used, so it cannot hide the others' work for more than a round.
         // Procedure ids are [a-z0-9-] (checked at load), so they quote safely as a path.
-        let rows = sqlx::query(
-            "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2
-             WHERE rowid IN (
-               SELECT rowid FROM (
-                 SELECT rowid, due_at, procedure_id,
-                        ROW_NUMBER() OVER (PARTITION BY procedure_id ORDER BY due_at) AS n
-                 FROM (
-                   SELECT rowid, due_at, procedure_id FROM deliveries
-                   WHERE step IN ('prepare', 'deliver') AND due_at <= ?3
-                     AND (lease_until IS NULL OR lease_until < ?3)
-                     AND procedure_id NOT IN (SELECT key FROM json_each(?5) WHERE value = 0)
-                   ORDER BY due_at LIMIT ?6))
-               WHERE n <= COALESCE(json_extract(?5, '$.\"' || procedure_id || '\"'), 1)
-               ORDER BY due_at LIMIT ?4)
-             RETURNING application_id, service_key, procedure_id, message_id, message_type, step, attempts,
-                       (SELECT created_at FROM applications a WHERE a.id = application_id) AS accepted_at",
-        )
-        .bind(lease)
-        .bind(millis(lease_until))
-        .bind(millis(now))
-        .bind(i64::from(limit))
-        .bind(capacity)
-        .bind(i64::from(limit.saturating_mul(4)))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|row| work_item(row, lease)).collect()
+        self.writer
+            .write(move |tx| {
+                let mut claim = tx.prepare_cached(
+                    "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2
+                     WHERE rowid IN (
+                       SELECT rowid FROM (
+                         SELECT rowid, due_at, procedure_id,
+                                ROW_NUMBER() OVER (PARTITION BY procedure_id ORDER BY due_at) AS n
+                         FROM (
+                           SELECT rowid, due_at, procedure_id FROM deliveries
+                           WHERE step IN ('prepare', 'deliver') AND due_at <= ?3
+                             AND (lease_until IS NULL OR lease_until < ?3)
+                             AND procedure_id NOT IN (SELECT key FROM json_each(?5) WHERE value = 0)
+                           ORDER BY due_at LIMIT ?6))
+                       WHERE n <= COALESCE(json_extract(?5, '$.\"' || procedure_id || '\"'), 1)
+                       ORDER BY due_at LIMIT ?4)
+                     RETURNING application_id, service_key, procedure_id, message_id, message_type, step, attempts,
+                               (SELECT created_at FROM applications a WHERE a.id = application_id) AS accepted_at",
+                )?;
+                let mut rows = claim.query(params![
+                    lease,
+                    millis(lease_until),
+                    millis(now),
+                    i64::from(limit),
+                    capacity,
+                    i64::from(limit.saturating_mul(4))
+                ])?;
+                let mut items = Vec::new();
+                while let Some(row) = rows.next()? {
+                    items.push(work_item(row, &lease)?);
+                }
+                Ok(items)
+            })
+            .await
     }
 
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
@@ -855,47 +1074,37 @@ impl Store for SqliteStore {
         sealed: &[u8],
         detail: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET step = 'deliver', sealed = ?, last_error = NULL
-             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
-        )
-        .bind(sealed)
-        .bind_lease(item)
-        .execute(&mut *tx)
-        .await?;
-        transition(
-            tx,
-            updated.rows_affected(),
-            item,
-            Status::Prepared,
-            detail,
-            Some(sealed),
-        )
-        .await
+        let (item, sealed, detail) = (item.clone(), sealed.to_vec(), detail.to_owned());
+        self.writer
+            .write(move |tx| {
+                let updated = update_leased(
+                    tx,
+                    "UPDATE deliveries SET step = 'deliver', sealed = ?1, last_error = NULL
+                     WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
+                    &[&sealed],
+                    &item,
+                )?;
+                transition(tx, updated, &item, Status::Prepared, &detail, Some(&sealed))
+            })
+            .await
     }
 
     async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
-                    lease_owner = NULL, lease_until = NULL, delivered_at = ?
-             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
-        )
-        .bind(rfc3339(OffsetDateTime::now_utc()))
-        .bind_lease(item)
-        .execute(&mut *tx)
-        .await?;
-        // The message delivered is the stored one: its hash is read back in `transition`.
-        transition(
-            tx,
-            updated.rows_affected(),
-            item,
-            Status::Delivered,
-            detail,
-            None,
-        )
-        .await
+        let (item, detail) = (item.clone(), detail.to_owned());
+        self.writer
+            .write(move |tx| {
+                let updated = update_leased(
+                    tx,
+                    "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
+                            lease_owner = NULL, lease_until = NULL, delivered_at = ?1
+                     WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
+                    &[&rfc3339(OffsetDateTime::now_utc())],
+                    &item,
+                )?;
+                // The message delivered is the stored one: its hash is read back.
+                transition(tx, updated, &item, Status::Delivered, &detail, None)
+            })
+            .await
     }
 
     async fn record_retry(
@@ -904,17 +1113,20 @@ impl Store for SqliteStore {
         due: OffsetDateTime,
         error: &str,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, due_at = ?,
-                    lease_owner = NULL, lease_until = NULL
-             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
-        )
-        .bind(error)
-        .bind(millis(due))
-        .bind_lease(item)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected() == 1)
+        let (item, error) = (item.clone(), error.to_owned());
+        self.writer
+            .write(move |tx| {
+                let updated = update_leased(
+                    tx,
+                    "UPDATE deliveries SET attempts = attempts + 1, last_error = ?1, due_at = ?2,
+                            lease_owner = NULL, lease_until = NULL
+                     WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
+                    &[&error, &millis(due)],
+                    &item,
+                )?;
+                Ok(updated == 1)
+            })
+            .await
     }
 
     async fn record_failed(
@@ -928,18 +1140,20 @@ impl Store for SqliteStore {
         } else {
             "dead"
         };
-        let mut tx = self.write().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET step = ?1, last_error = ?2, lease_owner = NULL, lease_until = NULL,
-                    attempts = attempts + CASE WHEN ?1 = 'dead' THEN 1 ELSE 0 END
-             WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
-        )
-        .bind(step)
-        .bind(error)
-        .bind_lease(item)
-        .execute(&mut *tx)
-        .await?;
-        transition(tx, updated.rows_affected(), item, status, error, None).await
+        let (item, error) = (item.clone(), error.to_owned());
+        self.writer
+            .write(move |tx| {
+                let updated = update_leased(
+                    tx,
+                    "UPDATE deliveries SET step = ?1, last_error = ?2, lease_owner = NULL, lease_until = NULL,
+                            attempts = attempts + CASE WHEN ?1 = 'dead' THEN 1 ELSE 0 END
+                     WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
+                    &[&step, &error],
+                    &item,
+                )?;
+                transition(tx, updated, &item, status, &error, None)
+            })
+            .await
     }
 
     async fn record_wait(
@@ -948,16 +1162,19 @@ impl Store for SqliteStore {
         due: OffsetDateTime,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE deliveries SET last_error = ?, due_at = ?, lease_owner = NULL, lease_until = NULL
-             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
-        )
-        .bind(reason)
-        .bind(millis(due))
-        .bind_lease(item)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected() == 1)
+        let (item, reason) = (item.clone(), reason.to_owned());
+        self.writer
+            .write(move |tx| {
+                let updated = update_leased(
+                    tx,
+                    "UPDATE deliveries SET last_error = ?1, due_at = ?2, lease_owner = NULL, lease_until = NULL
+                     WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
+                    &[&reason, &millis(due)],
+                    &item,
+                )?;
+                Ok(updated == 1)
+            })
+            .await
     }
 
     async fn record_awaiting_pickup(
@@ -965,25 +1182,20 @@ impl Store for SqliteStore {
         item: &WorkItem,
         detail: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET step = 'pickup', last_error = NULL, due_at = ?,
-                    lease_owner = NULL, lease_until = NULL
-             WHERE application_id = ? AND procedure_id = ? AND lease_owner = ?",
-        )
-        .bind(millis(OffsetDateTime::now_utc()))
-        .bind_lease(item)
-        .execute(&mut *tx)
-        .await?;
-        transition(
-            tx,
-            updated.rows_affected(),
-            item,
-            Status::Prepared,
-            detail,
-            None,
-        )
-        .await
+        let (item, detail) = (item.clone(), detail.to_owned());
+        self.writer
+            .write(move |tx| {
+                let updated = update_leased(
+                    tx,
+                    "UPDATE deliveries SET step = 'pickup', last_error = NULL, due_at = ?1,
+                            lease_owner = NULL, lease_until = NULL
+                     WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
+                    &[&millis(OffsetDateTime::now_utc())],
+                    &item,
+                )?;
+                transition(tx, updated, &item, Status::Prepared, &detail, None)
+            })
+            .await
     }
 
     async fn pickups(&self, procedure: &str, limit: u32) -> Result<Vec<Pickup>, StoreError> {
@@ -1024,58 +1236,55 @@ impl Store for SqliteStore {
         message_id: Uuid,
         detail: &str,
     ) -> Result<PickupAck, StoreError> {
-        let mut tx = self.write().await?;
-        let row = sqlx::query(
-            "SELECT application_id, service_key, message_type, step FROM deliveries
-             WHERE procedure_id = ? AND message_id = ?",
-        )
-        .bind(procedure)
-        .bind(message_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(PickupAck::Unknown);
-        };
-        let step: String = row.try_get("step")?;
-        match step.as_str() {
-            "pickup" => {}
-            "done" => return Ok(PickupAck::AlreadyAcknowledged),
-            _ => return Ok(PickupAck::Unknown),
-        }
-        let item = WorkItem {
-            application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
-            service_key: row.try_get("service_key")?,
-            procedure_id: procedure.to_owned(),
-            message_id,
-            message_type: row.try_get("message_type")?,
-            step: Step::Deliver,
-            attempts: 0,
-            lease: String::new(),
-            accepted_at: None,
-        };
-        let updated = sqlx::query(
-            "UPDATE deliveries SET step = 'done', attempts = attempts + 1, delivered_at = ?
-             WHERE procedure_id = ? AND message_id = ? AND step = 'pickup'",
-        )
-        .bind(rfc3339(OffsetDateTime::now_utc()))
-        .bind(procedure)
-        .bind(message_id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        let done = transition(
-            tx,
-            updated.rows_affected(),
-            &item,
-            Status::Delivered,
-            detail,
-            None,
-        )
-        .await?;
-        Ok(if done {
-            PickupAck::Acknowledged
-        } else {
-            PickupAck::Unknown
-        })
+        let (procedure, detail) = (procedure.to_owned(), detail.to_owned());
+        self.writer
+            .write(move |tx| {
+                let row: Option<(String, String, String, String)> = tx
+                    .prepare_cached(
+                        "SELECT application_id, service_key, message_type, step FROM deliveries
+                         WHERE procedure_id = ?1 AND message_id = ?2",
+                    )?
+                    .query_row(params![procedure, message_id.to_string()], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })
+                    .optional()?;
+                let Some((application_id, service_key, message_type, step)) = row else {
+                    return Ok(PickupAck::Unknown);
+                };
+                match step.as_str() {
+                    "pickup" => {}
+                    "done" => return Ok(PickupAck::AlreadyAcknowledged),
+                    _ => return Ok(PickupAck::Unknown),
+                }
+                let item = WorkItem {
+                    application_id: parse_uuid(&application_id)?,
+                    service_key,
+                    procedure_id: procedure.clone(),
+                    message_id,
+                    message_type,
+                    step: Step::Deliver,
+                    attempts: 0,
+                    lease: String::new(),
+                    accepted_at: None,
+                };
+                let updated = tx
+                    .prepare_cached(
+                        "UPDATE deliveries SET step = 'done', attempts = attempts + 1, delivered_at = ?1
+                         WHERE procedure_id = ?2 AND message_id = ?3 AND step = 'pickup'",
+                    )?
+                    .execute(params![
+                        rfc3339(OffsetDateTime::now_utc()),
+                        procedure,
+                        message_id.to_string()
+                    ])?;
+                let done = transition(tx, updated, &item, Status::Delivered, &detail, None)?;
+                Ok(if done {
+                    PickupAck::Acknowledged
+                } else {
+                    PickupAck::Unknown
+                })
+            })
+            .await
     }
 
     async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
@@ -1132,202 +1341,49 @@ impl Store for SqliteStore {
     }
 
     async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        // Back to `deliver` with the sealed message as it was (same message id), or to
-        // `prepare` if it was never sealed.
-        let updated = sqlx::query(
-            "UPDATE deliveries SET step = CASE WHEN sealed IS NULL THEN 'prepare' ELSE 'deliver' END,
-                    attempts = 0, due_at = ?, lease_owner = NULL, lease_until = NULL
-             WHERE application_id = ? AND step = 'dead'
-             RETURNING message_id, sealed",
-        )
-        .bind(millis(OffsetDateTime::now_utc()))
-        .bind(application_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = updated else {
-            return Ok(false);
-        };
-        let message_id: String = row.try_get("message_id")?;
-        let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
-        let status = if sealed.is_some() {
-            Status::Prepared
-        } else {
-            Status::Accepted
-        };
-        set_status(&mut tx, application_id, status).await?;
-        append_history(
-            &mut tx,
-            application_id,
-            status,
-            &format!("dead letter replayed by {by}; message {message_id} goes out again"),
-            sealed.as_deref().map(sha256_hex),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        let by = by.to_owned();
+        self.writer
+            .write(move |tx| {
+                // Back to `deliver` with the sealed message as it was (same message id),
+                // or to `prepare` if it was never sealed.
+                let row: Option<(String, Option<Vec<u8>>)> = tx
+                    .prepare_cached(
+                        "UPDATE deliveries SET step = CASE WHEN sealed IS NULL THEN 'prepare' ELSE 'deliver' END,
+                                attempts = 0, due_at = ?1, lease_owner = NULL, lease_until = NULL
+                         WHERE application_id = ?2 AND step = 'dead'
+                         RETURNING message_id, sealed",
+                    )?
+                    .query_row(
+                        params![millis(OffsetDateTime::now_utc()), application_id.to_string()],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((message_id, sealed)) = row else {
+                    return Ok(false);
+                };
+                let status = if sealed.is_some() {
+                    Status::Prepared
+                } else {
+                    Status::Accepted
+                };
+                set_status(tx, application_id, status)?;
+                append_history(
+                    tx,
+                    application_id,
+                    status,
+                    &format!("dead letter replayed by {by}; message {message_id} goes out again"),
+                    sealed.as_deref().map(sha256_hex),
+                )?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError> {
-        let mut tx = self.write().await?;
-        let signed_sha256 = sha256_hex(&receipt.signed);
-        let earlier: Option<String> = sqlx::query_scalar(
-            "SELECT content_sha256 FROM receipts WHERE procedure_id = ? AND receipt_id = ?",
-        )
-        .bind(&receipt.procedure_id)
-        .bind(&receipt.receipt_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(earlier) = earlier {
-            return Ok(if earlier == receipt.content_sha256 {
-                ReceiptOutcome::Duplicate
-            } else {
-                ReceiptOutcome::Conflict
-            });
-        }
-        // The message must have gone to this procedure, for this application, and left.
-        let row = sqlx::query(
-            "SELECT d.step, a.status FROM deliveries d JOIN applications a ON a.id = d.application_id
-             WHERE d.message_id = ? AND d.procedure_id = ? AND d.application_id = ?",
-        )
-        .bind(receipt.message_id.to_string())
-        .bind(&receipt.procedure_id)
-        .bind(receipt.application_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(ReceiptOutcome::UnknownMessage);
-        };
-        let step: String = row.try_get("step")?;
-        let current: String = row.try_get("status")?;
-        let current = Status::parse(&current)
-            .ok_or_else(|| StoreError::Corrupt(format!("status {current}")))?;
-        if current.is_final() {
-            return Ok(ReceiptOutcome::AlreadyFinal);
-        }
-        // An early receipt overtakes our own `delivered` commit (see below).
-        let effective = if current == Status::Prepared {
-            Status::Delivered
-        } else {
-            current
-        };
-        if !effective.may_become(receipt.status) {
-            return Ok(ReceiptOutcome::OutOfOrder(current));
-        }
-        match step.as_str() {
-            "done" => {}
-            // The procedure answered before our own record of the broker's confirm was
-            // committed: its signed receipt proves the delivery. Record it now; the
-            // outbox's later commit finds its lease gone and changes nothing.
-            "deliver" => {
-                let sealed: Option<Vec<u8>> = sqlx::query_scalar(
-                    "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
-                            lease_owner = NULL, lease_until = NULL, delivered_at = ?
-                     WHERE message_id = ? RETURNING sealed",
-                )
-                .bind(rfc3339(OffsetDateTime::now_utc()))
-                .bind(receipt.message_id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-                set_status(&mut tx, receipt.application_id, Status::Delivered).await?;
-                append_history(
-                    &mut tx,
-                    receipt.application_id,
-                    Status::Delivered,
-                    &format!(
-                        "message {} delivered to {} (confirmed by its receipt)",
-                        receipt.message_id, receipt.procedure_id
-                    ),
-                    sealed.as_deref().map(sha256_hex),
-                )
-                .await?;
-            }
-            _ => return Ok(ReceiptOutcome::UnknownMessage),
-        }
-        sqlx::query(
-            "INSERT INTO receipts (receipt_id, application_id, procedure_id, message_id, event, issued_at, received_at, signed, signed_sha256, content_sha256)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&receipt.receipt_id)
-        .bind(receipt.application_id.to_string())
-        .bind(&receipt.procedure_id)
-        .bind(receipt.message_id.to_string())
-        .bind(receipt.status.as_str())
-        .bind(&receipt.issued_at)
-        .bind(rfc3339(OffsetDateTime::now_utc()))
-        .bind(&receipt.signed)
-        .bind(&signed_sha256)
-        .bind(&receipt.content_sha256)
-        .execute(&mut *tx)
-        .await?;
-        let status = receipt.status;
-        let mut detail = format!(
-            "{} {} from {} about message {}",
-            match status {
-                Status::Received => "receipt",
-                Status::Rejected => "rejection",
-                _ => "event",
-            },
-            receipt.receipt_id,
-            receipt.procedure_id,
-            receipt.message_id
-        );
-        if !receipt.problems.is_empty() {
-            detail.push_str(&format!(": {}", receipt.problems.join("; ")));
-        }
-        let now = rfc3339(OffsetDateTime::now_utc());
-        let mut document_id = None;
-        if let Some(document) = &receipt.document {
-            let id = Uuid::new_v4();
-            sqlx::query(
-                "INSERT INTO documents (id, application_id, receipt_id, filename, media_type, size, sha512, content, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(id.to_string())
-            .bind(receipt.application_id.to_string())
-            .bind(&receipt.receipt_id)
-            .bind(&document.filename)
-            .bind(&document.media_type)
-            .bind(document.content.len() as i64)
-            .bind(hex::encode(openssl::sha::sha512(&document.content)))
-            .bind(&document.content)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-            // The history names the document by id and hash only.
-            detail.push_str(&format!(
-                "; document {id} (SHA-512 {})",
-                hex::encode(openssl::sha::sha512(&document.content))
-            ));
-            document_id = Some(id);
-        }
-        if let Some(text) = &receipt.message {
-            sqlx::query(
-                "INSERT INTO mailbox (application_id, receipt_id, kind, text, document_id, at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(receipt.application_id.to_string())
-            .bind(&receipt.receipt_id)
-            .bind(status.as_str())
-            .bind(text)
-            .bind(document_id.map(|d| d.to_string()))
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        set_status(&mut tx, receipt.application_id, status).await?;
-        // The audit entry carries the hash of the signed receipt, so the Laufzettel
-        // proves which receipt was accepted.
-        append_history(
-            &mut tx,
-            receipt.application_id,
-            status,
-            &detail,
-            Some(signed_sha256),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(ReceiptOutcome::Applied(status))
+        let receipt = receipt.clone();
+        self.writer
+            .write(move |tx| record_receipt(tx, &receipt))
+            .await
     }
 
     async fn mailbox(
@@ -1402,64 +1458,14 @@ impl Store for SqliteStore {
         .await?;
         let mut purged = 0;
         for id in candidates {
-            let mut tx = self.write().await?;
-            // Checked again inside the write transaction: an instance may have been first.
-            let status: Option<String> = sqlx::query_scalar(
-                "SELECT status FROM applications WHERE id = ?1 AND purged_at IS NULL",
-            )
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(status) = status.as_deref().and_then(Status::parse) else {
-                continue;
-            };
-            sqlx::query(
-                "DELETE FROM upload_chunks WHERE upload_id IN
-                   (SELECT id FROM uploads WHERE application_id = ?1)",
-            )
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE uploads SET filename = '' WHERE application_id = ?1")
-                .bind(&id)
-                .execute(&mut *tx)
+            let application_id = parse_uuid(&id)?;
+            let done = self
+                .writer
+                .write(move |tx| purge_one(tx, application_id))
                 .await?;
-            let attachments = sqlx::query("DELETE FROM attachments WHERE application_id = ?1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            // Mailbox entries point at documents: their texts and links go first.
-            sqlx::query(
-                "UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = ?1",
-            )
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-            let documents = sqlx::query("DELETE FROM documents WHERE application_id = ?1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query("UPDATE receipts SET signed = X'' WHERE application_id = ?1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE deliveries SET sealed = NULL WHERE application_id = ?1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE applications SET payload = '{}', purged_at = ?1 WHERE id = ?2")
-                .bind(rfc3339(OffsetDateTime::now_utc()))
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-            let detail = format!(
-                "retention: personal data deleted (form data, {attachments} attachment(s), sealed message, {documents} document(s), mailbox texts, signed receipts); ids, states and hashes kept"
-            );
-            append_history(&mut tx, parse_uuid(&id)?, status, &detail, None).await?;
-            tx.commit().await?;
-            purged += 1;
+            if done {
+                purged += 1;
+            }
         }
         Ok(purged)
     }
@@ -1513,56 +1519,60 @@ impl Store for SqliteStore {
     }
 
     async fn record_access(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM applications WHERE id = ?1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(status) = status.as_deref().and_then(Status::parse) else {
-            return Ok(false);
-        };
-        append_history(&mut tx, id, status, detail, None).await?;
-        tx.commit().await?;
-        Ok(true)
+        let detail = detail.to_owned();
+        self.writer
+            .write(move |tx| {
+                let status: Option<String> = tx
+                    .prepare_cached("SELECT status FROM applications WHERE id = ?1")?
+                    .query_row([id.to_string()], |row| row.get(0))
+                    .optional()?;
+                let Some(status) = status.as_deref().and_then(Status::parse) else {
+                    return Ok(false);
+                };
+                append_history(tx, id, status, &detail, None)?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn retry_now(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let now = millis(OffsetDateTime::now_utc());
-        let updated = sqlx::query(
-            "UPDATE deliveries SET due_at = ?1
-             WHERE application_id = ?2 AND step IN ('prepare', 'deliver')
-               AND (lease_until IS NULL OR lease_until < ?1)",
-        )
-        .bind(now)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Ok(false);
-        }
-        let status: String = sqlx::query_scalar("SELECT status FROM applications WHERE id = ?1")
-            .bind(id.to_string())
-            .fetch_one(&mut *tx)
-            .await?;
-        let status = Status::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?;
-        append_history(&mut tx, id, status, detail, None).await?;
-        tx.commit().await?;
-        Ok(true)
+        let detail = detail.to_owned();
+        self.writer
+            .write(move |tx| {
+                let now = millis(OffsetDateTime::now_utc());
+                let updated = tx
+                    .prepare_cached(
+                        "UPDATE deliveries SET due_at = ?1
+                         WHERE application_id = ?2 AND step IN ('prepare', 'deliver')
+                           AND (lease_until IS NULL OR lease_until < ?1)",
+                    )?
+                    .execute(params![now, id.to_string()])?;
+                if updated == 0 {
+                    return Ok(false);
+                }
+                let status: String = tx
+                    .prepare_cached("SELECT status FROM applications WHERE id = ?1")?
+                    .query_row([id.to_string()], |row| row.get(0))?;
+                let status = Status::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?;
+                append_history(tx, id, status, &detail, None)?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn release_stale_leases(&self) -> Result<u64, StoreError> {
         // The lock file guarantees that this process is the only one on the data
         // directory, so every lease still held belongs to a process that died.
-        let released = sqlx::query(
-            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(released.rows_affected())
+        self.writer
+            .write(|tx| {
+                let released = tx.execute(
+                    "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+                    [],
+                )?;
+                Ok(released as u64)
+            })
+            .await
     }
 
     async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
