@@ -90,6 +90,13 @@ impl std::ops::Deref for WriteTx<'_> {
     }
 }
 
+/// What waits for the writer thread.
+enum Work {
+    Write(Box<dyn Job>),
+    /// A read on the writer's connection, outside any transaction (committed data).
+    Read(Box<dyn FnOnce(&Connection) + Send>),
+}
+
 /// A write waiting for the writer thread.
 trait Job: Send {
     /// Runs the write inside its savepoint. `Some` if its changes are kept: then it is
@@ -148,7 +155,7 @@ impl<T: Send + 'static> Kept for Done<T> {
 /// The handle to the writer thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub(super) struct GroupWriter {
-    jobs: mpsc::UnboundedSender<Box<dyn Job>>,
+    jobs: mpsc::UnboundedSender<Work>,
 }
 
 impl GroupWriter {
@@ -189,7 +196,26 @@ impl GroupWriter {
     {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Box::new(Write { work, reply }))
+            .send(Work::Write(Box::new(Write { work, reply })))
+            .map_err(|_| StoreError::Commit("the store's writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Commit("the store's writer stopped".into()))?
+    }
+
+    /// Runs `read` on the writer's connection between two batches: it sees committed
+    /// data only. For the outbox's reads, one hand-off each like a write instead of one
+    /// per statement through sqlx; it does not wait for a COMMIT.
+    pub(super) async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Work::Read(Box::new(move |conn: &Connection| {
+                let _ = reply.send(read(conn));
+            })))
             .map_err(|_| StoreError::Commit("the store's writer stopped".into()))?;
         answer
             .await
@@ -198,17 +224,26 @@ impl GroupWriter {
 }
 
 /// The writer thread: batch after batch until every handle is gone.
-fn run(conn: Connection, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>) {
+fn run(conn: Connection, mut queue: mpsc::UnboundedReceiver<Work>) {
     let mut audit_head: Option<AuditHead> = None;
     while let Some(first) = queue.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(work) = next.take() {
+            match work {
+                // A panicking read only loses its own answer.
+                Work::Read(read) => {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&conn)));
+                }
+                Work::Write(job) => batch.push(job),
+            }
+            if batch.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
             }
         }
-        write_batch(&conn, &mut audit_head, batch);
+        if !batch.is_empty() {
+            write_batch(&conn, &mut audit_head, batch);
+        }
     }
 }
 

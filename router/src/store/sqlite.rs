@@ -1013,46 +1013,62 @@ impl Store for SqliteStore {
     }
 
     async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
-        let row = sqlx::query(
-            "SELECT receipt, service_key, region, payload, created_at FROM applications WHERE id = ?",
-        )
-        .bind(id.to_string())
-        .fetch_one(&self.pool)
-        .await?;
-        let payload: String = row.try_get("payload")?;
-        let attachments = sqlx::query(
-            "SELECT filename, media_type, sha512, size, upload_id,
-                    CASE WHEN upload_id IS NULL THEN content ELSE X'' END AS content
-             FROM attachments WHERE application_id = ? ORDER BY position",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|a| {
-            let upload: Option<String> = a.try_get("upload_id")?;
-            Ok(Attachment {
-                filename: a.try_get("filename")?,
-                media_type: a.try_get("media_type")?,
-                sha512: a.try_get("sha512")?,
-                size: u64::try_from(a.try_get::<i64, _>("size")?).unwrap_or_default(),
-                content: match upload {
-                    Some(upload) => AttachmentContent::Upload(parse_uuid(&upload)?),
-                    None => AttachmentContent::Inline(a.try_get("content")?),
-                },
+        // On the writer's connection: the outbox's hot path, two statements in one
+        // hand-off.
+        self.writer
+            .read(move |conn| {
+                let (receipt, service_key, region, payload, created_at): (
+                    String,
+                    String,
+                    String,
+                    String,
+                    String,
+                ) = conn
+                    .prepare_cached(
+                        "SELECT receipt, service_key, region, payload, created_at
+                         FROM applications WHERE id = ?1",
+                    )?
+                    .query_row([id.to_string()], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    })?;
+                let mut attachments = Vec::new();
+                let mut query = conn.prepare_cached(
+                    "SELECT filename, media_type, sha512, size, upload_id,
+                            CASE WHEN upload_id IS NULL THEN content ELSE X'' END AS content
+                     FROM attachments WHERE application_id = ?1 ORDER BY position",
+                )?;
+                let mut rows = query.query([id.to_string()])?;
+                while let Some(a) = rows.next()? {
+                    let upload: Option<String> = a.get("upload_id")?;
+                    attachments.push(Attachment {
+                        filename: a.get("filename")?,
+                        media_type: a.get("media_type")?,
+                        sha512: a.get("sha512")?,
+                        size: u64::try_from(a.get::<_, i64>("size")?).unwrap_or_default(),
+                        content: match upload {
+                            Some(upload) => AttachmentContent::Upload(parse_uuid(&upload)?),
+                            None => AttachmentContent::Inline(a.get("content")?),
+                        },
+                    });
+                }
+                Ok(PrepareInput {
+                    id,
+                    receipt,
+                    service_key,
+                    region,
+                    payload: serde_json::from_str(&payload)
+                        .map_err(|e| StoreError::Corrupt(format!("payload of {id}: {e}")))?,
+                    attachments,
+                    created_at: parse_time(&created_at)?,
+                })
             })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(PrepareInput {
-            id,
-            receipt: row.try_get("receipt")?,
-            service_key: row.try_get("service_key")?,
-            region: row.try_get("region")?,
-            payload: serde_json::from_str(&payload)
-                .map_err(|e| StoreError::Corrupt(format!("payload of {id}: {e}")))?,
-            attachments,
-            created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
-        })
+            .await
     }
 
     async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {

@@ -39,8 +39,14 @@ async fn main() -> anyhow::Result<()> {
     };
     println!("kopplung benchmark: {seconds} s per load phase, {clients} clients, store {store}");
 
-    let ceiling = broker_ceiling(Duration::from_secs(5)).await?;
-    println!("broker ceiling: {ceiling:.0} persistent 4 KiB publishes/s with confirms");
+    let Ceiling {
+        rate: ceiling,
+        broker_cpu_per_publish,
+    } = broker_ceiling(Duration::from_secs(5)).await?;
+    println!(
+        "broker ceiling: {ceiling:.0} persistent 4 KiB publishes/s with confirms ({:.3} ms broker CPU each)",
+        broker_cpu_per_publish * 1e3
+    );
 
     let hub = TestHub::start(HubSetup {
         rust_log: "warn",
@@ -170,11 +176,47 @@ async fn main() -> anyhow::Result<()> {
         "\napplications: {} at full load, {} at half load; all delivered",
         full.applications, half.applications
     );
+    budget(ceiling, &floor, &full);
     Ok(())
 }
 
+/// What the throughput target asks of this machine's cores, from this run's figures:
+/// the parts no change to the hub can remove (the public-key operations every message
+/// needs, the broker's own work, the load generator) beside the hub's other work.
+fn budget(ceiling: f64, floor: &Crypto, full: &Load) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let target = 0.5 * ceiling;
+    let public_key = floor.sign + floor.ecdh;
+    let hub_rest = full.cpu_per_application - public_key;
+    println!("\nCPU budget at the throughput target ({target:.0} applications/s, {cores} cores):");
+    let mut total = 0.0;
+    for (part, per_application) in [
+        ("public-key operations (ECDSA sign, ECDH)", public_key),
+        (
+            "RabbitMQ (publish, persist, deliver, ack)",
+            full.broker_cpu_per_application,
+        ),
+        (
+            "load generator (HTTP clients, consumer)",
+            full.generator_cpu_per_application,
+        ),
+        ("hub, everything else", hub_rest),
+    ] {
+        let needed = per_application * target;
+        total += needed;
+        println!(
+            "  {part}: {:.3} ms per application = {needed:.2} cores",
+            per_application * 1e3
+        );
+    }
+    println!(
+        "  together {total:.2} cores of {cores}; without the hub's other work {:.2}",
+        total - hub_rest * target
+    );
+}
+
 /// Persistent 4 KiB publishes with confirms, 4 channels each keeping 64 unconfirmed.
-async fn broker_ceiling(duration: Duration) -> anyhow::Result<f64> {
+async fn broker_ceiling(duration: Duration) -> anyhow::Result<Ceiling> {
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
     let queue = format!("kopplung.bench.{}", uuid::Uuid::new_v4().simple());
     let setup = connection.create_channel().await?;
@@ -186,6 +228,8 @@ async fn broker_ceiling(duration: Duration) -> anyhow::Result<f64> {
         )
         .await?;
     let body = Arc::new(vec![b'x'; MESSAGE_BYTES]);
+    let broker = broker_pid()?;
+    let broker_before = cpu_seconds(broker)?;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..4 {
@@ -225,10 +269,20 @@ async fn broker_ceiling(duration: Duration) -> anyhow::Result<f64> {
         total += done??;
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();
+    let broker_cpu = cpu_seconds(broker)? - broker_before;
     setup
         .queue_delete(queue.as_str().into(), Default::default())
         .await?;
-    Ok(rate)
+    Ok(Ceiling {
+        rate,
+        broker_cpu_per_publish: broker_cpu / total.max(1) as f64,
+    })
+}
+
+struct Ceiling {
+    rate: f64,
+    /// RabbitMQ's CPU seconds per confirmed publish (no consumer).
+    broker_cpu_per_publish: f64,
 }
 
 struct Crypto {
@@ -307,6 +361,10 @@ struct Load {
     intake_p99: f64,
     delivered_p99: f64,
     cpu_per_application: f64,
+    /// RabbitMQ's CPU per application (publish, route, persist, deliver, ack).
+    broker_cpu_per_application: f64,
+    /// This process's CPU per application (HTTP clients and the procedure's consumer).
+    generator_cpu_per_application: f64,
     max_in_flight: usize,
 }
 
@@ -320,6 +378,9 @@ async fn load(
 ) -> anyhow::Result<Load> {
     let pid = hub.pid().context("the hub runs")?;
     let cpu_before = cpu_seconds(pid)?;
+    let broker = broker_pid()?;
+    let broker_before = cpu_seconds(broker)?;
+    let generator_before = cpu_seconds(std::process::id())?;
     let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     // The consumer.
@@ -411,6 +472,8 @@ async fn load(
         .max()
         .unwrap_or_else(Instant::now);
     let cpu = cpu_seconds(pid)? - cpu_before;
+    let broker_cpu = cpu_seconds(broker)? - broker_before;
+    let generator_cpu = cpu_seconds(std::process::id())? - generator_before;
     consuming.abort();
     let arrived = arrived.lock().await.clone();
     let mut delivered: Vec<f64> = submitted
@@ -428,6 +491,8 @@ async fn load(
         intake_p99: quantile(&mut latencies, 0.99),
         delivered_p99: quantile(&mut delivered, 0.99),
         cpu_per_application: cpu / applications.max(1) as f64,
+        broker_cpu_per_application: broker_cpu / applications.max(1) as f64,
+        generator_cpu_per_application: generator_cpu / applications.max(1) as f64,
         max_in_flight: max_in_flight.load(std::sync::atomic::Ordering::Relaxed),
     })
 }
@@ -439,6 +504,29 @@ fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     let index = ((values.len() as f64 - 1.0) * q).round() as usize;
     values[index.min(values.len() - 1)]
+}
+
+/// The RabbitMQ node on this machine (its Erlang VM, `beam.smp`).
+fn broker_pid() -> anyhow::Result<u32> {
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim() == "beam.smp")
+            && cmdline.contains("rabbit")
+        {
+            return Ok(pid);
+        }
+    }
+    anyhow::bail!("no RabbitMQ node (beam.smp) runs on this machine")
 }
 
 /// User and system CPU seconds of a process so far (Linux).
