@@ -254,6 +254,9 @@ impl Dispatcher {
 
     async fn step(&self, item: &mut WorkItem) -> Result<(), StoreError> {
         if item.step == Step::Prepare {
+            // Bounded: each prepare holds its application (attachments included) in
+            // memory several times over, and more of them than cores gain nothing.
+            let slot = self.prepare_slots.clone().acquire_owned().await;
             let input = self.store.prepare_input(item.application_id).await?;
             let preparer = self.preparer.clone();
             let work = item.clone();
@@ -262,6 +265,7 @@ impl Dispatcher {
                 .unwrap_or_else(|e| {
                     Err(PrepareError::Blocked(format!("prepare task failed: {e}")))
                 });
+            drop(slot);
             match prepared {
                 Ok(prepared) => {
                     let stages = &self.metrics.prepare_seconds;

@@ -213,6 +213,12 @@ fn budget(ceiling: f64, floor: &Crypto, full: &Load) {
         "  together {total:.2} cores of {cores}; without the hub's other work {:.2}",
         total - hub_rest * target
     );
+    println!("\nhub CPU per application by thread (full load):");
+    for (name, seconds) in &full.hub_threads {
+        if *seconds >= 0.000_005 {
+            println!("  {name}: {:.3} ms", seconds * 1e3);
+        }
+    }
 }
 
 /// Persistent 4 KiB publishes with confirms, 4 channels each keeping 64 unconfirmed.
@@ -361,6 +367,8 @@ struct Load {
     intake_p99: f64,
     delivered_p99: f64,
     cpu_per_application: f64,
+    /// The hub's CPU per application by thread name (e.g. the store's writer).
+    hub_threads: Vec<(String, f64)>,
     /// RabbitMQ's CPU per application (publish, route, persist, deliver, ack).
     broker_cpu_per_application: f64,
     /// This process's CPU per application (HTTP clients and the procedure's consumer).
@@ -378,6 +386,7 @@ async fn load(
 ) -> anyhow::Result<Load> {
     let pid = hub.pid().context("the hub runs")?;
     let cpu_before = cpu_seconds(pid)?;
+    let threads_before = thread_cpu_seconds(pid)?;
     let broker = broker_pid()?;
     let broker_before = cpu_seconds(broker)?;
     let generator_before = cpu_seconds(std::process::id())?;
@@ -472,6 +481,15 @@ async fn load(
         .max()
         .unwrap_or_else(Instant::now);
     let cpu = cpu_seconds(pid)? - cpu_before;
+    let mut hub_threads = thread_cpu_seconds(pid)?;
+    for (name, seconds) in &mut hub_threads {
+        let before = threads_before
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0.0, |(_, s)| *s);
+        // Per application; threads that ended in between (blocking pool) are not counted.
+        *seconds = (*seconds - before).max(0.0) / submitted.len().max(1) as f64;
+    }
     let broker_cpu = cpu_seconds(broker)? - broker_before;
     let generator_cpu = cpu_seconds(std::process::id())? - generator_before;
     consuming.abort();
@@ -491,6 +509,7 @@ async fn load(
         intake_p99: quantile(&mut latencies, 0.99),
         delivered_p99: quantile(&mut delivered, 0.99),
         cpu_per_application: cpu / applications.max(1) as f64,
+        hub_threads,
         broker_cpu_per_application: broker_cpu / applications.max(1) as f64,
         generator_cpu_per_application: generator_cpu / applications.max(1) as f64,
         max_in_flight: max_in_flight.load(std::sync::atomic::Ordering::Relaxed),
@@ -504,6 +523,30 @@ fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     let index = ((values.len() as f64 - 1.0) * q).round() as usize;
     values[index.min(values.len() - 1)]
+}
+
+/// CPU seconds of a process's threads so far, summed by thread name (Linux).
+fn thread_cpu_seconds(pid: u32) -> anyhow::Result<Vec<(String, f64)>> {
+    let mut by_name: Vec<(String, f64)> = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let tid = entry?.file_name();
+        let Some(tid) = tid.to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")) else {
+            continue;
+        };
+        let Ok(seconds) = cpu_seconds_of(&format!("/proc/{pid}/task/{tid}/stat")) else {
+            continue;
+        };
+        let name = name.trim().to_owned();
+        match by_name.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, total)) => *total += seconds,
+            None => by_name.push((name, seconds)),
+        }
+    }
+    by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(by_name)
 }
 
 /// The RabbitMQ node on this machine (its Erlang VM, `beam.smp`).
@@ -531,7 +574,12 @@ fn broker_pid() -> anyhow::Result<u32> {
 
 /// User and system CPU seconds of a process so far (Linux).
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    cpu_seconds_of(&format!("/proc/{pid}/stat"))
+}
+
+/// User and system CPU seconds from a `/proc/.../stat` file.
+fn cpu_seconds_of(path: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(path)?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').context("/proc stat")?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
