@@ -254,10 +254,11 @@ impl Dispatcher {
 
     async fn step(&self, item: &mut WorkItem) -> Result<(), StoreError> {
         if item.step == Step::Prepare {
-            // Bounded: each prepare holds its application (attachments included) in
-            // memory several times over, and more of them than cores gain nothing.
-            let slot = self.prepare_slots.clone().acquire_owned().await;
             let input = self.store.prepare_input(item.application_id).await?;
+            // Bounded: each prepare holds its application (attachments included) in
+            // memory several times over, and more of them than cores gain nothing. (Not
+            // held while reading: that would bound the store's round trips instead.)
+            let slot = self.prepare_slots.clone().acquire_owned().await;
             let preparer = self.preparer.clone();
             let work = item.clone();
             let prepared = tokio::task::spawn_blocking(move || preparer.prepare(&work, &input))
