@@ -320,3 +320,115 @@ fn write_batch(conn: &Connection, audit_head: &mut Option<AuditHead>, batch: Vec
 fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database with just what the writer needs: the audit chain and a table to
+    /// write to, with a constraint to break.
+    fn database() -> (tempfile::TempDir, GroupWriter) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let path = dir.path().join("kopplung.db");
+        let conn = Connection::open(&path).unwrap_or_else(|e| panic!("open: {e}"));
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE audit_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT NOT NULL);
+             CREATE TABLE t (x INTEGER NOT NULL UNIQUE);",
+        )
+        .unwrap_or_else(|e| panic!("schema: {e}"));
+        drop(conn);
+        let writer = GroupWriter::start(&path, false).unwrap_or_else(|e| panic!("start: {e}"));
+        (dir, writer)
+    }
+
+    /// Appends an audit entry as the store does, then inserts `x`.
+    fn append_and_insert(tx: &mut WriteTx<'_>, x: i64) -> Result<(i64, String), StoreError> {
+        let seq = tx.audit_head()?.map_or(1, |(seq, _)| seq + 1);
+        let hash = format!("h{seq}-{x}");
+        tx.execute(
+            "INSERT INTO audit_log (seq, hash) VALUES (?1, ?2)",
+            rusqlite::params![seq, hash],
+        )?;
+        tx.set_audit_head(seq, hash.clone());
+        tx.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
+        Ok((seq, hash))
+    }
+
+    async fn rows(writer: &GroupWriter) -> Vec<(i64, String)> {
+        writer
+            .read(|conn| {
+                let mut query = conn.prepare("SELECT seq, hash FROM audit_log ORDER BY seq")?;
+                let rows = query
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("read: {e}"))
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_is_rolled_back_alone_with_its_audit_entry() {
+        let (_dir, writer) = database();
+        // Queued together, so that they usually share one transaction; the outcome
+        // must not depend on it.
+        let (first, failing, discarded, last) = tokio::join!(
+            writer.write(|tx| append_and_insert(tx, 1)),
+            // Its audit entry is written, then its insert breaks the constraint.
+            writer.write(|tx| append_and_insert(tx, 1)),
+            writer.write(|tx| {
+                let appended = append_and_insert(tx, 3)?;
+                tx.discard();
+                Ok(appended)
+            }),
+            writer.write(|tx| append_and_insert(tx, 2)),
+        );
+        assert_eq!(first.ok(), Some((1, "h1-1".to_owned())));
+        assert!(failing.is_err(), "the duplicate was kept: {failing:?}");
+        // A discarded write answers its value, but keeps nothing.
+        assert_eq!(discarded.ok(), Some((2, "h2-3".to_owned())));
+        // The chain continues from the last entry kept, not from a rolled-back one.
+        assert_eq!(last.ok(), Some((2, "h2-2".to_owned())));
+        assert_eq!(
+            rows(&writer).await,
+            vec![(1, "h1-1".to_owned()), (2, "h2-2".to_owned())]
+        );
+        let kept: Vec<i64> = writer
+            .read(|conn| {
+                let mut query = conn.prepare("SELECT x FROM t ORDER BY x")?;
+                let xs = query
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(xs)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("read: {e}"));
+        assert_eq!(kept, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn the_chain_end_is_read_from_the_database_at_first() {
+        let (dir, writer) = database();
+        writer
+            .write(|tx| append_and_insert(tx, 1))
+            .await
+            .unwrap_or_else(|e| panic!("write: {e}"));
+        drop(writer);
+        // A new writer (a restarted hub) links to the stored end.
+        let writer = GroupWriter::start(&dir.path().join("kopplung.db"), false)
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let next = writer.write(|tx| append_and_insert(tx, 2)).await;
+        assert_eq!(next.ok(), Some((2, "h2-2".to_owned())));
+    }
+
+    #[tokio::test]
+    async fn a_read_only_writer_refuses_writes() {
+        let (dir, writer) = database();
+        drop(writer);
+        let writer = GroupWriter::start(&dir.path().join("kopplung.db"), true)
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let refused = writer.write(|tx| append_and_insert(tx, 1)).await;
+        assert!(refused.is_err(), "{refused:?}");
+    }
+}
