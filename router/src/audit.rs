@@ -162,7 +162,11 @@ impl AuditEntry {
 
 /// Lowercase hex SHA-256 (of a sealed message, or of an encoded entry).
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(openssl::sha::sha256(bytes))
+    // The digest object, not the one-shot `sha256`: with OpenSSL 3 that looks the
+    // algorithm up for every call, which showed up in profiles (several per state change).
+    let mut hasher = openssl::sha::Sha256::new();
+    hasher.update(bytes);
+    hex::encode(hasher.finish())
 }
 
 /// What is wrong at a broken link.
