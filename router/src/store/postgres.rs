@@ -5,7 +5,7 @@
 //!
 //! - **The audit chain cannot fork.** Every transaction that appends a history and audit
 //!   entry (and so every state change) first takes one transaction-level advisory lock
-//!   ([`CHAIN_LOCK`]), the counterpart of SQLite's `BEGIN IMMEDIATE`: such transactions
+//!   (`chain_lock!`), the counterpart of SQLite's `BEGIN IMMEDIATE`: such transactions
 //!   run one after the other across all instances, and reading the last entry's hash
 //!   inside one sees every earlier append (READ COMMITTED takes a new snapshot per
 //!   statement, and the lock is only granted once the previous holder has committed).
@@ -43,8 +43,15 @@ use super::{
 use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_hex};
 
 /// The key of the transaction-level advisory lock that serialises every transaction
-/// appending to the history and audit chain ("kopplung" in ASCII).
-const CHAIN_LOCK: i64 = 0x6b6f_7070_6c75_6e67;
+/// appending to the history and audit chain ("kopplung" in ASCII, 0x6b6f70706c756e67).
+/// A macro, so that the statement that takes it stays a string literal.
+macro_rules! chain_lock {
+    () => {
+        7741529912631455335
+    };
+}
+#[cfg(test)]
+const CHAIN_LOCK: i64 = chain_lock!();
 
 /// Connections per instance.
 const POOL_SIZE: u32 = 8;
@@ -77,12 +84,15 @@ impl PostgresStore {
     /// that it runs alone among such transactions of every instance (see the module
     /// documentation). The lock is released with the commit or rollback.
     async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(CHAIN_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        // BEGIN and the lock in one round trip (a simple query of two statements).
+        Ok(self
+            .pool
+            .begin_with(concat!(
+                "BEGIN; SELECT pg_advisory_xact_lock(",
+                chain_lock!(),
+                ")"
+            ))
+            .await?)
     }
 }
 
@@ -133,6 +143,29 @@ async fn append_history(
     append_audit(tx, application_id, &at, status, detail, message_sha256).await
 }
 
+/// A state change's new status, history entry and audit entry; the status and the
+/// history entry in one statement (each statement is a round trip).
+async fn change_status(
+    tx: &mut Transaction<'static, Postgres>,
+    application_id: Uuid,
+    status: Status,
+    detail: &str,
+    message_sha256: Option<String>,
+) -> Result<(), StoreError> {
+    let at = rfc3339(OffsetDateTime::now_utc());
+    sqlx::query(
+        "WITH changed AS (UPDATE applications SET status = $3, updated_at = $2 WHERE id = $1)
+         INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(application_id.to_string())
+    .bind(&at)
+    .bind(status.as_str())
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    append_audit(tx, application_id, &at, status, detail, message_sha256).await
+}
+
 /// Links one entry to the end of the audit chain. Must run inside a transaction begun
 /// with [`PostgresStore::write`], which holds the chain lock, so that no other writer
 /// (of any instance) appends in between.
@@ -144,15 +177,17 @@ async fn append_audit(
     detail: &str,
     message_sha256: Option<String>,
 ) -> Result<(), StoreError> {
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
-    // The highest seq ever issued: if entries at the end were removed, the next one
-    // leaves a gap that verification reports, instead of hiding the removal.
-    let issued: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_issued")
-        .fetch_optional(&mut **tx)
-        .await?;
+    // The last entry, and the highest seq ever issued: if entries at the end were
+    // removed, the next one leaves a gap that verification reports, instead of hiding
+    // the removal. One statement: each is a round trip.
+    let (last_seq, last_hash, issued): (Option<i64>, Option<String>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1),
+                    (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),
+                    (SELECT seq FROM audit_issued WHERE singleton)",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let last = last_seq.zip(last_hash);
     let last_seq = last
         .as_ref()
         .map_or(0, |(seq, _)| *seq)
@@ -169,9 +204,13 @@ async fn append_audit(
         detail,
         message_sha256,
     );
+    // The entry and the highest seq issued, in one statement.
     sqlx::query(
-        "INSERT INTO audit_log (seq, application_id, at, status, detail, message_sha256, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "WITH entry AS (
+           INSERT INTO audit_log (seq, application_id, at, status, detail, message_sha256, prev_hash, hash)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8))
+         INSERT INTO audit_issued (singleton, seq) VALUES (TRUE, $1)
+         ON CONFLICT (singleton) DO UPDATE SET seq = EXCLUDED.seq",
     )
     .bind(entry.seq)
     .bind(&entry.application_id)
@@ -183,16 +222,6 @@ async fn append_audit(
     .bind(&entry.hash)
     .execute(&mut **tx)
     .await?;
-    let issued = sqlx::query("UPDATE audit_issued SET seq = $1 WHERE singleton")
-        .bind(entry.seq)
-        .execute(&mut **tx)
-        .await?;
-    if issued.rows_affected() != 1 {
-        sqlx::query("INSERT INTO audit_issued (singleton, seq) VALUES (TRUE, $1)")
-            .bind(entry.seq)
-            .execute(&mut **tx)
-            .await?;
-    }
     Ok(())
 }
 
@@ -278,8 +307,7 @@ async fn transition(
         Some(sealed) => Some(sha256_hex(sealed)),
         None => stored_message_sha256(&mut tx, item).await?,
     };
-    set_status(&mut tx, item.application_id, status).await?;
-    append_history(&mut tx, item.application_id, status, detail, message_sha256).await?;
+    change_status(&mut tx, item.application_id, status, detail, message_sha256).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -1628,5 +1656,14 @@ impl Store for PostgresStore {
             .await?;
         tx.rollback().await?;
         Ok(verifier.finish(issued))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_chain_lock_key_is_kopplung_in_ascii() {
+        // Instances of older and newer versions must take the same lock.
+        assert_eq!(super::CHAIN_LOCK, i64::from_be_bytes(*b"kopplung"));
     }
 }
