@@ -160,6 +160,24 @@ impl AuditEntry {
     }
 }
 
+/// The end of the chain the next entry links to, from the last stored entry and the
+/// highest sequence number ever issued: `None` before the first entry. If entries at the
+/// end were removed, the highest number issued still counts (the next entry leaves a gap
+/// that verification reports) and the link goes to the last entry left, or genesis.
+pub fn chain_end(
+    last_seq: Option<i64>,
+    last_hash: Option<String>,
+    issued: Option<i64>,
+) -> Option<(i64, String)> {
+    let last = last_seq.zip(last_hash);
+    let seq = last
+        .as_ref()
+        .map_or(0, |(seq, _)| *seq)
+        .max(issued.unwrap_or(0));
+    let hash = last.map_or_else(|| GENESIS_HASH.to_owned(), |(_, hash)| hash);
+    (seq > 0).then_some((seq, hash))
+}
+
 /// Lowercase hex SHA-256 (of a sealed message, or of an encoded entry).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     // The digest object, not the one-shot `sha256`: with OpenSSL 3 that looks the

@@ -27,7 +27,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
-use crate::audit::GENESIS_HASH;
+use crate::audit::chain_end;
 
 /// Writes in one transaction at most: keeps a batch's COMMIT and its memory bounded.
 const MAX_BATCH: usize = 256;
@@ -51,9 +51,8 @@ impl WriteTx<'_> {
         self.discard = true;
     }
 
-    /// The sequence number and hash the next audit entry links to (`None` for the
-    /// first one ever). If entries at the end were removed, the highest number ever
-    /// issued still counts, so the next entry leaves a gap that verification reports.
+    /// The sequence number and hash the next audit entry links to ([`chain_end`]),
+    /// read from the database the first time.
     pub(super) fn audit_head(&mut self) -> Result<AuditHead, StoreError> {
         if let Some(head) = self.audit_head.as_ref() {
             return Ok(head.clone());
@@ -66,13 +65,7 @@ impl WriteTx<'_> {
                 [],
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )?;
-        let last = last_seq.zip(last_hash);
-        let seq = last
-            .as_ref()
-            .map_or(0, |(seq, _)| *seq)
-            .max(issued.unwrap_or(0));
-        let hash = last.map_or_else(|| GENESIS_HASH.to_owned(), |(_, hash)| hash);
-        let head = (seq > 0).then_some((seq, hash));
+        let head = chain_end(last_seq, last_hash, issued);
         *self.audit_head = Some(head.clone());
         Ok(head)
     }

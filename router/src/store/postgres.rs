@@ -40,7 +40,7 @@ use super::{
     PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError,
     UploadInfo, WorkItem, fragment_count,
 };
-use crate::audit::{AuditEntry, AuditReport, ChainVerifier, GENESIS_HASH, sha256_hex};
+use crate::audit::{AuditEntry, AuditReport, ChainVerifier, chain_end, sha256_hex};
 
 /// The key of the transaction-level advisory lock that serialises every transaction
 /// appending to the history and audit chain ("kopplung" in ASCII, 0x6b6f70706c756e67).
@@ -187,17 +187,9 @@ async fn append_audit(
     )
     .fetch_one(&mut **tx)
     .await?;
-    let last = last_seq.zip(last_hash);
-    let last_seq = last
-        .as_ref()
-        .map_or(0, |(seq, _)| *seq)
-        .max(issued.unwrap_or(0));
-    let prev_hash = last
-        .as_ref()
-        .map_or(GENESIS_HASH, |(_, hash)| hash.as_str());
-    let prev = (last_seq > 0).then_some((last_seq, prev_hash));
+    let end = chain_end(last_seq, last_hash, issued);
     let entry = AuditEntry::next(
-        prev,
+        end.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
         application_id,
         at,
         status.as_str(),
@@ -258,20 +250,6 @@ fn audit_entry(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
     })
-}
-
-async fn set_status(
-    tx: &mut Transaction<'static, Postgres>,
-    application_id: Uuid,
-    status: Status,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE applications SET status = $1, updated_at = $2 WHERE id = $3")
-        .bind(status.as_str())
-        .bind(rfc3339(OffsetDateTime::now_utc()))
-        .bind(application_id.to_string())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// Binds the `application_id = $n AND procedure_id = $n+1 AND lease_owner = $n+2` of an
@@ -1167,8 +1145,7 @@ impl Store for PostgresStore {
         } else {
             Status::Accepted
         };
-        set_status(&mut tx, application_id, status).await?;
-        append_history(
+        change_status(
             &mut tx,
             application_id,
             status,
@@ -1268,8 +1245,7 @@ impl Store for PostgresStore {
                 .bind(receipt.message_id.to_string())
                 .fetch_one(&mut *tx)
                 .await?;
-                set_status(&mut tx, receipt.application_id, Status::Delivered).await?;
-                append_history(
+                change_status(
                     &mut tx,
                     receipt.application_id,
                     Status::Delivered,
@@ -1352,10 +1328,9 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
-        set_status(&mut tx, receipt.application_id, status).await?;
         // The audit entry carries the hash of the signed receipt, so the Laufzettel
         // proves which receipt was accepted.
-        append_history(
+        change_status(
             &mut tx,
             receipt.application_id,
             status,

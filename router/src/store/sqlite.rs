@@ -32,6 +32,7 @@ use super::{
     UploadInfo, WorkItem, fragment_count,
 };
 use crate::audit::{AuditEntry, AuditReport, ChainVerifier, sha256_hex};
+use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, ToSql, params};
 
 pub struct SqliteStore {
@@ -113,6 +114,40 @@ impl SqliteStore {
             pool,
             _lock: None,
         })
+    }
+
+    /// An outbox update under the entry's lease ([`update_leased`]) as one write;
+    /// whether it changed the entry.
+    async fn leased_update(
+        &self,
+        item: &WorkItem,
+        sql: &'static str,
+        values: Vec<Value>,
+    ) -> Result<bool, StoreError> {
+        let item = item.clone();
+        self.writer
+            .write(move |tx| Ok(update_leased(tx, sql, &values, &item)? == 1))
+            .await
+    }
+
+    /// An outbox update under the entry's lease completed by a state change
+    /// ([`transition`]), as one write.
+    async fn leased_transition(
+        &self,
+        item: &WorkItem,
+        sql: &'static str,
+        values: Vec<Value>,
+        status: Status,
+        detail: &str,
+        message_sha256: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let (item, detail) = (item.clone(), detail.to_owned());
+        self.writer
+            .write(move |tx| {
+                let updated = update_leased(tx, sql, &values, &item)?;
+                transition(tx, updated, &item, status, &detail, message_sha256)
+            })
+            .await
     }
 }
 
@@ -252,31 +287,32 @@ fn set_status(tx: &WriteTx<'_>, application_id: Uuid, status: Status) -> Result<
 fn update_leased(
     tx: &WriteTx<'_>,
     sql: &str,
-    values: &[&dyn ToSql],
+    values: &[Value],
     item: &WorkItem,
 ) -> Result<usize, StoreError> {
     let id = item.application_id.to_string();
-    let mut bound: Vec<&dyn ToSql> = values.to_vec();
+    let mut bound: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
     bound.extend([&id as &dyn ToSql, &item.procedure_id, &item.lease]);
     Ok(tx.prepare_cached(sql)?.execute(bound.as_slice())?)
 }
 
 /// Completes a state change whose outbox update touched `updated` rows: the status and
 /// its history and audit entries in the same transaction, or nothing if the lease was
-/// lost. `sealed` is the message just sealed; otherwise the stored one (if any) is hashed.
+/// lost. `message_sha256` is the hash of the message just sealed; without it, the stored
+/// message (if any) is hashed.
 fn transition(
     tx: &mut WriteTx<'_>,
     updated: usize,
     item: &WorkItem,
     status: Status,
     detail: &str,
-    sealed: Option<&[u8]>,
+    message_sha256: Option<String>,
 ) -> Result<bool, StoreError> {
     if updated != 1 {
         return Ok(false);
     }
-    let message_sha256 = match sealed {
-        Some(sealed) => Some(sha256_hex(sealed)),
+    let message_sha256 = match message_sha256 {
+        Some(hash) => Some(hash),
         None => stored_message_sha256(tx, item)?,
     };
     set_status(tx, item.application_id, status)?;
@@ -1090,37 +1126,31 @@ impl Store for SqliteStore {
         sealed: &[u8],
         detail: &str,
     ) -> Result<bool, StoreError> {
-        let (item, sealed, detail) = (item.clone(), sealed.to_vec(), detail.to_owned());
-        self.writer
-            .write(move |tx| {
-                let updated = update_leased(
-                    tx,
-                    "UPDATE deliveries SET step = 'deliver', sealed = ?1, last_error = NULL
-                     WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
-                    &[&sealed],
-                    &item,
-                )?;
-                transition(tx, updated, &item, Status::Prepared, &detail, Some(&sealed))
-            })
-            .await
+        self.leased_transition(
+            item,
+            "UPDATE deliveries SET step = 'deliver', sealed = ?1, last_error = NULL
+             WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
+            vec![Value::Blob(sealed.to_vec())],
+            Status::Prepared,
+            detail,
+            Some(sha256_hex(sealed)),
+        )
+        .await
     }
 
     async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {
-        let (item, detail) = (item.clone(), detail.to_owned());
-        self.writer
-            .write(move |tx| {
-                let updated = update_leased(
-                    tx,
-                    "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
-                            lease_owner = NULL, lease_until = NULL, delivered_at = ?1
-                     WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
-                    &[&rfc3339(OffsetDateTime::now_utc())],
-                    &item,
-                )?;
-                // The message delivered is the stored one: its hash is read back.
-                transition(tx, updated, &item, Status::Delivered, &detail, None)
-            })
-            .await
+        // The message delivered is the stored one: its hash is read back.
+        self.leased_transition(
+            item,
+            "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
+                    lease_owner = NULL, lease_until = NULL, delivered_at = ?1
+             WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
+            vec![Value::Text(rfc3339(OffsetDateTime::now_utc()))],
+            Status::Delivered,
+            detail,
+            None,
+        )
+        .await
     }
 
     async fn record_retry(
@@ -1129,20 +1159,14 @@ impl Store for SqliteStore {
         due: OffsetDateTime,
         error: &str,
     ) -> Result<bool, StoreError> {
-        let (item, error) = (item.clone(), error.to_owned());
-        self.writer
-            .write(move |tx| {
-                let updated = update_leased(
-                    tx,
-                    "UPDATE deliveries SET attempts = attempts + 1, last_error = ?1, due_at = ?2,
-                            lease_owner = NULL, lease_until = NULL
-                     WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
-                    &[&error, &millis(due)],
-                    &item,
-                )?;
-                Ok(updated == 1)
-            })
-            .await
+        self.leased_update(
+            item,
+            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?1, due_at = ?2,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
+            vec![Value::Text(error.to_owned()), Value::Integer(millis(due))],
+        )
+        .await
     }
 
     async fn record_failed(
@@ -1156,20 +1180,17 @@ impl Store for SqliteStore {
         } else {
             "dead"
         };
-        let (item, error) = (item.clone(), error.to_owned());
-        self.writer
-            .write(move |tx| {
-                let updated = update_leased(
-                    tx,
-                    "UPDATE deliveries SET step = ?1, last_error = ?2, lease_owner = NULL, lease_until = NULL,
-                            attempts = attempts + CASE WHEN ?1 = 'dead' THEN 1 ELSE 0 END
-                     WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
-                    &[&step, &error],
-                    &item,
-                )?;
-                transition(tx, updated, &item, status, &error, None)
-            })
-            .await
+        self.leased_transition(
+            item,
+            "UPDATE deliveries SET step = ?1, last_error = ?2, lease_owner = NULL, lease_until = NULL,
+                    attempts = attempts + CASE WHEN ?1 = 'dead' THEN 1 ELSE 0 END
+             WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
+            vec![Value::Text(step.to_owned()), Value::Text(error.to_owned())],
+            status,
+            error,
+            None,
+        )
+        .await
     }
 
     async fn record_wait(
@@ -1178,19 +1199,13 @@ impl Store for SqliteStore {
         due: OffsetDateTime,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        let (item, reason) = (item.clone(), reason.to_owned());
-        self.writer
-            .write(move |tx| {
-                let updated = update_leased(
-                    tx,
-                    "UPDATE deliveries SET last_error = ?1, due_at = ?2, lease_owner = NULL, lease_until = NULL
-                     WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
-                    &[&reason, &millis(due)],
-                    &item,
-                )?;
-                Ok(updated == 1)
-            })
-            .await
+        self.leased_update(
+            item,
+            "UPDATE deliveries SET last_error = ?1, due_at = ?2, lease_owner = NULL, lease_until = NULL
+             WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
+            vec![Value::Text(reason.to_owned()), Value::Integer(millis(due))],
+        )
+        .await
     }
 
     async fn record_awaiting_pickup(
@@ -1198,20 +1213,17 @@ impl Store for SqliteStore {
         item: &WorkItem,
         detail: &str,
     ) -> Result<bool, StoreError> {
-        let (item, detail) = (item.clone(), detail.to_owned());
-        self.writer
-            .write(move |tx| {
-                let updated = update_leased(
-                    tx,
-                    "UPDATE deliveries SET step = 'pickup', last_error = NULL, due_at = ?1,
-                            lease_owner = NULL, lease_until = NULL
-                     WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
-                    &[&millis(OffsetDateTime::now_utc())],
-                    &item,
-                )?;
-                transition(tx, updated, &item, Status::Prepared, &detail, None)
-            })
-            .await
+        self.leased_transition(
+            item,
+            "UPDATE deliveries SET step = 'pickup', last_error = NULL, due_at = ?1,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
+            vec![Value::Integer(millis(OffsetDateTime::now_utc()))],
+            Status::Prepared,
+            detail,
+            None,
+        )
+        .await
     }
 
     async fn pickups(&self, procedure: &str, limit: u32) -> Result<Vec<Pickup>, StoreError> {
