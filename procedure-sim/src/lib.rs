@@ -760,10 +760,13 @@ async fn send(
         "{}/api/v1/procedures/{}/events",
         shared.hub_url, procedure.id
     );
-    let response = shared
-        .http
-        .post(&url)
-        .header("content-type", content_type)
+    let mut request = shared.http.post(&url).header("content-type", content_type);
+    // With its API token an event may carry a document (up to 16 MiB); without it the
+    // hub reads at most 64 KiB.
+    if let Some(token) = &procedure.api_token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .body(signed)
         .send()
         .await

@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub server: ServerConfig,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
     pub hub: HubIdentity,
     /// The mapping folders, one per service.
     pub mappings: PathBuf,
@@ -100,7 +102,9 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
 }
 
-/// Limits of one submission. Over them the request is refused and nothing is stored.
+/// Limits of requests and connections (`[limits]`). Over them a request is refused
+/// and nothing is stored; see `docs/operations.md` and, for the attacks they answer,
+/// `docs/reliability.md` ("Hostile clients").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -110,26 +114,112 @@ pub struct Limits {
     pub max_upload_bytes: u64,
     /// Uploads no application names are removed after this many hours.
     pub upload_ttl_hours: u32,
-    /// Every request must arrive completely (head and body) within this many seconds;
-    /// the head within at most 30. A slower client (slowloris) is cut off: `408`.
-    #[serde(default = "default_request_timeout")]
+    /// A request's body must arrive completely within this many seconds: `408`.
     pub request_timeout_secs: u64,
+    /// A connection must send a complete request head within this many seconds of its
+    /// accept (kept alive: of its first byte), or it is closed.
+    pub header_timeout_secs: u64,
+    /// A kept-alive connection idle for this many seconds is closed.
+    pub idle_timeout_secs: u64,
+    /// Open connections of the listener (within the open file limit).
+    pub max_connections: usize,
+    /// Open connections from one address (IPv6: one /64); trusted proxies are exempt.
+    pub max_connections_per_peer: usize,
+    /// The largest request head in bytes.
+    pub max_head_bytes: usize,
+    /// A receipt or event without the procedure's token is read up to this size;
+    /// with the token up to `max_event_bytes`.
+    pub max_unauthenticated_event_bytes: usize,
+    /// A receipt or event with the procedure's token (a decision with its document).
+    pub max_event_bytes: usize,
+    /// How far a receipt's or event's `issued_at` may lie in the future (clock skew).
+    pub event_clock_skew_secs: u64,
+    /// How old a receipt or event may be when it arrives (a procedure that resends
+    /// after an outage must do so within this time).
+    pub event_max_age_secs: u64,
+    /// Reverse proxies whose client address header is believed (addresses or CIDR).
+    pub trusted_proxies: Vec<String>,
+    /// Their header; `X-Forwarded-For` if not given.
+    pub client_address_header: Option<String>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        let server = kopplung_web::ServerLimits::default();
         Self {
             // Three 5 MiB photos, base64-encoded, plus the form.
             max_body_bytes: 24 * 1024 * 1024,
             max_upload_bytes: 100 * 1024 * 1024,
             upload_ttl_hours: 24,
-            request_timeout_secs: default_request_timeout(),
+            request_timeout_secs: server.request_timeout_secs,
+            header_timeout_secs: server.header_timeout_secs,
+            idle_timeout_secs: server.idle_timeout_secs,
+            max_connections: server.max_connections,
+            max_connections_per_peer: server.max_connections_per_peer,
+            max_head_bytes: server.max_head_bytes,
+            max_unauthenticated_event_bytes: 64 * 1024,
+            max_event_bytes: 16 * 1024 * 1024,
+            event_clock_skew_secs: 300,
+            event_max_age_secs: 7 * 24 * 3600,
+            trusted_proxies: Vec::new(),
+            client_address_header: None,
         }
     }
 }
 
-fn default_request_timeout() -> u64 {
-    120
+impl Limits {
+    /// The limits of the hub's listener.
+    pub fn server(&self) -> kopplung_web::ServerLimits {
+        kopplung_web::ServerLimits {
+            header_timeout_secs: self.header_timeout_secs,
+            request_timeout_secs: self.request_timeout_secs,
+            idle_timeout_secs: self.idle_timeout_secs,
+            max_connections: self.max_connections,
+            max_connections_per_peer: self.max_connections_per_peer,
+            max_head_bytes: self.max_head_bytes,
+        }
+    }
+
+    /// Who is a trusted proxy.
+    pub fn proxies(&self) -> kopplung_web::ProxyConfig {
+        kopplung_web::ProxyConfig {
+            trusted_proxies: self.trusted_proxies.clone(),
+            client_address_header: self.client_address_header.clone(),
+        }
+    }
+
+    /// Every problem of the section at once.
+    fn problems(&self) -> Vec<String> {
+        let mut problems: Vec<String> = match self.server().validate() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        };
+        if let Err(e) = self.proxies().build() {
+            problems.push(e.to_string());
+        }
+        if self.max_unauthenticated_event_bytes < 1024
+            || self.max_event_bytes < self.max_unauthenticated_event_bytes
+        {
+            problems.push(
+                "[limits] max_unauthenticated_event_bytes: need 1024 <= max_unauthenticated_event_bytes <= max_event_bytes".into(),
+            );
+        }
+        if self.event_max_age_secs == 0 {
+            problems.push("[limits] event_max_age_secs: must be at least 1".into());
+        }
+        problems
+    }
+}
+
+/// Where `/metrics` and `/readyz` are served (`[monitoring]`): on the public listener
+/// by default; with `listen`, only on that separate listener; with `token_file`, only
+/// to requests that carry that bearer token.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringConfig {
+    pub listen: Option<SocketAddr>,
+    /// Relative to the data directory.
+    pub token_file: Option<PathBuf>,
 }
 
 /// The hub as the author (`autor`) of its messages.
@@ -420,6 +510,10 @@ impl Config {
             file: file.to_owned(),
             message,
         };
+        let problems = self.file.limits.problems();
+        if !problems.is_empty() {
+            return Err(invalid(main, problems.join("; ")));
+        }
         let mut clients = BTreeSet::new();
         for client in &self.file.clients {
             if !clients.insert(client.id.as_str()) {

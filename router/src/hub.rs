@@ -9,7 +9,10 @@ use kopplung_adapters::Sink;
 use kopplung_adapters::amqp::{AmqpBroker, AmqpSink, Handled, ReplyHandler, consume_replies};
 use tokio::sync::{Notify, watch};
 
+use axum::response::IntoResponse;
+
 use crate::Error;
+use crate::api::problem::Problem;
 use crate::api::{self, ApiState, auth::Clients};
 use crate::catalog::{Catalog, load_checked};
 use crate::config::{Config, DeliveryConfig};
@@ -56,6 +59,18 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
     })
 }
 
+/// What in the data directory others may read, write or enter: everything but
+/// certificates must be private (directories `0700`, files `0600`).
+pub fn exposed_files(data_dir: &std::path::Path) -> Result<Vec<String>, Error> {
+    let is_certificate = |path: &std::path::Path| path.extension().is_some_and(|e| e == "crt");
+    kopplung_web::files::wider_than_private(data_dir, is_certificate)
+        .map(|found| found.iter().map(ToString::to_string).collect())
+        .map_err(|e| Error::Config {
+            file: data_dir.to_owned(),
+            message: format!("reading the modes of the data directory: {e}"),
+        })
+}
+
 /// Runs the hub: the API on `listen` and the outbox, until `shutdown` resolves.
 /// Then intake stops first and work in flight is finished or left leased for the
 /// next start.
@@ -77,6 +92,9 @@ pub async fn run(
         Some(shared) => Arc::new(PostgresStore::connect(&shared.postgres_url).await?),
         None => Arc::new(SqliteStore::open(&config.data_dir).await?),
     };
+    for exposed in exposed_files(&config.data_dir)? {
+        tracing::warn!(problem = %exposed, "data directory open to other users");
+    }
     let released = store.release_stale_leases().await?;
     if released > 0 {
         tracing::info!(
@@ -93,13 +111,29 @@ pub async fn run(
         .collect();
 
     let wake = Arc::new(Notify::new());
-    let request_timeout_secs = config.file.limits.request_timeout_secs;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: listen,
-            source,
-        })?;
+    let limits = &config.file.limits;
+    let clients_behind_proxies = limits.proxies().build().map_err(|e| Error::Config {
+        file: config.source.clone(),
+        message: e.to_string(),
+    })?;
+    let server = kopplung_web::Server::new("hub", limits.server(), clients_behind_proxies)
+        .on_body_timeout(|limit| {
+            Problem::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "The request did not arrive in time",
+            )
+            .detail(format!(
+                "the whole request must arrive within {} seconds",
+                limit.as_secs()
+            ))
+            .into_response()
+        });
+    let listener = bind(listen).await?;
+    let monitoring_listener = match config.file.monitoring.listen {
+        Some(address) => Some(bind(address).await?),
+        None => None,
+    };
     let bound = listener.local_addr().map_err(|source| Error::Listen {
         addr: listen,
         source,
@@ -236,7 +270,7 @@ pub async fn run(
             .filter_map(|p| p.retry.map(|r| (p.id.clone(), r)))
             .collect(),
         wake,
-        metrics,
+        metrics.clone(),
     );
     dispatcher.max_in_flight = config
         .routing
@@ -274,16 +308,49 @@ pub async fn run(
     let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
 
     tracing::info!(%bound, "kopplung listening");
-    let app = api::router(state.clone())
-        .merge(crate::console::router(state.clone())?)
-        .merge(crate::inbox::router(state, inbox));
-    let served = crate::server::serve(
-        listener,
-        app,
-        std::time::Duration::from_secs(request_timeout_secs),
-        shutdown,
-    )
-    .await;
+    let logins = kopplung_web::LoginLimiter::default();
+    let monitoring_token = match &config.file.monitoring.token_file {
+        Some(file) => Some(Clients::load(
+            &[crate::config::ClientConfig {
+                id: "monitoring".into(),
+                token_sha256: None,
+                token_file: Some(file.clone()),
+            }],
+            &config.data_dir,
+        )?),
+        None => None,
+    };
+    let monitoring_routes = api::monitoring(state.clone(), monitoring_token);
+    let mut app = api::router(state.clone())
+        .merge(crate::console::router(state.clone(), logins.clone())?)
+        .merge(crate::inbox::router(state, inbox, logins));
+    let (stop_monitoring, monitoring_stopped) = watch::channel(false);
+    let monitoring = match monitoring_listener {
+        Some(listener) => {
+            let server = server.clone_named("monitoring");
+            metrics
+                .connections
+                .add_listener("monitoring", server.stats());
+            let mut stopped = monitoring_stopped;
+            Some(tokio::spawn(server.serve(
+                listener,
+                monitoring_routes,
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            )))
+        }
+        None => {
+            app = app.merge(monitoring_routes);
+            None
+        }
+    };
+    metrics.connections.add_listener("api", server.stats());
+    let served = server.serve(listener, app, shutdown).await;
+    let _ = stop_monitoring.send(true);
+    if let Some(monitoring) = monitoring {
+        let _ = monitoring.await;
+    }
     reloader.abort();
     let _ = stop_replies.send(true);
     for consumer in reply_consumers {
@@ -299,6 +366,15 @@ pub async fn run(
         addr: bound,
         source,
     })
+}
+
+async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: address,
+            source,
+        })
 }
 
 /// Reloads the mappings, and the keys and certificates, on SIGHUP. An invalid change is

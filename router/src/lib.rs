@@ -16,7 +16,6 @@ pub mod prepare;
 pub mod regions;
 pub mod retention;
 pub mod routing;
-pub mod server;
 pub mod store;
 pub mod web;
 

@@ -305,11 +305,22 @@ fn main() -> anyhow::Result<()> {
             Command::Check { config, data_dir } => {
                 let loaded = hub::load(load_config(&config, &data_dir)?)?;
                 let problems = loaded.preparer.problems();
+                let exposed = hub::exposed_files(&data_dir)?;
+                for problem in &problems {
+                    eprintln!("error: {problem}");
+                }
+                for file in &exposed {
+                    eprintln!("error: {file}");
+                }
                 if !problems.is_empty() {
-                    for problem in &problems {
-                        eprintln!("error: {problem}");
-                    }
                     bail!("{} procedure(s) cannot receive messages", problems.len());
+                }
+                if !exposed.is_empty() {
+                    bail!(
+                        "{} file(s) or folder(s) of the data directory {} are open to other users",
+                        exposed.len(),
+                        data_dir.display()
+                    );
                 }
                 println!(
                     "{}: valid ({} services, {} procedures, {} routes, {} municipalities)",
@@ -706,7 +717,7 @@ async fn demo(
     portal_listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let config = load_config(config, data_dir)?;
-    std::fs::create_dir_all(data_dir)
+    kopplung_web::files::create_private_dir(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let written = init_pki(&config.pki_dir, &config)?;
     if written > 0 {
@@ -844,7 +855,7 @@ async fn demo(
 
 fn write_token(path: &Path) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
+        kopplung_web::files::create_private_dir(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
     let mut bytes = [0u8; 32];

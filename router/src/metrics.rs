@@ -2,9 +2,15 @@
 //! rules in `docs/operations.md`). Labels are bounded: services and procedures of the
 //! configuration, problem types of our own API; never anything a client made up.
 
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use kopplung_web::ServerStats;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -37,6 +43,79 @@ pub struct Metrics {
     pub certificate_expiry_days: GaugeVec,
     /// Applications whose personal data retention deleted, by service.
     pub retention_purged: IntCounterVec,
+    /// The listeners' connections (read from their counters at each scrape).
+    pub connections: Arc<Connections>,
+}
+
+/// `kopplung_connections_open{listener}` and
+/// `kopplung_connections_total{listener, outcome}`: what the server layer did with
+/// connections (accepted, refused at a cap, closed for a newcomer, cut by a deadline).
+pub struct Connections {
+    listeners: Mutex<Vec<(String, Arc<ServerStats>)>>,
+    open: IntGaugeVec,
+    events: IntCounterVec,
+}
+
+impl Connections {
+    fn new() -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            listeners: Mutex::new(Vec::new()),
+            open: IntGaugeVec::new(
+                Opts::new(
+                    "kopplung_connections_open",
+                    "Open connections, by listener (api, monitoring).",
+                ),
+                &["listener"],
+            )?,
+            events: IntCounterVec::new(
+                Opts::new(
+                    "kopplung_connections_total",
+                    "Connections by listener and outcome: accepted, refused_peer (the address had its share), refused_full (every connection was serving), evicted (closed while idle for a newcomer), header_timeout, idle_timeout, body_timeout (requests answered 408).",
+                ),
+                &["listener", "outcome"],
+            )?,
+        })
+    }
+
+    /// Counts the connections of a listener from now on.
+    pub fn add_listener(&self, name: &str, stats: Arc<ServerStats>) {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        listeners.push((name.to_owned(), stats));
+    }
+}
+
+impl Collector for Connections {
+    fn desc(&self) -> Vec<&Desc> {
+        let mut descs = self.open.desc();
+        descs.extend(self.events.desc());
+        descs
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, stats) in listeners.iter() {
+            let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+            self.open
+                .with_label_values(&[name.as_str()])
+                .set(i64::try_from(read(&stats.open)).unwrap_or(i64::MAX));
+            for (outcome, value) in [
+                ("accepted", read(&stats.accepted)),
+                ("refused_peer", read(&stats.refused_peer)),
+                ("refused_full", read(&stats.refused_full)),
+                ("evicted", read(&stats.evicted)),
+                ("header_timeout", read(&stats.header_timeouts)),
+                ("idle_timeout", read(&stats.idle_timeouts)),
+                ("body_timeout", read(&stats.body_timeouts)),
+            ] {
+                let counter = self.events.with_label_values(&[name.as_str(), outcome]);
+                counter.reset();
+                counter.inc_by(value);
+            }
+        }
+        let mut families = self.open.collect();
+        families.extend(self.events.collect());
+        families
+    }
 }
 
 fn counter(
@@ -173,7 +252,10 @@ impl Metrics {
             "Applications whose personal data was deleted after the retention period, by service.",
             &["service"],
         )?;
+        let connections = Arc::new(Connections::new()?);
+        registry.register(Box::new(ConnectionsCollector(connections.clone())))?;
         Ok(Self {
+            connections,
             retention_purged,
             registry,
             mapping_reloads,
@@ -196,5 +278,18 @@ impl Metrics {
         let mut buffer = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+/// The registry takes ownership of a collector; the hub keeps its own handle.
+struct ConnectionsCollector(Arc<Connections>);
+
+impl Collector for ConnectionsCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.0.collect()
     }
 }

@@ -83,6 +83,43 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A folder of a data directory, `0700` as the hub wants it (`kopplung check`).
+pub fn private_dir(dir: &Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .expect("private dir");
+}
+
+/// A secret of a data directory (a token), `0600` as the hub wants it.
+pub fn write_private(path: &Path, content: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("private file");
+    file.write_all(content).expect("write private file");
+}
+
+/// Now as RFC 3339, for the `issued_at` of receipts and events the tests sign (the hub
+/// refuses events older than `[limits] event_max_age_secs`).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format now")
+}
+
+/// Now in seconds since the epoch, for the `iat` of Security Event Tokens.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// Settings of one test hub.
 pub struct HubSetup {
     pub amqp_url: String,
@@ -108,6 +145,8 @@ pub struct HubSetup {
     pub request_timeout_secs: Option<u64>,
     /// `[limits] max_upload_bytes`: one streamed upload.
     pub max_upload_bytes: u64,
+    /// More lines of `[limits]` (connection caps, deadlines).
+    pub extra_limits: String,
 }
 
 /// Replaces the `[procedure.delivery]` section of `procedure` in a routing table with
@@ -148,6 +187,7 @@ impl Default for HubSetup {
             extra_args: Vec::new(),
             request_timeout_secs: None,
             max_upload_bytes: 100 * 1024 * 1024,
+            extra_limits: String::new(),
         }
     }
 }
@@ -161,8 +201,8 @@ fn write_procedure_tokens(routing: &str, data_dir: &Path) {
             .and_then(|rest| rest.strip_suffix('"'))
         {
             let file = data_dir.join("procedure-tokens").join(procedure);
-            std::fs::create_dir_all(file.parent().expect("parent")).expect("token dir");
-            std::fs::write(&file, procedure_token(procedure)).expect("procedure token");
+            private_dir(file.parent().expect("parent"));
+            write_private(&file, procedure_token(procedure).as_bytes());
         }
     }
 }
@@ -217,14 +257,14 @@ impl TestHub {
         std::fs::create_dir_all(&config_dir).expect("config dir");
         let token = uuid::Uuid::new_v4().simple().to_string();
         let data_dir = dir.path().join("data");
-        std::fs::create_dir_all(&data_dir).expect("data dir");
+        private_dir(&data_dir);
         write_procedure_tokens(&routing, &data_dir);
         std::fs::write(config_dir.join("routing.toml"), routing).expect("routing");
-        std::fs::write(data_dir.join("intake-token"), &token).expect("token");
+        write_private(&data_dir.join("intake-token"), token.as_bytes());
         // A second client, to show that clients see only their own applications.
-        std::fs::write(data_dir.join("other-token"), OTHER_TOKEN).expect("token");
-        std::fs::write(data_dir.join("admin-token"), ADMIN_TOKEN).expect("token");
-        std::fs::write(data_dir.join("auditor-token"), AUDITOR_TOKEN).expect("token");
+        write_private(&data_dir.join("other-token"), OTHER_TOKEN.as_bytes());
+        write_private(&data_dir.join("admin-token"), ADMIN_TOKEN.as_bytes());
+        write_private(&data_dir.join("auditor-token"), AUDITOR_TOKEN.as_bytes());
         let hub = Self {
             dir,
             port: free_port(),
@@ -322,6 +362,7 @@ listen = "127.0.0.1:{port}"
 max_body_bytes = {max_body}
 {request_timeout}
 max_upload_bytes = {max_upload}
+{extra_limits}
 
 [hub]
 kennung = "kopplung:test"
@@ -369,6 +410,7 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
                 .request_timeout_secs
                 .map(|s| format!("request_timeout_secs = {s}"))
                 .unwrap_or_default(),
+            extra_limits = setup.extra_limits,
             amqp = setup.amqp_url,
             lease_secs = setup.lease_secs,
             // A short lease needs short broker timeouts: an attempt must end within it.

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use kopplung_tests::{copy_dir, kopplung_bin, workspace};
+use kopplung_tests::{copy_dir, kopplung_bin, private_dir, workspace, write_private};
 
 /// A copy of the demo configuration and mappings with a data directory (PKI, tokens),
 /// as after a first demo run.
@@ -37,7 +37,7 @@ impl Site {
             "admin-token",
             "clerk-password",
         ] {
-            std::fs::write(site.data().join(file), "0123456789abcdef0123456789abcdef").unwrap();
+            write_private(&site.data().join(file), b"0123456789abcdef0123456789abcdef");
         }
         // The procedures' API tokens the routing table names.
         let routing = std::fs::read_to_string(site.path("config/routing.toml")).unwrap();
@@ -47,8 +47,8 @@ impl Site {
                 .and_then(|rest| rest.strip_suffix('"'))
             {
                 let path = site.data().join(file);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(path, "0123456789abcdef0123456789abcdef").unwrap();
+                private_dir(path.parent().unwrap());
+                write_private(&path, b"0123456789abcdef0123456789abcdef");
             }
         }
         site
@@ -292,4 +292,43 @@ fn a_missing_token_file() {
     let site = Site::new();
     std::fs::remove_file(site.data().join("intake-token")).unwrap();
     site.refused("intake-token", &["token of client `demo`"]);
+}
+
+#[test]
+fn bad_limits_are_all_named_at_once() {
+    let site = Site::new();
+    site.edit(
+        "config/kopplung.toml",
+        "max_body_bytes = 25_165_824\n",
+        "max_body_bytes = 25_165_824\nheader_timeout_secs = 0\nmax_head_bytes = 100\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+    );
+    site.refused(
+        "kopplung.toml",
+        &[
+            "[limits] header_timeout_secs",
+            "[limits] max_head_bytes",
+            "[limits] trusted_proxies",
+        ],
+    );
+}
+
+#[test]
+fn files_open_to_other_users_are_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    assert!(site.run("check").status.success());
+    let token = site.data().join("admin-token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(site.data(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let check = site.run("check");
+    let message = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "check passed: {message}");
+    for named in [
+        format!("file {} has mode 0644", token.display()),
+        format!("directory {} has mode 0755", site.data().display()),
+    ] {
+        assert!(message.contains(&named), "`{named}` missing: {message}");
+    }
+    // Certificates are public: the PKI's 0644 certificates are not reported.
+    assert!(!message.contains(".crt"), "{message}");
 }

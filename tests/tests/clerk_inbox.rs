@@ -527,7 +527,7 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
 }
 
 #[tokio::test]
-async fn repeated_failed_logins_are_refused_for_fifteen_minutes() {
+async fn repeated_failed_logins_wait_longer_each_time() {
     let hub = TestHub::start(HubSetup {
         rewrite_routing: Some(Arc::new(|routing| {
             manual(&routing, "dresden-maengel", &["anna"])
@@ -568,14 +568,21 @@ async fn repeated_failed_logins_are_refused_for_fifteen_minutes() {
         text.contains("Zu viele fehlgeschlagene Anmeldeversuche"),
         "{text}"
     );
-    assert!(text.contains("15 Minuten"), "{text}");
+    assert!(text.contains("für diese Kennung"), "{text}");
+    // The first wait is a minute; each further failure doubles it.
+    assert!(text.contains("1 Minute"), "{text}");
     let retry: u64 = locked.header("retry-after").parse().expect("Retry-After");
-    assert!((14 * 60..=15 * 60).contains(&retry), "{retry}");
+    assert!((50..=60).contains(&retry), "{retry}");
     assert!(!browser.cookies.contains_key("kopplung_inbox"));
-    // From the same address, another clerk is refused as well.
+    // Another clerk at the same address (one office behind one proxy) is not locked
+    // out by anna's failures: only a coarse cap counts per address.
     let other = Browser::new(&hub).login("bert", BERT_PASSWORD).await;
-    assert_eq!(other.status, 429);
-    assert!(hub.log().contains("logins locked"), "{}", hub.log());
+    assert_eq!(other.status, 303, "{}", other.text());
+    assert!(
+        hub.log().contains("logins wait after repeated failures"),
+        "{}",
+        hub.log()
+    );
     assert!(!hub.log().contains("falsch-"), "passwords never logged");
 }
 

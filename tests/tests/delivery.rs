@@ -214,7 +214,7 @@ async fn a_signed_receipt_in_the_http_answer_is_verified_and_applied() {
                 "message_id": arrival.message_id,
                 "application_id": arrival.application_id,
                 "event": "accept",
-                "issued_at": "2026-11-30T10:00:00Z"
+                "issued_at": kopplung_tests::now_rfc3339()
             });
             let signed = sign_cms_receipt(&dir, "dresden-maengel", &receipt);
             (
@@ -422,7 +422,7 @@ async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
         "dresden-maengel",
         &json!({"receipt_id": "r-wrong", "procedure": "dresden-maengel",
                 "message_id": uuid::Uuid::new_v4().to_string(), "application_id": id,
-                "event": "accept", "issued_at": "2026-11-30T10:00:00Z"}),
+                "event": "accept", "issued_at": kopplung_tests::now_rfc3339()}),
     );
     let refused = reqwest::Client::new()
         .post(hub.url(&ack_path))
@@ -440,7 +440,7 @@ async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
         "dresden-maengel",
         &json!({"receipt_id": "r-1", "procedure": "dresden-maengel",
                 "message_id": message_id, "application_id": id,
-                "event": "accept", "issued_at": "2026-11-30T10:00:00Z"}),
+                "event": "accept", "issued_at": kopplung_tests::now_rfc3339()}),
     );
     let acked = reqwest::Client::new()
         .post(hub.url(&ack_path))

@@ -646,6 +646,7 @@ async fn slowloris_clients_are_cut_off_and_do_not_block_others() {
     const SLOW_CLIENTS: usize = 20;
     let hub = TestHub::start(HubSetup {
         request_timeout_secs: Some(TIMEOUT_SECS),
+        extra_limits: format!("header_timeout_secs = {TIMEOUT_SECS}"),
         ..HubSetup::default()
     })
     .await;

@@ -825,7 +825,7 @@ fn event(receipt_id: &str, message_id: &str, application_id: &str, kind: &str) -
         "message_id": message_id,
         "application_id": application_id,
         "event": kind,
-        "issued_at": "2026-11-30T10:00:00Z"
+        "issued_at": kopplung_tests::now_rfc3339()
     })
 }
 

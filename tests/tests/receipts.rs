@@ -120,7 +120,7 @@ async fn cms_receipts_signed_with_openssl_are_verified_and_tampering_is_refused(
         "message_id": message_id,
         "application_id": id,
         "event": "accept",
-        "issued_at": "2026-11-30T10:00:00Z"
+        "issued_at": kopplung_tests::now_rfc3339()
     });
     let signed = openssl_sign(&pki, "dresden-maengel", &receipt);
 
@@ -209,7 +209,7 @@ async fn jose_receipts_from_jwcrypto_accept_or_reject() {
         let claims = json!({
             "jti": uuid::Uuid::new_v4().to_string(),
             "iss": "leipzig-buergerbuero",
-            "iat": 1_796_000_000,
+            "iat": kopplung_tests::now_unix(),
             "sub": format!("message:{message_id}"),
             "txn": format!("application:{id}"),
             "events": event_claim
@@ -292,7 +292,7 @@ async fn events_on_the_reply_queue_are_verified_like_http_ones() {
         "message_id": status["delivery"]["message_id"],
         "application_id": id,
         "event": "accept",
-        "issued_at": "2026-11-30T10:00:00Z"
+        "issued_at": kopplung_tests::now_rfc3339()
     });
     let channel = broker.create_channel().await.unwrap();
     let queue = hub.queue("landkreis-leipzig-maengel.events");

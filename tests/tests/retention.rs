@@ -32,9 +32,9 @@ async fn a_decided_application_loses_its_personal_data_after_the_retention_perio
     let events = hub.url("/api/v1/procedures/dresden-maengel/events");
     for event in [
         json!({"receipt_id": "r-accept", "procedure": "dresden-maengel", "message_id": message_id,
-               "application_id": id, "event": "accept", "issued_at": "2026-11-30T10:00:00Z"}),
+               "application_id": id, "event": "accept", "issued_at": kopplung_tests::now_rfc3339()}),
         json!({"receipt_id": "r-decision", "procedure": "dresden-maengel", "message_id": message_id,
-               "application_id": id, "event": "decision", "issued_at": "2026-11-30T10:05:00Z",
+               "application_id": id, "event": "decision", "issued_at": kopplung_tests::now_rfc3339(),
                "message": "Der Sperrmüll wird abgeholt.",
                "document": {"filename": "bescheid.pdf", "media_type": "application/pdf",
                             "content_base64": "JVBERi0xLjcKYmVzY2hlaWQ="}}),

@@ -81,7 +81,7 @@ pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<Pa
         let path = path.to_owned();
         move |source| Error::Io { path, source }
     };
-    std::fs::create_dir_all(layout.dir.join("procedures")).map_err(io(&layout.dir))?;
+    private_dir(&layout.dir.join("procedures")).map_err(io(&layout.dir))?;
     let mut written = Vec::new();
 
     let (ca_cert, ca_key) = if layout.ca_cert().is_file() && layout.ca_key().is_file() {
@@ -133,7 +133,7 @@ pub fn issue_rsa_recipient(layout: &PkiLayout, id: &str, bits: u32) -> Result<Ve
     }
     let (ca_cert, ca_key) = load_ca(layout)?;
     let dir = layout.dir.join("procedures");
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir, source })?;
+    private_dir(&dir).map_err(|source| Error::Io { path: dir, source })?;
     let rsa = Rsa::generate(bits).map_err(crypto("generating an RSA key"))?;
     let key = PKey::from_rsa(rsa).map_err(crypto("wrapping a key"))?;
     let cert = issue(
@@ -291,6 +291,15 @@ fn write_pair(
     written.push(cert_path);
     written.push(key_path);
     Ok(())
+}
+
+/// The PKI folders hold private keys: `0700` from the start.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), Error> {

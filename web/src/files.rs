@@ -56,8 +56,12 @@ impl std::fmt::Display for WideMode {
 }
 
 /// Every directory and file below (and including) `root` whose mode grants anything to
-/// group or others. Symbolic links are not followed. A missing `root` has none.
-pub fn wider_than_private(root: &Path) -> io::Result<Vec<WideMode>> {
+/// group or others, except files `public` allows (certificates). Symbolic links are not
+/// followed. A missing `root` has none.
+pub fn wider_than_private(
+    root: &Path,
+    public: impl Fn(&Path) -> bool,
+) -> io::Result<Vec<WideMode>> {
     let mut found = Vec::new();
     let mut pending = vec![root.to_owned()];
     while let Some(path) = pending.pop() {
@@ -70,7 +74,7 @@ pub fn wider_than_private(root: &Path) -> io::Result<Vec<WideMode>> {
             continue;
         }
         let mode = metadata.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
+        if mode & 0o077 != 0 && (metadata.is_dir() || !public(&path)) {
             found.push(WideMode {
                 path: path.clone(),
                 mode,
@@ -104,7 +108,7 @@ mod tests {
         assert_eq!(mode(&tmp.path().join("data")), 0o700);
         assert_eq!(mode(&file), 0o600);
         assert!(
-            wider_than_private(&tmp.path().join("data"))
+            wider_than_private(&tmp.path().join("data"), |_| false)
                 .unwrap()
                 .is_empty()
         );
@@ -112,13 +116,17 @@ mod tests {
         let loose = dir.join("loose.txt");
         std::fs::write(&loose, "x").unwrap();
         std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let found = wider_than_private(&tmp.path().join("data")).unwrap();
+        let certificate = dir.join("hub.crt");
+        std::fs::write(&certificate, "x").unwrap();
+        std::fs::set_permissions(&certificate, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let is_certificate = |p: &Path| p.extension().is_some_and(|e| e == "crt");
+        let found = wider_than_private(&tmp.path().join("data"), is_certificate).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].path, loose);
         assert_eq!(found[0].mode, 0o644);
         assert!(found[0].to_string().contains("0644"), "{}", found[0]);
         assert!(
-            wider_than_private(&tmp.path().join("missing"))
+            wider_than_private(&tmp.path().join("missing"), |_| false)
                 .unwrap()
                 .is_empty()
         );

@@ -117,7 +117,11 @@ async fn accept(
             let key = value
                 .to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255)
+                // Visible characters only: no control characters (TAB is valid in a
+                // header value) and no spaces, which logs and tools would mangle.
+                .filter(|k| {
+                    !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic())
+                })
                 .ok_or_else(|| {
                     Problem::new(
                         StatusCode::BAD_REQUEST,

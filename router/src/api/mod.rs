@@ -103,8 +103,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(health::ready))
-        .route("/metrics", get(metrics))
         .fallback(|| async { problem::Problem::not_found().into_response() })
         // A known path with another method: a problem document too, not an empty 405.
         .method_not_allowed_fallback(|| async {
@@ -118,6 +116,35 @@ pub fn router(state: Arc<ApiState>) -> Router {
         // Intake enforces its own limit and answers with a problem document.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// `/readyz` and `/metrics`: on the public listener or their own (`[monitoring]`),
+/// only for the bearer of `token` if one is configured.
+pub fn monitoring(state: Arc<ApiState>, token: Option<auth::Clients>) -> Router {
+    let routes = Router::new()
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    match token {
+        None => routes,
+        Some(token) => routes.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let allowed = token.authenticate(request.headers()).is_some();
+                async move {
+                    if allowed {
+                        next.run(request).await
+                    } else {
+                        problem::Problem::new(
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            "unauthorized",
+                            "Monitoring needs the monitoring token",
+                        )
+                        .into_response()
+                    }
+                }
+            },
+        )),
+    }
 }
 
 /// The OpenAPI 3.1 description of every public API of the hub (kept true by

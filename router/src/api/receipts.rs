@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kopplung_transformers::receipt::{Receipt, ReceiptEvent};
 use serde_json::json;
@@ -19,21 +19,70 @@ use super::problem::Problem;
 use crate::prepare::ReceiptError;
 use crate::store::{EventDocument, ReceiptOutcome, ReceiptRecord, Status};
 
-/// A receipt is small; an event may carry the decision document.
-const MAX_RECEIPT_BYTES: usize = 16 * 1024 * 1024;
-
+/// `POST /api/v1/procedures/{id}/receipts|events`. Who is calling is decided before the
+/// body is read: an unknown procedure reads nothing; without the procedure's token at
+/// most `max_unauthenticated_event_bytes` are read (a receipt), with it up to
+/// `max_event_bytes` (a decision with its document). The signature inside still decides
+/// whether the event is the procedure's.
 pub async fn submit(
     State(state): State<Arc<ApiState>>,
     Path(procedure): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_RECEIPT_BYTES).await else {
-        return Problem::new(
+    if !state.destinations.contains_key(&procedure) {
+        return Problem::not_found().into_response();
+    }
+    let authenticated = match headers.get(header::AUTHORIZATION) {
+        None => false,
+        Some(_) if state.pullers.authenticate(&headers) == Some(procedure.as_str()) => true,
+        Some(_) => {
+            return Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "The bearer token is not this procedure's API token",
+            )
+            .detail("send the procedure's own token, or none (then an event is at most the unauthenticated limit)")
+            .into_response();
+        }
+    };
+    let limits = &state.limits;
+    let limit = if authenticated {
+        limits.max_event_bytes
+    } else {
+        limits.max_unauthenticated_event_bytes
+    };
+    let too_large = || {
+        let detail = if authenticated {
+            format!("an event is at most {limit} bytes")
+        } else {
+            format!(
+                "without the procedure's token an event is at most {limit} bytes; send `Authorization: Bearer <the procedure's API token>` with events that carry a document (at most {} bytes)",
+                limits.max_event_bytes
+            )
+        };
+        let mut response = Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
-            "An event is at most 16 MiB",
+            "The event is too large",
         )
+        .detail(detail)
         .into_response();
+        // The rest of the body is not read: the connection cannot be used again.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return too_large();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return too_large();
     };
     match take_event(&state, &procedure, bytes.to_vec()).await {
         Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
@@ -71,7 +120,57 @@ pub async fn take_event(
             .detail(reason));
         }
     };
+    check_issued_at(
+        &receipt.issued_at,
+        time::OffsetDateTime::now_utc(),
+        &state.limits,
+    )?;
     record_event(state, procedure, receipt, bytes).await
+}
+
+/// An event must be issued neither in the future (beyond the clock skew) nor longer
+/// ago than the maximum age: a captured event cannot be replayed later.
+fn check_issued_at(
+    issued_at: &str,
+    now: time::OffsetDateTime,
+    limits: &crate::config::Limits,
+) -> Result<(), Problem> {
+    let Ok(issued) =
+        time::OffsetDateTime::parse(issued_at, &time::format_description::well_known::Rfc3339)
+    else {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-issued-at",
+            "issued_at must be an RFC 3339 time",
+        ));
+    };
+    let skew =
+        time::Duration::seconds(i64::try_from(limits.event_clock_skew_secs).unwrap_or(i64::MAX));
+    let max_age =
+        time::Duration::seconds(i64::try_from(limits.event_max_age_secs).unwrap_or(i64::MAX));
+    if issued > now + skew {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "issued-in-the-future",
+            "The event is issued in the future",
+        )
+        .detail(format!(
+            "issued_at may lie at most {} seconds ahead of the hub's clock; check the procedure's clock",
+            limits.event_clock_skew_secs
+        )));
+    }
+    if issued < now - max_age {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "event-too-old",
+            "The event is too old",
+        )
+        .detail(format!(
+            "an event must arrive within {} seconds of issued_at; issue it anew",
+            limits.event_max_age_secs
+        )));
+    }
+    Ok(())
 }
 
 /// Records an event whose signature `Preparer::verify_receipt` has already verified
@@ -196,5 +295,36 @@ pub async fn record_event(
             tracing::error!(error = %e, "recording a receipt failed");
             Err(Problem::unavailable("the store is not reachable"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn events_are_taken_within_the_skew_and_the_maximum_age() {
+        let limits = crate::config::Limits::default();
+        let now = datetime!(2026-12-03 10:00 UTC);
+        let kind = |issued_at: &str| {
+            check_issued_at(issued_at, now, &limits).err().map(|p| {
+                p.kind
+                    .trim_start_matches("urn:kopplung:problem:")
+                    .to_owned()
+            })
+        };
+        assert_eq!(kind("2026-12-03T10:04:59Z"), None);
+        assert_eq!(kind("2026-11-26T10:00:01Z"), None);
+        assert_eq!(kind("2026-12-03T11:04:59+01:00"), None);
+        assert_eq!(
+            kind("2026-12-03T10:05:01Z").as_deref(),
+            Some("issued-in-the-future")
+        );
+        assert_eq!(
+            kind("2026-11-26T09:59:59Z").as_deref(),
+            Some("event-too-old")
+        );
+        assert_eq!(kind("yesterday").as_deref(), Some("bad-issued-at"));
     }
 }

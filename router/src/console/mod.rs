@@ -11,13 +11,12 @@
 //! inbox. No page shows form data, except the XML page.
 
 use crate::oversight::{MessageView, view_message};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -29,9 +28,13 @@ use uuid::Uuid;
 use crate::Error;
 use crate::api::ApiState;
 use crate::store::{ApplicationQuery, ApplicationRecord, AuditEntry, Status};
+use kopplung_web::client::limit_address;
+use kopplung_web::limiter::wait_in_minutes;
+use kopplung_web::{ClientAddr, LoginLimiter};
+
 use crate::web::{
-    self, CsrfForm, LimitKey, LoginLimiter, Session, Sessions, cookie, german_time,
-    german_time_seconds, iso, plain_error, same_token, see_other,
+    self, CsrfForm, Session, Sessions, cookie, german_time, german_time_seconds, iso, plain_error,
+    same_token, see_other,
 };
 
 /// The session cookie (path `/console`).
@@ -92,7 +95,6 @@ struct User {
 struct Console {
     secure_cookies: bool,
     sessions: Sessions,
-    limiter: LoginLimiter,
     templates: Handlebars<'static>,
 }
 
@@ -119,7 +121,6 @@ impl Console {
         Ok(Self {
             secure_cookies: web::secure_cookies(public_url),
             sessions: Sessions::default(),
-            limiter: LoginLimiter::default(),
             templates: templates()?,
         })
     }
@@ -534,12 +535,12 @@ struct NoticeQuery {
 struct Shared {
     api: Arc<ApiState>,
     console: Arc<Console>,
+    logins: LoginLimiter,
 }
 
 /// The console's routes under `/console`, with the web UIs' security headers. Merge it
-/// into the API router; serve with `into_make_service_with_connect_info::<SocketAddr>()`
-/// so the login limit counts per address.
-pub fn router(state: Arc<ApiState>) -> Result<Router, Error> {
+/// into the API router; `logins` is the hub's one login limiter.
+pub fn router(state: Arc<ApiState>, logins: LoginLimiter) -> Result<Router, Error> {
     let console = Arc::new(Console::new(&state.public_url)?);
     Ok(routes()
         .layer(axum::middleware::map_response(web::security_headers))
@@ -547,6 +548,7 @@ pub fn router(state: Arc<ApiState>) -> Result<Router, Error> {
         .with_state(Shared {
             api: state,
             console,
+            logins,
         }))
 }
 
@@ -590,7 +592,7 @@ async fn login_form(State(s): State<Shared>, headers: HeaderMap) -> Response {
 
 async fn login(
     State(s): State<Shared>,
-    connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<axum::Extension<ClientAddr>>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
@@ -599,21 +601,25 @@ async fn login(
         Ok(form) => form,
         Err((status, message)) => return console.login_page(status, Some(message)),
     };
-    // A token names no one, so only the address is counted (without one, all such
-    // attempts share a budget).
-    let address: Option<IpAddr> = connect.map(|c| c.0.0.ip());
-    let keys = [LimitKey::Address(
-        address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-    )];
-    if let Err(wait) = console.limiter.begin(&keys, Instant::now()) {
-        let message = format!(
-            "Zu viele fehlgeschlagene Anmeldeversuche. Die Anmeldung von diesem Rechner aus ist vorübergehend gesperrt. Bitte versuchen Sie es in {} erneut.",
-            web::wait_in_minutes(wait)
-        );
-        let mut response = console.login_page(StatusCode::TOO_MANY_REQUESTS, Some(&message));
-        web::retry_after(&mut response, wait);
-        return response;
-    }
+    // A token names no one: each address counts as an account of its own (attempts in
+    // flight, growing waits), besides the coarse cap per address.
+    let address = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0);
+    let attempt = match s.logins.begin(
+        Some(&format!("console@{}", limit_address(address))),
+        address,
+        tokio::time::Instant::now(),
+    ) {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            let message = format!(
+                "Zu viele fehlgeschlagene Anmeldeversuche. Die Anmeldung von diesem Rechner aus ist vorübergehend gesperrt. Bitte versuchen Sie es in {} erneut.",
+                wait_in_minutes(refused.wait)
+            );
+            let mut response = console.login_page(StatusCode::TOO_MANY_REQUESTS, Some(&message));
+            web::retry_after(&mut response, refused.wait);
+            return response;
+        }
+    };
     let token = form.token.trim();
     let role = if token.is_empty() {
         None
@@ -624,24 +630,23 @@ async fn login(
             .and_then(Role::from_id)
     };
     let Some(role) = role else {
-        if console.limiter.failed(&keys, Instant::now()) {
-            tracing::warn!(
-                address = ?address,
-                "admin console: logins locked for 15 minutes after repeated failures"
-            );
-        } else {
-            tracing::info!(address = ?address, "admin console: login failed");
+        match attempt.failed() {
+            Some(wait) => tracing::warn!(
+                wait_secs = wait.as_secs(),
+                "admin console: logins wait after repeated failures"
+            ),
+            None => tracing::info!("admin console: login failed"),
         }
         return console.login_page(
             StatusCode::UNAUTHORIZED,
             Some("Das Zugangstoken ist nicht gültig."),
         );
     };
-    console.limiter.succeeded(&keys);
+    attempt.succeeded();
     let Ok((token, _)) = console.sessions.create(role.name()) else {
         return plain_error();
     };
-    tracing::info!(role = role.name(), address = ?address, "admin console: signed in");
+    tracing::info!(role = role.name(), "admin console: signed in");
     let mut response = see_other("/console");
     let headers = response.headers_mut();
     headers.append(

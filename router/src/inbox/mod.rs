@@ -15,15 +15,14 @@ mod render;
 mod session;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Path, State};
+use axum::extract::{DefaultBodyLimit, Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -36,9 +35,11 @@ use crate::Error;
 use crate::api::ApiState;
 use crate::config::{Config, DeliveryConfig};
 use crate::store::{ApplicationRecord, AttachmentContent, PickupAck};
+use kopplung_web::limiter::wait_in_minutes;
+use kopplung_web::{ClientAddr, LoginLimiter};
+
 use crate::web::{
-    self, CsrfForm, LimitKey, LoginLimiter, Session, Sessions, cookie, german_time, iso,
-    plain_error, same_token, see_other,
+    self, CsrfForm, Session, Sessions, cookie, german_time, iso, plain_error, same_token, see_other,
 };
 use render::Block;
 
@@ -81,7 +82,6 @@ pub struct Inbox {
     decoy_phc: Option<String>,
     secure_cookies: bool,
     sessions: Sessions,
-    limiter: LoginLimiter,
     verify_slots: Semaphore,
     templates: Handlebars<'static>,
 }
@@ -183,7 +183,6 @@ impl Inbox {
             decoy_phc: decoy,
             secure_cookies,
             sessions: Sessions::default(),
-            limiter: LoginLimiter::default(),
             verify_slots: Semaphore::new(VERIFY_SLOTS),
             templates: templates()?,
         })
@@ -436,16 +435,20 @@ fn templates() -> Result<Handlebars<'static>, Error> {
 struct Shared {
     api: Arc<ApiState>,
     inbox: Arc<Inbox>,
+    logins: LoginLimiter,
 }
 
 /// The inbox's routes under `/inbox`, with its security headers. Merge it into the
-/// API router; serve with `into_make_service_with_connect_info::<SocketAddr>()` so the
-/// login limit also counts per address.
-pub fn router(state: Arc<ApiState>, inbox: Arc<Inbox>) -> Router {
+/// API router; `logins` is the hub's one login limiter (clerks count per clerk id).
+pub fn router(state: Arc<ApiState>, inbox: Arc<Inbox>, logins: LoginLimiter) -> Router {
     routes()
         .layer(axum::middleware::map_response(web::security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .with_state(Shared { api: state, inbox })
+        .with_state(Shared {
+            api: state,
+            inbox,
+            logins,
+        })
 }
 
 fn routes() -> Router<Shared> {
@@ -480,7 +483,7 @@ async fn login_form(State(s): State<Shared>, headers: HeaderMap) -> Response {
 
 async fn login(
     State(s): State<Shared>,
-    connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<axum::Extension<ClientAddr>>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
@@ -489,19 +492,29 @@ async fn login(
         Ok(form) => form,
         Err((status, message)) => return inbox.login_page(status, Some(message)),
     };
-    let address: Option<IpAddr> = connect.map(|c| c.0.0.ip());
+    let address = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0);
     let submitted: String = form.clerk.trim().chars().take(100).collect();
-    let mut keys = vec![LimitKey::Clerk(submitted.clone())];
-    keys.extend(address.map(LimitKey::Address));
-    if let Err(wait) = inbox.limiter.begin(&keys, Instant::now()) {
-        let message = format!(
-            "Zu viele fehlgeschlagene Anmeldeversuche. Die Anmeldung für diese Kennung bzw. von diesem Rechner aus ist vorübergehend gesperrt. Bitte versuchen Sie es in {} erneut.",
-            web::wait_in_minutes(wait)
-        );
-        let mut response = inbox.login_page(StatusCode::TOO_MANY_REQUESTS, Some(&message));
-        web::retry_after(&mut response, wait);
-        return response;
-    }
+    let attempt = match s.logins.begin(
+        Some(&format!("clerk:{submitted}")),
+        address,
+        tokio::time::Instant::now(),
+    ) {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            let message = format!(
+                "Zu viele fehlgeschlagene Anmeldeversuche {}. Die Anmeldung ist vorübergehend gesperrt. Bitte versuchen Sie es in {} erneut.",
+                if refused.by_address {
+                    "von diesem Rechner aus"
+                } else {
+                    "für diese Kennung"
+                },
+                wait_in_minutes(refused.wait)
+            );
+            let mut response = inbox.login_page(StatusCode::TOO_MANY_REQUESTS, Some(&message));
+            web::retry_after(&mut response, refused.wait);
+            return response;
+        }
+    };
     let clerk = inbox.clerks.get(&submitted);
     let phc = clerk
         .map(|c| c.phc.clone())
@@ -516,27 +529,23 @@ async fn login(
         _ => false,
     };
     if !(verified && clerk.is_some()) {
-        if inbox.limiter.failed(&keys, Instant::now()) {
-            // The submitted id is logged only if it is a clerk's (it might be a
-            // password typed into the wrong field).
-            tracing::warn!(
-                clerk = clerk.map(|_| submitted.as_str()),
-                address = ?address,
-                "clerk inbox: logins locked for 15 minutes after repeated failures"
-            );
-        } else {
-            tracing::info!(
-                clerk = clerk.map(|_| submitted.as_str()),
-                address = ?address,
-                "clerk inbox: login failed"
-            );
+        // The submitted id is logged only if it is a clerk's (it might be a password
+        // typed into the wrong field).
+        let clerk = clerk.map(|_| submitted.as_str());
+        match attempt.failed() {
+            Some(wait) => tracing::warn!(
+                clerk,
+                wait_secs = wait.as_secs(),
+                "clerk inbox: logins wait after repeated failures"
+            ),
+            None => tracing::info!(clerk, "clerk inbox: login failed"),
         }
         return inbox.login_page(
             StatusCode::UNAUTHORIZED,
             Some("Kennung oder Passwort ist falsch."),
         );
     }
-    inbox.limiter.succeeded(&keys);
+    attempt.succeeded();
     let Ok((token, _)) = inbox.sessions.create(&submitted) else {
         return plain_error();
     };
@@ -927,7 +936,6 @@ mod tests {
             decoy_phc: None,
             secure_cookies,
             sessions: Sessions::default(),
-            limiter: LoginLimiter::default(),
             verify_slots: Semaphore::new(1),
             templates: Handlebars::new(),
         };

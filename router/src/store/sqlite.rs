@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -53,14 +54,26 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (or creates) `kopplung.db` in `data_dir` and brings its schema up to date.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Io(data_dir.to_owned(), e))?;
+        // Private from the start: the directory 0700, the database 0600 before SQLite
+        // opens it (its -wal and -shm files take the database's mode).
+        kopplung_web::files::create_private_dir(data_dir)
+            .map_err(|e| StoreError::Io(data_dir.to_owned(), e))?;
         let lock_path = data_dir.join("kopplung.lock");
-        let lock = File::create(&lock_path).map_err(|e| StoreError::Io(lock_path.clone(), e))?;
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Io(lock_path.clone(), e))?;
         if lock.try_lock().is_err() {
             return Err(StoreError::Locked(data_dir.to_owned()));
         }
+        let database = data_dir.join("kopplung.db");
+        kopplung_web::files::create_private_file(&database)
+            .map_err(|e| StoreError::Io(database.clone(), e))?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(data_dir.join("kopplung.db"))
+            .filename(&database)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)

@@ -20,7 +20,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::Error;
 
-pub use session::{LimitKey, LoginLimiter, SESSION_TTL, Session, Sessions, random_hex};
+pub use session::{SESSION_TTL, Session, Sessions, random_hex};
 
 /// The pages' Content-Security-Policy: only the hub's own stylesheet, no scripts.
 pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -157,16 +157,6 @@ pub async fn stylesheet() -> Response {
         STYLESHEET,
     )
         .into_response()
-}
-
-/// `1 Minute`, `15 Minuten`: how long a locked login waits, rounded up.
-pub fn wait_in_minutes(wait: Duration) -> String {
-    let minutes = wait.as_secs().div_ceil(60).max(1);
-    if minutes == 1 {
-        "1 Minute".to_owned()
-    } else {
-        format!("{minutes} Minuten")
-    }
 }
 
 /// Adds `Retry-After` (whole seconds, at least 1) to a refused login.
@@ -313,13 +303,6 @@ mod tests {
         );
         assert!(secure_cookies("HTTPS://hub.example"));
         assert!(!secure_cookies("http://127.0.0.1:8080"));
-    }
-
-    #[test]
-    fn locked_logins_wait_whole_minutes() {
-        assert_eq!(wait_in_minutes(Duration::from_secs(1)), "1 Minute");
-        assert_eq!(wait_in_minutes(Duration::from_secs(61)), "2 Minuten");
-        assert_eq!(wait_in_minutes(Duration::from_secs(900)), "15 Minuten");
     }
 
     #[test]

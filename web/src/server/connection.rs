@@ -65,6 +65,10 @@ impl Activity {
         self.busy.load(Ordering::SeqCst) == 0
     }
 
+    fn has_served(&self) -> bool {
+        self.served.load(Ordering::SeqCst) > 0
+    }
+
     fn read(&self) {
         if self.busy.load(Ordering::SeqCst) == 0 && self.first_byte.load(Ordering::SeqCst) == 0 {
             self.first_byte.store(self.now_ms() + 1, Ordering::SeqCst);
@@ -280,11 +284,21 @@ impl Registry {
         }
         let mut evicted_other = false;
         if open.connections.len() >= max {
-            let victim = open
+            // Connections that never completed a request go first (silent ones are
+            // what an attacker holds); then kept-alive ones; the oldest of each first.
+            let idle = |entry: &&Entry| entry.activity.is_between_requests();
+            let never_served = open
                 .connections
                 .iter()
-                .find(|(_, entry)| entry.activity.is_between_requests())
-                .map(|(id, _)| *id)
+                .find(|(_, entry)| idle(entry) && !entry.activity.has_served())
+                .map(|(id, _)| *id);
+            let victim = never_served
+                .or_else(|| {
+                    open.connections
+                        .iter()
+                        .find(|(_, entry)| idle(entry))
+                        .map(|(id, _)| *id)
+                })
                 .ok_or(Refusal::Full)?;
             if let Some(entry) = open.remove(victim) {
                 entry.evict.notify_one();
@@ -342,6 +356,24 @@ mod tests {
             registry.len(),
             2,
             "dropping an evicted one frees nothing twice"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_connections_make_room_before_kept_alive_ones() {
+        let registry = Arc::new(Registry::default());
+        let kept_alive = registry.admit(A, true, 2, 10).unwrap();
+        drop(kept_alive.activity.begin_request());
+        let silent = registry.admit(B, true, 2, 10).unwrap();
+        let newcomer = registry.admit(B, true, 2, 10).unwrap();
+        assert!(newcomer.evicted_other);
+        tokio::time::timeout(Duration::from_millis(1), silent.evict.notified())
+            .await
+            .expect("the silent one went, though younger");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1), kept_alive.evict.notified())
+                .await
+                .is_err()
         );
     }
 

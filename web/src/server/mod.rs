@@ -116,6 +116,16 @@ impl Server {
         self
     }
 
+    /// A server for another listener of the same process: the same limits, its own
+    /// counters.
+    pub fn clone_named(&self, name: &'static str) -> Self {
+        Self {
+            stats: Arc::default(),
+            name,
+            ..self.clone()
+        }
+    }
+
     pub fn stats(&self) -> Arc<ServerStats> {
         self.stats.clone()
     }
@@ -176,7 +186,7 @@ impl Server {
                         continue;
                     }
                 },
-                _ = accepting.wait_for(|stop| *stop) => break,
+                () = async { let _ = accepting.wait_for(|stop| *stop).await; } => break,
             };
             while connections.try_join_next().is_some() {}
             let peer = limit_address(remote.ip());
@@ -261,7 +271,10 @@ impl Server {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(self.limits.header_timeout())
+            // hyper starts its head timer right after each answer, which would cut
+            // kept-alive connections at the head deadline: the watchdog is the
+            // authority; hyper's timer only a backstop beyond it.
+            .header_read_timeout(self.limits.header_timeout() + self.limits.idle_timeout())
             .max_buf_size(self.limits.max_head_bytes);
         let connection = builder.serve_connection(
             TokioIo::new(Tracked::new(stream, activity.clone())),
