@@ -1572,6 +1572,36 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             422,
             "bad-receipt-id",
         );
+        // Outside the time window: issued in the future, too old, no time at all.
+        let at = |offset: time::Duration| {
+            (time::OffsetDateTime::now_utc() + offset)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        for (issued_at, kind) in [
+            (at(time::Duration::hours(1)), "issued-in-the-future"),
+            (at(-time::Duration::days(8)), "event-too-old"),
+            ("gestern".to_owned(), "bad-issued-at"),
+        ] {
+            let mut stale = event(&format!("{kind}-{channel}"), &m2, &a2, "in_progress");
+            stale["issued_at"] = json!(issued_at);
+            problem(
+                api.event("dresden-maengel", channel, &sign(&stale)).await,
+                422,
+                kind,
+            );
+        }
+        // A token that is not the procedure's: refused before the body is read.
+        problem(
+            api.post(
+                &format!("/api/v1/procedures/dresden-maengel/{channel}"),
+                Some(&hub.token),
+                Some(("application/pkcs7-mime", late.clone())),
+            )
+            .await,
+            401,
+            "unauthorized",
+        );
         problem(
             api.event("dresden-maengel", channel, b"no signature").await,
             403,
@@ -1854,6 +1884,21 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         tries += 1;
         assert!(tries < 50, "the waiting entry was never free");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A hub whose monitoring needs a token (`[monitoring] token_file`).
+    let guarded = TestHub::start(HubSetup {
+        extra_config: "[monitoring]\ntoken_file = \"admin-token\"\n".into(),
+        ..HubSetup::default()
+    })
+    .await;
+    let api = Api {
+        hub: &guarded,
+        contract: &contract,
+    };
+    for path in ["/metrics", "/readyz"] {
+        problem(api.get(path, None).await, 401, "unauthorized");
+        assert_ne!(api.get(path, Some(ADMIN_TOKEN)).await.status, 401);
     }
 
     contract.assert_all_seen();

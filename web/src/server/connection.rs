@@ -150,6 +150,10 @@ impl<S> Tracked<S> {
     pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
     }
+
+    pub(crate) fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {

@@ -257,7 +257,9 @@ impl Server {
                 request.extensions_mut().insert(ConnectInfo(remote));
                 request.extensions_mut().insert(client);
                 let app = app.clone();
-                async move {
+                // Boxed so that the connection can be polled without shutdown (see
+                // `linger`), which needs an `Unpin` future.
+                Box::pin(async move {
                     let response = app.oneshot(request).await?;
                     Ok::<_, Infallible>(response.map(|body| {
                         Body::new(Guarded {
@@ -265,7 +267,7 @@ impl Server {
                             _guard: guard,
                         })
                     }))
-                }
+                })
             })
         };
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -276,44 +278,70 @@ impl Server {
             // authority; hyper's timer only a backstop beyond it.
             .header_read_timeout(self.limits.header_timeout() + self.limits.idle_timeout())
             .max_buf_size(self.limits.max_head_bytes);
-        let connection = builder.serve_connection(
+        let mut connection = builder.serve_connection(
             TokioIo::new(Tracked::new(stream, activity.clone())),
             service,
         );
-        tokio::pin!(connection);
-        let cut = tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(server = self.name, error = %e, "connection ended with an error");
+        let ended = tokio::select! {
+            result = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)) => Some(result),
+            cut = activity.watchdog(&self.limits) => {
+                match cut {
+                    Cut::Header => {
+                        self.stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(server = self.name, "closed: no complete request head in time");
+                    }
+                    Cut::Idle => {
+                        self.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-                return;
+                None
             }
-            cut = activity.watchdog(&self.limits) => Some(cut),
             _ = admitted.evict.notified() => None,
             () = async { let _ = stopped.wait_for(|stop| *stop).await; } => {
-                connection.as_mut().graceful_shutdown();
+                Pin::new(&mut connection).graceful_shutdown();
                 tokio::select! {
-                    _ = connection.as_mut() => {}
+                    result = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)) => Some(result),
                     // A connection that never completes its request is not waited for.
-                    _ = activity.watchdog(&self.limits) => {}
+                    _ = activity.watchdog(&self.limits) => None,
                 }
-                return;
             }
         };
-        match cut {
-            Some(Cut::Header) => {
-                self.stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(
-                    server = self.name,
-                    "closed: no complete request head in time"
-                );
+        match ended {
+            Some(Ok(())) => {
+                let stream = connection.into_parts().io.into_inner().into_inner();
+                linger(stream).await;
             }
-            Some(Cut::Idle) => {
-                self.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+            Some(Err(e)) => {
+                tracing::debug!(server = self.name, error = %e, "connection ended with an error");
             }
+            // Cut by a deadline or for a newcomer: dropping closes the socket.
             None => {}
         }
-        // Dropping the connection closes the socket.
+    }
+}
+
+/// How long, and how much, a closing connection still reads what the client sends.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// Closes a connection after its last answer the way browsers and HTTP clients need it
+/// ("lingering close"): our side's FIN first, then whatever the client still sends (a
+/// request body we refused without reading) is read and dropped for a moment. Closing
+/// at once with unread bytes would make the kernel reset the connection, and a reset
+/// can reach the client before it has read our answer.
+async fn linger(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let mut buffer = [0u8; 8192];
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => drained += n,
+        }
     }
 }
 
