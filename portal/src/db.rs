@@ -8,7 +8,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::Error;
 
+/// Opens (and creates, mode `0600`) the store at `path`. SQLite gives its `-wal` and
+/// `-shm` files the database file's mode, so they are private too.
 pub async fn open(path: &Path) -> Result<SqlitePool, Error> {
+    kopplung_web::files::create_private_file(path)?;
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
