@@ -369,6 +369,8 @@ pub struct Citizen {
     pub base: String,
     pub cookies: BTreeMap<String, String>,
     pub mailbox: Mailbox,
+    /// Sent as `X-Forwarded-For` (the portal believes it only from trusted proxies).
+    pub forwarded_for: Option<String>,
 }
 
 pub struct Page {
@@ -408,6 +410,7 @@ impl Citizen {
             base: cycle.portal_url.clone(),
             cookies: BTreeMap::new(),
             mailbox: cycle.mailbox(),
+            forwarded_for: None,
         }
     }
 
@@ -433,6 +436,10 @@ impl Citizen {
     pub async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
         let request = match self.cookie_header() {
             Some(cookie) => request.header("cookie", cookie),
+            None => request,
+        };
+        let request = match &self.forwarded_for {
+            Some(address) => request.header("x-forwarded-for", address),
             None => request,
         };
         let response = request.send().await.expect("request");
