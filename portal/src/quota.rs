@@ -144,9 +144,13 @@ impl Quotas {
         }
         Err(Failure::without_account(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Sie haben ohne Anmeldung bereits {limit} Anträge begonnen, die noch nicht abgeschickt sind. Bitte schicken Sie zuerst einen davon ab, oder melden Sie sich mit Ihrem Servicekonto an, um weitere Anträge zu beginnen."
-            ),
+            if limit == 1 {
+                "Sie haben ohne Anmeldung bereits einen Antrag begonnen, der noch nicht abgeschickt ist. Bitte schicken Sie zuerst diesen ab, oder melden Sie sich mit Ihrem Servicekonto an, um weitere Anträge zu beginnen.".to_owned()
+            } else {
+                format!(
+                    "Sie haben ohne Anmeldung bereits {limit} Anträge begonnen, die noch nicht abgeschickt sind. Bitte schicken Sie zuerst einen davon ab, oder melden Sie sich mit Ihrem Servicekonto an, um weitere Anträge zu beginnen."
+                )
+            },
         ))
     }
 
@@ -163,8 +167,11 @@ impl Quotas {
             return Err(Failure::without_account(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
                 format!(
-                    "Ohne Anmeldung können Sie höchstens {} Dateien hochladen. Bitte entfernen Sie eine Datei, die Sie nicht brauchen, oder melden Sie sich mit Ihrem Servicekonto an.",
-                    s.anonymous_uploads_per_session
+                    "Ohne Anmeldung können Sie höchstens {} hochladen. Bitte entfernen Sie eine Datei, die Sie nicht brauchen, oder melden Sie sich mit Ihrem Servicekonto an.",
+                    match s.anonymous_uploads_per_session {
+                        1 => "eine Datei".to_owned(),
+                        n => format!("{n} Dateien"),
+                    }
                 ),
             ));
         }

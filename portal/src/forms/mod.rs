@@ -83,7 +83,7 @@ pub async fn start(
                 return Err(Failure::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!(
-                        "Sie haben bereits {limit} Entwürfe in Ihrer Temp. Ablage. Bitte schicken Sie einen davon ab oder löschen Sie ihn, bevor Sie einen neuen Antrag beginnen."
+                        "Ihre Temp. Ablage ist voll: Sie haben bereits {limit} nicht abgeschickte Anträge. Bitte schicken Sie einen davon ab oder löschen Sie ihn, bevor Sie einen neuen Antrag beginnen."
                     ),
                 ));
             }
