@@ -445,6 +445,18 @@ async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails
         cycle.sql("SELECT COUNT(*) FROM registrations WHERE email = 'neu1@example.org'"),
         "0"
     );
+    // Registrations of one address are limited (each sends a mail): the fourth within
+    // the hour waits, whether or not the address has an account.
+    let refused = Citizen::new(&cycle)
+        .register_only("bestand@example.org", other_password)
+        .await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("Zu viele Registrierungen in kurzer Zeit")
+    );
+    assert!(refused.headers.contains_key("retry-after"));
     let log = cycle.log();
     assert!(log.contains("mail sent"), "{log}");
     assert!(

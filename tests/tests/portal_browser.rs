@@ -53,7 +53,11 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
             .arg(&script_cycle)
             .arg(&out_for_run)
             .env("CHROMIUM", CHROMIUM)
-            .envs(std::env::var("SCREENSHOTS").ok().map(|v| ("SCREENSHOTS", v)))
+            .envs(
+                std::env::var("SCREENSHOTS")
+                    .ok()
+                    .map(|v| ("SCREENSHOTS", v)),
+            )
             .output()
             .expect("node")
     })
