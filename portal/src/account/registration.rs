@@ -39,7 +39,7 @@ fn valid_email(text: &str) -> bool {
     text.len() <= 254 && text.parse::<lettre::Address>().is_ok()
 }
 
-fn confirm_mail(state: &Shared, to: &str, token: &str) -> Outgoing {
+fn confirm_mail(state: &Shared, to: &str, code: &ConfirmationCode) -> Outgoing {
     let base = &state.config.public_url;
     let hours = state.config.settings.accounts.confirm_link_hours;
     Outgoing {
@@ -50,11 +50,12 @@ fn confirm_mail(state: &Shared, to: &str, token: &str) -> Outgoing {
              für diese E-Mail-Adresse wurde im Serviceportal ein Servicekonto angelegt. \
              Bitte bestätigen Sie Ihre E-Mail-Adresse: Öffnen Sie diesen Link und klicken \
              Sie dort auf „E-Mail-Adresse bestätigen“.\n\n\
-             {base}/konto/bestaetigen?code={token}\n\n\
+             {base}/konto/bestaetigen?code={code}\n\n\
              Der Link gilt {hours} Stunden. Danach können Sie sich noch einmal registrieren.\n\n\
              Wenn Sie sich nicht registriert haben, brauchen Sie nichts zu tun: Ohne \
              Bestätigung wird kein Servicekonto eingerichtet.\n\n\
-             Mit freundlichen Grüßen\nIhr Serviceportal\n"
+             Mit freundlichen Grüßen\nIhr Serviceportal\n",
+            code = code.as_str()
         ),
     }
 }
@@ -127,7 +128,7 @@ pub async fn register(
         })?;
     let _ = attempt.failed();
     let hash = password::hash(password.to_owned()).await?;
-    let token = random_hex(32)?;
+    let code = ConfirmationCode::new()?;
     let now = db::now();
     let mut tx = state.db.begin().await?;
     let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM accounts WHERE email = ?")
@@ -145,13 +146,13 @@ pub async fn register(
     )
     .bind(&email)
     .bind(&hash)
-    .bind(exists.is_none().then(|| token_id(&token)))
+    .bind(exists.is_none().then(|| code.stored()))
     .bind(now)
     .bind(now + state.config.settings.accounts.confirm_seconds())
     .execute(&mut *tx)
     .await?;
     let mail = match exists {
-        None => confirm_mail(&state, &email, &token),
+        None => confirm_mail(&state, &email, &code),
         Some(_) => existing_mail(&state, &email),
     };
     mail::enqueue(&mut *tx, &mail).await?;
@@ -186,8 +187,28 @@ fn invalid_link() -> Failure {
     )
 }
 
-fn plausible_code(code: &str) -> bool {
-    code.len() == 64 && code.bytes().all(|b| b.is_ascii_hexdigit())
+/// The secret of a confirmation link: 256 random bits, hex. Only its SHA-256 is stored.
+struct ConfirmationCode(String);
+
+impl ConfirmationCode {
+    fn new() -> Result<Self, crate::Error> {
+        Ok(Self(random_hex(32)?))
+    }
+
+    /// A code as a link or form brings it, if it can be one.
+    fn parse(text: &str) -> Option<Self> {
+        (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self(text.to_ascii_lowercase()))
+    }
+
+    /// What the store keeps of it.
+    fn stored(&self) -> String {
+        token_id(&self.0)
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// `GET /konto/bestaetigen?code=`: the page the link opens; it confirms nothing itself.
@@ -196,13 +217,12 @@ pub async fn confirm_page(
     Extension(visitor): Extension<Visitor>,
     Query(query): Query<CodeQuery>,
 ) -> Page {
-    let code = query.code.unwrap_or_default();
-    if !plausible_code(&code) {
+    let Some(code) = ConfirmationCode::parse(query.code.as_deref().unwrap_or_default()) else {
         return Err(invalid_link());
-    }
+    };
     let waiting: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM registrations WHERE token_hash = ? AND expires_at > ?")
-            .bind(token_id(&code))
+            .bind(code.stored())
             .bind(db::now())
             .fetch_optional(&state.db)
             .await?;
@@ -214,7 +234,7 @@ pub async fn confirm_page(
         StatusCode::OK,
         "confirm",
         "E-Mail-Adresse bestätigen",
-        &json!({ "csrf": visitor.csrf, "code": code }),
+        &json!({ "csrf": visitor.csrf, "code": code.as_str() }),
     ))
 }
 
@@ -225,15 +245,14 @@ pub async fn confirm(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Page {
     check_csrf(&visitor, &pairs)?;
-    let code = form_value(&pairs, "code").unwrap_or_default();
-    if !plausible_code(code) {
+    let Some(code) = ConfirmationCode::parse(form_value(&pairs, "code").unwrap_or_default()) else {
         return Err(invalid_link());
-    }
+    };
     let mut tx = state.db.begin().await?;
     let Some(row) = sqlx::query(
         "SELECT email, password_hash FROM registrations WHERE token_hash = ? AND expires_at > ?",
     )
-    .bind(token_id(code))
+    .bind(code.stored())
     .bind(db::now())
     .fetch_optional(&mut *tx)
     .await?
