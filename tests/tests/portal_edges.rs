@@ -179,6 +179,42 @@ async fn silent_slow_header_and_slow_body_clients_are_cut_while_a_normal_client_
     );
     assert!(answer.contains("content-security-policy"), "{answer}");
 
+    // Form posts are small: 20 parallel 31 MB bodies are refused after 64 KiB each, with
+    // a German page, and hardly move the portal's memory.
+    let before = cycle.portal_rss_kib();
+    let body = bytes::Bytes::from(vec![b'a'; 31 * 1024 * 1024]);
+    let mut posts = Vec::new();
+    for _ in 0..20 {
+        let (url, body) = (cycle.url("/konto/anmelden"), body.clone());
+        posts.push(tokio::spawn(async move {
+            let answer = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await;
+            // The portal may close before the whole body is sent: no answer to read.
+            match answer {
+                Ok(answer) => Some((
+                    answer.status().as_u16(),
+                    answer.text().await.unwrap_or_default(),
+                )),
+                Err(_) => None,
+            }
+        }));
+    }
+    let mut answered = 0;
+    for post in posts {
+        if let Some((status, page)) = post.await.unwrap() {
+            answered += 1;
+            assert_eq!(status, 413, "{page}");
+            assert!(page.contains("zu umfangreich"), "{page}");
+        }
+    }
+    let grown = cycle.portal_rss_kib().saturating_sub(before);
+    println!("20 × 31 MB form posts: {answered} answered 413, RSS grew by {grown} KiB");
+    assert!(grown < 40 * 1024, "the portal's memory grew by {grown} KiB");
+
     // A kept-alive connection that idles is closed after idle_timeout_secs.
     let mut kept = TcpStream::connect(&addr).await.expect("connect");
     kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: portal\r\n\r\n")
@@ -239,6 +275,18 @@ async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
 
     // Uploads of the session: bytes (413), then files (429).
     let csrf = anna.get(&format!("/entwurf/{first}/anlagen")).await.csrf();
+    // Larger than the service allows, declared: refused before a byte is read.
+    let oversized = anna
+        .upload(
+            &first,
+            &csrf,
+            "gross.jpg",
+            "image/jpeg",
+            jpeg(6 * 1024 * 1024),
+        )
+        .await;
+    assert_eq!(oversized.status, 413, "{}", oversized.body);
+    assert!(oversized.body.contains("Die Datei ist zu groß"));
     let stored = anna
         .upload(&first, &csrf, "a.jpg", "image/jpeg", jpeg(200_000))
         .await;

@@ -332,6 +332,17 @@ impl Cycle {
         format!("{}{path}", self.portal_url)
     }
 
+    /// The portal's resident memory in KiB (`VmRSS` of its process).
+    pub fn portal_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self._portal.0.id()))
+            .expect("the portal's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.portal_dir.path().join("portal.log")).unwrap_or_default()
     }
