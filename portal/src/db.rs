@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::Error;
 
@@ -23,6 +23,15 @@ pub async fn open(path: &Path) -> Result<SqlitePool, Error> {
         .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     Ok(pool)
+}
+
+/// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`). One that reads
+/// before it writes would otherwise fail at once with `SQLITE_BUSY` — without waiting —
+/// when another connection wrote in between.
+pub async fn write_transaction(
+    pool: &SqlitePool,
+) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
 }
 
 /// Seconds since the epoch, as stored.

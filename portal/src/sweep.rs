@@ -1,9 +1,10 @@
 //! The retention sweep: every `[quotas] sweep_interval_secs`, expired sessions, expired
-//! registrations, and anonymous drafts (with their files, and the portal's copy of
+//! registrations, anonymous drafts (with their files, and the portal's copy of
 //! anonymous applications) whose session has ended or that were last changed
-//! `anonymous_expire_secs` ago are deleted. Nothing stays only because nobody comes
-//! back for it.
+//! `anonymous_expire_secs` ago, and dropped mails older than `[mail] expire_hours` are
+//! deleted. Nothing stays only because nobody comes back for it.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::{Shared, db};
@@ -13,6 +14,7 @@ pub struct Swept {
     pub sessions: u64,
     pub anonymous_drafts: u64,
     pub registrations: u64,
+    pub dropped_mails: u64,
 }
 
 /// Runs the sweep now and then, until the portal stops.
@@ -25,6 +27,7 @@ pub async fn run(state: Shared) {
                     sessions = swept.sessions,
                     anonymous_drafts = swept.anonymous_drafts,
                     registrations = swept.registrations,
+                    dropped_mails = swept.dropped_mails,
                     "retention sweep"
                 );
             }
@@ -59,9 +62,39 @@ pub async fn sweep(state: &Shared) -> Result<Swept, sqlx::Error> {
         .execute(&state.db)
         .await?
         .rows_affected();
+    let dropped_mails = match state.mailer.drop_dir() {
+        Some(dir) => {
+            let (dir, expire) = (dir.to_owned(), state.mailer.expire());
+            tokio::task::spawn_blocking(move || remove_older(&dir, expire))
+                .await
+                .unwrap_or(0)
+        }
+        None => 0,
+    };
     Ok(Swept {
         sessions,
         anonymous_drafts,
         registrations,
+        dropped_mails,
     })
+}
+
+/// Removes the files in `dir` last changed more than `age` ago; how many.
+fn remove_older(dir: &Path, age: Duration) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if old && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }

@@ -130,7 +130,7 @@ pub async fn register(
     let hash = password::hash(password.to_owned()).await?;
     let code = ConfirmationCode::new()?;
     let now = db::now();
-    let mut tx = state.db.begin().await?;
+    let mut tx = db::write_transaction(&state.db).await?;
     let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM accounts WHERE email = ?")
         .bind(&email)
         .fetch_optional(&mut *tx)
@@ -248,7 +248,7 @@ pub async fn confirm(
     let Some(code) = ConfirmationCode::parse(form_value(&pairs, "code").unwrap_or_default()) else {
         return Err(invalid_link());
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = db::write_transaction(&state.db).await?;
     let Some(row) = sqlx::query(
         "SELECT email, password_hash FROM registrations WHERE token_hash = ? AND expires_at > ?",
     )

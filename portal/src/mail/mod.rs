@@ -103,6 +103,19 @@ impl Mailer {
         })
     }
 
+    /// The drop's folder, with `transport = "drop"`.
+    pub fn drop_dir(&self) -> Option<&Path> {
+        match &self.transport {
+            Transport::Drop(dir) => Some(dir),
+            Transport::Smtp(_) => None,
+        }
+    }
+
+    /// How long a mail is kept at most: in the outbox, and in the drop.
+    pub fn expire(&self) -> Duration {
+        Duration::from_secs(self.settings.expire_hours.saturating_mul(3600))
+    }
+
     /// The development viewer's folder, when it is on.
     pub fn viewer_dir(&self) -> Option<&Path> {
         match &self.transport {
