@@ -3,12 +3,15 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::Error;
 
+/// Opens (and creates, mode `0600`) the store at `path`. SQLite gives its `-wal` and
+/// `-shm` files the database file's mode, so they are private too.
 pub async fn open(path: &Path) -> Result<SqlitePool, Error> {
+    kopplung_web::files::create_private_file(path)?;
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -20,6 +23,15 @@ pub async fn open(path: &Path) -> Result<SqlitePool, Error> {
         .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     Ok(pool)
+}
+
+/// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`). One that reads
+/// before it writes would otherwise fail at once with `SQLITE_BUSY` — without waiting —
+/// when another connection wrote in between.
+pub async fn write_transaction(
+    pool: &SqlitePool,
+) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
 }
 
 /// Seconds since the epoch, as stored.

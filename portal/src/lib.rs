@@ -11,77 +11,26 @@
 mod account;
 mod applications;
 mod catalog;
+pub mod config;
 mod db;
 mod forms;
+mod mail;
 mod payment;
+mod quota;
 pub mod router_client;
+mod sweep;
 mod web;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use kopplung_web::{LoginLimiter, LoginPolicy, Server};
 
-/// How the portal is run.
-#[derive(Debug, Clone)]
-pub struct PortalConfig {
-    /// Where the portal listens, e.g. `127.0.0.1:8081`.
-    pub listen: SocketAddr,
-    /// Base URL of the router's public API, e.g. `http://127.0.0.1:8080`.
-    pub router_url: String,
-    /// The portal's bearer token as an intake client of the router.
-    pub router_token: String,
-    /// Folder of the portal's SQLite database (`portal.sqlite`).
-    pub data_dir: PathBuf,
-    /// The `dist` folder of the npm package `@kern-ux/native` (KERN UX stylesheets and
-    /// fonts), installed by `npm ci --prefix portal`.
-    pub kern_dir: PathBuf,
-    /// The address citizens use, e.g. `http://127.0.0.1:8081`; with `https://`, cookies
-    /// are `Secure` and HSTS is sent.
-    pub public_url: String,
-    /// Base URL of the payment provider (XBezahldienste). `None`: the portal's own
-    /// simulated provider under `{public_url}/xbezahldienste`, still called over HTTP.
-    pub payment_url: Option<String>,
-}
-
-impl PortalConfig {
-    /// The defaults of the demo: listen on `listen`, the router at `router_url`, the KERN
-    /// assets in `portal/node_modules` below the working directory.
-    pub fn demo(
-        listen: SocketAddr,
-        router_url: String,
-        router_token: String,
-        data_dir: PathBuf,
-    ) -> Self {
-        Self {
-            listen,
-            router_url,
-            router_token,
-            data_dir,
-            kern_dir: PathBuf::from(DEFAULT_KERN_DIR),
-            public_url: format!("http://{listen}"),
-            payment_url: None,
-        }
-    }
-}
-
-impl PortalConfig {
-    /// Fails clearly when the KERN UX assets are not installed.
-    pub fn check_assets(&self) -> Result<(), Error> {
-        if self.kern_dir.join("kern.min.css").is_file() {
-            Ok(())
-        } else {
-            Err(Error::KernMissing(self.kern_dir.clone()))
-        }
-    }
-}
-
-/// Where `npm ci --prefix portal` puts the KERN UX assets, relative to the workspace.
-pub const DEFAULT_KERN_DIR: &str = "portal/node_modules/@kern-ux/native/dist";
+pub use config::{DEFAULT_KERN_DIR, PortalConfig, Settings};
 
 /// The portal's one error type.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +39,15 @@ pub enum Error {
         "the KERN UX assets are missing: {0} has no kern.min.css; run `npm ci --prefix portal` (the portal would be unstyled)"
     )]
     KernMissing(PathBuf),
+    #[error("{}: {}", file.display(), problems.join("\n  "))]
+    Config {
+        file: PathBuf,
+        problems: Vec<String>,
+    },
+    #[error("{0}")]
+    Settings(#[from] kopplung_web::Error),
+    #[error("--public-url {0}: not an absolute http(s) URL")]
+    PublicUrl(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration: {0}")]
@@ -100,6 +58,8 @@ pub enum Error {
     Router(String),
     #[error("the payment provider: {0}")]
     Payment(String),
+    #[error("mail: {0}")]
+    Mail(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("random numbers: {0}")]
@@ -111,10 +71,17 @@ pub enum Error {
 /// What the handlers share.
 pub(crate) struct AppState {
     pub config: PortalConfig,
+    /// `public_url`, parsed: the origin redirect targets must stay on.
+    pub base_url: url::Url,
     pub db: sqlx::SqlitePool,
     pub router: router_client::RouterClient,
     pub templates: web::Templates,
-    pub limiter: account::LoginLimiter,
+    /// Sign-in: attempts in flight count, growing waits per account, a cap per address.
+    pub limiter: LoginLimiter,
+    /// Registrations, counted per e-mail address and per client address.
+    pub registrations: LoginLimiter,
+    pub quotas: quota::Quotas,
+    pub mailer: mail::Mailer,
     pub payments: payment::PaymentClient,
     pub provider: payment::provider::Provider,
     pub secure: bool,
@@ -122,42 +89,101 @@ pub(crate) struct AppState {
 
 pub(crate) type Shared = Arc<AppState>;
 
+/// The secret the portal and its payment provider share: from `[payment] secret_file`,
+/// else — for the simulated provider only — a random one for this process.
+fn payment_secret(config: &PortalConfig) -> Result<String, Error> {
+    match (&config.settings.payment.secret_file, &config.payment_url) {
+        (Some(file), _) => {
+            let secret = std::fs::read_to_string(file).map_err(|e| {
+                Error::Payment(format!("[payment] secret_file {}: {e}", file.display()))
+            })?;
+            let secret = secret.trim().to_owned();
+            if secret.len() < 16 {
+                return Err(Error::Payment(format!(
+                    "[payment] secret_file {}: the secret must have at least 16 characters",
+                    file.display()
+                )));
+            }
+            Ok(secret)
+        }
+        (None, Some(_)) => Err(Error::Payment(
+            "an external payment provider (--payment-url) needs [payment] secret_file".into(),
+        )),
+        (None, None) => Ok(web::session::random_hex(32)?),
+    }
+}
+
 /// Runs the portal until `shutdown` completes.
 pub async fn run(
     config: PortalConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     config.check_assets()?;
-    std::fs::create_dir_all(&config.data_dir)?;
+    let settings = &config.settings;
+    let clients = settings.limits.clients()?;
+    let server_limits = settings.limits.server();
+    let base_url = url::Url::parse(&config.public_url)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
+        .ok_or_else(|| Error::PublicUrl(config.public_url.clone()))?;
+    // Private from the start: the directory 0700, the store 0600 (`db::open`).
+    kopplung_web::files::create_private_dir(&config.data_dir)?;
+    for wide in kopplung_web::files::wider_than_private(&config.data_dir, |_| false)? {
+        tracing::warn!("{wide}");
+    }
     let db = db::open(&config.data_dir.join("portal.sqlite")).await?;
     let templates = web::Templates::load()?;
+    let secret = payment_secret(&config)?;
     let payment_url = config
         .payment_url
         .clone()
         .unwrap_or_else(|| format!("{}/xbezahldienste", config.public_url));
+    let accounts = &settings.accounts;
+    let hour = std::time::Duration::from_secs(3600);
+    let registrations = LoginLimiter::new(LoginPolicy {
+        account_failures: accounts.registrations_per_email,
+        first_lockout: hour,
+        max_lockout: hour,
+        window: hour,
+        address_failures: accounts.registrations_per_address,
+    });
     let state = Arc::new(AppState {
         router: router_client::RouterClient::new(&config.router_url, &config.router_token)?,
-        payments: payment::PaymentClient::new(&payment_url)?,
-        provider: payment::provider::Provider::default(),
-        limiter: account::LoginLimiter::default(),
-        secure: config.public_url.starts_with("https://"),
+        payments: payment::PaymentClient::new(&payment_url, &secret)?,
+        provider: payment::provider::Provider::new(secret),
+        limiter: LoginLimiter::default(),
+        registrations,
+        quotas: quota::Quotas::new(settings.quotas.clone()),
+        mailer: mail::Mailer::new(
+            &settings.mail,
+            &config.data_dir,
+            base_url.host_str().unwrap_or("localhost"),
+        )?,
+        secure: base_url.scheme() == "https",
+        base_url,
         templates,
         db,
         config,
     });
+    let background = [
+        tokio::spawn(mail::run(state.clone())),
+        tokio::spawn(sweep::run(state.clone())),
+    ];
     let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
     tracing::info!(listen = %state.config.listen, "portal listening");
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
-    Ok(())
+    let server = Server::new("portal", server_limits, clients).on_body_timeout({
+        let state = state.clone();
+        move |limit| web::body_timeout_page(&state, limit)
+    });
+    let served = server.serve(listener, app(state.clone()), shutdown).await;
+    for task in background {
+        task.abort();
+    }
+    Ok(served?)
 }
 
 fn app(state: Shared) -> Router {
-    Router::new()
+    let mut app = Router::new()
         // Catalogues and the finder.
         .route("/", get(catalog::start))
         .route("/leistungen", get(catalog::services))
@@ -171,9 +197,12 @@ fn app(state: Shared) -> Router {
             "/entwurf/{id}/schritt/{step}",
             get(forms::step_page).post(forms::step_save),
         )
+        // Uploads are read through the service's own limit (see `forms::attachments`).
         .route(
             "/entwurf/{id}/anlagen",
-            get(forms::attachments_page).post(forms::attachments_upload),
+            get(forms::attachments_page)
+                .post(forms::attachments_upload)
+                .layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/entwurf/{id}/anlagen/{attachment}/entfernen",
@@ -197,7 +226,15 @@ fn app(state: Shared) -> Router {
         // The Servicekonto.
         .route(
             "/konto/registrieren",
-            get(account::register_page).post(account::register),
+            get(account::registration::register_page).post(account::registration::register),
+        )
+        .route(
+            "/konto/registrieren/gesendet",
+            get(account::registration::sent),
+        )
+        .route(
+            "/konto/bestaetigen",
+            get(account::registration::confirm_page).post(account::registration::confirm),
         )
         .route(
             "/konto/anmelden",
@@ -216,14 +253,23 @@ fn app(state: Shared) -> Router {
         .route("/konto/entwuerfe", get(forms::drafts))
         .route("/konto/antraege", get(applications::list))
         .route("/konto/postfach", get(applications::mailbox))
-        // The simulated payment provider (a separate party reached over HTTP).
-        .nest("/xbezahldienste", payment::provider::routes())
         // Assets: KERN UX from npm, the portal's own stylesheet and script.
         .route("/assets/kern/{*path}", get(web::kern_asset))
         .route("/assets/portal.css", get(web::portal_css))
         .route("/assets/portal.js", get(web::portal_js))
-        .route("/healthz", get(|| async { "ok" }))
-        .fallback(web::not_found)
+        .route("/healthz", get(|| async { "ok" }));
+    // The simulated payment provider (a separate party reached over HTTP), unless an
+    // external one is configured.
+    if state.config.payment_url.is_none() {
+        app = app.nest("/xbezahldienste", payment::provider::routes());
+    }
+    // The development mail viewer, only with the mail drop.
+    if state.mailer.viewer_dir().is_some() {
+        app = app
+            .route("/entwicklung/post", get(mail::viewer::list))
+            .route("/entwicklung/post/{name}", get(mail::viewer::show));
+    }
+    app.fallback(web::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             web::session::middleware,
@@ -232,7 +278,9 @@ fn app(state: Shared) -> Router {
             state.clone(),
             web::security_headers,
         ))
-        // Uploads are checked per file against the service's limit; this is the cap.
-        .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+        // Form posts are small; only the upload route reads more (its own limit).
+        .layer(DefaultBodyLimit::max(
+            state.config.settings.limits.max_form_bytes,
+        ))
         .with_state(state)
 }

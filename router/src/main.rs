@@ -63,6 +63,9 @@ enum Command {
         /// Do not start the citizens' portal.
         #[arg(long)]
         no_portal: bool,
+        /// The portal's configuration (limits, quotas, accounts, mail, payment).
+        #[arg(long, default_value = "config/portal.toml")]
+        portal_config: PathBuf,
     },
     /// Run reference specialist procedures: consume their queues, verify each message
     /// as docs/vendors.md describes, and answer with signed receipts.
@@ -87,6 +90,9 @@ enum Command {
     },
     /// Run the citizens' portal (a client of a running hub's public API).
     Portal {
+        /// The portal's configuration (limits, quotas, accounts, mail, payment).
+        #[arg(long, default_value = "config/portal.toml")]
+        config: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: SocketAddr,
         /// The hub's base URL.
@@ -248,17 +254,19 @@ fn main() -> anyhow::Result<()> {
                 no_procedures,
                 portal_listen,
                 no_portal,
+                portal_config,
             } => {
                 demo(
                     &config,
                     &data_dir,
                     listen,
                     !no_procedures,
-                    (!no_portal).then_some(portal_listen),
+                    (!no_portal).then_some((portal_listen, portal_config)),
                 )
                 .await
             }
             Command::Portal {
+                config,
                 listen,
                 hub,
                 token_file,
@@ -267,6 +275,7 @@ fn main() -> anyhow::Result<()> {
                 public_url,
                 payment_url,
             } => {
+                let settings = kopplung_portal::Settings::load(&config)?;
                 let token = std::fs::read_to_string(&token_file)
                     .with_context(|| format!("reading {}", token_file.display()))?;
                 let mut portal = kopplung_portal::PortalConfig::demo(
@@ -274,6 +283,7 @@ fn main() -> anyhow::Result<()> {
                     hub,
                     token.trim().to_owned(),
                     data_dir,
+                    settings,
                 );
                 portal.kern_dir = kern_dir;
                 if let Some(url) = public_url {
@@ -714,7 +724,7 @@ async fn demo(
     data_dir: &Path,
     listen: Option<SocketAddr>,
     with_procedures: bool,
-    portal_listen: Option<SocketAddr>,
+    portal: Option<(SocketAddr, PathBuf)>,
 ) -> anyhow::Result<()> {
     let config = load_config(config, data_dir)?;
     kopplung_web::files::create_private_dir(data_dir)
@@ -789,8 +799,9 @@ async fn demo(
         );
     }
     // The citizens' portal: a client of the hub's API with its own token.
-    let portal = match portal_listen {
-        Some(portal_listen) => {
+    let portal = match portal {
+        Some((portal_listen, portal_config)) => {
+            let settings = kopplung_portal::Settings::load(&portal_config)?;
             let client = loaded
                 .config
                 .file
@@ -810,10 +821,18 @@ async fn demo(
                 format!("http://{listen}"),
                 token.trim().to_owned(),
                 data_dir.join("portal"),
+                settings,
             );
             portal.check_assets()?;
+            let mail = if portal.settings.mail.viewer {
+                format!(
+                    "\n  Its mails are not sent: read them at http://{portal_listen}/entwicklung/post (development mail viewer)"
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "Citizens' portal: http://{portal_listen}/ (register an account, find a service, apply, pay, see the decision in the mailbox)\n"
+                "Citizens' portal: http://{portal_listen}/ (register an account, find a service, apply, pay, see the decision in the mailbox){mail}\n"
             );
             Some(portal)
         }

@@ -24,7 +24,9 @@ BUILD_PACKAGES=(build-essential pkg-config libssl-dev openssl libxml2-dev libcla
 # Packages the tests use besides: the services and the vendor-side tools (xmllint, and a
 # Python virtualenv for jwcrypto, which the tests create).
 # chromium: the portal's browser tests (driven by playwright-core, never a downloaded browser).
-TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv chromium)
+# python3-aiosmtpd: the real SMTP server the portal's mail tests send to (run with
+# /usr/bin/python3, not a pyenv python3 on the PATH).
+TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv chromium python3-aiosmtpd)
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -1,5 +1,6 @@
 // The citizens' whole cycle in a real browser (Debian's chromium, driven by
-// playwright-core), with axe-core on every page type: find a service, find the
+// playwright-core), with axe-core on every page type: find a service, register and
+// confirm the address through the development mail viewer, find the
 // authority for a municipality, fill in a form with an error and correct it, upload an
 // attachment, pay the fee, submit, see the receipt and, once the reference procedure
 // has answered, the decision in the mailbox.
@@ -56,6 +57,11 @@ async function axe(page, pageType) {
     throw new Error(`axe-core on ${pageType} (${page.url()}):\n  ${details}`);
   }
   ok(`axe-core ${pageType}: no serious or critical violation (${result.violations.length} minor)`);
+}
+
+/** A screenshot into the output folder when SCREENSHOTS is set (for a look at pages). */
+async function shot(page, name) {
+  if (process.env.SCREENSHOTS) await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
 }
 
 async function expectText(page, selector, text) {
@@ -116,10 +122,47 @@ try {
   await page.fill('#password', password);
   await page.fill('#password2', password);
   await page.click('button:has-text("Servicekonto anlegen")');
-  await page.waitForURL(/\/konto$/);
+  await page.waitForURL(/\/konto\/registrieren\/gesendet$/);
+  await expectText(page, 'main', 'Bitte bestätigen Sie Ihre E-Mail-Adresse');
+  await shot(page, 'registration-sent');
+  await axe(page, 'registration sent');
+  ok('registered: the confirmation mail is on its way');
+
+  step('read the confirmation mail in the development mail viewer');
+  await page.click('#entwicklungs-postfach');
+  await page.waitForURL(/\/entwicklung\/post$/);
+  await expectText(page, '#nur-entwicklung', 'Nur für Entwicklung');
+  let found = false;
+  for (let i = 0; i < 50 && !found; i++) {
+    found = (await page.locator(`#post tr:has-text("${email}") a`).count()) > 0;
+    if (!found) {
+      await page.waitForTimeout(200);
+      await page.reload();
+    }
+  }
+  check(found, `a mail to ${email} in the development mail viewer`);
+  await shot(page, 'mail-viewer');
+  await axe(page, 'development mail viewer');
+  await page.click(`#post tr:has-text("${email}") a`);
+  await page.waitForURL(/\/entwicklung\/post\/[^/]+\.eml$/);
+  await expectText(page, '#nachricht', 'bestätigen Sie Ihre E-Mail-Adresse');
+  check(!(await page.innerText('#nachricht')).includes(password), 'no password in the mail');
+  await shot(page, 'mail');
+  await axe(page, 'development mail');
+  ok('the confirmation mail, with its link');
+
+  step('confirm the address');
+  await page.click('#nachricht a[href*="/konto/bestaetigen?code="]');
+  await page.waitForURL(/\/konto\/bestaetigen\?code=/);
+  await shot(page, 'confirm');
+  await axe(page, 'address confirmation');
+  await page.click('main button:has-text("E-Mail-Adresse bestätigen")');
+  await page.waitForURL(/\/konto\?bestaetigt$/);
+  await expectText(page, '#bestaetigt', 'Ihre E-Mail-Adresse ist bestätigt');
   await expectText(page, '#vertrauensniveau', 'basis');
+  await shot(page, 'account-confirmed');
   await axe(page, 'account');
-  ok('registered and signed in');
+  ok('confirmed and signed in');
 
   step('Zuständigkeitsfinder');
   await page.goto(base + '/leistungen/99108001000000');

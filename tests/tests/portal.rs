@@ -9,169 +9,7 @@ mod portal_support;
 use std::time::{Duration, Instant};
 
 use kopplung_tests::ADMIN_TOKEN;
-use portal_support::Cycle;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
-
-/// A browser in miniature: one session cookie, redirects followed by hand.
-struct Citizen {
-    http: reqwest::Client,
-    base: String,
-    cookie: Option<String>,
-}
-
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> String {
-        self.headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// The CSRF token of the page's forms.
-    fn csrf(&self) -> String {
-        let marker = "name=\"csrf\" value=\"";
-        let start = self
-            .body
-            .find(marker)
-            .unwrap_or_else(|| panic!("no CSRF token on the page:\n{}", self.body))
-            + marker.len();
-        self.body[start..start + 64].to_owned()
-    }
-}
-
-impl Citizen {
-    fn new(cycle: &Cycle) -> Self {
-        Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            base: cycle.portal_url.clone(),
-            cookie: None,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.base)
-        }
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let request = match &self.cookie {
-            Some(cookie) => request.header("cookie", cookie),
-            None => request,
-        };
-        let response = request.send().await.expect("request");
-        if let Some(set) = response
-            .headers()
-            .get(SET_COOKIE)
-            .and_then(|v| v.to_str().ok())
-        {
-            let pair = set.split(';').next().unwrap_or_default().to_owned();
-            self.cookie = (!set.contains("Max-Age=0")).then_some(pair);
-        }
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.expect("body");
-        Page {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let request = self.http.get(self.url(path));
-        self.send(request).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let request = self.http.post(self.url(path)).form(form);
-        self.send(request).await
-    }
-
-    /// Follows redirects (GET) from `page` to the first page that is none.
-    async fn follow(&mut self, mut page: Page) -> Page {
-        for _ in 0..10 {
-            if !(300..400).contains(&page.status) {
-                return page;
-            }
-            let location = page.location();
-            page = self.get(&location).await;
-        }
-        panic!("too many redirects");
-    }
-
-    async fn register(&mut self, email: &str) {
-        let form = self.get("/konto/registrieren").await;
-        let csrf = form.csrf();
-        let done = self
-            .post(
-                "/konto/registrieren",
-                &[
-                    ("csrf", &csrf),
-                    ("email", email),
-                    ("password", PASSWORD),
-                    ("password2", PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(done.status, 303, "{}", done.body);
-        assert_eq!(done.location(), "/konto");
-    }
-
-    /// Starts an application from the finder's button; the first step's path.
-    async fn start(&mut self, service: &str, region: &str) -> String {
-        let finder = self
-            .get(&format!("/zustaendigkeit?leistung={service}&ort={region}"))
-            .await;
-        assert_eq!(finder.status, 200, "{}", finder.body);
-        let csrf = finder.csrf();
-        let started = self
-            .post(
-                &format!("/antrag/{service}/neu"),
-                &[("csrf", &csrf), ("region", region)],
-            )
-            .await;
-        assert_eq!(started.status, 303, "{}", started.body);
-        started.location()
-    }
-
-    /// Posts a step and expects to be sent on.
-    async fn fill(&mut self, step: &str, fields: &[(&str, &str)]) -> String {
-        let page = self.get(step).await;
-        assert_eq!(page.status, 200, "{}", page.body);
-        let csrf = page.csrf();
-        let mut form = vec![("csrf", csrf.as_str()), ("aktion", "weiter")];
-        form.extend_from_slice(fields);
-        let next = self.post(step, &form).await;
-        assert_eq!(next.status, 303, "step {step} refused:\n{}", next.body);
-        next.location()
-    }
-
-    async fn csrf(&mut self) -> String {
-        self.get("/konto/anmelden").await.csrf()
-    }
-}
-
-const PASSWORD: &str = "ein-langes-Passwort-123";
-const MAENGEL: &str = "99999001000000";
-const MELDE: &str = "99115003000000";
-const DRESDEN: &str = "146120000000";
-
-fn draft_of(step: &str) -> String {
-    step.split('/').nth(2).expect("draft id").to_owned()
-}
+use portal_support::{Citizen, Cycle, DRESDEN, MAENGEL, MELDE, PASSWORD, Page, draft_of};
 
 /// A Mängelanzeige with a photo, submitted; returns the draft id.
 async fn report_a_pothole(citizen: &mut Citizen) -> String {
@@ -219,20 +57,9 @@ async fn upload(
     media_type: &str,
     content: Vec<u8>,
 ) -> Page {
-    let form = reqwest::multipart::Form::new()
-        .text("csrf", csrf.to_owned())
-        .part(
-            "datei",
-            reqwest::multipart::Part::bytes(content)
-                .file_name(filename.to_owned())
-                .mime_str(media_type)
-                .expect("media type"),
-        );
-    let request = citizen
-        .http
-        .post(citizen.url(&format!("/entwurf/{draft}/anlagen")))
-        .multipart(form);
-    citizen.send(request).await
+    citizen
+        .upload(draft, csrf, filename, media_type, content)
+        .await
 }
 
 async fn wait_for_decision(citizen: &mut Citizen, draft: &str) -> Page {
@@ -280,6 +107,8 @@ async fn citizen_b_cannot_reach_citizen_a_s_draft_application_or_document() {
             .starts_with("attachment")
     );
     assert_eq!(own.headers["x-content-type-options"], "nosniff");
+    // The document's own policy survives the portal's security headers.
+    assert_eq!(own.headers["content-security-policy"], "sandbox");
     assert_eq!(
         anna.get(&format!("/antraege/{draft}/bestaetigung.pdf"))
             .await
@@ -816,6 +645,8 @@ async fn behind_tls_cookies_are_secure_and_hsts_is_sent_and_bad_requests_get_ger
     // Without the KERN UX assets the portal does not start, and says why.
     let output = std::process::Command::new(kopplung_tests::kopplung_bin())
         .arg("portal")
+        .arg("--config")
+        .arg(cycle.portal_dir.path().join("portal.toml"))
         .args(["--listen", "127.0.0.1:0", "--hub", "http://127.0.0.1:9"])
         .arg("--token-file")
         .arg(cycle.hub.data_dir().join("intake-token"))

@@ -1,6 +1,7 @@
 //! The citizens' portal in a real browser: Debian's `chromium`, driven by
 //! `playwright-core` (npm, never a downloaded browser), with `axe-core` on every page
-//! type. The script `tests/browser/portal.mjs` walks the whole cycle — search, finder,
+//! type. The script `tests/browser/portal.mjs` walks the whole cycle — search, the
+//! registration confirmed through the development mail viewer, finder,
 //! a form with an error and its correction, an attachment, the fee, submission, the
 //! receipt and the decision in the mailbox — against the real hub, the reference
 //! procedure and the portal. Any failed step fails this test.
@@ -9,7 +10,7 @@ mod portal_support;
 
 use std::process::Command;
 
-use portal_support::Cycle;
+use portal_support::{Cycle, Options};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -30,17 +31,33 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
             .expect("npm (Node.js) is needed for the browser test");
         assert!(status.success(), "npm ci --prefix tests/browser failed");
     }
-    let cycle = Cycle::start(true).await;
+    // The demo's mail drop: the citizen reads the confirmation mail in the development
+    // mail viewer, as a demo user does (SMTP itself: tests/tests/portal_accounts.rs).
+    let cycle = Cycle::with(Options {
+        procedures: true,
+        mail: "transport = \"drop\"\nviewer = true\n".into(),
+        ..Options::default()
+    })
+    .await;
     let out = tempfile::tempdir().expect("output dir");
     let script_cycle = cycle.portal_url.clone();
-    let out_path = out.path().to_owned();
+    // SCREENSHOTS=<folder>: the run leaves screenshots of the new pages there.
+    let out_path = std::env::var_os("SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| out.path().to_owned());
     let browser_dir_for_run = browser_dir.clone();
+    let out_for_run = out_path.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(browser_dir_for_run.join("portal.mjs"))
             .arg(&script_cycle)
-            .arg(&out_path)
+            .arg(&out_for_run)
             .env("CHROMIUM", CHROMIUM)
+            .envs(
+                std::env::var("SCREENSHOTS")
+                    .ok()
+                    .map(|v| ("SCREENSHOTS", v)),
+            )
             .output()
             .expect("node")
     })
@@ -50,7 +67,7 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
     if !output.status.success() {
-        let html = std::fs::read_to_string(out.path().join("failure.html")).unwrap_or_default();
+        let html = std::fs::read_to_string(out_path.join("failure.html")).unwrap_or_default();
         panic!(
             "the browser run failed:\n{stdout}\n{stderr}\n--- page ---\n{}\n--- portal log ---\n{}",
             html.chars().take(6000).collect::<String>(),
@@ -65,6 +82,11 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
         "Leistungskatalog (service)",
         "Behördenkatalog",
         "authority",
+        "registration sent",
+        "development mail viewer",
+        "development mail",
+        "address confirmation",
+        "account",
         "Zuständigkeitsfinder",
         "form step with errors",
         "attachments",

@@ -29,6 +29,19 @@ pub fn create_private_file(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Writes `contents` into the new file `path`, created with mode `0600` (it must not
+/// exist yet: nothing is overwritten).
+pub fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
 /// A file or directory below a data directory that others may read, write or enter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WideMode {
@@ -107,6 +120,14 @@ mod tests {
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&tmp.path().join("data")), 0o700);
         assert_eq!(mode(&file), 0o600);
+        let written = dir.join("mail.eml");
+        write_private_file(&written, b"hello").unwrap();
+        assert_eq!(mode(&written), 0o600);
+        assert_eq!(std::fs::read(&written).unwrap(), b"hello");
+        assert!(
+            write_private_file(&written, b"again").is_err(),
+            "never overwritten"
+        );
         assert!(
             wider_than_private(&tmp.path().join("data"), |_| false)
                 .unwrap()

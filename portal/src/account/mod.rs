@@ -1,17 +1,15 @@
-//! The Servicekonto: registration and sign-in (argon2id, rate-limited), master data to
-//! prefill forms, and the simulated identification that raises the trust level.
+//! The Servicekonto: sign-in (argon2id, one login limiter), registration confirmed by
+//! e-mail (`registration`), master data to prefill forms, and the simulated
+//! identification that raises the trust level.
 
-mod limiter;
 mod password;
+pub mod registration;
 
-pub use limiter::LoginLimiter;
-
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Extension, Form, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Extension, Form, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
 use kopplung_transformers::mapping::TrustLevel;
+use kopplung_web::limiter::wait_in_minutes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -68,19 +66,12 @@ pub fn require_account<'a>(visitor: &'a Visitor, back: &str) -> Result<&'a Accou
     })
 }
 
-/// A relative path inside the portal, or `/konto`.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(path)
-            if path.starts_with('/')
-                && !path.starts_with("//")
-                && !path.contains('\\')
-                && !path.contains(':') =>
-        {
-            path.to_owned()
-        }
-        _ => "/konto".to_owned(),
-    }
+/// Where to go after signing in or identifying: `input` if it is a path of the portal
+/// (WHATWG parsing, as the browser will follow it), otherwise `/konto`.
+fn local_next(state: &Shared, input: Option<&str>) -> String {
+    input
+        .and_then(|input| kopplung_web::redirect::local_target(&state.base_url, input))
+        .unwrap_or_else(|| "/konto".to_owned())
 }
 
 #[derive(Deserialize)]
@@ -98,194 +89,143 @@ pub async fn login_page(
         StatusCode::OK,
         "login",
         "Anmelden",
-        &json!({ "csrf": visitor.csrf, "next": safe_next(query.weiter.as_deref()), "errors": [] }),
+        &json!({ "csrf": visitor.csrf, "next": local_next(&state, query.weiter.as_deref()), "errors": [] }),
     )
 }
 
-pub async fn register_page(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-) -> Response {
-    state.templates.page(
-        &visitor,
-        StatusCode::OK,
-        "register",
-        "Servicekonto anlegen",
-        &json!({ "csrf": visitor.csrf, "errors": [], "email": "" }),
-    )
+/// The address as typed, in the form accounts are kept under.
+pub fn normalized_email(pairs: &[(String, String)]) -> String {
+    form_value(pairs, "email")
+        .unwrap_or_default()
+        .trim()
+        .to_lowercase()
 }
 
-fn looks_like_email(text: &str) -> bool {
-    let Some((local, domain)) = text.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !text.chars().any(char::is_whitespace)
-        && text.len() <= 254
-}
-
-/// 429 with `Retry-After` and a German page.
-fn too_many(wait: std::time::Duration, what: &str) -> Response {
-    let minutes = wait.as_secs().div_ceil(60).max(1);
-    let mut response = Failure {
-        status: StatusCode::TOO_MANY_REQUESTS,
-        message: format!(
-            "{what} Bitte warten Sie {minutes} Minute{} und versuchen Sie es dann erneut.",
-            if minutes == 1 { "" } else { "n" }
-        ),
-    }
-    .into_response();
-    if let Ok(value) = HeaderValue::try_from(wait.as_secs().max(1).to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
-}
-
-/// Signs `account_id` in: a new session replaces the old one.
+/// Signs `account_id` in: a new session (and CSRF token) replaces the old one.
 async fn sign_in(state: &Shared, old: &Visitor, account_id: &str, next: &str) -> Page {
     // What the visitor started anonymously in this session becomes the account's.
-    if old.account.is_none() {
+    if old.account.is_none()
+        && let Some(session_id) = &old.session_id
+    {
         sqlx::query(
             "UPDATE drafts SET account_id = ?, session_id = NULL WHERE session_id = ? AND account_id IS NULL",
         )
         .bind(account_id)
-        .bind(&old.session_id)
+        .bind(session_id)
         .execute(&state.db)
         .await?;
     }
     session::delete(state, old).await?;
-    let (token, _) = session::create(state, Some(account_id)).await?;
+    let csrf = session::random_hex(32)?;
+    let (token, _) = session::create(state, Some(account_id), &csrf).await?;
     let mut response = see_other(next);
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session::set_cookie(state, &token));
+        .append(header::SET_COOKIE, session::set_cookie(state, &token));
     Ok(response)
 }
 
-pub async fn register(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Page {
-    check_csrf(&visitor, &pairs)?;
-    // Registrations cost a password hash each: at most 10 per peer in 15 minutes.
-    let register_key = [format!("register:{}", peer.ip())];
-    if let Some(wait) = state.limiter.locked(&register_key) {
-        return Ok(too_many(
-            wait,
-            "Zu viele Registrierungen von Ihrem Anschluss.",
-        ));
-    }
-    let email = form_value(&pairs, "email")
-        .unwrap_or_default()
-        .trim()
-        .to_lowercase();
-    let password = form_value(&pairs, "password").unwrap_or_default();
-    let repeated = form_value(&pairs, "password2").unwrap_or_default();
-    let mut errors = Vec::new();
-    if !looks_like_email(&email) {
-        errors.push(
-            json!({"id": "email", "message": "Bitte geben Sie eine gültige E-Mail-Adresse an."}),
-        );
-    }
-    if password.len() > MAX_PASSWORD_BYTES {
-        errors.push(json!({"id": "password", "message": "Das Passwort ist zu lang (höchstens 1024 Zeichen)."}));
-    } else if password.chars().count() < MIN_PASSWORD_CHARS {
-        errors.push(json!({"id": "password", "message": format!("Das Passwort muss mindestens {MIN_PASSWORD_CHARS} Zeichen lang sein.")}));
-    } else if password != repeated {
-        errors.push(
-            json!({"id": "password2", "message": "Die beiden Passwörter stimmen nicht überein."}),
-        );
-    }
-    if errors.is_empty() {
-        let taken: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE email = ?")
-            .bind(&email)
-            .fetch_optional(&state.db)
-            .await?;
-        if taken.is_some() {
-            errors.push(json!({"id": "email", "message": "Für diese E-Mail-Adresse gibt es schon ein Servicekonto. Bitte melden Sie sich an."}));
-        }
-    }
-    if !errors.is_empty() {
-        return Ok(state.templates.page(
-            &visitor,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "register",
-            "Fehler: Servicekonto anlegen",
-            &json!({ "csrf": visitor.csrf, "errors": errors, "email": email }),
-        ));
-    }
-    state.limiter.failed(&register_key);
-    let hash = password::hash(password.to_owned()).await?;
-    let id = uuid::Uuid::new_v4().to_string();
-    sqlx::query(
-        "INSERT INTO accounts (id, email, password_hash, trust_level, master_data, created_at) VALUES (?, ?, ?, 'basis', ?, ?)",
+fn login_form(
+    state: &Shared,
+    visitor: &Visitor,
+    status: StatusCode,
+    next: &str,
+    email: &str,
+    message: &str,
+) -> Response {
+    state.templates.page(
+        visitor,
+        status,
+        "login",
+        "Fehler: Anmelden",
+        &json!({
+            "csrf": visitor.csrf,
+            "next": next,
+            "email": email,
+            "errors": [{"id": "email", "message": message}],
+        }),
     )
-    .bind(&id)
-    .bind(&email)
-    .bind(&hash)
-    .bind(json!({"kontakt": {"email": email}}).to_string())
-    .bind(db::now())
-    .execute(&state.db)
-    .await?;
-    tracing::info!(account = %id, "servicekonto registered");
-    sign_in(&state, &visitor, &id, "/konto").await
 }
 
+/// `POST /konto/anmelden`. Every attempt counts against the account from its start (so
+/// parallel guesses gain nothing) and the same two password checks run whether or not
+/// the address has an account or a registration waiting: the answer says nothing about
+/// either, except "confirm first" to whoever knows a waiting registration's password.
 pub async fn login(
     State(state): State<Shared>,
     Extension(visitor): Extension<Visitor>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Page {
     check_csrf(&visitor, &pairs)?;
-    let email = form_value(&pairs, "email")
-        .unwrap_or_default()
-        .trim()
-        .to_lowercase();
+    let email = normalized_email(&pairs);
     let password = form_value(&pairs, "password").unwrap_or_default();
-    let next = safe_next(form_value(&pairs, "next"));
-    let keys = [format!("account:{email}"), format!("peer:{}", peer.ip())];
-    if let Some(wait) = state.limiter.locked(&keys) {
-        return Ok(too_many(wait, "Zu viele fehlgeschlagene Anmeldeversuche."));
-    }
-    let row = sqlx::query("SELECT id, password_hash FROM accounts WHERE email = ?")
+    let next = local_next(&state, form_value(&pairs, "next"));
+    let attempt = state
+        .limiter
+        .begin(Some(&email), visitor.client, tokio::time::Instant::now())
+        .map_err(|refused| {
+            Failure::too_many(
+                format!(
+                    "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie {} und versuchen Sie es dann erneut.",
+                    wait_in_minutes(refused.wait)
+                ),
+                refused.wait,
+            )
+        })?;
+    let account = sqlx::query("SELECT id, password_hash FROM accounts WHERE email = ?")
         .bind(&email)
         .fetch_optional(&state.db)
-        .await?;
-    let (id, hash) = match row {
-        Some(row) => (
-            Some(row.get::<String, _>("id")),
-            row.get::<String, _>("password_hash"),
-        ),
-        // The same work for unknown addresses: no timing hint whether one exists.
-        None => (None, password::DUMMY_HASH.to_owned()),
+        .await?
+        .map(|row| {
+            (
+                row.get::<String, _>("id"),
+                row.get::<String, _>("password_hash"),
+            )
+        });
+    let waiting: Option<String> = sqlx::query_scalar(
+        "SELECT password_hash FROM registrations WHERE email = ? AND expires_at > ?",
+    )
+    .bind(&email)
+    .bind(db::now())
+    .fetch_optional(&state.db)
+    .await?;
+    let (account_ok, waiting_ok) = if password.len() > MAX_PASSWORD_BYTES {
+        (false, false)
+    } else {
+        password::verify_both(
+            password.to_owned(),
+            account.as_ref().map(|(_, hash)| hash.clone()),
+            waiting.clone(),
+        )
+        .await
     };
-    let valid =
-        password.len() <= MAX_PASSWORD_BYTES && password::verify(password.to_owned(), hash).await;
-    match id {
-        Some(id) if valid => {
-            state.limiter.succeeded(&keys[0]);
+    match account {
+        Some((id, _)) if account_ok => {
+            attempt.succeeded();
             tracing::info!(account = %id, "signed in");
             sign_in(&state, &visitor, &id, &next).await
         }
+        _ if waiting.is_some() && waiting_ok => {
+            // Counted as a failure: this must not reset the account's budget.
+            let _ = attempt.failed();
+            Ok(login_form(
+                &state,
+                &visitor,
+                StatusCode::FORBIDDEN,
+                &next,
+                &email,
+                "Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse: Öffnen Sie den Link in der E-Mail, die wir Ihnen nach der Registrierung geschickt haben. Haben Sie schon ein Servicekonto mit dieser Adresse, melden Sie sich bitte mit dessen Passwort an.",
+            ))
+        }
         _ => {
-            state.limiter.failed(&keys);
-            Ok(state.templates.page(
+            let _ = attempt.failed();
+            Ok(login_form(
+                &state,
                 &visitor,
                 StatusCode::UNAUTHORIZED,
-                "login",
-                "Fehler: Anmelden",
-                &json!({
-                    "csrf": visitor.csrf,
-                    "next": next,
-                    "email": email,
-                    "errors": [{"id": "email", "message": "E-Mail-Adresse oder Passwort sind nicht richtig."}],
-                }),
+                &next,
+                &email,
+                "E-Mail-Adresse oder Passwort sind nicht richtig.",
             ))
         }
     }
@@ -299,17 +239,17 @@ pub async fn logout(
     check_csrf(&visitor, &pairs)?;
     session::delete(&state, &visitor).await?;
     let mut response = see_other("/");
-    let secure = if state.secure { "; Secure" } else { "" };
-    if let Ok(value) = HeaderValue::try_from(format!(
-        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
-        session::COOKIE
-    )) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session::clear_cookie(&state));
     Ok(response)
 }
 
-pub async fn overview(State(state): State<Shared>, Extension(visitor): Extension<Visitor>) -> Page {
+pub async fn overview(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Page {
     let account = match require_account(&visitor, "/konto") {
         Ok(account) => account,
         Err(redirect) => return Ok(*redirect),
@@ -322,6 +262,7 @@ pub async fn overview(State(state): State<Shared>, Extension(visitor): Extension
         &json!({
             "email": account.email,
             "trust_level": trust_label(account.trust_level),
+            "confirmed": query.contains_key("bestaetigt"),
         }),
     ))
 }
@@ -439,7 +380,7 @@ pub async fn identify_page(
         &json!({
             "csrf": visitor.csrf,
             "trust_level": trust_label(account.trust_level),
-            "next": safe_next(query.weiter.as_deref()),
+            "next": local_next(&state, query.weiter.as_deref()),
         }),
     ))
 }
@@ -473,5 +414,5 @@ pub async fn identify(
         .execute(&state.db)
         .await?;
     tracing::info!(account = %account.id, level = trust_label(level), "identified (simulated)");
-    Ok(see_other(&safe_next(form_value(&pairs, "next"))))
+    Ok(see_other(&local_next(&state, form_value(&pairs, "next"))))
 }

@@ -5,8 +5,8 @@ use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 
 use crate::Error;
 
-/// A valid argon2id hash of a random password, verified against when the address is
-/// unknown, so that the answer takes as long as for a known one.
+/// A valid argon2id hash of a random password, verified against when there is no hash
+/// to check, so that the answer takes as long as when there is one.
 pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2mP4lpQ0qZK1sVbQnNkd6cZVdDT4C3m6Hc4P0nZzYzk";
 
 pub async fn hash(password: String) -> Result<String, Error> {
@@ -22,12 +22,52 @@ pub async fn hash(password: String) -> Result<String, Error> {
     .map_err(|e| Error::Password(e.to_string()))?
 }
 
-pub async fn verify(password: String, phc: String) -> bool {
+fn verify_one(password: &str, phc: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), phc)
+        .is_ok()
+}
+
+/// Checks `password` against an account's hash and a waiting registration's, always
+/// both (the dummy in place of a missing one): the time taken tells nothing about
+/// which exist.
+pub async fn verify_both(
+    password: String,
+    account: Option<String>,
+    registration: Option<String>,
+) -> (bool, bool) {
     tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .verify_password(password.as_bytes(), phc.as_str())
-            .is_ok()
+        let account_ok = verify_one(&password, account.as_deref().unwrap_or(DUMMY_HASH));
+        let registration_ok = verify_one(&password, registration.as_deref().unwrap_or(DUMMY_HASH));
+        (
+            account_ok && account.is_some(),
+            registration_ok && registration.is_some(),
+        )
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or((false, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_dummy_is_a_real_hash_and_both_checks_run() {
+        // A dummy that did not parse would be refused at once: a timing hint.
+        assert!(argon2::PasswordHash::new(DUMMY_HASH).is_ok());
+        let hash = hash("ein-langes-Passwort".into()).await.unwrap();
+        assert_eq!(
+            verify_both("ein-langes-Passwort".into(), Some(hash.clone()), None).await,
+            (true, false)
+        );
+        assert_eq!(
+            verify_both("ein-langes-Passwort".into(), None, Some(hash.clone())).await,
+            (false, true)
+        );
+        assert_eq!(
+            verify_both("falsch".into(), Some(hash.clone()), Some(hash)).await,
+            (false, false)
+        );
+    }
 }

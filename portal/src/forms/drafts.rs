@@ -57,7 +57,10 @@ impl Draft {
     pub fn owned_by(&self, visitor: &Visitor) -> bool {
         match (&visitor.account, &self.account_id) {
             (Some(account), Some(owner)) => &account.id == owner,
-            (_, None) => self.session_id.as_deref() == Some(visitor.session_id.as_str()),
+            (_, None) => {
+                self.session_id.is_some()
+                    && self.session_id.as_deref() == visitor.session_id.as_deref()
+            }
             (None, Some(_)) => false,
         }
     }
@@ -85,7 +88,7 @@ pub async fn create(
     )
     .bind(&id)
     .bind(&account)
-    .bind(account.is_none().then_some(visitor.session_id.as_str()))
+    .bind(account.is_none().then_some(visitor.session_id.as_deref()).flatten())
     .bind(new.service)
     .bind(new.service_name)
     .bind(new.region)
@@ -109,6 +112,50 @@ pub async fn load_owned(state: &Shared, visitor: &Visitor, id: &str) -> Result<D
         Some(draft) if draft.owned_by(visitor) => Ok(draft),
         _ => Err(Failure::not_found()),
     }
+}
+
+/// Whose drafts are counted.
+pub enum Owner<'a> {
+    Account(&'a str),
+    /// The anonymous drafts of a session.
+    Session(&'a str),
+}
+
+/// Open (not submitted) drafts of `owner`.
+pub async fn count_open(state: &Shared, owner: Owner<'_>) -> Result<u64, sqlx::Error> {
+    let (sql, id) = match owner {
+        Owner::Account(id) => (
+            "SELECT COUNT(*) FROM drafts WHERE account_id = ? AND status = 'draft'",
+            id,
+        ),
+        Owner::Session(id) => (
+            "SELECT COUNT(*) FROM drafts WHERE session_id = ? AND account_id IS NULL AND status = 'draft'",
+            id,
+        ),
+    };
+    let count: i64 = sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_one(&state.db)
+        .await?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Files and bytes stored in the anonymous drafts of session `session_id`.
+pub async fn session_uploads(state: &Shared, session_id: &str) -> Result<(u64, u64), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(a.id) AS files, COALESCE(SUM(a.size), 0) AS bytes
+         FROM draft_attachments a JOIN drafts d ON d.id = a.draft_id
+         WHERE d.session_id = ? AND d.account_id IS NULL",
+    )
+    .bind(session_id)
+    .fetch_one(&state.db)
+    .await?;
+    let files: i64 = row.get("files");
+    let bytes: i64 = row.get("bytes");
+    Ok((
+        u64::try_from(files).unwrap_or(0),
+        u64::try_from(bytes).unwrap_or(0),
+    ))
 }
 
 /// The account's drafts or applications, newest first.

@@ -2,20 +2,22 @@
 //! application (Temp. Ablage), the steps, attachments, the review, and the submission
 //! through the router's intake API.
 
+mod attachments;
 pub mod drafts;
 pub mod render;
 
-use axum::extract::{Extension, Form, Multipart, Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Extension, Form, Path, State};
+use axum::http::{StatusCode, header};
 use kopplung_transformers::FieldError;
 use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::account::{master_data, require_account, trust_label};
 use crate::router_client::{OutgoingAttachment, Service, Submitted};
-use crate::web::{
-    Failure, Page, Visitor, check_csrf, euro, form_value, german_time, same_token, see_other,
-};
+use crate::web::session;
+use crate::web::{Failure, Page, Visitor, check_csrf, euro, form_value, german_time, see_other};
+use attachments::human_size;
+pub use attachments::{attachment_remove, attachments_page, attachments_upload};
 use drafts::Draft;
 
 async fn service_of(state: &Shared, key: &str) -> Result<Service, Failure> {
@@ -71,6 +73,31 @@ pub async fn start(
         )));
     }
     let form = service.form()?;
+    // What a visitor may keep: open drafts per account; anonymous drafts per session and
+    // address, and the session itself is stored only now.
+    let (visitor, cookie) = match &visitor.account {
+        Some(account) => {
+            let open = drafts::count_open(&state, drafts::Owner::Account(&account.id)).await?;
+            let limit = state.quotas.settings().drafts_per_account;
+            if open >= limit {
+                return Err(Failure::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Ihre Temp. Ablage ist voll: Sie haben bereits {limit} nicht abgeschickte Anträge. Bitte schicken Sie einen davon ab oder löschen Sie ihn, bevor Sie einen neuen Antrag beginnen."
+                    ),
+                ));
+            }
+            (visitor.clone(), None)
+        }
+        None => {
+            if let Some(session_id) = &visitor.session_id {
+                let open = drafts::count_open(&state, drafts::Owner::Session(session_id)).await?;
+                state.quotas.check_session_drafts(open)?;
+            }
+            state.quotas.anonymous_draft(visitor.client)?;
+            session::ensure(&state, &visitor).await?
+        }
+    };
     let data = match &visitor.account {
         Some(account) => render::prefill(&form, &master_data(&state, &account.id).await?),
         None => json!({}),
@@ -88,7 +115,11 @@ pub async fn start(
     )
     .await?;
     let first = render::steps(&form).first().copied().unwrap_or(1);
-    Ok(see_other(&format!("/entwurf/{id}/schritt/{first}")))
+    let mut response = see_other(&format!("/entwurf/{id}/schritt/{first}"));
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 /// Navigation of the steps for the templates.
@@ -220,234 +251,6 @@ pub async fn step_save(
         None if form.attachments.max_count > 0 => format!("/entwurf/{}/anlagen", draft.id),
         None => format!("/entwurf/{}/pruefen", draft.id),
     }))
-}
-
-fn human_size(bytes: i64) -> String {
-    if bytes >= 1024 * 1024 {
-        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0)).replace('.', ",")
-    } else {
-        format!("{} KB", (bytes + 1023) / 1024)
-    }
-}
-
-fn media_label(media_type: &str) -> &str {
-    match media_type {
-        "application/pdf" => "PDF",
-        "image/jpeg" => "JPEG",
-        "image/png" => "PNG",
-        other => other,
-    }
-}
-
-async fn attachments_view(
-    state: &Shared,
-    visitor: &Visitor,
-    draft: &Draft,
-    service: &Service,
-    errors: Vec<Value>,
-) -> Result<Value, Failure> {
-    let form = service.form()?;
-    let stored = drafts::attachments(state, &draft.id).await?;
-    let rules = &form.attachments;
-    let types: Vec<&str> = rules.media_types.iter().map(|t| media_label(t)).collect();
-    Ok(json!({
-        "csrf": visitor.csrf,
-        "draft": draft.id,
-        "service": service.name,
-        "progress": progress(&render::steps(&form), true, "anlagen"),
-        "attachments": stored.iter().map(|a| json!({
-            "id": a.id, "filename": a.filename, "type": media_label(&a.media_type), "size": human_size(a.size),
-        })).collect::<Vec<_>>(),
-        "max_count": rules.max_count,
-        "max_size": human_size(rules.max_bytes as i64),
-        "types": types.join(", "),
-        "accept": rules.media_types.join(","),
-        "room": stored.len() < rules.max_count,
-        "errors": errors,
-        "back": format!("/entwurf/{}/schritt/{}", draft.id, render::steps(&form).last().copied().unwrap_or(1)),
-    }))
-}
-
-pub async fn attachments_page(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path(id): Path<String>,
-) -> Page {
-    let draft = match open_draft(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
-    let service = service_of(&state, &draft.service).await?;
-    if service.attachments.max_count == 0 {
-        return Err(Failure::not_found());
-    }
-    let view = attachments_view(&state, &visitor, &draft, &service, Vec::new()).await?;
-    Ok(state.templates.page(
-        &visitor,
-        StatusCode::OK,
-        "attachments",
-        &format!("{} – Anlagen", service.name),
-        &view,
-    ))
-}
-
-/// What the first bytes say the file is (never trust the browser's type alone).
-fn sniff(content: &[u8]) -> Option<&'static str> {
-    if content.starts_with(b"%PDF-") {
-        Some("application/pdf")
-    } else if content.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
-        Some("image/png")
-    } else if content.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some("image/jpeg")
-    } else {
-        None
-    }
-}
-
-/// A file name without folders or control characters, at most 100 characters.
-fn clean_filename(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = base
-        .chars()
-        .filter(|c| !c.is_control() && *c != '"')
-        .take(100)
-        .collect();
-    if cleaned.trim().is_empty() {
-        "anlage".to_owned()
-    } else {
-        cleaned
-    }
-}
-
-pub async fn attachments_upload(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path(id): Path<String>,
-    mut multipart: Multipart,
-) -> Page {
-    let mut csrf = None;
-    let mut file: Option<(String, String, Vec<u8>)> = None;
-    let mut too_large = false;
-    let draft = drafts::load_owned(&state, &visitor, &id).await?;
-    let service = service_of(&state, &draft.service).await?;
-    let max_bytes = service.attachments.max_bytes;
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(_) => {
-                return Err(Failure::bad_request(
-                    "Die Datei konnte nicht übertragen werden. Bitte versuchen Sie es noch einmal.",
-                ));
-            }
-        };
-        match field.name() {
-            Some("csrf") => csrf = field.text().await.ok(),
-            Some("datei") => {
-                let filename = clean_filename(field.file_name().unwrap_or_default());
-                let declared = field.content_type().unwrap_or_default().to_owned();
-                let mut field = field;
-                let mut content = Vec::new();
-                loop {
-                    match field.chunk().await {
-                        Ok(Some(chunk)) => {
-                            if content.len() + chunk.len() > max_bytes {
-                                too_large = true;
-                                break;
-                            }
-                            content.extend_from_slice(&chunk);
-                        }
-                        Ok(None) => break,
-                        Err(_) => {
-                            return Err(Failure::bad_request(
-                                "Die Datei konnte nicht übertragen werden. Bitte versuchen Sie es noch einmal.",
-                            ));
-                        }
-                    }
-                }
-                if !too_large && !content.is_empty() {
-                    file = Some((filename, declared, content));
-                }
-            }
-            _ => {}
-        }
-        if too_large {
-            break;
-        }
-    }
-    if !csrf
-        .as_deref()
-        .is_some_and(|t| same_token(t, &visitor.csrf))
-    {
-        return Err(Failure::csrf());
-    }
-    if draft.submitted() {
-        return Ok(see_other(&format!("/antraege/{}", draft.id)));
-    }
-    let rules = &service.attachments;
-    let stored = drafts::attachments(&state, &draft.id).await?;
-    let mut errors = Vec::new();
-    let types: Vec<&str> = rules.media_types.iter().map(|t| media_label(t)).collect();
-    if too_large {
-        errors.push(format!(
-            "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei.",
-            human_size(max_bytes as i64)
-        ));
-    } else if stored.len() >= rules.max_count {
-        errors.push(format!(
-            "Sie können höchstens {} Dateien anhängen.",
-            rules.max_count
-        ));
-    } else {
-        match &file {
-            None => errors.push("Bitte wählen Sie eine Datei aus.".to_owned()),
-            Some((_, declared, content)) => match sniff(content) {
-                Some(actual)
-                    if rules.media_types.iter().any(|t| t == actual)
-                        && (declared == actual
-                            || declared == "application/octet-stream"
-                            || declared.is_empty()) => {}
-                _ => errors.push(format!(
-                    "Dieser Dateityp ist nicht erlaubt. Erlaubt sind: {}.",
-                    types.join(", ")
-                )),
-            },
-        }
-    }
-    if !errors.is_empty() {
-        let errors: Vec<Value> = errors
-            .into_iter()
-            .map(|m| json!({"id": "datei", "message": m}))
-            .collect();
-        let view = attachments_view(&state, &visitor, &draft, &service, errors).await?;
-        return Ok(state.templates.page(
-            &visitor,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "attachments",
-            &format!("Fehler: {} – Anlagen", service.name),
-            &view,
-        ));
-    }
-    if let Some((filename, _, content)) = file {
-        let media_type = sniff(&content).unwrap_or("application/octet-stream");
-        drafts::add_attachment(&state, &draft.id, &filename, media_type, &content).await?;
-    }
-    Ok(see_other(&format!("/entwurf/{}/anlagen", draft.id)))
-}
-
-pub async fn attachment_remove(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path((id, attachment)): Path<(String, String)>,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Page {
-    check_csrf(&visitor, &pairs)?;
-    let draft = match open_draft(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
-    drafts::remove_attachment(&state, &draft.id, &attachment).await?;
-    Ok(see_other(&format!("/entwurf/{}/anlagen", draft.id)))
 }
 
 /// What stands between the draft and its submission, besides field errors.

@@ -18,6 +18,8 @@ use crate::{Error, Shared};
 
 pub struct PaymentClient {
     base: String,
+    /// The bearer secret the portal and its provider share.
+    secret: String,
     http: reqwest::Client,
 }
 
@@ -63,13 +65,14 @@ pub fn cents(amount: &str) -> Option<u64> {
 }
 
 impl PaymentClient {
-    pub fn new(base: &str) -> Result<Self, Error> {
+    pub fn new(base: &str, secret: &str) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
             .map_err(|e| Error::Payment(e.to_string()))?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
+            secret: secret.to_owned(),
             http,
         })
     }
@@ -85,6 +88,7 @@ impl PaymentClient {
         let response = self
             .http
             .post(format!("{}/api/v1/paymenttransaction", self.base))
+            .bearer_auth(&self.secret)
             .json(&json!({
                 "requestId": request_id,
                 "requestTimestamp": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
@@ -114,6 +118,7 @@ impl PaymentClient {
                 self.base,
                 crate::router_client::encode(id)
             ))
+            .bearer_auth(&self.secret)
             .send()
             .await
             .map_err(|e| Error::Payment(e.to_string()))?;

@@ -2,20 +2,23 @@
 //! payment transaction over HTTP, the citizen pays (or cancels) on the provider's page,
 //! the portal reads the status and the payment reference over HTTP. Transactions live in
 //! memory: it is a stand-in for the real provider, not a ledger.
+//!
+//! Its API answers only the portal (the bearer secret they share) and sends citizens
+//! back only to the portal's own origin (`same_origin_url`, exactly, not by prefix).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use axum::Router;
 use axum::extract::{Extension, Form, Json, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::web::{Failure, Page, Visitor, check_csrf, euro, form_value, see_other};
+use crate::web::{Failure, Page, Visitor, check_csrf, euro, form_value, same_token, see_other};
 
 #[derive(Debug, Clone)]
 struct Transaction {
@@ -26,11 +29,33 @@ struct Transaction {
     reference: Option<String>,
 }
 
-#[derive(Default)]
 pub struct Provider {
+    secret: String,
     transactions: Mutex<HashMap<String, Transaction>>,
     counter: Mutex<u64>,
 }
+
+impl Provider {
+    pub fn new(secret: String) -> Self {
+        Self {
+            secret,
+            transactions: Mutex::default(),
+            counter: Mutex::default(),
+        }
+    }
+
+    /// Whether the request carries the shared secret.
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|token| same_token(token.trim(), &self.secret))
+    }
+}
+
+/// Transactions kept at most; beyond, the simulation starts afresh (no ledger).
+const MAX_TRANSACTIONS: usize = 10_000;
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -72,12 +97,23 @@ fn answer(state: &Shared, id: &str, t: &Transaction) -> Value {
 
 async fn create(
     State(state): State<Shared>,
+    headers: HeaderMap,
     body: Result<Json<CreateRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    if !state.provider.authorized(&headers) {
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "the merchant's credentials are missing or wrong",
+        );
+    }
     let Ok(Json(request)) = body else {
         return problem(StatusCode::BAD_REQUEST, "malformed payment request");
     };
-    let redirect_ok = request.redirect_url.starts_with(&state.config.public_url);
+    let redirect_ok = kopplung_web::redirect::same_origin_url(
+        &state.base_url,
+        &request.redirect_url,
+        "/entwurf/",
+    );
     if request.currency != "EUR" || request.gross_amount == 0 || !redirect_ok {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -93,12 +129,17 @@ async fn create(
         reference: None,
     };
     let body = answer(&state, &id, &transaction);
-    state
-        .provider
-        .transactions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, transaction);
+    {
+        let mut transactions = state
+            .provider
+            .transactions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if transactions.len() >= MAX_TRANSACTIONS {
+            transactions.clear();
+        }
+        transactions.insert(id, transaction);
+    }
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
@@ -112,7 +153,17 @@ fn find(state: &Shared, id: &str) -> Option<Transaction> {
         .cloned()
 }
 
-async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+async fn status(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !state.provider.authorized(&headers) {
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "the merchant's credentials are missing or wrong",
+        );
+    }
     match find(&state, &id) {
         Some(t) => Json(answer(&state, &id, &t)).into_response(),
         None => problem(StatusCode::NOT_FOUND, "no such payment transaction"),

@@ -3,6 +3,8 @@
 
 pub mod session;
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -63,6 +65,19 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("identify", include_str!("../../templates/identify.hbs")),
     ("pay", include_str!("../../templates/pay.hbs")),
+    (
+        "register_sent",
+        include_str!("../../templates/register_sent.hbs"),
+    ),
+    ("confirm", include_str!("../../templates/confirm.hbs")),
+    (
+        "mail_viewer",
+        include_str!("../../templates/mail_viewer.hbs"),
+    ),
+    (
+        "mail_message",
+        include_str!("../../templates/mail_message.hbs"),
+    ),
 ];
 const PARTIALS: &[&str] = &["field", "error_summary"];
 
@@ -122,28 +137,60 @@ impl Templates {
 pub struct Failure {
     pub status: StatusCode,
     pub message: String,
+    /// Sent as `Retry-After`.
+    pub retry_after: Option<Duration>,
+    /// A limit of visitors without an account: the page offers to sign in.
+    pub without_account: bool,
 }
 
 impl Failure {
-    pub fn not_found() -> Self {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::NOT_FOUND,
-            message: "Die Seite wurde nicht gefunden. Vielleicht ist der Link veraltet, oder die Seite gehört zu einem anderen Konto.".into(),
+            status,
+            message: message.into(),
+            retry_after: None,
+            without_account: false,
         }
+    }
+
+    /// A quota of visitors without an account.
+    pub fn without_account(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            without_account: true,
+            ..Self::new(status, message)
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Die Seite wurde nicht gefunden. Vielleicht ist der Link veraltet, oder die Seite gehört zu einem anderen Konto.",
+        )
+    }
+
+    pub fn not_found_with(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
+        Self::new(StatusCode::BAD_REQUEST, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// 429: a limit or quota that frees up after `wait`.
+    pub fn too_many(message: impl Into<String>, wait: Duration) -> Self {
         Self {
-            status: StatusCode::FORBIDDEN,
-            message: message.into(),
+            retry_after: Some(wait),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, message)
         }
+    }
+
+    /// 413: more than a quota of bytes allows.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
     }
 
     pub fn csrf() -> Self {
@@ -165,10 +212,7 @@ impl From<Error> for Failure {
             }
             _ => "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch einmal.",
         };
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: message.into(),
-        }
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 }
 
@@ -181,6 +225,11 @@ impl From<sqlx::Error> for Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let mut response = self.status.into_response();
+        if let Some(wait) = self.retry_after
+            && let Ok(value) = HeaderValue::try_from(wait.as_secs().max(1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         response.extensions_mut().insert(self);
         response
     }
@@ -200,19 +249,26 @@ pub async fn render_failures(state: &Shared, visitor: &Visitor, response: Respon
             .is_some_and(|t| t.starts_with("text/plain"));
     let failure = match response.extensions().get::<Failure>().cloned() {
         Some(failure) => failure,
-        None if plain_refusal => Failure {
-            status: response.status(),
-            message: "Die Anfrage konnte nicht verarbeitet werden. Bitte laden Sie die Seite neu und versuchen Sie es noch einmal.".into(),
-        },
+        None if plain_refusal && response.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Failure::too_large(
+                "Die gesendeten Daten sind zu umfangreich. Bitte kürzen Sie Ihre Angaben und versuchen Sie es noch einmal.",
+            )
+        }
+        None if plain_refusal => Failure::new(
+            response.status(),
+            "Die Anfrage konnte nicht verarbeitet werden. Bitte laden Sie die Seite neu und versuchen Sie es noch einmal.",
+        ),
         None => return response,
     };
     let title = match failure.status {
+        _ if failure.without_account => "Grenze für die Nutzung ohne Anmeldung erreicht",
         StatusCode::NOT_FOUND => "Seite nicht gefunden",
         StatusCode::FORBIDDEN => "Nicht möglich",
         StatusCode::TOO_MANY_REQUESTS => "Zu viele Versuche",
         StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "Ungültige Anfrage",
         StatusCode::PAYLOAD_TOO_LARGE => "Zu groß",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "Ungültige Anfrage",
+        StatusCode::REQUEST_TIMEOUT => "Zeit überschritten",
         _ => "Vorübergehende Störung",
     };
     let mut page = state.templates.page(
@@ -220,7 +276,7 @@ pub async fn render_failures(state: &Shared, visitor: &Visitor, response: Respon
         failure.status,
         "error",
         title,
-        &json!({ "title": title, "message": failure.message }),
+        &json!({ "title": title, "message": failure.message, "sign_in": failure.without_account && visitor.account.is_none() }),
     );
     if let Some(retry) = response.headers().get(header::RETRY_AFTER) {
         page.headers_mut()
@@ -240,11 +296,18 @@ pub async fn security_headers(
     next: Next,
 ) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    add_security_headers(response.headers_mut(), state.secure);
+    response
+}
+
+/// The security headers; a handler's own policy stays (documents: `sandbox`).
+fn add_security_headers(headers: &mut HeaderMap, secure: bool) {
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
@@ -261,13 +324,37 @@ pub async fn security_headers(
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if state.secure {
+    if secure {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
-    response
+}
+
+/// The answer of the server layer when a request's body did not arrive in time (it
+/// replaces whatever the handler made of the broken body).
+pub fn body_timeout_page(state: &Shared, limit: Duration) -> Response {
+    let nobody = Visitor {
+        session_id: None,
+        csrf: String::new(),
+        account: None,
+        client: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    };
+    let title = "Zeit überschritten";
+    let message = format!(
+        "Die Übertragung hat zu lange gedauert: Ein Formular muss innerhalb von {} Sekunden vollständig ankommen. Bitte prüfen Sie Ihre Internetverbindung und senden Sie das Formular noch einmal.",
+        limit.as_secs()
+    );
+    let mut page = state.templates.page(
+        &nobody,
+        StatusCode::REQUEST_TIMEOUT,
+        "error",
+        title,
+        &json!({ "title": title, "message": message }),
+    );
+    add_security_headers(page.headers_mut(), state.secure);
+    page
 }
 
 pub fn html_response(status: StatusCode, html: String) -> Response {

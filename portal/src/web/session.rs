@@ -1,20 +1,27 @@
-//! Sessions: every visitor gets one (random 256-bit token in an HttpOnly cookie, only
-//! its SHA-256 stored), with a CSRF token for the forms. Signing in replaces the session
-//! (no fixation); signing out deletes it.
+//! Sessions and CSRF tokens.
+//!
+//! A session is stored only when a visitor does something that needs one: starts a
+//! draft or signs in (a random 256-bit token in an HttpOnly cookie, only its SHA-256
+//! stored). Reading pages stores nothing: the forms of a visitor without a session
+//! carry a stateless double-submit token — random, in an HttpOnly cookie, compared with
+//! the form's field. A session has its own synchronizer token (the double-submit token
+//! it began with, or a new one when signing in). Signing in replaces the session (no
+//! fixation); signing out deletes it.
 
-use axum::extract::{Request, State};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use kopplung_transformers::mapping::TrustLevel;
+use kopplung_web::ClientAddr;
 use sqlx::Row;
 
 use super::Failure;
 use crate::{Error, Shared, db};
 
 pub const COOKIE: &str = "portal_session";
-/// Sessions end after 8 hours.
-pub const SESSION_SECONDS: i64 = 8 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -23,12 +30,15 @@ pub struct Account {
     pub trust_level: TrustLevel,
 }
 
-/// Who is asking: the session and, when signed in, the account.
+/// Who is asking: the client's address, the session if there is one and, when signed
+/// in, the account.
 #[derive(Debug, Clone)]
 pub struct Visitor {
-    pub session_id: String,
+    pub session_id: Option<String>,
     pub csrf: String,
     pub account: Option<Account>,
+    /// As the server layer resolved it (trusted proxies' header).
+    pub client: IpAddr,
 }
 
 pub fn random_hex(bytes: usize) -> Result<String, Error> {
@@ -37,8 +47,13 @@ pub fn random_hex(bytes: usize) -> Result<String, Error> {
     Ok(hex::encode(buffer))
 }
 
-fn token_id(token: &str) -> String {
+/// What is stored of a secret token: its SHA-256.
+pub fn token_id(token: &str) -> String {
     hex::encode(openssl::sha::sha256(token.as_bytes()))
+}
+
+fn is_token(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 pub fn parse_trust_level(text: &str) -> TrustLevel {
@@ -49,7 +64,11 @@ pub fn parse_trust_level(text: &str) -> TrustLevel {
     }
 }
 
-async fn load(state: &Shared, token: &str) -> Result<Option<Visitor>, sqlx::Error> {
+/// The session of cookie `token`, if it exists and has not expired.
+async fn load(
+    state: &Shared,
+    token: &str,
+) -> Result<Option<(String, String, Option<Account>)>, sqlx::Error> {
     let id = token_id(token);
     let row = sqlx::query(
         "SELECT s.csrf, a.id AS account_id, a.email, a.trust_level FROM sessions s
@@ -62,22 +81,23 @@ async fn load(state: &Shared, token: &str) -> Result<Option<Visitor>, sqlx::Erro
     .await?;
     Ok(row.map(|row| {
         let account_id: Option<String> = row.get("account_id");
-        Visitor {
-            session_id: id.clone(),
-            csrf: row.get("csrf"),
-            account: account_id.map(|account_id| Account {
-                id: account_id,
-                email: row.get("email"),
-                trust_level: parse_trust_level(&row.get::<String, _>("trust_level")),
-            }),
-        }
+        let account = account_id.map(|account_id| Account {
+            id: account_id,
+            email: row.get("email"),
+            trust_level: parse_trust_level(&row.get::<String, _>("trust_level")),
+        });
+        (id.clone(), row.get("csrf"), account)
     }))
 }
 
-/// Creates a session (for `account`, if given) and returns the cookie token.
-pub async fn create(state: &Shared, account: Option<&str>) -> Result<(String, Visitor), Error> {
+/// A new session (for `account`, if given) with CSRF token `csrf`; returns the cookie
+/// token and the session's id.
+pub async fn create(
+    state: &Shared,
+    account: Option<&str>,
+    csrf: &str,
+) -> Result<(String, String), Error> {
     let token = random_hex(32)?;
-    let csrf = random_hex(32)?;
     let id = token_id(&token);
     let now = db::now();
     sqlx::query(
@@ -85,46 +105,85 @@ pub async fn create(state: &Shared, account: Option<&str>) -> Result<(String, Vi
     )
     .bind(&id)
     .bind(account)
-    .bind(&csrf)
+    .bind(csrf)
     .bind(now)
-    .bind(now + SESSION_SECONDS)
+    .bind(now + state.config.settings.accounts.session_seconds())
     .execute(&state.db)
     .await?;
-    // Expired sessions go now and then.
-    sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-        .bind(now)
-        .execute(&state.db)
-        .await?;
-    Ok((
-        token,
-        Visitor {
-            session_id: id,
-            csrf,
-            account: None,
-        },
-    ))
+    Ok((token, id))
+}
+
+/// The visitor's session, storing one first if there is none (within the quota of new
+/// sessions per address). The cookie to set comes with a new one.
+pub async fn ensure(
+    state: &Shared,
+    visitor: &Visitor,
+) -> Result<(Visitor, Option<HeaderValue>), Failure> {
+    if visitor.session_id.is_some() {
+        return Ok((visitor.clone(), None));
+    }
+    state.quotas.new_session(visitor.client)?;
+    // The page's forms carry the double-submit token: it becomes the session's.
+    let (token, id) = create(state, None, &visitor.csrf).await?;
+    tracing::debug!("anonymous session stored");
+    let visitor = Visitor {
+        session_id: Some(id),
+        ..visitor.clone()
+    };
+    Ok((visitor, Some(set_cookie(state, &token))))
 }
 
 pub async fn delete(state: &Shared, visitor: &Visitor) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE id = ?")
-        .bind(&visitor.session_id)
-        .execute(&state.db)
-        .await?;
+    if let Some(id) = &visitor.session_id {
+        sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(id)
+            .execute(&state.db)
+            .await?;
+    }
     Ok(())
 }
 
-pub fn set_cookie(state: &Shared, token: &str) -> HeaderValue {
+fn cookie_value(state: &Shared, text: String) -> HeaderValue {
     let secure = if state.secure { "; Secure" } else { "" };
-    HeaderValue::try_from(format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::try_from(format!("{text}; Path=/; HttpOnly; SameSite=Lax{secure}"))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Puts the `Visitor` into the request (creating a session if there is none) and
-/// renders `Failure`s as error pages.
+pub fn set_cookie(state: &Shared, token: &str) -> HeaderValue {
+    let age = state.config.settings.accounts.session_seconds();
+    cookie_value(state, format!("{COOKIE}={token}; Max-Age={age}"))
+}
+
+pub fn clear_cookie(state: &Shared) -> HeaderValue {
+    cookie_value(state, format!("{COOKIE}=; Max-Age=0"))
+}
+
+/// The double-submit cookie's name: `__Host-` behind TLS, so that no other host of the
+/// domain can plant one.
+fn csrf_cookie(state: &Shared) -> &'static str {
+    if state.secure {
+        "__Host-portal_csrf"
+    } else {
+        "portal_csrf"
+    }
+}
+
+/// The client's address: the server layer's `ClientAddr`, else the TCP peer.
+fn client_of(request: &Request) -> IpAddr {
+    if let Some(ClientAddr(address)) = request.extensions().get::<ClientAddr>() {
+        return *address;
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// Puts the `Visitor` into the request — without storing anything — and renders
+/// `Failure`s as error pages.
 pub async fn middleware(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
-    // Assets and the provider's API need no session.
+    // Assets and the provider's API need no visitor.
     let path = request.uri().path();
     if path.starts_with("/assets/")
         || path == "/healthz"
@@ -132,30 +191,56 @@ pub async fn middleware(State(state): State<Shared>, mut request: Request, next:
     {
         return next.run(request).await;
     }
-    let existing = match super::cookie(request.headers(), COOKIE) {
-        Some(token) => match load(&state, &token).await {
+    let client = client_of(&request);
+    let session_cookie = super::cookie(request.headers(), COOKIE);
+    let session = match &session_cookie {
+        Some(token) if is_token(token) => match load(&state, token).await {
             Ok(found) => found,
             Err(e) => return Failure::from(e).into_response(),
         },
-        None => None,
+        _ => None,
     };
-    let (visitor, new_token) = match existing {
-        Some(visitor) => (visitor, None),
-        None => match create(&state, None).await {
-            Ok((token, visitor)) => (visitor, Some(token)),
-            Err(e) => return Failure::from(e).into_response(),
+    let stale_cookie = session_cookie.is_some() && session.is_none();
+    let mut new_csrf = None;
+    let visitor = match session {
+        Some((id, csrf, account)) => Visitor {
+            session_id: Some(id),
+            csrf,
+            account,
+            client,
         },
+        None => {
+            let csrf = match super::cookie(request.headers(), csrf_cookie(&state)) {
+                Some(token) if is_token(&token) => token,
+                _ => match random_hex(32) {
+                    Ok(token) => {
+                        new_csrf = Some(token.clone());
+                        token
+                    }
+                    Err(e) => return Failure::from(e).into_response(),
+                },
+            };
+            Visitor {
+                session_id: None,
+                csrf,
+                account: None,
+                client,
+            }
+        }
     };
     request.extensions_mut().insert(visitor.clone());
     let response = next.run(request).await;
     let mut response = super::render_failures(&state, &visitor, response).await;
-    // A handler that signed in or out set its own cookie.
-    if let Some(token) = new_token
-        && !response.headers().contains_key(header::SET_COOKIE)
-    {
+    // A handler that stored a session or signed out set its own session cookie.
+    let handler_set = response.headers().contains_key(header::SET_COOKIE);
+    if stale_cookie && !handler_set {
         response
             .headers_mut()
-            .insert(header::SET_COOKIE, set_cookie(&state, &token));
+            .append(header::SET_COOKIE, clear_cookie(&state));
+    }
+    if let Some(token) = new_csrf {
+        let value = cookie_value(&state, format!("{}={token}", csrf_cookie(&state)));
+        response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
 }

@@ -1,14 +1,18 @@
 //! What the portal's tests share: a hub, the reference procedure for Dresden's
-//! Bürgerbüro and Mängelanzeige (decisions after a second), and the portal itself, each
-//! a real process.
+//! Bürgerbüro and Mängelanzeige (decisions after a second), a real SMTP server
+//! (Debian's `python3-aiosmtpd`, storing mails in a Maildir) and the portal itself, each
+//! a real process; and a citizen in miniature (cookies, CSRF tokens, redirects by hand)
+//! who registers through the confirmation mail.
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kopplung_tests::{HubSetup, TestHub, free_port, kopplung_bin, workspace};
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 
 /// A child process killed when dropped.
 pub struct Process(pub Child);
@@ -35,10 +39,181 @@ pub fn kern_dir() -> PathBuf {
     dir
 }
 
+/// Debian's Python with aiosmtpd: never pyenv's `python3` on the PATH.
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+/// A real SMTP server on loopback (aiosmtpd's Mailbox handler) and its Maildir.
+pub struct Smtp {
+    pub port: u16,
+    pub maildir: PathBuf,
+    process: Option<Process>,
+}
+
+impl Smtp {
+    /// A port and a Maildir below `dir`; the server is not started yet.
+    pub fn reserve(dir: &Path) -> Self {
+        Self {
+            port: free_port(),
+            maildir: dir.join("maildir"),
+            process: None,
+        }
+    }
+
+    /// Starts the server; fails loudly when aiosmtpd is missing.
+    pub fn start(&mut self) {
+        let probe = Command::new(SYSTEM_PYTHON)
+            .args(["-c", "import aiosmtpd"])
+            .output();
+        assert!(
+            probe.as_ref().is_ok_and(|o| o.status.success()),
+            "{SYSTEM_PYTHON} cannot import aiosmtpd: `apt-get install python3-aiosmtpd` (scripts/test does)"
+        );
+        let log = std::fs::File::create(self.maildir.with_extension("log")).expect("smtp log");
+        let child = Command::new(SYSTEM_PYTHON)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&self.maildir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("aiosmtpd");
+        self.process = Some(Process(child));
+        let until = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < until, "aiosmtpd did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn mailbox(&self) -> Mailbox {
+        Mailbox {
+            dir: self.maildir.clone(),
+        }
+    }
+}
+
+/// A mail as the SMTP server received it.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    /// The envelope's recipients (aiosmtpd's `X-RcptTo`).
+    pub recipients: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub raw: String,
+}
+
+impl Mail {
+    /// The first line of the body that starts with `prefix`.
+    pub fn link(&self, prefix: &str) -> String {
+        self.body
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no link {prefix}… in the mail:\n{}", self.body))
+            .to_owned()
+    }
+}
+
+/// The Maildir the SMTP server writes.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    pub dir: PathBuf,
+}
+
+impl Mailbox {
+    pub fn all(&self) -> Vec<Mail> {
+        let mut mails = Vec::new();
+        for folder in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.dir.join(folder)) else {
+                continue;
+            };
+            let mut paths: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+            paths.sort();
+            for path in paths {
+                let raw = std::fs::read(&path).expect("mail file");
+                let parsed = mail_parser::MessageParser::default()
+                    .parse(&raw)
+                    .expect("a parsable mail");
+                mails.push(Mail {
+                    recipients: parsed
+                        .header_raw("X-RcptTo")
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned(),
+                    to: parsed
+                        .to()
+                        .and_then(|a| a.first())
+                        .and_then(|a| a.address())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    subject: parsed.subject().unwrap_or_default().to_owned(),
+                    body: parsed.body_text(0).unwrap_or_default().into_owned(),
+                    raw: String::from_utf8_lossy(&raw).into_owned(),
+                });
+            }
+        }
+        mails
+    }
+
+    /// The mails to `to`.
+    pub fn to(&self, to: &str) -> Vec<Mail> {
+        self.all().into_iter().filter(|m| m.to == to).collect()
+    }
+
+    /// Waits up to `limit` for the `n`th mail to `to` (counting from 1).
+    pub async fn wait_for_nth(&self, to: &str, n: usize, limit: Duration) -> Mail {
+        let until = Instant::now() + limit;
+        loop {
+            let mails = self.to(to);
+            if mails.len() >= n {
+                return mails[n - 1].clone();
+            }
+            assert!(
+                Instant::now() < until,
+                "no mail #{n} to {to} within {limit:?}; got {}",
+                mails.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_for(&self, to: &str) -> Mail {
+        self.wait_for_nth(to, 1, Duration::from_secs(30)).await
+    }
+}
+
+/// How a cycle's portal is run.
+pub struct Options {
+    pub procedures: bool,
+    /// More options for `kopplung portal` (e.g. `--public-url`).
+    pub args: Vec<String>,
+    /// More sections of `portal.toml` (`[limits]`, `[quotas]`, `[accounts]`).
+    pub sections: String,
+    /// More keys of its `[mail]` section.
+    pub mail: String,
+    /// Whether the SMTP server runs from the start.
+    pub smtp: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            procedures: false,
+            args: Vec::new(),
+            sections: String::new(),
+            mail: String::new(),
+            smtp: true,
+        }
+    }
+}
+
 pub struct Cycle {
     pub hub: TestHub,
     pub portal_url: String,
     pub portal_dir: tempfile::TempDir,
+    pub smtp: Smtp,
     _sim: Option<Process>,
     _portal: Process,
 }
@@ -47,13 +222,26 @@ impl Cycle {
     /// The hub, the portal as one of its clients, and (with `procedures`) the reference
     /// procedures of Dresden that answer with a decision after a second.
     pub async fn start(procedures: bool) -> Self {
-        Self::start_with(procedures, &[]).await
+        Self::with(Options {
+            procedures,
+            ..Options::default()
+        })
+        .await
     }
 
     /// The same with more options for `kopplung portal` (e.g. `--public-url`).
     pub async fn start_with(procedures: bool, portal_args: &[&str]) -> Self {
+        Self::with(Options {
+            procedures,
+            args: portal_args.iter().map(|a| a.to_string()).collect(),
+            ..Options::default()
+        })
+        .await
+    }
+
+    pub async fn with(options: Options) -> Self {
         let hub = TestHub::start(HubSetup::default()).await;
-        let sim = procedures.then(|| {
+        let sim = options.procedures.then(|| {
             let log = std::fs::File::create(hub.dir.path().join("sim.log")).expect("sim log");
             Process(
                 Command::new(kopplung_bin())
@@ -74,12 +262,27 @@ impl Cycle {
             )
         });
         let portal_dir = tempfile::tempdir().expect("portal dir");
+        let mut smtp = Smtp::reserve(portal_dir.path());
+        if options.smtp {
+            smtp.start();
+        }
+        let config = portal_dir.path().join("portal.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[mail]\nfrom = \"Serviceportal Test <noreply@portal.test>\"\nhost = \"127.0.0.1\"\nport = {}\ntimeout_secs = 5\nretry_first_secs = 1\nretry_max_secs = 2\n{}\n\n{}\n",
+                smtp.port, options.mail, options.sections
+            ),
+        )
+        .expect("portal.toml");
         let port = free_port();
         let portal_url = format!("http://127.0.0.1:{port}");
         let log = std::fs::File::create(portal_dir.path().join("portal.log")).expect("portal log");
         let portal = Process(
             Command::new(kopplung_bin())
                 .arg("portal")
+                .arg("--config")
+                .arg(&config)
                 .args(["--listen", &format!("127.0.0.1:{port}")])
                 .args(["--hub", &hub.url("")])
                 .arg("--token-file")
@@ -88,7 +291,7 @@ impl Cycle {
                 .arg(portal_dir.path().join("data"))
                 .arg("--kern-dir")
                 .arg(kern_dir())
-                .args(portal_args)
+                .args(&options.args)
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(log)
@@ -99,6 +302,7 @@ impl Cycle {
             hub,
             portal_url,
             portal_dir,
+            smtp,
             _sim: sim,
             _portal: portal,
         };
@@ -128,7 +332,281 @@ impl Cycle {
         format!("{}{path}", self.portal_url)
     }
 
+    /// The portal's resident memory in KiB (`VmRSS` of its process).
+    pub fn portal_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self._portal.0.id()))
+            .expect("the portal's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.portal_dir.path().join("portal.log")).unwrap_or_default()
     }
+
+    pub fn mailbox(&self) -> Mailbox {
+        self.smtp.mailbox()
+    }
+
+    /// The portal's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.portal_dir.path().join("data")
+    }
+
+    /// One value from `portal.sqlite`, read with the `sqlite3` command line.
+    pub fn sql(&self, query: &str) -> String {
+        let output = Command::new("sqlite3")
+            .arg(self.data_dir().join("portal.sqlite"))
+            .arg(query)
+            .output()
+            .expect("sqlite3 (apt-get install sqlite3)");
+        assert!(
+            output.status.success(),
+            "sqlite3 {query}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}
+
+pub const PASSWORD: &str = "ein-langes-Passwort-123";
+
+/// A browser in miniature: cookies, redirects followed by hand.
+pub struct Citizen {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub cookies: BTreeMap<String, String>,
+    pub mailbox: Mailbox,
+    /// Sent as `X-Forwarded-For` (the portal believes it only from trusted proxies).
+    pub forwarded_for: Option<String>,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> String {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The CSRF token of the page's forms.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no CSRF token on the page:\n{}", self.body))
+            + marker.len();
+        self.body[start..start + 64].to_owned()
+    }
+}
+
+impl Citizen {
+    pub fn new(cycle: &Cycle) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: cycle.portal_url.clone(),
+            cookies: BTreeMap::new(),
+            mailbox: cycle.mailbox(),
+            forwarded_for: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// The `Cookie` header this citizen sends.
+    pub fn cookie_header(&self) -> Option<String> {
+        (!self.cookies.is_empty()).then(|| {
+            self.cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    pub async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let request = match self.cookie_header() {
+            Some(cookie) => request.header("cookie", cookie),
+            None => request,
+        };
+        let request = match &self.forwarded_for {
+            Some(address) => request.header("x-forwarded-for", address),
+            None => request,
+        };
+        let response = request.send().await.expect("request");
+        for set in response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            let pair = set.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                if set.contains("Max-Age=0") || value.is_empty() {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("body");
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let request = self.http.get(self.url(path));
+        self.send(request).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.http.post(self.url(path)).form(form);
+        self.send(request).await
+    }
+
+    /// Follows redirects (GET) from `page` to the first page that is none.
+    pub async fn follow(&mut self, mut page: Page) -> Page {
+        for _ in 0..10 {
+            if !(300..400).contains(&page.status) {
+                return page;
+            }
+            let location = page.location();
+            page = self.get(&location).await;
+        }
+        panic!("too many redirects");
+    }
+
+    /// Fills in the registration form; the answer (a redirect to "check your mail").
+    pub async fn register_only(&mut self, email: &str, password: &str) -> Page {
+        let form = self.get("/konto/registrieren").await;
+        let csrf = form.csrf();
+        self.post(
+            "/konto/registrieren",
+            &[
+                ("csrf", &csrf),
+                ("email", email),
+                ("password", password),
+                ("password2", password),
+            ],
+        )
+        .await
+    }
+
+    /// Opens the link of `mail` and confirms there: signed in afterwards.
+    pub async fn confirm(&mut self, mail: &Mail) -> Page {
+        let link = mail.link(&format!("{}/konto/bestaetigen?code=", self.base));
+        let page = self.get(&link).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let code = link.rsplit('=').next().unwrap_or_default().to_owned();
+        let csrf = page.csrf();
+        self.post("/konto/bestaetigen", &[("csrf", &csrf), ("code", &code)])
+            .await
+    }
+
+    /// Registers, reads the confirmation mail at the SMTP server, confirms: signed in.
+    pub async fn register(&mut self, email: &str) {
+        let done = self.register_only(email, PASSWORD).await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        assert_eq!(done.location(), "/konto/registrieren/gesendet");
+        let mail = self.mailbox.wait_for(email).await;
+        assert!(!mail.raw.contains(PASSWORD), "the password in a mail");
+        let confirmed = self.confirm(&mail).await;
+        assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+        assert_eq!(confirmed.location(), "/konto?bestaetigt");
+    }
+
+    pub async fn csrf(&mut self) -> String {
+        self.get("/konto/anmelden").await.csrf()
+    }
+
+    /// Posts the finder's "apply online" button; the answer.
+    pub async fn try_start(&mut self, service: &str, region: &str) -> Page {
+        let finder = self
+            .get(&format!("/zustaendigkeit?leistung={service}&ort={region}"))
+            .await;
+        assert_eq!(finder.status, 200, "{}", finder.body);
+        let csrf = finder.csrf();
+        self.post(
+            &format!("/antrag/{service}/neu"),
+            &[("csrf", &csrf), ("region", region)],
+        )
+        .await
+    }
+
+    /// Starts an application from the finder's button; the first step's path.
+    pub async fn start(&mut self, service: &str, region: &str) -> String {
+        let started = self.try_start(service, region).await;
+        assert_eq!(started.status, 303, "{}", started.body);
+        started.location()
+    }
+
+    /// Posts a step and expects to be sent on.
+    pub async fn fill(&mut self, step: &str, fields: &[(&str, &str)]) -> String {
+        let page = self.get(step).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = page.csrf();
+        let mut form = vec![("csrf", csrf.as_str()), ("aktion", "weiter")];
+        form.extend_from_slice(fields);
+        let next = self.post(step, &form).await;
+        assert_eq!(next.status, 303, "step {step} refused:\n{}", next.body);
+        next.location()
+    }
+
+    /// Uploads `content` as the draft's attachment.
+    pub async fn upload(
+        &mut self,
+        draft: &str,
+        csrf: &str,
+        filename: &str,
+        media_type: &str,
+        content: Vec<u8>,
+    ) -> Page {
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf.to_owned())
+            .part(
+                "datei",
+                reqwest::multipart::Part::bytes(content)
+                    .file_name(filename.to_owned())
+                    .mime_str(media_type)
+                    .expect("media type"),
+            );
+        let request = self
+            .http
+            .post(self.url(&format!("/entwurf/{draft}/anlagen")))
+            .multipart(form);
+        self.send(request).await
+    }
+}
+
+pub const MAENGEL: &str = "99999001000000";
+pub const MELDE: &str = "99115003000000";
+pub const DRESDEN: &str = "146120000000";
+
+pub fn draft_of(step: &str) -> String {
+    step.split('/').nth(2).expect("draft id").to_owned()
 }

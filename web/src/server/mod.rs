@@ -186,6 +186,8 @@ impl Server {
                         continue;
                     }
                 },
+                // In a block of its own: the watch's guard must not end up in the
+                // select's output, or `serve` could not be spawned (not `Send`).
                 () = async { let _ = accepting.wait_for(|stop| *stop).await; } => break,
             };
             while connections.try_join_next().is_some() {}
@@ -459,4 +461,18 @@ async fn body_deadline(
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn serve_can_be_spawned_and_stops_when_told() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Server::new("test", ServerLimits::default(), ClientAddresses::default());
+        // tokio::spawn needs the future to be `Send` (the demo spawns the portal).
+        let served = tokio::spawn(server.serve(listener, Router::new(), async {}));
+        served.await.unwrap().unwrap();
+    }
 }

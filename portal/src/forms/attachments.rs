@@ -1,0 +1,297 @@
+//! A draft's attachments: the upload page, the upload and the removal.
+//!
+//! An upload is checked before any of its body is read: the draft must be the
+//! visitor's, the declared length must fit the service's attachment limit (plus the
+//! multipart framing), and an anonymous draft's session and address must have quota
+//! left (and the disk room). Then the body is read through a limit of that size, the
+//! CSRF field before the file; the file streams up to the service's limit.
+
+use axum::body::Body;
+use axum::extract::{Extension, FromRequest, Multipart, Path, Request, State};
+use axum::http::{StatusCode, header};
+use http_body_util::Limited;
+use serde_json::{Value, json};
+
+use super::drafts::{self, Draft};
+use super::{open_draft, progress, render, service_of};
+use crate::Shared;
+use crate::quota::human_bytes;
+use crate::router_client::Service;
+use crate::web::{Failure, Page, Visitor, check_csrf, same_token, see_other};
+
+pub(super) fn human_size(bytes: i64) -> String {
+    human_bytes(u64::try_from(bytes).unwrap_or(0))
+}
+
+fn media_label(media_type: &str) -> &str {
+    match media_type {
+        "application/pdf" => "PDF",
+        "image/jpeg" => "JPEG",
+        "image/png" => "PNG",
+        other => other,
+    }
+}
+
+async fn attachments_view(
+    state: &Shared,
+    visitor: &Visitor,
+    draft: &Draft,
+    service: &Service,
+    errors: Vec<Value>,
+) -> Result<Value, Failure> {
+    let form = service.form()?;
+    let stored = drafts::attachments(state, &draft.id).await?;
+    let rules = &form.attachments;
+    let types: Vec<&str> = rules.media_types.iter().map(|t| media_label(t)).collect();
+    Ok(json!({
+        "csrf": visitor.csrf,
+        "draft": draft.id,
+        "service": service.name,
+        "progress": progress(&render::steps(&form), true, "anlagen"),
+        "attachments": stored.iter().map(|a| json!({
+            "id": a.id, "filename": a.filename, "type": media_label(&a.media_type), "size": human_size(a.size),
+        })).collect::<Vec<_>>(),
+        "max_count": rules.max_count,
+        "max_size": human_size(rules.max_bytes as i64),
+        "types": types.join(", "),
+        "accept": rules.media_types.join(","),
+        "room": stored.len() < rules.max_count,
+        "errors": errors,
+        "back": format!("/entwurf/{}/schritt/{}", draft.id, render::steps(&form).last().copied().unwrap_or(1)),
+    }))
+}
+
+pub async fn attachments_page(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+) -> Page {
+    let draft = match open_draft(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    let service = service_of(&state, &draft.service).await?;
+    if service.attachments.max_count == 0 {
+        return Err(Failure::not_found());
+    }
+    let view = attachments_view(&state, &visitor, &draft, &service, Vec::new()).await?;
+    Ok(state.templates.page(
+        &visitor,
+        StatusCode::OK,
+        "attachments",
+        &format!("{} – Anlagen", service.name),
+        &view,
+    ))
+}
+
+/// What the first bytes say the file is (never trust the browser's type alone).
+fn sniff(content: &[u8]) -> Option<&'static str> {
+    if content.starts_with(b"%PDF-") {
+        Some("application/pdf")
+    } else if content.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+        Some("image/png")
+    } else if content.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else {
+        None
+    }
+}
+
+/// A file name without folders or control characters, at most 100 characters.
+fn clean_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(100)
+        .collect();
+    if cleaned.trim().is_empty() {
+        "anlage".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+fn transfer_failed() -> Failure {
+    Failure::bad_request(
+        "Die Datei konnte nicht übertragen werden. Bitte versuchen Sie es noch einmal.",
+    )
+}
+
+/// A file read from the upload, or why there is none.
+enum Received {
+    File {
+        filename: String,
+        declared: String,
+        content: Vec<u8>,
+    },
+    TooLarge,
+    Nothing,
+}
+
+/// Reads the multipart body: the CSRF field must come (and match) before the file.
+async fn receive(
+    visitor: &Visitor,
+    multipart: &mut Multipart,
+    max_bytes: usize,
+) -> Result<Received, Failure> {
+    let mut csrf_ok = false;
+    let mut received = Received::Nothing;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|_| transfer_failed())?
+    {
+        match field.name() {
+            Some("csrf") => {
+                let token = field.text().await.map_err(|_| transfer_failed())?;
+                if !same_token(&token, &visitor.csrf) {
+                    return Err(Failure::csrf());
+                }
+                csrf_ok = true;
+            }
+            Some("datei") => {
+                if !csrf_ok {
+                    return Err(Failure::csrf());
+                }
+                let filename = clean_filename(field.file_name().unwrap_or_default());
+                let declared = field.content_type().unwrap_or_default().to_owned();
+                let mut field = field;
+                let mut content = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(|_| transfer_failed())? {
+                    if content.len() + chunk.len() > max_bytes {
+                        // The rest is not read: the answer closes the matter.
+                        return Ok(Received::TooLarge);
+                    }
+                    content.extend_from_slice(&chunk);
+                }
+                if !content.is_empty() {
+                    received = Received::File {
+                        filename,
+                        declared,
+                        content,
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+    if !csrf_ok {
+        return Err(Failure::csrf());
+    }
+    Ok(received)
+}
+
+pub async fn attachments_upload(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Page {
+    let draft = drafts::load_owned(&state, &visitor, &id).await?;
+    let service = service_of(&state, &draft.service).await?;
+    let max_bytes = service.attachments.max_bytes;
+    let limit = max_bytes.saturating_add(state.config.settings.limits.upload_overhead_bytes);
+    let declared_length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > limit as u64) {
+        return Err(Failure::too_large(format!(
+            "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei. Bitte verkleinern Sie sie und versuchen Sie es noch einmal.",
+            human_size(max_bytes as i64)
+        )));
+    }
+    let anonymous = draft.account_id.is_none();
+    if anonymous {
+        let quotas = &state.quotas;
+        quotas.check_disk(&state.config.data_dir)?;
+        let (files, stored) =
+            drafts::session_uploads(&state, draft.session_id.as_deref().unwrap_or_default())
+                .await?;
+        quotas.check_session_uploads(files, stored, 1)?;
+        quotas.anonymous_upload(visitor.client, declared_length.unwrap_or(limit as u64))?;
+    }
+    let (parts, body) = request.into_parts();
+    let limited = Request::from_parts(parts, Body::new(Limited::new(body, limit)));
+    let mut multipart = Multipart::from_request(limited, &state)
+        .await
+        .map_err(|_| transfer_failed())?;
+    let received = receive(&visitor, &mut multipart, max_bytes).await?;
+    if draft.submitted() {
+        return Ok(see_other(&format!("/antraege/{}", draft.id)));
+    }
+    let rules = &service.attachments;
+    let stored = drafts::attachments(&state, &draft.id).await?;
+    let types: Vec<&str> = rules.media_types.iter().map(|t| media_label(t)).collect();
+    let problem = match &received {
+        Received::TooLarge => Some(format!(
+            "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei.",
+            human_size(max_bytes as i64)
+        )),
+        _ if stored.len() >= rules.max_count => Some(format!(
+            "Sie können höchstens {} Dateien anhängen.",
+            rules.max_count
+        )),
+        Received::Nothing => Some("Bitte wählen Sie eine Datei aus.".to_owned()),
+        Received::File {
+            declared, content, ..
+        } => match sniff(content) {
+            Some(actual)
+                if rules.media_types.iter().any(|t| t == actual)
+                    && (declared == actual
+                        || declared == "application/octet-stream"
+                        || declared.is_empty()) =>
+            {
+                None
+            }
+            _ => Some(format!(
+                "Dieser Dateityp ist nicht erlaubt. Erlaubt sind: {}.",
+                types.join(", ")
+            )),
+        },
+    };
+    if let Some(message) = problem {
+        let errors = vec![json!({"id": "datei", "message": message})];
+        let view = attachments_view(&state, &visitor, &draft, &service, errors).await?;
+        return Ok(state.templates.page(
+            &visitor,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "attachments",
+            &format!("Fehler: {} – Anlagen", service.name),
+            &view,
+        ));
+    }
+    if let Received::File {
+        filename, content, ..
+    } = received
+    {
+        if anonymous {
+            // The session's byte quota, now that the file's size is known.
+            let (files, stored) =
+                drafts::session_uploads(&state, draft.session_id.as_deref().unwrap_or_default())
+                    .await?;
+            state
+                .quotas
+                .check_session_uploads(files, stored, content.len() as u64)?;
+        }
+        let media_type = sniff(&content).unwrap_or("application/octet-stream");
+        drafts::add_attachment(&state, &draft.id, &filename, media_type, &content).await?;
+    }
+    Ok(see_other(&format!("/entwurf/{}/anlagen", draft.id)))
+}
+
+pub async fn attachment_remove(
+    State(state): State<Shared>,
+    Extension(visitor): Extension<Visitor>,
+    Path((id, attachment)): Path<(String, String)>,
+    axum::extract::Form(pairs): axum::extract::Form<Vec<(String, String)>>,
+) -> Page {
+    check_csrf(&visitor, &pairs)?;
+    let draft = match open_draft(&state, &visitor, &id).await? {
+        Ok(draft) => draft,
+        Err(redirect) => return Ok(*redirect),
+    };
+    drafts::remove_attachment(&state, &draft.id, &attachment).await?;
+    Ok(see_other(&format!("/entwurf/{}/anlagen", draft.id)))
+}

@@ -1,0 +1,100 @@
+//! The retention sweep: every `[quotas] sweep_interval_secs`, expired sessions, expired
+//! registrations, anonymous drafts (with their files, and the portal's copy of
+//! anonymous applications) whose session has ended or that were last changed
+//! `anonymous_expire_secs` ago, and dropped mails older than `[mail] expire_hours` are
+//! deleted. Nothing stays only because nobody comes back for it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::{Shared, db};
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub sessions: u64,
+    pub anonymous_drafts: u64,
+    pub registrations: u64,
+    pub dropped_mails: u64,
+}
+
+/// Runs the sweep now and then, until the portal stops.
+pub async fn run(state: Shared) {
+    let interval = Duration::from_secs(state.config.settings.quotas.sweep_interval_secs);
+    loop {
+        match sweep(&state).await {
+            Ok(swept) if swept != Swept::default() => {
+                tracing::info!(
+                    sessions = swept.sessions,
+                    anonymous_drafts = swept.anonymous_drafts,
+                    registrations = swept.registrations,
+                    dropped_mails = swept.dropped_mails,
+                    "retention sweep"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the retention sweep failed; it runs again later"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+pub async fn sweep(state: &Shared) -> Result<Swept, sqlx::Error> {
+    let now = db::now();
+    let expire =
+        i64::try_from(state.config.settings.quotas.anonymous_expire_secs).unwrap_or(i64::MAX);
+    let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        .bind(now)
+        .execute(&state.db)
+        .await?
+        .rows_affected();
+    // Their files go with them (ON DELETE CASCADE).
+    let anonymous_drafts = sqlx::query(
+        "DELETE FROM drafts WHERE account_id IS NULL
+           AND (updated_at <= ? OR session_id IS NULL
+                OR NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = drafts.session_id))",
+    )
+    .bind(now.saturating_sub(expire))
+    .execute(&state.db)
+    .await?
+    .rows_affected();
+    let registrations = sqlx::query("DELETE FROM registrations WHERE expires_at <= ?")
+        .bind(now)
+        .execute(&state.db)
+        .await?
+        .rows_affected();
+    let dropped_mails = match state.mailer.drop_dir() {
+        Some(dir) => {
+            let (dir, expire) = (dir.to_owned(), state.mailer.expire());
+            tokio::task::spawn_blocking(move || remove_older(&dir, expire))
+                .await
+                .unwrap_or(0)
+        }
+        None => 0,
+    };
+    Ok(Swept {
+        sessions,
+        anonymous_drafts,
+        registrations,
+        dropped_mails,
+    })
+}
+
+/// Removes the files in `dir` last changed more than `age` ago; how many.
+fn remove_older(dir: &Path, age: Duration) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if old && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}

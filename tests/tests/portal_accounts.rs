@@ -1,0 +1,512 @@
+//! The portal's accounts against visitors without any token (issue 16), on the real hub
+//! and portal processes and a real SMTP server (aiosmtpd): redirect targets from the
+//! request end on portal paths; the simulated payment provider answers only the portal
+//! and sends back only to it; 40 parallel wrong passwords for one account reach the
+//! password check at most 5 times; registration answers alike whether or not the
+//! address has an account, and the mails arrive; a relay that is down delays the mail
+//! but not the answer.
+
+mod portal_support;
+
+use std::time::{Duration, Instant};
+
+use portal_support::{Citizen, Cycle, Options, PASSWORD, Page};
+use url::Url;
+
+/// The value of the page's hidden input `name`, unescaped.
+fn hidden(page: &Page, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} on the page:\n{}", page.body))
+        + marker.len();
+    let end = start + page.body[start..].find('"').expect("end of the value");
+    page.body[start..end]
+        .replace("&#x3D;", "=")
+        .replace("&#x27;", "'")
+        .replace("&#x60;", "`")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Whether a browser that gets `Location: location` from the portal stays on it.
+fn stays_on_portal(portal: &Url, location: &str) -> bool {
+    location.starts_with('/')
+        && !location.starts_with("//")
+        && !location.starts_with("/\\")
+        && !location.contains(['\t', '\r', '\n', '\\'])
+        && portal
+            .join(location)
+            .is_ok_and(|followed| followed.origin() == portal.origin())
+}
+
+fn hostile_targets(port: u16) -> Vec<String> {
+    let mut targets: Vec<String> = [
+        "/\t/evil.example/x",
+        "/%09/evil.example/x",
+        "/\t\t/evil.example",
+        "\t//evil.example",
+        "/\r\n/evil.example",
+        "/%0d%0a/evil.example",
+        "/\n/evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/\\/evil.example",
+        "\\/evil.example",
+        "//evil.example/x",
+        "///evil.example",
+        " //evil.example",
+        "/.//evil.example",
+        "/./\\evil.example",
+        "/%2F/evil.example",
+        "/%5Cevil.example",
+        "%2F%2Fevil.example",
+        "@evil.example",
+        "//user@evil.example",
+        ".evil.example",
+        "evil.example",
+        "http://evil.example/",
+        "https://evil.example/konto",
+        "http:evil.example",
+        "javascript:alert(1)",
+        "data:text/html,x",
+    ]
+    .iter()
+    .map(|t| t.to_string())
+    .collect();
+    targets.extend([
+        format!("http://127.0.0.1:{port}@evil.example/"),
+        format!("http://127.0.0.1:{port}.evil.example/"),
+        format!("//127.0.0.1:{port}.evil.example/"),
+        format!("http://127.0.0.1:{port}/konto"),
+    ]);
+    targets
+}
+
+#[tokio::test]
+async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_answers_only_the_portal()
+ {
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("payment-secret");
+    let secret = "geteiltes-geheimnis-fuer-den-zahlungsdienst";
+    std::fs::write(&secret_file, secret).unwrap();
+    let cycle = Cycle::with(Options {
+        sections: format!("[payment]\nsecret_file = \"{}\"\n", secret_file.display()),
+        ..Options::default()
+    })
+    .await;
+    let portal = Url::parse(&cycle.portal_url).unwrap();
+    let port = portal.port().unwrap();
+    let mut anna = Citizen::new(&cycle);
+    anna.register("anna@example.org").await;
+    let mut checked = 0;
+    for target in hostile_targets(port) {
+        // Through the sign-in page's `weiter` and a real sign-in …
+        let page = anna
+            .send(
+                anna.http
+                    .get(anna.url("/konto/anmelden"))
+                    .query(&[("weiter", &target)]),
+            )
+            .await;
+        assert_eq!(page.status, 200, "{target:?}");
+        let next = hidden(&page, "next");
+        assert!(
+            stays_on_portal(&portal, &next),
+            "{target:?} → next {next:?}"
+        );
+        for next in [next.as_str(), target.as_str()] {
+            // Each sign-in replaces the session and its CSRF token.
+            let csrf = anna.csrf().await;
+            let signed_in = anna
+                .post(
+                    "/konto/anmelden",
+                    &[
+                        ("csrf", &csrf),
+                        ("email", "anna@example.org"),
+                        ("password", PASSWORD),
+                        ("next", next),
+                    ],
+                )
+                .await;
+            assert_eq!(signed_in.status, 303, "{target:?}: {}", signed_in.body);
+            let location = signed_in.location();
+            assert!(
+                stays_on_portal(&portal, &location),
+                "{target:?} → Location {location:?}"
+            );
+            checked += 1;
+        }
+        // … and through the identification's `weiter`.
+        let page = anna
+            .send(
+                anna.http
+                    .get(anna.url("/konto/identifizierung"))
+                    .query(&[("weiter", &target)]),
+            )
+            .await;
+        assert_eq!(page.status, 200, "{target:?}");
+        let next = hidden(&page, "next");
+        for next in [next.as_str(), target.as_str()] {
+            let identified = anna
+                .post(
+                    "/konto/identifizierung",
+                    &[
+                        ("csrf", &page.csrf()),
+                        ("verfahren", "elster"),
+                        ("next", next),
+                    ],
+                )
+                .await;
+            assert_eq!(identified.status, 303, "{target:?}");
+            let location = identified.location();
+            assert!(
+                stays_on_portal(&portal, &location),
+                "{target:?} → Location {location:?}"
+            );
+            checked += 1;
+        }
+    }
+    println!("{checked} redirects checked");
+    // Local targets still work.
+    let page = anna.get("/konto/anmelden?weiter=/konto/postfach").await;
+    assert_eq!(hidden(&page, "next"), "/konto/postfach");
+
+    // The simulated payment provider: its API answers only the portal …
+    let http = reqwest::Client::new();
+    let create = |redirect: String| {
+        serde_json::json!({
+            "requestId": "x", "currency": "EUR", "grossAmount": 500,
+            "purpose": "Test", "redirectUrl": redirect,
+        })
+    };
+    let api = cycle.url("/xbezahldienste/api/v1/paymenttransaction");
+    let own = format!("{}/entwurf/abc/zahlung", cycle.portal_url);
+    for auth in [None, Some("falsch"), Some("")] {
+        let mut request = http.post(&api).json(&create(own.clone()));
+        if let Some(token) = auth {
+            request = request.bearer_auth(token);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 401, "{auth:?}");
+    }
+    let status = http.get(format!("{api}/irgendwas")).send().await.unwrap();
+    assert_eq!(status.status(), 401);
+    // … and sends citizens back to the portal's own origin only.
+    for foreign in [
+        format!("http://127.0.0.1:{port}@evil.example/entwurf/abc/zahlung"),
+        format!("http://127.0.0.1:{port}.evil.example/entwurf/abc/zahlung"),
+        format!("http://127.0.0.1:{port}/konto"),
+        "https://evil.example/entwurf/abc/zahlung".to_owned(),
+        format!("http://127.0.0.1:{port}/entwurf\\..\\x"),
+    ] {
+        let refused = http
+            .post(&api)
+            .bearer_auth(secret)
+            .json(&create(foreign.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 422, "{foreign}");
+    }
+    let created = http
+        .post(&api)
+        .bearer_auth(secret)
+        .json(&create(own))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+}
+
+#[tokio::test]
+async fn forty_parallel_wrong_passwords_reach_the_password_check_at_most_five_times() {
+    let cycle = Cycle::start(false).await;
+    let mut carla = Citizen::new(&cycle);
+    carla.register("carla@example.org").await;
+    let mut guesser = Citizen::new(&cycle);
+    let csrf = guesser.csrf().await;
+    let cookie = guesser.cookie_header().expect("the CSRF cookie");
+    let mut attempts = Vec::new();
+    for n in 0..40 {
+        let url = cycle.url("/konto/anmelden");
+        let (csrf, cookie) = (csrf.clone(), cookie.clone());
+        attempts.push(tokio::spawn(async move {
+            // A client (and connection) of its own for each.
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("email", "carla@example.org"),
+                    ("password", &format!("geraten-{n}-xxxxxxxx")),
+                ])
+                .send()
+                .await
+                .expect("an answer");
+            response.status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    println!("40 parallel wrong passwords: {checked} checked (401), {refused} refused (429)");
+    assert!(
+        (1..=5).contains(&checked),
+        "{checked} reached the password check: {statuses:?}"
+    );
+    assert_eq!(checked + refused, 40, "{statuses:?}");
+    // The account waits now, even for the right password.
+    let locked = guesser
+        .post(
+            "/konto/anmelden",
+            &[
+                ("csrf", &csrf),
+                ("email", "carla@example.org"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.headers.contains_key("retry-after"));
+    assert!(
+        locked
+            .body
+            .contains("Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie")
+    );
+}
+
+#[tokio::test]
+async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails_arrive() {
+    let cycle = Cycle::start(false).await;
+    let mailbox = cycle.mailbox();
+    let mut owner = Citizen::new(&cycle);
+    owner.register("bestand@example.org").await;
+    let other_password = "ein-anderes-Passwort-456";
+
+    let mut answers = Vec::new();
+    let mut times = Vec::new();
+    for (round, email) in ["neu1@example.org", "neu2@example.org"].iter().enumerate() {
+        for address in [*email, "bestand@example.org"] {
+            let mut visitor = Citizen::new(&cycle);
+            let start = Instant::now();
+            let answer = visitor.register_only(address, other_password).await;
+            times.push((round, address == "bestand@example.org", start.elapsed()));
+            let page = visitor.follow(answer).await;
+            answers.push((address.to_owned(), page.status, page.body));
+        }
+    }
+    println!("registration times (round, existing, time): {times:?}");
+    let (_, first_status, first_body) = &answers[0];
+    for (address, status, body) in &answers {
+        assert_eq!(status, first_status, "{address}");
+        assert_eq!(body, first_body, "{address}: not the same page");
+    }
+    assert_eq!(*first_status, 200);
+    assert!(first_body.contains("Bitte bestätigen Sie Ihre E-Mail-Adresse"));
+    assert!(!first_body.contains("bestand@") && !first_body.contains("neu1@"));
+    let slowest = times.iter().map(|t| t.2).max().unwrap();
+    let fastest = times.iter().map(|t| t.2).min().unwrap();
+    assert!(
+        slowest < fastest * 4 + Duration::from_millis(100),
+        "registration times differ too much: {times:?}"
+    );
+
+    // The mails at the SMTP server: a link for the new address, a notice for the
+    // existing one; no password in any.
+    let new = mailbox.wait_for("neu1@example.org").await;
+    assert!(new.recipients.contains("neu1@example.org"), "{}", new.raw);
+    assert!(new.subject.contains("bestätigen"), "{}", new.subject);
+    let link = new.link(&format!("{}/konto/bestaetigen?code=", cycle.portal_url));
+    assert_eq!(
+        link.len(),
+        cycle.portal_url.len() + "/konto/bestaetigen?code=".len() + 64
+    );
+    // Its own confirmation, then a notice for each registration.
+    mailbox
+        .wait_for_nth("bestand@example.org", 3, Duration::from_secs(30))
+        .await;
+    let notices: Vec<_> = mailbox
+        .to("bestand@example.org")
+        .into_iter()
+        .filter(|m| m.subject.contains("bereits ein Servicekonto"))
+        .collect();
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    let notice = &notices[0];
+    assert!(
+        notice
+            .body
+            .contains(&format!("{}/konto/anmelden", cycle.portal_url))
+    );
+    assert!(
+        !notice.body.contains("bestaetigen?code="),
+        "{}",
+        notice.body
+    );
+    for mail in mailbox.all() {
+        for password in [PASSWORD, other_password] {
+            assert!(
+                !mail.raw.contains(password),
+                "a password in a mail:\n{}",
+                mail.raw
+            );
+        }
+    }
+
+    // Before confirming: the right password says "confirm first", a wrong one does not.
+    let mut newcomer = Citizen::new(&cycle);
+    let csrf = newcomer.csrf().await;
+    let sign_in = |email: &'static str, password: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("email", email.into()),
+            ("password", password.into()),
+        ]
+    };
+    let unconfirmed = newcomer
+        .post(
+            "/konto/anmelden",
+            &as_pairs(&sign_in("neu1@example.org", other_password)),
+        )
+        .await;
+    assert_eq!(unconfirmed.status, 403, "{}", unconfirmed.body);
+    assert!(
+        unconfirmed
+            .body
+            .contains("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse")
+    );
+    let wrong = newcomer
+        .post(
+            "/konto/anmelden",
+            &as_pairs(&sign_in("neu1@example.org", "falsches-Passwort-1")),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(!wrong.body.contains("bestätigen Sie zuerst"));
+    // The existing address answers the same to the second registration's password …
+    let existing = newcomer
+        .post(
+            "/konto/anmelden",
+            &as_pairs(&sign_in("bestand@example.org", other_password)),
+        )
+        .await;
+    assert_eq!(existing.status, 403);
+    assert!(
+        existing
+            .body
+            .contains("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse")
+    );
+    // … and lets its owner in with the real one.
+    let mut owner_again = Citizen::new(&cycle);
+    let csrf_owner = owner_again.csrf().await;
+    let signed_in = owner_again
+        .post(
+            "/konto/anmelden",
+            &[
+                ("csrf", &csrf_owner),
+                ("email", "bestand@example.org"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+
+    // Opening the link confirms nothing (mail scanners fetch links); its button does.
+    let opened = newcomer.get(&link).await;
+    assert_eq!(opened.status, 200);
+    assert!(opened.body.contains("E-Mail-Adresse bestätigen"));
+    let still = newcomer
+        .post(
+            "/konto/anmelden",
+            &as_pairs(&sign_in("neu1@example.org", other_password)),
+        )
+        .await;
+    assert_eq!(still.status, 403);
+    let confirmed = newcomer.confirm(&new).await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    assert_eq!(confirmed.location(), "/konto?bestaetigt");
+    let account = newcomer.follow(confirmed).await;
+    assert!(account.body.contains("Ihre E-Mail-Adresse ist bestätigt"));
+    assert!(account.body.contains("neu1@example.org"));
+    // The link works once.
+    let again = Citizen::new(&cycle).get(&link).await;
+    assert_eq!(again.status, 404);
+    assert!(
+        again
+            .body
+            .contains("ungültig, schon benutzt oder abgelaufen")
+    );
+    assert_eq!(
+        cycle.sql("SELECT COUNT(*) FROM registrations WHERE email = 'neu1@example.org'"),
+        "0"
+    );
+    // Registrations of one address are limited (each sends a mail): the fourth within
+    // the hour waits, whether or not the address has an account.
+    let refused = Citizen::new(&cycle)
+        .register_only("bestand@example.org", other_password)
+        .await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("Zu viele Registrierungen in kurzer Zeit")
+    );
+    assert!(refused.headers.contains_key("retry-after"));
+    let log = cycle.log();
+    assert!(log.contains("mail sent"), "{log}");
+    assert!(
+        !log.contains("@example.org"),
+        "an address in the portal's log:\n{log}"
+    );
+}
+
+fn as_pairs<'a>(pairs: &'a [(&'static str, String); 3]) -> Vec<(&'static str, &'a str)> {
+    pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn a_relay_that_is_down_delays_the_mail_but_not_the_answer() {
+    let mut cycle = Cycle::with(Options {
+        smtp: false,
+        ..Options::default()
+    })
+    .await;
+    let mut visitor = Citizen::new(&cycle);
+    let start = Instant::now();
+    let answer = visitor.register_only("geduld@example.org", PASSWORD).await;
+    let took = start.elapsed();
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert_eq!(answer.location(), "/konto/registrieren/gesendet");
+    println!("registration answered in {took:?} with the relay down");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // The mail waits in the outbox and is tried again.
+    let until = Instant::now() + Duration::from_secs(20);
+    while cycle
+        .sql("SELECT COALESCE(MAX(attempts), 0) FROM mail_outbox")
+        .parse::<u32>()
+        .unwrap()
+        < 2
+    {
+        assert!(Instant::now() < until, "no retries:\n{}", cycle.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(cycle.mailbox().all().is_empty());
+    // The relay comes up: the mail arrives, the link works.
+    cycle.smtp.start();
+    let mail = cycle
+        .mailbox()
+        .wait_for_nth("geduld@example.org", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(cycle.sql("SELECT COUNT(*) FROM mail_outbox"), "0");
+    let confirmed = visitor.confirm(&mail).await;
+    assert_eq!(confirmed.location(), "/konto?bestaetigt");
+    let log = cycle.log();
+    assert!(log.contains("it waits in the outbox"), "{log}");
+    assert!(log.contains("mail sent"), "{log}");
+    assert!(!log.contains("geduld@"), "{log}");
+}
