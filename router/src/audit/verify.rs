@@ -233,6 +233,44 @@ impl AuditReport {
     }
 }
 
+impl AuditReport {
+    /// What was checked besides the links, one line each: the content, the checkpoints.
+    pub fn details(&self) -> [String; 2] {
+        let c = &self.content;
+        let mut content = format!(
+            "content: {} entries re-hashed against the stored form data, attachments, sealed messages, receipts and documents",
+            c.checked
+        );
+        if c.mismatched > 0 {
+            content.push_str(&format!(", {} not matching", c.mismatched));
+        }
+        content.push_str(&format!(
+            "; {} written before content hashes (form data and documents not compared); {} of applications whose personal data retention deleted (not compared)",
+            c.before_content_hashes, c.purged
+        ));
+        let k = &self.checkpoints;
+        let total = k.stored + k.outside;
+        let checkpoints = if total == 0 {
+            "checkpoints: none yet (the hub signs one at start, every [audit] checkpoint_secs and at shutdown)".to_owned()
+        } else {
+            let signatures = if k.signatures_unchecked > 0 {
+                format!("{} signature(s) not checked", k.signatures_unchecked)
+            } else {
+                "signatures verified".to_owned()
+            };
+            let newest = k
+                .newest_seq
+                .map(|seq| format!("; the newest that holds names seq {seq}"))
+                .unwrap_or_default();
+            format!(
+                "checkpoints: {total} checked ({} stored, {} held outside), {signatures}{newest}",
+                k.stored, k.outside
+            )
+        };
+        [content, checkpoints]
+    }
+}
+
 /// Checks the chain entry by entry, in `seq` order, so that the store can stream it.
 #[derive(Debug, Default)]
 pub struct ChainVerifier {
