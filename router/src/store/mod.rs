@@ -110,18 +110,25 @@ pub struct NewApplication {
 }
 
 impl NewApplication {
-    /// The form data as both stores keep it (JSON text): what the content hash covers.
-    pub fn payload_text(&self) -> String {
-        self.payload.to_string()
-    }
-
-    /// The content hash of the form data and attachments, for the `accepted` audit entry
-    /// (see [`crate::audit::content`]): uploads by the SHA-512 computed while they
-    /// streamed in, never read again here.
-    pub fn content_sha256(&self) -> String {
+    /// The form data as both stores keep it (JSON text), and the content hash of it and
+    /// the attachments for the `accepted` audit entry (see [`crate::audit::content`]):
+    /// uploads by the SHA-512 computed while they streamed in, never read again here.
+    pub fn stored_form(&self) -> StoredForm {
+        let payload = self.payload.to_string();
         let files: Vec<FileDigest> = self.attachments.iter().map(Attachment::digest).collect();
-        crate::audit::content::content_sha256(Some(&self.payload_text()), &files)
+        let content_sha256 = crate::audit::content::content_sha256(Some(&payload), &files);
+        StoredForm {
+            payload,
+            content_sha256,
+        }
     }
+}
+
+/// See [`NewApplication::stored_form`].
+#[derive(Debug, Clone)]
+pub struct StoredForm {
+    pub payload: String,
+    pub content_sha256: String,
 }
 
 #[derive(Debug, Clone)]

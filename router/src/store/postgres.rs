@@ -512,6 +512,7 @@ impl Store for PostgresStore {
     }
 
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
+        let form = new.stored_form();
         // Under the chain lock: two instances handed the same idempotency key at once
         // answer one `Created` and one `Replayed`.
         let mut tx = self.write().await?;
@@ -534,7 +535,7 @@ impl Store for PostgresStore {
         .bind(&new.region)
         .bind(&new.procedure_id)
         .bind(Status::Accepted.as_str())
-        .bind(new.payload_text())
+        .bind(&form.payload)
         .bind(&at)
         .bind(&at)
         .execute(&mut *tx)
@@ -620,7 +621,7 @@ impl Store for PostgresStore {
             &format!("accepted from client {}", new.client_id),
             Binding {
                 message_sha256: None,
-                content_sha256: Some(new.content_sha256()),
+                content_sha256: Some(form.content_sha256),
             },
         )
         .await?;

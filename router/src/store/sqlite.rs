@@ -30,7 +30,7 @@ use super::{
     AttachmentContent, Backlog, DeadLetter, DeliveryRecord, DocumentInfo, FRAGMENT_BYTES,
     HistoryEntry, IdempotencyKey, Inserted, MailboxEntry, NewApplication, NewUpload, Pickup,
     PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError,
-    UploadInfo, WorkItem, fragment_count,
+    StoredForm, UploadInfo, WorkItem, fragment_count,
 };
 use crate::audit::content;
 use crate::audit::{AuditEntry, AuditReport, AuditVerifier, Binding, Checkpoint, sha256_hex};
@@ -409,7 +409,11 @@ fn earlier_answer(
 }
 
 /// Stores an application in one write (see [`Store::insert_application`]).
-fn insert_application(tx: &mut WriteTx<'_>, new: &NewApplication) -> Result<Inserted, StoreError> {
+fn insert_application(
+    tx: &mut WriteTx<'_>,
+    new: &NewApplication,
+    form: StoredForm,
+) -> Result<Inserted, StoreError> {
     if let Some(key) = &new.idempotency
         && let Some(answer) = earlier_answer(tx, &new.client_id, key)?
     {
@@ -431,7 +435,7 @@ fn insert_application(tx: &mut WriteTx<'_>, new: &NewApplication) -> Result<Inse
             new.region,
             new.procedure_id,
             Status::Accepted.as_str(),
-            new.payload_text(),
+            form.payload,
             at
         ]);
     match inserted {
@@ -506,7 +510,7 @@ fn insert_application(tx: &mut WriteTx<'_>, new: &NewApplication) -> Result<Inse
         &format!("accepted from client {}", new.client_id),
         Binding {
             message_sha256: None,
-            content_sha256: Some(new.content_sha256()),
+            content_sha256: Some(form.content_sha256),
         },
     )?;
     Ok(Inserted::Created(Accepted {
@@ -906,9 +910,11 @@ impl Store for SqliteStore {
     }
 
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
+        // Serialised and hashed here, not on the writer thread.
+        let form = new.stored_form();
         let new = new.clone();
         self.writer
-            .write(move |tx| insert_application(tx, &new))
+            .write(move |tx| insert_application(tx, &new, form))
             .await
     }
 
