@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use kopplung_tests::{
     HubSetup, PostgresDatabase, TestHub, amqp, copy_dir, delete_queue, drain, kopplung_bin,
-    psql_in, sign_cms_receipt,
+    psql_in, sign_cms_receipt, workspace,
 };
 use serde_json::{Value, json};
 
@@ -209,6 +209,48 @@ fn maengel(n: usize) -> Value {
     })
 }
 
+/// A Gewerbeanmeldung in Dresden with an inline attachment and one uploaded (streamed,
+/// three chunks); returns the application's and the upload's id.
+async fn with_attachments(hub: &TestHub) -> (String, String) {
+    use base64::engine::general_purpose::STANDARD;
+    let big: Vec<u8> = b"%PDF-1.7\n"
+        .iter()
+        .copied()
+        .chain((0..2_200_000u32).map(|i| (i % 251) as u8))
+        .collect();
+    let uploaded: Value = reqwest::Client::new()
+        .post(hub.url("/api/v1/attachments"))
+        .query(&[("filename", "Lageplan Nguyen.pdf")])
+        .bearer_auth(&hub.token)
+        .header("content-type", "application/pdf")
+        .body(big)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upload = uploaded["id"].as_str().unwrap().to_owned();
+    let mut body: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            workspace().join("mappings/gewerbeanmeldung/fixtures/minimal.input.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    body["service"] = "99050012104000".into();
+    body["region"] = "146120000000".into();
+    body["attachments"] = json!([
+        {"filename": "Mietvertrag Nguyen.pdf", "media_type": "application/pdf",
+         "content_base64": STANDARD.encode(b"%PDF-1.7\nMietvertrag")},
+        {"upload": upload},
+    ]);
+    let id = hub.submit_accepted(&body, None).await;
+    hub.wait_for_status(&id, "delivered", Duration::from_secs(60))
+        .await;
+    (id, upload)
+}
+
 /// The procedure confirms receipt and decides, with a document, as signed events.
 async fn receive_and_decide(hub: &TestHub, id: &str) {
     let status = hub.status(id).await;
@@ -263,6 +305,7 @@ async fn the_tamper_table_each_change_is_named_by_its_entry() {
             .await;
         receive_and_decide(&hub, id).await;
     }
+    let (d, upload) = with_attachments(&hub).await;
     // Beside the running hub: intact, everything compared, periodic checkpoints there.
     let data_dir = hub.data_dir();
     let verify = kopplung(&["audit", "verify"], &data_dir, None);
@@ -273,7 +316,10 @@ async fn the_tamper_table_each_change_is_named_by_its_entry() {
     let head: i64 = sqlite3(&db, "SELECT max(seq) FROM audit_log")
         .parse()
         .unwrap();
-    assert_eq!(head, 15, "five entries per application");
+    assert_eq!(
+        head, 18,
+        "five entries per decided application, three for the last"
+    );
     let checkpointed: i64 = sqlite3(&db, "SELECT max(seq) FROM audit_checkpoints")
         .parse()
         .unwrap();
@@ -282,12 +328,12 @@ async fn the_tamper_table_each_change_is_named_by_its_entry() {
     assert!(verify.status.success(), "{}", text(&verify.stderr));
     let said = text(&verify.stdout);
     assert!(
-        said.starts_with("audit trail intact: 15 entries\n"),
+        said.starts_with("audit trail intact: 18 entries\n"),
         "{said}"
     );
-    assert!(said.contains("content: 15 entries re-hashed"), "{said}");
+    assert!(said.contains("content: 18 entries re-hashed"), "{said}");
     assert!(
-        said.contains("signatures verified; the newest that holds names seq 15"),
+        said.contains("signatures verified; the newest that holds names seq 18"),
         "{said}"
     );
     // An outside party keeps the checkpoints.
@@ -326,6 +372,17 @@ async fn the_tamper_table_each_change_is_named_by_its_entry() {
             expected: format!(
                 "audit trail broken: payload (form data and attachments) does not match the hash in entry seq {} of application {a}",
                 seq_of(a, "accepted")
+            ),
+            outside: None,
+        },
+        Case {
+            what: "uploaded attachment edit",
+            sql: format!(
+                "UPDATE upload_chunks SET content = CAST(X'00' || substr(content, 2) AS BLOB) WHERE upload_id = '{upload}' AND seq = 1"
+            ),
+            expected: format!(
+                "audit trail broken: payload (form data and attachments) does not match the hash in entry seq {} of application {d}",
+                seq_of(&d, "accepted")
             ),
             outside: None,
         },
@@ -416,6 +473,8 @@ async fn the_tamper_table_each_change_is_named_by_its_entry() {
             "joerg@",
             "Schlagloch",
             "bescheid-mueller",
+            "Nguyen",
+            "Lageplan",
         ] {
             assert!(
                 !complaint.contains(private),
@@ -436,6 +495,7 @@ async fn the_tamper_table_each_change_is_named_by_its_entry() {
         cases.len()
     );
     delete_queue(&broker, &hub.queue("dresden-maengel")).await;
+    delete_queue(&broker, &hub.queue("dresden-buergerbuero")).await;
 }
 
 #[tokio::test]
