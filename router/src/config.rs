@@ -51,6 +51,25 @@ pub struct FileConfig {
     /// operator deletes it otherwise.
     #[serde(default)]
     pub retention: Option<RetentionConfig>,
+    /// The audit trail's signed checkpoints.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// Signed checkpoints of the audit chain's head (see `router/src/audit/checkpoint.rs`):
+/// written at start, every `checkpoint_secs` while the chain grows, and at shutdown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    pub checkpoint_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_secs: 300,
+        }
+    }
 }
 
 /// Deletion of personal data (DSGVO): `days` after an application was decided or
@@ -539,6 +558,12 @@ impl Config {
                     format!("client `{}`: token_sha256 must be 64 hex digits", client.id),
                 ));
             }
+        }
+        if self.file.audit.checkpoint_secs == 0 {
+            return Err(invalid(
+                main,
+                "[audit]: checkpoint_secs must be at least 1".into(),
+            ));
         }
         if let Some(signing) = &self.file.signing
             && signing.pkcs12.is_some() != signing.passphrase_env.is_some()

@@ -14,6 +14,7 @@ use axum::response::IntoResponse;
 use crate::Error;
 use crate::api::problem::Problem;
 use crate::api::{self, ApiState, auth::Clients};
+use crate::audit::{Checkpoint, checkpoint};
 use crate::catalog::{Catalog, load_checked};
 use crate::config::{Config, DeliveryConfig};
 use crate::metrics::Metrics;
@@ -103,6 +104,10 @@ pub async fn run(
         );
     }
 
+    // The chain's head as this start finds it, signed (see audit/checkpoint.rs): a tail
+    // removed while the hub was down is noticed against the checkpoints before it.
+    let checkpointed = checkpoint_head(store.as_ref(), &preparer, None).await?;
+
     let broker = config.file.amqp.clone().map(AmqpBroker::new);
     let sinks = build_sinks(&config, broker.as_ref())?;
     let destinations = sinks
@@ -149,7 +154,9 @@ pub async fn run(
     let (retention_store, retention_catalog, retention_metrics) =
         (store.clone(), catalog.clone(), metrics.clone());
     let uploads_store = store.clone();
+    let checkpoint_store = store.clone();
     let preparer = Arc::new(preparer.with_public_url(public_url.clone()));
+    let checkpoint_preparer = preparer.clone();
     let reloader = tokio::spawn(reload_on_hangup(
         catalog.clone(),
         preparer.clone(),
@@ -305,6 +312,13 @@ pub async fn run(
         config.file.limits.upload_ttl_hours,
         outbox_stopped.clone(),
     ));
+    let checkpoints = tokio::spawn(checkpoint_periodically(
+        checkpoint_store.clone(),
+        checkpoint_preparer.clone(),
+        std::time::Duration::from_secs(config.file.audit.checkpoint_secs),
+        checkpointed,
+        outbox_stopped.clone(),
+    ));
     let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
 
     tracing::info!(%bound, "kopplung listening");
@@ -362,6 +376,17 @@ pub async fn run(
         let _ = retention.await;
     }
     let _ = uploads.await;
+    // Every writer of this instance has stopped: the last checkpoint covers all it wrote.
+    let last = checkpoints.await.unwrap_or(None);
+    if let Err(e) = checkpoint_head(
+        checkpoint_store.as_ref(),
+        &checkpoint_preparer,
+        last.as_ref(),
+    )
+    .await
+    {
+        tracing::error!(error = %e, "the audit checkpoint at shutdown failed");
+    }
     served.map_err(|source| Error::Listen {
         addr: bound,
         source,
@@ -375,6 +400,55 @@ async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
             addr: address,
             source,
         })
+}
+
+/// Signs the audit chain's head with the hub's key in force and stores the checkpoint,
+/// unless the head is still `last` (or the chain empty). Returns the head.
+async fn checkpoint_head(
+    store: &dyn Store,
+    preparer: &Preparer,
+    last: Option<&(i64, String)>,
+) -> Result<Option<(i64, String)>, Error> {
+    let Some(head) = store.audit_head().await? else {
+        return Ok(None);
+    };
+    if last == Some(&head) {
+        return Ok(Some(head));
+    }
+    let (seq, hash) = head.clone();
+    let at = checkpoint::checkpoint_time(time::OffsetDateTime::now_utc());
+    let signature = preparer.sign_detached(checkpoint::statement(seq, &hash, &at).as_bytes())?;
+    store
+        .record_audit_checkpoint(&Checkpoint {
+            seq,
+            hash,
+            at,
+            signature,
+        })
+        .await?;
+    tracing::info!(seq, "audit checkpoint signed");
+    Ok(Some(head))
+}
+
+/// Checkpoints the chain's head every `every` while it moves, until `shutdown`; returns
+/// the last head checkpointed.
+async fn checkpoint_periodically(
+    store: Arc<dyn Store>,
+    preparer: Arc<Preparer>,
+    every: std::time::Duration,
+    mut last: Option<(i64, String)>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<(i64, String)> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return last,
+        }
+        match checkpoint_head(store.as_ref(), &preparer, last.as_ref()).await {
+            Ok(head) => last = head.or(last),
+            Err(e) => tracing::error!(error = %e, "audit checkpoint failed; trying again later"),
+        }
+    }
 }
 
 /// Reloads the mappings, and the keys and certificates, on SIGHUP. An invalid change is

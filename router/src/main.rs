@@ -6,12 +6,16 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use kopplung_router::config::Config;
 use kopplung_router::hub;
 use kopplung_transformers::pki::{
     PkiLayout, init_demo_pki, issue_procedure_signer, issue_rsa_recipient,
 };
+
+// Not `mod audit`: `src/audit/` is the library's module.
+#[path = "cli/audit.rs"]
+mod audit_cli;
 
 #[derive(Parser)]
 #[command(
@@ -145,10 +149,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// The audit trail (Laufzettel): check the chain, export one application's entries.
+    /// The audit trail (Laufzettel): verify it, list its checkpoints, export one
+    /// application's entries.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: audit_cli::AuditCommand,
     },
     /// Clerks of the clerk inbox (`/inbox`, procedures with `transport = "manual"`).
     Clerk {
@@ -162,37 +167,6 @@ enum ClerkCommand {
     /// Read a password (one line) from standard input and print its argon2id PHC
     /// string, for `password_argon2` of a `[[clerk]]` in kopplung.toml.
     HashPassword,
-}
-
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Check the whole hash chain of the audit trail; exits non-zero naming the first
-    /// broken link.
-    Verify {
-        #[command(flatten)]
-        target: AuditTarget,
-    },
-    /// Print one application's Laufzettel as JSON with a detached CMS signature by the
-    /// hub: {"laufzettel": "<the signed JSON text>", "signature": "<base64 DER>"}.
-    Export {
-        /// The application id (UUID).
-        id: uuid::Uuid,
-        #[command(flatten)]
-        target: AuditTarget,
-    },
-}
-
-/// Where the audit trail is. The database is opened read-only, without the hub's lock,
-/// so these commands run beside a running hub.
-#[derive(Args)]
-struct AuditTarget {
-    /// The hub's data directory (holds `kopplung.db`).
-    #[arg(long)]
-    data_dir: PathBuf,
-    /// The hub's configuration, for its PKI folder (`pki_dir`, used by `export` to sign);
-    /// without it the PKI folder is `<data-dir>/pki`.
-    #[arg(long)]
-    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -348,7 +322,7 @@ fn main() -> anyhow::Result<()> {
                 token_file,
                 command,
             } => deadletters_command(&hub, &token_file, command).await,
-            Command::Audit { command } => audit_command(command).await,
+            Command::Audit { command } => audit_cli::run(command).await,
             Command::Clerk {
                 command: ClerkCommand::HashPassword,
             } => {
@@ -494,73 +468,6 @@ fn mapping_command(config: &Path, command: MappingCommand) -> anyhow::Result<()>
                 }
                 Err(failure) => bail!("{failure}"),
             }
-        }
-    }
-}
-
-async fn audit_command(command: AuditCommand) -> anyhow::Result<()> {
-    use kopplung_router::audit::laufzettel_json;
-    use kopplung_router::store::{PostgresStore, SqliteStore, Store};
-    let target = match &command {
-        AuditCommand::Verify { target } | AuditCommand::Export { target, .. } => target,
-    };
-    let shared = match &target.config {
-        Some(config) => load_config(config, &target.data_dir)?.file.store,
-        None => None,
-    };
-    let store: Box<dyn Store> = match shared {
-        Some(shared) => Box::new(
-            PostgresStore::connect(&shared.postgres_url)
-                .await
-                .context("opening the PostgreSQL store")?,
-        ),
-        None => Box::new(
-            SqliteStore::open_read_only(&target.data_dir)
-                .await
-                .with_context(|| format!("opening the store in {}", target.data_dir.display()))?,
-        ),
-    };
-    let report = store.verify_audit().await?;
-    if let Some(first) = &report.first_break {
-        let refusal = match command {
-            AuditCommand::Verify { .. } => "",
-            AuditCommand::Export { .. } => "; not signing an export of a broken trail",
-        };
-        bail!(
-            "audit trail broken at {first} ({} entries checked, {} broken link(s)){refusal}",
-            report.checked,
-            report.broken
-        );
-    }
-    match command {
-        AuditCommand::Verify { .. } => {
-            println!("audit trail intact: {} entries", report.checked);
-            Ok(())
-        }
-        AuditCommand::Export { id, target } => {
-            let entries = store.audit_entries(id).await?;
-            if entries.is_empty() {
-                bail!("no audit entries for application {id}");
-            }
-            let pki_dir = match &target.config {
-                Some(config) => load_config(config, &target.data_dir)?.pki_dir,
-                None => target.data_dir.join("pki"),
-            };
-            let pki = PkiLayout::new(&pki_dir);
-            let signer = kopplung_transformers::Sealer::load(&pki.hub_cert(), &pki.hub_key())?;
-            let laufzettel = laufzettel_json(id, &entries, time::OffsetDateTime::now_utc())
-                .context("encoding the Laufzettel")?;
-            let signature =
-                kopplung_transformers::laufzettel::sign_detached(&signer, laufzettel.as_bytes())?;
-            let export = serde_json::json!({
-                "laufzettel": laufzettel,
-                "signature": base64::Engine::encode(
-                    &base64::engine::general_purpose::STANDARD,
-                    signature
-                ),
-            });
-            println!("{}", serde_json::to_string_pretty(&export)?);
-            Ok(())
         }
     }
 }

@@ -120,7 +120,7 @@ fn behoerde_of(authority: &Authority) -> Behoerde {
 }
 
 /// Loads the hub's signing identity as configured (PEM files or PKCS#12).
-fn load_sealer(config: &Config) -> Result<Sealer, crate::Error> {
+pub fn load_sealer(config: &Config) -> Result<Sealer, crate::Error> {
     let pki = PkiLayout::new(&config.pki_dir);
     match config
         .file
@@ -332,6 +332,12 @@ impl Preparer {
             Err(poisoned) => *poisoned.into_inner() = keys,
         }
         Ok(())
+    }
+
+    /// A detached CMS signature over `content` by the hub's signing identity in force
+    /// (as a Laufzettel export is signed): for the audit trail's checkpoints.
+    pub fn sign_detached(&self, content: &[u8]) -> Result<Vec<u8>, kopplung_transformers::Error> {
+        kopplung_transformers::laufzettel::sign_detached(&self.keys().sealer, content)
     }
 
     /// Procedures that cannot receive messages now, with the operator's reason.

@@ -1,8 +1,9 @@
 //! The audit trail against a real SQLite store: every state change appends a linked
-//! entry with the sealed message's hash, and a change made behind the store's back is
-//! named by its seq.
+//! entry with the sealed message's hash and the content it binds, and a change made
+//! behind the store's back — to an entry, to stored content, or a tail removed with its
+//! sequence — is named by its seq.
 
-use kopplung_router::audit::{GENESIS_HASH, Problem, sha256_hex};
+use kopplung_router::audit::{AuditVerifier, GENESIS_HASH, Problem, sha256_hex};
 use kopplung_router::store::{
     Inserted, NewApplication, SqliteStore, Status, Step, Store, StoreError,
 };
@@ -10,7 +11,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 mod common;
 
-use common::{application, capacity};
+use common::{application, capacity, checkpoint_head, decided_with_everything, hub_pki};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -43,6 +44,22 @@ async fn deliver(store: &SqliteStore, sealed: &[u8]) -> NewApplication {
             .unwrap()
     );
     new
+}
+
+/// Runs statements on the database file with a connection of its own; the rows they
+/// touched.
+async fn tamper_rows(dir: &std::path::Path, sql: &str) -> u64 {
+    let mut connection = SqliteConnectOptions::new()
+        .filename(dir.join("kopplung.db"))
+        .connect()
+        .await
+        .unwrap();
+    let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut connection)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    connection.close().await.unwrap();
+    done.rows_affected()
 }
 
 /// Runs one statement on the database file with a connection of its own.
@@ -248,4 +265,123 @@ async fn a_read_only_store_verifies_beside_the_hub_and_writes_nothing() {
         !empty.path().join("kopplung.db").exists(),
         "nothing created"
     );
+}
+
+#[tokio::test]
+async fn an_intact_trail_is_checked_for_content_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    common::an_intact_trail_is_checked_for_content_and_checkpoints(&store).await;
+}
+
+#[tokio::test]
+async fn content_changed_behind_the_stores_back_is_named_by_its_entry() {
+    for case in common::content_tamper_cases("X'00'") {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let (new, upload) = decided_with_everything(&store).await;
+        assert!(store.verify_audit().await.unwrap().is_intact());
+        tamper(dir.path(), &case.fill(&case.sql, &new, upload)).await;
+        case.expect_named(&store, &new, upload).await;
+    }
+}
+
+#[tokio::test]
+async fn a_tail_removed_with_its_sequence_is_named_by_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let (new, _) = decided_with_everything(&store).await;
+    let (_pki, sealer, trust) = hub_pki();
+    let checkpoint = checkpoint_head(&store, &sealer).await;
+    assert_eq!(checkpoint.seq, 5);
+    // The received and decided entries go, and the sequence forgets them.
+    assert_eq!(
+        tamper_rows(
+            dir.path(),
+            "DELETE FROM audit_log WHERE seq > 3;
+             UPDATE sqlite_sequence SET seq = 3 WHERE name = 'audit_log';",
+        )
+        .await,
+        3
+    );
+    let report = store
+        .verify_audit_with(AuditVerifier::new(Some(trust)))
+        .await
+        .unwrap();
+    assert_eq!(report.broken, 0, "the chain alone looks intact");
+    let first = report.first_break.unwrap();
+    assert_eq!(first.seq, 5);
+    assert_eq!(
+        first.to_string(),
+        format!(
+            "seq 5 named by the checkpoint of {} is missing (the chain ends at seq 3)",
+            checkpoint.at
+        )
+    );
+
+    // Removing the stored checkpoints too hides it from the store alone, not from a
+    // checkpoint held outside.
+    tamper(dir.path(), "DELETE FROM audit_checkpoints").await;
+    assert!(store.verify_audit().await.unwrap().is_intact());
+    let mut verifier = AuditVerifier::new(None);
+    verifier.hold_outside(vec![checkpoint], "saved.json");
+    let report = store.verify_audit_with(verifier).await.unwrap();
+    assert_eq!(report.checkpoints.outside, 1);
+    let first = report.first_break.unwrap();
+    assert_eq!(first.seq, 5);
+    assert!(first.to_string().contains("(from saved.json)"), "{first}");
+    assert!(store.audit_entries(new.id).await.unwrap().len() == 3);
+}
+
+#[tokio::test]
+async fn entries_of_format_1_still_verify_and_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let (new, _) = decided_with_everything(&store).await;
+    // Rewrite the chain as a hub before content hashes wrote it.
+    let mut prev: Option<(i64, String)> = None;
+    let mut statements = String::new();
+    for mut entry in store.audit_entries(new.id).await.unwrap() {
+        entry.version = 1;
+        entry.content_sha256 = None;
+        entry.prev_hash = prev.map_or_else(|| GENESIS_HASH.to_owned(), |(_, hash)| hash);
+        entry.hash = entry.computed_hash();
+        statements.push_str(&format!(
+            "UPDATE audit_log SET version = 1, content_sha256 = NULL, prev_hash = '{}', hash = '{}' WHERE seq = {};\n",
+            entry.prev_hash, entry.hash, entry.seq
+        ));
+        prev = Some((entry.seq, entry.hash));
+    }
+    assert_eq!(tamper_rows(dir.path(), &statements).await, 5);
+    // As a hub of the new version starts on the old store.
+    drop(store);
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    // The accepted entry (form data, attachments) and the decision (its document) bound
+    // nothing of that in format 1; the sealed message and receipts they did bind.
+    assert_eq!(report.content.before_content_hashes, 2);
+    assert_eq!(report.content.checked, 3);
+    assert!(
+        report.details()[0].contains("2 written before content hashes"),
+        "{}",
+        report.details()[0]
+    );
+    // What format 1 bound is still compared.
+    tamper(
+        dir.path(),
+        &format!(
+            "UPDATE deliveries SET sealed = X'00' WHERE application_id = '{}'",
+            new.id
+        ),
+    )
+    .await;
+    assert_eq!(
+        store.verify_audit().await.unwrap().first_break.unwrap().seq,
+        2
+    );
+    // New entries go on in format 2 from the old chain's end.
+    store.insert_application(&application(None)).await.unwrap();
+    let report = store.verify_audit().await.unwrap();
+    assert_eq!(report.broken, 0, "{report:?}");
 }

@@ -96,3 +96,41 @@ fn broken_routing_tables_are_refused_precisely() {
         "{err}"
     );
 }
+
+#[test]
+fn audit_checkpoints_default_to_five_minutes_and_never_is_refused() {
+    let demo = Config::load(
+        &workspace().join("config/kopplung.toml"),
+        Path::new("/nonexistent"),
+    )
+    .unwrap();
+    assert_eq!(demo.file.audit.checkpoint_secs, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let main = std::fs::read_to_string(workspace().join("config/kopplung.toml"))
+        .unwrap()
+        .replace(
+            "../mappings",
+            &workspace().join("mappings").display().to_string(),
+        )
+        .replace(
+            "\"regions.csv\"",
+            &format!("\"{}\"", workspace().join("config/regions.csv").display()),
+        );
+    std::fs::write(
+        dir.path().join("kopplung.toml"),
+        format!("{main}\n[audit]\ncheckpoint_secs = 0\n"),
+    )
+    .unwrap();
+    std::fs::copy(
+        workspace().join("config/routing.toml"),
+        dir.path().join("routing.toml"),
+    )
+    .unwrap();
+    let error = Config::load(&dir.path().join("kopplung.toml"), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("[audit]: checkpoint_secs must be at least 1"),
+        "{error}"
+    );
+}

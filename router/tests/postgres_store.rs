@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use kopplung_router::audit::{GENESIS_HASH, Problem, sha256_hex};
+use kopplung_router::audit::{AuditVerifier, GENESIS_HASH, Problem, sha256_hex};
 use kopplung_router::store::{
     Attachment, AttachmentContent, EventDocument, IdempotencyKey, Inserted, NewApplication,
     PickupAck, PostgresStore, ReceiptOutcome, ReceiptRecord, Status, Step, Store, WorkItem,
@@ -19,7 +19,7 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 mod common;
 
-use common::{PROCEDURE, application, capacity};
+use common::{PROCEDURE, application, capacity, checkpoint_head, decided_with_everything, hub_pki};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -175,7 +175,8 @@ async fn insert_stores_everything_and_idempotency_replays_or_conflicts() {
     first.attachments = vec![Attachment {
         filename: "foto.jpg".into(),
         media_type: "image/jpeg".into(),
-        sha512: "ab".repeat(64),
+        // As intake computes it: the `accepted` entry binds it.
+        sha512: hex::encode(openssl::sha::sha512(&[0, 1, 2, 255, 0, 7])),
         size: 6,
         content: AttachmentContent::Inline(vec![0, 1, 2, 255, 0, 7]),
     }];
@@ -1431,4 +1432,48 @@ async fn uploads_are_bound_once_and_read_in_fragments() {
     let db = TestDb::new().await;
     let store = db.store().await;
     common::uploads_are_bound_once_and_read_in_fragments(&store).await;
+}
+
+#[tokio::test]
+async fn an_intact_trail_is_checked_for_content_and_checkpoints() {
+    let db = TestDb::new().await;
+    common::an_intact_trail_is_checked_for_content_and_checkpoints(&db.store().await).await;
+}
+
+#[tokio::test]
+async fn content_changed_behind_the_stores_back_is_named_by_its_entry() {
+    for case in common::content_tamper_cases("'\\x00'::bytea") {
+        let db = TestDb::new().await;
+        let store = db.store().await;
+        let (new, upload) = decided_with_everything(&store).await;
+        assert!(store.verify_audit().await.unwrap().is_intact());
+        assert_eq!(db.execute(&case.fill(&case.sql, &new, upload)).await, 1);
+        case.expect_named(&store, &new, upload).await;
+    }
+}
+
+#[tokio::test]
+async fn a_tail_removed_with_its_sequence_is_named_by_a_checkpoint() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    decided_with_everything(&store).await;
+    let (_pki, sealer, trust) = hub_pki();
+    let checkpoint = checkpoint_head(&store, &sealer).await;
+    assert_eq!(checkpoint.seq, 5);
+    assert_eq!(db.execute("DELETE FROM audit_log WHERE seq > 3").await, 2);
+    assert_eq!(db.execute("UPDATE audit_issued SET seq = 3").await, 1);
+    let report = store
+        .verify_audit_with(AuditVerifier::new(Some(trust)))
+        .await
+        .unwrap();
+    assert_eq!(report.broken, 0, "the chain alone looks intact");
+    let first = report.first_break.unwrap();
+    assert_eq!(first.seq, 5);
+    assert_eq!(
+        first.to_string(),
+        format!(
+            "seq 5 named by the checkpoint of {} is missing (the chain ends at seq 3)",
+            checkpoint.at
+        )
+    );
 }

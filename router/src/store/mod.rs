@@ -6,14 +6,17 @@
 
 mod group;
 mod postgres;
+mod postgres_audit;
 mod sqlite;
+mod sqlite_audit;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use crate::audit::{AuditEntry, AuditReport};
+use crate::audit::FileDigest;
+pub use crate::audit::{AuditEntry, AuditReport, AuditVerifier, Checkpoint};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -106,6 +109,28 @@ pub struct NewApplication {
     pub received_at: OffsetDateTime,
 }
 
+impl NewApplication {
+    /// The form data as both stores keep it (JSON text), and the content hash of it and
+    /// the attachments for the `accepted` audit entry (see [`crate::audit::content`]):
+    /// uploads by the SHA-512 computed while they streamed in, never read again here.
+    pub fn stored_form(&self) -> StoredForm {
+        let payload = self.payload.to_string();
+        let files: Vec<FileDigest> = self.attachments.iter().map(Attachment::digest).collect();
+        let content_sha256 = crate::audit::content::content_sha256(Some(&payload), &files);
+        StoredForm {
+            payload,
+            content_sha256,
+        }
+    }
+}
+
+/// See [`NewApplication::stored_form`].
+#[derive(Debug, Clone)]
+pub struct StoredForm {
+    pub payload: String,
+    pub content_sha256: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Attachment {
     pub filename: String,
@@ -114,6 +139,18 @@ pub struct Attachment {
     /// Bytes of the file.
     pub size: u64,
     pub content: AttachmentContent,
+}
+
+impl Attachment {
+    /// The attachment as the content hash covers it.
+    pub fn digest(&self) -> FileDigest {
+        FileDigest {
+            filename: self.filename.clone(),
+            media_type: self.media_type.clone(),
+            size: self.size,
+            sha512: self.sha512.clone(),
+        }
+    }
 }
 
 /// Where an attachment's bytes are.
@@ -382,6 +419,15 @@ pub struct EventDocument {
     pub content: Vec<u8>,
 }
 
+impl EventDocument {
+    /// The document as the content hash covers it (with its SHA-512).
+    pub fn digest(&self) -> FileDigest {
+        let mut hasher = crate::audit::FileHasher::new();
+        hasher.update(&self.content);
+        hasher.finish(&self.filename, &self.media_type)
+    }
+}
+
 /// A stored document, as the download offers it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DocumentInfo {
@@ -628,7 +674,24 @@ pub trait Store: Send + Sync {
     /// there are none.
     async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError>;
 
-    /// Checks the whole audit chain (all applications) from one consistent snapshot:
-    /// how many entries were checked and the first broken link, if any.
-    async fn verify_audit(&self) -> Result<AuditReport, StoreError>;
+    /// The last entry of the audit chain (seq and hash); `None` while it is empty.
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
+
+    /// Stores a signed checkpoint of the audit chain's head.
+    async fn record_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError>;
+
+    /// The stored checkpoints, by seq.
+    async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;
+
+    /// Checks the whole audit trail from one consistent snapshot: the chain (all
+    /// applications), every application's stored content against its entries, and the
+    /// stored checkpoints (with those `verifier` holds from outside) against the chain.
+    /// The report counts what was checked and names the first problem, if any.
+    async fn verify_audit_with(&self, verifier: AuditVerifier) -> Result<AuditReport, StoreError>;
+
+    /// [`Store::verify_audit_with`] without checkpoint signatures or checkpoints from
+    /// outside.
+    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
+        self.verify_audit_with(AuditVerifier::new(None)).await
+    }
 }

@@ -33,6 +33,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use super::postgres_audit as audit;
 use super::{
     Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, Attachment,
     AttachmentContent, Backlog, DeadLetter, DeliveryRecord, DocumentInfo, FRAGMENT_BYTES,
@@ -40,7 +41,10 @@ use super::{
     PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError,
     UploadInfo, WorkItem, fragment_count,
 };
-use crate::audit::{AuditEntry, AuditReport, ChainVerifier, chain_end, sha256_hex};
+use crate::audit::content;
+use crate::audit::{
+    AuditEntry, AuditReport, AuditVerifier, Binding, Checkpoint, chain_end, sha256_hex,
+};
 
 /// The key of the transaction-level advisory lock that serialises every transaction
 /// appending to the history and audit chain ("kopplung" in ASCII, 0x6b6f70706c756e67).
@@ -124,13 +128,13 @@ fn count(n: i64) -> u32 {
 }
 
 /// Appends the history entry of a state change and its audit entry, at the same time.
-/// `message_sha256` is the hex SHA-256 of the sealed message, once there is one.
+/// `binding`: what the audit entry binds by hash (see [`crate::audit`]).
 async fn append_history(
     tx: &mut Transaction<'static, Postgres>,
     application_id: Uuid,
     status: Status,
     detail: &str,
-    message_sha256: Option<String>,
+    binding: Binding,
 ) -> Result<(), StoreError> {
     let at = rfc3339(OffsetDateTime::now_utc());
     sqlx::query("INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)")
@@ -140,7 +144,7 @@ async fn append_history(
         .bind(detail)
         .execute(&mut **tx)
         .await?;
-    append_audit(tx, application_id, &at, status, detail, message_sha256).await
+    append_audit(tx, application_id, &at, status, detail, binding).await
 }
 
 /// A state change's new status, history entry and audit entry; the status and the
@@ -150,7 +154,7 @@ async fn change_status(
     application_id: Uuid,
     status: Status,
     detail: &str,
-    message_sha256: Option<String>,
+    binding: Binding,
 ) -> Result<(), StoreError> {
     let at = rfc3339(OffsetDateTime::now_utc());
     sqlx::query(
@@ -163,7 +167,7 @@ async fn change_status(
     .bind(detail)
     .execute(&mut **tx)
     .await?;
-    append_audit(tx, application_id, &at, status, detail, message_sha256).await
+    append_audit(tx, application_id, &at, status, detail, binding).await
 }
 
 /// Links one entry to the end of the audit chain. Must run inside a transaction begun
@@ -175,7 +179,7 @@ async fn append_audit(
     at: &str,
     status: Status,
     detail: &str,
-    message_sha256: Option<String>,
+    binding: Binding,
 ) -> Result<(), StoreError> {
     // The last entry, and the highest seq ever issued: if entries at the end were
     // removed, the next one leaves a gap that verification reports, instead of hiding
@@ -194,13 +198,13 @@ async fn append_audit(
         at,
         status.as_str(),
         detail,
-        message_sha256,
+        binding,
     );
     // The entry and the highest seq issued, in one statement.
     sqlx::query(
         "WITH entry AS (
-           INSERT INTO audit_log (seq, application_id, at, status, detail, message_sha256, prev_hash, hash)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8))
+           INSERT INTO audit_log (seq, application_id, at, status, detail, message_sha256, prev_hash, hash, version, content_sha256)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10))
          INSERT INTO audit_issued (singleton, seq) VALUES (TRUE, $1)
          ON CONFLICT (singleton) DO UPDATE SET seq = EXCLUDED.seq",
     )
@@ -212,6 +216,8 @@ async fn append_audit(
     .bind(&entry.message_sha256)
     .bind(&entry.prev_hash)
     .bind(&entry.hash)
+    .bind(entry.version)
+    .bind(&entry.content_sha256)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -230,26 +236,6 @@ async fn stored_message_sha256(
     .fetch_one(&mut **tx)
     .await?;
     Ok(sealed.as_deref().map(sha256_hex))
-}
-
-/// The columns of an audit entry (a macro, so that the queries stay string literals).
-macro_rules! audit_columns {
-    () => {
-        "seq, application_id, at, status, detail, message_sha256, prev_hash, hash"
-    };
-}
-
-fn audit_entry(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
-    Ok(AuditEntry {
-        seq: row.try_get("seq")?,
-        application_id: row.try_get("application_id")?,
-        at: row.try_get("at")?,
-        status: row.try_get("status")?,
-        detail: row.try_get("detail")?,
-        message_sha256: row.try_get("message_sha256")?,
-        prev_hash: row.try_get("prev_hash")?,
-        hash: row.try_get("hash")?,
-    })
 }
 
 /// Binds the `application_id = $n AND procedure_id = $n+1 AND lease_owner = $n+2` of an
@@ -285,7 +271,14 @@ async fn transition(
         Some(sealed) => Some(sha256_hex(sealed)),
         None => stored_message_sha256(&mut tx, item).await?,
     };
-    change_status(&mut tx, item.application_id, status, detail, message_sha256).await?;
+    change_status(
+        &mut tx,
+        item.application_id,
+        status,
+        detail,
+        Binding::message(message_sha256),
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -519,6 +512,7 @@ impl Store for PostgresStore {
     }
 
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
+        let form = new.stored_form();
         // Under the chain lock: two instances handed the same idempotency key at once
         // answer one `Created` and one `Replayed`.
         let mut tx = self.write().await?;
@@ -541,7 +535,7 @@ impl Store for PostgresStore {
         .bind(&new.region)
         .bind(&new.procedure_id)
         .bind(Status::Accepted.as_str())
-        .bind(new.payload.to_string())
+        .bind(&form.payload)
         .bind(&at)
         .bind(&at)
         .execute(&mut *tx)
@@ -625,7 +619,10 @@ impl Store for PostgresStore {
             new.id,
             Status::Accepted,
             &format!("accepted from client {}", new.client_id),
-            None,
+            Binding {
+                message_sha256: None,
+                content_sha256: Some(form.content_sha256),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -1150,7 +1147,7 @@ impl Store for PostgresStore {
             application_id,
             status,
             &format!("dead letter replayed by {by}; message {message_id} goes out again"),
-            sealed.as_deref().map(sha256_hex),
+            Binding::message(sealed.as_deref().map(sha256_hex)),
         )
         .await?;
         tx.commit().await?;
@@ -1253,7 +1250,7 @@ impl Store for PostgresStore {
                         "message {} delivered to {} (confirmed by its receipt)",
                         receipt.message_id, receipt.procedure_id
                     ),
-                    sealed.as_deref().map(sha256_hex),
+                    Binding::message(sealed.as_deref().map(sha256_hex)),
                 )
                 .await?;
             }
@@ -1292,9 +1289,12 @@ impl Store for PostgresStore {
         }
         let now = rfc3339(OffsetDateTime::now_utc());
         let mut document_id = None;
+        let mut document_sha256 = None;
         if let Some(document) = &receipt.document {
             let id = Uuid::new_v4();
-            let sha512 = hex::encode(openssl::sha::sha512(&document.content));
+            let digest = document.digest();
+            document_sha256 = Some(content::document_content_sha256(&digest));
+            let sha512 = digest.sha512;
             sqlx::query(
                 "INSERT INTO documents (id, application_id, receipt_id, filename, media_type, size, sha512, content, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -1335,7 +1335,10 @@ impl Store for PostgresStore {
             receipt.application_id,
             status,
             &detail,
-            Some(signed_sha256),
+            Binding {
+                message_sha256: Some(signed_sha256),
+                content_sha256: document_sha256,
+            },
         )
         .await?;
         tx.commit().await?;
@@ -1462,15 +1465,24 @@ impl Store for PostgresStore {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE applications SET payload = '{}', purged_at = $1 WHERE id = $2")
+            sqlx::query("UPDATE applications SET payload = $1, purged_at = $2 WHERE id = $3")
+                .bind(content::PURGED_PAYLOAD)
                 .bind(rfc3339(OffsetDateTime::now_utc()))
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            let detail = format!(
-                "retention: personal data deleted (form data, {attachments} attachment(s), sealed message, {documents} document(s), mailbox texts, signed receipts); ids, states and hashes kept"
-            );
-            append_history(&mut tx, parse_uuid(&id)?, status, &detail, None).await?;
+            // The deletion binds what is left, so that data written back later is noticed.
+            append_history(
+                &mut tx,
+                parse_uuid(&id)?,
+                status,
+                &content::purge_detail(attachments, documents),
+                Binding {
+                    message_sha256: None,
+                    content_sha256: Some(content::purged_content_sha256()),
+                },
+            )
+            .await?;
             tx.commit().await?;
             purged += 1;
         }
@@ -1535,7 +1547,7 @@ impl Store for PostgresStore {
         let Some(status) = status.as_deref().and_then(Status::parse) else {
             return Ok(false);
         };
-        append_history(&mut tx, id, status, detail, None).await?;
+        append_history(&mut tx, id, status, detail, Binding::default()).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1562,7 +1574,7 @@ impl Store for PostgresStore {
             .await?;
         let status = Status::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?;
-        append_history(&mut tx, id, status, detail, None).await?;
+        append_history(&mut tx, id, status, detail, Binding::default()).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1578,59 +1590,44 @@ impl Store for PostgresStore {
     }
 
     async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM audit_log WHERE application_id = $1 ORDER BY seq"
-        ))
-        .bind(application_id.to_string())
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            audit_entry(row)
-                .map_err(|e| StoreError::Corrupt(format!("audit entry of {application_id}: {e}")))
-        })
-        .collect()
+        let mut connection = self.pool.acquire().await?;
+        audit::entries_of(&mut connection, &application_id.to_string(), false).await
     }
 
-    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-        const PAGE: i64 = 1000;
-        // One REPEATABLE READ transaction: one consistent snapshot for every page and the
-        // highest issued seq, while the instances go on appending.
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        audit::head(&mut connection).await
+    }
+
+    async fn record_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        // Not part of the chain: no chain lock.
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(checkpoint.seq)
+        .bind(&checkpoint.hash)
+        .bind(&checkpoint.at)
+        .bind(&checkpoint.signature)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        audit::checkpoints(&mut connection).await
+    }
+
+    async fn verify_audit_with(&self, verifier: AuditVerifier) -> Result<AuditReport, StoreError> {
+        // One REPEATABLE READ transaction: one consistent snapshot for every page, the
+        // highest issued seq and the content, while the instances go on appending.
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await?;
-        let mut verifier = ChainVerifier::new();
-        let mut after = i64::MIN;
-        loop {
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                audit_columns!(),
-                " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
-            ))
-            .bind(after)
-            .bind(PAGE)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in &rows {
-                let seq: i64 = row.try_get("seq")?;
-                match audit_entry(row) {
-                    Ok(entry) => verifier.check(&entry),
-                    Err(e) => verifier.unreadable(seq, e.to_string()),
-                }
-                after = seq;
-            }
-            if rows.len() < PAGE as usize {
-                break;
-            }
-        }
-        let issued: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_issued")
-            .fetch_optional(&mut *tx)
-            .await?;
+        let report = audit::verify(&mut tx, verifier).await?;
         tx.rollback().await?;
-        Ok(verifier.finish(issued))
+        Ok(report)
     }
 }
 

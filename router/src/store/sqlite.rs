@@ -25,14 +25,16 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::group::{GroupWriter, WriteTx};
+use super::sqlite_audit as audit;
 use super::{
     Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, Attachment,
     AttachmentContent, Backlog, DeadLetter, DeliveryRecord, DocumentInfo, FRAGMENT_BYTES,
     HistoryEntry, IdempotencyKey, Inserted, MailboxEntry, NewApplication, NewUpload, Pickup,
     PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError,
-    UploadInfo, WorkItem, fragment_count,
+    StoredForm, UploadInfo, WorkItem, fragment_count,
 };
-use crate::audit::{AuditEntry, AuditReport, ChainVerifier, sha256_hex};
+use crate::audit::content;
+use crate::audit::{AuditEntry, AuditReport, AuditVerifier, Binding, Checkpoint, sha256_hex};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, ToSql, params};
 
@@ -188,13 +190,13 @@ fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
 }
 
 /// Appends the history entry of a state change and its audit entry, at the same time.
-/// `message_sha256` is the hex SHA-256 of the sealed message, once there is one.
+/// `binding`: what the audit entry binds by hash (see [`crate::audit`]).
 fn append_history(
     tx: &mut WriteTx<'_>,
     application_id: Uuid,
     status: Status,
     detail: &str,
-    message_sha256: Option<String>,
+    binding: Binding,
 ) -> Result<(), StoreError> {
     let at = rfc3339(OffsetDateTime::now_utc());
     tx.prepare_cached(
@@ -206,7 +208,7 @@ fn append_history(
         status.as_str(),
         detail
     ])?;
-    append_audit(tx, application_id, &at, status, detail, message_sha256)
+    append_audit(tx, application_id, &at, status, detail, binding)
 }
 
 /// Links one entry to the end of the audit chain. Runs on the writer, the chain's only
@@ -217,7 +219,7 @@ fn append_audit(
     at: &str,
     status: Status,
     detail: &str,
-    message_sha256: Option<String>,
+    binding: Binding,
 ) -> Result<(), StoreError> {
     let head = tx.audit_head()?;
     let entry = AuditEntry::next(
@@ -226,19 +228,21 @@ fn append_audit(
         at,
         status.as_str(),
         detail,
-        message_sha256,
+        binding,
     );
     tx.prepare_cached(
-        "INSERT INTO audit_log (seq, application_id, at, status, detail, message_sha256, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO audit_log (seq, version, application_id, at, status, detail, message_sha256, content_sha256, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         entry.seq,
+        entry.version,
         entry.application_id,
         entry.at,
         entry.status,
         entry.detail,
         entry.message_sha256,
+        entry.content_sha256,
         entry.prev_hash,
         entry.hash,
     ])?;
@@ -257,31 +261,6 @@ fn stored_message_sha256(tx: &WriteTx<'_>, item: &WorkItem) -> Result<Option<Str
             |row| row.get(0),
         )?;
     Ok(sealed.as_deref().map(sha256_hex))
-}
-
-/// The columns of an audit entry, each read as text so that a tampered row shows up
-/// as a broken link rather than as an error.
-/// (A macro, so that the queries stay string literals.)
-macro_rules! audit_columns {
-    () => {
-        "seq, CAST(application_id AS TEXT) AS application_id,
-         CAST(at AS TEXT) AS at, CAST(status AS TEXT) AS status, CAST(detail AS TEXT) AS detail,
-         CAST(message_sha256 AS TEXT) AS message_sha256, CAST(prev_hash AS TEXT) AS prev_hash,
-         CAST(hash AS TEXT) AS hash"
-    };
-}
-
-fn audit_entry(row: &SqliteRow) -> Result<AuditEntry, sqlx::Error> {
-    Ok(AuditEntry {
-        seq: row.try_get("seq")?,
-        application_id: row.try_get("application_id")?,
-        at: row.try_get("at")?,
-        status: row.try_get("status")?,
-        detail: row.try_get("detail")?,
-        message_sha256: row.try_get("message_sha256")?,
-        prev_hash: row.try_get("prev_hash")?,
-        hash: row.try_get("hash")?,
-    })
 }
 
 fn set_status(tx: &WriteTx<'_>, application_id: Uuid, status: Status) -> Result<(), StoreError> {
@@ -329,7 +308,13 @@ fn transition(
         None => stored_message_sha256(tx, item)?,
     };
     set_status(tx, item.application_id, status)?;
-    append_history(tx, item.application_id, status, detail, message_sha256)?;
+    append_history(
+        tx,
+        item.application_id,
+        status,
+        detail,
+        Binding::message(message_sha256),
+    )?;
     Ok(true)
 }
 
@@ -437,7 +422,11 @@ fn earlier_answer(
 }
 
 /// Stores an application in one write (see [`Store::insert_application`]).
-fn insert_application(tx: &mut WriteTx<'_>, new: &NewApplication) -> Result<Inserted, StoreError> {
+fn insert_application(
+    tx: &mut WriteTx<'_>,
+    new: &NewApplication,
+    form: StoredForm,
+) -> Result<Inserted, StoreError> {
     if let Some(key) = &new.idempotency
         && let Some(answer) = earlier_answer(tx, &new.client_id, key)?
     {
@@ -459,7 +448,7 @@ fn insert_application(tx: &mut WriteTx<'_>, new: &NewApplication) -> Result<Inse
             new.region,
             new.procedure_id,
             Status::Accepted.as_str(),
-            new.payload.to_string(),
+            form.payload,
             at
         ]);
     match inserted {
@@ -532,7 +521,10 @@ fn insert_application(tx: &mut WriteTx<'_>, new: &NewApplication) -> Result<Inse
         new.id,
         Status::Accepted,
         &format!("accepted from client {}", new.client_id),
-        None,
+        Binding {
+            message_sha256: None,
+            content_sha256: Some(form.content_sha256),
+        },
     )?;
     Ok(Inserted::Created(Accepted {
         id: new.id,
@@ -621,7 +613,7 @@ fn record_receipt(
                     "message {} delivered to {} (confirmed by its receipt)",
                     receipt.message_id, receipt.procedure_id
                 ),
-                sealed.as_deref().map(sha256_hex),
+                Binding::message(sealed.as_deref().map(sha256_hex)),
             )?;
         }
         _ => return Ok(ReceiptOutcome::UnknownMessage),
@@ -659,9 +651,12 @@ fn record_receipt(
     }
     let now = rfc3339(OffsetDateTime::now_utc());
     let mut document_id = None;
+    let mut document_sha256 = None;
     if let Some(document) = &receipt.document {
         let id = Uuid::new_v4();
-        let sha512 = hex::encode(openssl::sha::sha512(&document.content));
+        let digest = document.digest();
+        document_sha256 = Some(content::document_content_sha256(&digest));
+        let sha512 = digest.sha512;
         tx.prepare_cached(
             "INSERT INTO documents (id, application_id, receipt_id, filename, media_type, size, sha512, content, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -703,7 +698,10 @@ fn record_receipt(
         receipt.application_id,
         status,
         &detail,
-        Some(signed_sha256),
+        Binding {
+            message_sha256: Some(signed_sha256),
+            content_sha256: document_sha256,
+        },
     )?;
     Ok(ReceiptOutcome::Applied(status))
 }
@@ -741,12 +739,23 @@ fn purge_one(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreEr
         .execute([&id])?;
     tx.prepare_cached("UPDATE deliveries SET sealed = NULL WHERE application_id = ?1")?
         .execute([&id])?;
-    tx.prepare_cached("UPDATE applications SET payload = '{}', purged_at = ?1 WHERE id = ?2")?
-        .execute(params![rfc3339(OffsetDateTime::now_utc()), id])?;
-    let detail = format!(
-        "retention: personal data deleted (form data, {attachments} attachment(s), sealed message, {documents} document(s), mailbox texts, signed receipts); ids, states and hashes kept"
-    );
-    append_history(tx, application_id, status, &detail, None)?;
+    tx.prepare_cached("UPDATE applications SET payload = ?1, purged_at = ?2 WHERE id = ?3")?
+        .execute(params![
+            content::PURGED_PAYLOAD,
+            rfc3339(OffsetDateTime::now_utc()),
+            id
+        ])?;
+    // The deletion binds what is left, so that data written back later is noticed.
+    append_history(
+        tx,
+        application_id,
+        status,
+        &content::purge_detail(attachments as u64, documents as u64),
+        Binding {
+            message_sha256: None,
+            content_sha256: Some(content::purged_content_sha256()),
+        },
+    )?;
     Ok(true)
 }
 
@@ -914,9 +923,11 @@ impl Store for SqliteStore {
     }
 
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
+        // Serialised and hashed here, not on the writer thread.
+        let form = new.stored_form();
         let new = new.clone();
         self.writer
-            .write(move |tx| insert_application(tx, &new))
+            .write(move |tx| insert_application(tx, &new, form))
             .await
     }
 
@@ -1413,7 +1424,7 @@ impl Store for SqliteStore {
                     application_id,
                     status,
                     &format!("dead letter replayed by {by}; message {message_id} goes out again"),
-                    sealed.as_deref().map(sha256_hex),
+                    Binding::message(sealed.as_deref().map(sha256_hex)),
                 )?;
                 Ok(true)
             })
@@ -1570,7 +1581,7 @@ impl Store for SqliteStore {
                 let Some(status) = status.as_deref().and_then(Status::parse) else {
                     return Ok(false);
                 };
-                append_history(tx, id, status, &detail, None)?;
+                append_history(tx, id, status, &detail, Binding::default())?;
                 Ok(true)
             })
             .await
@@ -1596,7 +1607,7 @@ impl Store for SqliteStore {
                     .query_row([id.to_string()], |row| row.get(0))?;
                 let status = Status::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?;
-                append_history(tx, id, status, &detail, None)?;
+                append_history(tx, id, status, &detail, Binding::default())?;
                 Ok(true)
             })
             .await
@@ -1617,55 +1628,43 @@ impl Store for SqliteStore {
     }
 
     async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM audit_log WHERE application_id = ? ORDER BY seq"
-        ))
-        .bind(application_id.to_string())
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            audit_entry(row)
-                .map_err(|e| StoreError::Corrupt(format!("audit entry of {application_id}: {e}")))
-        })
-        .collect()
+        let mut connection = self.pool.acquire().await?;
+        audit::entries_of(&mut connection, &application_id.to_string(), false).await
     }
 
-    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-        const PAGE: i64 = 1000;
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        audit::head(&mut connection).await
+    }
+
+    async fn record_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let checkpoint = checkpoint.clone();
+        self.writer
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    checkpoint.seq,
+                    checkpoint.hash,
+                    checkpoint.at,
+                    checkpoint.signature
+                ])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        audit::checkpoints(&mut connection).await
+    }
+
+    async fn verify_audit_with(&self, verifier: AuditVerifier) -> Result<AuditReport, StoreError> {
         // One read transaction: one consistent snapshot, while the hub goes on appending.
         let mut tx = self.pool.begin().await?;
-        let mut verifier = ChainVerifier::new();
-        let mut after = i64::MIN;
-        loop {
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                audit_columns!(),
-                " FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
-            ))
-            .bind(after)
-            .bind(PAGE)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in &rows {
-                let seq: i64 = row.try_get("seq")?;
-                match audit_entry(row) {
-                    Ok(entry) => verifier.check(&entry),
-                    Err(e) => verifier.unreadable(seq, e.to_string()),
-                }
-                after = seq;
-            }
-            if rows.len() < PAGE as usize {
-                break;
-            }
-        }
-        let issued: Option<i64> =
-            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'")
-                .fetch_optional(&mut *tx)
-                .await?;
+        let report = audit::verify(&mut tx, verifier).await?;
         tx.rollback().await?;
-        Ok(verifier.finish(issued))
+        Ok(report)
     }
 }

@@ -1,0 +1,188 @@
+//! `kopplung audit`: verify the trail, list its checkpoints, export one application's
+//! Laufzettel. The store is opened read-only beside a running hub; nothing printed
+//! carries personal data (ids, seqs, hashes, times only).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use kopplung_router::audit::checkpoint::{self, Checkpoint, CheckpointTrust};
+use kopplung_router::audit::{AuditVerifier, laufzettel_json};
+use kopplung_router::store::{PostgresStore, SqliteStore, Store};
+use kopplung_transformers::Sealer;
+use kopplung_transformers::laufzettel::sign_detached;
+use kopplung_transformers::pki::PkiLayout;
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole audit trail: the hash chain, every stored form, attachment,
+    /// sealed message, receipt and document against its entry, and the signed
+    /// checkpoints of the chain's head; exits non-zero naming the first problem.
+    Verify {
+        #[command(flatten)]
+        target: AuditTarget,
+        /// Checkpoints held outside the hub (saved from `audit checkpoints`, or an
+        /// export): the chain must still hold each. May be given several times.
+        #[arg(long)]
+        checkpoints: Vec<PathBuf>,
+        /// The CA certificate(s) the checkpoints' signatures are checked against
+        /// (PEM); default `<pki_dir>/ca.crt`.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
+    /// Print the stored checkpoints as a JSON array of {seq, hash, at, statement,
+    /// signature}, to keep outside the hub.
+    Checkpoints {
+        #[command(flatten)]
+        target: AuditTarget,
+    },
+    /// Print one application's Laufzettel as JSON with a detached CMS signature by the
+    /// hub and the checkpoints that cover its entries: {"laufzettel": "<the signed JSON
+    /// text>", "signature": "<base64 DER>", "checkpoints": [...]}.
+    Export {
+        /// The application id (UUID).
+        id: uuid::Uuid,
+        #[command(flatten)]
+        target: AuditTarget,
+    },
+}
+
+/// Where the audit trail is. The database is opened read-only, without the hub's lock,
+/// so these commands run beside a running hub.
+#[derive(Args)]
+pub struct AuditTarget {
+    /// The hub's data directory (holds `kopplung.db`).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The hub's configuration: its store and its PKI folder (`pki_dir`: the CA for
+    /// checking checkpoints, the hub's key for signing an export); without it the store
+    /// is `<data-dir>/kopplung.db` and the PKI folder `<data-dir>/pki`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
+    let target = match &command {
+        AuditCommand::Verify { target, .. }
+        | AuditCommand::Checkpoints { target }
+        | AuditCommand::Export { target, .. } => target,
+    };
+    let config = match &target.config {
+        Some(config) => Some(crate::load_config(config, &target.data_dir)?),
+        None => None,
+    };
+    let pki_dir = config
+        .as_ref()
+        .map_or_else(|| target.data_dir.join("pki"), |c| c.pki_dir.clone());
+    let store: Box<dyn Store> = match config.as_ref().and_then(|c| c.file.store.as_ref()) {
+        Some(shared) => Box::new(
+            PostgresStore::connect(&shared.postgres_url)
+                .await
+                .context("opening the PostgreSQL store")?,
+        ),
+        None => Box::new(
+            SqliteStore::open_read_only(&target.data_dir)
+                .await
+                .with_context(|| format!("opening the store in {}", target.data_dir.display()))?,
+        ),
+    };
+    if let AuditCommand::Checkpoints { .. } = command {
+        let checkpoints = store.audit_checkpoints().await?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&checkpoint::to_json_list(&checkpoints))?
+        );
+        return Ok(());
+    }
+    let (outside, ca) = match &command {
+        AuditCommand::Verify {
+            checkpoints, ca, ..
+        } => (checkpoints.as_slice(), ca.clone()),
+        _ => (&[][..], None),
+    };
+    let ca = ca.unwrap_or_else(|| PkiLayout::new(&pki_dir).ca_cert());
+    let trust = CheckpointTrust::load(&ca).context(
+        "reading the CA certificate that checkpoint signatures are checked against (give --ca)",
+    )?;
+    let mut verifier = AuditVerifier::new(Some(trust));
+    for file in outside {
+        verifier.hold_outside(read_checkpoints(file)?, &file.display().to_string());
+    }
+    let report = store.verify_audit_with(verifier).await?;
+    if !report.is_intact() {
+        let refusal = match command {
+            AuditCommand::Export { .. } => "; not signing an export of a broken trail",
+            _ => "",
+        };
+        bail!("{}{refusal}", report.verdict());
+    }
+    let AuditCommand::Export { id, .. } = command else {
+        println!("{}", report.verdict());
+        for line in report.details() {
+            println!("{line}");
+        }
+        return Ok(());
+    };
+    let entries = store.audit_entries(id).await?;
+    let Some(last) = entries.last() else {
+        bail!("no audit entries for application {id}");
+    };
+    let signer = match &config {
+        Some(config) => kopplung_router::prepare::load_sealer(config)?,
+        None => {
+            let pki = PkiLayout::new(&pki_dir);
+            Sealer::load(&pki.hub_cert(), &pki.hub_key())?
+        }
+    };
+    let laufzettel = laufzettel_json(id, &entries, time::OffsetDateTime::now_utc())
+        .context("encoding the Laufzettel")?;
+    let signature = sign_detached(&signer, laufzettel.as_bytes())?;
+    let checkpoints = covering(store.as_ref(), last.seq, &signer).await?;
+    let export = serde_json::json!({
+        "laufzettel": laufzettel,
+        "signature": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, signature),
+        "checkpoints": checkpoint::to_json_list(&checkpoints),
+    });
+    println!("{}", serde_json::to_string_pretty(&export)?);
+    Ok(())
+}
+
+/// The checkpoints an export carries for entries up to `last_seq`: the first stored one
+/// that covers them, the newest stored one, and one of the head signed now (so that
+/// every export carries one, also of entries newer than the last stored checkpoint).
+async fn covering(
+    store: &dyn Store,
+    last_seq: i64,
+    signer: &Sealer,
+) -> anyhow::Result<Vec<Checkpoint>> {
+    let stored = store.audit_checkpoints().await?;
+    let mut chosen: Vec<Checkpoint> = Vec::new();
+    let first = stored
+        .iter()
+        .filter(|c| c.seq >= last_seq)
+        .min_by_key(|c| c.seq);
+    let newest = stored.iter().max_by_key(|c| c.seq);
+    for checkpoint in first.into_iter().chain(newest) {
+        if !chosen.contains(checkpoint) {
+            chosen.push(checkpoint.clone());
+        }
+    }
+    if let Some((seq, hash)) = store.audit_head().await? {
+        let at = checkpoint::checkpoint_time(time::OffsetDateTime::now_utc());
+        let signature = sign_detached(signer, checkpoint::statement(seq, &hash, &at).as_bytes())?;
+        chosen.push(Checkpoint {
+            seq,
+            hash,
+            at,
+            signature,
+        });
+    }
+    Ok(chosen)
+}
+
+fn read_checkpoints(file: &Path) -> anyhow::Result<Vec<Checkpoint>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading checkpoints from {}", file.display()))?;
+    checkpoint::parse_list(&text)
+        .map_err(|e| anyhow::anyhow!("checkpoints in {}: {e}", file.display()))
+}
