@@ -488,3 +488,165 @@ async fn a_configuration_file_with_mistakes_is_refused_with_every_problem_named(
         "{stderr}"
     );
 }
+
+/// A connection from `local` (any address of 127.0.0.0/8) to `server`.
+async fn connect_from(local: &str, server: &str) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(
+        local.parse().expect("address"),
+        0,
+    ))?;
+    socket.connect(server.parse().expect("server")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_beyond_the_cap_leave_room_for_a_citizen() {
+    const CAP: usize = 200;
+    const HELD: usize = 1000;
+    rlimit::increase_nofile_limit(u64::MAX).expect("raise the open file limit");
+    let cycle = Cycle::with(Options {
+        sections: format!("[limits]\nmax_connections = {CAP}\nmax_connections_per_peer = 50\n"),
+        ..Options::default()
+    })
+    .await;
+    let server = address(&cycle);
+    // One address gets its share only; twenty hold 1,000 silent connections.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..100 {
+        let mut stream = connect_from("127.0.2.1", &server).await.expect("connect");
+        let mut first = [0u8; 12];
+        // A refused connection is answered at once: 503 and closed.
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(50), stream.read(&mut first)).await
+            && first[..n].starts_with(b"HTTP/1.1 503")
+        {
+            refused += 1;
+        }
+        held.push(stream);
+    }
+    assert_eq!(refused, 50, "one address beyond its share");
+    for n in 0..HELD {
+        if let Ok(stream) = connect_from(&format!("127.0.2.{}", 10 + n % 20), &server).await {
+            held.push(stream);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("client");
+    let mut slowest = Duration::ZERO;
+    for round in 0..5 {
+        for path in ["/", "/leistungen", "/zustaendigkeit"] {
+            let started = Instant::now();
+            let page = client
+                .get(cycle.url(path))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{path} within 1 s in round {round}: {e}"));
+            assert_eq!(page.status(), 200, "{path}");
+            slowest = slowest.max(started.elapsed());
+        }
+        for n in 0..50 {
+            if let Ok(stream) = connect_from(&format!("127.0.2.{}", 40 + n % 20), &server).await {
+                held.push(stream);
+            }
+        }
+    }
+    kopplung_tests::faults::summary(
+        "hostile-idle-sockets-portal",
+        &[
+            ("held", held.len().to_string()),
+            ("cap", CAP.to_string()),
+            ("refused_per_peer", refused.to_string()),
+            ("citizen_slowest", format!("{:.3}s", slowest.as_secs_f64())),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_demo_keeps_its_data_directory_private() {
+    portal_support::kern_dir();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("demo-data");
+    let (hub_port, portal_port) = (kopplung_tests::free_port(), kopplung_tests::free_port());
+    let log = std::fs::File::create(dir.path().join("demo.log")).expect("log");
+    let mut demo = portal_support::Process(
+        std::process::Command::new(kopplung_tests::kopplung_bin())
+            .args(["demo", "--no-procedures", "--data-dir"])
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{hub_port}")])
+            .args(["--portal-listen", &format!("127.0.0.1:{portal_port}")])
+            .current_dir(kopplung_tests::workspace())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("kopplung demo"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for port in [hub_port, portal_port] {
+        loop {
+            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                break;
+            }
+            if let Ok(Some(status)) = demo.0.try_wait() {
+                panic!(
+                    "the demo exited ({status}): {}",
+                    std::fs::read_to_string(dir.path().join("demo.log")).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "the demo did not come up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Every folder 0700, every file 0600 — only certificates may be read by others.
+    let mut checked = 0;
+    let mut pending = vec![data.clone()];
+    while let Some(path) = pending.pop() {
+        let metadata = std::fs::symlink_metadata(&path).expect("metadata");
+        let mode = metadata.permissions().mode() & 0o777;
+        if metadata.is_dir() {
+            assert_eq!(mode, 0o700, "{}", path.display());
+            for entry in std::fs::read_dir(&path).expect("read dir") {
+                pending.push(entry.expect("entry").path());
+            }
+        } else if path.extension().is_some_and(|e| e == "crt") {
+            assert_eq!(mode & 0o022, 0, "{}", path.display());
+        } else {
+            assert_eq!(mode, 0o600, "{}", path.display());
+        }
+        checked += 1;
+    }
+    for store in [
+        "kopplung.db",
+        "kopplung.db-wal",
+        "kopplung.db-shm",
+        "portal/portal.sqlite",
+        "portal/portal.sqlite-wal",
+    ] {
+        assert_eq!(mode(&data.join(store)), 0o600, "{store}");
+    }
+    let check = std::process::Command::new(kopplung_tests::kopplung_bin())
+        .args(["check", "--data-dir"])
+        .arg(&data)
+        .current_dir(kopplung_tests::workspace())
+        .output()
+        .expect("kopplung check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    kopplung_tests::faults::summary(
+        "demo-file-modes",
+        &[
+            ("paths_checked", checked.to_string()),
+            ("open_to_others", "0".into()),
+        ],
+    );
+    drop(demo);
+}
