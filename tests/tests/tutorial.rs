@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kopplung_tests::{
     HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, kopplung_bin, open_with_openssl_cli,
-    workspace, xpath,
+    private_dir, workspace, write_private, xpath,
 };
 use serde_json::Value;
 
@@ -75,25 +75,22 @@ async fn the_mapping_tutorial_works_as_written() {
         &sandbox.path().join("mappings"),
     );
     copy_dir(&workspace().join("config"), &sandbox.path().join("config"));
-    // As after a first run of the demo.
-    std::fs::create_dir_all(sandbox.path().join("demo-data")).unwrap();
-    std::fs::write(
-        sandbox.path().join("demo-data/intake-token"),
-        "0123456789abcdef0123456789abcdef",
-    )
-    .unwrap();
+    // As after a first run of the demo: a private data directory and secrets.
+    private_dir(&sandbox.path().join("demo-data"));
+    write_private(
+        &sandbox.path().join("demo-data/intake-token"),
+        b"0123456789abcdef0123456789abcdef",
+    );
     // And the citizens' portal's token (it is a client of the hub).
-    std::fs::write(
-        sandbox.path().join("demo-data/portal-token"),
-        "abcdef0123456789abcdef0123456789",
-    )
-    .unwrap();
+    write_private(
+        &sandbox.path().join("demo-data/portal-token"),
+        b"abcdef0123456789abcdef0123456789",
+    );
     // The demo also writes its clerk's password (the clerk inbox).
-    std::fs::write(
-        sandbox.path().join("demo-data/clerk-password"),
-        "fedcba9876543210fedcba9876543210",
-    )
-    .unwrap();
+    write_private(
+        &sandbox.path().join("demo-data/clerk-password"),
+        b"fedcba9876543210fedcba9876543210",
+    );
     let bin_dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(kopplung_bin(), bin_dir.path().join("kopplung")).unwrap();
 

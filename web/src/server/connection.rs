@@ -241,6 +241,8 @@ impl Open {
 #[derive(Default)]
 pub(crate) struct Registry {
     open: Mutex<Open>,
+    /// How many are admitted now, for `/metrics` (set under the lock).
+    gauge: Arc<AtomicU64>,
 }
 
 /// A connection's place in the registry; leaving it frees the place.
@@ -255,11 +257,26 @@ pub(crate) struct Admitted {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.registry.lock().remove(self.id);
+        let mut open = self.registry.lock();
+        open.remove(self.id);
+        self.registry.set_gauge(&open);
     }
 }
 
 impl Registry {
+    /// A registry that keeps `gauge` at the number of admitted connections.
+    pub(crate) fn new(gauge: Arc<AtomicU64>) -> Self {
+        Self {
+            open: Mutex::default(),
+            gauge,
+        }
+    }
+
+    fn set_gauge(&self, open: &Open) {
+        self.gauge
+            .store(open.connections.len() as u64, Ordering::Relaxed);
+    }
+
     fn lock(&self) -> MutexGuard<'_, Open> {
         match self.open.lock() {
             Ok(guard) => guard,
@@ -322,6 +339,7 @@ impl Registry {
             },
         );
         *open.per_peer.entry(peer).or_default() += 1;
+        self.set_gauge(&open);
         Ok(Admitted {
             registry: self.clone(),
             id,

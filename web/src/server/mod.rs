@@ -69,8 +69,9 @@ pub struct ServerStats {
     pub idle_timeouts: AtomicU64,
     /// Requests answered 408 because the body did not arrive in time.
     pub body_timeouts: AtomicU64,
-    /// Open now.
-    pub open: AtomicU64,
+    /// Open now: admitted within the caps (a connection closed for a newcomer no longer
+    /// counts, even while its socket is being torn down).
+    pub open: Arc<AtomicU64>,
 }
 
 type TimeoutAnswer = Arc<dyn Fn(Duration) -> Response + Send + Sync>;
@@ -171,7 +172,7 @@ impl Server {
             shutdown.await;
             let _ = stop.send(true);
         });
-        let registry = Arc::new(connection::Registry::default());
+        let registry = Arc::new(connection::Registry::new(self.stats.open.clone()));
         let mut connections = tokio::task::JoinSet::new();
         let mut accepting = stopped.clone();
         let mut refusals_logged = RateLimitedLog::default();
@@ -228,11 +229,9 @@ impl Server {
             let app = app.clone();
             let stopped = stopped.clone();
             connections.spawn(async move {
-                server.stats.open.fetch_add(1, Ordering::Relaxed);
                 server
                     .connection(stream, remote, app, admitted, stopped)
                     .await;
-                server.stats.open.fetch_sub(1, Ordering::Relaxed);
             });
         }
         drop(listener);
@@ -255,14 +254,27 @@ impl Server {
             hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let guard = activity.begin_request();
                 let client = ClientAddr(clients.resolve(remote.ip(), request.headers()));
-                let mut request = request.map(Body::new);
+                let has_body = !http_body::Body::is_end_stream(request.body());
+                let read = Arc::new(AtomicBool::new(!has_body));
+                let mut request = {
+                    let read = read.clone();
+                    request.map(move |body| Body::new(Watched { body, read }))
+                };
                 request.extensions_mut().insert(ConnectInfo(remote));
                 request.extensions_mut().insert(client);
                 let app = app.clone();
                 // Boxed so that the connection can be polled without shutdown (see
                 // `linger`), which needs an `Unpin` future.
                 Box::pin(async move {
-                    let response = app.oneshot(request).await?;
+                    let mut response = app.oneshot(request).await?;
+                    // Answered before the body was read (a refusal): the connection
+                    // cannot carry another request, and the client must not put it back
+                    // into its pool, or its next request there meets a closed socket.
+                    if !read.load(Ordering::SeqCst) {
+                        response
+                            .headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
                     Ok::<_, Infallible>(response.map(|body| {
                         Body::new(Guarded {
                             body,
@@ -322,9 +334,10 @@ impl Server {
     }
 }
 
-/// How long, and how much, a closing connection still reads what the client sends.
-const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 1024 * 1024;
+/// How long, and how much, a closing connection still reads what the client sends: a
+/// refused upload of the size a service allows must still get its answer read.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+const LINGER_BYTES: usize = 32 * 1024 * 1024;
 
 /// Closes a connection after its last answer the way browsers and HTTP clients need it
 /// ("lingering close"): our side's FIN first, then whatever the client still sends (a
@@ -380,6 +393,36 @@ impl http_body::Body for Guarded {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A request body that notes when it has been read to its end.
+struct Watched {
+    body: hyper::body::Incoming,
+    read: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.body.is_end_stream() {
+            self.read.store(true, Ordering::SeqCst);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
