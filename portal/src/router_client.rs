@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use kopplung_transformers::FieldError;
-use kopplung_transformers::form::{AttachmentRules, Field, FormDefinition};
-use kopplung_transformers::mapping::{Fee, TrustLevel};
+use kopplung_forms::FieldError;
+use kopplung_forms::form::{AttachmentRules, Field, FormDefinition};
+use kopplung_forms::{Fee, TrustLevel};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

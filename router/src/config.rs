@@ -56,7 +56,7 @@ pub struct FileConfig {
     pub audit: AuditConfig,
 }
 
-/// Signed checkpoints of the audit chain's head (see `router/src/audit/checkpoint.rs`):
+/// Signed checkpoints of the audit chain's head (see `core/src/audit/checkpoint.rs`):
 /// written at start, every `checkpoint_secs` while the chain grows, and at shutdown.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

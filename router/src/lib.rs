@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod console;
@@ -16,8 +15,16 @@ pub mod prepare;
 pub mod regions;
 pub mod retention;
 pub mod routing;
-pub mod store;
 pub mod web;
+
+/// The audit trail's rules live in the domain core.
+pub use kopplung_core::audit;
+
+/// The store's contract (core) and its backends.
+pub mod store {
+    pub use kopplung_core::store::*;
+    pub use kopplung_store::{PostgresStore, SqliteStore};
+}
 
 use std::path::PathBuf;
 

@@ -1243,9 +1243,9 @@ async fn instances_connecting_at_once_to_a_fresh_database_all_migrate() {
             .await
             .unwrap();
     connection.close().await.unwrap();
-    // Every migration of router/migrations/postgres, once.
+    // Every migration of store/migrations/postgres, once.
     let mut expected: Vec<i64> =
-        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../store/migrations/postgres"))
             .unwrap()
             .filter_map(|entry| {
                 let name = entry.unwrap().file_name().into_string().unwrap();

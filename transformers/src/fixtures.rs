@@ -13,8 +13,8 @@ use serde_json::Value;
 use similar::TextDiff;
 
 use crate::Error;
-use crate::form::FieldError;
 use crate::mapping::{Anlage, Antrag, Behoerde, Mapping, MessageContext, Nachricht};
+use kopplung_forms::FieldError;
 
 /// The fixed values of a fixture's message.
 pub const MESSAGE_ID: &str = "00000000-0000-4000-8000-000000000000";

@@ -7,7 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod fixtures;
-pub mod form;
 pub mod jose;
 pub mod laufzettel;
 pub mod mapping;
@@ -15,12 +14,12 @@ pub mod pki;
 pub mod receipt;
 pub mod schema;
 pub mod seal;
-pub mod text;
 pub mod xml;
 
 use std::path::PathBuf;
 
-pub use form::{FieldError, FormDefinition};
+// The form types moved to `kopplung-forms`; re-exported for the hub.
+pub use kopplung_forms::{FieldError, FormDefinition, form, text};
 pub use mapping::{Mapping, MessageContext};
 pub use seal::{Sealer, TrustAnchors};
 

@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Error;
-use crate::form::{Field, FieldKind, FormDefinition, SharedGroups, parse_date};
 use crate::xml::check_well_formed;
+use kopplung_forms::form::{Field, FieldKind, FormDefinition, SharedGroups, parse_date};
+pub use kopplung_forms::{Fee, TrustLevel};
 
 const TEMPLATE: &str = "nachricht";
 
@@ -60,25 +61,6 @@ pub struct ServiceInfo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub documents: Vec<String>,
     pub message: MessageInfo,
-}
-
-/// Vertrauensniveau of an identification, lowest first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrustLevel {
-    #[default]
-    Basis,
-    Substanziell,
-    Hoch,
-}
-
-/// A fee in euros.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fee {
-    /// Decimal with two places, e.g. `"30.50"`.
-    pub betrag: String,
-    pub beschreibung: String,
 }
 
 /// The message type produced for the service, as an xoev-code `Code`.

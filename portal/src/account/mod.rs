@@ -8,7 +8,7 @@ pub mod registration;
 use axum::extract::{Extension, Form, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use kopplung_transformers::mapping::TrustLevel;
+use kopplung_forms::TrustLevel;
 use kopplung_web::limiter::wait_in_minutes;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -8,7 +8,7 @@ pub mod render;
 
 use axum::extract::{Extension, Form, Path, State};
 use axum::http::{StatusCode, header};
-use kopplung_transformers::FieldError;
+use kopplung_forms::FieldError;
 use serde_json::{Value, json};
 
 use crate::Shared;
@@ -145,7 +145,7 @@ fn step_view(
     visitor: &Visitor,
     draft: &Draft,
     service: &Service,
-    form: &kopplung_transformers::FormDefinition,
+    form: &kopplung_forms::FormDefinition,
     step: u32,
     errors: &[FieldError],
 ) -> Value {

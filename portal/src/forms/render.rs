@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use kopplung_transformers::FieldError;
-use kopplung_transformers::form::{Field, FieldKind, FormDefinition};
+use kopplung_forms::FieldError;
+use kopplung_forms::form::{Field, FieldKind, FormDefinition};
 use serde_json::{Map, Value, json};
 
 /// Fields a citizen fills in (not those the portal fills, like the payment reference).

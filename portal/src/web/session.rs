@@ -14,7 +14,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use kopplung_transformers::mapping::TrustLevel;
+use kopplung_forms::TrustLevel;
 use kopplung_web::ClientAddr;
 use sqlx::Row;
 

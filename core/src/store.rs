@@ -1,14 +1,8 @@
-//! The durable store: applications, their attachments, the outbox and the history.
-//!
-//! One trait, so that the PostgreSQL store (several hub instances) can stand beside the
-//! SQLite default (one instance, embedded). Every state change is one transaction that
-//! also appends the history entry and the audit entry (see [`crate::audit`]).
-
-mod group;
-mod postgres;
-mod postgres_audit;
-mod sqlite;
-mod sqlite_audit;
+//! The durable store as the domain sees it: applications, their attachments, the outbox
+//! and the history — what is stored and what each operation promises, not how. The
+//! backends (`kopplung-store`: SQLite, PostgreSQL) implement it; every state change is
+//! one transaction that also appends the history entry and the audit entry (see
+//! [`crate::audit`]).
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -17,8 +11,6 @@ use uuid::Uuid;
 
 use crate::audit::FileDigest;
 pub use crate::audit::{AuditEntry, AuditReport, AuditVerifier, Checkpoint};
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
 
 /// The state of an application (see `docs/architecture.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -469,13 +461,11 @@ pub enum ReceiptOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database refused or failed (the backend's message).
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// From the SQLite store's writer (see `group.rs`).
-    #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(String),
     #[error("migrating the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(String),
     #[error("the data directory {0} is in use by another kopplung process")]
     Locked(std::path::PathBuf),
     #[error("{0}: {1}")]

@@ -20,14 +20,15 @@
 //! entry back for every state change is not needed. A rolled-back savepoint restores it,
 //! a failed COMMIT forgets it (it is read again).
 
+use crate::Sql;
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreError;
-use crate::audit::chain_end;
+use kopplung_core::audit::chain_end;
+use kopplung_core::store::StoreError;
 
 /// Writes in one transaction at most: keeps a batch's COMMIT and its memory bounded.
 const MAX_BATCH: usize = 256;
@@ -57,14 +58,16 @@ impl WriteTx<'_> {
         if let Some(head) = self.audit_head.as_ref() {
             return Ok(head.clone());
         }
-        let (last_seq, last_hash, issued): (Option<i64>, Option<String>, Option<i64>) =
-            self.conn.query_row(
+        let (last_seq, last_hash, issued): (Option<i64>, Option<String>, Option<i64>) = self
+            .conn
+            .query_row(
                 "SELECT (SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1),
                         (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),
                         (SELECT seq FROM sqlite_sequence WHERE name = 'audit_log')",
                 [],
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )?;
+            )
+            .sql()?;
         let head = chain_end(last_seq, last_hash, issued);
         *self.audit_head = Some(head.clone());
         Ok(head)
@@ -160,16 +163,16 @@ impl GroupWriter {
         } else {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
-        let conn = Connection::open_with_flags(path, flags)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        let conn = Connection::open_with_flags(path, flags).sql()?;
+        conn.busy_timeout(Duration::from_secs(10)).sql()?;
         if !read_only {
             // Per connection: the journal mode is the file's (WAL, set by the pool).
-            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "synchronous", "FULL").sql()?;
         }
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "foreign_keys", "ON").sql()?;
         // The savepoints' journal (pages changed earlier in the batch) stays in memory
         // instead of spilling into a temporary file.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "temp_store", "MEMORY").sql()?;
         conn.set_prepared_statement_cache_capacity(128);
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
@@ -342,19 +345,24 @@ mod tests {
         tx.execute(
             "INSERT INTO audit_log (seq, hash) VALUES (?1, ?2)",
             rusqlite::params![seq, hash],
-        )?;
+        )
+        .sql()?;
         tx.set_audit_head(seq, hash.clone());
-        tx.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
+        tx.execute("INSERT INTO t (x) VALUES (?1)", [x]).sql()?;
         Ok((seq, hash))
     }
 
     async fn rows(writer: &GroupWriter) -> Vec<(i64, String)> {
         writer
             .read(|conn| {
-                let mut query = conn.prepare("SELECT seq, hash FROM audit_log ORDER BY seq")?;
+                let mut query = conn
+                    .prepare("SELECT seq, hash FROM audit_log ORDER BY seq")
+                    .sql()?;
                 let rows = query
-                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .sql()?
+                    .collect::<Result<Vec<_>, _>>()
+                    .sql()?;
                 Ok(rows)
             })
             .await
@@ -389,10 +397,12 @@ mod tests {
         );
         let kept: Vec<i64> = writer
             .read(|conn| {
-                let mut query = conn.prepare("SELECT x FROM t ORDER BY x")?;
+                let mut query = conn.prepare("SELECT x FROM t ORDER BY x").sql()?;
                 let xs = query
-                    .query_map([], |row| row.get(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .query_map([], |row| row.get(0))
+                    .sql()?
+                    .collect::<Result<Vec<_>, _>>()
+                    .sql()?;
                 Ok(xs)
             })
             .await

@@ -1,17 +1,18 @@
 //! The PostgreSQL store's read side of the audit trail: entries, checkpoints, and what
 //! verification needs of each application's stored content. What to compare is
-//! [`crate::audit`]'s; this only reads (and hashes) what is stored, never a large upload
+//! [`kopplung_core::audit`]'s; this only reads (and hashes) what is stored, never a large upload
 //! whole.
 
+use crate::Sql;
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgRow};
 
-use super::StoreError;
-use crate::audit::content::{self, Needs};
-use crate::audit::{
+use kopplung_core::audit::content::{self, Needs};
+use kopplung_core::audit::{
     AuditEntry, AuditReport, AuditVerifier, Checkpoint, FileDigest, FileHasher, StoredContent,
     sha256_hex,
 };
+use kopplung_core::store::StoreError;
 
 /// Rows per page of a walk through the chain or the applications.
 const PAGE: i64 = 1000;
@@ -53,7 +54,8 @@ pub(super) async fn entries_of(
     ))
     .bind(application_id)
     .fetch_all(&mut *conn)
-    .await?;
+    .await
+    .sql()?;
     let mut entries = Vec::with_capacity(rows.len());
     for row in &rows {
         match audit_entry(row) {
@@ -71,11 +73,10 @@ pub(super) async fn entries_of(
 
 /// The last entry's seq and hash.
 pub(super) async fn head(conn: &mut PgConnection) -> Result<Option<(i64, String)>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?,
-    )
+    sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .sql()
 }
 
 /// The stored checkpoints, by seq.
@@ -113,9 +114,10 @@ pub(super) async fn verify(
         .bind(after)
         .bind(PAGE)
         .fetch_all(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
         for row in &rows {
-            let seq: i64 = row.try_get("seq")?;
+            let seq: i64 = row.try_get("seq").sql()?;
             match audit_entry(row) {
                 Ok(entry) => verifier.entry(&entry),
                 Err(e) => verifier.unreadable(seq, e.to_string()),
@@ -128,7 +130,8 @@ pub(super) async fn verify(
     }
     let issued: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_issued")
         .fetch_optional(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
     let mut after = String::new();
     loop {
         // Along the index on (application_id, seq).
@@ -139,7 +142,8 @@ pub(super) async fn verify(
         .bind(&after)
         .bind(PAGE)
         .fetch_all(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
         for id in &ids {
             let entries = entries_of(&mut *conn, id, true).await?;
             let needs = content::needs(&entries);
@@ -168,7 +172,8 @@ async fn stored_content(
         sqlx::query_scalar("SELECT payload FROM applications WHERE id = $1")
             .bind(application_id)
             .fetch_optional(&mut *conn)
-            .await?;
+            .await
+            .sql()?;
     let mut stored = StoredContent {
         exists: payload.is_some(),
         payload: payload.flatten().unwrap_or_default(),
@@ -182,18 +187,21 @@ async fn stored_content(
         )
         .bind(application_id)
         .fetch_all(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
         for row in &rows {
             let mut hasher = FileHasher::new();
-            match row.try_get::<Option<String>, _>("upload_id")? {
+            match row.try_get::<Option<String>, _>("upload_id").sql()? {
                 None => hasher.update(&row.try_get::<Vec<u8>, _>("content").unwrap_or_default()),
                 Some(upload) => hash_upload(&mut *conn, &upload, &mut hasher).await?,
             }
             stored.attachments.push(
                 hasher.finish(
-                    &row.try_get::<Option<String>, _>("filename")?
+                    &row.try_get::<Option<String>, _>("filename")
+                        .sql()?
                         .unwrap_or_default(),
-                    &row.try_get::<Option<String>, _>("media_type")?
+                    &row.try_get::<Option<String>, _>("media_type")
+                        .sql()?
                         .unwrap_or_default(),
                 ),
             );
@@ -205,7 +213,8 @@ async fn stored_content(
         )
         .bind(application_id)
         .fetch_optional(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
         stored.sealed_sha256 = sealed.flatten().as_deref().map(sha256_hex);
     }
     if needs.receipts {
@@ -213,7 +222,8 @@ async fn stored_content(
             sqlx::query_scalar("SELECT signed FROM receipts WHERE application_id = $1")
                 .bind(application_id)
                 .fetch_all(&mut *conn)
-                .await?;
+                .await
+                .sql()?;
         stored.receipts_sha256 = signed.iter().map(|s| sha256_hex(s)).collect();
     }
     if needs.documents {
@@ -222,7 +232,8 @@ async fn stored_content(
         )
         .bind(application_id)
         .fetch_all(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
         stored.documents = rows
             .into_iter()
             .map(|(filename, media_type, content)| document_digest(filename, media_type, &content))
@@ -257,7 +268,8 @@ async fn hash_upload(
         .bind(upload)
         .bind(seq)
         .fetch_optional(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
         match chunk {
             Some(chunk) => hasher.update(&chunk),
             None => break,

@@ -3,10 +3,11 @@
 //! One hub process per data directory, enforced by a lock file.
 //!
 //! Every state change is a closure that runs on the store's writer thread
-//! ([`super::group`]) and appends its history entry and its audit entry (the hash chain
-//! of [`crate::audit`]) in the same transaction; the writer is the chain's only writer,
+//! ([`crate::group`]) and appends its history entry and its audit entry (the hash chain
+//! of [`kopplung_core::audit`]) in the same transaction; the writer is the chain's only writer,
 //! so the chain cannot fork. Reads go through a sqlx pool and never wait for writes.
 
+use crate::Sql;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
@@ -24,23 +25,25 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::group::{GroupWriter, WriteTx};
-use super::sqlite_audit as audit;
-use super::{
+use crate::group::{GroupWriter, WriteTx};
+use crate::sqlite_audit as audit;
+use kopplung_core::audit::content;
+use kopplung_core::audit::{
+    AuditEntry, AuditReport, AuditVerifier, Binding, Checkpoint, sha256_hex,
+};
+use kopplung_core::store::{
     Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, Attachment,
     AttachmentContent, Backlog, DeadLetter, DeliveryRecord, DocumentInfo, FRAGMENT_BYTES,
     HistoryEntry, IdempotencyKey, Inserted, MailboxEntry, NewApplication, NewUpload, Pickup,
     PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError,
     StoredForm, UploadInfo, WorkItem, fragment_count,
 };
-use crate::audit::content;
-use crate::audit::{AuditEntry, AuditReport, AuditVerifier, Binding, Checkpoint, sha256_hex};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, ToSql, params};
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Every state change goes through it (group commit, see [`super::group`]).
+    /// Every state change goes through it (group commit, see [`crate::group`]).
     writer: GroupWriter,
     // Held for the life of the store: a second hub on the same data directory is refused.
     // `None` for a read-only store, which may run beside the hub.
@@ -74,7 +77,8 @@ impl SqliteStore {
         let database = data_dir.join("kopplung.db");
         kopplung_web::files::create_private_file(&database)
             .map_err(|e| StoreError::Io(database.clone(), e))?;
-        let options = SqliteConnectOptions::from_str("sqlite://")?
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .sql()?
             .filename(&database)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -96,8 +100,12 @@ impl SqliteStore {
                 })
             })
             .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            .await
+            .sql()?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .sql()?;
         Ok(Self {
             writer: GroupWriter::start(&data_dir.join("kopplung.db"), false)?,
             pool,
@@ -116,14 +124,16 @@ impl SqliteStore {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no kopplung database here"),
             ));
         }
-        let options = SqliteConnectOptions::from_str("sqlite://")?
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .sql()?
             .filename(&path)
             .read_only(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
-            .await?;
+            .await
+            .sql()?;
         Ok(Self {
             writer: GroupWriter::start(&path, true)?,
             pool,
@@ -190,7 +200,7 @@ fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
 }
 
 /// Appends the history entry of a state change and its audit entry, at the same time.
-/// `binding`: what the audit entry binds by hash (see [`crate::audit`]).
+/// `binding`: what the audit entry binds by hash (see [`kopplung_core::audit`]).
 fn append_history(
     tx: &mut WriteTx<'_>,
     application_id: Uuid,
@@ -201,13 +211,15 @@ fn append_history(
     let at = rfc3339(OffsetDateTime::now_utc());
     tx.prepare_cached(
         "INSERT INTO history (application_id, at, status, detail) VALUES (?1, ?2, ?3, ?4)",
-    )?
+    )
+    .sql()?
     .execute(params![
         application_id.to_string(),
         at,
         status.as_str(),
         detail
-    ])?;
+    ])
+    .sql()?;
     append_audit(tx, application_id, &at, status, detail, binding)
 }
 
@@ -233,7 +245,7 @@ fn append_audit(
     tx.prepare_cached(
         "INSERT INTO audit_log (seq, version, application_id, at, status, detail, message_sha256, content_sha256, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
+    ).sql()?
     .execute(params![
         entry.seq,
         entry.version,
@@ -245,7 +257,7 @@ fn append_audit(
         entry.content_sha256,
         entry.prev_hash,
         entry.hash,
-    ])?;
+    ]).sql()?;
     tx.set_audit_head(entry.seq, entry.hash);
     Ok(())
 }
@@ -255,21 +267,25 @@ fn stored_message_sha256(tx: &WriteTx<'_>, item: &WorkItem) -> Result<Option<Str
     let sealed: Option<Vec<u8>> = tx
         .prepare_cached(
             "SELECT sealed FROM deliveries WHERE application_id = ?1 AND procedure_id = ?2",
-        )?
+        )
+        .sql()?
         .query_row(
             params![item.application_id.to_string(), item.procedure_id],
             |row| row.get(0),
-        )?;
+        )
+        .sql()?;
     Ok(sealed.as_deref().map(sha256_hex))
 }
 
 fn set_status(tx: &WriteTx<'_>, application_id: Uuid, status: Status) -> Result<(), StoreError> {
-    tx.prepare_cached("UPDATE applications SET status = ?1, updated_at = ?2 WHERE id = ?3")?
+    tx.prepare_cached("UPDATE applications SET status = ?1, updated_at = ?2 WHERE id = ?3")
+        .sql()?
         .execute(params![
             status.as_str(),
             rfc3339(OffsetDateTime::now_utc()),
             application_id.to_string()
-        ])?;
+        ])
+        .sql()?;
     Ok(())
 }
 
@@ -285,7 +301,10 @@ fn update_leased(
     let id = item.application_id.to_string();
     let mut bound: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
     bound.extend([&id as &dyn ToSql, &item.procedure_id, &item.lease]);
-    Ok(tx.prepare_cached(sql)?.execute(bound.as_slice())?)
+    tx.prepare_cached(sql)
+        .sql()?
+        .execute(bound.as_slice())
+        .sql()
 }
 
 /// Completes a state change whose outbox update touched `updated` rows: the status and
@@ -320,11 +339,11 @@ fn transition(
 
 fn document_info(row: &SqliteRow) -> Result<DocumentInfo, StoreError> {
     Ok(DocumentInfo {
-        id: parse_uuid(&row.try_get::<String, _>("id")?)?,
-        filename: row.try_get("filename")?,
-        media_type: row.try_get("media_type")?,
-        size: row.try_get::<i64, _>("size")?.try_into().unwrap_or(0),
-        sha512: row.try_get("sha512")?,
+        id: parse_uuid(&row.try_get::<String, _>("id").sql()?)?,
+        filename: row.try_get("filename").sql()?,
+        media_type: row.try_get("media_type").sql()?,
+        size: row.try_get::<i64, _>("size").sql()?.try_into().unwrap_or(0),
+        sha512: row.try_get("sha512").sql()?,
     })
 }
 
@@ -339,18 +358,18 @@ macro_rules! pickup_select {
 }
 
 fn pickup_of(row: &SqliteRow) -> Result<(Pickup, Vec<u8>), StoreError> {
-    let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
+    let sealed: Option<Vec<u8>> = row.try_get("sealed").sql()?;
     let sealed =
         sealed.ok_or_else(|| StoreError::Corrupt("a pickup without its message".into()))?;
-    let since: i64 = row.try_get("due_at")?;
+    let since: i64 = row.try_get("due_at").sql()?;
     Ok((
         Pickup {
-            message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
-            application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
-            receipt: row.try_get("receipt")?,
-            region: row.try_get("region")?,
-            service: row.try_get("service_key")?,
-            message_type: row.try_get("message_type")?,
+            message_id: parse_uuid(&row.try_get::<String, _>("message_id").sql()?)?,
+            application_id: parse_uuid(&row.try_get::<String, _>("application_id").sql()?)?,
+            receipt: row.try_get("receipt").sql()?,
+            region: row.try_get("region").sql()?,
+            service: row.try_get("service_key").sql()?,
+            message_type: row.try_get("message_type").sql()?,
             size: sealed.len() as u64,
             sha256: sha256_hex(&sealed),
             available_since: from_millis(since)
@@ -361,25 +380,27 @@ fn pickup_of(row: &SqliteRow) -> Result<(Pickup, Vec<u8>), StoreError> {
 }
 
 fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreError> {
-    let step: String = row.get("step")?;
+    let step: String = row.get("step").sql()?;
     Ok(WorkItem {
-        application_id: parse_uuid(&row.get::<_, String>("application_id")?)?,
-        service_key: row.get("service_key")?,
-        procedure_id: row.get("procedure_id")?,
-        message_id: parse_uuid(&row.get::<_, String>("message_id")?)?,
-        message_type: row.get("message_type")?,
+        application_id: parse_uuid(&row.get::<_, String>("application_id").sql()?)?,
+        service_key: row.get("service_key").sql()?,
+        procedure_id: row.get("procedure_id").sql()?,
+        message_id: parse_uuid(&row.get::<_, String>("message_id").sql()?)?,
+        message_type: row.get("message_type").sql()?,
         step: match step.as_str() {
             "prepare" => Step::Prepare,
             "deliver" => Step::Deliver,
             other => return Err(StoreError::Corrupt(format!("claimed step {other}"))),
         },
         attempts: row
-            .get::<_, i64>("attempts")?
+            .get::<_, i64>("attempts")
+            .sql()?
             .try_into()
             .unwrap_or(u32::MAX),
         lease: lease.to_owned(),
         accepted_at: row
-            .get::<_, Option<String>>("accepted_at")?
+            .get::<_, Option<String>>("accepted_at")
+            .sql()?
             .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
     })
 }
@@ -412,11 +433,13 @@ fn earlier_answer(
     key: &IdempotencyKey,
 ) -> Result<Option<Inserted>, StoreError> {
     let row = tx
-        .prepare_cached(EARLIER_ANSWER)?
+        .prepare_cached(EARLIER_ANSWER)
+        .sql()?
         .query_row(params![client_id, key.key], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })
-        .optional()?;
+        .optional()
+        .sql()?;
     row.map(|(hash, id, receipt)| earlier_answer_of(hash, id, receipt, key))
         .transpose()
 }
@@ -439,7 +462,7 @@ fn insert_application(
             "INSERT INTO applications
                (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-        )?
+        ).sql()?
         .execute(params![
             id,
             new.receipt,
@@ -459,7 +482,7 @@ fn insert_application(
             return Ok(Inserted::ReceiptTaken);
         }
         other => {
-            other?;
+            other.sql()?;
         }
     }
     for (position, attachment) in new.attachments.iter().enumerate() {
@@ -472,8 +495,10 @@ fn insert_application(
                         "UPDATE uploads SET application_id = ?1
                          WHERE id = ?2 AND client_id = ?3 AND application_id IS NULL
                            AND completed_at IS NOT NULL",
-                    )?
-                    .execute(params![id, upload.to_string(), new.client_id])?;
+                    )
+                    .sql()?
+                    .execute(params![id, upload.to_string(), new.client_id])
+                    .sql()?;
                 if bound != 1 {
                     // Nothing of this application may stay.
                     tx.discard();
@@ -485,7 +510,7 @@ fn insert_application(
         tx.prepare_cached(
             "INSERT INTO attachments (application_id, position, filename, media_type, size, sha512, content, upload_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
+        ).sql()?
         .execute(params![
             id,
             position as i64,
@@ -495,12 +520,12 @@ fn insert_application(
             attachment.sha512,
             content,
             upload
-        ])?;
+        ]).sql()?;
     }
     tx.prepare_cached(
         "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'prepare', ?6)",
-    )?
+    ).sql()?
     .execute(params![
         id,
         new.service_key,
@@ -508,13 +533,13 @@ fn insert_application(
         new.message_id.to_string(),
         new.message_type,
         millis(new.received_at)
-    ])?;
+    ]).sql()?;
     if let Some(key) = &new.idempotency {
         tx.prepare_cached(
             "INSERT INTO idempotency_keys (client_id, key, request_sha256, application_id, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![new.client_id, key.key, key.request_sha256, id, at])?;
+        ).sql()?
+        .execute(params![new.client_id, key.key, key.request_sha256, id, at]).sql()?;
     }
     append_history(
         tx,
@@ -541,11 +566,13 @@ fn record_receipt(
     let earlier: Option<String> = tx
         .prepare_cached(
             "SELECT content_sha256 FROM receipts WHERE procedure_id = ?1 AND receipt_id = ?2",
-        )?
+        )
+        .sql()?
         .query_row(params![receipt.procedure_id, receipt.receipt_id], |row| {
             row.get(0)
         })
-        .optional()?;
+        .optional()
+        .sql()?;
     if let Some(earlier) = earlier {
         return Ok(if earlier == receipt.content_sha256 {
             ReceiptOutcome::Duplicate
@@ -558,7 +585,7 @@ fn record_receipt(
         .prepare_cached(
             "SELECT d.step, a.status FROM deliveries d JOIN applications a ON a.id = d.application_id
              WHERE d.message_id = ?1 AND d.procedure_id = ?2 AND d.application_id = ?3",
-        )?
+        ).sql()?
         .query_row(
             params![
                 receipt.message_id.to_string(),
@@ -567,7 +594,7 @@ fn record_receipt(
             ],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
-        .optional()?;
+        .optional().sql()?;
     let Some((step, current)) = row else {
         return Ok(ReceiptOutcome::UnknownMessage);
     };
@@ -596,14 +623,14 @@ fn record_receipt(
                     "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
                             lease_owner = NULL, lease_until = NULL, delivered_at = ?1
                      WHERE message_id = ?2 RETURNING sealed",
-                )?
+                ).sql()?
                 .query_row(
                     params![
                         rfc3339(OffsetDateTime::now_utc()),
                         receipt.message_id.to_string()
                     ],
                     |row| row.get(0),
-                )?;
+                ).sql()?;
             set_status(tx, receipt.application_id, Status::Delivered)?;
             append_history(
                 tx,
@@ -621,7 +648,7 @@ fn record_receipt(
     tx.prepare_cached(
         "INSERT INTO receipts (receipt_id, application_id, procedure_id, message_id, event, issued_at, received_at, signed, signed_sha256, content_sha256)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
+    ).sql()?
     .execute(params![
         receipt.receipt_id,
         receipt.application_id.to_string(),
@@ -633,7 +660,7 @@ fn record_receipt(
         receipt.signed,
         signed_sha256,
         receipt.content_sha256
-    ])?;
+    ]).sql()?;
     let status = receipt.status;
     let mut detail = format!(
         "{} {} from {} about message {}",
@@ -660,7 +687,7 @@ fn record_receipt(
         tx.prepare_cached(
             "INSERT INTO documents (id, application_id, receipt_id, filename, media_type, size, sha512, content, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
+        ).sql()?
         .execute(params![
             id.to_string(),
             receipt.application_id.to_string(),
@@ -671,7 +698,7 @@ fn record_receipt(
             sha512,
             document.content,
             now
-        ])?;
+        ]).sql()?;
         // The history names the document by id and hash only.
         detail.push_str(&format!("; document {id} (SHA-512 {sha512})"));
         document_id = Some(id);
@@ -680,7 +707,8 @@ fn record_receipt(
         tx.prepare_cached(
             "INSERT INTO mailbox (application_id, receipt_id, kind, text, document_id, at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
+        )
+        .sql()?
         .execute(params![
             receipt.application_id.to_string(),
             receipt.receipt_id,
@@ -688,7 +716,8 @@ fn record_receipt(
             text,
             document_id.map(|d| d.to_string()),
             now
-        ])?;
+        ])
+        .sql()?;
     }
     set_status(tx, receipt.application_id, status)?;
     // The audit entry carries the hash of the signed receipt, so the Laufzettel proves
@@ -711,40 +740,56 @@ fn purge_one(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreEr
     let id = application_id.to_string();
     // Checked again inside the write: the candidates were read before it.
     let status: Option<String> = tx
-        .prepare_cached("SELECT status FROM applications WHERE id = ?1 AND purged_at IS NULL")?
+        .prepare_cached("SELECT status FROM applications WHERE id = ?1 AND purged_at IS NULL")
+        .sql()?
         .query_row([&id], |row| row.get(0))
-        .optional()?;
+        .optional()
+        .sql()?;
     let Some(status) = status.as_deref().and_then(Status::parse) else {
         return Ok(false);
     };
     tx.prepare_cached(
         "DELETE FROM upload_chunks WHERE upload_id IN
            (SELECT id FROM uploads WHERE application_id = ?1)",
-    )?
-    .execute([&id])?;
-    tx.prepare_cached("UPDATE uploads SET filename = '' WHERE application_id = ?1")?
-        .execute([&id])?;
+    )
+    .sql()?
+    .execute([&id])
+    .sql()?;
+    tx.prepare_cached("UPDATE uploads SET filename = '' WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
     let attachments = tx
-        .prepare_cached("DELETE FROM attachments WHERE application_id = ?1")?
-        .execute([&id])?;
+        .prepare_cached("DELETE FROM attachments WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
     // Mailbox entries point at documents: their texts and links go first.
-    tx.prepare_cached(
-        "UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = ?1",
-    )?
-    .execute([&id])?;
+    tx.prepare_cached("UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
     let documents = tx
-        .prepare_cached("DELETE FROM documents WHERE application_id = ?1")?
-        .execute([&id])?;
-    tx.prepare_cached("UPDATE receipts SET signed = X'' WHERE application_id = ?1")?
-        .execute([&id])?;
-    tx.prepare_cached("UPDATE deliveries SET sealed = NULL WHERE application_id = ?1")?
-        .execute([&id])?;
-    tx.prepare_cached("UPDATE applications SET payload = ?1, purged_at = ?2 WHERE id = ?3")?
+        .prepare_cached("DELETE FROM documents WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
+    tx.prepare_cached("UPDATE receipts SET signed = X'' WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
+    tx.prepare_cached("UPDATE deliveries SET sealed = NULL WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
+    tx.prepare_cached("UPDATE applications SET payload = ?1, purged_at = ?2 WHERE id = ?3")
+        .sql()?
         .execute(params![
             content::PURGED_PAYLOAD,
             rfc3339(OffsetDateTime::now_utc()),
             id
-        ])?;
+        ])
+        .sql()?;
     // The deletion binds what is left, so that data written back later is noticed.
     append_history(
         tx,
@@ -768,14 +813,16 @@ impl Store for SqliteStore {
                 tx.prepare_cached(
                     "INSERT INTO uploads (id, client_id, filename, media_type, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
+                )
+                .sql()?
                 .execute(params![
                     upload.id.to_string(),
                     upload.client_id,
                     upload.filename,
                     upload.media_type,
                     rfc3339(upload.created_at)
-                ])?;
+                ])
+                .sql()?;
                 Ok(())
             })
             .await
@@ -793,12 +840,14 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 tx.prepare_cached(
                     "INSERT INTO upload_chunks (upload_id, seq, content) VALUES (?1, ?2, ?3)",
-                )?
+                )
+                .sql()?
                 .execute(params![
                     id.to_string(),
                     i64::try_from(seq).unwrap_or(i64::MAX),
                     content
-                ])?;
+                ])
+                .sql()?;
                 Ok(())
             })
             .await
@@ -810,13 +859,15 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 tx.prepare_cached(
                     "UPDATE uploads SET size = ?1, sha512 = ?2, completed_at = ?3 WHERE id = ?4",
-                )?
+                )
+                .sql()?
                 .execute(params![
                     i64::try_from(size).unwrap_or(i64::MAX),
                     sha512,
                     rfc3339(OffsetDateTime::now_utc()),
                     id.to_string()
-                ])?;
+                ])
+                .sql()?;
                 Ok(())
             })
             .await
@@ -829,16 +880,17 @@ impl Store for SqliteStore {
         )
         .bind(id.to_string())
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         let Some(row) = row else { return Ok(None) };
-        let size: Option<i64> = row.try_get("size")?;
-        let sha512: Option<String> = row.try_get("sha512")?;
-        let application: Option<String> = row.try_get("application_id")?;
+        let size: Option<i64> = row.try_get("size").sql()?;
+        let sha512: Option<String> = row.try_get("sha512").sql()?;
+        let application: Option<String> = row.try_get("application_id").sql()?;
         Ok(Some(UploadInfo {
             id,
-            client_id: row.try_get("client_id")?,
-            filename: row.try_get("filename")?,
-            media_type: row.try_get("media_type")?,
+            client_id: row.try_get("client_id").sql()?,
+            filename: row.try_get("filename").sql()?,
+            media_type: row.try_get("media_type").sql()?,
             complete: size
                 .zip(sha512)
                 .map(|(size, hash)| (u64::try_from(size).unwrap_or_default(), hash)),
@@ -853,16 +905,22 @@ impl Store for SqliteStore {
                 let free: Option<String> = tx
                     .prepare_cached(
                         "SELECT id FROM uploads WHERE id = ?1 AND application_id IS NULL",
-                    )?
+                    )
+                    .sql()?
                     .query_row([&id], |row| row.get(0))
-                    .optional()?;
+                    .optional()
+                    .sql()?;
                 if free.is_none() {
                     return Ok(false);
                 }
-                tx.prepare_cached("DELETE FROM upload_chunks WHERE upload_id = ?1")?
-                    .execute([&id])?;
-                tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")?
-                    .execute([&id])?;
+                tx.prepare_cached("DELETE FROM upload_chunks WHERE upload_id = ?1")
+                    .sql()?
+                    .execute([&id])
+                    .sql()?;
+                tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")
+                    .sql()?
+                    .execute([&id])
+                    .sql()?;
                 Ok(true)
             })
             .await
@@ -875,7 +933,8 @@ impl Store for SqliteStore {
         )
         .bind(rfc3339(before))
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         let mut discarded = 0;
         for id in stale {
             if self.discard_upload(parse_uuid(&id)?).await? {
@@ -904,21 +963,23 @@ impl Store for SqliteStore {
         .bind(message_id.to_string())
         .bind(i64::from(position))
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         let Some(row) = row else { return Ok(None) };
-        let size = u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or_default();
+        let size = u64::try_from(row.try_get::<i64, _>("size").sql()?).unwrap_or_default();
         if fragment >= fragment_count(size) {
             return Ok(None);
         }
-        match row.try_get::<Option<String>, _>("upload_id")? {
-            None => Ok(row.try_get::<Option<Vec<u8>>, _>("part")?),
+        match row.try_get::<Option<String>, _>("upload_id").sql()? {
+            None => Ok(row.try_get::<Option<Vec<u8>>, _>("part").sql()?),
             Some(upload) => Ok(sqlx::query_scalar(
                 "SELECT content FROM upload_chunks WHERE upload_id = ? AND seq = ?",
             )
             .bind(upload)
             .bind(i64::try_from(fragment).unwrap_or(i64::MAX))
             .fetch_optional(&self.pool)
-            .await?),
+            .await
+            .sql()?),
         }
     }
 
@@ -940,7 +1001,8 @@ impl Store for SqliteStore {
             .bind(client_id)
             .bind(&key.key)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .sql()?;
         row.map(|(hash, id, receipt)| earlier_answer_of(hash, id, receipt, key))
             .transpose()
     }
@@ -955,52 +1017,56 @@ impl Store for SqliteStore {
         )
         .bind(id.to_string())
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         let Some(row) = row else { return Ok(None) };
-        let status: String = row.try_get("status")?;
-        let step: String = row.try_get("step")?;
+        let status: String = row.try_get("status").sql()?;
+        let step: String = row.try_get("step").sql()?;
         let pending = step == "prepare" || step == "deliver";
         let history = sqlx::query(
             "SELECT at, status, detail FROM history WHERE application_id = ? ORDER BY seq",
         )
         .bind(id.to_string())
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(|h| {
             Ok(HistoryEntry {
-                at: parse_time(&h.try_get::<String, _>("at")?)?,
-                status: h.try_get("status")?,
-                detail: h.try_get("detail")?,
+                at: parse_time(&h.try_get::<String, _>("at").sql()?)?,
+                status: h.try_get("status").sql()?,
+                detail: h.try_get("detail").sql()?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Some(ApplicationRecord {
             id,
-            receipt: row.try_get("receipt")?,
-            client_id: row.try_get("client_id")?,
-            service: row.try_get("service_key")?,
-            region: row.try_get("region")?,
+            receipt: row.try_get("receipt").sql()?,
+            client_id: row.try_get("client_id").sql()?,
+            service: row.try_get("service_key").sql()?,
+            region: row.try_get("region").sql()?,
             status: Status::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-            created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
-            updated_at: parse_time(&row.try_get::<String, _>("updated_at")?)?,
+            created_at: parse_time(&row.try_get::<String, _>("created_at").sql()?)?,
+            updated_at: parse_time(&row.try_get::<String, _>("updated_at").sql()?)?,
             delivery: DeliveryRecord {
-                procedure: row.try_get("procedure_id")?,
-                message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
-                message_type: row.try_get("message_type")?,
+                procedure: row.try_get("procedure_id").sql()?,
+                message_id: parse_uuid(&row.try_get::<String, _>("message_id").sql()?)?,
+                message_type: row.try_get("message_type").sql()?,
                 attempts: row
-                    .try_get::<i64, _>("attempts")?
+                    .try_get::<i64, _>("attempts")
+                    .sql()?
                     .try_into()
                     .unwrap_or(u32::MAX),
-                last_error: row.try_get("last_error")?,
+                last_error: row.try_get("last_error").sql()?,
                 next_attempt_at: if pending {
-                    from_millis(row.try_get("due_at")?)
+                    from_millis(row.try_get("due_at").sql()?)
                 } else {
                     None
                 },
                 delivered_at: row
-                    .try_get::<Option<String>, _>("delivered_at")?
+                    .try_get::<Option<String>, _>("delivered_at")
+                    .sql()?
                     .map(|s| parse_time(&s))
                     .transpose()?,
             },
@@ -1044,7 +1110,7 @@ impl Store for SqliteStore {
                        ORDER BY due_at LIMIT ?4)
                      RETURNING application_id, service_key, procedure_id, message_id, message_type, step, attempts,
                                (SELECT created_at FROM applications a WHERE a.id = application_id) AS accepted_at",
-                )?;
+                ).sql()?;
                 let mut rows = claim.query(params![
                     lease,
                     millis(lease_until),
@@ -1052,9 +1118,9 @@ impl Store for SqliteStore {
                     i64::from(limit),
                     capacity,
                     i64::from(limit.saturating_mul(4))
-                ])?;
+                ]).sql()?;
                 let mut items = Vec::new();
-                while let Some(row) = rows.next()? {
+                while let Some(row) = rows.next().sql()? {
                     items.push(work_item(row, &lease)?);
                 }
                 Ok(items)
@@ -1068,7 +1134,8 @@ impl Store for SqliteStore {
              WHERE step IN ('prepare', 'deliver')",
         )
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         Ok(due.and_then(from_millis))
     }
 
@@ -1087,7 +1154,8 @@ impl Store for SqliteStore {
                     .prepare_cached(
                         "SELECT receipt, service_key, region, payload, created_at
                          FROM applications WHERE id = ?1",
-                    )?
+                    )
+                    .sql()?
                     .query_row([id.to_string()], |row| {
                         Ok((
                             row.get(0)?,
@@ -1096,24 +1164,27 @@ impl Store for SqliteStore {
                             row.get(3)?,
                             row.get(4)?,
                         ))
-                    })?;
+                    })
+                    .sql()?;
                 let mut attachments = Vec::new();
-                let mut query = conn.prepare_cached(
-                    "SELECT filename, media_type, sha512, size, upload_id,
+                let mut query = conn
+                    .prepare_cached(
+                        "SELECT filename, media_type, sha512, size, upload_id,
                             CASE WHEN upload_id IS NULL THEN content ELSE X'' END AS content
                      FROM attachments WHERE application_id = ?1 ORDER BY position",
-                )?;
-                let mut rows = query.query([id.to_string()])?;
-                while let Some(a) = rows.next()? {
-                    let upload: Option<String> = a.get("upload_id")?;
+                    )
+                    .sql()?;
+                let mut rows = query.query([id.to_string()]).sql()?;
+                while let Some(a) = rows.next().sql()? {
+                    let upload: Option<String> = a.get("upload_id").sql()?;
                     attachments.push(Attachment {
-                        filename: a.get("filename")?,
-                        media_type: a.get("media_type")?,
-                        sha512: a.get("sha512")?,
-                        size: u64::try_from(a.get::<_, i64>("size")?).unwrap_or_default(),
+                        filename: a.get("filename").sql()?,
+                        media_type: a.get("media_type").sql()?,
+                        sha512: a.get("sha512").sql()?,
+                        size: u64::try_from(a.get::<_, i64>("size").sql()?).unwrap_or_default(),
                         content: match upload {
                             Some(upload) => AttachmentContent::Upload(parse_uuid(&upload)?),
-                            None => AttachmentContent::Inline(a.get("content")?),
+                            None => AttachmentContent::Inline(a.get("content").sql()?),
                         },
                     });
                 }
@@ -1138,7 +1209,8 @@ impl Store for SqliteStore {
         .bind(item.application_id.to_string())
         .bind(&item.procedure_id)
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         sealed.ok_or_else(|| {
             StoreError::Corrupt(format!("message {} has no sealed body", item.message_id))
         })
@@ -1259,7 +1331,8 @@ impl Store for SqliteStore {
         .bind(procedure)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(|row| pickup_of(row).map(|(pickup, _)| pickup))
         .collect()
@@ -1277,7 +1350,8 @@ impl Store for SqliteStore {
         .bind(procedure)
         .bind(message_id.to_string())
         .fetch_optional(&self.pool)
-        .await?
+        .await
+        .sql()?
         .map(|row| pickup_of(&row))
         .transpose()
     }
@@ -1295,11 +1369,11 @@ impl Store for SqliteStore {
                     .prepare_cached(
                         "SELECT application_id, service_key, message_type, step FROM deliveries
                          WHERE procedure_id = ?1 AND message_id = ?2",
-                    )?
+                    ).sql()?
                     .query_row(params![procedure, message_id.to_string()], |row| {
                         Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                     })
-                    .optional()?;
+                    .optional().sql()?;
                 let Some((application_id, service_key, message_type, step)) = row else {
                     return Ok(PickupAck::Unknown);
                 };
@@ -1323,12 +1397,12 @@ impl Store for SqliteStore {
                     .prepare_cached(
                         "UPDATE deliveries SET step = 'done', attempts = attempts + 1, delivered_at = ?1
                          WHERE procedure_id = ?2 AND message_id = ?3 AND step = 'pickup'",
-                    )?
+                    ).sql()?
                     .execute(params![
                         rfc3339(OffsetDateTime::now_utc()),
                         procedure,
                         message_id.to_string()
-                    ])?;
+                    ]).sql()?;
                 let done = transition(tx, updated, &item, Status::Delivered, &detail, None)?;
                 Ok(if done {
                     PickupAck::Acknowledged
@@ -1347,14 +1421,20 @@ impl Store for SqliteStore {
              GROUP BY d.procedure_id ORDER BY d.procedure_id",
         )
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(|row| {
             Ok(Backlog {
-                procedure: row.try_get("procedure_id")?,
-                pending: row.try_get::<i64, _>("pending")?.try_into().unwrap_or(0),
+                procedure: row.try_get("procedure_id").sql()?,
+                pending: row
+                    .try_get::<i64, _>("pending")
+                    .sql()?
+                    .try_into()
+                    .unwrap_or(0),
                 oldest_since: row
-                    .try_get::<Option<String>, _>("oldest")?
+                    .try_get::<Option<String>, _>("oldest")
+                    .sql()?
                     .map(|t| parse_time(&t))
                     .transpose()?,
             })
@@ -1370,23 +1450,26 @@ impl Store for SqliteStore {
              WHERE d.step = 'dead' ORDER BY a.updated_at",
         )
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(|row| {
             Ok(DeadLetter {
-                application_id: parse_uuid(&row.try_get::<String, _>("id")?)?,
-                receipt: row.try_get("receipt")?,
-                service: row.try_get("service_key")?,
-                procedure: row.try_get("procedure_id")?,
-                message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
+                application_id: parse_uuid(&row.try_get::<String, _>("id").sql()?)?,
+                receipt: row.try_get("receipt").sql()?,
+                service: row.try_get("service_key").sql()?,
+                procedure: row.try_get("procedure_id").sql()?,
+                message_id: parse_uuid(&row.try_get::<String, _>("message_id").sql()?)?,
                 attempts: row
-                    .try_get::<i64, _>("attempts")?
+                    .try_get::<i64, _>("attempts")
+                    .sql()?
                     .try_into()
                     .unwrap_or(u32::MAX),
                 reason: row
-                    .try_get::<Option<String>, _>("last_error")?
+                    .try_get::<Option<String>, _>("last_error")
+                    .sql()?
                     .unwrap_or_default(),
-                since: parse_time(&row.try_get::<String, _>("updated_at")?)?,
+                since: parse_time(&row.try_get::<String, _>("updated_at").sql()?)?,
             })
         })
         .collect()
@@ -1404,12 +1487,12 @@ impl Store for SqliteStore {
                                 attempts = 0, due_at = ?1, lease_owner = NULL, lease_until = NULL
                          WHERE application_id = ?2 AND step = 'dead'
                          RETURNING message_id, sealed",
-                    )?
+                    ).sql()?
                     .query_row(
                         params![millis(OffsetDateTime::now_utc()), application_id.to_string()],
                         |row| Ok((row.get(0)?, row.get(1)?)),
                     )
-                    .optional()?;
+                    .optional().sql()?;
                 let Some((message_id, sealed)) = row else {
                     return Ok(false);
                 };
@@ -1447,17 +1530,19 @@ impl Store for SqliteStore {
         )
         .bind(id.to_string())
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(|row| {
             Ok(MailboxEntry {
-                kind: row.try_get("kind")?,
-                text: row.try_get("text")?,
+                kind: row.try_get("kind").sql()?,
+                text: row.try_get("text").sql()?,
                 document_id: row
-                    .try_get::<Option<String>, _>("document_id")?
+                    .try_get::<Option<String>, _>("document_id")
+                    .sql()?
                     .map(|d| parse_uuid(&d))
                     .transpose()?,
-                at: parse_time(&row.try_get::<String, _>("at")?)?,
+                at: parse_time(&row.try_get::<String, _>("at").sql()?)?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1466,7 +1551,7 @@ impl Store for SqliteStore {
         )
         .bind(id.to_string())
         .fetch_all(&self.pool)
-        .await?
+        .await.sql()?
         .iter()
         .map(document_info)
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1484,8 +1569,8 @@ impl Store for SqliteStore {
         .bind(document_id.to_string())
         .bind(application_id.to_string())
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| Ok((document_info(&row)?, row.try_get("content")?)))
+        .await.sql()?;
+        row.map(|row| Ok((document_info(&row)?, row.try_get("content").sql()?)))
             .transpose()
     }
 
@@ -1507,7 +1592,8 @@ impl Store for SqliteStore {
         .bind(&cutoff)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         let mut purged = 0;
         for id in candidates {
             let application_id = parse_uuid(&id)?;
@@ -1546,25 +1632,27 @@ impl Store for SqliteStore {
         .bind(query.until.map(rfc3339))
         .bind(i64::from(query.limit))
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(|row| {
-            let status: String = row.try_get("status")?;
+            let status: String = row.try_get("status").sql()?;
             Ok(ApplicationSummary {
-                id: parse_uuid(&row.try_get::<String, _>("id")?)?,
-                receipt: row.try_get("receipt")?,
-                service: row.try_get("service_key")?,
-                region: row.try_get("region")?,
-                procedure: row.try_get("procedure_id")?,
+                id: parse_uuid(&row.try_get::<String, _>("id").sql()?)?,
+                receipt: row.try_get("receipt").sql()?,
+                service: row.try_get("service_key").sql()?,
+                region: row.try_get("region").sql()?,
+                procedure: row.try_get("procedure_id").sql()?,
                 status: Status::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
                 attempts: row
-                    .try_get::<i64, _>("attempts")?
+                    .try_get::<i64, _>("attempts")
+                    .sql()?
                     .try_into()
                     .unwrap_or(u32::MAX),
-                last_error: row.try_get("last_error")?,
-                created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
-                updated_at: parse_time(&row.try_get::<String, _>("updated_at")?)?,
+                last_error: row.try_get("last_error").sql()?,
+                created_at: parse_time(&row.try_get::<String, _>("created_at").sql()?)?,
+                updated_at: parse_time(&row.try_get::<String, _>("updated_at").sql()?)?,
             })
         })
         .collect()
@@ -1575,9 +1663,11 @@ impl Store for SqliteStore {
         self.writer
             .write(move |tx| {
                 let status: Option<String> = tx
-                    .prepare_cached("SELECT status FROM applications WHERE id = ?1")?
+                    .prepare_cached("SELECT status FROM applications WHERE id = ?1")
+                    .sql()?
                     .query_row([id.to_string()], |row| row.get(0))
-                    .optional()?;
+                    .optional()
+                    .sql()?;
                 let Some(status) = status.as_deref().and_then(Status::parse) else {
                     return Ok(false);
                 };
@@ -1597,14 +1687,18 @@ impl Store for SqliteStore {
                         "UPDATE deliveries SET due_at = ?1
                          WHERE application_id = ?2 AND step IN ('prepare', 'deliver')
                            AND (lease_until IS NULL OR lease_until < ?1)",
-                    )?
-                    .execute(params![now, id.to_string()])?;
+                    )
+                    .sql()?
+                    .execute(params![now, id.to_string()])
+                    .sql()?;
                 if updated == 0 {
                     return Ok(false);
                 }
                 let status: String = tx
-                    .prepare_cached("SELECT status FROM applications WHERE id = ?1")?
-                    .query_row([id.to_string()], |row| row.get(0))?;
+                    .prepare_cached("SELECT status FROM applications WHERE id = ?1")
+                    .sql()?
+                    .query_row([id.to_string()], |row| row.get(0))
+                    .sql()?;
                 let status = Status::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?;
                 append_history(tx, id, status, &detail, Binding::default())?;
@@ -1621,19 +1715,19 @@ impl Store for SqliteStore {
                 let released = tx.execute(
                     "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
                     [],
-                )?;
+                ).sql()?;
                 Ok(released as u64)
             })
             .await
     }
 
     async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
+        let mut connection = self.pool.acquire().await.sql()?;
         audit::entries_of(&mut connection, &application_id.to_string(), false).await
     }
 
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
+        let mut connection = self.pool.acquire().await.sql()?;
         audit::head(&mut connection).await
     }
 
@@ -1643,28 +1737,28 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 tx.prepare_cached(
                     "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES (?1, ?2, ?3, ?4)",
-                )?
+                ).sql()?
                 .execute(params![
                     checkpoint.seq,
                     checkpoint.hash,
                     checkpoint.at,
                     checkpoint.signature
-                ])?;
+                ]).sql()?;
                 Ok(())
             })
             .await
     }
 
     async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
+        let mut connection = self.pool.acquire().await.sql()?;
         audit::checkpoints(&mut connection).await
     }
 
     async fn verify_audit_with(&self, verifier: AuditVerifier) -> Result<AuditReport, StoreError> {
         // One read transaction: one consistent snapshot, while the hub goes on appending.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.sql()?;
         let report = audit::verify(&mut tx, verifier).await?;
-        tx.rollback().await?;
+        tx.rollback().await.sql()?;
         Ok(report)
     }
 }

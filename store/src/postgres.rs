@@ -1,6 +1,6 @@
 //! The PostgreSQL store: one database shared by several hub instances.
 //!
-//! The same tables and the same semantics as [`super::SqliteStore`], with what several
+//! The same tables and the same semantics as [`crate::SqliteStore`], with what several
 //! processes on one database need:
 //!
 //! - **The audit chain cannot fork.** Every transaction that appends a history and audit
@@ -24,6 +24,7 @@
 //!
 //! Needs PostgreSQL 12 or later (`AS MATERIALIZED`, `sha256()`).
 
+use crate::Sql;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -33,17 +34,17 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::postgres_audit as audit;
-use super::{
+use crate::postgres_audit as audit;
+use kopplung_core::audit::content;
+use kopplung_core::audit::{
+    AuditEntry, AuditReport, AuditVerifier, Binding, Checkpoint, chain_end, sha256_hex,
+};
+use kopplung_core::store::{
     Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, Attachment,
     AttachmentContent, Backlog, DeadLetter, DeliveryRecord, DocumentInfo, FRAGMENT_BYTES,
     HistoryEntry, IdempotencyKey, Inserted, MailboxEntry, NewApplication, NewUpload, Pickup,
     PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, Step, Store, StoreError,
     UploadInfo, WorkItem, fragment_count,
-};
-use crate::audit::content;
-use crate::audit::{
-    AuditEntry, AuditReport, AuditVerifier, Binding, Checkpoint, chain_end, sha256_hex,
 };
 
 /// The key of the transaction-level advisory lock that serialises every transaction
@@ -79,8 +80,12 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .connect(url)
-            .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            .await
+            .sql()?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .sql()?;
         Ok(Self { pool })
     }
 
@@ -89,14 +94,14 @@ impl PostgresStore {
     /// documentation). The lock is released with the commit or rollback.
     async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         // BEGIN and the lock in one round trip (a simple query of two statements).
-        Ok(self
-            .pool
+        self.pool
             .begin_with(concat!(
                 "BEGIN; SELECT pg_advisory_xact_lock(",
                 chain_lock!(),
                 ")"
             ))
-            .await?)
+            .await
+            .sql()
     }
 }
 
@@ -128,7 +133,7 @@ fn count(n: i64) -> u32 {
 }
 
 /// Appends the history entry of a state change and its audit entry, at the same time.
-/// `binding`: what the audit entry binds by hash (see [`crate::audit`]).
+/// `binding`: what the audit entry binds by hash (see [`kopplung_core::audit`]).
 async fn append_history(
     tx: &mut Transaction<'static, Postgres>,
     application_id: Uuid,
@@ -143,7 +148,8 @@ async fn append_history(
         .bind(status.as_str())
         .bind(detail)
         .execute(&mut **tx)
-        .await?;
+        .await
+        .sql()?;
     append_audit(tx, application_id, &at, status, detail, binding).await
 }
 
@@ -166,7 +172,8 @@ async fn change_status(
     .bind(status.as_str())
     .bind(detail)
     .execute(&mut **tx)
-    .await?;
+    .await
+    .sql()?;
     append_audit(tx, application_id, &at, status, detail, binding).await
 }
 
@@ -190,7 +197,8 @@ async fn append_audit(
                     (SELECT seq FROM audit_issued WHERE singleton)",
     )
     .fetch_one(&mut **tx)
-    .await?;
+    .await
+    .sql()?;
     let end = chain_end(last_seq, last_hash, issued);
     let entry = AuditEntry::next(
         end.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
@@ -219,7 +227,7 @@ async fn append_audit(
     .bind(entry.version)
     .bind(&entry.content_sha256)
     .execute(&mut **tx)
-    .await?;
+    .await.sql()?;
     Ok(())
 }
 
@@ -234,7 +242,8 @@ async fn stored_message_sha256(
     .bind(item.application_id.to_string())
     .bind(&item.procedure_id)
     .fetch_one(&mut **tx)
-    .await?;
+    .await
+    .sql()?;
     Ok(sealed.as_deref().map(sha256_hex))
 }
 
@@ -279,36 +288,36 @@ async fn transition(
         Binding::message(message_sha256),
     )
     .await?;
-    tx.commit().await?;
+    tx.commit().await.sql()?;
     Ok(true)
 }
 
 fn document_info(row: &PgRow) -> Result<DocumentInfo, StoreError> {
     Ok(DocumentInfo {
-        id: parse_uuid(&row.try_get::<String, _>("id")?)?,
-        filename: row.try_get("filename")?,
-        media_type: row.try_get("media_type")?,
-        size: row.try_get::<i64, _>("size")?.try_into().unwrap_or(0),
-        sha512: row.try_get("sha512")?,
+        id: parse_uuid(&row.try_get::<String, _>("id").sql()?)?,
+        filename: row.try_get("filename").sql()?,
+        media_type: row.try_get("media_type").sql()?,
+        size: row.try_get::<i64, _>("size").sql()?.try_into().unwrap_or(0),
+        sha512: row.try_get("sha512").sql()?,
     })
 }
 
 /// A pickup from a row with `message_id, application_id, receipt, service_key,
 /// message_type, due_at`, the message's `size` and `sha256`.
 fn pickup_of(row: &PgRow) -> Result<Pickup, StoreError> {
-    let since: i64 = row.try_get("due_at")?;
-    let size: Option<i64> = row.try_get("size")?;
-    let sha256: Option<String> = row.try_get("sha256")?;
+    let since: i64 = row.try_get("due_at").sql()?;
+    let size: Option<i64> = row.try_get("size").sql()?;
+    let sha256: Option<String> = row.try_get("sha256").sql()?;
     let (Some(size), Some(sha256)) = (size, sha256) else {
         return Err(StoreError::Corrupt("a pickup without its message".into()));
     };
     Ok(Pickup {
-        message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
-        application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
-        receipt: row.try_get("receipt")?,
-        region: row.try_get("region")?,
-        service: row.try_get("service_key")?,
-        message_type: row.try_get("message_type")?,
+        message_id: parse_uuid(&row.try_get::<String, _>("message_id").sql()?)?,
+        application_id: parse_uuid(&row.try_get::<String, _>("application_id").sql()?)?,
+        receipt: row.try_get("receipt").sql()?,
+        region: row.try_get("region").sql()?,
+        service: row.try_get("service_key").sql()?,
+        message_type: row.try_get("message_type").sql()?,
         size: size.try_into().unwrap_or(0),
         sha256,
         available_since: from_millis(since)
@@ -317,22 +326,23 @@ fn pickup_of(row: &PgRow) -> Result<Pickup, StoreError> {
 }
 
 fn work_item(row: &PgRow, lease: &str) -> Result<WorkItem, StoreError> {
-    let step: String = row.try_get("step")?;
+    let step: String = row.try_get("step").sql()?;
     Ok(WorkItem {
-        application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
-        service_key: row.try_get("service_key")?,
-        procedure_id: row.try_get("procedure_id")?,
-        message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
-        message_type: row.try_get("message_type")?,
+        application_id: parse_uuid(&row.try_get::<String, _>("application_id").sql()?)?,
+        service_key: row.try_get("service_key").sql()?,
+        procedure_id: row.try_get("procedure_id").sql()?,
+        message_id: parse_uuid(&row.try_get::<String, _>("message_id").sql()?)?,
+        message_type: row.try_get("message_type").sql()?,
         step: match step.as_str() {
             "prepare" => Step::Prepare,
             "deliver" => Step::Deliver,
             other => return Err(StoreError::Corrupt(format!("claimed step {other}"))),
         },
-        attempts: count(row.try_get("attempts")?),
+        attempts: count(row.try_get("attempts").sql()?),
         lease: lease.to_owned(),
         accepted_at: row
-            .try_get::<Option<String>, _>("accepted_at")?
+            .try_get::<Option<String>, _>("accepted_at")
+            .sql()?
             .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
     })
 }
@@ -351,15 +361,16 @@ async fn earlier_answer(
     .bind(client_id)
     .bind(&key.key)
     .fetch_optional(&mut **tx)
-    .await?;
+    .await
+    .sql()?;
     let Some(row) = row else { return Ok(None) };
-    let hash: String = row.try_get("request_sha256")?;
+    let hash: String = row.try_get("request_sha256").sql()?;
     if hash != key.request_sha256 {
         return Ok(Some(Inserted::KeyConflict));
     }
     Ok(Some(Inserted::Replayed(Accepted {
-        id: parse_uuid(&row.try_get::<String, _>("id")?)?,
-        receipt: row.try_get("receipt")?,
+        id: parse_uuid(&row.try_get::<String, _>("id").sql()?)?,
+        receipt: row.try_get("receipt").sql()?,
     })))
 }
 
@@ -377,7 +388,8 @@ impl Store for PostgresStore {
         .bind(&upload.media_type)
         .bind(rfc3339(upload.created_at))
         .execute(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         Ok(())
     }
 
@@ -392,7 +404,8 @@ impl Store for PostgresStore {
             .bind(i64::try_from(seq).unwrap_or(i64::MAX))
             .bind(content)
             .execute(&self.pool)
-            .await?;
+            .await
+            .sql()?;
         Ok(())
     }
 
@@ -403,7 +416,8 @@ impl Store for PostgresStore {
             .bind(rfc3339(OffsetDateTime::now_utc()))
             .bind(id.to_string())
             .execute(&self.pool)
-            .await?;
+            .await
+            .sql()?;
         Ok(())
     }
 
@@ -414,16 +428,17 @@ impl Store for PostgresStore {
         )
         .bind(id.to_string())
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         let Some(row) = row else { return Ok(None) };
-        let size: Option<i64> = row.try_get("size")?;
-        let sha512: Option<String> = row.try_get("sha512")?;
-        let application: Option<String> = row.try_get("application_id")?;
+        let size: Option<i64> = row.try_get("size").sql()?;
+        let sha512: Option<String> = row.try_get("sha512").sql()?;
+        let application: Option<String> = row.try_get("application_id").sql()?;
         Ok(Some(UploadInfo {
             id,
-            client_id: row.try_get("client_id")?,
-            filename: row.try_get("filename")?,
-            media_type: row.try_get("media_type")?,
+            client_id: row.try_get("client_id").sql()?,
+            filename: row.try_get("filename").sql()?,
+            media_type: row.try_get("media_type").sql()?,
             complete: size
                 .zip(sha512)
                 .map(|(size, hash)| (u64::try_from(size).unwrap_or_default(), hash)),
@@ -432,7 +447,7 @@ impl Store for PostgresStore {
     }
 
     async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.sql()?;
         let id = id.to_string();
         // Locked against a concurrent intake binding it.
         let free: Option<String> = sqlx::query_scalar(
@@ -440,19 +455,22 @@ impl Store for PostgresStore {
         )
         .bind(&id)
         .fetch_optional(&mut *tx)
-        .await?;
+        .await
+        .sql()?;
         if free.is_none() {
             return Ok(false);
         }
         sqlx::query("DELETE FROM upload_chunks WHERE upload_id = $1")
             .bind(&id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .sql()?;
         sqlx::query("DELETE FROM uploads WHERE id = $1")
             .bind(&id)
             .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .await
+            .sql()?;
+        tx.commit().await.sql()?;
         Ok(true)
     }
 
@@ -463,7 +481,8 @@ impl Store for PostgresStore {
         )
         .bind(rfc3339(before))
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         let mut discarded = 0;
         for id in stale {
             if self.discard_upload(parse_uuid(&id)?).await? {
@@ -493,21 +512,23 @@ impl Store for PostgresStore {
         .bind(message_id.to_string())
         .bind(i64::from(position))
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         let Some(row) = row else { return Ok(None) };
-        let size = u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or_default();
+        let size = u64::try_from(row.try_get::<i64, _>("size").sql()?).unwrap_or_default();
         if fragment >= fragment_count(size) {
             return Ok(None);
         }
-        match row.try_get::<Option<String>, _>("upload_id")? {
-            None => Ok(row.try_get::<Option<Vec<u8>>, _>("part")?),
+        match row.try_get::<Option<String>, _>("upload_id").sql()? {
+            None => Ok(row.try_get::<Option<Vec<u8>>, _>("part").sql()?),
             Some(upload) => Ok(sqlx::query_scalar(
                 "SELECT content FROM upload_chunks WHERE upload_id = $1 AND seq = $2",
             )
             .bind(upload)
             .bind(i64::try_from(fragment).unwrap_or(i64::MAX))
             .fetch_optional(&self.pool)
-            .await?),
+            .await
+            .sql()?),
         }
     }
 
@@ -550,7 +571,7 @@ impl Store for PostgresStore {
                 return Ok(Inserted::ReceiptTaken);
             }
             other => {
-                other?;
+                other.sql()?;
             }
         }
         for (position, attachment) in new.attachments.iter().enumerate() {
@@ -567,7 +588,8 @@ impl Store for PostgresStore {
                     .bind(upload.to_string())
                     .bind(&new.client_id)
                     .execute(&mut *tx)
-                    .await?;
+                    .await
+                    .sql()?;
                     if bound.rows_affected() != 1 {
                         return Ok(Inserted::UploadTaken(position));
                     }
@@ -587,7 +609,7 @@ impl Store for PostgresStore {
             .bind(content)
             .bind(upload)
             .execute(&mut *tx)
-            .await?;
+            .await.sql()?;
         }
         sqlx::query(
             "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at)
@@ -600,7 +622,7 @@ impl Store for PostgresStore {
         .bind(&new.message_type)
         .bind(millis(new.received_at))
         .execute(&mut *tx)
-        .await?;
+        .await.sql()?;
         if let Some(key) = &new.idempotency {
             sqlx::query(
                 "INSERT INTO idempotency_keys (client_id, key, request_sha256, application_id, created_at)
@@ -612,7 +634,7 @@ impl Store for PostgresStore {
             .bind(&id)
             .bind(&at)
             .execute(&mut *tx)
-            .await?;
+            .await.sql()?;
         }
         append_history(
             &mut tx,
@@ -625,7 +647,7 @@ impl Store for PostgresStore {
             },
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.sql()?;
         Ok(Inserted::Created(Accepted {
             id: new.id,
             receipt: new.receipt.clone(),
@@ -637,9 +659,9 @@ impl Store for PostgresStore {
         client_id: &str,
         key: &IdempotencyKey,
     ) -> Result<Option<Inserted>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.sql()?;
         let answer = earlier_answer(&mut tx, client_id, key).await?;
-        tx.rollback().await?;
+        tx.rollback().await.sql()?;
         Ok(answer)
     }
 
@@ -653,49 +675,52 @@ impl Store for PostgresStore {
         )
         .bind(id.to_string())
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         let Some(row) = row else { return Ok(None) };
-        let status: String = row.try_get("status")?;
-        let step: String = row.try_get("step")?;
+        let status: String = row.try_get("status").sql()?;
+        let step: String = row.try_get("step").sql()?;
         let pending = step == "prepare" || step == "deliver";
         let history = sqlx::query(
             "SELECT at, status, detail FROM history WHERE application_id = $1 ORDER BY seq",
         )
         .bind(id.to_string())
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(|h| {
             Ok(HistoryEntry {
-                at: parse_time(&h.try_get::<String, _>("at")?)?,
-                status: h.try_get("status")?,
-                detail: h.try_get("detail")?,
+                at: parse_time(&h.try_get::<String, _>("at").sql()?)?,
+                status: h.try_get("status").sql()?,
+                detail: h.try_get("detail").sql()?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Some(ApplicationRecord {
             id,
-            receipt: row.try_get("receipt")?,
-            client_id: row.try_get("client_id")?,
-            service: row.try_get("service_key")?,
-            region: row.try_get("region")?,
+            receipt: row.try_get("receipt").sql()?,
+            client_id: row.try_get("client_id").sql()?,
+            service: row.try_get("service_key").sql()?,
+            region: row.try_get("region").sql()?,
             status: Status::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-            created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
-            updated_at: parse_time(&row.try_get::<String, _>("updated_at")?)?,
+            created_at: parse_time(&row.try_get::<String, _>("created_at").sql()?)?,
+            updated_at: parse_time(&row.try_get::<String, _>("updated_at").sql()?)?,
             delivery: DeliveryRecord {
-                procedure: row.try_get("procedure_id")?,
-                message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
-                message_type: row.try_get("message_type")?,
-                attempts: count(row.try_get("attempts")?),
-                last_error: row.try_get("last_error")?,
+                procedure: row.try_get("procedure_id").sql()?,
+                message_id: parse_uuid(&row.try_get::<String, _>("message_id").sql()?)?,
+                message_type: row.try_get("message_type").sql()?,
+                attempts: count(row.try_get("attempts").sql()?),
+                last_error: row.try_get("last_error").sql()?,
                 next_attempt_at: if pending {
-                    from_millis(row.try_get("due_at")?)
+                    from_millis(row.try_get("due_at").sql()?)
                 } else {
                     None
                 },
                 delivered_at: row
-                    .try_get::<Option<String>, _>("delivered_at")?
+                    .try_get::<Option<String>, _>("delivered_at")
+                    .sql()?
                     .map(|s| parse_time(&s))
                     .transpose()?,
             },
@@ -777,7 +802,7 @@ impl Store for PostgresStore {
         .bind(saturated)
         .bind(i64::from(limit.saturating_mul(4)))
         .fetch_all(&self.pool)
-        .await?;
+        .await.sql()?;
         rows.iter().map(|row| work_item(row, lease)).collect()
     }
 
@@ -787,7 +812,8 @@ impl Store for PostgresStore {
              WHERE step IN ('prepare', 'deliver')",
         )
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         Ok(due.and_then(from_millis))
     }
 
@@ -797,8 +823,8 @@ impl Store for PostgresStore {
         )
         .bind(id.to_string())
         .fetch_one(&self.pool)
-        .await?;
-        let payload: String = row.try_get("payload")?;
+        .await.sql()?;
+        let payload: String = row.try_get("payload").sql()?;
         let attachments = sqlx::query(
             "SELECT filename, media_type, sha512, size, upload_id,
                     CASE WHEN upload_id IS NULL THEN content ELSE ''::bytea END AS content
@@ -806,31 +832,32 @@ impl Store for PostgresStore {
         )
         .bind(id.to_string())
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(|a| {
-            let upload: Option<String> = a.try_get("upload_id")?;
+            let upload: Option<String> = a.try_get("upload_id").sql()?;
             Ok(Attachment {
-                filename: a.try_get("filename")?,
-                media_type: a.try_get("media_type")?,
-                sha512: a.try_get("sha512")?,
-                size: u64::try_from(a.try_get::<i64, _>("size")?).unwrap_or_default(),
+                filename: a.try_get("filename").sql()?,
+                media_type: a.try_get("media_type").sql()?,
+                sha512: a.try_get("sha512").sql()?,
+                size: u64::try_from(a.try_get::<i64, _>("size").sql()?).unwrap_or_default(),
                 content: match upload {
                     Some(upload) => AttachmentContent::Upload(parse_uuid(&upload)?),
-                    None => AttachmentContent::Inline(a.try_get("content")?),
+                    None => AttachmentContent::Inline(a.try_get("content").sql()?),
                 },
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(PrepareInput {
             id,
-            receipt: row.try_get("receipt")?,
-            service_key: row.try_get("service_key")?,
-            region: row.try_get("region")?,
+            receipt: row.try_get("receipt").sql()?,
+            service_key: row.try_get("service_key").sql()?,
+            region: row.try_get("region").sql()?,
             payload: serde_json::from_str(&payload)
                 .map_err(|e| StoreError::Corrupt(format!("payload of {id}: {e}")))?,
             attachments,
-            created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
+            created_at: parse_time(&row.try_get::<String, _>("created_at").sql()?)?,
         })
     }
 
@@ -841,7 +868,8 @@ impl Store for PostgresStore {
         .bind(item.application_id.to_string())
         .bind(&item.procedure_id)
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         sealed.ok_or_else(|| {
             StoreError::Corrupt(format!("message {} has no sealed body", item.message_id))
         })
@@ -861,7 +889,8 @@ impl Store for PostgresStore {
         .bind(sealed)
         .bind_lease(item)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .sql()?;
         transition(
             tx,
             updated.rows_affected(),
@@ -883,7 +912,8 @@ impl Store for PostgresStore {
         .bind(rfc3339(OffsetDateTime::now_utc()))
         .bind_lease(item)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .sql()?;
         // The message delivered is the stored one: its hash is read back in `transition`.
         transition(
             tx,
@@ -913,7 +943,8 @@ impl Store for PostgresStore {
         .bind(millis(due))
         .bind_lease(item)
         .execute(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         Ok(updated.rows_affected() == 1)
     }
 
@@ -931,7 +962,7 @@ impl Store for PostgresStore {
         .bind(millis(due))
         .bind_lease(item)
         .execute(&self.pool)
-        .await?;
+        .await.sql()?;
         Ok(updated.rows_affected() == 1)
     }
 
@@ -949,7 +980,8 @@ impl Store for PostgresStore {
         .bind(millis(OffsetDateTime::now_utc()))
         .bind_lease(item)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .sql()?;
         transition(
             tx,
             updated.rows_affected(),
@@ -974,7 +1006,8 @@ impl Store for PostgresStore {
         .bind(procedure)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(pickup_of)
         .collect()
@@ -995,9 +1028,10 @@ impl Store for PostgresStore {
         .bind(procedure)
         .bind(message_id.to_string())
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         let Some(row) = row else { return Ok(None) };
-        let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
+        let sealed: Option<Vec<u8>> = row.try_get("sealed").sql()?;
         let sealed =
             sealed.ok_or_else(|| StoreError::Corrupt("a pickup without its message".into()))?;
         Ok(Some((pickup_of(&row)?, sealed)))
@@ -1019,22 +1053,23 @@ impl Store for PostgresStore {
         .bind(procedure)
         .bind(message_id.to_string())
         .fetch_optional(&mut *tx)
-        .await?;
+        .await
+        .sql()?;
         let Some(row) = row else {
             return Ok(PickupAck::Unknown);
         };
-        let step: String = row.try_get("step")?;
+        let step: String = row.try_get("step").sql()?;
         match step.as_str() {
             "pickup" => {}
             "done" => return Ok(PickupAck::AlreadyAcknowledged),
             _ => return Ok(PickupAck::Unknown),
         }
         let item = WorkItem {
-            application_id: parse_uuid(&row.try_get::<String, _>("application_id")?)?,
-            service_key: row.try_get("service_key")?,
+            application_id: parse_uuid(&row.try_get::<String, _>("application_id").sql()?)?,
+            service_key: row.try_get("service_key").sql()?,
             procedure_id: procedure.to_owned(),
             message_id,
-            message_type: row.try_get("message_type")?,
+            message_type: row.try_get("message_type").sql()?,
             step: Step::Deliver,
             attempts: 0,
             lease: String::new(),
@@ -1048,7 +1083,8 @@ impl Store for PostgresStore {
         .bind(procedure)
         .bind(message_id.to_string())
         .execute(&mut *tx)
-        .await?;
+        .await
+        .sql()?;
         let done = transition(
             tx,
             updated.rows_affected(),
@@ -1076,14 +1112,20 @@ impl Store for PostgresStore {
              GROUP BY d.procedure_id ORDER BY d.procedure_id",
         )
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(|row| {
             Ok(Backlog {
-                procedure: row.try_get("procedure_id")?,
-                pending: row.try_get::<i64, _>("pending")?.try_into().unwrap_or(0),
+                procedure: row.try_get("procedure_id").sql()?,
+                pending: row
+                    .try_get::<i64, _>("pending")
+                    .sql()?
+                    .try_into()
+                    .unwrap_or(0),
                 oldest_since: row
-                    .try_get::<Option<String>, _>("oldest")?
+                    .try_get::<Option<String>, _>("oldest")
+                    .sql()?
                     .map(|t| parse_time(&t))
                     .transpose()?,
             })
@@ -1099,20 +1141,22 @@ impl Store for PostgresStore {
              WHERE d.step = 'dead' ORDER BY a.updated_at::timestamptz, a.id",
         )
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(|row| {
             Ok(DeadLetter {
-                application_id: parse_uuid(&row.try_get::<String, _>("id")?)?,
-                receipt: row.try_get("receipt")?,
-                service: row.try_get("service_key")?,
-                procedure: row.try_get("procedure_id")?,
-                message_id: parse_uuid(&row.try_get::<String, _>("message_id")?)?,
-                attempts: count(row.try_get("attempts")?),
+                application_id: parse_uuid(&row.try_get::<String, _>("id").sql()?)?,
+                receipt: row.try_get("receipt").sql()?,
+                service: row.try_get("service_key").sql()?,
+                procedure: row.try_get("procedure_id").sql()?,
+                message_id: parse_uuid(&row.try_get::<String, _>("message_id").sql()?)?,
+                attempts: count(row.try_get("attempts").sql()?),
                 reason: row
-                    .try_get::<Option<String>, _>("last_error")?
+                    .try_get::<Option<String>, _>("last_error")
+                    .sql()?
                     .unwrap_or_default(),
-                since: parse_time(&row.try_get::<String, _>("updated_at")?)?,
+                since: parse_time(&row.try_get::<String, _>("updated_at").sql()?)?,
             })
         })
         .collect()
@@ -1131,12 +1175,12 @@ impl Store for PostgresStore {
         .bind(millis(OffsetDateTime::now_utc()))
         .bind(application_id.to_string())
         .fetch_optional(&mut *tx)
-        .await?;
+        .await.sql()?;
         let Some(row) = updated else {
             return Ok(false);
         };
-        let message_id: String = row.try_get("message_id")?;
-        let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
+        let message_id: String = row.try_get("message_id").sql()?;
+        let sealed: Option<Vec<u8>> = row.try_get("sealed").sql()?;
         let status = if sealed.is_some() {
             Status::Prepared
         } else {
@@ -1150,7 +1194,7 @@ impl Store for PostgresStore {
             Binding::message(sealed.as_deref().map(sha256_hex)),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.sql()?;
         Ok(true)
     }
 
@@ -1175,7 +1219,7 @@ impl Store for PostgresStore {
         .bind(error)
         .bind_lease(item)
         .execute(&mut *tx)
-        .await?;
+        .await.sql()?;
         transition(tx, updated.rows_affected(), item, status, error, None).await
     }
 
@@ -1190,7 +1234,8 @@ impl Store for PostgresStore {
         .bind(&receipt.procedure_id)
         .bind(&receipt.receipt_id)
         .fetch_optional(&mut *tx)
-        .await?;
+        .await
+        .sql()?;
         if let Some(earlier) = earlier {
             return Ok(if earlier == receipt.content_sha256 {
                 ReceiptOutcome::Duplicate
@@ -1207,12 +1252,12 @@ impl Store for PostgresStore {
         .bind(&receipt.procedure_id)
         .bind(receipt.application_id.to_string())
         .fetch_optional(&mut *tx)
-        .await?;
+        .await.sql()?;
         let Some(row) = row else {
             return Ok(ReceiptOutcome::UnknownMessage);
         };
-        let step: String = row.try_get("step")?;
-        let current: String = row.try_get("status")?;
+        let step: String = row.try_get("step").sql()?;
+        let current: String = row.try_get("status").sql()?;
         let current = Status::parse(&current)
             .ok_or_else(|| StoreError::Corrupt(format!("status {current}")))?;
         if current.is_final() {
@@ -1241,7 +1286,7 @@ impl Store for PostgresStore {
                 .bind(rfc3339(OffsetDateTime::now_utc()))
                 .bind(receipt.message_id.to_string())
                 .fetch_one(&mut *tx)
-                .await?;
+                .await.sql()?;
                 change_status(
                     &mut tx,
                     receipt.application_id,
@@ -1271,7 +1316,7 @@ impl Store for PostgresStore {
         .bind(&signed_sha256)
         .bind(&receipt.content_sha256)
         .execute(&mut *tx)
-        .await?;
+        .await.sql()?;
         let status = receipt.status;
         let mut detail = format!(
             "{} {} from {} about message {}",
@@ -1309,7 +1354,7 @@ impl Store for PostgresStore {
             .bind(&document.content)
             .bind(&now)
             .execute(&mut *tx)
-            .await?;
+            .await.sql()?;
             // The history names the document by id and hash only.
             detail.push_str(&format!("; document {id} (SHA-512 {sha512})"));
             document_id = Some(id);
@@ -1326,7 +1371,8 @@ impl Store for PostgresStore {
             .bind(document_id.map(|d| d.to_string()))
             .bind(&now)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .sql()?;
         }
         // The audit entry carries the hash of the signed receipt, so the Laufzettel
         // proves which receipt was accepted.
@@ -1341,7 +1387,7 @@ impl Store for PostgresStore {
             },
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.sql()?;
         Ok(ReceiptOutcome::Applied(status))
     }
 
@@ -1354,17 +1400,17 @@ impl Store for PostgresStore {
         )
         .bind(id.to_string())
         .fetch_all(&self.pool)
-        .await?
+        .await.sql()?
         .iter()
         .map(|row| {
             Ok(MailboxEntry {
-                kind: row.try_get("kind")?,
-                text: row.try_get("text")?,
+                kind: row.try_get("kind").sql()?,
+                text: row.try_get("text").sql()?,
                 document_id: row
-                    .try_get::<Option<String>, _>("document_id")?
+                    .try_get::<Option<String>, _>("document_id").sql()?
                     .map(|d| parse_uuid(&d))
                     .transpose()?,
-                at: parse_time(&row.try_get::<String, _>("at")?)?,
+                at: parse_time(&row.try_get::<String, _>("at").sql()?)?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1374,7 +1420,8 @@ impl Store for PostgresStore {
         )
         .bind(id.to_string())
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(document_info)
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1392,8 +1439,8 @@ impl Store for PostgresStore {
         .bind(document_id.to_string())
         .bind(application_id.to_string())
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| Ok((document_info(&row)?, row.try_get("content")?)))
+        .await.sql()?;
+        row.map(|row| Ok((document_info(&row)?, row.try_get("content").sql()?)))
             .transpose()
     }
 
@@ -1415,7 +1462,8 @@ impl Store for PostgresStore {
         .bind(&cutoff)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         let mut purged = 0;
         for id in candidates {
             let mut tx = self.write().await?;
@@ -1425,7 +1473,8 @@ impl Store for PostgresStore {
             )
             .bind(&id)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await
+            .sql()?;
             let Some(status) = status.as_deref().and_then(Status::parse) else {
                 continue;
             };
@@ -1435,15 +1484,18 @@ impl Store for PostgresStore {
             )
             .bind(&id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .sql()?;
             sqlx::query("UPDATE uploads SET filename = '' WHERE application_id = $1")
                 .bind(&id)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .sql()?;
             let attachments = sqlx::query("DELETE FROM attachments WHERE application_id = $1")
                 .bind(&id)
                 .execute(&mut *tx)
-                .await?
+                .await
+                .sql()?
                 .rows_affected();
             // Mailbox entries point at documents: their texts and links go first.
             sqlx::query(
@@ -1451,26 +1503,31 @@ impl Store for PostgresStore {
             )
             .bind(&id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .sql()?;
             let documents = sqlx::query("DELETE FROM documents WHERE application_id = $1")
                 .bind(&id)
                 .execute(&mut *tx)
-                .await?
+                .await
+                .sql()?
                 .rows_affected();
             sqlx::query("UPDATE receipts SET signed = ''::bytea WHERE application_id = $1")
                 .bind(&id)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .sql()?;
             sqlx::query("UPDATE deliveries SET sealed = NULL WHERE application_id = $1")
                 .bind(&id)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .sql()?;
             sqlx::query("UPDATE applications SET payload = $1, purged_at = $2 WHERE id = $3")
                 .bind(content::PURGED_PAYLOAD)
                 .bind(rfc3339(OffsetDateTime::now_utc()))
                 .bind(&id)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .sql()?;
             // The deletion binds what is left, so that data written back later is noticed.
             append_history(
                 &mut tx,
@@ -1483,7 +1540,7 @@ impl Store for PostgresStore {
                 },
             )
             .await?;
-            tx.commit().await?;
+            tx.commit().await.sql()?;
             purged += 1;
         }
         Ok(purged)
@@ -1513,25 +1570,27 @@ impl Store for PostgresStore {
         .bind(query.until.map(rfc3339))
         .bind(i64::from(query.limit))
         .fetch_all(&self.pool)
-        .await?
+        .await
+        .sql()?
         .iter()
         .map(|row| {
-            let status: String = row.try_get("status")?;
+            let status: String = row.try_get("status").sql()?;
             Ok(ApplicationSummary {
-                id: parse_uuid(&row.try_get::<String, _>("id")?)?,
-                receipt: row.try_get("receipt")?,
-                service: row.try_get("service_key")?,
-                region: row.try_get("region")?,
-                procedure: row.try_get("procedure_id")?,
+                id: parse_uuid(&row.try_get::<String, _>("id").sql()?)?,
+                receipt: row.try_get("receipt").sql()?,
+                service: row.try_get("service_key").sql()?,
+                region: row.try_get("region").sql()?,
+                procedure: row.try_get("procedure_id").sql()?,
                 status: Status::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
                 attempts: row
-                    .try_get::<i64, _>("attempts")?
+                    .try_get::<i64, _>("attempts")
+                    .sql()?
                     .try_into()
                     .unwrap_or(u32::MAX),
-                last_error: row.try_get("last_error")?,
-                created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
-                updated_at: parse_time(&row.try_get::<String, _>("updated_at")?)?,
+                last_error: row.try_get("last_error").sql()?,
+                created_at: parse_time(&row.try_get::<String, _>("created_at").sql()?)?,
+                updated_at: parse_time(&row.try_get::<String, _>("updated_at").sql()?)?,
             })
         })
         .collect()
@@ -1543,12 +1602,13 @@ impl Store for PostgresStore {
             sqlx::query_scalar("SELECT status FROM applications WHERE id = $1")
                 .bind(id.to_string())
                 .fetch_optional(&mut *tx)
-                .await?;
+                .await
+                .sql()?;
         let Some(status) = status.as_deref().and_then(Status::parse) else {
             return Ok(false);
         };
         append_history(&mut tx, id, status, detail, Binding::default()).await?;
-        tx.commit().await?;
+        tx.commit().await.sql()?;
         Ok(true)
     }
 
@@ -1563,7 +1623,8 @@ impl Store for PostgresStore {
         .bind(now)
         .bind(id.to_string())
         .execute(&mut *tx)
-        .await?
+        .await
+        .sql()?
         .rows_affected();
         if updated == 0 {
             return Ok(false);
@@ -1571,11 +1632,12 @@ impl Store for PostgresStore {
         let status: String = sqlx::query_scalar("SELECT status FROM applications WHERE id = $1")
             .bind(id.to_string())
             .fetch_one(&mut *tx)
-            .await?;
+            .await
+            .sql()?;
         let status = Status::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?;
         append_history(&mut tx, id, status, detail, Binding::default()).await?;
-        tx.commit().await?;
+        tx.commit().await.sql()?;
         Ok(true)
     }
 
@@ -1590,12 +1652,12 @@ impl Store for PostgresStore {
     }
 
     async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
+        let mut connection = self.pool.acquire().await.sql()?;
         audit::entries_of(&mut connection, &application_id.to_string(), false).await
     }
 
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
+        let mut connection = self.pool.acquire().await.sql()?;
         audit::head(&mut connection).await
     }
 
@@ -1609,12 +1671,13 @@ impl Store for PostgresStore {
         .bind(&checkpoint.at)
         .bind(&checkpoint.signature)
         .execute(&self.pool)
-        .await?;
+        .await
+        .sql()?;
         Ok(())
     }
 
     async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
+        let mut connection = self.pool.acquire().await.sql()?;
         audit::checkpoints(&mut connection).await
     }
 
@@ -1624,9 +1687,10 @@ impl Store for PostgresStore {
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await?;
+            .await
+            .sql()?;
         let report = audit::verify(&mut tx, verifier).await?;
-        tx.rollback().await?;
+        tx.rollback().await.sql()?;
         Ok(report)
     }
 }

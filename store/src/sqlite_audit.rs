@@ -1,17 +1,18 @@
 //! The SQLite store's read side of the audit trail: entries, checkpoints, and what
 //! verification needs of each application's stored content. What to compare is
-//! [`crate::audit`]'s; this only reads (and hashes) what is stored, never a large upload
+//! [`kopplung_core::audit`]'s; this only reads (and hashes) what is stored, never a large upload
 //! whole.
 
+use crate::Sql;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
-use super::StoreError;
-use crate::audit::content::{self, Needs};
-use crate::audit::{
+use kopplung_core::audit::content::{self, Needs};
+use kopplung_core::audit::{
     AuditEntry, AuditReport, AuditVerifier, Checkpoint, FileDigest, FileHasher, StoredContent,
     sha256_hex,
 };
+use kopplung_core::store::StoreError;
 
 /// Rows per page of a walk through the chain or the applications.
 const PAGE: i64 = 1000;
@@ -58,7 +59,8 @@ pub(super) async fn entries_of(
     ))
     .bind(application_id)
     .fetch_all(&mut *conn)
-    .await?;
+    .await
+    .sql()?;
     let mut entries = Vec::with_capacity(rows.len());
     for row in &rows {
         match audit_entry(row) {
@@ -76,11 +78,10 @@ pub(super) async fn entries_of(
 
 /// The last entry's seq and hash.
 pub(super) async fn head(conn: &mut SqliteConnection) -> Result<Option<(i64, String)>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT seq, CAST(hash AS TEXT) FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?,
-    )
+    sqlx::query_as("SELECT seq, CAST(hash AS TEXT) FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .sql()
 }
 
 /// The stored checkpoints, by seq.
@@ -122,9 +123,10 @@ pub(super) async fn verify(
         .bind(after)
         .bind(PAGE)
         .fetch_all(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
         for row in &rows {
-            let seq: i64 = row.try_get("seq")?;
+            let seq: i64 = row.try_get("seq").sql()?;
             match audit_entry(row) {
                 Ok(entry) => verifier.entry(&entry),
                 Err(e) => verifier.unreadable(seq, e.to_string()),
@@ -138,7 +140,8 @@ pub(super) async fn verify(
     let issued: Option<i64> =
         sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'")
             .fetch_optional(&mut *conn)
-            .await?;
+            .await
+            .sql()?;
     let mut after = String::new();
     loop {
         // Along the index on (application_id, seq).
@@ -149,7 +152,8 @@ pub(super) async fn verify(
         .bind(&after)
         .bind(PAGE)
         .fetch_all(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
         for id in &ids {
             let entries = entries_of(&mut *conn, id, true).await?;
             let needs = content::needs(&entries);
@@ -179,7 +183,8 @@ async fn stored_content(
         sqlx::query_scalar("SELECT CAST(payload AS TEXT) FROM applications WHERE id = ?")
             .bind(application_id)
             .fetch_optional(&mut *conn)
-            .await?;
+            .await
+            .sql()?;
     let mut stored = StoredContent {
         exists: payload.is_some(),
         payload: payload.flatten().unwrap_or_default(),
@@ -194,18 +199,21 @@ async fn stored_content(
         )
         .bind(application_id)
         .fetch_all(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
         for row in &rows {
             let mut hasher = FileHasher::new();
-            match row.try_get::<Option<String>, _>("upload_id")? {
+            match row.try_get::<Option<String>, _>("upload_id").sql()? {
                 None => hasher.update(&row.try_get::<Vec<u8>, _>("content").unwrap_or_default()),
                 Some(upload) => hash_upload(&mut *conn, &upload, &mut hasher).await?,
             }
             stored.attachments.push(
                 hasher.finish(
-                    &row.try_get::<Option<String>, _>("filename")?
+                    &row.try_get::<Option<String>, _>("filename")
+                        .sql()?
                         .unwrap_or_default(),
-                    &row.try_get::<Option<String>, _>("media_type")?
+                    &row.try_get::<Option<String>, _>("media_type")
+                        .sql()?
                         .unwrap_or_default(),
                 ),
             );
@@ -217,7 +225,8 @@ async fn stored_content(
         )
         .bind(application_id)
         .fetch_optional(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
         stored.sealed_sha256 = sealed.flatten().as_deref().map(sha256_hex);
     }
     if needs.receipts {
@@ -225,7 +234,8 @@ async fn stored_content(
             sqlx::query_scalar("SELECT signed FROM receipts WHERE application_id = ?")
                 .bind(application_id)
                 .fetch_all(&mut *conn)
-                .await?;
+                .await
+                .sql()?;
         stored.receipts_sha256 = signed.iter().map(|s| sha256_hex(s)).collect();
     }
     if needs.documents {
@@ -235,7 +245,8 @@ async fn stored_content(
         )
         .bind(application_id)
         .fetch_all(&mut *conn)
-        .await?;
+        .await
+        .sql()?;
         stored.documents = rows
             .into_iter()
             .map(|(filename, media_type, content)| document_digest(filename, media_type, &content))
@@ -269,7 +280,8 @@ async fn hash_upload(
                 .bind(upload)
                 .bind(seq)
                 .fetch_optional(&mut *conn)
-                .await?;
+                .await
+                .sql()?;
         match chunk {
             Some(chunk) => hasher.update(&chunk),
             None => break,

@@ -68,7 +68,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
         | AuditCommand::Export { target, .. } => target,
     };
     let config = match &target.config {
-        Some(config) => Some(crate::load_config(config, &target.data_dir)?),
+        Some(config) => Some(crate::common::load_config(config, &target.data_dir)?),
         None => None,
     };
     let pki_dir = config

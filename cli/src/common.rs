@@ -1,0 +1,89 @@
+//! What several commands share: loading the configuration, secrets on disk, the demo
+//! PKI, the shutdown signal.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use kopplung_router::config::Config;
+use kopplung_transformers::pki::{
+    PkiLayout, init_demo_pki, issue_procedure_signer, issue_rsa_recipient,
+};
+
+pub fn load_config(path: &Path, data_dir: &Path) -> anyhow::Result<Config> {
+    if !path.is_file() {
+        bail!(
+            "configuration {} not found (run from the workspace root, or pass --config)",
+            path.display()
+        );
+    }
+    Ok(Config::load(path, data_dir)?)
+}
+
+/// Creates what is missing of the demo PKI: EC P-256 certificates for `cms` procedures,
+/// RSA-3072 ones for `jose` procedures (RSA-OAEP-256). Returns the number of files written.
+pub fn init_pki(dir: &Path, config: &Config) -> anyhow::Result<usize> {
+    use kopplung_router::config::Envelope;
+    let layout = PkiLayout::new(dir);
+    let (jose, cms): (Vec<_>, Vec<_>) = config
+        .routing
+        .procedures
+        .iter()
+        .filter(|p| p.envelope.is_some())
+        .partition(|p| p.envelope == Some(Envelope::Jose));
+    let cms: Vec<String> = cms.iter().map(|p| p.id.clone()).collect();
+    let mut written = init_demo_pki(&layout, &cms)?.len();
+    for procedure in jose {
+        written += issue_rsa_recipient(&layout, &procedure.id, 3072)?.len();
+    }
+    // The procedures' own signing keys, for their receipts (the reference procedure
+    // and tests sign with them; a real procedure brings its own certificate).
+    for procedure in config
+        .routing
+        .procedures
+        .iter()
+        .filter(|p| p.envelope.is_some())
+    {
+        written += issue_procedure_signer(&layout, &procedure.id)?.len();
+    }
+    Ok(written)
+}
+
+/// A new random token (256 bits, hex) in a new file of mode 0600.
+pub fn write_token(path: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        kopplung_web::files::create_private_dir(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    openssl::rand::rand_bytes(&mut bytes).context("drawing a token")?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{}", hex::encode(bytes))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: intake stops, work in flight finishes");
+}

@@ -1,0 +1,210 @@
+//! `kopplung demo`: the hub with the demo configuration on SQLite, the reference
+//! procedures and the citizens' portal, creating the demo PKI and secrets if missing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use kopplung_router::config::Config;
+use kopplung_router::hub;
+
+use crate::common::{init_pki, load_config, shutdown_signal, write_token};
+
+/// The simulator's view of a hub configuration.
+pub fn simulator_config(
+    config: &Config,
+    hub_url: String,
+    only: Vec<String>,
+) -> anyhow::Result<kopplung_procedure_sim::SimConfig> {
+    let amqp = config
+        .file
+        .amqp
+        .as_ref()
+        .map(|a| a.url.clone())
+        .context("the configuration has no [amqp] section")?;
+    let base = config.source.parent().unwrap_or(Path::new("."));
+    Ok(kopplung_procedure_sim::SimConfig {
+        routing: base.join(&config.file.routing),
+        pki_dir: config.pki_dir.clone(),
+        data_dir: config.data_dir.clone(),
+        mappings: config.mappings_dir.clone(),
+        amqp_url: amqp,
+        hub_url,
+        only,
+        decision_delay: Some(std::time::Duration::from_secs(5)),
+    })
+}
+
+/// `kopplung demo`'s options.
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "demo-data")]
+    data_dir: PathBuf,
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[arg(long, default_value = "config/kopplung.toml")]
+    config: PathBuf,
+    /// Do not start the reference procedures alongside the hub.
+    #[arg(long)]
+    no_procedures: bool,
+    /// Where the citizens' portal listens.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    portal_listen: SocketAddr,
+    /// Do not start the citizens' portal.
+    #[arg(long)]
+    no_portal: bool,
+    /// The portal's configuration (limits, quotas, accounts, mail, payment).
+    #[arg(long, default_value = "config/portal.toml")]
+    portal_config: PathBuf,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let data_dir: &Path = &args.data_dir;
+    let listen = args.listen;
+    let with_procedures = !args.no_procedures;
+    let portal = (!args.no_portal).then_some((args.portal_listen, args.portal_config));
+    let config = load_config(&args.config, data_dir)?;
+    kopplung_web::files::create_private_dir(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let written = init_pki(&config.pki_dir, &config)?;
+    if written > 0 {
+        println!("Demo PKI created in {}", config.pki_dir.display());
+    }
+    let mut token_paths = Vec::new();
+    for client in &config.file.clients {
+        if let Some(file) = &client.token_file {
+            let path = data_dir.join(file);
+            if !path.is_file() {
+                write_token(&path)?;
+            }
+            token_paths.push(path);
+        }
+    }
+    if let Some(admin) = &config.file.admin {
+        for file in std::iter::once(&admin.token_file).chain(&admin.auditor_token_file) {
+            let path = data_dir.join(file);
+            if !path.is_file() {
+                write_token(&path)?;
+            }
+        }
+    }
+    // The procedures' tokens for the hub's API (claim-check downloads): the reference
+    // procedures read them from here.
+    for procedure in &config.routing.procedures {
+        if let Some(file) = &procedure.token_file {
+            let path = data_dir.join(file);
+            if !path.is_file() {
+                write_token(&path)?;
+            }
+        }
+    }
+    // The clerk inbox's demo clerks: a random password, like the tokens.
+    let mut clerks = Vec::new();
+    for clerk in &config.file.clerks {
+        if let Some(file) = &clerk.password_file {
+            let path = data_dir.join(file);
+            if !path.is_file() {
+                write_token(&path)?;
+            }
+            clerks.push(format!(
+                "  Inbox:   http://{}/inbox (clerk `{}`, password in {})\n",
+                listen.unwrap_or(config.file.server.listen),
+                clerk.id,
+                path.display()
+            ));
+        }
+    }
+    let listen = listen.unwrap_or(config.file.server.listen);
+    let amqp = config
+        .file
+        .amqp
+        .as_ref()
+        .map(|a| a.redacted_url())
+        .unwrap_or_else(|| "none".into());
+    let loaded = hub::load(config)?;
+    let token = token_paths
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<token file>".into());
+    println!(
+        "\nkopplung demo\n  API:     http://{listen}/api/v1/services\n  Token:   {token}\n  Broker:  {amqp} (applications wait in the outbox until it is reachable)\n\nSubmit a Mängelanzeige for Dresden:\n  curl -sS -X POST http://{listen}/api/v1/applications \\\n    -H \"Authorization: Bearer $(cat {token})\" -H 'Content-Type: application/json' \\\n    -d '{{\"service\":\"99999001000000\",\"region\":\"146120000000\",\"data\":{{\"kategorie\":\"strassenschaden\",\"beschreibung\":\"Tiefes Schlagloch vor der Schule\",\"ort\":{{\"strasse\":\"Königsbrücker Straße\",\"hausnummer\":\"12\"}}}}}}'\n"
+    );
+    if !clerks.is_empty() {
+        println!(
+            "Clerk inbox for procedures without an interface:\n{}",
+            clerks.concat()
+        );
+    }
+    // The citizens' portal: a client of the hub's API with its own token.
+    let portal = match portal {
+        Some((portal_listen, portal_config)) => {
+            let settings = kopplung_portal::Settings::load(&portal_config)?;
+            let client = loaded
+                .config
+                .file
+                .clients
+                .iter()
+                .find(|c| c.id == "portal")
+                .context("the demo configuration has no [[client]] with id \"portal\"")?;
+            let token_file = client
+                .token_file
+                .as_ref()
+                .map(|f| data_dir.join(f))
+                .context("the portal client has no token_file")?;
+            let token = std::fs::read_to_string(&token_file)
+                .with_context(|| format!("reading {}", token_file.display()))?;
+            let portal = kopplung_portal::PortalConfig::demo(
+                portal_listen,
+                format!("http://{listen}"),
+                token.trim().to_owned(),
+                data_dir.join("portal"),
+                settings,
+            );
+            portal.check_assets()?;
+            let mail = if portal.settings.mail.viewer {
+                format!(
+                    "\n  Its mails are not sent: read them at http://{portal_listen}/entwicklung/post (development mail viewer)"
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "Citizens' portal: http://{portal_listen}/ (register an account, find a service, apply, pay, see the decision in the mailbox){mail}\n"
+            );
+            Some(portal)
+        }
+        None => None,
+    };
+    let (stop_procedures, procedures_stopped) = tokio::sync::watch::channel(false);
+    let portal_stopped = procedures_stopped.clone();
+    let procedures = if with_procedures {
+        let sim = simulator_config(&loaded.config, format!("http://{listen}"), Vec::new())?;
+        println!("Reference procedures: verify every message and answer with signed receipts.\n");
+        Some(tokio::spawn(kopplung_procedure_sim::run(
+            sim,
+            procedures_stopped,
+        )))
+    } else {
+        None
+    };
+    let portal = portal.map(|portal| {
+        let mut stopped = portal_stopped.clone();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = kopplung_portal::run(portal, stop).await {
+                eprintln!("error: the citizens' portal stopped: {e}");
+            }
+        })
+    });
+    hub::run(loaded, listen, shutdown_signal()).await?;
+    let _ = stop_procedures.send(true);
+    if let Some(portal) = portal {
+        let _ = portal.await;
+    }
+    if let Some(procedures) = procedures {
+        let _ = procedures.await;
+    }
+    Ok(())
+}

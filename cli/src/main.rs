@@ -1,0 +1,145 @@
+//! `kopplung`: the integration hub's command line. One module per command; this file
+//! only parses the arguments and dispatches.
+#![forbid(unsafe_code)]
+
+mod audit;
+mod check;
+mod clerk;
+mod common;
+mod deadletters;
+mod demo;
+mod keys;
+mod logging;
+mod mapping;
+mod portal;
+mod procedure_sim;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "kopplung",
+    version,
+    about = "Integration hub for German e-government"
+)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub with a configuration.
+    Serve {
+        #[arg(long, default_value = "config/kopplung.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Overrides `server.listen` of the configuration.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Run the demo: the hub with the demo configuration on SQLite, creating the
+    /// demo PKI and an intake token in the data directory if they are missing.
+    Demo(demo::DemoArgs),
+    /// Run reference specialist procedures: consume their queues, verify each message
+    /// as docs/vendors.md describes, and answer with signed receipts.
+    ProcedureSim(procedure_sim::SimArgs),
+    /// Run the citizens' portal (a client of a running hub's public API).
+    Portal(portal::PortalArgs),
+    /// Check a configuration completely and exit.
+    Check {
+        #[arg(long, default_value = "config/kopplung.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Work on mappings: lint, test against fixtures, render an input.
+    Mapping {
+        #[arg(long, default_value = "config/kopplung.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: mapping::MappingCommand,
+    },
+    /// Dead letters of a running hub, through its admin API.
+    Deadletters {
+        /// The hub's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+        hub: String,
+        /// The file with the admin token.
+        #[arg(long, default_value = "demo-data/admin-token", global = true)]
+        token_file: PathBuf,
+        #[command(subcommand)]
+        command: deadletters::DeadlettersCommand,
+    },
+    /// Manage the demo PKI.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// The audit trail (Laufzettel): verify it, list its checkpoints, export one
+    /// application's entries.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// Clerks of the clerk inbox (`/inbox`, procedures with `transport = "manual"`).
+    Clerk {
+        #[command(subcommand)]
+        command: clerk::ClerkCommand,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    logging::init_logging(cli.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                config,
+                data_dir,
+                listen,
+            } => serve(&config, &data_dir, listen).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::ProcedureSim(args) => procedure_sim::run(args).await,
+            Command::Portal(args) => portal::run(args).await,
+            Command::Check { config, data_dir } => check::run(&config, &data_dir),
+            Command::Mapping { config, command } => mapping::run(&config, command),
+            Command::Deadletters {
+                hub,
+                token_file,
+                command,
+            } => deadletters::run(&hub, &token_file, command).await,
+            Command::Audit { command } => audit::run(command).await,
+            Command::Clerk { command } => clerk::run(command),
+            Command::Keys { command } => keys::run(command),
+        }
+    })
+}
+
+/// `kopplung serve`: the hub until SIGINT or SIGTERM.
+async fn serve(
+    config: &std::path::Path,
+    data_dir: &std::path::Path,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    let config = common::load_config(config, data_dir)?;
+    let listen = listen.unwrap_or(config.file.server.listen);
+    let loaded = kopplung_router::hub::load(config)?;
+    kopplung_router::hub::run(loaded, listen, common::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `kopplung procedure-sim`: the reference specialist procedures.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::common::{load_config, shutdown_signal};
+use crate::demo::simulator_config;
+
+#[derive(Args)]
+pub struct SimArgs {
+    #[arg(long, default_value = "config/kopplung.toml")]
+    config: PathBuf,
+    /// The data directory whose PKI folder holds the procedures' keys.
+    #[arg(long, default_value = "demo-data")]
+    data_dir: PathBuf,
+    /// The hub's base URL for receipts.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    hub: String,
+    /// Only these procedures (all AMQP procedures if none are given).
+    #[arg(long)]
+    only: Vec<String>,
+    /// Seconds after the receipt until the decision (Bescheid) is sent.
+    #[arg(long, default_value_t = 5)]
+    decision_delay_secs: u64,
+    /// Send receipts only, no decisions.
+    #[arg(long)]
+    no_decisions: bool,
+}
+
+pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    let config = load_config(&args.config, &args.data_dir)?;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let mut sim = simulator_config(&config, args.hub, args.only)?;
+    sim.decision_delay =
+        (!args.no_decisions).then(|| std::time::Duration::from_secs(args.decision_delay_secs));
+    tokio::select! {
+        outcome = kopplung_procedure_sim::run(sim, stopped) => outcome?,
+        _ = shutdown_signal() => {}
+    }
+    Ok(())
+}

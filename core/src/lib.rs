@@ -1,0 +1,24 @@
+//! kopplung's domain core: what an application is, which states it may take, what the
+//! store promises and how the audit trail proves what happened. It knows no HTTP and no
+//! SQL: the edges (the API, the store backends, the transports) depend on it, never the
+//! other way round.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod clock;
+pub mod ids;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use ids::{ApplicationId, Ars, ArsPrefix, InvalidId, MessageId, ProcedureId, ServiceKey};
+
+/// Errors of the core that are not a store's or an id's.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file the core reads (trust anchors) is missing or not what it must be.
+    #[error("{}: {message}", file.display())]
+    Config {
+        file: std::path::PathBuf,
+        message: String,
+    },
+}
