@@ -4,19 +4,17 @@
 //! only) ask for the next attempt now or replay a dead letter. Real hub process, real
 //! HTTP, cookies by hand.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode as AxumStatus;
 use axum::response::IntoResponse;
+use kopplung_tests::browser::{Browser, Page, assert_page, assert_security_headers};
 use kopplung_tests::pki::{Usage, issue};
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue, deliver_over,
 };
-use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 
 const SCRIPT: &str = "<script>alert(1)</script>";
@@ -28,111 +26,16 @@ fn report(region: &str, text: &str) -> Value {
            "data": {"kategorie": "muell", "beschreibung": text, "ort": {"strasse": "Markt"}}})
 }
 
-/// A browser without JavaScript: keeps the cookies the hub sets, follows no redirects.
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-    cookies: BTreeMap<String, String>,
+/// The console's login form, filled in.
+trait ConsoleLogin: Sized {
+    async fn login(&mut self, token: &str) -> Page;
+    async fn sign_in(hub: &TestHub, token: &str) -> Self;
 }
 
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Page {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    }
-    fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().expect("ascii cookie").to_owned())
-            .collect()
-    }
-    /// The value of the first hidden `csrf` field of the page.
-    fn csrf(&self) -> String {
-        let text = self.text();
-        let at = text
-            .find("name=\"csrf\" value=\"")
-            .unwrap_or_else(|| panic!("no csrf field in:\n{text}"));
-        let rest = &text[at + "name=\"csrf\" value=\"".len()..];
-        rest[..rest.find('"').expect("end of value")].to_owned()
-    }
-}
-
-impl Browser {
-    fn new(hub: &TestHub) -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            base: hub.url(""),
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let request = if self.cookies.is_empty() {
-            request
-        } else {
-            let header = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            request.header("Cookie", header)
-        };
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let headers = response.headers().clone();
-        for value in headers.get_all(SET_COOKIE) {
-            let value = value.to_str().expect("ascii cookie");
-            let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
-            let (name, cookie) = pair.split_once('=').expect("name=value");
-            if attributes.contains("Max-Age=0") || cookie.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), cookie.to_owned());
-            }
-        }
-        let body = response.bytes().await.expect("body").to_vec();
-        Page {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let request = self.client.get(format!("{}{path}", self.base));
-        self.send(request).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let request = self.client.post(format!("{}{path}", self.base)).form(form);
-        self.send(request).await
-    }
-
+impl ConsoleLogin for Browser {
     /// Opens the login form and submits `token`.
     async fn login(&mut self, token: &str) -> Page {
-        let form = self.get("/console/login").await;
-        assert_eq!(form.status, 200, "{}", form.text());
-        assert!(form.text().contains("type=\"password\""), "{}", form.text());
-        let csrf = form.csrf();
-        self.post("/console/login", &[("token", token), ("csrf", &csrf)])
-            .await
+        self.log_in("/console/login", &[("token", token)]).await
     }
 
     /// Signs in and expects the way to the search page.
@@ -144,44 +47,6 @@ impl Browser {
         assert!(browser.cookies.contains_key("kopplung_console"));
         browser
     }
-}
-
-fn assert_security_headers(page: &Page) {
-    assert_eq!(
-        page.header("content-security-policy"),
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    );
-    assert_eq!(page.header("referrer-policy"), "no-referrer");
-    assert_eq!(page.header("x-content-type-options"), "nosniff");
-    assert_eq!(page.header("x-frame-options"), "DENY");
-    assert_eq!(page.header("cache-control"), "no-store");
-}
-
-/// An accessible German page: language, one main heading, no inline style or script.
-fn assert_page(page: &Page) {
-    let text = page.text();
-    assert!(
-        page.header("content-type").starts_with("text/html"),
-        "{}",
-        page.header("content-type")
-    );
-    assert!(text.contains("<html lang=\"de\">"), "{text}");
-    assert_eq!(text.matches("<h1>").count(), 1, "{text}");
-    for inline in ["<script", "style=", "<style", "javascript:"] {
-        assert!(!text.contains(inline), "{inline} in {text}");
-    }
-    // No event handler attributes (` onclick=` and the like).
-    for (at, _) in text.match_indices(" on") {
-        let name: String = text[at + 1..]
-            .chars()
-            .take_while(|c| c.is_ascii_lowercase())
-            .collect();
-        assert!(
-            !text[at + 1 + name.len()..].starts_with('='),
-            "{name}= in {text}"
-        );
-    }
-    assert_security_headers(page);
 }
 
 /// The application's history as the submitting client sees it.

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kopplung_tests::browser::{Browser, csrf_of};
 use kopplung_tests::faults::summary;
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, OTHER_TOKEN, TestHub, deliver_over, sign_cms_receipt,
@@ -72,12 +73,48 @@ impl Caller {
     }
 }
 
-/// One endpoint: method, path, body, and the expected status per caller.
+/// One endpoint: method, path, body, and the expected status per caller: `default`
+/// unless `overrides` names the caller.
 struct Endpoint {
     method: &'static str,
     path: String,
     body: Option<(Vec<u8>, &'static str)>,
-    expected: fn(Caller) -> u16,
+    default: u16,
+    overrides: &'static [(Caller, u16)],
+}
+
+impl Endpoint {
+    fn expected(&self, caller: Caller) -> u16 {
+        self.overrides
+            .iter()
+            .find(|(c, _)| *c == caller)
+            .map_or(self.default, |(_, status)| *status)
+    }
+}
+
+fn get(path: impl Into<String>, default: u16, overrides: &'static [(Caller, u16)]) -> Endpoint {
+    Endpoint {
+        method: "GET",
+        path: path.into(),
+        body: None,
+        default,
+        overrides,
+    }
+}
+
+fn post(
+    path: impl Into<String>,
+    body: Option<(Vec<u8>, &'static str)>,
+    default: u16,
+    overrides: &'static [(Caller, u16)],
+) -> Endpoint {
+    Endpoint {
+        method: "POST",
+        path: path.into(),
+        body,
+        default,
+        overrides,
+    }
 }
 
 struct Row {
@@ -173,216 +210,109 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
     );
 
     use Caller::*;
+    const ADMINS_READ: &[(Caller, u16)] = &[(Operator, 200), (Auditor, 200)];
+    const THE_PROCEDURE: &[(Caller, u16)] = &[(OwnProcedure, 200), (OtherProcedure, 403)];
     let endpoints = vec![
-        Endpoint {
-            method: "POST",
-            path: "/api/v1/attachments?filename=foto.png".into(),
-            body: Some((b"\x89PNG\r\n\x1a\nfoto".to_vec(), "image/png")),
-            expected: |c| match c {
-                Owner | OtherClient => 201,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "GET",
-            path: format!("/api/v1/procedures/dresden-maengel/messages/{message}/attachments/1/1"),
-            body: None,
-            // The claim check: only the procedure the message is for.
-            expected: |c| match c {
-                OwnProcedure => 200,
-                OtherProcedure => 403,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "POST",
-            path: "/api/v1/applications".into(),
-            body: Some((report().to_string().into_bytes(), "application/json")),
-            expected: |c| match c {
-                Owner | OtherClient => 202,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "GET",
-            path: format!("/api/v1/applications/{id}"),
-            body: None,
-            expected: |c| match c {
-                Owner => 200,
-                OtherClient => 404,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "GET",
-            path: format!("/api/v1/applications/{id}/documents/{document}"),
-            body: None,
-            // No such document: the owner learns that, nobody else learns anything.
-            expected: |c| match c {
-                Owner | OtherClient => 404,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "GET",
-            path: "/api/v1/procedures/dresden-maengel/messages".into(),
-            body: None,
-            expected: |c| match c {
-                OwnProcedure => 200,
-                OtherProcedure => 403,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "GET",
-            path: format!("/api/v1/procedures/dresden-maengel/messages/{message}"),
-            body: None,
-            expected: |c| match c {
-                OwnProcedure => 200,
-                OtherProcedure => 403,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "POST",
-            path: format!("/api/v1/procedures/dresden-maengel/messages/{message}/ack"),
-            body: Some((foreign_receipt.clone(), "application/pkcs7-mime")),
-            // Even the procedure itself cannot acknowledge with a receipt it did not sign.
-            expected: |c| match c {
-                OwnProcedure => 403,
-                OtherProcedure => 403,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "POST",
-            path: "/api/v1/procedures/dresden-maengel/events".into(),
-            body: Some((foreign_receipt.clone(), "application/pkcs7-mime")),
-            // Authenticated by the signature: without a token, or with the procedure's
-            // own (which only raises the size limit), a foreign signature is refused;
-            // any other token is refused before the body is read.
-            expected: |c| match c {
-                Nobody | OwnProcedure => 403,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "POST",
-            path: "/api/v1/procedures/dresden-maengel/receipts".into(),
-            body: Some((foreign_receipt, "application/pkcs7-mime")),
-            expected: |c| match c {
-                Nobody | OwnProcedure => 403,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "GET",
-            path: "/api/v1/admin/applications".into(),
-            body: None,
-            expected: |c| match c {
-                Operator | Auditor => 200,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "GET",
-            path: format!("/api/v1/admin/applications/{id}"),
-            body: None,
-            expected: |c| match c {
-                Operator | Auditor => 200,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "GET",
-            path: format!("/api/v1/admin/applications/{id}/message"),
-            body: None,
-            expected: |c| match c {
-                Operator | Auditor => 200,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "POST",
-            path: format!("/api/v1/admin/applications/{id}/retry"),
-            body: None,
-            // Nothing waits in the outbox (the message waits for pickup): 409 for the
-            // operator; the auditor may not even ask.
-            expected: |c| match c {
-                Operator => 409,
-                Auditor => 403,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "GET",
-            path: "/api/v1/admin/status".into(),
-            body: None,
-            expected: |c| match c {
-                Operator | Auditor => 200,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "GET",
-            path: "/api/v1/admin/deadletters".into(),
-            body: None,
-            expected: |c| match c {
-                Operator | Auditor => 200,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "GET",
-            path: format!("/api/v1/admin/deadletters/{id}"),
-            body: None,
-            expected: |c| match c {
-                Operator | Auditor => 404,
-                _ => 401,
-            },
-        },
-        Endpoint {
-            method: "POST",
-            path: format!("/api/v1/admin/deadletters/{id}/replay"),
-            body: None,
-            expected: |c| match c {
-                Operator => 404,
-                Auditor => 403,
-                _ => 401,
-            },
-        },
-        // Web pages: bearer tokens are no sessions; without one, the way to the login.
-        Endpoint {
-            method: "GET",
-            path: "/console".into(),
-            body: None,
-            expected: |_| 303,
-        },
-        Endpoint {
-            method: "GET",
-            path: format!("/console/applications/{id}"),
-            body: None,
-            expected: |_| 303,
-        },
-        Endpoint {
-            method: "POST",
-            path: format!("/console/applications/{id}/retry"),
-            body: Some((b"csrf=x".to_vec(), "application/x-www-form-urlencoded")),
-            // An action without a session is refused outright.
-            expected: |_| 403,
-        },
-        Endpoint {
-            method: "GET",
-            path: "/inbox".into(),
-            body: None,
-            expected: |_| 303,
-        },
-        Endpoint {
-            method: "GET",
-            path: format!("/inbox/dresden-maengel/{message}"),
-            body: None,
-            expected: |_| 303,
-        },
+        post(
+            "/api/v1/attachments?filename=foto.png",
+            Some((b"\x89PNG\r\n\x1a\nfoto".to_vec(), "image/png")),
+            401,
+            &[(Owner, 201), (OtherClient, 201)],
+        ),
+        // The claim check: only the procedure the message is for.
+        get(
+            format!("/api/v1/procedures/dresden-maengel/messages/{message}/attachments/1/1"),
+            401,
+            THE_PROCEDURE,
+        ),
+        post(
+            "/api/v1/applications",
+            Some((report().to_string().into_bytes(), "application/json")),
+            401,
+            &[(Owner, 202), (OtherClient, 202)],
+        ),
+        get(
+            format!("/api/v1/applications/{id}"),
+            401,
+            &[(Owner, 200), (OtherClient, 404)],
+        ),
+        // No such document: the owner learns that, nobody else learns anything.
+        get(
+            format!("/api/v1/applications/{id}/documents/{document}"),
+            401,
+            &[(Owner, 404), (OtherClient, 404)],
+        ),
+        get(
+            "/api/v1/procedures/dresden-maengel/messages",
+            401,
+            THE_PROCEDURE,
+        ),
+        get(
+            format!("/api/v1/procedures/dresden-maengel/messages/{message}"),
+            401,
+            THE_PROCEDURE,
+        ),
+        // Even the procedure itself cannot acknowledge with a receipt it did not sign.
+        post(
+            format!("/api/v1/procedures/dresden-maengel/messages/{message}/ack"),
+            Some((foreign_receipt.clone(), "application/pkcs7-mime")),
+            401,
+            &[(OwnProcedure, 403), (OtherProcedure, 403)],
+        ),
+        // Authenticated by the signature: without a token, or with the procedure's
+        // own (which only raises the size limit), a foreign signature is refused;
+        // any other token is refused before the body is read.
+        post(
+            "/api/v1/procedures/dresden-maengel/events",
+            Some((foreign_receipt.clone(), "application/pkcs7-mime")),
+            401,
+            &[(Nobody, 403), (OwnProcedure, 403)],
+        ),
+        post(
+            "/api/v1/procedures/dresden-maengel/receipts",
+            Some((foreign_receipt, "application/pkcs7-mime")),
+            401,
+            &[(Nobody, 403), (OwnProcedure, 403)],
+        ),
+        get("/api/v1/admin/applications", 401, ADMINS_READ),
+        get(format!("/api/v1/admin/applications/{id}"), 401, ADMINS_READ),
+        get(
+            format!("/api/v1/admin/applications/{id}/message"),
+            401,
+            ADMINS_READ,
+        ),
+        // Nothing waits in the outbox (the message waits for pickup): 409 for the
+        // operator; the auditor may not even ask.
+        post(
+            format!("/api/v1/admin/applications/{id}/retry"),
+            None,
+            401,
+            &[(Operator, 409), (Auditor, 403)],
+        ),
+        get("/api/v1/admin/status", 401, ADMINS_READ),
+        get("/api/v1/admin/deadletters", 401, ADMINS_READ),
+        get(
+            format!("/api/v1/admin/deadletters/{id}"),
+            401,
+            &[(Operator, 404), (Auditor, 404)],
+        ),
+        post(
+            format!("/api/v1/admin/deadletters/{id}/replay"),
+            None,
+            401,
+            &[(Operator, 404), (Auditor, 403)],
+        ),
+        get("/console", 303, &[]),
+        get(format!("/console/applications/{id}"), 303, &[]),
+        // An action without a session is refused outright.
+        post(
+            format!("/console/applications/{id}/retry"),
+            Some((b"csrf=x".to_vec(), "application/x-www-form-urlencoded")),
+            403,
+            &[],
+        ),
+        get("/inbox", 303, &[]),
+        get(format!("/inbox/dresden-maengel/{message}"), 303, &[]),
     ];
 
     let mut rows = Vec::new();
@@ -393,7 +323,7 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
             rows.push(Row {
                 endpoint: format!("{} {}", endpoint.method, endpoint.path),
                 caller: caller.name().into(),
-                expected: (endpoint.expected)(caller),
+                expected: endpoint.expected(caller),
                 actual,
             });
         }
@@ -409,12 +339,7 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
         "/api/v1/services",
         "/api/v1/openapi.json",
     ] {
-        let endpoint = Endpoint {
-            method: "GET",
-            path: path.into(),
-            body: None,
-            expected: |_| 200,
-        };
+        let endpoint = get(path, 200, &[]);
         rows.push(Row {
             endpoint: format!("GET {path} (public)"),
             caller: Nobody.name().into(),
@@ -485,11 +410,15 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
 /// The web pages with sessions: whose token opens the console, a forged session cookie,
 /// an auditor's session trying an operator's action, a clerk login with a token.
 async fn session_rows(hub: &TestHub, id: &str) -> Vec<Row> {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
     let mut rows = Vec::new();
+    let mut row = |endpoint: String, caller: &str, expected: u16, actual: u16| {
+        rows.push(Row {
+            endpoint,
+            caller: caller.into(),
+            expected,
+            actual,
+        })
+    };
     // Console login with each kind of token: only the operator's and the auditor's open it.
     for (caller, token, expected) in [
         ("wrong token", WRONG_TOKEN.to_owned(), 401),
@@ -498,124 +427,60 @@ async fn session_rows(hub: &TestHub, id: &str) -> Vec<Row> {
         ("operator", ADMIN_TOKEN.to_owned(), 303),
         ("auditor", AUDITOR_TOKEN.to_owned(), 303),
     ] {
-        let (status, _) = console_login(&client, hub, &token).await;
-        rows.push(Row {
-            endpoint: "POST /console/login".into(),
-            caller: caller.into(),
+        let page = Browser::new(hub)
+            .log_in("/console/login", &[("token", &token)])
+            .await;
+        row(
+            "POST /console/login".into(),
+            caller,
             expected,
-            actual: status,
-        });
+            page.status.as_u16(),
+        );
     }
+    let application = format!("/console/applications/{id}");
     // A forged session cookie.
-    let forged = client
-        .get(hub.url(&format!("/console/applications/{id}")))
-        .header("cookie", "kopplung_console=forged-session-0123456789")
-        .send()
-        .await
-        .expect("answer")
-        .status()
-        .as_u16();
-    rows.push(Row {
-        endpoint: format!("GET /console/applications/{id}"),
-        caller: "forged session cookie".into(),
-        expected: 303,
-        actual: forged,
-    });
+    let mut forger = Browser::new(hub);
+    forger.cookies.insert(
+        "kopplung_console".into(),
+        "forged-session-0123456789".into(),
+    );
+    let forged = forger.get(&application).await.status.as_u16();
+    row(
+        format!("GET {application}"),
+        "forged session cookie",
+        303,
+        forged,
+    );
     // An auditor's real session and CSRF token, asking for an operator's action.
-    let (_, cookies) = console_login(&client, hub, AUDITOR_TOKEN).await;
-    let page = client
-        .get(hub.url(&format!("/console/applications/{id}")))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .expect("page");
-    let text = page.text().await.unwrap_or_default();
-    let csrf = csrf_of(&text).unwrap_or_default();
-    let retry = client
-        .post(hub.url(&format!("/console/applications/{id}/retry")))
-        .header("cookie", &cookies)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("answer")
-        .status()
-        .as_u16();
-    rows.push(Row {
-        endpoint: format!("POST /console/applications/{id}/retry"),
-        caller: "auditor session (with CSRF)".into(),
-        expected: 403,
-        actual: retry,
-    });
+    let mut auditor = Browser::new(hub);
+    auditor
+        .log_in("/console/login", &[("token", AUDITOR_TOKEN)])
+        .await;
+    let csrf = csrf_of(&auditor.get(&application).await.text()).unwrap_or_default();
+    let retry = auditor
+        .post(&format!("{application}/retry"), &[("csrf", &csrf)])
+        .await;
+    row(
+        format!("POST {application}/retry"),
+        "auditor session (with CSRF)",
+        403,
+        retry.status.as_u16(),
+    );
     // Clerk inbox: a bearer token is no clerk password.
-    let form = client
-        .get(hub.url("/inbox/login"))
-        .send()
-        .await
-        .expect("login form");
-    let cookies = cookie_header(form.headers());
-    let text = form.text().await.unwrap_or_default();
-    let csrf = csrf_of(&text).unwrap_or_default();
-    let login = client
-        .post(hub.url("/inbox/login"))
-        .header("cookie", &cookies)
-        .form(&[
-            ("clerk", "demo-sachbearbeitung"),
-            ("password", ADMIN_TOKEN),
-            ("csrf", csrf.as_str()),
-        ])
-        .send()
-        .await
-        .expect("answer");
-    let status = login.status().as_u16();
-    let session = login.headers().get_all("set-cookie").iter().any(|v| {
-        v.to_str()
-            .unwrap_or_default()
-            .starts_with("kopplung_inbox=")
-    });
-    rows.push(Row {
-        endpoint: "POST /inbox/login".into(),
-        caller: "operator token as clerk password".into(),
-        expected: 401,
-        // A session cookie is a way in, whatever the status says.
-        actual: if session { 303 } else { status },
-    });
+    let mut clerk = Browser::new(hub);
+    let login = clerk
+        .log_in(
+            "/inbox/login",
+            &[("clerk", "demo-sachbearbeitung"), ("password", ADMIN_TOKEN)],
+        )
+        .await;
+    // A session cookie is a way in, whatever the status says.
+    let session = clerk.cookies.contains_key("kopplung_inbox");
+    row(
+        "POST /inbox/login".into(),
+        "operator token as clerk password",
+        401,
+        if session { 303 } else { login.status.as_u16() },
+    );
     rows
-}
-
-fn csrf_of(text: &str) -> Option<String> {
-    let at = text.find("name=\"csrf\" value=\"")?;
-    let rest = &text[at + "name=\"csrf\" value=\"".len()..];
-    Some(rest[..rest.find('"')?].to_owned())
-}
-
-fn cookie_header(headers: &reqwest::header::HeaderMap) -> String {
-    headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// Logs in to the console with `token`; the status and the cookies afterwards.
-async fn console_login(client: &reqwest::Client, hub: &TestHub, token: &str) -> (u16, String) {
-    let form = client
-        .get(hub.url("/console/login"))
-        .send()
-        .await
-        .expect("login form");
-    let cookies = cookie_header(form.headers());
-    let text = form.text().await.unwrap_or_default();
-    let csrf = csrf_of(&text).unwrap_or_default();
-    let answer = client
-        .post(hub.url("/console/login"))
-        .header("cookie", &cookies)
-        .form(&[("token", token), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("answer");
-    let status = answer.status().as_u16();
-    let session = cookie_header(answer.headers());
-    (status, session)
 }

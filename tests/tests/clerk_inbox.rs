@@ -2,16 +2,15 @@
 //! the application as a document, downloads its attachments and the XÖV message, and
 //! takes it over — which is the delivery. Real hub process, real HTTP, cookies by hand.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use kopplung_tests::browser::{Browser, Page, assert_security_headers};
 use kopplung_tests::{HubSetup, TestHub, copy_dir, deliver_over, kopplung_bin, workspace};
-use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, SET_COOKIE};
+use reqwest::header::SET_COOKIE;
 use serde_json::json;
 
 const ANNA_PASSWORD: &str = "anna-hat-ein-langes-passwort";
@@ -89,119 +88,16 @@ password_argon2 = "{}"
     )
 }
 
-/// A browser without JavaScript: keeps the cookies the hub sets, follows no redirects.
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-    cookies: BTreeMap<String, String>,
+/// The inbox's login form, filled in.
+trait InboxLogin {
+    async fn login(&mut self, clerk: &str, password: &str) -> Page;
 }
 
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Page {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    }
-    /// The value of the hidden `csrf` field of the page's (first) form.
-    fn csrf(&self) -> String {
-        let text = self.text();
-        let at = text
-            .find("name=\"csrf\" value=\"")
-            .unwrap_or_else(|| panic!("no csrf field in:\n{text}"));
-        let rest = &text[at + "name=\"csrf\" value=\"".len()..];
-        rest[..rest.find('"').expect("end of value")].to_owned()
-    }
-}
-
-impl Browser {
-    fn new(hub: &TestHub) -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            base: hub.url(""),
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let request = if self.cookies.is_empty() {
-            request
-        } else {
-            request.header("Cookie", self.cookie_header())
-        };
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let headers = response.headers().clone();
-        for value in headers.get_all(SET_COOKIE) {
-            let value = value.to_str().expect("ascii cookie");
-            let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
-            let (name, cookie) = pair.split_once('=').expect("name=value");
-            if attributes.contains("Max-Age=0") || cookie.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), cookie.to_owned());
-            }
-        }
-        let body = response.bytes().await.expect("body").to_vec();
-        Page {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let request = self.client.get(format!("{}{path}", self.base));
-        self.send(request).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let request = self.client.post(format!("{}{path}", self.base)).form(form);
-        self.send(request).await
-    }
-
-    /// Opens the login form and submits it.
+impl InboxLogin for Browser {
     async fn login(&mut self, clerk: &str, password: &str) -> Page {
-        let form = self.get("/inbox/login").await;
-        assert_eq!(form.status, 200, "{}", form.text());
-        let csrf = form.csrf();
-        self.post(
-            "/inbox/login",
-            &[("clerk", clerk), ("password", password), ("csrf", &csrf)],
-        )
-        .await
+        self.log_in("/inbox/login", &[("clerk", clerk), ("password", password)])
+            .await
     }
-}
-
-fn assert_security_headers(page: &Page) {
-    assert_eq!(
-        page.header("content-security-policy"),
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    );
-    assert_eq!(page.header("referrer-policy"), "no-referrer");
-    assert_eq!(page.header("x-content-type-options"), "nosniff");
-    assert_eq!(page.header("cache-control"), "no-store");
 }
 
 /// A copy of the mappings in which the Mängelanzeige also takes SVG files, so that a

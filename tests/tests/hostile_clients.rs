@@ -8,6 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use kopplung_tests::browser::Browser;
 use kopplung_tests::faults::summary;
 use kopplung_tests::{HubSetup, TestHub, procedure_token};
 use serde_json::{Value, json};
@@ -436,52 +437,20 @@ async fn unauthenticated_events_are_refused_before_their_bodies_are_buffered() {
     );
 }
 
-/// The hidden CSRF token of a login page and its cookie.
-async fn login_form(client: &reqwest::Client, url: &str) -> (String, String) {
-    let page = client.get(url).send().await.unwrap();
-    let cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let text = page.text().await.unwrap();
-    let csrf = regex::Regex::new(r#"name="csrf" value="([^"]+)""#)
-        .unwrap()
-        .captures(&text)
-        .map(|c| c[1].to_owned())
-        .expect("csrf field");
-    (csrf, cookie)
-}
-
-/// 40 parallel wrong logins: how many were checked (401) and how many refused before
-/// the check (429).
+/// 40 parallel wrong logins at the form `path`: how many were checked (401) and how
+/// many refused before the check (429).
 async fn parallel_wrong_logins(
-    url: &str,
+    hub: &TestHub,
+    path: &'static str,
     fields: fn(usize) -> Vec<(&'static str, String)>,
 ) -> (usize, usize) {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     let mut logins = tokio::task::JoinSet::new();
     for n in 0..40 {
-        let (client, url) = (client.clone(), url.to_owned());
+        let mut browser = Browser::new(hub);
         logins.spawn(async move {
-            let (csrf, cookie) = login_form(&client, &url).await;
-            let mut form = fields(n);
-            form.push(("csrf", csrf));
-            client
-                .post(&url)
-                .header("cookie", cookie)
-                .form(&form)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            let fields = fields(n);
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser.log_in(path, &fields).await.status.as_u16()
         });
     }
     let (mut checked, mut refused) = (0, 0);
@@ -498,7 +467,7 @@ async fn parallel_wrong_logins(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_wrong_logins_reach_the_check_at_most_five_times() {
     let hub = TestHub::start(HubSetup::default()).await;
-    let (inbox_checked, inbox_refused) = parallel_wrong_logins(&hub.url("/inbox/login"), |n| {
+    let (inbox_checked, inbox_refused) = parallel_wrong_logins(&hub, "/inbox/login", |n| {
         vec![
             ("clerk", "demo-sachbearbeitung".into()),
             ("password", format!("falsch-{n}-falsch-falsch")),
@@ -510,11 +479,10 @@ async fn parallel_wrong_logins_reach_the_check_at_most_five_times() {
         "{inbox_checked} reached the password check"
     );
     assert_eq!(inbox_checked + inbox_refused, 40);
-    let (console_checked, console_refused) =
-        parallel_wrong_logins(&hub.url("/console/login"), |n| {
-            vec![("token", format!("geraten-{n}-0123456789abcdef"))]
-        })
-        .await;
+    let (console_checked, console_refused) = parallel_wrong_logins(&hub, "/console/login", |n| {
+        vec![("token", format!("geraten-{n}-0123456789abcdef"))]
+    })
+    .await;
     assert!(
         console_checked <= 5,
         "{console_checked} reached the token check"
