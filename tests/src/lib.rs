@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod faults;
 pub mod pki;
+pub mod shared;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
+use kopplung_tests::shared::refuse_publishes;
 use kopplung_tests::{ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue};
-use lapin::options::QueueDeclareOptions;
-use lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Value, json};
 
 fn report(region: &str, text: &str) -> Value {
@@ -53,21 +52,7 @@ async fn operators_and_auditors_search_inspect_and_act_by_role() {
     .await;
     // Chemnitz's queue refuses every publish.
     let chemnitz_queue = hub.queue("chemnitz-maengel");
-    let channel = broker.create_channel().await.unwrap();
-    let mut refusing = FieldTable::default();
-    refusing.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
-    refusing.insert(
-        "x-overflow".into(),
-        AMQPValue::LongString("reject-publish".into()),
-    );
-    channel
-        .queue_declare(
-            chemnitz_queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            refusing,
-        )
-        .await
-        .unwrap();
+    refuse_publishes(&broker, &chemnitz_queue).await;
 
     let dresden = hub
         .submit_accepted(&report("146120000000", "Laterne defekt vor Haus 3"), None)
@@ -248,16 +233,7 @@ async fn operators_and_auditors_search_inspect_and_act_by_role() {
     assert_eq!(chemnitz_status["pending"], 1);
 
     // The audit trail holds the views and still verifies.
-    let verify = std::process::Command::new(kopplung_tests::kopplung_bin())
-        .args(["audit", "verify", "--data-dir"])
-        .arg(hub.data_dir())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    kopplung_tests::shared::assert_audit_intact(&hub);
     delete_queue(&broker, &hub.queue("dresden-maengel")).await;
     delete_queue(&broker, &chemnitz_queue).await;
 }

@@ -3,32 +3,23 @@
 //! procedure's last attempt the message is dead-lettered with its reason, listed by
 //! `kopplung deadletters`, and a replay delivers it with the same message id.
 
-use std::process::Command;
 use std::time::Duration;
 
-use kopplung_tests::{ADMIN_TOKEN, HubSetup, TestHub, amqp, delete_queue, drain, kopplung_bin};
-use lapin::options::QueueDeclareOptions;
-use lapin::types::{AMQPValue, FieldTable};
+use kopplung_tests::shared::{kopplung, refuse_publishes};
+use kopplung_tests::{ADMIN_TOKEN, HubSetup, TestHub, amqp, delete_queue, drain};
 use serde_json::json;
 
 fn deadletters(hub: &TestHub, args: &[&str]) -> (bool, String) {
-    let output = Command::new(kopplung_bin())
-        .arg("deadletters")
-        .args(args)
-        .arg("--hub")
-        .arg(hub.url(""))
-        .arg("--token-file")
-        .arg(hub.data_dir().join("admin-token"))
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
+    let token_file = hub.data_dir().join("admin-token");
+    let mut all: Vec<std::ffi::OsString> = vec!["deadletters".into()];
+    all.extend(args.iter().map(Into::into));
+    all.extend([
+        "--hub".into(),
+        hub.url("").into(),
+        "--token-file".into(),
+        token_file.into_os_string(),
+    ]);
+    kopplung(all)
 }
 
 #[tokio::test]
@@ -46,21 +37,7 @@ async fn the_last_attempt_dead_letters_and_a_replay_keeps_the_message_id() {
     })
     .await;
     let queue = hub.queue("dresden-maengel");
-    let channel = broker.create_channel().await.unwrap();
-    let mut refusing = FieldTable::default();
-    refusing.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
-    refusing.insert(
-        "x-overflow".into(),
-        AMQPValue::LongString("reject-publish".into()),
-    );
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            refusing,
-        )
-        .await
-        .unwrap();
+    refuse_publishes(&broker, &queue).await;
 
     let id = hub.submit_accepted(
             &json!({"service": "99999001000000", "region": "146120000000",

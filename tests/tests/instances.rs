@@ -5,14 +5,11 @@
 //! was lost in the crash retries at the other instance with the same Idempotency-Key and
 //! gets the original application.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use bytes::Bytes;
+use kopplung_tests::shared::counting_receiver;
 use kopplung_tests::{HubSetup, PostgresDatabase, TestHub, deliver_over};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
@@ -24,28 +21,7 @@ const KILL_AFTER: usize = 700;
 async fn two_instances_on_postgresql_deliver_everything_once_when_one_is_killed() {
     let database = PostgresDatabase::create();
     // The receiver counts arrivals per message id.
-    let seen: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
-    let app = {
-        let seen = seen.clone();
-        Router::new().route(
-            "/eingang",
-            post(move |headers: HeaderMap, _body: Bytes| {
-                let seen = seen.clone();
-                async move {
-                    let id = headers
-                        .get("idempotency-key")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    *seen.lock().await.entry(id).or_default() += 1;
-                    StatusCode::ACCEPTED
-                }
-            }),
-        )
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/eingang", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (url, seen) = counting_receiver(Duration::ZERO).await;
 
     let setup = HubSetup {
         rewrite_routing: Some(Arc::new(move |routing| {

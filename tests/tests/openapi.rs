@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use jsonschema::{Draft, Registry, Validator};
+use kopplung_tests::shared::refuse_publishes;
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, OTHER_TOKEN, TestHub, UNREACHABLE_AMQP_URL, amqp,
     delete_queue, deliver_over, python_with_jwcrypto, sign_cms_receipt, token_sha256, workspace,
 };
-use lapin::options::QueueDeclareOptions;
-use lapin::types::{AMQPValue, FieldTable};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
@@ -881,23 +880,7 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
 
     // Chemnitz's queue refuses every message: its application becomes a dead letter.
     let chemnitz_queue = hub.queue("chemnitz-maengel");
-    let mut refusing = FieldTable::default();
-    refusing.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
-    refusing.insert(
-        "x-overflow".into(),
-        AMQPValue::LongString("reject-publish".into()),
-    );
-    broker
-        .create_channel()
-        .await
-        .unwrap()
-        .queue_declare(
-            chemnitz_queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            refusing,
-        )
-        .await
-        .unwrap();
+    refuse_publishes(&broker, &chemnitz_queue).await;
 
     // The document the hub serves is the repository's, and a valid one.
     let served: Value = reqwest::get(hub.url("/api/v1/openapi.json"))

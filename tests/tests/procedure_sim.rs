@@ -7,9 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use kopplung_tests::{
-    HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, deliver_over, kopplung_bin, workspace,
+    HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, deliver_over, kopplung_bin,
 };
-use serde_json::Value;
 
 struct Child(std::process::Child);
 
@@ -62,21 +61,8 @@ async fn the_reference_procedures_receive_verify_confirm_and_decide() {
             "maengelanzeige/fixtures/minimal",
         ),
     ] {
-        let mut body: Value = serde_json::from_str(
-            &std::fs::read_to_string(workspace().join(format!("mappings/{fixture}.input.json")))
-                .unwrap(),
-        )
-        .unwrap();
-        body["service"] = service.into();
-        body["region"] = region.into();
-        let response = hub.submit(&body, None).await;
-        assert_eq!(response.status(), 202);
-        ids.push(
-            response.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        let body = kopplung_tests::shared::fixture_request(fixture, service, region);
+        ids.push(hub.submit_accepted(&body, None).await);
     }
     for id in &ids {
         decided_with_document(
@@ -234,13 +220,7 @@ async fn the_reference_procedures_answer_over_http_and_pull_too() {
             ][..],
         ),
     ] {
-        let mut body: Value = serde_json::from_str(
-            &std::fs::read_to_string(workspace().join(format!("mappings/{fixture}.input.json")))
-                .unwrap(),
-        )
-        .unwrap();
-        body["service"] = service.into();
-        body["region"] = region.into();
+        let body = kopplung_tests::shared::fixture_request(fixture, service, region);
         cases.push((hub.submit_accepted(&body, None).await, history));
     }
     for (id, history) in &cases {

@@ -7,9 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use kopplung_tests::{
-    HubSetup, TestHub, amqp, delete_queue, drain, python_with_jwcrypto, workspace,
-};
+use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, drain, python_with_jwcrypto};
 use serde_json::{Value, json};
 
 async fn post_receipt(
@@ -88,13 +86,7 @@ print(token.serialize())
 }
 
 async fn delivered(hub: &TestHub, service: &str, region: &str, fixture: &str) -> Value {
-    let mut body: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace().join(format!("mappings/{fixture}.input.json")))
-            .unwrap(),
-    )
-    .unwrap();
-    body["service"] = service.into();
-    body["region"] = region.into();
+    let body = kopplung_tests::shared::fixture_request(fixture, service, region);
     let id = hub.submit_accepted(&body, None).await;
     hub.wait_for_status(&id, "delivered", Duration::from_secs(60))
         .await

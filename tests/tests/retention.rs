@@ -98,15 +98,6 @@ async fn a_decided_application_loses_its_personal_data_after_the_retention_perio
         .unwrap();
     assert_eq!(view.status(), 410);
     // Only the personal data went: the trail is intact (read beside the running hub).
-    let verify = std::process::Command::new(kopplung_tests::kopplung_bin())
-        .args(["audit", "verify", "--data-dir"])
-        .arg(hub.data_dir())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    kopplung_tests::shared::assert_audit_intact(&hub);
     delete_queue(&broker, &hub.queue("dresden-maengel")).await;
 }

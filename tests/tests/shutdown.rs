@@ -2,44 +2,17 @@
 //! deliveries in flight (a slow HTTP procedure), records them, and exits; after a
 //! restart nothing is sent twice and nothing is missing.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use bytes::Bytes;
+use kopplung_tests::shared::counting_receiver;
 use kopplung_tests::{HubSetup, TestHub, deliver_over};
 use serde_json::json;
-use tokio::sync::Mutex;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_deliveries_in_flight_and_refuses_new_work() {
     // A slow procedure: each answer takes 1.5 s.
-    let seen: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
-    let app = {
-        let seen = seen.clone();
-        Router::new().route(
-            "/eingang",
-            post(move |headers: HeaderMap, _body: Bytes| {
-                let seen = seen.clone();
-                async move {
-                    tokio::time::sleep(Duration::from_millis(1500)).await;
-                    let id = headers
-                        .get("idempotency-key")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    *seen.lock().await.entry(id).or_default() += 1;
-                    StatusCode::ACCEPTED
-                }
-            }),
-        )
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/eingang", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (url, seen) = counting_receiver(Duration::from_millis(1500)).await;
     let mut hub = TestHub::start(HubSetup {
         rewrite_routing: Some(Arc::new(move |routing| {
             deliver_over(

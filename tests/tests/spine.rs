@@ -443,18 +443,12 @@ async fn an_application_survives_sigkill_between_202_and_delivery() {
     .await;
     let mut ids = Vec::new();
     for n in 0..3 {
-        let response = hub
-            .submit(
+        ids.push(
+            hub.submit_accepted(
                 &report(DRESDEN, &format!("Mangel Nummer {n} am Albertplatz")),
                 Some(&format!("crash-{n}")),
             )
-            .await;
-        assert_eq!(response.status(), 202);
-        ids.push(
-            response.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
+            .await,
         );
     }
     // The status says why they wait.
