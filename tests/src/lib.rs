@@ -582,23 +582,15 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
             "idempotency_keys",
             "history",
         ];
-        let output = Command::new("sqlite3")
-            .arg("-readonly")
-            .arg(&db)
-            .arg(
-                tables
-                    .iter()
-                    .map(|t| format!("SELECT '{t}', COUNT(*) FROM {t};"))
-                    .collect::<String>(),
-            )
-            .output()
-            .expect("sqlite3 (apt-get install sqlite3)");
-        assert!(
-            output.status.success(),
-            "sqlite3: {}",
-            String::from_utf8_lossy(&output.stderr)
+        let output = shared::sqlite3(
+            &db,
+            &tables
+                .iter()
+                .map(|t| format!("SELECT '{t}', COUNT(*) FROM {t};"))
+                .collect::<String>(),
+            true,
         );
-        String::from_utf8_lossy(&output.stdout)
+        output
             .lines()
             .filter_map(|line| {
                 let (table, count) = line.split_once('|')?;

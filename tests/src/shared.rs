@@ -124,3 +124,61 @@ pub async fn counting_receiver(delay: std::time::Duration) -> (String, Seen) {
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, seen)
 }
+
+/// Runs SQL on a SQLite file with the `sqlite3` command line (read-only with
+/// `read_only`, beside a running process); its output, trimmed.
+pub fn sqlite3(db: &std::path::Path, sql: &str, read_only: bool) -> String {
+    let mut command = Command::new("sqlite3");
+    if read_only {
+        command.arg("-readonly");
+    }
+    let output = command
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("sqlite3 (apt-get install sqlite3)");
+    assert!(
+        output.status.success(),
+        "sqlite3 {sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A header's value as text, empty if missing.
+pub fn header_text(headers: &reqwest::header::HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl TestHub {
+    /// One SQL query on the hub's SQLite store, read-only beside the running hub.
+    pub fn sql(&self, query: &str) -> String {
+        sqlite3(&self.data_dir().join("kopplung.db"), query, true)
+    }
+
+    /// `GET path` with a bearer token; the JSON answer (null if none).
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let request = reqwest::Client::new().get(self.url(path));
+        json_of(request.bearer_auth(token)).await
+    }
+
+    /// `POST path` without a body, with a bearer token; the JSON answer (null if none).
+    pub async fn post_json(&self, path: &str, token: &str) -> Value {
+        let request = reqwest::Client::new().post(self.url(path));
+        json_of(request.bearer_auth(token)).await
+    }
+}
+
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request
+        .send()
+        .await
+        .expect("the hub answers")
+        .json()
+        .await
+        .unwrap_or(Value::Null)
+}

@@ -91,18 +91,7 @@ fn openssl_decrypt(
 }
 
 fn count(hub: &TestHub, table: &str) -> u64 {
-    let output = Command::new("sqlite3")
-        .arg(hub.data_dir().join("kopplung.db"))
-        .arg(format!("SELECT count(*) FROM {table}"))
-        .output()
-        .expect("sqlite3");
-    assert!(
-        output.status.success(),
-        "sqlite3: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
+    hub.sql(&format!("SELECT count(*) FROM {table}"))
         .parse()
         .expect("a count")
 }

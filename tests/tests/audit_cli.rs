@@ -156,12 +156,10 @@ async fn the_laufzettel_verifies_exports_with_openssl_and_names_tampering() {
     // Someone edits the database behind the hub's back.
     hub.kill();
     let db = data_dir.join("kopplung.db");
-    let edit = Command::new("sqlite3")
-        .arg(&db)
-        .arg("UPDATE audit_log SET detail = 'X' || substr(detail, 2) WHERE seq = 2;")
-        .output()
-        .expect("sqlite3 (apt-get install sqlite3)");
-    assert!(edit.status.success(), "sqlite3: {}", text(&edit.stderr));
+    sqlite3(
+        &db,
+        "UPDATE audit_log SET detail = 'X' || substr(detail, 2) WHERE seq = 2;",
+    );
     let verify = kopplung(&["audit", "verify"], &data_dir, Some(&config));
     assert!(!verify.status.success(), "a changed trail verified");
     let complaint = text(&verify.stderr);
@@ -182,17 +180,7 @@ async fn the_laufzettel_verifies_exports_with_openssl_and_names_tampering() {
 
 /// Runs SQL on a SQLite file with the `sqlite3` command line; its output.
 fn sqlite3(db: &Path, sql: &str) -> String {
-    let output = Command::new("sqlite3")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("sqlite3 (apt-get install sqlite3)");
-    assert!(
-        output.status.success(),
-        "sqlite3 {sql}: {}",
-        text(&output.stderr)
-    );
-    text(&output.stdout).trim().to_owned()
+    kopplung_tests::shared::sqlite3(db, sql, false)
 }
 
 /// An application of the Mängelmelder with a name in it.

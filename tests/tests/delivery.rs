@@ -469,15 +469,7 @@ async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
     .await
     .unwrap();
     assert_eq!(list["messages"], json!([]));
-    let again: Value = reqwest::Client::new()
-        .post(hub.url(&ack_path))
-        .bearer_auth(TOKEN_A)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = hub.post_json(&ack_path, TOKEN_A).await;
     assert_eq!(again["already_acknowledged"], true);
     assert_eq!(hub.status(&id).await["status"], "received");
 }

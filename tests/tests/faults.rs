@@ -28,22 +28,6 @@ fn report(n: usize) -> Value {
                     "ort": {"strasse": "Königsbrücker Straße", "hausnummer": format!("{}", n % 200 + 1)}}})
 }
 
-/// One SQL query on the hub's SQLite store, read-only beside the running hub.
-fn sqlite(hub: &TestHub, sql: &str) -> String {
-    let output = std::process::Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(hub.data_dir().join("kopplung.db"))
-        .arg(sql)
-        .output()
-        .expect("sqlite3");
-    assert!(
-        output.status.success(),
-        "sqlite3: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 async fn dead_letters(hub: &TestHub) -> Vec<Value> {
     let answer: Value = reqwest::Client::new()
         .get(hub.url("/api/v1/admin/deadletters"))
@@ -140,7 +124,7 @@ impl Store {
 
     fn query(&self, hub: &TestHub, sql: &str) -> String {
         match self {
-            Store::Sqlite => sqlite(hub, &sql.replace("string_agg(", "group_concat(")),
+            Store::Sqlite => hub.sql(&sql.replace("string_agg(", "group_concat(")),
             Store::Postgres(database) => kopplung_tests::psql_in(&database.name, sql)
                 .trim()
                 .to_owned(),
@@ -559,12 +543,8 @@ async fn a_full_disk_refuses_intake_with_503_and_keeps_nothing_half_stored() {
                 accepted.push(answer["id"].as_str().expect("id").to_owned());
             }
             503 => {
-                let content_type = response
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
+                let content_type =
+                    kopplung_tests::shared::header_text(response.headers(), "content-type");
                 let problem: Value = response.json().await.expect("problem json");
                 assert_eq!(content_type, "application/problem+json");
                 assert_eq!(problem["type"], "urn:kopplung:problem:unavailable");

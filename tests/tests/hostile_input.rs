@@ -309,12 +309,7 @@ async fn send(hub: &TestHub, case: &Case) -> Answer {
     }
     let response = request.send().await.expect("the hub answers");
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = kopplung_tests::shared::header_text(response.headers(), "content-type");
     let body: Value = response.json().await.unwrap_or(Value::Null);
     Answer {
         status,

@@ -422,15 +422,12 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
     assert_eq!(again.location(), format!("/antraege/{draft}"));
     // The router has exactly one application of the portal for it.
     let hub = &cycle.hub;
-    let found: serde_json::Value = reqwest::Client::new()
-        .get(hub.url(&format!("/api/v1/admin/applications?service={MAENGEL}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found: serde_json::Value = hub
+        .get_json(
+            &format!("/api/v1/admin/applications?service={MAENGEL}"),
+            ADMIN_TOKEN,
+        )
+        .await;
     assert_eq!(
         found["applications"].as_array().unwrap().len(),
         1,

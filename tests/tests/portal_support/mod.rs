@@ -358,17 +358,7 @@ impl Cycle {
 
     /// One value from `portal.sqlite`, read with the `sqlite3` command line.
     pub fn sql(&self, query: &str) -> String {
-        let output = Command::new("sqlite3")
-            .arg(self.data_dir().join("portal.sqlite"))
-            .arg(query)
-            .output()
-            .expect("sqlite3 (apt-get install sqlite3)");
-        assert!(
-            output.status.success(),
-            "sqlite3 {query}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        kopplung_tests::shared::sqlite3(&self.data_dir().join("portal.sqlite"), query, false)
     }
 }
 
