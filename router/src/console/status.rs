@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::{Area, Console, TimeView};
 use crate::catalog::service_name;
+use crate::oversight::{CertificateStatus, MappingStatus, ProcedureStatus};
 
 /// Certificates expiring sooner (in days) are highlighted, as the example alert rule
 /// in docs/operations.md warns.
@@ -91,49 +92,12 @@ async fn status_page(State(console): State<Console>, headers: HeaderMap) -> Resp
     };
     let page = StatusPage {
         procedures_caption: counted(report.procedures.len(), "Verfahren", "Verfahren"),
-        procedures: report
-            .procedures
-            .into_iter()
-            .map(|p| ProcedureRow {
-                procedure: p.procedure,
-                transport: p.transport,
-                destination: p.destination,
-                pending: p.pending,
-                oldest: p.oldest_since.map(TimeView::of),
-                blocked: p.blocked,
-            })
-            .collect(),
+        procedures: rows(report.procedures),
         certificates_caption: counted(report.certificates.len(), "Zertifikat", "Zertifikate"),
-        certificates: report
-            .certificates
-            .into_iter()
-            .map(|c| {
-                let (state, class) = certificate_state(c.days_left);
-                CertificateRow {
-                    owner: c.owner,
-                    certificate: c.certificate,
-                    days: if c.days_left.is_finite() {
-                        format!("{}", c.days_left)
-                    } else {
-                        "–".to_owned()
-                    },
-                    state,
-                    class,
-                }
-            })
-            .collect(),
+        certificates: rows(report.certificates),
         warn_days: CERTIFICATE_WARN_DAYS,
         mappings_caption: counted(report.mappings.len(), "Abbildung", "Abbildungen"),
-        mappings: report
-            .mappings
-            .into_iter()
-            .map(|m| MappingRow {
-                name: m.name,
-                service: m.service,
-                message_type: m.message_type,
-                online: if m.online { "ja" } else { "nein (keine Route)" },
-            })
-            .collect(),
+        mappings: rows(report.mappings),
     };
     console.page_in(
         StatusCode::OK,
@@ -143,6 +107,52 @@ async fn status_page(State(console): State<Console>, headers: HeaderMap) -> Resp
         "status",
         &page,
     )
+}
+
+impl From<ProcedureStatus> for ProcedureRow {
+    fn from(p: ProcedureStatus) -> Self {
+        Self {
+            procedure: p.procedure,
+            transport: p.transport,
+            destination: p.destination,
+            pending: p.pending,
+            oldest: p.oldest_since.map(TimeView::of),
+            blocked: p.blocked,
+        }
+    }
+}
+
+impl From<CertificateStatus> for CertificateRow {
+    fn from(c: CertificateStatus) -> Self {
+        let (state, class) = certificate_state(c.days_left);
+        Self {
+            owner: c.owner,
+            certificate: c.certificate,
+            days: if c.days_left.is_finite() {
+                format!("{}", c.days_left)
+            } else {
+                "–".to_owned()
+            },
+            state,
+            class,
+        }
+    }
+}
+
+impl From<MappingStatus> for MappingRow {
+    fn from(m: MappingStatus) -> Self {
+        Self {
+            name: m.name,
+            service: m.service,
+            message_type: m.message_type,
+            online: if m.online { "ja" } else { "nein (keine Route)" },
+        }
+    }
+}
+
+/// The table rows of a report's items.
+fn rows<T, R: From<T>>(items: Vec<T>) -> Vec<R> {
+    items.into_iter().map(R::from).collect()
 }
 
 /// How a certificate stands, and the row's highlight.
