@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use kopplung_router::inbox::{MIN_PASSWORD_CHARS, hash_password};
+use kopplung_web::shell::password::{MIN_PASSWORD_CHARS, hash_password};
 
 #[derive(Subcommand)]
 pub enum ClerkCommand {
@@ -22,7 +22,7 @@ pub fn run(command: ClerkCommand) -> anyhow::Result<()> {
             if password.chars().count() < MIN_PASSWORD_CHARS {
                 bail!("the password must have at least {MIN_PASSWORD_CHARS} characters");
             }
-            println!("{}", hash_password(password).map_err(anyhow::Error::msg)?);
+            println!("{}", hash_password(password)?);
             Ok(())
         }
     }

@@ -84,17 +84,13 @@ pub struct Settings {
     pub payment: Payment,
 }
 
-/// `[limits]`: the server layer's limits of the portal's listener (see
+/// `[limits]`: the server layer's limits of the portal's listener (the keys of
 /// `kopplung_web::ServerLimits`), clients behind proxies, and request body sizes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    pub header_timeout_secs: u64,
-    pub request_timeout_secs: u64,
-    pub idle_timeout_secs: u64,
-    pub max_connections: usize,
-    pub max_connections_per_peer: usize,
-    pub max_head_bytes: usize,
+    #[serde(flatten)]
+    pub server: ServerLimits,
     pub trusted_proxies: Vec<String>,
     pub client_address_header: Option<String>,
     /// The body of an ordinary form post (every route but the upload).
@@ -106,14 +102,8 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        let server = ServerLimits::default();
         Self {
-            header_timeout_secs: server.header_timeout_secs,
-            request_timeout_secs: server.request_timeout_secs,
-            idle_timeout_secs: server.idle_timeout_secs,
-            max_connections: server.max_connections,
-            max_connections_per_peer: server.max_connections_per_peer,
-            max_head_bytes: server.max_head_bytes,
+            server: ServerLimits::default(),
             trusted_proxies: Vec::new(),
             client_address_header: None,
             max_form_bytes: 64 * 1024,
@@ -124,14 +114,7 @@ impl Default for Limits {
 
 impl Limits {
     pub fn server(&self) -> ServerLimits {
-        ServerLimits {
-            header_timeout_secs: self.header_timeout_secs,
-            request_timeout_secs: self.request_timeout_secs,
-            idle_timeout_secs: self.idle_timeout_secs,
-            max_connections: self.max_connections,
-            max_connections_per_peer: self.max_connections_per_peer,
-            max_head_bytes: self.max_head_bytes,
-        }
+        self.server.clone()
     }
 
     pub fn proxies(&self) -> ProxyConfig {

@@ -109,7 +109,7 @@ fn payment_secret(config: &PortalConfig) -> Result<String, Error> {
         (None, Some(_)) => Err(Error::Payment(
             "an external payment provider (--payment-url) needs [payment] secret_file".into(),
         )),
-        (None, None) => Ok(web::session::random_hex(32)?),
+        (None, None) => Ok(kopplung_web::shell::random_hex(32)?),
     }
 }
 
@@ -269,15 +269,13 @@ fn app(state: Shared) -> Router {
             .route("/entwicklung/post", get(mail::viewer::list))
             .route("/entwicklung/post/{name}", get(mail::viewer::show));
     }
-    app.fallback(web::not_found)
+    let app = app
+        .fallback(web::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             web::session::middleware,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            web::security_headers,
-        ))
+        ));
+    web::secure(app, state.secure)
         // Form posts are small; only the upload route reads more (its own limit).
         .layer(DefaultBodyLimit::max(
             state.config.settings.limits.max_form_bytes,

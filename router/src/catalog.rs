@@ -15,6 +15,14 @@ use crate::regions::Regions;
 
 pub type Mappings = Arc<BTreeMap<String, Mapping>>;
 
+/// The name to show for a service: its mapping's name, or the key itself if no mapping
+/// has it (any more).
+pub fn service_name(mappings: &Mappings, key: &str) -> String {
+    mappings
+        .get(key)
+        .map_or_else(|| key.to_owned(), |m| m.info.name.clone())
+}
+
 pub struct Catalog {
     current: RwLock<Mappings>,
 }

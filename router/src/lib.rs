@@ -15,7 +15,6 @@ pub mod prepare;
 pub mod regions;
 pub mod retention;
 pub mod routing;
-pub mod web;
 
 /// The audit trail's rules live in the domain core.
 pub use kopplung_core::audit;

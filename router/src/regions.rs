@@ -51,6 +51,11 @@ impl Regions {
         self.names.get(ars).map(String::as_str)
     }
 
+    /// The name to show for a region: its name, or the ARS itself if it has none.
+    pub fn name_or_ars(&self, ars: &str) -> String {
+        self.name(ars).unwrap_or(ars).to_owned()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.names.iter().map(|(a, n)| (a.as_str(), n.as_str()))
     }

@@ -15,10 +15,11 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::web::session::{self, Account};
-use crate::web::{Failure, Page, Visitor, check_csrf, form_value, see_other};
+use crate::web::{Failure, Page, Visitor, check_csrf};
 use crate::{Shared, db};
+use kopplung_web::shell::{form_value, random_hex, see_other};
 
-pub const MIN_PASSWORD_CHARS: usize = 12;
+pub use kopplung_web::shell::password::MIN_PASSWORD_CHARS;
 /// Longer passwords are refused before hashing (no argon2 work on megabytes).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
@@ -116,7 +117,7 @@ async fn sign_in(state: &Shared, old: &Visitor, account_id: &str, next: &str) ->
         .await?;
     }
     session::delete(state, old).await?;
-    let csrf = session::random_hex(32)?;
+    let csrf = random_hex(32).map_err(crate::Error::from)?;
     let (token, _) = session::create(state, Some(account_id), &csrf).await?;
     let mut response = see_other(next);
     response

@@ -1,7 +1,7 @@
-//! Passwords: argon2id (the crate's defaults: 19 MiB, 2 passes) with a random salt,
-//! hashed off the async threads.
+//! Passwords (argon2id, `kopplung_web::shell::password`), hashed and checked off the
+//! async threads.
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use kopplung_web::shell::password::{hash_password, verify_password};
 
 use crate::Error;
 
@@ -10,22 +10,10 @@ use crate::Error;
 pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2mP4lpQ0qZK1sVbQnNkd6cZVdDT4C3m6Hc4P0nZzYzk";
 
 pub async fn hash(password: String) -> Result<String, Error> {
-    tokio::task::spawn_blocking(move || {
-        let mut salt = [0u8; 16];
-        openssl::rand::rand_bytes(&mut salt)?;
-        Argon2::default()
-            .hash_password_with_salt(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| Error::Password(e.to_string()))
-    })
-    .await
-    .map_err(|e| Error::Password(e.to_string()))?
-}
-
-fn verify_one(password: &str, phc: &str) -> bool {
-    Argon2::default()
-        .verify_password(password.as_bytes(), phc)
-        .is_ok()
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| Error::Password(e.to_string()))?
+        .map_err(|e| Error::Password(e.to_string()))
 }
 
 /// Checks `password` against an account's hash and a waiting registration's, always
@@ -37,8 +25,9 @@ pub async fn verify_both(
     registration: Option<String>,
 ) -> (bool, bool) {
     tokio::task::spawn_blocking(move || {
-        let account_ok = verify_one(&password, account.as_deref().unwrap_or(DUMMY_HASH));
-        let registration_ok = verify_one(&password, registration.as_deref().unwrap_or(DUMMY_HASH));
+        let account_ok = verify_password(&password, account.as_deref().unwrap_or(DUMMY_HASH));
+        let registration_ok =
+            verify_password(&password, registration.as_deref().unwrap_or(DUMMY_HASH));
         (
             account_ok && account.is_some(),
             registration_ok && registration.is_some(),
@@ -55,7 +44,7 @@ mod tests {
     #[tokio::test]
     async fn the_dummy_is_a_real_hash_and_both_checks_run() {
         // A dummy that did not parse would be refused at once: a timing hint.
-        assert!(argon2::PasswordHash::new(DUMMY_HASH).is_ok());
+        assert!(kopplung_web::shell::password::check_phc(DUMMY_HASH).is_ok());
         let hash = hash("ein-langes-Passwort".into()).await.unwrap();
         assert_eq!(
             verify_both("ein-langes-Passwort".into(), Some(hash.clone()), None).await,

@@ -17,9 +17,9 @@ use sqlx::Row;
 
 use super::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, normalized_email, password, sign_in};
 use crate::mail::{self, Outgoing};
-use crate::web::session::{random_hex, token_id};
-use crate::web::{Failure, Page, Visitor, check_csrf, form_value, see_other};
+use crate::web::{Failure, Page, Visitor, check_csrf};
 use crate::{Shared, db};
+use kopplung_web::shell::{form_value, is_token, random_hex, see_other, token_id};
 
 pub async fn register_page(
     State(state): State<Shared>,
@@ -197,8 +197,7 @@ impl ConfirmationCode {
 
     /// A code as a link or form brings it, if it can be one.
     fn parse(text: &str) -> Option<Self> {
-        (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| Self(text.to_ascii_lowercase()))
+        is_token(text).then(|| Self(text.to_ascii_lowercase()))
     }
 
     /// What the store keeps of it.

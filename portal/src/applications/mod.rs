@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use crate::Shared;
 use crate::account::require_account;
 use crate::forms::drafts::{self, Draft};
-use crate::web::{Failure, Page, Visitor, german_time, german_time_rfc3339, see_other};
+use crate::web::{Failure, Page, Visitor};
+use kopplung_web::shell::{german_time_rfc3339, german_time_unix, see_other};
 
 pub fn status_label(status: &str) -> &'static str {
     match status {
@@ -140,7 +141,7 @@ pub async fn show(
             "receipt": draft.receipt,
             "service": draft.service_name,
             "region": draft.region_name,
-            "submitted": draft.submitted_at.map(german_time),
+            "submitted": draft.submitted_at.map(german_time_unix),
             "payment_reference": draft.payment_reference,
             "router": router,
             "signed_in": visitor.account.is_some(),
@@ -169,7 +170,7 @@ pub async fn confirmation_pdf(
             false,
             format!(
                 "Eingegangen am: {}",
-                draft.submitted_at.map(german_time).unwrap_or_default()
+                draft.submitted_at.map(german_time_unix).unwrap_or_default()
             ),
         ),
     ];
@@ -266,7 +267,7 @@ pub async fn list(State(state): State<Shared>, Extension(visitor): Extension<Vis
         .map(|(d, v)| {
             json!({
                 "id": d.id, "receipt": d.receipt, "service": d.service_name, "region": d.region_name,
-                "submitted": d.submitted_at.map(german_time), "status": v["status"],
+                "submitted": d.submitted_at.map(german_time_unix), "status": v["status"],
             })
         })
         .collect();
@@ -302,8 +303,8 @@ pub async fn mailbox(State(state): State<Shared>, Extension(visitor): Extension<
         // The portal's own receipt of the submission.
         messages.push(json!({
             "kind": "Eingangsbestätigung",
-            "text": format!("Ihr Antrag „{}“ ist am {} eingegangen. Vorgangsnummer: {}.", draft.service_name, draft.submitted_at.map(german_time).unwrap_or_default(), draft.receipt.as_deref().unwrap_or_default()),
-            "at": draft.submitted_at.map(german_time),
+            "text": format!("Ihr Antrag „{}“ ist am {} eingegangen. Vorgangsnummer: {}.", draft.service_name, draft.submitted_at.map(german_time_unix).unwrap_or_default(), draft.receipt.as_deref().unwrap_or_default()),
+            "at": draft.submitted_at.map(german_time_unix),
             "receipt": draft.receipt,
             "service": draft.service_name,
             "href": format!("/antraege/{}", draft.id),

@@ -17,7 +17,8 @@ use super::{open_draft, progress, render, service_of};
 use crate::Shared;
 use crate::quota::human_bytes;
 use crate::router_client::Service;
-use crate::web::{Failure, Page, Visitor, check_csrf, same_token, see_other};
+use crate::web::{Failure, Page, Visitor, check_csrf};
+use kopplung_web::shell::{same_token, see_other};
 
 pub(super) fn human_size(bytes: i64) -> String {
     human_bytes(u64::try_from(bytes).unwrap_or(0))

@@ -15,10 +15,11 @@ use crate::Shared;
 use crate::account::{master_data, require_account, trust_label};
 use crate::router_client::{OutgoingAttachment, Service, Submitted};
 use crate::web::session;
-use crate::web::{Failure, Page, Visitor, check_csrf, euro, form_value, german_time, see_other};
+use crate::web::{Failure, Page, Visitor, check_csrf, euro};
 use attachments::human_size;
 pub use attachments::{attachment_remove, attachments_page, attachments_upload};
 use drafts::Draft;
+use kopplung_web::shell::{form_value, german_time_unix, see_other};
 
 async fn service_of(state: &Shared, key: &str) -> Result<Service, Failure> {
     state
@@ -316,7 +317,7 @@ async fn review_page(
         "payment_reference": draft.payment_reference,
         "can_pay": service.fee.is_some() && !paid && map.is_empty() && trust.is_none(),
         "can_submit": (service.fee.is_none() || paid) && map.is_empty() && trust.is_none(),
-        "updated": german_time(draft.updated_at),
+        "updated": german_time_unix(draft.updated_at),
     });
     let title = if status == StatusCode::OK {
         format!("{} – Prüfen und absenden", service.name)
@@ -477,7 +478,7 @@ pub async fn drafts(
                 "id": d.id,
                 "service": d.service_name,
                 "region": d.region_name,
-                "updated": german_time(d.updated_at),
+                "updated": german_time_unix(d.updated_at),
             })).collect::<Vec<_>>(),
         }),
     ))

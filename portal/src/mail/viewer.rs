@@ -10,7 +10,8 @@ use mail_parser::MessageParser;
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::web::{Failure, Page, Visitor, german_time};
+use crate::web::{Failure, Page, Visitor};
+use kopplung_web::shell::german_time_unix;
 
 /// The drop's file names: `<nanoseconds>-<uuid>.eml`, nothing else.
 fn valid_name(name: &str) -> bool {
@@ -30,7 +31,7 @@ fn summary(name: &str, bytes: &[u8]) -> Value {
                 .to_owned(),
             m.subject().unwrap_or_default().to_owned(),
             m.date()
-                .map(|d| german_time(d.to_timestamp()))
+                .map(|d| german_time_unix(d.to_timestamp()))
                 .unwrap_or_default(),
         ),
         None => (String::new(), "(nicht lesbar)".into(), String::new()),

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::forms::drafts;
-use crate::web::{Failure, Page, Visitor, check_csrf, see_other};
+use crate::web::{Failure, Page, Visitor, check_csrf};
 use crate::{Error, Shared};
+use kopplung_web::shell::see_other;
 
 pub struct PaymentClient {
     base: String,

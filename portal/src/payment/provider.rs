@@ -18,7 +18,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::web::{Failure, Page, Visitor, check_csrf, euro, form_value, same_token, see_other};
+use crate::web::{Failure, Page, Visitor, check_csrf, euro};
+use kopplung_web::shell::{form_value, same_token, see_other};
 
 #[derive(Debug, Clone)]
 struct Transaction {

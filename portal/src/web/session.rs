@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use kopplung_forms::TrustLevel;
 use kopplung_web::ClientAddr;
+use kopplung_web::shell::{Cookies, SameSite, cookie, is_token, random_hex, token_id};
 use sqlx::Row;
 
 use super::Failure;
@@ -39,21 +40,6 @@ pub struct Visitor {
     pub account: Option<Account>,
     /// As the server layer resolved it (trusted proxies' header).
     pub client: IpAddr,
-}
-
-pub fn random_hex(bytes: usize) -> Result<String, Error> {
-    let mut buffer = vec![0u8; bytes];
-    openssl::rand::rand_bytes(&mut buffer)?;
-    Ok(hex::encode(buffer))
-}
-
-/// What is stored of a secret token: its SHA-256.
-pub fn token_id(token: &str) -> String {
-    hex::encode(openssl::sha::sha256(token.as_bytes()))
-}
-
-fn is_token(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 pub fn parse_trust_level(text: &str) -> TrustLevel {
@@ -143,29 +129,29 @@ pub async fn delete(state: &Shared, visitor: &Visitor) -> Result<(), sqlx::Error
     Ok(())
 }
 
-fn cookie_value(state: &Shared, text: String) -> HeaderValue {
-    let secure = if state.secure { "; Secure" } else { "" };
-    HeaderValue::try_from(format!("{text}; Path=/; HttpOnly; SameSite=Lax{secure}"))
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
+/// The portal's cookies: for all of it, SameSite=Lax (links from mails and search
+/// engines keep the session), `Secure` behind TLS.
+fn cookies(state: &Shared) -> Cookies {
+    Cookies {
+        path: "/",
+        same_site: SameSite::Lax,
+        secure: state.secure,
+    }
 }
 
 pub fn set_cookie(state: &Shared, token: &str) -> HeaderValue {
     let age = state.config.settings.accounts.session_seconds();
-    cookie_value(state, format!("{COOKIE}={token}; Max-Age={age}"))
+    cookies(state).set(COOKIE, token, Some(age.unsigned_abs()))
 }
 
 pub fn clear_cookie(state: &Shared) -> HeaderValue {
-    cookie_value(state, format!("{COOKIE}=; Max-Age=0"))
+    cookies(state).clear(COOKIE)
 }
 
 /// The double-submit cookie's name: `__Host-` behind TLS, so that no other host of the
 /// domain can plant one.
-fn csrf_cookie(state: &Shared) -> &'static str {
-    if state.secure {
-        "__Host-portal_csrf"
-    } else {
-        "portal_csrf"
-    }
+fn csrf_cookie(state: &Shared) -> String {
+    cookies(state).host_only("portal_csrf")
 }
 
 /// The client's address: the server layer's `ClientAddr`, else the TCP peer.
@@ -192,7 +178,7 @@ pub async fn middleware(State(state): State<Shared>, mut request: Request, next:
         return next.run(request).await;
     }
     let client = client_of(&request);
-    let session_cookie = super::cookie(request.headers(), COOKIE);
+    let session_cookie = cookie(request.headers(), COOKIE);
     let session = match &session_cookie {
         Some(token) if is_token(token) => match load(&state, token).await {
             Ok(found) => found,
@@ -210,14 +196,14 @@ pub async fn middleware(State(state): State<Shared>, mut request: Request, next:
             client,
         },
         None => {
-            let csrf = match super::cookie(request.headers(), csrf_cookie(&state)) {
+            let csrf = match cookie(request.headers(), &csrf_cookie(&state)) {
                 Some(token) if is_token(&token) => token,
                 _ => match random_hex(32) {
                     Ok(token) => {
                         new_csrf = Some(token.clone());
                         token
                     }
-                    Err(e) => return Failure::from(e).into_response(),
+                    Err(e) => return Failure::from(Error::from(e)).into_response(),
                 },
             };
             Visitor {
@@ -239,7 +225,7 @@ pub async fn middleware(State(state): State<Shared>, mut request: Request, next:
             .append(header::SET_COOKIE, clear_cookie(&state));
     }
     if let Some(token) = new_csrf {
-        let value = cookie_value(&state, format!("{}={token}", csrf_cookie(&state)));
+        let value = cookies(&state).set(&csrf_cookie(&state), &token, None);
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response

@@ -1,5 +1,5 @@
 //! What the clerk sees: form data as German labels and values, sizes and safe download
-//! headers (times: `crate::web::german_time`). Pure functions, so they are tested
+//! headers (times: `kopplung_web::shell::german_time`). Pure functions, so they are tested
 //! without a hub.
 
 use kopplung_transformers::form::{Field, FieldKind};

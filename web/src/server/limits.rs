@@ -7,9 +7,10 @@ use serde::Deserialize;
 use crate::Error;
 
 /// What one listener allows a client. Every default holds against the attacks in
-/// `docs/reliability.md` ("Hostile clients").
+/// `docs/reliability.md` ("Hostile clients"). A front end reads it flattened into its
+/// `[limits]`, which refuses unknown keys.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct ServerLimits {
     /// A new connection must deliver a complete request head within this many seconds
     /// of being accepted, and a kept-alive one within this many seconds of its first

@@ -1,20 +1,23 @@
-//! Clerks' passwords (argon2id). Their sessions and the login rate limit are the web
-//! UIs' shared ones (`crate::web::session`).
+//! Passwords — of the clerks (inbox) and of the citizens' accounts (portal): argon2id
+//! with the crate's defaults (RFC 9106 / OWASP: 19 MiB, 2 passes) and a random 16-byte
+//! salt from OpenSSL, kept as PHC strings. Hashing takes a core for a moment: callers
+//! on async threads use `spawn_blocking`.
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 
-/// Passwords from files (the demo's) are at least this long.
+use crate::Error;
+
+/// Passwords are at least this long (clerks' from files, citizens' accounts).
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
-/// Hashes a password with argon2id (RFC 9106 / OWASP parameters of the crate's
-/// defaults: 19 MiB, 2 passes) and a random 16-byte salt; the PHC string.
-pub fn hash_password(password: &str) -> Result<String, String> {
+/// The PHC string of `password`.
+pub fn hash_password(password: &str) -> Result<String, Error> {
     let mut salt = [0u8; 16];
-    openssl::rand::rand_bytes(&mut salt).map_err(|e| e.to_string())?;
+    openssl::rand::rand_bytes(&mut salt).map_err(|e| Error::Password(e.to_string()))?;
     Argon2::default()
         .hash_password_with_salt(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(|e| Error::Password(e.to_string()))
 }
 
 /// Checks that `phc` is an argon2id PHC string this build can verify.

@@ -1,0 +1,390 @@
+//! The inbox's pages: the applications waiting per procedure, one application as a
+//! document, its take-over, its attachments and its XÖV message as downloads.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kopplung_web::shell::{CsrfForm, Session, SignInUi, counted, german_time, iso, see_other};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::render::{self, Block};
+use super::{Inbox, ManualProcedure, Shared};
+use crate::catalog::service_name;
+use crate::store::{ApplicationRecord, AttachmentContent, PickupAck};
+
+/// Applications listed per procedure.
+const LIST_LIMIT: u32 = 200;
+
+/// The inbox's pages below `/inbox`.
+pub(super) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/", get(list))
+        .route("/{procedure}/{message}", get(document))
+        .route("/{procedure}/{message}/take", post(take))
+        .route("/{procedure}/{message}/xml", get(xml))
+        .route("/{procedure}/{message}/attachments/{n}", get(attachment))
+}
+
+#[derive(Serialize)]
+struct InboxPage {
+    procedures: Vec<ProcedureView>,
+}
+
+#[derive(Serialize)]
+struct ProcedureView {
+    id: String,
+    authority: String,
+    count_text: String,
+    applications: Vec<WaitingView>,
+    truncated: bool,
+    shown: u32,
+}
+
+#[derive(Serialize)]
+struct WaitingView {
+    href: String,
+    receipt: String,
+    service: String,
+    municipality: String,
+    since: String,
+    since_iso: String,
+}
+
+#[derive(Serialize)]
+struct DocumentPage {
+    service: String,
+    receipt: String,
+    municipality: String,
+    region: String,
+    received: String,
+    received_iso: String,
+    procedure: String,
+    authority: String,
+    taken: Option<TakenView>,
+    take_href: String,
+    csrf: String,
+    form: FormView,
+    attachments: Vec<AttachmentView>,
+    attachments_caption: String,
+    xml_href: String,
+    xml_size: String,
+    message_type: String,
+}
+
+#[derive(Serialize)]
+struct TakenView {
+    by: String,
+    at: String,
+}
+
+#[derive(Serialize)]
+struct FormView {
+    blocks: Vec<Block>,
+}
+
+#[derive(Serialize)]
+struct AttachmentView {
+    href: String,
+    filename: String,
+    media_type: String,
+    size: String,
+}
+
+async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let inbox = &s.inbox;
+    let Some(session) = s.signed_in(&headers).map(|signed| signed.session) else {
+        return see_other("/inbox/login");
+    };
+    let mappings = s.api.catalog.current();
+    let mut procedures = Vec::new();
+    for procedure in inbox.procedures_of(&session.user) {
+        let waiting = match s.api.store.pickups(&procedure.id, LIST_LIMIT).await {
+            Ok(waiting) => waiting,
+            Err(e) => {
+                tracing::error!(error = %e, "clerk inbox: listing failed");
+                return s.unavailable(Some(&session));
+            }
+        };
+        let mut applications = Vec::new();
+        for pickup in &waiting {
+            let region = &pickup.region;
+            applications.push(WaitingView {
+                href: format!("/inbox/{}/{}", procedure.id, pickup.message_id),
+                receipt: pickup.receipt.clone(),
+                service: service_name(&mappings, &pickup.service),
+                municipality: s.api.regions.name_or_ars(region),
+                since: german_time(pickup.available_since),
+                since_iso: iso(pickup.available_since),
+            });
+        }
+        let count_text = counted(applications.len(), "wartender Antrag", "wartende Anträge");
+        procedures.push(ProcedureView {
+            id: procedure.id.clone(),
+            authority: procedure.authority.clone(),
+            count_text,
+            truncated: applications.len() >= LIST_LIMIT as usize,
+            shown: LIST_LIMIT,
+            applications,
+        });
+    }
+    let page = InboxPage { procedures };
+    s.page(
+        StatusCode::OK,
+        "Posteingang",
+        Some(&session),
+        "inbox",
+        &page,
+    )
+}
+
+/// The message a clerk asks for: their procedure and a message waiting for it (or
+/// taken over already). Anything else is a 404, whether it exists or not.
+struct Found {
+    session: Session,
+    procedure: ManualProcedure,
+    pickup: crate::store::Pickup,
+    xml: Vec<u8>,
+    input: crate::store::PrepareInput,
+}
+
+/// `/{procedure}/{message}`
+#[derive(Deserialize)]
+struct MessagePath {
+    procedure: String,
+    message: String,
+}
+
+/// The message of a request's path for its signed-in clerk; else the answer: the login
+/// without a session, a 404 or a 503.
+impl FromRequestParts<Shared> for Found {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Shared) -> Result<Self, Response> {
+        let Path(path) = Path::<MessagePath>::from_request_parts(parts, s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        find(s, &parts.headers, &path.procedure, &path.message).await
+    }
+}
+
+async fn find(
+    s: &Shared,
+    headers: &HeaderMap,
+    procedure: &str,
+    message: &str,
+) -> Result<Found, Response> {
+    let Some(session) = s.signed_in(headers).map(|signed| signed.session) else {
+        return Err(see_other("/inbox/login"));
+    };
+    let Some(procedure) = s.inbox.procedure_for(&session.user, procedure).cloned() else {
+        return Err(s.not_found(Some(&session)));
+    };
+    let Ok(message_id) = Uuid::parse_str(message) else {
+        return Err(s.not_found(Some(&session)));
+    };
+    let (pickup, xml) = match s.api.store.pickup(&procedure.id, message_id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(s.not_found(Some(&session))),
+        Err(e) => {
+            tracing::error!(error = %e, "clerk inbox: reading a message failed");
+            return Err(s.unavailable(Some(&session)));
+        }
+    };
+    let input = match s.api.store.prepare_input(pickup.application_id).await {
+        Ok(input) => input,
+        Err(e) => {
+            tracing::error!(error = %e, "clerk inbox: reading an application failed");
+            return Err(s.unavailable(Some(&session)));
+        }
+    };
+    Ok(Found {
+        session,
+        procedure,
+        pickup,
+        xml,
+        input,
+    })
+}
+
+/// The history entry of the take-over: who and when.
+fn taken_over(inbox: &Inbox, record: &ApplicationRecord, message_id: Uuid) -> Option<TakenView> {
+    let prefix = format!("message {message_id} taken over by clerk ");
+    record.history.iter().find_map(|entry| {
+        let rest = entry.detail.strip_prefix(&prefix)?;
+        let clerk = rest.strip_suffix(" (manual)").unwrap_or(rest);
+        Some(TakenView {
+            by: format!("{} ({clerk})", inbox.clerk_name(clerk)),
+            at: german_time(entry.at),
+        })
+    })
+}
+
+async fn document(State(s): State<Shared>, found: Found) -> Response {
+    let record = match s.api.store.application(found.pickup.application_id).await {
+        Ok(record) => record,
+        Err(e) => {
+            tracing::error!(error = %e, "clerk inbox: reading an application failed");
+            return s.unavailable(Some(&found.session));
+        }
+    };
+    let taken = record
+        .as_ref()
+        .and_then(|r| taken_over(&s.inbox, r, found.pickup.message_id));
+    let mappings = s.api.catalog.current();
+    let mapping = mappings.get(&found.input.service_key);
+    let blocks = match mapping {
+        Some(mapping) => render::form_blocks(&mapping.form.fields, &found.input.payload),
+        None => render::raw_blocks(&found.input.payload, 3),
+    };
+    let base = format!("/inbox/{}/{}", found.procedure.id, found.pickup.message_id);
+    let region = found.input.region.clone();
+    let page = DocumentPage {
+        service: mapping.map_or_else(|| found.input.service_key.clone(), |m| m.info.name.clone()),
+        receipt: found.input.receipt.clone(),
+        municipality: s.api.regions.name_or_ars(&region),
+        region,
+        received: german_time(found.input.created_at),
+        received_iso: iso(found.input.created_at),
+        procedure: found.procedure.id.clone(),
+        authority: found.procedure.authority.clone(),
+        taken,
+        take_href: format!("{base}/take"),
+        csrf: found.session.csrf.clone(),
+        form: FormView { blocks },
+        attachments: found
+            .input
+            .attachments
+            .iter()
+            .enumerate()
+            .map(|(index, a)| AttachmentView {
+                href: format!("{base}/attachments/{}", index + 1),
+                filename: a.filename.clone(),
+                media_type: a.media_type.clone(),
+                size: render::human_size(a.size),
+            })
+            .collect(),
+        attachments_caption: counted(found.input.attachments.len(), "Anlage", "Anlagen"),
+        xml_href: format!("{base}/xml"),
+        xml_size: render::human_size(found.xml.len() as u64),
+        message_type: found.pickup.message_type.clone(),
+    };
+    let title = format!("Antrag {}", page.receipt);
+    s.page(
+        StatusCode::OK,
+        &title,
+        Some(&found.session),
+        "document",
+        &page,
+    )
+}
+
+async fn take(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((procedure, message)): Path<(String, String)>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let session = match s.posted(&headers, form) {
+        Ok(signed) => signed.session,
+        Err(response) => return *response,
+    };
+    let Some(procedure) = s.inbox.procedure_for(&session.user, &procedure) else {
+        return s.not_found(Some(&session));
+    };
+    let Ok(message_id) = Uuid::parse_str(&message) else {
+        return s.not_found(Some(&session));
+    };
+    let detail = format!(
+        "message {message_id} taken over by clerk {} (manual)",
+        session.user
+    );
+    match s
+        .api
+        .store
+        .acknowledge_pickup(&procedure.id, message_id, &detail)
+        .await
+    {
+        Ok(PickupAck::Acknowledged) => {
+            tracing::info!(
+                procedure = %procedure.id,
+                %message_id,
+                clerk = %session.user,
+                "taken over in the clerk inbox"
+            );
+        }
+        Ok(PickupAck::AlreadyAcknowledged) => {}
+        Ok(PickupAck::Unknown) => return s.not_found(Some(&session)),
+        Err(e) => {
+            tracing::error!(error = %e, "clerk inbox: taking over failed");
+            return s.unavailable(Some(&session));
+        }
+    }
+    see_other(&format!("/inbox/{}/{message_id}", procedure.id))
+}
+
+/// `…/attachments/{n}`, counted from 1.
+#[derive(Deserialize)]
+struct AttachmentPath {
+    n: String,
+}
+
+async fn attachment(
+    State(s): State<Shared>,
+    found: Found,
+    Path(AttachmentPath { n }): Path<AttachmentPath>,
+) -> Response {
+    let chosen = n
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|index| Some((index, found.input.attachments.get(index)?)));
+    let Some((index, attachment)) = chosen else {
+        return s.not_found(Some(&found.session));
+    };
+    let body = match &attachment.content {
+        AttachmentContent::Inline(content) => Body::from(content.clone()),
+        // An upload is streamed from its chunks, never loaded whole.
+        AttachmentContent::Upload(_) => crate::api::plain_body(
+            s.api.store.clone(),
+            found.procedure.id.clone(),
+            found.pickup.message_id,
+            u32::try_from(index).unwrap_or(u32::MAX),
+            attachment.size,
+        ),
+    };
+    download(
+        render::served_media_type(&attachment.media_type),
+        &render::content_disposition(&attachment.filename),
+        body,
+    )
+}
+
+async fn xml(found: Found) -> Response {
+    let filename = format!("{}-{}.xml", found.input.receipt, found.pickup.message_type);
+    download(
+        render::served_media_type("application/xml"),
+        &render::content_disposition(&filename),
+        Body::from(found.xml),
+    )
+}
+
+fn download(media_type: &'static str, disposition: &str, body: Body) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    if let Ok(value) = HeaderValue::try_from(disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    } else {
+        headers.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+    }
+    response
+}
