@@ -44,22 +44,10 @@ fn every_saxon_municipality_has_a_responsible_procedure() {
 }
 
 fn broken_config(routing: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let main = std::fs::read_to_string(workspace().join("config/kopplung.toml"))
-        .unwrap()
-        .replace(
-            "../mappings",
-            &workspace().join("mappings").display().to_string(),
-        )
-        .replace(
-            "\"regions.csv\"",
-            &format!("\"{}\"", workspace().join("config/regions.csv").display()),
-        );
-    std::fs::write(dir.path().join("kopplung.toml"), main).unwrap();
-    std::fs::write(dir.path().join("routing.toml"), routing).unwrap();
-    Config::load(&dir.path().join("kopplung.toml"), dir.path())
-        .unwrap_err()
-        .to_string()
+    match load_with("", routing) {
+        Err(error) => error,
+        Ok(_) => panic!("loaded: {routing}"),
+    }
 }
 
 #[test]
@@ -115,30 +103,11 @@ fn audit_checkpoints_default_to_five_minutes_and_never_is_refused() {
     )
     .unwrap();
     assert_eq!(demo.file.audit.checkpoint_secs, 300);
-    let dir = tempfile::tempdir().unwrap();
-    let main = std::fs::read_to_string(workspace().join("config/kopplung.toml"))
-        .unwrap()
-        .replace(
-            "../mappings",
-            &workspace().join("mappings").display().to_string(),
-        )
-        .replace(
-            "\"regions.csv\"",
-            &format!("\"{}\"", workspace().join("config/regions.csv").display()),
-        );
-    std::fs::write(
-        dir.path().join("kopplung.toml"),
-        format!("{main}\n[audit]\ncheckpoint_secs = 0\n"),
-    )
-    .unwrap();
-    std::fs::copy(
-        workspace().join("config/routing.toml"),
-        dir.path().join("routing.toml"),
-    )
-    .unwrap();
-    let error = Config::load(&dir.path().join("kopplung.toml"), dir.path())
-        .unwrap_err()
-        .to_string();
+    let routing = std::fs::read_to_string(workspace().join("config/routing.toml")).unwrap();
+    let error = match load_with("[audit]\ncheckpoint_secs = 0\n", &routing) {
+        Err(error) => error,
+        Ok(_) => panic!("checkpoints every 0 s"),
+    };
     assert!(
         error.contains("kopplung.toml: [audit] checkpoint_secs: must be at least 1"),
         "{error}"
