@@ -3,14 +3,18 @@
 //! of applications, stores or schedules: when to try again is the router's decision.
 //!
 //! One folder per transport, each with the same files: `config.rs` (what an operator
-//! writes), `sink.rs` (the delivery), `tests.rs` (against the real peer).
+//! writes, how it is checked and how it builds its sink), `sink.rs` (the delivery),
+//! `tests.rs` (against the real peer). [`registry`] lists them once.
 #![forbid(unsafe_code)]
 
 pub mod amqp;
+mod files;
 pub mod http;
 pub mod manual;
 pub mod pull;
+pub mod registry;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -72,11 +76,38 @@ pub trait Sink: Send + Sync {
     fn destination(&self) -> DestinationInfo;
 }
 
+/// One problem of a transport's configuration: the key it concerns (within the
+/// transport's section) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    pub fn new(key: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
 /// Errors of setting up a transport (not of delivering: that is an [`Outcome`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid AMQP URL: {0}")]
-    AmqpUrl(String),
+    /// The configuration is invalid (the config check names every problem first).
+    #[error("{0}")]
+    Invalid(ConfigProblem),
     #[error("HTTP transport: {0}")]
     Http(String),
+    /// A file the configuration names (certificate, key, secret) cannot be used.
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
 }

@@ -32,10 +32,10 @@ pub fn init_pki(dir: &Path, config: &Config) -> anyhow::Result<usize> {
         .iter()
         .filter(|p| p.envelope.is_some())
         .partition(|p| p.envelope == Some(Envelope::Jose));
-    let cms: Vec<String> = cms.iter().map(|p| p.id.clone()).collect();
+    let cms: Vec<String> = cms.iter().map(|p| p.id.to_string()).collect();
     let mut written = init_demo_pki(&layout, &cms)?.len();
     for procedure in jose {
-        written += issue_rsa_recipient(&layout, &procedure.id, 3072)?.len();
+        written += issue_rsa_recipient(&layout, procedure.id.as_str(), 3072)?.len();
     }
     // The procedures' own signing keys, for their receipts (the reference procedure
     // and tests sign with them; a real procedure brings its own certificate).
@@ -45,7 +45,7 @@ pub fn init_pki(dir: &Path, config: &Config) -> anyhow::Result<usize> {
         .iter()
         .filter(|p| p.envelope.is_some())
     {
-        written += issue_procedure_signer(&layout, &procedure.id)?.len();
+        written += issue_procedure_signer(&layout, procedure.id.as_str())?.len();
     }
     Ok(written)
 }

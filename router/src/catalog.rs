@@ -94,7 +94,7 @@ pub fn load_checked(
         kopplung_transformers::mapping::MappingEnv::load(&config.mappings_dir, regions.names())?;
     let mappings = kopplung_transformers::mapping::load_all(&config.mappings_dir, &env)?;
     for route in &config.routing.routes {
-        if !mappings.contains_key(&route.service) {
+        if !mappings.contains_key(route.service.as_str()) {
             return Err(Error::Config {
                 file: config.mappings_dir.clone(),
                 message: format!(

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kopplung_adapters::Sink;
-use kopplung_adapters::amqp::{AmqpBroker, AmqpSink, Handled, ReplyHandler, consume_replies};
+use kopplung_adapters::amqp::{AmqpBroker, Handled, ReplyHandler, consume_replies};
+use kopplung_adapters::registry::{BuildContext, Transport};
 use tokio::sync::{Notify, watch};
 
 use axum::response::IntoResponse;
@@ -16,7 +17,7 @@ use crate::api::problem::Problem;
 use crate::api::{self, ApiState, auth::Clients};
 use crate::audit::{Checkpoint, checkpoint};
 use crate::catalog::{Catalog, load_checked};
-use crate::config::{Config, DeliveryConfig};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox::Dispatcher;
 use crate::prepare::Preparer;
@@ -178,23 +179,24 @@ pub async fn run(
                 .procedures
                 .iter()
                 .flat_map(|p| {
-                    let pull = match &p.delivery {
-                        DeliveryConfig::Pull(pull) => Some(crate::config::ClientConfig {
-                            id: p.id.clone(),
-                            token_sha256: pull.token_sha256.clone(),
-                            token_file: pull.token_file.clone(),
-                        }),
-                        _ => None,
-                    };
+                    // The token its transport collects messages with (pull).
+                    let transport =
+                        p.delivery
+                            .api_token()
+                            .map(|token| crate::config::ClientConfig {
+                                id: p.id.to_string(),
+                                token_sha256: token.sha256.map(str::to_owned),
+                                token_file: token.file.map(ToOwned::to_owned),
+                            });
                     // Any procedure may have one to fetch attachments (claim check).
                     let api = (p.token_sha256.is_some() || p.token_file.is_some()).then(|| {
                         crate::config::ClientConfig {
-                            id: p.id.clone(),
+                            id: p.id.to_string(),
                             token_sha256: p.token_sha256.clone(),
                             token_file: p.token_file.clone(),
                         }
                     });
-                    pull.into_iter().chain(api)
+                    transport.into_iter().chain(api)
                 })
                 .collect::<Vec<_>>(),
             &config.data_dir,
@@ -223,7 +225,7 @@ pub async fn run(
             .routing
             .procedures
             .iter()
-            .map(|p| (p.id.clone(), p.authority.clone()))
+            .map(|p| (p.id.to_string(), p.authority.clone()))
             .collect(),
         limits: config.file.limits.clone(),
         public_url,
@@ -237,14 +239,12 @@ pub async fn run(
     if let Some(broker) = &config.file.amqp {
         let mut queues: Vec<(String, ReplyHandler)> = Vec::new();
         for procedure in &config.routing.procedures {
-            let DeliveryConfig::Amqp(sink) = &procedure.delivery else {
+            let Some(queue) = procedure.delivery.reply_queue() else {
                 continue;
             };
-            let Some(queue) = sink.reply_queue.clone() else {
-                continue;
-            };
+            let queue = queue.to_owned();
             let state = state.clone();
-            let id = procedure.id.clone();
+            let id = procedure.id.to_string();
             let handler: ReplyHandler = Arc::new(move |body| {
                 let state = state.clone();
                 let id = id.clone();
@@ -274,7 +274,7 @@ pub async fn run(
             .routing
             .procedures
             .iter()
-            .filter_map(|p| p.retry.map(|r| (p.id.clone(), r)))
+            .filter_map(|p| p.retry.map(|r| (p.id.to_string(), r)))
             .collect(),
         wake,
         metrics.clone(),
@@ -283,7 +283,7 @@ pub async fn run(
         .routing
         .procedures
         .iter()
-        .map(|p| (p.id.clone(), p.max_in_flight))
+        .map(|p| (p.id.to_string(), p.max_in_flight))
         .collect();
     // A signed receipt in an HTTP answer is an event like any other of that procedure.
     let replies_state = state.clone();
@@ -510,63 +510,33 @@ async fn reload_on_hangup(
     }
 }
 
-/// One sink per procedure, by its transport. TLS material and secrets are read (and
-/// checked) here, so a hub with an unreadable key does not start.
+/// One sink per procedure, built by its transport (see `adapters/src/registry.rs`). TLS
+/// material and secrets are read (and checked) here, so a hub with an unreadable key
+/// does not start.
 fn build_sinks(
     config: &Config,
     broker: Option<&Arc<AmqpBroker>>,
 ) -> Result<BTreeMap<String, Arc<dyn Sink>>, Error> {
-    use kopplung_adapters::http::{HttpSink, HttpTls};
-    use kopplung_adapters::manual::ManualSink;
-    use kopplung_adapters::pull::PullSink;
-    use kopplung_transformers::seal::{load_certificate, load_private_key};
-
     let mut sinks: BTreeMap<String, Arc<dyn Sink>> = BTreeMap::new();
-    let invalid = |id: &str, message: String| Error::Config {
-        file: config.source.clone(),
-        message: format!("procedure `{id}`: {message}"),
-    };
     for procedure in &config.routing.procedures {
         let id = procedure.id.as_str();
-        let sink: Arc<dyn Sink> = match &procedure.delivery {
-            DeliveryConfig::Amqp(sink) => {
-                let broker = broker.ok_or_else(|| invalid(id, "needs an [amqp] section".into()))?;
-                Arc::new(AmqpSink::new(broker.clone(), sink.clone()))
-            }
-            DeliveryConfig::Http(http) => {
-                let server_ca = match &http.server_ca {
-                    Some(file) => Some(load_certificate(&config.pki_dir.join(file))?),
-                    None => None,
-                };
-                let client = match (&http.client_certificate, &http.client_key) {
-                    (Some(cert), Some(key)) => Some((
-                        load_certificate(&config.pki_dir.join(cert))?,
-                        load_private_key(&config.pki_dir.join(key))?,
-                    )),
-                    _ => None,
-                };
-                Arc::new(
-                    HttpSink::new(http.clone(), HttpTls { server_ca, client })
-                        .map_err(|e| invalid(id, e.to_string()))?,
-                )
-            }
-            DeliveryConfig::Pull(pull) => {
-                let callback = match (&pull.callback_url, &pull.callback_secret_file) {
-                    (Some(url), Some(file)) => {
-                        let path = config.data_dir.join(file);
-                        let secret = std::fs::read_to_string(&path).map_err(|e| Error::Config {
-                            file: path.clone(),
-                            message: format!("callback secret of procedure `{id}`: {e}"),
-                        })?;
-                        Some((url.as_str(), secret.trim().as_bytes().to_vec()))
-                    }
-                    _ => None,
-                };
-                Arc::new(PullSink::new(id, callback).map_err(|e| invalid(id, e.to_string()))?)
-            }
-            DeliveryConfig::Manual(_) => Arc::new(ManualSink::new(id)),
+        let context = BuildContext {
+            procedure: id,
+            pki_dir: &config.pki_dir,
+            data_dir: &config.data_dir,
+            broker,
         };
-        sinks.insert(procedure.id.clone(), sink);
+        let sink = procedure.delivery.build(&context).map_err(|e| match e {
+            kopplung_adapters::Error::File { path, message } => Error::Config {
+                file: path,
+                message: format!("procedure `{id}`: {message}"),
+            },
+            other => Error::Config {
+                file: config.source.clone(),
+                message: format!("procedure `{id}`: {other}"),
+            },
+        })?;
+        sinks.insert(id.to_owned(), sink);
     }
     Ok(sinks)
 }

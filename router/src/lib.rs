@@ -33,6 +33,9 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("configuration {}: {message}", file.display())]
     Config { file: PathBuf, message: String },
+    /// Every problem `Config::load` found, each naming its file and key.
+    #[error("configuration {0}")]
+    Invalid(config::Problems),
     #[error(transparent)]
     Transform(#[from] kopplung_transformers::Error),
     #[error(transparent)]

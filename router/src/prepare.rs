@@ -181,7 +181,7 @@ fn load_keys(config: &Config) -> Result<Keys, crate::Error> {
                     message: format!("unknown authority `{}`", procedure.authority),
                 })?;
         recipients.insert(
-            procedure.id.clone(),
+            procedure.id.to_string(),
             Recipient {
                 envelope: procedure.envelope,
                 certificates,

@@ -17,9 +17,9 @@ impl RoutingTable {
         for route in routes {
             table
                 .routes
-                .entry(route.service.clone())
+                .entry(route.service.to_string())
                 .or_default()
-                .insert(route.region.clone(), route.procedure.clone());
+                .insert(route.region.to_string(), route.procedure.to_string());
         }
         table
     }
@@ -53,9 +53,9 @@ mod tests {
 
     fn route(service: &str, region: &str, procedure: &str) -> RouteConfig {
         RouteConfig {
-            service: service.into(),
-            region: region.into(),
-            procedure: procedure.into(),
+            service: service.parse().unwrap(),
+            region: region.parse().unwrap(),
+            procedure: procedure.parse().unwrap(),
         }
     }
 

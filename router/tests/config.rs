@@ -44,22 +44,10 @@ fn every_saxon_municipality_has_a_responsible_procedure() {
 }
 
 fn broken_config(routing: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let main = std::fs::read_to_string(workspace().join("config/kopplung.toml"))
-        .unwrap()
-        .replace(
-            "../mappings",
-            &workspace().join("mappings").display().to_string(),
-        )
-        .replace(
-            "\"regions.csv\"",
-            &format!("\"{}\"", workspace().join("config/regions.csv").display()),
-        );
-    std::fs::write(dir.path().join("kopplung.toml"), main).unwrap();
-    std::fs::write(dir.path().join("routing.toml"), routing).unwrap();
-    Config::load(&dir.path().join("kopplung.toml"), dir.path())
-        .unwrap_err()
-        .to_string()
+    match load_with("", routing) {
+        Err(error) => error,
+        Ok(_) => panic!("loaded: {routing}"),
+    }
 }
 
 #[test]
@@ -85,8 +73,18 @@ fn broken_routing_tables_are_refused_precisely() {
     ));
     assert!(err.contains("defined twice (ambiguous)"), "{err}");
 
+    // Keys and ids are parsed at the edge: a bad one names its line and key.
     let err = broken_config(&format!("{authority}{procedure}{}", route("14x", "p")));
-    assert!(err.contains("region must be an ARS"), "{err}");
+    assert!(
+        err.contains("routing.toml")
+            && err.contains("line 17: region: `14x` is no ARS prefix: 1 to 12 digits"),
+        "{err}"
+    );
+    let err = broken_config(&format!("{authority}{procedure}{}", route("14", "P_1")));
+    assert!(
+        err.contains("line 18: procedure: `P_1` is no procedure id"),
+        "{err}"
+    );
 
     let err = broken_config(&format!(
         "{authority}\n\n[[procedure]]\nid = \"p\"\nauthority = \"a\"\nenvelope = \"rot13\"\n"
@@ -105,6 +103,24 @@ fn audit_checkpoints_default_to_five_minutes_and_never_is_refused() {
     )
     .unwrap();
     assert_eq!(demo.file.audit.checkpoint_secs, 300);
+    let routing = std::fs::read_to_string(workspace().join("config/routing.toml")).unwrap();
+    let error = match load_with("[audit]\ncheckpoint_secs = 0\n", &routing) {
+        Err(error) => error,
+        Ok(_) => panic!("checkpoints every 0 s"),
+    };
+    assert!(
+        error.contains("kopplung.toml: [audit] checkpoint_secs: must be at least 1"),
+        "{error}"
+    );
+}
+
+/// The demo's `kopplung.toml` in a fresh folder (with `extra` appended), and `routing`.
+fn load_with(extra: &str, routing: &str) -> Result<Config, String> {
+    load_edited(("", ""), extra, routing)
+}
+
+/// [`load_with`], with `old` in `kopplung.toml` replaced by `new` first.
+fn load_edited((old, new): (&str, &str), extra: &str, routing: &str) -> Result<Config, String> {
     let dir = tempfile::tempdir().unwrap();
     let main = std::fs::read_to_string(workspace().join("config/kopplung.toml"))
         .unwrap()
@@ -115,22 +131,123 @@ fn audit_checkpoints_default_to_five_minutes_and_never_is_refused() {
         .replace(
             "\"regions.csv\"",
             &format!("\"{}\"", workspace().join("config/regions.csv").display()),
+        )
+        .replacen(old, new, 1);
+    std::fs::write(dir.path().join("kopplung.toml"), format!("{main}\n{extra}")).unwrap();
+    std::fs::write(dir.path().join("routing.toml"), routing).unwrap();
+    Config::load(&dir.path().join("kopplung.toml"), dir.path()).map_err(|e| e.to_string())
+}
+
+const AUTHORITY: &str = "[[authority]]\nid = \"a\"\nname = \"A\"\nkennung = \"k\"\n\n";
+
+fn procedure(id: &str, extra: &str, delivery: &str) -> String {
+    format!(
+        "[[procedure]]\nid = \"{id}\"\nauthority = \"a\"\nenvelope = \"cms\"\ncertificate = \"{id}.crt\"\n{extra}\n[procedure.delivery]\n{delivery}\n\n"
+    )
+}
+
+/// The guard on `token_sha256 && token_file` stood after the AMQP and HTTP arms of the
+/// check: such a procedure could give both, and `token_sha256` silently won.
+#[test]
+fn no_transport_may_give_both_a_token_hash_and_a_token_file() {
+    let both = "token_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\ntoken_file = \"token\"";
+    for delivery in [
+        "transport = \"amqp\"\nqueue = \"q\"",
+        "transport = \"http\"\nurl = \"https://fv.example/eingang\"",
+        "transport = \"pull\"\ntoken_file = \"pull-token\"",
+    ] {
+        let routing = format!(
+            "{AUTHORITY}{}",
+            procedure("dresden-maengel", both, delivery)
         );
-    std::fs::write(
-        dir.path().join("kopplung.toml"),
-        format!("{main}\n[audit]\ncheckpoint_secs = 0\n"),
-    )
-    .unwrap();
-    std::fs::copy(
-        workspace().join("config/routing.toml"),
-        dir.path().join("routing.toml"),
-    )
-    .unwrap();
-    let error = Config::load(&dir.path().join("kopplung.toml"), dir.path())
-        .unwrap_err()
-        .to_string();
+        let error = load_with("", &routing).unwrap_err();
+        assert!(
+            error.contains("routing.toml: [[procedure]] dresden-maengel: token_sha256 and token_file: give one, not both"),
+            "{delivery}: {error}"
+        );
+        // One of them is fine.
+        let one = "token_file = \"token\"";
+        let routing = format!("{AUTHORITY}{}", procedure("dresden-maengel", one, delivery));
+        load_with("", &routing).unwrap();
+    }
+}
+
+#[test]
+fn every_problem_of_every_section_is_named_at_once() {
+    let extra = "[audit]\ncheckpoint_secs = 0\n\n[[clerk]]\nid = \"anna\"\nname = \"Anna\"\n";
+    let routing = format!(
+        "{AUTHORITY}{}{}{}[[route]]\nservice = \"{MAENGEL}\"\nregion = \"14\"\nprocedure = \"nirgends\"\n",
+        procedure(
+            "p",
+            "max_in_flight = 0",
+            "transport = \"http\"\nurl = \"ftp://fv.example/\"\ntimeout_ms = 0"
+        ),
+        procedure(
+            "q",
+            "",
+            "transport = \"pull\"\ntoken_sha256 = \"abc\"\ncallback_url = \"https://fv.example/hook\""
+        ),
+        "[[procedure]]\nid = \"m\"\nauthority = \"b\"\nenvelope = \"cms\"\n[procedure.delivery]\ntransport = \"manual\"\nclerks = [\"anna\", \"niemand\"]\n\n",
+    );
+    let error = load_with(extra, &routing).unwrap_err();
+    let expected = [
+        "kopplung.toml: [[clerk]] anna: password_argon2: give exactly one of password_argon2 and password_file",
+        "kopplung.toml: [audit] checkpoint_secs: must be at least 1",
+        "routing.toml: [[procedure]] p: max_in_flight: must be 1 to 256",
+        "routing.toml: [[procedure]] p: delivery.url: `ftp://fv.example/`: need http:// or https:// and a host",
+        "routing.toml: [[procedure]] p: delivery.timeout_ms: need 0 < connect_timeout_ms <= timeout_ms",
+        "routing.toml: [[procedure]] q: delivery.token_sha256: must be 64 hex digits",
+        "routing.toml: [[procedure]] q: delivery.callback_secret_file: give callback_url together with callback_secret_file",
+        "routing.toml: [[procedure]] m: envelope: a manual procedure is read in the clerk inbox",
+        "routing.toml: [[procedure]] m: authority: unknown authority `b`",
+        "routing.toml: [[procedure]] m: delivery.clerks: unknown clerk `niemand`",
+        "routing.toml: [[route]] 99999001000000 / 14: procedure: unknown procedure `nirgends`",
+    ];
+    for problem in expected {
+        assert!(error.contains(problem), "`{problem}` missing: {error}");
+    }
     assert!(
-        error.contains("[audit]: checkpoint_secs must be at least 1"),
+        error.contains(&format!("has {} problems:", expected.len())),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_lease_bounds_what_one_attempt_of_each_transport_may_take() {
+    let routing = format!(
+        "{AUTHORITY}{}",
+        procedure(
+            "p",
+            "",
+            "transport = \"http\"\nurl = \"https://fv.example/\"\ntimeout_ms = 60000"
+        )
+    );
+    // 60 s fit into three quarters of the default lease (120 s), not of 40 s; nor does
+    // an AMQP attempt of 2 * 5 + 30 s.
+    load_with("", &routing).unwrap();
+    let short = ("[delivery]\n", "[delivery]\nlease_secs = 40\n");
+    let error = match load_edited(short, "", &routing) {
+        Err(error) => error,
+        Ok(_) => panic!("a 60 s attempt in a 40 s lease"),
+    };
+    for expected in [
+        "routing.toml: [[procedure]] p: delivery.timeout_ms: must fit into three quarters of [delivery] lease_secs (40 s)",
+        "kopplung.toml: [amqp] confirm_timeout_secs: 2 * connect_timeout_secs + confirm_timeout_secs must fit into three quarters of [delivery] lease_secs (40 s)",
+    ] {
+        assert!(error.contains(expected), "`{expected}` missing: {error}");
+    }
+    // A lease out of range is named once, not again for every transport.
+    let error = match load_edited(
+        ("[delivery]\n", "[delivery]\nlease_secs = 4\n"),
+        "",
+        &routing,
+    ) {
+        Err(error) => error,
+        Ok(_) => panic!("a lease of 4 s"),
+    };
+    assert!(
+        error.contains("kopplung.toml: [delivery] lease_secs: must be 5 to 3600")
+            && !error.contains("problems"),
         "{error}"
     );
 }

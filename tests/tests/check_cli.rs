@@ -332,3 +332,49 @@ fn files_open_to_other_users_are_named() {
     // Certificates are public: the PKI's 0644 certificates are not reported.
     assert!(!message.contains(".crt"), "{message}");
 }
+
+#[test]
+fn three_mistakes_in_two_files_are_all_named_at_once() {
+    let site = Site::new();
+    // kopplung.toml: a clerk without a password; routing.toml: an AMQP procedure that
+    // gives both a token hash and a token file (the arm-order bug let token_sha256 win
+    // silently), and a route to an unknown procedure.
+    site.edit(
+        "config/kopplung.toml",
+        "[[clerk]]\n",
+        "[[clerk]]\nid = \"ohne-passwort\"\nname = \"Ohne Passwort\"\n\n[[clerk]]\n",
+    );
+    site.edit(
+        "config/routing.toml",
+        "token_file = \"procedure-tokens/dresden-maengel\"\n",
+        "token_file = \"procedure-tokens/dresden-maengel\"\ntoken_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n",
+    );
+    site.edit(
+        "config/routing.toml",
+        "procedure = \"leipzig-maengel\"\n",
+        "procedure = \"leipzig-maengelmelder\"\n",
+    );
+    site.refused(
+        "routing.toml",
+        &[
+            "[[procedure]] dresden-maengel: token_sha256 and token_file: give one, not both",
+            "kopplung.toml: [[clerk]] ohne-passwort: password_argon2: give exactly one of password_argon2 and password_file",
+            "routing.toml: [[route]] 99999001000000 / 14713: procedure: unknown procedure `leipzig-maengelmelder`",
+            "has 3 problems",
+        ],
+    );
+}
+
+#[test]
+fn a_bad_procedure_id_is_refused_with_its_line_and_key() {
+    let site = Site::new();
+    site.edit(
+        "config/routing.toml",
+        "id = \"dresden-maengel\"\n",
+        "id = \"Dresden_Maengel\"\n",
+    );
+    site.refused(
+        "routing.toml",
+        &["id: `Dresden_Maengel` is no procedure id", "line "],
+    );
+}

@@ -1,4 +1,15 @@
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde::Deserialize;
+
+use super::sink::AmqpSink;
+use crate::registry::{BuildContext, CheckContext, Transport, attempt_limit};
+use crate::{ConfigProblem, Error, Sink};
+
+/// One delivery attempt may connect twice and wait for the confirm; it must end well
+/// within the outbox lease however long that is.
+const MAX_ATTEMPT_SECS: u64 = 80;
 
 /// The broker connection, shared by all AMQP procedures.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +52,57 @@ impl AmqpBrokerConfig {
             reconnect_base_ms: default_reconnect_base(),
             reconnect_max_ms: default_reconnect_max(),
         }
+    }
+
+    /// Every problem of `[amqp]`; `lease` as in [`CheckContext`].
+    pub fn validate(&self, lease: Option<Duration>) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        // The parser's own message would repeat the URL, password and all.
+        if self.url.parse::<lapin::uri::AMQPUri>().is_err() {
+            problems.push(ConfigProblem::new(
+                "url",
+                format!("`{}` is no amqp:// or amqps:// URL", self.redacted_url()),
+            ));
+        }
+        if self.connect_timeout_secs == 0 {
+            problems.push(ConfigProblem::new(
+                "connect_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.confirm_timeout_secs == 0 {
+            problems.push(ConfigProblem::new(
+                "confirm_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        let attempt = self
+            .connect_timeout_secs
+            .saturating_mul(2)
+            .saturating_add(self.confirm_timeout_secs);
+        if attempt > MAX_ATTEMPT_SECS {
+            problems.push(ConfigProblem::new(
+                "confirm_timeout_secs",
+                format!("2 * connect_timeout_secs + confirm_timeout_secs must be at most {MAX_ATTEMPT_SECS} (one delivery attempt must end well within its lease)"),
+            ));
+        } else if let Some(lease) = lease
+            && Duration::from_secs(attempt) > attempt_limit(lease)
+        {
+            problems.push(ConfigProblem::new(
+                "confirm_timeout_secs",
+                format!(
+                    "2 * connect_timeout_secs + confirm_timeout_secs must fit into three quarters of [delivery] lease_secs ({} s)",
+                    lease.as_secs()
+                ),
+            ));
+        }
+        if self.reconnect_base_ms == 0 || self.reconnect_max_ms < self.reconnect_base_ms {
+            problems.push(ConfigProblem::new(
+                "reconnect_max_ms",
+                "need 0 < reconnect_base_ms <= reconnect_max_ms",
+            ));
+        }
+        problems
     }
 
     /// The URL without its password, for logs and status pages.
@@ -109,4 +171,39 @@ impl AmqpSinkConfig {
             None => ("", self.queue.as_str()),
         }
     }
+}
+
+impl Transport for AmqpSinkConfig {
+    fn validate(&self, context: &CheckContext<'_>) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if context.broker.is_none() {
+            problems.push(no_broker());
+        }
+        if self.queue.is_empty() {
+            problems.push(ConfigProblem::new("queue", "must not be empty"));
+        }
+        if self.reply_queue.as_deref() == Some(self.queue.as_str()) {
+            problems.push(ConfigProblem::new(
+                "reply_queue",
+                "must differ from queue (the hub would consume its own messages)",
+            ));
+        }
+        problems
+    }
+
+    fn build(&self, context: &BuildContext<'_>) -> Result<Arc<dyn Sink>, Error> {
+        let broker = context.broker.ok_or_else(|| Error::Invalid(no_broker()))?;
+        Ok(Arc::new(AmqpSink::new(broker.clone(), self.clone())))
+    }
+
+    fn reply_queue(&self) -> Option<&str> {
+        self.reply_queue.as_deref()
+    }
+}
+
+fn no_broker() -> ConfigProblem {
+    ConfigProblem::new(
+        "transport",
+        "delivered over AMQP, but there is no [amqp] section",
+    )
 }

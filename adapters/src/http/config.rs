@@ -1,6 +1,11 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
+
+use super::sink::{HttpSink, HttpTls};
+use crate::registry::{BuildContext, CheckContext, Transport};
+use crate::{ConfigProblem, Error, Sink, files};
 
 /// One procedure's HTTP endpoint.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,29 +49,77 @@ impl HttpSinkConfig {
         }
     }
 
-    /// The problem with this configuration, if any (for the config check).
-    pub fn problem(&self) -> Option<String> {
-        let Ok(uri) = self.url.parse::<hyper::Uri>() else {
-            return Some(format!("url `{}` is not a URL", self.url));
-        };
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Some(format!(
-                "url `{}`: need http:// or https:// and a host",
-                self.url
-            ));
+    /// Every problem of these settings on their own (the sink refuses to start with one).
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        match self.url.parse::<hyper::Uri>() {
+            Err(_) => problems.push(ConfigProblem::new(
+                "url",
+                format!("`{}` is not a URL", self.url),
+            )),
+            Ok(uri)
+                if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() =>
+            {
+                problems.push(ConfigProblem::new(
+                    "url",
+                    format!("`{}`: need http:// or https:// and a host", self.url),
+                ));
+            }
+            Ok(_) => {}
         }
         if self.connect_timeout_ms == 0
             || self.timeout_ms == 0
             || self.connect_timeout_ms > self.timeout_ms
             || self.timeout_ms > 80_000
         {
-            return Some(
-                "need 0 < connect_timeout_ms <= timeout_ms <= 80000 (one delivery attempt must end well within its lease)".into(),
-            );
+            problems.push(ConfigProblem::new(
+                "timeout_ms",
+                "need 0 < connect_timeout_ms <= timeout_ms <= 80000 (one delivery attempt must end well within its lease)",
+            ));
         }
         if self.client_certificate.is_some() != self.client_key.is_some() {
-            return Some("give client_certificate together with client_key".into());
+            problems.push(ConfigProblem::new(
+                "client_key",
+                "give client_certificate together with client_key",
+            ));
         }
-        None
+        problems
+    }
+}
+
+impl Transport for HttpSinkConfig {
+    fn validate(&self, context: &CheckContext<'_>) -> Vec<ConfigProblem> {
+        let mut problems = self.problems();
+        if let (Some(lease), Some(limit)) = (context.lease, context.attempt_limit())
+            && u128::from(self.timeout_ms) > limit.as_millis()
+        {
+            problems.push(ConfigProblem::new(
+                "timeout_ms",
+                format!(
+                    "must fit into three quarters of [delivery] lease_secs ({} s)",
+                    lease.as_secs()
+                ),
+            ));
+        }
+        problems
+    }
+
+    fn build(&self, context: &BuildContext<'_>) -> Result<Arc<dyn Sink>, Error> {
+        let pki = |file: &PathBuf| context.pki_dir.join(file);
+        let server_ca = match &self.server_ca {
+            Some(file) => Some(files::certificate(&pki(file))?),
+            None => None,
+        };
+        let client = match (&self.client_certificate, &self.client_key) {
+            (Some(certificate), Some(key)) => Some((
+                files::certificate(&pki(certificate))?,
+                files::private_key(&pki(key))?,
+            )),
+            _ => None,
+        };
+        Ok(Arc::new(HttpSink::new(
+            self.clone(),
+            HttpTls { server_ca, client },
+        )?))
     }
 }

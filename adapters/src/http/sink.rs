@@ -48,8 +48,8 @@ impl std::fmt::Debug for HttpSink {
 
 impl HttpSink {
     pub fn new(config: HttpSinkConfig, tls: HttpTls) -> Result<Self, Error> {
-        if let Some(problem) = config.problem() {
-            return Err(Error::Http(problem));
+        if let Some(problem) = config.problems().into_iter().next() {
+            return Err(Error::Invalid(problem));
         }
         let uri: Uri = config
             .url

@@ -228,12 +228,22 @@ async fn garbage_instead_of_http_is_retried() {
 
 #[test]
 fn bad_configurations_are_named() {
-    assert!(HttpSinkConfig::new("ftp://x/").problem().is_some());
-    assert!(HttpSinkConfig::new("not a url").problem().is_some());
+    assert!(!HttpSinkConfig::new("ftp://x/").problems().is_empty());
+    assert!(!HttpSinkConfig::new("not a url").problems().is_empty());
     let mut config = HttpSinkConfig::new("https://fv.example/inbox");
-    assert_eq!(config.problem(), None);
+    assert_eq!(config.problems(), Vec::new());
     config.client_certificate = Some("client.crt".into());
-    assert!(config.problem().unwrap_or_default().contains("client_key"));
+    let problems = config.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].to_string().contains("client_key"),
+        "{problems:?}"
+    );
+    // Every problem at once, each naming its key.
+    config.url = "ftp://x/".into();
+    config.timeout_ms = 0;
+    let keys: Vec<&str> = config.problems().iter().map(|p| p.key).collect();
+    assert_eq!(keys, ["url", "timeout_ms", "client_key"]);
 }
 
 mod mtls {

@@ -2,34 +2,8 @@
 //! waits in the hub's clerk inbox, where a clerk reads the application and takes it over;
 //! taking it over is the delivery.
 
-use async_trait::async_trait;
+mod config;
+mod sink;
 
-use crate::{DestinationInfo, OutboundMessage, Outcome, Sink};
-
-/// Parks every message for the clerk inbox.
-#[derive(Debug)]
-pub struct ManualSink {
-    procedure: String,
-}
-
-impl ManualSink {
-    pub fn new(procedure: &str) -> Self {
-        Self {
-            procedure: procedure.to_owned(),
-        }
-    }
-}
-
-#[async_trait]
-impl Sink for ManualSink {
-    async fn deliver(&self, _message: &OutboundMessage) -> Outcome {
-        Outcome::AwaitingPickup
-    }
-
-    fn destination(&self) -> DestinationInfo {
-        DestinationInfo {
-            transport: "manual",
-            destination: format!("/inbox/{}", self.procedure),
-        }
-    }
-}
+pub use config::ManualConfig;
+pub use sink::ManualSink;

@@ -147,7 +147,7 @@ impl Inbox {
             .iter()
             .filter_map(|procedure| match &procedure.delivery {
                 DeliveryConfig::Manual(manual) => Some(ManualProcedure {
-                    id: procedure.id.clone(),
+                    id: procedure.id.to_string(),
                     authority: config
                         .authority(&procedure.authority)
                         .map_or_else(|| procedure.authority.clone(), |a| a.name.clone()),

@@ -1,0 +1,106 @@
+//! `transport = "amqp"`: consumes the procedure's queue; receipts go back on its reply
+//! queue if it has one, else over the hub's HTTP API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use tokio::sync::watch;
+
+use crate::answer::{later_decide, send};
+use crate::open::{Outcome, open};
+use crate::setup::{Procedure, Shared};
+
+/// Consumes one procedure's queue, reconnecting with a growing pause.
+pub(crate) async fn consume(
+    procedure: Arc<Procedure>,
+    queue: String,
+    shared: Arc<Shared>,
+    amqp_url: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut pause = Duration::from_secs(1);
+    while !*shutdown.borrow() {
+        let session = async {
+            let connection =
+                Connection::connect(&amqp_url, ConnectionProperties::default()).await?;
+            let channel = connection.create_channel().await?;
+            // The hub declares the queue on first delivery; a vendor may start first.
+            channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions::durable(),
+                    FieldTable::default(),
+                )
+                .await?;
+            channel.basic_qos(8, BasicQosOptions::default()).await?;
+            // Events on the reply queue wait for the broker's confirm.
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            let mut consumer = channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    format!("sim-{}", procedure.id).as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            while let Some(delivery) = consumer.next().await {
+                let delivery = delivery?;
+                let property = |value: &Option<lapin::types::ShortString>| {
+                    value.as_ref().map(|m| m.to_string()).unwrap_or_default()
+                };
+                let message_type = property(delivery.properties.kind());
+                let message_id = property(delivery.properties.message_id());
+                let handled = match open(&procedure, &shared, &delivery.data, &message_type).await {
+                    Ok(handled) => send(&procedure, &shared, Some(&channel), &handled.receipt)
+                        .await
+                        .map(|()| handled),
+                    Err(outcome) => Err(outcome),
+                };
+                match handled {
+                    Ok(handled) => {
+                        delivery.acker.ack(BasicAckOptions::default()).await?;
+                        later_decide(&procedure, &shared, Some(channel.clone()), handled.accepted);
+                    }
+                    Err(Outcome::TryLater(reason)) => {
+                        tracing::warn!(procedure = %procedure.id, %message_id, %reason, "receipt not sent; message stays in the queue");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        delivery
+                            .acker
+                            .nack(BasicNackOptions {
+                                requeue: true,
+                                ..Default::default()
+                            })
+                            .await?;
+                    }
+                    Err(Outcome::Refused(reason)) => {
+                        tracing::error!(procedure = %procedure.id, %message_id, %reason, "message refused (not from the hub or not for us)");
+                        delivery.acker.nack(BasicNackOptions::default()).await?;
+                    }
+                }
+            }
+            Ok::<(), lapin::Error>(())
+        };
+        tokio::select! {
+            outcome = session => {
+                if let Err(e) = outcome {
+                    tracing::warn!(procedure = %procedure.id, error = %e, "broker connection lost; reconnecting");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => return,
+        }
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}

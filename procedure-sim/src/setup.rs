@@ -1,0 +1,175 @@
+//! What a simulated procedure knows, read from the routing table (its `[procedure.delivery]`
+//! parsed by the hub's own list of transports), the PKI folder and the data directory.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kopplung_adapters::registry::DeliveryConfig;
+use kopplung_transformers::seal::{TrustAnchors, load_certificate, load_private_key};
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+use serde::Deserialize;
+
+use crate::{Error, SimConfig};
+
+#[derive(Deserialize)]
+struct RoutingFile {
+    #[serde(default, rename = "procedure")]
+    procedures: Vec<ProcedureEntry>,
+}
+
+#[derive(Deserialize)]
+struct ProcedureEntry {
+    id: String,
+    /// Absent for `manual` procedures, which the simulator does not play.
+    #[serde(default)]
+    envelope: String,
+    delivery: DeliveryConfig,
+    /// The procedure's token for the hub's API (claim-check downloads), relative to the
+    /// data directory; a pull procedure's is in `[delivery]`.
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct ServiceEntry {
+    message: MessageEntry,
+}
+
+#[derive(Deserialize)]
+struct MessageEntry {
+    #[serde(rename = "type")]
+    message_type: String,
+    #[serde(default)]
+    schema: Option<String>,
+}
+
+/// One simulated procedure with its keys.
+pub(crate) struct Procedure {
+    pub id: String,
+    /// How it receives its messages: `amqp`, `http` or `pull` (see [`load`]).
+    pub delivery: DeliveryConfig,
+    pub jose: bool,
+    pub cert: X509,
+    pub key: PKey<Private>,
+    pub signing_cert: X509,
+    pub signing_key: PKey<Private>,
+    /// Bearer token for the hub's API: pull, and attachments fetched by claim check.
+    pub api_token: Option<String>,
+}
+
+/// Everything every procedure shares.
+pub(crate) struct Shared {
+    pub hub_cert: X509,
+    pub anchors: TrustAnchors,
+    pub schemas: BTreeMap<String, PathBuf>,
+    pub hub_url: String,
+    pub http: reqwest::Client,
+    pub decision_delay: Option<Duration>,
+}
+
+pub(crate) fn config_error(file: &Path, message: impl Into<String>) -> Error {
+    Error::Config {
+        file: file.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Message type -> schema file, from the mapping folders.
+fn schemas(mappings: &Path) -> Result<BTreeMap<String, PathBuf>, Error> {
+    let mut out = BTreeMap::new();
+    let entries = std::fs::read_dir(mappings).map_err(|e| config_error(mappings, e.to_string()))?;
+    for entry in entries.flatten() {
+        let service = entry.path().join("service.toml");
+        let Ok(text) = std::fs::read_to_string(&service) else {
+            continue;
+        };
+        let parsed: ServiceEntry =
+            toml::from_str(&text).map_err(|e| config_error(&service, e.to_string()))?;
+        let schema = parsed
+            .message
+            .schema
+            .unwrap_or_else(|| "nachricht.xsd".into());
+        out.insert(parsed.message.message_type, entry.path().join(schema));
+    }
+    Ok(out)
+}
+
+fn read_token(path: &Path) -> Result<String, Error> {
+    let token = std::fs::read_to_string(path).map_err(|e| config_error(path, e.to_string()))?;
+    Ok(token.trim().to_owned())
+}
+
+pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error> {
+    let text = std::fs::read_to_string(&config.routing)
+        .map_err(|e| config_error(&config.routing, e.to_string()))?;
+    let routing: RoutingFile =
+        toml::from_str(&text).map_err(|e| config_error(&config.routing, e.to_string()))?;
+    let pki = &config.pki_dir;
+    let mut procedures = Vec::new();
+    for entry in routing.procedures {
+        if !config.only.is_empty() && !config.only.contains(&entry.id) {
+            continue;
+        }
+        let pull_token = match &entry.delivery {
+            DeliveryConfig::Amqp(_) => None,
+            DeliveryConfig::Http(http) => {
+                if listen_address(&http.url).is_none() {
+                    return Err(config_error(
+                        &config.routing,
+                        format!(
+                            "procedure {}: url `{}` is no http://host:port/path",
+                            entry.id, http.url
+                        ),
+                    ));
+                }
+                None
+            }
+            DeliveryConfig::Pull(pull) => {
+                let Some(file) = &pull.token_file else {
+                    // Only its hash is in the configuration: the simulator cannot play it.
+                    tracing::warn!(procedure = %entry.id, "pull procedure without token_file: not simulated");
+                    continue;
+                };
+                Some(read_token(&config.data_dir.join(file))?)
+            }
+            // No interface: a clerk reads it in the hub's clerk inbox.
+            DeliveryConfig::Manual(_) => continue,
+        };
+        let api_token = match (pull_token, &entry.token_file) {
+            (Some(token), _) => Some(token),
+            (None, Some(file)) => Some(read_token(&config.data_dir.join(file))?),
+            (None, None) => None,
+        };
+        let file = |suffix: &str| pki.join("procedures").join(format!("{}{suffix}", entry.id));
+        procedures.push(Procedure {
+            api_token,
+            delivery: entry.delivery,
+            jose: entry.envelope == "jose",
+            cert: load_certificate(&file(".crt"))?,
+            key: load_private_key(&file(".key"))?,
+            signing_cert: load_certificate(&file("-signatur.crt"))?,
+            signing_key: load_private_key(&file("-signatur.key"))?,
+            id: entry.id,
+        });
+    }
+    let shared = Shared {
+        hub_cert: load_certificate(&pki.join("hub.crt"))?,
+        anchors: TrustAnchors::load(&pki.join("ca.crt"))?,
+        schemas: schemas(&config.mappings)?,
+        hub_url: config.hub_url.trim_end_matches('/').to_owned(),
+        http: reqwest::Client::new(),
+        decision_delay: config.decision_delay,
+    };
+    Ok((procedures, shared))
+}
+
+/// `http://127.0.0.1:9101/eingang` → the address to listen on and the path.
+pub(crate) fn listen_address(url: &str) -> Option<(SocketAddr, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let listen = authority.parse().ok()?;
+    Some((listen, format!("/{path}")))
+}

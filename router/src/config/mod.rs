@@ -1,0 +1,205 @@
+//! The hub's configuration: `kopplung.toml` (server, hub identity, broker, clients)
+//! and the routing table it names (authorities, procedures, routes).
+//!
+//! Paths in `kopplung.toml` are relative to that file; `pki_dir` and `token_file`
+//! are relative to the data directory; procedure certificates to the PKI folder.
+//! Everything is checked at load time, each section by itself, and every problem of
+//! every section is reported at once: a running hub only ever holds a valid config.
+
+mod access;
+mod authorities;
+mod delivery;
+mod hub;
+mod problems;
+mod procedures;
+mod retention;
+mod routes;
+mod server;
+
+use std::path::{Path, PathBuf};
+
+use kopplung_adapters::amqp::AmqpBrokerConfig;
+use kopplung_adapters::registry::CheckContext;
+use serde::Deserialize;
+
+use crate::Error;
+
+pub use access::{AdminConfig, ClerkConfig, ClientConfig};
+pub use authorities::Authority;
+pub use delivery::RetryPolicy;
+pub use hub::{AuditConfig, HubIdentity, SigningConfig};
+/// The transports are listed once, in the adapters.
+pub use kopplung_adapters::manual::ManualConfig;
+pub use kopplung_adapters::registry::DeliveryConfig;
+pub use problems::{Problem, Problems};
+pub use procedures::{Envelope, ProcedureConfig};
+pub use retention::RetentionConfig;
+pub use routes::RouteConfig;
+pub use server::{Limits, MonitoringConfig, ServerConfig, StoreConfig};
+
+use problems::{Findings, read_toml};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
+    pub hub: HubIdentity,
+    /// The mapping folders, one per service.
+    pub mappings: PathBuf,
+    /// Authorities, procedures and routes.
+    pub routing: PathBuf,
+    /// The municipalities (ARS, name) the hub accepts as `region`.
+    pub regions: PathBuf,
+    #[serde(default = "default_pki_dir")]
+    pub pki_dir: PathBuf,
+    /// Where applications and the outbox live: SQLite in the data directory by default,
+    /// or a PostgreSQL database shared by several hub instances.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
+    pub amqp: Option<AmqpBrokerConfig>,
+    #[serde(default)]
+    pub delivery: RetryPolicy,
+    pub signing: Option<SigningConfig>,
+    pub admin: Option<AdminConfig>,
+    #[serde(default, rename = "client")]
+    pub clients: Vec<ClientConfig>,
+    /// Clerks of procedures without an interface (`transport = "manual"`).
+    #[serde(default, rename = "clerk")]
+    pub clerks: Vec<ClerkConfig>,
+    /// When personal data is deleted after an application's final state; kept until an
+    /// operator deletes it otherwise.
+    #[serde(default)]
+    pub retention: Option<RetentionConfig>,
+    /// The audit trail's signed checkpoints.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+fn default_pki_dir() -> PathBuf {
+    "pki".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingFile {
+    #[serde(default, rename = "authority")]
+    pub authorities: Vec<Authority>,
+    #[serde(default, rename = "procedure")]
+    pub procedures: Vec<ProcedureConfig>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// A loaded configuration with every path resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from (for reloads).
+    pub source: PathBuf,
+    pub file: FileConfig,
+    pub routing: RoutingFile,
+    pub mappings_dir: PathBuf,
+    pub regions_file: PathBuf,
+    pub data_dir: PathBuf,
+    pub pki_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads `kopplung.toml` and its routing table and checks every section of both;
+    /// the error names every problem found, each with its file and key.
+    pub fn load(path: &Path, data_dir: &Path) -> Result<Self, Error> {
+        // Without the main file nothing else can be found or checked.
+        let file: FileConfig =
+            read_toml(path).map_err(|problem| Error::Invalid(Problems::new(vec![problem])))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let routing_path = base.join(&file.routing);
+        let mut problems: Vec<Problem> = file.check().in_file(path).collect();
+        let routing = match read_toml::<RoutingFile>(&routing_path) {
+            Ok(routing) => {
+                problems.extend(routing.check(&file).in_file(&routing_path));
+                Some(routing)
+            }
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        };
+        let (Some(routing), true) = (routing, problems.is_empty()) else {
+            return Err(Error::Invalid(Problems::new(problems)));
+        };
+        Ok(Self {
+            source: path.to_owned(),
+            mappings_dir: base.join(&file.mappings),
+            regions_file: base.join(&file.regions),
+            pki_dir: data_dir.join(&file.pki_dir),
+            data_dir: data_dir.to_owned(),
+            file,
+            routing,
+        })
+    }
+
+    pub fn procedure(&self, id: &str) -> Option<&ProcedureConfig> {
+        self.routing.procedures.iter().find(|p| p.id.as_str() == id)
+    }
+
+    pub fn authority(&self, id: &str) -> Option<&Authority> {
+        self.routing.authorities.iter().find(|a| a.id == id)
+    }
+}
+
+impl FileConfig {
+    /// Every section of `kopplung.toml`.
+    fn check(&self) -> Findings {
+        let mut findings = Findings::default();
+        self.server.check(&mut findings);
+        self.limits.check(&mut findings);
+        self.monitoring.check(&self.server, &mut findings);
+        self.hub.check(&mut findings);
+        if let Some(store) = &self.store {
+            store.check(&mut findings);
+        }
+        self.delivery.check(&mut findings);
+        if let Some(broker) = &self.amqp {
+            delivery::check_broker(broker, self.delivery.lease(), &mut findings);
+        }
+        if let Some(signing) = &self.signing {
+            signing.check(&mut findings);
+        }
+        if let Some(admin) = &self.admin {
+            admin.check(&mut findings);
+        }
+        access::check_clients(&self.clients, &mut findings);
+        access::check_clerks(&self.clerks, &mut findings);
+        if let Some(retention) = &self.retention {
+            retention.check(&mut findings);
+        }
+        self.audit.check(&mut findings);
+        findings
+    }
+}
+
+impl RoutingFile {
+    /// Every section of the routing table, against what `kopplung.toml` offers it.
+    fn check(&self, main: &FileConfig) -> Findings {
+        // The clerks' problems are `kopplung.toml`'s; here only their ids count.
+        let clerks = access::check_clerks(&main.clerks, &mut Findings::default());
+        let transports = CheckContext {
+            broker: main.amqp.as_ref(),
+            lease: main.delivery.lease(),
+            clerks: &clerks,
+        };
+        let mut findings = Findings::default();
+        let authorities = authorities::check_authorities(&self.authorities, &mut findings);
+        let procedures = procedures::check_procedures(
+            &self.procedures,
+            &authorities,
+            &transports,
+            &mut findings,
+        );
+        routes::check_routes(&self.routes, &procedures, &mut findings);
+        findings
+    }
+}

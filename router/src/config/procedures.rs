@@ -1,0 +1,146 @@
+//! `[[procedure]]` of the routing table: the specialist procedures, how their messages
+//! are sealed and by which transport (`[procedure.delivery]`) they travel.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use kopplung_adapters::registry::{CheckContext, DeliveryConfig, Transport};
+use kopplung_core::ProcedureId;
+use serde::Deserialize;
+
+use super::access::check_token;
+use super::delivery::RetryPolicy;
+use super::problems::Findings;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcedureConfig {
+    pub id: ProcedureId,
+    pub authority: String,
+    /// How the message is protected; every transport that seals needs one.
+    #[serde(default)]
+    pub envelope: Option<Envelope>,
+    /// The procedure's encryption certificate, relative to the PKI folder.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    /// Several certificates with overlapping validity, for rotation: each message is
+    /// sealed for the newest one that is valid now.
+    #[serde(default)]
+    pub certificates: Vec<PathBuf>,
+    /// The procedure's signing certificate, against which its receipts are verified
+    /// (relative to the PKI folder). Without it, receipts are refused.
+    #[serde(default)]
+    pub receipt_certificate: Option<PathBuf>,
+    pub delivery: DeliveryConfig,
+    /// This procedure's retry policy; `[delivery]` of kopplung.toml otherwise.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
+    /// Deliveries to this procedure at once: a slow procedure holds at most this many
+    /// of the hub's delivery slots, so the others go on.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// The procedure's bearer token for the hub's API (hex SHA-256, or a file relative
+    /// to the data directory): with it, it fetches attachments by claim check. A pull
+    /// procedure has its token in `[delivery]`.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+fn default_max_in_flight() -> u32 {
+    8
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Envelope {
+    /// CMS SignedData (ECDSA) inside AuthEnvelopedData (ECDH, AES-256-GCM).
+    Cms,
+    /// JWS (ES256) inside a compact JWE (RSA-OAEP-256, A256GCM), FIT-Connect style.
+    Jose,
+}
+
+impl ProcedureConfig {
+    /// The certificate files, relative to the PKI folder.
+    pub fn certificate_paths(&self) -> Vec<PathBuf> {
+        self.certificate
+            .iter()
+            .chain(self.certificates.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// Every problem of this procedure, its transport's included.
+    fn check(
+        &self,
+        authorities: &BTreeSet<&str>,
+        transports: &CheckContext<'_>,
+        findings: &mut Findings,
+    ) {
+        let id = self.id.as_str();
+        let mut found = |key: &str, message: String| findings.entry("procedure", id, key, message);
+        let sealed_for = self.envelope.is_some() || !self.certificate_paths().is_empty();
+        if !self.delivery.sealed() {
+            if sealed_for {
+                found(
+                    "envelope",
+                    format!(
+                        "a {} procedure is read in the clerk inbox; it takes no envelope and no certificate",
+                        self.delivery.transport()
+                    ),
+                );
+            }
+        } else {
+            if self.envelope.is_none() {
+                found("envelope", "give `envelope` (cms or jose)".into());
+            }
+            if self.certificate_paths().is_empty() {
+                found("certificate", "give `certificate` or `certificates`".into());
+            }
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > 256 {
+            found("max_in_flight", "must be 1 to 256".into());
+        }
+        if !authorities.contains(self.authority.as_str()) {
+            found(
+                "authority",
+                format!("unknown authority `{}`", self.authority),
+            );
+        }
+        // Whatever the transport: an AMQP or HTTP procedure may not give both either.
+        check_token(
+            self.token_sha256.as_deref(),
+            self.token_file.as_deref(),
+            false,
+            |key, message| found(key, message.into()),
+        );
+        if let Some(retry) = &self.retry {
+            retry.check_backoff(|key, message| found(&format!("retry.{key}"), message));
+        }
+        for problem in self.delivery.validate(transports) {
+            found(&format!("delivery.{}", problem.key), problem.message);
+        }
+    }
+}
+
+/// Checks the procedures against the authorities and the hub's transports; returns
+/// their ids.
+pub(super) fn check_procedures<'a>(
+    procedures: &'a [ProcedureConfig],
+    authorities: &BTreeSet<&str>,
+    transports: &CheckContext<'_>,
+    findings: &mut Findings,
+) -> BTreeSet<&'a str> {
+    let mut ids = BTreeSet::new();
+    for procedure in procedures {
+        if !ids.insert(procedure.id.as_str()) {
+            findings.list(
+                "procedure",
+                format!("procedure `{}` is defined twice", procedure.id),
+            );
+        }
+        procedure.check(authorities, transports, findings);
+    }
+    ids
+}
