@@ -142,9 +142,9 @@ impl Limits {
     }
 
     pub(super) fn check(&self, findings: &mut Findings) {
-        let mut web = |error: kopplung_web::Error| {
-            let kopplung_web::Error::Config { key, message } = error;
-            findings.key("limits", key, message);
+        let mut web = |error: kopplung_web::Error| match error {
+            kopplung_web::Error::Config { key, message } => findings.key("limits", key, message),
+            other => findings.key("limits", "", other.to_string()),
         };
         if let Err(errors) = self.server().validate() {
             errors.into_iter().for_each(&mut web);
