@@ -1,27 +1,21 @@
 //! The prepare step: render the application through its service's mapping, check the
-//! XML, and seal it for the receiving procedure. Pure work on the transformers.
+//! XML, and seal it for the receiving procedure with the keyring's certificates in
+//! force. Pure work on the transformers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
+use kopplung_core::Clock;
+use kopplung_core::store::{Attachment, AttachmentContent, PrepareInput, WorkItem, fragment_count};
 use kopplung_transformers::mapping::{Abruf, Anlage, Antrag, Behoerde, MessageContext, Nachricht};
-use std::path::PathBuf;
-use std::sync::RwLock;
-
-use kopplung_transformers::jose::JoseSealer;
-use kopplung_transformers::pki::PkiLayout;
-use kopplung_transformers::receipt::{self, Receipt};
-use kopplung_transformers::seal::{check_cms_recipient, load_certificate};
-use kopplung_transformers::{Sealer, TrustAnchors};
-use openssl::x509::X509;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio::time::Instant;
 
+use crate::Envelope;
 use crate::catalog::Catalog;
-use crate::config::{Authority, Config, Envelope, HubIdentity};
-use crate::regions::Regions;
-use crate::store::{Attachment, AttachmentContent, PrepareInput, WorkItem, fragment_count};
+use crate::keyring::Keyring;
 
 /// Why a message could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -44,55 +38,18 @@ pub struct Prepared {
     pub seal: std::time::Duration,
 }
 
-/// One procedure's certificates (several during a rotation) and its authority.
-struct Recipient {
-    /// `None`: kept at the hub for the clerk inbox, never sent (manual procedures).
-    envelope: Option<Envelope>,
-    certificates: Vec<(PathBuf, X509)>,
-    /// The procedure's signing certificate, for its receipts.
-    receipt_certificate: Option<X509>,
-    leser: Behoerde,
-    /// Whether it has a token for the hub's API, to fetch attachments by claim check.
-    can_fetch: bool,
-    /// The last choice among `certificates` and when it was made (see
-    /// [`Keys::recipient_certificate`]).
-    chosen: std::sync::Mutex<Option<(std::time::Instant, Result<usize, String>)>>,
-}
-
-/// How long the choice of a recipient certificate holds before its chains are verified
-/// again: verifying them for every message cost more than the signature (perf). A
-/// newly valid certificate is taken, a revoked anchor noticed, within this time; an
-/// expired one never (checked on every use).
-const RECIPIENT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Why a receipt was not taken.
-#[derive(Debug, thiserror::Error)]
-pub enum ReceiptError {
-    #[error("no procedure {0}")]
-    UnknownProcedure(String),
-    #[error("procedure {0} has no receipt certificate configured")]
-    NoCertificate(String),
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// The key material in force: swapped whole on reload (SIGHUP), like the mappings.
-struct Keys {
-    sealer: Sealer,
-    /// The same identity for the `jose` profile (ES256 with the hub's EC key).
-    jose: JoseSealer,
-    anchors: TrustAnchors,
-    recipients: BTreeMap<String, Recipient>,
-}
-
 /// Everything the prepare step needs, loaded and checked at start-up.
+#[derive(Clone)]
 pub struct Preparer {
     catalog: Arc<Catalog>,
-    regions: Arc<Regions>,
-    keys: RwLock<Arc<Keys>>,
+    /// ARS -> municipality name.
+    regions: Arc<BTreeMap<String, String>>,
+    keyring: Arc<Keyring>,
+    /// The hub as the author (`autor`) of every message.
     autor: Behoerde,
     /// Where procedures reach the hub: the claim-check links of attachments start here.
     public_url: String,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Preparer {
@@ -101,328 +58,28 @@ impl std::fmt::Debug for Preparer {
     }
 }
 
-fn behoerde_of_hub(hub: &HubIdentity) -> Behoerde {
-    Behoerde {
-        verzeichnisdienst: hub.verzeichnisdienst.clone(),
-        verzeichnisdienst_list_version: hub.verzeichnisdienst_list_version.clone(),
-        kennung: hub.kennung.clone(),
-        name: hub.name.clone(),
-    }
-}
-
-fn behoerde_of(authority: &Authority) -> Behoerde {
-    Behoerde {
-        verzeichnisdienst: authority.verzeichnisdienst.clone(),
-        verzeichnisdienst_list_version: authority.verzeichnisdienst_list_version.clone(),
-        kennung: authority.kennung.clone(),
-        name: authority.name.clone(),
-    }
-}
-
-/// Loads the hub's signing identity as configured (PEM files or PKCS#12).
-pub fn load_sealer(config: &Config) -> Result<Sealer, crate::Error> {
-    let pki = PkiLayout::new(&config.pki_dir);
-    match config
-        .file
-        .signing
-        .as_ref()
-        .and_then(|s| s.pkcs12.as_ref().zip(s.passphrase_env.as_ref()))
-    {
-        Some((file, variable)) => {
-            let passphrase = std::env::var(variable).map_err(|_| crate::Error::Config {
-                file: config.pki_dir.join(file),
-                message: format!("the passphrase variable {variable} is not set"),
-            })?;
-            Ok(Sealer::from_pkcs12(
-                &config.pki_dir.join(file),
-                &passphrase,
-            )?)
-        }
-        None => Ok(Sealer::load(&pki.hub_cert(), &pki.hub_key())?),
-    }
-}
-
-fn load_keys(config: &Config) -> Result<Keys, crate::Error> {
-    let pki = PkiLayout::new(&config.pki_dir);
-    let sealer = load_sealer(config)?;
-    let jose = JoseSealer::new(
-        sealer.certificate().clone(),
-        sealer.key().clone(),
-        Vec::new(),
-    )?;
-    let anchors = TrustAnchors::load(&pki.ca_cert())?;
-    // The hub's own certificate must be valid and trusted, or every vendor would refuse
-    // what it signs: refuse it here (at start and on reload), not at the vendor.
-    anchors.check(sealer.certificate())?;
-    if let Some(usage) = sealer.certificate().key_usage()
-        && !usage.contains(openssl::x509::X509KeyUsage::DIGITAL_SIGNATURE)
-    {
-        return Err(kopplung_transformers::Error::Certificate(
-            "the hub's certificate does not allow digitalSignature".into(),
-        )
-        .into());
-    }
-    let mut recipients = BTreeMap::new();
-    for procedure in &config.routing.procedures {
-        let mut certificates = Vec::new();
-        for file in procedure.certificate_paths() {
-            let path = config.pki_dir.join(&file);
-            certificates.push((path.clone(), load_certificate(&path)?));
-        }
-        let receipt_certificate = match &procedure.receipt_certificate {
-            Some(file) => Some(load_certificate(&config.pki_dir.join(file))?),
-            None => None,
-        };
-        let authority =
-            config
-                .authority(&procedure.authority)
-                .ok_or_else(|| crate::Error::Config {
-                    file: config.pki_dir.clone(),
-                    message: format!("unknown authority `{}`", procedure.authority),
-                })?;
-        recipients.insert(
-            procedure.id.clone(),
-            Recipient {
-                envelope: procedure.envelope,
-                certificates,
-                receipt_certificate,
-                leser: behoerde_of(authority),
-                can_fetch: procedure.token_sha256.is_some()
-                    || procedure.token_file.is_some()
-                    || matches!(procedure.delivery, crate::config::DeliveryConfig::Pull(_)),
-                chosen: std::sync::Mutex::new(None),
-            },
-        );
-    }
-    Ok(Keys {
-        sealer,
-        jose,
-        anchors,
-        recipients,
-    })
-}
-
-impl Keys {
-    /// The certificate to seal for: among those valid now (chain, validity, key usage
-    /// and algorithm for the profile), the one issued last. Otherwise every reason.
-    /// The choice is kept for [`RECIPIENT_RECHECK`], but never past the chosen
-    /// certificate's expiry.
-    fn recipient_certificate<'a>(&'a self, recipient: &'a Recipient) -> Result<&'a X509, String> {
-        let mut chosen = recipient
-            .chosen
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((at, choice)) = chosen.as_ref()
-            && at.elapsed() < RECIPIENT_RECHECK
-        {
-            match choice {
-                Ok(index) => {
-                    if let Some((_, certificate)) = recipient.certificates.get(*index)
-                        && still_valid(certificate)
-                    {
-                        return Ok(certificate);
-                    }
-                }
-                Err(reason) => return Err(reason.clone()),
-            }
-        }
-        let choice = self.choose_certificate(recipient);
-        *chosen = Some((std::time::Instant::now(), choice.clone()));
-        choice.and_then(|index| {
-            recipient
-                .certificates
-                .get(index)
-                .map(|(_, certificate)| certificate)
-                .ok_or_else(|| "no certificate".to_owned())
-        })
-    }
-
-    /// Verifies every certificate of a recipient; the index of the one to use.
-    fn choose_certificate(&self, recipient: &Recipient) -> Result<usize, String> {
-        let mut usable: Vec<(usize, &X509)> = Vec::new();
-        let mut problems = Vec::new();
-        for (index, (path, certificate)) in recipient.certificates.iter().enumerate() {
-            let checked = self
-                .anchors
-                .check(certificate)
-                .and_then(|()| match recipient.envelope {
-                    Some(Envelope::Jose) => {
-                        kopplung_transformers::jose::check_recipient(certificate)
-                    }
-                    _ => check_cms_recipient(certificate),
-                });
-            match checked {
-                Ok(()) => usable.push((index, certificate)),
-                Err(e) => problems.push(format!("{}: {e}", path.display())),
-            }
-        }
-        usable
-            .into_iter()
-            .max_by(|(_, a), (_, b)| {
-                a.not_before()
-                    .compare(b.not_before())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-            .map(|(index, _)| index)
-            .ok_or_else(|| problems.join("; "))
-    }
-}
-
-/// Whether a certificate has not expired yet.
-fn still_valid(certificate: &X509) -> bool {
-    openssl::asn1::Asn1Time::days_from_now(0)
-        .ok()
-        .and_then(|now| certificate.not_after().compare(&now).ok())
-        .is_some_and(|order| order == std::cmp::Ordering::Greater)
-}
-
 impl Preparer {
-    /// Loads the hub's signing key, the trust anchors and every procedure's
-    /// certificates. Unreadable files stop the start; a certificate that is expired or
-    /// untrusted does not: it blocks only its procedure (see [`Preparer::problems`]).
-    pub fn load(
-        config: &Config,
+    pub fn new(
         catalog: Arc<Catalog>,
-        regions: Arc<Regions>,
-    ) -> Result<Self, crate::Error> {
-        Ok(Self {
+        regions: Arc<BTreeMap<String, String>>,
+        keyring: Arc<Keyring>,
+        autor: Behoerde,
+        public_url: String,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
             catalog,
             regions,
-            keys: RwLock::new(Arc::new(load_keys(config)?)),
-            autor: behoerde_of_hub(&config.file.hub),
-            public_url: config.file.server.public_url.clone().unwrap_or_default(),
-        })
-    }
-
-    /// The address procedures reach the hub at, once the listener is bound.
-    pub fn with_public_url(mut self, public_url: String) -> Self {
-        self.public_url = public_url;
-        self
-    }
-
-    fn keys(&self) -> Arc<Keys> {
-        match self.keys.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            keyring,
+            autor,
+            public_url,
+            clock,
         }
     }
 
-    /// Loads keys and certificates again (rotation without downtime); on any error
-    /// the current ones stay in force.
-    pub fn reload_keys(&self, config: &Config) -> Result<(), crate::Error> {
-        let keys = Arc::new(load_keys(config)?);
-        // Sinks and routes are built at start: a reload may change keys and certificates,
-        // not which procedures exist or their envelope profile.
-        let current = self.keys();
-        let shape = |keys: &Keys| {
-            keys.recipients
-                .iter()
-                .map(|(id, r)| (id.clone(), r.envelope))
-                .collect::<Vec<_>>()
-        };
-        if shape(&current) != shape(&keys) {
-            return Err(crate::Error::Config {
-                file: config.source.clone(),
-                message: "procedures or their envelope profiles changed: restart the hub for that"
-                    .into(),
-            });
-        }
-        match self.keys.write() {
-            Ok(mut guard) => *guard = keys,
-            Err(poisoned) => *poisoned.into_inner() = keys,
-        }
-        Ok(())
-    }
-
-    /// A detached CMS signature over `content` by the hub's signing identity in force
-    /// (as a Laufzettel export is signed): for the audit trail's checkpoints.
-    pub fn sign_detached(&self, content: &[u8]) -> Result<Vec<u8>, kopplung_transformers::Error> {
-        kopplung_transformers::laufzettel::sign_detached(&self.keys().sealer, content)
-    }
-
-    /// Procedures that cannot receive messages now, with the operator's reason.
-    pub fn problems(&self) -> Vec<String> {
-        let keys = self.keys();
-        keys.recipients
-            .iter()
-            .filter(|(_, recipient)| recipient.envelope.is_some())
-            .filter_map(|(id, recipient)| {
-                keys.recipient_certificate(recipient)
-                    .err()
-                    .map(|reason| format!("procedure {id}: no usable certificate: {reason}"))
-            })
-            .collect()
-    }
-
-    /// Verifies a procedure's signed receipt in its profile: CMS SignedData (`cms`) or a
-    /// Security Event Token (`jose`), signed with the procedure's receipt certificate,
-    /// which chains to the trust anchors and is valid now. The receipt must name the
-    /// procedure it came from.
-    pub fn verify_receipt(&self, procedure: &str, body: &[u8]) -> Result<Receipt, ReceiptError> {
-        let keys = self.keys();
-        let recipient = keys
-            .recipients
-            .get(procedure)
-            .ok_or_else(|| ReceiptError::UnknownProcedure(procedure.to_owned()))?;
-        let certificate = recipient
-            .receipt_certificate
-            .as_ref()
-            .ok_or_else(|| ReceiptError::NoCertificate(procedure.to_owned()))?;
-        let receipt = match recipient.envelope {
-            Some(Envelope::Cms) | None => receipt::verify_cms(body, certificate, &keys.anchors),
-            Some(Envelope::Jose) => std::str::from_utf8(body)
-                .map_err(|_| {
-                    kopplung_transformers::Error::ReceiptRefused("not a compact JWS".into())
-                })
-                .and_then(|token| receipt::verify_set(token.trim(), certificate, &keys.anchors)),
-        }
-        .map_err(|e| ReceiptError::Refused(e.to_string()))?;
-        if receipt.procedure != procedure {
-            return Err(ReceiptError::Refused(format!(
-                "the receipt names procedure {}, not {procedure}",
-                receipt.procedure
-            )));
-        }
-        Ok(receipt)
-    }
-
-    /// Days until each certificate in force expires (negative once expired): the hub's
-    /// signing certificate and every procedure's encryption and receipt certificates,
-    /// as (owner, file name, days).
-    pub fn certificate_expiries(&self) -> Vec<(String, String, f64)> {
-        let keys = self.keys();
-        let days_left = |certificate: &X509| {
-            openssl::asn1::Asn1Time::days_from_now(0)
-                .and_then(|now| now.diff(certificate.not_after()))
-                .map(|d| f64::from(d.days) + f64::from(d.secs) / 86_400.0)
-                .unwrap_or(f64::NAN)
-        };
-        let mut out = vec![(
-            "hub".to_owned(),
-            "hub.crt".to_owned(),
-            days_left(keys.sealer.certificate()),
-        )];
-        for (id, recipient) in &keys.recipients {
-            for (path, certificate) in &recipient.certificates {
-                let file = path
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                out.push((id.clone(), file, days_left(certificate)));
-            }
-            if let Some(certificate) = &recipient.receipt_certificate {
-                out.push((id.clone(), "receipt".to_owned(), days_left(certificate)));
-            }
-        }
-        out
-    }
-
-    /// The envelope profile of a procedure (for the message's content type).
-    pub fn envelope(&self, procedure: &str) -> Option<Envelope> {
-        self.keys()
-            .recipients
-            .get(procedure)
-            .and_then(|r| r.envelope)
+    /// The keys and certificates this preparer seals with.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
     }
 
     /// Encrypts one attachment fragment for `procedure` with its certificate in force:
@@ -433,7 +90,7 @@ impl Preparer {
         procedure: &str,
         fragment: &[u8],
     ) -> Result<(&'static str, Vec<u8>), PrepareError> {
-        let keys = self.keys();
+        let keys = self.keyring.keys();
         let recipient = keys.recipients.get(procedure).ok_or_else(|| {
             PrepareError::Blocked(format!("procedure {procedure} is not configured"))
         })?;
@@ -441,7 +98,7 @@ impl Preparer {
             PrepareError::Blocked(format!("procedure {procedure} has no envelope profile"))
         })?;
         let certificate = keys
-            .recipient_certificate(recipient)
+            .recipient_certificate(recipient, self.clock.as_ref())
             .map_err(|reason| PrepareError::Blocked(format!("certificate refused: {reason}")))?;
         match envelope {
             Envelope::Cms => kopplung_transformers::seal::encrypt(fragment, certificate)
@@ -493,11 +150,6 @@ impl Preparer {
         }
     }
 
-    /// The hub's signing certificate in force.
-    pub fn signing_certificate(&self) -> X509 {
-        self.keys().sealer.certificate().clone()
-    }
-
     /// The XÖV message of an application for `procedure`, rendered and checked (XML,
     /// schema), not sealed: what `prepare` seals, and what the admin console shows.
     pub fn render_message(
@@ -511,7 +163,7 @@ impl Preparer {
         let mapping = mappings.get(&input.service_key).ok_or_else(|| {
             PrepareError::Invalid(format!("no mapping for service {}", input.service_key))
         })?;
-        let keys = self.keys();
+        let keys = self.keyring.keys();
         let recipient = keys.recipients.get(procedure).ok_or_else(|| {
             PrepareError::Blocked(format!("procedure {procedure} is not configured"))
         })?;
@@ -551,7 +203,7 @@ impl Preparer {
                 typ_list_version: info.message.list_version.clone(),
                 standard: info.message.standard.clone(),
                 version: info.message.version.clone(),
-                erstellungszeitpunkt: timestamp(OffsetDateTime::now_utc()),
+                erstellungszeitpunkt: timestamp(self.clock.now()),
                 produkt: "kopplung".into(),
                 produkthersteller: "kopplung".into(),
                 produktversion: env!("CARGO_PKG_VERSION").into(),
@@ -565,11 +217,7 @@ impl Preparer {
                 leistung_schluessel: info.key.clone(),
                 leistung_name: info.name.clone(),
                 gebiet_ars: input.region.clone(),
-                gebiet_name: self
-                    .regions
-                    .name(&input.region)
-                    .unwrap_or_default()
-                    .to_owned(),
+                gebiet_name: self.regions.get(&input.region).cloned().unwrap_or_default(),
             },
             labels: mapping.labels(&data),
             data,
@@ -600,8 +248,8 @@ impl Preparer {
 
     /// Renders, checks and seals one application's message.
     pub fn prepare(&self, item: &WorkItem, input: &PrepareInput) -> Result<Prepared, PrepareError> {
-        let started = std::time::Instant::now();
-        let keys = self.keys();
+        let started = Instant::now();
+        let keys = self.keyring.keys();
         let recipient = keys.recipients.get(&item.procedure_id).ok_or_else(|| {
             PrepareError::Blocked(format!("procedure {} is not configured", item.procedure_id))
         })?;
@@ -617,9 +265,9 @@ impl Preparer {
         };
         // Never unprotected: without a usable certificate the message waits.
         let certificate = keys
-            .recipient_certificate(recipient)
+            .recipient_certificate(recipient, self.clock.as_ref())
             .map_err(|reason| PrepareError::Blocked(format!("certificate refused: {reason}")))?;
-        let sealing = std::time::Instant::now();
+        let sealing = Instant::now();
         let message = match envelope {
             Envelope::Cms => keys.sealer.seal(xml.as_bytes(), certificate),
             // A compact JWE is ASCII text: sent as it is.
@@ -639,4 +287,29 @@ impl Preparer {
 
 fn timestamp(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The oversight service shows messages as the preparer renders them.
+#[async_trait::async_trait]
+impl kopplung_core::oversight::MessageRenderer for Preparer {
+    async fn render(
+        &self,
+        procedure: &str,
+        message_id: uuid::Uuid,
+        input: PrepareInput,
+    ) -> Result<String, kopplung_core::oversight::RenderError> {
+        use kopplung_core::oversight::RenderError;
+        // Rendering and the schema check are CPU work: off the async workers.
+        let preparer = self.clone();
+        let procedure = procedure.to_owned();
+        match tokio::task::spawn_blocking(move || {
+            preparer.render_message(&procedure, message_id, &input)
+        })
+        .await
+        {
+            Ok(Ok(xml)) => Ok(xml),
+            Ok(Err(e)) => Err(RenderError::NotRenderable(e.to_string())),
+            Err(_) => Err(RenderError::Failed),
+        }
+    }
 }

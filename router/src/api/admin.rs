@@ -11,16 +11,16 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kopplung_core::oversight::{
+    LookupError, ReplayError, RetryError, SearchCriteria, SearchError, Unavailable, ViewError,
+};
 use serde::Deserialize;
 use serde_json::json;
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::ApiState;
 use super::problem::Problem;
-use crate::oversight::{MessageView, view_message};
-use crate::store::{ApplicationQuery, Status};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,12 +63,9 @@ pub async fn dead_letters(State(state): State<Arc<ApiState>>, headers: HeaderMap
     if let Err(problem) = role(&state, &headers) {
         return problem.into_response();
     }
-    match state.store.dead_letters().await {
+    match state.hub.oversight.dead_letters().await {
         Ok(letters) => Json(json!({ "dead_letters": letters })).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "reading dead letters failed");
-            Problem::unavailable("the store is not reachable").into_response()
-        }
+        Err(e) => Problem::from(e).into_response(),
     }
 }
 
@@ -83,15 +80,9 @@ pub async fn dead_letter(
     let Ok(id) = Uuid::parse_str(&id) else {
         return Problem::not_found().into_response();
     };
-    match state.store.dead_letters().await {
-        Ok(letters) => match letters.into_iter().find(|l| l.application_id == id) {
-            Some(letter) => Json(letter).into_response(),
-            None => Problem::not_found().into_response(),
-        },
-        Err(e) => {
-            tracing::error!(error = %e, "reading dead letters failed");
-            Problem::unavailable("the store is not reachable").into_response()
-        }
+    match state.hub.oversight.dead_letter(id).await {
+        Ok(letter) => Json(letter).into_response(),
+        Err(e) => Problem::from(e).into_response(),
     }
 }
 
@@ -107,19 +98,9 @@ pub async fn replay(
     let Ok(id) = Uuid::parse_str(&id) else {
         return Problem::not_found().into_response();
     };
-    match state.store.replay(id, operator).await {
-        Ok(true) => {
-            tracing::info!(application_id = %id, %operator, "dead letter replayed");
-            state.wake.notify_one();
-            Json(json!({ "application_id": id, "replayed": true })).into_response()
-        }
-        Ok(false) => Problem::not_found()
-            .detail("no dead letter for this application")
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "replaying a dead letter failed");
-            Problem::unavailable("the store is not reachable").into_response()
-        }
+    match state.hub.oversight.replay(id, operator).await {
+        Ok(()) => Json(json!({ "application_id": id, "replayed": true })).into_response(),
+        Err(e) => Problem::from(e).into_response(),
     }
 }
 
@@ -136,14 +117,13 @@ pub struct SearchQuery {
     limit: Option<u32>,
 }
 
-fn bad_query(detail: String) -> Response {
+fn bad_query(detail: String) -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,
         "bad-query",
         "The search parameters are invalid",
     )
     .detail(detail)
-    .into_response()
 }
 
 /// `GET /api/v1/admin/applications`: search by receipt, service, procedure, state, time.
@@ -156,38 +136,24 @@ pub async fn search(
         return problem.into_response();
     }
     let Ok(Query(query)) = query else {
-        return bad_query("limit must be a whole number".into());
+        return bad_query("limit must be a whole number".into()).into_response();
     };
-    let time = |value: &Option<String>, name: &str| match value {
-        None => Ok(None),
-        Some(text) => OffsetDateTime::parse(text, &Rfc3339)
-            .map(Some)
-            .map_err(|_| format!("{name} must be an RFC 3339 time, e.g. 2026-11-30T00:00:00Z")),
-    };
-    let status = match query.status.as_deref().map(Status::parse) {
-        None => None,
-        Some(Some(status)) => Some(status),
-        Some(None) => return bad_query("status is not a state of an application".into()),
-    };
-    let (from, until) = match (time(&query.from, "from"), time(&query.until, "until")) {
-        (Ok(from), Ok(until)) => (from, until),
-        (Err(e), _) | (_, Err(e)) => return bad_query(e),
-    };
-    let query = ApplicationQuery {
+    let criteria = SearchCriteria {
         receipt: query.receipt,
         service: query.service,
         procedure: query.procedure,
-        status,
-        from,
-        until,
-        limit: query.limit.unwrap_or(100).clamp(1, 1000),
+        status: query.status,
+        from: query.from,
+        until: query.until,
+        limit: query.limit,
     };
-    match state.store.search(&query).await {
+    let found = match criteria.query() {
+        Ok(query) => state.hub.oversight.search(&query).await,
+        Err(e) => Err(e),
+    };
+    match found {
         Ok(found) => Json(json!({ "applications": found })).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "searching applications failed");
-            Problem::unavailable("the store is not reachable").into_response()
-        }
+        Err(e) => Problem::from(e).into_response(),
     }
 }
 
@@ -203,18 +169,15 @@ pub async fn application(
     let Ok(id) = Uuid::parse_str(&id) else {
         return Problem::not_found().into_response();
     };
-    let (record, audit) = match (
-        state.store.application(id).await,
-        state.store.audit_entries(id).await,
-    ) {
-        (Ok(Some(record)), Ok(audit)) => (record, audit),
-        (Ok(None), _) => return Problem::not_found().into_response(),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "reading an application failed");
-            return Problem::unavailable("the store is not reachable").into_response();
-        }
+    let (record, audit) = match state.hub.oversight.application(id).await {
+        Ok(view) => (view.record, view.audit),
+        Err(e) => return Problem::from(e).into_response(),
     };
-    let destination = state.destinations.get(&record.delivery.procedure).cloned();
+    let destination = state
+        .hub
+        .destinations
+        .get(&record.delivery.procedure)
+        .cloned();
     let mut view = serde_json::to_value(&record).unwrap_or_default();
     view["client"] = json!(record.client_id);
     view["delivery"]["transport"] = json!(destination.as_ref().map(|d| d.transport));
@@ -237,9 +200,14 @@ pub async fn message(
     let Ok(id) = Uuid::parse_str(&id) else {
         return Problem::not_found().into_response();
     };
-    match view_message(&state, id, role.name(), "admin API").await {
-        MessageView::Xml { xml, .. } => {
-            let mut response = xml.into_response();
+    match state
+        .hub
+        .oversight
+        .view_message(id, role.name(), "admin API")
+        .await
+    {
+        Ok(viewed) => {
+            let mut response = viewed.xml.into_response();
             let headers = response.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
@@ -252,24 +220,7 @@ pub async fn message(
             );
             response
         }
-        MessageView::NotFound => Problem::not_found().into_response(),
-        MessageView::Purged => Problem::new(
-            StatusCode::GONE,
-            "purged",
-            "The personal data of this application was deleted (retention)",
-        )
-        .into_response(),
-        MessageView::NotRenderable(reason) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not-renderable",
-            "The mapping in force cannot render this application",
-        )
-        .detail(reason)
-        .into_response(),
-        MessageView::Unavailable => {
-            Problem::unavailable("the store is not reachable").into_response()
-        }
-        MessageView::Internal => Problem::internal().into_response(),
+        Err(e) => Problem::from(e).into_response(),
     }
 }
 
@@ -286,23 +237,9 @@ pub async fn retry(
     let Ok(id) = Uuid::parse_str(&id) else {
         return Problem::not_found().into_response();
     };
-    let detail = format!("next attempt requested now by {}", role.name());
-    match state.store.retry_now(id, &detail).await {
-        Ok(true) => {
-            state.wake.notify_one();
-            Json(json!({ "application_id": id, "retrying": true })).into_response()
-        }
-        Ok(false) => Problem::new(
-            StatusCode::CONFLICT,
-            "nothing-to-retry",
-            "Nothing of this application waits for an attempt",
-        )
-        .detail("it is delivered, being worked on right now, a dead letter (replay it), or unknown")
-        .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "retry now failed");
-            Problem::unavailable("the store is not reachable").into_response()
-        }
+    match state.hub.oversight.retry_now(id, role.name()).await {
+        Ok(()) => Json(json!({ "application_id": id, "retrying": true })).into_response(),
+        Err(e) => Problem::from(e).into_response(),
     }
 }
 
@@ -311,12 +248,9 @@ pub async fn status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> R
     if let Err(problem) = role(&state, &headers) {
         return problem.into_response();
     }
-    let report = match crate::oversight::gather(&state).await {
+    let report = match state.hub.oversight.status().await {
         Ok(report) => report,
-        Err(e) => {
-            tracing::error!(error = %e, "reading the backlog failed");
-            return Problem::unavailable("the store is not reachable").into_response();
-        }
+        Err(e) => return Problem::from(e).into_response(),
     };
     let mappings: Vec<_> = report
         .mappings
@@ -355,4 +289,76 @@ pub async fn status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> R
         "procedures": procedures,
     }))
     .into_response()
+}
+
+impl From<Unavailable> for Problem {
+    fn from(_: Unavailable) -> Self {
+        Problem::unavailable("the store is not reachable")
+    }
+}
+
+impl From<LookupError> for Problem {
+    fn from(error: LookupError) -> Self {
+        match error {
+            LookupError::NotFound => Problem::not_found(),
+            LookupError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+        }
+    }
+}
+
+impl From<ReplayError> for Problem {
+    fn from(error: ReplayError) -> Self {
+        match error {
+            ReplayError::NoDeadLetter => {
+                Problem::not_found().detail("no dead letter for this application")
+            }
+            ReplayError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+        }
+    }
+}
+
+impl From<RetryError> for Problem {
+    fn from(error: RetryError) -> Self {
+        match error {
+            RetryError::NothingToRetry => Problem::new(
+                StatusCode::CONFLICT,
+                "nothing-to-retry",
+                "Nothing of this application waits for an attempt",
+            )
+            .detail(
+                "it is delivered, being worked on right now, a dead letter (replay it), or unknown",
+            ),
+            RetryError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+        }
+    }
+}
+
+impl From<SearchError> for Problem {
+    fn from(error: SearchError) -> Self {
+        match error {
+            SearchError::BadQuery(detail) => bad_query(detail),
+            SearchError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+        }
+    }
+}
+
+impl From<ViewError> for Problem {
+    fn from(error: ViewError) -> Self {
+        match error {
+            ViewError::NotFound => Problem::not_found(),
+            ViewError::Purged => Problem::new(
+                StatusCode::GONE,
+                "purged",
+                "The personal data of this application was deleted (retention)",
+            ),
+            ViewError::NotRenderable(reason) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not-renderable",
+                "The mapping in force cannot render this application",
+            )
+            .detail(reason),
+            ViewError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            ViewError::Internal => Problem::internal(),
+        }
+    }
 }

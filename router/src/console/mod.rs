@@ -10,7 +10,6 @@
 //! security headers are the web UIs' shared ones (`crate::web`), as in the clerk
 //! inbox. No page shows form data, except the XML page.
 
-use crate::oversight::{MessageView, view_message};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -26,7 +25,10 @@ use time::{Date, OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
 use crate::Error;
-use crate::api::ApiState;
+use kopplung_core::oversight::{ReplayError, RetryError, ViewError};
+
+use crate::api::auth::Clients;
+use crate::context::Hub;
 use crate::store::{ApplicationQuery, ApplicationRecord, AuditEntry, Status};
 use kopplung_web::client::limit_address;
 use kopplung_web::limiter::wait_in_minutes;
@@ -533,20 +535,23 @@ struct NoticeQuery {
 
 #[derive(Clone)]
 struct Shared {
-    api: Arc<ApiState>,
+    hub: Arc<Hub>,
+    /// The admin API's tokens: the console's logins.
+    admins: Clients,
     console: Arc<Console>,
     logins: LoginLimiter,
 }
 
 /// The console's routes under `/console`, with the web UIs' security headers. Merge it
 /// into the API router; `logins` is the hub's one login limiter.
-pub fn router(state: Arc<ApiState>, logins: LoginLimiter) -> Result<Router, Error> {
-    let console = Arc::new(Console::new(&state.public_url)?);
+pub fn router(hub: Arc<Hub>, admins: Clients, logins: LoginLimiter) -> Result<Router, Error> {
+    let console = Arc::new(Console::new(&hub.public_url)?);
     Ok(routes()
         .layer(axum::middleware::map_response(web::security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(Shared {
-            api: state,
+            hub,
+            admins,
             console,
             logins,
         }))
@@ -624,10 +629,7 @@ async fn login(
     let role = if token.is_empty() {
         None
     } else {
-        s.api
-            .admins
-            .authenticate_token(token)
-            .and_then(Role::from_id)
+        s.admins.authenticate_token(token).and_then(Role::from_id)
     };
     let Some(role) = role else {
         match attempt.failed() {
@@ -755,7 +757,7 @@ fn parse_day(text: &str) -> Option<Date> {
 
 /// The store query of a submitted search form, or the message for the user. The form's
 /// dates are shown again normalised.
-fn query_of(form: &mut SearchForm, state: &ApiState) -> Result<ApplicationQuery, String> {
+fn query_of(form: &mut SearchForm, state: &Hub) -> Result<ApplicationQuery, String> {
     let given = |value: &str| {
         let value = value.trim();
         (!value.is_empty()).then(|| value.to_owned())
@@ -824,11 +826,11 @@ async fn search(
             Some("Die Suchangaben waren unvollständig.".to_owned()),
         ),
     };
-    let mappings = s.api.catalog.current();
+    let mappings = s.hub.catalog.current();
     let mut results = Vec::new();
     if error.is_none() {
-        match query_of(&mut form, &s.api) {
-            Ok(query) => match s.api.store.search(&query).await {
+        match query_of(&mut form, &s.hub) {
+            Ok(query) => match s.hub.store.search(&query).await {
                 Ok(found) => {
                     results = found
                         .into_iter()
@@ -838,7 +840,7 @@ async fn search(
                                 .get(&a.service)
                                 .map_or_else(|| a.service.clone(), |m| m.info.name.clone()),
                             municipality: s
-                                .api
+                                .hub
                                 .regions
                                 .name(&a.region)
                                 .unwrap_or(&a.region)
@@ -878,7 +880,7 @@ async fn search(
         .collect();
     services.sort_by(|a, b| a.label.cmp(&b.label));
     let procedures = s
-        .api
+        .hub
         .destinations
         .keys()
         .map(|id| choice(id, id.clone(), &form.procedure))
@@ -934,7 +936,7 @@ async fn find(
     let Ok(id) = Uuid::parse_str(id) else {
         return Err(Box::new(s.console.not_found(Some(user))));
     };
-    match s.api.store.application(id).await {
+    match s.hub.store.application(id).await {
         Ok(Some(record)) => Ok((id, record)),
         Ok(None) => Err(Box::new(s.console.not_found(Some(user)))),
         Err(e) => {
@@ -958,7 +960,7 @@ async fn application(
         Ok(found) => found,
         Err(response) => return *response,
     };
-    let audit: Vec<AuditEntry> = match s.api.store.audit_entries(id).await {
+    let audit: Vec<AuditEntry> = match s.hub.store.audit_entries(id).await {
         Ok(audit) => audit,
         Err(e) => {
             tracing::error!(error = %e, "admin console: reading the audit trail failed");
@@ -972,8 +974,8 @@ async fn application(
         ),
         _ => None,
     };
-    let mappings = s.api.catalog.current();
-    let destination = s.api.destinations.get(&record.delivery.procedure);
+    let mappings = s.hub.catalog.current();
+    let destination = s.hub.destinations.get(&record.delivery.procedure);
     let operator = user.role == Role::Operator;
     let base = format!("/console/applications/{id}");
     let delivery = &record.delivery;
@@ -985,7 +987,7 @@ async fn application(
             .map_or_else(|| record.service.clone(), |m| m.info.name.clone()),
         service_key: record.service.clone(),
         municipality: s
-            .api
+            .hub
             .regions
             .name(&record.region)
             .unwrap_or(&record.region)
@@ -1078,21 +1080,19 @@ async fn xml(
         Err(response) => return *response,
     };
     let back = format!("/console/applications/{id}");
-    let (xml, message_id, message_type, receipt) = match view_message(
-        &s.api,
-        id,
-        user.role.name(),
-        "admin console",
-    )
-    .await
-    {
-        MessageView::Xml {
-            xml,
-            message_id,
-            message_type,
-            receipt,
-        } => (xml, message_id, message_type, receipt),
-        MessageView::Purged => {
+    let viewed = s
+        .hub
+        .oversight
+        .view_message(id, user.role.name(), "admin console")
+        .await;
+    let (xml, message_id, message_type, receipt) = match viewed {
+        Ok(viewed) => (
+            viewed.xml,
+            viewed.message_id,
+            viewed.message_type,
+            viewed.receipt,
+        ),
+        Err(ViewError::Purged) => {
             return console.error_page(
                     StatusCode::GONE,
                     Some(&user),
@@ -1101,7 +1101,7 @@ async fn xml(
                     Some((&back, "Zurück zum Antrag")),
                 );
         }
-        MessageView::NotRenderable(e) => {
+        Err(ViewError::NotRenderable(e)) => {
             let message = format!(
                 "Die geltende Abbildung kann diesen Antrag nicht in eine Nachricht umsetzen: {e}"
             );
@@ -1113,11 +1113,11 @@ async fn xml(
                 Some((&back, "Zurück zum Antrag")),
             );
         }
-        MessageView::NotFound => return console.not_found(Some(&user)),
-        MessageView::Unavailable => return console.unavailable(Some(&user)),
-        MessageView::Internal => return plain_error(),
+        Err(ViewError::NotFound) => return console.not_found(Some(&user)),
+        Err(ViewError::Unavailable(_)) => return console.unavailable(Some(&user)),
+        Err(ViewError::Internal) => return plain_error(),
     };
-    let viewed_at = OffsetDateTime::now_utc();
+    let viewed_at = s.hub.clock.now();
     let page = XmlPage {
         receipt: receipt.clone(),
         back_href: back,
@@ -1157,24 +1157,16 @@ async fn retry(
     if user.role != Role::Operator {
         return console.read_only(&user, &back);
     }
-    let detail = format!("next attempt requested now by {}", user.role.name());
-    match s.api.store.retry_now(id, &detail).await {
-        Ok(true) => {
-            tracing::info!(application_id = %id, role = user.role.name(), "next attempt requested in the admin console");
-            s.api.wake.notify_one();
-            see_other(&format!("{back}?hinweis=versuch"))
-        }
-        Ok(false) => console.error_page(
+    match s.hub.oversight.retry_now(id, user.role.name()).await {
+        Ok(()) => see_other(&format!("{back}?hinweis=versuch")),
+        Err(RetryError::NothingToRetry) => console.error_page(
             StatusCode::CONFLICT,
             Some(&user),
             "Kein Versuch ausstehend",
             "Für diesen Antrag wartet kein Zustellversuch: Er ist zugestellt, wird gerade bearbeitet, ist unzustellbar (dann erneut einliefern) oder unbekannt.",
             Some((&back, "Zurück zum Antrag")),
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "admin console: retry now failed");
-            console.unavailable(Some(&user))
-        }
+        Err(RetryError::Unavailable(_)) => console.unavailable(Some(&user)),
     }
 }
 
@@ -1197,23 +1189,16 @@ async fn replay(
     if user.role != Role::Operator {
         return console.read_only(&user, &back);
     }
-    match s.api.store.replay(id, user.role.name()).await {
-        Ok(true) => {
-            tracing::info!(application_id = %id, operator = user.role.name(), "dead letter replayed in the admin console");
-            s.api.wake.notify_one();
-            see_other(&format!("{back}?hinweis=eingeliefert"))
-        }
-        Ok(false) => console.error_page(
+    match s.hub.oversight.replay(id, user.role.name()).await {
+        Ok(()) => see_other(&format!("{back}?hinweis=eingeliefert")),
+        Err(ReplayError::NoDeadLetter) => console.error_page(
             StatusCode::CONFLICT,
             Some(&user),
             "Keine unzustellbare Nachricht",
             "Die Nachricht dieses Antrags ist nicht (mehr) unzustellbar.",
             Some((&back, "Zurück zum Antrag")),
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "admin console: replaying a dead letter failed");
-            console.unavailable(Some(&user))
-        }
+        Err(ReplayError::Unavailable(_)) => console.unavailable(Some(&user)),
     }
 }
 
@@ -1222,12 +1207,8 @@ async fn status_page(State(s): State<Shared>, headers: HeaderMap) -> Response {
     let Some(user) = console.user(&headers) else {
         return see_other("/console/login");
     };
-    let report = match crate::oversight::gather(&s.api).await {
-        Ok(report) => report,
-        Err(e) => {
-            tracing::error!(error = %e, "admin console: reading the backlog failed");
-            return console.unavailable(Some(&user));
-        }
+    let Ok(report) = s.hub.oversight.status().await else {
+        return console.unavailable(Some(&user));
     };
     let count = |n: usize, one: &str, many: &str| match n {
         1 => format!("1 {one}"),
@@ -1307,14 +1288,14 @@ async fn dead_letters(State(s): State<Shared>, headers: HeaderMap) -> Response {
     let Some(user) = console.user(&headers) else {
         return see_other("/console/login");
     };
-    let letters = match s.api.store.dead_letters().await {
+    let letters = match s.hub.store.dead_letters().await {
         Ok(letters) => letters,
         Err(e) => {
             tracing::error!(error = %e, "admin console: reading dead letters failed");
             return console.unavailable(Some(&user));
         }
     };
-    let mappings = s.api.catalog.current();
+    let mappings = s.hub.catalog.current();
     let page = DeadLettersPage {
         caption: match letters.len() {
             1 => "1 unzustellbare Nachricht, die älteste zuerst".to_owned(),

@@ -32,8 +32,8 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::Error;
-use crate::api::ApiState;
 use crate::config::{Config, DeliveryConfig};
+use crate::context::Hub;
 use crate::store::{ApplicationRecord, AttachmentContent, PickupAck};
 use kopplung_web::limiter::wait_in_minutes;
 use kopplung_web::{ClientAddr, LoginLimiter};
@@ -433,22 +433,18 @@ fn templates() -> Result<Handlebars<'static>, Error> {
 
 #[derive(Clone)]
 struct Shared {
-    api: Arc<ApiState>,
+    hub: Arc<Hub>,
     inbox: Arc<Inbox>,
     logins: LoginLimiter,
 }
 
 /// The inbox's routes under `/inbox`, with its security headers. Merge it into the
 /// API router; `logins` is the hub's one login limiter (clerks count per clerk id).
-pub fn router(state: Arc<ApiState>, inbox: Arc<Inbox>, logins: LoginLimiter) -> Router {
+pub fn router(hub: Arc<Hub>, inbox: Arc<Inbox>, logins: LoginLimiter) -> Router {
     routes()
         .layer(axum::middleware::map_response(web::security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .with_state(Shared {
-            api: state,
-            inbox,
-            logins,
-        })
+        .with_state(Shared { hub, inbox, logins })
 }
 
 fn routes() -> Router<Shared> {
@@ -601,10 +597,10 @@ async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
     let Some((_, session)) = inbox.session(&headers) else {
         return see_other("/inbox/login");
     };
-    let mappings = s.api.catalog.current();
+    let mappings = s.hub.catalog.current();
     let mut procedures = Vec::new();
     for procedure in inbox.procedures_of(&session.user) {
-        let waiting = match s.api.store.pickups(&procedure.id, LIST_LIMIT).await {
+        let waiting = match s.hub.store.pickups(&procedure.id, LIST_LIMIT).await {
             Ok(waiting) => waiting,
             Err(e) => {
                 tracing::error!(error = %e, "clerk inbox: listing failed");
@@ -620,7 +616,7 @@ async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
                 service: mappings
                     .get(&pickup.service)
                     .map_or_else(|| pickup.service.clone(), |m| m.info.name.clone()),
-                municipality: s.api.regions.name(region).unwrap_or(region).to_owned(),
+                municipality: s.hub.regions.name(region).unwrap_or(region).to_owned(),
                 since: german_time(pickup.available_since),
                 since_iso: iso(pickup.available_since),
             });
@@ -670,7 +666,7 @@ async fn find(
     let Ok(message_id) = Uuid::parse_str(message) else {
         return Err(inbox.not_found(Some(&session)));
     };
-    let (pickup, xml) = match s.api.store.pickup(&procedure.id, message_id).await {
+    let (pickup, xml) = match s.hub.store.pickup(&procedure.id, message_id).await {
         Ok(Some(found)) => found,
         Ok(None) => return Err(inbox.not_found(Some(&session))),
         Err(e) => {
@@ -678,7 +674,7 @@ async fn find(
             return Err(inbox.unavailable(Some(&session)));
         }
     };
-    let input = match s.api.store.prepare_input(pickup.application_id).await {
+    let input = match s.hub.store.prepare_input(pickup.application_id).await {
         Ok(input) => input,
         Err(e) => {
             tracing::error!(error = %e, "clerk inbox: reading an application failed");
@@ -720,7 +716,7 @@ async fn document(
         Err(response) => return response,
     };
     let inbox = &s.inbox;
-    let record = match s.api.store.application(found.pickup.application_id).await {
+    let record = match s.hub.store.application(found.pickup.application_id).await {
         Ok(record) => record,
         Err(e) => {
             tracing::error!(error = %e, "clerk inbox: reading an application failed");
@@ -730,7 +726,7 @@ async fn document(
     let taken = record
         .as_ref()
         .and_then(|r| taken_over(inbox, r, found.pickup.message_id));
-    let mappings = s.api.catalog.current();
+    let mappings = s.hub.catalog.current();
     let mapping = mappings.get(&found.input.service_key);
     let blocks = match mapping {
         Some(mapping) => render::form_blocks(&mapping.form.fields, &found.input.payload),
@@ -741,7 +737,7 @@ async fn document(
     let page = DocumentPage {
         service: mapping.map_or_else(|| found.input.service_key.clone(), |m| m.info.name.clone()),
         receipt: found.input.receipt.clone(),
-        municipality: s.api.regions.name(&region).unwrap_or(&region).to_owned(),
+        municipality: s.hub.regions.name(&region).unwrap_or(&region).to_owned(),
         region,
         received: german_time(found.input.created_at),
         received_iso: iso(found.input.created_at),
@@ -803,7 +799,7 @@ async fn take(
         session.user
     );
     match s
-        .api
+        .hub
         .store
         .acknowledge_pickup(&procedure.id, message_id, &detail)
         .await
@@ -850,7 +846,7 @@ async fn attachment(
         AttachmentContent::Inline(content) => Body::from(content.clone()),
         // An upload is streamed from its chunks, never loaded whole.
         AttachmentContent::Upload(_) => crate::api::plain_body(
-            s.api.store.clone(),
+            s.hub.store.clone(),
             found.procedure.id.clone(),
             found.pickup.message_id,
             u32::try_from(index).unwrap_or(u32::MAX),
