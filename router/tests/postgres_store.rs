@@ -1244,16 +1244,14 @@ async fn instances_connecting_at_once_to_a_fresh_database_all_migrate() {
             .unwrap();
     connection.close().await.unwrap();
     // Every migration of store/migrations/postgres, once.
-    let mut expected: Vec<i64> = std::fs::read_dir(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../store/migrations/postgres"
-    ))
-    .unwrap()
-    .filter_map(|entry| {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        name.split('_').next()?.parse().ok()
-    })
-    .collect();
+    let mut expected: Vec<i64> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../store/migrations/postgres"))
+            .unwrap()
+            .filter_map(|entry| {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                name.split('_').next()?.parse().ok()
+            })
+            .collect();
     expected.sort_unstable();
     assert_eq!(versions, expected);
     for store in &stores {
