@@ -44,9 +44,7 @@ pub struct Dispatcher {
     pub store: Arc<dyn Store>,
     pub preparer: Arc<Preparer>,
     pub sinks: BTreeMap<String, Arc<dyn Sink>>,
-    pub policy: RetryPolicy,
-    /// Procedures with a retry policy of their own.
-    pub policies: BTreeMap<String, RetryPolicy>,
+    pub policies: RetryPolicies,
     /// Rung by intake after each commit, so new work starts at once.
     pub wake: Arc<Wakeup>,
     /// Identifies this process in lease tokens.
@@ -62,6 +60,14 @@ pub struct Dispatcher {
     pub lease: Duration,
     pub observer: Arc<dyn Observer>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// The hub's retry policy and the procedures' own.
+#[derive(Debug, Clone, Default)]
+pub struct RetryPolicies {
+    pub hub: RetryPolicy,
+    /// Procedures with a retry policy of their own.
+    pub procedures: BTreeMap<String, RetryPolicy>,
 }
 
 /// Counts one entry in flight for its procedure while alive.
@@ -95,8 +101,7 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         preparer: Arc<Preparer>,
         sinks: BTreeMap<String, Arc<dyn Sink>>,
-        policy: RetryPolicy,
-        policies: BTreeMap<String, RetryPolicy>,
+        policies: RetryPolicies,
         wake: Arc<Wakeup>,
         observer: Arc<dyn Observer>,
         clock: Arc<dyn Clock>,
@@ -105,7 +110,6 @@ impl Dispatcher {
             store,
             preparer,
             sinks,
-            policy,
             policies,
             wake,
             owner: format!("kopplung-{}", uuid::Uuid::new_v4()),
@@ -413,12 +417,16 @@ impl Dispatcher {
     }
 
     fn backoff(&self, attempts: u32, not_before: Option<Duration>) -> Duration {
-        backoff(&self.policy, attempts, not_before)
+        backoff(&self.policies.hub, attempts, not_before)
     }
 
     /// The procedure's own retry policy, or the hub's.
     fn policy_of(&self, procedure: &str) -> RetryPolicy {
-        self.policies.get(procedure).copied().unwrap_or(self.policy)
+        self.policies
+            .procedures
+            .get(procedure)
+            .copied()
+            .unwrap_or(self.policies.hub)
     }
 }
 

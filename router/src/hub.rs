@@ -9,7 +9,7 @@ use kopplung_adapters::Sink;
 use kopplung_adapters::amqp::{AmqpBroker, AmqpSink, Handled, ReplyHandler, consume_replies};
 use kopplung_core::events::EventError;
 use kopplung_core::{Clock, SystemClock};
-use kopplung_pipeline::{Dispatcher, Keyring, Preparer, Wakeup};
+use kopplung_pipeline::{Dispatcher, Keyring, Preparer, RetryPolicies, Wakeup};
 use tokio::sync::watch;
 
 use axum::response::IntoResponse;
@@ -293,13 +293,15 @@ pub async fn run(
         store,
         preparer,
         sinks,
-        setup::retry_policy(&config.file.delivery),
-        config
-            .routing
-            .procedures
-            .iter()
-            .filter_map(|p| p.retry.map(|r| (p.id.clone(), setup::retry_policy(&r))))
-            .collect(),
+        RetryPolicies {
+            hub: setup::retry_policy(&config.file.delivery),
+            procedures: config
+                .routing
+                .procedures
+                .iter()
+                .filter_map(|p| p.retry.map(|r| (p.id.clone(), setup::retry_policy(&r))))
+                .collect(),
+        },
         wake,
         metrics.clone(),
         clock.clone(),
@@ -321,12 +323,14 @@ pub async fn run(
             retention_catalog,
             retention,
             retention_metrics,
+            clock.clone(),
             outbox_stopped.clone(),
         ))
     });
     let uploads = tokio::spawn(crate::retention::discard_abandoned_uploads(
         uploads_store,
         config.file.limits.upload_ttl_hours,
+        clock.clone(),
         outbox_stopped.clone(),
     ));
     let checkpoints = tokio::spawn(checkpoint_periodically(
