@@ -164,27 +164,13 @@ impl EventError {
 
 /// The events service.
 pub struct Events {
-    store: Arc<dyn Store>,
-    verifier: Arc<dyn EventVerifier>,
-    clock: Arc<dyn Clock>,
-    limits: EventLimits,
+    pub store: Arc<dyn Store>,
+    pub verifier: Arc<dyn EventVerifier>,
+    pub clock: Arc<dyn Clock>,
+    pub limits: EventLimits,
 }
 
 impl Events {
-    pub fn new(
-        store: Arc<dyn Store>,
-        verifier: Arc<dyn EventVerifier>,
-        clock: Arc<dyn Clock>,
-        limits: EventLimits,
-    ) -> Self {
-        Self {
-            store,
-            verifier,
-            clock,
-            limits,
-        }
-    }
-
     /// Verifies and records one signed event of `procedure`, issued within the clock
     /// skew and the maximum age.
     pub async fn take(&self, procedure: &str, signed: Vec<u8>) -> Result<Taken, EventError> {

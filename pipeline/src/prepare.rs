@@ -41,15 +41,15 @@ pub struct Prepared {
 /// Everything the prepare step needs, loaded and checked at start-up.
 #[derive(Clone)]
 pub struct Preparer {
-    catalog: Arc<Catalog>,
+    pub catalog: Arc<Catalog>,
     /// ARS -> municipality name.
-    regions: Arc<BTreeMap<String, String>>,
-    keyring: Arc<Keyring>,
+    pub regions: Arc<BTreeMap<String, String>>,
+    pub keyring: Arc<Keyring>,
     /// The hub as the author (`autor`) of every message.
-    autor: Behoerde,
+    pub autor: Behoerde,
     /// Where procedures reach the hub: the claim-check links of attachments start here.
-    public_url: String,
-    clock: Arc<dyn Clock>,
+    pub public_url: String,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Preparer {
@@ -59,24 +59,6 @@ impl std::fmt::Debug for Preparer {
 }
 
 impl Preparer {
-    pub fn new(
-        catalog: Arc<Catalog>,
-        regions: Arc<BTreeMap<String, String>>,
-        keyring: Arc<Keyring>,
-        autor: Behoerde,
-        public_url: String,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self {
-            catalog,
-            regions,
-            keyring,
-            autor,
-            public_url,
-            clock,
-        }
-    }
-
     /// The keys and certificates this preparer seals with.
     pub fn keyring(&self) -> &Arc<Keyring> {
         &self.keyring

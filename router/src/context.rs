@@ -74,27 +74,32 @@ impl Hub {
             event_limits,
         } = parts;
         let keyring = preparer.keyring().clone();
-        let intake = Intake::new(
-            store.clone(),
-            catalog.clone(),
-            routing.clone(),
-            regions.clone(),
-            clock.clone(),
-            wake.clone(),
-        );
-        let events = Arc::new(Events::new(
-            store.clone(),
-            keyring.clone(),
-            clock.clone(),
-            event_limits,
-        ));
+        let intake = Intake {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            routes: routing.clone(),
+            municipalities: regions.clone(),
+            clock: clock.clone(),
+            wake: wake.clone(),
+        };
+        let events = Arc::new(Events {
+            store: store.clone(),
+            verifier: keyring.clone(),
+            clock: clock.clone(),
+            limits: event_limits,
+        });
         let in_force = Arc::new(InForceNow {
             catalog: catalog.clone(),
             routing: routing.clone(),
             keyring: keyring.clone(),
             destinations: destinations.clone(),
         });
-        let oversight = Oversight::new(store.clone(), preparer.clone(), in_force, wake.clone());
+        let oversight = Oversight {
+            store: store.clone(),
+            renderer: preparer.clone(),
+            in_force,
+            wake: wake.clone(),
+        };
         Self {
             catalog,
             routing,

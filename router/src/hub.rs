@@ -167,14 +167,14 @@ pub async fn run(
         (store.clone(), catalog.clone(), metrics.clone());
     let uploads_store = store.clone();
     let checkpoint_store = store.clone();
-    let preparer = Arc::new(Preparer::new(
-        catalog.clone(),
-        regions.names(),
-        keyring.clone(),
-        setup::hub_authority(&config),
-        public_url.clone(),
-        clock.clone(),
-    ));
+    let preparer = Arc::new(Preparer {
+        catalog: catalog.clone(),
+        regions: regions.names(),
+        keyring: keyring.clone(),
+        autor: setup::hub_authority(&config),
+        public_url: public_url.clone(),
+        clock: clock.clone(),
+    });
     let reloader = tokio::spawn(reload_on_hangup(
         catalog.clone(),
         keyring.clone(),

@@ -134,36 +134,18 @@ struct AttachmentIn {
 
 /// The intake service.
 pub struct Intake {
-    store: Arc<dyn Store>,
-    catalog: Arc<dyn ServiceCatalog>,
-    routes: Arc<dyn Routes>,
-    municipalities: Arc<dyn Municipalities>,
-    clock: Arc<dyn Clock>,
-    wake: Arc<dyn Wake>,
+    pub store: Arc<dyn Store>,
+    pub catalog: Arc<dyn ServiceCatalog>,
+    pub routes: Arc<dyn Routes>,
+    pub municipalities: Arc<dyn Municipalities>,
+    pub clock: Arc<dyn Clock>,
+    pub wake: Arc<dyn Wake>,
 }
 
 /// Draws of a receipt number before intake gives up (each collision is 1 in 32^8).
 const RECEIPT_DRAWS: usize = 5;
 
 impl Intake {
-    pub fn new(
-        store: Arc<dyn Store>,
-        catalog: Arc<dyn ServiceCatalog>,
-        routes: Arc<dyn Routes>,
-        municipalities: Arc<dyn Municipalities>,
-        clock: Arc<dyn Clock>,
-        wake: Arc<dyn Wake>,
-    ) -> Self {
-        Self {
-            store,
-            catalog,
-            routes,
-            municipalities,
-            clock,
-            wake,
-        }
-    }
-
     /// Accepts one application: checked, routed and stored, or why not.
     pub async fn accept(&self, submission: Submission<'_>) -> IntakeOutcome {
         let mut service = None;

@@ -114,27 +114,13 @@ pub struct MessageViewed {
 
 /// The oversight service.
 pub struct Oversight {
-    store: Arc<dyn Store>,
-    renderer: Arc<dyn MessageRenderer>,
-    in_force: Arc<dyn InForce>,
-    wake: Arc<dyn Wake>,
+    pub store: Arc<dyn Store>,
+    pub renderer: Arc<dyn MessageRenderer>,
+    pub in_force: Arc<dyn InForce>,
+    pub wake: Arc<dyn Wake>,
 }
 
 impl Oversight {
-    pub fn new(
-        store: Arc<dyn Store>,
-        renderer: Arc<dyn MessageRenderer>,
-        in_force: Arc<dyn InForce>,
-        wake: Arc<dyn Wake>,
-    ) -> Self {
-        Self {
-            store,
-            renderer,
-            in_force,
-            wake,
-        }
-    }
-
     /// The dead letters, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, Unavailable> {
         self.store.dead_letters().await.map_err(|e| {

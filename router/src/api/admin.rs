@@ -12,7 +12,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kopplung_core::oversight::{
-    LookupError, ReplayError, RetryError, SearchCriteria, SearchError, Unavailable, ViewError,
+    LookupError, ReplayError, RetryError, SearchCriteria, SearchError, StatusReport, Unavailable,
+    ViewError,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -59,49 +60,50 @@ fn operator_only(state: &ApiState, headers: &HeaderMap) -> Result<Role, Problem>
     }
 }
 
-pub async fn dead_letters(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
-    if let Err(problem) = role(&state, &headers) {
-        return problem.into_response();
-    }
-    match state.hub.oversight.dead_letters().await {
-        Ok(letters) => Json(json!({ "dead_letters": letters })).into_response(),
-        Err(e) => Problem::from(e).into_response(),
-    }
+/// The caller's role — an operator's where the request changes something — and the
+/// application id of the path (one that is no UUID names nothing: 404).
+fn caller_and_id(
+    state: &ApiState,
+    headers: &HeaderMap,
+    id: &str,
+    changes: bool,
+) -> Result<(Role, Uuid), Problem> {
+    let role = if changes {
+        operator_only(state, headers)?
+    } else {
+        role(state, headers)?
+    };
+    let id = Uuid::parse_str(id).map_err(|_| Problem::not_found())?;
+    Ok((role, id))
+}
+
+pub async fn dead_letters(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    role(&state, &headers)?;
+    let letters = state.hub.oversight.dead_letters().await?;
+    Ok(Json(json!({ "dead_letters": letters })).into_response())
 }
 
 pub async fn dead_letter(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(problem) = role(&state, &headers) {
-        return problem.into_response();
-    }
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return Problem::not_found().into_response();
-    };
-    match state.hub.oversight.dead_letter(id).await {
-        Ok(letter) => Json(letter).into_response(),
-        Err(e) => Problem::from(e).into_response(),
-    }
+) -> Result<Response, Problem> {
+    let (_, id) = caller_and_id(&state, &headers, &id, false)?;
+    let letter = state.hub.oversight.dead_letter(id).await?;
+    Ok(Json(letter).into_response())
 }
 
 pub async fn replay(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let operator = match operator_only(&state, &headers) {
-        Ok(role) => role.name(),
-        Err(problem) => return problem.into_response(),
-    };
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return Problem::not_found().into_response();
-    };
-    match state.hub.oversight.replay(id, operator).await {
-        Ok(()) => Json(json!({ "application_id": id, "replayed": true })).into_response(),
-        Err(e) => Problem::from(e).into_response(),
-    }
+) -> Result<Response, Problem> {
+    let (operator, id) = caller_and_id(&state, &headers, &id, true)?;
+    state.hub.oversight.replay(id, operator.name()).await?;
+    Ok(Json(json!({ "application_id": id, "replayed": true })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -131,14 +133,12 @@ pub async fn search(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     query: Result<Query<SearchQuery>, QueryRejection>,
-) -> Response {
-    if let Err(problem) = role(&state, &headers) {
-        return problem.into_response();
-    }
+) -> Result<Response, Problem> {
+    role(&state, &headers)?;
     let Ok(Query(query)) = query else {
-        return bad_query("limit must be a whole number".into()).into_response();
+        return Err(bad_query("limit must be a whole number".into()));
     };
-    let criteria = SearchCriteria {
+    let query = SearchCriteria {
         receipt: query.receipt,
         service: query.service,
         procedure: query.procedure,
@@ -146,15 +146,10 @@ pub async fn search(
         from: query.from,
         until: query.until,
         limit: query.limit,
-    };
-    let found = match criteria.query() {
-        Ok(query) => state.hub.oversight.search(&query).await,
-        Err(e) => Err(e),
-    };
-    match found {
-        Ok(found) => Json(json!({ "applications": found })).into_response(),
-        Err(e) => Problem::from(e).into_response(),
     }
+    .query()?;
+    let found = state.hub.oversight.search(&query).await?;
+    Ok(Json(json!({ "applications": found })).into_response())
 }
 
 /// `GET /api/v1/admin/applications/{id}`: state, delivery, history and the audit trail.
@@ -162,28 +157,17 @@ pub async fn application(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(problem) = role(&state, &headers) {
-        return problem.into_response();
-    }
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return Problem::not_found().into_response();
-    };
-    let (record, audit) = match state.hub.oversight.application(id).await {
-        Ok(view) => (view.record, view.audit),
-        Err(e) => return Problem::from(e).into_response(),
-    };
-    let destination = state
-        .hub
-        .destinations
-        .get(&record.delivery.procedure)
-        .cloned();
-    let mut view = serde_json::to_value(&record).unwrap_or_default();
+) -> Result<Response, Problem> {
+    let (_, id) = caller_and_id(&state, &headers, &id, false)?;
+    let found = state.hub.oversight.application(id).await?;
+    let record = &found.record;
+    let destination = state.hub.destinations.get(&record.delivery.procedure);
+    let mut view = serde_json::to_value(record).unwrap_or_default();
     view["client"] = json!(record.client_id);
-    view["delivery"]["transport"] = json!(destination.as_ref().map(|d| d.transport));
-    view["delivery"]["destination"] = json!(destination.map(|d| d.destination));
-    view["audit"] = json!(audit);
-    Json(view).into_response()
+    view["delivery"]["transport"] = json!(destination.map(|d| d.transport));
+    view["delivery"]["destination"] = json!(destination.map(|d| &d.destination));
+    view["audit"] = json!(found.audit);
+    Ok(Json(view).into_response())
 }
 
 /// `GET /api/v1/admin/applications/{id}/message`: the XÖV message as the mapping renders
@@ -192,36 +176,25 @@ pub async fn message(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let role = match role(&state, &headers) {
-        Ok(role) => role,
-        Err(problem) => return problem.into_response(),
-    };
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return Problem::not_found().into_response();
-    };
-    match state
+) -> Result<Response, Problem> {
+    let (role, id) = caller_and_id(&state, &headers, &id, false)?;
+    let viewed = state
         .hub
         .oversight
         .view_message(id, role.name(), "admin API")
-        .await
-    {
-        Ok(viewed) => {
-            let mut response = viewed.xml.into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/xml; charset=utf-8"),
-            );
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(
-                "x-content-type-options",
-                HeaderValue::from_static("nosniff"),
-            );
-            response
-        }
-        Err(e) => Problem::from(e).into_response(),
-    }
+        .await?;
+    let mut response = viewed.xml.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
 }
 
 /// `POST /api/v1/admin/applications/{id}/retry`: the next attempt now (operators).
@@ -229,29 +202,24 @@ pub async fn retry(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let role = match operator_only(&state, &headers) {
-        Ok(role) => role,
-        Err(problem) => return problem.into_response(),
-    };
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return Problem::not_found().into_response();
-    };
-    match state.hub.oversight.retry_now(id, role.name()).await {
-        Ok(()) => Json(json!({ "application_id": id, "retrying": true })).into_response(),
-        Err(e) => Problem::from(e).into_response(),
-    }
+) -> Result<Response, Problem> {
+    let (role, id) = caller_and_id(&state, &headers, &id, true)?;
+    state.hub.oversight.retry_now(id, role.name()).await?;
+    Ok(Json(json!({ "application_id": id, "retrying": true })).into_response())
 }
 
 /// `GET /api/v1/admin/status`: mappings, certificates, procedures and their backlog.
-pub async fn status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
-    if let Err(problem) = role(&state, &headers) {
-        return problem.into_response();
-    }
-    let report = match state.hub.oversight.status().await {
-        Ok(report) => report,
-        Err(e) => return Problem::from(e).into_response(),
-    };
+pub async fn status(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    role(&state, &headers)?;
+    let report = state.hub.oversight.status().await?;
+    Ok(Json(status_json(&report)).into_response())
+}
+
+/// The status report as the admin API shows it.
+fn status_json(report: &StatusReport) -> serde_json::Value {
     let mappings: Vec<_> = report
         .mappings
         .iter()
@@ -283,12 +251,11 @@ pub async fn status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> R
             })
         })
         .collect();
-    Json(json!({
+    json!({
         "mappings": mappings,
         "certificates": certificates,
         "procedures": procedures,
-    }))
-    .into_response()
+    })
 }
 
 impl From<Unavailable> for Problem {
