@@ -128,7 +128,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
         bail!("no audit entries for application {id}");
     };
     let signer = match &config {
-        Some(config) => kopplung_router::prepare::load_sealer(config)?,
+        Some(config) => kopplung_router::setup::load_sealer(config)?,
         None => {
             let pki = PkiLayout::new(&pki_dir);
             Sealer::load(&pki.hub_cert(), &pki.hub_key())?

@@ -9,7 +9,7 @@ use crate::common::load_config;
 
 pub fn run(config: &Path, data_dir: &Path) -> anyhow::Result<()> {
     let loaded = hub::load(load_config(config, data_dir)?)?;
-    let problems = loaded.preparer.problems();
+    let problems = loaded.keyring.problems();
     let exposed = hub::exposed_files(data_dir)?;
     for problem in &problems {
         eprintln!("error: {problem}");

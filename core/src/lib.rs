@@ -6,11 +6,20 @@
 
 pub mod audit;
 pub mod clock;
+pub mod events;
 pub mod ids;
+pub mod intake;
+pub mod oversight;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{ApplicationId, Ars, ArsPrefix, InvalidId, MessageId, ProcedureId, ServiceKey};
+
+/// Rings when new work for the outbox is committed (intake, retry now, replay), so it
+/// starts at once instead of at the next poll.
+pub trait Wake: Send + Sync {
+    fn wake(&self);
+}
 
 /// Errors of the core that are not a store's or an id's.
 #[derive(Debug, thiserror::Error)]

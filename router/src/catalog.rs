@@ -4,7 +4,7 @@
 //! message, so nothing is ever validated or rendered with half old, half new mappings.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use kopplung_transformers::Mapping;
 
@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::regions::Regions;
 
-pub type Mappings = Arc<BTreeMap<String, Mapping>>;
+pub use kopplung_pipeline::catalog::{Catalog, Mappings};
 
 /// The name to show for a service: its mapping's name, or the key itself if no mapping
 /// has it (any more).
@@ -23,64 +23,30 @@ pub fn service_name(mappings: &Mappings, key: &str) -> String {
         .map_or_else(|| key.to_owned(), |m| m.info.name.clone())
 }
 
-pub struct Catalog {
-    current: RwLock<Mappings>,
-}
-
-impl std::fmt::Debug for Catalog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Catalog").finish_non_exhaustive()
-    }
-}
-
-impl Catalog {
-    pub fn new(mappings: Mappings) -> Self {
-        Self {
-            current: RwLock::new(mappings),
+/// Loads the mappings again and puts them in force if they are complete and valid;
+/// otherwise keeps the current ones and returns why.
+pub fn reload(
+    catalog: &Catalog,
+    config: &Config,
+    regions: &Regions,
+    metrics: &Metrics,
+) -> Result<usize, Error> {
+    match load_checked(config, regions) {
+        Ok(mappings) => {
+            let count = mappings.len();
+            catalog.replace(Arc::new(mappings));
+            metrics
+                .mapping_reloads
+                .with_label_values(&["applied"])
+                .inc();
+            Ok(count)
         }
-    }
-
-    /// The mappings in force now.
-    pub fn current(&self) -> Mappings {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn replace(&self, mappings: Mappings) {
-        match self.current.write() {
-            Ok(mut guard) => *guard = mappings,
-            Err(poisoned) => *poisoned.into_inner() = mappings,
-        }
-    }
-
-    /// Loads the mappings again and switches to them if they are complete and valid;
-    /// otherwise keeps the current ones and returns why.
-    pub fn reload(
-        &self,
-        config: &Config,
-        regions: &Regions,
-        metrics: &Metrics,
-    ) -> Result<usize, Error> {
-        let outcome = load_checked(config, regions);
-        match outcome {
-            Ok(mappings) => {
-                let count = mappings.len();
-                self.replace(Arc::new(mappings));
-                metrics
-                    .mapping_reloads
-                    .with_label_values(&["applied"])
-                    .inc();
-                Ok(count)
-            }
-            Err(e) => {
-                metrics
-                    .mapping_reloads
-                    .with_label_values(&["refused"])
-                    .inc();
-                Err(e)
-            }
+        Err(e) => {
+            metrics
+                .mapping_reloads
+                .with_label_values(&["refused"])
+                .inc();
+            Err(e)
         }
     }
 }

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use kopplung_adapters::Sink;
 use kopplung_adapters::amqp::{AmqpBroker, Handled, ReplyHandler, consume_replies};
 use kopplung_adapters::registry::{BuildContext, Transport};
-use tokio::sync::{Notify, watch};
+use kopplung_core::events::EventError;
+use kopplung_core::{Clock, SystemClock};
+use kopplung_pipeline::{Dispatcher, Keyring, Preparer, RetryPolicies, Wakeup};
+use tokio::sync::watch;
 
 use axum::response::IntoResponse;
 
@@ -18,11 +21,11 @@ use crate::api::{self, ApiState, auth::Clients};
 use crate::audit::{Checkpoint, checkpoint};
 use crate::catalog::{Catalog, load_checked};
 use crate::config::Config;
+use crate::context::{Hub, HubParts};
 use crate::metrics::Metrics;
-use crate::outbox::Dispatcher;
-use crate::prepare::Preparer;
 use crate::regions::Regions;
 use crate::routing::RoutingTable;
+use crate::setup;
 use crate::store::{PostgresStore, SqliteStore, Store};
 
 /// Loads everything the configuration names and checks that it fits together,
@@ -32,7 +35,10 @@ pub struct Loaded {
     pub catalog: Arc<Catalog>,
     pub regions: Arc<Regions>,
     pub routing: RoutingTable,
-    pub preparer: Preparer,
+    /// The keys and certificates in force.
+    pub keyring: Arc<Keyring>,
+    /// The hub's clock.
+    pub clock: Arc<dyn Clock>,
     pub clients: Clients,
     /// The clerks of manual procedures (their passwords checked or hashed).
     pub inbox: crate::inbox::Inbox,
@@ -43,8 +49,12 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
     let catalog = Arc::new(Catalog::new(Arc::new(load_checked(&config, &regions)?)));
     let routing = RoutingTable::new(&config.routing.routes);
     check_coverage(&config, &catalog, &regions, &routing)?;
-    let preparer = Preparer::load(&config, catalog.clone(), regions.clone())?;
-    for problem in preparer.problems() {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let keyring = Arc::new(Keyring::load(
+        &setup::keyring_config(&config)?,
+        clock.clone(),
+    )?);
+    for problem in keyring.problems() {
         // The hub starts; only this procedure's messages wait until it is fixed.
         tracing::error!(%problem, "procedure blocked");
     }
@@ -55,7 +65,8 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
         catalog,
         regions,
         routing,
-        preparer,
+        keyring,
+        clock,
         clients,
         inbox,
     })
@@ -86,7 +97,8 @@ pub async fn run(
         catalog,
         regions,
         routing,
-        preparer,
+        keyring,
+        clock,
         clients,
         inbox,
     } = loaded;
@@ -107,7 +119,7 @@ pub async fn run(
 
     // The chain's head as this start finds it, signed (see audit/checkpoint.rs): a tail
     // removed while the hub was down is noticed against the checkpoints before it.
-    let checkpointed = checkpoint_head(store.as_ref(), &preparer, None).await?;
+    let checkpointed = checkpoint_head(store.as_ref(), &keyring, clock.as_ref(), None).await?;
 
     let broker = config.file.amqp.clone().map(AmqpBroker::new);
     let sinks = build_sinks(&config, broker.as_ref())?;
@@ -116,7 +128,7 @@ pub async fn run(
         .map(|(id, sink)| (id.clone(), sink.destination()))
         .collect();
 
-    let wake = Arc::new(Notify::new());
+    let wake = Arc::new(Wakeup::new());
     let limits = &config.file.limits;
     let clients_behind_proxies = limits.proxies().build().map_err(|e| Error::Config {
         file: config.source.clone(),
@@ -156,21 +168,36 @@ pub async fn run(
         (store.clone(), catalog.clone(), metrics.clone());
     let uploads_store = store.clone();
     let checkpoint_store = store.clone();
-    let preparer = Arc::new(preparer.with_public_url(public_url.clone()));
-    let checkpoint_preparer = preparer.clone();
+    let preparer = Arc::new(Preparer {
+        catalog: catalog.clone(),
+        regions: regions.names(),
+        keyring: keyring.clone(),
+        autor: setup::hub_authority(&config),
+        public_url: public_url.clone(),
+        clock: clock.clone(),
+    });
     let reloader = tokio::spawn(reload_on_hangup(
         catalog.clone(),
-        preparer.clone(),
+        keyring.clone(),
         config.clone(),
         regions.clone(),
         metrics.clone(),
     ));
-    let state = Arc::new(ApiState {
+    let hub = Arc::new(Hub::new(HubParts {
         catalog,
-        metrics: metrics.clone(),
-        routing,
+        routing: Arc::new(routing),
         regions,
         store: store.clone(),
+        clock: clock.clone(),
+        preparer: preparer.clone(),
+        destinations,
+        metrics: metrics.clone(),
+        wake: wake.clone(),
+        public_url,
+        event_limits: setup::event_limits(&config.file.limits),
+    }));
+    let state = Arc::new(ApiState {
+        hub: hub.clone(),
         clients,
         brokers: broker.iter().cloned().collect(),
         pullers: Clients::load(
@@ -219,7 +246,6 @@ pub async fn run(
                 .collect::<Vec<_>>(),
             &config.data_dir,
         )?,
-        destinations,
         authorities: config.routing.authorities.clone(),
         procedure_authority: config
             .routing
@@ -228,9 +254,6 @@ pub async fn run(
             .map(|p| (p.id.to_string(), p.authority.clone()))
             .collect(),
         limits: config.file.limits.clone(),
-        public_url,
-        preparer: preparer.clone(),
-        wake: wake.clone(),
     });
 
     // Procedures that answer on an AMQP reply queue: the hub consumes their events.
@@ -243,15 +266,16 @@ pub async fn run(
                 continue;
             };
             let queue = queue.to_owned();
-            let state = state.clone();
+            let events = hub.events.clone();
             let id = procedure.id.to_string();
             let handler: ReplyHandler = Arc::new(move |body| {
-                let state = state.clone();
+                let events = events.clone();
                 let id = id.clone();
                 Box::pin(async move {
-                    match api::take_event(&state, &id, body).await {
+                    match events.take(&id, body).await {
                         Ok(_) => Handled::Done,
-                        Err(problem) if problem.status == 503 => Handled::Later,
+                        // Nothing was recorded: the broker keeps it for later.
+                        Err(EventError::Unavailable(_)) => Handled::Later,
                         Err(_) => Handled::Refused,
                     }
                 })
@@ -269,15 +293,18 @@ pub async fn run(
         store,
         preparer,
         sinks,
-        config.file.delivery,
-        config
-            .routing
-            .procedures
-            .iter()
-            .filter_map(|p| p.retry.map(|r| (p.id.to_string(), r)))
-            .collect(),
+        RetryPolicies {
+            hub: setup::retry_policy(&config.file.delivery),
+            procedures: config
+                .routing
+                .procedures
+                .iter()
+                .filter_map(|p| p.retry.map(|r| (p.id.to_string(), setup::retry_policy(&r))))
+                .collect(),
+        },
         wake,
         metrics.clone(),
+        clock.clone(),
     );
     dispatcher.max_in_flight = config
         .routing
@@ -286,15 +313,7 @@ pub async fn run(
         .map(|p| (p.id.to_string(), p.max_in_flight))
         .collect();
     // A signed receipt in an HTTP answer is an event like any other of that procedure.
-    let replies_state = state.clone();
-    dispatcher.replies = Some(Arc::new(move |procedure: String, body: bytes::Bytes| {
-        let state = replies_state.clone();
-        Box::pin(async move {
-            if let Err(problem) = api::take_event(&state, &procedure, body.to_vec()).await {
-                tracing::warn!(%procedure, problem = %problem.kind, "receipt in the delivery answer refused");
-            }
-        })
-    }));
+    dispatcher.events = Some(hub.events.clone());
     dispatcher.lease = std::time::Duration::from_secs(config.file.delivery.lease_secs);
     let dispatcher = Arc::new(dispatcher);
     let (stop_outbox, outbox_stopped) = watch::channel(false);
@@ -304,17 +323,20 @@ pub async fn run(
             retention_catalog,
             retention,
             retention_metrics,
+            clock.clone(),
             outbox_stopped.clone(),
         ))
     });
     let uploads = tokio::spawn(crate::retention::discard_abandoned_uploads(
         uploads_store,
         config.file.limits.upload_ttl_hours,
+        clock.clone(),
         outbox_stopped.clone(),
     ));
     let checkpoints = tokio::spawn(checkpoint_periodically(
         checkpoint_store.clone(),
-        checkpoint_preparer.clone(),
+        keyring.clone(),
+        clock.clone(),
         std::time::Duration::from_secs(config.file.audit.checkpoint_secs),
         checkpointed,
         outbox_stopped.clone(),
@@ -336,8 +358,12 @@ pub async fn run(
     };
     let monitoring_routes = api::monitoring(state.clone(), monitoring_token);
     let mut app = api::router(state.clone())
-        .merge(crate::console::router(state.clone(), logins.clone())?)
-        .merge(crate::inbox::router(state, inbox, logins));
+        .merge(crate::console::router(
+            hub.clone(),
+            state.admins.clone(),
+            logins.clone(),
+        )?)
+        .merge(crate::inbox::router(hub, inbox, logins));
     let (stop_monitoring, monitoring_stopped) = watch::channel(false);
     let monitoring = match monitoring_listener {
         Some(listener) => {
@@ -380,7 +406,8 @@ pub async fn run(
     let last = checkpoints.await.unwrap_or(None);
     if let Err(e) = checkpoint_head(
         checkpoint_store.as_ref(),
-        &checkpoint_preparer,
+        &keyring,
+        clock.as_ref(),
         last.as_ref(),
     )
     .await
@@ -406,7 +433,8 @@ async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
 /// unless the head is still `last` (or the chain empty). Returns the head.
 async fn checkpoint_head(
     store: &dyn Store,
-    preparer: &Preparer,
+    keyring: &Keyring,
+    clock: &dyn Clock,
     last: Option<&(i64, String)>,
 ) -> Result<Option<(i64, String)>, Error> {
     let Some(head) = store.audit_head().await? else {
@@ -416,8 +444,8 @@ async fn checkpoint_head(
         return Ok(Some(head));
     }
     let (seq, hash) = head.clone();
-    let at = checkpoint::checkpoint_time(time::OffsetDateTime::now_utc());
-    let signature = preparer.sign_detached(checkpoint::statement(seq, &hash, &at).as_bytes())?;
+    let at = checkpoint::checkpoint_time(clock.now());
+    let signature = keyring.sign_detached(checkpoint::statement(seq, &hash, &at).as_bytes())?;
     store
         .record_audit_checkpoint(&Checkpoint {
             seq,
@@ -434,7 +462,8 @@ async fn checkpoint_head(
 /// the last head checkpointed.
 async fn checkpoint_periodically(
     store: Arc<dyn Store>,
-    preparer: Arc<Preparer>,
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
     every: std::time::Duration,
     mut last: Option<(i64, String)>,
     mut shutdown: watch::Receiver<bool>,
@@ -444,7 +473,7 @@ async fn checkpoint_periodically(
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return last,
         }
-        match checkpoint_head(store.as_ref(), &preparer, last.as_ref()).await {
+        match checkpoint_head(store.as_ref(), &keyring, clock.as_ref(), last.as_ref()).await {
             Ok(head) => last = head.or(last),
             Err(e) => tracing::error!(error = %e, "audit checkpoint failed; trying again later"),
         }
@@ -457,7 +486,7 @@ async fn checkpoint_periodically(
 /// `kopplung_key_reloads_total{outcome="refused"}`; what was in force stays in force.
 async fn reload_on_hangup(
     catalog: Arc<Catalog>,
-    preparer: Arc<Preparer>,
+    keyring: Arc<Keyring>,
     config: Config,
     regions: Arc<Regions>,
     metrics: Arc<Metrics>,
@@ -471,10 +500,11 @@ async fn reload_on_hangup(
         // Certificate lists may have changed in the routing table (rotation): read the
         // configuration again for them. Routes and clients still need a restart.
         let keys = {
-            let (preparer, config) = (preparer.clone(), config.clone());
-            tokio::task::spawn_blocking(move || {
+            let (keyring, config) = (keyring.clone(), config.clone());
+            tokio::task::spawn_blocking(move || -> Result<(), Error> {
                 let fresh = Config::load(&config.source, &config.data_dir)?;
-                preparer.reload_keys(&fresh)
+                keyring.reload(&setup::keyring_config(&fresh)?)?;
+                Ok(())
             })
             .await
         };
@@ -482,7 +512,7 @@ async fn reload_on_hangup(
             Ok(Ok(())) => {
                 metrics.key_reloads.with_label_values(&["applied"]).inc();
                 tracing::info!("keys and certificates reloaded");
-                for problem in preparer.problems() {
+                for problem in keyring.problems() {
                     tracing::error!(%problem, "procedure blocked");
                 }
             }
@@ -498,8 +528,10 @@ async fn reload_on_hangup(
             regions.clone(),
             metrics.clone(),
         );
-        let outcome =
-            tokio::task::spawn_blocking(move || catalog.reload(&config, &regions, &metrics)).await;
+        let outcome = tokio::task::spawn_blocking(move || {
+            crate::catalog::reload(&catalog, &config, &regions, &metrics)
+        })
+        .await;
         match outcome {
             Ok(Ok(services)) => tracing::info!(services, "mappings reloaded"),
             Ok(Err(e)) => {

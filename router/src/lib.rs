@@ -6,15 +6,14 @@ pub mod api;
 pub mod catalog;
 pub mod config;
 pub mod console;
+pub mod context;
 pub mod hub;
 pub mod inbox;
 pub mod metrics;
-pub mod outbox;
-pub mod oversight;
-pub mod prepare;
 pub mod regions;
 pub mod retention;
 pub mod routing;
+pub mod setup;
 
 /// The audit trail's rules live in the domain core.
 pub use kopplung_core::audit;
@@ -40,6 +39,8 @@ pub enum Error {
     Transform(#[from] kopplung_transformers::Error),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Pipeline(#[from] kopplung_pipeline::Error),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("listening on {addr}: {source}")]

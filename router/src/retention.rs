@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kopplung_core::Clock;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -54,11 +55,12 @@ pub async fn run(
     catalog: Arc<Catalog>,
     retention: RetentionConfig,
     metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let every = Duration::from_secs(retention.sweep_secs);
     loop {
-        let now = OffsetDateTime::now_utc();
+        let now = clock.now();
         if let Err(e) = sweep(store.as_ref(), &catalog, &retention, &metrics, now).await {
             tracing::error!(error = %e, "retention sweep failed; trying again next time");
         }
@@ -74,10 +76,11 @@ pub async fn run(
 pub async fn discard_abandoned_uploads(
     store: Arc<dyn Store>,
     ttl_hours: u32,
+    clock: Arc<dyn Clock>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let before = OffsetDateTime::now_utc() - time::Duration::hours(ttl_hours.into());
+        let before = clock.now() - time::Duration::hours(ttl_hours.into());
         match store.discard_stale_uploads(before).await {
             Ok(0) => {}
             Ok(discarded) => tracing::info!(discarded, "abandoned uploads removed"),

@@ -11,16 +11,17 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kopplung_core::oversight::{
+    LookupError, ReplayError, RetryError, SearchCriteria, SearchError, StatusReport, Unavailable,
+    ViewError,
+};
 use serde::Deserialize;
 use serde_json::json;
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::ApiState;
 use super::problem::Problem;
-use crate::oversight::{MessageView, view_message};
-use crate::store::{ApplicationQuery, Status};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,68 +60,50 @@ fn operator_only(state: &ApiState, headers: &HeaderMap) -> Result<Role, Problem>
     }
 }
 
-pub async fn dead_letters(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
-    if let Err(problem) = role(&state, &headers) {
-        return problem.into_response();
-    }
-    match state.store.dead_letters().await {
-        Ok(letters) => Json(json!({ "dead_letters": letters })).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "reading dead letters failed");
-            Problem::unavailable("the store is not reachable").into_response()
-        }
-    }
+/// The caller's role — an operator's where the request changes something — and the
+/// application id of the path (one that is no UUID names nothing: 404).
+fn caller_and_id(
+    state: &ApiState,
+    headers: &HeaderMap,
+    id: &str,
+    changes: bool,
+) -> Result<(Role, Uuid), Problem> {
+    let role = if changes {
+        operator_only(state, headers)?
+    } else {
+        role(state, headers)?
+    };
+    let id = Uuid::parse_str(id).map_err(|_| Problem::not_found())?;
+    Ok((role, id))
+}
+
+pub async fn dead_letters(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    role(&state, &headers)?;
+    let letters = state.hub.oversight.dead_letters().await?;
+    Ok(Json(json!({ "dead_letters": letters })).into_response())
 }
 
 pub async fn dead_letter(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(problem) = role(&state, &headers) {
-        return problem.into_response();
-    }
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return Problem::not_found().into_response();
-    };
-    match state.store.dead_letters().await {
-        Ok(letters) => match letters.into_iter().find(|l| l.application_id == id) {
-            Some(letter) => Json(letter).into_response(),
-            None => Problem::not_found().into_response(),
-        },
-        Err(e) => {
-            tracing::error!(error = %e, "reading dead letters failed");
-            Problem::unavailable("the store is not reachable").into_response()
-        }
-    }
+) -> Result<Response, Problem> {
+    let (_, id) = caller_and_id(&state, &headers, &id, false)?;
+    let letter = state.hub.oversight.dead_letter(id).await?;
+    Ok(Json(letter).into_response())
 }
 
 pub async fn replay(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let operator = match operator_only(&state, &headers) {
-        Ok(role) => role.name(),
-        Err(problem) => return problem.into_response(),
-    };
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return Problem::not_found().into_response();
-    };
-    match state.store.replay(id, operator).await {
-        Ok(true) => {
-            tracing::info!(application_id = %id, %operator, "dead letter replayed");
-            state.wake.notify_one();
-            Json(json!({ "application_id": id, "replayed": true })).into_response()
-        }
-        Ok(false) => Problem::not_found()
-            .detail("no dead letter for this application")
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "replaying a dead letter failed");
-            Problem::unavailable("the store is not reachable").into_response()
-        }
-    }
+) -> Result<Response, Problem> {
+    let (operator, id) = caller_and_id(&state, &headers, &id, true)?;
+    state.hub.oversight.replay(id, operator.name()).await?;
+    Ok(Json(json!({ "application_id": id, "replayed": true })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -136,14 +119,13 @@ pub struct SearchQuery {
     limit: Option<u32>,
 }
 
-fn bad_query(detail: String) -> Response {
+fn bad_query(detail: String) -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,
         "bad-query",
         "The search parameters are invalid",
     )
     .detail(detail)
-    .into_response()
 }
 
 /// `GET /api/v1/admin/applications`: search by receipt, service, procedure, state, time.
@@ -151,44 +133,23 @@ pub async fn search(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     query: Result<Query<SearchQuery>, QueryRejection>,
-) -> Response {
-    if let Err(problem) = role(&state, &headers) {
-        return problem.into_response();
-    }
+) -> Result<Response, Problem> {
+    role(&state, &headers)?;
     let Ok(Query(query)) = query else {
-        return bad_query("limit must be a whole number".into());
+        return Err(bad_query("limit must be a whole number".into()));
     };
-    let time = |value: &Option<String>, name: &str| match value {
-        None => Ok(None),
-        Some(text) => OffsetDateTime::parse(text, &Rfc3339)
-            .map(Some)
-            .map_err(|_| format!("{name} must be an RFC 3339 time, e.g. 2026-11-30T00:00:00Z")),
-    };
-    let status = match query.status.as_deref().map(Status::parse) {
-        None => None,
-        Some(Some(status)) => Some(status),
-        Some(None) => return bad_query("status is not a state of an application".into()),
-    };
-    let (from, until) = match (time(&query.from, "from"), time(&query.until, "until")) {
-        (Ok(from), Ok(until)) => (from, until),
-        (Err(e), _) | (_, Err(e)) => return bad_query(e),
-    };
-    let query = ApplicationQuery {
+    let query = SearchCriteria {
         receipt: query.receipt,
         service: query.service,
         procedure: query.procedure,
-        status,
-        from,
-        until,
-        limit: query.limit.unwrap_or(100).clamp(1, 1000),
-    };
-    match state.store.search(&query).await {
-        Ok(found) => Json(json!({ "applications": found })).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "searching applications failed");
-            Problem::unavailable("the store is not reachable").into_response()
-        }
+        status: query.status,
+        from: query.from,
+        until: query.until,
+        limit: query.limit,
     }
+    .query()?;
+    let found = state.hub.oversight.search(&query).await?;
+    Ok(Json(json!({ "applications": found })).into_response())
 }
 
 /// `GET /api/v1/admin/applications/{id}`: state, delivery, history and the audit trail.
@@ -196,31 +157,17 @@ pub async fn application(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(problem) = role(&state, &headers) {
-        return problem.into_response();
-    }
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return Problem::not_found().into_response();
-    };
-    let (record, audit) = match (
-        state.store.application(id).await,
-        state.store.audit_entries(id).await,
-    ) {
-        (Ok(Some(record)), Ok(audit)) => (record, audit),
-        (Ok(None), _) => return Problem::not_found().into_response(),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "reading an application failed");
-            return Problem::unavailable("the store is not reachable").into_response();
-        }
-    };
-    let destination = state.destinations.get(&record.delivery.procedure).cloned();
-    let mut view = serde_json::to_value(&record).unwrap_or_default();
+) -> Result<Response, Problem> {
+    let (_, id) = caller_and_id(&state, &headers, &id, false)?;
+    let found = state.hub.oversight.application(id).await?;
+    let record = &found.record;
+    let destination = state.hub.destinations.get(&record.delivery.procedure);
+    let mut view = serde_json::to_value(record).unwrap_or_default();
     view["client"] = json!(record.client_id);
-    view["delivery"]["transport"] = json!(destination.as_ref().map(|d| d.transport));
-    view["delivery"]["destination"] = json!(destination.map(|d| d.destination));
-    view["audit"] = json!(audit);
-    Json(view).into_response()
+    view["delivery"]["transport"] = json!(destination.map(|d| d.transport));
+    view["delivery"]["destination"] = json!(destination.map(|d| &d.destination));
+    view["audit"] = json!(found.audit);
+    Ok(Json(view).into_response())
 }
 
 /// `GET /api/v1/admin/applications/{id}/message`: the XÖV message as the mapping renders
@@ -229,48 +176,25 @@ pub async fn message(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let role = match role(&state, &headers) {
-        Ok(role) => role,
-        Err(problem) => return problem.into_response(),
-    };
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return Problem::not_found().into_response();
-    };
-    match view_message(&state, id, role.name(), "admin API").await {
-        MessageView::Xml { xml, .. } => {
-            let mut response = xml.into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/xml; charset=utf-8"),
-            );
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(
-                "x-content-type-options",
-                HeaderValue::from_static("nosniff"),
-            );
-            response
-        }
-        MessageView::NotFound => Problem::not_found().into_response(),
-        MessageView::Purged => Problem::new(
-            StatusCode::GONE,
-            "purged",
-            "The personal data of this application was deleted (retention)",
-        )
-        .into_response(),
-        MessageView::NotRenderable(reason) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not-renderable",
-            "The mapping in force cannot render this application",
-        )
-        .detail(reason)
-        .into_response(),
-        MessageView::Unavailable => {
-            Problem::unavailable("the store is not reachable").into_response()
-        }
-        MessageView::Internal => Problem::internal().into_response(),
-    }
+) -> Result<Response, Problem> {
+    let (role, id) = caller_and_id(&state, &headers, &id, false)?;
+    let viewed = state
+        .hub
+        .oversight
+        .view_message(id, role.name(), "admin API")
+        .await?;
+    let mut response = viewed.xml.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
 }
 
 /// `POST /api/v1/admin/applications/{id}/retry`: the next attempt now (operators).
@@ -278,46 +202,24 @@ pub async fn retry(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let role = match operator_only(&state, &headers) {
-        Ok(role) => role,
-        Err(problem) => return problem.into_response(),
-    };
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return Problem::not_found().into_response();
-    };
-    let detail = format!("next attempt requested now by {}", role.name());
-    match state.store.retry_now(id, &detail).await {
-        Ok(true) => {
-            state.wake.notify_one();
-            Json(json!({ "application_id": id, "retrying": true })).into_response()
-        }
-        Ok(false) => Problem::new(
-            StatusCode::CONFLICT,
-            "nothing-to-retry",
-            "Nothing of this application waits for an attempt",
-        )
-        .detail("it is delivered, being worked on right now, a dead letter (replay it), or unknown")
-        .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "retry now failed");
-            Problem::unavailable("the store is not reachable").into_response()
-        }
-    }
+) -> Result<Response, Problem> {
+    let (role, id) = caller_and_id(&state, &headers, &id, true)?;
+    state.hub.oversight.retry_now(id, role.name()).await?;
+    Ok(Json(json!({ "application_id": id, "retrying": true })).into_response())
 }
 
 /// `GET /api/v1/admin/status`: mappings, certificates, procedures and their backlog.
-pub async fn status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
-    if let Err(problem) = role(&state, &headers) {
-        return problem.into_response();
-    }
-    let report = match crate::oversight::gather(&state).await {
-        Ok(report) => report,
-        Err(e) => {
-            tracing::error!(error = %e, "reading the backlog failed");
-            return Problem::unavailable("the store is not reachable").into_response();
-        }
-    };
+pub async fn status(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    role(&state, &headers)?;
+    let report = state.hub.oversight.status().await?;
+    Ok(Json(status_json(&report)).into_response())
+}
+
+/// The status report as the admin API shows it.
+fn status_json(report: &StatusReport) -> serde_json::Value {
     let mappings: Vec<_> = report
         .mappings
         .iter()
@@ -349,10 +251,81 @@ pub async fn status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> R
             })
         })
         .collect();
-    Json(json!({
+    json!({
         "mappings": mappings,
         "certificates": certificates,
         "procedures": procedures,
-    }))
-    .into_response()
+    })
+}
+
+impl From<Unavailable> for Problem {
+    fn from(_: Unavailable) -> Self {
+        Problem::unavailable("the store is not reachable")
+    }
+}
+
+impl From<LookupError> for Problem {
+    fn from(error: LookupError) -> Self {
+        match error {
+            LookupError::NotFound => Problem::not_found(),
+            LookupError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+        }
+    }
+}
+
+impl From<ReplayError> for Problem {
+    fn from(error: ReplayError) -> Self {
+        match error {
+            ReplayError::NoDeadLetter => {
+                Problem::not_found().detail("no dead letter for this application")
+            }
+            ReplayError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+        }
+    }
+}
+
+impl From<RetryError> for Problem {
+    fn from(error: RetryError) -> Self {
+        match error {
+            RetryError::NothingToRetry => Problem::new(
+                StatusCode::CONFLICT,
+                "nothing-to-retry",
+                "Nothing of this application waits for an attempt",
+            )
+            .detail(
+                "it is delivered, being worked on right now, a dead letter (replay it), or unknown",
+            ),
+            RetryError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+        }
+    }
+}
+
+impl From<SearchError> for Problem {
+    fn from(error: SearchError) -> Self {
+        match error {
+            SearchError::BadQuery(detail) => bad_query(detail),
+            SearchError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+        }
+    }
+}
+
+impl From<ViewError> for Problem {
+    fn from(error: ViewError) -> Self {
+        match error {
+            ViewError::NotFound => Problem::not_found(),
+            ViewError::Purged => Problem::new(
+                StatusCode::GONE,
+                "purged",
+                "The personal data of this application was deleted (retention)",
+            ),
+            ViewError::NotRenderable(reason) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not-renderable",
+                "The mapping in force cannot render this application",
+            )
+            .detail(reason),
+            ViewError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            ViewError::Internal => Problem::internal(),
+        }
+    }
 }

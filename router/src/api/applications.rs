@@ -24,7 +24,7 @@ pub async fn show(
     let Ok(id) = Uuid::parse_str(&id) else {
         return Problem::not_found().into_response();
     };
-    let record = match state.store.application(id).await {
+    let record = match state.hub.store.application(id).await {
         Ok(Some(record)) if record.client_id == client => record,
         // Another client's application does not exist for this one.
         Ok(_) => return Problem::not_found().into_response(),
@@ -33,7 +33,7 @@ pub async fn show(
             return Problem::unavailable("the store is not reachable").into_response();
         }
     };
-    let destination = state.destinations.get(&record.delivery.procedure);
+    let destination = state.hub.destinations.get(&record.delivery.procedure);
     let state_text = match record.status {
         Status::Accepted | Status::Prepared => match &record.delivery.last_error {
             Some(error) => format!("waiting in the outbox: {error}"),
@@ -62,17 +62,18 @@ pub async fn show(
     };
     view["service_name"] = json!(
         state
+            .hub
             .catalog
             .current()
             .get(&record.service)
             .map(|m| m.info.name.clone())
     );
-    view["region_name"] = json!(state.regions.name(&record.region));
+    view["region_name"] = json!(state.hub.regions.name(&record.region));
     view["delivery"]["transport"] = json!(destination.map(|d| d.transport));
     view["delivery"]["destination"] = json!(destination.map(|d| d.destination.clone()));
     view["delivery"]["state"] = json!(state_text);
     // The citizen's mailbox (questions, decisions) and the documents to download.
-    match state.store.mailbox(id).await {
+    match state.hub.store.mailbox(id).await {
         Ok((mailbox, documents)) => {
             view["mailbox"] = json!(mailbox);
             view["documents"] = json!(
@@ -110,7 +111,7 @@ pub async fn document(
     let (Ok(id), Ok(document)) = (Uuid::parse_str(&id), Uuid::parse_str(&document)) else {
         return Problem::not_found().into_response();
     };
-    let owned = match state.store.application(id).await {
+    let owned = match state.hub.store.application(id).await {
         Ok(Some(record)) => record.client_id == client,
         Ok(None) => false,
         Err(e) => {
@@ -121,7 +122,7 @@ pub async fn document(
     if !owned {
         return Problem::not_found().into_response();
     }
-    match state.store.document(id, document).await {
+    match state.hub.store.document(id, document).await {
         Ok(Some((info, content))) => {
             // Served only as a download of a known type, never rendered on this origin.
             let media_type: &'static str = match info.media_type.as_str() {

@@ -20,14 +20,14 @@ use futures_util::StreamExt;
 use kopplung_transformers::FieldError;
 use serde::Deserialize;
 use serde_json::json;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::ApiState;
-use super::intake::{content_matches, declared_length, valid_filename};
+use super::intake::declared_length;
 use super::problem::Problem;
-use crate::prepare::PrepareError;
 use crate::store::{FRAGMENT_BYTES, NewUpload, Store, StoreError, fragment_count};
+use kopplung_core::intake::{content_matches, valid_filename};
+use kopplung_pipeline::PrepareError;
 
 #[derive(Deserialize)]
 pub struct UploadQuery {
@@ -91,6 +91,7 @@ async fn receive(
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
     let accepted = state
+        .hub
         .catalog
         .current()
         .values()
@@ -104,8 +105,9 @@ async fn receive(
         .detail(format!("Content-Type {media_type:?}")));
     }
     let id = Uuid::new_v4();
-    let created_at = OffsetDateTime::now_utc();
+    let created_at = state.hub.clock.now();
     state
+        .hub
         .store
         .create_upload(&NewUpload {
             id,
@@ -116,7 +118,7 @@ async fn receive(
         })
         .await
         .map_err(unavailable)?;
-    match stream_into(state.store.as_ref(), id, &media_type, limit, body).await {
+    match stream_into(state.hub.store.as_ref(), id, &media_type, limit, body).await {
         Ok((size, sha512)) => {
             tracing::info!(upload_id = %id, size, "attachment uploaded");
             let expires_at =
@@ -135,7 +137,7 @@ async fn receive(
         }
         Err(failure) => {
             // Nothing half-stored: the chunks written so far go with it.
-            if let Err(e) = state.store.discard_upload(id).await {
+            if let Err(e) = state.hub.store.discard_upload(id).await {
                 tracing::error!(upload_id = %id, error = %e, "discarding a failed upload failed; the cleanup removes it later");
             }
             Err(match failure {
@@ -250,6 +252,7 @@ pub async fn fragment(
         return Problem::not_found().into_response();
     };
     let plain = match state
+        .hub
         .store
         .attachment_fragment(&procedure, message, position, fragment)
         .await
@@ -261,7 +264,7 @@ pub async fn fragment(
             return Problem::unavailable("the store is not reachable").into_response();
         }
     };
-    let preparer = state.preparer.clone();
+    let preparer = state.hub.preparer.clone();
     let sealing = procedure.clone();
     let sealed =
         tokio::task::spawn_blocking(move || preparer.seal_fragment(&sealing, &plain)).await;

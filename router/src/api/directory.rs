@@ -50,6 +50,7 @@ pub async fn regions(
         .map(|q| q.trim().to_lowercase())
         .unwrap_or_default();
     let regions: Vec<Value> = state
+        .hub
         .regions
         .iter()
         .filter(|(ars, name)| {
@@ -88,11 +89,12 @@ pub async fn authority(State(state): State<Arc<ApiState>>, Path(id): Path<String
 
 /// The service keys routed to any procedure of the authority.
 fn services_of(state: &ApiState, authority: &str) -> Vec<String> {
-    let mappings = state.catalog.current();
+    let mappings = state.hub.catalog.current();
     mappings
         .values()
         .filter(|m| {
             state
+                .hub
                 .routing
                 .procedures_of(&m.info.key)
                 .any(|p| state.procedure_authority.get(p).map(String::as_str) == Some(authority))
@@ -113,18 +115,19 @@ pub async fn responsibility(
     if !is_ars(region) {
         return bad_query("`region` must be a 12-digit ARS");
     }
-    let mappings = state.catalog.current();
+    let mappings = state.hub.catalog.current();
     let Some(mapping) = mappings.get(service.as_str()) else {
         return Problem::not_found()
             .detail("no such service")
             .into_response();
     };
-    let Some(region_name) = state.regions.name(region) else {
+    let Some(region_name) = state.hub.regions.name(region) else {
         return Problem::not_found()
             .detail("no such municipality")
             .into_response();
     };
     let authority = state
+        .hub
         .routing
         .resolve(service, region)
         .and_then(|procedure| state.procedure_authority.get(procedure))

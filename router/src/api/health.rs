@@ -13,7 +13,7 @@ use serde_json::json;
 use super::ApiState;
 
 pub async fn ready(State(state): State<Arc<ApiState>>) -> Response {
-    let store = match state.store.backlog().await {
+    let store = match state.hub.store.backlog().await {
         Ok(backlog) => Ok(backlog),
         Err(e) => Err(e.to_string()),
     };
@@ -28,7 +28,7 @@ pub async fn ready(State(state): State<Arc<ApiState>>) -> Response {
             "error": checked.err(),
         }));
     }
-    let mappings = state.catalog.current().len();
+    let mappings = state.hub.catalog.current().len();
     let ready = store.is_ok() && mappings > 0 && brokers.iter().all(|b| b["connected"] == true);
     let body = json!({
         "ready": ready,

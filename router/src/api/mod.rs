@@ -10,9 +10,7 @@ mod health;
 mod intake;
 pub mod problem;
 mod pull;
-mod receipt;
 mod receipts;
-pub use receipts::take_event;
 mod services;
 
 use std::collections::BTreeMap;
@@ -22,24 +20,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use kopplung_adapters::DestinationInfo;
-use tokio::sync::Notify;
 
-use crate::catalog::Catalog;
 use crate::config::Limits;
-use crate::metrics::Metrics;
-use crate::prepare::Preparer;
-use crate::regions::Regions;
-use crate::routing::RoutingTable;
-use crate::store::Store;
+use crate::context::Hub;
 
-/// What the handlers share.
+/// What the API's handlers share: the hub's context, and what only HTTP needs.
 pub struct ApiState {
-    pub catalog: Arc<Catalog>,
-    pub metrics: Arc<Metrics>,
-    pub routing: RoutingTable,
-    pub regions: Arc<Regions>,
-    pub store: Arc<dyn Store>,
+    pub hub: Arc<Hub>,
     pub clients: auth::Clients,
     /// The brokers of the AMQP procedures, for `/readyz`.
     pub brokers: Vec<Arc<kopplung_adapters::amqp::AmqpBroker>>,
@@ -47,18 +34,11 @@ pub struct ApiState {
     pub admins: auth::Clients,
     /// Procedures that collect their messages (pull API), by their tokens.
     pub pullers: auth::Clients,
-    pub destinations: BTreeMap<String, DestinationInfo>,
     /// The authorities of the routing table and which procedure belongs to which
     /// (Behördenkatalog and Zuständigkeitsfinder).
     pub authorities: Vec<crate::config::Authority>,
     pub procedure_authority: BTreeMap<String, String>,
     pub limits: Limits,
-    /// Base of `Location` headers, e.g. `http://127.0.0.1:8080`.
-    pub public_url: String,
-    /// Verifies procedures' receipts with the keys in force.
-    pub preparer: Arc<Preparer>,
-    /// Wakes the outbox after a commit.
-    pub wake: Arc<Notify>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -158,12 +138,13 @@ async fn openapi() -> impl IntoResponse {
 
 /// The Prometheus exposition; gauges of the store and the certificates are read now.
 async fn metrics(axum::extract::State(state): axum::extract::State<Arc<ApiState>>) -> String {
-    let metrics = &state.metrics;
-    match state.store.backlog().await {
+    let hub = &state.hub;
+    let metrics = &hub.metrics;
+    match hub.store.backlog().await {
         Ok(backlog) => {
-            let now = time::OffsetDateTime::now_utc();
+            let now = hub.clock.now();
             // Every configured procedure has a series, 0 when nothing waits.
-            for procedure in state.destinations.keys() {
+            for procedure in hub.destinations.keys() {
                 metrics.backlog.with_label_values(&[procedure]).set(0.0);
                 metrics
                     .oldest_pending_seconds
@@ -187,7 +168,7 @@ async fn metrics(axum::extract::State(state): axum::extract::State<Arc<ApiState>
         }
         Err(e) => tracing::error!(error = %e, "reading the backlog for /metrics failed"),
     }
-    for (owner, certificate, days) in state.preparer.certificate_expiries() {
+    for (owner, certificate, days) in hub.keyring.certificate_expiries() {
         metrics
             .certificate_expiry_days
             .with_label_values(&[owner.as_str(), certificate.as_str()])

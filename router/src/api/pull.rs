@@ -18,10 +18,10 @@ use uuid::Uuid;
 
 use super::ApiState;
 use super::problem::Problem;
-use super::receipts::record_event;
-use crate::config::Envelope;
-use crate::outbox::{CMS_CONTENT_TYPE, JOSE_CONTENT_TYPE};
+use super::receipts::taken;
 use crate::store::PickupAck;
+use kopplung_core::events::EventError;
+use kopplung_pipeline::Envelope;
 
 /// A receipt with a decision document fits; anything larger is not a receipt.
 const MAX_ACK_BYTES: usize = 16 * 1024 * 1024;
@@ -69,7 +69,7 @@ pub async fn list(
         .into_response();
     };
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    match state.store.pickups(&procedure, limit).await {
+    match state.hub.store.pickups(&procedure, limit).await {
         Ok(messages) => Json(json!({ "messages": messages })).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "listing pickups failed");
@@ -89,7 +89,7 @@ pub async fn fetch(
     let Ok(message_id) = Uuid::parse_str(&message) else {
         return Problem::not_found().into_response();
     };
-    let (pickup, sealed) = match state.store.pickup(&procedure, message_id).await {
+    let (pickup, sealed) = match state.hub.store.pickup(&procedure, message_id).await {
         Ok(Some(found)) => found,
         Ok(None) => return Problem::not_found().into_response(),
         Err(e) => {
@@ -97,10 +97,12 @@ pub async fn fetch(
             return Problem::unavailable("the store is not reachable").into_response();
         }
     };
-    let content_type = match state.preparer.envelope(&procedure) {
-        Some(Envelope::Jose) => JOSE_CONTENT_TYPE,
-        _ => CMS_CONTENT_TYPE,
-    };
+    let content_type = state
+        .hub
+        .keyring
+        .envelope(&procedure)
+        .unwrap_or(Envelope::Cms)
+        .content_type();
     let digest = base64::engine::general_purpose::STANDARD.encode(openssl::sha::sha256(&sealed));
     let mut response = Response::new(Body::from(sealed));
     let headers = response.headers_mut();
@@ -146,7 +148,7 @@ pub async fn acknowledge(
     let mut receipt = None;
     if !bytes.iter().all(u8::is_ascii_whitespace) {
         // Checked before anything changes: a bad receipt refuses the whole acknowledgement.
-        match state.preparer.verify_receipt(&procedure, &bytes) {
+        match state.hub.events.verify(&procedure, &bytes) {
             Ok(verified) if verified.message_id == message_id.to_string() => {
                 receipt = Some(verified);
             }
@@ -159,19 +161,24 @@ pub async fn acknowledge(
                 .into_response();
             }
             Err(e) => {
+                let reason = match e {
+                    EventError::NoCertificate(reason) | EventError::Unverifiable(reason) => reason,
+                    _ => format!("no procedure {procedure}"),
+                };
                 tracing::warn!(%procedure, "unverifiable receipt with an acknowledgement refused");
                 return Problem::new(
                     StatusCode::FORBIDDEN,
                     "receipt-unverifiable",
                     "The receipt does not verify with the procedure's certificate",
                 )
-                .detail(e.to_string())
+                .detail(reason)
                 .into_response();
             }
         }
     }
     let detail = format!("message {message_id} collected by {procedure} (pull)");
     let acknowledged = match state
+        .hub
         .store
         .acknowledge_pickup(&procedure, message_id, &detail)
         .await
@@ -192,11 +199,17 @@ pub async fn acknowledge(
         "already_acknowledged": !acknowledged,
     });
     if let Some(receipt) = receipt {
-        match record_event(&state, &procedure, receipt, bytes.to_vec()).await {
-            Ok(recorded) => answer["receipt"] = recorded,
+        match state
+            .hub
+            .events
+            .record(&procedure, receipt, bytes.to_vec())
+            .await
+        {
+            Ok(recorded) => answer["receipt"] = taken(recorded),
             // Delivered all the same; the procedure learns why its receipt was not taken.
-            Err(problem) => {
-                answer["receipt_problem"] = serde_json::to_value(&problem).unwrap_or_default()
+            Err(e) => {
+                answer["receipt_problem"] =
+                    serde_json::to_value(Problem::from(e)).unwrap_or_default()
             }
         }
     }

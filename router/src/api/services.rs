@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 
 pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
-    let mappings = state.catalog.current();
+    let mappings = state.hub.catalog.current();
     let services: Vec<Value> = mappings
         .values()
         .map(|mapping| {
@@ -18,7 +18,7 @@ pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
                 "local_key": mapping.info.local,
                 "name": mapping.info.name,
                 "description": mapping.info.description,
-                "online": state.routing.serves(&mapping.info.key),
+                "online": state.hub.routing.serves(&mapping.info.key),
                 "available_in": mapping.info.available_in,
                 "fee": mapping.info.fee,
                 "trust_level": mapping.info.trust_level,

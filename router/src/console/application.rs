@@ -10,14 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kopplung_web::shell::{CsrfForm, SignInUi, counted, german_time_seconds, see_other};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::search::{status_label, status_text};
 use super::{Area, Console, Role, TimeView, User};
 use crate::catalog::service_name;
-use crate::oversight::{MessageView, view_message};
 use crate::store::{ApplicationRecord, AuditEntry, Status, StoreError};
+use kopplung_core::oversight::{ReplayError, RetryError, ViewError};
 
 /// Hex digits shown of a hash.
 const HASH_SHOWN: usize = 12;
@@ -125,7 +124,7 @@ async fn find(
     let Ok(id) = Uuid::parse_str(id) else {
         return Err(Box::new(console.not_found(Some(&user.session))));
     };
-    match console.api.store.application(id).await {
+    match console.hub.store.application(id).await {
         Ok(Some(record)) => Ok((id, record)),
         Ok(None) => Err(Box::new(console.not_found(Some(&user.session)))),
         Err(e) => {
@@ -148,7 +147,7 @@ async fn application(
         Ok(found) => found,
         Err(response) => return *response,
     };
-    let audit: Vec<AuditEntry> = match console.api.store.audit_entries(id).await {
+    let audit: Vec<AuditEntry> = match console.hub.store.audit_entries(id).await {
         Ok(audit) => audit,
         Err(e) => {
             tracing::error!(error = %e, "admin console: reading the audit trail failed");
@@ -162,8 +161,8 @@ async fn application(
         ),
         _ => None,
     };
-    let mappings = console.api.catalog.current();
-    let destination = console.api.destinations.get(&record.delivery.procedure);
+    let mappings = console.hub.catalog.current();
+    let destination = console.hub.destinations.get(&record.delivery.procedure);
     let operator = user.role == Role::Operator;
     let base = format!("/console/applications/{id}");
     let delivery = &record.delivery;
@@ -172,7 +171,7 @@ async fn application(
         receipt: record.receipt.clone(),
         service: service_name(&mappings, &record.service),
         service_key: record.service.clone(),
-        municipality: console.api.regions.name_or_ars(&record.region),
+        municipality: console.hub.regions.name_or_ars(&record.region),
         region: record.region.clone(),
         client: record.client_id.clone(),
         status: status_label(record.status),
@@ -249,21 +248,19 @@ async fn xml(State(console): State<Console>, Posted { user, id }: Posted) -> Res
     };
     let back = format!("/console/applications/{id}");
     let role = user.role.name();
-    let (xml, message_id, message_type, receipt) = match view_message(
-        &console.api,
-        id,
-        role,
-        "admin console",
-    )
-    .await
-    {
-        MessageView::Xml {
-            xml,
-            message_id,
-            message_type,
-            receipt,
-        } => (xml, message_id, message_type, receipt),
-        MessageView::Purged => {
+    let viewed = console
+        .hub
+        .oversight
+        .view_message(id, role, "admin console")
+        .await;
+    let (xml, message_id, message_type, receipt) = match viewed {
+        Ok(viewed) => (
+            viewed.xml,
+            viewed.message_id,
+            viewed.message_type,
+            viewed.receipt,
+        ),
+        Err(ViewError::Purged) => {
             return console.error_back(
                     StatusCode::GONE,
                     &user,
@@ -272,7 +269,7 @@ async fn xml(State(console): State<Console>, Posted { user, id }: Posted) -> Res
                     &back,
                 );
         }
-        MessageView::NotRenderable(e) => {
+        Err(ViewError::NotRenderable(e)) => {
             let message = format!(
                 "Die geltende Abbildung kann diesen Antrag nicht in eine Nachricht umsetzen: {e}"
             );
@@ -280,14 +277,14 @@ async fn xml(State(console): State<Console>, Posted { user, id }: Posted) -> Res
             let heading = "Nachricht nicht darstellbar";
             return console.error_back(status, &user, heading, &message, &back);
         }
-        MessageView::NotFound => return console.not_found(Some(&user.session)),
-        MessageView::Unavailable => return console.unavailable(Some(&user.session)),
-        MessageView::Internal => return console.shell.internal_error(),
+        Err(ViewError::NotFound) => return console.not_found(Some(&user.session)),
+        Err(ViewError::Unavailable(_)) => return console.unavailable(Some(&user.session)),
+        Err(ViewError::Internal) => return console.shell.internal_error(),
     };
     let page = XmlPage {
         receipt: receipt.clone(),
         back_href: back,
-        at: german_time_seconds(OffsetDateTime::now_utc()),
+        at: german_time_seconds(console.hub.clock.now()),
         role,
         message_type,
         message_id: message_id.to_string(),
@@ -338,14 +335,21 @@ const REPLAY: Action = Action {
 
 /// `POST …/retry`: the next attempt now (operators).
 async fn retry(State(console): State<Console>, Operating(user, id): Operating) -> Response {
-    let detail = format!("next attempt requested now by {}", user.role.name());
-    let outcome = console.api.store.retry_now(id, &detail).await;
+    let outcome = match console.hub.oversight.retry_now(id, user.role.name()).await {
+        Ok(()) => Ok(true),
+        Err(RetryError::NothingToRetry) => Ok(false),
+        Err(RetryError::Unavailable(e)) => Err(e),
+    };
     acted(&console, &user, id, &RETRY, outcome)
 }
 
 /// `POST …/replay`: a dead letter back into the outbox (operators).
 async fn replay(State(console): State<Console>, Operating(user, id): Operating) -> Response {
-    let outcome = console.api.store.replay(id, user.role.name()).await;
+    let outcome = match console.hub.oversight.replay(id, user.role.name()).await {
+        Ok(()) => Ok(true),
+        Err(ReplayError::NoDeadLetter) => Ok(false),
+        Err(ReplayError::Unavailable(e)) => Err(e),
+    };
     acted(&console, &user, id, &REPLAY, outcome)
 }
 
@@ -412,7 +416,6 @@ fn acted(
     match outcome {
         Ok(true) => {
             tracing::info!(application_id = %id, role = user.role.name(), "{}", action.done);
-            console.api.wake.notify_one();
             see_other(&format!("{back}?hinweis={}", action.notice))
         }
         Ok(false) => {

@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::Error;
-use crate::api::ApiState;
+use crate::api::auth::Clients;
+use crate::context::Hub;
 use kopplung_web::client::limit_address;
 use kopplung_web::shell::signin::{self, Frame, Shell, ShellSpec, SignInUi, Verdict};
 use kopplung_web::shell::{
@@ -109,21 +110,24 @@ enum Area {
 /// (sessions, templates) and the hub's one login limiter.
 #[derive(Clone)]
 struct Console {
-    api: Arc<ApiState>,
+    hub: Arc<Hub>,
+    /// The admin API's tokens: the console's logins.
+    admins: Clients,
     shell: Arc<Shell>,
     logins: LoginLimiter,
 }
 
 /// The console's routes under `/console`, with the web UIs' security headers. Merge it
 /// into the API router; `logins` is the hub's one login limiter.
-pub fn router(state: Arc<ApiState>, logins: LoginLimiter) -> Result<Router, Error> {
+pub fn router(hub: Arc<Hub>, admins: Clients, logins: LoginLimiter) -> Result<Router, Error> {
     // Cookies are `Secure` when the hub is reached over https.
-    let shell = Shell::new(&SPEC, secure_url(&state.public_url)).map_err(|e| Error::Config {
+    let shell = Shell::new(&SPEC, secure_url(&hub.public_url)).map_err(|e| Error::Config {
         file: SPEC.folder.into(),
         message: e.to_string(),
     })?;
     let console = Console {
-        api: state,
+        hub,
+        admins,
         shell: Arc::new(shell),
         logins,
     };
@@ -186,7 +190,7 @@ impl SignInUi for Console {
         let role = if token.is_empty() {
             None
         } else {
-            self.api.admins.authenticate_token(token)
+            self.admins.authenticate_token(token)
         };
         match role.and_then(Role::from_id) {
             Some(role) => Verdict::User(role.name().to_owned()),

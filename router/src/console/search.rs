@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime, UtcOffset};
 
 use super::{Area, Console};
-use crate::api::ApiState;
 use crate::catalog::service_name;
+use crate::context::Hub;
 use crate::store::{ApplicationQuery, Status};
 
 /// Applications shown per search.
@@ -134,7 +134,7 @@ fn parse_day(text: &str) -> Option<Date> {
 
 /// The store query of a submitted search form, or the message for the user. The form's
 /// dates are shown again normalised.
-fn query_of(form: &mut SearchForm, state: &ApiState) -> Result<ApplicationQuery, String> {
+fn query_of(form: &mut SearchForm, state: &Hub) -> Result<ApplicationQuery, String> {
     let given = |value: &str| {
         let value = value.trim();
         (!value.is_empty()).then(|| value.to_owned())
@@ -202,18 +202,18 @@ async fn search(
             Some("Die Suchangaben waren unvollständig.".to_owned()),
         ),
     };
-    let mappings = console.api.catalog.current();
+    let mappings = console.hub.catalog.current();
     let mut results = Vec::new();
     if error.is_none() {
-        match query_of(&mut form, &console.api) {
-            Ok(query) => match console.api.store.search(&query).await {
+        match query_of(&mut form, &console.hub) {
+            Ok(query) => match console.hub.store.search(&query).await {
                 Ok(found) => {
                     results = found
                         .into_iter()
                         .map(|a| ResultRow {
                             href: format!("/console/applications/{}", a.id),
                             service: service_name(&mappings, &a.service),
-                            municipality: console.api.regions.name_or_ars(&a.region),
+                            municipality: console.hub.regions.name_or_ars(&a.region),
                             receipt: a.receipt,
                             procedure: a.procedure,
                             status: status_label(a.status),
@@ -249,7 +249,7 @@ async fn search(
         .collect();
     services.sort_by(|a, b| a.label.cmp(&b.label));
     let procedures = console
-        .api
+        .hub
         .destinations
         .keys()
         .map(|id| choice(id, id.clone(), &form.procedure))

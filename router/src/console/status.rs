@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{Area, Console, TimeView};
 use crate::catalog::service_name;
-use crate::oversight::{CertificateStatus, MappingStatus, ProcedureStatus};
+use kopplung_core::oversight::{CertificateStatus, MappingStatus, ProcedureStatus};
 
 /// Certificates expiring sooner (in days) are highlighted, as the example alert rule
 /// in docs/operations.md warns.
@@ -83,12 +83,8 @@ async fn status_page(State(console): State<Console>, headers: HeaderMap) -> Resp
     let Some(user) = console.user(&headers) else {
         return see_other("/console/login");
     };
-    let report = match crate::oversight::gather(&console.api).await {
-        Ok(report) => report,
-        Err(e) => {
-            tracing::error!(error = %e, "admin console: reading the backlog failed");
-            return console.unavailable(Some(&user.session));
-        }
+    let Ok(report) = console.hub.oversight.status().await else {
+        return console.unavailable(Some(&user.session));
     };
     let page = StatusPage {
         procedures_caption: counted(report.procedures.len(), "Verfahren", "Verfahren"),
@@ -172,14 +168,14 @@ async fn dead_letters(State(console): State<Console>, headers: HeaderMap) -> Res
     let Some(user) = console.user(&headers) else {
         return see_other("/console/login");
     };
-    let letters = match console.api.store.dead_letters().await {
+    let letters = match console.hub.store.dead_letters().await {
         Ok(letters) => letters,
         Err(e) => {
             tracing::error!(error = %e, "admin console: reading dead letters failed");
             return console.unavailable(Some(&user.session));
         }
     };
-    let mappings = console.api.catalog.current();
+    let mappings = console.hub.catalog.current();
     let page = DeadLettersPage {
         caption: format!(
             "{}, die älteste zuerst",

@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::Error;
-use crate::api::ApiState;
 use crate::config::{Config, DeliveryConfig};
+use crate::context::Hub;
 
 /// Where the inbox lives, its cookies and its messages.
 static SPEC: ShellSpec = ShellSpec {
@@ -224,19 +224,15 @@ impl LoginForm {
 /// What the inbox's handlers share.
 #[derive(Clone)]
 struct Shared {
-    api: Arc<ApiState>,
+    hub: Arc<Hub>,
     inbox: Arc<Inbox>,
     logins: LoginLimiter,
 }
 
 /// The inbox's routes under `/inbox`, with its security headers. Merge it into the
 /// API router; `logins` is the hub's one login limiter (clerks count per clerk id).
-pub fn router(state: Arc<ApiState>, inbox: Arc<Inbox>, logins: LoginLimiter) -> Router {
-    let shared = Shared {
-        api: state,
-        inbox,
-        logins,
-    };
+pub fn router(hub: Arc<Hub>, inbox: Arc<Inbox>, logins: LoginLimiter) -> Router {
+    let shared = Shared { hub, inbox, logins };
     signin::serve(routes(), shared)
 }
 

@@ -101,10 +101,10 @@ async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
     let Some(session) = s.signed_in(&headers).map(|signed| signed.session) else {
         return see_other("/inbox/login");
     };
-    let mappings = s.api.catalog.current();
+    let mappings = s.hub.catalog.current();
     let mut procedures = Vec::new();
     for procedure in inbox.procedures_of(&session.user) {
-        let waiting = match s.api.store.pickups(&procedure.id, LIST_LIMIT).await {
+        let waiting = match s.hub.store.pickups(&procedure.id, LIST_LIMIT).await {
             Ok(waiting) => waiting,
             Err(e) => {
                 tracing::error!(error = %e, "clerk inbox: listing failed");
@@ -118,7 +118,7 @@ async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
                 href: format!("/inbox/{}/{}", procedure.id, pickup.message_id),
                 receipt: pickup.receipt.clone(),
                 service: service_name(&mappings, &pickup.service),
-                municipality: s.api.regions.name_or_ars(region),
+                municipality: s.hub.regions.name_or_ars(region),
                 since: german_time(pickup.available_since),
                 since_iso: iso(pickup.available_since),
             });
@@ -188,7 +188,7 @@ async fn find(
     let Ok(message_id) = Uuid::parse_str(message) else {
         return Err(s.not_found(Some(&session)));
     };
-    let (pickup, xml) = match s.api.store.pickup(&procedure.id, message_id).await {
+    let (pickup, xml) = match s.hub.store.pickup(&procedure.id, message_id).await {
         Ok(Some(found)) => found,
         Ok(None) => return Err(s.not_found(Some(&session))),
         Err(e) => {
@@ -196,7 +196,7 @@ async fn find(
             return Err(s.unavailable(Some(&session)));
         }
     };
-    let input = match s.api.store.prepare_input(pickup.application_id).await {
+    let input = match s.hub.store.prepare_input(pickup.application_id).await {
         Ok(input) => input,
         Err(e) => {
             tracing::error!(error = %e, "clerk inbox: reading an application failed");
@@ -226,7 +226,7 @@ fn taken_over(inbox: &Inbox, record: &ApplicationRecord, message_id: Uuid) -> Op
 }
 
 async fn document(State(s): State<Shared>, found: Found) -> Response {
-    let record = match s.api.store.application(found.pickup.application_id).await {
+    let record = match s.hub.store.application(found.pickup.application_id).await {
         Ok(record) => record,
         Err(e) => {
             tracing::error!(error = %e, "clerk inbox: reading an application failed");
@@ -236,7 +236,7 @@ async fn document(State(s): State<Shared>, found: Found) -> Response {
     let taken = record
         .as_ref()
         .and_then(|r| taken_over(&s.inbox, r, found.pickup.message_id));
-    let mappings = s.api.catalog.current();
+    let mappings = s.hub.catalog.current();
     let mapping = mappings.get(&found.input.service_key);
     let blocks = match mapping {
         Some(mapping) => render::form_blocks(&mapping.form.fields, &found.input.payload),
@@ -247,7 +247,7 @@ async fn document(State(s): State<Shared>, found: Found) -> Response {
     let page = DocumentPage {
         service: mapping.map_or_else(|| found.input.service_key.clone(), |m| m.info.name.clone()),
         receipt: found.input.receipt.clone(),
-        municipality: s.api.regions.name_or_ars(&region),
+        municipality: s.hub.regions.name_or_ars(&region),
         region,
         received: german_time(found.input.created_at),
         received_iso: iso(found.input.created_at),
@@ -305,7 +305,7 @@ async fn take(
         session.user
     );
     match s
-        .api
+        .hub
         .store
         .acknowledge_pickup(&procedure.id, message_id, &detail)
         .await
@@ -351,7 +351,7 @@ async fn attachment(
         AttachmentContent::Inline(content) => Body::from(content.clone()),
         // An upload is streamed from its chunks, never loaded whole.
         AttachmentContent::Upload(_) => crate::api::plain_body(
-            s.api.store.clone(),
+            s.hub.store.clone(),
             found.procedure.id.clone(),
             found.pickup.message_id,
             u32::try_from(index).unwrap_or(u32::MAX),

@@ -4,23 +4,22 @@
 //! again with the same message id (at-least-once; receivers de-duplicate).
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use kopplung_adapters::{OutboundMessage, Outcome, Sink};
-use rand::Rng;
-use time::OffsetDateTime;
-use tokio::sync::{Notify, Semaphore, watch};
+use kopplung_core::Clock;
+use kopplung_core::events::{EventError, Events};
+use kopplung_core::store::{Status, Step, Store, StoreError, WorkItem};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::config::{Envelope, RetryPolicy};
-use crate::metrics::Metrics;
 use crate::prepare::{PrepareError, Preparer};
-use crate::store::{Status, Step, Store, StoreError, WorkItem};
+use crate::retry::{Next, RetryPolicy, after_failure, backoff};
+use crate::{Envelope, Observer, Wakeup};
 
 /// How long a claimed entry stays ours by default (`[delivery] lease_secs`). One delivery
 /// attempt is cut off at three quarters of it, so a lease never runs out under work that
@@ -38,11 +37,6 @@ pub const CMS_CONTENT_TYPE: &str = "application/pkcs7-mime; smime-type=authEnvel
 /// The content type of a `jose` envelope: a compact JWE (RFC 7516).
 pub const JOSE_CONTENT_TYPE: &str = "application/jose";
 
-/// Takes a procedure's answer that came with a delivery (a signed receipt in an HTTP
-/// response body) and treats it like any event of that procedure.
-pub type ReplyHandler =
-    Arc<dyn Fn(String, Bytes) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
 /// Deliveries at once to a procedure without a limit of its own.
 const DEFAULT_MAX_IN_FLIGHT: u32 = 8;
 
@@ -50,21 +44,30 @@ pub struct Dispatcher {
     pub store: Arc<dyn Store>,
     pub preparer: Arc<Preparer>,
     pub sinks: BTreeMap<String, Arc<dyn Sink>>,
-    pub policy: RetryPolicy,
-    /// Procedures with a retry policy of their own.
-    pub policies: BTreeMap<String, RetryPolicy>,
-    /// Poked by intake after each commit, so new work starts at once.
-    pub wake: Arc<Notify>,
+    pub policies: RetryPolicies,
+    /// Rung by intake after each commit, so new work starts at once.
+    pub wake: Arc<Wakeup>,
     /// Identifies this process in lease tokens.
     pub owner: String,
     pub prepare_slots: Arc<Semaphore>,
     /// Deliveries at once per procedure (isolation: a slow one cannot take every slot).
     pub max_in_flight: BTreeMap<String, u32>,
     in_flight: Arc<Mutex<BTreeMap<String, u32>>>,
-    pub replies: Option<ReplyHandler>,
+    /// Takes a procedure's answer that came with a delivery (a signed receipt in an
+    /// HTTP response body) like any event of that procedure.
+    pub events: Option<Arc<Events>>,
     /// How long a claim holds (see [`LEASE`]).
     pub lease: Duration,
-    pub metrics: Arc<Metrics>,
+    pub observer: Arc<dyn Observer>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The hub's retry policy and the procedures' own.
+#[derive(Debug, Clone, Default)]
+pub struct RetryPolicies {
+    pub hub: RetryPolicy,
+    /// Procedures with a retry policy of their own.
+    pub procedures: BTreeMap<String, RetryPolicy>,
 }
 
 /// Counts one entry in flight for its procedure while alive.
@@ -98,40 +101,32 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         preparer: Arc<Preparer>,
         sinks: BTreeMap<String, Arc<dyn Sink>>,
-        policy: RetryPolicy,
-        policies: BTreeMap<String, RetryPolicy>,
-        wake: Arc<Notify>,
-        metrics: Arc<Metrics>,
+        policies: RetryPolicies,
+        wake: Arc<Wakeup>,
+        observer: Arc<dyn Observer>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             preparer,
             sinks,
-            policy,
             policies,
             wake,
             owner: format!("kopplung-{}", uuid::Uuid::new_v4()),
             prepare_slots: Arc::new(Semaphore::new(PREPARE_PARALLELISM)),
             max_in_flight: BTreeMap::new(),
             in_flight: Arc::new(Mutex::new(BTreeMap::new())),
-            replies: None,
+            events: None,
             lease: LEASE,
-            metrics,
+            observer,
+            clock,
         }
     }
 
     /// Counts one delivery outcome of a procedure.
     fn count(&self, item: &WorkItem, transport: &str, outcome: &str) {
-        self.metrics
-            .deliveries
-            .with_label_values(&[item.procedure_id.as_str(), transport, outcome])
-            .inc();
-        if outcome == "dead_lettered" {
-            self.metrics
-                .dead_letters
-                .with_label_values(&[item.procedure_id.as_str()])
-                .inc();
-        }
+        self.observer
+            .delivery(item.procedure_id.as_str(), transport, outcome);
     }
 
     /// How long one delivery attempt may take: well within the lease.
@@ -174,7 +169,7 @@ impl Dispatcher {
                 }
                 continue;
             }
-            let now = OffsetDateTime::now_utc();
+            let now = self.clock.now();
             let lease = format!("{}/{}", self.owner, uuid::Uuid::new_v4());
             let capacity = self.capacity();
             let claimed = match self
@@ -204,7 +199,7 @@ impl Dispatcher {
             if idle {
                 let pause = self.pause_until_next_due().await;
                 tokio::select! {
-                    _ = self.wake.notified() => {}
+                    _ = self.wake.rung() => {}
                     _ = tokio::time::sleep(pause) => {}
                     _ = shutdown.changed() => {}
                     Some(_) = running.join_next() => {}
@@ -221,7 +216,7 @@ impl Dispatcher {
     async fn pause_until_next_due(&self) -> Duration {
         match self.store.next_due().await {
             Ok(Some(due)) => {
-                let wait = due - OffsetDateTime::now_utc();
+                let wait = due - self.clock.now();
                 Duration::try_from(wait)
                     .unwrap_or(Duration::ZERO)
                     .clamp(Duration::from_millis(10), IDLE_POLL)
@@ -241,7 +236,7 @@ impl Dispatcher {
                 tracing::error!(error = %e, "outbox step failed");
                 // Make it visible on the application and space out the next try; if even
                 // that fails, the lease runs out and the entry is claimed again.
-                let due = OffsetDateTime::now_utc() + self.backoff(item.attempts, None);
+                let due = self.clock.now() + self.backoff(item.attempts, None);
                 let reason = format!("internal error: {e}");
                 if let Err(e) = self.store.record_retry(&item, due, &reason).await {
                     tracing::error!(error = %e, "recording the failure failed");
@@ -269,17 +264,14 @@ impl Dispatcher {
             drop(slot);
             match prepared {
                 Ok(prepared) => {
-                    let stages = &self.metrics.prepare_seconds;
-                    stages
-                        .with_label_values(&["transform"])
-                        .observe(prepared.transform.as_secs_f64());
+                    self.observer
+                        .prepare_stage("transform", prepared.transform.as_secs_f64());
                     if !prepared.seal.is_zero() {
-                        stages
-                            .with_label_values(&["seal"])
-                            .observe(prepared.seal.as_secs_f64());
+                        self.observer
+                            .prepare_stage("seal", prepared.seal.as_secs_f64());
                     }
                     let sealed = prepared.message;
-                    let detail = match self.preparer.envelope(&item.procedure_id) {
+                    let detail = match self.preparer.keyring().envelope(&item.procedure_id) {
                         Some(_) => format!(
                             "message {} rendered, checked and sealed for {}",
                             item.message_id, item.procedure_id
@@ -305,7 +297,7 @@ impl Dispatcher {
                 }
                 Err(PrepareError::Blocked(reason)) => {
                     tracing::warn!(%reason, "prepare blocked; will retry");
-                    let due = OffsetDateTime::now_utc() + self.backoff(item.attempts, None);
+                    let due = self.clock.now() + self.backoff(item.attempts, None);
                     self.store.record_retry(item, due, &reason).await?;
                 }
             }
@@ -318,7 +310,7 @@ impl Dispatcher {
     async fn deliver(&self, item: &WorkItem, sealed: Vec<u8>) -> Result<(), StoreError> {
         let Some(sink) = self.sinks.get(&item.procedure_id) else {
             let reason = format!("procedure {} is no longer configured", item.procedure_id);
-            let due = OffsetDateTime::now_utc() + self.backoff(item.attempts, None);
+            let due = self.clock.now() + self.backoff(item.attempts, None);
             self.store.record_retry(item, due, &reason).await?;
             return Ok(());
         };
@@ -326,10 +318,13 @@ impl Dispatcher {
             message_id: item.message_id.to_string(),
             correlation_id: item.application_id.to_string(),
             message_type: item.message_type.clone(),
-            content_type: match self.preparer.envelope(&item.procedure_id) {
-                Some(Envelope::Jose) => JOSE_CONTENT_TYPE.into(),
-                _ => CMS_CONTENT_TYPE.into(),
-            },
+            content_type: self
+                .preparer
+                .keyring()
+                .envelope(&item.procedure_id)
+                .unwrap_or(Envelope::Cms)
+                .content_type()
+                .into(),
             headers: vec![
                 ("application_id".into(), item.application_id.to_string()),
                 ("service".into(), item.service_key.clone()),
@@ -339,17 +334,15 @@ impl Dispatcher {
         };
         let destination = sink.destination();
         let limit = self.delivery_limit();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let outcome = tokio::time::timeout(limit, sink.deliver(&message))
             .await
             .unwrap_or_else(|_| Outcome::Retry {
                 reason: format!("no outcome within {}s", limit.as_secs()),
                 not_before: None,
             });
-        self.metrics
-            .delivery_seconds
-            .with_label_values(&[destination.transport])
-            .observe(started.elapsed().as_secs_f64());
+        self.observer
+            .delivery_attempt(destination.transport, started.elapsed().as_secs_f64());
         let transport = destination.transport;
         match outcome.clone() {
             Outcome::Delivered | Outcome::DeliveredWithReceipt(_) => {
@@ -364,16 +357,14 @@ impl Dispatcher {
                 tracing::info!("delivered");
                 self.count(item, transport, "delivered");
                 if let (true, Some(accepted_at)) = (recorded, item.accepted_at) {
-                    let waited = OffsetDateTime::now_utc() - accepted_at;
-                    self.metrics
-                        .submit_to_delivered_seconds
-                        .with_label_values(&[item.procedure_id.as_str()])
-                        .observe(waited.as_seconds_f64().max(0.0));
+                    let waited = self.clock.now() - accepted_at;
+                    self.observer
+                        .submit_to_delivered(&item.procedure_id, waited.as_seconds_f64().max(0.0));
                 }
-                if let (true, Outcome::DeliveredWithReceipt(body), Some(replies)) =
-                    (recorded, &outcome, &self.replies)
+                if let (true, Outcome::DeliveredWithReceipt(body), Some(events)) =
+                    (recorded, &outcome, &self.events)
                 {
-                    replies(item.procedure_id.clone(), body.clone()).await;
+                    take_reply(events, &item.procedure_id, body).await;
                 }
             }
             Outcome::AwaitingPickup => {
@@ -399,7 +390,7 @@ impl Dispatcher {
                             .await?;
                     }
                     Next::TryAgainIn(pause) => {
-                        let due = OffsetDateTime::now_utc() + pause;
+                        let due = self.clock.now() + pause;
                         tracing::warn!(%reason, attempts = item.attempts + 1, "delivery failed; will retry");
                         self.count(item, transport, "retry");
                         self.store.record_retry(item, due, &reason).await?;
@@ -409,7 +400,7 @@ impl Dispatcher {
             Outcome::Unavailable { reason, not_before } => {
                 // Not this message's fault: wait without counting an attempt.
                 let policy = self.policy_of(&item.procedure_id);
-                let due = OffsetDateTime::now_utc() + backoff(&policy, item.attempts, not_before);
+                let due = self.clock.now() + backoff(&policy, item.attempts, not_before);
                 tracing::warn!(%reason, "destination unreachable; waiting");
                 self.count(item, transport, "unavailable");
                 self.store.record_wait(item, due, &reason).await?;
@@ -426,115 +417,29 @@ impl Dispatcher {
     }
 
     fn backoff(&self, attempts: u32, not_before: Option<Duration>) -> Duration {
-        backoff(&self.policy, attempts, not_before)
+        backoff(&self.policies.hub, attempts, not_before)
     }
 
     /// The procedure's own retry policy, or the hub's.
     fn policy_of(&self, procedure: &str) -> RetryPolicy {
-        self.policies.get(procedure).copied().unwrap_or(self.policy)
+        self.policies
+            .procedures
+            .get(procedure)
+            .copied()
+            .unwrap_or(self.policies.hub)
     }
 }
 
-/// What follows a failed attempt (`Outcome::Retry`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// The policy's attempts are used up: dead letter.
-    GiveUp { attempts: u32 },
-    /// Another attempt after this pause (backoff, never shorter than `Retry-After`).
-    TryAgainIn(Duration),
-}
-
-/// The decision after the failure of attempt number `attempts + 1`.
-pub fn after_failure(
-    policy: &RetryPolicy,
-    attempts: u32,
-    not_before: Option<Duration>,
-    rng: &mut impl Rng,
-) -> Next {
-    let attempts_now = attempts + 1;
-    if attempts_now >= policy.max_attempts {
-        return Next::GiveUp {
-            attempts: attempts_now,
-        };
-    }
-    let jitter = full_jitter(policy, attempts, rng);
-    Next::TryAgainIn(not_before.map_or(jitter, |floor| jitter.max(floor)))
-}
-
-/// The pause before the next attempt: full jitter, but not before `not_before`.
-fn backoff(policy: &RetryPolicy, attempts: u32, not_before: Option<Duration>) -> Duration {
-    let jitter = full_jitter(policy, attempts, &mut rand::rng());
-    not_before.map_or(jitter, |floor| jitter.max(floor))
-}
-
-/// Exponential backoff with full jitter: uniform in `[0, min(max, base * 2^attempts)]`.
-pub fn full_jitter(policy: &RetryPolicy, attempts: u32, rng: &mut impl Rng) -> Duration {
-    let ceiling = policy
-        .base_delay_ms
-        .saturating_mul(1u64 << attempts.min(32))
-        .min(policy.max_delay_ms);
-    Duration::from_millis(rng.random_range(0..=ceiling))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    #[test]
-    fn retry_after_is_a_floor_and_the_last_attempt_gives_up() {
-        let policy = RetryPolicy {
-            base_delay_ms: 100,
-            max_delay_ms: 60_000,
-            max_attempts: 4,
-            ..RetryPolicy::default()
-        };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        for attempts in 0..3 {
-            for _ in 0..200 {
-                // A receiver that says `Retry-After: 7` is not asked again sooner.
-                let Next::TryAgainIn(pause) =
-                    after_failure(&policy, attempts, Some(Duration::from_secs(7)), &mut rng)
-                else {
-                    panic!("gave up after {} attempts", attempts + 1);
-                };
-                assert!(pause >= Duration::from_secs(7), "{pause:?}");
-                assert!(pause <= Duration::from_secs(60));
-                // Without it, the backoff's ceiling for this attempt holds.
-                let Next::TryAgainIn(pause) = after_failure(&policy, attempts, None, &mut rng)
-                else {
-                    panic!("gave up early");
-                };
-                assert!(pause <= Duration::from_millis(100 << attempts), "{pause:?}");
-            }
+/// A signed receipt in an HTTP answer is an event like any other of that procedure; the
+/// message is delivered whatever becomes of it.
+async fn take_reply(events: &Events, procedure: &str, body: &Bytes) {
+    match events.take(procedure, body.to_vec()).await {
+        Ok(_) => {}
+        Err(EventError::Unavailable(_)) => {
+            tracing::warn!(%procedure, "receipt in the delivery answer not recorded: the store is not reachable");
         }
-        // The fourth failure is the last: dead letter, whatever Retry-After said.
-        assert_eq!(
-            after_failure(&policy, 3, Some(Duration::from_secs(1)), &mut rng),
-            Next::GiveUp { attempts: 4 }
-        );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let policy = RetryPolicy {
-            base_delay_ms: 100,
-            max_delay_ms: 1_000,
-            max_attempts: 10,
-            ..RetryPolicy::default()
-        };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        for attempts in 0..40 {
-            let ceiling = (100u64 << attempts.min(32)).min(1_000);
-            for _ in 0..50 {
-                let d = full_jitter(&policy, attempts, &mut rng);
-                assert!(d <= Duration::from_millis(ceiling), "{attempts}: {d:?}");
-            }
+        Err(e) => {
+            tracing::warn!(%procedure, problem = e.kind(), "receipt in the delivery answer refused");
         }
-        // Full jitter spreads: not every draw at a high attempt count is the cap.
-        let draws: Vec<_> = (0..20)
-            .map(|_| full_jitter(&policy, 10, &mut rng))
-            .collect();
-        assert!(draws.iter().any(|d| *d < Duration::from_millis(900)));
     }
 }

@@ -1,0 +1,400 @@
+//! Taking a procedure's signed event (receipt, rejection, progress, query, decision),
+//! from whichever channel it came: the HTTP API, the procedure's AMQP reply queue, or
+//! the answer to an HTTP delivery. The signature is the authentication: an event that
+//! does not verify with the procedure's receipt certificate changes nothing.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::Clock;
+use crate::store::{EventDocument, ReceiptOutcome, ReceiptRecord, Status, Store, StoreError};
+
+/// What a procedure says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Eingangsbestätigung: the message arrived and is formally in order.
+    Accept,
+    /// The message is refused (with problems).
+    Reject,
+    /// The authority works on the application.
+    InProgress,
+    /// A question to the citizen (Rückfrage).
+    Query,
+    /// The decision (Bescheid).
+    Decision,
+}
+
+impl EventKind {
+    /// The state the event moves the application to.
+    pub fn status(self) -> Status {
+        match self {
+            Self::Accept => Status::Received,
+            Self::Reject => Status::Rejected,
+            Self::InProgress => Status::InProgress,
+            Self::Query => Status::Query,
+            Self::Decision => Status::Decided,
+        }
+    }
+}
+
+/// A document that comes with an event, as signed (base64).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedDocument {
+    pub filename: String,
+    pub media_type: String,
+    pub content_base64: String,
+}
+
+/// An event whose signature verified: its content, not yet checked against the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedEvent {
+    /// Unique per event of the procedure: a repeated event is recognised by it.
+    pub receipt_id: String,
+    pub message_id: String,
+    pub application_id: String,
+    pub kind: EventKind,
+    /// Text for the citizen (a question, the summary of a decision).
+    pub message: Option<String>,
+    pub document: Option<SignedDocument>,
+    /// The problem types (URIs) of a rejection.
+    pub problem_types: Vec<String>,
+    /// RFC 3339, as the procedure wrote it.
+    pub issued_at: String,
+    /// SHA-256 (hex) of the event's content in the signature format's canonical form:
+    /// the same event sent again has the same hash.
+    pub content_sha256: String,
+}
+
+/// Why an event's signature was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unverified {
+    /// No such procedure.
+    UnknownProcedure,
+    /// The procedure cannot send events (no receipt certificate); the reason.
+    NoCertificate(String),
+    /// The signature or the content is refused; the reason may quote the content.
+    Refused(String),
+}
+
+/// Verifies signed events with the keys in force (the pipeline's keyring).
+pub trait EventVerifier: Send + Sync {
+    fn verify(&self, procedure: &str, signed: &[u8]) -> Result<VerifiedEvent, Unverified>;
+}
+
+/// How far `issued_at` may lie from the hub's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLimits {
+    /// Seconds an event may be issued ahead of the hub's clock.
+    pub clock_skew_secs: u64,
+    /// Seconds after `issued_at` within which an event must arrive.
+    pub max_age_secs: u64,
+}
+
+/// What became of an event that was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// Recorded; the application is now in `status`.
+    Recorded { receipt_id: String, status: Status },
+    /// The same event was recorded before: nothing changed.
+    Duplicate { receipt_id: String },
+}
+
+/// Why an event was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("no such procedure")]
+    UnknownProcedure,
+    #[error("{0}")]
+    NoCertificate(String),
+    /// The reason may quote the event's content: for the sender, not the log.
+    #[error("the event does not verify: {0}")]
+    Unverifiable(String),
+    #[error("issued_at is no RFC 3339 time")]
+    BadIssuedAt,
+    #[error("issued more than {skew_secs} seconds in the future")]
+    IssuedInTheFuture { skew_secs: u64 },
+    #[error("older than {max_age_secs} seconds")]
+    TooOld { max_age_secs: u64 },
+    #[error("the receipt id is not plain")]
+    BadReceiptId,
+    /// The ids are not the hub's (no UUIDs).
+    #[error("the event names no message of this hub")]
+    NoSuchMessage,
+    #[error("the event's document is not valid base64")]
+    BadDocument,
+    #[error("the receipt id was used for a different event")]
+    ReceiptIdReused,
+    #[error("the event does not follow from the application's state ({})", .0.as_str())]
+    OutOfOrder(Status),
+    #[error("the application is already decided or rejected")]
+    AlreadyFinal,
+    /// The procedure was never delivered that message.
+    #[error("this procedure was not delivered that message")]
+    NotDelivered,
+    /// Nothing was recorded; the same event may be sent again later.
+    #[error("the store is not reachable: {0}")]
+    Unavailable(StoreError),
+}
+
+impl EventError {
+    /// A short, stable name of the refusal (the API's problem type); never the
+    /// event's content, so it may be logged.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UnknownProcedure => "not-found",
+            Self::NoCertificate(_) => "receipt-refused",
+            Self::Unverifiable(_) => "receipt-unverifiable",
+            Self::BadIssuedAt => "bad-issued-at",
+            Self::IssuedInTheFuture { .. } => "issued-in-the-future",
+            Self::TooOld { .. } => "event-too-old",
+            Self::BadReceiptId => "bad-receipt-id",
+            Self::NoSuchMessage | Self::NotDelivered => "unknown-message",
+            Self::BadDocument => "bad-document",
+            Self::ReceiptIdReused => "receipt-id-reused",
+            Self::OutOfOrder(_) => "event-out-of-order",
+            Self::AlreadyFinal => "application-final",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// The events service.
+pub struct Events {
+    pub store: Arc<dyn Store>,
+    pub verifier: Arc<dyn EventVerifier>,
+    pub clock: Arc<dyn Clock>,
+    pub limits: EventLimits,
+}
+
+impl Events {
+    /// Verifies and records one signed event of `procedure`, issued within the clock
+    /// skew and the maximum age.
+    pub async fn take(&self, procedure: &str, signed: Vec<u8>) -> Result<Taken, EventError> {
+        let event = self.verify(procedure, &signed).inspect_err(|e| match e {
+            EventError::NoCertificate(reason) => {
+                tracing::warn!(%procedure, error = %reason, "receipt refused");
+            }
+            // The reason may quote the event's content: it goes to the sender, not the log.
+            EventError::Unverifiable(_) => {
+                tracing::warn!(%procedure, "unverifiable receipt refused");
+            }
+            _ => {}
+        })?;
+        check_issued_at(&event.issued_at, self.clock.now(), &self.limits)?;
+        self.record(procedure, event, signed).await
+    }
+
+    /// Verifies the signature of an event of `procedure` with the keys in force.
+    pub fn verify(&self, procedure: &str, signed: &[u8]) -> Result<VerifiedEvent, EventError> {
+        self.verifier
+            .verify(procedure, signed)
+            .map_err(|unverified| match unverified {
+                Unverified::UnknownProcedure => EventError::UnknownProcedure,
+                Unverified::NoCertificate(reason) => EventError::NoCertificate(reason),
+                Unverified::Refused(reason) => EventError::Unverifiable(reason),
+            })
+    }
+
+    /// Records an event that [`Events::verify`] verified (`signed` are its bytes).
+    pub async fn record(
+        &self,
+        procedure: &str,
+        event: VerifiedEvent,
+        signed: Vec<u8>,
+    ) -> Result<Taken, EventError> {
+        let record = record_of(procedure, event, signed)?;
+        let (application_id, message_id) = (record.application_id, record.message_id);
+        match self.store.record_receipt(&record).await {
+            Ok(ReceiptOutcome::Applied(status)) => {
+                tracing::info!(%procedure, %application_id, %message_id, status = status.as_str(), "receipt recorded");
+                Ok(Taken::Recorded {
+                    receipt_id: record.receipt_id,
+                    status,
+                })
+            }
+            Ok(ReceiptOutcome::Duplicate) => Ok(Taken::Duplicate {
+                receipt_id: record.receipt_id,
+            }),
+            Ok(ReceiptOutcome::Conflict) => Err(EventError::ReceiptIdReused),
+            Ok(ReceiptOutcome::OutOfOrder(current)) => Err(EventError::OutOfOrder(current)),
+            Ok(ReceiptOutcome::AlreadyFinal) => Err(EventError::AlreadyFinal),
+            Ok(ReceiptOutcome::UnknownMessage) => {
+                tracing::warn!(%procedure, %message_id, "receipt for a message this procedure did not receive");
+                Err(EventError::NotDelivered)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recording a receipt failed");
+                Err(EventError::Unavailable(e))
+            }
+        }
+    }
+}
+
+/// An event must be issued neither in the future (beyond the clock skew) nor longer
+/// ago than the maximum age: a captured event cannot be replayed later.
+pub fn check_issued_at(
+    issued_at: &str,
+    now: OffsetDateTime,
+    limits: &EventLimits,
+) -> Result<(), EventError> {
+    let Ok(issued) = OffsetDateTime::parse(issued_at, &Rfc3339) else {
+        return Err(EventError::BadIssuedAt);
+    };
+    let seconds = |secs: u64| Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
+    if issued > now + seconds(limits.clock_skew_secs) {
+        return Err(EventError::IssuedInTheFuture {
+            skew_secs: limits.clock_skew_secs,
+        });
+    }
+    if issued < now - seconds(limits.max_age_secs) {
+        return Err(EventError::TooOld {
+            max_age_secs: limits.max_age_secs,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a receipt id is ours to keep in history and audit trail: short and plain.
+fn plain_receipt_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// What the store records of a verified event (`signed` are the bytes that verified).
+pub fn record_of(
+    procedure: &str,
+    event: VerifiedEvent,
+    signed: Vec<u8>,
+) -> Result<ReceiptRecord, EventError> {
+    if !plain_receipt_id(&event.receipt_id) {
+        return Err(EventError::BadReceiptId);
+    }
+    let (Ok(message_id), Ok(application_id)) = (
+        Uuid::parse_str(&event.message_id),
+        Uuid::parse_str(&event.application_id),
+    ) else {
+        return Err(EventError::NoSuchMessage);
+    };
+    let document = match event.document {
+        Some(document) => {
+            let content = base64::engine::general_purpose::STANDARD
+                .decode(&document.content_base64)
+                .map_err(|_| EventError::BadDocument)?;
+            Some(EventDocument {
+                filename: document.filename,
+                media_type: document.media_type,
+                content,
+            })
+        }
+        None => None,
+    };
+    Ok(ReceiptRecord {
+        receipt_id: event.receipt_id,
+        procedure_id: procedure.to_owned(),
+        message_id,
+        application_id,
+        status: event.kind.status(),
+        message: event.message,
+        document,
+        // Only the problem types: titles and details are free text and may be personal
+        // data, which the history and the audit trail must not hold.
+        problems: event
+            .problem_types
+            .into_iter()
+            .map(|kind| {
+                let plain = kind.len() <= 200 && kind.bytes().all(|b| b.is_ascii_graphic());
+                if plain {
+                    kind
+                } else {
+                    "(unnamed problem type)".to_owned()
+                }
+            })
+            .collect(),
+        issued_at: event.issued_at,
+        signed,
+        content_sha256: event.content_sha256,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn limits() -> EventLimits {
+        EventLimits {
+            clock_skew_secs: 300,
+            max_age_secs: 7 * 24 * 3600,
+        }
+    }
+
+    fn event() -> VerifiedEvent {
+        VerifiedEvent {
+            receipt_id: "r-1".into(),
+            message_id: Uuid::nil().to_string(),
+            application_id: Uuid::nil().to_string(),
+            kind: EventKind::Reject,
+            message: None,
+            document: None,
+            problem_types: vec!["urn:x:missing".into(), "frei text".into()],
+            issued_at: "2026-12-03T10:00:00Z".into(),
+            content_sha256: "ab".into(),
+        }
+    }
+
+    #[test]
+    fn events_are_taken_within_the_skew_and_the_maximum_age() {
+        let now = datetime!(2026-12-03 10:00 UTC);
+        let kind = |issued_at: &str| match check_issued_at(issued_at, now, &limits()) {
+            Ok(()) => None,
+            Err(EventError::IssuedInTheFuture { .. }) => Some("issued-in-the-future"),
+            Err(EventError::TooOld { .. }) => Some("event-too-old"),
+            Err(EventError::BadIssuedAt) => Some("bad-issued-at"),
+            Err(other) => panic!("{other}"),
+        };
+        assert_eq!(kind("2026-12-03T10:04:59Z"), None);
+        assert_eq!(kind("2026-11-26T10:00:01Z"), None);
+        assert_eq!(kind("2026-12-03T11:04:59+01:00"), None);
+        assert_eq!(kind("2026-12-03T10:05:01Z"), Some("issued-in-the-future"));
+        assert_eq!(kind("2026-11-26T09:59:59Z"), Some("event-too-old"));
+        assert_eq!(kind("yesterday"), Some("bad-issued-at"));
+    }
+
+    #[test]
+    fn a_record_keeps_problem_types_only_and_refuses_what_is_not_plain() {
+        let record = record_of("p", event(), b"signed".to_vec()).unwrap();
+        assert_eq!(record.status, Status::Rejected);
+        assert_eq!(record.problems, ["urn:x:missing", "(unnamed problem type)"]);
+        assert_eq!(record.signed, b"signed");
+
+        let mut bad_id = event();
+        bad_id.receipt_id = "a b".into();
+        assert!(matches!(
+            record_of("p", bad_id, Vec::new()),
+            Err(EventError::BadReceiptId)
+        ));
+        let mut foreign = event();
+        foreign.message_id = "42".into();
+        assert!(matches!(
+            record_of("p", foreign, Vec::new()),
+            Err(EventError::NoSuchMessage)
+        ));
+        let mut document = event();
+        document.document = Some(SignedDocument {
+            filename: "b.pdf".into(),
+            media_type: "application/pdf".into(),
+            content_base64: "!!".into(),
+        });
+        assert!(matches!(
+            record_of("p", document, Vec::new()),
+            Err(EventError::BadDocument)
+        ));
+    }
+}

@@ -1,0 +1,266 @@
+//! What operators and auditors do, the same for the admin API (JSON) and the admin
+//! console (HTML): look for applications, look at one (its transformed message only
+//! with the view recorded first), ask for the next attempt now, replay a dead letter,
+//! and read the state of the hub.
+
+mod search;
+mod status;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use search::{SearchCriteria, SearchError};
+pub use status::{
+    CertificateStatus, Destination, InForce, MappingStatus, ProcedureStatus, StatusReport,
+};
+
+use crate::Wake;
+use crate::audit::AuditEntry;
+use crate::store::{
+    ApplicationQuery, ApplicationRecord, ApplicationSummary, DeadLetter, PrepareInput, Store,
+    StoreError,
+};
+
+/// Renders an application's XÖV message with the mapping in force (not sealed).
+#[async_trait]
+pub trait MessageRenderer: Send + Sync {
+    async fn render(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+        input: PrepareInput,
+    ) -> Result<String, RenderError>;
+}
+
+/// Why a message could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The mapping in force cannot render the stored data.
+    #[error("{0}")]
+    NotRenderable(String),
+    /// Rendering broke off (the worker failed).
+    #[error("rendering failed")]
+    Failed,
+}
+
+/// The store could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("the store is not reachable: {0}")]
+pub struct Unavailable(pub StoreError);
+
+/// Why one application or dead letter cannot be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("no such application")]
+    NotFound,
+    #[error("the store is not reachable: {0}")]
+    Unavailable(StoreError),
+}
+
+/// Why the next attempt was not scheduled now.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// Delivered, being worked on right now, a dead letter (replay it), or unknown.
+    #[error("nothing of this application waits for an attempt")]
+    NothingToRetry,
+    #[error("the store is not reachable: {0}")]
+    Unavailable(StoreError),
+}
+
+/// Why a dead letter was not replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no dead letter for this application")]
+    NoDeadLetter,
+    #[error("the store is not reachable: {0}")]
+    Unavailable(StoreError),
+}
+
+/// Why the transformed message is not shown.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("no such application")]
+    NotFound,
+    /// Retention deleted the personal data.
+    #[error("the personal data was deleted")]
+    Purged,
+    /// The mapping in force cannot render the stored data.
+    #[error("not renderable: {0}")]
+    NotRenderable(String),
+    #[error("the store is not reachable")]
+    Unavailable(StoreError),
+    #[error("rendering failed")]
+    Internal,
+}
+
+/// An application with its audit entries (Laufzettel).
+#[derive(Debug, Clone)]
+pub struct ApplicationView {
+    pub record: ApplicationRecord,
+    pub audit: Vec<AuditEntry>,
+}
+
+/// The transformed message of an application, its view recorded.
+#[derive(Debug, Clone)]
+pub struct MessageViewed {
+    /// The XML, rendered by the mapping in force (not sealed).
+    pub xml: String,
+    pub message_id: Uuid,
+    pub message_type: String,
+    pub receipt: String,
+}
+
+/// The oversight service.
+pub struct Oversight {
+    pub store: Arc<dyn Store>,
+    pub renderer: Arc<dyn MessageRenderer>,
+    pub in_force: Arc<dyn InForce>,
+    pub wake: Arc<dyn Wake>,
+}
+
+impl Oversight {
+    /// The dead letters, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, Unavailable> {
+        self.store.dead_letters().await.map_err(|e| {
+            tracing::error!(error = %e, "reading dead letters failed");
+            Unavailable(e)
+        })
+    }
+
+    /// The dead letter of one application.
+    pub async fn dead_letter(&self, id: Uuid) -> Result<DeadLetter, LookupError> {
+        let letters = self
+            .dead_letters()
+            .await
+            .map_err(|Unavailable(e)| LookupError::Unavailable(e))?;
+        letters
+            .into_iter()
+            .find(|l| l.application_id == id)
+            .ok_or(LookupError::NotFound)
+    }
+
+    /// Puts a dead letter back into the outbox (same message id), for `by`.
+    pub async fn replay(&self, id: Uuid, by: &str) -> Result<(), ReplayError> {
+        match self.store.replay(id, by).await {
+            Ok(true) => {
+                tracing::info!(application_id = %id, operator = %by, "dead letter replayed");
+                self.wake.wake();
+                Ok(())
+            }
+            Ok(false) => Err(ReplayError::NoDeadLetter),
+            Err(e) => {
+                tracing::error!(error = %e, "replaying a dead letter failed");
+                Err(ReplayError::Unavailable(e))
+            }
+        }
+    }
+
+    /// The next attempt now, asked for by `by` (a role).
+    pub async fn retry_now(&self, id: Uuid, by: &str) -> Result<(), RetryError> {
+        let detail = format!("next attempt requested now by {by}");
+        match self.store.retry_now(id, &detail).await {
+            Ok(true) => {
+                tracing::info!(application_id = %id, role = %by, "next attempt requested");
+                self.wake.wake();
+                Ok(())
+            }
+            Ok(false) => Err(RetryError::NothingToRetry),
+            Err(e) => {
+                tracing::error!(error = %e, "retry now failed");
+                Err(RetryError::Unavailable(e))
+            }
+        }
+    }
+
+    /// Applications matching every given part of `query`, newest first.
+    pub async fn search(
+        &self,
+        query: &ApplicationQuery,
+    ) -> Result<Vec<ApplicationSummary>, SearchError> {
+        self.store.search(query).await.map_err(|e| {
+            tracing::error!(error = %e, "searching applications failed");
+            SearchError::Unavailable(e)
+        })
+    }
+
+    /// One application: state, delivery, history and audit entries.
+    pub async fn application(&self, id: Uuid) -> Result<ApplicationView, LookupError> {
+        match (
+            self.store.application(id).await,
+            self.store.audit_entries(id).await,
+        ) {
+            (Ok(Some(record)), Ok(audit)) => Ok(ApplicationView { record, audit }),
+            (Ok(None), _) => Err(LookupError::NotFound),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "reading an application failed");
+                Err(LookupError::Unavailable(e))
+            }
+        }
+    }
+
+    /// Records that `role` looks at the transformed message of application `id` (from
+    /// `place`), then renders it: no view without its trace in the history and audit
+    /// trail.
+    pub async fn view_message(
+        &self,
+        id: Uuid,
+        role: &str,
+        place: &str,
+    ) -> Result<MessageViewed, ViewError> {
+        let unavailable = |e: StoreError| {
+            tracing::error!(error = %e, "reading an application failed");
+            ViewError::Unavailable(e)
+        };
+        let record = self
+            .store
+            .application(id)
+            .await
+            .map_err(unavailable)?
+            .ok_or(ViewError::NotFound)?;
+        let input = self.store.prepare_input(id).await.map_err(unavailable)?;
+        if input.payload == serde_json::json!({}) {
+            return Err(ViewError::Purged);
+        }
+        let detail = format!(
+            "transformed XML of message {} viewed by {role} ({place})",
+            record.delivery.message_id
+        );
+        match self.store.record_access(id, &detail).await {
+            Ok(true) => {}
+            Ok(false) => return Err(ViewError::NotFound),
+            Err(e) => {
+                tracing::error!(error = %e, "recording an access failed");
+                return Err(ViewError::Unavailable(e));
+            }
+        }
+        let message_id = record.delivery.message_id;
+        match self
+            .renderer
+            .render(&record.delivery.procedure, message_id, input)
+            .await
+        {
+            Ok(xml) => {
+                tracing::info!(application_id = %id, %role, %place, "transformed XML viewed");
+                Ok(MessageViewed {
+                    xml,
+                    message_id,
+                    message_type: record.delivery.message_type,
+                    receipt: record.receipt,
+                })
+            }
+            Err(RenderError::NotRenderable(reason)) => Err(ViewError::NotRenderable(reason)),
+            Err(RenderError::Failed) => Err(ViewError::Internal),
+        }
+    }
+
+    /// Mappings, certificates, procedures and their backlog, gathered now.
+    pub async fn status(&self) -> Result<StatusReport, Unavailable> {
+        let backlog = self.store.backlog().await.map_err(|e| {
+            tracing::error!(error = %e, "reading the backlog failed");
+            Unavailable(e)
+        })?;
+        Ok(status::report(self.in_force.as_ref(), &backlog))
+    }
+}

@@ -1,0 +1,297 @@
+//! The prepare step: render the application through its service's mapping, check the
+//! XML, and seal it for the receiving procedure with the keyring's certificates in
+//! force. Pure work on the transformers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use kopplung_core::Clock;
+use kopplung_core::store::{Attachment, AttachmentContent, PrepareInput, WorkItem, fragment_count};
+use kopplung_transformers::mapping::{Abruf, Anlage, Antrag, Behoerde, MessageContext, Nachricht};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::time::Instant;
+
+use crate::Envelope;
+use crate::catalog::Catalog;
+use crate::keyring::Keyring;
+
+/// Why a message could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The mapping cannot produce a valid message: an engineer must look; no blind retries.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something an operator can fix (a certificate): try again later.
+    #[error("{0}")]
+    Blocked(String),
+}
+
+/// A prepared message and what preparing it cost, per stage.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The sealed message (the plain XML for a manual procedure).
+    pub message: Vec<u8>,
+    /// Render, XML and XSD checks.
+    pub transform: std::time::Duration,
+    pub seal: std::time::Duration,
+}
+
+/// Everything the prepare step needs, loaded and checked at start-up.
+#[derive(Clone)]
+pub struct Preparer {
+    pub catalog: Arc<Catalog>,
+    /// ARS -> municipality name.
+    pub regions: Arc<BTreeMap<String, String>>,
+    pub keyring: Arc<Keyring>,
+    /// The hub as the author (`autor`) of every message.
+    pub autor: Behoerde,
+    /// Where procedures reach the hub: the claim-check links of attachments start here.
+    pub public_url: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Preparer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Preparer").finish_non_exhaustive()
+    }
+}
+
+impl Preparer {
+    /// The keys and certificates this preparer seals with.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
+    }
+
+    /// Encrypts one attachment fragment for `procedure` with its certificate in force:
+    /// DER AuthEnvelopedData (`cms`) or a compact JWE (`jose`). Returns the content type
+    /// and the bytes. Never unprotected: a procedure without an envelope gets none.
+    pub fn seal_fragment(
+        &self,
+        procedure: &str,
+        fragment: &[u8],
+    ) -> Result<(&'static str, Vec<u8>), PrepareError> {
+        let keys = self.keyring.keys();
+        let recipient = keys.recipients.get(procedure).ok_or_else(|| {
+            PrepareError::Blocked(format!("procedure {procedure} is not configured"))
+        })?;
+        let envelope = recipient.envelope.ok_or_else(|| {
+            PrepareError::Blocked(format!("procedure {procedure} has no envelope profile"))
+        })?;
+        let certificate = keys
+            .recipient_certificate(recipient, self.clock.as_ref())
+            .map_err(|reason| PrepareError::Blocked(format!("certificate refused: {reason}")))?;
+        match envelope {
+            Envelope::Cms => kopplung_transformers::seal::encrypt(fragment, certificate)
+                .map(|der| ("application/pkcs7-mime; smime-type=authEnveloped-data", der)),
+            Envelope::Jose => keys
+                .jose
+                .seal_attachment(fragment, certificate)
+                .map(|jwe| ("application/jose", jwe.into_bytes())),
+        }
+        .map_err(|e| PrepareError::Blocked(e.to_string()))
+    }
+
+    /// Where the procedure fetches attachment `position` instead of finding it inside
+    /// the message, if it does: uploads (never loaded whole) and every attachment of the
+    /// `jose` profile (separate JWEs, as FIT-Connect does) by claim check; a clerk of a
+    /// manual procedure downloads an upload from the inbox as one file. Small
+    /// attachments of the `cms` profile travel inside the signed content: `None`.
+    fn claim_check(
+        &self,
+        procedure: &str,
+        message_id: uuid::Uuid,
+        position: usize,
+        attachment: &Attachment,
+        envelope: Option<Envelope>,
+    ) -> Option<Abruf> {
+        let n = position + 1;
+        match (&attachment.content, envelope) {
+            (AttachmentContent::Inline(_), Some(Envelope::Cms) | None) => None,
+            (_, Some(envelope)) => Some(Abruf {
+                adresse: format!(
+                    "{}/api/v1/procedures/{procedure}/messages/{message_id}/attachments/{n}",
+                    self.public_url
+                ),
+                teile: fragment_count(attachment.size),
+                format: match envelope {
+                    Envelope::Cms => "CMS",
+                    Envelope::Jose => "JWE",
+                }
+                .to_owned(),
+            }),
+            (AttachmentContent::Upload(_), None) => Some(Abruf {
+                adresse: format!(
+                    "{}/inbox/{procedure}/{message_id}/attachments/{n}",
+                    self.public_url
+                ),
+                teile: 1,
+                format: "Datei".to_owned(),
+            }),
+        }
+    }
+
+    /// The XÖV message of an application for `procedure`, rendered and checked (XML,
+    /// schema), not sealed: what `prepare` seals, and what the admin console shows.
+    pub fn render_message(
+        &self,
+        procedure: &str,
+        message_id: uuid::Uuid,
+        input: &PrepareInput,
+    ) -> Result<String, PrepareError> {
+        // One snapshot for the whole message: a reload never mixes old and new.
+        let mappings = self.catalog.current();
+        let mapping = mappings.get(&input.service_key).ok_or_else(|| {
+            PrepareError::Invalid(format!("no mapping for service {}", input.service_key))
+        })?;
+        let keys = self.keyring.keys();
+        let recipient = keys.recipients.get(procedure).ok_or_else(|| {
+            PrepareError::Blocked(format!("procedure {procedure} is not configured"))
+        })?;
+        // A link the procedure cannot follow is no delivery: the message waits, and the
+        // operator sees why.
+        let claims: Vec<Option<Abruf>> = input
+            .attachments
+            .iter()
+            .enumerate()
+            .map(|(position, a)| {
+                self.claim_check(procedure, message_id, position, a, recipient.envelope)
+            })
+            .collect();
+        if recipient.envelope.is_some()
+            && !recipient.can_fetch
+            && claims.iter().any(Option::is_some)
+        {
+            return Err(PrepareError::Blocked(format!(
+                "procedure {procedure} has no API token (token_file or token_sha256 in its [[procedure]]) to fetch attachments by claim check"
+            )));
+        }
+        let data = mapping.form.validate(&input.payload).map_err(|errors| {
+            // Field names only: the values are personal data.
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            PrepareError::Invalid(format!(
+                "stored data no longer fits the form of service {}: fields {}",
+                input.service_key,
+                fields.join(", ")
+            ))
+        })?;
+        let info = &mapping.info;
+        let context = MessageContext {
+            nachricht: Nachricht {
+                uuid: message_id.to_string(),
+                typ: info.message.message_type.clone(),
+                typ_list_uri: info.message.list_uri.clone(),
+                typ_list_version: info.message.list_version.clone(),
+                standard: info.message.standard.clone(),
+                version: info.message.version.clone(),
+                erstellungszeitpunkt: timestamp(self.clock.now()),
+                produkt: "kopplung".into(),
+                produkthersteller: "kopplung".into(),
+                produktversion: env!("CARGO_PKG_VERSION").into(),
+            },
+            leser: recipient.leser.clone(),
+            autor: self.autor.clone(),
+            antrag: Antrag {
+                id: input.id.to_string(),
+                antragsnummer: input.receipt.clone(),
+                eingangszeitpunkt: timestamp(input.created_at),
+                leistung_schluessel: info.key.clone(),
+                leistung_name: info.name.clone(),
+                gebiet_ars: input.region.clone(),
+                gebiet_name: self.regions.get(&input.region).cloned().unwrap_or_default(),
+            },
+            labels: mapping.labels(&data),
+            data,
+            anlagen: input
+                .attachments
+                .iter()
+                .zip(claims)
+                .map(|(a, abruf)| Anlage {
+                    dateiname: a.filename.clone(),
+                    media_type: a.media_type.clone(),
+                    groesse: a.size,
+                    sha512: a.sha512.clone(),
+                    inhalt_base64: match (&a.content, &abruf) {
+                        (AttachmentContent::Inline(content), None) => {
+                            base64::engine::general_purpose::STANDARD.encode(content)
+                        }
+                        _ => String::new(),
+                    },
+                    abruf,
+                })
+                .collect(),
+            gebuehr: info.fee.clone(),
+        };
+        mapping
+            .render(&context)
+            .map_err(|e| PrepareError::Invalid(e.to_string()))
+    }
+
+    /// Renders, checks and seals one application's message.
+    pub fn prepare(&self, item: &WorkItem, input: &PrepareInput) -> Result<Prepared, PrepareError> {
+        let started = Instant::now();
+        let keys = self.keyring.keys();
+        let recipient = keys.recipients.get(&item.procedure_id).ok_or_else(|| {
+            PrepareError::Blocked(format!("procedure {} is not configured", item.procedure_id))
+        })?;
+        let xml = self.render_message(&item.procedure_id, item.message_id, input)?;
+        let transform = started.elapsed();
+        let Some(envelope) = recipient.envelope else {
+            // A manual procedure: the clerk reads it in the hub's inbox; it never leaves.
+            return Ok(Prepared {
+                message: xml.into_bytes(),
+                transform,
+                seal: std::time::Duration::ZERO,
+            });
+        };
+        // Never unprotected: without a usable certificate the message waits.
+        let certificate = keys
+            .recipient_certificate(recipient, self.clock.as_ref())
+            .map_err(|reason| PrepareError::Blocked(format!("certificate refused: {reason}")))?;
+        let sealing = Instant::now();
+        let message = match envelope {
+            Envelope::Cms => keys.sealer.seal(xml.as_bytes(), certificate),
+            // A compact JWE is ASCII text: sent as it is.
+            Envelope::Jose => keys
+                .jose
+                .seal(xml.as_bytes(), certificate)
+                .map(String::into_bytes),
+        }
+        .map_err(|e| PrepareError::Blocked(e.to_string()))?;
+        Ok(Prepared {
+            message,
+            transform,
+            seal: sealing.elapsed(),
+        })
+    }
+}
+
+fn timestamp(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The oversight service shows messages as the preparer renders them.
+#[async_trait::async_trait]
+impl kopplung_core::oversight::MessageRenderer for Preparer {
+    async fn render(
+        &self,
+        procedure: &str,
+        message_id: uuid::Uuid,
+        input: PrepareInput,
+    ) -> Result<String, kopplung_core::oversight::RenderError> {
+        use kopplung_core::oversight::RenderError;
+        // Rendering and the schema check are CPU work: off the async workers.
+        let preparer = self.clone();
+        let procedure = procedure.to_owned();
+        match tokio::task::spawn_blocking(move || {
+            preparer.render_message(&procedure, message_id, &input)
+        })
+        .await
+        {
+            Ok(Ok(xml)) => Ok(xml),
+            Ok(Err(e)) => Err(RenderError::NotRenderable(e.to_string())),
+            Err(_) => Err(RenderError::Failed),
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The hub's context: what the core's services, the pipeline and every edge (the API,
+//! the admin console, the clerk inbox, the AMQP reply consumers) live off. Nothing here
+//! is HTTP: what only the API needs (its clients, limits) stays in `api::ApiState`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kopplung_adapters::DestinationInfo;
+use kopplung_core::events::{EventLimits, Events};
+use kopplung_core::intake::{Intake, Municipalities, Routes};
+use kopplung_core::oversight::{CertificateStatus, Destination, InForce, MappingStatus, Oversight};
+use kopplung_core::{Ars, Clock, ServiceKey};
+use kopplung_pipeline::{Keyring, Observer, Preparer, Wakeup};
+
+use crate::catalog::Catalog;
+use crate::metrics::Metrics;
+use crate::regions::Regions;
+use crate::routing::RoutingTable;
+use crate::store::Store;
+
+/// The hub's context.
+pub struct Hub {
+    pub catalog: Arc<Catalog>,
+    pub routing: Arc<RoutingTable>,
+    pub regions: Arc<Regions>,
+    pub store: Arc<dyn Store>,
+    /// Wall time for everything stored and shown.
+    pub clock: Arc<dyn Clock>,
+    /// The keys and certificates in force.
+    pub keyring: Arc<Keyring>,
+    /// Renders (and seals) messages; the console and inbox show what it renders.
+    pub preparer: Arc<Preparer>,
+    /// Where each configured procedure's messages go.
+    pub destinations: BTreeMap<String, DestinationInfo>,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the outbox after a commit.
+    pub wake: Arc<Wakeup>,
+    /// Base of links to the hub, e.g. `http://127.0.0.1:8080`.
+    pub public_url: String,
+    pub intake: Intake,
+    pub events: Arc<Events>,
+    pub oversight: Oversight,
+}
+
+/// What a [`Hub`] is made of.
+pub struct HubParts {
+    pub catalog: Arc<Catalog>,
+    pub routing: Arc<RoutingTable>,
+    pub regions: Arc<Regions>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub preparer: Arc<Preparer>,
+    pub destinations: BTreeMap<String, DestinationInfo>,
+    pub metrics: Arc<Metrics>,
+    pub wake: Arc<Wakeup>,
+    pub public_url: String,
+    pub event_limits: EventLimits,
+}
+
+impl Hub {
+    /// The services over the parts.
+    pub fn new(parts: HubParts) -> Self {
+        let HubParts {
+            catalog,
+            routing,
+            regions,
+            store,
+            clock,
+            preparer,
+            destinations,
+            metrics,
+            wake,
+            public_url,
+            event_limits,
+        } = parts;
+        let keyring = preparer.keyring().clone();
+        let intake = Intake {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            routes: routing.clone(),
+            municipalities: regions.clone(),
+            clock: clock.clone(),
+            wake: wake.clone(),
+        };
+        let events = Arc::new(Events {
+            store: store.clone(),
+            verifier: keyring.clone(),
+            clock: clock.clone(),
+            limits: event_limits,
+        });
+        let in_force = Arc::new(InForceNow {
+            catalog: catalog.clone(),
+            routing: routing.clone(),
+            keyring: keyring.clone(),
+            destinations: destinations.clone(),
+        });
+        let oversight = Oversight {
+            store: store.clone(),
+            renderer: preparer.clone(),
+            in_force,
+            wake: wake.clone(),
+        };
+        Self {
+            catalog,
+            routing,
+            regions,
+            store,
+            clock,
+            keyring,
+            preparer,
+            destinations,
+            metrics,
+            wake,
+            public_url,
+            intake,
+            events,
+            oversight,
+        }
+    }
+}
+
+impl Routes for RoutingTable {
+    fn resolve(&self, service: &ServiceKey, region: &Ars) -> Option<String> {
+        RoutingTable::resolve(self, service.as_str(), region.as_str()).map(str::to_owned)
+    }
+}
+
+impl Municipalities for Regions {
+    fn knows(&self, region: &Ars) -> bool {
+        self.name(region.as_str()).is_some()
+    }
+}
+
+/// What the status report reads as in force.
+struct InForceNow {
+    catalog: Arc<Catalog>,
+    routing: Arc<RoutingTable>,
+    keyring: Arc<Keyring>,
+    destinations: BTreeMap<String, DestinationInfo>,
+}
+
+impl InForce for InForceNow {
+    fn mappings(&self) -> Vec<MappingStatus> {
+        self.catalog
+            .current()
+            .values()
+            .map(|m| MappingStatus {
+                service: m.info.key.clone(),
+                name: m.info.name.clone(),
+                message_type: m.info.message.message_type.clone(),
+                online: self.routing.serves(&m.info.key),
+            })
+            .collect()
+    }
+
+    fn certificates(&self) -> Vec<CertificateStatus> {
+        self.keyring
+            .certificate_expiries()
+            .into_iter()
+            .map(|(owner, certificate, days_left)| CertificateStatus {
+                owner,
+                certificate,
+                days_left,
+            })
+            .collect()
+    }
+
+    fn destinations(&self) -> Vec<Destination> {
+        self.destinations
+            .iter()
+            .map(|(id, d)| Destination {
+                procedure: id.clone(),
+                transport: d.transport,
+                destination: d.destination.clone(),
+            })
+            .collect()
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.keyring.problems()
+    }
+}
+
+/// The pipeline's observations become the router's metrics.
+impl Observer for Metrics {
+    fn delivery(&self, procedure: &str, transport: &str, outcome: &str) {
+        self.deliveries
+            .with_label_values(&[procedure, transport, outcome])
+            .inc();
+        if outcome == "dead_lettered" {
+            self.dead_letters.with_label_values(&[procedure]).inc();
+        }
+    }
+
+    fn prepare_stage(&self, stage: &str, seconds: f64) {
+        self.prepare_seconds
+            .with_label_values(&[stage])
+            .observe(seconds);
+    }
+
+    fn delivery_attempt(&self, transport: &str, seconds: f64) {
+        self.delivery_seconds
+            .with_label_values(&[transport])
+            .observe(seconds);
+    }
+
+    fn submit_to_delivered(&self, procedure: &str, seconds: f64) {
+        self.submit_to_delivered_seconds
+            .with_label_values(&[procedure])
+            .observe(seconds);
+    }
+}

@@ -1,0 +1,94 @@
+//! What the pipeline and the core's services get from the configuration: the router
+//! reads `config.rs` and hands down plain values, so neither depends on its shape.
+
+use kopplung_core::events::EventLimits;
+use kopplung_pipeline::{Envelope, KeyringConfig, ProcedureKeys, RetryPolicy};
+use kopplung_transformers::Sealer;
+use kopplung_transformers::mapping::Behoerde;
+
+use crate::Error;
+use crate::config::{self, Config, DeliveryConfig};
+
+/// The keys and certificates the configuration names.
+pub fn keyring_config(config: &Config) -> Result<KeyringConfig, Error> {
+    let procedures = config
+        .routing
+        .procedures
+        .iter()
+        .map(|procedure| {
+            let authority =
+                config
+                    .authority(&procedure.authority)
+                    .ok_or_else(|| Error::Config {
+                        file: config.pki_dir.clone(),
+                        message: format!("unknown authority `{}`", procedure.authority),
+                    })?;
+            Ok(ProcedureKeys {
+                id: procedure.id.to_string(),
+                envelope: procedure.envelope.map(envelope),
+                certificates: procedure.certificate_paths(),
+                receipt_certificate: procedure.receipt_certificate.clone(),
+                reader: Behoerde {
+                    verzeichnisdienst: authority.verzeichnisdienst.clone(),
+                    verzeichnisdienst_list_version: authority
+                        .verzeichnisdienst_list_version
+                        .clone(),
+                    kennung: authority.kennung.clone(),
+                    name: authority.name.clone(),
+                },
+                can_fetch: procedure.token_sha256.is_some()
+                    || procedure.token_file.is_some()
+                    || matches!(procedure.delivery, DeliveryConfig::Pull(_)),
+            })
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(KeyringConfig {
+        source: config.source.clone(),
+        pki_dir: config.pki_dir.clone(),
+        pkcs12: config
+            .file
+            .signing
+            .as_ref()
+            .and_then(|s| s.pkcs12.clone().zip(s.passphrase_env.clone())),
+        procedures,
+    })
+}
+
+/// Loads the hub's signing identity as configured (PEM files or PKCS#12).
+pub fn load_sealer(config: &Config) -> Result<Sealer, Error> {
+    Ok(kopplung_pipeline::load_sealer(&keyring_config(config)?)?)
+}
+
+/// The hub as the author (`autor`) of its messages.
+pub fn hub_authority(config: &Config) -> Behoerde {
+    let hub = &config.file.hub;
+    Behoerde {
+        verzeichnisdienst: hub.verzeichnisdienst.clone(),
+        verzeichnisdienst_list_version: hub.verzeichnisdienst_list_version.clone(),
+        kennung: hub.kennung.clone(),
+        name: hub.name.clone(),
+    }
+}
+
+pub fn envelope(envelope: config::Envelope) -> Envelope {
+    match envelope {
+        config::Envelope::Cms => Envelope::Cms,
+        config::Envelope::Jose => Envelope::Jose,
+    }
+}
+
+pub fn retry_policy(policy: &config::RetryPolicy) -> RetryPolicy {
+    RetryPolicy {
+        base_delay_ms: policy.base_delay_ms,
+        max_delay_ms: policy.max_delay_ms,
+        max_attempts: policy.max_attempts,
+    }
+}
+
+/// How far an event's `issued_at` may lie from the hub's clock.
+pub fn event_limits(limits: &config::Limits) -> EventLimits {
+    EventLimits {
+        clock_skew_secs: limits.event_clock_skew_secs,
+        max_age_secs: limits.event_max_age_secs,
+    }
+}
