@@ -6,9 +6,8 @@
 
 mod group;
 mod postgres;
-mod postgres_audit;
+mod shared;
 mod sqlite;
-mod sqlite_audit;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

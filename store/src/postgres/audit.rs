@@ -3,7 +3,7 @@
 //! [`kopplung_core::audit`]'s; this only reads (and hashes) what is stored, never a large upload
 //! whole.
 
-use crate::Sql;
+use super::*;
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgRow};
 
@@ -42,7 +42,7 @@ fn audit_entry(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
 
 /// The entries of one application in chain order. `lenient`: rows that cannot be read
 /// are left out instead of failing (PostgreSQL's typed columns make that rare).
-pub(super) async fn entries_of(
+async fn entries_of(
     conn: &mut PgConnection,
     application_id: &str,
     lenient: bool,
@@ -72,7 +72,7 @@ pub(super) async fn entries_of(
 }
 
 /// The last entry's seq and hash.
-pub(super) async fn head(conn: &mut PgConnection) -> Result<Option<(i64, String)>, StoreError> {
+async fn head(conn: &mut PgConnection) -> Result<Option<(i64, String)>, StoreError> {
     sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await
@@ -80,7 +80,7 @@ pub(super) async fn head(conn: &mut PgConnection) -> Result<Option<(i64, String)
 }
 
 /// The stored checkpoints, by seq.
-pub(super) async fn checkpoints(conn: &mut PgConnection) -> Result<Vec<Checkpoint>, StoreError> {
+async fn checkpoints(conn: &mut PgConnection) -> Result<Vec<Checkpoint>, StoreError> {
     let rows: Vec<(i64, String, String, Vec<u8>)> =
         sqlx::query_as("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq, id")
             .fetch_all(&mut *conn)
@@ -99,7 +99,7 @@ pub(super) async fn checkpoints(conn: &mut PgConnection) -> Result<Vec<Checkpoin
 
 /// Feeds the whole trail into `verifier` from the snapshot of the open read transaction
 /// `conn`: checkpoints, the chain, then application by application its content.
-pub(super) async fn verify(
+async fn verify(
     conn: &mut PgConnection,
     mut verifier: AuditVerifier,
 ) -> Result<AuditReport, StoreError> {
@@ -276,4 +276,50 @@ async fn hash_upload(
         }
     }
     Ok(())
+}
+
+#[async_trait]
+impl AuditStore for PostgresStore {
+    async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut connection = self.pool.acquire().await.sql()?;
+        entries_of(&mut connection, &application_id.to_string(), false).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let mut connection = self.pool.acquire().await.sql()?;
+        head(&mut connection).await
+    }
+
+    async fn record_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        // Not part of the chain: no chain lock.
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(checkpoint.seq)
+        .bind(&checkpoint.hash)
+        .bind(&checkpoint.at)
+        .bind(&checkpoint.signature)
+        .execute(&self.pool)
+        .await
+        .sql()?;
+        Ok(())
+    }
+
+    async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut connection = self.pool.acquire().await.sql()?;
+        checkpoints(&mut connection).await
+    }
+
+    async fn verify_audit_with(&self, verifier: AuditVerifier) -> Result<AuditReport, StoreError> {
+        // One REPEATABLE READ transaction: one consistent snapshot for every page, the
+        // highest issued seq and the content, while the instances go on appending.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .sql()?;
+        let report = verify(&mut tx, verifier).await?;
+        tx.rollback().await.sql()?;
+        Ok(report)
+    }
 }

@@ -3,7 +3,7 @@
 //! [`kopplung_core::audit`]'s; this only reads (and hashes) what is stored, never a large upload
 //! whole.
 
-use crate::Sql;
+use super::*;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
@@ -47,7 +47,7 @@ fn audit_entry(row: &SqliteRow) -> Result<AuditEntry, sqlx::Error> {
 
 /// The entries of one application in chain order. `lenient`: rows that cannot be read
 /// are left out (verification reports them as broken links) instead of failing.
-pub(super) async fn entries_of(
+async fn entries_of(
     conn: &mut SqliteConnection,
     application_id: &str,
     lenient: bool,
@@ -77,7 +77,7 @@ pub(super) async fn entries_of(
 }
 
 /// The last entry's seq and hash.
-pub(super) async fn head(conn: &mut SqliteConnection) -> Result<Option<(i64, String)>, StoreError> {
+async fn head(conn: &mut SqliteConnection) -> Result<Option<(i64, String)>, StoreError> {
     sqlx::query_as("SELECT seq, CAST(hash AS TEXT) FROM audit_log ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await
@@ -85,9 +85,7 @@ pub(super) async fn head(conn: &mut SqliteConnection) -> Result<Option<(i64, Str
 }
 
 /// The stored checkpoints, by seq.
-pub(super) async fn checkpoints(
-    conn: &mut SqliteConnection,
-) -> Result<Vec<Checkpoint>, StoreError> {
+async fn checkpoints(conn: &mut SqliteConnection) -> Result<Vec<Checkpoint>, StoreError> {
     let rows: Vec<(i64, String, String, Vec<u8>)> = sqlx::query_as(
         "SELECT seq, CAST(hash AS TEXT), CAST(at AS TEXT), signature
          FROM audit_checkpoints ORDER BY seq, id",
@@ -108,7 +106,7 @@ pub(super) async fn checkpoints(
 
 /// Feeds the whole trail into `verifier` from the snapshot of the open read transaction
 /// `conn`: checkpoints, the chain, then application by application its content.
-pub(super) async fn verify(
+async fn verify(
     conn: &mut SqliteConnection,
     mut verifier: AuditVerifier,
 ) -> Result<AuditReport, StoreError> {
@@ -288,4 +286,48 @@ async fn hash_upload(
         }
     }
     Ok(())
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut connection = self.pool.acquire().await.sql()?;
+        entries_of(&mut connection, &application_id.to_string(), false).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let mut connection = self.pool.acquire().await.sql()?;
+        head(&mut connection).await
+    }
+
+    async fn record_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let checkpoint = checkpoint.clone();
+        self.writer
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES (?1, ?2, ?3, ?4)",
+                ).sql()?
+                .execute(params![
+                    checkpoint.seq,
+                    checkpoint.hash,
+                    checkpoint.at,
+                    checkpoint.signature
+                ]).sql()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut connection = self.pool.acquire().await.sql()?;
+        checkpoints(&mut connection).await
+    }
+
+    async fn verify_audit_with(&self, verifier: AuditVerifier) -> Result<AuditReport, StoreError> {
+        // One read transaction: one consistent snapshot, while the hub goes on appending.
+        let mut tx = self.pool.begin().await.sql()?;
+        let report = verify(&mut tx, verifier).await?;
+        tx.rollback().await.sql()?;
+        Ok(report)
+    }
 }

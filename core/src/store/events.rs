@@ -1,0 +1,25 @@
+//! Events: a procedure's receipts and events, and what they leave for the citizen.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::model::*;
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Records a verified receipt and moves the application to `received` or `rejected`,
+    /// in one transaction with its history and audit entry.
+    async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError>;
+
+    /// The citizen's mailbox and the documents of an application.
+    async fn mailbox(&self, id: Uuid)
+    -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError>;
+
+    /// One document with its content, if it belongs to the application.
+    async fn document(
+        &self,
+        application_id: Uuid,
+        document_id: Uuid,
+    ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError>;
+}

@@ -1,0 +1,77 @@
+//! The outbox: claiming due work under a lease and recording what became of it.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::model::*;
+
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Claims up to `limit` due outbox entries under the lease token `lease` (unique per
+    /// claim) until `lease_until`, at most `capacity[procedure]` of each procedure (what
+    /// is left of its concurrency limit, so that a slow procedure cannot take every slot;
+    /// 1 for a procedure not in the map).
+    async fn claim(
+        &self,
+        lease: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+        capacity: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<Vec<WorkItem>, StoreError>;
+
+    /// When the earliest pending entry falls due, if any.
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
+
+    async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError>;
+
+    async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError>;
+
+    /// Each `record_*` returns `false` if the item's lease was taken over (nothing changed).
+    /// The message is rendered, checked and (unless kept for the clerk inbox) sealed;
+    /// `detail` says so in the history.
+    async fn record_prepared(
+        &self,
+        item: &WorkItem,
+        sealed: &[u8],
+        detail: &str,
+    ) -> Result<bool, StoreError>;
+
+    async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError>;
+
+    async fn record_retry(
+        &self,
+        item: &WorkItem,
+        due: OffsetDateTime,
+        error: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Like `record_retry`, but the wait is not an attempt at this message (the
+    /// destination was unreachable altogether).
+    async fn record_wait(
+        &self,
+        item: &WorkItem,
+        due: OffsetDateTime,
+        reason: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// The message is prepared and waits for its procedure to collect it.
+    async fn record_awaiting_pickup(
+        &self,
+        item: &WorkItem,
+        detail: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// A failure that retrying cannot fix: `invalid` (mapping) or `dead_lettered` (delivery).
+    async fn record_failed(
+        &self,
+        item: &WorkItem,
+        status: Status,
+        error: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Returns leases of this process's earlier life (after a crash) to the pool.
+    async fn release_stale_leases(&self) -> Result<u64, StoreError>;
+}

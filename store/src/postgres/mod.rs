@@ -1,0 +1,281 @@
+//! The PostgreSQL store: one database shared by several hub instances.
+//!
+//! The same tables and the same semantics as [`crate::SqliteStore`], with what several
+//! processes on one database need:
+//!
+//! - **The audit chain cannot fork.** Every transaction that appends a history and audit
+//!   entry (and so every state change) first takes one transaction-level advisory lock
+//!   (`chain_lock!`), the counterpart of SQLite's `BEGIN IMMEDIATE`: such transactions
+//!   run one after the other across all instances, and reading the last entry's hash
+//!   inside one sees every earlier append (READ COMMITTED takes a new snapshot per
+//!   statement, and the lock is only granted once the previous holder has committed).
+//!   The check-then-write steps (idempotency keys, receipts, pickup acknowledgements)
+//!   are serialised by the same lock.
+//! - **Claims never overlap.** `claim` locks the rows it takes with `FOR UPDATE SKIP
+//!   LOCKED` and re-checks them under the lock: two instances never lease the same entry,
+//!   and neither waits for the other. An entry whose lease has run out may be claimed by
+//!   any instance: that is how the work of an instance that died is taken over.
+//! - **Leases are not released at start-up** (see `release_stale_leases`). Lease times
+//!   come from each instance's clock, so the instances' clocks must agree (NTP) to well
+//!   within a lease's length.
+//!
+//! Times the audit hash covers (and those handed back exactly as given) are stored as
+//! RFC 3339 text, as in SQLite; due and lease times are unix milliseconds.
+//!
+//! Needs PostgreSQL 12 or later (`AS MATERIALIZED`, `sha256()`).
+
+mod audit;
+mod events;
+mod intake;
+mod outbox;
+mod oversight;
+mod pickup;
+
+use crate::Sql;
+use crate::shared::rows::{self, *};
+use crate::shared::{from_millis, millis, rfc3339};
+use kopplung_core::store::rules::{self, Stage, parse_status, parse_uuid};
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use kopplung_core::audit::content;
+use kopplung_core::audit::{AuditEntry, Binding, chain_end, sha256_hex};
+use kopplung_core::store::{
+    Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, AttachmentContent,
+    AuditStore, Backlog, DeadLetter, DocumentInfo, EventStore, FRAGMENT_BYTES, IdempotencyKey,
+    Inserted, IntakeStore, MailboxEntry, NewApplication, NewUpload, OutboxStore, OversightStore,
+    Pickup, PickupAck, PickupStore, PrepareInput, ReceiptOutcome, ReceiptRecord, Status,
+    StoreError, UploadInfo, WorkItem,
+};
+
+/// The key of the transaction-level advisory lock that serialises every transaction
+/// appending to the history and audit chain ("kopplung" in ASCII, 0x6b6f70706c756e67).
+/// A macro, so that the statement that takes it stays a string literal.
+macro_rules! chain_lock {
+    () => {
+        7741529912631455335
+    };
+}
+#[cfg(test)]
+const CHAIN_LOCK: i64 = chain_lock!();
+
+/// Connections per instance.
+const POOL_SIZE: u32 = 8;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/database`) and brings
+    /// its schema up to date. Several instances may connect at once, also to a fresh
+    /// database: the migrator holds an advisory lock while it checks and migrates, so the
+    /// others wait and then find the schema current.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect(url)
+            .await
+            .sql()?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .sql()?;
+        Ok(Self { pool })
+    }
+
+    /// Starts a transaction that may change state: it takes the chain lock at once, so
+    /// that it runs alone among such transactions of every instance (see the module
+    /// documentation). The lock is released with the commit or rollback.
+    async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        // BEGIN and the lock in one round trip (a simple query of two statements).
+        self.pool
+            .begin_with(concat!(
+                "BEGIN; SELECT pg_advisory_xact_lock(",
+                chain_lock!(),
+                ")"
+            ))
+            .await
+            .sql()
+    }
+}
+
+/// Appends the history entry of a state change and its audit entry, at the same time.
+/// `binding`: what the audit entry binds by hash (see [`kopplung_core::audit`]).
+async fn append_history(
+    tx: &mut Transaction<'static, Postgres>,
+    application_id: Uuid,
+    status: Status,
+    detail: &str,
+    binding: Binding,
+) -> Result<(), StoreError> {
+    let at = rfc3339(OffsetDateTime::now_utc());
+    sqlx::query("INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)")
+        .bind(application_id.to_string())
+        .bind(&at)
+        .bind(status.as_str())
+        .bind(detail)
+        .execute(&mut **tx)
+        .await
+        .sql()?;
+    append_audit(tx, application_id, &at, status, detail, binding).await
+}
+
+/// A state change's new status, history entry and audit entry; the status and the
+/// history entry in one statement (each statement is a round trip).
+async fn change_status(
+    tx: &mut Transaction<'static, Postgres>,
+    application_id: Uuid,
+    status: Status,
+    detail: &str,
+    binding: Binding,
+) -> Result<(), StoreError> {
+    let at = rfc3339(OffsetDateTime::now_utc());
+    sqlx::query(
+        "WITH changed AS (UPDATE applications SET status = $3, updated_at = $2 WHERE id = $1)
+         INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(application_id.to_string())
+    .bind(&at)
+    .bind(status.as_str())
+    .bind(detail)
+    .execute(&mut **tx)
+    .await
+    .sql()?;
+    append_audit(tx, application_id, &at, status, detail, binding).await
+}
+
+/// Links one entry to the end of the audit chain. Must run inside a transaction begun
+/// with [`PostgresStore::write`], which holds the chain lock, so that no other writer
+/// (of any instance) appends in between.
+async fn append_audit(
+    tx: &mut Transaction<'static, Postgres>,
+    application_id: Uuid,
+    at: &str,
+    status: Status,
+    detail: &str,
+    binding: Binding,
+) -> Result<(), StoreError> {
+    // The last entry, and the highest seq ever issued: if entries at the end were
+    // removed, the next one leaves a gap that verification reports, instead of hiding
+    // the removal. One statement: each is a round trip.
+    let (last_seq, last_hash, issued): (Option<i64>, Option<String>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1),
+                    (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),
+                    (SELECT seq FROM audit_issued WHERE singleton)",
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .sql()?;
+    let end = chain_end(last_seq, last_hash, issued);
+    let entry = AuditEntry::next(
+        end.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+        application_id,
+        at,
+        status.as_str(),
+        detail,
+        binding,
+    );
+    // The entry and the highest seq issued, in one statement.
+    sqlx::query(
+        "WITH entry AS (
+           INSERT INTO audit_log (seq, application_id, at, status, detail, message_sha256, prev_hash, hash, version, content_sha256)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10))
+         INSERT INTO audit_issued (singleton, seq) VALUES (TRUE, $1)
+         ON CONFLICT (singleton) DO UPDATE SET seq = EXCLUDED.seq",
+    )
+    .bind(entry.seq)
+    .bind(&entry.application_id)
+    .bind(&entry.at)
+    .bind(&entry.status)
+    .bind(&entry.detail)
+    .bind(&entry.message_sha256)
+    .bind(&entry.prev_hash)
+    .bind(&entry.hash)
+    .bind(entry.version)
+    .bind(&entry.content_sha256)
+    .execute(&mut **tx)
+    .await.sql()?;
+    Ok(())
+}
+
+/// The hex SHA-256 of the sealed message stored for an outbox entry, if there is one.
+async fn stored_message_sha256(
+    tx: &mut Transaction<'static, Postgres>,
+    item: &WorkItem,
+) -> Result<Option<String>, StoreError> {
+    let sealed: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT sealed FROM deliveries WHERE application_id = $1 AND procedure_id = $2",
+    )
+    .bind(item.application_id.to_string())
+    .bind(&item.procedure_id)
+    .fetch_one(&mut **tx)
+    .await
+    .sql()?;
+    Ok(sealed.as_deref().map(sha256_hex))
+}
+
+/// Binds the `application_id = $n AND procedure_id = $n+1 AND lease_owner = $n+2` of an
+/// outbox update (the last three parameters): only the holder of the lease may change
+/// the entry.
+trait BindLease<'q> {
+    fn bind_lease(self, item: &'q WorkItem) -> Self;
+}
+
+impl<'q> BindLease<'q> for sqlx::query::Query<'q, Postgres, PgArguments> {
+    fn bind_lease(self, item: &'q WorkItem) -> Self {
+        self.bind(item.application_id.to_string())
+            .bind(&item.procedure_id)
+            .bind(&item.lease)
+    }
+}
+
+/// Completes a state change whose outbox update touched `updated` rows: the status and
+/// its history and audit entries in the same transaction, or nothing if the lease was
+/// lost. `sealed` is the message just sealed; otherwise the stored one (if any) is hashed.
+async fn transition(
+    mut tx: Transaction<'static, Postgres>,
+    updated: u64,
+    item: &WorkItem,
+    status: Status,
+    detail: &str,
+    sealed: Option<&[u8]>,
+) -> Result<bool, StoreError> {
+    if updated != 1 {
+        return Ok(false);
+    }
+    let message_sha256 = match sealed {
+        Some(sealed) => Some(sha256_hex(sealed)),
+        None => stored_message_sha256(&mut tx, item).await?,
+    };
+    change_status(
+        &mut tx,
+        item.application_id,
+        status,
+        detail,
+        Binding::message(message_sha256),
+    )
+    .await?;
+    tx.commit().await.sql()?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_chain_lock_key_is_kopplung_in_ascii() {
+        // Instances of older and newer versions must take the same lock.
+        assert_eq!(super::CHAIN_LOCK, i64::from_be_bytes(*b"kopplung"));
+    }
+}

@@ -1,0 +1,278 @@
+//! The PostgreSQL store's outbox (claims under a lease and what became of them).
+
+use super::*;
+
+#[async_trait]
+impl OutboxStore for PostgresStore {
+    async fn claim(
+        &self,
+        lease: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+        capacity: &BTreeMap<String, u32>,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        let procedures: Vec<String> = capacity.keys().cloned().collect();
+        let capacities: Vec<i64> = capacity.values().map(|c| i64::from(*c)).collect();
+        // Procedures without capacity left stay out of the candidate window, which keeps a
+        // claim's cost independent of the backlog (see the SQLite store).
+        let saturated: Vec<String> = capacity
+            .iter()
+            .filter(|(_, c)| **c == 0)
+            .map(|(id, _)| id.clone())
+            .collect();
+        // `ranked`/`picked`: at most `capacity[procedure]` entries per procedure (1 for
+        // one not in the map, so that its entries still surface their error), oldest due
+        // first, `limit` in all, from the statement's snapshot. (Window functions and
+        // FOR UPDATE cannot share a query level.)
+        // `locked`: of those, the rows no other claim holds right now, locked for this
+        // statement's transaction and re-checked on their latest version: an entry
+        // another instance claimed after our snapshot was taken is due no more and drops
+        // out, one it is claiming at this moment is skipped. So no entry is leased
+        // twice, and no claim waits for another.
+        let rows = sqlx::query_as(
+            "WITH candidates AS (
+                 SELECT application_id, procedure_id, due_at
+                 FROM deliveries
+                 WHERE step IN ('prepare', 'deliver') AND due_at <= $3
+                   AND (lease_until IS NULL OR lease_until < $3)
+                   AND NOT (procedure_id = ANY($7::text[]))
+                 ORDER BY due_at, application_id
+                 LIMIT $8
+             ),
+             ranked AS (
+                 SELECT application_id, procedure_id, due_at,
+                        ROW_NUMBER() OVER (PARTITION BY procedure_id ORDER BY due_at, application_id) AS n
+                 FROM candidates
+             ),
+             picked AS (
+                 SELECT r.application_id, r.procedure_id
+                 FROM ranked r
+                 LEFT JOIN UNNEST($5::text[], $6::bigint[]) AS c(procedure_id, capacity)
+                   ON c.procedure_id = r.procedure_id
+                 WHERE r.n <= COALESCE(c.capacity, 1)
+                 ORDER BY r.due_at, r.application_id
+                 LIMIT $4
+             ),
+             locked AS MATERIALIZED (
+                 SELECT d.application_id, d.procedure_id
+                 FROM deliveries d
+                 WHERE (d.application_id, d.procedure_id) IN (SELECT application_id, procedure_id FROM picked)
+                   AND d.step IN ('prepare', 'deliver') AND d.due_at <= $3
+                   AND (d.lease_until IS NULL OR d.lease_until < $3)
+                 FOR UPDATE OF d SKIP LOCKED
+             )
+             UPDATE deliveries d SET lease_owner = $1, lease_until = $2
+             FROM locked l
+             WHERE d.application_id = l.application_id AND d.procedure_id = l.procedure_id
+             RETURNING d.application_id, d.service_key, d.procedure_id, d.message_id,
+                       d.message_type, d.step, d.attempts,
+                       (SELECT a.created_at FROM applications a WHERE a.id = d.application_id) AS accepted_at",
+        )
+        .bind(lease)
+        .bind(millis(lease_until))
+        .bind(millis(now))
+        .bind(i64::from(limit))
+        .bind(procedures)
+        .bind(capacities)
+        .bind(saturated)
+        .bind(i64::from(limit.saturating_mul(4)))
+        .fetch_all(&self.pool)
+        .await.sql()?;
+        rows.into_iter()
+            .map(|row: WorkRow| row.into_item(lease))
+            .collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(GREATEST(due_at, COALESCE(lease_until, 0))) FROM deliveries
+             WHERE step IN ('prepare', 'deliver')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .sql()?;
+        Ok(due.and_then(from_millis))
+    }
+
+    async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
+        let application: PrepareRow = sqlx::query_as(
+            "SELECT receipt, service_key, region, payload, created_at FROM applications WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_one(&self.pool)
+        .await.sql()?;
+        let attachments = sqlx::query_as(
+            "SELECT filename, media_type, sha512, size, upload_id,
+                    CASE WHEN upload_id IS NULL THEN content ELSE ''::bytea END AS content
+             FROM attachments WHERE application_id = $1 ORDER BY position",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .sql()?;
+        application.into_input(id, attachments)
+    }
+
+    async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT sealed FROM deliveries WHERE application_id = $1 AND procedure_id = $2",
+        )
+        .bind(item.application_id.to_string())
+        .bind(&item.procedure_id)
+        .fetch_one(&self.pool)
+        .await
+        .sql()?;
+        sealed.ok_or_else(|| {
+            StoreError::Corrupt(format!("message {} has no sealed body", item.message_id))
+        })
+    }
+
+    async fn record_prepared(
+        &self,
+        item: &WorkItem,
+        sealed: &[u8],
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = 'deliver', sealed = $1, last_error = NULL
+             WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
+        )
+        .bind(sealed)
+        .bind_lease(item)
+        .execute(&mut *tx)
+        .await
+        .sql()?;
+        transition(
+            tx,
+            updated.rows_affected(),
+            item,
+            Status::Prepared,
+            detail,
+            Some(sealed),
+        )
+        .await
+    }
+
+    async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
+                    lease_owner = NULL, lease_until = NULL, delivered_at = $1
+             WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
+        )
+        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind_lease(item)
+        .execute(&mut *tx)
+        .await
+        .sql()?;
+        // The message delivered is the stored one: its hash is read back in `transition`.
+        transition(
+            tx,
+            updated.rows_affected(),
+            item,
+            Status::Delivered,
+            detail,
+            None,
+        )
+        .await
+    }
+
+    async fn record_retry(
+        &self,
+        item: &WorkItem,
+        due: OffsetDateTime,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        // No state change, no history: no chain lock needed; the row lock of the update
+        // and the lease condition suffice.
+        let updated = sqlx::query(
+            "UPDATE deliveries SET attempts = attempts + 1, last_error = $1, due_at = $2,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
+        )
+        .bind(error)
+        .bind(millis(due))
+        .bind_lease(item)
+        .execute(&self.pool)
+        .await
+        .sql()?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn record_wait(
+        &self,
+        item: &WorkItem,
+        due: OffsetDateTime,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE deliveries SET last_error = $1, due_at = $2, lease_owner = NULL, lease_until = NULL
+             WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
+        )
+        .bind(reason)
+        .bind(millis(due))
+        .bind_lease(item)
+        .execute(&self.pool)
+        .await.sql()?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn record_awaiting_pickup(
+        &self,
+        item: &WorkItem,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = 'pickup', last_error = NULL, due_at = $1,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
+        )
+        .bind(millis(OffsetDateTime::now_utc()))
+        .bind_lease(item)
+        .execute(&mut *tx)
+        .await
+        .sql()?;
+        transition(
+            tx,
+            updated.rows_affected(),
+            item,
+            Status::Prepared,
+            detail,
+            None,
+        )
+        .await
+    }
+
+    async fn record_failed(
+        &self,
+        item: &WorkItem,
+        status: Status,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET step = $1, last_error = $2, lease_owner = NULL, lease_until = NULL,
+                    attempts = attempts + CASE WHEN $1 = 'dead' THEN 1 ELSE 0 END
+             WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
+        )
+        .bind(Stage::of_failure(status).as_str())
+        .bind(error)
+        .bind_lease(item)
+        .execute(&mut *tx)
+        .await.sql()?;
+        transition(tx, updated.rows_affected(), item, status, error, None).await
+    }
+
+    async fn release_stale_leases(&self) -> Result<u64, StoreError> {
+        // Releases nothing. Unlike SQLite (one process per data directory, so every
+        // lease left belongs to a process that died), the database is shared: a lease
+        // held now may belong to another instance that is working on the entry, and
+        // handing it out again would deliver twice. Leases of a dead instance are not
+        // lost either: once their `lease_until` has passed, `claim` (of any instance)
+        // takes the entries over.
+        Ok(0)
+    }
+}

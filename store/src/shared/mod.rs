@@ -1,0 +1,35 @@
+//! What both backends do alike that is not SQL: how times are stored, and the rows
+//! their queries read, turned into the core's values. A backend keeps only its SQL and
+//! its binding.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use kopplung_core::store::StoreError;
+
+/// Stored times are UTC: then their text compares in time order (retention, search).
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+pub(crate) fn parse_time(s: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| StoreError::Corrupt(format!("time {s}: {e}")))
+}
+
+/// Due and lease times are unix milliseconds.
+pub(crate) fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_millis(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// A stored count (attempts) as the core counts it.
+pub(crate) fn count(n: i64) -> u32 {
+    n.try_into().unwrap_or(u32::MAX)
+}
+
+pub(crate) mod rows;

@@ -1,0 +1,453 @@
+//! The rows the backends' queries read, as plain structs (decoded by sqlx from either
+//! database, or filled by hand from a rusqlite row on SQLite's writer), and how each
+//! becomes the core's value. Columns are named as in the queries of both backends.
+
+use kopplung_core::store::rules::{Stage, parse_status, parse_uuid, pickup_ack};
+use kopplung_core::store::{
+    ApplicationRecord, ApplicationSummary, Attachment, AttachmentContent, Backlog, DeadLetter,
+    DeliveryRecord, DocumentInfo, HistoryEntry, MailboxEntry, Pickup, PickupAck, PrepareInput,
+    Step, StoreError, UploadInfo, WorkItem, fragment_count,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::{count, from_millis, parse_time};
+
+fn size_of(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or_default()
+}
+
+/// An application with its outbox entry (the status view).
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApplicationRow {
+    receipt: String,
+    client_id: String,
+    service_key: String,
+    region: String,
+    status: String,
+    created_at: String,
+    updated_at: String,
+    procedure_id: String,
+    message_id: String,
+    message_type: String,
+    attempts: i64,
+    last_error: Option<String>,
+    due_at: i64,
+    step: String,
+    delivered_at: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct HistoryRow {
+    at: String,
+    status: String,
+    detail: String,
+}
+
+impl ApplicationRow {
+    pub(crate) fn into_record(
+        self,
+        id: Uuid,
+        history: Vec<HistoryRow>,
+    ) -> Result<ApplicationRecord, StoreError> {
+        let pending = Stage::parse(&self.step)?.is_pending();
+        Ok(ApplicationRecord {
+            id,
+            receipt: self.receipt,
+            client_id: self.client_id,
+            service: self.service_key,
+            region: self.region,
+            status: parse_status(&self.status)?,
+            created_at: parse_time(&self.created_at)?,
+            updated_at: parse_time(&self.updated_at)?,
+            delivery: DeliveryRecord {
+                procedure: self.procedure_id,
+                message_id: parse_uuid(&self.message_id)?,
+                message_type: self.message_type,
+                attempts: count(self.attempts),
+                last_error: self.last_error,
+                next_attempt_at: if pending {
+                    from_millis(self.due_at)
+                } else {
+                    None
+                },
+                delivered_at: self.delivered_at.map(|s| parse_time(&s)).transpose()?,
+            },
+            history: history
+                .into_iter()
+                .map(|h| {
+                    Ok(HistoryEntry {
+                        at: parse_time(&h.at)?,
+                        status: h.status,
+                        detail: h.detail,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
+}
+
+/// One application of a search.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SummaryRow {
+    id: String,
+    receipt: String,
+    service_key: String,
+    region: String,
+    status: String,
+    created_at: String,
+    updated_at: String,
+    procedure_id: String,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+impl TryFrom<SummaryRow> for ApplicationSummary {
+    type Error = StoreError;
+
+    fn try_from(row: SummaryRow) -> Result<Self, StoreError> {
+        Ok(ApplicationSummary {
+            id: parse_uuid(&row.id)?,
+            receipt: row.receipt,
+            service: row.service_key,
+            region: row.region,
+            procedure: row.procedure_id,
+            status: parse_status(&row.status)?,
+            attempts: count(row.attempts),
+            last_error: row.last_error,
+            created_at: parse_time(&row.created_at)?,
+            updated_at: parse_time(&row.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeadLetterRow {
+    id: String,
+    receipt: String,
+    service_key: String,
+    updated_at: String,
+    procedure_id: String,
+    message_id: String,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+impl TryFrom<DeadLetterRow> for DeadLetter {
+    type Error = StoreError;
+
+    fn try_from(row: DeadLetterRow) -> Result<Self, StoreError> {
+        Ok(DeadLetter {
+            application_id: parse_uuid(&row.id)?,
+            receipt: row.receipt,
+            service: row.service_key,
+            procedure: row.procedure_id,
+            message_id: parse_uuid(&row.message_id)?,
+            attempts: count(row.attempts),
+            reason: row.last_error.unwrap_or_default(),
+            since: parse_time(&row.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct BacklogRow {
+    procedure_id: String,
+    pending: i64,
+    oldest: Option<String>,
+}
+
+impl TryFrom<BacklogRow> for Backlog {
+    type Error = StoreError;
+
+    fn try_from(row: BacklogRow) -> Result<Self, StoreError> {
+        Ok(Backlog {
+            procedure: row.procedure_id,
+            pending: size_of(row.pending),
+            oldest_since: row.oldest.map(|t| parse_time(&t)).transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MailboxRow {
+    kind: String,
+    text: String,
+    document_id: Option<String>,
+    at: String,
+}
+
+impl TryFrom<MailboxRow> for MailboxEntry {
+    type Error = StoreError;
+
+    fn try_from(row: MailboxRow) -> Result<Self, StoreError> {
+        Ok(MailboxEntry {
+            kind: row.kind,
+            text: row.text,
+            document_id: row.document_id.map(|d| parse_uuid(&d)).transpose()?,
+            at: parse_time(&row.at)?,
+        })
+    }
+}
+
+/// A document's description (`content` only where the query reads it).
+#[derive(sqlx::FromRow)]
+pub(crate) struct DocumentRow {
+    id: String,
+    filename: String,
+    media_type: String,
+    size: i64,
+    sha512: String,
+    #[sqlx(default)]
+    content: Vec<u8>,
+}
+
+impl DocumentRow {
+    pub(crate) fn into_document(self) -> Result<(DocumentInfo, Vec<u8>), StoreError> {
+        Ok((
+            DocumentInfo {
+                id: parse_uuid(&self.id)?,
+                filename: self.filename,
+                media_type: self.media_type,
+                size: size_of(self.size),
+                sha512: self.sha512,
+            },
+            self.content,
+        ))
+    }
+
+    pub(crate) fn into_info(self) -> Result<DocumentInfo, StoreError> {
+        self.into_document().map(|(info, _)| info)
+    }
+}
+
+/// Rows of both mailbox queries into the mailbox.
+pub(crate) fn mailbox(
+    entries: Vec<MailboxRow>,
+    documents: Vec<DocumentRow>,
+) -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError> {
+    Ok((
+        entries
+            .into_iter()
+            .map(MailboxEntry::try_from)
+            .collect::<Result<_, _>>()?,
+        documents
+            .into_iter()
+            .map(DocumentRow::into_info)
+            .collect::<Result<_, _>>()?,
+    ))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UploadRow {
+    client_id: String,
+    filename: String,
+    media_type: String,
+    size: Option<i64>,
+    sha512: Option<String>,
+    application_id: Option<String>,
+}
+
+impl UploadRow {
+    pub(crate) fn into_info(self, id: Uuid) -> Result<UploadInfo, StoreError> {
+        Ok(UploadInfo {
+            id,
+            client_id: self.client_id,
+            filename: self.filename,
+            media_type: self.media_type,
+            complete: self
+                .size
+                .zip(self.sha512)
+                .map(|(size, hash)| (size_of(size), hash)),
+            application_id: self.application_id.as_deref().map(parse_uuid).transpose()?,
+        })
+    }
+}
+
+/// An outbox entry just claimed.
+#[derive(sqlx::FromRow)]
+pub(crate) struct WorkRow {
+    pub(crate) application_id: String,
+    pub(crate) service_key: String,
+    pub(crate) procedure_id: String,
+    pub(crate) message_id: String,
+    pub(crate) message_type: String,
+    pub(crate) step: String,
+    pub(crate) attempts: i64,
+    pub(crate) accepted_at: Option<String>,
+}
+
+impl WorkRow {
+    pub(crate) fn into_item(self, lease: &str) -> Result<WorkItem, StoreError> {
+        Ok(WorkItem {
+            application_id: parse_uuid(&self.application_id)?,
+            service_key: self.service_key,
+            procedure_id: self.procedure_id,
+            message_id: parse_uuid(&self.message_id)?,
+            message_type: self.message_type,
+            step: Stage::parse(&self.step)?.claimed_step()?,
+            attempts: count(self.attempts),
+            lease: lease.to_owned(),
+            accepted_at: self
+                .accepted_at
+                .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
+        })
+    }
+}
+
+/// What the prepare step reads of an application.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PrepareRow {
+    pub(crate) receipt: String,
+    pub(crate) service_key: String,
+    pub(crate) region: String,
+    pub(crate) payload: String,
+    pub(crate) created_at: String,
+}
+
+/// An attachment as the prepare step reads it: inline content, or the upload that
+/// holds it (then `content` is empty).
+#[derive(sqlx::FromRow)]
+pub(crate) struct AttachmentRow {
+    pub(crate) filename: String,
+    pub(crate) media_type: String,
+    pub(crate) sha512: String,
+    pub(crate) size: i64,
+    pub(crate) upload_id: Option<String>,
+    pub(crate) content: Vec<u8>,
+}
+
+impl PrepareRow {
+    pub(crate) fn into_input(
+        self,
+        id: Uuid,
+        attachments: Vec<AttachmentRow>,
+    ) -> Result<PrepareInput, StoreError> {
+        Ok(PrepareInput {
+            id,
+            receipt: self.receipt,
+            service_key: self.service_key,
+            region: self.region,
+            payload: serde_json::from_str(&self.payload)
+                .map_err(|e| StoreError::Corrupt(format!("payload of {id}: {e}")))?,
+            attachments: attachments
+                .into_iter()
+                .map(|a| {
+                    Ok(Attachment {
+                        filename: a.filename,
+                        media_type: a.media_type,
+                        sha512: a.sha512,
+                        size: size_of(a.size),
+                        content: match a.upload_id {
+                            Some(upload) => AttachmentContent::Upload(parse_uuid(&upload)?),
+                            None => AttachmentContent::Inline(a.content),
+                        },
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            created_at: parse_time(&self.created_at)?,
+        })
+    }
+}
+
+/// A message waiting for its procedure; its size and hash come with it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PickupRow {
+    message_id: String,
+    application_id: String,
+    receipt: String,
+    region: String,
+    service_key: String,
+    message_type: String,
+    due_at: i64,
+}
+
+impl PickupRow {
+    /// `sealed`: the message's size and SHA-256 (hex), `None` if it is gone.
+    pub(crate) fn into_pickup(self, sealed: Option<(i64, String)>) -> Result<Pickup, StoreError> {
+        let Some((size, sha256)) = sealed else {
+            return Err(StoreError::Corrupt("a pickup without its message".into()));
+        };
+        Ok(Pickup {
+            message_id: parse_uuid(&self.message_id)?,
+            application_id: parse_uuid(&self.application_id)?,
+            receipt: self.receipt,
+            region: self.region,
+            service: self.service_key,
+            message_type: self.message_type,
+            size: size_of(size),
+            sha256,
+            available_since: from_millis(self.due_at)
+                .ok_or_else(|| StoreError::Corrupt(format!("time {}", self.due_at)))?,
+        })
+    }
+}
+
+/// An attachment's fragment as the query found it: inline (`part` is the fragment's
+/// bytes) or in an upload's chunks.
+#[derive(sqlx::FromRow)]
+pub(crate) struct FragmentRow {
+    upload_id: Option<String>,
+    size: i64,
+    part: Option<Vec<u8>>,
+}
+
+/// Where fragment `fragment` of an attachment is.
+pub(crate) enum Fragment {
+    /// No such fragment.
+    None,
+    Inline(Option<Vec<u8>>),
+    /// In chunk `fragment` of this upload.
+    Chunk(String),
+}
+
+impl FragmentRow {
+    pub(crate) fn locate(self, fragment: u64) -> Fragment {
+        if fragment >= fragment_count(size_of(self.size)) {
+            return Fragment::None;
+        }
+        match self.upload_id {
+            None => Fragment::Inline(self.part),
+            Some(upload) => Fragment::Chunk(upload),
+        }
+    }
+}
+
+/// The outbox entry a pickup acknowledgement finds.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AckRow {
+    pub(crate) application_id: String,
+    pub(crate) service_key: String,
+    pub(crate) message_type: String,
+    pub(crate) step: String,
+}
+
+impl AckRow {
+    /// The entry to mark delivered (as the item whose transition records it), or the
+    /// answer if the message does not wait (see [`kopplung_core::store::rules::pickup_ack`]).
+    pub(crate) fn waiting(
+        row: Option<Self>,
+        procedure: &str,
+        message_id: Uuid,
+    ) -> Result<Result<WorkItem, PickupAck>, StoreError> {
+        let stage = row.as_ref().map(|r| Stage::parse(&r.step)).transpose()?;
+        if let Some(answer) = pickup_ack(stage) {
+            return Ok(Err(answer));
+        }
+        let Some(row) = row else {
+            return Ok(Err(PickupAck::Unknown));
+        };
+        Ok(Ok(WorkItem {
+            application_id: parse_uuid(&row.application_id)?,
+            service_key: row.service_key,
+            procedure_id: procedure.to_owned(),
+            message_id,
+            message_type: row.message_type,
+            step: Step::Deliver,
+            attempts: 0,
+            lease: String::new(),
+            accepted_at: None,
+        }))
+    }
+}

@@ -1,0 +1,263 @@
+//! The SQLite store's outbox (claims under a lease and what became of them).
+
+use super::*;
+
+/// The claimed entry of a row of the claim's `RETURNING`.
+fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreError> {
+    WorkRow {
+        application_id: row.get("application_id").sql()?,
+        service_key: row.get("service_key").sql()?,
+        procedure_id: row.get("procedure_id").sql()?,
+        message_id: row.get("message_id").sql()?,
+        message_type: row.get("message_type").sql()?,
+        step: row.get("step").sql()?,
+        attempts: row.get("attempts").sql()?,
+        accepted_at: row.get("accepted_at").sql()?,
+    }
+    .into_item(lease)
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn claim(
+        &self,
+        lease: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+        capacity: &BTreeMap<String, u32>,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        let capacity =
+            serde_json::to_string(capacity).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let lease = lease.to_owned();
+        // Candidates: the oldest due entries (a window a few times the limit, read along
+        // `deliveries_pending`), without procedures that have no capacity left. Of those,
+        // at most `capacity[procedure]` per procedure (1 for one no longer configured, so
+        // that its entries still surface their error). The window keeps a claim's cost
+        // independent of the backlog; a saturated procedure drops out of the window once
+        // its capacity is used, so it cannot hide the others' work for more than a round.
+        // Procedure ids are [a-z0-9-] (checked at load), so they quote safely as a path.
+        self.writer
+            .write(move |tx| {
+                let mut claim = tx.prepare_cached(
+                    "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2
+                     WHERE rowid IN (
+                       SELECT rowid FROM (
+                         SELECT rowid, due_at, procedure_id,
+                                ROW_NUMBER() OVER (PARTITION BY procedure_id ORDER BY due_at) AS n
+                         FROM (
+                           SELECT rowid, due_at, procedure_id FROM deliveries
+                           WHERE step IN ('prepare', 'deliver') AND due_at <= ?3
+                             AND (lease_until IS NULL OR lease_until < ?3)
+                             AND procedure_id NOT IN (SELECT key FROM json_each(?5) WHERE value = 0)
+                           ORDER BY due_at LIMIT ?6))
+                       WHERE n <= COALESCE(json_extract(?5, '$.\"' || procedure_id || '\"'), 1)
+                       ORDER BY due_at LIMIT ?4)
+                     RETURNING application_id, service_key, procedure_id, message_id, message_type, step, attempts,
+                               (SELECT created_at FROM applications a WHERE a.id = application_id) AS accepted_at",
+                ).sql()?;
+                let mut rows = claim.query(params![
+                    lease,
+                    millis(lease_until),
+                    millis(now),
+                    i64::from(limit),
+                    capacity,
+                    i64::from(limit.saturating_mul(4))
+                ]).sql()?;
+                let mut items = Vec::new();
+                while let Some(row) = rows.next().sql()? {
+                    items.push(work_item(row, &lease)?);
+                }
+                Ok(items)
+            })
+            .await
+    }
+
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) FROM deliveries
+             WHERE step IN ('prepare', 'deliver')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .sql()?;
+        Ok(due.and_then(from_millis))
+    }
+
+    async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
+        // On the writer's connection: the outbox's hot path, two statements in one
+        // hand-off.
+        self.writer
+            .read(move |conn| {
+                let application = conn
+                    .prepare_cached(
+                        "SELECT receipt, service_key, region, payload, created_at
+                         FROM applications WHERE id = ?1",
+                    )
+                    .sql()?
+                    .query_row([id.to_string()], |row| {
+                        Ok(PrepareRow {
+                            receipt: row.get(0)?,
+                            service_key: row.get(1)?,
+                            region: row.get(2)?,
+                            payload: row.get(3)?,
+                            created_at: row.get(4)?,
+                        })
+                    })
+                    .sql()?;
+                let mut attachments = Vec::new();
+                let mut query = conn
+                    .prepare_cached(
+                        "SELECT filename, media_type, sha512, size, upload_id,
+                            CASE WHEN upload_id IS NULL THEN content ELSE X'' END AS content
+                     FROM attachments WHERE application_id = ?1 ORDER BY position",
+                    )
+                    .sql()?;
+                let mut rows = query.query([id.to_string()]).sql()?;
+                while let Some(a) = rows.next().sql()? {
+                    attachments.push(AttachmentRow {
+                        filename: a.get("filename").sql()?,
+                        media_type: a.get("media_type").sql()?,
+                        sha512: a.get("sha512").sql()?,
+                        size: a.get("size").sql()?,
+                        upload_id: a.get("upload_id").sql()?,
+                        content: a.get("content").sql()?,
+                    });
+                }
+                application.into_input(id, attachments)
+            })
+            .await
+    }
+
+    async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT sealed FROM deliveries WHERE application_id = ? AND procedure_id = ?",
+        )
+        .bind(item.application_id.to_string())
+        .bind(&item.procedure_id)
+        .fetch_one(&self.pool)
+        .await
+        .sql()?;
+        sealed.ok_or_else(|| {
+            StoreError::Corrupt(format!("message {} has no sealed body", item.message_id))
+        })
+    }
+
+    async fn record_prepared(
+        &self,
+        item: &WorkItem,
+        sealed: &[u8],
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        self.leased_transition(
+            item,
+            "UPDATE deliveries SET step = 'deliver', sealed = ?1, last_error = NULL
+             WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
+            vec![Value::Blob(sealed.to_vec())],
+            Status::Prepared,
+            detail,
+            Some(sha256_hex(sealed)),
+        )
+        .await
+    }
+
+    async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {
+        // The message delivered is the stored one: its hash is read back.
+        self.leased_transition(
+            item,
+            "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
+                    lease_owner = NULL, lease_until = NULL, delivered_at = ?1
+             WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
+            vec![Value::Text(rfc3339(OffsetDateTime::now_utc()))],
+            Status::Delivered,
+            detail,
+            None,
+        )
+        .await
+    }
+
+    async fn record_retry(
+        &self,
+        item: &WorkItem,
+        due: OffsetDateTime,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        self.leased_update(
+            item,
+            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?1, due_at = ?2,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
+            vec![Value::Text(error.to_owned()), Value::Integer(millis(due))],
+        )
+        .await
+    }
+
+    async fn record_wait(
+        &self,
+        item: &WorkItem,
+        due: OffsetDateTime,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        self.leased_update(
+            item,
+            "UPDATE deliveries SET last_error = ?1, due_at = ?2, lease_owner = NULL, lease_until = NULL
+             WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
+            vec![Value::Text(reason.to_owned()), Value::Integer(millis(due))],
+        )
+        .await
+    }
+
+    async fn record_awaiting_pickup(
+        &self,
+        item: &WorkItem,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        self.leased_transition(
+            item,
+            "UPDATE deliveries SET step = 'pickup', last_error = NULL, due_at = ?1,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
+            vec![Value::Integer(millis(OffsetDateTime::now_utc()))],
+            Status::Prepared,
+            detail,
+            None,
+        )
+        .await
+    }
+
+    async fn record_failed(
+        &self,
+        item: &WorkItem,
+        status: Status,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        self.leased_transition(
+            item,
+            "UPDATE deliveries SET step = ?1, last_error = ?2, lease_owner = NULL, lease_until = NULL,
+                    attempts = attempts + CASE WHEN ?1 = 'dead' THEN 1 ELSE 0 END
+             WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
+            vec![
+                Value::Text(Stage::of_failure(status).as_str().to_owned()),
+                Value::Text(error.to_owned()),
+            ],
+            status,
+            error,
+            None,
+        )
+        .await
+    }
+
+    async fn release_stale_leases(&self) -> Result<u64, StoreError> {
+        // The lock file guarantees that this process is the only one on the data
+        // directory, so every lease still held belongs to a process that died.
+        self.writer
+            .write(|tx| {
+                let released = tx.execute(
+                    "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+                    [],
+                ).sql()?;
+                Ok(released as u64)
+            })
+            .await
+    }
+}

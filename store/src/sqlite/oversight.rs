@@ -1,0 +1,253 @@
+//! The SQLite store's oversight (backlog, dead letters, replay, search, retry now, retention).
+
+use super::*;
+
+/// Deletes one application's personal data in one write; false if it was purged already.
+fn purge_one(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreError> {
+    let id = application_id.to_string();
+    // Checked again inside the write: the candidates were read before it.
+    let status: Option<String> = tx
+        .prepare_cached("SELECT status FROM applications WHERE id = ?1 AND purged_at IS NULL")
+        .sql()?
+        .query_row([&id], |row| row.get(0))
+        .optional()
+        .sql()?;
+    let Some(status) = status.as_deref().and_then(Status::parse) else {
+        return Ok(false);
+    };
+    tx.prepare_cached(
+        "DELETE FROM upload_chunks WHERE upload_id IN
+           (SELECT id FROM uploads WHERE application_id = ?1)",
+    )
+    .sql()?
+    .execute([&id])
+    .sql()?;
+    tx.prepare_cached("UPDATE uploads SET filename = '' WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
+    let attachments = tx
+        .prepare_cached("DELETE FROM attachments WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
+    // Mailbox entries point at documents: their texts and links go first.
+    tx.prepare_cached("UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
+    let documents = tx
+        .prepare_cached("DELETE FROM documents WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
+    tx.prepare_cached("UPDATE receipts SET signed = X'' WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
+    tx.prepare_cached("UPDATE deliveries SET sealed = NULL WHERE application_id = ?1")
+        .sql()?
+        .execute([&id])
+        .sql()?;
+    tx.prepare_cached("UPDATE applications SET payload = ?1, purged_at = ?2 WHERE id = ?3")
+        .sql()?
+        .execute(params![
+            content::PURGED_PAYLOAD,
+            rfc3339(OffsetDateTime::now_utc()),
+            id
+        ])
+        .sql()?;
+    // The deletion binds what is left, so that data written back later is noticed.
+    append_history(
+        tx,
+        application_id,
+        status,
+        &content::purge_detail(attachments as u64, documents as u64),
+        Binding {
+            message_sha256: None,
+            content_sha256: Some(content::purged_content_sha256()),
+        },
+    )?;
+    Ok(true)
+}
+
+#[async_trait]
+impl OversightStore for SqliteStore {
+    async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
+        sqlx::query_as::<_, BacklogRow>(
+            "SELECT d.procedure_id, COUNT(*) AS pending, MIN(a.created_at) AS oldest
+             FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.step IN ('prepare', 'deliver', 'pickup')
+             GROUP BY d.procedure_id ORDER BY d.procedure_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .sql()?
+        .into_iter()
+        .map(Backlog::try_from)
+        .collect()
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        sqlx::query_as::<_, DeadLetterRow>(
+            "SELECT a.id, a.receipt, a.service_key, a.updated_at, d.procedure_id, d.message_id,
+                    d.attempts, d.last_error
+             FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.step = 'dead' ORDER BY a.updated_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .sql()?
+        .into_iter()
+        .map(DeadLetter::try_from)
+        .collect()
+    }
+
+    async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
+        let by = by.to_owned();
+        self.writer
+            .write(move |tx| {
+                // Back to `deliver` with the sealed message as it was (same message id),
+                // or to `prepare` if it was never sealed.
+                let row: Option<(String, Option<Vec<u8>>)> = tx
+                    .prepare_cached(
+                        "UPDATE deliveries SET step = CASE WHEN sealed IS NULL THEN 'prepare' ELSE 'deliver' END,
+                                attempts = 0, due_at = ?1, lease_owner = NULL, lease_until = NULL
+                         WHERE application_id = ?2 AND step = 'dead'
+                         RETURNING message_id, sealed",
+                    ).sql()?
+                    .query_row(
+                        params![millis(OffsetDateTime::now_utc()), application_id.to_string()],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional().sql()?;
+                let Some((message_id, sealed)) = row else {
+                    return Ok(false);
+                };
+                let (status, detail) = rules::replayed(sealed.is_some(), &by, &message_id);
+                set_status(tx, application_id, status)?;
+                append_history(
+                    tx,
+                    application_id,
+                    status,
+                    &detail,
+                    Binding::message(sealed.as_deref().map(sha256_hex)),
+                )?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn retry_now(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
+        let detail = detail.to_owned();
+        self.writer
+            .write(move |tx| {
+                let now = millis(OffsetDateTime::now_utc());
+                let updated = tx
+                    .prepare_cached(
+                        "UPDATE deliveries SET due_at = ?1
+                         WHERE application_id = ?2 AND step IN ('prepare', 'deliver')
+                           AND (lease_until IS NULL OR lease_until < ?1)",
+                    )
+                    .sql()?
+                    .execute(params![now, id.to_string()])
+                    .sql()?;
+                if updated == 0 {
+                    return Ok(false);
+                }
+                let status: String = tx
+                    .prepare_cached("SELECT status FROM applications WHERE id = ?1")
+                    .sql()?
+                    .query_row([id.to_string()], |row| row.get(0))
+                    .sql()?;
+                let status = parse_status(&status)?;
+                append_history(tx, id, status, &detail, Binding::default())?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn search(
+        &self,
+        query: &ApplicationQuery,
+    ) -> Result<Vec<ApplicationSummary>, StoreError> {
+        sqlx::query_as::<_, SummaryRow>(
+            "SELECT a.id, a.receipt, a.service_key, a.region, a.status, a.created_at,
+                    a.updated_at, d.procedure_id, d.attempts, d.last_error
+             FROM applications a JOIN deliveries d ON d.application_id = a.id
+             WHERE (CAST(?1 AS TEXT) IS NULL OR a.receipt = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR a.service_key = ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR d.procedure_id = ?3)
+               AND (CAST(?4 AS TEXT) IS NULL OR a.status = ?4)
+               AND (CAST(?5 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) >= substr(?5, 1, 19))
+               AND (CAST(?6 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) < substr(?6, 1, 19))
+             ORDER BY a.created_at DESC, a.id LIMIT ?7",
+        )
+        .bind(query.receipt.as_deref())
+        .bind(query.service.as_deref())
+        .bind(query.procedure.as_deref())
+        .bind(query.status.map(Status::as_str))
+        .bind(query.from.map(rfc3339))
+        .bind(query.until.map(rfc3339))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await
+        .sql()?
+        .into_iter()
+        .map(ApplicationSummary::try_from)
+        .collect()
+    }
+
+    async fn record_access(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
+        let detail = detail.to_owned();
+        self.writer
+            .write(move |tx| {
+                let status: Option<String> = tx
+                    .prepare_cached("SELECT status FROM applications WHERE id = ?1")
+                    .sql()?
+                    .query_row([id.to_string()], |row| row.get(0))
+                    .optional()
+                    .sql()?;
+                let Some(status) = status.as_deref().and_then(Status::parse) else {
+                    return Ok(false);
+                };
+                append_history(tx, id, status, &detail, Binding::default())?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn purge_personal_data(
+        &self,
+        service: &str,
+        final_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        // Seconds precision compares correctly as text ("YYYY-MM-DDTHH:MM:SS").
+        let cutoff = rfc3339(final_before);
+        let candidates: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM applications
+             WHERE service_key = ?1 AND status IN ('decided', 'rejected') AND purged_at IS NULL
+               AND substr(updated_at, 1, 19) < substr(?2, 1, 19)
+             ORDER BY updated_at LIMIT ?3",
+        )
+        .bind(service)
+        .bind(&cutoff)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .sql()?;
+        let mut purged = 0;
+        for id in candidates {
+            let application_id = parse_uuid(&id)?;
+            let done = self
+                .writer
+                .write(move |tx| purge_one(tx, application_id))
+                .await?;
+            if done {
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+}
