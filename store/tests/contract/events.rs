@@ -1,0 +1,200 @@
+//! Events: receipts and events in the order the states allow, once each.
+
+use crate::backend::Backend;
+use crate::support::*;
+
+crate::contract!(
+    a_receipt_that_overtakes_the_delivered_commit_records_both,
+    receipts_and_events_follow_the_states,
+);
+
+async fn a_receipt_that_overtakes_the_delivered_commit_records_both(backend: Backend) {
+    let store = &*backend.store;
+    let new = application(None);
+    insert(store, &new).await;
+    let mut item = claim_one(store, new.id, "a").await;
+    // Not yet sent: a receipt for it does not follow.
+    assert_eq!(
+        store
+            .record_receipt(&receipt_for(&new, "r-0", Status::Received))
+            .await
+            .unwrap(),
+        ReceiptOutcome::OutOfOrder(Status::Accepted)
+    );
+    assert!(
+        store
+            .record_prepared(&item, b"sealed", "prepared")
+            .await
+            .unwrap()
+    );
+    item.step = Step::Deliver;
+    // The broker confirmed, the procedure answered at once; our commit is still to come.
+    let receipt = receipt_for(&new, "r-1", Status::Received);
+    assert_eq!(
+        store.record_receipt(&receipt).await.unwrap(),
+        ReceiptOutcome::Applied(Status::Received)
+    );
+    assert!(
+        !store.record_delivered(&item, "late").await.unwrap(),
+        "the late commit changes nothing"
+    );
+    let record = store.application(new.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Received);
+    assert_eq!(
+        statuses(&record.history),
+        ["accepted", "prepared", "delivered", "received"]
+    );
+    assert_eq!(
+        store.record_receipt(&receipt).await.unwrap(),
+        ReceiptOutcome::Duplicate
+    );
+    let mut resigned = receipt.clone();
+    resigned.signed = b"the same receipt, signed again".to_vec();
+    assert_eq!(
+        store.record_receipt(&resigned).await.unwrap(),
+        ReceiptOutcome::Duplicate
+    );
+    let mut other = receipt.clone();
+    other.content_sha256 = "another content".into();
+    assert_eq!(
+        store.record_receipt(&other).await.unwrap(),
+        ReceiptOutcome::Conflict
+    );
+    let entries = store.audit_entries(new.id).await.unwrap();
+    assert_eq!(
+        entries[3].message_sha256.as_deref(),
+        Some(&*sha256_hex(&receipt.signed)),
+        "the trail names the signed receipt"
+    );
+    assert_eq!(store.verify_audit().await.unwrap().broken, 0);
+}
+
+async fn receipts_and_events_follow_the_states(backend: Backend) {
+    let store = &*backend.store;
+    let new = deliver(store, b"sealed").await;
+
+    // Unknown: another message, another procedure, another application.
+    let mut unknown = receipt_for(&new, "u-1", Status::Received);
+    unknown.message_id = Uuid::new_v4();
+    assert_eq!(
+        store.record_receipt(&unknown).await.unwrap(),
+        ReceiptOutcome::UnknownMessage
+    );
+    let mut unknown = receipt_for(&new, "u-2", Status::Received);
+    unknown.procedure_id = "another-procedure".into();
+    assert_eq!(
+        store.record_receipt(&unknown).await.unwrap(),
+        ReceiptOutcome::UnknownMessage
+    );
+    let mut unknown = receipt_for(&new, "u-3", Status::Received);
+    unknown.application_id = Uuid::new_v4();
+    assert_eq!(
+        store.record_receipt(&unknown).await.unwrap(),
+        ReceiptOutcome::UnknownMessage
+    );
+    // A decision before the receipt is out of order.
+    assert_eq!(
+        store
+            .record_receipt(&receipt_for(&new, "d-0", Status::Decided))
+            .await
+            .unwrap(),
+        ReceiptOutcome::OutOfOrder(Status::Delivered)
+    );
+    assert_eq!(
+        store
+            .record_receipt(&receipt_for(&new, "r-1", Status::Received))
+            .await
+            .unwrap(),
+        ReceiptOutcome::Applied(Status::Received)
+    );
+    let mut query = receipt_for(&new, "q-1", Status::Query);
+    query.message = Some("Bitte senden Sie ein Foto.".into());
+    assert_eq!(
+        store.record_receipt(&query).await.unwrap(),
+        ReceiptOutcome::Applied(Status::Query)
+    );
+    let mut decision = receipt_for(&new, "d-1", Status::Decided);
+    decision.message = Some("Der Mangel wird behoben.".into());
+    decision.document = Some(EventDocument {
+        filename: "bescheid.pdf".into(),
+        media_type: "application/pdf".into(),
+        content: b"%PDF-1.7 bescheid".to_vec(),
+    });
+    assert_eq!(
+        store.record_receipt(&decision).await.unwrap(),
+        ReceiptOutcome::Applied(Status::Decided)
+    );
+    assert_eq!(
+        store
+            .record_receipt(&receipt_for(&new, "r-9", Status::Rejected))
+            .await
+            .unwrap(),
+        ReceiptOutcome::AlreadyFinal
+    );
+
+    let record = store.application(new.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Decided);
+    assert_eq!(
+        statuses(&record.history),
+        [
+            "accepted",
+            "prepared",
+            "delivered",
+            "received",
+            "query",
+            "decided"
+        ]
+    );
+    let (mailbox, documents) = store.mailbox(new.id).await.unwrap();
+    let kinds: Vec<&str> = mailbox.iter().map(|m| m.kind.as_str()).collect();
+    assert_eq!(kinds, ["query", "decided"]);
+    assert_eq!(mailbox[0].text, "Bitte senden Sie ein Foto.");
+    assert_eq!(mailbox[0].document_id, None);
+    assert_eq!(documents.len(), 1);
+    assert_eq!(mailbox[1].document_id, Some(documents[0].id));
+    assert_eq!(documents[0].filename, "bescheid.pdf");
+    assert_eq!(documents[0].size, 17);
+    assert_eq!(
+        documents[0].sha512,
+        hex::encode(openssl::sha::sha512(b"%PDF-1.7 bescheid"))
+    );
+    let (info, content) = store
+        .document(new.id, documents[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.id, documents[0].id);
+    assert_eq!(content, b"%PDF-1.7 bescheid");
+    assert!(
+        store
+            .document(Uuid::new_v4(), documents[0].id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The history names the document by id and hash only; no mailbox text in the trail.
+    let entries = store.audit_entries(new.id).await.unwrap();
+    assert!(entries[5].detail.contains(&documents[0].id.to_string()));
+    for entry in &entries {
+        assert!(!entry.detail.contains("Mangel") && !entry.detail.contains("Foto"));
+    }
+    let (mailbox, documents) = store.mailbox(Uuid::new_v4()).await.unwrap();
+    assert!(mailbox.is_empty() && documents.is_empty());
+
+    // A rejection with its problems, on another application.
+    let other = deliver(store, b"other").await;
+    let mut rejection = receipt_for(&other, "x-1", Status::Rejected);
+    rejection.problems = vec!["urn:problem:schema: Schema verletzt".into()];
+    assert_eq!(
+        store.record_receipt(&rejection).await.unwrap(),
+        ReceiptOutcome::Applied(Status::Rejected)
+    );
+    let record = store.application(other.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Rejected);
+    assert!(
+        record.history[3]
+            .detail
+            .ends_with(": urn:problem:schema: Schema verletzt")
+    );
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}

@@ -1,0 +1,310 @@
+//! Intake: applications stored whole or not at all, idempotency answers, uploads.
+
+use crate::backend::{Backend, Kind};
+use crate::support::*;
+
+crate::contract!(
+    insert_stores_everything_and_idempotency_replays_or_conflicts,
+    uploads_are_bound_once_and_read_in_fragments,
+);
+
+async fn insert_stores_everything_and_idempotency_replays_or_conflicts(backend: Backend) {
+    let store = &*backend.store;
+    let mut first = application(Some(("k", "hash-1")));
+    first.attachments = vec![Attachment {
+        filename: "foto.jpg".into(),
+        media_type: "image/jpeg".into(),
+        // As intake computes it: the `accepted` entry binds it.
+        sha512: hex::encode(openssl::sha::sha512(&[0, 1, 2, 255, 0, 7])),
+        size: 6,
+        content: AttachmentContent::Inline(vec![0, 1, 2, 255, 0, 7]),
+    }];
+    let Inserted::Created(accepted) = store.insert_application(&first).await.unwrap() else {
+        panic!("created")
+    };
+    assert_eq!(accepted.id, first.id);
+    assert_eq!(accepted.receipt, first.receipt);
+
+    let record = store.application(first.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Accepted);
+    assert_eq!(record.receipt, first.receipt);
+    assert_eq!(record.client_id, "client");
+    assert_eq!(
+        record.created_at, first.received_at,
+        "times keep every digit"
+    );
+    assert_eq!(record.delivery.procedure, PROCEDURE);
+    assert_eq!(record.delivery.message_id, first.message_id);
+    assert_eq!(record.delivery.attempts, 0);
+    assert!(record.delivery.next_attempt_at.is_some());
+    assert_eq!(statuses(&record.history), ["accepted"]);
+    assert_eq!(record.history[0].detail, "accepted from client client");
+
+    let input = store.prepare_input(first.id).await.unwrap();
+    assert_eq!(input.payload, first.payload);
+    assert_eq!(input.created_at, first.received_at);
+    assert_eq!(input.attachments.len(), 1);
+    assert_eq!(
+        input.attachments[0].content,
+        AttachmentContent::Inline(vec![0, 1, 2, 255, 0, 7])
+    );
+    assert_eq!(input.attachments[0].filename, "foto.jpg");
+
+    assert_eq!(
+        store
+            .insert_application(&application(Some(("k", "hash-1"))))
+            .await
+            .unwrap(),
+        Inserted::Replayed(accepted.clone())
+    );
+    assert_eq!(
+        store
+            .insert_application(&application(Some(("k", "hash-2"))))
+            .await
+            .unwrap(),
+        Inserted::KeyConflict
+    );
+    let key = |hash: &str| IdempotencyKey {
+        key: "k".into(),
+        request_sha256: hash.into(),
+    };
+    assert_eq!(
+        store
+            .idempotent_answer("client", &key("hash-1"))
+            .await
+            .unwrap(),
+        Some(Inserted::Replayed(accepted))
+    );
+    assert_eq!(
+        store
+            .idempotent_answer("client", &key("hash-2"))
+            .await
+            .unwrap(),
+        Some(Inserted::KeyConflict)
+    );
+    assert_eq!(
+        store
+            .idempotent_answer("other", &key("hash-1"))
+            .await
+            .unwrap(),
+        None
+    );
+    let mut same_receipt = application(None);
+    same_receipt.receipt = first.receipt.clone();
+    assert_eq!(
+        store.insert_application(&same_receipt).await.unwrap(),
+        Inserted::ReceiptTaken
+    );
+    assert!(
+        store.application(same_receipt.id).await.unwrap().is_none(),
+        "nothing half-stored"
+    );
+    assert!(store.application(Uuid::new_v4()).await.unwrap().is_none());
+    // The failed insert appended nothing to the chain.
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.checked, 1);
+}
+
+/// Uploads, the same for every store: chunks stored one by one, the upload bound to one
+/// application only (by its own client), its fragments read back for that application's
+/// procedure only, an unbound upload discarded with its chunks, and retention deleting
+/// an upload's content with the application's other personal data.
+async fn uploads_are_bound_once_and_read_in_fragments(backend: Backend) {
+    let store = &*backend.store;
+    use kopplung_core::store::{
+        Attachment, AttachmentContent, FRAGMENT_BYTES, Inserted, NewUpload, fragment_count,
+    };
+    let upload = |client: &str| NewUpload {
+        id: Uuid::new_v4(),
+        client_id: client.into(),
+        filename: "Lageplan.pdf".into(),
+        media_type: "application/pdf".into(),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    let first = upload("client");
+    store.create_upload(&first).await.unwrap();
+    let chunk = |fill: u8, len: usize| vec![fill; len];
+    store
+        .append_upload_chunk(first.id, 0, &chunk(1, FRAGMENT_BYTES))
+        .await
+        .unwrap();
+    store
+        .append_upload_chunk(first.id, 1, &chunk(2, 10))
+        .await
+        .unwrap();
+    let size = (FRAGMENT_BYTES + 10) as u64;
+    assert_eq!(fragment_count(size), 2);
+
+    // Not complete yet: cannot be bound.
+    let attachment = Attachment {
+        filename: first.filename.clone(),
+        media_type: first.media_type.clone(),
+        sha512: "ab".repeat(64),
+        size,
+        content: AttachmentContent::Upload(first.id),
+    };
+    let mut new = application(None);
+    new.attachments = vec![attachment.clone()];
+    assert!(matches!(
+        store.insert_application(&new).await.unwrap(),
+        Inserted::UploadTaken(0)
+    ));
+    assert!(
+        store.application(new.id).await.unwrap().is_none(),
+        "nothing half-stored"
+    );
+
+    store
+        .complete_upload(first.id, size, &"ab".repeat(64))
+        .await
+        .unwrap();
+    let info = store.upload(first.id).await.unwrap().unwrap();
+    assert_eq!(info.complete, Some((size, "ab".repeat(64))));
+    assert_eq!(info.application_id, None);
+
+    // Another client's application cannot take it.
+    let mut foreign = application(None);
+    foreign.client_id = "another".into();
+    foreign.attachments = vec![attachment.clone()];
+    assert!(matches!(
+        store.insert_application(&foreign).await.unwrap(),
+        Inserted::UploadTaken(0)
+    ));
+
+    let mut new = application(None);
+    new.attachments = vec![attachment.clone()];
+    assert!(matches!(
+        store.insert_application(&new).await.unwrap(),
+        Inserted::Created(_)
+    ));
+    let mut second = application(None);
+    second.attachments = vec![attachment.clone()];
+    assert!(matches!(
+        store.insert_application(&second).await.unwrap(),
+        Inserted::UploadTaken(0)
+    ));
+    assert_eq!(
+        store
+            .upload(first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .application_id,
+        Some(new.id)
+    );
+    assert!(
+        !store.discard_upload(first.id).await.unwrap(),
+        "bound uploads stay"
+    );
+
+    let input = store.prepare_input(new.id).await.unwrap();
+    assert_eq!(
+        input.attachments[0].content,
+        AttachmentContent::Upload(first.id)
+    );
+    assert_eq!(input.attachments[0].size, size);
+
+    let fragment = |procedure: &'static str, position: u32, k: u64| {
+        store.attachment_fragment(procedure, new.message_id, position, k)
+    };
+    assert_eq!(
+        fragment(PROCEDURE, 0, 0).await.unwrap(),
+        Some(chunk(1, FRAGMENT_BYTES))
+    );
+    assert_eq!(fragment(PROCEDURE, 0, 1).await.unwrap(), Some(chunk(2, 10)));
+    assert_eq!(fragment(PROCEDURE, 0, 2).await.unwrap(), None);
+    assert_eq!(fragment(PROCEDURE, 1, 0).await.unwrap(), None);
+    assert_eq!(fragment("leipzig-maengel", 0, 0).await.unwrap(), None);
+
+    // An inline attachment is read in fragments too.
+    let mut inline = application(None);
+    inline.attachments = vec![Attachment {
+        filename: "foto.png".into(),
+        media_type: "image/png".into(),
+        sha512: "cd".repeat(64),
+        size: 5,
+        content: AttachmentContent::Inline(vec![9, 8, 7, 6, 5]),
+    }];
+    store.insert_application(&inline).await.unwrap();
+    assert_eq!(
+        store
+            .attachment_fragment(PROCEDURE, inline.message_id, 0, 0)
+            .await
+            .unwrap(),
+        Some(vec![9, 8, 7, 6, 5])
+    );
+
+    // Abandoned uploads go, with their chunks; a fresh one stays until it is stale.
+    let abandoned = upload("client");
+    store.create_upload(&abandoned).await.unwrap();
+    store
+        .append_upload_chunk(abandoned.id, 0, &chunk(3, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .discard_stale_uploads(OffsetDateTime::now_utc() - time::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .discard_stale_uploads(OffsetDateTime::now_utc() + time::Duration::hours(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.upload(abandoned.id).await.unwrap().is_none());
+    assert!(
+        store.upload(first.id).await.unwrap().is_some(),
+        "bound uploads are not stale"
+    );
+}
+
+// PostgreSQL only: two instances on one database (SQLite has one process per data
+// directory, see `sqlite_one_process_per_data_directory`).
+#[tokio::test]
+async fn postgres_the_same_idempotency_key_at_two_instances_at_once_creates_one() {
+    let backend = Backend::open(Kind::Postgres).await;
+    let a = backend.instance().await;
+    let b = backend.instance().await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            store
+                .insert_application(&application(Some(("same", "hash"))))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    let mut replayed = HashSet::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Inserted::Created(accepted) => {
+                created += 1;
+                replayed.insert(accepted.id);
+            }
+            Inserted::Replayed(accepted) => {
+                replayed.insert(accepted.id);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(replayed.len(), 1, "every answer names the one application");
+}
+
+// SQLite only: the lock file of its data directory.
+#[tokio::test]
+async fn sqlite_one_process_per_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = SqliteStore::open(dir.path()).await.unwrap();
+    assert!(matches!(
+        SqliteStore::open(dir.path()).await,
+        Err(StoreError::Locked(_))
+    ));
+}

@@ -1,0 +1,427 @@
+//! The outbox: claims under a lease, what a lost lease may no longer record, retries, waits, failures, capacity.
+
+use crate::backend::{Backend, Kind};
+use crate::support::*;
+
+crate::contract!(
+    a_taken_over_lease_cannot_record,
+    retries_waits_and_failures,
+    capacity_limits_each_procedure_and_limit_the_whole_claim,
+);
+
+async fn a_taken_over_lease_cannot_record(backend: Backend) {
+    let store = &*backend.store;
+    let new = application(None);
+    insert(store, &new).await;
+
+    let now = OffsetDateTime::now_utc();
+    let first = store
+        .claim("a", now, now + Duration::seconds(1), 10, &capacity())
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].step, Step::Prepare);
+    assert_eq!(first[0].message_id, new.message_id);
+    assert_eq!(first[0].service_key, new.service_key);
+    assert_eq!(first[0].message_type, new.message_type);
+    assert_eq!(first[0].lease, "a");
+    // Leased: nobody else gets it now.
+    assert!(
+        store
+            .claim("b", now, now + Duration::seconds(60), 10, &capacity())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // After the lease ran out, another worker (of any instance) takes it over.
+    let later = now + Duration::seconds(2);
+    let second = store
+        .claim("b", later, later + Duration::seconds(60), 10, &capacity())
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+
+    assert!(
+        !store
+            .record_prepared(&first[0], b"sealed-by-a", "prepared")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_prepared(&second[0], b"sealed-by-b", "prepared")
+            .await
+            .unwrap()
+    );
+    let mut deliver = second[0].clone();
+    deliver.step = Step::Deliver;
+    assert_eq!(
+        store.sealed_message(&deliver).await.unwrap(),
+        b"sealed-by-b"
+    );
+    assert!(!store.record_delivered(&first[0], "a").await.unwrap());
+    assert!(!store.record_retry(&first[0], later, "by a").await.unwrap());
+    assert!(!store.record_wait(&first[0], later, "by a").await.unwrap());
+    assert!(
+        !store
+            .record_failed(&first[0], Status::Invalid, "by a")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_awaiting_pickup(&first[0], "by a")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_delivered(&deliver, "delivered by b")
+            .await
+            .unwrap()
+    );
+
+    let record = store.application(new.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Delivered);
+    assert_eq!(
+        statuses(&record.history),
+        ["accepted", "prepared", "delivered"]
+    );
+    assert!(record.delivery.delivered_at.is_some());
+    assert!(record.delivery.next_attempt_at.is_none());
+    assert_eq!(record.delivery.attempts, 1);
+    // Done: never claimed again.
+    let much_later = now + Duration::hours(1);
+    assert!(
+        store
+            .claim("c", much_later, much_later, 10, &capacity())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_due().await.unwrap(), None);
+    let entries = store.audit_entries(new.id).await.unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(
+        entries[1].message_sha256.as_deref(),
+        Some(&*sha256_hex(b"sealed-by-b"))
+    );
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}
+
+async fn retries_waits_and_failures(backend: Backend) {
+    let store = &*backend.store;
+    let new = application(None);
+    insert(store, &new).await;
+    let now = OffsetDateTime::now_utc();
+    let item = store
+        .claim("a", now, now + Duration::minutes(2), 10, &capacity())
+        .await
+        .unwrap()
+        .remove(0);
+    // While leased, the next due time is the lease's end.
+    let next = store.next_due().await.unwrap().unwrap();
+    assert!((next - (now + Duration::minutes(2))).abs() < Duration::milliseconds(2));
+    let due = now + Duration::seconds(30);
+    assert!(
+        store
+            .record_retry(&item, due, "broker unreachable")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim("b", now, now + Duration::minutes(2), 10, &capacity())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let next = store.next_due().await.unwrap().unwrap();
+    assert!((next - due).abs() < Duration::milliseconds(2));
+    let record = store.application(new.id).await.unwrap().unwrap();
+    assert_eq!(record.delivery.attempts, 1);
+    assert_eq!(
+        record.delivery.last_error.as_deref(),
+        Some("broker unreachable")
+    );
+    assert_eq!(
+        statuses(&record.history),
+        ["accepted"],
+        "a retry is no state change"
+    );
+    let again = store
+        .claim("b", due, due + Duration::minutes(2), 10, &capacity())
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+
+    // A wait is no attempt.
+    let later = due + Duration::seconds(30);
+    assert!(
+        store
+            .record_wait(&again[0], later, "destination unreachable")
+            .await
+            .unwrap()
+    );
+    let record = store.application(new.id).await.unwrap().unwrap();
+    assert_eq!(record.delivery.attempts, 1);
+    assert_eq!(
+        record.delivery.last_error.as_deref(),
+        Some("destination unreachable")
+    );
+    let item = store
+        .claim("c", later, later + Duration::minutes(2), 10, &capacity())
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        store
+            .record_failed(&item, Status::Invalid, "fields beschreibung")
+            .await
+            .unwrap()
+    );
+    let record = store.application(new.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Invalid);
+    assert_eq!(record.delivery.attempts, 1, "invalid is no attempt");
+    assert_eq!(statuses(&record.history), ["accepted", "invalid"]);
+    let entries = store.audit_entries(new.id).await.unwrap();
+    assert_eq!(entries[1].detail, "fields beschreibung");
+    assert_eq!(entries[1].message_sha256, None);
+    assert_eq!(store.next_due().await.unwrap(), None);
+    assert!(store.dead_letters().await.unwrap().is_empty());
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}
+
+async fn capacity_limits_each_procedure_and_limit_the_whole_claim(backend: Backend) {
+    let store = &*backend.store;
+    let start = OffsetDateTime::now_utc() - Duration::minutes(10);
+    let mut order = Vec::new();
+    // Interleaved due times: a0 b0 c0 a1 b1 c1 ...
+    for i in 0..5 {
+        for procedure in ["proc-a", "proc-b", "proc-c", "proc-d"] {
+            if procedure == "proc-b" && i >= 3 {
+                continue;
+            }
+            let new = for_procedure(procedure, start + Duration::seconds(order.len() as i64));
+            insert(store, &new).await;
+            order.push((procedure, new.id));
+        }
+    }
+    let capacity: BTreeMap<String, u32> = [
+        ("proc-a".to_string(), 2),
+        ("proc-b".to_string(), 5),
+        ("proc-d".to_string(), 0),
+    ]
+    .into();
+    let now = OffsetDateTime::now_utc();
+    let claimed = store
+        .claim("one", now, now + Duration::minutes(1), 100, &capacity)
+        .await
+        .unwrap();
+    let mut per: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+    for item in &claimed {
+        per.entry(item.procedure_id.as_str())
+            .or_default()
+            .push(item.application_id);
+    }
+    // proc-c is not in the map: 1; proc-d has no room left; proc-b has fewer than its room.
+    assert_eq!(per.get("proc-a").map(Vec::len), Some(2));
+    assert_eq!(per.get("proc-b").map(Vec::len), Some(3));
+    assert_eq!(per.get("proc-c").map(Vec::len), Some(1));
+    assert_eq!(per.get("proc-d"), None);
+    // The oldest due of each procedure.
+    let oldest = |procedure: &str, n: usize| -> HashSet<Uuid> {
+        order
+            .iter()
+            .filter(|(p, _)| *p == procedure)
+            .take(n)
+            .map(|(_, id)| *id)
+            .collect()
+    };
+    assert_eq!(
+        per["proc-a"].iter().copied().collect::<HashSet<_>>(),
+        oldest("proc-a", 2)
+    );
+    assert_eq!(
+        per["proc-c"].iter().copied().collect::<HashSet<_>>(),
+        oldest("proc-c", 1)
+    );
+
+    // `limit` caps the whole claim, oldest due first across procedures.
+    let generous: BTreeMap<String, u32> = ["proc-a", "proc-b", "proc-c", "proc-d"]
+        .iter()
+        .map(|p| (p.to_string(), 100))
+        .collect();
+    let two = store
+        .claim("two", now, now + Duration::minutes(1), 2, &generous)
+        .await
+        .unwrap();
+    assert_eq!(two.len(), 2);
+    let unclaimed: Vec<Uuid> = order
+        .iter()
+        .map(|(_, id)| *id)
+        .filter(|id| !claimed.iter().any(|c| c.application_id == *id))
+        .collect();
+    let two_ids: HashSet<Uuid> = two.iter().map(|i| i.application_id).collect();
+    assert_eq!(two_ids, unclaimed[..2].iter().copied().collect());
+    // The rest, each exactly once.
+    let rest = store
+        .claim("three", now, now + Duration::minutes(1), 100, &generous)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len() + two.len() + rest.len(), order.len());
+    let all: HashSet<Uuid> = claimed
+        .iter()
+        .chain(&two)
+        .chain(&rest)
+        .map(|i| i.application_id)
+        .collect();
+    assert_eq!(all.len(), order.len());
+    // Not yet due: not claimed.
+    let future = for_procedure("proc-a", now + Duration::hours(1));
+    insert(store, &future).await;
+    assert!(
+        store
+            .claim("four", now, now + Duration::minutes(1), 100, &generous)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// PostgreSQL only: claims of two instances at once (`FOR UPDATE SKIP LOCKED`).
+#[tokio::test]
+async fn postgres_two_instances_claiming_at_once_never_get_the_same_entry() {
+    const ENTRIES: usize = 300;
+    let backend = Backend::open(Kind::Postgres).await;
+    let a = backend.instance().await;
+    let b = backend.instance().await;
+    let start = OffsetDateTime::now_utc() - Duration::minutes(1);
+    let procedures = ["proc-a", "proc-b", "proc-c", "proc-d", "proc-e"];
+    for i in 0..ENTRIES {
+        let new = for_procedure(
+            procedures[i % procedures.len()],
+            start + Duration::milliseconds(i as i64),
+        );
+        insert(&*a, &new).await;
+    }
+    let capacity: Arc<BTreeMap<String, u32>> =
+        Arc::new(procedures.iter().map(|p| (p.to_string(), 4)).collect());
+    let mut workers = Vec::new();
+    for worker in 0..8 {
+        let store = if worker % 2 == 0 {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        let capacity = capacity.clone();
+        workers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut idle = 0;
+            let mut claims = 0;
+            while idle < 20 {
+                let now = OffsetDateTime::now_utc();
+                let lease = format!("worker-{worker}-claim-{claims}");
+                claims += 1;
+                let items = store
+                    .claim(&lease, now, now + Duration::minutes(10), 7, &capacity)
+                    .await
+                    .unwrap();
+                if items.is_empty() {
+                    idle += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                } else {
+                    idle = 0;
+                    for item in &items {
+                        assert_eq!(item.lease, lease);
+                    }
+                    got.extend(items.into_iter().map(|i| (i.application_id, i.lease)));
+                }
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    let mut per_worker = Vec::new();
+    for worker in workers {
+        let got = worker.await.unwrap();
+        per_worker.push(got.len());
+        all.extend(got);
+    }
+    let distinct: HashSet<Uuid> = all.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        distinct.len(),
+        all.len(),
+        "an entry was claimed twice ({per_worker:?})"
+    );
+    assert_eq!(
+        distinct.len(),
+        ENTRIES,
+        "every entry was claimed ({per_worker:?})"
+    );
+    // The leases stored are the ones handed out.
+    let mut connection = PgConnection::connect(backend.url()).await.unwrap();
+    let stored: Vec<(String, String)> =
+        sqlx::query_as("SELECT application_id, lease_owner FROM deliveries")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+    connection.close().await.unwrap();
+    let handed_out: BTreeMap<String, String> = all
+        .into_iter()
+        .map(|(id, lease)| (id.to_string(), lease))
+        .collect();
+    assert_eq!(stored.into_iter().collect::<BTreeMap<_, _>>(), handed_out);
+}
+
+// PostgreSQL only: a starting instance keeps the others' leases (SQLite, one process per
+// data directory, releases every lease at start-up).
+#[tokio::test]
+async fn postgres_leases_survive_a_restart_and_expire_for_takeover() {
+    let backend = Backend::open(Kind::Postgres).await;
+    let store = &*backend.store;
+    let new = application(None);
+    insert(store, &new).await;
+    let now = OffsetDateTime::now_utc();
+    let item = store
+        .claim("live", now, now + Duration::minutes(5), 10, &capacity())
+        .await
+        .unwrap()
+        .remove(0);
+    // Another instance starting up releases nothing: the lease may be live.
+    let restarted = backend.instance().await;
+    assert_eq!(restarted.release_stale_leases().await.unwrap(), 0);
+    assert!(
+        restarted
+            .claim("other", now, now + Duration::minutes(5), 10, &capacity())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Once it has run out, it is taken over.
+    let later = now + Duration::minutes(6);
+    let taken = restarted
+        .claim(
+            "other",
+            later,
+            later + Duration::minutes(5),
+            10,
+            &capacity(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(
+        !store
+            .record_prepared(&item, b"old", "prepared")
+            .await
+            .unwrap()
+    );
+    assert!(
+        restarted
+            .record_prepared(&taken[0], b"new", "prepared")
+            .await
+            .unwrap()
+    );
+}

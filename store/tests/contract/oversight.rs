@@ -1,0 +1,255 @@
+//! Oversight: dead letters and their replay, retention.
+
+use crate::backend::Backend;
+use crate::support::*;
+
+crate::contract!(
+    dead_letters_are_listed_and_replayed_with_their_message_id,
+    retention_deletes_personal_data_after_the_final_state,
+);
+
+async fn dead_letters_are_listed_and_replayed_with_their_message_id(backend: Backend) {
+    let store = &*backend.store;
+    let sealed_one = application(None);
+    insert(store, &sealed_one).await;
+    let item = claim_one(store, sealed_one.id, "a").await;
+    assert!(
+        store
+            .record_prepared(&item, b"sealed", "prepared")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_failed(&item, Status::DeadLettered, "gave up after 3 attempts")
+            .await
+            .unwrap()
+    );
+    let never_sealed = application(None);
+    insert(store, &never_sealed).await;
+    let item = claim_one(store, never_sealed.id, "b").await;
+    assert!(
+        store
+            .record_failed(&item, Status::DeadLettered, "no mapping")
+            .await
+            .unwrap()
+    );
+
+    let dead = store.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[0].application_id, sealed_one.id, "oldest first");
+    assert_eq!(dead[0].receipt, sealed_one.receipt);
+    assert_eq!(dead[0].service, sealed_one.service_key);
+    assert_eq!(dead[0].procedure, PROCEDURE);
+    assert_eq!(dead[0].message_id, sealed_one.message_id);
+    assert_eq!(dead[0].attempts, 1);
+    assert_eq!(dead[0].reason, "gave up after 3 attempts");
+    assert_eq!(dead[1].application_id, never_sealed.id);
+    assert!(dead[0].since <= dead[1].since);
+    assert!(store.backlog().await.unwrap().is_empty(), "no pending work");
+    assert_eq!(
+        store
+            .application(sealed_one.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::DeadLettered
+    );
+
+    assert!(store.replay(sealed_one.id, "admin").await.unwrap());
+    assert!(!store.replay(sealed_one.id, "admin").await.unwrap());
+    assert!(!store.replay(Uuid::new_v4(), "admin").await.unwrap());
+    assert!(store.replay(never_sealed.id, "admin").await.unwrap());
+    assert!(store.dead_letters().await.unwrap().is_empty());
+
+    let record = store.application(sealed_one.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Prepared);
+    assert_eq!(
+        statuses(&record.history),
+        ["accepted", "prepared", "dead_lettered", "prepared"]
+    );
+    assert!(
+        record.history[3]
+            .detail
+            .contains(&sealed_one.message_id.to_string())
+    );
+    assert_eq!(
+        store
+            .application(never_sealed.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Accepted
+    );
+    let backlog = store.backlog().await.unwrap();
+    assert_eq!(backlog.len(), 1);
+    assert_eq!(backlog[0].procedure, PROCEDURE);
+    assert_eq!(backlog[0].pending, 2);
+    assert_eq!(backlog[0].oldest_since, Some(sealed_one.received_at));
+
+    let now = OffsetDateTime::now_utc();
+    let items = store
+        .claim("c", now, now + Duration::minutes(1), 10, &capacity())
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 2);
+    let again = items
+        .iter()
+        .find(|i| i.application_id == sealed_one.id)
+        .unwrap();
+    assert_eq!(again.step, Step::Deliver);
+    assert_eq!(again.attempts, 0, "attempts counted afresh");
+    assert_eq!(again.message_id, sealed_one.message_id);
+    assert_eq!(store.sealed_message(again).await.unwrap(), b"sealed");
+    let fresh = items
+        .iter()
+        .find(|i| i.application_id == never_sealed.id)
+        .unwrap();
+    assert_eq!(fresh.step, Step::Prepare);
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}
+
+/// Retention with a controllable clock, the same for every store: an application with
+/// an attachment is delivered, received and decided with a document; its personal data
+/// stays while the retention period runs and is deleted once it is over — once, with a
+/// history and audit entry, ids and hashes kept, the chain intact.
+async fn retention_deletes_personal_data_after_the_final_state(backend: Backend) {
+    let store = &*backend.store;
+    use kopplung_core::store::{
+        Attachment, AttachmentContent, EventDocument, ReceiptOutcome, ReceiptRecord, Status, Step,
+    };
+    let mut new = application(None);
+    new.attachments = vec![Attachment {
+        filename: "foto.png".into(),
+        media_type: "image/png".into(),
+        sha512: "ab".repeat(64),
+        size: 20,
+        content: AttachmentContent::Inline(b"\x89PNG personal photo".to_vec()),
+    }];
+    assert!(matches!(
+        store.insert_application(&new).await.unwrap(),
+        kopplung_core::store::Inserted::Created(_)
+    ));
+    let now = OffsetDateTime::now_utc();
+    let mut item = store
+        .claim(
+            "retention",
+            now,
+            now + time::Duration::minutes(1),
+            10,
+            &capacity(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.application_id == new.id)
+        .unwrap();
+    assert!(
+        store
+            .record_prepared(&item, b"sealed", "prepared")
+            .await
+            .unwrap()
+    );
+    item.step = Step::Deliver;
+    assert!(store.record_delivered(&item, "delivered").await.unwrap());
+    let receipt = |id: &str, status: Status| ReceiptRecord {
+        receipt_id: id.into(),
+        procedure_id: new.procedure_id.clone(),
+        message_id: new.message_id,
+        application_id: new.id,
+        status,
+        message: None,
+        document: None,
+        problems: vec![],
+        issued_at: "2026-11-30T10:00:00Z".into(),
+        signed: format!("signed {id}").into_bytes(),
+        content_sha256: format!("content {id}"),
+    };
+    assert_eq!(
+        store
+            .record_receipt(&receipt("r-1", Status::Received))
+            .await
+            .unwrap(),
+        ReceiptOutcome::Applied(Status::Received)
+    );
+    let mut decision = receipt("d-1", Status::Decided);
+    decision.message = Some("Ihrem Antrag wird stattgegeben.".into());
+    decision.document = Some(EventDocument {
+        filename: "bescheid.pdf".into(),
+        media_type: "application/pdf".into(),
+        content: b"%PDF-1.7 bescheid".to_vec(),
+    });
+    assert_eq!(
+        store.record_receipt(&decision).await.unwrap(),
+        ReceiptOutcome::Applied(Status::Decided)
+    );
+    let decided_at = OffsetDateTime::now_utc();
+    let service = new.service_key.as_str();
+
+    // 30 days' retention: 29 days later nothing is due, 31 days later it is.
+    let retention = time::Duration::days(30);
+    let clock = |days: i64| decided_at + time::Duration::days(days) - retention;
+    assert_eq!(
+        store
+            .purge_personal_data(service, clock(29), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    let (mailbox, documents) = store.mailbox(new.id).await.unwrap();
+    assert_eq!((mailbox.len(), documents.len()), (1, 1));
+    assert_eq!(
+        store.prepare_input(new.id).await.unwrap().attachments.len(),
+        1
+    );
+    // Another service's retention does not touch it.
+    assert_eq!(
+        store
+            .purge_personal_data("99115003000000", clock(31), 100)
+            .await
+            .unwrap(),
+        0
+    );
+
+    assert_eq!(
+        store
+            .purge_personal_data(service, clock(31), 100)
+            .await
+            .unwrap(),
+        1
+    );
+    let input = store.prepare_input(new.id).await.unwrap();
+    assert_eq!(input.payload, serde_json::json!({}));
+    assert!(input.attachments.is_empty());
+    let (mailbox, documents) = store.mailbox(new.id).await.unwrap();
+    assert!(documents.is_empty());
+    assert!(
+        mailbox
+            .iter()
+            .all(|m| m.text.is_empty() && m.document_id.is_none())
+    );
+    // The record stays: state, message id, history with the deletion recorded.
+    let record = store.application(new.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Decided);
+    assert_eq!(record.delivery.message_id, new.message_id);
+    let last = record.history.last().unwrap();
+    assert!(
+        last.detail.starts_with("retention: personal data deleted"),
+        "{}",
+        last.detail
+    );
+    assert!(last.detail.contains("1 attachment(s)") && last.detail.contains("1 document(s)"));
+    let audit = store.audit_entries(new.id).await.unwrap();
+    assert!(audit.last().unwrap().detail.starts_with("retention:"));
+    assert!(store.verify_audit().await.unwrap().first_break.is_none());
+    // Once only.
+    assert_eq!(
+        store
+            .purge_personal_data(service, clock(400), 100)
+            .await
+            .unwrap(),
+        0
+    );
+}

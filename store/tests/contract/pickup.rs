@@ -1,0 +1,186 @@
+//! Pickup: messages a procedure collects, and their acknowledgement.
+
+use crate::backend::{Backend, Kind};
+use crate::support::*;
+
+crate::contract!(a_message_waits_for_pickup_until_acknowledged,);
+
+async fn a_message_waits_for_pickup_until_acknowledged(backend: Backend) {
+    let store = &*backend.store;
+    let other = backend.instance().await;
+    let new = application(None);
+    insert(store, &new).await;
+    let item = claim_one(store, new.id, "lease").await;
+    let sealed = b"sealed for pickup".as_slice();
+    assert!(
+        store
+            .record_prepared(&item, sealed, "prepared")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_awaiting_pickup(&item, "message waits for pickup by dresden-maengel")
+            .await
+            .unwrap()
+    );
+    // Waiting for pickup: not work for the outbox.
+    let later = OffsetDateTime::now_utc() + Duration::hours(1);
+    assert!(
+        store
+            .claim("again", later, later, 10, &capacity())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_due().await.unwrap(), None);
+
+    let waiting = store.pickups(PROCEDURE, 10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    let pickup = &waiting[0];
+    assert_eq!(pickup.message_id, new.message_id);
+    assert_eq!(pickup.application_id, new.id);
+    assert_eq!(pickup.receipt, new.receipt);
+    assert_eq!(pickup.service, new.service_key);
+    assert_eq!(pickup.message_type, new.message_type);
+    assert_eq!(pickup.size, sealed.len() as u64);
+    assert_eq!(pickup.sha256, sha256_hex(sealed));
+    assert!(
+        store
+            .pickups("another-procedure", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.pickups(PROCEDURE, 0).await.unwrap().is_empty());
+    let backlog = store.backlog().await.unwrap();
+    assert_eq!(backlog.len(), 1);
+    assert_eq!(backlog[0].pending, 1);
+
+    let (one, bytes) = other
+        .pickup(PROCEDURE, new.message_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bytes, sealed);
+    assert_eq!(one.sha256, pickup.sha256);
+    assert_eq!(one.size, pickup.size);
+    assert_eq!(one.available_since, pickup.available_since);
+    assert!(
+        store
+            .pickup("another-procedure", new.message_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .pickup(PROCEDURE, Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert_eq!(
+        store
+            .acknowledge_pickup("another-procedure", new.message_id, "x")
+            .await
+            .unwrap(),
+        PickupAck::Unknown
+    );
+    assert_eq!(
+        store
+            .acknowledge_pickup(PROCEDURE, Uuid::new_v4(), "x")
+            .await
+            .unwrap(),
+        PickupAck::Unknown
+    );
+    assert_eq!(
+        store
+            .acknowledge_pickup(PROCEDURE, new.message_id, "collected by dresden-maengel")
+            .await
+            .unwrap(),
+        PickupAck::Acknowledged
+    );
+    assert_eq!(
+        other
+            .acknowledge_pickup(PROCEDURE, new.message_id, "collected again")
+            .await
+            .unwrap(),
+        PickupAck::AlreadyAcknowledged
+    );
+    let record = store.application(new.id).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Delivered);
+    assert_eq!(
+        statuses(&record.history),
+        ["accepted", "prepared", "prepared", "delivered"]
+    );
+    assert!(record.delivery.delivered_at.is_some());
+    assert!(store.pickups(PROCEDURE, 10).await.unwrap().is_empty());
+    // Still there to fetch once collected.
+    assert!(
+        store
+            .pickup(PROCEDURE, new.message_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let entries = store.audit_entries(new.id).await.unwrap();
+    assert_eq!(
+        entries[3].message_sha256.as_deref(),
+        Some(&*sha256_hex(sealed))
+    );
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}
+
+// PostgreSQL only: two instances acknowledging at once.
+#[tokio::test]
+async fn postgres_two_instances_acknowledging_at_once_deliver_once() {
+    let backend = Backend::open(Kind::Postgres).await;
+    let a = backend.instance().await;
+    let b = backend.instance().await;
+    let new = application(None);
+    insert(&*a, &new).await;
+    let item = claim_one(&*a, new.id, "lease").await;
+    assert!(
+        a.record_prepared(&item, b"sealed", "prepared")
+            .await
+            .unwrap()
+    );
+    assert!(a.record_awaiting_pickup(&item, "waits").await.unwrap());
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let message_id = new.message_id;
+            tokio::spawn(async move {
+                store
+                    .acknowledge_pickup(PROCEDURE, message_id, "collected")
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut acks = Vec::new();
+    for task in tasks {
+        acks.push(task.await.unwrap());
+    }
+    assert_eq!(
+        acks.iter()
+            .filter(|a| **a == PickupAck::Acknowledged)
+            .count(),
+        1,
+        "{acks:?}"
+    );
+    assert_eq!(
+        acks.iter()
+            .filter(|a| **a == PickupAck::AlreadyAcknowledged)
+            .count(),
+        5,
+        "{acks:?}"
+    );
+    let record = a.application(new.id).await.unwrap().unwrap();
+    assert_eq!(
+        statuses(&record.history),
+        ["accepted", "prepared", "prepared", "delivered"]
+    );
+}
