@@ -32,4 +32,5 @@ pub(crate) fn count(n: i64) -> u32 {
     n.try_into().unwrap_or(u32::MAX)
 }
 
+pub(crate) mod audit;
 pub(crate) mod rows;
