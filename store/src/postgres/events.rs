@@ -137,22 +137,7 @@ impl EventStore for PostgresStore {
         &self,
         id: Uuid,
     ) -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError> {
-        let entries = sqlx::query_as(
-            "SELECT kind, text, document_id, at FROM mailbox WHERE application_id = $1 ORDER BY seq",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .sql()?;
-        let documents = sqlx::query_as(
-            "SELECT id, filename, media_type, size, sha512 FROM documents WHERE application_id = $1
-             ORDER BY created_at::timestamptz, id",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .sql()?;
-        rows::mailbox(entries, documents)
+        Reads::on(&self.pool).mailbox(id).await
     }
 
     async fn document(
@@ -160,15 +145,8 @@ impl EventStore for PostgresStore {
         application_id: Uuid,
         document_id: Uuid,
     ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError> {
-        sqlx::query_as::<_, DocumentRow>(
-            "SELECT id, filename, media_type, size, sha512, content FROM documents WHERE id = $1 AND application_id = $2",
-        )
-        .bind(document_id.to_string())
-        .bind(application_id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .sql()?
-        .map(DocumentRow::into_document)
-        .transpose()
+        Reads::on(&self.pool)
+            .document(application_id, document_id)
+            .await
     }
 }

@@ -192,16 +192,7 @@ impl IntakeStore for PostgresStore {
     }
 
     async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
-        sqlx::query_as::<_, UploadRow>(
-            "SELECT client_id, filename, media_type, size, sha512, application_id
-             FROM uploads WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .sql()?
-        .map(|row| row.into_info(id))
-        .transpose()
+        Reads::on(&self.pool).upload(id).await
     }
 
     async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError> {
@@ -233,17 +224,9 @@ impl IntakeStore for PostgresStore {
     }
 
     async fn discard_stale_uploads(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let stale: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM uploads WHERE application_id IS NULL
-               AND substr(created_at, 1, 19) < substr($1, 1, 19) LIMIT 1000",
-        )
-        .bind(rfc3339(before))
-        .fetch_all(&self.pool)
-        .await
-        .sql()?;
         let mut discarded = 0;
-        for id in stale {
-            if self.discard_upload(parse_uuid(&id)?).await? {
+        for id in Reads::on(&self.pool).stale_uploads(before).await? {
+            if self.discard_upload(id).await? {
                 discarded += 1;
             }
         }
@@ -262,25 +245,6 @@ impl IntakeStore for PostgresStore {
     }
 
     async fn application(&self, id: Uuid) -> Result<Option<ApplicationRecord>, StoreError> {
-        let row = sqlx::query_as::<_, ApplicationRow>(
-            "SELECT a.receipt, a.client_id, a.service_key, a.region, a.status, a.created_at,
-                    a.updated_at, d.procedure_id, d.message_id, d.message_type, d.attempts,
-                    d.last_error, d.due_at, d.step, d.delivered_at
-             FROM applications a JOIN deliveries d ON d.application_id = a.id
-             WHERE a.id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .sql()?;
-        let Some(row) = row else { return Ok(None) };
-        let history = sqlx::query_as(
-            "SELECT at, status, detail FROM history WHERE application_id = $1 ORDER BY seq",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .sql()?;
-        row.into_record(id, history).map(Some)
+        Reads::on(&self.pool).application(id).await
     }
 }

@@ -5,35 +5,11 @@ use super::*;
 #[async_trait]
 impl OversightStore for PostgresStore {
     async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
-        // The oldest by time, not by text (RFC 3339 texts with and without fractional        // seconds do not sort as times).
-        sqlx::query_as::<_, BacklogRow>(
-            "SELECT d.procedure_id, COUNT(*) AS pending,
-                    (ARRAY_AGG(a.created_at ORDER BY a.created_at::timestamptz))[1] AS oldest
-             FROM deliveries d JOIN applications a ON a.id = d.application_id
-             WHERE d.step IN ('prepare', 'deliver', 'pickup')
-             GROUP BY d.procedure_id ORDER BY d.procedure_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .sql()?
-        .into_iter()
-        .map(Backlog::try_from)
-        .collect()
+        Reads::on(&self.pool).backlog().await
     }
 
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        sqlx::query_as::<_, DeadLetterRow>(
-            "SELECT a.id, a.receipt, a.service_key, a.updated_at, d.procedure_id, d.message_id,
-                    d.attempts, d.last_error
-             FROM deliveries d JOIN applications a ON a.id = d.application_id
-             WHERE d.step = 'dead' ORDER BY a.updated_at::timestamptz, a.id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .sql()?
-        .into_iter()
-        .map(DeadLetter::try_from)
-        .collect()
+        Reads::on(&self.pool).dead_letters().await
     }
 
     async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
@@ -100,31 +76,7 @@ impl OversightStore for PostgresStore {
         &self,
         query: &ApplicationQuery,
     ) -> Result<Vec<ApplicationSummary>, StoreError> {
-        sqlx::query_as::<_, SummaryRow>(
-            "SELECT a.id, a.receipt, a.service_key, a.region, a.status, a.created_at,
-                    a.updated_at, d.procedure_id, d.attempts, d.last_error
-             FROM applications a JOIN deliveries d ON d.application_id = a.id
-             WHERE (CAST($1 AS TEXT) IS NULL OR a.receipt = $1)
-               AND (CAST($2 AS TEXT) IS NULL OR a.service_key = $2)
-               AND (CAST($3 AS TEXT) IS NULL OR d.procedure_id = $3)
-               AND (CAST($4 AS TEXT) IS NULL OR a.status = $4)
-               AND (CAST($5 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) >= substr($5, 1, 19))
-               AND (CAST($6 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) < substr($6, 1, 19))
-             ORDER BY a.created_at DESC, a.id LIMIT $7",
-        )
-        .bind(query.receipt.as_deref())
-        .bind(query.service.as_deref())
-        .bind(query.procedure.as_deref())
-        .bind(query.status.map(Status::as_str))
-        .bind(query.from.map(rfc3339))
-        .bind(query.until.map(rfc3339))
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.pool)
-        .await
-        .sql()?
-        .into_iter()
-        .map(ApplicationSummary::try_from)
-        .collect()
+        Reads::on(&self.pool).search(query).await
     }
 
     async fn record_access(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
@@ -149,22 +101,12 @@ impl OversightStore for PostgresStore {
         final_before: OffsetDateTime,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        // Seconds precision compares correctly as text ("YYYY-MM-DDTHH:MM:SS").
-        let cutoff = rfc3339(final_before);
-        let candidates: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM applications
-             WHERE service_key = $1 AND status IN ('decided', 'rejected') AND purged_at IS NULL
-               AND substr(updated_at, 1, 19) < substr($2, 1, 19)
-             ORDER BY updated_at LIMIT $3",
-        )
-        .bind(service)
-        .bind(&cutoff)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .sql()?;
+        let candidates = Reads::on(&self.pool)
+            .purge_candidates(service, final_before, limit)
+            .await?;
         let mut purged = 0;
-        for id in candidates {
+        for application_id in candidates {
+            let id = application_id.to_string();
             let mut tx = self.write().await?;
             // Checked again inside the write transaction: an instance may have been first.
             let status: Option<String> = sqlx::query_scalar(
@@ -230,7 +172,7 @@ impl OversightStore for PostgresStore {
             // The deletion binds what is left, so that data written back later is noticed.
             append_history(
                 &mut tx,
-                parse_uuid(&id)?,
+                application_id,
                 status,
                 &content::purge_detail(attachments, documents),
                 Binding {

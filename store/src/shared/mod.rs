@@ -33,4 +33,5 @@ pub(crate) fn count(n: i64) -> u32 {
 }
 
 pub(crate) mod audit;
+pub(crate) mod reads;
 pub(crate) mod rows;

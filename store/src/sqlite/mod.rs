@@ -13,11 +13,13 @@ mod intake;
 mod outbox;
 mod oversight;
 mod pickup;
+mod reads;
 
 use crate::Sql;
-use crate::shared::rows::{self, *};
-use crate::shared::{from_millis, millis, rfc3339};
-use kopplung_core::store::rules::{self, Stage, parse_status, parse_uuid};
+use crate::shared::reads::Reads;
+use crate::shared::rows::*;
+use crate::shared::{millis, rfc3339};
+use kopplung_core::store::rules::{self, Stage, parse_status};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
@@ -38,10 +40,10 @@ use kopplung_core::audit::content;
 use kopplung_core::audit::{AuditEntry, Binding, sha256_hex};
 use kopplung_core::store::{
     Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, AttachmentContent,
-    AuditStore, Backlog, DeadLetter, DocumentInfo, EventStore, FRAGMENT_BYTES, IdempotencyKey,
-    Inserted, IntakeStore, MailboxEntry, NewApplication, NewUpload, OutboxStore, OversightStore,
-    Pickup, PickupAck, PickupStore, PrepareInput, ReceiptOutcome, ReceiptRecord, Status,
-    StoreError, StoredForm, UploadInfo, WorkItem,
+    AuditStore, Backlog, DeadLetter, DocumentInfo, EventStore, IdempotencyKey, Inserted,
+    IntakeStore, MailboxEntry, NewApplication, NewUpload, OutboxStore, OversightStore, Pickup,
+    PickupAck, PickupStore, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError,
+    StoredForm, UploadInfo, WorkItem,
 };
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, ToSql, params};

@@ -74,14 +74,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) FROM deliveries
-             WHERE step IN ('prepare', 'deliver')",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .sql()?;
-        Ok(due.and_then(from_millis))
+        Reads::on(&self.pool).next_due().await
     }
 
     async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
@@ -130,17 +123,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {
-        let sealed: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT sealed FROM deliveries WHERE application_id = ? AND procedure_id = ?",
-        )
-        .bind(item.application_id.to_string())
-        .bind(&item.procedure_id)
-        .fetch_one(&self.pool)
-        .await
-        .sql()?;
-        sealed.ok_or_else(|| {
-            StoreError::Corrupt(format!("message {} has no sealed body", item.message_id))
-        })
+        Reads::on(&self.pool).sealed_message(item).await
     }
 
     async fn record_prepared(

@@ -118,31 +118,8 @@ impl PickupStore for SqliteStore {
         position: u32,
         fragment: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let row: Option<FragmentRow> = sqlx::query_as(
-            "SELECT a.upload_id, a.size,
-                    CASE WHEN a.upload_id IS NULL THEN substr(a.content, ?1, ?2) END AS part
-             FROM deliveries d JOIN attachments a ON a.application_id = d.application_id
-             WHERE d.procedure_id = ?3 AND d.message_id = ?4 AND a.position = ?5",
-        )
-        .bind(i64::try_from(fragment.saturating_mul(FRAGMENT_BYTES as u64) + 1).unwrap_or(i64::MAX))
-        .bind(FRAGMENT_BYTES as i64)
-        .bind(procedure)
-        .bind(message_id.to_string())
-        .bind(i64::from(position))
-        .fetch_optional(&self.pool)
-        .await
-        .sql()?;
-        match row.map(|row| row.locate(fragment)) {
-            None | Some(Fragment::None) => Ok(None),
-            Some(Fragment::Inline(part)) => Ok(part),
-            Some(Fragment::Chunk(upload)) => Ok(sqlx::query_scalar(
-                "SELECT content FROM upload_chunks WHERE upload_id = ? AND seq = ?",
-            )
-            .bind(upload)
-            .bind(i64::try_from(fragment).unwrap_or(i64::MAX))
-            .fetch_optional(&self.pool)
+        Reads::on(&self.pool)
+            .attachment_fragment(procedure, message_id, position, fragment)
             .await
-            .sql()?),
-        }
     }
 }

@@ -1,0 +1,270 @@
+//! The reads both backends run on their sqlx pool, once: the statement is each
+//! backend's ([`ReadSql`]), the binding and what becomes of the rows are the same.
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::rows::{
+    ApplicationRow, BacklogRow, DeadLetterRow, DocumentRow, Fragment, FragmentRow, HistoryRow,
+    MailboxRow, SummaryRow, UploadRow,
+};
+use super::{from_millis, rfc3339};
+use crate::Sql;
+use kopplung_core::store::rules::parse_uuid;
+use kopplung_core::store::{
+    ApplicationQuery, ApplicationRecord, ApplicationSummary, Backlog, DeadLetter, DocumentInfo,
+    FRAGMENT_BYTES, MailboxEntry, Status, StoreError, UploadInfo, WorkItem,
+};
+
+/// A backend's statements of the shared reads; parameters in the order the reads bind them.
+pub(crate) trait ReadSql: Database {
+    /// client_id, filename, media_type, size, sha512, application_id of upload `id`.
+    const UPLOAD: &'static str;
+    /// Upload ids no application names, created before `before` (RFC 3339), at most 1000.
+    const STALE_UPLOADS: &'static str;
+    /// The columns of [`ApplicationRow`] of application `id`.
+    const APPLICATION: &'static str;
+    /// at, status, detail of application `id`'s history, in order.
+    const HISTORY: &'static str;
+    /// The earliest time a pending outbox entry falls due (or its lease runs out).
+    const NEXT_DUE: &'static str;
+    /// The sealed message of `application_id` for `procedure_id`.
+    const SEALED: &'static str;
+    /// upload_id, size and the inline `part` (from 1-based `offset`, `length` bytes) of
+    /// attachment `position` of message `message_id` of `procedure`.
+    const FRAGMENT: &'static str;
+    /// Chunk `seq` of upload `upload_id`.
+    const CHUNK: &'static str;
+    /// kind, text, document_id, at of application `id`'s mailbox, in order.
+    const MAILBOX: &'static str;
+    /// id, filename, media_type, size, sha512 of application `id`'s documents.
+    const DOCUMENTS: &'static str;
+    /// The same and the content of document `id` of application `application_id`.
+    const DOCUMENT: &'static str;
+    /// procedure_id, pending, oldest per procedure with waiting work.
+    const BACKLOG: &'static str;
+    /// The columns of [`DeadLetterRow`], oldest first.
+    const DEAD_LETTERS: &'static str;
+    /// The columns of [`SummaryRow`] matching receipt, service, procedure, status, from,
+    /// until (each NULL for any), newest first, at most `limit`.
+    const SEARCH: &'static str;
+    /// Ids of `service`'s applications final before `cutoff` and not yet purged, at most
+    /// `limit`.
+    const PURGE_CANDIDATES: &'static str;
+}
+
+/// Runs the shared reads on a backend's pool.
+pub(crate) struct Reads<'p, DB: Database> {
+    pool: &'p Pool<DB>,
+}
+
+impl<'p, DB> Reads<'p, DB>
+where
+    DB: ReadSql,
+    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB>,
+    for<'q> i64: Encode<'q, DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> UploadRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> ApplicationRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> HistoryRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> FragmentRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> MailboxRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> DocumentRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> BacklogRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> DeadLetterRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> SummaryRow: sqlx::FromRow<'r, DB::Row>,
+{
+    pub(crate) fn on(pool: &'p Pool<DB>) -> Self {
+        Self { pool }
+    }
+
+    pub(crate) async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
+        sqlx::query_as::<DB, UploadRow>(DB::UPLOAD)
+            .bind(id.to_string())
+            .fetch_optional(self.pool)
+            .await
+            .sql()?
+            .map(|row| row.into_info(id))
+            .transpose()
+    }
+
+    /// Uploads started before `before` that no application names (at most 1000).
+    pub(crate) async fn stale_uploads(
+        &self,
+        before: OffsetDateTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(DB::STALE_UPLOADS)
+            .bind(rfc3339(before))
+            .fetch_all(self.pool)
+            .await
+            .sql()?;
+        ids.iter().map(|id| parse_uuid(id)).collect()
+    }
+
+    pub(crate) async fn application(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<ApplicationRecord>, StoreError> {
+        let row = sqlx::query_as::<DB, ApplicationRow>(DB::APPLICATION)
+            .bind(id.to_string())
+            .fetch_optional(self.pool)
+            .await
+            .sql()?;
+        let Some(row) = row else { return Ok(None) };
+        let history = sqlx::query_as::<DB, HistoryRow>(DB::HISTORY)
+            .bind(id.to_string())
+            .fetch_all(self.pool)
+            .await
+            .sql()?;
+        row.into_record(id, history).map(Some)
+    }
+
+    pub(crate) async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(DB::NEXT_DUE)
+            .fetch_one(self.pool)
+            .await
+            .sql()?;
+        Ok(due.and_then(from_millis))
+    }
+
+    pub(crate) async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar(DB::SEALED)
+            .bind(item.application_id.to_string())
+            .bind(item.procedure_id.as_str())
+            .fetch_one(self.pool)
+            .await
+            .sql()?;
+        sealed.ok_or_else(|| {
+            StoreError::Corrupt(format!("message {} has no sealed body", item.message_id))
+        })
+    }
+
+    pub(crate) async fn attachment_fragment(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+        position: u32,
+        fragment: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let offset = fragment.saturating_mul(FRAGMENT_BYTES as u64) + 1;
+        let row: Option<FragmentRow> = sqlx::query_as(DB::FRAGMENT)
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .bind(FRAGMENT_BYTES as i64)
+            .bind(procedure)
+            .bind(message_id.to_string())
+            .bind(i64::from(position))
+            .fetch_optional(self.pool)
+            .await
+            .sql()?;
+        match row.map(|row| row.locate(fragment)) {
+            None | Some(Fragment::None) => Ok(None),
+            Some(Fragment::Inline(part)) => Ok(part),
+            Some(Fragment::Chunk(upload)) => Ok(sqlx::query_scalar(DB::CHUNK)
+                .bind(upload)
+                .bind(i64::try_from(fragment).unwrap_or(i64::MAX))
+                .fetch_optional(self.pool)
+                .await
+                .sql()?),
+        }
+    }
+
+    pub(crate) async fn mailbox(
+        &self,
+        id: Uuid,
+    ) -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError> {
+        let entries = sqlx::query_as::<DB, MailboxRow>(DB::MAILBOX)
+            .bind(id.to_string())
+            .fetch_all(self.pool)
+            .await
+            .sql()?;
+        let documents = sqlx::query_as::<DB, DocumentRow>(DB::DOCUMENTS)
+            .bind(id.to_string())
+            .fetch_all(self.pool)
+            .await
+            .sql()?;
+        super::rows::mailbox(entries, documents)
+    }
+
+    pub(crate) async fn document(
+        &self,
+        application_id: Uuid,
+        document_id: Uuid,
+    ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError> {
+        sqlx::query_as::<DB, DocumentRow>(DB::DOCUMENT)
+            .bind(document_id.to_string())
+            .bind(application_id.to_string())
+            .fetch_optional(self.pool)
+            .await
+            .sql()?
+            .map(DocumentRow::into_document)
+            .transpose()
+    }
+
+    pub(crate) async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
+        sqlx::query_as::<DB, BacklogRow>(DB::BACKLOG)
+            .fetch_all(self.pool)
+            .await
+            .sql()?
+            .into_iter()
+            .map(Backlog::try_from)
+            .collect()
+    }
+
+    pub(crate) async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        sqlx::query_as::<DB, DeadLetterRow>(DB::DEAD_LETTERS)
+            .fetch_all(self.pool)
+            .await
+            .sql()?
+            .into_iter()
+            .map(DeadLetter::try_from)
+            .collect()
+    }
+
+    pub(crate) async fn search(
+        &self,
+        query: &ApplicationQuery,
+    ) -> Result<Vec<ApplicationSummary>, StoreError> {
+        sqlx::query_as::<DB, SummaryRow>(DB::SEARCH)
+            .bind(query.receipt.as_deref())
+            .bind(query.service.as_deref())
+            .bind(query.procedure.as_deref())
+            .bind(query.status.map(Status::as_str))
+            .bind(query.from.map(rfc3339))
+            .bind(query.until.map(rfc3339))
+            .bind(i64::from(query.limit))
+            .fetch_all(self.pool)
+            .await
+            .sql()?
+            .into_iter()
+            .map(ApplicationSummary::try_from)
+            .collect()
+    }
+
+    /// Applications of `service` whose final state was reached before `final_before`
+    /// and whose personal data is still there, oldest first.
+    pub(crate) async fn purge_candidates(
+        &self,
+        service: &str,
+        final_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        // Seconds precision compares correctly as text ("YYYY-MM-DDTHH:MM:SS").
+        let ids: Vec<String> = sqlx::query_scalar(DB::PURGE_CANDIDATES)
+            .bind(service)
+            .bind(rfc3339(final_before))
+            .bind(i64::from(limit))
+            .fetch_all(self.pool)
+            .await
+            .sql()?;
+        ids.iter().map(|id| parse_uuid(id)).collect()
+    }
+}
