@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::Clock;
-use crate::store::{EventDocument, ReceiptOutcome, ReceiptRecord, Status, Store, StoreError};
+use crate::store::{EventDocument, EventStore, ReceiptOutcome, ReceiptRecord, Status, StoreError};
 
 /// What a procedure says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +164,7 @@ impl EventError {
 
 /// The events service.
 pub struct Events {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn EventStore>,
     pub verifier: Arc<dyn EventVerifier>,
     pub clock: Arc<dyn Clock>,
     pub limits: EventLimits,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use kopplung_adapters::{OutboundMessage, Outcome, Sink};
 use kopplung_core::Clock;
 use kopplung_core::events::{EventError, Events};
-use kopplung_core::store::{Status, Step, Store, StoreError, WorkItem};
+use kopplung_core::store::{OutboxStore, Status, Step, StoreError, WorkItem};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -41,7 +41,7 @@ pub const JOSE_CONTENT_TYPE: &str = "application/jose";
 const DEFAULT_MAX_IN_FLIGHT: u32 = 8;
 
 pub struct Dispatcher {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn OutboxStore>,
     pub preparer: Arc<Preparer>,
     pub sinks: BTreeMap<String, Arc<dyn Sink>>,
     pub policies: RetryPolicies,
@@ -98,7 +98,7 @@ impl Drop for InFlight {
 
 impl Dispatcher {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn OutboxStore>,
         preparer: Arc<Preparer>,
         sinks: BTreeMap<String, Arc<dyn Sink>>,
         policies: RetryPolicies,

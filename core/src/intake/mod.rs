@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 pub use attachments::{content_matches, valid_filename};
 
-use crate::store::{IdempotencyKey, Inserted, NewApplication, Store, StoreError, UploadInfo};
+use crate::store::{IdempotencyKey, Inserted, IntakeStore, NewApplication, StoreError, UploadInfo};
 use crate::{Ars, Clock, ServiceKey, Wake};
 
 /// What a service asks and sends, from the mappings in force.
@@ -134,7 +134,7 @@ struct AttachmentIn {
 
 /// The intake service.
 pub struct Intake {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn IntakeStore>,
     pub catalog: Arc<dyn ServiceCatalog>,
     pub routes: Arc<dyn Routes>,
     pub municipalities: Arc<dyn Municipalities>,
