@@ -1,7 +1,14 @@
 //! The store backends of kopplung: SQLite in the data directory (the default: one hub,
 //! every write on one writer thread with group commit) and PostgreSQL (several hub
-//! instances on one database). Both implement [`kopplung_core::store::Store`] with the
-//! same semantics; the rules that are not SQL live in the core.
+//! instances on one database). Both implement every role of
+//! [`kopplung_core::store::Store`] with the same semantics, one file per role
+//! (`sqlite/<role>.rs`, `postgres/<role>.rs`); the decisions that are not SQL are the
+//! core's (`kopplung_core::store::rules`), and what both do alike with their rows is in
+//! `shared` (the reads and the audit trail's read side once, generic over the database;
+//! each backend gives its statements in `reads.rs` and `audit.rs`).
+//!
+//! A new role: its trait in `core/src/store/<role>.rs` (added to `Store`), its file in
+//! both backends, and its cases in `tests/contract/<role>.rs`, which run on both.
 #![forbid(unsafe_code)]
 
 mod group;
