@@ -3,19 +3,7 @@
 use crate::backend::{Backend, Kind};
 use crate::support::*;
 
-crate::contract!(
-    every_state_change_is_chained_with_the_message_hash,
-    failures_are_audited_too,
-    a_flipped_byte_in_detail_is_named_by_its_seq,
-    a_flipped_byte_in_the_message_hash_is_named_by_its_seq,
-    removed_entries_are_noticed,
-    content_changed_behind_the_stores_back_is_named_by_its_entry,
-    a_tail_removed_with_its_sequence_is_named_by_a_checkpoint,
-    entries_of_format_1_still_verify_and_are_counted,
-    an_intact_trail_is_checked_for_content_and_checkpoints,
-);
-
-async fn every_state_change_is_chained_with_the_message_hash(backend: Backend) {
+pub(crate) async fn every_state_change_is_chained_with_the_message_hash(backend: Backend) {
     let store = &*backend.store;
     let sealed = b"sealed message bytes".as_slice();
     let first = deliver(store, sealed).await;
@@ -67,7 +55,7 @@ async fn every_state_change_is_chained_with_the_message_hash(backend: Backend) {
     );
 }
 
-async fn failures_are_audited_too(backend: Backend) {
+pub(crate) async fn failures_are_audited_too(backend: Backend) {
     let store = &*backend.store;
     let new = application(None);
     store.insert_application(&new).await.unwrap();
@@ -103,7 +91,7 @@ async fn failures_are_audited_too(backend: Backend) {
     assert!(store.verify_audit().await.unwrap().is_intact());
 }
 
-async fn a_flipped_byte_in_detail_is_named_by_its_seq(backend: Backend) {
+pub(crate) async fn a_flipped_byte_in_detail_is_named_by_its_seq(backend: Backend) {
     let store = &*backend.store;
     deliver(store, b"one").await;
     deliver(store, b"two").await;
@@ -122,7 +110,7 @@ async fn a_flipped_byte_in_detail_is_named_by_its_seq(backend: Backend) {
     assert_eq!(report.broken, 1);
 }
 
-async fn a_flipped_byte_in_the_message_hash_is_named_by_its_seq(backend: Backend) {
+pub(crate) async fn a_flipped_byte_in_the_message_hash_is_named_by_its_seq(backend: Backend) {
     let store = &*backend.store;
     deliver(store, b"one").await;
     let entries = store.verify_audit().await.unwrap();
@@ -141,7 +129,7 @@ async fn a_flipped_byte_in_the_message_hash_is_named_by_its_seq(backend: Backend
     );
 }
 
-async fn removed_entries_are_noticed(backend: Backend) {
+pub(crate) async fn removed_entries_are_noticed(backend: Backend) {
     let store = &*backend.store;
     deliver(store, b"one").await;
     deliver(store, b"two").await;
@@ -164,7 +152,7 @@ async fn removed_entries_are_noticed(backend: Backend) {
     assert_eq!(first.problem, Problem::Gap { expected: 3 });
 }
 
-async fn content_changed_behind_the_stores_back_is_named_by_its_entry(backend: Backend) {
+pub(crate) async fn content_changed_behind_the_stores_back_is_named_by_its_entry(backend: Backend) {
     for case in content_tamper_cases(backend.x00()) {
         // A fresh store for each.
         let backend = Backend::open(backend.kind).await;
@@ -176,7 +164,7 @@ async fn content_changed_behind_the_stores_back_is_named_by_its_entry(backend: B
     }
 }
 
-async fn a_tail_removed_with_its_sequence_is_named_by_a_checkpoint(backend: Backend) {
+pub(crate) async fn a_tail_removed_with_its_sequence_is_named_by_a_checkpoint(backend: Backend) {
     let store = &*backend.store;
     let (new, _) = decided_with_everything(store).await;
     let (_pki, sealer, trust) = hub_pki();
@@ -217,7 +205,7 @@ async fn a_tail_removed_with_its_sequence_is_named_by_a_checkpoint(backend: Back
     assert!(store.audit_entries(new.id).await.unwrap().len() == 3);
 }
 
-async fn entries_of_format_1_still_verify_and_are_counted(backend: Backend) {
+pub(crate) async fn entries_of_format_1_still_verify_and_are_counted(backend: Backend) {
     let store = &*backend.store;
     let (new, _) = decided_with_everything(store).await;
     // Rewrite the chain as a hub before content hashes wrote it.
@@ -270,9 +258,8 @@ async fn entries_of_format_1_still_verify_and_are_counted(backend: Backend) {
 /// Content and checkpoints of an intact store, the same for every store: everything is
 /// re-hashed and matches, the checkpoint holds, and a retention deletion afterwards is
 /// counted, not reported.
-async fn an_intact_trail_is_checked_for_content_and_checkpoints(backend: Backend) {
+pub(crate) async fn an_intact_trail_is_checked_for_content_and_checkpoints(backend: Backend) {
     let store = &*backend.store;
-    use kopplung_core::audit::AuditVerifier;
     let (new, _) = decided_with_everything(store).await;
     let (_pki, sealer, trust) = hub_pki();
     assert!(store.audit_checkpoints().await.unwrap().is_empty());

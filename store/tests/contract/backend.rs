@@ -143,28 +143,29 @@ impl Backend {
     }
 }
 
-/// Runs a case on each backend: `contract!(name, ...)` makes a test per case and
-/// backend, `sqlite::name` and `postgres::name`, each calling `name(backend)`.
+/// Runs every case on each backend: `contract! { role: case, ...; ... }` makes a test per
+/// case and backend, `sqlite::case` and `postgres::case`, each calling `role::case` with a
+/// fresh store of its kind.
 #[macro_export]
 macro_rules! contract {
-    ($($case:ident),* $(,)?) => {
+    ($($role:ident: $($case:ident),+;)+) => {
         mod sqlite {
-            $(
+            $($(
                 #[tokio::test]
                 async fn $case() {
                     let backend = $crate::backend::Backend::open($crate::backend::Kind::Sqlite).await;
-                    super::$case(backend).await;
+                    $crate::$role::$case(backend).await;
                 }
-            )*
+            )+)+
         }
         mod postgres {
-            $(
+            $($(
                 #[tokio::test]
                 async fn $case() {
                     let backend = $crate::backend::Backend::open($crate::backend::Kind::Postgres).await;
-                    super::$case(backend).await;
+                    $crate::$role::$case(backend).await;
                 }
-            )*
+            )+)+
         }
     };
 }

@@ -3,12 +3,7 @@
 use crate::backend::Backend;
 use crate::support::*;
 
-crate::contract!(
-    a_receipt_that_overtakes_the_delivered_commit_records_both,
-    receipts_and_events_follow_the_states,
-);
-
-async fn a_receipt_that_overtakes_the_delivered_commit_records_both(backend: Backend) {
+pub(crate) async fn a_receipt_that_overtakes_the_delivered_commit_records_both(backend: Backend) {
     let store = &*backend.store;
     let new = application(None);
     insert(store, &new).await;
@@ -69,7 +64,7 @@ async fn a_receipt_that_overtakes_the_delivered_commit_records_both(backend: Bac
     assert_eq!(store.verify_audit().await.unwrap().broken, 0);
 }
 
-async fn receipts_and_events_follow_the_states(backend: Backend) {
+pub(crate) async fn receipts_and_events_follow_the_states(backend: Backend) {
     let store = &*backend.store;
     let new = deliver(store, b"sealed").await;
 

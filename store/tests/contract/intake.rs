@@ -3,12 +3,9 @@
 use crate::backend::{Backend, Kind};
 use crate::support::*;
 
-crate::contract!(
-    insert_stores_everything_and_idempotency_replays_or_conflicts,
-    uploads_are_bound_once_and_read_in_fragments,
-);
-
-async fn insert_stores_everything_and_idempotency_replays_or_conflicts(backend: Backend) {
+pub(crate) async fn insert_stores_everything_and_idempotency_replays_or_conflicts(
+    backend: Backend,
+) {
     let store = &*backend.store;
     let mut first = application(Some(("k", "hash-1")));
     first.attachments = vec![Attachment {
@@ -110,11 +107,8 @@ async fn insert_stores_everything_and_idempotency_replays_or_conflicts(backend: 
 /// application only (by its own client), its fragments read back for that application's
 /// procedure only, an unbound upload discarded with its chunks, and retention deleting
 /// an upload's content with the application's other personal data.
-async fn uploads_are_bound_once_and_read_in_fragments(backend: Backend) {
+pub(crate) async fn uploads_are_bound_once_and_read_in_fragments(backend: Backend) {
     let store = &*backend.store;
-    use kopplung_core::store::{
-        Attachment, AttachmentContent, FRAGMENT_BYTES, Inserted, NewUpload, fragment_count,
-    };
     let upload = |client: &str| NewUpload {
         id: Uuid::new_v4(),
         client_id: client.into(),

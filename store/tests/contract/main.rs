@@ -11,3 +11,12 @@ mod intake;
 mod outbox;
 mod oversight;
 mod pickup;
+
+contract! {
+    intake: insert_stores_everything_and_idempotency_replays_or_conflicts, uploads_are_bound_once_and_read_in_fragments;
+    outbox: a_taken_over_lease_cannot_record, retries_waits_and_failures, capacity_limits_each_procedure_and_limit_the_whole_claim;
+    pickup: a_message_waits_for_pickup_until_acknowledged;
+    events: a_receipt_that_overtakes_the_delivered_commit_records_both, receipts_and_events_follow_the_states;
+    oversight: dead_letters_are_listed_and_replayed_with_their_message_id, retention_deletes_personal_data_after_the_final_state;
+    audit: every_state_change_is_chained_with_the_message_hash, failures_are_audited_too, a_flipped_byte_in_detail_is_named_by_its_seq, a_flipped_byte_in_the_message_hash_is_named_by_its_seq, removed_entries_are_noticed, content_changed_behind_the_stores_back_is_named_by_its_entry, a_tail_removed_with_its_sequence_is_named_by_a_checkpoint, entries_of_format_1_still_verify_and_are_counted, an_intact_trail_is_checked_for_content_and_checkpoints;
+}

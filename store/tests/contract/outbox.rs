@@ -3,13 +3,7 @@
 use crate::backend::{Backend, Kind};
 use crate::support::*;
 
-crate::contract!(
-    a_taken_over_lease_cannot_record,
-    retries_waits_and_failures,
-    capacity_limits_each_procedure_and_limit_the_whole_claim,
-);
-
-async fn a_taken_over_lease_cannot_record(backend: Backend) {
+pub(crate) async fn a_taken_over_lease_cannot_record(backend: Backend) {
     let store = &*backend.store;
     let new = application(None);
     insert(store, &new).await;
@@ -109,7 +103,7 @@ async fn a_taken_over_lease_cannot_record(backend: Backend) {
     assert!(store.verify_audit().await.unwrap().is_intact());
 }
 
-async fn retries_waits_and_failures(backend: Backend) {
+pub(crate) async fn retries_waits_and_failures(backend: Backend) {
     let store = &*backend.store;
     let new = application(None);
     insert(store, &new).await;
@@ -193,7 +187,7 @@ async fn retries_waits_and_failures(backend: Backend) {
     assert!(store.verify_audit().await.unwrap().is_intact());
 }
 
-async fn capacity_limits_each_procedure_and_limit_the_whole_claim(backend: Backend) {
+pub(crate) async fn capacity_limits_each_procedure_and_limit_the_whole_claim(backend: Backend) {
     let store = &*backend.store;
     let start = OffsetDateTime::now_utc() - Duration::minutes(10);
     let mut order = Vec::new();

@@ -3,12 +3,7 @@
 use crate::backend::Backend;
 use crate::support::*;
 
-crate::contract!(
-    dead_letters_are_listed_and_replayed_with_their_message_id,
-    retention_deletes_personal_data_after_the_final_state,
-);
-
-async fn dead_letters_are_listed_and_replayed_with_their_message_id(backend: Backend) {
+pub(crate) async fn dead_letters_are_listed_and_replayed_with_their_message_id(backend: Backend) {
     let store = &*backend.store;
     let sealed_one = application(None);
     insert(store, &sealed_one).await;
@@ -115,11 +110,8 @@ async fn dead_letters_are_listed_and_replayed_with_their_message_id(backend: Bac
 /// an attachment is delivered, received and decided with a document; its personal data
 /// stays while the retention period runs and is deleted once it is over — once, with a
 /// history and audit entry, ids and hashes kept, the chain intact.
-async fn retention_deletes_personal_data_after_the_final_state(backend: Backend) {
+pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backend: Backend) {
     let store = &*backend.store;
-    use kopplung_core::store::{
-        Attachment, AttachmentContent, EventDocument, ReceiptOutcome, ReceiptRecord, Status, Step,
-    };
     let mut new = application(None);
     new.attachments = vec![Attachment {
         filename: "foto.png".into(),
@@ -128,63 +120,7 @@ async fn retention_deletes_personal_data_after_the_final_state(backend: Backend)
         size: 20,
         content: AttachmentContent::Inline(b"\x89PNG personal photo".to_vec()),
     }];
-    assert!(matches!(
-        store.insert_application(&new).await.unwrap(),
-        kopplung_core::store::Inserted::Created(_)
-    ));
-    let now = OffsetDateTime::now_utc();
-    let mut item = store
-        .claim(
-            "retention",
-            now,
-            now + time::Duration::minutes(1),
-            10,
-            &capacity(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.application_id == new.id)
-        .unwrap();
-    assert!(
-        store
-            .record_prepared(&item, b"sealed", "prepared")
-            .await
-            .unwrap()
-    );
-    item.step = Step::Deliver;
-    assert!(store.record_delivered(&item, "delivered").await.unwrap());
-    let receipt = |id: &str, status: Status| ReceiptRecord {
-        receipt_id: id.into(),
-        procedure_id: new.procedure_id.clone(),
-        message_id: new.message_id,
-        application_id: new.id,
-        status,
-        message: None,
-        document: None,
-        problems: vec![],
-        issued_at: "2026-11-30T10:00:00Z".into(),
-        signed: format!("signed {id}").into_bytes(),
-        content_sha256: format!("content {id}"),
-    };
-    assert_eq!(
-        store
-            .record_receipt(&receipt("r-1", Status::Received))
-            .await
-            .unwrap(),
-        ReceiptOutcome::Applied(Status::Received)
-    );
-    let mut decision = receipt("d-1", Status::Decided);
-    decision.message = Some("Ihrem Antrag wird stattgegeben.".into());
-    decision.document = Some(EventDocument {
-        filename: "bescheid.pdf".into(),
-        media_type: "application/pdf".into(),
-        content: b"%PDF-1.7 bescheid".to_vec(),
-    });
-    assert_eq!(
-        store.record_receipt(&decision).await.unwrap(),
-        ReceiptOutcome::Applied(Status::Decided)
-    );
+    to_decided(store, &new, "retention", b"sealed").await;
     let decided_at = OffsetDateTime::now_utc();
     let service = new.service_key.as_str();
 

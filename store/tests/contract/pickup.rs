@@ -3,9 +3,7 @@
 use crate::backend::{Backend, Kind};
 use crate::support::*;
 
-crate::contract!(a_message_waits_for_pickup_until_acknowledged,);
-
-async fn a_message_waits_for_pickup_until_acknowledged(backend: Backend) {
+pub(crate) async fn a_message_waits_for_pickup_until_acknowledged(backend: Backend) {
     let store = &*backend.store;
     let other = backend.instance().await;
     let new = application(None);

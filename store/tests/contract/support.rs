@@ -49,10 +49,6 @@ pub fn capacity() -> BTreeMap<String, u32> {
 /// (prepared), 3 (delivered), 4 (received) and 5 (decided). Returns the application and
 /// its upload's id.
 pub async fn decided_with_everything(store: &dyn Store) -> (NewApplication, Uuid) {
-    use kopplung_core::store::{
-        Attachment, AttachmentContent, EventDocument, FRAGMENT_BYTES, Inserted, NewUpload,
-        ReceiptOutcome, ReceiptRecord, Status, Step,
-    };
     let sha512 = |bytes: &[u8]| hex::encode(openssl::sha::sha512(bytes));
     let upload = NewUpload {
         id: Uuid::new_v4(),
@@ -92,63 +88,7 @@ pub async fn decided_with_everything(store: &dyn Store) -> (NewApplication, Uuid
             content: AttachmentContent::Upload(upload.id),
         },
     ];
-    assert!(matches!(
-        store.insert_application(&new).await.unwrap(),
-        Inserted::Created(_)
-    ));
-    let now = OffsetDateTime::now_utc();
-    let mut item = store
-        .claim(
-            "audit",
-            now,
-            now + time::Duration::minutes(1),
-            10,
-            &capacity(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.application_id == new.id)
-        .unwrap();
-    assert!(
-        store
-            .record_prepared(&item, b"sealed message", "prepared")
-            .await
-            .unwrap()
-    );
-    item.step = Step::Deliver;
-    assert!(store.record_delivered(&item, "delivered").await.unwrap());
-    let receipt = |id: &str, status: Status| ReceiptRecord {
-        receipt_id: id.into(),
-        procedure_id: new.procedure_id.clone(),
-        message_id: new.message_id,
-        application_id: new.id,
-        status,
-        message: None,
-        document: None,
-        problems: vec![],
-        issued_at: "2026-11-30T10:00:00Z".into(),
-        signed: format!("signed {id}").into_bytes(),
-        content_sha256: format!("content {id}"),
-    };
-    assert_eq!(
-        store
-            .record_receipt(&receipt("r-1", Status::Received))
-            .await
-            .unwrap(),
-        ReceiptOutcome::Applied(Status::Received)
-    );
-    let mut decision = receipt("d-1", Status::Decided);
-    decision.message = Some("Ihrem Antrag wird stattgegeben.".into());
-    decision.document = Some(EventDocument {
-        filename: "bescheid.pdf".into(),
-        media_type: "application/pdf".into(),
-        content: b"%PDF-1.7 bescheid".to_vec(),
-    });
-    assert_eq!(
-        store.record_receipt(&decision).await.unwrap(),
-        ReceiptOutcome::Applied(Status::Decided)
-    );
+    to_decided(store, &new, "audit", b"sealed message").await;
     (new, upload.id)
 }
 
@@ -363,4 +303,66 @@ pub fn receipt_for(new: &NewApplication, id: &str, status: Status) -> ReceiptRec
         signed: format!("signed {id}").into_bytes(),
         content_sha256: format!("content {id}"),
     }
+}
+
+/// Takes `new` through accepted, prepared (as `sealed`, under `lease`), delivered,
+/// received (receipt `r-1`) to decided (`d-1`, with a message and a document).
+pub async fn to_decided(store: &dyn Store, new: &NewApplication, lease: &str, sealed: &[u8]) {
+    assert!(matches!(
+        store.insert_application(new).await.unwrap(),
+        Inserted::Created(_)
+    ));
+    let now = OffsetDateTime::now_utc();
+    let mut item = store
+        .claim(
+            lease,
+            now,
+            now + time::Duration::minutes(1),
+            10,
+            &capacity(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.application_id == new.id)
+        .unwrap();
+    assert!(
+        store
+            .record_prepared(&item, sealed, "prepared")
+            .await
+            .unwrap()
+    );
+    item.step = Step::Deliver;
+    assert!(store.record_delivered(&item, "delivered").await.unwrap());
+    let receipt = |id: &str, status: Status| ReceiptRecord {
+        receipt_id: id.into(),
+        procedure_id: new.procedure_id.clone(),
+        message_id: new.message_id,
+        application_id: new.id,
+        status,
+        message: None,
+        document: None,
+        problems: vec![],
+        issued_at: "2026-11-30T10:00:00Z".into(),
+        signed: format!("signed {id}").into_bytes(),
+        content_sha256: format!("content {id}"),
+    };
+    assert_eq!(
+        store
+            .record_receipt(&receipt("r-1", Status::Received))
+            .await
+            .unwrap(),
+        ReceiptOutcome::Applied(Status::Received)
+    );
+    let mut decision = receipt("d-1", Status::Decided);
+    decision.message = Some("Ihrem Antrag wird stattgegeben.".into());
+    decision.document = Some(EventDocument {
+        filename: "bescheid.pdf".into(),
+        media_type: "application/pdf".into(),
+        content: b"%PDF-1.7 bescheid".to_vec(),
+    });
+    assert_eq!(
+        store.record_receipt(&decision).await.unwrap(),
+        ReceiptOutcome::Applied(Status::Decided)
+    );
 }
