@@ -149,20 +149,15 @@ impl Backend {
 #[macro_export]
 macro_rules! contract {
     ($($role:ident: $($case:ident),+;)+) => {
-        mod sqlite {
+        $crate::contract!(@on sqlite Sqlite $($role: $($case),+;)+);
+        $crate::contract!(@on postgres Postgres $($role: $($case),+;)+);
+    };
+    (@on $module:ident $kind:ident $($role:ident: $($case:ident),+;)+) => {
+        mod $module {
             $($(
                 #[tokio::test]
                 async fn $case() {
-                    let backend = $crate::backend::Backend::open($crate::backend::Kind::Sqlite).await;
-                    $crate::$role::$case(backend).await;
-                }
-            )+)+
-        }
-        mod postgres {
-            $($(
-                #[tokio::test]
-                async fn $case() {
-                    let backend = $crate::backend::Backend::open($crate::backend::Kind::Postgres).await;
+                    let backend = $crate::backend::Backend::open($crate::backend::Kind::$kind).await;
                     $crate::$role::$case(backend).await;
                 }
             )+)+

@@ -308,24 +308,8 @@ pub fn receipt_for(new: &NewApplication, id: &str, status: Status) -> ReceiptRec
 /// Takes `new` through accepted, prepared (as `sealed`, under `lease`), delivered,
 /// received (receipt `r-1`) to decided (`d-1`, with a message and a document).
 pub async fn to_decided(store: &dyn Store, new: &NewApplication, lease: &str, sealed: &[u8]) {
-    assert!(matches!(
-        store.insert_application(new).await.unwrap(),
-        Inserted::Created(_)
-    ));
-    let now = OffsetDateTime::now_utc();
-    let mut item = store
-        .claim(
-            lease,
-            now,
-            now + time::Duration::minutes(1),
-            10,
-            &capacity(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.application_id == new.id)
-        .unwrap();
+    insert(store, new).await;
+    let mut item = claim_one(store, new.id, lease).await;
     assert!(
         store
             .record_prepared(&item, sealed, "prepared")
@@ -334,27 +318,14 @@ pub async fn to_decided(store: &dyn Store, new: &NewApplication, lease: &str, se
     );
     item.step = Step::Deliver;
     assert!(store.record_delivered(&item, "delivered").await.unwrap());
-    let receipt = |id: &str, status: Status| ReceiptRecord {
-        receipt_id: id.into(),
-        procedure_id: new.procedure_id.clone(),
-        message_id: new.message_id,
-        application_id: new.id,
-        status,
-        message: None,
-        document: None,
-        problems: vec![],
-        issued_at: "2026-11-30T10:00:00Z".into(),
-        signed: format!("signed {id}").into_bytes(),
-        content_sha256: format!("content {id}"),
-    };
     assert_eq!(
         store
-            .record_receipt(&receipt("r-1", Status::Received))
+            .record_receipt(&receipt_for(new, "r-1", Status::Received))
             .await
             .unwrap(),
         ReceiptOutcome::Applied(Status::Received)
     );
-    let mut decision = receipt("d-1", Status::Decided);
+    let mut decision = receipt_for(new, "d-1", Status::Decided);
     decision.message = Some("Ihrem Antrag wird stattgegeben.".into());
     decision.document = Some(EventDocument {
         filename: "bescheid.pdf".into(),
