@@ -2,6 +2,7 @@
 //! entry with the sealed message's hash and the content it binds, and a change made
 //! behind the store's back — to an entry, to stored content, or a tail removed with its
 //! sequence — is named by its seq.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use kopplung_router::audit::{AuditVerifier, GENESIS_HASH, Problem, sha256_hex};
 use kopplung_router::store::{

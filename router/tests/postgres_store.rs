@@ -6,6 +6,7 @@
 //! named by `KOPPLUNG_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`) and drops it at the end, so the tests run in
 //! parallel and again. Without a reachable PostgreSQL they fail; they never skip.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! The SQLite store: one transaction per state change, leases that cannot be used twice,
 //! idempotency answers, one process per data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use kopplung_router::store::{Inserted, SqliteStore, Status, Step, Store, StoreError};
 mod common;
