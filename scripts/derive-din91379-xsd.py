@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Writes mappings/xoev/din-91379.xsd from the character table in transformers/src/text.rs,
+"""Writes mappings/xoev/din-91379.xsd from the character table in forms/src/text.rs,
 so the schema and the intake check can never disagree.
 
-    python3 scripts/derive-din91379-xsd.py
+    python3 scripts/derive-din91379-xsd.py           # write it
+    python3 scripts/derive-din91379-xsd.py --check   # exit 1 if the file is stale
 """
 import pathlib
 import re
+import sys
 
 root = pathlib.Path(__file__).resolve().parent.parent
-src = (root / "transformers/src/text.rs").read_text(encoding="utf-8")
+src = (root / "forms/src/text.rs").read_text(encoding="utf-8")
 single_part = src[src.index("const SINGLE"):src.index("const SEQUENCES")]
 sequence_part = src[src.index("const SEQUENCES"):src.index("fn is_single")]
 
@@ -31,17 +33,18 @@ alternatives = []
 for start, end in re.findall(r"\('\\u\{([0-9A-F]+)\}', '\\u\{([0-9A-F]+)\}'\)", single_part):
     start, end = int(start, 16), int(end, 16)
     alternatives.append(ref(start) if start == end else "[%s-%s]" % (ref(start), ref(end)))
-for base, marks in re.findall(r"\('(.+?)', &\[(.*?)\]\)", sequence_part):
+# rustfmt wraps long entries over several lines: match across them.
+for base, marks in re.findall(r"\(\s*'(.+?)',\s*&\[(.*?)\],?\s*\)", sequence_part, re.S):
     encoded = [encode(m) for m in re.findall(r'"(.*?)"', marks)]
     tail = "(" + "|".join(encoded) + ")" if len(encoded) > 1 else encoded[0]
     alternatives.append(ref(char_of(base)) + tail)
 pattern = "(" + "|".join(alternatives) + ")*"
 
-(root / "mappings/xoev/din-91379.xsd").write_text(f'''<?xml version="1.0" encoding="UTF-8"?>
+schema = f'''<?xml version="1.0" encoding="UTF-8"?>
 <!--
   kopplung's own schema of DIN 91379 datatype C (the normed Latin characters), in the
   namespace of the XÖV datatypes so that message schemas can refer to it. The character
-  set is the same as the one transformers/src/text.rs checks at intake; this file is
+  set is the same as the one forms/src/text.rs checks at intake; this file is
   generated from that table (see docs/mappings.md, "Schemas").
 -->
 <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"
@@ -53,4 +56,10 @@ pattern = "(" + "|".join(alternatives) + ")*"
     </xs:restriction>
   </xs:simpleType>
 </xs:schema>
-''', encoding="utf-8")
+'''
+target = root / "mappings/xoev/din-91379.xsd"
+if "--check" in sys.argv[1:]:
+    if target.read_text(encoding="utf-8") != schema:
+        sys.exit(f"{target}: stale; run python3 scripts/derive-din91379-xsd.py")
+else:
+    target.write_text(schema, encoding="utf-8")

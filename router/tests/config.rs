@@ -1,5 +1,6 @@
 //! The demo configuration routes every Saxon municipality, and a broken configuration
 //! is refused with the file and line.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::path::Path;
 

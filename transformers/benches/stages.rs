@@ -3,6 +3,7 @@
 //! schema checks), the XSD check alone, and the CMS seal (ECDSA P-256 signature, ECDH
 //! key agreement, AES-256-GCM) of the Mängelanzeige of the fixture `vollstaendig`.
 //! The whole pipeline with ratios is the bench binary of `kopplung-tests`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Conformance: every fixture's expected XML is valid against its service's schema with
 //! the XÖV namespaces resolved to the real XÖV library (`../shared/reference/xoev/`),
 //! not only to kopplung's own schemas of those namespaces.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! The `jose` profile: round trips through the crate, tampering, wrong recipients and
 //! signers, key policy, and the same messages opened by another ecosystem (Python
 //! jwcrypto, `tests/jose_verify.py`), as a vendor would.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

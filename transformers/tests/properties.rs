@@ -3,6 +3,7 @@
 //! messages (CMS, JWE) never panic on arbitrary input and refuse garbage; whatever text a
 //! citizen may enter comes out of the Mängelanzeige as well-formed, schema-valid XML that
 //! reads back as exactly that text.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};

@@ -1,5 +1,6 @@
 //! The seal round trip through the crate; the `openssl cms` command line is exercised
 //! by the end-to-end tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use kopplung_transformers::pki::{PkiLayout, init_demo_pki};
 use kopplung_transformers::seal::{Sealer, TrustAnchors, load_certificate, unseal};

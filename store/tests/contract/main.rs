@@ -1,6 +1,7 @@
 //! The store contract: every case runs on SQLite and on PostgreSQL (see
 //! [`backend::Backend`]); what only one backend can show (several instances on one
 //! database, SQLite's lock file and read-only store) stands beside, named after it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod backend;
 mod support;
