@@ -396,21 +396,17 @@ impl SmallDisk {
     pub fn mount_over(dir: &Path, size: &str) -> Self {
         let saved = tempfile::tempdir().expect("temp dir");
         crate::copy_dir(dir, saved.path());
-        let output = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .output()
-            .expect("mount");
-        assert!(
-            output.status.success(),
-            "mounting a {size} tmpfs over the data directory failed (the suite runs as root): {}",
-            String::from_utf8_lossy(&output.stderr)
+        crate::run_ok(
+            Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(dir),
+            &format!("mounting a {size} tmpfs over the data directory (the suite runs as root)"),
         );
         let disk = Self {
             path: dir.to_owned(),

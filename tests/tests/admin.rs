@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use kopplung_tests::shared::refuse_publishes;
+use kopplung_tests::shared::{answer, refuse_publishes, with_retry};
 use kopplung_tests::{ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue};
 use serde_json::{Value, json};
 
@@ -19,20 +19,16 @@ async fn get(hub: &TestHub, path: &str, token: Option<&str>) -> (u16, Value) {
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    answer(request).await
 }
 
 async fn post(hub: &TestHub, path: &str, token: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(hub.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    answer(
+        reqwest::Client::new()
+            .post(hub.url(path))
+            .bearer_auth(token),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -41,10 +37,10 @@ async fn operators_and_auditors_search_inspect_and_act_by_role() {
     let hub = TestHub::start(HubSetup {
         // Chemnitz waits long between attempts: an operator asks for one now.
         edit_routing: |routing| {
-            routing.replacen(
-                ".chemnitz-maengel\"\n",
-                ".chemnitz-maengel\"\n\n[procedure.retry]\nbase_delay_ms = 600000\nmax_delay_ms = 600000\n",
-                1,
+            with_retry(
+                &routing,
+                "chemnitz-maengel",
+                "base_delay_ms = 600000\nmax_delay_ms = 600000",
             )
         },
         ..HubSetup::default()
@@ -65,15 +61,10 @@ async fn operators_and_auditors_search_inspect_and_act_by_role() {
         .await;
     let receipt = delivered["receipt"].as_str().unwrap().to_owned();
     // Chemnitz's first attempt failed; the next one is far away.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = hub.status(&chemnitz).await;
-        if status["delivery"]["attempts"] == 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{status:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    hub.wait_until(&chemnitz, "fail once", Duration::from_secs(20), |status| {
+        status["delivery"]["attempts"] == 1
+    })
+    .await;
 
     // Search, by either role; nobody else.
     for token in [ADMIN_TOKEN, AUDITOR_TOKEN] {

@@ -12,6 +12,7 @@ use axum::http::StatusCode as AxumStatus;
 use axum::response::IntoResponse;
 use kopplung_tests::browser::{Browser, Page, assert_page, assert_security_headers};
 use kopplung_tests::pki::{Usage, issue};
+use kopplung_tests::shared::assert_contains_all;
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue, deliver_over,
 };
@@ -51,11 +52,10 @@ impl ConsoleLogin for Browser {
 
 /// The application's history as the submitting client sees it.
 async fn history(hub: &TestHub, id: &str) -> Vec<String> {
-    hub.status(id).await["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .map(|h| h["detail"].as_str().unwrap_or_default().to_owned())
+    let status = hub.status(id).await;
+    kopplung_tests::shared::history(&status, "detail")
+        .into_iter()
+        .map(str::to_owned)
         .collect()
 }
 
@@ -166,14 +166,15 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
         text.contains(&format!("<a href=\"{detail_path}\">{receipt}</a>")),
         "{text}"
     );
-    for shown in [
-        "dresden-maengel",
-        "zugestellt",
-        "Dresden",
-        "Prüfung (auditor, nur lesen)",
-    ] {
-        assert!(text.contains(shown), "{shown} in {text}");
-    }
+    assert_contains_all(
+        &text,
+        &[
+            "dresden-maengel",
+            "zugestellt",
+            "Dresden",
+            "Prüfung (auditor, nur lesen)",
+        ],
+    );
     assert!(
         text.contains("<th scope=\"col\">Antragsnummer</th>"),
         "{text}"
@@ -207,19 +208,20 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
     assert_eq!(page.status, 200, "{}", page.text());
     assert_page(&page);
     let text = page.text();
-    for shown in [
-        "<h2 id=\"historie\">Historie</h2>",
-        "Laufzettel",
-        "<th scope=\"col\">Nr.</th>",
-        "amqp",
-        &hub.queue("dresden-maengel"),
-        "angenommen",
-        "vorbereitet",
-        "zugestellt",
-        "XML anzeigen (wird protokolliert)",
-    ] {
-        assert!(text.contains(shown), "{shown} in {text}");
-    }
+    assert_contains_all(
+        &text,
+        &[
+            "<h2 id=\"historie\">Historie</h2>",
+            "Laufzettel",
+            "<th scope=\"col\">Nr.</th>",
+            "amqp",
+            &hub.queue("dresden-maengel"),
+            "angenommen",
+            "vorbereitet",
+            "zugestellt",
+            "XML anzeigen (wird protokolliert)",
+        ],
+    );
     let audit = reqwest::Client::new()
         .get(hub.url(&format!("/api/v1/admin/applications/{id}")))
         .bearer_auth(AUDITOR_TOKEN)
@@ -310,16 +312,17 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
     assert_eq!(page.status, 200, "{}", page.text());
     assert_page(&page);
     let text = page.text();
-    for shown in [
-        "dresden-maengel",
-        "hub.crt",
-        "gültig",
-        "Abbildungen",
-        "99999001000000",
-        "<th scope=\"row\">hub</th>",
-    ] {
-        assert!(text.contains(shown), "{shown} in {text}");
-    }
+    assert_contains_all(
+        &text,
+        &[
+            "dresden-maengel",
+            "hub.crt",
+            "gültig",
+            "Abbildungen",
+            "99999001000000",
+            "<th scope=\"row\">hub</th>",
+        ],
+    );
     let page = auditor.get("/console/deadletters").await;
     assert_eq!(page.status, 200);
     assert_page(&page);
@@ -483,15 +486,10 @@ async fn operators_retry_now_and_replay_dead_letters() {
         .await;
     hub.wait_for_status(&refused, "dead_lettered", Duration::from_secs(30))
         .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = hub.status(&waiting).await;
-        if status["delivery"]["attempts"] == 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{status:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    hub.wait_until(&waiting, "fail once", Duration::from_secs(30), |status| {
+        status["delivery"]["attempts"] == 1
+    })
+    .await;
 
     // The operator sees the buttons where they apply.
     let mut operator = Browser::sign_in(&hub, ADMIN_TOKEN).await;
@@ -628,30 +626,36 @@ async fn operators_retry_now_and_replay_dead_letters() {
         let end = at + text[at..].find("</tr>").expect("row end");
         text[begin..end].to_owned()
     };
-    let expired = row("<td>leipzig-maengel.crt</td>");
-    assert!(
-        expired.starts_with("<tr class=\"expired\">") && expired.contains("abgelaufen"),
-        "{expired}"
-    );
-    let expiring = row("<td>meissen-maengel.crt</td>");
-    assert!(
-        expiring.starts_with("<tr class=\"warn\">") && expiring.contains("läuft bald ab"),
-        "{expiring}"
-    );
-    let valid = row("<td>hub.crt</td>");
-    assert!(
-        valid.starts_with("<tr>") && valid.contains("gültig"),
-        "{valid}"
-    );
-    let blocked = row("<th scope=\"row\">leipzig-maengel</th>");
-    assert!(
-        blocked.contains("no usable certificate") && blocked.contains("expired"),
-        "{blocked}"
-    );
-    let dresden = row("<th scope=\"row\">dresden-maengel</th>");
-    assert!(
-        dresden.contains("http") && dresden.contains("nein"),
-        "{dresden}"
-    );
+    // The row of a certificate (expired, expiring, valid) or a procedure, how it starts
+    // (its class) and what it says.
+    for (start, opening, says) in [
+        (
+            "<td>leipzig-maengel.crt</td>",
+            "<tr class=\"expired\">",
+            &["abgelaufen"][..],
+        ),
+        (
+            "<td>meissen-maengel.crt</td>",
+            "<tr class=\"warn\">",
+            &["läuft bald ab"],
+        ),
+        ("<td>hub.crt</td>", "<tr>", &["gültig"]),
+        (
+            "<th scope=\"row\">leipzig-maengel</th>",
+            "<tr",
+            &["no usable certificate", "expired"],
+        ),
+        (
+            "<th scope=\"row\">dresden-maengel</th>",
+            "<tr",
+            &["http", "nein"],
+        ),
+    ] {
+        let row = row(start);
+        assert!(row.starts_with(opening), "{row}");
+        for said in says {
+            assert!(row.contains(said), "{said} in {row}");
+        }
+    }
     assert!(text.contains("weniger als 21 Tagen"), "{text}");
 }

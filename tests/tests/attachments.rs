@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kopplung_tests::{
     HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, drain, open_cms, procedure_token,
-    python_with_jwcrypto, workspace, xpath,
+    python_with_jwcrypto, run_ok, workspace, xpath,
 };
 use openssl::sha::sha512;
 use serde_json::{Value, json};
@@ -245,37 +245,24 @@ async fn a_large_upload_reaches_an_amqp_procedure_by_claim_check_and_opens_with_
         };
         async move { request.send().await.expect("request").status().as_u16() }
     };
-    assert_eq!(get(format!("{address}/1"), None).await, 401);
-    assert_eq!(
-        get(
-            format!("{address}/1"),
-            Some("not-a-token-of-anyone-at-all".into())
-        )
-        .await,
-        401
-    );
-    assert_eq!(
-        get(format!("{address}/1"), Some(leipzig.clone())).await,
-        403
-    );
     let leipzig_path = address.replace("dresden-buergerbuero", "leipzig-buergerbuero");
-    assert_eq!(
-        get(format!("{leipzig_path}/1"), Some(leipzig.clone())).await,
-        404
-    );
-    assert_eq!(
-        get(format!("{address}/{}", parts + 1), Some(dresden.clone())).await,
-        404
-    );
-    assert_eq!(
-        get(format!("{address}/0"), Some(dresden.clone())).await,
-        404
-    );
     let other_attachment = address.replace("/attachments/1", "/attachments/2");
-    assert_eq!(
-        get(format!("{other_attachment}/1"), Some(dresden.clone())).await,
-        404
-    );
+    let stranger = "not-a-token-of-anyone-at-all".to_owned();
+    for (url, token, expected) in [
+        (format!("{address}/1"), None, 401),
+        (format!("{address}/1"), Some(stranger), 401),
+        (format!("{address}/1"), Some(leipzig.clone()), 403),
+        (format!("{leipzig_path}/1"), Some(leipzig), 404),
+        (
+            format!("{address}/{}", parts + 1),
+            Some(dresden.clone()),
+            404,
+        ),
+        (format!("{address}/0"), Some(dresden.clone()), 404),
+        (format!("{other_attachment}/1"), Some(dresden), 404),
+    ] {
+        assert_eq!(get(url.clone(), token).await, expected, "{url}");
+    }
     delete_queue(&broker, &queue).await;
 }
 
@@ -364,18 +351,14 @@ async fn jose_attachments_travel_as_separate_jwes_that_jwcrypto_opens() {
             std::fs::File::create(&file)
                 .and_then(|mut f| f.write_all(&jwe))
                 .expect("write");
-            let output = Command::new(python_with_jwcrypto())
-                .arg(workspace().join("transformers/tests/jose_verify.py"))
-                .arg("--attachment")
-                .arg(&file)
-                .arg(pki.join("procedures/leipzig-buergerbuero.crt"))
-                .arg(pki.join("procedures/leipzig-buergerbuero.key"))
-                .output()
-                .expect("jose_verify.py");
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
+            let output = run_ok(
+                Command::new(python_with_jwcrypto())
+                    .arg(workspace().join("transformers/tests/jose_verify.py"))
+                    .arg("--attachment")
+                    .arg(&file)
+                    .arg(pki.join("procedures/leipzig-buergerbuero.crt"))
+                    .arg(pki.join("procedures/leipzig-buergerbuero.key")),
+                "jose_verify.py --attachment",
             );
             joined.extend_from_slice(&output.stdout);
         }

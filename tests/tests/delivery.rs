@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
+use kopplung_tests::shared::history;
 use kopplung_tests::{
     ADMIN_TOKEN, HubSetup, TestHub, amqp, delete_queue, deliver_over, drain, open_with_openssl_cli,
     sign_cms_receipt, token_sha256,
@@ -79,16 +80,21 @@ async fn receiver(answer: Answer) -> (String, Arc<Mutex<Vec<Arrival>>>) {
     (format!("http://{addr}/fachverfahren/eingang"), arrivals)
 }
 
-fn over_http(url: &str, retry: &str) -> Arc<dyn Fn(String) -> String + Send + Sync> {
+/// A test hub whose Dresden Mängelanzeige procedure takes its messages over HTTP at
+/// `url`, with the hub's default retries.
+async fn hub_over_http(url: &str) -> TestHub {
     let url = url.to_owned();
-    let retry = retry.to_owned();
-    Arc::new(move |routing| {
-        deliver_over(
-            &routing,
-            "dresden-maengel",
-            &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = 5000\n{retry}"),
-        )
+    TestHub::start(HubSetup {
+        rewrite_routing: Some(Arc::new(move |routing| {
+            deliver_over(
+                &routing,
+                "dresden-maengel",
+                &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = 5000\n"),
+            )
+        })),
+        ..HubSetup::default()
     })
+    .await
 }
 
 fn status_with(status: u16, retry_after: Option<&str>) -> Response {
@@ -108,11 +114,7 @@ async fn an_http_procedure_that_fails_twice_gets_the_message_once_after_retry_af
         _ => status_with(202, None),
     }))
     .await;
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(over_http(&url, "")),
-        ..HubSetup::default()
-    })
-    .await;
+    let hub = hub_over_http(&url).await;
     let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
     let status = hub
         .wait_for_status(&id, "delivered", Duration::from_secs(30))
@@ -134,12 +136,7 @@ async fn an_http_procedure_that_fails_twice_gets_the_message_once_after_retry_af
         );
     }
     assert_eq!(status["delivery"]["attempts"], 3);
-    let history: Vec<&str> = status["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["detail"].as_str().unwrap_or_default())
-        .collect();
+    let history = history(&status, "detail");
     assert!(
         history.iter().any(|d| d.contains("via http")),
         "{history:?}"
@@ -160,11 +157,7 @@ async fn a_permanent_refusal_is_dead_lettered_and_a_replay_delivers_with_the_sam
         }))
         .await
     };
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(over_http(&url, "")),
-        ..HubSetup::default()
-    })
-    .await;
+    let hub = hub_over_http(&url).await;
     let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
     let dead = hub
         .wait_for_status(&id, "dead_lettered", Duration::from_secs(30))
@@ -229,11 +222,7 @@ async fn a_signed_receipt_in_the_http_answer_is_verified_and_applied() {
         }))
         .await
     };
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(over_http(&url, "")),
-        ..HubSetup::default()
-    })
-    .await;
+    let hub = hub_over_http(&url).await;
     *pki.lock().unwrap() = Some(hub.pki_dir());
     let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
     let status = hub

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use kopplung_tests::{
-    HubSetup, TestHub, amqp, delete_queue, drain, open_jose_with_python, workspace, xpath,
+    HubSetup, TestHub, amqp, delete_queue, drain_one, open_jose_with_python, workspace, xpath,
 };
 use serde_json::Value;
 
@@ -28,14 +28,11 @@ async fn a_jose_procedure_receives_a_jwe_that_jwcrypto_opens() {
         .unwrap()
         .to_owned();
     let status = hub
-        .wait_for_status(&id, "delivered", Duration::from_secs(60))
+        .wait_delivered_to(&id, "leipzig-buergerbuero", Duration::from_secs(60))
         .await;
-    assert_eq!(status["delivery"]["procedure"], "leipzig-buergerbuero");
 
     let queue = hub.queue("leipzig-buergerbuero");
-    let received = drain(&broker, &queue, Duration::from_millis(500)).await;
-    assert_eq!(received.len(), 1);
-    let message = &received[0];
+    let message = drain_one(&broker, &queue).await;
     assert_eq!(
         message.properties.content_type().as_ref().unwrap().as_str(),
         "application/jose"

@@ -29,6 +29,14 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `kopplung mapping <args>`, which must fail: its output, and its stderr as text.
+fn mapping_fails(config: &Path, args: &[&str]) -> (Output, String) {
+    let output = mapping(config, args);
+    let err = stderr(&output);
+    assert!(!output.status.success(), "it passed: {err}");
+    (output, err)
+}
+
 #[test]
 fn the_repository_mappings_pass_test_and_lint() {
     let config = workspace().join("config/kopplung.toml");
@@ -58,9 +66,7 @@ fn a_broken_fixture_fails_with_file_line_and_a_diff() {
     )
     .unwrap();
 
-    let output = mapping(&config, &["test", "maengelanzeige"]);
-    assert!(!output.status.success());
-    let err = stderr(&output);
+    let (output, err) = mapping_fails(&config, &["test", "maengelanzeige"]);
     assert!(
         err.contains(&format!("minimal.expected.xml:{line}:")),
         "{err}"
@@ -101,23 +107,18 @@ fn a_broken_template_fails_with_file_and_line() {
         text.replace("{{data.ort.strasse}}", "{{data.ort.plz}}"),
     )
     .unwrap();
-    let lint = mapping(&config, &["lint", "maengelanzeige"]);
-    assert!(!lint.status.success());
-    let err = stderr(&lint);
+    let (_, err) = mapping_fails(&config, &["lint", "maengelanzeige"]);
     assert!(
         err.contains(&format!("nachricht.xml.hbs:{line}:")) && err.contains("data.ort.plz"),
         "{err}"
     );
     assert!(err.contains("field `ort.strasse` is never used"), "{err}");
-    let test = mapping(&config, &["test", "maengelanzeige"]);
-    assert!(!test.status.success());
-    assert!(stderr(&test).contains("data.ort.plz"), "{}", stderr(&test));
+    let (_, err) = mapping_fails(&config, &["test", "maengelanzeige"]);
+    assert!(err.contains("data.ort.plz"), "{err}");
 
     // A template that does not parse.
     std::fs::write(&template, text.replace("{{/if}}", "")).unwrap();
-    let test = mapping(&config, &["test", "maengelanzeige"]);
-    assert!(!test.status.success());
-    let err = stderr(&test);
+    let (_, err) = mapping_fails(&config, &["test", "maengelanzeige"]);
     assert!(err.contains("nachricht.xml.hbs"), "{err}");
 
     // An element the schema does not allow: the XSD check names line and column.
@@ -126,9 +127,7 @@ fn a_broken_template_fails_with_file_and_line() {
         text.replace("<beschreibung>", "<hinweis/><beschreibung>"),
     )
     .unwrap();
-    let test = mapping(&config, &["test", "maengelanzeige"]);
-    assert!(!test.status.success());
-    let err = stderr(&test);
+    let (_, err) = mapping_fails(&config, &["test", "maengelanzeige"]);
     assert!(
         err.contains("nachricht.xsd") && err.contains("hinweis") && err.contains("line "),
         "{err}"

@@ -529,16 +529,11 @@ fn check_document(doc: &Value) {
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("openapi.json");
     std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
-    let output = std::process::Command::new(python_with_jwcrypto())
-        .args(["-m", "openapi_spec_validator"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "not a valid OpenAPI 3.1 document:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    kopplung_tests::run_ok(
+        std::process::Command::new(python_with_jwcrypto())
+            .args(["-m", "openapi_spec_validator"])
+            .arg(&file),
+        "openapi_spec_validator (is it a valid OpenAPI 3.1 document?)",
     );
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1."),

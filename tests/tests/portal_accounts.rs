@@ -86,6 +86,19 @@ fn hostile_targets(port: u16) -> Vec<String> {
     targets
 }
 
+/// Opens the portal's `path` with `?weiter=<target>`: the page, and the `next` it carries
+/// in its form.
+async fn with_weiter(citizen: &mut Citizen, path: &str, target: &str) -> (Page, String) {
+    let request = citizen
+        .http
+        .get(citizen.url(path))
+        .query(&[("weiter", target)]);
+    let page = citizen.send(request).await;
+    assert_eq!(page.status, 200, "{target:?}");
+    let next = hidden(&page, "next");
+    (page, next)
+}
+
 #[tokio::test]
 async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_answers_only_the_portal()
  {
@@ -105,15 +118,7 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
     let mut checked = 0;
     for target in hostile_targets(port) {
         // Through the sign-in page's `weiter` and a real sign-in …
-        let page = anna
-            .send(
-                anna.http
-                    .get(anna.url("/konto/anmelden"))
-                    .query(&[("weiter", &target)]),
-            )
-            .await;
-        assert_eq!(page.status, 200, "{target:?}");
-        let next = hidden(&page, "next");
+        let (_, next) = with_weiter(&mut anna, "/konto/anmelden", &target).await;
         assert!(
             stays_on_portal(&portal, &next),
             "{target:?} → next {next:?}"
@@ -141,15 +146,7 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
             checked += 1;
         }
         // … and through the identification's `weiter`.
-        let page = anna
-            .send(
-                anna.http
-                    .get(anna.url("/konto/identifizierung"))
-                    .query(&[("weiter", &target)]),
-            )
-            .await;
-        assert_eq!(page.status, 200, "{target:?}");
-        let next = hidden(&page, "next");
+        let (page, next) = with_weiter(&mut anna, "/konto/identifizierung", &target).await;
         for next in [next.as_str(), target.as_str()] {
             let identified = anna
                 .post(
@@ -262,16 +259,7 @@ async fn forty_parallel_wrong_passwords_reach_the_password_check_at_most_five_ti
     );
     assert_eq!(checked + refused, 40, "{statuses:?}");
     // The account waits now, even for the right password.
-    let locked = guesser
-        .post(
-            "/konto/anmelden",
-            &[
-                ("csrf", &csrf),
-                ("email", "carla@example.org"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let locked = guesser.sign_in(&csrf, "carla@example.org", PASSWORD).await;
     assert_eq!(locked.status, 429);
     assert!(locked.headers.contains_key("retry-after"));
     assert!(
@@ -405,14 +393,7 @@ async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails
     let mut owner_again = Citizen::new(&cycle);
     let csrf_owner = owner_again.csrf().await;
     let signed_in = owner_again
-        .post(
-            "/konto/anmelden",
-            &[
-                ("csrf", &csrf_owner),
-                ("email", "bestand@example.org"),
-                ("password", PASSWORD),
-            ],
-        )
+        .sign_in(&csrf_owner, "bestand@example.org", PASSWORD)
         .await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
 

@@ -1,10 +1,11 @@
 //! Hot reload of mappings on SIGHUP: a valid change is applied, an invalid one refused
 //! with the old mappings kept; messages are rendered wholly with one version.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kopplung_tests::{
-    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, open_with_openssl_cli, workspace,
+    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, eventually, open_with_openssl_cli,
+    workspace,
 };
 use serde_json::{Value, json};
 
@@ -17,18 +18,17 @@ fn report(beschreibung: &str) -> Value {
 }
 
 async fn wait_for_metric(hub: &TestHub, series: &str, value: f64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if hub.metric(series).await == Some(value) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} did not reach {value}:\n{}",
-            hub.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        async || {
+            (hub.metric(series).await == Some(value))
+                .then_some(())
+                .ok_or(())
+        },
+        |()| format!("{series} did not reach {value}:\n{}", hub.log()),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -24,28 +24,19 @@ async fn sigterm_finishes_deliveries_in_flight_and_refuses_new_work() {
         ..HubSetup::default()
     })
     .await;
-    let mut ids = Vec::new();
-    for n in 0..3 {
-        ids.push(
-            hub.submit_accepted(
-                &json!({"service": "99999001000000", "region": "146120000000",
-                        "data": {"kategorie": "muell", "beschreibung": format!("Sperrmüll Nummer {n}"),
-                                 "ort": {"strasse": "Prager Straße"}}}),
-                None,
-            )
-            .await,
-        );
-    }
+    let ids = hub
+        .submit_all((0..3).map(|n| {
+            let body = json!({"service": "99999001000000", "region": "146120000000",
+                    "data": {"kategorie": "muell", "beschreibung": format!("Sperrmüll Nummer {n}"),
+                             "ort": {"strasse": "Prager Straße"}}});
+            (body, None)
+        }))
+        .await;
     // All three are in flight at the slow procedure (it has not answered yet).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = hub.log();
-        if log.matches("prepared").count() >= 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not prepared:\n{log}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    hub.wait_for_log(Duration::from_secs(10), |log| {
+        log.matches("prepared").count() >= 3
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         seen.lock().await.is_empty(),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use base64::Engine;
+use kopplung_tests::shared::history;
 use kopplung_tests::{
     HubSetup, TestHub, UNREACHABLE_AMQP_URL, amqp, delete_queue, drain, open_with_openssl_cli,
     workspace, xpath,
@@ -65,13 +66,10 @@ async fn a_submitted_application_reaches_the_queue_and_opens_with_openssl() {
     assert_eq!(status["delivery"]["procedure"], "dresden-maengel");
     assert_eq!(status["delivery"]["transport"], "amqp");
     assert_eq!(status["delivery"]["destination"], queue.as_str());
-    let history: Vec<&str> = status["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(history, ["accepted", "prepared", "delivered"]);
+    assert_eq!(
+        history(&status, "status"),
+        ["accepted", "prepared", "delivered"]
+    );
     let message_id = status["delivery"]["message_id"]
         .as_str()
         .unwrap()
@@ -141,15 +139,11 @@ async fn a_submitted_application_reaches_the_queue_and_opens_with_openssl() {
         .decode(xpath(&xml, "string(//anlage/inhalt)"))
         .unwrap();
     assert_eq!(attachment, photo);
-    assert_eq!(xpath(&xml, "string(//anlage/hashwert)"), hex_sha512(&photo),);
+    assert_eq!(
+        xpath(&xml, "string(//anlage/hashwert)"),
+        hex::encode(openssl::sha::sha512(&photo))
+    );
     delete_queue(&broker, &queue).await;
-}
-
-fn hex_sha512(bytes: &[u8]) -> String {
-    openssl::sha::sha512(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[tokio::test]
@@ -280,22 +274,16 @@ async fn bad_submissions_get_problems_and_nothing_is_stored() {
     unknown["service"] = json!("99008001000000"); // Personalausweis: not offered here
     let problem = expect_problem(hub.submit(&unknown, None).await, 422, "validation").await;
     assert_eq!(problem_fields(&problem), ["service"]);
-    let problem = expect_problem(
-        hub.submit(&report("1461", "Schlagloch vor der Schule"), None)
-            .await,
-        422,
-        "validation",
-    )
-    .await;
-    assert_eq!(problem_fields(&problem), ["region"]);
-    let problem = expect_problem(
-        hub.submit(&report("146129999999", "Schlagloch vor der Schule"), None)
-            .await,
-        422,
-        "validation",
-    )
-    .await;
-    assert_eq!(problem_fields(&problem), ["region"]);
+    for region in ["1461", "146129999999"] {
+        let problem = expect_problem(
+            hub.submit(&report(region, "Schlagloch vor der Schule"), None)
+                .await,
+            422,
+            "validation",
+        )
+        .await;
+        assert_eq!(problem_fields(&problem), ["region"], "{region}");
+    }
     // Torgau, district Nordsachsen: this hub has no route there.
     expect_problem(
         hub.submit(&report("147305311310", "Schlagloch vor der Schule"), None)
@@ -441,16 +429,14 @@ async fn an_application_survives_sigkill_between_202_and_delivery() {
         ..HubSetup::default()
     })
     .await;
-    let mut ids = Vec::new();
-    for n in 0..3 {
-        ids.push(
-            hub.submit_accepted(
-                &report(DRESDEN, &format!("Mangel Nummer {n} am Albertplatz")),
-                Some(&format!("crash-{n}")),
+    let ids = hub
+        .submit_all((0..3).map(|n| {
+            (
+                report(DRESDEN, &format!("Mangel Nummer {n} am Albertplatz")),
+                Some(format!("crash-{n}")),
             )
-            .await,
-        );
-    }
+        }))
+        .await;
     // The status says why they wait.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
