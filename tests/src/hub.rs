@@ -63,6 +63,35 @@ pub fn deliver_over(routing: &str, procedure: &str, delivery: &str) -> String {
     )
 }
 
+impl HubSetup {
+    /// The default hub, with `procedure` delivered over HTTP to `url` (answers within
+    /// `timeout_ms`).
+    pub fn over_http(procedure: &str, url: &str, timeout_ms: u64) -> Self {
+        let (procedure, url) = (procedure.to_owned(), url.to_owned());
+        Self {
+            rewrite_routing: Some(std::sync::Arc::new(move |routing| {
+                deliver_over(
+                    &routing,
+                    &procedure,
+                    &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = {timeout_ms}"),
+                )
+            })),
+            ..Self::default()
+        }
+    }
+
+    /// The default hub, with the `[procedure.retry]` lines `retry` for `procedure`.
+    pub fn retrying(procedure: &str, retry: &str) -> Self {
+        let (procedure, retry) = (procedure.to_owned(), retry.to_owned());
+        Self {
+            rewrite_routing: Some(std::sync::Arc::new(move |routing| {
+                shared::with_retry(&routing, &procedure, &retry)
+            })),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for HubSetup {
     fn default() -> Self {
         Self {
@@ -376,6 +405,20 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
             .ok()?;
         text.lines()
             .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    /// Polls `/metrics` until `series` has `value`.
+    pub async fn wait_for_metric(&self, series: &str, value: f64, within: Duration) {
+        eventually(
+            within,
+            Duration::from_millis(50),
+            async || match self.metric(series).await {
+                Some(seen) if seen == value => Ok(()),
+                seen => Err(seen),
+            },
+            |seen| format!("{series} is {seen:?}, not {value}:\n{}", self.log()),
+        )
+        .await;
     }
 
     /// SIGTERM, then waits (up to `within`) for the process to exit; its exit status.

@@ -160,6 +160,11 @@ impl TestHub {
         json_of(request.bearer_auth(token)).await
     }
 
+    /// `GET path` without a token (public routes); the JSON answer.
+    pub async fn public_json(&self, path: &str) -> Value {
+        json_of(reqwest::Client::new().get(self.url(path))).await
+    }
+
     /// `GET path` (with a bearer token, if any): the answer.
     pub async fn fetch(&self, path: &str, token: Option<&str>) -> reqwest::Response {
         let request = reqwest::Client::new().get(self.url(path));
@@ -225,4 +230,10 @@ pub async fn healthz_on(connection: &mut tokio::net::TcpStream, host: &str) {
     let n = connection.read(&mut buffer).await.expect("read the answer");
     let answer = String::from_utf8_lossy(&buffer[..n]);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// The answer's `content-type` must start with `expected` (parameters may follow).
+pub fn assert_content_type(headers: &reqwest::header::HeaderMap, expected: &str) {
+    let content_type = header_text(headers, "content-type");
+    assert!(content_type.starts_with(expected), "{content_type}");
 }

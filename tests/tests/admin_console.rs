@@ -143,14 +143,15 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
         .into_iter()
         .find(|c| c.starts_with("kopplung_console="))
         .expect("session cookie");
-    for attribute in [
-        "HttpOnly",
-        "SameSite=Strict",
-        "Path=/console",
-        "Max-Age=28800",
-    ] {
-        assert!(session_cookie.contains(attribute), "{session_cookie}");
-    }
+    assert_contains_all(
+        &session_cookie,
+        &[
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/console",
+            "Max-Age=28800",
+        ],
+    );
     assert!(!session_cookie.contains("Secure"), "http: {session_cookie}");
     assert!(!hub.log().contains(AUDITOR_TOKEN), "no token in the log");
 

@@ -60,15 +60,11 @@ async fn upload(
 }
 
 fn gewerbeanmeldung(region: &str, attachments: Value) -> Value {
-    let mut body: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            workspace().join("mappings/gewerbeanmeldung/fixtures/minimal.input.json"),
-        )
-        .expect("fixture"),
-    )
-    .expect("fixture JSON");
-    body["service"] = GEWERBEANMELDUNG.into();
-    body["region"] = region.into();
+    let mut body = kopplung_tests::shared::fixture_request(
+        "gewerbeanmeldung/fixtures/minimal",
+        GEWERBEANMELDUNG,
+        region,
+    );
     body["attachments"] = attachments;
     body
 }
@@ -206,12 +202,7 @@ async fn a_large_upload_reaches_an_amqp_procedure_by_claim_check_and_opens_with_
             .await
             .expect("fragment");
         assert_eq!(response.status(), 200);
-        assert!(
-            response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("application/pkcs7-mime")
-        );
+        kopplung_tests::shared::assert_content_type(response.headers(), "application/pkcs7-mime");
         let sealed = response.bytes().await.expect("bytes");
         let file = work.path().join(format!("teil{k}.p7m"));
         std::fs::write(&file, &sealed).expect("write");

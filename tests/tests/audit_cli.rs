@@ -12,7 +12,7 @@ use base64::Engine;
 use kopplung_tests::shared::answer;
 use kopplung_tests::{
     HubSetup, PostgresDatabase, TestHub, amqp, copy_dir, delete_queue, drain, kopplung_bin,
-    psql_in, sign_cms_receipt, workspace,
+    psql_in, sign_cms_receipt,
 };
 use serde_json::{Value, json};
 
@@ -220,15 +220,11 @@ async fn with_attachments(hub: &TestHub) -> (String, String) {
     )
     .await;
     let upload = uploaded["id"].as_str().unwrap().to_owned();
-    let mut body: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            workspace().join("mappings/gewerbeanmeldung/fixtures/minimal.input.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    body["service"] = "99050012104000".into();
-    body["region"] = "146120000000".into();
+    let mut body = kopplung_tests::shared::fixture_request(
+        "gewerbeanmeldung/fixtures/minimal",
+        "99050012104000",
+        "146120000000",
+    );
     body["attachments"] = json!([
         {"filename": "Mietvertrag Nguyen.pdf", "media_type": "application/pdf",
          "content_base64": STANDARD.encode(b"%PDF-1.7\nMietvertrag")},

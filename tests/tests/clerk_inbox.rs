@@ -210,14 +210,15 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
         .find(|v| v.starts_with("kopplung_inbox="))
         .expect("session cookie")
         .to_owned();
-    for attribute in [
-        "HttpOnly",
-        "SameSite=Strict",
-        "Path=/inbox",
-        "Max-Age=28800",
-    ] {
-        assert!(session_cookie.contains(attribute), "{session_cookie}");
-    }
+    assert_contains_all(
+        &session_cookie,
+        &[
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/inbox",
+            "Max-Age=28800",
+        ],
+    );
     let token = session_cookie
         .trim_start_matches("kopplung_inbox=")
         .split(';')

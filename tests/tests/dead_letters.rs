@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use kopplung_tests::shared::{kopplung, refuse_publishes, with_retry};
+use kopplung_tests::shared::{kopplung, refuse_publishes};
 use kopplung_tests::{ADMIN_TOKEN, HubSetup, TestHub, amqp, delete_queue, drain};
 use serde_json::json;
 
@@ -25,16 +25,10 @@ fn deadletters(hub: &TestHub, args: &[&str]) -> (bool, String) {
 #[tokio::test]
 async fn the_last_attempt_dead_letters_and_a_replay_keeps_the_message_id() {
     let broker = amqp().await;
-    let hub = TestHub::start(HubSetup {
-        edit_routing: |routing| {
-            with_retry(
-                &routing,
-                "dresden-maengel",
-                "max_attempts = 3\nbase_delay_ms = 10\nmax_delay_ms = 50",
-            )
-        },
-        ..HubSetup::default()
-    })
+    let hub = TestHub::start(HubSetup::retrying(
+        "dresden-maengel",
+        "max_attempts = 3\nbase_delay_ms = 10\nmax_delay_ms = 50",
+    ))
     .await;
     let queue = hub.queue("dresden-maengel");
     refuse_publishes(&broker, &queue).await;

@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use kopplung_tests::shared::history;
+use kopplung_tests::shared::{answer, history};
 use kopplung_tests::{
-    ADMIN_TOKEN, HubSetup, TestHub, amqp, delete_queue, deliver_over, drain, open_with_openssl_cli,
+    ADMIN_TOKEN, HubSetup, TestHub, amqp, deliver_over, drain_and_delete, open_with_openssl_cli,
     sign_cms_receipt, token_sha256,
 };
 use serde_json::{Value, json};
@@ -83,18 +83,7 @@ async fn receiver(answer: Answer) -> (String, Arc<Mutex<Vec<Arrival>>>) {
 /// A test hub whose Dresden Mängelanzeige procedure takes its messages over HTTP at
 /// `url`, with the hub's default retries.
 async fn hub_over_http(url: &str) -> TestHub {
-    let url = url.to_owned();
-    TestHub::start(HubSetup {
-        rewrite_routing: Some(Arc::new(move |routing| {
-            deliver_over(
-                &routing,
-                "dresden-maengel",
-                &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = 5000\n"),
-            )
-        })),
-        ..HubSetup::default()
-    })
-    .await
+    TestHub::start(HubSetup::over_http("dresden-maengel", url, 5000)).await
 }
 
 fn status_with(status: u16, retry_after: Option<&str>) -> Response {
@@ -172,13 +161,13 @@ async fn a_permanent_refusal_is_dead_lettered_and_a_replay_delivers_with_the_sam
     assert_eq!(arrivals.lock().await.len(), 1, "a 4xx is not retried");
 
     refuse.store(false, Ordering::SeqCst);
-    let replay = reqwest::Client::new()
-        .post(hub.url(&format!("/api/v1/admin/deadletters/{id}/replay")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert!(replay.status().is_success(), "{}", replay.status());
+    let (replay, _) = answer(
+        reqwest::Client::new()
+            .post(hub.url(&format!("/api/v1/admin/deadletters/{id}/replay")))
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    assert!((200..300).contains(&replay), "{replay}");
     let delivered = hub
         .wait_for_status(&id, "delivered", Duration::from_secs(30))
         .await;
@@ -269,22 +258,16 @@ async fn a_hanging_procedure_does_not_delay_the_others() {
         .wait_for_status(&id, "delivered", Duration::from_secs(20))
         .await;
     assert_eq!(status["delivery"]["procedure"], "leipzig-maengel");
-    let ready: Value = reqwest::get(hub.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = hub.public_json("/readyz").await;
     let backlog = ready.to_string();
     assert!(backlog.contains("dresden-maengel"), "{backlog}");
-    let queue = hub.queue("leipzig-maengel");
-    assert_eq!(
-        drain(&broker, &queue, Duration::from_millis(300))
-            .await
-            .len(),
-        1
-    );
-    delete_queue(&broker, &queue).await;
+    let delivered = drain_and_delete(
+        &broker,
+        &hub.queue("leipzig-maengel"),
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(delivered.len(), 1);
 }
 
 const TOKEN_A: &str = "pull-token-of-dresden-0123456789abcdef";
@@ -405,41 +388,31 @@ async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
     let xml = open_with_openssl_cli(&sealed, &hub.pki_dir(), "dresden-maengel");
     assert!(xml.contains(&message_id), "{xml}");
 
-    // A receipt for another message refuses the acknowledgement; nothing changes.
-    let wrong = sign_cms_receipt(
-        &hub.pki_dir(),
-        "dresden-maengel",
-        &json!({"receipt_id": "r-wrong", "procedure": "dresden-maengel",
-                "message_id": uuid::Uuid::new_v4().to_string(), "application_id": id,
-                "event": "accept", "issued_at": kopplung_tests::now_rfc3339()}),
-    );
-    let refused = reqwest::Client::new()
-        .post(hub.url(&ack_path))
-        .bearer_auth(TOKEN_A)
-        .body(wrong)
-        .send()
+    // The procedure acknowledges with a receipt it signed (for `message`).
+    let acknowledge = async |receipt_id: &str, message: &str| {
+        let receipt = sign_cms_receipt(
+            &hub.pki_dir(),
+            "dresden-maengel",
+            &json!({"receipt_id": receipt_id, "procedure": "dresden-maengel",
+                    "message_id": message, "application_id": id,
+                    "event": "accept", "issued_at": kopplung_tests::now_rfc3339()}),
+        );
+        answer(
+            reqwest::Client::new()
+                .post(hub.url(&ack_path))
+                .bearer_auth(TOKEN_A)
+                .body(receipt),
+        )
         .await
-        .unwrap();
-    assert_eq!(refused.status(), 422);
+    };
+    // A receipt for another message refuses the acknowledgement; nothing changes.
+    let (refused, _) = acknowledge("r-wrong", &uuid::Uuid::new_v4().to_string()).await;
+    assert_eq!(refused, 422);
     assert_eq!(hub.status(&id).await["status"], "prepared");
 
     // The acknowledgement with the signed receipt: delivered, then received.
-    let receipt = sign_cms_receipt(
-        &hub.pki_dir(),
-        "dresden-maengel",
-        &json!({"receipt_id": "r-1", "procedure": "dresden-maengel",
-                "message_id": message_id, "application_id": id,
-                "event": "accept", "issued_at": kopplung_tests::now_rfc3339()}),
-    );
-    let acked = reqwest::Client::new()
-        .post(hub.url(&ack_path))
-        .bearer_auth(TOKEN_A)
-        .body(receipt)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(acked.status(), 200);
-    let answer: Value = acked.json().await.unwrap();
+    let (acked, answer) = acknowledge("r-1", &message_id).await;
+    assert_eq!(acked, 200);
     assert_eq!(answer["acknowledged"], true);
     assert_eq!(answer["already_acknowledged"], false);
     assert_eq!(answer["receipt"]["status"], "received", "{answer:#}");

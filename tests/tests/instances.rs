@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kopplung_tests::shared::counting_receiver;
-use kopplung_tests::{HubSetup, PostgresDatabase, TestHub, deliver_over, eventually};
+use kopplung_tests::{HubSetup, PostgresDatabase, TestHub, eventually};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
@@ -24,16 +24,9 @@ async fn two_instances_on_postgresql_deliver_everything_once_when_one_is_killed(
     let (url, seen) = counting_receiver(Duration::ZERO).await;
 
     let setup = HubSetup {
-        rewrite_routing: Some(Arc::new(move |routing| {
-            deliver_over(
-                &routing,
-                "dresden-maengel",
-                &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = 5000"),
-            )
-        })),
         extra_config: format!("[store]\npostgres_url = \"{}\"\n", database.url()),
         lease_secs: 10,
-        ..HubSetup::default()
+        ..HubSetup::over_http("dresden-maengel", &url, 5000)
     };
     let mut first = TestHub::start(setup).await;
     let second = first

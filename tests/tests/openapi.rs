@@ -799,16 +799,11 @@ fn maengel(region: &str, what: &str) -> Value {
 }
 
 fn meldebescheinigung(region: &str) -> Value {
-    let mut body: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            workspace().join("mappings/meldebescheinigung/fixtures/minimal.input.json"),
-        )
-        .unwrap(),
+    kopplung_tests::shared::fixture_request(
+        "meldebescheinigung/fixtures/minimal",
+        MELDEBESCHEINIGUNG,
+        region,
     )
-    .unwrap();
-    body["service"] = json!(MELDEBESCHEINIGUNG);
-    body["region"] = json!(region);
-    body
 }
 
 /// An event of Dresden's procedure about a message, as its JSON before signing.
@@ -1353,15 +1348,11 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         413,
         "attachment-too-large",
     );
-    let mut gewerbe: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            workspace().join("mappings/gewerbeanmeldung/fixtures/minimal.input.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    gewerbe["service"] = "99050012104000".into();
-    gewerbe["region"] = LEIPZIG.into();
+    let mut gewerbe = kopplung_tests::shared::fixture_request(
+        "gewerbeanmeldung/fixtures/minimal",
+        "99050012104000",
+        LEIPZIG,
+    );
     gewerbe["attachments"] = json!([{ "upload": uploaded.json["id"] }]);
     let a5 = ok(api.submit(&gewerbe, None).await, 202).json["id"]
         .as_str()

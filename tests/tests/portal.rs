@@ -593,12 +593,7 @@ async fn behind_tls_cookies_are_secure_and_hsts_is_sent_and_bad_requests_get_ger
         .await
         .unwrap();
     assert!(refused.status().is_client_error());
-    assert!(
-        refused.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    kopplung_tests::shared::assert_content_type(refused.headers(), "text/html");
     let body = refused.text().await.unwrap();
     assert!(
         body.contains("Die Anfrage konnte nicht verarbeitet werden"),

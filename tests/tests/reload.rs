@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use kopplung_tests::{
-    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, eventually, open_with_openssl_cli,
-    workspace,
+    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, open_with_openssl_cli, workspace,
 };
 use serde_json::{Value, json};
 
@@ -15,20 +14,6 @@ fn report(beschreibung: &str) -> Value {
         "region": "146120000000",
         "data": {"kategorie": "muell", "beschreibung": beschreibung, "ort": {"strasse": "Prager Straße"}}
     })
-}
-
-async fn wait_for_metric(hub: &TestHub, series: &str, value: f64) {
-    eventually(
-        Duration::from_secs(20),
-        Duration::from_millis(50),
-        async || {
-            (hub.metric(series).await == Some(value))
-                .then_some(())
-                .ok_or(())
-        },
-        |()| format!("{series} did not reach {value}:\n{}", hub.log()),
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -61,10 +46,10 @@ async fn a_valid_change_is_applied_and_an_invalid_one_refused() {
     let changed = template.replace("  <mangel>", "  <!-- Vorlage 2 -->\n  <mangel>");
     std::fs::write(folder.join("nachricht.xml.hbs"), &changed).unwrap();
     hub.hangup();
-    wait_for_metric(
-        &hub,
+    hub.wait_for_metric(
         "kopplung_mapping_reloads_total{outcome=\"applied\"}",
         1.0,
+        Duration::from_secs(20),
     )
     .await;
     assert_eq!(hub.submit(&report(short), None).await.status(), 422);
@@ -76,10 +61,10 @@ async fn a_valid_change_is_applied_and_an_invalid_one_refused() {
     )
     .unwrap();
     hub.hangup();
-    wait_for_metric(
-        &hub,
+    hub.wait_for_metric(
         "kopplung_mapping_reloads_total{outcome=\"refused\"}",
         1.0,
+        Duration::from_secs(20),
     )
     .await;
     assert!(

@@ -2,28 +2,17 @@
 //! deliveries in flight (a slow HTTP procedure), records them, and exits; after a
 //! restart nothing is sent twice and nothing is missing.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kopplung_tests::shared::counting_receiver;
-use kopplung_tests::{HubSetup, TestHub, deliver_over};
+use kopplung_tests::{HubSetup, TestHub};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_deliveries_in_flight_and_refuses_new_work() {
     // A slow procedure: each answer takes 1.5 s.
     let (url, seen) = counting_receiver(Duration::from_millis(1500)).await;
-    let mut hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(Arc::new(move |routing| {
-            deliver_over(
-                &routing,
-                "dresden-maengel",
-                &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = 10000"),
-            )
-        })),
-        ..HubSetup::default()
-    })
-    .await;
+    let mut hub = TestHub::start(HubSetup::over_http("dresden-maengel", &url, 10_000)).await;
     let ids = hub
         .submit_all((0..3).map(|n| {
             let body = json!({"service": "99999001000000", "region": "146120000000",

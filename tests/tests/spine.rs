@@ -438,23 +438,19 @@ async fn an_application_survives_sigkill_between_202_and_delivery() {
         }))
         .await;
     // The status says why they wait.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = hub.status(&ids[0]).await;
-        // Waiting for an unreachable broker is not an attempt at the message.
-        if status["delivery"]["last_error"].is_string() {
-            assert_eq!(status["status"], "prepared");
-            assert_eq!(status["delivery"]["attempts"], 0);
-            let state = status["delivery"]["state"].as_str().unwrap();
-            assert!(state.contains("broker unreachable"), "{state}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no delivery attempt: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = hub
+        .wait_until(
+            &ids[0],
+            "make a delivery attempt",
+            Duration::from_secs(20),
+            |status| status["delivery"]["last_error"].is_string(),
+        )
+        .await;
+    // Waiting for an unreachable broker is not an attempt at the message.
+    assert_eq!(status["status"], "prepared");
+    assert_eq!(status["delivery"]["attempts"], 0);
+    let state = status["delivery"]["state"].as_str().unwrap();
+    assert!(state.contains("broker unreachable"), "{state}");
     let message_ids: Vec<String> = {
         let mut v = Vec::new();
         for id in &ids {
@@ -505,12 +501,7 @@ async fn an_application_survives_sigkill_between_202_and_delivery() {
 #[tokio::test]
 async fn the_service_catalogue_lists_the_form() {
     let hub = TestHub::start(HubSetup::default()).await;
-    let services: Value = reqwest::get(hub.url("/api/v1/services"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let services = hub.public_json("/api/v1/services").await;
     let maengel = services["services"]
         .as_array()
         .unwrap()
@@ -543,18 +534,14 @@ async fn applications_wait_for_the_broker_and_go_out_when_it_is_reachable() {
     let id = hub
         .submit_accepted(&report(DRESDEN, "Gehweg nach Rohrbruch abgesackt"), None)
         .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let waiting = loop {
-        let status = hub.status(&id).await;
-        if status["delivery"]["last_error"].is_string() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no delivery attempt: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let waiting = hub
+        .wait_until(
+            &id,
+            "make a delivery attempt",
+            Duration::from_secs(20),
+            |status| status["delivery"]["last_error"].is_string(),
+        )
+        .await;
     assert_eq!(waiting["status"], "prepared");
     // Readiness says the broker is down and shows the backlog; intake goes on.
     let ready = reqwest::get(hub.url("/readyz")).await.unwrap();
