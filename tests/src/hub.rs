@@ -407,10 +407,10 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
             .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
     }
 
-    /// Polls `/metrics` until `series` has `value`.
-    pub async fn wait_for_metric(&self, series: &str, value: f64, within: Duration) {
+    /// Polls `/metrics` until `series` has `value` (for up to 20 seconds).
+    pub async fn wait_for_metric(&self, series: &str, value: f64) {
         eventually(
-            within,
+            Duration::from_secs(20),
             Duration::from_millis(50),
             async || match self.metric(series).await {
                 Some(seen) if seen == value => Ok(()),
@@ -516,6 +516,15 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
         let status = self.wait_for_status(id, "delivered", within).await;
         assert_eq!(status["delivery"]["procedure"], procedure, "{status:#}");
         status
+    }
+
+    /// Polls until a delivery attempt of the application failed (`last_error` is set),
+    /// for up to 20 seconds.
+    pub async fn wait_for_failed_attempt(&self, id: &str) -> Value {
+        self.wait_until(id, "fail an attempt", Duration::from_secs(20), |status| {
+            status["delivery"]["last_error"].is_string()
+        })
+        .await
     }
 
     /// Polls until the application's status answer satisfies `done` (`what` says what

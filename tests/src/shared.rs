@@ -65,6 +65,16 @@ pub async fn refuse_publishes(connection: &Connection, queue: &str) {
         .expect("a refusing queue");
 }
 
+/// A hub whose `procedure` retries as `retry` says (`[procedure.retry]` lines) and whose
+/// queue refuses every publish ([`refuse_publishes`]): the broker, the hub, and that queue.
+pub async fn hub_refusing(procedure: &str, retry: &str) -> (Connection, TestHub, String) {
+    let broker = crate::amqp().await;
+    let hub = TestHub::start(crate::HubSetup::retrying(procedure, retry)).await;
+    let queue = hub.queue(procedure);
+    refuse_publishes(&broker, &queue).await;
+    (broker, hub, queue)
+}
+
 /// `routing` with a `[procedure.retry]` section (`retry`: its lines) for `procedure`.
 pub fn with_retry(routing: &str, procedure: &str, retry: &str) -> String {
     let queue = format!(".{procedure}\"\n");

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use kopplung_tests::shared::{answer, history, refuse_publishes};
-use kopplung_tests::{ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue};
+use kopplung_tests::shared::{answer, history, hub_refusing};
+use kopplung_tests::{ADMIN_TOKEN, AUDITOR_TOKEN, TestHub, delete_queue};
 use serde_json::{Value, json};
 
 fn report(region: &str, text: &str) -> Value {
@@ -33,16 +33,13 @@ async fn post(hub: &TestHub, path: &str, token: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn operators_and_auditors_search_inspect_and_act_by_role() {
-    let broker = amqp().await;
-    // Chemnitz waits long between attempts: an operator asks for one now.
-    let hub = TestHub::start(HubSetup::retrying(
+    // Chemnitz's queue refuses every publish, and Chemnitz waits long between attempts:
+    // an operator asks for one now.
+    let (broker, hub, chemnitz_queue) = hub_refusing(
         "chemnitz-maengel",
         "base_delay_ms = 600000\nmax_delay_ms = 600000",
-    ))
+    )
     .await;
-    // Chemnitz's queue refuses every publish.
-    let chemnitz_queue = hub.queue("chemnitz-maengel");
-    refuse_publishes(&broker, &chemnitz_queue).await;
 
     let dresden = hub
         .submit_accepted(&report("146120000000", "Laterne defekt vor Haus 3"), None)

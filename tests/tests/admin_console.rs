@@ -50,6 +50,16 @@ impl ConsoleLogin for Browser {
     }
 }
 
+/// Presses an operator's button (`action` on the application page `path`) with the
+/// form's token: it must lead back to the page with the note `note`.
+async fn press(operator: &mut Browser, path: &str, action: &str, csrf: &str, note: &str) {
+    let page = operator
+        .post(&format!("{path}/{action}"), &[("csrf", csrf)])
+        .await;
+    assert_eq!(page.status, 303, "{}", page.text());
+    assert_eq!(page.header("location"), format!("{path}?hinweis={note}"));
+}
+
 /// The application's history as the submitting client sees it.
 async fn history(hub: &TestHub, id: &str) -> Vec<String> {
     let status = hub.status(id).await;
@@ -510,14 +520,7 @@ async fn operators_retry_now_and_replay_dead_letters() {
     let page = operator.post(&format!("{waiting_path}/retry"), &[]).await;
     assert_eq!(page.status, 403);
     dresden_answer.store(202, Ordering::SeqCst);
-    let page = operator
-        .post(&format!("{waiting_path}/retry"), &[("csrf", &csrf)])
-        .await;
-    assert_eq!(page.status, 303, "{}", page.text());
-    assert_eq!(
-        page.header("location"),
-        format!("{waiting_path}?hinweis=versuch")
-    );
+    press(&mut operator, &waiting_path, "retry", &csrf, "versuch").await;
     let page = operator.get(&page.header("location")).await;
     assert!(
         page.text()
@@ -592,14 +595,14 @@ async fn operators_retry_now_and_replay_dead_letters() {
     assert!(!text.contains("Jetzt erneut versuchen"), "{text}");
     assert!(text.contains("unzustellbar"), "{text}");
     chemnitz_answer.store(202, Ordering::SeqCst);
-    let page = operator
-        .post(&format!("{refused_path}/replay"), &[("csrf", &csrf)])
-        .await;
-    assert_eq!(page.status, 303, "{}", page.text());
-    assert_eq!(
-        page.header("location"),
-        format!("{refused_path}?hinweis=eingeliefert")
-    );
+    press(
+        &mut operator,
+        &refused_path,
+        "replay",
+        &csrf,
+        "eingeliefert",
+    )
+    .await;
     hub.wait_for_status(&refused, "delivered", Duration::from_secs(30))
         .await;
     wait_for_history(&hub, &refused, "dead letter replayed by operator").await;

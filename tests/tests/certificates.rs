@@ -53,14 +53,7 @@ async fn an_expired_recipient_certificate_stops_delivery_to_its_procedure() {
     hub.wait_for_status(&leipzig, "delivered", Duration::from_secs(30))
         .await;
 
-    let status = hub
-        .wait_until(
-            &dresden,
-            "fail an attempt",
-            Duration::from_secs(20),
-            |status| status["delivery"]["last_error"].is_string(),
-        )
-        .await;
+    let status = hub.wait_for_failed_attempt(&dresden).await;
     assert_eq!(status["status"], "accepted", "not prepared, not delivered");
     let error = status["delivery"]["last_error"].as_str().unwrap();
     assert!(
@@ -125,12 +118,8 @@ async fn keys_rotate_without_downtime_and_old_and_new_messages_verify() {
     )
     .unwrap();
     hub.hangup();
-    hub.wait_for_metric(
-        "kopplung_key_reloads_total{outcome=\"applied\"}",
-        1.0,
-        Duration::from_secs(20),
-    )
-    .await;
+    hub.wait_for_metric("kopplung_key_reloads_total{outcome=\"applied\"}", 1.0)
+        .await;
 
     let after = submit(&hub, "146120000000", "Nach dem Schlüsselwechsel").await;
     hub.wait_for_status(&after, "delivered", Duration::from_secs(30))

@@ -149,12 +149,12 @@ impl Site {
 /// One test per single edit that `kopplung check` and `kopplung serve` must refuse: the
 /// file, the text replaced and its replacement, the file named and what the message says.
 macro_rules! refused_edits {
-    ($($name:ident: $file:expr, $old:expr => $new:expr; names $named:expr, $fragments:expr;)+) => {
+    ($($name:ident: $change:ident($($arg:expr),+); names $named:expr, $fragments:expr;)+) => {
         $(
             #[test]
             fn $name() {
                 let site = Site::new();
-                site.edit($file, $old, $new);
+                site.$change($($arg),+);
                 site.refused($named, &$fragments);
             }
         )+
@@ -162,45 +162,63 @@ macro_rules! refused_edits {
 }
 
 refused_edits! {
-    a_route_to_an_unknown_procedure: "config/routing.toml",
-        "procedure = \"dresden-maengel\"\n"
-        => "procedure = \"dresden-maengelmelder\"\n";
+    an_ambiguous_route: append(
+        "config/routing.toml",
+        "\n[[route]]\nservice = \"99999001000000\"\nregion = \"14612\"\nprocedure = \"leipzig-maengel\"\n");
+        names "routing.toml", ["route 99999001000000 / 14612 is defined twice (ambiguous)"];
+    a_route_for_a_service_without_mapping: append(
+        "config/routing.toml",
+        "\n[[route]]\nservice = \"99999099000000\"\nregion = \"14612\"\nprocedure = \"dresden-maengel\"\n");
+        names "mappings", ["names service 99999099000000, which has no mapping"];
+    a_route_to_an_unknown_procedure: edit(
+        "config/routing.toml",
+        "procedure = \"dresden-maengel\"\n",
+        "procedure = \"dresden-maengelmelder\"\n");
         names "routing.toml", ["unknown procedure `dresden-maengelmelder`"];
-    a_municipality_the_service_claims_without_a_route: "config/routing.toml",
-        "[[route]]\nservice = \"99999001000000\"\nregion = \"14612\"\nprocedure = \"dresden-maengel\"\n"
-        => "";
+    a_municipality_the_service_claims_without_a_route: edit(
+        "config/routing.toml",
+        "[[route]]\nservice = \"99999001000000\"\nregion = \"14612\"\nprocedure = \"dresden-maengel\"\n",
+        "");
         names "maengelanzeige/service.toml", ["available_in: service 99999001000000 (Mängelanzeige) claims 1 municipality without a route", "Dresden, Stadt (146120000000)"];
-    a_syntax_error_names_the_line: "config/routing.toml",
-        "envelope = \"cms\"\n"
-        => "envelope = \"cms\n";
+    a_syntax_error_names_the_line: edit(
+        "config/routing.toml",
+        "envelope = \"cms\"\n",
+        "envelope = \"cms\n");
         names "routing.toml", ["line "];
-    an_unknown_value_is_named: "config/routing.toml",
-        "envelope = \"cms\"\n"
-        => "envelope = \"pgp\"\n";
+    an_unknown_value_is_named: edit(
+        "config/routing.toml",
+        "envelope = \"cms\"\n",
+        "envelope = \"pgp\"\n");
         names "routing.toml", ["unknown variant `pgp`"];
-    a_procedure_of_an_unknown_authority: "config/routing.toml",
-        "authority = \"dresden\"\n"
-        => "authority = \"dresdner-rathaus\"\n";
+    a_procedure_of_an_unknown_authority: edit(
+        "config/routing.toml",
+        "authority = \"dresden\"\n",
+        "authority = \"dresdner-rathaus\"\n");
         names "routing.toml", ["unknown authority `dresdner-rathaus`"];
-    a_manual_procedure_with_an_unknown_clerk: "config/routing.toml",
-        "clerks = [\"demo-sachbearbeitung\"]"
-        => "clerks = [\"niemand\"]";
+    a_manual_procedure_with_an_unknown_clerk: edit(
+        "config/routing.toml",
+        "clerks = [\"demo-sachbearbeitung\"]",
+        "clerks = [\"niemand\"]");
         names "routing.toml", ["unknown clerk `niemand`"];
-    a_mapping_with_a_bad_claim: "mappings/maengelanzeige/service.toml",
-        "available_in = [\"14\"]"
-        => "available_in = [\"Sachsen\"]";
+    a_mapping_with_a_bad_claim: edit(
+        "mappings/maengelanzeige/service.toml",
+        "available_in = [\"14\"]",
+        "available_in = [\"Sachsen\"]");
         names "maengelanzeige/service.toml", ["available_in: `Sachsen` is no ARS prefix"];
-    a_retention_for_an_unknown_kind_of_key: "config/kopplung.toml",
-        "[retention]\ndays = 365\n"
-        => "[retention]\ndays = 365\n[retention.service]\nmaengel = 30\n";
+    a_retention_for_an_unknown_kind_of_key: edit(
+        "config/kopplung.toml",
+        "[retention]\ndays = 365\n",
+        "[retention]\ndays = 365\n[retention.service]\nmaengel = 30\n");
         names "kopplung.toml", ["`maengel` is no 14-digit LeiKa key"];
-    bad_limits_are_all_named_at_once: "config/kopplung.toml",
-        "max_body_bytes = 25_165_824\n"
-        => "max_body_bytes = 25_165_824\nheader_timeout_secs = 0\nmax_head_bytes = 100\ntrusted_proxies = [\"10.0.0.0/33\"]\n";
+    bad_limits_are_all_named_at_once: edit(
+        "config/kopplung.toml",
+        "max_body_bytes = 25_165_824\n",
+        "max_body_bytes = 25_165_824\nheader_timeout_secs = 0\nmax_head_bytes = 100\ntrusted_proxies = [\"10.0.0.0/33\"]\n");
         names "kopplung.toml", ["[limits] header_timeout_secs", "[limits] max_head_bytes", "[limits] trusted_proxies"];
-    a_bad_procedure_id_is_refused_with_its_line_and_key: "config/routing.toml",
-        "id = \"dresden-maengel\"\n"
-        => "id = \"Dresden_Maengel\"\n";
+    a_bad_procedure_id_is_refused_with_its_line_and_key: edit(
+        "config/routing.toml",
+        "id = \"dresden-maengel\"\n",
+        "id = \"Dresden_Maengel\"\n");
         names "routing.toml", ["id: `Dresden_Maengel` is no procedure id", "line "];
 }
 
@@ -214,26 +232,6 @@ fn the_demo_configuration_is_valid() {
         String::from_utf8_lossy(&check.stderr)
     );
     assert!(String::from_utf8_lossy(&check.stdout).contains("418 municipalities"));
-}
-
-#[test]
-fn a_route_for_a_service_without_mapping() {
-    let site = Site::new();
-    site.append("config/routing.toml", "\n[[route]]\nservice = \"99999099000000\"\nregion = \"14612\"\nprocedure = \"dresden-maengel\"\n");
-    site.refused(
-        "mappings",
-        &["names service 99999099000000, which has no mapping"],
-    );
-}
-
-#[test]
-fn an_ambiguous_route() {
-    let site = Site::new();
-    site.append("config/routing.toml", "\n[[route]]\nservice = \"99999001000000\"\nregion = \"14612\"\nprocedure = \"leipzig-maengel\"\n");
-    site.refused(
-        "routing.toml",
-        &["route 99999001000000 / 14612 is defined twice (ambiguous)"],
-    );
 }
 
 #[test]

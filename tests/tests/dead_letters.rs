@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use kopplung_tests::shared::{kopplung, refuse_publishes};
-use kopplung_tests::{ADMIN_TOKEN, HubSetup, TestHub, amqp, delete_queue, drain};
+use kopplung_tests::shared::{hub_refusing, kopplung};
+use kopplung_tests::{ADMIN_TOKEN, TestHub, delete_queue, drain};
 use serde_json::json;
 
 fn deadletters(hub: &TestHub, args: &[&str]) -> (bool, String) {
@@ -24,14 +24,11 @@ fn deadletters(hub: &TestHub, args: &[&str]) -> (bool, String) {
 
 #[tokio::test]
 async fn the_last_attempt_dead_letters_and_a_replay_keeps_the_message_id() {
-    let broker = amqp().await;
-    let hub = TestHub::start(HubSetup::retrying(
+    let (broker, hub, queue) = hub_refusing(
         "dresden-maengel",
         "max_attempts = 3\nbase_delay_ms = 10\nmax_delay_ms = 50",
-    ))
+    )
     .await;
-    let queue = hub.queue("dresden-maengel");
-    refuse_publishes(&broker, &queue).await;
 
     let id = hub.submit_accepted(
             &json!({"service": "99999001000000", "region": "146120000000",

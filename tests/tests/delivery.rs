@@ -13,8 +13,8 @@ use axum::routing::post;
 use bytes::Bytes;
 use kopplung_tests::shared::{answer, history};
 use kopplung_tests::{
-    ADMIN_TOKEN, HubSetup, TestHub, amqp, deliver_over, drain_and_delete, open_with_openssl_cli,
-    sign_cms_receipt, token_sha256,
+    ADMIN_TOKEN, HubSetup, TestHub, amqp, deliver_over, drain_and_delete, eventually,
+    open_with_openssl_cli, sign_cms_receipt, token_sha256,
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -294,14 +294,6 @@ fn pull_procedures() -> Arc<dyn Fn(String) -> String + Send + Sync> {
     })
 }
 
-async fn get(hub: &TestHub, path: &str, token: Option<&str>) -> reqwest::Response {
-    let mut request = reqwest::Client::new().get(hub.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    request.send().await.unwrap()
-}
-
 #[tokio::test]
 async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
     let hub = TestHub::start(HubSetup {
@@ -311,56 +303,45 @@ async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
     .await;
     let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
     // Waits for the procedure: prepared, listed, not delivered.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let listed = loop {
-        let list: Value = get(
-            &hub,
-            "/api/v1/procedures/dresden-maengel/messages",
-            Some(TOKEN_A),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        if !list["messages"].as_array().unwrap().is_empty() {
-            break list;
-        }
-        assert!(Instant::now() < deadline, "never listed:\n{}", hub.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let listed = eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        async || {
+            let list = hub
+                .get_json("/api/v1/procedures/dresden-maengel/messages", TOKEN_A)
+                .await;
+            if list["messages"].as_array().is_some_and(|m| !m.is_empty()) {
+                Ok(list)
+            } else {
+                Err(list)
+            }
+        },
+        |list| format!("never listed: {list}\n{}", hub.log()),
+    )
+    .await;
     let entry = &listed["messages"][0];
     assert_eq!(entry["application_id"], id.as_str());
     let message_id = entry["message_id"].as_str().unwrap().to_owned();
     assert_eq!(hub.status(&id).await["status"], "prepared");
 
     // Leipzig's procedure sees nothing of it, by any path.
-    let theirs: Value = get(
-        &hub,
-        "/api/v1/procedures/leipzig-maengel/messages",
-        Some(TOKEN_B),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let theirs: Value = hub
+        .get_json("/api/v1/procedures/leipzig-maengel/messages", TOKEN_B)
+        .await;
     assert_eq!(theirs["messages"], json!([]));
     let own_path = format!("/api/v1/procedures/dresden-maengel/messages/{message_id}");
     let their_path = format!("/api/v1/procedures/leipzig-maengel/messages/{message_id}");
-    assert_eq!(get(&hub, &own_path, Some(TOKEN_B)).await.status(), 403);
-    assert_eq!(get(&hub, &their_path, Some(TOKEN_B)).await.status(), 404);
+    assert_eq!(hub.fetch(&own_path, Some(TOKEN_B)).await.status(), 403);
+    assert_eq!(hub.fetch(&their_path, Some(TOKEN_B)).await.status(), 404);
     assert_eq!(
-        get(
-            &hub,
-            "/api/v1/procedures/dresden-maengel/messages",
-            Some(TOKEN_B)
-        )
-        .await
-        .status(),
+        hub.fetch("/api/v1/procedures/dresden-maengel/messages", Some(TOKEN_B))
+            .await
+            .status(),
         403
     );
-    assert_eq!(get(&hub, &own_path, None).await.status(), 401);
+    assert_eq!(hub.fetch(&own_path, None).await.status(), 401);
     assert_eq!(
-        get(&hub, &own_path, Some("wrong-token-0123456789"))
+        hub.fetch(&own_path, Some("wrong-token-0123456789"))
             .await
             .status(),
         401
@@ -376,7 +357,7 @@ async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
     assert_eq!(hub.status(&id).await["status"], "prepared");
 
     // Dresden downloads and opens it with the vendor's tools.
-    let response = get(&hub, &own_path, Some(TOKEN_A)).await;
+    let response = hub.fetch(&own_path, Some(TOKEN_A)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["x-kopplung-message-id"]
@@ -421,15 +402,9 @@ async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
     assert!(status["delivery"]["delivered_at"].is_string(), "{status:#}");
 
     // Listed no more; a second acknowledgement changes nothing.
-    let list: Value = get(
-        &hub,
-        "/api/v1/procedures/dresden-maengel/messages",
-        Some(TOKEN_A),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let list: Value = hub
+        .get_json("/api/v1/procedures/dresden-maengel/messages", TOKEN_A)
+        .await;
     assert_eq!(list["messages"], json!([]));
     let again: Value = hub.post_json(&ack_path, TOKEN_A).await;
     assert_eq!(again["already_acknowledged"], true);

@@ -46,12 +46,8 @@ async fn a_valid_change_is_applied_and_an_invalid_one_refused() {
     let changed = template.replace("  <mangel>", "  <!-- Vorlage 2 -->\n  <mangel>");
     std::fs::write(folder.join("nachricht.xml.hbs"), &changed).unwrap();
     hub.hangup();
-    hub.wait_for_metric(
-        "kopplung_mapping_reloads_total{outcome=\"applied\"}",
-        1.0,
-        Duration::from_secs(20),
-    )
-    .await;
+    hub.wait_for_metric("kopplung_mapping_reloads_total{outcome=\"applied\"}", 1.0)
+        .await;
     assert_eq!(hub.submit(&report(short), None).await.status(), 422);
 
     // An invalid change: refused, the previous (valid, changed) version stays in force.
@@ -61,12 +57,8 @@ async fn a_valid_change_is_applied_and_an_invalid_one_refused() {
     )
     .unwrap();
     hub.hangup();
-    hub.wait_for_metric(
-        "kopplung_mapping_reloads_total{outcome=\"refused\"}",
-        1.0,
-        Duration::from_secs(20),
-    )
-    .await;
+    hub.wait_for_metric("kopplung_mapping_reloads_total{outcome=\"refused\"}", 1.0)
+        .await;
     assert!(
         hub.log().contains("mapping reload refused"),
         "{}",

@@ -438,14 +438,7 @@ async fn an_application_survives_sigkill_between_202_and_delivery() {
         }))
         .await;
     // The status says why they wait.
-    let status = hub
-        .wait_until(
-            &ids[0],
-            "make a delivery attempt",
-            Duration::from_secs(20),
-            |status| status["delivery"]["last_error"].is_string(),
-        )
-        .await;
+    let status = hub.wait_for_failed_attempt(&ids[0]).await;
     // Waiting for an unreachable broker is not an attempt at the message.
     assert_eq!(status["status"], "prepared");
     assert_eq!(status["delivery"]["attempts"], 0);
@@ -534,14 +527,7 @@ async fn applications_wait_for_the_broker_and_go_out_when_it_is_reachable() {
     let id = hub
         .submit_accepted(&report(DRESDEN, "Gehweg nach Rohrbruch abgesackt"), None)
         .await;
-    let waiting = hub
-        .wait_until(
-            &id,
-            "make a delivery attempt",
-            Duration::from_secs(20),
-            |status| status["delivery"]["last_error"].is_string(),
-        )
-        .await;
+    let waiting = hub.wait_for_failed_attempt(&id).await;
     assert_eq!(waiting["status"], "prepared");
     // Readiness says the broker is down and shows the backlog; intake goes on.
     let ready = reqwest::get(hub.url("/readyz")).await.unwrap();
