@@ -52,6 +52,14 @@ pub fn csrf_of(text: &str) -> Option<String> {
     Some(rest[..rest.find('"')?].to_owned())
 }
 
+/// An HTTP client that follows no redirects: the tests look at each answer.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 /// The `Cookie` header of a cookie jar.
 pub fn cookie_header(cookies: &BTreeMap<String, String>) -> String {
     cookies
@@ -90,10 +98,7 @@ impl Browser {
     /// A browser for the site at `base` (`http://127.0.0.1:<port>`).
     pub fn at(base: &str) -> Self {
         Self {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            client: no_redirects(),
             base: base.to_owned(),
             cookies: BTreeMap::new(),
         }

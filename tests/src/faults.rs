@@ -33,6 +33,15 @@ pub fn summary(class: &str, fields: &[(&str, String)]) -> String {
     line
 }
 
+/// Counts as `key:count,key:count` (answers by status code), for a summary line.
+pub fn counts<K: std::fmt::Display>(counts: &BTreeMap<K, usize>) -> String {
+    counts
+        .iter()
+        .map(|(key, n)| format!("{key}:{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A small deterministic random source (SplitMix64): the seed is printed, so a failing
 /// run can be repeated with `KOPPLUNG_FAULT_SEED=<seed>`.
 pub struct Rng(u64);

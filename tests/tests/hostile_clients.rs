@@ -36,6 +36,16 @@ async fn connect_from(local: IpAddr, server: SocketAddr) -> std::io::Result<TcpS
 
 /// How long until the server closes `stream` (reads until EOF or an error), at most
 /// `within`; `None` if it stayed open.
+/// The server must close `stream` no sooner than `earliest` and no later than `latest`;
+/// how long that took.
+async fn cut_between(stream: &mut TcpStream, earliest: Duration, latest: Duration) -> Duration {
+    let cut = closed_after(stream, Duration::from_secs(10))
+        .await
+        .expect("closed");
+    assert!(cut >= earliest && cut <= latest, "{cut:?}");
+    cut
+}
+
 async fn closed_after(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
     let started = Instant::now();
     let mut buffer = [0u8; 4096];
@@ -178,13 +188,12 @@ async fn silent_slow_and_idle_connections_are_cut_within_the_limits() {
 
     // Silent: never sends a byte.
     let mut silent = TcpStream::connect(server).await.unwrap();
-    let silent_cut = closed_after(&mut silent, Duration::from_secs(10))
-        .await
-        .expect("closed");
-    assert!(
-        silent_cut >= Duration::from_millis(1800) && silent_cut <= Duration::from_secs(2) + slack,
-        "{silent_cut:?}"
-    );
+    let silent_cut = cut_between(
+        &mut silent,
+        Duration::from_millis(1800),
+        Duration::from_secs(2) + slack,
+    )
+    .await;
 
     // Slow head: a byte every 300 ms; the head's deadline counts from the accept.
     let mut slow_head = TcpStream::connect(server).await.unwrap();
@@ -248,13 +257,12 @@ async fn silent_slow_and_idle_connections_are_cut_within_the_limits() {
     // Kept alive and idle after a request: closed after the idle timeout.
     let mut idle = TcpStream::connect(server).await.unwrap();
     kopplung_tests::shared::healthz_on(&mut idle, "x").await;
-    let idle_cut = closed_after(&mut idle, Duration::from_secs(10))
-        .await
-        .expect("closed");
-    assert!(
-        idle_cut >= Duration::from_millis(2800) && idle_cut <= Duration::from_secs(3) + slack,
-        "{idle_cut:?}"
-    );
+    let idle_cut = cut_between(
+        &mut idle,
+        Duration::from_millis(2800),
+        Duration::from_secs(3) + slack,
+    )
+    .await;
 
     assert!(
         metric(

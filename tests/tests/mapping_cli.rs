@@ -29,6 +29,13 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Writes `broken` into `file`, then runs `kopplung mapping <args>`, which must fail: its
+/// output, and its stderr as text.
+fn broken(config: &Path, file: &Path, broken: &str, args: &[&str]) -> (Output, String) {
+    std::fs::write(file, broken).unwrap();
+    mapping_fails(config, args)
+}
+
 /// `kopplung mapping <args>`, which must fail: its output, and its stderr as text.
 fn mapping_fails(config: &Path, args: &[&str]) -> (Output, String) {
     let output = mapping(config, args);
@@ -60,13 +67,12 @@ fn a_broken_fixture_fails_with_file_line_and_a_diff() {
         .position(|l| l.contains("<strasse>Markt</strasse>"))
         .unwrap()
         + 1;
-    std::fs::write(
+    let (output, err) = broken(
+        &config,
         &expected,
-        text.replace("<strasse>Markt</strasse>", "<strasse>Marktplatz</strasse>"),
-    )
-    .unwrap();
-
-    let (output, err) = mapping_fails(&config, &["test", "maengelanzeige"]);
+        &text.replace("<strasse>Markt</strasse>", "<strasse>Marktplatz</strasse>"),
+        &["test", "maengelanzeige"],
+    );
     assert!(
         err.contains(&format!("minimal.expected.xml:{line}:")),
         "{err}"
@@ -102,12 +108,12 @@ fn a_broken_template_fails_with_file_and_line() {
     let line = text.lines().position(|l| l.contains("<strasse>")).unwrap() + 1;
 
     // A field the form does not define: lint names the place, test fails on render.
-    std::fs::write(
+    let (_, err) = broken(
+        &config,
         &template,
-        text.replace("{{data.ort.strasse}}", "{{data.ort.plz}}"),
-    )
-    .unwrap();
-    let (_, err) = mapping_fails(&config, &["lint", "maengelanzeige"]);
+        &text.replace("{{data.ort.strasse}}", "{{data.ort.plz}}"),
+        &["lint", "maengelanzeige"],
+    );
     assert!(
         err.contains(&format!("nachricht.xml.hbs:{line}:")) && err.contains("data.ort.plz"),
         "{err}"
@@ -117,17 +123,21 @@ fn a_broken_template_fails_with_file_and_line() {
     assert!(err.contains("data.ort.plz"), "{err}");
 
     // A template that does not parse.
-    std::fs::write(&template, text.replace("{{/if}}", "")).unwrap();
-    let (_, err) = mapping_fails(&config, &["test", "maengelanzeige"]);
+    let (_, err) = broken(
+        &config,
+        &template,
+        &text.replace("{{/if}}", ""),
+        &["test", "maengelanzeige"],
+    );
     assert!(err.contains("nachricht.xml.hbs"), "{err}");
 
     // An element the schema does not allow: the XSD check names line and column.
-    std::fs::write(
+    let (_, err) = broken(
+        &config,
         &template,
-        text.replace("<beschreibung>", "<hinweis/><beschreibung>"),
-    )
-    .unwrap();
-    let (_, err) = mapping_fails(&config, &["test", "maengelanzeige"]);
+        &text.replace("<beschreibung>", "<hinweis/><beschreibung>"),
+        &["test", "maengelanzeige"],
+    );
     assert!(
         err.contains("nachricht.xsd") && err.contains("hinweis") && err.contains("line "),
         "{err}"

@@ -125,18 +125,7 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
         );
         for next in [next.as_str(), target.as_str()] {
             // Each sign-in replaces the session and its CSRF token.
-            let csrf = anna.csrf().await;
-            let signed_in = anna
-                .post(
-                    "/konto/anmelden",
-                    &[
-                        ("csrf", &csrf),
-                        ("email", "anna@example.org"),
-                        ("password", PASSWORD),
-                        ("next", next),
-                    ],
-                )
-                .await;
+            let signed_in = anna.sign_in_next("anna@example.org", next).await;
             assert_eq!(signed_in.status, 303, "{target:?}: {}", signed_in.body);
             let location = signed_in.location();
             assert!(
@@ -349,18 +338,8 @@ async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails
     // Before confirming: the right password says "confirm first", a wrong one does not.
     let mut newcomer = Citizen::new(&cycle);
     let csrf = newcomer.csrf().await;
-    let sign_in = |email: &'static str, password: &'static str| {
-        [
-            ("csrf", csrf.clone()),
-            ("email", email.into()),
-            ("password", password.into()),
-        ]
-    };
     let unconfirmed = newcomer
-        .post(
-            "/konto/anmelden",
-            &as_pairs(&sign_in("neu1@example.org", other_password)),
-        )
+        .sign_in(&csrf, "neu1@example.org", other_password)
         .await;
     assert_eq!(unconfirmed.status, 403, "{}", unconfirmed.body);
     assert!(
@@ -369,19 +348,13 @@ async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails
             .contains("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse")
     );
     let wrong = newcomer
-        .post(
-            "/konto/anmelden",
-            &as_pairs(&sign_in("neu1@example.org", "falsches-Passwort-1")),
-        )
+        .sign_in(&csrf, "neu1@example.org", "falsches-Passwort-1")
         .await;
     assert_eq!(wrong.status, 401);
     assert!(!wrong.body.contains("bestätigen Sie zuerst"));
     // The existing address answers the same to the second registration's password …
     let existing = newcomer
-        .post(
-            "/konto/anmelden",
-            &as_pairs(&sign_in("bestand@example.org", other_password)),
-        )
+        .sign_in(&csrf, "bestand@example.org", other_password)
         .await;
     assert_eq!(existing.status, 403);
     assert!(
@@ -402,10 +375,7 @@ async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails
     assert_eq!(opened.status, 200);
     assert!(opened.body.contains("E-Mail-Adresse bestätigen"));
     let still = newcomer
-        .post(
-            "/konto/anmelden",
-            &as_pairs(&sign_in("neu1@example.org", other_password)),
-        )
+        .sign_in(&csrf, "neu1@example.org", other_password)
         .await;
     assert_eq!(still.status, 403);
     let confirmed = newcomer.confirm(&new).await;
@@ -444,10 +414,6 @@ async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails
         !log.contains("@example.org"),
         "an address in the portal's log:\n{log}"
     );
-}
-
-fn as_pairs<'a>(pairs: &'a [(&'static str, String); 3]) -> Vec<(&'static str, &'a str)> {
-    pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 #[tokio::test]

@@ -270,7 +270,7 @@ async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
     assert_german_quota(&third, 429, "bereits 2 Anträge begonnen");
 
     // Uploads of the session: bytes (413), then files (429).
-    let csrf = anna.get(&format!("/entwurf/{first}/anlagen")).await.csrf();
+    let csrf = anna.attachments_csrf(&first).await;
     // Larger than the service allows, declared: refused before a byte is read.
     let oversized = anna
         .upload(
@@ -305,10 +305,7 @@ async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
     // The address's uploads: a new session at the same address has one left.
     let mut albert = visitor_at(&cycle, "203.0.113.1");
     let draft = draft_of(&albert.start(MAENGEL, DRESDEN).await);
-    let csrf = albert
-        .get(&format!("/entwurf/{draft}/anlagen"))
-        .await
-        .csrf();
+    let csrf = albert.attachments_csrf(&draft).await;
     let stored = albert
         .upload(&draft, &csrf, "e.jpg", "image/jpeg", jpeg(1_000))
         .await;
@@ -398,10 +395,7 @@ async fn expired_anonymous_drafts_and_their_files_are_swept_and_reading_pages_st
     let mut visitor = Citizen::new(&cycle);
     let step = visitor.start(MAENGEL, DRESDEN).await;
     let draft = draft_of(&step);
-    let csrf = visitor
-        .get(&format!("/entwurf/{draft}/anlagen"))
-        .await
-        .csrf();
+    let csrf = visitor.attachments_csrf(&draft).await;
     let stored = visitor
         .upload(&draft, &csrf, "foto.jpg", "image/jpeg", jpeg(10_000))
         .await;

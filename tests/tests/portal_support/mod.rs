@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kopplung_tests::browser::{cookie_header, keep_cookies};
+use kopplung_tests::browser::{cookie_header, keep_cookies, no_redirects};
 use kopplung_tests::{HubSetup, Process, TestHub, eventually, free_port, kopplung_bin, workspace};
 use reqwest::header::{HeaderMap, LOCATION};
 
@@ -375,10 +375,7 @@ impl Page {
 impl Citizen {
     pub fn new(cycle: &Cycle) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            http: no_redirects(),
             base: cycle.portal_url.clone(),
             cookies: BTreeMap::new(),
             mailbox: cycle.mailbox(),
@@ -490,6 +487,22 @@ impl Citizen {
         .await
     }
 
+    /// Signs in with [`PASSWORD`] from a fresh sign-in form (each sign-in replaces the
+    /// session and its CSRF token), asking to go on to `next`; the answer.
+    pub async fn sign_in_next(&mut self, email: &str, next: &str) -> Page {
+        let csrf = self.csrf().await;
+        self.post(
+            "/konto/anmelden",
+            &[
+                ("csrf", &csrf),
+                ("email", email),
+                ("password", PASSWORD),
+                ("next", next),
+            ],
+        )
+        .await
+    }
+
     pub async fn csrf(&mut self) -> String {
         self.get("/konto/anmelden").await.csrf()
     }
@@ -525,6 +538,11 @@ impl Citizen {
         let next = self.post(step, &form).await;
         assert_eq!(next.status, 303, "step {step} refused:\n{}", next.body);
         next.location()
+    }
+
+    /// The CSRF token of the draft's attachments page (its upload form).
+    pub async fn attachments_csrf(&mut self, draft: &str) -> String {
+        self.get(&format!("/entwurf/{draft}/anlagen")).await.csrf()
     }
 
     /// Uploads `content` as the draft's attachment.

@@ -49,28 +49,27 @@ pub async fn attachment_round(
 ) -> anyhow::Result<u64> {
     let mut pdf = b"%PDF-1.7\n".to_vec();
     pdf.resize(size, 0x5a);
-    let uploaded: serde_json::Value = http
-        .post(hub.url("/api/v1/attachments?filename=Lageplan.pdf"))
-        .bearer_auth(&hub.token)
-        .header("content-type", "application/pdf")
-        .body(pdf)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let mut body: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
-        kopplung_tests::workspace().join("mappings/gewerbeanmeldung/fixtures/minimal.input.json"),
-    )?)?;
-    body["service"] = "99050012104000".into();
-    body["region"] = "146120000000".into();
+    let uploaded: serde_json::Value = success(
+        http.post(hub.url("/api/v1/attachments?filename=Lageplan.pdf"))
+            .bearer_auth(&hub.token)
+            .header("content-type", "application/pdf")
+            .body(pdf),
+    )
+    .await?
+    .json()
+    .await?;
+    let mut body = kopplung_tests::shared::fixture_request(
+        "gewerbeanmeldung/fixtures/minimal",
+        "99050012104000",
+        "146120000000",
+    );
     body["attachments"] = json!([{ "upload": uploaded["id"] }]);
-    http.post(hub.url("/api/v1/applications"))
-        .bearer_auth(&hub.token)
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?;
+    success(
+        http.post(hub.url("/api/v1/applications"))
+            .bearer_auth(&hub.token)
+            .json(&body),
+    )
+    .await?;
     let delivery = tokio::time::timeout(Duration::from_secs(60), consumer.next())
         .await
         .context("no message within 60 s")?
@@ -83,17 +82,21 @@ pub async fn attachment_round(
         .to_string();
     let fragments = (size as u64).div_ceil(1024 * 1024);
     for k in 1..=fragments {
-        let fragment = http
-            .get(hub.url(&format!(
+        let fragment = success(
+            http.get(hub.url(&format!(
                 "/api/v1/procedures/dresden-buergerbuero/messages/{message_id}/attachments/1/{k}"
             )))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await?;
+            .bearer_auth(token),
+        )
+        .await?
+        .bytes()
+        .await?;
         anyhow::ensure!(!fragment.is_empty(), "an empty fragment");
     }
     Ok(fragments)
+}
+
+/// Sends `request`: the answer, if its status is a success.
+async fn success(request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+    Ok(request.send().await?.error_for_status()?)
 }
