@@ -51,13 +51,14 @@ impl ConsoleLogin for Browser {
 }
 
 /// Presses an operator's button (`action` on the application page `path`) with the
-/// form's token: it must lead back to the page with the note `note`.
-async fn press(operator: &mut Browser, path: &str, action: &str, csrf: &str, note: &str) {
+/// form's token: it must lead back to the page with the note `note`. The answer.
+async fn press(operator: &mut Browser, path: &str, action: &str, csrf: &str, note: &str) -> Page {
     let page = operator
         .post(&format!("{path}/{action}"), &[("csrf", csrf)])
         .await;
     assert_eq!(page.status, 303, "{}", page.text());
     assert_eq!(page.header("location"), format!("{path}?hinweis={note}"));
+    page
 }
 
 /// The application's history as the submitting client sees it.
@@ -520,7 +521,7 @@ async fn operators_retry_now_and_replay_dead_letters() {
     let page = operator.post(&format!("{waiting_path}/retry"), &[]).await;
     assert_eq!(page.status, 403);
     dresden_answer.store(202, Ordering::SeqCst);
-    press(&mut operator, &waiting_path, "retry", &csrf, "versuch").await;
+    let page = press(&mut operator, &waiting_path, "retry", &csrf, "versuch").await;
     let page = operator.get(&page.header("location")).await;
     assert!(
         page.text()
