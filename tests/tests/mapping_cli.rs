@@ -122,22 +122,23 @@ fn a_broken_template_fails_with_file_and_line() {
     let (_, err) = mapping_fails(&config, &["test", "maengelanzeige"]);
     assert!(err.contains("data.ort.plz"), "{err}");
 
+    // `mapping test` on the template with `from` replaced by `to`: what it said.
+    let test_with = |from: &str, to: &str| {
+        let template_text = text.replace(from, to);
+        broken(
+            &config,
+            &template,
+            &template_text,
+            &["test", "maengelanzeige"],
+        )
+        .1
+    };
     // A template that does not parse.
-    let (_, err) = broken(
-        &config,
-        &template,
-        &text.replace("{{/if}}", ""),
-        &["test", "maengelanzeige"],
-    );
+    let err = test_with("{{/if}}", "");
     assert!(err.contains("nachricht.xml.hbs"), "{err}");
 
     // An element the schema does not allow: the XSD check names line and column.
-    let (_, err) = broken(
-        &config,
-        &template,
-        &text.replace("<beschreibung>", "<hinweis/><beschreibung>"),
-        &["test", "maengelanzeige"],
-    );
+    let err = test_with("<beschreibung>", "<hinweis/><beschreibung>");
     assert!(
         err.contains("nachricht.xsd") && err.contains("hinweis") && err.contains("line "),
         "{err}"

@@ -338,15 +338,19 @@ async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails
     // Before confirming: the right password says "confirm first", a wrong one does not.
     let mut newcomer = Citizen::new(&cycle);
     let csrf = newcomer.csrf().await;
+    let confirm_first = |page: &Page| {
+        assert_eq!(page.status, 403, "{}", page.body);
+        assert!(
+            page.body
+                .contains("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse"),
+            "{}",
+            page.body
+        );
+    };
     let unconfirmed = newcomer
         .sign_in(&csrf, "neu1@example.org", other_password)
         .await;
-    assert_eq!(unconfirmed.status, 403, "{}", unconfirmed.body);
-    assert!(
-        unconfirmed
-            .body
-            .contains("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse")
-    );
+    confirm_first(&unconfirmed);
     let wrong = newcomer
         .sign_in(&csrf, "neu1@example.org", "falsches-Passwort-1")
         .await;
@@ -356,12 +360,7 @@ async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails
     let existing = newcomer
         .sign_in(&csrf, "bestand@example.org", other_password)
         .await;
-    assert_eq!(existing.status, 403);
-    assert!(
-        existing
-            .body
-            .contains("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse")
-    );
+    confirm_first(&existing);
     // … and lets its owner in with the real one.
     let mut owner_again = Citizen::new(&cycle);
     let csrf_owner = owner_again.csrf().await;
