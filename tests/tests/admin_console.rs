@@ -50,6 +50,15 @@ impl ConsoleLogin for Browser {
     }
 }
 
+/// Opens `path`: an accessible page (200) that shows each of `shown`.
+async fn page_showing(browser: &mut Browser, path: &str, shown: &[&str]) -> Page {
+    let page = browser.get(path).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_page(&page);
+    assert_contains_all(&page.text(), shown);
+    page
+}
+
 /// Presses an operator's button (`action` on the application page `path`) with the
 /// form's token: it must lead back to the page with the note `note`. The answer.
 async fn press(operator: &mut Browser, path: &str, action: &str, csrf: &str, note: &str) -> Page {
@@ -216,12 +225,9 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
     assert!(page.text().contains("ist kein Datum"), "{}", page.text());
 
     // The application: state, delivery, history, audit trail; no operator buttons.
-    let page = auditor.get(&detail_path).await;
-    assert_eq!(page.status, 200, "{}", page.text());
-    assert_page(&page);
-    let text = page.text();
-    assert_contains_all(
-        &text,
+    let page = page_showing(
+        &mut auditor,
+        &detail_path,
         &[
             "<h2 id=\"historie\">Historie</h2>",
             "Laufzettel",
@@ -233,7 +239,9 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
             "zugestellt",
             "XML anzeigen (wird protokolliert)",
         ],
-    );
+    )
+    .await;
+    let text = page.text();
     let audit = reqwest::Client::new()
         .get(hub.url(&format!("/api/v1/admin/applications/{id}")))
         .bearer_auth(AUDITOR_TOKEN)
@@ -320,12 +328,9 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
     assert_eq!(page.header("location"), detail_path);
 
     // The status: procedures, certificates, mappings.
-    let page = auditor.get("/console/status").await;
-    assert_eq!(page.status, 200, "{}", page.text());
-    assert_page(&page);
-    let text = page.text();
-    assert_contains_all(
-        &text,
+    page_showing(
+        &mut auditor,
+        "/console/status",
         &[
             "dresden-maengel",
             "hub.crt",
@@ -334,7 +339,8 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
             "99999001000000",
             "<th scope=\"row\">hub</th>",
         ],
-    );
+    )
+    .await;
     let page = auditor.get("/console/deadletters").await;
     assert_eq!(page.status, 200);
     assert_page(&page);
