@@ -255,6 +255,12 @@ async fn events_on_the_reply_queue_are_verified_like_http_ones() {
             .await
             .unwrap();
     };
+    // The hub consumes the reply queues once it has declared them: a message published
+    // before that would be dropped by the broker (no queue yet), not refused by the hub.
+    hub.wait_for_log(Duration::from_secs(20), |log| {
+        log.contains("consuming events")
+    })
+    .await;
     // Forged: signed by Dresden's procedure, sent on Leipzig district's reply queue.
     publish(sign_cms_receipt(&pki, "dresden-maengel", &receipt)).await;
     // The hub consumes and refuses it (logged); under load that can take a while.
