@@ -52,6 +52,37 @@ pub fn csrf_of(text: &str) -> Option<String> {
     Some(rest[..rest.find('"')?].to_owned())
 }
 
+/// An HTTP client that follows no redirects: the tests look at each answer.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The `Cookie` header of a cookie jar.
+pub fn cookie_header(cookies: &BTreeMap<String, String>) -> String {
+    cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Keeps the cookies an answer sets in the jar, and forgets the ones it expires.
+pub fn keep_cookies(cookies: &mut BTreeMap<String, String>, headers: &HeaderMap) {
+    for value in headers.get_all(SET_COOKIE) {
+        let value = value.to_str().expect("ascii cookie");
+        let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
+        let (name, cookie) = pair.split_once('=').expect("name=value");
+        if attributes.contains("Max-Age=0") || cookie.is_empty() {
+            cookies.remove(name);
+        } else {
+            cookies.insert(name.to_owned(), cookie.to_owned());
+        }
+    }
+}
+
 /// A browser without JavaScript: keeps the cookies the hub sets, follows no redirects.
 pub struct Browser {
     client: reqwest::Client,
@@ -67,10 +98,7 @@ impl Browser {
     /// A browser for the site at `base` (`http://127.0.0.1:<port>`).
     pub fn at(base: &str) -> Self {
         Self {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            client: no_redirects(),
             base: base.to_owned(),
             cookies: BTreeMap::new(),
         }
@@ -78,11 +106,7 @@ impl Browser {
 
     /// The `Cookie` header this browser sends.
     pub fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
+        cookie_header(&self.cookies)
     }
 
     pub async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
@@ -94,16 +118,7 @@ impl Browser {
         let response = request.send().await.expect("request");
         let status = response.status();
         let headers = response.headers().clone();
-        for value in headers.get_all(SET_COOKIE) {
-            let value = value.to_str().expect("ascii cookie");
-            let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
-            let (name, cookie) = pair.split_once('=').expect("name=value");
-            if attributes.contains("Max-Age=0") || cookie.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), cookie.to_owned());
-            }
-        }
+        keep_cookies(&mut self.cookies, &headers);
         let body = response.bytes().await.expect("body").to_vec();
         Page {
             status,

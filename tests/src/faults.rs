@@ -33,6 +33,15 @@ pub fn summary(class: &str, fields: &[(&str, String)]) -> String {
     line
 }
 
+/// Counts as `key:count,key:count` (answers by status code), for a summary line.
+pub fn counts<K: std::fmt::Display>(counts: &BTreeMap<K, usize>) -> String {
+    counts
+        .iter()
+        .map(|(key, n)| format!("{key}:{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A small deterministic random source (SplitMix64): the seed is printed, so a failing
 /// run can be repeated with `KOPPLUNG_FAULT_SEED=<seed>`.
 pub struct Rng(u64);
@@ -396,21 +405,17 @@ impl SmallDisk {
     pub fn mount_over(dir: &Path, size: &str) -> Self {
         let saved = tempfile::tempdir().expect("temp dir");
         crate::copy_dir(dir, saved.path());
-        let output = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .output()
-            .expect("mount");
-        assert!(
-            output.status.success(),
-            "mounting a {size} tmpfs over the data directory failed (the suite runs as root): {}",
-            String::from_utf8_lossy(&output.stderr)
+        crate::run_ok(
+            Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(dir),
+            &format!("mounting a {size} tmpfs over the data directory (the suite runs as root)"),
         );
         let disk = Self {
             path: dir.to_owned(),

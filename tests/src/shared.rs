@@ -12,7 +12,7 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::Value;
 
-use crate::{TestHub, kopplung_bin, workspace};
+use crate::{TestHub, kopplung_bin, run_ok, stdout_of, workspace};
 
 /// Runs `kopplung <args>`: whether it succeeded, and what it printed (stdout, then
 /// stderr).
@@ -63,6 +63,16 @@ pub async fn refuse_publishes(connection: &Connection, queue: &str) {
         .queue_declare(queue.into(), QueueDeclareOptions::durable(), refusing)
         .await
         .expect("a refusing queue");
+}
+
+/// A hub whose `procedure` retries as `retry` says (`[procedure.retry]` lines) and whose
+/// queue refuses every publish ([`refuse_publishes`]): the broker, the hub, and that queue.
+pub async fn hub_refusing(procedure: &str, retry: &str) -> (Connection, TestHub, String) {
+    let broker = crate::amqp().await;
+    let hub = TestHub::start(crate::HubSetup::retrying(procedure, retry)).await;
+    let queue = hub.queue(procedure);
+    refuse_publishes(&broker, &queue).await;
+    (broker, hub, queue)
 }
 
 /// `routing` with a `[procedure.retry]` section (`retry`: its lines) for `procedure`.
@@ -132,17 +142,11 @@ pub fn sqlite3(db: &std::path::Path, sql: &str, read_only: bool) -> String {
     if read_only {
         command.arg("-readonly");
     }
-    let output = command
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("sqlite3 (apt-get install sqlite3)");
-    assert!(
-        output.status.success(),
-        "sqlite3 {sql}: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = run_ok(
+        command.arg(db).arg(sql),
+        &format!("sqlite3 {sql} (apt-get install sqlite3)"),
     );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    stdout_of(&output).trim().to_owned()
 }
 
 /// A header's value as text, empty if missing.
@@ -166,6 +170,21 @@ impl TestHub {
         json_of(request.bearer_auth(token)).await
     }
 
+    /// `GET path` without a token (public routes); the JSON answer.
+    pub async fn public_json(&self, path: &str) -> Value {
+        json_of(reqwest::Client::new().get(self.url(path))).await
+    }
+
+    /// `GET path` (with a bearer token, if any): the answer.
+    pub async fn fetch(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let request = reqwest::Client::new().get(self.url(path));
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        request.send().await.expect("the hub answers")
+    }
+
     /// `POST path` without a body, with a bearer token; the JSON answer (null if none).
     pub async fn post_json(&self, path: &str, token: &str) -> Value {
         let request = reqwest::Client::new().post(self.url(path));
@@ -181,4 +200,50 @@ async fn json_of(request: reqwest::RequestBuilder) -> Value {
         .json()
         .await
         .unwrap_or(Value::Null)
+}
+
+/// Sends `request`: the answer's status code and its JSON (null if none).
+pub async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// One field (`status`, `detail`) of each entry of an application's history, oldest
+/// first (empty where an entry has none).
+pub fn history<'a>(status: &'a Value, field: &str) -> Vec<&'a str> {
+    status["history"]
+        .as_array()
+        .expect("a history")
+        .iter()
+        .map(|entry| entry[field].as_str().unwrap_or_default())
+        .collect()
+}
+
+/// `text` must contain each of `expected`.
+pub fn assert_contains_all(text: &str, expected: &[&str]) {
+    for wanted in expected {
+        assert!(text.contains(wanted), "missing {wanted:?} in:\n{text}");
+    }
+}
+
+/// Asks for `/healthz` on a raw keep-alive connection, which must answer 200 and stay
+/// open (for tests of what the server does with it next).
+pub async fn healthz_on(connection: &mut tokio::net::TcpStream, host: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    connection
+        .write_all(request.as_bytes())
+        .await
+        .expect("write the request");
+    let mut buffer = [0u8; 1024];
+    let n = connection.read(&mut buffer).await.expect("read the answer");
+    let answer = String::from_utf8_lossy(&buffer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// The answer's `content-type` must start with `expected` (parameters may follow).
+pub fn assert_content_type(headers: &reqwest::header::HeaderMap, expected: &str) {
+    let content_type = header_text(headers, "content-type");
+    assert!(content_type.starts_with(expected), "{content_type}");
 }

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use kopplung_tests::shared::refuse_publishes;
-use kopplung_tests::{ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue};
+use kopplung_tests::shared::{answer, history, hub_refusing};
+use kopplung_tests::{ADMIN_TOKEN, AUDITOR_TOKEN, TestHub, delete_queue};
 use serde_json::{Value, json};
 
 fn report(region: &str, text: &str) -> Value {
@@ -19,40 +19,27 @@ async fn get(hub: &TestHub, path: &str, token: Option<&str>) -> (u16, Value) {
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    answer(request).await
 }
 
 async fn post(hub: &TestHub, path: &str, token: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(hub.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    answer(
+        reqwest::Client::new()
+            .post(hub.url(path))
+            .bearer_auth(token),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn operators_and_auditors_search_inspect_and_act_by_role() {
-    let broker = amqp().await;
-    let hub = TestHub::start(HubSetup {
-        // Chemnitz waits long between attempts: an operator asks for one now.
-        edit_routing: |routing| {
-            routing.replacen(
-                ".chemnitz-maengel\"\n",
-                ".chemnitz-maengel\"\n\n[procedure.retry]\nbase_delay_ms = 600000\nmax_delay_ms = 600000\n",
-                1,
-            )
-        },
-        ..HubSetup::default()
-    })
+    // Chemnitz's queue refuses every publish, and Chemnitz waits long between attempts:
+    // an operator asks for one now.
+    let (broker, hub, chemnitz_queue) = hub_refusing(
+        "chemnitz-maengel",
+        "base_delay_ms = 600000\nmax_delay_ms = 600000",
+    )
     .await;
-    // Chemnitz's queue refuses every publish.
-    let chemnitz_queue = hub.queue("chemnitz-maengel");
-    refuse_publishes(&broker, &chemnitz_queue).await;
 
     let dresden = hub
         .submit_accepted(&report("146120000000", "Laterne defekt vor Haus 3"), None)
@@ -65,15 +52,10 @@ async fn operators_and_auditors_search_inspect_and_act_by_role() {
         .await;
     let receipt = delivered["receipt"].as_str().unwrap().to_owned();
     // Chemnitz's first attempt failed; the next one is far away.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = hub.status(&chemnitz).await;
-        if status["delivery"]["attempts"] == 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{status:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    hub.wait_until(&chemnitz, "fail once", Duration::from_secs(20), |status| {
+        status["delivery"]["attempts"] == 1
+    })
+    .await;
 
     // Search, by either role; nobody else.
     for token in [ADMIN_TOKEN, AUDITOR_TOKEN] {
@@ -140,29 +122,22 @@ async fn operators_and_auditors_search_inspect_and_act_by_role() {
     );
 
     // The transformed XML: shown, and the view recorded first.
-    let xml = reqwest::Client::new()
-        .get(hub.url(&format!("/api/v1/admin/applications/{dresden}/message")))
-        .bearer_auth(AUDITOR_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let xml = hub
+        .fetch(
+            &format!("/api/v1/admin/applications/{dresden}/message"),
+            Some(AUDITOR_TOKEN),
+        )
+        .await;
     assert_eq!(xml.status(), 200);
-    assert!(
-        xml.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/xml")
-    );
+    kopplung_tests::shared::assert_content_type(xml.headers(), "application/xml");
     let xml = xml.text().await.unwrap();
     assert!(xml.contains("Laterne defekt vor Haus 3"), "{xml}");
-    let history = hub.status(&dresden).await["history"].clone();
+    let status = hub.status(&dresden).await;
     assert!(
-        history
-            .as_array()
-            .unwrap()
+        history(&status, "detail")
             .iter()
-            .any(|h| h["detail"].as_str().unwrap().contains("viewed by auditor")),
-        "{history:#}"
+            .any(|detail| detail.contains("viewed by auditor")),
+        "{status:#}"
     );
 
     // Only operators act.
@@ -170,26 +145,18 @@ async fn operators_and_auditors_search_inspect_and_act_by_role() {
     assert_eq!(post(&hub, &retry, AUDITOR_TOKEN).await.0, 403);
     let (code, answer) = post(&hub, &retry, ADMIN_TOKEN).await;
     assert_eq!(code, 200, "{answer}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = hub.status(&chemnitz).await;
-        if status["delivery"]["attempts"] == 2 {
-            assert!(
-                status["history"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|h| h["detail"] == "next attempt requested now by operator"),
-                "{status:#}"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no attempt: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = hub
+        .wait_until(
+            &chemnitz,
+            "make a second attempt",
+            Duration::from_secs(20),
+            |status| status["delivery"]["attempts"] == 2,
+        )
+        .await;
+    assert!(
+        history(&status, "detail").contains(&"next attempt requested now by operator"),
+        "{status:#}"
+    );
     let (code, problem) = post(
         &hub,
         &format!("/api/v1/admin/applications/{dresden}/retry"),

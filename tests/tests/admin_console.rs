@@ -12,6 +12,7 @@ use axum::http::StatusCode as AxumStatus;
 use axum::response::IntoResponse;
 use kopplung_tests::browser::{Browser, Page, assert_page, assert_security_headers};
 use kopplung_tests::pki::{Usage, issue};
+use kopplung_tests::shared::assert_contains_all;
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue, deliver_over,
 };
@@ -49,13 +50,32 @@ impl ConsoleLogin for Browser {
     }
 }
 
+/// Opens `path`: an accessible page (200) that shows each of `shown`.
+async fn page_showing(browser: &mut Browser, path: &str, shown: &[&str]) -> Page {
+    let page = browser.get(path).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_page(&page);
+    assert_contains_all(&page.text(), shown);
+    page
+}
+
+/// Presses an operator's button (`action` on the application page `path`) with the
+/// form's token: it must lead back to the page with the note `note`. The answer.
+async fn press(operator: &mut Browser, path: &str, action: &str, csrf: &str, note: &str) -> Page {
+    let page = operator
+        .post(&format!("{path}/{action}"), &[("csrf", csrf)])
+        .await;
+    assert_eq!(page.status, 303, "{}", page.text());
+    assert_eq!(page.header("location"), format!("{path}?hinweis={note}"));
+    page
+}
+
 /// The application's history as the submitting client sees it.
 async fn history(hub: &TestHub, id: &str) -> Vec<String> {
-    hub.status(id).await["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .map(|h| h["detail"].as_str().unwrap_or_default().to_owned())
+    let status = hub.status(id).await;
+    kopplung_tests::shared::history(&status, "detail")
+        .into_iter()
+        .map(str::to_owned)
         .collect()
 }
 
@@ -143,14 +163,15 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
         .into_iter()
         .find(|c| c.starts_with("kopplung_console="))
         .expect("session cookie");
-    for attribute in [
-        "HttpOnly",
-        "SameSite=Strict",
-        "Path=/console",
-        "Max-Age=28800",
-    ] {
-        assert!(session_cookie.contains(attribute), "{session_cookie}");
-    }
+    assert_contains_all(
+        &session_cookie,
+        &[
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/console",
+            "Max-Age=28800",
+        ],
+    );
     assert!(!session_cookie.contains("Secure"), "http: {session_cookie}");
     assert!(!hub.log().contains(AUDITOR_TOKEN), "no token in the log");
 
@@ -166,14 +187,15 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
         text.contains(&format!("<a href=\"{detail_path}\">{receipt}</a>")),
         "{text}"
     );
-    for shown in [
-        "dresden-maengel",
-        "zugestellt",
-        "Dresden",
-        "Prüfung (auditor, nur lesen)",
-    ] {
-        assert!(text.contains(shown), "{shown} in {text}");
-    }
+    assert_contains_all(
+        &text,
+        &[
+            "dresden-maengel",
+            "zugestellt",
+            "Dresden",
+            "Prüfung (auditor, nur lesen)",
+        ],
+    );
     assert!(
         text.contains("<th scope=\"col\">Antragsnummer</th>"),
         "{text}"
@@ -203,23 +225,23 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
     assert!(page.text().contains("ist kein Datum"), "{}", page.text());
 
     // The application: state, delivery, history, audit trail; no operator buttons.
-    let page = auditor.get(&detail_path).await;
-    assert_eq!(page.status, 200, "{}", page.text());
-    assert_page(&page);
+    let page = page_showing(
+        &mut auditor,
+        &detail_path,
+        &[
+            "<h2 id=\"historie\">Historie</h2>",
+            "Laufzettel",
+            "<th scope=\"col\">Nr.</th>",
+            "amqp",
+            &hub.queue("dresden-maengel"),
+            "angenommen",
+            "vorbereitet",
+            "zugestellt",
+            "XML anzeigen (wird protokolliert)",
+        ],
+    )
+    .await;
     let text = page.text();
-    for shown in [
-        "<h2 id=\"historie\">Historie</h2>",
-        "Laufzettel",
-        "<th scope=\"col\">Nr.</th>",
-        "amqp",
-        &hub.queue("dresden-maengel"),
-        "angenommen",
-        "vorbereitet",
-        "zugestellt",
-        "XML anzeigen (wird protokolliert)",
-    ] {
-        assert!(text.contains(shown), "{shown} in {text}");
-    }
     let audit = reqwest::Client::new()
         .get(hub.url(&format!("/api/v1/admin/applications/{id}")))
         .bearer_auth(AUDITOR_TOKEN)
@@ -306,20 +328,19 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
     assert_eq!(page.header("location"), detail_path);
 
     // The status: procedures, certificates, mappings.
-    let page = auditor.get("/console/status").await;
-    assert_eq!(page.status, 200, "{}", page.text());
-    assert_page(&page);
-    let text = page.text();
-    for shown in [
-        "dresden-maengel",
-        "hub.crt",
-        "gültig",
-        "Abbildungen",
-        "99999001000000",
-        "<th scope=\"row\">hub</th>",
-    ] {
-        assert!(text.contains(shown), "{shown} in {text}");
-    }
+    page_showing(
+        &mut auditor,
+        "/console/status",
+        &[
+            "dresden-maengel",
+            "hub.crt",
+            "gültig",
+            "Abbildungen",
+            "99999001000000",
+            "<th scope=\"row\">hub</th>",
+        ],
+    )
+    .await;
     let page = auditor.get("/console/deadletters").await;
     assert_eq!(page.status, 200);
     assert_page(&page);
@@ -483,15 +504,10 @@ async fn operators_retry_now_and_replay_dead_letters() {
         .await;
     hub.wait_for_status(&refused, "dead_lettered", Duration::from_secs(30))
         .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = hub.status(&waiting).await;
-        if status["delivery"]["attempts"] == 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{status:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    hub.wait_until(&waiting, "fail once", Duration::from_secs(30), |status| {
+        status["delivery"]["attempts"] == 1
+    })
+    .await;
 
     // The operator sees the buttons where they apply.
     let mut operator = Browser::sign_in(&hub, ADMIN_TOKEN).await;
@@ -511,14 +527,7 @@ async fn operators_retry_now_and_replay_dead_letters() {
     let page = operator.post(&format!("{waiting_path}/retry"), &[]).await;
     assert_eq!(page.status, 403);
     dresden_answer.store(202, Ordering::SeqCst);
-    let page = operator
-        .post(&format!("{waiting_path}/retry"), &[("csrf", &csrf)])
-        .await;
-    assert_eq!(page.status, 303, "{}", page.text());
-    assert_eq!(
-        page.header("location"),
-        format!("{waiting_path}?hinweis=versuch")
-    );
+    let page = press(&mut operator, &waiting_path, "retry", &csrf, "versuch").await;
     let page = operator.get(&page.header("location")).await;
     assert!(
         page.text()
@@ -568,23 +577,18 @@ async fn operators_retry_now_and_replay_dead_letters() {
         page.text()
     );
     let auditor_csrf = page.csrf();
-    let page = auditor
-        .post(
-            &format!("{refused_path}/replay"),
-            &[("csrf", &auditor_csrf)],
-        )
-        .await;
-    assert_eq!(page.status, 403);
-    assert_eq!(hub.status(&refused).await["status"], "dead_lettered");
-    // Each session has its own form token.
-    let page = operator
-        .post(
-            &format!("{refused_path}/replay"),
-            &[("csrf", &auditor_csrf)],
-        )
-        .await;
-    assert_eq!(page.status, 403);
-    assert_eq!(hub.status(&refused).await["status"], "dead_lettered");
+    // Not the auditor; nor the operator with the auditor's token (each session has its
+    // own form token).
+    for browser in [&mut auditor, &mut operator] {
+        let page = browser
+            .post(
+                &format!("{refused_path}/replay"),
+                &[("csrf", &auditor_csrf)],
+            )
+            .await;
+        assert_eq!(page.status, 403);
+        assert_eq!(hub.status(&refused).await["status"], "dead_lettered");
+    }
 
     // The operator fixes the cause and replays: the message goes out again.
     let page = operator.get(&refused_path).await;
@@ -593,14 +597,14 @@ async fn operators_retry_now_and_replay_dead_letters() {
     assert!(!text.contains("Jetzt erneut versuchen"), "{text}");
     assert!(text.contains("unzustellbar"), "{text}");
     chemnitz_answer.store(202, Ordering::SeqCst);
-    let page = operator
-        .post(&format!("{refused_path}/replay"), &[("csrf", &csrf)])
-        .await;
-    assert_eq!(page.status, 303, "{}", page.text());
-    assert_eq!(
-        page.header("location"),
-        format!("{refused_path}?hinweis=eingeliefert")
-    );
+    press(
+        &mut operator,
+        &refused_path,
+        "replay",
+        &csrf,
+        "eingeliefert",
+    )
+    .await;
     hub.wait_for_status(&refused, "delivered", Duration::from_secs(30))
         .await;
     wait_for_history(&hub, &refused, "dead letter replayed by operator").await;
@@ -628,30 +632,36 @@ async fn operators_retry_now_and_replay_dead_letters() {
         let end = at + text[at..].find("</tr>").expect("row end");
         text[begin..end].to_owned()
     };
-    let expired = row("<td>leipzig-maengel.crt</td>");
-    assert!(
-        expired.starts_with("<tr class=\"expired\">") && expired.contains("abgelaufen"),
-        "{expired}"
-    );
-    let expiring = row("<td>meissen-maengel.crt</td>");
-    assert!(
-        expiring.starts_with("<tr class=\"warn\">") && expiring.contains("läuft bald ab"),
-        "{expiring}"
-    );
-    let valid = row("<td>hub.crt</td>");
-    assert!(
-        valid.starts_with("<tr>") && valid.contains("gültig"),
-        "{valid}"
-    );
-    let blocked = row("<th scope=\"row\">leipzig-maengel</th>");
-    assert!(
-        blocked.contains("no usable certificate") && blocked.contains("expired"),
-        "{blocked}"
-    );
-    let dresden = row("<th scope=\"row\">dresden-maengel</th>");
-    assert!(
-        dresden.contains("http") && dresden.contains("nein"),
-        "{dresden}"
-    );
+    // The row of a certificate (expired, expiring, valid) or a procedure, how it starts
+    // (its class) and what it says.
+    for (start, opening, says) in [
+        (
+            "<td>leipzig-maengel.crt</td>",
+            "<tr class=\"expired\">",
+            &["abgelaufen"][..],
+        ),
+        (
+            "<td>meissen-maengel.crt</td>",
+            "<tr class=\"warn\">",
+            &["läuft bald ab"],
+        ),
+        ("<td>hub.crt</td>", "<tr>", &["gültig"]),
+        (
+            "<th scope=\"row\">leipzig-maengel</th>",
+            "<tr",
+            &["no usable certificate", "expired"],
+        ),
+        (
+            "<th scope=\"row\">dresden-maengel</th>",
+            "<tr",
+            &["http", "nein"],
+        ),
+    ] {
+        let row = row(start);
+        assert!(row.starts_with(opening), "{row}");
+        for said in says {
+            assert!(row.contains(said), "{said} in {row}");
+        }
+    }
     assert!(text.contains("weniger als 21 Tagen"), "{text}");
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kopplung_tests::{
     HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, drain, open_cms, procedure_token,
-    python_with_jwcrypto, workspace, xpath,
+    python_with_jwcrypto, run_ok, workspace, xpath,
 };
 use openssl::sha::sha512;
 use serde_json::{Value, json};
@@ -60,15 +60,11 @@ async fn upload(
 }
 
 fn gewerbeanmeldung(region: &str, attachments: Value) -> Value {
-    let mut body: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            workspace().join("mappings/gewerbeanmeldung/fixtures/minimal.input.json"),
-        )
-        .expect("fixture"),
-    )
-    .expect("fixture JSON");
-    body["service"] = GEWERBEANMELDUNG.into();
-    body["region"] = region.into();
+    let mut body = kopplung_tests::shared::fixture_request(
+        "gewerbeanmeldung/fixtures/minimal",
+        GEWERBEANMELDUNG,
+        region,
+    );
     body["attachments"] = attachments;
     body
 }
@@ -206,12 +202,7 @@ async fn a_large_upload_reaches_an_amqp_procedure_by_claim_check_and_opens_with_
             .await
             .expect("fragment");
         assert_eq!(response.status(), 200);
-        assert!(
-            response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("application/pkcs7-mime")
-        );
+        kopplung_tests::shared::assert_content_type(response.headers(), "application/pkcs7-mime");
         let sealed = response.bytes().await.expect("bytes");
         let file = work.path().join(format!("teil{k}.p7m"));
         std::fs::write(&file, &sealed).expect("write");
@@ -245,37 +236,24 @@ async fn a_large_upload_reaches_an_amqp_procedure_by_claim_check_and_opens_with_
         };
         async move { request.send().await.expect("request").status().as_u16() }
     };
-    assert_eq!(get(format!("{address}/1"), None).await, 401);
-    assert_eq!(
-        get(
-            format!("{address}/1"),
-            Some("not-a-token-of-anyone-at-all".into())
-        )
-        .await,
-        401
-    );
-    assert_eq!(
-        get(format!("{address}/1"), Some(leipzig.clone())).await,
-        403
-    );
     let leipzig_path = address.replace("dresden-buergerbuero", "leipzig-buergerbuero");
-    assert_eq!(
-        get(format!("{leipzig_path}/1"), Some(leipzig.clone())).await,
-        404
-    );
-    assert_eq!(
-        get(format!("{address}/{}", parts + 1), Some(dresden.clone())).await,
-        404
-    );
-    assert_eq!(
-        get(format!("{address}/0"), Some(dresden.clone())).await,
-        404
-    );
     let other_attachment = address.replace("/attachments/1", "/attachments/2");
-    assert_eq!(
-        get(format!("{other_attachment}/1"), Some(dresden.clone())).await,
-        404
-    );
+    let stranger = "not-a-token-of-anyone-at-all".to_owned();
+    for (url, token, expected) in [
+        (format!("{address}/1"), None, 401),
+        (format!("{address}/1"), Some(stranger), 401),
+        (format!("{address}/1"), Some(leipzig.clone()), 403),
+        (format!("{leipzig_path}/1"), Some(leipzig), 404),
+        (
+            format!("{address}/{}", parts + 1),
+            Some(dresden.clone()),
+            404,
+        ),
+        (format!("{address}/0"), Some(dresden.clone()), 404),
+        (format!("{other_attachment}/1"), Some(dresden), 404),
+    ] {
+        assert_eq!(get(url.clone(), token).await, expected, "{url}");
+    }
     delete_queue(&broker, &queue).await;
 }
 
@@ -364,18 +342,14 @@ async fn jose_attachments_travel_as_separate_jwes_that_jwcrypto_opens() {
             std::fs::File::create(&file)
                 .and_then(|mut f| f.write_all(&jwe))
                 .expect("write");
-            let output = Command::new(python_with_jwcrypto())
-                .arg(workspace().join("transformers/tests/jose_verify.py"))
-                .arg("--attachment")
-                .arg(&file)
-                .arg(pki.join("procedures/leipzig-buergerbuero.crt"))
-                .arg(pki.join("procedures/leipzig-buergerbuero.key"))
-                .output()
-                .expect("jose_verify.py");
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
+            let output = run_ok(
+                Command::new(python_with_jwcrypto())
+                    .arg(workspace().join("transformers/tests/jose_verify.py"))
+                    .arg("--attachment")
+                    .arg(&file)
+                    .arg(pki.join("procedures/leipzig-buergerbuero.crt"))
+                    .arg(pki.join("procedures/leipzig-buergerbuero.key")),
+                "jose_verify.py --attachment",
             );
             joined.extend_from_slice(&output.stdout);
         }
@@ -390,55 +364,41 @@ async fn jose_attachments_travel_as_separate_jwes_that_jwcrypto_opens() {
 #[tokio::test]
 async fn bad_uploads_are_refused_and_nothing_is_kept() {
     let hub = hub().await;
-    // A media type no service takes.
-    let response = upload(
-        &hub,
-        &hub.token,
-        "x.exe",
-        "application/x-msdownload",
-        b"MZ".to_vec(),
-    )
-    .await;
-    assert_eq!(response.status(), 415);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    // A "PDF" that is HTML.
-    let response = upload(
-        &hub,
-        &hub.token,
-        "rechnung.pdf",
-        "application/pdf",
-        b"<html><script>alert(1)</script>".to_vec(),
-    )
-    .await;
-    assert_eq!(response.status(), 422);
-    // Path traversal and control characters in the file name.
-    for name in ["../../etc/passwd", "a\\b.pdf", "zeile\nzwei.pdf", ""] {
-        let response = upload(&hub, &hub.token, name, "application/pdf", pdf(100)).await;
-        assert_eq!(response.status(), 422, "{name:?}");
-    }
-    // Empty.
-    assert_eq!(
-        upload(&hub, &hub.token, "leer.pdf", "application/pdf", Vec::new())
-            .await
-            .status(),
-        422
-    );
-    // No or a wrong token.
-    assert_eq!(
-        upload(
-            &hub,
+    // A media type no service takes (415, as a problem); a "PDF" that is HTML; path
+    // traversal and control characters in the file name; empty; a wrong token.
+    let token = hub.token.as_str();
+    let html = b"<html><script>alert(1)</script>".to_vec();
+    for (token, name, media_type, content, expected) in [
+        (
+            token,
+            "x.exe",
+            "application/x-msdownload",
+            b"MZ".to_vec(),
+            415,
+        ),
+        (token, "rechnung.pdf", "application/pdf", html, 422),
+        (token, "../../etc/passwd", "application/pdf", pdf(100), 422),
+        (token, "a\\b.pdf", "application/pdf", pdf(100), 422),
+        (token, "zeile\nzwei.pdf", "application/pdf", pdf(100), 422),
+        (token, "", "application/pdf", pdf(100), 422),
+        (token, "leer.pdf", "application/pdf", Vec::new(), 422),
+        (
             "wrong-token-wrong-token",
             "a.pdf",
             "application/pdf",
-            pdf(100)
-        )
-        .await
-        .status(),
-        401
-    );
+            pdf(100),
+            401,
+        ),
+    ] {
+        let response = upload(&hub, token, name, media_type, content).await;
+        assert_eq!(response.status(), expected, "{name:?}");
+        if expected == 415 {
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+        }
+    }
     // Declared larger than the limit: refused before a byte is read.
     let response = reqwest::Client::new()
         .post(hub.url("/api/v1/attachments?filename=gross.pdf"))

@@ -9,9 +9,10 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use base64::Engine;
+use kopplung_tests::shared::answer;
 use kopplung_tests::{
     HubSetup, PostgresDatabase, TestHub, amqp, copy_dir, delete_queue, drain, kopplung_bin,
-    psql_in, sign_cms_receipt, workspace,
+    psql_in, sign_cms_receipt,
 };
 use serde_json::{Value, json};
 
@@ -46,11 +47,21 @@ fn openssl_verify_files(dir: &Path, ca: &Path, signature: &str, content: &str) -
         .expect("openssl on PATH")
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    openssl::sha::sha256(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// `kopplung audit verify` must find the trail intact, with `entries` entries all
+/// re-hashed; what it said.
+fn verify_intact(data_dir: &Path, entries: usize) -> String {
+    let verify = kopplung(&["audit", "verify"], data_dir, None);
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    let said = text(&verify.stdout);
+    assert!(
+        said.starts_with(&format!("audit trail intact: {entries} entries\n")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("\ncontent: {entries} entries re-hashed")),
+        "{said}"
+    );
+    said
 }
 
 #[tokio::test]
@@ -78,14 +89,7 @@ async fn the_laufzettel_verifies_exports_with_openssl_and_names_tampering() {
     let config = hub.config_path();
 
     // Beside the running hub (which holds the data directory's lock).
-    let verify = kopplung(&["audit", "verify"], &data_dir, None);
-    assert!(verify.status.success(), "{}", text(&verify.stderr));
-    let said = text(&verify.stdout);
-    assert!(
-        said.starts_with("audit trail intact: 3 entries\n"),
-        "{said}"
-    );
-    assert!(said.contains("\ncontent: 3 entries re-hashed"), "{said}");
+    verify_intact(&data_dir, 3);
 
     let export = kopplung(&["audit", "export", &id], &data_dir, Some(&config));
     assert!(export.status.success(), "{}", text(&export.stderr));
@@ -110,7 +114,7 @@ async fn the_laufzettel_verifies_exports_with_openssl_and_names_tampering() {
     assert_eq!(entries[0]["prev_hash"], "0".repeat(64));
     assert_eq!(entries[1]["prev_hash"], entries[0]["hash"]);
     assert_eq!(entries[0]["message_sha256"], Value::Null);
-    let delivered_hash = sha256_hex(&received[0].body);
+    let delivered_hash = hex::encode(openssl::sha::sha256(&received[0].body));
     assert_eq!(entries[1]["message_sha256"], delivered_hash.as_str());
     assert_eq!(entries[2]["message_sha256"], delivered_hash.as_str());
     for private in ["Jörg", "Müller", "joerg@", "Schlagloch", "Kesselsdorfer"] {
@@ -206,28 +210,21 @@ async fn with_attachments(hub: &TestHub) -> (String, String) {
         .copied()
         .chain((0..2_200_000u32).map(|i| (i % 251) as u8))
         .collect();
-    let uploaded: Value = reqwest::Client::new()
-        .post(hub.url("/api/v1/attachments"))
-        .query(&[("filename", "Lageplan Nguyen.pdf")])
-        .bearer_auth(&hub.token)
-        .header("content-type", "application/pdf")
-        .body(big)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let upload = uploaded["id"].as_str().unwrap().to_owned();
-    let mut body: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            workspace().join("mappings/gewerbeanmeldung/fixtures/minimal.input.json"),
-        )
-        .unwrap(),
+    let (_, uploaded) = answer(
+        reqwest::Client::new()
+            .post(hub.url("/api/v1/attachments"))
+            .query(&[("filename", "Lageplan Nguyen.pdf")])
+            .bearer_auth(&hub.token)
+            .header("content-type", "application/pdf")
+            .body(big),
     )
-    .unwrap();
-    body["service"] = "99050012104000".into();
-    body["region"] = "146120000000".into();
+    .await;
+    let upload = uploaded["id"].as_str().unwrap().to_owned();
+    let mut body = kopplung_tests::shared::fixture_request(
+        "gewerbeanmeldung/fixtures/minimal",
+        "99050012104000",
+        "146120000000",
+    );
     body["attachments"] = json!([
         {"filename": "Mietvertrag Nguyen.pdf", "media_type": "application/pdf",
          "content_base64": STANDARD.encode(b"%PDF-1.7\nMietvertrag")},
@@ -312,14 +309,7 @@ async fn the_tamper_table_each_change_is_named_by_its_entry() {
         .parse()
         .unwrap();
     assert_eq!(checkpointed, head, "the shutdown checkpoint names the head");
-    let verify = kopplung(&["audit", "verify"], &data_dir, None);
-    assert!(verify.status.success(), "{}", text(&verify.stderr));
-    let said = text(&verify.stdout);
-    assert!(
-        said.starts_with("audit trail intact: 18 entries\n"),
-        "{said}"
-    );
-    assert!(said.contains("content: 18 entries re-hashed"), "{said}");
+    let said = verify_intact(&data_dir, 18);
     assert!(
         said.contains("signatures verified; the newest that holds names seq 18"),
         "{said}"

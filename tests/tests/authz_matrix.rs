@@ -125,10 +125,7 @@ struct Row {
 }
 
 async fn call(hub: &TestHub, endpoint: &Endpoint, token: Option<&str>) -> u16 {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let client = kopplung_tests::browser::no_redirects();
     let url = hub.url(&endpoint.path);
     let mut request = match endpoint.method {
         "GET" => client.get(url),
@@ -383,14 +380,7 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
             ("rows", rows.len().to_string()),
             ("must_deny", denied.to_string()),
             ("mismatches", mismatches.len().to_string()),
-            (
-                "actual",
-                by_status
-                    .iter()
-                    .map(|(s, n)| format!("{s}:{n}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
+            ("actual", kopplung_tests::faults::counts(&by_status)),
         ],
     );
     assert!(

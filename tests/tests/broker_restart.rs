@@ -7,19 +7,16 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, drain};
+use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, drain, run_ok};
 use serde_json::{Value, json};
 
 fn rabbitmqctl(args: &[&str]) {
-    let output = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl on PATH (the RabbitMQ server's tools)");
-    assert!(
-        output.status.success(),
-        "rabbitmqctl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        Command::new("rabbitmqctl").args(args),
+        &format!(
+            "rabbitmqctl {} (on PATH with the RabbitMQ server's tools)",
+            args.join(" ")
+        ),
     );
 }
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use kopplung_tests::{copy_dir, kopplung_bin, private_dir, workspace, write_private};
+use kopplung_tests::{copy_dir, kopplung_bin, private_dir, run_ok, workspace, write_private};
 
 /// A copy of the demo configuration and mappings with a data directory (PKI, tokens),
 /// as after a first demo run.
@@ -19,17 +19,13 @@ impl Site {
         copy_dir(&workspace().join("config"), &dir.path().join("config"));
         copy_dir(&workspace().join("mappings"), &dir.path().join("mappings"));
         let site = Self { dir };
-        let keys = Command::new(kopplung_bin())
-            .args(["keys", "init", "--dir"])
-            .arg(site.data().join("pki"))
-            .arg("--config")
-            .arg(site.config())
-            .output()
-            .unwrap();
-        assert!(
-            keys.status.success(),
-            "{}",
-            String::from_utf8_lossy(&keys.stderr)
+        run_ok(
+            Command::new(kopplung_bin())
+                .args(["keys", "init", "--dir"])
+                .arg(site.data().join("pki"))
+                .arg("--config")
+                .arg(site.config()),
+            "kopplung keys init",
         );
         for file in [
             "intake-token",
@@ -70,6 +66,14 @@ impl Site {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(old), "{relative} has no `{old}`");
         std::fs::write(&path, text.replacen(old, new, 1)).unwrap();
+    }
+
+    /// Appends `text` to a file of the site.
+    fn append(&self, relative: &str, text: &str) {
+        let path = self.path(relative);
+        let mut all = std::fs::read_to_string(&path).unwrap();
+        all.push_str(text);
+        std::fs::write(&path, all).unwrap();
     }
 
     fn run(&self, command: &str) -> Output {
@@ -142,6 +146,82 @@ impl Site {
     }
 }
 
+/// One test per single edit that `kopplung check` and `kopplung serve` must refuse: the
+/// file, the text replaced and its replacement, the file named and what the message says.
+macro_rules! refused_edits {
+    ($($name:ident: $change:ident($($arg:expr),+); names $named:expr, $fragments:expr;)+) => {
+        $(
+            #[test]
+            fn $name() {
+                let site = Site::new();
+                site.$change($($arg),+);
+                site.refused($named, &$fragments);
+            }
+        )+
+    };
+}
+
+refused_edits! {
+    an_ambiguous_route: append(
+        "config/routing.toml",
+        "\n[[route]]\nservice = \"99999001000000\"\nregion = \"14612\"\nprocedure = \"leipzig-maengel\"\n");
+        names "routing.toml", ["route 99999001000000 / 14612 is defined twice (ambiguous)"];
+    a_route_for_a_service_without_mapping: append(
+        "config/routing.toml",
+        "\n[[route]]\nservice = \"99999099000000\"\nregion = \"14612\"\nprocedure = \"dresden-maengel\"\n");
+        names "mappings", ["names service 99999099000000, which has no mapping"];
+    a_route_to_an_unknown_procedure: edit(
+        "config/routing.toml",
+        "procedure = \"dresden-maengel\"\n",
+        "procedure = \"dresden-maengelmelder\"\n");
+        names "routing.toml", ["unknown procedure `dresden-maengelmelder`"];
+    a_municipality_the_service_claims_without_a_route: edit(
+        "config/routing.toml",
+        "[[route]]\nservice = \"99999001000000\"\nregion = \"14612\"\nprocedure = \"dresden-maengel\"\n",
+        "");
+        names "maengelanzeige/service.toml", ["available_in: service 99999001000000 (Mängelanzeige) claims 1 municipality without a route", "Dresden, Stadt (146120000000)"];
+    a_syntax_error_names_the_line: edit(
+        "config/routing.toml",
+        "envelope = \"cms\"\n",
+        "envelope = \"cms\n");
+        names "routing.toml", ["line "];
+    an_unknown_value_is_named: edit(
+        "config/routing.toml",
+        "envelope = \"cms\"\n",
+        "envelope = \"pgp\"\n");
+        names "routing.toml", ["unknown variant `pgp`"];
+    a_procedure_of_an_unknown_authority: edit(
+        "config/routing.toml",
+        "authority = \"dresden\"\n",
+        "authority = \"dresdner-rathaus\"\n");
+        names "routing.toml", ["unknown authority `dresdner-rathaus`"];
+    a_manual_procedure_with_an_unknown_clerk: edit(
+        "config/routing.toml",
+        "clerks = [\"demo-sachbearbeitung\"]",
+        "clerks = [\"niemand\"]");
+        names "routing.toml", ["unknown clerk `niemand`"];
+    a_mapping_with_a_bad_claim: edit(
+        "mappings/maengelanzeige/service.toml",
+        "available_in = [\"14\"]",
+        "available_in = [\"Sachsen\"]");
+        names "maengelanzeige/service.toml", ["available_in: `Sachsen` is no ARS prefix"];
+    a_retention_for_an_unknown_kind_of_key: edit(
+        "config/kopplung.toml",
+        "[retention]\ndays = 365\n",
+        "[retention]\ndays = 365\n[retention.service]\nmaengel = 30\n");
+        names "kopplung.toml", ["`maengel` is no 14-digit LeiKa key"];
+    bad_limits_are_all_named_at_once: edit(
+        "config/kopplung.toml",
+        "max_body_bytes = 25_165_824\n",
+        "max_body_bytes = 25_165_824\nheader_timeout_secs = 0\nmax_head_bytes = 100\ntrusted_proxies = [\"10.0.0.0/33\"]\n");
+        names "kopplung.toml", ["[limits] header_timeout_secs", "[limits] max_head_bytes", "[limits] trusted_proxies"];
+    a_bad_procedure_id_is_refused_with_its_line_and_key: edit(
+        "config/routing.toml",
+        "id = \"dresden-maengel\"\n",
+        "id = \"Dresden_Maengel\"\n");
+        names "routing.toml", ["id: `Dresden_Maengel` is no procedure id", "line "];
+}
+
 #[test]
 fn the_demo_configuration_is_valid() {
     let site = Site::new();
@@ -155,63 +235,6 @@ fn the_demo_configuration_is_valid() {
 }
 
 #[test]
-fn a_route_to_an_unknown_procedure() {
-    let site = Site::new();
-    site.edit(
-        "config/routing.toml",
-        "procedure = \"dresden-maengel\"\n",
-        "procedure = \"dresden-maengelmelder\"\n",
-    );
-    site.refused(
-        "routing.toml",
-        &["unknown procedure `dresden-maengelmelder`"],
-    );
-}
-
-#[test]
-fn a_route_for_a_service_without_mapping() {
-    let site = Site::new();
-    let path = site.path("config/routing.toml");
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str("\n[[route]]\nservice = \"99999099000000\"\nregion = \"14612\"\nprocedure = \"dresden-maengel\"\n");
-    std::fs::write(&path, text).unwrap();
-    site.refused(
-        "mappings",
-        &["names service 99999099000000, which has no mapping"],
-    );
-}
-
-#[test]
-fn an_ambiguous_route() {
-    let site = Site::new();
-    let path = site.path("config/routing.toml");
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str("\n[[route]]\nservice = \"99999001000000\"\nregion = \"14612\"\nprocedure = \"leipzig-maengel\"\n");
-    std::fs::write(&path, text).unwrap();
-    site.refused(
-        "routing.toml",
-        &["route 99999001000000 / 14612 is defined twice (ambiguous)"],
-    );
-}
-
-#[test]
-fn a_municipality_the_service_claims_without_a_route() {
-    let site = Site::new();
-    site.edit(
-        "config/routing.toml",
-        "[[route]]\nservice = \"99999001000000\"\nregion = \"14612\"\nprocedure = \"dresden-maengel\"\n",
-        "",
-    );
-    site.refused(
-        "maengelanzeige/service.toml",
-        &[
-            "available_in: service 99999001000000 (Mängelanzeige) claims 1 municipality without a route",
-            "Dresden, Stadt (146120000000)",
-        ],
-    );
-}
-
-#[test]
 fn a_missing_certificate() {
     let site = Site::new();
     std::fs::remove_file(site.data().join("pki/procedures/dresden-maengel.crt")).unwrap();
@@ -219,97 +242,10 @@ fn a_missing_certificate() {
 }
 
 #[test]
-fn a_syntax_error_names_the_line() {
-    let site = Site::new();
-    site.edit(
-        "config/routing.toml",
-        "envelope = \"cms\"\n",
-        "envelope = \"cms\n",
-    );
-    site.refused("routing.toml", &["line "]);
-}
-
-#[test]
-fn an_unknown_value_is_named() {
-    let site = Site::new();
-    site.edit(
-        "config/routing.toml",
-        "envelope = \"cms\"\n",
-        "envelope = \"pgp\"\n",
-    );
-    site.refused("routing.toml", &["unknown variant `pgp`"]);
-}
-
-#[test]
-fn a_procedure_of_an_unknown_authority() {
-    let site = Site::new();
-    site.edit(
-        "config/routing.toml",
-        "authority = \"dresden\"\n",
-        "authority = \"dresdner-rathaus\"\n",
-    );
-    site.refused("routing.toml", &["unknown authority `dresdner-rathaus`"]);
-}
-
-#[test]
-fn a_manual_procedure_with_an_unknown_clerk() {
-    let site = Site::new();
-    site.edit(
-        "config/routing.toml",
-        "clerks = [\"demo-sachbearbeitung\"]",
-        "clerks = [\"niemand\"]",
-    );
-    site.refused("routing.toml", &["unknown clerk `niemand`"]);
-}
-
-#[test]
-fn a_mapping_with_a_bad_claim() {
-    let site = Site::new();
-    site.edit(
-        "mappings/maengelanzeige/service.toml",
-        "available_in = [\"14\"]",
-        "available_in = [\"Sachsen\"]",
-    );
-    site.refused(
-        "maengelanzeige/service.toml",
-        &["available_in: `Sachsen` is no ARS prefix"],
-    );
-}
-
-#[test]
-fn a_retention_for_an_unknown_kind_of_key() {
-    let site = Site::new();
-    site.edit(
-        "config/kopplung.toml",
-        "[retention]\ndays = 365\n",
-        "[retention]\ndays = 365\n[retention.service]\nmaengel = 30\n",
-    );
-    site.refused("kopplung.toml", &["`maengel` is no 14-digit LeiKa key"]);
-}
-
-#[test]
 fn a_missing_token_file() {
     let site = Site::new();
     std::fs::remove_file(site.data().join("intake-token")).unwrap();
     site.refused("intake-token", &["token of client `demo`"]);
-}
-
-#[test]
-fn bad_limits_are_all_named_at_once() {
-    let site = Site::new();
-    site.edit(
-        "config/kopplung.toml",
-        "max_body_bytes = 25_165_824\n",
-        "max_body_bytes = 25_165_824\nheader_timeout_secs = 0\nmax_head_bytes = 100\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
-    );
-    site.refused(
-        "kopplung.toml",
-        &[
-            "[limits] header_timeout_secs",
-            "[limits] max_head_bytes",
-            "[limits] trusted_proxies",
-        ],
-    );
 }
 
 #[test]
@@ -362,19 +298,5 @@ fn three_mistakes_in_two_files_are_all_named_at_once() {
             "routing.toml: [[route]] 99999001000000 / 14713: procedure: unknown procedure `leipzig-maengelmelder`",
             "has 3 problems",
         ],
-    );
-}
-
-#[test]
-fn a_bad_procedure_id_is_refused_with_its_line_and_key() {
-    let site = Site::new();
-    site.edit(
-        "config/routing.toml",
-        "id = \"dresden-maengel\"\n",
-        "id = \"Dresden_Maengel\"\n",
-    );
-    site.refused(
-        "routing.toml",
-        &["id: `Dresden_Maengel` is no procedure id", "line "],
     );
 }

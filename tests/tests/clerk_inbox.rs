@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use kopplung_tests::browser::{Browser, Page, assert_security_headers};
+use kopplung_tests::shared::assert_contains_all;
 use kopplung_tests::{HubSetup, TestHub, copy_dir, deliver_over, kopplung_bin, workspace};
 use reqwest::header::SET_COOKIE;
 use serde_json::json;
@@ -209,14 +210,15 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
         .find(|v| v.starts_with("kopplung_inbox="))
         .expect("session cookie")
         .to_owned();
-    for attribute in [
-        "HttpOnly",
-        "SameSite=Strict",
-        "Path=/inbox",
-        "Max-Age=28800",
-    ] {
-        assert!(session_cookie.contains(attribute), "{session_cookie}");
-    }
+    assert_contains_all(
+        &session_cookie,
+        &[
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/inbox",
+            "Max-Age=28800",
+        ],
+    );
     let token = session_cookie
         .trim_start_matches("kopplung_inbox=")
         .split(';')
@@ -267,27 +269,28 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
     assert_eq!(document.status, 200);
     assert_security_headers(&document);
     let text = document.text();
-    for expected in [
-        "Mängelanzeige",
-        &receipt,
-        "Antragsnummer",
-        "Gemeinde",
-        "Eingegangen am",
-        "<dt>Art des Mangels</dt><dd>Straßenschaden</dd>",
-        "<dt>Beschreibung</dt>",
-        "Schlagloch vor der Schule &lt;script&gt;alert(1)&lt;",
-        "&amp; tief",
-        "<h3>Ort des Mangels</h3>",
-        "<dt>Straße</dt><dd>Königsbrücker Straße</dd>",
-        "<dd>51,0716</dd>",
-        "<h3>Kontakt für Rückfragen (freiwillig)</h3>",
-        "Jürgen Weiß",
-        "schlagloch.png",
-        "skizze &quot;1&quot;.svg",
-        "Antrag übernehmen",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
-    }
+    assert_contains_all(
+        &text,
+        &[
+            "Mängelanzeige",
+            &receipt,
+            "Antragsnummer",
+            "Gemeinde",
+            "Eingegangen am",
+            "<dt>Art des Mangels</dt><dd>Straßenschaden</dd>",
+            "<dt>Beschreibung</dt>",
+            "Schlagloch vor der Schule &lt;script&gt;alert(1)&lt;",
+            "&amp; tief",
+            "<h3>Ort des Mangels</h3>",
+            "<dt>Straße</dt><dd>Königsbrücker Straße</dd>",
+            "<dd>51,0716</dd>",
+            "<h3>Kontakt für Rückfragen (freiwillig)</h3>",
+            "Jürgen Weiß",
+            "schlagloch.png",
+            "skizze &quot;1&quot;.svg",
+            "Antrag übernehmen",
+        ],
+    );
     assert!(
         !text.contains("<script>"),
         "raw script in the page:\n{text}"

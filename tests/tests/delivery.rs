@@ -11,9 +11,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
+use kopplung_tests::shared::{answer, history};
 use kopplung_tests::{
-    ADMIN_TOKEN, HubSetup, TestHub, amqp, delete_queue, deliver_over, drain, open_with_openssl_cli,
-    sign_cms_receipt, token_sha256,
+    ADMIN_TOKEN, HubSetup, TestHub, amqp, deliver_over, drain_and_delete, eventually,
+    open_with_openssl_cli, sign_cms_receipt, token_sha256,
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -79,16 +80,10 @@ async fn receiver(answer: Answer) -> (String, Arc<Mutex<Vec<Arrival>>>) {
     (format!("http://{addr}/fachverfahren/eingang"), arrivals)
 }
 
-fn over_http(url: &str, retry: &str) -> Arc<dyn Fn(String) -> String + Send + Sync> {
-    let url = url.to_owned();
-    let retry = retry.to_owned();
-    Arc::new(move |routing| {
-        deliver_over(
-            &routing,
-            "dresden-maengel",
-            &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = 5000\n{retry}"),
-        )
-    })
+/// A test hub whose Dresden Mängelanzeige procedure takes its messages over HTTP at
+/// `url`, with the hub's default retries.
+async fn hub_over_http(url: &str) -> TestHub {
+    TestHub::start(HubSetup::over_http("dresden-maengel", url, 5000)).await
 }
 
 fn status_with(status: u16, retry_after: Option<&str>) -> Response {
@@ -108,11 +103,7 @@ async fn an_http_procedure_that_fails_twice_gets_the_message_once_after_retry_af
         _ => status_with(202, None),
     }))
     .await;
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(over_http(&url, "")),
-        ..HubSetup::default()
-    })
-    .await;
+    let hub = hub_over_http(&url).await;
     let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
     let status = hub
         .wait_for_status(&id, "delivered", Duration::from_secs(30))
@@ -134,12 +125,7 @@ async fn an_http_procedure_that_fails_twice_gets_the_message_once_after_retry_af
         );
     }
     assert_eq!(status["delivery"]["attempts"], 3);
-    let history: Vec<&str> = status["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["detail"].as_str().unwrap_or_default())
-        .collect();
+    let history = history(&status, "detail");
     assert!(
         history.iter().any(|d| d.contains("via http")),
         "{history:?}"
@@ -160,11 +146,7 @@ async fn a_permanent_refusal_is_dead_lettered_and_a_replay_delivers_with_the_sam
         }))
         .await
     };
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(over_http(&url, "")),
-        ..HubSetup::default()
-    })
-    .await;
+    let hub = hub_over_http(&url).await;
     let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
     let dead = hub
         .wait_for_status(&id, "dead_lettered", Duration::from_secs(30))
@@ -179,13 +161,13 @@ async fn a_permanent_refusal_is_dead_lettered_and_a_replay_delivers_with_the_sam
     assert_eq!(arrivals.lock().await.len(), 1, "a 4xx is not retried");
 
     refuse.store(false, Ordering::SeqCst);
-    let replay = reqwest::Client::new()
-        .post(hub.url(&format!("/api/v1/admin/deadletters/{id}/replay")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert!(replay.status().is_success(), "{}", replay.status());
+    let (replay, _) = answer(
+        reqwest::Client::new()
+            .post(hub.url(&format!("/api/v1/admin/deadletters/{id}/replay")))
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    assert!((200..300).contains(&replay), "{replay}");
     let delivered = hub
         .wait_for_status(&id, "delivered", Duration::from_secs(30))
         .await;
@@ -229,11 +211,7 @@ async fn a_signed_receipt_in_the_http_answer_is_verified_and_applied() {
         }))
         .await
     };
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(over_http(&url, "")),
-        ..HubSetup::default()
-    })
-    .await;
+    let hub = hub_over_http(&url).await;
     *pki.lock().unwrap() = Some(hub.pki_dir());
     let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
     let status = hub
@@ -280,22 +258,16 @@ async fn a_hanging_procedure_does_not_delay_the_others() {
         .wait_for_status(&id, "delivered", Duration::from_secs(20))
         .await;
     assert_eq!(status["delivery"]["procedure"], "leipzig-maengel");
-    let ready: Value = reqwest::get(hub.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = hub.public_json("/readyz").await;
     let backlog = ready.to_string();
     assert!(backlog.contains("dresden-maengel"), "{backlog}");
-    let queue = hub.queue("leipzig-maengel");
-    assert_eq!(
-        drain(&broker, &queue, Duration::from_millis(300))
-            .await
-            .len(),
-        1
-    );
-    delete_queue(&broker, &queue).await;
+    let delivered = drain_and_delete(
+        &broker,
+        &hub.queue("leipzig-maengel"),
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(delivered.len(), 1);
 }
 
 const TOKEN_A: &str = "pull-token-of-dresden-0123456789abcdef";
@@ -322,14 +294,6 @@ fn pull_procedures() -> Arc<dyn Fn(String) -> String + Send + Sync> {
     })
 }
 
-async fn get(hub: &TestHub, path: &str, token: Option<&str>) -> reqwest::Response {
-    let mut request = reqwest::Client::new().get(hub.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    request.send().await.unwrap()
-}
-
 #[tokio::test]
 async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
     let hub = TestHub::start(HubSetup {
@@ -339,56 +303,45 @@ async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
     .await;
     let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
     // Waits for the procedure: prepared, listed, not delivered.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let listed = loop {
-        let list: Value = get(
-            &hub,
-            "/api/v1/procedures/dresden-maengel/messages",
-            Some(TOKEN_A),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        if !list["messages"].as_array().unwrap().is_empty() {
-            break list;
-        }
-        assert!(Instant::now() < deadline, "never listed:\n{}", hub.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let listed = eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        async || {
+            let list = hub
+                .get_json("/api/v1/procedures/dresden-maengel/messages", TOKEN_A)
+                .await;
+            if list["messages"].as_array().is_some_and(|m| !m.is_empty()) {
+                Ok(list)
+            } else {
+                Err(list)
+            }
+        },
+        |list| format!("never listed: {list}\n{}", hub.log()),
+    )
+    .await;
     let entry = &listed["messages"][0];
     assert_eq!(entry["application_id"], id.as_str());
     let message_id = entry["message_id"].as_str().unwrap().to_owned();
     assert_eq!(hub.status(&id).await["status"], "prepared");
 
     // Leipzig's procedure sees nothing of it, by any path.
-    let theirs: Value = get(
-        &hub,
-        "/api/v1/procedures/leipzig-maengel/messages",
-        Some(TOKEN_B),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let theirs: Value = hub
+        .get_json("/api/v1/procedures/leipzig-maengel/messages", TOKEN_B)
+        .await;
     assert_eq!(theirs["messages"], json!([]));
     let own_path = format!("/api/v1/procedures/dresden-maengel/messages/{message_id}");
     let their_path = format!("/api/v1/procedures/leipzig-maengel/messages/{message_id}");
-    assert_eq!(get(&hub, &own_path, Some(TOKEN_B)).await.status(), 403);
-    assert_eq!(get(&hub, &their_path, Some(TOKEN_B)).await.status(), 404);
+    assert_eq!(hub.fetch(&own_path, Some(TOKEN_B)).await.status(), 403);
+    assert_eq!(hub.fetch(&their_path, Some(TOKEN_B)).await.status(), 404);
     assert_eq!(
-        get(
-            &hub,
-            "/api/v1/procedures/dresden-maengel/messages",
-            Some(TOKEN_B)
-        )
-        .await
-        .status(),
+        hub.fetch("/api/v1/procedures/dresden-maengel/messages", Some(TOKEN_B))
+            .await
+            .status(),
         403
     );
-    assert_eq!(get(&hub, &own_path, None).await.status(), 401);
+    assert_eq!(hub.fetch(&own_path, None).await.status(), 401);
     assert_eq!(
-        get(&hub, &own_path, Some("wrong-token-0123456789"))
+        hub.fetch(&own_path, Some("wrong-token-0123456789"))
             .await
             .status(),
         401
@@ -404,7 +357,7 @@ async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
     assert_eq!(hub.status(&id).await["status"], "prepared");
 
     // Dresden downloads and opens it with the vendor's tools.
-    let response = get(&hub, &own_path, Some(TOKEN_A)).await;
+    let response = hub.fetch(&own_path, Some(TOKEN_A)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["x-kopplung-message-id"]
@@ -416,41 +369,31 @@ async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
     let xml = open_with_openssl_cli(&sealed, &hub.pki_dir(), "dresden-maengel");
     assert!(xml.contains(&message_id), "{xml}");
 
-    // A receipt for another message refuses the acknowledgement; nothing changes.
-    let wrong = sign_cms_receipt(
-        &hub.pki_dir(),
-        "dresden-maengel",
-        &json!({"receipt_id": "r-wrong", "procedure": "dresden-maengel",
-                "message_id": uuid::Uuid::new_v4().to_string(), "application_id": id,
-                "event": "accept", "issued_at": kopplung_tests::now_rfc3339()}),
-    );
-    let refused = reqwest::Client::new()
-        .post(hub.url(&ack_path))
-        .bearer_auth(TOKEN_A)
-        .body(wrong)
-        .send()
+    // The procedure acknowledges with a receipt it signed (for `message`).
+    let acknowledge = async |receipt_id: &str, message: &str| {
+        let receipt = sign_cms_receipt(
+            &hub.pki_dir(),
+            "dresden-maengel",
+            &json!({"receipt_id": receipt_id, "procedure": "dresden-maengel",
+                    "message_id": message, "application_id": id,
+                    "event": "accept", "issued_at": kopplung_tests::now_rfc3339()}),
+        );
+        answer(
+            reqwest::Client::new()
+                .post(hub.url(&ack_path))
+                .bearer_auth(TOKEN_A)
+                .body(receipt),
+        )
         .await
-        .unwrap();
-    assert_eq!(refused.status(), 422);
+    };
+    // A receipt for another message refuses the acknowledgement; nothing changes.
+    let (refused, _) = acknowledge("r-wrong", &uuid::Uuid::new_v4().to_string()).await;
+    assert_eq!(refused, 422);
     assert_eq!(hub.status(&id).await["status"], "prepared");
 
     // The acknowledgement with the signed receipt: delivered, then received.
-    let receipt = sign_cms_receipt(
-        &hub.pki_dir(),
-        "dresden-maengel",
-        &json!({"receipt_id": "r-1", "procedure": "dresden-maengel",
-                "message_id": message_id, "application_id": id,
-                "event": "accept", "issued_at": kopplung_tests::now_rfc3339()}),
-    );
-    let acked = reqwest::Client::new()
-        .post(hub.url(&ack_path))
-        .bearer_auth(TOKEN_A)
-        .body(receipt)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(acked.status(), 200);
-    let answer: Value = acked.json().await.unwrap();
+    let (acked, answer) = acknowledge("r-1", &message_id).await;
+    assert_eq!(acked, 200);
     assert_eq!(answer["acknowledged"], true);
     assert_eq!(answer["already_acknowledged"], false);
     assert_eq!(answer["receipt"]["status"], "received", "{answer:#}");
@@ -459,15 +402,9 @@ async fn pull_procedures_see_collect_and_acknowledge_only_their_own_messages() {
     assert!(status["delivery"]["delivered_at"].is_string(), "{status:#}");
 
     // Listed no more; a second acknowledgement changes nothing.
-    let list: Value = get(
-        &hub,
-        "/api/v1/procedures/dresden-maengel/messages",
-        Some(TOKEN_A),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let list: Value = hub
+        .get_json("/api/v1/procedures/dresden-maengel/messages", TOKEN_A)
+        .await;
     assert_eq!(list["messages"], json!([]));
     let again: Value = hub.post_json(&ack_path, TOKEN_A).await;
     assert_eq!(again["already_acknowledged"], true);

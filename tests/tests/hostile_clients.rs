@@ -36,6 +36,16 @@ async fn connect_from(local: IpAddr, server: SocketAddr) -> std::io::Result<TcpS
 
 /// How long until the server closes `stream` (reads until EOF or an error), at most
 /// `within`; `None` if it stayed open.
+/// The server must close `stream` no sooner than `earliest` and no later than `latest`;
+/// how long that took.
+async fn cut_between(stream: &mut TcpStream, earliest: Duration, latest: Duration) -> Duration {
+    let cut = closed_after(stream, Duration::from_secs(10))
+        .await
+        .expect("closed");
+    assert!(cut >= earliest && cut <= latest, "{cut:?}");
+    cut
+}
+
 async fn closed_after(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
     let started = Instant::now();
     let mut buffer = [0u8; 4096];
@@ -178,13 +188,12 @@ async fn silent_slow_and_idle_connections_are_cut_within_the_limits() {
 
     // Silent: never sends a byte.
     let mut silent = TcpStream::connect(server).await.unwrap();
-    let silent_cut = closed_after(&mut silent, Duration::from_secs(10))
-        .await
-        .expect("closed");
-    assert!(
-        silent_cut >= Duration::from_millis(1800) && silent_cut <= Duration::from_secs(2) + slack,
-        "{silent_cut:?}"
-    );
+    let silent_cut = cut_between(
+        &mut silent,
+        Duration::from_millis(1800),
+        Duration::from_secs(2) + slack,
+    )
+    .await;
 
     // Slow head: a byte every 300 ms; the head's deadline counts from the accept.
     let mut slow_head = TcpStream::connect(server).await.unwrap();
@@ -247,19 +256,13 @@ async fn silent_slow_and_idle_connections_are_cut_within_the_limits() {
 
     // Kept alive and idle after a request: closed after the idle timeout.
     let mut idle = TcpStream::connect(server).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = [0u8; 1024];
-    let n = idle.read(&mut first).await.unwrap();
-    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
-    let idle_cut = closed_after(&mut idle, Duration::from_secs(10))
-        .await
-        .expect("closed");
-    assert!(
-        idle_cut >= Duration::from_millis(2800) && idle_cut <= Duration::from_secs(3) + slack,
-        "{idle_cut:?}"
-    );
+    kopplung_tests::shared::healthz_on(&mut idle, "x").await;
+    let idle_cut = cut_between(
+        &mut idle,
+        Duration::from_millis(2800),
+        Duration::from_secs(3) + slack,
+    )
+    .await;
 
     assert!(
         metric(
@@ -525,17 +528,12 @@ async fn monitoring_can_move_to_its_own_listener_or_behind_a_token() {
             .unwrap()
             .contains("kopplung_connections_open{listener=\"monitoring\"}")
     );
+    let status_of = async |url: String| reqwest::get(&url).await.unwrap().status();
     assert_eq!(
-        reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
-            .await
-            .unwrap()
-            .status(),
+        status_of(format!("http://127.0.0.1:{port}/readyz")).await,
         200
     );
-    assert_eq!(
-        reqwest::get(hub.url("/healthz")).await.unwrap().status(),
-        200
-    );
+    assert_eq!(status_of(hub.url("/healthz")).await, 200);
     drop(hub);
 
     let guarded = TestHub::start(HubSetup {
@@ -543,24 +541,17 @@ async fn monitoring_can_move_to_its_own_listener_or_behind_a_token() {
         ..HubSetup::default()
     })
     .await;
-    assert_eq!(
-        reqwest::get(guarded.url("/metrics"))
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        reqwest::get(guarded.url("/readyz")).await.unwrap().status(),
-        401
-    );
-    let with_token = reqwest::Client::new()
-        .get(guarded.url("/metrics"))
-        .bearer_auth(kopplung_tests::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(with_token.status(), 200);
+    for (path, token, expected) in [
+        ("/metrics", None, 401),
+        ("/readyz", None, 401),
+        ("/metrics", Some(kopplung_tests::ADMIN_TOKEN), 200),
+    ] {
+        assert_eq!(
+            guarded.fetch(path, token).await.status(),
+            expected,
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -521,14 +521,7 @@ async fn mutated_intake_json_never_breaks_the_hub() {
         &[
             ("inputs", ROUNDS.to_string()),
             ("seed", seed.to_string()),
-            (
-                "answers",
-                by_status
-                    .iter()
-                    .map(|(s, n)| format!("{s}:{n}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
+            ("answers", kopplung_tests::faults::counts(&by_status)),
             ("server_errors", "0".into()),
             (
                 "stored_beyond_accepted",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kopplung_tests::shared::counting_receiver;
-use kopplung_tests::{HubSetup, PostgresDatabase, TestHub, deliver_over};
+use kopplung_tests::{HubSetup, PostgresDatabase, TestHub, eventually};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
@@ -24,16 +24,9 @@ async fn two_instances_on_postgresql_deliver_everything_once_when_one_is_killed(
     let (url, seen) = counting_receiver(Duration::ZERO).await;
 
     let setup = HubSetup {
-        rewrite_routing: Some(Arc::new(move |routing| {
-            deliver_over(
-                &routing,
-                "dresden-maengel",
-                &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = 5000"),
-            )
-        })),
         extra_config: format!("[store]\npostgres_url = \"{}\"\n", database.url()),
         lease_secs: 10,
-        ..HubSetup::default()
+        ..HubSetup::over_http("dresden-maengel", &url, 5000)
     };
     let mut first = TestHub::start(setup).await;
     let second = first
@@ -112,19 +105,25 @@ async fn two_instances_on_postgresql_deliver_everything_once_when_one_is_killed(
     assert_eq!(accepted.lock().await.len(), APPLICATIONS);
 
     // Everything arrives, the dead instance's leased work after its lease ran out.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let unique = seen.lock().await.len();
-        if unique >= APPLICATIONS {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {unique} of {APPLICATIONS} message ids arrived:\n{}",
-            second.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(180),
+        Duration::from_millis(200),
+        async || {
+            let unique = seen.lock().await.len();
+            if unique >= APPLICATIONS {
+                Ok(())
+            } else {
+                Err(unique)
+            }
+        },
+        |unique| {
+            format!(
+                "only {unique} of {APPLICATIONS} message ids arrived:\n{}",
+                second.log()
+            )
+        },
+    )
+    .await;
     // A moment more for stragglers, then count.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let seen = seen.lock().await.clone();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use kopplung_tests::{
-    HubSetup, TestHub, amqp, delete_queue, drain, open_jose_with_python, workspace, xpath,
+    HubSetup, TestHub, amqp, delete_queue, drain_one, open_jose_with_python, xpath,
 };
 use serde_json::Value;
 
@@ -12,15 +12,12 @@ use serde_json::Value;
 async fn a_jose_procedure_receives_a_jwe_that_jwcrypto_opens() {
     let broker = amqp().await;
     let hub = TestHub::start(HubSetup::default()).await;
-    let mut body: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            workspace().join("mappings/meldebescheinigung/fixtures/vollstaendig.input.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    body["service"] = "99115003000000".into();
-    body["region"] = "147130000000".into(); // Leipzig
+    // Leipzig.
+    let body = kopplung_tests::shared::fixture_request(
+        "meldebescheinigung/fixtures/vollstaendig",
+        "99115003000000",
+        "147130000000",
+    );
     let response = hub.submit(&body, None).await;
     assert_eq!(response.status(), 202, "{:?}", response.text().await);
     let id = response.json::<Value>().await.unwrap()["id"]
@@ -28,14 +25,11 @@ async fn a_jose_procedure_receives_a_jwe_that_jwcrypto_opens() {
         .unwrap()
         .to_owned();
     let status = hub
-        .wait_for_status(&id, "delivered", Duration::from_secs(60))
+        .wait_delivered_to(&id, "leipzig-buergerbuero", Duration::from_secs(60))
         .await;
-    assert_eq!(status["delivery"]["procedure"], "leipzig-buergerbuero");
 
     let queue = hub.queue("leipzig-buergerbuero");
-    let received = drain(&broker, &queue, Duration::from_millis(500)).await;
-    assert_eq!(received.len(), 1);
-    let message = &received[0];
+    let message = drain_one(&broker, &queue).await;
     assert_eq!(
         message.properties.content_type().as_ref().unwrap().as_str(),
         "application/jose"

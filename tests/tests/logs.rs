@@ -64,14 +64,7 @@ async fn run_and_check(extra_args: Vec<&'static str>) {
         rust_log: "trace",
         extra_args,
         // Chemnitz's queue refuses everything: a dead letter with its reason in the log.
-        edit_routing: |routing| {
-            routing.replacen(
-                ".chemnitz-maengel\"\n",
-                ".chemnitz-maengel\"\n\n[procedure.retry]\nmax_attempts = 1\n",
-                1,
-            )
-        },
-        ..HubSetup::default()
+        ..HubSetup::retrying("chemnitz-maengel", "max_attempts = 1")
     })
     .await;
     let marked = Marked::new();

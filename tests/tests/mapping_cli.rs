@@ -29,6 +29,21 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Writes `broken` into `file`, then runs `kopplung mapping <args>`, which must fail: its
+/// output, and its stderr as text.
+fn broken(config: &Path, file: &Path, broken: &str, args: &[&str]) -> (Output, String) {
+    std::fs::write(file, broken).unwrap();
+    mapping_fails(config, args)
+}
+
+/// `kopplung mapping <args>`, which must fail: its output, and its stderr as text.
+fn mapping_fails(config: &Path, args: &[&str]) -> (Output, String) {
+    let output = mapping(config, args);
+    let err = stderr(&output);
+    assert!(!output.status.success(), "it passed: {err}");
+    (output, err)
+}
+
 #[test]
 fn the_repository_mappings_pass_test_and_lint() {
     let config = workspace().join("config/kopplung.toml");
@@ -52,15 +67,12 @@ fn a_broken_fixture_fails_with_file_line_and_a_diff() {
         .position(|l| l.contains("<strasse>Markt</strasse>"))
         .unwrap()
         + 1;
-    std::fs::write(
+    let (output, err) = broken(
+        &config,
         &expected,
-        text.replace("<strasse>Markt</strasse>", "<strasse>Marktplatz</strasse>"),
-    )
-    .unwrap();
-
-    let output = mapping(&config, &["test", "maengelanzeige"]);
-    assert!(!output.status.success());
-    let err = stderr(&output);
+        &text.replace("<strasse>Markt</strasse>", "<strasse>Marktplatz</strasse>"),
+        &["test", "maengelanzeige"],
+    );
     assert!(
         err.contains(&format!("minimal.expected.xml:{line}:")),
         "{err}"
@@ -96,39 +108,37 @@ fn a_broken_template_fails_with_file_and_line() {
     let line = text.lines().position(|l| l.contains("<strasse>")).unwrap() + 1;
 
     // A field the form does not define: lint names the place, test fails on render.
-    std::fs::write(
+    let (_, err) = broken(
+        &config,
         &template,
-        text.replace("{{data.ort.strasse}}", "{{data.ort.plz}}"),
-    )
-    .unwrap();
-    let lint = mapping(&config, &["lint", "maengelanzeige"]);
-    assert!(!lint.status.success());
-    let err = stderr(&lint);
+        &text.replace("{{data.ort.strasse}}", "{{data.ort.plz}}"),
+        &["lint", "maengelanzeige"],
+    );
     assert!(
         err.contains(&format!("nachricht.xml.hbs:{line}:")) && err.contains("data.ort.plz"),
         "{err}"
     );
     assert!(err.contains("field `ort.strasse` is never used"), "{err}");
-    let test = mapping(&config, &["test", "maengelanzeige"]);
-    assert!(!test.status.success());
-    assert!(stderr(&test).contains("data.ort.plz"), "{}", stderr(&test));
+    let (_, err) = mapping_fails(&config, &["test", "maengelanzeige"]);
+    assert!(err.contains("data.ort.plz"), "{err}");
 
+    // `mapping test` on the template with `from` replaced by `to`: what it said.
+    let test_with = |from: &str, to: &str| {
+        let template_text = text.replace(from, to);
+        broken(
+            &config,
+            &template,
+            &template_text,
+            &["test", "maengelanzeige"],
+        )
+        .1
+    };
     // A template that does not parse.
-    std::fs::write(&template, text.replace("{{/if}}", "")).unwrap();
-    let test = mapping(&config, &["test", "maengelanzeige"]);
-    assert!(!test.status.success());
-    let err = stderr(&test);
+    let err = test_with("{{/if}}", "");
     assert!(err.contains("nachricht.xml.hbs"), "{err}");
 
     // An element the schema does not allow: the XSD check names line and column.
-    std::fs::write(
-        &template,
-        text.replace("<beschreibung>", "<hinweis/><beschreibung>"),
-    )
-    .unwrap();
-    let test = mapping(&config, &["test", "maengelanzeige"]);
-    assert!(!test.status.success());
-    let err = stderr(&test);
+    let err = test_with("<beschreibung>", "<hinweis/><beschreibung>");
     assert!(
         err.contains("nachricht.xsd") && err.contains("hinweis") && err.contains("line "),
         "{err}"

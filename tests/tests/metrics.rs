@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, drain};
+use kopplung_tests::{HubSetup, TestHub, amqp, drain_and_delete};
 use serde_json::json;
 
 const MAENGEL: &str = "99999001000000";
@@ -114,11 +114,6 @@ async fn metrics_count_what_happened() {
         "{text}"
     );
     let queue = hub.queue("dresden-maengel");
-    assert_eq!(
-        drain(&broker, &queue, Duration::from_millis(300))
-            .await
-            .len(),
-        5
-    );
-    delete_queue(&broker, &queue).await;
+    let delivered = drain_and_delete(&broker, &queue, Duration::from_millis(300)).await;
+    assert_eq!(delivered.len(), 5);
 }

@@ -529,16 +529,11 @@ fn check_document(doc: &Value) {
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("openapi.json");
     std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
-    let output = std::process::Command::new(python_with_jwcrypto())
-        .args(["-m", "openapi_spec_validator"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "not a valid OpenAPI 3.1 document:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    kopplung_tests::run_ok(
+        std::process::Command::new(python_with_jwcrypto())
+            .args(["-m", "openapi_spec_validator"])
+            .arg(&file),
+        "openapi_spec_validator (is it a valid OpenAPI 3.1 document?)",
     );
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1."),
@@ -662,6 +657,14 @@ impl Api<'_> {
 
     async fn get(&self, path: &str, token: Option<&str>) -> Answer {
         self.call(Method::GET, path, token, None).await
+    }
+
+    /// GETs each path with its token: each answer must be the problem of its status and
+    /// kind (checked against the contract like every answer).
+    async fn get_problems(&self, cases: &[(&str, Option<&str>, u16, &str)]) {
+        for (path, token, status, kind) in cases {
+            problem(self.get(path, *token).await, *status, kind);
+        }
     }
 
     async fn post(&self, path: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> Answer {
@@ -804,16 +807,11 @@ fn maengel(region: &str, what: &str) -> Value {
 }
 
 fn meldebescheinigung(region: &str) -> Value {
-    let mut body: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            workspace().join("mappings/meldebescheinigung/fixtures/minimal.input.json"),
-        )
-        .unwrap(),
+    kopplung_tests::shared::fixture_request(
+        "meldebescheinigung/fixtures/minimal",
+        MELDEBESCHEINIGUNG,
+        region,
     )
-    .unwrap();
-    body["service"] = json!(MELDEBESCHEINIGUNG);
-    body["region"] = json!(region);
-    body
 }
 
 /// An event of Dresden's procedure about a message, as its JSON before signing.
@@ -970,24 +968,21 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         200,
     );
     assert_eq!(elsewhere.json["online"], false);
-    problem(
-        api.get(
+    api.get_problems(&[
+        (
             "/api/v1/responsibility?service=99108001000000&region=1461",
             None,
-        )
-        .await,
-        400,
-        "bad-query",
-    );
-    problem(
-        api.get(
+            400,
+            "bad-query",
+        ),
+        (
             "/api/v1/responsibility?service=99999999999999&region=146120000000",
             None,
-        )
-        .await,
-        404,
-        "not-found",
-    );
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
 
     // Intake: accepted, replayed, and every refusal.
     let first = ok(
@@ -1147,26 +1142,22 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         200,
     );
     assert_eq!(limited.json["messages"].as_array().unwrap().len(), 1);
-    problem(
-        api.get(
+    api.get_problems(&[
+        (
             &format!("{dresden}/messages?limit=many"),
             Some(DRESDEN_PULL_TOKEN),
-        )
-        .await,
-        400,
-        "bad-query",
-    );
-    problem(
-        api.get(&format!("{dresden}/messages"), None).await,
-        401,
-        "unauthorized",
-    );
-    problem(
-        api.get(&format!("{dresden}/messages"), Some(LEIPZIG_PULL_TOKEN))
-            .await,
-        403,
-        "forbidden",
-    );
+            400,
+            "bad-query",
+        ),
+        (&format!("{dresden}/messages"), None, 401, "unauthorized"),
+        (
+            &format!("{dresden}/messages"),
+            Some(LEIPZIG_PULL_TOKEN),
+            403,
+            "forbidden",
+        ),
+    ])
+    .await;
 
     let message = format!("{dresden}/messages/{m1}");
     let sealed = ok(api.get(&message, Some(DRESDEN_PULL_TOKEN)).await, 200);
@@ -1181,30 +1172,23 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             base64::engine::general_purpose::STANDARD.encode(openssl::sha::sha256(&sealed.body))
         )
     );
-    problem(api.get(&message, None).await, 401, "unauthorized");
-    problem(
-        api.get(&message, Some(LEIPZIG_PULL_TOKEN)).await,
-        403,
-        "forbidden",
-    );
-    problem(
-        api.get(
+    api.get_problems(&[
+        (&message, None, 401, "unauthorized"),
+        (&message, Some(LEIPZIG_PULL_TOKEN), 403, "forbidden"),
+        (
             &format!("{dresden}/messages/{}", new_id()),
             Some(DRESDEN_PULL_TOKEN),
-        )
-        .await,
-        404,
-        "not-found",
-    );
-    problem(
-        api.get(
+            404,
+            "not-found",
+        ),
+        (
             &format!("{dresden}/messages/not-a-message"),
             Some(DRESDEN_PULL_TOKEN),
-        )
-        .await,
-        404,
-        "not-found",
-    );
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
 
     let ack = format!("{message}/ack");
     let cms = |event: &Value| {
@@ -1358,15 +1342,11 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         413,
         "attachment-too-large",
     );
-    let mut gewerbe: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            workspace().join("mappings/gewerbeanmeldung/fixtures/minimal.input.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    gewerbe["service"] = "99050012104000".into();
-    gewerbe["region"] = LEIPZIG.into();
+    let mut gewerbe = kopplung_tests::shared::fixture_request(
+        "gewerbeanmeldung/fixtures/minimal",
+        "99050012104000",
+        LEIPZIG,
+    );
     gewerbe["attachments"] = json!([{ "upload": uploaded.json["id"] }]);
     let a5 = ok(api.submit(&gewerbe, None).await, 202).json["id"]
         .as_str()
@@ -1379,21 +1359,17 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     let fragment = format!("{leipzig}/messages/{m5}/attachments/1/1");
     let sealed = ok(api.get(&fragment, Some(LEIPZIG_PULL_TOKEN)).await, 200);
     assert_eq!(sealed.header("content-type"), "application/jose");
-    problem(api.get(&fragment, None).await, 401, "unauthorized");
-    problem(
-        api.get(&fragment, Some(DRESDEN_PULL_TOKEN)).await,
-        403,
-        "forbidden",
-    );
-    problem(
-        api.get(
+    api.get_problems(&[
+        (&fragment, None, 401, "unauthorized"),
+        (&fragment, Some(DRESDEN_PULL_TOKEN), 403, "forbidden"),
+        (
             &format!("{leipzig}/messages/{m5}/attachments/1/2"),
             Some(LEIPZIG_PULL_TOKEN),
-        )
-        .await,
-        404,
-        "not-found",
-    );
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
     ok(
         api.post(
             &format!("{leipzig}/messages/{m5}/ack"),
@@ -1630,8 +1606,11 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         let download = ok(api.get(href, Some(&hub.token)).await, 200);
         assert_eq!(&download.body, content);
         assert_eq!(download.header("content-type"), served_as);
-        problem(api.get(href, None).await, 401, "unauthorized");
-        problem(api.get(href, Some(OTHER_TOKEN)).await, 404, "not-found");
+        api.get_problems(&[
+            (href, None, 401, "unauthorized"),
+            (href, Some(OTHER_TOKEN), 404, "not-found"),
+        ])
+        .await;
     }
     problem(
         api.get(&format!("{path}/documents/{}", new_id()), Some(&hub.token))
@@ -1644,23 +1623,23 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             .await,
         200,
     );
-    problem(api.get(&path, None).await, 401, "unauthorized");
-    problem(api.get(&path, Some(OTHER_TOKEN)).await, 404, "not-found");
-    problem(
-        api.get(
+    api.get_problems(&[
+        (&path, None, 401, "unauthorized"),
+        (&path, Some(OTHER_TOKEN), 404, "not-found"),
+        (
             &format!("/api/v1/applications/{}", new_id()),
             Some(&hub.token),
-        )
-        .await,
-        404,
-        "not-found",
-    );
-    problem(
-        api.get("/api/v1/applications/not-an-id", Some(&hub.token))
-            .await,
-        404,
-        "not-found",
-    );
+            404,
+            "not-found",
+        ),
+        (
+            "/api/v1/applications/not-an-id",
+            Some(&hub.token),
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
 
     // The admin API: Chemnitz's application is a dead letter.
     hub.wait_for_status(&a3, "dead_lettered", Duration::from_secs(30))
@@ -1689,22 +1668,22 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     }
     let letter = format!("/api/v1/admin/deadletters/{a3}");
     ok(api.get(&letter, Some(ADMIN_TOKEN)).await, 200);
-    problem(api.get(&letter, None).await, 401, "unauthorized");
-    problem(
-        api.get(
+    api.get_problems(&[
+        (&letter, None, 401, "unauthorized"),
+        (
             &format!("/api/v1/admin/deadletters/{}", new_id()),
             Some(ADMIN_TOKEN),
-        )
-        .await,
-        404,
-        "not-found",
-    );
-    problem(
-        api.get("/api/v1/admin/deadletters/not-an-id", Some(ADMIN_TOKEN))
-            .await,
-        404,
-        "not-found",
-    );
+            404,
+            "not-found",
+        ),
+        (
+            "/api/v1/admin/deadletters/not-an-id",
+            Some(ADMIN_TOKEN),
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
     problem(
         api.post(&format!("{letter}/replay"), None, None).await,
         401,
@@ -1749,49 +1728,44 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         .await,
         200,
     );
-    problem(
-        api.get("/api/v1/admin/applications?from=gestern", Some(ADMIN_TOKEN))
-            .await,
-        400,
-        "bad-query",
-    );
-    problem(
-        api.get("/api/v1/admin/applications", None).await,
-        401,
-        "unauthorized",
-    );
+    api.get_problems(&[
+        (
+            "/api/v1/admin/applications?from=gestern",
+            Some(ADMIN_TOKEN),
+            400,
+            "bad-query",
+        ),
+        ("/api/v1/admin/applications", None, 401, "unauthorized"),
+    ])
+    .await;
     let inspect = format!("/api/v1/admin/applications/{a1}");
     let inspected = ok(api.get(&inspect, Some(AUDITOR_TOKEN)).await, 200);
     assert!(!inspected.json["audit"].as_array().unwrap().is_empty());
-    problem(api.get(&inspect, None).await, 401, "unauthorized");
-    problem(
-        api.get(
+    api.get_problems(&[
+        (&inspect, None, 401, "unauthorized"),
+        (
             &format!("/api/v1/admin/applications/{}", new_id()),
             Some(ADMIN_TOKEN),
-        )
-        .await,
-        404,
-        "not-found",
-    );
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
     ok(
         api.get(&format!("{inspect}/message"), Some(AUDITOR_TOKEN))
             .await,
         200,
     );
-    problem(
-        api.get(&format!("{inspect}/message"), None).await,
-        401,
-        "unauthorized",
-    );
-    problem(
-        api.get(
+    api.get_problems(&[
+        (&format!("{inspect}/message"), None, 401, "unauthorized"),
+        (
             &format!("/api/v1/admin/applications/{}/message", new_id()),
             Some(ADMIN_TOKEN),
-        )
-        .await,
-        404,
-        "not-found",
-    );
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
     problem(
         api.post(&format!("{inspect}/retry"), Some(AUDITOR_TOKEN), None)
             .await,

@@ -34,7 +34,9 @@ async fn report_a_pothole(citizen: &mut Citizen) -> String {
         &[0u8; 64][..],
     ]
     .concat();
-    let upload = upload(citizen, &draft, &csrf, "schlagloch.png", "image/png", png).await;
+    let upload = citizen
+        .upload(&draft, &csrf, "schlagloch.png", "image/png", png)
+        .await;
     assert_eq!(upload.status, 303, "{}", upload.body);
     let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
     assert!(review.body.contains("schlagloch.png"), "{}", review.body);
@@ -47,19 +49,6 @@ async fn report_a_pothole(citizen: &mut Citizen) -> String {
     assert_eq!(submitted.status, 303, "{}", submitted.body);
     assert_eq!(submitted.location(), format!("/antraege/{draft}"));
     draft
-}
-
-async fn upload(
-    citizen: &mut Citizen,
-    draft: &str,
-    csrf: &str,
-    filename: &str,
-    media_type: &str,
-    content: Vec<u8>,
-) -> Page {
-    citizen
-        .upload(draft, csrf, filename, media_type, content)
-        .await
 }
 
 async fn wait_for_decision(citizen: &mut Citizen, draft: &str) -> Page {
@@ -206,14 +195,7 @@ async fn forms_without_the_csrf_token_are_refused_and_sign_in_is_limited() {
     assert_eq!(refused.status, 403);
     // Nothing was registered: signing in as mallory fails.
     let failed = visitor
-        .post(
-            "/konto/anmelden",
-            &[
-                ("csrf", &csrf),
-                ("email", "mallory@example.org"),
-                ("password", PASSWORD),
-            ],
-        )
+        .sign_in(&csrf, "mallory@example.org", PASSWORD)
         .await;
     assert_eq!(failed.status, 401);
 
@@ -224,39 +206,20 @@ async fn forms_without_the_csrf_token_are_refused_and_sign_in_is_limited() {
     let csrf = guesser.csrf().await;
     for attempt in 1..=4 {
         let wrong = guesser
-            .post(
-                "/konto/anmelden",
-                &[
-                    ("csrf", &csrf),
-                    ("email", "carla@example.org"),
-                    ("password", &format!("falsch-{attempt}-xxxxxxxx")),
-                ],
+            .sign_in(
+                &csrf,
+                "carla@example.org",
+                &format!("falsch-{attempt}-xxxxxxxx"),
             )
             .await;
         assert_eq!(wrong.status, 401, "attempt {attempt}");
         assert!(wrong.body.contains("nicht richtig"));
     }
     let fifth = guesser
-        .post(
-            "/konto/anmelden",
-            &[
-                ("csrf", &csrf),
-                ("email", "CARLA@example.org"),
-                ("password", "falsch-5-xxxxxxxx"),
-            ],
-        )
+        .sign_in(&csrf, "CARLA@example.org", "falsch-5-xxxxxxxx")
         .await;
     assert_eq!(fifth.status, 401);
-    let locked = guesser
-        .post(
-            "/konto/anmelden",
-            &[
-                ("csrf", &csrf),
-                ("email", "carla@example.org"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let locked = guesser.sign_in(&csrf, "carla@example.org", PASSWORD).await;
     assert_eq!(locked.status, 429, "{}", locked.body);
     assert!(locked.headers.contains_key("retry-after"));
     assert!(
@@ -268,17 +231,8 @@ async fn forms_without_the_csrf_token_are_refused_and_sign_in_is_limited() {
     let mut dora = Citizen::new(&cycle);
     dora.register("dora@example.org").await;
     let mut again = Citizen::new(&cycle);
-    let csrf = again.csrf().await;
     let signed_in = again
-        .post(
-            "/konto/anmelden",
-            &[
-                ("csrf", &csrf),
-                ("email", "dora@example.org"),
-                ("password", PASSWORD),
-                ("next", "//evil.example/"),
-            ],
-        )
+        .sign_in_next("dora@example.org", "//evil.example/")
         .await;
     assert_eq!(signed_in.status, 303);
     // No open redirect.
@@ -375,29 +329,31 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
             "Die Datei ist zu groß",
         ),
     ] {
-        let refused = upload(&mut visitor, &draft, &csrf, name, media_type, content).await;
+        let refused = visitor
+            .upload(&draft, &csrf, name, media_type, content)
+            .await;
         assert_eq!(refused.status, 422, "{name}");
         assert!(refused.body.contains(message), "{name}: {}", refused.body);
     }
-    let no_csrf = upload(
-        &mut visitor,
-        &draft,
-        "",
-        "foto.jpg",
-        "image/jpeg",
-        vec![0xFF, 0xD8, 0xFF, 0xE0],
-    )
-    .await;
+    let no_csrf = visitor
+        .upload(
+            &draft,
+            "",
+            "foto.jpg",
+            "image/jpeg",
+            vec![0xFF, 0xD8, 0xFF, 0xE0],
+        )
+        .await;
     assert_eq!(no_csrf.status, 403);
-    let accepted = upload(
-        &mut visitor,
-        &draft,
-        &csrf,
-        "foto.jpg",
-        "image/jpeg",
-        vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3],
-    )
-    .await;
+    let accepted = visitor
+        .upload(
+            &draft,
+            &csrf,
+            "foto.jpg",
+            "image/jpeg",
+            vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3],
+        )
+        .await;
     assert_eq!(accepted.status, 303);
     let review = visitor.get(&format!("/entwurf/{draft}/pruefen")).await;
     assert!(review.body.contains("foto.jpg") && !review.body.contains("brief.pdf"));
@@ -628,12 +584,7 @@ async fn behind_tls_cookies_are_secure_and_hsts_is_sent_and_bad_requests_get_ger
         .await
         .unwrap();
     assert!(refused.status().is_client_error());
-    assert!(
-        refused.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    kopplung_tests::shared::assert_content_type(refused.headers(), "text/html");
     let body = refused.text().await.unwrap();
     assert!(
         body.contains("Die Anfrage konnte nicht verarbeitet werden"),
@@ -767,15 +718,15 @@ async fn every_service_can_be_applied_for_through_its_form() {
                 let content = base64::engine::general_purpose::STANDARD
                     .decode(attachment["content_base64"].as_str().unwrap())
                     .unwrap();
-                let uploaded = upload(
-                    &mut citizen,
-                    &draft,
-                    &csrf,
-                    attachment["filename"].as_str().unwrap(),
-                    attachment["media_type"].as_str().unwrap(),
-                    content,
-                )
-                .await;
+                let uploaded = citizen
+                    .upload(
+                        &draft,
+                        &csrf,
+                        attachment["filename"].as_str().unwrap(),
+                        attachment["media_type"].as_str().unwrap(),
+                        content,
+                    )
+                    .await;
                 assert_eq!(uploaded.status, 303, "{folder}: {}", uploaded.body);
             }
         }

@@ -86,6 +86,19 @@ fn hostile_targets(port: u16) -> Vec<String> {
     targets
 }
 
+/// Opens the portal's `path` with `?weiter=<target>`: the page, and the `next` it carries
+/// in its form.
+async fn with_weiter(citizen: &mut Citizen, path: &str, target: &str) -> (Page, String) {
+    let request = citizen
+        .http
+        .get(citizen.url(path))
+        .query(&[("weiter", target)]);
+    let page = citizen.send(request).await;
+    assert_eq!(page.status, 200, "{target:?}");
+    let next = hidden(&page, "next");
+    (page, next)
+}
+
 #[tokio::test]
 async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_answers_only_the_portal()
  {
@@ -105,33 +118,14 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
     let mut checked = 0;
     for target in hostile_targets(port) {
         // Through the sign-in page's `weiter` and a real sign-in …
-        let page = anna
-            .send(
-                anna.http
-                    .get(anna.url("/konto/anmelden"))
-                    .query(&[("weiter", &target)]),
-            )
-            .await;
-        assert_eq!(page.status, 200, "{target:?}");
-        let next = hidden(&page, "next");
+        let (_, next) = with_weiter(&mut anna, "/konto/anmelden", &target).await;
         assert!(
             stays_on_portal(&portal, &next),
             "{target:?} → next {next:?}"
         );
         for next in [next.as_str(), target.as_str()] {
             // Each sign-in replaces the session and its CSRF token.
-            let csrf = anna.csrf().await;
-            let signed_in = anna
-                .post(
-                    "/konto/anmelden",
-                    &[
-                        ("csrf", &csrf),
-                        ("email", "anna@example.org"),
-                        ("password", PASSWORD),
-                        ("next", next),
-                    ],
-                )
-                .await;
+            let signed_in = anna.sign_in_next("anna@example.org", next).await;
             assert_eq!(signed_in.status, 303, "{target:?}: {}", signed_in.body);
             let location = signed_in.location();
             assert!(
@@ -141,15 +135,7 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
             checked += 1;
         }
         // … and through the identification's `weiter`.
-        let page = anna
-            .send(
-                anna.http
-                    .get(anna.url("/konto/identifizierung"))
-                    .query(&[("weiter", &target)]),
-            )
-            .await;
-        assert_eq!(page.status, 200, "{target:?}");
-        let next = hidden(&page, "next");
+        let (page, next) = with_weiter(&mut anna, "/konto/identifizierung", &target).await;
         for next in [next.as_str(), target.as_str()] {
             let identified = anna
                 .post(
@@ -262,16 +248,7 @@ async fn forty_parallel_wrong_passwords_reach_the_password_check_at_most_five_ti
     );
     assert_eq!(checked + refused, 40, "{statuses:?}");
     // The account waits now, even for the right password.
-    let locked = guesser
-        .post(
-            "/konto/anmelden",
-            &[
-                ("csrf", &csrf),
-                ("email", "carla@example.org"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let locked = guesser.sign_in(&csrf, "carla@example.org", PASSWORD).await;
     assert_eq!(locked.status, 429);
     assert!(locked.headers.contains_key("retry-after"));
     assert!(
@@ -361,58 +338,34 @@ async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails
     // Before confirming: the right password says "confirm first", a wrong one does not.
     let mut newcomer = Citizen::new(&cycle);
     let csrf = newcomer.csrf().await;
-    let sign_in = |email: &'static str, password: &'static str| {
-        [
-            ("csrf", csrf.clone()),
-            ("email", email.into()),
-            ("password", password.into()),
-        ]
+    let confirm_first = |page: &Page| {
+        assert_eq!(page.status, 403, "{}", page.body);
+        assert!(
+            page.body
+                .contains("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse"),
+            "{}",
+            page.body
+        );
     };
     let unconfirmed = newcomer
-        .post(
-            "/konto/anmelden",
-            &as_pairs(&sign_in("neu1@example.org", other_password)),
-        )
+        .sign_in(&csrf, "neu1@example.org", other_password)
         .await;
-    assert_eq!(unconfirmed.status, 403, "{}", unconfirmed.body);
-    assert!(
-        unconfirmed
-            .body
-            .contains("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse")
-    );
+    confirm_first(&unconfirmed);
     let wrong = newcomer
-        .post(
-            "/konto/anmelden",
-            &as_pairs(&sign_in("neu1@example.org", "falsches-Passwort-1")),
-        )
+        .sign_in(&csrf, "neu1@example.org", "falsches-Passwort-1")
         .await;
     assert_eq!(wrong.status, 401);
     assert!(!wrong.body.contains("bestätigen Sie zuerst"));
     // The existing address answers the same to the second registration's password …
     let existing = newcomer
-        .post(
-            "/konto/anmelden",
-            &as_pairs(&sign_in("bestand@example.org", other_password)),
-        )
+        .sign_in(&csrf, "bestand@example.org", other_password)
         .await;
-    assert_eq!(existing.status, 403);
-    assert!(
-        existing
-            .body
-            .contains("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse")
-    );
+    confirm_first(&existing);
     // … and lets its owner in with the real one.
     let mut owner_again = Citizen::new(&cycle);
     let csrf_owner = owner_again.csrf().await;
     let signed_in = owner_again
-        .post(
-            "/konto/anmelden",
-            &[
-                ("csrf", &csrf_owner),
-                ("email", "bestand@example.org"),
-                ("password", PASSWORD),
-            ],
-        )
+        .sign_in(&csrf_owner, "bestand@example.org", PASSWORD)
         .await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
 
@@ -421,10 +374,7 @@ async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails
     assert_eq!(opened.status, 200);
     assert!(opened.body.contains("E-Mail-Adresse bestätigen"));
     let still = newcomer
-        .post(
-            "/konto/anmelden",
-            &as_pairs(&sign_in("neu1@example.org", other_password)),
-        )
+        .sign_in(&csrf, "neu1@example.org", other_password)
         .await;
     assert_eq!(still.status, 403);
     let confirmed = newcomer.confirm(&new).await;
@@ -463,10 +413,6 @@ async fn registration_answers_alike_for_new_and_existing_addresses_and_the_mails
         !log.contains("@example.org"),
         "an address in the portal's log:\n{log}"
     );
-}
-
-fn as_pairs<'a>(pairs: &'a [(&'static str, String); 3]) -> Vec<(&'static str, &'a str)> {
-    pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 #[tokio::test]

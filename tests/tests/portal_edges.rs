@@ -11,6 +11,7 @@ mod portal_support;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use kopplung_tests::shared::assert_contains_all;
 use portal_support::{Citizen, Cycle, DRESDEN, MAENGEL, Options, draft_of};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -217,12 +218,7 @@ async fn silent_slow_header_and_slow_body_clients_are_cut_while_a_normal_client_
 
     // A kept-alive connection that idles is closed after idle_timeout_secs.
     let mut kept = TcpStream::connect(&addr).await.expect("connect");
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: portal\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buffer = [0u8; 1024];
-    let n = kept.read(&mut buffer).await.unwrap();
-    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+    kopplung_tests::shared::healthz_on(&mut kept, "portal").await;
     let idle = Instant::now();
     let closed = read_until_closed(&mut kept, Duration::from_secs(15)).await;
     assert!(closed.is_some(), "an idle connection was kept");
@@ -274,7 +270,7 @@ async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
     assert_german_quota(&third, 429, "bereits 2 Anträge begonnen");
 
     // Uploads of the session: bytes (413), then files (429).
-    let csrf = anna.get(&format!("/entwurf/{first}/anlagen")).await.csrf();
+    let csrf = anna.attachments_csrf(&first).await;
     // Larger than the service allows, declared: refused before a byte is read.
     let oversized = anna
         .upload(
@@ -287,22 +283,21 @@ async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
         .await;
     assert_eq!(oversized.status, 413, "{}", oversized.body);
     assert!(oversized.body.contains("Die Datei ist zu groß"));
-    let stored = anna
-        .upload(&first, &csrf, "a.jpg", "image/jpeg", jpeg(200_000))
-        .await;
-    assert_eq!(stored.status, 303, "{}", stored.body);
-    let too_much = anna
-        .upload(&first, &csrf, "b.jpg", "image/jpeg", jpeg(150_000))
-        .await;
-    assert_german_quota(&too_much, 413, "insgesamt höchstens");
-    let small = anna
-        .upload(&first, &csrf, "c.jpg", "image/jpeg", jpeg(1_000))
-        .await;
-    assert_eq!(small.status, 303, "{}", small.body);
-    let one_more = anna
-        .upload(&first, &csrf, "d.jpg", "image/jpeg", jpeg(1_000))
-        .await;
-    assert_german_quota(&one_more, 429, "höchstens 2 Dateien");
+    // Stored, over the bytes quota (413), stored, over the files quota (429).
+    for (file, size, refused) in [
+        ("a.jpg", 200_000, None),
+        ("b.jpg", 150_000, Some((413, "insgesamt höchstens"))),
+        ("c.jpg", 1_000, None),
+        ("d.jpg", 1_000, Some((429, "höchstens 2 Dateien"))),
+    ] {
+        let page = anna
+            .upload(&first, &csrf, file, "image/jpeg", jpeg(size))
+            .await;
+        match refused {
+            None => assert_eq!(page.status, 303, "{file}: {}", page.body),
+            Some((status, says)) => assert_german_quota(&page, status, says),
+        }
+    }
     assert_eq!(
         cycle.sql("SELECT COUNT(*) || ' ' || SUM(size) FROM draft_attachments"),
         "2 201000"
@@ -310,10 +305,7 @@ async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
     // The address's uploads: a new session at the same address has one left.
     let mut albert = visitor_at(&cycle, "203.0.113.1");
     let draft = draft_of(&albert.start(MAENGEL, DRESDEN).await);
-    let csrf = albert
-        .get(&format!("/entwurf/{draft}/anlagen"))
-        .await
-        .csrf();
+    let csrf = albert.attachments_csrf(&draft).await;
     let stored = albert
         .upload(&draft, &csrf, "e.jpg", "image/jpeg", jpeg(1_000))
         .await;
@@ -403,10 +395,7 @@ async fn expired_anonymous_drafts_and_their_files_are_swept_and_reading_pages_st
     let mut visitor = Citizen::new(&cycle);
     let step = visitor.start(MAENGEL, DRESDEN).await;
     let draft = draft_of(&step);
-    let csrf = visitor
-        .get(&format!("/entwurf/{draft}/anlagen"))
-        .await
-        .csrf();
+    let csrf = visitor.attachments_csrf(&draft).await;
     let stored = visitor
         .upload(&draft, &csrf, "foto.jpg", "image/jpeg", jpeg(10_000))
         .await;
@@ -460,14 +449,15 @@ async fn a_configuration_file_with_mistakes_is_refused_with_every_problem_named(
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    for expected in [
-        config.display().to_string().as_str(),
-        "[colour]: unknown section",
-        "[limits] max_form_bytes: invalid type",
-        "[quotas] anonymous_drafts: unknown field",
-    ] {
-        assert!(stderr.contains(expected), "{expected}:\n{stderr}");
-    }
+    assert_contains_all(
+        &stderr,
+        &[
+            config.display().to_string().as_str(),
+            "[colour]: unknown section",
+            "[limits] max_form_bytes: invalid type",
+            "[quotas] anonymous_drafts: unknown field",
+        ],
+    );
     // With the keys right, the values are checked, again all at once.
     std::fs::write(
         &config,
@@ -572,7 +562,7 @@ async fn a_fresh_demo_keeps_its_data_directory_private() {
     let data = dir.path().join("demo-data");
     let (hub_port, portal_port) = (kopplung_tests::free_port(), kopplung_tests::free_port());
     let log = std::fs::File::create(dir.path().join("demo.log")).expect("log");
-    let mut demo = portal_support::Process(
+    let mut demo = kopplung_tests::Process(
         std::process::Command::new(kopplung_tests::kopplung_bin())
             .args(["demo", "--no-procedures", "--data-dir"])
             .arg(&data)
@@ -630,16 +620,12 @@ async fn a_fresh_demo_keeps_its_data_directory_private() {
     ] {
         assert_eq!(mode(&data.join(store)), 0o600, "{store}");
     }
-    let check = std::process::Command::new(kopplung_tests::kopplung_bin())
-        .args(["check", "--data-dir"])
-        .arg(&data)
-        .current_dir(kopplung_tests::workspace())
-        .output()
-        .expect("kopplung check");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
+    kopplung_tests::run_ok(
+        std::process::Command::new(kopplung_tests::kopplung_bin())
+            .args(["check", "--data-dir"])
+            .arg(&data)
+            .current_dir(kopplung_tests::workspace()),
+        "kopplung check",
     );
     kopplung_tests::faults::summary(
         "demo-file-modes",

@@ -3,46 +3,21 @@
 //! answers with a signed receipt and, later, a decision with its document — over HTTP
 //! (the cities) or on its AMQP reply queue (a district).
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kopplung_tests::{
-    HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, deliver_over, kopplung_bin,
-};
-
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use kopplung_tests::shared::history;
+use kopplung_tests::{HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, deliver_over};
 
 #[tokio::test]
 async fn the_reference_procedures_receive_verify_confirm_and_decide() {
     let broker = amqp().await;
     let hub = TestHub::start(HubSetup::default()).await;
-    let log = std::fs::File::create(hub.dir.path().join("sim.log")).unwrap();
-    let _sim = Child(
-        Command::new(kopplung_bin())
-            .arg("procedure-sim")
-            .arg("--config")
-            .arg(hub.config_path())
-            .arg("--data-dir")
-            .arg(hub.data_dir())
-            .arg("--hub")
-            .arg(hub.url(""))
-            .args(["--only", "dresden-maengel"])
-            .args(["--only", "leipzig-buergerbuero"])
-            // A district procedure: its events come back on its AMQP reply queue.
-            .args(["--only", "landkreis-leipzig-maengel"])
-            .args(["--decision-delay-secs", "1"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    // A district procedure among them: its events come back on its AMQP reply queue.
+    let _sim = hub.procedure_sim(&[
+        "dresden-maengel",
+        "leipzig-buergerbuero",
+        "landkreis-leipzig-maengel",
+    ]);
     let mut ids = Vec::new();
     for (service, region, fixture) in [
         (
@@ -90,16 +65,10 @@ async fn the_reference_procedures_receive_verify_confirm_and_decide() {
 /// Waits for the decision; checks the history, the mailbox and that the decision's
 /// document downloads for the applicant and no one else.
 async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str]) {
-    let client = reqwest::Client::new();
     let status = hub
         .wait_for_status(id, "decided", Duration::from_secs(60))
         .await;
-    let history: Vec<&str> = status["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
+    let history = history(&status, "status");
     assert_eq!(history, expected_history, "{status:#}");
     // The decision in the mailbox, its document to download.
     let mailbox = status["mailbox"].as_array().unwrap();
@@ -113,32 +82,18 @@ async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str
     );
     let document = &status["documents"][0];
     assert_eq!(document["media_type"], "application/pdf");
-    let href = hub.url(document["href"].as_str().unwrap());
-    let own = client
-        .get(&href)
-        .bearer_auth(&hub.token)
-        .send()
-        .await
-        .unwrap();
+    let href = document["href"].as_str().unwrap();
+    let own = hub.fetch(href, Some(&hub.token)).await;
     assert_eq!(own.status(), 200);
     assert_eq!(own.headers()["content-type"], "application/pdf");
     assert_eq!(own.headers()["x-content-type-options"], "nosniff");
     let bytes = own.bytes().await.unwrap();
     assert!(bytes.starts_with(b"%PDF-"));
-    let sha512: String = openssl::sha::sha512(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha512 = hex::encode(openssl::sha::sha512(&bytes));
     assert_eq!(document["sha512"], sha512.as_str());
     // No one else: another client, no token.
-    let other = client
-        .get(&href)
-        .bearer_auth(OTHER_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(other.status(), 404);
-    assert_eq!(client.get(&href).send().await.unwrap().status(), 401);
+    assert_eq!(hub.fetch(href, Some(OTHER_TOKEN)).await.status(), 404);
+    assert_eq!(hub.fetch(href, None).await.status(), 401);
     // The history names the document by hash; the decision text stays out of it.
     let detail = status["history"][expected_history.len() - 1]["detail"]
         .as_str()
@@ -179,24 +134,7 @@ async fn the_reference_procedures_answer_over_http_and_pull_too() {
         ..HubSetup::default()
     })
     .await;
-    let log = std::fs::File::create(hub.dir.path().join("sim.log")).unwrap();
-    let _sim = Child(
-        Command::new(kopplung_bin())
-            .arg("procedure-sim")
-            .arg("--config")
-            .arg(hub.config_path())
-            .arg("--data-dir")
-            .arg(hub.data_dir())
-            .arg("--hub")
-            .arg(hub.url(""))
-            .args(["--only", "dresden-maengel"])
-            .args(["--only", "leipzig-buergerbuero"])
-            .args(["--decision-delay-secs", "1"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let _sim = hub.procedure_sim(&["dresden-maengel", "leipzig-buergerbuero"]);
     let mut cases = Vec::new();
     for (service, region, fixture, history) in [
         (

@@ -3,12 +3,19 @@
 //! hub verifies them against the procedure's certificate; a tampered or foreign receipt
 //! is refused and changes nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, drain, python_with_jwcrypto};
+use kopplung_tests::shared::answer;
+use kopplung_tests::{
+    HubSetup, TestHub, amqp, delete_queue, drain_and_delete, python_with_jwcrypto, run_ok,
+    sign_cms_receipt,
+};
 use serde_json::{Value, json};
+
+const MAENGEL: &str = "99999001000000";
+const MAENGEL_MINIMAL: &str = "maengelanzeige/fixtures/minimal";
 
 async fn post_receipt(
     hub: &TestHub,
@@ -16,48 +23,26 @@ async fn post_receipt(
     body: Vec<u8>,
     content_type: &str,
 ) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(hub.url(&format!("/api/v1/procedures/{procedure}/receipts")))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    answer(
+        reqwest::Client::new()
+            .post(hub.url(&format!("/api/v1/procedures/{procedure}/receipts")))
+            .header("content-type", content_type)
+            .body(body),
+    )
+    .await
 }
 
-fn openssl_sign(pki: &Path, procedure: &str, receipt: &Value) -> Vec<u8> {
-    let work = tempfile::tempdir().unwrap();
-    std::fs::write(work.path().join("receipt.json"), receipt.to_string()).unwrap();
-    let output = Command::new("openssl")
-        .args([
-            "cms",
-            "-sign",
-            "-binary",
-            "-nodetach",
-            "-outform",
-            "DER",
-            "-md",
-            "sha256",
-            "-in",
-            "receipt.json",
-            "-out",
-            "receipt.p7m",
-            "-signer",
-        ])
-        .arg(pki.join(format!("procedures/{procedure}-signatur.crt")))
-        .arg("-inkey")
-        .arg(pki.join(format!("procedures/{procedure}-signatur.key")))
-        .current_dir(work.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    std::fs::read(work.path().join("receipt.p7m")).unwrap()
+/// Posts a receipt the hub must refuse (403): the application stays delivered.
+async fn refused_receipt(
+    hub: &TestHub,
+    id: &str,
+    procedure: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) {
+    let (code, answer) = post_receipt(hub, procedure, body, content_type).await;
+    assert_eq!(code, 403, "{answer}");
+    assert_eq!(hub.status(id).await["status"], "delivered");
 }
 
 /// A Security Event Token signed with jwcrypto, as a FIT-Connect style procedure would.
@@ -70,19 +55,23 @@ token = jwt.JWT(header={"alg": "ES256", "typ": "secevent+jwt"}, claims=json.load
 token.make_signed_token(key)
 print(token.serialize())
 "#;
-    let output = Command::new(python_with_jwcrypto())
-        .arg("-c")
-        .arg(script)
-        .arg(pki.join(format!("procedures/{procedure}-signatur.key")))
-        .arg(claims.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
+    run_ok(
+        Command::new(python_with_jwcrypto())
+            .arg("-c")
+            .arg(script)
+            .arg(pki.join(format!("procedures/{procedure}-signatur.key")))
+            .arg(claims.to_string()),
+        "jwcrypto signing a Security Event Token",
+    )
+    .stdout
+}
+
+/// The broker, a hub, and the hub's PKI folder (whose procedure keys sign the receipts).
+async fn hub_with_pki() -> (lapin::Connection, TestHub, PathBuf) {
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup::default()).await;
+    let pki = hub.pki_dir();
+    (broker, hub, pki)
 }
 
 async fn delivered(hub: &TestHub, service: &str, region: &str, fixture: &str) -> Value {
@@ -94,16 +83,8 @@ async fn delivered(hub: &TestHub, service: &str, region: &str, fixture: &str) ->
 
 #[tokio::test]
 async fn cms_receipts_signed_with_openssl_are_verified_and_tampering_is_refused() {
-    let broker = amqp().await;
-    let hub = TestHub::start(HubSetup::default()).await;
-    let pki = hub.pki_dir();
-    let status = delivered(
-        &hub,
-        "99999001000000",
-        "146120000000",
-        "maengelanzeige/fixtures/minimal",
-    )
-    .await;
+    let (broker, hub, pki) = hub_with_pki().await;
+    let status = delivered(&hub, MAENGEL, "146120000000", MAENGEL_MINIMAL).await;
     let id = status["id"].as_str().unwrap();
     let message_id = status["delivery"]["message_id"].as_str().unwrap();
     let receipt = json!({
@@ -114,7 +95,7 @@ async fn cms_receipts_signed_with_openssl_are_verified_and_tampering_is_refused(
         "event": "accept",
         "issued_at": kopplung_tests::now_rfc3339()
     });
-    let signed = openssl_sign(&pki, "dresden-maengel", &receipt);
+    let signed = sign_cms_receipt(&pki, "dresden-maengel", &receipt);
 
     // Tampered content: refused, nothing changes.
     let at = signed
@@ -128,14 +109,15 @@ async fn cms_receipts_signed_with_openssl_are_verified_and_tampering_is_refused(
     assert_eq!(code, 403, "{problem}");
     assert_eq!(problem["type"], "urn:kopplung:problem:receipt-unverifiable");
     // Signed by another procedure's key: refused.
-    let foreign = openssl_sign(&pki, "leipzig-maengel", &receipt);
-    assert_eq!(
-        post_receipt(&hub, "dresden-maengel", foreign, "application/pkcs7-mime")
-            .await
-            .0,
-        403
-    );
-    assert_eq!(hub.status(id).await["status"], "delivered");
+    let foreign = sign_cms_receipt(&pki, "leipzig-maengel", &receipt);
+    refused_receipt(
+        &hub,
+        id,
+        "dresden-maengel",
+        foreign,
+        "application/pkcs7-mime",
+    )
+    .await;
 
     let (code, answer) = post_receipt(
         &hub,
@@ -168,7 +150,7 @@ async fn cms_receipts_signed_with_openssl_are_verified_and_tampering_is_refused(
     let (code, _) = post_receipt(
         &hub,
         "dresden-maengel",
-        openssl_sign(&pki, "dresden-maengel", &stranger),
+        sign_cms_receipt(&pki, "dresden-maengel", &stranger),
         "application/pkcs7-mime",
     )
     .await;
@@ -178,9 +160,7 @@ async fn cms_receipts_signed_with_openssl_are_verified_and_tampering_is_refused(
 
 #[tokio::test]
 async fn jose_receipts_from_jwcrypto_accept_or_reject() {
-    let broker = amqp().await;
-    let hub = TestHub::start(HubSetup::default()).await;
-    let pki = hub.pki_dir();
+    let (broker, hub, pki) = hub_with_pki().await;
     for (event, expected) in [("accept", "received"), ("reject", "rejected")] {
         let status = delivered(
             &hub,
@@ -215,18 +195,14 @@ async fn jose_receipts_from_jwcrypto_accept_or_reject() {
             .into_bytes();
         let at = tampered.len() - 5;
         tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
-        assert_eq!(
-            post_receipt(
-                &hub,
-                "leipzig-buergerbuero",
-                tampered,
-                "application/secevent+jwt"
-            )
-            .await
-            .0,
-            403
-        );
-        assert_eq!(hub.status(id).await["status"], "delivered");
+        refused_receipt(
+            &hub,
+            id,
+            "leipzig-buergerbuero",
+            tampered,
+            "application/secevent+jwt",
+        )
+        .await;
 
         let (code, answer) = post_receipt(
             &hub,
@@ -254,29 +230,15 @@ async fn jose_receipts_from_jwcrypto_accept_or_reject() {
         }
     }
     let queue = hub.queue("leipzig-buergerbuero");
-    assert_eq!(
-        drain(&broker, &queue, Duration::from_millis(300))
-            .await
-            .len(),
-        2
-    );
-    delete_queue(&broker, &queue).await;
+    let delivered = drain_and_delete(&broker, &queue, Duration::from_millis(300)).await;
+    assert_eq!(delivered.len(), 2);
 }
 
 #[tokio::test]
 async fn events_on_the_reply_queue_are_verified_like_http_ones() {
-    use lapin::options::BasicPublishOptions;
-    let broker = amqp().await;
-    let hub = TestHub::start(HubSetup::default()).await;
-    let pki = hub.pki_dir();
+    let (broker, hub, pki) = hub_with_pki().await;
     // Borna: district Leipzig, whose procedure answers on its reply queue.
-    let status = delivered(
-        &hub,
-        "99999001000000",
-        "147290050050",
-        "maengelanzeige/fixtures/minimal",
-    )
-    .await;
+    let status = delivered(&hub, MAENGEL, "147290050050", MAENGEL_MINIMAL).await;
     let id = status["id"].as_str().unwrap().to_owned();
     let receipt = json!({
         "receipt_id": "a1b2c3d4-0000-4000-8000-000000000001",
@@ -288,37 +250,32 @@ async fn events_on_the_reply_queue_are_verified_like_http_ones() {
     });
     let channel = broker.create_channel().await.unwrap();
     let queue = hub.queue("landkreis-leipzig-maengel.events");
-    let publish = |body: Vec<u8>| {
-        let channel = channel.clone();
-        let queue = queue.clone();
-        async move {
-            channel
-                .basic_publish(
-                    "".into(),
-                    queue.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    lapin::BasicProperties::default(),
-                )
-                .await
-                .unwrap();
-        }
+    let publish = async |body: Vec<u8>| {
+        kopplung_tests::publish(&channel, &queue, &body, Default::default())
+            .await
+            .unwrap();
     };
+    // The hub consumes the reply queues once it has declared them: a message published
+    // before that would be dropped by the broker (no queue yet), not refused by the hub.
+    hub.wait_for_log(Duration::from_secs(20), |log| {
+        log.contains("consuming events")
+    })
+    .await;
     // Forged: signed by Dresden's procedure, sent on Leipzig district's reply queue.
-    publish(openssl_sign(&pki, "dresden-maengel", &receipt)).await;
+    publish(sign_cms_receipt(&pki, "dresden-maengel", &receipt)).await;
     // The hub consumes and refuses it (logged); under load that can take a while.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !hub.log().contains("unverifiable receipt refused") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the forged receipt was not refused: {}",
-            hub.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    hub.wait_for_log(Duration::from_secs(20), |log| {
+        log.contains("unverifiable receipt refused")
+    })
+    .await;
     assert_eq!(hub.status(&id).await["status"], "delivered");
     // Genuine: taken.
-    publish(openssl_sign(&pki, "landkreis-leipzig-maengel", &receipt)).await;
+    publish(sign_cms_receipt(
+        &pki,
+        "landkreis-leipzig-maengel",
+        &receipt,
+    ))
+    .await;
     hub.wait_for_status(&id, "received", Duration::from_secs(20))
         .await;
     delete_queue(&broker, &hub.queue("landkreis-leipzig-maengel")).await;

@@ -1,7 +1,7 @@
 //! Hot reload of mappings on SIGHUP: a valid change is applied, an invalid one refused
 //! with the old mappings kept; messages are rendered wholly with one version.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kopplung_tests::{
     HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, open_with_openssl_cli, workspace,
@@ -14,21 +14,6 @@ fn report(beschreibung: &str) -> Value {
         "region": "146120000000",
         "data": {"kategorie": "muell", "beschreibung": beschreibung, "ort": {"strasse": "Prager Straße"}}
     })
-}
-
-async fn wait_for_metric(hub: &TestHub, series: &str, value: f64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if hub.metric(series).await == Some(value) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} did not reach {value}:\n{}",
-            hub.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -61,12 +46,8 @@ async fn a_valid_change_is_applied_and_an_invalid_one_refused() {
     let changed = template.replace("  <mangel>", "  <!-- Vorlage 2 -->\n  <mangel>");
     std::fs::write(folder.join("nachricht.xml.hbs"), &changed).unwrap();
     hub.hangup();
-    wait_for_metric(
-        &hub,
-        "kopplung_mapping_reloads_total{outcome=\"applied\"}",
-        1.0,
-    )
-    .await;
+    hub.wait_for_metric("kopplung_mapping_reloads_total{outcome=\"applied\"}", 1.0)
+        .await;
     assert_eq!(hub.submit(&report(short), None).await.status(), 422);
 
     // An invalid change: refused, the previous (valid, changed) version stays in force.
@@ -76,12 +57,8 @@ async fn a_valid_change_is_applied_and_an_invalid_one_refused() {
     )
     .unwrap();
     hub.hangup();
-    wait_for_metric(
-        &hub,
-        "kopplung_mapping_reloads_total{outcome=\"refused\"}",
-        1.0,
-    )
-    .await;
+    hub.wait_for_metric("kopplung_mapping_reloads_total{outcome=\"refused\"}", 1.0)
+        .await;
     assert!(
         hub.log().contains("mapping reload refused"),
         "{}",

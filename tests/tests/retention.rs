@@ -2,10 +2,11 @@
 //! decided application at its next sweep; the applicant's status stays, the decision's
 //! document is gone, the deletion is in the history and the audit trail verifies.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use kopplung_tests::shared::history;
 use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, sign_cms_receipt};
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test]
 async fn a_decided_application_loses_its_personal_data_after_the_retention_period() {
@@ -49,33 +50,19 @@ async fn a_decided_application_loses_its_personal_data_after_the_retention_perio
     }
     let decided = hub.status(&id).await;
     assert_eq!(decided["status"], "decided");
-    let href = hub.url(decided["documents"][0]["href"].as_str().unwrap());
+    let href = decided["documents"][0]["href"].as_str().unwrap();
 
     // The next sweeps (every second) delete what is due.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let purged: Value = loop {
-        let status = hub.status(&id).await;
-        let history = status["history"].as_array().unwrap();
-        if history.iter().any(|h| {
-            h["detail"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("retention:")
-        }) {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "not purged:\n{}", hub.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let purged = hub
+        .wait_until(&id, "get purged", Duration::from_secs(20), |status| {
+            history(status, "detail")
+                .iter()
+                .any(|detail| detail.starts_with("retention:"))
+        })
+        .await;
     assert_eq!(purged["status"], "decided");
     assert_eq!(purged["documents"], json!([]));
-    let download = client
-        .get(&href)
-        .bearer_auth(&hub.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(download.status(), 404);
+    assert_eq!(hub.fetch(href, Some(&hub.token)).await.status(), 404);
     assert!(
         purged["mailbox"]
             .as_array()
@@ -90,12 +77,12 @@ async fn a_decided_application_loses_its_personal_data_after_the_retention_perio
         Some(1.0)
     );
     // Operators cannot look at what is gone.
-    let view = client
-        .get(hub.url(&format!("/api/v1/admin/applications/{id}/message")))
-        .bearer_auth(kopplung_tests::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let view = hub
+        .fetch(
+            &format!("/api/v1/admin/applications/{id}/message"),
+            Some(kopplung_tests::ADMIN_TOKEN),
+        )
+        .await;
     assert_eq!(view.status(), 410);
     // Only the personal data went: the trail is intact (read beside the running hub).
     kopplung_tests::shared::assert_audit_intact(&hub);

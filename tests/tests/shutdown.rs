@@ -2,50 +2,30 @@
 //! deliveries in flight (a slow HTTP procedure), records them, and exits; after a
 //! restart nothing is sent twice and nothing is missing.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kopplung_tests::shared::counting_receiver;
-use kopplung_tests::{HubSetup, TestHub, deliver_over};
+use kopplung_tests::{HubSetup, TestHub};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_deliveries_in_flight_and_refuses_new_work() {
     // A slow procedure: each answer takes 1.5 s.
     let (url, seen) = counting_receiver(Duration::from_millis(1500)).await;
-    let mut hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(Arc::new(move |routing| {
-            deliver_over(
-                &routing,
-                "dresden-maengel",
-                &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = 10000"),
-            )
-        })),
-        ..HubSetup::default()
+    let mut hub = TestHub::start(HubSetup::over_http("dresden-maengel", &url, 10_000)).await;
+    let ids = hub
+        .submit_all((0..3).map(|n| {
+            let body = json!({"service": "99999001000000", "region": "146120000000",
+                    "data": {"kategorie": "muell", "beschreibung": format!("Sperrmüll Nummer {n}"),
+                             "ort": {"strasse": "Prager Straße"}}});
+            (body, None)
+        }))
+        .await;
+    // All three are in flight at the slow procedure (it has not answered yet).
+    hub.wait_for_log(Duration::from_secs(10), |log| {
+        log.matches("prepared").count() >= 3
     })
     .await;
-    let mut ids = Vec::new();
-    for n in 0..3 {
-        ids.push(
-            hub.submit_accepted(
-                &json!({"service": "99999001000000", "region": "146120000000",
-                        "data": {"kategorie": "muell", "beschreibung": format!("Sperrmüll Nummer {n}"),
-                                 "ort": {"strasse": "Prager Straße"}}}),
-                None,
-            )
-            .await,
-        );
-    }
-    // All three are in flight at the slow procedure (it has not answered yet).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = hub.log();
-        if log.matches("prepared").count() >= 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not prepared:\n{log}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         seen.lock().await.is_empty(),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use base64::Engine;
+use kopplung_tests::shared::history;
 use kopplung_tests::{
     HubSetup, TestHub, UNREACHABLE_AMQP_URL, amqp, delete_queue, drain, open_with_openssl_cli,
     workspace, xpath,
@@ -65,13 +66,10 @@ async fn a_submitted_application_reaches_the_queue_and_opens_with_openssl() {
     assert_eq!(status["delivery"]["procedure"], "dresden-maengel");
     assert_eq!(status["delivery"]["transport"], "amqp");
     assert_eq!(status["delivery"]["destination"], queue.as_str());
-    let history: Vec<&str> = status["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(history, ["accepted", "prepared", "delivered"]);
+    assert_eq!(
+        history(&status, "status"),
+        ["accepted", "prepared", "delivered"]
+    );
     let message_id = status["delivery"]["message_id"]
         .as_str()
         .unwrap()
@@ -141,15 +139,11 @@ async fn a_submitted_application_reaches_the_queue_and_opens_with_openssl() {
         .decode(xpath(&xml, "string(//anlage/inhalt)"))
         .unwrap();
     assert_eq!(attachment, photo);
-    assert_eq!(xpath(&xml, "string(//anlage/hashwert)"), hex_sha512(&photo),);
+    assert_eq!(
+        xpath(&xml, "string(//anlage/hashwert)"),
+        hex::encode(openssl::sha::sha512(&photo))
+    );
     delete_queue(&broker, &queue).await;
-}
-
-fn hex_sha512(bytes: &[u8]) -> String {
-    openssl::sha::sha512(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[tokio::test]
@@ -280,22 +274,16 @@ async fn bad_submissions_get_problems_and_nothing_is_stored() {
     unknown["service"] = json!("99008001000000"); // Personalausweis: not offered here
     let problem = expect_problem(hub.submit(&unknown, None).await, 422, "validation").await;
     assert_eq!(problem_fields(&problem), ["service"]);
-    let problem = expect_problem(
-        hub.submit(&report("1461", "Schlagloch vor der Schule"), None)
-            .await,
-        422,
-        "validation",
-    )
-    .await;
-    assert_eq!(problem_fields(&problem), ["region"]);
-    let problem = expect_problem(
-        hub.submit(&report("146129999999", "Schlagloch vor der Schule"), None)
-            .await,
-        422,
-        "validation",
-    )
-    .await;
-    assert_eq!(problem_fields(&problem), ["region"]);
+    for region in ["1461", "146129999999"] {
+        let problem = expect_problem(
+            hub.submit(&report(region, "Schlagloch vor der Schule"), None)
+                .await,
+            422,
+            "validation",
+        )
+        .await;
+        assert_eq!(problem_fields(&problem), ["region"], "{region}");
+    }
     // Torgau, district Nordsachsen: this hub has no route there.
     expect_problem(
         hub.submit(&report("147305311310", "Schlagloch vor der Schule"), None)
@@ -441,34 +429,21 @@ async fn an_application_survives_sigkill_between_202_and_delivery() {
         ..HubSetup::default()
     })
     .await;
-    let mut ids = Vec::new();
-    for n in 0..3 {
-        ids.push(
-            hub.submit_accepted(
-                &report(DRESDEN, &format!("Mangel Nummer {n} am Albertplatz")),
-                Some(&format!("crash-{n}")),
+    let ids = hub
+        .submit_all((0..3).map(|n| {
+            (
+                report(DRESDEN, &format!("Mangel Nummer {n} am Albertplatz")),
+                Some(format!("crash-{n}")),
             )
-            .await,
-        );
-    }
+        }))
+        .await;
     // The status says why they wait.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = hub.status(&ids[0]).await;
-        // Waiting for an unreachable broker is not an attempt at the message.
-        if status["delivery"]["last_error"].is_string() {
-            assert_eq!(status["status"], "prepared");
-            assert_eq!(status["delivery"]["attempts"], 0);
-            let state = status["delivery"]["state"].as_str().unwrap();
-            assert!(state.contains("broker unreachable"), "{state}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no delivery attempt: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = hub.wait_for_failed_attempt(&ids[0]).await;
+    // Waiting for an unreachable broker is not an attempt at the message.
+    assert_eq!(status["status"], "prepared");
+    assert_eq!(status["delivery"]["attempts"], 0);
+    let state = status["delivery"]["state"].as_str().unwrap();
+    assert!(state.contains("broker unreachable"), "{state}");
     let message_ids: Vec<String> = {
         let mut v = Vec::new();
         for id in &ids {
@@ -519,12 +494,7 @@ async fn an_application_survives_sigkill_between_202_and_delivery() {
 #[tokio::test]
 async fn the_service_catalogue_lists_the_form() {
     let hub = TestHub::start(HubSetup::default()).await;
-    let services: Value = reqwest::get(hub.url("/api/v1/services"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let services = hub.public_json("/api/v1/services").await;
     let maengel = services["services"]
         .as_array()
         .unwrap()
@@ -557,18 +527,7 @@ async fn applications_wait_for_the_broker_and_go_out_when_it_is_reachable() {
     let id = hub
         .submit_accepted(&report(DRESDEN, "Gehweg nach Rohrbruch abgesackt"), None)
         .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let waiting = loop {
-        let status = hub.status(&id).await;
-        if status["delivery"]["last_error"].is_string() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no delivery attempt: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let waiting = hub.wait_for_failed_attempt(&id).await;
     assert_eq!(waiting["status"], "prepared");
     // Readiness says the broker is down and shows the backlog; intake goes on.
     let ready = reqwest::get(hub.url("/readyz")).await.unwrap();

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use kopplung_tests::{
-    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, kopplung_bin, open_with_openssl_cli,
-    private_dir, workspace, write_private, xpath,
+    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain_one, kopplung_bin,
+    open_with_openssl_cli, private_dir, run_ok, workspace, write_private, xpath,
 };
 use serde_json::Value;
 
@@ -51,18 +51,13 @@ fn run_line(line: &str, sandbox: &Path, bin_dir: &Path) {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let output = Command::new("bash")
-        .arg("-c")
-        .arg(line)
-        .current_dir(sandbox)
-        .env("PATH", path)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "tutorial step failed: {line}\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        Command::new("bash")
+            .arg("-c")
+            .arg(line)
+            .current_dir(sandbox)
+            .env("PATH", path),
+        &format!("tutorial step {line}"),
     );
 }
 
@@ -136,14 +131,11 @@ async fn the_mapping_tutorial_works_as_written() {
     .await;
     let body: Value = serde_json::from_str(&request.expect("a request.json block")).unwrap();
     let id = hub.submit_accepted(&body, None).await;
-    let status = hub
-        .wait_for_status(&id, "delivered", Duration::from_secs(30))
+    hub.wait_delivered_to(&id, "chemnitz-sperrmuell", Duration::from_secs(30))
         .await;
-    assert_eq!(status["delivery"]["procedure"], "chemnitz-sperrmuell");
     let queue = hub.queue("chemnitz-sperrmuell");
-    let received = drain(&broker, &queue, Duration::from_millis(500)).await;
-    assert_eq!(received.len(), 1);
-    let xml = open_with_openssl_cli(&received[0].body, &hub.pki_dir(), "chemnitz-sperrmuell");
+    let message = drain_one(&broker, &queue).await;
+    let xml = open_with_openssl_cli(&message.body, &hub.pki_dir(), "chemnitz-sperrmuell");
     assert_eq!(
         xpath(&xml, "string(//gegenstaende)"),
         "Kleiderschrank, zerlegt"

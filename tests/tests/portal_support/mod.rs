@@ -8,21 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kopplung_tests::{HubSetup, TestHub, free_port, kopplung_bin, workspace};
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
-
-/// A child process killed when dropped.
-pub struct Process(pub Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use kopplung_tests::browser::{cookie_header, keep_cookies, no_redirects};
+use kopplung_tests::{HubSetup, Process, TestHub, eventually, free_port, kopplung_bin, workspace};
+use reqwest::header::{HeaderMap, LOCATION};
 
 /// The KERN UX assets that `npm ci --prefix portal` installs; fails loudly without them.
 pub fn kern_dir() -> PathBuf {
@@ -241,26 +232,9 @@ impl Cycle {
 
     pub async fn with(options: Options) -> Self {
         let hub = TestHub::start(HubSetup::default()).await;
-        let sim = options.procedures.then(|| {
-            let log = std::fs::File::create(hub.dir.path().join("sim.log")).expect("sim log");
-            Process(
-                Command::new(kopplung_bin())
-                    .arg("procedure-sim")
-                    .arg("--config")
-                    .arg(hub.config_path())
-                    .arg("--data-dir")
-                    .arg(hub.data_dir())
-                    .arg("--hub")
-                    .arg(hub.url(""))
-                    .args(["--only", "dresden-buergerbuero"])
-                    .args(["--only", "dresden-maengel"])
-                    .args(["--decision-delay-secs", "1"])
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .expect("procedure-sim"),
-            )
-        });
+        let sim = options
+            .procedures
+            .then(|| hub.procedure_sim(&["dresden-buergerbuero", "dresden-maengel"]));
         let portal_dir = tempfile::tempdir().expect("portal dir");
         let mut smtp = Smtp::reserve(portal_dir.path());
         if options.smtp {
@@ -312,20 +286,17 @@ impl Cycle {
 
     async fn wait_until_up(&self) {
         let client = reqwest::Client::new();
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = client.get(self.url("/healthz")).send().await
-                && response.status() == 200
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < until,
-                "the portal did not come up:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let healthz = self.url("/healthz");
+        eventually(
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            async || match client.get(&healthz).send().await {
+                Ok(response) if response.status() == 200 => Ok(()),
+                _ => Err(()),
+            },
+            |()| format!("the portal did not come up:\n{}", self.log()),
+        )
+        .await;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -404,10 +375,7 @@ impl Page {
 impl Citizen {
     pub fn new(cycle: &Cycle) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            http: no_redirects(),
             base: cycle.portal_url.clone(),
             cookies: BTreeMap::new(),
             mailbox: cycle.mailbox(),
@@ -425,13 +393,7 @@ impl Citizen {
 
     /// The `Cookie` header this citizen sends.
     pub fn cookie_header(&self) -> Option<String> {
-        (!self.cookies.is_empty()).then(|| {
-            self.cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        (!self.cookies.is_empty()).then(|| cookie_header(&self.cookies))
     }
 
     pub async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
@@ -444,21 +406,7 @@ impl Citizen {
             None => request,
         };
         let response = request.send().await.expect("request");
-        for set in response
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-        {
-            let pair = set.split(';').next().unwrap_or_default();
-            if let Some((name, value)) = pair.split_once('=') {
-                if set.contains("Max-Age=0") || value.is_empty() {
-                    self.cookies.remove(name);
-                } else {
-                    self.cookies.insert(name.to_owned(), value.to_owned());
-                }
-            }
-        }
+        keep_cookies(&mut self.cookies, response.headers());
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.text().await.expect("body");
@@ -530,6 +478,31 @@ impl Citizen {
         assert_eq!(confirmed.location(), "/konto?bestaetigt");
     }
 
+    /// Posts the sign-in form (with the form's CSRF token `csrf`); the answer.
+    pub async fn sign_in(&mut self, csrf: &str, email: &str, password: &str) -> Page {
+        self.post(
+            "/konto/anmelden",
+            &[("csrf", csrf), ("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    /// Signs in with [`PASSWORD`] from a fresh sign-in form (each sign-in replaces the
+    /// session and its CSRF token), asking to go on to `next`; the answer.
+    pub async fn sign_in_next(&mut self, email: &str, next: &str) -> Page {
+        let csrf = self.csrf().await;
+        self.post(
+            "/konto/anmelden",
+            &[
+                ("csrf", &csrf),
+                ("email", email),
+                ("password", PASSWORD),
+                ("next", next),
+            ],
+        )
+        .await
+    }
+
     pub async fn csrf(&mut self) -> String {
         self.get("/konto/anmelden").await.csrf()
     }
@@ -565,6 +538,11 @@ impl Citizen {
         let next = self.post(step, &form).await;
         assert_eq!(next.status, 303, "step {step} refused:\n{}", next.body);
         next.location()
+    }
+
+    /// The CSRF token of the draft's attachments page (its upload form).
+    pub async fn attachments_csrf(&mut self, draft: &str) -> String {
+        self.get(&format!("/entwurf/{draft}/anlagen")).await.csrf()
     }
 
     /// Uploads `content` as the draft's attachment.

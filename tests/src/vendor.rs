@@ -1,0 +1,208 @@
+//! What a vendor does with the hub's messages, with tools independent of the hub's own
+//! code: `openssl cms`, `xmllint`, and jwcrypto (Python).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::{run_ok, stdout_of, workspace};
+
+/// Opens a sealed message exactly as `docs/vendors.md` tells a vendor: `openssl cms`
+/// decrypt with the procedure's key, then verify against the CA, checking that the
+/// signer is the hub. Returns the XML.
+pub fn open_with_openssl_cli(sealed: &[u8], pki: &Path, procedure: &str) -> String {
+    open_cms(
+        sealed,
+        &pki.join(format!("procedures/{procedure}.crt")),
+        &pki.join(format!("procedures/{procedure}.key")),
+        &pki.join("ca.crt"),
+        &pki.join("hub.crt"),
+    )
+}
+
+/// The vendor's commands with explicit files: the recipient's certificate and key, the
+/// CA, and the certificate of the hub that must have signed.
+pub fn open_cms(sealed: &[u8], cert: &Path, key: &Path, ca: &Path, hub: &Path) -> String {
+    let work = tempfile::tempdir().expect("temp dir");
+    let message = work.path().join("nachricht.p7m");
+    std::fs::write(&message, sealed).expect("write message");
+    let run = |args: &[&str]| {
+        stdout_of(&run_ok(
+            Command::new("openssl").args(args).current_dir(work.path()),
+            &format!("openssl {} (on PATH)", args.join(" ")),
+        ))
+    };
+    run(&[
+        "cms",
+        "-decrypt",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        "nachricht.p7m",
+        "-recip",
+        &cert.to_string_lossy(),
+        "-inkey",
+        &key.to_string_lossy(),
+        "-out",
+        "signiert.der",
+    ]);
+    run(&[
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        "signiert.der",
+        "-CAfile",
+        &ca.to_string_lossy(),
+        "-signer",
+        "absender.pem",
+        "-out",
+        "nachricht.xml",
+    ]);
+    let hub_fingerprint = run(&[
+        "x509",
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+        "-in",
+        &hub.to_string_lossy(),
+    ]);
+    let signer_fingerprint = run(&[
+        "x509",
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+        "-in",
+        "absender.pem",
+    ]);
+    assert_eq!(signer_fingerprint, hub_fingerprint, "the signer is the hub");
+    std::fs::read_to_string(work.path().join("nachricht.xml")).expect("decrypted XML")
+}
+
+/// Evaluates an XPath expression with `xmllint`, an XML parser independent of the
+/// hub's own code, as a vendor's tooling would.
+pub fn xpath(xml: &str, expression: &str) -> String {
+    let work = tempfile::tempdir().expect("temp dir");
+    let file = work.path().join("m.xml");
+    std::fs::write(&file, xml).expect("write xml");
+    let text = stdout_of(&run_ok(
+        Command::new("xmllint")
+            .arg("--xpath")
+            .arg(expression)
+            .arg(&file),
+        &format!("xmllint --xpath {expression} (apt-get install libxml2-utils)"),
+    ));
+    // xmllint ends the result with a newline of its own.
+    text.strip_suffix('\n').unwrap_or(&text).to_owned()
+}
+
+/// The Python of a virtualenv with jwcrypto (a JOSE library of another ecosystem),
+/// shared with the transformers' tests under `target/tmp/jose-venv`. Created once;
+/// fails loudly when it cannot be.
+pub fn python_with_jwcrypto() -> PathBuf {
+    use std::sync::OnceLock;
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            // The vendors' tools of another ecosystem: a JOSE library and an OpenAPI
+            // validator, pinned.
+            const PACKAGES: [&str; 2] = ["jwcrypto==1.5.6", "openapi-spec-validator==0.7.1"];
+            let marker = PACKAGES.join("+");
+            let target = workspace().join("target/tmp");
+            std::fs::create_dir_all(&target).expect("target/tmp");
+            let venv = target.join("jose-venv");
+            let ready = venv.join(format!("kopplung-ready-{marker}"));
+            let lock = std::fs::File::create(target.join("jose-venv.lock")).expect("lock file");
+            lock.lock().expect("lock");
+            if !ready.is_file() {
+                if venv.exists() {
+                    std::fs::remove_dir_all(&venv).expect("remove old venv");
+                }
+                for command in [
+                    Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                    Command::new(venv.join("bin/pip"))
+                        .args(["install", "--quiet", "--disable-pip-version-check"])
+                        .args(PACKAGES),
+                ] {
+                    run_ok(
+                        command,
+                        "setting up the Python virtualenv (jwcrypto, openapi-spec-validator)",
+                    );
+                }
+                std::fs::write(&ready, b"").expect("marker");
+            }
+            let _ = lock.unlock();
+            venv.join("bin/python")
+        })
+        .clone()
+}
+
+/// Opens a `jose` message with jwcrypto exactly as docs/vendors.md shows
+/// (`transformers/tests/jose_verify.py`), pinning the hub's certificate. Returns the XML.
+pub fn open_jose_with_python(jwe: &[u8], pki: &Path, procedure: &str) -> String {
+    let work = tempfile::tempdir().expect("temp dir");
+    let file = work.path().join("nachricht.jwe");
+    std::fs::write(&file, jwe).expect("write message");
+    let fingerprint = stdout_of(&run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(pki.join("hub.crt")),
+        "openssl x509 (on PATH)",
+    ));
+    let fingerprint = fingerprint
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    stdout_of(&run_ok(
+        Command::new(python_with_jwcrypto())
+            .arg(workspace().join("transformers/tests/jose_verify.py"))
+            .arg(&file)
+            .arg(pki.join(format!("procedures/{procedure}.crt")))
+            .arg(pki.join(format!("procedures/{procedure}.key")))
+            .arg(pki.join("ca.crt"))
+            .arg(&fingerprint),
+        "jose_verify.py (jwcrypto refused the message)",
+    ))
+}
+
+/// A receipt (event) signed as a `cms` procedure signs it, with `openssl cms -sign` and
+/// the procedure's signing key from the demo PKI.
+pub fn sign_cms_receipt(pki: &Path, procedure: &str, receipt: &Value) -> Vec<u8> {
+    let work = tempfile::tempdir().expect("temp dir");
+    std::fs::write(work.path().join("receipt.json"), receipt.to_string()).expect("write");
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "cms",
+                "-sign",
+                "-binary",
+                "-nodetach",
+                "-outform",
+                "DER",
+                "-md",
+                "sha256",
+                "-in",
+                "receipt.json",
+                "-out",
+                "receipt.p7m",
+                "-signer",
+            ])
+            .arg(pki.join(format!("procedures/{procedure}-signatur.crt")))
+            .arg("-inkey")
+            .arg(pki.join(format!("procedures/{procedure}-signatur.key")))
+            .current_dir(work.path()),
+        "openssl cms -sign (on PATH)",
+    );
+    std::fs::read(work.path().join("receipt.p7m")).expect("signed receipt")
+}
+
+/// The hex SHA-256 of a token, as `token_sha256` in the configuration wants it.
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(openssl::sha::sha256(token.as_bytes()))
+}
