@@ -1,0 +1,230 @@
+//! Form definitions and the validation of submitted form data against them.
+//!
+//! The same definition drives the intake check in the router and, later, the portal's
+//! rendering of the form, so it carries German labels next to the technical rules.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use check::{
+    check_conditions, check_fields, collect_paths, compile_patterns, find_field, resolve_uses,
+};
+use validate::validate_group;
+
+mod check;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use validate::parse_date;
+
+/// The fields of one service's online form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormDefinition {
+    #[serde(rename = "field", default)]
+    pub fields: Vec<Field>,
+    #[serde(default)]
+    pub attachments: AttachmentRules,
+}
+
+/// One field, or a group of fields (an address, a contact).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    pub name: String,
+    /// German label shown to citizens.
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: FieldKind,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// For a number: only whole numbers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub integer: bool,
+    /// A regular expression the whole text must match (`text` fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(skip)]
+    compiled_pattern: Option<regex::Regex>,
+    /// Allowed values of an `enum` field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<EnumValue>,
+    /// Members of a `group` field.
+    #[serde(rename = "fields", default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<Field>,
+    /// A reusable group (from `mappings/groups.toml`) whose fields this group takes.
+    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<String>,
+    /// The field applies only when another field has a value; otherwise it is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// For a boolean: only `true` is accepted (a declaration the citizen must confirm).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_be_true: bool,
+    /// `false` for fields that deliberately do not travel in the message (consent boxes).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub transmit: bool,
+    /// Filled by the front end, not by the citizen: `payment` for the payment reference
+    /// a portal adds after the fee was paid. Front ends do not render such a field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filled_by: Option<String>,
+    /// The step of a multi-page form the field is shown on (1 = first); front ends
+    /// may ignore it and show everything at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+/// When a conditional field applies: the field at `field` (a dotted path from the form's
+/// root) equals one of `equals` (for an enum or text) or is `true` (for a boolean).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub equals: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_true: Option<bool>,
+}
+
+impl Condition {
+    /// Whether the condition holds for the submitted data. The field it looks at must
+    /// itself apply: a chain of conditions never demands a field the citizen did not see.
+    pub fn holds(&self, fields: &[Field], root: &Value) -> bool {
+        let referenced_applies = find_field(fields, &self.field)
+            .and_then(|f| f.when.as_ref())
+            .is_none_or(|c| c.holds(fields, root));
+        if !referenced_applies {
+            return false;
+        }
+        let mut value = root;
+        for part in self.field.split('.') {
+            value = value.get(part).unwrap_or(&Value::Null);
+        }
+        match (value, self.is_true) {
+            (Value::Bool(b), Some(expected)) => *b == expected,
+            (Value::String(s), None) => self.equals.iter().any(|e| e == s),
+            _ => false,
+        }
+    }
+}
+
+/// Reusable field groups, shared by all services (`mappings/groups.toml`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedGroups {
+    #[serde(rename = "group", default)]
+    pub groups: Vec<SharedGroup>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedGroup {
+    pub name: String,
+    #[serde(rename = "fields")]
+    pub fields: Vec<Field>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldKind {
+    Text,
+    Email,
+    Number,
+    Enum,
+    Boolean,
+    /// A calendar date: accepts `TT.MM.JJJJ` and `JJJJ-MM-TT`, stored as `JJJJ-MM-TT`.
+    Date,
+    Group,
+}
+
+/// An enumeration value: the code that travels in the message and its German label.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnumValue {
+    pub code: String,
+    pub label: String,
+}
+
+/// What a service accepts as attachments.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentRules {
+    pub max_count: usize,
+    pub max_bytes: usize,
+    #[serde(default)]
+    pub media_types: Vec<String>,
+}
+
+/// A problem with one field, addressed by its dotted path (`ort.strasse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl FormDefinition {
+    /// Replaces `use = "…"` by the shared group's fields, then checks the definition, so
+    /// that a broken form is refused when the mapping loads.
+    pub fn resolve(&mut self, shared: &SharedGroups) -> Result<(), String> {
+        resolve_uses(&mut self.fields, shared, "")?;
+        compile_patterns(&mut self.fields, "")?;
+        check_fields(&self.fields, "")?;
+        check_conditions(&self.fields, &self.fields, "")
+    }
+
+    /// Checks a definition whose shared groups are already resolved (as
+    /// `GET /api/v1/services` serves it) and compiles its patterns, so that a front end
+    /// can validate with it.
+    pub fn compile(&mut self) -> Result<(), String> {
+        compile_patterns(&mut self.fields, "")?;
+        check_fields(&self.fields, "")?;
+        check_conditions(&self.fields, &self.fields, "")
+    }
+
+    /// Dotted paths of every field (groups and leaves) with whether it travels.
+    pub fn paths(&self) -> Vec<(String, &Field)> {
+        let mut out = Vec::new();
+        collect_paths(&self.fields, "", &mut out);
+        out
+    }
+
+    /// Validates `data` and returns it normalised: strings in NFC, every declared field present
+    /// (`null` where an optional one was left out). All problems are reported at once.
+    pub fn validate(&self, data: &Value) -> Result<Value, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let normalised = validate_group(&self.fields, &self.fields, data, data, "", &mut errors);
+        if errors.is_empty() {
+            Ok(normalised)
+        } else {
+            Err(errors)
+        }
+    }
+}

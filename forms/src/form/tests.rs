@@ -1,0 +1,195 @@
+use super::*;
+use serde_json::json;
+
+fn form() -> FormDefinition {
+    toml::from_str(
+        r#"
+        [[field]]
+        name = "kategorie"
+        label = "Kategorie"
+        type = "enum"
+        required = true
+        values = [{ code = "muell", label = "Müll" }]
+
+        [[field]]
+        name = "beschreibung"
+        label = "Beschreibung"
+        type = "text"
+        required = true
+        min_length = 10
+        max_length = 20
+
+        [[field]]
+        name = "ort"
+        label = "Ort"
+        type = "group"
+        required = true
+          [[field.fields]]
+          name = "strasse"
+          label = "Straße"
+          type = "text"
+          required = true
+          [[field.fields]]
+          name = "lat"
+          label = "Breite"
+          type = "number"
+          min = -90
+          max = 90
+
+        [[field]]
+        name = "kontakt"
+        label = "Kontakt"
+        type = "group"
+          [[field.fields]]
+          name = "email"
+          label = "E-Mail"
+          type = "email"
+        "#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn valid_data_is_normalised_with_every_declared_field() {
+    let out = form()
+        .validate(&json!({"kategorie": "muell", "beschreibung": "Cafe\u{301} am Eck", "ort": {"strasse": "Hauptstraße"}}))
+        .unwrap();
+    assert_eq!(out["beschreibung"], "Café am Eck");
+    assert_eq!(out["ort"]["lat"], Value::Null);
+    let out = form()
+        .validate(&json!({"kategorie": "muell", "beschreibung": "Cafe am Eck", "ort": {"strasse": "Markt", "lat": 1e-7}}))
+        .unwrap();
+    assert_eq!(out["ort"]["lat"], "0.0000001");
+    // Normalised data validates again to itself; German decimal commas are read.
+    assert_eq!(form().validate(&out).unwrap(), out);
+    let out = form()
+        .validate(&json!({"kategorie": "muell", "beschreibung": "Cafe am Eck", "ort": {"strasse": "Markt", "lat": "51,05"}}))
+        .unwrap();
+    assert_eq!(out["ort"]["lat"], "51.05");
+    assert!(form()
+        .validate(&json!({"kategorie": "muell", "beschreibung": "Cafe am Eck", "ort": {"strasse": "Markt", "lat": "5e1"}}))
+        .is_err());
+    assert_eq!(out["kontakt"], Value::Null);
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let errors = form()
+        .validate(&json!({"kategorie": "x", "beschreibung": "kurz", "ort": {"lat": 100}, "extra": 1, "kontakt": {"email": "nope"}}))
+        .unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "extra",
+            "kategorie",
+            "beschreibung",
+            "ort.strasse",
+            "ort.lat",
+            "kontakt.email"
+        ]
+    );
+}
+
+#[test]
+fn wrong_types_are_field_errors_not_panics() {
+    let errors = form()
+        .validate(&json!({"kategorie": 3, "beschreibung": ["x"], "ort": "Markt"}))
+        .unwrap_err();
+    assert_eq!(errors.len(), 3);
+    assert!(form().validate(&json!("text")).is_err());
+}
+
+#[test]
+fn a_definition_with_an_empty_enum_is_refused() {
+    let mut broken: FormDefinition =
+        toml::from_str("[[field]]\nname='x'\nlabel='X'\ntype='enum'\n").unwrap();
+    assert!(broken.resolve(&SharedGroups::default()).is_err());
+}
+
+#[test]
+fn dates_are_accepted_in_german_and_iso_and_stored_as_iso() {
+    assert_eq!(parse_date("24.12.1990").as_deref(), Some("1990-12-24"));
+    assert_eq!(parse_date("1.2.2026").as_deref(), Some("2026-02-01"));
+    assert_eq!(parse_date("2026-02-01").as_deref(), Some("2026-02-01"));
+    for bad in [
+        "31.02.2026",
+        "2026-13-01",
+        "1.2.26",
+        "heute",
+        "1.2.2026.",
+        "+2026-01-01",
+    ] {
+        assert_eq!(parse_date(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn conditional_fields_apply_only_when_their_condition_holds() {
+    let mut form: FormDefinition = toml::from_str(
+        r#"
+        [[field]]
+        name = "art"
+        label = "Art"
+        type = "enum"
+        required = true
+        values = [{ code = "neu", label = "Neu" }, { code = "umzug", label = "Umzug" }]
+
+        [[field]]
+        name = "bisher"
+        label = "Bisherige Anschrift"
+        type = "group"
+        use = "anschrift"
+        required = true
+        when = { field = "art", equals = ["umzug"] }
+        "#,
+    )
+    .unwrap();
+    let shared: SharedGroups = toml::from_str(
+        r#"
+        [[group]]
+        name = "anschrift"
+        [[group.fields]]
+        name = "strasse"
+        label = "Straße"
+        type = "text"
+        required = true
+        "#,
+    )
+    .unwrap();
+    form.resolve(&shared).unwrap();
+    // Not applicable: ignored, even if sent.
+    let out = form
+        .validate(&json!({"art": "neu", "bisher": {"strasse": "Alt"}}))
+        .unwrap();
+    assert_eq!(out["bisher"], Value::Null);
+    // Applicable: required.
+    let errors = form.validate(&json!({"art": "umzug"})).unwrap_err();
+    assert_eq!(errors[0].field, "bisher");
+    let out = form
+        .validate(&json!({"art": "umzug", "bisher": {"strasse": "Alt"}}))
+        .unwrap();
+    assert_eq!(out["bisher"]["strasse"], "Alt");
+}
+
+#[test]
+fn conditions_and_uses_are_checked_when_loading() {
+    let mut unknown: FormDefinition =
+        toml::from_str("[[field]]\nname='x'\nlabel='X'\ntype='group'\nuse='nope'\n").unwrap();
+    assert!(
+        unknown
+            .resolve(&SharedGroups::default())
+            .unwrap_err()
+            .contains("nope")
+    );
+    let mut dangling: FormDefinition = toml::from_str(
+        "[[field]]\nname='x'\nlabel='X'\ntype='text'\nwhen={ field='y', equals=['a'] }\n",
+    )
+    .unwrap();
+    assert!(
+        dangling
+            .resolve(&SharedGroups::default())
+            .unwrap_err()
+            .contains("unknown field `y`")
+    );
+}

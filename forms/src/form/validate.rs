@@ -1,0 +1,237 @@
+//! Validation of submitted data against a resolved form definition.
+
+use serde_json::{Map, Value};
+
+use super::{Field, FieldError, FieldKind, check::join};
+use crate::text;
+
+pub(super) fn validate_group(
+    form: &[Field],
+    fields: &[Field],
+    root: &Value,
+    data: &Value,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Value {
+    let empty = Map::new();
+    let object = match data {
+        Value::Object(map) => map,
+        Value::Null => &empty,
+        _ => {
+            let at = if prefix.is_empty() { "data" } else { prefix };
+            errors.push(FieldError::new(at, "muss ein Objekt sein"));
+            return Value::Null;
+        }
+    };
+    for key in object.keys() {
+        if !fields.iter().any(|f| &f.name == key) {
+            errors.push(FieldError::new(join(prefix, key), "unbekanntes Feld"));
+        }
+    }
+    let mut out = Map::new();
+    for field in fields {
+        let path = join(prefix, &field.name);
+        let value = object.get(&field.name).unwrap_or(&Value::Null);
+        // A field whose condition does not hold does not apply: its value is ignored.
+        let applies = field.when.as_ref().is_none_or(|c| c.holds(form, root));
+        let value = if applies {
+            validate_field(form, field, root, value, &path, errors)
+        } else {
+            Value::Null
+        };
+        out.insert(field.name.clone(), value);
+    }
+    Value::Object(out)
+}
+
+fn is_blank(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        Value::Object(map) => map.values().all(is_blank),
+        _ => false,
+    }
+}
+
+fn validate_field(
+    form: &[Field],
+    field: &Field,
+    root: &Value,
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Value {
+    if is_blank(value) {
+        if field.required {
+            errors.push(FieldError::new(path, "Pflichtfeld"));
+        }
+        return Value::Null;
+    }
+    match field.kind {
+        FieldKind::Group => validate_group(form, &field.fields, root, value, path, errors),
+        FieldKind::Date => match value.as_str().map(parse_date) {
+            Some(Some(date)) => Value::String(date),
+            _ => {
+                errors.push(FieldError::new(path, "kein gültiges Datum (TT.MM.JJJJ)"));
+                Value::Null
+            }
+        },
+        FieldKind::Text | FieldKind::Email => {
+            let Value::String(raw) = value else {
+                errors.push(FieldError::new(path, "muss ein Text sein"));
+                return Value::Null;
+            };
+            let text = match text::normalise(raw) {
+                Ok(text) => text,
+                Err(message) => {
+                    errors.push(FieldError::new(path, message));
+                    return Value::Null;
+                }
+            };
+            let length = text.chars().count();
+            if let Some(min) = field.min_length
+                && length < min
+            {
+                errors.push(FieldError::new(
+                    path,
+                    format!("mindestens {min} Zeichen (jetzt {length})"),
+                ));
+            }
+            if let Some(max) = field.max_length
+                && length > max
+            {
+                errors.push(FieldError::new(
+                    path,
+                    format!("höchstens {max} Zeichen (jetzt {length})"),
+                ));
+            }
+            if let Some(pattern) = &field.compiled_pattern
+                && !pattern.is_match(&text)
+            {
+                errors.push(FieldError::new(path, "hat nicht das erwartete Format"));
+            }
+            if field.kind == FieldKind::Email && !looks_like_email(&text) {
+                errors.push(FieldError::new(path, "keine gültige E-Mail-Adresse"));
+            }
+            Value::String(text)
+        }
+        FieldKind::Number => {
+            // JSON numbers, and plain decimal text as HTML forms send it (German comma too).
+            // Validating normalised data again gives the same result.
+            let number = match value {
+                Value::Number(n) => n.as_f64(),
+                Value::String(text) => parse_decimal(text),
+                _ => None,
+            };
+            let Some(number) = number.filter(|n| n.is_finite()) else {
+                errors.push(FieldError::new(path, "muss eine Zahl sein"));
+                return Value::Null;
+            };
+            if let Some(min) = field.min
+                && number < min
+            {
+                errors.push(FieldError::new(path, format!("muss mindestens {min} sein")));
+            }
+            if let Some(max) = field.max
+                && number > max
+            {
+                errors.push(FieldError::new(path, format!("darf höchstens {max} sein")));
+            }
+            if field.integer {
+                if number.fract() != 0.0 || number.abs() > 9.0e15 {
+                    errors.push(FieldError::new(path, "muss eine ganze Zahl sein"));
+                    return Value::Null;
+                }
+                return Value::from(number as i64);
+            }
+            // As plain decimal text (never `1e-7`), the form XML Schema's decimal accepts.
+            Value::String(format!("{number}"))
+        }
+        FieldKind::Boolean => match value {
+            Value::Bool(false) if field.must_be_true => {
+                errors.push(FieldError::new(path, "muss bestätigt werden"));
+                Value::Null
+            }
+            Value::Bool(_) => value.clone(),
+            _ => {
+                errors.push(FieldError::new(path, "muss ja oder nein (true/false) sein"));
+                Value::Null
+            }
+        },
+        FieldKind::Enum => {
+            let code = value.as_str().unwrap_or_default();
+            match field.values.iter().find(|v| v.code == code) {
+                Some(_) => Value::String(code.to_owned()),
+                None => {
+                    let allowed: Vec<&str> = field.values.iter().map(|v| v.code.as_str()).collect();
+                    errors.push(FieldError::new(
+                        path,
+                        format!("unzulässiger Wert; erlaubt: {}", allowed.join(", ")),
+                    ));
+                    Value::Null
+                }
+            }
+        }
+    }
+}
+
+/// `-12.5`, `12,5`, `0.0000001`: digits with at most one decimal separator.
+fn parse_decimal(text: &str) -> Option<f64> {
+    let text = text.trim().replace(',', ".");
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    let plain = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|b| *b == b'.').count() <= 1
+        && digits.bytes().any(|b| b.is_ascii_digit());
+    if plain { text.parse().ok() } else { None }
+}
+
+/// A date as `TT.MM.JJJJ` (German) or `JJJJ-MM-TT` (ISO 8601), returned as ISO 8601.
+pub fn parse_date(text: &str) -> Option<String> {
+    let text = text.trim();
+    let (day, month, year) = if let Some((y, rest)) = text.split_once('-') {
+        let (m, d) = rest.split_once('-')?;
+        (d, m, y)
+    } else {
+        let mut parts = text.split('.');
+        let d = parts.next()?;
+        let m = parts.next()?;
+        let y = parts.next()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        (d, m, y)
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(all_digits(day) && all_digits(month) && year.len() == 4 && all_digits(year)) {
+        return None;
+    }
+    let month = time::Month::try_from(month.parse::<u8>().ok()?).ok()?;
+    let date = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    ))
+}
+
+/// Deliberately modest: one `@`, a non-empty local part, a dotted domain, no spaces.
+fn looks_like_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        // Characters that only quoted local parts may carry, and markup: never in an
+        // address a clerk writes to.
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>()[]\\,;:\"".contains(c))
+}
