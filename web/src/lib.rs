@@ -8,6 +8,7 @@
 pub mod client;
 pub mod files;
 pub mod limiter;
+pub mod pdf;
 pub mod redirect;
 pub mod server;
 pub mod shell;

@@ -91,30 +91,7 @@ pub fn document(title: &str, lines: &[(u32, bool, String)]) -> Vec<u8> {
     info.extend_from_slice(b") /Producer (kopplung portal) >>");
     objects.push(info);
 
-    let mut pdf = b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, object) in objects.iter().enumerate() {
-        offsets.push(pdf.len());
-        pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        pdf.extend_from_slice(object);
-        pdf.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = pdf.len();
-    pdf.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-    );
-    for offset in offsets {
-        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
-    }
-    pdf.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R /Info {} 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1,
-            objects.len()
-        )
-        .as_bytes(),
-    );
-    pdf
+    kopplung_web::pdf::assemble(&objects, true)
 }
 
 #[cfg(test)]
