@@ -5,11 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
-};
-use lapin::types::FieldTable;
+use kopplung_adapters::amqp::{open_consumer, reconnecting};
+use lapin::options::{BasicAckOptions, BasicNackOptions, ConfirmSelectOptions};
 use lapin::{Connection, ConnectionProperties};
 use tokio::sync::watch;
 
@@ -23,34 +20,20 @@ pub(crate) async fn consume(
     queue: String,
     shared: Arc<Shared>,
     amqp_url: String,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut pause = Duration::from_secs(1);
-    while !*shutdown.borrow() {
+    let (procedure, queue, shared, amqp_url) = (&procedure, &queue, &shared, &amqp_url);
+    let (base, max) = (Duration::from_secs(1), Duration::from_secs(30));
+    reconnecting(shutdown, base, max, || async move {
         let session = async {
             let connection =
-                Connection::connect(&amqp_url, ConnectionProperties::default()).await?;
-            let channel = connection.create_channel().await?;
+                Connection::connect(amqp_url, ConnectionProperties::default()).await?;
             // The hub declares the queue on first delivery; a vendor may start first.
-            channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions::durable(),
-                    FieldTable::default(),
-                )
-                .await?;
-            channel.basic_qos(8, BasicQosOptions::default()).await?;
+            let tag = format!("sim-{}", procedure.id);
+            let (channel, mut consumer) = open_consumer(&connection, queue, 8, &tag).await?;
             // Events on the reply queue wait for the broker's confirm.
             channel
                 .confirm_select(ConfirmSelectOptions::default())
-                .await?;
-            let mut consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    format!("sim-{}", procedure.id).as_str().into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
                 .await?;
             while let Some(delivery) = consumer.next().await {
                 let delivery = delivery?;
@@ -59,8 +42,8 @@ pub(crate) async fn consume(
                 };
                 let message_type = property(delivery.properties.kind());
                 let message_id = property(delivery.properties.message_id());
-                let handled = match open(&procedure, &shared, &delivery.data, &message_type).await {
-                    Ok(handled) => send(&procedure, &shared, Some(&channel), &handled.receipt)
+                let handled = match open(procedure, shared, &delivery.data, &message_type).await {
+                    Ok(handled) => send(procedure, shared, Some(&channel), &handled.receipt)
                         .await
                         .map(|()| handled),
                     Err(outcome) => Err(outcome),
@@ -68,7 +51,7 @@ pub(crate) async fn consume(
                 match handled {
                     Ok(handled) => {
                         delivery.acker.ack(BasicAckOptions::default()).await?;
-                        later_decide(&procedure, &shared, Some(channel.clone()), handled.accepted);
+                        later_decide(procedure, shared, Some(channel.clone()), handled.accepted);
                     }
                     Err(Outcome::TryLater(reason)) => {
                         tracing::warn!(procedure = %procedure.id, %message_id, %reason, "receipt not sent; message stays in the queue");
@@ -89,18 +72,9 @@ pub(crate) async fn consume(
             }
             Ok::<(), lapin::Error>(())
         };
-        tokio::select! {
-            outcome = session => {
-                if let Err(e) = outcome {
-                    tracing::warn!(procedure = %procedure.id, error = %e, "broker connection lost; reconnecting");
-                }
-            }
-            _ = shutdown.changed() => return,
+        if let Err(e) = session.await {
+            tracing::warn!(procedure = %procedure.id, error = %e, "broker connection lost; reconnecting");
         }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = shutdown.changed() => return,
-        }
-        pause = (pause * 2).min(Duration::from_secs(30));
-    }
+    })
+    .await;
 }

@@ -9,4 +9,4 @@ mod tests;
 
 pub use config::{AmqpBrokerConfig, AmqpSinkConfig, QueueType};
 pub use sink::{AmqpBroker, AmqpSink};
-pub use source::{Handled, ReplyHandler, consume_replies};
+pub use source::{Handled, ReplyHandler, consume_replies, open_consumer, reconnecting};

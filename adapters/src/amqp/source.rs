@@ -35,37 +35,23 @@ pub type ReplyHandler =
 pub async fn consume_replies(
     broker: AmqpBrokerConfig,
     queues: Vec<(String, ReplyHandler)>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     if queues.is_empty() {
         return;
     }
     let base = Duration::from_millis(broker.reconnect_base_ms);
-    let mut pause = base;
-    while !*shutdown.borrow() {
+    let max = Duration::from_millis(broker.reconnect_max_ms);
+    let (broker, queues) = (&broker, &queues);
+    reconnecting(shutdown, base, max, || async move {
         let session = async {
             let properties =
                 ConnectionProperties::default().with_connection_name("kopplung-events".into());
             let connection = Connection::connect(&broker.url, properties).await?;
             let mut consumers = Vec::new();
-            for (queue, handle) in &queues {
-                let channel = connection.create_channel().await?;
-                channel
-                    .queue_declare(
-                        queue.as_str().into(),
-                        QueueDeclareOptions::durable(),
-                        FieldTable::default(),
-                    )
-                    .await?;
-                channel.basic_qos(16, BasicQosOptions::default()).await?;
-                let consumer = channel
-                    .basic_consume(
-                        queue.as_str().into(),
-                        "kopplung-events".into(),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await?;
+            for (queue, handle) in queues {
+                let (_channel, consumer) =
+                    open_consumer(&connection, queue, 16, "kopplung-events").await?;
                 consumers.push(consume(consumer, handle.clone(), base));
             }
             tracing::info!(queues = queues.len(), "consuming events");
@@ -73,20 +59,66 @@ pub async fn consume_replies(
             futures_util::future::try_join_all(consumers).await?;
             Ok::<(), lapin::Error>(())
         };
+        if let Err(e) = session.await {
+            tracing::warn!(error = %e, "event queue connection lost; reconnecting");
+        }
+    })
+    .await;
+}
+
+/// Runs `session` again until `shutdown` turns true, pausing after each end of it: the
+/// pause starts at `base` and doubles up to `max`. A session ends when its connection does.
+pub async fn reconnecting<S, F>(
+    mut shutdown: watch::Receiver<bool>,
+    base: Duration,
+    max: Duration,
+    mut session: S,
+) where
+    S: FnMut() -> F,
+    F: Future<Output = ()>,
+{
+    let mut pause = base;
+    while !*shutdown.borrow() {
         tokio::select! {
-            outcome = session => {
-                if let Err(e) = outcome {
-                    tracing::warn!(error = %e, "event queue connection lost; reconnecting");
-                }
-            }
+            () = session() => {}
             _ = shutdown.changed() => return,
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.changed() => return,
         }
-        pause = (pause * 2).min(Duration::from_millis(broker.reconnect_max_ms));
+        pause = (pause * 2).min(max);
     }
+}
+
+/// A channel consuming `queue` as `tag`, at most `prefetch` messages unacknowledged. It
+/// declares the queue (durable) first: whichever side starts first creates it.
+pub async fn open_consumer(
+    connection: &Connection,
+    queue: &str,
+    prefetch: u16,
+    tag: &str,
+) -> Result<(lapin::Channel, lapin::Consumer), lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((channel, consumer))
 }
 
 /// Hands each message of one consumer to `handle`; acknowledges after it returned.

@@ -25,6 +25,13 @@ async fn test_connection() -> Connection {
         })
 }
 
+async fn delete_queue(channel: &lapin::Channel, queue: &str) {
+    channel
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+}
+
 fn message(body: &'static [u8]) -> OutboundMessage {
     OutboundMessage {
         message_id: uuid::Uuid::new_v4().to_string(),
@@ -77,10 +84,7 @@ async fn a_confirmed_message_is_in_the_queue_with_its_properties() {
         headers.inner().get("service"),
         Some(AMQPValue::LongString(s)) if s.to_string() == "99999001000000"
     ));
-    channel
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await
-        .unwrap();
+    delete_queue(&channel, &queue).await;
 }
 
 #[tokio::test]
@@ -93,19 +97,13 @@ async fn a_returned_message_is_a_retry_and_the_queue_is_declared_again() {
     );
     assert_eq!(sink.deliver(&message(b"1")).await, Outcome::Delivered);
     let channel = connection.create_channel().await.unwrap();
-    channel
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await
-        .unwrap();
+    delete_queue(&channel, &queue).await;
     match sink.deliver(&message(b"2")).await {
         Outcome::Retry { reason, .. } => assert!(reason.contains("NO_ROUTE"), "{reason}"),
         other => panic!("expected a retry, got {other:?}"),
     }
     assert_eq!(sink.deliver(&message(b"3")).await, Outcome::Delivered);
-    channel
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await
-        .unwrap();
+    delete_queue(&channel, &queue).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -188,10 +186,7 @@ async fn a_queue_the_vendor_declared_with_other_arguments_is_used_as_it_is() {
         .unwrap()
         .message_count();
     assert_eq!(depth, 2);
-    channel
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await
-        .unwrap();
+    delete_queue(&channel, &queue).await;
 }
 
 #[tokio::test]
@@ -221,10 +216,7 @@ async fn concurrent_deliveries_are_each_confirmed_once() {
         count += 1;
     }
     assert_eq!(count, 64);
-    channel
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await
-        .unwrap();
+    delete_queue(&channel, &queue).await;
 }
 
 #[tokio::test]
@@ -266,10 +258,7 @@ async fn an_exchange_with_a_routing_key_and_a_quorum_queue() {
         .unwrap()
         .expect("the message was routed to the queue");
     assert_eq!(got.delivery.data, b"via exchange");
-    channel
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await
-        .unwrap();
+    delete_queue(&channel, &queue).await;
     channel
         .exchange_delete(exchange.as_str().into(), Default::default())
         .await
