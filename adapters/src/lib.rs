@@ -13,6 +13,8 @@ pub mod http;
 pub mod manual;
 pub mod pull;
 pub mod registry;
+#[cfg(test)]
+mod test_support;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -15,6 +15,11 @@ use super::sink::classify_for_tests;
 use super::*;
 use crate::{OutboundMessage, Outcome, Sink};
 
+/// A sink for `url` with the system's trust store and no client certificate.
+fn plain_sink(url: impl Into<String>) -> HttpSink {
+    HttpSink::new(HttpSinkConfig::new(url), HttpTls::default()).expect("sink")
+}
+
 fn message() -> OutboundMessage {
     OutboundMessage {
         message_id: "3f2c3a52-52a4-4b55-9f8e-000000000001".into(),
@@ -67,7 +72,7 @@ async fn scripted(
 #[tokio::test]
 async fn a_2xx_is_delivered_with_the_message_id_as_idempotency_key() {
     let (url, seen) = scripted(vec![]).await;
-    let sink = HttpSink::new(HttpSinkConfig::new(url), HttpTls::default()).expect("sink");
+    let sink = plain_sink(url);
     assert_eq!(sink.deliver(&message()).await, Outcome::Delivered);
     let seen = seen.lock().await;
     assert_eq!(seen.len(), 1);
@@ -99,7 +104,7 @@ async fn statuses_are_classified_and_retry_after_is_honoured() {
         (404, None),
     ])
     .await;
-    let sink = HttpSink::new(HttpSinkConfig::new(url), HttpTls::default()).expect("sink");
+    let sink = plain_sink(url);
     let m = message();
     assert_eq!(
         sink.deliver(&m).await,
@@ -167,15 +172,8 @@ fn retry_after_as_seconds_and_as_http_date() {
 
 #[tokio::test]
 async fn a_closed_port_is_unavailable_not_an_attempt() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
-    let sink = HttpSink::new(
-        HttpSinkConfig::new(format!("http://127.0.0.1:{port}/inbox")),
-        HttpTls::default(),
-    )
-    .expect("sink");
+    let port = crate::test_support::closed_port();
+    let sink = plain_sink(format!("http://127.0.0.1:{port}/inbox"));
     assert!(matches!(
         sink.deliver(&message()).await,
         Outcome::Unavailable { .. }
@@ -215,11 +213,7 @@ async fn garbage_instead_of_http_is_retried() {
             let _ = stream.write_all(b"\x00\x01garbage\r\n\r\n");
         }
     });
-    let sink = HttpSink::new(
-        HttpSinkConfig::new(format!("http://{addr}/inbox")),
-        HttpTls::default(),
-    )
-    .expect("sink");
+    let sink = plain_sink(format!("http://{addr}/inbox"));
     assert!(matches!(
         sink.deliver(&message()).await,
         Outcome::Retry { .. }

@@ -82,10 +82,7 @@ async fn the_callback_is_signed_and_verifies_at_the_receiver() {
 
 #[tokio::test]
 async fn an_unreachable_callback_still_leaves_the_message_for_pickup() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
+    let port = crate::test_support::closed_port();
     let sink = PullSink::new(
         "fv-a",
         Some((&format!("http://127.0.0.1:{port}/hook"), SECRET.to_vec())),
