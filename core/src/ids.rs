@@ -28,6 +28,25 @@ fn digits(input: &str, len: std::ops::RangeInclusive<usize>) -> bool {
     len.contains(&input.len()) && input.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// `FromStr` through the type's own `parse`, and `Display` as the value it holds: the same
+/// for text keys and UUID ids.
+macro_rules! parsed_and_shown {
+    ($name:ident) => {
+        impl FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(input: &str) -> Result<Self, InvalidId> {
+                Self::parse(input)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
 macro_rules! text_id {
     ($(#[$doc:meta])* $name:ident, $what:literal, $rule:literal, $valid:expr) => {
         $(#[$doc])*
@@ -49,18 +68,7 @@ macro_rules! text_id {
             }
         }
 
-        impl FromStr for $name {
-            type Err = InvalidId;
-            fn from_str(input: &str) -> Result<Self, InvalidId> {
-                Self::parse(input)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+        parsed_and_shown!($name);
 
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
@@ -164,18 +172,7 @@ macro_rules! uuid_id {
             }
         }
 
-        impl FromStr for $name {
-            type Err = InvalidId;
-            fn from_str(input: &str) -> Result<Self, InvalidId> {
-                Self::parse(input)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
+        parsed_and_shown!($name);
     };
 }
 

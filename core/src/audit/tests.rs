@@ -21,9 +21,8 @@ fn chain(n: usize) -> Vec<AuditEntry> {
                 Some(sha256_hex(format!("sealed {}", i - 1).as_bytes())),
             ),
         };
-        let entry = AuditEntry::next(
+        let entry = entry(
             prev,
-            app(),
             &format!("2025-01-0{}T10:00:00Z", i % 9 + 1),
             status,
             &format!("step {i}"),
@@ -34,6 +33,32 @@ fn chain(n: usize) -> Vec<AuditEntry> {
     entries
 }
 
+/// An entry of the test application.
+fn entry(
+    prev: Option<(i64, &str)>,
+    at: &str,
+    status: &str,
+    detail: &str,
+    binding: Binding,
+) -> AuditEntry {
+    AuditEntry::next(prev, app(), at, status, detail, binding)
+}
+
+/// The encoding of the first entry's fields from the domain to the message hash's marker
+/// (none), as both formats begin it.
+fn first_entry_head(domain: &str) -> Vec<u8> {
+    [
+        text(domain),
+        1i64.to_be_bytes().to_vec(),
+        text(APP),
+        text("2025-01-02T03:04:05Z"),
+        text("accepted"),
+        text("accepted from client demo"),
+        vec![0],
+    ]
+    .concat()
+}
+
 /// An entry of format 1, as hubs before content hashes wrote them.
 fn v1_entry(
     prev: Option<(i64, &str)>,
@@ -42,14 +67,7 @@ fn v1_entry(
     detail: &str,
     message_sha256: Option<String>,
 ) -> AuditEntry {
-    let mut entry = AuditEntry::next(
-        prev,
-        app(),
-        at,
-        status,
-        detail,
-        Binding::message(message_sha256),
-    );
+    let mut entry = entry(prev, at, status, detail, Binding::message(message_sha256));
     entry.version = 1;
     entry.hash = entry.computed_hash();
     entry
@@ -74,17 +92,7 @@ fn the_hash_of_a_known_entry() {
     assert_eq!(first.prev_hash, GENESIS_HASH);
     assert_eq!(GENESIS_HASH.len(), 64);
     // The encoding spelled out byte by byte, as the module documentation defines it.
-    let expected = [
-        text(DOMAIN_V1),
-        1i64.to_be_bytes().to_vec(),
-        text(APP),
-        text("2025-01-02T03:04:05Z"),
-        text("accepted"),
-        text("accepted from client demo"),
-        vec![0],
-        text(GENESIS_HASH),
-    ]
-    .concat();
+    let expected = [first_entry_head(DOMAIN_V1), text(GENESIS_HASH)].concat();
     assert_eq!(first.canonical_bytes(), expected);
     // Fixed values, computed independently with the Python snippet of the module
     // documentation. A change here breaks every stored chain.
@@ -140,9 +148,8 @@ fn the_hash_of_a_known_entry_of_format_2() {
     ]
     .concat();
     assert_eq!(content, sha256_hex(&encoded));
-    let first = AuditEntry::next(
+    let first = entry(
         None,
-        app(),
         "2025-01-02T03:04:05Z",
         "accepted",
         "accepted from client demo",
@@ -153,13 +160,7 @@ fn the_hash_of_a_known_entry_of_format_2() {
     );
     assert_eq!(first.version, 2);
     let expected = [
-        text(DOMAIN_V2),
-        1i64.to_be_bytes().to_vec(),
-        text(APP),
-        text("2025-01-02T03:04:05Z"),
-        text("accepted"),
-        text("accepted from client demo"),
-        vec![0],
+        first_entry_head(DOMAIN_V2),
         vec![1],
         text(&content),
         text(GENESIS_HASH),
@@ -176,9 +177,8 @@ fn the_hash_of_a_known_entry_of_format_2() {
         first.hash,
         "b591dded7d3fdc3377cd1f19ef7975f61458a6e8ef0b0bcf6b69747341b8ab0c"
     );
-    let second = AuditEntry::next(
+    let second = entry(
         Some((first.seq, &first.hash)),
-        app(),
         "2025-01-02T03:04:06Z",
         "prepared",
         "message sealed",
@@ -200,9 +200,8 @@ fn the_hash_of_a_known_entry_of_format_2() {
     );
     // A chain may go on from format 1 to format 2.
     let old = v1_entry(None, "2025-01-01T00:00:00Z", "accepted", "old", None);
-    let new = AuditEntry::next(
+    let new = entry(
         Some((old.seq, &old.hash)),
-        app(),
         "t",
         "prepared",
         "d",
@@ -213,14 +212,13 @@ fn the_hash_of_a_known_entry_of_format_2() {
 
 #[test]
 fn a_message_hash_and_no_message_hash_differ() {
-    let entry = |status: &str, detail: &str, binding: Binding| {
-        AuditEntry::next(None, app(), "t", status, detail, binding)
-    };
-    let without = entry("prepared", "d", Binding::default());
-    let empty = entry("prepared", "d", Binding::message(Some(String::new())));
+    let unchained =
+        |status: &str, detail: &str, binding: Binding| entry(None, "t", status, detail, binding);
+    let without = unchained("prepared", "d", Binding::default());
+    let empty = unchained("prepared", "d", Binding::message(Some(String::new())));
     assert_ne!(without.hash, empty.hash);
     // A hash as message or as content: different entries.
-    let content = entry(
+    let content = unchained(
         "prepared",
         "d",
         Binding {
@@ -230,8 +228,8 @@ fn a_message_hash_and_no_message_hash_differ() {
     );
     assert_ne!(content.hash, empty.hash);
     // Moving bytes between fields changes the hash (length prefixes).
-    let a = entry("prepared", "ab", Binding::default());
-    let b = entry("prepareda", "b", Binding::default());
+    let a = unchained("prepared", "ab", Binding::default());
+    let b = unchained("prepareda", "b", Binding::default());
     assert_ne!(a.hash, b.hash);
     // The format is part of the hash: a format 2 entry read as format 1 does not verify.
     let mut downgraded = without.clone();

@@ -143,35 +143,37 @@ impl Oversight {
 
     /// Puts a dead letter back into the outbox (same message id), for `by`.
     pub async fn replay(&self, id: Uuid, by: &str) -> Result<(), ReplayError> {
-        match self.store.replay(id, by).await {
-            Ok(true) => {
-                tracing::info!(application_id = %id, operator = %by, "dead letter replayed");
-                self.wake.wake();
-                Ok(())
-            }
-            Ok(false) => Err(ReplayError::NoDeadLetter),
-            Err(e) => {
-                tracing::error!(error = %e, "replaying a dead letter failed");
-                Err(ReplayError::Unavailable(e))
-            }
+        let changed = self.woken(
+            self.store.replay(id, by).await,
+            "replaying a dead letter failed",
+        );
+        if !changed.map_err(ReplayError::Unavailable)? {
+            return Err(ReplayError::NoDeadLetter);
         }
+        tracing::info!(application_id = %id, operator = %by, "dead letter replayed");
+        Ok(())
     }
 
     /// The next attempt now, asked for by `by` (a role).
     pub async fn retry_now(&self, id: Uuid, by: &str) -> Result<(), RetryError> {
         let detail = format!("next attempt requested now by {by}");
-        match self.store.retry_now(id, &detail).await {
-            Ok(true) => {
-                tracing::info!(application_id = %id, role = %by, "next attempt requested");
-                self.wake.wake();
-                Ok(())
-            }
-            Ok(false) => Err(RetryError::NothingToRetry),
-            Err(e) => {
-                tracing::error!(error = %e, "retry now failed");
-                Err(RetryError::Unavailable(e))
-            }
+        let changed = self.woken(self.store.retry_now(id, &detail).await, "retry now failed");
+        if !changed.map_err(RetryError::Unavailable)? {
+            return Err(RetryError::NothingToRetry);
         }
+        tracing::info!(application_id = %id, role = %by, "next attempt requested");
+        Ok(())
+    }
+
+    /// Wakes the outbox when a change to it took effect (`Ok(true)`), so that it acts on
+    /// it now rather than at its next poll; logs a store failure as `failed`.
+    fn woken(&self, changed: Result<bool, StoreError>, failed: &str) -> Result<bool, StoreError> {
+        match &changed {
+            Ok(true) => self.wake.wake(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "{failed}"),
+        }
+        changed
     }
 
     /// Applications matching every given part of `query`, newest first.
