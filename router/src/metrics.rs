@@ -118,24 +118,16 @@ impl Collector for Connections {
     }
 }
 
-fn counter(
+/// A labelled counter or gauge vector (`new` is `IntCounterVec::new` or `GaugeVec::new`),
+/// registered and handed back for recording.
+fn vector<M: Collector + Clone + 'static>(
     registry: &Registry,
+    new: fn(Opts, &[&str]) -> Result<M, prometheus::Error>,
     name: &str,
     help: &str,
     labels: &[&str],
-) -> Result<IntCounterVec, prometheus::Error> {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
-}
-
-fn gauge(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> Result<GaugeVec, prometheus::Error> {
-    let metric = GaugeVec::new(Opts::new(name, help), labels)?;
+) -> Result<M, prometheus::Error> {
+    let metric = new(Opts::new(name, help), labels)?;
     registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
@@ -162,14 +154,16 @@ fn fast_buckets() -> Vec<f64> {
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let mapping_reloads = counter(
+        let mapping_reloads = vector(
             &registry,
+            IntCounterVec::new,
             "kopplung_mapping_reloads_total",
             "Reloads of the mappings, by outcome (applied, refused).",
             &["outcome"],
         )?;
-        let key_reloads = counter(
+        let key_reloads = vector(
             &registry,
+            IntCounterVec::new,
             "kopplung_key_reloads_total",
             "Reloads of the signing key and certificates, by outcome (applied, refused).",
             &["outcome"],
@@ -179,8 +173,9 @@ impl Metrics {
             key_reloads.with_label_values(&[outcome]);
             mapping_reloads.with_label_values(&[outcome]);
         }
-        let intake = counter(
+        let intake = vector(
             &registry,
+            IntCounterVec::new,
             "kopplung_intake_total",
             "Submissions by service and outcome (accepted, replayed, or the problem type).",
             &["service", "outcome"],
@@ -193,14 +188,16 @@ impl Metrics {
             .buckets(fast_buckets()),
         )?;
         registry.register(Box::new(intake_seconds.clone()))?;
-        let deliveries = counter(
+        let deliveries = vector(
             &registry,
+            IntCounterVec::new,
             "kopplung_deliveries_total",
             "Delivery attempts by procedure, transport and outcome (delivered, awaiting_pickup, retry, unavailable, dead_lettered).",
             &["procedure", "transport", "outcome"],
         )?;
-        let dead_letters = counter(
+        let dead_letters = vector(
             &registry,
+            IntCounterVec::new,
             "kopplung_dead_letters_total",
             "Messages given up (dead letters), by procedure.",
             &["procedure"],
@@ -228,26 +225,30 @@ impl Metrics {
                 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0,
             ],
         )?;
-        let backlog = gauge(
+        let backlog = vector(
             &registry,
+            GaugeVec::new,
             "kopplung_backlog",
             "Messages waiting per procedure (in the outbox or for pickup).",
             &["procedure"],
         )?;
-        let oldest_pending_seconds = gauge(
+        let oldest_pending_seconds = vector(
             &registry,
+            GaugeVec::new,
             "kopplung_oldest_pending_seconds",
             "Age of the oldest waiting message per procedure (0 if none waits).",
             &["procedure"],
         )?;
-        let certificate_expiry_days = gauge(
+        let certificate_expiry_days = vector(
             &registry,
+            GaugeVec::new,
             "kopplung_certificate_expiry_days",
             "Days until a certificate expires (negative: expired), by owner (hub or procedure id) and file.",
             &["owner", "certificate"],
         )?;
-        let retention_purged = counter(
+        let retention_purged = vector(
             &registry,
+            IntCounterVec::new,
             "kopplung_retention_purged_total",
             "Applications whose personal data was deleted after the retention period, by service.",
             &["service"],

@@ -59,14 +59,8 @@ async fn receive(
         .to_owned();
     // Refused from the declared length before anything else is looked at.
     let limit = state.limits.max_upload_bytes;
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "attachment-too-large",
-            "The attachment is too large",
-        )
-        .detail(format!("at most {limit} bytes"))
-    };
+    let too_large =
+        || Problem::too_large("attachment-too-large", "The attachment is too large", limit);
     if declared_length(headers).is_some_and(|n| n > limit) {
         return Err(too_large());
     }

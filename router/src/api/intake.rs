@@ -100,14 +100,7 @@ async fn accept(
         ),
     };
     let limit = state.limits.max_body_bytes;
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            "The request body is too large",
-        )
-        .detail(format!("at most {limit} bytes"))
-    };
+    let too_large = || Problem::too_large("body-too-large", "The request body is too large", limit);
     if declared_length(headers).is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }

@@ -56,6 +56,12 @@ impl Problem {
         )
     }
 
+    /// A request (of `kind`, described by `title`) over its limit of `limit` bytes.
+    pub fn too_large(kind: &str, title: &str, limit: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, kind, title)
+            .detail(format!("at most {limit} bytes"))
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "No such resource")
     }

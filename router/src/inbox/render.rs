@@ -42,34 +42,44 @@ fn blocks_of(fields: &[Field], data: &Value, level: u8) -> Vec<Block> {
         };
         if field.kind == FieldKind::Group {
             let inner = blocks_of(&field.fields, value, (level + 1).min(6));
-            if !inner.is_empty() {
-                blocks.push(Block {
-                    leaves: None,
-                    group: Some(Group {
-                        label: field.label.clone(),
-                        level,
-                        blocks: inner,
-                    }),
-                });
-            }
+            push_group(&mut blocks, &field.label, level, inner);
             continue;
         }
-        let leaf = Leaf {
-            label: field.label.clone(),
-            value: display_value(field, value),
-        };
-        match blocks.last_mut() {
-            Some(Block {
-                leaves: Some(leaves),
-                ..
-            }) => leaves.push(leaf),
-            _ => blocks.push(Block {
-                leaves: Some(vec![leaf]),
-                group: None,
-            }),
-        }
+        push_leaf(&mut blocks, &field.label, display_value(field, value));
     }
     blocks
+}
+
+/// A group as its own block, unless nothing in it was filled.
+fn push_group(blocks: &mut Vec<Block>, label: &str, level: u8, inner: Vec<Block>) {
+    if !inner.is_empty() {
+        blocks.push(Block {
+            leaves: None,
+            group: Some(Group {
+                label: label.to_owned(),
+                level,
+                blocks: inner,
+            }),
+        });
+    }
+}
+
+/// A field joins the list of fields just before it, or starts a new list after a group.
+fn push_leaf(blocks: &mut Vec<Block>, label: &str, value: String) {
+    let leaf = Leaf {
+        label: label.to_owned(),
+        value,
+    };
+    match blocks.last_mut() {
+        Some(Block {
+            leaves: Some(leaves),
+            ..
+        }) => leaves.push(leaf),
+        _ => blocks.push(Block {
+            leaves: Some(vec![leaf]),
+            group: None,
+        }),
+    }
 }
 
 /// Without a form definition (the mapping is gone): the data's own keys as labels.
@@ -83,33 +93,9 @@ pub fn raw_blocks(data: &Value, level: u8) -> Vec<Block> {
             Value::Null => {}
             Value::Object(_) => {
                 let inner = raw_blocks(value, (level + 1).min(6));
-                if !inner.is_empty() {
-                    blocks.push(Block {
-                        leaves: None,
-                        group: Some(Group {
-                            label: key.clone(),
-                            level,
-                            blocks: inner,
-                        }),
-                    });
-                }
+                push_group(&mut blocks, key, level, inner);
             }
-            _ => {
-                let leaf = Leaf {
-                    label: key.clone(),
-                    value: plain_value(value),
-                };
-                match blocks.last_mut() {
-                    Some(Block {
-                        leaves: Some(leaves),
-                        ..
-                    }) => leaves.push(leaf),
-                    _ => blocks.push(Block {
-                        leaves: Some(vec![leaf]),
-                        group: None,
-                    }),
-                }
-            }
+            _ => push_leaf(&mut blocks, key, plain_value(value)),
         }
     }
     blocks
