@@ -19,7 +19,7 @@ use openssl::x509::{X509, X509KeyUsage, X509Ref};
 use serde_json::{Map, Value};
 
 use crate::Error;
-use crate::seal::{TrustAnchors, load_certificate, subject_of};
+use crate::seal::{TrustAnchors, allows_usage, load_certificate, subject_of};
 
 /// `alg` of the JWE: the content key wrapped with RSAES-OAEP (SHA-256, MGF1 with SHA-256).
 pub const KEY_ENCRYPTION: &str = "RSA-OAEP-256";
@@ -185,14 +185,12 @@ pub fn check_recipient(cert: &X509Ref) -> Result<(), Error> {
             "{subject}: the RSA key has {bits} bits; the jose profile needs at least {MIN_RSA_BITS}"
         )));
     }
-    if let Some(usage) = cert.key_usage()
-        && !usage.contains(X509KeyUsage::KEY_ENCIPHERMENT)
-    {
-        return Err(Error::Certificate(format!(
-            "{subject}: key usage does not allow keyEncipherment"
-        )));
-    }
-    Ok(())
+    allows_usage(
+        cert,
+        &subject,
+        X509KeyUsage::KEY_ENCIPHERMENT,
+        "keyEncipherment",
+    )
 }
 
 /// The receiving side: decrypts `jwe` with the procedure's key, checks that it was

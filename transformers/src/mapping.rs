@@ -425,14 +425,11 @@ fn helper_error(name: &str, message: String) -> handlebars::RenderError {
     RenderErrorReason::Other(format!("{name}: {message}")).into()
 }
 
+/// A helper's parameter as text; `None` for `null` (an optional field left empty).
 fn string_param<'a>(
-    h: &'a Helper<'_>,
+    value: &'a Value,
     name: &str,
 ) -> Result<Option<&'a str>, handlebars::RenderError> {
-    let value = h
-        .param(0)
-        .ok_or_else(|| helper_error(name, "needs one parameter".into()))?
-        .value();
     match value {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.as_str())),
@@ -444,31 +441,15 @@ fn string_param<'a>(
     }
 }
 
-/// `datum` (a date in ISO 8601 from `TT.MM.JJJJ` or ISO), `gemeindename` (ARS to the
-/// municipality's name) and `betrag` (an amount with two decimals). Their output is
-/// XML-escaped like everything else.
-fn register_helpers(templates: &mut Handlebars<'static>, regions: Arc<BTreeMap<String, String>>) {
+/// Registers `name` as a helper of one parameter: `render` turns the parameter's value
+/// into the text written (`None`: nothing).
+fn register_one_param(
+    templates: &mut Handlebars<'static>,
+    name: &'static str,
+    render: impl Fn(&Value) -> Result<Option<String>, handlebars::RenderError> + Send + Sync + 'static,
+) {
     templates.register_helper(
-        "datum",
-        Box::new(
-            |h: &Helper,
-             _: &Handlebars,
-             _: &Context,
-             _: &mut RenderContext,
-             out: &mut dyn Output|
-             -> HelperResult {
-                if let Some(text) = string_param(h, "datum")? {
-                    let date = parse_date(text).ok_or_else(|| {
-                        helper_error("datum", "not a date (TT.MM.JJJJ or JJJJ-MM-TT)".into())
-                    })?;
-                    out.write(&date)?;
-                }
-                Ok(())
-            },
-        ),
-    );
-    templates.register_helper(
-        "gemeindename",
+        name,
         Box::new(
             move |h: &Helper,
                   _: &Handlebars,
@@ -476,43 +457,52 @@ fn register_helpers(templates: &mut Handlebars<'static>, regions: Arc<BTreeMap<S
                   _: &mut RenderContext,
                   out: &mut dyn Output|
                   -> HelperResult {
-                if let Some(ars) = string_param(h, "gemeindename")? {
-                    let name = regions.get(ars).ok_or_else(|| {
-                        helper_error("gemeindename", format!("unknown ARS {ars}"))
-                    })?;
-                    out.write(&xml_escape(name))?;
-                }
-                Ok(())
-            },
-        ),
-    );
-    templates.register_helper(
-        "betrag",
-        Box::new(
-            |h: &Helper,
-             _: &Handlebars,
-             _: &Context,
-             _: &mut RenderContext,
-             out: &mut dyn Output|
-             -> HelperResult {
                 let value = h
                     .param(0)
-                    .ok_or_else(|| helper_error("betrag", "needs one parameter".into()))?
+                    .ok_or_else(|| helper_error(name, "needs one parameter".into()))?
                     .value();
-                let amount = match value {
-                    Value::Number(n) => n.as_f64(),
-                    Value::String(s) => s.parse::<f64>().ok(),
-                    _ => None,
+                if let Some(text) = render(value)? {
+                    out.write(&text)?;
                 }
-                .filter(|a| a.is_finite() && *a >= 0.0)
-                .ok_or_else(|| {
-                    helper_error("betrag", format!("not an amount ({})", json_kind(value)))
-                })?;
-                out.write(&format!("{amount:.2}"))?;
                 Ok(())
             },
         ),
     );
+}
+
+/// `datum` (a date in ISO 8601 from `TT.MM.JJJJ` or ISO), `gemeindename` (ARS to the
+/// municipality's name) and `betrag` (an amount with two decimals). Their output is
+/// XML-escaped like everything else.
+fn register_helpers(templates: &mut Handlebars<'static>, regions: Arc<BTreeMap<String, String>>) {
+    register_one_param(templates, "datum", |value| {
+        string_param(value, "datum")?
+            .map(|text| {
+                parse_date(text).ok_or_else(|| {
+                    helper_error("datum", "not a date (TT.MM.JJJJ or JJJJ-MM-TT)".into())
+                })
+            })
+            .transpose()
+    });
+    register_one_param(templates, "gemeindename", move |value| {
+        string_param(value, "gemeindename")?
+            .map(|ars| {
+                regions
+                    .get(ars)
+                    .map(|name| xml_escape(name))
+                    .ok_or_else(|| helper_error("gemeindename", format!("unknown ARS {ars}")))
+            })
+            .transpose()
+    });
+    register_one_param(templates, "betrag", |value| {
+        let amount = match value {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.parse::<f64>().ok(),
+            _ => None,
+        }
+        .filter(|a| a.is_finite() && *a >= 0.0)
+        .ok_or_else(|| helper_error("betrag", format!("not an amount ({})", json_kind(value))))?;
+        Ok(Some(format!("{amount:.2}")))
+    });
 }
 
 fn labels_of(fields: &[Field], data: &Value) -> Value {

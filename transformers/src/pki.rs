@@ -126,47 +126,48 @@ pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<Pa
 /// (RSA-OAEP-256, at least 3072 bits) — unless `procedures/<id>.crt` and `.key` exist
 /// already. The CA must exist (`init_demo_pki`). Returns the files it wrote.
 pub fn issue_rsa_recipient(layout: &PkiLayout, id: &str, bits: u32) -> Result<Vec<PathBuf>, Error> {
-    let mut written = Vec::new();
-    let (cert_path, key_path) = (layout.procedure_cert(id), layout.procedure_key(id));
-    if cert_path.is_file() && key_path.is_file() {
-        return Ok(written);
-    }
-    let (ca_cert, ca_key) = load_ca(layout)?;
-    let dir = layout.dir.join("procedures");
-    private_dir(&dir).map_err(|source| Error::Io { path: dir, source })?;
-    let rsa = Rsa::generate(bits).map_err(crypto("generating an RSA key"))?;
-    let key = PKey::from_rsa(rsa).map_err(crypto("wrapping a key"))?;
-    let cert = issue(
-        &format!("Fachverfahren {id}"),
-        &key,
-        Some((&ca_cert, &ca_key)),
-        Role::RsaRecipient,
-        730,
-    )?;
-    write_pair(cert_path, key_path, &cert, &key, &mut written)?;
-    Ok(written)
+    let files = (layout.procedure_cert(id), layout.procedure_key(id));
+    let name = format!("Fachverfahren {id}");
+    issue_from_ca(layout, files, &name, Role::RsaRecipient, || {
+        let dir = layout.dir.join("procedures");
+        private_dir(&dir).map_err(|source| Error::Io { path: dir, source })?;
+        let rsa = Rsa::generate(bits).map_err(crypto("generating an RSA key"))?;
+        PKey::from_rsa(rsa).map_err(crypto("wrapping a key"))
+    })
 }
 
 /// Issues a procedure's signing certificate for its receipts (EC P-256, key usage
 /// digitalSignature) from the demo CA, if it does not exist yet.
 pub fn issue_procedure_signer(layout: &PkiLayout, id: &str) -> Result<Vec<PathBuf>, Error> {
-    let mut written = Vec::new();
-    let (cert_path, key_path) = (
+    let files = (
         layout.procedure_signing_cert(id),
         layout.procedure_signing_key(id),
     );
+    issue_from_ca(
+        layout,
+        files,
+        &format!("{id} (Signatur)"),
+        Role::Signer,
+        new_key,
+    )
+}
+
+/// Issues a certificate for a key from `new_key` by the demo CA, unless both `files`
+/// (certificate, key) exist already. Returns the files it wrote.
+fn issue_from_ca(
+    layout: &PkiLayout,
+    (cert_path, key_path): (PathBuf, PathBuf),
+    name: &str,
+    role: Role,
+    new_key: impl FnOnce() -> Result<PKey<Private>, Error>,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut written = Vec::new();
     if cert_path.is_file() && key_path.is_file() {
         return Ok(written);
     }
     let (ca_cert, ca_key) = load_ca(layout)?;
     let key = new_key()?;
-    let cert = issue(
-        &format!("{id} (Signatur)"),
-        &key,
-        Some((&ca_cert, &ca_key)),
-        Role::Signer,
-        730,
-    )?;
+    let cert = issue(name, &key, Some((&ca_cert, &ca_key)), role, 730)?;
     write_pair(cert_path, key_path, &cert, &key, &mut written)?;
     Ok(written)
 }

@@ -11,7 +11,7 @@ use openssl::pkey::{Id, PKey, Private};
 use openssl::stack::Stack;
 use openssl::symm::Cipher;
 use openssl::x509::store::{X509Store, X509StoreBuilder, X509StoreRef};
-use openssl::x509::{X509, X509KeyUsage, X509StoreContext};
+use openssl::x509::{X509, X509KeyUsage, X509Ref, X509StoreContext};
 
 use crate::Error;
 
@@ -222,11 +222,22 @@ pub fn check_cms_recipient(cert: &X509) -> Result<(), Error> {
             )));
         }
     }
-    if let Some(usage) = cert.key_usage()
-        && !usage.contains(X509KeyUsage::KEY_AGREEMENT)
+    allows_usage(cert, &subject, X509KeyUsage::KEY_AGREEMENT, "keyAgreement")
+}
+
+/// Refuses `cert` (named `subject`) when it restricts its key's usage and `usage`
+/// (`name` in the message) is not among what it allows.
+pub(crate) fn allows_usage(
+    cert: &X509Ref,
+    subject: &str,
+    usage: X509KeyUsage,
+    name: &str,
+) -> Result<(), Error> {
+    if let Some(allowed) = cert.key_usage()
+        && !allowed.contains(usage)
     {
         return Err(Error::Certificate(format!(
-            "{subject}: key usage does not allow keyAgreement"
+            "{subject}: key usage does not allow {name}"
         )));
     }
     Ok(())

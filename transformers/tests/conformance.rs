@@ -62,14 +62,22 @@ fn replace_location(line: &str, target: &Path) -> String {
     format!("{}{}{}", &line[..start], target.display(), &line[end..])
 }
 
-#[test]
-fn every_fixture_conforms_to_the_real_xoev_library() {
+/// The real XÖV library, the workspace's mappings, and a working folder holding
+/// `kopplung-basis.xsd` rewired to that library (the folder lives as long as the
+/// `TempDir`).
+fn rewired_basis() -> (PathBuf, PathBuf, tempfile::TempDir, PathBuf) {
     let library = xoev_library();
     let mappings = workspace().join("mappings");
     let work = tempfile::tempdir().unwrap();
     let basis = work.path().join("kopplung-basis.xsd");
     let basis_source = std::fs::read_to_string(mappings.join("xoev/kopplung-basis.xsd")).unwrap();
     std::fs::write(&basis, rewire(&basis_source, &library, None)).unwrap();
+    (library, mappings, work, basis)
+}
+
+#[test]
+fn every_fixture_conforms_to_the_real_xoev_library() {
+    let (library, mappings, work, basis) = rewired_basis();
 
     let mut checked = 0;
     let mut services: Vec<PathBuf> = std::fs::read_dir(&mappings)
@@ -111,12 +119,7 @@ fn every_fixture_conforms_to_the_real_xoev_library() {
 #[test]
 fn the_real_library_refuses_what_din_91379_forbids() {
     // The check above can fail: a message with a character outside datatype C.
-    let library = xoev_library();
-    let mappings = workspace().join("mappings");
-    let work = tempfile::tempdir().unwrap();
-    let basis = work.path().join("kopplung-basis.xsd");
-    let basis_source = std::fs::read_to_string(mappings.join("xoev/kopplung-basis.xsd")).unwrap();
-    std::fs::write(&basis, rewire(&basis_source, &library, None)).unwrap();
+    let (library, mappings, work, basis) = rewired_basis();
     let source = std::fs::read_to_string(mappings.join("maengelanzeige/nachricht.xsd")).unwrap();
     let xsd = work.path().join("m.xsd");
     std::fs::write(&xsd, rewire(&source, &library, Some(&basis))).unwrap();

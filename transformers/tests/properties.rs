@@ -5,12 +5,12 @@
 //! reads back as exactly that text.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+mod common;
 
-use kopplung_transformers::mapping::{
-    Antrag, Behoerde, Mapping, MappingEnv, MessageContext, Nachricht,
-};
+use std::sync::OnceLock;
+
+use common::{context, mapping_env, root, text_of};
+use kopplung_transformers::mapping::Mapping;
 use kopplung_transformers::pki::{PkiLayout, init_demo_pki};
 use kopplung_transformers::receipt::{Receipt, ReceiptEvent, sign_cms, verify_cms, verify_set};
 use kopplung_transformers::seal::{TrustAnchors, load_certificate};
@@ -18,89 +18,13 @@ use kopplung_transformers::text::{check_din91379, normalise};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 use proptest::prelude::*;
-use quick_xml::Reader;
-use quick_xml::events::Event;
 use serde_json::{Value, json};
-
-fn root() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings")
-}
 
 fn mapping() -> &'static Mapping {
     static MAPPING: OnceLock<Mapping> = OnceLock::new();
     MAPPING.get_or_init(|| {
-        let regions = [("146120000000".to_owned(), "Dresden, Stadt".to_owned())];
-        let env = MappingEnv::load(&root(), Arc::new(regions.into_iter().collect()))
-            .expect("mapping env");
-        Mapping::load(&root().join("maengelanzeige"), &env).expect("Mängelanzeige")
+        Mapping::load(&root().join("maengelanzeige"), &mapping_env()).expect("Mängelanzeige")
     })
-}
-
-fn behoerde(name: &str) -> Behoerde {
-    Behoerde {
-        verzeichnisdienst: "DVDV".into(),
-        verzeichnisdienst_list_version: "2".into(),
-        kennung: "psw:14612000".into(),
-        name: name.into(),
-    }
-}
-
-fn context(data: Value, mapping: &Mapping) -> MessageContext {
-    MessageContext {
-        nachricht: Nachricht {
-            uuid: "0b3d9c59-2f3c-4a8e-9a51-6f1f7f0b8f11".into(),
-            typ: mapping.info.message.message_type.clone(),
-            typ_list_uri: mapping.info.message.list_uri.clone(),
-            typ_list_version: mapping.info.message.list_version.clone(),
-            standard: mapping.info.message.standard.clone(),
-            version: mapping.info.message.version.clone(),
-            erstellungszeitpunkt: "2026-11-30T10:00:00Z".into(),
-            produkt: "kopplung".into(),
-            produkthersteller: "kopplung".into(),
-            produktversion: "0.1.0".into(),
-        },
-        leser: behoerde("Landeshauptstadt Dresden"),
-        autor: behoerde("kopplung"),
-        antrag: Antrag {
-            id: "6d1c3a0e-0000-4000-8000-000000000001".into(),
-            antragsnummer: "K7QX-2M4P".into(),
-            eingangszeitpunkt: "2026-11-30T09:59:59Z".into(),
-            leistung_schluessel: mapping.info.key.clone(),
-            leistung_name: mapping.info.name.clone(),
-            gebiet_ars: "146120000000".into(),
-            gebiet_name: "Dresden, Stadt".into(),
-        },
-        labels: mapping.labels(&data),
-        data,
-        anlagen: vec![],
-        gebuehr: None,
-    }
-}
-
-/// The text of the first element called `name`, as an XML parser reads it.
-fn text_of(xml: &str, name: &str) -> Option<String> {
-    let mut reader = Reader::from_str(xml);
-    let mut inside = false;
-    let mut out = String::new();
-    loop {
-        match reader.read_event().ok()? {
-            Event::Start(e) if e.name().as_ref() == name => inside = true,
-            Event::End(e) if inside && e.name().as_ref() == name => return Some(out),
-            Event::Text(t) if inside => {
-                out.push_str(&t.xml_content(quick_xml::XmlVersion::Explicit1_0))
-            }
-            Event::GeneralRef(r) if inside => out.push_str(match &*r {
-                "amp" => "&",
-                "lt" => "<",
-                "gt" => ">",
-                "quot" => "\"",
-                "apos" => "'",
-                _ => return None,
-            }),
-            Event::Eof => return None,
-            _ => {}
-        }
-    }
 }
 
 /// Text a hostile or careless citizen may type: markup, entity and CDATA pieces, quotes,
