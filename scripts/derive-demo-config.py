@@ -49,6 +49,24 @@ OFFICE_HOURS = ["Mo 9–12 Uhr", "Di und Do 9–18 Uhr", "Mi 8–12 Uhr", "Fr 9�
 DISTRICT_HOURS = ["Mo, Mi, Fr 9–12 Uhr", "Di 9–12 und 13–18 Uhr", "Do 9–12 und 13–16 Uhr"]
 
 
+def procedure_lines(procedure, authority, envelope):
+    """A `[[procedure]]` of the demo, delivered over AMQP to the queue `kopplung.<id>`."""
+    return [
+        "[[procedure]]",
+        f'id = "{procedure}"',
+        f'authority = "{authority}"',
+        f'envelope = "{envelope}"',
+        f'certificate = "procedures/{procedure}.crt"',
+        f'receipt_certificate = "procedures/{procedure}-signatur.crt"',
+        # Its token for the hub's API: attachments fetched by claim check (the demo
+        # writes the file).
+        f'token_file = "procedure-tokens/{procedure}"',
+        "[procedure.delivery]",
+        'transport = "amqp"',
+        f'queue = "kopplung.{procedure}"',
+    ]
+
+
 def contact_lines(slug):
     """The optional Behördenkatalog keys of an [[authority]]."""
     address, phone = CONTACTS[slug]
@@ -89,18 +107,7 @@ for key in sorted(kreise):
         f'kennung = "dvdv:{key}000:maengel"',
         *contact_lines(slug),
         "",
-        "[[procedure]]",
-        f'id = "{procedure}"',
-        f'authority = "{slug}"',
-        'envelope = "cms"',
-        f'certificate = "procedures/{procedure}.crt"',
-        f'receipt_certificate = "procedures/{procedure}-signatur.crt"',
-        # Its token for the hub's API: attachments fetched by claim check (the demo
-        # writes the file).
-        f'token_file = "procedure-tokens/{procedure}"',
-        "[procedure.delivery]",
-        'transport = "amqp"',
-        f'queue = "kopplung.{procedure}"',
+        *procedure_lines(procedure, slug, "cms"),
     ]
     # The districts' procedures answer on an AMQP reply queue; the cities' over HTTP.
     if key not in cities:
@@ -138,18 +145,7 @@ for key, (slug, name) in sorted(cities.items()):
         f'kennung = "dvdv:{key}000:buergerbuero"',
         *contact_lines(f"{slug}-buergerbuero"),
         "",
-        "[[procedure]]",
-        f'id = "{procedure}"',
-        f'authority = "{slug}-buergerbuero"',
-        f'envelope = "{envelope}"',
-        f'certificate = "procedures/{procedure}.crt"',
-        f'receipt_certificate = "procedures/{procedure}-signatur.crt"',
-        # Its token for the hub's API: attachments fetched by claim check (the demo
-        # writes the file).
-        f'token_file = "procedure-tokens/{procedure}"',
-        "[procedure.delivery]",
-        'transport = "amqp"',
-        f'queue = "kopplung.{procedure}"',
+        *procedure_lines(procedure, f"{slug}-buergerbuero", envelope),
         "",
     ]
     for service, _ in CITY_SERVICES:

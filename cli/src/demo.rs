@@ -73,39 +73,26 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut token_paths = Vec::new();
     for client in &config.file.clients {
         if let Some(file) = &client.token_file {
-            let path = data_dir.join(file);
-            if !path.is_file() {
-                write_token(&path)?;
-            }
-            token_paths.push(path);
+            token_paths.push(secret_file(data_dir, file)?);
         }
     }
     if let Some(admin) = &config.file.admin {
         for file in std::iter::once(&admin.token_file).chain(&admin.auditor_token_file) {
-            let path = data_dir.join(file);
-            if !path.is_file() {
-                write_token(&path)?;
-            }
+            secret_file(data_dir, file)?;
         }
     }
     // The procedures' tokens for the hub's API (claim-check downloads): the reference
     // procedures read them from here.
     for procedure in &config.routing.procedures {
         if let Some(file) = &procedure.token_file {
-            let path = data_dir.join(file);
-            if !path.is_file() {
-                write_token(&path)?;
-            }
+            secret_file(data_dir, file)?;
         }
     }
     // The clerk inbox's demo clerks: a random password, like the tokens.
     let mut clerks = Vec::new();
     for clerk in &config.file.clerks {
         if let Some(file) = &clerk.password_file {
-            let path = data_dir.join(file);
-            if !path.is_file() {
-                write_token(&path)?;
-            }
+            let path = secret_file(data_dir, file)?;
             clerks.push(format!(
                 "  Inbox:   http://{}/inbox (clerk `{}`, password in {})\n",
                 listen.unwrap_or(config.file.server.listen),
@@ -207,4 +194,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let _ = procedures.await;
     }
     Ok(())
+}
+
+/// `file` in the data directory, with a new random secret written to it unless it exists:
+/// the demo's tokens and clerk passwords.
+fn secret_file(data_dir: &Path, file: &Path) -> anyhow::Result<PathBuf> {
+    let path = data_dir.join(file);
+    if !path.is_file() {
+        write_token(&path)?;
+    }
+    Ok(path)
 }

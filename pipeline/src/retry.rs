@@ -75,14 +75,23 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
-    #[test]
-    fn retry_after_is_a_floor_and_the_last_attempt_gives_up() {
+    /// A policy with a base delay of 100 ms, and a random source seeded with `seed`.
+    fn policy_and_rng(
+        max_delay_ms: u64,
+        max_attempts: u32,
+        seed: u64,
+    ) -> (RetryPolicy, rand::rngs::StdRng) {
         let policy = RetryPolicy {
             base_delay_ms: 100,
-            max_delay_ms: 60_000,
-            max_attempts: 4,
+            max_delay_ms,
+            max_attempts,
         };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        (policy, rand::rngs::StdRng::seed_from_u64(seed))
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_and_the_last_attempt_gives_up() {
+        let (policy, mut rng) = policy_and_rng(60_000, 4, 11);
         for attempts in 0..3 {
             for _ in 0..200 {
                 // A receiver that says `Retry-After: 7` is not asked again sooner.
@@ -110,12 +119,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let policy = RetryPolicy {
-            base_delay_ms: 100,
-            max_delay_ms: 1_000,
-            max_attempts: 10,
-        };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (policy, mut rng) = policy_and_rng(1_000, 10, 7);
         for attempts in 0..40 {
             let ceiling = (100u64 << attempts.min(32)).min(1_000);
             for _ in 0..50 {
