@@ -146,16 +146,26 @@ impl RouterClient {
         Ok((status, body))
     }
 
+    /// The list under `key` of the answer to `GET path`.
+    async fn get_list<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        key: &str,
+    ) -> Result<Vec<T>, Error> {
+        let (status, mut body) = self.get_json(path, query).await?;
+        if status != 200 {
+            return Err(Error::Router(format!("GET {path}: {status}")));
+        }
+        Self::parse(key, body[key].take())
+    }
+
     fn parse<T: serde::de::DeserializeOwned>(what: &str, value: Value) -> Result<T, Error> {
         serde_json::from_value(value).map_err(|e| Error::Router(format!("{what}: {e}")))
     }
 
     pub async fn services(&self) -> Result<Vec<Service>, Error> {
-        let (status, mut body) = self.get_json("/api/v1/services", &[]).await?;
-        if status != 200 {
-            return Err(Error::Router(format!("GET /api/v1/services: {status}")));
-        }
-        Self::parse("services", body["services"].take())
+        self.get_list("/api/v1/services", &[], "services").await
     }
 
     pub async fn service(&self, key: &str) -> Result<Option<Service>, Error> {
@@ -163,19 +173,13 @@ impl RouterClient {
     }
 
     pub async fn regions(&self, query: &str) -> Result<Vec<Region>, Error> {
-        let (status, mut body) = self.get_json("/api/v1/regions", &[("q", query)]).await?;
-        if status != 200 {
-            return Err(Error::Router(format!("GET /api/v1/regions: {status}")));
-        }
-        Self::parse("regions", body["regions"].take())
+        self.get_list("/api/v1/regions", &[("q", query)], "regions")
+            .await
     }
 
     pub async fn authorities(&self) -> Result<Vec<Authority>, Error> {
-        let (status, mut body) = self.get_json("/api/v1/authorities", &[]).await?;
-        if status != 200 {
-            return Err(Error::Router(format!("GET /api/v1/authorities: {status}")));
-        }
-        Self::parse("authorities", body["authorities"].take())
+        self.get_list("/api/v1/authorities", &[], "authorities")
+            .await
     }
 
     pub async fn authority(&self, id: &str) -> Result<Option<Authority>, Error> {

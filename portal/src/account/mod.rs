@@ -5,7 +5,7 @@
 mod password;
 pub mod registration;
 
-use axum::extract::{Extension, Form, Query, State};
+use axum::extract::Query;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use kopplung_forms::TrustLevel;
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::web::session::{self, Account};
-use crate::web::{Failure, Page, Visitor, check_csrf};
+use crate::web::{Failure, Page, Posted, Visit, Visitor};
 use crate::{Shared, db};
 use kopplung_web::shell::{form_value, random_hex, see_other};
 
@@ -58,12 +58,12 @@ pub fn trust_label(level: TrustLevel) -> &'static str {
 }
 
 /// The signed-in account, or a redirect to the sign-in page that comes back to `back`.
-pub fn require_account<'a>(visitor: &'a Visitor, back: &str) -> Result<&'a Account, Box<Response>> {
+pub fn require_account<'a>(visitor: &'a Visitor, back: &str) -> Result<&'a Account, Failure> {
     visitor.account.as_ref().ok_or_else(|| {
-        Box::new(see_other(&format!(
+        Failure::see_other(format!(
             "/konto/anmelden?weiter={}",
             crate::router_client::encode(back)
-        )))
+        ))
     })
 }
 
@@ -81,8 +81,7 @@ pub struct NextQuery {
 }
 
 pub async fn login_page(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Query(query): Query<NextQuery>,
 ) -> Response {
     state.templates.page(
@@ -152,12 +151,7 @@ fn login_form(
 /// parallel guesses gain nothing) and the same two password checks run whether or not
 /// the address has an account or a registration waiting: the answer says nothing about
 /// either, except "confirm first" to whoever knows a waiting registration's password.
-pub async fn login(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Page {
-    check_csrf(&visitor, &pairs)?;
+pub async fn login(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Page {
     let email = normalized_email(&pairs);
     let password = form_value(&pairs, "password").unwrap_or_default();
     let next = local_next(&state, form_value(&pairs, "next"));
@@ -232,12 +226,7 @@ pub async fn login(
     }
 }
 
-pub async fn logout(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Page {
-    check_csrf(&visitor, &pairs)?;
+pub async fn logout(Visit { state, visitor }: Visit, Posted(_): Posted) -> Page {
     session::delete(&state, &visitor).await?;
     let mut response = see_other("/");
     response
@@ -247,17 +236,12 @@ pub async fn logout(
 }
 
 pub async fn overview(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Page {
-    let account = match require_account(&visitor, "/konto") {
-        Ok(account) => account,
-        Err(redirect) => return Ok(*redirect),
-    };
-    Ok(state.templates.page(
+    let account = require_account(&visitor, "/konto")?;
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "account",
         "Mein Servicekonto",
         &json!({
@@ -265,7 +249,7 @@ pub async fn overview(
             "trust_level": trust_label(account.trust_level),
             "confirmed": query.contains_key("bestaetigt"),
         }),
-    ))
+    )
 }
 
 /// The account's master data (JSON: group -> field -> value).
@@ -306,34 +290,19 @@ fn master_data_view(data: &Value) -> Value {
     json!(groups)
 }
 
-pub async fn master_data_page(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-) -> Page {
-    let account = match require_account(&visitor, "/konto/stammdaten") {
-        Ok(account) => account,
-        Err(redirect) => return Ok(*redirect),
-    };
+pub async fn master_data_page(Visit { state, visitor }: Visit) -> Page {
+    let account = require_account(&visitor, "/konto/stammdaten")?;
     let data = master_data(&state, &account.id).await?;
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "master_data",
         "Stammdaten",
         &json!({ "csrf": visitor.csrf, "groups": master_data_view(&data), "saved": false }),
-    ))
+    )
 }
 
-pub async fn master_data_save(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Page {
-    check_csrf(&visitor, &pairs)?;
-    let account = match require_account(&visitor, "/konto/stammdaten") {
-        Ok(account) => account,
-        Err(redirect) => return Ok(*redirect),
-    };
+pub async fn master_data_save(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Page {
+    let account = require_account(&visitor, "/konto/stammdaten")?;
     let mut data = json!({});
     for (group, fields) in MASTER_DATA {
         for (name, _) in *fields {
@@ -355,27 +324,21 @@ pub async fn master_data_save(
         .bind(&account.id)
         .execute(&state.db)
         .await?;
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "master_data",
         "Stammdaten gespeichert",
         &json!({ "csrf": visitor.csrf, "groups": master_data_view(&data), "saved": true }),
-    ))
+    )
 }
 
 pub async fn identify_page(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Query(query): Query<NextQuery>,
 ) -> Page {
-    let account = match require_account(&visitor, "/konto/identifizierung") {
-        Ok(account) => account,
-        Err(redirect) => return Ok(*redirect),
-    };
-    Ok(state.templates.page(
+    let account = require_account(&visitor, "/konto/identifizierung")?;
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "identify",
         "Identifizieren",
         &json!({
@@ -383,22 +346,14 @@ pub async fn identify_page(
             "trust_level": trust_label(account.trust_level),
             "next": local_next(&state, query.weiter.as_deref()),
         }),
-    ))
+    )
 }
 
 /// The simulated identification: a method stands for the trust level it reaches
 /// (ELSTER certificate: substanziell; Online-Ausweis/eID: hoch). A real portal would
 /// hand over to the identity provider here (e.g. BundID) and take its assertion.
-pub async fn identify(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Page {
-    check_csrf(&visitor, &pairs)?;
-    let account = match require_account(&visitor, "/konto/identifizierung") {
-        Ok(account) => account,
-        Err(redirect) => return Ok(*redirect),
-    };
+pub async fn identify(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Page {
+    let account = require_account(&visitor, "/konto/identifizierung")?;
     let level = match form_value(&pairs, "verfahren") {
         Some("elster") => TrustLevel::Substanziell,
         Some("eid") => TrustLevel::Hoch,

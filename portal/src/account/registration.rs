@@ -8,7 +8,7 @@
 //! Mails go through the outbox (`crate::mail`): a relay that is down delays them but
 //! never fails or blocks the registration.
 
-use axum::extract::{Extension, Form, Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use kopplung_web::limiter::wait_in_minutes;
 use serde::Deserialize;
@@ -17,14 +17,11 @@ use sqlx::Row;
 
 use super::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, normalized_email, password, sign_in};
 use crate::mail::{self, Outgoing};
-use crate::web::{Failure, Page, Visitor, check_csrf};
+use crate::web::{Failure, Page, Posted, Visit};
 use crate::{Shared, db};
 use kopplung_web::shell::{form_value, is_token, random_hex, see_other, token_id};
 
-pub async fn register_page(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-) -> axum::response::Response {
+pub async fn register_page(Visit { state, visitor }: Visit) -> axum::response::Response {
     state.templates.page(
         &visitor,
         StatusCode::OK,
@@ -79,12 +76,7 @@ fn existing_mail(state: &Shared, to: &str) -> Outgoing {
 }
 
 /// `POST /konto/registrieren`.
-pub async fn register(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Page {
-    check_csrf(&visitor, &pairs)?;
+pub async fn register(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Page {
     let email = normalized_email(&pairs);
     let password = form_value(&pairs, "password").unwrap_or_default();
     let repeated = form_value(&pairs, "password2").unwrap_or_default();
@@ -163,17 +155,16 @@ pub async fn register(
 }
 
 /// `GET /konto/registrieren/gesendet`: the same page after every registration.
-pub async fn sent(State(state): State<Shared>, Extension(visitor): Extension<Visitor>) -> Page {
-    Ok(state.templates.page(
+pub async fn sent(Visit { state, visitor }: Visit) -> Page {
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "register_sent",
         "Bitte bestätigen Sie Ihre E-Mail-Adresse",
         &json!({
             "hours": state.config.settings.accounts.confirm_link_hours,
             "viewer": state.mailer.viewer_dir().is_some(),
         }),
-    ))
+    )
 }
 
 #[derive(Deserialize)]
@@ -211,11 +202,7 @@ impl ConfirmationCode {
 }
 
 /// `GET /konto/bestaetigen?code=`: the page the link opens; it confirms nothing itself.
-pub async fn confirm_page(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Query(query): Query<CodeQuery>,
-) -> Page {
+pub async fn confirm_page(Visit { state, visitor }: Visit, Query(query): Query<CodeQuery>) -> Page {
     let Some(code) = ConfirmationCode::parse(query.code.as_deref().unwrap_or_default()) else {
         return Err(invalid_link());
     };
@@ -228,22 +215,16 @@ pub async fn confirm_page(
     if waiting.is_none() {
         return Err(invalid_link());
     }
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "confirm",
         "E-Mail-Adresse bestätigen",
         &json!({ "csrf": visitor.csrf, "code": code.as_str() }),
-    ))
+    )
 }
 
 /// `POST /konto/bestaetigen`: creates the account and signs in.
-pub async fn confirm(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Page {
-    check_csrf(&visitor, &pairs)?;
+pub async fn confirm(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Page {
     let Some(code) = ConfirmationCode::parse(form_value(&pairs, "code").unwrap_or_default()) else {
         return Err(invalid_link());
     };

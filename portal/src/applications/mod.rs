@@ -4,16 +4,16 @@
 
 mod pdf;
 
-use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::Path;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::account::require_account;
 use crate::forms::drafts::{self, Draft};
-use crate::web::{Failure, Page, Visitor};
-use kopplung_web::shell::{german_time_rfc3339, german_time_unix, see_other};
+use crate::web::{Failure, Page, Visit, Visitor};
+use kopplung_web::shell::{german_time_rfc3339, german_time_unix};
 
 pub fn status_label(status: &str) -> &'static str {
     match status {
@@ -42,19 +42,12 @@ fn kind_label(kind: &str) -> &'static str {
 }
 
 /// The submitted application `id` of the visitor, or 404.
-async fn submitted(
-    state: &Shared,
-    visitor: &Visitor,
-    id: &str,
-) -> Result<Result<Draft, Box<Response>>, Failure> {
+async fn submitted(state: &Shared, visitor: &Visitor, id: &str) -> Result<Draft, Failure> {
     let draft = drafts::load_owned(state, visitor, id).await?;
     if !draft.submitted() {
-        return Ok(Err(Box::new(see_other(&format!(
-            "/entwurf/{}/pruefen",
-            draft.id
-        )))));
+        return Err(Failure::see_other(format!("/entwurf/{}/pruefen", draft.id)));
     }
-    Ok(Ok(draft))
+    Ok(draft)
 }
 
 /// The router's view of the application, with German labels for the templates.
@@ -117,19 +110,11 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
     }))
 }
 
-pub async fn show(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path(id): Path<String>,
-) -> Page {
-    let draft = match submitted(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
+pub async fn show(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
+    let draft = submitted(&state, &visitor, &id).await?;
     let router = router_view(&state, &draft).await?;
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "application",
         &format!(
             "Antrag {} – {}",
@@ -146,18 +131,11 @@ pub async fn show(
             "router": router,
             "signed_in": visitor.account.is_some(),
         }),
-    ))
+    )
 }
 
-pub async fn confirmation_pdf(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path(id): Path<String>,
-) -> Page {
-    let draft = match submitted(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
+pub async fn confirmation_pdf(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
+    let draft = submitted(&state, &visitor, &id).await?;
     let receipt = draft.receipt.clone().unwrap_or_default();
     let mut lines = vec![
         (18, true, "Eingangsbestätigung".to_owned()),
@@ -202,14 +180,10 @@ pub async fn confirmation_pdf(
 /// A decision document, for the application's owner only; never served with an active
 /// content type (only PDF is passed on as such, everything else is a download).
 pub async fn document(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Path((id, document)): Path<(String, String)>,
 ) -> Page {
-    let draft = match submitted(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
+    let draft = submitted(&state, &visitor, &id).await?;
     let Some(application) = &draft.application_id else {
         return Err(Failure::not_found());
     };
@@ -256,11 +230,8 @@ async fn submitted_list(state: &Shared, account_id: &str) -> Result<Vec<(Draft, 
     Ok(out)
 }
 
-pub async fn list(State(state): State<Shared>, Extension(visitor): Extension<Visitor>) -> Page {
-    let account = match require_account(&visitor, "/konto/antraege") {
-        Ok(account) => account,
-        Err(redirect) => return Ok(*redirect),
-    };
+pub async fn list(Visit { state, visitor }: Visit) -> Page {
+    let account = require_account(&visitor, "/konto/antraege")?;
     let items: Vec<Value> = submitted_list(&state, &account.id)
         .await?
         .into_iter()
@@ -271,20 +242,16 @@ pub async fn list(State(state): State<Shared>, Extension(visitor): Extension<Vis
             })
         })
         .collect();
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "applications",
         "Meine Anträge",
         &json!({ "applications": items }),
-    ))
+    )
 }
 
-pub async fn mailbox(State(state): State<Shared>, Extension(visitor): Extension<Visitor>) -> Page {
-    let account = match require_account(&visitor, "/konto/postfach") {
-        Ok(account) => account,
-        Err(redirect) => return Ok(*redirect),
-    };
+pub async fn mailbox(Visit { state, visitor }: Visit) -> Page {
+    let account = require_account(&visitor, "/konto/postfach")?;
     let mut messages = Vec::new();
     for (draft, view) in submitted_list(&state, &account.id).await? {
         for entry in view["mailbox"]
@@ -311,11 +278,10 @@ pub async fn mailbox(State(state): State<Shared>, Extension(visitor): Extension<
             "document_href": format!("/antraege/{}/bestaetigung.pdf", draft.id),
         }));
     }
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "mailbox",
         "Postfach",
         &json!({ "messages": messages }),
-    ))
+    )
 }

@@ -1,7 +1,7 @@
 //! The start page with search, the Leistungskatalog, the Behördenkatalog and the
 //! Zuständigkeitsfinder — all read from the router's public API.
 
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::Shared;
 use crate::account::trust_label;
 use crate::router_client::{Region, Service};
-use crate::web::{Failure, Page, Visitor, euro};
+use crate::web::{Failure, Page, Visit, Visitor, euro};
 
 #[derive(Deserialize)]
 pub struct SearchQuery {
@@ -28,16 +28,15 @@ fn service_summary(service: &Service) -> Value {
     })
 }
 
-pub async fn start(State(state): State<Shared>, Extension(visitor): Extension<Visitor>) -> Page {
+pub async fn start(Visit { state, visitor }: Visit) -> Page {
     let services = state.router.services().await?;
     let list: Vec<Value> = services.iter().map(service_summary).collect();
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "start",
         "Verwaltungsleistungen in Sachsen online",
         &json!({ "services": list }),
-    ))
+    )
 }
 
 /// Search in names and descriptions, every word must occur (any case).
@@ -48,11 +47,7 @@ fn matches(service: &Service, query: &str) -> bool {
         .all(|word| haystack.contains(&word.to_lowercase()))
 }
 
-pub async fn services(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Query(query): Query<SearchQuery>,
-) -> Page {
+pub async fn services(Visit { state, visitor }: Visit, Query(query): Query<SearchQuery>) -> Page {
     let q = query.q.trim();
     let list: Vec<Value> = state
         .router
@@ -67,13 +62,12 @@ pub async fn services(
     } else {
         format!("Suchergebnisse für „{q}“")
     };
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "services",
         &title,
         &json!({ "q": q, "services": list, "count": list.len(), "title": title }),
-    ))
+    )
 }
 
 /// Where a service is available online, in words.
@@ -94,18 +88,13 @@ async fn availability(state: &Shared, service: &Service) -> Result<Vec<String>, 
     Ok(places)
 }
 
-pub async fn service(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path(key): Path<String>,
-) -> Page {
+pub async fn service(Visit { state, visitor }: Visit, Path(key): Path<String>) -> Page {
     let Some(service) = state.router.service(&key).await? else {
         return Err(Failure::not_found());
     };
     let places = availability(&state, &service).await?;
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "service",
         &service.name,
         &json!({
@@ -119,28 +108,20 @@ pub async fn service(
             "trust_level": trust_label(service.trust_level),
             "anonymous": service.anonymous,
         }),
-    ))
+    )
 }
 
-pub async fn authorities(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-) -> Page {
+pub async fn authorities(Visit { state, visitor }: Visit) -> Page {
     let list = state.router.authorities().await?;
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "authorities",
         "Behördenkatalog",
         &json!({ "authorities": list }),
-    ))
+    )
 }
 
-pub async fn authority(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path(id): Path<String>,
-) -> Page {
+pub async fn authority(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
     let Some(authority) = state.router.authority(&id).await? else {
         return Err(Failure::not_found());
     };
@@ -150,13 +131,12 @@ pub async fn authority(
         .filter(|s| authority.services.contains(&s.key))
         .map(service_summary)
         .collect();
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "authority",
         &authority.name,
         &json!({ "authority": authority, "services": offered }),
-    ))
+    )
 }
 
 #[derive(Deserialize)]
@@ -169,11 +149,7 @@ pub struct FinderQuery {
 
 /// The Zuständigkeitsfinder: a service and a municipality (name or ARS) -> the
 /// responsible authority and whether the service can be applied for online there.
-pub async fn finder(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Query(query): Query<FinderQuery>,
-) -> Page {
+pub async fn finder(Visit { state, visitor }: Visit, Query(query): Query<FinderQuery>) -> Page {
     let services = state.router.services().await?;
     let place = query.ort.trim().to_owned();
     let options: Vec<Value> = services

@@ -7,7 +7,7 @@
 //! CSRF field before the file; the file streams up to the service's limit.
 
 use axum::body::Body;
-use axum::extract::{Extension, FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Path, Request};
 use axum::http::{StatusCode, header};
 use http_body_util::Limited;
 use serde_json::{Value, json};
@@ -17,7 +17,7 @@ use super::{open_draft, progress, render, service_of};
 use crate::Shared;
 use crate::quota::human_bytes;
 use crate::router_client::Service;
-use crate::web::{Failure, Page, Visitor, check_csrf};
+use crate::web::{Failure, Page, Posted, Visit, Visitor};
 use kopplung_web::shell::{same_token, see_other};
 
 pub(super) fn human_size(bytes: i64) -> String {
@@ -62,27 +62,19 @@ async fn attachments_view(
     }))
 }
 
-pub async fn attachments_page(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path(id): Path<String>,
-) -> Page {
-    let draft = match open_draft(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
+pub async fn attachments_page(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
+    let draft = open_draft(&state, &visitor, &id).await?;
     let service = service_of(&state, &draft.service).await?;
     if service.attachments.max_count == 0 {
         return Err(Failure::not_found());
     }
     let view = attachments_view(&state, &visitor, &draft, &service, Vec::new()).await?;
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "attachments",
         &format!("{} – Anlagen", service.name),
         &view,
-    ))
+    )
 }
 
 /// What the first bytes say the file is (never trust the browser's type alone).
@@ -184,8 +176,7 @@ async fn receive(
 }
 
 pub async fn attachments_upload(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Path(id): Path<String>,
     request: Request,
 ) -> Page {
@@ -283,16 +274,11 @@ pub async fn attachments_upload(
 }
 
 pub async fn attachment_remove(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Path((id, attachment)): Path<(String, String)>,
-    axum::extract::Form(pairs): axum::extract::Form<Vec<(String, String)>>,
+    Posted(_): Posted,
 ) -> Page {
-    check_csrf(&visitor, &pairs)?;
-    let draft = match open_draft(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
+    let draft = open_draft(&state, &visitor, &id).await?;
     drafts::remove_attachment(&state, &draft.id, &attachment).await?;
     Ok(see_other(&format!("/entwurf/{}/anlagen", draft.id)))
 }

@@ -6,7 +6,7 @@ mod attachments;
 pub mod drafts;
 pub mod render;
 
-use axum::extract::{Extension, Form, Path, State};
+use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use kopplung_forms::FieldError;
 use serde_json::{Value, json};
@@ -15,13 +15,14 @@ use crate::Shared;
 use crate::account::{master_data, require_account, trust_label};
 use crate::router_client::{OutgoingAttachment, Service, Submitted};
 use crate::web::session;
-use crate::web::{Failure, Page, Visitor, check_csrf, euro};
+use crate::web::{Failure, Page, Posted, Visit, Visitor, euro};
 use attachments::human_size;
 pub use attachments::{attachment_remove, attachments_page, attachments_upload};
 use drafts::Draft;
 use kopplung_web::shell::{form_value, german_time_unix, see_other};
 
-async fn service_of(state: &Shared, key: &str) -> Result<Service, Failure> {
+/// The service `key` as the router offers it now; one no longer offered is a 400.
+pub(crate) async fn service_of(state: &Shared, key: &str) -> Result<Service, Failure> {
     state
         .router
         .service(key)
@@ -30,26 +31,20 @@ async fn service_of(state: &Shared, key: &str) -> Result<Service, Failure> {
 }
 
 /// The draft if it is still a draft; a submitted one leads to its application page.
-async fn open_draft(
-    state: &Shared,
-    visitor: &Visitor,
-    id: &str,
-) -> Result<Result<Draft, Box<axum::response::Response>>, Failure> {
+async fn open_draft(state: &Shared, visitor: &Visitor, id: &str) -> Result<Draft, Failure> {
     let draft = drafts::load_owned(state, visitor, id).await?;
     if draft.submitted() {
-        return Ok(Err(Box::new(see_other(&format!("/antraege/{}", draft.id)))));
+        return Err(Failure::see_other(format!("/antraege/{}", draft.id)));
     }
-    Ok(Ok(draft))
+    Ok(draft)
 }
 
 /// `POST /antrag/{key}/neu`: starts an application for the municipality `region`.
 pub async fn start(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Path(key): Path<String>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    Posted(pairs): Posted,
 ) -> Page {
-    check_csrf(&visitor, &pairs)?;
     let region = form_value(&pairs, "region").unwrap_or_default().to_owned();
     let service = service_of(&state, &key).await?;
     let finder = format!(
@@ -57,10 +52,8 @@ pub async fn start(
         crate::router_client::encode(&key),
         crate::router_client::encode(&region)
     );
-    if !service.anonymous
-        && let Err(redirect) = require_account(&visitor, &finder)
-    {
-        return Ok(*redirect);
+    if !service.anonymous {
+        require_account(&visitor, &finder)?;
     }
     let Some(found) = state.router.responsibility(&key, &region).await? else {
         return Err(Failure::bad_request(
@@ -179,40 +172,30 @@ fn step_view(
 }
 
 pub async fn step_page(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Path((id, step)): Path<(String, u32)>,
 ) -> Page {
-    let draft = match open_draft(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
+    let draft = open_draft(&state, &visitor, &id).await?;
     let service = service_of(&state, &draft.service).await?;
     let form = service.form()?;
     if !render::steps(&form).contains(&step) {
         return Err(Failure::not_found());
     }
     let view = step_view(&visitor, &draft, &service, &form, step, &[]);
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "form_step",
         &format!("{} – Schritt {}", service.name, view["step_number"]),
         &view,
-    ))
+    )
 }
 
 pub async fn step_save(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Path((id, step)): Path<(String, u32)>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    Posted(pairs): Posted,
 ) -> Page {
-    check_csrf(&visitor, &pairs)?;
-    let mut draft = match open_draft(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
+    let mut draft = open_draft(&state, &visitor, &id).await?;
     let service = service_of(&state, &draft.service).await?;
     let form = service.form()?;
     let steps = render::steps(&form);
@@ -329,15 +312,8 @@ async fn review_page(
         .page(visitor, status, "review", &title, &view))
 }
 
-pub async fn review(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path(id): Path<String>,
-) -> Page {
-    let draft = match open_draft(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
+pub async fn review(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
+    let draft = open_draft(&state, &visitor, &id).await?;
     let service = service_of(&state, &draft.service).await?;
     let mut page = review_page(&state, &visitor, &draft, &service, &[], None).await?;
     // Showing the review is no error, even when something is missing.
@@ -347,16 +323,11 @@ pub async fn review(
 
 /// `POST /entwurf/{id}/absenden`: the submission through the router's intake API.
 pub async fn submit(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Path(id): Path<String>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    Posted(_): Posted,
 ) -> Page {
-    check_csrf(&visitor, &pairs)?;
-    let draft = match open_draft(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
+    let draft = open_draft(&state, &visitor, &id).await?;
     let service = service_of(&state, &draft.service).await?;
     let form = service.form()?;
     if let Some(problem) = trust_problem(&visitor, &service) {
@@ -437,16 +408,11 @@ pub async fn submit(
 }
 
 pub async fn discard(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Path(id): Path<String>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    Posted(_): Posted,
 ) -> Page {
-    check_csrf(&visitor, &pairs)?;
-    let draft = match open_draft(&state, &visitor, &id).await? {
-        Ok(draft) => draft,
-        Err(redirect) => return Ok(*redirect),
-    };
+    let draft = open_draft(&state, &visitor, &id).await?;
     drafts::delete(&state, &draft.id).await?;
     Ok(see_other(if visitor.account.is_some() {
         "/konto/entwuerfe"
@@ -457,18 +423,13 @@ pub async fn discard(
 
 /// `GET /konto/entwuerfe`: the Temp. Ablage.
 pub async fn drafts(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Page {
-    let account = match require_account(&visitor, "/konto/entwuerfe") {
-        Ok(account) => account,
-        Err(redirect) => return Ok(*redirect),
-    };
+    let account = require_account(&visitor, "/konto/entwuerfe")?;
     let list = drafts::list(&state, &account.id, "draft").await?;
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "drafts",
         "Temp. Ablage: Ihre Entwürfe",
         &json!({
@@ -481,5 +442,5 @@ pub async fn drafts(
                 "updated": german_time_unix(d.updated_at),
             })).collect::<Vec<_>>(),
         }),
-    ))
+    )
 }

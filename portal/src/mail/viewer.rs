@@ -4,13 +4,11 @@
 //! they registered. It shows every mail to anyone who opens it: never in production,
 //! and every page says so.
 
-use axum::extract::{Extension, Path, State};
-use axum::http::StatusCode;
+use axum::extract::Path;
 use mail_parser::MessageParser;
 use serde_json::{Value, json};
 
-use crate::Shared;
-use crate::web::{Failure, Page, Visitor};
+use crate::web::{Failure, Page, Visit};
 use kopplung_web::shell::german_time_unix;
 
 /// The drop's file names: `<nanoseconds>-<uuid>.eml`, nothing else.
@@ -40,7 +38,7 @@ fn summary(name: &str, bytes: &[u8]) -> Value {
 }
 
 /// `GET /entwicklung/post`: the dropped mails, newest first.
-pub async fn list(State(state): State<Shared>, Extension(visitor): Extension<Visitor>) -> Page {
+pub async fn list(Visit { state, visitor }: Visit) -> Page {
     let Some(dir) = state.mailer.viewer_dir() else {
         return Err(Failure::not_found());
     };
@@ -55,21 +53,16 @@ pub async fn list(State(state): State<Shared>, Extension(visitor): Extension<Vis
         .iter()
         .filter_map(|name| Some(summary(name, &std::fs::read(dir.join(name)).ok()?)))
         .collect();
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "mail_viewer",
         "Entwicklungs-Postfach",
         &json!({ "mails": mails }),
-    ))
+    )
 }
 
 /// `GET /entwicklung/post/{name}`: one mail, its links clickable.
-pub async fn show(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path(name): Path<String>,
-) -> Page {
+pub async fn show(Visit { state, visitor }: Visit, Path(name): Path<String>) -> Page {
     let Some(dir) = state.mailer.viewer_dir() else {
         return Err(Failure::not_found());
     };
@@ -103,13 +96,12 @@ pub async fn show(
             .unwrap_or_default()
     );
     view["lines"] = json!(lines);
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "mail_message",
         "Entwicklungs-Postfach: E-Mail",
         &view,
-    ))
+    )
 }
 
 #[cfg(test)]

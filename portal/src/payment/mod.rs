@@ -8,13 +8,13 @@ pub mod provider;
 
 use std::time::Duration;
 
-use axum::extract::{Extension, Form, Path, State};
+use axum::extract::Path;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::forms::drafts;
-use crate::web::{Failure, Page, Visitor, check_csrf};
-use crate::{Error, Shared};
+use crate::Error;
+use crate::forms::{drafts, service_of};
+use crate::web::{Page, Posted, Visit};
 use kopplung_web::shell::see_other;
 
 pub struct PaymentClient {
@@ -136,21 +136,15 @@ impl PaymentClient {
 /// `POST /entwurf/{id}/bezahlen`: opens a payment transaction and sends the citizen to
 /// the provider's page.
 pub async fn pay(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor }: Visit,
     Path(id): Path<String>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    Posted(_): Posted,
 ) -> Page {
-    check_csrf(&visitor, &pairs)?;
     let draft = drafts::load_owned(&state, &visitor, &id).await?;
     if draft.submitted() {
         return Ok(see_other(&format!("/antraege/{}", draft.id)));
     }
-    let service = state
-        .router
-        .service(&draft.service)
-        .await?
-        .ok_or_else(|| Failure::bad_request("Diese Leistung wird nicht mehr angeboten."))?;
+    let service = service_of(&state, &draft.service).await?;
     let Some(fee) = &service.fee else {
         return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
     };
@@ -175,11 +169,7 @@ pub async fn pay(
 }
 
 /// `GET /entwurf/{id}/zahlung`: back from the provider; the portal asks it for the status.
-pub async fn returned(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path(id): Path<String>,
-) -> Page {
+pub async fn returned(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
     let draft = drafts::load_owned(&state, &visitor, &id).await?;
     if draft.submitted() {
         return Ok(see_other(&format!("/antraege/{}", draft.id)));
@@ -187,11 +177,7 @@ pub async fn returned(
     let Some(transaction) = &draft.payment_transaction else {
         return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
     };
-    let service = state
-        .router
-        .service(&draft.service)
-        .await?
-        .ok_or_else(|| Failure::bad_request("Diese Leistung wird nicht mehr angeboten."))?;
+    let service = service_of(&state, &draft.service).await?;
     let Some(fee) = &service.fee else {
         return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
     };

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use axum::Router;
-use axum::extract::{Extension, Form, Json, Path, State};
+use axum::extract::{Json, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::web::{Failure, Page, Visitor, check_csrf, euro};
+use crate::web::{Failure, Page, Posted, Visit, euro};
 use kopplung_web::shell::{form_value, same_token, see_other};
 
 #[derive(Debug, Clone)]
@@ -171,11 +171,7 @@ async fn status(
     }
 }
 
-async fn page(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
-    Path(id): Path<String>,
-) -> Page {
+async fn page(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
     let Some(t) = find(&state, &id) else {
         return Err(Failure::not_found());
     };
@@ -183,22 +179,19 @@ async fn page(
         return Ok(see_other(&t.redirect_url));
     }
     let amount = format!("{}.{:02}", t.gross_amount / 100, t.gross_amount % 100);
-    Ok(state.templates.page(
+    state.templates.ok(
         &visitor,
-        StatusCode::OK,
         "pay",
         "Bezahlen (simulierter Zahlungsdienst)",
         &json!({"csrf": visitor.csrf, "id": id, "amount": euro(&amount), "purpose": t.purpose}),
-    ))
+    )
 }
 
 async fn decide(
-    State(state): State<Shared>,
-    Extension(visitor): Extension<Visitor>,
+    Visit { state, visitor: _ }: Visit,
     Path(id): Path<String>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    Posted(pairs): Posted,
 ) -> Page {
-    check_csrf(&visitor, &pairs)?;
     let pay = form_value(&pairs, "aktion") == Some("bezahlen");
     let method_ok = matches!(
         form_value(&pairs, "zahlart"),

@@ -10,10 +10,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kopplung_web::shell::{SecurityHeaders, TemplateSet, asset, csrf_matches, retry_after};
+use axum::{Extension, Form};
+use kopplung_web::shell::{
+    SecurityHeaders, TemplateSet, asset, csrf_matches, extract, retry_after, see_other,
+};
 use serde_json::{Value, json};
 
 pub use session::Visitor;
@@ -88,6 +92,11 @@ impl Templates {
         .map_err(|e| Error::Template(e.to_string()))
     }
 
+    /// `page` with `200 OK`, as a handler's answer.
+    pub fn ok(&self, visitor: &Visitor, template: &str, title: &str, data: &Value) -> Page {
+        Ok(self.page(visitor, StatusCode::OK, template, title, data))
+    }
+
     /// Renders `template` inside the layout with the page `title`.
     pub fn page(
         &self,
@@ -118,6 +127,9 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
     /// A limit of visitors without an account: the page offers to sign in.
     pub without_account: bool,
+    /// The page is not here for this visitor now but at this location (a submitted
+    /// draft's application, the sign-in page): a `303 See Other`, no error page.
+    pub elsewhere: Option<String>,
 }
 
 impl Failure {
@@ -127,6 +139,15 @@ impl Failure {
             message: message.into(),
             retry_after: None,
             without_account: false,
+            elsewhere: None,
+        }
+    }
+
+    /// Not an error: the visitor is sent on to `location`.
+    pub fn see_other(location: impl Into<String>) -> Self {
+        Self {
+            elsewhere: Some(location.into()),
+            ..Self::new(StatusCode::SEE_OTHER, "")
         }
     }
 
@@ -201,6 +222,9 @@ impl From<sqlx::Error> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
+        if let Some(location) = &self.elsewhere {
+            return see_other(location);
+        }
         let mut response = self.status.into_response();
         if let Some(wait) = self.retry_after {
             retry_after(&mut response, wait);
@@ -290,6 +314,46 @@ pub fn body_timeout_page(state: &Shared, limit: Duration) -> Response {
 }
 
 /// Checks the CSRF token of a form against the session's.
+/// The portal's state and the visitor a request comes from: what page handlers start with.
+pub struct Visit {
+    pub state: Shared,
+    pub visitor: Visitor,
+}
+
+impl FromRequestParts<Shared> for Visit {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
+        let Extension(visitor) = extract::<Extension<Visitor>, _>(parts, state).await?;
+        Ok(Self {
+            state: state.clone(),
+            visitor,
+        })
+    }
+}
+
+/// The fields of a form the visitor POSTed, taken only when the form carries the CSRF
+/// token of the visitor's session (`Failure::csrf` otherwise, before the handler runs).
+/// `Posted(_)` takes a form that carries nothing but the token (logout, delete).
+pub struct Posted(pub Vec<(String, String)>);
+
+impl FromRequest<Shared> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &Shared) -> Result<Self, Response> {
+        let visitor = request.extensions().get::<Visitor>().cloned();
+        let Form(pairs) = Form::<Vec<(String, String)>>::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match visitor {
+            Some(visitor) => check_csrf(&visitor, &pairs).map_err(IntoResponse::into_response)?,
+            // Outside the session layer there is no token to match.
+            None => return Err(Failure::csrf().into_response()),
+        }
+        Ok(Self(pairs))
+    }
+}
+
 pub fn check_csrf(visitor: &Visitor, pairs: &[(String, String)]) -> Result<(), Failure> {
     if csrf_matches(pairs, &visitor.csrf) {
         Ok(())

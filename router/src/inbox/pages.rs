@@ -7,9 +7,11 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use kopplung_web::shell::{CsrfForm, Session, SignInUi, counted, german_time, iso, see_other};
+use kopplung_web::shell::{
+    CsrfForm, Session, SignInUi, counted, extract, german_time, iso, see_other,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -166,9 +168,7 @@ impl FromRequestParts<Shared> for Found {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, s: &Shared) -> Result<Self, Response> {
-        let Path(path) = Path::<MessagePath>::from_request_parts(parts, s)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let Path(path) = extract::<Path<MessagePath>, _>(parts, s).await?;
         find(s, &parts.headers, &path.procedure, &path.message).await
     }
 }

@@ -5,8 +5,22 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+/// Runs axum's extractor `E` inside a front end's own extractor; its refusal becomes
+/// the answer, as it would be for a handler taking `E` itself.
+pub async fn extract<E, S>(parts: &mut Parts, state: &S) -> Result<E, Response>
+where
+    E: FromRequestParts<S>,
+    S: Send + Sync,
+{
+    E::from_request_parts(parts, state)
+        .await
+        .map_err(IntoResponse::into_response)
+}
 
 /// An HTML page.
 pub fn html(status: StatusCode, html: String) -> Response {

@@ -15,7 +15,7 @@ pub mod templates;
 pub mod token;
 
 pub use crate::limiter::wait_in_minutes;
-pub use answer::{SecurityHeaders, asset, html, plain_error, retry_after, see_other};
+pub use answer::{SecurityHeaders, asset, extract, html, plain_error, retry_after, see_other};
 pub use cookie::{Cookies, SameSite, cookie, secure_url};
 pub use german::{
     berlin, berlin_midnight, counted, german_time, german_time_rfc3339, german_time_seconds,
