@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kopplung_core::oversight::{
@@ -60,48 +61,67 @@ fn operator_only(state: &ApiState, headers: &HeaderMap) -> Result<Role, Problem>
     }
 }
 
-/// The caller's role — an operator's where the request changes something — and the
-/// application id of the path (one that is no UUID names nothing: 404).
-fn caller_and_id(
-    state: &ApiState,
-    headers: &HeaderMap,
-    id: &str,
-    changes: bool,
-) -> Result<(Role, Uuid), Problem> {
-    let role = if changes {
-        operator_only(state, headers)?
-    } else {
-        role(state, headers)?
-    };
-    let id = Uuid::parse_str(id).map_err(|_| Problem::not_found())?;
-    Ok((role, id))
+/// The caller's role. `CHANGES`: the request changes something, which only operators
+/// may; otherwise any admin role reads. 401 or 403 before the handler runs.
+pub struct Caller<const CHANGES: bool>(Role);
+
+/// The caller of a request that only reads.
+pub type Reader = Caller<false>;
+
+/// The caller of a request that changes something.
+pub type Operator = Caller<true>;
+
+impl<const CHANGES: bool> FromRequestParts<Arc<ApiState>> for Caller<CHANGES> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> Result<Self, Problem> {
+        let role = if CHANGES {
+            operator_only(state, &parts.headers)?
+        } else {
+            role(state, &parts.headers)?
+        };
+        Ok(Self(role))
+    }
+}
+
+/// The application id of the path; one that is no UUID names nothing (404).
+pub struct AppId(Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for AppId {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Problem::not_found())?;
+        Uuid::parse_str(&id)
+            .map(Self)
+            .map_err(|_| Problem::not_found())
+    }
 }
 
 pub async fn dead_letters(
     State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Caller(_): Reader,
 ) -> Result<Response, Problem> {
-    role(&state, &headers)?;
     let letters = state.hub.oversight.dead_letters().await?;
     Ok(Json(json!({ "dead_letters": letters })).into_response())
 }
 
 pub async fn dead_letter(
     State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Caller(_): Reader,
+    AppId(id): AppId,
 ) -> Result<Response, Problem> {
-    let (_, id) = caller_and_id(&state, &headers, &id, false)?;
     let letter = state.hub.oversight.dead_letter(id).await?;
     Ok(Json(letter).into_response())
 }
 
 pub async fn replay(
     State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Caller(operator): Operator,
+    AppId(id): AppId,
 ) -> Result<Response, Problem> {
-    let (operator, id) = caller_and_id(&state, &headers, &id, true)?;
     state.hub.oversight.replay(id, operator.name()).await?;
     Ok(Json(json!({ "application_id": id, "replayed": true })).into_response())
 }
@@ -131,10 +151,9 @@ fn bad_query(detail: String) -> Problem {
 /// `GET /api/v1/admin/applications`: search by receipt, service, procedure, state, time.
 pub async fn search(
     State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Caller(_): Reader,
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    role(&state, &headers)?;
     let Ok(Query(query)) = query else {
         return Err(bad_query("limit must be a whole number".into()));
     };
@@ -155,10 +174,9 @@ pub async fn search(
 /// `GET /api/v1/admin/applications/{id}`: state, delivery, history and the audit trail.
 pub async fn application(
     State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Caller(_): Reader,
+    AppId(id): AppId,
 ) -> Result<Response, Problem> {
-    let (_, id) = caller_and_id(&state, &headers, &id, false)?;
     let found = state.hub.oversight.application(id).await?;
     let record = &found.record;
     let destination = state.hub.destinations.get(&record.delivery.procedure);
@@ -174,10 +192,9 @@ pub async fn application(
 /// it (not sealed). Personal data: each view is recorded before it is shown.
 pub async fn message(
     State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Caller(role): Reader,
+    AppId(id): AppId,
 ) -> Result<Response, Problem> {
-    let (role, id) = caller_and_id(&state, &headers, &id, false)?;
     let viewed = state
         .hub
         .oversight
@@ -200,10 +217,9 @@ pub async fn message(
 /// `POST /api/v1/admin/applications/{id}/retry`: the next attempt now (operators).
 pub async fn retry(
     State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Caller(role): Operator,
+    AppId(id): AppId,
 ) -> Result<Response, Problem> {
-    let (role, id) = caller_and_id(&state, &headers, &id, true)?;
     state.hub.oversight.retry_now(id, role.name()).await?;
     Ok(Json(json!({ "application_id": id, "retrying": true })).into_response())
 }
@@ -211,9 +227,8 @@ pub async fn retry(
 /// `GET /api/v1/admin/status`: mappings, certificates, procedures and their backlog.
 pub async fn status(
     State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Caller(_): Reader,
 ) -> Result<Response, Problem> {
-    role(&state, &headers)?;
     let report = state.hub.oversight.status().await?;
     Ok(Json(status_json(&report)).into_response())
 }
