@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use kopplung_adapters::amqp::{open_consumer, reconnecting};
+use kopplung_adapters::amqp::{open_consumer, reconnecting, requeue_after};
 use lapin::options::{BasicAckOptions, BasicNackOptions, ConfirmSelectOptions};
 use lapin::{Connection, ConnectionProperties};
 use tokio::sync::watch;
@@ -55,14 +55,7 @@ pub(crate) async fn consume(
                     }
                     Err(Outcome::TryLater(reason)) => {
                         tracing::warn!(procedure = %procedure.id, %message_id, %reason, "receipt not sent; message stays in the queue");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                        delivery
-                            .acker
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                ..Default::default()
-                            })
-                            .await?;
+                        requeue_after(&delivery.acker, Duration::from_secs(2)).await?;
                     }
                     Err(Outcome::Refused(reason)) => {
                         tracing::error!(procedure = %procedure.id, %message_id, %reason, "message refused (not from the hub or not for us)");

@@ -9,4 +9,6 @@ mod tests;
 
 pub use config::{AmqpBrokerConfig, AmqpSinkConfig, QueueType};
 pub use sink::{AmqpBroker, AmqpSink};
-pub use source::{Handled, ReplyHandler, consume_replies, open_consumer, reconnecting};
+pub use source::{
+    Handled, ReplyHandler, consume_replies, open_consumer, reconnecting, requeue_after,
+};

@@ -136,17 +136,21 @@ async fn consume(
             Handled::Refused => {
                 delivery.acker.nack(BasicNackOptions::default()).await?;
             }
-            Handled::Later => {
-                tokio::time::sleep(base).await;
-                delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await?;
-            }
+            Handled::Later => requeue_after(&delivery.acker, base).await?,
         }
     }
+    Ok(())
+}
+
+/// Puts a message back into its queue after `pause`, for a later attempt: what could not
+/// be taken now is neither lost nor taken again at once.
+pub async fn requeue_after(acker: &lapin::Acker, pause: Duration) -> Result<(), lapin::Error> {
+    tokio::time::sleep(pause).await;
+    acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await?;
     Ok(())
 }
