@@ -471,9 +471,19 @@ fn section<T: DeserializeOwned + Default>(
 mod tests {
     use super::*;
 
+    /// The problems `Settings::parse` finds in `toml`, each of `expected` among them.
+    fn problems_naming(toml: &str, expected: &[&str]) -> Vec<String> {
+        let problems = Settings::parse(toml).unwrap_err();
+        let text = problems.join("\n");
+        for expected in expected {
+            assert!(text.contains(expected), "{expected}:\n{text}");
+        }
+        problems
+    }
+
     #[test]
     fn every_problem_is_reported_with_its_key() {
-        let problems = Settings::parse(
+        let problems = problems_naming(
             r#"
             [limits]
             header_timeout_secs = 0
@@ -486,24 +496,20 @@ mod tests {
             [extra]
             x = 1
             "#,
-        )
-        .unwrap_err();
-        let text = problems.join("\n");
-        for expected in [
-            "[extra]: unknown section",
-            "[limits] max_form_bytes: invalid type",
-            "[limits] colour: unknown field",
-            "[quotas] anonymous_drafts_per_sesion: unknown field",
-            "[mail] transport: unknown variant",
-        ] {
-            assert!(text.contains(expected), "{expected}:\n{text}");
-        }
-        assert_eq!(problems.len(), 5, "{text}");
+            &[
+                "[extra]: unknown section",
+                "[limits] max_form_bytes: invalid type",
+                "[limits] colour: unknown field",
+                "[quotas] anonymous_drafts_per_sesion: unknown field",
+                "[mail] transport: unknown variant",
+            ],
+        );
+        assert_eq!(problems.len(), 5, "{problems:?}");
     }
 
     #[test]
     fn values_are_checked_after_the_keys() {
-        let problems = Settings::parse(
+        problems_naming(
             r#"
             [limits]
             header_timeout_secs = 0
@@ -512,17 +518,13 @@ mod tests {
             from = "nobody"
             viewer = true
             "#,
-        )
-        .unwrap_err();
-        let text = problems.join("\n");
-        for expected in [
-            "header_timeout_secs: must be at least 1",
-            "trusted_proxies",
-            "[mail] from: `nobody` is no e-mail address",
-            "[mail] viewer",
-        ] {
-            assert!(text.contains(expected), "{expected}:\n{text}");
-        }
+            &[
+                "header_timeout_secs: must be at least 1",
+                "trusted_proxies",
+                "[mail] from: `nobody` is no e-mail address",
+                "[mail] viewer",
+            ],
+        );
     }
 
     #[test]

@@ -302,6 +302,14 @@ mod tests {
     const HOME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     const ELSEWHERE: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
 
+    /// The default policy but for `address_failures`.
+    fn address_capped(address_failures: u32) -> LoginLimiter {
+        LoginLimiter::new(LoginPolicy {
+            address_failures,
+            ..LoginPolicy::default()
+        })
+    }
+
     fn fail(limiter: &LoginLimiter, account: &str, address: IpAddr) -> Option<Duration> {
         limiter
             .begin(Some(account), address, Instant::now())
@@ -383,11 +391,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_address_cap_is_coarse_and_outlives_a_success() {
-        let policy = LoginPolicy {
-            address_failures: 8,
-            ..LoginPolicy::default()
-        };
-        let limiter = LoginLimiter::new(policy);
+        let limiter = address_capped(8);
         // Eight people behind one address each mistype once: nobody is locked out yet.
         for n in 0..7 {
             fail(&limiter, &format!("user{n}"), HOME);
@@ -411,11 +415,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn logins_that_name_no_one_count_against_the_address_only() {
-        let policy = LoginPolicy {
-            address_failures: 5,
-            ..LoginPolicy::default()
-        };
-        let limiter = LoginLimiter::new(policy);
+        let limiter = address_capped(5);
         let attempts: Vec<Attempt> = (0..5)
             .map(|_| limiter.begin(None, HOME, Instant::now()).expect("allowed"))
             .collect();

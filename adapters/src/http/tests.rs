@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use bytes::Bytes;
 use tokio::sync::Mutex;
 
 use super::sink::classify_for_tests;
 use super::*;
+use crate::test_support::receiver;
 use crate::{OutboundMessage, Outcome, Sink};
 
 /// A sink for `url` with the system's trust store and no client certificate.
@@ -37,36 +36,27 @@ async fn scripted(
 ) -> (String, Arc<Mutex<Vec<(HeaderMap, Bytes)>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let calls = Arc::new(AtomicU32::new(0));
-    let app = {
-        let seen = seen.clone();
-        Router::new().route(
-            "/inbox",
-            post(move |headers: HeaderMap, body: Bytes| {
-                let seen = seen.clone();
-                let calls = calls.clone();
-                let script = script.clone();
-                async move {
-                    seen.lock().await.push((headers, body));
-                    let n = calls.fetch_add(1, Ordering::SeqCst) as usize;
-                    let (status, retry_after) = script.get(n).copied().unwrap_or((200, None));
-                    let mut response = axum::response::Response::new(axum::body::Body::empty());
-                    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                    if let Some(value) = retry_after {
-                        response
-                            .headers_mut()
-                            .insert("retry-after", value.parse().expect("header"));
-                    }
-                    response
-                }
-            }),
-        )
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/inbox"), seen)
+    let recorded = seen.clone();
+    let url = receiver("/inbox", move |headers: HeaderMap, body: Bytes| {
+        let seen = recorded.clone();
+        let calls = calls.clone();
+        let script = script.clone();
+        async move {
+            seen.lock().await.push((headers, body));
+            let n = calls.fetch_add(1, Ordering::SeqCst) as usize;
+            let (status, retry_after) = script.get(n).copied().unwrap_or((200, None));
+            let mut response = axum::response::Response::new(axum::body::Body::empty());
+            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            if let Some(value) = retry_after {
+                response
+                    .headers_mut()
+                    .insert("retry-after", value.parse().expect("header"));
+            }
+            response
+        }
+    })
+    .await;
+    (url, seen)
 }
 
 #[tokio::test]

@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use bytes::Bytes;
 use tokio::sync::Mutex;
 
 use super::*;
+use crate::test_support::receiver;
 use crate::{OutboundMessage, Outcome, Sink};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-shared";
@@ -29,48 +28,35 @@ fn message() -> OutboundMessage {
 #[tokio::test]
 async fn the_callback_is_signed_and_verifies_at_the_receiver() {
     let verified = Arc::new(Mutex::new(Vec::new()));
-    let app = {
-        let verified = verified.clone();
-        Router::new().route(
-            "/hook",
-            post(move |headers: HeaderMap, body: Bytes| {
-                let verified = verified.clone();
-                async move {
-                    let header = |name: &str| {
-                        headers
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    let result = verify_callback(
-                        SECRET,
-                        &header(CALLBACK_TIMESTAMP),
-                        &header(CALLBACK_AUTHENTICATION),
-                        &body,
-                        SystemTime::now(),
-                    );
-                    verified.lock().await.push((result.clone(), body));
-                    if result.is_ok() {
-                        StatusCode::NO_CONTENT
-                    } else {
-                        StatusCode::UNAUTHORIZED
-                    }
-                }
-            }),
-        )
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let recorded = verified.clone();
+    let url = receiver("/hook", move |headers: HeaderMap, body: Bytes| {
+        let verified = recorded.clone();
+        async move {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let result = verify_callback(
+                SECRET,
+                &header(CALLBACK_TIMESTAMP),
+                &header(CALLBACK_AUTHENTICATION),
+                &body,
+                SystemTime::now(),
+            );
+            verified.lock().await.push((result.clone(), body));
+            if result.is_ok() {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::UNAUTHORIZED
+            }
+        }
+    })
+    .await;
 
-    let sink = PullSink::new(
-        "fv-a",
-        Some((&format!("http://{addr}/hook"), SECRET.to_vec())),
-    )
-    .expect("sink");
+    let sink = PullSink::new("fv-a", Some((&url, SECRET.to_vec()))).expect("sink");
     assert_eq!(sink.deliver(&message()).await, Outcome::AwaitingPickup);
     let verified = verified.lock().await;
     assert_eq!(verified.len(), 1);

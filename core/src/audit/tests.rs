@@ -73,6 +73,13 @@ fn v1_entry(
     entry
 }
 
+/// The first break verification names in a chain of `len` entries after `tamper`.
+fn first_break_after(len: usize, tamper: impl FnOnce(&mut Vec<AuditEntry>)) -> Break {
+    let mut entries = chain(len);
+    tamper(&mut entries);
+    verify_chain(&entries, None).first_break.unwrap()
+}
+
 /// The encoding's `str(s)`, spelled out.
 fn text(s: &str) -> Vec<u8> {
     [&(s.len() as i64).to_be_bytes()[..], s.as_bytes()].concat()
@@ -262,43 +269,39 @@ fn a_changed_detail_is_a_hash_mismatch_at_its_seq() {
 
 #[test]
 fn a_changed_message_hash_is_found() {
-    let mut entries = chain(6);
-    entries[4].message_sha256 = None;
-    let first = verify_chain(&entries, None).first_break.unwrap();
+    let first = first_break_after(6, |e| e[4].message_sha256 = None);
     assert_eq!(first.seq, 5);
     assert!(matches!(first.problem, Problem::HashMismatch { .. }));
 }
 
 #[test]
 fn a_changed_prev_hash_is_named() {
-    let mut entries = chain(5);
-    entries[2].prev_hash = GENESIS_HASH.into();
-    let first = verify_chain(&entries, None).first_break.unwrap();
+    let first = first_break_after(5, |e| e[2].prev_hash = GENESIS_HASH.into());
     assert_eq!(first.seq, 3);
     assert!(matches!(first.problem, Problem::PrevHashMismatch { .. }));
 }
 
 #[test]
 fn a_rehashed_entry_breaks_the_next_link() {
-    let mut entries = chain(5);
-    entries[1].detail = "rewritten".into();
-    entries[1].hash = entries[1].computed_hash();
-    let first = verify_chain(&entries, None).first_break.unwrap();
+    let first = first_break_after(5, |e| {
+        e[1].detail = "rewritten".into();
+        e[1].hash = e[1].computed_hash();
+    });
     assert_eq!(first.seq, 3);
     assert!(matches!(first.problem, Problem::PrevHashMismatch { .. }));
 }
 
 #[test]
 fn a_removed_entry_is_a_gap() {
-    let mut entries = chain(6);
-    entries.remove(2);
-    let first = verify_chain(&entries, None).first_break.unwrap();
+    let first = first_break_after(6, |e| {
+        e.remove(2);
+    });
     assert_eq!(first.seq, 4);
     assert_eq!(first.problem, Problem::Gap { expected: 3 });
 
-    let mut entries = chain(3);
-    entries.remove(0);
-    let first = verify_chain(&entries, None).first_break.unwrap();
+    let first = first_break_after(3, |e| {
+        e.remove(0);
+    });
     assert_eq!(
         first,
         Break {
@@ -530,19 +533,19 @@ fn the_problem_with_the_lowest_seq_of_any_kind_is_named_first() {
 
 #[test]
 fn an_entry_of_an_unknown_format_is_unreadable() {
-    let mut entries = chain(3);
-    entries[1].version = 3;
-    entries[1].hash = entries[1].computed_hash();
-    let first = verify_chain(&entries, None).first_break.unwrap();
+    let first = first_break_after(3, |e| {
+        e[1].version = 3;
+        e[1].hash = e[1].computed_hash();
+    });
     assert_eq!(first.seq, 2);
     assert_eq!(
         first.problem,
         Problem::Unreadable("unknown format 3".into())
     );
-    let mut entries = chain(3);
-    entries[1].version = 1;
-    entries[1].content_sha256 = Some("ab".into());
-    entries[1].hash = entries[1].computed_hash();
-    let first = verify_chain(&entries, None).first_break.unwrap();
+    let first = first_break_after(3, |e| {
+        e[1].version = 1;
+        e[1].content_sha256 = Some("ab".into());
+        e[1].hash = e[1].computed_hash();
+    });
     assert!(matches!(first.problem, Problem::Unreadable(_)), "{first}");
 }

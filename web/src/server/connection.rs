@@ -358,6 +358,15 @@ mod tests {
     const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 
+    /// 30 s for a request's header, 60 s idle between requests.
+    fn timeouts_30_60() -> ServerLimits {
+        ServerLimits {
+            header_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            ..ServerLimits::default()
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_full_listener_closes_the_oldest_idle_connection_never_a_busy_one() {
         let registry = Arc::new(Registry::default());
@@ -417,11 +426,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_connection_is_cut_at_the_header_timeout() {
-        let limits = ServerLimits {
-            header_timeout_secs: 30,
-            idle_timeout_secs: 60,
-            ..ServerLimits::default()
-        };
+        let limits = timeouts_30_60();
         let activity = Activity::new();
         let start = Instant::now();
         assert_eq!(activity.watchdog(&limits).await, Cut::Header);
@@ -454,11 +459,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn kept_alive_connections_are_cut_when_idle_and_requests_are_never_cut() {
-        let limits = ServerLimits {
-            header_timeout_secs: 30,
-            idle_timeout_secs: 60,
-            ..ServerLimits::default()
-        };
+        let limits = timeouts_30_60();
         let activity = Activity::new();
         let watchdog = {
             let activity = activity.clone();
