@@ -78,6 +78,37 @@ pub enum ReplayError {
     Unavailable(StoreError),
 }
 
+/// The refusal of an operator's action on the outbox (retry, replay): nothing there to
+/// act on, or the store failed.
+pub trait ActionError {
+    /// The store's failure; `None` when there was nothing to act on.
+    fn store_failure(self) -> Option<StoreError>;
+}
+
+macro_rules! action_error {
+    ($($error:ident::$nothing:ident),*) => {
+        $(impl ActionError for $error {
+            fn store_failure(self) -> Option<StoreError> {
+                match self {
+                    Self::$nothing => None,
+                    Self::Unavailable(e) => Some(e),
+                }
+            }
+        })*
+    };
+}
+
+action_error!(RetryError::NothingToRetry, ReplayError::NoDeadLetter);
+
+/// An action's outcome as a page tells it: done (`true`), nothing to act on (`false`),
+/// or the store's failure.
+pub fn outcome_of<E: ActionError>(result: Result<(), E>) -> Result<bool, StoreError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) => e.store_failure().map_or(Ok(false), Err),
+    }
+}
+
 /// Why the transformed message is not shown.
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {

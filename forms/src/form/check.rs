@@ -40,7 +40,8 @@ pub(super) fn resolve_uses(
     Ok(())
 }
 
-pub(super) fn find_field<'a>(fields: &'a [Field], path: &str) -> Option<&'a Field> {
+/// The field at a dotted `path` (`ort.strasse`) among `fields`.
+pub fn find_field<'a>(fields: &'a [Field], path: &str) -> Option<&'a Field> {
     let (head, rest) = match path.split_once('.') {
         Some((head, rest)) => (head, Some(rest)),
         None => (path, None),

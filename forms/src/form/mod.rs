@@ -6,9 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use check::{
-    check_conditions, check_fields, collect_paths, compile_patterns, find_field, resolve_uses,
-};
+use check::{check_conditions, check_fields, collect_paths, compile_patterns, resolve_uses};
 use validate::validate_group;
 
 mod check;
@@ -16,6 +14,7 @@ mod check;
 mod tests;
 mod validate;
 
+pub use check::find_field;
 pub use validate::parse_date;
 
 /// The fields of one service's online form.

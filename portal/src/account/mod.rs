@@ -10,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use kopplung_forms::TrustLevel;
 use kopplung_web::limiter::wait_in_minutes;
+use kopplung_web::{Attempt, LoginLimiter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -65,6 +66,19 @@ pub fn require_account<'a>(visitor: &'a Visitor, back: &str) -> Result<&'a Accou
             crate::router_client::encode(back)
         ))
     })
+}
+
+/// An attempt against `limiter` for `email` from the visitor's address; refused, a 429
+/// whose German message `refused` words with the wait (`5 Minuten`).
+pub(crate) fn begin_limited(
+    limiter: &LoginLimiter,
+    email: &str,
+    visitor: &Visitor,
+    refused: impl FnOnce(String) -> String,
+) -> Result<Attempt, Failure> {
+    limiter
+        .begin(Some(email), visitor.client, tokio::time::Instant::now())
+        .map_err(|r| Failure::too_many(refused(wait_in_minutes(r.wait)), r.wait))
 }
 
 /// Where to go after signing in or identifying: `input` if it is a path of the portal
@@ -155,18 +169,11 @@ pub async fn login(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Pa
     let email = normalized_email(&pairs);
     let password = form_value(&pairs, "password").unwrap_or_default();
     let next = local_next(&state, form_value(&pairs, "next"));
-    let attempt = state
-        .limiter
-        .begin(Some(&email), visitor.client, tokio::time::Instant::now())
-        .map_err(|refused| {
-            Failure::too_many(
-                format!(
-                    "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie {} und versuchen Sie es dann erneut.",
-                    wait_in_minutes(refused.wait)
-                ),
-                refused.wait,
-            )
-        })?;
+    let attempt = begin_limited(&state.limiter, &email, &visitor, |wait| {
+        format!(
+            "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie {wait} und versuchen Sie es dann erneut."
+        )
+    })?;
     let account = sqlx::query("SELECT id, password_hash FROM accounts WHERE email = ?")
         .bind(&email)
         .fetch_optional(&state.db)

@@ -10,7 +10,6 @@
 
 use axum::extract::Query;
 use axum::http::StatusCode;
-use kopplung_web::limiter::wait_in_minutes;
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::Row;
@@ -106,18 +105,11 @@ pub async fn register(Visit { state, visitor }: Visit, Posted(pairs): Posted) ->
     }
     // Each registration costs a password hash and sends a mail: limited per address
     // and per e-mail address, whether or not it has an account.
-    let attempt = state
-        .registrations
-        .begin(Some(&email), visitor.client, tokio::time::Instant::now())
-        .map_err(|refused| {
-            Failure::too_many(
-                format!(
-                    "Zu viele Registrierungen in kurzer Zeit. Bitte warten Sie {} und versuchen Sie es dann erneut.",
-                    wait_in_minutes(refused.wait)
-                ),
-                refused.wait,
-            )
-        })?;
+    let attempt = super::begin_limited(&state.registrations, &email, &visitor, |wait| {
+        format!(
+            "Zu viele Registrierungen in kurzer Zeit. Bitte warten Sie {wait} und versuchen Sie es dann erneut."
+        )
+    })?;
     let _ = attempt.failed();
     let hash = password::hash(password.to_owned()).await?;
     let code = ConfirmationCode::new()?;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use kopplung_forms::FieldError;
-use kopplung_forms::form::{Field, FieldKind, FormDefinition};
+use kopplung_forms::form::{Field, FieldKind, FormDefinition, find_field};
 use serde_json::{Map, Value, json};
 
 /// Fields a citizen fills in (not those the portal fills, like the payment reference).
@@ -163,15 +163,7 @@ pub fn message(form: &FormDefinition, error: &FieldError) -> String {
 }
 
 fn label_of(fields: &[Field], path: &str) -> Option<String> {
-    let (head, rest) = match path.split_once('.') {
-        Some((h, r)) => (h, Some(r)),
-        None => (path, None),
-    };
-    let field = fields.iter().find(|f| f.name == head)?;
-    match rest {
-        Some(rest) => label_of(&field.fields, rest),
-        None => Some(field.label.clone()),
-    }
+    find_field(fields, path).map(|field| field.label.clone())
 }
 
 /// Errors by field path, as sentences.

@@ -5,6 +5,7 @@ use std::path::Path;
 use axum::http::{HeaderMap, header};
 use openssl::sha::sha256;
 
+use super::problem::Problem;
 use crate::Error;
 use crate::config::ClientConfig;
 
@@ -63,6 +64,13 @@ impl Clients {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))?;
         self.authenticate_token(token)
+    }
+
+    /// The submitting client a request authenticates as, or 401.
+    pub fn caller(&self, headers: &HeaderMap) -> Result<String, Problem> {
+        self.authenticate(headers)
+            .map(str::to_owned)
+            .ok_or_else(Problem::unauthorized)
     }
 
     /// The client whose token this is (surrounding white space ignored), e.g. a token

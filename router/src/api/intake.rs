@@ -59,11 +59,7 @@ async fn accept(
     body: Body,
     service: &mut Option<String>,
 ) -> Result<Admitted, Problem> {
-    let client = state
-        .clients
-        .authenticate(headers)
-        .ok_or_else(Problem::unauthorized)?
-        .to_owned();
+    let client = state.clients.caller(headers)?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -16,7 +16,7 @@ use super::search::{status_label, status_text};
 use super::{Area, Console, Role, TimeView, User};
 use crate::catalog::service_name;
 use crate::store::{ApplicationRecord, AuditEntry, Status, StoreError};
-use kopplung_core::oversight::{ReplayError, RetryError, ViewError};
+use kopplung_core::oversight::{ViewError, outcome_of};
 
 /// Hex digits shown of a hash.
 const HASH_SHOWN: usize = 12;
@@ -335,21 +335,13 @@ const REPLAY: Action = Action {
 
 /// `POST …/retry`: the next attempt now (operators).
 async fn retry(State(console): State<Console>, Operating(user, id): Operating) -> Response {
-    let outcome = match console.hub.oversight.retry_now(id, user.role.name()).await {
-        Ok(()) => Ok(true),
-        Err(RetryError::NothingToRetry) => Ok(false),
-        Err(RetryError::Unavailable(e)) => Err(e),
-    };
+    let outcome = outcome_of(console.hub.oversight.retry_now(id, user.role.name()).await);
     acted(&console, &user, id, &RETRY, outcome)
 }
 
 /// `POST …/replay`: a dead letter back into the outbox (operators).
 async fn replay(State(console): State<Console>, Operating(user, id): Operating) -> Response {
-    let outcome = match console.hub.oversight.replay(id, user.role.name()).await {
-        Ok(()) => Ok(true),
-        Err(ReplayError::NoDeadLetter) => Ok(false),
-        Err(ReplayError::Unavailable(e)) => Err(e),
-    };
+    let outcome = outcome_of(console.hub.oversight.replay(id, user.role.name()).await);
     acted(&console, &user, id, &REPLAY, outcome)
 }
 
