@@ -3,7 +3,10 @@
 //! identification that raises the trust level.
 
 mod password;
+mod purpose;
 pub mod registration;
+
+pub use purpose::autocomplete;
 
 use axum::extract::Query;
 use axum::http::{StatusCode, header};
@@ -287,7 +290,7 @@ fn master_data_view(data: &Value) -> Value {
                         "name": format!("{group}.{name}"),
                         "label": label,
                         "value": data[*group][*name].as_str().unwrap_or_default(),
-                        "autocomplete": crate::forms::render::autocomplete(&format!("{group}.{name}")),
+                        "autocomplete": autocomplete(&format!("{group}.{name}")),
                     })
                 })
                 .collect();

@@ -187,30 +187,6 @@ pub fn in_form_order<'a>(
     list
 }
 
-/// The purpose of an input about the applicant (WCAG 1.3.5), for `autocomplete`: only
-/// in the groups that describe the applicant, never for other persons in a form.
-pub fn autocomplete(path: &str) -> Option<&'static str> {
-    let (group, field) = path.split_once('.')?;
-    if !matches!(
-        group,
-        "person" | "anschrift" | "wohnanschrift" | "kontakt" | "antragsteller" | "inhaber"
-    ) || field.contains('.')
-    {
-        return None;
-    }
-    Some(match field {
-        "familienname" => "family-name",
-        "vornamen" => "given-name",
-        "geburtsdatum" => "bday",
-        "strasse" => "address-line1",
-        "postleitzahl" => "postal-code",
-        "ort" => "address-level2",
-        "email" => "email",
-        "telefon" => "tel",
-        _ => return None,
-    })
-}
-
 /// The template's view of `fields`: one object per field, groups with `children`.
 pub fn views(
     form: &FormDefinition,
@@ -291,7 +267,7 @@ fn view(
         "required": field.required,
         // "(optional)" unless the label says so itself.
         "show_optional": !field.required && !field.label.contains("freiwillig"),
-        "autocomplete": autocomplete(&path),
+        "autocomplete": crate::account::autocomplete(&path),
         "value": text,
         "checked": value.as_bool().unwrap_or(false),
         "maxlength": field.max_length,
@@ -428,18 +404,6 @@ mod tests {
         let pairs = vec![("person.familienname".to_owned(), String::new())];
         take_inputs(&step_fields(&form, 2), "", &pairs, &mut data);
         assert_eq!(data["person"], json!({}));
-    }
-
-    #[test]
-    fn only_the_applicant_s_own_inputs_have_a_purpose() {
-        assert_eq!(autocomplete("person.familienname"), Some("family-name"));
-        assert_eq!(
-            autocomplete("wohnanschrift.postleitzahl"),
-            Some("postal-code")
-        );
-        assert_eq!(autocomplete("beurkundete_person.familienname"), None);
-        assert_eq!(autocomplete("person.geburtsname"), None);
-        assert_eq!(autocomplete("familienname"), None);
     }
 
     #[test]
