@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod amqp;
+mod broker;
 mod files;
 pub mod http;
 pub mod manual;
@@ -15,6 +16,7 @@ pub mod pull;
 pub mod registry;
 #[cfg(test)]
 mod test_support;
+pub mod transport;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -112,4 +114,9 @@ pub enum Error {
     /// A file the configuration names (certificate, key, secret) cannot be used.
     #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
+}
+
+/// Three quarters of `lease`.
+pub fn attempt_limit(lease: Duration) -> Duration {
+    lease * 3 / 4
 }

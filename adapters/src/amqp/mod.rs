@@ -7,8 +7,9 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use config::{AmqpBrokerConfig, AmqpSinkConfig, QueueType};
-pub use sink::{AmqpBroker, AmqpSink};
+pub use crate::broker::{AmqpBroker, AmqpBrokerConfig};
+pub use config::{AmqpSinkConfig, QueueType};
+pub use sink::AmqpSink;
 pub use source::{
     Handled, ReplyHandler, consume_replies, open_consumer, reconnecting, requeue_after,
 };

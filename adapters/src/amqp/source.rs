@@ -11,7 +11,7 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use tokio::sync::watch;
 
-use super::config::AmqpBrokerConfig;
+use crate::broker::AmqpBrokerConfig;
 
 /// What became of one message from a reply queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::sink::{HttpSink, HttpTls};
-use crate::registry::{BuildContext, CheckContext, Transport};
+use crate::transport::{BuildContext, CheckContext, Transport};
 use crate::{ConfigProblem, Error, Sink, files};
 
 /// One procedure's HTTP endpoint.

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::sink::ManualSink;
-use crate::registry::{BuildContext, CheckContext, Transport};
+use crate::transport::{BuildContext, CheckContext, Transport};
 use crate::{ConfigProblem, Error, Sink};
 
 /// A procedure without an interface: which clerks may take over its applications.

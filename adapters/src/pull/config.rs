@@ -4,7 +4,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::sink::PullSink;
-use crate::registry::{ApiToken, BuildContext, CheckContext, Transport, is_sha256_hex};
+use crate::transport::{ApiToken, BuildContext, CheckContext, Transport, is_sha256_hex};
 use crate::{ConfigProblem, Error, Sink, files};
 
 /// A procedure that collects its messages.

@@ -11,6 +11,7 @@ use openssl::nid::Nid;
 use openssl::pkey::PKey;
 
 use super::*;
+use crate::amqp::AmqpBrokerConfig;
 
 fn parse(json: serde_json::Value) -> DeliveryConfig {
     serde_json::from_value(json).unwrap()
