@@ -35,3 +35,4 @@ pub(crate) fn count(n: i64) -> u32 {
 pub(crate) mod audit;
 pub(crate) mod reads;
 pub(crate) mod rows;
+pub(crate) mod statements;
