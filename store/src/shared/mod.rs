@@ -33,6 +33,7 @@ pub(crate) fn count(n: i64) -> u32 {
 }
 
 pub(crate) mod audit;
+pub(crate) mod outbox;
 pub(crate) mod reads;
 pub(crate) mod rows;
 pub(crate) mod statements;
