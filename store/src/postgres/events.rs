@@ -1,9 +1,9 @@
 //! The PostgreSQL store's events (receipts, the citizen's mailbox and documents).
 
 use super::*;
+use crate::shared::reads::role_impl;
 
-#[async_trait]
-impl EventStore for PostgresStore {
+role_impl!(EventStore for PostgresStore {
     async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError> {
         // Under the chain lock: the same receipt arriving at two instances at once is
         // recorded once and is a duplicate for the other.
@@ -132,21 +132,4 @@ impl EventStore for PostgresStore {
         tx.commit().await.sql()?;
         Ok(ReceiptOutcome::Applied(status))
     }
-
-    async fn mailbox(
-        &self,
-        id: Uuid,
-    ) -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError> {
-        Reads::on(&self.pool).mailbox(id).await
-    }
-
-    async fn document(
-        &self,
-        application_id: Uuid,
-        document_id: Uuid,
-    ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError> {
-        Reads::on(&self.pool)
-            .document(application_id, document_id)
-            .await
-    }
-}
+});

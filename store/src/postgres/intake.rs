@@ -1,6 +1,7 @@
 //! The PostgreSQL store's intake (applications, uploads, idempotency, the status view).
 
 use super::*;
+use crate::shared::reads::role_impl;
 
 /// Looks up an idempotency key inside an open transaction.
 async fn earlier_answer(
@@ -22,8 +23,7 @@ async fn earlier_answer(
         .transpose()
 }
 
-#[async_trait]
-impl IntakeStore for PostgresStore {
+role_impl!(IntakeStore for PostgresStore {
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
         let form = new.stored_form();
         // Under the chain lock: two instances handed the same idempotency key at once
@@ -191,10 +191,6 @@ impl IntakeStore for PostgresStore {
         Ok(())
     }
 
-    async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
-        Reads::on(&self.pool).upload(id).await
-    }
-
     async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.sql()?;
         let id = id.to_string();
@@ -223,16 +219,6 @@ impl IntakeStore for PostgresStore {
         Ok(true)
     }
 
-    async fn discard_stale_uploads(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut discarded = 0;
-        for id in Reads::on(&self.pool).stale_uploads(before).await? {
-            if self.discard_upload(id).await? {
-                discarded += 1;
-            }
-        }
-        Ok(discarded)
-    }
-
     async fn idempotent_answer(
         &self,
         client_id: &str,
@@ -243,8 +229,4 @@ impl IntakeStore for PostgresStore {
         tx.rollback().await.sql()?;
         Ok(answer)
     }
-
-    async fn application(&self, id: Uuid) -> Result<Option<ApplicationRecord>, StoreError> {
-        Reads::on(&self.pool).application(id).await
-    }
-}
+});

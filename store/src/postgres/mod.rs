@@ -48,11 +48,8 @@ use uuid::Uuid;
 use kopplung_core::audit::content;
 use kopplung_core::audit::{AuditEntry, Binding, chain_end, sha256_hex};
 use kopplung_core::store::{
-    Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, AttachmentContent,
-    AuditStore, Backlog, DeadLetter, DocumentInfo, EventStore, IdempotencyKey, Inserted,
-    IntakeStore, MailboxEntry, NewApplication, NewUpload, OutboxStore, OversightStore, Pickup,
-    PickupAck, PickupStore, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError,
-    UploadInfo, WorkItem,
+    Accepted, AttachmentContent, AuditStore, IdempotencyKey, Inserted, NewApplication, NewUpload,
+    Pickup, PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError, WorkItem,
 };
 
 /// The key of the transaction-level advisory lock that serialises every transaction

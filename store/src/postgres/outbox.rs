@@ -2,10 +2,10 @@
 
 use super::*;
 use crate::shared::outbox::{LeasedUpdate, Param};
+use crate::shared::reads::role_impl;
 use kopplung_core::store::LeasedChange;
 
-#[async_trait]
-impl OutboxStore for PostgresStore {
+role_impl!(OutboxStore for PostgresStore {
     async fn claim(
         &self,
         lease: &str,
@@ -86,10 +86,6 @@ impl OutboxStore for PostgresStore {
             .collect()
     }
 
-    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        Reads::on(&self.pool).next_due().await
-    }
-
     async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
         let application: PrepareRow = sqlx::query_as(
             "SELECT receipt, service_key, region, payload, created_at FROM applications WHERE id = $1",
@@ -107,10 +103,6 @@ impl OutboxStore for PostgresStore {
         .await
         .sql()?;
         application.into_input(id, attachments)
-    }
-
-    async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {
-        Reads::on(&self.pool).sealed_message(item).await
     }
 
     async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError> {
@@ -152,4 +144,4 @@ impl OutboxStore for PostgresStore {
         // takes the entries over.
         Ok(0)
     }
-}
+});

@@ -1,17 +1,9 @@
 //! The PostgreSQL store's oversight (backlog, dead letters, replay, search, retry now, retention).
 
 use super::*;
+use crate::shared::reads::role_impl;
 
-#[async_trait]
-impl OversightStore for PostgresStore {
-    async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
-        Reads::on(&self.pool).backlog().await
-    }
-
-    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        Reads::on(&self.pool).dead_letters().await
-    }
-
+role_impl!(OversightStore for PostgresStore {
     async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         // Back to `deliver` with the sealed message as it was (same message id), or to
@@ -70,13 +62,6 @@ impl OversightStore for PostgresStore {
         append_history(&mut tx, id, status, detail, Binding::default()).await?;
         tx.commit().await.sql()?;
         Ok(true)
-    }
-
-    async fn search(
-        &self,
-        query: &ApplicationQuery,
-    ) -> Result<Vec<ApplicationSummary>, StoreError> {
-        Reads::on(&self.pool).search(query).await
     }
 
     async fn record_access(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
@@ -186,4 +171,4 @@ impl OversightStore for PostgresStore {
         }
         Ok(purged)
     }
-}
+});

@@ -246,3 +246,126 @@ where
         ids.iter().map(|id| parse_uuid(id)).collect()
     }
 }
+
+/// A backend's impl of a store role, completed by the role's methods that are shared
+/// reads ([`Reads`] on the backend's `pool`): those are written here once for both
+/// backends, the backend writes only its own methods.
+macro_rules! role_impl {
+    (@impl $role:ident for $store:ty { $($own:tt)* } { $($shared:tt)* }) => {
+        #[async_trait::async_trait]
+        impl kopplung_core::store::$role for $store {
+            $($own)*
+            $($shared)*
+        }
+    };
+    (IntakeStore for $store:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl IntakeStore for $store { $($own)* } {
+            async fn upload(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<kopplung_core::store::UploadInfo>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).upload(id).await
+            }
+
+            async fn discard_stale_uploads(
+                &self,
+                before: time::OffsetDateTime,
+            ) -> Result<u64, kopplung_core::store::StoreError> {
+                let mut discarded = 0;
+                for id in $crate::shared::reads::Reads::on(&self.pool).stale_uploads(before).await? {
+                    if self.discard_upload(id).await? {
+                        discarded += 1;
+                    }
+                }
+                Ok(discarded)
+            }
+
+            async fn application(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<kopplung_core::store::ApplicationRecord>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).application(id).await
+            }
+        });
+    };
+    (OutboxStore for $store:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl OutboxStore for $store { $($own)* } {
+            async fn next_due(
+                &self,
+            ) -> Result<Option<time::OffsetDateTime>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).next_due().await
+            }
+
+            async fn sealed_message(
+                &self,
+                item: &kopplung_core::store::WorkItem,
+            ) -> Result<Vec<u8>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).sealed_message(item).await
+            }
+        });
+    };
+    (PickupStore for $store:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl PickupStore for $store { $($own)* } {
+            async fn attachment_fragment(
+                &self,
+                procedure: &str,
+                message_id: uuid::Uuid,
+                position: u32,
+                fragment: u64,
+            ) -> Result<Option<Vec<u8>>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool)
+                    .attachment_fragment(procedure, message_id, position, fragment)
+                    .await
+            }
+        });
+    };
+    (EventStore for $store:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl EventStore for $store { $($own)* } {
+            async fn mailbox(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<
+                (Vec<kopplung_core::store::MailboxEntry>, Vec<kopplung_core::store::DocumentInfo>),
+                kopplung_core::store::StoreError,
+            > {
+                $crate::shared::reads::Reads::on(&self.pool).mailbox(id).await
+            }
+
+            async fn document(
+                &self,
+                application_id: uuid::Uuid,
+                document_id: uuid::Uuid,
+            ) -> Result<
+                Option<(kopplung_core::store::DocumentInfo, Vec<u8>)>,
+                kopplung_core::store::StoreError,
+            > {
+                $crate::shared::reads::Reads::on(&self.pool)
+                    .document(application_id, document_id)
+                    .await
+            }
+        });
+    };
+    (OversightStore for $store:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl OversightStore for $store { $($own)* } {
+            async fn backlog(
+                &self,
+            ) -> Result<Vec<kopplung_core::store::Backlog>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).backlog().await
+            }
+
+            async fn dead_letters(
+                &self,
+            ) -> Result<Vec<kopplung_core::store::DeadLetter>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).dead_letters().await
+            }
+
+            async fn search(
+                &self,
+                query: &kopplung_core::store::ApplicationQuery,
+            ) -> Result<Vec<kopplung_core::store::ApplicationSummary>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).search(query).await
+            }
+        });
+    };
+}
+pub(crate) use role_impl;

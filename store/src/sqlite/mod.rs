@@ -39,11 +39,9 @@ use crate::group::{GroupWriter, WriteTx};
 use kopplung_core::audit::content;
 use kopplung_core::audit::{AuditEntry, Binding, sha256_hex};
 use kopplung_core::store::{
-    Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, AttachmentContent,
-    AuditStore, Backlog, DeadLetter, DocumentInfo, EventStore, IdempotencyKey, Inserted,
-    IntakeStore, MailboxEntry, NewApplication, NewUpload, OutboxStore, OversightStore, Pickup,
-    PickupAck, PickupStore, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError,
-    StoredForm, UploadInfo, WorkItem,
+    Accepted, AttachmentContent, AuditStore, IdempotencyKey, Inserted, NewApplication, NewUpload,
+    Pickup, PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError, StoredForm,
+    WorkItem,
 };
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, ToSql, params};

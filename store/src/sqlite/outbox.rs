@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::shared::outbox::{LeasedUpdate, Param};
+use crate::shared::reads::role_impl;
 use kopplung_core::store::LeasedChange;
 
 /// The claimed entry of a row of the claim's `RETURNING`.
@@ -19,8 +20,7 @@ fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreErro
     .into_item(lease)
 }
 
-#[async_trait]
-impl OutboxStore for SqliteStore {
+role_impl!(OutboxStore for SqliteStore {
     async fn claim(
         &self,
         lease: &str,
@@ -75,10 +75,6 @@ impl OutboxStore for SqliteStore {
             .await
     }
 
-    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        Reads::on(&self.pool).next_due().await
-    }
-
     async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
         // On the writer's connection: the outbox's hot path, two statements in one
         // hand-off.
@@ -124,10 +120,6 @@ impl OutboxStore for SqliteStore {
             .await
     }
 
-    async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {
-        Reads::on(&self.pool).sealed_message(item).await
-    }
-
     async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError> {
         let update = LeasedUpdate::of(change, OffsetDateTime::now_utc());
         let values = update
@@ -162,4 +154,4 @@ impl OutboxStore for SqliteStore {
             })
             .await
     }
-}
+});

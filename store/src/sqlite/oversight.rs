@@ -1,6 +1,7 @@
 //! The SQLite store's oversight (backlog, dead letters, replay, search, retry now, retention).
 
 use super::*;
+use crate::shared::reads::role_impl;
 
 /// Deletes one application's personal data in one write; false if it was purged already.
 fn purge_one(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreError> {
@@ -71,16 +72,7 @@ fn purge_one(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreEr
     Ok(true)
 }
 
-#[async_trait]
-impl OversightStore for SqliteStore {
-    async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
-        Reads::on(&self.pool).backlog().await
-    }
-
-    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        Reads::on(&self.pool).dead_letters().await
-    }
-
+role_impl!(OversightStore for SqliteStore {
     async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
         let by = by.to_owned();
         self.writer
@@ -145,13 +137,6 @@ impl OversightStore for SqliteStore {
             .await
     }
 
-    async fn search(
-        &self,
-        query: &ApplicationQuery,
-    ) -> Result<Vec<ApplicationSummary>, StoreError> {
-        Reads::on(&self.pool).search(query).await
-    }
-
     async fn record_access(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
         let detail = detail.to_owned();
         self.writer
@@ -192,4 +177,4 @@ impl OversightStore for SqliteStore {
         }
         Ok(purged)
     }
-}
+});
