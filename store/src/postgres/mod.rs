@@ -33,15 +33,15 @@ mod pickup;
 mod reads;
 
 use crate::Sql;
-use crate::shared::reads::Reads;
 use crate::shared::rows::*;
 use crate::shared::{millis, rfc3339};
 use kopplung_core::store::rules::{self, Stage, parse_status};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
+use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -82,15 +82,12 @@ impl PostgresStore {
     /// database: the migrator holds an advisory lock while it checks and migrates, so the
     /// others wait and then find the schema current.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(POOL_SIZE)
-            .connect(url)
-            .await
-            .sql()?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .sql()?;
+        let pool = crate::shared::open_pool(
+            PgPoolOptions::new().max_connections(POOL_SIZE),
+            PgConnectOptions::from_str(url).sql()?,
+            sqlx::migrate!("./migrations/postgres"),
+        )
+        .await?;
         Ok(Self { pool })
     }
 

@@ -79,96 +79,86 @@ role_impl!(OversightStore for PostgresStore {
         tx.commit().await.sql()?;
         Ok(true)
     }
-
-    async fn purge_personal_data(
-        &self,
-        service: &str,
-        final_before: OffsetDateTime,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        let candidates = Reads::on(&self.pool)
-            .purge_candidates(service, final_before, limit)
-            .await?;
-        let mut purged = 0;
-        for application_id in candidates {
-            let id = application_id.to_string();
-            let mut tx = self.write().await?;
-            // Checked again inside the write transaction: an instance may have been first.
-            let status: Option<String> = sqlx::query_scalar(
-                "SELECT status FROM applications WHERE id = $1 AND purged_at IS NULL",
-            )
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await
-            .sql()?;
-            let Some(status) = status.as_deref().and_then(Status::parse) else {
-                continue;
-            };
-            sqlx::query(
-                "DELETE FROM upload_chunks WHERE upload_id IN
-                   (SELECT id FROM uploads WHERE application_id = $1)",
-            )
-            .bind(&id)
-            .execute(&mut *tx)
-            .await
-            .sql()?;
-            sqlx::query("UPDATE uploads SET filename = '' WHERE application_id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .sql()?;
-            let attachments = sqlx::query("DELETE FROM attachments WHERE application_id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .sql()?
-                .rows_affected();
-            // Mailbox entries point at documents: their texts and links go first.
-            sqlx::query(
-                "UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = $1",
-            )
-            .bind(&id)
-            .execute(&mut *tx)
-            .await
-            .sql()?;
-            let documents = sqlx::query("DELETE FROM documents WHERE application_id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .sql()?
-                .rows_affected();
-            sqlx::query("UPDATE receipts SET signed = ''::bytea WHERE application_id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .sql()?;
-            sqlx::query("UPDATE deliveries SET sealed = NULL WHERE application_id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .sql()?;
-            sqlx::query("UPDATE applications SET payload = $1, purged_at = $2 WHERE id = $3")
-                .bind(content::PURGED_PAYLOAD)
-                .bind(rfc3339(OffsetDateTime::now_utc()))
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .sql()?;
-            // The deletion binds what is left, so that data written back later is noticed.
-            append_history(
-                &mut tx,
-                application_id,
-                status,
-                &content::purge_detail(attachments, documents),
-                Binding {
-                    message_sha256: None,
-                    content_sha256: Some(content::purged_content_sha256()),
-                },
-            )
-            .await?;
-            tx.commit().await.sql()?;
-            purged += 1;
-        }
-        Ok(purged)
-    }
 });
+
+impl PostgresStore {
+    /// Deletes one application's personal data in one transaction; false if it was
+    /// purged already.
+    pub(super) async fn purge_one(&self, application_id: Uuid) -> Result<bool, StoreError> {
+        let id = application_id.to_string();
+        let mut tx = self.write().await?;
+        // Checked again inside the write transaction: an instance may have been first.
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM applications WHERE id = $1 AND purged_at IS NULL",
+        )
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await
+        .sql()?;
+        let Some(status) = status.as_deref().and_then(Status::parse) else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "DELETE FROM upload_chunks WHERE upload_id IN
+               (SELECT id FROM uploads WHERE application_id = $1)",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .sql()?;
+        sqlx::query("UPDATE uploads SET filename = '' WHERE application_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .sql()?;
+        let attachments = sqlx::query("DELETE FROM attachments WHERE application_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .sql()?
+            .rows_affected();
+        // Mailbox entries point at documents: their texts and links go first.
+        sqlx::query("UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .sql()?;
+        let documents = sqlx::query("DELETE FROM documents WHERE application_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .sql()?
+            .rows_affected();
+        sqlx::query("UPDATE receipts SET signed = ''::bytea WHERE application_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .sql()?;
+        sqlx::query("UPDATE deliveries SET sealed = NULL WHERE application_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .sql()?;
+        sqlx::query("UPDATE applications SET payload = $1, purged_at = $2 WHERE id = $3")
+            .bind(content::PURGED_PAYLOAD)
+            .bind(rfc3339(OffsetDateTime::now_utc()))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .sql()?;
+        // The deletion binds what is left, so that data written back later is noticed.
+        append_history(
+            &mut tx,
+            application_id,
+            status,
+            &content::purge_detail(attachments, documents),
+            Binding {
+                message_sha256: None,
+                content_sha256: Some(content::purged_content_sha256()),
+            },
+        )
+        .await?;
+        tx.commit().await.sql()?;
+        Ok(true)
+    }
+}

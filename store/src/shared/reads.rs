@@ -249,7 +249,8 @@ where
 
 /// A backend's impl of a store role, completed by the role's methods that are shared
 /// reads ([`Reads`] on the backend's `pool`): those are written here once for both
-/// backends, the backend writes only its own methods.
+/// backends, the backend writes only its own methods (and, for the loops here, the one
+/// step each takes: `discard_upload`, `purge_one`).
 macro_rules! role_impl {
     (@impl $role:ident for $store:ty { $($own:tt)* } { $($shared:tt)* }) => {
         #[async_trait::async_trait]
@@ -364,6 +365,24 @@ macro_rules! role_impl {
                 query: &kopplung_core::store::ApplicationQuery,
             ) -> Result<Vec<kopplung_core::store::ApplicationSummary>, kopplung_core::store::StoreError> {
                 $crate::shared::reads::Reads::on(&self.pool).search(query).await
+            }
+
+            async fn purge_personal_data(
+                &self,
+                service: &str,
+                final_before: time::OffsetDateTime,
+                limit: u32,
+            ) -> Result<u64, kopplung_core::store::StoreError> {
+                let candidates = $crate::shared::reads::Reads::on(&self.pool)
+                    .purge_candidates(service, final_before, limit)
+                    .await?;
+                let mut purged = 0;
+                for application_id in candidates {
+                    if self.purge_one(application_id).await? {
+                        purged += 1;
+                    }
+                }
+                Ok(purged)
             }
         });
     };

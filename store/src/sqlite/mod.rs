@@ -16,7 +16,6 @@ mod pickup;
 mod reads;
 
 use crate::Sql;
-use crate::shared::reads::Reads;
 use crate::shared::rows::*;
 use crate::shared::{millis, rfc3339};
 use kopplung_core::store::rules::{self, Stage, parse_status};
@@ -91,7 +90,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         // For reads and migrations; writes go to the writer thread.
-        let pool = SqlitePoolOptions::new()
+        let pool_options = SqlitePoolOptions::new()
             .max_connections(4)
             // A COMMIT that fails with SQLITE_FULL or an I/O error (a migration on a
             // full disk) is rolled back by SQLite itself, but sqlx still counts the
@@ -103,14 +102,10 @@ impl SqliteStore {
                     connection.ping().await?;
                     Ok(!connection.is_in_transaction())
                 })
-            })
-            .connect_with(options)
-            .await
-            .sql()?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .sql()?;
+            });
+        let pool =
+            crate::shared::open_pool(pool_options, options, sqlx::migrate!("./migrations/sqlite"))
+                .await?;
         Ok(Self {
             writer: GroupWriter::start(&data_dir.join("kopplung.db"), false)?,
             pool,

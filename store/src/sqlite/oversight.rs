@@ -4,7 +4,7 @@ use super::*;
 use crate::shared::reads::role_impl;
 
 /// Deletes one application's personal data in one write; false if it was purged already.
-fn purge_one(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreError> {
+fn purge_in(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreError> {
     let id = application_id.to_string();
     // Checked again inside the write: the candidates were read before it.
     let status: Option<String> = tx
@@ -155,26 +155,14 @@ role_impl!(OversightStore for SqliteStore {
             })
             .await
     }
-
-    async fn purge_personal_data(
-        &self,
-        service: &str,
-        final_before: OffsetDateTime,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        let candidates = Reads::on(&self.pool)
-            .purge_candidates(service, final_before, limit)
-            .await?;
-        let mut purged = 0;
-        for application_id in candidates {
-            let done = self
-                .writer
-                .write(move |tx| purge_one(tx, application_id))
-                .await?;
-            if done {
-                purged += 1;
-            }
-        }
-        Ok(purged)
-    }
 });
+
+impl SqliteStore {
+    /// Deletes one application's personal data in one write; false if it was purged
+    /// already.
+    pub(super) async fn purge_one(&self, application_id: Uuid) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |tx| purge_in(tx, application_id))
+            .await
+    }
+}
