@@ -44,12 +44,12 @@ role_impl!(EventStore for PostgresStore {
                                 lease_owner = NULL, lease_until = NULL, delivered_at = $1
                          WHERE message_id = $2 RETURNING sealed",
                     )
-                    .bind(rfc3339(OffsetDateTime::now_utc()))
+                    .bind(rfc3339(self.clock.now()))
                     .bind(receipt.message_id.to_string())
                     .fetch_one(&mut *tx)
                     .await.sql()?;
                     change_status(
-                        &mut tx,
+                        &mut tx, self.clock.now(),
                         receipt.application_id,
                         Status::Delivered,
                         &rules::confirmed_delivery_detail(receipt),
@@ -69,14 +69,14 @@ role_impl!(EventStore for PostgresStore {
         .bind(receipt.message_id.to_string())
         .bind(receipt.status.as_str())
         .bind(&receipt.issued_at)
-        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(rfc3339(self.clock.now()))
         .bind(&receipt.signed)
         .bind(&signed_sha256)
         .bind(&receipt.content_sha256)
         .execute(&mut *tx)
         .await.sql()?;
         let status = receipt.status;
-        let now = rfc3339(OffsetDateTime::now_utc());
+        let now = rfc3339(self.clock.now());
         let mut stored = None;
         let mut document_sha256 = None;
         if let Some(document) = &receipt.document {
@@ -119,7 +119,7 @@ role_impl!(EventStore for PostgresStore {
         // The audit entry carries the hash of the signed receipt, so the Laufzettel
         // proves which receipt was accepted.
         change_status(
-            &mut tx,
+            &mut tx, self.clock.now(),
             receipt.application_id,
             status,
             &rules::receipt_detail(receipt, stored.as_ref().map(|(id, h)| (*id, h.as_str()))),

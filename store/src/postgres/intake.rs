@@ -129,7 +129,7 @@ role_impl!(IntakeStore for PostgresStore {
             .await.sql()?;
         }
         append_history(
-            &mut tx,
+            &mut tx, self.clock.now(),
             new.id,
             Status::Accepted,
             &rules::accepted_detail(&new.client_id),
@@ -183,7 +183,7 @@ role_impl!(IntakeStore for PostgresStore {
         sqlx::query("UPDATE uploads SET size = $1, sha512 = $2, completed_at = $3 WHERE id = $4")
             .bind(i64::try_from(size).unwrap_or(i64::MAX))
             .bind(sha512)
-            .bind(rfc3339(OffsetDateTime::now_utc()))
+            .bind(rfc3339(self.clock.now()))
             .bind(id.to_string())
             .execute(&self.pool)
             .await

@@ -39,9 +39,11 @@ use kopplung_core::store::rules::{self, Stage, parse_status};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use kopplung_core::Clock;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -68,6 +70,8 @@ const POOL_SIZE: u32 = 8;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Every time the store stamps (history, leases, receipts) is this clock's.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -81,14 +85,14 @@ impl PostgresStore {
     /// its schema up to date. Several instances may connect at once, also to a fresh
     /// database: the migrator holds an advisory lock while it checks and migrates, so the
     /// others wait and then find the schema current.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let pool = crate::shared::open_pool(
             PgPoolOptions::new().max_connections(POOL_SIZE),
             PgConnectOptions::from_str(url).sql()?,
             sqlx::migrate!("./migrations/postgres"),
         )
         .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, clock })
     }
 
     /// Starts a transaction that may change state: it takes the chain lock at once, so
@@ -111,12 +115,13 @@ impl PostgresStore {
 /// `binding`: what the audit entry binds by hash (see [`kopplung_core::audit`]).
 async fn append_history(
     tx: &mut Transaction<'static, Postgres>,
+    now: OffsetDateTime,
     application_id: Uuid,
     status: Status,
     detail: &str,
     binding: Binding,
 ) -> Result<(), StoreError> {
-    let at = rfc3339(OffsetDateTime::now_utc());
+    let at = rfc3339(now);
     sqlx::query("INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)")
         .bind(application_id.to_string())
         .bind(&at)
@@ -132,12 +137,13 @@ async fn append_history(
 /// history entry in one statement (each statement is a round trip).
 async fn change_status(
     tx: &mut Transaction<'static, Postgres>,
+    now: OffsetDateTime,
     application_id: Uuid,
     status: Status,
     detail: &str,
     binding: Binding,
 ) -> Result<(), StoreError> {
-    let at = rfc3339(OffsetDateTime::now_utc());
+    let at = rfc3339(now);
     sqlx::query(
         "WITH changed AS (UPDATE applications SET status = $3, updated_at = $2 WHERE id = $1)
          INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)",
@@ -242,6 +248,7 @@ impl<'q> BindLease<'q> for sqlx::query::Query<'q, Postgres, PgArguments> {
 /// lost. `sealed` is the message just sealed; otherwise the stored one (if any) is hashed.
 async fn transition(
     mut tx: Transaction<'static, Postgres>,
+    now: OffsetDateTime,
     updated: u64,
     item: &WorkItem,
     status: Status,
@@ -257,6 +264,7 @@ async fn transition(
     };
     change_status(
         &mut tx,
+        now,
         item.application_id,
         status,
         detail,

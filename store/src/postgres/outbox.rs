@@ -106,7 +106,7 @@ role_impl!(OutboxStore for PostgresStore {
     }
 
     async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError> {
-        let update = LeasedUpdate::of(change, OffsetDateTime::now_utc());
+        let update = LeasedUpdate::of(change, self.clock.now());
         let mut query = sqlx::query(update.sql);
         for param in update.params {
             query = match param {
@@ -125,7 +125,7 @@ role_impl!(OutboxStore for PostgresStore {
         let mut tx = self.write().await?;
         let updated = query.execute(&mut *tx).await.sql()?;
         transition(
-            tx,
+            tx, self.clock.now(),
             updated.rows_affected(),
             item,
             status,

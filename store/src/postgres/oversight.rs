@@ -14,7 +14,7 @@ role_impl!(OversightStore for PostgresStore {
              WHERE application_id = $2 AND step = 'dead'
              RETURNING message_id, sealed",
         )
-        .bind(millis(OffsetDateTime::now_utc()))
+        .bind(millis(self.clock.now()))
         .bind(application_id.to_string())
         .fetch_optional(&mut *tx)
         .await.sql()?;
@@ -25,7 +25,7 @@ role_impl!(OversightStore for PostgresStore {
         let sealed: Option<Vec<u8>> = row.try_get("sealed").sql()?;
         let (status, detail) = rules::replayed(sealed.is_some(), by, &message_id);
         change_status(
-            &mut tx,
+            &mut tx, self.clock.now(),
             application_id,
             status,
             &detail,
@@ -38,7 +38,7 @@ role_impl!(OversightStore for PostgresStore {
 
     async fn retry_now(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let now = millis(OffsetDateTime::now_utc());
+        let now = millis(self.clock.now());
         let updated = sqlx::query(
             "UPDATE deliveries SET due_at = $1
              WHERE application_id = $2 AND step IN ('prepare', 'deliver')
@@ -59,7 +59,7 @@ role_impl!(OversightStore for PostgresStore {
             .await
             .sql()?;
         let status = parse_status(&status)?;
-        append_history(&mut tx, id, status, detail, Binding::default()).await?;
+        append_history(&mut tx, self.clock.now(), id, status, detail, Binding::default()).await?;
         tx.commit().await.sql()?;
         Ok(true)
     }
@@ -75,7 +75,7 @@ role_impl!(OversightStore for PostgresStore {
         let Some(status) = status.as_deref().and_then(Status::parse) else {
             return Ok(false);
         };
-        append_history(&mut tx, id, status, detail, Binding::default()).await?;
+        append_history(&mut tx, self.clock.now(), id, status, detail, Binding::default()).await?;
         tx.commit().await.sql()?;
         Ok(true)
     }
@@ -141,7 +141,7 @@ impl PostgresStore {
             .sql()?;
         sqlx::query("UPDATE applications SET payload = $1, purged_at = $2 WHERE id = $3")
             .bind(content::PURGED_PAYLOAD)
-            .bind(rfc3339(OffsetDateTime::now_utc()))
+            .bind(rfc3339(self.clock.now()))
             .bind(&id)
             .execute(&mut *tx)
             .await
@@ -149,6 +149,7 @@ impl PostgresStore {
         // The deletion binds what is left, so that data written back later is noticed.
         append_history(
             &mut tx,
+            self.clock.now(),
             application_id,
             status,
             &content::purge_detail(attachments, documents),

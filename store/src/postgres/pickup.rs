@@ -91,14 +91,14 @@ role_impl!(PickupStore for PostgresStore {
             "UPDATE deliveries SET step = 'done', attempts = attempts + 1, delivered_at = $1
              WHERE procedure_id = $2 AND message_id = $3 AND step = 'pickup'",
         )
-        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(rfc3339(self.clock.now()))
         .bind(procedure)
         .bind(message_id.to_string())
         .execute(&mut *tx)
         .await
         .sql()?;
         let done = transition(
-            tx,
+            tx, self.clock.now(),
             updated.rows_affected(),
             &item,
             Status::Delivered,

@@ -52,7 +52,7 @@ fn record_receipt(
                     ).sql()?
                     .query_row(
                         params![
-                            rfc3339(OffsetDateTime::now_utc()),
+                            rfc3339(tx.now()),
                             receipt.message_id.to_string()
                         ],
                         |row| row.get(0),
@@ -79,13 +79,13 @@ fn record_receipt(
         receipt.message_id.to_string(),
         receipt.status.as_str(),
         receipt.issued_at,
-        rfc3339(OffsetDateTime::now_utc()),
+        rfc3339(tx.now()),
         receipt.signed,
         signed_sha256,
         receipt.content_sha256
     ]).sql()?;
     let status = receipt.status;
-    let now = rfc3339(OffsetDateTime::now_utc());
+    let now = rfc3339(tx.now());
     let mut stored = None;
     let mut document_sha256 = None;
     if let Some(document) = &receipt.document {

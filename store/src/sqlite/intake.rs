@@ -209,7 +209,7 @@ role_impl!(IntakeStore for SqliteStore {
                 .execute(params![
                     i64::try_from(size).unwrap_or(i64::MAX),
                     sha512,
-                    rfc3339(OffsetDateTime::now_utc()),
+                    rfc3339(tx.now()),
                     id.to_string()
                 ])
                 .sql()?;

@@ -121,7 +121,7 @@ role_impl!(OutboxStore for SqliteStore {
     }
 
     async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError> {
-        let update = LeasedUpdate::of(change, OffsetDateTime::now_utc());
+        let update = LeasedUpdate::of(change, self.clock.now());
         let values = update
             .params
             .into_iter()

@@ -52,11 +52,7 @@ fn purge_in(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreErr
         .sql()?;
     tx.prepare_cached("UPDATE applications SET payload = ?1, purged_at = ?2 WHERE id = ?3")
         .sql()?
-        .execute(params![
-            content::PURGED_PAYLOAD,
-            rfc3339(OffsetDateTime::now_utc()),
-            id
-        ])
+        .execute(params![content::PURGED_PAYLOAD, rfc3339(tx.now()), id])
         .sql()?;
     // The deletion binds what is left, so that data written back later is noticed.
     append_history(
@@ -87,7 +83,7 @@ role_impl!(OversightStore for SqliteStore {
                          RETURNING message_id, sealed",
                     ).sql()?
                     .query_row(
-                        params![millis(OffsetDateTime::now_utc()), application_id.to_string()],
+                        params![millis(tx.now()), application_id.to_string()],
                         |row| Ok((row.get(0)?, row.get(1)?)),
                     )
                     .optional().sql()?;
@@ -112,7 +108,7 @@ role_impl!(OversightStore for SqliteStore {
         let detail = detail.to_owned();
         self.writer
             .write(move |tx| {
-                let now = millis(OffsetDateTime::now_utc());
+                let now = millis(tx.now());
                 let updated = tx
                     .prepare_cached(
                         "UPDATE deliveries SET due_at = ?1

@@ -97,7 +97,7 @@ role_impl!(PickupStore for SqliteStore {
                          WHERE procedure_id = ?2 AND message_id = ?3 AND step = 'pickup'",
                     ).sql()?
                     .execute(params![
-                        rfc3339(OffsetDateTime::now_utc()),
+                        rfc3339(tx.now()),
                         procedure,
                         message_id.to_string()
                     ]).sql()?;

@@ -419,3 +419,34 @@ async fn postgres_leases_survive_a_restart_and_expire_for_takeover() {
             .unwrap()
     );
 }
+
+/// The store reads time from the clock it was given, not from the system: the history
+/// of a delivery and a later access carry the manual clock's times.
+pub(crate) async fn the_store_stamps_times_by_its_clock(backend: Backend) {
+    let start = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let backend = backend.with_clock(clock.clone()).await;
+    let store = &*backend.store;
+
+    let new = deliver(store, b"sealed").await;
+    clock.advance(Duration::minutes(5));
+    assert!(store.record_access(new.id, "looked at").await.unwrap());
+
+    let record = store.application(new.id).await.unwrap().unwrap();
+    let stamped: Vec<(&str, OffsetDateTime)> = record
+        .history
+        .iter()
+        .skip(1)
+        .map(|h| (h.status.as_str(), h.at))
+        .collect();
+    let later = start + Duration::minutes(5);
+    assert_eq!(
+        stamped,
+        [
+            ("prepared", start),
+            ("delivered", start),
+            ("delivered", later)
+        ]
+    );
+    assert_eq!(record.updated_at, start);
+}

@@ -7,6 +7,7 @@ pub use std::sync::Arc;
 
 pub use kopplung_core::audit::{AuditVerifier, GENESIS_HASH, Problem, sha256_hex};
 pub use kopplung_core::store::*;
+pub use kopplung_core::{ManualClock, SystemClock};
 pub use kopplung_store::{PostgresStore, SqliteStore};
 pub use sqlx::Connection;
 pub use sqlx::postgres::PgConnection;
