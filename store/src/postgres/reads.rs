@@ -1,6 +1,7 @@
 //! The PostgreSQL statements of the reads both backends share ([`crate::shared::reads`]).
 
 use crate::shared::reads::ReadSql;
+use crate::shared::statements;
 
 impl ReadSql for sqlx::Postgres {
     const NEXT_DUE: &'static str =
@@ -17,14 +18,7 @@ impl ReadSql for sqlx::Postgres {
         ORDER BY created_at::timestamptz, id";
     // The oldest by time, not by text (RFC 3339 texts with and without fractional
     // seconds do not sort as times).
-    const BACKLOG: &'static str = "SELECT d.procedure_id, COUNT(*) AS pending,
-        (ARRAY_AGG(a.created_at ORDER BY a.created_at::timestamptz))[1] AS oldest
-        FROM deliveries d JOIN applications a ON a.id = d.application_id
-        WHERE d.step IN ('prepare', 'deliver', 'pickup')
-        GROUP BY d.procedure_id ORDER BY d.procedure_id";
-    const DEAD_LETTERS: &'static str =
-        "SELECT a.id, a.receipt, a.service_key, a.updated_at, d.procedure_id, d.message_id,
-        d.attempts, d.last_error
-        FROM deliveries d JOIN applications a ON a.id = d.application_id
-        WHERE d.step = 'dead' ORDER BY a.updated_at::timestamptz, a.id";
+    const BACKLOG: &'static str =
+        statements::backlog!("(ARRAY_AGG(a.created_at ORDER BY a.created_at::timestamptz))[1]");
+    const DEAD_LETTERS: &'static str = statements::dead_letters!("a.updated_at::timestamptz, a.id");
 }

@@ -49,3 +49,33 @@ pub(crate) const PURGE_CANDIDATES: &str = "SELECT id FROM applications
     WHERE service_key = $1 AND status IN ('decided', 'rejected') AND purged_at IS NULL
     AND substr(updated_at, 1, 19) < substr($2, 1, 19)
     ORDER BY updated_at LIMIT $3";
+
+/// The backlog per procedure; `$oldest` is how the backend finds the oldest creation
+/// time (as a time, not as text).
+macro_rules! backlog {
+    ($oldest:literal) => {
+        concat!(
+            "SELECT d.procedure_id, COUNT(*) AS pending, ",
+            $oldest,
+            " AS oldest
+            FROM deliveries d JOIN applications a ON a.id = d.application_id
+            WHERE d.step IN ('prepare', 'deliver', 'pickup')
+            GROUP BY d.procedure_id ORDER BY d.procedure_id"
+        )
+    };
+}
+pub(crate) use backlog;
+
+/// The dead letters, ordered by `$order` (the backend's way to order by time).
+macro_rules! dead_letters {
+    ($order:literal) => {
+        concat!(
+            "SELECT a.id, a.receipt, a.service_key, a.updated_at, d.procedure_id, d.message_id,
+            d.attempts, d.last_error
+            FROM deliveries d JOIN applications a ON a.id = d.application_id
+            WHERE d.step = 'dead' ORDER BY ",
+            $order
+        )
+    };
+}
+pub(crate) use dead_letters;
