@@ -38,7 +38,6 @@ use crate::shared::{millis, rfc3339};
 use kopplung_core::store::rules::{self, Stage, parse_status};
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
 use kopplung_core::Clock;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
@@ -50,8 +49,8 @@ use uuid::Uuid;
 use kopplung_core::audit::content;
 use kopplung_core::audit::{AuditEntry, Binding, chain_end, sha256_hex};
 use kopplung_core::store::{
-    Accepted, AttachmentContent, AuditStore, IdempotencyKey, Inserted, NewApplication, NewUpload,
-    Pickup, PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError, WorkItem,
+    Accepted, AttachmentContent, IdempotencyKey, Inserted, NewApplication, NewUpload, Pickup,
+    PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError, WorkItem,
 };
 
 /// The key of the transaction-level advisory lock that serialises every transaction
@@ -121,16 +120,8 @@ async fn append_history(
     detail: &str,
     binding: Binding,
 ) -> Result<(), StoreError> {
-    let at = rfc3339(now);
-    sqlx::query("INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)")
-        .bind(application_id.to_string())
-        .bind(&at)
-        .bind(status.as_str())
-        .bind(detail)
-        .execute(&mut **tx)
-        .await
-        .sql()?;
-    append_audit(tx, application_id, &at, status, detail, binding).await
+    let insert = "INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)";
+    write_history(tx, insert, now, application_id, status, detail, binding).await
 }
 
 /// A state change's new status, history entry and audit entry; the status and the
@@ -143,18 +134,32 @@ async fn change_status(
     detail: &str,
     binding: Binding,
 ) -> Result<(), StoreError> {
-    let at = rfc3339(now);
-    sqlx::query(
+    let change =
         "WITH changed AS (UPDATE applications SET status = $3, updated_at = $2 WHERE id = $1)
-         INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(application_id.to_string())
-    .bind(&at)
-    .bind(status.as_str())
-    .bind(detail)
-    .execute(&mut **tx)
-    .await
-    .sql()?;
+         INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)";
+    write_history(tx, change, now, application_id, status, detail, binding).await
+}
+
+/// Runs `sql` (application, time, status, detail), which writes the history entry, and
+/// appends the audit entry.
+async fn write_history(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &'static str,
+    now: OffsetDateTime,
+    application_id: Uuid,
+    status: Status,
+    detail: &str,
+    binding: Binding,
+) -> Result<(), StoreError> {
+    let at = rfc3339(now);
+    sqlx::query(sql)
+        .bind(application_id.to_string())
+        .bind(&at)
+        .bind(status.as_str())
+        .bind(detail)
+        .execute(&mut **tx)
+        .await
+        .sql()?;
     append_audit(tx, application_id, &at, status, detail, binding).await
 }
 
