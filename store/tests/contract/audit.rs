@@ -60,11 +60,7 @@ pub(crate) async fn failures_are_audited_too(backend: Backend) {
     let new = application(None);
     store.insert_application(&new).await.unwrap();
     let now = OffsetDateTime::now_utc();
-    let item = store
-        .claim("lease", now, now + Duration::minutes(1), 10, &capacity())
-        .await
-        .unwrap()
-        .remove(0);
+    let item = claim_first(store, "lease", now, Duration::minutes(1)).await;
     // A retry changes no status: no entry.
     assert!(
         store
@@ -72,11 +68,7 @@ pub(crate) async fn failures_are_audited_too(backend: Backend) {
             .await
             .unwrap()
     );
-    let item = store
-        .claim("lease-2", now, now + Duration::minutes(1), 10, &capacity())
-        .await
-        .unwrap()
-        .remove(0);
+    let item = claim_first(store, "lease-2", now, Duration::minutes(1)).await;
     assert!(
         store
             .record_failed(&item, Status::Invalid, "fields beschreibung")

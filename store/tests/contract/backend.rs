@@ -61,6 +61,11 @@ impl Backend {
             Kind::Sqlite => Place::Sqlite(tempfile::tempdir().unwrap()),
             Kind::Postgres => Place::Postgres(TestDb::new().await),
         };
+        Self::on(kind, place, clock).await
+    }
+
+    /// The store on `place`'s database, reading time from `clock`.
+    async fn on(kind: Kind, place: Place, clock: Arc<dyn Clock>) -> Self {
         let store = place.open(&clock).await;
         Self {
             kind,
@@ -94,13 +99,7 @@ impl Backend {
         } = self;
         // The old store (and its lock) must be gone before the new one opens.
         drop(store);
-        let store = place.open(&clock).await;
-        Self {
-            kind,
-            store,
-            clock,
-            place,
-        }
+        Self::on(kind, place, clock).await
     }
 
     /// The SQLite data directory (SQLite-only cases).
