@@ -248,7 +248,8 @@ where
 }
 
 /// A backend's impl of a store role, completed by the role's methods that are shared
-/// reads ([`Reads`] on the backend's `pool`): those are written here once for both
+/// reads ([`Reads`], or the audit trail's `AuditReader` with the backend's sqlx
+/// database named, on the backend's `pool`): those are written here once for both
 /// backends, the backend writes only its own methods (and, for the loops here, the one
 /// step each takes: `discard_upload`, `purge_one`).
 macro_rules! role_impl {
@@ -258,6 +259,37 @@ macro_rules! role_impl {
             $($own)*
             $($shared)*
         }
+    };
+    (AuditStore for $store:ty, reading $db:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl AuditStore for $store { $($own)* } {
+            async fn audit_entries(
+                &self,
+                application_id: uuid::Uuid,
+            ) -> Result<Vec<kopplung_core::store::AuditEntry>, kopplung_core::store::StoreError> {
+                let mut connection = self.pool.acquire().await.sql()?;
+                $crate::shared::audit::AuditReader::<$db>::new(&mut connection)
+                    .entries_of(&application_id.to_string(), false)
+                    .await
+            }
+
+            async fn audit_head(
+                &self,
+            ) -> Result<Option<(i64, String)>, kopplung_core::store::StoreError> {
+                let mut connection = self.pool.acquire().await.sql()?;
+                $crate::shared::audit::AuditReader::<$db>::new(&mut connection)
+                    .head()
+                    .await
+            }
+
+            async fn audit_checkpoints(
+                &self,
+            ) -> Result<Vec<kopplung_core::store::Checkpoint>, kopplung_core::store::StoreError> {
+                let mut connection = self.pool.acquire().await.sql()?;
+                $crate::shared::audit::AuditReader::<$db>::new(&mut connection)
+                    .checkpoints()
+                    .await
+            }
+        });
     };
     (IntakeStore for $store:ty { $($own:tt)* }) => {
         $crate::shared::reads::role_impl!(@impl IntakeStore for $store { $($own)* } {

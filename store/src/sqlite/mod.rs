@@ -26,7 +26,6 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use kopplung_core::Clock;
 use sqlx::Connection;
 use sqlx::sqlite::{
@@ -40,8 +39,8 @@ use crate::group::{GroupWriter, WriteTx};
 use kopplung_core::audit::content;
 use kopplung_core::audit::{AuditEntry, Binding, sha256_hex};
 use kopplung_core::store::{
-    Accepted, AttachmentContent, AuditStore, IdempotencyKey, Inserted, NewApplication, NewUpload,
-    Pickup, PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError, StoredForm,
+    Accepted, AttachmentContent, IdempotencyKey, Inserted, NewApplication, NewUpload, Pickup,
+    PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError, StoredForm,
     WorkItem,
 };
 use rusqlite::types::Value;
