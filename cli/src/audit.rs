@@ -3,12 +3,13 @@
 //! carries personal data (ids, seqs, hashes, times only).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use kopplung_router::audit::checkpoint::{self, Checkpoint, CheckpointTrust};
 use kopplung_router::audit::{AuditVerifier, laufzettel_json};
-use kopplung_router::store::{PostgresStore, SqliteStore, Store};
+use kopplung_router::store::{PostgresStore, SqliteStore, Store, SystemClock};
 use kopplung_transformers::Sealer;
 use kopplung_transformers::laufzettel::sign_detached;
 use kopplung_transformers::pki::PkiLayout;
@@ -76,12 +77,12 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
         .map_or_else(|| target.data_dir.join("pki"), |c| c.pki_dir.clone());
     let store: Box<dyn Store> = match config.as_ref().and_then(|c| c.file.store.as_ref()) {
         Some(shared) => Box::new(
-            PostgresStore::connect(&shared.postgres_url)
+            PostgresStore::connect(&shared.postgres_url, Arc::new(SystemClock))
                 .await
                 .context("opening the PostgreSQL store")?,
         ),
         None => Box::new(
-            SqliteStore::open_read_only(&target.data_dir)
+            SqliteStore::open_read_only(&target.data_dir, Arc::new(SystemClock))
                 .await
                 .with_context(|| format!("opening the store in {}", target.data_dir.display()))?,
         ),

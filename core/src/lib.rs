@@ -10,10 +10,12 @@ pub mod events;
 pub mod ids;
 pub mod intake;
 pub mod oversight;
+pub mod status;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{ApplicationId, Ars, ArsPrefix, InvalidId, MessageId, ProcedureId, ServiceKey};
+pub use status::Status;
 
 /// Rings when new work for the outbox is committed (intake, retry now, replay), so it
 /// starts at once instead of at the next poll.

@@ -103,8 +103,10 @@ pub async fn run(
         inbox,
     } = loaded;
     let store: Arc<dyn Store> = match &config.file.store {
-        Some(shared) => Arc::new(PostgresStore::connect(&shared.postgres_url).await?),
-        None => Arc::new(SqliteStore::open(&config.data_dir).await?),
+        Some(shared) => {
+            Arc::new(PostgresStore::connect(&shared.postgres_url, clock.clone()).await?)
+        }
+        None => Arc::new(SqliteStore::open(&config.data_dir, clock.clone()).await?),
     };
     for exposed in exposed_files(&config.data_dir)? {
         tracing::warn!(problem = %exposed, "data directory open to other users");

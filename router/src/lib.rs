@@ -18,9 +18,10 @@ pub mod setup;
 /// The audit trail's rules live in the domain core.
 pub use kopplung_core::audit;
 
-/// The store's contract (core) and its backends.
+/// The store's contract (core), its backends and the clock they stamp times by.
 pub mod store {
     pub use kopplung_core::store::*;
+    pub use kopplung_core::{Clock, SystemClock};
     pub use kopplung_store::{PostgresStore, SqliteStore};
 }
 

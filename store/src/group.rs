@@ -27,8 +27,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
+use kopplung_core::Clock;
 use kopplung_core::audit::chain_end;
 use kopplung_core::store::StoreError;
+use std::sync::Arc;
 
 /// Writes in one transaction at most: keeps a batch's COMMIT and its memory bounded.
 const MAX_BATCH: usize = 256;
@@ -42,10 +44,16 @@ type AuditHead = Option<(i64, String)>;
 pub(super) struct WriteTx<'c> {
     conn: &'c Connection,
     audit_head: &'c mut Option<AuditHead>,
+    clock: &'c dyn Clock,
     discard: bool,
 }
 
 impl WriteTx<'_> {
+    /// Now, by the store's clock: every time a write stamps.
+    pub(super) fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
     /// Rolls this write's changes back, although it answers `Ok` (e.g. "this upload
     /// belongs to another application": the answer is a value, nothing may be kept).
     pub(super) fn discard(&mut self) {
@@ -157,7 +165,11 @@ pub(super) struct GroupWriter {
 impl GroupWriter {
     /// Opens the write connection to `path` (migrated already) and starts its thread.
     /// `read_only`: a store for inspection beside a running hub; every write fails.
-    pub(super) fn start(path: &Path, read_only: bool) -> Result<Self, StoreError> {
+    pub(super) fn start(
+        path: &Path,
+        read_only: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
         let flags = if read_only {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
         } else {
@@ -177,7 +189,7 @@ impl GroupWriter {
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("kopplung-sqlite-writer".into())
-            .spawn(move || run(conn, queue))
+            .spawn(move || run(conn, queue, clock))
             .map_err(|e| StoreError::Io(path.to_owned(), e))?;
         Ok(Self { jobs })
     }
@@ -220,7 +232,7 @@ impl GroupWriter {
 }
 
 /// The writer thread: batch after batch until every handle is gone.
-fn run(conn: Connection, mut queue: mpsc::UnboundedReceiver<Work>) {
+fn run(conn: Connection, mut queue: mpsc::UnboundedReceiver<Work>, clock: Arc<dyn Clock>) {
     let mut audit_head: Option<AuditHead> = None;
     while let Some(first) = queue.blocking_recv() {
         let mut batch = Vec::new();
@@ -238,13 +250,18 @@ fn run(conn: Connection, mut queue: mpsc::UnboundedReceiver<Work>) {
             }
         }
         if !batch.is_empty() {
-            write_batch(&conn, &mut audit_head, batch);
+            write_batch(&conn, &mut audit_head, clock.as_ref(), batch);
         }
     }
 }
 
 /// One shared transaction for `batch`.
-fn write_batch(conn: &Connection, audit_head: &mut Option<AuditHead>, batch: Vec<Box<dyn Job>>) {
+fn write_batch(
+    conn: &Connection,
+    audit_head: &mut Option<AuditHead>,
+    clock: &dyn Clock,
+    batch: Vec<Box<dyn Job>>,
+) {
     if let Err(e) = execute(conn, "BEGIN IMMEDIATE") {
         let reason = e.to_string();
         for job in batch {
@@ -264,6 +281,7 @@ fn write_batch(conn: &Connection, audit_head: &mut Option<AuditHead>, batch: Vec
         let mut tx = WriteTx {
             conn,
             audit_head,
+            clock,
             discard: false,
         };
         // A panicking write is rolled back alone; its caller learns that the writer
@@ -334,7 +352,8 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("schema: {e}"));
         drop(conn);
-        let writer = GroupWriter::start(&path, false).unwrap_or_else(|e| panic!("start: {e}"));
+        let writer = GroupWriter::start(&path, false, Arc::new(kopplung_core::SystemClock))
+            .unwrap_or_else(|e| panic!("start: {e}"));
         (dir, writer)
     }
 
@@ -419,8 +438,12 @@ mod tests {
             .unwrap_or_else(|e| panic!("write: {e}"));
         drop(writer);
         // A new writer (a restarted hub) links to the stored end.
-        let writer = GroupWriter::start(&dir.path().join("kopplung.db"), false)
-            .unwrap_or_else(|e| panic!("start: {e}"));
+        let writer = GroupWriter::start(
+            &dir.path().join("kopplung.db"),
+            false,
+            Arc::new(kopplung_core::SystemClock),
+        )
+        .unwrap_or_else(|e| panic!("start: {e}"));
         let next = writer.write(|tx| append_and_insert(tx, 2)).await;
         assert_eq!(next.ok(), Some((2, "h2-2".to_owned())));
     }
@@ -429,8 +452,12 @@ mod tests {
     async fn a_read_only_writer_refuses_writes() {
         let (dir, writer) = database();
         drop(writer);
-        let writer = GroupWriter::start(&dir.path().join("kopplung.db"), true)
-            .unwrap_or_else(|e| panic!("start: {e}"));
+        let writer = GroupWriter::start(
+            &dir.path().join("kopplung.db"),
+            true,
+            Arc::new(kopplung_core::SystemClock),
+        )
+        .unwrap_or_else(|e| panic!("start: {e}"));
         let refused = writer.write(|tx| append_and_insert(tx, 1)).await;
         assert!(refused.is_err(), "{refused:?}");
     }

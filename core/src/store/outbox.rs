@@ -7,6 +7,38 @@ use uuid::Uuid;
 use super::StoreError;
 use super::model::*;
 
+/// What became of a claimed outbox entry: one change, recorded under the entry's lease.
+#[derive(Debug, Clone, Copy)]
+pub enum LeasedChange<'a> {
+    /// Rendered, checked and sealed: the message waits for delivery.
+    Prepared {
+        sealed: &'a [u8],
+        detail: &'a str,
+    },
+    Delivered {
+        detail: &'a str,
+    },
+    /// A failed attempt, tried again at `due`.
+    Retry {
+        due: OffsetDateTime,
+        error: &'a str,
+    },
+    /// Not an attempt (the destination was unreachable altogether): waits until `due`.
+    Wait {
+        due: OffsetDateTime,
+        reason: &'a str,
+    },
+    /// Prepared, waits for its procedure to collect it.
+    AwaitingPickup {
+        detail: &'a str,
+    },
+    /// `invalid` (mapping) or `dead_lettered` (delivery): retrying cannot fix it.
+    Failed {
+        status: Status,
+        error: &'a str,
+    },
+}
+
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
     /// Claims up to `limit` due outbox entries under the lease token `lease` (unique per
@@ -29,6 +61,10 @@ pub trait OutboxStore: Send + Sync {
 
     async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError>;
 
+    /// Records what became of a claimed entry, under its lease; `false` if the lease was
+    /// taken over (nothing changed). The `record_*` methods below say it by name.
+    async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError>;
+
     /// Each `record_*` returns `false` if the item's lease was taken over (nothing changed).
     /// The message is rendered, checked and (unless kept for the clerk inbox) sealed;
     /// `detail` says so in the history.
@@ -37,16 +73,23 @@ pub trait OutboxStore: Send + Sync {
         item: &WorkItem,
         sealed: &[u8],
         detail: &str,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        self.record(item, LeasedChange::Prepared { sealed, detail })
+            .await
+    }
 
-    async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError>;
+    async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {
+        self.record(item, LeasedChange::Delivered { detail }).await
+    }
 
     async fn record_retry(
         &self,
         item: &WorkItem,
         due: OffsetDateTime,
         error: &str,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        self.record(item, LeasedChange::Retry { due, error }).await
+    }
 
     /// Like `record_retry`, but the wait is not an attempt at this message (the
     /// destination was unreachable altogether).
@@ -55,14 +98,19 @@ pub trait OutboxStore: Send + Sync {
         item: &WorkItem,
         due: OffsetDateTime,
         reason: &str,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        self.record(item, LeasedChange::Wait { due, reason }).await
+    }
 
     /// The message is prepared and waits for its procedure to collect it.
     async fn record_awaiting_pickup(
         &self,
         item: &WorkItem,
         detail: &str,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        self.record(item, LeasedChange::AwaitingPickup { detail })
+            .await
+    }
 
     /// A failure that retrying cannot fix: `invalid` (mapping) or `dead_lettered` (delivery).
     async fn record_failed(
@@ -70,7 +118,10 @@ pub trait OutboxStore: Send + Sync {
         item: &WorkItem,
         status: Status,
         error: &str,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        self.record(item, LeasedChange::Failed { status, error })
+            .await
+    }
 
     /// Returns leases of this process's earlier life (after a crash) to the pool.
     async fn release_stale_leases(&self) -> Result<u64, StoreError>;

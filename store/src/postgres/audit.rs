@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::shared::audit::{AuditReader, AuditSql};
+use crate::shared::reads::role_impl;
 use kopplung_core::audit::{AuditReport, AuditVerifier, Checkpoint};
 
 /// The columns of an audit entry (a macro, so that the queries stay string literals).
@@ -44,22 +45,7 @@ impl AuditSql for sqlx::Postgres {
         "SELECT content FROM upload_chunks WHERE upload_id = $1 AND seq = $2";
 }
 
-#[async_trait]
-impl AuditStore for PostgresStore {
-    async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut connection = self.pool.acquire().await.sql()?;
-        AuditReader::<sqlx::Postgres>::new(&mut connection)
-            .entries_of(&application_id.to_string(), false)
-            .await
-    }
-
-    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let mut connection = self.pool.acquire().await.sql()?;
-        AuditReader::<sqlx::Postgres>::new(&mut connection)
-            .head()
-            .await
-    }
-
+role_impl!(AuditStore for PostgresStore, reading sqlx::Postgres {
     async fn record_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         // Not part of the chain: no chain lock.
         sqlx::query(
@@ -73,13 +59,6 @@ impl AuditStore for PostgresStore {
         .await
         .sql()?;
         Ok(())
-    }
-
-    async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        let mut connection = self.pool.acquire().await.sql()?;
-        AuditReader::<sqlx::Postgres>::new(&mut connection)
-            .checkpoints()
-            .await
     }
 
     async fn verify_audit_with(&self, verifier: AuditVerifier) -> Result<AuditReport, StoreError> {
@@ -96,4 +75,4 @@ impl AuditStore for PostgresStore {
         tx.rollback().await.sql()?;
         Ok(report)
     }
-}
+});

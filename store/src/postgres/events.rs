@@ -1,9 +1,9 @@
 //! The PostgreSQL store's events (receipts, the citizen's mailbox and documents).
 
 use super::*;
+use crate::shared::reads::role_impl;
 
-#[async_trait]
-impl EventStore for PostgresStore {
+role_impl!(EventStore for PostgresStore {
     async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError> {
         // Under the chain lock: the same receipt arriving at two instances at once is
         // recorded once and is a duplicate for the other.
@@ -44,12 +44,12 @@ impl EventStore for PostgresStore {
                                 lease_owner = NULL, lease_until = NULL, delivered_at = $1
                          WHERE message_id = $2 RETURNING sealed",
                     )
-                    .bind(rfc3339(OffsetDateTime::now_utc()))
+                    .bind(rfc3339(self.clock.now()))
                     .bind(receipt.message_id.to_string())
                     .fetch_one(&mut *tx)
                     .await.sql()?;
                     change_status(
-                        &mut tx,
+                        &mut tx, self.clock.now(),
                         receipt.application_id,
                         Status::Delivered,
                         &rules::confirmed_delivery_detail(receipt),
@@ -69,14 +69,14 @@ impl EventStore for PostgresStore {
         .bind(receipt.message_id.to_string())
         .bind(receipt.status.as_str())
         .bind(&receipt.issued_at)
-        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(rfc3339(self.clock.now()))
         .bind(&receipt.signed)
         .bind(&signed_sha256)
         .bind(&receipt.content_sha256)
         .execute(&mut *tx)
         .await.sql()?;
         let status = receipt.status;
-        let now = rfc3339(OffsetDateTime::now_utc());
+        let now = rfc3339(self.clock.now());
         let mut stored = None;
         let mut document_sha256 = None;
         if let Some(document) = &receipt.document {
@@ -119,7 +119,7 @@ impl EventStore for PostgresStore {
         // The audit entry carries the hash of the signed receipt, so the Laufzettel
         // proves which receipt was accepted.
         change_status(
-            &mut tx,
+            &mut tx, self.clock.now(),
             receipt.application_id,
             status,
             &rules::receipt_detail(receipt, stored.as_ref().map(|(id, h)| (*id, h.as_str()))),
@@ -132,21 +132,4 @@ impl EventStore for PostgresStore {
         tx.commit().await.sql()?;
         Ok(ReceiptOutcome::Applied(status))
     }
-
-    async fn mailbox(
-        &self,
-        id: Uuid,
-    ) -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError> {
-        Reads::on(&self.pool).mailbox(id).await
-    }
-
-    async fn document(
-        &self,
-        application_id: Uuid,
-        document_id: Uuid,
-    ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError> {
-        Reads::on(&self.pool)
-            .document(application_id, document_id)
-            .await
-    }
-}
+});

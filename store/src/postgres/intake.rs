@@ -1,6 +1,7 @@
 //! The PostgreSQL store's intake (applications, uploads, idempotency, the status view).
 
 use super::*;
+use crate::shared::reads::role_impl;
 
 /// Looks up an idempotency key inside an open transaction.
 async fn earlier_answer(
@@ -22,8 +23,7 @@ async fn earlier_answer(
         .transpose()
 }
 
-#[async_trait]
-impl IntakeStore for PostgresStore {
+role_impl!(IntakeStore for PostgresStore {
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
         let form = new.stored_form();
         // Under the chain lock: two instances handed the same idempotency key at once
@@ -129,7 +129,7 @@ impl IntakeStore for PostgresStore {
             .await.sql()?;
         }
         append_history(
-            &mut tx,
+            &mut tx, self.clock.now(),
             new.id,
             Status::Accepted,
             &rules::accepted_detail(&new.client_id),
@@ -183,16 +183,12 @@ impl IntakeStore for PostgresStore {
         sqlx::query("UPDATE uploads SET size = $1, sha512 = $2, completed_at = $3 WHERE id = $4")
             .bind(i64::try_from(size).unwrap_or(i64::MAX))
             .bind(sha512)
-            .bind(rfc3339(OffsetDateTime::now_utc()))
+            .bind(rfc3339(self.clock.now()))
             .bind(id.to_string())
             .execute(&self.pool)
             .await
             .sql()?;
         Ok(())
-    }
-
-    async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
-        Reads::on(&self.pool).upload(id).await
     }
 
     async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError> {
@@ -223,16 +219,6 @@ impl IntakeStore for PostgresStore {
         Ok(true)
     }
 
-    async fn discard_stale_uploads(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut discarded = 0;
-        for id in Reads::on(&self.pool).stale_uploads(before).await? {
-            if self.discard_upload(id).await? {
-                discarded += 1;
-            }
-        }
-        Ok(discarded)
-    }
-
     async fn idempotent_answer(
         &self,
         client_id: &str,
@@ -243,8 +229,4 @@ impl IntakeStore for PostgresStore {
         tx.rollback().await.sql()?;
         Ok(answer)
     }
-
-    async fn application(&self, id: Uuid) -> Result<Option<ApplicationRecord>, StoreError> {
-        Reads::on(&self.pool).application(id).await
-    }
-}
+});

@@ -33,26 +33,24 @@ mod pickup;
 mod reads;
 
 use crate::Sql;
-use crate::shared::reads::Reads;
 use crate::shared::rows::*;
 use crate::shared::{millis, rfc3339};
 use kopplung_core::store::rules::{self, Stage, parse_status};
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
-use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
+use kopplung_core::Clock;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
+use std::str::FromStr;
+use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use kopplung_core::audit::content;
 use kopplung_core::audit::{AuditEntry, Binding, chain_end, sha256_hex};
 use kopplung_core::store::{
-    Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, AttachmentContent,
-    AuditStore, Backlog, DeadLetter, DocumentInfo, EventStore, IdempotencyKey, Inserted,
-    IntakeStore, MailboxEntry, NewApplication, NewUpload, OutboxStore, OversightStore, Pickup,
-    PickupAck, PickupStore, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError,
-    UploadInfo, WorkItem,
+    Accepted, AttachmentContent, IdempotencyKey, Inserted, NewApplication, NewUpload, Pickup,
+    PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError, WorkItem,
 };
 
 /// The key of the transaction-level advisory lock that serialises every transaction
@@ -71,6 +69,8 @@ const POOL_SIZE: u32 = 8;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Every time the store stamps (history, leases, receipts) is this clock's.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -84,17 +84,14 @@ impl PostgresStore {
     /// its schema up to date. Several instances may connect at once, also to a fresh
     /// database: the migrator holds an advisory lock while it checks and migrates, so the
     /// others wait and then find the schema current.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(POOL_SIZE)
-            .connect(url)
-            .await
-            .sql()?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .sql()?;
-        Ok(Self { pool })
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let pool = crate::shared::open_pool(
+            PgPoolOptions::new().max_connections(POOL_SIZE),
+            PgConnectOptions::from_str(url).sql()?,
+            sqlx::migrate!("./migrations/postgres"),
+        )
+        .await?;
+        Ok(Self { pool, clock })
     }
 
     /// Starts a transaction that may change state: it takes the chain lock at once, so
@@ -117,13 +114,45 @@ impl PostgresStore {
 /// `binding`: what the audit entry binds by hash (see [`kopplung_core::audit`]).
 async fn append_history(
     tx: &mut Transaction<'static, Postgres>,
+    now: OffsetDateTime,
     application_id: Uuid,
     status: Status,
     detail: &str,
     binding: Binding,
 ) -> Result<(), StoreError> {
-    let at = rfc3339(OffsetDateTime::now_utc());
-    sqlx::query("INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)")
+    let insert = "INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)";
+    write_history(tx, insert, now, application_id, status, detail, binding).await
+}
+
+/// A state change's new status, history entry and audit entry; the status and the
+/// history entry in one statement (each statement is a round trip).
+async fn change_status(
+    tx: &mut Transaction<'static, Postgres>,
+    now: OffsetDateTime,
+    application_id: Uuid,
+    status: Status,
+    detail: &str,
+    binding: Binding,
+) -> Result<(), StoreError> {
+    let change =
+        "WITH changed AS (UPDATE applications SET status = $3, updated_at = $2 WHERE id = $1)
+         INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)";
+    write_history(tx, change, now, application_id, status, detail, binding).await
+}
+
+/// Runs `sql` (application, time, status, detail), which writes the history entry, and
+/// appends the audit entry.
+async fn write_history(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &'static str,
+    now: OffsetDateTime,
+    application_id: Uuid,
+    status: Status,
+    detail: &str,
+    binding: Binding,
+) -> Result<(), StoreError> {
+    let at = rfc3339(now);
+    sqlx::query(sql)
         .bind(application_id.to_string())
         .bind(&at)
         .bind(status.as_str())
@@ -131,30 +160,6 @@ async fn append_history(
         .execute(&mut **tx)
         .await
         .sql()?;
-    append_audit(tx, application_id, &at, status, detail, binding).await
-}
-
-/// A state change's new status, history entry and audit entry; the status and the
-/// history entry in one statement (each statement is a round trip).
-async fn change_status(
-    tx: &mut Transaction<'static, Postgres>,
-    application_id: Uuid,
-    status: Status,
-    detail: &str,
-    binding: Binding,
-) -> Result<(), StoreError> {
-    let at = rfc3339(OffsetDateTime::now_utc());
-    sqlx::query(
-        "WITH changed AS (UPDATE applications SET status = $3, updated_at = $2 WHERE id = $1)
-         INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(application_id.to_string())
-    .bind(&at)
-    .bind(status.as_str())
-    .bind(detail)
-    .execute(&mut **tx)
-    .await
-    .sql()?;
     append_audit(tx, application_id, &at, status, detail, binding).await
 }
 
@@ -248,6 +253,7 @@ impl<'q> BindLease<'q> for sqlx::query::Query<'q, Postgres, PgArguments> {
 /// lost. `sealed` is the message just sealed; otherwise the stored one (if any) is hashed.
 async fn transition(
     mut tx: Transaction<'static, Postgres>,
+    now: OffsetDateTime,
     updated: u64,
     item: &WorkItem,
     status: Status,
@@ -263,6 +269,7 @@ async fn transition(
     };
     change_status(
         &mut tx,
+        now,
         item.application_id,
         status,
         detail,

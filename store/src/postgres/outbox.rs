@@ -1,9 +1,11 @@
 //! The PostgreSQL store's outbox (claims under a lease and what became of them).
 
 use super::*;
+use crate::shared::outbox::{LeasedUpdate, Param};
+use crate::shared::reads::role_impl;
+use kopplung_core::store::LeasedChange;
 
-#[async_trait]
-impl OutboxStore for PostgresStore {
+role_impl!(OutboxStore for PostgresStore {
     async fn claim(
         &self,
         lease: &str,
@@ -84,10 +86,6 @@ impl OutboxStore for PostgresStore {
             .collect()
     }
 
-    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        Reads::on(&self.pool).next_due().await
-    }
-
     async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
         let application: PrepareRow = sqlx::query_as(
             "SELECT receipt, service_key, region, payload, created_at FROM applications WHERE id = $1",
@@ -107,146 +105,34 @@ impl OutboxStore for PostgresStore {
         application.into_input(id, attachments)
     }
 
-    async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {
-        Reads::on(&self.pool).sealed_message(item).await
-    }
-
-    async fn record_prepared(
-        &self,
-        item: &WorkItem,
-        sealed: &[u8],
-        detail: &str,
-    ) -> Result<bool, StoreError> {
+    async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError> {
+        let update = LeasedUpdate::of(change, self.clock.now());
+        let mut query = sqlx::query(update.sql);
+        for param in update.params {
+            query = match param {
+                Param::Text(text) => query.bind(text),
+                Param::Integer(n) => query.bind(n),
+                Param::Blob(bytes) => query.bind(bytes),
+            };
+        }
+        let query = query.bind_lease(item);
+        let Some((status, detail)) = update.transition else {
+            // No state change, no history: no chain lock needed; the row lock of the
+            // update and the lease condition suffice.
+            let updated = query.execute(&self.pool).await.sql()?;
+            return Ok(updated.rows_affected() == 1);
+        };
         let mut tx = self.write().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET step = 'deliver', sealed = $1, last_error = NULL
-             WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
-        )
-        .bind(sealed)
-        .bind_lease(item)
-        .execute(&mut *tx)
-        .await
-        .sql()?;
+        let updated = query.execute(&mut *tx).await.sql()?;
         transition(
-            tx,
+            tx, self.clock.now(),
             updated.rows_affected(),
             item,
-            Status::Prepared,
+            status,
             detail,
-            Some(sealed),
+            update.sealed,
         )
         .await
-    }
-
-    async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
-                    lease_owner = NULL, lease_until = NULL, delivered_at = $1
-             WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
-        )
-        .bind(rfc3339(OffsetDateTime::now_utc()))
-        .bind_lease(item)
-        .execute(&mut *tx)
-        .await
-        .sql()?;
-        // The message delivered is the stored one: its hash is read back in `transition`.
-        transition(
-            tx,
-            updated.rows_affected(),
-            item,
-            Status::Delivered,
-            detail,
-            None,
-        )
-        .await
-    }
-
-    async fn record_retry(
-        &self,
-        item: &WorkItem,
-        due: OffsetDateTime,
-        error: &str,
-    ) -> Result<bool, StoreError> {
-        // No state change, no history: no chain lock needed; the row lock of the update
-        // and the lease condition suffice.
-        let updated = sqlx::query(
-            "UPDATE deliveries SET attempts = attempts + 1, last_error = $1, due_at = $2,
-                    lease_owner = NULL, lease_until = NULL
-             WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
-        )
-        .bind(error)
-        .bind(millis(due))
-        .bind_lease(item)
-        .execute(&self.pool)
-        .await
-        .sql()?;
-        Ok(updated.rows_affected() == 1)
-    }
-
-    async fn record_wait(
-        &self,
-        item: &WorkItem,
-        due: OffsetDateTime,
-        reason: &str,
-    ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE deliveries SET last_error = $1, due_at = $2, lease_owner = NULL, lease_until = NULL
-             WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
-        )
-        .bind(reason)
-        .bind(millis(due))
-        .bind_lease(item)
-        .execute(&self.pool)
-        .await.sql()?;
-        Ok(updated.rows_affected() == 1)
-    }
-
-    async fn record_awaiting_pickup(
-        &self,
-        item: &WorkItem,
-        detail: &str,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET step = 'pickup', last_error = NULL, due_at = $1,
-                    lease_owner = NULL, lease_until = NULL
-             WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
-        )
-        .bind(millis(OffsetDateTime::now_utc()))
-        .bind_lease(item)
-        .execute(&mut *tx)
-        .await
-        .sql()?;
-        transition(
-            tx,
-            updated.rows_affected(),
-            item,
-            Status::Prepared,
-            detail,
-            None,
-        )
-        .await
-    }
-
-    async fn record_failed(
-        &self,
-        item: &WorkItem,
-        status: Status,
-        error: &str,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET step = $1, last_error = $2, lease_owner = NULL, lease_until = NULL,
-                    attempts = attempts + CASE WHEN $1 = 'dead' THEN 1 ELSE 0 END
-             WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
-        )
-        .bind(Stage::of_failure(status).as_str())
-        .bind(error)
-        .bind_lease(item)
-        .execute(&mut *tx)
-        .await.sql()?;
-        transition(tx, updated.rows_affected(), item, status, error, None).await
     }
 
     async fn release_stale_leases(&self) -> Result<u64, StoreError> {
@@ -258,4 +144,4 @@ impl OutboxStore for PostgresStore {
         // takes the entries over.
         Ok(0)
     }
-}
+});

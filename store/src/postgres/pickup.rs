@@ -1,6 +1,7 @@
 //! The PostgreSQL store's pickup (messages a procedure collects, attachment fragments).
 
 use super::*;
+use crate::shared::reads::role_impl;
 
 /// A waiting message with its size and hash, computed by the database (and its bytes
 /// where the query reads them).
@@ -21,8 +22,7 @@ impl HashedPickupRow {
     }
 }
 
-#[async_trait]
-impl PickupStore for PostgresStore {
+role_impl!(PickupStore for PostgresStore {
     async fn pickups(&self, procedure: &str, limit: u32) -> Result<Vec<Pickup>, StoreError> {
         // Size and hash computed by the database: the list does not fetch the messages.
         sqlx::query_as(
@@ -91,14 +91,14 @@ impl PickupStore for PostgresStore {
             "UPDATE deliveries SET step = 'done', attempts = attempts + 1, delivered_at = $1
              WHERE procedure_id = $2 AND message_id = $3 AND step = 'pickup'",
         )
-        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .bind(rfc3339(self.clock.now()))
         .bind(procedure)
         .bind(message_id.to_string())
         .execute(&mut *tx)
         .await
         .sql()?;
         let done = transition(
-            tx,
+            tx, self.clock.now(),
             updated.rows_affected(),
             &item,
             Status::Delivered,
@@ -112,16 +112,4 @@ impl PickupStore for PostgresStore {
             PickupAck::Unknown
         })
     }
-
-    async fn attachment_fragment(
-        &self,
-        procedure: &str,
-        message_id: Uuid,
-        position: u32,
-        fragment: u64,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        Reads::on(&self.pool)
-            .attachment_fragment(procedure, message_id, position, fragment)
-            .await
-    }
-}
+});

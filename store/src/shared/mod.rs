@@ -5,6 +5,7 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::Sql;
 use kopplung_core::store::StoreError;
 
 /// Stored times are UTC: then their text compares in time order (retention, search).
@@ -32,6 +33,23 @@ pub(crate) fn count(n: i64) -> u32 {
     n.try_into().unwrap_or(u32::MAX)
 }
 
+/// Opens a backend's pool and brings its schema up to date with its `migrator`.
+pub(crate) async fn open_pool<DB>(
+    pool: sqlx::pool::PoolOptions<DB>,
+    options: <DB::Connection as sqlx::Connection>::Options,
+    migrator: sqlx::migrate::Migrator,
+) -> Result<sqlx::Pool<DB>, StoreError>
+where
+    DB: sqlx::Database,
+    DB::Connection: sqlx::migrate::Migrate,
+{
+    let pool = pool.connect_with(options).await.sql()?;
+    migrator.run(&pool).await.sql()?;
+    Ok(pool)
+}
+
 pub(crate) mod audit;
+pub(crate) mod outbox;
 pub(crate) mod reads;
 pub(crate) mod rows;
+pub(crate) mod statements;

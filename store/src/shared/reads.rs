@@ -9,7 +9,7 @@ use super::rows::{
     ApplicationRow, BacklogRow, DeadLetterRow, DocumentRow, Fragment, FragmentRow, HistoryRow,
     MailboxRow, SummaryRow, UploadRow,
 };
-use super::{from_millis, rfc3339};
+use super::{from_millis, rfc3339, statements};
 use crate::Sql;
 use kopplung_core::store::rules::parse_uuid;
 use kopplung_core::store::{
@@ -19,39 +19,17 @@ use kopplung_core::store::{
 
 /// A backend's statements of the shared reads; parameters in the order the reads bind them.
 pub(crate) trait ReadSql: Database {
-    /// client_id, filename, media_type, size, sha512, application_id of upload `id`.
-    const UPLOAD: &'static str;
-    /// Upload ids no application names, created before `before` (RFC 3339), at most 1000.
-    const STALE_UPLOADS: &'static str;
-    /// The columns of [`ApplicationRow`] of application `id`.
-    const APPLICATION: &'static str;
-    /// at, status, detail of application `id`'s history, in order.
-    const HISTORY: &'static str;
     /// The earliest time a pending outbox entry falls due (or its lease runs out).
     const NEXT_DUE: &'static str;
-    /// The sealed message of `application_id` for `procedure_id`.
-    const SEALED: &'static str;
     /// upload_id, size and the inline `part` (from 1-based `offset`, `length` bytes) of
     /// attachment `position` of message `message_id` of `procedure`.
     const FRAGMENT: &'static str;
-    /// Chunk `seq` of upload `upload_id`.
-    const CHUNK: &'static str;
-    /// kind, text, document_id, at of application `id`'s mailbox, in order.
-    const MAILBOX: &'static str;
     /// id, filename, media_type, size, sha512 of application `id`'s documents.
     const DOCUMENTS: &'static str;
-    /// The same and the content of document `id` of application `application_id`.
-    const DOCUMENT: &'static str;
     /// procedure_id, pending, oldest per procedure with waiting work.
     const BACKLOG: &'static str;
     /// The columns of [`DeadLetterRow`], oldest first.
     const DEAD_LETTERS: &'static str;
-    /// The columns of [`SummaryRow`] matching receipt, service, procedure, status, from,
-    /// until (each NULL for any), newest first, at most `limit`.
-    const SEARCH: &'static str;
-    /// Ids of `service`'s applications final before `cutoff` and not yet purged, at most
-    /// `limit`.
-    const PURGE_CANDIDATES: &'static str;
 }
 
 /// Runs the shared reads on a backend's pool.
@@ -88,7 +66,7 @@ where
     }
 
     pub(crate) async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
-        sqlx::query_as::<DB, UploadRow>(DB::UPLOAD)
+        sqlx::query_as::<DB, UploadRow>(statements::UPLOAD)
             .bind(id.to_string())
             .fetch_optional(self.pool)
             .await
@@ -102,7 +80,7 @@ where
         &self,
         before: OffsetDateTime,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(DB::STALE_UPLOADS)
+        let ids: Vec<String> = sqlx::query_scalar(statements::STALE_UPLOADS)
             .bind(rfc3339(before))
             .fetch_all(self.pool)
             .await
@@ -114,13 +92,13 @@ where
         &self,
         id: Uuid,
     ) -> Result<Option<ApplicationRecord>, StoreError> {
-        let row = sqlx::query_as::<DB, ApplicationRow>(DB::APPLICATION)
+        let row = sqlx::query_as::<DB, ApplicationRow>(statements::APPLICATION)
             .bind(id.to_string())
             .fetch_optional(self.pool)
             .await
             .sql()?;
         let Some(row) = row else { return Ok(None) };
-        let history = sqlx::query_as::<DB, HistoryRow>(DB::HISTORY)
+        let history = sqlx::query_as::<DB, HistoryRow>(statements::HISTORY)
             .bind(id.to_string())
             .fetch_all(self.pool)
             .await
@@ -137,7 +115,7 @@ where
     }
 
     pub(crate) async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {
-        let sealed: Option<Vec<u8>> = sqlx::query_scalar(DB::SEALED)
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar(statements::SEALED)
             .bind(item.application_id.to_string())
             .bind(item.procedure_id.as_str())
             .fetch_one(self.pool)
@@ -168,7 +146,7 @@ where
         match row.map(|row| row.locate(fragment)) {
             None | Some(Fragment::None) => Ok(None),
             Some(Fragment::Inline(part)) => Ok(part),
-            Some(Fragment::Chunk(upload)) => Ok(sqlx::query_scalar(DB::CHUNK)
+            Some(Fragment::Chunk(upload)) => Ok(sqlx::query_scalar(statements::CHUNK)
                 .bind(upload)
                 .bind(i64::try_from(fragment).unwrap_or(i64::MAX))
                 .fetch_optional(self.pool)
@@ -181,7 +159,7 @@ where
         &self,
         id: Uuid,
     ) -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError> {
-        let entries = sqlx::query_as::<DB, MailboxRow>(DB::MAILBOX)
+        let entries = sqlx::query_as::<DB, MailboxRow>(statements::MAILBOX)
             .bind(id.to_string())
             .fetch_all(self.pool)
             .await
@@ -199,7 +177,7 @@ where
         application_id: Uuid,
         document_id: Uuid,
     ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError> {
-        sqlx::query_as::<DB, DocumentRow>(DB::DOCUMENT)
+        sqlx::query_as::<DB, DocumentRow>(statements::DOCUMENT)
             .bind(document_id.to_string())
             .bind(application_id.to_string())
             .fetch_optional(self.pool)
@@ -233,7 +211,7 @@ where
         &self,
         query: &ApplicationQuery,
     ) -> Result<Vec<ApplicationSummary>, StoreError> {
-        sqlx::query_as::<DB, SummaryRow>(DB::SEARCH)
+        sqlx::query_as::<DB, SummaryRow>(statements::SEARCH)
             .bind(query.receipt.as_deref())
             .bind(query.service.as_deref())
             .bind(query.procedure.as_deref())
@@ -258,7 +236,7 @@ where
         limit: u32,
     ) -> Result<Vec<Uuid>, StoreError> {
         // Seconds precision compares correctly as text ("YYYY-MM-DDTHH:MM:SS").
-        let ids: Vec<String> = sqlx::query_scalar(DB::PURGE_CANDIDATES)
+        let ids: Vec<String> = sqlx::query_scalar(statements::PURGE_CANDIDATES)
             .bind(service)
             .bind(rfc3339(final_before))
             .bind(i64::from(limit))
@@ -268,3 +246,177 @@ where
         ids.iter().map(|id| parse_uuid(id)).collect()
     }
 }
+
+/// A backend's impl of a store role, completed by the role's methods that are shared
+/// reads ([`Reads`], or the audit trail's `AuditReader` with the backend's sqlx
+/// database named, on the backend's `pool`): those are written here once for both
+/// backends, the backend writes only its own methods (and, for the loops here, the one
+/// step each takes: `discard_upload`, `purge_one`).
+macro_rules! role_impl {
+    (@impl $role:ident for $store:ty { $($own:tt)* } { $($shared:tt)* }) => {
+        #[async_trait::async_trait]
+        impl kopplung_core::store::$role for $store {
+            $($own)*
+            $($shared)*
+        }
+    };
+    (AuditStore for $store:ty, reading $db:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl AuditStore for $store { $($own)* } {
+            async fn audit_entries(
+                &self,
+                application_id: uuid::Uuid,
+            ) -> Result<Vec<kopplung_core::store::AuditEntry>, kopplung_core::store::StoreError> {
+                let mut connection = self.pool.acquire().await.sql()?;
+                $crate::shared::audit::AuditReader::<$db>::new(&mut connection)
+                    .entries_of(&application_id.to_string(), false)
+                    .await
+            }
+
+            async fn audit_head(
+                &self,
+            ) -> Result<Option<(i64, String)>, kopplung_core::store::StoreError> {
+                let mut connection = self.pool.acquire().await.sql()?;
+                $crate::shared::audit::AuditReader::<$db>::new(&mut connection)
+                    .head()
+                    .await
+            }
+
+            async fn audit_checkpoints(
+                &self,
+            ) -> Result<Vec<kopplung_core::store::Checkpoint>, kopplung_core::store::StoreError> {
+                let mut connection = self.pool.acquire().await.sql()?;
+                $crate::shared::audit::AuditReader::<$db>::new(&mut connection)
+                    .checkpoints()
+                    .await
+            }
+        });
+    };
+    (IntakeStore for $store:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl IntakeStore for $store { $($own)* } {
+            async fn upload(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<kopplung_core::store::UploadInfo>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).upload(id).await
+            }
+
+            async fn discard_stale_uploads(
+                &self,
+                before: time::OffsetDateTime,
+            ) -> Result<u64, kopplung_core::store::StoreError> {
+                let mut discarded = 0;
+                for id in $crate::shared::reads::Reads::on(&self.pool).stale_uploads(before).await? {
+                    if self.discard_upload(id).await? {
+                        discarded += 1;
+                    }
+                }
+                Ok(discarded)
+            }
+
+            async fn application(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<kopplung_core::store::ApplicationRecord>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).application(id).await
+            }
+        });
+    };
+    (OutboxStore for $store:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl OutboxStore for $store { $($own)* } {
+            async fn next_due(
+                &self,
+            ) -> Result<Option<time::OffsetDateTime>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).next_due().await
+            }
+
+            async fn sealed_message(
+                &self,
+                item: &kopplung_core::store::WorkItem,
+            ) -> Result<Vec<u8>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).sealed_message(item).await
+            }
+        });
+    };
+    (PickupStore for $store:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl PickupStore for $store { $($own)* } {
+            async fn attachment_fragment(
+                &self,
+                procedure: &str,
+                message_id: uuid::Uuid,
+                position: u32,
+                fragment: u64,
+            ) -> Result<Option<Vec<u8>>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool)
+                    .attachment_fragment(procedure, message_id, position, fragment)
+                    .await
+            }
+        });
+    };
+    (EventStore for $store:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl EventStore for $store { $($own)* } {
+            async fn mailbox(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<
+                (Vec<kopplung_core::store::MailboxEntry>, Vec<kopplung_core::store::DocumentInfo>),
+                kopplung_core::store::StoreError,
+            > {
+                $crate::shared::reads::Reads::on(&self.pool).mailbox(id).await
+            }
+
+            async fn document(
+                &self,
+                application_id: uuid::Uuid,
+                document_id: uuid::Uuid,
+            ) -> Result<
+                Option<(kopplung_core::store::DocumentInfo, Vec<u8>)>,
+                kopplung_core::store::StoreError,
+            > {
+                $crate::shared::reads::Reads::on(&self.pool)
+                    .document(application_id, document_id)
+                    .await
+            }
+        });
+    };
+    (OversightStore for $store:ty { $($own:tt)* }) => {
+        $crate::shared::reads::role_impl!(@impl OversightStore for $store { $($own)* } {
+            async fn backlog(
+                &self,
+            ) -> Result<Vec<kopplung_core::store::Backlog>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).backlog().await
+            }
+
+            async fn dead_letters(
+                &self,
+            ) -> Result<Vec<kopplung_core::store::DeadLetter>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).dead_letters().await
+            }
+
+            async fn search(
+                &self,
+                query: &kopplung_core::store::ApplicationQuery,
+            ) -> Result<Vec<kopplung_core::store::ApplicationSummary>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).search(query).await
+            }
+
+            async fn purge_personal_data(
+                &self,
+                service: &str,
+                final_before: time::OffsetDateTime,
+                limit: u32,
+            ) -> Result<u64, kopplung_core::store::StoreError> {
+                let candidates = $crate::shared::reads::Reads::on(&self.pool)
+                    .purge_candidates(service, final_before, limit)
+                    .await?;
+                let mut purged = 0;
+                for application_id in candidates {
+                    if self.purge_one(application_id).await? {
+                        purged += 1;
+                    }
+                }
+                Ok(purged)
+            }
+        });
+    };
+}
+pub(crate) use role_impl;

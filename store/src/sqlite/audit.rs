@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::shared::audit::{AuditReader, AuditSql};
+use crate::shared::reads::role_impl;
 use kopplung_core::audit::{AuditReport, AuditVerifier, Checkpoint};
 
 /// The columns of an audit entry, each read as text (a macro, so that the queries stay
@@ -53,22 +54,7 @@ impl AuditSql for sqlx::Sqlite {
     const CHUNK: &'static str = "SELECT content FROM upload_chunks WHERE upload_id = ? AND seq = ?";
 }
 
-#[async_trait]
-impl AuditStore for SqliteStore {
-    async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut connection = self.pool.acquire().await.sql()?;
-        AuditReader::<sqlx::Sqlite>::new(&mut connection)
-            .entries_of(&application_id.to_string(), false)
-            .await
-    }
-
-    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let mut connection = self.pool.acquire().await.sql()?;
-        AuditReader::<sqlx::Sqlite>::new(&mut connection)
-            .head()
-            .await
-    }
-
+role_impl!(AuditStore for SqliteStore, reading sqlx::Sqlite {
     async fn record_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         let checkpoint = checkpoint.clone();
         self.writer
@@ -87,13 +73,6 @@ impl AuditStore for SqliteStore {
             .await
     }
 
-    async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        let mut connection = self.pool.acquire().await.sql()?;
-        AuditReader::<sqlx::Sqlite>::new(&mut connection)
-            .checkpoints()
-            .await
-    }
-
     async fn verify_audit_with(&self, verifier: AuditVerifier) -> Result<AuditReport, StoreError> {
         // One read transaction: one consistent snapshot, while the hub goes on appending.
         let mut tx = self.pool.begin().await.sql()?;
@@ -103,4 +82,4 @@ impl AuditStore for SqliteStore {
         tx.rollback().await.sql()?;
         Ok(report)
     }
-}
+});

@@ -1,6 +1,7 @@
 //! The SQLite store's events (receipts, the citizen's mailbox and documents).
 
 use super::*;
+use crate::shared::reads::role_impl;
 
 /// Records a verified receipt in one write (see [`Store::record_receipt`]).
 fn record_receipt(
@@ -51,7 +52,7 @@ fn record_receipt(
                     ).sql()?
                     .query_row(
                         params![
-                            rfc3339(OffsetDateTime::now_utc()),
+                            rfc3339(tx.now()),
                             receipt.message_id.to_string()
                         ],
                         |row| row.get(0),
@@ -78,13 +79,13 @@ fn record_receipt(
         receipt.message_id.to_string(),
         receipt.status.as_str(),
         receipt.issued_at,
-        rfc3339(OffsetDateTime::now_utc()),
+        rfc3339(tx.now()),
         receipt.signed,
         signed_sha256,
         receipt.content_sha256
     ]).sql()?;
     let status = receipt.status;
-    let now = rfc3339(OffsetDateTime::now_utc());
+    let now = rfc3339(tx.now());
     let mut stored = None;
     let mut document_sha256 = None;
     if let Some(document) = &receipt.document {
@@ -141,29 +142,11 @@ fn record_receipt(
     Ok(ReceiptOutcome::Applied(status))
 }
 
-#[async_trait]
-impl EventStore for SqliteStore {
+role_impl!(EventStore for SqliteStore {
     async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError> {
         let receipt = receipt.clone();
         self.writer
             .write(move |tx| record_receipt(tx, &receipt))
             .await
     }
-
-    async fn mailbox(
-        &self,
-        id: Uuid,
-    ) -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError> {
-        Reads::on(&self.pool).mailbox(id).await
-    }
-
-    async fn document(
-        &self,
-        application_id: Uuid,
-        document_id: Uuid,
-    ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError> {
-        Reads::on(&self.pool)
-            .document(application_id, document_id)
-            .await
-    }
-}
+});

@@ -1,6 +1,7 @@
 //! The SQLite store's intake (applications, uploads, idempotency, the status view).
 
 use super::*;
+use crate::shared::reads::role_impl;
 
 /// The query of an earlier request with the same idempotency key.
 const EARLIER_ANSWER: &str = "SELECT i.request_sha256, a.id, a.receipt FROM idempotency_keys i
@@ -140,8 +141,7 @@ fn insert_application(
     }))
 }
 
-#[async_trait]
-impl IntakeStore for SqliteStore {
+role_impl!(IntakeStore for SqliteStore {
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
         // Serialised and hashed here, not on the writer thread.
         let form = new.stored_form();
@@ -209,17 +209,13 @@ impl IntakeStore for SqliteStore {
                 .execute(params![
                     i64::try_from(size).unwrap_or(i64::MAX),
                     sha512,
-                    rfc3339(OffsetDateTime::now_utc()),
+                    rfc3339(tx.now()),
                     id.to_string()
                 ])
                 .sql()?;
                 Ok(())
             })
             .await
-    }
-
-    async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
-        Reads::on(&self.pool).upload(id).await
     }
 
     async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError> {
@@ -250,16 +246,6 @@ impl IntakeStore for SqliteStore {
             .await
     }
 
-    async fn discard_stale_uploads(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut discarded = 0;
-        for id in Reads::on(&self.pool).stale_uploads(before).await? {
-            if self.discard_upload(id).await? {
-                discarded += 1;
-            }
-        }
-        Ok(discarded)
-    }
-
     async fn idempotent_answer(
         &self,
         client_id: &str,
@@ -274,8 +260,4 @@ impl IntakeStore for SqliteStore {
         row.map(|(hash, id, receipt)| rules::earlier_answer(&hash, &id, receipt, key))
             .transpose()
     }
-
-    async fn application(&self, id: Uuid) -> Result<Option<ApplicationRecord>, StoreError> {
-        Reads::on(&self.pool).application(id).await
-    }
-}
+});

@@ -16,7 +16,6 @@ mod pickup;
 mod reads;
 
 use crate::Sql;
-use crate::shared::reads::Reads;
 use crate::shared::rows::*;
 use crate::shared::{millis, rfc3339};
 use kopplung_core::store::rules::{self, Stage, parse_status};
@@ -27,11 +26,12 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use kopplung_core::Clock;
 use sqlx::Connection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -39,11 +39,9 @@ use crate::group::{GroupWriter, WriteTx};
 use kopplung_core::audit::content;
 use kopplung_core::audit::{AuditEntry, Binding, sha256_hex};
 use kopplung_core::store::{
-    Accepted, ApplicationQuery, ApplicationRecord, ApplicationSummary, AttachmentContent,
-    AuditStore, Backlog, DeadLetter, DocumentInfo, EventStore, IdempotencyKey, Inserted,
-    IntakeStore, MailboxEntry, NewApplication, NewUpload, OutboxStore, OversightStore, Pickup,
-    PickupAck, PickupStore, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError,
-    StoredForm, UploadInfo, WorkItem,
+    Accepted, AttachmentContent, IdempotencyKey, Inserted, NewApplication, NewUpload, Pickup,
+    PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError, StoredForm,
+    WorkItem,
 };
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, ToSql, params};
@@ -52,6 +50,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Every state change goes through it (group commit, see [`crate::group`]).
     writer: GroupWriter,
+    /// Every time the store stamps (history, leases, receipts) is this clock's.
+    clock: Arc<dyn Clock>,
     // Held for the life of the store: a second hub on the same data directory is refused.
     // `None` for a read-only store, which may run beside the hub.
     _lock: Option<File>,
@@ -65,7 +65,7 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens (or creates) `kopplung.db` in `data_dir` and brings its schema up to date.
-    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+    pub async fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         // Private from the start: the directory 0700, the database 0600 before SQLite
         // opens it (its -wal and -shm files take the database's mode).
         kopplung_web::files::create_private_dir(data_dir)
@@ -93,7 +93,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         // For reads and migrations; writes go to the writer thread.
-        let pool = SqlitePoolOptions::new()
+        let pool_options = SqlitePoolOptions::new()
             .max_connections(4)
             // A COMMIT that fails with SQLITE_FULL or an I/O error (a migration on a
             // full disk) is rolled back by SQLite itself, but sqlx still counts the
@@ -105,16 +105,13 @@ impl SqliteStore {
                     connection.ping().await?;
                     Ok(!connection.is_in_transaction())
                 })
-            })
-            .connect_with(options)
-            .await
-            .sql()?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .sql()?;
+            });
+        let pool =
+            crate::shared::open_pool(pool_options, options, sqlx::migrate!("./migrations/sqlite"))
+                .await?;
         Ok(Self {
-            writer: GroupWriter::start(&data_dir.join("kopplung.db"), false)?,
+            writer: GroupWriter::start(&data_dir.join("kopplung.db"), false, clock.clone())?,
+            clock,
             pool,
             _lock: Some(lock),
         })
@@ -123,7 +120,10 @@ impl SqliteStore {
     /// Opens an existing `kopplung.db` in `data_dir` read-only, for inspection (e.g.
     /// `kopplung audit verify`) beside a running hub: takes no lock file, migrates
     /// nothing, creates nothing. Every state change on such a store fails.
-    pub async fn open_read_only(data_dir: &Path) -> Result<Self, StoreError> {
+    pub async fn open_read_only(
+        data_dir: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
         let path = data_dir.join("kopplung.db");
         if !path.is_file() {
             return Err(StoreError::Io(
@@ -142,7 +142,8 @@ impl SqliteStore {
             .await
             .sql()?;
         Ok(Self {
-            writer: GroupWriter::start(&path, true)?,
+            writer: GroupWriter::start(&path, true, clock.clone())?,
+            clock,
             pool,
             _lock: None,
         })
@@ -192,7 +193,7 @@ fn append_history(
     detail: &str,
     binding: Binding,
 ) -> Result<(), StoreError> {
-    let at = rfc3339(OffsetDateTime::now_utc());
+    let at = rfc3339(tx.now());
     tx.prepare_cached(
         "INSERT INTO history (application_id, at, status, detail) VALUES (?1, ?2, ?3, ?4)",
     )
@@ -266,7 +267,7 @@ fn set_status(tx: &WriteTx<'_>, application_id: Uuid, status: Status) -> Result<
         .sql()?
         .execute(params![
             status.as_str(),
-            rfc3339(OffsetDateTime::now_utc()),
+            rfc3339(tx.now()),
             application_id.to_string()
         ])
         .sql()?;

@@ -1,6 +1,9 @@
 //! The SQLite store's outbox (claims under a lease and what became of them).
 
 use super::*;
+use crate::shared::outbox::{LeasedUpdate, Param};
+use crate::shared::reads::role_impl;
+use kopplung_core::store::LeasedChange;
 
 /// The claimed entry of a row of the claim's `RETURNING`.
 fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreError> {
@@ -17,8 +20,7 @@ fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreErro
     .into_item(lease)
 }
 
-#[async_trait]
-impl OutboxStore for SqliteStore {
+role_impl!(OutboxStore for SqliteStore {
     async fn claim(
         &self,
         lease: &str,
@@ -73,10 +75,6 @@ impl OutboxStore for SqliteStore {
             .await
     }
 
-    async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        Reads::on(&self.pool).next_due().await
-    }
-
     async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
         // On the writer's connection: the outbox's hot path, two statements in one
         // hand-off.
@@ -122,112 +120,25 @@ impl OutboxStore for SqliteStore {
             .await
     }
 
-    async fn sealed_message(&self, item: &WorkItem) -> Result<Vec<u8>, StoreError> {
-        Reads::on(&self.pool).sealed_message(item).await
-    }
-
-    async fn record_prepared(
-        &self,
-        item: &WorkItem,
-        sealed: &[u8],
-        detail: &str,
-    ) -> Result<bool, StoreError> {
-        self.leased_transition(
-            item,
-            "UPDATE deliveries SET step = 'deliver', sealed = ?1, last_error = NULL
-             WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
-            vec![Value::Blob(sealed.to_vec())],
-            Status::Prepared,
-            detail,
-            Some(sha256_hex(sealed)),
-        )
-        .await
-    }
-
-    async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {
-        // The message delivered is the stored one: its hash is read back.
-        self.leased_transition(
-            item,
-            "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
-                    lease_owner = NULL, lease_until = NULL, delivered_at = ?1
-             WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
-            vec![Value::Text(rfc3339(OffsetDateTime::now_utc()))],
-            Status::Delivered,
-            detail,
-            None,
-        )
-        .await
-    }
-
-    async fn record_retry(
-        &self,
-        item: &WorkItem,
-        due: OffsetDateTime,
-        error: &str,
-    ) -> Result<bool, StoreError> {
-        self.leased_update(
-            item,
-            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?1, due_at = ?2,
-                    lease_owner = NULL, lease_until = NULL
-             WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
-            vec![Value::Text(error.to_owned()), Value::Integer(millis(due))],
-        )
-        .await
-    }
-
-    async fn record_wait(
-        &self,
-        item: &WorkItem,
-        due: OffsetDateTime,
-        reason: &str,
-    ) -> Result<bool, StoreError> {
-        self.leased_update(
-            item,
-            "UPDATE deliveries SET last_error = ?1, due_at = ?2, lease_owner = NULL, lease_until = NULL
-             WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
-            vec![Value::Text(reason.to_owned()), Value::Integer(millis(due))],
-        )
-        .await
-    }
-
-    async fn record_awaiting_pickup(
-        &self,
-        item: &WorkItem,
-        detail: &str,
-    ) -> Result<bool, StoreError> {
-        self.leased_transition(
-            item,
-            "UPDATE deliveries SET step = 'pickup', last_error = NULL, due_at = ?1,
-                    lease_owner = NULL, lease_until = NULL
-             WHERE application_id = ?2 AND procedure_id = ?3 AND lease_owner = ?4",
-            vec![Value::Integer(millis(OffsetDateTime::now_utc()))],
-            Status::Prepared,
-            detail,
-            None,
-        )
-        .await
-    }
-
-    async fn record_failed(
-        &self,
-        item: &WorkItem,
-        status: Status,
-        error: &str,
-    ) -> Result<bool, StoreError> {
-        self.leased_transition(
-            item,
-            "UPDATE deliveries SET step = ?1, last_error = ?2, lease_owner = NULL, lease_until = NULL,
-                    attempts = attempts + CASE WHEN ?1 = 'dead' THEN 1 ELSE 0 END
-             WHERE application_id = ?3 AND procedure_id = ?4 AND lease_owner = ?5",
-            vec![
-                Value::Text(Stage::of_failure(status).as_str().to_owned()),
-                Value::Text(error.to_owned()),
-            ],
-            status,
-            error,
-            None,
-        )
-        .await
+    async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError> {
+        let update = LeasedUpdate::of(change, self.clock.now());
+        let values = update
+            .params
+            .into_iter()
+            .map(|param| match param {
+                Param::Text(text) => Value::Text(text),
+                Param::Integer(n) => Value::Integer(n),
+                Param::Blob(bytes) => Value::Blob(bytes.to_vec()),
+            })
+            .collect();
+        match update.transition {
+            None => self.leased_update(item, update.sql, values).await,
+            Some((status, detail)) => {
+                let sealed_sha256 = update.sealed.map(sha256_hex);
+                self.leased_transition(item, update.sql, values, status, detail, sealed_sha256)
+                    .await
+            }
+        }
     }
 
     async fn release_stale_leases(&self) -> Result<u64, StoreError> {
@@ -243,4 +154,4 @@ impl OutboxStore for SqliteStore {
             })
             .await
     }
-}
+});

@@ -1,9 +1,10 @@
 //! The SQLite store's oversight (backlog, dead letters, replay, search, retry now, retention).
 
 use super::*;
+use crate::shared::reads::role_impl;
 
 /// Deletes one application's personal data in one write; false if it was purged already.
-fn purge_one(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreError> {
+fn purge_in(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreError> {
     let id = application_id.to_string();
     // Checked again inside the write: the candidates were read before it.
     let status: Option<String> = tx
@@ -51,11 +52,7 @@ fn purge_one(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreEr
         .sql()?;
     tx.prepare_cached("UPDATE applications SET payload = ?1, purged_at = ?2 WHERE id = ?3")
         .sql()?
-        .execute(params![
-            content::PURGED_PAYLOAD,
-            rfc3339(OffsetDateTime::now_utc()),
-            id
-        ])
+        .execute(params![content::PURGED_PAYLOAD, rfc3339(tx.now()), id])
         .sql()?;
     // The deletion binds what is left, so that data written back later is noticed.
     append_history(
@@ -71,16 +68,7 @@ fn purge_one(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreEr
     Ok(true)
 }
 
-#[async_trait]
-impl OversightStore for SqliteStore {
-    async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
-        Reads::on(&self.pool).backlog().await
-    }
-
-    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        Reads::on(&self.pool).dead_letters().await
-    }
-
+role_impl!(OversightStore for SqliteStore {
     async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
         let by = by.to_owned();
         self.writer
@@ -95,7 +83,7 @@ impl OversightStore for SqliteStore {
                          RETURNING message_id, sealed",
                     ).sql()?
                     .query_row(
-                        params![millis(OffsetDateTime::now_utc()), application_id.to_string()],
+                        params![millis(tx.now()), application_id.to_string()],
                         |row| Ok((row.get(0)?, row.get(1)?)),
                     )
                     .optional().sql()?;
@@ -120,7 +108,7 @@ impl OversightStore for SqliteStore {
         let detail = detail.to_owned();
         self.writer
             .write(move |tx| {
-                let now = millis(OffsetDateTime::now_utc());
+                let now = millis(tx.now());
                 let updated = tx
                     .prepare_cached(
                         "UPDATE deliveries SET due_at = ?1
@@ -145,13 +133,6 @@ impl OversightStore for SqliteStore {
             .await
     }
 
-    async fn search(
-        &self,
-        query: &ApplicationQuery,
-    ) -> Result<Vec<ApplicationSummary>, StoreError> {
-        Reads::on(&self.pool).search(query).await
-    }
-
     async fn record_access(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
         let detail = detail.to_owned();
         self.writer
@@ -170,26 +151,14 @@ impl OversightStore for SqliteStore {
             })
             .await
     }
+});
 
-    async fn purge_personal_data(
-        &self,
-        service: &str,
-        final_before: OffsetDateTime,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        let candidates = Reads::on(&self.pool)
-            .purge_candidates(service, final_before, limit)
-            .await?;
-        let mut purged = 0;
-        for application_id in candidates {
-            let done = self
-                .writer
-                .write(move |tx| purge_one(tx, application_id))
-                .await?;
-            if done {
-                purged += 1;
-            }
-        }
-        Ok(purged)
+impl SqliteStore {
+    /// Deletes one application's personal data in one write; false if it was purged
+    /// already.
+    pub(super) async fn purge_one(&self, application_id: Uuid) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |tx| purge_in(tx, application_id))
+            .await
     }
 }

@@ -1,6 +1,7 @@
 //! The SQLite store's pickup (messages a procedure collects, attachment fragments).
 
 use super::*;
+use crate::shared::reads::role_impl;
 
 /// The columns `pickup_of` reads, for the pickup queries (a macro, so that the
 /// queries stay string literals).
@@ -28,8 +29,7 @@ fn pickup_of(row: SealedPickupRow) -> Result<(Pickup, Vec<u8>), StoreError> {
     Ok((row.row.into_pickup(found)?, row.sealed.unwrap_or_default()))
 }
 
-#[async_trait]
-impl PickupStore for SqliteStore {
+role_impl!(PickupStore for SqliteStore {
     async fn pickups(&self, procedure: &str, limit: u32) -> Result<Vec<Pickup>, StoreError> {
         sqlx::query_as(concat!(
             pickup_select!(),
@@ -97,7 +97,7 @@ impl PickupStore for SqliteStore {
                          WHERE procedure_id = ?2 AND message_id = ?3 AND step = 'pickup'",
                     ).sql()?
                     .execute(params![
-                        rfc3339(OffsetDateTime::now_utc()),
+                        rfc3339(tx.now()),
                         procedure,
                         message_id.to_string()
                     ]).sql()?;
@@ -110,16 +110,4 @@ impl PickupStore for SqliteStore {
             })
             .await
     }
-
-    async fn attachment_fragment(
-        &self,
-        procedure: &str,
-        message_id: Uuid,
-        position: u32,
-        fragment: u64,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        Reads::on(&self.pool)
-            .attachment_fragment(procedure, message_id, position, fragment)
-            .await
-    }
-}
+});

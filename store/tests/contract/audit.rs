@@ -60,11 +60,7 @@ pub(crate) async fn failures_are_audited_too(backend: Backend) {
     let new = application(None);
     store.insert_application(&new).await.unwrap();
     let now = OffsetDateTime::now_utc();
-    let item = store
-        .claim("lease", now, now + Duration::minutes(1), 10, &capacity())
-        .await
-        .unwrap()
-        .remove(0);
+    let item = claim_first(store, "lease", now, Duration::minutes(1)).await;
     // A retry changes no status: no entry.
     assert!(
         store
@@ -72,11 +68,7 @@ pub(crate) async fn failures_are_audited_too(backend: Backend) {
             .await
             .unwrap()
     );
-    let item = store
-        .claim("lease-2", now, now + Duration::minutes(1), 10, &capacity())
-        .await
-        .unwrap()
-        .remove(0);
+    let item = claim_first(store, "lease-2", now, Duration::minutes(1)).await;
     assert!(
         store
             .record_failed(&item, Status::Invalid, "fields beschreibung")
@@ -311,7 +303,9 @@ async fn sqlite_a_read_only_store_verifies_beside_the_hub_and_writes_nothing() {
     let store = &*backend.store;
     let new = deliver(store, b"one").await;
     // The hub's store holds the lock; the read-only one does not need it.
-    let reader = SqliteStore::open_read_only(backend.dir()).await.unwrap();
+    let reader = SqliteStore::open_read_only(backend.dir(), Arc::new(SystemClock))
+        .await
+        .unwrap();
     let report = reader.verify_audit().await.unwrap();
     assert!(report.is_intact());
     assert_eq!(report.checked, 3);
@@ -323,7 +317,7 @@ async fn sqlite_a_read_only_store_verifies_beside_the_hub_and_writes_nothing() {
 
     let empty = tempfile::tempdir().unwrap();
     assert!(matches!(
-        SqliteStore::open_read_only(empty.path()).await,
+        SqliteStore::open_read_only(empty.path(), Arc::new(SystemClock)).await,
         Err(StoreError::Io(..))
     ));
     assert!(
@@ -424,7 +418,7 @@ async fn postgres_instances_connecting_at_once_to_a_fresh_database_all_migrate()
     let connects: Vec<_> = (0..4)
         .map(|_| {
             let url = backend.url().to_owned();
-            tokio::spawn(async move { PostgresStore::connect(&url).await })
+            tokio::spawn(async move { PostgresStore::connect(&url, Arc::new(SystemClock)).await })
         })
         .collect();
     let mut stores = Vec::new();

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use kopplung_core::store::Store;
+use kopplung_core::{Clock, SystemClock};
 use kopplung_store::{PostgresStore, SqliteStore};
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -27,6 +28,8 @@ pub enum Kind {
 pub struct Backend {
     pub kind: Kind,
     pub store: Arc<dyn Store>,
+    /// The clock the store stamps times by (the system's unless a case sets one).
+    clock: Arc<dyn Clock>,
     place: Place,
 }
 
@@ -35,27 +38,40 @@ enum Place {
     Postgres(TestDb),
 }
 
+impl Place {
+    /// The store on this place's database, reading time from `clock`.
+    async fn open(&self, clock: &Arc<dyn Clock>) -> Arc<dyn Store> {
+        match self {
+            Place::Sqlite(dir) => {
+                Arc::new(SqliteStore::open(dir.path(), clock.clone()).await.unwrap())
+            }
+            Place::Postgres(db) => Arc::new(db.connect(clock.clone()).await),
+        }
+    }
+}
+
 impl Backend {
     pub async fn open(kind: Kind) -> Self {
-        match kind {
-            Kind::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let store = SqliteStore::open(dir.path()).await.unwrap();
-                Self {
-                    kind,
-                    store: Arc::new(store),
-                    place: Place::Sqlite(dir),
-                }
-            }
-            Kind::Postgres => {
-                let db = TestDb::new().await;
-                let store = db.connect().await;
-                Self {
-                    kind,
-                    store: Arc::new(store),
-                    place: Place::Postgres(db),
-                }
-            }
+        Self::open_with_clock(kind, Arc::new(SystemClock)).await
+    }
+
+    /// A fresh store that reads time from `clock`.
+    pub async fn open_with_clock(kind: Kind, clock: Arc<dyn Clock>) -> Self {
+        let place = match kind {
+            Kind::Sqlite => Place::Sqlite(tempfile::tempdir().unwrap()),
+            Kind::Postgres => Place::Postgres(TestDb::new().await),
+        };
+        Self::on(kind, place, clock).await
+    }
+
+    /// The store on `place`'s database, reading time from `clock`.
+    async fn on(kind: Kind, place: Place, clock: Arc<dyn Clock>) -> Self {
+        let store = place.open(&clock).await;
+        Self {
+            kind,
+            store,
+            clock,
+            place,
         }
     }
 
@@ -64,20 +80,26 @@ impl Backend {
     pub async fn instance(&self) -> Arc<dyn Store> {
         match &self.place {
             Place::Sqlite(_) => self.store.clone(),
-            Place::Postgres(db) => Arc::new(db.connect().await),
+            Place::Postgres(db) => Arc::new(db.connect(self.clock.clone()).await),
         }
+    }
+
+    /// The same database with a store that reads time from `clock`.
+    pub async fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }.reopen().await
     }
 
     /// The hub restarts on the same database: the store is closed and opened again.
     pub async fn reopen(self) -> Self {
-        let Self { kind, store, place } = self;
+        let Self {
+            kind,
+            store,
+            clock,
+            place,
+        } = self;
         // The old store (and its lock) must be gone before the new one opens.
         drop(store);
-        let store: Arc<dyn Store> = match &place {
-            Place::Sqlite(dir) => Arc::new(SqliteStore::open(dir.path()).await.unwrap()),
-            Place::Postgres(db) => Arc::new(db.connect().await),
-        };
-        Self { kind, store, place }
+        Self::on(kind, place, clock).await
     }
 
     /// The SQLite data directory (SQLite-only cases).
@@ -212,8 +234,8 @@ impl TestDb {
         Self { admin, name, url }
     }
 
-    async fn connect(&self) -> PostgresStore {
-        PostgresStore::connect(&self.url)
+    async fn connect(&self, clock: Arc<dyn Clock>) -> PostgresStore {
+        PostgresStore::connect(&self.url, clock)
             .await
             .unwrap_or_else(|e| panic!("connecting the store to {}: {e}", self.url))
     }

@@ -108,13 +108,7 @@ pub(crate) async fn receipts_and_events_follow_the_states(backend: Backend) {
         store.record_receipt(&query).await.unwrap(),
         ReceiptOutcome::Applied(Status::Query)
     );
-    let mut decision = receipt_for(&new, "d-1", Status::Decided);
-    decision.message = Some("Der Mangel wird behoben.".into());
-    decision.document = Some(EventDocument {
-        filename: "bescheid.pdf".into(),
-        media_type: "application/pdf".into(),
-        content: b"%PDF-1.7 bescheid".to_vec(),
-    });
+    let decision = decision_with_document(&new, "Der Mangel wird behoben.");
     assert_eq!(
         store.record_receipt(&decision).await.unwrap(),
         ReceiptOutcome::Applied(Status::Decided)

@@ -296,9 +296,11 @@ async fn postgres_the_same_idempotency_key_at_two_instances_at_once_creates_one(
 #[tokio::test]
 async fn sqlite_one_process_per_data_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = SqliteStore::open(dir.path()).await.unwrap();
+    let _first = SqliteStore::open(dir.path(), Arc::new(SystemClock))
+        .await
+        .unwrap();
     assert!(matches!(
-        SqliteStore::open(dir.path()).await,
+        SqliteStore::open(dir.path(), Arc::new(SystemClock)).await,
         Err(StoreError::Locked(_))
     ));
 }

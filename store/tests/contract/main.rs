@@ -15,7 +15,7 @@ mod pickup;
 
 contract! {
     intake: insert_stores_everything_and_idempotency_replays_or_conflicts, uploads_are_bound_once_and_read_in_fragments;
-    outbox: a_taken_over_lease_cannot_record, retries_waits_and_failures, capacity_limits_each_procedure_and_limit_the_whole_claim;
+    outbox: a_taken_over_lease_cannot_record, the_store_stamps_times_by_its_clock, retries_waits_and_failures, capacity_limits_each_procedure_and_limit_the_whole_claim;
     pickup: a_message_waits_for_pickup_until_acknowledged;
     events: a_receipt_that_overtakes_the_delivered_commit_records_both, receipts_and_events_follow_the_states;
     oversight: dead_letters_are_listed_and_replayed_with_their_message_id, retention_deletes_personal_data_after_the_final_state;

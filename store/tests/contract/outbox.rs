@@ -108,11 +108,7 @@ pub(crate) async fn retries_waits_and_failures(backend: Backend) {
     let new = application(None);
     insert(store, &new).await;
     let now = OffsetDateTime::now_utc();
-    let item = store
-        .claim("a", now, now + Duration::minutes(2), 10, &capacity())
-        .await
-        .unwrap()
-        .remove(0);
+    let item = claim_first(store, "a", now, Duration::minutes(2)).await;
     // While leased, the next due time is the lease's end.
     let next = store.next_due().await.unwrap().unwrap();
     assert!((next - (now + Duration::minutes(2))).abs() < Duration::milliseconds(2));
@@ -164,11 +160,7 @@ pub(crate) async fn retries_waits_and_failures(backend: Backend) {
         record.delivery.last_error.as_deref(),
         Some("destination unreachable")
     );
-    let item = store
-        .claim("c", later, later + Duration::minutes(2), 10, &capacity())
-        .await
-        .unwrap()
-        .remove(0);
+    let item = claim_first(store, "c", later, Duration::minutes(2)).await;
     assert!(
         store
             .record_failed(&item, Status::Invalid, "fields beschreibung")
@@ -378,11 +370,7 @@ async fn postgres_leases_survive_a_restart_and_expire_for_takeover() {
     let new = application(None);
     insert(store, &new).await;
     let now = OffsetDateTime::now_utc();
-    let item = store
-        .claim("live", now, now + Duration::minutes(5), 10, &capacity())
-        .await
-        .unwrap()
-        .remove(0);
+    let item = claim_first(store, "live", now, Duration::minutes(5)).await;
     // Another instance starting up releases nothing: the lease may be live.
     let restarted = backend.instance().await;
     assert_eq!(restarted.release_stale_leases().await.unwrap(), 0);
@@ -418,4 +406,35 @@ async fn postgres_leases_survive_a_restart_and_expire_for_takeover() {
             .await
             .unwrap()
     );
+}
+
+/// The store reads time from the clock it was given, not from the system: the history
+/// of a delivery and a later access carry the manual clock's times.
+pub(crate) async fn the_store_stamps_times_by_its_clock(backend: Backend) {
+    let start = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let backend = backend.with_clock(clock.clone()).await;
+    let store = &*backend.store;
+
+    let new = deliver(store, b"sealed").await;
+    clock.advance(Duration::minutes(5));
+    assert!(store.record_access(new.id, "looked at").await.unwrap());
+
+    let record = store.application(new.id).await.unwrap().unwrap();
+    let stamped: Vec<(&str, OffsetDateTime)> = record
+        .history
+        .iter()
+        .skip(1)
+        .map(|h| (h.status.as_str(), h.at))
+        .collect();
+    let later = start + Duration::minutes(5);
+    assert_eq!(
+        stamped,
+        [
+            ("prepared", start),
+            ("delivered", start),
+            ("delivered", later)
+        ]
+    );
+    assert_eq!(record.updated_at, start);
 }

@@ -7,6 +7,7 @@ pub use std::sync::Arc;
 
 pub use kopplung_core::audit::{AuditVerifier, GENESIS_HASH, Problem, sha256_hex};
 pub use kopplung_core::store::*;
+pub use kopplung_core::{ManualClock, SystemClock};
 pub use kopplung_store::{PostgresStore, SqliteStore};
 pub use sqlx::Connection;
 pub use sqlx::postgres::PgConnection;
@@ -264,6 +265,20 @@ pub async fn claim_one(store: &dyn Store, id: Uuid, lease: &str) -> WorkItem {
         .unwrap_or_else(|| panic!("{id} was not claimed"))
 }
 
+/// Claims at `at` for `lease_for` and returns the first entry claimed (one must be due).
+pub async fn claim_first(
+    store: &dyn Store,
+    lease: &str,
+    at: OffsetDateTime,
+    lease_for: Duration,
+) -> WorkItem {
+    store
+        .claim(lease, at, at + lease_for, 10, &capacity())
+        .await
+        .unwrap()
+        .remove(0)
+}
+
 /// Takes one application through accepted → prepared → delivered.
 pub async fn deliver(store: &dyn Store, sealed: &[u8]) -> NewApplication {
     let new = application(None);
@@ -325,15 +340,21 @@ pub async fn to_decided(store: &dyn Store, new: &NewApplication, lease: &str, se
             .unwrap(),
         ReceiptOutcome::Applied(Status::Received)
     );
+    let decision = decision_with_document(new, "Ihrem Antrag wird stattgegeben.");
+    assert_eq!(
+        store.record_receipt(&decision).await.unwrap(),
+        ReceiptOutcome::Applied(Status::Decided)
+    );
+}
+
+/// The decision `d-1` on `new` with `message` and a Bescheid as its document.
+pub fn decision_with_document(new: &NewApplication, message: &str) -> ReceiptRecord {
     let mut decision = receipt_for(new, "d-1", Status::Decided);
-    decision.message = Some("Ihrem Antrag wird stattgegeben.".into());
+    decision.message = Some(message.into());
     decision.document = Some(EventDocument {
         filename: "bescheid.pdf".into(),
         media_type: "application/pdf".into(),
         content: b"%PDF-1.7 bescheid".to_vec(),
     });
-    assert_eq!(
-        store.record_receipt(&decision).await.unwrap(),
-        ReceiptOutcome::Applied(Status::Decided)
-    );
+    decision
 }

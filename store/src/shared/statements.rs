@@ -1,0 +1,81 @@
+//! The statements of the shared reads that both dialects write alike. They take `$n`
+//! parameters: sqlx binds `$n` by its number on SQLite as on PostgreSQL.
+
+/// client_id, filename, media_type, size, sha512, application_id of upload `id`.
+pub(crate) const UPLOAD: &str =
+    "SELECT client_id, filename, media_type, size, sha512, application_id
+    FROM uploads WHERE id = $1";
+// Seconds precision compares correctly as text ("YYYY-MM-DDTHH:MM:SS").
+/// Upload ids no application names, created before `before` (RFC 3339), at most 1000.
+pub(crate) const STALE_UPLOADS: &str = "SELECT id FROM uploads WHERE application_id IS NULL
+    AND substr(created_at, 1, 19) < substr($1, 1, 19) LIMIT 1000";
+/// The columns of [`ApplicationRow`] of application `id`.
+pub(crate) const APPLICATION: &str =
+    "SELECT a.receipt, a.client_id, a.service_key, a.region, a.status, a.created_at,
+    a.updated_at, d.procedure_id, d.message_id, d.message_type, d.attempts,
+    d.last_error, d.due_at, d.step, d.delivered_at
+    FROM applications a JOIN deliveries d ON d.application_id = a.id
+    WHERE a.id = $1";
+/// at, status, detail of application `id`'s history, in order.
+pub(crate) const HISTORY: &str =
+    "SELECT at, status, detail FROM history WHERE application_id = $1 ORDER BY seq";
+/// The sealed message of `application_id` for `procedure_id`.
+pub(crate) const SEALED: &str =
+    "SELECT sealed FROM deliveries WHERE application_id = $1 AND procedure_id = $2";
+/// Chunk `seq` of upload `upload_id`.
+pub(crate) const CHUNK: &str =
+    "SELECT content FROM upload_chunks WHERE upload_id = $1 AND seq = $2";
+/// kind, text, document_id, at of application `id`'s mailbox, in order.
+pub(crate) const MAILBOX: &str =
+    "SELECT kind, text, document_id, at FROM mailbox WHERE application_id = $1 ORDER BY seq";
+/// The same and the content of document `id` of application `application_id`.
+pub(crate) const DOCUMENT: &str = "SELECT id, filename, media_type, size, sha512, content FROM documents WHERE id = $1 AND application_id = $2";
+/// The columns of [`SummaryRow`] matching receipt, service, procedure, status, from,
+/// until (each NULL for any), newest first, at most `limit`.
+pub(crate) const SEARCH: &str =
+    "SELECT a.id, a.receipt, a.service_key, a.region, a.status, a.created_at,
+    a.updated_at, d.procedure_id, d.attempts, d.last_error
+    FROM applications a JOIN deliveries d ON d.application_id = a.id
+    WHERE (CAST($1 AS TEXT) IS NULL OR a.receipt = $1)
+    AND (CAST($2 AS TEXT) IS NULL OR a.service_key = $2)
+    AND (CAST($3 AS TEXT) IS NULL OR d.procedure_id = $3)
+    AND (CAST($4 AS TEXT) IS NULL OR a.status = $4)
+    AND (CAST($5 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) >= substr($5, 1, 19))
+    AND (CAST($6 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) < substr($6, 1, 19))
+    ORDER BY a.created_at DESC, a.id LIMIT $7";
+/// Ids of `service`'s applications final before `cutoff` and not yet purged, at most
+/// `limit`.
+pub(crate) const PURGE_CANDIDATES: &str = "SELECT id FROM applications
+    WHERE service_key = $1 AND status IN ('decided', 'rejected') AND purged_at IS NULL
+    AND substr(updated_at, 1, 19) < substr($2, 1, 19)
+    ORDER BY updated_at LIMIT $3";
+
+/// The backlog per procedure; `$oldest` is how the backend finds the oldest creation
+/// time (as a time, not as text).
+macro_rules! backlog {
+    ($oldest:literal) => {
+        concat!(
+            "SELECT d.procedure_id, COUNT(*) AS pending, ",
+            $oldest,
+            " AS oldest
+            FROM deliveries d JOIN applications a ON a.id = d.application_id
+            WHERE d.step IN ('prepare', 'deliver', 'pickup')
+            GROUP BY d.procedure_id ORDER BY d.procedure_id"
+        )
+    };
+}
+pub(crate) use backlog;
+
+/// The dead letters, ordered by `$order` (the backend's way to order by time).
+macro_rules! dead_letters {
+    ($order:literal) => {
+        concat!(
+            "SELECT a.id, a.receipt, a.service_key, a.updated_at, d.procedure_id, d.message_id,
+            d.attempts, d.last_error
+            FROM deliveries d JOIN applications a ON a.id = d.application_id
+            WHERE d.step = 'dead' ORDER BY ",
+            $order
+        )
+    };
+}
+pub(crate) use dead_letters;
