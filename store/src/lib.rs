@@ -44,3 +44,37 @@ impl<T> Sql<T> for Result<T, sqlx::migrate::MigrateError> {
         self.map_err(|e| StoreError::Migrate(e.to_string()))
     }
 }
+
+/// A statement's result that may fail because a value is taken (a unique constraint),
+/// which is an answer rather than an error.
+pub(crate) trait Taken<T> {
+    /// `Ok(None)` if the statement failed on a unique constraint that names `what` (in
+    /// its name on PostgreSQL, in its message on SQLite).
+    fn unless_taken(self, what: &str) -> Result<Option<T>, StoreError>;
+}
+
+impl<T> Taken<T> for Result<T, sqlx::Error> {
+    fn unless_taken(self, what: &str) -> Result<Option<T>, StoreError> {
+        match self {
+            Err(sqlx::Error::Database(e))
+                if e.is_unique_violation() && e.constraint().is_some_and(|c| c.contains(what)) =>
+            {
+                Ok(None)
+            }
+            other => other.sql().map(Some),
+        }
+    }
+}
+
+impl<T> Taken<T> for Result<T, rusqlite::Error> {
+    fn unless_taken(self, what: &str) -> Result<Option<T>, StoreError> {
+        match self {
+            Err(rusqlite::Error::SqliteFailure(e, Some(message)))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation && message.contains(what) =>
+            {
+                Ok(None)
+            }
+            other => other.sql().map(Some),
+        }
+    }
+}

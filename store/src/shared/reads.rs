@@ -7,14 +7,14 @@ use uuid::Uuid;
 
 use super::rows::{
     ApplicationRow, BacklogRow, DeadLetterRow, DocumentRow, Fragment, FragmentRow, HistoryRow,
-    MailboxRow, SummaryRow, UploadRow,
+    MailboxRow, PickupRow, SummaryRow, UploadRow,
 };
 use super::{from_millis, rfc3339, statements};
 use crate::Sql;
-use kopplung_core::store::rules::parse_uuid;
+use kopplung_core::store::rules::{Stage, parse_uuid, pickup_ack};
 use kopplung_core::store::{
     ApplicationQuery, ApplicationRecord, ApplicationSummary, Backlog, DeadLetter, DocumentInfo,
-    FRAGMENT_BYTES, MailboxEntry, Status, StoreError, UploadInfo, WorkItem,
+    FRAGMENT_BYTES, MailboxEntry, Pickup, PickupAck, Status, StoreError, UploadInfo, WorkItem,
 };
 
 /// A backend's statements of the shared reads; parameters in the order the reads bind them.
@@ -30,6 +30,11 @@ pub(crate) trait ReadSql: Database {
     const BACKLOG: &'static str;
     /// The columns of [`DeadLetterRow`], oldest first.
     const DEAD_LETTERS: &'static str;
+    /// The [`PickupRow`]s (without the message) of the messages waiting for `$1`, oldest
+    /// first, at most `$2`.
+    const PICKUPS: &'static str;
+    /// The [`PickupRow`] with the message of message `$2` of `$1`, waiting or collected.
+    const PICKUP: &'static str;
 }
 
 /// Runs the shared reads on a backend's pool.
@@ -60,6 +65,7 @@ where
     for<'r> BacklogRow: sqlx::FromRow<'r, DB::Row>,
     for<'r> DeadLetterRow: sqlx::FromRow<'r, DB::Row>,
     for<'r> SummaryRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> PickupRow: sqlx::FromRow<'r, DB::Row>,
 {
     pub(crate) fn on(pool: &'p Pool<DB>) -> Self {
         Self { pool }
@@ -126,6 +132,54 @@ where
         })
     }
 
+    pub(crate) async fn pickups(
+        &self,
+        procedure: &str,
+        limit: u32,
+    ) -> Result<Vec<Pickup>, StoreError> {
+        sqlx::query_as::<DB, PickupRow>(DB::PICKUPS)
+            .bind(procedure)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool)
+            .await
+            .sql()?
+            .into_iter()
+            .map(|row| row.into_pickup().map(|(pickup, _)| pickup))
+            .collect()
+    }
+
+    pub(crate) async fn pickup(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+    ) -> Result<Option<(Pickup, Vec<u8>)>, StoreError> {
+        sqlx::query_as::<DB, PickupRow>(DB::PICKUP)
+            .bind(procedure)
+            .bind(message_id.to_string())
+            .fetch_optional(self.pool)
+            .await
+            .sql()?
+            .map(PickupRow::into_pickup)
+            .transpose()
+    }
+
+    /// The answer to an acknowledgement of message `message_id` of `procedure` that
+    /// found it not waiting: collected already, or unknown.
+    pub(crate) async fn pickup_answer(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+    ) -> Result<PickupAck, StoreError> {
+        let step: Option<String> = sqlx::query_scalar(statements::STEP)
+            .bind(procedure)
+            .bind(message_id.to_string())
+            .fetch_optional(self.pool)
+            .await
+            .sql()?;
+        let stage = step.as_deref().map(Stage::parse).transpose()?;
+        Ok(pickup_ack(stage).unwrap_or(PickupAck::Unknown))
+    }
+
     pub(crate) async fn attachment_fragment(
         &self,
         procedure: &str,
@@ -187,24 +241,27 @@ where
             .transpose()
     }
 
-    pub(crate) async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
-        sqlx::query_as::<DB, BacklogRow>(DB::BACKLOG)
+    /// Every row of `sql` (a statement without parameters), as the core's values.
+    async fn all<R, T>(&self, sql: &'static str) -> Result<Vec<T>, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, DB::Row> + Send + Unpin,
+        T: TryFrom<R, Error = StoreError>,
+    {
+        sqlx::query_as::<DB, R>(sql)
             .fetch_all(self.pool)
             .await
             .sql()?
             .into_iter()
-            .map(Backlog::try_from)
+            .map(T::try_from)
             .collect()
     }
 
+    pub(crate) async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
+        self.all::<BacklogRow, _>(DB::BACKLOG).await
+    }
+
     pub(crate) async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        sqlx::query_as::<DB, DeadLetterRow>(DB::DEAD_LETTERS)
-            .fetch_all(self.pool)
-            .await
-            .sql()?
-            .into_iter()
-            .map(DeadLetter::try_from)
-            .collect()
+        self.all::<DeadLetterRow, _>(DB::DEAD_LETTERS).await
     }
 
     pub(crate) async fn search(
@@ -249,9 +306,10 @@ where
 
 /// A backend's impl of a store role, completed by the role's methods that are shared
 /// reads ([`Reads`], or the audit trail's `AuditReader` with the backend's sqlx
-/// database named, on the backend's `pool`): those are written here once for both
-/// backends, the backend writes only its own methods (and, for the loops here, the one
-/// step each takes: `discard_upload`, `purge_one`).
+/// database named, on the backend's `pool`) or plain writes of one statement
+/// ([`crate::shared::writes`], run by the backend's `execute`): those are written here
+/// once for both backends, the backend writes only its own methods (and, for the loops
+/// here, the one step each takes: `discard_upload`, `purge_one`).
 macro_rules! role_impl {
     (@impl $role:ident for $store:ty { $($own:tt)* } { $($shared:tt)* }) => {
         #[async_trait::async_trait]
@@ -289,10 +347,47 @@ macro_rules! role_impl {
                     .checkpoints()
                     .await
             }
+
+            async fn record_audit_checkpoint(
+                &self,
+                checkpoint: &kopplung_core::store::Checkpoint,
+            ) -> Result<(), kopplung_core::store::StoreError> {
+                self.execute($crate::shared::writes::audit_checkpoint(checkpoint)).await?;
+                Ok(())
+            }
         });
     };
     (IntakeStore for $store:ty { $($own:tt)* }) => {
         $crate::shared::reads::role_impl!(@impl IntakeStore for $store { $($own)* } {
+            async fn create_upload(
+                &self,
+                upload: &kopplung_core::store::NewUpload,
+            ) -> Result<(), kopplung_core::store::StoreError> {
+                self.execute($crate::shared::writes::create_upload(upload)).await?;
+                Ok(())
+            }
+
+            async fn append_upload_chunk(
+                &self,
+                id: uuid::Uuid,
+                seq: u64,
+                content: &[u8],
+            ) -> Result<(), kopplung_core::store::StoreError> {
+                self.execute($crate::shared::writes::upload_chunk(id, seq, content)).await?;
+                Ok(())
+            }
+
+            async fn complete_upload(
+                &self,
+                id: uuid::Uuid,
+                size: u64,
+                sha512: &str,
+            ) -> Result<(), kopplung_core::store::StoreError> {
+                let now = self.clock.now();
+                self.execute($crate::shared::writes::complete_upload(id, size, sha512, now)).await?;
+                Ok(())
+            }
+
             async fn upload(
                 &self,
                 id: uuid::Uuid,
@@ -323,6 +418,25 @@ macro_rules! role_impl {
     };
     (OutboxStore for $store:ty { $($own:tt)* }) => {
         $crate::shared::reads::role_impl!(@impl OutboxStore for $store { $($own)* } {
+            async fn record(
+                &self,
+                item: &kopplung_core::store::WorkItem,
+                change: kopplung_core::store::LeasedChange<'_>,
+            ) -> Result<bool, kopplung_core::store::StoreError> {
+                let update = $crate::shared::outbox::LeasedUpdate::of(item, change, self.clock.now());
+                match update.transition {
+                    // No state change, no history: the lease condition suffices (no chain
+                    // lock).
+                    None => Ok(self.execute(update.write).await? == 1),
+                    Some(change) => {
+                        self.transition(update.write, move |row| {
+                            Ok(change.binding_stored(row.sealed.as_deref()))
+                        })
+                        .await
+                    }
+                }
+            }
+
             async fn next_due(
                 &self,
             ) -> Result<Option<time::OffsetDateTime>, kopplung_core::store::StoreError> {
@@ -339,6 +453,48 @@ macro_rules! role_impl {
     };
     (PickupStore for $store:ty { $($own:tt)* }) => {
         $crate::shared::reads::role_impl!(@impl PickupStore for $store { $($own)* } {
+            async fn acknowledge_pickup(
+                &self,
+                procedure: &str,
+                message_id: uuid::Uuid,
+                detail: &str,
+            ) -> Result<kopplung_core::store::PickupAck, kopplung_core::store::StoreError> {
+                // The state change runs alone (chain lock, writer): of two acknowledgements
+                // at once, the second finds the message done.
+                let detail = detail.to_owned();
+                let collected = $crate::shared::writes::collected(procedure, message_id, self.clock.now());
+                let delivered = self
+                    .transition(collected, move |row| {
+                        row.change(kopplung_core::store::Status::Delivered, &detail)
+                    })
+                    .await?;
+                if delivered {
+                    return Ok(kopplung_core::store::PickupAck::Acknowledged);
+                }
+                $crate::shared::reads::Reads::on(&self.pool)
+                    .pickup_answer(procedure, message_id)
+                    .await
+            }
+
+            async fn pickups(
+                &self,
+                procedure: &str,
+                limit: u32,
+            ) -> Result<Vec<kopplung_core::store::Pickup>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).pickups(procedure, limit).await
+            }
+
+            async fn pickup(
+                &self,
+                procedure: &str,
+                message_id: uuid::Uuid,
+            ) -> Result<
+                Option<(kopplung_core::store::Pickup, Vec<u8>)>,
+                kopplung_core::store::StoreError,
+            > {
+                $crate::shared::reads::Reads::on(&self.pool).pickup(procedure, message_id).await
+            }
+
             async fn attachment_fragment(
                 &self,
                 procedure: &str,
@@ -380,6 +536,24 @@ macro_rules! role_impl {
     };
     (OversightStore for $store:ty { $($own:tt)* }) => {
         $crate::shared::reads::role_impl!(@impl OversightStore for $store { $($own)* } {
+            async fn replay(
+                &self,
+                application_id: uuid::Uuid,
+                by: &str,
+            ) -> Result<bool, kopplung_core::store::StoreError> {
+                let by = by.to_owned();
+                let replay = $crate::shared::writes::replay(application_id, self.clock.now());
+                self.transition(replay, move |row| {
+                    Ok($crate::shared::history::Change::replayed(
+                        application_id,
+                        &by,
+                        &row.message_id,
+                        row.sealed.as_deref(),
+                    ))
+                })
+                .await
+            }
+
             async fn backlog(
                 &self,
             ) -> Result<Vec<kopplung_core::store::Backlog>, kopplung_core::store::StoreError> {
