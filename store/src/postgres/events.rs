@@ -1,8 +1,8 @@
 //! The PostgreSQL store's events (receipts, the citizen's mailbox and documents).
 
 use super::*;
-use crate::shared::reads::role_impl;
 use crate::shared::receipt::ReceiptWrite;
+use crate::shared::roles::role_impl;
 use kopplung_core::store::rules::ReceiptPlan;
 
 role_impl!(EventStore for PostgresStore {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::Taken;
 use crate::shared::intake::AttachmentInsert;
-use crate::shared::reads::role_impl;
+use crate::shared::roles::role_impl;
 
 /// Looks up an idempotency key inside an open transaction.
 async fn earlier_answer(

@@ -1,7 +1,7 @@
 //! The PostgreSQL store's outbox (claims under a lease and what became of them).
 
 use super::*;
-use crate::shared::reads::role_impl;
+use crate::shared::roles::role_impl;
 use kopplung_core::store::Claim;
 
 role_impl!(OutboxStore for PostgresStore {

@@ -1,7 +1,7 @@
 //! The PostgreSQL store's oversight (backlog, dead letters, replay, search, retry now, retention).
 
 use super::*;
-use crate::shared::reads::role_impl;
+use crate::shared::roles::role_impl;
 
 role_impl!(OversightStore for PostgresStore {
     async fn retry_now(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {

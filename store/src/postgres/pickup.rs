@@ -1,7 +1,7 @@
 //! The PostgreSQL store's pickup (messages a procedure collects, attachment fragments):
-//! all of it is written once for both backends ([`crate::shared::reads::role_impl`]).
+//! all of it is written once for both backends ([`crate::shared::roles::role_impl`]).
 
 use super::*;
-use crate::shared::reads::role_impl;
+use crate::shared::roles::role_impl;
 
 role_impl!(PickupStore for PostgresStore {});

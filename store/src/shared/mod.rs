@@ -63,6 +63,7 @@ pub(crate) mod intake;
 pub(crate) mod outbox;
 pub(crate) mod reads;
 pub(crate) mod receipt;
+pub(crate) mod roles;
 pub(crate) mod rows;
 pub(crate) mod statements;
 pub(crate) mod writes;

@@ -2,9 +2,9 @@
 //! statement (`$n` parameters, the lease's three last: application, procedure, lease
 //! token) and, for a state change, the history entry it completes. A backend runs it
 //! in its way (SQLite on the writer thread, PostgreSQL under the chain lock; see
-//! [`crate::shared::reads::role_impl`]).
+//! [`crate::shared::roles::role_impl`]).
 //!
-//! The statement of a state change returns a [`ChangedRow`] if it changed the entry
+//! The statement of a state change returns a [`ChangedRow`](super::writes::ChangedRow) if it changed the entry
 //! (the lease held), with the stored message whose hash the audit entry binds: one
 //! statement, not a second one to read the message back. The message just sealed is
 //! known; its row returns NULL.

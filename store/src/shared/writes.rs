@@ -3,7 +3,7 @@
 //! `execute` (SQLite on the writer thread, PostgreSQL on the pool, without the chain
 //! lock), and a state change with its `transition`: the statement returns a
 //! [`ChangedRow`] if it changed an entry, and the history and audit entries follow in
-//! the same transaction. [`crate::shared::reads::role_impl`] calls them.
+//! the same transaction. [`crate::shared::roles::role_impl`] calls them.
 
 use time::OffsetDateTime;
 use uuid::Uuid;

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::shared::audit::{AuditReader, AuditSql};
-use crate::shared::reads::role_impl;
+use crate::shared::roles::role_impl;
 use kopplung_core::audit::{AuditReport, AuditVerifier};
 
 /// The columns of an audit entry, each read as text (a macro, so that the queries stay

@@ -1,8 +1,8 @@
 //! The SQLite store's events (receipts, the citizen's mailbox and documents).
 
 use super::*;
-use crate::shared::reads::role_impl;
 use crate::shared::receipt::ReceiptWrite;
+use crate::shared::roles::role_impl;
 use kopplung_core::store::rules::ReceiptPlan;
 
 /// Records a verified receipt in one write (see [`Store::record_receipt`]).

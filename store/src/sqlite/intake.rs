@@ -3,7 +3,7 @@
 use super::*;
 use crate::Taken;
 use crate::shared::intake::AttachmentInsert;
-use crate::shared::reads::role_impl;
+use crate::shared::roles::role_impl;
 
 /// The query of an earlier request with the same idempotency key.
 const EARLIER_ANSWER: &str = "SELECT i.request_sha256, a.id, a.receipt FROM idempotency_keys i

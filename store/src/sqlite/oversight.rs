@@ -1,7 +1,7 @@
 //! The SQLite store's oversight (backlog, dead letters, replay, search, retry now, retention).
 
 use super::*;
-use crate::shared::reads::role_impl;
+use crate::shared::roles::role_impl;
 
 /// The status of application `?1`.
 const STATUS: &str = "SELECT status FROM applications WHERE id = ?1";
