@@ -49,54 +49,8 @@ role_impl!(EventStore for PostgresStore {
                 change_status(&mut tx, self.clock.now(), confirmed).await?;
             }
         }
-        sqlx::query(
-            "INSERT INTO receipts (receipt_id, application_id, procedure_id, message_id, event, issued_at, received_at, signed, signed_sha256, content_sha256)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&receipt.receipt_id)
-        .bind(receipt.application_id.to_string())
-        .bind(&receipt.procedure_id)
-        .bind(receipt.message_id.to_string())
-        .bind(receipt.status.as_str())
-        .bind(&receipt.issued_at)
-        .bind(rfc3339(self.clock.now()))
-        .bind(&receipt.signed)
-        .bind(&write.signed_sha256)
-        .bind(&receipt.content_sha256)
-        .execute(&mut *tx)
-        .await.sql()?;
-        let now = rfc3339(self.clock.now());
-        if let Some(document) = &write.document {
-            sqlx::query(
-                "INSERT INTO documents (id, application_id, receipt_id, filename, media_type, size, sha512, content, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(document.id.to_string())
-            .bind(receipt.application_id.to_string())
-            .bind(&receipt.receipt_id)
-            .bind(document.filename)
-            .bind(document.media_type)
-            .bind(document.size)
-            .bind(&document.sha512)
-            .bind(document.content)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await.sql()?;
-        }
-        if let Some(text) = &receipt.message {
-            sqlx::query(
-                "INSERT INTO mailbox (application_id, receipt_id, kind, text, document_id, at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(receipt.application_id.to_string())
-            .bind(&receipt.receipt_id)
-            .bind(receipt.status.as_str())
-            .bind(text)
-            .bind(write.document_id())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .sql()?;
+        for insert in write.inserts(self.clock.now()) {
+            query(insert).execute(&mut *tx).await.sql()?;
         }
         change_status(&mut tx, self.clock.now(), write.change()).await?;
         tx.commit().await.sql()?;

@@ -100,8 +100,11 @@ impl PostgresStore {
     /// Runs one statement that changes no state (no history): on the pool, without the
     /// chain lock. The rows it touched.
     async fn execute(&self, write: Write<'_>) -> Result<u64, StoreError> {
-        let query = bind_all(sqlx::query(write.sql), write.params);
-        Ok(query.execute(&self.pool).await.sql()?.rows_affected())
+        Ok(query(write)
+            .execute(&self.pool)
+            .await
+            .sql()?
+            .rows_affected())
     }
 
     /// Runs a state change: `update`, which returns a [`ChangedRow`] if it changed an
@@ -112,8 +115,7 @@ impl PostgresStore {
         F: FnOnce(ChangedRow) -> Result<Change, StoreError> + Send,
     {
         let mut tx = self.write().await?;
-        let query = bind_all(sqlx::query(update.sql), update.params);
-        let Some(row) = query.fetch_optional(&mut *tx).await.sql()? else {
+        let Some(row) = query(update).fetch_optional(&mut *tx).await.sql()? else {
             return Ok(false);
         };
         let change = change(ChangedRow::from_row(&row).sql()?)?;
@@ -252,14 +254,13 @@ async fn execute_for(
         .rows_affected())
 }
 
-/// Binds `params`, in order.
-fn bind_all<'q>(
-    mut query: sqlx::query::Query<'q, Postgres, PgArguments>,
-    params: Vec<Param<'q>>,
-) -> sqlx::query::Query<'q, Postgres, PgArguments> {
-    for param in params {
+/// The statement of `write` with its parameters bound.
+fn query(write: Write<'_>) -> sqlx::query::Query<'_, Postgres, PgArguments> {
+    let mut query = sqlx::query(write.sql);
+    for param in write.params {
         query = match param {
             Param::Text(text) => query.bind(text),
+            Param::MaybeText(text) => query.bind(text),
             Param::Integer(n) => query.bind(n),
             Param::Blob(bytes) => query.bind(bytes),
         };

@@ -38,6 +38,8 @@ pub(crate) fn count(n: i64) -> u32 {
 /// first appear in order). Each backend binds it in its way.
 pub(crate) enum Param<'a> {
     Text(String),
+    /// Text, or NULL.
+    MaybeText(Option<String>),
     Integer(i64),
     Blob(&'a [u8]),
 }

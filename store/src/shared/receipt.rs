@@ -1,31 +1,34 @@
-//! Recording a receipt, alike on both backends but for the SQL: what its message's
-//! outbox entry allows, the hashes and the new document it stores, and its history
-//! entries.
+//! Recording a receipt, alike on both backends but for how they run it: what its
+//! message's outbox entry allows, the rows it adds (itself, its document, the citizen's
+//! mailbox entry) with their hashes, and its history entries.
 
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::history::Change;
+use super::writes::Write;
+use super::{Param, rfc3339};
 use kopplung_core::audit::{Binding, content, sha256_hex};
 use kopplung_core::store::rules::{self, ReceiptPlan, Stage, parse_status};
 use kopplung_core::store::{ReceiptRecord, Status, StoreError};
 
 /// A verified receipt prepared for storing.
 pub(crate) struct ReceiptWrite<'r> {
-    pub(crate) receipt: &'r ReceiptRecord,
+    receipt: &'r ReceiptRecord,
     /// SHA-256 (hex) of the receipt as signed: its audit entry binds it, so the
     /// Laufzettel proves which receipt was accepted.
-    pub(crate) signed_sha256: String,
-    pub(crate) document: Option<NewDocument<'r>>,
+    signed_sha256: String,
+    document: Option<NewDocument<'r>>,
 }
 
 /// The receipt's document as it is stored: under a new id, with its hashes.
-pub(crate) struct NewDocument<'r> {
-    pub(crate) id: Uuid,
-    pub(crate) filename: &'r str,
-    pub(crate) media_type: &'r str,
-    pub(crate) size: i64,
-    pub(crate) sha512: String,
-    pub(crate) content: &'r [u8],
+struct NewDocument<'r> {
+    id: Uuid,
+    filename: &'r str,
+    media_type: &'r str,
+    size: i64,
+    sha512: String,
+    content: &'r [u8],
     /// What the receipt's audit entry binds of it.
     content_sha256: String,
 }
@@ -63,9 +66,62 @@ impl<'r> ReceiptWrite<'r> {
         Ok(rules::plan_receipt(entry, self.receipt))
     }
 
-    /// The id of the stored document, for the mailbox entry that points at it.
-    pub(crate) fn document_id(&self) -> Option<String> {
-        self.document.as_ref().map(|d| d.id.to_string())
+    /// The rows the receipt adds, received at `now`: itself, its document and the
+    /// citizen's mailbox entry (pointing at the document), as far as it has them.
+    pub(crate) fn inserts(&self, now: OffsetDateTime) -> Vec<Write<'r>> {
+        let receipt = self.receipt;
+        let now = rfc3339(now);
+        let mut inserts = vec![Write {
+            sql:
+                "INSERT INTO receipts (receipt_id, application_id, procedure_id, message_id, event,
+                    issued_at, received_at, signed, signed_sha256, content_sha256)
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            params: vec![
+                Param::Text(receipt.receipt_id.clone()),
+                Param::Text(receipt.application_id.to_string()),
+                Param::Text(receipt.procedure_id.clone()),
+                Param::Text(receipt.message_id.to_string()),
+                Param::Text(receipt.status.as_str().to_owned()),
+                Param::Text(receipt.issued_at.clone()),
+                Param::Text(now.clone()),
+                Param::Blob(&receipt.signed),
+                Param::Text(self.signed_sha256.clone()),
+                Param::Text(receipt.content_sha256.clone()),
+            ],
+        }];
+        if let Some(document) = &self.document {
+            inserts.push(Write {
+                sql: "INSERT INTO documents (id, application_id, receipt_id, filename, media_type,
+                        size, sha512, content, created_at)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                params: vec![
+                    Param::Text(document.id.to_string()),
+                    Param::Text(receipt.application_id.to_string()),
+                    Param::Text(receipt.receipt_id.clone()),
+                    Param::Text(document.filename.to_owned()),
+                    Param::Text(document.media_type.to_owned()),
+                    Param::Integer(document.size),
+                    Param::Text(document.sha512.clone()),
+                    Param::Blob(document.content),
+                    Param::Text(now.clone()),
+                ],
+            });
+        }
+        if let Some(text) = &receipt.message {
+            inserts.push(Write {
+                sql: "INSERT INTO mailbox (application_id, receipt_id, kind, text, document_id, at)
+                      VALUES ($1, $2, $3, $4, $5, $6)",
+                params: vec![
+                    Param::Text(receipt.application_id.to_string()),
+                    Param::Text(receipt.receipt_id.clone()),
+                    Param::Text(receipt.status.as_str().to_owned()),
+                    Param::Text(text.clone()),
+                    Param::MaybeText(self.document.as_ref().map(|d| d.id.to_string())),
+                    Param::Text(now),
+                ],
+            });
+        }
+        inserts
     }
 
     /// The delivery the receipt proves, recorded before it (see

@@ -60,55 +60,8 @@ fn record_receipt(
             change_status(tx, write.confirmed_delivery(sealed.as_deref()))?;
         }
     }
-    tx.prepare_cached(
-        "INSERT INTO receipts (receipt_id, application_id, procedure_id, message_id, event, issued_at, received_at, signed, signed_sha256, content_sha256)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    ).sql()?
-    .execute(params![
-        receipt.receipt_id,
-        receipt.application_id.to_string(),
-        receipt.procedure_id,
-        receipt.message_id.to_string(),
-        receipt.status.as_str(),
-        receipt.issued_at,
-        rfc3339(tx.now()),
-        receipt.signed,
-        write.signed_sha256,
-        receipt.content_sha256
-    ]).sql()?;
-    let now = rfc3339(tx.now());
-    if let Some(document) = &write.document {
-        tx.prepare_cached(
-            "INSERT INTO documents (id, application_id, receipt_id, filename, media_type, size, sha512, content, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        ).sql()?
-        .execute(params![
-            document.id.to_string(),
-            receipt.application_id.to_string(),
-            receipt.receipt_id,
-            document.filename,
-            document.media_type,
-            document.size,
-            document.sha512,
-            document.content,
-            now
-        ]).sql()?;
-    }
-    if let Some(text) = &receipt.message {
-        tx.prepare_cached(
-            "INSERT INTO mailbox (application_id, receipt_id, kind, text, document_id, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .sql()?
-        .execute(params![
-            receipt.application_id.to_string(),
-            receipt.receipt_id,
-            receipt.status.as_str(),
-            text,
-            write.document_id(),
-            now
-        ])
-        .sql()?;
+    for insert in write.inserts(tx.now()) {
+        Bound::from(insert).execute(tx)?;
     }
     change_status(tx, write.change())?;
     Ok(ReceiptOutcome::Applied(receipt.status))

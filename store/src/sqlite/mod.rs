@@ -151,17 +151,8 @@ impl SqliteStore {
     /// Runs one statement that changes no state (no history) as one write; the rows it
     /// touched.
     async fn execute(&self, write: Write<'_>) -> Result<u64, StoreError> {
-        let (sql, values) = (write.sql, values(write.params));
-        self.writer
-            .write(move |tx| {
-                let touched = tx
-                    .prepare_cached(sql)
-                    .sql()?
-                    .execute(rusqlite::params_from_iter(values))
-                    .sql()?;
-                Ok(touched as u64)
-            })
-            .await
+        let write = Bound::from(write);
+        self.writer.write(move |tx| write.execute(tx)).await
     }
 
     /// Runs a state change as one write: `update`, which returns a [`ChangedRow`] if it
@@ -171,22 +162,10 @@ impl SqliteStore {
     where
         F: FnOnce(ChangedRow) -> Result<Change, StoreError> + Send + 'static,
     {
-        let (sql, values) = (update.sql, values(update.params));
+        let update = Bound::from(update);
         self.writer
             .write(move |tx| {
-                let row = tx
-                    .prepare_cached(sql)
-                    .sql()?
-                    .query_row(rusqlite::params_from_iter(values), |row| {
-                        Ok(ChangedRow {
-                            application_id: row.get("application_id")?,
-                            message_id: row.get("message_id")?,
-                            sealed: row.get("sealed")?,
-                        })
-                    })
-                    .optional()
-                    .sql()?;
-                let Some(row) = row else {
+                let Some(row) = update.query_row(tx, changed_row)? else {
                     return Ok(false);
                 };
                 change_status(tx, change(row)?)?;
@@ -196,16 +175,64 @@ impl SqliteStore {
     }
 }
 
-/// `params` as values to bind on the writer.
-fn values(params: Vec<Param<'_>>) -> Vec<Value> {
-    params
-        .into_iter()
-        .map(|param| match param {
-            Param::Text(text) => Value::Text(text),
-            Param::Integer(n) => Value::Integer(n),
-            Param::Blob(bytes) => Value::Blob(bytes.to_vec()),
-        })
-        .collect()
+/// A statement written once for both backends, its parameters as values to bind on the
+/// writer (owned, so that it can go there).
+struct Bound {
+    sql: &'static str,
+    values: Vec<Value>,
+}
+
+impl From<Write<'_>> for Bound {
+    fn from(write: Write<'_>) -> Self {
+        let values = write
+            .params
+            .into_iter()
+            .map(|param| match param {
+                Param::Text(text) => Value::Text(text),
+                Param::MaybeText(text) => text.map_or(Value::Null, Value::Text),
+                Param::Integer(n) => Value::Integer(n),
+                Param::Blob(bytes) => Value::Blob(bytes.to_vec()),
+            })
+            .collect();
+        Self {
+            sql: write.sql,
+            values,
+        }
+    }
+}
+
+impl Bound {
+    /// Runs it; the rows it touched.
+    fn execute(self, tx: &WriteTx<'_>) -> Result<u64, StoreError> {
+        let touched = tx
+            .prepare_cached(self.sql)
+            .sql()?
+            .execute(rusqlite::params_from_iter(self.values))
+            .sql()?;
+        Ok(touched as u64)
+    }
+
+    /// Runs it; the row it returned (read by `read`), if any.
+    fn query_row<T>(
+        self,
+        tx: &WriteTx<'_>,
+        read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        tx.prepare_cached(self.sql)
+            .sql()?
+            .query_row(rusqlite::params_from_iter(self.values), read)
+            .optional()
+            .sql()
+    }
+}
+
+/// The row a state change's statement returned.
+fn changed_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChangedRow> {
+    Ok(ChangedRow {
+        application_id: row.get("application_id")?,
+        message_id: row.get("message_id")?,
+        sealed: row.get("sealed")?,
+    })
 }
 
 /// Appends a history entry and its audit entry, at the same time.
