@@ -48,19 +48,17 @@ impl<'a> LeasedUpdate<'a> {
                 Some((Status::Delivered, detail)),
                 None,
             ),
-            LeasedChange::Retry { due, error } => (
-                "UPDATE deliveries SET attempts = attempts + 1, last_error = $1, due_at = $2,
+            // A wait is a retry that is no attempt (the destination was unreachable
+            // altogether).
+            LeasedChange::Retry { due, error: reason } | LeasedChange::Wait { due, reason } => (
+                "UPDATE deliveries SET attempts = attempts + $1, last_error = $2, due_at = $3,
                         lease_owner = NULL, lease_until = NULL
-                 WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
-                vec![Param::Text(error.to_owned()), Param::Integer(millis(due))],
-                None,
-                None,
-            ),
-            LeasedChange::Wait { due, reason } => (
-                "UPDATE deliveries SET last_error = $1, due_at = $2, lease_owner = NULL,
-                        lease_until = NULL
-                 WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
-                vec![Param::Text(reason.to_owned()), Param::Integer(millis(due))],
+                 WHERE application_id = $4 AND procedure_id = $5 AND lease_owner = $6",
+                vec![
+                    Param::Integer(i64::from(matches!(change, LeasedChange::Retry { .. }))),
+                    Param::Text(reason.to_owned()),
+                    Param::Integer(millis(due)),
+                ],
                 None,
                 None,
             ),
