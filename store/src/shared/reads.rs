@@ -71,14 +71,33 @@ where
         Self { pool }
     }
 
-    pub(crate) async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
-        sqlx::query_as::<DB, UploadRow>(statements::UPLOAD)
-            .bind(id.to_string())
+    /// The row of `sql` with its text parameters `params`, if there is one, as the core's
+    /// value (`into`).
+    async fn optional<R, T>(
+        &self,
+        sql: &'static str,
+        params: &[&str],
+        into: impl FnOnce(R) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, DB::Row> + Send + Unpin,
+    {
+        let mut query = sqlx::query_as::<DB, R>(sql);
+        for param in params {
+            query = query.bind(*param);
+        }
+        query
             .fetch_optional(self.pool)
             .await
             .sql()?
-            .map(|row| row.into_info(id))
+            .map(into)
             .transpose()
+    }
+
+    pub(crate) async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
+        let into = |row: UploadRow| row.into_info(id);
+        self.optional(statements::UPLOAD, &[&id.to_string()], into)
+            .await
     }
 
     /// Uploads started before `before` that no application names (at most 1000).
@@ -153,14 +172,9 @@ where
         procedure: &str,
         message_id: Uuid,
     ) -> Result<Option<(Pickup, Vec<u8>)>, StoreError> {
-        sqlx::query_as::<DB, PickupRow>(DB::PICKUP)
-            .bind(procedure)
-            .bind(message_id.to_string())
-            .fetch_optional(self.pool)
+        let params = [procedure, &message_id.to_string()];
+        self.optional(DB::PICKUP, &params, PickupRow::into_pickup)
             .await
-            .sql()?
-            .map(PickupRow::into_pickup)
-            .transpose()
     }
 
     /// The answer to an acknowledgement of message `message_id` of `procedure` that
@@ -231,57 +245,47 @@ where
         application_id: Uuid,
         document_id: Uuid,
     ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError> {
-        sqlx::query_as::<DB, DocumentRow>(statements::DOCUMENT)
-            .bind(document_id.to_string())
-            .bind(application_id.to_string())
-            .fetch_optional(self.pool)
+        let (document_id, application_id) = (document_id.to_string(), application_id.to_string());
+        let params = [document_id.as_str(), &application_id];
+        self.optional(statements::DOCUMENT, &params, DocumentRow::into_document)
             .await
-            .sql()?
-            .map(DocumentRow::into_document)
-            .transpose()
     }
 
-    /// Every row of `sql` (a statement without parameters), as the core's values.
-    async fn all<R, T>(&self, sql: &'static str) -> Result<Vec<T>, StoreError>
+    /// Every row of `query`, as the core's values.
+    async fn all<R, T>(
+        &self,
+        query: sqlx::query::QueryAs<'_, DB, R, DB::Arguments>,
+    ) -> Result<Vec<T>, StoreError>
     where
         R: for<'r> sqlx::FromRow<'r, DB::Row> + Send + Unpin,
         T: TryFrom<R, Error = StoreError>,
     {
-        sqlx::query_as::<DB, R>(sql)
-            .fetch_all(self.pool)
-            .await
-            .sql()?
-            .into_iter()
-            .map(T::try_from)
-            .collect()
+        let rows = query.fetch_all(self.pool).await.sql()?;
+        rows.into_iter().map(T::try_from).collect()
     }
 
     pub(crate) async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
-        self.all::<BacklogRow, _>(DB::BACKLOG).await
+        self.all::<BacklogRow, _>(sqlx::query_as(DB::BACKLOG)).await
     }
 
     pub(crate) async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        self.all::<DeadLetterRow, _>(DB::DEAD_LETTERS).await
+        self.all::<DeadLetterRow, _>(sqlx::query_as(DB::DEAD_LETTERS))
+            .await
     }
 
     pub(crate) async fn search(
         &self,
         query: &ApplicationQuery,
     ) -> Result<Vec<ApplicationSummary>, StoreError> {
-        sqlx::query_as::<DB, SummaryRow>(statements::SEARCH)
+        let search = sqlx::query_as::<DB, SummaryRow>(statements::SEARCH)
             .bind(query.receipt.as_deref())
             .bind(query.service.as_deref())
             .bind(query.procedure.as_deref())
             .bind(query.status.map(Status::as_str))
             .bind(query.from.map(rfc3339))
             .bind(query.until.map(rfc3339))
-            .bind(i64::from(query.limit))
-            .fetch_all(self.pool)
-            .await
-            .sql()?
-            .into_iter()
-            .map(ApplicationSummary::try_from)
-            .collect()
+            .bind(i64::from(query.limit));
+        self.all(search).await
     }
 
     /// Applications of `service` whose final state was reached before `final_before`
