@@ -5,7 +5,8 @@
 //! (`sqlite/<role>.rs`, `postgres/<role>.rs`); the decisions that are not SQL are the
 //! core's (`kopplung_core::store::rules`), and what both do alike with their rows is in
 //! `shared` (the reads and the audit trail's read side once, generic over the database;
-//! each backend gives its statements in `reads.rs` and `audit.rs`).
+//! each backend gives its statements in `reads.rs` and `audit.rs`; the writes both
+//! dialects write alike, which each backend runs its way; the history entries).
 //!
 //! A new role: its trait in `core/src/store/<role>.rs` (added to `Store`), its file in
 //! both backends, and its cases in `tests/contract/<role>.rs`, which run on both.
