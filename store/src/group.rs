@@ -356,7 +356,7 @@ mod tests {
         (dir, writer)
     }
 
-    /// A writer on the test database in `dir`, started as the hub starts it.
+    /// A writer on the database in `dir`, as a hub (or a reader) starting on it.
     fn start(dir: &tempfile::TempDir, read_only: bool) -> GroupWriter {
         GroupWriter::start(
             &dir.path().join("kopplung.db"),
