@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::http::StatusCode as AxumStatus;
 use axum::response::IntoResponse;
 use kopplung_tests::browser::{Browser, Page, assert_page, assert_security_headers};
-use kopplung_tests::pki::{Usage, issue};
+use kopplung_tests::pki::{Role, issue};
 use kopplung_tests::shared::assert_contains_all;
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue, deliver_over,
@@ -487,7 +487,7 @@ async fn operators_retry_now_and_replay_dead_letters() {
                     pki,
                     &format!("procedures/{procedure}"),
                     &format!("Fachverfahren {procedure}"),
-                    Usage::KeyAgreement,
+                    Role::Recipient,
                     -30,
                     to_days,
                 );

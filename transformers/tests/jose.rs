@@ -15,17 +15,16 @@ use kopplung_transformers::Error;
 use kopplung_transformers::jose::{
     JoseSealer, check_recipient, thumbprint, unseal, unseal_attachment,
 };
-use kopplung_transformers::pki::{PkiLayout, init_demo_pki, issue_rsa_recipient};
+use kopplung_transformers::pki::{
+    PkiLayout, Role, Validity, init_demo_pki, issue_from_demo_ca, issue_rsa_recipient,
+};
 use kopplung_transformers::seal::{TrustAnchors, load_certificate};
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
-use openssl::x509::extension::KeyUsage;
-use openssl::x509::{X509, X509Builder, X509KeyUsage, X509NameBuilder};
+use openssl::x509::{X509, X509KeyUsage};
 use serde_json::{Value, json};
 
 const XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<x:nachricht xmlns:x=\"urn:test\"><text>Grüße aus Dresden &amp; mehr</text></x:nachricht>\n";
@@ -74,37 +73,14 @@ impl Pki {
 
     /// A signing certificate from this PKI's CA, for a key made by the test.
     fn issue_signer(&self, name: &str, key: &PKey<Private>) -> X509 {
-        let ca = load_certificate(&self.layout.ca_cert()).unwrap();
-        let ca_key =
-            PKey::private_key_from_pem(&std::fs::read(self.layout.ca_key()).unwrap()).unwrap();
-        let mut subject = X509NameBuilder::new().unwrap();
-        subject.append_entry_by_nid(Nid::COMMONNAME, name).unwrap();
-        let subject = subject.build();
-        let mut builder = X509Builder::new().unwrap();
-        builder.set_version(2).unwrap();
-        let mut serial = BigNum::new().unwrap();
-        serial.rand(127, MsbOption::MAYBE_ZERO, false).unwrap();
-        builder
-            .set_serial_number(&serial.to_asn1_integer().unwrap())
-            .unwrap();
-        builder.set_subject_name(&subject).unwrap();
-        builder.set_issuer_name(ca.subject_name()).unwrap();
-        builder.set_pubkey(key).unwrap();
-        builder
-            .set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        builder
-            .set_not_after(&Asn1Time::days_from_now(30).unwrap())
-            .unwrap();
-        let usage = KeyUsage::new()
-            .critical()
-            .digital_signature()
-            .non_repudiation()
-            .build()
-            .unwrap();
-        builder.append_extension(usage).unwrap();
-        builder.sign(&ca_key, MessageDigest::sha256()).unwrap();
-        builder.build()
+        issue_from_demo_ca(
+            &self.layout,
+            name,
+            key,
+            Role::Signer,
+            Validity::relative(0, 30),
+        )
+        .unwrap()
     }
 
     /// A hub with an RSA key of `bits` bits (PS512).
