@@ -90,12 +90,18 @@ impl Pki {
     }
 }
 
-fn rsa_hub_sealer(pki: &Pki) -> (JoseSealer, X509) {
+/// The XML sealed for `recipient` by each kind of hub the profile allows, the EC hub
+/// (ES256) and an RSA hub (PS512): each message with its hub's certificate and algorithm.
+fn sealed_by_each_hub(pki: &Pki, recipient: &Party) -> Vec<(String, X509, String)> {
     let (cert, key) = pki.rsa_hub(3072);
-    (
-        JoseSealer::new(cert.clone(), key, Vec::new()).unwrap(),
-        cert,
-    )
+    let rsa_sealer = JoseSealer::new(cert.clone(), key, Vec::new()).unwrap();
+    [(&pki.sealer, &pki.hub), (&rsa_sealer, &cert)]
+        .into_iter()
+        .map(|(sealer, hub)| {
+            let sealed = sealer.seal(XML.as_bytes(), &recipient.cert).unwrap();
+            (sealed, hub.clone(), sealer.algorithm().to_owned())
+        })
+        .collect()
 }
 
 fn header(compact: &str) -> serde_json::Map<String, Value> {
@@ -207,14 +213,12 @@ fn a_hub_loaded_from_files_with_a_chain_file_puts_the_chain_into_x5c() {
 fn tampering_with_ciphertext_tag_or_inner_signature_is_detected() {
     let pki = Pki::new();
     let a = pki.party("a");
-    let (rsa_sealer, rsa_hub) = rsa_hub_sealer(&pki);
-    for (sealer, signer) in [(&pki.sealer, &pki.hub), (&rsa_sealer, &rsa_hub)] {
-        let sealed = sealer.seal(XML.as_bytes(), &a.cert).unwrap();
-        unseal(&sealed, &a.cert, &a.key, signer, &pki.anchors).unwrap();
+    for (sealed, signer, _) in &sealed_by_each_hub(&pki, &a) {
+        unseal(sealed, &a.cert, &a.key, signer, &pki.anchors).unwrap();
 
         // JWE parts: 0 header, 1 encrypted key, 2 IV, 3 ciphertext, 4 tag.
         for (part, index) in [(3, 0), (3, 40), (4, 0), (4, 15), (2, 5), (1, 7)] {
-            let tampered = flip(&sealed, part, index);
+            let tampered = flip(sealed, part, index);
             let err = unseal(&tampered, &a.cert, &a.key, signer, &pki.anchors).unwrap_err();
             assert!(
                 matches!(err, Error::Jose { .. }),
@@ -223,14 +227,14 @@ fn tampering_with_ciphertext_tag_or_inner_signature_is_detected() {
         }
         // The protected header is authenticated too (GCM additional data).
         let mut parts: Vec<&str> = sealed.split('.').collect();
-        let mut changed = header(&sealed);
+        let mut changed = header(sealed);
         changed.insert("cty".into(), json!("JOSE "));
         let changed = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&changed).unwrap());
         parts[0] = &changed;
         assert!(unseal(&parts.join("."), &a.cert, &a.key, signer, &pki.anchors).is_err());
 
         // Inside: a valid JWE around a JWS whose signature (or payload) was changed.
-        let (signed, jwe_header) = raw_decrypt(&sealed, &a.key);
+        let (signed, jwe_header) = raw_decrypt(sealed, &a.key);
         let signed = String::from_utf8(signed).unwrap();
         let signature_len = URL_SAFE_NO_PAD
             .decode(signed.split('.').nth(2).unwrap())
@@ -536,18 +540,15 @@ fn assert_refused(output: &Output, what: &str) {
 fn python_jwcrypto_opens_and_verifies_es256_and_ps512_messages() {
     let pki = Pki::new();
     let a = pki.party("a");
-    let (rsa_sealer, rsa_hub) = rsa_hub_sealer(&pki);
-    for (sealer, hub) in [(&pki.sealer, &pki.hub), (&rsa_sealer, &rsa_hub)] {
-        let sealed = sealer.seal(XML.as_bytes(), &a.cert).unwrap();
+    for (sealed, hub, algorithm) in &sealed_by_each_hub(&pki, &a) {
         let pin = fingerprint(hub);
         assert_eq!(
-            assert_opens(&python_open(&pki, "a", &sealed, Some(&pin))),
+            assert_opens(&python_open(&pki, "a", sealed, Some(&pin))),
             XML.as_bytes(),
-            "{}",
-            sealer.algorithm()
+            "{algorithm}"
         );
         assert_eq!(
-            assert_opens(&python_open(&pki, "a", &sealed, None)),
+            assert_opens(&python_open(&pki, "a", sealed, None)),
             XML.as_bytes()
         );
     }
