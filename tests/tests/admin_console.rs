@@ -437,12 +437,7 @@ async fn receiver(answer: Arc<AtomicU16>) -> String {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/eingang")
+    kopplung_tests::shared::serve(app, "/eingang").await
 }
 
 async fn wait_for_history(hub: &TestHub, id: &str, detail: &str) {
