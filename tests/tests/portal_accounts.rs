@@ -106,10 +106,10 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
     let secret_file = secrets.path().join("payment-secret");
     let secret = "geteiltes-geheimnis-fuer-den-zahlungsdienst";
     std::fs::write(&secret_file, secret).unwrap();
-    let cycle = Cycle::with(Options {
-        sections: format!("[payment]\nsecret_file = \"{}\"\n", secret_file.display()),
-        ..Options::default()
-    })
+    let cycle = Cycle::with_sections(format!(
+        "[payment]\nsecret_file = \"{}\"\n",
+        secret_file.display()
+    ))
     .await;
     let portal = Url::parse(&cycle.portal_url).unwrap();
     let port = portal.port().unwrap();
@@ -137,16 +137,7 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
         // … and through the identification's `weiter`.
         let (page, next) = with_weiter(&mut anna, "/konto/identifizierung", &target).await;
         for next in [next.as_str(), target.as_str()] {
-            let identified = anna
-                .post(
-                    "/konto/identifizierung",
-                    &[
-                        ("csrf", &page.csrf()),
-                        ("verfahren", "elster"),
-                        ("next", next),
-                    ],
-                )
-                .await;
+            let identified = anna.identify(&page.csrf(), "elster", next).await;
             assert_eq!(identified.status, 303, "{target:?}");
             let location = identified.location();
             assert!(
