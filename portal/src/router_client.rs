@@ -5,6 +5,7 @@ use std::time::Duration;
 use kopplung_forms::FieldError;
 use kopplung_forms::form::{AttachmentRules, Field, FormDefinition};
 use kopplung_forms::{Fee, TrustLevel};
+use kopplung_web::contact::Contact;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -57,16 +58,8 @@ pub struct Region {
 pub struct Authority {
     pub id: String,
     pub name: String,
-    #[serde(default)]
-    pub address: Option<String>,
-    #[serde(default)]
-    pub phone: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub website: Option<String>,
-    #[serde(default)]
-    pub opening_hours: Vec<String>,
+    #[serde(flatten)]
+    pub contact: Contact,
     #[serde(default)]
     pub services: Vec<String>,
 }

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use kopplung_adapters::registry::Transport;
 use kopplung_router::config::Config;
 use kopplung_router::regions::Regions;
 use kopplung_router::routing::RoutingTable;
@@ -251,4 +252,62 @@ fn the_lease_bounds_what_one_attempt_of_each_transport_may_take() {
             && !error.contains("problems"),
         "{error}"
     );
+}
+
+/// An authority's contact details and a bearer token are types of their own, flattened
+/// into the tables that take them: their keys stand in those tables as before, and a
+/// mistyped key is still refused by its name.
+#[test]
+fn shared_keys_stand_in_their_tables_and_a_mistyped_one_is_refused() {
+    let authority = "[[authority]]\nid = \"a\"\nname = \"A\"\nkennung = \"k\"\naddress = \"Markt 1\"\nopening_hours = [\"Mo 9–12 Uhr\"]\n\n";
+    let amqp = "transport = \"amqp\"\nqueue = \"q\"";
+    let pull = "transport = \"pull\"\ntoken_file = \"pull-token\"";
+    let client = "[[client]]\nid = \"zweitportal\"\ntoken_file = \"zweit-token\"\n";
+    let routing = format!(
+        "{authority}{}{}",
+        procedure("p", "token_file = \"token\"", amqp),
+        procedure("q", "", pull)
+    );
+    let config = load_with(client, &routing).unwrap();
+    let contact = &config.authority("a").unwrap().contact;
+    assert_eq!(contact.address.as_deref(), Some("Markt 1"));
+    assert_eq!(contact.opening_hours, ["Mo 9–12 Uhr"]);
+    assert_eq!(contact.phone, None);
+    let token = |id: &str| config.procedure(id).unwrap().token.file.clone();
+    assert_eq!(token("p"), Some("token".into()));
+    assert_eq!(token("q"), None);
+    let pull_token = config.procedure("q").unwrap().delivery.api_token().unwrap();
+    assert_eq!(pull_token.file.as_deref(), Some(Path::new("pull-token")));
+    let zweit = config.file.clients.iter().find(|c| c.id == "zweitportal");
+    assert_eq!(
+        zweit.unwrap().token.file.as_deref(),
+        Some(Path::new("zweit-token"))
+    );
+
+    let mistyped = [
+        (
+            client.to_owned(),
+            routing.replace("address", "adresse"),
+            "adresse",
+        ),
+        (
+            client.to_owned(),
+            routing.replace("token_file = \"token\"", "token_fil = \"token\""),
+            "token_fil",
+        ),
+        (
+            client.to_owned(),
+            routing.replace("token_file = \"pull-token\"", "tokenfile = \"pull-token\""),
+            "tokenfile",
+        ),
+        (
+            client.replace("token_file", "token_datei"),
+            routing.clone(),
+            "token_datei",
+        ),
+    ];
+    for (extra, routing, key) in mistyped {
+        let error = load_with(&extra, &routing).unwrap_err();
+        assert!(error.contains(&format!("unknown field `{key}`")), "{error}");
+    }
 }
