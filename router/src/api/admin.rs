@@ -16,7 +16,6 @@ use kopplung_core::oversight::{
     LookupError, ReplayError, RetryError, SearchCriteria, SearchError, StatusReport, Unavailable,
     ViewError,
 };
-use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -126,19 +125,6 @@ pub async fn replay(
     Ok(Json(json!({ "application_id": id, "replayed": true })).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct SearchQuery {
-    receipt: Option<String>,
-    service: Option<String>,
-    procedure: Option<String>,
-    status: Option<String>,
-    /// RFC 3339: accepted at or after.
-    from: Option<String>,
-    /// RFC 3339: accepted before.
-    until: Option<String>,
-    limit: Option<u32>,
-}
-
 fn bad_query(detail: String) -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,
@@ -152,21 +138,12 @@ fn bad_query(detail: String) -> Problem {
 pub async fn search(
     State(state): State<Arc<ApiState>>,
     Caller(_): Reader,
-    query: Result<Query<SearchQuery>, QueryRejection>,
+    query: Result<Query<SearchCriteria>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Ok(Query(query)) = query else {
+    let Ok(Query(criteria)) = query else {
         return Err(bad_query("limit must be a whole number".into()));
     };
-    let query = SearchCriteria {
-        receipt: query.receipt,
-        service: query.service,
-        procedure: query.procedure,
-        status: query.status,
-        from: query.from,
-        until: query.until,
-        limit: query.limit,
-    }
-    .query()?;
+    let query = criteria.query()?;
     let found = state.hub.oversight.search(&query).await?;
     Ok(Json(json!({ "applications": found })).into_response())
 }
