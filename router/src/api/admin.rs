@@ -252,7 +252,7 @@ fn status_json(report: &StatusReport) -> serde_json::Value {
 
 impl From<Unavailable> for Problem {
     fn from(_: Unavailable) -> Self {
-        Problem::unavailable("the store is not reachable")
+        Problem::store_unreachable()
     }
 }
 
@@ -260,7 +260,7 @@ impl From<LookupError> for Problem {
     fn from(error: LookupError) -> Self {
         match error {
             LookupError::NotFound => Problem::not_found(),
-            LookupError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            LookupError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
 }
@@ -271,7 +271,7 @@ impl From<ReplayError> for Problem {
             ReplayError::NoDeadLetter => {
                 Problem::not_found().detail("no dead letter for this application")
             }
-            ReplayError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            ReplayError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
 }
@@ -287,7 +287,7 @@ impl From<RetryError> for Problem {
             .detail(
                 "it is delivered, being worked on right now, a dead letter (replay it), or unknown",
             ),
-            RetryError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            RetryError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
 }
@@ -296,7 +296,7 @@ impl From<SearchError> for Problem {
     fn from(error: SearchError) -> Self {
         match error {
             SearchError::BadQuery(detail) => bad_query(detail),
-            SearchError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            SearchError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
 }
@@ -316,7 +316,7 @@ impl From<ViewError> for Problem {
                 "The mapping in force cannot render this application",
             )
             .detail(reason),
-            ViewError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            ViewError::Unavailable(_) => Problem::store_unreachable(),
             ViewError::Internal => Problem::internal(),
         }
     }
