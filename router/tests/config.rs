@@ -311,3 +311,24 @@ fn shared_keys_stand_in_their_tables_and_a_mistyped_one_is_refused() {
         assert!(error.contains(&format!("unknown field `{key}`")), "{error}");
     }
 }
+
+#[test]
+fn an_id_given_twice_in_any_list_is_named() {
+    let clerk = "[[clerk]]\nid = \"anna\"\nname = \"Anna\"\npassword_file = \"anna\"\n\n";
+    let client = "[[client]]\nid = \"portal\"\ntoken_file = \"zweit-token\"\n\n";
+    let amqp = "transport = \"amqp\"\nqueue = \"q\"";
+    let routing = format!(
+        "{AUTHORITY}{AUTHORITY}{}{}",
+        procedure("p", "", amqp),
+        procedure("p", "", amqp)
+    );
+    let error = load_with(&format!("{clerk}{clerk}{client}"), &routing).unwrap_err();
+    for expected in [
+        "kopplung.toml: [[client]]: client `portal` is defined twice",
+        "kopplung.toml: [[clerk]]: clerk `anna` is defined twice",
+        "routing.toml: [[authority]]: authority `a` is defined twice",
+        "routing.toml: [[procedure]]: procedure `p` is defined twice",
+    ] {
+        assert!(error.contains(expected), "`{expected}` missing: {error}");
+    }
+}

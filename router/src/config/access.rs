@@ -61,11 +61,8 @@ pub(super) fn check_token(token: &ApiToken, required: bool, mut found: impl FnMu
 }
 
 pub(super) fn check_clients(clients: &[ClientConfig], findings: &mut Findings) {
-    let mut ids = BTreeSet::new();
+    findings.ids("client", clients, |c| &c.id);
     for client in clients {
-        if !ids.insert(client.id.as_str()) {
-            findings.list("client", format!("client `{}` is defined twice", client.id));
-        }
         check_token(&client.token, true, |key, message| {
             findings.entry("client", &client.id, key, message)
         });
@@ -92,11 +89,8 @@ pub(super) fn check_clerks<'a>(
     clerks: &'a [ClerkConfig],
     findings: &mut Findings,
 ) -> BTreeSet<&'a str> {
-    let mut ids = BTreeSet::new();
+    let ids = findings.ids("clerk", clerks, |c| &c.id);
     for clerk in clerks {
-        if !ids.insert(clerk.id.as_str()) {
-            findings.list("clerk", format!("clerk `{}` is defined twice", clerk.id));
-        }
         if clerk.password_argon2.is_some() == clerk.password_file.is_some() {
             findings.entry(
                 "clerk",

@@ -29,14 +29,8 @@ pub(super) fn check_authorities<'a>(
     authorities: &'a [Authority],
     findings: &mut Findings,
 ) -> BTreeSet<&'a str> {
-    let mut ids = BTreeSet::new();
+    let ids = findings.ids("authority", authorities, |a| &a.id);
     for authority in authorities {
-        if !ids.insert(authority.id.as_str()) {
-            findings.list(
-                "authority",
-                format!("authority `{}` is defined twice", authority.id),
-            );
-        }
         if authority.kennung.trim().is_empty() {
             // Every message names its reader (`leser`) by this.
             findings.entry("authority", &authority.id, "kennung", "must not be empty");

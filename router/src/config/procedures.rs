@@ -127,14 +127,8 @@ pub(super) fn check_procedures<'a>(
     transports: &CheckContext<'_>,
     findings: &mut Findings,
 ) -> BTreeSet<&'a str> {
-    let mut ids = BTreeSet::new();
+    let ids = findings.ids("procedure", procedures, |p| p.id.as_str());
     for procedure in procedures {
-        if !ids.insert(procedure.id.as_str()) {
-            findings.list(
-                "procedure",
-                format!("procedure `{}` is defined twice", procedure.id),
-            );
-        }
         procedure.check(authorities, transports, findings);
     }
     ids
