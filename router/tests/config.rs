@@ -141,6 +141,8 @@ fn load_edited((old, new): (&str, &str), extra: &str, routing: &str) -> Result<C
 }
 
 const AUTHORITY: &str = "[[authority]]\nid = \"a\"\nname = \"A\"\nkennung = \"k\"\n\n";
+/// The `[procedure.delivery]` of a procedure whose transport does not matter.
+const AMQP: &str = "transport = \"amqp\"\nqueue = \"q\"";
 
 fn procedure(id: &str, extra: &str, delivery: &str) -> String {
     format!(
@@ -154,7 +156,7 @@ fn procedure(id: &str, extra: &str, delivery: &str) -> String {
 fn no_transport_may_give_both_a_token_hash_and_a_token_file() {
     let both = "token_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\ntoken_file = \"token\"";
     for delivery in [
-        "transport = \"amqp\"\nqueue = \"q\"",
+        AMQP,
         "transport = \"http\"\nurl = \"https://fv.example/eingang\"",
         "transport = \"pull\"\ntoken_file = \"pull-token\"",
     ] {
@@ -260,12 +262,11 @@ fn the_lease_bounds_what_one_attempt_of_each_transport_may_take() {
 #[test]
 fn shared_keys_stand_in_their_tables_and_a_mistyped_one_is_refused() {
     let authority = "[[authority]]\nid = \"a\"\nname = \"A\"\nkennung = \"k\"\naddress = \"Markt 1\"\nopening_hours = [\"Mo 9–12 Uhr\"]\n\n";
-    let amqp = "transport = \"amqp\"\nqueue = \"q\"";
     let pull = "transport = \"pull\"\ntoken_file = \"pull-token\"";
     let client = "[[client]]\nid = \"zweitportal\"\ntoken_file = \"zweit-token\"\n";
     let routing = format!(
         "{authority}{}{}",
-        procedure("p", "token_file = \"token\"", amqp),
+        procedure("p", "token_file = \"token\"", AMQP),
         procedure("q", "", pull)
     );
     let config = load_with(client, &routing).unwrap();
@@ -316,11 +317,10 @@ fn shared_keys_stand_in_their_tables_and_a_mistyped_one_is_refused() {
 fn an_id_given_twice_in_any_list_is_named() {
     let clerk = "[[clerk]]\nid = \"anna\"\nname = \"Anna\"\npassword_file = \"anna\"\n\n";
     let client = "[[client]]\nid = \"portal\"\ntoken_file = \"zweit-token\"\n\n";
-    let amqp = "transport = \"amqp\"\nqueue = \"q\"";
     let routing = format!(
         "{AUTHORITY}{AUTHORITY}{}{}",
-        procedure("p", "", amqp),
-        procedure("p", "", amqp)
+        procedure("p", "", AMQP),
+        procedure("p", "", AMQP)
     );
     let error = load_with(&format!("{clerk}{clerk}{client}"), &routing).unwrap_err();
     for expected in [
