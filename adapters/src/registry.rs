@@ -56,7 +56,7 @@ impl Transport for DeliveryConfig {
         self.settings().sealed()
     }
 
-    fn api_token(&self) -> Option<ApiToken<'_>> {
+    fn api_token(&self) -> Option<&ApiToken> {
         self.settings().api_token()
     }
 

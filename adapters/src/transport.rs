@@ -4,9 +4,11 @@
 //! [`crate::registry`].
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use serde::Deserialize;
 
 use crate::broker::{AmqpBroker, AmqpBrokerConfig};
 use crate::{ConfigProblem, Error, Sink, attempt_limit};
@@ -44,12 +46,32 @@ pub struct BuildContext<'a> {
     pub broker: Option<&'a Arc<AmqpBroker>>,
 }
 
-/// A bearer token for the hub's API that a transport's settings carry (the pull API's):
-/// its hex SHA-256, or a file holding it (relative to the data directory).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiToken<'a> {
-    pub sha256: Option<&'a str>,
-    pub file: Option<&'a Path>,
+/// A bearer token for the hub's API as a configuration gives it: its hex SHA-256
+/// (`token_sha256`: the configuration need not hold the secret itself), or a file
+/// holding it (`token_file`, relative to the data directory). Flattened into each table
+/// that takes one (`[[client]]`, `[[procedure]]`, a pull procedure's `[delivery]`), so
+/// the keys stand in that table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ApiToken {
+    #[serde(default, rename = "token_sha256")]
+    pub sha256: Option<String>,
+    #[serde(default, rename = "token_file")]
+    pub file: Option<PathBuf>,
+}
+
+impl ApiToken {
+    /// A token read from `file` (relative to the data directory).
+    pub fn file(file: impl Into<PathBuf>) -> Self {
+        Self {
+            sha256: None,
+            file: Some(file.into()),
+        }
+    }
+
+    /// Whether the configuration gives one at all.
+    pub fn is_given(&self) -> bool {
+        self.sha256.is_some() || self.file.is_some()
+    }
 }
 
 /// What every transport's settings (`config.rs` of its folder) provide.
@@ -67,7 +89,7 @@ pub trait Transport {
     }
 
     /// The token with which the procedure collects its messages from the hub's API.
-    fn api_token(&self) -> Option<ApiToken<'_>> {
+    fn api_token(&self) -> Option<&ApiToken> {
         None
     }
 

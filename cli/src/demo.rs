@@ -72,7 +72,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let mut token_paths = Vec::new();
     for client in &config.file.clients {
-        if let Some(file) = &client.token_file {
+        if let Some(file) = &client.token.file {
             token_paths.push(secret_file(data_dir, file)?);
         }
     }
@@ -84,7 +84,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The procedures' tokens for the hub's API (claim-check downloads): the reference
     // procedures read them from here.
     for procedure in &config.routing.procedures {
-        if let Some(file) = &procedure.token_file {
+        if let Some(file) = &procedure.token.file {
             secret_file(data_dir, file)?;
         }
     }
@@ -134,7 +134,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .find(|c| c.id == "portal")
                 .context("the demo configuration has no [[client]] with id \"portal\"")?;
             let token_file = client
-                .token_file
+                .token
+                .file
                 .as_ref()
                 .map(|f| data_dir.join(f))
                 .context("the portal client has no token_file")?;

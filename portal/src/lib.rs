@@ -16,6 +16,7 @@ mod db;
 mod forms;
 mod mail;
 mod payment;
+mod peer;
 mod quota;
 pub mod router_client;
 mod sweep;

@@ -5,10 +5,13 @@ use std::time::Duration;
 use kopplung_forms::FieldError;
 use kopplung_forms::form::{AttachmentRules, Field, FormDefinition};
 use kopplung_forms::{Fee, TrustLevel};
+use kopplung_web::contact::Contact;
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::Error;
+use crate::peer::Peer;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Service {
@@ -57,16 +60,8 @@ pub struct Region {
 pub struct Authority {
     pub id: String,
     pub name: String,
-    #[serde(default)]
-    pub address: Option<String>,
-    #[serde(default)]
-    pub phone: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub website: Option<String>,
-    #[serde(default)]
-    pub opening_hours: Vec<String>,
+    #[serde(flatten)]
+    pub contact: Contact,
     #[serde(default)]
     pub services: Vec<String>,
 }
@@ -110,31 +105,21 @@ pub struct Document {
     pub bytes: Vec<u8>,
 }
 
-pub struct RouterClient {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
+/// The router's public API, called with the portal's client token.
+pub struct RouterClient(Peer);
 
 impl RouterClient {
     pub fn new(base: &str, token: &str) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Error::Router(e.to_string()))?;
-        Ok(Self {
-            base: base.trim_end_matches('/').to_owned(),
-            token: token.trim().to_owned(),
-            http,
-        })
+        Peer::new(base, token.trim(), Duration::from_secs(30))
+            .map(Self)
+            .map_err(|e| Error::Router(e.to_string()))
     }
 
     async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<(u16, Value), Error> {
         let response = self
-            .http
-            .get(format!("{}{path}", self.base))
+            .0
+            .request(Method::GET, path)
             .query(query)
-            .bearer_auth(&self.token)
             .send()
             .await
             .map_err(|e| Error::Router(format!("GET {path}: {e}")))?;
@@ -240,9 +225,8 @@ impl RouterClient {
             "attachments": attachments,
         });
         let response = self
-            .http
-            .post(format!("{}/api/v1/applications", self.base))
-            .bearer_auth(&self.token)
+            .0
+            .request(Method::POST, "/api/v1/applications")
             .header("Idempotency-Key", idempotency_key)
             .json(&body)
             .send()
@@ -304,14 +288,15 @@ impl RouterClient {
 
     pub async fn document(&self, id: &str, document: &str) -> Result<Option<Document>, Error> {
         let response = self
-            .http
-            .get(format!(
-                "{}/api/v1/applications/{}/documents/{}",
-                self.base,
-                encode(id),
-                encode(document)
-            ))
-            .bearer_auth(&self.token)
+            .0
+            .request(
+                Method::GET,
+                &format!(
+                    "/api/v1/applications/{}/documents/{}",
+                    encode(id),
+                    encode(document)
+                ),
+            )
             .send()
             .await
             .map_err(|e| Error::Router(format!("GET document: {e}")))?;

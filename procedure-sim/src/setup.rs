@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kopplung_adapters::registry::DeliveryConfig;
+use kopplung_adapters::registry::{ApiToken, DeliveryConfig};
 use kopplung_transformers::seal::{TrustAnchors, load_certificate, load_private_key};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
@@ -27,10 +27,10 @@ struct ProcedureEntry {
     #[serde(default)]
     envelope: String,
     delivery: DeliveryConfig,
-    /// The procedure's token for the hub's API (claim-check downloads), relative to the
-    /// data directory; a pull procedure's is in `[delivery]`.
-    #[serde(default)]
-    token_file: Option<PathBuf>,
+    /// The procedure's token for the hub's API (claim-check downloads); a pull
+    /// procedure's is in `[delivery]`. Only a `token_file` can be played.
+    #[serde(flatten)]
+    token: ApiToken,
 }
 
 #[derive(Deserialize)]
@@ -128,7 +128,7 @@ pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error
                 None
             }
             DeliveryConfig::Pull(pull) => {
-                let Some(file) = &pull.token_file else {
+                let Some(file) = &pull.token.file else {
                     // Only its hash is in the configuration: the simulator cannot play it.
                     tracing::warn!(procedure = %entry.id, "pull procedure without token_file: not simulated");
                     continue;
@@ -138,7 +138,7 @@ pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error
             // No interface: a clerk reads it in the hub's clerk inbox.
             DeliveryConfig::Manual(_) => continue,
         };
-        let api_token = match (pull_token, &entry.token_file) {
+        let api_token = match (pull_token, &entry.token.file) {
             (Some(token), _) => Some(token),
             (None, Some(file)) => Some(read_token(&config.data_dir.join(file))?),
             (None, None) => None,

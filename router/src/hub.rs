@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use kopplung_adapters::Sink;
 use kopplung_adapters::amqp::{AmqpBroker, Handled, ReplyHandler, consume_replies};
-use kopplung_adapters::registry::{BuildContext, Transport};
+use kopplung_adapters::registry::{ApiToken, BuildContext, Transport};
 use kopplung_core::events::EventError;
 use kopplung_core::{Clock, SystemClock};
 use kopplung_pipeline::{Dispatcher, Keyring, Preparer, RetryPolicies, Wakeup};
@@ -208,24 +208,15 @@ pub async fn run(
                 .procedures
                 .iter()
                 .flat_map(|p| {
-                    // The token its transport collects messages with (pull).
-                    let transport =
-                        p.delivery
-                            .api_token()
-                            .map(|token| crate::config::ClientConfig {
-                                id: p.id.to_string(),
-                                token_sha256: token.sha256.map(str::to_owned),
-                                token_file: token.file.map(ToOwned::to_owned),
-                            });
-                    // Any procedure may have one to fetch attachments (claim check).
-                    let api = (p.token_sha256.is_some() || p.token_file.is_some()).then(|| {
+                    // The token its transport collects messages with (pull), and the one
+                    // any procedure may have to fetch attachments (claim check).
+                    let api = Some(&p.token).filter(|token| token.is_given());
+                    p.delivery.api_token().into_iter().chain(api).map(|token| {
                         crate::config::ClientConfig {
                             id: p.id.to_string(),
-                            token_sha256: p.token_sha256.clone(),
-                            token_file: p.token_file.clone(),
+                            token: token.clone(),
                         }
-                    });
-                    transport.into_iter().chain(api)
+                    })
                 })
                 .collect::<Vec<_>>(),
             &config.data_dir,
@@ -241,8 +232,7 @@ pub async fn run(
                         .chain(a.auditor_token_file.iter().map(|f| ("auditor", f)))
                         .map(|(role, file)| crate::config::ClientConfig {
                             id: role.into(),
-                            token_sha256: None,
-                            token_file: Some(file.clone()),
+                            token: ApiToken::file(file),
                         })
                 })
                 .collect::<Vec<_>>(),
@@ -351,8 +341,7 @@ pub async fn run(
         Some(file) => Some(Clients::load(
             &[crate::config::ClientConfig {
                 id: "monitoring".into(),
-                token_sha256: None,
-                token_file: Some(file.clone()),
+                token: ApiToken::file(file),
             }],
             &config.data_dir,
         )?),

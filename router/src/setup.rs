@@ -36,8 +36,7 @@ pub fn keyring_config(config: &Config) -> Result<KeyringConfig, Error> {
                     kennung: authority.kennung.clone(),
                     name: authority.name.clone(),
                 },
-                can_fetch: procedure.token_sha256.is_some()
-                    || procedure.token_file.is_some()
+                can_fetch: procedure.token.is_given()
                     || matches!(procedure.delivery, DeliveryConfig::Pull(_)),
             })
         })

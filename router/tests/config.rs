@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use kopplung_adapters::registry::Transport;
 use kopplung_router::config::Config;
 use kopplung_router::regions::Regions;
 use kopplung_router::routing::RoutingTable;
@@ -146,6 +147,8 @@ fn load_edited((old, new): (&str, &str), extra: &str, routing: &str) -> Result<C
 }
 
 const AUTHORITY: &str = "[[authority]]\nid = \"a\"\nname = \"A\"\nkennung = \"k\"\n\n";
+/// The `[procedure.delivery]` of a procedure whose transport does not matter.
+const AMQP: &str = "transport = \"amqp\"\nqueue = \"q\"";
 
 fn procedure(id: &str, extra: &str, delivery: &str) -> String {
     format!(
@@ -159,7 +162,7 @@ fn procedure(id: &str, extra: &str, delivery: &str) -> String {
 fn no_transport_may_give_both_a_token_hash_and_a_token_file() {
     let both = "token_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\ntoken_file = \"token\"";
     for delivery in [
-        "transport = \"amqp\"\nqueue = \"q\"",
+        AMQP,
         "transport = \"http\"\nurl = \"https://fv.example/eingang\"",
         "transport = \"pull\"\ntoken_file = \"pull-token\"",
     ] {
@@ -251,4 +254,81 @@ fn the_lease_bounds_what_one_attempt_of_each_transport_may_take() {
             && !error.contains("problems"),
         "{error}"
     );
+}
+
+/// An authority's contact details and a bearer token are types of their own, flattened
+/// into the tables that take them: their keys stand in those tables as before, and a
+/// mistyped key is still refused by its name.
+#[test]
+fn shared_keys_stand_in_their_tables_and_a_mistyped_one_is_refused() {
+    let authority = "[[authority]]\nid = \"a\"\nname = \"A\"\nkennung = \"k\"\naddress = \"Markt 1\"\nopening_hours = [\"Mo 9–12 Uhr\"]\n\n";
+    let pull = "transport = \"pull\"\ntoken_file = \"pull-token\"";
+    let client = "[[client]]\nid = \"zweitportal\"\ntoken_file = \"zweit-token\"\n";
+    let routing = format!(
+        "{authority}{}{}",
+        procedure("p", "token_file = \"token\"", AMQP),
+        procedure("q", "", pull)
+    );
+    let config = load_with(client, &routing).unwrap();
+    let contact = &config.authority("a").unwrap().contact;
+    assert_eq!(contact.address.as_deref(), Some("Markt 1"));
+    assert_eq!(contact.opening_hours, ["Mo 9–12 Uhr"]);
+    assert_eq!(contact.phone, None);
+    let token = |id: &str| config.procedure(id).unwrap().token.file.clone();
+    assert_eq!(token("p"), Some("token".into()));
+    assert_eq!(token("q"), None);
+    let pull_token = config.procedure("q").unwrap().delivery.api_token().unwrap();
+    assert_eq!(pull_token.file.as_deref(), Some(Path::new("pull-token")));
+    let zweit = config.file.clients.iter().find(|c| c.id == "zweitportal");
+    assert_eq!(
+        zweit.unwrap().token.file.as_deref(),
+        Some(Path::new("zweit-token"))
+    );
+
+    let mistyped = [
+        (
+            client.to_owned(),
+            routing.replace("address", "adresse"),
+            "adresse",
+        ),
+        (
+            client.to_owned(),
+            routing.replace("token_file = \"token\"", "token_fil = \"token\""),
+            "token_fil",
+        ),
+        (
+            client.to_owned(),
+            routing.replace("token_file = \"pull-token\"", "tokenfile = \"pull-token\""),
+            "tokenfile",
+        ),
+        (
+            client.replace("token_file", "token_datei"),
+            routing.clone(),
+            "token_datei",
+        ),
+    ];
+    for (extra, routing, key) in mistyped {
+        let error = load_with(&extra, &routing).unwrap_err();
+        assert!(error.contains(&format!("unknown field `{key}`")), "{error}");
+    }
+}
+
+#[test]
+fn an_id_given_twice_in_any_list_is_named() {
+    let clerk = "[[clerk]]\nid = \"anna\"\nname = \"Anna\"\npassword_file = \"anna\"\n\n";
+    let client = "[[client]]\nid = \"portal\"\ntoken_file = \"zweit-token\"\n\n";
+    let routing = format!(
+        "{AUTHORITY}{AUTHORITY}{}{}",
+        procedure("p", "", AMQP),
+        procedure("p", "", AMQP)
+    );
+    let error = load_with(&format!("{clerk}{clerk}{client}"), &routing).unwrap_err();
+    for expected in [
+        "kopplung.toml: [[client]]: client `portal` is defined twice",
+        "kopplung.toml: [[clerk]]: clerk `anna` is defined twice",
+        "routing.toml: [[authority]]: authority `a` is defined twice",
+        "routing.toml: [[procedure]]: procedure `p` is defined twice",
+    ] {
+        assert!(error.contains(expected), "`{expected}` missing: {error}");
+    }
 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod contact;
 pub mod files;
 pub mod limiter;
 pub mod pdf;

@@ -11,12 +11,9 @@ use crate::{ConfigProblem, Error, Sink, files};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PullConfig {
-    /// Hex SHA-256 of the procedure's bearer token for the pull API.
-    #[serde(default)]
-    pub token_sha256: Option<String>,
-    /// Or a file holding the token, relative to the data directory.
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
+    /// The procedure's bearer token for the pull API.
+    #[serde(flatten)]
+    pub token: ApiToken,
     /// Announce each new message with a POST to this URL (optional; polling always works).
     #[serde(default)]
     pub callback_url: Option<String>,
@@ -29,13 +26,13 @@ pub struct PullConfig {
 impl Transport for PullConfig {
     fn validate(&self, _context: &CheckContext<'_>) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
-        if self.token_sha256.is_some() == self.token_file.is_some() {
+        if self.token.sha256.is_some() == self.token.file.is_some() {
             problems.push(ConfigProblem::new(
                 "token_sha256",
                 "give exactly one of token_sha256 and token_file",
             ));
         }
-        if let Some(hash) = &self.token_sha256
+        if let Some(hash) = &self.token.sha256
             && !is_sha256_hex(hash)
         {
             problems.push(ConfigProblem::new("token_sha256", "must be 64 hex digits"));
@@ -69,10 +66,7 @@ impl Transport for PullConfig {
         Ok(Arc::new(PullSink::new(context.procedure, callback)?))
     }
 
-    fn api_token(&self) -> Option<ApiToken<'_>> {
-        Some(ApiToken {
-            sha256: self.token_sha256.as_deref(),
-            file: self.token_file.as_deref(),
-        })
+    fn api_token(&self) -> Option<&ApiToken> {
+        Some(&self.token)
     }
 }

@@ -85,9 +85,9 @@ fn what_a_transport_offers_the_hub() {
     let pull = parse(serde_json::json!({"transport": "pull", "token_file": "pull-token"}));
     assert_eq!(
         pull.api_token(),
-        Some(ApiToken {
+        Some(&ApiToken {
             sha256: None,
-            file: Some(Path::new("pull-token")),
+            file: Some(Path::new("pull-token").to_owned()),
         })
     );
     let manual = parse(serde_json::json!({"transport": "manual", "clerks": ["anna"]}));

@@ -1,12 +1,14 @@
 //! The operator's search for applications: criteria as given, checked into a query.
 
+use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::store::{ApplicationQuery, Status, StoreError};
 
-/// Search criteria as an operator gives them (text), every one optional.
-#[derive(Debug, Clone, Default)]
+/// Search criteria as an operator gives them (text, e.g. the admin API's query string),
+/// every one optional.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct SearchCriteria {
     pub receipt: Option<String>,
     pub service: Option<String>,

@@ -252,70 +252,88 @@ fn trust_problem(visitor: &Visitor, service: &Service) -> Option<String> {
     }
 }
 
-async fn review_page(
-    state: &Shared,
-    visitor: &Visitor,
-    draft: &Draft,
-    service: &Service,
-    extra_errors: &[FieldError],
-    notice: Option<String>,
-) -> Page {
-    let form = service.form()?;
-    let mut errors = form.validate(&draft.data).err().unwrap_or_default();
-    errors.extend(extra_errors.iter().cloned());
-    let map = render::error_map(&form, &errors);
-    let summary: Vec<Value> = render::in_form_order(&form, &map)
-        .into_iter()
-        .map(|(path, message)| {
-            json!({
-                "href": format!("/entwurf/{}/schritt/{}#{}", draft.id, render::step_of(&form, path), render::field_id(path)),
-                "message": message,
+/// The review page of one draft of one service, as one visitor sees it.
+#[derive(Clone, Copy)]
+struct Review<'a> {
+    state: &'a Shared,
+    visitor: &'a Visitor,
+    draft: &'a Draft,
+    service: &'a Service,
+}
+
+impl Review<'_> {
+    /// The page, with the router's `extra_errors` besides the form's own and `notice`
+    /// on top; anything missing makes it a 422.
+    async fn page(self, extra_errors: &[FieldError], notice: Option<String>) -> Page {
+        let Self {
+            state,
+            visitor,
+            draft,
+            service,
+        } = self;
+        let form = service.form()?;
+        let mut errors = form.validate(&draft.data).err().unwrap_or_default();
+        errors.extend(extra_errors.iter().cloned());
+        let map = render::error_map(&form, &errors);
+        let summary: Vec<Value> = render::in_form_order(&form, &map)
+            .into_iter()
+            .map(|(path, message)| {
+                json!({
+                    "href": format!("/entwurf/{}/schritt/{}#{}", draft.id, render::step_of(&form, path), render::field_id(path)),
+                    "message": message,
+                })
             })
-        })
-        .collect();
-    let attachments = drafts::attachments(state, &draft.id).await?;
-    let paid = draft.payment_reference.is_some();
-    let trust = trust_problem(visitor, service);
-    let status = if summary.is_empty() && notice.is_none() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    let view = json!({
-        "csrf": visitor.csrf,
-        "draft": draft.id,
-        "service": service.name,
-        "region": draft.region_name,
-        "progress": progress(&render::steps(&form), form.attachments.max_count > 0, "pruefen"),
-        "rows": render::summary(&form, &draft.data),
-        "steps": render::steps(&form).iter().map(|s| json!({"href": format!("/entwurf/{}/schritt/{s}", draft.id)})).collect::<Vec<_>>(),
-        "has_attachments": form.attachments.max_count > 0,
-        "attachments": attachments.iter().map(|a| json!({"filename": a.filename, "size": human_size(a.size)})).collect::<Vec<_>>(),
-        "errors": summary,
-        "notice": notice,
-        "trust_problem": trust,
-        "identify_href": format!("/konto/identifizierung?weiter={}", crate::router_client::encode(&format!("/entwurf/{}/pruefen", draft.id))),
-        "fee": service.fee.as_ref().map(|f| json!({"amount": euro(&f.betrag), "description": f.beschreibung})),
-        "paid": paid,
-        "payment_reference": draft.payment_reference,
-        "can_pay": service.fee.is_some() && !paid && map.is_empty() && trust.is_none(),
-        "can_submit": (service.fee.is_none() || paid) && map.is_empty() && trust.is_none(),
-        "updated": german_time_unix(draft.updated_at),
-    });
-    let title = if status == StatusCode::OK {
-        format!("{} – Prüfen und absenden", service.name)
-    } else {
-        format!("Fehler: {} – Prüfen und absenden", service.name)
-    };
-    Ok(state
-        .templates
-        .page(visitor, status, "review", &title, &view))
+            .collect();
+        let attachments = drafts::attachments(state, &draft.id).await?;
+        let paid = draft.payment_reference.is_some();
+        let trust = trust_problem(visitor, service);
+        let status = if summary.is_empty() && notice.is_none() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        let view = json!({
+            "csrf": visitor.csrf,
+            "draft": draft.id,
+            "service": service.name,
+            "region": draft.region_name,
+            "progress": progress(&render::steps(&form), form.attachments.max_count > 0, "pruefen"),
+            "rows": render::summary(&form, &draft.data),
+            "steps": render::steps(&form).iter().map(|s| json!({"href": format!("/entwurf/{}/schritt/{s}", draft.id)})).collect::<Vec<_>>(),
+            "has_attachments": form.attachments.max_count > 0,
+            "attachments": attachments.iter().map(|a| json!({"filename": a.filename, "size": human_size(a.size)})).collect::<Vec<_>>(),
+            "errors": summary,
+            "notice": notice,
+            "trust_problem": trust,
+            "identify_href": format!("/konto/identifizierung?weiter={}", crate::router_client::encode(&format!("/entwurf/{}/pruefen", draft.id))),
+            "fee": service.fee.as_ref().map(|f| json!({"amount": euro(&f.betrag), "description": f.beschreibung})),
+            "paid": paid,
+            "payment_reference": draft.payment_reference,
+            "can_pay": service.fee.is_some() && !paid && map.is_empty() && trust.is_none(),
+            "can_submit": (service.fee.is_none() || paid) && map.is_empty() && trust.is_none(),
+            "updated": german_time_unix(draft.updated_at),
+        });
+        let title = if status == StatusCode::OK {
+            format!("{} – Prüfen und absenden", service.name)
+        } else {
+            format!("Fehler: {} – Prüfen und absenden", service.name)
+        };
+        Ok(state
+            .templates
+            .page(visitor, status, "review", &title, &view))
+    }
 }
 
 pub async fn review(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
     let draft = open_draft(&state, &visitor, &id).await?;
     let service = service_of(&state, &draft.service).await?;
-    let mut page = review_page(&state, &visitor, &draft, &service, &[], None).await?;
+    let review = Review {
+        state: &state,
+        visitor: &visitor,
+        draft: &draft,
+        service: &service,
+    };
+    let mut page = review.page(&[], None).await?;
     // Showing the review is no error, even when something is missing.
     *page.status_mut() = StatusCode::OK;
     Ok(page)
@@ -333,8 +351,14 @@ pub async fn submit(
     if let Some(problem) = trust_problem(&visitor, &service) {
         return Err(Failure::forbidden(problem));
     }
+    let review = Review {
+        state: &state,
+        visitor: &visitor,
+        draft: &draft,
+        service: &service,
+    };
     if form.validate(&draft.data).is_err() {
-        return review_page(&state, &visitor, &draft, &service, &[], None).await;
+        return review.page(&[], None).await;
     }
     let mut data = draft.data.clone();
     if let Some(fee) = &service.fee {
@@ -342,27 +366,21 @@ pub async fn submit(
         let (Some(transaction), Some(reference)) =
             (&draft.payment_transaction, &draft.payment_reference)
         else {
-            return review_page(
-                &state,
-                &visitor,
-                &draft,
-                &service,
-                &[],
-                Some("Bitte bezahlen Sie zuerst die Gebühr.".into()),
-            )
-            .await;
+            return review
+                .page(&[], Some("Bitte bezahlen Sie zuerst die Gebühr.".into()))
+                .await;
         };
         let status = state.payments.status(transaction).await?;
         if !status.paid(&fee.betrag) {
-            return review_page(
-                &state,
-                &visitor,
-                &draft,
-                &service,
-                &[],
-                Some("Die Zahlung ist nicht abgeschlossen. Bitte bezahlen Sie die Gebühr.".into()),
-            )
-            .await;
+            return review
+                .page(
+                    &[],
+                    Some(
+                        "Die Zahlung ist nicht abgeschlossen. Bitte bezahlen Sie die Gebühr."
+                            .into(),
+                    ),
+                )
+                .await;
         }
         data["zahlung"] = json!({ "referenz": reference });
     }
@@ -396,7 +414,7 @@ pub async fn submit(
         }
         Submitted::Invalid(errors) => {
             tracing::warn!(draft = %draft.id, count = errors.len(), "the router refused fields");
-            review_page(&state, &visitor, &draft, &service, &errors, Some("Die Angaben wurden nicht angenommen. Bitte korrigieren Sie die markierten Felder.".into())).await
+            review.page(&errors, Some("Die Angaben wurden nicht angenommen. Bitte korrigieren Sie die markierten Felder.".into())).await
         }
         Submitted::Refused { status, kind } => {
             tracing::warn!(draft = %draft.id, status, %kind, "the router refused the application");

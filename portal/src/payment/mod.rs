@@ -9,20 +9,18 @@ pub mod provider;
 use std::time::Duration;
 
 use axum::extract::Path;
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::Error;
 use crate::forms::{drafts, service_of};
+use crate::peer::Peer;
 use crate::web::{Page, Posted, Visit};
 use kopplung_web::shell::see_other;
 
-pub struct PaymentClient {
-    base: String,
-    /// The bearer secret the portal and its provider share.
-    secret: String,
-    http: reqwest::Client,
-}
+/// The provider, called with the bearer secret the portal and it share.
+pub struct PaymentClient(Peer);
 
 /// The provider's answer about one transaction.
 #[derive(Debug, Clone, Deserialize)]
@@ -67,15 +65,9 @@ pub fn cents(amount: &str) -> Option<u64> {
 
 impl PaymentClient {
     pub fn new(base: &str, secret: &str) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .map_err(|e| Error::Payment(e.to_string()))?;
-        Ok(Self {
-            base: base.trim_end_matches('/').to_owned(),
-            secret: secret.to_owned(),
-            http,
-        })
+        Peer::new(base, secret, Duration::from_secs(20))
+            .map(Self)
+            .map_err(|e| Error::Payment(e.to_string()))
     }
 
     pub async fn create(
@@ -87,9 +79,8 @@ impl PaymentClient {
     ) -> Result<Transaction, Error> {
         let gross = cents(amount).ok_or_else(|| Error::Payment(format!("bad amount {amount}")))?;
         let response = self
-            .http
-            .post(format!("{}/api/v1/paymenttransaction", self.base))
-            .bearer_auth(&self.secret)
+            .0
+            .request(Method::POST, "/api/v1/paymenttransaction")
             .json(&json!({
                 "requestId": request_id,
                 "requestTimestamp": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
@@ -113,13 +104,14 @@ impl PaymentClient {
 
     pub async fn status(&self, id: &str) -> Result<Transaction, Error> {
         let response = self
-            .http
-            .get(format!(
-                "{}/api/v1/paymenttransaction/{}",
-                self.base,
-                crate::router_client::encode(id)
-            ))
-            .bearer_auth(&self.secret)
+            .0
+            .request(
+                Method::GET,
+                &format!(
+                    "/api/v1/paymenttransaction/{}",
+                    crate::router_client::encode(id)
+                ),
+            )
             .send()
             .await
             .map_err(|e| Error::Payment(e.to_string()))?;

@@ -16,7 +16,6 @@ use kopplung_core::oversight::{
     LookupError, ReplayError, RetryError, SearchCriteria, SearchError, StatusReport, Unavailable,
     ViewError,
 };
-use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -126,19 +125,6 @@ pub async fn replay(
     Ok(Json(json!({ "application_id": id, "replayed": true })).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct SearchQuery {
-    receipt: Option<String>,
-    service: Option<String>,
-    procedure: Option<String>,
-    status: Option<String>,
-    /// RFC 3339: accepted at or after.
-    from: Option<String>,
-    /// RFC 3339: accepted before.
-    until: Option<String>,
-    limit: Option<u32>,
-}
-
 fn bad_query(detail: String) -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,
@@ -152,21 +138,12 @@ fn bad_query(detail: String) -> Problem {
 pub async fn search(
     State(state): State<Arc<ApiState>>,
     Caller(_): Reader,
-    query: Result<Query<SearchQuery>, QueryRejection>,
+    query: Result<Query<SearchCriteria>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Ok(Query(query)) = query else {
+    let Ok(Query(criteria)) = query else {
         return Err(bad_query("limit must be a whole number".into()));
     };
-    let query = SearchCriteria {
-        receipt: query.receipt,
-        service: query.service,
-        procedure: query.procedure,
-        status: query.status,
-        from: query.from,
-        until: query.until,
-        limit: query.limit,
-    }
-    .query()?;
+    let query = criteria.query()?;
     let found = state.hub.oversight.search(&query).await?;
     Ok(Json(json!({ "applications": found })).into_response())
 }
@@ -275,7 +252,7 @@ fn status_json(report: &StatusReport) -> serde_json::Value {
 
 impl From<Unavailable> for Problem {
     fn from(_: Unavailable) -> Self {
-        Problem::unavailable("the store is not reachable")
+        Problem::store_unreachable()
     }
 }
 
@@ -283,7 +260,7 @@ impl From<LookupError> for Problem {
     fn from(error: LookupError) -> Self {
         match error {
             LookupError::NotFound => Problem::not_found(),
-            LookupError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            LookupError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
 }
@@ -294,7 +271,7 @@ impl From<ReplayError> for Problem {
             ReplayError::NoDeadLetter => {
                 Problem::not_found().detail("no dead letter for this application")
             }
-            ReplayError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            ReplayError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
 }
@@ -310,7 +287,7 @@ impl From<RetryError> for Problem {
             .detail(
                 "it is delivered, being worked on right now, a dead letter (replay it), or unknown",
             ),
-            RetryError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            RetryError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
 }
@@ -319,7 +296,7 @@ impl From<SearchError> for Problem {
     fn from(error: SearchError) -> Self {
         match error {
             SearchError::BadQuery(detail) => bad_query(detail),
-            SearchError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            SearchError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
 }
@@ -339,7 +316,7 @@ impl From<ViewError> for Problem {
                 "The mapping in force cannot render this application",
             )
             .detail(reason),
-            ViewError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            ViewError::Unavailable(_) => Problem::store_unreachable(),
             ViewError::Internal => Problem::internal(),
         }
     }

@@ -30,7 +30,7 @@ pub async fn show(
         Ok(_) => return Problem::not_found().into_response(),
         Err(e) => {
             tracing::error!(error = %e, "reading an application failed");
-            return Problem::unavailable("the store is not reachable").into_response();
+            return Problem::store_unreachable().into_response();
         }
     };
     let destination = state.hub.destinations.get(&record.delivery.procedure);
@@ -92,7 +92,7 @@ pub async fn show(
         }
         Err(e) => {
             tracing::error!(error = %e, "reading the mailbox failed");
-            return Problem::unavailable("the store is not reachable").into_response();
+            return Problem::store_unreachable().into_response();
         }
     }
     Json(view).into_response()
@@ -116,7 +116,7 @@ pub async fn document(
         Ok(None) => false,
         Err(e) => {
             tracing::error!(error = %e, "reading an application failed");
-            return Problem::unavailable("the store is not reachable").into_response();
+            return Problem::store_unreachable().into_response();
         }
     };
     if !owned {
@@ -177,7 +177,7 @@ pub async fn document(
         Ok(None) => Problem::not_found().into_response(),
         Err(e) => {
             tracing::error!(error = %e, "reading a document failed");
-            Problem::unavailable("the store is not reachable").into_response()
+            Problem::store_unreachable().into_response()
         }
     }
 }

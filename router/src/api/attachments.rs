@@ -251,7 +251,7 @@ pub async fn fragment(
         Ok(None) => return Problem::not_found().into_response(),
         Err(e) => {
             tracing::error!(error = %e, "reading an attachment fragment failed");
-            return Problem::unavailable("the store is not reachable").into_response();
+            return Problem::store_unreachable().into_response();
         }
     };
     let preparer = state.hub.preparer.clone();

@@ -19,7 +19,7 @@ impl Clients {
     pub fn load(configs: &[ClientConfig], data_dir: &Path) -> Result<Self, Error> {
         let mut clients = Vec::new();
         for client in configs {
-            let hash = match (&client.token_sha256, &client.token_file) {
+            let hash = match (&client.token.sha256, &client.token.file) {
                 (Some(hex_hash), _) => {
                     let bytes = hex::decode(hex_hash).unwrap_or_default();
                     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| Error::Config {

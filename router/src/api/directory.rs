@@ -10,6 +10,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use kopplung_web::contact::Contact;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::ApiState;
@@ -17,16 +19,34 @@ use super::problem::Problem;
 use crate::config::Authority;
 use crate::regions::is_ars;
 
-fn authority_json(authority: &Authority) -> Value {
-    json!({
-        "id": authority.id,
-        "name": authority.name,
-        "address": authority.address,
-        "phone": authority.phone,
-        "email": authority.email,
-        "website": authority.website,
-        "opening_hours": authority.opening_hours,
-    })
+/// An authority as the Behördenkatalog shows it: public information only.
+#[derive(Serialize)]
+struct Listed<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(flatten)]
+    contact: &'a Contact,
+    /// The services routed to any of its procedures (not in `/responsibility`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    services: Option<Vec<String>>,
+}
+
+impl<'a> Listed<'a> {
+    fn new(authority: &'a Authority) -> Self {
+        Self {
+            id: &authority.id,
+            name: &authority.name,
+            contact: &authority.contact,
+            services: None,
+        }
+    }
+
+    fn with_services(state: &ApiState, authority: &'a Authority) -> Self {
+        Self {
+            services: Some(services_of(state, &authority.id)),
+            ..Self::new(authority)
+        }
+    }
 }
 
 fn bad_query(detail: &str) -> Response {
@@ -63,14 +83,10 @@ pub async fn regions(
 
 /// `GET /api/v1/authorities`: the Behördenkatalog, with the services each one serves.
 pub async fn authorities(State(state): State<Arc<ApiState>>) -> Json<Value> {
-    let list: Vec<Value> = state
+    let list: Vec<Listed> = state
         .authorities
         .iter()
-        .map(|a| {
-            let mut value = authority_json(a);
-            value["services"] = json!(services_of(&state, &a.id));
-            value
-        })
+        .map(|a| Listed::with_services(&state, a))
         .collect();
     Json(json!({ "authorities": list }))
 }
@@ -78,11 +94,7 @@ pub async fn authorities(State(state): State<Arc<ApiState>>) -> Json<Value> {
 /// `GET /api/v1/authorities/{id}`: one authority, or 404.
 pub async fn authority(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
     match state.authorities.iter().find(|a| a.id == id) {
-        Some(a) => {
-            let mut value = authority_json(a);
-            value["services"] = json!(services_of(&state, &a.id));
-            Json(value).into_response()
-        }
+        Some(a) => Json(Listed::with_services(&state, a)).into_response(),
         None => Problem::not_found().into_response(),
     }
 }
@@ -142,7 +154,7 @@ pub async fn responsibility(
         "service_name": mapping.info.name,
         "region": region,
         "region_name": region_name,
-        "authority": authority.map(authority_json),
+        "authority": authority.map(Listed::new),
         "online": available && authority.is_some(),
     }))
     .into_response()

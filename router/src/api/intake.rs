@@ -159,7 +159,7 @@ impl From<IntakeError> for Problem {
                 "idempotency-key-reused",
                 "This Idempotency-Key was used with a different request",
             ),
-            IntakeError::StoreUnreachable(_) => Problem::unavailable("the store is not reachable"),
+            IntakeError::StoreUnreachable(_) => Problem::store_unreachable(),
             IntakeError::NotStored(_) => Problem::unavailable(
                 "the application could not be stored; nothing was kept, please retry",
             ),

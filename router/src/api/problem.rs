@@ -82,6 +82,11 @@ impl Problem {
         )
         .detail(detail)
     }
+
+    /// The store did not answer: nothing was done, the client may try again.
+    pub fn store_unreachable() -> Self {
+        Self::unavailable("the store is not reachable")
+    }
 }
 
 impl IntoResponse for Problem {

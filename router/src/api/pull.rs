@@ -73,7 +73,7 @@ pub async fn list(
         Ok(messages) => Json(json!({ "messages": messages })).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "listing pickups failed");
-            Problem::unavailable("the store is not reachable").into_response()
+            Problem::store_unreachable().into_response()
         }
     }
 }
@@ -94,7 +94,7 @@ pub async fn fetch(
         Ok(None) => return Problem::not_found().into_response(),
         Err(e) => {
             tracing::error!(error = %e, "reading a pickup failed");
-            return Problem::unavailable("the store is not reachable").into_response();
+            return Problem::store_unreachable().into_response();
         }
     };
     let content_type = state
@@ -187,7 +187,7 @@ pub async fn acknowledge(
         Ok(ack) => ack == PickupAck::Acknowledged,
         Err(e) => {
             tracing::error!(error = %e, "acknowledging a pickup failed");
-            return Problem::unavailable("the store is not reachable").into_response();
+            return Problem::store_unreachable().into_response();
         }
     };
     if acknowledged {

@@ -142,7 +142,7 @@ impl From<EventError> for Problem {
                     .detail(format!("the application is {}", current.as_str()))
             }
             EventError::AlreadyFinal => conflict("The application is already decided or rejected"),
-            EventError::Unavailable(_) => Problem::unavailable("the store is not reachable"),
+            EventError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
 }

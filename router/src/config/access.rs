@@ -1,9 +1,9 @@
 //! `[admin]`, `[[client]]` and `[[clerk]]`: who may use the hub, and how each proves it.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use kopplung_adapters::registry::is_sha256_hex;
+use kopplung_adapters::registry::{ApiToken, is_sha256_hex};
 use serde::Deserialize;
 
 use super::problems::Findings;
@@ -38,44 +38,34 @@ impl AdminConfig {
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     pub id: String,
-    /// Hex SHA-256 of the bearer token: the config need not hold the secret itself.
-    #[serde(default)]
-    pub token_sha256: Option<String>,
-    /// A file holding the token, relative to the data directory.
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
+    /// Its bearer token: `token_sha256` or `token_file`.
+    #[serde(flatten)]
+    pub token: ApiToken,
 }
 
 /// The problems of a bearer token given as `token_sha256` or `token_file`, each with
 /// its key; `required`: one of them must be there.
-pub(super) fn check_token(
-    sha256: Option<&str>,
-    file: Option<&Path>,
-    required: bool,
-    mut found: impl FnMut(&str, &str),
-) {
-    match (sha256, file) {
+pub(super) fn check_token(token: &ApiToken, required: bool, mut found: impl FnMut(&str, &str)) {
+    match (&token.sha256, &token.file) {
         (Some(_), Some(_)) => found("token_sha256 and token_file", "give one, not both"),
         (None, None) if required => found("token_sha256", "give token_sha256 or token_file"),
         _ => {}
     }
-    if sha256.is_some_and(|hash| !is_sha256_hex(hash)) {
+    if token
+        .sha256
+        .as_deref()
+        .is_some_and(|hash| !is_sha256_hex(hash))
+    {
         found("token_sha256", "must be 64 hex digits");
     }
 }
 
 pub(super) fn check_clients(clients: &[ClientConfig], findings: &mut Findings) {
-    let mut ids = BTreeSet::new();
+    findings.ids("client", clients, |c| &c.id);
     for client in clients {
-        if !ids.insert(client.id.as_str()) {
-            findings.list("client", format!("client `{}` is defined twice", client.id));
-        }
-        check_token(
-            client.token_sha256.as_deref(),
-            client.token_file.as_deref(),
-            true,
-            |key, message| findings.entry("client", &client.id, key, message),
-        );
+        check_token(&client.token, true, |key, message| {
+            findings.entry("client", &client.id, key, message)
+        });
     }
 }
 
@@ -99,11 +89,8 @@ pub(super) fn check_clerks<'a>(
     clerks: &'a [ClerkConfig],
     findings: &mut Findings,
 ) -> BTreeSet<&'a str> {
-    let mut ids = BTreeSet::new();
+    let ids = findings.ids("clerk", clerks, |c| &c.id);
     for clerk in clerks {
-        if !ids.insert(clerk.id.as_str()) {
-            findings.list("clerk", format!("clerk `{}` is defined twice", clerk.id));
-        }
         if clerk.password_argon2.is_some() == clerk.password_file.is_some() {
             findings.entry(
                 "clerk",

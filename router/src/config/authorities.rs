@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use kopplung_web::contact::Contact;
 use serde::Deserialize;
 
 use super::hub::{default_directory, default_directory_version};
@@ -19,17 +20,8 @@ pub struct Authority {
     #[serde(default = "default_directory_version")]
     pub verzeichnisdienst_list_version: String,
     /// What the portal's Behördenkatalog shows (all optional, public information).
-    #[serde(default)]
-    pub address: Option<String>,
-    #[serde(default)]
-    pub phone: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub website: Option<String>,
-    /// Opening hours, one line per entry (e.g. `Mo, Mi 9–12 Uhr`).
-    #[serde(default)]
-    pub opening_hours: Vec<String>,
+    #[serde(flatten)]
+    pub contact: Contact,
 }
 
 /// Checks the authorities; returns their ids.
@@ -37,14 +29,8 @@ pub(super) fn check_authorities<'a>(
     authorities: &'a [Authority],
     findings: &mut Findings,
 ) -> BTreeSet<&'a str> {
-    let mut ids = BTreeSet::new();
+    let ids = findings.ids("authority", authorities, |a| &a.id);
     for authority in authorities {
-        if !ids.insert(authority.id.as_str()) {
-            findings.list(
-                "authority",
-                format!("authority `{}` is defined twice", authority.id),
-            );
-        }
         if authority.kennung.trim().is_empty() {
             // Every message names its reader (`leser`) by this.
             findings.entry("authority", &authority.id, "kennung", "must not be empty");

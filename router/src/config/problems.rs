@@ -1,6 +1,7 @@
 //! What is wrong with a configuration, each problem named by file, section and key,
 //! and reading the TOML files (a syntax error names its line).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -90,6 +91,23 @@ impl Findings {
     /// A list as a whole: `[[route]]` (an entry given twice).
     pub fn list(&mut self, list: &str, message: impl Into<String>) {
         self.0.push((format!("[[{list}]]"), message.into()));
+    }
+
+    /// The ids of a list's `entries`; each id given twice is a finding of the list.
+    pub fn ids<'a, T>(
+        &mut self,
+        list: &str,
+        entries: &'a [T],
+        id: impl Fn(&'a T) -> &'a str,
+    ) -> BTreeSet<&'a str> {
+        let mut ids = BTreeSet::new();
+        for entry in entries {
+            let id = id(entry);
+            if !ids.insert(id) {
+                self.list(list, format!("{list} `{id}` is defined twice"));
+            }
+        }
+        ids
     }
 
     /// The problems, found in `file`.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use kopplung_adapters::registry::{CheckContext, DeliveryConfig, Transport};
+use kopplung_adapters::registry::{ApiToken, CheckContext, DeliveryConfig, Transport};
 use kopplung_core::ProcedureId;
 use serde::Deserialize;
 
@@ -42,10 +42,8 @@ pub struct ProcedureConfig {
     /// The procedure's bearer token for the hub's API (hex SHA-256, or a file relative
     /// to the data directory): with it, it fetches attachments by claim check. A pull
     /// procedure has its token in `[delivery]`.
-    #[serde(default)]
-    pub token_sha256: Option<String>,
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
+    #[serde(flatten)]
+    pub token: ApiToken,
 }
 
 fn default_max_in_flight() -> u32 {
@@ -109,12 +107,9 @@ impl ProcedureConfig {
             );
         }
         // Whatever the transport: an AMQP or HTTP procedure may not give both either.
-        check_token(
-            self.token_sha256.as_deref(),
-            self.token_file.as_deref(),
-            false,
-            |key, message| found(key, message.into()),
-        );
+        check_token(&self.token, false, |key, message| {
+            found(key, message.into())
+        });
         if let Some(retry) = &self.retry {
             retry.check_backoff(|key, message| found(&format!("retry.{key}"), message));
         }
@@ -132,14 +127,8 @@ pub(super) fn check_procedures<'a>(
     transports: &CheckContext<'_>,
     findings: &mut Findings,
 ) -> BTreeSet<&'a str> {
-    let mut ids = BTreeSet::new();
+    let ids = findings.ids("procedure", procedures, |p| p.id.as_str());
     for procedure in procedures {
-        if !ids.insert(procedure.id.as_str()) {
-            findings.list(
-                "procedure",
-                format!("procedure `{}` is defined twice", procedure.id),
-            );
-        }
         procedure.check(authorities, transports, findings);
     }
     ids

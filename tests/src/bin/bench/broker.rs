@@ -15,14 +15,7 @@ use crate::system::{broker_pid, cpu_seconds};
 pub async fn broker_ceiling(duration: Duration) -> anyhow::Result<Ceiling> {
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
     let queue = format!("kopplung.bench.{}", uuid::Uuid::new_v4().simple());
-    let setup = connection.create_channel().await?;
-    setup
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            FieldTable::default(),
-        )
-        .await?;
+    let setup = declare(&connection, &queue).await?;
     let body = Arc::new(vec![b'x'; MESSAGE_BYTES]);
     let broker = broker_pid()?;
     let broker_before = cpu_seconds(broker)?;
@@ -82,14 +75,7 @@ pub struct Ceiling {
 /// Declares `queue` and consumes it without acknowledgements.
 pub async fn consume(queue: &str, tag: &str) -> anyhow::Result<(Connection, lapin::Consumer)> {
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
-    channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions::durable(),
-            FieldTable::default(),
-        )
-        .await?;
+    let channel = declare(&connection, queue).await?;
     let consumer = channel
         .basic_consume(
             queue.into(),
@@ -102,4 +88,17 @@ pub async fn consume(queue: &str, tag: &str) -> anyhow::Result<(Connection, lapi
         )
         .await?;
     Ok((connection, consumer))
+}
+
+/// A new channel, with the durable `queue` declared on it.
+async fn declare(connection: &Connection, queue: &str) -> Result<lapin::Channel, lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(channel)
 }
