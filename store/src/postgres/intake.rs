@@ -27,7 +27,7 @@ async fn earlier_answer(
 
 role_impl!(IntakeStore for PostgresStore {
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
-        let form = new.stored_form();
+        let form = new.stored_form()?;
         // Under the chain lock: two instances handed the same idempotency key at once
         // answer one `Created` and one `Replayed`.
         let mut tx = self.write().await?;
@@ -40,8 +40,8 @@ role_impl!(IntakeStore for PostgresStore {
         let at = rfc3339(new.received_at);
         let inserted = sqlx::query(
             "INSERT INTO applications
-               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&id)
         .bind(&new.receipt)
@@ -53,6 +53,7 @@ role_impl!(IntakeStore for PostgresStore {
         .bind(&form.payload)
         .bind(&at)
         .bind(&at)
+        .bind(&form.authentication)
         .execute(&mut *tx)
         .await;
         // The constraint is `applications_receipt_key`; the failed statement aborted the
