@@ -185,6 +185,16 @@ pub async fn run(
         regions.clone(),
         metrics.clone(),
     ));
+    // Keys are fetched when an assertion first needs them: an identity provider that is
+    // down refuses its citizens' applications (503), not the hub's start.
+    let identity = Arc::new(
+        kopplung_identity::Verifier::new(&config.file.identity_providers, clock.clone()).map_err(
+            |e| Error::Config {
+                file: config.source.clone(),
+                message: e.to_string(),
+            },
+        )?,
+    );
     let hub = Arc::new(Hub::new(HubParts {
         catalog,
         routing: Arc::new(routing),
@@ -197,6 +207,7 @@ pub async fn run(
         wake: wake.clone(),
         public_url,
         event_limits: setup::event_limits(&config.file.limits),
+        identity,
     }));
     let state = Arc::new(ApiState {
         hub: hub.clone(),
@@ -215,6 +226,7 @@ pub async fn run(
                         crate::config::ClientConfig {
                             id: p.id.to_string(),
                             token: token.clone(),
+                            asserts_up_to: None,
                         }
                     })
                 })
@@ -233,6 +245,7 @@ pub async fn run(
                         .map(|(role, file)| crate::config::ClientConfig {
                             id: role.into(),
                             token: ApiToken::file(file),
+                            asserts_up_to: None,
                         })
                 })
                 .collect::<Vec<_>>(),
@@ -342,6 +355,7 @@ pub async fn run(
             &[crate::config::ClientConfig {
                 id: "monitoring".into(),
                 token: ApiToken::file(file),
+                asserts_up_to: None,
             }],
             &config.data_dir,
         )?),

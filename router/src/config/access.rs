@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use kopplung_adapters::registry::{ApiToken, is_sha256_hex};
+use kopplung_core::identity::TrustLevel;
 use serde::Deserialize;
 
 use super::problems::Findings;
@@ -41,6 +42,11 @@ pub struct ClientConfig {
     /// Its bearer token: `token_sha256` or `token_file`.
     #[serde(flatten)]
     pub token: ApiToken,
+    /// The highest trust level this client may assert on its own, without an identity
+    /// provider's proof (a legacy portal's password accounts); absent: it may not. Its
+    /// messages say that the client vouched.
+    #[serde(default)]
+    pub asserts_up_to: Option<TrustLevel>,
 }
 
 /// The problems of a bearer token given as `token_sha256` or `token_file`, each with
