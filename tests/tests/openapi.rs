@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use jsonschema::{Draft, Registry, Validator};
+use kopplung_tests::issuer::{ACR_SUBSTANTIAL, TestIssuer, assertion};
 use kopplung_tests::shared::refuse_publishes;
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, OTHER_TOKEN, TestHub, UNREACHABLE_AMQP_URL, amqp,
@@ -945,7 +946,10 @@ fn hex_sha256(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() {
     let broker = amqp().await;
+    // An identity provider on loopback, for the refusals of an applicant's identification.
+    let issuer = TestIssuer::start().await;
     let hub = TestHub::start(HubSetup {
+        extra_config: issuer.hub_config_for_refusals(),
         max_body_bytes: 64 * 1024,
         max_upload_bytes: 512 * 1024,
         edit_routing: |routing| {
@@ -1166,6 +1170,37 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         "validation",
     );
     assert!(!invalid.list("errors").is_empty());
+    // Who applied: a valid assertion, and every refusal of an identification.
+    // (Dresden's citizens' office: not one of the procedures this test lists pickups of.)
+    let mut proven = meldebescheinigung(DRESDEN);
+    proven["applicant"] =
+        assertion(&issuer.token(&issuer.claims(ACR_SUBSTANTIAL, "swk", "portal")));
+    api.submit_accepted(&proven).await;
+    let refusals: Vec<(String, Value, u16, &str)> = issuer
+        .refused_cases()
+        .into_iter()
+        .map(|case| {
+            let mut body = meldebescheinigung(LEIPZIG);
+            match case.applicant {
+                Some(applicant) => body["applicant"] = applicant,
+                None => drop(body.as_object_mut().unwrap().remove("applicant")),
+            }
+            (case.sender.token(&hub), body, case.status, case.kind)
+        })
+        .collect();
+    let refused: Vec<Refused<'_>> = refusals
+        .iter()
+        .map(|(token, body, status, kind)| {
+            (
+                intake,
+                Some(token.as_str()),
+                json_body(body),
+                *status,
+                *kind,
+            )
+        })
+        .collect();
+    api.post_problems(&refused).await;
 
     // The pull API: Dresden (cms) collects its two messages.
     let dresden = "/api/v1/procedures/dresden-maengel";
