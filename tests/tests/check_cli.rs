@@ -162,6 +162,16 @@ macro_rules! refused_edits {
 }
 
 refused_edits! {
+    an_identity_provider_over_plain_http: edit(
+        "config/kopplung.toml",
+        "issuer = \"http://127.0.0.1:8082\"",
+        "issuer = \"http://idp.example\"");
+        names "kopplung.toml", ["[[identity_provider]] servicekonto-demo: issuer: `http://idp.example`: need https:// and a host"];
+    a_client_vouching_for_no_level: edit(
+        "config/kopplung.toml",
+        "asserts_up_to = \"basis\"",
+        "asserts_up_to = \"niedrig\"");
+        names "kopplung.toml", ["asserts_up_to: unknown variant `niedrig`"];
     an_ambiguous_route: append(
         "config/routing.toml",
         "\n[[route]]\nservice = \"99999001000000\"\nregion = \"14612\"\nprocedure = \"leipzig-maengel\"\n");

@@ -180,7 +180,7 @@ impl Intake {
             key: key.to_owned(),
             request_sha256: hex::encode(sha256(submission.body)),
         });
-        let request: IntakeRequest = serde_json::from_slice(submission.body)
+        let mut request: IntakeRequest = serde_json::from_slice(submission.body)
             .map_err(|e| IntakeError::Malformed(e.to_string()))?;
         // One snapshot of the mappings for the whole request.
         let snapshot = self.catalog.snapshot();
@@ -209,18 +209,20 @@ impl Intake {
                 "unbekannte Leistung",
             )]));
         };
-        // Who applied is settled before the form is looked at: a refusal stores nothing.
-        let authentication = self
-            .identify(&submission, offer.requirement, request.applicant.as_ref())
-            .await
-            .map_err(IntakeError::Refused)?;
+        let applicant = request.applicant.take();
         let checked = Checked {
             client: submission.client,
             service: key,
             offer,
             uploads: &uploads,
         };
-        let mut new = self.validate(&checked, request, idempotency, authentication)?;
+        let mut new = self.validate(&checked, request, idempotency)?;
+        // Who applied, once the request is complete and routable (checked offline, and
+        // before an identity provider's keys may need fetching); a refusal stores nothing.
+        new.authentication = self
+            .identify(&submission, offer.requirement, applicant.as_ref())
+            .await
+            .map_err(IntakeError::Refused)?;
         for _ in 0..RECEIPT_DRAWS {
             match self.store.insert_application(&new).await {
                 Ok(Inserted::ReceiptTaken) => new.receipt = receipt::generate(),
@@ -294,7 +296,6 @@ impl Intake {
         checked: &Checked<'_>,
         request: IntakeRequest,
         idempotency: Option<IdempotencyKey>,
-        authentication: Option<Authentication>,
     ) -> Result<NewApplication, IntakeError> {
         let Ok(region) = Ars::parse(&request.region) else {
             return Err(IntakeError::Invalid(vec![FieldError::new(
@@ -351,7 +352,8 @@ impl Intake {
             message_type: checked.offer.message_type.to_owned(),
             idempotency,
             received_at: self.clock.now(),
-            authentication,
+            // Set once the applicant's identification is verified.
+            authentication: None,
         })
     }
 }
