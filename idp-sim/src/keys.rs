@@ -18,7 +18,8 @@ use crate::Error;
 
 const SIGNING_KEY: &str = "signing-key.pem";
 const SUBJECT_SECRET: &str = "subject-secret";
-const KEY_BITS: u32 = 3072;
+// RS256 with 2048 bits, as common identity providers use; drawn once, at first start.
+const KEY_BITS: u32 = 2048;
 
 /// The keys of a running provider.
 pub struct Keys {

@@ -698,3 +698,87 @@ async fn a_logout_without_hint_asks_the_citizen_first() {
     let page = browser.get(&authorize(&pkce, &[])).await;
     login_path(&page);
 }
+
+/// The relying party the portal is built with (the `openidconnect` crate, which we did
+/// not write) accepts everything the provider publishes and signs.
+#[tokio::test]
+async fn an_openidconnect_relying_party_signs_in_unchanged() {
+    use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+    use openidconnect::{
+        AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+        IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
+        TokenResponse,
+    };
+    let idp = start().await;
+    let http = no_redirects();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(idp.base.clone()).unwrap(), &http)
+            .await
+            .unwrap();
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new("portal".into()),
+        Some(ClientSecret::new(SECRET.into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("address".into()))
+        .add_auth_context_value(AuthenticationContextClass::new(SUBSTANTIAL.into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    let mut browser = Browser::at(&idp.base);
+    let start_page = browser
+        .get(&format!("{}?{}", url.path(), url.query().unwrap()))
+        .await;
+    let done = choose(
+        &mut browser,
+        &login_path(&start_page),
+        "erika-mustermann",
+        "online-ausweis",
+    )
+    .await;
+    let (_, params) = redirected(&done);
+    assert_eq!(&params["state"], csrf.secret());
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(params["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let id_token = tokens.id_token().expect("an ID token");
+    let claims = id_token
+        .claims(&client.id_token_verifier(), &nonce)
+        .unwrap();
+    assert_eq!(
+        claims.auth_context_ref().map(|acr| acr.as_str()),
+        Some(HIGH)
+    );
+    assert_eq!(claims.auth_method_refs().unwrap()[0].as_str(), "hwk");
+    assert!(claims.auth_time().is_some());
+    assert_eq!(claims.birthdate().unwrap().as_str(), "1964-08-12");
+    let userinfo: openidconnect::core::CoreUserInfoClaims = client
+        .user_info(
+            tokens.access_token().clone(),
+            Some(claims.subject().clone()),
+        )
+        .unwrap()
+        .request_async(&http)
+        .await
+        .unwrap();
+    let address = userinfo.address().unwrap();
+    assert_eq!(address.locality.as_ref().unwrap().as_str(), "Köln");
+    assert_eq!(
+        userinfo.family_name().unwrap().get(None).unwrap().as_str(),
+        "Mustermann"
+    );
+}
