@@ -6,15 +6,12 @@
 //! page and never a redirect; every later problem goes back to the client as the
 //! protocol says (`error`, `error_description`, `state`, `iss`).
 
-use std::collections::HashMap;
-
-use axum::Form;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kopplung_web::shell::{cookie, is_token, random_hex, see_other, token_id};
 
+use crate::params::Params;
 use crate::people::{Level, required_level};
 use crate::store::{Grant, Pending, Session, SignIn};
 use crate::{Shared, State as Idp};
@@ -24,69 +21,20 @@ pub const BROWSER_COOKIE: &str = "servicekonto_browser";
 /// The citizen's session at the provider.
 pub const SESSION_COOKIE: &str = "servicekonto_sitzung";
 
-type Pairs = Vec<(String, String)>;
-
-/// `GET /authorize?…`
-pub async fn by_query(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    query: Result<Query<Pairs>, QueryRejection>,
-) -> Response {
-    match query {
-        Ok(Query(pairs)) => authorize(&state, &headers, &pairs),
-        Err(_) => unreadable(&state),
+/// `GET /authorize?…` or `POST /authorize` (form-encoded, as OpenID Connect allows).
+pub async fn endpoint(State(state): State<Shared>, headers: HeaderMap, params: Params) -> Response {
+    if params.readable {
+        authorize(&state, &headers, &params)
+    } else {
+        state.pages.error(
+            StatusCode::BAD_REQUEST,
+            "Anmeldung nicht möglich",
+            "Die Anmeldeanfrage ist nicht lesbar. Bitte kehren Sie zum Portal zurück und starten Sie die Anmeldung dort neu.",
+        )
     }
 }
 
-/// `POST /authorize` (form-encoded, as OpenID Connect allows).
-pub async fn by_form(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    form: Result<Form<Pairs>, FormRejection>,
-) -> Response {
-    match form {
-        Ok(Form(pairs)) => authorize(&state, &headers, &pairs),
-        Err(_) => unreadable(&state),
-    }
-}
-
-fn unreadable(state: &Idp) -> Response {
-    state.pages.error(
-        StatusCode::BAD_REQUEST,
-        "Anmeldung nicht möglich",
-        "Die Anmeldeanfrage ist nicht lesbar. Bitte kehren Sie zum Portal zurück und starten Sie die Anmeldung dort neu.",
-    )
-}
-
-/// The parameters, each at most once (RFC 6749, 3.1).
-struct Params<'a> {
-    map: HashMap<&'a str, &'a str>,
-    repeated: Option<&'a str>,
-}
-
-impl<'a> Params<'a> {
-    fn new(pairs: &'a Pairs) -> Self {
-        let mut map = HashMap::new();
-        let mut repeated = None;
-        for (key, value) in pairs {
-            // An empty value counts as not given (OpenID Connect Core 1.0, 3.1.2.1).
-            if value.is_empty() {
-                continue;
-            }
-            if map.insert(key.as_str(), value.as_str()).is_some() {
-                repeated.get_or_insert(key.as_str());
-            }
-        }
-        Self { map, repeated }
-    }
-
-    fn get(&self, key: &str) -> Option<&'a str> {
-        self.map.get(key).copied()
-    }
-}
-
-fn authorize(state: &Idp, headers: &HeaderMap, pairs: &Pairs) -> Response {
-    let params = Params::new(pairs);
+fn authorize(state: &Idp, headers: &HeaderMap, params: &Params) -> Response {
     let client = params
         .get("client_id")
         .and_then(|id| state.config.client(id));
@@ -112,7 +60,7 @@ fn authorize(state: &Idp, headers: &HeaderMap, pairs: &Pairs) -> Response {
         state: params.get("state"),
         issuer: &state.config.issuer,
     };
-    if let Some(key) = params.repeated {
+    if let Some(key) = params.repeated() {
         return back.error("invalid_request", &format!("{key} is given more than once"));
     }
     if params.get("response_type") != Some("code") {

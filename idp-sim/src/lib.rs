@@ -22,6 +22,7 @@ mod keys;
 mod login;
 mod logout;
 mod pages;
+mod params;
 pub mod people;
 mod store;
 mod token;
@@ -160,12 +161,12 @@ fn app(state: Shared) -> Router {
         .route("/jwks", get(discovery::jwks))
         .route(
             "/authorize",
-            get(authorize::by_query).post(authorize::by_form),
+            get(authorize::endpoint).post(authorize::endpoint),
         )
         .route("/anmeldung", get(login::page).post(login::submit))
         .route("/token", post(token::exchange))
         .route("/userinfo", get(token::userinfo).post(token::userinfo))
-        .route("/abmeldung", get(logout::by_query).post(logout::by_form))
+        .route("/abmeldung", get(logout::endpoint).post(logout::endpoint))
         .route("/abmeldung/bestaetigen", post(logout::confirm))
         .route("/assets/servicekonto.css", get(pages::stylesheet))
         .route("/", get(pages::start))

@@ -5,9 +5,7 @@
 //! form), so that no other site can sign them out. A return address that is not
 //! registered gets the German error page, never a redirect.
 
-use axum::Form;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use kopplung_web::shell::{same_token, see_other};
@@ -15,35 +13,12 @@ use serde_json::{Value, json};
 
 use crate::authorize::{SESSION_COOKIE, session_of};
 use crate::config::Client;
+use crate::params::Params;
 use crate::{Shared, State as Idp};
 
-type Pairs = Vec<(String, String)>;
-
-/// `GET /abmeldung?…`
-pub async fn by_query(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    query: Result<Query<Pairs>, QueryRejection>,
-) -> Response {
-    let pairs = query.map(|Query(pairs)| pairs).unwrap_or_default();
-    end_session(&state, &headers, &pairs)
-}
-
-/// `POST /abmeldung` (form-encoded, as the specification allows).
-pub async fn by_form(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    form: Result<Form<Pairs>, FormRejection>,
-) -> Response {
-    let pairs = form.map(|Form(pairs)| pairs).unwrap_or_default();
-    end_session(&state, &headers, &pairs)
-}
-
-fn value<'a>(pairs: &'a Pairs, name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(key, value)| key == name && !value.is_empty())
-        .map(|(_, value)| value.as_str())
+/// `GET /abmeldung?…` or `POST /abmeldung` (form-encoded, as the specification allows).
+pub async fn endpoint(State(state): State<Shared>, headers: HeaderMap, params: Params) -> Response {
+    end_session(&state, &headers, &params)
 }
 
 /// Where the logout returns to: a registered URI of a known client, and `state`.
@@ -52,10 +27,10 @@ struct Return<'a> {
     state: Option<&'a str>,
 }
 
-fn end_session(state: &Idp, headers: &HeaderMap, pairs: &Pairs) -> Response {
+fn end_session(state: &Idp, headers: &HeaderMap, params: &Params) -> Response {
     // The hint is one of our ID tokens, expired or not; it names the client (aud) and
     // the citizen (sub).
-    let hint = match value(pairs, "id_token_hint") {
+    let hint = match params.get("id_token_hint") {
         None => None,
         Some(token) => match state
             .keys
@@ -72,7 +47,7 @@ fn end_session(state: &Idp, headers: &HeaderMap, pairs: &Pairs) -> Response {
         },
     };
     let hinted_client = hint.as_ref().and_then(audience);
-    let client_id = match (hinted_client.as_deref(), value(pairs, "client_id")) {
+    let client_id = match (hinted_client.as_deref(), params.get("client_id")) {
         (Some(a), Some(b)) if a != b => {
             return refused(
                 state,
@@ -93,7 +68,7 @@ fn end_session(state: &Idp, headers: &HeaderMap, pairs: &Pairs) -> Response {
             }
         },
     };
-    let back = match checked_return(state, client, pairs) {
+    let back = match checked_return(state, client, params) {
         Ok(back) => back,
         Err(response) => return *response,
     };
@@ -129,13 +104,8 @@ fn end_session(state: &Idp, headers: &HeaderMap, pairs: &Pairs) -> Response {
 }
 
 /// `POST /abmeldung/bestaetigen`: the citizen's answer to the confirmation.
-pub async fn confirm(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    form: Result<Form<Pairs>, FormRejection>,
-) -> Response {
-    let pairs = form.map(|Form(pairs)| pairs).unwrap_or_default();
-    let client = match value(&pairs, "client_id").map(|id| state.config.client(id)) {
+pub async fn confirm(State(state): State<Shared>, headers: HeaderMap, params: Params) -> Response {
+    let client = match params.get("client_id").map(|id| state.config.client(id)) {
         Some(None) => {
             return refused(
                 &state,
@@ -145,21 +115,24 @@ pub async fn confirm(
         Some(Some(client)) => Some(client),
         None => None,
     };
-    let back = match checked_return(&state, client, &pairs) {
+    let back = match checked_return(&state, client, &params) {
         Ok(back) => back,
         Err(response) => return *response,
     };
     let Some((token, session)) = session_of(&state, &headers) else {
         return finish(&state, &back, false);
     };
-    if !value(&pairs, "csrf").is_some_and(|csrf| same_token(csrf, &session.csrf)) {
+    if !params
+        .get("csrf")
+        .is_some_and(|csrf| same_token(csrf, &session.csrf))
+    {
         return state.pages.error(
             StatusCode::FORBIDDEN,
             "Formular abgelaufen",
             "Das Abmeldeformular gehört nicht zu Ihrer Sitzung. Bitte melden Sie sich im Portal erneut ab.",
         );
     }
-    if value(&pairs, "aktion") == Some("bleiben") {
+    if params.get("aktion") == Some("bleiben") {
         return match back.uri {
             Some(_) => finish(&state, &back, false),
             None => state.pages.message("Sie bleiben angemeldet", "Sie sind beim Servicekonto weiterhin angemeldet. Sie können dieses Fenster schließen."),
@@ -173,11 +146,11 @@ pub async fn confirm(
 fn checked_return<'a>(
     state: &Idp,
     client: Option<&Client>,
-    pairs: &'a Pairs,
+    params: &'a Params,
 ) -> Result<Return<'a>, Box<Response>> {
     let back = Return {
-        uri: value(pairs, "post_logout_redirect_uri"),
-        state: value(pairs, "state"),
+        uri: params.get("post_logout_redirect_uri"),
+        state: params.get("state"),
     };
     if let Some(uri) = back.uri {
         let registered =

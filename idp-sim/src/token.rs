@@ -1,9 +1,7 @@
 //! The token endpoint (RFC 6749, 4.1.3; RFC 7636, 4.6) and userinfo (OpenID Connect
 //! Core 1.0, 5.3). Errors are the protocol's JSON (`error`, `error_description`).
 
-use axum::Form;
 use axum::extract::State;
-use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -11,38 +9,27 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
 use crate::config::Client;
+use crate::params::Params;
 use crate::store::{Grant, TOKEN_TTL};
 use crate::{Shared, State as Idp};
 
-type Pairs = Vec<(String, String)>;
-
 /// `POST /token`
-pub async fn exchange(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    form: Result<Form<Pairs>, FormRejection>,
-) -> Response {
-    let Ok(Form(pairs)) = form else {
+pub async fn exchange(State(state): State<Shared>, headers: HeaderMap, params: Params) -> Response {
+    if !params.readable {
         return refuse(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "send the parameters as application/x-www-form-urlencoded",
         );
-    };
-    let mut seen = std::collections::HashSet::new();
-    if let Some((key, _)) = pairs.iter().find(|(key, _)| !seen.insert(key.as_str())) {
+    }
+    if let Some(key) = params.repeated() {
         return refuse(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             &format!("{key} is given more than once"),
         );
     }
-    let param = |name: &str| {
-        pairs
-            .iter()
-            .find(|(key, value)| key == name && !value.is_empty())
-            .map(|(_, value)| value.as_str())
-    };
+    let param = |name: &str| params.get(name);
     let client = match authenticate(&state, &headers, param("client_id"), param("client_secret")) {
         Ok(client) => client,
         Err(response) => return *response,

@@ -190,8 +190,8 @@ async fn redeem(idp: &TestIdp, code: &str, verifier: &str) -> (u16, Value) {
     token(idp, &form, Some(("portal", SECRET))).await
 }
 
-/// The ID token checked by python jwcrypto against the JWKS the provider publishes.
-async fn verified_elsewhere(idp: &TestIdp, id_token: &str) -> Value {
+/// Runs python jwcrypto on `id_token` with the JWKS the provider publishes.
+async fn python_verify(idp: &TestIdp, id_token: &str) -> std::process::Output {
     let jwks = reqwest::get(format!("{}/jwks", idp.base))
         .await
         .unwrap()
@@ -201,18 +201,44 @@ async fn verified_elsewhere(idp: &TestIdp, id_token: &str) -> Value {
     let work = idp.dir.path();
     std::fs::write(work.join("jwks.json"), jwks).unwrap();
     std::fs::write(work.join("id_token.txt"), id_token).unwrap();
-    let output = Command::new(kopplung_tests::python_with_jwcrypto())
+    Command::new(kopplung_tests::python_with_jwcrypto())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verify_id_token.py"))
         .arg(work.join("jwks.json"))
         .arg(work.join("id_token.txt"))
         .output()
-        .expect("python3 with jwcrypto");
+        .expect("python3 with jwcrypto")
+}
+
+/// The ID token checked by python jwcrypto against the JWKS the provider publishes: its
+/// header and claims.
+async fn verified_elsewhere(idp: &TestIdp, id_token: &str) -> Value {
+    let output = python_verify(idp, id_token).await;
     assert!(
         output.status.success(),
         "jwcrypto refused the ID token: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// What userinfo answers an access token.
+async fn userinfo(idp: &TestIdp, access_token: &Value) -> (u16, Value) {
+    let response = no_redirects()
+        .get(format!("{}/userinfo", idp.base))
+        .bearer_auth(access_token.as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// A token endpoint's refusal: its status and `error`.
+fn refused(answer: (u16, Value)) -> (u16, String) {
+    (
+        answer.0,
+        answer.1["error"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 fn tamper(id_token: &str) -> String {
@@ -311,31 +337,18 @@ async fn a_citizen_signs_in_and_the_relying_party_gets_a_verifiable_id_token() {
         "{sub}"
     );
     // A changed claim breaks the signature for the independent verifier too.
-    let forged = tamper(id_token);
-    std::fs::write(idp.dir.path().join("id_token.txt"), &forged).unwrap();
-    let refused = Command::new(kopplung_tests::python_with_jwcrypto())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verify_id_token.py"))
-        .arg(idp.dir.path().join("jwks.json"))
-        .arg(idp.dir.path().join("id_token.txt"))
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
+    assert!(
+        !python_verify(&idp, &tamper(id_token))
+            .await
+            .status
+            .success()
+    );
 
     // Userinfo: the same subject, the claims of the scopes.
-    let userinfo: Value = no_redirects()
-        .get(format!("{}/userinfo", idp.base))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(userinfo["sub"], sub);
-    assert_eq!(
-        userinfo["address"]["street_address"],
-        "Königsbrücker Straße 42"
-    );
+    let (status, info) = userinfo(&idp, &tokens["access_token"]).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["sub"], sub);
+    assert_eq!(info["address"]["street_address"], "Königsbrücker Straße 42");
     let anonymous = no_redirects()
         .get(format!("{}/userinfo", idp.base))
         .send()
@@ -438,6 +451,7 @@ async fn the_token_endpoint_refuses_wrong_verifiers_reused_codes_and_wrong_secre
     let idp = start().await;
     let mut browser = Browser::at(&idp.base);
     let pkce = new_pkce();
+    let invalid_grant = (400, "invalid_grant".to_owned());
 
     // A wrong verifier: invalid_grant, and the code is gone.
     let code = code_for(
@@ -447,36 +461,25 @@ async fn the_token_endpoint_refuses_wrong_verifiers_reused_codes_and_wrong_secre
         "benutzername-passwort",
     )
     .await;
-    let (status, body) = redeem(&idp, &code, &new_pkce().verifier).await;
     assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
+        refused(redeem(&idp, &code, &new_pkce().verifier).await),
+        invalid_grant
     );
-    let (status, _) = redeem(&idp, &code, &pkce.verifier).await;
-    assert_eq!(status, 400);
+    assert_eq!(
+        refused(redeem(&idp, &code, &pkce.verifier).await),
+        invalid_grant
+    );
 
     // A reused code: refused, and the access token issued for it is revoked.
-    let code = code_for(
-        &mut browser,
-        &pkce,
-        "erika-mustermann",
-        "benutzername-passwort",
-    )
-    .await;
+    let code = code_for(&mut browser, &pkce, "matthias-krause", "elster-zertifikat").await;
     let (status, tokens) = redeem(&idp, &code, &pkce.verifier).await;
     assert_eq!(status, 200);
-    let (status, body) = redeem(&idp, &code, &pkce.verifier).await;
+    assert_eq!(userinfo(&idp, &tokens["access_token"]).await.0, 200);
     assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
+        refused(redeem(&idp, &code, &pkce.verifier).await),
+        invalid_grant
     );
-    let userinfo = no_redirects()
-        .get(format!("{}/userinfo", idp.base))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(userinfo.status(), 401);
+    assert_eq!(userinfo(&idp, &tokens["access_token"]).await.0, 401);
 
     // A wrong secret, no authentication, two methods at once.
     let code = code_for(&mut browser, &pkce, "sophie-lehmann", "online-ausweis").await;
@@ -486,45 +489,34 @@ async fn the_token_endpoint_refuses_wrong_verifiers_reused_codes_and_wrong_secre
         ("redirect_uri", REDIRECT),
         ("code_verifier", pkce.verifier.as_str()),
     ];
-    let (status, body) = token(&idp, &form, Some(("portal", "wrong-secret-0123456789"))).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("invalid_client"))
-    );
-    let (status, _) = token(&idp, &form, None).await;
-    assert_eq!(status, 401);
+    let wrong = Some(("portal", "wrong-secret-0123456789"));
+    let unauthenticated = (401, "invalid_client".to_owned());
+    assert_eq!(refused(token(&idp, &form, wrong).await), unauthenticated);
+    assert_eq!(refused(token(&idp, &form, None).await), unauthenticated);
     let mut both = form.to_vec();
     both.extend([("client_id", "portal"), ("client_secret", SECRET)]);
-    let (status, body) = token(&idp, &both, Some(("portal", SECRET))).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    let two = token(&idp, &both, Some(("portal", SECRET))).await;
+    assert_eq!(refused(two), (400, "invalid_request".to_owned()));
     // client_secret_post redeems the code (no attempt above reached it).
     let (status, tokens) = token(&idp, &both, None).await;
     assert_eq!(status, 200, "{tokens}");
-    let claims =
-        verified_elsewhere(&idp, tokens["id_token"].as_str().unwrap()).await["claims"].clone();
-    assert_eq!(claims["acr"], HIGH);
+    let claims = verified_elsewhere(&idp, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(claims["claims"]["acr"], HIGH);
 
     // Another redirect_uri than the authorization request's.
     let code = code_for(&mut browser, &pkce, "sophie-lehmann", "online-ausweis").await;
     let mut other = form.to_vec();
     other[1] = ("code", code.as_str());
     other[2] = ("redirect_uri", "http://127.0.0.1:9/anders");
-    let (status, body) = token(&idp, &other, Some(("portal", SECRET))).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    let answer = token(&idp, &other, Some(("portal", SECRET))).await;
+    assert_eq!(refused(answer), invalid_grant);
 
     // A code lives one minute.
     let code = code_for(&mut browser, &pkce, "sophie-lehmann", "online-ausweis").await;
     idp.clock.advance(time::Duration::seconds(61));
-    let (status, body) = redeem(&idp, &code, &pkce.verifier).await;
     assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
+        refused(redeem(&idp, &code, &pkce.verifier).await),
+        invalid_grant
     );
 }
 
