@@ -1,5 +1,6 @@
 //! `kopplung demo`: the hub with the demo configuration on SQLite, the reference
-//! procedures and the citizens' portal, creating the demo PKI and secrets if missing.
+//! procedures, the citizens' portal and the demo Servicekonto (identity provider),
+//! creating the demo PKI and secrets if missing.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,12 @@ pub struct DemoArgs {
     /// The portal's configuration (limits, quotas, accounts, mail, payment).
     #[arg(long, default_value = "config/portal.toml")]
     portal_config: PathBuf,
+    /// The demo Servicekonto's configuration (its data: <data-dir>/idp).
+    #[arg(long, default_value = "config/idp.toml")]
+    idp_config: PathBuf,
+    /// Do not start the demo Servicekonto (identity provider).
+    #[arg(long)]
+    no_idp: bool,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -163,8 +170,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // The demo Servicekonto beside the portal: the identity provider it signs in at.
+    let idp = if args.no_idp {
+        None
+    } else {
+        let idp = crate::idp_sim::for_demo(&args.idp_config, data_dir)?;
+        println!(
+            "Servicekonto (Demo): {} (sign in as a fictitious person with a means of identification)\n",
+            idp.config().issuer
+        );
+        Some(idp)
+    };
     let (stop_procedures, procedures_stopped) = tokio::sync::watch::channel(false);
     let portal_stopped = procedures_stopped.clone();
+    let idp = idp.map(|idp| {
+        let mut stopped = procedures_stopped.clone();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = idp.run(stop).await {
+                eprintln!("error: the demo Servicekonto stopped: {e}");
+            }
+        })
+    });
     let procedures = if with_procedures {
         let sim = simulator_config(&loaded.config, format!("http://{listen}"), Vec::new())?;
         println!("Reference procedures: verify every message and answer with signed receipts.\n");
@@ -190,6 +219,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let _ = stop_procedures.send(true);
     if let Some(portal) = portal {
         let _ = portal.await;
+    }
+    if let Some(idp) = idp {
+        let _ = idp.await;
     }
     if let Some(procedures) = procedures {
         let _ = procedures.await;

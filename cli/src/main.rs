@@ -8,6 +8,7 @@ mod clerk;
 mod common;
 mod deadletters;
 mod demo;
+mod idp_sim;
 mod keys;
 mod logging;
 mod mapping;
@@ -60,6 +61,9 @@ enum Command {
     ProcedureSim(procedure_sim::SimArgs),
     /// Run the citizens' portal (a client of a running hub's public API).
     Portal(portal::PortalArgs),
+    /// Run the demo Servicekonto: a simulated OpenID Connect identity provider with
+    /// fictitious test identities.
+    IdpSim(idp_sim::IdpArgs),
     /// Check a configuration completely and exit.
     Check {
         #[arg(long, default_value = "config/kopplung.toml")]
@@ -117,6 +121,7 @@ fn main() -> anyhow::Result<()> {
             Command::Demo(args) => demo::run(args).await,
             Command::ProcedureSim(args) => procedure_sim::run(args).await,
             Command::Portal(args) => portal::run(args).await,
+            Command::IdpSim(args) => idp_sim::run(args).await,
             Command::Check { config, data_dir } => check::run(&config, &data_dir),
             Command::Mapping { config, command } => mapping::run(&config, command),
             Command::Deadletters {
