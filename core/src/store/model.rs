@@ -9,6 +9,7 @@ pub use crate::status::Status;
 
 use crate::audit::FileDigest;
 pub use crate::audit::{AuditEntry, AuditReport, AuditVerifier, Checkpoint};
+use crate::identity::Authentication;
 
 /// An accepted application, as intake hands it to the store.
 #[derive(Debug, Clone)]
@@ -306,6 +307,8 @@ pub struct PrepareInput {
     pub payload: serde_json::Value,
     pub attachments: Vec<Attachment>,
     pub created_at: OffsetDateTime,
+    /// How the applicant was identified; none: anonymously (or deleted by retention).
+    pub authentication: Option<Authentication>,
 }
 
 /// A verified receipt, as the API hands it to the store.
