@@ -36,4 +36,3 @@ fn level_code(level: TrustLevel) -> &'static str {
         TrustLevel::Hoch => "hoch",
     }
 }
-
