@@ -308,6 +308,7 @@ impl Intake {
             message_type: checked.offer.message_type.to_owned(),
             idempotency,
             received_at: self.clock.now(),
+            authentication: None,
         })
     }
 }

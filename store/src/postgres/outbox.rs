@@ -88,7 +88,8 @@ role_impl!(OutboxStore for PostgresStore {
 
     async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
         let application: PrepareRow = sqlx::query_as(
-            "SELECT receipt, service_key, region, payload, created_at FROM applications WHERE id = $1",
+            "SELECT receipt, service_key, region, payload, created_at, authentication
+             FROM applications WHERE id = $1",
         )
         .bind(id.to_string())
         .fetch_one(&self.pool)

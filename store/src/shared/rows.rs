@@ -304,6 +304,8 @@ pub(crate) struct PrepareRow {
     pub(crate) region: String,
     pub(crate) payload: String,
     pub(crate) created_at: String,
+    /// JSON of the applicant's identification; NULL: anonymous.
+    pub(crate) authentication: Option<String>,
 }
 
 /// An attachment as the prepare step reads it: inline content, or the upload that
@@ -331,6 +333,12 @@ impl PrepareRow {
             region: self.region,
             payload: serde_json::from_str(&self.payload)
                 .map_err(|e| StoreError::Corrupt(format!("payload of {id}: {e}")))?,
+            authentication: self
+                .authentication
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("authentication of {id}: {e}")))?,
             attachments: attachments
                 .into_iter()
                 .map(|a| {

@@ -82,7 +82,7 @@ role_impl!(OutboxStore for SqliteStore {
             .read(move |conn| {
                 let application = conn
                     .prepare_cached(
-                        "SELECT receipt, service_key, region, payload, created_at
+                        "SELECT receipt, service_key, region, payload, created_at, authentication
                          FROM applications WHERE id = ?1",
                     )
                     .sql()?
@@ -93,6 +93,7 @@ role_impl!(OutboxStore for SqliteStore {
                             region: row.get(2)?,
                             payload: row.get(3)?,
                             created_at: row.get(4)?,
+                            authentication: row.get(5)?,
                         })
                     })
                     .sql()?;
