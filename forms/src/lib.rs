@@ -23,6 +23,17 @@ pub enum TrustLevel {
     Hoch,
 }
 
+impl TrustLevel {
+    /// The code in messages, configuration files and problem details.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Basis => "basis",
+            Self::Substanziell => "substanziell",
+            Self::Hoch => "hoch",
+        }
+    }
+}
+
 /// A fee in euros.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

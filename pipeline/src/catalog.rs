@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use kopplung_core::ServiceKey;
+use kopplung_core::identity::Requirement;
 use kopplung_core::intake::{Offer, ServiceCatalog, ServiceSnapshot};
 use kopplung_transformers::Mapping;
 
@@ -54,6 +55,10 @@ impl ServiceSnapshot for Snapshot {
         self.0.get(service.as_str()).map(|mapping| Offer {
             form: &mapping.form,
             message_type: &mapping.info.message.message_type,
+            requirement: Requirement {
+                level: mapping.info.trust_level,
+                anonymous: mapping.info.anonymous,
+            },
         })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use kopplung_adapters::DestinationInfo;
 use kopplung_core::events::{EventLimits, Events};
-use kopplung_core::intake::{Intake, Municipalities, Routes};
+use kopplung_core::intake::{IdentityVerifier, Intake, Municipalities, Routes};
 use kopplung_core::oversight::{CertificateStatus, Destination, InForce, MappingStatus, Oversight};
 use kopplung_core::{Ars, Clock, ServiceKey};
 use kopplung_pipeline::{Keyring, Observer, Preparer, Wakeup};
@@ -55,6 +55,8 @@ pub struct HubParts {
     pub wake: Arc<Wakeup>,
     pub public_url: String,
     pub event_limits: EventLimits,
+    /// Verifies the identity providers' assertions at intake.
+    pub identity: Arc<dyn IdentityVerifier>,
 }
 
 impl Hub {
@@ -72,6 +74,7 @@ impl Hub {
             wake,
             public_url,
             event_limits,
+            identity,
         } = parts;
         let keyring = preparer.keyring().clone();
         let intake = Intake {
@@ -81,6 +84,7 @@ impl Hub {
             municipalities: regions.clone(),
             clock: clock.clone(),
             wake: wake.clone(),
+            identity,
         };
         let events = Arc::new(Events {
             store: store.clone(),

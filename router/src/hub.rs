@@ -185,6 +185,16 @@ pub async fn run(
         regions.clone(),
         metrics.clone(),
     ));
+    // Keys are fetched when an assertion first needs them: an identity provider that is
+    // down refuses its citizens' applications (503), not the hub's start.
+    let identity = Arc::new(
+        kopplung_identity::Verifier::new(&config.file.identity_providers, clock.clone()).map_err(
+            |e| Error::Config {
+                file: config.source.clone(),
+                message: e.to_string(),
+            },
+        )?,
+    );
     let hub = Arc::new(Hub::new(HubParts {
         catalog,
         routing: Arc::new(routing),
@@ -197,6 +207,7 @@ pub async fn run(
         wake: wake.clone(),
         public_url,
         event_limits: setup::event_limits(&config.file.limits),
+        identity,
     }));
     let state = Arc::new(ApiState {
         hub: hub.clone(),
@@ -216,6 +227,7 @@ pub async fn run(
                                 id: p.id.to_string(),
                                 token_sha256: token.sha256.map(str::to_owned),
                                 token_file: token.file.map(ToOwned::to_owned),
+                                asserts_up_to: None,
                             });
                     // Any procedure may have one to fetch attachments (claim check).
                     let api = (p.token_sha256.is_some() || p.token_file.is_some()).then(|| {
@@ -223,6 +235,7 @@ pub async fn run(
                             id: p.id.to_string(),
                             token_sha256: p.token_sha256.clone(),
                             token_file: p.token_file.clone(),
+                            asserts_up_to: None,
                         }
                     });
                     transport.into_iter().chain(api)
@@ -243,6 +256,7 @@ pub async fn run(
                             id: role.into(),
                             token_sha256: None,
                             token_file: Some(file.clone()),
+                            asserts_up_to: None,
                         })
                 })
                 .collect::<Vec<_>>(),
@@ -353,6 +367,7 @@ pub async fn run(
                 id: "monitoring".into(),
                 token_sha256: None,
                 token_file: Some(file.clone()),
+                asserts_up_to: None,
             }],
             &config.data_dir,
         )?),

@@ -252,3 +252,69 @@ fn the_lease_bounds_what_one_attempt_of_each_transport_may_take() {
         "{error}"
     );
 }
+
+#[test]
+fn identity_providers_and_client_caps_are_checked_with_every_problem_named() {
+    let routing = std::fs::read_to_string(workspace().join("config/routing.toml")).unwrap();
+    // The demo trusts its simulated Servicekonto and lets the portal vouch for basis.
+    let demo = load_with("", &routing).unwrap();
+    let providers = &demo.file.identity_providers;
+    assert_eq!(providers.len(), 1);
+    assert_eq!(providers[0].issuer, "http://127.0.0.1:8082");
+    assert_eq!(providers[0].audiences, ["portal"]);
+    let portal = demo.file.clients.iter().find(|c| c.id == "portal").unwrap();
+    assert_eq!(
+        portal.asserts_up_to,
+        Some(kopplung_core::identity::TrustLevel::Basis)
+    );
+    let extra = r#"
+[[identity_provider]]
+id = "servicekonto-demo"
+issuer = "http://idp.example"
+jwks_url = "https://idp.example/jwks#keys"
+audiences = []
+max_age_secs = 0
+
+[identity_provider.levels]
+
+[[identity_provider]]
+id = "zweiter"
+issuer = "http://127.0.0.1:8082"
+audiences = ["portal"]
+"#;
+    let error = load_with(extra, &routing).unwrap_err();
+    let expected = [
+        "kopplung.toml: [[identity_provider]]: identity provider `servicekonto-demo` is defined twice",
+        "kopplung.toml: [[identity_provider]] servicekonto-demo: issuer: `http://idp.example`: need https:// and a host (http:// only on 127.0.0.1, ::1 or localhost)",
+        "kopplung.toml: [[identity_provider]] servicekonto-demo: jwks_url: `https://idp.example/jwks#keys`: no query, fragment or user name",
+        "kopplung.toml: [[identity_provider]] servicekonto-demo: audiences: name at least one client id, none of them empty",
+        "kopplung.toml: [[identity_provider]] servicekonto-demo: max_age_secs: must be 1 to 86400",
+        "kopplung.toml: [[identity_provider]] servicekonto-demo: levels: map at least one acr value to basis, substanziell or hoch",
+        "kopplung.toml: [[identity_provider]] zweiter: issuer: `http://127.0.0.1:8082` is trusted by another entry already",
+    ];
+    for problem in expected {
+        assert!(error.contains(problem), "`{problem}` missing: {error}");
+    }
+    assert!(
+        error.contains(&format!("has {} problems:", expected.len())),
+        "{error}"
+    );
+    // A level that is none, and a means that is none, name their line.
+    let error = load_edited(
+        ("asserts_up_to = \"basis\"", "asserts_up_to = \"mittel\""),
+        "",
+        &routing,
+    )
+    .unwrap_err();
+    assert!(
+        error.contains("asserts_up_to: unknown variant `mittel`"),
+        "{error}"
+    );
+    let error = load_edited(
+        ("pwd = \"benutzername-passwort\"", "pwd = \"pin\""),
+        "",
+        &routing,
+    )
+    .unwrap_err();
+    assert!(error.contains("pwd: unknown variant `pin`"), "{error}");
+}

@@ -300,9 +300,12 @@ base_delay_ms = 50
 max_delay_ms = 500
 lease_secs = {lease_secs}
 
+# The test client vouches on its own for any level (the tests of the identity
+# providers' assertions are tests/tests/intake_identity.rs).
 [[client]]
 id = "test"
 token_file = "intake-token"
+asserts_up_to = "hoch"
 
 [[client]]
 id = "other"

@@ -87,7 +87,9 @@ pub fn with_retry(routing: &str, procedure: &str, retry: &str) -> String {
 }
 
 /// The request of a mapping's fixture (`maengelanzeige/fixtures/minimal`) for
-/// `service` in `region`.
+/// `service` in `region`. Unless the service takes anonymous applications, the applicant
+/// is identified at the service's trust level, vouched for by the test client itself
+/// ([`vouched_applicant`]).
 pub fn fixture_request(fixture: &str, service: &str, region: &str) -> Value {
     let mut body: Value = serde_json::from_str(
         &std::fs::read_to_string(workspace().join(format!("mappings/{fixture}.input.json")))
@@ -96,7 +98,40 @@ pub fn fixture_request(fixture: &str, service: &str, region: &str) -> Value {
     .expect("fixture JSON");
     body["service"] = service.into();
     body["region"] = region.into();
+    let folder = fixture.split('/').next().expect("a mapping folder");
+    let info = std::fs::read_to_string(workspace().join(format!("mappings/{folder}/service.toml")))
+        .expect("service.toml");
+    let setting = |key: &str| {
+        info.lines()
+            .find_map(|line| {
+                line.strip_prefix(key)?
+                    .trim()
+                    .strip_prefix('=')
+                    .map(str::trim)
+            })
+            .map(|value| value.trim_matches('"').to_owned())
+    };
+    if setting("anonymous").as_deref() != Some("true") {
+        let level = setting("trust_level").unwrap_or_else(|| "basis".into());
+        body["applicant"] = vouched_applicant(&level);
+    }
     body
+}
+
+/// `applicant` of a request whose client vouches for the applicant's identification at
+/// `level` on its own: the test hubs' client `test` may (`asserts_up_to = "hoch"`).
+pub fn vouched_applicant(level: &str) -> Value {
+    let means = match level {
+        "hoch" => "online-ausweis",
+        "substanziell" => "elster-zertifikat",
+        _ => "benutzername-passwort",
+    };
+    serde_json::json!({"authentication": {
+        "level": level,
+        "means": means,
+        "subject": "pseudonym-of-the-test-citizen",
+        "authenticated_at": crate::now_rfc3339(),
+    }})
 }
 
 /// Arrivals per message id.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use jsonschema::{Draft, Registry, Validator};
+use kopplung_tests::issuer::{ACR_SUBSTANTIAL, TestIssuer, assertion};
 use kopplung_tests::shared::refuse_publishes;
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, OTHER_TOKEN, TestHub, UNREACHABLE_AMQP_URL, amqp,
@@ -850,7 +851,10 @@ fn hex_sha256(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() {
     let broker = amqp().await;
+    // An identity provider on loopback, for the refusals of an applicant's identification.
+    let issuer = TestIssuer::start().await;
     let hub = TestHub::start(HubSetup {
+        extra_config: issuer.hub_config_for_refusals(),
         max_body_bytes: 64 * 1024,
         max_upload_bytes: 512 * 1024,
         edit_routing: |routing| {
@@ -1115,6 +1119,28 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         422,
         "no-route",
     );
+    // Who applied: a valid assertion, and every refusal of an identification.
+    // (Dresden's citizens' office: not one of the procedures this test lists pickups of.)
+    let mut proven = meldebescheinigung(DRESDEN);
+    proven["applicant"] =
+        assertion(&issuer.token(&issuer.claims(ACR_SUBSTANTIAL, "swk", "portal")));
+    ok(
+        api.post(intake, Some(&hub.token), json_body(&proven)).await,
+        202,
+    );
+    for case in issuer.refused_cases() {
+        let mut body = meldebescheinigung(LEIPZIG);
+        match case.applicant {
+            Some(applicant) => body["applicant"] = applicant,
+            None => drop(body.as_object_mut().unwrap().remove("applicant")),
+        }
+        let token = case.sender.token(&hub);
+        problem(
+            api.post(intake, Some(&token), json_body(&body)).await,
+            case.status,
+            case.kind,
+        );
+    }
 
     // The pull API: Dresden (cms) collects its two messages.
     let dresden = "/api/v1/procedures/dresden-maengel";

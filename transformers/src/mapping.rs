@@ -52,7 +52,8 @@ pub struct ServiceInfo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub available_in: Vec<String>,
     /// The trust level (Vertrauensniveau, eIDAS/TR-03107) a citizen's account must have
-    /// to submit: `basis` (default), `substanziell` or `hoch`. Checked by the portal.
+    /// to submit: `basis` (default), `substanziell` or `hoch`. Checked by the portal,
+    /// and by the hub at intake against the applicant's verified identification.
     #[serde(default)]
     pub trust_level: TrustLevel,
     /// Whether it may be submitted without an account (e.g. the Mängelanzeige).

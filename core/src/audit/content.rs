@@ -15,20 +15,29 @@
 //!   str(media_type)
 //!   i64(size in bytes)
 //!   str(sha512)            lowercase hex SHA-512 of the file's bytes
+//! only if the applicant was identified (an application's form, never a document):
+//!   str("authentication")
+//!   str(authentication)    the identification (JSON) exactly as stored
 //! ```
 //!
-//! (`str`, `opt`, `i64` as for entries, see [`super`]). In Python:
+//! (`str`, `opt`, `i64` as for entries, see [`super`]). An anonymous application's hash
+//! is what it was before identifications were stored: the trailer is simply absent, and
+//! since every part before it is length-prefixed, no content without one hashes like
+//! content with one. In Python:
 //!
 //! ```text
-//! def content_hash(payload, files):   # files: [(filename, media_type, size, sha512)]
+//! def content_hash(payload, files, authentication=None):
+//!     # files: [(filename, media_type, size, sha512)]
 //!     m = s("kopplung-content-v1") + o(payload) + struct.pack(">q", len(files))
 //!     for name, media_type, size, sha512 in files:
 //!         m += s(name) + s(media_type) + struct.pack(">q", size) + s(sha512)
+//!     if authentication is not None:
+//!         m += s("authentication") + s(authentication)
 //!     return hashlib.sha256(m).hexdigest()
 //! ```
 //!
-//! The `accepted` entry binds the application's form data and attachments (an upload by
-//! the SHA-512 computed while it streamed in); the entry of a retention deletion binds
+//! The `accepted` entry binds the application's form data, attachments (an upload by
+//! the SHA-512 computed while it streamed in) and the applicant's identification; the entry of a retention deletion binds
 //! what is left (`{}`, no files); an event's entry binds its decision document (no
 //! payload, one file). The sealed message and a signed receipt are bound by
 //! `message_sha256`, the SHA-256 of their bytes (also in entries of format 1).
@@ -130,6 +139,11 @@ impl FileHasher {
 
 /// The content hash of form data (if any) and files (see the module documentation).
 pub fn content_sha256(payload: Option<&str>, files: &[FileDigest]) -> String {
+    sha256_hex(&content_bytes(payload, files))
+}
+
+/// What [`content_sha256`] hashes.
+fn content_bytes(payload: Option<&str>, files: &[FileDigest]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + payload.map_or(0, str::len) + files.len() * 200);
     put_text(&mut out, CONTENT_DOMAIN);
     put_opt(&mut out, payload);
@@ -140,8 +154,27 @@ pub fn content_sha256(payload: Option<&str>, files: &[FileDigest]) -> String {
         put_int(&mut out, i64::try_from(file.size).unwrap_or(i64::MAX));
         put_text(&mut out, &file.sha512);
     }
+    out
+}
+
+/// The content hash of an application's form data, attachments and, if the applicant
+/// was identified, the identification as stored (see the module documentation).
+pub fn application_content_sha256(
+    payload: &str,
+    files: &[FileDigest],
+    authentication: Option<&str>,
+) -> String {
+    let Some(authentication) = authentication else {
+        return content_sha256(Some(payload), files);
+    };
+    let mut out = content_bytes(Some(payload), files);
+    put_text(&mut out, AUTHENTICATION_TAG);
+    put_text(&mut out, authentication);
     sha256_hex(&out)
 }
+
+/// The tag before an identification in a content hash.
+const AUTHENTICATION_TAG: &str = "authentication";
 
 /// The content hash of a decision document.
 pub fn document_content_sha256(document: &FileDigest) -> String {
@@ -182,6 +215,8 @@ pub struct StoredContent {
     pub exists: bool,
     /// The form data exactly as stored.
     pub payload: String,
+    /// The applicant's identification exactly as stored (none: anonymous).
+    pub authentication: Option<String>,
     /// The attachments by position, hashed from their stored bytes.
     pub attachments: Vec<FileDigest>,
     /// SHA-256 (hex) of the stored sealed message, if there is one.
@@ -281,9 +316,13 @@ pub(super) fn check(entries: &[AuditEntry], stored: &StoredContent) -> Vec<(i64,
         .rev()
         .find(|e| bound(e).payload.is_some())
         .map(|e| e.seq);
-    let payload_now = stored
-        .exists
-        .then(|| content_sha256(Some(&stored.payload), &stored.attachments));
+    let payload_now = stored.exists.then(|| {
+        application_content_sha256(
+            &stored.payload,
+            &stored.attachments,
+            stored.authentication.as_deref(),
+        )
+    });
     let documents: Vec<String> = stored
         .documents
         .iter()
@@ -373,6 +412,7 @@ mod tests {
         let stored = StoredContent {
             exists: true,
             payload: r#"{"name":"Jörg"}"#.into(),
+            authentication: None,
             attachments: vec![file("plan.pdf", b"plan")],
             sealed_sha256: Some(sha256_hex(b"sealed")),
             receipts_sha256: vec![sha256_hex(b"receipt"), sha256_hex(b"decision")],
@@ -583,6 +623,50 @@ mod tests {
                 missing: true
             }
         ));
+    }
+
+    #[test]
+    fn an_identification_is_bound_and_an_anonymous_application_hashes_as_before() {
+        let files = [file("plan.pdf", b"plan")];
+        let payload = r#"{"name":"Jörg"}"#;
+        assert_eq!(
+            application_content_sha256(payload, &files, None),
+            content_sha256(Some(payload), &files)
+        );
+        let identified = r#"{"level":"substanziell"}"#;
+        let bound = application_content_sha256(payload, &files, Some(identified));
+        assert_ne!(bound, content_sha256(Some(payload), &files));
+        assert_ne!(
+            bound,
+            application_content_sha256(payload, &files, Some(r#"{"level":"hoch"}"#))
+        );
+        // The accepted entry of an identified application, and what is stored of it.
+        let (mut entries, mut stored) = decided();
+        stored.authentication = Some(identified.into());
+        entries.truncate(1);
+        entries[0] = AuditEntry::next(
+            None,
+            uuid::Uuid::parse_str(APP).unwrap(),
+            "t",
+            "accepted",
+            "accepted from client demo",
+            Binding {
+                message_sha256: None,
+                content_sha256: Some(bound),
+            },
+        );
+        assert_eq!(outcomes(&entries, &stored), [Outcome::Matched]);
+        for changed in [None, Some(r#"{"level":"hoch"}"#.to_owned())] {
+            let mut changed_store = stored.clone();
+            changed_store.authentication = changed;
+            assert_eq!(
+                outcomes(&entries, &changed_store),
+                [Outcome::Mismatch {
+                    content: Content::Payload,
+                    missing: false
+                }]
+            );
+        }
     }
 
     #[test]

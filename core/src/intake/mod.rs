@@ -2,6 +2,7 @@
 //! at once, route it to the responsible procedure, and store it durably — with its
 //! outbox entry and idempotency key in one transaction — before anyone is told "202".
 
+mod applicant;
 mod attachments;
 mod receipt;
 
@@ -13,8 +14,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use applicant::IdentityVerifier;
 pub use attachments::{content_matches, valid_filename};
 
+use crate::identity::{self, Authentication, Refusal, Requirement, TrustLevel};
 use crate::store::{IdempotencyKey, Inserted, IntakeStore, NewApplication, StoreError, UploadInfo};
 use crate::{Ars, Clock, ServiceKey, Wake};
 
@@ -24,6 +27,8 @@ pub struct Offer<'a> {
     pub form: &'a FormDefinition,
     /// The message type of its XÖV message.
     pub message_type: &'a str,
+    /// The identification it asks of the applicant (`trust_level`, `anonymous`).
+    pub requirement: Requirement,
 }
 
 /// One snapshot of the services on offer: a request is checked against one version of
@@ -54,6 +59,9 @@ pub struct Submission<'a> {
     pub client: &'a str,
     /// The `Idempotency-Key`, already checked to be plain.
     pub idempotency_key: Option<&'a str>,
+    /// The highest trust level the client may assert on its own (its `asserts_up_to`);
+    /// none: only an identity provider's assertion identifies the applicant.
+    pub asserts_up_to: Option<TrustLevel>,
     /// The JSON body.
     pub body: &'a [u8],
 }
@@ -98,6 +106,10 @@ pub enum IntakeError {
     /// Storing failed; nothing was kept, the client may retry.
     #[error("the application could not be stored: {0}")]
     NotStored(StoreError),
+    /// The applicant's identification is missing, not proven, or not enough for the
+    /// service: nothing was stored.
+    #[error("identification refused: {0}")]
+    Refused(Refusal),
     /// Every receipt number drawn was taken.
     #[error("no free receipt number")]
     NoFreeReceipt,
@@ -115,6 +127,10 @@ struct IntakeRequest {
     data: Value,
     #[serde(default)]
     attachments: Vec<AttachmentIn>,
+    /// `{"authentication": …}`, read by [`applicant::parse`] so that a bad block is an
+    /// identification's refusal (422), not a malformed body.
+    #[serde(default)]
+    applicant: Option<Value>,
 }
 
 /// An attachment: either inside the request (`filename`, `media_type`,
@@ -140,6 +156,8 @@ pub struct Intake {
     pub municipalities: Arc<dyn Municipalities>,
     pub clock: Arc<dyn Clock>,
     pub wake: Arc<dyn Wake>,
+    /// Verifies identity providers' assertions.
+    pub identity: Arc<dyn IdentityVerifier>,
 }
 
 /// Draws of a receipt number before intake gives up (each collision is 1 in 32^8).
@@ -191,13 +209,18 @@ impl Intake {
                 "unbekannte Leistung",
             )]));
         };
+        // Who applied is settled before the form is looked at: a refusal stores nothing.
+        let authentication = self
+            .identify(&submission, offer.requirement, request.applicant.as_ref())
+            .await
+            .map_err(IntakeError::Refused)?;
         let checked = Checked {
             client: submission.client,
             service: key,
             offer,
             uploads: &uploads,
         };
-        let mut new = self.validate(&checked, request, idempotency)?;
+        let mut new = self.validate(&checked, request, idempotency, authentication)?;
         for _ in 0..RECEIPT_DRAWS {
             match self.store.insert_application(&new).await {
                 Ok(Inserted::ReceiptTaken) => new.receipt = receipt::generate(),
@@ -221,6 +244,25 @@ impl Intake {
             }
         }
         Err(IntakeError::NoFreeReceipt)
+    }
+
+    /// The applicant's verified identification (none: anonymous), if it meets the
+    /// service's requirement.
+    async fn identify(
+        &self,
+        submission: &Submission<'_>,
+        requirement: Requirement,
+        applicant: Option<&Value>,
+    ) -> Result<Option<Authentication>, Refusal> {
+        let claimed = applicant::parse(applicant)?;
+        let vouching = applicant::Vouching {
+            client: submission.client,
+            asserts_up_to: submission.asserts_up_to,
+            now: self.clock.now(),
+        };
+        let authentication = applicant::identify(claimed, vouching, self.identity.as_ref()).await?;
+        identity::admit(requirement, authentication.as_ref())?;
+        Ok(authentication)
     }
 
     /// The uploads the request names, as the store has them (absent ones left out).
@@ -252,6 +294,7 @@ impl Intake {
         checked: &Checked<'_>,
         request: IntakeRequest,
         idempotency: Option<IdempotencyKey>,
+        authentication: Option<Authentication>,
     ) -> Result<NewApplication, IntakeError> {
         let Ok(region) = Ars::parse(&request.region) else {
             return Err(IntakeError::Invalid(vec![FieldError::new(
@@ -308,6 +351,7 @@ impl Intake {
             message_type: checked.offer.message_type.to_owned(),
             idempotency,
             received_at: self.clock.now(),
+            authentication,
         })
     }
 }

@@ -10,6 +10,7 @@ pub use crate::status::Status;
 use crate::audit::FileDigest;
 pub use crate::audit::{AuditEntry, AuditReport, AuditVerifier, Checkpoint};
 use crate::identity::Authentication;
+use crate::store::StoreError;
 
 /// An accepted application, as intake hands it to the store.
 #[derive(Debug, Clone)]
@@ -26,20 +27,35 @@ pub struct NewApplication {
     pub message_type: String,
     pub idempotency: Option<IdempotencyKey>,
     pub received_at: OffsetDateTime,
+    /// The applicant's verified identification; none: submitted anonymously.
+    pub authentication: Option<Authentication>,
 }
 
 impl NewApplication {
-    /// The form data as both stores keep it (JSON text), and the content hash of it and
-    /// the attachments for the `accepted` audit entry (see [`crate::audit::content`]):
-    /// uploads by the SHA-512 computed while they streamed in, never read again here.
-    pub fn stored_form(&self) -> StoredForm {
+    /// The form data and the identification as both stores keep them (JSON text), and
+    /// the content hash of them and the attachments for the `accepted` audit entry (see
+    /// [`crate::audit::content`]): uploads by the SHA-512 computed while they streamed
+    /// in, never read again here.
+    pub fn stored_form(&self) -> Result<StoredForm, StoreError> {
         let payload = self.payload.to_string();
+        // A time outside RFC 3339's years does not serialise: refused, never dropped.
+        let authentication = self
+            .authentication
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("authentication of {}: {e}", self.id)))?;
         let files: Vec<FileDigest> = self.attachments.iter().map(Attachment::digest).collect();
-        let content_sha256 = crate::audit::content::content_sha256(Some(&payload), &files);
-        StoredForm {
+        let content_sha256 = crate::audit::content::application_content_sha256(
+            &payload,
+            &files,
+            authentication.as_deref(),
+        );
+        Ok(StoredForm {
             payload,
+            authentication,
             content_sha256,
-        }
+        })
     }
 }
 
@@ -47,6 +63,8 @@ impl NewApplication {
 #[derive(Debug, Clone)]
 pub struct StoredForm {
     pub payload: String,
+    /// The `authentication` column: JSON of [`Authentication`], none if anonymous.
+    pub authentication: Option<String>,
     pub content_sha256: String,
 }
 

@@ -1,8 +1,10 @@
 //! Bearer tokens of the submitting clients, kept only as SHA-256 hashes.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use axum::http::{HeaderMap, header};
+use kopplung_core::identity::TrustLevel;
 use openssl::sha::sha256;
 
 use super::problem::Problem;
@@ -12,6 +14,8 @@ use crate::config::ClientConfig;
 #[derive(Debug, Clone, Default)]
 pub struct Clients {
     clients: Vec<(String, [u8; 32])>,
+    /// What each client may assert on its own (`asserts_up_to`).
+    asserts: BTreeMap<String, TrustLevel>,
 }
 
 impl Clients {
@@ -54,7 +58,16 @@ impl Clients {
             };
             clients.push((client.id.clone(), hash));
         }
-        Ok(Self { clients })
+        let asserts = configs
+            .iter()
+            .filter_map(|c| Some((c.id.clone(), c.asserts_up_to?)))
+            .collect();
+        Ok(Self { clients, asserts })
+    }
+
+    /// The highest trust level `client` may assert on its own, if any.
+    pub fn asserts_up_to(&self, client: &str) -> Option<TrustLevel> {
+        self.asserts.get(client).copied()
     }
 
     /// The client whose token the request carries.

@@ -121,10 +121,16 @@ async fn accept(
         .accept(Submission {
             client: &client,
             idempotency_key,
+            asserts_up_to: state.clients.asserts_up_to(&client),
             body: &bytes,
         })
         .await;
     *service = outcome.service.map(|key| key.to_string());
+    if let Err(IntakeError::Refused(refusal)) = &outcome.result {
+        // The reason's kind only: a malformed block's detail may echo personal data.
+        let reason = super::refusal::problem(refusal.clone()).kind;
+        tracing::info!(%client, %reason, "applicant's identification refused; nothing stored");
+    }
     Ok(outcome.result?)
 }
 
@@ -163,6 +169,7 @@ impl From<IntakeError> for Problem {
             IntakeError::NotStored(_) => Problem::unavailable(
                 "the application could not be stored; nothing was kept, please retry",
             ),
+            IntakeError::Refused(refusal) => super::refusal::problem(refusal),
             IntakeError::NoFreeReceipt => Problem::internal().detail("no free receipt number"),
             IntakeError::Internal => Problem::internal(),
         }

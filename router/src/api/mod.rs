@@ -11,6 +11,7 @@ mod intake;
 pub mod problem;
 mod pull;
 mod receipts;
+mod refusal;
 mod services;
 
 use std::collections::BTreeMap;

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use kopplung_adapters::registry::is_sha256_hex;
+use kopplung_core::identity::TrustLevel;
 use serde::Deserialize;
 
 use super::problems::Findings;
@@ -44,6 +45,11 @@ pub struct ClientConfig {
     /// A file holding the token, relative to the data directory.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// The highest trust level this client may assert on its own, without an identity
+    /// provider's proof (a legacy portal's password accounts); absent: it may not. Its
+    /// messages say that the client vouched.
+    #[serde(default)]
+    pub asserts_up_to: Option<TrustLevel>,
 }
 
 /// The problems of a bearer token given as `token_sha256` or `token_file`, each with

@@ -10,6 +10,7 @@ mod access;
 mod authorities;
 mod delivery;
 mod hub;
+mod identity;
 mod problems;
 mod procedures;
 mod retention;
@@ -28,6 +29,7 @@ pub use access::{AdminConfig, ClerkConfig, ClientConfig};
 pub use authorities::Authority;
 pub use delivery::RetryPolicy;
 pub use hub::{AuditConfig, HubIdentity, SigningConfig};
+pub use identity::IdentityProviderConfig;
 /// The transports are listed once, in the adapters.
 pub use kopplung_adapters::manual::ManualConfig;
 pub use kopplung_adapters::registry::DeliveryConfig;
@@ -67,6 +69,9 @@ pub struct FileConfig {
     pub admin: Option<AdminConfig>,
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientConfig>,
+    /// Identity providers whose assertions identify applicants at intake.
+    #[serde(default, rename = "identity_provider")]
+    pub identity_providers: Vec<IdentityProviderConfig>,
     /// Clerks of procedures without an interface (`transport = "manual"`).
     #[serde(default, rename = "clerk")]
     pub clerks: Vec<ClerkConfig>,
@@ -172,6 +177,7 @@ impl FileConfig {
             admin.check(&mut findings);
         }
         access::check_clients(&self.clients, &mut findings);
+        identity::check_identity_providers(&self.identity_providers, &mut findings);
         access::check_clerks(&self.clerks, &mut findings);
         if let Some(retention) = &self.retention {
             retention.check(&mut findings);

@@ -11,6 +11,7 @@
 //! Headers, cookies, sessions, the login and the error pages are the web shell's
 //! (`kopplung_web::shell::signin`), as in the admin console.
 
+mod identification;
 mod pages;
 mod render;
 

@@ -69,6 +69,8 @@ struct DocumentPage {
     procedure: String,
     authority: String,
     taken: Option<TakenView>,
+    /// How the applicant was identified; none: anonymously.
+    identification: Option<super::identification::IdentificationView>,
     take_href: String,
     csrf: String,
     form: FormView,
@@ -254,6 +256,7 @@ async fn document(State(s): State<Shared>, found: Found) -> Response {
         procedure: found.procedure.id.clone(),
         authority: found.procedure.authority.clone(),
         taken,
+        identification: super::identification::view(found.input.authentication.as_ref()),
         take_href: format!("{base}/take"),
         csrf: found.session.csrf.clone(),
         form: FormView { blocks },

@@ -25,7 +25,7 @@ async fn earlier_answer(
 
 role_impl!(IntakeStore for PostgresStore {
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
-        let form = new.stored_form();
+        let form = new.stored_form()?;
         // Under the chain lock: two instances handed the same idempotency key at once
         // answer one `Created` and one `Replayed`.
         let mut tx = self.write().await?;
@@ -38,8 +38,8 @@ role_impl!(IntakeStore for PostgresStore {
         let at = rfc3339(new.received_at);
         let inserted = sqlx::query(
             "INSERT INTO applications
-               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&id)
         .bind(&new.receipt)
@@ -51,6 +51,7 @@ role_impl!(IntakeStore for PostgresStore {
         .bind(&form.payload)
         .bind(&at)
         .bind(&at)
+        .bind(&form.authentication)
         .execute(&mut *tx)
         .await;
         match inserted {

@@ -139,7 +139,7 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await
             .sql()?;
-        sqlx::query("UPDATE applications SET payload = $1, purged_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE applications SET payload = $1, authentication = NULL, purged_at = $2 WHERE id = $3")
             .bind(content::PURGED_PAYLOAD)
             .bind(rfc3339(self.clock.now()))
             .bind(&id)

@@ -211,6 +211,13 @@ where
             ..StoredContent::default()
         };
         if needs.payload {
+            let authentication: Option<Option<String>> =
+                sqlx::query_scalar(super::statements::AUTHENTICATION)
+                    .bind(application_id)
+                    .fetch_optional(&mut *self.conn)
+                    .await
+                    .sql()?;
+            stored.authentication = authentication.flatten();
             let rows = sqlx::query::<DB>(DB::ATTACHMENTS)
                 .bind(application_id)
                 .fetch_all(&mut *self.conn)

@@ -16,6 +16,8 @@ pub(crate) const APPLICATION: &str =
     d.last_error, d.due_at, d.step, d.delivered_at
     FROM applications a JOIN deliveries d ON d.application_id = a.id
     WHERE a.id = $1";
+/// The applicant's identification (JSON text, NULL: anonymous) of application `id`.
+pub(crate) const AUTHENTICATION: &str = "SELECT authentication FROM applications WHERE id = $1";
 /// at, status, detail of application `id`'s history, in order.
 pub(crate) const HISTORY: &str =
     "SELECT at, status, detail FROM history WHERE application_id = $1 ORDER BY seq";

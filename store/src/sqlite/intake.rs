@@ -44,8 +44,8 @@ fn insert_application(
     let inserted = tx
         .prepare_cached(
             "INSERT INTO applications
-               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
         ).sql()?
         .execute(params![
             id,
@@ -56,7 +56,8 @@ fn insert_application(
             new.procedure_id,
             Status::Accepted.as_str(),
             form.payload,
-            at
+            at,
+            form.authentication
         ]);
     match inserted {
         Err(rusqlite::Error::SqliteFailure(e, Some(message)))
@@ -144,7 +145,7 @@ fn insert_application(
 role_impl!(IntakeStore for SqliteStore {
     async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
         // Serialised and hashed here, not on the writer thread.
-        let form = new.stored_form();
+        let form = new.stored_form()?;
         let new = new.clone();
         self.writer
             .write(move |tx| insert_application(tx, &new, form))

@@ -50,10 +50,12 @@ fn purge_in(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreErr
         .sql()?
         .execute([&id])
         .sql()?;
-    tx.prepare_cached("UPDATE applications SET payload = ?1, purged_at = ?2 WHERE id = ?3")
-        .sql()?
-        .execute(params![content::PURGED_PAYLOAD, rfc3339(tx.now()), id])
-        .sql()?;
+    tx.prepare_cached(
+        "UPDATE applications SET payload = ?1, authentication = NULL, purged_at = ?2 WHERE id = ?3",
+    )
+    .sql()?
+    .execute(params![content::PURGED_PAYLOAD, rfc3339(tx.now()), id])
+    .sql()?;
     // The deletion binds what is left, so that data written back later is noticed.
     append_history(
         tx,

@@ -262,7 +262,7 @@ pub(crate) async fn an_intact_trail_is_checked_for_content_and_checkpoints(backe
     assert!(entries.iter().all(|e| e.version == 2));
     assert_eq!(
         entries[0].content_sha256,
-        Some(new.stored_form().content_sha256)
+        Some(new.stored_form().unwrap().content_sha256)
     );
     assert!(entries[4].content_sha256.is_some(), "the document is bound");
     assert_eq!(entries[1].content_sha256, None);

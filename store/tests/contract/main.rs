@@ -8,6 +8,7 @@ mod support;
 
 mod audit;
 mod events;
+mod identity;
 mod intake;
 mod outbox;
 mod oversight;
@@ -15,6 +16,7 @@ mod pickup;
 
 contract! {
     intake: insert_stores_everything_and_idempotency_replays_or_conflicts, uploads_are_bound_once_and_read_in_fragments;
+    identity: an_identification_is_kept_bound_and_deleted_with_the_form;
     outbox: a_taken_over_lease_cannot_record, the_store_stamps_times_by_its_clock, retries_waits_and_failures, capacity_limits_each_procedure_and_limit_the_whole_claim;
     pickup: a_message_waits_for_pickup_until_acknowledged;
     events: a_receipt_that_overtakes_the_delivered_commit_records_both, receipts_and_events_follow_the_states;

@@ -36,6 +36,7 @@ pub fn application(key: Option<(&str, &str)>) -> NewApplication {
             request_sha256: hash.into(),
         }),
         received_at: OffsetDateTime::now_utc(),
+        authentication: None,
     }
 }
 
