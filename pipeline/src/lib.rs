@@ -7,6 +7,7 @@
 //! the router reads its configuration and hands down the plain values below.
 #![forbid(unsafe_code)]
 
+mod authentifizierung;
 pub mod catalog;
 pub mod keyring;
 pub mod outbox;

@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 
 use crate::Envelope;
+use crate::authentifizierung::authentifizierung;
 use crate::catalog::Catalog;
 use crate::keyring::Keyring;
 
@@ -216,6 +217,7 @@ impl Preparer {
                 })
                 .collect(),
             gebuehr: info.fee.clone(),
+            authentifizierung: input.authentication.as_ref().map(authentifizierung),
         };
         mapping
             .render(&context)
@@ -246,11 +248,20 @@ impl Preparer {
         let sealing = Instant::now();
         let message = match envelope {
             Envelope::Cms => keys.sealer.seal(xml.as_bytes(), certificate),
-            // A compact JWE is ASCII text: sent as it is.
-            Envelope::Jose => keys
-                .jose
-                .seal(xml.as_bytes(), certificate)
-                .map(String::into_bytes),
+            // A compact JWE is ASCII text: sent as it is. Its JWS header carries the
+            // applicant's identification as FIT-Connect's metadata does.
+            Envelope::Jose => {
+                let report = input.authentication.as_ref().map(|authentication| {
+                    authentifizierung(authentication).identification_report(
+                        &item.message_id.to_string(),
+                        &input.id.to_string(),
+                        &timestamp(self.clock.now()),
+                    )
+                });
+                keys.jose
+                    .seal_with(xml.as_bytes(), certificate, report.as_ref())
+                    .map(String::into_bytes)
+            }
         }
         .map_err(|e| PrepareError::Blocked(e.to_string()))?;
         Ok(Prepared {

@@ -1,7 +1,8 @@
 //! Fixtures: a mapping's tests. `fixtures/<name>.input.json` holds a submission
-//! (`region`, `data`, `attachments`); `fixtures/<name>.expected.xml` the message it must
-//! produce. Everything that varies per message (ids, times, reader) takes the fixed
-//! values below, so the expected XML is stable.
+//! (`region`, `data`, `attachments`, optionally the applicant's `authentifizierung`);
+//! `fixtures/<name>.expected.xml` the message it must produce. Everything that varies
+//! per message (ids, times, reader) takes the fixed values below, so the expected XML is
+//! stable.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,9 @@ use serde_json::Value;
 use similar::TextDiff;
 
 use crate::Error;
-use crate::mapping::{Anlage, Antrag, Behoerde, Mapping, MessageContext, Nachricht};
+use crate::mapping::{
+    Anlage, Antrag, Authentifizierung, Behoerde, Mapping, MessageContext, Nachricht,
+};
 use kopplung_forms::FieldError;
 
 /// The fixed values of a fixture's message.
@@ -32,6 +35,10 @@ pub struct FixtureInput {
     pub data: Value,
     #[serde(default)]
     pub attachments: Vec<FixtureAttachment>,
+    /// How the applicant was identified, as the template context has it; absent:
+    /// anonymous.
+    #[serde(default)]
+    pub authentifizierung: Option<Authentifizierung>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,6 +230,7 @@ pub fn fixture_context(
         data,
         anlagen,
         gebuehr: info.fee.clone(),
+        authentifizierung: input.authentifizierung,
     };
     Ok(context)
 }

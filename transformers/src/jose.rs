@@ -19,6 +19,7 @@ use openssl::x509::{X509, X509KeyUsage, X509Ref};
 use serde_json::{Map, Value};
 
 use crate::Error;
+use crate::authentifizierung::{REPORT_TYPE, authentication_information};
 use crate::seal::{TrustAnchors, allows_usage, load_certificate, subject_of};
 
 /// `alg` of the JWE: the content key wrapped with RSAES-OAEP (SHA-256, MGF1 with SHA-256).
@@ -31,6 +32,12 @@ pub const NESTED_CONTENT_TYPE: &str = "JOSE";
 pub const MESSAGE_CONTENT_TYPE: &str = "application/xml";
 /// The smallest RSA key the profile accepts, to sign and to encrypt (BSI TR-02102-1).
 pub const MIN_RSA_BITS: u32 = 3072;
+/// The JWS protected header parameter with the applicant's identification, shaped as
+/// FIT-Connect's metadata field of that name: the header is the profile's metadata,
+/// signed with the message and encrypted with it.
+pub const AUTHENTICATION_INFORMATION: &str = "authenticationInformation";
+/// `typ` of the signed Identification Report inside it.
+pub const REPORT_TOKEN_TYPE: &str = "JWT";
 
 /// The JWS algorithms of the profile, chosen by the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,14 +139,48 @@ impl JoseSealer {
     /// `enc` = `A256GCM`, `kid` = `x5t#S256` = [`thumbprint`] of `recipient`,
     /// `cty` = `JOSE`.
     pub fn seal(&self, content: &[u8], recipient: &X509) -> Result<String, Error> {
+        self.seal_with(content, recipient, None)
+    }
+
+    /// As [`JoseSealer::seal`]; with the applicant's Identification Report
+    /// ([`crate::authentifizierung::Authentifizierung::identification_report`]) the JWS
+    /// protected header also carries [`AUTHENTICATION_INFORMATION`]: one entry
+    /// `{"type": "identificationReport", "version": "2.0.0", "content": <JWT>}`, the JWT
+    /// being the report signed by the hub like the message (`alg`, `x5c`; `typ` = `JWT`).
+    pub fn seal_with(
+        &self,
+        content: &[u8],
+        recipient: &X509,
+        report: Option<&Value>,
+    ) -> Result<String, Error> {
         // Refuse the recipient before signing anything.
         check_recipient(recipient)?;
         let mut header = JwsHeader::new();
         header.set_x509_certificate_chain(&self.x5c);
         header.set_content_type(MESSAGE_CONTENT_TYPE);
+        if let Some(report) = report {
+            let jwt = self.sign_report(report)?;
+            header
+                .set_claim(
+                    AUTHENTICATION_INFORMATION,
+                    Some(Value::Array(vec![authentication_information(&jwt)])),
+                )
+                .map_err(jose("adding the authentication information"))?;
+        }
         let signed = jws::serialize_compact(content, &header, &*self.signer)
             .map_err(jose("signing the message"))?;
         encrypt(signed.as_bytes(), Some(NESTED_CONTENT_TYPE), recipient)
+    }
+
+    /// The Identification Report as a compact JWS (a JWT) signed with the hub's key.
+    fn sign_report(&self, report: &Value) -> Result<String, Error> {
+        let mut header = JwsHeader::new();
+        header.set_token_type(REPORT_TOKEN_TYPE);
+        header.set_x509_certificate_chain(&self.x5c);
+        let payload = serde_json::to_vec(report)
+            .map_err(|e| Error::JoseRefused(format!("the identification report: {e}")))?;
+        jws::serialize_compact(&payload, &header, &*self.signer)
+            .map_err(jose("signing the identification report"))
     }
 
     /// Encrypts an attachment's raw bytes as a compact JWE for `recipient` (same `alg`,
@@ -205,6 +246,29 @@ pub fn unseal(
     expected_signer: &X509,
     anchors: &TrustAnchors,
 ) -> Result<Vec<u8>, Error> {
+    unseal_message(jwe, recipient_cert, recipient_key, expected_signer, anchors)
+        .map(|opened| opened.payload)
+}
+
+/// A message opened by [`unseal_message`].
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The XML message.
+    pub payload: Vec<u8>,
+    /// The Identification Reports of `authenticationInformation`, each verified as signed
+    /// by the same hub; empty for an anonymous submission.
+    pub identification_reports: Vec<Value>,
+}
+
+/// As [`unseal`], and verifies and decodes the `authenticationInformation` of the
+/// message's JWS header.
+pub fn unseal_message(
+    jwe: &str,
+    recipient_cert: &X509,
+    recipient_key: &PKey<Private>,
+    expected_signer: &X509,
+    anchors: &TrustAnchors,
+) -> Result<Opened, Error> {
     let (plaintext, header) = decrypt(jwe, recipient_cert, recipient_key)?;
     if header.content_type() != Some(NESTED_CONTENT_TYPE) {
         return Err(Error::JoseRefused(format!(
@@ -213,7 +277,37 @@ pub fn unseal(
     }
     let signed = std::str::from_utf8(&plaintext)
         .map_err(|_| Error::JoseRefused("the decrypted content is not a compact JWS".into()))?;
-    verify(signed, expected_signer, anchors)
+    let (payload, header) = verify(signed, expected_signer, anchors, Some(MESSAGE_CONTENT_TYPE))?;
+    let entries = match header.claim(AUTHENTICATION_INFORMATION) {
+        None => Vec::new(),
+        Some(Value::Array(entries)) => entries.clone(),
+        Some(_) => {
+            return Err(Error::JoseRefused(format!(
+                "{AUTHENTICATION_INFORMATION} is not a list"
+            )));
+        }
+    };
+    let mut identification_reports = Vec::new();
+    for entry in entries {
+        if entry.get("type").and_then(Value::as_str) != Some(REPORT_TYPE) {
+            return Err(Error::JoseRefused(format!(
+                "{AUTHENTICATION_INFORMATION} holds an entry that is no {REPORT_TYPE}"
+            )));
+        }
+        let jwt = entry
+            .get("content")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::JoseRefused(format!("an {REPORT_TYPE} without content")))?;
+        let (report, _) = verify(jwt, expected_signer, anchors, None)?;
+        identification_reports.push(
+            serde_json::from_slice(&report)
+                .map_err(|_| Error::JoseRefused(format!("the {REPORT_TYPE} is not JSON")))?,
+        );
+    }
+    Ok(Opened {
+        payload,
+        identification_reports,
+    })
 }
 
 /// Decrypts an attachment's JWE made by [`JoseSealer::seal_attachment`]. Its integrity
@@ -301,7 +395,15 @@ fn decrypt(
     jwe::deserialize_compact(jwe, &decrypter).map_err(jose("decrypting the JWE"))
 }
 
-fn verify(signed: &str, expected_signer: &X509, anchors: &TrustAnchors) -> Result<Vec<u8>, Error> {
+/// Verifies a compact JWS of the profile signed by `expected_signer` (the leaf of its
+/// `x5c`, chained to `anchors`); `cty` as given, or (`None`) an Identification Report
+/// (`typ` = `JWT`, no `cty`).
+fn verify(
+    signed: &str,
+    expected_signer: &X509,
+    anchors: &TrustAnchors,
+    content_type: Option<&str>,
+) -> Result<(Vec<u8>, JwsHeader), Error> {
     let header = protected_header(signed, 3, "JWS")?;
     let leaf = match header.get("x5c") {
         Some(Value::Array(chain)) => match chain.first() {
@@ -325,7 +427,10 @@ fn verify(signed: &str, expected_signer: &X509, anchors: &TrustAnchors) -> Resul
         )));
     }
     anchors.check(expected_signer)?;
-    expect(&header, "cty", MESSAGE_CONTENT_TYPE, "JWS")?;
+    match content_type {
+        Some(content_type) => expect(&header, "cty", content_type, "JWS")?,
+        None => expect(&header, "typ", REPORT_TOKEN_TYPE, "identification report")?,
+    }
     let subject = subject_of(expected_signer);
     let key = expected_signer
         .public_key()
@@ -347,9 +452,7 @@ fn verify(signed: &str, expected_signer: &X509, anchors: &TrustAnchors) -> Resul
                 .map_err(jose("loading the signer's key"))?,
         ),
     };
-    let (payload, _) =
-        jws::deserialize_compact(signed, &*verifier).map_err(jose("verifying the signature"))?;
-    Ok(payload)
+    jws::deserialize_compact(signed, &*verifier).map_err(jose("verifying the signature"))
 }
 
 /// The profile's signature algorithm for `key`, or why the key is refused.

@@ -6,6 +6,7 @@
 //! signs and encrypts it for the receiving procedure.
 #![forbid(unsafe_code)]
 
+pub mod authentifizierung;
 pub mod fixtures;
 pub mod jose;
 pub mod laufzettel;

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Error;
+pub use crate::authentifizierung::Authentifizierung;
 use crate::xml::check_well_formed;
 use kopplung_forms::form::{Field, FieldKind, FormDefinition, SharedGroups, parse_date};
 pub use kopplung_forms::{Fee, TrustLevel};
@@ -147,6 +148,8 @@ pub struct MessageContext {
     pub anlagen: Vec<Anlage>,
     /// The service's fee, if it has one.
     pub gebuehr: Option<Fee>,
+    /// How the applicant was identified; `None` (`null`) for an anonymous submission.
+    pub authentifizierung: Option<Authentifizierung>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -321,8 +324,9 @@ impl Mapping {
         Ok(xml)
     }
 
-    /// References to form fields that do not exist, and form fields the template never
-    /// uses (unless marked `transmit = false`).
+    /// References to form fields that do not exist, form fields the template never uses
+    /// (unless marked `transmit = false`), and a template that never renders the
+    /// applicant's `authentifizierung`.
     pub fn lint(&self) -> Vec<LintFinding> {
         let mut used = Vec::new();
         collect_references(&self.template, &mut used);
@@ -341,6 +345,18 @@ impl Mapping {
                     message: format!("`{path}` refers to a field the form does not define"),
                 });
             }
+        }
+        // Without it the procedure cannot tell an identified applicant from an anonymous one.
+        if !used
+            .iter()
+            .any(|(p, _, _)| p.split('.').next() == Some("authentifizierung"))
+        {
+            findings.push(LintFinding {
+                file: self.template_path.clone(),
+                line: 0,
+                column: 0,
+                message: "the template never renders `authentifizierung` (the applicant's identification in kb:AntragType, see docs/mappings.md)".into(),
+            });
         }
         for (path, field) in &fields {
             let leaf = field.kind != FieldKind::Group;

@@ -639,3 +639,185 @@ fn the_python_snippet_in_the_vendor_docs_is_the_tested_script() {
         "docs/vendors.md must show the code of tests/jose_verify.py"
     );
 }
+
+// ---- The applicant's identification: FIT-Connect's authenticationInformation. ----
+
+fn report() -> Value {
+    use kopplung_transformers::authentifizierung::{Authentifizierung, BY_IDENTITY_PROVIDER};
+    Authentifizierung {
+        vertrauensniveau: "substanziell".into(),
+        identifizierungsmittel: "elster-zertifikat".into(),
+        aussteller: "http://127.0.0.1:8082".into(),
+        pseudonym: "pseudonym-7f3a".into(),
+        zeitpunkt: "2026-11-30T09:58:00Z".into(),
+        bestaetigt_durch: BY_IDENTITY_PROVIDER.into(),
+        nachweis_sha256: Some("5e".repeat(32)),
+        nachweis: None,
+    }
+    .identification_report("m-1", "a-1", "2026-11-30T10:00:00Z")
+}
+
+/// A message signed by the hub whose header carries `entries` as its
+/// `authenticationInformation`, encrypted for `recipient` like a genuine one.
+fn hub_message_with(pki: &Pki, recipient: &Party, entries: Value) -> String {
+    let genuine = pki.sealer.seal(XML.as_bytes(), &recipient.cert).unwrap();
+    let (_, jwe_header) = raw_decrypt(&genuine, &recipient.key);
+    let hub_key =
+        PKey::private_key_from_pem(&std::fs::read(pki.layout.hub_key()).unwrap()).unwrap();
+    let signer = josekit::jws::ES256
+        .signer_from_der(hub_key.private_key_to_pkcs8().unwrap())
+        .unwrap();
+    let mut header = josekit::jws::JwsHeader::new();
+    header.set_x509_certificate_chain(&vec![pki.hub.to_der().unwrap()]);
+    header.set_content_type("application/xml");
+    header
+        .set_claim("authenticationInformation", Some(entries))
+        .unwrap();
+    let signed = josekit::jws::serialize_compact(XML.as_bytes(), &header, &signer).unwrap();
+    raw_encrypt(signed.as_bytes(), &jwe_header, &recipient.cert)
+}
+
+/// The `authenticationInformation` of a sealed message's inner JWS header.
+fn authentication_information(pki_party: &Party, sealed: &str) -> Value {
+    let (signed, _) = raw_decrypt(sealed, &pki_party.key);
+    header(&String::from_utf8(signed).unwrap())
+        .remove("authenticationInformation")
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn the_identification_travels_signed_in_the_encrypted_header() {
+    use kopplung_transformers::jose::unseal_message;
+    let pki = Pki::new();
+    let a = pki.party("a");
+    let sealed = pki
+        .sealer
+        .seal_with(XML.as_bytes(), &a.cert, Some(&report()))
+        .unwrap();
+    // Nothing of it in the clear: the JWE header is as for any message.
+    assert_message_headers_outer(&sealed, &a);
+    assert!(!sealed.contains("pseudonym"));
+
+    let entries = authentication_information(&a, &sealed);
+    assert_eq!(entries[0]["type"], "identificationReport");
+    assert_eq!(entries[0]["version"], "2.0.0");
+    let jwt = entries[0]["content"].as_str().unwrap();
+    let jwt_header = header(jwt);
+    assert_eq!(jwt_header["typ"], "JWT");
+    assert_eq!(jwt_header["alg"], "ES256");
+    assert_eq!(
+        jwt_header["x5c"],
+        json!([STANDARD.encode(pki.hub.to_der().unwrap())])
+    );
+
+    let opened = unseal_message(&sealed, &a.cert, &a.key, &pki.hub, &pki.anchors).unwrap();
+    assert_eq!(opened.payload, XML.as_bytes());
+    assert_eq!(opened.identification_reports, vec![report()]);
+    // The plain unseal still opens it; a message without it has no reports.
+    assert_eq!(
+        unseal(&sealed, &a.cert, &a.key, &pki.hub, &pki.anchors).unwrap(),
+        XML.as_bytes()
+    );
+    let anonymous = pki.sealer.seal(XML.as_bytes(), &a.cert).unwrap();
+    assert_eq!(authentication_information(&a, &anonymous), Value::Null);
+    let opened = unseal_message(&anonymous, &a.cert, &a.key, &pki.hub, &pki.anchors).unwrap();
+    assert!(opened.identification_reports.is_empty());
+
+    // PS512 with an RSA hub, the same way.
+    let (rsa_sealer, rsa_hub) = rsa_hub_sealer(&pki);
+    let sealed = rsa_sealer
+        .seal_with(XML.as_bytes(), &a.cert, Some(&report()))
+        .unwrap();
+    let opened = unseal_message(&sealed, &a.cert, &a.key, &rsa_hub, &pki.anchors).unwrap();
+    assert_eq!(opened.identification_reports, vec![report()]);
+    assert_eq!(
+        header(
+            authentication_information(&a, &sealed)[0]["content"]
+                .as_str()
+                .unwrap()
+        )["alg"],
+        "PS512"
+    );
+}
+
+fn assert_message_headers_outer(jwe_compact: &str, recipient: &Party) {
+    let kid = URL_SAFE_NO_PAD.encode(recipient.cert.digest(MessageDigest::sha256()).unwrap());
+    assert_eq!(
+        Value::Object(header(jwe_compact)),
+        json!({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": kid, "x5t#S256": kid, "cty": "JOSE"})
+    );
+}
+
+#[test]
+fn a_report_not_signed_by_the_hub_is_refused_here_and_by_jwcrypto() {
+    use kopplung_transformers::jose::unseal_message;
+    let pki = Pki::new();
+    let a = pki.party("a");
+    let ec = pki.party("ec");
+    // An impostor from the same CA signs a report; the hub's message carries it.
+    let impostor = JoseSealer::new(ec.cert.clone(), ec.key.clone(), Vec::new()).unwrap();
+    let forged_report = impostor
+        .seal_with(XML.as_bytes(), &a.cert, Some(&report()))
+        .unwrap();
+    let impostors_entries = authentication_information(&a, &forged_report);
+    let foreign = hub_message_with(&pki, &a, impostors_entries.clone());
+    let err = unseal_message(&foreign, &a.cert, &a.key, &pki.hub, &pki.anchors).unwrap_err();
+    assert!(matches!(err, Error::Certificate(_)), "{err}");
+    assert_refused(
+        &python_open(&pki, "a", &foreign, None),
+        "a report signed by another",
+    );
+
+    // ... with the hub's certificate put into its x5c: the signature does not verify.
+    let jwt = impostors_entries[0]["content"].as_str().unwrap();
+    let mut jwt_header = header(jwt);
+    jwt_header.insert(
+        "x5c".into(),
+        json!([STANDARD.encode(pki.hub.to_der().unwrap())]),
+    );
+    let mut parts: Vec<String> = jwt.split('.').map(str::to_owned).collect();
+    parts[0] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&jwt_header).unwrap());
+    let swapped = hub_message_with(
+        &pki,
+        &a,
+        json!([{"type": "identificationReport", "version": "2.0.0", "content": parts.join(".")}]),
+    );
+    let err = unseal_message(&swapped, &a.cert, &a.key, &pki.hub, &pki.anchors).unwrap_err();
+    assert!(err.to_string().contains("verifying the signature"), "{err}");
+    assert_refused(&python_open(&pki, "a", &swapped, None), "a swapped x5c");
+
+    // An entry of another type is not silently ignored.
+    let other = hub_message_with(
+        &pki,
+        &a,
+        json!([{"type": "somethingElse", "version": "1.0.0", "content": "a.b.c"}]),
+    );
+    assert!(unseal_message(&other, &a.cert, &a.key, &pki.hub, &pki.anchors).is_err());
+    assert_refused(&python_open(&pki, "a", &other, None), "another type");
+}
+
+#[test]
+fn python_jwcrypto_reads_the_identification_reports() {
+    let pki = Pki::new();
+    let sealed = pki
+        .sealer
+        .seal_with(XML.as_bytes(), &pki.party("a").cert, Some(&report()))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (file, reports) = (dir.path().join("m.jwe"), dir.path().join("reports.json"));
+    std::fs::write(&file, &sealed).unwrap();
+    let output = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jose_verify.py"))
+        .arg("--reports")
+        .arg(&reports)
+        .arg(&file)
+        .arg(pki.layout.procedure_cert("a"))
+        .arg(pki.layout.procedure_key("a"))
+        .arg(pki.layout.ca_cert())
+        .arg(fingerprint(&pki.hub))
+        .output()
+        .unwrap();
+    assert_eq!(assert_opens(&output), XML.as_bytes());
+    let read: Value = serde_json::from_slice(&std::fs::read(&reports).unwrap()).unwrap();
+    assert_eq!(read, json!([report()]));
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Opens a kopplung message of the `jose` profile with jwcrypto, as a vendor would.
 
-usage: jose_verify.py JWE_FILE RECIPIENT_CERT RECIPIENT_KEY CA_CERT [HUB_SHA256]
+usage: jose_verify.py [--reports OUT] JWE_FILE RECIPIENT_CERT RECIPIENT_KEY CA_CERT [HUB_SHA256]
        jose_verify.py --attachment JWE_FILE RECIPIENT_CERT RECIPIENT_KEY
 
 A message: decrypts the compact JWE (RSA-OAEP-256, A256GCM) with the recipient's key,
@@ -9,7 +9,9 @@ checks alg, enc, kid and cty, verifies the inner JWS (PS512 or ES256) with the l
 certificate of its x5c, checks that this certificate chains to CA_CERT (signatures and
 validity periods) and, if HUB_SHA256 is given, that its SHA-256 fingerprint is that one
 (hex, colons allowed: the output of `openssl x509 -fingerprint -sha256`). Writes the
-payload, the XML message, to stdout.
+payload, the XML message, to stdout; with --reports, the applicant's Identification
+Reports from the JWS header's authenticationInformation (each verified as the hub's) to
+OUT as a JSON list.
 
 An attachment: decrypts and checks alg, enc and kid; writes the bytes to stdout (check
 them against the SHA-512 in the message).
@@ -25,6 +27,7 @@ import sys
 # >>> docs/vendors.md
 import base64
 import datetime
+import json
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -89,8 +92,26 @@ def open_message(compact, recipient_cert_pem, recipient_key_pem, ca_pem, pin=Non
         if fingerprint != pin.replace(":", "").lower():
             raise ValueError("the signer is not the pinned hub certificate")
     # Raises if the signature is wrong; PS512 needs an RSA key, ES256 an EC P-256 key.
-    message.verify(jwk.JWK.from_pem(leaf.public_bytes(serialization.Encoding.PEM)))
-    return message.payload
+    hub_key = jwk.JWK.from_pem(leaf.public_bytes(serialization.Encoding.PEM))
+    message.verify(hub_key)
+    return message.payload, identification_reports(signer_header, hub_key)
+
+
+def identification_reports(signer_header, hub_key) -> list:
+    """The applicant's identification (FIT-Connect's authenticationInformation): each
+    Identification Report, verified as signed by the hub. Empty: anonymous."""
+    reports = []
+    for entry in signer_header.get("authenticationInformation", []):
+        if entry.get("type") != "identificationReport":
+            raise ValueError("unknown authenticationInformation type: " + str(entry.get("type")))
+        report = jws.JWS()
+        report.allowed_algs = ["PS512", "ES256"]
+        report.deserialize(entry["content"])
+        if report.jose_header.get("typ") != "JWT" or report.jose_header.get("x5c") != signer_header["x5c"]:
+            raise ValueError("the identification report is not the hub's")
+        report.verify(hub_key)  # raises if the signature is wrong
+        reports.append(json.loads(report.payload))
+    return reports
 
 
 def open_attachment(compact, recipient_cert_pem, recipient_key_pem) -> bytes:
@@ -103,12 +124,18 @@ def main(args):
         with open(path, "rb") as f:
             return f.read()
 
+    reports_file = None
+    if args[:1] == ["--reports"] and len(args) > 1:
+        reports_file, args = args[1], args[2:]
     if args[:1] == ["--attachment"] and len(args) == 4:
         content = open_attachment(read(args[1]).decode("ascii").strip(), read(args[2]), read(args[3]))
     elif len(args) in (4, 5):
         pin = args[4] if len(args) == 5 else None
         compact = read(args[0]).decode("ascii").strip()
-        content = open_message(compact, read(args[1]), read(args[2]), read(args[3]), pin)
+        content, reports = open_message(compact, read(args[1]), read(args[2]), read(args[3]), pin)
+        if reports_file is not None:
+            with open(reports_file, "w", encoding="utf-8") as f:
+                json.dump(reports, f)
     else:
         print(__doc__, file=sys.stderr)
         return 2

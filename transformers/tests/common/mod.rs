@@ -54,6 +54,7 @@ pub fn context(data: Value, mapping: &Mapping) -> MessageContext {
         data,
         anlagen: vec![],
         gebuehr: None,
+        authentifizierung: None,
     }
 }
 

@@ -1,0 +1,270 @@
+//! The prepare step carries the applicant's identification to the procedure: in the XML
+//! of every profile (validated against the service's schema) and, in the `jose`
+//! profile, as FIT-Connect's `authenticationInformation` in the signed header.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kopplung_core::identity::{Authentication, Means, TrustLevel, Voucher};
+use kopplung_core::store::{PrepareInput, Step, WorkItem};
+use kopplung_core::{Clock, SystemClock};
+use kopplung_pipeline::{Catalog, Envelope, Keyring, KeyringConfig, Preparer, ProcedureKeys};
+use kopplung_transformers::mapping::{Behoerde, MappingEnv, load_all};
+use kopplung_transformers::pki::{PkiLayout, init_demo_pki, issue_rsa_recipient};
+use kopplung_transformers::{TrustAnchors, jose, schema, seal};
+use openssl::pkey::PKey;
+use time::macros::datetime;
+use uuid::Uuid;
+
+const MELDEBESCHEINIGUNG: &str = "99115003000000";
+const DRESDEN: &str = "146120000000";
+
+fn mappings_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings")
+}
+
+fn behoerde(kennung: &str) -> Behoerde {
+    Behoerde {
+        verzeichnisdienst: "DVDV".into(),
+        verzeichnisdienst_list_version: "2".into(),
+        kennung: kennung.into(),
+        name: "Landeshauptstadt Dresden".into(),
+    }
+}
+
+/// A preparer with a demo PKI: procedure `cms` (CMS), `jose` (RSA, the `jose` profile)
+/// and `manual` (kept at the hub).
+fn preparer(pki: &Path) -> Preparer {
+    let layout = PkiLayout::new(pki);
+    init_demo_pki(&layout, &["cms".to_owned()]).unwrap();
+    issue_rsa_recipient(&layout, "jose", 3072).unwrap();
+    let procedure = |id: &str, envelope: Option<Envelope>| ProcedureKeys {
+        id: id.into(),
+        envelope,
+        certificates: match envelope {
+            Some(_) => vec![PathBuf::from(format!("procedures/{id}.crt"))],
+            None => vec![],
+        },
+        receipt_certificate: None,
+        reader: behoerde(&format!("dvdv:14612000:{id}")),
+        can_fetch: true,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let keyring = Keyring::load(
+        &KeyringConfig {
+            source: pki.join("kopplung.toml"),
+            pki_dir: pki.to_owned(),
+            pkcs12: None,
+            procedures: vec![
+                procedure("cms", Some(Envelope::Cms)),
+                procedure("jose", Some(Envelope::Jose)),
+                procedure("manual", None),
+            ],
+        },
+        clock.clone(),
+    )
+    .unwrap();
+    let regions = Arc::new(
+        [(DRESDEN.to_owned(), "Dresden, Stadt".to_owned())]
+            .into_iter()
+            .collect(),
+    );
+    let env = MappingEnv::load(&mappings_root(), Arc::clone(&regions)).unwrap();
+    Preparer {
+        catalog: Arc::new(Catalog::new(Arc::new(
+            load_all(&mappings_root(), &env).unwrap(),
+        ))),
+        regions,
+        keyring: Arc::new(keyring),
+        autor: behoerde("kopplung:test"),
+        public_url: "https://hub.example".into(),
+        clock,
+    }
+}
+
+fn by_provider() -> Authentication {
+    Authentication {
+        level: TrustLevel::Substanziell,
+        means: Means::ElsterZertifikat,
+        issuer: "http://127.0.0.1:8082".into(),
+        subject: "c2VydmljZWtvbnRv-41".into(),
+        authenticated_at: datetime!(2026-11-30 09:58:00 UTC),
+        voucher: Voucher::IdentityProvider,
+        assertion_sha256: Some("5e".repeat(32)),
+        assertion: Some("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln".into()),
+    }
+}
+
+fn input(authentication: Option<Authentication>) -> PrepareInput {
+    PrepareInput {
+        id: Uuid::new_v4(),
+        receipt: "K7QX-2M4P".into(),
+        service_key: MELDEBESCHEINIGUNG.into(),
+        region: DRESDEN.into(),
+        payload: serde_json::json!({
+            "art": "einfach",
+            "person": {"familienname": "Schmidt", "vornamen": "Anna", "geburtsdatum": "12.03.1985"},
+            "anschrift": {"strasse": "Prager Straße", "hausnummer": "12", "postleitzahl": "01069", "ort": "Dresden"},
+            "zustellung": "abholung",
+        }),
+        attachments: vec![],
+        created_at: datetime!(2026-11-30 10:00:00 UTC),
+        authentication,
+    }
+}
+
+fn item(procedure: &str, input: &PrepareInput) -> WorkItem {
+    WorkItem {
+        application_id: input.id,
+        service_key: input.service_key.clone(),
+        procedure_id: procedure.into(),
+        message_id: Uuid::new_v4(),
+        message_type: "meldewesen.meldebescheinigung.0101".into(),
+        step: Step::Prepare,
+        attempts: 0,
+        lease: "lease".into(),
+        accepted_at: None,
+    }
+}
+
+fn schema_of_meldebescheinigung() -> PathBuf {
+    mappings_root().join("meldebescheinigung/nachricht.xsd")
+}
+
+#[test]
+fn the_xml_carries_the_identification_and_validates() {
+    let pki = tempfile::tempdir().unwrap();
+    let preparer = preparer(pki.path());
+    let input = input(Some(by_provider()));
+    let xml = preparer
+        .render_message("manual", Uuid::new_v4(), &input)
+        .unwrap();
+    schema::validate(&schema_of_meldebescheinigung(), &xml).unwrap();
+    for expected in [
+        "<code>substanziell</code>",
+        "<code>elster-zertifikat</code>",
+        "<aussteller>http://127.0.0.1:8082</aussteller>",
+        "<pseudonym>c2VydmljZWtvbnRv-41</pseudonym>",
+        "<zeitpunkt>2026-11-30T09:58:00Z</zeitpunkt>",
+        "<bestaetigtDurch>identitaetsanbieter</bestaetigtDurch>",
+        "<nachweis>eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln</nachweis>",
+    ] {
+        assert!(xml.contains(expected), "{expected} in\n{xml}");
+    }
+    assert!(xml.contains(&format!(
+        "<nachweisSHA256>{}</nachweisSHA256>",
+        "5e".repeat(32)
+    )));
+    // Inside the application, after the municipality.
+    let antrag = &xml[xml.find("<antrag>").unwrap()..xml.find("</antrag>").unwrap()];
+    assert!(antrag.find("</gebiet>").unwrap() < antrag.find("<authentifizierung>").unwrap());
+}
+
+#[test]
+fn a_clients_own_assertion_says_so_and_an_anonymous_one_has_no_block() {
+    let pki = tempfile::tempdir().unwrap();
+    let preparer = preparer(pki.path());
+    let own = Authentication {
+        level: TrustLevel::Basis,
+        means: Means::BenutzernamePasswort,
+        issuer: "portal".into(),
+        voucher: Voucher::Client {
+            client: "portal".into(),
+        },
+        assertion_sha256: None,
+        assertion: None,
+        authenticated_at: datetime!(2026-11-30 09:58:00.25 +01:00),
+        ..by_provider()
+    };
+    let xml = preparer
+        .render_message("manual", Uuid::new_v4(), &input(Some(own)))
+        .unwrap();
+    schema::validate(&schema_of_meldebescheinigung(), &xml).unwrap();
+    assert!(xml.contains("<code>basis</code>"));
+    assert!(xml.contains("<code>benutzername-passwort</code>"));
+    assert!(xml.contains("<zeitpunkt>2026-11-30T09:58:00.25+01:00</zeitpunkt>"));
+    assert!(xml.contains("<bestaetigtDurch>client</bestaetigtDurch>"));
+    assert!(xml.contains("<aussteller>portal</aussteller>"));
+    assert!(!xml.contains("<nachweisSHA256>") && !xml.contains("<nachweis>"));
+
+    let anonymous = preparer
+        .render_message("manual", Uuid::new_v4(), &input(None))
+        .unwrap();
+    schema::validate(&schema_of_meldebescheinigung(), &anonymous).unwrap();
+    assert!(!anonymous.contains("authentifizierung"));
+}
+
+#[test]
+fn the_cms_message_carries_it_signed_and_encrypted() {
+    let pki = tempfile::tempdir().unwrap();
+    let preparer = preparer(pki.path());
+    let input = input(Some(by_provider()));
+    let prepared = preparer.prepare(&item("cms", &input), &input).unwrap();
+    let layout = PkiLayout::new(pki.path());
+    let xml = seal::unseal(
+        &prepared.message,
+        &seal::load_certificate(&layout.procedure_cert("cms")).unwrap(),
+        &seal::load_private_key(&layout.procedure_key("cms")).unwrap(),
+        &seal::load_certificate(&layout.hub_cert()).unwrap(),
+        &TrustAnchors::load(&layout.ca_cert()).unwrap(),
+    )
+    .unwrap();
+    let xml = String::from_utf8(xml).unwrap();
+    assert!(xml.contains("<code>substanziell</code>"));
+    assert!(xml.contains("<aussteller>http://127.0.0.1:8082</aussteller>"));
+}
+
+#[test]
+fn the_jose_message_carries_it_as_fit_connect_authentication_information() {
+    let pki = tempfile::tempdir().unwrap();
+    let preparer = preparer(pki.path());
+    let layout = PkiLayout::new(pki.path());
+    let open = |message: &[u8]| {
+        let key = std::fs::read(layout.procedure_key("jose")).unwrap();
+        jose::unseal_message(
+            std::str::from_utf8(message).unwrap(),
+            &seal::load_certificate(&layout.procedure_cert("jose")).unwrap(),
+            &PKey::private_key_from_pem(&key).unwrap(),
+            &seal::load_certificate(&layout.hub_cert()).unwrap(),
+            &TrustAnchors::load(&layout.ca_cert()).unwrap(),
+        )
+        .unwrap()
+    };
+
+    let input = input(Some(by_provider()));
+    let work = item("jose", &input);
+    let opened = open(&preparer.prepare(&work, &input).unwrap().message);
+    let xml = String::from_utf8(opened.payload).unwrap();
+    assert!(xml.contains("<code>substanziell</code>"));
+    let [report] = opened.identification_reports.as_slice() else {
+        panic!(
+            "one identification report: {:?}",
+            opened.identification_reports
+        );
+    };
+    assert_eq!(
+        report["levelOfAssurance"],
+        "http://eidas.europa.eu/LoA/substantial"
+    );
+    assert_eq!(report["serverIdentity"], "http://127.0.0.1:8082");
+    assert_eq!(report["identificationTime"], "2026-11-30T09:58:00Z");
+    assert_eq!(report["trustFramework"], "elster-zertifikat");
+    assert_eq!(report["subjectRef"]["restrictedId"], "c2VydmljZWtvbnRv-41");
+    assert_eq!(report["idStatus"], "success");
+    assert_eq!(report["reportId"], work.message_id.to_string());
+    assert_eq!(
+        report["contextInformation"][0],
+        format!("nachrichtenUUID:{}", work.message_id)
+    );
+    assert_eq!(report["documentReferences"][0]["digest"], "5e".repeat(32));
+
+    let anonymous = self::input(None);
+    let opened = open(
+        &preparer
+            .prepare(&item("jose", &anonymous), &anonymous)
+            .unwrap()
+            .message,
+    );
+    assert!(opened.identification_reports.is_empty());
+}
