@@ -1,6 +1,6 @@
-//! The Servicekonto: sign-in (argon2id, one login limiter), registration confirmed by
-//! e-mail (`registration`), master data to prefill forms, and the simulated
-//! identification that raises the trust level.
+//! The Servicekonto: sign-in with a password (argon2id, one login limiter; level basis
+//! at most), registration confirmed by e-mail (`registration`), master data to prefill
+//! forms. Sign-in at identity providers, the levels and step-up are `crate::oidc`'s.
 
 mod password;
 mod purpose;
@@ -86,7 +86,7 @@ pub(crate) fn begin_limited(
 
 /// Where to go after signing in or identifying: `input` if it is a path of the portal
 /// (WHATWG parsing, as the browser will follow it), otherwise `/konto`.
-fn local_next(state: &Shared, input: Option<&str>) -> String {
+pub(crate) fn local_next(state: &Shared, input: Option<&str>) -> String {
     input
         .and_then(|input| kopplung_web::redirect::local_target(&state.base_url, input))
         .unwrap_or_else(|| "/konto".to_owned())
@@ -95,18 +95,29 @@ fn local_next(state: &Shared, input: Option<&str>) -> String {
 #[derive(Deserialize)]
 pub struct NextQuery {
     weiter: Option<String>,
+    /// The level the page the visitor came from needs (`basis`, …).
+    niveau: Option<String>,
 }
 
+/// `GET /konto/anmelden`: the identity providers (asked for `niveau` when given) and
+/// the password form.
 pub async fn login_page(
     Visit { state, visitor }: Visit,
     Query(query): Query<NextQuery>,
 ) -> Response {
+    let next = local_next(&state, query.weiter.as_deref());
+    let level = query.niveau.as_deref().and_then(crate::oidc::parse_level);
     state.templates.page(
         &visitor,
         StatusCode::OK,
         "login",
         "Anmelden",
-        &json!({ "csrf": visitor.csrf, "next": local_next(&state, query.weiter.as_deref()), "errors": [] }),
+        &json!({
+            "csrf": visitor.csrf,
+            "next": next,
+            "errors": [],
+            "providers": crate::oidc::offers(&state, level, &next, false, false),
+        }),
     )
 }
 
@@ -160,6 +171,7 @@ fn login_form(
             "next": next,
             "email": email,
             "errors": [{"id": "email", "message": message}],
+            "providers": crate::oidc::offers(state, None, next, false, false),
         }),
     )
 }
@@ -177,16 +189,17 @@ pub async fn login(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Pa
             "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie {wait} und versuchen Sie es dann erneut."
         )
     })?;
-    let account = sqlx::query("SELECT id, password_hash FROM accounts WHERE email = ?")
-        .bind(&email)
-        .fetch_optional(&state.db)
-        .await?
-        .map(|row| {
-            (
-                row.get::<String, _>("id"),
-                row.get::<String, _>("password_hash"),
-            )
-        });
+    let account =
+        sqlx::query("SELECT id, password_hash FROM accounts WHERE email = ? AND kind = 'password'")
+            .bind(&email)
+            .fetch_optional(&state.db)
+            .await?
+            .map(|row| {
+                (
+                    row.get::<String, _>("id"),
+                    row.get::<String, _>("password_hash"),
+                )
+            });
     let waiting: Option<String> = sqlx::query_scalar(
         "SELECT password_hash FROM registrations WHERE email = ? AND expires_at > ?",
     )
@@ -236,9 +249,12 @@ pub async fn login(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Pa
     }
 }
 
+/// `POST /konto/abmelden`: the session ends here; signed in at an identity provider,
+/// the citizen goes on to its logout (RP-initiated) and comes back to the start page.
 pub async fn logout(Visit { state, visitor }: Visit, Posted(_): Posted) -> Page {
+    let provider = crate::oidc::logout_target(&state, &visitor).await?;
     session::delete(&state, &visitor).await?;
-    let mut response = see_other("/");
+    let mut response = see_other(provider.as_deref().unwrap_or("/"));
     response
         .headers_mut()
         .insert(header::SET_COOKIE, session::clear_cookie(&state));
@@ -249,14 +265,13 @@ pub async fn overview(
     Visit { state, visitor }: Visit,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Page {
-    let account = require_account(&visitor, "/konto")?;
+    require_account(&visitor, "/konto")?;
     state.templates.ok(
         &visitor,
         "account",
         "Mein Servicekonto",
         &json!({
-            "email": account.email,
-            "trust_level": trust_label(account.trust_level),
+            "current": crate::oidc::signed_in_view(&state, &visitor),
             "confirmed": query.contains_key("bestaetigt"),
         }),
     )
@@ -340,45 +355,4 @@ pub async fn master_data_save(Visit { state, visitor }: Visit, Posted(pairs): Po
         "Stammdaten gespeichert",
         &json!({ "csrf": visitor.csrf, "groups": master_data_view(&data), "saved": true }),
     )
-}
-
-pub async fn identify_page(
-    Visit { state, visitor }: Visit,
-    Query(query): Query<NextQuery>,
-) -> Page {
-    let account = require_account(&visitor, "/konto/identifizierung")?;
-    state.templates.ok(
-        &visitor,
-        "identify",
-        "Identifizieren",
-        &json!({
-            "csrf": visitor.csrf,
-            "trust_level": trust_label(account.trust_level),
-            "next": local_next(&state, query.weiter.as_deref()),
-        }),
-    )
-}
-
-/// The simulated identification: a method stands for the trust level it reaches
-/// (ELSTER certificate: substanziell; Online-Ausweis/eID: hoch). A real portal would
-/// hand over to the identity provider here (e.g. BundID) and take its assertion.
-pub async fn identify(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Page {
-    let account = require_account(&visitor, "/konto/identifizierung")?;
-    let level = match form_value(&pairs, "verfahren") {
-        Some("elster") => TrustLevel::Substanziell,
-        Some("eid") => TrustLevel::Hoch,
-        _ => {
-            return Err(Failure::bad_request(
-                "Bitte wählen Sie ein Verfahren zur Identifizierung.",
-            ));
-        }
-    };
-    let level = level.max(account.trust_level);
-    sqlx::query("UPDATE accounts SET trust_level = ? WHERE id = ?")
-        .bind(trust_label(level))
-        .bind(&account.id)
-        .execute(&state.db)
-        .await?;
-    tracing::info!(account = %account.id, level = trust_label(level), "identified (simulated)");
-    Ok(see_other(&local_next(&state, form_value(&pairs, "next"))))
 }
