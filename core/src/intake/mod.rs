@@ -115,6 +115,11 @@ struct IntakeRequest {
     data: Value,
     #[serde(default)]
     attachments: Vec<AttachmentIn>,
+    /// `{"authentication": …}` (issue 18). Bridge: taken and not yet checked here; the
+    /// hub's verification (branch hub-identity) replaces this field.
+    #[serde(default)]
+    #[allow(dead_code)]
+    applicant: Option<Value>,
 }
 
 /// An attachment: either inside the request (`filename`, `media_type`,
