@@ -7,6 +7,7 @@ pub mod amqp;
 pub mod browser;
 pub mod faults;
 pub mod hub;
+pub mod oidc;
 pub mod pki;
 pub mod postgres;
 pub mod shared;

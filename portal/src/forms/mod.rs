@@ -196,16 +196,9 @@ pub async fn step_page(
     if !render::steps(&form).contains(&step) {
         return Err(Failure::not_found());
     }
-    if let Some(needed) = oidc::step_up(&visitor, &service) {
-        let here = format!("/entwurf/{}/schritt/{step}", draft.id);
-        return Ok(oidc::step_up_page(
-            &state,
-            &visitor,
-            StatusCode::OK,
-            &service,
-            needed,
-            &here,
-        ));
+    let here = format!("/entwurf/{}/schritt/{step}", draft.id);
+    if let Some(page) = oidc::step_up(&state, &visitor, StatusCode::OK, &service, &here) {
+        return Ok(page);
     }
     let from_id = from_id::of(&state, &visitor, &service, &form).await?;
     if let Some(from_id) = &from_id {
@@ -366,16 +359,9 @@ async fn review_page(
 pub async fn review(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
     let mut draft = open_draft(&state, &visitor, &id).await?;
     let service = service_of(&state, &draft.service).await?;
-    if let Some(needed) = oidc::step_up(&visitor, &service) {
-        let here = format!("/entwurf/{}/pruefen", draft.id);
-        return Ok(oidc::step_up_page(
-            &state,
-            &visitor,
-            StatusCode::OK,
-            &service,
-            needed,
-            &here,
-        ));
+    let here = format!("/entwurf/{}/pruefen", draft.id);
+    if let Some(page) = oidc::step_up(&state, &visitor, StatusCode::OK, &service, &here) {
+        return Ok(page);
     }
     if let Some(from_id) = from_id::of(&state, &visitor, &service, &service.form()?).await? {
         from_id.enforce(&state, &mut draft).await?;
@@ -396,15 +382,8 @@ pub async fn submit(
     let service = service_of(&state, &draft.service).await?;
     let form = service.form()?;
     let review = format!("/entwurf/{}/pruefen", draft.id);
-    if let Some(needed) = oidc::step_up(&visitor, &service) {
-        return Ok(oidc::step_up_page(
-            &state,
-            &visitor,
-            StatusCode::FORBIDDEN,
-            &service,
-            needed,
-            &review,
-        ));
+    if let Some(page) = oidc::step_up(&state, &visitor, StatusCode::FORBIDDEN, &service, &review) {
+        return Ok(page);
     }
     if let Some(problem) = trust_problem(&visitor, &service) {
         return Err(Failure::forbidden(problem));

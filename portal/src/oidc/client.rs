@@ -50,7 +50,6 @@ struct Discovered {
 /// One configured identity provider.
 pub struct Provider {
     pub config: IdentityProvider,
-    secret: ClientSecret,
     redirect: RedirectUrl,
     http: reqwest::Client,
     discovered: RwLock<Option<Arc<Discovered>>>,
@@ -118,24 +117,13 @@ fn failure_kind(error: &ClaimsVerificationError) -> &'static str {
 }
 
 impl Provider {
-    /// The provider of `config`, its secret read from its file; the citizen returns to
-    /// `redirect` (`<public_url>/konto/oidc/rueckkehr`).
+    /// The provider of `config`; the citizen returns to `redirect`
+    /// (`<public_url>/konto/oidc/rueckkehr`). Its secret is read when the client is made
+    /// (with discovery): a provider whose secret is not there yet is unavailable until
+    /// it is, and says so at start; the rest of the portal works meanwhile.
     pub fn new(config: IdentityProvider, redirect: &str) -> Result<Self, Error> {
-        let file = &config.client_secret_file;
-        let secret = std::fs::read_to_string(file).map_err(|e| {
-            Error::IdentityProviderConfig(format!(
-                "[[identity_provider]] \"{}\" client_secret_file {}: {e}",
-                config.id,
-                file.display()
-            ))
-        })?;
-        let secret = secret.trim().to_owned();
-        if secret.is_empty() {
-            return Err(Error::IdentityProviderConfig(format!(
-                "[[identity_provider]] \"{}\" client_secret_file {}: the file is empty",
-                config.id,
-                file.display()
-            )));
+        if let Err(e) = read_secret(&config) {
+            tracing::warn!(error = %e, "sign-in at this identity provider is not possible yet");
         }
         let redirect = RedirectUrl::new(redirect.to_owned())
             .map_err(|e| Error::IdentityProviderConfig(format!("redirect URL {redirect}: {e}")))?;
@@ -147,7 +135,6 @@ impl Provider {
             .map_err(|e| Error::IdentityProviderConfig(e.to_string()))?;
         Ok(Self {
             config,
-            secret: ClientSecret::new(secret),
             redirect,
             http,
             discovered: RwLock::new(None),
@@ -172,7 +159,7 @@ impl Provider {
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
-            Some(self.secret.clone()),
+            Some(read_secret(&self.config)?),
         )
         .set_redirect_uri(self.redirect.clone());
         let found = Arc::new(Discovered {
@@ -355,6 +342,24 @@ impl Provider {
         }
         Ok(Some(request.http_get_url()))
     }
+}
+
+/// The client secret from `client_secret_file`.
+fn read_secret(config: &IdentityProvider) -> Result<ClientSecret, Error> {
+    let file = &config.client_secret_file;
+    let problem = |what: String| {
+        Error::IdentityProviderUnavailable(format!(
+            "{}: [[identity_provider]] client_secret_file {}: {what}",
+            config.id,
+            file.display()
+        ))
+    };
+    let secret = std::fs::read_to_string(file).map_err(|e| problem(e.to_string()))?;
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Err(problem("the file is empty".into()));
+    }
+    Ok(ClientSecret::new(secret.to_owned()))
 }
 
 /// The configured providers.

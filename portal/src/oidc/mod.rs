@@ -25,7 +25,7 @@ use crate::account::{local_next, trust_label};
 use crate::web::session::{self, Account};
 use crate::web::{Failure, Page, Visit, Visitor};
 use crate::{Error, Shared, db};
-pub use pages::{identify_page, offers, signed_in_view, step_up, step_up_page};
+pub use pages::{identify_page, offers, signed_in_view, step_up};
 
 /// Where identity providers send citizens back (registered with each provider).
 pub const RETURN_PATH: &str = "/konto/oidc/rueckkehr";
@@ -43,8 +43,15 @@ pub fn parse_level(text: &str) -> Option<TrustLevel> {
     }
 }
 
-/// The start of a sign-in at `provider` that comes back to `next`.
-pub fn start_href(provider: &str, level: Option<TrustLevel>, next: &str, again: bool) -> String {
+/// The start of a sign-in at `provider` that comes back to `next`; `again` asks the
+/// provider to authenticate anew, `consent` keeps the citizen's agreement to prefill.
+pub fn start_href(
+    provider: &str,
+    level: Option<TrustLevel>,
+    next: &str,
+    again: bool,
+    consent: bool,
+) -> String {
     let mut href = format!(
         "/konto/oidc/anmelden?anbieter={}&weiter={}",
         crate::router_client::encode(provider),
@@ -55,6 +62,9 @@ pub fn start_href(provider: &str, level: Option<TrustLevel>, next: &str, again: 
     }
     if again {
         href.push_str("&erneut=1");
+    }
+    if consent {
+        href.push_str("&uebernahme=ja");
     }
     href
 }
@@ -156,7 +166,7 @@ pub async fn callback(Visit { state, visitor }: Visit, Query(query): Query<Retur
         ));
     };
     let level = login.level.as_deref().and_then(parse_level);
-    let retry = start_href(&login.provider, level, &login.next, true);
+    let retry = start_href(&login.provider, level, &login.next, true, login.consent);
     let Some(provider) = state.providers.get(&login.provider) else {
         return Err(Failure::bad_request(
             "Dieser Identitätsanbieter ist nicht mehr eingerichtet. Bitte wählen Sie auf der Seite „Identifizieren“ einen anderen.",
@@ -263,6 +273,7 @@ pub fn sign_in_again(account: &Account, level: TrustLevel, next: &str) -> String
             Some(level.max(account.trust_level)),
             next,
             true,
+            identity.prefill,
         ),
         None => format!(
             "/konto/anmelden?weiter={}",

@@ -138,7 +138,7 @@ pub async fn identify_page(
 
 /// The level a signed-in visitor lacks for `service`: `None` if the session's level
 /// suffices (or the service takes anyone).
-pub fn step_up(visitor: &Visitor, service: &Service) -> Option<TrustLevel> {
+fn lacking(visitor: &Visitor, service: &Service) -> Option<TrustLevel> {
     if service.anonymous {
         return None;
     }
@@ -146,19 +146,19 @@ pub fn step_up(visitor: &Visitor, service: &Service) -> Option<TrustLevel> {
     (account.trust_level < service.trust_level).then_some(service.trust_level)
 }
 
-/// The page that explains why `service` needs a higher level than this session's, with
-/// the sign-in at that level that comes back to `next`.
-pub fn step_up_page(
+/// If the session's level is below `service`'s: the page that explains it, with the
+/// sign-in at the level needed that comes back to `next` (the page the citizen is on).
+pub fn step_up(
     state: &Shared,
     visitor: &Visitor,
     status: StatusCode,
     service: &Service,
-    needed: TrustLevel,
     next: &str,
-) -> Response {
+) -> Option<Response> {
+    let needed = lacking(visitor, service)?;
     let current = signed_in_view(state, visitor);
     let consent = current["prefill"].as_bool().unwrap_or(false);
-    state.templates.page(
+    Some(state.templates.page(
         visitor,
         status,
         "step_up",
@@ -171,7 +171,7 @@ pub fn step_up_page(
             "providers": offers(state, Some(needed), next, true, consent),
             "back": next,
         }),
-    )
+    ))
 }
 
 /// A sign-in that did not succeed: what happened, and the way to try again or back.

@@ -231,6 +231,9 @@ impl From<Error> for Failure {
             Error::Payment(_) => {
                 "Der Zahlungsdienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten noch einmal."
             }
+            Error::IdentityProviderUnavailable(_) => {
+                "Die Anmeldung beim Identitätsanbieter ist gerade nicht möglich, weil er nicht erreichbar ist. Bitte versuchen Sie es in einigen Minuten noch einmal. Ihre Eingaben im Portal sind gespeichert."
+            }
             _ => "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch einmal.",
         };
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
