@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use kopplung_core::Clock;
+use kopplung_core::{Clock, ProcedureId};
 use kopplung_transformers::jose::JoseSealer;
 use kopplung_transformers::mapping::Behoerde;
 use kopplung_transformers::pki::PkiLayout;
@@ -27,16 +27,24 @@ pub struct KeyringConfig {
     pub source: PathBuf,
     /// The PKI folder: `hub.crt`, `hub.key`, `ca.crt` and the procedures' certificates.
     pub pki_dir: PathBuf,
-    /// A PKCS#12 file (relative to the PKI folder) and the environment variable that
-    /// holds its passphrase, instead of `hub.crt` and `hub.key`.
-    pub pkcs12: Option<(PathBuf, String)>,
+    /// The hub's signing identity in a PKCS#12 file instead of `hub.crt` and `hub.key`.
+    pub pkcs12: Option<Pkcs12>,
     pub procedures: Vec<ProcedureKeys>,
+}
+
+/// A PKCS#12 file with the hub's key and certificate.
+#[derive(Debug, Clone)]
+pub struct Pkcs12 {
+    /// Relative to the PKI folder.
+    pub file: PathBuf,
+    /// The environment variable that holds the passphrase (never the passphrase itself).
+    pub passphrase_env: String,
 }
 
 /// One procedure's certificates and the authority that reads its messages.
 #[derive(Debug, Clone)]
 pub struct ProcedureKeys {
-    pub id: String,
+    pub id: ProcedureId,
     /// `None`: kept at the hub for the clerk inbox, never sent (manual procedures).
     pub envelope: Option<Envelope>,
     /// Encryption certificates (several during a rotation), relative to the PKI folder.
@@ -103,10 +111,13 @@ impl std::fmt::Debug for Keyring {
 pub fn load_sealer(config: &KeyringConfig) -> Result<Sealer, Error> {
     let pki = PkiLayout::new(&config.pki_dir);
     match &config.pkcs12 {
-        Some((file, variable)) => {
-            let passphrase = std::env::var(variable).map_err(|_| Error::Config {
+        Some(Pkcs12 {
+            file,
+            passphrase_env,
+        }) => {
+            let passphrase = std::env::var(passphrase_env).map_err(|_| Error::Config {
                 file: config.pki_dir.join(file),
-                message: format!("the passphrase variable {variable} is not set"),
+                message: format!("the passphrase variable {passphrase_env} is not set"),
             })?;
             Ok(Sealer::from_pkcs12(
                 &config.pki_dir.join(file),
@@ -149,7 +160,7 @@ fn load_keys(config: &KeyringConfig) -> Result<Keys, Error> {
             None => None,
         };
         recipients.insert(
-            procedure.id.clone(),
+            procedure.id.to_string(),
             Recipient {
                 envelope: procedure.envelope,
                 certificates,

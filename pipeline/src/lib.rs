@@ -16,7 +16,7 @@ mod retry;
 use std::path::PathBuf;
 
 pub use catalog::{Catalog, Mappings};
-pub use keyring::{Keyring, KeyringConfig, ProcedureKeys, ReceiptError, load_sealer};
+pub use keyring::{Keyring, KeyringConfig, Pkcs12, ProcedureKeys, ReceiptError, load_sealer};
 pub use outbox::{CMS_CONTENT_TYPE, Dispatcher, JOSE_CONTENT_TYPE, LEASE, RetryPolicies};
 pub use prepare::{PrepareError, Prepared, Preparer};
 pub use retry::{Next, RetryPolicy, after_failure, full_jitter};

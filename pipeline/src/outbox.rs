@@ -11,7 +11,7 @@ use bytes::Bytes;
 use kopplung_adapters::{OutboundMessage, Outcome, Sink};
 use kopplung_core::Clock;
 use kopplung_core::events::{EventError, Events};
-use kopplung_core::store::{OutboxStore, Status, Step, StoreError, WorkItem};
+use kopplung_core::store::{Claim, OutboxStore, Status, Step, StoreError, WorkItem};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -172,11 +172,14 @@ impl Dispatcher {
             let now = self.clock.now();
             let lease = format!("{}/{}", self.owner, uuid::Uuid::new_v4());
             let capacity = self.capacity();
-            let claimed = match self
-                .store
-                .claim(&lease, now, now + self.lease, free, &capacity)
-                .await
-            {
+            let claim = Claim {
+                lease: &lease,
+                now,
+                lease_until: now + self.lease,
+                limit: free,
+                capacity: &capacity,
+            };
+            let claimed = match self.store.claim(&claim).await {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming outbox entries failed");

@@ -178,18 +178,12 @@ impl Preparer {
         })?;
         let info = &mapping.info;
         let context = MessageContext {
-            nachricht: Nachricht {
-                uuid: message_id.to_string(),
-                typ: info.message.message_type.clone(),
-                typ_list_uri: info.message.list_uri.clone(),
-                typ_list_version: info.message.list_version.clone(),
-                standard: info.message.standard.clone(),
-                version: info.message.version.clone(),
-                erstellungszeitpunkt: timestamp(self.clock.now()),
-                produkt: "kopplung".into(),
-                produkthersteller: "kopplung".into(),
-                produktversion: env!("CARGO_PKG_VERSION").into(),
-            },
+            nachricht: Nachricht::new(
+                &info.message,
+                message_id.to_string(),
+                timestamp(self.clock.now()),
+                env!("CARGO_PKG_VERSION").into(),
+            ),
             leser: recipient.leser.clone(),
             autor: self.autor.clone(),
             antrag: Antrag {

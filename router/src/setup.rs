@@ -2,7 +2,7 @@
 //! reads `config.rs` and hands down plain values, so neither depends on its shape.
 
 use kopplung_core::events::EventLimits;
-use kopplung_pipeline::{Envelope, KeyringConfig, ProcedureKeys, RetryPolicy};
+use kopplung_pipeline::{Envelope, KeyringConfig, Pkcs12, ProcedureKeys, RetryPolicy};
 use kopplung_transformers::Sealer;
 use kopplung_transformers::mapping::Behoerde;
 
@@ -24,7 +24,7 @@ pub fn keyring_config(config: &Config) -> Result<KeyringConfig, Error> {
                         message: format!("unknown authority `{}`", procedure.authority),
                     })?;
             Ok(ProcedureKeys {
-                id: procedure.id.to_string(),
+                id: procedure.id.clone(),
                 envelope: procedure.envelope.map(envelope),
                 certificates: procedure.certificate_paths(),
                 receipt_certificate: procedure.receipt_certificate.clone(),
@@ -45,11 +45,12 @@ pub fn keyring_config(config: &Config) -> Result<KeyringConfig, Error> {
     Ok(KeyringConfig {
         source: config.source.clone(),
         pki_dir: config.pki_dir.clone(),
-        pkcs12: config
-            .file
-            .signing
-            .as_ref()
-            .and_then(|s| s.pkcs12.clone().zip(s.passphrase_env.clone())),
+        pkcs12: config.file.signing.as_ref().and_then(|s| {
+            Some(Pkcs12 {
+                file: s.pkcs12.clone()?,
+                passphrase_env: s.passphrase_env.clone()?,
+            })
+        }),
         procedures,
     })
 }

@@ -14,13 +14,26 @@ fn workspace() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-#[test]
-fn every_saxon_municipality_has_a_responsible_procedure() {
-    let config = Config::load(
+/// The demo configuration as it is in the repository.
+fn demo_config() -> Config {
+    Config::load(
         &workspace().join("config/kopplung.toml"),
         Path::new("/nonexistent"),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// The error of a configuration that must not load (`what` it is, if it does).
+fn refused(loaded: Result<Config, String>, what: &str) -> String {
+    match loaded {
+        Err(error) => error,
+        Ok(_) => panic!("loaded: {what}"),
+    }
+}
+
+#[test]
+fn every_saxon_municipality_has_a_responsible_procedure() {
+    let config = demo_config();
     let regions = Regions::load(&config.regions_file).unwrap();
     assert_eq!(regions.len(), 418);
     let routing = RoutingTable::new(&config.routing.routes);
@@ -45,10 +58,7 @@ fn every_saxon_municipality_has_a_responsible_procedure() {
 }
 
 fn broken_config(routing: &str) -> String {
-    match load_with("", routing) {
-        Err(error) => error,
-        Ok(_) => panic!("loaded: {routing}"),
-    }
+    refused(load_with("", routing), routing)
 }
 
 #[test]
@@ -98,17 +108,13 @@ fn broken_routing_tables_are_refused_precisely() {
 
 #[test]
 fn audit_checkpoints_default_to_five_minutes_and_never_is_refused() {
-    let demo = Config::load(
-        &workspace().join("config/kopplung.toml"),
-        Path::new("/nonexistent"),
-    )
-    .unwrap();
+    let demo = demo_config();
     assert_eq!(demo.file.audit.checkpoint_secs, 300);
     let routing = std::fs::read_to_string(workspace().join("config/routing.toml")).unwrap();
-    let error = match load_with("[audit]\ncheckpoint_secs = 0\n", &routing) {
-        Err(error) => error,
-        Ok(_) => panic!("checkpoints every 0 s"),
-    };
+    let error = refused(
+        load_with("[audit]\ncheckpoint_secs = 0\n", &routing),
+        "checkpoints every 0 s",
+    );
     assert!(
         error.contains("kopplung.toml: [audit] checkpoint_secs: must be at least 1"),
         "{error}"
@@ -227,10 +233,10 @@ fn the_lease_bounds_what_one_attempt_of_each_transport_may_take() {
     // an AMQP attempt of 2 * 5 + 30 s.
     load_with("", &routing).unwrap();
     let short = ("[delivery]\n", "[delivery]\nlease_secs = 40\n");
-    let error = match load_edited(short, "", &routing) {
-        Err(error) => error,
-        Ok(_) => panic!("a 60 s attempt in a 40 s lease"),
-    };
+    let error = refused(
+        load_edited(short, "", &routing),
+        "a 60 s attempt in a 40 s lease",
+    );
     for expected in [
         "routing.toml: [[procedure]] p: delivery.timeout_ms: must fit into three quarters of [delivery] lease_secs (40 s)",
         "kopplung.toml: [amqp] confirm_timeout_secs: 2 * connect_timeout_secs + confirm_timeout_secs must fit into three quarters of [delivery] lease_secs (40 s)",
@@ -238,14 +244,8 @@ fn the_lease_bounds_what_one_attempt_of_each_transport_may_take() {
         assert!(error.contains(expected), "`{expected}` missing: {error}");
     }
     // A lease out of range is named once, not again for every transport.
-    let error = match load_edited(
-        ("[delivery]\n", "[delivery]\nlease_secs = 4\n"),
-        "",
-        &routing,
-    ) {
-        Err(error) => error,
-        Ok(_) => panic!("a lease of 4 s"),
-    };
+    let lease = ("[delivery]\n", "[delivery]\nlease_secs = 4\n");
+    let error = refused(load_edited(lease, "", &routing), "a lease of 4 s");
     assert!(
         error.contains("kopplung.toml: [delivery] lease_secs: must be 5 to 3600")
             && !error.contains("problems"),

@@ -352,9 +352,18 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("schema: {e}"));
         drop(conn);
-        let writer = GroupWriter::start(&path, false, Arc::new(kopplung_core::SystemClock))
-            .unwrap_or_else(|e| panic!("start: {e}"));
+        let writer = start(&dir, false);
         (dir, writer)
+    }
+
+    /// A writer on the database in `dir`, as a hub (or a reader) starting on it.
+    fn start(dir: &tempfile::TempDir, read_only: bool) -> GroupWriter {
+        GroupWriter::start(
+            &dir.path().join("kopplung.db"),
+            read_only,
+            Arc::new(kopplung_core::SystemClock),
+        )
+        .unwrap_or_else(|e| panic!("start: {e}"))
     }
 
     /// Appends an audit entry as the store does, then inserts `x`.
@@ -438,12 +447,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("write: {e}"));
         drop(writer);
         // A new writer (a restarted hub) links to the stored end.
-        let writer = GroupWriter::start(
-            &dir.path().join("kopplung.db"),
-            false,
-            Arc::new(kopplung_core::SystemClock),
-        )
-        .unwrap_or_else(|e| panic!("start: {e}"));
+        let writer = start(&dir, false);
         let next = writer.write(|tx| append_and_insert(tx, 2)).await;
         assert_eq!(next.ok(), Some((2, "h2-2".to_owned())));
     }
@@ -452,12 +456,7 @@ mod tests {
     async fn a_read_only_writer_refuses_writes() {
         let (dir, writer) = database();
         drop(writer);
-        let writer = GroupWriter::start(
-            &dir.path().join("kopplung.db"),
-            true,
-            Arc::new(kopplung_core::SystemClock),
-        )
-        .unwrap_or_else(|e| panic!("start: {e}"));
+        let writer = start(&dir, true);
         let refused = writer.write(|tx| append_and_insert(tx, 1)).await;
         assert!(refused.is_err(), "{refused:?}");
     }

@@ -59,6 +59,23 @@ async function axe(page, pageType) {
   ok(`axe-core ${pageType}: no serious or critical violation (${result.violations.length} minor)`);
 }
 
+/** Opens `path` of the portal and checks the page with axe-core. */
+async function visit(page, path, pageType) {
+  await page.goto(base + path);
+  await axe(page, pageType);
+}
+
+/** Fills in the form's fields (selector → value). */
+async function fillIn(page, fields) {
+  for (const [selector, value] of Object.entries(fields)) await page.fill(selector, value);
+}
+
+/** Presses the form's “Weiter” and waits for the next page, whose URL matches `url`. */
+async function next(page, url) {
+  await page.click('button:has-text("Weiter")');
+  await page.waitForURL(url);
+}
+
 /** A screenshot into the output folder when SCREENSHOTS is set (for a look at pages). */
 async function shot(page, name) {
   if (process.env.SCREENSHOTS) await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
@@ -108,16 +125,14 @@ try {
   ok('found the Bewohnerparkausweis with its fee and documents');
 
   step('Behördenkatalog');
-  await page.goto(base + '/behoerden');
-  await axe(page, 'Behördenkatalog');
+  await visit(page, '/behoerden', 'Behördenkatalog');
   await page.click('a:has-text("Landeshauptstadt Dresden, Bürgerbüro")');
   await expectText(page, 'main', 'Öffnungszeiten');
   await axe(page, 'authority');
   ok('Behördenkatalog with an authority');
 
   step('register a Servicekonto');
-  await page.goto(base + '/konto/registrieren');
-  await axe(page, 'register');
+  await visit(page, '/konto/registrieren', 'register');
   await page.fill('#email', email);
   await page.fill('#password', password);
   await page.fill('#password2', password);
@@ -205,28 +220,26 @@ try {
   ok('the error summary links to the field');
 
   step('form, step 1, corrected');
-  await page.fill('#f-parkzone', 'A3');
-  await page.fill('#f-gueltig_ab', '01.02.2027');
-  await page.click('button:has-text("Weiter")');
-  await page.waitForURL(/schritt\/2$/);
+  await fillIn(page, { '#f-parkzone': 'A3', '#f-gueltig_ab': '01.02.2027' });
+  await next(page, /schritt\/2$/);
   ok('step 1 corrected');
 
   step('form, step 2, saved as a draft and resumed');
-  await page.fill('#f-person-familienname', 'Hartmann');
-  await page.fill('#f-person-vornamen', 'Sabine');
+  await fillIn(page, { '#f-person-familienname': 'Hartmann', '#f-person-vornamen': 'Sabine' });
   await page.click('button:has-text("Zwischenspeichern")');
   await page.waitForURL(/\/konto\/entwuerfe/);
   await expectText(page, 'main', 'Bewohnerparkausweis');
   await axe(page, 'Temp. Ablage');
   await page.goto(draftUrl.replace(/schritt\/1$/, 'schritt/2'));
   check((await page.inputValue('#f-person-familienname')) === 'Hartmann', 'the draft kept the input');
-  await page.fill('#f-person-geburtsdatum', '23.06.1979');
-  await page.fill('#f-wohnanschrift-strasse', 'Königsbrücker Straße');
-  await page.fill('#f-wohnanschrift-hausnummer', '12');
-  await page.fill('#f-wohnanschrift-postleitzahl', '01099');
-  await page.fill('#f-wohnanschrift-ort', 'Dresden');
-  await page.click('button:has-text("Weiter")');
-  await page.waitForURL(/schritt\/3$/);
+  await fillIn(page, {
+    '#f-person-geburtsdatum': '23.06.1979',
+    '#f-wohnanschrift-strasse': 'Königsbrücker Straße',
+    '#f-wohnanschrift-hausnummer': '12',
+    '#f-wohnanschrift-postleitzahl': '01099',
+    '#f-wohnanschrift-ort': 'Dresden',
+  });
+  await next(page, /schritt\/3$/);
   ok('draft saved, resumed, step 2 done');
 
   step('form, step 3, conditional field');
@@ -238,8 +251,7 @@ try {
   check(await page.locator('#f-halter_name').isHidden(), 'the conditional field hides again');
   await page.fill('#f-kennzeichen', 'DD-KP 2027');
   await page.check('#f-datenschutz');
-  await page.click('button:has-text("Weiter")');
-  await page.waitForURL(/\/anlagen$/);
+  await next(page, /\/anlagen$/);
   await axe(page, 'attachments');
   ok('step 3 done');
 
@@ -322,8 +334,7 @@ try {
 
   step('sign in again');
   await page.click('button:has-text("Abmelden")');
-  await page.goto(base + '/konto/anmelden');
-  await axe(page, 'sign-in');
+  await visit(page, '/konto/anmelden', 'sign-in');
   await page.fill('#email', email);
   await page.fill('#password', password);
   await page.click('main button:has-text("Anmelden")');

@@ -116,23 +116,24 @@ pub async fn counting_receiver(delay: std::time::Duration) -> (String, Seen) {
                 let seen = seen.clone();
                 async move {
                     tokio::time::sleep(delay).await;
-                    let id = headers
-                        .get("idempotency-key")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
+                    let id = header_text(&headers, "idempotency-key");
                     *seen.lock().await.entry(id).or_default() += 1;
                     StatusCode::ACCEPTED
                 }
             }),
         )
     };
+    (serve(app, "/eingang").await, seen)
+}
+
+/// Serves `app` on a free port of loopback; the URL of `path` there.
+pub async fn serve(app: axum::Router, path: &str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("http://{}/eingang", listener.local_addr().expect("address"));
+    let addr = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
+    format!("http://{addr}{path}")
 }
 
 /// Runs SQL on a SQLite file with the `sqlite3` command line (read-only with

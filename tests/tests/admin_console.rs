@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::http::StatusCode as AxumStatus;
 use axum::response::IntoResponse;
 use kopplung_tests::browser::{Browser, Page, assert_page, assert_security_headers};
-use kopplung_tests::pki::{Usage, issue};
+use kopplung_tests::pki::{Role, issue};
 use kopplung_tests::shared::assert_contains_all;
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue, deliver_over,
@@ -437,12 +437,7 @@ async fn receiver(answer: Arc<AtomicU16>) -> String {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/eingang")
+    kopplung_tests::shared::serve(app, "/eingang").await
 }
 
 async fn wait_for_history(hub: &TestHub, id: &str, detail: &str) {
@@ -487,7 +482,7 @@ async fn operators_retry_now_and_replay_dead_letters() {
                     pki,
                     &format!("procedures/{procedure}"),
                     &format!("Fachverfahren {procedure}"),
-                    Usage::KeyAgreement,
+                    Role::Recipient,
                     -30,
                     to_days,
                 );

@@ -26,6 +26,19 @@ async fn hub() -> TestHub {
     TestHub::start(HubSetup::default()).await
 }
 
+/// Fragment `k` of the attachment at `address`, fetched by `procedure` with its token:
+/// the answer, after checking that it is 200.
+async fn fragment(address: &str, k: usize, procedure: &str) -> reqwest::Response {
+    let response = reqwest::Client::new()
+        .get(format!("{address}/{k}"))
+        .bearer_auth(procedure_token(procedure))
+        .send()
+        .await
+        .expect("fragment");
+    assert_eq!(response.status(), 200);
+    response
+}
+
 /// A PDF-looking file of `len` pseudo-random bytes.
 fn pdf(len: usize) -> Vec<u8> {
     let mut content = Vec::with_capacity(len);
@@ -195,13 +208,7 @@ async fn a_large_upload_reaches_an_amqp_procedure_by_claim_check_and_opens_with_
     let mut joined = Vec::new();
     let http = reqwest::Client::new();
     for k in 1..=parts {
-        let response = http
-            .get(format!("{address}/{k}"))
-            .bearer_auth(procedure_token("dresden-buergerbuero"))
-            .send()
-            .await
-            .expect("fragment");
-        assert_eq!(response.status(), 200);
+        let response = fragment(&address, k, "dresden-buergerbuero").await;
         kopplung_tests::shared::assert_content_type(response.headers(), "application/pkcs7-mime");
         let sealed = response.bytes().await.expect("bytes");
         let file = work.path().join(format!("teil{k}.p7m"));
@@ -324,13 +331,7 @@ async fn jose_attachments_travel_as_separate_jwes_that_jwcrypto_opens() {
         );
         let mut joined = Vec::new();
         for k in 1..=parts {
-            let response = reqwest::Client::new()
-                .get(format!("{address}/{k}"))
-                .bearer_auth(procedure_token("leipzig-buergerbuero"))
-                .send()
-                .await
-                .expect("fragment");
-            assert_eq!(response.status(), 200);
+            let response = fragment(&address, k, "leipzig-buergerbuero").await;
             assert_eq!(response.headers()["content-type"], "application/jose");
             let jwe = response.bytes().await.expect("bytes");
             assert_eq!(

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use kopplung_tests::pki::{Usage, issue};
+use kopplung_tests::pki::{Role, issue};
 use kopplung_tests::{
     HubSetup, TestHub, amqp, delete_queue, drain, drain_and_delete, open_cms, xpath,
 };
@@ -38,7 +38,7 @@ async fn an_expired_recipient_certificate_stops_delivery_to_its_procedure() {
                 pki,
                 "procedures/dresden-maengel",
                 "Fachverfahren dresden-maengel",
-                Usage::KeyAgreement,
+                Role::Recipient,
                 -30,
                 -1,
             );
@@ -98,12 +98,12 @@ async fn keys_rotate_without_downtime_and_old_and_new_messages_verify() {
     std::fs::copy(pki.join("hub.crt"), &old_hub).unwrap();
 
     // Rotation: a new hub signing key, and a second, newer certificate for Dresden.
-    issue(&pki, "hub", "kopplung Hub 2027", Usage::Signature, 0, 730);
+    issue(&pki, "hub", "kopplung Hub 2027", Role::Signer, 0, 730);
     issue(
         &pki,
         "procedures/dresden-maengel-2027",
         "Fachverfahren dresden-maengel 2027",
-        Usage::KeyAgreement,
+        Role::Recipient,
         0,
         730,
     );

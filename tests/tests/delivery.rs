@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use kopplung_tests::shared::{answer, history};
+use kopplung_tests::shared::{answer, header_text, history, serve};
 use kopplung_tests::{
     ADMIN_TOKEN, HubSetup, TestHub, amqp, deliver_over, drain_and_delete, eventually,
     open_with_openssl_cli, sign_cms_receipt, token_sha256,
@@ -51,13 +51,7 @@ async fn receiver(answer: Answer) -> (String, Arc<Mutex<Vec<Arrival>>>) {
                 let calls = calls.clone();
                 let answer = answer.clone();
                 async move {
-                    let header = |name: &str| {
-                        headers
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
+                    let header = |name: &str| header_text(&headers, name);
                     let arrival = Arrival {
                         at: Instant::now(),
                         idempotency_key: header("idempotency-key"),
@@ -74,16 +68,23 @@ async fn receiver(answer: Answer) -> (String, Arc<Mutex<Vec<Arrival>>>) {
             }),
         )
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/fachverfahren/eingang"), arrivals)
+    (serve(app, "/fachverfahren/eingang").await, arrivals)
 }
 
 /// A test hub whose Dresden Mängelanzeige procedure takes its messages over HTTP at
 /// `url`, with the hub's default retries.
 async fn hub_over_http(url: &str) -> TestHub {
     TestHub::start(HubSetup::over_http("dresden-maengel", url, 5000)).await
+}
+
+/// Submits a Mängelanzeige for Dresden and waits until it is `status`: its id and its
+/// status then.
+async fn submit_until(hub: &TestHub, status: &str) -> (String, Value) {
+    let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
+    let reached = hub
+        .wait_for_status(&id, status, Duration::from_secs(30))
+        .await;
+    (id, reached)
 }
 
 fn status_with(status: u16, retry_after: Option<&str>) -> Response {
@@ -104,10 +105,7 @@ async fn an_http_procedure_that_fails_twice_gets_the_message_once_after_retry_af
     }))
     .await;
     let hub = hub_over_http(&url).await;
-    let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
-    let status = hub
-        .wait_for_status(&id, "delivered", Duration::from_secs(30))
-        .await;
+    let (id, status) = submit_until(&hub, "delivered").await;
     let arrivals = arrivals.lock().await.clone();
     assert_eq!(arrivals.len(), 3, "two refusals, one success, nothing more");
     let message_id = status["delivery"]["message_id"].as_str().unwrap();
@@ -147,10 +145,7 @@ async fn a_permanent_refusal_is_dead_lettered_and_a_replay_delivers_with_the_sam
         .await
     };
     let hub = hub_over_http(&url).await;
-    let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
-    let dead = hub
-        .wait_for_status(&id, "dead_lettered", Duration::from_secs(30))
-        .await;
+    let (id, dead) = submit_until(&hub, "dead_lettered").await;
     assert!(
         dead["delivery"]["last_error"]
             .as_str()
@@ -213,10 +208,7 @@ async fn a_signed_receipt_in_the_http_answer_is_verified_and_applied() {
     };
     let hub = hub_over_http(&url).await;
     *pki.lock().unwrap() = Some(hub.pki_dir());
-    let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
-    let status = hub
-        .wait_for_status(&id, "received", Duration::from_secs(30))
-        .await;
+    let (_, status) = submit_until(&hub, "received").await;
     assert_eq!(status["delivery"]["procedure"], "dresden-maengel");
 }
 

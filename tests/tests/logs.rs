@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use kopplung_tests::shared::refuse_publishes;
 use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, drain};
 use serde_json::{Value, json};
 
@@ -90,24 +91,7 @@ async fn run_and_check(extra_args: Vec<&'static str>) {
     assert_eq!(malformed.status(), 400);
     // A dead letter: Chemnitz's queue refuses every publish.
     let queue = hub.queue("chemnitz-maengel");
-    let channel = broker.create_channel().await.unwrap();
-    let mut refusing = lapin::types::FieldTable::default();
-    refusing.insert(
-        "x-max-length".into(),
-        lapin::types::AMQPValue::LongLongInt(0),
-    );
-    refusing.insert(
-        "x-overflow".into(),
-        lapin::types::AMQPValue::LongString("reject-publish".into()),
-    );
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            lapin::options::QueueDeclareOptions::durable(),
-            refusing,
-        )
-        .await
-        .unwrap();
+    refuse_publishes(&broker, &queue).await;
     let mut chemnitz = marked.body();
     chemnitz["region"] = json!("145110000000");
     let dead = hub.submit_accepted(&chemnitz, None).await;

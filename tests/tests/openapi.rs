@@ -98,6 +98,21 @@ impl Answer {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
     }
+
+    /// The array `key` of the JSON body.
+    fn list(&self, key: &str) -> &[Value] {
+        self.json[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no array `{key}` in {}", self.json))
+    }
+
+    /// The `id` of the JSON body.
+    fn id(&self) -> String {
+        self.json["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.json))
+            .to_owned()
+    }
 }
 
 /// What was seen of each operation: `("GET /path/{x}", status)` and so on.
@@ -659,6 +674,11 @@ impl Api<'_> {
         self.call(Method::GET, path, token, None).await
     }
 
+    /// GETs `path` and expects 200.
+    async fn get_ok(&self, path: &str, token: Option<&str>) -> Answer {
+        ok(self.get(path, token).await, 200)
+    }
+
     /// GETs each path with its token: each answer must be the problem of its status and
     /// kind (checked against the contract like every answer).
     async fn get_problems(&self, cases: &[(&str, Option<&str>, u16, &str)]) {
@@ -669,6 +689,44 @@ impl Api<'_> {
 
     async fn post(&self, path: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> Answer {
         self.call(Method::POST, path, token, body).await
+    }
+
+    /// POSTs to `path` and expects 200.
+    async fn post_ok(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Answer {
+        ok(self.post(path, token, body).await, 200)
+    }
+
+    /// POSTs each request: each answer must be the problem of its status and kind
+    /// (checked against the contract like every answer).
+    async fn post_problems(&self, cases: &[Refused<'_>]) {
+        for (path, token, body, status, kind) in cases {
+            problem(self.post(path, *token, body.clone()).await, *status, kind);
+        }
+    }
+
+    /// Acknowledges `message` of the procedure whose API path is `procedure`, without a
+    /// receipt.
+    async fn ack(&self, procedure: &str, message: &str, token: &str) {
+        self.post_ok(
+            &format!("{procedure}/messages/{message}/ack"),
+            Some(token),
+            None,
+        )
+        .await;
+    }
+
+    /// Uploads `content` as the client of the hub; the created upload.
+    async fn upload(&self, filename: &str, media_type: &str, content: Vec<u8>) -> Answer {
+        let path = format!("/api/v1/attachments?filename={filename}");
+        let answer = self
+            .post(&path, Some(&self.hub.token), Some((media_type, content)))
+            .await;
+        ok(answer, 201)
     }
 
     async fn submit(&self, body: &Value, key: Option<&str>) -> Answer {
@@ -682,6 +740,11 @@ impl Api<'_> {
             request = request.header("Idempotency-Key", key);
         }
         self.contract.send(request).await
+    }
+
+    /// Submits `body` (no idempotency key) and expects it accepted; the application's id.
+    async fn submit_accepted(&self, body: &Value) -> String {
+        ok(self.submit(body, None).await, 202).id()
     }
 
     /// Declares a body over the hub's limit and sends none: the hub answers from the
@@ -742,19 +805,28 @@ impl Api<'_> {
         .await
     }
 
+    /// Posts a signed event and expects 200.
+    async fn event_ok(&self, procedure: &str, channel: &str, signed: &[u8]) -> Answer {
+        ok(self.event(procedure, channel, signed).await, 200)
+    }
+
+    /// The message id of `application`'s pickup, once `procedure` lists it.
+    async fn message_for(&self, procedure: &str, token: &str, application: &str) -> String {
+        let listed = self.pickups(procedure, token, &[application]).await;
+        message_id(&pickup_of(&listed, application))
+    }
+
     /// Lists the pickups of `procedure` until one for each of `applications` is there.
     async fn pickups(&self, procedure: &str, token: &str, applications: &[&str]) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let list = ok(
-                self.get(
+            let list = self
+                .get_ok(
                     &format!("/api/v1/procedures/{procedure}/messages"),
                     Some(token),
                 )
-                .await,
-                200,
-            );
-            let messages = list.json["messages"].as_array().unwrap().clone();
+                .await;
+            let messages = list.list("messages").to_vec();
             let all_there = applications
                 .iter()
                 .all(|id| messages.iter().any(|m| m["application_id"] == *id));
@@ -769,6 +841,29 @@ impl Api<'_> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A request the hub must refuse: path, token, body, and the status and kind of the
+/// problem it answers with.
+type Refused<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Option<(&'a str, Vec<u8>)>,
+    u16,
+    &'a str,
+);
+
+/// The entry of `application` among listed pickups.
+fn pickup_of(listed: &[Value], application: &str) -> Value {
+    listed
+        .iter()
+        .find(|m| m["application_id"] == application)
+        .unwrap_or_else(|| panic!("no pickup of {application}"))
+        .clone()
+}
+
+fn message_id(pickup: &Value) -> String {
+    pickup["message_id"].as_str().unwrap().to_owned()
 }
 
 /// The answer, after checking its status.
@@ -903,72 +998,59 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     };
 
     // Operations.
-    ok(api.get("/api/v1/openapi.json", None).await, 200);
-    ok(api.get("/healthz", None).await, 200);
-    let metrics = ok(api.get("/metrics", None).await, 200);
+    api.get_ok("/api/v1/openapi.json", None).await;
+    api.get_ok("/healthz", None).await;
+    let metrics = api.get_ok("/metrics", None).await;
     assert!(String::from_utf8_lossy(&metrics.body).contains("kopplung_"));
-    let ready = ok(api.get("/readyz", None).await, 200);
+    let ready = api.get_ok("/readyz", None).await;
     assert_eq!(ready.json["store"], "ok");
-    let services = ok(api.get("/api/v1/services", None).await, 200);
+    let services = api.get_ok("/api/v1/services", None).await;
     assert!(
-        services.json["services"]
-            .as_array()
-            .unwrap()
+        services
+            .list("services")
             .iter()
             .any(|s| s["key"] == MAENGEL && s["online"] == true)
     );
 
     // The directory for portals: municipalities, authorities, responsibility.
-    let all = ok(api.get("/api/v1/regions", None).await, 200);
-    assert_eq!(all.json["regions"].as_array().unwrap().len(), 418);
-    let dresden = ok(api.get("/api/v1/regions?q=dresden", None).await, 200);
+    let all = api.get_ok("/api/v1/regions", None).await;
+    assert_eq!(all.list("regions").len(), 418);
+    let dresden = api.get_ok("/api/v1/regions?q=dresden", None).await;
     assert!(
-        dresden.json["regions"]
-            .as_array()
-            .unwrap()
+        dresden
+            .list("regions")
             .iter()
             .any(|r| r["ars"] == "146120000000")
     );
-    let authorities = ok(api.get("/api/v1/authorities", None).await, 200);
-    assert!(authorities.json["authorities"].as_array().unwrap().len() > 10);
-    let office = ok(
-        api.get("/api/v1/authorities/dresden-buergerbuero", None)
-            .await,
-        200,
-    );
+    let authorities = api.get_ok("/api/v1/authorities", None).await;
+    assert!(authorities.list("authorities").len() > 10);
+    let office = api
+        .get_ok("/api/v1/authorities/dresden-buergerbuero", None)
+        .await;
     assert!(
-        office.json["services"]
-            .as_array()
-            .unwrap()
+        office
+            .list("services")
             .iter()
             .any(|s| s == "99108001000000")
     );
-    problem(
-        api.get("/api/v1/authorities/nirgendwo", None).await,
-        404,
-        "not-found",
-    );
-    let responsible = ok(
-        api.get(
+    let responsible = api
+        .get_ok(
             "/api/v1/responsibility?service=99108001000000&region=146120000000",
             None,
         )
-        .await,
-        200,
-    );
+        .await;
     assert_eq!(responsible.json["authority"]["id"], "dresden-buergerbuero");
     assert_eq!(responsible.json["online"], true);
     // Amtsberg: no Bewohnerparkausweis online, no authority known for it.
-    let elsewhere = ok(
-        api.get(
+    let elsewhere = api
+        .get_ok(
             "/api/v1/responsibility?service=99108001000000&region=145210010010",
             None,
         )
-        .await,
-        200,
-    );
+        .await;
     assert_eq!(elsewhere.json["online"], false);
     api.get_problems(&[
+        ("/api/v1/authorities/nirgendwo", None, 404, "not-found"),
         (
             "/api/v1/responsibility?service=99108001000000&region=1461",
             None,
@@ -985,28 +1067,15 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     .await;
 
     // Intake: accepted, replayed, and every refusal.
-    let first = ok(
-        api.submit(
-            &maengel(DRESDEN, "Schlagloch vor der Schule"),
-            Some("openapi-1"),
-        )
-        .await,
-        202,
-    );
-    let a1 = first.json["id"].as_str().unwrap().to_owned();
+    let pothole = maengel(DRESDEN, "Schlagloch vor der Schule");
+    let first = ok(api.submit(&pothole, Some("openapi-1")).await, 202);
+    let a1 = first.id();
     assert!(
         first
             .header("location")
             .ends_with(&format!("/api/v1/applications/{a1}"))
     );
-    let again = ok(
-        api.submit(
-            &maengel(DRESDEN, "Schlagloch vor der Schule"),
-            Some("openapi-1"),
-        )
-        .await,
-        202,
-    );
+    let again = ok(api.submit(&pothole, Some("openapi-1")).await, 202);
     assert_eq!(again.json["id"], a1.as_str());
     assert_eq!(again.header("idempotent-replayed"), "true");
     problem(
@@ -1024,45 +1093,15 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         400,
         "bad-idempotency-key",
     );
-    let a2 = ok(
-        api.submit(&maengel(DRESDEN, "Laterne dunkel"), None).await,
-        202,
-    )
-    .json["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let a3 = ok(
-        api.submit(&maengel(CHEMNITZ, "Müll am Schloßteich"), None)
-            .await,
-        202,
-    )
-    .json["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let a4 = ok(api.submit(&meldebescheinigung(LEIPZIG), None).await, 202).json["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let a2 = api
+        .submit_accepted(&maengel(DRESDEN, "Laterne dunkel"))
+        .await;
+    let a3 = api
+        .submit_accepted(&maengel(CHEMNITZ, "Müll am Schloßteich"))
+        .await;
+    let a4 = api.submit_accepted(&meldebescheinigung(LEIPZIG)).await;
     let intake = "/api/v1/applications";
     let json_body = |body: &Value| Some(("application/json", body.to_string().into_bytes()));
-    problem(
-        api.post(
-            intake,
-            Some(&hub.token),
-            Some(("application/json", b"{".to_vec())),
-        )
-        .await,
-        400,
-        "malformed",
-    );
-    problem(
-        api.post(intake, None, json_body(&maengel(DRESDEN, "ohne Token")))
-            .await,
-        401,
-        "unauthorized",
-    );
     let unauthorized = problem(
         api.post(
             intake,
@@ -1074,26 +1113,48 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         "unauthorized",
     );
     assert_eq!(unauthorized.header("www-authenticate"), "Bearer");
-    problem(
-        api.post(
-            intake,
-            Some(&hub.token),
-            Some(("text/plain", b"Schlagloch".to_vec())),
-        )
-        .await,
-        415,
-        "unsupported-media-type",
-    );
-    problem(api.declared_too_large(intake).await, 413, "body-too-large");
     let mut with_attachment = meldebescheinigung(LEIPZIG);
     with_attachment["attachments"] = json!([{
         "filename": "scan.pdf", "media_type": "application/pdf", "content_base64": "JVBERi0x"}]);
-    problem(
-        api.post(intake, Some(&hub.token), json_body(&with_attachment))
-            .await,
-        413,
-        "attachment-too-large",
-    );
+    api.post_problems(&[
+        (
+            intake,
+            Some(&hub.token),
+            Some(("application/json", b"{".to_vec())),
+            400,
+            "malformed",
+        ),
+        (
+            intake,
+            None,
+            json_body(&maengel(DRESDEN, "ohne Token")),
+            401,
+            "unauthorized",
+        ),
+        (
+            intake,
+            Some(&hub.token),
+            Some(("text/plain", b"Schlagloch".to_vec())),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            intake,
+            Some(&hub.token),
+            json_body(&with_attachment),
+            413,
+            "attachment-too-large",
+        ),
+        (
+            intake,
+            Some(&hub.token),
+            json_body(&meldebescheinigung(BORNA)),
+            422,
+            "no-route",
+        ),
+    ])
+    .await;
+    problem(api.declared_too_large(intake).await, 413, "body-too-large");
     let invalid = problem(
         api.post(
             intake,
@@ -1104,44 +1165,22 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         422,
         "validation",
     );
-    assert!(!invalid.json["errors"].as_array().unwrap().is_empty());
-    problem(
-        api.post(
-            intake,
-            Some(&hub.token),
-            json_body(&meldebescheinigung(BORNA)),
-        )
-        .await,
-        422,
-        "no-route",
-    );
+    assert!(!invalid.list("errors").is_empty());
 
     // The pull API: Dresden (cms) collects its two messages.
     let dresden = "/api/v1/procedures/dresden-maengel";
     let listed = api
         .pickups("dresden-maengel", DRESDEN_PULL_TOKEN, &[&a1, &a2])
         .await;
-    let pickup = |id: &str| {
-        listed
-            .iter()
-            .find(|m| m["application_id"] == id)
-            .unwrap()
-            .clone()
-    };
-    let (p1, p2) = (pickup(&a1), pickup(&a2));
-    let (m1, m2) = (
-        p1["message_id"].as_str().unwrap().to_owned(),
-        p2["message_id"].as_str().unwrap().to_owned(),
-    );
-    let limited = ok(
-        api.get(
+    let (p1, p2) = (pickup_of(&listed, &a1), pickup_of(&listed, &a2));
+    let (m1, m2) = (message_id(&p1), message_id(&p2));
+    let limited = api
+        .get_ok(
             &format!("{dresden}/messages?limit=1"),
             Some(DRESDEN_PULL_TOKEN),
         )
-        .await,
-        200,
-    );
-    assert_eq!(limited.json["messages"].as_array().unwrap().len(), 1);
+        .await;
+    assert_eq!(limited.list("messages").len(), 1);
     api.get_problems(&[
         (
             &format!("{dresden}/messages?limit=many"),
@@ -1160,7 +1199,7 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     .await;
 
     let message = format!("{dresden}/messages/{m1}");
-    let sealed = ok(api.get(&message, Some(DRESDEN_PULL_TOKEN)).await, 200);
+    let sealed = api.get_ok(&message, Some(DRESDEN_PULL_TOKEN)).await;
     assert_eq!(sealed.header("x-kopplung-message-id"), m1);
     assert_eq!(sealed.header("x-kopplung-application-id"), a1);
     assert_eq!(p1["sha256"], hex_sha256(&sealed.body));
@@ -1197,65 +1236,51 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             sign_cms_receipt(&pki, "dresden-maengel", event),
         ))
     };
-    problem(api.post(&ack, None, None).await, 401, "unauthorized");
-    problem(
-        api.post(&ack, Some(LEIPZIG_PULL_TOKEN), None).await,
-        403,
-        "forbidden",
-    );
-    problem(
-        api.post(
+    api.post_problems(&[
+        (&ack, None, None, 401, "unauthorized"),
+        (&ack, Some(LEIPZIG_PULL_TOKEN), None, 403, "forbidden"),
+        (
             &ack,
             Some(DRESDEN_PULL_TOKEN),
             Some(("application/pkcs7-mime", b"no receipt at all".to_vec())),
-        )
-        .await,
-        403,
-        "receipt-unverifiable",
-    );
-    problem(
-        api.post(
+            403,
+            "receipt-unverifiable",
+        ),
+        (
             &ack,
             Some(DRESDEN_PULL_TOKEN),
             cms(&event("r-other", &m2, &a2, "accept")),
-        )
-        .await,
-        422,
-        "receipt-mismatch",
-    );
-    problem(
-        api.post(
+            422,
+            "receipt-mismatch",
+        ),
+        (
             &format!("{dresden}/messages/{}/ack", new_id()),
             Some(DRESDEN_PULL_TOKEN),
             None,
-        )
-        .await,
-        404,
-        "not-found",
-    );
-    let acked = ok(
-        api.post(
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
+    let acked = api
+        .post_ok(
             &ack,
             Some(DRESDEN_PULL_TOKEN),
             cms(&event("r-accept", &m1, &a1, "accept")),
         )
-        .await,
-        200,
-    );
+        .await;
     assert_eq!(acked.json["already_acknowledged"], false);
     assert_eq!(acked.json["receipt"]["status"], "received");
-    let twice = ok(api.post(&ack, Some(DRESDEN_PULL_TOKEN), None).await, 200);
+    let twice = api.post_ok(&ack, Some(DRESDEN_PULL_TOKEN), None).await;
     assert_eq!(twice.json["already_acknowledged"], true);
     // A receipt that verifies but does not follow: delivered all the same, and told why.
-    let out_of_order = ok(
-        api.post(
+    let out_of_order = api
+        .post_ok(
             &format!("{dresden}/messages/{m2}/ack"),
             Some(DRESDEN_PULL_TOKEN),
             cms(&event("r-early", &m2, &a2, "in_progress")),
         )
-        .await,
-        200,
-    );
+        .await;
     assert_eq!(
         out_of_order.json["receipt_problem"]["type"],
         "urn:kopplung:problem:event-out-of-order"
@@ -1263,79 +1288,56 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
 
     // Leipzig's citizens' office (jose) collects its message.
     let leipzig = "/api/v1/procedures/leipzig-buergerbuero";
-    let listed = api
-        .pickups("leipzig-buergerbuero", LEIPZIG_PULL_TOKEN, &[&a4])
+    let m4 = api
+        .message_for("leipzig-buergerbuero", LEIPZIG_PULL_TOKEN, &a4)
         .await;
-    let m4 = listed[0]["message_id"].as_str().unwrap().to_owned();
-    let jwe = ok(
-        api.get(
+    let jwe = api
+        .get_ok(
             &format!("{leipzig}/messages/{m4}"),
             Some(LEIPZIG_PULL_TOKEN),
         )
-        .await,
-        200,
-    );
+        .await;
     assert_eq!(jwe.header("content-type"), "application/jose");
     assert_eq!(
         jwe.body.iter().filter(|b| **b == b'.').count(),
         4,
         "a compact JWE"
     );
-    ok(
-        api.post(
-            &format!("{leipzig}/messages/{m4}/ack"),
-            Some(LEIPZIG_PULL_TOKEN),
-            None,
-        )
-        .await,
-        200,
-    );
+    api.ack(leipzig, &m4, LEIPZIG_PULL_TOKEN).await;
 
     // A streamed upload, named in a Gewerbeanmeldung for Leipzig (jose: attachments
     // travel by claim check), its fragment fetched by the procedure.
     let mut plan = b"%PDF-1.7\n".to_vec();
     plan.resize(300 * 1024, b'x');
-    let uploads = "/api/v1/attachments";
-    let uploaded = ok(
-        api.post(
-            &format!("{uploads}?filename=Gewerbeerlaubnis.pdf"),
-            Some(&hub.token),
-            Some(("application/pdf", plan.clone())),
-        )
-        .await,
-        201,
-    );
+    let uploaded = api
+        .upload("Gewerbeerlaubnis.pdf", "application/pdf", plan.clone())
+        .await;
     assert_eq!(uploaded.json["size"], plan.len());
-    problem(
-        api.post(
+    let uploads = "/api/v1/attachments";
+    api.post_problems(&[
+        (
             &format!("{uploads}?filename=a.pdf"),
             None,
             Some(("application/pdf", plan.clone())),
-        )
-        .await,
-        401,
-        "unauthorized",
-    );
-    problem(
-        api.post(
+            401,
+            "unauthorized",
+        ),
+        (
             &format!("{uploads}?filename=a.exe"),
             Some(&hub.token),
             Some(("application/x-msdownload", b"MZ".to_vec())),
-        )
-        .await,
-        415,
-        "unsupported-media-type",
-    );
-    problem(
-        api.post(
+            415,
+            "unsupported-media-type",
+        ),
+        (
             uploads,
             Some(&hub.token),
             Some(("application/pdf", plan.clone())),
-        )
-        .await,
-        422,
-        "validation",
-    );
+            422,
+            "validation",
+        ),
+    ])
+    .await;
     problem(
         api.declared_too_large(&format!("{uploads}?filename=a.pdf"))
             .await,
@@ -1348,16 +1350,12 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         LEIPZIG,
     );
     gewerbe["attachments"] = json!([{ "upload": uploaded.json["id"] }]);
-    let a5 = ok(api.submit(&gewerbe, None).await, 202).json["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let listed = api
-        .pickups("leipzig-buergerbuero", LEIPZIG_PULL_TOKEN, &[&a5])
+    let a5 = api.submit_accepted(&gewerbe).await;
+    let m5 = api
+        .message_for("leipzig-buergerbuero", LEIPZIG_PULL_TOKEN, &a5)
         .await;
-    let m5 = listed[0]["message_id"].as_str().unwrap().to_owned();
     let fragment = format!("{leipzig}/messages/{m5}/attachments/1/1");
-    let sealed = ok(api.get(&fragment, Some(LEIPZIG_PULL_TOKEN)).await, 200);
+    let sealed = api.get_ok(&fragment, Some(LEIPZIG_PULL_TOKEN)).await;
     assert_eq!(sealed.header("content-type"), "application/jose");
     api.get_problems(&[
         (&fragment, None, 401, "unauthorized"),
@@ -1370,59 +1368,29 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         ),
     ])
     .await;
-    ok(
-        api.post(
-            &format!("{leipzig}/messages/{m5}/ack"),
-            Some(LEIPZIG_PULL_TOKEN),
-            None,
-        )
-        .await,
-        200,
-    );
+    api.ack(leipzig, &m5, LEIPZIG_PULL_TOKEN).await;
     // An uploaded photo in a Mängelanzeige for Dresden (cms): a CMS fragment.
     let mut photo = b"\x89PNG\r\n\x1a\n".to_vec();
     photo.resize(2048, 7);
-    let uploaded = ok(
-        api.post(
-            &format!("{uploads}?filename=Schlagloch.png"),
-            Some(&hub.token),
-            Some(("image/png", photo)),
-        )
-        .await,
-        201,
-    );
+    let uploaded = api.upload("Schlagloch.png", "image/png", photo).await;
     let mut report = maengel(DRESDEN, "Schlagloch mit Foto");
     report["attachments"] = json!([{ "upload": uploaded.json["id"] }]);
-    let a6 = ok(api.submit(&report, None).await, 202).json["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let listed = api
-        .pickups("dresden-maengel", DRESDEN_PULL_TOKEN, &[&a6])
+    let a6 = api.submit_accepted(&report).await;
+    let m6 = api
+        .message_for("dresden-maengel", DRESDEN_PULL_TOKEN, &a6)
         .await;
-    let m6 = listed[0]["message_id"].as_str().unwrap().to_owned();
-    let sealed = ok(
-        api.get(
+    let sealed = api
+        .get_ok(
             &format!("{dresden}/messages/{m6}/attachments/1/1"),
             Some(DRESDEN_PULL_TOKEN),
         )
-        .await,
-        200,
-    );
+        .await;
     assert!(
         sealed
             .header("content-type")
             .starts_with("application/pkcs7-mime")
     );
-    ok(
-        api.post(
-            &format!("{dresden}/messages/{m6}/ack"),
-            Some(DRESDEN_PULL_TOKEN),
-            None,
-        )
-        .await,
-        200,
-    );
+    api.ack(dresden, &m6, DRESDEN_PULL_TOKEN).await;
 
     // Events on both channels: progress, a question, the decision, with documents.
     let png = b"\x89PNG\r\n\x1a\nplan".to_vec();
@@ -1436,7 +1404,7 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         "image/png",
         &png,
     ));
-    let recorded = ok(api.event("dresden-maengel", "events", &progress).await, 200);
+    let recorded = api.event_ok("dresden-maengel", "events", &progress).await;
     assert_eq!(recorded.json["status"], "in_progress");
     let mut question = with_document(
         event("e-2", &m1, &a1, "query"),
@@ -1445,11 +1413,8 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         &jpeg,
     );
     question["message"] = json!("Bitte ein Foto der Stelle nachreichen.");
-    ok(
-        api.event("dresden-maengel", "receipts", &sign(&question))
-            .await,
-        200,
-    );
+    api.event_ok("dresden-maengel", "receipts", &sign(&question))
+        .await;
     let hint = event("e-3", &m1, &a1, "in_progress");
     let hint_signed = sign(&with_document(
         hint.clone(),
@@ -1457,15 +1422,10 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         "text/html",
         &html,
     ));
-    ok(
-        api.event("dresden-maengel", "events", &hint_signed).await,
-        200,
-    );
+    api.event_ok("dresden-maengel", "events", &hint_signed)
+        .await;
     for channel in ["events", "receipts"] {
-        let duplicate = ok(
-            api.event("dresden-maengel", channel, &hint_signed).await,
-            200,
-        );
+        let duplicate = api.event_ok("dresden-maengel", channel, &hint_signed).await;
         assert_eq!(duplicate.json["duplicate"], true);
         problem(
             api.event("dresden-maengel", channel, &sign(&hint)).await,
@@ -1480,11 +1440,9 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         &pdf,
     );
     decision["message"] = json!("Der Mangel ist behoben.");
-    let decided = ok(
-        api.event("dresden-maengel", "receipts", &sign(&decision))
-            .await,
-        200,
-    );
+    let decided = api
+        .event_ok("dresden-maengel", "receipts", &sign(&decision))
+        .await;
     assert_eq!(decided.json["status"], "decided");
 
     // Refused events, on both channels.
@@ -1580,17 +1538,16 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
 
     // The application with its mailbox and documents, for its client only.
     let path = format!("/api/v1/applications/{a1}");
-    let shown = ok(api.get(&path, Some(&hub.token)).await, 200);
+    let shown = api.get_ok(&path, Some(&hub.token)).await;
     assert_eq!(shown.json["status"], "decided");
     assert_eq!(shown.json["delivery"]["transport"], "pull");
-    let kinds: Vec<&str> = shown.json["mailbox"]
-        .as_array()
-        .unwrap()
+    let kinds: Vec<&str> = shown
+        .list("mailbox")
         .iter()
         .map(|m| m["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["query", "decided"]);
-    let documents = shown.json["documents"].as_array().unwrap().clone();
+    let documents = shown.list("documents");
     assert_eq!(documents.len(), 4, "{:#}", shown.json);
     for (content, served_as) in [
         (&png, "image/png"),
@@ -1603,7 +1560,7 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             .find(|d| d["sha512"] == to_hex(&openssl::sha::sha512(content)))
             .unwrap();
         let href = document["href"].as_str().unwrap();
-        let download = ok(api.get(href, Some(&hub.token)).await, 200);
+        let download = api.get_ok(href, Some(&hub.token)).await;
         assert_eq!(&download.body, content);
         assert_eq!(download.header("content-type"), served_as);
         api.get_problems(&[
@@ -1612,18 +1569,15 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         ])
         .await;
     }
-    problem(
-        api.get(&format!("{path}/documents/{}", new_id()), Some(&hub.token))
-            .await,
-        404,
-        "not-found",
-    );
-    ok(
-        api.get(&format!("/api/v1/applications/{a2}"), Some(&hub.token))
-            .await,
-        200,
-    );
+    api.get_ok(&format!("/api/v1/applications/{a2}"), Some(&hub.token))
+        .await;
     api.get_problems(&[
+        (
+            &format!("{path}/documents/{}", new_id()),
+            Some(&hub.token),
+            404,
+            "not-found",
+        ),
         (&path, None, 401, "unauthorized"),
         (&path, Some(OTHER_TOKEN), 404, "not-found"),
         (
@@ -1644,31 +1598,27 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     // The admin API: Chemnitz's application is a dead letter.
     hub.wait_for_status(&a3, "dead_lettered", Duration::from_secs(30))
         .await;
-    let shown = ok(
-        api.get(&format!("/api/v1/applications/{a3}"), Some(&hub.token))
-            .await,
-        200,
-    );
+    let shown = api
+        .get_ok(&format!("/api/v1/applications/{a3}"), Some(&hub.token))
+        .await;
     assert_eq!(shown.json["delivery"]["attempts"], 3);
-    let letters = ok(
-        api.get("/api/v1/admin/deadletters", Some(ADMIN_TOKEN))
-            .await,
-        200,
-    );
+    let letters = api
+        .get_ok("/api/v1/admin/deadletters", Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(
         letters.json["dead_letters"][0]["application_id"],
         a3.as_str()
     );
-    for token in [None, Some(hub.token.as_str())] {
-        problem(
-            api.get("/api/v1/admin/deadletters", token).await,
+    let letter = format!("/api/v1/admin/deadletters/{a3}");
+    api.get_ok(&letter, Some(ADMIN_TOKEN)).await;
+    api.get_problems(&[
+        ("/api/v1/admin/deadletters", None, 401, "unauthorized"),
+        (
+            "/api/v1/admin/deadletters",
+            Some(&hub.token),
             401,
             "unauthorized",
-        );
-    }
-    let letter = format!("/api/v1/admin/deadletters/{a3}");
-    ok(api.get(&letter, Some(ADMIN_TOKEN)).await, 200);
-    api.get_problems(&[
+        ),
         (&letter, None, 401, "unauthorized"),
         (
             &format!("/api/v1/admin/deadletters/{}", new_id()),
@@ -1684,50 +1634,43 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         ),
     ])
     .await;
-    problem(
-        api.post(&format!("{letter}/replay"), None, None).await,
-        401,
-        "unauthorized",
-    );
-    problem(
-        api.post(
+    let replay = format!("{letter}/replay");
+    api.post_problems(&[
+        (&replay, None, None, 401, "unauthorized"),
+        (
             &format!("/api/v1/admin/deadletters/{a1}/replay"),
             Some(ADMIN_TOKEN),
             None,
-        )
-        .await,
-        404,
-        "not-found",
-    );
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
     delete_queue(&broker, &chemnitz_queue).await;
-    let replayed = ok(
-        api.post(&format!("{letter}/replay"), Some(ADMIN_TOKEN), None)
-            .await,
-        200,
-    );
+    let replayed = api.post_ok(&replay, Some(ADMIN_TOKEN), None).await;
     assert_eq!(replayed.json["replayed"], true);
     hub.wait_for_status(&a3, "delivered", Duration::from_secs(30))
         .await;
     delete_queue(&broker, &chemnitz_queue).await;
 
     // The admin console's API, by role.
-    let found = ok(
-        api.get(
+    let found = api
+        .get_ok(
             "/api/v1/admin/applications?service=99999001000000&limit=5",
             Some(ADMIN_TOKEN),
         )
-        .await,
-        200,
-    );
-    assert!(!found.json["applications"].as_array().unwrap().is_empty());
-    ok(
-        api.get(
-            "/api/v1/admin/applications?status=decided&procedure=dresden-maengel&receipt=K7QX-2M4P&from=2020-01-01T00:00:00Z&until=2999-01-01T00:00:00Z",
-            Some(AUDITOR_TOKEN),
-        )
-        .await,
-        200,
-    );
+        .await;
+    assert!(!found.list("applications").is_empty());
+    api.get_ok(
+        "/api/v1/admin/applications?status=decided&procedure=dresden-maengel&receipt=K7QX-2M4P&from=2020-01-01T00:00:00Z&until=2999-01-01T00:00:00Z",
+        Some(AUDITOR_TOKEN),
+    )
+    .await;
+    let inspect = format!("/api/v1/admin/applications/{a1}");
+    let inspected = api.get_ok(&inspect, Some(AUDITOR_TOKEN)).await;
+    assert!(!inspected.list("audit").is_empty());
+    api.get_ok(&format!("{inspect}/message"), Some(AUDITOR_TOKEN))
+        .await;
     api.get_problems(&[
         (
             "/api/v1/admin/applications?from=gestern",
@@ -1736,12 +1679,6 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             "bad-query",
         ),
         ("/api/v1/admin/applications", None, 401, "unauthorized"),
-    ])
-    .await;
-    let inspect = format!("/api/v1/admin/applications/{a1}");
-    let inspected = ok(api.get(&inspect, Some(AUDITOR_TOKEN)).await, 200);
-    assert!(!inspected.json["audit"].as_array().unwrap().is_empty());
-    api.get_problems(&[
         (&inspect, None, 401, "unauthorized"),
         (
             &format!("/api/v1/admin/applications/{}", new_id()),
@@ -1749,14 +1686,6 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             404,
             "not-found",
         ),
-    ])
-    .await;
-    ok(
-        api.get(&format!("{inspect}/message"), Some(AUDITOR_TOKEN))
-            .await,
-        200,
-    );
-    api.get_problems(&[
         (&format!("{inspect}/message"), None, 401, "unauthorized"),
         (
             &format!("/api/v1/admin/applications/{}/message", new_id()),
@@ -1766,34 +1695,18 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         ),
     ])
     .await;
-    problem(
-        api.post(&format!("{inspect}/retry"), Some(AUDITOR_TOKEN), None)
-            .await,
-        403,
-        "forbidden",
-    );
-    problem(
-        api.post(&format!("{inspect}/retry"), None, None).await,
-        401,
-        "unauthorized",
-    );
-    problem(
-        api.post(&format!("{inspect}/retry"), Some(ADMIN_TOKEN), None)
-            .await,
-        409,
-        "nothing-to-retry",
-    );
-    problem(
-        api.post(&format!("{letter}/replay"), Some(AUDITOR_TOKEN), None)
-            .await,
-        403,
-        "forbidden",
-    );
-    let status = ok(
-        api.get("/api/v1/admin/status", Some(AUDITOR_TOKEN)).await,
-        200,
-    );
-    assert!(!status.json["procedures"].as_array().unwrap().is_empty());
+    let retry = format!("{inspect}/retry");
+    api.post_problems(&[
+        (&retry, Some(AUDITOR_TOKEN), None, 403, "forbidden"),
+        (&retry, None, None, 401, "unauthorized"),
+        (&retry, Some(ADMIN_TOKEN), None, 409, "nothing-to-retry"),
+        (&replay, Some(AUDITOR_TOKEN), None, 403, "forbidden"),
+    ])
+    .await;
+    let status = api
+        .get_ok("/api/v1/admin/status", Some(AUDITOR_TOKEN))
+        .await;
+    assert!(!status.list("procedures").is_empty());
     problem(
         api.get("/api/v1/admin/status", None).await,
         401,
@@ -1813,12 +1726,9 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     let not_ready = ok(api.get("/readyz", None).await, 503);
     assert_eq!(not_ready.json["ready"], false);
     // An application waiting for the broker: an operator asks for the next attempt now.
-    let waiting = ok(
-        api.submit(&maengel(DRESDEN, "Ampel ausgefallen"), None)
-            .await,
-        202,
-    );
-    let waiting = waiting.json["id"].as_str().unwrap().to_owned();
+    let waiting = api
+        .submit_accepted(&maengel(DRESDEN, "Ampel ausgefallen"))
+        .await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while unready.status(&waiting).await["delivery"]["last_error"].is_null() {
         assert!(Instant::now() < deadline, "no attempt yet");

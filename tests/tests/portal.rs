@@ -167,12 +167,7 @@ async fn forms_without_the_csrf_token_are_refused_and_sign_in_is_limited() {
     let mut other = Citizen::new(&cycle);
     let foreign = other.csrf().await;
     assert_ne!(foreign, csrf);
-    let refused = visitor
-        .post(
-            &format!("/antrag/{MAENGEL}/neu"),
-            &[("csrf", &foreign), ("region", DRESDEN)],
-        )
-        .await;
+    let refused = visitor.post_start(MAENGEL, DRESDEN, &foreign).await;
     assert_eq!(refused.status, 403);
     // Nothing was registered: signing in as mallory fails.
     let failed = visitor
@@ -238,12 +233,7 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
 
     // Services that need an account send anonymous visitors to sign in.
     let csrf = visitor.csrf().await;
-    let to_login = visitor
-        .post(
-            &format!("/antrag/{MELDE}/neu"),
-            &[("csrf", &csrf), ("region", DRESDEN)],
-        )
-        .await;
+    let to_login = visitor.post_start(MELDE, DRESDEN, &csrf).await;
     assert_eq!(to_login.status, 303);
     assert!(to_login.location().starts_with("/konto/anmelden?weiter="));
 
@@ -338,23 +328,13 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
     assert_eq!(accepted.status, 303);
     let review = visitor.get(&format!("/entwurf/{draft}/pruefen")).await;
     assert!(review.body.contains("foto.jpg") && !review.body.contains("brief.pdf"));
-    let submitted = visitor
-        .post(
-            &format!("/entwurf/{draft}/absenden"),
-            &[("csrf", &review.csrf())],
-        )
-        .await;
+    let submitted = visitor.submit(&draft, &review.csrf()).await;
     assert_eq!(submitted.status, 303, "{}", submitted.body);
     let confirmation = visitor.follow(submitted).await;
     assert_eq!(confirmation.status, 200);
     assert!(confirmation.body.contains("id=\"vorgangsnummer\""));
     // Submitting twice changes nothing: the draft is an application now.
-    let again = visitor
-        .post(
-            &format!("/entwurf/{draft}/absenden"),
-            &[("csrf", &review.csrf())],
-        )
-        .await;
+    let again = visitor.submit(&draft, &review.csrf()).await;
     assert_eq!(again.status, 303);
     assert_eq!(again.location(), format!("/antraege/{draft}"));
     // The router has exactly one application of the portal for it.
@@ -469,38 +449,13 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
     let review = erik.get(&next).await;
     assert!(review.body.contains("Weber"), "{}", review.body);
     // Not paid: no submission.
-    let unpaid = erik
-        .post(
-            &format!("/entwurf/{draft}/absenden"),
-            &[("csrf", &review.csrf())],
-        )
-        .await;
+    let unpaid = erik.submit(&draft, &review.csrf()).await;
     assert_eq!(unpaid.status, 422, "{}", unpaid.body);
     assert!(unpaid.body.contains("Bitte bezahlen Sie zuerst die Gebühr"));
     // Cancelled at the provider: still not paid.
     for (action, paid) in [("abbrechen", false), ("bezahlen", true)] {
-        let to_provider = erik
-            .post(
-                &format!("/entwurf/{draft}/bezahlen"),
-                &[("csrf", &review.csrf())],
-            )
-            .await;
-        assert_eq!(to_provider.status, 303, "{}", to_provider.body);
-        let provider_page = erik.get(&to_provider.location()).await;
-        assert_eq!(provider_page.status, 200);
+        let (provider_page, back) = erik.pay(&draft, &review.csrf(), "giropay", action).await;
         assert!(provider_page.body.contains("5,00 €"));
-        let decided = erik
-            .post(
-                &to_provider.location(),
-                &[
-                    ("csrf", &provider_page.csrf()),
-                    ("zahlart", "giropay"),
-                    ("aktion", action),
-                ],
-            )
-            .await;
-        assert_eq!(decided.status, 303);
-        let back = erik.follow(decided).await;
         assert_eq!(back.status, 200);
         assert_eq!(
             back.body.contains("Zahlungsreferenz"),
@@ -509,12 +464,7 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
             back.body
         );
     }
-    let submitted = erik
-        .post(
-            &format!("/entwurf/{draft}/absenden"),
-            &[("csrf", &review.csrf())],
-        )
-        .await;
+    let submitted = erik.submit(&draft, &review.csrf()).await;
     assert_eq!(submitted.status, 303, "{}", submitted.body);
     let confirmation = erik.follow(submitted).await;
     let reference_at = confirmation.body.find("XBZ-").expect("payment reference");
@@ -523,33 +473,22 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
     // The reference travelled in the XÖV message.
-    let admin = reqwest::Client::new();
-    let found: serde_json::Value = admin
-        .get(
-            cycle
-                .hub
-                .url(&format!("/api/v1/admin/applications?service={MELDE}")),
+    let hub = &cycle.hub;
+    let found = hub
+        .get_json(
+            &format!("/api/v1/admin/applications?service={MELDE}"),
+            ADMIN_TOKEN,
         )
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let id = found["applications"][0]["id"]
         .as_str()
         .expect("application");
-    let message = admin
-        .get(
-            cycle
-                .hub
-                .url(&format!("/api/v1/admin/applications/{id}/message")),
+    let message = hub
+        .fetch(
+            &format!("/api/v1/admin/applications/{id}/message"),
+            Some(ADMIN_TOKEN),
         )
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -679,32 +618,12 @@ async fn every_service_can_be_applied_for_through_its_form() {
             review.body
         );
         if review.body.contains("Weiter zur Bezahlung") {
-            let to_provider = citizen
-                .post(
-                    &format!("/entwurf/{draft}/bezahlen"),
-                    &[("csrf", &review.csrf())],
-                )
+            let (_, back) = citizen
+                .pay(&draft, &review.csrf(), "kreditkarte", "bezahlen")
                 .await;
-            let provider = citizen.get(&to_provider.location()).await;
-            let paid = citizen
-                .post(
-                    &to_provider.location(),
-                    &[
-                        ("csrf", &provider.csrf()),
-                        ("zahlart", "kreditkarte"),
-                        ("aktion", "bezahlen"),
-                    ],
-                )
-                .await;
-            let back = citizen.follow(paid).await;
             assert!(back.body.contains("Zahlungsreferenz"), "{folder}");
         }
-        let submitted = citizen
-            .post(
-                &format!("/entwurf/{draft}/absenden"),
-                &[("csrf", &review.csrf())],
-            )
-            .await;
+        let submitted = citizen.submit(&draft, &review.csrf()).await;
         assert_eq!(submitted.status, 303, "{folder}:\n{}", submitted.body);
         assert_eq!(
             submitted.location(),

@@ -12,12 +12,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use kopplung_tests::shared::assert_contains_all;
-use portal_support::{Citizen, Cycle, DRESDEN, MAENGEL, Options, draft_of};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use portal_support::{Citizen, Cycle, DRESDEN, MAENGEL, draft_of};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Reads until the server closes the connection (or `limit` passes); what it sent.
-async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+async fn read_until_closed(
+    stream: &mut (impl AsyncRead + Unpin),
+    limit: Duration,
+) -> Option<Vec<u8>> {
     let mut received = Vec::new();
     let mut buffer = [0u8; 4096];
     let until = tokio::time::Instant::now() + limit;
@@ -28,6 +31,38 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Ve
             Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
         }
     }
+}
+
+/// A client that sends `head`, then each of `pieces`, `every` apart, until the server
+/// closes the connection: whether it did within 15 s, after how long, and what it answered.
+fn trickling_client(
+    addr: &str,
+    head: &'static [u8],
+    pieces: impl Iterator<Item = Vec<u8>> + Send + 'static,
+    every: Duration,
+) -> tokio::task::JoinHandle<(bool, Duration, String)> {
+    let addr = addr.to_owned();
+    tokio::spawn(async move {
+        let start = Instant::now();
+        let stream = TcpStream::connect(&addr).await.expect("connect");
+        let (mut reader, mut writer) = stream.into_split();
+        writer.write_all(head).await.expect("head");
+        let trickle = tokio::spawn(async move {
+            for piece in pieces {
+                tokio::time::sleep(every).await;
+                if writer.write_all(&piece).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let received = read_until_closed(&mut reader, Duration::from_secs(15)).await;
+        trickle.abort();
+        (
+            received.is_some(),
+            start.elapsed(),
+            String::from_utf8_lossy(&received.unwrap_or_default()).into_owned(),
+        )
+    })
 }
 
 fn address(cycle: &Cycle) -> String {
@@ -44,12 +79,9 @@ fn mode(path: &std::path::Path) -> u32 {
 
 #[tokio::test]
 async fn silent_slow_header_and_slow_body_clients_are_cut_while_a_normal_client_gets_a_page() {
-    let cycle = Cycle::with(Options {
-        sections:
-            "[limits]\nheader_timeout_secs = 2\nrequest_timeout_secs = 3\nidle_timeout_secs = 2\n"
-                .into(),
-        ..Options::default()
-    })
+    let cycle = Cycle::with_sections(
+        "[limits]\nheader_timeout_secs = 2\nrequest_timeout_secs = 3\nidle_timeout_secs = 2\n",
+    )
     .await;
     let addr = address(&cycle);
 
@@ -69,82 +101,18 @@ async fn silent_slow_header_and_slow_body_clients_are_cut_while_a_normal_client_
             (closed.is_some(), start.elapsed())
         })
     };
-    let slow_header = {
-        let addr = addr.clone();
-        tokio::spawn(async move {
-            let start = Instant::now();
-            let stream = TcpStream::connect(&addr).await.expect("connect");
-            let (mut reader, mut writer) = stream.into_split();
-            let trickle = tokio::spawn(async move {
-                let _ = writer
-                    .write_all(b"GET / HTTP/1.1\r\nHost: portal\r\n")
-                    .await;
-                for i in 0..100 {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    if writer
-                        .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-            let mut buffer = [0u8; 1024];
-            let closed = tokio::time::timeout(Duration::from_secs(15), async {
-                loop {
-                    match reader.read(&mut buffer).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                }
-            })
-            .await
-            .is_ok();
-            trickle.abort();
-            (closed, start.elapsed())
-        })
-    };
-    let slow_body = {
-        let addr = addr.clone();
-        tokio::spawn(async move {
-            let start = Instant::now();
-            let stream = TcpStream::connect(&addr).await.expect("connect");
-            let (mut reader, mut writer) = stream.into_split();
-            writer
-                .write_all(
-                    b"POST /konto/anmelden HTTP/1.1\r\nHost: portal\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nemail=",
-                )
-                .await
-                .expect("head");
-            let trickle = tokio::spawn(async move {
-                for _ in 0..200 {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    if writer.write_all(b"a").await.is_err() {
-                        break;
-                    }
-                }
-            });
-            let mut received = Vec::new();
-            let mut buffer = [0u8; 4096];
-            let closed = tokio::time::timeout(Duration::from_secs(15), async {
-                loop {
-                    match reader.read(&mut buffer).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => received.extend_from_slice(&buffer[..n]),
-                    }
-                }
-            })
-            .await
-            .is_ok();
-            trickle.abort();
-            (
-                closed,
-                start.elapsed(),
-                String::from_utf8_lossy(&received).into_owned(),
-            )
-        })
-    };
+    let slow_header = trickling_client(
+        &addr,
+        b"GET / HTTP/1.1\r\nHost: portal\r\n",
+        (0..100).map(|i| format!("X-Slow-{i}: 1\r\n").into_bytes()),
+        Duration::from_millis(250),
+    );
+    let slow_body = trickling_client(
+        &addr,
+        b"POST /konto/anmelden HTTP/1.1\r\nHost: portal\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nemail=",
+        (0..200).map(|_| b"a".to_vec()),
+        Duration::from_millis(200),
+    );
     // Meanwhile a normal visitor is served.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let normal = reqwest::get(cycle.url("/")).await.expect("a normal client");
@@ -157,7 +125,7 @@ async fn silent_slow_header_and_slow_body_clients_are_cut_while_a_normal_client_
         took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
         "silent client cut after {took:?} (header_timeout_secs = 2)"
     );
-    let (closed, took) = slow_header.await.unwrap();
+    let (closed, took, _) = slow_header.await.unwrap();
     assert!(closed, "the trickling head was never cut");
     assert!(
         took < Duration::from_secs(6),
@@ -256,11 +224,7 @@ fn assert_german_quota(page: &portal_support::Page, status: u16, text: &str) {
 
 #[tokio::test]
 async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
-    let cycle = Cycle::with(Options {
-        sections: "[limits]\ntrusted_proxies = [\"127.0.0.1\"]\n\n[quotas]\nanonymous_drafts_per_session = 2\nanonymous_drafts_per_address = 3\nanonymous_uploads_per_session = 2\nanonymous_upload_bytes_per_session = 300000\nanonymous_uploads_per_address = 4\nsessions_per_address = 2\nmin_free_disk_mib = 0\n".into(),
-        ..Options::default()
-    })
-    .await;
+    let cycle = Cycle::with_sections("[limits]\ntrusted_proxies = [\"127.0.0.1\"]\n\n[quotas]\nanonymous_drafts_per_session = 2\nanonymous_drafts_per_address = 3\nanonymous_uploads_per_session = 2\nanonymous_upload_bytes_per_session = 300000\nanonymous_uploads_per_address = 4\nsessions_per_address = 2\nmin_free_disk_mib = 0\n").await;
 
     // One session: two open drafts, then the session's quota.
     let mut anna = visitor_at(&cycle, "203.0.113.1");
@@ -352,11 +316,9 @@ async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
 
 #[tokio::test]
 async fn expired_anonymous_drafts_and_their_files_are_swept_and_reading_pages_stores_no_sessions() {
-    let cycle = Cycle::with(Options {
-        sections: "[quotas]\nanonymous_expire_secs = 4\nsweep_interval_secs = 1\n".into(),
-        ..Options::default()
-    })
-    .await;
+    let cycle =
+        Cycle::with_sections("[quotas]\nanonymous_expire_secs = 4\nsweep_interval_secs = 1\n")
+            .await;
 
     // 3,000 visits without a cookie: pages with forms and CSRF tokens, no session.
     let started = Instant::now();
@@ -435,20 +397,10 @@ async fn expired_anonymous_drafts_and_their_files_are_swept_and_reading_pages_st
 async fn a_configuration_file_with_mistakes_is_refused_with_every_problem_named() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("portal.toml");
-    std::fs::write(
+    let stderr = portal_refuses(
         &config,
         "[limits]\nheader_timeout_secs = 0\nmax_form_bytes = \"viel\"\n\n[quotas]\nanonymous_drafts = 3\n\n[mail]\nfrom = \"noreply@portal.test\"\nviewer = true\n\n[colour]\nx = 1\n",
-    )
-    .unwrap();
-    let output = std::process::Command::new(kopplung_tests::kopplung_bin())
-        .arg("portal")
-        .arg("--config")
-        .arg(&config)
-        .args(["--listen", "127.0.0.1:0", "--hub", "http://127.0.0.1:9"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    );
     assert_contains_all(
         &stderr,
         &[
@@ -459,24 +411,31 @@ async fn a_configuration_file_with_mistakes_is_refused_with_every_problem_named(
         ],
     );
     // With the keys right, the values are checked, again all at once.
-    std::fs::write(
+    let stderr = portal_refuses(
         &config,
         "[limits]\nheader_timeout_secs = 0\n\n[mail]\nfrom = \"noreply@portal.test\"\nviewer = true\n",
-    )
-    .unwrap();
-    let output = std::process::Command::new(kopplung_tests::kopplung_bin())
-        .arg("portal")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    );
     assert!(
         stderr.contains("header_timeout_secs: must be at least 1")
             && stderr
                 .contains("[mail] viewer: the development mail viewer needs transport = \"drop\""),
         "{stderr}"
     );
+}
+
+/// Writes `content` to `config` and runs `kopplung portal` with it, which must refuse to
+/// start; what it said on stderr.
+fn portal_refuses(config: &std::path::Path, content: &str) -> String {
+    std::fs::write(config, content).unwrap();
+    let output = std::process::Command::new(kopplung_tests::kopplung_bin())
+        .arg("portal")
+        .arg("--config")
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0", "--hub", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// A connection from `local` (any address of 127.0.0.0/8) to `server`.
@@ -494,10 +453,9 @@ async fn idle_sockets_beyond_the_cap_leave_room_for_a_citizen() {
     const CAP: usize = 200;
     const HELD: usize = 1000;
     rlimit::increase_nofile_limit(u64::MAX).expect("raise the open file limit");
-    let cycle = Cycle::with(Options {
-        sections: format!("[limits]\nmax_connections = {CAP}\nmax_connections_per_peer = 50\n"),
-        ..Options::default()
-    })
+    let cycle = Cycle::with_sections(format!(
+        "[limits]\nmax_connections = {CAP}\nmax_connections_per_peer = 50\n"
+    ))
     .await;
     let server = address(&cycle);
     // One address gets its share only; twenty hold 1,000 silent connections.

@@ -192,18 +192,12 @@ pub fn fixture_context(
     }
     let info = &mapping.info;
     let context = MessageContext {
-        nachricht: Nachricht {
-            uuid: MESSAGE_ID.into(),
-            typ: info.message.message_type.clone(),
-            typ_list_uri: info.message.list_uri.clone(),
-            typ_list_version: info.message.list_version.clone(),
-            standard: info.message.standard.clone(),
-            version: info.message.version.clone(),
-            erstellungszeitpunkt: CREATED.into(),
-            produkt: "kopplung".into(),
-            produkthersteller: "kopplung".into(),
-            produktversion: "fixture".into(),
-        },
+        nachricht: Nachricht::new(
+            &info.message,
+            MESSAGE_ID.into(),
+            CREATED.into(),
+            "fixture".into(),
+        ),
         leser: Behoerde {
             verzeichnisdienst: "DVDV".into(),
             verzeichnisdienst_list_version: "2".into(),

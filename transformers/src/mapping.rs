@@ -162,6 +162,30 @@ pub struct Nachricht {
     pub produktversion: String,
 }
 
+impl Nachricht {
+    /// The header of a message of type `info` that kopplung makes: `uuid` is its
+    /// `nachrichtenUUID`, `erstellungszeitpunkt` RFC 3339, `produktversion` the hub's.
+    pub fn new(
+        info: &MessageInfo,
+        uuid: String,
+        erstellungszeitpunkt: String,
+        produktversion: String,
+    ) -> Self {
+        Self {
+            uuid,
+            typ: info.message_type.clone(),
+            typ_list_uri: info.list_uri.clone(),
+            typ_list_version: info.list_version.clone(),
+            standard: info.standard.clone(),
+            version: info.version.clone(),
+            erstellungszeitpunkt,
+            produkt: "kopplung".into(),
+            produkthersteller: "kopplung".into(),
+            produktversion,
+        }
+    }
+}
+
 /// An authority as the XÖV `BehoerdeType` names it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Behoerde {

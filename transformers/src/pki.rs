@@ -64,14 +64,43 @@ impl PkiLayout {
     }
 }
 
-enum Role {
+/// What a certificate's key is for (its key usage).
+#[derive(Debug, Clone, Copy)]
+pub enum Role {
     Ca,
-    /// Signs messages.
+    /// Signs messages (and receipts).
     Signer,
     /// Receives encrypted messages (ECDH key agreement).
     Recipient,
     /// Receives encrypted messages of the `jose` profile (RSA-OAEP key transport).
     RsaRecipient,
+}
+
+/// When a certificate is valid, in Unix seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Validity {
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl Validity {
+    /// From a day ago, so that small clock differences between hosts do not matter, to
+    /// `days` from now.
+    pub fn days(days: i64) -> Self {
+        Self::relative(-1, days)
+    }
+
+    /// From `from_days` to `to_days` relative to now (negative: in the past).
+    pub fn relative(from_days: i64, to_days: i64) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Self {
+            not_before: now + from_days * 86_400,
+            not_after: now + to_days * 86_400,
+        }
+    }
 }
 
 /// Creates whatever is missing of the demo PKI and keeps what exists, so it can run
@@ -91,7 +120,13 @@ pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<Pa
         (cert, key)
     } else {
         let key = new_key()?;
-        let cert = issue("kopplung Demo-CA", &key, None, Role::Ca, 3650)?;
+        let cert = issue(
+            "kopplung Demo-CA",
+            &key,
+            None,
+            Role::Ca,
+            Validity::days(3650),
+        )?;
         write_pair(layout.ca_cert(), layout.ca_key(), &cert, &key, &mut written)?;
         (cert, key)
     };
@@ -115,7 +150,13 @@ pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<Pa
             continue;
         }
         let key = new_key()?;
-        let cert = issue(&name, &key, Some((&ca_cert, &ca_key)), role, 730)?;
+        let cert = issue(
+            &name,
+            &key,
+            Some((&ca_cert, &ca_key)),
+            role,
+            Validity::days(730),
+        )?;
         write_pair(cert_path, key_path, &cert, &key, &mut written)?;
     }
     Ok(written)
@@ -167,9 +208,29 @@ fn issue_from_ca(
     }
     let (ca_cert, ca_key) = load_ca(layout)?;
     let key = new_key()?;
-    let cert = issue(name, &key, Some((&ca_cert, &ca_key)), role, 730)?;
+    let cert = issue(
+        name,
+        &key,
+        Some((&ca_cert, &ca_key)),
+        role,
+        Validity::days(730),
+    )?;
     write_pair(cert_path, key_path, &cert, &key, &mut written)?;
     Ok(written)
+}
+
+/// Issues a certificate for `key` from the demo CA of `layout`, valid as `validity` says:
+/// for certificates the demo PKI does not make itself (an expired or a rotated one, a
+/// hub key of another kind).
+pub fn issue_from_demo_ca(
+    layout: &PkiLayout,
+    common_name: &str,
+    key: &PKey<Private>,
+    role: Role,
+    validity: Validity,
+) -> Result<X509, Error> {
+    let (ca_cert, ca_key) = load_ca(layout)?;
+    issue(common_name, key, Some((&ca_cert, &ca_key)), role, validity)
 }
 
 /// The demo CA's certificate and key, to issue further certificates.
@@ -199,7 +260,7 @@ fn issue(
     key: &PKey<Private>,
     issuer: Option<(&X509, &PKey<Private>)>,
     role: Role,
-    days: u32,
+    validity: Validity,
 ) -> Result<X509, Error> {
     let c = |what: &str| crypto(&format!("issuing certificate for {common_name}: {what}"));
     let mut name = X509NameBuilder::new().map_err(c("name"))?;
@@ -221,13 +282,8 @@ fn issue(
     let issuer_name = issuer.map(|(cert, _)| cert.subject_name()).unwrap_or(&name);
     builder.set_issuer_name(issuer_name).map_err(c("issuer"))?;
     builder.set_pubkey(key).map_err(c("key"))?;
-    // Backdated by a day so that small clock differences between hosts do not matter.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let not_before = Asn1Time::from_unix(now - 86_400).map_err(c("validity"))?;
-    let not_after = Asn1Time::days_from_now(days).map_err(c("validity"))?;
+    let not_before = Asn1Time::from_unix(validity.not_before).map_err(c("validity"))?;
+    let not_after = Asn1Time::from_unix(validity.not_after).map_err(c("validity"))?;
     builder.set_not_before(&not_before).map_err(c("validity"))?;
     builder.set_not_after(&not_after).map_err(c("validity"))?;
 

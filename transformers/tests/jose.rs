@@ -15,17 +15,16 @@ use kopplung_transformers::Error;
 use kopplung_transformers::jose::{
     JoseSealer, check_recipient, thumbprint, unseal, unseal_attachment,
 };
-use kopplung_transformers::pki::{PkiLayout, init_demo_pki, issue_rsa_recipient};
+use kopplung_transformers::pki::{
+    PkiLayout, Role, Validity, init_demo_pki, issue_from_demo_ca, issue_rsa_recipient,
+};
 use kopplung_transformers::seal::{TrustAnchors, load_certificate};
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
-use openssl::x509::extension::KeyUsage;
-use openssl::x509::{X509, X509Builder, X509KeyUsage, X509NameBuilder};
+use openssl::x509::{X509, X509KeyUsage};
 use serde_json::{Value, json};
 
 const XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<x:nachricht xmlns:x=\"urn:test\"><text>Grüße aus Dresden &amp; mehr</text></x:nachricht>\n";
@@ -74,37 +73,14 @@ impl Pki {
 
     /// A signing certificate from this PKI's CA, for a key made by the test.
     fn issue_signer(&self, name: &str, key: &PKey<Private>) -> X509 {
-        let ca = load_certificate(&self.layout.ca_cert()).unwrap();
-        let ca_key =
-            PKey::private_key_from_pem(&std::fs::read(self.layout.ca_key()).unwrap()).unwrap();
-        let mut subject = X509NameBuilder::new().unwrap();
-        subject.append_entry_by_nid(Nid::COMMONNAME, name).unwrap();
-        let subject = subject.build();
-        let mut builder = X509Builder::new().unwrap();
-        builder.set_version(2).unwrap();
-        let mut serial = BigNum::new().unwrap();
-        serial.rand(127, MsbOption::MAYBE_ZERO, false).unwrap();
-        builder
-            .set_serial_number(&serial.to_asn1_integer().unwrap())
-            .unwrap();
-        builder.set_subject_name(&subject).unwrap();
-        builder.set_issuer_name(ca.subject_name()).unwrap();
-        builder.set_pubkey(key).unwrap();
-        builder
-            .set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        builder
-            .set_not_after(&Asn1Time::days_from_now(30).unwrap())
-            .unwrap();
-        let usage = KeyUsage::new()
-            .critical()
-            .digital_signature()
-            .non_repudiation()
-            .build()
-            .unwrap();
-        builder.append_extension(usage).unwrap();
-        builder.sign(&ca_key, MessageDigest::sha256()).unwrap();
-        builder.build()
+        issue_from_demo_ca(
+            &self.layout,
+            name,
+            key,
+            Role::Signer,
+            Validity::relative(0, 30),
+        )
+        .unwrap()
     }
 
     /// A hub with an RSA key of `bits` bits (PS512).
@@ -114,12 +90,18 @@ impl Pki {
     }
 }
 
-fn rsa_hub_sealer(pki: &Pki) -> (JoseSealer, X509) {
+/// The XML sealed for `recipient` by each kind of hub the profile allows, the EC hub
+/// (ES256) and an RSA hub (PS512): each message with its hub's certificate and algorithm.
+fn sealed_by_each_hub(pki: &Pki, recipient: &Party) -> Vec<(String, X509, String)> {
     let (cert, key) = pki.rsa_hub(3072);
-    (
-        JoseSealer::new(cert.clone(), key, Vec::new()).unwrap(),
-        cert,
-    )
+    let rsa_sealer = JoseSealer::new(cert.clone(), key, Vec::new()).unwrap();
+    [(&pki.sealer, &pki.hub), (&rsa_sealer, &cert)]
+        .into_iter()
+        .map(|(sealer, hub)| {
+            let sealed = sealer.seal(XML.as_bytes(), &recipient.cert).unwrap();
+            (sealed, hub.clone(), sealer.algorithm().to_owned())
+        })
+        .collect()
 }
 
 fn header(compact: &str) -> serde_json::Map<String, Value> {
@@ -231,14 +213,12 @@ fn a_hub_loaded_from_files_with_a_chain_file_puts_the_chain_into_x5c() {
 fn tampering_with_ciphertext_tag_or_inner_signature_is_detected() {
     let pki = Pki::new();
     let a = pki.party("a");
-    let (rsa_sealer, rsa_hub) = rsa_hub_sealer(&pki);
-    for (sealer, signer) in [(&pki.sealer, &pki.hub), (&rsa_sealer, &rsa_hub)] {
-        let sealed = sealer.seal(XML.as_bytes(), &a.cert).unwrap();
-        unseal(&sealed, &a.cert, &a.key, signer, &pki.anchors).unwrap();
+    for (sealed, signer, _) in &sealed_by_each_hub(&pki, &a) {
+        unseal(sealed, &a.cert, &a.key, signer, &pki.anchors).unwrap();
 
         // JWE parts: 0 header, 1 encrypted key, 2 IV, 3 ciphertext, 4 tag.
         for (part, index) in [(3, 0), (3, 40), (4, 0), (4, 15), (2, 5), (1, 7)] {
-            let tampered = flip(&sealed, part, index);
+            let tampered = flip(sealed, part, index);
             let err = unseal(&tampered, &a.cert, &a.key, signer, &pki.anchors).unwrap_err();
             assert!(
                 matches!(err, Error::Jose { .. }),
@@ -247,14 +227,14 @@ fn tampering_with_ciphertext_tag_or_inner_signature_is_detected() {
         }
         // The protected header is authenticated too (GCM additional data).
         let mut parts: Vec<&str> = sealed.split('.').collect();
-        let mut changed = header(&sealed);
+        let mut changed = header(sealed);
         changed.insert("cty".into(), json!("JOSE "));
         let changed = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&changed).unwrap());
         parts[0] = &changed;
         assert!(unseal(&parts.join("."), &a.cert, &a.key, signer, &pki.anchors).is_err());
 
         // Inside: a valid JWE around a JWS whose signature (or payload) was changed.
-        let (signed, jwe_header) = raw_decrypt(&sealed, &a.key);
+        let (signed, jwe_header) = raw_decrypt(sealed, &a.key);
         let signed = String::from_utf8(signed).unwrap();
         let signature_len = URL_SAFE_NO_PAD
             .decode(signed.split('.').nth(2).unwrap())
@@ -560,18 +540,15 @@ fn assert_refused(output: &Output, what: &str) {
 fn python_jwcrypto_opens_and_verifies_es256_and_ps512_messages() {
     let pki = Pki::new();
     let a = pki.party("a");
-    let (rsa_sealer, rsa_hub) = rsa_hub_sealer(&pki);
-    for (sealer, hub) in [(&pki.sealer, &pki.hub), (&rsa_sealer, &rsa_hub)] {
-        let sealed = sealer.seal(XML.as_bytes(), &a.cert).unwrap();
+    for (sealed, hub, algorithm) in &sealed_by_each_hub(&pki, &a) {
         let pin = fingerprint(hub);
         assert_eq!(
-            assert_opens(&python_open(&pki, "a", &sealed, Some(&pin))),
+            assert_opens(&python_open(&pki, "a", sealed, Some(&pin))),
             XML.as_bytes(),
-            "{}",
-            sealer.algorithm()
+            "{algorithm}"
         );
         assert_eq!(
-            assert_opens(&python_open(&pki, "a", &sealed, None)),
+            assert_opens(&python_open(&pki, "a", sealed, None)),
             XML.as_bytes()
         );
     }

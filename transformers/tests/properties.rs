@@ -27,38 +27,61 @@ fn mapping() -> &'static Mapping {
     })
 }
 
-/// Text a hostile or careless citizen may type: markup, entity and CDATA pieces, quotes,
-/// umlauts, control characters, typographic and far-away characters.
+/// Pieces of text a hostile or careless citizen may type: markup, entity and CDATA
+/// pieces, quotes, template syntax, umlauts, typographic and far-away characters.
+const HOSTILE_PIECES: &[&str] = &[
+    "<",
+    ">",
+    "&",
+    "&amp;",
+    "&#x41;",
+    "&lt;",
+    "\"",
+    "'",
+    "]]>",
+    "<![CDATA[",
+    "<!ENTITY x SYSTEM \"file:///etc/passwd\">",
+    "<!DOCTYPE m [",
+    "&x;",
+    "</beschreibung>",
+    "<?xml version=\"1.0\"?>",
+    "{{data.ort.strasse}}",
+    "{{{raw}}}",
+    "Grüße aus Dresden ",
+    "Łódź Ærø Ŋ ",
+    "\u{201E}Zitat\u{201C} \u{2013} ",
+    "\r\n",
+    "\t",
+];
+
+/// One of `choices`, as a `String`.
+fn one_of(choices: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop::sample::select(choices).prop_map(str::to_owned)
+}
+
+/// Text a hostile or careless citizen may type: the pieces above, plain words, control
+/// characters and any character at all.
 fn hostile_text() -> impl Strategy<Value = String> {
+    // Weighted so that each fixed piece is as likely as each kind of generated one.
     let pieces = prop_oneof![
-        Just("<".to_owned()),
-        Just(">".to_owned()),
-        Just("&".to_owned()),
-        Just("&amp;".to_owned()),
-        Just("&#x41;".to_owned()),
-        Just("&lt;".to_owned()),
-        Just("\"".to_owned()),
-        Just("'".to_owned()),
-        Just("]]>".to_owned()),
-        Just("<![CDATA[".to_owned()),
-        Just("<!ENTITY x SYSTEM \"file:///etc/passwd\">".to_owned()),
-        Just("<!DOCTYPE m [".to_owned()),
-        Just("&x;".to_owned()),
-        Just("</beschreibung>".to_owned()),
-        Just("<?xml version=\"1.0\"?>".to_owned()),
-        Just("{{data.ort.strasse}}".to_owned()),
-        Just("{{{raw}}}".to_owned()),
-        Just("Grüße aus Dresden ".to_owned()),
-        Just("Łódź Ærø Ŋ ".to_owned()),
-        Just("\u{201E}Zitat\u{201C} \u{2013} ".to_owned()),
-        Just("\r\n".to_owned()),
-        Just("\t".to_owned()),
-        "[a-zA-Z0-9 .,;:!?()-]{1,20}",
-        any::<char>().prop_map(String::from),
-        (0u32..0x20).prop_map(|c| char::from_u32(c).map(String::from).unwrap_or_default()),
+        HOSTILE_PIECES.len() as u32 => one_of(HOSTILE_PIECES),
+        1 => "[a-zA-Z0-9 .,;:!?()-]{1,20}",
+        1 => any::<char>().prop_map(String::from),
+        1 => (0u32..0x20).prop_map(|c| char::from_u32(c).map(String::from).unwrap_or_default()),
     ];
     prop::collection::vec(pieces, 1..24).prop_map(|p| p.concat())
 }
+
+/// The keys of the Mängelanzeige's form: the objects of `any_json` favour them.
+const FORM_KEYS: &[&str] = &[
+    "kategorie",
+    "beschreibung",
+    "ort",
+    "strasse",
+    "lat",
+    "kontakt",
+    "email",
+];
 
 /// Any JSON value, nested a few levels.
 fn any_json() -> impl Strategy<Value = Value> {
@@ -74,14 +97,8 @@ fn any_json() -> impl Strategy<Value = Value> {
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
             prop::collection::btree_map(
                 prop_oneof![
-                    Just("kategorie".to_owned()),
-                    Just("beschreibung".to_owned()),
-                    Just("ort".to_owned()),
-                    Just("strasse".to_owned()),
-                    Just("lat".to_owned()),
-                    Just("kontakt".to_owned()),
-                    Just("email".to_owned()),
-                    "[a-z]{1,8}",
+                    FORM_KEYS.len() as u32 => one_of(FORM_KEYS),
+                    1 => "[a-z]{1,8}",
                 ],
                 inner,
                 0..8

@@ -43,6 +43,11 @@ fn message(body: &'static [u8]) -> OutboundMessage {
     }
 }
 
+/// A sink on its own connection to the test broker.
+fn sink_to(config: AmqpSinkConfig) -> AmqpSink {
+    AmqpSink::new(AmqpBroker::new(AmqpBrokerConfig::new(broker_url())), config)
+}
+
 fn unique_queue() -> String {
     format!("kopplung.test.{}", uuid::Uuid::new_v4())
 }
@@ -51,10 +56,7 @@ fn unique_queue() -> String {
 async fn a_confirmed_message_is_in_the_queue_with_its_properties() {
     let connection = test_connection().await;
     let queue = unique_queue();
-    let sink = AmqpSink::new(
-        AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
-        AmqpSinkConfig::queue(queue.clone()),
-    );
+    let sink = sink_to(AmqpSinkConfig::queue(queue.clone()));
     let sent = message(b"sealed bytes");
     assert_eq!(sink.deliver(&sent).await, Outcome::Delivered);
 
@@ -91,10 +93,7 @@ async fn a_confirmed_message_is_in_the_queue_with_its_properties() {
 async fn a_returned_message_is_a_retry_and_the_queue_is_declared_again() {
     let connection = test_connection().await;
     let queue = unique_queue();
-    let sink = AmqpSink::new(
-        AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
-        AmqpSinkConfig::queue(queue.clone()),
-    );
+    let sink = sink_to(AmqpSinkConfig::queue(queue.clone()));
     assert_eq!(sink.deliver(&message(b"1")).await, Outcome::Delivered);
     let channel = connection.create_channel().await.unwrap();
     delete_queue(&channel, &queue).await;
@@ -167,10 +166,7 @@ async fn a_queue_the_vendor_declared_with_other_arguments_is_used_as_it_is() {
         )
         .await
         .unwrap();
-    let sink = AmqpSink::new(
-        AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
-        AmqpSinkConfig::queue(queue.clone()),
-    );
+    let sink = sink_to(AmqpSinkConfig::queue(queue.clone()));
     assert_eq!(sink.deliver(&message(b"1")).await, Outcome::Delivered);
     assert_eq!(sink.deliver(&message(b"2")).await, Outcome::Delivered);
     let depth = channel
@@ -193,10 +189,7 @@ async fn a_queue_the_vendor_declared_with_other_arguments_is_used_as_it_is() {
 async fn concurrent_deliveries_are_each_confirmed_once() {
     let connection = test_connection().await;
     let queue = unique_queue();
-    let sink = std::sync::Arc::new(AmqpSink::new(
-        AmqpBroker::new(AmqpBrokerConfig::new(broker_url())),
-        AmqpSinkConfig::queue(queue.clone()),
-    ));
+    let sink = std::sync::Arc::new(sink_to(AmqpSinkConfig::queue(queue.clone())));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..64 {
         let sink = sink.clone();
@@ -228,7 +221,7 @@ async fn an_exchange_with_a_routing_key_and_a_quorum_queue() {
     config.exchange = Some(exchange.clone());
     config.routing_key = Some("fachverfahren.eingang".into());
     config.queue_type = super::QueueType::Quorum;
-    let sink = AmqpSink::new(AmqpBroker::new(AmqpBrokerConfig::new(broker_url())), config);
+    let sink = sink_to(config);
     assert_eq!(
         sink.deliver(&message(b"via exchange")).await,
         Outcome::Delivered

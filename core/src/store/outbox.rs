@@ -1,5 +1,7 @@
 //! The outbox: claiming due work under a lease and recording what became of it.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -39,20 +41,27 @@ pub enum LeasedChange<'a> {
     },
 }
 
+/// A claim of due outbox entries (see [`OutboxStore::claim`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The lease token, unique per claim; every entry claimed carries it.
+    pub lease: &'a str,
+    /// Entries due by now whose lease (if any) has run out are claimed.
+    pub now: OffsetDateTime,
+    pub lease_until: OffsetDateTime,
+    /// At most this many entries in all.
+    pub limit: u32,
+    /// At most `capacity[procedure]` entries of each procedure (what is left of its
+    /// concurrency limit, so that a slow procedure cannot take every slot; 1 for a
+    /// procedure not in the map).
+    pub capacity: &'a BTreeMap<String, u32>,
+}
+
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
-    /// Claims up to `limit` due outbox entries under the lease token `lease` (unique per
-    /// claim) until `lease_until`, at most `capacity[procedure]` of each procedure (what
-    /// is left of its concurrency limit, so that a slow procedure cannot take every slot;
-    /// 1 for a procedure not in the map).
-    async fn claim(
-        &self,
-        lease: &str,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
-        limit: u32,
-        capacity: &std::collections::BTreeMap<String, u32>,
-    ) -> Result<Vec<WorkItem>, StoreError>;
+    /// Claims due outbox entries under `claim.lease` until `claim.lease_until`, oldest due
+    /// first, within the claim's limit and each procedure's capacity.
+    async fn claim(&self, claim: &Claim<'_>) -> Result<Vec<WorkItem>, StoreError>;
 
     /// When the earliest pending entry falls due, if any.
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;

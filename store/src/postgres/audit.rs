@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::shared::audit::{AuditReader, AuditSql};
-use crate::shared::reads::role_impl;
-use kopplung_core::audit::{AuditReport, AuditVerifier, Checkpoint};
+use crate::shared::roles::role_impl;
+use kopplung_core::audit::{AuditReport, AuditVerifier};
 
 /// The columns of an audit entry (a macro, so that the queries stay string literals).
 macro_rules! audit_columns {
@@ -46,21 +46,6 @@ impl AuditSql for sqlx::Postgres {
 }
 
 role_impl!(AuditStore for PostgresStore, reading sqlx::Postgres {
-    async fn record_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        // Not part of the chain: no chain lock.
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(checkpoint.seq)
-        .bind(&checkpoint.hash)
-        .bind(&checkpoint.at)
-        .bind(&checkpoint.signature)
-        .execute(&self.pool)
-        .await
-        .sql()?;
-        Ok(())
-    }
-
     async fn verify_audit_with(&self, verifier: AuditVerifier) -> Result<AuditReport, StoreError> {
         // One REPEATABLE READ transaction: one consistent snapshot for every page, the
         // highest issued seq and the content, while the instances go on appending.

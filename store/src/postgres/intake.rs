@@ -1,7 +1,9 @@
 //! The PostgreSQL store's intake (applications, uploads, idempotency, the status view).
 
 use super::*;
-use crate::shared::reads::role_impl;
+use crate::Taken;
+use crate::shared::intake::AttachmentInsert;
+use crate::shared::roles::role_impl;
 
 /// Looks up an idempotency key inside an open transaction.
 async fn earlier_answer(
@@ -53,53 +55,41 @@ role_impl!(IntakeStore for PostgresStore {
         .bind(&at)
         .execute(&mut *tx)
         .await;
-        match inserted {
-            // The constraint is `applications_receipt_key`; the failed statement aborted
-            // the transaction, which is rolled back when dropped.
-            Err(sqlx::Error::Database(e))
-                if e.is_unique_violation()
-                    && e.constraint().is_some_and(|c| c.contains("receipt")) =>
-            {
-                return Ok(Inserted::ReceiptTaken);
-            }
-            other => {
-                other.sql()?;
-            }
+        // The constraint is `applications_receipt_key`; the failed statement aborted the
+        // transaction, which is rolled back when dropped.
+        if inserted.unless_taken("receipt")?.is_none() {
+            return Ok(Inserted::ReceiptTaken);
         }
-        for (position, attachment) in new.attachments.iter().enumerate() {
-            let (content, upload) = match &attachment.content {
-                AttachmentContent::Inline(content) => (content.as_slice(), None),
-                AttachmentContent::Upload(upload) => {
-                    // Bound here, in the same transaction: one upload, one application.
-                    let bound = sqlx::query(
-                        "UPDATE uploads SET application_id = $1
-                         WHERE id = $2 AND client_id = $3 AND application_id IS NULL
-                           AND completed_at IS NOT NULL",
-                    )
-                    .bind(&id)
-                    .bind(upload.to_string())
-                    .bind(&new.client_id)
-                    .execute(&mut *tx)
-                    .await
-                    .sql()?;
-                    if bound.rows_affected() != 1 {
-                        return Ok(Inserted::UploadTaken(position));
-                    }
-                    (&[][..], Some(upload.to_string()))
+        for attachment in AttachmentInsert::all(new) {
+            if let Some(upload) = &attachment.upload {
+                // Bound here, in the same transaction: one upload, one application.
+                let bound = sqlx::query(
+                    "UPDATE uploads SET application_id = $1
+                     WHERE id = $2 AND client_id = $3 AND application_id IS NULL
+                       AND completed_at IS NOT NULL",
+                )
+                .bind(&id)
+                .bind(upload)
+                .bind(&new.client_id)
+                .execute(&mut *tx)
+                .await
+                .sql()?;
+                if bound.rows_affected() != 1 {
+                    return Ok(Inserted::UploadTaken(attachment.position));
                 }
-            };
+            }
             sqlx::query(
                 "INSERT INTO attachments (application_id, position, filename, media_type, size, sha512, content, upload_id)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&id)
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .bind(&attachment.filename)
-            .bind(&attachment.media_type)
-            .bind(i64::try_from(attachment.size).unwrap_or(i64::MAX))
-            .bind(&attachment.sha512)
-            .bind(content)
-            .bind(upload)
+            .bind(attachment.stored_position())
+            .bind(attachment.filename)
+            .bind(attachment.media_type)
+            .bind(attachment.size)
+            .bind(attachment.sha512)
+            .bind(attachment.content)
+            .bind(&attachment.upload)
             .execute(&mut *tx)
             .await.sql()?;
         }
@@ -128,17 +118,8 @@ role_impl!(IntakeStore for PostgresStore {
             .execute(&mut *tx)
             .await.sql()?;
         }
-        append_history(
-            &mut tx, self.clock.now(),
-            new.id,
-            Status::Accepted,
-            &rules::accepted_detail(&new.client_id),
-            Binding {
-                message_sha256: None,
-                content_sha256: Some(form.content_sha256),
-            },
-        )
-        .await?;
+        let accepted = Change::accepted(new, form.content_sha256);
+        append_history(&mut tx, self.clock.now(), accepted).await?;
         tx.commit().await.sql()?;
         Ok(Inserted::Created(Accepted {
             id: new.id,
@@ -146,75 +127,21 @@ role_impl!(IntakeStore for PostgresStore {
         }))
     }
 
-    // Uploads touch neither history nor audit chain: plain statements, no chain lock.
-    async fn create_upload(&self, upload: &NewUpload) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO uploads (id, client_id, filename, media_type, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(upload.id.to_string())
-        .bind(&upload.client_id)
-        .bind(&upload.filename)
-        .bind(&upload.media_type)
-        .bind(rfc3339(upload.created_at))
-        .execute(&self.pool)
-        .await
-        .sql()?;
-        Ok(())
-    }
-
-    async fn append_upload_chunk(
-        &self,
-        id: Uuid,
-        seq: u64,
-        content: &[u8],
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO upload_chunks (upload_id, seq, content) VALUES ($1, $2, $3)")
-            .bind(id.to_string())
-            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-            .bind(content)
-            .execute(&self.pool)
-            .await
-            .sql()?;
-        Ok(())
-    }
-
-    async fn complete_upload(&self, id: Uuid, size: u64, sha512: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE uploads SET size = $1, sha512 = $2, completed_at = $3 WHERE id = $4")
-            .bind(i64::try_from(size).unwrap_or(i64::MAX))
-            .bind(sha512)
-            .bind(rfc3339(self.clock.now()))
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .sql()?;
-        Ok(())
-    }
-
     async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.sql()?;
         let id = id.to_string();
         // Locked against a concurrent intake binding it.
-        let free: Option<String> = sqlx::query_scalar(
+        let free = fetch_for(
+            &mut tx,
             "SELECT id FROM uploads WHERE id = $1 AND application_id IS NULL FOR UPDATE",
+            &id,
         )
-        .bind(&id)
-        .fetch_optional(&mut *tx)
-        .await
-        .sql()?;
+        .await?;
         if free.is_none() {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await
-            .sql()?;
-        sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await
-            .sql()?;
+        execute_for(&mut tx, "DELETE FROM upload_chunks WHERE upload_id = $1", &id).await?;
+        execute_for(&mut tx, "DELETE FROM uploads WHERE id = $1", &id).await?;
         tx.commit().await.sql()?;
         Ok(true)
     }

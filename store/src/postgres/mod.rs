@@ -35,23 +35,26 @@ mod reads;
 use crate::Sql;
 use crate::shared::rows::*;
 use crate::shared::{millis, rfc3339};
-use kopplung_core::store::rules::{self, Stage, parse_status};
-use std::collections::BTreeMap;
+use kopplung_core::store::rules::{self, parse_status};
 
 use kopplung_core::Clock;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, Transaction};
 use std::str::FromStr;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::shared::Param;
+use crate::shared::history::Change;
+use crate::shared::writes::{ChangedRow, Write};
+use kopplung_core::audit::chain_end;
 use kopplung_core::audit::content;
-use kopplung_core::audit::{AuditEntry, Binding, chain_end, sha256_hex};
 use kopplung_core::store::{
-    Accepted, AttachmentContent, IdempotencyKey, Inserted, NewApplication, NewUpload, Pickup,
-    PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError, WorkItem,
+    Accepted, IdempotencyKey, Inserted, NewApplication, PrepareInput, ReceiptOutcome,
+    ReceiptRecord, Status, StoreError, WorkItem,
 };
+use sqlx::FromRow;
 
 /// The key of the transaction-level advisory lock that serialises every transaction
 /// appending to the history and audit chain ("kopplung" in ASCII, 0x6b6f70706c756e67).
@@ -94,6 +97,33 @@ impl PostgresStore {
         Ok(Self { pool, clock })
     }
 
+    /// Runs one statement that changes no state (no history): on the pool, without the
+    /// chain lock. The rows it touched.
+    async fn execute(&self, write: Write<'_>) -> Result<u64, StoreError> {
+        Ok(query(write)
+            .execute(&self.pool)
+            .await
+            .sql()?
+            .rows_affected())
+    }
+
+    /// Runs a state change: `update`, which returns a [`ChangedRow`] if it changed an
+    /// entry, then the status, history and audit entries of `change` of that row, in one
+    /// transaction under the chain lock. Whether it changed an entry.
+    async fn transition<F>(&self, update: Write<'_>, change: F) -> Result<bool, StoreError>
+    where
+        F: FnOnce(ChangedRow) -> Result<Change, StoreError> + Send,
+    {
+        let mut tx = self.write().await?;
+        let Some(row) = query(update).fetch_optional(&mut *tx).await.sql()? else {
+            return Ok(false);
+        };
+        let change = change(ChangedRow::from_row(&row).sql()?)?;
+        change_status(&mut tx, self.clock.now(), change).await?;
+        tx.commit().await.sql()?;
+        Ok(true)
+    }
+
     /// Starts a transaction that may change state: it takes the chain lock at once, so
     /// that it runs alone among such transactions of every instance (see the module
     /// documentation). The lock is released with the commit or rollback.
@@ -110,18 +140,14 @@ impl PostgresStore {
     }
 }
 
-/// Appends the history entry of a state change and its audit entry, at the same time.
-/// `binding`: what the audit entry binds by hash (see [`kopplung_core::audit`]).
+/// Appends a history entry and its audit entry, at the same time.
 async fn append_history(
     tx: &mut Transaction<'static, Postgres>,
     now: OffsetDateTime,
-    application_id: Uuid,
-    status: Status,
-    detail: &str,
-    binding: Binding,
+    change: Change,
 ) -> Result<(), StoreError> {
     let insert = "INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)";
-    write_history(tx, insert, now, application_id, status, detail, binding).await
+    write_history(tx, insert, now, change).await
 }
 
 /// A state change's new status, history entry and audit entry; the status and the
@@ -129,15 +155,12 @@ async fn append_history(
 async fn change_status(
     tx: &mut Transaction<'static, Postgres>,
     now: OffsetDateTime,
-    application_id: Uuid,
-    status: Status,
-    detail: &str,
-    binding: Binding,
+    change: Change,
 ) -> Result<(), StoreError> {
-    let change =
+    let update =
         "WITH changed AS (UPDATE applications SET status = $3, updated_at = $2 WHERE id = $1)
          INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)";
-    write_history(tx, change, now, application_id, status, detail, binding).await
+    write_history(tx, update, now, change).await
 }
 
 /// Runs `sql` (application, time, status, detail), which writes the history entry, and
@@ -146,21 +169,18 @@ async fn write_history(
     tx: &mut Transaction<'static, Postgres>,
     sql: &'static str,
     now: OffsetDateTime,
-    application_id: Uuid,
-    status: Status,
-    detail: &str,
-    binding: Binding,
+    change: Change,
 ) -> Result<(), StoreError> {
     let at = rfc3339(now);
     sqlx::query(sql)
-        .bind(application_id.to_string())
+        .bind(change.application_id.to_string())
         .bind(&at)
-        .bind(status.as_str())
-        .bind(detail)
+        .bind(change.status.as_str())
+        .bind(&change.detail)
         .execute(&mut **tx)
         .await
         .sql()?;
-    append_audit(tx, application_id, &at, status, detail, binding).await
+    append_audit(tx, &at, &change).await
 }
 
 /// Links one entry to the end of the audit chain. Must run inside a transaction begun
@@ -168,11 +188,8 @@ async fn write_history(
 /// (of any instance) appends in between.
 async fn append_audit(
     tx: &mut Transaction<'static, Postgres>,
-    application_id: Uuid,
     at: &str,
-    status: Status,
-    detail: &str,
-    binding: Binding,
+    change: &Change,
 ) -> Result<(), StoreError> {
     // The last entry, and the highest seq ever issued: if entries at the end were
     // removed, the next one leaves a gap that verification reports, instead of hiding
@@ -185,15 +202,7 @@ async fn append_audit(
     .fetch_one(&mut **tx)
     .await
     .sql()?;
-    let end = chain_end(last_seq, last_hash, issued);
-    let entry = AuditEntry::next(
-        end.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
-        application_id,
-        at,
-        status.as_str(),
-        detail,
-        binding,
-    );
+    let entry = change.audit_entry(chain_end(last_seq, last_hash, issued), at);
     // The entry and the highest seq issued, in one statement.
     sqlx::query(
         "WITH entry AS (
@@ -217,67 +226,46 @@ async fn append_audit(
     Ok(())
 }
 
-/// The hex SHA-256 of the sealed message stored for an outbox entry, if there is one.
-async fn stored_message_sha256(
+/// Runs the query `sql`, whose one parameter (`$1`) is `id`: the text of its first
+/// column, if it found a row.
+async fn fetch_for(
     tx: &mut Transaction<'static, Postgres>,
-    item: &WorkItem,
+    sql: &'static str,
+    id: &str,
 ) -> Result<Option<String>, StoreError> {
-    let sealed: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT sealed FROM deliveries WHERE application_id = $1 AND procedure_id = $2",
-    )
-    .bind(item.application_id.to_string())
-    .bind(&item.procedure_id)
-    .fetch_one(&mut **tx)
-    .await
-    .sql()?;
-    Ok(sealed.as_deref().map(sha256_hex))
+    sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .sql()
 }
 
-/// Binds the `application_id = $n AND procedure_id = $n+1 AND lease_owner = $n+2` of an
-/// outbox update (the last three parameters): only the holder of the lease may change
-/// the entry.
-trait BindLease<'q> {
-    fn bind_lease(self, item: &'q WorkItem) -> Self;
+/// Runs `sql`, whose one parameter (`$1`) is `id`; the rows it touched.
+async fn execute_for(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &'static str,
+    id: &str,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(sql)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .sql()?
+        .rows_affected())
 }
 
-impl<'q> BindLease<'q> for sqlx::query::Query<'q, Postgres, PgArguments> {
-    fn bind_lease(self, item: &'q WorkItem) -> Self {
-        self.bind(item.application_id.to_string())
-            .bind(&item.procedure_id)
-            .bind(&item.lease)
+/// The statement of `write` with its parameters bound.
+fn query(write: Write<'_>) -> sqlx::query::Query<'_, Postgres, PgArguments> {
+    let mut query = sqlx::query(write.sql);
+    for param in write.params {
+        query = match param {
+            Param::Text(text) => query.bind(text),
+            Param::MaybeText(text) => query.bind(text),
+            Param::Integer(n) => query.bind(n),
+            Param::Blob(bytes) => query.bind(bytes),
+        };
     }
-}
-
-/// Completes a state change whose outbox update touched `updated` rows: the status and
-/// its history and audit entries in the same transaction, or nothing if the lease was
-/// lost. `sealed` is the message just sealed; otherwise the stored one (if any) is hashed.
-async fn transition(
-    mut tx: Transaction<'static, Postgres>,
-    now: OffsetDateTime,
-    updated: u64,
-    item: &WorkItem,
-    status: Status,
-    detail: &str,
-    sealed: Option<&[u8]>,
-) -> Result<bool, StoreError> {
-    if updated != 1 {
-        return Ok(false);
-    }
-    let message_sha256 = match sealed {
-        Some(sealed) => Some(sha256_hex(sealed)),
-        None => stored_message_sha256(&mut tx, item).await?,
-    };
-    change_status(
-        &mut tx,
-        now,
-        item.application_id,
-        status,
-        detail,
-        Binding::message(message_sha256),
-    )
-    .await?;
-    tx.commit().await.sql()?;
-    Ok(true)
+    query
 }
 
 #[cfg(test)]

@@ -1,24 +1,17 @@
 //! The PostgreSQL store's outbox (claims under a lease and what became of them).
 
 use super::*;
-use crate::shared::outbox::{LeasedUpdate, Param};
-use crate::shared::reads::role_impl;
-use kopplung_core::store::LeasedChange;
+use crate::shared::roles::role_impl;
+use kopplung_core::store::Claim;
 
 role_impl!(OutboxStore for PostgresStore {
-    async fn claim(
-        &self,
-        lease: &str,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
-        limit: u32,
-        capacity: &BTreeMap<String, u32>,
-    ) -> Result<Vec<WorkItem>, StoreError> {
-        let procedures: Vec<String> = capacity.keys().cloned().collect();
-        let capacities: Vec<i64> = capacity.values().map(|c| i64::from(*c)).collect();
+    async fn claim(&self, claim: &Claim<'_>) -> Result<Vec<WorkItem>, StoreError> {
+        let procedures: Vec<String> = claim.capacity.keys().cloned().collect();
+        let capacities: Vec<i64> = claim.capacity.values().map(|c| i64::from(*c)).collect();
         // Procedures without capacity left stay out of the candidate window, which keeps a
         // claim's cost independent of the backlog (see the SQLite store).
-        let saturated: Vec<String> = capacity
+        let saturated: Vec<String> = claim
+            .capacity
             .iter()
             .filter(|(_, c)| **c == 0)
             .map(|(id, _)| id.clone())
@@ -71,18 +64,18 @@ role_impl!(OutboxStore for PostgresStore {
                        d.message_type, d.step, d.attempts,
                        (SELECT a.created_at FROM applications a WHERE a.id = d.application_id) AS accepted_at",
         )
-        .bind(lease)
-        .bind(millis(lease_until))
-        .bind(millis(now))
-        .bind(i64::from(limit))
+        .bind(claim.lease)
+        .bind(millis(claim.lease_until))
+        .bind(millis(claim.now))
+        .bind(i64::from(claim.limit))
         .bind(procedures)
         .bind(capacities)
         .bind(saturated)
-        .bind(i64::from(limit.saturating_mul(4)))
+        .bind(i64::from(claim.limit.saturating_mul(4)))
         .fetch_all(&self.pool)
         .await.sql()?;
         rows.into_iter()
-            .map(|row: WorkRow| row.into_item(lease))
+            .map(|row: WorkRow| row.into_item(claim.lease))
             .collect()
     }
 
@@ -103,36 +96,6 @@ role_impl!(OutboxStore for PostgresStore {
         .await
         .sql()?;
         application.into_input(id, attachments)
-    }
-
-    async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError> {
-        let update = LeasedUpdate::of(change, self.clock.now());
-        let mut query = sqlx::query(update.sql);
-        for param in update.params {
-            query = match param {
-                Param::Text(text) => query.bind(text),
-                Param::Integer(n) => query.bind(n),
-                Param::Blob(bytes) => query.bind(bytes),
-            };
-        }
-        let query = query.bind_lease(item);
-        let Some((status, detail)) = update.transition else {
-            // No state change, no history: no chain lock needed; the row lock of the
-            // update and the lease condition suffice.
-            let updated = query.execute(&self.pool).await.sql()?;
-            return Ok(updated.rows_affected() == 1);
-        };
-        let mut tx = self.write().await?;
-        let updated = query.execute(&mut *tx).await.sql()?;
-        transition(
-            tx, self.clock.now(),
-            updated.rows_affected(),
-            item,
-            status,
-            detail,
-            update.sealed,
-        )
-        .await
     }
 
     async fn release_stale_leases(&self) -> Result<u64, StoreError> {

@@ -21,4 +21,18 @@ impl ReadSql for sqlx::Postgres {
     const BACKLOG: &'static str =
         statements::backlog!("(ARRAY_AGG(a.created_at ORDER BY a.created_at::timestamptz))[1]");
     const DEAD_LETTERS: &'static str = statements::dead_letters!("a.updated_at::timestamptz, a.id");
+    // Size and hash computed by the database: the list does not fetch the messages.
+    const PICKUPS: &'static str =
+        "SELECT d.message_id, d.application_id, a.receipt, a.region, d.service_key,
+                d.message_type, d.due_at, octet_length(d.sealed)::bigint AS size,
+                encode(sha256(d.sealed), 'hex') AS sha256
+         FROM deliveries d JOIN applications a ON a.id = d.application_id
+         WHERE d.procedure_id = $1 AND d.step = 'pickup'
+         ORDER BY d.due_at, d.message_id LIMIT $2";
+    const PICKUP: &'static str =
+        "SELECT d.message_id, d.application_id, a.receipt, a.region, d.service_key,
+                d.message_type, d.due_at, octet_length(d.sealed)::bigint AS size,
+                encode(sha256(d.sealed), 'hex') AS sha256, d.sealed
+         FROM deliveries d JOIN applications a ON a.id = d.application_id
+         WHERE d.procedure_id = $1 AND d.message_id = $2 AND d.step IN ('pickup', 'done')";
 }

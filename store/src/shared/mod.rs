@@ -33,6 +33,17 @@ pub(crate) fn count(n: i64) -> u32 {
     n.try_into().unwrap_or(u32::MAX)
 }
 
+/// A parameter of a statement written once for both backends (`$n` parameters: sqlx
+/// binds them by number; rusqlite binds by position, which is the same as long as they
+/// first appear in order). Each backend binds it in its way.
+pub(crate) enum Param<'a> {
+    Text(String),
+    /// Text, or NULL.
+    MaybeText(Option<String>),
+    Integer(i64),
+    Blob(&'a [u8]),
+}
+
 /// Opens a backend's pool and brings its schema up to date with its `migrator`.
 pub(crate) async fn open_pool<DB>(
     pool: sqlx::pool::PoolOptions<DB>,
@@ -49,7 +60,12 @@ where
 }
 
 pub(crate) mod audit;
+pub(crate) mod history;
+pub(crate) mod intake;
 pub(crate) mod outbox;
 pub(crate) mod reads;
+pub(crate) mod receipt;
+pub(crate) mod roles;
 pub(crate) mod rows;
 pub(crate) mod statements;
+pub(crate) mod writes;

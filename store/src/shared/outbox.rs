@@ -1,40 +1,39 @@
 //! What a change to a leased outbox entry writes, alike on both backends: one
 //! statement (`$n` parameters, the lease's three last: application, procedure, lease
-//! token) and, for a state change, the status and the history detail it records. A
-//! backend binds and runs it in its way (SQLite on the writer thread, PostgreSQL under
-//! the chain lock).
+//! token) and, for a state change, the history entry it completes. A backend runs it
+//! in its way (SQLite on the writer thread, PostgreSQL under the chain lock; see
+//! [`crate::shared::roles::role_impl`]).
+//!
+//! The statement of a state change returns a [`ChangedRow`](super::writes::ChangedRow) if it changed the entry
+//! (the lease held), with the stored message whose hash the audit entry binds: one
+//! statement, not a second one to read the message back. The message just sealed is
+//! known; its row returns NULL.
 
 use time::OffsetDateTime;
 
-use super::{millis, rfc3339};
+use super::history::Change;
+use super::writes::Write;
+use super::{Param, millis, rfc3339};
+use kopplung_core::audit::sha256_hex;
 use kopplung_core::store::rules::Stage;
-use kopplung_core::store::{LeasedChange, Status};
-
-/// A parameter of a leased update, before the lease's.
-pub(crate) enum Param<'a> {
-    Text(String),
-    Integer(i64),
-    Blob(&'a [u8]),
-}
+use kopplung_core::store::{LeasedChange, Status, WorkItem};
 
 pub(crate) struct LeasedUpdate<'a> {
-    pub(crate) sql: &'static str,
-    pub(crate) params: Vec<Param<'a>>,
-    /// The state change (status, history detail) the update completes; without one,
-    /// no history is written.
-    pub(crate) transition: Option<(Status, &'a str)>,
-    /// The message just sealed, whose hash the audit entry binds; otherwise the stored
-    /// message (if any) is hashed.
-    pub(crate) sealed: Option<&'a [u8]>,
+    pub(crate) write: Write<'a>,
+    /// The state change the update completes; without one, no history is written.
+    /// Unless it binds the message just sealed, the stored one returned is bound
+    /// ([`Change::binding_stored`]).
+    pub(crate) transition: Option<Change>,
 }
 
 impl<'a> LeasedUpdate<'a> {
-    /// The update recording `change` at `now`.
-    pub(crate) fn of(change: LeasedChange<'a>, now: OffsetDateTime) -> Self {
-        let (sql, params, transition, sealed) = match change {
+    /// The update recording `change` of `item`'s entry at `now`.
+    pub(crate) fn of(item: &WorkItem, change: LeasedChange<'a>, now: OffsetDateTime) -> Self {
+        let (sql, mut params, transition, sealed) = match change {
             LeasedChange::Prepared { sealed, detail } => (
                 "UPDATE deliveries SET step = 'deliver', sealed = $1, last_error = NULL
-                 WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
+                 WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4
+                 RETURNING application_id, message_id, NULL AS sealed",
                 vec![Param::Blob(sealed)],
                 Some((Status::Prepared, detail)),
                 Some(sealed),
@@ -43,31 +42,31 @@ impl<'a> LeasedUpdate<'a> {
             LeasedChange::Delivered { detail } => (
                 "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
                         lease_owner = NULL, lease_until = NULL, delivered_at = $1
-                 WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
+                 WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4
+                 RETURNING application_id, message_id, sealed",
                 vec![Param::Text(rfc3339(now))],
                 Some((Status::Delivered, detail)),
                 None,
             ),
-            LeasedChange::Retry { due, error } => (
-                "UPDATE deliveries SET attempts = attempts + 1, last_error = $1, due_at = $2,
+            // A wait is a retry that is no attempt (the destination was unreachable
+            // altogether).
+            LeasedChange::Retry { due, error: reason } | LeasedChange::Wait { due, reason } => (
+                "UPDATE deliveries SET attempts = attempts + $1, last_error = $2, due_at = $3,
                         lease_owner = NULL, lease_until = NULL
-                 WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
-                vec![Param::Text(error.to_owned()), Param::Integer(millis(due))],
-                None,
-                None,
-            ),
-            LeasedChange::Wait { due, reason } => (
-                "UPDATE deliveries SET last_error = $1, due_at = $2, lease_owner = NULL,
-                        lease_until = NULL
-                 WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
-                vec![Param::Text(reason.to_owned()), Param::Integer(millis(due))],
+                 WHERE application_id = $4 AND procedure_id = $5 AND lease_owner = $6",
+                vec![
+                    Param::Integer(i64::from(matches!(change, LeasedChange::Retry { .. }))),
+                    Param::Text(reason.to_owned()),
+                    Param::Integer(millis(due)),
+                ],
                 None,
                 None,
             ),
             LeasedChange::AwaitingPickup { detail } => (
                 "UPDATE deliveries SET step = 'pickup', last_error = NULL, due_at = $1,
                         lease_owner = NULL, lease_until = NULL
-                 WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4",
+                 WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4
+                 RETURNING application_id, message_id, sealed",
                 vec![Param::Integer(millis(now))],
                 Some((Status::Prepared, detail)),
                 None,
@@ -76,7 +75,8 @@ impl<'a> LeasedUpdate<'a> {
                 "UPDATE deliveries SET step = $1, last_error = $2, lease_owner = NULL,
                         lease_until = NULL,
                         attempts = attempts + CASE WHEN $1 = 'dead' THEN 1 ELSE 0 END
-                 WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5",
+                 WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5
+                 RETURNING application_id, message_id, sealed",
                 vec![
                     Param::Text(Stage::of_failure(status).as_str().to_owned()),
                     Param::Text(error.to_owned()),
@@ -85,11 +85,18 @@ impl<'a> LeasedUpdate<'a> {
                 None,
             ),
         };
+        // Only the holder of the lease may change the entry.
+        params.extend([
+            Param::Text(item.application_id.to_string()),
+            Param::Text(item.procedure_id.clone()),
+            Param::Text(item.lease.clone()),
+        ]);
+        let transition = transition.map(|(status, detail)| {
+            Change::message(item.application_id, status, detail, sealed.map(sha256_hex))
+        });
         Self {
-            sql,
-            params,
+            write: Write { sql, params },
             transition,
-            sealed,
         }
     }
 }

@@ -7,14 +7,14 @@ use uuid::Uuid;
 
 use super::rows::{
     ApplicationRow, BacklogRow, DeadLetterRow, DocumentRow, Fragment, FragmentRow, HistoryRow,
-    MailboxRow, SummaryRow, UploadRow,
+    MailboxRow, PickupRow, SummaryRow, UploadRow,
 };
 use super::{from_millis, rfc3339, statements};
 use crate::Sql;
-use kopplung_core::store::rules::parse_uuid;
+use kopplung_core::store::rules::{Stage, parse_uuid, pickup_ack};
 use kopplung_core::store::{
     ApplicationQuery, ApplicationRecord, ApplicationSummary, Backlog, DeadLetter, DocumentInfo,
-    FRAGMENT_BYTES, MailboxEntry, Status, StoreError, UploadInfo, WorkItem,
+    FRAGMENT_BYTES, MailboxEntry, Pickup, PickupAck, Status, StoreError, UploadInfo, WorkItem,
 };
 
 /// A backend's statements of the shared reads; parameters in the order the reads bind them.
@@ -30,6 +30,11 @@ pub(crate) trait ReadSql: Database {
     const BACKLOG: &'static str;
     /// The columns of [`DeadLetterRow`], oldest first.
     const DEAD_LETTERS: &'static str;
+    /// The [`PickupRow`]s (without the message) of the messages waiting for `$1`, oldest
+    /// first, at most `$2`.
+    const PICKUPS: &'static str;
+    /// The [`PickupRow`] with the message of message `$2` of `$1`, waiting or collected.
+    const PICKUP: &'static str;
 }
 
 /// Runs the shared reads on a backend's pool.
@@ -60,19 +65,39 @@ where
     for<'r> BacklogRow: sqlx::FromRow<'r, DB::Row>,
     for<'r> DeadLetterRow: sqlx::FromRow<'r, DB::Row>,
     for<'r> SummaryRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> PickupRow: sqlx::FromRow<'r, DB::Row>,
 {
     pub(crate) fn on(pool: &'p Pool<DB>) -> Self {
         Self { pool }
     }
 
-    pub(crate) async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
-        sqlx::query_as::<DB, UploadRow>(statements::UPLOAD)
-            .bind(id.to_string())
+    /// The row of `sql` with its text parameters `params`, if there is one, as the core's
+    /// value (`into`).
+    async fn optional<R, T>(
+        &self,
+        sql: &'static str,
+        params: &[&str],
+        into: impl FnOnce(R) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, DB::Row> + Send + Unpin,
+    {
+        let mut query = sqlx::query_as::<DB, R>(sql);
+        for param in params {
+            query = query.bind(*param);
+        }
+        query
             .fetch_optional(self.pool)
             .await
             .sql()?
-            .map(|row| row.into_info(id))
+            .map(into)
             .transpose()
+    }
+
+    pub(crate) async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError> {
+        let into = |row: UploadRow| row.into_info(id);
+        self.optional(statements::UPLOAD, &[&id.to_string()], into)
+            .await
     }
 
     /// Uploads started before `before` that no application names (at most 1000).
@@ -126,6 +151,49 @@ where
         })
     }
 
+    pub(crate) async fn pickups(
+        &self,
+        procedure: &str,
+        limit: u32,
+    ) -> Result<Vec<Pickup>, StoreError> {
+        sqlx::query_as::<DB, PickupRow>(DB::PICKUPS)
+            .bind(procedure)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool)
+            .await
+            .sql()?
+            .into_iter()
+            .map(|row| row.into_pickup().map(|(pickup, _)| pickup))
+            .collect()
+    }
+
+    pub(crate) async fn pickup(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+    ) -> Result<Option<(Pickup, Vec<u8>)>, StoreError> {
+        let params = [procedure, &message_id.to_string()];
+        self.optional(DB::PICKUP, &params, PickupRow::into_pickup)
+            .await
+    }
+
+    /// The answer to an acknowledgement of message `message_id` of `procedure` that
+    /// found it not waiting: collected already, or unknown.
+    pub(crate) async fn pickup_answer(
+        &self,
+        procedure: &str,
+        message_id: Uuid,
+    ) -> Result<PickupAck, StoreError> {
+        let step: Option<String> = sqlx::query_scalar(statements::STEP)
+            .bind(procedure)
+            .bind(message_id.to_string())
+            .fetch_optional(self.pool)
+            .await
+            .sql()?;
+        let stage = step.as_deref().map(Stage::parse).transpose()?;
+        Ok(pickup_ack(stage).unwrap_or(PickupAck::Unknown))
+    }
+
     pub(crate) async fn attachment_fragment(
         &self,
         procedure: &str,
@@ -177,54 +245,47 @@ where
         application_id: Uuid,
         document_id: Uuid,
     ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError> {
-        sqlx::query_as::<DB, DocumentRow>(statements::DOCUMENT)
-            .bind(document_id.to_string())
-            .bind(application_id.to_string())
-            .fetch_optional(self.pool)
+        let (document_id, application_id) = (document_id.to_string(), application_id.to_string());
+        let params = [document_id.as_str(), &application_id];
+        self.optional(statements::DOCUMENT, &params, DocumentRow::into_document)
             .await
-            .sql()?
-            .map(DocumentRow::into_document)
-            .transpose()
+    }
+
+    /// Every row of `query`, as the core's values.
+    async fn all<R, T>(
+        &self,
+        query: sqlx::query::QueryAs<'_, DB, R, DB::Arguments>,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, DB::Row> + Send + Unpin,
+        T: TryFrom<R, Error = StoreError>,
+    {
+        let rows = query.fetch_all(self.pool).await.sql()?;
+        rows.into_iter().map(T::try_from).collect()
     }
 
     pub(crate) async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
-        sqlx::query_as::<DB, BacklogRow>(DB::BACKLOG)
-            .fetch_all(self.pool)
-            .await
-            .sql()?
-            .into_iter()
-            .map(Backlog::try_from)
-            .collect()
+        self.all::<BacklogRow, _>(sqlx::query_as(DB::BACKLOG)).await
     }
 
     pub(crate) async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        sqlx::query_as::<DB, DeadLetterRow>(DB::DEAD_LETTERS)
-            .fetch_all(self.pool)
+        self.all::<DeadLetterRow, _>(sqlx::query_as(DB::DEAD_LETTERS))
             .await
-            .sql()?
-            .into_iter()
-            .map(DeadLetter::try_from)
-            .collect()
     }
 
     pub(crate) async fn search(
         &self,
         query: &ApplicationQuery,
     ) -> Result<Vec<ApplicationSummary>, StoreError> {
-        sqlx::query_as::<DB, SummaryRow>(statements::SEARCH)
+        let search = sqlx::query_as::<DB, SummaryRow>(statements::SEARCH)
             .bind(query.receipt.as_deref())
             .bind(query.service.as_deref())
             .bind(query.procedure.as_deref())
             .bind(query.status.map(Status::as_str))
             .bind(query.from.map(rfc3339))
             .bind(query.until.map(rfc3339))
-            .bind(i64::from(query.limit))
-            .fetch_all(self.pool)
-            .await
-            .sql()?
-            .into_iter()
-            .map(ApplicationSummary::try_from)
-            .collect()
+            .bind(i64::from(query.limit));
+        self.all(search).await
     }
 
     /// Applications of `service` whose final state was reached before `final_before`
@@ -246,177 +307,3 @@ where
         ids.iter().map(|id| parse_uuid(id)).collect()
     }
 }
-
-/// A backend's impl of a store role, completed by the role's methods that are shared
-/// reads ([`Reads`], or the audit trail's `AuditReader` with the backend's sqlx
-/// database named, on the backend's `pool`): those are written here once for both
-/// backends, the backend writes only its own methods (and, for the loops here, the one
-/// step each takes: `discard_upload`, `purge_one`).
-macro_rules! role_impl {
-    (@impl $role:ident for $store:ty { $($own:tt)* } { $($shared:tt)* }) => {
-        #[async_trait::async_trait]
-        impl kopplung_core::store::$role for $store {
-            $($own)*
-            $($shared)*
-        }
-    };
-    (AuditStore for $store:ty, reading $db:ty { $($own:tt)* }) => {
-        $crate::shared::reads::role_impl!(@impl AuditStore for $store { $($own)* } {
-            async fn audit_entries(
-                &self,
-                application_id: uuid::Uuid,
-            ) -> Result<Vec<kopplung_core::store::AuditEntry>, kopplung_core::store::StoreError> {
-                let mut connection = self.pool.acquire().await.sql()?;
-                $crate::shared::audit::AuditReader::<$db>::new(&mut connection)
-                    .entries_of(&application_id.to_string(), false)
-                    .await
-            }
-
-            async fn audit_head(
-                &self,
-            ) -> Result<Option<(i64, String)>, kopplung_core::store::StoreError> {
-                let mut connection = self.pool.acquire().await.sql()?;
-                $crate::shared::audit::AuditReader::<$db>::new(&mut connection)
-                    .head()
-                    .await
-            }
-
-            async fn audit_checkpoints(
-                &self,
-            ) -> Result<Vec<kopplung_core::store::Checkpoint>, kopplung_core::store::StoreError> {
-                let mut connection = self.pool.acquire().await.sql()?;
-                $crate::shared::audit::AuditReader::<$db>::new(&mut connection)
-                    .checkpoints()
-                    .await
-            }
-        });
-    };
-    (IntakeStore for $store:ty { $($own:tt)* }) => {
-        $crate::shared::reads::role_impl!(@impl IntakeStore for $store { $($own)* } {
-            async fn upload(
-                &self,
-                id: uuid::Uuid,
-            ) -> Result<Option<kopplung_core::store::UploadInfo>, kopplung_core::store::StoreError> {
-                $crate::shared::reads::Reads::on(&self.pool).upload(id).await
-            }
-
-            async fn discard_stale_uploads(
-                &self,
-                before: time::OffsetDateTime,
-            ) -> Result<u64, kopplung_core::store::StoreError> {
-                let mut discarded = 0;
-                for id in $crate::shared::reads::Reads::on(&self.pool).stale_uploads(before).await? {
-                    if self.discard_upload(id).await? {
-                        discarded += 1;
-                    }
-                }
-                Ok(discarded)
-            }
-
-            async fn application(
-                &self,
-                id: uuid::Uuid,
-            ) -> Result<Option<kopplung_core::store::ApplicationRecord>, kopplung_core::store::StoreError> {
-                $crate::shared::reads::Reads::on(&self.pool).application(id).await
-            }
-        });
-    };
-    (OutboxStore for $store:ty { $($own:tt)* }) => {
-        $crate::shared::reads::role_impl!(@impl OutboxStore for $store { $($own)* } {
-            async fn next_due(
-                &self,
-            ) -> Result<Option<time::OffsetDateTime>, kopplung_core::store::StoreError> {
-                $crate::shared::reads::Reads::on(&self.pool).next_due().await
-            }
-
-            async fn sealed_message(
-                &self,
-                item: &kopplung_core::store::WorkItem,
-            ) -> Result<Vec<u8>, kopplung_core::store::StoreError> {
-                $crate::shared::reads::Reads::on(&self.pool).sealed_message(item).await
-            }
-        });
-    };
-    (PickupStore for $store:ty { $($own:tt)* }) => {
-        $crate::shared::reads::role_impl!(@impl PickupStore for $store { $($own)* } {
-            async fn attachment_fragment(
-                &self,
-                procedure: &str,
-                message_id: uuid::Uuid,
-                position: u32,
-                fragment: u64,
-            ) -> Result<Option<Vec<u8>>, kopplung_core::store::StoreError> {
-                $crate::shared::reads::Reads::on(&self.pool)
-                    .attachment_fragment(procedure, message_id, position, fragment)
-                    .await
-            }
-        });
-    };
-    (EventStore for $store:ty { $($own:tt)* }) => {
-        $crate::shared::reads::role_impl!(@impl EventStore for $store { $($own)* } {
-            async fn mailbox(
-                &self,
-                id: uuid::Uuid,
-            ) -> Result<
-                (Vec<kopplung_core::store::MailboxEntry>, Vec<kopplung_core::store::DocumentInfo>),
-                kopplung_core::store::StoreError,
-            > {
-                $crate::shared::reads::Reads::on(&self.pool).mailbox(id).await
-            }
-
-            async fn document(
-                &self,
-                application_id: uuid::Uuid,
-                document_id: uuid::Uuid,
-            ) -> Result<
-                Option<(kopplung_core::store::DocumentInfo, Vec<u8>)>,
-                kopplung_core::store::StoreError,
-            > {
-                $crate::shared::reads::Reads::on(&self.pool)
-                    .document(application_id, document_id)
-                    .await
-            }
-        });
-    };
-    (OversightStore for $store:ty { $($own:tt)* }) => {
-        $crate::shared::reads::role_impl!(@impl OversightStore for $store { $($own)* } {
-            async fn backlog(
-                &self,
-            ) -> Result<Vec<kopplung_core::store::Backlog>, kopplung_core::store::StoreError> {
-                $crate::shared::reads::Reads::on(&self.pool).backlog().await
-            }
-
-            async fn dead_letters(
-                &self,
-            ) -> Result<Vec<kopplung_core::store::DeadLetter>, kopplung_core::store::StoreError> {
-                $crate::shared::reads::Reads::on(&self.pool).dead_letters().await
-            }
-
-            async fn search(
-                &self,
-                query: &kopplung_core::store::ApplicationQuery,
-            ) -> Result<Vec<kopplung_core::store::ApplicationSummary>, kopplung_core::store::StoreError> {
-                $crate::shared::reads::Reads::on(&self.pool).search(query).await
-            }
-
-            async fn purge_personal_data(
-                &self,
-                service: &str,
-                final_before: time::OffsetDateTime,
-                limit: u32,
-            ) -> Result<u64, kopplung_core::store::StoreError> {
-                let candidates = $crate::shared::reads::Reads::on(&self.pool)
-                    .purge_candidates(service, final_before, limit)
-                    .await?;
-                let mut purged = 0;
-                for application_id in candidates {
-                    if self.purge_one(application_id).await? {
-                        purged += 1;
-                    }
-                }
-                Ok(purged)
-            }
-        });
-    };
-}
-pub(crate) use role_impl;

@@ -2,11 +2,12 @@
 //! database, or filled by hand from a rusqlite row on SQLite's writer), and how each
 //! becomes the core's value. Columns are named as in the queries of both backends.
 
-use kopplung_core::store::rules::{Stage, parse_status, parse_uuid, pickup_ack};
+use kopplung_core::audit::sha256_hex;
+use kopplung_core::store::rules::{Stage, parse_status, parse_uuid};
 use kopplung_core::store::{
     ApplicationRecord, ApplicationSummary, Attachment, AttachmentContent, Backlog, DeadLetter,
-    DeliveryRecord, DocumentInfo, HistoryEntry, MailboxEntry, Pickup, PickupAck, PrepareInput,
-    Step, StoreError, UploadInfo, WorkItem, fragment_count,
+    DeliveryRecord, DocumentInfo, HistoryEntry, MailboxEntry, Pickup, PrepareInput, StoreError,
+    UploadInfo, WorkItem, fragment_count,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -351,7 +352,8 @@ impl PrepareRow {
     }
 }
 
-/// A message waiting for its procedure; its size and hash come with it.
+/// A message waiting for its procedure, with its size and hash: computed by the database
+/// where it can (PostgreSQL), else here from the message (SQLite).
 #[derive(sqlx::FromRow)]
 pub(crate) struct PickupRow {
     message_id: String,
@@ -361,15 +363,29 @@ pub(crate) struct PickupRow {
     service_key: String,
     message_type: String,
     due_at: i64,
+    #[sqlx(default)]
+    size: Option<i64>,
+    #[sqlx(default)]
+    sha256: Option<String>,
+    /// The message, where the query reads it.
+    #[sqlx(default)]
+    sealed: Option<Vec<u8>>,
 }
 
 impl PickupRow {
-    /// `sealed`: the message's size and SHA-256 (hex), `None` if it is gone.
-    pub(crate) fn into_pickup(self, sealed: Option<(i64, String)>) -> Result<Pickup, StoreError> {
-        let Some((size, sha256)) = sealed else {
+    /// The pickup and the message's bytes (empty where the query did not read them).
+    pub(crate) fn into_pickup(self) -> Result<(Pickup, Vec<u8>), StoreError> {
+        let found = self.size.zip(self.sha256).or_else(|| {
+            let sealed = self.sealed.as_deref()?;
+            Some((
+                i64::try_from(sealed.len()).unwrap_or(i64::MAX),
+                sha256_hex(sealed),
+            ))
+        });
+        let Some((size, sha256)) = found else {
             return Err(StoreError::Corrupt("a pickup without its message".into()));
         };
-        Ok(Pickup {
+        let pickup = Pickup {
             message_id: parse_uuid(&self.message_id)?,
             application_id: parse_uuid(&self.application_id)?,
             receipt: self.receipt,
@@ -380,7 +396,8 @@ impl PickupRow {
             sha256,
             available_since: from_millis(self.due_at)
                 .ok_or_else(|| StoreError::Corrupt(format!("time {}", self.due_at)))?,
-        })
+        };
+        Ok((pickup, self.sealed.unwrap_or_default()))
     }
 }
 
@@ -411,43 +428,5 @@ impl FragmentRow {
             None => Fragment::Inline(self.part),
             Some(upload) => Fragment::Chunk(upload),
         }
-    }
-}
-
-/// The outbox entry a pickup acknowledgement finds.
-#[derive(sqlx::FromRow)]
-pub(crate) struct AckRow {
-    pub(crate) application_id: String,
-    pub(crate) service_key: String,
-    pub(crate) message_type: String,
-    pub(crate) step: String,
-}
-
-impl AckRow {
-    /// The entry to mark delivered (as the item whose transition records it), or the
-    /// answer if the message does not wait (see [`kopplung_core::store::rules::pickup_ack`]).
-    pub(crate) fn waiting(
-        row: Option<Self>,
-        procedure: &str,
-        message_id: Uuid,
-    ) -> Result<Result<WorkItem, PickupAck>, StoreError> {
-        let stage = row.as_ref().map(|r| Stage::parse(&r.step)).transpose()?;
-        if let Some(answer) = pickup_ack(stage) {
-            return Ok(Err(answer));
-        }
-        let Some(row) = row else {
-            return Ok(Err(PickupAck::Unknown));
-        };
-        Ok(Ok(WorkItem {
-            application_id: parse_uuid(&row.application_id)?,
-            service_key: row.service_key,
-            procedure_id: procedure.to_owned(),
-            message_id,
-            message_type: row.message_type,
-            step: Step::Deliver,
-            attempts: 0,
-            lease: String::new(),
-            accepted_at: None,
-        }))
     }
 }

@@ -25,6 +25,9 @@ pub(crate) const SEALED: &str =
 /// Chunk `seq` of upload `upload_id`.
 pub(crate) const CHUNK: &str =
     "SELECT content FROM upload_chunks WHERE upload_id = $1 AND seq = $2";
+/// The step of message `message_id` of `procedure`.
+pub(crate) const STEP: &str =
+    "SELECT step FROM deliveries WHERE procedure_id = $1 AND message_id = $2";
 /// kind, text, document_id, at of application `id`'s mailbox, in order.
 pub(crate) const MAILBOX: &str =
     "SELECT kind, text, document_id, at FROM mailbox WHERE application_id = $1 ORDER BY seq";

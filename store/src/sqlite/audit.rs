@@ -4,8 +4,8 @@
 
 use super::*;
 use crate::shared::audit::{AuditReader, AuditSql};
-use crate::shared::reads::role_impl;
-use kopplung_core::audit::{AuditReport, AuditVerifier, Checkpoint};
+use crate::shared::roles::role_impl;
+use kopplung_core::audit::{AuditReport, AuditVerifier};
 
 /// The columns of an audit entry, each read as text (a macro, so that the queries stay
 /// string literals).
@@ -55,24 +55,6 @@ impl AuditSql for sqlx::Sqlite {
 }
 
 role_impl!(AuditStore for SqliteStore, reading sqlx::Sqlite {
-    async fn record_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        let checkpoint = checkpoint.clone();
-        self.writer
-            .write(move |tx| {
-                tx.prepare_cached(
-                    "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES (?1, ?2, ?3, ?4)",
-                ).sql()?
-                .execute(params![
-                    checkpoint.seq,
-                    checkpoint.hash,
-                    checkpoint.at,
-                    checkpoint.signature
-                ]).sql()?;
-                Ok(())
-            })
-            .await
-    }
-
     async fn verify_audit_with(&self, verifier: AuditVerifier) -> Result<AuditReport, StoreError> {
         // One read transaction: one consistent snapshot, while the hub goes on appending.
         let mut tx = self.pool.begin().await.sql()?;

@@ -1,7 +1,9 @@
 //! The SQLite store's intake (applications, uploads, idempotency, the status view).
 
 use super::*;
-use crate::shared::reads::role_impl;
+use crate::Taken;
+use crate::shared::intake::AttachmentInsert;
+use crate::shared::roles::role_impl;
 
 /// The query of an earlier request with the same idempotency key.
 const EARLIER_ANSWER: &str = "SELECT i.request_sha256, a.id, a.receipt FROM idempotency_keys i
@@ -58,52 +60,40 @@ fn insert_application(
             form.payload,
             at
         ]);
-    match inserted {
-        Err(rusqlite::Error::SqliteFailure(e, Some(message)))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation
-                && message.contains("receipt") =>
-        {
-            return Ok(Inserted::ReceiptTaken);
-        }
-        other => {
-            other.sql()?;
-        }
+    if inserted.unless_taken("receipt")?.is_none() {
+        return Ok(Inserted::ReceiptTaken);
     }
-    for (position, attachment) in new.attachments.iter().enumerate() {
-        let (content, upload) = match &attachment.content {
-            AttachmentContent::Inline(content) => (content.as_slice(), None),
-            AttachmentContent::Upload(upload) => {
-                // Bound here, in the same transaction: one upload, one application.
-                let bound = tx
-                    .prepare_cached(
-                        "UPDATE uploads SET application_id = ?1
-                         WHERE id = ?2 AND client_id = ?3 AND application_id IS NULL
-                           AND completed_at IS NOT NULL",
-                    )
-                    .sql()?
-                    .execute(params![id, upload.to_string(), new.client_id])
-                    .sql()?;
-                if bound != 1 {
-                    // Nothing of this application may stay.
-                    tx.discard();
-                    return Ok(Inserted::UploadTaken(position));
-                }
-                (&[][..], Some(upload.to_string()))
+    for attachment in AttachmentInsert::all(new) {
+        if let Some(upload) = &attachment.upload {
+            // Bound here, in the same transaction: one upload, one application.
+            let bound = tx
+                .prepare_cached(
+                    "UPDATE uploads SET application_id = ?1
+                     WHERE id = ?2 AND client_id = ?3 AND application_id IS NULL
+                       AND completed_at IS NOT NULL",
+                )
+                .sql()?
+                .execute(params![id, upload, new.client_id])
+                .sql()?;
+            if bound != 1 {
+                // Nothing of this application may stay.
+                tx.discard();
+                return Ok(Inserted::UploadTaken(attachment.position));
             }
-        };
+        }
         tx.prepare_cached(
             "INSERT INTO attachments (application_id, position, filename, media_type, size, sha512, content, upload_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         ).sql()?
         .execute(params![
             id,
-            position as i64,
+            attachment.stored_position(),
             attachment.filename,
             attachment.media_type,
-            i64::try_from(attachment.size).unwrap_or(i64::MAX),
+            attachment.size,
             attachment.sha512,
-            content,
-            upload
+            attachment.content,
+            attachment.upload
         ]).sql()?;
     }
     tx.prepare_cached(
@@ -125,16 +115,7 @@ fn insert_application(
         ).sql()?
         .execute(params![new.client_id, key.key, key.request_sha256, id, at]).sql()?;
     }
-    append_history(
-        tx,
-        new.id,
-        Status::Accepted,
-        &rules::accepted_detail(&new.client_id),
-        Binding {
-            message_sha256: None,
-            content_sha256: Some(form.content_sha256),
-        },
-    )?;
+    append_history(tx, Change::accepted(new, form.content_sha256))?;
     Ok(Inserted::Created(Accepted {
         id: new.id,
         receipt: new.receipt.clone(),
@@ -151,96 +132,20 @@ role_impl!(IntakeStore for SqliteStore {
             .await
     }
 
-    async fn create_upload(&self, upload: &NewUpload) -> Result<(), StoreError> {
-        let upload = upload.clone();
-        self.writer
-            .write(move |tx| {
-                tx.prepare_cached(
-                    "INSERT INTO uploads (id, client_id, filename, media_type, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .sql()?
-                .execute(params![
-                    upload.id.to_string(),
-                    upload.client_id,
-                    upload.filename,
-                    upload.media_type,
-                    rfc3339(upload.created_at)
-                ])
-                .sql()?;
-                Ok(())
-            })
-            .await
-    }
-
-    async fn append_upload_chunk(
-        &self,
-        id: Uuid,
-        seq: u64,
-        content: &[u8],
-    ) -> Result<(), StoreError> {
-        // One short write per chunk: a slow upload never holds the writer.
-        let content = content.to_vec();
-        self.writer
-            .write(move |tx| {
-                tx.prepare_cached(
-                    "INSERT INTO upload_chunks (upload_id, seq, content) VALUES (?1, ?2, ?3)",
-                )
-                .sql()?
-                .execute(params![
-                    id.to_string(),
-                    i64::try_from(seq).unwrap_or(i64::MAX),
-                    content
-                ])
-                .sql()?;
-                Ok(())
-            })
-            .await
-    }
-
-    async fn complete_upload(&self, id: Uuid, size: u64, sha512: &str) -> Result<(), StoreError> {
-        let sha512 = sha512.to_owned();
-        self.writer
-            .write(move |tx| {
-                tx.prepare_cached(
-                    "UPDATE uploads SET size = ?1, sha512 = ?2, completed_at = ?3 WHERE id = ?4",
-                )
-                .sql()?
-                .execute(params![
-                    i64::try_from(size).unwrap_or(i64::MAX),
-                    sha512,
-                    rfc3339(tx.now()),
-                    id.to_string()
-                ])
-                .sql()?;
-                Ok(())
-            })
-            .await
-    }
-
     async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.writer
             .write(move |tx| {
-                let free: Option<String> = tx
-                    .prepare_cached(
-                        "SELECT id FROM uploads WHERE id = ?1 AND application_id IS NULL",
-                    )
-                    .sql()?
-                    .query_row([&id], |row| row.get(0))
-                    .optional()
-                    .sql()?;
+                let free = fetch_for(
+                    tx,
+                    "SELECT id FROM uploads WHERE id = ?1 AND application_id IS NULL",
+                    &id,
+                )?;
                 if free.is_none() {
                     return Ok(false);
                 }
-                tx.prepare_cached("DELETE FROM upload_chunks WHERE upload_id = ?1")
-                    .sql()?
-                    .execute([&id])
-                    .sql()?;
-                tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")
-                    .sql()?
-                    .execute([&id])
-                    .sql()?;
+                execute_for(tx, "DELETE FROM upload_chunks WHERE upload_id = ?1", &id)?;
+                execute_for(tx, "DELETE FROM uploads WHERE id = ?1", &id)?;
                 Ok(true)
             })
             .await

@@ -18,8 +18,7 @@ mod reads;
 use crate::Sql;
 use crate::shared::rows::*;
 use crate::shared::{millis, rfc3339};
-use kopplung_core::store::rules::{self, Stage, parse_status};
-use std::collections::BTreeMap;
+use kopplung_core::store::rules::{self, parse_status};
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -32,19 +31,19 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::sync::Arc;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::group::{GroupWriter, WriteTx};
+use crate::shared::Param;
+use crate::shared::history::Change;
+use crate::shared::writes::{ChangedRow, Write};
 use kopplung_core::audit::content;
-use kopplung_core::audit::{AuditEntry, Binding, sha256_hex};
 use kopplung_core::store::{
-    Accepted, AttachmentContent, IdempotencyKey, Inserted, NewApplication, NewUpload, Pickup,
-    PickupAck, PrepareInput, ReceiptOutcome, ReceiptRecord, Status, StoreError, StoredForm,
-    WorkItem,
+    Accepted, IdempotencyKey, Inserted, NewApplication, PrepareInput, ReceiptOutcome,
+    ReceiptRecord, Status, StoreError, StoredForm, WorkItem,
 };
 use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, ToSql, params};
+use rusqlite::{OptionalExtension, params};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -149,84 +148,127 @@ impl SqliteStore {
         })
     }
 
-    /// An outbox update under the entry's lease ([`update_leased`]) as one write;
-    /// whether it changed the entry.
-    async fn leased_update(
-        &self,
-        item: &WorkItem,
-        sql: &'static str,
-        values: Vec<Value>,
-    ) -> Result<bool, StoreError> {
-        let item = item.clone();
-        self.writer
-            .write(move |tx| Ok(update_leased(tx, sql, &values, &item)? == 1))
-            .await
+    /// Runs one statement that changes no state (no history) as one write; the rows it
+    /// touched.
+    async fn execute(&self, write: Write<'_>) -> Result<u64, StoreError> {
+        let write = Bound::from(write);
+        self.writer.write(move |tx| write.execute(tx)).await
     }
 
-    /// An outbox update under the entry's lease completed by a state change
-    /// ([`transition`]), as one write.
-    async fn leased_transition(
-        &self,
-        item: &WorkItem,
-        sql: &'static str,
-        values: Vec<Value>,
-        status: Status,
-        detail: &str,
-        message_sha256: Option<String>,
-    ) -> Result<bool, StoreError> {
-        let (item, detail) = (item.clone(), detail.to_owned());
+    /// Runs a state change as one write: `update`, which returns a [`ChangedRow`] if it
+    /// changed an entry, then the status, history and audit entries of `change` of that
+    /// row. Whether it changed an entry.
+    async fn transition<F>(&self, update: Write<'_>, change: F) -> Result<bool, StoreError>
+    where
+        F: FnOnce(ChangedRow) -> Result<Change, StoreError> + Send + 'static,
+    {
+        let update = Bound::from(update);
         self.writer
             .write(move |tx| {
-                let updated = update_leased(tx, sql, &values, &item)?;
-                transition(tx, updated, &item, status, &detail, message_sha256)
+                let Some(row) = update.query_row(tx, changed_row)? else {
+                    return Ok(false);
+                };
+                change_status(tx, change(row)?)?;
+                Ok(true)
             })
             .await
     }
 }
 
-/// Appends the history entry of a state change and its audit entry, at the same time.
-/// `binding`: what the audit entry binds by hash (see [`kopplung_core::audit`]).
-fn append_history(
-    tx: &mut WriteTx<'_>,
-    application_id: Uuid,
-    status: Status,
-    detail: &str,
-    binding: Binding,
-) -> Result<(), StoreError> {
+/// A statement written once for both backends, its parameters as values to bind on the
+/// writer (owned, so that it can go there).
+struct Bound {
+    sql: &'static str,
+    values: Vec<Value>,
+}
+
+impl From<Write<'_>> for Bound {
+    fn from(write: Write<'_>) -> Self {
+        let values = write
+            .params
+            .into_iter()
+            .map(|param| match param {
+                Param::Text(text) => Value::Text(text),
+                Param::MaybeText(text) => text.map_or(Value::Null, Value::Text),
+                Param::Integer(n) => Value::Integer(n),
+                Param::Blob(bytes) => Value::Blob(bytes.to_vec()),
+            })
+            .collect();
+        Self {
+            sql: write.sql,
+            values,
+        }
+    }
+}
+
+impl Bound {
+    /// Runs it; the rows it touched.
+    fn execute(self, tx: &WriteTx<'_>) -> Result<u64, StoreError> {
+        let touched = tx
+            .prepare_cached(self.sql)
+            .sql()?
+            .execute(rusqlite::params_from_iter(self.values))
+            .sql()?;
+        Ok(touched as u64)
+    }
+
+    /// Runs it; the row it returned (read by `read`), if any.
+    fn query_row<T>(
+        self,
+        tx: &WriteTx<'_>,
+        read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        tx.prepare_cached(self.sql)
+            .sql()?
+            .query_row(rusqlite::params_from_iter(self.values), read)
+            .optional()
+            .sql()
+    }
+}
+
+/// The row a state change's statement returned.
+fn changed_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChangedRow> {
+    Ok(ChangedRow {
+        application_id: row.get("application_id")?,
+        message_id: row.get("message_id")?,
+        sealed: row.get("sealed")?,
+    })
+}
+
+/// Appends a history entry and its audit entry, at the same time.
+fn append_history(tx: &mut WriteTx<'_>, change: Change) -> Result<(), StoreError> {
     let at = rfc3339(tx.now());
     tx.prepare_cached(
         "INSERT INTO history (application_id, at, status, detail) VALUES (?1, ?2, ?3, ?4)",
     )
     .sql()?
     .execute(params![
-        application_id.to_string(),
+        change.application_id.to_string(),
         at,
-        status.as_str(),
-        detail
+        change.status.as_str(),
+        change.detail
     ])
     .sql()?;
-    append_audit(tx, application_id, &at, status, detail, binding)
+    append_audit(tx, &at, &change)
+}
+
+/// A state change: the new status, its history entry and audit entry.
+fn change_status(tx: &mut WriteTx<'_>, change: Change) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE applications SET status = ?1, updated_at = ?2 WHERE id = ?3")
+        .sql()?
+        .execute(params![
+            change.status.as_str(),
+            rfc3339(tx.now()),
+            change.application_id.to_string()
+        ])
+        .sql()?;
+    append_history(tx, change)
 }
 
 /// Links one entry to the end of the audit chain. Runs on the writer, the chain's only
 /// writer, so no other entry comes in between.
-fn append_audit(
-    tx: &mut WriteTx<'_>,
-    application_id: Uuid,
-    at: &str,
-    status: Status,
-    detail: &str,
-    binding: Binding,
-) -> Result<(), StoreError> {
-    let head = tx.audit_head()?;
-    let entry = AuditEntry::next(
-        head.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
-        application_id,
-        at,
-        status.as_str(),
-        detail,
-        binding,
-    );
+fn append_audit(tx: &mut WriteTx<'_>, at: &str, change: &Change) -> Result<(), StoreError> {
+    let entry = change.audit_entry(tx.audit_head()?, at);
     tx.prepare_cached(
         "INSERT INTO audit_log (seq, version, application_id, at, status, detail, message_sha256, content_sha256, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -247,77 +289,18 @@ fn append_audit(
     Ok(())
 }
 
-/// The hex SHA-256 of the sealed message stored for an outbox entry, if there is one.
-fn stored_message_sha256(tx: &WriteTx<'_>, item: &WorkItem) -> Result<Option<String>, StoreError> {
-    let sealed: Option<Vec<u8>> = tx
-        .prepare_cached(
-            "SELECT sealed FROM deliveries WHERE application_id = ?1 AND procedure_id = ?2",
-        )
-        .sql()?
-        .query_row(
-            params![item.application_id.to_string(), item.procedure_id],
-            |row| row.get(0),
-        )
-        .sql()?;
-    Ok(sealed.as_deref().map(sha256_hex))
-}
-
-fn set_status(tx: &WriteTx<'_>, application_id: Uuid, status: Status) -> Result<(), StoreError> {
-    tx.prepare_cached("UPDATE applications SET status = ?1, updated_at = ?2 WHERE id = ?3")
-        .sql()?
-        .execute(params![
-            status.as_str(),
-            rfc3339(tx.now()),
-            application_id.to_string()
-        ])
-        .sql()?;
-    Ok(())
-}
-
-/// Runs an outbox update whose SQL ends in
-/// `WHERE application_id = ?N AND procedure_id = ?N+1 AND lease_owner = ?N+2`, with
-/// `values` bound first: only the holder of the lease may change the entry.
-fn update_leased(
-    tx: &WriteTx<'_>,
-    sql: &str,
-    values: &[Value],
-    item: &WorkItem,
-) -> Result<usize, StoreError> {
-    let id = item.application_id.to_string();
-    let mut bound: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
-    bound.extend([&id as &dyn ToSql, &item.procedure_id, &item.lease]);
+/// Runs the query `sql`, whose one parameter (`?1`) is `id`: the text of its first
+/// column, if it found a row.
+fn fetch_for(tx: &WriteTx<'_>, sql: &str, id: &str) -> Result<Option<String>, StoreError> {
     tx.prepare_cached(sql)
         .sql()?
-        .execute(bound.as_slice())
+        .query_row([id], |row| row.get(0))
+        .optional()
         .sql()
 }
 
-/// Completes a state change whose outbox update touched `updated` rows: the status and
-/// its history and audit entries in the same transaction, or nothing if the lease was
-/// lost. `message_sha256` is the hash of the message just sealed; without it, the stored
-/// message (if any) is hashed.
-fn transition(
-    tx: &mut WriteTx<'_>,
-    updated: usize,
-    item: &WorkItem,
-    status: Status,
-    detail: &str,
-    message_sha256: Option<String>,
-) -> Result<bool, StoreError> {
-    if updated != 1 {
-        return Ok(false);
-    }
-    let message_sha256 = match message_sha256 {
-        Some(hash) => Some(hash),
-        None => stored_message_sha256(tx, item)?,
-    };
-    set_status(tx, item.application_id, status)?;
-    append_history(
-        tx,
-        item.application_id,
-        status,
-        detail,
-        Binding::message(message_sha256),
-    )?;
-    Ok(true)
+/// Runs `sql`, whose one parameter (`?1`) is `id`; the rows it touched.
+fn execute_for(tx: &WriteTx<'_>, sql: &str, id: &str) -> Result<u64, StoreError> {
+    let touched = tx.prepare_cached(sql).sql()?.execute([id]).sql()?;
+    Ok(touched as u64)
 }

@@ -1,9 +1,8 @@
 //! The SQLite store's outbox (claims under a lease and what became of them).
 
 use super::*;
-use crate::shared::outbox::{LeasedUpdate, Param};
-use crate::shared::reads::role_impl;
-use kopplung_core::store::LeasedChange;
+use crate::shared::roles::role_impl;
+use kopplung_core::store::Claim;
 
 /// The claimed entry of a row of the claim's `RETURNING`.
 fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreError> {
@@ -21,17 +20,11 @@ fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreErro
 }
 
 role_impl!(OutboxStore for SqliteStore {
-    async fn claim(
-        &self,
-        lease: &str,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
-        limit: u32,
-        capacity: &BTreeMap<String, u32>,
-    ) -> Result<Vec<WorkItem>, StoreError> {
-        let capacity =
-            serde_json::to_string(capacity).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let lease = lease.to_owned();
+    async fn claim(&self, claim: &Claim<'_>) -> Result<Vec<WorkItem>, StoreError> {
+        let capacity = serde_json::to_string(claim.capacity)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let lease = claim.lease.to_owned();
+        let (now, lease_until, limit) = (claim.now, claim.lease_until, claim.limit);
         // Candidates: the oldest due entries (a window a few times the limit, read along
         // `deliveries_pending`), without procedures that have no capacity left. Of those,
         // at most `capacity[procedure]` per procedure (1 for one no longer configured, so
@@ -118,27 +111,6 @@ role_impl!(OutboxStore for SqliteStore {
                 application.into_input(id, attachments)
             })
             .await
-    }
-
-    async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError> {
-        let update = LeasedUpdate::of(change, self.clock.now());
-        let values = update
-            .params
-            .into_iter()
-            .map(|param| match param {
-                Param::Text(text) => Value::Text(text),
-                Param::Integer(n) => Value::Integer(n),
-                Param::Blob(bytes) => Value::Blob(bytes.to_vec()),
-            })
-            .collect();
-        match update.transition {
-            None => self.leased_update(item, update.sql, values).await,
-            Some((status, detail)) => {
-                let sealed_sha256 = update.sealed.map(sha256_hex);
-                self.leased_transition(item, update.sql, values, status, detail, sealed_sha256)
-                    .await
-            }
-        }
     }
 
     async fn release_stale_leases(&self) -> Result<u64, StoreError> {

@@ -1,109 +1,51 @@
 //! The SQLite store's oversight (backlog, dead letters, replay, search, retry now, retention).
 
 use super::*;
-use crate::shared::reads::role_impl;
+use crate::shared::roles::role_impl;
+
+/// The status of application `?1`.
+const STATUS: &str = "SELECT status FROM applications WHERE id = ?1";
+
+/// What retention clears of an application (`?1`) besides its attachments and documents
+/// (which it counts); mailbox entries point at documents, so they are cleared first.
+const PURGE_CLEAR: [&str; 5] = [
+    "DELETE FROM upload_chunks WHERE upload_id IN
+       (SELECT id FROM uploads WHERE application_id = ?1)",
+    "UPDATE uploads SET filename = '' WHERE application_id = ?1",
+    "UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = ?1",
+    "UPDATE receipts SET signed = X'' WHERE application_id = ?1",
+    "UPDATE deliveries SET sealed = NULL WHERE application_id = ?1",
+];
 
 /// Deletes one application's personal data in one write; false if it was purged already.
 fn purge_in(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreError> {
     let id = application_id.to_string();
     // Checked again inside the write: the candidates were read before it.
-    let status: Option<String> = tx
-        .prepare_cached("SELECT status FROM applications WHERE id = ?1 AND purged_at IS NULL")
-        .sql()?
-        .query_row([&id], |row| row.get(0))
-        .optional()
-        .sql()?;
+    let status = fetch_for(
+        tx,
+        "SELECT status FROM applications WHERE id = ?1 AND purged_at IS NULL",
+        &id,
+    )?;
     let Some(status) = status.as_deref().and_then(Status::parse) else {
         return Ok(false);
     };
-    tx.prepare_cached(
-        "DELETE FROM upload_chunks WHERE upload_id IN
-           (SELECT id FROM uploads WHERE application_id = ?1)",
-    )
-    .sql()?
-    .execute([&id])
-    .sql()?;
-    tx.prepare_cached("UPDATE uploads SET filename = '' WHERE application_id = ?1")
-        .sql()?
-        .execute([&id])
-        .sql()?;
-    let attachments = tx
-        .prepare_cached("DELETE FROM attachments WHERE application_id = ?1")
-        .sql()?
-        .execute([&id])
-        .sql()?;
-    // Mailbox entries point at documents: their texts and links go first.
-    tx.prepare_cached("UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = ?1")
-        .sql()?
-        .execute([&id])
-        .sql()?;
-    let documents = tx
-        .prepare_cached("DELETE FROM documents WHERE application_id = ?1")
-        .sql()?
-        .execute([&id])
-        .sql()?;
-    tx.prepare_cached("UPDATE receipts SET signed = X'' WHERE application_id = ?1")
-        .sql()?
-        .execute([&id])
-        .sql()?;
-    tx.prepare_cached("UPDATE deliveries SET sealed = NULL WHERE application_id = ?1")
-        .sql()?
-        .execute([&id])
-        .sql()?;
+    for sql in PURGE_CLEAR {
+        execute_for(tx, sql, &id)?;
+    }
+    let attachments = execute_for(tx, "DELETE FROM attachments WHERE application_id = ?1", &id)?;
+    let documents = execute_for(tx, "DELETE FROM documents WHERE application_id = ?1", &id)?;
     tx.prepare_cached("UPDATE applications SET payload = ?1, purged_at = ?2 WHERE id = ?3")
         .sql()?
         .execute(params![content::PURGED_PAYLOAD, rfc3339(tx.now()), id])
         .sql()?;
-    // The deletion binds what is left, so that data written back later is noticed.
     append_history(
         tx,
-        application_id,
-        status,
-        &content::purge_detail(attachments as u64, documents as u64),
-        Binding {
-            message_sha256: None,
-            content_sha256: Some(content::purged_content_sha256()),
-        },
+        Change::purged(application_id, status, attachments, documents),
     )?;
     Ok(true)
 }
 
 role_impl!(OversightStore for SqliteStore {
-    async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
-        let by = by.to_owned();
-        self.writer
-            .write(move |tx| {
-                // Back to `deliver` with the sealed message as it was (same message id),
-                // or to `prepare` if it was never sealed.
-                let row: Option<(String, Option<Vec<u8>>)> = tx
-                    .prepare_cached(
-                        "UPDATE deliveries SET step = CASE WHEN sealed IS NULL THEN 'prepare' ELSE 'deliver' END,
-                                attempts = 0, due_at = ?1, lease_owner = NULL, lease_until = NULL
-                         WHERE application_id = ?2 AND step = 'dead'
-                         RETURNING message_id, sealed",
-                    ).sql()?
-                    .query_row(
-                        params![millis(tx.now()), application_id.to_string()],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
-                    )
-                    .optional().sql()?;
-                let Some((message_id, sealed)) = row else {
-                    return Ok(false);
-                };
-                let (status, detail) = rules::replayed(sealed.is_some(), &by, &message_id);
-                set_status(tx, application_id, status)?;
-                append_history(
-                    tx,
-                    application_id,
-                    status,
-                    &detail,
-                    Binding::message(sealed.as_deref().map(sha256_hex)),
-                )?;
-                Ok(true)
-            })
-            .await
-    }
-
     async fn retry_now(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
         let detail = detail.to_owned();
         self.writer
@@ -121,13 +63,8 @@ role_impl!(OversightStore for SqliteStore {
                 if updated == 0 {
                     return Ok(false);
                 }
-                let status: String = tx
-                    .prepare_cached("SELECT status FROM applications WHERE id = ?1")
-                    .sql()?
-                    .query_row([id.to_string()], |row| row.get(0))
-                    .sql()?;
-                let status = parse_status(&status)?;
-                append_history(tx, id, status, &detail, Binding::default())?;
+                let status = fetch_for(tx, STATUS, &id.to_string())?.unwrap_or_default();
+                append_history(tx, Change::note(id, parse_status(&status)?, &detail))?;
                 Ok(true)
             })
             .await
@@ -137,16 +74,11 @@ role_impl!(OversightStore for SqliteStore {
         let detail = detail.to_owned();
         self.writer
             .write(move |tx| {
-                let status: Option<String> = tx
-                    .prepare_cached("SELECT status FROM applications WHERE id = ?1")
-                    .sql()?
-                    .query_row([id.to_string()], |row| row.get(0))
-                    .optional()
-                    .sql()?;
+                let status = fetch_for(tx, STATUS, &id.to_string())?;
                 let Some(status) = status.as_deref().and_then(Status::parse) else {
                     return Ok(false);
                 };
-                append_history(tx, id, status, &detail, Binding::default())?;
+                append_history(tx, Change::note(id, status, &detail))?;
                 Ok(true)
             })
             .await

@@ -31,17 +31,9 @@ pub(crate) async fn every_state_change_is_chained_with_the_message_hash(backend:
         assert!(!entry.detail.contains("Schlagloch") && !entry.detail.contains("Jörg"));
     }
     // The history and the audit trail tell the same story at the same times.
-    let record = store.application(first.id).await.unwrap().unwrap();
+    let record = stored(store, first.id).await;
     assert_eq!(record.history.len(), entries.len());
-    for (history, entry) in record.history.iter().zip(&entries) {
-        assert_eq!(history.status, entry.status);
-        assert_eq!(history.detail, entry.detail);
-        assert_eq!(
-            history.at,
-            OffsetDateTime::parse(&entry.at, &time::format_description::well_known::Rfc3339)
-                .unwrap()
-        );
-    }
+    assert_history_is_the_trail(&record.history, &entries);
     // The chain runs across applications.
     let others = store.audit_entries(second.id).await.unwrap();
     assert_eq!(others[0].seq, 4);
@@ -57,24 +49,17 @@ pub(crate) async fn every_state_change_is_chained_with_the_message_hash(backend:
 
 pub(crate) async fn failures_are_audited_too(backend: Backend) {
     let store = &*backend.store;
-    let new = application(None);
-    store.insert_application(&new).await.unwrap();
-    let now = OffsetDateTime::now_utc();
-    let item = claim_first(store, "lease", now, Duration::minutes(1)).await;
+    let (new, item) = claimed(store, "lease").await;
     // A retry changes no status: no entry.
+    let due = OffsetDateTime::now_utc();
     assert!(
         store
-            .record_retry(&item, now, "broker unreachable")
+            .record_retry(&item, due, "broker unreachable")
             .await
             .unwrap()
     );
-    let item = claim_first(store, "lease-2", now, Duration::minutes(1)).await;
-    assert!(
-        store
-            .record_failed(&item, Status::Invalid, "fields beschreibung")
-            .await
-            .unwrap()
-    );
+    let item = claim_one(store, new.id, "lease-2").await;
+    fail(store, &item, Status::Invalid, "fields beschreibung").await;
     let entries = store.audit_entries(new.id).await.unwrap();
     let statuses: Vec<&str> = entries.iter().map(|e| e.status.as_str()).collect();
     assert_eq!(statuses, ["accepted", "invalid"]);
@@ -331,11 +316,10 @@ async fn sqlite_a_read_only_store_verifies_beside_the_hub_and_writes_nothing() {
 async fn postgres_the_audit_chain_does_not_fork_under_two_instances_writing_at_once() {
     const PER_TASK: usize = 12;
     let backend = Backend::open(Kind::Postgres).await;
-    let a = backend.instance().await;
-    let b = backend.instance().await;
+    let [a, b] = backend.two_instances().await;
     let mut tasks = Vec::new();
     for task in 0..6 {
-        let store = if task % 2 == 0 { a.clone() } else { b.clone() };
+        let store = [&a, &b][task % 2].clone();
         // Each task its own procedure, and no room for the others' in its claims.
         let procedure = format!("proc-{task}");
         let mut room: BTreeMap<String, u32> = (0..6).map(|t| (format!("proc-{t}"), 0)).collect();
@@ -346,26 +330,15 @@ async fn postgres_the_audit_chain_does_not_fork_under_two_instances_writing_at_o
                 let now = OffsetDateTime::now_utc();
                 let new = for_procedure(&procedure, now);
                 insert(&*store, &new).await;
-                let mut item = store
-                    .claim(
-                        &format!("t{task}-{i}"),
-                        now,
-                        now + Duration::minutes(1),
-                        10,
-                        &room,
-                    )
+                let lease = format!("t{task}-{i}");
+                let item = store
+                    .claim(&claim_at(&lease, now, 10, &room))
                     .await
                     .unwrap()
                     .remove(0);
                 assert_eq!(item.application_id, new.id);
                 let sealed = format!("sealed {task} {i}");
-                assert!(
-                    store
-                        .record_prepared(&item, sealed.as_bytes(), "prepared")
-                        .await
-                        .unwrap()
-                );
-                item.step = Step::Deliver;
+                let item = prepare(&*store, &item, sealed.as_bytes()).await;
                 assert!(store.record_delivered(&item, "delivered").await.unwrap());
                 ids.push((new.id, sealed));
             }
@@ -395,17 +368,7 @@ async fn postgres_the_audit_chain_does_not_fork_under_two_instances_writing_at_o
             assert!(seqs.insert(entry.seq), "seq {} issued twice", entry.seq);
             assert!(!entry.detail.contains("Schlagloch") && !entry.detail.contains("Jörg"));
         }
-        // History and trail tell the same story at the same times.
-        let record = a.application(*id).await.unwrap().unwrap();
-        for (history, entry) in record.history.iter().zip(&entries) {
-            assert_eq!(history.status, entry.status);
-            assert_eq!(history.detail, entry.detail);
-            assert_eq!(
-                history.at,
-                OffsetDateTime::parse(&entry.at, &time::format_description::well_known::Rfc3339)
-                    .unwrap()
-            );
-        }
+        assert_history_is_the_trail(&stored(&*a, *id).await.history, &entries);
     }
     let expected: HashSet<i64> = (1..=(6 * PER_TASK * 3) as i64).collect();
     assert_eq!(seqs, expected);

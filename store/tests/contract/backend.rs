@@ -84,6 +84,11 @@ impl Backend {
         }
     }
 
+    /// Two more instances (see [`Backend::instance`]).
+    pub async fn two_instances(&self) -> [Arc<dyn Store>; 2] {
+        [self.instance().await, self.instance().await]
+    }
+
     /// The same database with a store that reads time from `clock`.
     pub async fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
         Self { clock, ..self }.reopen().await
@@ -123,17 +128,12 @@ impl Backend {
     pub async fn execute(&self, sql: &str) -> u64 {
         match &self.place {
             Place::Sqlite(dir) => {
-                let mut connection = SqliteConnectOptions::new()
+                let connection = SqliteConnectOptions::new()
                     .filename(dir.path().join("kopplung.db"))
                     .connect()
                     .await
                     .unwrap();
-                let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                    .execute(&mut connection)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
-                connection.close().await.unwrap();
-                done.rows_affected()
+                execute_on(connection, sql).await.rows_affected()
             }
             Place::Postgres(db) => db.execute(sql).await,
         }
@@ -243,14 +243,23 @@ impl TestDb {
     /// Runs one statement on the test database with a connection of its own (behind
     /// the store's back); returns the rows it touched.
     async fn execute(&self, sql: &str) -> u64 {
-        let mut connection = PgConnection::connect(&self.url).await.unwrap();
-        let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut connection)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        connection.close().await.unwrap();
-        done.rows_affected()
+        let connection = PgConnection::connect(&self.url).await.unwrap();
+        execute_on(connection, sql).await.rows_affected()
     }
+}
+
+/// Runs statements on `connection` and closes it.
+async fn execute_on<C>(mut connection: C, sql: &str) -> <C::Database as sqlx::Database>::QueryResult
+where
+    C: Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
+    let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut connection)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    connection.close().await.unwrap();
+    done
 }
 
 impl Drop for TestDb {

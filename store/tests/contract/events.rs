@@ -5,9 +5,7 @@ use crate::support::*;
 
 pub(crate) async fn a_receipt_that_overtakes_the_delivered_commit_records_both(backend: Backend) {
     let store = &*backend.store;
-    let new = application(None);
-    insert(store, &new).await;
-    let mut item = claim_one(store, new.id, "a").await;
+    let (new, item) = claimed(store, "a").await;
     // Not yet sent: a receipt for it does not follow.
     assert_eq!(
         store
@@ -16,13 +14,7 @@ pub(crate) async fn a_receipt_that_overtakes_the_delivered_commit_records_both(b
             .unwrap(),
         ReceiptOutcome::OutOfOrder(Status::Accepted)
     );
-    assert!(
-        store
-            .record_prepared(&item, b"sealed", "prepared")
-            .await
-            .unwrap()
-    );
-    item.step = Step::Deliver;
+    let item = prepare(store, &item, b"sealed").await;
     // The broker confirmed, the procedure answered at once; our commit is still to come.
     let receipt = receipt_for(&new, "r-1", Status::Received);
     assert_eq!(
@@ -33,28 +25,25 @@ pub(crate) async fn a_receipt_that_overtakes_the_delivered_commit_records_both(b
         !store.record_delivered(&item, "late").await.unwrap(),
         "the late commit changes nothing"
     );
-    let record = store.application(new.id).await.unwrap().unwrap();
+    let record = stored(store, new.id).await;
     assert_eq!(record.status, Status::Received);
     assert_eq!(
         statuses(&record.history),
         ["accepted", "prepared", "delivered", "received"]
     );
-    assert_eq!(
-        store.record_receipt(&receipt).await.unwrap(),
-        ReceiptOutcome::Duplicate
-    );
+    // Again: the same receipt, also signed anew, is a duplicate; other content under
+    // its id a conflict.
     let mut resigned = receipt.clone();
     resigned.signed = b"the same receipt, signed again".to_vec();
-    assert_eq!(
-        store.record_receipt(&resigned).await.unwrap(),
-        ReceiptOutcome::Duplicate
-    );
     let mut other = receipt.clone();
     other.content_sha256 = "another content".into();
-    assert_eq!(
-        store.record_receipt(&other).await.unwrap(),
-        ReceiptOutcome::Conflict
-    );
+    for (again, expected) in [
+        (&receipt, ReceiptOutcome::Duplicate),
+        (&resigned, ReceiptOutcome::Duplicate),
+        (&other, ReceiptOutcome::Conflict),
+    ] {
+        assert_eq!(store.record_receipt(again).await.unwrap(), expected);
+    }
     let entries = store.audit_entries(new.id).await.unwrap();
     assert_eq!(
         entries[3].message_sha256.as_deref(),
@@ -69,59 +58,44 @@ pub(crate) async fn receipts_and_events_follow_the_states(backend: Backend) {
     let new = deliver(store, b"sealed").await;
 
     // Unknown: another message, another procedure, another application.
-    let mut unknown = receipt_for(&new, "u-1", Status::Received);
-    unknown.message_id = Uuid::new_v4();
-    assert_eq!(
-        store.record_receipt(&unknown).await.unwrap(),
-        ReceiptOutcome::UnknownMessage
-    );
-    let mut unknown = receipt_for(&new, "u-2", Status::Received);
-    unknown.procedure_id = "another-procedure".into();
-    assert_eq!(
-        store.record_receipt(&unknown).await.unwrap(),
-        ReceiptOutcome::UnknownMessage
-    );
-    let mut unknown = receipt_for(&new, "u-3", Status::Received);
-    unknown.application_id = Uuid::new_v4();
-    assert_eq!(
-        store.record_receipt(&unknown).await.unwrap(),
-        ReceiptOutcome::UnknownMessage
-    );
-    // A decision before the receipt is out of order.
-    assert_eq!(
-        store
-            .record_receipt(&receipt_for(&new, "d-0", Status::Decided))
-            .await
-            .unwrap(),
-        ReceiptOutcome::OutOfOrder(Status::Delivered)
-    );
-    assert_eq!(
-        store
-            .record_receipt(&receipt_for(&new, "r-1", Status::Received))
-            .await
-            .unwrap(),
-        ReceiptOutcome::Applied(Status::Received)
-    );
+    let mut other_message = receipt_for(&new, "u-1", Status::Received);
+    other_message.message_id = Uuid::new_v4();
+    let mut other_procedure = receipt_for(&new, "u-2", Status::Received);
+    other_procedure.procedure_id = "another-procedure".into();
+    let mut other_application = receipt_for(&new, "u-3", Status::Received);
+    other_application.application_id = Uuid::new_v4();
     let mut query = receipt_for(&new, "q-1", Status::Query);
     query.message = Some("Bitte senden Sie ein Foto.".into());
-    assert_eq!(
-        store.record_receipt(&query).await.unwrap(),
-        ReceiptOutcome::Applied(Status::Query)
-    );
-    let decision = decision_with_document(&new, "Der Mangel wird behoben.");
-    assert_eq!(
-        store.record_receipt(&decision).await.unwrap(),
-        ReceiptOutcome::Applied(Status::Decided)
-    );
-    assert_eq!(
-        store
-            .record_receipt(&receipt_for(&new, "r-9", Status::Rejected))
-            .await
-            .unwrap(),
-        ReceiptOutcome::AlreadyFinal
-    );
+    // In this order: each outcome follows from the ones before.
+    let receipts = [
+        (other_message, ReceiptOutcome::UnknownMessage),
+        (other_procedure, ReceiptOutcome::UnknownMessage),
+        (other_application, ReceiptOutcome::UnknownMessage),
+        // A decision before the receipt is out of order.
+        (
+            receipt_for(&new, "d-0", Status::Decided),
+            ReceiptOutcome::OutOfOrder(Status::Delivered),
+        ),
+        (
+            receipt_for(&new, "r-1", Status::Received),
+            ReceiptOutcome::Applied(Status::Received),
+        ),
+        (query, ReceiptOutcome::Applied(Status::Query)),
+        (
+            decision_with_document(&new, "Der Mangel wird behoben."),
+            ReceiptOutcome::Applied(Status::Decided),
+        ),
+        (
+            receipt_for(&new, "r-9", Status::Rejected),
+            ReceiptOutcome::AlreadyFinal,
+        ),
+    ];
+    for (receipt, expected) in receipts {
+        let outcome = store.record_receipt(&receipt).await.unwrap();
+        assert_eq!(outcome, expected, "{}", receipt.receipt_id);
+    }
 
-    let record = store.application(new.id).await.unwrap().unwrap();
+    let record = stored(store, new.id).await;
     assert_eq!(record.status, Status::Decided);
     assert_eq!(
         statuses(&record.history),
@@ -178,7 +152,7 @@ pub(crate) async fn receipts_and_events_follow_the_states(backend: Backend) {
         store.record_receipt(&rejection).await.unwrap(),
         ReceiptOutcome::Applied(Status::Rejected)
     );
-    let record = store.application(other.id).await.unwrap().unwrap();
+    let record = stored(store, other.id).await;
     assert_eq!(record.status, Status::Rejected);
     assert!(
         record.history[3]

@@ -22,7 +22,7 @@ pub(crate) async fn insert_stores_everything_and_idempotency_replays_or_conflict
     assert_eq!(accepted.id, first.id);
     assert_eq!(accepted.receipt, first.receipt);
 
-    let record = store.application(first.id).await.unwrap().unwrap();
+    let record = stored(store, first.id).await;
     assert_eq!(record.status, Status::Accepted);
     assert_eq!(record.receipt, first.receipt);
     assert_eq!(record.client_id, "client");
@@ -138,8 +138,14 @@ pub(crate) async fn uploads_are_bound_once_and_read_in_fragments(backend: Backen
         size,
         content: AttachmentContent::Upload(first.id),
     };
-    let mut new = application(None);
-    new.attachments = vec![attachment.clone()];
+    // An application of `client` with the upload as its attachment.
+    let with_upload = |client: &str| {
+        let mut new = application(None);
+        new.client_id = client.into();
+        new.attachments = vec![attachment.clone()];
+        new
+    };
+    let new = with_upload("client");
     assert!(matches!(
         store.insert_application(&new).await.unwrap(),
         Inserted::UploadTaken(0)
@@ -157,27 +163,25 @@ pub(crate) async fn uploads_are_bound_once_and_read_in_fragments(backend: Backen
     assert_eq!(info.complete, Some((size, "ab".repeat(64))));
     assert_eq!(info.application_id, None);
 
-    // Another client's application cannot take it.
-    let mut foreign = application(None);
-    foreign.client_id = "another".into();
-    foreign.attachments = vec![attachment.clone()];
-    assert!(matches!(
-        store.insert_application(&foreign).await.unwrap(),
-        Inserted::UploadTaken(0)
-    ));
-
-    let mut new = application(None);
-    new.attachments = vec![attachment.clone()];
-    assert!(matches!(
-        store.insert_application(&new).await.unwrap(),
-        Inserted::Created(_)
-    ));
-    let mut second = application(None);
-    second.attachments = vec![attachment.clone()];
-    assert!(matches!(
-        store.insert_application(&second).await.unwrap(),
-        Inserted::UploadTaken(0)
-    ));
+    // Another client's application cannot take it; the first of its own client does,
+    // and a second one finds it taken.
+    let foreign = with_upload("another");
+    let new = with_upload("client");
+    let second = with_upload("client");
+    let created = Inserted::Created(Accepted {
+        id: new.id,
+        receipt: new.receipt.clone(),
+    });
+    for (application, expected) in [
+        (&foreign, Inserted::UploadTaken(0)),
+        (&new, created),
+        (&second, Inserted::UploadTaken(0)),
+    ] {
+        assert_eq!(
+            store.insert_application(application).await.unwrap(),
+            expected
+        );
+    }
     assert_eq!(
         store
             .upload(first.id)
@@ -213,13 +217,7 @@ pub(crate) async fn uploads_are_bound_once_and_read_in_fragments(backend: Backen
 
     // An inline attachment is read in fragments too.
     let mut inline = application(None);
-    inline.attachments = vec![Attachment {
-        filename: "foto.png".into(),
-        media_type: "image/png".into(),
-        sha512: "cd".repeat(64),
-        size: 5,
-        content: AttachmentContent::Inline(vec![9, 8, 7, 6, 5]),
-    }];
+    inline.attachments = vec![photo(&[9, 8, 7, 6, 5])];
     store.insert_application(&inline).await.unwrap();
     assert_eq!(
         store
@@ -262,11 +260,10 @@ pub(crate) async fn uploads_are_bound_once_and_read_in_fragments(backend: Backen
 #[tokio::test]
 async fn postgres_the_same_idempotency_key_at_two_instances_at_once_creates_one() {
     let backend = Backend::open(Kind::Postgres).await;
-    let a = backend.instance().await;
-    let b = backend.instance().await;
+    let instances = backend.two_instances().await;
     let mut tasks = Vec::new();
     for i in 0..8 {
-        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let store = instances[i % 2].clone();
         tasks.push(tokio::spawn(async move {
             store
                 .insert_application(&application(Some(("same", "hash"))))

@@ -9,10 +9,7 @@ pub(crate) async fn a_taken_over_lease_cannot_record(backend: Backend) {
     insert(store, &new).await;
 
     let now = OffsetDateTime::now_utc();
-    let first = store
-        .claim("a", now, now + Duration::seconds(1), 10, &capacity())
-        .await
-        .unwrap();
+    let first = claim_until(store, "a", now, now + Duration::seconds(1)).await;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].step, Step::Prepare);
     assert_eq!(first[0].message_id, new.message_id);
@@ -21,18 +18,13 @@ pub(crate) async fn a_taken_over_lease_cannot_record(backend: Backend) {
     assert_eq!(first[0].lease, "a");
     // Leased: nobody else gets it now.
     assert!(
-        store
-            .claim("b", now, now + Duration::seconds(60), 10, &capacity())
+        claim_until(store, "b", now, now + Duration::seconds(60))
             .await
-            .unwrap()
             .is_empty()
     );
     // After the lease ran out, another worker (of any instance) takes it over.
     let later = now + Duration::seconds(2);
-    let second = store
-        .claim("b", later, later + Duration::seconds(60), 10, &capacity())
-        .await
-        .unwrap();
+    let second = claim_until(store, "b", later, later + Duration::seconds(60)).await;
     assert_eq!(second.len(), 1);
 
     assert!(
@@ -41,14 +33,7 @@ pub(crate) async fn a_taken_over_lease_cannot_record(backend: Backend) {
             .await
             .unwrap()
     );
-    assert!(
-        store
-            .record_prepared(&second[0], b"sealed-by-b", "prepared")
-            .await
-            .unwrap()
-    );
-    let mut deliver = second[0].clone();
-    deliver.step = Step::Deliver;
+    let deliver = prepare(store, &second[0], b"sealed-by-b").await;
     assert_eq!(
         store.sealed_message(&deliver).await.unwrap(),
         b"sealed-by-b"
@@ -75,7 +60,7 @@ pub(crate) async fn a_taken_over_lease_cannot_record(backend: Backend) {
             .unwrap()
     );
 
-    let record = store.application(new.id).await.unwrap().unwrap();
+    let record = stored(store, new.id).await;
     assert_eq!(record.status, Status::Delivered);
     assert_eq!(
         statuses(&record.history),
@@ -87,10 +72,8 @@ pub(crate) async fn a_taken_over_lease_cannot_record(backend: Backend) {
     // Done: never claimed again.
     let much_later = now + Duration::hours(1);
     assert!(
-        store
-            .claim("c", much_later, much_later, 10, &capacity())
+        claim_until(store, "c", much_later, much_later)
             .await
-            .unwrap()
             .is_empty()
     );
     assert_eq!(store.next_due().await.unwrap(), None);
@@ -120,15 +103,13 @@ pub(crate) async fn retries_waits_and_failures(backend: Backend) {
             .unwrap()
     );
     assert!(
-        store
-            .claim("b", now, now + Duration::minutes(2), 10, &capacity())
+        claim_until(store, "b", now, now + Duration::minutes(2))
             .await
-            .unwrap()
             .is_empty()
     );
     let next = store.next_due().await.unwrap().unwrap();
     assert!((next - due).abs() < Duration::milliseconds(2));
-    let record = store.application(new.id).await.unwrap().unwrap();
+    let record = stored(store, new.id).await;
     assert_eq!(record.delivery.attempts, 1);
     assert_eq!(
         record.delivery.last_error.as_deref(),
@@ -139,10 +120,7 @@ pub(crate) async fn retries_waits_and_failures(backend: Backend) {
         ["accepted"],
         "a retry is no state change"
     );
-    let again = store
-        .claim("b", due, due + Duration::minutes(2), 10, &capacity())
-        .await
-        .unwrap();
+    let again = claim_until(store, "b", due, due + Duration::minutes(2)).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
 
@@ -154,20 +132,15 @@ pub(crate) async fn retries_waits_and_failures(backend: Backend) {
             .await
             .unwrap()
     );
-    let record = store.application(new.id).await.unwrap().unwrap();
+    let record = stored(store, new.id).await;
     assert_eq!(record.delivery.attempts, 1);
     assert_eq!(
         record.delivery.last_error.as_deref(),
         Some("destination unreachable")
     );
     let item = claim_first(store, "c", later, Duration::minutes(2)).await;
-    assert!(
-        store
-            .record_failed(&item, Status::Invalid, "fields beschreibung")
-            .await
-            .unwrap()
-    );
-    let record = store.application(new.id).await.unwrap().unwrap();
+    fail(store, &item, Status::Invalid, "fields beschreibung").await;
+    let record = stored(store, new.id).await;
     assert_eq!(record.status, Status::Invalid);
     assert_eq!(record.delivery.attempts, 1, "invalid is no attempt");
     assert_eq!(statuses(&record.history), ["accepted", "invalid"]);
@@ -202,7 +175,7 @@ pub(crate) async fn capacity_limits_each_procedure_and_limit_the_whole_claim(bac
     .into();
     let now = OffsetDateTime::now_utc();
     let claimed = store
-        .claim("one", now, now + Duration::minutes(1), 100, &capacity)
+        .claim(&claim_at("one", now, 100, &capacity))
         .await
         .unwrap();
     let mut per: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
@@ -240,7 +213,7 @@ pub(crate) async fn capacity_limits_each_procedure_and_limit_the_whole_claim(bac
         .map(|p| (p.to_string(), 100))
         .collect();
     let two = store
-        .claim("two", now, now + Duration::minutes(1), 2, &generous)
+        .claim(&claim_at("two", now, 2, &generous))
         .await
         .unwrap();
     assert_eq!(two.len(), 2);
@@ -253,7 +226,7 @@ pub(crate) async fn capacity_limits_each_procedure_and_limit_the_whole_claim(bac
     assert_eq!(two_ids, unclaimed[..2].iter().copied().collect());
     // The rest, each exactly once.
     let rest = store
-        .claim("three", now, now + Duration::minutes(1), 100, &generous)
+        .claim(&claim_at("three", now, 100, &generous))
         .await
         .unwrap();
     assert_eq!(claimed.len() + two.len() + rest.len(), order.len());
@@ -269,7 +242,7 @@ pub(crate) async fn capacity_limits_each_procedure_and_limit_the_whole_claim(bac
     insert(store, &future).await;
     assert!(
         store
-            .claim("four", now, now + Duration::minutes(1), 100, &generous)
+            .claim(&claim_at("four", now, 100, &generous))
             .await
             .unwrap()
             .is_empty()
@@ -281,8 +254,7 @@ pub(crate) async fn capacity_limits_each_procedure_and_limit_the_whole_claim(bac
 async fn postgres_two_instances_claiming_at_once_never_get_the_same_entry() {
     const ENTRIES: usize = 300;
     let backend = Backend::open(Kind::Postgres).await;
-    let a = backend.instance().await;
-    let b = backend.instance().await;
+    let [a, b] = backend.two_instances().await;
     let start = OffsetDateTime::now_utc() - Duration::minutes(1);
     let procedures = ["proc-a", "proc-b", "proc-c", "proc-d", "proc-e"];
     for i in 0..ENTRIES {
@@ -296,11 +268,7 @@ async fn postgres_two_instances_claiming_at_once_never_get_the_same_entry() {
         Arc::new(procedures.iter().map(|p| (p.to_string(), 4)).collect());
     let mut workers = Vec::new();
     for worker in 0..8 {
-        let store = if worker % 2 == 0 {
-            a.clone()
-        } else {
-            b.clone()
-        };
+        let store = [&a, &b][worker % 2].clone();
         let capacity = capacity.clone();
         workers.push(tokio::spawn(async move {
             let mut got = Vec::new();
@@ -310,10 +278,11 @@ async fn postgres_two_instances_claiming_at_once_never_get_the_same_entry() {
                 let now = OffsetDateTime::now_utc();
                 let lease = format!("worker-{worker}-claim-{claims}");
                 claims += 1;
-                let items = store
-                    .claim(&lease, now, now + Duration::minutes(10), 7, &capacity)
-                    .await
-                    .unwrap();
+                let claim = Claim {
+                    lease_until: now + Duration::minutes(10),
+                    ..claim_at(&lease, now, 7, &capacity)
+                };
+                let items = store.claim(&claim).await.unwrap();
                 if items.is_empty() {
                     idle += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -375,24 +344,13 @@ async fn postgres_leases_survive_a_restart_and_expire_for_takeover() {
     let restarted = backend.instance().await;
     assert_eq!(restarted.release_stale_leases().await.unwrap(), 0);
     assert!(
-        restarted
-            .claim("other", now, now + Duration::minutes(5), 10, &capacity())
+        claim_until(&*restarted, "other", now, now + Duration::minutes(5))
             .await
-            .unwrap()
             .is_empty()
     );
     // Once it has run out, it is taken over.
     let later = now + Duration::minutes(6);
-    let taken = restarted
-        .claim(
-            "other",
-            later,
-            later + Duration::minutes(5),
-            10,
-            &capacity(),
-        )
-        .await
-        .unwrap();
+    let taken = claim_until(&*restarted, "other", later, later + Duration::minutes(5)).await;
     assert_eq!(taken.len(), 1);
     assert!(
         !store
@@ -400,12 +358,7 @@ async fn postgres_leases_survive_a_restart_and_expire_for_takeover() {
             .await
             .unwrap()
     );
-    assert!(
-        restarted
-            .record_prepared(&taken[0], b"new", "prepared")
-            .await
-            .unwrap()
-    );
+    prepare(&*restarted, &taken[0], b"new").await;
 }
 
 /// The store reads time from the clock it was given, not from the system: the history
@@ -420,7 +373,7 @@ pub(crate) async fn the_store_stamps_times_by_its_clock(backend: Backend) {
     clock.advance(Duration::minutes(5));
     assert!(store.record_access(new.id, "looked at").await.unwrap());
 
-    let record = store.application(new.id).await.unwrap().unwrap();
+    let record = stored(store, new.id).await;
     let stamped: Vec<(&str, OffsetDateTime)> = record
         .history
         .iter()

@@ -5,30 +5,17 @@ use crate::support::*;
 
 pub(crate) async fn dead_letters_are_listed_and_replayed_with_their_message_id(backend: Backend) {
     let store = &*backend.store;
-    let sealed_one = application(None);
-    insert(store, &sealed_one).await;
-    let item = claim_one(store, sealed_one.id, "a").await;
-    assert!(
-        store
-            .record_prepared(&item, b"sealed", "prepared")
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .record_failed(&item, Status::DeadLettered, "gave up after 3 attempts")
-            .await
-            .unwrap()
-    );
-    let never_sealed = application(None);
-    insert(store, &never_sealed).await;
-    let item = claim_one(store, never_sealed.id, "b").await;
-    assert!(
-        store
-            .record_failed(&item, Status::DeadLettered, "no mapping")
-            .await
-            .unwrap()
-    );
+    let (sealed_one, item) = claimed(store, "a").await;
+    let item = prepare(store, &item, b"sealed").await;
+    fail(
+        store,
+        &item,
+        Status::DeadLettered,
+        "gave up after 3 attempts",
+    )
+    .await;
+    let (never_sealed, item) = claimed(store, "b").await;
+    fail(store, &item, Status::DeadLettered, "no mapping").await;
 
     let dead = store.dead_letters().await.unwrap();
     assert_eq!(dead.len(), 2);
@@ -43,12 +30,7 @@ pub(crate) async fn dead_letters_are_listed_and_replayed_with_their_message_id(b
     assert!(dead[0].since <= dead[1].since);
     assert!(store.backlog().await.unwrap().is_empty(), "no pending work");
     assert_eq!(
-        store
-            .application(sealed_one.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
+        stored(store, sealed_one.id).await.status,
         Status::DeadLettered
     );
 
@@ -58,7 +40,7 @@ pub(crate) async fn dead_letters_are_listed_and_replayed_with_their_message_id(b
     assert!(store.replay(never_sealed.id, "admin").await.unwrap());
     assert!(store.dead_letters().await.unwrap().is_empty());
 
-    let record = store.application(sealed_one.id).await.unwrap().unwrap();
+    let record = stored(store, sealed_one.id).await;
     assert_eq!(record.status, Status::Prepared);
     assert_eq!(
         statuses(&record.history),
@@ -70,12 +52,7 @@ pub(crate) async fn dead_letters_are_listed_and_replayed_with_their_message_id(b
             .contains(&sealed_one.message_id.to_string())
     );
     assert_eq!(
-        store
-            .application(never_sealed.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
+        stored(store, never_sealed.id).await.status,
         Status::Accepted
     );
     let backlog = store.backlog().await.unwrap();
@@ -85,10 +62,7 @@ pub(crate) async fn dead_letters_are_listed_and_replayed_with_their_message_id(b
     assert_eq!(backlog[0].oldest_since, Some(sealed_one.received_at));
 
     let now = OffsetDateTime::now_utc();
-    let items = store
-        .claim("c", now, now + Duration::minutes(1), 10, &capacity())
-        .await
-        .unwrap();
+    let items = claim_until(store, "c", now, now + Duration::minutes(1)).await;
     assert_eq!(items.len(), 2);
     let again = items
         .iter()
@@ -113,13 +87,7 @@ pub(crate) async fn dead_letters_are_listed_and_replayed_with_their_message_id(b
 pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backend: Backend) {
     let store = &*backend.store;
     let mut new = application(None);
-    new.attachments = vec![Attachment {
-        filename: "foto.png".into(),
-        media_type: "image/png".into(),
-        sha512: "ab".repeat(64),
-        size: 20,
-        content: AttachmentContent::Inline(b"\x89PNG personal photo".to_vec()),
-    }];
+    new.attachments = vec![photo(b"\x89PNG personal photo")];
     to_decided(store, &new, "retention", b"sealed").await;
     let decided_at = OffsetDateTime::now_utc();
     let service = new.service_key.as_str();
@@ -167,7 +135,7 @@ pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backen
             .all(|m| m.text.is_empty() && m.document_id.is_none())
     );
     // The record stays: state, message id, history with the deletion recorded.
-    let record = store.application(new.id).await.unwrap().unwrap();
+    let record = stored(store, new.id).await;
     assert_eq!(record.status, Status::Decided);
     assert_eq!(record.delivery.message_id, new.message_id);
     let last = record.history.last().unwrap();

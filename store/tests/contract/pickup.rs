@@ -6,16 +6,9 @@ use crate::support::*;
 pub(crate) async fn a_message_waits_for_pickup_until_acknowledged(backend: Backend) {
     let store = &*backend.store;
     let other = backend.instance().await;
-    let new = application(None);
-    insert(store, &new).await;
-    let item = claim_one(store, new.id, "lease").await;
+    let (new, item) = claimed(store, "lease").await;
     let sealed = b"sealed for pickup".as_slice();
-    assert!(
-        store
-            .record_prepared(&item, sealed, "prepared")
-            .await
-            .unwrap()
-    );
+    prepare(store, &item, sealed).await;
     assert!(
         store
             .record_awaiting_pickup(&item, "message waits for pickup by dresden-maengel")
@@ -24,13 +17,7 @@ pub(crate) async fn a_message_waits_for_pickup_until_acknowledged(backend: Backe
     );
     // Waiting for pickup: not work for the outbox.
     let later = OffsetDateTime::now_utc() + Duration::hours(1);
-    assert!(
-        store
-            .claim("again", later, later, 10, &capacity())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(claim_until(store, "again", later, later).await.is_empty());
     assert_eq!(store.next_due().await.unwrap(), None);
 
     let waiting = store.pickups(PROCEDURE, 10).await.unwrap();
@@ -79,35 +66,39 @@ pub(crate) async fn a_message_waits_for_pickup_until_acknowledged(backend: Backe
             .is_none()
     );
 
-    assert_eq!(
-        store
-            .acknowledge_pickup("another-procedure", new.message_id, "x")
+    // In this order, by the instance named: each answer follows from the ones before.
+    let acknowledgements = [
+        (
+            store,
+            "another-procedure",
+            new.message_id,
+            "x",
+            PickupAck::Unknown,
+        ),
+        (store, PROCEDURE, Uuid::new_v4(), "x", PickupAck::Unknown),
+        (
+            store,
+            PROCEDURE,
+            new.message_id,
+            "collected by dresden-maengel",
+            PickupAck::Acknowledged,
+        ),
+        (
+            &*other,
+            PROCEDURE,
+            new.message_id,
+            "collected again",
+            PickupAck::AlreadyAcknowledged,
+        ),
+    ];
+    for (by, procedure, message_id, detail, expected) in acknowledgements {
+        let answer = by
+            .acknowledge_pickup(procedure, message_id, detail)
             .await
-            .unwrap(),
-        PickupAck::Unknown
-    );
-    assert_eq!(
-        store
-            .acknowledge_pickup(PROCEDURE, Uuid::new_v4(), "x")
-            .await
-            .unwrap(),
-        PickupAck::Unknown
-    );
-    assert_eq!(
-        store
-            .acknowledge_pickup(PROCEDURE, new.message_id, "collected by dresden-maengel")
-            .await
-            .unwrap(),
-        PickupAck::Acknowledged
-    );
-    assert_eq!(
-        other
-            .acknowledge_pickup(PROCEDURE, new.message_id, "collected again")
-            .await
-            .unwrap(),
-        PickupAck::AlreadyAcknowledged
-    );
-    let record = store.application(new.id).await.unwrap().unwrap();
+            .unwrap();
+        assert_eq!(answer, expected, "{detail}");
+    }
+    let record = stored(store, new.id).await;
     assert_eq!(record.status, Status::Delivered);
     assert_eq!(
         statuses(&record.history),
@@ -135,20 +126,13 @@ pub(crate) async fn a_message_waits_for_pickup_until_acknowledged(backend: Backe
 #[tokio::test]
 async fn postgres_two_instances_acknowledging_at_once_deliver_once() {
     let backend = Backend::open(Kind::Postgres).await;
-    let a = backend.instance().await;
-    let b = backend.instance().await;
-    let new = application(None);
-    insert(&*a, &new).await;
-    let item = claim_one(&*a, new.id, "lease").await;
-    assert!(
-        a.record_prepared(&item, b"sealed", "prepared")
-            .await
-            .unwrap()
-    );
+    let [a, b] = backend.two_instances().await;
+    let (new, item) = claimed(&*a, "lease").await;
+    prepare(&*a, &item, b"sealed").await;
     assert!(a.record_awaiting_pickup(&item, "waits").await.unwrap());
     let tasks: Vec<_> = (0..6)
         .map(|i| {
-            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let store = [&a, &b][i % 2].clone();
             let message_id = new.message_id;
             tokio::spawn(async move {
                 store
@@ -176,7 +160,7 @@ async fn postgres_two_instances_acknowledging_at_once_deliver_once() {
         5,
         "{acks:?}"
     );
-    let record = a.application(new.id).await.unwrap().unwrap();
+    let record = stored(&*a, new.id).await;
     assert_eq!(
         statuses(&record.history),
         ["accepted", "prepared", "prepared", "delivered"]

@@ -44,6 +44,17 @@ pub fn capacity() -> BTreeMap<String, u32> {
     [(PROCEDURE.to_string(), 10)].into()
 }
 
+/// An inline attachment `foto.png` of `content`, with its size and SHA-512.
+pub fn photo(content: &[u8]) -> Attachment {
+    Attachment {
+        filename: "foto.png".into(),
+        media_type: "image/png".into(),
+        sha512: hex::encode(openssl::sha::sha512(content)),
+        size: content.len() as u64,
+        content: AttachmentContent::Inline(content.to_vec()),
+    }
+}
+
 /// A decided application with everything audit verification compares: form data, an
 /// inline attachment and an upload of two chunks, the sealed message, a receipt, and the
 /// decision with its document. On a fresh store its entries are seq 1 (accepted), 2
@@ -71,16 +82,9 @@ pub async fn decided_with_everything(store: &dyn Store) -> (NewApplication, Uuid
         .complete_upload(upload.id, whole.len() as u64, &sha512(&whole))
         .await
         .unwrap();
-    let photo = b"\x89PNG photo of the pothole".to_vec();
     let mut new = application(None);
     new.attachments = vec![
-        Attachment {
-            filename: "foto.png".into(),
-            media_type: "image/png".into(),
-            sha512: sha512(&photo),
-            size: photo.len() as u64,
-            content: AttachmentContent::Inline(photo),
-        },
+        photo(b"\x89PNG photo of the pothole"),
         Attachment {
             filename: upload.filename.clone(),
             media_type: upload.media_type.clone(),
@@ -253,11 +257,43 @@ pub async fn insert(store: &dyn Store, new: &NewApplication) {
     ));
 }
 
+/// A claim under `lease` at `now` for a minute: at most `limit` entries, at most
+/// `room[procedure]` of each procedure.
+pub fn claim_at<'a>(
+    lease: &'a str,
+    now: OffsetDateTime,
+    limit: u32,
+    room: &'a BTreeMap<String, u32>,
+) -> Claim<'a> {
+    Claim {
+        lease,
+        now,
+        lease_until: now + Duration::minutes(1),
+        limit,
+        capacity: room,
+    }
+}
+
+/// Claims under `lease` at `now` until `until`: at most ten entries, with [`capacity`].
+pub async fn claim_until(
+    store: &dyn Store,
+    lease: &str,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Vec<WorkItem> {
+    let room = capacity();
+    let claim = Claim {
+        lease_until: until,
+        ..claim_at(lease, now, 10, &room)
+    };
+    store.claim(&claim).await.unwrap()
+}
+
 /// Claims the entry of `id` (it must be due).
 pub async fn claim_one(store: &dyn Store, id: Uuid, lease: &str) -> WorkItem {
-    let now = OffsetDateTime::now_utc();
+    let room = capacity();
     store
-        .claim(lease, now, now + Duration::minutes(1), 100, &capacity())
+        .claim(&claim_at(lease, OffsetDateTime::now_utc(), 100, &room))
         .await
         .unwrap()
         .into_iter()
@@ -272,25 +308,43 @@ pub async fn claim_first(
     at: OffsetDateTime,
     lease_for: Duration,
 ) -> WorkItem {
-    store
-        .claim(lease, at, at + lease_for, 10, &capacity())
+    claim_until(store, lease, at, at + lease_for)
         .await
-        .unwrap()
         .remove(0)
+}
+
+/// A new application, stored and its entry claimed under `lease`.
+pub async fn claimed(store: &dyn Store, lease: &str) -> (NewApplication, WorkItem) {
+    let new = application(None);
+    insert(store, &new).await;
+    let item = claim_one(store, new.id, lease).await;
+    (new, item)
+}
+
+/// Records the claimed `item` prepared as `sealed` (its lease must hold); returns it as
+/// the delivery then works on it.
+pub async fn prepare(store: &dyn Store, item: &WorkItem, sealed: &[u8]) -> WorkItem {
+    assert!(
+        store
+            .record_prepared(item, sealed, "prepared")
+            .await
+            .unwrap()
+    );
+    WorkItem {
+        step: Step::Deliver,
+        ..item.clone()
+    }
+}
+
+/// Records that the claimed `item` failed for good as `status` (its lease must hold).
+pub async fn fail(store: &dyn Store, item: &WorkItem, status: Status, reason: &str) {
+    assert!(store.record_failed(item, status, reason).await.unwrap());
 }
 
 /// Takes one application through accepted → prepared → delivered.
 pub async fn deliver(store: &dyn Store, sealed: &[u8]) -> NewApplication {
-    let new = application(None);
-    insert(store, &new).await;
-    let mut item = claim_one(store, new.id, &Uuid::new_v4().to_string()).await;
-    assert!(
-        store
-            .record_prepared(&item, sealed, "prepared")
-            .await
-            .unwrap()
-    );
-    item.step = Step::Deliver;
+    let (new, item) = claimed(store, &Uuid::new_v4().to_string()).await;
+    let item = prepare(store, &item, sealed).await;
     assert!(
         store
             .record_delivered(&item, "message delivered to dresden-maengel via amqp q")
@@ -298,6 +352,24 @@ pub async fn deliver(store: &dyn Store, sealed: &[u8]) -> NewApplication {
             .unwrap()
     );
     new
+}
+
+/// The stored record of application `id` (it must exist).
+pub async fn stored(store: &dyn Store, id: Uuid) -> ApplicationRecord {
+    store.application(id).await.unwrap().unwrap()
+}
+
+/// The history and the audit trail tell the same story at the same times.
+pub fn assert_history_is_the_trail(history: &[HistoryEntry], entries: &[AuditEntry]) {
+    for (history, entry) in history.iter().zip(entries) {
+        assert_eq!(history.status, entry.status);
+        assert_eq!(history.detail, entry.detail);
+        assert_eq!(
+            history.at,
+            OffsetDateTime::parse(&entry.at, &time::format_description::well_known::Rfc3339)
+                .unwrap()
+        );
+    }
 }
 
 pub fn statuses(history: &[HistoryEntry]) -> Vec<&str> {
@@ -324,14 +396,8 @@ pub fn receipt_for(new: &NewApplication, id: &str, status: Status) -> ReceiptRec
 /// received (receipt `r-1`) to decided (`d-1`, with a message and a document).
 pub async fn to_decided(store: &dyn Store, new: &NewApplication, lease: &str, sealed: &[u8]) {
     insert(store, new).await;
-    let mut item = claim_one(store, new.id, lease).await;
-    assert!(
-        store
-            .record_prepared(&item, sealed, "prepared")
-            .await
-            .unwrap()
-    );
-    item.step = Step::Deliver;
+    let item = claim_one(store, new.id, lease).await;
+    let item = prepare(store, &item, sealed).await;
     assert!(store.record_delivered(&item, "delivered").await.unwrap());
     assert_eq!(
         store

@@ -240,6 +240,15 @@ impl Cycle {
         .await
     }
 
+    /// The same with more sections of `portal.toml` (`[limits]`, `[quotas]`, …).
+    pub async fn with_sections(sections: impl Into<String>) -> Self {
+        Self::with(Options {
+            sections: sections.into(),
+            ..Options::default()
+        })
+        .await
+    }
+
     pub async fn with(options: Options) -> Self {
         let hub = TestHub::start(HubSetup::default()).await;
         let sim = options
@@ -575,10 +584,14 @@ impl Citizen {
             .get(&format!("/zustaendigkeit?leistung={service}&ort={region}"))
             .await;
         assert_eq!(finder.status, 200, "{}", finder.body);
-        let csrf = finder.csrf();
+        self.post_start(service, region, &finder.csrf()).await
+    }
+
+    /// Posts the form that starts an application with the CSRF token `csrf`; the answer.
+    pub async fn post_start(&mut self, service: &str, region: &str, csrf: &str) -> Page {
         self.post(
             &format!("/antrag/{service}/neu"),
-            &[("csrf", &csrf), ("region", region)],
+            &[("csrf", csrf), ("region", region)],
         )
         .await
     }
@@ -602,15 +615,48 @@ impl Citizen {
         next.location()
     }
 
+    /// Presses the submit button of the draft's review page (whose CSRF token is `csrf`);
+    /// the answer.
+    pub async fn submit(&mut self, draft: &str, csrf: &str) -> Page {
+        self.post(&format!("/entwurf/{draft}/absenden"), &[("csrf", csrf)])
+            .await
+    }
+
+    /// Pays the draft's fee: from its review page (whose CSRF token is `csrf`) to the
+    /// payment provider, where the citizen pays by `method` or cancels (`action`:
+    /// `bezahlen`, `abbrechen`), and back. The provider's page and the page back.
+    pub async fn pay(
+        &mut self,
+        draft: &str,
+        csrf: &str,
+        method: &str,
+        action: &str,
+    ) -> (Page, Page) {
+        let to_provider = self
+            .post(&format!("/entwurf/{draft}/bezahlen"), &[("csrf", csrf)])
+            .await;
+        assert_eq!(to_provider.status, 303, "{}", to_provider.body);
+        let provider = self.get(&to_provider.location()).await;
+        assert_eq!(provider.status, 200, "{}", provider.body);
+        let decided = self
+            .post(
+                &to_provider.location(),
+                &[
+                    ("csrf", &provider.csrf()),
+                    ("zahlart", method),
+                    ("aktion", action),
+                ],
+            )
+            .await;
+        assert_eq!(decided.status, 303, "{}", decided.body);
+        let back = self.follow(decided).await;
+        (provider, back)
+    }
+
     /// Submits the draft from its review page (`review`, as shown) and expects to be
     /// sent to its application page.
     pub async fn submit_reviewed(&mut self, draft: &str, review: &Page) {
-        let submitted = self
-            .post(
-                &format!("/entwurf/{draft}/absenden"),
-                &[("csrf", &review.csrf())],
-            )
-            .await;
+        let submitted = self.submit(draft, &review.csrf()).await;
         assert_eq!(submitted.status, 303, "{}", submitted.body);
         assert_eq!(submitted.location(), format!("/antraege/{draft}"));
     }

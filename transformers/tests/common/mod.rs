@@ -33,18 +33,12 @@ pub fn behoerde(name: &str) -> Behoerde {
 /// The context of a Mängelanzeige to Dresden with `data` as it is (not validated).
 pub fn context(data: Value, mapping: &Mapping) -> MessageContext {
     MessageContext {
-        nachricht: Nachricht {
-            uuid: "0b3d9c59-2f3c-4a8e-9a51-6f1f7f0b8f11".into(),
-            typ: mapping.info.message.message_type.clone(),
-            typ_list_uri: mapping.info.message.list_uri.clone(),
-            typ_list_version: mapping.info.message.list_version.clone(),
-            standard: mapping.info.message.standard.clone(),
-            version: mapping.info.message.version.clone(),
-            erstellungszeitpunkt: "2026-11-30T10:00:00Z".into(),
-            produkt: "kopplung".into(),
-            produkthersteller: "kopplung".into(),
-            produktversion: "0.1.0".into(),
-        },
+        nachricht: Nachricht::new(
+            &mapping.info.message,
+            "0b3d9c59-2f3c-4a8e-9a51-6f1f7f0b8f11".into(),
+            "2026-11-30T10:00:00Z".into(),
+            "0.1.0".into(),
+        ),
         leser: behoerde("Landeshauptstadt Dresden"),
         autor: behoerde("kopplung"),
         antrag: Antrag {
