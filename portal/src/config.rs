@@ -1,6 +1,6 @@
 //! How the portal is run: the command line's part (`PortalConfig`) and the portal's own
 //! configuration file (`Settings`, `config/portal.toml`): `[limits]`, `[quotas]`,
-//! `[accounts]`, `[mail]`, `[payment]` and `[[identity_provider]]` (`crate::oidc::config`).
+//! `[accounts]`, `[mail]`, `[payment]` and `[[identity_provider]]` (`identity`).
 //! Every key is documented in `docs/operations.md` (the identity providers' in
 //! `docs/portal.md`); unknown keys are refused, and every problem of a file is reported
 //! at once, each naming the file and the key.
@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
-use crate::oidc::config::IdentityProvider;
+
+pub mod identity;
+use identity::IdentityProvider;
 
 /// How the portal is run.
 #[derive(Debug, Clone)]
@@ -372,7 +374,7 @@ impl Settings {
             payment: section(&table, "payment", &mut problems),
             identity_providers: table
                 .get("identity_provider")
-                .map(|value| crate::oidc::config::parse(value, &mut problems))
+                .map(|value| identity::parse(value, &mut problems))
                 .unwrap_or_default(),
         };
         if problems.is_empty() {

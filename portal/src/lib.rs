@@ -14,6 +14,7 @@ mod catalog;
 pub mod config;
 mod db;
 mod forms;
+mod level;
 mod mail;
 mod oidc;
 mod payment;
@@ -31,8 +32,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use kopplung_web::{LoginLimiter, LoginPolicy, Server};
 
+pub use config::identity::IdentityProvider;
 pub use config::{DEFAULT_KERN_DIR, PortalConfig, Settings};
-pub use oidc::config::IdentityProvider;
 
 /// The portal's one error type.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,6 @@ pub use purpose::autocomplete;
 use axum::extract::Query;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use kopplung_forms::TrustLevel;
 use kopplung_web::limiter::wait_in_minutes;
 use kopplung_web::{Attempt, LoginLimiter};
 use serde::Deserialize;
@@ -19,7 +18,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::web::session::{self, Account};
-use crate::web::{Failure, Page, Posted, Visit, Visitor};
+use crate::web::{Failure, Page, Posted, Visit, Visitor, local_next};
 use crate::{Shared, db};
 use kopplung_web::shell::{form_value, random_hex, see_other};
 
@@ -53,13 +52,7 @@ pub const MASTER_DATA: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
-pub fn trust_label(level: TrustLevel) -> &'static str {
-    match level {
-        TrustLevel::Basis => "basis",
-        TrustLevel::Substanziell => "substanziell",
-        TrustLevel::Hoch => "hoch",
-    }
-}
+pub use crate::level::label as trust_label;
 
 /// The signed-in account, or a redirect to the sign-in page that comes back to `back`.
 pub fn require_account<'a>(visitor: &'a Visitor, back: &str) -> Result<&'a Account, Failure> {
@@ -84,14 +77,6 @@ pub(crate) fn begin_limited(
         .map_err(|r| Failure::too_many(refused(wait_in_minutes(r.wait)), r.wait))
 }
 
-/// Where to go after signing in or identifying: `input` if it is a path of the portal
-/// (WHATWG parsing, as the browser will follow it), otherwise `/konto`.
-pub(crate) fn local_next(state: &Shared, input: Option<&str>) -> String {
-    input
-        .and_then(|input| kopplung_web::redirect::local_target(&state.base_url, input))
-        .unwrap_or_else(|| "/konto".to_owned())
-}
-
 #[derive(Deserialize)]
 pub struct NextQuery {
     weiter: Option<String>,
@@ -106,7 +91,7 @@ pub async fn login_page(
     Query(query): Query<NextQuery>,
 ) -> Response {
     let next = local_next(&state, query.weiter.as_deref());
-    let level = query.niveau.as_deref().and_then(crate::oidc::parse_level);
+    let level = query.niveau.as_deref().and_then(crate::level::parse);
     state.templates.page(
         &visitor,
         StatusCode::OK,

@@ -23,9 +23,9 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 use tokio::time::Instant;
 
-use super::config::IdentityProvider;
 use super::prefill;
 use crate::Error;
+use crate::config::identity::IdentityProvider;
 
 /// The client as discovery builds it: authorization endpoint set, token and userinfo
 /// endpoints as the provider announces them.

@@ -9,7 +9,6 @@
 //! not have expired.
 
 pub mod client;
-pub mod config;
 mod pages;
 mod prefill;
 pub mod store;
@@ -21,7 +20,8 @@ use kopplung_web::shell::{random_hex, see_other};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::account::{local_next, trust_label};
+use crate::level::{label as trust_label, parse as parse_level};
+use crate::web::local_next;
 use crate::web::session::{self, Account};
 use crate::web::{Failure, Page, Visit, Visitor};
 use crate::{Error, Shared, db};
@@ -32,16 +32,6 @@ pub const RETURN_PATH: &str = "/konto/oidc/rueckkehr";
 
 /// An ID token that expires within this many seconds is not sent to the hub any more.
 const TOKEN_SLACK_SECS: i64 = 10;
-
-/// A level as written in URLs and configuration.
-pub fn parse_level(text: &str) -> Option<TrustLevel> {
-    match text {
-        "basis" => Some(TrustLevel::Basis),
-        "substanziell" => Some(TrustLevel::Substanziell),
-        "hoch" => Some(TrustLevel::Hoch),
-        _ => None,
-    }
-}
 
 /// The start of a sign-in at `provider` that comes back to `next`; `again` asks the
 /// provider to authenticate anew, `consent` keeps the citizen's agreement to prefill.

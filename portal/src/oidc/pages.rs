@@ -9,10 +9,10 @@ use kopplung_forms::TrustLevel;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::parse_level;
 use crate::Shared;
-use crate::account::{local_next, trust_label};
+use crate::level::{label as trust_label, parse as parse_level};
 use crate::router_client::Service;
+use crate::web::local_next;
 use crate::web::{Page, Visit, Visitor};
 
 /// A means of identification's code in words.

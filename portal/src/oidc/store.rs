@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::client::Verified;
-use crate::account::trust_label;
+use crate::level::label as trust_label;
 use crate::web::session::{self, SignIn};
 use crate::web::{Page, Visitor};
 use crate::{Error, Shared, db};

@@ -29,7 +29,7 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; font-src 'self'; im
 
 /// [`CSP`], where forms may also lead to the identity providers' origins: browsers hold
 /// the redirects after a form (sign-in, logout) to `form-action` too. Made once at start.
-pub fn csp(providers: &[crate::oidc::config::IdentityProvider]) -> &'static str {
+pub fn csp(providers: &[crate::config::identity::IdentityProvider]) -> &'static str {
     let mut origins: Vec<String> = providers
         .iter()
         .filter_map(|p| url::Url::parse(&p.issuer).ok())
@@ -434,6 +434,14 @@ pub async fn portal_js() -> Response {
         "text/javascript; charset=utf-8",
         include_str!("../../assets/portal.js"),
     )
+}
+
+/// Where to go after signing in or identifying: `input` if it is a path of the portal
+/// (WHATWG parsing, as the browser will follow it), otherwise `/konto`.
+pub fn local_next(state: &Shared, input: Option<&str>) -> String {
+    input
+        .and_then(|input| kopplung_web::redirect::local_target(&state.base_url, input))
+        .unwrap_or_else(|| "/konto".to_owned())
 }
 
 /// `30,70 €`

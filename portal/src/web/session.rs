@@ -67,12 +67,9 @@ pub struct Visitor {
     pub client: IpAddr,
 }
 
+/// A stored level; anything unknown counts as `basis`.
 pub fn parse_trust_level(text: &str) -> TrustLevel {
-    match text {
-        "hoch" => TrustLevel::Hoch,
-        "substanziell" => TrustLevel::Substanziell,
-        _ => TrustLevel::Basis,
-    }
+    crate::level::parse(text).unwrap_or_default()
 }
 
 /// The session of cookie `token`, if it exists and has not expired (nor, signed in,
@@ -157,7 +154,7 @@ pub async fn insert(
     .bind(csrf)
     .bind(now)
     .bind(now + state.config.settings.accounts.session_seconds())
-    .bind(crate::account::trust_label(
+    .bind(crate::level::label(
         sign_in.map(|s| s.level).unwrap_or_default(),
     ))
     .bind(sign_in.map(|s| s.authenticated_at))
