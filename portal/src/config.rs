@@ -1,8 +1,9 @@
 //! How the portal is run: the command line's part (`PortalConfig`) and the portal's own
 //! configuration file (`Settings`, `config/portal.toml`): `[limits]`, `[quotas]`,
-//! `[accounts]`, `[mail]` and `[payment]`. Every key is documented in
-//! `docs/operations.md`; unknown keys are refused, and every problem of a file is
-//! reported at once, each naming the file and the key.
+//! `[accounts]`, `[mail]`, `[payment]` and `[[identity_provider]]` (`identity`).
+//! Every key is documented in `docs/operations.md` (the identity providers' in
+//! `docs/portal.md`); unknown keys are refused, and every problem of a file is reported
+//! at once, each naming the file and the key.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
+
+pub mod identity;
+use identity::IdentityProvider;
 
 /// How the portal is run.
 #[derive(Debug, Clone)]
@@ -82,6 +86,8 @@ pub struct Settings {
     pub accounts: Accounts,
     pub mail: Mail,
     pub payment: Payment,
+    /// `[[identity_provider]]`: where citizens may sign in with OpenID Connect.
+    pub identity_providers: Vec<IdentityProvider>,
 }
 
 /// `[limits]`: the server layer's limits of the portal's listener (the keys of
@@ -192,6 +198,8 @@ impl Quotas {
 pub struct Accounts {
     /// A session (signed in or anonymous) ends this long after it began.
     pub session_hours: u64,
+    /// A signed-in session ends after this many seconds without a request.
+    pub idle_timeout_secs: u64,
     /// The confirmation link of a registration works this long.
     pub confirm_link_hours: u64,
     /// Registrations from one address per hour.
@@ -204,6 +212,7 @@ impl Default for Accounts {
     fn default() -> Self {
         Self {
             session_hours: 8,
+            idle_timeout_secs: 1800,
             confirm_link_hours: 24,
             registrations_per_address: 20,
             registrations_per_email: 3,
@@ -214,6 +223,10 @@ impl Default for Accounts {
 impl Accounts {
     pub fn session_seconds(&self) -> i64 {
         i64::try_from(self.session_hours.saturating_mul(3600)).unwrap_or(i64::MAX)
+    }
+
+    pub fn idle_seconds(&self) -> i64 {
+        i64::try_from(self.idle_timeout_secs).unwrap_or(i64::MAX)
     }
 
     pub fn confirm_seconds(&self) -> i64 {
@@ -298,7 +311,14 @@ pub struct Payment {
     pub secret_file: Option<PathBuf>,
 }
 
-const SECTIONS: &[&str] = &["limits", "quotas", "accounts", "mail", "payment"];
+const SECTIONS: &[&str] = &[
+    "limits",
+    "quotas",
+    "accounts",
+    "mail",
+    "payment",
+    "identity_provider",
+];
 
 impl Settings {
     /// Reads and checks `path`.
@@ -313,12 +333,17 @@ impl Settings {
         })?;
         // Files named in the configuration are relative to it.
         let base = path.parent().unwrap_or(Path::new("."));
+        let secrets = settings
+            .identity_providers
+            .iter_mut()
+            .map(|p| &mut p.client_secret_file);
         for file in [
             &mut settings.mail.password_file,
             &mut settings.payment.secret_file,
         ]
         .into_iter()
         .flatten()
+        .chain(secrets)
         {
             if file.is_relative() {
                 *file = base.join(&*file);
@@ -337,7 +362,7 @@ impl Settings {
                     "[{name}]: unknown section (known: {})",
                     SECTIONS.join(", ")
                 ));
-            } else if !value.is_table() {
+            } else if !value.is_table() && name != "identity_provider" {
                 problems.push(format!("{name}: must be a section [{name}]"));
             }
         }
@@ -347,6 +372,10 @@ impl Settings {
             accounts: section(&table, "accounts", &mut problems),
             mail: section(&table, "mail", &mut problems),
             payment: section(&table, "payment", &mut problems),
+            identity_providers: table
+                .get("identity_provider")
+                .map(|value| identity::parse(value, &mut problems))
+                .unwrap_or_default(),
         };
         if problems.is_empty() {
             settings.check(&mut problems);
@@ -391,6 +420,11 @@ impl Settings {
         at_least("[quotas] sweep_interval_secs", q.sweep_interval_secs, 1);
         at_least("[quotas] drafts_per_account", q.drafts_per_account, 1);
         at_least("[accounts] session_hours", self.accounts.session_hours, 1);
+        at_least(
+            "[accounts] idle_timeout_secs",
+            self.accounts.idle_timeout_secs,
+            1,
+        );
         at_least(
             "[accounts] confirm_link_hours",
             self.accounts.confirm_link_hours,
@@ -534,5 +568,8 @@ mod tests {
         assert_eq!(settings.mail.transport, MailTransport::Drop);
         assert!(settings.mail.viewer);
         assert_eq!(settings.quotas.anonymous_expire_secs, 24 * 3600);
+        let provider = &settings.identity_providers[0];
+        assert_eq!(provider.issuer, "http://127.0.0.1:8082");
+        assert_eq!(provider.levels.len(), 3);
     }
 }

@@ -14,7 +14,9 @@ mod catalog;
 pub mod config;
 mod db;
 mod forms;
+mod level;
 mod mail;
+mod oidc;
 mod payment;
 mod peer;
 mod quota;
@@ -31,6 +33,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use kopplung_web::{LoginLimiter, LoginPolicy, Server};
 
+pub use config::identity::IdentityProvider;
 pub use config::{DEFAULT_KERN_DIR, PortalConfig, Settings};
 
 /// The portal's one error type.
@@ -67,6 +70,12 @@ pub enum Error {
     Random(#[from] openssl::error::ErrorStack),
     #[error("password hashing: {0}")]
     Password(String),
+    #[error("{0}")]
+    IdentityProviderConfig(String),
+    #[error("the identity provider {0}")]
+    IdentityProviderUnavailable(String),
+    #[error("sign-in refused by the portal's checks: {0}")]
+    SignInRejected(String),
 }
 
 /// What the handlers share.
@@ -85,6 +94,10 @@ pub(crate) struct AppState {
     pub mailer: mail::Mailer,
     pub payments: payment::PaymentClient,
     pub provider: payment::provider::Provider,
+    /// `[[identity_provider]]`: where citizens sign in with OpenID Connect.
+    pub providers: oidc::client::Providers,
+    /// The Content-Security-Policy of every page (forms may go to the providers).
+    pub csp: &'static str,
     pub secure: bool,
 }
 
@@ -148,6 +161,8 @@ pub async fn run(
         window: hour,
         address_failures: accounts.registrations_per_address,
     });
+    let providers = oidc::client::Providers::new(&settings.identity_providers, base_url.as_str())?;
+    let csp = web::csp(&settings.identity_providers);
     let state = Arc::new(AppState {
         router: router_client::RouterClient::new(&config.router_url, &config.router_token)?,
         payments: payment::PaymentClient::new(&payment_url, &secret)?,
@@ -160,6 +175,8 @@ pub async fn run(
             &config.data_dir,
             base_url.host_str().unwrap_or("localhost"),
         )?,
+        providers,
+        csp,
         secure: base_url.scheme() == "https",
         base_url,
         templates,
@@ -247,10 +264,9 @@ fn app(state: Shared) -> Router {
             "/konto/stammdaten",
             get(account::master_data_page).post(account::master_data_save),
         )
-        .route(
-            "/konto/identifizierung",
-            get(account::identify_page).post(account::identify),
-        )
+        .route("/konto/identifizierung", get(oidc::identify_page))
+        .route("/konto/oidc/anmelden", get(oidc::start))
+        .route(oidc::RETURN_PATH, get(oidc::callback))
         .route("/konto/entwuerfe", get(forms::drafts))
         .route("/konto/antraege", get(applications::list))
         .route("/konto/postfach", get(applications::mailbox))
@@ -276,7 +292,7 @@ fn app(state: Shared) -> Router {
             state.clone(),
             web::session::middleware,
         ));
-    web::secure(app, state.secure)
+    web::secure(app, state.secure, state.csp)
         // Form posts are small; only the upload route reads more (its own limit).
         .layer(DefaultBodyLimit::max(
             state.config.settings.limits.max_form_bytes,

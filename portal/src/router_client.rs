@@ -198,13 +198,15 @@ impl RouterClient {
         }
     }
 
-    /// Submits an application; `idempotency_key` makes a repeated click harmless.
+    /// Submits an application, with `applicant.authentication` when the citizen signed
+    /// in; `idempotency_key` makes a repeated click harmless.
     pub async fn submit(
         &self,
         service: &str,
         region: &str,
         data: &Value,
         attachments: &[OutgoingAttachment],
+        applicant: Option<&Value>,
         idempotency_key: &str,
     ) -> Result<Submitted, Error> {
         use base64::Engine;
@@ -218,12 +220,16 @@ impl RouterClient {
                 })
             })
             .collect();
-        let body = json!({
+        let mut body = json!({
             "service": service,
             "region": region,
             "data": data,
             "attachments": attachments,
         });
+        // Who applies and how they were identified (docs/api.md, `applicant`).
+        if let Some(applicant) = applicant {
+            body["applicant"] = applicant.clone();
+        }
         let response = self
             .0
             .request(Method::POST, "/api/v1/applications")

@@ -1,7 +1,8 @@
 //! The retention sweep: every `[quotas] sweep_interval_secs`, expired sessions, expired
 //! registrations, anonymous drafts (with their files, and the portal's copy of
 //! anonymous applications) whose session has ended or that were last changed
-//! `anonymous_expire_secs` ago, and dropped mails older than `[mail] expire_hours` are
+//! `anonymous_expire_secs` ago, dropped mails older than `[mail] expire_hours`, and
+//! sign-ins and logouts at identity providers that did not come back in time are
 //! deleted. Nothing stays only because nobody comes back for it.
 
 use std::path::Path;
@@ -15,6 +16,8 @@ pub struct Swept {
     pub anonymous_drafts: u64,
     pub registrations: u64,
     pub dropped_mails: u64,
+    /// Sign-ins and logouts at identity providers that did not come back in time.
+    pub sign_ins: u64,
 }
 
 /// Runs the sweep now and then, until the portal stops.
@@ -28,6 +31,7 @@ pub async fn run(state: Shared) {
                     anonymous_drafts = swept.anonymous_drafts,
                     registrations = swept.registrations,
                     dropped_mails = swept.dropped_mails,
+                    sign_ins = swept.sign_ins,
                     "retention sweep"
                 );
             }
@@ -42,11 +46,18 @@ pub async fn sweep(state: &Shared) -> Result<Swept, sqlx::Error> {
     let now = db::now();
     let expire =
         i64::try_from(state.config.settings.quotas.anonymous_expire_secs).unwrap_or(i64::MAX);
-    let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-        .bind(now)
-        .execute(&state.db)
-        .await?
-        .rows_affected();
+    // Signed-in sessions also end after their idle time.
+    let idle = state.config.settings.accounts.idle_seconds();
+    let sessions = sqlx::query(
+        "DELETE FROM sessions WHERE expires_at <= ?
+           OR (account_id IS NOT NULL AND COALESCE(last_seen_at, created_at) <= ?)",
+    )
+    .bind(now)
+    .bind(now.saturating_sub(idle))
+    .execute(&state.db)
+    .await?
+    .rows_affected();
+    let sign_ins = crate::oidc::store::sweep(state, now).await?;
     // Their files go with them (ON DELETE CASCADE).
     let anonymous_drafts = sqlx::query(
         "DELETE FROM drafts WHERE account_id IS NULL
@@ -76,6 +87,7 @@ pub async fn sweep(state: &Shared) -> Result<Swept, sqlx::Error> {
         anonymous_drafts,
         registrations,
         dropped_mails,
+        sign_ins,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod faults;
 pub mod hub;
 pub mod issuer;
+pub mod oidc;
 pub mod pki;
 pub mod postgres;
 pub mod shared;

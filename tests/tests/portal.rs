@@ -9,24 +9,12 @@ mod portal_support;
 use std::time::{Duration, Instant};
 
 use kopplung_tests::ADMIN_TOKEN;
-use portal_support::{Citizen, Cycle, DRESDEN, MAENGEL, MELDE, PASSWORD, Page, draft_of};
+use kopplung_tests::oidc::{ERIKA, HIGH, IdpBrowser, SUBSTANTIAL};
+use portal_support::{Citizen, Cycle, DRESDEN, MAENGEL, MELDE, Options, PASSWORD, Page, draft_of};
 
 /// A Mängelanzeige with a photo, submitted; returns the draft id.
 async fn report_a_pothole(citizen: &mut Citizen) -> String {
-    let step = citizen.start(MAENGEL, DRESDEN).await;
-    let draft = draft_of(&step);
-    let next = citizen
-        .fill(
-            &step,
-            &[
-                ("kategorie", "strassenschaden"),
-                ("beschreibung", "Tiefes Schlagloch vor der Grundschule"),
-                ("ort.strasse", "Königsbrücker Straße"),
-                ("ort.hausnummer", "12"),
-            ],
-        )
-        .await;
-    assert_eq!(next, format!("/entwurf/{draft}/anlagen"));
+    let (draft, next) = portal_support::start_pothole_report(citizen).await;
     let page = citizen.get(&next).await;
     let csrf = page.csrf();
     let png = [
@@ -40,9 +28,7 @@ async fn report_a_pothole(citizen: &mut Citizen) -> String {
     assert_eq!(upload.status, 303, "{}", upload.body);
     let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
     assert!(review.body.contains("schlagloch.png"), "{}", review.body);
-    let submitted = citizen.submit(&draft, &review.csrf()).await;
-    assert_eq!(submitted.status, 303, "{}", submitted.body);
-    assert_eq!(submitted.location(), format!("/antraege/{draft}"));
+    citizen.submit_reviewed(&draft, &review).await;
     draft
 }
 
@@ -377,7 +363,11 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
 
 #[tokio::test]
 async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
-    let cycle = Cycle::start(false).await;
+    let cycle = Cycle::with(Options {
+        oidc: Some(String::new()),
+        ..Options::default()
+    })
+    .await;
     let mut erik = Citizen::new(&cycle);
     erik.register("erik@example.org").await;
     // Master data prefill the form.
@@ -400,6 +390,37 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
     assert_eq!(saved.status, 200);
     let step = erik.start(MELDE, DRESDEN).await;
     let draft = draft_of(&step);
+    // A password account is basis < substanziell: the form, the review and the
+    // submission are refused, with the way out (step-up at the identity provider).
+    let step_up = erik.get(&step).await;
+    assert!(
+        step_up.body.contains("Höheres Vertrauensniveau nötig"),
+        "{}",
+        step_up.body
+    );
+    assert!(!step_up.body.contains("value=\"Weber\""));
+    let review = erik.get(&format!("/entwurf/{draft}/pruefen")).await;
+    assert!(review.body.contains("Höheres Vertrauensniveau nötig"));
+    assert!(!review.body.contains("Antrag verbindlich absenden"));
+    let refused = erik
+        .post(
+            &format!("/entwurf/{draft}/absenden"),
+            &[("csrf", &step_up.csrf())],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    // The simulated identification is gone.
+    let old = erik
+        .post(
+            "/konto/identifizierung",
+            &[("csrf", &step_up.csrf()), ("verfahren", "elster")],
+        )
+        .await;
+    assert_eq!(old.status, 405);
+    let mut idp = IdpBrowser::new(cycle.idp.as_ref().unwrap());
+    erik.sign_in_at(&mut idp, ERIKA, SUBSTANTIAL, &step, false)
+        .await;
+    // Identified (the same account): the master data prefill the form.
     let form = erik.get(&step).await;
     assert!(form.body.contains("value=\"Weber\""), "prefilled");
     // The applicant's own inputs say their purpose (WCAG 1.3.5).
@@ -425,20 +446,8 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
         )
         .await;
     assert_eq!(next, format!("/entwurf/{draft}/pruefen"));
-    // basis < substanziell: refused, with the way out.
     let review = erik.get(&next).await;
-    assert!(review.body.contains("Vertrauensniveau „substanziell“"));
-    assert!(!review.body.contains("Antrag verbindlich absenden"));
-    let refused = erik.submit(&draft, &review.csrf()).await;
-    assert_eq!(refused.status, 403, "{}", refused.body);
-    let identified = erik
-        .identify(
-            &review.csrf(),
-            "elster",
-            &format!("/entwurf/{draft}/pruefen"),
-        )
-        .await;
-    assert_eq!(identified.status, 303);
+    assert!(review.body.contains("Weber"), "{}", review.body);
     // Not paid: no submission.
     let unpaid = erik.submit(&draft, &review.csrf()).await;
     assert_eq!(unpaid.status, 422, "{}", unpaid.body);
@@ -537,32 +546,15 @@ async fn behind_tls_cookies_are_secure_and_hsts_is_sent_and_bad_requests_get_ger
     );
 }
 
-/// `data` as the form's dotted input names (booleans as a checked box's `true`).
-fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, value) in map {
-                let name = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                flatten(&name, value, out);
-            }
-        }
-        serde_json::Value::Bool(true) => out.push((prefix.to_owned(), "true".to_owned())),
-        serde_json::Value::Bool(false) | serde_json::Value::Null => {}
-        serde_json::Value::String(text) => out.push((prefix.to_owned(), text.clone())),
-        other => out.push((prefix.to_owned(), other.to_string())),
-    }
-}
-
 /// Every service's form, filled in through the pages from its mapping's complete
 /// fixture (with its attachments), paid where it has a fee, and submitted.
 #[tokio::test]
 async fn every_service_can_be_applied_for_through_its_form() {
-    use base64::Engine;
-    let cycle = Cycle::start(false).await;
+    let cycle = Cycle::with(Options {
+        oidc: Some(String::new()),
+        ..Options::default()
+    })
+    .await;
     let services: serde_json::Value = reqwest::get(cycle.hub.url("/api/v1/services"))
         .await
         .unwrap()
@@ -587,11 +579,13 @@ async fn every_service_can_be_applied_for_through_its_form() {
             "Wohnsitzanmeldung"
         ]
     );
+    // Signed in at the identity provider with the Online-Ausweis (hoch), without the
+    // prefill: every form takes the fixture as it is.
     let mut citizen = Citizen::new(&cycle);
-    citizen.register("gerda@example.org").await;
-    let csrf = citizen.csrf().await;
-    let identified = citizen.identify(&csrf, "eid", "/konto").await;
-    assert_eq!(identified.status, 303);
+    let mut idp = IdpBrowser::new(cycle.idp.as_ref().unwrap());
+    citizen
+        .sign_in_at(&mut idp, ERIKA, HIGH, "/konto", false)
+        .await;
     for folder in [
         "bewohnerparkausweis",
         "gewerbeanmeldung",
@@ -610,47 +604,12 @@ async fn every_service_can_be_applied_for_through_its_form() {
             .and_then(|l| l.strip_suffix('"'))
             .unwrap()
             .to_owned();
-        let fixture: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(kopplung_tests::workspace().join(format!(
-                "mappings/{folder}/fixtures/vollstaendig.input.json"
-            )))
-            .unwrap(),
-        )
-        .unwrap();
-        let region = fixture["region"].as_str().unwrap();
-        let mut pairs = Vec::new();
-        flatten("", &fixture["data"], &mut pairs);
-        let mut location = citizen.start(&key, region).await;
-        let draft = draft_of(&location);
-        // Every step gets all inputs; each takes its own.
-        while location.contains("/schritt/") {
-            let page = citizen.get(&location).await;
-            assert_eq!(page.status, 200, "{folder} {location}");
-            let csrf = page.csrf();
-            let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf), ("aktion", "weiter")];
-            form.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let next = citizen.post(&location, &form).await;
-            assert_eq!(next.status, 303, "{folder} {location}:\n{}", next.body);
-            location = next.location();
-        }
-        if location.ends_with("/anlagen") {
-            let csrf = citizen.get(&location).await.csrf();
-            for attachment in fixture["attachments"].as_array().into_iter().flatten() {
-                let content = base64::engine::general_purpose::STANDARD
-                    .decode(attachment["content_base64"].as_str().unwrap())
-                    .unwrap();
-                let uploaded = citizen
-                    .upload(
-                        &draft,
-                        &csrf,
-                        attachment["filename"].as_str().unwrap(),
-                        attachment["media_type"].as_str().unwrap(),
-                        content,
-                    )
-                    .await;
-                assert_eq!(uploaded.status, 303, "{folder}: {}", uploaded.body);
-            }
-        }
+        let region = portal_support::fixture(folder)["region"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let location = citizen.start(&key, &region).await;
+        let draft = portal_support::fill_from_fixture(&mut citizen, folder, location).await;
         let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
         assert_eq!(review.status, 200);
         assert!(

@@ -10,6 +10,7 @@ mod portal_support;
 
 use std::time::{Duration, Instant};
 
+use kopplung_tests::oidc::{Choice, ERIKA, IdpBrowser, SUBSTANTIAL};
 use portal_support::{Citizen, Cycle, Options, PASSWORD, Page};
 use url::Url;
 
@@ -106,15 +107,17 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
     let secret_file = secrets.path().join("payment-secret");
     let secret = "geteiltes-geheimnis-fuer-den-zahlungsdienst";
     std::fs::write(&secret_file, secret).unwrap();
-    let cycle = Cycle::with_sections(format!(
-        "[payment]\nsecret_file = \"{}\"\n",
-        secret_file.display()
-    ))
+    let cycle = Cycle::with(Options {
+        sections: format!("[payment]\nsecret_file = \"{}\"\n", secret_file.display()),
+        oidc: Some(String::new()),
+        ..Options::default()
+    })
     .await;
     let portal = Url::parse(&cycle.portal_url).unwrap();
     let port = portal.port().unwrap();
     let mut anna = Citizen::new(&cycle);
     anna.register("anna@example.org").await;
+    let mut idp = IdpBrowser::new(cycle.idp.as_ref().unwrap());
     let mut checked = 0;
     for target in hostile_targets(port) {
         // Through the sign-in page's `weiter` and a real sign-in …
@@ -134,11 +137,35 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
             );
             checked += 1;
         }
-        // … and through the identification's `weiter`.
-        let (page, next) = with_weiter(&mut anna, "/konto/identifizierung", &target).await;
+        // … and through the identification page's `weiter` and a real sign-in at the
+        // identity provider (which comes back with the state's `weiter`).
+        let request = anna
+            .http
+            .get(anna.url("/konto/identifizierung"))
+            .query(&[("weiter", &target)]);
+        let page = anna.send(request).await;
+        assert_eq!(page.status, 200, "{target:?}");
+        let next = hidden(&page, "weiter");
+        assert!(
+            stays_on_portal(&portal, &next),
+            "{target:?} → weiter {next:?}"
+        );
         for next in [next.as_str(), target.as_str()] {
-            let identified = anna.identify(&page.csrf(), "elster", next).await;
-            assert_eq!(identified.status, 303, "{target:?}");
+            let start = format!(
+                "/konto/oidc/anmelden?anbieter=test&weiter={}",
+                kopplung_tests::oidc::encode(next)
+            );
+            let (identified, _) = anna
+                .at_provider(
+                    &mut idp,
+                    &start,
+                    Choice::SignIn {
+                        person: ERIKA,
+                        acr: SUBSTANTIAL,
+                    },
+                )
+                .await;
+            assert_eq!(identified.status, 303, "{target:?}: {}", identified.body);
             let location = identified.location();
             assert!(
                 stays_on_portal(&portal, &location),

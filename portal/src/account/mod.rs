@@ -1,6 +1,6 @@
-//! The Servicekonto: sign-in (argon2id, one login limiter), registration confirmed by
-//! e-mail (`registration`), master data to prefill forms, and the simulated
-//! identification that raises the trust level.
+//! The Servicekonto: sign-in with a password (argon2id, one login limiter; level basis
+//! at most), registration confirmed by e-mail (`registration`), master data to prefill
+//! forms. Sign-in at identity providers, the levels and step-up are `crate::oidc`'s.
 
 mod password;
 mod purpose;
@@ -11,7 +11,6 @@ pub use purpose::autocomplete;
 use axum::extract::Query;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use kopplung_forms::TrustLevel;
 use kopplung_web::limiter::wait_in_minutes;
 use kopplung_web::{Attempt, LoginLimiter};
 use serde::Deserialize;
@@ -19,7 +18,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::web::session::{self, Account};
-use crate::web::{Failure, Page, Posted, Visit, Visitor};
+use crate::web::{Failure, Page, Posted, Visit, Visitor, local_next};
 use crate::{Shared, db};
 use kopplung_web::shell::{form_value, random_hex, see_other};
 
@@ -53,13 +52,7 @@ pub const MASTER_DATA: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
-pub fn trust_label(level: TrustLevel) -> &'static str {
-    match level {
-        TrustLevel::Basis => "basis",
-        TrustLevel::Substanziell => "substanziell",
-        TrustLevel::Hoch => "hoch",
-    }
-}
+pub use crate::level::label as trust_label;
 
 /// The signed-in account, or a redirect to the sign-in page that comes back to `back`.
 pub fn require_account<'a>(visitor: &'a Visitor, back: &str) -> Result<&'a Account, Failure> {
@@ -84,29 +77,32 @@ pub(crate) fn begin_limited(
         .map_err(|r| Failure::too_many(refused(wait_in_minutes(r.wait)), r.wait))
 }
 
-/// Where to go after signing in or identifying: `input` if it is a path of the portal
-/// (WHATWG parsing, as the browser will follow it), otherwise `/konto`.
-fn local_next(state: &Shared, input: Option<&str>) -> String {
-    input
-        .and_then(|input| kopplung_web::redirect::local_target(&state.base_url, input))
-        .unwrap_or_else(|| "/konto".to_owned())
-}
-
 #[derive(Deserialize)]
 pub struct NextQuery {
     weiter: Option<String>,
+    /// The level the page the visitor came from needs (`basis`, …).
+    niveau: Option<String>,
 }
 
+/// `GET /konto/anmelden`: the identity providers (asked for `niveau` when given) and
+/// the password form.
 pub async fn login_page(
     Visit { state, visitor }: Visit,
     Query(query): Query<NextQuery>,
 ) -> Response {
+    let next = local_next(&state, query.weiter.as_deref());
+    let level = query.niveau.as_deref().and_then(crate::level::parse);
     state.templates.page(
         &visitor,
         StatusCode::OK,
         "login",
         "Anmelden",
-        &json!({ "csrf": visitor.csrf, "next": local_next(&state, query.weiter.as_deref()), "errors": [] }),
+        &json!({
+            "csrf": visitor.csrf,
+            "next": next,
+            "errors": [],
+            "providers": crate::oidc::offers(&state, level, &next, false, false),
+        }),
     )
 }
 
@@ -160,6 +156,7 @@ fn login_form(
             "next": next,
             "email": email,
             "errors": [{"id": "email", "message": message}],
+            "providers": crate::oidc::offers(state, None, next, false, false),
         }),
     )
 }
@@ -177,16 +174,17 @@ pub async fn login(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Pa
             "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie {wait} und versuchen Sie es dann erneut."
         )
     })?;
-    let account = sqlx::query("SELECT id, password_hash FROM accounts WHERE email = ?")
-        .bind(&email)
-        .fetch_optional(&state.db)
-        .await?
-        .map(|row| {
-            (
-                row.get::<String, _>("id"),
-                row.get::<String, _>("password_hash"),
-            )
-        });
+    let account =
+        sqlx::query("SELECT id, password_hash FROM accounts WHERE email = ? AND kind = 'password'")
+            .bind(&email)
+            .fetch_optional(&state.db)
+            .await?
+            .map(|row| {
+                (
+                    row.get::<String, _>("id"),
+                    row.get::<String, _>("password_hash"),
+                )
+            });
     let waiting: Option<String> = sqlx::query_scalar(
         "SELECT password_hash FROM registrations WHERE email = ? AND expires_at > ?",
     )
@@ -236,9 +234,12 @@ pub async fn login(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Pa
     }
 }
 
+/// `POST /konto/abmelden`: the session ends here; signed in at an identity provider,
+/// the citizen goes on to its logout (RP-initiated) and comes back to the start page.
 pub async fn logout(Visit { state, visitor }: Visit, Posted(_): Posted) -> Page {
+    let provider = crate::oidc::logout_target(&state, &visitor).await?;
     session::delete(&state, &visitor).await?;
-    let mut response = see_other("/");
+    let mut response = see_other(provider.as_deref().unwrap_or("/"));
     response
         .headers_mut()
         .insert(header::SET_COOKIE, session::clear_cookie(&state));
@@ -249,14 +250,13 @@ pub async fn overview(
     Visit { state, visitor }: Visit,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Page {
-    let account = require_account(&visitor, "/konto")?;
+    require_account(&visitor, "/konto")?;
     state.templates.ok(
         &visitor,
         "account",
         "Mein Servicekonto",
         &json!({
-            "email": account.email,
-            "trust_level": trust_label(account.trust_level),
+            "current": crate::oidc::signed_in_view(&state, &visitor),
             "confirmed": query.contains_key("bestaetigt"),
         }),
     )
@@ -340,45 +340,4 @@ pub async fn master_data_save(Visit { state, visitor }: Visit, Posted(pairs): Po
         "Stammdaten gespeichert",
         &json!({ "csrf": visitor.csrf, "groups": master_data_view(&data), "saved": true }),
     )
-}
-
-pub async fn identify_page(
-    Visit { state, visitor }: Visit,
-    Query(query): Query<NextQuery>,
-) -> Page {
-    let account = require_account(&visitor, "/konto/identifizierung")?;
-    state.templates.ok(
-        &visitor,
-        "identify",
-        "Identifizieren",
-        &json!({
-            "csrf": visitor.csrf,
-            "trust_level": trust_label(account.trust_level),
-            "next": local_next(&state, query.weiter.as_deref()),
-        }),
-    )
-}
-
-/// The simulated identification: a method stands for the trust level it reaches
-/// (ELSTER certificate: substanziell; Online-Ausweis/eID: hoch). A real portal would
-/// hand over to the identity provider here (e.g. BundID) and take its assertion.
-pub async fn identify(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Page {
-    let account = require_account(&visitor, "/konto/identifizierung")?;
-    let level = match form_value(&pairs, "verfahren") {
-        Some("elster") => TrustLevel::Substanziell,
-        Some("eid") => TrustLevel::Hoch,
-        _ => {
-            return Err(Failure::bad_request(
-                "Bitte wählen Sie ein Verfahren zur Identifizierung.",
-            ));
-        }
-    };
-    let level = level.max(account.trust_level);
-    sqlx::query("UPDATE accounts SET trust_level = ? WHERE id = ?")
-        .bind(trust_label(level))
-        .bind(&account.id)
-        .execute(&state.db)
-        .await?;
-    tracing::info!(account = %account.id, level = trust_label(level), "identified (simulated)");
-    Ok(see_other(&local_next(&state, form_value(&pairs, "next"))))
 }

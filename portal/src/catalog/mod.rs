@@ -28,14 +28,21 @@ fn service_summary(service: &Service) -> Value {
     })
 }
 
-pub async fn start(Visit { state, visitor }: Visit) -> Page {
+#[derive(Deserialize)]
+pub struct StartQuery {
+    /// An identity provider sends the citizen back here after logout, with our state.
+    state: Option<String>,
+}
+
+pub async fn start(Visit { state, visitor }: Visit, Query(query): Query<StartQuery>) -> Page {
+    let logged_out = crate::oidc::logged_out(&state, query.state.as_deref()).await?;
     let services = state.router.services().await?;
     let list: Vec<Value> = services.iter().map(service_summary).collect();
     state.templates.ok(
         &visitor,
         "start",
         "Verwaltungsleistungen in Sachsen online",
-        &json!({ "services": list }),
+        &json!({ "services": list, "logged_out": logged_out }),
     )
 }
 

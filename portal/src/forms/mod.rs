@@ -4,6 +4,7 @@
 
 mod attachments;
 pub mod drafts;
+mod from_id;
 pub mod render;
 
 use axum::extract::Path;
@@ -11,14 +12,15 @@ use axum::http::{StatusCode, header};
 use kopplung_forms::FieldError;
 use serde_json::{Value, json};
 
-use crate::Shared;
 use crate::account::{master_data, require_account, trust_label};
 use crate::router_client::{OutgoingAttachment, Service, Submitted};
 use crate::web::session;
 use crate::web::{Failure, Page, Posted, Visit, Visitor, euro};
+use crate::{Shared, oidc};
 use attachments::human_size;
 pub use attachments::{attachment_remove, attachments_page, attachments_upload};
 use drafts::Draft;
+use from_id::FromId;
 use kopplung_web::shell::{form_value, german_time_unix, see_other};
 
 /// The service `key` as the router offers it now; one no longer offered is a 400.
@@ -52,8 +54,13 @@ pub async fn start(
         crate::router_client::encode(&key),
         crate::router_client::encode(&region)
     );
-    if !service.anonymous {
-        require_account(&visitor, &finder)?;
+    if !service.anonymous && visitor.account.is_none() {
+        // Signing in at a provider can ask for the level the service needs at once.
+        return Err(Failure::see_other(format!(
+            "/konto/anmelden?weiter={}&niveau={}",
+            crate::router_client::encode(&finder),
+            trust_label(service.trust_level)
+        )));
     }
     let Some(found) = state.router.responsibility(&key, &region).await? else {
         return Err(Failure::bad_request(
@@ -92,10 +99,13 @@ pub async fn start(
             session::ensure(&state, &visitor).await?
         }
     };
-    let data = match &visitor.account {
+    let mut data = match &visitor.account {
         Some(account) => render::prefill(&form, &master_data(&state, &account.id).await?),
         None => json!({}),
     };
+    if let Some(from_id) = from_id::of(&state, &visitor, &service, &form).await? {
+        from_id.apply(&mut data);
+    }
     let id = drafts::create(
         &state,
         &visitor,
@@ -142,6 +152,7 @@ fn step_view(
     form: &kopplung_forms::FormDefinition,
     step: u32,
     errors: &[FieldError],
+    from_id: Option<&FromId>,
 ) -> Value {
     let fields = render::step_fields(form, step);
     let errors: Vec<FieldError> = errors
@@ -156,6 +167,10 @@ fn step_view(
         .collect();
     let steps = render::steps(form);
     let index = steps.iter().position(|s| *s == step).unwrap_or(0);
+    let mut views = render::views(form, &fields, "", &draft.data, &map);
+    if let Some(from_id) = from_id {
+        from_id.mark(&mut views);
+    }
     json!({
         "csrf": visitor.csrf,
         "draft": draft.id,
@@ -164,7 +179,7 @@ fn step_view(
         "step": step,
         "progress": progress(&steps, form.attachments.max_count > 0, &step.to_string()),
         "step_number": index + 1,
-        "fields": render::views(form, &fields, "", &draft.data, &map),
+        "fields": views,
         "errors": summary,
         "signed_in": visitor.account.is_some(),
         "back": if index == 0 { None } else { Some(format!("/entwurf/{}/schritt/{}", draft.id, steps[index - 1])) },
@@ -175,13 +190,29 @@ pub async fn step_page(
     Visit { state, visitor }: Visit,
     Path((id, step)): Path<(String, u32)>,
 ) -> Page {
-    let draft = open_draft(&state, &visitor, &id).await?;
+    let mut draft = open_draft(&state, &visitor, &id).await?;
     let service = service_of(&state, &draft.service).await?;
     let form = service.form()?;
     if !render::steps(&form).contains(&step) {
         return Err(Failure::not_found());
     }
-    let view = step_view(&visitor, &draft, &service, &form, step, &[]);
+    let here = format!("/entwurf/{}/schritt/{step}", draft.id);
+    if let Some(page) = oidc::step_up(&state, &visitor, StatusCode::OK, &service, &here) {
+        return Ok(page);
+    }
+    let from_id = from_id::of(&state, &visitor, &service, &form).await?;
+    if let Some(from_id) = &from_id {
+        from_id.enforce(&state, &mut draft).await?;
+    }
+    let view = step_view(
+        &visitor,
+        &draft,
+        &service,
+        &form,
+        step,
+        &[],
+        from_id.as_ref(),
+    );
     state.templates.ok(
         &visitor,
         "form_step",
@@ -208,6 +239,11 @@ pub async fn step_save(
         &pairs,
         &mut draft.data,
     );
+    // What the ID confirmed stays, whatever was posted.
+    let from_id = from_id::of(&state, &visitor, &service, &form).await?;
+    if let Some(from_id) = from_id.as_ref().filter(|f| f.locked) {
+        from_id.apply(&mut draft.data);
+    }
     drafts::save_data(&state, &draft.id, &draft.data).await?;
     if form_value(&pairs, "aktion") == Some("speichern") {
         return Ok(see_other(&format!(
@@ -220,7 +256,15 @@ pub async fn step_save(
         .iter()
         .any(|e| render::step_of(&form, &e.field) == step)
     {
-        let view = step_view(&visitor, &draft, &service, &form, step, &errors);
+        let view = step_view(
+            &visitor,
+            &draft,
+            &service,
+            &form,
+            step,
+            &errors,
+            from_id.as_ref(),
+        );
         return Ok(state.templates.page(
             &visitor,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -305,7 +349,7 @@ impl Review<'_> {
             "errors": summary,
             "notice": notice,
             "trust_problem": trust,
-            "identify_href": format!("/konto/identifizierung?weiter={}", crate::router_client::encode(&format!("/entwurf/{}/pruefen", draft.id))),
+            "identify_href": format!("/konto/identifizierung?weiter={}&niveau={}", crate::router_client::encode(&format!("/entwurf/{}/pruefen", draft.id)), trust_label(service.trust_level)),
             "fee": service.fee.as_ref().map(|f| json!({"amount": euro(&f.betrag), "description": f.beschreibung})),
             "paid": paid,
             "payment_reference": draft.payment_reference,
@@ -325,8 +369,15 @@ impl Review<'_> {
 }
 
 pub async fn review(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
-    let draft = open_draft(&state, &visitor, &id).await?;
+    let mut draft = open_draft(&state, &visitor, &id).await?;
     let service = service_of(&state, &draft.service).await?;
+    let here = format!("/entwurf/{}/pruefen", draft.id);
+    if let Some(page) = oidc::step_up(&state, &visitor, StatusCode::OK, &service, &here) {
+        return Ok(page);
+    }
+    if let Some(from_id) = from_id::of(&state, &visitor, &service, &service.form()?).await? {
+        from_id.enforce(&state, &mut draft).await?;
+    }
     let review = Review {
         state: &state,
         visitor: &visitor,
@@ -345,11 +396,28 @@ pub async fn submit(
     Path(id): Path<String>,
     Posted(_): Posted,
 ) -> Page {
-    let draft = open_draft(&state, &visitor, &id).await?;
+    let mut draft = open_draft(&state, &visitor, &id).await?;
     let service = service_of(&state, &draft.service).await?;
     let form = service.form()?;
+    let here = format!("/entwurf/{}/pruefen", draft.id);
+    if let Some(page) = oidc::step_up(&state, &visitor, StatusCode::FORBIDDEN, &service, &here) {
+        return Ok(page);
+    }
     if let Some(problem) = trust_problem(&visitor, &service) {
         return Err(Failure::forbidden(problem));
+    }
+    // The hub takes a sign-in only while its ID token is valid and not too old.
+    if let Some(account) = &visitor.account
+        && !oidc::still_valid(&state, account)
+    {
+        return Ok(see_other(&oidc::sign_in_again(
+            account,
+            service.trust_level,
+            &here,
+        )));
+    }
+    if let Some(from_id) = from_id::of(&state, &visitor, &service, &form).await? {
+        from_id.enforce(&state, &mut draft).await?;
     }
     let review = Review {
         state: &state,
@@ -393,6 +461,7 @@ pub async fn submit(
             content,
         })
         .collect();
+    let applicant = oidc::applicant(&state, &visitor).await?;
     let answer = state
         .router
         .submit(
@@ -400,6 +469,7 @@ pub async fn submit(
             &draft.region,
             &data,
             &attachments,
+            applicant.as_ref(),
             &draft.id,
         )
         .await?;
@@ -416,12 +486,42 @@ pub async fn submit(
             tracing::warn!(draft = %draft.id, count = errors.len(), "the router refused fields");
             review.page(&errors, Some("Die Angaben wurden nicht angenommen. Bitte korrigieren Sie die markierten Felder.".into())).await
         }
+        Submitted::Refused { status, kind } if status == 403 || status == 503 => {
+            tracing::warn!(draft = %draft.id, status, %kind, "the router refused the identification");
+            Err(refused_identification(&visitor, &service, &kind, &here))
+        }
         Submitted::Refused { status, kind } => {
             tracing::warn!(draft = %draft.id, status, %kind, "the router refused the application");
             Err(Failure::bad_request(
                 "Der Antrag konnte nicht angenommen werden. Bitte wenden Sie sich an die zuständige Stelle.",
             ))
         }
+    }
+}
+
+/// The hub did not accept the applicant's identification: sign in again where that
+/// helps, else say so.
+fn refused_identification(
+    visitor: &Visitor,
+    service: &Service,
+    kind: &str,
+    review: &str,
+) -> Failure {
+    match (&visitor.account, kind) {
+        (Some(account), "assertion-expired" | "authentication-too-old") => {
+            Failure::see_other(oidc::sign_in_again(account, service.trust_level, review))
+        }
+        (_, "trust-level-too-low") => Failure::forbidden(format!(
+            "Die Antragsannahme verlangt für „{}“ ein höheres Vertrauensniveau, als Ihre Anmeldung bestätigt. Bitte melden Sie sich über „Identifizieren“ mit einem passenden Identifizierungsmittel an.",
+            service.name
+        )),
+        (_, "identity-provider-unavailable") => Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Ihre Anmeldung kann gerade nicht geprüft werden, weil der Identitätsanbieter nicht erreichbar ist. Bitte versuchen Sie es in einigen Minuten noch einmal. Ihr Antrag ist gespeichert.",
+        ),
+        _ => Failure::forbidden(
+            "Die Antragsannahme hat Ihre Anmeldung nicht anerkannt. Bitte melden Sie sich ab und noch einmal an. Gelingt es wieder nicht, wenden Sie sich bitte an die zuständige Stelle.",
+        ),
     }
 }
 

@@ -50,7 +50,7 @@ pub fn field_id(path: &str) -> String {
     format!("f-{}", path.replace('.', "-"))
 }
 
-fn get<'a>(data: &'a Value, path: &str) -> &'a Value {
+pub fn get<'a>(data: &'a Value, path: &str) -> &'a Value {
     let mut value = data;
     for part in path.split('.') {
         value = value.get(part).unwrap_or(&Value::Null);
@@ -58,7 +58,7 @@ fn get<'a>(data: &'a Value, path: &str) -> &'a Value {
     value
 }
 
-fn set(data: &mut Value, path: &str, new: Value) {
+pub fn set(data: &mut Value, path: &str, new: Value) {
     if !data.is_object() {
         *data = Value::Object(Map::new());
     }

@@ -27,10 +27,30 @@ use crate::{Error, Shared};
 /// Only the portal's own origin; scripts only from files (progressive enhancement).
 pub const CSP: &str = "default-src 'none'; style-src 'self'; font-src 'self'; img-src 'self' data:; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// [`CSP`], where forms may also lead to the identity providers' origins: browsers hold
+/// the redirects after a form (sign-in, logout) to `form-action` too. Made once at start.
+pub fn csp(providers: &[crate::config::identity::IdentityProvider]) -> &'static str {
+    let mut origins: Vec<String> = providers
+        .iter()
+        .filter_map(|p| url::Url::parse(&p.issuer).ok())
+        .map(|url| url.origin().ascii_serialization())
+        .collect();
+    origins.sort();
+    origins.dedup();
+    if origins.is_empty() {
+        return CSP;
+    }
+    let policy = CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {}", origins.join(" ")),
+    );
+    Box::leak(policy.into_boxed_str())
+}
+
 /// The security headers of every answer; HSTS when the portal is reached over TLS.
-fn security_headers(secure: bool) -> SecurityHeaders {
+fn security_headers(secure: bool, csp: &'static str) -> SecurityHeaders {
     SecurityHeaders {
-        csp: CSP,
+        csp,
         referrer_policy: "same-origin",
         permissions_policy: Some("camera=(), microphone=(), geolocation=()"),
         hsts: secure,
@@ -38,8 +58,8 @@ fn security_headers(secure: bool) -> SecurityHeaders {
 }
 
 /// `app` with the portal's security headers on every answer.
-pub fn secure(app: Router<Shared>, secure: bool) -> Router<Shared> {
-    security_headers(secure).on(app)
+pub fn secure(app: Router<Shared>, secure: bool, csp: &'static str) -> Router<Shared> {
+    security_headers(secure, csp).on(app)
 }
 
 /// The templates in `portal/templates/`, compiled into the binary.
@@ -66,13 +86,16 @@ const SOURCES: &[(&str, &str)] = kopplung_web::templates!(in "../../templates";
     "account",
     "master_data",
     "identify",
+    "providers",
+    "step_up",
+    "sign_in_failed",
     "pay",
     "register_sent",
     "confirm",
     "mail_viewer",
     "mail_message",
 );
-const PARTIALS: &[&str] = &["field", "error_summary"];
+const PARTIALS: &[&str] = &["field", "error_summary", "providers"];
 
 /// The portal's templates; pages in its layout.
 pub struct Templates(kopplung_web::shell::Templates);
@@ -208,6 +231,9 @@ impl From<Error> for Failure {
             Error::Payment(_) => {
                 "Der Zahlungsdienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten noch einmal."
             }
+            Error::IdentityProviderUnavailable(_) => {
+                "Die Anmeldung beim Identitätsanbieter ist gerade nicht möglich, weil er nicht erreichbar ist. Bitte versuchen Sie es in einigen Minuten noch einmal. Ihre Eingaben im Portal sind gespeichert."
+            }
             _ => "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch einmal.",
         };
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
@@ -309,7 +335,7 @@ pub fn body_timeout_page(state: &Shared, limit: Duration) -> Response {
         title,
         &json!({ "title": title, "message": message }),
     );
-    security_headers(state.secure).apply(page.headers_mut());
+    security_headers(state.secure, state.csp).apply(page.headers_mut());
     page
 }
 
@@ -408,6 +434,14 @@ pub async fn portal_js() -> Response {
         "text/javascript; charset=utf-8",
         include_str!("../../assets/portal.js"),
     )
+}
+
+/// Where to go after signing in or identifying: `input` if it is a path of the portal
+/// (WHATWG parsing, as the browser will follow it), otherwise `/konto`.
+pub fn local_next(state: &Shared, input: Option<&str>) -> String {
+    input
+        .and_then(|input| kopplung_web::redirect::local_target(&state.base_url, input))
+        .unwrap_or_else(|| "/konto".to_owned())
 }
 
 /// `30,70 €`

@@ -7,6 +7,11 @@
 //! the form's field. A session has its own synchronizer token (the double-submit token
 //! it began with, or a new one when signing in). Signing in replaces the session (no
 //! fixation); signing out deletes it.
+//!
+//! A signed-in session carries its Vertrauensniveau: `basis` after a password, what the
+//! identity provider's `acr` says after OpenID Connect (`crate::oidc`). It ends
+//! `[accounts] session_hours` after it began, or `idle_timeout_secs` after its last
+//! request, whichever comes first.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -27,8 +32,28 @@ pub const COOKIE: &str = "portal_session";
 #[derive(Debug, Clone)]
 pub struct Account {
     pub id: String,
-    pub email: String,
+    /// The address of a password account; `None` for one created at an identity provider.
+    pub email: Option<String>,
+    /// The level of this session's sign-in.
     pub trust_level: TrustLevel,
+    /// When the citizen signed in (the provider's `auth_time`; for a password, the
+    /// session's start).
+    pub authenticated_at: i64,
+    /// Signed in at an identity provider: which, and what it said.
+    pub identity: Option<SessionIdentity>,
+}
+
+/// What a session signed in with OpenID Connect knows without reading the token: no
+/// personal data (the subject, the token and the prefill stay in the database).
+#[derive(Debug, Clone)]
+pub struct SessionIdentity {
+    /// `[[identity_provider]] id`.
+    pub provider: String,
+    /// The means of identification's code (`online-ausweis`, …).
+    pub means: String,
+    pub token_expires_at: i64,
+    /// The citizen agreed to prefill forms and the provider gave something to prefill.
+    pub prefill: bool,
 }
 
 /// Who is asking: the client's address, the session if there is one and, when signed
@@ -42,61 +67,117 @@ pub struct Visitor {
     pub client: IpAddr,
 }
 
+/// A stored level; anything unknown counts as `basis`.
 pub fn parse_trust_level(text: &str) -> TrustLevel {
-    match text {
-        "hoch" => TrustLevel::Hoch,
-        "substanziell" => TrustLevel::Substanziell,
-        _ => TrustLevel::Basis,
-    }
+    crate::level::parse(text).unwrap_or_default()
 }
 
-/// The session of cookie `token`, if it exists and has not expired.
+/// The session of cookie `token`, if it exists and has not expired (nor, signed in,
+/// been idle too long); the last request's time is kept for the idle limit.
 async fn load(
     state: &Shared,
     token: &str,
 ) -> Result<Option<(String, String, Option<Account>)>, sqlx::Error> {
     let id = token_id(token);
+    let now = db::now();
+    let idle = state.config.settings.accounts.idle_seconds();
     let row = sqlx::query(
-        "SELECT s.csrf, a.id AS account_id, a.email, a.trust_level FROM sessions s
+        "SELECT s.csrf, s.level, s.created_at, s.authenticated_at, s.last_seen_at,
+                a.id AS account_id, a.email, a.kind,
+                i.provider, i.means, i.id_token_expires_at, i.prefill IS NOT NULL AS prefill
+         FROM sessions s
          LEFT JOIN accounts a ON a.id = s.account_id
-         WHERE s.id = ? AND s.expires_at > ?",
+         LEFT JOIN session_identities i ON i.session_id = s.id
+         WHERE s.id = ? AND s.expires_at > ?
+           AND (s.account_id IS NULL OR COALESCE(s.last_seen_at, s.created_at) > ?)",
     )
     .bind(&id)
-    .bind(db::now())
+    .bind(now)
+    .bind(now.saturating_sub(idle))
     .fetch_optional(&state.db)
     .await?;
-    Ok(row.map(|row| {
-        let account_id: Option<String> = row.get("account_id");
-        let account = account_id.map(|account_id| Account {
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let account_id: Option<String> = row.get("account_id");
+    if account_id.is_some() && row.get::<Option<i64>, _>("last_seen_at") != Some(now) {
+        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(&id)
+            .execute(&state.db)
+            .await?;
+    }
+    let account = account_id.map(|account_id| {
+        let provider: Option<String> = row.get("provider");
+        Account {
             id: account_id,
-            email: row.get("email"),
-            trust_level: parse_trust_level(&row.get::<String, _>("trust_level")),
-        });
-        (id.clone(), row.get("csrf"), account)
-    }))
+            email: (row.get::<String, _>("kind") == "password").then(|| row.get("email")),
+            trust_level: parse_trust_level(&row.get::<String, _>("level")),
+            authenticated_at: row
+                .get::<Option<i64>, _>("authenticated_at")
+                .unwrap_or_else(|| row.get("created_at")),
+            identity: provider.map(|provider| SessionIdentity {
+                provider,
+                means: row.get("means"),
+                token_expires_at: row.get("id_token_expires_at"),
+                prefill: row.get("prefill"),
+            }),
+        }
+    });
+    Ok(Some((id.clone(), row.get("csrf"), account)))
 }
 
-/// A new session (for `account`, if given) with CSRF token `csrf`; returns the cookie
-/// token and the session's id.
-pub async fn create(
+/// The sign-in a new session carries.
+pub struct SignIn<'a> {
+    pub account: &'a str,
+    pub level: TrustLevel,
+    pub authenticated_at: i64,
+}
+
+/// Stores a new session on `connection` (a transaction's, to store more with it);
+/// returns the cookie token and the session's id.
+pub async fn insert(
+    connection: &mut sqlx::SqliteConnection,
     state: &Shared,
-    account: Option<&str>,
+    sign_in: Option<&SignIn<'_>>,
     csrf: &str,
 ) -> Result<(String, String), Error> {
     let token = random_hex(32)?;
     let id = token_id(&token);
     let now = db::now();
     sqlx::query(
-        "INSERT INTO sessions (id, account_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO sessions (id, account_id, csrf, created_at, expires_at, level, authenticated_at, last_seen_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&id)
-    .bind(account)
+    .bind(sign_in.map(|s| s.account))
     .bind(csrf)
     .bind(now)
     .bind(now + state.config.settings.accounts.session_seconds())
-    .execute(&state.db)
+    .bind(crate::level::label(
+        sign_in.map(|s| s.level).unwrap_or_default(),
+    ))
+    .bind(sign_in.map(|s| s.authenticated_at))
+    .bind(now)
+    .execute(connection)
     .await?;
     Ok((token, id))
+}
+
+/// A new session (for `account`, signed in with a password: level basis, if given)
+/// with CSRF token `csrf`; returns the cookie token and the session's id.
+pub async fn create(
+    state: &Shared,
+    account: Option<&str>,
+    csrf: &str,
+) -> Result<(String, String), Error> {
+    let sign_in = account.map(|account| SignIn {
+        account,
+        level: TrustLevel::Basis,
+        authenticated_at: db::now(),
+    });
+    let mut connection = state.db.acquire().await?;
+    insert(&mut connection, state, sign_in.as_ref(), csrf).await
 }
 
 /// The visitor's session, storing one first if there is none (within the quota of new

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kopplung_tests::browser::{cookie_header, keep_cookies, no_redirects};
+use kopplung_tests::oidc::{Choice, IdpBrowser, OidcProvider};
 use kopplung_tests::{HubSetup, Process, TestHub, eventually, free_port, kopplung_bin, workspace};
 use reqwest::header::{HeaderMap, LOCATION};
 
@@ -186,6 +187,11 @@ pub struct Options {
     pub mail: String,
     /// Whether the SMTP server runs from the start.
     pub smtp: bool,
+    /// oidc-provider (npm) as the portal's identity provider `test`, with these further
+    /// keys of its `[[identity_provider]]` (e.g. `max_age_secs = 5`).
+    pub oidc: Option<String>,
+    /// The lifetime of the provider's ID tokens (its default: an hour).
+    pub id_token_ttl_secs: Option<u64>,
 }
 
 impl Default for Options {
@@ -196,6 +202,8 @@ impl Default for Options {
             sections: String::new(),
             mail: String::new(),
             smtp: true,
+            oidc: None,
+            id_token_ttl_secs: None,
         }
     }
 }
@@ -205,6 +213,8 @@ pub struct Cycle {
     pub portal_url: String,
     pub portal_dir: tempfile::TempDir,
     pub smtp: Smtp,
+    /// The identity provider, with `Options::oidc`.
+    pub idp: Option<OidcProvider>,
     _sim: Option<Process>,
     _portal: Process,
 }
@@ -249,17 +259,26 @@ impl Cycle {
         if options.smtp {
             smtp.start();
         }
+        let port = free_port();
+        let portal_url = format!("http://127.0.0.1:{port}");
+        let idp = options.oidc.as_ref().map(|keys| {
+            let idp =
+                OidcProvider::start(&portal_url, portal_dir.path(), options.id_token_ttl_secs);
+            let section = idp.portal_config(keys);
+            (idp, section)
+        });
         let config = portal_dir.path().join("portal.toml");
         std::fs::write(
             &config,
             format!(
-                "[mail]\nfrom = \"Serviceportal Test <noreply@portal.test>\"\nhost = \"127.0.0.1\"\nport = {}\ntimeout_secs = 5\nretry_first_secs = 1\nretry_max_secs = 2\n{}\n\n{}\n",
-                smtp.port, options.mail, options.sections
+                "[mail]\nfrom = \"Serviceportal Test <noreply@portal.test>\"\nhost = \"127.0.0.1\"\nport = {}\ntimeout_secs = 5\nretry_first_secs = 1\nretry_max_secs = 2\n{}\n\n{}\n{}\n",
+                smtp.port,
+                options.mail,
+                options.sections,
+                idp.as_ref().map(|(_, section)| section.as_str()).unwrap_or_default()
             ),
         )
         .expect("portal.toml");
-        let port = free_port();
-        let portal_url = format!("http://127.0.0.1:{port}");
         let log = std::fs::File::create(portal_dir.path().join("portal.log")).expect("portal log");
         let portal = Process(
             Command::new(kopplung_bin())
@@ -286,6 +305,7 @@ impl Cycle {
             portal_url,
             portal_dir,
             smtp,
+            idp: idp.map(|(idp, _)| idp),
             _sim: sim,
             _portal: portal,
         };
@@ -512,18 +532,50 @@ impl Citizen {
         .await
     }
 
-    /// Posts the identification form (with the CSRF token `csrf`): identified by `means`
-    /// (`elster`, `eid`), then on to `next`; the answer.
-    pub async fn identify(&mut self, csrf: &str, means: &str, next: &str) -> Page {
-        self.post(
-            "/konto/identifizierung",
-            &[("csrf", csrf), ("verfahren", means), ("next", next)],
-        )
-        .await
-    }
-
     pub async fn csrf(&mut self) -> String {
         self.get("/konto/anmelden").await.csrf()
+    }
+
+    /// Signs in at the identity provider: from `start` (a portal path that sends the
+    /// browser there, e.g. `/konto/oidc/anmelden?…`) through its interaction page, where
+    /// `choice` is made, back to the portal; the portal's answer to the return, and the
+    /// interaction page's text if the provider showed one.
+    pub async fn at_provider(
+        &mut self,
+        idp: &mut IdpBrowser,
+        start: &str,
+        choice: Choice<'_>,
+    ) -> (Page, Option<String>) {
+        let to_provider = self.get(start).await;
+        assert_eq!(to_provider.status, 303, "{}", to_provider.body);
+        let (back, shown) = idp.authorize(&to_provider.location(), choice).await;
+        assert!(
+            back.starts_with(&self.base),
+            "the provider sent the browser elsewhere: {back}"
+        );
+        (self.get(&back).await, shown)
+    }
+
+    /// Signs in at the provider as `person` at level `acr` (agreeing to the prefill
+    /// with `consent`), coming back to `next`; expects to arrive there.
+    pub async fn sign_in_at(
+        &mut self,
+        idp: &mut IdpBrowser,
+        person: &str,
+        acr: &str,
+        next: &str,
+        consent: bool,
+    ) {
+        let start = format!(
+            "/konto/oidc/anmelden?anbieter=test{}&weiter={}",
+            if consent { "&uebernahme=ja" } else { "" },
+            kopplung_tests::oidc::encode(next)
+        );
+        let (back, _) = self
+            .at_provider(idp, &start, Choice::SignIn { person, acr })
+            .await;
+        assert_eq!(back.status, 303, "{}", back.body);
+        assert_eq!(back.location(), next);
     }
 
     /// Posts the finder's "apply online" button; the answer.
@@ -601,6 +653,14 @@ impl Citizen {
         (provider, back)
     }
 
+    /// Submits the draft from its review page (`review`, as shown) and expects to be
+    /// sent to its application page.
+    pub async fn submit_reviewed(&mut self, draft: &str, review: &Page) {
+        let submitted = self.submit(draft, &review.csrf()).await;
+        assert_eq!(submitted.status, 303, "{}", submitted.body);
+        assert_eq!(submitted.location(), format!("/antraege/{draft}"));
+    }
+
     /// The CSRF token of the draft's attachments page (its upload form).
     pub async fn attachments_csrf(&mut self, draft: &str) -> String {
         self.get(&format!("/entwurf/{draft}/anlagen")).await.csrf()
@@ -638,4 +698,96 @@ pub const DRESDEN: &str = "146120000000";
 
 pub fn draft_of(step: &str) -> String {
     step.split('/').nth(2).expect("draft id").to_owned()
+}
+
+/// Starts a Mängelanzeige in Dresden and fills its step: the draft's id and the page it
+/// goes on to (its attachments).
+pub async fn start_pothole_report(citizen: &mut Citizen) -> (String, String) {
+    let step = citizen.start(MAENGEL, DRESDEN).await;
+    let draft = draft_of(&step);
+    let next = citizen
+        .fill(
+            &step,
+            &[
+                ("kategorie", "strassenschaden"),
+                ("beschreibung", "Tiefes Schlagloch vor der Grundschule"),
+                ("ort.strasse", "Königsbrücker Straße"),
+                ("ort.hausnummer", "12"),
+            ],
+        )
+        .await;
+    assert_eq!(next, format!("/entwurf/{draft}/anlagen"));
+    (draft, next)
+}
+
+/// The complete fixture of the mapping in `mappings/<folder>`.
+pub fn fixture(folder: &str) -> serde_json::Value {
+    let path = workspace().join(format!(
+        "mappings/{folder}/fixtures/vollstaendig.input.json"
+    ));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture JSON")
+}
+
+/// `data` as the form's dotted input names (booleans as a checked box's `true`).
+pub fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&name, value, out);
+            }
+        }
+        serde_json::Value::Bool(true) => out.push((prefix.to_owned(), "true".to_owned())),
+        serde_json::Value::Bool(false) | serde_json::Value::Null => {}
+        serde_json::Value::String(text) => out.push((prefix.to_owned(), text.clone())),
+        other => out.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+/// Fills a draft's steps from `location` (its first step) with the complete fixture of
+/// `mappings/<folder>` — every step gets all inputs, each takes its own — and uploads
+/// the fixture's attachments; the draft's id.
+pub async fn fill_from_fixture(
+    citizen: &mut Citizen,
+    folder: &str,
+    mut location: String,
+) -> String {
+    use base64::Engine;
+    let fixture = fixture(folder);
+    let mut pairs = Vec::new();
+    flatten("", &fixture["data"], &mut pairs);
+    let draft = draft_of(&location);
+    while location.contains("/schritt/") {
+        let page = citizen.get(&location).await;
+        assert_eq!(page.status, 200, "{folder} {location}:\n{}", page.body);
+        let csrf = page.csrf();
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf), ("aktion", "weiter")];
+        form.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let next = citizen.post(&location, &form).await;
+        assert_eq!(next.status, 303, "{folder} {location}:\n{}", next.body);
+        location = next.location();
+    }
+    if location.ends_with("/anlagen") {
+        let csrf = citizen.get(&location).await.csrf();
+        for attachment in fixture["attachments"].as_array().into_iter().flatten() {
+            let content = base64::engine::general_purpose::STANDARD
+                .decode(attachment["content_base64"].as_str().unwrap())
+                .unwrap();
+            let uploaded = citizen
+                .upload(
+                    &draft,
+                    &csrf,
+                    attachment["filename"].as_str().unwrap(),
+                    attachment["media_type"].as_str().unwrap(),
+                    content,
+                )
+                .await;
+            assert_eq!(uploaded.status, 303, "{folder}: {}", uploaded.body);
+        }
+    }
+    draft
 }

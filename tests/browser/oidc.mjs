@@ -1,0 +1,162 @@
+// Sign-in with OpenID Connect in a real browser (Debian's chromium, driven by
+// playwright-core) against panva's oidc-provider (tests/oidc/provider.mjs): sign in at
+// basis, start a Wohnsitzanmeldung (hoch), step up with the Online-Ausweis and land on
+// the form prefilled read-only from the ID, then log out at the portal and the provider.
+// The portal's CSP is enforced (its form-action must let the sign-in and logout forms
+// lead to the provider); axe-core checks the new pages in a second context that may
+// inject it.
+//
+// Run by tests/tests/portal_oidc.rs: `node oidc.mjs <portal URL> <output folder>`.
+// Every step prints `ok <step>`; the first failure prints `FAILED <step>: <reason>` and
+// exits with 1.
+
+import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const axePath = require.resolve('axe-core/axe.min.js');
+
+const base = process.argv[2];
+const out = process.argv[3] ?? mkdtempSync(join(tmpdir(), 'portal-oidc-browser-'));
+if (!base) {
+  console.error('usage: node oidc.mjs <portal URL> [output folder]');
+  process.exit(2);
+}
+const WOHNSITZ = '99115005000000';
+const DRESDEN = '146120000000';
+
+let current = 'start';
+const step = (name) => { current = name; };
+const ok = (what) => console.log(`ok ${what}`);
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+// The citizen's browser: the portal's CSP as it is.
+const context = await browser.newContext({ locale: 'de-DE' });
+// For axe-core only: the same cookies, CSP bypassed to inject the script.
+const audit = await browser.newContext({ locale: 'de-DE', bypassCSP: true });
+const page = await context.newPage();
+page.setDefaultTimeout(20000);
+const blocked = [];
+page.on('console', (message) => {
+  if (message.text().includes('Content Security Policy')) blocked.push(message.text());
+});
+
+/** axe-core on `page`'s current URL, opened with the citizen's cookies. */
+async function axe(pageType) {
+  await audit.clearCookies();
+  await audit.addCookies(await context.cookies());
+  const view = await audit.newPage();
+  try {
+    await view.goto(page.url());
+    await view.addScriptTag({ path: axePath });
+    const result = await view.evaluate(async () =>
+      // eslint-disable-next-line no-undef
+      await axe.run(document, {
+        runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+      }),
+    );
+    const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    if (bad.length > 0) {
+      const details = bad.map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`).join('\n  ');
+      throw new Error(`axe-core on ${pageType} (${view.url()}):\n  ${details}`);
+    }
+    ok(`axe-core ${pageType}: no serious or critical violation (${result.violations.length} minor)`);
+  } finally {
+    await view.close();
+  }
+}
+
+async function shot(name) {
+  if (process.env.SCREENSHOTS) await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
+}
+
+async function text(selector) {
+  return page.locator(selector).first().innerText();
+}
+
+/** On the provider's interaction page: picks the person and the level, signs in. */
+async function atProvider(level, expectAsked) {
+  await page.waitForURL(/\/interaction\//);
+  const asked = await text('#verlangt');
+  check(asked.includes(expectAsked), `the provider was asked for “${expectAsked}”: ${asked}`);
+  await page.check('input[name="account"][value="pseudonym-erika-7f3a"]');
+  await page.check(`input[name="acr"][value="http://eidas.europa.eu/LoA/${level}"]`);
+  await page.click('#anmelden button');
+}
+
+try {
+  step('sign-in page with the identity provider');
+  await page.goto(`${base}/konto/anmelden`);
+  check(await page.isVisible('button:has-text("Anmelden mit Test-Servicekonto")'), 'the provider is offered');
+  await axe('sign-in with providers');
+  await page.check('#uebernahme-test');
+  await page.click('button:has-text("Anmelden mit Test-Servicekonto")');
+  // A plain sign-in asks for no level; the citizen picks one.
+  await atProvider('low', 'keine Angabe');
+  await page.waitForURL(`${base}/konto`);
+  check((await text('#vertrauensniveau')) === 'basis', 'signed in at basis');
+  check((await text('#mittel')).includes('Benutzername und Passwort'), 'the means from amr');
+  await axe('account signed in at a provider');
+  ok('signed in at the provider at basis');
+
+  step('step-up before the Wohnsitzanmeldung');
+  await page.goto(`${base}/zustaendigkeit?leistung=${WOHNSITZ}&ort=${DRESDEN}`);
+  await page.click('button:has-text("Antrag online stellen")');
+  await page.waitForURL(/\/entwurf\/.+\/schritt\/\d+$/);
+  const formUrl = page.url();
+  await page.waitForSelector('h1:has-text("Höheres Vertrauensniveau nötig")');
+  check((await text('#stufe')).includes('„hoch“'), 'the page names the level needed');
+  await shot('step-up');
+  await axe('step-up');
+  await page.click('button:has-text("Anmelden mit Test-Servicekonto")');
+  await atProvider('high', 'LoA/high; prompt: login');
+  await page.waitForURL(formUrl);
+  const familyName = page.locator('input[name="person.familienname"]');
+  check((await familyName.inputValue()) === 'Mustermann', 'the name from the ID');
+  check((await familyName.getAttribute('readonly')) !== null, 'the name from the ID is read-only');
+  check(await page.isVisible('text=Aus Ihrem Servicekonto'), 'marked as from the Servicekonto');
+  await shot('prefilled-form');
+  await axe('form prefilled from the ID');
+  await page.goto(`${base}/konto`);
+  check((await text('#vertrauensniveau')) === 'hoch', 'the session is at hoch now');
+  await page.goto(`${base}/konto/identifizierung`);
+  await axe('identification');
+  ok('stepped up from basis to hoch and back at the form');
+
+  step('logout at the portal and the provider');
+  await page.click('button:has-text("Abmelden")');
+  await page.waitForSelector('#abmelden');
+  check(page.url().includes('/session/end'), `at the provider's logout (${page.url()})`);
+  await page.click('#abmelden');
+  await page.waitForURL(new RegExp(`^${base.replace(/[.]/g, '\\.')}/\\?state=`));
+  check((await text('#abgemeldet')).includes('Sie sind abgemeldet'), 'the start page confirms the logout');
+  await axe('start page after logout');
+  await page.goto(`${base}/konto`);
+  check(page.url().includes('/konto/anmelden'), 'signed out of the portal');
+  ok('logged out at the portal and the provider');
+
+  check(blocked.length === 0, `the CSP blocked something: ${blocked.join('\n')}`);
+  console.log('PASSED');
+} catch (error) {
+  console.log(`FAILED ${current}: ${error.message}`);
+  try {
+    await page.screenshot({ path: join(out, 'failure.png'), fullPage: true });
+    writeFileSync(join(out, 'failure.html'), await page.content());
+    console.log(`(page at ${page.url()}; screenshot and HTML in ${out})`);
+  } catch {
+    // the page itself may be gone
+  }
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
