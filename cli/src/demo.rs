@@ -132,7 +132,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The citizens' portal: a client of the hub's API with its own token.
     let portal = match portal {
         Some((portal_listen, portal_config)) => {
-            let settings = kopplung_portal::Settings::load(&portal_config)?;
+            let mut settings = kopplung_portal::Settings::load(&portal_config)?;
+            if !args.no_idp {
+                demo_idp_secrets(&mut settings, &args.idp_config, data_dir)?;
+            }
             let client = loaded
                 .config
                 .file
@@ -225,6 +228,26 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     if let Some(procedures) = procedures {
         let _ = procedures.await;
+    }
+    Ok(())
+}
+
+/// The portal signs in at the demo Servicekonto with the secret the demo wrote into
+/// `<data-dir>/idp`, whatever data directory the demo runs with.
+fn demo_idp_secrets(
+    settings: &mut kopplung_portal::Settings,
+    idp_config: &Path,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    let idp = kopplung_idp_sim::config::IdpFile::read(idp_config)?;
+    for provider in &mut settings.identity_providers {
+        let client = idp
+            .clients
+            .iter()
+            .find(|c| provider.issuer == idp.issuer && c.client_id == provider.client_id);
+        if let Some(client) = client {
+            provider.client_secret_file = data_dir.join("idp").join(&client.secret_file);
+        }
     }
     Ok(())
 }

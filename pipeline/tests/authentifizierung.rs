@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use kopplung_core::identity::{Authentication, Means, TrustLevel, Voucher};
 use kopplung_core::store::{PrepareInput, Step, WorkItem};
-use kopplung_core::{Clock, SystemClock};
+use kopplung_core::{Clock, ProcedureId, SystemClock};
 use kopplung_pipeline::{Catalog, Envelope, Keyring, KeyringConfig, Preparer, ProcedureKeys};
 use kopplung_transformers::mapping::{Behoerde, MappingEnv, load_all};
 use kopplung_transformers::pki::{PkiLayout, init_demo_pki, issue_rsa_recipient};
@@ -40,7 +40,7 @@ fn preparer(pki: &Path) -> Preparer {
     init_demo_pki(&layout, &["cms".to_owned()]).unwrap();
     issue_rsa_recipient(&layout, "jose", 3072).unwrap();
     let procedure = |id: &str, envelope: Option<Envelope>| ProcedureKeys {
-        id: id.into(),
+        id: ProcedureId::parse(id).unwrap(),
         envelope,
         certificates: match envelope {
             Some(_) => vec![PathBuf::from(format!("procedures/{id}.crt"))],

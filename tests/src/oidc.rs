@@ -138,6 +138,31 @@ hwk = "online-ausweis"
         )
     }
 
+    /// The hub's `[[identity_provider]]` for this provider: the hub trusts the ID tokens
+    /// the portal (its audience) forwards, with the same tables as the portal.
+    pub fn hub_config(&self) -> String {
+        format!(
+            r#"
+[[identity_provider]]
+id = "test-oidc-provider"
+issuer = "{issuer}"
+audiences = ["{CLIENT_ID}"]
+max_age_secs = 3600
+
+[identity_provider.levels]
+"{LOW}" = "basis"
+"{SUBSTANTIAL}" = "substanziell"
+"{HIGH}" = "hoch"
+
+[identity_provider.means]
+pwd = "benutzername-passwort"
+swk = "elster-zertifikat"
+hwk = "online-ausweis"
+"#,
+            issuer = self.issuer,
+        )
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

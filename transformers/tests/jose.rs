@@ -93,8 +93,7 @@ impl Pki {
 /// The XML sealed for `recipient` by each kind of hub the profile allows, the EC hub
 /// (ES256) and an RSA hub (PS512): each message with its hub's certificate and algorithm.
 fn sealed_by_each_hub(pki: &Pki, recipient: &Party) -> Vec<(String, X509, String)> {
-    let (cert, key) = pki.rsa_hub(3072);
-    let rsa_sealer = JoseSealer::new(cert.clone(), key, Vec::new()).unwrap();
+    let (rsa_sealer, cert) = rsa_hub_sealer(pki);
     [(&pki.sealer, &pki.hub), (&rsa_sealer, &cert)]
         .into_iter()
         .map(|(sealer, hub)| {
@@ -102,6 +101,15 @@ fn sealed_by_each_hub(pki: &Pki, recipient: &Party) -> Vec<(String, X509, String
             (sealed, hub.clone(), sealer.algorithm().to_owned())
         })
         .collect()
+}
+
+/// An RSA hub (PS512) and its certificate.
+fn rsa_hub_sealer(pki: &Pki) -> (JoseSealer, X509) {
+    let (cert, key) = pki.rsa_hub(3072);
+    (
+        JoseSealer::new(cert.clone(), key, Vec::new()).unwrap(),
+        cert,
+    )
 }
 
 fn header(compact: &str) -> serde_json::Map<String, Value> {

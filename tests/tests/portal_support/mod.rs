@@ -250,15 +250,7 @@ impl Cycle {
     }
 
     pub async fn with(options: Options) -> Self {
-        let hub = TestHub::start(HubSetup::default()).await;
-        let sim = options
-            .procedures
-            .then(|| hub.procedure_sim(&["dresden-buergerbuero", "dresden-maengel"]));
         let portal_dir = tempfile::tempdir().expect("portal dir");
-        let mut smtp = Smtp::reserve(portal_dir.path());
-        if options.smtp {
-            smtp.start();
-        }
         let port = free_port();
         let portal_url = format!("http://127.0.0.1:{port}");
         let idp = options.oidc.as_ref().map(|keys| {
@@ -267,6 +259,22 @@ impl Cycle {
             let section = idp.portal_config(keys);
             (idp, section)
         });
+        // The hub trusts the provider the portal signs citizens in at.
+        let hub = TestHub::start(HubSetup {
+            extra_config: idp
+                .as_ref()
+                .map(|(idp, _)| idp.hub_config())
+                .unwrap_or_default(),
+            ..HubSetup::default()
+        })
+        .await;
+        let sim = options
+            .procedures
+            .then(|| hub.procedure_sim(&["dresden-buergerbuero", "dresden-maengel"]));
+        let mut smtp = Smtp::reserve(portal_dir.path());
+        if options.smtp {
+            smtp.start();
+        }
         let config = portal_dir.path().join("portal.toml");
         std::fs::write(
             &config,
