@@ -1,12 +1,15 @@
 // Sign-in with OpenID Connect in a real browser (Debian's chromium, driven by
-// playwright-core) against panva's oidc-provider (tests/oidc/provider.mjs): sign in at
-// basis, start a Wohnsitzanmeldung (hoch), step up with the Online-Ausweis and land on
-// the form prefilled read-only from the ID, then log out at the portal and the provider.
-// The portal's CSP is enforced (its form-action must let the sign-in and logout forms
-// lead to the provider); axe-core checks the new pages in a second context that may
-// inject it.
+// playwright-core), against either panva's oidc-provider (tests/oidc/provider.mjs) or the
+// demo Servicekonto (`kopplung idp-sim`): sign in at basis, start a Wohnsitzanmeldung
+// (hoch), step up with the Online-Ausweis and land on the form prefilled read-only from
+// the ID, log out at the portal and the provider; then sign in at substanziell (ELSTER
+// certificate), fill, pay and submit a Meldebescheinigung. The test that runs this opens
+// the message the procedure receives. The portal's CSP is enforced (its form-action must
+// let the sign-in and logout forms lead to the provider); axe-core checks the new pages
+// in a second context that may inject it.
 //
-// Run by tests/tests/portal_oidc.rs: `node oidc.mjs <portal URL> <output folder>`.
+// Run by tests/tests/identity_browser.rs:
+//   node oidc.mjs <portal URL> <output folder> <oidc-provider | servicekonto>
 // Every step prints `ok <step>`; the first failure prints `FAILED <step>: <reason>` and
 // exits with 1.
 
@@ -21,11 +24,13 @@ const axePath = require.resolve('axe-core/axe.min.js');
 
 const base = process.argv[2];
 const out = process.argv[3] ?? mkdtempSync(join(tmpdir(), 'portal-oidc-browser-'));
-if (!base) {
-  console.error('usage: node oidc.mjs <portal URL> [output folder]');
+const provider = process.argv[4] ?? 'oidc-provider';
+if (!base || !['oidc-provider', 'servicekonto'].includes(provider)) {
+  console.error('usage: node oidc.mjs <portal URL> [output folder] [oidc-provider | servicekonto]');
   process.exit(2);
 }
 const WOHNSITZ = '99115005000000';
+const MELDE = '99115003000000';
 const DRESDEN = '146120000000';
 
 let current = 'start';
@@ -84,26 +89,64 @@ async function text(selector) {
   return page.locator(selector).first().innerText();
 }
 
-/** On the provider's interaction page: picks the person and the level, signs in. */
-async function atProvider(level, expectAsked) {
-  await page.waitForURL(/\/interaction\//);
-  const asked = await text('#verlangt');
-  check(asked.includes(expectAsked), `the provider was asked for “${expectAsked}”: ${asked}`);
-  await page.check('input[name="account"][value="pseudonym-erika-7f3a"]');
-  await page.check(`input[name="acr"][value="http://eidas.europa.eu/LoA/${level}"]`);
-  await page.click('#anmelden button');
+/** The means of identification the demo Servicekonto offers for each level. */
+const MEANS = { low: 'benutzername-passwort', substantial: 'elster-zertifikat', high: 'online-ausweis' };
+/** What each provider's login page says about the level the portal asked for. */
+const ASKED = {
+  'oidc-provider': { none: 'keine Angabe', high: 'LoA/high; prompt: login' },
+  servicekonto: { none: null, high: 'mindestens das Vertrauensniveau „hoch“' },
+};
+
+/** At the provider's login page: picks Erika Mustermann and the level, signs in. */
+async function atProvider(level, asked) {
+  const expected = ASKED[provider][asked];
+  if (provider === 'oidc-provider') {
+    await page.waitForURL(/\/interaction\//);
+    const said = await text('#verlangt');
+    check(said.includes(expected), `the provider was asked for “${expected}”: ${said}`);
+    await page.check('input[name="account"][value="pseudonym-erika-7f3a"]');
+    await page.check(`input[name="acr"][value="http://eidas.europa.eu/LoA/${level}"]`);
+    await page.click('#anmelden button');
+    return;
+  }
+  await page.waitForURL(/\/anmeldung\?/);
+  const intro = await text('p.einleitung');
+  if (expected) check(intro.includes(expected), `the Servicekonto was asked for “${expected}”: ${intro}`);
+  else check(!intro.includes('mindestens'), `no level was asked for: ${intro}`);
+  await shot(`servicekonto-login-${level}`);
+  await axe(`the Servicekonto's login (${level})`);
+  await page.check('#identitaet-erika-mustermann');
+  await page.check(`#mittel-${MEANS[level]}`);
+  await page.click('button[value="anmelden"]');
+}
+
+/** At the provider's logout confirmation: confirms. */
+async function logoutAtProvider() {
+  if (provider === 'oidc-provider') {
+    await page.waitForSelector('#abmelden');
+    check(page.url().includes('/session/end'), `at the provider's logout (${page.url()})`);
+    await page.click('#abmelden');
+    return;
+  }
+  // With the portal's id_token_hint the Servicekonto ends the session without asking
+  // and sends the citizen straight back.
+}
+
+/** Signs in from the portal's sign-in page at `level`, agreeing to the prefill. */
+async function signIn(level, pageName) {
+  await page.goto(`${base}/konto/anmelden`);
+  check(await page.isVisible('button:has-text("Anmelden mit Test-Servicekonto")'), 'the provider is offered');
+  if (pageName) await axe(pageName);
+  await page.check('#uebernahme-test');
+  await page.click('button:has-text("Anmelden mit Test-Servicekonto")');
+  // A plain sign-in asks for no level; the citizen picks one.
+  await atProvider(level, 'none');
+  await page.waitForURL(`${base}/konto`);
 }
 
 try {
   step('sign-in page with the identity provider');
-  await page.goto(`${base}/konto/anmelden`);
-  check(await page.isVisible('button:has-text("Anmelden mit Test-Servicekonto")'), 'the provider is offered');
-  await axe('sign-in with providers');
-  await page.check('#uebernahme-test');
-  await page.click('button:has-text("Anmelden mit Test-Servicekonto")');
-  // A plain sign-in asks for no level; the citizen picks one.
-  await atProvider('low', 'keine Angabe');
-  await page.waitForURL(`${base}/konto`);
+  await signIn('low', 'sign-in with providers');
   check((await text('#vertrauensniveau')) === 'basis', 'signed in at basis');
   check((await text('#mittel')).includes('Benutzername und Passwort'), 'the means from amr');
   await axe('account signed in at a provider');
@@ -119,7 +162,7 @@ try {
   await shot('step-up');
   await axe('step-up');
   await page.click('button:has-text("Anmelden mit Test-Servicekonto")');
-  await atProvider('high', 'LoA/high; prompt: login');
+  await atProvider('high', 'high');
   await page.waitForURL(formUrl);
   const familyName = page.locator('input[name="person.familienname"]');
   check((await familyName.inputValue()) === 'Mustermann', 'the name from the ID');
@@ -135,15 +178,40 @@ try {
 
   step('logout at the portal and the provider');
   await page.click('button:has-text("Abmelden")');
-  await page.waitForSelector('#abmelden');
-  check(page.url().includes('/session/end'), `at the provider's logout (${page.url()})`);
-  await page.click('#abmelden');
+  await logoutAtProvider();
   await page.waitForURL(new RegExp(`^${base.replace(/[.]/g, '\\.')}/\\?state=`));
   check((await text('#abgemeldet')).includes('Sie sind abgemeldet'), 'the start page confirms the logout');
   await axe('start page after logout');
   await page.goto(`${base}/konto`);
   check(page.url().includes('/konto/anmelden'), 'signed out of the portal');
   ok('logged out at the portal and the provider');
+
+  step('a Meldebescheinigung signed in at substanziell');
+  await signIn('substantial');
+  check((await text('#vertrauensniveau')) === 'substanziell', 'signed in at substanziell');
+  check((await text('#mittel')).includes('ELSTER'), 'the means from amr');
+  await page.goto(`${base}/zustaendigkeit?leistung=${MELDE}&ort=${DRESDEN}`);
+  await page.click('button:has-text("Antrag online stellen")');
+  await page.waitForURL(/\/entwurf\/.+\/schritt\/\d+$/);
+  check((await page.locator('input[name="person.familienname"]').inputValue()) === 'Mustermann', 'the name from the ID');
+  await page.check('label:has-text("einfache Meldebescheinigung")');
+  await page.check('label:has-text("Abholung im Bürgerbüro")');
+  await page.click('button:has-text("Weiter")');
+  await page.waitForURL(/\/(anlagen|pruefen)$/);
+  if (page.url().endsWith('/anlagen')) {
+    await page.click('a:has-text("Weiter zur Prüfung")');
+    await page.waitForURL(/\/pruefen$/);
+  }
+  await page.click('button:has-text("Weiter zur Bezahlung")');
+  await page.waitForURL(/\/xbezahldienste\/bezahlen\//);
+  await page.check('label:has-text("Kreditkarte")');
+  await page.click('button:has-text("Jetzt bezahlen")');
+  await page.waitForURL(/\/pruefen\?bezahlt/);
+  await page.click('button:has-text("Antrag verbindlich absenden")');
+  await page.waitForURL(/\/antraege\/[^/]+$/);
+  const receipt = (await text('#vorgangsnummer')).trim();
+  await shot('meldebescheinigung-submitted');
+  ok(`Meldebescheinigung submitted at substanziell, receipt ${receipt}`);
 
   check(blocked.length === 0, `the CSP blocked something: ${blocked.join('\n')}`);
   console.log('PASSED');

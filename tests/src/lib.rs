@@ -11,6 +11,7 @@ pub mod issuer;
 pub mod oidc;
 pub mod pki;
 pub mod postgres;
+pub mod servicekonto;
 pub mod shared;
 pub mod vendor;
 

@@ -112,8 +112,41 @@ impl OidcProvider {
     /// The portal's `[[identity_provider]]` for this provider (id `test`), with the
     /// eIDAS levels and the RFC 8176 means, and `extra` keys (e.g. `max_age_secs = 5`).
     pub fn portal_config(&self, extra: &str) -> String {
-        format!(
-            r#"
+        portal_section(&self.issuer, &self.secret_file, extra)
+    }
+
+    /// The hub's `[[identity_provider]]` for this provider.
+    pub fn hub_config(&self) -> String {
+        hub_section(&self.issuer)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The eIDAS levels (acr) and RFC 8176 means (amr) as both sides map them.
+fn tables() -> String {
+    format!(
+        r#"
+[identity_provider.levels]
+"{LOW}" = "basis"
+"{SUBSTANTIAL}" = "substanziell"
+"{HIGH}" = "hoch"
+
+[identity_provider.means]
+pwd = "benutzername-passwort"
+swk = "elster-zertifikat"
+hwk = "online-ausweis"
+"#
+    )
+}
+
+/// The portal's `[[identity_provider]]` `test` ("Test-Servicekonto") at `issuer`, as the
+/// client `portal` with the secret in `secret_file`, and `extra` keys.
+pub fn portal_section(issuer: &str, secret_file: &Path, extra: &str) -> String {
+    format!(
+        r#"
 [[identity_provider]]
 id = "test"
 name = "Test-Servicekonto"
@@ -122,50 +155,25 @@ client_id = "{CLIENT_ID}"
 client_secret_file = "{secret}"
 scopes = ["openid", "profile", "address"]
 {extra}
+{tables}"#,
+        secret = secret_file.display(),
+        tables = tables(),
+    )
+}
 
-[identity_provider.levels]
-"{LOW}" = "basis"
-"{SUBSTANTIAL}" = "substanziell"
-"{HIGH}" = "hoch"
-
-[identity_provider.means]
-pwd = "benutzername-passwort"
-swk = "elster-zertifikat"
-hwk = "online-ausweis"
-"#,
-            issuer = self.issuer,
-            secret = self.secret_file.display(),
-        )
-    }
-
-    /// The hub's `[[identity_provider]]` for this provider: the hub trusts the ID tokens
-    /// the portal (its audience) forwards, with the same tables as the portal.
-    pub fn hub_config(&self) -> String {
-        format!(
-            r#"
+/// The hub's `[[identity_provider]]` for `issuer`: it trusts the ID tokens the portal
+/// (their audience) forwards, with the same tables as the portal.
+pub fn hub_section(issuer: &str) -> String {
+    format!(
+        r#"
 [[identity_provider]]
-id = "test-oidc-provider"
+id = "test-identity-provider"
 issuer = "{issuer}"
 audiences = ["{CLIENT_ID}"]
 max_age_secs = 3600
-
-[identity_provider.levels]
-"{LOW}" = "basis"
-"{SUBSTANTIAL}" = "substanziell"
-"{HIGH}" = "hoch"
-
-[identity_provider.means]
-pwd = "benutzername-passwort"
-swk = "elster-zertifikat"
-hwk = "online-ausweis"
-"#,
-            issuer = self.issuer,
-        )
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+{tables}"#,
+        tables = tables(),
+    )
 }
 
 /// One answer of the provider, read whole.

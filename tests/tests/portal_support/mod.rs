@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use kopplung_tests::browser::{cookie_header, keep_cookies, no_redirects};
 use kopplung_tests::oidc::{Choice, IdpBrowser, OidcProvider};
+use kopplung_tests::servicekonto::Servicekonto;
 use kopplung_tests::{HubSetup, Process, TestHub, eventually, free_port, kopplung_bin, workspace};
 use reqwest::header::{HeaderMap, LOCATION};
 
@@ -192,6 +193,9 @@ pub struct Options {
     pub oidc: Option<String>,
     /// The lifetime of the provider's ID tokens (its default: an hour).
     pub id_token_ttl_secs: Option<u64>,
+    /// The demo Servicekonto (`kopplung idp-sim`) as the identity provider `test`
+    /// instead of oidc-provider, with `oidc`'s keys.
+    pub servicekonto: bool,
 }
 
 impl Default for Options {
@@ -204,6 +208,7 @@ impl Default for Options {
             smtp: true,
             oidc: None,
             id_token_ttl_secs: None,
+            servicekonto: false,
         }
     }
 }
@@ -215,6 +220,8 @@ pub struct Cycle {
     pub smtp: Smtp,
     /// The identity provider, with `Options::oidc`.
     pub idp: Option<OidcProvider>,
+    /// The demo Servicekonto, with `Options::servicekonto`.
+    pub servicekonto: Option<Servicekonto>,
     _sim: Option<Process>,
     _portal: Process,
 }
@@ -253,18 +260,24 @@ impl Cycle {
         let portal_dir = tempfile::tempdir().expect("portal dir");
         let port = free_port();
         let portal_url = format!("http://127.0.0.1:{port}");
-        let idp = options.oidc.as_ref().map(|keys| {
-            let idp =
-                OidcProvider::start(&portal_url, portal_dir.path(), options.id_token_ttl_secs);
-            let section = idp.portal_config(keys);
-            (idp, section)
-        });
+        let (mut idp, mut servicekonto) = (None, None);
+        // The portal's and the hub's sections for the provider.
+        let mut sections = (String::new(), String::new());
+        if let Some(keys) = &options.oidc {
+            if options.servicekonto {
+                let started = Servicekonto::start(&portal_url, portal_dir.path()).await;
+                sections = (started.portal_config(keys), started.hub_config());
+                servicekonto = Some(started);
+            } else {
+                let started =
+                    OidcProvider::start(&portal_url, portal_dir.path(), options.id_token_ttl_secs);
+                sections = (started.portal_config(keys), started.hub_config());
+                idp = Some(started);
+            }
+        }
         // The hub trusts the provider the portal signs citizens in at.
         let hub = TestHub::start(HubSetup {
-            extra_config: idp
-                .as_ref()
-                .map(|(idp, _)| idp.hub_config())
-                .unwrap_or_default(),
+            extra_config: sections.1,
             ..HubSetup::default()
         })
         .await;
@@ -283,7 +296,7 @@ impl Cycle {
                 smtp.port,
                 options.mail,
                 options.sections,
-                idp.as_ref().map(|(_, section)| section.as_str()).unwrap_or_default()
+                sections.0
             ),
         )
         .expect("portal.toml");
@@ -313,7 +326,8 @@ impl Cycle {
             portal_url,
             portal_dir,
             smtp,
-            idp: idp.map(|(idp, _)| idp),
+            idp,
+            servicekonto,
             _sim: sim,
             _portal: portal,
         };

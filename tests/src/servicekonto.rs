@@ -1,0 +1,96 @@
+//! The demo Servicekonto (`kopplung idp-sim`) as the identity provider of a portal under
+//! test: its own process with its own keys, the portal as its client `portal`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::oidc::{CLIENT_ID, hub_section, portal_section};
+use crate::{Process, free_port, kopplung_bin, private_dir, write_private};
+
+/// A running `kopplung idp-sim`.
+pub struct Servicekonto {
+    pub issuer: String,
+    /// The portal's client secret, in the file the portal reads.
+    pub secret_file: PathBuf,
+    pub log: PathBuf,
+    _process: Process,
+}
+
+impl Servicekonto {
+    /// Starts the demo Servicekonto for a portal at `portal_url`, its files below `dir`.
+    pub async fn start(portal_url: &str, dir: &Path) -> Self {
+        let port = free_port();
+        let issuer = format!("http://127.0.0.1:{port}");
+        let data = dir.join("servicekonto");
+        private_dir(&data.join("clients"));
+        let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
+        let secret_file = data.join("clients/portal-secret");
+        write_private(&secret_file, secret.as_bytes());
+        let config = dir.join("servicekonto.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"issuer = "{issuer}"
+listen = "127.0.0.1:{port}"
+
+[[client]]
+client_id = "{CLIENT_ID}"
+name = "Serviceportal (Test)"
+secret_file = "clients/portal-secret"
+redirect_uris = ["{portal_url}/konto/oidc/rueckkehr"]
+post_logout_redirect_uris = ["{portal_url}/"]
+"#
+            ),
+        )
+        .expect("servicekonto.toml");
+        let log = dir.join("servicekonto.log");
+        let process = Process(
+            Command::new(kopplung_bin())
+                .args(["idp-sim", "--config"])
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(&data)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("servicekonto log"))
+                .spawn()
+                .expect("kopplung idp-sim"),
+        );
+        let discovery = format!("{issuer}/.well-known/openid-configuration");
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(answer) = reqwest::get(&discovery).await
+                && answer.status() == 200
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "kopplung idp-sim did not come up:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Self {
+            issuer,
+            secret_file,
+            log,
+            _process: process,
+        }
+    }
+
+    /// The portal's `[[identity_provider]]` `test` for it, with `extra` keys.
+    pub fn portal_config(&self, extra: &str) -> String {
+        portal_section(&self.issuer, &self.secret_file, extra)
+    }
+
+    /// The hub's `[[identity_provider]]` for it.
+    pub fn hub_config(&self) -> String {
+        hub_section(&self.issuer)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
