@@ -40,6 +40,57 @@ impl Means {
     }
 }
 
+/// A pseudonymous subject as the issuer gave it (OpenID Connect's `sub`): 1 to 255
+/// printable ASCII characters without spaces, as the message's XML (`kb:KennungType`)
+/// carries it. A value outside that is refused at intake, never found later when the
+/// message fails its schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Pseudonym(String);
+
+/// Why a text is no pseudonym. It does not quote the text: a subject is personal data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a pseudonym must be 1 to {} printable ASCII characters without spaces",
+    Pseudonym::MAX_CHARS
+)]
+pub struct InvalidPseudonym;
+
+impl Pseudonym {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(input: &str) -> Result<Self, InvalidPseudonym> {
+        let printable = input.bytes().all(|b| b.is_ascii_graphic());
+        if input.is_empty() || input.len() > Self::MAX_CHARS || !printable {
+            return Err(InvalidPseudonym);
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Pseudonym {
+    type Error = InvalidPseudonym;
+    fn try_from(input: String) -> Result<Self, InvalidPseudonym> {
+        Self::parse(&input)
+    }
+}
+
+impl From<Pseudonym> for String {
+    fn from(pseudonym: Pseudonym) -> Self {
+        pseudonym.0
+    }
+}
+
+impl std::fmt::Display for Pseudonym {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Who vouches for the identification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -59,7 +110,7 @@ pub struct Authentication {
     /// The identity provider's issuer URL, or the client's id for a client's own assertion.
     pub issuer: String,
     /// The pseudonymous subject the issuer gave (never a name or an ID card number).
-    pub subject: String,
+    pub subject: Pseudonym,
     /// When the citizen authenticated at the identity provider.
     #[serde(with = "time::serde::rfc3339")]
     pub authenticated_at: OffsetDateTime,
@@ -147,7 +198,7 @@ mod tests {
             level,
             means: Means::ElsterZertifikat,
             issuer: "https://idp.example".into(),
-            subject: "a1b2".into(),
+            subject: Pseudonym::parse("a1b2").unwrap(),
             authenticated_at: OffsetDateTime::UNIX_EPOCH,
             voucher: Voucher::IdentityProvider,
             assertion_sha256: None,

@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kopplung_core::identity::{Authentication, Means, Refusal, Voucher};
+use kopplung_core::identity::{Authentication, Means, Pseudonym, Refusal, Voucher};
 use openidconnect::core::CoreIdTokenClaims;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
@@ -15,9 +15,6 @@ pub(crate) const MAX_ASSERTION_BYTES: usize = 16 * 1024;
 
 /// How far clocks may disagree: for `exp` and for an `auth_time` just ahead of ours.
 pub(crate) const SKEW: Duration = Duration::seconds(60);
-
-/// The longest pseudonym (`sub`) accepted; OpenID Connect allows 255 ASCII characters.
-const MAX_SUBJECT_CHARS: usize = 255;
 
 /// What an unverified token says about whom to ask: nothing of it is trusted yet.
 #[derive(Debug)]
@@ -84,13 +81,9 @@ pub(crate) fn authentication(
     now: OffsetDateTime,
     assertion: &str,
 ) -> Result<Authentication, Refusal> {
-    let subject = claims.subject().as_str();
-    let subject_chars = subject.chars().count();
-    if subject_chars == 0 || subject_chars > MAX_SUBJECT_CHARS {
-        return Err(Refusal::Incomplete(format!(
-            "sub must be 1 to {MAX_SUBJECT_CHARS} characters"
-        )));
-    }
+    // OpenID Connect allows 255 ASCII characters; the message carries them as they are.
+    let subject = Pseudonym::parse(claims.subject().as_str())
+        .map_err(|e| Refusal::Incomplete(format!("sub: {e}")))?;
     let Some(auth_time) = claims.auth_time() else {
         return Err(Refusal::Incomplete("the assertion has no auth_time".into()));
     };
@@ -125,7 +118,7 @@ pub(crate) fn authentication(
         level,
         means,
         issuer: provider.issuer.clone(),
-        subject: subject.to_owned(),
+        subject,
         authenticated_at,
         voucher: Voucher::IdentityProvider,
         assertion_sha256: Some(hex::encode(openssl::sha::sha256(assertion.as_bytes()))),

@@ -13,7 +13,7 @@ pub(crate) fn authentifizierung(authentication: &Authentication) -> Authentifizi
         vertrauensniveau: level_code(authentication.level).to_owned(),
         identifizierungsmittel: authentication.means.code().to_owned(),
         aussteller: authentication.issuer.clone(),
-        pseudonym: authentication.subject.clone(),
+        pseudonym: authentication.subject.to_string(),
         zeitpunkt: authentication
             .authenticated_at
             .format(&Rfc3339)

@@ -88,7 +88,7 @@ fn by_provider() -> Authentication {
         level: TrustLevel::Substanziell,
         means: Means::ElsterZertifikat,
         issuer: "http://127.0.0.1:8082".into(),
-        subject: "c2VydmljZWtvbnRv-41".into(),
+        subject: kopplung_core::identity::Pseudonym::parse("c2VydmljZWtvbnRv-41").unwrap(),
         authenticated_at: datetime!(2026-11-30 09:58:00 UTC),
         voucher: Voucher::IdentityProvider,
         assertion_sha256: Some("5e".repeat(32)),

@@ -40,7 +40,7 @@ async fn a_valid_token_becomes_an_authentication_by_the_providers_tables() {
     assert_eq!(auth.level, TrustLevel::Substanziell);
     assert_eq!(auth.means, Means::ElsterZertifikat);
     assert_eq!(auth.issuer, issuer.url);
-    assert_eq!(auth.subject, "pairwise-subject-4711");
+    assert_eq!(auth.subject.as_str(), "pairwise-subject-4711");
     assert_eq!(auth.voucher, Voucher::IdentityProvider);
     assert_eq!(auth.assertion_sha256, Some(sha256_hex(&token)));
     assert_eq!(auth.assertion, None, "kept only where configured");
@@ -188,6 +188,11 @@ async fn time_audience_and_claims_are_checked() {
         (
             "no sub",
             json!({"sub": null}),
+            Err(Refusal::Incomplete(String::new())),
+        ),
+        (
+            "a sub the message's XML cannot carry",
+            json!({"sub": "Erika Müller"}),
             Err(Refusal::Incomplete(String::new())),
         ),
     ];

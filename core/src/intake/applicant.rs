@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::identity::{Authentication, Means, Refusal, TrustLevel, Voucher};
+use crate::identity::{Authentication, Means, Pseudonym, Refusal, TrustLevel, Voucher};
 
 /// Verifies an identity provider's signed assertion. Fetching the issuer's keys and
 /// checking signatures is the edge's (crate `kopplung-identity`); the core only asks.
@@ -24,9 +24,6 @@ pub trait IdentityVerifier: Send + Sync {
 
 /// How far a client's own `authenticated_at` may lie ahead of the hub's clock.
 const FUTURE_SKEW: time::Duration = time::Duration::seconds(60);
-
-/// The longest pseudonym accepted from a client.
-const MAX_SUBJECT_CHARS: usize = 255;
 
 /// What the request claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +40,7 @@ pub(super) enum Claimed {
 pub(super) struct Own {
     level: TrustLevel,
     means: Means,
-    subject: String,
+    subject: Pseudonym,
     authenticated_at: OffsetDateTime,
 }
 
@@ -96,12 +93,9 @@ pub(super) fn parse(applicant: Option<&Value>) -> Result<Claimed, Refusal> {
             Ok(Claimed::Assertion(assertion))
         }
         (None, (Some(level), Some(means), Some(subject), Some(authenticated_at))) => {
-            let chars = subject.chars().count();
-            if chars == 0 || chars > MAX_SUBJECT_CHARS || subject.chars().any(char::is_control) {
-                return Err(Refusal::Malformed(format!(
-                    "applicant.authentication.subject must be 1 to {MAX_SUBJECT_CHARS} characters without control characters"
-                )));
-            }
+            let subject = Pseudonym::parse(&subject).map_err(|e| {
+                Refusal::Malformed(format!("applicant.authentication.subject: {e}"))
+            })?;
             Ok(Claimed::Own(Own {
                 level,
                 means,
@@ -255,6 +249,13 @@ mod tests {
                 "subject": "s", "authenticated_at": "gestern"}}),
             json!({"authentication": {"level": "basis", "means": "benutzername-passwort",
                 "subject": "", "authenticated_at": "2025-06-01T09:58:00Z"}}),
+            // What the message's XML could not carry: spaces, umlauts, over 255.
+            json!({"authentication": {"level": "basis", "means": "benutzername-passwort",
+                "subject": "Konto 12", "authenticated_at": "2025-06-01T09:58:00Z"}}),
+            json!({"authentication": {"level": "basis", "means": "benutzername-passwort",
+                "subject": "Jürgen", "authenticated_at": "2025-06-01T09:58:00Z"}}),
+            json!({"authentication": {"level": "basis", "means": "benutzername-passwort",
+                "subject": "k".repeat(256), "authenticated_at": "2025-06-01T09:58:00Z"}}),
         ];
         for case in cases {
             assert!(

@@ -64,7 +64,7 @@ mod tests {
             level: TrustLevel::Substanziell,
             means: Means::ElsterZertifikat,
             issuer: "https://id.example".into(),
-            subject: "pseudonym".into(),
+            subject: kopplung_core::identity::Pseudonym::parse("pseudonym").unwrap(),
             authenticated_at: datetime!(2025-06-01 08:30 UTC),
             voucher: Voucher::IdentityProvider,
             assertion_sha256: None,

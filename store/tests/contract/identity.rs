@@ -11,7 +11,7 @@ fn identification() -> Authentication {
         level: TrustLevel::Substanziell,
         means: Means::ElsterZertifikat,
         issuer: "https://id.example".into(),
-        subject: "pseudonym-4711".into(),
+        subject: kopplung_core::identity::Pseudonym::parse("pseudonym-4711").unwrap(),
         authenticated_at: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
         voucher: Voucher::IdentityProvider,
         assertion_sha256: Some("ab".repeat(32)),
