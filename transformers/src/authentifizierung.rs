@@ -20,6 +20,9 @@ pub const REPORT_TYPE: &str = "identificationReport";
 pub const REPORT_VERSION: &str = "2.0.0";
 /// The Identification Report schema the report follows (its `$schema`).
 pub const REPORT_SCHEMA: &str = "https://raw.githubusercontent.com/Governikus/IdentificationReport/2.0.0/schema/identification-report.json";
+/// The schema of the report's `subjectRef` (`restrictedId`: the pseudonym), which
+/// readers such as Governikus' own library need to parse it.
+pub const SUBJECT_REF_SCHEMA: &str = "https://raw.githubusercontent.com/Governikus/IdentificationReport/2.0.0/schema/eid-authentication.json";
 
 /// The applicant's identification in a message. Field names are the XML element names
 /// (and the template's vocabulary, `docs/mappings.md`); absent = anonymous submission.
@@ -76,6 +79,7 @@ impl Authentifizierung {
                 "Vom Client selbst bestätigt; der Hub hat keinen Nachweis des Identitätsanbieters."
             },
             "trustFramework": self.identifizierungsmittel,
+            "subjectRefType": SUBJECT_REF_SCHEMA,
             "subjectRef": {"restrictedId": self.pseudonym},
             "contextInformation": [
                 format!("nachrichtenUUID:{message_uuid}"),
@@ -141,6 +145,7 @@ mod tests {
         assert_eq!(report["idStatus"], "success");
         assert_eq!(report["identificationTime"], "2026-01-01T11:58:00Z");
         assert_eq!(report["subjectRef"]["restrictedId"], "a1b2");
+        assert_eq!(report["subjectRefType"], SUBJECT_REF_SCHEMA);
         assert_eq!(
             report["contextInformation"],
             json!(["nachrichtenUUID:m-1", "antragsID:a-1"])
