@@ -91,11 +91,49 @@ pub enum Submitted {
     },
     /// Field errors (422 `validation`), with the paths below `data.`.
     Invalid(Vec<FieldError>),
+    /// Intake did not accept who applied; `kind` is its problem type (for the log).
+    Unidentified {
+        why: Unidentified,
+        kind: String,
+    },
     /// Any other refusal, in the router's words (for the log and a general message).
     Refused {
         status: u16,
         kind: String,
     },
+}
+
+/// Why intake did not accept the applicant's identification, by its problem type
+/// (docs/api.md): what the citizen can do about it differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unidentified {
+    /// The sign-in expired or became too old: signing in again helps.
+    SignInAgain,
+    /// Identified below the service's Vertrauensniveau.
+    LevelTooLow,
+    /// The identity provider's keys could not be fetched: try again later.
+    ProviderUnavailable,
+    /// Anything else about the identification (unknown issuer, bad signature, …).
+    NotRecognized,
+}
+
+impl Unidentified {
+    /// The identification problem a problem type (without its URN prefix) stands for.
+    fn of(kind: &str) -> Option<Self> {
+        Some(match kind {
+            "assertion-expired" | "authentication-too-old" => Self::SignInAgain,
+            "trust-level-too-low" => Self::LevelTooLow,
+            "identity-provider-unavailable" => Self::ProviderUnavailable,
+            "authentication-required"
+            | "authentication-malformed"
+            | "issuer-unknown"
+            | "assertion-signature"
+            | "assertion-audience"
+            | "assertion-incomplete"
+            | "client-may-not-assert" => Self::NotRecognized,
+            _ => return None,
+        })
+    }
 }
 
 /// A document of an application, as downloaded.
@@ -274,6 +312,9 @@ impl RouterClient {
                 })
                 .unwrap_or_default();
             return Ok(Submitted::Invalid(errors));
+        }
+        if let Some(why) = Unidentified::of(&kind) {
+            return Ok(Submitted::Unidentified { why, kind });
         }
         Ok(Submitted::Refused { status, kind })
     }

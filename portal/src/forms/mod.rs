@@ -13,7 +13,7 @@ use kopplung_forms::FieldError;
 use serde_json::{Value, json};
 
 use crate::account::{master_data, require_account, trust_label};
-use crate::router_client::{OutgoingAttachment, Service, Submitted};
+use crate::router_client::{OutgoingAttachment, Service, Submitted, Unidentified};
 use crate::web::session;
 use crate::web::{Failure, Page, Posted, Visit, Visitor, euro};
 use crate::{Shared, oidc};
@@ -486,9 +486,9 @@ pub async fn submit(
             tracing::warn!(draft = %draft.id, count = errors.len(), "the router refused fields");
             review.page(&errors, Some("Die Angaben wurden nicht angenommen. Bitte korrigieren Sie die markierten Felder.".into())).await
         }
-        Submitted::Refused { status, kind } if status == 403 || status == 503 => {
-            tracing::warn!(draft = %draft.id, status, %kind, "the router refused the identification");
-            Err(refused_identification(&visitor, &service, &kind, &here))
+        Submitted::Unidentified { why, kind } => {
+            tracing::warn!(draft = %draft.id, %kind, "the router refused the identification");
+            Err(refused_identification(&visitor, &service, why, &here))
         }
         Submitted::Refused { status, kind } => {
             tracing::warn!(draft = %draft.id, status, %kind, "the router refused the application");
@@ -504,18 +504,18 @@ pub async fn submit(
 fn refused_identification(
     visitor: &Visitor,
     service: &Service,
-    kind: &str,
+    why: Unidentified,
     review: &str,
 ) -> Failure {
-    match (&visitor.account, kind) {
-        (Some(account), "assertion-expired" | "authentication-too-old") => {
+    match (&visitor.account, why) {
+        (Some(account), Unidentified::SignInAgain) => {
             Failure::see_other(oidc::sign_in_again(account, service.trust_level, review))
         }
-        (_, "trust-level-too-low") => Failure::forbidden(format!(
+        (_, Unidentified::LevelTooLow) => Failure::forbidden(format!(
             "Die Antragsannahme verlangt für „{}“ ein höheres Vertrauensniveau, als Ihre Anmeldung bestätigt. Bitte melden Sie sich über „Identifizieren“ mit einem passenden Identifizierungsmittel an.",
             service.name
         )),
-        (_, "identity-provider-unavailable") => Failure::new(
+        (_, Unidentified::ProviderUnavailable) => Failure::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Ihre Anmeldung kann gerade nicht geprüft werden, weil der Identitätsanbieter nicht erreichbar ist. Bitte versuchen Sie es in einigen Minuten noch einmal. Ihr Antrag ist gespeichert.",
         ),
