@@ -7,9 +7,9 @@ Reads `antrag/authentifizierung` of the (already decrypted and verified) XML mes
 Without it: prints {"authentifizierung": null} (an anonymous submission). With it: if the
 message carries the identity provider's assertion (`nachweis`), checks that its SHA-256
 is `nachweisSHA256`, fetches the issuer's keys (OpenID Connect discovery at `aussteller`,
-then its JWKS), verifies the assertion's RS256 signature and that it names the same
-issuer, subject and authentication time. Prints the block and the assertion's claims as
-JSON.
+then its JWKS), verifies the assertion's signature (RS256 or ES256) and that it names
+the same issuer, subject and authentication time. Prints the block and the assertion's
+claims as JSON.
 
 Anything refused: a reason on stderr and exit status 1. Requires jwcrypto (1.5). The
 hub's end-to-end test runs this script (tests/tests/identity_to_procedure.rs). The part
@@ -55,7 +55,7 @@ def check_nachweis(auth: dict) -> dict:
         raise ValueError("the discovery document names another issuer")
     keys = jwk.JWKSet.from_json(json.dumps(fetch_json(discovery["jwks_uri"])))
     token = jws.JWS()
-    token.allowed_algs = ["RS256"]  # what the hub accepts from identity providers
+    token.allowed_algs = ["RS256", "ES256"]  # what the hub accepts from identity providers
     token.deserialize(nachweis)
     key = keys.get_key(token.jose_header.get("kid"))
     if key is None:
