@@ -336,13 +336,9 @@ async fn the_tamper_table_each_change_is_named_by_its_entry() {
         .unwrap()
     };
     let (a, b, c) = (&ids[0], &ids[1], &ids[2]);
-    let at_head = sqlite3(
-        &db,
-        &format!("SELECT at FROM audit_checkpoints WHERE seq = {head} ORDER BY id DESC LIMIT 1"),
-    );
     let cut = head - 4;
-    // The first stored checkpoint the cut leaves without its entry (the store reads them
-    // by seq): a periodic one may name an entry between the cut and the head.
+    // The first checkpoint the cut leaves without its entry (checkpoints are read by seq,
+    // stored and exported alike): a periodic one may name an entry between cut and head.
     let first_cut = sqlite3(
         &db,
         &format!("SELECT seq || ' ' || at FROM audit_checkpoints WHERE seq > {cut} ORDER BY seq, id LIMIT 1"),
@@ -426,7 +422,7 @@ async fn the_tamper_table_each_change_is_named_by_its_entry() {
                 "DELETE FROM audit_log WHERE seq > {cut}; UPDATE sqlite_sequence SET seq = {cut} WHERE name = 'audit_log'; DELETE FROM audit_checkpoints WHERE seq > {cut};"
             ),
             expected: format!(
-                "audit trail broken: seq {head} named by the checkpoint of {at_head} (from {}) is missing (the chain ends at seq {cut})",
+                "audit trail broken: seq {first_cut_seq} named by the checkpoint of {first_cut_at} (from {}) is missing (the chain ends at seq {cut})",
                 held.display()
             ),
             outside: Some(held.clone()),
