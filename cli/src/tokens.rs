@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use kopplung_router::config::SecretKind;
 
-use crate::common::{load_config, write_token};
+use crate::common::{ensure_secret, load_config};
 
 #[derive(Subcommand)]
 pub enum TokensCommand {
@@ -31,16 +31,12 @@ pub fn run(command: TokensCommand) -> anyhow::Result<()> {
     let (mut created, mut kept) = (0, 0);
     for secret in config.secret_files() {
         let path = data_dir.join(&secret.file);
-        // `symlink_metadata`: a dangling link is something there too, not a gap to fill.
-        let status = if path.symlink_metadata().is_ok() {
-            kept += 1;
-            "kept   "
-        } else {
-            // `write_token` opens with create_new: a file that appeared meanwhile is an
-            // error, never overwritten.
-            write_token(&path).with_context(|| format!("{}", secret.key))?;
+        let status = if ensure_secret(&path).with_context(|| secret.key.clone())? {
             created += 1;
             "created"
+        } else {
+            kept += 1;
+            "kept   "
         };
         let what = match secret.kind {
             SecretKind::Token => format!("token_sha256 = \"{}\"", token_sha256(&path)?),
