@@ -73,11 +73,13 @@ async fn probe_all(config: &Config) -> Vec<(String, Result<(), String>)> {
     let mut outcomes = Vec::new();
     let store = match config.file.store.as_ref() {
         Some(shared) => {
-            let result = PostgresStore::probe(&shared.postgres_url).await;
-            (
-                "database PostgreSQL".to_string(),
-                result.map_err(|e| e.to_string()),
-            )
+            let url = &shared.postgres_url;
+            let what = match PostgresStore::target(url) {
+                Ok(target) => format!("database PostgreSQL {target}"),
+                Err(_) => "database PostgreSQL".to_string(),
+            };
+            let result = PostgresStore::probe(url).await;
+            (what, result.map_err(|e| e.to_string()))
         }
         None => sqlite(&config.data_dir).await,
     };

@@ -285,7 +285,16 @@ fn check_connect_tries_postgresql() {
     );
     let output = site.run(&["check", "--connect"]);
     assert!(output.status.success(), "{}", text(&output));
-    assert!(stdout_of(&output).contains("ok      database PostgreSQL"));
+    let expected = format!(
+        "ok      database PostgreSQL 127.0.0.1:5432/{}",
+        database.name
+    );
+    assert!(stdout_of(&output).contains(&expected), "{}", text(&output));
+    assert!(
+        !stdout_of(&output).contains("postgres@"),
+        "{}",
+        text(&output)
+    );
 
     let closed = free_port();
     let config = std::fs::read_to_string(site.config())

@@ -139,6 +139,18 @@ impl PostgresStore {
         Ok(Self { pool, clock })
     }
 
+    /// Where `url` points, for an operator: `host:port/database`, without user or
+    /// password.
+    pub fn target(url: &str) -> Result<String, StoreError> {
+        let options = connect_options(url)?;
+        Ok(format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("")
+        ))
+    }
+
     /// Whether the database at `url` answers: one connection and `SELECT 1`, nothing
     /// migrated or changed (`kopplung check --connect`). The error names host and port.
     pub async fn probe(url: &str) -> Result<(), StoreError> {
