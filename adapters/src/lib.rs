@@ -114,6 +114,10 @@ pub enum Error {
     /// A file the configuration names (certificate, key, secret) cannot be used.
     #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
+    /// A destination did not answer a probe (`kopplung check --connect`): `target` is
+    /// what was tried (host and port, never a password).
+    #[error("{target}: {reason}")]
+    Unreachable { target: String, reason: String },
 }
 
 /// Three quarters of `lease`.

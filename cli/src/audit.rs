@@ -52,9 +52,11 @@ pub enum AuditCommand {
 /// so these commands run beside a running hub.
 #[derive(Args)]
 pub struct AuditTarget {
-    /// The hub's data directory (holds `kopplung.db`).
+    /// The hub's data directory (holds `kopplung.db` and the PKI folder). Not needed
+    /// with a `--config` whose store is PostgreSQL: then the CA comes from `--ca` (or an
+    /// absolute `pki_dir`).
     #[arg(long)]
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
     /// The hub's configuration: its store and its PKI folder (`pki_dir`: the CA for
     /// checking checkpoints, the hub's key for signing an export); without it the store
     /// is `<data-dir>/kopplung.db` and the PKI folder `<data-dir>/pki`.
@@ -68,23 +70,38 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
         | AuditCommand::Checkpoints { target }
         | AuditCommand::Export { target, .. } => target,
     };
+    let data_dir = target.data_dir.as_deref();
+    // Without a data directory the configuration's relative paths have no base; only
+    // an absolute `pki_dir` is taken from it then.
     let config = match &target.config {
-        Some(config) => Some(crate::common::load_config(config, &target.data_dir)?),
+        Some(config) => Some(crate::common::load_config(
+            config,
+            data_dir.unwrap_or(Path::new(".")),
+        )?),
         None => None,
     };
-    let pki_dir = config
-        .as_ref()
-        .map_or_else(|| target.data_dir.join("pki"), |c| c.pki_dir.clone());
-    let store: Box<dyn Store> = match config.as_ref().and_then(|c| c.file.store.as_ref()) {
-        Some(shared) => Box::new(
+    let pki_dir = match (&config, data_dir) {
+        (Some(config), Some(_)) => Some(config.pki_dir.clone()),
+        (Some(config), None) => Some(config.file.pki_dir.clone()).filter(|p| p.is_absolute()),
+        (None, Some(dir)) => Some(dir.join("pki")),
+        (None, None) => None,
+    };
+    let store: Box<dyn Store> = match (
+        config.as_ref().and_then(|c| c.file.store.as_ref()),
+        data_dir,
+    ) {
+        (Some(shared), _) => Box::new(
             PostgresStore::connect(&shared.postgres_url, Arc::new(SystemClock))
                 .await
                 .context("opening the PostgreSQL store")?,
         ),
-        None => Box::new(
-            SqliteStore::open_read_only(&target.data_dir, Arc::new(SystemClock))
+        (None, Some(data_dir)) => Box::new(
+            SqliteStore::open_read_only(data_dir, Arc::new(SystemClock))
                 .await
-                .with_context(|| format!("opening the store in {}", target.data_dir.display()))?,
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        ),
+        (None, None) => bail!(
+            "give --data-dir (the store is SQLite there), or --config naming a PostgreSQL store"
         ),
     };
     if let AuditCommand::Checkpoints { .. } = command {
@@ -101,11 +118,22 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
         } => (checkpoints.as_slice(), ca.clone()),
         _ => (&[][..], None),
     };
-    let ca = ca.unwrap_or_else(|| PkiLayout::new(&pki_dir).ca_cert());
-    let trust = CheckpointTrust::load(&ca).context(
-        "reading the CA certificate that checkpoint signatures are checked against (give --ca)",
-    )?;
-    let mut verifier = AuditVerifier::new(Some(trust));
+    let ca = ca.or_else(|| pki_dir.as_ref().map(|dir| PkiLayout::new(dir).ca_cert()));
+    let trust = match &ca {
+        Some(ca) => Some(CheckpointTrust::load(ca).context(
+            "reading the CA certificate that checkpoint signatures are checked against (give --ca)",
+        )?),
+        None => {
+            // The chain and the contents are still checked in full, and held against
+            // every checkpoint; only who signed these cannot be, and the report counts
+            // them as unchecked.
+            eprintln!(
+                "note: checkpoint signatures not checked: no CA certificate (give --ca FILE or --data-dir)"
+            );
+            None
+        }
+    };
+    let mut verifier = AuditVerifier::new(trust);
     for file in outside {
         verifier.hold_outside(read_checkpoints(file)?, &file.display().to_string());
     }
@@ -128,12 +156,13 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     let Some(last) = entries.last() else {
         bail!("no audit entries for application {id}");
     };
-    let signer = match &config {
-        Some(config) => kopplung_router::setup::load_sealer(config)?,
-        None => {
-            let pki = PkiLayout::new(&pki_dir);
+    let signer = match (&config, &pki_dir) {
+        (Some(config), Some(_)) => kopplung_router::setup::load_sealer(config)?,
+        (None, Some(pki_dir)) => {
+            let pki = PkiLayout::new(pki_dir);
             Sealer::load(&pki.hub_cert(), &pki.hub_key())?
         }
+        (_, None) => bail!("an export is signed with the hub's key: give --data-dir"),
     };
     let laufzettel = laufzettel_json(id, &entries, time::OffsetDateTime::now_utc())
         .context("encoding the Laufzettel")?;

@@ -1,13 +1,20 @@
-//! `kopplung check`: the whole configuration and the data directory, without starting.
+//! `kopplung check`: the whole configuration and the data directory, without starting;
+//! with `--connect` also whether the database, the broker and the procedures' HTTP
+//! endpoints answer from this machine.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::bail;
+use kopplung_adapters::amqp::AmqpBroker;
+use kopplung_router::config::{Config, DeliveryConfig};
 use kopplung_router::hub;
+use kopplung_router::store::{PostgresStore, SqliteStore, SystemClock};
 
 use crate::common::load_config;
 
-pub fn run(config: &Path, data_dir: &Path) -> anyhow::Result<()> {
+pub async fn run(config: &Path, data_dir: &Path, connect: bool) -> anyhow::Result<()> {
     let loaded = hub::load(load_config(config, data_dir)?)?;
     let problems = loaded.keyring.problems();
     let exposed = hub::exposed_files(data_dir)?;
@@ -27,7 +34,7 @@ pub fn run(config: &Path, data_dir: &Path) -> anyhow::Result<()> {
             data_dir.display()
         );
     }
-    println!(
+    let summary = format!(
         "{}: valid ({} services, {} procedures, {} routes, {} municipalities)",
         config.display(),
         loaded.catalog.current().len(),
@@ -35,5 +42,112 @@ pub fn run(config: &Path, data_dir: &Path) -> anyhow::Result<()> {
         loaded.config.routing.routes.len(),
         loaded.regions.len()
     );
+    if !connect {
+        // A valid file says nothing about the network: say so, lest it be read as "ready".
+        println!("{summary}; connections not tried (add --connect)");
+        return Ok(());
+    }
+    println!("{summary}");
+    let outcomes = probe_all(&loaded.config).await;
+    let failed = outcomes
+        .iter()
+        .filter(|(_, result)| result.is_err())
+        .count();
+    for (what, result) in &outcomes {
+        match result {
+            Ok(()) => println!("ok      {what}"),
+            Err(reason) => println!("failed  {what}: {reason}"),
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} connection(s) failed", outcomes.len());
+    }
+    println!("all {} connection(s) ok", outcomes.len());
     Ok(())
+}
+
+/// Each destination the hub will need, and whether it answered: the store, the broker,
+/// every HTTP endpoint of the routing table. One after the other: each has its own
+/// timeout, and the list is short.
+async fn probe_all(config: &Config) -> Vec<(String, Result<(), String>)> {
+    let mut outcomes = Vec::new();
+    let store = match config.file.store.as_ref() {
+        Some(shared) => {
+            let url = &shared.postgres_url;
+            let what = match PostgresStore::target(url) {
+                Ok(target) => format!("database PostgreSQL {target}"),
+                Err(_) => "database PostgreSQL".to_string(),
+            };
+            let result = PostgresStore::probe(url).await;
+            (what, result.map_err(|e| e.to_string()))
+        }
+        None => sqlite(&config.data_dir).await,
+    };
+    outcomes.push(store);
+    if let Some(broker) = &config.file.amqp {
+        let result = AmqpBroker::probe(broker).await.map_err(|e| e.to_string());
+        outcomes.push((format!("broker {}", broker.redacted_url()), result));
+    }
+    for procedure in &config.routing.procedures {
+        let id = &procedure.id;
+        match &procedure.delivery {
+            DeliveryConfig::Http(http) => {
+                let timeout = Duration::from_millis(http.connect_timeout_ms);
+                let what = format!("procedure {id}: http {}", http.url);
+                outcomes.push((what, tcp(&http.url, timeout).await));
+            }
+            DeliveryConfig::Pull(pull) => {
+                if let Some(url) = &pull.callback_url {
+                    let what = format!("procedure {id}: callback {url}");
+                    outcomes.push((what, tcp(url, Duration::from_secs(5)).await));
+                }
+            }
+            _ => {}
+        }
+    }
+    outcomes
+}
+
+/// SQLite: an existing `kopplung.db` must open; without one, `serve` creates it in the
+/// data directory, which must then be there.
+async fn sqlite(data_dir: &Path) -> (String, Result<(), String>) {
+    let file = data_dir.join("kopplung.db");
+    let what = format!("database SQLite {}", file.display());
+    let result = if file.exists() {
+        SqliteStore::open_read_only(data_dir, Arc::new(SystemClock))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    } else if data_dir.is_dir() {
+        return (format!("{what} (created at the first start)"), Ok(()));
+    } else {
+        Err(format!(
+            "the data directory {} does not exist",
+            data_dir.display()
+        ))
+    };
+    (what, result)
+}
+
+/// A TCP connection to the host and port of `url`: the procedure's server answers.
+/// Nothing is sent; TLS and the HTTP exchange are the delivery's to try.
+async fn tcp(url: &str, timeout: Duration) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let host = parsed.host_str().ok_or("the URL has no host")?.to_string();
+    let port = parsed
+        .port_or_known_default()
+        .ok_or("the URL has no port")?;
+    match tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("{host}:{port}: {e}")),
+        Err(_) => Err(format!(
+            "{host}:{port}: no answer within {} ms",
+            timeout.as_millis()
+        )),
+    }
 }

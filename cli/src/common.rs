@@ -69,6 +69,18 @@ pub fn write_token(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `path` with a new random token unless something is there already (a file, or a
+/// dangling link: never replaced, it may be in use). Whether it was created.
+pub fn ensure_secret(path: &Path) -> anyhow::Result<bool> {
+    if path.symlink_metadata().is_ok() {
+        return Ok(false);
+    }
+    // `write_token` opens with create_new: a file that appeared meanwhile is an error,
+    // never overwritten.
+    write_token(path)?;
+    Ok(true)
+}
+
 /// SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();

@@ -9,7 +9,7 @@ use anyhow::Context;
 use kopplung_router::config::Config;
 use kopplung_router::hub;
 
-use crate::common::{init_pki, load_config, shutdown_signal, write_token};
+use crate::common::{ensure_secret, init_pki, load_config, shutdown_signal};
 
 /// The simulator's view of a hub configuration.
 pub fn simulator_config(
@@ -77,34 +77,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if written > 0 {
         println!("Demo PKI created in {}", config.pki_dir.display());
     }
-    let mut token_paths = Vec::new();
-    for client in &config.file.clients {
-        if let Some(file) = &client.token.file {
-            token_paths.push(secret_file(data_dir, file)?);
-        }
+    // Every secret file the configuration names (tokens of clients, operators and
+    // procedures, clerk passwords), as `kopplung tokens init` writes them: the reference
+    // procedures read their tokens from here.
+    for secret in config.secret_files() {
+        ensure_secret(&data_dir.join(&secret.file))?;
     }
-    if let Some(admin) = &config.file.admin {
-        for file in std::iter::once(&admin.token_file).chain(&admin.auditor_token_file) {
-            secret_file(data_dir, file)?;
-        }
-    }
-    // The procedures' tokens for the hub's API (claim-check downloads): the reference
-    // procedures read them from here.
-    for procedure in &config.routing.procedures {
-        if let Some(file) = &procedure.token.file {
-            secret_file(data_dir, file)?;
-        }
-    }
-    // The clerk inbox's demo clerks: a random password, like the tokens.
+    let token_paths: Vec<PathBuf> = config
+        .file
+        .clients
+        .iter()
+        .filter_map(|client| client.token.file.as_ref())
+        .map(|file| data_dir.join(file))
+        .collect();
     let mut clerks = Vec::new();
     for clerk in &config.file.clerks {
         if let Some(file) = &clerk.password_file {
-            let path = secret_file(data_dir, file)?;
             clerks.push(format!(
                 "  Inbox:   http://{}/inbox (clerk `{}`, password in {})\n",
                 listen.unwrap_or(config.file.server.listen),
                 clerk.id,
-                path.display()
+                data_dir.join(file).display()
             ));
         }
     }
@@ -250,14 +243,4 @@ fn demo_idp_secrets(
         }
     }
     Ok(())
-}
-
-/// `file` in the data directory, with a new random secret written to it unless it exists:
-/// the demo's tokens and clerk passwords.
-fn secret_file(data_dir: &Path, file: &Path) -> anyhow::Result<PathBuf> {
-    let path = data_dir.join(file);
-    if !path.is_file() {
-        write_token(&path)?;
-    }
-    Ok(path)
 }

@@ -14,6 +14,7 @@ mod logging;
 mod mapping;
 mod portal;
 mod procedure_sim;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,12 +65,21 @@ enum Command {
     /// Run the demo Servicekonto: a simulated OpenID Connect identity provider with
     /// fictitious test identities.
     IdpSim(idp_sim::IdpArgs),
-    /// Check a configuration completely and exit.
+    /// Check a configuration completely and exit. Offline unless `--connect`.
     Check {
         #[arg(long, default_value = "config/kopplung.toml")]
         config: PathBuf,
         #[arg(long)]
         data_dir: PathBuf,
+        /// Also try the database, the broker and every HTTP endpoint of the routing
+        /// table, report each as ok or failed, and fail if any failed.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// The secret files the configuration names (tokens, clerk passwords, shared secrets).
+    Tokens {
+        #[command(subcommand)]
+        command: tokens::TokensCommand,
     },
     /// Work on mappings: lint, test against fixtures, render an input.
     Mapping {
@@ -122,7 +132,12 @@ fn main() -> anyhow::Result<()> {
             Command::ProcedureSim(args) => procedure_sim::run(args).await,
             Command::Portal(args) => portal::run(args).await,
             Command::IdpSim(args) => idp_sim::run(args).await,
-            Command::Check { config, data_dir } => check::run(&config, &data_dir),
+            Command::Check {
+                config,
+                data_dir,
+                connect,
+            } => check::run(&config, &data_dir, connect).await,
+            Command::Tokens { command } => tokens::run(command),
             Command::Mapping { config, command } => mapping::run(&config, command),
             Command::Deadletters {
                 hub,

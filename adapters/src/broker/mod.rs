@@ -114,6 +114,31 @@ impl AmqpBroker {
         self.reconnect(&mut state).await.map_err(|u| u.reason)
     }
 
+    /// Whether the broker of `config` answers: one connection (the AMQP handshake and
+    /// the login), closed again, within `connect_timeout_secs`. For `kopplung check
+    /// --connect`; the hub itself never needs the broker to start.
+    pub async fn probe(config: &AmqpBrokerConfig) -> Result<(), crate::Error> {
+        let target = match config.url.parse::<lapin::uri::AMQPUri>() {
+            Ok(uri) => format!("broker {}:{}", uri.authority.host, uri.authority.port),
+            Err(_) => format!("broker {}", config.redacted_url()),
+        };
+        let properties =
+            ConnectionProperties::default().with_connection_name("kopplung check".into());
+        let connection = bounded(
+            Duration::from_secs(config.connect_timeout_secs),
+            "connecting",
+            Connection::connect(&config.url, properties),
+        )
+        .await
+        .map_err(|unavailable| crate::Error::Unreachable {
+            target,
+            reason: unavailable.reason,
+        })?;
+        // Closing politely spares the broker a log line about a lost client.
+        connection.close(200, "probe".into()).await.ok();
+        Ok(())
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_secs(self.config.connect_timeout_secs)
     }

@@ -15,6 +15,7 @@ mod problems;
 mod procedures;
 mod retention;
 mod routes;
+mod secrets;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ pub use problems::{Problem, Problems};
 pub use procedures::{Envelope, ProcedureConfig};
 pub use retention::RetentionConfig;
 pub use routes::RouteConfig;
+pub use secrets::{SecretFile, SecretKind};
 pub use server::{Limits, MonitoringConfig, ServerConfig, StoreConfig};
 
 use problems::{Findings, read_toml};

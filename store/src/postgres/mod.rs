@@ -38,10 +38,11 @@ use crate::shared::{millis, rfc3339};
 use kopplung_core::store::rules::{self, parse_status};
 
 use kopplung_core::Clock;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres, Transaction};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -70,6 +71,12 @@ const CHAIN_LOCK: i64 = chain_lock!();
 /// Connections per instance.
 const POOL_SIZE: u32 = 8;
 
+/// How long the first connection may take. The pool alone would retry a refused
+/// connection for its whole acquire timeout (30 s) and then only say "pool timed out":
+/// an operator starting a hub against a database that is down should learn it at once,
+/// and which server it was.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct PostgresStore {
     pool: PgPool,
     /// Every time the store stamps (history, leases, receipts) is this clock's.
@@ -82,19 +89,79 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// The options of `url`. The migrator's `CREATE TABLE IF NOT EXISTS` makes the server
+/// send a NOTICE on every start ("relation _sqlx_migrations already exists, skipping"),
+/// which sqlx logs: notices say nothing an operator must act on, warnings still come.
+fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    Ok(PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Database(format!("postgres_url: {e}")))?
+        .options([("client_min_messages", "warning")]))
+}
+
+/// One connection to the server of `options`, within [`CONNECT_TIMEOUT`].
+async fn first_connection(options: &PgConnectOptions) -> Result<PgConnection, StoreError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options)).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(e)) => Err(unreachable(options, &e.to_string())),
+        Err(_) => Err(unreachable(
+            options,
+            &format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+        )),
+    }
+}
+
+/// A failed connection, naming the server (never the password, which is not in them).
+fn unreachable(options: &PgConnectOptions, reason: &str) -> StoreError {
+    StoreError::Database(format!(
+        "cannot connect to PostgreSQL at {}:{} (database {}): {reason}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("default"),
+    ))
+}
+
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/database`) and brings
     /// its schema up to date. Several instances may connect at once, also to a fresh
     /// database: the migrator holds an advisory lock while it checks and migrates, so the
     /// others wait and then find the schema current.
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let options = connect_options(url)?;
+        // One connection first, under a short deadline, so that an unreachable server
+        // fails the start within seconds and with its address.
+        first_connection(&options).await?.close().await.ok();
         let pool = crate::shared::open_pool(
             PgPoolOptions::new().max_connections(POOL_SIZE),
-            PgConnectOptions::from_str(url).sql()?,
+            options,
             sqlx::migrate!("./migrations/postgres"),
         )
         .await?;
         Ok(Self { pool, clock })
+    }
+
+    /// Where `url` points, for an operator: `host:port/database`, without user or
+    /// password.
+    pub fn target(url: &str) -> Result<String, StoreError> {
+        let options = connect_options(url)?;
+        Ok(format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("")
+        ))
+    }
+
+    /// Whether the database at `url` answers: one connection and `SELECT 1`, nothing
+    /// migrated or changed (`kopplung check --connect`). The error names host and port.
+    pub async fn probe(url: &str) -> Result<(), StoreError> {
+        let options = connect_options(url)?;
+        let mut connection = first_connection(&options).await?;
+        let answer = sqlx::query("SELECT 1")
+            .execute(&mut connection)
+            .await
+            .map_err(|e| unreachable(&options, &e.to_string()));
+        connection.close().await.ok();
+        answer.map(|_| ())
     }
 
     /// Runs one statement that changes no state (no history): on the pool, without the

@@ -1,0 +1,395 @@
+//! Setting up a deployment without hand work: `kopplung tokens init` writes every
+//! secret file the configuration names, `kopplung check --connect` tries the database,
+//! the broker and the procedures' HTTP endpoints, and `serve` against a database that
+//! is down says so at once, naming it. All against the real binary, PostgreSQL and
+//! RabbitMQ.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kopplung_tests::{
+    PostgresDatabase, copy_dir, deliver_over, free_port, kopplung_bin, run_ok, stdout_of, workspace,
+};
+
+/// A copy of the demo configuration and mappings with an empty data directory: a site
+/// as an operator starts it.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&workspace().join("config"), &dir.path().join("config"));
+        copy_dir(&workspace().join("mappings"), &dir.path().join("mappings"));
+        Self { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config/kopplung.toml")
+    }
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn append(&self, relative: &str, text: &str) {
+        let path = self.path(relative);
+        let all = std::fs::read_to_string(&path).unwrap() + text;
+        std::fs::write(&path, all).unwrap();
+    }
+
+    fn kopplung(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(kopplung_bin());
+        command
+            .args(args)
+            .arg("--config")
+            .arg(self.config())
+            .arg("--data-dir")
+            .arg(self.data());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.kopplung(args).output().unwrap()
+    }
+
+    /// `tokens init` and the demo PKI: what the site needs before `check`.
+    fn set_up(&self) -> String {
+        let tokens = stdout_of(&run_ok(
+            &mut self.kopplung(&["tokens", "init"]),
+            "kopplung tokens init",
+        ));
+        run_ok(
+            Command::new(kopplung_bin())
+                .args(["keys", "init", "--dir"])
+                .arg(self.data().join("pki"))
+                .arg("--config")
+                .arg(self.config()),
+            "kopplung keys init",
+        );
+        tokens
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(openssl::sha::sha256(text.trim().as_bytes()))
+}
+
+/// Every file of a folder tree below `dir` with its content.
+fn contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut all = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(contents(&path));
+        } else {
+            all.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    all
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn tokens_init_and_check_connect_pass_on_a_fresh_site() {
+    let site = Site::new();
+    // Plain `check` on the bare site fails: the token files are not there yet.
+    let bare = site.run(&["check"]);
+    assert!(!bare.status.success(), "check passed without tokens");
+
+    let printed = site.set_up();
+    assert_eq!(mode(&site.data()), 0o700, "the data directory");
+    assert_eq!(mode(&site.data().join("procedure-tokens")), 0o700);
+    for file in [
+        "intake-token",
+        "portal-token",
+        "admin-token",
+        "auditor-token",
+        "clerk-password",
+        "procedure-tokens/dresden-maengel",
+    ] {
+        let path = site.data().join(file);
+        assert_eq!(mode(&path), 0o600, "{file}");
+        let token = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(token.trim().len(), 64, "{file}: 256 bits in hex");
+        let line = printed
+            .lines()
+            .find(|l| l.contains(&format!("{} ", path.display())))
+            .unwrap_or_else(|| panic!("{file} not printed:\n{printed}"));
+        assert!(line.starts_with("created"), "{line}");
+        if file != "clerk-password" {
+            let hash = format!("token_sha256 = \"{}\"", sha256_hex(&token));
+            assert!(line.contains(&hash), "{line}");
+        }
+    }
+    assert!(
+        printed.contains("[[client]] demo: token_file"),
+        "each file names its key:\n{printed}"
+    );
+
+    let offline = site.run(&["check"]);
+    assert!(offline.status.success(), "{}", text(&offline));
+    assert!(
+        stdout_of(&offline).contains("connections not tried"),
+        "plain check must not claim the deployment is reachable: {}",
+        text(&offline)
+    );
+
+    let online = site.run(&["check", "--connect"]);
+    let out = stdout_of(&online);
+    assert!(online.status.success(), "{}", text(&online));
+    assert!(out.contains("ok      database SQLite"), "{out}");
+    assert!(
+        out.contains("ok      broker amqp://guest:***@127.0.0.1:5672"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("guest:guest"),
+        "a password in the output: {out}"
+    );
+    assert!(out.contains("all 2 connection(s) ok"), "{out}");
+}
+
+#[test]
+fn tokens_init_never_overwrites_and_keeps_files_private() {
+    let site = Site::new();
+    std::fs::create_dir_all(site.data()).unwrap();
+    std::fs::set_permissions(site.data(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let own = "an-operators-own-admin-token-0123456789";
+    std::fs::write(site.data().join("admin-token"), own).unwrap();
+    std::fs::set_permissions(
+        site.data().join("admin-token"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+
+    let first = stdout_of(&run_ok(
+        &mut site.kopplung(&["tokens", "init"]),
+        "kopplung tokens init",
+    ));
+    assert_eq!(
+        std::fs::read_to_string(site.data().join("admin-token")).unwrap(),
+        own,
+        "an existing token was overwritten"
+    );
+    let kept = first
+        .lines()
+        .find(|l| l.contains("[admin] token_file"))
+        .unwrap();
+    assert!(kept.starts_with("kept"), "{kept}");
+    assert!(kept.contains(&sha256_hex(own)), "{kept}");
+
+    let before = contents(&site.data());
+    let second = stdout_of(&run_ok(
+        &mut site.kopplung(&["tokens", "init"]),
+        "kopplung tokens init (again)",
+    ));
+    assert!(second.contains("0 file(s) created"), "{second}");
+    assert!(
+        !second.lines().any(|l| l.starts_with("created")),
+        "{second}"
+    );
+    assert_eq!(
+        before,
+        contents(&site.data()),
+        "a second run changed a file"
+    );
+    for path in before.keys() {
+        assert_eq!(mode(path), 0o600, "{}", path.display());
+    }
+}
+
+#[test]
+fn check_connect_reports_a_closed_broker_and_http_endpoint_as_failed() {
+    let site = Site::new();
+    site.set_up();
+    let closed = free_port();
+    let config = std::fs::read_to_string(site.config()).unwrap().replace(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        &format!("amqp://guest:guest@127.0.0.1:{closed}/%2f"),
+    );
+    std::fs::write(site.config(), config).unwrap();
+    // One procedure over HTTP to a server that listens, one to a port nobody holds.
+    let listening = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listening.local_addr().unwrap().port();
+    let closed_http = free_port();
+    let routing_path = site.path("config/routing.toml");
+    let routing = std::fs::read_to_string(&routing_path).unwrap();
+    let routing = deliver_over(
+        &routing,
+        "dresden-maengel",
+        &format!("transport = \"http\"\nurl = \"http://127.0.0.1:{open}/in\"\n"),
+    );
+    let routing = deliver_over(
+        &routing,
+        "leipzig-maengel",
+        &format!("transport = \"http\"\nurl = \"http://127.0.0.1:{closed_http}/in\"\n"),
+    );
+    std::fs::write(&routing_path, routing).unwrap();
+
+    let output = site.run(&["check", "--connect"]);
+    let out = stdout_of(&output);
+    assert!(!output.status.success(), "check passed:\n{}", text(&output));
+    assert!(out.contains("ok      database SQLite"), "{out}");
+    let broker = out
+        .lines()
+        .find(|l| l.contains("broker"))
+        .unwrap_or_else(|| panic!("no broker line:\n{out}"));
+    assert!(broker.starts_with("failed"), "{broker}");
+    assert!(broker.contains(&format!("127.0.0.1:{closed}")), "{broker}");
+    assert!(
+        out.contains(&format!(
+            "ok      procedure dresden-maengel: http http://127.0.0.1:{open}/in"
+        )),
+        "{out}"
+    );
+    let http = out
+        .lines()
+        .find(|l| l.contains("leipzig-maengel"))
+        .unwrap_or_else(|| panic!("no line of the closed endpoint:\n{out}"));
+    assert!(http.starts_with("failed"), "{http}");
+    assert!(http.contains("refused"), "{http}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("2 of 4 connection(s) failed"),
+        "{}",
+        text(&output)
+    );
+    drop(listening);
+}
+
+#[test]
+fn check_connect_tries_postgresql() {
+    let site = Site::new();
+    site.set_up();
+    let database = PostgresDatabase::create();
+    site.append(
+        "config/kopplung.toml",
+        &format!("\n[store]\npostgres_url = \"{}\"\n", database.url()),
+    );
+    let output = site.run(&["check", "--connect"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let expected = format!(
+        "ok      database PostgreSQL 127.0.0.1:5432/{}",
+        database.name
+    );
+    assert!(stdout_of(&output).contains(&expected), "{}", text(&output));
+    assert!(
+        !stdout_of(&output).contains("postgres@"),
+        "{}",
+        text(&output)
+    );
+
+    let closed = free_port();
+    let config = std::fs::read_to_string(site.config())
+        .unwrap()
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{closed}"));
+    std::fs::write(site.config(), config).unwrap();
+    let output = site.run(&["check", "--connect"]);
+    let out = stdout_of(&output);
+    assert!(!output.status.success(), "{}", text(&output));
+    let line = out.lines().find(|l| l.contains("database")).unwrap();
+    assert!(line.starts_with("failed"), "{line}");
+    assert!(
+        line.contains(&format!("PostgreSQL at 127.0.0.1:{closed}")),
+        "{line}"
+    );
+}
+
+#[test]
+fn serve_against_a_stopped_database_fails_within_seconds_naming_it() {
+    let site = Site::new();
+    site.set_up();
+    let closed = free_port();
+    site.append(
+        "config/kopplung.toml",
+        &format!("\n[store]\npostgres_url = \"postgres://postgres@127.0.0.1:{closed}/test\"\n"),
+    );
+    let started = Instant::now();
+    let mut child = site
+        .kopplung(&["serve"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("serve still runs after 10 s against a stopped database");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "serve exited successfully: {stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{closed}")),
+        "the error must name host and port: {stderr}"
+    );
+    assert!(!stderr.contains("pool timed out"), "{stderr}");
+}
+
+#[test]
+fn audit_verify_on_postgresql_needs_only_the_configuration() {
+    let site = Site::new();
+    site.set_up();
+    let database = PostgresDatabase::create();
+    site.append(
+        "config/kopplung.toml",
+        &format!("\n[store]\npostgres_url = \"{}\"\n", database.url()),
+    );
+    let verify = || {
+        Command::new(kopplung_bin())
+            .args(["audit", "verify", "--config"])
+            .arg(site.config())
+            .arg("--ca")
+            .arg(site.data().join("pki/ca.crt"))
+            .output()
+            .unwrap()
+    };
+    // The first run creates the schema; the second finds it and must not say so.
+    let first = verify();
+    assert!(first.status.success(), "{}", text(&first));
+    let second = verify();
+    assert!(second.status.success(), "{}", text(&second));
+    let log = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !log.contains("already exists"),
+        "the migration NOTICE: {log}"
+    );
+
+    // Without --ca the chain is still verified; the signatures are said to be unchecked.
+    let bare = Command::new(kopplung_bin())
+        .args(["audit", "verify", "--config"])
+        .arg(site.config())
+        .output()
+        .unwrap();
+    assert!(bare.status.success(), "{}", text(&bare));
+    assert!(
+        String::from_utf8_lossy(&bare.stderr).contains("checkpoint signatures not checked"),
+        "{}",
+        text(&bare)
+    );
+}
