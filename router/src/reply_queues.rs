@@ -182,8 +182,11 @@ pub fn at_start(config: &Config) -> Result<AtStart, Error> {
                 tracing::info!(procedure = %q.procedure, queue = %q.queue, "{entry}");
                 todo.drain.push(q.clone());
             }
-            LeftBehind::ProcedureGone(q) => todo.gone.push(q.clone()),
-            LeftBehind::NoBroker(q) => {
+            // Looked at with the broker (the warning then gives its message count).
+            LeftBehind::ProcedureGone(q) if config.file.amqp.is_some() => {
+                todo.gone.push(q.clone());
+            }
+            LeftBehind::ProcedureGone(q) | LeftBehind::NoBroker(q) => {
                 tracing::warn!(procedure = %q.procedure, queue = %q.queue, "{entry}");
             }
         }
@@ -191,7 +194,9 @@ pub fn at_start(config: &Config) -> Result<AtStart, Error> {
             entry;
         keep.insert(q);
     }
-    remember(&config.data_dir, &keep)?;
+    if keep != remembered(&config.data_dir)? {
+        remember(&config.data_dir, &keep)?;
+    }
     Ok(todo)
 }
 

@@ -140,6 +140,61 @@ async fn decisions_left_in_the_old_reply_queue_are_taken_after_a_switch_to_http(
     })
     .await;
     assert!(!hub.log().contains("draining"), "{}", hub.log());
+
+    // A procedure gone from the configuration left a queue with an event in it: its
+    // events cannot be verified any more, so the hub names the queue and its count at
+    // every start until someone empties or deletes it; then it forgets it.
+    hub.terminate(Duration::from_secs(20));
+    let gone_queue = hub.queue("abgeschaltet-maengel.events");
+    channel
+        .queue_declare(
+            gone_queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    publish(&channel, &gone_queue, b"an event", Default::default())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let remembered_file = hub.data_dir().join("reply-queues.json");
+    let mut remembered: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&remembered_file).unwrap()).unwrap();
+    remembered.push(json!({"procedure": "abgeschaltet-maengel", "queue": gone_queue}));
+    std::fs::write(&remembered_file, serde_json::to_vec(&remembered).unwrap()).unwrap();
+    let (ok, output) = check(&hub);
+    assert!(
+        ok && output.contains(&gone_queue) && output.contains("no longer configured"),
+        "{output}"
+    );
+    hub.spawn().await;
+    let log = hub
+        .wait_for_log(Duration::from_secs(20), |log| log.contains("waiting=1"))
+        .await;
+    assert!(log.contains(&gone_queue), "{log}");
+    hub.terminate(Duration::from_secs(20));
+    delete_queue(&broker, &gone_queue).await;
+    hub.spawn().await;
+    hub.wait_for_log(Duration::from_secs(10), |log| {
+        log.contains("kopplung listening")
+    })
+    .await;
+    kopplung_tests::eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        async || {
+            let (ok, output) = check(&hub);
+            if ok && !output.contains(&gone_queue) {
+                Ok(())
+            } else {
+                Err(output)
+            }
+        },
+        |output| format!("the deleted queue is still named: {output:?}"),
+    )
+    .await;
     delete_queue(&broker, &reply_queue).await;
     delete_queue(&broker, &hub.queue(PROCEDURE)).await;
 }
