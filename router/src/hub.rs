@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kopplung_adapters::Sink;
-use kopplung_adapters::amqp::{AmqpBroker, Handled, ReplyHandler, consume_replies};
+use kopplung_adapters::amqp::{AmqpBroker, ReplyHandler, consume_replies};
 use kopplung_adapters::registry::{ApiToken, BuildContext, Transport};
-use kopplung_core::events::EventError;
 use kopplung_core::{Clock, SystemClock};
 use kopplung_pipeline::{Dispatcher, Keyring, Preparer, RetryPolicies, Wakeup};
 use tokio::sync::watch;
@@ -261,37 +260,36 @@ pub async fn run(
         limits: config.file.limits.clone(),
     });
 
-    // Procedures that answer on an AMQP reply queue: the hub consumes their events.
+    // Procedures that answer on an AMQP reply queue: the hub consumes their events. The
+    // queues of those that no longer do are taken until empty (reply_queues.rs).
     let (stop_replies, replies_stopped) = watch::channel(false);
     let mut reply_consumers = Vec::new();
+    let left_behind = crate::reply_queues::at_start(&config)?;
     if let Some(broker) = &config.file.amqp {
-        let mut queues: Vec<(String, ReplyHandler)> = Vec::new();
-        for procedure in &config.routing.procedures {
-            let Some(queue) = procedure.delivery.reply_queue() else {
-                continue;
-            };
-            let queue = queue.to_owned();
-            let events = hub.events.clone();
-            let id = procedure.id.to_string();
-            let handler: ReplyHandler = Arc::new(move |body| {
-                let events = events.clone();
-                let id = id.clone();
-                Box::pin(async move {
-                    match events.take(&id, body).await {
-                        Ok(_) => Handled::Done,
-                        // Nothing was recorded: the broker keeps it for later.
-                        Err(EventError::Unavailable(_)) => Handled::Later,
-                        Err(_) => Handled::Refused,
-                    }
-                })
-            });
-            queues.push((queue, handler));
-        }
+        let queues: Vec<(String, ReplyHandler)> = config
+            .routing
+            .procedures
+            .iter()
+            .filter_map(|procedure| {
+                let queue = procedure.delivery.reply_queue()?.to_owned();
+                let id = procedure.id.to_string();
+                Some((queue, crate::reply_queues::handler(hub.events.clone(), id)))
+            })
+            .collect();
         reply_consumers.push(tokio::spawn(consume_replies(
             broker.clone(),
             queues,
             replies_stopped.clone(),
         )));
+        if !(left_behind.drain.is_empty() && left_behind.gone.is_empty()) {
+            reply_consumers.push(tokio::spawn(crate::reply_queues::drain(
+                broker.clone(),
+                config.data_dir.clone(),
+                left_behind,
+                hub.events.clone(),
+                replies_stopped.clone(),
+            )));
+        }
     }
 
     let mut dispatcher = Dispatcher::new(
@@ -509,6 +507,9 @@ async fn reload_on_hangup(
             tokio::task::spawn_blocking(move || -> Result<(), Error> {
                 let fresh = Config::load(&config.source, &config.data_dir)?;
                 keyring.reload(&setup::keyring_config(&fresh)?)?;
+                for q in crate::reply_queues::dropped_by(&config, &fresh) {
+                    tracing::warn!(procedure = %q.procedure, queue = %q.queue, "the reply queue is no longer configured; it is consumed until the restart, which takes what is left in it until empty");
+                }
                 Ok(())
             })
             .await

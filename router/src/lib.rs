@@ -11,6 +11,7 @@ pub mod hub;
 pub mod inbox;
 pub mod metrics;
 pub mod regions;
+pub mod reply_queues;
 pub mod retention;
 pub mod routing;
 pub mod setup;

@@ -294,3 +294,35 @@ impl Collector for ConnectionsCollector {
         self.0.collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every metric this file registers has its row in the operators' metrics table
+    /// (docs/operations.md, "Monitor"), and every row names a metric registered here: a
+    /// new metric without its row, or a row left of a removed one, fails.
+    #[test]
+    fn the_metrics_table_of_the_operations_guide_is_complete() {
+        let names = |text: &str, opening: &str| -> std::collections::BTreeSet<String> {
+            text.match_indices(opening)
+                .map(|(at, _)| {
+                    text[at + opening.len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect::<String>()
+                })
+                .collect()
+        };
+        let code = include_str!("metrics.rs");
+        let code = &code[..code.find("#[cfg(test)]").unwrap_or(code.len())];
+        let registered = names(code, "\"kopplung_");
+        let docs = include_str!("../../docs/operations.md");
+        let monitor = &docs[docs.find("\n## Monitor").unwrap()..];
+        let table = &monitor[..monitor.find("Example alert rules").unwrap()];
+        let documented = names(table, "| `kopplung_");
+        let documented_too = names(table, ", `kopplung_");
+        let documented: std::collections::BTreeSet<String> =
+            documented.union(&documented_too).cloned().collect();
+        assert!(registered.len() >= 15, "{registered:?}");
+        assert_eq!(registered, documented);
+    }
+}

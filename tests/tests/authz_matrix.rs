@@ -299,6 +299,13 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
             401,
             &[(Operator, 404), (Auditor, 403)],
         ),
+        // Every dead letter of a procedure (none here): operators only.
+        post(
+            "/api/v1/admin/procedures/dresden-maengel/deadletters/replay",
+            None,
+            401,
+            &[(Operator, 200), (Auditor, 403)],
+        ),
         get("/console", 303, &[]),
         get(format!("/console/applications/{id}"), 303, &[]),
         // An action without a session is refused outright.

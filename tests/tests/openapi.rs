@@ -1687,6 +1687,25 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     hub.wait_for_status(&a3, "delivered", Duration::from_secs(30))
         .await;
     delete_queue(&broker, &chemnitz_queue).await;
+    // Every dead letter of a procedure at once: Chemnitz has none left.
+    let bulk = "/api/v1/admin/procedures/chemnitz-maengel/deadletters/replay";
+    let all = api.post_ok(bulk, Some(ADMIN_TOKEN), None).await;
+    assert_eq!(
+        all.json,
+        json!({"procedure": "chemnitz-maengel", "replayed": []})
+    );
+    api.post_problems(&[
+        (bulk, None, None, 401, "unauthorized"),
+        (bulk, Some(AUDITOR_TOKEN), None, 403, "forbidden"),
+        (
+            "/api/v1/admin/procedures/no-such-procedure/deadletters/replay",
+            Some(ADMIN_TOKEN),
+            None,
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
 
     // The admin console's API, by role.
     let found = api

@@ -185,6 +185,27 @@ impl Oversight {
         Ok(())
     }
 
+    /// Puts every dead letter of `procedure` back into the outbox, each as `replay`
+    /// does (same message id, its own history and audit entry); returns the applications
+    /// replayed, oldest first. One replayed by someone else meanwhile is skipped. A store
+    /// failure stops it: what was replayed until then stays replayed, and asking again
+    /// replays the rest.
+    pub async fn replay_all(&self, procedure: &str, by: &str) -> Result<Vec<Uuid>, Unavailable> {
+        let letters = self.dead_letters().await?;
+        // Each history entry says it was part of a bulk replay.
+        let bulk = format!("{by}, with every dead letter of {procedure}");
+        let mut replayed = Vec::new();
+        for letter in letters.iter().filter(|l| l.procedure == procedure) {
+            match self.replay(letter.application_id, &bulk).await {
+                Ok(()) => replayed.push(letter.application_id),
+                Err(ReplayError::NoDeadLetter) => {}
+                Err(ReplayError::Unavailable(e)) => return Err(Unavailable(e)),
+            }
+        }
+        tracing::info!(%procedure, operator = %by, replayed = replayed.len(), "dead letters of a procedure replayed");
+        Ok(replayed)
+    }
+
     /// The next attempt now, asked for by `by` (a role).
     pub async fn retry_now(&self, id: Uuid, by: &str) -> Result<(), RetryError> {
         let detail = format!("next attempt requested now by {by}");

@@ -125,6 +125,25 @@ pub async fn replay(
     Ok(Json(json!({ "application_id": id, "replayed": true })).into_response())
 }
 
+/// `POST /api/v1/admin/procedures/{id}/deadletters/replay`: every dead letter of one
+/// procedure back into the outbox (operators), each audited as a single replay.
+pub async fn replay_procedure(
+    State(state): State<Arc<ApiState>>,
+    Caller(operator): Operator,
+    Path(procedure): Path<String>,
+) -> Result<Response, Problem> {
+    // A procedure no longer configured has no sink: its letters would wait for ever.
+    if !state.hub.destinations.contains_key(&procedure) {
+        return Err(Problem::not_found().detail("no such procedure in the configuration"));
+    }
+    let replayed = state
+        .hub
+        .oversight
+        .replay_all(&procedure, operator.name())
+        .await?;
+    Ok(Json(json!({ "procedure": procedure, "replayed": replayed })).into_response())
+}
+
 fn bad_query(detail: String) -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,

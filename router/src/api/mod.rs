@@ -54,6 +54,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/admin/deadletters", get(admin::dead_letters))
         .route("/api/v1/admin/deadletters/{id}", get(admin::dead_letter))
         .route("/api/v1/admin/deadletters/{id}/replay", post(admin::replay))
+        .route(
+            "/api/v1/admin/procedures/{id}/deadletters/replay",
+            post(admin::replay_procedure),
+        )
         .route("/api/v1/admin/applications", get(admin::search))
         .route("/api/v1/admin/applications/{id}", get(admin::application))
         .route(
