@@ -42,16 +42,19 @@ pub(crate) async fn consume(
                 };
                 let message_type = property(delivery.properties.kind());
                 let message_id = property(delivery.properties.message_id());
+                // The receipt is sent and the decision stored before the ack: until
+                // then the broker keeps the message, and a failure redelivers it.
                 let handled = match open(procedure, shared, &delivery.data, &message_type).await {
-                    Ok(handled) => send(procedure, shared, Some(&channel), &handled.receipt)
+                    Ok(handled) => send(procedure, shared, Some(&channel), &handled.receipt, 1)
                         .await
-                        .map(|()| handled),
+                        .and_then(|()| {
+                            later_decide(procedure, shared, Some(channel.clone()), handled.accepted)
+                        }),
                     Err(outcome) => Err(outcome),
                 };
                 match handled {
-                    Ok(handled) => {
+                    Ok(()) => {
                         delivery.acker.ack(BasicAckOptions::default()).await?;
-                        later_decide(procedure, shared, Some(channel.clone()), handled.accepted);
                     }
                     Err(Outcome::TryLater(reason)) => {
                         tracing::warn!(procedure = %procedure.id, %message_id, %reason, "receipt not sent; message stays in the queue");
