@@ -341,7 +341,9 @@ async fn the_tamper_table_each_change_is_named_by_its_entry() {
     // stored and exported alike): a periodic one may name an entry between cut and head.
     let first_cut = sqlite3(
         &db,
-        &format!("SELECT seq || ' ' || at FROM audit_checkpoints WHERE seq > {cut} ORDER BY seq, id LIMIT 1"),
+        &format!(
+            "SELECT seq || ' ' || at FROM audit_checkpoints WHERE seq > {cut} ORDER BY seq, id LIMIT 1"
+        ),
     );
     let (first_cut_seq, first_cut_at) = first_cut.split_once(' ').unwrap();
     let cases = vec![
