@@ -58,6 +58,30 @@ fn private_dir(dir: &Path) -> Result<(), Error> {
         .map_err(io_error(dir))
 }
 
+/// Writes a file that is either whole or absent after a crash: a temporary file, fsync,
+/// rename, fsync of the folder.
+fn write_atomically(path: &Path, pending: &Pending) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let json = serde_json::to_vec(pending).map_err(|e| Error::Outbox {
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    })?;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        // The decision's document is about a person: readable by the procedure only.
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(io_error(&temporary))?;
+    file.write_all(&json)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(&temporary))?;
+    std::fs::rename(&temporary, path).map_err(io_error(path))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
 /// fsync of a folder, so that a rename in it survives a crash of the machine.
 fn sync_dir(dir: &Path) -> Result<(), Error> {
     std::fs::File::open(dir)
@@ -90,35 +114,33 @@ impl Outbox {
     }
 
     fn path(&self, receipt_id: &str) -> Result<PathBuf, Error> {
+        self.path_in(&self.pending, receipt_id)
+    }
+
+    fn path_in(&self, dir: &Path, receipt_id: &str) -> Result<PathBuf, Error> {
         let name = file_name(receipt_id).ok_or_else(|| Error::Outbox {
-            path: self.pending.clone(),
+            path: dir.to_owned(),
             source: std::io::Error::other("receipt id is no file name"),
         })?;
-        Ok(self.pending.join(name))
+        Ok(dir.join(name))
     }
 
     /// Stores an answer durably: when this returns, it survives a crash.
     pub(crate) fn put(&self, pending: &Pending) -> Result<(), Error> {
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.path(&pending.event.receipt_id)?;
-        let json = serde_json::to_vec(pending).map_err(|e| Error::Outbox {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        let temporary = path.with_extension("tmp");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            // The decision's document is about a person: readable by the procedure only.
-            .mode(0o600)
-            .open(&temporary)
-            .map_err(io_error(&temporary))?;
-        file.write_all(&json)
-            .and_then(|()| file.sync_all())
-            .map_err(io_error(&temporary))?;
-        std::fs::rename(&temporary, &path).map_err(io_error(&path))?;
-        sync_dir(&self.pending)
+        write_atomically(&path, pending)
+    }
+
+    /// Keeps an answer the hub refused for good that never was in `pending/` (a receipt
+    /// sent while taking a message) in `refused/`, where an operator finds it.
+    pub(crate) fn keep_refused(&self, event: &Receipt) -> Result<PathBuf, Error> {
+        let path = self.path_in(&self.refused, &event.receipt_id)?;
+        let pending = Pending {
+            event: event.clone(),
+            due_unix: 0,
+        };
+        write_atomically(&path, &pending)?;
+        Ok(path)
     }
 
     /// A hub took it: the file goes.
@@ -284,6 +306,9 @@ mod tests {
         assert!(aside.starts_with(dir.path().join("refused")));
         assert!(reopened.load().unwrap().is_empty());
         assert!(outbox.put(&pending("../escape")).is_err());
+        let kept = reopened.keep_refused(&pending("c-3").event).unwrap();
+        assert!(kept.starts_with(dir.path().join("refused")));
+        assert!(reopened.load().unwrap().is_empty());
     }
 
     #[test]

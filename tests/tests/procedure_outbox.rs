@@ -177,3 +177,89 @@ async fn with_two_hub_urls_answers_go_to_the_one_that_takes_them() {
     assert_no_personal_data(&log);
     delete_queue(&broker, &hub.queue(PROCEDURE)).await;
 }
+
+/// A hub in front of `hub` that passes everything on but refuses every decision for good
+/// (`422`), as a hub would one whose message it does not know.
+async fn refusing_decisions(hub: String) -> String {
+    use axum::response::IntoResponse;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let (client, hub) = (client.clone(), hub.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
+            // The cms profile's signed JSON is readable inside the signature.
+            if body.windows(10).any(|w| w == b"\"decision\"") {
+                let problem = r#"{"type":"urn:kopplung:problem:unknown-message","title":"The receipt names no message of this hub","status":422}"#;
+                return (
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    [("content-type", "application/problem+json")],
+                    problem,
+                )
+                    .into_response();
+            }
+            let mut forward = client
+                .request(parts.method, format!("{hub}{}", parts.uri))
+                .body(body);
+            for (name, value) in &parts.headers {
+                if name != "host" {
+                    forward = forward.header(name, value);
+                }
+            }
+            let response = forward.send().await.unwrap();
+            let status = response.status();
+            (status, response.bytes().await.unwrap()).into_response()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn a_decision_refused_for_good_is_logged_at_error_and_kept_aside() {
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup::default()).await;
+    let refusing = refusing_decisions(hub.url("")).await;
+    // The refusing instance first: a permanent refusal is not passed on to the next.
+    let _sim = hub.procedure_sim_to(&[refusing.clone(), hub.url("")], &[PROCEDURE], 1);
+    let ids = submit(&hub, 2).await;
+    for id in &ids {
+        hub.wait_for_status(id, "received", Duration::from_secs(30))
+            .await;
+    }
+    let refused = hub.procedure_dir().join("refused");
+    eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || match files(&refused) {
+            n if n == ids.len() => Ok(()),
+            n => Err(n),
+        },
+        |n| {
+            format!(
+                "{n} answers kept aside, not {}:\n{}",
+                ids.len(),
+                hub.sim_log()
+            )
+        },
+    )
+    .await;
+    assert_eq!(pending(&hub), 0);
+    let log = hub.sim_log();
+    let errors = log
+        .lines()
+        .filter(|line| {
+            line.contains("ERROR")
+                && line.contains("answer refused for good by the hub; kept aside")
+        })
+        .count();
+    assert_eq!(errors, ids.len(), "{log}");
+    // Not sent anywhere else, and the applications say so: still waiting for a decision.
+    for id in &ids {
+        assert_eq!(hub.status(id).await["status"], "received");
+    }
+    assert_no_personal_data(&log);
+    delete_queue(&broker, &hub.queue(PROCEDURE)).await;
+}
