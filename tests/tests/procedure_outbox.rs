@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use kopplung_tests::shared::{fixture_request, history};
-use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, eventually, free_port};
+use kopplung_tests::{
+    HubSetup, PostgresDatabase, TestHub, amqp, delete_queue, eventually, free_port,
+};
 
 /// Dresden's Mängelanzeige: delivered on its AMQP queue, without a reply queue, so its
 /// receipts and decisions go to the hub over HTTP.
@@ -262,4 +264,51 @@ async fn a_decision_refused_for_good_is_logged_at_error_and_kept_aside() {
     }
     assert_no_personal_data(&log);
     delete_queue(&broker, &hub.queue(PROCEDURE)).await;
+}
+
+/// As an operator runs it: two instances on one PostgreSQL database, the procedure given
+/// both URLs. The first dies with decisions due; they go to the second.
+#[tokio::test]
+async fn two_instances_on_postgresql_the_decisions_go_to_the_survivor() {
+    let broker = amqp().await;
+    let database = PostgresDatabase::create();
+    let setup = || HubSetup {
+        extra_config: format!("[store]\npostgres_url = \"{}\"\n", database.url()),
+        ..HubSetup::default()
+    };
+    let mut first = TestHub::start(setup()).await;
+    let second = first.start_peer(&setup()).await;
+    let (first_url, second_url) = (first.url(""), second.url(""));
+    let _sim = first.procedure_sim_to(&[first_url.clone(), second_url.clone()], &[PROCEDURE], 5);
+    let ids = submit(&first, 4).await;
+    for id in &ids {
+        first
+            .wait_for_status(id, "received", Duration::from_secs(30))
+            .await;
+    }
+    first.kill();
+    for id in &ids {
+        let status = second
+            .wait_for_status(id, "decided", Duration::from_secs(60))
+            .await;
+        assert_eq!(
+            history(&status, "status"),
+            ["accepted", "prepared", "delivered", "received", "decided"],
+            "{status:#}"
+        );
+    }
+    let log = first.sim_log();
+    let lines = |needle: &str, url: &str| {
+        log.lines()
+            .filter(|line| line.contains(needle) && names(line, url))
+            .count()
+    };
+    // Every decision tried the dead first instance, then went to the second.
+    assert!(
+        lines("event not taken by this hub instance", &first_url) >= ids.len(),
+        "{log}"
+    );
+    assert_eq!(lines("event sent", &second_url), ids.len(), "{log}");
+    assert_eq!(pending(&first), 0);
+    delete_queue(&broker, &first.queue(PROCEDURE)).await;
 }
