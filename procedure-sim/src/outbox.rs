@@ -187,6 +187,7 @@ impl Outbox {
     }
 }
 
+/// Now as RFC 3339, the form of an event's `issued_at`.
 pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
