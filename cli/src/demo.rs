@@ -14,7 +14,7 @@ use crate::common::{ensure_secret, init_pki, load_config, shutdown_signal};
 /// The simulator's view of a hub configuration.
 pub fn simulator_config(
     config: &Config,
-    hub_url: String,
+    hub_urls: Vec<String>,
     only: Vec<String>,
 ) -> anyhow::Result<kopplung_procedure_sim::SimConfig> {
     let amqp = config
@@ -30,7 +30,9 @@ pub fn simulator_config(
         data_dir: config.data_dir.clone(),
         mappings: config.mappings_dir.clone(),
         amqp_url: amqp,
-        hub_url,
+        hub_urls,
+        // The procedures' own outbox; `procedure-sim --state-dir` puts it elsewhere.
+        state_dir: config.data_dir.join("procedure-sim"),
         only,
         decision_delay: Some(std::time::Duration::from_secs(5)),
     })
@@ -191,7 +193,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         })
     });
     let procedures = if with_procedures {
-        let sim = simulator_config(&loaded.config, format!("http://{listen}"), Vec::new())?;
+        let sim = simulator_config(&loaded.config, vec![format!("http://{listen}")], Vec::new())?;
         println!("Reference procedures: verify every message and answer with signed receipts.\n");
         Some(tokio::spawn(kopplung_procedure_sim::run(
             sim,

@@ -14,9 +14,14 @@ pub struct SimArgs {
     /// The data directory whose PKI folder holds the procedures' keys.
     #[arg(long, default_value = "demo-data")]
     data_dir: PathBuf,
-    /// The hub's base URL for receipts.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    hub: String,
+    /// The base URL of a hub instance for answers; repeat it for several instances
+    /// (each answer goes to the first that takes it).
+    #[arg(long = "hub", default_value = "http://127.0.0.1:8080")]
+    hubs: Vec<String>,
+    /// The procedures' own data directory: answers no hub has taken yet wait there
+    /// (`<data-dir>/procedure-sim` by default).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     /// Only these procedures (all AMQP procedures if none are given).
     #[arg(long)]
     only: Vec<String>,
@@ -31,7 +36,10 @@ pub struct SimArgs {
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     let config = load_config(&args.config, &args.data_dir)?;
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let mut sim = simulator_config(&config, args.hub, args.only)?;
+    let mut sim = simulator_config(&config, args.hubs, args.only)?;
+    if let Some(dir) = args.state_dir {
+        sim.state_dir = dir;
+    }
     sim.decision_delay =
         (!args.no_decisions).then(|| std::time::Duration::from_secs(args.decision_delay_secs));
     tokio::select! {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use kopplung_adapters::amqp::{open_consumer, reconnecting, requeue_after};
+use kopplung_transformers::receipt::Receipt;
 use lapin::options::{BasicAckOptions, BasicNackOptions, ConfirmSelectOptions};
 use lapin::{Connection, ConnectionProperties};
 use tokio::sync::watch;
@@ -13,6 +14,21 @@ use tokio::sync::watch;
 use crate::answer::{later_decide, send};
 use crate::open::{Outcome, open};
 use crate::setup::{Procedure, Shared};
+
+/// A receipt the hub refused for good goes with its message (nacked below); it is kept
+/// in the outbox's `refused/` so that the answer is not lost with it.
+fn keep_refused(procedure: &Procedure, shared: &Shared, receipt: &Receipt, outcome: &Outcome) {
+    if let Outcome::Refused(reason) = outcome {
+        match shared.outbox.keep_refused(receipt) {
+            Ok(file) => {
+                tracing::error!(procedure = %procedure.id, receipt_id = %receipt.receipt_id, %reason, file = %file.display(), "receipt refused for good by the hub; kept aside")
+            }
+            Err(e) => {
+                tracing::error!(procedure = %procedure.id, receipt_id = %receipt.receipt_id, %reason, error = %e, "receipt refused for good by the hub, and not kept")
+            }
+        }
+    }
+}
 
 /// Consumes one procedure's queue, reconnecting with a growing pause.
 pub(crate) async fn consume(
@@ -42,16 +58,20 @@ pub(crate) async fn consume(
                 };
                 let message_type = property(delivery.properties.kind());
                 let message_id = property(delivery.properties.message_id());
+                // The receipt is sent and the decision stored before the ack: until
+                // then the broker keeps the message, and a failure redelivers it.
                 let handled = match open(procedure, shared, &delivery.data, &message_type).await {
-                    Ok(handled) => send(procedure, shared, Some(&channel), &handled.receipt)
+                    Ok(handled) => send(procedure, shared, Some(&channel), &handled.receipt, 1)
                         .await
-                        .map(|()| handled),
+                        .inspect_err(|outcome| keep_refused(procedure, shared, &handled.receipt, outcome))
+                        .and_then(|()| {
+                            later_decide(procedure, shared, Some(channel.clone()), handled.accepted)
+                        }),
                     Err(outcome) => Err(outcome),
                 };
                 match handled {
-                    Ok(handled) => {
+                    Ok(()) => {
                         delivery.acker.ack(BasicAckOptions::default()).await?;
-                        later_decide(procedure, shared, Some(channel.clone()), handled.accepted);
                     }
                     Err(Outcome::TryLater(reason)) => {
                         tracing::warn!(procedure = %procedure.id, %message_id, %reason, "receipt not sent; message stays in the queue");

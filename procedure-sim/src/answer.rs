@@ -11,31 +11,39 @@ use lapin::{BasicProperties, Confirmation};
 
 use crate::bescheid;
 use crate::open::{Accepted, Outcome, receipt_id};
+use crate::outbox::{Pending, deliver, now_rfc3339};
 use crate::setup::{Procedure, Shared};
 
-/// The decision follows after the configured delay, independent of the message.
+/// The decision follows after the configured delay, independent of the message. It is
+/// written to the outbox before this returns (so before the message is acknowledged),
+/// and sent from there until a hub takes it: a decision is never dropped. `Err` if it
+/// cannot be stored; then the message must stay unacknowledged.
 pub(crate) fn later_decide(
     procedure: &Arc<Procedure>,
     shared: &Arc<Shared>,
     channel: Option<lapin::Channel>,
     accepted: Option<Accepted>,
-) {
-    if let (Some(accepted), Some(delay)) = (accepted, shared.decision_delay) {
-        let (procedure, shared) = (procedure.clone(), shared.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            decide(&procedure, &shared, channel.as_ref(), accepted).await;
-        });
-    }
+) -> Result<(), Outcome> {
+    let (Some(accepted), Some(delay)) = (accepted, shared.decision_delay) else {
+        return Ok(());
+    };
+    let delay = i64::try_from(delay.as_secs()).unwrap_or(i64::MAX);
+    let pending = Pending {
+        event: decision(procedure, accepted),
+        due_unix: time::OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .saturating_add(delay),
+    };
+    shared.outbox.put(&pending).map_err(|e| {
+        tracing::error!(procedure = %procedure.id, error = %e, "decision not stored in the outbox");
+        Outcome::TryLater(format!("outbox: {e}"))
+    })?;
+    deliver(procedure.clone(), shared.clone(), channel, pending);
+    Ok(())
 }
 
-/// Sends the decision (Bescheid) with a generated PDF, retrying a few times.
-async fn decide(
-    procedure: &Procedure,
-    shared: &Shared,
-    channel: Option<&lapin::Channel>,
-    accepted: Accepted,
-) {
+/// The decision (Bescheid) with a generated PDF.
+fn decision(procedure: &Procedure, accepted: Accepted) -> Receipt {
     use base64::Engine;
     let number = &accepted.receipt_number;
     let today = time::OffsetDateTime::now_utc().date();
@@ -54,7 +62,7 @@ async fn decide(
         "Dieser Bescheid wurde vom Referenz-Fachverfahren (Demo) erzeugt.".to_owned(),
     ];
     let document = bescheid::pdf("Bescheid", &lines);
-    let decision = Receipt {
+    Receipt {
         receipt_id: receipt_id(
             &procedure.id,
             &accepted.receipt.message_id,
@@ -70,23 +78,8 @@ async fn decide(
             media_type: "application/pdf".into(),
             content_base64: base64::engine::general_purpose::STANDARD.encode(&document),
         }),
-        issued_at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        issued_at: now_rfc3339(),
         ..accepted.receipt
-    };
-    for attempt in 1..=5u32 {
-        match send(procedure, shared, channel, &decision).await {
-            Ok(()) => return,
-            Err(Outcome::Refused(reason)) => {
-                tracing::error!(procedure = %procedure.id, %reason, "decision refused by the hub");
-                return;
-            }
-            Err(Outcome::TryLater(reason)) => {
-                tracing::warn!(procedure = %procedure.id, %reason, attempt, "decision not sent yet");
-                tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
-            }
-        }
     }
 }
 
@@ -111,65 +104,134 @@ pub(crate) fn sign(
     Ok((signed, content_type))
 }
 
-/// Signs an event and sends it to the hub: on the reply queue if the procedure has one
-/// (and a channel is at hand), else by HTTP.
+/// Signs an event and sends it: on the reply queue if the procedure has one (and a
+/// channel is at hand), else by HTTP to the first of the hub's instances that takes it.
+/// Every failed attempt is logged once, at warn, with where it went, `attempt` and why.
 pub(crate) async fn send(
     procedure: &Procedure,
     shared: &Shared,
     channel: Option<&lapin::Channel>,
     event: &Receipt,
+    attempt: u32,
 ) -> Result<(), Outcome> {
     let (signed, content_type) = sign(procedure, event)?;
     if let (Some(queue), Some(channel)) = (procedure.delivery.reply_queue(), channel) {
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                &signed,
-                BasicProperties::default()
-                    .with_content_type(content_type.into())
-                    .with_delivery_mode(2),
-            )
-            .await
-            .map_err(|e| Outcome::TryLater(e.to_string()))?
-            .await
-            .map_err(|e| Outcome::TryLater(e.to_string()))?;
-        return match confirm {
-            Confirmation::Ack(None) => {
+        let published = async {
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions::default(),
+                    &signed,
+                    BasicProperties::default()
+                        .with_content_type(content_type.into())
+                        .with_delivery_mode(2),
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())?;
+            match confirm {
+                Confirmation::Ack(None) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        return match published.await {
+            Ok(()) => {
                 tracing::info!(procedure = %procedure.id, event = ?event.event, %queue, "event sent on the reply queue");
                 Ok(())
             }
-            other => Err(Outcome::TryLater(format!("reply queue: {other:?}"))),
+            Err(reason) => {
+                tracing::warn!(procedure = %procedure.id, event = ?event.event, %queue, attempt, %reason, "event not taken by the reply queue");
+                Err(Outcome::TryLater(format!("reply queue: {reason}")))
+            }
         };
     }
-    let url = format!(
-        "{}/api/v1/procedures/{}/events",
-        shared.hub_url, procedure.id
-    );
-    let mut request = shared.http.post(&url).header("content-type", content_type);
+    let mut last = String::from("no hub URL configured");
+    for hub in &shared.hubs {
+        match post(procedure, shared, hub, &signed, content_type).await {
+            Ok(()) => {
+                tracing::info!(procedure = %procedure.id, event = ?event.event, %hub, "event sent");
+                return Ok(());
+            }
+            Err(Outcome::TryLater(reason)) => {
+                tracing::warn!(procedure = %procedure.id, event = ?event.event, %hub, attempt, %reason, "event not taken by this hub instance");
+                last = reason;
+            }
+            // The hub understood the event and will never take it: another instance of
+            // the same hub would not either.
+            Err(refused) => return Err(refused),
+        }
+    }
+    Err(Outcome::TryLater(last))
+}
+
+/// POSTs a signed event to one hub instance.
+async fn post(
+    procedure: &Procedure,
+    shared: &Shared,
+    hub: &str,
+    signed: &[u8],
+    content_type: &str,
+) -> Result<(), Outcome> {
+    let url = format!("{hub}/api/v1/procedures/{}/events", procedure.id);
+    let mut request = shared
+        .http
+        .post(&url)
+        .header("content-type", content_type)
+        // A hub that hangs must not hold the answer: the next instance is tried.
+        .timeout(EVENT_TIMEOUT);
     // With its API token an event may carry a document (up to 16 MiB); without it the
     // hub reads at most 64 KiB.
     if let Some(token) = &procedure.api_token {
         request = request.bearer_auth(token);
     }
     let response = request
-        .body(signed)
+        .body(signed.to_vec())
         .send()
         .await
-        .map_err(|e| Outcome::TryLater(format!("hub not reachable: {e}")))?;
+        .map_err(|e| Outcome::TryLater(format!("not reachable: {}", error_chain(&e))))?;
     let status = response.status();
-    if status.is_success() || status == reqwest::StatusCode::CONFLICT {
-        // 409: the hub already has this receipt or the application is final.
-        tracing::info!(procedure = %procedure.id, event = ?event.event, "event sent");
-        Ok(())
-    } else if status.is_server_error()
+    if status.is_success() {
+        return Ok(());
+    }
+    if status == reqwest::StatusCode::CONFLICT {
+        // The hub has this receipt id already, or the application is final: taken. Only
+        // a decision before its receipt is recorded is out of order: that comes later.
+        let problem = response.text().await.unwrap_or_default();
+        return if problem.contains("urn:kopplung:problem:event-out-of-order") {
+            Err(Outcome::TryLater(format!(
+                "hub answered {status}: not yet in order"
+            )))
+        } else {
+            Ok(())
+        };
+    }
+    if status.is_server_error()
         || status == reqwest::StatusCode::FORBIDDEN
         || status == reqwest::StatusCode::NOT_FOUND
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
     {
-        // Perhaps a certificate being rotated or an older hub: try again later.
+        // Perhaps a certificate being rotated, an older hub or a busy one: again later.
         Err(Outcome::TryLater(format!("hub answered {status}")))
     } else {
         Err(Outcome::Refused(format!("hub refused the event: {status}")))
     }
+}
+
+/// How long one instance may take to answer an event.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A reqwest error with its causes ("error sending request" alone says little); the URL
+/// carries no personal data.
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -39,8 +39,11 @@ pub(crate) async fn serve(
                         });
                     match handled {
                         Ok((handled, (signed, content_type))) => {
+                            // Stored before the answer: after a 200 the hub never asks again.
+                            if later_decide(&procedure, &shared, None, handled.accepted).is_err() {
+                                return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")]).into_response();
+                            }
                             tracing::info!(procedure = %procedure.id, event = ?handled.receipt.event, "receipt in the HTTP answer");
-                            later_decide(&procedure, &shared, None, handled.accepted);
                             (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], signed)
                                 .into_response()
                         }

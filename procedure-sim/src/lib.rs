@@ -3,10 +3,12 @@
 //! answers the hub's HTTP POSTs, or polls the pull API —, opens each message exactly as
 //! `docs/vendors.md` describes (decrypt, verify the hub's signature, validate the XML
 //! against its schema), and answers with a signed receipt — accept, or reject with a
-//! problem — and, later, a decision with a generated document.
+//! problem — and, later, a decision with a generated document. The decision is stored in
+//! the procedure's own outbox before the message is acknowledged and sent, to the first
+//! of the hub's instances that takes it, until one does (`outbox.rs`).
 //!
 //! It knows only what a vendor knows: its procedure id, transport (queue, URL or pull
-//! token), envelope profile, its keys, the hub's CA and certificate, and the hub's URL.
+//! token), envelope profile, its keys, the hub's CA and certificate, and the hub's URLs.
 //! It reads those from the routing table, the PKI folder and the data directory for
 //! convenience, not from the hub's internals; the transports are the hub's own list
 //! (`kopplung_adapters::registry`), one module here for each it plays.
@@ -17,6 +19,7 @@ mod answer;
 mod bescheid;
 mod http;
 mod open;
+mod outbox;
 mod pull;
 mod setup;
 
@@ -33,6 +36,11 @@ pub enum Error {
     Config { file: PathBuf, message: String },
     #[error(transparent)]
     Transform(#[from] kopplung_transformers::Error),
+    #[error("outbox {}: {source}", path.display())]
+    Outbox {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What the simulator needs to know.
@@ -47,8 +55,11 @@ pub struct SimConfig {
     /// The mapping folders, to find each message type's schema.
     pub mappings: PathBuf,
     pub amqp_url: String,
-    /// The hub's base URL, e.g. `http://127.0.0.1:8080`.
-    pub hub_url: String,
+    /// The base URLs of the hub's instances, e.g. `http://127.0.0.1:8080`, in the order
+    /// they are tried: an answer goes to the first that takes it.
+    pub hub_urls: Vec<String>,
+    /// The procedure's own data directory: its outbox of answers not yet taken.
+    pub state_dir: PathBuf,
     /// Only these procedures; all that have an interface (amqp, http, pull) if empty.
     pub only: Vec<String>,
     /// How long after the receipt the decision (Bescheid) follows; none if `None`.
@@ -63,9 +74,15 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
         procedures = procedures.len(),
         "reference procedures started"
     );
+    let pending = shared.outbox.load()?;
     let mut tasks = tokio::task::JoinSet::new();
     for procedure in procedures {
         let procedure = Arc::new(procedure);
+        // What an earlier run could not send goes first (over HTTP: no channel yet).
+        for left in pending.iter().filter(|p| p.event.procedure == procedure.id) {
+            tracing::info!(procedure = %procedure.id, receipt_id = %left.event.receipt_id, event = ?left.event.event, "pending answer from an earlier run");
+            outbox::deliver(procedure.clone(), shared.clone(), None, left.clone());
+        }
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
         // `setup::load` kept only the procedures played here (see there).
         match &procedure.delivery {

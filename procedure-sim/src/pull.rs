@@ -30,14 +30,16 @@ pub(crate) async fn poll(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let base = format!(
-        "{}/api/v1/procedures/{}/messages",
-        shared.hub_url, procedure.id
-    );
+    // The pull API of whichever instance answers; after a failure, the next one.
+    let mut current = 0usize;
     // Messages we cannot open stay listed; say so once, not on every poll.
     let mut refused = std::collections::HashSet::new();
     tracing::info!(procedure = %procedure.id, "polling the pull API");
     while !*shutdown.borrow() {
+        let Some(hub) = shared.hubs.get(current % shared.hubs.len().max(1)) else {
+            return;
+        };
+        let base = format!("{hub}/api/v1/procedures/{}/messages", procedure.id);
         let listing = async {
             shared
                 .http
@@ -62,12 +64,15 @@ pub(crate) async fn poll(
                             refused.insert(waiting.message_id);
                         }
                         Err(Outcome::TryLater(reason)) => {
-                            tracing::warn!(procedure = %procedure.id, message_id = %waiting.message_id, %reason, "not collected yet");
+                            tracing::warn!(procedure = %procedure.id, message_id = %waiting.message_id, %hub, %reason, "not collected yet");
                         }
                     }
                 }
             }
-            Err(e) => tracing::warn!(procedure = %procedure.id, error = %e, "listing failed"),
+            Err(e) => {
+                tracing::warn!(procedure = %procedure.id, %hub, error = %e, "listing failed; the next poll asks the next hub instance");
+                current = current.wrapping_add(1);
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -90,6 +95,9 @@ async fn collect(
         .map_err(|e| Outcome::TryLater(format!("download: {e}")))?;
     let handled = open(procedure, shared, &sealed, &waiting.message_type).await?;
     let (signed, content_type) = sign(procedure, &handled.receipt)?;
+    // Stored before the acknowledgement: once acknowledged, the hub never lists the
+    // message again, so the decision must not depend on this process living on.
+    later_decide(procedure, shared, None, handled.accepted)?;
     let acknowledged = shared
         .http
         .post(format!("{url}/ack"))
@@ -106,6 +114,5 @@ async fn collect(
         )));
     }
     tracing::info!(procedure = %procedure.id, event = ?handled.receipt.event, "collected and acknowledged with the receipt");
-    later_decide(procedure, shared, None, handled.accepted);
     Ok(())
 }

@@ -12,6 +12,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 use serde::Deserialize;
 
+use crate::outbox::Outbox;
 use crate::{Error, SimConfig};
 
 #[derive(Deserialize)]
@@ -65,8 +66,10 @@ pub(crate) struct Shared {
     pub hub_cert: X509,
     pub anchors: TrustAnchors,
     pub schemas: BTreeMap<String, PathBuf>,
-    pub hub_url: String,
+    /// The hub's instances, tried in this order.
+    pub hubs: Vec<String>,
     pub http: reqwest::Client,
+    pub outbox: Outbox,
     pub decision_delay: Option<Duration>,
 }
 
@@ -107,6 +110,12 @@ pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error
         .map_err(|e| config_error(&config.routing, e.to_string()))?;
     let routing: RoutingFile =
         toml::from_str(&text).map_err(|e| config_error(&config.routing, e.to_string()))?;
+    if config.hub_urls.is_empty() {
+        return Err(config_error(
+            &config.routing,
+            "no hub URL: answers would have nowhere to go",
+        ));
+    }
     let pki = &config.pki_dir;
     let mut procedures = Vec::new();
     for entry in routing.procedures {
@@ -159,8 +168,18 @@ pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error
         hub_cert: load_certificate(&pki.join("hub.crt"))?,
         anchors: TrustAnchors::load(&pki.join("ca.crt"))?,
         schemas: schemas(&config.mappings)?,
-        hub_url: config.hub_url.trim_end_matches('/').to_owned(),
-        http: reqwest::Client::new(),
+        hubs: config
+            .hub_urls
+            .iter()
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .collect(),
+        // A dead instance refuses at once; one that does not answer at all must not
+        // hold the procedure longer than this before the next is tried.
+        http: reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| config_error(&config.routing, format!("HTTP client: {e}")))?,
+        outbox: Outbox::open(&config.state_dir)?,
         decision_delay: config.decision_delay,
     };
     Ok((procedures, shared))

@@ -577,7 +577,24 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
     /// Starts the reference procedures (`kopplung procedure-sim`) of `only` against this
     /// hub, deciding after a second; they log to `sim.log` beside the hub's log.
     pub fn procedure_sim(&self, only: &[&str]) -> Process {
-        let log = std::fs::File::create(self.dir.path().join("sim.log")).expect("sim log");
+        self.procedure_sim_to(&[self.url("")], only, 1)
+    }
+
+    /// The reference procedures of `only`, answering to the hub instances `hubs` in
+    /// that order and deciding `decision_delay_secs` after the receipt. Their own data
+    /// directory (the outbox) is [`TestHub::procedure_dir`], kept across restarts of
+    /// the procedures; they append to `sim.log`.
+    pub fn procedure_sim_to(
+        &self,
+        hubs: &[String],
+        only: &[&str],
+        decision_delay_secs: u64,
+    ) -> Process {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("sim.log"))
+            .expect("sim log");
         let mut command = Command::new(kopplung_bin());
         command
             .arg("procedure-sim")
@@ -585,16 +602,30 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
             .arg(self.config_path())
             .arg("--data-dir")
             .arg(self.data_dir())
-            .arg("--hub")
-            .arg(self.url(""));
+            .arg("--state-dir")
+            .arg(self.procedure_dir());
+        for hub in hubs {
+            command.arg("--hub").arg(hub);
+        }
         for procedure in only {
             command.args(["--only", procedure]);
         }
         command
-            .args(["--decision-delay-secs", "1"])
+            .args(["--decision-delay-secs", &decision_delay_secs.to_string()])
             .stdout(Stdio::null())
             .stderr(log);
         Process(command.spawn().expect("kopplung procedure-sim"))
+    }
+
+    /// The reference procedures' own data directory: `pending/` holds the answers no
+    /// hub has taken yet, `refused/` those a hub refused for good.
+    pub fn procedure_dir(&self) -> PathBuf {
+        self.dir.path().join("procedure")
+    }
+
+    /// The reference procedures' log so far.
+    pub fn sim_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sim.log")).unwrap_or_default()
     }
 
     /// Row counts of every table: the store's state, for "nothing stored" checks.

@@ -1,0 +1,314 @@
+//! The reference procedure never drops a decision (issue 19): a decision no hub instance
+//! takes waits in the procedure's own outbox — across a restart of the procedure — and
+//! goes out when an instance is reachable again; with several hub URLs each answer goes
+//! to the first instance that takes it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use kopplung_tests::shared::{fixture_request, history};
+use kopplung_tests::{
+    HubSetup, PostgresDatabase, TestHub, amqp, delete_queue, eventually, free_port,
+};
+
+/// Dresden's Mängelanzeige: delivered on its AMQP queue, without a reply queue, so its
+/// receipts and decisions go to the hub over HTTP.
+const PROCEDURE: &str = "dresden-maengel";
+
+async fn submit(hub: &TestHub, count: usize) -> Vec<String> {
+    let body = fixture_request(
+        "maengelanzeige/fixtures/vollstaendig",
+        "99999001000000",
+        "146120000000",
+    );
+    hub.submit_all((0..count).map(|_| (body.clone(), None)))
+        .await
+}
+
+/// The answers waiting in the outbox.
+fn pending(hub: &TestHub) -> usize {
+    files(&hub.procedure_dir().join("pending"))
+}
+
+fn files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Whether a log line names exactly the instance `url` (not one whose port starts alike).
+fn names(line: &str, url: &str) -> bool {
+    let field = format!("hub={url}");
+    line.contains(&format!("{field} ")) || line.ends_with(&field)
+}
+
+/// Personal data of the fixture must never reach the procedure's log, nor the decision's
+/// text.
+fn assert_no_personal_data(log: &str) {
+    for secret in [
+        "Jürgen",
+        "j.weiss@example.org",
+        "Schlagloch",
+        "stattgegeben",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn decisions_wait_for_a_killed_hub_across_a_restart_of_the_procedure() {
+    let broker = amqp().await;
+    let mut hub = TestHub::start(HubSetup::default()).await;
+    let hub_url = hub.url("");
+    // Decisions 5 s after the receipt: the hub is dead by then.
+    let sim = hub.procedure_sim_to(std::slice::from_ref(&hub_url), &[PROCEDURE], 5);
+    let ids = submit(&hub, 4).await;
+    for id in &ids {
+        hub.wait_for_status(id, "received", Duration::from_secs(30))
+            .await;
+    }
+    // Stored right after the receipt, before the message is acknowledged: all four
+    // are in the outbox, due in 5 s.
+    eventually(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        async || match pending(&hub) {
+            n if n == ids.len() => Ok(()),
+            n => Err(n),
+        },
+        |n| format!("{n} decisions in the outbox, not {}", ids.len()),
+    )
+    .await;
+    hub.kill();
+    // Every failed attempt is one warn line naming the instance and the attempt.
+    eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || {
+            let log = hub.sim_log();
+            let failed = log.lines().any(|line| {
+                line.contains("WARN")
+                    && line.contains("event not taken by this hub instance")
+                    && names(line, &hub_url)
+                    && line.contains("attempt=2")
+            });
+            if failed { Ok(()) } else { Err(log) }
+        },
+        |log| format!("no second failed attempt logged:\n{log}"),
+    )
+    .await;
+    // The procedure dies too (SIGKILL): its outbox keeps every decision.
+    drop(sim);
+    assert_eq!(pending(&hub), ids.len());
+    let _sim = hub.procedure_sim_to(std::slice::from_ref(&hub_url), &[PROCEDURE], 5);
+    eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || {
+            let log = hub.sim_log();
+            let seen = log.matches("pending answer from an earlier run").count();
+            if seen == ids.len() { Ok(()) } else { Err(log) }
+        },
+        |log| format!("the restarted procedure did not take up its outbox:\n{log}"),
+    )
+    .await;
+    // The same instance comes back: every decision arrives.
+    hub.spawn().await;
+    for id in &ids {
+        let status = hub
+            .wait_for_status(id, "decided", Duration::from_secs(90))
+            .await;
+        assert_eq!(
+            history(&status, "status"),
+            ["accepted", "prepared", "delivered", "received", "decided"],
+            "{status:#}"
+        );
+        assert_eq!(status["documents"][0]["media_type"], "application/pdf");
+    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        async || match pending(&hub) {
+            0 => Ok(()),
+            n => Err(n),
+        },
+        |n| format!("{n} answers still pending after every application was decided"),
+    )
+    .await;
+    assert_eq!(files(&hub.procedure_dir().join("refused")), 0);
+    assert_no_personal_data(&hub.sim_log());
+    delete_queue(&broker, &hub.queue(PROCEDURE)).await;
+}
+
+#[tokio::test]
+async fn with_two_hub_urls_answers_go_to_the_one_that_takes_them() {
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup::default()).await;
+    // Nothing listens on the first URL: an instance that died.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let _sim = hub.procedure_sim_to(&[dead.clone(), hub.url("")], &[PROCEDURE], 1);
+    let ids = submit(&hub, 3).await;
+    for id in &ids {
+        let status = hub
+            .wait_for_status(id, "decided", Duration::from_secs(60))
+            .await;
+        assert_eq!(
+            history(&status, "status"),
+            ["accepted", "prepared", "delivered", "received", "decided"],
+            "{status:#}"
+        );
+    }
+    let log = hub.sim_log();
+    let lines = |needle: &str, url: &str| {
+        log.lines()
+            .filter(|line| line.contains(needle) && names(line, url))
+            .count()
+    };
+    // Each receipt and each decision tried the dead instance first, then the live one.
+    assert!(
+        lines("event not taken by this hub instance", &dead) >= 2 * ids.len(),
+        "{log}"
+    );
+    assert_eq!(lines("event sent", &hub.url("")), 2 * ids.len(), "{log}");
+    assert_eq!(pending(&hub), 0);
+    assert_no_personal_data(&log);
+    delete_queue(&broker, &hub.queue(PROCEDURE)).await;
+}
+
+/// A hub in front of `hub` that passes everything on but refuses every decision for good
+/// (`422`), as a hub would one whose message it does not know.
+async fn refusing_decisions(hub: String) -> String {
+    use axum::response::IntoResponse;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let (client, hub) = (client.clone(), hub.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
+            // The cms profile's signed JSON is readable inside the signature.
+            if body.windows(10).any(|w| w == b"\"decision\"") {
+                let problem = r#"{"type":"urn:kopplung:problem:unknown-message","title":"The receipt names no message of this hub","status":422}"#;
+                return (
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    [("content-type", "application/problem+json")],
+                    problem,
+                )
+                    .into_response();
+            }
+            let mut forward = client
+                .request(parts.method, format!("{hub}{}", parts.uri))
+                .body(body);
+            for (name, value) in &parts.headers {
+                if name != "host" {
+                    forward = forward.header(name, value);
+                }
+            }
+            let response = forward.send().await.unwrap();
+            let status = response.status();
+            (status, response.bytes().await.unwrap()).into_response()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn a_decision_refused_for_good_is_logged_at_error_and_kept_aside() {
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup::default()).await;
+    let refusing = refusing_decisions(hub.url("")).await;
+    // The refusing instance first: a permanent refusal is not passed on to the next.
+    let _sim = hub.procedure_sim_to(&[refusing.clone(), hub.url("")], &[PROCEDURE], 1);
+    let ids = submit(&hub, 2).await;
+    for id in &ids {
+        hub.wait_for_status(id, "received", Duration::from_secs(30))
+            .await;
+    }
+    let refused = hub.procedure_dir().join("refused");
+    eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || match files(&refused) {
+            n if n == ids.len() => Ok(()),
+            n => Err(n),
+        },
+        |n| {
+            format!(
+                "{n} answers kept aside, not {}:\n{}",
+                ids.len(),
+                hub.sim_log()
+            )
+        },
+    )
+    .await;
+    assert_eq!(pending(&hub), 0);
+    let log = hub.sim_log();
+    let errors = log
+        .lines()
+        .filter(|line| {
+            line.contains("ERROR")
+                && line.contains("answer refused for good by the hub; kept aside")
+        })
+        .count();
+    assert_eq!(errors, ids.len(), "{log}");
+    // Not sent anywhere else, and the applications say so: still waiting for a decision.
+    for id in &ids {
+        assert_eq!(hub.status(id).await["status"], "received");
+    }
+    assert_no_personal_data(&log);
+    delete_queue(&broker, &hub.queue(PROCEDURE)).await;
+}
+
+/// As an operator runs it: two instances on one PostgreSQL database, the procedure given
+/// both URLs. The first dies with decisions due; they go to the second.
+#[tokio::test]
+async fn two_instances_on_postgresql_the_decisions_go_to_the_survivor() {
+    let broker = amqp().await;
+    let database = PostgresDatabase::create();
+    let setup = || HubSetup {
+        extra_config: format!("[store]\npostgres_url = \"{}\"\n", database.url()),
+        ..HubSetup::default()
+    };
+    let mut first = TestHub::start(setup()).await;
+    let second = first.start_peer(&setup()).await;
+    let (first_url, second_url) = (first.url(""), second.url(""));
+    let _sim = first.procedure_sim_to(&[first_url.clone(), second_url.clone()], &[PROCEDURE], 5);
+    let ids = submit(&first, 4).await;
+    for id in &ids {
+        first
+            .wait_for_status(id, "received", Duration::from_secs(30))
+            .await;
+    }
+    first.kill();
+    for id in &ids {
+        let status = second
+            .wait_for_status(id, "decided", Duration::from_secs(60))
+            .await;
+        assert_eq!(
+            history(&status, "status"),
+            ["accepted", "prepared", "delivered", "received", "decided"],
+            "{status:#}"
+        );
+    }
+    let log = first.sim_log();
+    let lines = |needle: &str, url: &str| {
+        log.lines()
+            .filter(|line| line.contains(needle) && names(line, url))
+            .count()
+    };
+    // Every decision tried the dead first instance, then went to the second.
+    assert!(
+        lines("event not taken by this hub instance", &first_url) >= ids.len(),
+        "{log}"
+    );
+    assert_eq!(lines("event sent", &second_url), ids.len(), "{log}");
+    assert_eq!(pending(&first), 0);
+    delete_queue(&broker, &first.queue(PROCEDURE)).await;
+}
