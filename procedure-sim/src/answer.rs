@@ -11,7 +11,7 @@ use lapin::{BasicProperties, Confirmation};
 
 use crate::bescheid;
 use crate::open::{Accepted, Outcome, receipt_id};
-use crate::outbox::{Pending, deliver, now_rfc3339};
+use crate::outbox::{Pending, backoff, now_rfc3339};
 use crate::setup::{Procedure, Shared};
 
 /// The decision follows after the configured delay, independent of the message. It is
@@ -234,4 +234,60 @@ fn error_chain(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Sends a stored answer when it is due and again, with growing pauses, until a hub
+/// takes it or refuses it for good. The answer is already in the outbox; nothing here
+/// drops it. Each failed attempt is logged by [`send`], one line per hub.
+pub(crate) fn deliver(
+    procedure: Arc<Procedure>,
+    shared: Arc<Shared>,
+    channel: Option<lapin::Channel>,
+    pending: Pending,
+) {
+    let receipt_id = pending.event.receipt_id.clone();
+    if !shared.outbox.claim(&receipt_id) {
+        return;
+    }
+    tokio::spawn(async move {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let wait = u64::try_from(pending.due_unix.saturating_sub(now)).unwrap_or(0);
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        let event = pending.event;
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            // A reply queue's channel dies with its connection; then over HTTP.
+            let channel = channel.as_ref().filter(|c| c.status().connected());
+            // Signed now: the hub refuses events older than its `event_max_age_secs`,
+            // and an answer may wait longer than that for a hub. The receipt id stays,
+            // so a hub that has it already knows it again.
+            let event = Receipt {
+                issued_at: now_rfc3339(),
+                ..event.clone()
+            };
+            match send(&procedure, &shared, channel, &event, attempt).await {
+                Ok(()) => {
+                    if let Err(e) = shared.outbox.done(&receipt_id) {
+                        // Sent; the file would only send it once more after a restart.
+                        tracing::warn!(procedure = %procedure.id, %receipt_id, error = %e, "sent, but its outbox file stays");
+                    }
+                    break;
+                }
+                Err(Outcome::Refused(reason)) => {
+                    match shared.outbox.set_aside(&receipt_id) {
+                        Ok(file) => {
+                            tracing::error!(procedure = %procedure.id, %receipt_id, event = ?event.event, %reason, file = %file.display(), "answer refused for good by the hub; kept aside")
+                        }
+                        Err(e) => {
+                            tracing::error!(procedure = %procedure.id, %receipt_id, event = ?event.event, %reason, error = %e, "answer refused for good by the hub; it stays pending")
+                        }
+                    }
+                    break;
+                }
+                Err(Outcome::TryLater(_)) => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+        shared.outbox.release(&receipt_id);
+    });
 }

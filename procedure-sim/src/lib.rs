@@ -81,7 +81,7 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
         // What an earlier run could not send goes first (over HTTP: no channel yet).
         for left in pending.iter().filter(|p| p.event.procedure == procedure.id) {
             tracing::info!(procedure = %procedure.id, receipt_id = %left.event.receipt_id, event = ?left.event.event, "pending answer from an earlier run");
-            outbox::deliver(procedure.clone(), shared.clone(), None, left.clone());
+            answer::deliver(procedure.clone(), shared.clone(), None, left.clone());
         }
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
         // `setup::load` kept only the procedures played here (see there).

@@ -9,16 +9,13 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use kopplung_transformers::receipt::Receipt;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::answer::send;
-use crate::open::Outcome;
-use crate::setup::{Procedure, Shared};
 
 /// The longest pause between two attempts: a hub that comes back is used within a
 /// minute, and a long outage costs one line per hub and minute, not a flood.
@@ -144,7 +141,7 @@ impl Outbox {
     }
 
     /// A hub took it: the file goes.
-    fn done(&self, receipt_id: &str) -> Result<(), Error> {
+    pub(crate) fn done(&self, receipt_id: &str) -> Result<(), Error> {
         let path = self.path(receipt_id)?;
         match std::fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.pending),
@@ -155,7 +152,7 @@ impl Outbox {
     }
 
     /// Refused for good: kept aside in `refused/`.
-    fn set_aside(&self, receipt_id: &str) -> Result<PathBuf, Error> {
+    pub(crate) fn set_aside(&self, receipt_id: &str) -> Result<PathBuf, Error> {
         let path = self.path(receipt_id)?;
         let target = self.refused.join(path.file_name().unwrap_or_default());
         std::fs::rename(&path, &target).map_err(io_error(&target))?;
@@ -166,6 +163,22 @@ impl Outbox {
 
     /// Every answer a previous run left pending. A file that cannot be read is named at
     /// error and left where it is.
+    /// Whether this process may start sending `receipt_id`: false while a task of its
+    /// own already does.
+    pub(crate) fn claim(&self, receipt_id: &str) -> bool {
+        match self.in_flight.lock() {
+            Ok(mut in_flight) => in_flight.insert(receipt_id.to_owned()),
+            Err(_) => true,
+        }
+    }
+
+    /// The task sending `receipt_id` ended.
+    pub(crate) fn release(&self, receipt_id: &str) {
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(receipt_id);
+        }
+    }
+
     pub(crate) fn load(&self) -> Result<Vec<Pending>, Error> {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.pending).map_err(io_error(&self.pending))? {
@@ -197,68 +210,6 @@ pub(crate) fn now_rfc3339() -> String {
 /// The pause after failed attempt `attempt` (1, 2, 4, … seconds, at most a minute).
 pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(MAX_BACKOFF)
-}
-
-/// Sends a stored answer when it is due and again, with growing pauses, until a hub
-/// takes it or refuses it for good. The answer is already in the outbox; nothing here
-/// drops it. Each failed attempt is logged by [`send`], one line per hub.
-pub(crate) fn deliver(
-    procedure: Arc<Procedure>,
-    shared: Arc<Shared>,
-    channel: Option<lapin::Channel>,
-    pending: Pending,
-) {
-    let receipt_id = pending.event.receipt_id.clone();
-    let fresh = match shared.outbox.in_flight.lock() {
-        Ok(mut in_flight) => in_flight.insert(receipt_id.clone()),
-        Err(_) => true,
-    };
-    if !fresh {
-        return;
-    }
-    tokio::spawn(async move {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let wait = u64::try_from(pending.due_unix.saturating_sub(now)).unwrap_or(0);
-        tokio::time::sleep(Duration::from_secs(wait)).await;
-        let event = pending.event;
-        let mut attempt = 0u32;
-        loop {
-            attempt = attempt.saturating_add(1);
-            // A reply queue's channel dies with its connection; then over HTTP.
-            let channel = channel.as_ref().filter(|c| c.status().connected());
-            // Signed now: the hub refuses events older than its `event_max_age_secs`,
-            // and an answer may wait longer than that for a hub. The receipt id stays,
-            // so a hub that has it already knows it again.
-            let event = Receipt {
-                issued_at: now_rfc3339(),
-                ..event.clone()
-            };
-            match send(&procedure, &shared, channel, &event, attempt).await {
-                Ok(()) => {
-                    if let Err(e) = shared.outbox.done(&receipt_id) {
-                        // Sent; the file would only send it once more after a restart.
-                        tracing::warn!(procedure = %procedure.id, %receipt_id, error = %e, "sent, but its outbox file stays");
-                    }
-                    break;
-                }
-                Err(Outcome::Refused(reason)) => {
-                    match shared.outbox.set_aside(&receipt_id) {
-                        Ok(file) => {
-                            tracing::error!(procedure = %procedure.id, %receipt_id, event = ?event.event, %reason, file = %file.display(), "answer refused for good by the hub; kept aside")
-                        }
-                        Err(e) => {
-                            tracing::error!(procedure = %procedure.id, %receipt_id, event = ?event.event, %reason, error = %e, "answer refused for good by the hub; it stays pending")
-                        }
-                    }
-                    break;
-                }
-                Err(Outcome::TryLater(_)) => tokio::time::sleep(backoff(attempt)).await,
-            }
-        }
-        if let Ok(mut in_flight) = shared.outbox.in_flight.lock() {
-            in_flight.remove(&receipt_id);
-        }
-    });
 }
 
 #[cfg(test)]
