@@ -40,14 +40,44 @@ fn ensure_packages() -> PathBuf {
     dir
 }
 
-/// A running oidc-provider.
-pub struct OidcProvider {
-    pub port: u16,
+/// A running identity provider of a test (oidc-provider or the demo Servicekonto): the
+/// portal is its client [`CLIENT_ID`].
+pub struct Provider {
     pub issuer: String,
     /// The client secret, in a file as the portal reads it.
     pub secret_file: PathBuf,
     pub log: PathBuf,
-    _process: Process,
+    pub(crate) _process: Process,
+}
+
+impl Provider {
+    /// The portal's `[[identity_provider]]` for this provider (id `test`), with the
+    /// eIDAS levels and the RFC 8176 means, and `extra` keys (e.g. `max_age_secs = 5`).
+    pub fn portal_config(&self, extra: &str) -> String {
+        portal_section(&self.issuer, &self.secret_file, extra)
+    }
+
+    /// The hub's `[[identity_provider]]` for this provider.
+    pub fn hub_config(&self) -> String {
+        hub_section(&self.issuer)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A running oidc-provider.
+pub struct OidcProvider {
+    pub port: u16,
+    provider: Provider,
+}
+
+impl std::ops::Deref for OidcProvider {
+    type Target = Provider;
+    fn deref(&self) -> &Provider {
+        &self.provider
+    }
 }
 
 impl OidcProvider {
@@ -102,26 +132,13 @@ impl OidcProvider {
         };
         Self {
             port,
-            issuer,
-            secret_file,
-            log,
-            _process: process,
+            provider: Provider {
+                issuer,
+                secret_file,
+                log,
+                _process: process,
+            },
         }
-    }
-
-    /// The portal's `[[identity_provider]]` for this provider (id `test`), with the
-    /// eIDAS levels and the RFC 8176 means, and `extra` keys (e.g. `max_age_secs = 5`).
-    pub fn portal_config(&self, extra: &str) -> String {
-        portal_section(&self.issuer, &self.secret_file, extra)
-    }
-
-    /// The hub's `[[identity_provider]]` for this provider.
-    pub fn hub_config(&self) -> String {
-        hub_section(&self.issuer)
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 

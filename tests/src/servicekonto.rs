@@ -1,20 +1,21 @@
 //! The demo Servicekonto (`kopplung idp-sim`) as the identity provider of a portal under
 //! test: its own process with its own keys, the portal as its client `portal`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::oidc::{CLIENT_ID, hub_section, portal_section};
+use crate::oidc::{CLIENT_ID, Provider};
 use crate::{Process, free_port, kopplung_bin, private_dir, write_private};
 
 /// A running `kopplung idp-sim`.
-pub struct Servicekonto {
-    pub issuer: String,
-    /// The portal's client secret, in the file the portal reads.
-    pub secret_file: PathBuf,
-    pub log: PathBuf,
-    _process: Process,
+pub struct Servicekonto(Provider);
+
+impl std::ops::Deref for Servicekonto {
+    type Target = Provider;
+    fn deref(&self) -> &Provider {
+        &self.0
+    }
 }
 
 impl Servicekonto {
@@ -72,25 +73,11 @@ post_logout_redirect_uris = ["{portal_url}/"]
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Self {
+        Self(Provider {
             issuer,
             secret_file,
             log,
             _process: process,
-        }
-    }
-
-    /// The portal's `[[identity_provider]]` `test` for it, with `extra` keys.
-    pub fn portal_config(&self, extra: &str) -> String {
-        portal_section(&self.issuer, &self.secret_file, extra)
-    }
-
-    /// The hub's `[[identity_provider]]` for it.
-    pub fn hub_config(&self) -> String {
-        hub_section(&self.issuer)
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        })
     }
 }
