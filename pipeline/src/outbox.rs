@@ -427,6 +427,13 @@ impl Dispatcher {
                 );
                 let recorded = self.store.record_delivered(item, &detail).await?;
                 tracing::info!("delivered");
+                if !recorded {
+                    // Fenced (see `OutboxStore::take_over_silent`): the new holder's
+                    // outcome is the one recorded.
+                    tracing::warn!(
+                        "delivered after this instance's claim was taken over; the procedure may see the message again, with the same message id"
+                    );
+                }
                 self.count(item, transport, "delivered");
                 if let (true, Some(accepted_at)) = (recorded, item.accepted_at) {
                     let waited = self.clock.now() - accepted_at;
