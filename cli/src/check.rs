@@ -88,7 +88,7 @@ fn takeover(config: &Config) -> String {
     };
     let takeover = match config.file.store {
         Some(_) => format!(
-            "a restarted instance takes its claims back at once; another instance takes over those of one silent for {} s ([delivery] heartbeat_timeout_secs)",
+            "a restarted instance takes its claims back at once; another instance takes over those of one silent for more than {} s ([delivery] heartbeat_timeout_secs)",
             delivery.heartbeat_timeout_secs
         ),
         None => "SQLite: the claims of a killed hub return when it restarts".into(),
