@@ -124,3 +124,10 @@ pub enum Error {
 pub fn attempt_limit(lease: Duration) -> Duration {
     lease * 3 / 4
 }
+
+/// The shortest lease that an attempt of `attempt` fits into ([`attempt_limit`]): four
+/// thirds of it, rounded up to whole seconds.
+pub fn minimum_lease(attempt: Duration) -> Duration {
+    let millis = u64::try_from(attempt.as_millis()).unwrap_or(u64::MAX / 4);
+    Duration::from_secs((millis * 4).div_ceil(3_000))
+}

@@ -46,12 +46,15 @@ pub async fn run(config: &Path, data_dir: &Path, connect: bool) -> anyhow::Resul
         loaded.config.routing.routes.len(),
         loaded.regions.len()
     );
+    let takeover = takeover(&loaded.config);
     if !connect {
         // A valid file says nothing about the network: say so, lest it be read as "ready".
         println!("{summary}; connections not tried (add --connect)");
+        println!("{takeover}");
         return Ok(());
     }
     println!("{summary}");
+    println!("{takeover}");
     let outcomes = probe_all(&loaded.config).await;
     let failed = outcomes
         .iter()
@@ -68,6 +71,32 @@ pub async fn run(config: &Path, data_dir: &Path, connect: bool) -> anyhow::Resul
     }
     println!("all {} connection(s) ok", outcomes.len());
     Ok(())
+}
+
+/// How long a claimed delivery stays an instance's, the floor of that lease, and how soon
+/// a dead instance's claims are taken back: what an operator tuning the lease needs.
+fn takeover(config: &Config) -> String {
+    let delivery = &config.file.delivery;
+    let floor = match config.lease_floor() {
+        Some(floor) => format!(
+            "at least {} s = 4/3 x the longest delivery attempt, {} s ({})",
+            floor.minimum.as_secs(),
+            floor.attempt.as_secs_f64(),
+            floor.set_by
+        ),
+        None => "at least 5 s (no transport with a timeout)".into(),
+    };
+    let takeover = match config.file.store {
+        Some(_) => format!(
+            "a restarted instance takes its claims back at once; another instance takes over those of one silent for more than {} s ([delivery] heartbeat_timeout_secs)",
+            delivery.heartbeat_timeout_secs
+        ),
+        None => "SQLite: the claims of a killed hub return when it restarts".into(),
+    };
+    format!(
+        "lease: {} s ([delivery] lease_secs), {floor}; takeover: {takeover}",
+        delivery.lease_secs
+    )
 }
 
 /// Each destination the hub will need, and whether it answered: the store, the broker,

@@ -129,6 +129,38 @@ text_id!(
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 );
 
+text_id!(
+    /// One hub instance on a shared store, the same across its restarts (kept in its
+    /// data directory): 1 to 80 ASCII letters, digits, `-`, `_` and `.`. Never a `/`, so
+    /// the [`InstanceId::lease_prefix`] of one instance is no prefix of another's tokens.
+    InstanceId,
+    "instance id",
+    "1 to 80 ASCII letters, digits, `-`, `_` and `.`",
+    |s| !s.is_empty()
+        && s.len() <= 80
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+);
+
+impl InstanceId {
+    /// A new id, `kopplung-<uuid>`, for an instance's first start.
+    pub fn generate() -> Self {
+        Self(format!("kopplung-{}", Uuid::new_v4()))
+    }
+
+    /// What every lease token of this instance begins with: its id and a `/`.
+    pub fn lease_prefix(&self) -> String {
+        format!("{}/", self.0)
+    }
+
+    /// A new lease token of this instance (`<id>/<unique>`): whose claim it is can be read
+    /// from the token alone.
+    pub fn new_lease(&self) -> String {
+        format!("{}/{}", self.0, Uuid::new_v4())
+    }
+}
+
 impl ArsPrefix {
     /// Whether the municipality `ars` lies in this prefix.
     pub fn covers(&self, ars: &Ars) -> bool {
@@ -221,6 +253,18 @@ mod tests {
             &"a".repeat(65),
         ] {
             assert!(ProcedureId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_instance_id_has_no_slash_and_prefixes_only_its_own_tokens() {
+        let one = InstanceId::parse("kopplung-1").unwrap();
+        let longer = InstanceId::parse("kopplung-10").unwrap();
+        assert!(one.new_lease().starts_with(&one.lease_prefix()));
+        assert!(InstanceId::parse(InstanceId::generate().as_str()).is_ok());
+        assert!(!longer.new_lease().starts_with(&one.lease_prefix()));
+        for bad in ["", "a/b", "a b", "ä", &"x".repeat(81)] {
+            assert!(InstanceId::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -15,7 +15,9 @@ pub mod status;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use ids::{ApplicationId, Ars, ArsPrefix, InvalidId, MessageId, ProcedureId, ServiceKey};
+pub use ids::{
+    ApplicationId, Ars, ArsPrefix, InstanceId, InvalidId, MessageId, ProcedureId, ServiceKey,
+};
 pub use status::Status;
 
 /// Rings when new work for the outbox is committed (intake, retry now, replay), so it

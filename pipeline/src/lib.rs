@@ -61,6 +61,8 @@ pub trait Observer: Send + Sync {
     fn delivery_attempt(&self, transport: &str, seconds: f64);
     /// From the 202 at intake to the procedure's taking the message.
     fn submit_to_delivered(&self, procedure: &str, seconds: f64);
+    /// Entries taken over from an instance whose heartbeat had stopped.
+    fn taken_over(&self, entries: u64);
 }
 
 /// Wakes the outbox when new work is committed (intake, retry now, replay).

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kopplung_adapters::{OutboundMessage, Outcome, Sink};
-use kopplung_core::Clock;
 use kopplung_core::events::{EventError, Events};
 use kopplung_core::store::{Claim, OutboxStore, Status, Step, StoreError, WorkItem};
+use kopplung_core::{Clock, InstanceId};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -25,6 +25,10 @@ use crate::{Envelope, Observer, Wakeup};
 /// attempt is cut off at three quarters of it, so a lease never runs out under work that
 /// is still going on; when an instance dies, another takes its work after the lease.
 pub const LEASE: Duration = Duration::from_secs(120);
+/// After how long without a heartbeat another instance takes over an instance's claims
+/// by default (`[delivery] heartbeat_timeout_secs`). A live instance beats every quarter
+/// of it.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepares at once: each holds a whole application in memory several times over.
 const PREPARE_PARALLELISM: usize = 4;
 /// Entries claimed per round, and worked on at once.
@@ -47,8 +51,15 @@ pub struct Dispatcher {
     pub policies: RetryPolicies,
     /// Rung by intake after each commit, so new work starts at once.
     pub wake: Arc<Wakeup>,
-    /// Identifies this process in lease tokens.
-    pub owner: String,
+    /// This instance's id, the same across its restarts (the hub keeps it in its data
+    /// directory): its lease tokens are `<owner>/<unique>`, so that a restart returns
+    /// its earlier claims at once and another instance can take them over. (A fresh one
+    /// by default.)
+    pub owner: InstanceId,
+    /// After how long without a heartbeat another instance's claims are taken over (see
+    /// [`HEARTBEAT_TIMEOUT`]); `None`: no heartbeat, the store is this process's alone
+    /// (SQLite), and its claims return when it restarts.
+    pub heartbeat_timeout: Option<Duration>,
     pub prepare_slots: Arc<Semaphore>,
     /// Deliveries at once per procedure (isolation: a slow one cannot take every slot).
     pub max_in_flight: BTreeMap<String, u32>,
@@ -112,12 +123,13 @@ impl Dispatcher {
             sinks,
             policies,
             wake,
-            owner: format!("kopplung-{}", uuid::Uuid::new_v4()),
+            owner: InstanceId::generate(),
             prepare_slots: Arc::new(Semaphore::new(PREPARE_PARALLELISM)),
             max_in_flight: BTreeMap::new(),
             in_flight: Arc::new(Mutex::new(BTreeMap::new())),
             events: None,
             lease: LEASE,
+            heartbeat_timeout: Some(HEARTBEAT_TIMEOUT),
             observer,
             clock,
         }
@@ -151,8 +163,61 @@ impl Dispatcher {
             .collect()
     }
 
-    /// Runs until `shutdown` turns true, then lets work in flight finish.
+    /// Beats this instance's heartbeat every quarter of the heartbeat timeout and takes
+    /// over the claims of other instances silent for longer, until `stop`.
+    async fn keep_alive(self: Arc<Self>, silence: Duration, mut stop: watch::Receiver<bool>) {
+        let every = (silence / 4).max(Duration::from_millis(250));
+        let timeout = time::Duration::try_from(silence).unwrap_or(time::Duration::seconds(10));
+        let mut last_beat = Instant::now();
+        loop {
+            match self.store.heartbeat(&self.owner).await {
+                Ok(()) => last_beat = Instant::now(),
+                // Past the timeout, another instance takes this one's claims: what it
+                // records under them is refused, deliveries in flight may go twice.
+                Err(e) => tracing::error!(
+                    error = %e,
+                    silent_secs = last_beat.elapsed().as_secs(),
+                    heartbeat_timeout_secs = silence.as_secs(),
+                    "the instance's heartbeat failed"
+                ),
+            }
+            match self.store.take_over_silent(&self.owner, timeout).await {
+                Ok(silent) => {
+                    for other in silent {
+                        if other.entries == 0 {
+                            tracing::info!(instance = %other.instance, "an instance fell silent; it held no claims");
+                            continue;
+                        }
+                        tracing::warn!(
+                            instance = %other.instance,
+                            entries = other.entries,
+                            heartbeat_timeout_secs = silence.as_secs(),
+                            "took over the claimed outbox entries of a silent instance"
+                        );
+                        self.observer.taken_over(other.entries);
+                        kopplung_core::Wake::wake(&*self.wake);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "taking over silent instances failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then lets work in flight finish. Meanwhile, and
+    /// until that work is done, the instance beats its heartbeat and takes over silent
+    /// instances' claims.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let (stop_heart, heart_stopped) = watch::channel(false);
+        let heart = self
+            .heartbeat_timeout
+            .map(|silence| tokio::spawn(self.clone().keep_alive(silence, heart_stopped)));
         let permits = Arc::new(Semaphore::new(BATCH as usize));
         let mut running = JoinSet::new();
         loop {
@@ -170,7 +235,7 @@ impl Dispatcher {
                 continue;
             }
             let now = self.clock.now();
-            let lease = format!("{}/{}", self.owner, uuid::Uuid::new_v4());
+            let lease = self.owner.new_lease();
             let capacity = self.capacity();
             let claim = Claim {
                 lease: &lease,
@@ -214,6 +279,10 @@ impl Dispatcher {
             "outbox stopping; finishing work in flight"
         );
         while running.join_next().await.is_some() {}
+        let _ = stop_heart.send(true);
+        if let Some(heart) = heart {
+            let _ = heart.await;
+        }
     }
 
     async fn pause_until_next_due(&self) -> Duration {
@@ -358,6 +427,13 @@ impl Dispatcher {
                 );
                 let recorded = self.store.record_delivered(item, &detail).await?;
                 tracing::info!("delivered");
+                if !recorded {
+                    // Fenced (see `OutboxStore::take_over_silent`): the new holder's
+                    // outcome is the one recorded.
+                    tracing::warn!(
+                        "delivered after this instance's claim was taken over; the procedure may see the message again, with the same message id"
+                    );
+                }
                 self.count(item, transport, "delivered");
                 if let (true, Some(accepted_at)) = (recorded, item.accepted_at) {
                     let waited = self.clock.now() - accepted_at;

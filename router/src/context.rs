@@ -213,4 +213,8 @@ impl Observer for Metrics {
             .with_label_values(&[procedure])
             .observe(seconds);
     }
+
+    fn taken_over(&self, entries: u64) {
+        self.outbox_taken_over.inc_by(entries);
+    }
 }

@@ -110,7 +110,12 @@ pub async fn run(
     for exposed in exposed_files(&config.data_dir)? {
         tracing::warn!(problem = %exposed, "data directory open to other users");
     }
-    let released = store.release_stale_leases().await?;
+    // This instance is alive, and what it claimed in an earlier life (killed, crashed)
+    // is free again at once.
+    let instance = crate::instance::id(&config.data_dir)?;
+    store.heartbeat(&instance).await?;
+    let released = store.release_stale_leases(&instance).await?;
+    tracing::info!(%instance, "instance started");
     if released > 0 {
         tracing::info!(
             released,
@@ -318,6 +323,14 @@ pub async fn run(
     // A signed receipt in an HTTP answer is an event like any other of that procedure.
     dispatcher.events = Some(hub.events.clone());
     dispatcher.lease = std::time::Duration::from_secs(config.file.delivery.lease_secs);
+    dispatcher.owner = instance;
+    // Only a shared database has other instances to beat for (SQLite: one process per
+    // data directory, and no write every few seconds for nothing).
+    dispatcher.heartbeat_timeout = config
+        .file
+        .store
+        .as_ref()
+        .map(|_| std::time::Duration::from_secs(config.file.delivery.heartbeat_timeout_secs));
     let dispatcher = Arc::new(dispatcher);
     let (stop_outbox, outbox_stopped) = watch::channel(false);
     let retention = config.file.retention.clone().map(|retention| {

@@ -9,6 +9,7 @@ pub mod console;
 pub mod context;
 pub mod hub;
 pub mod inbox;
+pub mod instance;
 pub mod metrics;
 pub mod regions;
 pub mod reply_queues;

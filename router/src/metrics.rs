@@ -9,8 +9,8 @@ use kopplung_web::ServerStats;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -43,6 +43,8 @@ pub struct Metrics {
     pub certificate_expiry_days: GaugeVec,
     /// Applications whose personal data retention deleted, by service.
     pub retention_purged: IntCounterVec,
+    /// Outbox entries taken over from instances whose heartbeat had stopped.
+    pub outbox_taken_over: IntCounter,
     /// The listeners' connections (read from their counters at each scrape).
     pub connections: Arc<Connections>,
 }
@@ -253,11 +255,17 @@ impl Metrics {
             "Applications whose personal data was deleted after the retention period, by service.",
             &["service"],
         )?;
+        let outbox_taken_over = IntCounter::new(
+            "kopplung_outbox_taken_over_total",
+            "Claimed outbox entries taken over from another instance whose heartbeat had stopped.",
+        )?;
+        registry.register(Box::new(outbox_taken_over.clone()))?;
         let connections = Arc::new(Connections::new()?);
         registry.register(Box::new(ConnectionsCollector(connections.clone())))?;
         Ok(Self {
             connections,
             retention_purged,
+            outbox_taken_over,
             registry,
             mapping_reloads,
             key_reloads,

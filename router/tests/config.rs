@@ -234,15 +234,20 @@ fn the_lease_bounds_what_one_attempt_of_each_transport_may_take() {
     );
     // 60 s fit into three quarters of the default lease (120 s), not of 40 s; nor does
     // an AMQP attempt of 2 * 5 + 30 s.
-    load_with("", &routing).unwrap();
+    let config = load_with("", &routing).unwrap();
+    // The floor `kopplung check` prints: 4/3 of the longest attempt.
+    let floor = config.lease_floor().unwrap();
+    assert_eq!(floor.attempt.as_secs(), 60);
+    assert_eq!(floor.minimum.as_secs(), 80);
+    assert_eq!(floor.set_by, "procedure p timeout_ms");
     let short = ("[delivery]\n", "[delivery]\nlease_secs = 40\n");
     let error = refused(
         load_edited(short, "", &routing),
         "a 60 s attempt in a 40 s lease",
     );
     for expected in [
-        "routing.toml: [[procedure]] p: delivery.timeout_ms: must fit into three quarters of [delivery] lease_secs (40 s)",
-        "kopplung.toml: [amqp] confirm_timeout_secs: 2 * connect_timeout_secs + confirm_timeout_secs must fit into three quarters of [delivery] lease_secs (40 s)",
+        "routing.toml: [[procedure]] p: delivery.timeout_ms: must fit into three quarters of [delivery] lease_secs (40 s): a lease of at least 80 s",
+        "kopplung.toml: [amqp] confirm_timeout_secs: 2 * connect_timeout_secs + confirm_timeout_secs must fit into three quarters of [delivery] lease_secs (40 s): a lease of at least 54 s",
     ] {
         assert!(error.contains(expected), "`{expected}` missing: {error}");
     }

@@ -151,6 +151,18 @@ fn tokens_init_and_check_connect_pass_on_a_fresh_site() {
         "plain check must not claim the deployment is reachable: {}",
         text(&offline)
     );
+    // The lease, its floor and what sets it (issue 19): the formula is printed, not only
+    // in an error message once the lease is too short.
+    assert!(
+        stdout_of(&offline).contains("lease: 120 s ([delivery] lease_secs), at least "),
+        "{}",
+        text(&offline)
+    );
+    assert!(
+        stdout_of(&offline).contains("4/3 x the longest delivery attempt"),
+        "{}",
+        text(&offline)
+    );
 
     let online = site.run(&["check", "--connect"]);
     let out = stdout_of(&online);

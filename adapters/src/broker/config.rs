@@ -73,10 +73,7 @@ impl AmqpBrokerConfig {
                 "must be at least 1",
             ));
         }
-        let attempt = self
-            .connect_timeout_secs
-            .saturating_mul(2)
-            .saturating_add(self.confirm_timeout_secs);
+        let attempt = self.attempt().as_secs();
         if attempt > MAX_ATTEMPT_SECS {
             problems.push(ConfigProblem::new(
                 "confirm_timeout_secs",
@@ -88,8 +85,9 @@ impl AmqpBrokerConfig {
             problems.push(ConfigProblem::new(
                 "confirm_timeout_secs",
                 format!(
-                    "2 * connect_timeout_secs + confirm_timeout_secs must fit into three quarters of [delivery] lease_secs ({} s)",
-                    lease.as_secs()
+                    "2 * connect_timeout_secs + confirm_timeout_secs must fit into three quarters of [delivery] lease_secs ({} s): a lease of at least {} s",
+                    lease.as_secs(),
+                    crate::minimum_lease(self.attempt()).as_secs()
                 ),
             ));
         }
@@ -100,6 +98,16 @@ impl AmqpBrokerConfig {
             ));
         }
         problems
+    }
+
+    /// The longest one delivery attempt may take: two connection attempts and the wait
+    /// for the confirm (`2 * connect_timeout_secs + confirm_timeout_secs`).
+    pub fn attempt(&self) -> Duration {
+        Duration::from_secs(
+            self.connect_timeout_secs
+                .saturating_mul(2)
+                .saturating_add(self.confirm_timeout_secs),
+        )
     }
 
     /// The URL without its password, for logs and status pages.

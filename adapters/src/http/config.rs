@@ -96,8 +96,9 @@ impl Transport for HttpSinkConfig {
             problems.push(ConfigProblem::new(
                 "timeout_ms",
                 format!(
-                    "must fit into three quarters of [delivery] lease_secs ({} s)",
-                    lease.as_secs()
+                    "must fit into three quarters of [delivery] lease_secs ({} s): a lease of at least {} s",
+                    lease.as_secs(),
+                    crate::minimum_lease(std::time::Duration::from_millis(self.timeout_ms)).as_secs()
                 ),
             ));
         }

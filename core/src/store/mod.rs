@@ -24,7 +24,7 @@ pub use error::StoreError;
 pub use events::EventStore;
 pub use intake::IntakeStore;
 pub use model::*;
-pub use outbox::{Claim, LeasedChange, OutboxStore};
+pub use outbox::{Claim, LeasedChange, OutboxStore, Silent};
 pub use oversight::OversightStore;
 pub use pickup::PickupStore;
 

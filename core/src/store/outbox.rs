@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::model::*;
+use crate::InstanceId;
 
 /// What became of a claimed outbox entry: one change, recorded under the entry's lease.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +45,9 @@ pub enum LeasedChange<'a> {
 /// A claim of due outbox entries (see [`OutboxStore::claim`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Claim<'a> {
-    /// The lease token, unique per claim; every entry claimed carries it.
+    /// The lease token, unique per claim; every entry claimed carries it. The hub's
+    /// tokens are `<instance>/<unique>` ([`InstanceId::new_lease`]): which instance holds
+    /// a claim is read from its token.
     pub lease: &'a str,
     /// Entries due by now whose lease (if any) has run out are claimed.
     pub now: OffsetDateTime,
@@ -55,6 +58,14 @@ pub struct Claim<'a> {
     /// concurrency limit, so that a slow procedure cannot take every slot; 1 for a
     /// procedure not in the map).
     pub capacity: &'a BTreeMap<String, u32>,
+}
+
+/// Another instance that fell silent, and how many claimed entries were taken from it
+/// (see [`OutboxStore::take_over_silent`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silent {
+    pub instance: InstanceId,
+    pub entries: u64,
 }
 
 #[async_trait]
@@ -132,6 +143,23 @@ pub trait OutboxStore: Send + Sync {
             .await
     }
 
-    /// Returns leases of this process's earlier life (after a crash) to the pool.
-    async fn release_stale_leases(&self) -> Result<u64, StoreError>;
+    /// At start: returns the leases of `instance`'s earlier life (after a crash or a
+    /// kill) to the pool, those whose token begins with its
+    /// [`InstanceId::lease_prefix`]. SQLite (one process per data directory) returns
+    /// every lease. A returned lease is fenced: a change recorded under it fails.
+    async fn release_stale_leases(&self, instance: &InstanceId) -> Result<u64, StoreError>;
+
+    /// `instance` is alive: its heartbeat is stamped with the store's clock.
+    async fn heartbeat(&self, instance: &InstanceId) -> Result<(), StoreError>;
+
+    /// Takes over the claims of every other instance whose heartbeat is older than
+    /// `timeout` by the store's clock: their leases return to the pool (claimable at
+    /// once, and fenced: a change its old holder records under them fails) and the
+    /// instance is forgotten until it beats again. Each instance is taken over once, by
+    /// one caller.
+    async fn take_over_silent(
+        &self,
+        instance: &InstanceId,
+        timeout: time::Duration,
+    ) -> Result<Vec<Silent>, StoreError>;
 }

@@ -28,7 +28,7 @@ use crate::Error;
 
 pub use access::{AdminConfig, ClerkConfig, ClientConfig};
 pub use authorities::Authority;
-pub use delivery::RetryPolicy;
+pub use delivery::{LeaseFloor, RetryPolicy};
 pub use hub::{AuditConfig, HubIdentity, SigningConfig};
 pub use identity::IdentityProviderConfig;
 /// The transports are listed once, in the adapters.
@@ -146,6 +146,11 @@ impl Config {
             file,
             routing,
         })
+    }
+
+    /// What bounds `[delivery] lease_secs` from below (see [`LeaseFloor`]).
+    pub fn lease_floor(&self) -> Option<LeaseFloor> {
+        delivery::lease_floor(self.file.amqp.as_ref(), &self.routing.procedures)
     }
 
     pub fn procedure(&self, id: &str) -> Option<&ProcedureConfig> {

@@ -15,9 +15,14 @@
 //!   LOCKED` and re-checks them under the lock: two instances never lease the same entry,
 //!   and neither waits for the other. An entry whose lease has run out may be claimed by
 //!   any instance: that is how the work of an instance that died is taken over.
-//! - **Leases are not released at start-up** (see `release_stale_leases`). Lease times
-//!   come from each instance's clock, so the instances' clocks must agree (NTP) to well
-//!   within a lease's length.
+//! - **An instance's claims return as soon as it is known dead.** Lease tokens begin
+//!   with the claiming instance's id: at start an instance returns its own earlier
+//!   claims (`release_stale_leases`), and an instance whose heartbeat (`instances`) is
+//!   older than the heartbeat timeout has its claims taken over (`take_over_silent`),
+//!   long before their lease runs out. A returned lease is fenced: a change recorded
+//!   under its token finds no row. Lease and heartbeat times come from each instance's
+//!   clock, so the instances' clocks must agree (NTP) to well within the heartbeat
+//!   timeout.
 //!
 //! Times the audit hash covers (and those handed back exactly as given) are stored as
 //! RFC 3339 text, as in SQLite; due and lease times are unix milliseconds.

@@ -1,8 +1,10 @@
 //! The PostgreSQL store's outbox (claims under a lease and what became of them).
 
 use super::*;
+use crate::shared::outbox as statements;
 use crate::shared::roles::role_impl;
-use kopplung_core::store::Claim;
+use kopplung_core::InstanceId;
+use kopplung_core::store::{Claim, Silent};
 
 role_impl!(OutboxStore for PostgresStore {
     async fn claim(&self, claim: &Claim<'_>) -> Result<Vec<WorkItem>, StoreError> {
@@ -99,13 +101,54 @@ role_impl!(OutboxStore for PostgresStore {
         application.into_input(id, attachments)
     }
 
-    async fn release_stale_leases(&self) -> Result<u64, StoreError> {
-        // Releases nothing. Unlike SQLite (one process per data directory, so every
-        // lease left belongs to a process that died), the database is shared: a lease
-        // held now may belong to another instance that is working on the entry, and
-        // handing it out again would deliver twice. Leases of a dead instance are not
-        // lost either: once their `lease_until` has passed, `claim` (of any instance)
-        // takes the entries over.
-        Ok(0)
+    async fn release_stale_leases(&self, instance: &InstanceId) -> Result<u64, StoreError> {
+        // Only this instance's own leases: the database is shared, and a lease of another
+        // instance may be live (handing it out again would deliver twice). Another
+        // instance's leases are taken over once its heartbeat has stopped
+        // (`take_over_silent`), or else once their `lease_until` has passed.
+        let released = sqlx::query(statements::RELEASE_LEASES_OF)
+            .bind(instance.lease_prefix())
+            .execute(&self.pool)
+            .await
+            .sql()?;
+        Ok(released.rows_affected())
+    }
+
+    async fn heartbeat(&self, instance: &InstanceId) -> Result<(), StoreError> {
+        sqlx::query(statements::HEARTBEAT)
+            .bind(instance.as_str())
+            .bind(millis(self.clock.now()))
+            .execute(&self.pool)
+            .await
+            .sql()?;
+        Ok(())
+    }
+
+    async fn take_over_silent(
+        &self,
+        instance: &InstanceId,
+        timeout: time::Duration,
+    ) -> Result<Vec<Silent>, StoreError> {
+        let before = millis(self.clock.now() - timeout);
+        // One transaction: an instance forgotten has its leases returned, or neither.
+        let mut tx = self.pool.begin().await.sql()?;
+        let silent: Vec<(String,)> = sqlx::query_as(statements::FORGET_SILENT)
+            .bind(instance.as_str())
+            .bind(before)
+            .fetch_all(&mut *tx)
+            .await
+            .sql()?;
+        let mut taken = Vec::with_capacity(silent.len());
+        for (other,) in silent {
+            let other = statements::stored_instance(&other)?;
+            let released = sqlx::query(statements::RELEASE_LEASES_OF)
+                .bind(other.lease_prefix())
+                .execute(&mut *tx)
+                .await
+                .sql()?;
+            taken.push(Silent { instance: other, entries: released.rows_affected() });
+        }
+        tx.commit().await.sql()?;
+        Ok(taken)
     }
 });

@@ -14,9 +14,10 @@ use time::OffsetDateTime;
 use super::history::Change;
 use super::writes::Write;
 use super::{Param, millis, rfc3339};
+use kopplung_core::InstanceId;
 use kopplung_core::audit::sha256_hex;
 use kopplung_core::store::rules::Stage;
-use kopplung_core::store::{LeasedChange, Status, WorkItem};
+use kopplung_core::store::{LeasedChange, Status, StoreError, WorkItem};
 
 pub(crate) struct LeasedUpdate<'a> {
     pub(crate) write: Write<'a>,
@@ -99,4 +100,28 @@ impl<'a> LeasedUpdate<'a> {
             transition,
         }
     }
+}
+
+/// Stamps an instance's heartbeat (`$1` id, `$2` now).
+pub(crate) const HEARTBEAT: &str = "INSERT INTO instances (id, heartbeat_at) VALUES ($1, $2)
+     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+
+/// Returns the leases whose token begins with `$1` (an instance's lease prefix, its id
+/// and a `/`) to the pool. A plain comparison of the token's start, not `LIKE`: an id's
+/// `_` is no wildcard. An id holds no `/`, so one instance's prefix never matches
+/// another's tokens (`a/` is no prefix of `ab/…`). Only pending entries hold a lease:
+/// the step condition lets the pending index spare a scan of every delivery ever made.
+pub(crate) const RELEASE_LEASES_OF: &str =
+    "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL
+     WHERE step IN ('prepare', 'deliver') AND lease_owner IS NOT NULL
+       AND substr(lease_owner, 1, length($1)) = $1";
+
+/// Forgets every instance but `$1` whose heartbeat is older than `$2`, returning their ids:
+/// one statement, so that each is taken over by one caller.
+pub(crate) const FORGET_SILENT: &str =
+    "DELETE FROM instances WHERE id <> $1 AND heartbeat_at < $2 RETURNING id";
+
+/// An instance id read back from the `instances` table.
+pub(crate) fn stored_instance(id: &str) -> Result<InstanceId, StoreError> {
+    InstanceId::parse(id).map_err(|e| StoreError::Corrupt(format!("instances: {e}")))
 }

@@ -1,8 +1,10 @@
 //! The SQLite store's outbox (claims under a lease and what became of them).
 
 use super::*;
+use crate::shared::outbox as statements;
 use crate::shared::roles::role_impl;
-use kopplung_core::store::Claim;
+use kopplung_core::InstanceId;
+use kopplung_core::store::{Claim, Silent};
 
 /// The claimed entry of a row of the claim's `RETURNING`.
 fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreError> {
@@ -114,7 +116,7 @@ role_impl!(OutboxStore for SqliteStore {
             .await
     }
 
-    async fn release_stale_leases(&self) -> Result<u64, StoreError> {
+    async fn release_stale_leases(&self, _instance: &InstanceId) -> Result<u64, StoreError> {
         // The lock file guarantees that this process is the only one on the data
         // directory, so every lease still held belongs to a process that died.
         self.writer
@@ -124,6 +126,46 @@ role_impl!(OutboxStore for SqliteStore {
                     [],
                 ).sql()?;
                 Ok(released as u64)
+            })
+            .await
+    }
+
+    async fn heartbeat(&self, instance: &InstanceId) -> Result<(), StoreError> {
+        let (instance, now) = (instance.to_string(), millis(self.clock.now()));
+        self.writer
+            .write(move |tx| {
+                tx.execute(statements::HEARTBEAT, params![instance, now]).sql()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn take_over_silent(
+        &self,
+        instance: &InstanceId,
+        timeout: time::Duration,
+    ) -> Result<Vec<Silent>, StoreError> {
+        // One process per data directory: no other instance ever beats here, but the
+        // contract is the same on both backends.
+        let (instance, before) = (instance.to_string(), millis(self.clock.now() - timeout));
+        self.writer
+            .write(move |tx| {
+                let silent: Vec<String> = {
+                    let mut forget = tx.prepare(statements::FORGET_SILENT).sql()?;
+                    let rows = forget
+                        .query_map(params![instance, before], |row| row.get(0))
+                        .sql()?;
+                    rows.collect::<Result<_, _>>().sql()?
+                };
+                let mut taken = Vec::with_capacity(silent.len());
+                for other in silent {
+                    let other = statements::stored_instance(&other)?;
+                    let entries = tx
+                        .execute(statements::RELEASE_LEASES_OF, params![other.lease_prefix()])
+                        .sql()?;
+                    taken.push(Silent { instance: other, entries: entries as u64 });
+                }
+                Ok(taken)
             })
             .await
     }

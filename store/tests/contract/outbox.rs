@@ -2,6 +2,11 @@
 
 use crate::backend::{Backend, Kind};
 use crate::support::*;
+use kopplung_core::{Clock, InstanceId};
+
+fn instance(id: &str) -> InstanceId {
+    InstanceId::parse(id).unwrap()
+}
 
 pub(crate) async fn a_taken_over_lease_cannot_record(backend: Backend) {
     let store = &*backend.store;
@@ -342,7 +347,13 @@ async fn postgres_leases_survive_a_restart_and_expire_for_takeover() {
     let item = claim_first(store, "live", now, Duration::minutes(5)).await;
     // Another instance starting up releases nothing: the lease may be live.
     let restarted = backend.instance().await;
-    assert_eq!(restarted.release_stale_leases().await.unwrap(), 0);
+    assert_eq!(
+        restarted
+            .release_stale_leases(&instance("restarted"))
+            .await
+            .unwrap(),
+        0
+    );
     assert!(
         claim_until(&*restarted, "other", now, now + Duration::minutes(5))
             .await
@@ -359,6 +370,171 @@ async fn postgres_leases_survive_a_restart_and_expire_for_takeover() {
             .unwrap()
     );
     prepare(&*restarted, &taken[0], b"new").await;
+}
+
+/// A restarting instance returns its own earlier claims to the pool at once, not after
+/// their lease: those of its tokens (`<instance>/…`), not those of an instance whose id
+/// merely begins like its own. Another instance's stay taken on PostgreSQL (SQLite, one
+/// process per data directory, returns every lease). The old claim is fenced.
+pub(crate) async fn own_earlier_claims_are_released_at_start(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap(),
+    ));
+    let backend = backend.with_clock(clock.clone()).await;
+    let kind = backend.kind;
+    let (one, other) = (instance("one"), instance("one-b"));
+    let (first, second) = (application(None), application(None));
+    insert(&*backend.store, &first).await;
+    insert(&*backend.store, &second).await;
+    let room = capacity();
+    let now = clock.now();
+    let long = |lease| Claim {
+        lease_until: now + Duration::minutes(2),
+        ..claim_at(lease, now, 1, &room)
+    };
+    let mine = backend.store.claim(&long("one/1")).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    let elsewhere = backend.instance().await;
+    let theirs = elsewhere.claim(&long("one-b/1")).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    drop(elsewhere);
+
+    // Instance `one` restarts at once (same time): its claim is free again.
+    let backend = backend.reopen().await;
+    let store = &*backend.store;
+    let released = store.release_stale_leases(&one).await.unwrap();
+    let again = store.claim(&long("one/2")).await.unwrap();
+    assert!(
+        !store
+            .record_prepared(&mine[0], b"old", "prepared")
+            .await
+            .unwrap()
+    );
+    match kind {
+        Kind::Postgres => {
+            assert_eq!(released, 1);
+            assert_eq!(again.len(), 1);
+            assert_eq!(again[0].application_id, mine[0].application_id);
+            // The other instance's claim holds.
+            assert!(store.claim(&long("one/3")).await.unwrap().is_empty());
+            assert!(other_records(&backend, &theirs[0]).await);
+            // Its own restart returns it.
+            assert_eq!(store.release_stale_leases(&other).await.unwrap(), 1);
+        }
+        Kind::Sqlite => {
+            assert_eq!(released, 2);
+            assert_eq!(again[0].application_id, mine[0].application_id);
+        }
+    }
+}
+
+/// `item`'s lease still holds: its holder records it prepared.
+async fn other_records(backend: &Backend, item: &WorkItem) -> bool {
+    let other = backend.instance().await;
+    other
+        .record_prepared(item, b"theirs", "prepared")
+        .await
+        .unwrap()
+}
+
+/// Another instance takes over the claims of an instance whose heartbeat has stopped
+/// after the heartbeat timeout, not before and long before their lease runs out; once,
+/// and never a live instance's.
+pub(crate) async fn a_silent_instances_claims_are_taken_after_the_heartbeat_timeout(
+    backend: Backend,
+) {
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap(),
+    ));
+    let backend = backend.with_clock(clock.clone()).await;
+    let [one, two] = backend.two_instances().await;
+    let (first, second) = (instance("one"), instance("two"));
+    let (a, b) = (application(None), application(None));
+    insert(&*one, &a).await;
+    insert(&*one, &b).await;
+    let timeout = Duration::seconds(10);
+    one.heartbeat(&first).await.unwrap();
+    two.heartbeat(&second).await.unwrap();
+    let start = clock.now();
+    let room = capacity();
+    let claim = |lease, now| Claim {
+        lease_until: start + Duration::minutes(2),
+        ..claim_at(lease, now, 10, &room)
+    };
+    let held = one.claim(&claim("one/1", start)).await.unwrap();
+    assert_eq!(held.len(), 2);
+
+    // `one` falls silent; `two` beats on. Before the timeout nothing is taken.
+    clock.advance(Duration::seconds(5));
+    two.heartbeat(&second).await.unwrap();
+    assert!(
+        two.take_over_silent(&second, timeout)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    clock.advance(Duration::seconds(5));
+    two.heartbeat(&second).await.unwrap();
+    assert!(
+        two.take_over_silent(&second, timeout)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        two.claim(&claim("two/1", clock.now()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A beat in time keeps an instance's claims (it beat 10 s ago: not older than 10 s).
+    one.heartbeat(&first).await.unwrap();
+    assert!(
+        two.take_over_silent(&second, timeout)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // `one` silent for longer than the timeout: taken over, once.
+    clock.advance(Duration::seconds(11));
+    two.heartbeat(&second).await.unwrap();
+    assert_eq!(
+        two.take_over_silent(&second, timeout).await.unwrap(),
+        [Silent {
+            instance: first.clone(),
+            entries: 2
+        }]
+    );
+    assert!(
+        two.take_over_silent(&second, timeout)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken = two.claim(&claim("two/2", clock.now())).await.unwrap();
+    assert_eq!(taken.len(), 2);
+    // Fenced: the old holder, should it still be at work, records nothing.
+    assert!(
+        !one.record_prepared(&held[0], b"old", "prepared")
+            .await
+            .unwrap()
+    );
+    assert!(!one.record_delivered(&held[1], "delivered").await.unwrap());
+    assert!(
+        !one.record_retry(&held[1], clock.now(), "late")
+            .await
+            .unwrap()
+    );
+    prepare(&*two, &taken[0], b"new").await;
+    // It beats again: live once more, nothing to take over.
+    one.heartbeat(&first).await.unwrap();
+    assert!(
+        two.take_over_silent(&second, timeout)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// The store reads time from the clock it was given, not from the system: the history
