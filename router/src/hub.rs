@@ -207,6 +207,7 @@ pub async fn run(
         public_url,
         event_limits: setup::event_limits(&config.file.limits),
         identity,
+        receipt_deadlines: setup::receipt_deadlines(&config),
     }));
     let state = Arc::new(ApiState {
         hub: hub.clone(),

@@ -85,6 +85,17 @@ pub fn retry_policy(policy: &config::RetryPolicy) -> RetryPolicy {
     }
 }
 
+/// Per procedure, how long a delivered message may wait for its receipt (procedures
+/// without a deadline are left out: never overdue).
+pub fn receipt_deadlines(config: &Config) -> kopplung_core::oversight::ReceiptDeadlines {
+    kopplung_core::oversight::ReceiptDeadlines::new(config.routing.procedures.iter().filter_map(
+        |p| {
+            p.receipt_deadline()
+                .map(|deadline| (p.id.to_string(), deadline))
+        },
+    ))
+}
+
 /// How far an event's `issued_at` may lie from the hub's clock.
 pub fn event_limits(limits: &config::Limits) -> EventLimits {
     EventLimits {

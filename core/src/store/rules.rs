@@ -222,7 +222,7 @@ pub fn replayed(sealed: bool, by: &str, message_id: &str) -> (Status, String) {
 pub fn resent(by: &str, message_id: &str) -> (Status, String) {
     (
         Status::Prepared,
-        format!("no receipt: message {message_id} resent by {by} with the same message id"),
+        format!("no receipt: message {message_id} resent with the same message id by {by}"),
     )
 }
 

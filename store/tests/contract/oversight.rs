@@ -202,7 +202,11 @@ pub(crate) async fn a_delivered_message_without_receipt_is_resent_with_its_messa
         statuses(&record.history),
         ["accepted", "prepared", "delivered", "prepared"]
     );
-    assert!(record.history[3].detail.contains("resent by admin"));
+    assert!(
+        record.history[3]
+            .detail
+            .contains("same message id by admin")
+    );
     assert!(
         record.history[3]
             .detail

@@ -1,0 +1,247 @@
+//! Nothing silently stuck: a message the procedure took (`delivered`) without its
+//! receipt (Eingangsbestätigung) past the procedure's receipt deadline is overdue. The
+//! operator sees it and sends the stored message again with its message id unchanged,
+//! so that a receiver that has it already de-duplicates.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::{ActionError, Oversight, Unavailable};
+use crate::Status;
+use crate::store::{ApplicationQuery, ApplicationRecord, StoreError};
+
+/// How long each procedure may take to confirm receipt of a delivered message; a
+/// procedure without one (a clerk's inbox by default) is never overdue.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiptDeadlines(BTreeMap<String, Duration>);
+
+impl ReceiptDeadlines {
+    pub fn new(deadlines: impl IntoIterator<Item = (String, Duration)>) -> Self {
+        Self(deadlines.into_iter().collect())
+    }
+
+    /// The deadline of `procedure`, if it has one.
+    pub fn of(&self, procedure: &str) -> Option<Duration> {
+        self.0.get(procedure).copied()
+    }
+
+    /// Since when `record` has waited for its receipt, if it is `delivered` and its
+    /// procedure's deadline has passed at `now`.
+    pub fn overdue_since(
+        &self,
+        record: &ApplicationRecord,
+        now: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
+        if !record.status.may_be_resent() {
+            return None;
+        }
+        let since = record.delivery.delivered_at?;
+        let deadline = self.of(&record.delivery.procedure)?;
+        (since + deadline <= now).then_some(since)
+    }
+}
+
+/// A delivered message without a receipt past its procedure's deadline.
+#[derive(Debug, Clone, Serialize)]
+pub struct AwaitingReceipt {
+    pub application_id: Uuid,
+    pub receipt: String,
+    pub service: String,
+    pub procedure: String,
+    pub message_id: Uuid,
+    /// Delivered at; no receipt since.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// When the receipt was due.
+    #[serde(with = "time::serde::rfc3339")]
+    pub due: OffsetDateTime,
+}
+
+/// Why a message was not sent again.
+#[derive(Debug, thiserror::Error)]
+pub enum ResendError {
+    /// Not `delivered` (received, still in the outbox, …), its message not stored, or
+    /// unknown.
+    #[error("this application is not delivered without a receipt")]
+    NothingToResend,
+    #[error("the store is not reachable: {0}")]
+    Unavailable(StoreError),
+}
+
+impl ActionError for ResendError {
+    fn store_failure(self) -> Option<StoreError> {
+        match self {
+            Self::NothingToResend => None,
+            Self::Unavailable(e) => Some(e),
+        }
+    }
+}
+
+/// At most this many delivered applications of one procedure are looked at in one pass
+/// (the newest of those old enough to be overdue).
+const LOOK_AT_MOST: u32 = 10_000;
+
+impl Oversight {
+    /// Every delivered message without its receipt past its procedure's deadline now,
+    /// oldest first (of `procedure` only, if given).
+    pub async fn awaiting_receipt(
+        &self,
+        procedure: Option<&str>,
+    ) -> Result<Vec<AwaitingReceipt>, Unavailable> {
+        let unavailable = |e: StoreError| {
+            tracing::error!(error = %e, "reading applications awaiting a receipt failed");
+            Unavailable(e)
+        };
+        let now = self.clock.now();
+        let mut overdue = Vec::new();
+        let procedures = self
+            .receipt_deadlines
+            .0
+            .iter()
+            .filter(|(p, _)| procedure.is_none_or(|only| only == p.as_str()));
+        for (procedure, &deadline) in procedures {
+            // Accepted later, it cannot have been delivered before the deadline's start:
+            // only older ones are candidates (the search gives the newest first).
+            let delivered = self
+                .store
+                .search(&ApplicationQuery {
+                    procedure: Some(procedure.clone()),
+                    status: Some(Status::Delivered),
+                    until: Some(now - deadline),
+                    limit: LOOK_AT_MOST,
+                    ..ApplicationQuery::default()
+                })
+                .await
+                .map_err(unavailable)?;
+            for summary in delivered {
+                // The state changed to `delivered` at `updated_at`, so it was delivered
+                // no later: not overdue by it, not overdue at all.
+                if summary.updated_at + deadline > now {
+                    continue;
+                }
+                let Some(record) = self
+                    .store
+                    .application(summary.id)
+                    .await
+                    .map_err(unavailable)?
+                else {
+                    continue;
+                };
+                if let Some(since) = self.receipt_deadlines.overdue_since(&record, now) {
+                    overdue.push(AwaitingReceipt {
+                        application_id: record.id,
+                        receipt: record.receipt,
+                        service: record.service,
+                        procedure: record.delivery.procedure,
+                        message_id: record.delivery.message_id,
+                        since,
+                        due: since + deadline,
+                    });
+                }
+            }
+        }
+        overdue.sort_by_key(|a| (a.since, a.application_id));
+        Ok(overdue)
+    }
+
+    /// Sends the stored message of a delivered application without a receipt again,
+    /// with its message id unchanged, for `by` (an operator action, in the history and
+    /// the audit trail). It need not be overdue: the operator may know better.
+    pub async fn resend(&self, id: Uuid, by: &str) -> Result<(), ResendError> {
+        let changed = self.woken(
+            self.store.resend(id, by).await,
+            "resending a message failed",
+        );
+        if !changed.map_err(ResendError::Unavailable)? {
+            return Err(ResendError::NothingToResend);
+        }
+        tracing::info!(application_id = %id, operator = %by, "message resent with its message id");
+        Ok(())
+    }
+
+    /// Sends every overdue message of `procedure` again, each as `resend` does; returns
+    /// the applications resent, oldest first. One that got its receipt meanwhile is
+    /// skipped; a store failure stops it (what was resent stays resent).
+    pub async fn resend_overdue(
+        &self,
+        procedure: &str,
+        by: &str,
+    ) -> Result<Vec<Uuid>, Unavailable> {
+        let overdue = self.awaiting_receipt(Some(procedure)).await?;
+        let bulk = format!("{by}, with every overdue message of {procedure}");
+        let mut resent = Vec::new();
+        for awaiting in overdue {
+            match self.resend(awaiting.application_id, &bulk).await {
+                Ok(()) => resent.push(awaiting.application_id),
+                Err(ResendError::NothingToResend) => {}
+                Err(ResendError::Unavailable(e)) => return Err(Unavailable(e)),
+            }
+        }
+        tracing::info!(%procedure, operator = %by, resent = resent.len(), "overdue messages of a procedure resent");
+        Ok(resent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DeliveryRecord;
+
+    fn record(
+        status: Status,
+        procedure: &str,
+        delivered_at: Option<OffsetDateTime>,
+    ) -> ApplicationRecord {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        ApplicationRecord {
+            id: Uuid::nil(),
+            receipt: "K7QX-2M4P".into(),
+            client_id: "portal".into(),
+            service: "99999001000000".into(),
+            region: "146120000000".into(),
+            status,
+            created_at: at,
+            updated_at: at,
+            delivery: DeliveryRecord {
+                procedure: procedure.into(),
+                message_id: Uuid::nil(),
+                message_type: "t".into(),
+                attempts: 1,
+                last_error: None,
+                next_attempt_at: None,
+                delivered_at,
+            },
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_delivered_message_past_its_procedures_deadline_is_overdue() {
+        let deadlines = ReceiptDeadlines::new([("push".to_owned(), Duration::minutes(15))]);
+        let delivered = OffsetDateTime::UNIX_EPOCH + Duration::hours(1);
+        let due = delivered + Duration::minutes(15);
+        let overdue = |status, procedure, now| {
+            deadlines.overdue_since(&record(status, procedure, Some(delivered)), now)
+        };
+        assert_eq!(overdue(Status::Delivered, "push", due), Some(delivered));
+        assert_eq!(
+            overdue(Status::Delivered, "push", due - Duration::seconds(1)),
+            None,
+            "not yet"
+        );
+        assert_eq!(overdue(Status::Received, "push", due), None, "confirmed");
+        assert_eq!(overdue(Status::Prepared, "push", due), None, "resent");
+        assert_eq!(
+            overdue(Status::Delivered, "inbox", due),
+            None,
+            "no deadline"
+        );
+        assert_eq!(
+            deadlines.overdue_since(&record(Status::Delivered, "push", None), due),
+            None
+        );
+    }
+}
