@@ -345,6 +345,14 @@ pub async fn run(
         checkpointed,
         outbox_stopped.clone(),
     ));
+    let auto_resend = setup::auto_resends(&config).map(|(limits, every)| {
+        tokio::spawn(crate::auto_resend::run(
+            hub.clone(),
+            limits,
+            every,
+            outbox_stopped.clone(),
+        ))
+    });
     let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
 
     tracing::info!(%bound, "kopplung listening");
@@ -404,6 +412,9 @@ pub async fn run(
     let _ = outbox.await;
     if let Some(retention) = retention {
         let _ = retention.await;
+    }
+    if let Some(auto_resend) = auto_resend {
+        let _ = auto_resend.await;
     }
     let _ = uploads.await;
     // Every writer of this instance has stopped: the last checkpoint covers all it wrote.

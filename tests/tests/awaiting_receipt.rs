@@ -12,7 +12,7 @@ use std::time::Duration;
 use kopplung_tests::browser::{Browser, csrf_of};
 use kopplung_tests::shared::{answer, history, kopplung};
 use kopplung_tests::{
-    ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue, drain_one,
+    ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue, drain, drain_one,
 };
 use serde_json::{Value, json};
 
@@ -90,7 +90,9 @@ async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_messa
     }
     // Then it works again, and confirms the next one.
     let _sim = hub.procedure_sim(&[PROCEDURE]);
-    let answered = hub.submit_accepted(&maengel("Ampel an der Kreuzung ausgefallen"), None).await;
+    let answered = hub
+        .submit_accepted(&maengel("Ampel an der Kreuzung ausgefallen"), None)
+        .await;
     confirmed(&hub, &answered).await;
 
     // Past the deadline: the two dropped ones are overdue, the confirmed one is not.
@@ -219,5 +221,81 @@ async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_messa
     assert_eq!(code, 409, "{problem}");
     assert_eq!(problem["type"], "urn:kopplung:problem:nothing-to-resend");
     kopplung_tests::shared::assert_audit_intact(&hub);
+    delete_queue(&broker, &queue).await;
+}
+
+/// A procedure whose receivers de-duplicate may let the hub resend by itself
+/// (`receipt_auto_resends`): once past the deadline the message goes out again with its
+/// message id; dropped again, the hub stops at the limit and the operator decides.
+#[tokio::test]
+async fn the_hub_resends_by_itself_up_to_the_procedures_limit() {
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup {
+        edit_routing: |routing| {
+            routing.replacen(
+                "id = \"dresden-maengel\"\n",
+                "id = \"dresden-maengel\"\nreceipt_deadline_secs = 2\nreceipt_auto_resends = 1\n",
+                1,
+            )
+        },
+        ..HubSetup::default()
+    })
+    .await;
+    let queue = hub.queue(PROCEDURE);
+    let id = hub
+        .submit_accepted(&maengel("Laterne am Terrassenufer defekt"), None)
+        .await;
+    let delivered = hub
+        .wait_for_status(&id, "delivered", Duration::from_secs(60))
+        .await;
+    let message_id = delivered["delivery"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = drain_one(&broker, &queue).await;
+
+    // Past the deadline the hub sends it again by itself; the procedure drops it again.
+    let resent = hub
+        .wait_until(&id, "be resent by the hub", Duration::from_secs(60), |s| {
+            history(s, "status")
+                .iter()
+                .filter(|status| **status == "delivered")
+                .count()
+                == 2
+        })
+        .await;
+    let details = history(&resent, "detail");
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains(&message_id) && d.contains("by the hub, automatically (1 of 1")),
+        "{details:?}"
+    );
+    let second = drain_one(&broker, &queue).await;
+    assert_eq!(second.message_id(), message_id);
+    assert_eq!(second.body, first.body, "the sealed message as stored");
+
+    // The limit is reached: overdue again, and it stays so until an operator acts.
+    let series = format!("kopplung_awaiting_receipt{{procedure=\"{PROCEDURE}\"}}");
+    hub.wait_for_metric(&series, 1.0).await;
+    let (code, listed) = admin(&hub, "GET", "/api/v1/admin/awaiting-receipt", AUDITOR_TOKEN).await;
+    assert_eq!(code, 200, "{listed}");
+    assert_eq!(listed["awaiting_receipt"][0]["application_id"], id.as_str());
+    assert_eq!(listed["awaiting_receipt"][0]["resent"], 1, "{listed}");
+    let more = drain(&broker, &queue, Duration::from_secs(3)).await;
+    assert!(more.is_empty(), "no resend beyond the limit");
+    assert_eq!(hub.status(&id).await["status"], "delivered");
+
+    let _sim = hub.procedure_sim(&[PROCEDURE]);
+    let (code, answer) = admin(
+        &hub,
+        "POST",
+        &format!("/api/v1/admin/applications/{id}/resend"),
+        ADMIN_TOKEN,
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    let received = confirmed(&hub, &id).await;
+    assert_eq!(received["delivery"]["message_id"], message_id.as_str());
     delete_queue(&broker, &queue).await;
 }

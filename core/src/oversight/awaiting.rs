@@ -58,6 +58,24 @@ pub struct AwaitingReceipt {
     /// When the receipt was due.
     #[serde(with = "time::serde::rfc3339")]
     pub due: OffsetDateTime,
+    /// How often it was resent already (by an operator or the hub).
+    pub resent: u32,
+}
+
+/// How often the message of `record` was resent since its first delivery: each resend
+/// puts it back to `prepared` after it was `delivered` (a dead letter's replay comes
+/// before the first delivery, a retry records no state).
+pub fn resends(record: &ApplicationRecord) -> u32 {
+    let delivered = Status::Delivered.as_str();
+    let prepared = Status::Prepared.as_str();
+    let after_delivery = record
+        .history
+        .iter()
+        .skip_while(|entry| entry.status != delivered);
+    let count = after_delivery
+        .filter(|entry| entry.status == prepared)
+        .count();
+    u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 /// Why a message was not sent again.
@@ -131,6 +149,7 @@ impl Oversight {
                     continue;
                 };
                 if let Some(since) = self.receipt_deadlines.overdue_since(&record, now) {
+                    let resent = resends(&record);
                     overdue.push(AwaitingReceipt {
                         application_id: record.id,
                         receipt: record.receipt,
@@ -139,6 +158,7 @@ impl Oversight {
                         message_id: record.delivery.message_id,
                         since,
                         due: since + deadline,
+                        resent,
                     });
                 }
             }
@@ -181,6 +201,35 @@ impl Oversight {
             }
         }
         tracing::info!(%procedure, operator = %by, resent = resent.len(), "overdue messages of a procedure resent");
+        Ok(resent)
+    }
+
+    /// The hub's own resend: every overdue message of a procedure in `limits` that was
+    /// resent fewer times than its limit goes out again, with its message id. Only for
+    /// procedures whose receivers de-duplicate on the message id, as the operator
+    /// configured; after the limit the operator decides. Returns the applications
+    /// resent.
+    pub async fn resend_automatically(
+        &self,
+        limits: &BTreeMap<String, u32>,
+    ) -> Result<Vec<Uuid>, Unavailable> {
+        let mut resent = Vec::new();
+        for (procedure, &limit) in limits.iter().filter(|(_, limit)| **limit > 0) {
+            for awaiting in self.awaiting_receipt(Some(procedure)).await? {
+                if awaiting.resent >= limit {
+                    continue;
+                }
+                let by = format!(
+                    "the hub, automatically ({} of {limit}: no receipt within the deadline)",
+                    awaiting.resent + 1
+                );
+                match self.resend(awaiting.application_id, &by).await {
+                    Ok(()) => resent.push(awaiting.application_id),
+                    Err(ResendError::NothingToResend) => {}
+                    Err(ResendError::Unavailable(e)) => return Err(Unavailable(e)),
+                }
+            }
+        }
         Ok(resent)
     }
 }
@@ -243,5 +292,36 @@ mod tests {
             deadlines.overdue_since(&record(Status::Delivered, "push", None), due),
             None
         );
+    }
+
+    #[test]
+    fn resends_are_counted_after_the_first_delivery() {
+        let entry = |status: &str| crate::store::HistoryEntry {
+            status: status.into(),
+            at: OffsetDateTime::UNIX_EPOCH,
+            detail: String::new(),
+        };
+        let mut replayed_then_resent_twice = record(Status::Delivered, "push", None);
+        replayed_then_resent_twice.history = [
+            "accepted",
+            "prepared",
+            "dead_lettered",
+            "prepared",
+            "delivered",
+            "prepared",
+            "delivered",
+            "prepared",
+            "delivered",
+        ]
+        .into_iter()
+        .map(entry)
+        .collect();
+        assert_eq!(resends(&replayed_then_resent_twice), 2);
+        let mut never = record(Status::Delivered, "push", None);
+        never.history = ["accepted", "prepared", "delivered"]
+            .into_iter()
+            .map(entry)
+            .collect();
+        assert_eq!(resends(&never), 0);
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-pub use awaiting::{AwaitingReceipt, ReceiptDeadlines, ResendError};
+pub use awaiting::{AwaitingReceipt, ReceiptDeadlines, ResendError, resends};
 pub use search::{SearchCriteria, SearchError};
 pub use status::{
     CertificateStatus, Destination, InForce, MappingStatus, ProcedureStatus, StatusReport,

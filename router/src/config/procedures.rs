@@ -44,6 +44,10 @@ pub struct ProcedureConfig {
     /// ([`default_receipt_deadline_secs`]).
     #[serde(default)]
     pub receipt_deadline_secs: Option<u64>,
+    /// How often the hub itself sends an overdue message again, with its message id
+    /// (0: never; the operator resends). Only for receivers that de-duplicate.
+    #[serde(default)]
+    pub receipt_auto_resends: u32,
     /// The procedure's bearer token for the hub's API (hex SHA-256, or a file relative
     /// to the data directory): with it, it fetches attachments by claim check. A pull
     /// procedure has its token in `[delivery]`.
@@ -131,6 +135,14 @@ impl ProcedureConfig {
             found(
                 "receipt_deadline_secs",
                 "must be at most a year (0: never overdue)".into(),
+            );
+        }
+        if self.receipt_auto_resends > 10 {
+            found("receipt_auto_resends", "must be 0 to 10".into());
+        } else if self.receipt_auto_resends > 0 && self.receipt_deadline().is_none() {
+            found(
+                "receipt_auto_resends",
+                "needs a receipt deadline (receipt_deadline_secs above 0)".into(),
             );
         }
         if !authorities.contains(self.authority.as_str()) {
