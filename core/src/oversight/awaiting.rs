@@ -28,6 +28,13 @@ impl ReceiptDeadlines {
         self.0.get(procedure).copied()
     }
 
+    /// Whether the message of `record` may be sent again: `delivered`, to a procedure
+    /// that confirms receipt (one without a deadline, a clerk's inbox, never does: its
+    /// delivery is the takeover).
+    pub fn may_be_resent(&self, record: &ApplicationRecord) -> bool {
+        record.status.may_be_resent() && self.of(&record.delivery.procedure).is_some()
+    }
+
     /// Since when `record` has waited for its receipt, if it is `delivered` and its
     /// procedure's deadline has passed at `now`.
     pub fn overdue_since(
@@ -81,8 +88,8 @@ pub fn resends(record: &ApplicationRecord) -> u32 {
 /// Why a message was not sent again.
 #[derive(Debug, thiserror::Error)]
 pub enum ResendError {
-    /// Not `delivered` (received, still in the outbox, …), its message not stored, or
-    /// unknown.
+    /// Not `delivered` (received, still in the outbox, …), its message not stored, its
+    /// procedure one that sends no receipts, or unknown.
     #[error("this application is not delivered without a receipt")]
     NothingToResend,
     #[error("the store is not reachable: {0}")]
@@ -171,6 +178,14 @@ impl Oversight {
     /// with its message id unchanged, for `by` (an operator action, in the history and
     /// the audit trail). It need not be overdue: the operator may know better.
     pub async fn resend(&self, id: Uuid, by: &str) -> Result<(), ResendError> {
+        let record = self.store.application(id).await.map_err(|e| {
+            tracing::error!(error = %e, "reading an application to resend failed");
+            ResendError::Unavailable(e)
+        })?;
+        if !record.is_some_and(|r| self.receipt_deadlines.may_be_resent(&r)) {
+            return Err(ResendError::NothingToResend);
+        }
+        // The store checks the state again as it changes it.
         let changed = self.woken(
             self.store.resend(id, by).await,
             "resending a message failed",
@@ -288,6 +303,9 @@ mod tests {
             None,
             "no deadline"
         );
+        assert!(deadlines.may_be_resent(&record(Status::Delivered, "push", None)));
+        assert!(!deadlines.may_be_resent(&record(Status::Delivered, "inbox", None)));
+        assert!(!deadlines.may_be_resent(&record(Status::Received, "push", None)));
         assert_eq!(
             deadlines.overdue_since(&record(Status::Delivered, "push", None), due),
             None

@@ -212,7 +212,12 @@ async fn application(
         resend_href: format!("{base}/resend"),
         can_retry: operator && matches!(record.status, Status::Accepted | Status::Prepared),
         can_replay: operator && record.status == Status::DeadLettered,
-        can_resend: operator && record.status.may_be_resent(),
+        can_resend: operator
+            && console
+                .hub
+                .oversight
+                .receipt_deadlines
+                .may_be_resent(&record),
         read_only: !operator,
         history_caption: format!(
             "{}, der älteste zuerst",

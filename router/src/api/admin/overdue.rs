@@ -72,7 +72,9 @@ impl From<ResendError> for Problem {
                 "nothing-to-resend",
                 "This application is not delivered without a receipt",
             )
-            .detail("it has its receipt, is still in the outbox, a dead letter, or unknown"),
+            .detail(
+                "it has its receipt, is still in the outbox, a dead letter, unknown, or its procedure sends no receipts (a clerk inbox)",
+            ),
             ResendError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
