@@ -178,11 +178,22 @@ impl Oversight {
     /// with its message id unchanged, for `by` (an operator action, in the history and
     /// the audit trail). It need not be overdue: the operator may know better.
     pub async fn resend(&self, id: Uuid, by: &str) -> Result<(), ResendError> {
+        self.resend_if(id, by, |_| true).await
+    }
+
+    /// [`Self::resend`], if the application as it is now also passes `still` (read
+    /// afresh: a list may be outdated by another operator's or instance's resend).
+    async fn resend_if(
+        &self,
+        id: Uuid,
+        by: &str,
+        still: impl Fn(&ApplicationRecord) -> bool,
+    ) -> Result<(), ResendError> {
         let record = self.store.application(id).await.map_err(|e| {
             tracing::error!(error = %e, "reading an application to resend failed");
             ResendError::Unavailable(e)
         })?;
-        if !record.is_some_and(|r| self.receipt_deadlines.may_be_resent(&r)) {
+        if !record.is_some_and(|r| self.receipt_deadlines.may_be_resent(&r) && still(&r)) {
             return Err(ResendError::NothingToResend);
         }
         // The store checks the state again as it changes it.
@@ -197,6 +208,12 @@ impl Oversight {
         Ok(())
     }
 
+    /// Whether `record` is overdue now.
+    fn overdue(&self, record: &ApplicationRecord) -> bool {
+        let now = self.clock.now();
+        self.receipt_deadlines.overdue_since(record, now).is_some()
+    }
+
     /// Sends every overdue message of `procedure` again, each as `resend` does; returns
     /// the applications resent, oldest first. One that got its receipt meanwhile is
     /// skipped; a store failure stops it (what was resent stays resent).
@@ -209,7 +226,10 @@ impl Oversight {
         let bulk = format!("{by}, with every overdue message of {procedure}");
         let mut resent = Vec::new();
         for awaiting in overdue {
-            match self.resend(awaiting.application_id, &bulk).await {
+            match self
+                .resend_if(awaiting.application_id, &bulk, |r| self.overdue(r))
+                .await
+            {
                 Ok(()) => resent.push(awaiting.application_id),
                 Err(ResendError::NothingToResend) => {}
                 Err(ResendError::Unavailable(e)) => return Err(Unavailable(e)),
@@ -238,7 +258,8 @@ impl Oversight {
                     "the hub, automatically ({} of {limit}: no receipt within the deadline)",
                     awaiting.resent + 1
                 );
-                match self.resend(awaiting.application_id, &by).await {
+                let due = |r: &ApplicationRecord| self.overdue(r) && resends(r) < limit;
+                match self.resend_if(awaiting.application_id, &by, due).await {
                     Ok(()) => resent.push(awaiting.application_id),
                     Err(ResendError::NothingToResend) => {}
                     Err(ResendError::Unavailable(e)) => return Err(Unavailable(e)),
