@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod awaiting;
 mod check;
 mod clerk;
 mod common;
@@ -99,6 +100,18 @@ enum Command {
         #[command(subcommand)]
         command: deadletters::DeadlettersCommand,
     },
+    /// Messages of a running hub delivered without a receipt past their procedure's
+    /// receipt deadline, and resending them, through its admin API.
+    AwaitingReceipt {
+        /// The hub's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+        hub: String,
+        /// The file with the admin token.
+        #[arg(long, default_value = "demo-data/admin-token", global = true)]
+        token_file: PathBuf,
+        #[command(subcommand)]
+        command: awaiting::AwaitingCommand,
+    },
     /// Manage the demo PKI.
     Keys {
         #[command(subcommand)]
@@ -144,6 +157,11 @@ fn main() -> anyhow::Result<()> {
                 token_file,
                 command,
             } => deadletters::run(&hub, &token_file, command).await,
+            Command::AwaitingReceipt {
+                hub,
+                token_file,
+                command,
+            } => awaiting::run(&hub, &token_file, command).await,
             Command::Audit { command } => audit::run(command).await,
             Command::Clerk { command } => clerk::run(command),
             Command::Keys { command } => keys::run(command),

@@ -44,6 +44,13 @@ impl Status {
         }
     }
 
+    /// Whether an operator may send the stored message again: only while the
+    /// procedure has not confirmed receipt (`delivered`). It goes back to `prepared`
+    /// and out with its message id unchanged, so that the receiver de-duplicates.
+    pub fn may_be_resent(self) -> bool {
+        self == Status::Delivered
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Accepted => "accepted",

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use kopplung_adapters::DestinationInfo;
 use kopplung_core::events::{EventLimits, Events};
 use kopplung_core::intake::{IdentityVerifier, Intake, Municipalities, Routes};
-use kopplung_core::oversight::{CertificateStatus, Destination, InForce, MappingStatus, Oversight};
+use kopplung_core::oversight::{
+    CertificateStatus, Destination, InForce, MappingStatus, Oversight, ReceiptDeadlines,
+};
 use kopplung_core::{Ars, Clock, ServiceKey};
 use kopplung_pipeline::{Keyring, Observer, Preparer, Wakeup};
 
@@ -57,6 +59,7 @@ pub struct HubParts {
     pub event_limits: EventLimits,
     /// Verifies the identity providers' assertions at intake.
     pub identity: Arc<dyn IdentityVerifier>,
+    pub receipt_deadlines: ReceiptDeadlines,
 }
 
 impl Hub {
@@ -75,6 +78,7 @@ impl Hub {
             public_url,
             event_limits,
             identity,
+            receipt_deadlines,
         } = parts;
         let keyring = preparer.keyring().clone();
         let intake = Intake {
@@ -103,6 +107,8 @@ impl Hub {
             renderer: preparer.clone(),
             in_force,
             wake: wake.clone(),
+            clock: clock.clone(),
+            receipt_deadlines,
         };
         Self {
             catalog,

@@ -212,6 +212,7 @@ pub async fn run(
         public_url,
         event_limits: setup::event_limits(&config.file.limits),
         identity,
+        receipt_deadlines: setup::receipt_deadlines(&config),
     }));
     let state = Arc::new(ApiState {
         hub: hub.clone(),
@@ -357,6 +358,14 @@ pub async fn run(
         checkpointed,
         outbox_stopped.clone(),
     ));
+    let auto_resend = setup::auto_resends(&config).map(|(limits, every)| {
+        tokio::spawn(crate::auto_resend::run(
+            hub.clone(),
+            limits,
+            every,
+            outbox_stopped.clone(),
+        ))
+    });
     let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
 
     tracing::info!(%bound, "kopplung listening");
@@ -416,6 +425,9 @@ pub async fn run(
     let _ = outbox.await;
     if let Some(retention) = retention {
         let _ = retention.await;
+    }
+    if let Some(auto_resend) = auto_resend {
+        let _ = auto_resend.await;
     }
     let _ = uploads.await;
     // Every writer of this instance has stopped: the last checkpoint covers all it wrote.

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod auto_resend;
 pub mod catalog;
 pub mod config;
 pub mod console;

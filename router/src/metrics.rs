@@ -39,6 +39,8 @@ pub struct Metrics {
     pub backlog: GaugeVec,
     /// Age of the oldest waiting message per procedure.
     pub oldest_pending_seconds: GaugeVec,
+    /// Messages delivered without a receipt past the procedure's deadline.
+    pub awaiting_receipt: GaugeVec,
     /// Days until a certificate expires (negative: expired), by owner and file.
     pub certificate_expiry_days: GaugeVec,
     /// Applications whose personal data retention deleted, by service.
@@ -241,6 +243,13 @@ impl Metrics {
             "Age of the oldest waiting message per procedure (0 if none waits).",
             &["procedure"],
         )?;
+        let awaiting_receipt = vector(
+            &registry,
+            GaugeVec::new,
+            "kopplung_awaiting_receipt",
+            "Messages delivered without the procedure's receipt past its receipt deadline, per procedure.",
+            &["procedure"],
+        )?;
         let certificate_expiry_days = vector(
             &registry,
             GaugeVec::new,
@@ -278,6 +287,7 @@ impl Metrics {
             submit_to_delivered_seconds,
             backlog,
             oldest_pending_seconds,
+            awaiting_receipt,
             certificate_expiry_days,
         })
     }

@@ -85,6 +85,39 @@ pub fn retry_policy(policy: &config::RetryPolicy) -> RetryPolicy {
     }
 }
 
+/// Per procedure, how long a delivered message may wait for its receipt (procedures
+/// without a deadline are left out: never overdue).
+pub fn receipt_deadlines(config: &Config) -> kopplung_core::oversight::ReceiptDeadlines {
+    kopplung_core::oversight::ReceiptDeadlines::new(config.routing.procedures.iter().filter_map(
+        |p| {
+            p.receipt_deadline()
+                .map(|deadline| (p.id.to_string(), deadline))
+        },
+    ))
+}
+
+/// Per procedure, how often the hub itself resends an overdue message (only those
+/// that allow it), and how often to look: a quarter of the shortest of their deadlines,
+/// between a second and a minute. `None` if no procedure allows it.
+pub fn auto_resends(
+    config: &Config,
+) -> Option<(std::collections::BTreeMap<String, u32>, std::time::Duration)> {
+    let allowed: Vec<_> = config
+        .routing
+        .procedures
+        .iter()
+        .filter(|p| p.receipt_auto_resends > 0)
+        .filter_map(|p| Some((p, p.receipt_deadline()?)))
+        .collect();
+    let shortest: time::Duration = allowed.iter().map(|(_, deadline)| *deadline).min()?;
+    let every = (shortest / 4_u32).clamp(time::Duration::SECOND, time::Duration::MINUTE);
+    let limits = allowed
+        .iter()
+        .map(|(p, _)| (p.id.to_string(), p.receipt_auto_resends))
+        .collect();
+    Some((limits, every.unsigned_abs()))
+}
+
 /// How far an event's `issued_at` may lie from the hub's clock.
 pub fn event_limits(limits: &config::Limits) -> EventLimits {
     EventLimits {

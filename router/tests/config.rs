@@ -406,3 +406,56 @@ audiences = ["portal"]
     .unwrap_err();
     assert!(error.contains("pwd: unknown variant `pin`"), "{error}");
 }
+
+#[test]
+fn receipt_deadlines_default_by_transport_and_bad_ones_are_named() {
+    let routing = format!(
+        "{AUTHORITY}{}{}{}",
+        procedure("push", "", AMQP),
+        procedure(
+            "collects",
+            "",
+            "transport = \"pull\"\ntoken_file = \"pull-token\""
+        ),
+        procedure(
+            "own",
+            "receipt_deadline_secs = 60\nreceipt_auto_resends = 2",
+            AMQP
+        ),
+    );
+    let config = load_with("", &routing).unwrap();
+    let deadline = |id: &str| {
+        let p = config
+            .routing
+            .procedures
+            .iter()
+            .find(|p| p.id.as_str() == id);
+        p.unwrap().receipt_deadline()
+    };
+    assert_eq!(deadline("push"), Some(time::Duration::minutes(15)));
+    assert_eq!(deadline("collects"), Some(time::Duration::hours(24)));
+    assert_eq!(deadline("own"), Some(time::Duration::seconds(60)));
+    let (limits, every) = kopplung_router::setup::auto_resends(&config).unwrap();
+    assert_eq!(
+        limits.into_iter().collect::<Vec<_>>(),
+        [("own".to_owned(), 2)]
+    );
+    assert_eq!(every, std::time::Duration::from_secs(15));
+
+    let routing = format!(
+        "{AUTHORITY}{}{}",
+        procedure("long", "receipt_deadline_secs = 40000000", AMQP),
+        procedure(
+            "never",
+            "receipt_deadline_secs = 0\nreceipt_auto_resends = 1",
+            AMQP
+        ),
+    );
+    let error = load_with("", &routing).unwrap_err();
+    for problem in [
+        "routing.toml: [[procedure]] long: receipt_deadline_secs: must be at most a year (0: never overdue)",
+        "routing.toml: [[procedure]] never: receipt_auto_resends: needs a receipt deadline (receipt_deadline_secs above 0)",
+    ] {
+        assert!(error.contains(problem), "`{problem}` missing: {error}");
+    }
+}

@@ -306,11 +306,39 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
             401,
             &[(Operator, 200), (Auditor, 403)],
         ),
+        // Delivered without a receipt past the deadline: read by both admin roles; a
+        // resend by operators only (this message waits for pickup: nothing to resend).
+        get("/api/v1/admin/awaiting-receipt", 401, ADMINS_READ),
+        post(
+            format!("/api/v1/admin/applications/{id}/resend"),
+            None,
+            401,
+            &[(Operator, 409), (Auditor, 403)],
+        ),
+        post(
+            "/api/v1/admin/procedures/dresden-maengel/resend-overdue",
+            None,
+            401,
+            &[(Operator, 200), (Auditor, 403)],
+        ),
         get("/console", 303, &[]),
         get(format!("/console/applications/{id}"), 303, &[]),
         // An action without a session is refused outright.
         post(
             format!("/console/applications/{id}/retry"),
+            Some((b"csrf=x".to_vec(), "application/x-www-form-urlencoded")),
+            403,
+            &[],
+        ),
+        get("/console/awaiting-receipt", 303, &[]),
+        post(
+            format!("/console/applications/{id}/resend"),
+            Some((b"csrf=x".to_vec(), "application/x-www-form-urlencoded")),
+            403,
+            &[],
+        ),
+        post(
+            "/console/procedures/dresden-maengel/resend-overdue",
             Some((b"csrf=x".to_vec(), "application/x-www-form-urlencoded")),
             403,
             &[],
@@ -463,6 +491,18 @@ async fn session_rows(hub: &TestHub, id: &str) -> Vec<Row> {
         403,
         retry.status.as_u16(),
     );
+    for action in [
+        format!("{application}/resend"),
+        "/console/procedures/dresden-maengel/resend-overdue".to_owned(),
+    ] {
+        let refused = auditor.post(&action, &[("csrf", &csrf)]).await;
+        row(
+            format!("POST {action}"),
+            "auditor session (with CSRF)",
+            403,
+            refused.status.as_u16(),
+        );
+    }
     // Clerk inbox: a bearer token is no clerk password.
     let mut clerk = Browser::new(hub);
     let login = clerk

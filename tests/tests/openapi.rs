@@ -1707,6 +1707,57 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     ])
     .await;
 
+    // Chemnitz's application is delivered and no one confirms it: not overdue yet (the
+    // default deadline of amqp), but an operator may send it again all the same.
+    let awaiting = api
+        .get_ok(
+            "/api/v1/admin/awaiting-receipt?procedure=chemnitz-maengel",
+            Some(AUDITOR_TOKEN),
+        )
+        .await;
+    assert_eq!(awaiting.json, json!({"awaiting_receipt": []}));
+    problem(
+        api.get("/api/v1/admin/awaiting-receipt", None).await,
+        401,
+        "unauthorized",
+    );
+    let resend = format!("/api/v1/admin/applications/{a3}/resend");
+    api.post_problems(&[
+        (&resend, None, None, 401, "unauthorized"),
+        (&resend, Some(AUDITOR_TOKEN), None, 403, "forbidden"),
+        (
+            &format!("/api/v1/admin/applications/{a1}/resend"),
+            Some(ADMIN_TOKEN),
+            None,
+            409,
+            "nothing-to-resend",
+        ),
+    ])
+    .await;
+    let resent = api.post_ok(&resend, Some(ADMIN_TOKEN), None).await;
+    assert_eq!(resent.json["resent"], true);
+    hub.wait_for_status(&a3, "delivered", Duration::from_secs(30))
+        .await;
+    delete_queue(&broker, &chemnitz_queue).await;
+    let resend_all = "/api/v1/admin/procedures/chemnitz-maengel/resend-overdue";
+    let all = api.post_ok(resend_all, Some(ADMIN_TOKEN), None).await;
+    assert_eq!(
+        all.json,
+        json!({"procedure": "chemnitz-maengel", "resent": []})
+    );
+    api.post_problems(&[
+        (resend_all, None, None, 401, "unauthorized"),
+        (resend_all, Some(AUDITOR_TOKEN), None, 403, "forbidden"),
+        (
+            "/api/v1/admin/procedures/no-such-procedure/resend-overdue",
+            Some(ADMIN_TOKEN),
+            None,
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
+
     // The admin console's API, by role.
     let found = api
         .get_ok(

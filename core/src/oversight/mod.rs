@@ -3,6 +3,7 @@
 //! with the view recorded first), ask for the next attempt now, replay a dead letter,
 //! and read the state of the hub.
 
+mod awaiting;
 mod search;
 mod status;
 
@@ -11,17 +12,18 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use awaiting::{AwaitingReceipt, ReceiptDeadlines, ResendError, resends};
 pub use search::{SearchCriteria, SearchError};
 pub use status::{
     CertificateStatus, Destination, InForce, MappingStatus, ProcedureStatus, StatusReport,
 };
 
-use crate::Wake;
 use crate::audit::AuditEntry;
 use crate::store::{
     ApplicationQuery, ApplicationRecord, ApplicationSummary, DeadLetter, PrepareInput, Store,
     StoreError,
 };
+use crate::{Clock, Wake};
 
 /// Renders an application's XÖV message with the mapping in force (not sealed).
 #[async_trait]
@@ -149,6 +151,9 @@ pub struct Oversight {
     pub renderer: Arc<dyn MessageRenderer>,
     pub in_force: Arc<dyn InForce>,
     pub wake: Arc<dyn Wake>,
+    pub clock: Arc<dyn Clock>,
+    /// Per procedure, how long a delivered message may wait for its receipt.
+    pub receipt_deadlines: ReceiptDeadlines,
 }
 
 impl Oversight {

@@ -19,6 +19,12 @@ pub trait OversightStore: Send + Sync {
     /// attempts counted afresh). Returns `false` if the application is no dead letter.
     async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError>;
 
+    /// Puts a delivered message that has no receipt back into the outbox with its sealed
+    /// message and message id unchanged (due now, attempts counted afresh). Returns
+    /// `false` if the application is not `delivered` (see `Status::may_be_resent`) or
+    /// its message is not stored.
+    async fn resend(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError>;
+
     /// An operator asks for the next attempt now: a waiting outbox entry becomes due
     /// (with a history entry). `false` if nothing waits (delivered, leased, dead letter).
     async fn retry_now(&self, id: Uuid, detail: &str) -> Result<bool, StoreError>;

@@ -217,6 +217,15 @@ pub fn replayed(sealed: bool, by: &str, message_id: &str) -> (Status, String) {
     )
 }
 
+/// A delivered message without a receipt sent again: back to `prepared` with its sealed
+/// message as it was (same message id).
+pub fn resent(by: &str, message_id: &str) -> (Status, String) {
+    (
+        Status::Prepared,
+        format!("no receipt: message {message_id} resent with the same message id by {by}"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,8 @@
 //! XML (each view recorded in the application's history and audit trail), retry now,
 //! and the status of mappings, certificates and procedures.
 
+pub mod overdue;
+
 use std::sync::Arc;
 
 use axum::Json;

@@ -34,6 +34,11 @@ pub async fn show(
         }
     };
     let destination = state.hub.destinations.get(&record.delivery.procedure);
+    let awaiting_receipt_since = state
+        .hub
+        .oversight
+        .receipt_deadlines
+        .overdue_since(&record, state.hub.clock.now());
     let state_text = match record.status {
         Status::Accepted | Status::Prepared => match &record.delivery.last_error {
             Some(error) => format!("waiting in the outbox: {error}"),
@@ -45,7 +50,10 @@ pub async fn show(
             }
             None => "in the outbox".to_owned(),
         },
-        Status::Delivered => "delivered".to_owned(),
+        Status::Delivered => match awaiting_receipt_since {
+            Some(since) => format!("delivered, no receipt since {}", rfc3339(since)),
+            None => "delivered".to_owned(),
+        },
         Status::Received => "received by the procedure".to_owned(),
         Status::Rejected => "rejected by the procedure".to_owned(),
         Status::InProgress => "in progress at the authority".to_owned(),
@@ -72,6 +80,8 @@ pub async fn show(
     view["delivery"]["transport"] = json!(destination.map(|d| d.transport));
     view["delivery"]["destination"] = json!(destination.map(|d| d.destination.clone()));
     view["delivery"]["state"] = json!(state_text);
+    // Delivered, and the procedure's receipt is overdue: since when it was delivered.
+    view["delivery"]["awaiting_receipt_since"] = json!(awaiting_receipt_since.map(rfc3339));
     // The citizen's mailbox (questions, decisions) and the documents to download.
     match state.hub.store.mailbox(id).await {
         Ok((mailbox, documents)) => {
@@ -180,4 +190,9 @@ pub async fn document(
             Problem::store_unreachable().into_response()
         }
     }
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

@@ -66,6 +66,18 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/api/v1/admin/applications/{id}/retry", post(admin::retry))
         .route("/api/v1/admin/status", get(admin::status))
+        .route(
+            "/api/v1/admin/awaiting-receipt",
+            get(admin::overdue::awaiting_receipt),
+        )
+        .route(
+            "/api/v1/admin/applications/{id}/resend",
+            post(admin::overdue::resend),
+        )
+        .route(
+            "/api/v1/admin/procedures/{id}/resend-overdue",
+            post(admin::overdue::resend_procedure),
+        )
         .route("/api/v1/procedures/{id}/messages", get(pull::list))
         .route(
             "/api/v1/procedures/{id}/messages/{message}",
@@ -172,6 +184,16 @@ async fn metrics(axum::extract::State(state): axum::extract::State<Arc<ApiState>
             }
         }
         Err(e) => tracing::error!(error = %e, "reading the backlog for /metrics failed"),
+    }
+    // A failure is logged where it happened; the gauges keep their last values.
+    if let Ok(overdue) = hub.oversight.awaiting_receipt(None).await {
+        for procedure in hub.destinations.keys() {
+            let count = overdue.iter().filter(|a| &a.procedure == procedure).count();
+            metrics
+                .awaiting_receipt
+                .with_label_values(&[procedure])
+                .set(count as f64);
+        }
     }
     for (owner, certificate, days) in hub.keyring.certificate_expiries() {
         metrics

@@ -39,6 +39,15 @@ pub struct ProcedureConfig {
     /// of the hub's delivery slots, so the others go on.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u32,
+    /// How long a delivered message may wait for the procedure's receipt before it is
+    /// overdue (seconds; 0: never). Without it, the transport's default
+    /// ([`default_receipt_deadline_secs`]).
+    #[serde(default)]
+    pub receipt_deadline_secs: Option<u64>,
+    /// How often the hub itself sends an overdue message again, with its message id
+    /// (0: never; the operator resends). Only for receivers that de-duplicate.
+    #[serde(default)]
+    pub receipt_auto_resends: u32,
     /// The procedure's bearer token for the hub's API (hex SHA-256, or a file relative
     /// to the data directory): with it, it fetches attachments by claim check. A pull
     /// procedure has its token in `[delivery]`.
@@ -59,7 +68,26 @@ pub enum Envelope {
     Jose,
 }
 
+/// The receipt deadline of a transport when a procedure gives none: a procedure that
+/// takes messages pushed to it (amqp, http) confirms within minutes, one that collects
+/// them (pull) may run once a day; a clerk's inbox (manual) has none.
+pub fn default_receipt_deadline_secs(transport: &str) -> u64 {
+    match transport {
+        "pull" => 24 * 3600,
+        "manual" => 0,
+        _ => 15 * 60,
+    }
+}
+
 impl ProcedureConfig {
+    /// How long a delivered message may wait for its receipt; `None`: never overdue.
+    pub fn receipt_deadline(&self) -> Option<time::Duration> {
+        let secs = self
+            .receipt_deadline_secs
+            .unwrap_or_else(|| default_receipt_deadline_secs(self.delivery.transport()));
+        (secs > 0).then(|| time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)))
+    }
+
     /// The certificate files, relative to the PKI folder.
     pub fn certificate_paths(&self) -> Vec<PathBuf> {
         self.certificate
@@ -99,6 +127,23 @@ impl ProcedureConfig {
         }
         if self.max_in_flight == 0 || self.max_in_flight > 256 {
             found("max_in_flight", "must be 1 to 256".into());
+        }
+        if self
+            .receipt_deadline_secs
+            .is_some_and(|secs| secs > 366 * 24 * 3600)
+        {
+            found(
+                "receipt_deadline_secs",
+                "must be at most a year (0: never overdue)".into(),
+            );
+        }
+        if self.receipt_auto_resends > 10 {
+            found("receipt_auto_resends", "must be 0 to 10".into());
+        } else if self.receipt_auto_resends > 0 && self.receipt_deadline().is_none() {
+            found(
+                "receipt_auto_resends",
+                "needs a receipt deadline (receipt_deadline_secs above 0)".into(),
+            );
         }
         if !authorities.contains(self.authority.as_str()) {
             found(

@@ -1,6 +1,6 @@
 //! One application: its state, delivery, history and audit trail; its transformed XML
 //! (each view recorded before it is shown); and the operators' actions — the next
-//! attempt now, a dead letter replayed.
+//! attempt now, a dead letter replayed, a delivered message without a receipt resent.
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
@@ -35,6 +35,10 @@ pub(super) fn routes() -> Router<Console> {
             "/applications/{id}/replay",
             get(back_to_application).post(replay),
         )
+        .route(
+            "/applications/{id}/resend",
+            get(back_to_application).post(resend),
+        )
 }
 
 #[derive(Serialize)]
@@ -59,13 +63,17 @@ struct ApplicationPage {
     last_error: Option<String>,
     next_attempt: Option<TimeView>,
     delivered: Option<TimeView>,
+    /// Delivered, and the receipt is overdue: delivered at.
+    awaiting_receipt_since: Option<TimeView>,
     notice: Option<&'static str>,
     csrf: String,
     xml_href: String,
     retry_href: String,
     replay_href: String,
+    resend_href: String,
     can_retry: bool,
     can_replay: bool,
+    can_resend: bool,
     read_only: bool,
     history: Vec<HistoryRow>,
     history_caption: String,
@@ -159,6 +167,9 @@ async fn application(
         Ok("eingeliefert") => Some(
             "Die Nachricht wurde erneut eingeliefert; sie geht mit derselben Nachrichten-ID noch einmal hinaus.",
         ),
+        Ok("gesendet") => Some(
+            "Die Nachricht geht mit derselben Nachrichten-ID noch einmal hinaus; die Eingangsbestätigung des Verfahrens steht weiter aus.",
+        ),
         _ => None,
     };
     let mappings = console.hub.catalog.current();
@@ -166,6 +177,11 @@ async fn application(
     let operator = user.role == Role::Operator;
     let base = format!("/console/applications/{id}");
     let delivery = &record.delivery;
+    let awaiting_receipt_since = console
+        .hub
+        .oversight
+        .receipt_deadlines
+        .overdue_since(&record, console.hub.clock.now());
     let page = ApplicationPage {
         id: id.to_string(),
         receipt: record.receipt.clone(),
@@ -187,13 +203,21 @@ async fn application(
         last_error: delivery.last_error.clone(),
         next_attempt: delivery.next_attempt_at.map(TimeView::of),
         delivered: delivery.delivered_at.map(TimeView::of),
+        awaiting_receipt_since: awaiting_receipt_since.map(TimeView::of),
         notice,
         csrf: user.session.csrf.clone(),
         xml_href: format!("{base}/xml"),
         retry_href: format!("{base}/retry"),
         replay_href: format!("{base}/replay"),
+        resend_href: format!("{base}/resend"),
         can_retry: operator && matches!(record.status, Status::Accepted | Status::Prepared),
         can_replay: operator && record.status == Status::DeadLettered,
+        can_resend: operator
+            && console
+                .hub
+                .oversight
+                .receipt_deadlines
+                .may_be_resent(&record),
         read_only: !operator,
         history_caption: format!(
             "{}, der älteste zuerst",
@@ -333,6 +357,16 @@ const REPLAY: Action = Action {
     failed: "admin console: replaying a dead letter failed",
 };
 
+const RESEND: Action = Action {
+    done: "message without a receipt resent in the admin console",
+    notice: "gesendet",
+    nothing: (
+        "Nichts erneut zu senden",
+        "Die Nachricht dieses Antrags ist nicht (mehr) zugestellt ohne Eingangsbestätigung: Das Verfahren hat den Eingang bestätigt, oder sie ist noch im Postausgang.",
+    ),
+    failed: "admin console: resending a message failed",
+};
+
 /// `POST …/retry`: the next attempt now (operators).
 async fn retry(State(console): State<Console>, Operating(user, id): Operating) -> Response {
     let outcome = outcome_of(console.hub.oversight.retry_now(id, user.role.name()).await);
@@ -345,11 +379,18 @@ async fn replay(State(console): State<Console>, Operating(user, id): Operating) 
     acted(&console, &user, id, &REPLAY, outcome)
 }
 
+/// `POST …/resend`: a delivered message without a receipt again, same message id
+/// (operators).
+async fn resend(State(console): State<Console>, Operating(user, id): Operating) -> Response {
+    let outcome = outcome_of(console.hub.oversight.resend(id, user.role.name()).await);
+    acted(&console, &user, id, &RESEND, outcome)
+}
+
 /// A POST on an application: its signed-in user (with the session's CSRF token) and
 /// the application's id as in the path.
-struct Posted {
-    user: User,
-    id: String,
+pub(super) struct Posted {
+    pub(super) user: User,
+    pub(super) id: String,
 }
 
 impl FromRequest<Console> for Posted {

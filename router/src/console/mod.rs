@@ -4,7 +4,8 @@
 //! trail), view its transformed XML — each view recorded in the history and audit trail
 //! before it is shown —, ask for the next attempt now, replay dead letters
 //! (`application`), and see the status of mappings, certificates and procedures and
-//! the dead letters (`status`).
+//! the dead letters (`status`); the messages delivered without a receipt past their
+//! procedure's deadline, resent one by one or all of a procedure at once (`awaiting`).
 //!
 //! One signs in with the role's admin token (`[admin] token_file`,
 //! `auditor_token_file`). Sessions, cookies, CSRF tokens, the login, the error pages and
@@ -12,6 +13,7 @@
 //! clerk inbox. No page shows form data, except the XML page.
 
 mod application;
+mod awaiting;
 mod search;
 mod status;
 
@@ -56,6 +58,7 @@ static SPEC: ShellSpec = ShellSpec {
         "xml",
         "status",
         "deadletters",
+        "awaiting",
     ],
     partials: &[],
 };
@@ -103,6 +106,7 @@ enum Area {
     Applications,
     Status,
     DeadLetters,
+    AwaitingReceipt,
     None,
 }
 
@@ -137,7 +141,8 @@ pub fn router(hub: Arc<Hub>, admins: Clients, logins: LoginLimiter) -> Result<Ro
 fn routes() -> Router<Console> {
     let pages = search::routes()
         .merge(application::routes())
-        .merge(status::routes());
+        .merge(status::routes())
+        .merge(awaiting::routes());
     signin::routes(&SPEC, pages)
 }
 
@@ -265,6 +270,11 @@ fn layout(frame: Frame<'_>, area: Area) -> Layout<'_> {
             "/console/deadletters",
             "Unzustellbare Nachrichten",
             Area::DeadLetters,
+        ),
+        (
+            "/console/awaiting-receipt",
+            "Ohne Eingangsbestätigung",
+            Area::AwaitingReceipt,
         ),
     ]
     .into_iter()

@@ -63,6 +63,17 @@ impl Change {
         Self::message(application_id, status, &detail, sealed.map(sha256_hex))
     }
 
+    /// A delivered message without a receipt sent again with its `sealed` message.
+    pub(crate) fn resent(
+        application_id: Uuid,
+        by: &str,
+        message_id: &str,
+        sealed: Option<&[u8]>,
+    ) -> Self {
+        let (status, detail) = rules::resent(by, message_id);
+        Self::message(application_id, status, &detail, sealed.map(sha256_hex))
+    }
+
     /// Retention deleted the personal data; the entry binds what is left, so that data
     /// written back later is noticed.
     pub(crate) fn purged(

@@ -251,6 +251,24 @@ macro_rules! role_impl {
                 .await
             }
 
+            async fn resend(
+                &self,
+                application_id: uuid::Uuid,
+                by: &str,
+            ) -> Result<bool, kopplung_core::store::StoreError> {
+                let by = by.to_owned();
+                let resend = $crate::shared::writes::resend(application_id, self.clock.now());
+                self.transition(resend, move |row| {
+                    Ok($crate::shared::history::Change::resent(
+                        application_id,
+                        &by,
+                        &row.message_id,
+                        row.sealed.as_deref(),
+                    ))
+                })
+                .await
+            }
+
             async fn backlog(
                 &self,
             ) -> Result<Vec<kopplung_core::store::Backlog>, kopplung_core::store::StoreError> {

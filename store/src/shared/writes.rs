@@ -125,3 +125,22 @@ pub(crate) fn replay(application_id: Uuid, now: OffsetDateTime) -> Write<'static
         ],
     }
 }
+
+/// The delivered message of `application_id` due again at `now`, if the procedure has
+/// not confirmed its receipt: back to `deliver` with the sealed message as it was (same
+/// message id).
+pub(crate) fn resend(application_id: Uuid, now: OffsetDateTime) -> Write<'static> {
+    Write {
+        sql: "UPDATE deliveries SET step = 'deliver', attempts = 0, due_at = $1,
+                     lease_owner = NULL, lease_until = NULL
+              WHERE application_id = $2 AND step = 'done' AND sealed IS NOT NULL
+              AND EXISTS (SELECT 1 FROM applications a
+                          WHERE a.id = deliveries.application_id AND a.status = $3)
+              RETURNING application_id, message_id, sealed",
+        params: vec![
+            Param::Integer(millis(now)),
+            Param::Text(application_id.to_string()),
+            Param::Text(Status::Delivered.as_str().to_owned()),
+        ],
+    }
+}

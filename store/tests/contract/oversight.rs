@@ -1,4 +1,5 @@
-//! Oversight: dead letters and their replay, retention.
+//! Oversight: dead letters and their replay, resending a message without a receipt,
+//! retention.
 
 use crate::backend::Backend;
 use crate::support::*;
@@ -156,4 +157,89 @@ pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backen
             .unwrap(),
         0
     );
+}
+
+pub(crate) async fn a_delivered_message_without_receipt_is_resent_with_its_message_id(
+    backend: Backend,
+) {
+    let store = &*backend.store;
+    let silent = deliver(store, b"sealed silent").await;
+    let answered = deliver(store, b"sealed answered").await;
+    assert_eq!(
+        store
+            .record_receipt(&receipt_for(&answered, "r-1", Status::Received))
+            .await
+            .unwrap(),
+        ReceiptOutcome::Applied(Status::Received)
+    );
+
+    let delivered = store
+        .search(&ApplicationQuery {
+            procedure: Some(PROCEDURE.into()),
+            status: Some(Status::Delivered),
+            limit: 100,
+            ..ApplicationQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 1, "only the one without a receipt");
+    assert_eq!(delivered[0].id, silent.id);
+
+    assert!(
+        !store.resend(answered.id, "admin").await.unwrap(),
+        "received"
+    );
+    assert!(!store.resend(Uuid::new_v4(), "admin").await.unwrap());
+    assert!(store.resend(silent.id, "admin").await.unwrap());
+    assert!(
+        !store.resend(silent.id, "admin").await.unwrap(),
+        "once: it waits in the outbox now"
+    );
+
+    let record = stored(store, silent.id).await;
+    assert_eq!(record.status, Status::Prepared);
+    assert_eq!(
+        statuses(&record.history),
+        ["accepted", "prepared", "delivered", "prepared"]
+    );
+    assert!(
+        record.history[3]
+            .detail
+            .contains("same message id by admin")
+    );
+    assert!(
+        record.history[3]
+            .detail
+            .contains(&silent.message_id.to_string())
+    );
+
+    let now = OffsetDateTime::now_utc();
+    let items = claim_until(store, "again", now, now + Duration::minutes(1)).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].application_id, silent.id);
+    assert_eq!(items[0].step, Step::Deliver);
+    assert_eq!(items[0].attempts, 0, "attempts counted afresh");
+    assert_eq!(
+        items[0].message_id, silent.message_id,
+        "the same message id"
+    );
+    assert_eq!(
+        store.sealed_message(&items[0]).await.unwrap(),
+        b"sealed silent",
+        "the message as stored"
+    );
+    assert!(
+        store
+            .record_delivered(&items[0], "delivered again")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .record_receipt(&receipt_for(&silent, "r-2", Status::Received))
+            .await
+            .unwrap(),
+        ReceiptOutcome::Applied(Status::Received)
+    );
+    assert!(store.verify_audit().await.unwrap().is_intact());
 }
