@@ -4,7 +4,7 @@
 use kopplung_transformers::receipt::{Receipt, ReceiptEvent, ReceiptProblem};
 use kopplung_transformers::{jose, schema, seal};
 
-use crate::setup::{Procedure, Shared};
+use crate::setup::{DecryptionKey, Procedure, Shared};
 
 /// Why a message was not answered (yet).
 pub(crate) enum Outcome {
@@ -117,17 +117,17 @@ pub(crate) async fn open(
             let fragment = fetch(shared, &format!("{}/{k}", claim.adresse), token)
                 .await
                 .map_err(|e| Outcome::TryLater(format!("attachment download: {e}")))?;
-            let plain = if procedure.jose {
-                std::str::from_utf8(&fragment)
-                    .map_err(|_| {
-                        kopplung_transformers::Error::JoseRefused("not a compact JWE".into())
-                    })
-                    .and_then(|jwe| {
-                        jose::unseal_attachment(jwe.trim(), &procedure.cert, &procedure.key)
-                    })
-            } else {
-                seal::decrypt(&fragment, &procedure.cert, &procedure.key)
-            };
+            let plain = first_that_opens(procedure, |key| {
+                if procedure.jose {
+                    std::str::from_utf8(&fragment)
+                        .map_err(|_| {
+                            kopplung_transformers::Error::JoseRefused("not a compact JWE".into())
+                        })
+                        .and_then(|jwe| jose::unseal_attachment(jwe.trim(), &key.cert, &key.key))
+                } else {
+                    seal::decrypt(&fragment, &key.cert, &key.key)
+                }
+            });
             match plain {
                 Ok(plain) => hasher.update(&plain),
                 Err(e) => {
@@ -163,32 +163,59 @@ fn reject(procedure: &Procedure, handled: &mut Handled, detail: String) {
     handled.accepted = None;
 }
 
-/// Opens one message like a vendor and writes the receipt (accept or reject).
+/// The first of the procedure's keys `open` succeeds with (several during a rotation of
+/// its certificate); otherwise the error of the newest.
+fn first_that_opens<T>(
+    procedure: &Procedure,
+    open: impl Fn(&DecryptionKey) -> Result<T, kopplung_transformers::Error>,
+) -> Result<T, kopplung_transformers::Error> {
+    let keys = procedure.keys();
+    let mut first_error = None;
+    for key in keys.iter() {
+        match open(key) {
+            Ok(opened) => return Ok(opened),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| {
+        kopplung_transformers::Error::Certificate("the procedure has no decryption key".into())
+    }))
+}
+
+/// Opens one message like a vendor and writes the receipt (accept or reject): with each
+/// of its keys and each hub certificate it trusts (two of either during a rotation).
 fn handle(
     procedure: &Procedure,
     shared: &Shared,
     body: &[u8],
     message_type: &str,
 ) -> Result<Handled, Outcome> {
-    let xml = if procedure.jose {
-        let text =
-            std::str::from_utf8(body).map_err(|_| Outcome::Refused("not a compact JWE".into()))?;
-        jose::unseal(
-            text.trim(),
-            &procedure.cert,
-            &procedure.key,
-            &shared.hub_cert,
-            &shared.anchors,
-        )
+    let trust = shared.trust();
+    let text = if procedure.jose {
+        Some(std::str::from_utf8(body).map_err(|_| Outcome::Refused("not a compact JWE".into()))?)
     } else {
-        seal::unseal(
-            body,
-            &procedure.cert,
-            &procedure.key,
-            &shared.hub_cert,
-            &shared.anchors,
-        )
-    }
+        None
+    };
+    let xml = first_that_opens(procedure, |key| {
+        let mut first_error = None;
+        for hub in &trust.hub_certs {
+            let opened = match text {
+                Some(text) => jose::unseal(text.trim(), &key.cert, &key.key, hub, &trust.anchors),
+                None => seal::unseal(body, &key.cert, &key.key, hub, &trust.anchors),
+            };
+            match opened {
+                Ok(xml) => return Ok(xml),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| {
+            kopplung_transformers::Error::Certificate("no hub certificate is trusted".into())
+        }))
+    })
     .map_err(|e| Outcome::Refused(e.to_string()))?;
     let xml = String::from_utf8(xml).map_err(|_| Outcome::Refused("not UTF-8".into()))?;
     // The ids come from the signed message, not from the (unsigned) AMQP properties.
