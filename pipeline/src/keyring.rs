@@ -307,7 +307,11 @@ impl Keys {
 
     /// Verifies the certificates of a recipient in force (the next one of a rotation,
     /// or the others); the index of the one to use.
-    fn choose_certificate(&self, recipient: &Recipient, use_next: bool) -> Result<usize, String> {
+    pub(crate) fn choose_certificate(
+        &self,
+        recipient: &Recipient,
+        use_next: bool,
+    ) -> Result<usize, String> {
         let mut usable: Vec<(usize, &X509)> = Vec::new();
         let mut problems = Vec::new();
         let next = recipient.next_index();

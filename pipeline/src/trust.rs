@@ -96,7 +96,8 @@ impl Keyring {
 
     /// Rotations that wait for someone, for the operator: a procedure's next
     /// certificate the vendor has not confirmed (the hub keeps sealing for the current
-    /// one), a next signing certificate of the hub with no activation time.
+    /// one) or that could not be used (expired, untrusted, wrong profile), a next
+    /// signing certificate of the hub with no activation time.
     pub fn rotation_warnings(&self) -> Vec<String> {
         let keys = self.keys();
         let mut warnings = Vec::new();
@@ -117,6 +118,12 @@ impl Keyring {
                 .last()
                 .map(|(path, _)| path.display().to_string())
                 .unwrap_or_default();
+            // Found now, not when the switch blocks the procedure.
+            if let Err(reason) = keys.choose_certificate(recipient, true) {
+                warnings.push(format!(
+                    "procedure {id}: the next certificate cannot be used: {reason}"
+                ));
+            }
             if rotation.activate_at().is_none() {
                 warnings.push(format!(
                     "procedure {id}: the next certificate {file} is not yet confirmed (next_confirmed): messages stay sealed for the current one"

@@ -192,3 +192,37 @@ fn certificates_go_from_published_to_active_to_retired() {
     let signed = sign_cms(&receipt(clock.now()), &next_signer, &signer_next_key).unwrap();
     assert!(keyring.verify_receipt("cms", &signed).is_err());
 }
+
+#[test]
+fn a_next_certificate_that_cannot_be_used_is_named_before_it_would_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path();
+    let layout = PkiLayout::new(pki);
+    init_demo_pki(&layout, &["cms".to_owned()]).unwrap();
+    kopplung_transformers::pki::issue_procedure_signer(&layout, "cms").unwrap();
+    issue(pki, "hub-next", Role::Signer);
+    // A signing certificate handed over as the next encryption certificate.
+    issue(pki, "procedures/cms-next", Role::Signer);
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let keyring = Keyring::load(
+        &config(pki, None, Rotation::confirmed_by_vendor(false, None), false),
+        clock,
+    )
+    .unwrap();
+    let warnings = keyring.rotation_warnings();
+    assert!(
+        warnings.iter().any(
+            |w| w.contains("procedure cms: the next certificate cannot be used")
+                && w.contains("keyAgreement")
+        ),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("next signing certificate") && w.contains("no activate_at")),
+        "{warnings:?}"
+    );
+    // The current one still serves.
+    assert!(keyring.problems().is_empty());
+}
