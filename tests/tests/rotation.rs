@@ -235,8 +235,9 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
     // Every application of the overlap is decided; none refused, none stuck.
     flowing.store(false, Ordering::SeqCst);
     let ids = load.await.unwrap();
-    assert!(ids.len() >= 40, "only {} applications flowed", ids.len());
+    assert!(ids.len() >= 20, "only {} applications flowed", ids.len());
     all_decided(&hub, &ids).await;
+    eprintln!("{} applications decided across both rotations", ids.len());
 
     // 6. The rotations end: the operator makes the next the current ones (files and
     //    routing), the vendor drops the old hub certificate and its old key.
@@ -271,6 +272,9 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
     let sim_log = hub.sim_log();
     assert!(!sim_log.contains("message refused"), "{sim_log}");
     assert!(!sim_log.contains("reload refused"), "{sim_log}");
+    let log = hub.log();
+    assert!(!log.contains("procedure blocked"), "{log}");
+    assert!(!log.contains("reload refused"), "{log}");
     drop(sim);
     for procedure in PLAYED {
         delete_queue(&broker, &hub.queue(procedure)).await;
