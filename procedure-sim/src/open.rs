@@ -117,7 +117,8 @@ pub(crate) async fn open(
             let fragment = fetch(shared, &format!("{}/{k}", claim.adresse), token)
                 .await
                 .map_err(|e| Outcome::TryLater(format!("attachment download: {e}")))?;
-            let plain = first_that_opens(procedure, |key| {
+            let keys = procedure.keys();
+            let plain = first_that_opens(keys.iter(), NO_KEY, |key: &DecryptionKey| {
                 if procedure.jose {
                     std::str::from_utf8(&fragment)
                         .map_err(|_| {
@@ -163,26 +164,27 @@ fn reject(procedure: &Procedure, handled: &mut Handled, detail: String) {
     handled.accepted = None;
 }
 
-/// The first of the procedure's keys `open` succeeds with (several during a rotation of
-/// its certificate); otherwise the error of the newest.
-fn first_that_opens<T>(
-    procedure: &Procedure,
-    open: impl Fn(&DecryptionKey) -> Result<T, kopplung_transformers::Error>,
+/// What `open` gives for the first of `candidates` it succeeds with (several keys or
+/// hub certificates during a rotation); otherwise the error of the first, or `none`.
+fn first_that_opens<C, T>(
+    candidates: impl IntoIterator<Item = C>,
+    none: &str,
+    open: impl Fn(C) -> Result<T, kopplung_transformers::Error>,
 ) -> Result<T, kopplung_transformers::Error> {
-    let keys = procedure.keys();
     let mut first_error = None;
-    for key in keys.iter() {
-        match open(key) {
+    for candidate in candidates {
+        match open(candidate) {
             Ok(opened) => return Ok(opened),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
         }
     }
-    Err(first_error.unwrap_or_else(|| {
-        kopplung_transformers::Error::Certificate("the procedure has no decryption key".into())
-    }))
+    Err(first_error.unwrap_or_else(|| kopplung_transformers::Error::Certificate(none.into())))
 }
+
+/// Why nothing opened when the procedure holds no key.
+const NO_KEY: &str = "the procedure has no decryption key";
 
 /// Opens one message like a vendor and writes the receipt (accept or reject): with each
 /// of its keys and each hub certificate it trusts (two of either during a rotation).
@@ -198,23 +200,16 @@ fn handle(
     } else {
         None
     };
-    let xml = first_that_opens(procedure, |key| {
-        let mut first_error = None;
-        for hub in &trust.hub_certs {
-            let opened = match text {
+    let keys = procedure.keys();
+    let xml = first_that_opens(keys.iter(), NO_KEY, |key: &DecryptionKey| {
+        first_that_opens(
+            &trust.hub_certs,
+            "no hub certificate is trusted",
+            |hub| match text {
                 Some(text) => jose::unseal(text.trim(), &key.cert, &key.key, hub, &trust.anchors),
                 None => seal::unseal(body, &key.cert, &key.key, hub, &trust.anchors),
-            };
-            match opened {
-                Ok(xml) => return Ok(xml),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        Err(first_error.unwrap_or_else(|| {
-            kopplung_transformers::Error::Certificate("no hub certificate is trusted".into())
-        }))
+            },
+        )
     })
     .map_err(|e| Outcome::Refused(e.to_string()))?;
     let xml = String::from_utf8(xml).map_err(|_| Outcome::Refused("not UTF-8".into()))?;
