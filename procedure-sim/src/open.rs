@@ -4,7 +4,7 @@
 use kopplung_transformers::receipt::{Receipt, ReceiptEvent, ReceiptProblem};
 use kopplung_transformers::{jose, schema, seal};
 
-use crate::setup::{DecryptionKey, Procedure, Shared};
+use crate::setup::{KeyPair, Procedure, Shared};
 
 /// Why a message was not answered (yet).
 pub(crate) enum Outcome {
@@ -118,7 +118,7 @@ pub(crate) async fn open(
                 .await
                 .map_err(|e| Outcome::TryLater(format!("attachment download: {e}")))?;
             let keys = procedure.keys();
-            let plain = first_that_opens(keys.iter(), NO_KEY, |key: &DecryptionKey| {
+            let plain = first_that_opens(keys.iter(), NO_KEY, |key: &KeyPair| {
                 if procedure.jose {
                     std::str::from_utf8(&fragment)
                         .map_err(|_| {
@@ -201,7 +201,7 @@ fn handle(
         None
     };
     let keys = procedure.keys();
-    let xml = first_that_opens(keys.iter(), NO_KEY, |key: &DecryptionKey| {
+    let xml = first_that_opens(keys.iter(), NO_KEY, |key: &KeyPair| {
         first_that_opens(
             &trust.hub_certs,
             "no hub certificate is trusted",

@@ -39,6 +39,12 @@ struct ProcedureEntry {
     /// operator tells the hub to seal for it.
     #[serde(default)]
     certificate_next: Option<PathBuf>,
+    /// Its receipt signing certificates; it signs with the next one once the operator
+    /// lists it (the hub accepts both then) and its key lies beside it.
+    #[serde(default)]
+    receipt_certificate: Option<PathBuf>,
+    #[serde(default)]
+    receipt_certificate_next: Option<PathBuf>,
     /// The procedure's token for the hub's API (claim-check downloads); a pull
     /// procedure's is in `[delivery]`. Only a `token_file` can be played.
     #[serde(flatten)]
@@ -66,32 +72,44 @@ pub(crate) struct Procedure {
     pub jose: bool,
     /// The keys it decrypts with: several during a rotation of its certificate,
     /// read again on SIGHUP.
-    keys: RwLock<Arc<Vec<DecryptionKey>>>,
-    pub signing_cert: X509,
-    pub signing_key: PKey<Private>,
+    keys: RwLock<Arc<Vec<KeyPair>>>,
+    /// The key it signs its receipts and events with, read again on SIGHUP.
+    signer: RwLock<Arc<KeyPair>>,
     /// Bearer token for the hub's API: pull, and attachments fetched by claim check.
     pub api_token: Option<String>,
 }
 
-/// One certificate the procedure receives for, and its key.
-pub(crate) struct DecryptionKey {
+/// A certificate and its key: one the procedure receives for, or signs with.
+pub(crate) struct KeyPair {
     pub cert: X509,
     pub key: PKey<Private>,
 }
 
 impl Procedure {
     /// The keys in force, the newest certificate first.
-    pub fn keys(&self) -> Arc<Vec<DecryptionKey>> {
+    pub fn keys(&self) -> Arc<Vec<KeyPair>> {
         match self.keys.read() {
             Ok(keys) => keys.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    fn set_keys(&self, keys: Vec<DecryptionKey>) {
+    /// The signing key in force.
+    pub fn signer(&self) -> Arc<KeyPair> {
+        match self.signer.read() {
+            Ok(signer) => signer.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_keys(&self, keys: Vec<KeyPair>, signer: KeyPair) {
         match self.keys.write() {
             Ok(mut guard) => *guard = Arc::new(keys),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
+        }
+        match self.signer.write() {
+            Ok(mut guard) => *guard = Arc::new(signer),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(signer),
         }
     }
 }
@@ -180,7 +198,7 @@ fn load_trust(config: &SimConfig) -> Result<Trust, Error> {
 /// The procedure's decryption keys: each certificate of its routing entry whose key
 /// lies beside it (`.key`), the next one first; `procedures/<id>.crt` and `.key` if
 /// none has. A vendor that retires its old key takes it out of the entry.
-fn load_keys(pki: &Path, entry: &ProcedureEntry) -> Result<Vec<DecryptionKey>, Error> {
+fn load_keys(pki: &Path, entry: &ProcedureEntry) -> Result<Vec<KeyPair>, Error> {
     let mut files: Vec<PathBuf> = Vec::new();
     for file in entry
         .certificate_next
@@ -199,12 +217,32 @@ fn load_keys(pki: &Path, entry: &ProcedureEntry) -> Result<Vec<DecryptionKey>, E
     files
         .into_iter()
         .map(|cert| {
-            Ok(DecryptionKey {
+            Ok(KeyPair {
                 key: load_private_key(&cert.with_extension("key"))?,
                 cert: load_certificate(&cert)?,
             })
         })
         .collect()
+}
+
+/// The key the procedure signs with: the routing entry's next receipt certificate, or
+/// its receipt certificate, whose key lies beside it; `procedures/<id>-signatur.crt`
+/// and `.key` otherwise.
+fn load_signer(pki: &Path, entry: &ProcedureEntry) -> Result<KeyPair, Error> {
+    let cert = entry
+        .receipt_certificate_next
+        .iter()
+        .chain(entry.receipt_certificate.iter())
+        .map(|file| pki.join(file))
+        .find(|path| path.with_extension("key").is_file())
+        .unwrap_or_else(|| {
+            pki.join("procedures")
+                .join(format!("{}-signatur.crt", entry.id))
+        });
+    Ok(KeyPair {
+        key: load_private_key(&cert.with_extension("key"))?,
+        cert: load_certificate(&cert)?,
+    })
 }
 
 /// Reads the trust and every played procedure's keys again (SIGHUP): a rotation of the
@@ -219,11 +257,12 @@ pub(crate) fn reload(
     let mut fresh = Vec::new();
     for procedure in procedures {
         if let Some(entry) = routing.procedures.iter().find(|e| e.id == procedure.id) {
-            fresh.push((procedure, load_keys(&config.pki_dir, entry)?));
+            let keys = load_keys(&config.pki_dir, entry)?;
+            fresh.push((procedure, keys, load_signer(&config.pki_dir, entry)?));
         }
     }
-    for (procedure, keys) in fresh {
-        procedure.set_keys(keys);
+    for (procedure, keys, signer) in fresh {
+        procedure.set_keys(keys, signer);
     }
     match shared.trust.write() {
         Ok(mut guard) => *guard = Arc::new(trust),
@@ -276,15 +315,14 @@ pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error
             (None, Some(file)) => Some(read_token(&config.data_dir.join(file))?),
             (None, None) => None,
         };
-        let file = |suffix: &str| pki.join("procedures").join(format!("{}{suffix}", entry.id));
         let keys = load_keys(pki, &entry)?;
+        let signer = load_signer(pki, &entry)?;
         procedures.push(Procedure {
             api_token,
             delivery: entry.delivery,
             jose: entry.envelope == "jose",
             keys: RwLock::new(Arc::new(keys)),
-            signing_cert: load_certificate(&file("-signatur.crt"))?,
-            signing_key: load_private_key(&file("-signatur.key"))?,
+            signer: RwLock::new(Arc::new(signer)),
             id: entry.id,
         });
     }
