@@ -1,7 +1,8 @@
 //! Staged rotation under load, with the reference procedures running: first the hub's
 //! signing certificate (published → active at its `activate_at` → the old one retired),
 //! then one procedure's encryption certificate (published → confirmed by the vendor →
-//! active), while applications flow the whole time. No message is refused, none is
+//! active), then that procedure's receipt signing certificate (accepted beside the old
+//! one before the vendor signs with it), while applications flow the whole time. No message is refused, none is
 //! stuck: every application ends `decided`. Afterwards the old keys are retired for
 //! good, and new applications still go through: the hub really signs with the new key
 //! and seals for the new certificate.
@@ -232,6 +233,27 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
     assert!(!check_warnings(&hub).contains("not yet confirmed"));
     tokio::time::sleep(Duration::from_secs(3)).await;
 
+    // 6. Dresden's receipt signing certificate: the hub accepts both, then the vendor
+    //    signs its receipts and decisions with the next one.
+    issue(
+        &pki,
+        "procedures/dresden-maengel-signatur-next",
+        "dresden-maengel (Signatur) 2027",
+        Role::Signer,
+        0,
+        730,
+    );
+    edit(&routing, |text| {
+        text.replace(
+            "receipt_certificate = \"procedures/dresden-maengel-signatur.crt\"",
+            "receipt_certificate = \"procedures/dresden-maengel-signatur.crt\"\nreceipt_certificate_next = \"procedures/dresden-maengel-signatur-next.crt\"",
+        )
+    });
+    hub_reload().await;
+    sim.hangup();
+    sim_reloaded(&hub, 3).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
     // Every application of the overlap is decided; none refused, none stuck.
     flowing.store(false, Ordering::SeqCst);
     let ids = load.await.unwrap();
@@ -239,8 +261,8 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
     all_decided(&hub, &ids).await;
     eprintln!("{} applications decided across both rotations", ids.len());
 
-    // 6. The rotations end: the operator makes the next the current ones (files and
-    //    routing), the vendor drops the old hub certificate and its old key.
+    // 7. The rotations end: the operator makes the next the current ones (files and
+    //    routing), the vendor drops the old hub certificate and its old keys.
     std::fs::copy(pki.join("hub-next.crt"), pki.join("hub.crt")).unwrap();
     std::fs::copy(pki.join("hub-next.key"), pki.join("hub.key")).unwrap();
     edit(&config, |text| {
@@ -251,15 +273,20 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
             "certificate = \"procedures/dresden-maengel.crt\"\ncertificate_next = \"procedures/dresden-maengel-next.crt\"\nnext_confirmed = true",
             "certificate = \"procedures/dresden-maengel-next.crt\"",
         )
+        .replace(
+            "receipt_certificate = \"procedures/dresden-maengel-signatur.crt\"\nreceipt_certificate_next = \"procedures/dresden-maengel-signatur-next.crt\"",
+            "receipt_certificate = \"procedures/dresden-maengel-signatur-next.crt\"",
+        )
     });
     hub_reload().await;
     let after = wait_for_stages(&hub, &["active"]).await;
     assert_eq!(after[0]["fingerprint_sha256"], next_fingerprint.as_str());
     std::fs::write(&vendor_trust, pem).unwrap();
     sim.hangup();
-    sim_reloaded(&hub, 3).await;
-    // Only the new hub key and Dresden's new key are left at the vendor: what still
-    // goes through was signed and sealed with them.
+    sim_reloaded(&hub, 4).await;
+    // Only the new hub certificate and Dresden's new keys are left: what still goes
+    // through was signed and sealed with the new keys, and its answers signed with
+    // Dresden's new signing key.
     let last: Vec<String> = {
         let mut last = Vec::new();
         for n in 0..4 {
