@@ -24,6 +24,10 @@ pub async fn run(config: &Path, data_dir: &Path, connect: bool) -> anyhow::Resul
     for file in &exposed {
         eprintln!("error: {file}");
     }
+    // A staged rotation waiting for a vendor's confirmation or an activation time.
+    for warning in loaded.keyring.rotation_warnings() {
+        eprintln!("warning: {warning}");
+    }
     // Reply queues a transport change left behind: not a mistake, but worth knowing.
     for entry in kopplung_router::reply_queues::left_behind(&loaded.config)? {
         eprintln!("warning: {entry}");

@@ -27,6 +27,9 @@ pub fn simulator_config(
     Ok(kopplung_procedure_sim::SimConfig {
         routing: base.join(&config.file.routing),
         pki_dir: config.pki_dir.clone(),
+        // The procedures trust the hub's certificate in force; `procedure-sim
+        // --hub-certificates` gives them a bundle of their own (rotation).
+        hub_certificates: config.pki_dir.join("hub.crt"),
         data_dir: config.data_dir.clone(),
         mappings: config.mappings_dir.clone(),
         amqp_url: amqp,

@@ -28,6 +28,11 @@ pub struct SimArgs {
     /// Seconds after the receipt until the decision (Bescheid) is sent.
     #[arg(long, default_value_t = 5)]
     decision_delay_secs: u64,
+    /// The hub's signing certificates the procedures trust, PEM (the PKI folder's
+    /// `hub.crt` by default). During a rotation of the hub's key the vendor adds the
+    /// next one here and sends SIGHUP; the procedures' own next keys are read again then.
+    #[arg(long)]
+    hub_certificates: Option<PathBuf>,
     /// Send receipts only, no decisions.
     #[arg(long)]
     no_decisions: bool,
@@ -39,6 +44,9 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     let mut sim = simulator_config(&config, args.hubs, args.only)?;
     if let Some(dir) = args.state_dir {
         sim.state_dir = dir;
+    }
+    if let Some(file) = args.hub_certificates {
+        sim.hub_certificates = file;
     }
     sim.decision_delay =
         (!args.no_decisions).then(|| std::time::Duration::from_secs(args.decision_delay_secs));

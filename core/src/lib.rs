@@ -11,6 +11,7 @@ pub mod identity;
 pub mod ids;
 pub mod intake;
 pub mod oversight;
+pub mod rotation;
 pub mod status;
 pub mod store;
 
@@ -18,6 +19,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{
     ApplicationId, Ars, ArsPrefix, InstanceId, InvalidId, MessageId, ProcedureId, ServiceKey,
 };
+pub use rotation::{Rotation, Stage};
 pub use status::Status;
 
 /// Rings when new work for the outbox is committed (intake, retry now, replay), so it

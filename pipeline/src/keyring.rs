@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use kopplung_core::{Clock, ProcedureId};
+use kopplung_core::{Clock, ProcedureId, Rotation};
 use kopplung_transformers::jose::JoseSealer;
 use kopplung_transformers::mapping::Behoerde;
 use kopplung_transformers::pki::PkiLayout;
@@ -29,7 +29,18 @@ pub struct KeyringConfig {
     pub pki_dir: PathBuf,
     /// The hub's signing identity in a PKCS#12 file instead of `hub.crt` and `hub.key`.
     pub pkcs12: Option<Pkcs12>,
+    /// The next signing identity of a staged rotation.
+    pub next_signing: Option<NextSigning>,
     pub procedures: Vec<ProcedureKeys>,
+}
+
+/// The hub's next signing certificate and key (PEM, relative to the PKI folder) and
+/// when they take over.
+#[derive(Debug, Clone)]
+pub struct NextSigning {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub rotation: Rotation,
 }
 
 /// A PKCS#12 file with the hub's key and certificate.
@@ -49,8 +60,12 @@ pub struct ProcedureKeys {
     pub envelope: Option<Envelope>,
     /// Encryption certificates (several during a rotation), relative to the PKI folder.
     pub certificates: Vec<PathBuf>,
+    /// The next encryption certificate of a staged rotation and when it takes over.
+    pub certificate_next: Option<(PathBuf, Rotation)>,
     /// The procedure's signing certificate for its receipts, relative to the PKI folder.
     pub receipt_certificate: Option<PathBuf>,
+    /// Its next signing certificate: receipts signed with either are accepted.
+    pub receipt_certificate_next: Option<PathBuf>,
     /// The authority (`leser` of the message).
     pub reader: Behoerde,
     /// Whether it has a token for the hub's API, to fetch attachments by claim check.
@@ -61,12 +76,48 @@ pub struct ProcedureKeys {
 pub(crate) struct Recipient {
     pub(crate) envelope: Option<Envelope>,
     certificates: Vec<(PathBuf, X509)>,
-    receipt_certificate: Option<X509>,
+    /// The next certificate of a staged rotation (the last of `certificates`).
+    pub(crate) next: Option<Rotation>,
+    /// The signing certificates its receipts are verified with (two during a rotation).
+    receipt_certificates: Vec<X509>,
     pub(crate) leser: Behoerde,
     pub(crate) can_fetch: bool,
-    /// The last choice among `certificates` and when it was made (see
-    /// [`Keys::recipient_certificate`]).
-    chosen: Mutex<Option<(Instant, Result<usize, String>)>>,
+    /// The last choice among `certificates`, when it was made and whether the next
+    /// certificate was in force then (see [`Keys::recipient_certificate`]).
+    chosen: Mutex<Option<Choice>>,
+}
+
+/// A choice of certificate: when it was made, whether the next certificate of a
+/// rotation was in force then, and the index chosen or why none could be.
+type Choice = (Instant, bool, Result<usize, String>);
+
+impl Recipient {
+    /// The current certificates and the next one, each with its file.
+    pub(crate) fn certificate_files(&self) -> &[(PathBuf, X509)] {
+        &self.certificates
+    }
+
+    /// The index of the next certificate in `certificates`.
+    fn next_index(&self) -> Option<usize> {
+        self.next.map(|_| self.certificates.len().saturating_sub(1))
+    }
+}
+
+/// A signing identity in both profiles: CMS and, with the same EC key, ES256.
+pub(crate) struct Signer {
+    pub(crate) sealer: Sealer,
+    pub(crate) jose: JoseSealer,
+}
+
+impl Signer {
+    fn new(sealer: Sealer) -> Result<Self, Error> {
+        let jose = JoseSealer::new(
+            sealer.certificate().clone(),
+            sealer.key().clone(),
+            Vec::new(),
+        )?;
+        Ok(Self { sealer, jose })
+    }
 }
 
 /// How long the choice of a recipient certificate holds before its chains are verified
@@ -88,9 +139,10 @@ pub enum ReceiptError {
 
 /// The key material in force at one moment.
 pub(crate) struct Keys {
-    pub(crate) sealer: Sealer,
-    /// The same identity for the `jose` profile (ES256 with the hub's EC key).
-    pub(crate) jose: JoseSealer,
+    /// The hub's signing identity (the current one of a rotation).
+    pub(crate) current: Signer,
+    /// The next one of a staged rotation, and when it takes over.
+    pub(crate) next: Option<(Signer, Rotation)>,
     anchors: TrustAnchors,
     pub(crate) recipients: BTreeMap<String, Recipient>,
 }
@@ -128,17 +180,9 @@ pub fn load_sealer(config: &KeyringConfig) -> Result<Sealer, Error> {
     }
 }
 
-fn load_keys(config: &KeyringConfig) -> Result<Keys, Error> {
-    let pki = PkiLayout::new(&config.pki_dir);
-    let sealer = load_sealer(config)?;
-    let jose = JoseSealer::new(
-        sealer.certificate().clone(),
-        sealer.key().clone(),
-        Vec::new(),
-    )?;
-    let anchors = TrustAnchors::load(&pki.ca_cert())?;
-    // The hub's own certificate must be valid and trusted, or every vendor would refuse
-    // what it signs: refuse it here (at start and on reload), not at the vendor.
+/// The hub's own certificate must be valid and trusted, or every vendor would refuse
+/// what it signs: refuse it here (at start and on reload), not at the vendor.
+fn check_signer(anchors: &TrustAnchors, sealer: &Sealer) -> Result<(), Error> {
     anchors.check(sealer.certificate())?;
     if let Some(usage) = sealer.certificate().key_usage()
         && !usage.contains(openssl::x509::X509KeyUsage::DIGITAL_SIGNATURE)
@@ -148,23 +192,51 @@ fn load_keys(config: &KeyringConfig) -> Result<Keys, Error> {
         )
         .into());
     }
+    Ok(())
+}
+
+fn load_keys(config: &KeyringConfig) -> Result<Keys, Error> {
+    let pki = PkiLayout::new(&config.pki_dir);
+    let anchors = TrustAnchors::load(&pki.ca_cert())?;
+    let sealer = load_sealer(config)?;
+    check_signer(&anchors, &sealer)?;
+    let next = match &config.next_signing {
+        Some(next) => {
+            let sealer = Sealer::load(
+                &config.pki_dir.join(&next.certificate),
+                &config.pki_dir.join(&next.key),
+            )?;
+            check_signer(&anchors, &sealer)?;
+            Some((Signer::new(sealer)?, next.rotation))
+        }
+        None => None,
+    };
     let mut recipients = BTreeMap::new();
     for procedure in &config.procedures {
         let mut certificates = Vec::new();
-        for file in &procedure.certificates {
+        for file in procedure
+            .certificates
+            .iter()
+            .chain(procedure.certificate_next.iter().map(|(file, _)| file))
+        {
             let path = config.pki_dir.join(file);
             certificates.push((path.clone(), load_certificate(&path)?));
         }
-        let receipt_certificate = match &procedure.receipt_certificate {
-            Some(file) => Some(load_certificate(&config.pki_dir.join(file))?),
-            None => None,
-        };
+        let mut receipt_certificates = Vec::new();
+        for file in procedure
+            .receipt_certificate
+            .iter()
+            .chain(procedure.receipt_certificate_next.iter())
+        {
+            receipt_certificates.push(load_certificate(&config.pki_dir.join(file))?);
+        }
         recipients.insert(
             procedure.id.to_string(),
             Recipient {
                 envelope: procedure.envelope,
                 certificates,
-                receipt_certificate,
+                next: procedure.certificate_next.as_ref().map(|(_, r)| *r),
+                receipt_certificates,
                 leser: procedure.reader.clone(),
                 can_fetch: procedure.can_fetch,
                 chosen: Mutex::new(None),
@@ -172,16 +244,27 @@ fn load_keys(config: &KeyringConfig) -> Result<Keys, Error> {
         );
     }
     Ok(Keys {
-        sealer,
-        jose,
+        current: Signer::new(sealer)?,
+        next,
         anchors,
         recipients,
     })
 }
 
 impl Keys {
-    /// The certificate to seal for: among those valid now (chain, validity, key usage
-    /// and algorithm for the profile), the one issued last. Otherwise every reason.
+    /// The signing identity in force at the clock's now: the next one of a staged
+    /// rotation once its time has come.
+    pub(crate) fn signer(&self, clock: &dyn Clock) -> &Signer {
+        match &self.next {
+            Some((next, rotation)) if rotation.next_in_force(clock.now()) => next,
+            _ => &self.current,
+        }
+    }
+
+    /// The certificate to seal for. During a staged rotation the next certificate
+    /// once it is in force, until then the current ones; among those, of the ones
+    /// valid now (chain, validity, key usage and algorithm for the profile) the one
+    /// issued last. Otherwise every reason.
     /// The choice is kept for [`RECIPIENT_RECHECK`], but never past the chosen
     /// certificate's expiry.
     pub(crate) fn recipient_certificate<'a>(
@@ -189,12 +272,16 @@ impl Keys {
         recipient: &'a Recipient,
         clock: &dyn Clock,
     ) -> Result<&'a X509, String> {
+        let use_next = recipient
+            .next
+            .is_some_and(|rotation| rotation.next_in_force(clock.now()));
         let mut chosen = recipient
             .chosen
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((at, choice)) = chosen.as_ref()
+        if let Some((at, next, choice)) = chosen.as_ref()
             && at.elapsed() < RECIPIENT_RECHECK
+            && *next == use_next
         {
             match choice {
                 Ok(index) => {
@@ -207,8 +294,8 @@ impl Keys {
                 Err(reason) => return Err(reason.clone()),
             }
         }
-        let choice = self.choose_certificate(recipient);
-        *chosen = Some((Instant::now(), choice.clone()));
+        let choice = self.choose_certificate(recipient, use_next);
+        *chosen = Some((Instant::now(), use_next, choice.clone()));
         choice.and_then(|index| {
             recipient
                 .certificates
@@ -218,11 +305,22 @@ impl Keys {
         })
     }
 
-    /// Verifies every certificate of a recipient; the index of the one to use.
-    fn choose_certificate(&self, recipient: &Recipient) -> Result<usize, String> {
+    /// Verifies the certificates of a recipient in force (the next one of a rotation,
+    /// or the others); the index of the one to use.
+    pub(crate) fn choose_certificate(
+        &self,
+        recipient: &Recipient,
+        use_next: bool,
+    ) -> Result<usize, String> {
         let mut usable: Vec<(usize, &X509)> = Vec::new();
         let mut problems = Vec::new();
-        for (index, (path, certificate)) in recipient.certificates.iter().enumerate() {
+        let next = recipient.next_index();
+        let in_force = recipient
+            .certificates
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| (Some(*index) == next) == use_next);
+        for (index, (path, certificate)) in in_force {
             let checked = self
                 .anchors
                 .check(certificate)
@@ -314,7 +412,8 @@ impl Keyring {
     /// A detached CMS signature over `content` by the hub's signing identity in force
     /// (as a Laufzettel export is signed): for the audit trail's checkpoints.
     pub fn sign_detached(&self, content: &[u8]) -> Result<Vec<u8>, kopplung_transformers::Error> {
-        kopplung_transformers::laufzettel::sign_detached(&self.keys().sealer, content)
+        let keys = self.keys();
+        kopplung_transformers::laufzettel::sign_detached(&keys.signer(self.clock()).sealer, content)
     }
 
     /// Procedures that cannot receive messages now, with the operator's reason.
@@ -341,19 +440,33 @@ impl Keyring {
             .recipients
             .get(procedure)
             .ok_or_else(|| ReceiptError::UnknownProcedure(procedure.to_owned()))?;
-        let certificate = recipient
-            .receipt_certificate
-            .as_ref()
-            .ok_or_else(|| ReceiptError::NoCertificate(procedure.to_owned()))?;
-        let receipt = match recipient.envelope {
+        if recipient.receipt_certificates.is_empty() {
+            return Err(ReceiptError::NoCertificate(procedure.to_owned()));
+        }
+        // During the procedure's rotation either of its signing certificates will do;
+        // the reason given is the current one's.
+        let verify = |certificate: &X509| match recipient.envelope {
             Some(Envelope::Cms) | None => receipt::verify_cms(body, certificate, &keys.anchors),
             Some(Envelope::Jose) => std::str::from_utf8(body)
                 .map_err(|_| {
                     kopplung_transformers::Error::ReceiptRefused("not a compact JWS".into())
                 })
                 .and_then(|token| receipt::verify_set(token.trim(), certificate, &keys.anchors)),
+        };
+        let mut refused = None;
+        let mut verified = None;
+        for certificate in &recipient.receipt_certificates {
+            match verify(certificate) {
+                Ok(receipt) => {
+                    verified = Some(receipt);
+                    break;
+                }
+                Err(e) => {
+                    refused.get_or_insert_with(|| e.to_string());
+                }
+            }
         }
-        .map_err(|e| ReceiptError::Refused(e.to_string()))?;
+        let receipt = verified.ok_or_else(|| ReceiptError::Refused(refused.unwrap_or_default()))?;
         if receipt.procedure != procedure {
             return Err(ReceiptError::Refused(format!(
                 "the receipt names procedure {}, not {procedure}",
@@ -379,8 +492,15 @@ impl Keyring {
         let mut out = vec![(
             "hub".to_owned(),
             "hub.crt".to_owned(),
-            days_left(keys.sealer.certificate()),
+            days_left(keys.current.sealer.certificate()),
         )];
+        if let Some((next, _)) = &keys.next {
+            out.push((
+                "hub".to_owned(),
+                "next".to_owned(),
+                days_left(next.sealer.certificate()),
+            ));
+        }
         for (id, recipient) in &keys.recipients {
             for (path, certificate) in &recipient.certificates {
                 let file = path
@@ -389,11 +509,22 @@ impl Keyring {
                     .unwrap_or_default();
                 out.push((id.clone(), file, days_left(certificate)));
             }
-            if let Some(certificate) = &recipient.receipt_certificate {
-                out.push((id.clone(), "receipt".to_owned(), days_left(certificate)));
+            for (n, certificate) in recipient.receipt_certificates.iter().enumerate() {
+                let file = if n == 0 { "receipt" } else { "receipt-next" };
+                out.push((id.clone(), file.to_owned(), days_left(certificate)));
             }
         }
         out
+    }
+
+    /// The certificate messages for `procedure` are sealed for now, or why none is.
+    pub fn sealing_certificate(&self, procedure: &str) -> Result<X509, String> {
+        let keys = self.keys();
+        let recipient = keys
+            .recipients
+            .get(procedure)
+            .ok_or_else(|| format!("no procedure {procedure}"))?;
+        keys.recipient_certificate(recipient, self.clock()).cloned()
     }
 
     /// The envelope profile of a procedure (for the message's content type).
@@ -406,7 +537,11 @@ impl Keyring {
 
     /// The hub's signing certificate in force.
     pub fn signing_certificate(&self) -> X509 {
-        self.keys().sealer.certificate().clone()
+        self.keys()
+            .signer(self.clock())
+            .sealer
+            .certificate()
+            .clone()
     }
 }
 

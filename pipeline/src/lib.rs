@@ -13,14 +13,18 @@ pub mod keyring;
 pub mod outbox;
 pub mod prepare;
 mod retry;
+pub mod trust;
 
 use std::path::PathBuf;
 
 pub use catalog::{Catalog, Mappings};
-pub use keyring::{Keyring, KeyringConfig, Pkcs12, ProcedureKeys, ReceiptError, load_sealer};
+pub use keyring::{
+    Keyring, KeyringConfig, NextSigning, Pkcs12, ProcedureKeys, ReceiptError, load_sealer,
+};
 pub use outbox::{CMS_CONTENT_TYPE, Dispatcher, JOSE_CONTENT_TYPE, LEASE, RetryPolicies};
 pub use prepare::{PrepareError, Prepared, Preparer};
 pub use retry::{Next, RetryPolicy, after_failure, full_jitter};
+pub use trust::PublishedCertificate;
 
 /// Errors of loading the pipeline's material (keys, certificates).
 #[derive(Debug, thiserror::Error)]

@@ -87,6 +87,7 @@ impl Preparer {
             Envelope::Cms => kopplung_transformers::seal::encrypt(fragment, certificate)
                 .map(|der| ("application/pkcs7-mime; smime-type=authEnveloped-data", der)),
             Envelope::Jose => keys
+                .signer(self.clock.as_ref())
                 .jose
                 .seal_attachment(fragment, certificate)
                 .map(|jwe| ("application/jose", jwe.into_bytes())),
@@ -247,7 +248,10 @@ impl Preparer {
             .map_err(|reason| PrepareError::Blocked(format!("certificate refused: {reason}")))?;
         let sealing = Instant::now();
         let message = match envelope {
-            Envelope::Cms => keys.sealer.seal(xml.as_bytes(), certificate),
+            Envelope::Cms => keys
+                .signer(self.clock.as_ref())
+                .sealer
+                .seal(xml.as_bytes(), certificate),
             // A compact JWE is ASCII text: sent as it is. Its JWS header carries the
             // applicant's identification as FIT-Connect's metadata does.
             Envelope::Jose => {
@@ -258,7 +262,8 @@ impl Preparer {
                         &timestamp(self.clock.now()),
                     )
                 });
-                keys.jose
+                keys.signer(self.clock.as_ref())
+                    .jose
                     .seal_with(xml.as_bytes(), certificate, report.as_ref())
                     .map(String::into_bytes)
             }

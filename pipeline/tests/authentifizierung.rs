@@ -46,7 +46,9 @@ fn preparer(pki: &Path) -> Preparer {
             Some(_) => vec![PathBuf::from(format!("procedures/{id}.crt"))],
             None => vec![],
         },
+        certificate_next: None,
         receipt_certificate: None,
+        receipt_certificate_next: None,
         reader: behoerde(&format!("dvdv:14612000:{id}")),
         can_fetch: true,
     };
@@ -56,6 +58,7 @@ fn preparer(pki: &Path) -> Preparer {
             source: pki.join("kopplung.toml"),
             pki_dir: pki.to_owned(),
             pkcs12: None,
+            next_signing: None,
             procedures: vec![
                 procedure("cms", Some(Envelope::Cms)),
                 procedure("jose", Some(Envelope::Jose)),

@@ -88,15 +88,15 @@ pub(crate) fn sign(
     procedure: &Procedure,
     event: &Receipt,
 ) -> Result<(Vec<u8>, &'static str), Outcome> {
+    let signer = procedure.signer();
     let (signed, content_type) = if procedure.jose {
         (
-            receipt::sign_set(event, &procedure.signing_cert, &procedure.signing_key)
-                .map(String::into_bytes),
+            receipt::sign_set(event, &signer.cert, &signer.key).map(String::into_bytes),
             "application/secevent+jwt",
         )
     } else {
         (
-            receipt::sign_cms(event, &procedure.signing_cert, &procedure.signing_key),
+            receipt::sign_cms(event, &signer.cert, &signer.key),
             "application/pkcs7-mime",
         )
     };

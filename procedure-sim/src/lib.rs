@@ -48,8 +48,12 @@ pub enum Error {
 pub struct SimConfig {
     /// The hub's routing table (procedures with queue, envelope, certificates).
     pub routing: PathBuf,
-    /// The PKI folder with the procedures' keys, `ca.crt` and `hub.crt`.
+    /// The PKI folder with the procedures' keys and `ca.crt`.
     pub pki_dir: PathBuf,
+    /// The hub's signing certificates the procedures trust, PEM (several during a
+    /// rotation of the hub's key): `hub.crt` of the PKI folder unless told otherwise.
+    /// Read again on SIGHUP, with the procedures' own keys.
+    pub hub_certificates: PathBuf,
     /// The hub's data directory: pull procedures' `token_file`s are relative to it.
     pub data_dir: PathBuf,
     /// The mapping folders, to find each message type's schema.
@@ -75,9 +79,15 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
         "reference procedures started"
     );
     let pending = shared.outbox.load()?;
+    let procedures: Vec<Arc<setup::Procedure>> = procedures.into_iter().map(Arc::new).collect();
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(reload_on_hangup(
+        config.clone(),
+        procedures.clone(),
+        shared.clone(),
+        shutdown.clone(),
+    ));
     for procedure in procedures {
-        let procedure = Arc::new(procedure);
         // What an earlier run could not send goes first (over HTTP: no channel yet).
         for left in pending.iter().filter(|p| p.event.procedure == procedure.id) {
             tracing::info!(procedure = %procedure.id, receipt_id = %left.event.receipt_id, event = ?left.event.event, "pending answer from an earlier run");
@@ -105,4 +115,38 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Reads the trust and the keys again on SIGHUP (a vendor's step in a rotation): the
+/// hub's next certificate trusted beside the current one, the procedure's next key
+/// beside the old. A broken file keeps what was in force.
+async fn reload_on_hangup(
+    config: SimConfig,
+    procedures: Vec<Arc<setup::Procedure>>,
+    shared: Arc<setup::Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP: trust and keys will not be reloaded");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        match setup::reload(&config, &procedures, &shared) {
+            Ok(()) => tracing::info!(
+                hub_certificates = shared.trust().hub_certs.len(),
+                "trust and keys reloaded"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused; the previous trust and keys stay in force")
+            }
+        }
+    }
 }

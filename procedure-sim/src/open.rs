@@ -4,7 +4,7 @@
 use kopplung_transformers::receipt::{Receipt, ReceiptEvent, ReceiptProblem};
 use kopplung_transformers::{jose, schema, seal};
 
-use crate::setup::{Procedure, Shared};
+use crate::setup::{KeyPair, Procedure, Shared};
 
 /// Why a message was not answered (yet).
 pub(crate) enum Outcome {
@@ -117,17 +117,18 @@ pub(crate) async fn open(
             let fragment = fetch(shared, &format!("{}/{k}", claim.adresse), token)
                 .await
                 .map_err(|e| Outcome::TryLater(format!("attachment download: {e}")))?;
-            let plain = if procedure.jose {
-                std::str::from_utf8(&fragment)
-                    .map_err(|_| {
-                        kopplung_transformers::Error::JoseRefused("not a compact JWE".into())
-                    })
-                    .and_then(|jwe| {
-                        jose::unseal_attachment(jwe.trim(), &procedure.cert, &procedure.key)
-                    })
-            } else {
-                seal::decrypt(&fragment, &procedure.cert, &procedure.key)
-            };
+            let keys = procedure.keys();
+            let plain = first_that_opens(keys.iter(), NO_KEY, |key: &KeyPair| {
+                if procedure.jose {
+                    std::str::from_utf8(&fragment)
+                        .map_err(|_| {
+                            kopplung_transformers::Error::JoseRefused("not a compact JWE".into())
+                        })
+                        .and_then(|jwe| jose::unseal_attachment(jwe.trim(), &key.cert, &key.key))
+                } else {
+                    seal::decrypt(&fragment, &key.cert, &key.key)
+                }
+            });
             match plain {
                 Ok(plain) => hasher.update(&plain),
                 Err(e) => {
@@ -163,32 +164,53 @@ fn reject(procedure: &Procedure, handled: &mut Handled, detail: String) {
     handled.accepted = None;
 }
 
-/// Opens one message like a vendor and writes the receipt (accept or reject).
+/// What `open` gives for the first of `candidates` it succeeds with (several keys or
+/// hub certificates during a rotation); otherwise the error of the first, or `none`.
+fn first_that_opens<C, T>(
+    candidates: impl IntoIterator<Item = C>,
+    none: &str,
+    open: impl Fn(C) -> Result<T, kopplung_transformers::Error>,
+) -> Result<T, kopplung_transformers::Error> {
+    let mut first_error = None;
+    for candidate in candidates {
+        match open(candidate) {
+            Ok(opened) => return Ok(opened),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| kopplung_transformers::Error::Certificate(none.into())))
+}
+
+/// Why nothing opened when the procedure holds no key.
+const NO_KEY: &str = "the procedure has no decryption key";
+
+/// Opens one message like a vendor and writes the receipt (accept or reject): with each
+/// of its keys and each hub certificate it trusts (two of either during a rotation).
 fn handle(
     procedure: &Procedure,
     shared: &Shared,
     body: &[u8],
     message_type: &str,
 ) -> Result<Handled, Outcome> {
-    let xml = if procedure.jose {
-        let text =
-            std::str::from_utf8(body).map_err(|_| Outcome::Refused("not a compact JWE".into()))?;
-        jose::unseal(
-            text.trim(),
-            &procedure.cert,
-            &procedure.key,
-            &shared.hub_cert,
-            &shared.anchors,
-        )
+    let trust = shared.trust();
+    let text = if procedure.jose {
+        Some(std::str::from_utf8(body).map_err(|_| Outcome::Refused("not a compact JWE".into()))?)
     } else {
-        seal::unseal(
-            body,
-            &procedure.cert,
-            &procedure.key,
-            &shared.hub_cert,
-            &shared.anchors,
+        None
+    };
+    let keys = procedure.keys();
+    let xml = first_that_opens(keys.iter(), NO_KEY, |key: &KeyPair| {
+        first_that_opens(
+            &trust.hub_certs,
+            "no hub certificate is trusted",
+            |hub| match text {
+                Some(text) => jose::unseal(text.trim(), &key.cert, &key.key, hub, &trust.anchors),
+                None => seal::unseal(body, &key.cert, &key.key, hub, &trust.anchors),
+            },
         )
-    }
+    })
     .map_err(|e| Outcome::Refused(e.to_string()))?;
     let xml = String::from_utf8(xml).map_err(|_| Outcome::Refused("not UTF-8".into()))?;
     // The ids come from the signed message, not from the (unsigned) AMQP properties.

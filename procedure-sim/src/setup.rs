@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use kopplung_adapters::registry::{ApiToken, DeliveryConfig};
@@ -28,6 +29,22 @@ struct ProcedureEntry {
     #[serde(default)]
     envelope: String,
     delivery: DeliveryConfig,
+    /// Its encryption certificates as the hub has them (relative to the PKI folder);
+    /// the key of each is the file beside it ending in `.key`, where the vendor has it.
+    #[serde(default)]
+    certificate: Option<PathBuf>,
+    #[serde(default)]
+    certificates: Vec<PathBuf>,
+    /// The next one of a staged rotation: decrypting with it must work before the
+    /// operator tells the hub to seal for it.
+    #[serde(default)]
+    certificate_next: Option<PathBuf>,
+    /// Its receipt signing certificates; it signs with the next one once the operator
+    /// lists it (the hub accepts both then) and its key lies beside it.
+    #[serde(default)]
+    receipt_certificate: Option<PathBuf>,
+    #[serde(default)]
+    receipt_certificate_next: Option<PathBuf>,
     /// The procedure's token for the hub's API (claim-check downloads); a pull
     /// procedure's is in `[delivery]`. Only a `token_file` can be played.
     #[serde(flatten)]
@@ -53,18 +70,60 @@ pub(crate) struct Procedure {
     /// How it receives its messages: `amqp`, `http` or `pull` (see [`load`]).
     pub delivery: DeliveryConfig,
     pub jose: bool,
-    pub cert: X509,
-    pub key: PKey<Private>,
-    pub signing_cert: X509,
-    pub signing_key: PKey<Private>,
+    /// The keys it decrypts with: several during a rotation of its certificate,
+    /// read again on SIGHUP.
+    keys: RwLock<Arc<Vec<KeyPair>>>,
+    /// The key it signs its receipts and events with, read again on SIGHUP.
+    signer: RwLock<Arc<KeyPair>>,
     /// Bearer token for the hub's API: pull, and attachments fetched by claim check.
     pub api_token: Option<String>,
 }
 
+/// A certificate and its key: one the procedure receives for, or signs with.
+pub(crate) struct KeyPair {
+    pub cert: X509,
+    pub key: PKey<Private>,
+}
+
+impl Procedure {
+    /// The keys in force, the newest certificate first.
+    pub fn keys(&self) -> Arc<Vec<KeyPair>> {
+        match self.keys.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The signing key in force.
+    pub fn signer(&self) -> Arc<KeyPair> {
+        match self.signer.read() {
+            Ok(signer) => signer.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_keys(&self, keys: Vec<KeyPair>, signer: KeyPair) {
+        match self.keys.write() {
+            Ok(mut guard) => *guard = Arc::new(keys),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
+        }
+        match self.signer.write() {
+            Ok(mut guard) => *guard = Arc::new(signer),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(signer),
+        }
+    }
+}
+
+/// Whom the procedure believes: the hub's signing certificates (several during a
+/// rotation of the hub's key) and the CA they chain to; read again on SIGHUP.
+pub(crate) struct Trust {
+    pub hub_certs: Vec<X509>,
+    pub anchors: TrustAnchors,
+}
+
 /// Everything every procedure shares.
 pub(crate) struct Shared {
-    pub hub_cert: X509,
-    pub anchors: TrustAnchors,
+    trust: RwLock<Arc<Trust>>,
     pub schemas: BTreeMap<String, PathBuf>,
     /// The hub's instances, tried in this order.
     pub hubs: Vec<String>,
@@ -105,11 +164,115 @@ fn read_token(path: &Path) -> Result<String, Error> {
     Ok(token.trim().to_owned())
 }
 
-pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error> {
+impl Shared {
+    /// The trust in force.
+    pub fn trust(&self) -> Arc<Trust> {
+        match self.trust.read() {
+            Ok(trust) => trust.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+fn read_routing(config: &SimConfig) -> Result<RoutingFile, Error> {
     let text = std::fs::read_to_string(&config.routing)
         .map_err(|e| config_error(&config.routing, e.to_string()))?;
-    let routing: RoutingFile =
-        toml::from_str(&text).map_err(|e| config_error(&config.routing, e.to_string()))?;
+    toml::from_str(&text).map_err(|e| config_error(&config.routing, e.to_string()))
+}
+
+/// The hub's certificates the procedure trusts (every one in the PEM file) and the CA.
+fn load_trust(config: &SimConfig) -> Result<Trust, Error> {
+    let file = &config.hub_certificates;
+    let pem = std::fs::read(file).map_err(|e| config_error(file, e.to_string()))?;
+    let hub_certs = X509::stack_from_pem(&pem)
+        .map_err(|e| config_error(file, format!("not PEM certificates: {e}")))?;
+    if hub_certs.is_empty() {
+        return Err(config_error(file, "holds no certificate"));
+    }
+    Ok(Trust {
+        hub_certs,
+        anchors: TrustAnchors::load(&config.pki_dir.join("ca.crt"))?,
+    })
+}
+
+/// The procedure's decryption keys: each certificate of its routing entry whose key
+/// lies beside it (`.key`), the next one first; `procedures/<id>.crt` and `.key` if
+/// none has. A vendor that retires its old key takes it out of the entry.
+fn load_keys(pki: &Path, entry: &ProcedureEntry) -> Result<Vec<KeyPair>, Error> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for file in entry
+        .certificate_next
+        .iter()
+        .chain(entry.certificates.iter().rev())
+        .chain(entry.certificate.iter())
+    {
+        let path = pki.join(file);
+        if path.with_extension("key").is_file() && !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        files.push(pki.join("procedures").join(format!("{}.crt", entry.id)));
+    }
+    files
+        .into_iter()
+        .map(|cert| {
+            Ok(KeyPair {
+                key: load_private_key(&cert.with_extension("key"))?,
+                cert: load_certificate(&cert)?,
+            })
+        })
+        .collect()
+}
+
+/// The key the procedure signs with: the routing entry's next receipt certificate, or
+/// its receipt certificate, whose key lies beside it; `procedures/<id>-signatur.crt`
+/// and `.key` otherwise.
+fn load_signer(pki: &Path, entry: &ProcedureEntry) -> Result<KeyPair, Error> {
+    let cert = entry
+        .receipt_certificate_next
+        .iter()
+        .chain(entry.receipt_certificate.iter())
+        .map(|file| pki.join(file))
+        .find(|path| path.with_extension("key").is_file())
+        .unwrap_or_else(|| {
+            pki.join("procedures")
+                .join(format!("{}-signatur.crt", entry.id))
+        });
+    Ok(KeyPair {
+        key: load_private_key(&cert.with_extension("key"))?,
+        cert: load_certificate(&cert)?,
+    })
+}
+
+/// Reads the trust and every played procedure's keys again (SIGHUP): a rotation of the
+/// hub's key or of a procedure's certificate. On an error what was in force stays.
+pub(crate) fn reload(
+    config: &SimConfig,
+    procedures: &[Arc<Procedure>],
+    shared: &Shared,
+) -> Result<(), Error> {
+    let trust = load_trust(config)?;
+    let routing = read_routing(config)?;
+    let mut fresh = Vec::new();
+    for procedure in procedures {
+        if let Some(entry) = routing.procedures.iter().find(|e| e.id == procedure.id) {
+            let keys = load_keys(&config.pki_dir, entry)?;
+            fresh.push((procedure, keys, load_signer(&config.pki_dir, entry)?));
+        }
+    }
+    for (procedure, keys, signer) in fresh {
+        procedure.set_keys(keys, signer);
+    }
+    match shared.trust.write() {
+        Ok(mut guard) => *guard = Arc::new(trust),
+        Err(poisoned) => *poisoned.into_inner() = Arc::new(trust),
+    }
+    Ok(())
+}
+
+pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error> {
+    let routing = read_routing(config)?;
     if config.hub_urls.is_empty() {
         return Err(config_error(
             &config.routing,
@@ -152,21 +315,19 @@ pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error
             (None, Some(file)) => Some(read_token(&config.data_dir.join(file))?),
             (None, None) => None,
         };
-        let file = |suffix: &str| pki.join("procedures").join(format!("{}{suffix}", entry.id));
+        let keys = load_keys(pki, &entry)?;
+        let signer = load_signer(pki, &entry)?;
         procedures.push(Procedure {
             api_token,
             delivery: entry.delivery,
             jose: entry.envelope == "jose",
-            cert: load_certificate(&file(".crt"))?,
-            key: load_private_key(&file(".key"))?,
-            signing_cert: load_certificate(&file("-signatur.crt"))?,
-            signing_key: load_private_key(&file("-signatur.key"))?,
+            keys: RwLock::new(Arc::new(keys)),
+            signer: RwLock::new(Arc::new(signer)),
             id: entry.id,
         });
     }
     let shared = Shared {
-        hub_cert: load_certificate(&pki.join("hub.crt"))?,
-        anchors: TrustAnchors::load(&pki.join("ca.crt"))?,
+        trust: RwLock::new(Arc::new(load_trust(config)?)),
         schemas: schemas(&config.mappings)?,
         hubs: config
             .hub_urls

@@ -546,6 +546,9 @@ async fn reload_on_hangup(
                 for problem in keyring.problems() {
                     tracing::error!(%problem, "procedure blocked");
                 }
+                for warning in keyring.rotation_warnings() {
+                    tracing::warn!(%warning, "rotation waiting");
+                }
             }
             Ok(Err(e)) => {
                 metrics.key_reloads.with_label_values(&["refused"]).inc();

@@ -1,8 +1,9 @@
 //! What the pipeline and the core's services get from the configuration: the router
 //! reads `config.rs` and hands down plain values, so neither depends on its shape.
 
+use kopplung_core::Rotation;
 use kopplung_core::events::EventLimits;
-use kopplung_pipeline::{Envelope, KeyringConfig, Pkcs12, ProcedureKeys, RetryPolicy};
+use kopplung_pipeline::{Envelope, KeyringConfig, NextSigning, Pkcs12, ProcedureKeys, RetryPolicy};
 use kopplung_transformers::Sealer;
 use kopplung_transformers::mapping::Behoerde;
 
@@ -27,7 +28,17 @@ pub fn keyring_config(config: &Config) -> Result<KeyringConfig, Error> {
                 id: procedure.id.clone(),
                 envelope: procedure.envelope.map(envelope),
                 certificates: procedure.certificate_paths(),
+                certificate_next: procedure.certificate_next.clone().map(|file| {
+                    (
+                        file,
+                        Rotation::confirmed_by_vendor(
+                            procedure.next_confirmed,
+                            procedure.next_activate_at,
+                        ),
+                    )
+                }),
                 receipt_certificate: procedure.receipt_certificate.clone(),
+                receipt_certificate_next: procedure.receipt_certificate_next.clone(),
                 reader: Behoerde {
                     verzeichnisdienst: authority.verzeichnisdienst.clone(),
                     verzeichnisdienst_list_version: authority
@@ -48,6 +59,13 @@ pub fn keyring_config(config: &Config) -> Result<KeyringConfig, Error> {
             Some(Pkcs12 {
                 file: s.pkcs12.clone()?,
                 passphrase_env: s.passphrase_env.clone()?,
+            })
+        }),
+        next_signing: config.file.signing.as_ref().and_then(|s| {
+            Some(NextSigning {
+                certificate: s.next_certificate.clone()?,
+                key: s.next_key.clone()?,
+                rotation: Rotation::scheduled(s.activate_at),
             })
         }),
         procedures,

@@ -459,3 +459,59 @@ fn receipt_deadlines_default_by_transport_and_bad_ones_are_named() {
         assert!(error.contains(problem), "`{problem}` missing: {error}");
     }
 }
+
+#[test]
+fn staged_rotation_settings_are_checked() {
+    let routing = |extra: &str| format!("{AUTHORITY}{}", procedure("p", extra, AMQP));
+    let err = refused(
+        load_with(
+            "[signing]\nnext_certificate = \"hub-next.crt\"\n",
+            &routing(""),
+        ),
+        "a next certificate without its key",
+    );
+    assert!(
+        err.contains("[signing] next_key") && err.contains("together"),
+        "{err}"
+    );
+    let err = refused(
+        load_with(
+            "[signing]\nnext_certificate = \"n.crt\"\nnext_key = \"n.key\"\nactivate_at = \"tomorrow\"\n",
+            &routing(""),
+        ),
+        "a time that is no RFC 3339",
+    );
+    assert!(
+        err.contains("kopplung.toml") && err.contains("activate_at"),
+        "{err}"
+    );
+    let err = refused(
+        load_with("", &routing("next_confirmed = true")),
+        "a confirmation of no next certificate",
+    );
+    assert!(
+        err.contains("routing.toml") && err.contains("certificate_next"),
+        "{err}"
+    );
+    let config = load_with(
+        "[signing]\nnext_certificate = \"n.crt\"\nnext_key = \"n.key\"\nactivate_at = \"2026-12-10T06:00:00Z\"\n",
+        &routing(
+            "certificate_next = \"p-next.crt\"\nnext_confirmed = true\nnext_activate_at = \"2026-12-10T06:00:00+01:00\"\nreceipt_certificate_next = \"p-signatur-next.crt\"",
+        ),
+    )
+    .unwrap();
+    let next = &config.routing.procedures[0];
+    assert!(next.next_confirmed);
+    assert_eq!(
+        next.next_activate_at.unwrap().unix_timestamp(),
+        config
+            .file
+            .signing
+            .as_ref()
+            .unwrap()
+            .activate_at
+            .unwrap()
+            .unix_timestamp()
+            - 3600
+    );
+}

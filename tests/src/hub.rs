@@ -590,6 +590,20 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
         only: &[&str],
         decision_delay_secs: u64,
     ) -> Process {
+        let mut command = self.sim_command(hubs, only, decision_delay_secs);
+        Process(command.spawn().expect("kopplung procedure-sim"))
+    }
+
+    /// The reference procedures of `only`, trusting the hub certificates of the PEM file
+    /// `hub_certificates` (the vendor's own trust, changed during a rotation; SIGHUP
+    /// with [`Process::hangup`] makes them read it again).
+    pub fn procedure_sim_trusting(&self, only: &[&str], hub_certificates: &Path) -> Process {
+        let mut command = self.sim_command(&[self.url("")], only, 1);
+        command.arg("--hub-certificates").arg(hub_certificates);
+        Process(command.spawn().expect("kopplung procedure-sim"))
+    }
+
+    fn sim_command(&self, hubs: &[String], only: &[&str], decision_delay_secs: u64) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -614,7 +628,7 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
             .args(["--decision-delay-secs", &decision_delay_secs.to_string()])
             .stdout(Stdio::null())
             .stderr(log);
-        Process(command.spawn().expect("kopplung procedure-sim"))
+        command
     }
 
     /// The reference procedures' own data directory: `pending/` holds the answers no
@@ -658,6 +672,17 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
 
 /// A child process that is killed when the test lets go of it.
 pub struct Process(pub Child);
+
+impl Process {
+    /// Sends SIGHUP (the reference procedures read their trust and keys again).
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.0.id().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success());
+    }
+}
 
 impl Drop for Process {
     fn drop(&mut self) {

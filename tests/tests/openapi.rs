@@ -1016,6 +1016,10 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             .any(|s| s["key"] == MAENGEL && s["online"] == true)
     );
 
+    // The hub's signing certificates, public for vendors (staged rotation).
+    let trust = api.get_ok("/api/v1/trust", None).await;
+    assert_eq!(trust.list("signing")[0]["stage"], "active");
+
     // The directory for portals: municipalities, authorities, responsibility.
     let all = api.get_ok("/api/v1/regions", None).await;
     assert_eq!(all.list("regions").len(), 418);

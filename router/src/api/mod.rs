@@ -13,6 +13,7 @@ mod pull;
 mod receipts;
 mod refusal;
 mod services;
+mod trust;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/applications/{id}", get(applications::show))
         .route("/api/v1/services", get(services::list))
         .route("/api/v1/regions", get(directory::regions))
+        .route("/api/v1/trust", get(trust::show))
         .route("/api/v1/authorities", get(directory::authorities))
         .route("/api/v1/authorities/{id}", get(directory::authority))
         .route("/api/v1/responsibility", get(directory::responsibility))

@@ -49,6 +49,14 @@ pub struct SigningConfig {
     pub pkcs12: Option<PathBuf>,
     /// The environment variable that holds the PKCS#12 passphrase.
     pub passphrase_env: Option<String>,
+    /// Staged rotation: the next signing certificate (PEM, relative to the PKI folder),
+    /// published at once (`GET /api/v1/trust`), in use from `activate_at`.
+    pub next_certificate: Option<PathBuf>,
+    /// The next certificate's key (PEM, relative to the PKI folder, `chmod 600`).
+    pub next_key: Option<PathBuf>,
+    /// When the next certificate takes over (RFC 3339); without it, it stays published.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub activate_at: Option<time::OffsetDateTime>,
 }
 
 impl SigningConfig {
@@ -58,6 +66,20 @@ impl SigningConfig {
                 "signing",
                 "passphrase_env",
                 "give pkcs12 together with passphrase_env",
+            );
+        }
+        if self.next_certificate.is_some() != self.next_key.is_some() {
+            findings.key(
+                "signing",
+                "next_key",
+                "give next_certificate together with next_key",
+            );
+        }
+        if self.activate_at.is_some() && self.next_certificate.is_none() {
+            findings.key(
+                "signing",
+                "activate_at",
+                "activates a next certificate: give next_certificate and next_key",
             );
         }
     }

@@ -31,6 +31,21 @@ pub struct ProcedureConfig {
     /// (relative to the PKI folder). Without it, receipts are refused.
     #[serde(default)]
     pub receipt_certificate: Option<PathBuf>,
+    /// Staged rotation: the procedure's next encryption certificate. Published at once,
+    /// sealed for only once the vendor confirmed it holds the key (`next_confirmed`)
+    /// and `next_activate_at`, if given, has passed.
+    #[serde(default)]
+    pub certificate_next: Option<PathBuf>,
+    /// The vendor confirmed that the procedure decrypts with `certificate_next`.
+    #[serde(default)]
+    pub next_confirmed: bool,
+    /// When the confirmed next certificate takes over (RFC 3339); at once without it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_activate_at: Option<time::OffsetDateTime>,
+    /// The procedure's next signing certificate: during its rotation receipts signed
+    /// with either are accepted.
+    #[serde(default)]
+    pub receipt_certificate_next: Option<PathBuf>,
     pub delivery: DeliveryConfig,
     /// This procedure's retry policy; `[delivery]` of kopplung.toml otherwise.
     #[serde(default)]
@@ -106,7 +121,9 @@ impl ProcedureConfig {
     ) {
         let id = self.id.as_str();
         let mut found = |key: &str, message: String| findings.entry("procedure", id, key, message);
-        let sealed_for = self.envelope.is_some() || !self.certificate_paths().is_empty();
+        let sealed_for = self.envelope.is_some()
+            || !self.certificate_paths().is_empty()
+            || self.certificate_next.is_some();
         if !self.delivery.sealed() {
             if sealed_for {
                 found(
@@ -124,6 +141,14 @@ impl ProcedureConfig {
             if self.certificate_paths().is_empty() {
                 found("certificate", "give `certificate` or `certificates`".into());
             }
+        }
+        if self.certificate_next.is_none()
+            && (self.next_confirmed || self.next_activate_at.is_some())
+        {
+            found(
+                "certificate_next",
+                "next_confirmed and next_activate_at concern a next certificate: give certificate_next".into(),
+            );
         }
         if self.max_in_flight == 0 || self.max_in_flight > 256 {
             found("max_in_flight", "must be 1 to 256".into());
