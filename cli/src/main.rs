@@ -130,7 +130,26 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// An operator's mistake (a missing file, an unreachable database) is said with its
+/// causes, never with a stack trace, even where `RUST_BACKTRACE` is set.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error}");
+            let mut causes = error.chain().skip(1).peekable();
+            if causes.peek().is_some() {
+                eprintln!("\nCaused by:");
+                for cause in causes {
+                    eprintln!("    {cause}");
+                }
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init_logging(cli.log_format);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -107,6 +107,9 @@ fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
 async fn first_connection(options: &PgConnectOptions) -> Result<PgConnection, StoreError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options)).await {
         Ok(Ok(connection)) => Ok(connection),
+        // The server's own message: sqlx's display adds the line of the server's C source
+        // ("at line 948"), which reads like a line of the configuration.
+        Ok(Err(sqlx::Error::Database(e))) => Err(unreachable(options, e.message())),
         Ok(Err(e)) => Err(unreachable(options, &e.to_string())),
         Err(_) => Err(unreachable(
             options,
