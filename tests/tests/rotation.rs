@@ -8,13 +8,16 @@
 //! and seals for the new certificate.
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kopplung_tests::pki::{Role, issue};
 use kopplung_tests::shared::fixture_request;
-use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, eventually, kopplung_bin};
+use kopplung_tests::{
+    HubSetup, TestHub, amqp, delete_queue, eventually, kopplung_bin, run_ok, stdout_of,
+};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 
@@ -190,7 +193,18 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
     let at = (time::OffsetDateTime::now_utc() + time::Duration::seconds(3))
         .format(&Rfc3339)
         .unwrap();
-    edit(&config, |text| format!("{text}activate_at = \"{at}\"\n"));
+    let activated = run_ok(
+        Command::new(kopplung_bin())
+            .args(["keys", "activate", "--config"])
+            .arg(&config)
+            .args(["--at", &at]),
+        "kopplung keys activate",
+    );
+    assert!(
+        stdout_of(&activated).contains(&format!("[signing] activate_at = \"{at}\"")),
+        "{}",
+        stdout_of(&activated)
+    );
     hub_reload().await;
     let retired = wait_for_stages(&hub, &["retired", "active"]).await;
     assert_eq!(retired[1]["fingerprint_sha256"], next_fingerprint.as_str());
@@ -223,12 +237,18 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
     //    the operator records the confirmation: the hub seals for the next one.
     sim.hangup();
     sim_reloaded(&hub, 2).await;
-    edit(&routing, |text| {
-        text.replace(
-            "certificate_next = \"procedures/dresden-maengel-next.crt\"",
-            "certificate_next = \"procedures/dresden-maengel-next.crt\"\nnext_confirmed = true",
-        )
-    });
+    run_ok(
+        Command::new(kopplung_bin())
+            .args(["keys", "confirm", "--config"])
+            .arg(&config)
+            .args(["--procedure", "dresden-maengel"]),
+        "kopplung keys confirm",
+    );
+    assert!(
+        std::fs::read_to_string(&routing)
+            .unwrap()
+            .contains("next_confirmed = true")
+    );
     hub_reload().await;
     assert!(!check_warnings(&hub).contains("not yet confirmed"));
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -269,10 +289,16 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
         text[..text.find("\n[signing]").unwrap()].to_owned() + "\n"
     });
     edit(&routing, |text| {
-        text.replace(
-            "certificate = \"procedures/dresden-maengel.crt\"\ncertificate_next = \"procedures/dresden-maengel-next.crt\"\nnext_confirmed = true",
-            "certificate = \"procedures/dresden-maengel-next.crt\"",
-        )
+        text.lines()
+            .filter(|line| {
+                !line.starts_with("certificate_next =") && !line.starts_with("next_confirmed =")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace(
+                "certificate = \"procedures/dresden-maengel.crt\"",
+                "certificate = \"procedures/dresden-maengel-next.crt\"",
+            )
         .replace(
             "receipt_certificate = \"procedures/dresden-maengel-signatur.crt\"\nreceipt_certificate_next = \"procedures/dresden-maengel-signatur-next.crt\"",
             "receipt_certificate = \"procedures/dresden-maengel-signatur-next.crt\"",
