@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::answer::{later_decide, send};
 use crate::open::{Outcome, open};
+use crate::refused;
 use crate::setup::{Procedure, Shared};
 
 /// A receipt the hub refused for good goes with its message (nacked below); it is kept
@@ -78,8 +79,17 @@ pub(crate) async fn consume(
                         requeue_after(&delivery.acker, Duration::from_secs(2)).await?;
                     }
                     Err(Outcome::Refused(reason)) => {
-                        tracing::error!(procedure = %procedure.id, %message_id, %reason, "message refused (not from the hub or not for us)");
-                        delivery.acker.nack(BasicNackOptions::default()).await?;
+                        // Kept before the nack: after it the broker forgets the message.
+                        match refused::keep(&shared.outbox.refused, &procedure.id, "amqp", Some(&message_id), &message_type, &reason, &delivery.data) {
+                            Ok(file) => {
+                                tracing::error!(procedure = %procedure.id, %message_id, %reason, file = %file.display(), "message refused (not from the hub or not for us); kept aside");
+                                delivery.acker.nack(BasicNackOptions::default()).await?;
+                            }
+                            Err(e) => {
+                                tracing::error!(procedure = %procedure.id, %message_id, %reason, error = %e, "message refused and not kept; it stays in the queue");
+                                requeue_after(&delivery.acker, Duration::from_secs(2)).await?;
+                            }
+                        }
                     }
                 }
             }

@@ -138,7 +138,7 @@ pub(crate) async fn send(
         };
         return match published.await {
             Ok(()) => {
-                tracing::info!(procedure = %procedure.id, event = ?event.event, %queue, "event sent on the reply queue");
+                tracing::info!(procedure = %procedure.id, message_id = %event.message_id, application_id = %event.application_id, event = ?event.event, %queue, "event sent on the reply queue");
                 Ok(())
             }
             Err(reason) => {
@@ -151,7 +151,7 @@ pub(crate) async fn send(
     for hub in &shared.hubs {
         match post(procedure, shared, hub, &signed, content_type).await {
             Ok(()) => {
-                tracing::info!(procedure = %procedure.id, event = ?event.event, %hub, "event sent");
+                tracing::info!(procedure = %procedure.id, message_id = %event.message_id, application_id = %event.application_id, event = ?event.event, %hub, "event sent");
                 return Ok(());
             }
             Err(Outcome::TryLater(reason)) => {

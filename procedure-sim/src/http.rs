@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::answer::{later_decide, sign};
 use crate::open::{Outcome, open};
+use crate::refused;
 use crate::setup::{Procedure, Shared};
 
 /// Takes the hub's POSTs (`transport = "http"`): opens the message and answers 200 with
@@ -43,12 +44,24 @@ pub(crate) async fn serve(
                             if later_decide(&procedure, &shared, None, handled.accepted).is_err() {
                                 return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")]).into_response();
                             }
-                            tracing::info!(procedure = %procedure.id, event = ?handled.receipt.event, "receipt in the HTTP answer");
+                            tracing::info!(procedure = %procedure.id, message_id = %handled.receipt.message_id, application_id = %handled.receipt.application_id, event = ?handled.receipt.event, "receipt in the HTTP answer");
                             (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], signed)
                                 .into_response()
                         }
                         Err(Outcome::Refused(reason)) => {
-                            tracing::error!(procedure = %procedure.id, %reason, "message refused (not from the hub or not for us)");
+                            // The hub keeps it too (a dead letter the operator replays).
+                            let message_id = headers
+                                .get("x-kopplung-message-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default();
+                            match refused::keep(&shared.outbox.refused, &procedure.id, "http", Some(message_id), &message_type, &reason, &body) {
+                                Ok(file) => {
+                                    tracing::error!(procedure = %procedure.id, %message_id, %reason, file = %file.display(), "message refused (not from the hub or not for us); kept aside")
+                                }
+                                Err(e) => {
+                                    tracing::error!(procedure = %procedure.id, %message_id, %reason, error = %e, "message refused (not from the hub or not for us); not kept")
+                                }
+                            }
                             StatusCode::BAD_REQUEST.into_response()
                         }
                         Err(Outcome::TryLater(reason)) => {

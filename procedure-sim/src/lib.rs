@@ -21,6 +21,7 @@ mod http;
 mod open;
 mod outbox;
 mod pull;
+mod refused;
 mod setup;
 
 use std::path::PathBuf;
@@ -93,6 +94,8 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
             tracing::info!(procedure = %procedure.id, receipt_id = %left.event.receipt_id, event = ?left.event.event, "pending answer from an earlier run");
             answer::deliver(procedure.clone(), shared.clone(), None, left.clone());
         }
+        // Messages refused by an earlier run: perhaps they open now.
+        tasks.spawn(refused::take_up(procedure.clone(), shared.clone()));
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
         // `setup::load` kept only the procedures played here (see there).
         match &procedure.delivery {
@@ -119,7 +122,8 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
 
 /// Reads the trust and the keys again on SIGHUP (a vendor's step in a rotation): the
 /// hub's next certificate trusted beside the current one, the procedure's next key
-/// beside the old. A broken file keeps what was in force.
+/// beside the old. A broken file keeps what was in force. Then the messages kept in
+/// `refused/messages/` are opened again (`refused.rs`).
 async fn reload_on_hangup(
     config: SimConfig,
     procedures: Vec<Arc<setup::Procedure>>,
@@ -140,10 +144,16 @@ async fn reload_on_hangup(
             return;
         }
         match setup::reload(&config, &procedures, &shared) {
-            Ok(()) => tracing::info!(
-                hub_certificates = shared.trust().hub_certs.len(),
-                "trust and keys reloaded"
-            ),
+            Ok(()) => {
+                tracing::info!(
+                    hub_certificates = shared.trust().hub_certs.len(),
+                    "trust and keys reloaded"
+                );
+                // What was refused for want of a certificate or key may open now.
+                for procedure in &procedures {
+                    tokio::spawn(refused::take_up(procedure.clone(), shared.clone()));
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "reload refused; the previous trust and keys stay in force")
             }

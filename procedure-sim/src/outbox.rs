@@ -4,7 +4,8 @@
 //! survives a hub instance that died and a restart of the procedure itself; at start,
 //! whatever is still pending is sent again. An answer a hub refuses for good (a 4xx that
 //! sending again cannot change) moves to `refused/`, where an operator finds it; moving
-//! it back to `pending/` and restarting sends it again.
+//! it back to `pending/` and restarting sends it again. Messages the procedure refused
+//! are kept in `refused/messages/` (`refused.rs`).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -33,20 +34,20 @@ pub(crate) struct Pending {
 /// The outbox folder of one procedure simulator (`<state dir>/pending`, `refused`).
 pub(crate) struct Outbox {
     pending: PathBuf,
-    refused: PathBuf,
+    pub(crate) refused: PathBuf,
     /// Receipt ids with a delivery task in this process, so that a message the hub
     /// delivers twice does not start a second task for the same file.
     in_flight: Mutex<HashSet<String>>,
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Outbox {
         path: path.to_owned(),
         source,
     }
 }
 
-fn private_dir(dir: &Path) -> Result<(), Error> {
+pub(crate) fn private_dir(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -58,11 +59,16 @@ fn private_dir(dir: &Path) -> Result<(), Error> {
 /// Writes a file that is either whole or absent after a crash: a temporary file, fsync,
 /// rename, fsync of the folder.
 fn write_atomically(path: &Path, pending: &Pending) -> Result<(), Error> {
-    use std::os::unix::fs::OpenOptionsExt;
     let json = serde_json::to_vec(pending).map_err(|e| Error::Outbox {
         path: path.to_owned(),
         source: std::io::Error::other(e),
     })?;
+    write_bytes_atomically(path, &json)
+}
+
+/// [`write_atomically`] for any bytes.
+pub(crate) fn write_bytes_atomically(path: &Path, json: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
     let temporary = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -72,7 +78,7 @@ fn write_atomically(path: &Path, pending: &Pending) -> Result<(), Error> {
         .mode(0o600)
         .open(&temporary)
         .map_err(io_error(&temporary))?;
-    file.write_all(&json)
+    file.write_all(json)
         .and_then(|()| file.sync_all())
         .map_err(io_error(&temporary))?;
     std::fs::rename(&temporary, path).map_err(io_error(path))?;
@@ -80,7 +86,7 @@ fn write_atomically(path: &Path, pending: &Pending) -> Result<(), Error> {
 }
 
 /// fsync of a folder, so that a rename in it survives a crash of the machine.
-fn sync_dir(dir: &Path) -> Result<(), Error> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error(dir))

@@ -113,6 +113,6 @@ async fn collect(
             acknowledged.status()
         )));
     }
-    tracing::info!(procedure = %procedure.id, event = ?handled.receipt.event, "collected and acknowledged with the receipt");
+    tracing::info!(procedure = %procedure.id, message_id = %handled.receipt.message_id, application_id = %handled.receipt.application_id, event = ?handled.receipt.event, "collected and acknowledged with the receipt");
     Ok(())
 }

@@ -83,6 +83,8 @@ pub(crate) struct Procedure {
 pub(crate) struct KeyPair {
     pub cert: X509,
     pub key: PKey<Private>,
+    /// The key's file, for the log.
+    pub key_file: PathBuf,
 }
 
 impl Procedure {
@@ -209,6 +211,10 @@ fn load_keys(pki: &Path, entry: &ProcedureEntry) -> Result<Vec<KeyPair>, Error> 
         let path = pki.join(file);
         if path.with_extension("key").is_file() && !files.contains(&path) {
             files.push(path);
+        } else if entry.certificate_next.as_ref() == Some(file) {
+            // Listed by the operator, but the vendor has not installed its key: what
+            // the hub seals for it once activated cannot be opened.
+            tracing::warn!(procedure = %entry.id, certificate_next = %path.display(), missing_key = %path.with_extension("key").display(), "next certificate listed, but no key beside it: messages sealed for it cannot be opened");
         }
     }
     if files.is_empty() {
@@ -217,9 +223,11 @@ fn load_keys(pki: &Path, entry: &ProcedureEntry) -> Result<Vec<KeyPair>, Error> 
     files
         .into_iter()
         .map(|cert| {
+            let key_file = cert.with_extension("key");
             Ok(KeyPair {
-                key: load_private_key(&cert.with_extension("key"))?,
+                key: load_private_key(&key_file)?,
                 cert: load_certificate(&cert)?,
+                key_file,
             })
         })
         .collect()
@@ -239,9 +247,11 @@ fn load_signer(pki: &Path, entry: &ProcedureEntry) -> Result<KeyPair, Error> {
             pki.join("procedures")
                 .join(format!("{}-signatur.crt", entry.id))
         });
+    let key_file = cert.with_extension("key");
     Ok(KeyPair {
-        key: load_private_key(&cert.with_extension("key"))?,
+        key: load_private_key(&key_file)?,
         cert: load_certificate(&cert)?,
+        key_file,
     })
 }
 
@@ -258,10 +268,18 @@ pub(crate) fn reload(
     for procedure in procedures {
         if let Some(entry) = routing.procedures.iter().find(|e| e.id == procedure.id) {
             let keys = load_keys(&config.pki_dir, entry)?;
-            fresh.push((procedure, keys, load_signer(&config.pki_dir, entry)?));
+            // The next certificate's key, if installed (`load_keys` puts it first).
+            let next = entry
+                .certificate_next
+                .as_ref()
+                .map(|file| config.pki_dir.join(file).with_extension("key"))
+                .filter(|key| keys.iter().any(|k| &k.key_file == key));
+            fresh.push((procedure, keys, next, load_signer(&config.pki_dir, entry)?));
         }
     }
-    for (procedure, keys, signer) in fresh {
+    for (procedure, keys, next, signer) in fresh {
+        let next_key = next.map_or_else(|| "none".to_owned(), |k| k.display().to_string());
+        tracing::info!(procedure = %procedure.id, decryption_keys = keys.len(), %next_key, signing_key = %signer.key_file.display(), "keys reloaded");
         procedure.set_keys(keys, signer);
     }
     match shared.trust.write() {

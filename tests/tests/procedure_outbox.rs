@@ -1,11 +1,12 @@
 //! The reference procedure never drops a decision (issue 19): a decision no hub instance
 //! takes waits in the procedure's own outbox — across a restart of the procedure — and
 //! goes out when an instance is reachable again; with several hub URLs each answer goes
-//! to the first instance that takes it.
+//! to the first instance that takes it. Nor a message it refuses: that is kept aside.
 
 use std::path::Path;
 use std::time::Duration;
 
+use kopplung_tests::pki::{Role, issue};
 use kopplung_tests::shared::{fixture_request, history};
 use kopplung_tests::{
     HubSetup, PostgresDatabase, TestHub, amqp, delete_queue, eventually, free_port,
@@ -311,4 +312,126 @@ async fn two_instances_on_postgresql_the_decisions_go_to_the_survivor() {
     assert_eq!(lines("event sent", &second_url), ids.len(), "{log}");
     assert_eq!(pending(&first), 0);
     delete_queue(&broker, &first.queue(PROCEDURE)).await;
+}
+
+/// The message files kept in `refused/messages/` and their descriptions.
+fn refused_messages(hub: &TestHub) -> Vec<serde_json::Value> {
+    let dir = hub.procedure_dir().join("refused/messages");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+        .collect()
+}
+
+/// A message signed by a certificate the procedure does not trust (as when the hub's
+/// next certificate is activated before the vendor trusts it) is kept in
+/// `refused/messages/` with its reason before it is acknowledged — not lost —, and is
+/// answered once the vendor trusts the hub's certificate and reloads (SIGHUP). The
+/// reload names the decryption keys and warns of a listed next certificate whose key is
+/// missing.
+#[tokio::test]
+async fn a_refused_message_is_kept_aside_and_answered_after_a_reload() {
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup::default()).await;
+    let pki = hub.pki_dir();
+    // The vendor trusts another certificate of the same CA, not the hub's.
+    issue(&pki, "other-hub", "Not the hub", Role::Signer, 0, 730);
+    let vendor_trust = hub.dir.path().join("vendor-hub-certificates.pem");
+    std::fs::copy(pki.join("other-hub.crt"), &vendor_trust).unwrap();
+    let sim = hub.procedure_sim_trusting(&[PROCEDURE], &vendor_trust);
+    let ids = submit(&hub, 1).await;
+    let kept = eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || match refused_messages(&hub).pop() {
+            Some(kept) => Ok(kept),
+            None => Err(hub.sim_log()),
+        },
+        |log| format!("no refused message kept aside:\n{log}"),
+    )
+    .await;
+    assert_eq!(kept["procedure"], PROCEDURE, "{kept:#}");
+    assert_eq!(kept["transport"], "amqp", "{kept:#}");
+    assert!(!kept["reason"].as_str().unwrap().is_empty(), "{kept:#}");
+    assert!(kept["refused_at"].as_str().is_some(), "{kept:#}");
+    let message_id = kept["message_id"].as_str().unwrap();
+    let raw = hub
+        .procedure_dir()
+        .join("refused/messages")
+        .join(kept["file"].as_str().unwrap());
+    assert!(!std::fs::read(&raw).unwrap().is_empty());
+    let log = hub.sim_log();
+    assert!(
+        log.lines().any(|line| line.contains("ERROR")
+            && line.contains("message refused")
+            && line.contains("kept aside")
+            && line.contains(message_id)
+            && line.contains("refused/messages/")),
+        "{log}"
+    );
+    // Not answered: the application waits for its receipt.
+    assert_eq!(hub.status(&ids[0]).await["status"], "delivered");
+
+    // The operator lists Dresden's next certificate; the vendor has no key for it yet.
+    issue(
+        &pki,
+        "procedures/dresden-maengel-next",
+        "Fachverfahren dresden-maengel 2027",
+        Role::Recipient,
+        0,
+        730,
+    );
+    std::fs::remove_file(pki.join("procedures/dresden-maengel-next.key")).unwrap();
+    let routing = hub.dir.path().join("config/routing.toml");
+    let text = std::fs::read_to_string(&routing).unwrap().replace(
+        "certificate = \"procedures/dresden-maengel.crt\"",
+        "certificate = \"procedures/dresden-maengel.crt\"\ncertificate_next = \"procedures/dresden-maengel-next.crt\"",
+    );
+    std::fs::write(&routing, text).unwrap();
+    // The vendor trusts the hub's certificate and reloads: the kept message is answered.
+    std::fs::copy(pki.join("hub.crt"), &vendor_trust).unwrap();
+    sim.hangup();
+    let status = hub
+        .wait_for_status(&ids[0], "decided", Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        history(&status, "status"),
+        ["accepted", "prepared", "delivered", "received", "decided"],
+        "{status:#}"
+    );
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        async || match files(&hub.procedure_dir().join("refused/messages")) {
+            0 => Ok(()),
+            n => Err(n),
+        },
+        |n| format!("{n} refused messages still kept after they were answered"),
+    )
+    .await;
+    let log = hub.sim_log();
+    assert!(
+        log.lines().any(|line| line.contains("keys reloaded")
+            && line.contains("decryption_keys=1")
+            && line.contains("next_key=none")),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|line| line.contains("WARN")
+            && line.contains("next certificate listed, but no key beside it")
+            && line.contains("dresden-maengel-next.key")),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|line| line.contains("event sent")
+            && line.contains(&format!("message_id={message_id}"))
+            && line.contains("application_id=")),
+        "{log}"
+    );
+    assert_no_personal_data(&log);
+    delete_queue(&broker, &hub.queue(PROCEDURE)).await;
 }
