@@ -108,6 +108,14 @@ pub async fn run(hub: &str, token_file: &Path, command: AwaitingCommand) -> anyh
                 "{} message(s) delivered without a receipt past the deadline",
                 overdue.len()
             );
+            // The hub cannot tell a message the procedure never consumed (it is down,
+            // the message waits in its queue) from one it dropped; a resend of the
+            // former adds a copy to the queue.
+            if !overdue.is_empty() {
+                eprintln!(
+                    "before resending, check the procedure consumes its queue (`rabbitmqctl list_queues -p <vhost> name messages consumers`): a message still queued is not lost, and a resend adds a copy (harmless: same message id)"
+                );
+            }
         }
         AwaitingCommand::Resend { json: true, .. } => println!("{body:#}"),
         AwaitingCommand::Resend {

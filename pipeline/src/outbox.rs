@@ -310,8 +310,10 @@ impl Dispatcher {
                 // that fails, the lease runs out and the entry is claimed again.
                 let due = self.clock.now() + self.backoff(item.attempts, None);
                 let reason = format!("internal error: {e}");
-                if let Err(e) = self.store.record_retry(&item, due, &reason).await {
-                    tracing::error!(error = %e, "recording the failure failed");
+                match self.store.record_retry(&item, due, &reason).await {
+                    Ok(true) => {}
+                    Ok(false) => taken_over(),
+                    Err(e) => tracing::error!(error = %e, "recording the failure failed"),
                 }
             }
         }
@@ -355,6 +357,7 @@ impl Dispatcher {
                         ),
                     };
                     if !self.store.record_prepared(item, &sealed, &detail).await? {
+                        taken_over();
                         return Ok(());
                     }
                     tracing::info!("prepared");
@@ -362,15 +365,23 @@ impl Dispatcher {
                     return self.deliver(item, sealed).await;
                 }
                 Err(PrepareError::Invalid(reason)) => {
-                    tracing::error!(%reason, "message invalid; needs an engineer");
-                    self.store
+                    if self
+                        .store
                         .record_failed(item, Status::Invalid, &reason)
-                        .await?;
+                        .await?
+                    {
+                        tracing::error!(%reason, "message invalid; needs an engineer");
+                    } else {
+                        taken_over();
+                    }
                 }
                 Err(PrepareError::Blocked(reason)) => {
-                    tracing::warn!(%reason, "prepare blocked; will retry");
                     let due = self.clock.now() + self.backoff(item.attempts, None);
-                    self.store.record_retry(item, due, &reason).await?;
+                    if self.store.record_retry(item, due, &reason).await? {
+                        tracing::warn!(%reason, "prepare blocked; will retry");
+                    } else {
+                        taken_over();
+                    }
                 }
             }
             return Ok(());
@@ -383,7 +394,9 @@ impl Dispatcher {
         let Some(sink) = self.sinks.get(&item.procedure_id) else {
             let reason = format!("procedure {} is no longer configured", item.procedure_id);
             let due = self.clock.now() + self.backoff(item.attempts, None);
-            self.store.record_retry(item, due, &reason).await?;
+            if !self.store.record_retry(item, due, &reason).await? {
+                taken_over();
+            }
             return Ok(());
         };
         let message = OutboundMessage {
@@ -451,7 +464,10 @@ impl Dispatcher {
                     "message {} ready for {} to collect ({})",
                     item.message_id, item.procedure_id, destination.transport
                 );
-                self.store.record_awaiting_pickup(item, &detail).await?;
+                if !self.store.record_awaiting_pickup(item, &detail).await? {
+                    taken_over();
+                    return Ok(());
+                }
                 tracing::info!("awaiting pickup");
                 self.count(item, transport, "awaiting_pickup");
             }
@@ -462,17 +478,27 @@ impl Dispatcher {
                     Next::GiveUp { attempts } => {
                         let reason =
                             format!("given up after {attempts} attempts; last error: {reason}");
+                        if !self
+                            .store
+                            .record_failed(item, Status::DeadLettered, &reason)
+                            .await?
+                        {
+                            taken_over();
+                            return Ok(());
+                        }
                         tracing::error!(%reason, "delivery dead-lettered");
                         self.count(item, transport, "dead_lettered");
-                        self.store
-                            .record_failed(item, Status::DeadLettered, &reason)
-                            .await?;
                     }
                     Next::TryAgainIn(pause) => {
                         let due = self.clock.now() + pause;
+                        // Recorded first: a fenced attempt is not this entry's any more, and
+                        // counts for nothing.
+                        if !self.store.record_retry(item, due, &reason).await? {
+                            taken_over();
+                            return Ok(());
+                        }
                         tracing::warn!(%reason, attempts = item.attempts + 1, "delivery failed; will retry");
                         self.count(item, transport, "retry");
-                        self.store.record_retry(item, due, &reason).await?;
                     }
                 }
             }
@@ -480,16 +506,24 @@ impl Dispatcher {
                 // Not this message's fault: wait without counting an attempt.
                 let policy = self.policy_of(&item.procedure_id);
                 let due = self.clock.now() + backoff(&policy, item.attempts, not_before);
+                if !self.store.record_wait(item, due, &reason).await? {
+                    taken_over();
+                    return Ok(());
+                }
                 tracing::warn!(%reason, "destination unreachable; waiting");
                 self.count(item, transport, "unavailable");
-                self.store.record_wait(item, due, &reason).await?;
             }
             Outcome::Permanent { reason } => {
+                if !self
+                    .store
+                    .record_failed(item, Status::DeadLettered, &reason)
+                    .await?
+                {
+                    taken_over();
+                    return Ok(());
+                }
                 tracing::error!(%reason, "delivery refused permanently; dead-lettered");
                 self.count(item, transport, "dead_lettered");
-                self.store
-                    .record_failed(item, Status::DeadLettered, &reason)
-                    .await?;
             }
         }
         Ok(())
@@ -507,6 +541,13 @@ impl Dispatcher {
             .copied()
             .unwrap_or(self.policies.hub)
     }
+}
+
+/// A change recorded under a lease that was taken over (fenced, see
+/// `OutboxStore::take_over_silent`): the entry is the new holder's, whose outcome counts.
+/// Said once per entry, in the entry's span, and never as a failed attempt.
+fn taken_over() {
+    tracing::warn!("the entry was taken over by another instance; leaving it");
 }
 
 /// A signed receipt in an HTTP answer is an event like any other of that procedure; the

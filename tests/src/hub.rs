@@ -388,11 +388,16 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
 
     /// Sends SIGHUP (reload the mappings).
     pub fn hangup(&self) {
+        self.signal("HUP");
+    }
+
+    /// Sends the signal `name` (`HUP`, `STOP`, `CONT`) to the running hub.
+    pub fn signal(&self, name: &str) {
         if let Some(child) = &self.child {
             let status = Command::new("kill")
-                .args(["-HUP", &child.id().to_string()])
+                .args([format!("-{name}"), child.id().to_string()])
                 .status()
-                .expect("kill -HUP");
+                .expect("kill");
             assert!(status.success());
         }
     }

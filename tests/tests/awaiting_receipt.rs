@@ -176,6 +176,20 @@ async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_messa
     .await;
     assert_eq!(code, 403, "{problem}");
 
+    // A vendor's log names the message id: refused, naming the application to resend.
+    let (ok, out) = awaiting_cli(&hub, &["resend", &dropped[0].1]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("404"), "{out}");
+    assert!(out.contains("not an application id"), "{out}");
+    assert!(out.contains(dropped[0].0.as_str()), "{out}");
+    // An unknown id is as much not found as a malformed one.
+    for id in ["00000000-0000-4000-8000-000000000000", "K7QX-2M4P"] {
+        let path = format!("/api/v1/admin/applications/{id}/resend");
+        let (code, problem) = admin(&hub, "POST", &path, ADMIN_TOKEN).await;
+        assert_eq!(code, 404, "{problem}");
+        assert_eq!(problem["type"], "urn:kopplung:problem:not-found");
+    }
+
     // One with the CLI: it goes out again with its message id, and is confirmed.
     let (ok, out) = awaiting_cli(&hub, &["resend", &dropped[0].0]);
     assert!(ok, "{out}");
@@ -205,6 +219,16 @@ async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_messa
     );
     let second = confirmed(&hub, &dropped[1].0).await;
     assert_eq!(second["delivery"]["message_id"], dropped[1].1.as_str());
+    // Logged in fields, the operator's name a value of its own.
+    let log = hub.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("message resent with its message id")
+                && l.contains("procedure=dresden-maengel")
+                && l.contains("bulk=true")),
+        "{log}"
+    );
+    assert!(!log.contains("with every overdue message of"), "{log}");
     assert!(second["delivery"]["awaiting_receipt_since"].is_null());
 
     // Nothing overdue any more; one that has its receipt is not resent.

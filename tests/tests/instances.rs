@@ -5,7 +5,8 @@
 //! was lost in the crash retries at the other instance with the same Idempotency-Key and
 //! gets the original application. And a killed instance's claims continue within
 //! seconds, not after their lease: at once when it restarts, after the heartbeat timeout
-//! at the other instance when it stays dead.
+//! at the other instance when it stays dead; one paused past the timeout and resumed
+//! leaves the entries taken over, without counting a failed attempt.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -260,6 +261,51 @@ async fn a_killed_instances_claims_continue_within_seconds_not_after_the_lease()
     second
         .wait_for_metric("kopplung_outbox_taken_over_total", taken.len() as f64)
         .await;
+}
+
+/// An instance paused (SIGSTOP) past the heartbeat timeout loses its claims to the other;
+/// resumed, it leaves those entries, saying so once each, and records no failed attempt
+/// for them (its hung deliveries time out at once when it resumes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resumed_instance_leaves_the_entries_taken_over_without_a_failed_attempt() {
+    let database = PostgresDatabase::create();
+    let procedure = FaultyProcedure::start(Arc::new(|_, attempt, _| {
+        if attempt == 1 {
+            Behaviour::Hang
+        } else {
+            Behaviour::Accept
+        }
+    }))
+    .await;
+    let store = format!("[store]\npostgres_url = \"{}\"\n", database.url());
+    let first = TestHub::start(HubSetup {
+        extra_config: store.clone(),
+        ..HubSetup::over_http("dresden-maengel", &procedure.url, 5_000)
+    })
+    .await;
+    let second = first
+        .start_peer(&HubSetup {
+            extra_config: store,
+            ..HubSetup::default()
+        })
+        .await;
+    let held = hold_claims(&first, &procedure, &database, 1).await;
+    first.signal("STOP");
+    taken_by_procedure(&procedure, &held, Instant::now()).await;
+    let log = second.log();
+    assert!(
+        log.contains("took over the claimed outbox entries of a silent instance"),
+        "{log}"
+    );
+    first.signal("CONT");
+    let log = first
+        .wait_for_log(Duration::from_secs(60), |log| {
+            log.matches("the entry was taken over by another instance; leaving it")
+                .count()
+                >= held.len()
+        })
+        .await;
+    assert!(!log.contains("delivery failed; will retry"), "{log}");
 }
 
 /// Submits [`HELD`] applications to `hub` (round `round`), waits until each has reached

@@ -1736,6 +1736,13 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             409,
             "nothing-to-resend",
         ),
+        (
+            "/api/v1/admin/applications/00000000-0000-4000-8000-000000000000/resend",
+            Some(ADMIN_TOKEN),
+            None,
+            404,
+            "not-found",
+        ),
     ])
     .await;
     let resent = api.post_ok(&resend, Some(ADMIN_TOKEN), None).await;

@@ -88,10 +88,17 @@ pub fn resends(record: &ApplicationRecord) -> u32 {
 /// Why a message was not sent again.
 #[derive(Debug, thiserror::Error)]
 pub enum ResendError {
-    /// Not `delivered` (received, still in the outbox, …), its message not stored, its
-    /// procedure one that sends no receipts, or unknown.
+    /// Not `delivered` (received, still in the outbox, …), its message not stored, or
+    /// its procedure one that sends no receipts.
     #[error("this application is not delivered without a receipt")]
     NothingToResend,
+    /// No application has this id.
+    #[error("no application has this id")]
+    Unknown,
+    /// The id is the message id of an overdue message (as a procedure's log shows it),
+    /// not an application id; this is the application to resend.
+    #[error("this is the message id of application {0}, not an application id")]
+    MessageIdOf(Uuid),
     #[error("the store is not reachable: {0}")]
     Unavailable(StoreError),
 }
@@ -99,8 +106,56 @@ pub enum ResendError {
 impl ActionError for ResendError {
     fn store_failure(self) -> Option<StoreError> {
         match self {
-            Self::NothingToResend => None,
+            Self::NothingToResend | Self::Unknown | Self::MessageIdOf(_) => None,
             Self::Unavailable(e) => Some(e),
+        }
+    }
+}
+
+/// Who sends a message again, for the history and the log.
+#[derive(Debug, Clone, Copy)]
+enum Resender<'a> {
+    /// An operator, this one message.
+    Operator(&'a str),
+    /// An operator, with every overdue message of `procedure`.
+    Bulk {
+        operator: &'a str,
+        procedure: &'a str,
+    },
+    /// The hub, the `nth` of `limit` automatic resends.
+    Hub { nth: u32, limit: u32 },
+}
+
+impl Resender<'_> {
+    /// As the history and the audit trail name it.
+    fn by(self) -> String {
+        match self {
+            Self::Operator(operator) => operator.to_owned(),
+            Self::Bulk {
+                operator,
+                procedure,
+            } => format!("{operator}, with every overdue message of {procedure}"),
+            Self::Hub { nth, limit } => {
+                format!("the hub, automatically ({nth} of {limit}: no receipt within the deadline)")
+            }
+        }
+    }
+
+    /// The log line of a resend of `id`, in fields (never prose glued into a value).
+    fn log(self, id: Uuid) {
+        match self {
+            Self::Operator(operator) => {
+                tracing::info!(application_id = %id, %operator, "message resent with its message id");
+            }
+            Self::Bulk {
+                operator,
+                procedure,
+            } => {
+                tracing::info!(application_id = %id, %operator, %procedure, bulk = true, "message resent with its message id");
+            }
+            Self::Hub { nth, limit } => {
+                tracing::info!(application_id = %id, automatic = nth, limit, "message resent with its message id");
+            }
         }
     }
 }
@@ -177,8 +232,23 @@ impl Oversight {
     /// Sends the stored message of a delivered application without a receipt again,
     /// with its message id unchanged, for `by` (an operator action, in the history and
     /// the audit trail). It need not be overdue: the operator may know better.
+    ///
+    /// An unknown id that is the message id of an overdue message (an operator may have
+    /// it from the procedure's log) is refused naming the application to resend.
     pub async fn resend(&self, id: Uuid, by: &str) -> Result<(), ResendError> {
-        self.resend_if(id, by, |_| true).await
+        match self.resend_if(id, Resender::Operator(by), |_| true).await {
+            Err(ResendError::Unknown) => {
+                let overdue = self
+                    .awaiting_receipt(None)
+                    .await
+                    .map_err(|e| ResendError::Unavailable(e.0))?;
+                match overdue.into_iter().find(|a| a.message_id == id) {
+                    Some(awaiting) => Err(ResendError::MessageIdOf(awaiting.application_id)),
+                    None => Err(ResendError::Unknown),
+                }
+            }
+            other => other,
+        }
     }
 
     /// [`Self::resend`], if the application as it is now also passes `still` (read
@@ -186,25 +256,28 @@ impl Oversight {
     async fn resend_if(
         &self,
         id: Uuid,
-        by: &str,
+        by: Resender<'_>,
         still: impl Fn(&ApplicationRecord) -> bool,
     ) -> Result<(), ResendError> {
         let record = self.store.application(id).await.map_err(|e| {
             tracing::error!(error = %e, "reading an application to resend failed");
             ResendError::Unavailable(e)
         })?;
-        if !record.is_some_and(|r| self.receipt_deadlines.may_be_resent(&r) && still(&r)) {
+        let Some(record) = record else {
+            return Err(ResendError::Unknown);
+        };
+        if !(self.receipt_deadlines.may_be_resent(&record) && still(&record)) {
             return Err(ResendError::NothingToResend);
         }
         // The store checks the state again as it changes it.
         let changed = self.woken(
-            self.store.resend(id, by).await,
+            self.store.resend(id, &by.by()).await,
             "resending a message failed",
         );
         if !changed.map_err(ResendError::Unavailable)? {
             return Err(ResendError::NothingToResend);
         }
-        tracing::info!(application_id = %id, operator = %by, "message resent with its message id");
+        by.log(id);
         Ok(())
     }
 
@@ -223,15 +296,22 @@ impl Oversight {
         by: &str,
     ) -> Result<Vec<Uuid>, Unavailable> {
         let overdue = self.awaiting_receipt(Some(procedure)).await?;
-        let bulk = format!("{by}, with every overdue message of {procedure}");
+        let bulk = Resender::Bulk {
+            operator: by,
+            procedure,
+        };
         let mut resent = Vec::new();
         for awaiting in overdue {
             match self
-                .resend_if(awaiting.application_id, &bulk, |r| self.overdue(r))
+                .resend_if(awaiting.application_id, bulk, |r| self.overdue(r))
                 .await
             {
                 Ok(()) => resent.push(awaiting.application_id),
-                Err(ResendError::NothingToResend) => {}
+                Err(
+                    ResendError::NothingToResend
+                    | ResendError::Unknown
+                    | ResendError::MessageIdOf(_),
+                ) => {}
                 Err(ResendError::Unavailable(e)) => return Err(Unavailable(e)),
             }
         }
@@ -254,14 +334,18 @@ impl Oversight {
                 if awaiting.resent >= limit {
                     continue;
                 }
-                let by = format!(
-                    "the hub, automatically ({} of {limit}: no receipt within the deadline)",
-                    awaiting.resent + 1
-                );
+                let by = Resender::Hub {
+                    nth: awaiting.resent + 1,
+                    limit,
+                };
                 let due = |r: &ApplicationRecord| self.overdue(r) && resends(r) < limit;
-                match self.resend_if(awaiting.application_id, &by, due).await {
+                match self.resend_if(awaiting.application_id, by, due).await {
                     Ok(()) => resent.push(awaiting.application_id),
-                    Err(ResendError::NothingToResend) => {}
+                    Err(
+                        ResendError::NothingToResend
+                        | ResendError::Unknown
+                        | ResendError::MessageIdOf(_),
+                    ) => {}
                     Err(ResendError::Unavailable(e)) => return Err(Unavailable(e)),
                 }
             }

@@ -521,11 +521,17 @@ pub(crate) async fn a_silent_instances_claims_are_taken_after_the_heartbeat_time
             .unwrap()
     );
     assert!(!one.record_delivered(&held[1], "delivered").await.unwrap());
+    let before = two.application(held[1].application_id).await.unwrap();
     assert!(
         !one.record_retry(&held[1], clock.now(), "late")
             .await
             .unwrap()
     );
+    // Nor does its failed attempt count as one of the entry's attempts.
+    let after = two.application(held[1].application_id).await.unwrap();
+    let attempt =
+        |r: Option<ApplicationRecord>| r.map(|r| (r.delivery.attempts, r.delivery.last_error));
+    assert_eq!(attempt(after), attempt(before));
     prepare(&*two, &taken[0], b"new").await;
     // It beats again: live once more, nothing to take over.
     one.heartbeat(&first).await.unwrap();

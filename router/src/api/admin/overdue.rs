@@ -73,8 +73,16 @@ impl From<ResendError> for Problem {
                 "This application is not delivered without a receipt",
             )
             .detail(
-                "it has its receipt, is still in the outbox, a dead letter, unknown, or its procedure sends no receipts (a clerk inbox)",
+                "it has its receipt, is still in the outbox, a dead letter, or its procedure sends no receipts (a clerk inbox)",
             ),
+            ResendError::Unknown => Problem::not_found().detail(
+                "no application has this id (`kopplung awaiting-receipt list` shows the application id of each overdue message)",
+            ),
+            // Still `not-found` (no application has this id); the detail names the one
+            // to resend.
+            ResendError::MessageIdOf(application) => Problem::not_found().detail(format!(
+                "this is not an application id but the message id of application {application}: resend that (`kopplung awaiting-receipt resend {application}`)"
+            )),
             ResendError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
