@@ -236,4 +236,21 @@ mod tests {
         assert_eq!(certificate_state(-1.0), ("abgelaufen", Some("expired")));
         assert_eq!(certificate_state(f64::NAN).1, Some("expired"));
     }
+
+    #[test]
+    fn a_rotating_certificate_shows_its_stage() {
+        let row = |stage| {
+            CertificateRow::from(CertificateStatus {
+                owner: "hub".into(),
+                certificate: "next".into(),
+                days_left: 365.0,
+                stage,
+            })
+            .state
+        };
+        assert_eq!(row(None), "gültig");
+        assert_eq!(row(Some(Stage::Published)), "gültig, veröffentlicht");
+        assert_eq!(row(Some(Stage::Active)), "gültig, aktiv");
+        assert_eq!(row(Some(Stage::Retired)), "gültig, abgelöst");
+    }
 }
