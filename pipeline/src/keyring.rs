@@ -12,7 +12,7 @@ use kopplung_transformers::jose::JoseSealer;
 use kopplung_transformers::mapping::Behoerde;
 use kopplung_transformers::pki::PkiLayout;
 use kopplung_transformers::receipt::{self, Receipt};
-use kopplung_transformers::seal::{check_cms_recipient, load_certificate};
+use kopplung_transformers::seal::{check_cms_recipient, load_certificate, load_private_key};
 use kopplung_transformers::{Sealer, TrustAnchors};
 use openssl::asn1::Asn1Time;
 use openssl::x509::X509;
@@ -151,6 +151,8 @@ pub(crate) struct Keys {
 pub struct Keyring {
     keys: RwLock<Arc<Keys>>,
     clock: Arc<dyn Clock>,
+    /// What was in force when [`Keyring::switches`] last looked.
+    pub(crate) reported: Mutex<InForce>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -195,20 +197,49 @@ fn check_signer(anchors: &TrustAnchors, sealer: &Sealer) -> Result<(), Error> {
     Ok(())
 }
 
+/// The next signing identity of a staged rotation. Errors name the setting and its
+/// file: the operator wrote them a moment ago and needs to know which one is wrong.
+fn load_next_signer(
+    config: &KeyringConfig,
+    next: &NextSigning,
+    anchors: &TrustAnchors,
+) -> Result<Sealer, Error> {
+    let refused = |key: &str, message: String| Error::Config {
+        file: config.source.clone(),
+        message: format!("[signing] {key}: {message}"),
+    };
+    let (cert_file, key_file) = (next.certificate.display(), next.key.display());
+    let certificate = load_certificate(&config.pki_dir.join(&next.certificate))
+        .map_err(|e| refused("next_certificate", e.to_string()))?;
+    let key = load_private_key(&config.pki_dir.join(&next.key))
+        .map_err(|e| refused("next_key", e.to_string()))?;
+    let belongs = certificate
+        .public_key()
+        .map(|public| public.public_eq(&key))
+        .unwrap_or(false);
+    if !belongs {
+        return Err(refused(
+            "next_key",
+            format!("{key_file} does not belong to next_certificate {cert_file}"),
+        ));
+    }
+    let sealer = Sealer::new(certificate, key)
+        .map_err(|e| refused("next_key", format!("{key_file}: {e}")))?;
+    check_signer(anchors, &sealer)
+        .map_err(|e| refused("next_certificate", format!("{cert_file}: {e}")))?;
+    Ok(sealer)
+}
+
 fn load_keys(config: &KeyringConfig) -> Result<Keys, Error> {
     let pki = PkiLayout::new(&config.pki_dir);
     let anchors = TrustAnchors::load(&pki.ca_cert())?;
     let sealer = load_sealer(config)?;
     check_signer(&anchors, &sealer)?;
     let next = match &config.next_signing {
-        Some(next) => {
-            let sealer = Sealer::load(
-                &config.pki_dir.join(&next.certificate),
-                &config.pki_dir.join(&next.key),
-            )?;
-            check_signer(&anchors, &sealer)?;
-            Some((Signer::new(sealer)?, next.rotation))
-        }
+        Some(next) => Some((
+            Signer::new(load_next_signer(config, next, &anchors)?)?,
+            next.rotation,
+        )),
         None => None,
     };
     let mut recipients = BTreeMap::new();
@@ -347,6 +378,48 @@ impl Keys {
     }
 }
 
+/// SHA-256 of the DER, upper-case hex pairs joined by `:`.
+pub(crate) fn fingerprint(certificate: &X509) -> String {
+    certificate
+        .digest(openssl::hash::MessageDigest::sha256())
+        .map(|d| {
+            d.iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .unwrap_or_default()
+}
+
+/// Which certificates are in force at a moment, to notice when a rotation switches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct InForce {
+    /// Fingerprint of the hub's signing certificate in force.
+    pub(crate) signer: String,
+    /// The procedures whose next certificate is the one sealed for, with its
+    /// fingerprint.
+    pub(crate) sealed_for_next: BTreeMap<String, String>,
+}
+
+impl InForce {
+    pub(crate) fn now(keys: &Keys, clock: &dyn Clock) -> Self {
+        let now = clock.now();
+        let sealed_for_next = keys
+            .recipients
+            .iter()
+            .filter(|(_, r)| r.next.is_some_and(|rotation| rotation.next_in_force(now)))
+            .filter_map(|(id, r)| {
+                let (_, next) = r.certificate_files().last()?;
+                Some((id.clone(), fingerprint(next)))
+            })
+            .collect();
+        Self {
+            signer: fingerprint(keys.signer(clock).sealer.certificate()),
+            sealed_for_next,
+        }
+    }
+}
+
 /// Now as OpenSSL counts time.
 fn asn1_now(clock: &dyn Clock) -> Result<Asn1Time, openssl::error::ErrorStack> {
     Asn1Time::from_unix(clock.now().unix_timestamp())
@@ -365,9 +438,12 @@ impl Keyring {
     /// certificates. Unreadable files are an error; a certificate that is expired or
     /// untrusted is not: it blocks only its procedure (see [`Keyring::problems`]).
     pub fn load(config: &KeyringConfig, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let keys = load_keys(config)?;
+        let reported = Mutex::new(InForce::now(&keys, clock.as_ref()));
         Ok(Self {
-            keys: RwLock::new(Arc::new(load_keys(config)?)),
+            keys: RwLock::new(Arc::new(keys)),
             clock,
+            reported,
         })
     }
 

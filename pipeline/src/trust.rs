@@ -3,12 +3,16 @@
 //! one before it signs), and the operator's notes on rotations still waiting (for
 //! `kopplung check`).
 
+use std::collections::BTreeMap;
+
 use kopplung_core::Stage;
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::x509::X509;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::Keyring;
+use crate::keyring::{InForce, fingerprint};
 
 /// One of the hub's signing certificates as published.
 #[derive(Debug, Clone)]
@@ -47,25 +51,21 @@ fn subject(certificate: &X509) -> String {
         .join(", ")
 }
 
+/// A time as RFC 3339, for log lines.
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
+}
+
 fn publish(
     certificate: &X509,
     stage: Stage,
     activate_at: Option<OffsetDateTime>,
 ) -> PublishedCertificate {
-    let fingerprint = certificate
-        .digest(openssl::hash::MessageDigest::sha256())
-        .map(|d| {
-            d.iter()
-                .map(|b| format!("{b:02X}"))
-                .collect::<Vec<_>>()
-                .join(":")
-        })
-        .unwrap_or_default();
     PublishedCertificate {
         stage,
         activate_at,
         subject: subject(certificate),
-        fingerprint_sha256: fingerprint,
+        fingerprint_sha256: fingerprint(certificate),
         not_before: to_datetime(certificate.not_before()),
         not_after: to_datetime(certificate.not_after()),
         pem: certificate
@@ -92,6 +92,92 @@ impl Keyring {
                 ]
             }
         }
+    }
+
+    /// What switched since the last call (or the load): the hub's signing certificate
+    /// in force, a procedure's next certificate now sealed for. One line each, for the
+    /// log, once: the hub asks after every reload and every few seconds, so a switch
+    /// at `activate_at` is seen then, on the clock tests can pause.
+    pub fn switches(&self) -> Vec<String> {
+        let keys = self.keys();
+        let now = InForce::now(&keys, self.clock());
+        let mut reported = self
+            .reported
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lines = Vec::new();
+        if now.signer != reported.signer {
+            let when = match &keys.next {
+                Some((next, rotation)) if fingerprint(next.sealer.certificate()) == now.signer => {
+                    rotation
+                        .activate_at()
+                        .map(|at| format!("activate_at {}", rfc3339(at)))
+                        .unwrap_or_default()
+                }
+                _ => "on reload".to_owned(),
+            };
+            lines.push(format!(
+                "the hub's signing certificate switched ({when}): now signing SHA-256 {}, retired SHA-256 {}",
+                now.signer, reported.signer
+            ));
+        }
+        for (id, next) in &now.sealed_for_next {
+            if reported.sealed_for_next.get(id) == Some(next) {
+                continue;
+            }
+            let Some(recipient) = keys.recipients.get(id) else {
+                continue;
+            };
+            let files = recipient.certificate_files();
+            let file = |(path, _): &(std::path::PathBuf, X509)| path.display().to_string();
+            let when = recipient
+                .next
+                .and_then(|rotation| rotation.activate_at())
+                .filter(|at| *at != OffsetDateTime::UNIX_EPOCH)
+                .map(|at| format!("activate_at {}", rfc3339(at)))
+                .unwrap_or_else(|| "on confirmation".to_owned());
+            lines.push(format!(
+                "procedure {id}: messages are now sealed for its next certificate {} ({when}), SHA-256 {next}; no longer for {}",
+                files.last().map(file).unwrap_or_default(),
+                files[..files.len().saturating_sub(1)]
+                    .iter()
+                    .map(file)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        *reported = now;
+        lines
+    }
+
+    /// The stage of each certificate that takes part in a staged rotation now, by
+    /// owner and name as [`Keyring::certificate_expiries`] lists them: the hub's
+    /// `hub.crt` and `next`, a procedure's current and next encryption certificates.
+    pub fn certificate_stages(&self) -> BTreeMap<(String, String), Stage> {
+        let keys = self.keys();
+        let now = self.clock().now();
+        let mut stages = BTreeMap::new();
+        if let Some((_, rotation)) = &keys.next {
+            let (current, next) = rotation.stages(now);
+            stages.insert(("hub".to_owned(), "hub.crt".to_owned()), current);
+            stages.insert(("hub".to_owned(), "next".to_owned()), next);
+        }
+        for (id, recipient) in &keys.recipients {
+            let Some(rotation) = recipient.next else {
+                continue;
+            };
+            let (current, next) = rotation.stages(now);
+            let files = recipient.certificate_files();
+            for (n, (path, _)) in files.iter().enumerate() {
+                let file = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let stage = if n + 1 == files.len() { next } else { current };
+                stages.insert((id.clone(), file), stage);
+            }
+        }
+        stages
     }
 
     /// Rotations that wait for someone, for the operator: a procedure's next

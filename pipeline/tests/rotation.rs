@@ -226,3 +226,106 @@ fn a_next_certificate_that_cannot_be_used_is_named_before_it_would_block() {
     // The current one still serves.
     assert!(keyring.problems().is_empty());
 }
+
+#[test]
+fn each_switch_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path();
+    let layout = PkiLayout::new(pki);
+    init_demo_pki(&layout, &["cms".to_owned()]).unwrap();
+    kopplung_transformers::pki::issue_procedure_signer(&layout, "cms").unwrap();
+    issue(pki, "hub-next", Role::Signer);
+    issue(pki, "procedures/cms-next", Role::Recipient);
+    let start = OffsetDateTime::now_utc();
+    let clock = Arc::new(ManualClock::new(start));
+    let at = start + Duration::hours(1);
+    let keyring = Keyring::load(
+        &config(
+            pki,
+            Some(at),
+            Rotation::confirmed_by_vendor(false, None),
+            false,
+        ),
+        clock.clone(),
+    )
+    .unwrap();
+    let published = keyring.published();
+    let (old, new) = (
+        published[0].fingerprint_sha256.clone(),
+        published[1].fingerprint_sha256.clone(),
+    );
+    // What was in force at the load is no switch.
+    assert!(keyring.switches().is_empty());
+    let stage = |owner: &str, file: &str| {
+        keyring
+            .certificate_stages()
+            .get(&(owner.to_owned(), file.to_owned()))
+            .copied()
+    };
+    assert_eq!(stage("hub", "hub.crt"), Some(Stage::Active));
+    assert_eq!(stage("hub", "next"), Some(Stage::Published));
+    assert_eq!(stage("cms", "cms.crt"), Some(Stage::Active));
+    assert_eq!(stage("cms", "cms-next.crt"), Some(Stage::Published));
+    clock.advance(Duration::hours(1) - Duration::seconds(1));
+    assert!(keyring.switches().is_empty());
+    clock.advance(Duration::seconds(1));
+    let switches = keyring.switches();
+    assert_eq!(switches.len(), 1, "{switches:?}");
+    let line = &switches[0];
+    assert!(
+        line.contains("signing certificate switched")
+            && line.contains(&format!("now signing SHA-256 {new}"))
+            && line.contains(&format!("retired SHA-256 {old}"))
+            && line.contains(
+                &at.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap()
+            ),
+        "{line}"
+    );
+    assert!(keyring.switches().is_empty(), "reported once");
+    assert_eq!(stage("hub", "hub.crt"), Some(Stage::Retired));
+    assert_eq!(stage("hub", "next"), Some(Stage::Active));
+
+    // The vendor confirmed: the reload that makes the next certificate the one
+    // sealed for reports it, once.
+    keyring
+        .reload(&config(
+            pki,
+            Some(at),
+            Rotation::confirmed_by_vendor(true, None),
+            false,
+        ))
+        .unwrap();
+    let switches = keyring.switches();
+    assert_eq!(switches.len(), 1, "{switches:?}");
+    assert!(
+        switches[0].contains("procedure cms: messages are now sealed for its next certificate")
+            && switches[0].contains("cms-next.crt")
+            && switches[0].contains("on confirmation"),
+        "{}",
+        switches[0]
+    );
+    assert!(keyring.switches().is_empty(), "reported once");
+}
+
+#[test]
+fn a_next_key_that_does_not_match_names_the_setting_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path();
+    let layout = PkiLayout::new(pki);
+    init_demo_pki(&layout, &["cms".to_owned()]).unwrap();
+    kopplung_transformers::pki::issue_procedure_signer(&layout, "cms").unwrap();
+    issue(pki, "hub-next", Role::Signer);
+    issue(pki, "procedures/cms-next", Role::Recipient);
+    issue(pki, "other", Role::Signer);
+    let mut wrong = config(pki, None, Rotation::confirmed_by_vendor(false, None), false);
+    if let Some(next) = wrong.next_signing.as_mut() {
+        next.key = "other.key".into();
+    }
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let error = Keyring::load(&wrong, clock).unwrap_err().to_string();
+    assert!(
+        error.contains("kopplung.toml: [signing] next_key: other.key does not belong to next_certificate hub-next.crt"),
+        "{error}"
+    );
+}

@@ -164,10 +164,12 @@ impl InForce for InForceNow {
     }
 
     fn certificates(&self) -> Vec<CertificateStatus> {
+        let stages = self.keyring.certificate_stages();
         self.keyring
             .certificate_expiries()
             .into_iter()
             .map(|(owner, certificate, days_left)| CertificateStatus {
+                stage: stages.get(&(owner.clone(), certificate.clone())).copied(),
                 owner,
                 certificate,
                 days_left,

@@ -508,7 +508,20 @@ async fn checkpoint_periodically(
     }
 }
 
-/// Reloads the mappings, and the keys and certificates, on SIGHUP. An invalid change is
+/// How often the keyring is asked whether a staged rotation switched at its time.
+const SWITCH_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Logs, once, each switch of a staged rotation (a new signing certificate in force, a
+/// procedure's next certificate now sealed for): the moment operators and vendors
+/// look for when something is refused.
+fn report_switches(keyring: &Keyring) {
+    for switch in keyring.switches() {
+        tracing::info!(%switch, "rotation switched");
+    }
+}
+
+/// Reloads the mappings, and the keys and certificates, on SIGHUP; between hangups
+/// reports the switches of staged rotations. An invalid change is
 /// refused with an error in the log and the metrics
 /// `kopplung_mapping_reloads_total{outcome="refused"}` and
 /// `kopplung_key_reloads_total{outcome="refused"}`; what was in force stays in force.
@@ -522,9 +535,23 @@ async fn reload_on_hangup(
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         tracing::error!("cannot listen for SIGHUP: mappings will not be reloaded");
-        return;
+        loop {
+            tokio::time::sleep(SWITCH_CHECK).await;
+            report_switches(&keyring);
+        }
     };
-    while hangups.recv().await.is_some() {
+    loop {
+        tokio::select! {
+            hangup = hangups.recv() => {
+                if hangup.is_none() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(SWITCH_CHECK) => {
+                report_switches(&keyring);
+                continue;
+            }
+        }
         // Certificate lists may have changed in the routing table (rotation): read the
         // configuration again for them. Routes and clients still need a restart.
         let keys = {
@@ -543,6 +570,7 @@ async fn reload_on_hangup(
             Ok(Ok(())) => {
                 metrics.key_reloads.with_label_values(&["applied"]).inc();
                 tracing::info!("keys and certificates reloaded");
+                report_switches(&keyring);
                 for problem in keyring.problems() {
                     tracing::error!(%problem, "procedure blocked");
                 }

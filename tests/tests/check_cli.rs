@@ -310,3 +310,21 @@ fn three_mistakes_in_two_files_are_all_named_at_once() {
         ],
     );
 }
+
+#[test]
+fn a_next_signing_key_that_does_not_match_its_certificate_is_named() {
+    let site = Site::new();
+    let pki = site.data().join("pki");
+    std::fs::copy(pki.join("hub.crt"), pki.join("bad-next.crt")).unwrap();
+    // Some other EC key of the PKI: valid in itself, not the certificate's.
+    let other = std::fs::read(pki.join("procedures/dresden-maengel-signatur.key")).unwrap();
+    write_private(&pki.join("hub-next.key"), &other);
+    site.append(
+        "config/kopplung.toml",
+        "\n[signing]\nnext_certificate = \"bad-next.crt\"\nnext_key = \"hub-next.key\"\n",
+    );
+    site.refused(
+        "kopplung.toml",
+        &["kopplung.toml: [signing] next_key: hub-next.key does not belong to next_certificate bad-next.crt"],
+    );
+}

@@ -208,6 +208,10 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
     hub_reload().await;
     let retired = wait_for_stages(&hub, &["retired", "active"]).await;
     assert_eq!(retired[1]["fingerprint_sha256"], next_fingerprint.as_str());
+    // The switch is in the log, with the fingerprint now signing.
+    let switched = format!("now signing SHA-256 {next_fingerprint}");
+    hub.wait_for_log(Duration::from_secs(20), |log| log.contains(&switched))
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // 4. Dresden's next encryption certificate: published, not yet confirmed.
@@ -251,6 +255,10 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
     );
     hub_reload().await;
     assert!(!check_warnings(&hub).contains("not yet confirmed"));
+    hub.wait_for_log(Duration::from_secs(20), |log| {
+        log.contains("procedure dresden-maengel: messages are now sealed for its next certificate")
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // 6. Dresden's receipt signing certificate: the hub accepts both, then the vendor
@@ -273,6 +281,16 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
     sim.hangup();
     sim_reloaded(&hub, 3).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Each switch was logged once.
+    let log = hub.log();
+    assert_eq!(log.matches(&switched).count(), 1, "{log}");
+    assert_eq!(
+        log.matches("procedure dresden-maengel: messages are now sealed")
+            .count(),
+        1,
+        "{log}"
+    );
 
     // Every application of the overlap is decided; none refused, none stuck.
     flowing.store(false, Ordering::SeqCst);

@@ -44,7 +44,8 @@ impl Sealer {
         Self::new(cert, key)
     }
 
-    fn new(cert: X509, key: PKey<Private>) -> Result<Self, Error> {
+    /// The signing identity from a certificate and its key, both checked.
+    pub fn new(cert: X509, key: PKey<Private>) -> Result<Self, Error> {
         check_signing_key(&key)?;
         let matches = cert
             .public_key()

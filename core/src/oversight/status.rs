@@ -42,6 +42,8 @@ pub struct CertificateStatus {
     pub certificate: String,
     /// Whole days until it expires, rounded down (negative: expired; NaN: unreadable).
     pub days_left: f64,
+    /// Its stage, while it takes part in a staged rotation.
+    pub stage: Option<crate::Stage>,
 }
 
 /// Where a configured procedure's messages go.
@@ -113,6 +115,7 @@ mod tests {
                 owner: "hub".into(),
                 certificate: "hub.crt".into(),
                 days_left: -0.25,
+                stage: None,
             }]
         }
         fn destinations(&self) -> Vec<Destination> {

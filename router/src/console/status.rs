@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::{Area, Console, TimeView};
 use crate::catalog::service_name;
+use kopplung_core::Stage;
 use kopplung_core::oversight::{CertificateStatus, MappingStatus, ProcedureStatus};
 
 /// Certificates expiring sooner (in days) are highlighted, as the example alert rule
@@ -50,7 +51,7 @@ struct CertificateRow {
     owner: String,
     certificate: String,
     days: String,
-    state: &'static str,
+    state: String,
     class: Option<&'static str>,
 }
 
@@ -121,6 +122,11 @@ impl From<ProcedureStatus> for ProcedureRow {
 impl From<CertificateStatus> for CertificateRow {
     fn from(c: CertificateStatus) -> Self {
         let (state, class) = certificate_state(c.days_left);
+        // Both certificates of a rotation are valid: the stage tells which one is used.
+        let state = match c.stage {
+            Some(stage) => format!("{state}, {}", stage_name(stage)),
+            None => state.to_owned(),
+        };
         Self {
             owner: c.owner,
             certificate: c.certificate,
@@ -152,6 +158,15 @@ fn rows<T, R: From<T>>(items: Vec<T>) -> Vec<R> {
 }
 
 /// How a certificate stands, and the row's highlight.
+/// A rotation stage in the console's German.
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Published => "veröffentlicht",
+        Stage::Active => "aktiv",
+        Stage::Retired => "abgelöst",
+    }
+}
+
 fn certificate_state(days_left: f64) -> (&'static str, Option<&'static str>) {
     if !days_left.is_finite() {
         ("nicht lesbar", Some("expired"))
@@ -220,5 +235,22 @@ mod tests {
         assert_eq!(certificate_state(0.0), ("läuft bald ab", Some("warn")));
         assert_eq!(certificate_state(-1.0), ("abgelaufen", Some("expired")));
         assert_eq!(certificate_state(f64::NAN).1, Some("expired"));
+    }
+
+    #[test]
+    fn a_rotating_certificate_shows_its_stage() {
+        let row = |stage| {
+            CertificateRow::from(CertificateStatus {
+                owner: "hub".into(),
+                certificate: "next".into(),
+                days_left: 365.0,
+                stage,
+            })
+            .state
+        };
+        assert_eq!(row(None), "gültig");
+        assert_eq!(row(Some(Stage::Published)), "gültig, veröffentlicht");
+        assert_eq!(row(Some(Stage::Active)), "gültig, aktiv");
+        assert_eq!(row(Some(Stage::Retired)), "gültig, abgelöst");
     }
 }
