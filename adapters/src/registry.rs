@@ -63,6 +63,10 @@ impl Transport for DeliveryConfig {
     fn reply_queue(&self) -> Option<&str> {
         self.settings().reply_queue()
     }
+
+    fn default_max_in_flight(&self) -> u32 {
+        self.settings().default_max_in_flight()
+    }
 }
 
 transports! {

@@ -97,6 +97,12 @@ pub trait Transport {
     fn reply_queue(&self) -> Option<&str> {
         None
     }
+
+    /// Deliveries at once to one procedure when its `max_in_flight` is not given: few,
+    /// unless the transport's receiver is built for many (a broker).
+    fn default_max_in_flight(&self) -> u32 {
+        8
+    }
 }
 
 /// Whether `hash` is what a `token_sha256` key must hold.

@@ -31,8 +31,11 @@ pub const LEASE: Duration = Duration::from_secs(120);
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepares at once: each holds a whole application in memory several times over.
 const PREPARE_PARALLELISM: usize = 4;
-/// Entries claimed per round, and worked on at once.
-const BATCH: u32 = 32;
+/// Entries claimed per round at most (one statement, one lease token).
+const CLAIM_BATCH: u32 = 256;
+/// Entries worked on at once, over all procedures: bounds the memory of sealed messages
+/// in flight (a few KiB each; attachments travel by claim check).
+const SLOTS: usize = 2048;
 /// How long to sleep when nothing is due and nobody wakes us.
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
@@ -41,7 +44,8 @@ pub const CMS_CONTENT_TYPE: &str = "application/pkcs7-mime; smime-type=authEnvel
 /// The content type of a `jose` envelope: a compact JWE (RFC 7516).
 pub const JOSE_CONTENT_TYPE: &str = "application/jose";
 
-/// Deliveries at once to a procedure without a limit of its own.
+/// Deliveries at once to a procedure missing from `max_in_flight` (the hub sets every
+/// configured procedure's limit: its own, or its transport's default).
 const DEFAULT_MAX_IN_FLIGHT: u32 = 8;
 
 pub struct Dispatcher {
@@ -218,14 +222,16 @@ impl Dispatcher {
         let heart = self
             .heartbeat_timeout
             .map(|silence| tokio::spawn(self.clone().keep_alive(silence, heart_stopped)));
-        let permits = Arc::new(Semaphore::new(BATCH as usize));
+        let permits = Arc::new(Semaphore::new(SLOTS));
         let mut running = JoinSet::new();
         loop {
             if *shutdown.borrow() {
                 break;
             }
             while running.try_join_next().is_some() {}
-            let free = permits.available_permits() as u32;
+            let free = u32::try_from(permits.available_permits())
+                .unwrap_or(CLAIM_BATCH)
+                .min(CLAIM_BATCH);
             if free == 0 {
                 // Every slot busy: wait for one to free up, not for the clock.
                 tokio::select! {

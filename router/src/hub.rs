@@ -319,7 +319,7 @@ pub async fn run(
         .routing
         .procedures
         .iter()
-        .map(|p| (p.id.to_string(), p.max_in_flight))
+        .map(|p| (p.id.to_string(), p.max_in_flight()))
         .collect();
     // A signed receipt in an HTTP answer is an event like any other of that procedure.
     dispatcher.events = Some(hub.events.clone());

@@ -97,7 +97,16 @@ impl Transport for AmqpSinkConfig {
     fn reply_queue(&self) -> Option<&str> {
         self.reply_queue.as_deref()
     }
+
+    /// A broker takes hundreds of publishes at once: they share channels and are
+    /// confirmed together (see `broker/window.rs`).
+    fn default_max_in_flight(&self) -> u32 {
+        DEFAULT_MAX_IN_FLIGHT
+    }
 }
+
+/// Deliveries at once to a broker queue by default.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 512;
 
 fn no_broker() -> ConfigProblem {
     ConfigProblem::new(

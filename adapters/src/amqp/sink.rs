@@ -2,12 +2,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lapin::options::BasicPublishOptions;
+use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Confirmation};
 
 use super::config::AmqpSinkConfig;
-use crate::broker::AmqpBroker;
+use crate::broker::{AmqpBroker, Fate, Publish};
 use crate::{DestinationInfo, OutboundMessage, Outcome, Sink};
 
 /// AMQP delivery mode 2: the broker writes the message to disk.
@@ -54,70 +53,38 @@ impl Sink for AmqpSink {
     async fn deliver(&self, message: &OutboundMessage) -> Outcome {
         let queue = self.config.queue.as_str();
         let (exchange, routing_key) = self.config.publish_target();
-        let borrowed = match self.broker.borrow(self.config.spec()).await {
-            Ok(borrowed) => borrowed,
-            Err(unavailable) => {
-                return Outcome::Unavailable {
-                    reason: unavailable.reason,
-                    not_before: Some(unavailable.retry_in),
-                };
-            }
-        };
-        let channel = &borrowed.channel;
-        let publish = async {
-            channel
-                .basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    &message.body,
-                    properties(message),
-                )
-                .await?
-                .await
-        };
         let timeout = Duration::from_secs(self.broker.config().confirm_timeout_secs);
-        let confirmed = tokio::time::timeout(timeout, publish).await;
-        let outcome = match confirmed {
-            Ok(Ok(Confirmation::Ack(None))) => Outcome::Delivered,
-            Ok(Ok(Confirmation::Ack(Some(returned)))) => {
+        let publish = Publish {
+            spec: self.config.spec(),
+            exchange,
+            routing_key,
+            message_id: &message.message_id,
+            body: &message.body,
+            properties: properties(message),
+        };
+        match self.broker.publish(publish, timeout).await {
+            Ok(Fate::Delivered) => Outcome::Delivered,
+            Ok(Fate::Returned(reply)) => {
+                // The queue is gone (deleted behind the hub's back): declare it again.
                 self.broker.forget_declared(queue).await;
                 Outcome::Retry {
-                    reason: format!(
-                        "returned by the broker: {} {}",
-                        returned.reply_code, returned.reply_text
-                    ),
+                    reason: format!("returned by the broker: {reply}"),
                     not_before: None,
                 }
             }
-            Ok(Ok(Confirmation::Nack(_))) => Outcome::Retry {
+            Ok(Fate::Nacked) => Outcome::Retry {
                 reason: "negatively acknowledged by the broker".into(),
                 not_before: None,
             },
-            // Never a success without a confirm: this channel is not in confirm mode.
-            Ok(Ok(Confirmation::NotRequested)) => {
-                return Outcome::Retry {
-                    reason: "channel not in confirm mode".into(),
-                    not_before: None,
-                };
-            }
-            Ok(Err(e)) => Outcome::Retry {
-                reason: format!("publishing failed: {e}"),
+            Ok(Fate::Unsure(reason)) => Outcome::Retry {
+                reason,
                 not_before: None,
             },
-            // The confirm may still come: this channel is not reused.
-            Err(_) => {
-                return Outcome::Retry {
-                    reason: format!("no confirm within {}s", timeout.as_secs()),
-                    not_before: None,
-                };
-            }
-        };
-        self.broker.give_back(borrowed).await;
-        outcome
+            Err(unavailable) => Outcome::Unavailable {
+                reason: unavailable.reason,
+                not_before: Some(unavailable.retry_in),
+            },
+        }
     }
 
     fn destination(&self) -> DestinationInfo {

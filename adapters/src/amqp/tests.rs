@@ -257,3 +257,212 @@ async fn an_exchange_with_a_routing_key_and_a_quorum_queue() {
         .await
         .unwrap();
 }
+
+/// Every message id in `queue`, taken out of it.
+async fn drain_ids(channel: &lapin::Channel, queue: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    while let Some(got) = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        ids.push(
+            got.delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    ids
+}
+
+/// Delivers every message at the same moment, each through its sink; the outcomes by
+/// message id.
+async fn deliver_at_once(
+    deliveries: Vec<(std::sync::Arc<AmqpSink>, OutboundMessage)>,
+) -> std::collections::BTreeMap<String, Outcome> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(deliveries.len()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (sink, message) in deliveries {
+        let start = start.clone();
+        tasks.spawn(async move {
+            start.wait().await;
+            (message.message_id.clone(), sink.deliver(&message).await)
+        });
+    }
+    let mut outcomes = std::collections::BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        let (id, outcome) = done.unwrap();
+        outcomes.insert(id, outcome);
+    }
+    outcomes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundreds_of_deliveries_share_a_few_channels_and_each_is_in_the_queue_once() {
+    let connection = test_connection().await;
+    let queue = unique_queue();
+    let broker = AmqpBroker::new(AmqpBrokerConfig::new(broker_url()));
+    let sink = std::sync::Arc::new(AmqpSink::new(
+        broker.clone(),
+        AmqpSinkConfig::queue(queue.clone()),
+    ));
+    let messages: Vec<_> = (0..400)
+        .map(|_| (sink.clone(), message(b"pipelined")))
+        .collect();
+    let mut sent: Vec<String> = messages.iter().map(|(_, m)| m.message_id.clone()).collect();
+    let outcomes = deliver_at_once(messages).await;
+    assert!(
+        outcomes.values().all(|o| *o == Outcome::Delivered),
+        "{outcomes:?}"
+    );
+    // Pipelined: far fewer channels than messages (one per message before).
+    let channels = broker.channels_opened();
+    assert!(channels < 40, "{channels} channels for 400 messages");
+
+    let channel = connection.create_channel().await.unwrap();
+    let mut arrived = drain_ids(&channel, &queue).await;
+    arrived.sort();
+    sent.sort();
+    assert_eq!(arrived, sent, "every message once, none missing");
+    delete_queue(&channel, &queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nack_in_the_middle_of_a_pipelined_batch_is_a_retry_and_never_delivered() {
+    // The vendor's queue takes 5 messages and refuses the rest: RabbitMQ nacks each
+    // publish beyond its length, while the others of the same window are acked.
+    let connection = test_connection().await;
+    let queue = unique_queue();
+    let channel = connection.create_channel().await.unwrap();
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(5));
+    arguments.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            arguments,
+        )
+        .await
+        .unwrap();
+    let broker = AmqpBroker::new(AmqpBrokerConfig::new(broker_url()));
+    let sink = std::sync::Arc::new(AmqpSink::new(
+        broker.clone(),
+        AmqpSinkConfig::queue(queue.clone()),
+    ));
+    let outcomes = deliver_at_once((0..40).map(|_| (sink.clone(), message(b"n"))).collect()).await;
+
+    let delivered: Vec<&String> = outcomes
+        .iter()
+        .filter(|(_, o)| **o == Outcome::Delivered)
+        .map(|(id, _)| id)
+        .collect();
+    let nacked = outcomes
+        .values()
+        .filter(|o| {
+            matches!(o, Outcome::Retry { reason, .. } if reason == "negatively acknowledged by the broker")
+        })
+        .count();
+    assert_eq!(delivered.len(), 5, "{outcomes:?}");
+    assert_eq!(nacked, 35, "{outcomes:?}");
+    assert!(broker.channels_opened() < 40, "the 40 were pipelined");
+    // Exactly the ones counted as delivered are in the queue.
+    let mut arrived = drain_ids(&channel, &queue).await;
+    arrived.sort();
+    let mut delivered: Vec<String> = delivered.into_iter().cloned().collect();
+    delivered.sort();
+    assert_eq!(arrived, delivered);
+    delete_queue(&channel, &queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_returned_message_in_the_middle_of_a_pipelined_batch_is_a_retry_and_never_delivered() {
+    let connection = test_connection().await;
+    let channel = connection.create_channel().await.unwrap();
+    let broker = AmqpBroker::new(AmqpBrokerConfig::new(broker_url()));
+    let (kept, deleted) = (unique_queue(), unique_queue());
+    let to_kept = std::sync::Arc::new(AmqpSink::new(
+        broker.clone(),
+        AmqpSinkConfig::queue(kept.clone()),
+    ));
+    let to_deleted = std::sync::Arc::new(AmqpSink::new(
+        broker.clone(),
+        AmqpSinkConfig::queue(deleted.clone()),
+    ));
+    // Both queues declared by the hub, then one deleted behind its back: its messages
+    // are returned (NO_ROUTE), in the same windows as the other queue's.
+    assert_eq!(
+        to_kept.deliver(&message(b"first")).await,
+        Outcome::Delivered
+    );
+    assert_eq!(
+        to_deleted.deliver(&message(b"first")).await,
+        Outcome::Delivered
+    );
+    drain_ids(&channel, &kept).await;
+    delete_queue(&channel, &deleted).await;
+
+    let deliveries: Vec<_> = (0..60)
+        .map(|i| {
+            let sink = if i % 3 == 0 { &to_deleted } else { &to_kept };
+            (sink.clone(), message(b"mixed"))
+        })
+        .collect();
+    let for_deleted: std::collections::BTreeSet<String> = deliveries
+        .iter()
+        .filter(|(sink, _)| std::sync::Arc::ptr_eq(sink, &to_deleted))
+        .map(|(_, m)| m.message_id.clone())
+        .collect();
+    let outcomes = deliver_at_once(deliveries).await;
+    assert!(broker.channels_opened() < 30, "the 60 were pipelined");
+
+    let returned: Vec<&String> = outcomes
+        .iter()
+        .filter(|(_, o)| {
+            matches!(o, Outcome::Retry { reason, .. } if reason.starts_with("returned by the broker: 312 NO_ROUTE"))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!returned.is_empty(), "{outcomes:?}");
+    assert!(returned.iter().all(|id| for_deleted.contains(*id)));
+    for (id, outcome) in &outcomes {
+        if !for_deleted.contains(id) {
+            assert_eq!(*outcome, Outcome::Delivered, "{id}");
+        }
+    }
+    // What counts as delivered is in its queue; nothing returned is anywhere. (After the
+    // first return the hub declares the queue again, so later messages to it arrive.)
+    let in_kept = drain_ids(&channel, &kept).await;
+    // A passive declare of a missing queue closes its channel: a channel of its own.
+    let probe = connection.create_channel().await.unwrap();
+    let recreated = probe
+        .queue_declare(
+            deleted.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .is_ok();
+    let in_deleted = if recreated {
+        drain_ids(&channel, &deleted).await
+    } else {
+        Vec::new()
+    };
+    for (id, outcome) in &outcomes {
+        let arrived = in_kept.contains(id) || in_deleted.contains(id);
+        assert_eq!(arrived, *outcome == Outcome::Delivered, "{id}: {outcome:?}");
+    }
+    delete_queue(&channel, &kept).await;
+    if recreated {
+        delete_queue(&channel, &deleted).await;
+    }
+}

@@ -1,23 +1,27 @@
 //! The hub's connection to RabbitMQ, shared by every AMQP procedure: one connection,
-//! reconnected with a growing pause, channels in confirm mode lent to the sinks, and
-//! queues declared before their first publish. The `amqp` transport publishes through it;
-//! the transports' build context hands it over.
+//! reconnected with a growing pause, publishes pipelined on confirm-mode channels
+//! ([`window`]), and queues declared before their first publish. The `amqp` transport
+//! publishes through it; the transports' build context hands it over.
 
 mod config;
+mod window;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lapin::options::BasicPublishOptions;
 use lapin::options::{
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 pub use config::AmqpBrokerConfig;
+pub(crate) use window::Fate;
+use window::{After, Report, Window};
 
 /// What the broker declares for a sink: its durable queue, whether it is a quorum
 /// queue, and the direct exchange and routing key it is bound with, if any.
@@ -30,13 +34,16 @@ pub(crate) struct QueueSpec<'a> {
 
 /// A lazily opened, self-healing connection to one broker, shared by its sinks.
 ///
-/// Each delivery borrows a channel of its own, so a channel never has more than one
-/// unconfirmed publish: a returned message and its confirm then belong to that delivery
-/// without doubt. A lost connection is opened again on the next delivery; failed
-/// attempts are spaced out (doubling up to a maximum) so a down broker is not hammered.
+/// Deliveries share channels: many publishes are in flight on one channel, grouped in
+/// windows that settle together (see [`window`]), so that a returned message is matched
+/// to its delivery without doubt. A lost connection is opened again on the next delivery;
+/// failed attempts are spaced out (doubling up to a maximum) so a down broker is not
+/// hammered.
 pub struct AmqpBroker {
     config: AmqpBrokerConfig,
     state: Mutex<BrokerState>,
+    #[cfg(test)]
+    channels_opened: std::sync::atomic::AtomicU32,
 }
 
 #[derive(Default)]
@@ -54,6 +61,8 @@ struct Link {
     generation: u64,
     /// Confirm-mode channels not in use.
     idle: Vec<Channel>,
+    /// The window new publishes join while it is open.
+    open: Option<Arc<Window>>,
     /// Queues known to exist on this connection.
     declared: HashSet<String>,
 }
@@ -72,10 +81,45 @@ pub(crate) struct Unavailable {
     pub retry_in: Duration,
 }
 
-/// A channel lent to one delivery.
-pub(crate) struct Borrowed {
-    pub channel: Channel,
-    generation: u64,
+/// One message to publish: where to, and what.
+pub(crate) struct Publish<'a> {
+    pub spec: QueueSpec<'a>,
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub message_id: &'a str,
+    pub body: &'a [u8],
+    pub properties: BasicProperties,
+}
+
+/// A place in a window. Reports a failure if dropped before its publish reported (the
+/// delivery was cancelled), so that the window still settles.
+struct Member {
+    window: Arc<Window>,
+    reported: bool,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if !self.reported
+            && self
+                .window
+                .report(&Report::Failed("delivery cancelled".into()))
+                == After::Discard
+        {
+            close_later(self.window.channel.clone());
+        }
+    }
+}
+
+/// Closes a channel that must not be used again, without waiting for it.
+fn close_later(channel: Channel) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            if channel.status().connected() {
+                let _ = channel.close(200, "window broken".into()).await;
+            }
+        });
+    }
 }
 
 impl AmqpBroker {
@@ -83,6 +127,8 @@ impl AmqpBroker {
         Arc::new(Self {
             config,
             state: Mutex::new(BrokerState::default()),
+            #[cfg(test)]
+            channels_opened: Default::default(),
         })
     }
 
@@ -143,8 +189,57 @@ impl AmqpBroker {
         Duration::from_secs(self.config.connect_timeout_secs)
     }
 
-    /// A confirm-mode channel for one delivery to `queue`, which exists afterwards.
-    pub(crate) async fn borrow(&self, spec: QueueSpec<'_>) -> Result<Borrowed, Unavailable> {
+    /// Publishes one message and waits until its fate is known: delivered (acknowledged,
+    /// and its window settled without it among the returned), returned, negatively
+    /// acknowledged, or unsure. `timeout` bounds the whole publish.
+    pub(crate) async fn publish(
+        &self,
+        publish: Publish<'_>,
+        timeout: Duration,
+    ) -> Result<Fate, Unavailable> {
+        let deadline = Instant::now() + timeout;
+        let window = self.window(publish.spec).await?;
+        let mut member = Member {
+            window: window.clone(),
+            reported: false,
+        };
+        let sent = async {
+            window
+                .channel
+                .basic_publish(
+                    publish.exchange.into(),
+                    publish.routing_key.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    publish.body,
+                    publish.properties,
+                )
+                .await?
+                .await
+        };
+        let own = match tokio::time::timeout_at(deadline, sent).await {
+            Ok(Ok(confirmation)) => Report::Confirmed(Box::new(confirmation)),
+            Ok(Err(e)) => Report::Failed(format!("publishing failed: {e}")),
+            Err(_) => Report::Failed(format!("no confirm within {}s", timeout.as_secs())),
+        };
+        member.reported = true;
+        let after = window.report(&own);
+        self.settle(&window, &after).await;
+        let verdict = match tokio::time::timeout_at(deadline, window.settled()).await {
+            Ok(verdict) => verdict,
+            Err(_) => window::Verdict::Broken(format!(
+                "the other confirms of its window did not come within {}s",
+                timeout.as_secs()
+            )),
+        };
+        Ok(window::fate(publish.message_id, &own, &verdict))
+    }
+
+    /// The open window of the connection, with a place taken in it; a new one (on an idle
+    /// or a new channel) if there is none. Connects and declares `spec`'s queue first.
+    async fn window(&self, spec: QueueSpec<'_>) -> Result<Arc<Window>, Unavailable> {
         let queue = spec.queue;
         let mut state = self.state.lock().await;
         if state
@@ -168,27 +263,54 @@ impl AmqpBroker {
             declare(&link.connection, spec, timeout).await?;
             link.declared.insert(queue.to_owned());
         }
-        let generation = link.generation;
-        while let Some(channel) = link.idle.pop() {
-            if channel.status().connected() {
-                return Ok(Borrowed {
-                    channel,
-                    generation,
-                });
+        if let Some(open) = &link.open
+            && open.channel.status().connected()
+            && open.join()
+        {
+            return Ok(open.clone());
+        }
+        let channel = loop {
+            match link.idle.pop() {
+                Some(channel) if channel.status().connected() => break channel,
+                Some(_) => continue,
+                None => {
+                    #[cfg(test)]
+                    self.channels_opened
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    break bounded(timeout, "opening a channel", async {
+                        let channel = link.connection.create_channel().await?;
+                        channel
+                            .confirm_select(ConfirmSelectOptions::default())
+                            .await?;
+                        Ok(channel)
+                    })
+                    .await?;
+                }
+            }
+        };
+        let window = Window::new(channel, link.generation);
+        // A fresh window is open and empty: the place is there.
+        window.join();
+        link.open = Some(window.clone());
+        Ok(window)
+    }
+
+    /// After the last report of a window: its channel takes the next window, or is
+    /// closed if the window broke or its connection is gone.
+    async fn settle(&self, window: &Window, after: &After) {
+        match after {
+            After::Pending => {}
+            After::Discard => close_later(window.channel.clone()),
+            After::Reuse => {
+                let mut state = self.state.lock().await;
+                if let Some(link) = state.link.as_mut()
+                    && link.generation == window.generation
+                    && window.channel.status().connected()
+                {
+                    link.idle.push(window.channel.clone());
+                }
             }
         }
-        let channel = bounded(timeout, "opening a channel", async {
-            let channel = link.connection.create_channel().await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
-            Ok(channel)
-        })
-        .await?;
-        Ok(Borrowed {
-            channel,
-            generation,
-        })
     }
 
     async fn reconnect(&self, state: &mut BrokerState) -> Result<(), Unavailable> {
@@ -220,6 +342,7 @@ impl AmqpBroker {
                     connection,
                     generation: state.generation,
                     idle: Vec::new(),
+                    open: None,
                     declared: HashSet::new(),
                 });
                 state.failures = 0;
@@ -236,18 +359,6 @@ impl AmqpBroker {
                     retry_in: pause,
                 })
             }
-        }
-    }
-
-    /// Returns a channel after a delivery; a broken one, or one of an older connection,
-    /// is dropped.
-    pub(crate) async fn give_back(&self, borrowed: Borrowed) {
-        let mut state = self.state.lock().await;
-        if let Some(link) = state.link.as_mut()
-            && link.generation == borrowed.generation
-            && borrowed.channel.status().connected()
-        {
-            link.idle.push(borrowed.channel);
         }
     }
 
@@ -271,6 +382,12 @@ impl AmqpBroker {
     #[cfg(test)]
     pub(crate) async fn connect_attempts(&self) -> u32 {
         self.state.lock().await.connect_attempts
+    }
+
+    #[cfg(test)]
+    pub(crate) fn channels_opened(&self) -> u32 {
+        self.channels_opened
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

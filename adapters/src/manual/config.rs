@@ -39,4 +39,9 @@ impl Transport for ManualConfig {
     fn sealed(&self) -> bool {
         false
     }
+
+    /// "Delivering" only marks the message for the inbox: nothing to protect.
+    fn default_max_in_flight(&self) -> u32 {
+        64
+    }
 }

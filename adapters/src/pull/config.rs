@@ -66,6 +66,11 @@ impl Transport for PullConfig {
         Ok(Arc::new(PullSink::new(context.procedure, callback)?))
     }
 
+    /// "Delivering" only marks the message for collection: nothing to protect.
+    fn default_max_in_flight(&self) -> u32 {
+        64
+    }
+
     fn api_token(&self) -> Option<&ApiToken> {
         Some(&self.token)
     }

@@ -51,9 +51,10 @@ pub struct ProcedureConfig {
     #[serde(default)]
     pub retry: Option<RetryPolicy>,
     /// Deliveries to this procedure at once: a slow procedure holds at most this many
-    /// of the hub's delivery slots, so the others go on.
-    #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: u32,
+    /// of the hub's delivery slots, so the others go on. Without it, the transport's
+    /// default (see [`ProcedureConfig::max_in_flight`]).
+    #[serde(default, rename = "max_in_flight")]
+    pub max_in_flight_given: Option<u32>,
     /// How long a delivered message may wait for the procedure's receipt before it is
     /// overdue (seconds; 0: never). Without it, the transport's default
     /// ([`default_receipt_deadline_secs`]).
@@ -70,9 +71,8 @@ pub struct ProcedureConfig {
     pub token: ApiToken,
 }
 
-fn default_max_in_flight() -> u32 {
-    8
-}
+/// The highest `max_in_flight`: a procedure's share of the outbox's delivery slots.
+pub const MAX_IN_FLIGHT: u32 = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,6 +95,13 @@ pub fn default_receipt_deadline_secs(transport: &str) -> u64 {
 }
 
 impl ProcedureConfig {
+    /// Deliveries to this procedure at once: its own `max_in_flight`, or its transport's
+    /// default (hundreds for a broker, a few for an HTTP receiver).
+    pub fn max_in_flight(&self) -> u32 {
+        self.max_in_flight_given
+            .unwrap_or_else(|| self.delivery.default_max_in_flight())
+    }
+
     /// How long a delivered message may wait for its receipt; `None`: never overdue.
     pub fn receipt_deadline(&self) -> Option<time::Duration> {
         let secs = self
@@ -150,8 +157,11 @@ impl ProcedureConfig {
                 "next_confirmed and next_activate_at concern a next certificate: give certificate_next".into(),
             );
         }
-        if self.max_in_flight == 0 || self.max_in_flight > 256 {
-            found("max_in_flight", "must be 1 to 256".into());
+        if self
+            .max_in_flight_given
+            .is_some_and(|n| n == 0 || n > MAX_IN_FLIGHT)
+        {
+            found("max_in_flight", format!("must be 1 to {MAX_IN_FLIGHT}"));
         }
         if self
             .receipt_deadline_secs
