@@ -203,6 +203,39 @@ macro_rules! contract {
     };
 }
 
+/// A PostgreSQL database of a test's own, migrated only up to `version`: as a hub of an
+/// older version left it. [`LegacyDb::open`] starts the store of this version on it.
+pub struct LegacyDb(TestDb);
+
+impl LegacyDb {
+    pub async fn migrated_to(version: i64) -> Self {
+        let db = TestDb::new().await;
+        let mut connection = PgConnection::connect(&db.url).await.unwrap();
+        sqlx::migrate!("./migrations/postgres")
+            .run_to(version, &mut connection)
+            .await
+            .unwrap();
+        connection.close().await.unwrap();
+        Self(db)
+    }
+
+    /// Runs statements behind any store's back; the rows they touched.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        self.0.execute(sql).await
+    }
+
+    /// The store of this version on the database (as [`MAIN_INSTANCE`]), which migrates
+    /// it.
+    pub async fn open(self) -> Backend {
+        Backend::on(
+            Kind::Postgres,
+            Place::Postgres(self.0),
+            Arc::new(SystemClock),
+        )
+        .await
+    }
+}
+
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 fn admin_url() -> String {

@@ -272,3 +272,169 @@ async fn postgres_the_same_idempotency_key_at_two_instances_at_once_records_one_
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.checked, 10);
 }
+
+#[tokio::test]
+async fn postgres_a_database_of_one_global_chain_stays_verifiable_and_goes_on_in_instance_chains() {
+    use kopplung_core::audit::{AuditEntry, Binding, checkpoint};
+    let legacy = crate::backend::LegacyDb::migrated_to(10).await;
+    // The one chain all instances shared, and a checkpoint of format 1 of its head.
+    let app = Uuid::new_v4();
+    let mut entries: Vec<AuditEntry> = Vec::new();
+    for (i, status) in ["invalid", "dead_lettered", "invalid"].iter().enumerate() {
+        let prev = entries.last().map(|e| (e.seq, e.hash.as_str()));
+        entries.push(AuditEntry::next(
+            prev,
+            app,
+            &format!("2025-01-02T03:04:0{i}Z"),
+            status,
+            "old",
+            Binding::default(),
+        ));
+    }
+    let mut sql = String::new();
+    for e in &entries {
+        sql.push_str(&format!(
+            "INSERT INTO audit_log (seq, application_id, at, status, detail, prev_hash, hash, version)
+             VALUES ({}, '{}', '{}', '{}', '{}', '{}', '{}', {});",
+            e.seq, e.application_id, e.at, e.status, e.detail, e.prev_hash, e.hash, e.version
+        ));
+    }
+    sql.push_str("UPDATE audit_issued SET seq = 3;");
+    let (pki, sealer, trust) = hub_pki();
+    let at = checkpoint::checkpoint_time(OffsetDateTime::now_utc());
+    let last = &entries[2];
+    let signature = kopplung_transformers::laufzettel::sign_detached(
+        &sealer,
+        checkpoint::statement(3, &last.hash, &at).as_bytes(),
+    )
+    .unwrap();
+    sql.push_str(&format!(
+        "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES (3, '{}', '{at}', '\\x{}'::bytea);",
+        last.hash,
+        hex::encode(&signature)
+    ));
+    assert_eq!(legacy.execute(&sql).await, 5);
+
+    // The new version migrates it: the old chain is the chain `global`, and verifies
+    // with its old checkpoint.
+    let backend = legacy.open().await;
+    let store = &*backend.store;
+    let old = store.audit_checkpoints().await.unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].heads, vec![ChainHead::global(3, last.hash.clone())]);
+    let report = verify(store, Some(trust_in(&pki))).await;
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.checked, report.checkpoints.stored), (3, 1));
+    assert_eq!(report.checkpoints.signatures_unchecked, 0);
+    let stored = store.audit_entries(app).await.unwrap();
+    assert_eq!(
+        stored, entries,
+        "read back as written, in the chain `global`"
+    );
+
+    // New entries go to the instance's chain; a checkpoint names both heads.
+    let new = deliver(store, b"new").await;
+    let appended = store.audit_entries(new.id).await.unwrap();
+    assert!(
+        appended
+            .iter()
+            .all(|e| e.chain == crate::backend::MAIN_INSTANCE)
+    );
+    assert_eq!(appended[0].seq, 1);
+    let checkpoint = checkpoint_head(store, &sealer).await;
+    let heads: Vec<(&str, i64)> = checkpoint
+        .heads
+        .iter()
+        .map(|h| (h.chain.as_str(), h.seq))
+        .collect();
+    assert_eq!(heads, [("global", 3), (crate::backend::MAIN_INSTANCE, 3)]);
+    let report = verify(store, Some(trust)).await;
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.checked, report.checkpoints.stored), (6, 2));
+
+    // The old chain's tail removed, with what it issued: both checkpoints name it.
+    assert_eq!(
+        backend
+            .execute("DELETE FROM audit_log WHERE chain = 'global' AND seq = 3; UPDATE audit_chains SET seq = 2 WHERE chain = 'global'")
+            .await,
+        2
+    );
+    let report = verify(store, None).await;
+    assert_eq!(report.broken, 0);
+    assert_eq!(report.checkpoints.failed, 2);
+    let first = report.first_break.unwrap();
+    assert_eq!((first.chain.as_str(), first.seq), ("global", 3));
+    assert!(
+        first
+            .to_string()
+            .starts_with("seq 3 named by the checkpoint of"),
+        "{first}"
+    );
+}
+
+/// Trust in the demo PKI in `dir` (again: it is not `Clone`).
+fn trust_in(dir: &tempfile::TempDir) -> kopplung_core::audit::CheckpointTrust {
+    let pki = kopplung_transformers::pki::PkiLayout::new(dir.path());
+    kopplung_core::audit::CheckpointTrust::load(&pki.ca_cert()).unwrap()
+}
+
+/// The waits a store hands to its lock-wait observer.
+fn observed(store: &PostgresStore) -> Arc<std::sync::Mutex<Vec<std::time::Duration>>> {
+    let waits = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = waits.clone();
+    store.observe_lock_waits(Box::new(move |wait| sink.lock().unwrap().push(wait)));
+    waits
+}
+
+#[tokio::test]
+async fn postgres_every_state_change_reports_its_wait_for_the_chain() {
+    let backend = Backend::open(Kind::Postgres).await;
+    let store = backend.postgres_instance("kopplung-a").await;
+    let waits = observed(&store);
+    deliver(&*store, b"one").await;
+    // accepted, prepared, delivered; a retry (no entry) reports nothing.
+    assert_eq!(waits.lock().unwrap().len(), 3);
+    let (_, item) = claimed(&*store, "lease").await;
+    assert!(
+        store
+            .record_retry(&item, OffsetDateTime::now_utc(), "later")
+            .await
+            .unwrap()
+    );
+    assert_eq!(waits.lock().unwrap().len(), 4, "the intake's entry only");
+}
+
+/// The figure for issue 20: two instances changing state at once, each with 8 tasks,
+/// and how long a state change waited for its chain (p50, p99, max). Run with
+/// `cargo test -p kopplung-store --test contract lock_wait_figures -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn postgres_lock_wait_figures_with_two_instances() {
+    const TASKS: usize = 8;
+    const PER_TASK: usize = 40;
+    let backend = Backend::open(Kind::Postgres).await;
+    let a = backend.postgres_instance("kopplung-a").await;
+    let b = backend.postgres_instance("kopplung-b").await;
+    let waits = [observed(&a), observed(&b)];
+    let started = std::time::Instant::now();
+    deliver_at_once(&[a.clone() as Arc<dyn Store>, b.clone()], TASKS, PER_TASK).await;
+    let elapsed = started.elapsed();
+    for (name, waits) in ["a", "b"].iter().zip(&waits) {
+        let mut waits = waits.lock().unwrap().clone();
+        waits.sort();
+        let at = |q: f64| waits[((waits.len() as f64 - 1.0) * q) as usize];
+        println!(
+            "instance {name}: {} state changes, lock wait p50 {:?} p99 {:?} max {:?}",
+            waits.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+    }
+    let changes = 2 * TASKS * PER_TASK * 3;
+    println!(
+        "{changes} state changes in {elapsed:?}: {:.0}/s",
+        changes as f64 / elapsed.as_secs_f64()
+    );
+    assert!(a.verify_audit().await.unwrap().is_intact());
+}
