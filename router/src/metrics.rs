@@ -47,8 +47,8 @@ pub struct Metrics {
     pub retention_purged: IntCounterVec,
     /// Outbox entries taken over from instances whose heartbeat had stopped.
     pub outbox_taken_over: IntCounter,
-    /// PostgreSQL: how long a state change waited for its instance's audit chain (the
-    /// serialisation left; instances never wait for each other). Empty on SQLite.
+    /// PostgreSQL: how long a state change waited for one of its instance's audit chains
+    /// (the serialisation left; instances never wait for each other). Empty on SQLite.
     pub store_lock_wait_seconds: Histogram,
     /// The listeners' connections (read from their counters at each scrape).
     pub connections: Arc<Connections>,
@@ -275,7 +275,7 @@ impl Metrics {
         let store_lock_wait_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "kopplung_store_lock_wait_seconds",
-                "PostgreSQL: time a state change waited to append to this instance's audit chain, from asking until its entries were in place (one statement's round trip included).",
+                "PostgreSQL: time a state change waited for one of this instance's audit chains (a free lane, or another append to commit); instances never wait for each other.",
             )
             .buckets(vec![
                 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,

@@ -5,8 +5,8 @@
 //! dead-lettered, the procedure's events, a retention deletion, a look at personal data)
 //! appends one entry to the table `audit_log`, in the same transaction as the change and
 //! its history entry. The entries form chains: SQLite's single writer appends to one
-//! chain ([`GLOBAL_CHAIN`]), each PostgreSQL instance to a chain of its own (named by its
-//! instance id), so that instances never wait for each other; entries written before
+//! chain ([`GLOBAL_CHAIN`]), each PostgreSQL instance to chains of its own (named by its
+//! instance id: `<id>`, `<id>/1`, …), so that instances never wait for each other; entries written before
 //! that (migration 0011) are the global chain. Within a chain every entry carries the
 //! hash of the entry before it (`prev_hash`) and its own hash over all its fields
 //! (`hash`). Changing, removing or re-ordering an entry breaks the chain at that point.
@@ -24,7 +24,7 @@
 //!
 //! | field | content |
 //! |---|---|
-//! | `chain` | the chain: `global`, or a PostgreSQL instance's id; not hashed (bound by the links and the checkpoints) |
+//! | `chain` | the chain: `global`, or one of a PostgreSQL instance's (`<id>`, `<id>/<n>`); not hashed (bound by the links and the checkpoints) |
 //! | `seq` | position in the chain: 1, 2, 3, … without gaps |
 //! | `version` | format of the entry: 1 (written before content hashes) or 2 |
 //! | `application_id` | the application's UUID, lowercase with hyphens |
@@ -128,7 +128,8 @@ pub const GLOBAL_CHAIN: &str = "global";
 /// One entry of the audit trail, every field as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
-    /// The chain the entry belongs to: [`GLOBAL_CHAIN`], or a PostgreSQL instance's id.
+    /// The chain the entry belongs to: [`GLOBAL_CHAIN`], or one of a PostgreSQL
+    /// instance's (`<id>`, `<id>/<n>`).
     /// Not part of the hash (formats 1 and 2 stay as they are): the links within the
     /// chain and the checkpoints, which name every chain's head, bind it.
     pub chain: String,

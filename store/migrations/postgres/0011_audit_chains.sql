@@ -1,6 +1,6 @@
--- The audit trail in chains (issue 20): each hub instance appends to a chain of its own
--- (named by its instance id), so that instances commit concurrently instead of one after
--- the other under one advisory lock. The entries written before are the chain 'global'.
+-- The audit trail in chains (issue 20): each hub instance appends to chains of its own
+-- (named by its instance id: `<id>`, `<id>/1`, …, one per connection), so that instances
+-- commit concurrently instead of one after the other under one advisory lock. The entries written before are the chain 'global'.
 -- Signed checkpoints name the head of every chain at once (audit/checkpoint.rs), which
 -- ties the chains together.
 --

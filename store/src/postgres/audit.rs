@@ -18,7 +18,12 @@ impl AuditSql for sqlx::Postgres {
     const ENTRIES_OF: &'static str = concat!(
         "SELECT ",
         audit_columns!(),
-        " FROM audit_log WHERE application_id = $1 ORDER BY substr(at, 1, 19), chain, seq"
+        // By time (`at` is RFC 3339 in UTC, its fraction of varying length: compared as
+        // text up to the second, then the fraction padded), never failing on a tampered
+        // `at`; then by chain and seq.
+        " FROM audit_log WHERE application_id = $1
+         ORDER BY substr(at, 1, 19), rpad(coalesce(substring(at from '\\.([0-9]+)'), ''), 9, '0'),
+                  chain, seq"
     );
     // Along the primary key, one step per chain (every chain has its row in
     // `audit_chains`).

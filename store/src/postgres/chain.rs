@@ -1,23 +1,28 @@
-//! This instance's audit chain on PostgreSQL: its end kept in memory, its appends
-//! ordered in-process, and guarded in the database against another process appending
-//! to the same chain (two instances misconfigured with one instance id).
+//! This instance's audit chains on PostgreSQL: their ends kept in memory, each chain's
+//! appends ordered in-process, and guarded in the database against another process
+//! appending to the same chain (two instances misconfigured with one instance id).
 //!
 //! A state change's transaction collects its audit entries and appends them all in one
-//! statement just before it commits ([`Chain::append`]). That statement moves the chain's
-//! row in `audit_chains` from the seq this process expects to the new end and inserts
-//! the entries: the row lock it takes orders the chain's transactions (the next append
-//! waits for this one's commit, only ever behind the same instance's work), and its
-//! condition means an end that moved under us (a transaction of ours that rolled back
-//! after appending, or another process on the same chain) writes nothing: the end is
-//! read again from the database and the entries linked anew. The in-process lock is held
-//! only for that one statement, so that the chain's appends reach the database in the
-//! order their seqs were issued.
+//! statement just before it commits ([`Chains::append`]). That statement moves the
+//! chain's row in `audit_chains` from the seq this process expects to the new end and
+//! inserts the entries; its condition means an end that moved under us (a transaction
+//! of ours that rolled back after appending, or another process on the same chain)
+//! writes nothing: the end is read again from the database and the entries linked anew.
+//!
+//! A chain's row stays locked from the append until the commit, so one chain takes one
+//! commit at a time. So that an instance's transactions still commit concurrently (and
+//! PostgreSQL flushes their commits together), an instance has one chain per connection
+//! of its pool, its lanes: the instance's id for the first, `<id>/<n>` for the others. A
+//! transaction takes a free lane for its append and keeps it until it has committed or
+//! rolled back: it never waits for a row lock of its own instance, and only waits for a
+//! lane when every lane is between append and commit.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use sqlx::{Postgres, Transaction};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::Sql;
 use crate::shared::history::Change;
@@ -41,32 +46,56 @@ struct End {
     link: Option<(i64, String)>,
 }
 
-pub(crate) struct Chain {
+/// One lane: a chain and its end as this process knows it (`None` until read from the
+/// database, and again after the end moved under us).
+struct Lane {
     id: String,
-    /// `None` until read from the database (and again after the end moved under us).
-    end: Mutex<Option<End>>,
+    end: Arc<Mutex<Option<End>>>,
+}
+
+/// A lane taken by a transaction, until it has committed or rolled back.
+pub(crate) struct Taken {
+    _end: OwnedMutexGuard<Option<End>>,
+}
+
+pub(crate) struct Chains {
+    lanes: Vec<Lane>,
+    /// Where a transaction that finds every lane taken waits (round robin).
+    next: AtomicUsize,
     observer: OnceLock<LockWaitObserver>,
 }
 
-impl std::fmt::Debug for Chain {
+impl std::fmt::Debug for Chains {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Chain")
-            .field("id", &self.id)
+        f.debug_struct("Chains")
+            .field("lanes", &self.lanes.len())
             .finish_non_exhaustive()
     }
 }
 
-impl Chain {
-    pub(crate) fn new(id: &str) -> Arc<Self> {
+impl Chains {
+    /// The `lanes` chains of `instance` (at least one).
+    pub(crate) fn new(instance: &str, lanes: usize) -> Arc<Self> {
+        let lanes = (0..lanes.max(1))
+            .map(|n| Lane {
+                id: if n == 0 {
+                    instance.to_owned()
+                } else {
+                    format!("{instance}/{n}")
+                },
+                end: Arc::new(Mutex::new(None)),
+            })
+            .collect();
         Arc::new(Self {
-            id: id.to_owned(),
-            end: Mutex::new(None),
+            lanes,
+            next: AtomicUsize::new(0),
             observer: OnceLock::new(),
         })
     }
 
+    /// The instance's first chain (its id).
     pub(crate) fn id(&self) -> &str {
-        &self.id
+        self.lanes.first().map_or("", |lane| lane.id.as_str())
     }
 
     /// Sets what receives lock waits (once; later calls are ignored).
@@ -74,76 +103,94 @@ impl Chain {
         let _ = self.observer.set(observer);
     }
 
-    /// Appends the audit entries of `changes` (each stamped with its `at`) to the
-    /// chain inside `tx`, which must commit right after (it holds the chain's row).
+    /// A free lane, the first in order (so that one writer at a time always uses the
+    /// first chain), or, if all are taken, the next in turn once it is free.
+    async fn take(&self) -> (&Lane, OwnedMutexGuard<Option<End>>) {
+        for lane in &self.lanes {
+            if let Ok(end) = lane.end.clone().try_lock_owned() {
+                return (lane, end);
+            }
+        }
+        let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
+        (lane, lane.end.clone().lock_owned().await)
+    }
+
+    /// Appends the audit entries of `changes` (each stamped with its `at`) to a lane
+    /// inside `tx`, which must commit right after and keep the returned lane until then.
     pub(crate) async fn append(
         &self,
         tx: &mut Transaction<'static, Postgres>,
         changes: &[(String, Change)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Taken>, StoreError> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let waiting = Instant::now();
-        let mut end = self.end.lock().await;
+        // What this append waits: for a lane, and in attempts that found the chain's end
+        // moved (a rollback of ours, or another process on the chain, whose commit a
+        // statement waits for). Its own statement's round trip is no wait.
+        let asked = Instant::now();
+        let (lane, mut end) = self.take().await;
+        let mut waited = asked.elapsed();
         for _ in 0..ATTEMPTS {
+            let attempt = Instant::now();
             let known = match end.take() {
                 Some(known) => known,
-                None => self.read_end(tx).await?,
+                None => read_end(tx, &lane.id).await?,
             };
             let mut link = known.link.clone();
             let entries: Vec<AuditEntry> = changes
                 .iter()
                 .map(|(at, change)| {
-                    let entry = change.audit_entry_in(&self.id, link.take(), at);
+                    let entry = change.audit_entry_in(&lane.id, link.take(), at);
                     link = Some((entry.seq, entry.hash.clone()));
                     entry
                 })
                 .collect();
-            if insert(tx, &self.id, known.issued, &entries).await? {
+            if insert(tx, &lane.id, known.issued, &entries).await? {
                 if let Some(observer) = self.observer.get() {
-                    observer(waiting.elapsed());
+                    observer(waited);
                 }
                 *end = entries.last().map(|last| End {
                     issued: last.seq,
                     link: Some((last.seq, last.hash.clone())),
                 });
-                return Ok(());
+                return Ok(Some(Taken { _end: end }));
             }
             // Moved under us: `end` stays empty and is read again.
+            waited += attempt.elapsed();
         }
         Err(StoreError::Database(format!(
             "the audit chain {} keeps moving under this instance: does another process run with the same instance id?",
-            self.id
+            lane.id
         )))
     }
+}
 
-    /// The chain's end from the database ([`chain_end`]: the highest seq issued, linked
-    /// to the last entry left), its row made if it has none yet.
-    async fn read_end(&self, tx: &mut Transaction<'static, Postgres>) -> Result<End, StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_chains (chain, seq, hash) VALUES ($1, 0, $2)
+/// The end of `chain` from the database ([`chain_end`]: the highest seq issued, linked to
+/// the last entry left), its row made if it has none yet.
+async fn read_end(tx: &mut Transaction<'static, Postgres>, chain: &str) -> Result<End, StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_chains (chain, seq, hash) VALUES ($1, 0, $2)
              ON CONFLICT (chain) DO NOTHING",
-        )
-        .bind(&self.id)
-        .bind(GENESIS_HASH)
-        .execute(&mut **tx)
-        .await
-        .sql()?;
-        let (last_seq, last_hash, issued): (Option<i64>, Option<String>, i64) = sqlx::query_as(
-            "SELECT (SELECT seq FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1),
+    )
+    .bind(chain)
+    .bind(GENESIS_HASH)
+    .execute(&mut **tx)
+    .await
+    .sql()?;
+    let (last_seq, last_hash, issued): (Option<i64>, Option<String>, i64) = sqlx::query_as(
+        "SELECT (SELECT seq FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1),
                     (SELECT hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1),
                     (SELECT seq FROM audit_chains WHERE chain = $1)",
-        )
-        .bind(&self.id)
-        .fetch_one(&mut **tx)
-        .await
-        .sql()?;
-        Ok(End {
-            issued,
-            link: chain_end(last_seq, last_hash, Some(issued)),
-        })
-    }
+    )
+    .bind(chain)
+    .fetch_one(&mut **tx)
+    .await
+    .sql()?;
+    Ok(End {
+        issued,
+        link: chain_end(last_seq, last_hash, Some(issued)),
+    })
 }
 
 /// Moves the chain's row from `issued` to the last of `entries` and inserts them, in one

@@ -3,11 +3,11 @@
 //! The same tables and the same semantics as [`crate::SqliteStore`], with what several
 //! processes on one database need:
 //!
-//! - **Instances commit concurrently; no audit chain forks.** Each instance appends to an
-//!   audit chain of its own, named by its instance id ([`chain`]): a state change's
+//! - **Instances commit concurrently; no audit chain forks.** Each instance appends to
+//!   audit chains of its own, named by its instance id ([`chain`]): a state change's
 //!   transaction collects its audit entries and appends them in one statement just
-//!   before it commits, which waits only for the same instance's previous append to
-//!   commit, never for another instance. There is no lock shared by the instances. The
+//!   before it commits, to a chain (a lane) no other transaction of the instance holds
+//!   until then. There is no lock shared by the instances. The
 //!   check-then-write steps get their safety from constraints and row locks: two
 //!   intakes with one idempotency key meet at its primary key (the second waits for the
 //!   first and then answers with it), a receipt locks its outbox entry before it looks
@@ -84,8 +84,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Every time the store stamps (history, leases, receipts) is this clock's.
     clock: Arc<dyn Clock>,
-    /// This instance's audit chain.
-    chain: Arc<chain::Chain>,
+    /// This instance's audit chains.
+    chain: Arc<chain::Chains>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -134,7 +134,7 @@ impl PostgresStore {
     /// database: the migrator holds an advisory lock while it checks and migrates, so the
     /// others wait and then find the schema current.
     ///
-    /// Its state changes append to an audit chain of its own, under a new id: for
+    /// Its state changes append to audit chains of their own, under a new id: for
     /// tools and tests. A hub instance connects with [`PostgresStore::connect_as`].
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         Self::connect_as(url, clock, &InstanceId::generate()).await
@@ -160,19 +160,20 @@ impl PostgresStore {
         Ok(Self {
             pool,
             clock,
-            chain: chain::Chain::new(instance.as_str()),
+            // A lane per connection: no transaction waits for another's commit.
+            chain: chain::Chains::new(instance.as_str(), POOL_SIZE as usize),
         })
     }
 
-    /// The audit chain this store appends to.
+    /// The audit chain this store appends to (its first lane: see [`chain`]).
     pub fn chain_id(&self) -> &str {
         self.chain.id()
     }
 
-    /// Hands every state change's wait for its audit chain to `observer` (the time from
-    /// asking to append until its entries are in place, including that statement's
-    /// round trip): the serialisation left on PostgreSQL, within one instance. Set
-    /// once.
+    /// Hands every state change's wait for its audit chain to `observer`: the time it
+    /// waited for a free lane (see [`chain`]) and in attempts that found the chain's end
+    /// moved, not its own statement's round trip. The serialisation left on PostgreSQL,
+    /// within one instance (instances never wait for each other). Set once.
     pub fn observe_lock_waits(&self, observer: LockWaitObserver) {
         self.chain.observe(observer);
     }
@@ -234,13 +235,15 @@ impl PostgresStore {
         Ok((self.pool.begin().await.sql()?, Vec::new()))
     }
 
-    /// Appends the audit entries of `audit` to this instance's chain and commits `tx`.
+    /// Appends the audit entries of `audit` to one of this instance's chains and commits
+    /// `tx`.
     async fn commit(
         &self,
         mut tx: Transaction<'static, Postgres>,
         audit: Pending,
     ) -> Result<(), StoreError> {
-        self.chain.append(&mut tx, &audit).await?;
+        // The lane is kept until the commit is done (see [`chain`]).
+        let _lane = self.chain.append(&mut tx, &audit).await?;
         tx.commit().await.sql()
     }
 }

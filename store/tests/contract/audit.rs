@@ -384,8 +384,9 @@ async fn postgres_the_audit_chains_do_not_fork_under_two_instances_writing_at_on
         }
         assert_history_is_the_trail(&stored(&*a, *id).await.history, &entries);
     }
-    // Two chains, each 1, 2, 3, … without gaps.
-    assert_eq!(chains.len(), 2, "{chains:?}");
+    // The instances' chains (each instance has a chain per connection, its lanes),
+    // each 1, 2, 3, … without gaps.
+    assert!((2..=16).contains(&chains.len()), "{chains:?}");
     let expected: HashSet<(String, i64)> = chains
         .iter()
         .flat_map(|(chain, n)| (1..=*n).map(|seq| (chain.clone(), seq)))

@@ -80,14 +80,28 @@ async fn postgres_two_instances_append_at_once_each_to_its_chain_and_a_checkpoin
     let report = verify(&*a, None).await;
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.checked, 2 * per_chain as u64);
+    // Each instance's entries in its chains (its lanes: `kopplung-a`, `kopplung-a/1`,
+    // …), the first always used.
     let heads = b.audit_heads().await.unwrap();
-    let named: Vec<(&str, i64)> = heads.iter().map(|h| (h.chain.as_str(), h.seq)).collect();
-    assert_eq!(
-        named,
-        [("kopplung-a", per_chain), ("kopplung-b", per_chain)]
+    for instance in ["kopplung-a", "kopplung-b"] {
+        let of: Vec<&ChainHead> = heads
+            .iter()
+            .filter(|h| lane_of(&h.chain, instance))
+            .collect();
+        assert_eq!(of[0].chain, instance, "{heads:?}");
+        assert_eq!(
+            of.iter().map(|h| h.seq).sum::<i64>(),
+            per_chain,
+            "{heads:?}"
+        );
+    }
+    assert!(
+        heads
+            .iter()
+            .all(|h| lane_of(&h.chain, "kopplung-a") || lane_of(&h.chain, "kopplung-b"))
     );
 
-    // One checkpoint names both heads, and holds.
+    // One checkpoint names all heads, and holds.
     let (_pki, sealer, trust) = hub_pki();
     let checkpoint = checkpoint_head(&*a, &sealer).await;
     assert_eq!(checkpoint.heads, heads);
@@ -105,49 +119,60 @@ async fn postgres_two_instances_append_at_once_each_to_its_chain_and_a_checkpoin
     assert_eq!(report.checkpoints.stored, 1);
     assert_eq!(report.checkpoints.signatures_unchecked, 0);
 
-    // The last entry of chain b removed: what was issued in the chain tells.
+    // The last entry of one of b's chains removed: what was issued in the chain tells.
+    let last_b = heads
+        .iter()
+        .rfind(|h| lane_of(&h.chain, "kopplung-b"))
+        .unwrap()
+        .clone();
+    let (chain_b, seq_b) = (last_b.chain.as_str(), last_b.seq);
     backend
         .tamper(&format!(
-            "DELETE FROM audit_log WHERE chain = 'kopplung-b' AND seq = {per_chain}"
+            "DELETE FROM audit_log WHERE chain = '{chain_b}' AND seq = {seq_b}"
         ))
         .await;
     let first = verify(&*a, None).await.first_break.unwrap();
-    assert_eq!((first.chain.as_str(), first.seq), ("kopplung-b", per_chain));
+    assert_eq!((first.chain.as_str(), first.seq), (chain_b, seq_b));
     assert_eq!(
         first.problem,
         Problem::Truncated {
-            highest_issued: per_chain
+            highest_issued: seq_b
         }
     );
     // … and with what was issued rewritten too, the checkpoint does.
     backend
         .tamper(&format!(
-            "UPDATE audit_chains SET seq = {} WHERE chain = 'kopplung-b'",
-            per_chain - 1
+            "UPDATE audit_chains SET seq = {} WHERE chain = '{chain_b}'",
+            seq_b - 1
         ))
         .await;
     let report = verify(&*a, None).await;
     assert_eq!(report.broken, 0, "the chains alone look intact");
     let first = report.first_break.unwrap();
-    assert_eq!((first.chain.as_str(), first.seq), ("kopplung-b", per_chain));
+    assert_eq!((first.chain.as_str(), first.seq), (chain_b, seq_b));
     assert!(
         first.to_string().starts_with(&format!(
-            "seq {per_chain} of chain kopplung-b named by the checkpoint of"
+            "seq {seq_b} of chain {chain_b} named by the checkpoint of"
         )),
         "{first}"
     );
 
-    // Chain a removed whole, with its row: the checkpoint names it; the stored
-    // checkpoints removed as well, a copy held outside still does.
+    // Instance a's chains removed whole, with their rows: the checkpoint names them;
+    // the stored checkpoints removed as well, a copy held outside still does.
     backend
-        .execute("DELETE FROM audit_log WHERE chain = 'kopplung-a'; DELETE FROM audit_chains WHERE chain = 'kopplung-a'")
+        .execute(
+            "DELETE FROM audit_log WHERE chain = 'kopplung-a' OR chain LIKE 'kopplung-a/%';
+             DELETE FROM audit_chains WHERE chain = 'kopplung-a' OR chain LIKE 'kopplung-a/%'",
+        )
         .await;
     let first = verify(&*b, None).await.first_break.unwrap();
-    assert_eq!((first.chain.as_str(), first.seq), ("kopplung-a", per_chain));
+    let seq_a = heads[0].seq;
+    assert_eq!(heads[0].chain, "kopplung-a");
+    assert_eq!((first.chain.as_str(), first.seq), ("kopplung-a", seq_a));
     assert_eq!(
         first.to_string(),
         format!(
-            "seq {per_chain} of chain kopplung-a named by the checkpoint of {} is missing (the chain ends at seq 0)",
+            "seq {seq_a} of chain kopplung-a named by the checkpoint of {} is missing (the chain ends at seq 0)",
             checkpoint.at
         )
     );
@@ -162,6 +187,15 @@ async fn postgres_two_instances_append_at_once_each_to_its_chain_and_a_checkpoin
         first.to_string().contains("(from saved.json) is missing"),
         "{first}"
     );
+}
+
+/// Whether `chain` is one of `instance`'s (its id, or `<id>/<lane>`).
+fn lane_of(chain: &str, instance: &str) -> bool {
+    chain == instance
+        || chain
+            .strip_prefix(instance)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|lane| lane.parse::<u32>().is_ok())
 }
 
 #[tokio::test]
@@ -209,14 +243,13 @@ async fn postgres_two_processes_with_one_instance_id_do_not_fork_its_chain() {
     assert!(report.is_intact(), "{report:?}");
     let total = (2 * 2 * PER_TASK * 3) as i64;
     assert_eq!(report.checked, total as u64);
-    assert_eq!(
-        two.audit_heads().await.unwrap(),
-        vec![ChainHead {
-            chain: "kopplung-twin".into(),
-            seq: total,
-            hash: one.audit_heads().await.unwrap()[0].hash.clone(),
-        }]
+    let heads = two.audit_heads().await.unwrap();
+    assert_eq!(heads, one.audit_heads().await.unwrap());
+    assert!(
+        heads.iter().all(|h| lane_of(&h.chain, "kopplung-twin")),
+        "{heads:?}"
     );
+    assert_eq!(heads.iter().map(|h| h.seq).sum::<i64>(), total);
 }
 
 #[tokio::test]
