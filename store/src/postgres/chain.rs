@@ -93,11 +93,6 @@ impl Chains {
         })
     }
 
-    /// The instance's first chain (its id).
-    pub(crate) fn id(&self) -> &str {
-        self.lanes.first().map_or("", |lane| lane.id.as_str())
-    }
-
     /// Sets what receives lock waits (once; later calls are ignored).
     pub(crate) fn observe(&self, observer: LockWaitObserver) {
         let _ = self.observer.set(observer);

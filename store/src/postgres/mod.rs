@@ -165,11 +165,6 @@ impl PostgresStore {
         })
     }
 
-    /// The audit chain this store appends to (its first lane: see [`chain`]).
-    pub fn chain_id(&self) -> &str {
-        self.chain.id()
-    }
-
     /// Hands every state change's wait for its audit chain to `observer`: the time it
     /// waited for a free lane (see [`chain`]) and in attempts that found the chain's end
     /// moved, not its own statement's round trip. The serialisation left on PostgreSQL,
