@@ -153,9 +153,9 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
         return Ok(());
     };
     let entries = store.audit_entries(id).await?;
-    let Some(last) = entries.last() else {
+    if entries.is_empty() {
         bail!("no audit entries for application {id}");
-    };
+    }
     let signer = match (&config, &pki_dir) {
         (Some(config), Some(_)) => kopplung_router::setup::load_sealer(config)?,
         (None, Some(pki_dir)) => {
@@ -167,7 +167,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     let laufzettel = laufzettel_json(id, &entries, time::OffsetDateTime::now_utc())
         .context("encoding the Laufzettel")?;
     let signature = sign_detached(&signer, laufzettel.as_bytes())?;
-    let checkpoints = covering(store.as_ref(), last.seq, &signer).await?;
+    let checkpoints = covering(store.as_ref(), &entries, &signer).await?;
     let export = serde_json::json!({
         "laufzettel": laufzettel,
         "signature": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, signature),
@@ -177,32 +177,40 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The checkpoints an export carries for entries up to `last_seq`: the first stored one
-/// that covers them, the newest stored one, and one of the head signed now (so that
+/// The checkpoints an export carries for an application's `entries`: the first stored
+/// one that covers them (names, for every chain they lie in, that chain's entry at or
+/// after their last), the newest stored one, and one of the heads signed now (so that
 /// every export carries one, also of entries newer than the last stored checkpoint).
 async fn covering(
     store: &dyn Store,
-    last_seq: i64,
+    entries: &[kopplung_core::audit::AuditEntry],
     signer: &Sealer,
 ) -> anyhow::Result<Vec<Checkpoint>> {
     let stored = store.audit_checkpoints().await?;
     let mut chosen: Vec<Checkpoint> = Vec::new();
-    let first = stored
-        .iter()
-        .filter(|c| c.seq >= last_seq)
-        .min_by_key(|c| c.seq);
-    let newest = stored.iter().max_by_key(|c| c.seq);
+    let covers = |checkpoint: &Checkpoint| {
+        entries.iter().all(|entry| {
+            checkpoint
+                .heads
+                .iter()
+                .any(|head| head.chain == entry.chain && head.seq >= entry.seq)
+        })
+    };
+    // Stored in the order they were signed.
+    let first = stored.iter().find(|c| covers(c));
+    let newest = stored.last();
     for checkpoint in first.into_iter().chain(newest) {
         if !chosen.contains(checkpoint) {
             chosen.push(checkpoint.clone());
         }
     }
-    if let Some((seq, hash)) = store.audit_head().await? {
+    let heads = store.audit_heads().await?;
+    if !heads.is_empty() {
         let at = checkpoint::checkpoint_time(time::OffsetDateTime::now_utc());
-        let signature = sign_detached(signer, checkpoint::statement(seq, &hash, &at).as_bytes())?;
+        let statement = checkpoint::heads_statement(&heads, &at);
+        let signature = sign_detached(signer, statement.as_bytes())?;
         chosen.push(Checkpoint {
-            seq,
-            hash,
+            heads,
             at,
             signature,
         });

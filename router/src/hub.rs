@@ -17,7 +17,7 @@ use axum::response::IntoResponse;
 use crate::Error;
 use crate::api::problem::Problem;
 use crate::api::{self, ApiState, auth::Clients};
-use crate::audit::{Checkpoint, checkpoint};
+use crate::audit::{ChainHead, Checkpoint, checkpoint};
 use crate::catalog::{Catalog, load_checked};
 use crate::config::Config;
 use crate::context::{Hub, HubParts};
@@ -101,9 +101,16 @@ pub async fn run(
         clients,
         inbox,
     } = loaded;
+    // On PostgreSQL the instance appends to its own audit chain, named by its id.
+    let instance = crate::instance::id(&config.data_dir)?;
+    let mut postgres = None;
     let store: Arc<dyn Store> = match &config.file.store {
         Some(shared) => {
-            Arc::new(PostgresStore::connect(&shared.postgres_url, clock.clone()).await?)
+            let store = Arc::new(
+                PostgresStore::connect_as(&shared.postgres_url, clock.clone(), &instance).await?,
+            );
+            postgres = Some(store.clone());
+            store
         }
         None => Arc::new(SqliteStore::open(&config.data_dir, clock.clone()).await?),
     };
@@ -112,7 +119,6 @@ pub async fn run(
     }
     // This instance is alive, and what it claimed in an earlier life (killed, crashed)
     // is free again at once.
-    let instance = crate::instance::id(&config.data_dir)?;
     store.heartbeat(&instance).await?;
     let released = store.release_stale_leases(&instance).await?;
     tracing::info!(%instance, "instance started");
@@ -170,6 +176,10 @@ pub async fn run(
         .unwrap_or_else(|| format!("http://{bound}"));
     let inbox = Arc::new(inbox);
     let metrics = Arc::new(Metrics::new()?);
+    if let Some(postgres) = &postgres {
+        let waits = metrics.store_lock_wait_seconds.clone();
+        postgres.observe_lock_waits(Box::new(move |wait| waits.observe(wait.as_secs_f64())));
+    }
     let (retention_store, retention_catalog, retention_metrics) =
         (store.clone(), catalog.clone(), metrics.clone());
     let uploads_store = store.clone();
@@ -457,52 +467,52 @@ async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
         })
 }
 
-/// Signs the audit chain's head with the hub's key in force and stores the checkpoint,
-/// unless the head is still `last` (or the chain empty). Returns the head.
+/// Signs the audit chains' heads with the hub's key in force and stores the checkpoint,
+/// unless the heads are still `last` (or there are no entries). Returns the heads.
 async fn checkpoint_head(
     store: &dyn Store,
     keyring: &Keyring,
     clock: &dyn Clock,
-    last: Option<&(i64, String)>,
-) -> Result<Option<(i64, String)>, Error> {
-    let Some(head) = store.audit_head().await? else {
+    last: Option<&Vec<ChainHead>>,
+) -> Result<Option<Vec<ChainHead>>, Error> {
+    let heads = store.audit_heads().await?;
+    if heads.is_empty() {
         return Ok(None);
-    };
-    if last == Some(&head) {
-        return Ok(Some(head));
     }
-    let (seq, hash) = head.clone();
+    if last == Some(&heads) {
+        return Ok(Some(heads));
+    }
     let at = checkpoint::checkpoint_time(clock.now());
-    let signature = keyring.sign_detached(checkpoint::statement(seq, &hash, &at).as_bytes())?;
+    let signature = keyring.sign_detached(checkpoint::heads_statement(&heads, &at).as_bytes())?;
     store
         .record_audit_checkpoint(&Checkpoint {
-            seq,
-            hash,
+            heads: heads.clone(),
             at,
             signature,
         })
         .await?;
-    tracing::info!(seq, "audit checkpoint signed");
-    Ok(Some(head))
+    let seq: i64 = heads.iter().map(|h| h.seq).sum();
+    tracing::info!(chains = heads.len(), seq, "audit checkpoint signed");
+    Ok(Some(heads))
 }
 
-/// Checkpoints the chain's head every `every` while it moves, until `shutdown`; returns
-/// the last head checkpointed.
+/// Checkpoints the chains' heads every `every` while they move, until `shutdown`;
+/// returns the last heads checkpointed.
 async fn checkpoint_periodically(
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     clock: Arc<dyn Clock>,
     every: std::time::Duration,
-    mut last: Option<(i64, String)>,
+    mut last: Option<Vec<ChainHead>>,
     mut shutdown: watch::Receiver<bool>,
-) -> Option<(i64, String)> {
+) -> Option<Vec<ChainHead>> {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return last,
         }
         match checkpoint_head(store.as_ref(), &keyring, clock.as_ref(), last.as_ref()).await {
-            Ok(head) => last = head.or(last),
+            Ok(heads) => last = heads.or(last),
             Err(e) => tracing::error!(error = %e, "audit checkpoint failed; trying again later"),
         }
     }

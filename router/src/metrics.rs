@@ -47,6 +47,9 @@ pub struct Metrics {
     pub retention_purged: IntCounterVec,
     /// Outbox entries taken over from instances whose heartbeat had stopped.
     pub outbox_taken_over: IntCounter,
+    /// PostgreSQL: how long a state change waited for one of its instance's audit chains
+    /// (the serialisation left; instances never wait for each other). Empty on SQLite.
+    pub store_lock_wait_seconds: Histogram,
     /// The listeners' connections (read from their counters at each scrape).
     pub connections: Arc<Connections>,
 }
@@ -269,12 +272,24 @@ impl Metrics {
             "Claimed outbox entries taken over from another instance whose heartbeat had stopped.",
         )?;
         registry.register(Box::new(outbox_taken_over.clone()))?;
+        let store_lock_wait_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "kopplung_store_lock_wait_seconds",
+                "PostgreSQL: time a state change waited for one of this instance's audit chains (a free lane, or another append to commit); instances never wait for each other.",
+            )
+            .buckets(vec![
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                0.25, 0.5, 1.0,
+            ]),
+        )?;
+        registry.register(Box::new(store_lock_wait_seconds.clone()))?;
         let connections = Arc::new(Connections::new()?);
         registry.register(Box::new(ConnectionsCollector(connections.clone())))?;
         Ok(Self {
             connections,
             retention_purged,
             outbox_taken_over,
+            store_lock_wait_seconds,
             registry,
             mapping_reloads,
             key_reloads,

@@ -504,19 +504,30 @@ async fn a_truncated_tail_on_postgresql_is_named_by_its_checkpoint() {
         .parse()
         .unwrap();
     assert_eq!(head, 6);
+    // The instance's own chain, named by its id; its checkpoints (format 2) name its
+    // head in `heads`.
+    let chain = std::fs::read_to_string(data_dir.join("instance-id")).unwrap();
+    let chain = chain.trim();
+    assert_eq!(
+        psql_in(&database.name, "SELECT DISTINCT chain FROM audit_log").trim(),
+        chain
+    );
     let at = psql_in(
         &database.name,
-        &format!("SELECT at FROM audit_checkpoints WHERE seq = {head} ORDER BY id DESC LIMIT 1"),
+        &format!(
+            "SELECT at FROM audit_checkpoints WHERE heads = 'chain {chain} seq {head} hash ' || (SELECT hash FROM audit_log WHERE seq = {head}) || E'\\n' ORDER BY id DESC LIMIT 1"
+        ),
     );
+    assert!(!at.trim().is_empty(), "a checkpoint names the head");
     psql_in(
         &database.name,
-        "DELETE FROM audit_log WHERE seq > 4; UPDATE audit_issued SET seq = 4;",
+        "DELETE FROM audit_log WHERE seq > 4; UPDATE audit_chains SET seq = 4;",
     );
     let verify = kopplung(&["audit", "verify"], &data_dir, Some(&config));
     assert!(!verify.status.success(), "a truncated tail verified");
     let complaint = text(&verify.stderr);
     let expected = format!(
-        "audit trail broken: seq 6 named by the checkpoint of {} is missing (the chain ends at seq 4)",
+        "audit trail broken: seq 6 of chain {chain} named by the checkpoint of {} is missing (the chain ends at seq 4)",
         at.trim()
     );
     assert!(complaint.contains(&expected), "{complaint}");

@@ -352,6 +352,28 @@ async fn kill_run(store: Store) {
     assert!(lost.is_empty(), "accepted but never delivered: {lost:?}");
     assert_eq!(unknown, 0, "applications nobody accepted arrived");
     assert_eq!(tally.duplicates_after_dedup(), 0);
+    // Killed in the middle of state changes, the audit trail still verifies: no chain
+    // forked or was left with a gap (on PostgreSQL, several chains per instance).
+    let verify = std::process::Command::new(kopplung_tests::kopplung_bin())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(hub.data_dir())
+        .arg("--config")
+        .arg(hub.config_path())
+        .output()
+        .expect("kopplung audit verify");
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    println!(
+        "faults-sigkill-audit-{}: {}",
+        store.name(),
+        String::from_utf8_lossy(&verify.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+    );
     receiver.finish().await;
 }
 

@@ -261,6 +261,21 @@ async fn a_killed_instances_claims_continue_within_seconds_not_after_the_lease()
     second
         .wait_for_metric("kopplung_outbox_taken_over_total", taken.len() as f64)
         .await;
+    // Its state changes (the entries it took over, delivered) reported their wait for
+    // its audit chains; on a second ≈ nothing (no lock is shared between instances).
+    let waits = second
+        .metric("kopplung_store_lock_wait_seconds_count")
+        .await
+        .unwrap_or(0.0);
+    assert!(waits >= taken.len() as f64, "{waits} lock waits reported");
+    let slow = second
+        .metric("kopplung_store_lock_wait_seconds_bucket{le=\"0.001\"}")
+        .await
+        .unwrap_or(0.0);
+    assert!(
+        slow >= waits * 0.9,
+        "{slow} of {waits} state changes waited < 1 ms"
+    );
 }
 
 /// An instance paused (SIGSTOP) past the heartbeat timeout loses its claims to the other;

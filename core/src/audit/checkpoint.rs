@@ -1,8 +1,10 @@
-//! Signed checkpoints of the chain's head: they show entries removed from the end, also
-//! when the sequence was reset with them.
+//! Signed checkpoints of the chains' heads: they show entries removed from the end of a
+//! chain, also when the sequence was reset with them, and a chain removed whole.
 //!
-//! A checkpoint is the hub's signed statement that entry `seq` of the chain carried
-//! `hash` at time `at`. The hub writes one at start, every `[audit] checkpoint_secs`
+//! A checkpoint is the hub's signed statement that, at time `at`, the last entry of every
+//! chain was entry `seq` with `hash`: one statement names all chains (see
+//! [`super::GLOBAL_CHAIN`]), which ties the chains of several PostgreSQL instances
+//! together. The hub writes one at start, every `[audit] checkpoint_secs`
 //! while the chain grows, and at shutdown, into the store (`audit_checkpoints`).
 //! Verification checks every checkpoint's signature and that its entry is still in the
 //! chain with that hash. Checkpoints kept outside the hub (`kopplung audit checkpoints`,
@@ -13,12 +15,22 @@
 //!
 //! The signature is a detached CMS SignedData (DER) by the hub's signing certificate —
 //! the same key and code as a Laufzettel export — over exactly this UTF-8 text, every
-//! line ending in `\n`:
+//! line ending in `\n`. While the only chain is the global one (SQLite; PostgreSQL
+//! before its instances wrote chains of their own), format 1, as hubs always wrote it:
 //!
 //! ```text
 //! kopplung-audit-checkpoint-v1
 //! seq 1234
 //! hash 5b4cf4ea7e38c3134e37dbe247a0925306d59dc15168fd1009247cfaffd64b3a
+//! at 2025-01-02T03:04:05Z
+//! ```
+//!
+//! Otherwise format 2, one line per chain, ordered by chain id (byte order):
+//!
+//! ```text
+//! kopplung-audit-checkpoint-v2
+//! chain global seq 1234 hash 5b4cf4ea7e38c3134e37dbe247a0925306d59dc15168fd1009247cfaffd64b3a
+//! chain kopplung-3f0c… seq 77 hash 0d1e…
 //! at 2025-01-02T03:04:05Z
 //! ```
 //!
@@ -48,14 +60,36 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// The first line of a checkpoint's statement (version of the format).
+/// The first line of a checkpoint's statement of format 1 (the global chain only).
 pub const CHECKPOINT_DOMAIN: &str = "kopplung-audit-checkpoint-v1";
 
-/// A signed checkpoint of the chain's head.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Checkpoint {
+/// The first line of a checkpoint's statement of format 2 (every chain's head).
+pub const CHECKPOINT_DOMAIN_V2: &str = "kopplung-audit-checkpoint-v2";
+
+/// The last entry of one chain.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChainHead {
+    pub chain: String,
     pub seq: i64,
     pub hash: String,
+}
+
+impl ChainHead {
+    /// The head of the global chain (what a checkpoint of format 1 names).
+    pub fn global(seq: i64, hash: impl Into<String>) -> Self {
+        Self {
+            chain: super::GLOBAL_CHAIN.to_owned(),
+            seq,
+            hash: hash.into(),
+        }
+    }
+}
+
+/// A signed checkpoint of the chains' heads.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The head of every chain, ordered by chain id.
+    pub heads: Vec<ChainHead>,
     /// RFC 3339, UTC, whole seconds, as signed.
     pub at: String,
     /// DER of the detached CMS signature over [`Checkpoint::statement`].
@@ -65,17 +99,52 @@ pub struct Checkpoint {
 impl fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Checkpoint")
-            .field("seq", &self.seq)
-            .field("hash", &self.hash)
+            .field("heads", &self.heads)
             .field("at", &self.at)
             .field("signature_bytes", &self.signature.len())
             .finish()
     }
 }
 
-/// The text a checkpoint signs (see the module documentation).
+/// The text a checkpoint of format 1 signs (see the module documentation).
 pub fn statement(seq: i64, hash: &str, at: &str) -> String {
     format!("{CHECKPOINT_DOMAIN}\nseq {seq}\nhash {hash}\nat {at}\n")
+}
+
+/// The text a checkpoint of `heads` (ordered by chain) at `at` signs: format 1 if the
+/// global chain is the only one, else format 2.
+pub fn heads_statement(heads: &[ChainHead], at: &str) -> String {
+    if let [only] = heads
+        && only.chain == super::GLOBAL_CHAIN
+    {
+        return statement(only.seq, &only.hash, at);
+    }
+    let mut text = format!("{CHECKPOINT_DOMAIN_V2}\n");
+    text.push_str(&heads_lines(heads));
+    text.push_str(&format!("at {at}\n"));
+    text
+}
+
+/// The chain lines of a statement of format 2 (how a store keeps the heads).
+pub fn heads_lines(heads: &[ChainHead]) -> String {
+    heads
+        .iter()
+        .map(|h| format!("chain {} seq {} hash {}\n", h.chain, h.seq, h.hash))
+        .collect()
+}
+
+/// The heads from [`heads_lines`]' text; `None` if it is not such text.
+pub fn parse_heads_lines(text: &str) -> Option<Vec<ChainHead>> {
+    text.lines()
+        .map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
+            ["chain", chain, "seq", seq, "hash", hash] => Some(ChainHead {
+                chain: chain.to_owned(),
+                seq: seq.parse().ok()?,
+                hash: hash.to_owned(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The time of a checkpoint made at `now`, as it is signed.
@@ -90,19 +159,36 @@ pub fn checkpoint_time(now: OffsetDateTime) -> String {
 impl Checkpoint {
     /// The text its signature covers.
     pub fn statement(&self) -> String {
-        statement(self.seq, &self.hash, &self.at)
+        heads_statement(&self.heads, &self.at)
     }
 
-    /// `{seq, hash, at, statement, signature}`, the signature in base64: what `kopplung
-    /// audit checkpoints` prints and an export carries.
+    /// Whether it is of format 1: the global chain's head only.
+    fn is_v1(&self) -> bool {
+        matches!(&self.heads[..], [only] if only.chain == super::GLOBAL_CHAIN)
+    }
+
+    /// The JSON form `kopplung audit checkpoints` prints and an export carries, the
+    /// signature in base64. Format 1: `{seq, hash, at, statement, signature}`, as
+    /// always; format 2: `{heads: [{chain, seq, hash}], at, statement, signature}`.
     pub fn to_json(&self) -> Value {
-        json!({
-            "seq": self.seq,
-            "hash": self.hash,
-            "at": self.at,
-            "statement": self.statement(),
-            "signature": STANDARD.encode(&self.signature),
-        })
+        match &self.heads[..] {
+            [only] if self.is_v1() => json!({
+                "seq": only.seq,
+                "hash": only.hash,
+                "at": self.at,
+                "statement": self.statement(),
+                "signature": STANDARD.encode(&self.signature),
+            }),
+            heads => json!({
+                "heads": heads
+                    .iter()
+                    .map(|h| json!({"chain": h.chain, "seq": h.seq, "hash": h.hash}))
+                    .collect::<Vec<_>>(),
+                "at": self.at,
+                "statement": self.statement(),
+                "signature": STANDARD.encode(&self.signature),
+            }),
+        }
     }
 
     /// One checkpoint from its JSON form (a given `statement` must be the one its
@@ -113,29 +199,52 @@ impl Checkpoint {
                 .get(name)
                 .ok_or_else(|| format!("a checkpoint without `{name}`"))
         };
-        let seq = field("seq")?
-            .as_i64()
-            .ok_or("a checkpoint's `seq` is no integer")?;
-        let text = |name: &str| {
-            field(name)?
-                .as_str()
+        let text_of = |value: &Value, name: &str| {
+            value
+                .get(name)
+                .and_then(Value::as_str)
                 .map(str::to_owned)
                 .ok_or_else(|| format!("a checkpoint's `{name}` is no string"))
         };
+        let seq_of = |value: &Value| {
+            value
+                .get("seq")
+                .and_then(Value::as_i64)
+                .ok_or("a checkpoint's `seq` is no integer")
+        };
+        let heads = match value.get("heads") {
+            Some(heads) => heads
+                .as_array()
+                .ok_or("a checkpoint's `heads` is no list")?
+                .iter()
+                .map(|head| {
+                    Ok(ChainHead {
+                        chain: text_of(head, "chain")?,
+                        seq: seq_of(head)?,
+                        hash: text_of(head, "hash")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+            None => {
+                field("seq")?;
+                vec![ChainHead::global(seq_of(value)?, text_of(value, "hash")?)]
+            }
+        };
+        field("at")?;
+        field("signature")?;
         let checkpoint = Self {
-            seq,
-            hash: text("hash")?,
-            at: text("at")?,
+            heads,
+            at: text_of(value, "at")?,
             signature: STANDARD
-                .decode(text("signature")?)
+                .decode(text_of(value, "signature")?)
                 .map_err(|e| format!("a checkpoint's `signature` is no base64: {e}"))?,
         };
         if let Some(given) = value.get("statement")
             && given.as_str() != Some(checkpoint.statement().as_str())
         {
             return Err(format!(
-                "the checkpoint of {} (seq {}) states something else than its fields",
-                checkpoint.at, checkpoint.seq
+                "the checkpoint of {} states something else than its fields",
+                checkpoint.at
             ));
         }
         Ok(checkpoint)
@@ -242,11 +351,66 @@ mod tests {
     fn signed(sealer: &Sealer, seq: i64, at: &str) -> Checkpoint {
         let hash = "ab".repeat(32);
         Checkpoint {
-            seq,
             signature: sign_detached(sealer, statement(seq, &hash, at).as_bytes()).unwrap(),
-            hash,
+            heads: vec![ChainHead::global(seq, hash)],
             at: at.into(),
         }
+    }
+
+    /// A checkpoint of format 2 over two chains.
+    fn signed_v2(sealer: &Sealer, at: &str) -> Checkpoint {
+        let heads = vec![
+            ChainHead::global(40, "ab".repeat(32)),
+            ChainHead {
+                chain: "kopplung-a".into(),
+                seq: 7,
+                hash: "cd".repeat(32),
+            },
+        ];
+        Checkpoint {
+            signature: sign_detached(sealer, heads_statement(&heads, at).as_bytes()).unwrap(),
+            heads,
+            at: at.into(),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_of_several_chains_names_each_head() {
+        let (_dir, sealer, trust) = pki();
+        let checkpoint = signed_v2(&sealer, "2025-01-02T03:04:05Z");
+        assert_eq!(
+            checkpoint.statement(),
+            format!(
+                "kopplung-audit-checkpoint-v2\nchain global seq 40 hash {}\nchain kopplung-a seq 7 hash {}\nat 2025-01-02T03:04:05Z\n",
+                "ab".repeat(32),
+                "cd".repeat(32)
+            )
+        );
+        let now = checkpoint_time(OffsetDateTime::now_utc());
+        let checkpoint = signed_v2(&sealer, &now);
+        assert_eq!(trust.verify(&checkpoint), Ok(()));
+        // A chain left out, another seq, another chain's name: not what was signed.
+        let mut fewer = checkpoint.clone();
+        fewer.heads.pop();
+        assert!(trust.verify(&fewer).is_err());
+        let mut moved = checkpoint.clone();
+        moved.heads[1].seq = 6;
+        assert!(trust.verify(&moved).is_err());
+        let mut renamed = checkpoint.clone();
+        renamed.heads[1].chain = "kopplung-b".into();
+        assert!(trust.verify(&renamed).is_err());
+        // The JSON form and the stored lines carry every head.
+        let list = to_json_list(std::slice::from_ref(&checkpoint));
+        assert_eq!(list[0]["heads"][1]["chain"], "kopplung-a");
+        assert_eq!(
+            parse_list(&list.to_string()).unwrap(),
+            vec![checkpoint.clone()]
+        );
+        assert_eq!(
+            parse_heads_lines(&heads_lines(&checkpoint.heads)),
+            Some(checkpoint.heads.clone())
+        );
+        assert_eq!(parse_heads_lines("chain x seq y hash z\n"), None);
     }
 
     #[test]
@@ -269,7 +433,7 @@ mod tests {
         let checkpoint = signed(&sealer, 7, &now);
         assert_eq!(trust.verify(&checkpoint), Ok(()));
         let mut moved = checkpoint.clone();
-        moved.seq = 6;
+        moved.heads[0].seq = 6;
         assert!(
             trust
                 .verify(&moved)
@@ -277,7 +441,7 @@ mod tests {
                 .contains("does not verify")
         );
         let mut rehashed = checkpoint.clone();
-        rehashed.hash = "cd".repeat(32);
+        rehashed.heads[0].hash = "cd".repeat(32);
         assert!(trust.verify(&rehashed).is_err());
         let mut garbage = checkpoint.clone();
         garbage.signature = vec![1, 2, 3];

@@ -286,16 +286,22 @@ fn bound(entry: &AuditEntry) -> Bound<'_> {
     }
 }
 
-/// The seq of the application's retention deletion, if it had one.
-fn purged_at(entries: &[AuditEntry]) -> Option<i64> {
-    entries.iter().find(|e| is_purge(e)).map(|e| e.seq)
+/// The position among the application's entries of its retention deletion, if it had
+/// one. (Positions, not seqs: an application's entries may lie in several chains.)
+fn purged_at(entries: &[AuditEntry]) -> Option<usize> {
+    entries.iter().position(is_purge)
 }
 
-/// What the store must load to check these entries (one application's, in seq order).
+/// What the store must load to check these entries (one application's, in the order
+/// they were written).
 pub fn needs(entries: &[AuditEntry]) -> Needs {
     let purge = purged_at(entries);
     let mut needs = Needs::default();
-    for entry in entries.iter().filter(|e| purge.is_none_or(|p| e.seq >= p)) {
+    for (_, entry) in entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| purge.is_none_or(|p| *i >= p))
+    {
         let bound = bound(entry);
         needs.payload |= bound.payload.is_some();
         needs.sealed |= bound.sealed.is_some();
@@ -305,17 +311,13 @@ pub fn needs(entries: &[AuditEntry]) -> Needs {
     needs
 }
 
-/// Compares one application's entries (in seq order) with its stored content: one
-/// outcome per entry.
-pub(super) fn check(entries: &[AuditEntry], stored: &StoredContent) -> Vec<(i64, Outcome)> {
+/// Compares one application's entries (in the order they were written) with its stored
+/// content: one outcome per entry, by its position in `entries`.
+pub(super) fn check(entries: &[AuditEntry], stored: &StoredContent) -> Vec<(usize, Outcome)> {
     let purge = purged_at(entries);
     // The form data and attachments as they are now belong to the latest entry that
     // binds them; earlier ones are replaced by it (only by a deletion, so far).
-    let latest_payload = entries
-        .iter()
-        .rev()
-        .find(|e| bound(e).payload.is_some())
-        .map(|e| e.seq);
+    let latest_payload = entries.iter().rposition(|e| bound(e).payload.is_some());
     let payload_now = stored.exists.then(|| {
         application_content_sha256(
             &stored.payload,
@@ -330,17 +332,18 @@ pub(super) fn check(entries: &[AuditEntry], stored: &StoredContent) -> Vec<(i64,
         .collect();
     entries
         .iter()
-        .map(|entry| {
+        .enumerate()
+        .map(|(index, entry)| {
             let bound = bound(entry);
             let binds = bound.payload.is_some()
                 || bound.sealed.is_some()
                 || bound.receipt.is_some()
                 || bound.document.is_some();
-            let outcome = if purge.is_some_and(|p| entry.seq < p) && (binds || bound.unbound) {
+            let outcome = if purge.is_some_and(|p| index < p) && (binds || bound.unbound) {
                 Outcome::Purged
             } else if let Some(mismatch) = first_mismatch(
                 &bound,
-                Some(entry.seq) == latest_payload,
+                Some(index) == latest_payload,
                 payload_now.as_deref(),
                 stored,
                 &documents,
@@ -353,7 +356,7 @@ pub(super) fn check(entries: &[AuditEntry], stored: &StoredContent) -> Vec<(i64,
             } else {
                 Outcome::Nothing
             };
-            (entry.seq, outcome)
+            (index, outcome)
         })
         .collect()
 }

@@ -4,9 +4,14 @@
 //! Each state change the store commits (accepted, prepared, delivered, invalid,
 //! dead-lettered, the procedure's events, a retention deletion, a look at personal data)
 //! appends one entry to the table `audit_log`, in the same transaction as the change and
-//! its history entry. The entries of all applications form one chain: every entry carries
-//! the hash of the entry before it (`prev_hash`) and its own hash over all its fields
+//! its history entry. The entries form chains: SQLite's single writer appends to one
+//! chain ([`GLOBAL_CHAIN`]), each PostgreSQL instance to chains of its own (named by its
+//! instance id: `<id>`, `<id>/1`, …), so that instances never wait for each other; entries written before
+//! that (migration 0011) are the global chain. Within a chain every entry carries the
+//! hash of the entry before it (`prev_hash`) and its own hash over all its fields
 //! (`hash`). Changing, removing or re-ordering an entry breaks the chain at that point.
+//! The signed checkpoints name the head of every chain at once, which ties the chains
+//! together: a chain cut short or removed whole is noticed against them.
 //!
 //! The entries also bind the content they are about, by hash: the `accepted` entry the
 //! stored form data and attachments ([`content`]), the entries of the sealed message and
@@ -19,6 +24,7 @@
 //!
 //! | field | content |
 //! |---|---|
+//! | `chain` | the chain: `global`, or one of a PostgreSQL instance's (`<id>`, `<id>/<n>`); not hashed (bound by the links and the checkpoints) |
 //! | `seq` | position in the chain: 1, 2, 3, … without gaps |
 //! | `version` | format of the entry: 1 (written before content hashes) or 2 |
 //! | `application_id` | the application's UUID, lowercase with hyphens |
@@ -77,7 +83,7 @@
 //!
 //! The chain shows any change to stored entries, any entry removed from the middle and
 //! any entry removed from the end as long as the store still remembers the highest `seq`
-//! issued (SQLite's `sqlite_sequence`, PostgreSQL's `audit_issued`). The content hashes
+//! issued (SQLite's `sqlite_sequence`, PostgreSQL's `audit_chains`, per chain). The content hashes
 //! show any change to stored form data, attachments, sealed messages, signed receipts and
 //! decision documents, except for applications whose personal data retention deleted (by
 //! design; the deletion is an entry of its own) and for what entries of format 1 did not
@@ -96,7 +102,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use checkpoint::{Checkpoint, CheckpointTrust};
+pub use checkpoint::{ChainHead, Checkpoint, CheckpointTrust};
 pub use content::{Content, FileDigest, FileHasher, StoredContent};
 pub use verify::{
     AuditReport, AuditVerifier, Break, ChainVerifier, CheckpointReport, ContentReport, Problem,
@@ -115,9 +121,18 @@ pub const CURRENT_VERSION: i64 = 2;
 /// `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The chain of SQLite's single writer, and the one chain all PostgreSQL instances
+/// shared before each instance got its own (migration 0011).
+pub const GLOBAL_CHAIN: &str = "global";
+
 /// One entry of the audit trail, every field as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
+    /// The chain the entry belongs to: [`GLOBAL_CHAIN`], or one of a PostgreSQL
+    /// instance's (`<id>`, `<id>/<n>`).
+    /// Not part of the hash (formats 1 and 2 stay as they are): the links within the
+    /// chain and the checkpoints, which name every chain's head, bind it.
+    pub chain: String,
     pub seq: i64,
     /// The format: 1 (before content hashes) or 2.
     pub version: i64,
@@ -155,9 +170,30 @@ impl Binding {
 }
 
 impl AuditEntry {
-    /// The next entry after `prev` (`None`: the first), in the current format, with its
-    /// hash.
+    /// The next entry of the [`GLOBAL_CHAIN`] after `prev` (`None`: the first), in the
+    /// current format, with its hash.
     pub fn next(
+        prev: Option<(i64, &str)>,
+        application_id: Uuid,
+        at: &str,
+        status: &str,
+        detail: &str,
+        binding: Binding,
+    ) -> Self {
+        Self::next_in(
+            GLOBAL_CHAIN,
+            prev,
+            application_id,
+            at,
+            status,
+            detail,
+            binding,
+        )
+    }
+
+    /// The next entry of `chain` after `prev` (`None`: the chain's first).
+    pub fn next_in(
+        chain: &str,
         prev: Option<(i64, &str)>,
         application_id: Uuid,
         at: &str,
@@ -170,6 +206,7 @@ impl AuditEntry {
             None => (1, GENESIS_HASH.to_owned()),
         };
         let mut entry = Self {
+            chain: chain.to_owned(),
             seq,
             version: CURRENT_VERSION,
             application_id: application_id.to_string(),
@@ -286,6 +323,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// One entry as an export shows it (the application id stands once, above the entries).
 #[derive(Debug, Serialize)]
 struct LaufzettelEntry<'a> {
+    /// Only for entries of an instance's chain: exports of the global chain stay as
+    /// they were.
+    #[serde(skip_serializing_if = "is_global")]
+    chain: &'a str,
     seq: i64,
     version: i64,
     at: &'a str,
@@ -297,6 +338,10 @@ struct LaufzettelEntry<'a> {
     hash: &'a str,
 }
 
+fn is_global(chain: &&str) -> bool {
+    *chain == GLOBAL_CHAIN
+}
+
 #[derive(Debug, Serialize)]
 struct Laufzettel<'a> {
     application_id: Uuid,
@@ -306,7 +351,7 @@ struct Laufzettel<'a> {
 }
 
 /// The Laufzettel of one application as JSON:
-/// `{application_id, entries: [{seq, version, at, status, detail, message_sha256,
+/// `{application_id, entries: [{chain (unless global), seq, version, at, status, detail, message_sha256,
 /// content_sha256, prev_hash, hash}], exported_at}`. These bytes are what the hub signs.
 pub fn laufzettel_json(
     application_id: Uuid,
@@ -318,6 +363,7 @@ pub fn laufzettel_json(
         entries: entries
             .iter()
             .map(|e| LaufzettelEntry {
+                chain: &e.chain,
                 seq: e.seq,
                 version: e.version,
                 at: &e.at,

@@ -305,6 +305,7 @@ fn a_removed_entry_is_a_gap() {
     assert_eq!(
         first,
         Break {
+            chain: GLOBAL_CHAIN.into(),
             seq: 2,
             problem: Problem::Gap { expected: 1 }
         }
@@ -319,6 +320,7 @@ fn entries_removed_from_the_end_are_noticed() {
     assert_eq!(
         report.first_break,
         Some(Break {
+            chain: GLOBAL_CHAIN.into(),
             seq: 5,
             problem: Problem::Truncated { highest_issued: 6 }
         })
@@ -385,8 +387,7 @@ fn signed_checkpoint(seq: i64, hash: &str) -> (tempfile::TempDir, Checkpoint, Ch
     let signature =
         kopplung_transformers::laufzettel::sign_detached(&sealer, statement.as_bytes()).unwrap();
     let checkpoint = Checkpoint {
-        seq,
-        hash: hash.into(),
+        heads: vec![ChainHead::global(seq, hash)],
         at,
         signature,
     };
@@ -548,4 +549,145 @@ fn an_entry_of_an_unknown_format_is_unreadable() {
         e[1].hash = e[1].computed_hash();
     });
     assert!(matches!(first.problem, Problem::Unreadable(_)), "{first}");
+}
+
+/// `n` entries of `chain` for the test application.
+fn chain_named(name: &str, n: usize) -> Vec<AuditEntry> {
+    let mut entries: Vec<AuditEntry> = Vec::new();
+    for i in 0..n {
+        let prev = entries.last().map(|e| (e.seq, e.hash.as_str()));
+        entries.push(AuditEntry::next_in(
+            name,
+            prev,
+            app(),
+            &format!("2025-01-0{}T10:00:00Z", i % 9 + 1),
+            "received",
+            &format!("{name} {i}"),
+            Binding::default(),
+        ));
+    }
+    entries
+}
+
+/// A checkpoint of format 2 of `heads`, signed by the demo PKI's hub.
+fn signed_heads(heads: Vec<ChainHead>) -> (tempfile::TempDir, Checkpoint, CheckpointTrust) {
+    use kopplung_transformers::pki::{PkiLayout, init_demo_pki};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &[]).unwrap();
+    let sealer = kopplung_transformers::Sealer::load(&pki.hub_cert(), &pki.hub_key()).unwrap();
+    let at = checkpoint::checkpoint_time(OffsetDateTime::now_utc());
+    let statement = checkpoint::heads_statement(&heads, &at);
+    let signature =
+        kopplung_transformers::laufzettel::sign_detached(&sealer, statement.as_bytes()).unwrap();
+    let trust = CheckpointTrust::load(&pki.ca_cert()).unwrap();
+    (
+        dir,
+        Checkpoint {
+            heads,
+            at,
+            signature,
+        },
+        trust,
+    )
+}
+
+fn head(entries: &[AuditEntry]) -> ChainHead {
+    let last = entries.last().unwrap();
+    ChainHead {
+        chain: last.chain.clone(),
+        seq: last.seq,
+        hash: last.hash.clone(),
+    }
+}
+
+/// Verifies `chains` (each with its highest seq issued) against `checkpoint`.
+fn verify_chains(
+    chains: &[(&[AuditEntry], i64)],
+    checkpoint: &Checkpoint,
+    trust: CheckpointTrust,
+) -> AuditReport {
+    let mut verifier = AuditVerifier::new(Some(trust));
+    verifier.stored_checkpoints(vec![checkpoint.clone()]);
+    let mut issued = std::collections::BTreeMap::new();
+    for (entries, highest) in chains {
+        entries.iter().for_each(|e| verifier.entry(e));
+        if let Some(first) = entries.first() {
+            issued.insert(first.chain.clone(), *highest);
+        }
+    }
+    verifier.finish_chains(issued)
+}
+
+#[test]
+fn chains_verify_each_on_its_own_and_a_checkpoint_names_every_head() {
+    let a = chain_named("kopplung-a", 5);
+    let b = chain_named("kopplung-b", 3);
+    // Both chains begin at seq 1 from genesis.
+    assert_eq!((a[0].seq, b[0].seq), (1, 1));
+    assert_eq!(b[0].prev_hash, GENESIS_HASH);
+    let (_pki, checkpoint, trust) = signed_heads(vec![head(&a), head(&b)]);
+    let report = verify_chains(&[(&a, 5), (&b, 3)], &checkpoint, trust);
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.checked, 8);
+
+    // The last entry of one chain removed, with its highest seq issued.
+    let checkpoint2 = checkpoint;
+    let mut verifier = AuditVerifier::new(None);
+    verifier.stored_checkpoints(vec![checkpoint2.clone()]);
+    a.iter().for_each(|e| verifier.entry(e));
+    b[..2].iter().for_each(|e| verifier.entry(e));
+    let report =
+        verifier.finish_chains([("kopplung-a".to_owned(), 5), ("kopplung-b".to_owned(), 2)].into());
+    let first = report.first_break.unwrap();
+    assert_eq!((first.chain.as_str(), first.seq), ("kopplung-b", 3));
+    assert!(
+        first
+            .to_string()
+            .starts_with("seq 3 of chain kopplung-b named by the checkpoint of"),
+        "{first}"
+    );
+
+    // A whole chain removed (and what it issued): the checkpoint still names it.
+    let mut verifier = AuditVerifier::new(None);
+    verifier.stored_checkpoints(vec![checkpoint2]);
+    a.iter().for_each(|e| verifier.entry(e));
+    let report = verifier.finish_chains([("kopplung-a".to_owned(), 5)].into());
+    let first = report.first_break.unwrap();
+    assert_eq!((first.chain.as_str(), first.seq), ("kopplung-b", 3));
+    assert!(matches!(
+        first.problem,
+        Problem::CheckpointMissing {
+            chain_ends_at: 0,
+            ..
+        }
+    ));
+
+    // A chain whose entries are gone but whose highest seq issued is kept: truncated.
+    let mut verifier = AuditVerifier::new(None);
+    a.iter().for_each(|e| verifier.entry(e));
+    let report =
+        verifier.finish_chains([("kopplung-a".to_owned(), 5), ("kopplung-b".to_owned(), 3)].into());
+    let first = report.first_break.unwrap();
+    assert_eq!(first.chain, "kopplung-b");
+    assert_eq!(first.problem, Problem::Truncated { highest_issued: 3 });
+}
+
+#[test]
+fn entries_of_two_chains_interleaved_in_another_order_break_the_links() {
+    let a = chain_named("kopplung-a", 3);
+    let mut b = chain_named("kopplung-b", 3);
+    // An entry of chain a moved to chain b keeps a's links: they do not fit b.
+    b[1] = AuditEntry {
+        chain: "kopplung-b".into(),
+        ..a[1].clone()
+    };
+    let mut verifier = AuditVerifier::new(None);
+    a.iter().chain(&b).for_each(|e| verifier.entry(e));
+    let first = verifier
+        .finish_chains(std::collections::BTreeMap::new())
+        .first_break
+        .unwrap();
+    assert_eq!((first.chain.as_str(), first.seq), ("kopplung-b", 2));
+    assert!(matches!(first.problem, Problem::PrevHashMismatch { .. }));
 }

@@ -7,7 +7,7 @@ use std::fmt;
 
 use super::checkpoint::{Checkpoint, CheckpointTrust};
 use super::content::{self, Content, Outcome, StoredContent};
-use super::{AuditEntry, GENESIS_HASH};
+use super::{AuditEntry, GENESIS_HASH, GLOBAL_CHAIN};
 
 /// What is wrong at a broken link, a mismatching content or a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,23 +121,48 @@ impl fmt::Display for Problem {
 /// The first problem found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Break {
+    /// The chain of the entry concerned.
+    pub chain: String,
     /// The entry concerned (for [`Problem::Truncated`]: the first missing one; for a
     /// checkpoint: the entry it names).
     pub seq: i64,
     pub problem: Problem,
 }
 
+impl Break {
+    fn new(chain: &str, seq: i64, problem: Problem) -> Self {
+        Self {
+            chain: chain.to_owned(),
+            seq,
+            problem,
+        }
+    }
+
+    /// Where, for ordering: by chain, then seq.
+    fn position(&self) -> (&str, i64) {
+        (&self.chain, self.seq)
+    }
+}
+
 impl fmt::Display for Break {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let seq = self.seq;
+        // "seq 12" in the global chain, as always; "seq 12 of chain kopplung-…" in an
+        // instance's.
+        let seq = if self.chain == GLOBAL_CHAIN {
+            self.seq.to_string()
+        } else {
+            format!("{} of chain {}", self.seq, self.chain)
+        };
         match &self.problem {
             Problem::Content {
                 application_id,
                 content,
                 missing: false,
+                // The application names the entries: its own seq alone, in any chain.
             } => write!(
                 f,
-                "{content} does not match the hash in entry seq {seq} of application {application_id}"
+                "{content} does not match the hash in entry seq {} of application {application_id}",
+                self.seq
             ),
             Problem::Content {
                 application_id,
@@ -145,7 +170,8 @@ impl fmt::Display for Break {
                 missing: true,
             } => write!(
                 f,
-                "{content} of entry seq {seq} of application {application_id} is missing"
+                "{content} of entry seq {} of application {application_id} is missing",
+                self.seq
             ),
             Problem::CheckpointMissing {
                 at,
@@ -271,9 +297,10 @@ impl AuditReport {
     }
 }
 
-/// Checks the chain entry by entry, in `seq` order, so that the store can stream it.
+/// Checks one chain entry by entry, in `seq` order, so that the store can stream it.
 #[derive(Debug, Default)]
 pub struct ChainVerifier {
+    chain: String,
     checked: u64,
     broken: u64,
     first_break: Option<Break>,
@@ -282,8 +309,17 @@ pub struct ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier of the [`GLOBAL_CHAIN`].
     pub fn new() -> Self {
-        Self::default()
+        Self::of(GLOBAL_CHAIN)
+    }
+
+    /// A verifier of `chain`.
+    pub fn of(chain: &str) -> Self {
+        Self {
+            chain: chain.to_owned(),
+            ..Self::default()
+        }
     }
 
     /// Checks the next entry (entries must come in ascending `seq`).
@@ -355,7 +391,7 @@ impl ChainVerifier {
     fn record(&mut self, seq: i64, problem: Problem) {
         self.broken += 1;
         if self.first_break.is_none() {
-            self.first_break = Some(Break { seq, problem });
+            self.first_break = Some(Break::new(&self.chain, seq, problem));
         }
     }
 }
@@ -383,7 +419,7 @@ pub fn verify_chain<'a>(
     verifier.finish(highest_issued)
 }
 
-/// A checkpoint the chain is held against.
+/// A checkpoint a chain is held against.
 #[derive(Debug)]
 struct Expected {
     hash: String,
@@ -393,25 +429,27 @@ struct Expected {
     matched: bool,
 }
 
-/// The whole check: the chain's links, every application's content against its entries,
-/// and checkpoints (stored and held outside) against the chain. A store feeds it from
-/// one snapshot: [`AuditVerifier::stored_checkpoints`] first, then every entry in seq
-/// order ([`AuditVerifier::entry`]), then each application's entries with its stored
-/// content ([`AuditVerifier::application`]), and [`AuditVerifier::finish`].
+/// The whole check: the chains' links, every application's content against its entries,
+/// and checkpoints (stored and held outside) against the chains. A store feeds it from
+/// one snapshot: [`AuditVerifier::stored_checkpoints`] first, then every entry, in seq
+/// order within its chain ([`AuditVerifier::entry`]), then each application's entries
+/// with its stored content ([`AuditVerifier::application`]), and
+/// [`AuditVerifier::finish_chains`].
 #[derive(Default)]
 pub struct AuditVerifier {
-    chain: ChainVerifier,
+    chains: BTreeMap<String, ChainVerifier>,
     trust: Option<CheckpointTrust>,
-    expected: BTreeMap<i64, Vec<Expected>>,
+    /// By chain and seq.
+    expected: BTreeMap<(String, i64), Vec<Expected>>,
     checkpoints: CheckpointReport,
     content: ContentReport,
-    /// Problems other than broken links, the lowest seq first.
+    /// Problems other than broken links, the first by chain and seq.
     first_other: Option<Break>,
 }
 
 impl AuditVerifier {
     /// Checkpoint signatures are checked against `trust`; without it they are counted
-    /// as unchecked (the chain is still held against them).
+    /// as unchecked (the chains are still held against them).
     pub fn new(trust: Option<CheckpointTrust>) -> Self {
         Self {
             trust,
@@ -443,34 +481,44 @@ impl AuditVerifier {
             Some(Err(reason)) => {
                 // Not the hub's: what it names is no evidence either way.
                 self.checkpoints.failed += 1;
-                self.other(
-                    checkpoint.seq,
-                    Problem::CheckpointSignature {
-                        at: checkpoint.at,
-                        origin,
-                        reason,
-                    },
-                );
+                let (chain, seq) = checkpoint
+                    .heads
+                    .first()
+                    .map_or((GLOBAL_CHAIN, 0), |h| (h.chain.as_str(), h.seq));
+                let problem = Problem::CheckpointSignature {
+                    at: checkpoint.at.clone(),
+                    origin,
+                    reason,
+                };
+                self.other(Break::new(chain, seq, problem));
                 return;
             }
         }
-        self.expected
-            .entry(checkpoint.seq)
-            .or_default()
-            .push(Expected {
-                hash: checkpoint.hash,
-                at: checkpoint.at,
-                origin,
-                seen: false,
-                matched: false,
-            });
+        for head in checkpoint.heads {
+            self.expected
+                .entry((head.chain, head.seq))
+                .or_default()
+                .push(Expected {
+                    hash: head.hash,
+                    at: checkpoint.at.clone(),
+                    origin: origin.clone(),
+                    seen: false,
+                    matched: false,
+                });
+        }
     }
 
-    /// The next entry of the chain (ascending seq).
+    fn chain(&mut self, chain: &str) -> &mut ChainVerifier {
+        self.chains
+            .entry(chain.to_owned())
+            .or_insert_with(|| ChainVerifier::of(chain))
+    }
+
+    /// The next entry of its chain (ascending seq within the chain).
     pub fn entry(&mut self, entry: &AuditEntry) {
-        self.chain.check(entry);
+        self.chain(&entry.chain).check(entry);
         let mut mismatched = Vec::new();
-        if let Some(expected) = self.expected.get_mut(&entry.seq) {
+        if let Some(expected) = self.expected.get_mut(&(entry.chain.clone(), entry.seq)) {
             for checkpoint in expected {
                 checkpoint.seen = true;
                 checkpoint.matched = checkpoint.hash == entry.hash;
@@ -484,23 +532,29 @@ impl AuditVerifier {
         }
         for problem in mismatched {
             self.checkpoints.failed += 1;
-            self.other(entry.seq, problem);
+            self.other(Break::new(&entry.chain, entry.seq, problem));
         }
     }
 
-    /// A row that could not be read as an entry (a broken link; checkpoints naming it
-    /// are not counted again).
+    /// A row of the global chain that could not be read as an entry (see
+    /// [`AuditVerifier::unreadable_in`]).
     pub fn unreadable(&mut self, seq: i64, reason: String) {
-        self.chain.unreadable(seq, reason);
-        if let Some(expected) = self.expected.get_mut(&seq) {
+        self.unreadable_in(GLOBAL_CHAIN, seq, reason);
+    }
+
+    /// A row of `chain` that could not be read as an entry (a broken link; checkpoints
+    /// naming it are not counted again).
+    pub fn unreadable_in(&mut self, chain: &str, seq: i64, reason: String) {
+        self.chain(chain).unreadable(seq, reason);
+        if let Some(expected) = self.expected.get_mut(&(chain.to_owned(), seq)) {
             expected.iter_mut().for_each(|e| e.seen = true);
         }
     }
 
-    /// One application's entries (in seq order) and its stored content, loaded as
-    /// [`content::needs`] says.
+    /// One application's entries (in the order they were written: by time) and its
+    /// stored content, loaded as [`content::needs`] says.
     pub fn application(&mut self, entries: &[AuditEntry], stored: &StoredContent) {
-        for (seq, outcome) in content::check(entries, stored) {
+        for (index, outcome) in content::check(entries, stored) {
             match outcome {
                 Outcome::Nothing => {}
                 Outcome::Matched => self.content.checked += 1,
@@ -509,69 +563,90 @@ impl AuditVerifier {
                 Outcome::Mismatch { content, missing } => {
                     self.content.checked += 1;
                     self.content.mismatched += 1;
-                    let application_id = entries
-                        .iter()
-                        .find(|e| e.seq == seq)
-                        .map(|e| e.application_id.clone())
-                        .unwrap_or_default();
-                    self.other(
-                        seq,
-                        Problem::Content {
-                            application_id,
-                            content,
-                            missing,
-                        },
-                    );
+                    let Some(entry) = entries.get(index) else {
+                        continue;
+                    };
+                    let problem = Problem::Content {
+                        application_id: entry.application_id.clone(),
+                        content,
+                        missing,
+                    };
+                    self.other(Break::new(&entry.chain, entry.seq, problem));
                 }
             }
         }
     }
 
-    /// The report; `highest_issued` as for [`ChainVerifier::finish`].
-    pub fn finish(mut self, highest_issued: Option<i64>) -> AuditReport {
-        let chain_ends_at = self.chain.last_seq();
+    /// The report when the global chain is the only one; `highest_issued` as for
+    /// [`ChainVerifier::finish`].
+    pub fn finish(self, highest_issued: Option<i64>) -> AuditReport {
+        let issued = highest_issued
+            .map(|seq| (GLOBAL_CHAIN.to_owned(), seq))
+            .into_iter()
+            .collect();
+        self.finish_chains(issued)
+    }
+
+    /// The report; `issued` is the highest `seq` the store ever handed out in each
+    /// chain, to notice entries removed from a chain's end, or a chain removed whole.
+    pub fn finish_chains(mut self, issued: BTreeMap<String, i64>) -> AuditReport {
+        for chain in issued.keys() {
+            self.chain(chain);
+        }
         let mut missing = Vec::new();
         let mut newest = None;
-        for (seq, expected) in &self.expected {
+        for ((chain, seq), expected) in &self.expected {
             for checkpoint in expected {
                 if !checkpoint.seen {
-                    missing.push((
-                        *seq,
-                        Problem::CheckpointMissing {
-                            at: checkpoint.at.clone(),
-                            origin: checkpoint.origin.clone(),
-                            chain_ends_at,
-                        },
-                    ));
+                    let chain_ends_at = self.chains.get(chain).map_or(0, ChainVerifier::last_seq);
+                    let problem = Problem::CheckpointMissing {
+                        at: checkpoint.at.clone(),
+                        origin: checkpoint.origin.clone(),
+                        chain_ends_at,
+                    };
+                    missing.push(Break::new(chain, *seq, problem));
                 }
             }
             if expected.iter().any(|e| e.matched) {
-                newest = Some(*seq);
+                newest = newest.max(Some(*seq));
             }
         }
-        for (seq, problem) in missing {
+        for problem in missing {
             self.checkpoints.failed += 1;
-            self.other(seq, problem);
+            self.other(problem);
         }
-        let mut report = self.chain.finish(highest_issued);
-        self.checkpoints.newest_seq = newest;
-        report.content = self.content;
-        report.checkpoints = self.checkpoints;
+        let mut report = AuditReport {
+            checked: 0,
+            broken: 0,
+            first_break: None,
+            content: self.content,
+            checkpoints: self.checkpoints,
+        };
+        // By chain id: the first chain's first break comes first.
+        for (chain, verifier) in std::mem::take(&mut self.chains) {
+            let chain_report = verifier.finish(issued.get(&chain).copied());
+            report.checked += chain_report.checked;
+            report.broken += chain_report.broken;
+            if report.first_break.is_none() {
+                report.first_break = chain_report.first_break;
+            }
+        }
+        report.checkpoints.newest_seq = newest;
         report.first_break = match (report.first_break, self.first_other) {
-            (Some(link), Some(other)) if other.seq < link.seq => Some(other),
+            (Some(link), Some(other)) if other.position() < link.position() => Some(other),
             (Some(link), _) => Some(link),
             (None, other) => other,
         };
         report
     }
 
-    fn other(&mut self, seq: i64, problem: Problem) {
+    fn other(&mut self, found: Break) {
         if self
             .first_other
             .as_ref()
-            .is_none_or(|first| seq < first.seq)
+            .is_none_or(|first| found.position() < first.position())
         {
-            self.first_other = Some(Break { seq, problem });
+            self.first_other = Some(found);
         }
     }
 }

@@ -8,17 +8,18 @@ use super::model::*;
 
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// The audit entries (Laufzettel) of one application, in chain order; empty if
-    /// there are none.
+    /// The audit entries (Laufzettel) of one application, in the order they were
+    /// written (by time: they may lie in several chains); empty if there are none.
     async fn audit_entries(&self, application_id: Uuid) -> Result<Vec<AuditEntry>, StoreError>;
 
-    /// The last entry of the audit chain (seq and hash); `None` while it is empty.
-    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
+    /// The last entry of every audit chain, ordered by chain id, from one snapshot;
+    /// empty while there are no entries.
+    async fn audit_heads(&self) -> Result<Vec<ChainHead>, StoreError>;
 
-    /// Stores a signed checkpoint of the audit chain's head.
+    /// Stores a signed checkpoint of the audit chains' heads.
     async fn record_audit_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError>;
 
-    /// The stored checkpoints, by seq.
+    /// The stored checkpoints, in the order they were signed.
     async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;
 
     /// Checks the whole audit trail from one consistent snapshot: the chain (all

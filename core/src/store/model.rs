@@ -8,7 +8,7 @@ use uuid::Uuid;
 pub use crate::status::Status;
 
 use crate::audit::FileDigest;
-pub use crate::audit::{AuditEntry, AuditReport, AuditVerifier, Checkpoint};
+pub use crate::audit::{AuditEntry, AuditReport, AuditVerifier, ChainHead, Checkpoint};
 use crate::identity::Authentication;
 use crate::store::StoreError;
 

@@ -9,8 +9,8 @@ use kopplung_core::audit::{AuditReport, AuditVerifier};
 /// The columns of an audit entry (a macro, so that the queries stay string literals).
 macro_rules! audit_columns {
     () => {
-        "seq, version, application_id, at, status, detail, message_sha256, content_sha256,
-         prev_hash, hash"
+        "chain, seq, version, application_id, at, status, detail, message_sha256,
+         content_sha256, prev_hash, hash"
     };
 }
 
@@ -18,18 +18,28 @@ impl AuditSql for sqlx::Postgres {
     const ENTRIES_OF: &'static str = concat!(
         "SELECT ",
         audit_columns!(),
-        " FROM audit_log WHERE application_id = $1 ORDER BY seq"
+        // By time (`at` is RFC 3339 in UTC, its fraction of varying length: compared as
+        // text up to the second, then the fraction padded), never failing on a tampered
+        // `at`; then by chain and seq.
+        " FROM audit_log WHERE application_id = $1
+         ORDER BY substr(at, 1, 19), rpad(coalesce(substring(at from '\\.([0-9]+)'), ''), 9, '0'),
+                  chain, seq"
     );
-    const HEAD: &'static str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
+    // Along the primary key, one step per chain (every chain has its row in
+    // `audit_chains`).
+    const HEADS: &'static str = "SELECT c.chain, l.seq, l.hash FROM audit_chains c
+         CROSS JOIN LATERAL (SELECT seq, hash FROM audit_log
+                             WHERE chain = c.chain ORDER BY seq DESC LIMIT 1) l
+         ORDER BY c.chain";
     const CHECKPOINTS: &'static str =
-        "SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq, id";
+        "SELECT seq, hash, at, signature, heads FROM audit_checkpoints ORDER BY id";
     const CHAIN_PAGE: &'static str = concat!(
         "SELECT ",
         audit_columns!(),
-        " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+        " FROM audit_log WHERE (chain, seq) > ($1, $2) ORDER BY chain, seq LIMIT $3"
     );
-    // Kept by every append (see `append_audit`).
-    const ISSUED: &'static str = "SELECT seq FROM audit_issued";
+    // Kept by every append (see `chain.rs`).
+    const ISSUED: &'static str = "SELECT chain, seq FROM audit_chains";
     const APPLICATION_PAGE: &'static str = "SELECT DISTINCT application_id FROM audit_log
          WHERE application_id > $1 ORDER BY application_id LIMIT $2";
     const PAYLOAD: &'static str = "SELECT payload FROM applications WHERE id = $1";

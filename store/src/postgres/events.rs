@@ -1,15 +1,34 @@
 //! The PostgreSQL store's events (receipts, the citizen's mailbox and documents).
 
 use super::*;
+use crate::Taken;
 use crate::shared::receipt::ReceiptWrite;
 use crate::shared::roles::role_impl;
 use kopplung_core::store::rules::ReceiptPlan;
 
-role_impl!(EventStore for PostgresStore {
-    async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError> {
-        // Under the chain lock: the same receipt arriving at two instances at once is
-        // recorded once and is a duplicate for the other.
-        let mut tx = self.write().await?;
+impl PostgresStore {
+    /// One attempt at recording `receipt`: `None` if its id was taken meanwhile (by a
+    /// copy for another outbox entry that committed first; nothing of this one is kept).
+    async fn try_record(
+        &self,
+        receipt: &ReceiptRecord,
+    ) -> Result<Option<ReceiptOutcome>, StoreError> {
+        let (mut tx, mut audit) = self.write().await?;
+        let write = ReceiptWrite::of(receipt);
+        // The message must have gone to this procedure, for this application, and left.
+        // Its outbox entry stays locked until the commit: the same receipt arriving at
+        // two instances at once is recorded by the first, and the second, waiting here,
+        // then finds it recorded.
+        let entry = sqlx::query_as(
+            "SELECT d.step, a.status FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.message_id = $1 AND d.procedure_id = $2 AND d.application_id = $3
+             FOR UPDATE OF d",
+        )
+        .bind(receipt.message_id.to_string())
+        .bind(&receipt.procedure_id)
+        .bind(receipt.application_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await.sql()?;
         let earlier: Option<String> = sqlx::query_scalar(
             "SELECT content_sha256 FROM receipts WHERE procedure_id = $1 AND receipt_id = $2",
         )
@@ -19,23 +38,16 @@ role_impl!(EventStore for PostgresStore {
         .await
         .sql()?;
         if let Some(earlier) = earlier {
-            return Ok(rules::repeated_receipt(&earlier, receipt));
+            return Ok(Some(rules::repeated_receipt(&earlier, receipt)));
         }
-        let write = ReceiptWrite::of(receipt);
-        // The message must have gone to this procedure, for this application, and left.
-        let entry = sqlx::query_as(
-            "SELECT d.step, a.status FROM deliveries d JOIN applications a ON a.id = d.application_id
-             WHERE d.message_id = $1 AND d.procedure_id = $2 AND d.application_id = $3",
-        )
-        .bind(receipt.message_id.to_string())
-        .bind(&receipt.procedure_id)
-        .bind(receipt.application_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await.sql()?;
         match write.plan(entry)? {
-            ReceiptPlan::Refuse(outcome) => return Ok(outcome),
-            ReceiptPlan::Apply { confirm_delivery: false } => {}
-            ReceiptPlan::Apply { confirm_delivery: true } => {
+            ReceiptPlan::Refuse(outcome) => return Ok(Some(outcome)),
+            ReceiptPlan::Apply {
+                confirm_delivery: false,
+            } => {}
+            ReceiptPlan::Apply {
+                confirm_delivery: true,
+            } => {
                 let sealed: Option<Vec<u8>> = sqlx::query_scalar(
                     "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
                             lease_owner = NULL, lease_until = NULL, delivered_at = $1
@@ -46,14 +58,37 @@ role_impl!(EventStore for PostgresStore {
                 .fetch_one(&mut *tx)
                 .await.sql()?;
                 let confirmed = write.confirmed_delivery(sealed.as_deref());
-                change_status(&mut tx, self.clock.now(), confirmed).await?;
+                change_status(&mut tx, &mut audit, self.clock.now(), confirmed).await?;
             }
         }
         for insert in write.inserts(self.clock.now()) {
-            query(insert).execute(&mut *tx).await.sql()?;
+            // The receipt's key (procedure, receipt id): taken by a copy for another
+            // outbox entry, which the lock above does not keep out.
+            if query(insert)
+                .execute(&mut *tx)
+                .await
+                .unless_taken("receipts")?
+                .is_none()
+            {
+                return Ok(None);
+            }
         }
-        change_status(&mut tx, self.clock.now(), write.change()).await?;
-        tx.commit().await.sql()?;
-        Ok(ReceiptOutcome::Applied(receipt.status))
+        change_status(&mut tx, &mut audit, self.clock.now(), write.change()).await?;
+        self.commit(tx, audit).await?;
+        Ok(Some(ReceiptOutcome::Applied(receipt.status)))
+    }
+}
+
+role_impl!(EventStore for PostgresStore {
+    async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError> {
+        // Taken meanwhile: the second attempt finds the earlier copy.
+        for _ in 0..2 {
+            if let Some(outcome) = self.try_record(receipt).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(StoreError::Database(
+            "the receipt id was taken and released twice while recording the receipt".into(),
+        ))
     }
 });

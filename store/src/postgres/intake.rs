@@ -25,16 +25,16 @@ async fn earlier_answer(
         .transpose()
 }
 
-role_impl!(IntakeStore for PostgresStore {
-    async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
+impl PostgresStore {
+    /// One attempt at an intake: `None` if its idempotency key was taken meanwhile (by
+    /// a concurrent intake that committed first; nothing of this one is kept).
+    async fn try_insert(&self, new: &NewApplication) -> Result<Option<Inserted>, StoreError> {
         let form = new.stored_form()?;
-        // Under the chain lock: two instances handed the same idempotency key at once
-        // answer one `Created` and one `Replayed`.
-        let mut tx = self.write().await?;
+        let (mut tx, mut audit) = self.write().await?;
         if let Some(key) = &new.idempotency
             && let Some(answer) = earlier_answer(&mut tx, &new.client_id, key).await?
         {
-            return Ok(answer);
+            return Ok(Some(answer));
         }
         let id = new.id.to_string();
         let at = rfc3339(new.received_at);
@@ -59,7 +59,26 @@ role_impl!(IntakeStore for PostgresStore {
         // The constraint is `applications_receipt_key`; the failed statement aborted the
         // transaction, which is rolled back when dropped.
         if inserted.unless_taken("receipt")?.is_none() {
-            return Ok(Inserted::ReceiptTaken);
+            return Ok(Some(Inserted::ReceiptTaken));
+        }
+        if let Some(key) = &new.idempotency {
+            // Right after the application it refers to: a concurrent intake with the
+            // same key waits here for this transaction, and fails on the primary key if
+            // it commits.
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys (client_id, key, request_sha256, application_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&new.client_id)
+            .bind(&key.key)
+            .bind(&key.request_sha256)
+            .bind(&id)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await;
+            if claimed.unless_taken("idempotency_keys")?.is_none() {
+                return Ok(None);
+            }
         }
         for attachment in AttachmentInsert::all(new) {
             if let Some(upload) = &attachment.upload {
@@ -76,7 +95,7 @@ role_impl!(IntakeStore for PostgresStore {
                 .await
                 .sql()?;
                 if bound.rows_affected() != 1 {
-                    return Ok(Inserted::UploadTaken(attachment.position));
+                    return Ok(Some(Inserted::UploadTaken(attachment.position)));
                 }
             }
             sqlx::query(
@@ -106,26 +125,33 @@ role_impl!(IntakeStore for PostgresStore {
         .bind(millis(new.received_at))
         .execute(&mut *tx)
         .await.sql()?;
-        if let Some(key) = &new.idempotency {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (client_id, key, request_sha256, application_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&new.client_id)
-            .bind(&key.key)
-            .bind(&key.request_sha256)
-            .bind(&id)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await.sql()?;
-        }
         let accepted = Change::accepted(new, form.content_sha256);
-        append_history(&mut tx, self.clock.now(), accepted).await?;
-        tx.commit().await.sql()?;
-        Ok(Inserted::Created(Accepted {
+        append_history(&mut tx, &mut audit, self.clock.now(), accepted).await?;
+        self.commit(tx, audit).await?;
+        Ok(Some(Inserted::Created(Accepted {
             id: new.id,
             receipt: new.receipt.clone(),
-        }))
+        })))
+    }
+}
+
+role_impl!(IntakeStore for PostgresStore {
+    async fn insert_application(&self, new: &NewApplication) -> Result<Inserted, StoreError> {
+        // Two instances handed the same idempotency key at once answer one `Created` and
+        // one `Replayed`: the second finds the first's key taken, and its answer.
+        for _ in 0..2 {
+            if let Some(inserted) = self.try_insert(new).await? {
+                return Ok(inserted);
+            }
+            if let Some(key) = &new.idempotency
+                && let Some(answer) = self.idempotent_answer(&new.client_id, key).await?
+            {
+                return Ok(answer);
+            }
+        }
+        Err(StoreError::Database(
+            "the idempotency key was taken and released twice while recording the application".into(),
+        ))
     }
 
     async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError> {

@@ -3,14 +3,17 @@
 //! The same tables and the same semantics as [`crate::SqliteStore`], with what several
 //! processes on one database need:
 //!
-//! - **The audit chain cannot fork.** Every transaction that appends a history and audit
-//!   entry (and so every state change) first takes one transaction-level advisory lock
-//!   (`chain_lock!`), the counterpart of SQLite's `BEGIN IMMEDIATE`: such transactions
-//!   run one after the other across all instances, and reading the last entry's hash
-//!   inside one sees every earlier append (READ COMMITTED takes a new snapshot per
-//!   statement, and the lock is only granted once the previous holder has committed).
-//!   The check-then-write steps (idempotency keys, receipts, pickup acknowledgements)
-//!   are serialised by the same lock.
+//! - **Instances commit concurrently; no audit chain forks.** Each instance appends to
+//!   audit chains of its own, named by its instance id ([`chain`]): a state change's
+//!   transaction collects its audit entries and appends them in one statement just
+//!   before it commits, to a chain (a lane) no other transaction of the instance holds
+//!   until then. There is no lock shared by the instances. The
+//!   check-then-write steps get their safety from constraints and row locks: two
+//!   intakes with one idempotency key meet at its primary key (the second waits for the
+//!   first and then answers with it), a receipt locks its outbox entry before it looks
+//!   for an earlier copy, a retention deletion locks its application, and every
+//!   transition (delivered, collected, replayed, …) is one conditional `UPDATE` of its
+//!   row, which a concurrent one re-checks after the first committed.
 //! - **Claims never overlap.** `claim` locks the rows it takes with `FOR UPDATE SKIP
 //!   LOCKED` and re-checks them under the lock: two instances never lease the same entry,
 //!   and neither waits for the other. An entry whose lease has run out may be claimed by
@@ -30,6 +33,7 @@
 //! Needs PostgreSQL 12 or later (`AS MATERIALIZED`, `sha256()`).
 
 mod audit;
+mod chain;
 mod events;
 mod intake;
 mod outbox;
@@ -42,7 +46,7 @@ use crate::shared::rows::*;
 use crate::shared::{millis, rfc3339};
 use kopplung_core::store::rules::{self, parse_status};
 
-use kopplung_core::Clock;
+use kopplung_core::{Clock, InstanceId};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Transaction};
 use std::str::FromStr;
@@ -54,7 +58,6 @@ use uuid::Uuid;
 use crate::shared::Param;
 use crate::shared::history::Change;
 use crate::shared::writes::{ChangedRow, Write};
-use kopplung_core::audit::chain_end;
 use kopplung_core::audit::content;
 use kopplung_core::store::{
     Accepted, IdempotencyKey, Inserted, NewApplication, PrepareInput, ReceiptOutcome,
@@ -62,16 +65,11 @@ use kopplung_core::store::{
 };
 use sqlx::FromRow;
 
-/// The key of the transaction-level advisory lock that serialises every transaction
-/// appending to the history and audit chain ("kopplung" in ASCII, 0x6b6f70706c756e67).
-/// A macro, so that the statement that takes it stays a string literal.
-macro_rules! chain_lock {
-    () => {
-        7741529912631455335
-    };
-}
-#[cfg(test)]
-const CHAIN_LOCK: i64 = chain_lock!();
+pub use chain::LockWaitObserver;
+
+/// The audit entries a transaction's state changes append at its commit, each with the
+/// time it was stamped.
+type Pending = Vec<(String, Change)>;
 
 /// Connections per instance.
 const POOL_SIZE: u32 = 8;
@@ -86,6 +84,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Every time the store stamps (history, leases, receipts) is this clock's.
     clock: Arc<dyn Clock>,
+    /// This instance's audit chains.
+    chain: Arc<chain::Chains>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -133,7 +133,20 @@ impl PostgresStore {
     /// its schema up to date. Several instances may connect at once, also to a fresh
     /// database: the migrator holds an advisory lock while it checks and migrates, so the
     /// others wait and then find the schema current.
+    ///
+    /// Its state changes append to audit chains of their own, under a new id: for
+    /// tools and tests. A hub instance connects with [`PostgresStore::connect_as`].
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        Self::connect_as(url, clock, &InstanceId::generate()).await
+    }
+
+    /// [`PostgresStore::connect`] for the hub instance `instance`: its state changes
+    /// append to the audit chain named by its id (the same across its restarts).
+    pub async fn connect_as(
+        url: &str,
+        clock: Arc<dyn Clock>,
+        instance: &InstanceId,
+    ) -> Result<Self, StoreError> {
         let options = connect_options(url)?;
         // One connection first, under a short deadline, so that an unreachable server
         // fails the start within seconds and with its address.
@@ -144,7 +157,20 @@ impl PostgresStore {
             sqlx::migrate!("./migrations/postgres"),
         )
         .await?;
-        Ok(Self { pool, clock })
+        Ok(Self {
+            pool,
+            clock,
+            // A lane per connection: no transaction waits for another's commit.
+            chain: chain::Chains::new(instance.as_str(), POOL_SIZE as usize),
+        })
+    }
+
+    /// Hands every state change's wait for its audit chain to `observer`: the time it
+    /// waited for a free lane (see [`chain`]) and in attempts that found the chain's end
+    /// moved, not its own statement's round trip. The serialisation left on PostgreSQL,
+    /// within one instance (instances never wait for each other). Set once.
+    pub fn observe_lock_waits(&self, observer: LockWaitObserver) {
+        self.chain.observe(observer);
     }
 
     /// Where `url` points, for an operator: `host:port/database`, without user or
@@ -172,8 +198,8 @@ impl PostgresStore {
         answer.map(|_| ())
     }
 
-    /// Runs one statement that changes no state (no history): on the pool, without the
-    /// chain lock. The rows it touched.
+    /// Runs one statement that changes no state (no history): on the pool. The rows it
+    /// touched.
     async fn execute(&self, write: Write<'_>) -> Result<u64, StoreError> {
         Ok(query(write)
             .execute(&self.pool)
@@ -183,65 +209,70 @@ impl PostgresStore {
     }
 
     /// Runs a state change: `update`, which returns a [`ChangedRow`] if it changed an
-    /// entry, then the status, history and audit entries of `change` of that row, in one
-    /// transaction under the chain lock. Whether it changed an entry.
+    /// entry (its row stays locked until the commit), then the status, history and audit
+    /// entries of `change` of that row, in one transaction. Whether it changed an entry.
     async fn transition<F>(&self, update: Write<'_>, change: F) -> Result<bool, StoreError>
     where
         F: FnOnce(ChangedRow) -> Result<Change, StoreError> + Send,
     {
-        let mut tx = self.write().await?;
+        let (mut tx, mut audit) = self.write().await?;
         let Some(row) = query(update).fetch_optional(&mut *tx).await.sql()? else {
             return Ok(false);
         };
         let change = change(ChangedRow::from_row(&row).sql()?)?;
-        change_status(&mut tx, self.clock.now(), change).await?;
-        tx.commit().await.sql()?;
+        change_status(&mut tx, &mut audit, self.clock.now(), change).await?;
+        self.commit(tx, audit).await?;
         Ok(true)
     }
 
-    /// Starts a transaction that may change state: it takes the chain lock at once, so
-    /// that it runs alone among such transactions of every instance (see the module
-    /// documentation). The lock is released with the commit or rollback.
-    async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        // BEGIN and the lock in one round trip (a simple query of two statements).
-        self.pool
-            .begin_with(concat!(
-                "BEGIN; SELECT pg_advisory_xact_lock(",
-                chain_lock!(),
-                ")"
-            ))
-            .await
-            .sql()
+    /// Starts a transaction that may change state, and the audit entries it will append.
+    async fn write(&self) -> Result<(Transaction<'static, Postgres>, Pending), StoreError> {
+        Ok((self.pool.begin().await.sql()?, Vec::new()))
+    }
+
+    /// Appends the audit entries of `audit` to one of this instance's chains and commits
+    /// `tx`.
+    async fn commit(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        audit: Pending,
+    ) -> Result<(), StoreError> {
+        // The lane is kept until the commit is done (see [`chain`]).
+        let _lane = self.chain.append(&mut tx, &audit).await?;
+        tx.commit().await.sql()
     }
 }
 
-/// Appends a history entry and its audit entry, at the same time.
+/// Appends a history entry; its audit entry, stamped alike, waits in `audit`.
 async fn append_history(
     tx: &mut Transaction<'static, Postgres>,
+    audit: &mut Pending,
     now: OffsetDateTime,
     change: Change,
 ) -> Result<(), StoreError> {
     let insert = "INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)";
-    write_history(tx, insert, now, change).await
+    write_history(tx, audit, insert, now, change).await
 }
 
-/// A state change's new status, history entry and audit entry; the status and the
-/// history entry in one statement (each statement is a round trip).
+/// A state change's new status and history entry in one statement (each statement is a
+/// round trip); its audit entry waits in `audit`.
 async fn change_status(
     tx: &mut Transaction<'static, Postgres>,
+    audit: &mut Pending,
     now: OffsetDateTime,
     change: Change,
 ) -> Result<(), StoreError> {
     let update =
         "WITH changed AS (UPDATE applications SET status = $3, updated_at = $2 WHERE id = $1)
          INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)";
-    write_history(tx, update, now, change).await
+    write_history(tx, audit, update, now, change).await
 }
 
 /// Runs `sql` (application, time, status, detail), which writes the history entry, and
-/// appends the audit entry.
+/// keeps the audit entry for the commit.
 async fn write_history(
     tx: &mut Transaction<'static, Postgres>,
+    audit: &mut Pending,
     sql: &'static str,
     now: OffsetDateTime,
     change: Change,
@@ -255,49 +286,7 @@ async fn write_history(
         .execute(&mut **tx)
         .await
         .sql()?;
-    append_audit(tx, &at, &change).await
-}
-
-/// Links one entry to the end of the audit chain. Must run inside a transaction begun
-/// with [`PostgresStore::write`], which holds the chain lock, so that no other writer
-/// (of any instance) appends in between.
-async fn append_audit(
-    tx: &mut Transaction<'static, Postgres>,
-    at: &str,
-    change: &Change,
-) -> Result<(), StoreError> {
-    // The last entry, and the highest seq ever issued: if entries at the end were
-    // removed, the next one leaves a gap that verification reports, instead of hiding
-    // the removal. One statement: each is a round trip.
-    let (last_seq, last_hash, issued): (Option<i64>, Option<String>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1),
-                    (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),
-                    (SELECT seq FROM audit_issued WHERE singleton)",
-    )
-    .fetch_one(&mut **tx)
-    .await
-    .sql()?;
-    let entry = change.audit_entry(chain_end(last_seq, last_hash, issued), at);
-    // The entry and the highest seq issued, in one statement.
-    sqlx::query(
-        "WITH entry AS (
-           INSERT INTO audit_log (seq, application_id, at, status, detail, message_sha256, prev_hash, hash, version, content_sha256)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10))
-         INSERT INTO audit_issued (singleton, seq) VALUES (TRUE, $1)
-         ON CONFLICT (singleton) DO UPDATE SET seq = EXCLUDED.seq",
-    )
-    .bind(entry.seq)
-    .bind(&entry.application_id)
-    .bind(&entry.at)
-    .bind(&entry.status)
-    .bind(&entry.detail)
-    .bind(&entry.message_sha256)
-    .bind(&entry.prev_hash)
-    .bind(&entry.hash)
-    .bind(entry.version)
-    .bind(&entry.content_sha256)
-    .execute(&mut **tx)
-    .await.sql()?;
+    audit.push((at, change));
     Ok(())
 }
 
@@ -341,13 +330,4 @@ fn query(write: Write<'_>) -> sqlx::query::Query<'_, Postgres, PgArguments> {
         };
     }
     query
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_chain_lock_key_is_kopplung_in_ascii() {
-        // Instances of older and newer versions must take the same lock.
-        assert_eq!(super::CHAIN_LOCK, i64::from_be_bytes(*b"kopplung"));
-    }
 }

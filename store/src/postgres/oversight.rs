@@ -5,7 +5,7 @@ use crate::shared::roles::role_impl;
 
 role_impl!(OversightStore for PostgresStore {
     async fn retry_now(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
+        let (mut tx, mut audit) = self.write().await?;
         let now = millis(self.clock.now());
         let updated = sqlx::query(
             "UPDATE deliveries SET due_at = $1
@@ -23,25 +23,27 @@ role_impl!(OversightStore for PostgresStore {
         }
         let status = fetch_for(&mut tx, STATUS, &id.to_string()).await?;
         let note = Change::note(id, parse_status(&status.unwrap_or_default())?, detail);
-        append_history(&mut tx, self.clock.now(), note).await?;
-        tx.commit().await.sql()?;
+        append_history(&mut tx, &mut audit, self.clock.now(), note).await?;
+        self.commit(tx, audit).await?;
         Ok(true)
     }
 
     async fn record_access(&self, id: Uuid, detail: &str) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
+        let (mut tx, mut audit) = self.write().await?;
         let status = fetch_for(&mut tx, STATUS, &id.to_string()).await?;
         let Some(status) = status.as_deref().and_then(Status::parse) else {
             return Ok(false);
         };
-        append_history(&mut tx, self.clock.now(), Change::note(id, status, detail)).await?;
-        tx.commit().await.sql()?;
+        let note = Change::note(id, status, detail);
+        append_history(&mut tx, &mut audit, self.clock.now(), note).await?;
+        self.commit(tx, audit).await?;
         Ok(true)
     }
 });
 
-/// The status of application `$1`.
-const STATUS: &str = "SELECT status FROM applications WHERE id = $1";
+/// The status of application `$1`, kept until the commit (a note names the status it
+/// was written at).
+const STATUS: &str = "SELECT status FROM applications WHERE id = $1 FOR SHARE";
 
 /// What retention clears of an application (`$1`) besides its attachments and documents
 /// (which it counts); mailbox entries point at documents, so they are cleared first.
@@ -59,11 +61,12 @@ impl PostgresStore {
     /// purged already.
     pub(super) async fn purge_one(&self, application_id: Uuid) -> Result<bool, StoreError> {
         let id = application_id.to_string();
-        let mut tx = self.write().await?;
-        // Checked again inside the write transaction: an instance may have been first.
+        let (mut tx, mut audit) = self.write().await?;
+        // Checked again inside the write transaction, with the application locked: an
+        // instance may have been first (then this one waits, and finds it purged).
         let status = fetch_for(
             &mut tx,
-            "SELECT status FROM applications WHERE id = $1 AND purged_at IS NULL",
+            "SELECT status FROM applications WHERE id = $1 AND purged_at IS NULL FOR UPDATE",
             &id,
         )
         .await?;
@@ -93,8 +96,8 @@ impl PostgresStore {
             .await
             .sql()?;
         let purged = Change::purged(application_id, status, attachments, documents);
-        append_history(&mut tx, self.clock.now(), purged).await?;
-        tx.commit().await.sql()?;
+        append_history(&mut tx, &mut audit, self.clock.now(), purged).await?;
+        self.commit(tx, audit).await?;
         Ok(true)
     }
 }

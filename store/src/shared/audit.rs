@@ -6,10 +6,11 @@
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use crate::Sql;
+use kopplung_core::audit::checkpoint::parse_heads_lines;
 use kopplung_core::audit::content::{self, Needs};
 use kopplung_core::audit::{
-    AuditEntry, AuditReport, AuditVerifier, Checkpoint, FileDigest, FileHasher, StoredContent,
-    sha256_hex,
+    AuditEntry, AuditReport, AuditVerifier, ChainHead, Checkpoint, FileDigest, FileHasher,
+    StoredContent, sha256_hex,
 };
 use kopplung_core::store::StoreError;
 
@@ -19,15 +20,18 @@ pub(crate) const PAGE: i64 = 1000;
 /// A backend's statements of the audit trail's read side. The entry queries select the
 /// columns of [`AuditEntry`] by name; `?1`-style parameters are the backend's own.
 pub(crate) trait AuditSql: Database {
-    /// The entries of application `$1`, by seq.
+    /// The entries of application `$1`, in the order they were written (by the second
+    /// of `at`, then chain and seq).
     const ENTRIES_OF: &'static str;
-    /// The last entry's seq and hash.
-    const HEAD: &'static str;
-    /// seq, hash, at, signature of every checkpoint, by seq.
+    /// chain, seq, hash of every chain's last entry, by chain.
+    const HEADS: &'static str;
+    /// seq, hash, at, signature, heads of every checkpoint, in the order they were
+    /// signed.
     const CHECKPOINTS: &'static str;
-    /// A page of the chain: entries after seq `$1`, at most `$2`.
+    /// A page of the chains: entries after chain `$1` seq `$2`, by chain and seq, at
+    /// most `$3`.
     const CHAIN_PAGE: &'static str;
-    /// The highest seq ever issued, if any.
+    /// chain and the highest seq ever issued in it, of every chain.
     const ISSUED: &'static str;
     /// A page of application ids (as text) in the chain after `$1`, at most `$2`.
     const APPLICATION_PAGE: &'static str;
@@ -69,6 +73,7 @@ where
 
     fn entry(row: &DB::Row) -> Result<AuditEntry, sqlx::Error> {
         Ok(AuditEntry {
+            chain: row.try_get("chain")?,
             seq: row.try_get("seq")?,
             version: row.try_get("version")?,
             application_id: row.try_get("application_id")?,
@@ -109,29 +114,41 @@ where
         Ok(entries)
     }
 
-    /// The last entry's seq and hash.
-    pub(crate) async fn head(&mut self) -> Result<Option<(i64, String)>, StoreError> {
-        sqlx::query_as(DB::HEAD)
-            .fetch_optional(&mut *self.conn)
+    /// Every chain's last entry, by chain.
+    pub(crate) async fn heads(&mut self) -> Result<Vec<ChainHead>, StoreError> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(DB::HEADS)
+            .fetch_all(&mut *self.conn)
             .await
-            .sql()
+            .sql()?;
+        Ok(rows
+            .into_iter()
+            .map(|(chain, seq, hash)| ChainHead { chain, seq, hash })
+            .collect())
     }
 
-    /// The stored checkpoints, by seq.
+    /// The stored checkpoints, in the order they were signed.
     pub(crate) async fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, StoreError> {
-        let rows: Vec<(i64, String, String, Vec<u8>)> = sqlx::query_as(DB::CHECKPOINTS)
+        type Row = (i64, String, String, Vec<u8>, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(DB::CHECKPOINTS)
             .fetch_all(&mut *self.conn)
             .await
             .map_err(|e| StoreError::Corrupt(format!("audit checkpoints: {e}")))?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, hash, at, signature)| Checkpoint {
-                seq,
-                hash,
-                at,
-                signature,
+        rows.into_iter()
+            .map(|(seq, hash, at, signature, heads)| {
+                let heads = match heads {
+                    // Format 1: the global chain's head.
+                    None => vec![ChainHead::global(seq, hash)],
+                    Some(lines) => parse_heads_lines(&lines).ok_or_else(|| {
+                        StoreError::Corrupt(format!("the heads of the audit checkpoint of {at}"))
+                    })?,
+                };
+                Ok(Checkpoint {
+                    heads,
+                    at,
+                    signature,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Feeds the whole trail into `verifier` from the snapshot of the open read
@@ -141,28 +158,30 @@ where
         mut verifier: AuditVerifier,
     ) -> Result<AuditReport, StoreError> {
         verifier.stored_checkpoints(self.checkpoints().await?);
-        let mut after = i64::MIN;
+        let (mut after_chain, mut after_seq) = (String::new(), i64::MIN);
         loop {
             let rows = sqlx::query::<DB>(DB::CHAIN_PAGE)
-                .bind(after)
+                .bind(after_chain.as_str())
+                .bind(after_seq)
                 .bind(PAGE)
                 .fetch_all(&mut *self.conn)
                 .await
                 .sql()?;
             for row in &rows {
+                let chain: String = row.try_get("chain").sql()?;
                 let seq: i64 = row.try_get("seq").sql()?;
                 match Self::entry(row) {
                     Ok(entry) => verifier.entry(&entry),
-                    Err(e) => verifier.unreadable(seq, e.to_string()),
+                    Err(e) => verifier.unreadable_in(&chain, seq, e.to_string()),
                 }
-                after = seq;
+                (after_chain, after_seq) = (chain, seq);
             }
             if rows.len() < PAGE as usize {
                 break;
             }
         }
-        let issued: Option<i64> = sqlx::query_scalar(DB::ISSUED)
-            .fetch_optional(&mut *self.conn)
+        let issued: Vec<(String, i64)> = sqlx::query_as(DB::ISSUED)
+            .fetch_all(&mut *self.conn)
             .await
             .sql()?;
         let mut after = String::new();
@@ -191,7 +210,7 @@ where
                 _ => break,
             }
         }
-        Ok(verifier.finish(issued))
+        Ok(verifier.finish_chains(issued.into_iter().collect()))
     }
 
     /// What `needs` asks of one application's stored content, hashed.

@@ -105,7 +105,18 @@ impl Change {
     /// The audit entry of this change stamped `at`, linked to the chain's end `head`
     /// (seq and hash; `None` before the first entry).
     pub(crate) fn audit_entry(&self, head: Option<(i64, String)>, at: &str) -> AuditEntry {
-        AuditEntry::next(
+        self.audit_entry_in(kopplung_core::audit::GLOBAL_CHAIN, head, at)
+    }
+
+    /// The audit entry of this change in `chain`, linked to that chain's end `head`.
+    pub(crate) fn audit_entry_in(
+        &self,
+        chain: &str,
+        head: Option<(i64, String)>,
+        at: &str,
+    ) -> AuditEntry {
+        AuditEntry::next_in(
+            chain,
             head.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
             self.application_id,
             at,

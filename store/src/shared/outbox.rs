@@ -1,7 +1,8 @@
 //! What a change to a leased outbox entry writes, alike on both backends: one
 //! statement (`$n` parameters, the lease's three last: application, procedure, lease
 //! token) and, for a state change, the history entry it completes. A backend runs it
-//! in its way (SQLite on the writer thread, PostgreSQL under the chain lock; see
+//! in its way (SQLite on the writer thread, PostgreSQL in a transaction whose audit
+//! entry goes to the instance's chain at its commit; see
 //! [`crate::shared::roles::role_impl`]).
 //!
 //! The statement of a state change returns a [`ChangedRow`](super::writes::ChangedRow) if it changed the entry

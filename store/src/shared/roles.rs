@@ -27,12 +27,12 @@ macro_rules! role_impl {
                     .await
             }
 
-            async fn audit_head(
+            async fn audit_heads(
                 &self,
-            ) -> Result<Option<(i64, String)>, kopplung_core::store::StoreError> {
+            ) -> Result<Vec<kopplung_core::store::ChainHead>, kopplung_core::store::StoreError> {
                 let mut connection = self.pool.acquire().await.sql()?;
                 $crate::shared::audit::AuditReader::<$db>::new(&mut connection)
-                    .head()
+                    .heads()
                     .await
             }
 
@@ -122,8 +122,8 @@ macro_rules! role_impl {
             ) -> Result<bool, kopplung_core::store::StoreError> {
                 let update = $crate::shared::outbox::LeasedUpdate::of(item, change, self.clock.now());
                 match update.transition {
-                    // No state change, no history: the lease condition suffices (no chain
-                    // lock).
+                    // No state change, no history: the lease condition suffices (no audit
+                    // entry).
                     None => Ok(self.execute(update.write).await? == 1),
                     Some(change) => {
                         self.transition(update.write, move |row| {
@@ -156,7 +156,8 @@ macro_rules! role_impl {
                 message_id: uuid::Uuid,
                 detail: &str,
             ) -> Result<kopplung_core::store::PickupAck, kopplung_core::store::StoreError> {
-                // The state change runs alone (chain lock, writer): of two acknowledgements
+                // One conditional update (SQLite: on the writer; PostgreSQL: the second
+                // waits for the first's row lock, then re-checks): of two acknowledgements
                 // at once, the second finds the message done.
                 let detail = detail.to_owned();
                 let collected = $crate::shared::writes::collected(procedure, message_id, self.clock.now());

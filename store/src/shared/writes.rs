@@ -1,10 +1,10 @@
 //! Writes of one statement, written once for both backends: their statement and its
 //! parameters. A backend runs a plain one (uploads, checkpoints: no history) with its
-//! `execute` (SQLite on the writer thread, PostgreSQL on the pool, without the chain
-//! lock), and a state change with its `transition`: the statement returns a
+//! `execute` (SQLite on the writer thread, PostgreSQL on the pool), and a state change with its `transition`: the statement returns a
 //! [`ChangedRow`] if it changed an entry, and the history and audit entries follow in
 //! the same transaction. [`crate::shared::roles::role_impl`] calls them.
 
+use kopplung_core::audit::checkpoint::heads_lines;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -61,15 +61,24 @@ pub(crate) fn complete_upload(id: Uuid, size: u64, sha512: &str, now: OffsetDate
     }
 }
 
-/// A signed checkpoint: not part of the chain.
+/// A signed checkpoint: not part of the chain. Format 1 (the global chain only) in
+/// `seq` and `hash`, as always; format 2 in `heads` (see migration 0011).
 pub(crate) fn audit_checkpoint(checkpoint: &Checkpoint) -> Write<'_> {
+    let (seq, hash, heads) = match &checkpoint.heads[..] {
+        [only] if only.chain == kopplung_core::audit::GLOBAL_CHAIN => {
+            (only.seq, only.hash.clone(), None)
+        }
+        heads => (0, String::new(), Some(heads_lines(heads))),
+    };
     Write {
-        sql: "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ($1, $2, $3, $4)",
+        sql: "INSERT INTO audit_checkpoints (seq, hash, at, signature, heads)
+              VALUES ($1, $2, $3, $4, $5)",
         params: vec![
-            Param::Integer(checkpoint.seq),
-            Param::Text(checkpoint.hash.clone()),
+            Param::Integer(seq),
+            Param::Text(hash),
             Param::Text(checkpoint.at.clone()),
             Param::Blob(&checkpoint.signature),
+            Param::MaybeText(heads),
         ],
     }
 }

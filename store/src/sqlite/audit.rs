@@ -11,7 +11,8 @@ use kopplung_core::audit::{AuditReport, AuditVerifier};
 /// string literals).
 macro_rules! audit_columns {
     () => {
-        "seq, version, CAST(application_id AS TEXT) AS application_id,
+        "CAST(chain AS TEXT) AS chain, seq, version,
+         CAST(application_id AS TEXT) AS application_id,
          CAST(at AS TEXT) AS at, CAST(status AS TEXT) AS status, CAST(detail AS TEXT) AS detail,
          CAST(message_sha256 AS TEXT) AS message_sha256,
          CAST(content_sha256 AS TEXT) AS content_sha256, CAST(prev_hash AS TEXT) AS prev_hash,
@@ -25,17 +26,21 @@ impl AuditSql for sqlx::Sqlite {
         audit_columns!(),
         " FROM audit_log WHERE application_id = ? ORDER BY seq"
     );
-    const HEAD: &'static str =
-        "SELECT seq, CAST(hash AS TEXT) FROM audit_log ORDER BY seq DESC LIMIT 1";
-    const CHECKPOINTS: &'static str = "SELECT seq, CAST(hash AS TEXT), CAST(at AS TEXT), signature
-         FROM audit_checkpoints ORDER BY seq, id";
+    // One chain (the writer's): its last entry.
+    const HEADS: &'static str = "SELECT CAST(chain AS TEXT), seq, CAST(hash AS TEXT)
+         FROM audit_log ORDER BY seq DESC LIMIT 1";
+    const CHECKPOINTS: &'static str = "SELECT seq, CAST(hash AS TEXT), CAST(at AS TEXT), signature,
+                CAST(heads AS TEXT)
+         FROM audit_checkpoints ORDER BY id";
+    // One chain, in seq order along the key: the chain parameter (`?1`) is not needed.
     const CHAIN_PAGE: &'static str = concat!(
         "SELECT ",
         audit_columns!(),
-        " FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
+        " FROM audit_log WHERE seq > ?2 AND ?1 IS NOT NULL ORDER BY seq LIMIT ?3"
     );
-    // AUTOINCREMENT keeps the highest seq ever issued.
-    const ISSUED: &'static str = "SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'";
+    // AUTOINCREMENT keeps the highest seq ever issued (of the one chain).
+    const ISSUED: &'static str =
+        "SELECT 'global', seq FROM sqlite_sequence WHERE name = 'audit_log'";
     const APPLICATION_PAGE: &'static str =
         "SELECT DISTINCT CAST(application_id AS TEXT) FROM audit_log
          WHERE application_id > ? ORDER BY application_id LIMIT ?";

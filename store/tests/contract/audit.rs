@@ -101,7 +101,9 @@ pub(crate) async fn a_flipped_byte_in_the_message_hash_is_named_by_its_seq(backe
     let first = store.verify_audit().await.unwrap().first_break.unwrap();
     assert_eq!(first.seq, 3);
     assert!(
-        first.to_string().starts_with("seq 3: hash mismatch"),
+        first
+            .to_string()
+            .starts_with(&format!("{}: hash mismatch", named(&first.chain, 3))),
         "{first}"
     );
 }
@@ -146,7 +148,9 @@ pub(crate) async fn a_tail_removed_with_its_sequence_is_named_by_a_checkpoint(ba
     let (new, _) = decided_with_everything(store).await;
     let (_pki, sealer, trust) = hub_pki();
     let checkpoint = checkpoint_head(store, &sealer).await;
-    assert_eq!(checkpoint.seq, 5);
+    assert_eq!(checkpoint.heads.len(), 1);
+    let chain = checkpoint.heads[0].chain.clone();
+    assert_eq!(checkpoint.heads[0].seq, 5);
     // The received and decided entries go, and the sequence forgets them.
     assert_eq!(
         backend.execute("DELETE FROM audit_log WHERE seq > 3").await,
@@ -163,7 +167,8 @@ pub(crate) async fn a_tail_removed_with_its_sequence_is_named_by_a_checkpoint(ba
     assert_eq!(
         first.to_string(),
         format!(
-            "seq 5 named by the checkpoint of {} is missing (the chain ends at seq 3)",
+            "{} named by the checkpoint of {} is missing (the chain ends at seq 3)",
+            named(&chain, 5),
             checkpoint.at
         )
     );
@@ -241,7 +246,8 @@ pub(crate) async fn an_intact_trail_is_checked_for_content_and_checkpoints(backe
     let (_pki, sealer, trust) = hub_pki();
     assert!(store.audit_checkpoints().await.unwrap().is_empty());
     let checkpoint = checkpoint_head(store, &sealer).await;
-    assert_eq!(checkpoint.seq, 5);
+    assert_eq!(checkpoint.heads.len(), 1);
+    assert_eq!(checkpoint.heads[0].seq, 5);
     assert_eq!(store.audit_checkpoints().await.unwrap(), vec![checkpoint]);
     let entries = store.audit_entries(new.id).await.unwrap();
     assert!(entries.iter().all(|e| e.version == 2));
@@ -311,9 +317,9 @@ async fn sqlite_a_read_only_store_verifies_beside_the_hub_and_writes_nothing() {
     );
 }
 
-// PostgreSQL only: two instances appending to one chain at once.
+// PostgreSQL only: two instances appending, each to its own chain, at once.
 #[tokio::test]
-async fn postgres_the_audit_chain_does_not_fork_under_two_instances_writing_at_once() {
+async fn postgres_the_audit_chains_do_not_fork_under_two_instances_writing_at_once() {
     const PER_TASK: usize = 12;
     let backend = Backend::open(Kind::Postgres).await;
     let [a, b] = backend.two_instances().await;
@@ -355,6 +361,7 @@ async fn postgres_the_audit_chain_does_not_fork_under_two_instances_writing_at_o
     assert_eq!(b.verify_audit().await.unwrap(), report);
 
     let mut seqs = HashSet::new();
+    let mut chains = BTreeMap::new();
     for (id, sealed) in &delivered {
         let entries = b.audit_entries(*id).await.unwrap();
         let statuses: Vec<&str> = entries.iter().map(|e| e.status.as_str()).collect();
@@ -365,12 +372,25 @@ async fn postgres_the_audit_chain_does_not_fork_under_two_instances_writing_at_o
         );
         for entry in &entries {
             assert_eq!(entry.hash, entry.computed_hash());
-            assert!(seqs.insert(entry.seq), "seq {} issued twice", entry.seq);
+            // Each instance its own chain: a seq is issued once in its chain.
+            assert!(
+                seqs.insert((entry.chain.clone(), entry.seq)),
+                "seq {} of chain {} issued twice",
+                entry.seq,
+                entry.chain
+            );
+            *chains.entry(entry.chain.clone()).or_insert(0i64) += 1;
             assert!(!entry.detail.contains("Schlagloch") && !entry.detail.contains("Jörg"));
         }
         assert_history_is_the_trail(&stored(&*a, *id).await.history, &entries);
     }
-    let expected: HashSet<i64> = (1..=(6 * PER_TASK * 3) as i64).collect();
+    // The instances' chains (each instance has a chain per connection, its lanes),
+    // each 1, 2, 3, … without gaps.
+    assert!((2..=16).contains(&chains.len()), "{chains:?}");
+    let expected: HashSet<(String, i64)> = chains
+        .iter()
+        .flat_map(|(chain, n)| (1..=*n).map(|seq| (chain.clone(), seq)))
+        .collect();
     assert_eq!(seqs, expected);
 }
 

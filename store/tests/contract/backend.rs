@@ -50,6 +50,10 @@ impl Place {
     }
 }
 
+/// The main store's instance id on PostgreSQL: the same across [`Backend::reopen`], as
+/// a hub's across its restarts.
+pub const MAIN_INSTANCE: &str = "kopplung-main";
+
 impl Backend {
     pub async fn open(kind: Kind) -> Self {
         Self::open_with_clock(kind, Arc::new(SystemClock)).await
@@ -76,11 +80,23 @@ impl Backend {
     }
 
     /// Another store on the same database, as another hub process sees it: a second
-    /// instance on PostgreSQL; on SQLite (one process per data directory) the same store.
+    /// instance (with an id of its own) on PostgreSQL; on SQLite (one process per data
+    /// directory) the same store.
     pub async fn instance(&self) -> Arc<dyn Store> {
         match &self.place {
             Place::Sqlite(_) => self.store.clone(),
-            Place::Postgres(db) => Arc::new(db.connect(self.clock.clone()).await),
+            Place::Postgres(db) => Arc::new(db.connect_instance(self.clock.clone(), None).await),
+        }
+    }
+
+    /// A PostgreSQL store as the hub instance `instance` (PostgreSQL-only cases).
+    pub async fn postgres_instance(&self, instance: &str) -> Arc<PostgresStore> {
+        match &self.place {
+            Place::Postgres(db) => Arc::new(
+                db.connect_instance(self.clock.clone(), Some(instance))
+                    .await,
+            ),
+            Place::Sqlite(_) => panic!("SQLite has no instances"),
         }
     }
 
@@ -159,7 +175,7 @@ impl Backend {
             Kind::Sqlite => {
                 format!("UPDATE sqlite_sequence SET seq = {seq} WHERE name = 'audit_log'")
             }
-            Kind::Postgres => format!("UPDATE audit_issued SET seq = {seq}"),
+            Kind::Postgres => format!("UPDATE audit_chains SET seq = {seq}"),
         })
         .await
     }
@@ -185,6 +201,39 @@ macro_rules! contract {
             )+)+
         }
     };
+}
+
+/// A PostgreSQL database of a test's own, migrated only up to `version`: as a hub of an
+/// older version left it. [`LegacyDb::open`] starts the store of this version on it.
+pub struct LegacyDb(TestDb);
+
+impl LegacyDb {
+    pub async fn migrated_to(version: i64) -> Self {
+        let db = TestDb::new().await;
+        let mut connection = PgConnection::connect(&db.url).await.unwrap();
+        sqlx::migrate!("./migrations/postgres")
+            .run_to(version, &mut connection)
+            .await
+            .unwrap();
+        connection.close().await.unwrap();
+        Self(db)
+    }
+
+    /// Runs statements behind any store's back; the rows they touched.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        self.0.execute(sql).await
+    }
+
+    /// The store of this version on the database (as [`MAIN_INSTANCE`]), which migrates
+    /// it.
+    pub async fn open(self) -> Backend {
+        Backend::on(
+            Kind::Postgres,
+            Place::Postgres(self.0),
+            Arc::new(SystemClock),
+        )
+        .await
+    }
 }
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -234,8 +283,22 @@ impl TestDb {
         Self { admin, name, url }
     }
 
+    /// The main store ([`MAIN_INSTANCE`]).
     async fn connect(&self, clock: Arc<dyn Clock>) -> PostgresStore {
-        PostgresStore::connect(&self.url, clock)
+        self.connect_instance(clock, Some(MAIN_INSTANCE)).await
+    }
+
+    /// A store as `instance`, or as an instance of a new id.
+    async fn connect_instance(
+        &self,
+        clock: Arc<dyn Clock>,
+        instance: Option<&str>,
+    ) -> PostgresStore {
+        let instance = match instance {
+            Some(id) => kopplung_core::InstanceId::parse(id).unwrap(),
+            None => kopplung_core::InstanceId::generate(),
+        };
+        PostgresStore::connect_as(&self.url, clock, &instance)
             .await
             .unwrap_or_else(|e| panic!("connecting the store to {}: {e}", self.url))
     }

@@ -7,6 +7,7 @@ mod backend;
 mod support;
 
 mod audit;
+mod chains;
 mod events;
 mod identity;
 mod intake;

@@ -113,27 +113,37 @@ pub fn hub_pki() -> (
     (dir, sealer, trust)
 }
 
-/// Signs the chain's head as the hub does and stores the checkpoint.
+/// Signs the chains' heads as the hub does and stores the checkpoint.
 pub async fn checkpoint_head(
     store: &dyn Store,
     sealer: &kopplung_transformers::Sealer,
 ) -> kopplung_core::audit::Checkpoint {
     use kopplung_core::audit::checkpoint;
-    let (seq, hash) = store.audit_head().await.unwrap().unwrap();
+    let heads = store.audit_heads().await.unwrap();
+    assert!(!heads.is_empty());
     let at = checkpoint::checkpoint_time(OffsetDateTime::now_utc());
     let signature = kopplung_transformers::laufzettel::sign_detached(
         sealer,
-        checkpoint::statement(seq, &hash, &at).as_bytes(),
+        checkpoint::heads_statement(&heads, &at).as_bytes(),
     )
     .unwrap();
     let checkpoint = kopplung_core::audit::Checkpoint {
-        seq,
-        hash,
+        heads,
         at,
         signature,
     };
     store.record_audit_checkpoint(&checkpoint).await.unwrap();
     checkpoint
+}
+
+/// How verification names entry `seq` of `chain`: "seq 5" in the global chain, "seq 5
+/// of chain kopplung-main" in an instance's.
+pub fn named(chain: &str, seq: i64) -> String {
+    if chain == kopplung_core::audit::GLOBAL_CHAIN {
+        format!("seq {seq}")
+    } else {
+        format!("seq {seq} of chain {chain}")
+    }
 }
 
 /// A change behind the store's back to what an entry of [`decided_with_everything`]
