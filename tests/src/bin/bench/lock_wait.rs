@@ -94,9 +94,9 @@ impl Histogram {
     }
 
     /// The `q` quantile as Prometheus's `histogram_quantile` estimates it (linear within
-    /// the bucket); `None` without observations. In the `+Inf` bucket it is the largest
-    /// finite bound, and `true` says "more than that".
-    pub fn quantile(&self, q: f64) -> Option<(f64, bool)> {
+    /// the bucket), and the bounds of that bucket; `None` without observations. In the
+    /// `+Inf` bucket it is the largest finite bound, and `true` says "more than that".
+    pub fn quantile(&self, q: f64) -> Option<(f64, bool, (f64, f64))> {
         let total = self.count();
         if total <= 0.0 {
             return None;
@@ -106,7 +106,7 @@ impl Histogram {
         for (bound, count) in &self.buckets {
             if *count >= rank {
                 if bound.is_infinite() {
-                    return Some((lower, true));
+                    return Some((lower, true, (lower, *bound)));
                 }
                 let inside = count - below;
                 let share = if inside > 0.0 {
@@ -114,11 +114,11 @@ impl Histogram {
                 } else {
                     1.0
                 };
-                return Some((lower + (bound - lower) * share, false));
+                return Some((lower + (bound - lower) * share, false, (lower, *bound)));
             }
             (lower, below) = (*bound, *count);
         }
-        Some((lower, true))
+        Some((lower, true, (lower, f64::INFINITY)))
     }
 }
 
@@ -143,10 +143,11 @@ kopplung_store_lock_wait_seconds_count 200
         assert_eq!(histogram.series, ["op=\"a\"", "op=\"b\""]);
         assert_eq!(histogram.count(), 200.0);
         // 190 of 200 within 1 ms; the 198th lies 8/10 into the bucket up to 10 ms.
-        let (p99, above) = histogram.quantile(0.99).unwrap();
+        let (p99, above, _) = histogram.quantile(0.99).unwrap();
         assert!(!above);
         assert!((p99 - 0.0082).abs() < 1e-9, "{p99}");
-        let (p50, _) = histogram.quantile(0.5).unwrap();
+        let (p50, _, bucket) = histogram.quantile(0.5).unwrap();
+        assert_eq!(bucket, (0.0, 0.001));
         assert!(p50 <= 0.001);
     }
 
@@ -160,7 +161,7 @@ kopplung_store_lock_wait_seconds_count 1000
 ";
         let histogram = parse(text, LOCK_WAIT).unwrap();
         assert_eq!(histogram.series, [""]);
-        let (p99, above) = histogram.quantile(0.99).unwrap();
+        let (p99, above, _) = histogram.quantile(0.99).unwrap();
         assert!(!above);
         assert!((p99 - 0.000075).abs() < 1e-12, "{p99}");
     }
@@ -171,7 +172,10 @@ kopplung_store_lock_wait_seconds_count 1000
         let after = parse(&TEXT.replace("+Inf\"} 100", "+Inf\"} 150"), LOCK_WAIT).unwrap();
         let between = after.plus(&before, -1.0);
         assert_eq!(between.count(), 100.0);
-        assert_eq!(between.quantile(0.99), Some((0.01, true)));
+        assert_eq!(
+            between.quantile(0.99),
+            Some((0.01, true, (0.01, f64::INFINITY)))
+        );
         assert!(parse(TEXT, "kopplung_other_seconds").is_none());
         assert_eq!(Histogram::default().quantile(0.99), None);
     }

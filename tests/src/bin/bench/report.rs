@@ -107,7 +107,7 @@ pub fn lock_p99(histogram: Option<&Histogram>, target: f64) -> (String, &'static
     };
     match histogram.quantile(0.99) {
         None => ("n/a (no lock wait observed)".into(), "n/a"),
-        Some((bound, true)) => (
+        Some((bound, true, _)) => (
             format!(
                 "> {:.3} ms ({:.0} waits{series})",
                 bound * 1e3,
@@ -116,13 +116,17 @@ pub fn lock_p99(histogram: Option<&Histogram>, target: f64) -> (String, &'static
             // Beyond the largest bound: above the target if that bound is.
             if bound >= target { "no" } else { "n/a" },
         ),
-        Some((p99, false)) => (
+        Some((p99, false, (lower, upper))) => (
             format!(
-                "{:.3} ms ({:.0} waits{series})",
+                "{:.3} ms (in the bucket {:.3}–{:.3} ms; {:.0} waits{series})",
                 p99 * 1e3,
+                lower * 1e3,
+                upper * 1e3,
                 histogram.count()
             ),
-            yes(p99 < target),
+            // The bucket decides; only one that straddles the target leaves it to the
+            // interpolated estimate.
+            yes(upper <= target || (lower < target && p99 < target)),
         ),
     }
 }
