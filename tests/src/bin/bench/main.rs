@@ -1,234 +1,144 @@
 //! The pipeline benchmark: `cargo build --release --workspace --bins && cargo run
-//! --release -p kopplung-tests --bin bench [-- SECONDS CLIENTS [sqlite|postgres]]`.
+//! --release -p kopplung-tests --bin bench [-- SECONDS CLIENTS [all|sqlite|postgres]
+//! [TUNED]]`.
 //!
-//! In one run on this machine, against the real RabbitMQ: the broker's raw ceiling
-//! (persistent 4 KiB publishes with confirms, no hub), the crypto floor (in-process
-//! ECDSA sign, ECDH and the whole CMS seal of one message), then the hub (release build,
-//! SQLite store, the EC P-256 `cms` profile) under CLIENTS concurrent HTTP clients for
-//! SECONDS, and at half that load. Prints a table with ratios, because absolute figures
-//! drift on a shared machine. `docs/performance.md` explains the figures.
+//! In one run on this machine, against the real RabbitMQ (and PostgreSQL): the broker's
+//! raw ceiling, the crypto floor, then release hubs under CLIENTS concurrent HTTP clients
+//! for SECONDS per phase — SQLite with the default configuration (and at half that
+//! load), SQLite tuned (TUNED deliveries at once for the procedure, default 512), a
+//! burst of applications while the broker is unreachable (peak RSS at ≥ 1,000 in
+//! flight), PostgreSQL with one instance and with two on one database (lock waits from
+//! the hubs' own histogram). From the CPU the broker and the load generator spend per
+//! application and the public-key operations it prints the machine limit, and every
+//! figure as a ratio measured in this run, because absolute figures drift on a shared
+//! machine. `docs/performance.md` explains the figures.
 
 mod attachments;
 mod broker;
 mod crypto;
 mod hub_load;
+mod lock_wait;
+mod phases;
+mod report;
 mod system;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use kopplung_tests::{HubSetup, TestHub};
+use kopplung_tests::TestHub;
 
-use attachments::attachment_rss;
-use broker::{Ceiling, broker_ceiling};
+use broker::broker_ceiling;
 use crypto::{Crypto, crypto_floor};
-use hub_load::{Load, load};
-use system::status_kib;
+use hub_load::Plan;
+use report::Limit;
 
 const MESSAGE_BYTES: usize = 4096;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
     let mut args = std::env::args().skip(1);
     let seconds: u64 = args.next().map_or(Ok(20), |a| a.parse())?;
     let clients: usize = args.next().map_or(Ok(16), |a| a.parse())?;
-    // `postgres`: the hub on a fresh PostgreSQL database (127.0.0.1:5432, as the tests).
-    let store = args.next().unwrap_or_else(|| "sqlite".into());
-    let database = match store.as_str() {
-        "sqlite" => None,
-        "postgres" => Some(kopplung_tests::PostgresDatabase::create()),
-        other => anyhow::bail!("unknown store {other:?}: sqlite or postgres"),
+    let parts = args.next().unwrap_or_else(|| "all".into());
+    let (run_sqlite, run_postgres) = match parts.as_str() {
+        "all" => (true, true),
+        "sqlite" => (true, false),
+        "postgres" => (false, true),
+        other => anyhow::bail!("unknown part {other:?}: all, sqlite or postgres"),
     };
-    println!("kopplung benchmark: {seconds} s per load phase, {clients} clients, store {store}");
-
-    let Ceiling {
-        rate: ceiling,
-        broker_cpu_per_publish,
-    } = broker_ceiling(Duration::from_secs(5)).await?;
+    let tuned: u32 = args.next().map_or(Ok(512), |a| a.parse())?;
     println!(
-        "broker ceiling: {ceiling:.0} persistent 4 KiB publishes/s with confirms ({:.3} ms broker CPU each)",
-        broker_cpu_per_publish * 1e3
+        "kopplung benchmark: {seconds} s per load phase, {clients} clients, parts {parts}, tuned max_in_flight = {tuned}"
     );
+    let plan = Plan::saturating(clients, Duration::from_secs(seconds));
 
-    let hub = TestHub::start(HubSetup {
-        rust_log: "warn",
-        // A state-wide, high-volume procedure: 128 deliveries at once (the default of
-        // 8 protects small procedures; see docs/performance.md).
-        edit_routing: |routing| {
-            routing.replacen(
-                "[[procedure]]\nid = \"dresden-maengel\"\n",
-                "[[procedure]]\nid = \"dresden-maengel\"\nmax_in_flight = 128\n",
-                1,
-            )
-        },
-        extra_config: database
-            .as_ref()
-            .map(|d| format!("[store]\npostgres_url = \"{}\"\n", d.url()))
-            .unwrap_or_default(),
-        ..HubSetup::default()
-    })
-    .await;
-    let floor = crypto_floor(&hub.pki_dir())?;
+    let ceiling = broker_ceiling(Duration::from_secs(5)).await?;
     println!(
-        "crypto: ECDSA P-256 sign {:.3} ms, ephemeral key and ECDH {:.3} ms, whole CMS seal of 4 KiB {:.3} ms",
-        floor.sign * 1e3,
-        floor.ecdh * 1e3,
-        floor.seal * 1e3
+        "broker ceiling: {:.0} persistent 4 KiB publishes/s with confirms ({:.3} ms broker CPU each)",
+        ceiling.rate,
+        ceiling.broker_cpu_per_publish * 1e3
     );
-
-    // First, on the fresh hub: the memory one large attachment costs end to end.
-    let attachment = attachment_rss(&hub, 50 * 1024 * 1024).await?;
-    println!(
-        "50 MiB attachment: hub RSS {:.0} MB before, peak {:.0} MB while uploading, delivering and serving {} fragments",
-        attachment.before_mb, attachment.peak_mb, attachment.fragments
-    );
-
-    let full = load(&hub, clients, Duration::from_secs(seconds), None).await?;
-    let half_rate = (full.throughput / 2.0).max(1.0);
-    let half = load(
-        &hub,
-        clients,
-        Duration::from_secs(seconds / 2),
-        Some(half_rate),
-    )
-    .await?;
-    let pid = hub.pid().context("the hub runs")?;
-    let peak_rss_mb = status_kib(pid, "VmHWM")? as f64 / 1024.0;
-
-    let public_key_ops = floor.sign + floor.ecdh;
-    let other_cpu = full.cpu_per_application - public_key_ops;
-    println!();
-    println!("| figure | value | target | met |");
-    println!("|---|---|---|---|");
-    let row = |name: &str, value: String, target: String, met: bool| {
-        println!(
-            "| {name} | {value} | {target} | {} |",
-            if met { "yes" } else { "no" }
-        );
-    };
-    row(
-        "sustained throughput (intake to confirmed publish)",
-        format!(
-            "{:.0}/s = {:.0} % of the broker ceiling",
-            full.throughput,
-            100.0 * full.throughput / ceiling
-        ),
-        "≥ 50 % of the ceiling".into(),
-        full.throughput >= 0.5 * ceiling,
-    );
-    row(
-        "intake latency at full load p50 / p99",
-        format!(
-            "{:.1} / {:.1} ms",
-            full.intake_p50 * 1e3,
-            full.intake_p99 * 1e3
-        ),
-        "-".into(),
-        true,
-    );
-    row(
-        "intake latency at half load p99",
-        format!(
-            "{:.1} ms ({:.0}/s offered)",
-            half.intake_p99 * 1e3,
-            half_rate
-        ),
-        "< 25 ms".into(),
-        half.intake_p99 < 0.025,
-    );
-    row(
-        "submit to delivered p99 (full load)",
-        format!("{:.0} ms", full.delivered_p99 * 1e3),
-        "-".into(),
-        true,
-    );
-    row(
-        "hub CPU per application",
-        format!(
-            "{:.3} ms, of which public-key operations {:.3} ms",
-            full.cpu_per_application * 1e3,
-            public_key_ops * 1e3
-        ),
-        "-".into(),
-        true,
-    );
-    row(
-        "hub CPU per application without public-key operations",
-        format!(
-            "{:.3} ms = {:.1} × the signature",
-            other_cpu * 1e3,
-            other_cpu / floor.sign
-        ),
-        "≤ 2 × the signature".into(),
-        other_cpu <= 2.0 * floor.sign,
-    );
-    row(
-        "peak RSS of the hub",
-        format!("{peak_rss_mb:.0} MB (max {} in flight)", full.max_in_flight),
-        "< 150 MB with 1,000 in flight".into(),
-        peak_rss_mb < 150.0,
-    );
-    row(
-        "RSS raise routing a 50 MiB attachment (streamed upload, delivery by claim check, all fragments fetched)",
-        format!("{:.1} MB", attachment.peak_mb - attachment.before_mb),
-        "< 32 MB".into(),
-        attachment.peak_mb - attachment.before_mb < 32.0,
-    );
-    println!(
-        "\napplications: {} at full load, {} at half load; all delivered",
-        full.applications, half.applications
-    );
-    budget(ceiling, &floor, &full);
-    Ok(())
-}
-
-/// What the throughput target asks of this machine's cores, from this run's figures:
-/// the parts no change to the hub can remove (the public-key operations every message
-/// needs, the broker's own work, the load generator) beside the hub's other work.
-fn budget(ceiling: f64, floor: &Crypto, full: &Load) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let target = 0.5 * ceiling;
-    let public_key = floor.sign + floor.ecdh;
-    let hub_rest = full.cpu_per_application - public_key;
-    println!("\nCPU budget at the throughput target ({target:.0} applications/s, {cores} cores):");
-    let mut total = 0.0;
-    for (part, per_application) in [
-        (
-            "public-key operations (ECDSA sign, ephemeral key, ECDH)",
-            public_key,
-        ),
-        (
-            "RabbitMQ (publish, persist, deliver, ack)",
-            full.broker_cpu_per_application,
-        ),
-        (
-            "load generator (HTTP clients, consumer)",
-            full.generator_cpu_per_application,
-        ),
-        ("hub, everything else", hub_rest),
-    ] {
-        let needed = per_application * target;
-        total += needed;
-        println!(
-            "  {part}: {:.3} ms per application = {needed:.2} cores",
-            per_application * 1e3
-        );
-    }
-    println!(
-        "  together {total:.2} cores of {cores}; without the hub's other work {:.2}",
-        total - hub_rest * target
-    );
-    // The CPU target's floor: one stage the issue itself requires, measured in-process.
-    let seal_rest = floor.seal - public_key;
-    println!(
-        "\nthe CMS seal alone without its public-key operations: {:.3} ms = {:.1} × the signature (the CPU target allows 2 × for all of the hub's work)",
-        seal_rest * 1e3,
-        seal_rest / floor.sign
-    );
-    println!("\nhub CPU per application by thread (full load):");
-    for (name, seconds) in &full.hub_threads {
-        if *seconds >= 0.000_005 {
-            println!("  {name}: {:.3} ms", seconds * 1e3);
+    // The crypto floor, with the keys of the first hub that starts.
+    let mut floor: Option<Crypto> = None;
+    let mut measure_crypto = |hub: &TestHub| -> anyhow::Result<()> {
+        if floor.is_none() {
+            let measured = crypto_floor(&hub.pki_dir())?;
+            println!(
+                "crypto: ECDSA P-256 sign {:.3} ms, ephemeral key and ECDH {:.3} ms, whole CMS seal of 4 KiB {:.3} ms",
+                measured.sign * 1e3,
+                measured.ecdh * 1e3,
+                measured.seal * 1e3
+            );
+            floor = Some(measured);
         }
+        Ok(())
+    };
+    let sqlite = if run_sqlite {
+        Some(phases::sqlite(&plan, tuned, &mut measure_crypto).await?)
+    } else {
+        None
+    };
+    let postgres = if run_postgres {
+        Some(phases::postgres(&plan, &mut measure_crypto).await?)
+    } else {
+        None
+    };
+    let Some(floor) = floor else {
+        anyhow::bail!("no hub ran");
+    };
+    let public_key = floor.sign + floor.ecdh;
+
+    // The machine limit from the fastest phases measured: SQLite's, else PostgreSQL's.
+    let limit = match (&sqlite, &postgres) {
+        (Some(s), _) => Limit::new(
+            &floor,
+            &[&s.default, &s.tuned],
+            "SQLite phases, default and tuned",
+        ),
+        (None, Some(p)) => Limit::new(&floor, &[&p.one, &p.two], "PostgreSQL phases"),
+        (None, None) => anyhow::bail!("no phase ran"),
+    };
+    if let Some(s) = &sqlite {
+        report::phase("SQLite, default configuration", &s.default, public_key);
+        report::phase(
+            "SQLite, default configuration, half load",
+            &s.half,
+            public_key,
+        );
+        report::phase(
+            &format!("SQLite, tuned (max_in_flight = {})", s.tuned_value),
+            &s.tuned,
+            public_key,
+        );
+        report::phase(
+            "SQLite, default configuration, burst while the broker is unreachable, then delivered",
+            &s.burst,
+            public_key,
+        );
+        println!(
+            "50 MiB attachment: hub RSS {:.0} MB before, peak {:.0} MB while uploading, delivering and serving {} fragments",
+            s.attachment.before_mb, s.attachment.peak_mb, s.attachment.fragments
+        );
     }
+    if let Some(p) = &postgres {
+        report::phase("PostgreSQL, one instance", &p.one, public_key);
+        report::phase(
+            "PostgreSQL, two instances on one database (clients split between them)",
+            &p.two,
+            public_key,
+        );
+    }
+    limit.print();
+    report::table(&ceiling, &floor, &limit, sqlite.as_ref(), postgres.as_ref());
+    let applications: usize = sqlite
+        .iter()
+        .flat_map(|s| [&s.default, &s.half, &s.tuned, &s.burst])
+        .chain(postgres.iter().flat_map(|p| [&p.one, &p.two]))
+        .map(|l| l.applications)
+        .sum();
+    println!(
+        "\n{applications} applications in all, every one delivered; the run took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
