@@ -31,11 +31,16 @@ pub const LEASE: Duration = Duration::from_secs(120);
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepares at once: each holds a whole application in memory several times over.
 const PREPARE_PARALLELISM: usize = 4;
+/// Entries between reading their application and having sealed it: each holds the
+/// application (form data, inline attachments: up to `max_body_bytes`) in memory several
+/// times over. The sealed messages being delivered are bounded by [`SLOTS`].
+const PREPARE_INPUTS: usize = 32;
 /// Entries claimed per round at most (one statement, one lease token).
 const CLAIM_BATCH: u32 = 256;
 /// Entries worked on at once, over all procedures: bounds the memory of sealed messages
-/// in flight (a few KiB each; attachments travel by claim check).
-const SLOTS: usize = 2048;
+/// in flight (a few KiB each, at most `max_body_bytes` with inline attachments; large
+/// files travel by claim check).
+const SLOTS: usize = 512;
 /// How long to sleep when nothing is due and nobody wakes us.
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
@@ -65,6 +70,8 @@ pub struct Dispatcher {
     /// (SQLite), and its claims return when it restarts.
     pub heartbeat_timeout: Option<Duration>,
     pub prepare_slots: Arc<Semaphore>,
+    /// See [`PREPARE_INPUTS`].
+    prepare_inputs: Arc<Semaphore>,
     /// Deliveries at once per procedure (isolation: a slow one cannot take every slot).
     pub max_in_flight: BTreeMap<String, u32>,
     in_flight: Arc<Mutex<BTreeMap<String, u32>>>,
@@ -129,6 +136,7 @@ impl Dispatcher {
             wake,
             owner: InstanceId::generate(),
             prepare_slots: Arc::new(Semaphore::new(PREPARE_PARALLELISM)),
+            prepare_inputs: Arc::new(Semaphore::new(PREPARE_INPUTS)),
             max_in_flight: BTreeMap::new(),
             in_flight: Arc::new(Mutex::new(BTreeMap::new())),
             events: None,
@@ -329,6 +337,7 @@ impl Dispatcher {
 
     async fn step(&self, item: &mut WorkItem) -> Result<(), StoreError> {
         if item.step == Step::Prepare {
+            let holding_input = self.prepare_inputs.clone().acquire_owned().await;
             let input = self.store.prepare_input(item.application_id).await?;
             // Bounded: each prepare holds its application (attachments included) in
             // memory several times over, and more of them than cores gain nothing. (Not
@@ -342,6 +351,9 @@ impl Dispatcher {
                     Err(PrepareError::Blocked(format!("prepare task failed: {e}")))
                 });
             drop(slot);
+            // The application's input is gone with the prepare task; the sealed message
+            // stays.
+            drop(holding_input);
             match prepared {
                 Ok(prepared) => {
                     self.observer

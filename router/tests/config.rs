@@ -203,7 +203,7 @@ fn every_problem_of_every_section_is_named_at_once() {
     let expected = [
         "kopplung.toml: [[clerk]] anna: password_argon2: give exactly one of password_argon2 and password_file",
         "kopplung.toml: [audit] checkpoint_secs: must be at least 1",
-        "routing.toml: [[procedure]] p: max_in_flight: must be 1 to 1024",
+        "routing.toml: [[procedure]] p: max_in_flight: must be 1 to 512",
         "routing.toml: [[procedure]] p: delivery.url: `ftp://fv.example/`: need http:// or https:// and a host",
         "routing.toml: [[procedure]] p: delivery.timeout_ms: need 0 < connect_timeout_ms <= timeout_ms",
         "routing.toml: [[procedure]] q: delivery.token_sha256: must be 64 hex digits",

@@ -106,7 +106,7 @@ impl Transport for AmqpSinkConfig {
 }
 
 /// Deliveries at once to a broker queue by default.
-pub const DEFAULT_MAX_IN_FLIGHT: u32 = 512;
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 256;
 
 fn no_broker() -> ConfigProblem {
     ConfigProblem::new(

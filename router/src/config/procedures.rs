@@ -72,7 +72,7 @@ pub struct ProcedureConfig {
 }
 
 /// The highest `max_in_flight`: a procedure's share of the outbox's delivery slots.
-pub const MAX_IN_FLIGHT: u32 = 1024;
+pub const MAX_IN_FLIGHT: u32 = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
