@@ -399,7 +399,7 @@ fn first_mismatch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{Binding, sha256_hex};
+    use crate::audit::{Binding, GLOBAL_CHAIN, sha256_hex};
 
     const APP: &str = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
 
@@ -461,7 +461,15 @@ mod tests {
         let mut entries: Vec<AuditEntry> = Vec::new();
         for (status, detail, binding) in steps {
             let prev = entries.last().map(|e| (e.seq, e.hash.as_str()));
-            entries.push(AuditEntry::next(prev, app, "t", status, detail, binding));
+            entries.push(AuditEntry::next_in(
+                GLOBAL_CHAIN,
+                prev,
+                app,
+                "t",
+                status,
+                detail,
+                binding,
+            ));
         }
         (entries, stored)
     }
@@ -559,7 +567,8 @@ mod tests {
         let (mut entries, _) = decided();
         let app = uuid::Uuid::parse_str(APP).unwrap();
         let last = entries.last().map(|e| (e.seq, e.hash.clone())).unwrap();
-        entries.push(AuditEntry::next(
+        entries.push(AuditEntry::next_in(
+            GLOBAL_CHAIN,
             Some((last.0, &last.1)),
             app,
             "t",
@@ -647,7 +656,8 @@ mod tests {
         let (mut entries, mut stored) = decided();
         stored.authentication = Some(identified.into());
         entries.truncate(1);
-        entries[0] = AuditEntry::next(
+        entries[0] = AuditEntry::next_in(
+            GLOBAL_CHAIN,
             None,
             uuid::Uuid::parse_str(APP).unwrap(),
             "t",

@@ -170,28 +170,8 @@ impl Binding {
 }
 
 impl AuditEntry {
-    /// The next entry of the [`GLOBAL_CHAIN`] after `prev` (`None`: the first), in the
-    /// current format, with its hash.
-    pub fn next(
-        prev: Option<(i64, &str)>,
-        application_id: Uuid,
-        at: &str,
-        status: &str,
-        detail: &str,
-        binding: Binding,
-    ) -> Self {
-        Self::next_in(
-            GLOBAL_CHAIN,
-            prev,
-            application_id,
-            at,
-            status,
-            detail,
-            binding,
-        )
-    }
-
-    /// The next entry of `chain` after `prev` (`None`: the chain's first).
+    /// The next entry of `chain` (e.g. [`GLOBAL_CHAIN`]) after `prev` (`None`: the
+    /// chain's first), in the current format, with its hash.
     pub fn next_in(
         chain: &str,
         prev: Option<(i64, &str)>,

@@ -41,7 +41,7 @@ fn entry(
     detail: &str,
     binding: Binding,
 ) -> AuditEntry {
-    AuditEntry::next(prev, app(), at, status, detail, binding)
+    AuditEntry::next_in(GLOBAL_CHAIN, prev, app(), at, status, detail, binding)
 }
 
 /// The encoding of the first entry's fields from the domain to the message hash's marker

@@ -3,7 +3,7 @@
 
 use crate::backend::{Backend, Kind};
 use crate::support::*;
-use kopplung_core::audit::ChainHead;
+use kopplung_core::audit::{ChainHead, GLOBAL_CHAIN};
 
 /// Takes `n` applications of its own procedure through accepted → prepared → delivered
 /// on `store`; the claims leave the other procedures (`all`) alone, so that tasks on
@@ -315,7 +315,8 @@ async fn postgres_a_database_of_one_global_chain_stays_verifiable_and_goes_on_in
     let mut entries: Vec<AuditEntry> = Vec::new();
     for (i, status) in ["invalid", "dead_lettered", "invalid"].iter().enumerate() {
         let prev = entries.last().map(|e| (e.seq, e.hash.as_str()));
-        entries.push(AuditEntry::next(
+        entries.push(AuditEntry::next_in(
+            GLOBAL_CHAIN,
             prev,
             app,
             &format!("2025-01-02T03:04:0{i}Z"),
@@ -435,39 +436,4 @@ async fn postgres_every_state_change_reports_its_wait_for_the_chain() {
             .unwrap()
     );
     assert_eq!(waits.lock().unwrap().len(), 4, "the intake's entry only");
-}
-
-/// The figure for issue 20: two instances changing state at once, each with 8 tasks,
-/// and how long a state change waited for its chain (p50, p99, max). Run with
-/// `cargo test -p kopplung-store --test contract lock_wait_figures -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a check"]
-async fn postgres_lock_wait_figures_with_two_instances() {
-    const TASKS: usize = 8;
-    const PER_TASK: usize = 40;
-    let backend = Backend::open(Kind::Postgres).await;
-    let a = backend.postgres_instance("kopplung-a").await;
-    let b = backend.postgres_instance("kopplung-b").await;
-    let waits = [observed(&a), observed(&b)];
-    let started = std::time::Instant::now();
-    deliver_at_once(&[a.clone() as Arc<dyn Store>, b.clone()], TASKS, PER_TASK).await;
-    let elapsed = started.elapsed();
-    for (name, waits) in ["a", "b"].iter().zip(&waits) {
-        let mut waits = waits.lock().unwrap().clone();
-        waits.sort();
-        let at = |q: f64| waits[((waits.len() as f64 - 1.0) * q) as usize];
-        println!(
-            "instance {name}: {} state changes, lock wait p50 {:?} p99 {:?} max {:?}",
-            waits.len(),
-            at(0.5),
-            at(0.99),
-            at(1.0)
-        );
-    }
-    let changes = 2 * TASKS * PER_TASK * 3;
-    println!(
-        "{changes} state changes in {elapsed:?}: {:.0}/s",
-        changes as f64 / elapsed.as_secs_f64()
-    );
-    assert!(a.verify_audit().await.unwrap().is_intact());
 }
