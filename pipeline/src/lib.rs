@@ -7,6 +7,7 @@
 //! the router reads its configuration and hands down the plain values below.
 #![forbid(unsafe_code)]
 
+pub mod ahead;
 mod authentifizierung;
 pub mod catalog;
 pub mod keyring;
@@ -17,6 +18,7 @@ pub mod trust;
 
 use std::path::PathBuf;
 
+pub use ahead::Ahead;
 pub use catalog::{Catalog, Mappings};
 pub use keyring::{
     Keyring, KeyringConfig, NextSigning, Pkcs12, ProcedureKeys, ReceiptError, load_sealer,
@@ -67,6 +69,8 @@ pub trait Observer: Send + Sync {
     fn submit_to_delivered(&self, procedure: &str, seconds: f64);
     /// Entries taken over from an instance whose heartbeat had stopped.
     fn taken_over(&self, entries: u64);
+    /// An application's message sealed at intake, or left to the outbox.
+    fn sealed_at_intake(&self, sealed: bool);
 }
 
 /// Wakes the outbox when new work is committed (intake, retry now, replay).

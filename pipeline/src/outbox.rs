@@ -31,6 +31,11 @@ pub const LEASE: Duration = Duration::from_secs(120);
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepares at once: each holds a whole application in memory several times over.
 const PREPARE_PARALLELISM: usize = 4;
+/// The prepare slots of an outbox, to share with sealing at intake (`ahead.rs`).
+pub fn prepare_slots() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(PREPARE_PARALLELISM))
+}
+
 /// Entries between reading their application and having sealed it: each holds the
 /// application (form data, inline attachments: up to `max_body_bytes`) in memory several
 /// times over. The sealed messages being delivered are bounded by [`SLOTS`].
@@ -363,17 +368,9 @@ impl Dispatcher {
                             .prepare_stage("seal", prepared.seal.as_secs_f64());
                     }
                     let sealed = prepared.message;
-                    let detail = match self.preparer.keyring().envelope(&item.procedure_id) {
-                        Some(_) => format!(
-                            "message {} rendered, checked and sealed for {}",
-                            item.message_id, item.procedure_id
-                        ),
-                        // Manual procedures: read in the hub's clerk inbox, never sent.
-                        None => format!(
-                            "message {} rendered and checked for {} (kept for the clerk inbox)",
-                            item.message_id, item.procedure_id
-                        ),
-                    };
+                    let detail = self
+                        .preparer
+                        .prepared_detail(&item.procedure_id, item.message_id);
                     if !self.store.record_prepared(item, &sealed, &detail).await? {
                         taken_over();
                         return Ok(());
@@ -404,7 +401,10 @@ impl Dispatcher {
             }
             return Ok(());
         }
-        let sealed = self.store.sealed_message(item).await?;
+        let sealed = match item.sealed.take() {
+            Some(sealed) => sealed,
+            None => self.store.sealed_message(item).await?,
+        };
         self.deliver(item, sealed).await
     }
 

@@ -65,6 +65,17 @@ impl Preparer {
         &self.keyring
     }
 
+    /// What the `prepared` history entry of a message says.
+    pub fn prepared_detail(&self, procedure: &str, message_id: uuid::Uuid) -> String {
+        match self.keyring.envelope(procedure) {
+            Some(_) => format!("message {message_id} rendered, checked and sealed for {procedure}"),
+            // Manual procedures: read in the hub's clerk inbox, never sent.
+            None => format!(
+                "message {message_id} rendered and checked for {procedure} (kept for the clerk inbox)"
+            ),
+        }
+    }
+
     /// Encrypts one attachment fragment for `procedure` with its certificate in force:
     /// DER AuthEnvelopedData (`cms`) or a compact JWE (`jose`). Returns the content type
     /// and the bytes. Never unprotected: a procedure without an envelope gets none.

@@ -128,6 +128,7 @@ fn item(procedure: &str, input: &PrepareInput) -> WorkItem {
         attempts: 0,
         lease: "lease".into(),
         accepted_at: None,
+        sealed: None,
     }
 }
 
@@ -270,4 +271,71 @@ fn the_jose_message_carries_it_as_fit_connect_authentication_information() {
             .message,
     );
     assert!(opened.identification_reports.is_empty());
+}
+
+/// Counts what sealing at intake reports.
+#[derive(Default)]
+struct Counted(std::sync::Mutex<Vec<bool>>);
+
+impl kopplung_pipeline::Observer for Counted {
+    fn delivery(&self, _: &str, _: &str, _: &str) {}
+    fn prepare_stage(&self, _: &str, _: f64) {}
+    fn delivery_attempt(&self, _: &str, _: f64) {}
+    fn submit_to_delivered(&self, _: &str, _: f64) {}
+    fn taken_over(&self, _: u64) {}
+    fn sealed_at_intake(&self, sealed: bool) {
+        self.0.lock().unwrap().push(sealed);
+    }
+}
+
+#[tokio::test]
+async fn intake_seals_what_the_outbox_would_and_defers_when_every_slot_is_busy() {
+    use kopplung_core::intake::SealAhead;
+    use kopplung_core::store::NewApplication;
+    let pki = tempfile::tempdir().unwrap();
+    let input = input(Some(by_provider()));
+    let new = NewApplication {
+        id: input.id,
+        receipt: input.receipt.clone(),
+        client_id: "portal".into(),
+        service_key: input.service_key.clone(),
+        region: input.region.clone(),
+        procedure_id: "cms".into(),
+        payload: input.payload.clone(),
+        attachments: vec![],
+        message_id: Uuid::new_v4(),
+        message_type: "meldewesen.meldebescheinigung.0101".into(),
+        idempotency: None,
+        received_at: input.created_at,
+        authentication: input.authentication.clone(),
+        sealed: None,
+    };
+    let observer = Arc::new(Counted::default());
+    let slots = Arc::new(tokio::sync::Semaphore::new(1));
+    let ahead = kopplung_pipeline::Ahead {
+        preparer: Arc::new(preparer(pki.path())),
+        slots: slots.clone(),
+        observer: observer.clone(),
+    };
+    let sealed = ahead.seal(&new).await.unwrap();
+    assert!(sealed.detail.contains(&new.message_id.to_string()));
+    // The procedure opens it as any message of the outbox, with this message id.
+    let layout = PkiLayout::new(pki.path());
+    let key = seal::load_private_key(&layout.procedure_key("cms")).unwrap();
+    let cert = seal::load_certificate(&layout.procedure_cert("cms")).unwrap();
+    let hub = seal::load_certificate(&layout.hub_cert()).unwrap();
+    let anchors = TrustAnchors::load(&layout.ca_cert()).unwrap();
+    let xml = seal::unseal(&sealed.message, &cert, &key, &hub, &anchors).unwrap();
+    let xml = String::from_utf8(xml).unwrap();
+    assert!(xml.contains(&new.message_id.to_string()), "{xml}");
+    assert!(
+        xml.contains("<antragsnummer>K7QX-2M4P</antragsnummer>"),
+        "{xml}"
+    );
+
+    // Every slot busy: left to the outbox, never waited for.
+    let busy = slots.clone().acquire_owned().await.unwrap();
+    assert!(ahead.seal(&new).await.is_none());
+    drop(busy);
+    assert_eq!(*observer.0.lock().unwrap(), [true, false]);
 }

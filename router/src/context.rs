@@ -60,6 +60,8 @@ pub struct HubParts {
     /// Verifies the identity providers' assertions at intake.
     pub identity: Arc<dyn IdentityVerifier>,
     pub receipt_deadlines: ReceiptDeadlines,
+    /// The outbox's prepare slots, which sealing at intake shares.
+    pub prepare_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Hub {
@@ -79,6 +81,7 @@ impl Hub {
             event_limits,
             identity,
             receipt_deadlines,
+            prepare_slots,
         } = parts;
         let keyring = preparer.keyring().clone();
         let intake = Intake {
@@ -89,6 +92,11 @@ impl Hub {
             clock: clock.clone(),
             wake: wake.clone(),
             identity,
+            seal_ahead: Some(Arc::new(kopplung_pipeline::Ahead {
+                preparer: preparer.clone(),
+                slots: prepare_slots,
+                observer: metrics.clone(),
+            })),
         };
         let events = Arc::new(Events {
             store: store.clone(),
@@ -224,5 +232,10 @@ impl Observer for Metrics {
 
     fn taken_over(&self, entries: u64) {
         self.outbox_taken_over.inc_by(entries);
+    }
+
+    fn sealed_at_intake(&self, sealed: bool) {
+        let outcome = if sealed { "sealed" } else { "deferred" };
+        self.sealed_at_intake.with_label_values(&[outcome]).inc();
     }
 }

@@ -209,6 +209,7 @@ pub async fn run(
             },
         )?,
     );
+    let prepare_slots = kopplung_pipeline::outbox::prepare_slots();
     let hub = Arc::new(Hub::new(HubParts {
         catalog,
         routing: Arc::new(routing),
@@ -223,6 +224,7 @@ pub async fn run(
         event_limits: setup::event_limits(&config.file.limits),
         identity,
         receipt_deadlines: setup::receipt_deadlines(&config),
+        prepare_slots: prepare_slots.clone(),
     }));
     let state = Arc::new(ApiState {
         hub: hub.clone(),
@@ -331,6 +333,7 @@ pub async fn run(
         .iter()
         .map(|p| (p.id.to_string(), p.max_in_flight()))
         .collect();
+    dispatcher.prepare_slots = prepare_slots;
     // A signed receipt in an HTTP answer is an event like any other of that procedure.
     dispatcher.events = Some(hub.events.clone());
     dispatcher.lease = std::time::Duration::from_secs(config.file.delivery.lease_secs);

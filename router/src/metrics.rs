@@ -47,6 +47,9 @@ pub struct Metrics {
     pub retention_purged: IntCounterVec,
     /// Outbox entries taken over from instances whose heartbeat had stopped.
     pub outbox_taken_over: IntCounter,
+    /// Applications whose message was sealed at intake (`sealed`) or left to the outbox
+    /// (`deferred`: every prepare slot busy, large inline attachments, or it failed).
+    pub sealed_at_intake: IntCounterVec,
     /// PostgreSQL: how long a state change waited for one of its instance's audit chains
     /// (the serialisation left; instances never wait for each other). Empty on SQLite.
     pub store_lock_wait_seconds: Histogram,
@@ -272,6 +275,14 @@ impl Metrics {
             "Claimed outbox entries taken over from another instance whose heartbeat had stopped.",
         )?;
         registry.register(Box::new(outbox_taken_over.clone()))?;
+        let sealed_at_intake = IntCounterVec::new(
+            Opts::new(
+                "kopplung_intake_sealed_total",
+                "Applications whose message was sealed at intake (outcome=sealed) or left to the outbox (outcome=deferred).",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(sealed_at_intake.clone()))?;
         let store_lock_wait_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "kopplung_store_lock_wait_seconds",
@@ -289,6 +300,7 @@ impl Metrics {
             connections,
             retention_purged,
             outbox_taken_over,
+            sealed_at_intake,
             store_lock_wait_seconds,
             registry,
             mapping_reloads,

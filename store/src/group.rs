@@ -108,6 +108,9 @@ trait Job: Send {
     fn run(self: Box<Self>, tx: &mut WriteTx<'_>) -> Option<Box<dyn Kept>>;
     /// Answers without running (the shared transaction could not be started).
     fn refuse(self: Box<Self>, error: StoreError);
+    /// Whether it runs in a savepoint of its own (see
+    /// [`GroupWriter::write_without_savepoint`]).
+    fn savepoint(&self) -> bool;
 }
 
 /// A write whose changes wait for the COMMIT.
@@ -118,6 +121,7 @@ trait Kept: Send {
 struct Write<F, T> {
     work: F,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    savepoint: bool,
 }
 
 struct Done<T> {
@@ -131,7 +135,7 @@ where
     T: Send + 'static,
 {
     fn run(self: Box<Self>, tx: &mut WriteTx<'_>) -> Option<Box<dyn Kept>> {
-        let Self { work, reply } = *self;
+        let Self { work, reply, .. } = *self;
         match work(tx) {
             Ok(value) if !tx.discard => Some(Box::new(Done { value, reply })),
             // Rolled back by the writer; the caller has its answer (a gone caller is
@@ -146,6 +150,10 @@ where
 
     fn refuse(self: Box<Self>, error: StoreError) {
         let _ = self.reply.send(Err(error));
+    }
+
+    fn savepoint(&self) -> bool {
+        self.savepoint
     }
 }
 
@@ -202,13 +210,39 @@ impl GroupWriter {
         F: FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
+        self.send(work, true).await
+    }
+
+    async fn send<T, F>(&self, work: F, savepoint: bool) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Work::Write(Box::new(Write { work, reply })))
+            .send(Work::Write(Box::new(Write {
+                work,
+                reply,
+                savepoint,
+            })))
             .map_err(|_| StoreError::Commit("the store's writer stopped".into()))?;
         answer
             .await
             .map_err(|_| StoreError::Commit("the store's writer stopped".into()))?
+    }
+
+    /// Like [`GroupWriter::write`], but without a savepoint of its own, for writes that
+    /// fail only when the database does (a state change under a lease, a claim, an
+    /// application without uploads): a savepoint copies every page the write touches
+    /// first, the largest part of a small write's cost. If such a write fails anyway,
+    /// the whole batch is rolled back and every write in it refused: nothing is kept
+    /// half.
+    pub(super) async fn write_without_savepoint<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.send(work, false).await
     }
 
     /// Runs `read` on the writer's connection between two batches: it sees committed
@@ -273,7 +307,8 @@ fn write_batch(
     let mut jobs = batch.into_iter();
     let mut broken = None;
     for job in jobs.by_ref() {
-        if let Err(e) = execute(conn, "SAVEPOINT w") {
+        let savepoint = job.savepoint();
+        if savepoint && let Err(e) = execute(conn, "SAVEPOINT w") {
             broken = Some((e.to_string(), Some(job)));
             break;
         }
@@ -292,6 +327,15 @@ fn write_batch(
                 None
             });
         let discard = tx.discard;
+        if !savepoint {
+            kept.extend(done);
+            if discard {
+                // Its changes cannot be rolled back alone (it has answered already).
+                broken = Some(("another write of the batch failed".to_owned(), None));
+                break;
+            }
+            continue;
+        }
         let ended = if discard {
             *audit_head = head_before;
             execute(conn, "ROLLBACK TO w").and_then(|()| execute(conn, "RELEASE w"))
@@ -436,6 +480,45 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("read: {e}"));
         assert_eq!(kept, vec![1, 2]);
+    }
+
+    // Two workers: the read that holds the writer is sent by another task while this
+    // one waits for it without yielding.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_without_savepoint_rolls_the_whole_batch_back() {
+        let (_dir, writer) = database();
+        // Hold the writer thread in a read, so that the writes below form one batch.
+        let (started, wait_started) = std::sync::mpsc::channel();
+        let (release, wait_release) = std::sync::mpsc::channel::<()>();
+        let held = writer.clone();
+        let holding = tokio::spawn(async move {
+            held.read(move |_| {
+                let _ = started.send(());
+                let _ = wait_release.recv();
+                Ok(())
+            })
+            .await
+        });
+        wait_started
+            .recv()
+            .unwrap_or_else(|e| panic!("the writer did not start the read: {e}"));
+        let (before, failing, after, ()) = tokio::join!(
+            writer.write(|tx| append_and_insert(tx, 1)),
+            // Breaks the constraint after its audit entry: cannot be undone alone.
+            writer.write_without_savepoint(|tx| append_and_insert(tx, 1)),
+            writer.write(|tx| append_and_insert(tx, 2)),
+            async {
+                let _ = release.send(());
+            },
+        );
+        let _ = holding.await;
+        assert!(before.is_err(), "kept beside a failed write: {before:?}");
+        assert!(failing.is_err(), "the duplicate was kept: {failing:?}");
+        assert!(after.is_err(), "kept beside a failed write: {after:?}");
+        assert!(rows(&writer).await.is_empty());
+        // The chain's end is the database's again.
+        let next = writer.write(|tx| append_and_insert(tx, 5)).await;
+        assert_eq!(next.ok(), Some((1, "h1-5".to_owned())));
     }
 
     #[tokio::test]

@@ -79,6 +79,11 @@ async fn metrics_count_what_happened() {
             5.0,
         ),
         (r#"kopplung_prepare_seconds_count{stage="seal"}"#.to_owned(), 5.0),
+        // Sealed at intake, one at a time: no prepare slot was busy.
+        (
+            r#"kopplung_intake_sealed_total{outcome="sealed"}"#.to_owned(),
+            5.0,
+        ),
         (
             r#"kopplung_delivery_seconds_count{transport="amqp"}"#.to_owned(),
             5.0,

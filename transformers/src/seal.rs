@@ -80,7 +80,10 @@ impl Sealer {
             Some(&self.key),
             None,
             Some(content),
-            CMSOptions::BINARY,
+            // No SMIMECapabilities attribute: it lists the ciphers a mail client can
+            // decrypt, meaningless for a one-way message, and building it looks up
+            // every cipher in OpenSSL's providers on each seal.
+            CMSOptions::BINARY | CMSOptions::NOSMIMECAP,
         )
         .map_err(crypto("signing"))?;
         let signed_der = signed.to_der().map_err(crypto("encoding SignedData"))?;

@@ -18,7 +18,9 @@ pub use applicant::IdentityVerifier;
 pub use attachments::{content_matches, valid_filename};
 
 use crate::identity::{self, Authentication, Refusal, Requirement, TrustLevel};
-use crate::store::{IdempotencyKey, Inserted, IntakeStore, NewApplication, StoreError, UploadInfo};
+use crate::store::{
+    IdempotencyKey, Inserted, IntakeStore, NewApplication, SealedAhead, StoreError, UploadInfo,
+};
 use crate::{Ars, Clock, ServiceKey, Wake};
 
 /// What a service asks and sends, from the mappings in force.
@@ -50,6 +52,16 @@ pub trait Routes: Send + Sync {
 /// The municipalities the hub knows.
 pub trait Municipalities: Send + Sync {
     fn knows(&self, region: &Ars) -> bool;
+}
+
+/// Renders, checks and seals an application's message before it is stored, so that
+/// intake's one durable write holds it ready for delivery (see [`SealedAhead`]).
+#[async_trait::async_trait]
+pub trait SealAhead: Send + Sync {
+    /// The sealed message, or `None`: the outbox prepares it as before (when sealing
+    /// now would hold the answer up, or cannot succeed; a mapping that fails is then
+    /// recorded by the outbox, after the application is safely stored).
+    async fn seal(&self, new: &NewApplication) -> Option<SealedAhead>;
 }
 
 /// A submission as it arrived: who sent it, their idempotency key, and the body.
@@ -158,6 +170,8 @@ pub struct Intake {
     pub wake: Arc<dyn Wake>,
     /// Verifies identity providers' assertions.
     pub identity: Arc<dyn IdentityVerifier>,
+    /// Seals messages before they are stored; none: the outbox does it all.
+    pub seal_ahead: Option<Arc<dyn SealAhead>>,
 }
 
 /// Draws of a receipt number before intake gives up (each collision is 1 in 32^8).
@@ -223,9 +237,14 @@ impl Intake {
             .identify(&submission, offer.requirement, applicant.as_ref())
             .await
             .map_err(IntakeError::Refused)?;
+        new.sealed = self.seal_ahead(&new).await;
         for _ in 0..RECEIPT_DRAWS {
             match self.store.insert_application(&new).await {
-                Ok(Inserted::ReceiptTaken) => new.receipt = receipt::generate(),
+                Ok(Inserted::ReceiptTaken) => {
+                    // The receipt number is inside the message: sealed anew.
+                    new.receipt = receipt::generate();
+                    new.sealed = self.seal_ahead(&new).await;
+                }
                 Ok(Inserted::UploadTaken(index)) => {
                     return Err(IntakeError::Invalid(vec![FieldError::new(
                         format!("attachments[{index}].upload"),
@@ -246,6 +265,13 @@ impl Intake {
             }
         }
         Err(IntakeError::NoFreeReceipt)
+    }
+
+    async fn seal_ahead(&self, new: &NewApplication) -> Option<SealedAhead> {
+        match &self.seal_ahead {
+            Some(sealer) => sealer.seal(new).await,
+            None => None,
+        }
     }
 
     /// The applicant's verified identification (none: anonymous), if it meets the
@@ -354,6 +380,8 @@ impl Intake {
             received_at: self.clock.now(),
             // Set once the applicant's identification is verified.
             authentication: None,
+            // Set once everything is checked.
+            sealed: None,
         })
     }
 }

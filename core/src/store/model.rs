@@ -29,9 +29,32 @@ pub struct NewApplication {
     pub received_at: OffsetDateTime,
     /// The applicant's verified identification; none: submitted anonymously.
     pub authentication: Option<Authentication>,
+    /// Its message, already rendered, checked and sealed: stored with the application,
+    /// which starts `prepared` (see [`SealedAhead`]); none: the outbox prepares it.
+    pub sealed: Option<SealedAhead>,
+}
+
+/// A message sealed before its application was stored. Sealing at intake saves the
+/// outbox a read, a state change and a durable write per application; the message id
+/// stays the one it was sealed with, because it is stored in the same transaction.
+#[derive(Debug, Clone)]
+pub struct SealedAhead {
+    /// The sealed message (the checked XML for a clerk inbox), as delivered.
+    pub message: std::sync::Arc<[u8]>,
+    /// What the `prepared` history entry says.
+    pub detail: String,
 }
 
 impl NewApplication {
+    /// The status, the outbox stage and the sealed message it is stored with.
+    pub fn first_state(&self) -> (Status, crate::store::rules::Stage, Option<&[u8]>) {
+        use crate::store::rules::Stage;
+        match &self.sealed {
+            Some(sealed) => (Status::Prepared, Stage::Deliver, Some(&sealed.message[..])),
+            None => (Status::Accepted, Stage::Prepare, None),
+        }
+    }
+
     /// The form data and the identification as both stores keep them (JSON text), and
     /// the content hash of them and the attachments for the `accepted` audit entry (see
     /// [`crate::audit::content`]): uploads by the SHA-512 computed while they streamed
@@ -229,6 +252,8 @@ pub struct WorkItem {
     pub lease: String,
     /// When intake accepted the application (for the submit-to-delivered time).
     pub accepted_at: Option<OffsetDateTime>,
+    /// The sealed message, read with the claim (step `Deliver`): no second read.
+    pub sealed: Option<Vec<u8>>,
 }
 
 /// One procedure's waiting work.

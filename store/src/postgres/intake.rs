@@ -38,6 +38,7 @@ impl PostgresStore {
         }
         let id = new.id.to_string();
         let at = rfc3339(new.received_at);
+        let (status, stage, sealed) = new.first_state();
         let inserted = sqlx::query(
             "INSERT INTO applications
                (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication)
@@ -49,7 +50,7 @@ impl PostgresStore {
         .bind(&new.service_key)
         .bind(&new.region)
         .bind(&new.procedure_id)
-        .bind(Status::Accepted.as_str())
+        .bind(status.as_str())
         .bind(&form.payload)
         .bind(&at)
         .bind(&at)
@@ -114,19 +115,24 @@ impl PostgresStore {
             .await.sql()?;
         }
         sqlx::query(
-            "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at)
-             VALUES ($1, $2, $3, $4, $5, 'prepare', $6)",
+            "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at, sealed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(&new.service_key)
         .bind(&new.procedure_id)
         .bind(new.message_id.to_string())
         .bind(&new.message_type)
+        .bind(stage.as_str())
         .bind(millis(new.received_at))
+        .bind(sealed)
         .execute(&mut *tx)
         .await.sql()?;
         let accepted = Change::accepted(new, form.content_sha256);
         append_history(&mut tx, &mut audit, self.clock.now(), accepted).await?;
+        if let Some(prepared) = Change::sealed_ahead(new) {
+            append_history(&mut tx, &mut audit, self.clock.now(), prepared).await?;
+        }
         self.commit(tx, audit).await?;
         Ok(Some(Inserted::Created(Accepted {
             id: new.id,

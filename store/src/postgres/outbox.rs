@@ -64,7 +64,8 @@ role_impl!(OutboxStore for PostgresStore {
              WHERE d.application_id = l.application_id AND d.procedure_id = l.procedure_id
              RETURNING d.application_id, d.service_key, d.procedure_id, d.message_id,
                        d.message_type, d.step, d.attempts,
-                       (SELECT a.created_at FROM applications a WHERE a.id = d.application_id) AS accepted_at",
+                       (SELECT a.created_at FROM applications a WHERE a.id = d.application_id) AS accepted_at,
+                       d.sealed",
         )
         .bind(claim.lease)
         .bind(millis(claim.lease_until))

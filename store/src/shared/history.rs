@@ -51,6 +51,18 @@ impl Change {
         }
     }
 
+    /// The second entry of an application stored with its message sealed at intake
+    /// (see [`NewApplication::first_state`]).
+    pub(crate) fn sealed_ahead(new: &NewApplication) -> Option<Self> {
+        let sealed = new.sealed.as_ref()?;
+        Some(Self::message(
+            new.id,
+            Status::Prepared,
+            &sealed.detail,
+            Some(sha256_hex(&sealed.message)),
+        ))
+    }
+
     /// A dead letter sent again: back to `prepared` with its `sealed` message, or to
     /// `accepted` if it was never sealed.
     pub(crate) fn replayed(

@@ -277,6 +277,7 @@ pub(crate) struct WorkRow {
     pub(crate) step: String,
     pub(crate) attempts: i64,
     pub(crate) accepted_at: Option<String>,
+    pub(crate) sealed: Option<Vec<u8>>,
 }
 
 impl WorkRow {
@@ -293,6 +294,7 @@ impl WorkRow {
             accepted_at: self
                 .accepted_at
                 .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
+            sealed: self.sealed,
         })
     }
 }

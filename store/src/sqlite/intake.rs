@@ -43,6 +43,7 @@ fn insert_application(
     }
     let id = new.id.to_string();
     let at = rfc3339(new.received_at);
+    let (status, stage, sealed) = new.first_state();
     let inserted = tx
         .prepare_cached(
             "INSERT INTO applications
@@ -56,7 +57,7 @@ fn insert_application(
             new.service_key,
             new.region,
             new.procedure_id,
-            Status::Accepted.as_str(),
+            status.as_str(),
             form.payload,
             at,
             form.authentication
@@ -98,8 +99,8 @@ fn insert_application(
         ]).sql()?;
     }
     tx.prepare_cached(
-        "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'prepare', ?6)",
+        "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at, sealed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     ).sql()?
     .execute(params![
         id,
@@ -107,7 +108,9 @@ fn insert_application(
         new.procedure_id,
         new.message_id.to_string(),
         new.message_type,
-        millis(new.received_at)
+        stage.as_str(),
+        millis(new.received_at),
+        sealed
     ]).sql()?;
     if let Some(key) = &new.idempotency {
         tx.prepare_cached(
@@ -117,6 +120,9 @@ fn insert_application(
         .execute(params![new.client_id, key.key, key.request_sha256, id, at]).sql()?;
     }
     append_history(tx, Change::accepted(new, form.content_sha256))?;
+    if let Some(prepared) = Change::sealed_ahead(new) {
+        append_history(tx, prepared)?;
+    }
     Ok(Inserted::Created(Accepted {
         id: new.id,
         receipt: new.receipt.clone(),
@@ -128,8 +134,21 @@ role_impl!(IntakeStore for SqliteStore {
         // Serialised and hashed here, not on the writer thread.
         let form = new.stored_form()?;
         let new = new.clone();
+        let binds_uploads = new
+            .attachments
+            .iter()
+            .any(|a| matches!(a.content, kopplung_core::store::AttachmentContent::Upload(_)));
+        if binds_uploads {
+            // An upload taken meanwhile discards what was written before it.
+            return self
+                .writer
+                .write(move |tx| insert_application(tx, &new, form))
+                .await;
+        }
+        // Without uploads nothing is discarded: a taken receipt number fails its
+        // statement alone, before anything is written.
         self.writer
-            .write(move |tx| insert_application(tx, &new, form))
+            .write_without_savepoint(move |tx| insert_application(tx, &new, form))
             .await
     }
 

@@ -163,8 +163,9 @@ impl SqliteStore {
         F: FnOnce(ChangedRow) -> Result<Change, StoreError> + Send + 'static,
     {
         let update = Bound::from(update);
+        // Fails only when the database does (or a row it cannot read): no savepoint.
         self.writer
-            .write(move |tx| {
+            .write_without_savepoint(move |tx| {
                 let Some(row) = update.query_row(tx, changed_row)? else {
                     return Ok(false);
                 };

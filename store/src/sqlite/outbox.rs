@@ -17,6 +17,7 @@ fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreErro
         step: row.get("step").sql()?,
         attempts: row.get("attempts").sql()?,
         accepted_at: row.get("accepted_at").sql()?,
+        sealed: row.get("sealed").sql()?,
     }
     .into_item(lease)
 }
@@ -34,8 +35,9 @@ role_impl!(OutboxStore for SqliteStore {
         // independent of the backlog; a saturated procedure drops out of the window once
         // its capacity is used, so it cannot hide the others' work for more than a round.
         // Procedure ids are [a-z0-9-] (checked at load), so they quote safely as a path.
+        // One statement, atomic by itself: no savepoint needed.
         self.writer
-            .write(move |tx| {
+            .write_without_savepoint(move |tx| {
                 let mut claim = tx.prepare_cached(
                     "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2
                      WHERE rowid IN (
@@ -51,7 +53,8 @@ role_impl!(OutboxStore for SqliteStore {
                        WHERE n <= COALESCE(json_extract(?5, '$.\"' || procedure_id || '\"'), 1)
                        ORDER BY due_at LIMIT ?4)
                      RETURNING application_id, service_key, procedure_id, message_id, message_type, step, attempts,
-                               (SELECT created_at FROM applications a WHERE a.id = application_id) AS accepted_at",
+                               (SELECT created_at FROM applications a WHERE a.id = application_id) AS accepted_at,
+                               sealed",
                 ).sql()?;
                 let mut rows = claim.query(params![
                     lease,

@@ -573,3 +573,41 @@ pub(crate) async fn the_store_stamps_times_by_its_clock(backend: Backend) {
     );
     assert_eq!(record.updated_at, start);
 }
+
+/// An application stored with its message sealed at intake starts `prepared`: the
+/// claim hands it out for delivery with that message, and the trail holds both entries
+/// with the message's hash, as if the outbox had prepared it.
+pub(crate) async fn an_application_sealed_at_intake_is_claimed_for_delivery(backend: Backend) {
+    let store = &*backend.store;
+    let sealed = b"sealed at intake".as_slice();
+    let mut new = application(None);
+    new.sealed = Some(kopplung_core::store::SealedAhead {
+        message: sealed.into(),
+        detail: "sealed at intake".into(),
+    });
+    insert(store, &new).await;
+    let record = stored(store, new.id).await;
+    assert_eq!(record.status, Status::Prepared);
+
+    let now = OffsetDateTime::now_utc();
+    let claimed = claim_until(store, "a", now, now + Duration::seconds(60)).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].step, Step::Deliver);
+    assert_eq!(claimed[0].message_id, new.message_id);
+    assert_eq!(claimed[0].sealed.as_deref(), Some(sealed));
+    assert_eq!(store.sealed_message(&claimed[0]).await.unwrap(), sealed);
+    assert!(
+        store
+            .record_delivered(&claimed[0], "delivered")
+            .await
+            .unwrap()
+    );
+
+    let entries = store.audit_entries(new.id).await.unwrap();
+    let statuses: Vec<&str> = entries.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(statuses, ["accepted", "prepared", "delivered"]);
+    let hash = sha256_hex(sealed);
+    assert_eq!(entries[1].message_sha256.as_deref(), Some(&*hash));
+    assert_eq!(entries[2].message_sha256.as_deref(), Some(&*hash));
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}
