@@ -40,6 +40,7 @@ mod outbox;
 mod oversight;
 mod pickup;
 mod reads;
+mod writer;
 
 use crate::Sql;
 use crate::shared::rows::*;
@@ -86,6 +87,8 @@ pub struct PostgresStore {
     clock: Arc<dyn Clock>,
     /// This instance's audit chains.
     chain: Arc<chain::Chains>,
+    /// Where the outbox's leased state changes queue for their group commit.
+    writer: writer::Writer,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -157,11 +160,14 @@ impl PostgresStore {
             sqlx::migrate!("./migrations/postgres"),
         )
         .await?;
+        // A lane per connection: no transaction waits for another's commit.
+        let chain = chain::Chains::new(instance.as_str(), POOL_SIZE as usize);
+        let writer = writer::Writer::start(pool.clone(), chain.clone(), clock.clone());
         Ok(Self {
             pool,
             clock,
-            // A lane per connection: no transaction waits for another's commit.
-            chain: chain::Chains::new(instance.as_str(), POOL_SIZE as usize),
+            chain,
+            writer,
         })
     }
 
