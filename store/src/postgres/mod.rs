@@ -14,6 +14,11 @@
 //!   for an earlier copy, a retention deletion locks its application, and every
 //!   transition (delivered, collected, replayed, …) is one conditional `UPDATE` of its
 //!   row, which a concurrent one re-checks after the first committed.
+//! - **The outbox's state changes commit in groups.** What becomes of a claimed entry
+//!   (`record`: prepared, delivered, retry, …) is queued for a few writer tasks that run
+//!   all that is waiting as one transaction of multi-row statements ([`writer`]); each
+//!   change still gets its own answer, and one whose lease was taken over changes
+//!   nothing. The other state changes run in a transaction of their own.
 //! - **Claims never overlap.** `claim` locks the rows it takes with `FOR UPDATE SKIP
 //!   LOCKED` and re-checks them under the lock: two instances never lease the same entry,
 //!   and neither waits for the other. An entry whose lease has run out may be claimed by

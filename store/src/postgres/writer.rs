@@ -26,7 +26,6 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::chain::Chains;
-use crate::Sql;
 use crate::shared::history::Change;
 use crate::shared::{millis, rfc3339};
 use kopplung_core::Clock;
@@ -190,7 +189,7 @@ impl Writer {
         if let Err(mpsc::error::SendError(job)) = self.jobs.send(Job { change, answer }) {
             // The writers are gone with the runtime they were started on (a store used
             // from another one): the change runs here, on its own.
-            return self.db.alone(job.change).await;
+            return self.db.alone(job.change).await.map_err(|f| f.error());
         }
         answered.await.map_err(|_| {
             StoreError::Database("the store's writer stopped before it answered".into())
@@ -242,17 +241,25 @@ impl Db {
                         let _ = answer.send(Ok(changed));
                     }
                 }
-                Err(e) if changes.len() == 1 => {
-                    if let Some(answer) = answers.into_iter().next() {
-                        let _ = answer.send(Err(e));
+                Err(Failure::Refused(reason)) if changes.len() > 1 => {
+                    tracing::warn!(error = %reason, changes = changes.len(), "a batch of outbox state changes was refused; recording them one by one");
+                    let mut lost: Option<String> = None;
+                    for (change, answer) in changes.into_iter().zip(answers) {
+                        let answered = match &lost {
+                            Some(reason) => Err(database(reason)),
+                            None => self.alone(change).await.map_err(|failure| {
+                                if let Failure::Lost(reason) = &failure {
+                                    lost = Some(reason.clone());
+                                }
+                                failure.error()
+                            }),
+                        };
+                        let _ = answer.send(answered);
                     }
                 }
-                Err(e) => {
-                    // One change's failure (a constraint, a deadlock) must not fail the
-                    // others: each alone gets its own answer.
-                    tracing::warn!(error = %e, changes = changes.len(), "a batch of outbox state changes failed; recording them one by one");
-                    for (change, answer) in changes.into_iter().zip(answers) {
-                        let _ = answer.send(self.alone(change).await);
+                Err(failure) => {
+                    for answer in answers {
+                        let _ = answer.send(Err(failure.error()));
                     }
                 }
             }
@@ -260,13 +267,13 @@ impl Db {
     }
 
     /// `change` in a transaction of its own.
-    async fn alone(&self, change: Leased) -> Result<bool, StoreError> {
+    async fn alone(&self, change: Leased) -> Result<bool, Failure> {
         let changed = self.commit(std::slice::from_ref(&change)).await?;
         Ok(changed.first().copied().unwrap_or(false))
     }
 
     /// Runs `changes` in one transaction: which of them changed their entry.
-    async fn commit(&self, changes: &[Leased]) -> Result<Vec<bool>, StoreError> {
+    async fn commit(&self, changes: &[Leased]) -> Result<Vec<bool>, Failure> {
         let mut changed = vec![false; changes.len()];
         if changes.iter().all(|change| change.transition.is_none()) {
             // Retries and waits only: no history, no audit entry; one statement.
@@ -275,7 +282,7 @@ impl Db {
             }
             return Ok(changed);
         }
-        let mut tx = self.pool.begin().await.sql()?;
+        let mut tx = self.pool.begin().await.map_err(Failure::lost)?;
         let mut rows = update(&mut *tx, changes).await?;
         // History and audit entries in the order the changes queued.
         rows.sort_by_key(|(n, _)| *n);
@@ -295,9 +302,58 @@ impl Db {
             change_statuses(&mut tx, &at, &audit).await?;
         }
         // The lane is kept until the commit is done (see `super::chain`).
-        let _lane = self.chain.append(&mut tx, &audit).await?;
-        tx.commit().await.sql()?;
+        let _lane = self
+            .chain
+            .append(&mut tx, &audit)
+            .await
+            .map_err(|e| Failure::Refused(reason(e)))?;
+        // Failed, its outcome is unknown: a change tried again after a commit that did
+        // happen would find its lease given back and answer that it was taken over.
+        tx.commit().await.map_err(Failure::lost)?;
         Ok(changed)
+    }
+}
+
+/// Why a batch's transaction failed.
+enum Failure {
+    /// The server refused a statement, which one change may cause (a value it cannot
+    /// store, a deadlock with another transaction): the others may commit without it.
+    Refused(String),
+    /// No connection, or the commit failed: trying the changes one by one would wait
+    /// for the pool once per change, or record again what may have been committed.
+    Lost(String),
+}
+
+impl Failure {
+    /// What a statement's error says about the batch.
+    fn of(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Database(_) => Self::Refused(e.to_string()),
+            other => Self::Lost(other.to_string()),
+        }
+    }
+
+    fn lost(e: sqlx::Error) -> Self {
+        Self::Lost(e.to_string())
+    }
+
+    /// The answer to a change of the batch.
+    fn error(&self) -> StoreError {
+        match self {
+            Self::Refused(reason) | Self::Lost(reason) => database(reason),
+        }
+    }
+}
+
+fn database(reason: &str) -> StoreError {
+    StoreError::Database(reason.to_owned())
+}
+
+/// The text of a store error, as [`StoreError::Database`] holds it.
+fn reason(e: StoreError) -> String {
+    match e {
+        StoreError::Database(reason) => reason,
+        other => other.to_string(),
     }
 }
 
@@ -314,7 +370,7 @@ fn mark(changed: &mut [bool], n: i64) {
 async fn update<'c, E>(
     executor: E,
     changes: &[Leased],
-) -> Result<Vec<(i64, Option<Vec<u8>>)>, StoreError>
+) -> Result<Vec<(i64, Option<Vec<u8>>)>, Failure>
 where
     E: Executor<'c, Database = Postgres>,
 {
@@ -356,7 +412,7 @@ where
     .bind(changes.iter().map(Leased::reads_back).collect::<Vec<_>>())
     .fetch_all(executor)
     .await
-    .sql()
+    .map_err(Failure::of)
 }
 
 /// The applications' new status and their history entries (stamped `at`), in one
@@ -366,7 +422,7 @@ async fn change_statuses(
     tx: &mut sqlx::Transaction<'static, Postgres>,
     at: &str,
     audit: &[(String, Change)],
-) -> Result<(), StoreError> {
+) -> Result<(), Failure> {
     sqlx::query(
         "WITH u AS (
              SELECT * FROM UNNEST($2::text[], $3::text[], $4::text[]) WITH ORDINALITY
@@ -402,6 +458,6 @@ async fn change_statuses(
     )
     .execute(&mut **tx)
     .await
-    .sql()?;
+    .map_err(Failure::of)?;
     Ok(())
 }
