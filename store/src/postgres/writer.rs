@@ -135,6 +135,8 @@ impl Leased {
         self.transition.is_some() && self.sealed.is_none()
     }
 
+    /// The same outbox entry: a batch holds each entry once, because its multi-row
+    /// UPDATE would change the row for one of them and silently skip the other.
     fn same_entry(&self, other: &Self) -> bool {
         self.application_id == other.application_id && self.procedure_id == other.procedure_id
     }
@@ -394,6 +396,10 @@ where
            AND d.lease_owner = u.lease_owner
          RETURNING u.n, CASE WHEN u.reads_back THEN d.sealed END",
     )
+    // Planned for each batch, not once per connection: a plan made while the table was
+    // small (a hash join over a scan of every entry) would otherwise be kept as the
+    // table grows. Planning costs little next to a batch.
+    .persistent(false)
     .bind(column(|c| Some(c.application_id.to_string())))
     .bind(column(|c| Some(c.procedure_id.clone())))
     .bind(column(|c| Some(c.lease.clone())))
@@ -437,6 +443,8 @@ async fn change_statuses(
          INSERT INTO history (application_id, at, status, detail)
          SELECT application_id, $1, status, detail FROM u ORDER BY n",
     )
+    // As the UPDATE of the entries: planned with the batch's size and the tables' own.
+    .persistent(false)
     .bind(at)
     .bind(
         audit
