@@ -142,8 +142,12 @@ impl Chains {
                 })
                 .collect();
             if insert(tx, &lane.id, known.issued, &entries).await? {
+                // Each state change waited alike (a batch of the outbox's writer appends
+                // many at once): one observation each, as if appended on its own.
                 if let Some(observer) = self.observer.get() {
-                    observer(waited);
+                    for _ in changes {
+                        observer(waited);
+                    }
                 }
                 *end = entries.last().map(|last| End {
                     issued: last.seq,

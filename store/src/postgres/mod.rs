@@ -14,6 +14,11 @@
 //!   for an earlier copy, a retention deletion locks its application, and every
 //!   transition (delivered, collected, replayed, …) is one conditional `UPDATE` of its
 //!   row, which a concurrent one re-checks after the first committed.
+//! - **The outbox's state changes commit in groups.** What becomes of a claimed entry
+//!   (`record`: prepared, delivered, retry, …) is queued for a few writer tasks that run
+//!   all that is waiting as one transaction of multi-row statements ([`writer`]); each
+//!   change still gets its own answer, and one whose lease was taken over changes
+//!   nothing. The other state changes run in a transaction of their own.
 //! - **Claims never overlap.** `claim` locks the rows it takes with `FOR UPDATE SKIP
 //!   LOCKED` and re-checks them under the lock: two instances never lease the same entry,
 //!   and neither waits for the other. An entry whose lease has run out may be claimed by
@@ -40,6 +45,7 @@ mod outbox;
 mod oversight;
 mod pickup;
 mod reads;
+mod writer;
 
 use crate::Sql;
 use crate::shared::rows::*;
@@ -86,6 +92,8 @@ pub struct PostgresStore {
     clock: Arc<dyn Clock>,
     /// This instance's audit chains.
     chain: Arc<chain::Chains>,
+    /// Where the outbox's leased state changes queue for their group commit.
+    writer: writer::Writer,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -157,11 +165,14 @@ impl PostgresStore {
             sqlx::migrate!("./migrations/postgres"),
         )
         .await?;
+        // A lane per connection: no transaction waits for another's commit.
+        let chain = chain::Chains::new(instance.as_str(), POOL_SIZE as usize);
+        let writer = writer::Writer::start(pool.clone(), chain.clone(), clock.clone());
         Ok(Self {
             pool,
             clock,
-            // A lane per connection: no transaction waits for another's commit.
-            chain: chain::Chains::new(instance.as_str(), POOL_SIZE as usize),
+            chain,
+            writer,
         })
     }
 

@@ -4,9 +4,15 @@ use super::*;
 use crate::shared::outbox as statements;
 use crate::shared::roles::role_impl;
 use kopplung_core::InstanceId;
-use kopplung_core::store::{Claim, Silent};
+use kopplung_core::store::{Claim, LeasedChange, Silent};
 
 role_impl!(OutboxStore for PostgresStore {
+    async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError> {
+        // Group commit with the changes queued meanwhile (see `super::writer`).
+        let change = writer::Leased::of(item, change, self.clock.now());
+        self.writer.record(change).await
+    }
+
     async fn claim(&self, claim: &Claim<'_>) -> Result<Vec<WorkItem>, StoreError> {
         let procedures: Vec<String> = claim.capacity.keys().cloned().collect();
         let capacities: Vec<i64> = claim.capacity.values().map(|c| i64::from(*c)).collect();

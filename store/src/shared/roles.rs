@@ -115,25 +115,6 @@ macro_rules! role_impl {
     };
     (OutboxStore for $store:ty { $($own:tt)* }) => {
         $crate::shared::roles::role_impl!(@impl OutboxStore for $store { $($own)* } {
-            async fn record(
-                &self,
-                item: &kopplung_core::store::WorkItem,
-                change: kopplung_core::store::LeasedChange<'_>,
-            ) -> Result<bool, kopplung_core::store::StoreError> {
-                let update = $crate::shared::outbox::LeasedUpdate::of(item, change, self.clock.now());
-                match update.transition {
-                    // No state change, no history: the lease condition suffices (no audit
-                    // entry).
-                    None => Ok(self.execute(update.write).await? == 1),
-                    Some(change) => {
-                        self.transition(update.write, move |row| {
-                            Ok(change.binding_stored(row.sealed.as_deref()))
-                        })
-                        .await
-                    }
-                }
-            }
-
             async fn next_due(
                 &self,
             ) -> Result<Option<time::OffsetDateTime>, kopplung_core::store::StoreError> {

@@ -4,7 +4,7 @@ use super::*;
 use crate::shared::outbox as statements;
 use crate::shared::roles::role_impl;
 use kopplung_core::InstanceId;
-use kopplung_core::store::{Claim, Silent};
+use kopplung_core::store::{Claim, LeasedChange, Silent};
 
 /// The claimed entry of a row of the claim's `RETURNING`.
 fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreError> {
@@ -23,6 +23,22 @@ fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreErro
 }
 
 role_impl!(OutboxStore for SqliteStore {
+    async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError> {
+        let update = statements::LeasedUpdate::of(item, change, self.clock.now());
+        match update.transition {
+            // No state change, no history: the lease condition suffices (no audit entry).
+            None => Ok(self.execute(update.write).await? == 1),
+            // On the writer thread, whose group commit shares one transaction among the
+            // writes waiting (see `crate::group`).
+            Some(change) => {
+                self.transition(update.write, move |row| {
+                    Ok(change.binding_stored(row.sealed.as_deref()))
+                })
+                .await
+            }
+        }
+    }
+
     async fn claim(&self, claim: &Claim<'_>) -> Result<Vec<WorkItem>, StoreError> {
         let capacity = serde_json::to_string(claim.capacity)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;

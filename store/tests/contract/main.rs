@@ -7,6 +7,7 @@ mod backend;
 mod support;
 
 mod audit;
+mod batch;
 mod chains;
 mod events;
 mod identity;
@@ -19,6 +20,7 @@ contract! {
     intake: insert_stores_everything_and_idempotency_replays_or_conflicts, uploads_are_bound_once_and_read_in_fragments;
     identity: an_identification_is_kept_bound_and_deleted_with_the_form;
     outbox: a_taken_over_lease_cannot_record, the_store_stamps_times_by_its_clock, retries_waits_and_failures, capacity_limits_each_procedure_and_limit_the_whole_claim, own_earlier_claims_are_released_at_start, a_silent_instances_claims_are_taken_after_the_heartbeat_timeout, an_application_sealed_at_intake_is_claimed_for_delivery;
+    batch: changes_recorded_at_once_commit_but_the_one_whose_lease_was_taken_over;
     pickup: a_message_waits_for_pickup_until_acknowledged;
     events: a_receipt_that_overtakes_the_delivered_commit_records_both, receipts_and_events_follow_the_states;
     oversight: dead_letters_are_listed_and_replayed_with_their_message_id, a_delivered_message_without_receipt_is_resent_with_its_message_id, retention_deletes_personal_data_after_the_final_state;
