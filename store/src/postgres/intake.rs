@@ -39,10 +39,25 @@ impl PostgresStore {
         let id = new.id.to_string();
         let at = rfc3339(new.received_at);
         let (status, stage, sealed) = new.first_state();
+        let now = self.clock.now();
+        // The application, its outbox entry and its first history entries (two when it
+        // was sealed at intake) in one statement: each statement is a round trip.
+        let mut changes = vec![Change::accepted(new, form.content_sha256)];
+        changes.extend(Change::sealed_ahead(new));
+        let statuses: Vec<&str> = changes.iter().map(|c| c.status.as_str()).collect();
+        let details: Vec<&str> = changes.iter().map(|c| c.detail.as_str()).collect();
         let inserted = sqlx::query(
-            "INSERT INTO applications
-               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "WITH application AS (
+                 INSERT INTO applications
+                   (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)),
+             delivery AS (
+                 INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at, sealed)
+                 VALUES ($1, $4, $6, $11, $12, $13, $14, $15))
+             INSERT INTO history (application_id, at, status, detail)
+             SELECT $1, $16, h.status, h.detail
+             FROM UNNEST($17::text[], $18::text[]) WITH ORDINALITY AS h(status, detail, n)
+             ORDER BY h.n",
         )
         .bind(&id)
         .bind(&new.receipt)
@@ -53,8 +68,15 @@ impl PostgresStore {
         .bind(status.as_str())
         .bind(&form.payload)
         .bind(&at)
-        .bind(&at)
         .bind(&form.authentication)
+        .bind(new.message_id.to_string())
+        .bind(&new.message_type)
+        .bind(stage.as_str())
+        .bind(millis(new.received_at))
+        .bind(sealed)
+        .bind(rfc3339(now))
+        .bind(&statuses)
+        .bind(&details)
         .execute(&mut *tx)
         .await;
         // The constraint is `applications_receipt_key`; the failed statement aborted the
@@ -62,6 +84,8 @@ impl PostgresStore {
         if inserted.unless_taken("receipt")?.is_none() {
             return Ok(Some(Inserted::ReceiptTaken));
         }
+        let at_now = rfc3339(now);
+        audit.extend(changes.into_iter().map(|change| (at_now.clone(), change)));
         if let Some(key) = &new.idempotency {
             // Right after the application it refers to: a concurrent intake with the
             // same key waits here for this transaction, and fails on the primary key if
@@ -113,25 +137,6 @@ impl PostgresStore {
             .bind(&attachment.upload)
             .execute(&mut *tx)
             .await.sql()?;
-        }
-        sqlx::query(
-            "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at, sealed)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&id)
-        .bind(&new.service_key)
-        .bind(&new.procedure_id)
-        .bind(new.message_id.to_string())
-        .bind(&new.message_type)
-        .bind(stage.as_str())
-        .bind(millis(new.received_at))
-        .bind(sealed)
-        .execute(&mut *tx)
-        .await.sql()?;
-        let accepted = Change::accepted(new, form.content_sha256);
-        append_history(&mut tx, &mut audit, self.clock.now(), accepted).await?;
-        if let Some(prepared) = Change::sealed_ahead(new) {
-            append_history(&mut tx, &mut audit, self.clock.now(), prepared).await?;
         }
         self.commit(tx, audit).await?;
         Ok(Some(Inserted::Created(Accepted {
