@@ -41,6 +41,7 @@ mod audit;
 mod chain;
 mod events;
 mod intake;
+mod intakes;
 mod outbox;
 mod oversight;
 mod pickup;
@@ -94,6 +95,8 @@ pub struct PostgresStore {
     chain: Arc<chain::Chains>,
     /// Where the outbox's leased state changes queue for their group commit.
     writer: writer::Writer,
+    /// Where intakes without attachments queue for theirs.
+    intakes: intakes::Intakes,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -168,11 +171,13 @@ impl PostgresStore {
         // A lane per connection: no transaction waits for another's commit.
         let chain = chain::Chains::new(instance.as_str(), POOL_SIZE as usize);
         let writer = writer::Writer::start(pool.clone(), chain.clone(), clock.clone());
+        let intakes = intakes::Intakes::start(pool.clone(), chain.clone(), clock.clone());
         Ok(Self {
             pool,
             clock,
             chain,
             writer,
+            intakes,
         })
     }
 

@@ -301,3 +301,69 @@ async fn sqlite_one_process_per_data_directory() {
         Err(StoreError::Locked(_))
     ));
 }
+
+/// Many applications at once (PostgreSQL stores them in batches): each gets the answer
+/// it would get alone — created, the earlier answer for a repeated idempotency key (also
+/// within one batch), a taken receipt number — and only the created ones are kept, each
+/// with its history and audit entries.
+pub(crate) async fn applications_stored_at_once_get_their_own_answers(backend: Backend) {
+    let store = &*backend.store;
+    let earlier = application(None);
+    insert(store, &earlier).await;
+    let mut news: Vec<NewApplication> = (0..30).map(|_| application(None)).collect();
+    // Three requests with one key and body, one with the key and another body.
+    for _ in 0..3 {
+        news.push(application(Some(("together", "hash-a"))));
+    }
+    let mut taken = application(None);
+    taken.receipt = earlier.receipt.clone();
+    news.push(taken.clone());
+    let mut sealed = application(None);
+    sealed.sealed = Some(SealedAhead {
+        message: b"sealed at intake".as_slice().into(),
+        detail: "sealed at intake".into(),
+    });
+    news.push(sealed.clone());
+    let answers =
+        futures_util::future::join_all(news.iter().map(|new| store.insert_application(new))).await;
+    let answers: Vec<Inserted> = answers.into_iter().map(Result::unwrap).collect();
+
+    let created: Vec<&NewApplication> = news
+        .iter()
+        .zip(&answers)
+        .filter(|(_, answer)| matches!(answer, Inserted::Created(_)))
+        .map(|(new, _)| new)
+        .collect();
+    // 30 plain, one of the three keyed, the sealed one.
+    assert_eq!(created.len(), 32, "{answers:?}");
+    let keyed: Vec<&Inserted> = answers[30..33].iter().collect();
+    let first_keyed = keyed
+        .iter()
+        .find_map(|answer| match answer {
+            Inserted::Created(accepted) => Some(accepted.clone()),
+            _ => None,
+        })
+        .unwrap();
+    for answer in keyed {
+        assert!(
+            *answer == Inserted::Created(first_keyed.clone())
+                || *answer == Inserted::Replayed(first_keyed.clone()),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(answers[33], Inserted::ReceiptTaken);
+    assert!(store.application(taken.id).await.unwrap().is_none());
+    for new in &created {
+        let record = stored(store, new.id).await;
+        let expected: &[&str] = if new.id == sealed.id {
+            &["accepted", "prepared"]
+        } else {
+            &["accepted"]
+        };
+        assert_eq!(statuses(&record.history), expected);
+    }
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    // The earlier application, 32 created, and the sealed one's `prepared`.
+    assert_eq!(report.checked, 34);
+}

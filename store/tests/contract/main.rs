@@ -17,7 +17,7 @@ mod oversight;
 mod pickup;
 
 contract! {
-    intake: insert_stores_everything_and_idempotency_replays_or_conflicts, uploads_are_bound_once_and_read_in_fragments;
+    intake: insert_stores_everything_and_idempotency_replays_or_conflicts, uploads_are_bound_once_and_read_in_fragments, applications_stored_at_once_get_their_own_answers;
     identity: an_identification_is_kept_bound_and_deleted_with_the_form;
     outbox: a_taken_over_lease_cannot_record, the_store_stamps_times_by_its_clock, retries_waits_and_failures, capacity_limits_each_procedure_and_limit_the_whole_claim, own_earlier_claims_are_released_at_start, a_silent_instances_claims_are_taken_after_the_heartbeat_timeout, an_application_sealed_at_intake_is_claimed_for_delivery;
     batch: changes_recorded_at_once_commit_but_the_one_whose_lease_was_taken_over;
