@@ -151,13 +151,7 @@ role_impl!(IntakeStore for PostgresStore {
         // Two instances handed the same idempotency key at once answer one `Created` and
         // one `Replayed`: the second finds the first's key taken, and its answer.
         for _ in 0..2 {
-            // Without attachments (no uploads to bind): in a group commit.
-            let attempt = if new.attachments.is_empty() {
-                self.intakes.insert(new).await?
-            } else {
-                self.try_insert(new).await?
-            };
-            if let Some(inserted) = attempt {
+            if let Some(inserted) = self.try_insert(new).await? {
                 return Ok(inserted);
             }
             if let Some(key) = &new.idempotency

@@ -41,7 +41,6 @@ mod audit;
 mod chain;
 mod events;
 mod intake;
-mod intakes;
 mod outbox;
 mod oversight;
 mod pickup;
@@ -95,8 +94,6 @@ pub struct PostgresStore {
     chain: Arc<chain::Chains>,
     /// Where the outbox's leased state changes queue for their group commit.
     writer: writer::Writer,
-    /// Where intakes without attachments queue for theirs.
-    intakes: intakes::Intakes,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -171,13 +168,11 @@ impl PostgresStore {
         // A lane per connection: no transaction waits for another's commit.
         let chain = chain::Chains::new(instance.as_str(), POOL_SIZE as usize);
         let writer = writer::Writer::start(pool.clone(), chain.clone(), clock.clone());
-        let intakes = intakes::Intakes::start(pool.clone(), chain.clone(), clock.clone());
         Ok(Self {
             pool,
             clock,
             chain,
             writer,
-            intakes,
         })
     }
 
