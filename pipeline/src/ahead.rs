@@ -6,9 +6,7 @@
 use std::sync::Arc;
 
 use kopplung_core::intake::SealAhead;
-use kopplung_core::store::{
-    AttachmentContent, NewApplication, PrepareInput, SealedAhead, Step, WorkItem,
-};
+use kopplung_core::store::{AttachmentContent, NewApplication, SealedAhead, Step, WorkItem};
 use tokio::sync::Semaphore;
 
 use crate::Observer;
@@ -64,17 +62,7 @@ impl Ahead {
             accepted_at: Some(new.received_at),
             sealed: None,
         };
-        // What the outbox would read back from the store, field by field.
-        let input = PrepareInput {
-            id: new.id,
-            receipt: new.receipt.clone(),
-            service_key: new.service_key.clone(),
-            region: new.region.clone(),
-            payload: new.payload.clone(),
-            attachments: new.attachments.clone(),
-            created_at: new.received_at,
-            authentication: new.authentication.clone(),
-        };
+        let input = new.prepare_input();
         let preparer = self.preparer.clone();
         let prepared = tokio::task::spawn_blocking(move || {
             let prepared = preparer.prepare(&item, &input);

@@ -46,6 +46,21 @@ pub struct SealedAhead {
 }
 
 impl NewApplication {
+    /// What the prepare step reads of it once stored, field by field (for sealing it
+    /// before it is stored).
+    pub fn prepare_input(&self) -> PrepareInput {
+        PrepareInput {
+            id: self.id,
+            receipt: self.receipt.clone(),
+            service_key: self.service_key.clone(),
+            region: self.region.clone(),
+            payload: self.payload.clone(),
+            attachments: self.attachments.clone(),
+            created_at: self.received_at,
+            authentication: self.authentication.clone(),
+        }
+    }
+
     /// The status, the outbox stage and the sealed message it is stored with.
     pub fn first_state(&self) -> (Status, crate::store::rules::Stage, Option<&[u8]>) {
         use crate::store::rules::Stage;
