@@ -141,14 +141,25 @@ pub type Seen = Arc<tokio::sync::Mutex<BTreeMap<String, u32>>>;
 /// `delay`) and counts the messages by their `Idempotency-Key` (the message id): its
 /// URL and the counts.
 pub async fn counting_receiver(delay: std::time::Duration) -> (String, Seen) {
+    let (url, seen, _arrived) = counting_receiver_with_arrivals(delay).await;
+    (url, seen)
+}
+
+/// [`counting_receiver`], also counting the requests that arrived (before their delay):
+/// a test knows when deliveries are in flight.
+pub async fn counting_receiver_with_arrivals(
+    delay: std::time::Duration,
+) -> (String, Seen, Arc<std::sync::atomic::AtomicUsize>) {
     use axum::http::{HeaderMap, StatusCode};
     let seen: Seen = Arc::default();
+    let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let app = {
-        let seen = seen.clone();
+        let (seen, arrived) = (seen.clone(), arrived.clone());
         axum::Router::new().route(
             "/eingang",
             axum::routing::post(move |headers: HeaderMap, _body: axum::body::Bytes| {
                 let seen = seen.clone();
+                arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 async move {
                     tokio::time::sleep(delay).await;
                     let id = header_text(&headers, "idempotency-key");
@@ -158,7 +169,7 @@ pub async fn counting_receiver(delay: std::time::Duration) -> (String, Seen) {
             }),
         )
     };
-    (serve(app, "/eingang").await, seen)
+    (serve(app, "/eingang").await, seen, arrived)
 }
 
 /// Serves `app` on a free port of loopback; the URL of `path` there.

@@ -128,15 +128,32 @@ async fn two_instances_on_postgresql_deliver_everything_once_when_one_is_killed(
         },
     )
     .await;
-    // A moment more for stragglers, then count.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // What the killed instance had sent but not yet recorded is sent again by the other
+    // one after the heartbeat timeout: every delivery ends recorded as done.
+    let count_done = || {
+        kopplung_tests::psql_in(
+            &database.name,
+            "SELECT 'done=' || COUNT(*) FROM deliveries WHERE step = 'done'",
+        )
+    };
+    eventually(
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        async || {
+            let done = count_done();
+            if done.contains(&format!("done={APPLICATIONS}")) {
+                Ok(())
+            } else {
+                Err(done)
+            }
+        },
+        |done| format!("not every delivery recorded: {done}\n{}", second.log()),
+    )
+    .await;
+    let done = count_done();
     let seen = seen.lock().await.clone();
     let duplicates: u32 = seen.values().map(|n| n - 1).sum();
     assert_eq!(seen.len(), APPLICATIONS, "unknown message ids arrived");
-    let done = kopplung_tests::psql_in(
-        &database.name,
-        "SELECT 'done=' || COUNT(*) FROM deliveries WHERE step = 'done'",
-    );
     kopplung_tests::faults::summary(
         "faults-instances-postgres",
         &[

@@ -4,14 +4,15 @@
 
 use std::time::{Duration, Instant};
 
-use kopplung_tests::shared::counting_receiver;
+use kopplung_tests::eventually;
+use kopplung_tests::shared::counting_receiver_with_arrivals;
 use kopplung_tests::{HubSetup, TestHub};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_deliveries_in_flight_and_refuses_new_work() {
     // A slow procedure: each answer takes 1.5 s.
-    let (url, seen) = counting_receiver(Duration::from_millis(1500)).await;
+    let (url, seen, arrived) = counting_receiver_with_arrivals(Duration::from_millis(1500)).await;
     let mut hub = TestHub::start(HubSetup::over_http("dresden-maengel", &url, 10_000)).await;
     let ids = hub
         .submit_all((0..3).map(|n| {
@@ -22,11 +23,16 @@ async fn sigterm_finishes_deliveries_in_flight_and_refuses_new_work() {
         }))
         .await;
     // All three are in flight at the slow procedure (it has not answered yet).
-    hub.wait_for_log(Duration::from_secs(10), |log| {
-        log.matches("prepared").count() >= 3
-    })
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        async || {
+            let n = arrived.load(std::sync::atomic::Ordering::SeqCst);
+            if n >= 3 { Ok(()) } else { Err(n) }
+        },
+        |n| format!("only {n} of 3 deliveries arrived:\n{}", hub.log()),
+    )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         seen.lock().await.is_empty(),
         "answered too early for this test"
