@@ -76,8 +76,11 @@ pub enum Unverified {
     UnknownProcedure,
     /// The procedure cannot send events (no receipt certificate); the reason.
     NoCertificate(String),
-    /// The signature or the content is refused; the reason may quote the content.
+    /// The signature is refused; the reason may quote the content.
     Refused(String),
+    /// The signature verified, but the signed content is no event; the reason may
+    /// quote the content.
+    Malformed(String),
 }
 
 /// Verifies signed events with the keys in force (the pipeline's keyring).
@@ -113,6 +116,15 @@ pub enum EventError {
     /// The reason may quote the event's content: for the sender, not the log.
     #[error("the event does not verify: {0}")]
     Unverifiable(String),
+    /// The signature verified; the content is no event. The reason may quote it.
+    #[error("the signed content is no event: {0}")]
+    Malformed(String),
+    /// The event lacks what its kind must carry (the field's name).
+    #[error("a {kind} event needs `{field}`")]
+    MissingField {
+        kind: &'static str,
+        field: &'static str,
+    },
     #[error("issued_at is no RFC 3339 time")]
     BadIssuedAt,
     #[error("issued more than {skew_secs} seconds in the future")]
@@ -124,8 +136,9 @@ pub enum EventError {
     /// The ids are not the hub's (no UUIDs).
     #[error("the event names no message of this hub")]
     NoSuchMessage,
-    #[error("the event's document is not valid base64")]
-    BadDocument,
+    /// The event's document cannot be kept as declared (why, without its content).
+    #[error("the event's document: {0}")]
+    BadDocument(&'static str),
     #[error("the receipt id was used for a different event")]
     ReceiptIdReused,
     #[error("the event does not follow from the application's state ({})", .0.as_str())]
@@ -148,12 +161,14 @@ impl EventError {
             Self::UnknownProcedure => "not-found",
             Self::NoCertificate(_) => "receipt-refused",
             Self::Unverifiable(_) => "receipt-unverifiable",
+            Self::Malformed(_) => "malformed-event",
+            Self::MissingField { .. } => "missing-field",
             Self::BadIssuedAt => "bad-issued-at",
             Self::IssuedInTheFuture { .. } => "issued-in-the-future",
             Self::TooOld { .. } => "event-too-old",
             Self::BadReceiptId => "bad-receipt-id",
             Self::NoSuchMessage | Self::NotDelivered => "unknown-message",
-            Self::BadDocument => "bad-document",
+            Self::BadDocument(_) => "bad-document",
             Self::ReceiptIdReused => "receipt-id-reused",
             Self::OutOfOrder(_) => "event-out-of-order",
             Self::AlreadyFinal => "application-final",
@@ -188,15 +203,20 @@ impl Events {
         self.record(procedure, event, signed).await
     }
 
-    /// Verifies the signature of an event of `procedure` with the keys in force.
+    /// Verifies the signature of an event of `procedure` with the keys in force, and
+    /// that it carries what its kind needs.
     pub fn verify(&self, procedure: &str, signed: &[u8]) -> Result<VerifiedEvent, EventError> {
-        self.verifier
-            .verify(procedure, signed)
-            .map_err(|unverified| match unverified {
-                Unverified::UnknownProcedure => EventError::UnknownProcedure,
-                Unverified::NoCertificate(reason) => EventError::NoCertificate(reason),
-                Unverified::Refused(reason) => EventError::Unverifiable(reason),
-            })
+        let event =
+            self.verifier
+                .verify(procedure, signed)
+                .map_err(|unverified| match unverified {
+                    Unverified::UnknownProcedure => EventError::UnknownProcedure,
+                    Unverified::NoCertificate(reason) => EventError::NoCertificate(reason),
+                    Unverified::Refused(reason) => EventError::Unverifiable(reason),
+                    Unverified::Malformed(reason) => EventError::Malformed(reason),
+                })?;
+        check_content(&event)?;
+        Ok(event)
     }
 
     /// Records an event that [`Events::verify`] verified (`signed` are its bytes).
@@ -258,6 +278,56 @@ pub fn check_issued_at(
     Ok(())
 }
 
+/// What each kind of event must carry: a rejection its problems, a query its
+/// question, a decision its document.
+pub fn check_content(event: &VerifiedEvent) -> Result<(), EventError> {
+    let missing = |kind, field| Err(EventError::MissingField { kind, field });
+    match event.kind {
+        EventKind::Reject if event.problem_types.is_empty() => missing("reject", "problems"),
+        EventKind::Query if event.message.is_none() => missing("query", "message"),
+        EventKind::Decision if event.document.is_none() => missing("decision", "document"),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a media type is a plain `type/subtype` (RFC 6838 names, no parameters): it
+/// is served back as the document's `Content-Type`.
+fn plain_media_type(media_type: &str) -> bool {
+    let name = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 127
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    media_type
+        .split_once('/')
+        .is_some_and(|(kind, subtype)| name(kind) && name(subtype))
+}
+
+/// The document's content if it can be kept as declared.
+fn document_content(document: &SignedDocument) -> Result<Vec<u8>, EventError> {
+    if !crate::intake::valid_filename(&document.filename) {
+        return Err(EventError::BadDocument(
+            "the filename is empty, too long, or holds a path or control character",
+        ));
+    }
+    if !plain_media_type(&document.media_type) {
+        return Err(EventError::BadDocument(
+            "media_type must be a plain type/subtype such as application/pdf",
+        ));
+    }
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(&document.content_base64)
+        .map_err(|_| EventError::BadDocument("content_base64 is not valid base64"))?;
+    if !crate::intake::content_matches(&document.media_type, &content) {
+        return Err(EventError::BadDocument(
+            "the content is not of the declared media_type (its file signature differs)",
+        ));
+    }
+    Ok(content)
+}
+
 /// Whether a receipt id is ours to keep in history and audit trail: short and plain.
 fn plain_receipt_id(id: &str) -> bool {
     !id.is_empty()
@@ -284,9 +354,7 @@ pub fn record_of(
     };
     let document = match event.document {
         Some(document) => {
-            let content = base64::engine::general_purpose::STANDARD
-                .decode(&document.content_base64)
-                .map_err(|_| EventError::BadDocument)?;
+            let content = document_content(&document)?;
             Some(EventDocument {
                 filename: document.filename,
                 media_type: document.media_type,
@@ -394,7 +462,81 @@ mod tests {
         });
         assert!(matches!(
             record_of("p", document, Vec::new()),
-            Err(EventError::BadDocument)
+            Err(EventError::BadDocument(_))
         ));
+    }
+
+    fn decision(filename: &str, media_type: &str, content: &[u8]) -> VerifiedEvent {
+        VerifiedEvent {
+            kind: EventKind::Decision,
+            message: Some("Ihrem Antrag wird stattgegeben.".into()),
+            problem_types: Vec::new(),
+            document: Some(SignedDocument {
+                filename: filename.into(),
+                media_type: media_type.into(),
+                content_base64: base64::engine::general_purpose::STANDARD.encode(content),
+            }),
+            ..event()
+        }
+    }
+
+    #[test]
+    fn a_document_must_be_what_it_declares() {
+        let kept = record_of(
+            "p",
+            decision("b.pdf", "application/pdf", b"%PDF-1.7\n"),
+            vec![],
+        );
+        assert_eq!(kept.unwrap().document.unwrap().content, b"%PDF-1.7\n");
+        // Types without a file signature to check are kept as declared.
+        let note = record_of("p", decision("h.xml", "application/xml", b"<a/>"), vec![]);
+        assert!(note.is_ok());
+        for (filename, media_type, content) in [
+            ("b.pdf", "application/pdf", &b"hello\n"[..]),
+            ("b.png", "image/png", b"%PDF-1.7"),
+            ("b.jpg", "image/jpeg", b"\x89PNG\r\n\x1a\n"),
+            ("b.pdf", "application/pdf; charset=x", b"%PDF-1.7"),
+            ("b.pdf", "pdf", b"%PDF-1.7"),
+            ("../b.pdf", "application/pdf", b"%PDF-1.7"),
+            ("", "application/pdf", b"%PDF-1.7"),
+        ] {
+            let refused = record_of("p", decision(filename, media_type, content), vec![]);
+            assert!(
+                matches!(refused, Err(EventError::BadDocument(_))),
+                "{filename} {media_type}"
+            );
+        }
+    }
+
+    #[test]
+    fn events_must_carry_what_their_kind_needs() {
+        let field = |event: &VerifiedEvent| match check_content(event) {
+            Ok(()) => None,
+            Err(EventError::MissingField { field, .. }) => Some(field),
+            Err(other) => panic!("{other}"),
+        };
+        let mut query = VerifiedEvent {
+            kind: EventKind::Query,
+            ..event()
+        };
+        assert_eq!(field(&query), Some("message"), "a query without a question");
+        query.message = Some("Bitte reichen Sie ein Foto nach.".into());
+        assert_eq!(field(&query), None);
+        let mut decision = decision("b.pdf", "application/pdf", b"%PDF-1.7");
+        assert_eq!(field(&decision), None);
+        decision.document = None;
+        assert_eq!(
+            field(&decision),
+            Some("document"),
+            "a decision without its document"
+        );
+        let mut reject = event();
+        assert_eq!(field(&reject), None);
+        reject.problem_types.clear();
+        assert_eq!(
+            field(&reject),
+            Some("problems"),
+            "a rejection without problems"
+        );
     }
 }

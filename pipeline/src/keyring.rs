@@ -135,6 +135,9 @@ pub enum ReceiptError {
     NoCertificate(String),
     #[error("{0}")]
     Refused(String),
+    /// The signature verified, but the signed content is no receipt.
+    #[error("{0}")]
+    Malformed(String),
 }
 
 /// The key material in force at one moment.
@@ -537,6 +540,10 @@ impl Keyring {
                     verified = Some(receipt);
                     break;
                 }
+                // The signature verified with this certificate: the content is at fault.
+                Err(kopplung_transformers::Error::ReceiptMalformed(reason)) => {
+                    return Err(ReceiptError::Malformed(reason));
+                }
                 Err(e) => {
                     refused.get_or_insert_with(|| e.to_string());
                 }
@@ -636,12 +643,11 @@ impl kopplung_core::events::EventVerifier for Keyring {
                 ReceiptError::UnknownProcedure(_) => Unverified::UnknownProcedure,
                 e @ ReceiptError::NoCertificate(_) => Unverified::NoCertificate(e.to_string()),
                 ReceiptError::Refused(reason) => Unverified::Refused(reason),
+                ReceiptError::Malformed(reason) => Unverified::Malformed(reason),
             })?;
-        // The hash of the receipt as JSON, whatever the profile: the same event sent
-        // again (or over another channel) is recognised as a duplicate.
-        let content_sha256 = hex::encode(openssl::sha::sha256(
-            &serde_json::to_vec(&receipt).unwrap_or_default(),
-        ));
+        // Whatever the profile and the time of issue: the same event sent again (or over
+        // another channel) is recognised as a duplicate.
+        let content_sha256 = receipt.content_sha256();
         Ok(VerifiedEvent {
             receipt_id: receipt.receipt_id,
             message_id: receipt.message_id,

@@ -71,6 +71,9 @@ pub trait Observer: Send + Sync {
     fn taken_over(&self, entries: u64);
     /// An application's message sealed at intake, or left to the outbox.
     fn sealed_at_intake(&self, sealed: bool);
+    /// What became of a signed receipt in a procedure's answer to a delivery
+    /// (`recorded`, `duplicate`, `unavailable`, or the problem type that refused it).
+    fn answer_receipt(&self, procedure: &str, outcome: &str);
 }
 
 /// Wakes the outbox when new work is committed (intake, retry now, replay).

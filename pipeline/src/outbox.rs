@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kopplung_adapters::{OutboundMessage, Outcome, Sink};
-use kopplung_core::events::{EventError, Events};
+use kopplung_core::events::{EventError, Events, Taken};
 use kopplung_core::store::{Claim, OutboxStore, Status, Step, StoreError, WorkItem};
 use kopplung_core::{Clock, InstanceId};
 use tokio::sync::{Semaphore, watch};
@@ -474,7 +474,7 @@ impl Dispatcher {
                 if let (true, Outcome::DeliveredWithReceipt(body), Some(events)) =
                     (recorded, &outcome, &self.events)
                 {
-                    take_reply(events, &item.procedure_id, body).await;
+                    take_reply(events, self.observer.as_ref(), &item.procedure_id, body).await;
                 }
             }
             Outcome::AwaitingPickup => {
@@ -569,15 +569,21 @@ fn taken_over() {
 }
 
 /// A signed receipt in an HTTP answer is an event like any other of that procedure; the
-/// message is delivered whatever becomes of it.
-async fn take_reply(events: &Events, procedure: &str, body: &Bytes) {
-    match events.take(procedure, body.to_vec()).await {
-        Ok(_) => {}
+/// message is delivered whatever becomes of it. A refused one is counted and logged
+/// with its problem type, and the message stays awaiting its receipt (see
+/// `docs/vendors.md`: the procedure sends it again to the receipts API).
+async fn take_reply(events: &Events, observer: &dyn Observer, procedure: &str, body: &Bytes) {
+    let outcome = match events.take(procedure, body.to_vec()).await {
+        Ok(Taken::Recorded { .. }) => "recorded",
+        Ok(Taken::Duplicate { .. }) => "duplicate",
         Err(EventError::Unavailable(_)) => {
             tracing::warn!(%procedure, "receipt in the delivery answer not recorded: the store is not reachable");
+            "unavailable"
         }
         Err(e) => {
-            tracing::warn!(%procedure, problem = e.kind(), "receipt in the delivery answer refused");
+            tracing::warn!(%procedure, problem = e.kind(), "receipt in the delivery answer refused; the message awaits its receipt");
+            e.kind()
         }
-    }
+    };
+    observer.answer_receipt(procedure, outcome);
 }

@@ -286,6 +286,7 @@ impl kopplung_pipeline::Observer for Counted {
     fn sealed_at_intake(&self, sealed: bool) {
         self.0.lock().unwrap().push(sealed);
     }
+    fn answer_receipt(&self, _: &str, _: &str) {}
 }
 
 #[tokio::test]

@@ -238,4 +238,10 @@ impl Observer for Metrics {
         let outcome = if sealed { "sealed" } else { "deferred" };
         self.sealed_at_intake.with_label_values(&[outcome]).inc();
     }
+
+    fn answer_receipt(&self, procedure: &str, outcome: &str) {
+        self.answer_receipts
+            .with_label_values(&[procedure, outcome])
+            .inc();
+    }
 }

@@ -50,6 +50,8 @@ pub struct Metrics {
     /// Applications whose message was sealed at intake (`sealed`) or left to the outbox
     /// (`deferred`: every prepare slot busy, large inline attachments, or it failed).
     pub sealed_at_intake: IntCounterVec,
+    /// Signed receipts in procedures' answers to deliveries, by procedure and outcome.
+    pub answer_receipts: IntCounterVec,
     /// PostgreSQL: how long a state change waited for one of its instance's audit chains
     /// (the serialisation left; instances never wait for each other). Empty on SQLite.
     pub store_lock_wait_seconds: Histogram,
@@ -283,6 +285,13 @@ impl Metrics {
             &["outcome"],
         )?;
         registry.register(Box::new(sealed_at_intake.clone()))?;
+        let answer_receipts = vector(
+            &registry,
+            IntCounterVec::new,
+            "kopplung_answer_receipts_total",
+            "Signed receipts in procedures' answers to HTTP deliveries, by procedure and outcome (recorded, duplicate, unavailable, or the problem type that refused it).",
+            &["procedure", "outcome"],
+        )?;
         let store_lock_wait_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "kopplung_store_lock_wait_seconds",
@@ -301,6 +310,7 @@ impl Metrics {
             retention_purged,
             outbox_taken_over,
             sealed_at_intake,
+            answer_receipts,
             store_lock_wait_seconds,
             registry,
             mapping_reloads,

@@ -183,6 +183,25 @@ fn no_transport_may_give_both_a_token_hash_and_a_token_file() {
 }
 
 #[test]
+fn plain_http_push_is_refused_unless_the_procedure_allows_it() {
+    let routing =
+        |delivery: &str| format!("{AUTHORITY}{}", procedure("dresden-maengel", "", delivery));
+    let plain = "transport = \"http\"\nurl = \"http://fv.example/eingang\"";
+    let error = load_with("", &routing(plain)).unwrap_err();
+    assert!(
+        error.contains("routing.toml: [[procedure]] dresden-maengel: delivery.url: `http://fv.example/eingang` is plain HTTP")
+            && error.contains("allow_plain_http = true"),
+        "{error}"
+    );
+    load_with("", &routing(&format!("{plain}\nallow_plain_http = true"))).unwrap();
+    load_with(
+        "",
+        &routing("transport = \"http\"\nurl = \"https://fv.example/eingang\""),
+    )
+    .unwrap();
+}
+
+#[test]
 fn every_problem_of_every_section_is_named_at_once() {
     let extra = "[audit]\ncheckpoint_secs = 0\n\n[[clerk]]\nid = \"anna\"\nname = \"Anna\"\n";
     let routing = format!(

@@ -73,7 +73,9 @@ impl HubSetup {
                 deliver_over(
                     &routing,
                     &procedure,
-                    &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = {timeout_ms}"),
+                    &format!(
+                        "transport = \"http\"\nallow_plain_http = true\nurl = \"{url}\"\ntimeout_ms = {timeout_ms}"
+                    ),
                 )
             })),
             ..Self::default()

@@ -468,12 +468,12 @@ async fn operators_retry_now_and_replay_dead_letters() {
             let routing = deliver_over(
                 &routing,
                 "dresden-maengel",
-                &format!("transport = \"http\"\nurl = \"{dresden_url}\"\ntimeout_ms = 5000"),
+                &format!("transport = \"http\"\nallow_plain_http = true\nurl = \"{dresden_url}\"\ntimeout_ms = 5000"),
             );
             deliver_over(
                 &routing,
                 "chemnitz-maengel",
-                &format!("transport = \"http\"\nurl = \"{chemnitz_url}\"\ntimeout_ms = 5000"),
+                &format!("transport = \"http\"\nallow_plain_http = true\nurl = \"{chemnitz_url}\"\ntimeout_ms = 5000"),
             )
         })),
         before_start: |pki| {

@@ -213,6 +213,56 @@ async fn a_signed_receipt_in_the_http_answer_is_verified_and_applied() {
 }
 
 #[tokio::test]
+async fn a_refused_receipt_in_the_http_answer_is_counted_and_the_message_awaits_its_receipt() {
+    let pki: Arc<std::sync::Mutex<Option<std::path::PathBuf>>> = Arc::default();
+    let answered = Arc::new(AtomicU32::new(0));
+    let (url, _arrivals) = {
+        let (pki, answered) = (pki.clone(), answered.clone());
+        receiver(Arc::new(move |_, arrival| {
+            let Some(dir) = pki.lock().unwrap().clone() else {
+                return status_with(503, Some("1"));
+            };
+            // The first answer is a rejection without its problems (signed correctly);
+            // the vendor's fix, an acceptance, comes with the next message.
+            let first = answered.fetch_add(1, Ordering::SeqCst) == 0;
+            let receipt = json!({
+                "receipt_id": format!("eingang-{}", arrival.message_id),
+                "procedure": "dresden-maengel",
+                "message_id": arrival.message_id,
+                "application_id": arrival.application_id,
+                "event": if first { "reject" } else { "accept" },
+                "issued_at": kopplung_tests::now_rfc3339()
+            });
+            let signed = sign_cms_receipt(&dir, "dresden-maengel", &receipt);
+            (StatusCode::OK, signed).into_response()
+        }))
+        .await
+    };
+    let hub = hub_over_http(&url).await;
+    *pki.lock().unwrap() = Some(hub.pki_dir());
+    let (first, _) = submit_until(&hub, "delivered").await;
+    hub.wait_for_metric(
+        r#"kopplung_answer_receipts_total{outcome="missing-field",procedure="dresden-maengel"}"#,
+        1.0,
+    )
+    .await;
+    hub.wait_for_log(Duration::from_secs(10), |log| {
+        log.contains("receipt in the delivery answer refused")
+    })
+    .await;
+    // Delivered, not confirmed: it waits for its receipt (and its deadline).
+    assert_eq!(hub.status(&first).await["status"], "delivered");
+    let (_, second) = submit_until(&hub, "received").await;
+    assert_eq!(second["delivery"]["procedure"], "dresden-maengel");
+    hub.wait_for_metric(
+        r#"kopplung_answer_receipts_total{outcome="recorded",procedure="dresden-maengel"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(hub.status(&first).await["status"], "delivered");
+}
+
+#[tokio::test]
 async fn a_hanging_procedure_does_not_delay_the_others() {
     // Accepts connections and never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -230,7 +280,7 @@ async fn a_hanging_procedure_does_not_delay_the_others() {
             deliver_over(
                 &routing,
                 "dresden-maengel",
-                &format!("transport = \"http\"\nurl = \"{url}\"\ntimeout_ms = 60000"),
+                &format!("transport = \"http\"\nallow_plain_http = true\nurl = \"{url}\"\ntimeout_ms = 60000"),
             )
             .replacen(
                 "id = \"dresden-maengel\"\n",

@@ -416,7 +416,7 @@ async fn a_misbehaving_http_procedure_gets_everything_or_a_dead_letter_with_reas
                 &routing,
                 "dresden-maengel",
                 &format!(
-                    "transport = \"http\"\nurl = \"{url}\"\nconnect_timeout_ms = 500\ntimeout_ms = {HTTP_TIMEOUT_MS}\n\n\
+                    "transport = \"http\"\nallow_plain_http = true\nurl = \"{url}\"\nconnect_timeout_ms = 500\ntimeout_ms = {HTTP_TIMEOUT_MS}\n\n\
                      [procedure.retry]\nmax_attempts = 4\nbase_delay_ms = 50\nmax_delay_ms = 300"
                 ),
             )

@@ -118,7 +118,7 @@ async fn the_reference_procedures_answer_over_http_and_pull_too() {
                 &routing,
                 "dresden-maengel",
                 &format!(
-                    "transport = \"http\"\nurl = \"http://127.0.0.1:{port}/fachverfahren/eingang\""
+                    "transport = \"http\"\nallow_plain_http = true\nurl = \"http://127.0.0.1:{port}/fachverfahren/eingang\""
                 ),
             );
             deliver_over(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use base64::Engine;
 use kopplung_tests::shared::answer;
 use kopplung_tests::{
     HubSetup, TestHub, amqp, delete_queue, drain_and_delete, python_with_jwcrypto, run_ok,
@@ -155,6 +156,94 @@ async fn cms_receipts_signed_with_openssl_are_verified_and_tampering_is_refused(
     )
     .await;
     assert_eq!(code, 422);
+    delete_queue(&broker, &hub.queue("dresden-maengel")).await;
+}
+
+#[tokio::test]
+async fn what_an_event_lacks_or_misdeclares_is_named_and_a_rebuilt_receipt_is_the_same() {
+    let (broker, hub, pki) = hub_with_pki().await;
+    let status = delivered(&hub, MAENGEL, "146120000000", MAENGEL_MINIMAL).await;
+    let id = status["id"].as_str().unwrap();
+    let post = async |event: &Value| {
+        let signed = sign_cms_receipt(&pki, "dresden-maengel", event);
+        post_receipt(&hub, "dresden-maengel", signed, "application/pkcs7-mime").await
+    };
+    let event = |receipt_id: &str, kind: &str| {
+        json!({
+            "receipt_id": receipt_id,
+            "procedure": "dresden-maengel",
+            "message_id": status["delivery"]["message_id"],
+            "application_id": id,
+            "event": kind,
+            "issued_at": kopplung_tests::now_rfc3339()
+        })
+    };
+    let refused = async |event: &Value, code: u16, kind: &str| {
+        let (status, problem) = post(event).await;
+        assert_eq!(status, code, "{problem}");
+        assert_eq!(problem["type"], format!("urn:kopplung:problem:{kind}"));
+        problem
+    };
+
+    let accept = event("eingang-1", "accept");
+    assert_eq!(post(&accept).await.0, 200);
+    // A retry that rebuilds the receipt (a new issued_at, signed anew): the same receipt.
+    let mut rebuilt = accept.clone();
+    rebuilt["issued_at"] = json!("2000-01-01T00:00:00Z");
+    refused(&rebuilt, 422, "event-too-old").await;
+    rebuilt["issued_at"] = json!(kopplung_tests::now_rfc3339());
+    let (code, answer) = post(&rebuilt).await;
+    assert_eq!(
+        (code, answer["duplicate"].clone()),
+        (200, json!(true)),
+        "{answer}"
+    );
+    // Other content under the same id is another receipt.
+    refused(&event("eingang-1", "in_progress"), 409, "receipt-id-reused").await;
+
+    // Signed correctly, but lacking what the kind needs: named, never "unverifiable".
+    let problem = refused(&event("bescheid-1", "decision"), 422, "missing-field").await;
+    assert!(
+        problem["title"].as_str().unwrap().contains("document"),
+        "{problem}"
+    );
+    let problem = refused(&event("abgelehnt-1", "reject"), 422, "missing-field").await;
+    assert!(
+        problem["title"].as_str().unwrap().contains("problems"),
+        "{problem}"
+    );
+    let mut no_event = event("ohne-art", "accept");
+    no_event.as_object_mut().unwrap().remove("event");
+    let problem = refused(&no_event, 422, "malformed-event").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("event"),
+        "{problem}"
+    );
+
+    // A document that is not what it declares.
+    let with_document = |content: &[u8]| {
+        let mut decision = event("bescheid-2", "decision");
+        decision["message"] = json!("Ihrem Antrag wird stattgegeben.");
+        decision["document"] = json!({
+            "filename": "bescheid.pdf",
+            "media_type": "application/pdf",
+            "content_base64": base64::engine::general_purpose::STANDARD.encode(content)
+        });
+        decision
+    };
+    let problem = refused(&with_document(b"hello\n"), 422, "bad-document").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("media_type"),
+        "{problem}"
+    );
+    assert_eq!(
+        hub.status(id).await["status"],
+        "received",
+        "nothing changed"
+    );
+    let (code, answer) = post(&with_document(b"%PDF-1.7\nBescheid")).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(hub.status(id).await["status"], "decided");
     delete_queue(&broker, &hub.queue("dresden-maengel")).await;
 }
 

@@ -247,12 +247,16 @@ fn check_connect_reports_a_closed_broker_and_http_endpoint_as_failed() {
     let routing = deliver_over(
         &routing,
         "dresden-maengel",
-        &format!("transport = \"http\"\nurl = \"http://127.0.0.1:{open}/in\"\n"),
+        &format!(
+            "transport = \"http\"\nallow_plain_http = true\nurl = \"http://127.0.0.1:{open}/in\"\n"
+        ),
     );
     let routing = deliver_over(
         &routing,
         "leipzig-maengel",
-        &format!("transport = \"http\"\nurl = \"http://127.0.0.1:{closed_http}/in\"\n"),
+        &format!(
+            "transport = \"http\"\nallow_plain_http = true\nurl = \"http://127.0.0.1:{closed_http}/in\"\n"
+        ),
     );
     std::fs::write(&routing_path, routing).unwrap();
 

@@ -91,7 +91,7 @@ async fn decisions_left_in_the_old_reply_queue_are_taken_after_a_switch_to_http(
     let switched = deliver_over(
         &routing,
         PROCEDURE,
-        "transport = \"http\"\nurl = \"http://127.0.0.1:9/receive\"\nconnect_timeout_ms = 1000\ntimeout_ms = 5000",
+        "transport = \"http\"\nallow_plain_http = true\nurl = \"http://127.0.0.1:9/receive\"\nconnect_timeout_ms = 1000\ntimeout_ms = 5000",
     );
     assert!(!switched.contains(&reply_queue));
     std::fs::write(&routing_file, switched).unwrap();

@@ -52,6 +52,9 @@ pub enum Error {
     KeyFile { path: PathBuf, reason: String },
     #[error("receipt refused: {0}")]
     ReceiptRefused(String),
+    /// The signature verified, but the signed content is no receipt.
+    #[error("receipt malformed: {0}")]
+    ReceiptMalformed(String),
     #[error("certificate refused: {0}")]
     Certificate(String),
     #[error("{context}: {source}")]

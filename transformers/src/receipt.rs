@@ -103,20 +103,15 @@ impl ReceiptEvent {
 }
 
 impl Receipt {
-    /// Checks what each kind of event must carry.
-    pub fn check(&self) -> Result<(), Error> {
-        match self.event {
-            ReceiptEvent::Reject if self.problems.is_empty() => {
-                Err(refused("a reject event needs problems"))
-            }
-            ReceiptEvent::Query if self.message.is_none() => {
-                Err(refused("a query event needs a message"))
-            }
-            ReceiptEvent::Decision if self.document.is_none() => {
-                Err(refused("a decision event needs a document"))
-            }
-            _ => Ok(()),
-        }
+    /// SHA-256 (hex) of what the receipt says, without `issued_at`: a procedure that
+    /// rebuilds and signs the same receipt again for a retry (with a new time) sends the
+    /// same receipt, recognised as such; anything else under the same id is another one.
+    pub fn content_sha256(&self) -> String {
+        let mut content = self.clone();
+        content.issued_at = String::new();
+        hex::encode(openssl::sha::sha256(
+            &serde_json::to_vec(&content).unwrap_or_default(),
+        ))
     }
 }
 
@@ -131,6 +126,11 @@ pub struct ReceiptProblem {
 
 fn refused(reason: impl Into<String>) -> Error {
     Error::ReceiptRefused(reason.into())
+}
+
+/// The signature verified, but what it signs is no receipt.
+fn malformed(reason: impl Into<String>) -> Error {
+    Error::ReceiptMalformed(reason.into())
 }
 
 /// Signs a receipt as CMS SignedData (what a procedure does in the `cms` profile).
@@ -167,10 +167,7 @@ pub fn verify_cms(der: &[u8], signer: &X509, anchors: &TrustAnchors) -> Result<R
         CMSOptions::BINARY | CMSOptions::NOINTERN,
     )
     .map_err(|_| refused("the signature does not verify with the procedure's certificate"))?;
-    let receipt: Receipt =
-        serde_json::from_slice(&content).map_err(|e| refused(format!("not a receipt: {e}")))?;
-    receipt.check()?;
-    Ok(receipt)
+    serde_json::from_slice(&content).map_err(|e| malformed(format!("not a receipt: {e}")))
 }
 
 fn algorithm_of(key: Id, bits: u32) -> Result<&'static str, Error> {
@@ -283,37 +280,37 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
         }
     };
     if header.token_type() != Some("secevent+jwt") {
-        return Err(refused("typ is not secevent+jwt"));
+        return Err(malformed("typ is not secevent+jwt"));
     }
     let text = |name: &str| -> Result<String, Error> {
         payload
             .claim(name)
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| refused(format!("claim {name} is missing")))
+            .ok_or_else(|| malformed(format!("claim {name} is missing")))
     };
     let message_id = text("sub")?
         .strip_prefix("message:")
         .map(str::to_owned)
-        .ok_or_else(|| refused("sub is not message:<id>"))?;
+        .ok_or_else(|| malformed("sub is not message:<id>"))?;
     let application_id = text("txn")?
         .strip_prefix("application:")
         .map(str::to_owned)
-        .ok_or_else(|| refused("txn is not application:<id>"))?;
+        .ok_or_else(|| malformed("txn is not application:<id>"))?;
     let events: &Map<String, Value> = payload
         .claim("events")
         .and_then(Value::as_object)
-        .ok_or_else(|| refused("claim events is missing"))?;
+        .ok_or_else(|| malformed("claim events is missing"))?;
     let mut entries = events.iter();
     let (Some((uri, body)), None) = (entries.next(), entries.next()) else {
-        return Err(refused("events must hold exactly one event"));
+        return Err(malformed("events must hold exactly one event"));
     };
     let event = uri
         .strip_prefix(EVENT_PREFIX)
         .and_then(ReceiptEvent::from_uri_name)
-        .ok_or_else(|| refused(format!("unknown event {uri}")))?;
+        .ok_or_else(|| malformed(format!("unknown event {uri}")))?;
     let problems = serde_json::from_value(body.get("problems").cloned().unwrap_or(json!([])))
-        .map_err(|e| refused(format!("problems: {e}")))?;
+        .map_err(|e| malformed(format!("problems: {e}")))?;
     let message = body
         .get("message")
         .and_then(Value::as_str)
@@ -321,7 +318,7 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
     let document = match body.get("document") {
         Some(document) => Some(
             serde_json::from_value(document.clone())
-                .map_err(|e| refused(format!("document: {e}")))?,
+                .map_err(|e| malformed(format!("document: {e}")))?,
         ),
         None => None,
     };
@@ -339,8 +336,8 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
-        .ok_or_else(|| refused("claim iat is missing or not seconds since 1970"))?;
-    let receipt = Receipt {
+        .ok_or_else(|| malformed("claim iat is missing or not seconds since 1970"))?;
+    Ok(Receipt {
         receipt_id: text("jti")?,
         procedure: text("iss")?,
         message_id,
@@ -350,7 +347,5 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
         message,
         document,
         issued_at,
-    };
-    receipt.check()?;
-    Ok(receipt)
+    })
 }

@@ -81,13 +81,46 @@ fn receipts_verify_only_with_the_procedure_certificate_and_detect_tampering() {
 }
 
 #[test]
-fn events_must_carry_what_their_kind_needs() {
-    let mut query = receipt(ReceiptEvent::Accept);
-    query.event = ReceiptEvent::Query;
-    assert!(query.check().is_err(), "a query without a question");
-    query.message = Some("Bitte reichen Sie ein Foto nach.".into());
-    query.check().unwrap();
+fn the_content_hash_ignores_only_the_time_of_issue() {
+    let first = receipt(ReceiptEvent::Decision);
+    let mut again = first.clone();
+    again.issued_at = "2026-11-30T10:05:00Z".into();
+    assert_eq!(first.content_sha256(), again.content_sha256());
+    let mut other = first.clone();
+    other.message = Some("Ihr Antrag wird abgelehnt.".into());
+    assert_ne!(first.content_sha256(), other.content_sha256());
+}
+
+#[test]
+fn signed_content_that_is_no_receipt_is_malformed_not_unverifiable() {
+    use kopplung_transformers::Error;
+    use openssl::cms::{CMSOptions, CmsContentInfo};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &[]).unwrap();
+    let cert = load_certificate(&pki.hub_cert()).unwrap();
+    let key = PKey::private_key_from_pem(&std::fs::read(pki.hub_key()).unwrap()).unwrap();
+    let anchors = TrustAnchors::load(&pki.ca_cert()).unwrap();
+    // A receipt without `event`, signed correctly: the procedure's fault is the content.
+    let json = br#"{"receipt_id":"r","procedure":"p","message_id":"m","application_id":"a","issued_at":"2026-11-30T10:00:00Z"}"#;
+    let cms = CmsContentInfo::sign(
+        Some(&cert),
+        Some(&key),
+        None,
+        Some(json),
+        CMSOptions::BINARY,
+    )
+    .unwrap()
+    .to_der()
+    .unwrap();
+    let error = verify_cms(&cms, &cert, &anchors).unwrap_err();
+    assert!(
+        matches!(&error, Error::ReceiptMalformed(reason) if reason.contains("event")),
+        "{error}"
+    );
+    // A decision without its document verifies: what it lacks is the core's to say.
     let mut decision = receipt(ReceiptEvent::Decision);
     decision.document = None;
-    assert!(decision.check().is_err(), "a decision without its document");
+    let cms = sign_cms(&decision, &cert, &key).unwrap();
+    assert_eq!(verify_cms(&cms, &cert, &anchors).unwrap(), decision);
 }

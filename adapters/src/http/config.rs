@@ -28,6 +28,11 @@ pub struct HttpSinkConfig {
     pub client_certificate: Option<PathBuf>,
     #[serde(default)]
     pub client_key: Option<PathBuf>,
+    /// Whether `url` may be plain `http://`. Messages are sealed end to end, but the
+    /// procedure's API token and the transport metadata are not; only for a
+    /// TLS-terminating proxy on the procedure's own host, or for tests.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 fn default_connect_timeout() -> u64 {
@@ -46,6 +51,7 @@ impl HttpSinkConfig {
             server_ca: None,
             client_certificate: None,
             client_key: None,
+            allow_plain_http: false,
         }
     }
 
@@ -63,6 +69,15 @@ impl HttpSinkConfig {
                 problems.push(ConfigProblem::new(
                     "url",
                     format!("`{}`: need http:// or https:// and a host", self.url),
+                ));
+            }
+            Ok(uri) if uri.scheme_str() == Some("http") && !self.allow_plain_http => {
+                problems.push(ConfigProblem::new(
+                    "url",
+                    format!(
+                        "`{}` is plain HTTP: use https:// (TLS 1.2 or newer), or set allow_plain_http = true where a TLS-terminating proxy runs on the procedure's host",
+                        self.url
+                    ),
                 ));
             }
             Ok(_) => {}

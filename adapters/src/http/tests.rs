@@ -14,9 +14,18 @@ use super::*;
 use crate::test_support::receiver;
 use crate::{OutboundMessage, Outcome, Sink};
 
+/// Settings for a loopback receiver without TLS (which production refuses unless
+/// allowed per procedure).
+fn plain_http(url: impl Into<String>) -> HttpSinkConfig {
+    HttpSinkConfig {
+        allow_plain_http: true,
+        ..HttpSinkConfig::new(url)
+    }
+}
+
 /// A sink for `url` with the system's trust store and no client certificate.
 fn plain_sink(url: impl Into<String>) -> HttpSink {
-    HttpSink::new(HttpSinkConfig::new(url), HttpTls::default()).expect("sink")
+    HttpSink::new(plain_http(url), HttpTls::default()).expect("sink")
 }
 
 fn message() -> OutboundMessage {
@@ -181,7 +190,7 @@ async fn a_receiver_that_never_answers_is_cut_off_and_retried() {
             held.push(stream);
         }
     });
-    let mut config = HttpSinkConfig::new(format!("http://{addr}/inbox"));
+    let mut config = plain_http(format!("http://{addr}/inbox"));
     config.timeout_ms = 300;
     config.connect_timeout_ms = 300;
     let sink = HttpSink::new(config, HttpTls::default()).expect("sink");
@@ -228,6 +237,20 @@ fn bad_configurations_are_named() {
     config.timeout_ms = 0;
     let keys: Vec<&str> = config.problems().iter().map(|p| p.key).collect();
     assert_eq!(keys, ["url", "timeout_ms", "client_key"]);
+}
+
+#[test]
+fn plain_http_is_refused_unless_allowed_for_the_procedure() {
+    let plain = HttpSinkConfig::new("http://fv.example/inbox");
+    let problems = plain.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].key, "url");
+    assert!(
+        problems[0].to_string().contains("allow_plain_http"),
+        "{problems:?}"
+    );
+    assert_eq!(plain_http("http://fv.example/inbox").problems(), Vec::new());
+    assert!(HttpSink::new(plain, HttpTls::default()).is_err());
 }
 
 mod mtls {
@@ -349,7 +372,7 @@ mod mtls {
         let client = certificate("kopplung hub", &client_key, Some((&ca, &ca_key)), false);
         let (url, reports) = tls_server(&ca, server, server_key);
 
-        let mut config = HttpSinkConfig::new(&url);
+        let mut config = plain_http(&url);
         config.client_certificate = Some("client.crt".into());
         config.client_key = Some("client.key".into());
         let with_cert = HttpSink::new(
@@ -365,7 +388,7 @@ mod mtls {
 
         // Without a client certificate the server refuses the handshake.
         let without = HttpSink::new(
-            HttpSinkConfig::new(&url),
+            plain_http(&url),
             HttpTls {
                 server_ca: Some(ca.clone()),
                 client: None,
@@ -381,7 +404,7 @@ mod mtls {
         let other_ca_key = key();
         let other_ca = certificate("Other CA", &other_ca_key, None, false);
         let untrusting = HttpSink::new(
-            HttpSinkConfig::new(&url),
+            plain_http(&url),
             HttpTls {
                 server_ca: Some(other_ca),
                 client: None,
@@ -412,7 +435,7 @@ async fn a_silent_receiver_is_cut_off_at_the_timeout_on_the_paused_clock() {
             std::thread::sleep(Duration::from_secs(30));
         }
     });
-    let mut config = HttpSinkConfig::new(format!("http://{addr}/inbox"));
+    let mut config = plain_http(format!("http://{addr}/inbox"));
     config.timeout_ms = 20_000;
     let sink = HttpSink::new(config, HttpTls::default()).expect("sink");
     // The first delivery opens the pooled connection in real time.

@@ -110,10 +110,19 @@ pub fn accepted_detail(client_id: &str) -> String {
     format!("accepted from client {client_id}")
 }
 
-/// A receipt whose id was recorded before: the same receipt again (same content, even
-/// if signed anew) or a different one under a used id.
-pub fn repeated_receipt(earlier_content_sha256: &str, receipt: &ReceiptRecord) -> ReceiptOutcome {
-    if earlier_content_sha256 == receipt.content_sha256 {
+/// A receipt whose id was recorded before (with these hashes of its content and of
+/// its signed bytes): the same receipt again — the same bytes, or the same content
+/// signed anew at another time — or a different one under a used id.
+pub fn repeated_receipt(
+    earlier_content_sha256: &str,
+    earlier_signed_sha256: &str,
+    receipt: &ReceiptRecord,
+) -> ReceiptOutcome {
+    // The signed bytes also decide for receipts recorded before the content hash left
+    // out `issued_at`.
+    if earlier_content_sha256 == receipt.content_sha256
+        || earlier_signed_sha256 == crate::audit::sha256_hex(&receipt.signed)
+    {
         ReceiptOutcome::Duplicate
     } else {
         ReceiptOutcome::Conflict

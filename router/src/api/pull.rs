@@ -163,7 +163,9 @@ pub async fn acknowledge(
             Err(e) => {
                 let reason = match e {
                     EventError::NoCertificate(reason) | EventError::Unverifiable(reason) => reason,
-                    _ => format!("no procedure {procedure}"),
+                    EventError::UnknownProcedure => format!("no procedure {procedure}"),
+                    // The signature verified: the content is at fault, and says how.
+                    other => return Problem::from(other).into_response(),
                 };
                 tracing::warn!(%procedure, "unverifiable receipt with an acknowledgement refused");
                 return Problem::new(

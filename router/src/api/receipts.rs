@@ -119,6 +119,14 @@ impl From<EventError> for Problem {
                 "The receipt does not verify with the procedure's certificate",
             )
             .detail(reason),
+            EventError::Malformed(reason) => unprocessable(
+                "The signature verifies, but the signed content is no event of the documented form",
+            )
+            .detail(reason),
+            EventError::MissingField { kind, field } => {
+                unprocessable(&format!("A {kind} event needs `{field}`"))
+                    .detail(format!("add `{field}` to the event and sign it again"))
+            }
             EventError::BadIssuedAt => unprocessable("issued_at must be an RFC 3339 time"),
             EventError::IssuedInTheFuture { skew_secs } => {
                 unprocessable("The event is issued in the future").detail(format!(
@@ -133,7 +141,9 @@ impl From<EventError> for Problem {
             }
             EventError::NoSuchMessage => unprocessable("The receipt names no message of this hub"),
             EventError::NotDelivered => unprocessable("This procedure was not delivered that message"),
-            EventError::BadDocument => unprocessable("The event's document is not valid base64"),
+            EventError::BadDocument(reason) => {
+                unprocessable("The event's document cannot be accepted").detail(reason)
+            }
             EventError::ReceiptIdReused => {
                 conflict("This receipt id was used for a different receipt")
             }

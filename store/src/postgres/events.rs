@@ -29,16 +29,17 @@ impl PostgresStore {
         .bind(receipt.application_id.to_string())
         .fetch_optional(&mut *tx)
         .await.sql()?;
-        let earlier: Option<String> = sqlx::query_scalar(
-            "SELECT content_sha256 FROM receipts WHERE procedure_id = $1 AND receipt_id = $2",
+        let earlier: Option<(String, String)> = sqlx::query_as(
+            "SELECT content_sha256, signed_sha256 FROM receipts
+             WHERE procedure_id = $1 AND receipt_id = $2",
         )
         .bind(&receipt.procedure_id)
         .bind(&receipt.receipt_id)
         .fetch_optional(&mut *tx)
         .await
         .sql()?;
-        if let Some(earlier) = earlier {
-            return Ok(Some(rules::repeated_receipt(&earlier, receipt)));
+        if let Some((content, signed)) = earlier {
+            return Ok(Some(rules::repeated_receipt(&content, &signed, receipt)));
         }
         match write.plan(entry)? {
             ReceiptPlan::Refuse(outcome) => return Ok(Some(outcome)),

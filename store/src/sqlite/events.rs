@@ -10,18 +10,19 @@ fn record_receipt(
     tx: &mut WriteTx<'_>,
     receipt: &ReceiptRecord,
 ) -> Result<ReceiptOutcome, StoreError> {
-    let earlier: Option<String> = tx
+    let earlier: Option<(String, String)> = tx
         .prepare_cached(
-            "SELECT content_sha256 FROM receipts WHERE procedure_id = ?1 AND receipt_id = ?2",
+            "SELECT content_sha256, signed_sha256 FROM receipts
+             WHERE procedure_id = ?1 AND receipt_id = ?2",
         )
         .sql()?
         .query_row(params![receipt.procedure_id, receipt.receipt_id], |row| {
-            row.get(0)
+            Ok((row.get(0)?, row.get(1)?))
         })
         .optional()
         .sql()?;
-    if let Some(earlier) = earlier {
-        return Ok(rules::repeated_receipt(&earlier, receipt));
+    if let Some((content, signed)) = earlier {
+        return Ok(rules::repeated_receipt(&content, &signed, receipt));
     }
     let write = ReceiptWrite::of(receipt);
     // The message must have gone to this procedure, for this application, and left.

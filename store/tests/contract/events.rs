@@ -32,14 +32,19 @@ pub(crate) async fn a_receipt_that_overtakes_the_delivered_commit_records_both(b
         ["accepted", "prepared", "delivered", "received"]
     );
     // Again: the same receipt, also signed anew, is a duplicate; other content under
-    // its id a conflict.
+    // its id a conflict. The same signed bytes are the same receipt even where the
+    // content hash was recorded under an earlier definition.
     let mut resigned = receipt.clone();
     resigned.signed = b"the same receipt, signed again".to_vec();
+    let mut rehashed = receipt.clone();
+    rehashed.content_sha256 = "the content hash of an earlier definition".into();
     let mut other = receipt.clone();
     other.content_sha256 = "another content".into();
+    other.signed = b"another receipt under the same id".to_vec();
     for (again, expected) in [
         (&receipt, ReceiptOutcome::Duplicate),
         (&resigned, ReceiptOutcome::Duplicate),
+        (&rehashed, ReceiptOutcome::Duplicate),
         (&other, ReceiptOutcome::Conflict),
     ] {
         assert_eq!(store.record_receipt(again).await.unwrap(), expected);
