@@ -227,29 +227,47 @@ impl Events {
         signed: Vec<u8>,
     ) -> Result<Taken, EventError> {
         let record = record_of(procedure, event, signed)?;
-        let (application_id, message_id) = (record.application_id, record.message_id);
-        match self.store.record_receipt(&record).await {
-            Ok(ReceiptOutcome::Applied(status)) => {
-                tracing::info!(%procedure, %application_id, %message_id, status = status.as_str(), "receipt recorded");
-                Ok(Taken::Recorded {
-                    receipt_id: record.receipt_id,
-                    status,
-                })
-            }
-            Ok(ReceiptOutcome::Duplicate) => Ok(Taken::Duplicate {
-                receipt_id: record.receipt_id,
-            }),
-            Ok(ReceiptOutcome::Conflict) => Err(EventError::ReceiptIdReused),
-            Ok(ReceiptOutcome::OutOfOrder(current)) => Err(EventError::OutOfOrder(current)),
-            Ok(ReceiptOutcome::AlreadyFinal) => Err(EventError::AlreadyFinal),
-            Ok(ReceiptOutcome::UnknownMessage) => {
-                tracing::warn!(%procedure, %message_id, "receipt for a message this procedure did not receive");
-                Err(EventError::NotDelivered)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "recording a receipt failed");
-                Err(EventError::Unavailable(e))
-            }
+        let outcome = self.store.record_receipt(&record).await;
+        let taken = answer(procedure, &record, outcome)?;
+        if let Taken::Recorded { status, .. } = &taken {
+            let (application_id, message_id) = (record.application_id, record.message_id);
+            tracing::info!(%procedure, %application_id, %message_id, status = status.as_str(), "receipt recorded");
+        }
+        Ok(taken)
+    }
+
+    /// A dry run of [`Events::take`]: every check, against the store as it is now, and
+    /// nothing recorded. `Taken::Recorded` means the event would be recorded.
+    pub async fn check(&self, procedure: &str, signed: Vec<u8>) -> Result<Taken, EventError> {
+        let event = self.verify(procedure, &signed)?;
+        check_issued_at(&event.issued_at, self.clock.now(), &self.limits)?;
+        let record = record_of(procedure, event, signed)?;
+        let outcome = self.store.check_receipt(&record).await;
+        answer(procedure, &record, outcome)
+    }
+}
+
+/// What the store's answer about `record` means for the procedure.
+fn answer(
+    procedure: &str,
+    record: &ReceiptRecord,
+    outcome: Result<ReceiptOutcome, StoreError>,
+) -> Result<Taken, EventError> {
+    let receipt_id = record.receipt_id.clone();
+    match outcome {
+        Ok(ReceiptOutcome::Applied(status)) => Ok(Taken::Recorded { receipt_id, status }),
+        Ok(ReceiptOutcome::Duplicate) => Ok(Taken::Duplicate { receipt_id }),
+        Ok(ReceiptOutcome::Conflict) => Err(EventError::ReceiptIdReused),
+        Ok(ReceiptOutcome::OutOfOrder(current)) => Err(EventError::OutOfOrder(current)),
+        Ok(ReceiptOutcome::AlreadyFinal) => Err(EventError::AlreadyFinal),
+        Ok(ReceiptOutcome::UnknownMessage) => {
+            let message_id = record.message_id;
+            tracing::warn!(%procedure, %message_id, "receipt for a message this procedure did not receive");
+            Err(EventError::NotDelivered)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading or recording a receipt failed");
+            Err(EventError::Unavailable(e))
         }
     }
 }

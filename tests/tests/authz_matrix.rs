@@ -267,6 +267,12 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
         ),
         post(
             "/api/v1/procedures/dresden-maengel/receipts",
+            Some((foreign_receipt.clone(), "application/pkcs7-mime")),
+            401,
+            &[(Nobody, 403), (OwnProcedure, 403)],
+        ),
+        post(
+            "/api/v1/procedures/dresden-maengel/events/check",
             Some((foreign_receipt, "application/pkcs7-mime")),
             401,
             &[(Nobody, 403), (OwnProcedure, 403)],

@@ -64,6 +64,11 @@ const NOT_PROVOKED: &[(&str, u16, &str)] = &[
         "a body over 16 MiB",
     ),
     (
+        "POST /api/v1/procedures/{id}/events/check",
+        413,
+        "a body over 16 MiB",
+    ),
+    (
         "POST /api/v1/procedures/{id}/messages/{message}/ack",
         413,
         "a body over 16 MiB",
@@ -1293,6 +1298,20 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             "receipt-mismatch",
         ),
         (
+            &ack,
+            Some(DRESDEN_PULL_TOKEN),
+            cms(&event("r-no-problems", &m1, &a1, "reject")),
+            422,
+            "missing-field",
+        ),
+        (
+            &ack,
+            Some(DRESDEN_PULL_TOKEN),
+            cms(&json!({"receipt_id": "r-kein-ereignis", "procedure": "dresden-maengel"})),
+            422,
+            "malformed-event",
+        ),
+        (
             &format!("{dresden}/messages/{}/ack", new_id()),
             Some(DRESDEN_PULL_TOKEN),
             None,
@@ -1463,7 +1482,8 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     ));
     api.event_ok("dresden-maengel", "events", &hint_signed)
         .await;
-    for channel in ["events", "receipts"] {
+    // The dry run answers as the real request would, recording nothing.
+    for channel in ["events", "receipts", "events/check"] {
         let duplicate = api.event_ok("dresden-maengel", channel, &hint_signed).await;
         assert_eq!(duplicate.json["duplicate"], true);
         problem(
@@ -1479,21 +1499,39 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         &pdf,
     );
     decision["message"] = json!("Der Mangel ist behoben.");
+    let checked = api
+        .event_ok("dresden-maengel", "events/check", &sign(&decision))
+        .await;
+    assert_eq!(
+        (
+            checked.json["would_record"].clone(),
+            checked.json["status"].clone()
+        ),
+        (json!(true), json!("decided"))
+    );
+    let still = api
+        .get_ok(&format!("/api/v1/applications/{a1}"), Some(&hub.token))
+        .await;
+    assert_eq!(
+        still.json["status"], "in_progress",
+        "a dry run records nothing"
+    );
     let decided = api
         .event_ok("dresden-maengel", "receipts", &sign(&decision))
         .await;
     assert_eq!(decided.json["status"], "decided");
 
-    // Refused events, on both channels.
-    for channel in ["events", "receipts"] {
-        let late = sign(&event(&format!("late-{channel}"), &m1, &a1, "in_progress"));
+    // Refused events, on both channels and in the dry run.
+    for channel in ["events", "receipts", "events/check"] {
+        let tag = channel.replace('/', "-");
+        let late = sign(&event(&format!("late-{tag}"), &m1, &a1, "in_progress"));
         problem(
             api.event("dresden-maengel", channel, &late).await,
             409,
             "application-final",
         );
         let early = sign(&with_document(
-            event(&format!("early-{channel}"), &m2, &a2, "decision"),
+            event(&format!("early-{tag}"), &m2, &a2, "decision"),
             "Bescheid.pdf",
             "application/pdf",
             &pdf,
@@ -1503,7 +1541,7 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             409,
             "event-out-of-order",
         );
-        let mut broken = event(&format!("broken-{channel}"), &m2, &a2, "decision");
+        let mut broken = event(&format!("broken-{tag}"), &m2, &a2, "decision");
         broken["document"] = json!({"filename": "Bescheid.pdf", "media_type": "application/pdf",
                                     "content_base64": "*** kein base64 ***"});
         problem(
@@ -1511,12 +1549,26 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             422,
             "bad-document",
         );
-        let stranger = sign(&event(
-            &format!("stranger-{channel}"),
-            &new_id(),
-            &a2,
-            "accept",
-        ));
+        // Signed correctly, but lacking what its kind needs, or no event at all.
+        problem(
+            api.event(
+                "dresden-maengel",
+                channel,
+                &sign(&event(&format!("no-document-{tag}"), &m2, &a2, "decision")),
+            )
+            .await,
+            422,
+            "missing-field",
+        );
+        let no_event =
+            json!({"receipt_id": format!("no-event-{tag}"), "issued_at": "2026-12-01T10:00:00Z"});
+        problem(
+            api.event("dresden-maengel", channel, &sign(&no_event))
+                .await,
+            422,
+            "malformed-event",
+        );
+        let stranger = sign(&event(&format!("stranger-{tag}"), &new_id(), &a2, "accept"));
         problem(
             api.event("dresden-maengel", channel, &stranger).await,
             422,
@@ -1539,7 +1591,7 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             (at(-time::Duration::days(8)), "event-too-old"),
             ("gestern".to_owned(), "bad-issued-at"),
         ] {
-            let mut stale = event(&format!("{kind}-{channel}"), &m2, &a2, "in_progress");
+            let mut stale = event(&format!("{kind}-{tag}"), &m2, &a2, "in_progress");
             stale["issued_at"] = json!(issued_at);
             problem(
                 api.event("dresden-maengel", channel, &sign(&stale)).await,

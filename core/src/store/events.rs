@@ -12,6 +12,10 @@ pub trait EventStore: Send + Sync {
     /// in one transaction with its history and audit entry.
     async fn record_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError>;
 
+    /// What [`EventStore::record_receipt`] would answer now, recording nothing (a
+    /// procedure's dry run): `Applied` means it would be recorded.
+    async fn check_receipt(&self, receipt: &ReceiptRecord) -> Result<ReceiptOutcome, StoreError>;
+
     /// The citizen's mailbox and the documents of an application.
     async fn mailbox(&self, id: Uuid)
     -> Result<(Vec<MailboxEntry>, Vec<DocumentInfo>), StoreError>;

@@ -171,6 +171,22 @@ pub fn plan_receipt(entry: Option<(Stage, Status)>, receipt: &ReceiptRecord) -> 
     }
 }
 
+/// What recording a receipt would answer, from an earlier receipt under its id (its
+/// content and signed hashes) and its message's outbox entry (see [`plan_receipt`]).
+pub fn check_receipt(
+    earlier: Option<(String, String)>,
+    entry: Option<(Stage, Status)>,
+    receipt: &ReceiptRecord,
+) -> ReceiptOutcome {
+    if let Some((content, signed)) = earlier {
+        return repeated_receipt(&content, &signed, receipt);
+    }
+    match plan_receipt(entry, receipt) {
+        ReceiptPlan::Refuse(outcome) => outcome,
+        ReceiptPlan::Apply { .. } => ReceiptOutcome::Applied(receipt.status),
+    }
+}
+
 /// The history text of a delivery proven by the procedure's receipt.
 pub fn confirmed_delivery_detail(receipt: &ReceiptRecord) -> String {
     format!(

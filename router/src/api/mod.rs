@@ -97,6 +97,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/procedures/{id}/receipts", post(receipts::submit))
         .route("/api/v1/procedures/{id}/events", post(receipts::submit))
         .route(
+            "/api/v1/procedures/{id}/events/check",
+            post(receipts::check),
+        )
+        .route(
             "/api/v1/applications/{id}/documents/{document}",
             get(applications::document),
         )

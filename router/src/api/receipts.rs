@@ -27,20 +27,65 @@ pub async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if !state.hub.destinations.contains_key(&procedure) {
-        return Problem::not_found().into_response();
+    let bytes = match read_event(&state, &procedure, &headers, body).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
+    };
+    match state.hub.events.take(&procedure, bytes).await {
+        Ok(answer) => (StatusCode::OK, Json(taken(answer))).into_response(),
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+/// `POST /api/v1/procedures/{id}/events/check`: a dry run. The event is read and checked
+/// exactly as by [`submit`], against the application as it is now, and nothing is
+/// recorded: the answer says whether it would be recorded, or the problem it would get.
+pub async fn check(
+    State(state): State<Arc<ApiState>>,
+    Path(procedure): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match read_event(&state, &procedure, &headers, body).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
+    };
+    match state.hub.events.check(&procedure, bytes).await {
+        Ok(Taken::Recorded { receipt_id, status }) => (
+            StatusCode::OK,
+            Json(json!({"receipt_id": receipt_id, "dry_run": true, "would_record": true, "status": status})),
+        )
+            .into_response(),
+        Ok(Taken::Duplicate { receipt_id }) => (
+            StatusCode::OK,
+            Json(json!({"receipt_id": receipt_id, "dry_run": true, "would_record": false, "duplicate": true})),
+        )
+            .into_response(),
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+/// The event's bytes, read within the limit that who is calling allows; else the answer.
+async fn read_event(
+    state: &ApiState,
+    procedure: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, Response> {
+    if !state.hub.destinations.contains_key(procedure) {
+        return Err(Problem::not_found().into_response());
     }
     let authenticated = match headers.get(header::AUTHORIZATION) {
         None => false,
-        Some(_) if state.pullers.authenticate(&headers) == Some(procedure.as_str()) => true,
+        Some(_) if state.pullers.authenticate(headers) == Some(procedure) => true,
         Some(_) => {
-            return Problem::new(
+            return Err(Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "The bearer token is not this procedure's API token",
             )
             .detail("send the procedure's own token, or none (then an event is at most the unauthenticated limit)")
-            .into_response();
+            .into_response());
         }
     };
     let limits = &state.limits;
@@ -76,14 +121,11 @@ pub async fn submit(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
-        return too_large();
+        return Err(too_large());
     }
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return too_large();
-    };
-    match state.hub.events.take(&procedure, bytes.to_vec()).await {
-        Ok(answer) => (StatusCode::OK, Json(taken(answer))).into_response(),
-        Err(e) => Problem::from(e).into_response(),
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(_) => Err(too_large()),
     }
 }
 

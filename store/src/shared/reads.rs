@@ -11,10 +11,11 @@ use super::rows::{
 };
 use super::{from_millis, rfc3339, statements};
 use crate::Sql;
-use kopplung_core::store::rules::{Stage, parse_uuid, pickup_ack};
+use kopplung_core::store::rules::{self, Stage, parse_status, parse_uuid, pickup_ack};
 use kopplung_core::store::{
     ApplicationQuery, ApplicationRecord, ApplicationSummary, Backlog, DeadLetter, DocumentInfo,
-    FRAGMENT_BYTES, MailboxEntry, Pickup, PickupAck, Status, StoreError, UploadInfo, WorkItem,
+    FRAGMENT_BYTES, MailboxEntry, Pickup, PickupAck, ReceiptOutcome, ReceiptRecord, Status,
+    StoreError, UploadInfo, WorkItem,
 };
 
 /// A backend's statements of the shared reads; parameters in the order the reads bind them.
@@ -221,6 +222,38 @@ where
                 .await
                 .sql()?),
         }
+    }
+
+    /// What recording `receipt` would answer now (see [`rules::check_receipt`]).
+    pub(crate) async fn check_receipt(
+        &self,
+        receipt: &ReceiptRecord,
+    ) -> Result<ReceiptOutcome, StoreError> {
+        let earlier: Option<(String, String)> = sqlx::query_as(
+            "SELECT content_sha256, signed_sha256 FROM receipts
+             WHERE procedure_id = $1 AND receipt_id = $2",
+        )
+        .bind(receipt.procedure_id.clone())
+        .bind(receipt.receipt_id.clone())
+        .fetch_optional(self.pool)
+        .await
+        .sql()?;
+        let entry: Option<(String, String)> = sqlx::query_as(
+            "SELECT d.step, a.status FROM deliveries d JOIN applications a ON a.id = d.application_id
+             WHERE d.message_id = $1 AND d.procedure_id = $2 AND d.application_id = $3",
+        )
+        .bind(receipt.message_id.to_string())
+        .bind(receipt.procedure_id.clone())
+        .bind(receipt.application_id.to_string())
+        .fetch_optional(self.pool)
+        .await
+        .sql()?;
+        let entry = entry
+            .map(|(step, status)| {
+                Ok::<_, StoreError>((Stage::parse(&step)?, parse_status(&status)?))
+            })
+            .transpose()?;
+        Ok(rules::check_receipt(earlier, entry, receipt))
     }
 
     pub(crate) async fn mailbox(

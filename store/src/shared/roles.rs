@@ -189,6 +189,15 @@ macro_rules! role_impl {
     };
     (EventStore for $store:ty { $($own:tt)* }) => {
         $crate::shared::roles::role_impl!(@impl EventStore for $store { $($own)* } {
+            async fn check_receipt(
+                &self,
+                receipt: &kopplung_core::store::ReceiptRecord,
+            ) -> Result<kopplung_core::store::ReceiptOutcome, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool)
+                    .check_receipt(receipt)
+                    .await
+            }
+
             async fn mailbox(
                 &self,
                 id: uuid::Uuid,

@@ -96,9 +96,30 @@ pub(crate) async fn receipts_and_events_follow_the_states(backend: Backend) {
         ),
     ];
     for (receipt, expected) in receipts {
+        // The dry run answers the same beforehand, and records nothing.
+        let before = stored(store, new.id).await;
+        let checked = store.check_receipt(&receipt).await.unwrap();
+        assert_eq!(checked, expected, "dry run of {}", receipt.receipt_id);
+        let after = stored(store, new.id).await;
+        assert_eq!(
+            (after.status, after.history.len()),
+            (before.status, before.history.len())
+        );
         let outcome = store.record_receipt(&receipt).await.unwrap();
         assert_eq!(outcome, expected, "{}", receipt.receipt_id);
     }
+    let recorded = receipt_for(&new, "r-1", Status::Received);
+    assert_eq!(
+        store.check_receipt(&recorded).await.unwrap(),
+        ReceiptOutcome::Duplicate
+    );
+    let mut reused = recorded.clone();
+    reused.content_sha256 = "other content".into();
+    reused.signed = b"another receipt".to_vec();
+    assert_eq!(
+        store.check_receipt(&reused).await.unwrap(),
+        ReceiptOutcome::Conflict
+    );
 
     let record = stored(store, new.id).await;
     assert_eq!(record.status, Status::Decided);
