@@ -1025,6 +1025,61 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     let trust = api.get_ok("/api/v1/trust", None).await;
     assert_eq!(trust.list("signing")[0]["stage"], "active");
 
+    // The schema bundles, fetched as a vendor would: every file under its path, then
+    // every example message of the service validated with xmllint against them.
+    let bundles = api.get_ok("/api/v1/schemas", None).await;
+    let bundles = bundles.list("schemas").to_vec();
+    assert_eq!(bundles.len(), 6);
+    let downloads = tempfile::tempdir().unwrap();
+    let mut validated = 0;
+    for bundle in &bundles {
+        for file in bundle["files"].as_array().unwrap() {
+            let fetched = api.get_ok(file["url"].as_str().unwrap(), None).await;
+            assert_eq!(
+                hex::encode(openssl::sha::sha256(&fetched.body)),
+                file["sha256"].as_str().unwrap()
+            );
+            let target = downloads.path().join(file["path"].as_str().unwrap());
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::write(target, &fetched.body).unwrap();
+        }
+        let schema = bundle["schema"].as_str().unwrap();
+        let folder = schema.split('/').next().unwrap();
+        for fixture in
+            std::fs::read_dir(workspace().join("mappings").join(folder).join("fixtures")).unwrap()
+        {
+            let fixture = fixture.unwrap().path();
+            if !fixture.to_string_lossy().ends_with(".expected.xml") {
+                continue;
+            }
+            let checked = std::process::Command::new("xmllint")
+                .arg("--noout")
+                .arg("--schema")
+                .arg(downloads.path().join(schema))
+                .arg(&fixture)
+                .output()
+                .expect("xmllint (apt-get install libxml2-utils)");
+            assert!(
+                checked.status.success(),
+                "{}: {}",
+                fixture.display(),
+                String::from_utf8_lossy(&checked.stderr)
+            );
+            validated += 1;
+        }
+    }
+    assert!(validated >= 6, "{validated} example messages validated");
+    api.get_problems(&[
+        ("/api/v1/schemas/xoev/nicht-da.xsd", None, 404, "not-found"),
+        (
+            "/api/v1/schemas/maengelanzeige/form.toml",
+            None,
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
+
     // The directory for portals: municipalities, authorities, responsibility.
     let all = api.get_ok("/api/v1/regions", None).await;
     assert_eq!(all.list("regions").len(), 418);

@@ -14,6 +14,7 @@ pub mod mapping;
 pub mod pki;
 pub mod receipt;
 pub mod schema;
+pub mod schema_bundle;
 pub mod seal;
 pub mod xml;
 

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use crate::Error;
 pub use crate::authentifizierung::Authentifizierung;
+use crate::schema_bundle::SchemaBundle;
 use crate::xml::check_well_formed;
 use kopplung_forms::form::{Field, FieldKind, FormDefinition, SharedGroups, parse_date};
 pub use kopplung_forms::{Fee, TrustLevel};
@@ -119,6 +120,8 @@ pub struct Mapping {
     pub folder: PathBuf,
     pub template_path: PathBuf,
     pub schema_path: PathBuf,
+    /// The schema with what it imports, as the hub publishes it to vendors.
+    pub schemas: Arc<SchemaBundle>,
     template: Template,
     templates: Handlebars<'static>,
     regions: Arc<BTreeMap<String, String>>,
@@ -293,7 +296,10 @@ impl Mapping {
         let schema_path = folder.join(&info.message.schema);
         // Compiled once here so that a broken schema stops the load, not the first message.
         crate::schema::compile(&schema_path)?;
+        let root = folder.parent().unwrap_or(folder);
+        let schemas = Arc::new(SchemaBundle::read(root, &schema_path)?);
         Ok(Self {
+            schemas,
             info,
             form,
             folder: folder.to_owned(),

@@ -12,6 +12,7 @@ pub mod problem;
 mod pull;
 mod receipts;
 mod refusal;
+mod schemas;
 mod services;
 mod trust;
 
@@ -104,6 +105,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/api/v1/applications/{id}/documents/{document}",
             get(applications::document),
         )
+        .route("/api/v1/schemas", get(schemas::list))
+        .route("/api/v1/schemas/{folder}/{file}", get(schemas::file))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { problem::Problem::not_found().into_response() })
