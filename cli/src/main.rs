@@ -7,6 +7,7 @@ mod awaiting;
 mod check;
 mod clerk;
 mod common;
+mod conformance;
 mod deadletters;
 mod demo;
 mod idp_sim;
@@ -66,6 +67,10 @@ enum Command {
     /// Run the demo Servicekonto: a simulated OpenID Connect identity provider with
     /// fictitious test identities.
     IdpSim(idp_sim::IdpArgs),
+    /// Send a procedure's HTTP receiver the conformance battery (genuine, redelivered,
+    /// tampered, wrong or expired signer, schema-invalid, unknown type, oversized) and
+    /// grade each answer as docs/vendors.md demands; fails if any case failed.
+    Conformance(conformance::ConformanceArgs),
     /// Check a configuration completely and exit. Offline unless `--connect`.
     Check {
         #[arg(long, default_value = "config/kopplung.toml")]
@@ -164,6 +169,7 @@ fn run() -> anyhow::Result<()> {
             Command::ProcedureSim(args) => procedure_sim::run(args).await,
             Command::Portal(args) => portal::run(args).await,
             Command::IdpSim(args) => idp_sim::run(args).await,
+            Command::Conformance(args) => conformance::run(args).await,
             Command::Check {
                 config,
                 data_dir,

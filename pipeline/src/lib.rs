@@ -10,6 +10,7 @@
 pub mod ahead;
 mod authentifizierung;
 pub mod catalog;
+pub mod conformance;
 pub mod keyring;
 pub mod outbox;
 pub mod prepare;

@@ -179,3 +179,91 @@ async fn the_reference_procedures_answer_over_http_and_pull_too() {
         );
     }
 }
+
+/// The conformance kit, as a vendor runs it against a test system: the reference
+/// procedure passes every case in both profiles; a careless receiver that takes
+/// whatever comes fails, each case named.
+#[tokio::test]
+async fn the_conformance_kit_passes_the_reference_procedure_and_names_a_careless_receivers_faults()
+{
+    let (cms_port, jose_port) = (kopplung_tests::free_port(), kopplung_tests::free_port());
+    let hub = TestHub::start(HubSetup {
+        rewrite_routing: Some(std::sync::Arc::new(move |routing| {
+            let over_http = |port: u16| {
+                format!(
+                    "transport = \"http\"\nallow_plain_http = true\nurl = \"http://127.0.0.1:{port}/fachverfahren/eingang\""
+                )
+            };
+            let routing = deliver_over(&routing, "dresden-maengel", &over_http(cms_port));
+            deliver_over(&routing, "leipzig-buergerbuero", &over_http(jose_port))
+        })),
+        ..HubSetup::default()
+    })
+    .await;
+    let _sim = hub.procedure_sim(&["dresden-maengel", "leipzig-buergerbuero"]);
+    let conformance = async |procedure: &str, target: String| {
+        let args = [
+            "conformance".to_owned(),
+            "--config".into(),
+            hub.config_path().display().to_string(),
+            "--data-dir".into(),
+            hub.data_dir().display().to_string(),
+            "--procedure".into(),
+            procedure.to_owned(),
+            "--target".into(),
+            target,
+        ];
+        tokio::task::spawn_blocking(move || kopplung_tests::shared::kopplung(args))
+            .await
+            .unwrap()
+    };
+    for (procedure, port) in [
+        ("dresden-maengel", cms_port),
+        ("leipzig-buergerbuero", jose_port),
+    ] {
+        let target = format!("http://127.0.0.1:{port}/fachverfahren/eingang");
+        // The receiver may still be starting.
+        let mut attempt = 0;
+        let (passed, report) = loop {
+            let (passed, report) = conformance(procedure, target.clone()).await;
+            attempt += 1;
+            if passed || attempt == 20 || !report.contains("Connection refused") {
+                break (passed, report);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert!(passed, "{procedure}: {report}");
+        assert!(report.contains("8/8 passed (100%)"), "{report}");
+        for case in [
+            "tampered-ciphertext",
+            "wrong-signer",
+            "expired-signer",
+            "oversized",
+        ] {
+            assert!(report.contains(&format!("PASS {case}")), "{report}");
+        }
+    }
+
+    // Takes everything with a 200 and an empty body.
+    let careless = kopplung_tests::shared::serve(
+        axum::Router::new().route("/eingang", axum::routing::post(|| async { "" })),
+        "/eingang",
+    )
+    .await;
+    let (passed, report) = conformance("dresden-maengel", careless).await;
+    assert!(!passed, "{report}");
+    for case in [
+        "tampered-ciphertext",
+        "wrong-signer",
+        "expired-signer",
+        "schema-invalid",
+        "unknown-message-type",
+    ] {
+        assert!(report.contains(&format!("FAIL {case}")), "{case}: {report}");
+    }
+    assert!(report.contains("PASS valid"), "{report}");
+    assert!(
+        report.contains("failed: tampered-ciphertext, wrong-signer, expired-signer"),
+        "{report}"
+    );
+}

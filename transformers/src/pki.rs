@@ -233,6 +233,30 @@ pub fn issue_from_demo_ca(
     issue(common_name, key, Some((&ca_cert, &ca_key)), role, validity)
 }
 
+/// A new P-256 key with a self-signed certificate that no CA vouches for: a stranger's
+/// identity (the conformance kit signs with it to see a receiver refuse it).
+pub fn self_signed(
+    common_name: &str,
+    role: Role,
+    validity: Validity,
+) -> Result<(X509, PKey<Private>), Error> {
+    let key = new_key()?;
+    let certificate = issue(common_name, &key, None, role, validity)?;
+    Ok((certificate, key))
+}
+
+/// A new P-256 key with a certificate from the demo CA of `layout`.
+pub fn issue_key_from_demo_ca(
+    layout: &PkiLayout,
+    common_name: &str,
+    role: Role,
+    validity: Validity,
+) -> Result<(X509, PKey<Private>), Error> {
+    let key = new_key()?;
+    let certificate = issue_from_demo_ca(layout, common_name, &key, role, validity)?;
+    Ok((certificate, key))
+}
+
 /// The demo CA's certificate and key, to issue further certificates.
 fn load_ca(layout: &PkiLayout) -> Result<(X509, PKey<Private>), Error> {
     let ca_cert = crate::seal::load_certificate(&layout.ca_cert())?;
