@@ -26,7 +26,8 @@ BUILD_PACKAGES=(build-essential pkg-config libssl-dev openssl libxml2-dev libcla
 # chromium: the portal's browser tests (driven by playwright-core, never a downloaded browser).
 # python3-aiosmtpd: the real SMTP server the portal's mail tests send to (run with
 # /usr/bin/python3, not a pyenv python3 on the PATH).
-TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv chromium python3-aiosmtpd)
+# openjdk-17-jdk-headless and libbcpkix-java: the Java example receiver (examples/receivers/java).
+TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv chromium python3-aiosmtpd openjdk-17-jdk-headless libbcpkix-java)
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

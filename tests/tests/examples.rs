@@ -136,3 +136,90 @@ async fn the_python_receiver_collects_over_pull_and_decides() {
     assert!(log.contains("collected and acknowledged"), "{log}");
     assert!(log.contains("decision sent"), "{log}");
 }
+
+/// The Java example receiver with BouncyCastle from Debian (`libbcpkix-java`), compiled
+/// with the machine's `javac`.
+fn java_receiver(hub: &TestHub, port: u16) -> Receiver {
+    let jars = ["bcprov", "bcpkix", "bcutil"].map(|jar| format!("/usr/share/java/{jar}.jar"));
+    for jar in &jars {
+        assert!(
+            std::path::Path::new(jar).is_file(),
+            "{jar} is missing: apt-get install libbcpkix-java (scripts/lib/setup.sh does)"
+        );
+    }
+    let classes = hub.dir.path().join("java-classes");
+    let compiled = Command::new("javac")
+        .arg("-d")
+        .arg(&classes)
+        .args(["-cp", &jars.join(":")])
+        .arg(workspace().join("examples/receivers/java/Receiver.java"))
+        .output()
+        .expect("javac runs (a JDK 17)");
+    assert!(
+        compiled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compiled.stderr)
+    );
+    let log = std::fs::File::create(hub.dir.path().join("java-http.log")).expect("log file");
+    let child = Command::new("java")
+        .args(["-cp", &format!("{}:{}", classes.display(), jars.join(":"))])
+        .arg("Receiver")
+        .args(["--hub", &hub.url(""), "--procedure", "dresden-maengel"])
+        .arg("--data-dir")
+        .arg(hub.data_dir())
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--path",
+            "/eingang",
+        ])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("java runs");
+    Receiver(child)
+}
+
+#[tokio::test]
+async fn the_java_receiver_with_bouncycastle_decides_and_passes_the_conformance_kit() {
+    let port = free_port();
+    let hub = TestHub::start(HubSetup {
+        rewrite_routing: Some(std::sync::Arc::new(move |routing| {
+            deliver_over(
+                &routing,
+                "dresden-maengel",
+                &format!(
+                    "transport = \"http\"\nallow_plain_http = true\nurl = \"http://127.0.0.1:{port}/eingang\""
+                ),
+            )
+        })),
+        ..HubSetup::default()
+    })
+    .await;
+    let _receiver = java_receiver(&hub, port);
+    let body = fixture_request(
+        "maengelanzeige/fixtures/vollstaendig",
+        "99999001000000",
+        "146120000000",
+    );
+    let id = hub.submit_accepted(&body, None).await;
+    hub.wait_for_status(&id, "decided", Duration::from_secs(60))
+        .await;
+    let args = [
+        "conformance".to_owned(),
+        "--config".into(),
+        hub.config_path().display().to_string(),
+        "--data-dir".into(),
+        hub.data_dir().display().to_string(),
+        "--procedure".into(),
+        "dresden-maengel".into(),
+        "--target".into(),
+        format!("http://127.0.0.1:{port}/eingang"),
+    ];
+    let (passed, report) = tokio::task::spawn_blocking(move || kopplung(args))
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(hub.dir.path().join("java-http.log")).unwrap_or_default();
+    assert!(passed, "{report}\n{log}");
+    assert!(report.contains("8/8 passed (100%)"), "{report}");
+}

@@ -208,8 +208,16 @@ class Procedure:
             except urllib.error.HTTPError as error:
                 problem = json.loads(error.read() or b"{}").get("type", "")
                 taken = error.code == 409 and not problem.endswith("event-out-of-order")
-                if not taken:
+                later = error.code in (403, 404, 408, 409, 429) or error.code >= 500
+                if not taken and later:
                     log("decision not taken yet", message_id=ids["message_id"], status=error.code)
+                    continue
+                if not taken:
+                    # Refused for good: sending again will not help. Keep it for a person.
+                    os.rename(os.path.join(folder, name),
+                              os.path.join(self.state, "refused-" + name))
+                    log("ERROR decision refused, kept aside", message_id=ids["message_id"],
+                        problem=problem)
                     continue
             except OSError as error:
                 log("hub not reachable", error=error)
