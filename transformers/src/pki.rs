@@ -150,14 +150,14 @@ pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<Pa
             continue;
         }
         let key = new_key()?;
-        let cert = issue(
+        issue_leaf(
+            (&ca_cert, &ca_key),
             &name,
-            &key,
-            Some((&ca_cert, &ca_key)),
             role,
-            Validity::days(730),
+            (cert_path, key_path),
+            &key,
+            &mut written,
         )?;
-        write_pair(cert_path, key_path, &cert, &key, &mut written)?;
     }
     Ok(written)
 }
@@ -208,15 +208,29 @@ fn issue_from_ca(
     }
     let (ca_cert, ca_key) = load_ca(layout)?;
     let key = new_key()?;
-    let cert = issue(
+    issue_leaf(
+        (&ca_cert, &ca_key),
         name,
-        &key,
-        Some((&ca_cert, &ca_key)),
         role,
-        Validity::days(730),
+        (cert_path, key_path),
+        &key,
+        &mut written,
     )?;
-    write_pair(cert_path, key_path, &cert, &key, &mut written)?;
     Ok(written)
+}
+
+/// Issues a demo certificate (two years) for `key` from the CA and writes it and the key
+/// to `files` (certificate, key), adding them to `written`.
+fn issue_leaf(
+    ca: (&X509, &PKey<Private>),
+    name: &str,
+    role: Role,
+    (cert_path, key_path): (PathBuf, PathBuf),
+    key: &PKey<Private>,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), Error> {
+    let cert = issue(name, key, Some(ca), role, Validity::days(730))?;
+    write_pair(cert_path, key_path, &cert, key, written)
 }
 
 /// Issues a certificate for `key` from the demo CA of `layout`, valid as `validity` says:
