@@ -13,6 +13,7 @@ pub mod pki;
 pub mod postgres;
 pub mod servicekonto;
 pub mod shared;
+pub mod site;
 pub mod vendor;
 
 pub use amqp::*;
