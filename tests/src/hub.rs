@@ -63,7 +63,25 @@ pub fn deliver_over(routing: &str, procedure: &str, delivery: &str) -> String {
     )
 }
 
+/// Adds the settings `lines` (TOML) to `procedure`'s section of a routing table.
+pub fn with_procedure_settings(routing: &str, procedure: &str, lines: &str) -> String {
+    let id = format!("id = \"{procedure}\"\n");
+    assert!(routing.contains(&id), "no procedure {procedure}");
+    routing.replacen(&id, &format!("{id}{}\n", lines.trim_end()), 1)
+}
+
 impl HubSetup {
+    /// The default hub, with the settings `lines` (TOML) added to `procedure`.
+    pub fn procedure_settings(procedure: &str, lines: &str) -> Self {
+        let (procedure, lines) = (procedure.to_owned(), lines.to_owned());
+        Self {
+            rewrite_routing: Some(std::sync::Arc::new(move |routing| {
+                with_procedure_settings(&routing, &procedure, &lines)
+            })),
+            ..Self::default()
+        }
+    }
+
     /// The default hub, with `procedure` delivered over HTTP to `url` (answers within
     /// `timeout_ms`).
     pub fn over_http(procedure: &str, url: &str, timeout_ms: u64) -> Self {

@@ -283,13 +283,12 @@ impl IdpBrowser {
                 continue;
             }
             assert_eq!(page.status, 200, "the provider answered:\n{}", page.body);
-            let uid = page
-                .body
-                .split("action=\"/interaction/")
-                .nth(1)
-                .and_then(|rest| rest.split('/').next())
-                .unwrap_or_else(|| panic!("no interaction form:\n{}", page.body))
-                .to_owned();
+            let uid = after(
+                &page.body,
+                "action=\"/interaction/",
+                '/',
+                "interaction form",
+            );
             shown = Some(page.body.clone());
             page = match choice {
                 Choice::SignIn { person, acr } => {
@@ -310,20 +309,8 @@ impl IdpBrowser {
     pub async fn logout(&mut self, url: &str) -> String {
         let page = self.get(url).await;
         assert_eq!(page.status, 200, "logout page:\n{}", page.body);
-        let action = page
-            .body
-            .split("action=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_else(|| panic!("no logout form:\n{}", page.body))
-            .to_owned();
-        let xsrf = page
-            .body
-            .split("name=\"xsrf\" value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_else(|| panic!("no xsrf field:\n{}", page.body))
-            .to_owned();
+        let action = after(&page.body, "action=\"", '"', "logout form");
+        let xsrf = after(&page.body, "name=\"xsrf\" value=\"", '"', "xsrf field");
         let mut answer = self
             .post(&action, &[("xsrf", &xsrf), ("logout", "yes")])
             .await;
@@ -347,4 +334,14 @@ impl IdpBrowser {
 /// Percent-encodes a query value.
 pub fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// What stands in a page after the first `marker`, up to `end` (the page must have it:
+/// `what` names it in the failure).
+fn after(body: &str, marker: &str, end: char, what: &str) -> String {
+    body.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split(end).next())
+        .unwrap_or_else(|| panic!("no {what}:\n{body}"))
+        .to_owned()
 }

@@ -48,6 +48,26 @@ fn names(line: &str, url: &str) -> bool {
     line.contains(&format!("{field} ")) || line.ends_with(&field)
 }
 
+/// How many lines of the log contain `needle` and name the instance `url`.
+fn lines_naming(log: &str, needle: &str, url: &str) -> usize {
+    log.lines()
+        .filter(|line| line.contains(needle) && names(line, url))
+        .count()
+}
+
+/// Waits until the application is decided, and checks it went through every state.
+async fn wait_decided(hub: &TestHub, id: &str, seconds: u64) -> serde_json::Value {
+    let status = hub
+        .wait_for_status(id, "decided", Duration::from_secs(seconds))
+        .await;
+    assert_eq!(
+        history(&status, "status"),
+        ["accepted", "prepared", "delivered", "received", "decided"],
+        "{status:#}"
+    );
+    status
+}
+
 /// Personal data of the fixture must never reach the procedure's log, nor the decision's
 /// text.
 fn assert_no_personal_data(log: &str) {
@@ -121,14 +141,7 @@ async fn decisions_wait_for_a_killed_hub_across_a_restart_of_the_procedure() {
     // The same instance comes back: every decision arrives.
     hub.spawn().await;
     for id in &ids {
-        let status = hub
-            .wait_for_status(id, "decided", Duration::from_secs(90))
-            .await;
-        assert_eq!(
-            history(&status, "status"),
-            ["accepted", "prepared", "delivered", "received", "decided"],
-            "{status:#}"
-        );
+        let status = wait_decided(&hub, id, 90).await;
         assert_eq!(status["documents"][0]["media_type"], "application/pdf");
     }
     eventually(
@@ -155,21 +168,10 @@ async fn with_two_hub_urls_answers_go_to_the_one_that_takes_them() {
     let _sim = hub.procedure_sim_to(&[dead.clone(), hub.url("")], &[PROCEDURE], 1);
     let ids = submit(&hub, 3).await;
     for id in &ids {
-        let status = hub
-            .wait_for_status(id, "decided", Duration::from_secs(60))
-            .await;
-        assert_eq!(
-            history(&status, "status"),
-            ["accepted", "prepared", "delivered", "received", "decided"],
-            "{status:#}"
-        );
+        wait_decided(&hub, id, 60).await;
     }
     let log = hub.sim_log();
-    let lines = |needle: &str, url: &str| {
-        log.lines()
-            .filter(|line| line.contains(needle) && names(line, url))
-            .count()
-    };
+    let lines = |needle: &str, url: &str| lines_naming(&log, needle, url);
     // Each receipt and each decision tried the dead instance first, then the live one.
     assert!(
         lines("event not taken by this hub instance", &dead) >= 2 * ids.len(),
@@ -289,21 +291,10 @@ async fn two_instances_on_postgresql_the_decisions_go_to_the_survivor() {
     }
     first.kill();
     for id in &ids {
-        let status = second
-            .wait_for_status(id, "decided", Duration::from_secs(60))
-            .await;
-        assert_eq!(
-            history(&status, "status"),
-            ["accepted", "prepared", "delivered", "received", "decided"],
-            "{status:#}"
-        );
+        wait_decided(&second, id, 60).await;
     }
     let log = first.sim_log();
-    let lines = |needle: &str, url: &str| {
-        log.lines()
-            .filter(|line| line.contains(needle) && names(line, url))
-            .count()
-    };
+    let lines = |needle: &str, url: &str| lines_naming(&log, needle, url);
     // Every decision tried the dead first instance, then went to the second.
     assert!(
         lines("event not taken by this hub instance", &first_url) >= ids.len(),
@@ -395,14 +386,7 @@ async fn a_refused_message_is_kept_aside_and_answered_after_a_reload() {
     // The vendor trusts the hub's certificate and reloads: the kept message is answered.
     std::fs::copy(pki.join("hub.crt"), &vendor_trust).unwrap();
     sim.hangup();
-    let status = hub
-        .wait_for_status(&ids[0], "decided", Duration::from_secs(60))
-        .await;
-    assert_eq!(
-        history(&status, "status"),
-        ["accepted", "prepared", "delivered", "received", "decided"],
-        "{status:#}"
-    );
+    wait_decided(&hub, &ids[0], 60).await;
     eventually(
         Duration::from_secs(10),
         Duration::from_millis(100),
