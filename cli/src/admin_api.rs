@@ -58,13 +58,33 @@ pub fn print_listing(entries: &[Value], ids_only: bool, line: impl Fn(&str, &Val
     }
 }
 
-/// The ids of `body[key]`, one a line; their number.
-pub fn print_ids(body: &Value, key: &str) -> usize {
+/// The answer to sending one application again, or all of a procedure's (`resend`,
+/// `replay`): with `json` the hub's answer; else the ids sent (the answer's `key`
+/// field for a procedure), and on standard error what became of them.
+pub fn print_sent(
+    body: &Value,
+    json: bool,
+    application_id: Option<String>,
+    procedure: Option<&str>,
+    (key, what): (&str, &str),
+) {
+    if json {
+        println!("{body:#}");
+        return;
+    }
+    let Some(procedure) = procedure else {
+        println!("{}", application_id.unwrap_or_default());
+        eprintln!("{key}: it goes out again with its message id");
+        return;
+    };
     let ids = entries(body, key);
     for id in &ids {
         println!("{}", id.as_str().unwrap_or_default());
     }
-    ids.len()
+    eprintln!(
+        "{key} {} {what} of {procedure}: they go out again with their message ids",
+        ids.len()
+    );
 }
 
 /// A string field of a JSON entry, empty when absent.

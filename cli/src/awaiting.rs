@@ -91,20 +91,18 @@ pub async fn run(hub: &str, token_file: &Path, command: AwaitingCommand) -> anyh
                 );
             }
         }
-        AwaitingCommand::Resend { json: true, .. } => println!("{body:#}"),
         AwaitingCommand::Resend {
-            procedure: Some(procedure),
+            application_id,
+            procedure,
+            json,
             ..
-        } => {
-            let resent = admin_api::print_ids(&body, "resent");
-            eprintln!(
-                "resent {resent} overdue message(s) of {procedure}: they go out again with their message ids"
-            );
-        }
-        AwaitingCommand::Resend { application_id, .. } => {
-            println!("{}", application_id.unwrap_or_default());
-            eprintln!("resent: it goes out again with its message id");
-        }
+        } => admin_api::print_sent(
+            &body,
+            json,
+            application_id,
+            procedure.as_deref(),
+            ("resent", "overdue message(s)"),
+        ),
     }
     Ok(())
 }

@@ -95,20 +95,18 @@ pub async fn run(hub: &str, token_file: &Path, command: DeadlettersCommand) -> a
             eprintln!("{} dead letter(s)", letters.len());
         }
         DeadlettersCommand::Show { .. } => println!("{body:#}"),
-        DeadlettersCommand::Replay { json: true, .. } => println!("{body:#}"),
         DeadlettersCommand::Replay {
-            procedure: Some(procedure),
+            application_id,
+            procedure,
+            json,
             ..
-        } => {
-            let replayed = admin_api::print_ids(&body, "replayed");
-            eprintln!(
-                "replayed {replayed} dead letter(s) of {procedure}: they go out again with their message ids"
-            );
-        }
-        DeadlettersCommand::Replay { application_id, .. } => {
-            println!("{}", application_id.unwrap_or_default());
-            eprintln!("replayed: it goes out again with its message id");
-        }
+        } => admin_api::print_sent(
+            &body,
+            json,
+            application_id,
+            procedure.as_deref(),
+            ("replayed", "dead letter(s)"),
+        ),
     }
     Ok(())
 }
