@@ -146,16 +146,13 @@ pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<Pa
         ));
     }
     for (name, cert_path, key_path, role) in leaves {
-        if cert_path.is_file() && key_path.is_file() {
-            continue;
-        }
-        let key = new_key()?;
+        let files = (cert_path, key_path);
         issue_leaf(
             (&ca_cert, &ca_key),
             &name,
             role,
-            (cert_path, key_path),
-            &key,
+            files,
+            new_key,
             &mut written,
         )?;
     }
@@ -207,30 +204,35 @@ fn issue_from_ca(
         return Ok(written);
     }
     let (ca_cert, ca_key) = load_ca(layout)?;
-    let key = new_key()?;
+    let files = (cert_path, key_path);
     issue_leaf(
         (&ca_cert, &ca_key),
         name,
         role,
-        (cert_path, key_path),
-        &key,
+        files,
+        new_key,
         &mut written,
     )?;
     Ok(written)
 }
 
-/// Issues a demo certificate (two years) for `key` from the CA and writes it and the key
-/// to `files` (certificate, key), adding them to `written`.
+/// Issues a demo certificate (two years) for a key from `new_key` by the CA and writes
+/// both to `files` (certificate, key), adding them to `written`; nothing when both
+/// exist already.
 fn issue_leaf(
     ca: (&X509, &PKey<Private>),
     name: &str,
     role: Role,
     (cert_path, key_path): (PathBuf, PathBuf),
-    key: &PKey<Private>,
+    new_key: impl FnOnce() -> Result<PKey<Private>, Error>,
     written: &mut Vec<PathBuf>,
 ) -> Result<(), Error> {
-    let cert = issue(name, key, Some(ca), role, Validity::days(730))?;
-    write_pair(cert_path, key_path, &cert, key, written)
+    if cert_path.is_file() && key_path.is_file() {
+        return Ok(());
+    }
+    let key = new_key()?;
+    let cert = issue(name, &key, Some(ca), role, Validity::days(730))?;
+    write_pair(cert_path, key_path, &cert, &key, written)
 }
 
 /// Issues a certificate for `key` from the demo CA of `layout`, valid as `validity` says:
