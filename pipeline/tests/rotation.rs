@@ -61,6 +61,17 @@ fn hub_next_due_in_an_hour(pki: &Path) -> (Arc<ManualClock>, OffsetDateTime, Key
     (clock, at, keyring)
 }
 
+/// The vendor confirmed the procedure's next certificate; the hub's next one is due at
+/// `at`; no next receipt certificate.
+fn vendor_confirmed(pki: &Path, at: OffsetDateTime) -> KeyringConfig {
+    config(
+        pki,
+        Some(at),
+        Rotation::confirmed_by_vendor(true, None),
+        false,
+    )
+}
+
 fn config(
     pki: &Path,
     hub_at: Option<OffsetDateTime>,
@@ -195,14 +206,7 @@ fn certificates_go_from_published_to_active_to_retired() {
         keyring.verify_receipt("cms", &signed).unwrap();
     }
     // Without the next one configured, its receipts are refused.
-    keyring
-        .reload(&config(
-            pki,
-            Some(at),
-            Rotation::confirmed_by_vendor(true, None),
-            false,
-        ))
-        .unwrap();
+    keyring.reload(&vendor_confirmed(pki, at)).unwrap();
     let signed = sign_cms(&receipt(clock.now()), &next_signer, &signer_next_key).unwrap();
     assert!(keyring.verify_receipt("cms", &signed).is_err());
 }
@@ -284,14 +288,7 @@ fn each_switch_is_reported_once() {
 
     // The vendor confirmed: the reload that makes the next certificate the one
     // sealed for reports it, once.
-    keyring
-        .reload(&config(
-            pki,
-            Some(at),
-            Rotation::confirmed_by_vendor(true, None),
-            false,
-        ))
-        .unwrap();
+    keyring.reload(&vendor_confirmed(pki, at)).unwrap();
     let switches = keyring.switches();
     assert_eq!(switches.len(), 1, "{switches:?}");
     assert!(

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kopplung_tests::pki::{Role, issue};
+use kopplung_tests::pki::{Role, issue, list_dresden_next_certificate};
 use kopplung_tests::shared::{fixture_request, history};
 use kopplung_tests::{
     HubSetup, PostgresDatabase, TestHub, amqp, delete_queue, eventually, free_port,
@@ -368,21 +368,8 @@ async fn a_refused_message_is_kept_aside_and_answered_after_a_reload() {
     assert_eq!(hub.status(&ids[0]).await["status"], "delivered");
 
     // The operator lists Dresden's next certificate; the vendor has no key for it yet.
-    issue(
-        &pki,
-        "procedures/dresden-maengel-next",
-        "Fachverfahren dresden-maengel 2027",
-        Role::Recipient,
-        0,
-        730,
-    );
+    list_dresden_next_certificate(&pki, &hub.dir.path().join("config/routing.toml"));
     std::fs::remove_file(pki.join("procedures/dresden-maengel-next.key")).unwrap();
-    let routing = hub.dir.path().join("config/routing.toml");
-    let text = std::fs::read_to_string(&routing).unwrap().replace(
-        "certificate = \"procedures/dresden-maengel.crt\"",
-        "certificate = \"procedures/dresden-maengel.crt\"\ncertificate_next = \"procedures/dresden-maengel-next.crt\"",
-    );
-    std::fs::write(&routing, text).unwrap();
     // The vendor trusts the hub's certificate and reloads: the kept message is answered.
     std::fs::copy(pki.join("hub.crt"), &vendor_trust).unwrap();
     sim.hangup();

@@ -24,6 +24,18 @@ fn set_up(site: &Site) -> String {
     tokens
 }
 
+/// A site set up (see [`set_up`]) whose store is a fresh PostgreSQL database.
+fn set_up_on_postgresql() -> (Site, PostgresDatabase) {
+    let site = Site::new();
+    set_up(&site);
+    let database = PostgresDatabase::create();
+    site.append(
+        "config/kopplung.toml",
+        &format!("\n[store]\npostgres_url = \"{}\"\n", database.url()),
+    );
+    (site, database)
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -235,13 +247,7 @@ fn check_connect_reports_a_closed_broker_and_http_endpoint_as_failed() {
 
 #[test]
 fn check_connect_tries_postgresql() {
-    let site = Site::new();
-    set_up(&site);
-    let database = PostgresDatabase::create();
-    site.append(
-        "config/kopplung.toml",
-        &format!("\n[store]\npostgres_url = \"{}\"\n", database.url()),
-    );
+    let (site, database) = set_up_on_postgresql();
     let output = site.run(&["check", "--connect"]);
     assert!(output.status.success(), "{}", text(&output));
     let expected = format!(
@@ -312,13 +318,7 @@ fn serve_against_a_stopped_database_fails_within_seconds_naming_it() {
 
 #[test]
 fn audit_verify_on_postgresql_needs_only_the_configuration() {
-    let site = Site::new();
-    set_up(&site);
-    let database = PostgresDatabase::create();
-    site.append(
-        "config/kopplung.toml",
-        &format!("\n[store]\npostgres_url = \"{}\"\n", database.url()),
-    );
+    let (site, _database) = set_up_on_postgresql();
     let verify = || {
         Command::new(kopplung_bin())
             .args(["audit", "verify", "--config"])
