@@ -114,10 +114,7 @@ pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<Pa
     let mut written = Vec::new();
 
     let (ca_cert, ca_key) = if layout.ca_cert().is_file() && layout.ca_key().is_file() {
-        let cert = crate::seal::load_certificate(&layout.ca_cert())?;
-        let pem = std::fs::read(layout.ca_key()).map_err(io(&layout.ca_key()))?;
-        let key = PKey::private_key_from_pem(&pem).map_err(crypto("reading the CA key"))?;
-        (cert, key)
+        load_ca(layout)?
     } else {
         let key = new_key()?;
         let cert = issue(
@@ -145,16 +142,9 @@ pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<Pa
             Role::Recipient,
         ));
     }
-    for (name, cert_path, key_path, role) in leaves {
-        let files = (cert_path, key_path);
-        issue_leaf(
-            (&ca_cert, &ca_key),
-            &name,
-            role,
-            files,
-            new_key,
-            &mut written,
-        )?;
+    let ca = (&ca_cert, &ca_key);
+    for (name, cert, key, role) in leaves {
+        issue_leaf(ca, &name, role, (cert, key), new_key, &mut written)?;
     }
     Ok(written)
 }
