@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::LOCATION;
 
 use crate::browser::{cookie_header, keep_cookies, no_redirects};
-use crate::{Process, free_port, workspace};
+use crate::{Process, free_port};
 
 /// The eIDAS levels as acr values, and the amr the provider gives with each.
 pub const LOW: &str = "http://eidas.europa.eu/LoA/low";
@@ -26,18 +26,13 @@ pub const MAX: &str = "pseudonym-max-2b91";
 /// The client the portal is at the provider.
 pub const CLIENT_ID: &str = "portal";
 
-/// `tests/oidc/node_modules`, installed if missing (scripts/test installs it).
+/// `tests/oidc`, with `node_modules` installed if missing (scripts/test installs it).
 fn ensure_packages() -> PathBuf {
-    let dir = workspace().join("tests/oidc");
-    if !dir.join("node_modules/oidc-provider").is_dir() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .status()
-            .expect("npm (Node.js) is needed for the OpenID Connect provider of the tests");
-        assert!(status.success(), "npm ci --prefix tests/oidc failed");
-    }
-    dir
+    crate::node_packages(
+        "oidc",
+        &["oidc-provider"],
+        "the OpenID Connect provider of the tests",
+    )
 }
 
 /// A running identity provider of a test (oidc-provider or the demo Servicekonto): the

@@ -23,35 +23,38 @@ fn oidc(keys: &str, sections: &str) -> Options {
     }
 }
 
+/// The tag on `page` that holds `attribute` (e.g. `name="x"`), from `<` to `>`.
+fn tag_with<'p>(page: &'p Page, attribute: &str) -> Option<&'p str> {
+    let body = &page.body;
+    let at = body.find(attribute)?;
+    let start = body[..at].rfind('<')?;
+    Some(&body[start..at + body[at..].find('>')?])
+}
+
+/// The value of the attribute `name` of `tag`, as written.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let value = tag.split(&format!("{name}=\"")).nth(1)?;
+    Some(value[..value.find('"')?].to_owned())
+}
+
 /// The `value` of the input `name` on `page`, if it has one.
 fn input_value(page: &Page, name: &str) -> Option<String> {
-    let at = page.body.find(&format!("name=\"{name}\""))?;
-    let tag_start = page.body[..at].rfind('<')?;
-    let tag = &page.body[tag_start..at + page.body[at..].find('>')?];
-    let value = tag.split("value=\"").nth(1)?;
-    Some(value[..value.find('"')?].to_owned())
+    attribute(tag_with(page, &format!("name=\"{name}\""))?, "value")
 }
 
 /// The `<input …>` tag of `name` on `page`.
 fn input_tag(page: &Page, name: &str) -> String {
-    let at = page
-        .body
-        .find(&format!("name=\"{name}\""))
-        .unwrap_or_else(|| panic!("no input {name}:\n{}", page.body));
-    let tag_start = page.body[..at].rfind('<').unwrap();
-    page.body[tag_start..at + page.body[at..].find('>').unwrap()].to_owned()
+    tag_with(page, &format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no input {name}:\n{}", page.body))
+        .to_owned()
 }
 
 /// The `href` of the link with id `id`, unescaped.
 fn link(page: &Page, id: &str) -> String {
-    let at = page
-        .body
-        .find(&format!("id=\"{id}\""))
+    let tag = tag_with(page, &format!("id=\"{id}\""))
         .unwrap_or_else(|| panic!("no #{id}:\n{}", page.body));
-    let tag_start = page.body[..at].rfind('<').unwrap();
-    let tag = &page.body[tag_start..at];
-    let href = tag.split("href=\"").nth(1).unwrap();
-    href[..href.find('"').unwrap()]
+    attribute(tag, "href")
+        .unwrap_or_else(|| panic!("#{id} has no href: {tag}"))
         .replace("&amp;", "&")
         .replace("&#x3D;", "=")
         .replace("&#x2F;", "/")
