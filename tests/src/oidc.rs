@@ -212,6 +212,13 @@ pub enum Choice<'a> {
     Cancel,
 }
 
+impl<'a> Choice<'a> {
+    /// Signs in as `person` at `acr`.
+    pub fn sign_in(person: &'a str, acr: &'a str) -> Self {
+        Choice::SignIn { person, acr }
+    }
+}
+
 impl IdpBrowser {
     pub fn new(provider: &OidcProvider) -> Self {
         Self {

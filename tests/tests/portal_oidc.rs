@@ -91,14 +91,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
     // prefill: the interaction page was asked for basis or more.
     let start = "/konto/oidc/anmelden?anbieter=test&niveau=basis&uebernahme=ja&weiter=/konto";
     let (back, shown) = erika
-        .at_provider(
-            &mut idp,
-            start,
-            Choice::SignIn {
-                person: ERIKA,
-                acr: LOW,
-            },
-        )
+        .at_provider(&mut idp, start, Choice::sign_in(ERIKA, LOW))
         .await;
     assert_eq!(back.status, 303, "{}", back.body);
     assert_eq!(back.location(), "/konto");
@@ -148,10 +141,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
         .at_provider(
             &mut idp,
             &step_up_start,
-            Choice::SignIn {
-                person: ERIKA,
-                acr: SUBSTANTIAL,
-            },
+            Choice::sign_in(ERIKA, SUBSTANTIAL),
         )
         .await;
     let shown = shown.expect("prompt=login shows the interaction page again");
@@ -171,14 +161,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
     // Again, with the Online-Ausweis: back at the form, which the ID prefills.
     let retry = link(&too_low, "erneut");
     let (back, _) = erika
-        .at_provider(
-            &mut idp,
-            &retry,
-            Choice::SignIn {
-                person: ERIKA,
-                acr: HIGH,
-            },
-        )
+        .at_provider(&mut idp, &retry, Choice::sign_in(ERIKA, HIGH))
         .await;
     assert_eq!(back.status, 303, "{}", back.body);
     assert_eq!(back.location(), step);
@@ -283,10 +266,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
         .at_provider(
             &mut idp,
             "/konto/oidc/anmelden?anbieter=test&weiter=/konto",
-            Choice::SignIn {
-                person: ERIKA,
-                acr: LOW,
-            },
+            Choice::sign_in(ERIKA, LOW),
         )
         .await;
     assert!(shown.is_some(), "the provider's session ended");
@@ -308,10 +288,7 @@ async fn signed_in_at_provider(citizen: &mut Citizen, idp: &mut IdpBrowser) -> S
     let to_provider = citizen
         .get("/konto/oidc/anmelden?anbieter=test&weiter=/konto")
         .await;
-    let sign_in = Choice::SignIn {
-        person: MAX,
-        acr: LOW,
-    };
+    let sign_in = Choice::sign_in(MAX, LOW);
     idp.authorize(&to_provider.location(), sign_in).await.0
 }
 
@@ -461,10 +438,7 @@ async fn a_sign_in_too_old_is_repeated_before_submission_and_idle_sessions_end()
         .at_provider(
             &mut idp,
             &again.location(),
-            Choice::SignIn {
-                person: ERIKA,
-                acr: SUBSTANTIAL,
-            },
+            Choice::sign_in(ERIKA, SUBSTANTIAL),
         )
         .await;
     assert!(shown.is_some(), "prompt=login: the provider asked again");
