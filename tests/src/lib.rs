@@ -11,6 +11,7 @@ pub mod issuer;
 pub mod oidc;
 pub mod pki;
 pub mod postgres;
+pub mod routing;
 pub mod servicekonto;
 pub mod shared;
 pub mod site;
@@ -19,6 +20,7 @@ pub mod vendor;
 pub use amqp::*;
 pub use hub::*;
 pub use postgres::*;
+pub use routing::*;
 pub use vendor::*;
 
 use std::path::{Path, PathBuf};
