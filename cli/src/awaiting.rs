@@ -7,8 +7,9 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
 use clap::Subcommand;
+
+use crate::admin_api::{self, text};
 
 #[derive(Subcommand)]
 pub enum AwaitingCommand {
@@ -44,11 +45,7 @@ pub enum AwaitingCommand {
 }
 
 pub async fn run(hub: &str, token_file: &Path, command: AwaitingCommand) -> anyhow::Result<()> {
-    let token = std::fs::read_to_string(token_file)
-        .with_context(|| format!("reading the admin token {}", token_file.display()))?;
-    let hub = hub.trim_end_matches('/');
-    let client = reqwest::Client::new();
-    let request = match &command {
+    let body = admin_api::call(hub, token_file, |client, hub| match &command {
         AwaitingCommand::List { procedure, .. } => {
             let request = client.get(format!("{hub}/api/v1/admin/awaiting-receipt"));
             match procedure {
@@ -66,44 +63,21 @@ pub async fn run(hub: &str, token_file: &Path, command: AwaitingCommand) -> anyh
             "{hub}/api/v1/admin/applications/{}/resend",
             application_id.as_deref().unwrap_or_default()
         )),
-    };
-    let response = request
-        .bearer_auth(token.trim())
-        .send()
-        .await
-        .with_context(|| format!("reaching the hub at {hub}"))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
-    if !status.is_success() {
-        bail!(
-            "the hub answered {status}: {}",
-            body["detail"]
-                .as_str()
-                .or(body["title"].as_str())
-                .unwrap_or("")
-        );
-    }
+    })
+    .await?;
     match command {
         AwaitingCommand::List { json: true, .. } => println!("{body:#}"),
         AwaitingCommand::List { ids, .. } => {
-            let overdue = body["awaiting_receipt"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for message in &overdue {
-                let id = message["application_id"].as_str().unwrap_or_default();
-                if ids {
-                    println!("{id}");
-                    continue;
-                }
-                println!(
+            let overdue = admin_api::entries(&body, "awaiting_receipt");
+            admin_api::print_listing(&overdue, ids, |id, message| {
+                format!(
                     "{id}  {}  {}  message {}  delivered {}",
-                    message["receipt"].as_str().unwrap_or_default(),
-                    message["procedure"].as_str().unwrap_or_default(),
-                    message["message_id"].as_str().unwrap_or_default(),
-                    message["since"].as_str().unwrap_or_default(),
-                );
-            }
+                    text(message, "receipt"),
+                    text(message, "procedure"),
+                    text(message, "message_id"),
+                    text(message, "since"),
+                )
+            });
             eprintln!(
                 "{} message(s) delivered without a receipt past the deadline",
                 overdue.len()
@@ -117,24 +91,18 @@ pub async fn run(hub: &str, token_file: &Path, command: AwaitingCommand) -> anyh
                 );
             }
         }
-        AwaitingCommand::Resend { json: true, .. } => println!("{body:#}"),
         AwaitingCommand::Resend {
-            procedure: Some(procedure),
+            application_id,
+            procedure,
+            json,
             ..
-        } => {
-            let resent = body["resent"].as_array().cloned().unwrap_or_default();
-            for id in &resent {
-                println!("{}", id.as_str().unwrap_or_default());
-            }
-            eprintln!(
-                "resent {} overdue message(s) of {procedure}: they go out again with their message ids",
-                resent.len()
-            );
-        }
-        AwaitingCommand::Resend { application_id, .. } => {
-            println!("{}", application_id.unwrap_or_default());
-            eprintln!("resent: it goes out again with its message id");
-        }
+        } => admin_api::print_sent(
+            &body,
+            json,
+            application_id,
+            procedure.as_deref(),
+            ("resent", "overdue message(s)"),
+        ),
     }
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! `kopplung deadletters list|show|replay`: the dead letters of a running hub, through
 //! its admin API.
 //!
-//! Standard output carries only the data (a line per dead letter, ids, or JSON); counts
-//! and confirmations go to standard error, so that a shell loop over the output never
-//! takes a summary for an id.
+//! Standard output carries only the data, counts and confirmations go to standard error
+//! (see `admin_api`).
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
 use clap::Subcommand;
+
+use crate::admin_api::{self, text};
 
 #[derive(Subcommand)]
 pub enum DeadlettersCommand {
@@ -45,53 +45,33 @@ pub enum DeadlettersCommand {
 }
 
 pub async fn run(hub: &str, token_file: &Path, command: DeadlettersCommand) -> anyhow::Result<()> {
-    let token = std::fs::read_to_string(token_file)
-        .with_context(|| format!("reading the admin token {}", token_file.display()))?;
-    let hub = hub.trim_end_matches('/');
-    let base = format!("{hub}/api/v1/admin/deadletters");
-    let client = reqwest::Client::new();
-    let request = match &command {
-        DeadlettersCommand::List { .. } => client.get(&base),
-        DeadlettersCommand::Show { application_id } => {
-            client.get(format!("{base}/{application_id}"))
+    let body = admin_api::call(hub, token_file, |client, hub| {
+        let base = format!("{hub}/api/v1/admin/deadletters");
+        match &command {
+            DeadlettersCommand::List { .. } => client.get(&base),
+            DeadlettersCommand::Show { application_id } => {
+                client.get(format!("{base}/{application_id}"))
+            }
+            DeadlettersCommand::Replay {
+                procedure: Some(procedure),
+                ..
+            } => client.post(format!(
+                "{hub}/api/v1/admin/procedures/{procedure}/deadletters/replay"
+            )),
+            DeadlettersCommand::Replay { application_id, .. } => client.post(format!(
+                "{base}/{}/replay",
+                application_id.as_deref().unwrap_or_default()
+            )),
         }
-        DeadlettersCommand::Replay {
-            procedure: Some(procedure),
-            ..
-        } => client.post(format!(
-            "{hub}/api/v1/admin/procedures/{procedure}/deadletters/replay"
-        )),
-        DeadlettersCommand::Replay { application_id, .. } => client.post(format!(
-            "{base}/{}/replay",
-            application_id.as_deref().unwrap_or_default()
-        )),
-    };
-    let response = request
-        .bearer_auth(token.trim())
-        .send()
-        .await
-        .with_context(|| format!("reaching the hub at {hub}"))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
-    if !status.is_success() {
-        bail!(
-            "the hub answered {status}: {}",
-            body["detail"]
-                .as_str()
-                .or(body["title"].as_str())
-                .unwrap_or("")
-        );
-    }
+    })
+    .await?;
     match command {
         DeadlettersCommand::List {
             procedure,
             json,
             ids,
         } => {
-            let letters: Vec<_> = body["dead_letters"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
+            let letters: Vec<_> = admin_api::entries(&body, "dead_letters")
                 .into_iter()
                 .filter(|letter| {
                     procedure
@@ -103,41 +83,30 @@ pub async fn run(hub: &str, token_file: &Path, command: DeadlettersCommand) -> a
                 println!("{:#}", serde_json::json!({ "dead_letters": letters }));
                 return Ok(());
             }
-            for letter in &letters {
-                let id = letter["application_id"].as_str().unwrap_or_default();
-                if ids {
-                    println!("{id}");
-                    continue;
-                }
-                println!(
+            admin_api::print_listing(&letters, ids, |id, letter| {
+                format!(
                     "{id}  {}  {}  attempts {}  {}",
-                    letter["receipt"].as_str().unwrap_or_default(),
-                    letter["procedure"].as_str().unwrap_or_default(),
+                    text(letter, "receipt"),
+                    text(letter, "procedure"),
                     letter["attempts"],
-                    letter["reason"].as_str().unwrap_or_default()
-                );
-            }
+                    text(letter, "reason")
+                )
+            });
             eprintln!("{} dead letter(s)", letters.len());
         }
         DeadlettersCommand::Show { .. } => println!("{body:#}"),
-        DeadlettersCommand::Replay { json: true, .. } => println!("{body:#}"),
         DeadlettersCommand::Replay {
-            procedure: Some(procedure),
+            application_id,
+            procedure,
+            json,
             ..
-        } => {
-            let replayed = body["replayed"].as_array().cloned().unwrap_or_default();
-            for id in &replayed {
-                println!("{}", id.as_str().unwrap_or_default());
-            }
-            eprintln!(
-                "replayed {} dead letter(s) of {procedure}: they go out again with their message ids",
-                replayed.len()
-            );
-        }
-        DeadlettersCommand::Replay { application_id, .. } => {
-            println!("{}", application_id.unwrap_or_default());
-            eprintln!("replayed: it goes out again with its message id");
-        }
+        } => admin_api::print_sent(
+            &body,
+            json,
+            application_id,
+            procedure.as_deref(),
+            ("replayed", "dead letter(s)"),
+        ),
     }
     Ok(())
 }

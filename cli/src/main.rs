@@ -2,6 +2,7 @@
 //! only parses the arguments and dispatches.
 #![forbid(unsafe_code)]
 
+mod admin_api;
 mod audit;
 mod awaiting;
 mod check;

@@ -25,7 +25,12 @@ impl InvalidId {
 }
 
 fn digits(input: &str, len: std::ops::RangeInclusive<usize>) -> bool {
-    len.contains(&input.len()) && input.bytes().all(|b| b.is_ascii_digit())
+    made_of(input, len, |b| b.is_ascii_digit())
+}
+
+/// `input` has a length in `len` (bytes) and only bytes that are `allowed`.
+fn made_of(input: &str, len: std::ops::RangeInclusive<usize>, allowed: fn(u8) -> bool) -> bool {
+    len.contains(&input.len()) && input.bytes().all(allowed)
 }
 
 /// `FromStr` through the type's own `parse`, and `Display` as the value it holds: the same
@@ -122,11 +127,9 @@ text_id!(
     ProcedureId,
     "procedure id",
     "1 to 64 lowercase letters, digits and `-`",
-    |s| !s.is_empty()
-        && s.len() <= 64
-        && s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    |s| made_of(s, 1..=64, |b| b.is_ascii_lowercase()
+        || b.is_ascii_digit()
+        || b == b'-')
 );
 
 text_id!(
@@ -136,11 +139,8 @@ text_id!(
     InstanceId,
     "instance id",
     "1 to 80 ASCII letters, digits, `-`, `_` and `.`",
-    |s| !s.is_empty()
-        && s.len() <= 80
-        && s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    |s| made_of(s, 1..=80, |b| b.is_ascii_alphanumeric()
+        || matches!(b, b'-' | b'_' | b'.'))
 );
 
 impl InstanceId {

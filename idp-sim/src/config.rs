@@ -32,8 +32,8 @@ pub struct IdpFile {
 pub struct Limits {
     #[serde(flatten)]
     pub server: ServerLimits,
-    pub trusted_proxies: Vec<String>,
-    pub client_address_header: Option<String>,
+    #[serde(flatten)]
+    pub proxies: ProxyConfig,
     /// The body of a form post (login, token request, logout).
     pub max_form_bytes: usize,
 }
@@ -42,8 +42,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             server: ServerLimits::default(),
-            trusted_proxies: Vec::new(),
-            client_address_header: None,
+            proxies: ProxyConfig::default(),
             max_form_bytes: 16 * 1024,
         }
     }
@@ -51,11 +50,7 @@ impl Default for Limits {
 
 impl Limits {
     pub fn clients(&self) -> Result<ClientAddresses, kopplung_web::Error> {
-        ProxyConfig {
-            trusted_proxies: self.trusted_proxies.clone(),
-            client_address_header: self.client_address_header.clone(),
-        }
-        .build()
+        self.proxies.build()
     }
 }
 
@@ -338,6 +333,25 @@ redirect_uris = ["https://rp.example/cb"]
             assert!(all.contains(expected), "{expected} missing in:\n{all}");
         }
         assert_eq!(problems.len(), 13, "{all}");
+    }
+
+    #[test]
+    fn the_proxy_settings_stand_in_limits_beside_the_server_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("portal-secret"), "0123456789abcdef0123\n").unwrap();
+        let file = format!(
+            "{GOOD}\n[limits]\nheader_timeout_secs = 7\ntrusted_proxies = [\"10.0.0.0/8\"]\nclient_address_header = \"X-Real-IP\"\nmax_form_bytes = 2048\n"
+        );
+        let config = IdpConfig::load(&write(dir.path(), &file), dir.path()).unwrap();
+        let limits = &config.limits;
+        assert_eq!(limits.server.header_timeout_secs, 7);
+        assert_eq!(limits.proxies.trusted_proxies, ["10.0.0.0/8"]);
+        assert_eq!(
+            limits.proxies.client_address_header.as_deref(),
+            Some("X-Real-IP")
+        );
+        assert_eq!(limits.max_form_bytes, 2048);
+        assert!(limits.clients().is_ok());
     }
 
     #[test]

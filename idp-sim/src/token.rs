@@ -112,13 +112,7 @@ fn authenticate<'a>(
     form_id: Option<&str>,
     form_secret: Option<&str>,
 ) -> Result<&'a Client, Box<Response>> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        });
+    let basic = authorization(headers, "Basic");
     let credentials = match (basic, form_secret) {
         (Some(_), Some(_)) => {
             return Err(Box::new(refuse(
@@ -207,15 +201,19 @@ fn id_token(state: &Idp, grant: &Grant) -> Result<String, crate::Error> {
     state.keys.sign(claims)
 }
 
+/// The credentials of the `Authorization` header under `scheme` (`Basic`, `Bearer`),
+/// written as given or in lower case.
+fn authorization<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value
+        .strip_prefix(scheme)
+        .or_else(|| value.strip_prefix(scheme.to_lowercase().as_str()))?
+        .strip_prefix(' ')
+}
+
 /// `GET` or `POST /userinfo` with the access token as bearer token (RFC 6750).
 pub async fn userinfo(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
+    let token = authorization(&headers, "Bearer");
     let Some(token) = token else {
         return unauthorized("Bearer realm=\"servicekonto\"");
     };

@@ -17,6 +17,8 @@ use kopplung_idp_sim::Idp;
 use kopplung_tests::browser::{Browser, Page, no_redirects};
 use serde_json::Value;
 
+/// The relying party: a portal that is never called (nothing listens on port 9).
+const PORTAL: &str = "http://127.0.0.1:9";
 const REDIRECT: &str = "http://127.0.0.1:9/konto/oidc/rueckkehr";
 const AFTER_LOGOUT: &str = "http://127.0.0.1:9/";
 const SECRET: &str = "portal-secret-0123456789abcdef";
@@ -35,24 +37,15 @@ async fn start() -> TestIdp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let data = dir.path().join("data");
-    std::fs::create_dir_all(data.join("clients")).unwrap();
-    std::fs::write(data.join("clients/portal-secret"), format!("{SECRET}\n")).unwrap();
     let config = dir.path().join("idp.toml");
-    std::fs::write(
+    kopplung_tests::servicekonto::write_config(
         &config,
-        format!(
-            r#"issuer = "{base}"
-listen = "127.0.0.1:0"
-[[client]]
-client_id = "portal"
-name = "Testportal"
-secret_file = "clients/portal-secret"
-redirect_uris = ["{REDIRECT}"]
-post_logout_redirect_uris = ["{AFTER_LOGOUT}"]
-"#
-        ),
-    )
-    .unwrap();
+        &data,
+        (&base, "127.0.0.1:0"),
+        "Testportal",
+        PORTAL,
+        SECRET,
+    );
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
     let idp = Idp::load(&config, &data, clock.clone()).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

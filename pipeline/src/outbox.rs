@@ -496,16 +496,8 @@ impl Dispatcher {
                     Next::GiveUp { attempts } => {
                         let reason =
                             format!("given up after {attempts} attempts; last error: {reason}");
-                        if !self
-                            .store
-                            .record_failed(item, Status::DeadLettered, &reason)
-                            .await?
-                        {
-                            taken_over();
-                            return Ok(());
-                        }
-                        tracing::error!(%reason, "delivery dead-lettered");
-                        self.count(item, transport, "dead_lettered");
+                        self.dead_letter(item, transport, &reason, "delivery dead-lettered")
+                            .await?;
                     }
                     Next::TryAgainIn(pause) => {
                         let due = self.clock.now() + pause;
@@ -532,17 +524,36 @@ impl Dispatcher {
                 self.count(item, transport, "unavailable");
             }
             Outcome::Permanent { reason } => {
-                if !self
-                    .store
-                    .record_failed(item, Status::DeadLettered, &reason)
-                    .await?
-                {
-                    taken_over();
-                    return Ok(());
-                }
-                tracing::error!(%reason, "delivery refused permanently; dead-lettered");
-                self.count(item, transport, "dead_lettered");
+                self.dead_letter(
+                    item,
+                    transport,
+                    &reason,
+                    "delivery refused permanently; dead-lettered",
+                )
+                .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Records the entry dead-lettered with `reason` and logs `what`, unless this
+    /// instance's claim was taken over (then the new holder's outcome is the one recorded).
+    async fn dead_letter(
+        &self,
+        item: &WorkItem,
+        transport: &str,
+        reason: &str,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        if self
+            .store
+            .record_failed(item, Status::DeadLettered, reason)
+            .await?
+        {
+            tracing::error!(%reason, "{what}");
+            self.count(item, transport, "dead_lettered");
+        } else {
+            taken_over();
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use kopplung_core::Stage;
+use kopplung_transformers::seal::subject_of;
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::x509::X509;
 use time::OffsetDateTime;
@@ -37,20 +38,6 @@ fn to_datetime(at: &Asn1TimeRef) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(secs).ok()
 }
 
-/// The subject as `CN=…, O=…`.
-fn subject(certificate: &X509) -> String {
-    certificate
-        .subject_name()
-        .entries()
-        .filter_map(|entry| {
-            let key = entry.object().nid().short_name().ok()?;
-            let value = entry.data().to_string().ok()?;
-            Some(format!("{key}={value}"))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// A time as RFC 3339, for log lines.
 fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
@@ -64,7 +51,7 @@ fn publish(
     PublishedCertificate {
         stage,
         activate_at,
-        subject: subject(certificate),
+        subject: subject_of(certificate),
         fingerprint_sha256: fingerprint(certificate),
         not_before: to_datetime(certificate.not_before()),
         not_after: to_datetime(certificate.not_after()),
@@ -192,7 +179,7 @@ impl Keyring {
         {
             warnings.push(format!(
                 "the hub's next signing certificate ({}) is published but has no activate_at: it does not sign yet",
-                subject(next.sealer.certificate())
+                subject_of(next.sealer.certificate())
             ));
         }
         for (id, recipient) in &keys.recipients {

@@ -33,6 +33,45 @@ fn issue(pki: &Path, stem: &str, role: Role) -> (X509, PKey<Private>) {
     (cert, key)
 }
 
+/// A demo PKI with the procedure `cms` and its receipt signer, in a fresh folder.
+fn demo_pki() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = PkiLayout::new(dir.path());
+    init_demo_pki(&layout, &["cms".to_owned()]).unwrap();
+    kopplung_transformers::pki::issue_procedure_signer(&layout, "cms").unwrap();
+    dir
+}
+
+/// The keyring on a manual clock at now, the hub's next certificate due in an hour and
+/// the procedure's not confirmed: the clock, the due time and the keyring.
+fn hub_next_due_in_an_hour(pki: &Path) -> (Arc<ManualClock>, OffsetDateTime, Keyring) {
+    let start = OffsetDateTime::now_utc();
+    let clock = Arc::new(ManualClock::new(start));
+    let at = start + Duration::hours(1);
+    let keyring = Keyring::load(
+        &config(
+            pki,
+            Some(at),
+            Rotation::confirmed_by_vendor(false, None),
+            false,
+        ),
+        clock.clone(),
+    )
+    .unwrap();
+    (clock, at, keyring)
+}
+
+/// The vendor confirmed the procedure's next certificate; the hub's next one is due at
+/// `at`; no next receipt certificate.
+fn vendor_confirmed(pki: &Path, at: OffsetDateTime) -> KeyringConfig {
+    config(
+        pki,
+        Some(at),
+        Rotation::confirmed_by_vendor(true, None),
+        false,
+    )
+}
+
 fn config(
     pki: &Path,
     hub_at: Option<OffsetDateTime>,
@@ -89,30 +128,16 @@ fn receipt(issued_at: OffsetDateTime) -> Receipt {
 
 #[test]
 fn certificates_go_from_published_to_active_to_retired() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = demo_pki();
     let pki = dir.path();
     let layout = PkiLayout::new(pki);
-    init_demo_pki(&layout, &["cms".to_owned()]).unwrap();
-    kopplung_transformers::pki::issue_procedure_signer(&layout, "cms").unwrap();
     let (hub_next, _) = issue(pki, "hub-next", Role::Signer);
     let (cms_next, _) = issue(pki, "procedures/cms-next", Role::Recipient);
     let (_, signer_next_key) = issue(pki, "procedures/cms-signatur-next", Role::Signer);
     let hub = kopplung_transformers::seal::load_certificate(&layout.hub_cert()).unwrap();
     let cms = kopplung_transformers::seal::load_certificate(&layout.procedure_cert("cms")).unwrap();
 
-    let start = OffsetDateTime::now_utc();
-    let clock = Arc::new(ManualClock::new(start));
-    let at = start + Duration::hours(1);
-    let keyring = Keyring::load(
-        &config(
-            pki,
-            Some(at),
-            Rotation::confirmed_by_vendor(false, None),
-            false,
-        ),
-        clock.clone(),
-    )
-    .unwrap();
+    let (clock, at, keyring) = hub_next_due_in_an_hour(pki);
 
     // Published: the hub signs with the current key and shows both.
     assert_eq!(der(&keyring.signing_certificate()), der(&hub));
@@ -181,25 +206,15 @@ fn certificates_go_from_published_to_active_to_retired() {
         keyring.verify_receipt("cms", &signed).unwrap();
     }
     // Without the next one configured, its receipts are refused.
-    keyring
-        .reload(&config(
-            pki,
-            Some(at),
-            Rotation::confirmed_by_vendor(true, None),
-            false,
-        ))
-        .unwrap();
+    keyring.reload(&vendor_confirmed(pki, at)).unwrap();
     let signed = sign_cms(&receipt(clock.now()), &next_signer, &signer_next_key).unwrap();
     assert!(keyring.verify_receipt("cms", &signed).is_err());
 }
 
 #[test]
 fn a_next_certificate_that_cannot_be_used_is_named_before_it_would_block() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = demo_pki();
     let pki = dir.path();
-    let layout = PkiLayout::new(pki);
-    init_demo_pki(&layout, &["cms".to_owned()]).unwrap();
-    kopplung_transformers::pki::issue_procedure_signer(&layout, "cms").unwrap();
     issue(pki, "hub-next", Role::Signer);
     // A signing certificate handed over as the next encryption certificate.
     issue(pki, "procedures/cms-next", Role::Signer);
@@ -229,26 +244,11 @@ fn a_next_certificate_that_cannot_be_used_is_named_before_it_would_block() {
 
 #[test]
 fn each_switch_is_reported_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = demo_pki();
     let pki = dir.path();
-    let layout = PkiLayout::new(pki);
-    init_demo_pki(&layout, &["cms".to_owned()]).unwrap();
-    kopplung_transformers::pki::issue_procedure_signer(&layout, "cms").unwrap();
     issue(pki, "hub-next", Role::Signer);
     issue(pki, "procedures/cms-next", Role::Recipient);
-    let start = OffsetDateTime::now_utc();
-    let clock = Arc::new(ManualClock::new(start));
-    let at = start + Duration::hours(1);
-    let keyring = Keyring::load(
-        &config(
-            pki,
-            Some(at),
-            Rotation::confirmed_by_vendor(false, None),
-            false,
-        ),
-        clock.clone(),
-    )
-    .unwrap();
+    let (clock, at, keyring) = hub_next_due_in_an_hour(pki);
     let published = keyring.published();
     let (old, new) = (
         published[0].fingerprint_sha256.clone(),
@@ -288,14 +288,7 @@ fn each_switch_is_reported_once() {
 
     // The vendor confirmed: the reload that makes the next certificate the one
     // sealed for reports it, once.
-    keyring
-        .reload(&config(
-            pki,
-            Some(at),
-            Rotation::confirmed_by_vendor(true, None),
-            false,
-        ))
-        .unwrap();
+    keyring.reload(&vendor_confirmed(pki, at)).unwrap();
     let switches = keyring.switches();
     assert_eq!(switches.len(), 1, "{switches:?}");
     assert!(
@@ -310,11 +303,8 @@ fn each_switch_is_reported_once() {
 
 #[test]
 fn a_next_key_that_does_not_match_names_the_setting_and_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = demo_pki();
     let pki = dir.path();
-    let layout = PkiLayout::new(pki);
-    init_demo_pki(&layout, &["cms".to_owned()]).unwrap();
-    kopplung_transformers::pki::issue_procedure_signer(&layout, "cms").unwrap();
     issue(pki, "hub-next", Role::Signer);
     issue(pki, "procedures/cms-next", Role::Recipient);
     issue(pki, "other", Role::Signer);

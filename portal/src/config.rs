@@ -97,8 +97,8 @@ pub struct Settings {
 pub struct Limits {
     #[serde(flatten)]
     pub server: ServerLimits,
-    pub trusted_proxies: Vec<String>,
-    pub client_address_header: Option<String>,
+    #[serde(flatten)]
+    pub proxies: ProxyConfig,
     /// The body of an ordinary form post (every route but the upload).
     pub max_form_bytes: usize,
     /// What an upload's body may carry beyond the service's attachment limit (the
@@ -110,8 +110,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             server: ServerLimits::default(),
-            trusted_proxies: Vec::new(),
-            client_address_header: None,
+            proxies: ProxyConfig::default(),
             max_form_bytes: 64 * 1024,
             upload_overhead_bytes: 64 * 1024,
         }
@@ -123,15 +122,8 @@ impl Limits {
         self.server.clone()
     }
 
-    pub fn proxies(&self) -> ProxyConfig {
-        ProxyConfig {
-            trusted_proxies: self.trusted_proxies.clone(),
-            client_address_header: self.client_address_header.clone(),
-        }
-    }
-
     pub fn clients(&self) -> Result<ClientAddresses, kopplung_web::Error> {
-        self.proxies().build()
+        self.proxies.build()
     }
 }
 

@@ -139,9 +139,7 @@ fn vector<M: Collector + Clone + 'static>(
     help: &str,
     labels: &[&str],
 ) -> Result<M, prometheus::Error> {
-    let metric = new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
+    registered(registry, new(Opts::new(name, help), labels)?)
 }
 
 fn histogram(
@@ -152,6 +150,14 @@ fn histogram(
     buckets: Vec<f64>,
 ) -> Result<HistogramVec, prometheus::Error> {
     let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
+    registered(registry, metric)
+}
+
+/// `metric`, registered and handed back for recording.
+fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> Result<M, prometheus::Error> {
     registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
@@ -192,14 +198,16 @@ impl Metrics {
             "Submissions by service and outcome (accepted, replayed, or the problem type).",
             &["service", "outcome"],
         )?;
-        let intake_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "kopplung_intake_seconds",
-                "Time from request to answer at intake (including the durable commit).",
-            )
-            .buckets(fast_buckets()),
+        let intake_seconds = registered(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "kopplung_intake_seconds",
+                    "Time from request to answer at intake (including the durable commit).",
+                )
+                .buckets(fast_buckets()),
+            )?,
         )?;
-        registry.register(Box::new(intake_seconds.clone()))?;
         let deliveries = vector(
             &registry,
             IntCounterVec::new,
@@ -272,19 +280,20 @@ impl Metrics {
             "Applications whose personal data was deleted after the retention period, by service.",
             &["service"],
         )?;
-        let outbox_taken_over = IntCounter::new(
-            "kopplung_outbox_taken_over_total",
-            "Claimed outbox entries taken over from another instance whose heartbeat had stopped.",
+        let outbox_taken_over = registered(
+            &registry,
+            IntCounter::new(
+                "kopplung_outbox_taken_over_total",
+                "Claimed outbox entries taken over from another instance whose heartbeat had stopped.",
+            )?,
         )?;
-        registry.register(Box::new(outbox_taken_over.clone()))?;
-        let sealed_at_intake = IntCounterVec::new(
-            Opts::new(
-                "kopplung_intake_sealed_total",
-                "Applications whose message was sealed at intake (outcome=sealed) or left to the outbox (outcome=deferred).",
-            ),
+        let sealed_at_intake = vector(
+            &registry,
+            IntCounterVec::new,
+            "kopplung_intake_sealed_total",
+            "Applications whose message was sealed at intake (outcome=sealed) or left to the outbox (outcome=deferred).",
             &["outcome"],
         )?;
-        registry.register(Box::new(sealed_at_intake.clone()))?;
         let answer_receipts = vector(
             &registry,
             IntCounterVec::new,
@@ -292,17 +301,19 @@ impl Metrics {
             "Signed receipts in procedures' answers to HTTP deliveries, by procedure and outcome (recorded, duplicate, unavailable, or the problem type that refused it).",
             &["procedure", "outcome"],
         )?;
-        let store_lock_wait_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "kopplung_store_lock_wait_seconds",
-                "PostgreSQL: time a state change waited for one of this instance's audit chains (a free lane, or another append to commit); instances never wait for each other.",
-            )
-            .buckets(vec![
-                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                0.25, 0.5, 1.0,
-            ]),
+        let store_lock_wait_seconds = registered(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "kopplung_store_lock_wait_seconds",
+                    "PostgreSQL: time a state change waited for one of this instance's audit chains (a free lane, or another append to commit); instances never wait for each other.",
+                )
+                .buckets(vec![
+                    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                    0.1, 0.25, 0.5, 1.0,
+                ]),
+            )?,
         )?;
-        registry.register(Box::new(store_lock_wait_seconds.clone()))?;
         let connections = Arc::new(Connections::new()?);
         registry.register(Box::new(ConnectionsCollector(connections.clone())))?;
         Ok(Self {

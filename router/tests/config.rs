@@ -32,6 +32,22 @@ fn refused(loaded: Result<Config, String>, what: &str) -> String {
     }
 }
 
+/// The error names every one of `problems`.
+fn assert_names(error: &str, problems: &[&str]) {
+    for problem in problems {
+        assert!(error.contains(problem), "`{problem}` missing: {error}");
+    }
+}
+
+/// The error names every one of `problems`, and no other.
+fn assert_names_all(error: &str, problems: &[&str]) {
+    assert_names(error, problems);
+    assert!(
+        error.contains(&format!("has {} problems:", problems.len())),
+        "{error}"
+    );
+}
+
 #[test]
 fn every_saxon_municipality_has_a_responsible_procedure() {
     let config = demo_config();
@@ -232,13 +248,7 @@ fn every_problem_of_every_section_is_named_at_once() {
         "routing.toml: [[procedure]] m: delivery.clerks: unknown clerk `niemand`",
         "routing.toml: [[route]] 99999001000000 / 14: procedure: unknown procedure `nirgends`",
     ];
-    for problem in expected {
-        assert!(error.contains(problem), "`{problem}` missing: {error}");
-    }
-    assert!(
-        error.contains(&format!("has {} problems:", expected.len())),
-        "{error}"
-    );
+    assert_names_all(&error, &expected);
 }
 
 #[test]
@@ -264,12 +274,13 @@ fn the_lease_bounds_what_one_attempt_of_each_transport_may_take() {
         load_edited(short, "", &routing),
         "a 60 s attempt in a 40 s lease",
     );
-    for expected in [
-        "routing.toml: [[procedure]] p: delivery.timeout_ms: must fit into three quarters of [delivery] lease_secs (40 s): a lease of at least 80 s",
-        "kopplung.toml: [amqp] confirm_timeout_secs: 2 * connect_timeout_secs + confirm_timeout_secs must fit into three quarters of [delivery] lease_secs (40 s): a lease of at least 54 s",
-    ] {
-        assert!(error.contains(expected), "`{expected}` missing: {error}");
-    }
+    assert_names(
+        &error,
+        &[
+            "routing.toml: [[procedure]] p: delivery.timeout_ms: must fit into three quarters of [delivery] lease_secs (40 s): a lease of at least 80 s",
+            "kopplung.toml: [amqp] confirm_timeout_secs: 2 * connect_timeout_secs + confirm_timeout_secs must fit into three quarters of [delivery] lease_secs (40 s): a lease of at least 54 s",
+        ],
+    );
     // A lease out of range is named once, not again for every transport.
     let lease = ("[delivery]\n", "[delivery]\nlease_secs = 4\n");
     let error = refused(load_edited(lease, "", &routing), "a lease of 4 s");
@@ -347,14 +358,15 @@ fn an_id_given_twice_in_any_list_is_named() {
         procedure("p", "", AMQP)
     );
     let error = load_with(&format!("{clerk}{clerk}{client}"), &routing).unwrap_err();
-    for expected in [
-        "kopplung.toml: [[client]]: client `portal` is defined twice",
-        "kopplung.toml: [[clerk]]: clerk `anna` is defined twice",
-        "routing.toml: [[authority]]: authority `a` is defined twice",
-        "routing.toml: [[procedure]]: procedure `p` is defined twice",
-    ] {
-        assert!(error.contains(expected), "`{expected}` missing: {error}");
-    }
+    assert_names(
+        &error,
+        &[
+            "kopplung.toml: [[client]]: client `portal` is defined twice",
+            "kopplung.toml: [[clerk]]: clerk `anna` is defined twice",
+            "routing.toml: [[authority]]: authority `a` is defined twice",
+            "routing.toml: [[procedure]]: procedure `p` is defined twice",
+        ],
+    );
 }
 
 #[test]
@@ -399,13 +411,7 @@ audiences = ["portal"]
         "kopplung.toml: [[identity_provider]] servicekonto-demo: levels: map at least one acr value to basis, substanziell or hoch",
         "kopplung.toml: [[identity_provider]] zweiter: issuer: `http://127.0.0.1:8082` is trusted by another entry already",
     ];
-    for problem in expected {
-        assert!(error.contains(problem), "`{problem}` missing: {error}");
-    }
-    assert!(
-        error.contains(&format!("has {} problems:", expected.len())),
-        "{error}"
-    );
+    assert_names_all(&error, &expected);
     // A level that is none, and a means that is none, name their line.
     let error = load_edited(
         ("asserts_up_to = \"basis\"", "asserts_up_to = \"mittel\""),
@@ -471,12 +477,13 @@ fn receipt_deadlines_default_by_transport_and_bad_ones_are_named() {
         ),
     );
     let error = load_with("", &routing).unwrap_err();
-    for problem in [
-        "routing.toml: [[procedure]] long: receipt_deadline_secs: must be at most a year (0: never overdue)",
-        "routing.toml: [[procedure]] never: receipt_auto_resends: needs a receipt deadline (receipt_deadline_secs above 0)",
-    ] {
-        assert!(error.contains(problem), "`{problem}` missing: {error}");
-    }
+    assert_names(
+        &error,
+        &[
+            "routing.toml: [[procedure]] long: receipt_deadline_secs: must be at most a year (0: never overdue)",
+            "routing.toml: [[procedure]] never: receipt_auto_resends: needs a receipt deadline (receipt_deadline_secs above 0)",
+        ],
+    );
 }
 
 #[test]

@@ -15,9 +15,10 @@
 
 import { chromium } from 'playwright-core';
 import { createRequire } from 'node:module';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { check, failed, ok, step } from './steps.mjs';
 
 const require = createRequire(import.meta.url);
 const axePath = require.resolve('axe-core/axe.min.js');
@@ -33,12 +34,6 @@ const WOHNSITZ = '99115005000000';
 const MELDE = '99115003000000';
 const DRESDEN = '146120000000';
 
-let current = 'start';
-const step = (name) => { current = name; };
-const ok = (what) => console.log(`ok ${what}`);
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -216,15 +211,7 @@ try {
   check(blocked.length === 0, `the CSP blocked something: ${blocked.join('\n')}`);
   console.log('PASSED');
 } catch (error) {
-  console.log(`FAILED ${current}: ${error.message}`);
-  try {
-    await page.screenshot({ path: join(out, 'failure.png'), fullPage: true });
-    writeFileSync(join(out, 'failure.html'), await page.content());
-    console.log(`(page at ${page.url()}; screenshot and HTML in ${out})`);
-  } catch {
-    // the page itself may be gone
-  }
-  process.exitCode = 1;
+  await failed(page, out, error);
 } finally {
   await browser.close();
 }

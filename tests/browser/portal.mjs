@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { check, failed, ok, step } from './steps.mjs';
 
 const require = createRequire(import.meta.url);
 const axePath = require.resolve('axe-core/axe.min.js');
@@ -27,16 +28,6 @@ if (!base) {
 const email = `buergerin-${Date.now()}@example.org`;
 const password = 'ein-sehr-geheimes-Passwort-42';
 
-let current = 'start';
-function step(name) {
-  current = name;
-}
-function ok(what) {
-  console.log(`ok ${what}`);
-}
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
 const checkedPages = [];
 /** axe-core on the page: no serious or critical violation of WCAG 2.1 A/AA. */
@@ -348,15 +339,7 @@ try {
   writeFileSync(join(out, 'axe.json'), JSON.stringify(checkedPages, null, 2));
   console.log(`PASSED: ${checkedPages.length} pages checked with axe-core`);
 } catch (error) {
-  console.log(`FAILED ${current}: ${error.message}`);
-  try {
-    await page.screenshot({ path: join(out, 'failure.png'), fullPage: true });
-    writeFileSync(join(out, 'failure.html'), await page.content());
-    console.log(`(page at ${page.url()}; screenshot and HTML in ${out})`);
-  } catch {
-    // the page itself may be gone
-  }
-  process.exitCode = 1;
+  await failed(page, out, error);
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });

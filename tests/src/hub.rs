@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::routing::{deliver_over, with_procedure_settings};
 use crate::{
     amqp_url, copy_dir, eventually, free_port, kopplung_bin, private_dir, shared, workspace,
     write_private,
@@ -41,29 +42,18 @@ pub struct HubSetup {
     pub extra_limits: String,
 }
 
-/// Replaces the `[procedure.delivery]` section of `procedure` in a routing table with
-/// `delivery` (TOML lines after the section header), e.g. to deliver over HTTP.
-pub fn deliver_over(routing: &str, procedure: &str, delivery: &str) -> String {
-    let start = routing
-        .find(&format!("id = \"{procedure}\"\n"))
-        .unwrap_or_else(|| panic!("no procedure {procedure}"));
-    let section = start
-        + routing[start..]
-            .find("[procedure.delivery]\n")
-            .expect("a delivery section");
-    let body = section + "[procedure.delivery]\n".len();
-    let end = routing[body..]
-        .find("\n\n")
-        .map_or(routing.len(), |i| body + i);
-    format!(
-        "{}{}{}",
-        &routing[..body],
-        delivery.trim_end(),
-        &routing[end..]
-    )
-}
-
 impl HubSetup {
+    /// The default hub, with the settings `lines` (TOML) added to `procedure`.
+    pub fn procedure_settings(procedure: &str, lines: &str) -> Self {
+        let (procedure, lines) = (procedure.to_owned(), lines.to_owned());
+        Self {
+            rewrite_routing: Some(std::sync::Arc::new(move |routing| {
+                with_procedure_settings(&routing, &procedure, &lines)
+            })),
+            ..Self::default()
+        }
+    }
+
     /// The default hub, with `procedure` delivered over HTTP to `url` (answers within
     /// `timeout_ms`).
     pub fn over_http(procedure: &str, url: &str, timeout_ms: u64) -> Self {

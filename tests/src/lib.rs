@@ -11,13 +11,16 @@ pub mod issuer;
 pub mod oidc;
 pub mod pki;
 pub mod postgres;
+pub mod routing;
 pub mod servicekonto;
 pub mod shared;
+pub mod site;
 pub mod vendor;
 
 pub use amqp::*;
 pub use hub::*;
 pub use postgres::*;
+pub use routing::*;
 pub use vendor::*;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +39,24 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&path, &target).expect("copy");
         }
     }
+}
+
+/// `tests/<folder>`, with its npm packages installed (`npm ci`) when one of `needed` is
+/// missing (scripts/test installs them); `what` names the test that needs Node.js.
+pub fn node_packages(folder: &str, needed: &[&str], what: &str) -> PathBuf {
+    let dir = workspace().join("tests").join(folder);
+    if needed
+        .iter()
+        .any(|package| !dir.join("node_modules").join(package).is_dir())
+    {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .status()
+            .unwrap_or_else(|e| panic!("npm (Node.js) is needed for {what}: {e}"));
+        assert!(status.success(), "npm ci --prefix tests/{folder} failed");
+    }
+    dir
 }
 
 /// The workspace root (where `config/` and `mappings/` are).

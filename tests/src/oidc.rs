@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::LOCATION;
 
 use crate::browser::{cookie_header, keep_cookies, no_redirects};
-use crate::{Process, free_port, workspace};
+use crate::{Process, free_port};
 
 /// The eIDAS levels as acr values, and the amr the provider gives with each.
 pub const LOW: &str = "http://eidas.europa.eu/LoA/low";
@@ -26,18 +26,13 @@ pub const MAX: &str = "pseudonym-max-2b91";
 /// The client the portal is at the provider.
 pub const CLIENT_ID: &str = "portal";
 
-/// `tests/oidc/node_modules`, installed if missing (scripts/test installs it).
+/// `tests/oidc`, with `node_modules` installed if missing (scripts/test installs it).
 fn ensure_packages() -> PathBuf {
-    let dir = workspace().join("tests/oidc");
-    if !dir.join("node_modules/oidc-provider").is_dir() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .status()
-            .expect("npm (Node.js) is needed for the OpenID Connect provider of the tests");
-        assert!(status.success(), "npm ci --prefix tests/oidc failed");
-    }
-    dir
+    crate::node_packages(
+        "oidc",
+        &["oidc-provider"],
+        "the OpenID Connect provider of the tests",
+    )
 }
 
 /// A running identity provider of a test (oidc-provider or the demo Servicekonto): the
@@ -217,6 +212,13 @@ pub enum Choice<'a> {
     Cancel,
 }
 
+impl<'a> Choice<'a> {
+    /// Signs in as `person` at `acr`.
+    pub fn sign_in(person: &'a str, acr: &'a str) -> Self {
+        Choice::SignIn { person, acr }
+    }
+}
+
 impl IdpBrowser {
     pub fn new(provider: &OidcProvider) -> Self {
         Self {
@@ -283,13 +285,12 @@ impl IdpBrowser {
                 continue;
             }
             assert_eq!(page.status, 200, "the provider answered:\n{}", page.body);
-            let uid = page
-                .body
-                .split("action=\"/interaction/")
-                .nth(1)
-                .and_then(|rest| rest.split('/').next())
-                .unwrap_or_else(|| panic!("no interaction form:\n{}", page.body))
-                .to_owned();
+            let uid = after(
+                &page.body,
+                "action=\"/interaction/",
+                '/',
+                "interaction form",
+            );
             shown = Some(page.body.clone());
             page = match choice {
                 Choice::SignIn { person, acr } => {
@@ -310,20 +311,8 @@ impl IdpBrowser {
     pub async fn logout(&mut self, url: &str) -> String {
         let page = self.get(url).await;
         assert_eq!(page.status, 200, "logout page:\n{}", page.body);
-        let action = page
-            .body
-            .split("action=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_else(|| panic!("no logout form:\n{}", page.body))
-            .to_owned();
-        let xsrf = page
-            .body
-            .split("name=\"xsrf\" value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_else(|| panic!("no xsrf field:\n{}", page.body))
-            .to_owned();
+        let action = after(&page.body, "action=\"", '"', "logout form");
+        let xsrf = after(&page.body, "name=\"xsrf\" value=\"", '"', "xsrf field");
         let mut answer = self
             .post(&action, &[("xsrf", &xsrf), ("logout", "yes")])
             .await;
@@ -347,4 +336,14 @@ impl IdpBrowser {
 /// Percent-encodes a query value.
 pub fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// What stands in a page after the first `marker`, up to `end` (the page must have it:
+/// `what` names it in the failure).
+fn after(body: &str, marker: &str, end: char, what: &str) -> String {
+    body.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split(end).next())
+        .unwrap_or_else(|| panic!("no {what}:\n{body}"))
+        .to_owned()
 }

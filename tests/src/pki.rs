@@ -31,3 +31,21 @@ pub fn issue(pki: &Path, stem: &str, common_name: &str, role: Role, from_days: i
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
+
+/// The operator lists Dresden's next encryption certificate: issued by the demo CA in
+/// `pki` (key beside it) and named as `certificate_next` in the routing table `routing`.
+pub fn list_dresden_next_certificate(pki: &Path, routing: &Path) {
+    issue(
+        pki,
+        "procedures/dresden-maengel-next",
+        "Fachverfahren dresden-maengel 2027",
+        Role::Recipient,
+        0,
+        730,
+    );
+    let text = std::fs::read_to_string(routing).unwrap().replace(
+        "certificate = \"procedures/dresden-maengel.crt\"",
+        "certificate = \"procedures/dresden-maengel.crt\"\ncertificate_next = \"procedures/dresden-maengel-next.crt\"",
+    );
+    std::fs::write(routing, text).unwrap();
+}

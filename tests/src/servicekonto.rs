@@ -8,6 +8,37 @@ use std::time::{Duration, Instant};
 use crate::oidc::{CLIENT_ID, Provider};
 use crate::{Process, free_port, kopplung_bin, private_dir, write_private};
 
+/// Writes the configuration file `config` of a demo Servicekonto (`issuer`, `listen`)
+/// whose one client `portal`, shown as `name`, signs citizens in for the portal at
+/// `portal_url`; its `secret` goes to `clients/portal-secret` in `data`.
+pub fn write_config(
+    config: &Path,
+    data: &Path,
+    (issuer, listen): (&str, &str),
+    name: &str,
+    portal_url: &str,
+    secret: &str,
+) {
+    private_dir(&data.join("clients"));
+    write_private(&data.join("clients/portal-secret"), secret.as_bytes());
+    std::fs::write(
+        config,
+        format!(
+            r#"issuer = "{issuer}"
+listen = "{listen}"
+
+[[client]]
+client_id = "{CLIENT_ID}"
+name = "{name}"
+secret_file = "clients/portal-secret"
+redirect_uris = ["{portal_url}/konto/oidc/rueckkehr"]
+post_logout_redirect_uris = ["{portal_url}/"]
+"#
+        ),
+    )
+    .expect("the Servicekonto's configuration");
+}
+
 /// A running `kopplung idp-sim`.
 pub struct Servicekonto(Provider);
 
@@ -24,27 +55,16 @@ impl Servicekonto {
         let port = free_port();
         let issuer = format!("http://127.0.0.1:{port}");
         let data = dir.join("servicekonto");
-        private_dir(&data.join("clients"));
         let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
-        let secret_file = data.join("clients/portal-secret");
-        write_private(&secret_file, secret.as_bytes());
         let config = dir.join("servicekonto.toml");
-        std::fs::write(
+        write_config(
             &config,
-            format!(
-                r#"issuer = "{issuer}"
-listen = "127.0.0.1:{port}"
-
-[[client]]
-client_id = "{CLIENT_ID}"
-name = "Serviceportal (Test)"
-secret_file = "clients/portal-secret"
-redirect_uris = ["{portal_url}/konto/oidc/rueckkehr"]
-post_logout_redirect_uris = ["{portal_url}/"]
-"#
-            ),
-        )
-        .expect("servicekonto.toml");
+            &data,
+            (&issuer, &format!("127.0.0.1:{port}")),
+            "Serviceportal (Test)",
+            portal_url,
+            &secret,
+        );
         let log = dir.join("servicekonto.log");
         let process = Process(
             Command::new(kopplung_bin())
@@ -75,7 +95,7 @@ post_logout_redirect_uris = ["{portal_url}/"]
         }
         Self(Provider {
             issuer,
-            secret_file,
+            secret_file: data.join("clients/portal-secret"),
             log,
             _process: process,
         })

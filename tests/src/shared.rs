@@ -35,6 +35,27 @@ where
     )
 }
 
+/// `kopplung COMMAND ARGS --hub … --token-file …` against the hub's admin API with the
+/// operator's token (`deadletters`, `awaiting-receipt`).
+pub fn admin_cli(hub: &TestHub, command: &str, args: &[&str]) -> (bool, String) {
+    let token_file = hub.data_dir().join("admin-token");
+    let mut all: Vec<std::ffi::OsString> = vec![command.into()];
+    all.extend(args.iter().map(Into::into));
+    all.extend([
+        "--hub".into(),
+        hub.url("").into(),
+        "--token-file".into(),
+        token_file.into_os_string(),
+    ]);
+    kopplung(all)
+}
+
+/// A Mängelanzeige for Dresden with the given description.
+pub fn maengel(beschreibung: &str) -> serde_json::Value {
+    serde_json::json!({"service": "99999001000000", "region": "146120000000",
+           "data": {"kategorie": "muell", "beschreibung": beschreibung, "ort": {"strasse": "Terrassenufer"}}})
+}
+
 /// `kopplung audit verify` on the hub's data directory must find the trail intact.
 pub fn assert_audit_intact(hub: &TestHub) {
     let data_dir = hub.data_dir();

@@ -10,31 +10,17 @@
 use std::time::Duration;
 
 use kopplung_tests::browser::{Browser, csrf_of};
-use kopplung_tests::shared::{answer, history, kopplung};
+use kopplung_tests::shared::{admin_cli, answer, history, maengel};
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, TestHub, amqp, delete_queue, drain, drain_one,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const PROCEDURE: &str = "dresden-maengel";
 
-fn maengel(beschreibung: &str) -> Value {
-    json!({"service": "99999001000000", "region": "146120000000",
-           "data": {"kategorie": "muell", "beschreibung": beschreibung, "ort": {"strasse": "Terrassenufer"}}})
-}
-
 /// `kopplung awaiting-receipt ARGS` against the hub, with the operator's token.
 fn awaiting_cli(hub: &TestHub, args: &[&str]) -> (bool, String) {
-    let token_file = hub.data_dir().join("admin-token");
-    let mut all: Vec<std::ffi::OsString> = vec!["awaiting-receipt".into()];
-    all.extend(args.iter().map(Into::into));
-    all.extend([
-        "--hub".into(),
-        hub.url("").into(),
-        "--token-file".into(),
-        token_file.into_os_string(),
-    ]);
-    kopplung(all)
+    admin_cli(hub, "awaiting-receipt", args)
 }
 
 async fn admin(hub: &TestHub, method: &str, path: &str, token: &str) -> (u16, Value) {
@@ -59,16 +45,10 @@ async fn confirmed(hub: &TestHub, id: &str) -> Value {
 async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_message_ids_is_received()
 {
     let broker = amqp().await;
-    let hub = TestHub::start(HubSetup {
-        edit_routing: |routing| {
-            routing.replacen(
-                "id = \"dresden-maengel\"\n",
-                "id = \"dresden-maengel\"\nreceipt_deadline_secs = 2\n",
-                1,
-            )
-        },
-        ..HubSetup::default()
-    })
+    let hub = TestHub::start(HubSetup::procedure_settings(
+        PROCEDURE,
+        "receipt_deadline_secs = 2",
+    ))
     .await;
     let queue = hub.queue(PROCEDURE);
 
@@ -254,16 +234,10 @@ async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_messa
 #[tokio::test]
 async fn the_hub_resends_by_itself_up_to_the_procedures_limit() {
     let broker = amqp().await;
-    let hub = TestHub::start(HubSetup {
-        edit_routing: |routing| {
-            routing.replacen(
-                "id = \"dresden-maengel\"\n",
-                "id = \"dresden-maengel\"\nreceipt_deadline_secs = 2\nreceipt_auto_resends = 1\n",
-                1,
-            )
-        },
-        ..HubSetup::default()
-    })
+    let hub = TestHub::start(HubSetup::procedure_settings(
+        PROCEDURE,
+        "receipt_deadline_secs = 2\nreceipt_auto_resends = 1",
+    ))
     .await;
     let queue = hub.queue(PROCEDURE);
     let id = hub

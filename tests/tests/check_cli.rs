@@ -2,31 +2,28 @@
 //! the file and what is wrong — and the server refuses to start on the same errors.
 //! (An expired certificate: tests/tests/certificates.rs.)
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::ops::Deref;
+use std::process::Output;
 
-use kopplung_tests::{copy_dir, kopplung_bin, private_dir, run_ok, workspace, write_private};
+use kopplung_tests::site::Site;
+use kopplung_tests::{private_dir, write_private};
 
 /// A copy of the demo configuration and mappings with a data directory (PKI, tokens),
 /// as after a first demo run.
-struct Site {
-    dir: tempfile::TempDir,
+struct DemoSite(Site);
+
+impl Deref for DemoSite {
+    type Target = Site;
+
+    fn deref(&self) -> &Site {
+        &self.0
+    }
 }
 
-impl Site {
+impl DemoSite {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(&workspace().join("config"), &dir.path().join("config"));
-        copy_dir(&workspace().join("mappings"), &dir.path().join("mappings"));
-        let site = Self { dir };
-        run_ok(
-            Command::new(kopplung_bin())
-                .args(["keys", "init", "--dir"])
-                .arg(site.data().join("pki"))
-                .arg("--config")
-                .arg(site.config()),
-            "kopplung keys init",
-        );
+        let site = Site::new();
+        site.keys_init();
         for file in [
             "intake-token",
             "portal-token",
@@ -47,42 +44,11 @@ impl Site {
                 write_private(&path, b"0123456789abcdef0123456789abcdef");
             }
         }
-        site
+        Self(site)
     }
 
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("config/kopplung.toml")
-    }
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
-    /// Replaces `old` (which must be there) by `new` in a file of the site.
-    fn edit(&self, relative: &str, old: &str, new: &str) {
-        let path = self.path(relative);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(old), "{relative} has no `{old}`");
-        std::fs::write(&path, text.replacen(old, new, 1)).unwrap();
-    }
-
-    /// Appends `text` to a file of the site.
-    fn append(&self, relative: &str, text: &str) {
-        let path = self.path(relative);
-        let mut all = std::fs::read_to_string(&path).unwrap();
-        all.push_str(text);
-        std::fs::write(&path, all).unwrap();
-    }
-
-    fn run(&self, command: &str) -> Output {
-        Command::new(kopplung_bin())
-            .arg(command)
-            .arg("--config")
-            .arg(self.config())
-            .arg("--data-dir")
-            .arg(self.data())
+    fn check(&self) -> Output {
+        self.kopplung(&["check"])
             .env("RUST_BACKTRACE", "0")
             .output()
             .unwrap()
@@ -91,7 +57,7 @@ impl Site {
     /// `kopplung check` fails naming `file` and every fragment; `kopplung serve` refuses
     /// to start with the same message.
     fn refused(&self, file: &str, fragments: &[&str]) {
-        let check = self.run("check");
+        let check = self.check();
         let message = String::from_utf8_lossy(&check.stderr).into_owned();
         assert!(!check.status.success(), "check passed: {message}");
         assert!(message.contains(file), "`{file}` not named: {message}");
@@ -102,13 +68,8 @@ impl Site {
             );
         }
         // The server must refuse at once; one that starts is killed and fails the test.
-        let mut serve = Command::new(kopplung_bin())
-            .arg("serve")
-            .arg("--config")
-            .arg(self.config())
-            .arg("--data-dir")
-            .arg(self.data())
-            .args(["--listen", "127.0.0.1:0"])
+        let mut serve = self
+            .kopplung(&["serve", "--listen", "127.0.0.1:0"])
             .env("RUST_BACKTRACE", "0")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -153,7 +114,7 @@ macro_rules! refused_edits {
         $(
             #[test]
             fn $name() {
-                let site = Site::new();
+                let site = DemoSite::new();
                 site.$change($($arg),+);
                 site.refused($named, &$fragments);
             }
@@ -234,8 +195,8 @@ refused_edits! {
 
 #[test]
 fn the_demo_configuration_is_valid() {
-    let site = Site::new();
-    let check = site.run("check");
+    let site = DemoSite::new();
+    let check = site.check();
     assert!(
         check.status.success(),
         "{}",
@@ -246,14 +207,14 @@ fn the_demo_configuration_is_valid() {
 
 #[test]
 fn a_missing_certificate() {
-    let site = Site::new();
+    let site = DemoSite::new();
     std::fs::remove_file(site.data().join("pki/procedures/dresden-maengel.crt")).unwrap();
     site.refused("dresden-maengel.crt", &["No such file"]);
 }
 
 #[test]
 fn a_missing_token_file() {
-    let site = Site::new();
+    let site = DemoSite::new();
     std::fs::remove_file(site.data().join("intake-token")).unwrap();
     site.refused("intake-token", &["token of client `demo`"]);
 }
@@ -261,12 +222,12 @@ fn a_missing_token_file() {
 #[test]
 fn files_open_to_other_users_are_named() {
     use std::os::unix::fs::PermissionsExt;
-    let site = Site::new();
-    assert!(site.run("check").status.success());
+    let site = DemoSite::new();
+    assert!(site.check().status.success());
     let token = site.data().join("admin-token");
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::set_permissions(site.data(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let check = site.run("check");
+    let check = site.check();
     let message = String::from_utf8_lossy(&check.stderr);
     assert!(!check.status.success(), "check passed: {message}");
     for named in [
@@ -281,7 +242,7 @@ fn files_open_to_other_users_are_named() {
 
 #[test]
 fn three_mistakes_in_two_files_are_all_named_at_once() {
-    let site = Site::new();
+    let site = DemoSite::new();
     // kopplung.toml: a clerk without a password; routing.toml: an AMQP procedure that
     // gives both a token hash and a token file (the arm-order bug let token_sha256 win
     // silently), and a route to an unknown procedure.
@@ -313,7 +274,7 @@ fn three_mistakes_in_two_files_are_all_named_at_once() {
 
 #[test]
 fn a_next_signing_key_that_does_not_match_its_certificate_is_named() {
-    let site = Site::new();
+    let site = DemoSite::new();
     let pki = site.data().join("pki");
     std::fs::copy(pki.join("hub.crt"), pki.join("bad-next.crt")).unwrap();
     // Some other EC key of the PKI: valid in itself, not the certificate's.

@@ -7,21 +7,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kopplung_tests::shared::{hub_refusing, kopplung};
+use kopplung_tests::shared::{admin_cli, hub_refusing, maengel};
 use kopplung_tests::{ADMIN_TOKEN, TestHub, delete_queue, drain, kopplung_bin};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+/// `kopplung deadletters ARGS` against the hub, with the operator's token.
 fn deadletters(hub: &TestHub, args: &[&str]) -> (bool, String) {
-    let token_file = hub.data_dir().join("admin-token");
-    let mut all: Vec<std::ffi::OsString> = vec!["deadletters".into()];
-    all.extend(args.iter().map(Into::into));
-    all.extend([
-        "--hub".into(),
-        hub.url("").into(),
-        "--token-file".into(),
-        token_file.into_os_string(),
-    ]);
-    kopplung(all)
+    admin_cli(hub, "deadletters", args)
 }
 
 /// `kopplung deadletters ARGS` with its standard output and error apart.
@@ -42,11 +34,6 @@ fn deadletters_split(hub: &TestHub, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn maengel(beschreibung: &str) -> Value {
-    json!({"service": "99999001000000", "region": "146120000000",
-           "data": {"kategorie": "muell", "beschreibung": beschreibung, "ort": {"strasse": "Terrassenufer"}}})
-}
-
 #[tokio::test]
 async fn the_last_attempt_dead_letters_and_a_replay_keeps_the_message_id() {
     let (broker, hub, queue) = hub_refusing(
@@ -55,11 +42,9 @@ async fn the_last_attempt_dead_letters_and_a_replay_keeps_the_message_id() {
     )
     .await;
 
-    let id = hub.submit_accepted(
-            &json!({"service": "99999001000000", "region": "146120000000",
-                    "data": {"kategorie": "muell", "beschreibung": "Illegale Müllablagerung am Elbufer", "ort": {"strasse": "Terrassenufer"}}}),
-            None,
-        ).await;
+    let id = hub
+        .submit_accepted(&maengel("Illegale Müllablagerung am Elbufer"), None)
+        .await;
     let dead = hub
         .wait_for_status(&id, "dead_lettered", Duration::from_secs(30))
         .await;

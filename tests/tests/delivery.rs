@@ -14,7 +14,7 @@ use bytes::Bytes;
 use kopplung_tests::shared::{answer, header_text, history, serve};
 use kopplung_tests::{
     ADMIN_TOKEN, HubSetup, TestHub, amqp, deliver_over, drain_and_delete, eventually,
-    open_with_openssl_cli, sign_cms_receipt, token_sha256,
+    open_with_openssl_cli, sign_cms_receipt, token_sha256, with_procedure_settings,
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -277,16 +277,12 @@ async fn a_hanging_procedure_does_not_delay_the_others() {
     let broker = amqp().await;
     let hub = TestHub::start(HubSetup {
         rewrite_routing: Some(Arc::new(move |routing| {
-            deliver_over(
+            let routing = deliver_over(
                 &routing,
                 "dresden-maengel",
                 &format!("transport = \"http\"\nallow_plain_http = true\nurl = \"{url}\"\ntimeout_ms = 60000"),
-            )
-            .replacen(
-                "id = \"dresden-maengel\"\n",
-                "id = \"dresden-maengel\"\nmax_in_flight = 2\n",
-                1,
-            )
+            );
+            with_procedure_settings(&routing, "dresden-maengel", "max_in_flight = 2")
         })),
         ..HubSetup::default()
     })

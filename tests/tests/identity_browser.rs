@@ -11,7 +11,7 @@ mod portal_support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kopplung_tests::{amqp, delete_queue, drain, open_with_openssl_cli, workspace, xpath};
+use kopplung_tests::{amqp, delete_queue, drain, open_with_openssl_cli, xpath};
 use portal_support::{Cycle, Options};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -22,16 +22,7 @@ fn browser_dir() -> PathBuf {
         Path::new(CHROMIUM).is_file(),
         "{CHROMIUM} is missing: `apt-get install chromium` (scripts/test does)"
     );
-    let dir = workspace().join("tests/browser");
-    if !dir.join("node_modules/playwright-core").is_dir() {
-        let status = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .status()
-            .expect("npm (Node.js) is needed for the browser test");
-        assert!(status.success(), "npm ci --prefix tests/browser failed");
-    }
-    dir
+    kopplung_tests::node_packages("browser", &["playwright-core"], "the browser test")
 }
 
 /// Walks the citizen's way at `provider` (`oidc-provider` or `servicekonto`) and opens

@@ -29,17 +29,7 @@ async fn two_instances_on_postgresql_deliver_everything_once_when_one_is_killed(
 
     // The default lease (120 s): the dead instance's claims are taken over after the
     // heartbeat timeout, long before it runs out.
-    let setup = HubSetup {
-        extra_config: format!("[store]\npostgres_url = \"{}\"\n", database.url()),
-        ..HubSetup::over_http("dresden-maengel", &url, 5000)
-    };
-    let mut first = TestHub::start(setup).await;
-    let second = first
-        .start_peer(&HubSetup {
-            extra_config: format!("[store]\npostgres_url = \"{}\"\n", database.url()),
-            ..HubSetup::default()
-        })
-        .await;
+    let (mut first, second) = two_instances(&database, &url, 5000).await;
     let urls = [first.url(""), second.url("")];
     let token = first.token.clone();
 
@@ -203,28 +193,8 @@ const HELD: usize = 4;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instances_claims_continue_within_seconds_not_after_the_lease() {
     let database = PostgresDatabase::create();
-    // A real HTTP procedure on loopback: the first request of each message hangs (its
-    // claim stays held), a later one is taken.
-    let procedure = FaultyProcedure::start(Arc::new(|_, attempt, _| {
-        if attempt == 1 {
-            Behaviour::Hang
-        } else {
-            Behaviour::Accept
-        }
-    }))
-    .await;
-    let store = format!("[store]\npostgres_url = \"{}\"\n", database.url());
-    let mut first = TestHub::start(HubSetup {
-        extra_config: store.clone(),
-        ..HubSetup::over_http("dresden-maengel", &procedure.url, 60_000)
-    })
-    .await;
-    let second = first
-        .start_peer(&HubSetup {
-            extra_config: store,
-            ..HubSetup::default()
-        })
-        .await;
+    let procedure = hanging_at_first().await;
+    let (mut first, second) = two_instances(&database, &procedure.url, 60_000).await;
 
     // Killed and restarted at once: its claims are free again when it starts.
     let held = hold_claims(&first, &procedure, &database, 1).await;
@@ -301,26 +271,8 @@ async fn a_killed_instances_claims_continue_within_seconds_not_after_the_lease()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resumed_instance_leaves_the_entries_taken_over_without_a_failed_attempt() {
     let database = PostgresDatabase::create();
-    let procedure = FaultyProcedure::start(Arc::new(|_, attempt, _| {
-        if attempt == 1 {
-            Behaviour::Hang
-        } else {
-            Behaviour::Accept
-        }
-    }))
-    .await;
-    let store = format!("[store]\npostgres_url = \"{}\"\n", database.url());
-    let first = TestHub::start(HubSetup {
-        extra_config: store.clone(),
-        ..HubSetup::over_http("dresden-maengel", &procedure.url, 5_000)
-    })
-    .await;
-    let second = first
-        .start_peer(&HubSetup {
-            extra_config: store,
-            ..HubSetup::default()
-        })
-        .await;
+    let procedure = hanging_at_first().await;
+    let (first, second) = two_instances(&database, &procedure.url, 5_000).await;
     let held = hold_claims(&first, &procedure, &database, 1).await;
     first.signal("STOP");
     taken_by_procedure(&procedure, &held, Instant::now()).await;
@@ -338,6 +290,41 @@ async fn a_resumed_instance_leaves_the_entries_taken_over_without_a_failed_attem
         })
         .await;
     assert!(!log.contains("delivery failed; will retry"), "{log}");
+}
+
+/// Two hub instances on `database` delivering Dresden's Mängelanzeige over HTTP to
+/// `procedure_url` with the given delivery timeout.
+async fn two_instances(
+    database: &PostgresDatabase,
+    procedure_url: &str,
+    timeout_ms: u64,
+) -> (TestHub, TestHub) {
+    let store = format!("[store]\npostgres_url = \"{}\"\n", database.url());
+    let first = TestHub::start(HubSetup {
+        extra_config: store.clone(),
+        ..HubSetup::over_http("dresden-maengel", procedure_url, timeout_ms)
+    })
+    .await;
+    let second = first
+        .start_peer(&HubSetup {
+            extra_config: store,
+            ..HubSetup::default()
+        })
+        .await;
+    (first, second)
+}
+
+/// A real HTTP procedure on loopback whose first request of each message hangs (its
+/// claim stays held) and whose later ones are taken.
+async fn hanging_at_first() -> FaultyProcedure {
+    FaultyProcedure::start(Arc::new(|_, attempt, _| {
+        if attempt == 1 {
+            Behaviour::Hang
+        } else {
+            Behaviour::Accept
+        }
+    }))
+    .await
 }
 
 /// Submits [`HELD`] applications to `hub` (round `round`), waits until each has reached

@@ -156,14 +156,7 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
                 kopplung_tests::oidc::encode(next)
             );
             let (identified, _) = anna
-                .at_provider(
-                    &mut idp,
-                    &start,
-                    Choice::SignIn {
-                        person: ERIKA,
-                        acr: SUBSTANTIAL,
-                    },
-                )
+                .at_provider(&mut idp, &start, Choice::sign_in(ERIKA, SUBSTANTIAL))
                 .await;
             assert_eq!(identified.status, 303, "{target:?}: {}", identified.body);
             let location = identified.location();

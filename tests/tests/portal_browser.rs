@@ -20,17 +20,11 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
         std::path::Path::new(CHROMIUM).is_file(),
         "{CHROMIUM} is missing: `apt-get install chromium` (scripts/test does)"
     );
-    let browser_dir = kopplung_tests::workspace().join("tests/browser");
-    if !browser_dir.join("node_modules/playwright-core").is_dir()
-        || !browser_dir.join("node_modules/axe-core").is_dir()
-    {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&browser_dir)
-            .status()
-            .expect("npm (Node.js) is needed for the browser test");
-        assert!(status.success(), "npm ci --prefix tests/browser failed");
-    }
+    let browser_dir = kopplung_tests::node_packages(
+        "browser",
+        &["playwright-core", "axe-core"],
+        "the browser test",
+    );
     // The demo's mail drop: the citizen reads the confirmation mail in the development
     // mail viewer, as a demo user does (SMTP itself: tests/tests/portal_accounts.rs).
     let cycle = Cycle::with(Options {

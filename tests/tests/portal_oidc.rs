@@ -23,35 +23,38 @@ fn oidc(keys: &str, sections: &str) -> Options {
     }
 }
 
+/// The tag on `page` that holds `attribute` (e.g. `name="x"`), from `<` to `>`.
+fn tag_with<'p>(page: &'p Page, attribute: &str) -> Option<&'p str> {
+    let body = &page.body;
+    let at = body.find(attribute)?;
+    let start = body[..at].rfind('<')?;
+    Some(&body[start..at + body[at..].find('>')?])
+}
+
+/// The value of the attribute `name` of `tag`, as written.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let value = tag.split(&format!("{name}=\"")).nth(1)?;
+    Some(value[..value.find('"')?].to_owned())
+}
+
 /// The `value` of the input `name` on `page`, if it has one.
 fn input_value(page: &Page, name: &str) -> Option<String> {
-    let at = page.body.find(&format!("name=\"{name}\""))?;
-    let tag_start = page.body[..at].rfind('<')?;
-    let tag = &page.body[tag_start..at + page.body[at..].find('>')?];
-    let value = tag.split("value=\"").nth(1)?;
-    Some(value[..value.find('"')?].to_owned())
+    attribute(tag_with(page, &format!("name=\"{name}\""))?, "value")
 }
 
 /// The `<input …>` tag of `name` on `page`.
 fn input_tag(page: &Page, name: &str) -> String {
-    let at = page
-        .body
-        .find(&format!("name=\"{name}\""))
-        .unwrap_or_else(|| panic!("no input {name}:\n{}", page.body));
-    let tag_start = page.body[..at].rfind('<').unwrap();
-    page.body[tag_start..at + page.body[at..].find('>').unwrap()].to_owned()
+    tag_with(page, &format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no input {name}:\n{}", page.body))
+        .to_owned()
 }
 
 /// The `href` of the link with id `id`, unescaped.
 fn link(page: &Page, id: &str) -> String {
-    let at = page
-        .body
-        .find(&format!("id=\"{id}\""))
+    let tag = tag_with(page, &format!("id=\"{id}\""))
         .unwrap_or_else(|| panic!("no #{id}:\n{}", page.body));
-    let tag_start = page.body[..at].rfind('<').unwrap();
-    let tag = &page.body[tag_start..at];
-    let href = tag.split("href=\"").nth(1).unwrap();
-    href[..href.find('"').unwrap()]
+    attribute(tag, "href")
+        .unwrap_or_else(|| panic!("#{id} has no href: {tag}"))
         .replace("&amp;", "&")
         .replace("&#x3D;", "=")
         .replace("&#x2F;", "/")
@@ -88,14 +91,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
     // prefill: the interaction page was asked for basis or more.
     let start = "/konto/oidc/anmelden?anbieter=test&niveau=basis&uebernahme=ja&weiter=/konto";
     let (back, shown) = erika
-        .at_provider(
-            &mut idp,
-            start,
-            Choice::SignIn {
-                person: ERIKA,
-                acr: LOW,
-            },
-        )
+        .at_provider(&mut idp, start, Choice::sign_in(ERIKA, LOW))
         .await;
     assert_eq!(back.status, 303, "{}", back.body);
     assert_eq!(back.location(), "/konto");
@@ -145,10 +141,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
         .at_provider(
             &mut idp,
             &step_up_start,
-            Choice::SignIn {
-                person: ERIKA,
-                acr: SUBSTANTIAL,
-            },
+            Choice::sign_in(ERIKA, SUBSTANTIAL),
         )
         .await;
     let shown = shown.expect("prompt=login shows the interaction page again");
@@ -168,14 +161,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
     // Again, with the Online-Ausweis: back at the form, which the ID prefills.
     let retry = link(&too_low, "erneut");
     let (back, _) = erika
-        .at_provider(
-            &mut idp,
-            &retry,
-            Choice::SignIn {
-                person: ERIKA,
-                acr: HIGH,
-            },
-        )
+        .at_provider(&mut idp, &retry, Choice::sign_in(ERIKA, HIGH))
         .await;
     assert_eq!(back.status, 303, "{}", back.body);
     assert_eq!(back.location(), step);
@@ -280,10 +266,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
         .at_provider(
             &mut idp,
             "/konto/oidc/anmelden?anbieter=test&weiter=/konto",
-            Choice::SignIn {
-                person: ERIKA,
-                acr: LOW,
-            },
+            Choice::sign_in(ERIKA, LOW),
         )
         .await;
     assert!(shown.is_some(), "the provider's session ended");
@@ -305,10 +288,7 @@ async fn signed_in_at_provider(citizen: &mut Citizen, idp: &mut IdpBrowser) -> S
     let to_provider = citizen
         .get("/konto/oidc/anmelden?anbieter=test&weiter=/konto")
         .await;
-    let sign_in = Choice::SignIn {
-        person: MAX,
-        acr: LOW,
-    };
+    let sign_in = Choice::sign_in(MAX, LOW);
     idp.authorize(&to_provider.location(), sign_in).await.0
 }
 
@@ -458,10 +438,7 @@ async fn a_sign_in_too_old_is_repeated_before_submission_and_idle_sessions_end()
         .at_provider(
             &mut idp,
             &again.location(),
-            Choice::SignIn {
-                person: ERIKA,
-                acr: SUBSTANTIAL,
-            },
+            Choice::sign_in(ERIKA, SUBSTANTIAL),
         )
         .await;
     assert!(shown.is_some(), "prompt=login: the provider asked again");

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kopplung_tests::pki::{Role, issue};
+use kopplung_tests::pki::{Role, issue, list_dresden_next_certificate};
 use kopplung_tests::shared::{fixture_request, history};
 use kopplung_tests::{
     HubSetup, PostgresDatabase, TestHub, amqp, delete_queue, eventually, free_port,
@@ -46,6 +46,26 @@ fn files(dir: &Path) -> usize {
 fn names(line: &str, url: &str) -> bool {
     let field = format!("hub={url}");
     line.contains(&format!("{field} ")) || line.ends_with(&field)
+}
+
+/// How many lines of the log contain `needle` and name the instance `url`.
+fn lines_naming(log: &str, needle: &str, url: &str) -> usize {
+    log.lines()
+        .filter(|line| line.contains(needle) && names(line, url))
+        .count()
+}
+
+/// Waits until the application is decided, and checks it went through every state.
+async fn wait_decided(hub: &TestHub, id: &str, seconds: u64) -> serde_json::Value {
+    let status = hub
+        .wait_for_status(id, "decided", Duration::from_secs(seconds))
+        .await;
+    assert_eq!(
+        history(&status, "status"),
+        ["accepted", "prepared", "delivered", "received", "decided"],
+        "{status:#}"
+    );
+    status
 }
 
 /// Personal data of the fixture must never reach the procedure's log, nor the decision's
@@ -121,14 +141,7 @@ async fn decisions_wait_for_a_killed_hub_across_a_restart_of_the_procedure() {
     // The same instance comes back: every decision arrives.
     hub.spawn().await;
     for id in &ids {
-        let status = hub
-            .wait_for_status(id, "decided", Duration::from_secs(90))
-            .await;
-        assert_eq!(
-            history(&status, "status"),
-            ["accepted", "prepared", "delivered", "received", "decided"],
-            "{status:#}"
-        );
+        let status = wait_decided(&hub, id, 90).await;
         assert_eq!(status["documents"][0]["media_type"], "application/pdf");
     }
     eventually(
@@ -155,21 +168,10 @@ async fn with_two_hub_urls_answers_go_to_the_one_that_takes_them() {
     let _sim = hub.procedure_sim_to(&[dead.clone(), hub.url("")], &[PROCEDURE], 1);
     let ids = submit(&hub, 3).await;
     for id in &ids {
-        let status = hub
-            .wait_for_status(id, "decided", Duration::from_secs(60))
-            .await;
-        assert_eq!(
-            history(&status, "status"),
-            ["accepted", "prepared", "delivered", "received", "decided"],
-            "{status:#}"
-        );
+        wait_decided(&hub, id, 60).await;
     }
     let log = hub.sim_log();
-    let lines = |needle: &str, url: &str| {
-        log.lines()
-            .filter(|line| line.contains(needle) && names(line, url))
-            .count()
-    };
+    let lines = |needle: &str, url: &str| lines_naming(&log, needle, url);
     // Each receipt and each decision tried the dead instance first, then the live one.
     assert!(
         lines("event not taken by this hub instance", &dead) >= 2 * ids.len(),
@@ -289,21 +291,10 @@ async fn two_instances_on_postgresql_the_decisions_go_to_the_survivor() {
     }
     first.kill();
     for id in &ids {
-        let status = second
-            .wait_for_status(id, "decided", Duration::from_secs(60))
-            .await;
-        assert_eq!(
-            history(&status, "status"),
-            ["accepted", "prepared", "delivered", "received", "decided"],
-            "{status:#}"
-        );
+        wait_decided(&second, id, 60).await;
     }
     let log = first.sim_log();
-    let lines = |needle: &str, url: &str| {
-        log.lines()
-            .filter(|line| line.contains(needle) && names(line, url))
-            .count()
-    };
+    let lines = |needle: &str, url: &str| lines_naming(&log, needle, url);
     // Every decision tried the dead first instance, then went to the second.
     assert!(
         lines("event not taken by this hub instance", &first_url) >= ids.len(),
@@ -377,32 +368,12 @@ async fn a_refused_message_is_kept_aside_and_answered_after_a_reload() {
     assert_eq!(hub.status(&ids[0]).await["status"], "delivered");
 
     // The operator lists Dresden's next certificate; the vendor has no key for it yet.
-    issue(
-        &pki,
-        "procedures/dresden-maengel-next",
-        "Fachverfahren dresden-maengel 2027",
-        Role::Recipient,
-        0,
-        730,
-    );
+    list_dresden_next_certificate(&pki, &hub.dir.path().join("config/routing.toml"));
     std::fs::remove_file(pki.join("procedures/dresden-maengel-next.key")).unwrap();
-    let routing = hub.dir.path().join("config/routing.toml");
-    let text = std::fs::read_to_string(&routing).unwrap().replace(
-        "certificate = \"procedures/dresden-maengel.crt\"",
-        "certificate = \"procedures/dresden-maengel.crt\"\ncertificate_next = \"procedures/dresden-maengel-next.crt\"",
-    );
-    std::fs::write(&routing, text).unwrap();
     // The vendor trusts the hub's certificate and reloads: the kept message is answered.
     std::fs::copy(pki.join("hub.crt"), &vendor_trust).unwrap();
     sim.hangup();
-    let status = hub
-        .wait_for_status(&ids[0], "decided", Duration::from_secs(60))
-        .await;
-    assert_eq!(
-        history(&status, "status"),
-        ["accepted", "prepared", "delivered", "received", "decided"],
-        "{status:#}"
-    );
+    wait_decided(&hub, &ids[0], 60).await;
     eventually(
         Duration::from_secs(10),
         Duration::from_millis(100),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kopplung_tests::pki::{Role, issue};
+use kopplung_tests::pki::{Role, issue, list_dresden_next_certificate};
 use kopplung_tests::shared::fixture_request;
 use kopplung_tests::{
     HubSetup, TestHub, amqp, delete_queue, eventually, kopplung_bin, run_ok, stdout_of,
@@ -215,20 +215,7 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // 4. Dresden's next encryption certificate: published, not yet confirmed.
-    issue(
-        &pki,
-        "procedures/dresden-maengel-next",
-        "Fachverfahren dresden-maengel 2027",
-        Role::Recipient,
-        0,
-        730,
-    );
-    edit(&routing, |text| {
-        text.replace(
-            "certificate = \"procedures/dresden-maengel.crt\"",
-            "certificate = \"procedures/dresden-maengel.crt\"\ncertificate_next = \"procedures/dresden-maengel-next.crt\"",
-        )
-    });
+    list_dresden_next_certificate(&pki, &routing);
     hub_reload().await;
     let warnings = check_warnings(&hub);
     assert!(

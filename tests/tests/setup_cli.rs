@@ -10,71 +10,30 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kopplung_tests::{
-    PostgresDatabase, copy_dir, deliver_over, free_port, kopplung_bin, run_ok, stdout_of, workspace,
-};
+use kopplung_tests::site::Site;
+use kopplung_tests::{PostgresDatabase, deliver_over, free_port, kopplung_bin, run_ok, stdout_of};
 
-/// A copy of the demo configuration and mappings with an empty data directory: a site
-/// as an operator starts it.
-struct Site {
-    dir: tempfile::TempDir,
+/// `tokens init` and the demo PKI: what the site needs before `check`; what `tokens init`
+/// printed.
+fn set_up(site: &Site) -> String {
+    let tokens = stdout_of(&run_ok(
+        &mut site.kopplung(&["tokens", "init"]),
+        "kopplung tokens init",
+    ));
+    site.keys_init();
+    tokens
 }
 
-impl Site {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(&workspace().join("config"), &dir.path().join("config"));
-        copy_dir(&workspace().join("mappings"), &dir.path().join("mappings"));
-        Self { dir }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("config/kopplung.toml")
-    }
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
-    fn append(&self, relative: &str, text: &str) {
-        let path = self.path(relative);
-        let all = std::fs::read_to_string(&path).unwrap() + text;
-        std::fs::write(&path, all).unwrap();
-    }
-
-    fn kopplung(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(kopplung_bin());
-        command
-            .args(args)
-            .arg("--config")
-            .arg(self.config())
-            .arg("--data-dir")
-            .arg(self.data());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.kopplung(args).output().unwrap()
-    }
-
-    /// `tokens init` and the demo PKI: what the site needs before `check`.
-    fn set_up(&self) -> String {
-        let tokens = stdout_of(&run_ok(
-            &mut self.kopplung(&["tokens", "init"]),
-            "kopplung tokens init",
-        ));
-        run_ok(
-            Command::new(kopplung_bin())
-                .args(["keys", "init", "--dir"])
-                .arg(self.data().join("pki"))
-                .arg("--config")
-                .arg(self.config()),
-            "kopplung keys init",
-        );
-        tokens
-    }
+/// A site set up (see [`set_up`]) whose store is a fresh PostgreSQL database.
+fn set_up_on_postgresql() -> (Site, PostgresDatabase) {
+    let site = Site::new();
+    set_up(&site);
+    let database = PostgresDatabase::create();
+    site.append(
+        "config/kopplung.toml",
+        &format!("\n[store]\npostgres_url = \"{}\"\n", database.url()),
+    );
+    (site, database)
 }
 
 fn mode(path: &Path) -> u32 {
@@ -114,7 +73,7 @@ fn tokens_init_and_check_connect_pass_on_a_fresh_site() {
     let bare = site.run(&["check"]);
     assert!(!bare.status.success(), "check passed without tokens");
 
-    let printed = site.set_up();
+    let printed = set_up(&site);
     assert_eq!(mode(&site.data()), 0o700, "the data directory");
     assert_eq!(mode(&site.data().join("procedure-tokens")), 0o700);
     for file in [
@@ -231,7 +190,7 @@ fn tokens_init_never_overwrites_and_keeps_files_private() {
 #[test]
 fn check_connect_reports_a_closed_broker_and_http_endpoint_as_failed() {
     let site = Site::new();
-    site.set_up();
+    set_up(&site);
     let closed = free_port();
     let config = std::fs::read_to_string(site.config()).unwrap().replace(
         "amqp://guest:guest@127.0.0.1:5672/%2f",
@@ -292,13 +251,7 @@ fn check_connect_reports_a_closed_broker_and_http_endpoint_as_failed() {
 
 #[test]
 fn check_connect_tries_postgresql() {
-    let site = Site::new();
-    site.set_up();
-    let database = PostgresDatabase::create();
-    site.append(
-        "config/kopplung.toml",
-        &format!("\n[store]\npostgres_url = \"{}\"\n", database.url()),
-    );
+    let (site, database) = set_up_on_postgresql();
     let output = site.run(&["check", "--connect"]);
     assert!(output.status.success(), "{}", text(&output));
     let expected = format!(
@@ -331,7 +284,7 @@ fn check_connect_tries_postgresql() {
 #[test]
 fn serve_against_a_stopped_database_fails_within_seconds_naming_it() {
     let site = Site::new();
-    site.set_up();
+    set_up(&site);
     let closed = free_port();
     site.append(
         "config/kopplung.toml",
@@ -369,13 +322,7 @@ fn serve_against_a_stopped_database_fails_within_seconds_naming_it() {
 
 #[test]
 fn audit_verify_on_postgresql_needs_only_the_configuration() {
-    let site = Site::new();
-    site.set_up();
-    let database = PostgresDatabase::create();
-    site.append(
-        "config/kopplung.toml",
-        &format!("\n[store]\npostgres_url = \"{}\"\n", database.url()),
-    );
+    let (site, _database) = set_up_on_postgresql();
     let verify = || {
         Command::new(kopplung_bin())
             .args(["audit", "verify", "--config"])

@@ -114,10 +114,7 @@ pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<Pa
     let mut written = Vec::new();
 
     let (ca_cert, ca_key) = if layout.ca_cert().is_file() && layout.ca_key().is_file() {
-        let cert = crate::seal::load_certificate(&layout.ca_cert())?;
-        let pem = std::fs::read(layout.ca_key()).map_err(io(&layout.ca_key()))?;
-        let key = PKey::private_key_from_pem(&pem).map_err(crypto("reading the CA key"))?;
-        (cert, key)
+        load_ca(layout)?
     } else {
         let key = new_key()?;
         let cert = issue(
@@ -145,19 +142,9 @@ pub fn init_demo_pki(layout: &PkiLayout, procedures: &[String]) -> Result<Vec<Pa
             Role::Recipient,
         ));
     }
-    for (name, cert_path, key_path, role) in leaves {
-        if cert_path.is_file() && key_path.is_file() {
-            continue;
-        }
-        let key = new_key()?;
-        let cert = issue(
-            &name,
-            &key,
-            Some((&ca_cert, &ca_key)),
-            role,
-            Validity::days(730),
-        )?;
-        write_pair(cert_path, key_path, &cert, &key, &mut written)?;
+    let ca = (&ca_cert, &ca_key);
+    for (name, cert, key, role) in leaves {
+        issue_leaf(ca, &name, role, (cert, key), new_key, &mut written)?;
     }
     Ok(written)
 }
@@ -207,16 +194,35 @@ fn issue_from_ca(
         return Ok(written);
     }
     let (ca_cert, ca_key) = load_ca(layout)?;
-    let key = new_key()?;
-    let cert = issue(
+    let files = (cert_path, key_path);
+    issue_leaf(
+        (&ca_cert, &ca_key),
         name,
-        &key,
-        Some((&ca_cert, &ca_key)),
         role,
-        Validity::days(730),
+        files,
+        new_key,
+        &mut written,
     )?;
-    write_pair(cert_path, key_path, &cert, &key, &mut written)?;
     Ok(written)
+}
+
+/// Issues a demo certificate (two years) for a key from `new_key` by the CA and writes
+/// both to `files` (certificate, key), adding them to `written`; nothing when both
+/// exist already.
+fn issue_leaf(
+    ca: (&X509, &PKey<Private>),
+    name: &str,
+    role: Role,
+    (cert_path, key_path): (PathBuf, PathBuf),
+    new_key: impl FnOnce() -> Result<PKey<Private>, Error>,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), Error> {
+    if cert_path.is_file() && key_path.is_file() {
+        return Ok(());
+    }
+    let key = new_key()?;
+    let cert = issue(name, &key, Some(ca), role, Validity::days(730))?;
+    write_pair(cert_path, key_path, &cert, &key, written)
 }
 
 /// Issues a certificate for `key` from the demo CA of `layout`, valid as `validity` says:

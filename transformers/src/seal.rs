@@ -343,7 +343,8 @@ pub fn unseal(
     Ok(content)
 }
 
-pub(crate) fn subject_of(cert: &openssl::x509::X509Ref) -> String {
+/// A certificate's subject as `CN=…, O=…`, for messages and log lines.
+pub fn subject_of(cert: &openssl::x509::X509Ref) -> String {
     cert.subject_name()
         .entries()
         .filter_map(|entry| {

@@ -302,17 +302,11 @@ impl Oversight {
         };
         let mut resent = Vec::new();
         for awaiting in overdue {
-            match self
+            let outcome = self
                 .resend_if(awaiting.application_id, bulk, |r| self.overdue(r))
-                .await
-            {
-                Ok(()) => resent.push(awaiting.application_id),
-                Err(
-                    ResendError::NothingToResend
-                    | ResendError::Unknown
-                    | ResendError::MessageIdOf(_),
-                ) => {}
-                Err(ResendError::Unavailable(e)) => return Err(Unavailable(e)),
+                .await;
+            if went_out(outcome)? {
+                resent.push(awaiting.application_id);
             }
         }
         tracing::info!(%procedure, operator = %by, resent = resent.len(), "overdue messages of a procedure resent");
@@ -339,18 +333,24 @@ impl Oversight {
                     limit,
                 };
                 let due = |r: &ApplicationRecord| self.overdue(r) && resends(r) < limit;
-                match self.resend_if(awaiting.application_id, by, due).await {
-                    Ok(()) => resent.push(awaiting.application_id),
-                    Err(
-                        ResendError::NothingToResend
-                        | ResendError::Unknown
-                        | ResendError::MessageIdOf(_),
-                    ) => {}
-                    Err(ResendError::Unavailable(e)) => return Err(Unavailable(e)),
+                if went_out(self.resend_if(awaiting.application_id, by, due).await)? {
+                    resent.push(awaiting.application_id);
                 }
             }
         }
         Ok(resent)
+    }
+}
+
+/// One resend of a bulk: whether it went out. An application that needs none any more
+/// (confirmed or gone meanwhile) is passed over; only the store's failure stops the bulk.
+fn went_out(outcome: Result<(), ResendError>) -> Result<bool, Unavailable> {
+    match outcome {
+        Ok(()) => Ok(true),
+        Err(ResendError::NothingToResend | ResendError::Unknown | ResendError::MessageIdOf(_)) => {
+            Ok(false)
+        }
+        Err(ResendError::Unavailable(e)) => Err(Unavailable(e)),
     }
 }
 

@@ -13,7 +13,7 @@ use http_body_util::Limited;
 use serde_json::{Value, json};
 
 use super::drafts::{self, Draft};
-use super::{open_draft, progress, render, service_of};
+use super::{open_draft, open_draft_of_service, progress, render, service_of};
 use crate::Shared;
 use crate::quota::human_bytes;
 use crate::router_client::Service;
@@ -63,8 +63,7 @@ async fn attachments_view(
 }
 
 pub async fn attachments_page(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
-    let draft = open_draft(&state, &visitor, &id).await?;
-    let service = service_of(&state, &draft.service).await?;
+    let (draft, service) = open_draft_of_service(&state, &visitor, &id).await?;
     if service.attachments.max_count == 0 {
         return Err(Failure::not_found());
     }

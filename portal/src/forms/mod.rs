@@ -41,6 +41,18 @@ async fn open_draft(state: &Shared, visitor: &Visitor, id: &str) -> Result<Draft
     Ok(draft)
 }
 
+/// The open draft `id` (see [`open_draft`]) and the service it is for (see
+/// [`service_of`]).
+async fn open_draft_of_service(
+    state: &Shared,
+    visitor: &Visitor,
+    id: &str,
+) -> Result<(Draft, Service), Failure> {
+    let draft = open_draft(state, visitor, id).await?;
+    let service = service_of(state, &draft.service).await?;
+    Ok((draft, service))
+}
+
 /// `POST /antrag/{key}/neu`: starts an application for the municipality `region`.
 pub async fn start(
     Visit { state, visitor }: Visit,
@@ -190,8 +202,7 @@ pub async fn step_page(
     Visit { state, visitor }: Visit,
     Path((id, step)): Path<(String, u32)>,
 ) -> Page {
-    let mut draft = open_draft(&state, &visitor, &id).await?;
-    let service = service_of(&state, &draft.service).await?;
+    let (mut draft, service) = open_draft_of_service(&state, &visitor, &id).await?;
     let form = service.form()?;
     if !render::steps(&form).contains(&step) {
         return Err(Failure::not_found());
@@ -226,8 +237,7 @@ pub async fn step_save(
     Path((id, step)): Path<(String, u32)>,
     Posted(pairs): Posted,
 ) -> Page {
-    let mut draft = open_draft(&state, &visitor, &id).await?;
-    let service = service_of(&state, &draft.service).await?;
+    let (mut draft, service) = open_draft_of_service(&state, &visitor, &id).await?;
     let form = service.form()?;
     let steps = render::steps(&form);
     if !steps.contains(&step) {
@@ -369,8 +379,7 @@ impl Review<'_> {
 }
 
 pub async fn review(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
-    let mut draft = open_draft(&state, &visitor, &id).await?;
-    let service = service_of(&state, &draft.service).await?;
+    let (mut draft, service) = open_draft_of_service(&state, &visitor, &id).await?;
     let here = format!("/entwurf/{}/pruefen", draft.id);
     if let Some(page) = oidc::step_up(&state, &visitor, StatusCode::OK, &service, &here) {
         return Ok(page);
@@ -396,8 +405,7 @@ pub async fn submit(
     Path(id): Path<String>,
     Posted(_): Posted,
 ) -> Page {
-    let mut draft = open_draft(&state, &visitor, &id).await?;
-    let service = service_of(&state, &draft.service).await?;
+    let (mut draft, service) = open_draft_of_service(&state, &visitor, &id).await?;
     let form = service.form()?;
     let here = format!("/entwurf/{}/pruefen", draft.id);
     if let Some(page) = oidc::step_up(&state, &visitor, StatusCode::FORBIDDEN, &service, &here) {

@@ -134,16 +134,23 @@ pub async fn replay_procedure(
     Caller(operator): Operator,
     Path(procedure): Path<String>,
 ) -> Result<Response, Problem> {
-    // A procedure no longer configured has no sink: its letters would wait for ever.
-    if !state.hub.destinations.contains_key(&procedure) {
-        return Err(Problem::not_found().detail("no such procedure in the configuration"));
-    }
+    configured(&state, &procedure)?;
     let replayed = state
         .hub
         .oversight
         .replay_all(&procedure, operator.name())
         .await?;
     Ok(Json(json!({ "procedure": procedure, "replayed": replayed })).into_response())
+}
+
+/// A bulk action names a procedure of the configuration: one no longer configured has no
+/// sink, and what it put back would wait for ever.
+fn configured(state: &ApiState, procedure: &str) -> Result<(), Problem> {
+    if state.hub.destinations.contains_key(procedure) {
+        Ok(())
+    } else {
+        Err(Problem::not_found().detail("no such procedure in the configuration"))
+    }
 }
 
 fn bad_query(detail: String) -> Problem {

@@ -55,9 +55,7 @@ pub(crate) async fn changes_recorded_at_once_commit_but_the_one_whose_lease_was_
     assert!(delivered.unwrap() && retried.unwrap());
 
     // The entry taken over is untouched by "a", and still "b"'s.
-    let record = stored(store, apps[0].id).await;
-    assert_eq!(record.status, Status::Accepted);
-    assert_eq!(statuses(&record.history), ["accepted"]);
+    let record = stored_as(store, apps[0].id, Status::Accepted, &["accepted"]).await;
     assert_eq!(record.delivery.attempts, 0);
     assert_eq!(record.delivery.last_error, None);
     let deliver = prepare(store, &items[0], b"sealed by b").await;
@@ -66,12 +64,13 @@ pub(crate) async fn changes_recorded_at_once_commit_but_the_one_whose_lease_was_
         b"sealed by b"
     );
 
-    let record = stored(store, apps[1].id).await;
-    assert_eq!(record.status, Status::Delivered);
-    assert_eq!(
-        statuses(&record.history),
-        ["accepted", "prepared", "delivered"]
-    );
+    let record = stored_as(
+        store,
+        apps[1].id,
+        Status::Delivered,
+        &["accepted", "prepared", "delivered"],
+    )
+    .await;
     assert_eq!(record.delivery.attempts, 1);
     assert!(record.delivery.delivered_at.is_some());
     let entries = store.audit_entries(apps[1].id).await.unwrap();
@@ -84,9 +83,13 @@ pub(crate) async fn changes_recorded_at_once_commit_but_the_one_whose_lease_was_
         );
     }
 
-    let record = stored(store, apps[2].id).await;
-    assert_eq!(record.status, Status::Prepared);
-    assert_eq!(statuses(&record.history), ["accepted", "prepared"]);
+    let record = stored_as(
+        store,
+        apps[2].id,
+        Status::Prepared,
+        &["accepted", "prepared"],
+    )
+    .await;
     assert_eq!(record.delivery.attempts, 1);
     assert_eq!(
         record.delivery.last_error.as_deref(),
@@ -103,9 +106,7 @@ pub(crate) async fn changes_recorded_at_once_commit_but_the_one_whose_lease_was_
     assert_eq!(again[0].application_id, apps[2].id);
     assert_eq!(store.sealed_message(&again[0]).await.unwrap(), b"sealed 2");
 
-    let record = stored(store, apps[3].id).await;
-    assert_eq!(record.status, Status::Invalid);
-    assert_eq!(statuses(&record.history), ["accepted", "invalid"]);
+    let record = stored_as(store, apps[3].id, Status::Invalid, &["accepted", "invalid"]).await;
     assert_eq!(record.delivery.attempts, 0);
 
     assert!(store.verify_audit().await.unwrap().is_intact());
@@ -129,9 +130,7 @@ async fn postgres_a_change_the_database_refuses_fails_alone_and_the_others_commi
     assert!(refused.is_err());
     assert!(dead.unwrap());
     assert_eq!(stored(store, good.id).await.status, Status::Prepared);
-    let record = stored(store, bad.id).await;
-    assert_eq!(record.status, Status::Accepted);
-    assert_eq!(statuses(&record.history), ["accepted"]);
+    stored_as(store, bad.id, Status::Accepted, &["accepted"]).await;
     assert_eq!(stored(store, other.id).await.status, Status::DeadLettered);
     // The refused change left its lease as it was: its holder records the next outcome.
     assert!(

@@ -260,32 +260,7 @@ async fn postgres_the_same_idempotency_key_at_two_instances_at_once_records_one_
         backend.postgres_instance("kopplung-b").await as Arc<dyn Store>,
     ];
     for round in 0..10 {
-        let key = format!("key-{round}");
-        let mut tasks = Vec::new();
-        for i in 0..4 {
-            let store = instances[i % 2].clone();
-            let key = key.clone();
-            tasks.push(tokio::spawn(async move {
-                store
-                    .insert_application(&application(Some((&key, "hash"))))
-                    .await
-                    .unwrap()
-            }));
-        }
-        let mut created = 0;
-        let mut ids = HashSet::new();
-        for task in tasks {
-            match task.await.unwrap() {
-                Inserted::Created(accepted) => {
-                    created += 1;
-                    ids.insert(accepted.id);
-                }
-                Inserted::Replayed(accepted) => {
-                    ids.insert(accepted.id);
-                }
-                other => panic!("{other:?}"),
-            }
-        }
+        let (created, ids) = insert_at_once(&instances, &format!("key-{round}"), 4).await;
         assert_eq!(created, 1, "round {round}");
         assert_eq!(
             ids.len(),

@@ -25,12 +25,13 @@ pub(crate) async fn a_receipt_that_overtakes_the_delivered_commit_records_both(b
         !store.record_delivered(&item, "late").await.unwrap(),
         "the late commit changes nothing"
     );
-    let record = stored(store, new.id).await;
-    assert_eq!(record.status, Status::Received);
-    assert_eq!(
-        statuses(&record.history),
-        ["accepted", "prepared", "delivered", "received"]
-    );
+    stored_as(
+        store,
+        new.id,
+        Status::Received,
+        &["accepted", "prepared", "delivered", "received"],
+    )
+    .await;
     // Again: the same receipt, also signed anew, is a duplicate; other content under
     // its id a conflict. The same signed bytes are the same receipt even where the
     // content hash was recorded under an earlier definition.
@@ -121,19 +122,20 @@ pub(crate) async fn receipts_and_events_follow_the_states(backend: Backend) {
         ReceiptOutcome::Conflict
     );
 
-    let record = stored(store, new.id).await;
-    assert_eq!(record.status, Status::Decided);
-    assert_eq!(
-        statuses(&record.history),
-        [
+    stored_as(
+        store,
+        new.id,
+        Status::Decided,
+        &[
             "accepted",
             "prepared",
             "delivered",
             "received",
             "query",
-            "decided"
-        ]
-    );
+            "decided",
+        ],
+    )
+    .await;
     let (mailbox, documents) = store.mailbox(new.id).await.unwrap();
     let kinds: Vec<&str> = mailbox.iter().map(|m| m.kind.as_str()).collect();
     assert_eq!(kinds, ["query", "decided"]);

@@ -261,30 +261,7 @@ pub(crate) async fn uploads_are_bound_once_and_read_in_fragments(backend: Backen
 async fn postgres_the_same_idempotency_key_at_two_instances_at_once_creates_one() {
     let backend = Backend::open(Kind::Postgres).await;
     let instances = backend.two_instances().await;
-    let mut tasks = Vec::new();
-    for i in 0..8 {
-        let store = instances[i % 2].clone();
-        tasks.push(tokio::spawn(async move {
-            store
-                .insert_application(&application(Some(("same", "hash"))))
-                .await
-                .unwrap()
-        }));
-    }
-    let mut created = 0;
-    let mut replayed = HashSet::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            Inserted::Created(accepted) => {
-                created += 1;
-                replayed.insert(accepted.id);
-            }
-            Inserted::Replayed(accepted) => {
-                replayed.insert(accepted.id);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    let (created, replayed) = insert_at_once(&instances, "same", 8).await;
     assert_eq!(created, 1);
     assert_eq!(replayed.len(), 1, "every answer names the one application");
 }

@@ -65,12 +65,13 @@ pub(crate) async fn a_taken_over_lease_cannot_record(backend: Backend) {
             .unwrap()
     );
 
-    let record = stored(store, new.id).await;
-    assert_eq!(record.status, Status::Delivered);
-    assert_eq!(
-        statuses(&record.history),
-        ["accepted", "prepared", "delivered"]
-    );
+    let record = stored_as(
+        store,
+        new.id,
+        Status::Delivered,
+        &["accepted", "prepared", "delivered"],
+    )
+    .await;
     assert!(record.delivery.delivered_at.is_some());
     assert!(record.delivery.next_attempt_at.is_none());
     assert_eq!(record.delivery.attempts, 1);
@@ -463,24 +464,15 @@ pub(crate) async fn a_silent_instances_claims_are_taken_after_the_heartbeat_time
     };
     let held = one.claim(&claim("one/1", start)).await.unwrap();
     assert_eq!(held.len(), 2);
+    let taken_over = async || two.take_over_silent(&second, timeout).await.unwrap();
 
     // `one` falls silent; `two` beats on. Before the timeout nothing is taken.
     clock.advance(Duration::seconds(5));
     two.heartbeat(&second).await.unwrap();
-    assert!(
-        two.take_over_silent(&second, timeout)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(taken_over().await.is_empty());
     clock.advance(Duration::seconds(5));
     two.heartbeat(&second).await.unwrap();
-    assert!(
-        two.take_over_silent(&second, timeout)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(taken_over().await.is_empty());
     assert!(
         two.claim(&claim("two/1", clock.now()))
             .await
@@ -489,29 +481,19 @@ pub(crate) async fn a_silent_instances_claims_are_taken_after_the_heartbeat_time
     );
     // A beat in time keeps an instance's claims (it beat 10 s ago: not older than 10 s).
     one.heartbeat(&first).await.unwrap();
-    assert!(
-        two.take_over_silent(&second, timeout)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(taken_over().await.is_empty());
 
     // `one` silent for longer than the timeout: taken over, once.
     clock.advance(Duration::seconds(11));
     two.heartbeat(&second).await.unwrap();
     assert_eq!(
-        two.take_over_silent(&second, timeout).await.unwrap(),
+        taken_over().await,
         [Silent {
             instance: first.clone(),
             entries: 2
         }]
     );
-    assert!(
-        two.take_over_silent(&second, timeout)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(taken_over().await.is_empty());
     let taken = two.claim(&claim("two/2", clock.now())).await.unwrap();
     assert_eq!(taken.len(), 2);
     // Fenced: the old holder, should it still be at work, records nothing.
@@ -535,12 +517,7 @@ pub(crate) async fn a_silent_instances_claims_are_taken_after_the_heartbeat_time
     prepare(&*two, &taken[0], b"new").await;
     // It beats again: live once more, nothing to take over.
     one.heartbeat(&first).await.unwrap();
-    assert!(
-        two.take_over_silent(&second, timeout)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(taken_over().await.is_empty());
 }
 
 /// The store reads time from the clock it was given, not from the system: the history

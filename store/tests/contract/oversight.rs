@@ -41,12 +41,13 @@ pub(crate) async fn dead_letters_are_listed_and_replayed_with_their_message_id(b
     assert!(store.replay(never_sealed.id, "admin").await.unwrap());
     assert!(store.dead_letters().await.unwrap().is_empty());
 
-    let record = stored(store, sealed_one.id).await;
-    assert_eq!(record.status, Status::Prepared);
-    assert_eq!(
-        statuses(&record.history),
-        ["accepted", "prepared", "dead_lettered", "prepared"]
-    );
+    let record = stored_as(
+        store,
+        sealed_one.id,
+        Status::Prepared,
+        &["accepted", "prepared", "dead_lettered", "prepared"],
+    )
+    .await;
     assert!(
         record.history[3]
             .detail
@@ -196,12 +197,13 @@ pub(crate) async fn a_delivered_message_without_receipt_is_resent_with_its_messa
         "once: it waits in the outbox now"
     );
 
-    let record = stored(store, silent.id).await;
-    assert_eq!(record.status, Status::Prepared);
-    assert_eq!(
-        statuses(&record.history),
-        ["accepted", "prepared", "delivered", "prepared"]
-    );
+    let record = stored_as(
+        store,
+        silent.id,
+        Status::Prepared,
+        &["accepted", "prepared", "delivered", "prepared"],
+    )
+    .await;
     assert!(
         record.history[3]
             .detail

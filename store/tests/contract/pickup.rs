@@ -98,12 +98,13 @@ pub(crate) async fn a_message_waits_for_pickup_until_acknowledged(backend: Backe
             .unwrap();
         assert_eq!(answer, expected, "{detail}");
     }
-    let record = stored(store, new.id).await;
-    assert_eq!(record.status, Status::Delivered);
-    assert_eq!(
-        statuses(&record.history),
-        ["accepted", "prepared", "prepared", "delivered"]
-    );
+    let record = stored_as(
+        store,
+        new.id,
+        Status::Delivered,
+        &["accepted", "prepared", "prepared", "delivered"],
+    )
+    .await;
     assert!(record.delivery.delivered_at.is_some());
     assert!(store.pickups(PROCEDURE, 10).await.unwrap().is_empty());
     // Still there to fetch once collected.

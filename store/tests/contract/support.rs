@@ -366,9 +366,59 @@ pub async fn deliver(store: &dyn Store, sealed: &[u8]) -> NewApplication {
     new
 }
 
+/// `count` intakes with the idempotency key `key` at once, taken in turn by the two
+/// instances: how many created an application, and the ids the answers named.
+pub async fn insert_at_once(
+    instances: &[Arc<dyn Store>; 2],
+    key: &str,
+    count: usize,
+) -> (usize, HashSet<Uuid>) {
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let store = instances[i % 2].clone();
+            let key = key.to_owned();
+            tokio::spawn(async move {
+                store
+                    .insert_application(&application(Some((&key, "hash"))))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    let mut ids = HashSet::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Inserted::Created(accepted) => {
+                created += 1;
+                ids.insert(accepted.id);
+            }
+            Inserted::Replayed(accepted) => {
+                ids.insert(accepted.id);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    (created, ids)
+}
+
 /// The stored record of application `id` (it must exist).
 pub async fn stored(store: &dyn Store, id: Uuid) -> ApplicationRecord {
     store.application(id).await.unwrap().unwrap()
+}
+
+/// The stored record of application `id`, which must have `status` and have gone
+/// through `history`.
+pub async fn stored_as(
+    store: &dyn Store,
+    id: Uuid,
+    status: Status,
+    history: &[&str],
+) -> ApplicationRecord {
+    let record = stored(store, id).await;
+    assert_eq!(record.status, status, "{id}");
+    assert_eq!(statuses(&record.history), history, "{id}");
+    record
 }
 
 /// The history and the audit trail tell the same story at the same times.

@@ -594,7 +594,7 @@ impl Citizen {
             kopplung_tests::oidc::encode(next)
         );
         let (back, _) = self
-            .at_provider(idp, &start, Choice::SignIn { person, acr })
+            .at_provider(idp, &start, Choice::sign_in(person, acr))
             .await;
         assert_eq!(back.status, 303, "{}", back.body);
         assert_eq!(back.location(), next);

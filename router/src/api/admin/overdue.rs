@@ -53,9 +53,7 @@ pub async fn resend_procedure(
     Caller(operator): Operator,
     Path(procedure): Path<String>,
 ) -> Result<Response, Problem> {
-    if !state.hub.destinations.contains_key(&procedure) {
-        return Err(Problem::not_found().detail("no such procedure in the configuration"));
-    }
+    super::configured(&state, &procedure)?;
     let resent = state
         .hub
         .oversight

@@ -1,0 +1,93 @@
+//! What the commands that talk to a running hub's admin API share (`kopplung deadletters`,
+//! `kopplung awaiting-receipt`): the call with the admin token and its error, and the
+//! printing of listings and id lists.
+//!
+//! Standard output carries only the data (a line per entry, ids, or JSON); counts and
+//! confirmations go to standard error, so that a shell loop over the output never takes
+//! a summary for an id.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// Sends the request `build` makes (given the client and the hub's base URL without a
+/// trailing slash) with the admin token of `token_file`; the JSON answer, or an error with
+/// the problem's detail when the hub refuses.
+pub async fn call(
+    hub: &str,
+    token_file: &Path,
+    build: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) -> anyhow::Result<Value> {
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("reading the admin token {}", token_file.display()))?;
+    let hub = hub.trim_end_matches('/');
+    let response = build(&reqwest::Client::new(), hub)
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .with_context(|| format!("reaching the hub at {hub}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "the hub answered {status}: {}",
+            body["detail"]
+                .as_str()
+                .or(body["title"].as_str())
+                .unwrap_or("")
+        );
+    }
+    Ok(body)
+}
+
+/// The entries of `body[key]` (none when it is not an array).
+pub fn entries(body: &Value, key: &str) -> Vec<Value> {
+    body[key].as_array().cloned().unwrap_or_default()
+}
+
+/// A line per entry: its application id alone with `ids_only`, else `line(id, entry)`.
+pub fn print_listing(entries: &[Value], ids_only: bool, line: impl Fn(&str, &Value) -> String) {
+    for entry in entries {
+        let id = entry["application_id"].as_str().unwrap_or_default();
+        if ids_only {
+            println!("{id}");
+        } else {
+            println!("{}", line(id, entry));
+        }
+    }
+}
+
+/// The answer to sending one application again, or all of a procedure's (`resend`,
+/// `replay`): with `json` the hub's answer; else the ids sent (the answer's `key`
+/// field for a procedure), and on standard error what became of them.
+pub fn print_sent(
+    body: &Value,
+    json: bool,
+    application_id: Option<String>,
+    procedure: Option<&str>,
+    (key, what): (&str, &str),
+) {
+    if json {
+        println!("{body:#}");
+        return;
+    }
+    let Some(procedure) = procedure else {
+        println!("{}", application_id.unwrap_or_default());
+        eprintln!("{key}: it goes out again with its message id");
+        return;
+    };
+    let ids = entries(body, key);
+    for id in &ids {
+        println!("{}", id.as_str().unwrap_or_default());
+    }
+    eprintln!(
+        "{key} {} {what} of {procedure}: they go out again with their message ids",
+        ids.len()
+    );
+}
+
+/// A string field of a JSON entry, empty when absent.
+pub fn text<'a>(entry: &'a Value, field: &str) -> &'a str {
+    entry[field].as_str().unwrap_or_default()
+}
