@@ -9,6 +9,7 @@
 
 pub mod amqp;
 mod broker;
+pub mod file;
 mod files;
 pub mod http;
 pub mod manual;

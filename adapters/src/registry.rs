@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 pub use crate::attempt_limit;
 pub use crate::transport::{ApiToken, BuildContext, CheckContext, Transport, is_sha256_hex};
-use crate::{ConfigProblem, Error, Sink, amqp, http, manual, pull};
+use std::path::Path;
+
+use crate::file::AnswerFolder;
+use crate::{ConfigProblem, Error, Sink, amqp, file, http, manual, pull};
 
 macro_rules! transports {
     ($($(#[$doc:meta])* $name:literal => $variant:ident($config:ty),)+) => {
@@ -64,8 +67,16 @@ impl Transport for DeliveryConfig {
         self.settings().reply_queue()
     }
 
+    fn answer_folder(&self, data_dir: &Path) -> Option<AnswerFolder> {
+        self.settings().answer_folder(data_dir)
+    }
+
     fn default_max_in_flight(&self) -> u32 {
         self.settings().default_max_in_flight()
+    }
+
+    fn default_receipt_deadline_secs(&self) -> u64 {
+        self.settings().default_receipt_deadline_secs()
     }
 }
 
@@ -76,6 +87,8 @@ transports! {
     "http" => Http(http::HttpSinkConfig),
     /// Level 1: the procedure collects its messages from the pull API.
     "pull" => Pull(pull::PullConfig),
+    /// Level 1: the procedure imports files from a folder and leaves its answers in another.
+    "file" => File(file::FileConfig),
     /// Level 0: a clerk reads the application in the hub's clerk inbox.
     "manual" => Manual(manual::ManualConfig),
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::broker::{AmqpBroker, AmqpBrokerConfig};
+use crate::file::AnswerFolder;
 use crate::{ConfigProblem, Error, Sink, attempt_limit};
 
 /// The rest of the hub's configuration, as far as a transport's settings must fit it.
@@ -96,6 +97,19 @@ pub trait Transport {
     /// A queue on the hub's broker on which the procedure sends its events back.
     fn reply_queue(&self) -> Option<&str> {
         None
+    }
+
+    /// A folder in which the procedure leaves its events for the hub to read (the
+    /// exchange folder of a `file` procedure), resolved against the data directory.
+    fn answer_folder(&self, _data_dir: &Path) -> Option<AnswerFolder> {
+        None
+    }
+
+    /// How long a delivered message may wait for the procedure's receipt before it is
+    /// overdue, when the procedure sets no `receipt_deadline_secs` (0: never): a
+    /// procedure that takes messages pushed to it confirms within minutes.
+    fn default_receipt_deadline_secs(&self) -> u64 {
+        15 * 60
     }
 
     /// Deliveries at once to one procedure when its `max_in_flight` is not given: few,

@@ -133,6 +133,16 @@ async fn probe_all(config: &Config) -> Vec<(String, Result<(), String>)> {
                 let what = format!("procedure {id}: http {}", http.url);
                 outcomes.push((what, tcp(&http.url, timeout).await));
             }
+            DeliveryConfig::File(file) => {
+                let root = file.root(&config.data_dir);
+                let what = format!("procedure {id}: exchange folder {}", root.display());
+                let result = if root.is_dir() {
+                    Ok(())
+                } else {
+                    Err("not there: create it, or mount the share".to_owned())
+                };
+                outcomes.push((what, result));
+            }
             DeliveryConfig::Pull(pull) => {
                 if let Some(url) = &pull.callback_url {
                     let what = format!("procedure {id}: callback {url}");

@@ -1,5 +1,5 @@
 //! Answering the hub: signed receipts and, later, the decision (Bescheid), on the reply
-//! queue or over the hub's HTTP API.
+//! queue, as a file in the incoming folder, or over the hub's HTTP API.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,7 +105,8 @@ pub(crate) fn sign(
 }
 
 /// Signs an event and sends it: on the reply queue if the procedure has one (and a
-/// channel is at hand), else by HTTP to the first of the hub's instances that takes it.
+/// channel is at hand), into the incoming folder of a `file` procedure, else by HTTP to
+/// the first of the hub's instances that takes it.
 /// Every failed attempt is logged once, at warn, with where it went, `attempt` and why.
 pub(crate) async fn send(
     procedure: &Procedure,
@@ -144,6 +145,18 @@ pub(crate) async fn send(
             Err(reason) => {
                 tracing::warn!(procedure = %procedure.id, event = ?event.event, %queue, attempt, %reason, "event not taken by the reply queue");
                 Err(Outcome::TryLater(format!("reply queue: {reason}")))
+            }
+        };
+    }
+    if let Some(folders) = &procedure.folders {
+        return match crate::file::leave_answer(&folders.incoming, event, &signed, content_type) {
+            Ok(file) => {
+                tracing::info!(procedure = %procedure.id, message_id = %event.message_id, application_id = %event.application_id, event = ?event.event, file = %file.display(), "event left in the incoming folder");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(procedure = %procedure.id, event = ?event.event, attempt, error = %e, "event not written to the incoming folder");
+                Err(Outcome::TryLater(format!("incoming folder: {e}")))
             }
         };
     }

@@ -1,6 +1,6 @@
 //! A reference specialist procedure (Fachverfahren) for demos and for vendors to read:
 //! it receives its messages the way its transport says — consumes its RabbitMQ queue,
-//! answers the hub's HTTP POSTs, or polls the pull API —, opens each message exactly as
+//! answers the hub's HTTP POSTs, polls the pull API, or imports files from a folder —, opens each message exactly as
 //! `docs/vendors.md` describes (decrypt, verify the hub's signature, validate the XML
 //! against its schema), and answers with a signed receipt — accept, or reject with a
 //! problem — and, later, a decision with a generated document. The decision is stored in
@@ -17,6 +17,7 @@
 mod amqp;
 mod answer;
 mod bescheid;
+mod file;
 mod http;
 mod open;
 mod outbox;
@@ -65,7 +66,7 @@ pub struct SimConfig {
     pub hub_urls: Vec<String>,
     /// The procedure's own data directory: its outbox of answers not yet taken.
     pub state_dir: PathBuf,
-    /// Only these procedures; all that have an interface (amqp, http, pull) if empty.
+    /// Only these procedures; all that have an interface (amqp, http, pull, file) if empty.
     pub only: Vec<String>,
     /// How long after the receipt the decision (Bescheid) follows; none if `None`.
     pub decision_delay: Option<Duration>,
@@ -112,6 +113,9 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
                 if let Some(token) = procedure.api_token.clone() {
                     tasks.spawn(pull::poll(procedure, token, shared, shutdown));
                 }
+            }
+            DeliveryConfig::File(_) => {
+                tasks.spawn(file::import(procedure, shared, shutdown));
             }
             DeliveryConfig::Manual(_) => {}
         }

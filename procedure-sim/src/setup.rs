@@ -77,6 +77,16 @@ pub(crate) struct Procedure {
     signer: RwLock<Arc<KeyPair>>,
     /// Bearer token for the hub's API: pull, and attachments fetched by claim check.
     pub api_token: Option<String>,
+    /// A `file` procedure's exchange folders: where the hub's messages arrive and where
+    /// its answers go.
+    pub folders: Option<Folders>,
+}
+
+/// The two folders of a `file` procedure's exchange folder.
+#[derive(Debug, Clone)]
+pub(crate) struct Folders {
+    pub outgoing: PathBuf,
+    pub incoming: PathBuf,
 }
 
 /// A certificate and its key: one the procedure receives for, or signs with.
@@ -325,8 +335,16 @@ pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error
                 };
                 Some(read_token(&config.data_dir.join(file))?)
             }
+            DeliveryConfig::File(_) => None,
             // No interface: a clerk reads it in the hub's clerk inbox.
             DeliveryConfig::Manual(_) => continue,
+        };
+        let folders = match &entry.delivery {
+            DeliveryConfig::File(file) => Some(Folders {
+                outgoing: file.outgoing_dir(&config.data_dir),
+                incoming: file.incoming_dir(&config.data_dir),
+            }),
+            _ => None,
         };
         let api_token = match (pull_token, &entry.token.file) {
             (Some(token), _) => Some(token),
@@ -337,6 +355,7 @@ pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error
         let signer = load_signer(pki, &entry)?;
         procedures.push(Procedure {
             api_token,
+            folders,
             delivery: entry.delivery,
             jose: entry.envelope == "jose",
             keys: RwLock::new(Arc::new(keys)),

@@ -310,6 +310,26 @@ pub async fn run(
         }
     }
 
+    // Procedures that leave their events in a folder (`file`): the hub looks there.
+    let folders: Vec<_> = config
+        .routing
+        .procedures
+        .iter()
+        .filter_map(|procedure| {
+            let folder = procedure.delivery.answer_folder(&config.data_dir)?;
+            let id = procedure.id.to_string();
+            let handler = crate::answer_folders::handler(hub.events.clone(), id.clone());
+            Some((id, folder, handler))
+        })
+        .collect();
+    if !folders.is_empty() {
+        reply_consumers.push(tokio::spawn(kopplung_adapters::file::watch_answers(
+            folders,
+            u64::try_from(config.file.limits.max_event_bytes).unwrap_or(u64::MAX),
+            replies_stopped.clone(),
+        )));
+    }
+
     let mut dispatcher = Dispatcher::new(
         store,
         preparer,

@@ -180,6 +180,85 @@ async fn the_reference_procedures_answer_over_http_and_pull_too() {
     }
 }
 
+/// A legacy procedure that only imports files: the hub writes each message with its
+/// manifest into the exchange folder, the reference procedure imports it and leaves its
+/// signed receipt and, later, the decision in the incoming folder; no network between
+/// them. A forged answer is moved aside with the reason beside it.
+#[tokio::test]
+async fn the_reference_procedure_imports_files_and_answers_through_the_incoming_folder() {
+    let hub = TestHub::start(HubSetup {
+        rewrite_routing: Some(std::sync::Arc::new(|routing| {
+            deliver_over(
+                &routing,
+                "dresden-maengel",
+                "transport = \"file\"\ndirectory = \"exchange/dresden-maengel\"\npoll_ms = 200",
+            )
+        })),
+        ..HubSetup::default()
+    })
+    .await;
+    let exchange = hub.data_dir().join("exchange/dresden-maengel");
+    let _sim = hub.procedure_sim(&["dresden-maengel"]);
+    let body = kopplung_tests::shared::fixture_request(
+        "maengelanzeige/fixtures/vollstaendig",
+        "99999001000000",
+        "146120000000",
+    );
+    let id = hub.submit_accepted(&body, None).await;
+    decided_with_document(
+        &hub,
+        &id,
+        &["accepted", "prepared", "delivered", "received", "decided"],
+    )
+    .await;
+    // Imported and removed; both answers taken, none refused.
+    let names = |dir: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(exchange.join(dir))
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    assert_eq!(names("outgoing"), Vec::<String>::new());
+    let taken = names("incoming/taken");
+    assert_eq!(taken.len(), 2, "{taken:?}");
+    assert!(taken.iter().all(|n| n.ends_with(".p7m")), "{taken:?}");
+    let sim_log = hub.sim_log();
+    assert!(
+        sim_log.contains("imported; receipt left in the incoming folder")
+            && sim_log.contains("event left in the incoming folder"),
+        "{sim_log}"
+    );
+
+    // A forged answer: refused, with the problem document beside it.
+    std::fs::write(
+        exchange.join("incoming/gefaelscht.p7m"),
+        b"not signed at all",
+    )
+    .unwrap();
+    let problem = exchange.join("incoming/refused/gefaelscht.p7m.problem.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !problem.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not refused: {:?}",
+            names("incoming")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let problem: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&problem).unwrap()).unwrap();
+    assert_eq!(
+        problem["type"], "urn:kopplung:problem:receipt-unverifiable",
+        "{problem:#}"
+    );
+    assert!(exchange.join("incoming/refused/gefaelscht.p7m").is_file());
+}
+
 /// The conformance kit, as a vendor runs it against a test system: the reference
 /// procedure passes every case in both profiles; a careless receiver that takes
 /// whatever comes fails, each case named.

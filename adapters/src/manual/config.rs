@@ -44,4 +44,9 @@ impl Transport for ManualConfig {
     fn default_max_in_flight(&self) -> u32 {
         64
     }
+
+    /// A clerk's inbox has no deadline.
+    fn default_receipt_deadline_secs(&self) -> u64 {
+        0
+    }
 }

@@ -74,4 +74,9 @@ impl Transport for PullConfig {
     fn api_token(&self) -> Option<&ApiToken> {
         Some(&self.token)
     }
+
+    /// A procedure that collects may run once a day.
+    fn default_receipt_deadline_secs(&self) -> u64 {
+        24 * 3600
+    }
 }

@@ -54,6 +54,7 @@ fn every_transport_of_the_list_parses_from_its_tag() {
         serde_json::json!({"transport": "amqp", "queue": "q", "reply_queue": "q.events"}),
         serde_json::json!({"transport": "http", "url": "https://fv.example/eingang"}),
         serde_json::json!({"transport": "pull", "token_file": "pull-token"}),
+        serde_json::json!({"transport": "file", "directory": "exchange/fv"}),
         serde_json::json!({"transport": "manual", "clerks": ["anna"]}),
     ];
     let names: Vec<&str> = sections
@@ -93,6 +94,13 @@ fn what_a_transport_offers_the_hub() {
     let manual = parse(serde_json::json!({"transport": "manual", "clerks": ["anna"]}));
     assert!(!manual.sealed());
     assert_eq!(manual.reply_queue(), None);
+    assert_eq!(manual.answer_folder(Path::new("/data")), None);
+    let file =
+        parse(serde_json::json!({"transport": "file", "directory": "exchange/fv", "poll_ms": 500}));
+    assert!(file.sealed() && file.api_token().is_none() && file.reply_queue().is_none());
+    let folder = file.answer_folder(Path::new("/data")).unwrap();
+    assert_eq!(folder.path, Path::new("/data/exchange/fv/incoming"));
+    assert_eq!(folder.poll, std::time::Duration::from_millis(500));
 }
 
 #[test]

@@ -57,7 +57,7 @@ pub struct ProcedureConfig {
     pub max_in_flight_given: Option<u32>,
     /// How long a delivered message may wait for the procedure's receipt before it is
     /// overdue (seconds; 0: never). Without it, the transport's default
-    /// ([`default_receipt_deadline_secs`]).
+    /// (`Transport::default_receipt_deadline_secs`).
     #[serde(default)]
     pub receipt_deadline_secs: Option<u64>,
     /// How often the hub itself sends an overdue message again, with its message id
@@ -83,17 +83,6 @@ pub enum Envelope {
     Jose,
 }
 
-/// The receipt deadline of a transport when a procedure gives none: a procedure that
-/// takes messages pushed to it (amqp, http) confirms within minutes, one that collects
-/// them (pull) may run once a day; a clerk's inbox (manual) has none.
-pub fn default_receipt_deadline_secs(transport: &str) -> u64 {
-    match transport {
-        "pull" => 24 * 3600,
-        "manual" => 0,
-        _ => 15 * 60,
-    }
-}
-
 impl ProcedureConfig {
     /// Deliveries to this procedure at once: its own `max_in_flight`, or its transport's
     /// default (hundreds for a broker, a few for an HTTP receiver).
@@ -106,7 +95,7 @@ impl ProcedureConfig {
     pub fn receipt_deadline(&self) -> Option<time::Duration> {
         let secs = self
             .receipt_deadline_secs
-            .unwrap_or_else(|| default_receipt_deadline_secs(self.delivery.transport()));
+            .unwrap_or_else(|| self.delivery.default_receipt_deadline_secs());
         (secs > 0).then(|| time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)))
     }
 

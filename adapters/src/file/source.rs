@@ -1,0 +1,180 @@
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use super::name::MANIFEST_SUFFIX;
+
+/// A folder in which a procedure leaves its signed events, and how often to look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerFolder {
+    pub path: PathBuf,
+    pub poll: Duration,
+}
+
+/// What became of one event file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answered {
+    /// Taken (or recognised as a duplicate): moved to `taken/`.
+    Taken,
+    /// Refused for good: moved to `refused/`, with this problem document (JSON) beside
+    /// it as `<name>.problem.json`, so the procedure learns why without a network API.
+    Refused(Vec<u8>),
+    /// Not now (store unavailable, a decision before its receipt): left in place.
+    Later,
+}
+
+/// Takes the content of one event file.
+pub type AnswerHandler =
+    Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Answered> + Send>> + Send + Sync>;
+
+/// Looks into every folder until `shutdown` turns true, handing each complete file to
+/// its handler, oldest first. Files larger than `max_bytes` are refused unread.
+pub async fn watch_answers(
+    folders: Vec<(String, AnswerFolder, AnswerHandler)>,
+    max_bytes: u64,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (procedure, folder, handle) in folders {
+        tasks.spawn(watch_one(
+            procedure,
+            folder,
+            handle,
+            max_bytes,
+            shutdown.clone(),
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn watch_one(
+    procedure: String,
+    folder: AnswerFolder,
+    handle: AnswerHandler,
+    max_bytes: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Said once per file and once per outage, not at every look.
+    let mut waiting: HashSet<String> = HashSet::new();
+    let mut unreadable = false;
+    while !*shutdown.borrow() {
+        match waiting_files(&folder.path).await {
+            Ok(files) => {
+                unreadable = false;
+                for (name, size) in files {
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                    let answered = take(&folder.path, &name, size, max_bytes, &handle).await;
+                    match answered {
+                        Ok(Answered::Later) => {
+                            if waiting.insert(name.clone()) {
+                                tracing::info!(%procedure, file = %name, "event file left for a later look");
+                            }
+                        }
+                        Ok(Answered::Taken) => {
+                            waiting.remove(&name);
+                            tracing::info!(%procedure, file = %name, "event file taken");
+                        }
+                        Ok(Answered::Refused(_)) => {
+                            waiting.remove(&name);
+                            tracing::warn!(%procedure, file = %name, "event file refused; the reason is beside it in refused/");
+                        }
+                        Err(e) => {
+                            tracing::warn!(%procedure, file = %name, error = %e, "event file not moved; looked at again")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                if !unreadable {
+                    tracing::warn!(%procedure, folder = %folder.path.display(), error = %e, "cannot look into the incoming folder");
+                }
+                unreadable = true;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(folder.poll) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The complete event files of `folder`, oldest first: regular files whose names are
+/// not hidden (a procedure's temporary file) and not ours.
+async fn waiting_files(folder: &Path) -> std::io::Result<Vec<(String, u64)>> {
+    let mut entries = tokio::fs::read_dir(folder).await?;
+    let mut files = Vec::new();
+    while let Some(entry) = entries.next_entry().await? {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(MANIFEST_SUFFIX) {
+            continue;
+        }
+        let metadata = entry.metadata().await?;
+        if !metadata.is_file() {
+            continue;
+        }
+        let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        files.push((modified, name, metadata.len()));
+    }
+    files.sort();
+    Ok(files
+        .into_iter()
+        .map(|(_, name, size)| (name, size))
+        .collect())
+}
+
+/// Hands one file to `handle` and moves it as the answer says.
+async fn take(
+    folder: &Path,
+    name: &str,
+    size: u64,
+    max_bytes: u64,
+    handle: &AnswerHandler,
+) -> std::io::Result<Answered> {
+    let path = folder.join(name);
+    let answered = if size > max_bytes {
+        Answered::Refused(too_large(max_bytes))
+    } else {
+        handle(tokio::fs::read(&path).await?).await
+    };
+    match &answered {
+        Answered::Taken => move_into(folder, "taken", name).await?,
+        Answered::Refused(problem) => {
+            let refused = folder.join("refused");
+            tokio::fs::create_dir_all(&refused).await?;
+            tokio::fs::write(refused.join(format!("{name}.problem.json")), problem).await?;
+            move_into(folder, "refused", name).await?;
+        }
+        Answered::Later => {}
+    }
+    Ok(answered)
+}
+
+async fn move_into(folder: &Path, sub: &str, name: &str) -> std::io::Result<()> {
+    let target = folder.join(sub);
+    tokio::fs::create_dir_all(&target).await?;
+    match tokio::fs::rename(folder.join(name), target.join(name)).await {
+        // Another instance of the hub took it meanwhile: taken either way.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// The problem document for a file too large to read.
+fn too_large(max_bytes: u64) -> Vec<u8> {
+    serde_json::to_vec_pretty(&serde_json::json!({
+        "type": "urn:kopplung:problem:too-large",
+        "title": "The event file is too large",
+        "status": 413,
+        "detail": format!("an event file may have at most {max_bytes} bytes"),
+    }))
+    .unwrap_or_default()
+}

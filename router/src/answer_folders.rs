@@ -1,0 +1,30 @@
+//! The events of `file` procedures: each file the procedure leaves in its `incoming`
+//! folder is taken like an event POSTed to the API, and a refusal is written beside it
+//! as the problem document the API would have answered (adapters/src/file).
+
+use std::sync::Arc;
+
+use kopplung_adapters::file::{AnswerHandler, Answered};
+use kopplung_core::events::{EventError, Events};
+
+use crate::api::problem::Problem;
+
+/// Takes one event file of `procedure`.
+pub fn handler(events: Arc<Events>, procedure: String) -> AnswerHandler {
+    Arc::new(move |body| {
+        let events = events.clone();
+        let procedure = procedure.clone();
+        Box::pin(async move {
+            match events.take(&procedure, body).await {
+                Ok(_) => Answered::Taken,
+                // Nothing was recorded, and the file may be taken later: the store is
+                // back, or the receipt this decision follows has arrived.
+                Err(EventError::Unavailable(_) | EventError::OutOfOrder(_)) => Answered::Later,
+                Err(refused) => {
+                    let problem = Problem::from(refused);
+                    Answered::Refused(serde_json::to_vec_pretty(&problem).unwrap_or_default())
+                }
+            }
+        })
+    })
+}
