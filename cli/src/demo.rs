@@ -121,6 +121,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "\nkopplung demo\n  API:     http://{listen}/api/v1/services\n  Token:   {token}\n  Broker:  {amqp} (applications wait in the outbox until it is reachable)\n\nSubmit a Mängelanzeige for Dresden:\n  curl -sS -X POST http://{listen}/api/v1/applications \\\n    -H \"Authorization: Bearer $(cat {token})\" -H 'Content-Type: application/json' \\\n    -d '{{\"service\":\"99999001000000\",\"region\":\"146120000000\",\"data\":{{\"kategorie\":\"strassenschaden\",\"beschreibung\":\"Tiefes Schlagloch vor der Schule\",\"ort\":{{\"strasse\":\"Königsbrücker Straße\",\"hausnummer\":\"12\"}}}}}}'\n"
     );
+    println!("{}", transports_overview(&loaded.config));
     if !clerks.is_empty() {
         println!(
             "Clerk inbox for procedures without an interface:\n{}",
@@ -248,4 +249,39 @@ fn demo_idp_secrets(
         }
     }
     Ok(())
+}
+
+/// The demo's procedures by transport and profile, in the order of the maturity levels
+/// (`DeliveryConfig::NAMES`): what a visitor can try beside AMQP.
+fn transports_overview(config: &Config) -> String {
+    use kopplung_router::config::{DeliveryConfig, Envelope};
+    let mut out = String::from("Procedures by transport (E-Government-Reife, see README.md):\n");
+    for transport in DeliveryConfig::NAMES {
+        for envelope in [Some(Envelope::Cms), Some(Envelope::Jose), None] {
+            let ids: Vec<&str> = config
+                .routing
+                .procedures
+                .iter()
+                .filter(|p| p.delivery.transport() == *transport && p.envelope == envelope)
+                .map(|p| p.id.as_str())
+                .collect();
+            let Some(first) = ids.first() else {
+                continue;
+            };
+            let profile = match envelope {
+                Some(Envelope::Cms) => " (cms)",
+                Some(Envelope::Jose) => " (jose)",
+                None => "",
+            };
+            let more = match ids.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            out.push_str(&format!(
+                "  {:<14}{first}{more}\n",
+                format!("{transport}{profile}")
+            ));
+        }
+    }
+    out
 }

@@ -301,6 +301,7 @@ try {
   }
   check(decided, 'the reference procedure decided within two minutes');
   await expectText(page, '#stand', 'Entschieden');
+  await expectText(page, '#uebermittlungsweg', 'direkt an das Fachverfahren');
   await page.goto(base + '/konto/postfach');
   await expectText(page, '#postfach', 'Bescheid');
   await expectText(page, '#postfach', receipt);

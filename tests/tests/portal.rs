@@ -66,6 +66,16 @@ async fn citizen_b_cannot_reach_citizen_a_s_draft_application_or_document() {
     let open_step = anna.start(MAENGEL, DRESDEN).await;
     let open_draft = draft_of(&open_step);
     let decided = wait_for_decision(&mut anna, &draft).await;
+    // Dresden's Mängelanzeige goes to the procedure over AMQP: the status page says so
+    // in the citizen's words.
+    assert!(
+        decided.body.contains("Übermittlungsweg")
+            && decided
+                .body
+                .contains("Elektronisch direkt an das Fachverfahren der Behörde"),
+        "{}",
+        decided.body
+    );
     let document = document_link(&decided);
     let own = anna.get(&document).await;
     assert_eq!(own.status, 200);

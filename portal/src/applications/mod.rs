@@ -30,6 +30,20 @@ pub fn status_label(status: &str) -> &'static str {
     }
 }
 
+/// How the application reaches the authority (the procedure's transport), in words for
+/// the citizen: the maturity of the authority's procedure, not a protocol name.
+fn transport_label(transport: &str) -> Option<&'static str> {
+    Some(match transport {
+        "amqp" | "http" => "Elektronisch direkt an das Fachverfahren der Behörde",
+        "pull" => "Elektronisch; das Fachverfahren der Behörde ruft den Antrag ab",
+        "file" => "Elektronisch als Datei, die das Fachverfahren der Behörde einliest",
+        "manual" => {
+            "Elektronisch in das Postfach der Behörde; dort bearbeitet ihn eine Sachbearbeiterin oder ein Sachbearbeiter"
+        }
+        _ => return None,
+    })
+}
+
 fn kind_label(kind: &str) -> &'static str {
     match kind {
         "decided" | "decision" => "Bescheid",
@@ -104,6 +118,7 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
         "status": status_label(code),
         "status_code": code,
         "final": matches!(code, "decided" | "rejected"),
+        "transport": transport_label(status["delivery"]["transport"].as_str().unwrap_or_default()),
         "documents": documents,
         "mailbox": mailbox,
         "history": history,
