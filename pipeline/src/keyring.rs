@@ -481,11 +481,22 @@ impl Keyring {
                     .into(),
             });
         }
+        self.put(keys);
+        Ok(())
+    }
+
+    /// Like [`Keyring::reload`], for a reloaded routing table: procedures may come, go
+    /// or change their profile, as the sinks and routes are replaced with the keys.
+    pub fn reload_procedures(&self, config: &KeyringConfig) -> Result<(), Error> {
+        self.put(Arc::new(load_keys(config)?));
+        Ok(())
+    }
+
+    fn put(&self, keys: Arc<Keys>) {
         match self.keys.write() {
             Ok(mut guard) => *guard = keys,
             Err(poisoned) => *poisoned.into_inner() = keys,
         }
-        Ok(())
     }
 
     /// A detached CMS signature over `content` by the hub's signing identity in force

@@ -24,7 +24,9 @@ pub use catalog::{Catalog, Mappings};
 pub use keyring::{
     Keyring, KeyringConfig, NextSigning, Pkcs12, ProcedureKeys, ReceiptError, load_sealer,
 };
-pub use outbox::{CMS_CONTENT_TYPE, Dispatcher, JOSE_CONTENT_TYPE, LEASE, RetryPolicies};
+pub use outbox::{
+    CMS_CONTENT_TYPE, Deliveries, Dispatcher, JOSE_CONTENT_TYPE, LEASE, RetryPolicies,
+};
 pub use prepare::{PrepareError, Prepared, Preparer};
 pub use retry::{Next, RetryPolicy, after_failure, full_jitter};
 pub use trust::PublishedCertificate;

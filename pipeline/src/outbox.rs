@@ -4,7 +4,7 @@
 //! again with the same message id (at-least-once; receivers de-duplicate).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -61,8 +61,9 @@ const DEFAULT_MAX_IN_FLIGHT: u32 = 8;
 pub struct Dispatcher {
     pub store: Arc<dyn OutboxStore>,
     pub preparer: Arc<Preparer>,
-    pub sinks: BTreeMap<String, Arc<dyn Sink>>,
-    pub policies: RetryPolicies,
+    /// Sinks, limits and retry policies; replaced as a whole when the routing table is
+    /// reloaded ([`Dispatcher::replace_deliveries`]).
+    deliveries: RwLock<Arc<Deliveries>>,
     /// Rung by intake after each commit, so new work starts at once.
     pub wake: Arc<Wakeup>,
     /// This instance's id, the same across its restarts (the hub keeps it in its data
@@ -77,8 +78,6 @@ pub struct Dispatcher {
     pub prepare_slots: Arc<Semaphore>,
     /// See [`PREPARE_INPUTS`].
     prepare_inputs: Arc<Semaphore>,
-    /// Deliveries at once per procedure (isolation: a slow one cannot take every slot).
-    pub max_in_flight: BTreeMap<String, u32>,
     in_flight: Arc<Mutex<BTreeMap<String, u32>>>,
     /// Takes a procedure's answer that came with a delivery (a signed receipt in an
     /// HTTP response body) like any event of that procedure.
@@ -87,6 +86,17 @@ pub struct Dispatcher {
     pub lease: Duration,
     pub observer: Arc<dyn Observer>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// What the dispatcher delivers with: one sink per procedure, how many deliveries to
+/// each at once, and the retry policies. A reload replaces it as a whole; a delivery in
+/// flight finishes with the sink it started with.
+#[derive(Clone, Default)]
+pub struct Deliveries {
+    pub sinks: BTreeMap<String, Arc<dyn Sink>>,
+    /// Deliveries at once per procedure (isolation: a slow one cannot take every slot).
+    pub max_in_flight: BTreeMap<String, u32>,
+    pub policies: RetryPolicies,
 }
 
 /// The hub's retry policy and the procedures' own.
@@ -136,13 +146,15 @@ impl Dispatcher {
         Self {
             store,
             preparer,
-            sinks,
-            policies,
+            deliveries: RwLock::new(Arc::new(Deliveries {
+                sinks,
+                max_in_flight: BTreeMap::new(),
+                policies,
+            })),
             wake,
             owner: InstanceId::generate(),
             prepare_slots: Arc::new(Semaphore::new(PREPARE_PARALLELISM)),
             prepare_inputs: Arc::new(Semaphore::new(PREPARE_INPUTS)),
-            max_in_flight: BTreeMap::new(),
             in_flight: Arc::new(Mutex::new(BTreeMap::new())),
             events: None,
             lease: LEASE,
@@ -150,6 +162,19 @@ impl Dispatcher {
             observer,
             clock,
         }
+    }
+
+    /// What is delivered with now.
+    pub fn deliveries(&self) -> Arc<Deliveries> {
+        self.deliveries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts `fresh` in force for every delivery that starts from now on.
+    pub fn replace_deliveries(&self, fresh: Deliveries) {
+        *self.deliveries.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
     }
 
     /// Counts one delivery outcome of a procedure.
@@ -165,11 +190,13 @@ impl Dispatcher {
 
     /// What may still be claimed per procedure: its limit less what is in flight.
     fn capacity(&self) -> BTreeMap<String, u32> {
+        let deliveries = self.deliveries();
         let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        self.sinks
+        deliveries
+            .sinks
             .keys()
             .map(|id| {
-                let limit = self
+                let limit = deliveries
                     .max_in_flight
                     .get(id)
                     .copied()
@@ -409,7 +436,7 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, item: &WorkItem, sealed: Vec<u8>) -> Result<(), StoreError> {
-        let Some(sink) = self.sinks.get(&item.procedure_id) else {
+        let Some(sink) = self.deliveries().sinks.get(&item.procedure_id).cloned() else {
             let reason = format!("procedure {} is no longer configured", item.procedure_id);
             let due = self.clock.now() + self.backoff(item.attempts, None);
             if !self.store.record_retry(item, due, &reason).await? {
@@ -559,16 +586,17 @@ impl Dispatcher {
     }
 
     fn backoff(&self, attempts: u32, not_before: Option<Duration>) -> Duration {
-        backoff(&self.policies.hub, attempts, not_before)
+        backoff(&self.deliveries().policies.hub, attempts, not_before)
     }
 
     /// The procedure's own retry policy, or the hub's.
     fn policy_of(&self, procedure: &str) -> RetryPolicy {
-        self.policies
+        let policies = &self.deliveries().policies;
+        policies
             .procedures
             .get(procedure)
             .copied()
-            .unwrap_or(self.policies.hub)
+            .unwrap_or(policies.hub)
     }
 }
 

@@ -2,28 +2,27 @@
 //! the admin console, the clerk inbox, the AMQP reply consumers) live off. Nothing here
 //! is HTTP: what only the API needs (its clients, limits) stays in `api::ApiState`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kopplung_adapters::DestinationInfo;
 use kopplung_core::events::{EventLimits, Events};
-use kopplung_core::intake::{IdentityVerifier, Intake, Municipalities, Routes};
+use kopplung_core::intake::{IdentityVerifier, Intake, Municipalities};
 use kopplung_core::oversight::{
     CertificateStatus, Destination, InForce, MappingStatus, Oversight, ReceiptDeadlines,
 };
-use kopplung_core::{Ars, Clock, ServiceKey};
+use kopplung_core::{Ars, Clock};
 use kopplung_pipeline::{Keyring, Observer, Preparer, Wakeup};
 
 use crate::catalog::Catalog;
 use crate::metrics::Metrics;
 use crate::regions::Regions;
-use crate::routing::RoutingTable;
 use crate::store::Store;
+use crate::topology::Topologies;
 
 /// The hub's context.
 pub struct Hub {
     pub catalog: Arc<Catalog>,
-    pub routing: Arc<RoutingTable>,
+    /// The routing table in force: routes, destinations, procedures' tokens, authorities.
+    pub topology: Arc<Topologies>,
     pub regions: Arc<Regions>,
     pub store: Arc<dyn Store>,
     /// Wall time for everything stored and shown.
@@ -32,8 +31,6 @@ pub struct Hub {
     pub keyring: Arc<Keyring>,
     /// Renders (and seals) messages; the console and inbox show what it renders.
     pub preparer: Arc<Preparer>,
-    /// Where each configured procedure's messages go.
-    pub destinations: BTreeMap<String, DestinationInfo>,
     pub metrics: Arc<Metrics>,
     /// Wakes the outbox after a commit.
     pub wake: Arc<Wakeup>,
@@ -47,12 +44,11 @@ pub struct Hub {
 /// What a [`Hub`] is made of.
 pub struct HubParts {
     pub catalog: Arc<Catalog>,
-    pub routing: Arc<RoutingTable>,
+    pub topology: Arc<Topologies>,
     pub regions: Arc<Regions>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub preparer: Arc<Preparer>,
-    pub destinations: BTreeMap<String, DestinationInfo>,
     pub metrics: Arc<Metrics>,
     pub wake: Arc<Wakeup>,
     pub public_url: String,
@@ -69,12 +65,11 @@ impl Hub {
     pub fn new(parts: HubParts) -> Self {
         let HubParts {
             catalog,
-            routing,
+            topology,
             regions,
             store,
             clock,
             preparer,
-            destinations,
             metrics,
             wake,
             public_url,
@@ -87,7 +82,7 @@ impl Hub {
         let intake = Intake {
             store: store.clone(),
             catalog: catalog.clone(),
-            routes: routing.clone(),
+            routes: topology.clone(),
             municipalities: regions.clone(),
             clock: clock.clone(),
             wake: wake.clone(),
@@ -106,9 +101,8 @@ impl Hub {
         });
         let in_force = Arc::new(InForceNow {
             catalog: catalog.clone(),
-            routing: routing.clone(),
+            topology: topology.clone(),
             keyring: keyring.clone(),
-            destinations: destinations.clone(),
         });
         let oversight = Oversight {
             store: store.clone(),
@@ -120,13 +114,12 @@ impl Hub {
         };
         Self {
             catalog,
-            routing,
+            topology,
             regions,
             store,
             clock,
             keyring,
             preparer,
-            destinations,
             metrics,
             wake,
             public_url,
@@ -134,12 +127,6 @@ impl Hub {
             events,
             oversight,
         }
-    }
-}
-
-impl Routes for RoutingTable {
-    fn resolve(&self, service: &ServiceKey, region: &Ars) -> Option<String> {
-        RoutingTable::resolve(self, service.as_str(), region.as_str()).map(str::to_owned)
     }
 }
 
@@ -152,13 +139,13 @@ impl Municipalities for Regions {
 /// What the status report reads as in force.
 struct InForceNow {
     catalog: Arc<Catalog>,
-    routing: Arc<RoutingTable>,
+    topology: Arc<Topologies>,
     keyring: Arc<Keyring>,
-    destinations: BTreeMap<String, DestinationInfo>,
 }
 
 impl InForce for InForceNow {
     fn mappings(&self) -> Vec<MappingStatus> {
+        let topology = self.topology.now();
         self.catalog
             .current()
             .values()
@@ -166,7 +153,7 @@ impl InForce for InForceNow {
                 service: m.info.key.clone(),
                 name: m.info.name.clone(),
                 message_type: m.info.message.message_type.clone(),
-                online: self.routing.serves(&m.info.key),
+                online: topology.routing.serves(&m.info.key),
             })
             .collect()
     }
@@ -186,7 +173,9 @@ impl InForce for InForceNow {
     }
 
     fn destinations(&self) -> Vec<Destination> {
-        self.destinations
+        self.topology
+            .now()
+            .destinations
             .iter()
             .map(|(id, d)| Destination {
                 procedure: id.clone(),

@@ -5,9 +5,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use kopplung_adapters::Sink;
-use kopplung_adapters::amqp::{AmqpBroker, ReplyHandler, consume_replies};
-use kopplung_adapters::registry::{ApiToken, BuildContext, Transport};
+use kopplung_adapters::amqp::AmqpBroker;
+use kopplung_adapters::registry::ApiToken;
 use kopplung_core::{Clock, SystemClock};
 use kopplung_pipeline::{Dispatcher, Keyring, Preparer, RetryPolicies, Wakeup};
 use tokio::sync::watch;
@@ -26,6 +25,7 @@ use crate::regions::Regions;
 use crate::routing::RoutingTable;
 use crate::setup;
 use crate::store::{PostgresStore, SqliteStore, Store};
+use crate::topology::{Topologies, Topology};
 
 /// Loads everything the configuration names and checks that it fits together,
 /// without opening the store or the network. `kopplung check` runs exactly this.
@@ -95,7 +95,7 @@ pub async fn run(
         config,
         catalog,
         regions,
-        routing,
+        routing: _,
         keyring,
         clock,
         clients,
@@ -134,7 +134,7 @@ pub async fn run(
     let checkpointed = checkpoint_head(store.as_ref(), &keyring, clock.as_ref(), None).await?;
 
     let broker = config.file.amqp.clone().map(AmqpBroker::new);
-    let sinks = build_sinks(&config, broker.as_ref())?;
+    let sinks = setup::build_sinks(&config, broker.as_ref())?;
     let destinations = sinks
         .iter()
         .map(|(id, sink)| (id.clone(), sink.destination()))
@@ -192,13 +192,6 @@ pub async fn run(
         public_url: public_url.clone(),
         clock: clock.clone(),
     });
-    let reloader = tokio::spawn(reload_on_hangup(
-        catalog.clone(),
-        keyring.clone(),
-        config.clone(),
-        regions.clone(),
-        metrics.clone(),
-    ));
     // Keys are fetched when an assertion first needs them: an identity provider that is
     // down refuses its citizens' applications (503), not the hub's start.
     let identity = Arc::new(
@@ -210,14 +203,17 @@ pub async fn run(
         )?,
     );
     let prepare_slots = kopplung_pipeline::outbox::prepare_slots();
+    let topology = Arc::new(Topologies::new(Topology::new(
+        config.clone(),
+        destinations,
+    )?));
     let hub = Arc::new(Hub::new(HubParts {
         catalog,
-        routing: Arc::new(routing),
+        topology: topology.clone(),
         regions,
         store: store.clone(),
         clock: clock.clone(),
         preparer: preparer.clone(),
-        destinations,
         metrics: metrics.clone(),
         wake: wake.clone(),
         public_url,
@@ -226,30 +222,68 @@ pub async fn run(
         receipt_deadlines: setup::receipt_deadlines(&config),
         prepare_slots: prepare_slots.clone(),
     }));
+
+    // The procedures' events on AMQP reply queues and in answer folders (restarted by a
+    // reload that changes them). The reply queues of procedures that no longer answer
+    // on AMQP are taken until empty (reply_queues.rs).
+    let listeners = crate::reload::Listeners::start(&config, &hub.events);
+    let (stop_replies, replies_stopped) = watch::channel(false);
+    let mut reply_consumers = Vec::new();
+    let left_behind = crate::reply_queues::at_start(&config)?;
+    if let Some(broker) = &config.file.amqp
+        && !(left_behind.drain.is_empty() && left_behind.gone.is_empty())
+    {
+        reply_consumers.push(tokio::spawn(crate::reply_queues::drain(
+            broker.clone(),
+            config.data_dir.clone(),
+            left_behind,
+            hub.events.clone(),
+            replies_stopped.clone(),
+        )));
+    }
+
+    let mut dispatcher = Dispatcher::new(
+        store,
+        preparer,
+        BTreeMap::new(),
+        RetryPolicies::default(),
+        wake,
+        metrics.clone(),
+        clock.clone(),
+    );
+    dispatcher.replace_deliveries(setup::deliveries(&config, sinks));
+    dispatcher.prepare_slots = prepare_slots;
+    // A signed receipt in an HTTP answer is an event like any other of that procedure.
+    dispatcher.events = Some(hub.events.clone());
+    dispatcher.lease = std::time::Duration::from_secs(config.file.delivery.lease_secs);
+    dispatcher.owner = instance;
+    // Only a shared database has other instances to beat for (SQLite: one process per
+    // data directory, and no write every few seconds for nothing).
+    dispatcher.heartbeat_timeout = config
+        .file
+        .store
+        .as_ref()
+        .map(|_| std::time::Duration::from_secs(config.file.delivery.heartbeat_timeout_secs));
+    let dispatcher = Arc::new(dispatcher);
+    let reloader = Arc::new(crate::reload::Reloader {
+        topology: topology.clone(),
+        dispatcher: dispatcher.clone(),
+        keyring: keyring.clone(),
+        catalog: hub.catalog.clone(),
+        regions: hub.regions.clone(),
+        metrics: metrics.clone(),
+        receipt_deadlines: hub.oversight.receipt_deadlines.clone(),
+        inbox: inbox.clone(),
+        events: hub.events.clone(),
+        broker: broker.clone(),
+        listeners: std::sync::Mutex::new(Some(listeners)),
+        running: tokio::sync::Mutex::new(()),
+    });
+    let hangups = tokio::spawn(reload_on_hangup(reloader.clone(), keyring.clone()));
     let state = Arc::new(ApiState {
         hub: hub.clone(),
         clients,
         brokers: broker.iter().cloned().collect(),
-        pullers: Clients::load(
-            &config
-                .routing
-                .procedures
-                .iter()
-                .flat_map(|p| {
-                    // The token its transport collects messages with (pull), and the one
-                    // any procedure may have to fetch attachments (claim check).
-                    let api = Some(&p.token).filter(|token| token.is_given());
-                    p.delivery.api_token().into_iter().chain(api).map(|token| {
-                        crate::config::ClientConfig {
-                            id: p.id.to_string(),
-                            token: token.clone(),
-                            asserts_up_to: None,
-                        }
-                    })
-                })
-                .collect::<Vec<_>>(),
-            &config.data_dir,
-        )?,
         admins: Clients::load(
             &config
                 .file
@@ -268,104 +302,9 @@ pub async fn run(
                 .collect::<Vec<_>>(),
             &config.data_dir,
         )?,
-        authorities: config.routing.authorities.clone(),
-        procedure_authority: config
-            .routing
-            .procedures
-            .iter()
-            .map(|p| (p.id.to_string(), p.authority.clone()))
-            .collect(),
         limits: config.file.limits.clone(),
+        reloader: reloader.clone(),
     });
-
-    // Procedures that answer on an AMQP reply queue: the hub consumes their events. The
-    // queues of those that no longer do are taken until empty (reply_queues.rs).
-    let (stop_replies, replies_stopped) = watch::channel(false);
-    let mut reply_consumers = Vec::new();
-    let left_behind = crate::reply_queues::at_start(&config)?;
-    if let Some(broker) = &config.file.amqp {
-        let queues: Vec<(String, ReplyHandler)> = config
-            .routing
-            .procedures
-            .iter()
-            .filter_map(|procedure| {
-                let queue = procedure.delivery.reply_queue()?.to_owned();
-                let id = procedure.id.to_string();
-                Some((queue, crate::reply_queues::handler(hub.events.clone(), id)))
-            })
-            .collect();
-        reply_consumers.push(tokio::spawn(consume_replies(
-            broker.clone(),
-            queues,
-            replies_stopped.clone(),
-        )));
-        if !(left_behind.drain.is_empty() && left_behind.gone.is_empty()) {
-            reply_consumers.push(tokio::spawn(crate::reply_queues::drain(
-                broker.clone(),
-                config.data_dir.clone(),
-                left_behind,
-                hub.events.clone(),
-                replies_stopped.clone(),
-            )));
-        }
-    }
-
-    // Procedures that leave their events in a folder (`file`): the hub looks there.
-    let folders: Vec<_> = config
-        .routing
-        .procedures
-        .iter()
-        .filter_map(|procedure| {
-            let folder = procedure.delivery.answer_folder(&config.data_dir)?;
-            let id = procedure.id.to_string();
-            let handler = crate::answer_folders::handler(hub.events.clone(), id.clone());
-            Some((id, folder, handler))
-        })
-        .collect();
-    if !folders.is_empty() {
-        reply_consumers.push(tokio::spawn(kopplung_adapters::file::watch_answers(
-            folders,
-            u64::try_from(config.file.limits.max_event_bytes).unwrap_or(u64::MAX),
-            replies_stopped.clone(),
-        )));
-    }
-
-    let mut dispatcher = Dispatcher::new(
-        store,
-        preparer,
-        sinks,
-        RetryPolicies {
-            hub: setup::retry_policy(&config.file.delivery),
-            procedures: config
-                .routing
-                .procedures
-                .iter()
-                .filter_map(|p| p.retry.map(|r| (p.id.to_string(), setup::retry_policy(&r))))
-                .collect(),
-        },
-        wake,
-        metrics.clone(),
-        clock.clone(),
-    );
-    dispatcher.max_in_flight = config
-        .routing
-        .procedures
-        .iter()
-        .map(|p| (p.id.to_string(), p.max_in_flight()))
-        .collect();
-    dispatcher.prepare_slots = prepare_slots;
-    // A signed receipt in an HTTP answer is an event like any other of that procedure.
-    dispatcher.events = Some(hub.events.clone());
-    dispatcher.lease = std::time::Duration::from_secs(config.file.delivery.lease_secs);
-    dispatcher.owner = instance;
-    // Only a shared database has other instances to beat for (SQLite: one process per
-    // data directory, and no write every few seconds for nothing).
-    dispatcher.heartbeat_timeout = config
-        .file
-        .store
-        .as_ref()
-        .map(|_| std::time::Duration::from_secs(config.file.delivery.heartbeat_timeout_secs));
-    let dispatcher = Arc::new(dispatcher);
     let (stop_outbox, outbox_stopped) = watch::channel(false);
     let retention = config.file.retention.clone().map(|retention| {
         tokio::spawn(crate::retention::run(
@@ -449,7 +388,8 @@ pub async fn run(
     if let Some(monitoring) = monitoring {
         let _ = monitoring.await;
     }
-    reloader.abort();
+    hangups.abort();
+    reloader.stop_listeners().await;
     let _ = stop_replies.send(true);
     for consumer in reply_consumers {
         let _ = consumer.await;
@@ -553,21 +493,15 @@ fn report_switches(keyring: &Keyring) {
     }
 }
 
-/// Reloads the mappings, and the keys and certificates, on SIGHUP; between hangups
-/// reports the switches of staged rotations. An invalid change is
-/// refused with an error in the log and the metrics
-/// `kopplung_mapping_reloads_total{outcome="refused"}` and
-/// `kopplung_key_reloads_total{outcome="refused"}`; what was in force stays in force.
-async fn reload_on_hangup(
-    catalog: Arc<Catalog>,
-    keyring: Arc<Keyring>,
-    config: Config,
-    regions: Arc<Regions>,
-    metrics: Arc<Metrics>,
-) {
+/// Reloads the routing table, the keys and certificates, and the mappings on SIGHUP
+/// (`reload.rs`); between hangups reports the switches of staged rotations. A refused
+/// part is logged and counted (`kopplung_routing_reloads_total{outcome="refused"}`,
+/// `kopplung_key_reloads_total`, `kopplung_mapping_reloads_total`); what was in force
+/// stays in force.
+async fn reload_on_hangup(reloader: Arc<crate::reload::Reloader>, keyring: Arc<Keyring>) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
-        tracing::error!("cannot listen for SIGHUP: mappings will not be reloaded");
+        tracing::error!("cannot listen for SIGHUP: the configuration will not be reloaded");
         loop {
             tokio::time::sleep(SWITCH_CHECK).await;
             report_switches(&keyring);
@@ -585,92 +519,21 @@ async fn reload_on_hangup(
                 continue;
             }
         }
-        // Certificate lists may have changed in the routing table (rotation): read the
-        // configuration again for them. Routes and clients still need a restart.
-        let keys = {
-            let (keyring, config) = (keyring.clone(), config.clone());
-            tokio::task::spawn_blocking(move || -> Result<(), Error> {
-                let fresh = Config::load(&config.source, &config.data_dir)?;
-                keyring.reload(&setup::keyring_config(&fresh)?)?;
-                for q in crate::reply_queues::dropped_by(&config, &fresh) {
-                    tracing::warn!(procedure = %q.procedure, queue = %q.queue, "the reply queue is no longer configured; it is consumed until the restart, which takes what is left in it until empty");
-                }
-                Ok(())
-            })
-            .await
-        };
-        match keys {
-            Ok(Ok(())) => {
-                metrics.key_reloads.with_label_values(&["applied"]).inc();
-                tracing::info!("keys and certificates reloaded");
-                report_switches(&keyring);
-                for problem in keyring.problems() {
-                    tracing::error!(%problem, "procedure blocked");
-                }
-                for warning in keyring.rotation_warnings() {
-                    tracing::warn!(%warning, "rotation waiting");
-                }
+        if reloader.reload().await.routing.is_ok() {
+            report_switches(&keyring);
+            for problem in keyring.problems() {
+                tracing::error!(%problem, "procedure blocked");
             }
-            Ok(Err(e)) => {
-                metrics.key_reloads.with_label_values(&["refused"]).inc();
-                tracing::error!(error = %e, "key reload refused; the previous keys stay in force");
+            for warning in keyring.rotation_warnings() {
+                tracing::warn!(%warning, "rotation waiting");
             }
-            Err(e) => tracing::error!(error = %e, "key reload failed"),
-        }
-        let (catalog, config, regions, metrics) = (
-            catalog.clone(),
-            config.clone(),
-            regions.clone(),
-            metrics.clone(),
-        );
-        let outcome = tokio::task::spawn_blocking(move || {
-            crate::catalog::reload(&catalog, &config, &regions, &metrics)
-        })
-        .await;
-        match outcome {
-            Ok(Ok(services)) => tracing::info!(services, "mappings reloaded"),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "mapping reload refused; the previous mappings stay in force")
-            }
-            Err(e) => tracing::error!(error = %e, "mapping reload failed"),
         }
     }
-}
-
-/// One sink per procedure, built by its transport (see `adapters/src/registry.rs`). TLS
-/// material and secrets are read (and checked) here, so a hub with an unreadable key
-/// does not start.
-fn build_sinks(
-    config: &Config,
-    broker: Option<&Arc<AmqpBroker>>,
-) -> Result<BTreeMap<String, Arc<dyn Sink>>, Error> {
-    let mut sinks: BTreeMap<String, Arc<dyn Sink>> = BTreeMap::new();
-    for procedure in &config.routing.procedures {
-        let id = procedure.id.as_str();
-        let context = BuildContext {
-            procedure: id,
-            pki_dir: &config.pki_dir,
-            data_dir: &config.data_dir,
-            broker,
-        };
-        let sink = procedure.delivery.build(&context).map_err(|e| match e {
-            kopplung_adapters::Error::File { path, message } => Error::Config {
-                file: path,
-                message: format!("procedure `{id}`: {message}"),
-            },
-            other => Error::Config {
-                file: config.source.clone(),
-                message: format!("procedure `{id}`: {other}"),
-            },
-        })?;
-        sinks.insert(id.to_owned(), sink);
-    }
-    Ok(sinks)
 }
 
 /// Every municipality a service claims (`available_in` of its `service.toml`) must have
 /// a route: otherwise a citizen there would be told "online" and then refused.
-fn check_coverage(
+pub(crate) fn check_coverage(
     config: &Config,
     catalog: &Catalog,
     regions: &Regions,

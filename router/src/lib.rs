@@ -14,10 +14,12 @@ pub mod inbox;
 pub mod instance;
 pub mod metrics;
 pub mod regions;
+pub mod reload;
 pub mod reply_queues;
 pub mod retention;
 pub mod routing;
 pub mod setup;
+pub mod topology;
 
 /// The audit trail's rules live in the domain core.
 pub use kopplung_core::audit;

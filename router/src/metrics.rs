@@ -19,6 +19,7 @@ pub struct Metrics {
     pub mapping_reloads: IntCounterVec,
     /// Reloads of keys and certificates by outcome.
     pub key_reloads: IntCounterVec,
+    pub routing_reloads: IntCounterVec,
     /// Submissions by service (`unknown` for none of ours) and outcome (`accepted`,
     /// `replayed`, or the problem type, e.g. `validation`).
     pub intake: IntCounterVec,
@@ -186,9 +187,17 @@ impl Metrics {
             "Reloads of the signing key and certificates, by outcome (applied, refused).",
             &["outcome"],
         )?;
+        let routing_reloads = vector(
+            &registry,
+            IntCounterVec::new,
+            "kopplung_routing_reloads_total",
+            "Reloads of the routing table (procedures, routes, authorities), by outcome (applied, refused).",
+            &["outcome"],
+        )?;
         // Both series exist from the start, so an alert on `refused` sees a 0 first.
         for outcome in ["applied", "refused"] {
             key_reloads.with_label_values(&[outcome]);
+            routing_reloads.with_label_values(&[outcome]);
             mapping_reloads.with_label_values(&[outcome]);
         }
         let intake = vector(
@@ -326,6 +335,7 @@ impl Metrics {
             registry,
             mapping_reloads,
             key_reloads,
+            routing_reloads,
             intake,
             intake_seconds,
             deliveries,

@@ -161,6 +161,18 @@ pub fn dropped_by(running: &Config, fresh: &Config) -> Vec<ReplyQueue> {
         .collect()
 }
 
+/// At a reload: remembers the queues `fresh` consumes beside those remembered, so that a
+/// queue a reload adds and a later one drops is drained at the next start too.
+pub fn at_reload(fresh: &Config) -> Result<(), Error> {
+    let mut queues = remembered(&fresh.data_dir)?;
+    let before = queues.len();
+    queues.extend(consumed(fresh));
+    if queues.len() == before {
+        return Ok(());
+    }
+    remember(&fresh.data_dir, &queues)
+}
+
 /// What the start does with the queues left behind.
 #[derive(Debug, Default)]
 pub struct AtStart {

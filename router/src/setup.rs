@@ -1,6 +1,12 @@
 //! What the pipeline and the core's services get from the configuration: the router
 //! reads `config.rs` and hands down plain values, so neither depends on its shape.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kopplung_adapters::Sink;
+use kopplung_adapters::amqp::AmqpBroker;
+use kopplung_adapters::registry::{BuildContext, Transport};
 use kopplung_core::Rotation;
 use kopplung_core::events::EventLimits;
 use kopplung_pipeline::{Envelope, KeyringConfig, NextSigning, Pkcs12, ProcedureKeys, RetryPolicy};
@@ -101,6 +107,60 @@ pub fn retry_policy(policy: &config::RetryPolicy) -> RetryPolicy {
         max_delay_ms: policy.max_delay_ms,
         max_attempts: policy.max_attempts,
     }
+}
+
+/// What the dispatcher delivers with under `config`: the procedures' sinks, their
+/// limits and retry policies.
+pub fn deliveries(
+    config: &Config,
+    sinks: BTreeMap<String, Arc<dyn Sink>>,
+) -> kopplung_pipeline::Deliveries {
+    let procedures = &config.routing.procedures;
+    kopplung_pipeline::Deliveries {
+        sinks,
+        max_in_flight: procedures
+            .iter()
+            .map(|p| (p.id.to_string(), p.max_in_flight()))
+            .collect(),
+        policies: kopplung_pipeline::RetryPolicies {
+            hub: retry_policy(&config.file.delivery),
+            procedures: procedures
+                .iter()
+                .filter_map(|p| p.retry.map(|r| (p.id.to_string(), retry_policy(&r))))
+                .collect(),
+        },
+    }
+}
+
+/// One sink per procedure, built by its transport (see `adapters/src/registry.rs`). TLS
+/// material and secrets are read (and checked) here, so a hub with an unreadable key
+/// does not start, and a reload with one is refused.
+pub fn build_sinks(
+    config: &Config,
+    broker: Option<&Arc<AmqpBroker>>,
+) -> Result<BTreeMap<String, Arc<dyn Sink>>, Error> {
+    let mut sinks: BTreeMap<String, Arc<dyn Sink>> = BTreeMap::new();
+    for procedure in &config.routing.procedures {
+        let id = procedure.id.as_str();
+        let context = BuildContext {
+            procedure: id,
+            pki_dir: &config.pki_dir,
+            data_dir: &config.data_dir,
+            broker,
+        };
+        let sink = procedure.delivery.build(&context).map_err(|e| match e {
+            kopplung_adapters::Error::File { path, message } => Error::Config {
+                file: path,
+                message: format!("procedure `{id}`: {message}"),
+            },
+            other => Error::Config {
+                file: config.source.clone(),
+                message: format!("procedure `{id}`: {other}"),
+            },
+        })?;
+        sinks.insert(id.to_owned(), sink);
+    }
+    Ok(sinks)
 }
 
 /// Per procedure, how long a delivered message may wait for its receipt (procedures

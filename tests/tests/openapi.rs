@@ -1936,6 +1936,38 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         "unauthorized",
     );
 
+    // Reading the configuration again, as SIGHUP does: unchanged, then broken (a route
+    // without its procedure), which is refused.
+    let reloaded = api
+        .post_ok("/api/v1/admin/reload", Some(ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(reloaded.json["routing"]["added"], json!([]));
+    api.post_problems(&[
+        ("/api/v1/admin/reload", None, None, 401, "unauthorized"),
+        (
+            "/api/v1/admin/reload",
+            Some(AUDITOR_TOKEN),
+            None,
+            403,
+            "forbidden",
+        ),
+    ])
+    .await;
+    let routing_file = hub.config_path().with_file_name("routing.toml");
+    let routing = std::fs::read_to_string(&routing_file).unwrap();
+    std::fs::write(
+        &routing_file,
+        format!("{routing}\n[[route]]\nservice = \"99999001000000\"\n"),
+    )
+    .unwrap();
+    problem(
+        api.post("/api/v1/admin/reload", Some(ADMIN_TOKEN), None)
+            .await,
+        422,
+        "reload-refused",
+    );
+    std::fs::write(&routing_file, routing).unwrap();
+
     // A hub whose broker is unreachable is not ready.
     let unready = TestHub::start(HubSetup {
         amqp_url: UNREACHABLE_AMQP_URL.into(),

@@ -4,6 +4,7 @@
 //! so that a receiver that has it already de-duplicates.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -14,18 +15,34 @@ use crate::Status;
 use crate::store::{ApplicationQuery, ApplicationRecord, StoreError};
 
 /// How long each procedure may take to confirm receipt of a delivered message; a
-/// procedure without one (a clerk's inbox by default) is never overdue.
+/// procedure without one (a clerk's inbox by default) is never overdue. Clones share
+/// the deadlines: a reload of the routing table replaces them for all.
 #[derive(Debug, Clone, Default)]
-pub struct ReceiptDeadlines(BTreeMap<String, Duration>);
+pub struct ReceiptDeadlines(Arc<RwLock<BTreeMap<String, Duration>>>);
 
 impl ReceiptDeadlines {
     pub fn new(deadlines: impl IntoIterator<Item = (String, Duration)>) -> Self {
-        Self(deadlines.into_iter().collect())
+        Self(Arc::new(RwLock::new(deadlines.into_iter().collect())))
+    }
+
+    /// Puts the deadlines of `fresh` in force (a reloaded routing table).
+    pub fn replace(&self, fresh: &ReceiptDeadlines) {
+        let fresh = fresh.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
+    /// Every procedure's deadline.
+    pub fn all(&self) -> BTreeMap<String, Duration> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The deadline of `procedure`, if it has one.
     pub fn of(&self, procedure: &str) -> Option<Duration> {
-        self.0.get(procedure).copied()
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(procedure)
+            .copied()
     }
 
     /// Whether the message of `record` may be sent again: `delivered`, to a procedure
@@ -177,9 +194,9 @@ impl Oversight {
         };
         let now = self.clock.now();
         let mut overdue = Vec::new();
-        let procedures = self
-            .receipt_deadlines
-            .0
+        // A copy: the lock is not held across the store's awaits.
+        let deadlines = self.receipt_deadlines.all();
+        let procedures = deadlines
             .iter()
             .filter(|(p, _)| procedure.is_none_or(|only| only == p.as_str()));
         for (procedure, &deadline) in procedures {

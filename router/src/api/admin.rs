@@ -143,10 +143,59 @@ pub async fn replay_procedure(
     Ok(Json(json!({ "procedure": procedure, "replayed": replayed })).into_response())
 }
 
+/// `POST /api/v1/admin/reload` (operators): reads the configuration again, as SIGHUP
+/// does — the routing table with the keys, and the mappings. 200 with what is in force;
+/// 422 naming what was refused (the old stays in force for that part).
+pub async fn reload(State(state): State<Arc<ApiState>>, Caller(operator): Operator) -> Response {
+    tracing::info!(
+        operator = operator.name(),
+        "reload requested over the admin API"
+    );
+    let report = state.reloader.reload().await;
+    if let (Ok(routing), Ok(services)) = (&report.routing, &report.mappings) {
+        return Json(json!({
+            "routing": routing,
+            "mappings": {"services": services},
+        }))
+        .into_response();
+    }
+    let part = |name: &str, outcome: Result<String, &String>| match outcome {
+        Ok(applied) => format!("{name}: applied ({applied})"),
+        Err(e) => format!("{name}: refused: {e}"),
+    };
+    let detail = [
+        part(
+            "routing table and keys",
+            report
+                .routing
+                .as_ref()
+                .map(|a| format!("{} procedures, {} routes", a.procedures, a.routes)),
+        ),
+        part(
+            "mappings",
+            report.mappings.as_ref().map(|n| format!("{n} services")),
+        ),
+    ]
+    .join("; ");
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "reload-refused",
+        "The configuration was not reloaded completely; what was refused stays as it was",
+    )
+    .detail(detail)
+    .into_response()
+}
+
 /// A bulk action names a procedure of the configuration: one no longer configured has no
 /// sink, and what it put back would wait for ever.
 fn configured(state: &ApiState, procedure: &str) -> Result<(), Problem> {
-    if state.hub.destinations.contains_key(procedure) {
+    if state
+        .hub
+        .topology
+        .now()
+        .destinations
+        .contains_key(procedure)
+    {
         Ok(())
     } else {
         Err(Problem::not_found().detail("no such procedure in the configuration"))
@@ -184,7 +233,8 @@ pub async fn application(
 ) -> Result<Response, Problem> {
     let found = state.hub.oversight.application(id).await?;
     let record = &found.record;
-    let destination = state.hub.destinations.get(&record.delivery.procedure);
+    let topology = state.hub.topology.now();
+    let destination = topology.destinations.get(&record.delivery.procedure);
     let mut view = serde_json::to_value(record).unwrap_or_default();
     view["client"] = json!(record.client_id);
     view["delivery"]["transport"] = json!(destination.map(|d| d.transport));

@@ -33,7 +33,8 @@ pub async fn show(
             return Problem::store_unreachable().into_response();
         }
     };
-    let destination = state.hub.destinations.get(&record.delivery.procedure);
+    let topology = state.hub.topology.now();
+    let destination = topology.destinations.get(&record.delivery.procedure);
     let awaiting_receipt_since = state
         .hub
         .oversight

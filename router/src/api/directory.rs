@@ -83,7 +83,8 @@ pub async fn regions(
 
 /// `GET /api/v1/authorities`: the Behördenkatalog, with the services each one serves.
 pub async fn authorities(State(state): State<Arc<ApiState>>) -> Json<Value> {
-    let list: Vec<Listed> = state
+    let topology = state.hub.topology.now();
+    let list: Vec<Listed> = topology
         .authorities
         .iter()
         .map(|a| Listed::with_services(&state, a))
@@ -93,7 +94,8 @@ pub async fn authorities(State(state): State<Arc<ApiState>>) -> Json<Value> {
 
 /// `GET /api/v1/authorities/{id}`: one authority, or 404.
 pub async fn authority(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
-    match state.authorities.iter().find(|a| a.id == id) {
+    let topology = state.hub.topology.now();
+    match topology.authorities.iter().find(|a| a.id == id) {
         Some(a) => Json(Listed::with_services(&state, a)).into_response(),
         None => Problem::not_found().into_response(),
     }
@@ -102,14 +104,14 @@ pub async fn authority(State(state): State<Arc<ApiState>>, Path(id): Path<String
 /// The service keys routed to any procedure of the authority.
 fn services_of(state: &ApiState, authority: &str) -> Vec<String> {
     let mappings = state.hub.catalog.current();
+    let topology = state.hub.topology.now();
     mappings
         .values()
         .filter(|m| {
-            state
-                .hub
+            topology
                 .routing
                 .procedures_of(&m.info.key)
-                .any(|p| state.procedure_authority.get(p).map(String::as_str) == Some(authority))
+                .any(|p| topology.procedure_authority.get(p).map(String::as_str) == Some(authority))
         })
         .map(|m| m.info.key.clone())
         .collect()
@@ -138,12 +140,12 @@ pub async fn responsibility(
             .detail("no such municipality")
             .into_response();
     };
-    let authority = state
-        .hub
+    let topology = state.hub.topology.now();
+    let authority = topology
         .routing
         .resolve(service, region)
-        .and_then(|procedure| state.procedure_authority.get(procedure))
-        .and_then(|id| state.authorities.iter().find(|a| &a.id == id));
+        .and_then(|procedure| topology.procedure_authority.get(procedure))
+        .and_then(|id| topology.authorities.iter().find(|a| &a.id == id));
     let available = mapping
         .info
         .available_in

@@ -16,7 +16,6 @@ mod schemas;
 mod services;
 mod trust;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -35,13 +34,9 @@ pub struct ApiState {
     pub brokers: Vec<Arc<kopplung_adapters::amqp::AmqpBroker>>,
     /// Operators of the admin API.
     pub admins: auth::Clients,
-    /// Procedures that collect their messages (pull API), by their tokens.
-    pub pullers: auth::Clients,
-    /// The authorities of the routing table and which procedure belongs to which
-    /// (Behördenkatalog and Zuständigkeitsfinder).
-    pub authorities: Vec<crate::config::Authority>,
-    pub procedure_authority: BTreeMap<String, String>,
     pub limits: Limits,
+    /// Reloads the configuration (`POST /api/v1/admin/reload`, as SIGHUP does).
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -69,6 +64,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/api/v1/admin/applications/{id}/retry", post(admin::retry))
         .route("/api/v1/admin/status", get(admin::status))
+        .route("/api/v1/admin/reload", post(admin::reload))
         .route(
             "/api/v1/admin/awaiting-receipt",
             get(admin::overdue::awaiting_receipt),
@@ -166,11 +162,12 @@ async fn openapi() -> impl IntoResponse {
 async fn metrics(axum::extract::State(state): axum::extract::State<Arc<ApiState>>) -> String {
     let hub = &state.hub;
     let metrics = &hub.metrics;
+    let topology = hub.topology.now();
     match hub.store.backlog().await {
         Ok(backlog) => {
             let now = hub.clock.now();
             // Every configured procedure has a series, 0 when nothing waits.
-            for procedure in hub.destinations.keys() {
+            for procedure in topology.destinations.keys() {
                 metrics.backlog.with_label_values(&[procedure]).set(0.0);
                 metrics
                     .oldest_pending_seconds
@@ -196,7 +193,7 @@ async fn metrics(axum::extract::State(state): axum::extract::State<Arc<ApiState>
     }
     // A failure is logged where it happened; the gauges keep their last values.
     if let Ok(overdue) = hub.oversight.awaiting_receipt(None).await {
-        for procedure in hub.destinations.keys() {
+        for procedure in topology.destinations.keys() {
             let count = overdue.iter().filter(|a| &a.procedure == procedure).count();
             metrics
                 .awaiting_receipt

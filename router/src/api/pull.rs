@@ -32,7 +32,7 @@ pub(super) fn authorised(
     headers: &HeaderMap,
     procedure: &str,
 ) -> Result<(), Problem> {
-    match state.pullers.authenticate(headers) {
+    match state.hub.topology.now().procedures.authenticate(headers) {
         None => Err(Problem::unauthorized()),
         Some(id) if id == procedure => Ok(()),
         Some(other) => {

@@ -72,12 +72,13 @@ async fn read_event(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Vec<u8>, Response> {
-    if !state.hub.destinations.contains_key(procedure) {
+    let topology = state.hub.topology.now();
+    if !topology.destinations.contains_key(procedure) {
         return Err(Problem::not_found().into_response());
     }
     let authenticated = match headers.get(header::AUTHORIZATION) {
         None => false,
-        Some(_) if state.pullers.authenticate(headers) == Some(procedure) => true,
+        Some(_) if topology.procedures.authenticate(headers) == Some(procedure) => true,
         Some(_) => {
             return Err(Problem::new(
                 StatusCode::UNAUTHORIZED,

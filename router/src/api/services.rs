@@ -10,6 +10,7 @@ use super::ApiState;
 
 pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
     let mappings = state.hub.catalog.current();
+    let topology = state.hub.topology.now();
     let services: Vec<Value> = mappings
         .values()
         .map(|mapping| {
@@ -18,7 +19,7 @@ pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
                 "local_key": mapping.info.local,
                 "name": mapping.info.name,
                 "description": mapping.info.description,
-                "online": state.hub.routing.serves(&mapping.info.key),
+                "online": topology.routing.serves(&mapping.info.key),
                 "available_in": mapping.info.available_in,
                 "fee": mapping.info.fee,
                 "trust_level": mapping.info.trust_level,

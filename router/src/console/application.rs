@@ -173,7 +173,8 @@ async fn application(
         _ => None,
     };
     let mappings = console.hub.catalog.current();
-    let destination = console.hub.destinations.get(&record.delivery.procedure);
+    let topology = console.hub.topology.now();
+    let destination = topology.destinations.get(&record.delivery.procedure);
     let operator = user.role == Role::Operator;
     let base = format!("/console/applications/{id}");
     let delivery = &record.delivery;

@@ -173,7 +173,13 @@ async fn resend_overdue(
             link,
         );
     }
-    if !console.hub.destinations.contains_key(&procedure) {
+    if !console
+        .hub
+        .topology
+        .now()
+        .destinations
+        .contains_key(&procedure)
+    {
         return console.not_found(Some(&user.session));
     }
     match console

@@ -148,7 +148,7 @@ fn query_of(form: &mut SearchForm, state: &Hub) -> Result<ApplicationQuery, Stri
     }
     let procedure = given(&form.procedure);
     if let Some(procedure) = &procedure
-        && !state.destinations.contains_key(procedure)
+        && !state.topology.now().destinations.contains_key(procedure)
     {
         return Err("Dieses Verfahren gibt es nicht.".into());
     }
@@ -250,6 +250,8 @@ async fn search(
     services.sort_by(|a, b| a.label.cmp(&b.label));
     let procedures = console
         .hub
+        .topology
+        .now()
         .destinations
         .keys()
         .map(|id| choice(id, id.clone(), &form.procedure))

@@ -18,7 +18,7 @@ mod render;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use kopplung_web::shell::password::{
@@ -60,6 +60,25 @@ struct Clerk {
     phc: String,
 }
 
+/// The manual procedures of `config`, with their authorities' names.
+fn manual_procedures(config: &Config) -> Vec<ManualProcedure> {
+    config
+        .routing
+        .procedures
+        .iter()
+        .filter_map(|procedure| match &procedure.delivery {
+            DeliveryConfig::Manual(manual) => Some(ManualProcedure {
+                id: procedure.id.to_string(),
+                authority: config
+                    .authority(&procedure.authority)
+                    .map_or_else(|| procedure.authority.clone(), |a| a.name.clone()),
+                clerks: manual.clerks.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A manual procedure and who may read it.
 #[derive(Debug, Clone)]
 struct ManualProcedure {
@@ -71,7 +90,8 @@ struct ManualProcedure {
 /// The inbox's configuration and in-memory state (sessions, templates).
 pub struct Inbox {
     clerks: BTreeMap<String, Clerk>,
-    procedures: Vec<ManualProcedure>,
+    /// Replaced when the routing table is reloaded.
+    procedures: RwLock<Arc<Vec<ManualProcedure>>>,
     /// Checked for unknown clerk ids, so that timing does not tell which ids exist
     /// (`None` without clerks: then no login can succeed anyway).
     decoy_phc: Option<String>,
@@ -83,7 +103,7 @@ impl std::fmt::Debug for Inbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inbox")
             .field("clerks", &self.clerks.keys().collect::<Vec<_>>())
-            .field("procedures", &self.procedures.len())
+            .field("procedures", &self.procedures().len())
             .finish_non_exhaustive()
     }
 }
@@ -142,21 +162,7 @@ impl Inbox {
                 },
             );
         }
-        let procedures = config
-            .routing
-            .procedures
-            .iter()
-            .filter_map(|procedure| match &procedure.delivery {
-                DeliveryConfig::Manual(manual) => Some(ManualProcedure {
-                    id: procedure.id.to_string(),
-                    authority: config
-                        .authority(&procedure.authority)
-                        .map_or_else(|| procedure.authority.clone(), |a| a.name.clone()),
-                    clerks: manual.clerks.clone(),
-                }),
-                _ => None,
-            })
-            .collect();
+        let procedures = RwLock::new(Arc::new(manual_procedures(config)));
         let decoy = if clerks.is_empty() {
             None
         } else {
@@ -179,17 +185,34 @@ impl Inbox {
         })
     }
 
-    /// The manual procedures `clerk` serves.
-    fn procedures_of<'a>(&'a self, clerk: &'a str) -> impl Iterator<Item = &'a ManualProcedure> {
-        self.procedures
-            .iter()
-            .filter(move |p| p.clerks.iter().any(|c| c == clerk))
+    /// Puts the manual procedures of a reloaded configuration in force (its clerks
+    /// stay those the hub started with).
+    pub fn replace_procedures(&self, config: &Config) {
+        *self.procedures.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(manual_procedures(config));
     }
 
-    fn procedure_for(&self, clerk: &str, procedure: &str) -> Option<&ManualProcedure> {
+    fn procedures(&self) -> Arc<Vec<ManualProcedure>> {
         self.procedures
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The manual procedures `clerk` serves.
+    fn procedures_of(&self, clerk: &str) -> Vec<ManualProcedure> {
+        self.procedures()
+            .iter()
+            .filter(|p| p.clerks.iter().any(|c| c == clerk))
+            .cloned()
+            .collect()
+    }
+
+    fn procedure_for(&self, clerk: &str, procedure: &str) -> Option<ManualProcedure> {
+        self.procedures()
             .iter()
             .find(|p| p.id == procedure && p.clerks.iter().any(|c| c == clerk))
+            .cloned()
     }
 
     fn clerk_name<'a>(&'a self, id: &'a str) -> &'a str {

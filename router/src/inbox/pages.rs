@@ -184,7 +184,7 @@ async fn find(
     let Some(session) = s.signed_in(headers).map(|signed| signed.session) else {
         return Err(see_other("/inbox/login"));
     };
-    let Some(procedure) = s.inbox.procedure_for(&session.user, procedure).cloned() else {
+    let Some(procedure) = s.inbox.procedure_for(&session.user, procedure) else {
         return Err(s.not_found(Some(&session)));
     };
     let Ok(message_id) = Uuid::parse_str(message) else {
