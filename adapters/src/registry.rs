@@ -9,10 +9,11 @@
 use std::sync::Arc;
 
 pub use crate::attempt_limit;
-pub use crate::transport::{ApiToken, BuildContext, CheckContext, Transport, is_sha256_hex};
+pub use crate::transport::{
+    AnswerFolder, ApiToken, BuildContext, CheckContext, Transport, is_sha256_hex,
+};
 use std::path::Path;
 
-use crate::file::AnswerFolder;
 use crate::{ConfigProblem, Error, Sink, amqp, file, http, manual, pull};
 
 macro_rules! transports {

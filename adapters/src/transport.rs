@@ -11,7 +11,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::broker::{AmqpBroker, AmqpBrokerConfig};
-use crate::file::AnswerFolder;
 use crate::{ConfigProblem, Error, Sink, attempt_limit};
 
 /// The rest of the hub's configuration, as far as a transport's settings must fit it.
@@ -73,6 +72,14 @@ impl ApiToken {
     pub fn is_given(&self) -> bool {
         self.sha256.is_some() || self.file.is_some()
     }
+}
+
+/// A folder in which a procedure leaves its signed events for the hub (a `file`
+/// procedure's `incoming`), and how often to look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerFolder {
+    pub path: PathBuf,
+    pub poll: Duration,
 }
 
 /// What every transport's settings (`config.rs` of its folder) provide.

@@ -149,7 +149,7 @@ pub(crate) async fn send(
         };
     }
     if let Some(folders) = &procedure.folders {
-        return match crate::file::leave_answer(&folders.incoming, event, &signed, content_type) {
+        return match crate::outbox::leave_answer(&folders.incoming, event, &signed, content_type) {
             Ok(file) => {
                 tracing::info!(procedure = %procedure.id, message_id = %event.message_id, application_id = %event.application_id, event = ?event.event, file = %file.display(), "event left in the incoming folder");
                 Ok(())

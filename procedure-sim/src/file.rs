@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kopplung_adapters::file::Manifest;
-use kopplung_transformers::receipt::Receipt;
 use tokio::sync::watch;
 
 use crate::answer::{later_decide, sign};
 use crate::open::{Outcome, open};
-use crate::outbox::write_bytes_atomically;
+use crate::outbox::leave_answer;
 use crate::refused;
 use crate::setup::{Folders, Procedure, Shared};
 
@@ -153,34 +152,4 @@ fn set_aside(procedure: &Procedure, shared: &Shared, manifest_path: &Path, reaso
             tracing::error!(procedure = %procedure.id, %reason, error = %e, "message refused; not kept, so it stays in the outgoing folder")
         }
     }
-}
-
-/// Writes a signed event into the incoming folder, whole or not at all: a temporary
-/// name the hub skips, then a rename. Named by its receipt id, so writing it again
-/// replaces it rather than adding a second.
-pub(crate) fn leave_answer(
-    incoming: &Path,
-    event: &Receipt,
-    signed: &[u8],
-    content_type: &str,
-) -> Result<PathBuf, crate::Error> {
-    let stem: String = event
-        .receipt_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let extension = if content_type == "application/secevent+jwt" {
-        "jwt"
-    } else {
-        "p7m"
-    };
-    let path = incoming.join(format!("{stem}.{extension}"));
-    write_bytes_atomically(&path, signed)?;
-    Ok(path)
 }

@@ -218,6 +218,36 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(MAX_BACKOFF)
 }
 
+/// Writes a signed event into the incoming folder, whole or not at all: a temporary
+/// name the hub skips, then a rename. Named by its receipt id, so writing it again
+/// replaces it rather than adding a second.
+pub(crate) fn leave_answer(
+    incoming: &Path,
+    event: &Receipt,
+    signed: &[u8],
+    content_type: &str,
+) -> Result<PathBuf, Error> {
+    let stem: String = event
+        .receipt_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let extension = if content_type == "application/secevent+jwt" {
+        "jwt"
+    } else {
+        "p7m"
+    };
+    let path = incoming.join(format!("{stem}.{extension}"));
+    write_bytes_atomically(&path, signed)?;
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

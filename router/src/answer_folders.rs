@@ -7,10 +7,12 @@ use std::sync::Arc;
 use kopplung_adapters::file::{AnswerHandler, Answered};
 use kopplung_core::events::{EventError, Events};
 
-use crate::api::problem::Problem;
+/// The problem document (JSON) for a refused event: the API's (`api::event_problem`),
+/// passed in so that this edge does not depend on the HTTP one.
+pub type Refusal = fn(EventError) -> Vec<u8>;
 
 /// Takes one event file of `procedure`.
-pub fn handler(events: Arc<Events>, procedure: String) -> AnswerHandler {
+pub fn handler(events: Arc<Events>, procedure: String, refusal: Refusal) -> AnswerHandler {
     Arc::new(move |body| {
         let events = events.clone();
         let procedure = procedure.clone();
@@ -20,10 +22,7 @@ pub fn handler(events: Arc<Events>, procedure: String) -> AnswerHandler {
                 // Nothing was recorded, and the file may be taken later: the store is
                 // back, or the receipt this decision follows has arrived.
                 Err(EventError::Unavailable(_) | EventError::OutOfOrder(_)) => Answered::Later,
-                Err(refused) => {
-                    let problem = Problem::from(refused);
-                    Answered::Refused(serde_json::to_vec_pretty(&problem).unwrap_or_default())
-                }
+                Err(refused) => Answered::Refused(refusal(refused)),
             }
         })
     })

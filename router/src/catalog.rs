@@ -12,6 +12,7 @@ use crate::Error;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::regions::Regions;
+use crate::routing::RoutingTable;
 
 pub use kopplung_pipeline::catalog::{Catalog, Mappings};
 
@@ -71,4 +72,54 @@ pub fn load_checked(
         }
     }
     Ok(mappings)
+}
+
+/// Every municipality a service claims (`available_in` of its `service.toml`) must have
+/// a route: otherwise a citizen there would be told "online" and then refused.
+pub fn check_coverage(
+    config: &Config,
+    catalog: &Catalog,
+    regions: &Regions,
+    routing: &RoutingTable,
+) -> Result<(), Error> {
+    for mapping in catalog.current().values() {
+        let info = &mapping.info;
+        let uncovered: Vec<String> = regions
+            .iter()
+            .filter(|(ars, _)| {
+                info.available_in
+                    .iter()
+                    .any(|p| ars.starts_with(p.as_str()))
+            })
+            .filter(|(ars, _)| routing.resolve(&info.key, ars).is_none())
+            .map(|(ars, name)| format!("{name} ({ars})"))
+            .collect();
+        if uncovered.is_empty() {
+            continue;
+        }
+        let shown = uncovered
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = uncovered.len().saturating_sub(5);
+        return Err(Error::Config {
+            file: mapping.folder.join("service.toml"),
+            message: format!(
+                "available_in: service {} ({}) claims {} municipalit{} without a route in {}: {shown}{}",
+                info.key,
+                info.name,
+                uncovered.len(),
+                if uncovered.len() == 1 { "y" } else { "ies" },
+                config.source.with_file_name(&config.file.routing).display(),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+        });
+    }
+    Ok(())
 }

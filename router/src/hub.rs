@@ -47,7 +47,7 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
     let regions = Arc::new(Regions::load(&config.regions_file)?);
     let catalog = Arc::new(Catalog::new(Arc::new(load_checked(&config, &regions)?)));
     let routing = RoutingTable::new(&config.routing.routes);
-    check_coverage(&config, &catalog, &regions, &routing)?;
+    crate::catalog::check_coverage(&config, &catalog, &regions, &routing)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let keyring = Arc::new(Keyring::load(
         &setup::keyring_config(&config)?,
@@ -226,7 +226,7 @@ pub async fn run(
     // The procedures' events on AMQP reply queues and in answer folders (restarted by a
     // reload that changes them). The reply queues of procedures that no longer answer
     // on AMQP are taken until empty (reply_queues.rs).
-    let listeners = crate::reload::Listeners::start(&config, &hub.events);
+    let listeners = crate::reload::Listeners::start(&config, &hub.events, api::event_problem);
     let (stop_replies, replies_stopped) = watch::channel(false);
     let mut reply_consumers = Vec::new();
     let left_behind = crate::reply_queues::at_start(&config)?;
@@ -273,8 +273,12 @@ pub async fn run(
         regions: hub.regions.clone(),
         metrics: metrics.clone(),
         receipt_deadlines: hub.oversight.receipt_deadlines.clone(),
-        inbox: inbox.clone(),
+        followers: vec![{
+            let inbox = inbox.clone();
+            Box::new(move |config: &Config| inbox.replace_procedures(config))
+        }],
         events: hub.events.clone(),
+        refusal: api::event_problem,
         broker: broker.clone(),
         listeners: std::sync::Mutex::new(Some(listeners)),
         running: tokio::sync::Mutex::new(()),
@@ -529,54 +533,4 @@ async fn reload_on_hangup(reloader: Arc<crate::reload::Reloader>, keyring: Arc<K
             }
         }
     }
-}
-
-/// Every municipality a service claims (`available_in` of its `service.toml`) must have
-/// a route: otherwise a citizen there would be told "online" and then refused.
-pub(crate) fn check_coverage(
-    config: &Config,
-    catalog: &Catalog,
-    regions: &Regions,
-    routing: &RoutingTable,
-) -> Result<(), Error> {
-    for mapping in catalog.current().values() {
-        let info = &mapping.info;
-        let uncovered: Vec<String> = regions
-            .iter()
-            .filter(|(ars, _)| {
-                info.available_in
-                    .iter()
-                    .any(|p| ars.starts_with(p.as_str()))
-            })
-            .filter(|(ars, _)| routing.resolve(&info.key, ars).is_none())
-            .map(|(ars, name)| format!("{name} ({ars})"))
-            .collect();
-        if uncovered.is_empty() {
-            continue;
-        }
-        let shown = uncovered
-            .iter()
-            .take(5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
-        let more = uncovered.len().saturating_sub(5);
-        return Err(Error::Config {
-            file: mapping.folder.join("service.toml"),
-            message: format!(
-                "available_in: service {} ({}) claims {} municipalit{} without a route in {}: {shown}{}",
-                info.key,
-                info.name,
-                uncovered.len(),
-                if uncovered.len() == 1 { "y" } else { "ies" },
-                config.source.with_file_name(&config.file.routing).display(),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
-            ),
-        });
-    }
-    Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod answer_folders;
 pub mod api;
+pub mod auth;
 pub mod auto_resend;
 pub mod catalog;
 pub mod config;

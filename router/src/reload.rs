@@ -21,9 +21,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Error;
+use crate::answer_folders::Refusal;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::inbox::Inbox;
 use crate::metrics::Metrics;
 use crate::regions::Regions;
 use crate::routing::RoutingTable;
@@ -40,7 +40,7 @@ pub struct Listeners {
 
 impl Listeners {
     /// Starts listening for the events of `config`'s procedures.
-    pub fn start(config: &Config, events: &Arc<Events>) -> Self {
+    pub fn start(config: &Config, events: &Arc<Events>, refusal: Refusal) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         if let Some(broker) = &config.file.amqp {
@@ -67,7 +67,7 @@ impl Listeners {
             .filter_map(|procedure| {
                 let folder = procedure.delivery.answer_folder(&config.data_dir)?;
                 let id = procedure.id.to_string();
-                let handler = crate::answer_folders::handler(events.clone(), id.clone());
+                let handler = crate::answer_folders::handler(events.clone(), id.clone(), refusal);
                 Some((id, folder, handler))
             })
             .collect();
@@ -140,6 +140,9 @@ impl Report {
     }
 }
 
+/// A part told of each routing table put in force.
+pub type Follower = Box<dyn Fn(&Config) + Send + Sync>;
+
 /// Everything a reload replaces.
 pub struct Reloader {
     pub topology: Arc<Topologies>,
@@ -149,8 +152,12 @@ pub struct Reloader {
     pub regions: Arc<Regions>,
     pub metrics: Arc<Metrics>,
     pub receipt_deadlines: ReceiptDeadlines,
-    pub inbox: Arc<Inbox>,
+    /// Further parts that follow a reloaded routing table (the clerk inbox's manual
+    /// procedures), told once it is in force.
+    pub followers: Vec<Follower>,
     pub events: Arc<Events>,
+    /// The problem document of a refused event file (the API's, `api::event_problem`).
+    pub refusal: Refusal,
     pub broker: Option<Arc<AmqpBroker>>,
     /// The event listeners in force; `None` once the hub stops.
     pub listeners: Mutex<Option<Listeners>>,
@@ -234,7 +241,7 @@ impl Reloader {
             let fresh = Config::load(&source, &data_dir)?;
             crate::reply_queues::at_reload(&fresh)?;
             let routing = RoutingTable::new(&fresh.routing.routes);
-            crate::hub::check_coverage(&fresh, &catalog, &regions, &routing)?;
+            crate::catalog::check_coverage(&fresh, &catalog, &regions, &routing)?;
             let keys = setup::keyring_config(&fresh)?;
             let sinks = setup::build_sinks(&fresh, broker.as_ref())?;
             let destinations = sinks
@@ -268,7 +275,9 @@ impl Reloader {
         let config = topology.config.clone();
         self.dispatcher.replace_deliveries(deliveries);
         self.receipt_deadlines.replace(&deadlines);
-        self.inbox.replace_procedures(&config);
+        for follow in &self.followers {
+            follow(&config);
+        }
         self.topology.replace(topology);
         // What waited for a procedure that exists now goes out at once.
         kopplung_core::Wake::wake(self.dispatcher.wake.as_ref());
@@ -284,7 +293,7 @@ impl Reloader {
                 Some(current) if current.listening == listening(config) => return,
                 // Stopping: nothing to listen to any more.
                 None => return,
-                Some(_) => guard.replace(Listeners::start(config, &self.events)),
+                Some(_) => guard.replace(Listeners::start(config, &self.events, self.refusal)),
             }
         };
         if let Some(old) = old {

@@ -11,7 +11,7 @@ use kopplung_adapters::registry::Transport as _;
 use kopplung_core::intake::Routes;
 use kopplung_core::{Ars, ServiceKey};
 
-use crate::api::auth::Clients;
+use crate::auth::Clients;
 use crate::config::{Authority, ClientConfig, Config};
 use crate::routing::RoutingTable;
 

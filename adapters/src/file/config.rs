@@ -6,8 +6,7 @@ use serde::Deserialize;
 
 use super::name::FileName;
 use super::sink::FileSink;
-use super::source::AnswerFolder;
-use crate::transport::{BuildContext, CheckContext, Transport};
+use crate::transport::{AnswerFolder, BuildContext, CheckContext, Transport};
 use crate::{ConfigProblem, Error, Sink};
 
 /// A procedure that imports files from a folder and leaves its answers in another.

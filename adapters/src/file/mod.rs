@@ -13,7 +13,8 @@ mod source;
 #[cfg(test)]
 mod tests;
 
+pub use crate::transport::AnswerFolder;
 pub use config::FileConfig;
 pub use name::FileName;
 pub use sink::{FileSink, Manifest};
-pub use source::{AnswerFolder, AnswerHandler, Answered, watch_answers};
+pub use source::{AnswerHandler, Answered, watch_answers};

@@ -1,20 +1,14 @@
 use std::collections::HashSet;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 
 use super::name::MANIFEST_SUFFIX;
-
-/// A folder in which a procedure leaves its signed events, and how often to look.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnswerFolder {
-    pub path: PathBuf,
-    pub poll: Duration,
-}
+use crate::transport::AnswerFolder;
 
 /// What became of one event file.
 #[derive(Debug, Clone, PartialEq, Eq)]

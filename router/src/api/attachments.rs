@@ -52,7 +52,7 @@ async fn receive(
     query: Result<Query<UploadQuery>, QueryRejection>,
     body: Body,
 ) -> Result<Response, Problem> {
-    let client = state.clients.caller(headers)?;
+    let client = super::caller(&state.clients, headers)?;
     // Refused from the declared length before anything else is looked at.
     let limit = state.limits.max_upload_bytes;
     let too_large =

@@ -59,7 +59,7 @@ async fn accept(
     body: Body,
     service: &mut Option<String>,
 ) -> Result<Admitted, Problem> {
-    let client = state.clients.caller(headers)?;
+    let client = super::caller(&state.clients, headers)?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

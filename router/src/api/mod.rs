@@ -3,8 +3,9 @@
 mod admin;
 mod applications;
 mod attachments;
+/// The API's bearer tokens (`crate::auth`), where the handlers have always found them.
+pub use crate::auth;
 pub(crate) use attachments::plain_body;
-pub mod auth;
 mod directory;
 mod health;
 mod intake;
@@ -208,4 +209,21 @@ async fn metrics(axum::extract::State(state): axum::extract::State<Arc<ApiState>
             .set(days);
     }
     metrics.render()
+}
+
+/// The submitting client a request authenticates as, or 401.
+pub(crate) fn caller(
+    clients: &auth::Clients,
+    headers: &axum::http::HeaderMap,
+) -> Result<String, problem::Problem> {
+    clients
+        .authenticate(headers)
+        .map(str::to_owned)
+        .ok_or_else(problem::Problem::unauthorized)
+}
+
+/// The problem document the events API answers for a refused event, for a refusal that
+/// is not an HTTP answer (an event file of a `file` procedure).
+pub fn event_problem(refused: kopplung_core::events::EventError) -> Vec<u8> {
+    serde_json::to_vec_pretty(&problem::Problem::from(refused)).unwrap_or_default()
 }

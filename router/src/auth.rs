@@ -1,4 +1,5 @@
-//! Bearer tokens of the submitting clients, kept only as SHA-256 hashes.
+//! Bearer tokens of the hub's API (clients, procedures, operators), kept only as SHA-256
+//! hashes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,7 +8,6 @@ use axum::http::{HeaderMap, header};
 use kopplung_core::identity::TrustLevel;
 use openssl::sha::sha256;
 
-use super::problem::Problem;
 use crate::Error;
 use crate::config::ClientConfig;
 
@@ -77,13 +77,6 @@ impl Clients {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))?;
         self.authenticate_token(token)
-    }
-
-    /// The submitting client a request authenticates as, or 401.
-    pub fn caller(&self, headers: &HeaderMap) -> Result<String, Problem> {
-        self.authenticate(headers)
-            .map(str::to_owned)
-            .ok_or_else(Problem::unauthorized)
     }
 
     /// The client whose token this is (surrounding white space ignored), e.g. a token
