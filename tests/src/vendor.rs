@@ -10,7 +10,8 @@ use crate::{run_ok, stdout_of, workspace};
 
 /// Opens a sealed message exactly as `docs/vendors.md` tells a vendor: `openssl cms`
 /// decrypt with the procedure's key, then verify against the CA, checking that the
-/// signer is the hub. Returns the XML.
+/// signer is the hub; checks the algorithms it uses ([`crate::algorithms`]). Returns
+/// the XML.
 pub fn open_with_openssl_cli(sealed: &[u8], pki: &Path, procedure: &str) -> String {
     open_cms(
         sealed,
@@ -48,6 +49,9 @@ pub fn open_cms(sealed: &[u8], cert: &Path, key: &Path, ca: &Path, hub: &Path) -
         "-out",
         "signiert.der",
     ]);
+    // Every message opened here also shows which algorithms it uses (BSI TR-02102-1).
+    let signed = std::fs::read(work.path().join("signiert.der")).expect("decrypted SignedData");
+    crate::algorithms::assert_cms_algorithms(sealed, &signed);
     run(&[
         "cms",
         "-verify",
@@ -142,8 +146,10 @@ pub fn python_with_jwcrypto() -> PathBuf {
 }
 
 /// Opens a `jose` message with jwcrypto exactly as docs/vendors.md shows
-/// (`transformers/tests/jose_verify.py`), pinning the hub's certificate. Returns the XML.
+/// (`transformers/tests/jose_verify.py`), pinning the hub's certificate; checks the
+/// algorithms of its headers ([`crate::algorithms`]). Returns the XML.
 pub fn open_jose_with_python(jwe: &[u8], pki: &Path, procedure: &str) -> String {
+    crate::algorithms::assert_jose_algorithms(jwe, pki, procedure);
     let work = tempfile::tempdir().expect("temp dir");
     let file = work.path().join("nachricht.jwe");
     std::fs::write(&file, jwe).expect("write message");
