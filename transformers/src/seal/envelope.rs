@@ -1,6 +1,6 @@
-//! CMS AuthEnvelopedData (RFC 5083) for one EC recipient, assembled here because
-//! OpenSSL's CMS encrypt offers no way to choose the KDF of ECDH key agreement and
-//! uses `dhSinglePass-stdDH-sha1kdf-scheme`, outside BSI TR-02102-1.
+//! CMS AuthEnvelopedData (RFC 5083) for one EC recipient, assembled here because the
+//! `openssl` crate's CMS encrypt cannot choose the KDF of ECDH key agreement, and
+//! OpenSSL's default, `dhSinglePass-stdDH-sha1kdf-scheme`, is outside BSI TR-02102-1.
 //!
 //! What it makes, all within BSI TR-02102-1:
 //! - key agreement: ephemeral-static ECDH on the recipient's curve (RFC 5753),
