@@ -49,9 +49,6 @@ pub fn open_cms(sealed: &[u8], cert: &Path, key: &Path, ca: &Path, hub: &Path) -
         "-out",
         "signiert.der",
     ]);
-    // Every message opened here also shows which algorithms it uses (BSI TR-02102-1).
-    let signed = std::fs::read(work.path().join("signiert.der")).expect("decrypted SignedData");
-    crate::algorithms::assert_cms_algorithms(sealed, &signed);
     run(&[
         "cms",
         "-verify",
@@ -84,6 +81,10 @@ pub fn open_cms(sealed: &[u8], cert: &Path, key: &Path, ca: &Path, hub: &Path) -
         "absender.pem",
     ]);
     assert_eq!(signer_fingerprint, hub_fingerprint, "the signer is the hub");
+    // Every message that opens also shows which algorithms it uses (BSI TR-02102-1);
+    // checked last, so that a forged message is refused by the vendor's commands.
+    let signed = std::fs::read(work.path().join("signiert.der")).expect("decrypted SignedData");
+    crate::algorithms::assert_cms_algorithms(sealed, &signed);
     std::fs::read_to_string(work.path().join("nachricht.xml")).expect("decrypted XML")
 }
 
@@ -149,7 +150,6 @@ pub fn python_with_jwcrypto() -> PathBuf {
 /// (`transformers/tests/jose_verify.py`), pinning the hub's certificate; checks the
 /// algorithms of its headers ([`crate::algorithms`]). Returns the XML.
 pub fn open_jose_with_python(jwe: &[u8], pki: &Path, procedure: &str) -> String {
-    crate::algorithms::assert_jose_algorithms(jwe, pki, procedure);
     let work = tempfile::tempdir().expect("temp dir");
     let file = work.path().join("nachricht.jwe");
     std::fs::write(&file, jwe).expect("write message");
@@ -165,7 +165,7 @@ pub fn open_jose_with_python(jwe: &[u8], pki: &Path, procedure: &str) -> String 
         .next()
         .unwrap_or_default()
         .to_owned();
-    stdout_of(&run_ok(
+    let xml = stdout_of(&run_ok(
         Command::new(python_with_jwcrypto())
             .arg(workspace().join("transformers/tests/jose_verify.py"))
             .arg(&file)
@@ -174,7 +174,10 @@ pub fn open_jose_with_python(jwe: &[u8], pki: &Path, procedure: &str) -> String 
             .arg(pki.join("ca.crt"))
             .arg(&fingerprint),
         "jose_verify.py (jwcrypto refused the message)",
-    ))
+    ));
+    // Checked once jwcrypto took it, so that a forged message is refused by jwcrypto.
+    crate::algorithms::assert_jose_algorithms(jwe, pki, procedure);
+    xml
 }
 
 /// A receipt (event) signed as a `cms` procedure signs it, with `openssl cms -sign` and
