@@ -3,6 +3,7 @@
 //! vendor would. A missing service fails the tests loudly; nothing is skipped.
 #![forbid(unsafe_code)]
 
+pub mod algorithms;
 pub mod amqp;
 pub mod browser;
 pub mod faults;

@@ -10,7 +10,8 @@ use crate::{run_ok, stdout_of, workspace};
 
 /// Opens a sealed message exactly as `docs/vendors.md` tells a vendor: `openssl cms`
 /// decrypt with the procedure's key, then verify against the CA, checking that the
-/// signer is the hub. Returns the XML.
+/// signer is the hub; checks the algorithms it uses ([`crate::algorithms`]). Returns
+/// the XML.
 pub fn open_with_openssl_cli(sealed: &[u8], pki: &Path, procedure: &str) -> String {
     open_cms(
         sealed,
@@ -80,6 +81,10 @@ pub fn open_cms(sealed: &[u8], cert: &Path, key: &Path, ca: &Path, hub: &Path) -
         "absender.pem",
     ]);
     assert_eq!(signer_fingerprint, hub_fingerprint, "the signer is the hub");
+    // Every message that opens also shows which algorithms it uses (BSI TR-02102-1);
+    // checked last, so that a forged message is refused by the vendor's commands.
+    let signed = std::fs::read(work.path().join("signiert.der")).expect("decrypted SignedData");
+    crate::algorithms::assert_cms_algorithms(sealed, &signed);
     std::fs::read_to_string(work.path().join("nachricht.xml")).expect("decrypted XML")
 }
 
@@ -142,7 +147,8 @@ pub fn python_with_jwcrypto() -> PathBuf {
 }
 
 /// Opens a `jose` message with jwcrypto exactly as docs/vendors.md shows
-/// (`transformers/tests/jose_verify.py`), pinning the hub's certificate. Returns the XML.
+/// (`transformers/tests/jose_verify.py`), pinning the hub's certificate; checks the
+/// algorithms of its headers ([`crate::algorithms`]). Returns the XML.
 pub fn open_jose_with_python(jwe: &[u8], pki: &Path, procedure: &str) -> String {
     let work = tempfile::tempdir().expect("temp dir");
     let file = work.path().join("nachricht.jwe");
@@ -159,7 +165,7 @@ pub fn open_jose_with_python(jwe: &[u8], pki: &Path, procedure: &str) -> String 
         .next()
         .unwrap_or_default()
         .to_owned();
-    stdout_of(&run_ok(
+    let xml = stdout_of(&run_ok(
         Command::new(python_with_jwcrypto())
             .arg(workspace().join("transformers/tests/jose_verify.py"))
             .arg(&file)
@@ -168,7 +174,10 @@ pub fn open_jose_with_python(jwe: &[u8], pki: &Path, procedure: &str) -> String 
             .arg(pki.join("ca.crt"))
             .arg(&fingerprint),
         "jose_verify.py (jwcrypto refused the message)",
-    ))
+    ));
+    // Checked once jwcrypto took it, so that a forged message is refused by jwcrypto.
+    crate::algorithms::assert_jose_algorithms(jwe, pki, procedure);
+    xml
 }
 
 /// A receipt (event) signed as a `cms` procedure signs it, with `openssl cms -sign` and

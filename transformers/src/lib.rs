@@ -68,6 +68,9 @@ pub enum Error {
         context: String,
         source: josekit::JoseError,
     },
+    /// Assembling the `cms` envelope's ASN.1 failed.
+    #[error("building the CMS envelope: {0}")]
+    Envelope(String),
     #[error("JOSE message refused: {0}")]
     JoseRefused(String),
 }

@@ -1,6 +1,6 @@
 //! The `cms` envelope: CMS SignedData by the hub, inside CMS AuthEnvelopedData
-//! (AES-256-GCM) for the procedure's certificate. A vendor opens it with stock
-//! `openssl cms` (see `docs/vendors.md`).
+//! (AES-256-GCM, ECDH with the SHA-256 KDF) for the procedure's certificate. A vendor
+//! opens it with stock `openssl cms` (see `docs/vendors.md`).
 
 use std::path::Path;
 
@@ -9,11 +9,12 @@ use openssl::nid::Nid;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{Id, PKey, Private};
 use openssl::stack::Stack;
-use openssl::symm::Cipher;
 use openssl::x509::store::{X509Store, X509StoreBuilder, X509StoreRef};
 use openssl::x509::{X509, X509KeyUsage, X509Ref, X509StoreContext};
 
 use crate::Error;
+
+mod envelope;
 
 /// The hub's signing identity.
 pub struct Sealer {
@@ -92,27 +93,22 @@ impl Sealer {
 }
 
 /// Encrypts `content` for `recipient` without signing it: AuthEnvelopedData
-/// (AES-256-GCM), DER. For attachment fragments, whose integrity is the SHA-512 in the
-/// signed message; `openssl cms -decrypt -inform DER` opens it.
+/// (AES-256-GCM; ECDH with the SHA-256 KDF, AES-256 key wrap), DER. For attachment
+/// fragments, whose integrity is the SHA-512 in the signed message, and for the signed
+/// message; `openssl cms -decrypt -inform DER` opens it. The recipient's key must be EC
+/// (see [`check_cms_recipient`]): there is no RSA key transport in this profile.
 pub fn encrypt(content: &[u8], recipient: &X509) -> Result<Vec<u8>, Error> {
-    let crypto = |context: &str| {
-        let context = context.to_owned();
-        move |source| Error::Crypto { context, source }
-    };
-    let mut recipients = Stack::new().map_err(crypto("recipient list"))?;
-    recipients
-        .push(recipient.clone())
-        .map_err(crypto("recipient list"))?;
-    let enveloped = CmsContentInfo::encrypt(
-        &recipients,
-        content,
-        Cipher::aes_256_gcm(),
-        CMSOptions::BINARY,
-    )
-    .map_err(crypto("encrypting"))?;
-    enveloped
-        .to_der()
-        .map_err(crypto("encoding AuthEnvelopedData"))
+    let key = recipient.public_key().map_err(|source| Error::Crypto {
+        context: "reading the recipient's key".into(),
+        source,
+    })?;
+    if key.id() != Id::EC {
+        return Err(Error::Certificate(format!(
+            "{}: the cms profile encrypts for EC keys only",
+            subject_of(recipient)
+        )));
+    }
+    envelope::auth_enveloped(content, recipient)
 }
 
 /// Opens what [`encrypt`] made (the receiving side; vendors use `openssl cms`).
@@ -205,7 +201,7 @@ pub fn check_signing_key(key: &PKey<Private>) -> Result<(), Error> {
 /// Checks that a certificate can receive `cms` messages: an EC key on P-256 or
 /// brainpoolP256r1 (ECDH key agreement) with key usage `keyAgreement` where the
 /// certificate restricts usage. RSA recipients are served by the `jose` profile
-/// (RSA-OAEP-256), because the CMS tooling here would wrap keys with PKCS#1 v1.5.
+/// (RSA-OAEP-256): the `cms` profile has no RSA key transport.
 pub fn check_cms_recipient(cert: &X509) -> Result<(), Error> {
     let subject = subject_of(cert);
     let key = cert.public_key().map_err(|e| Error::Crypto {

@@ -320,3 +320,33 @@ fn a_flipped_byte_in_ciphertext_or_signature_is_detected() {
     .unwrap();
     assert!(unseal(&forged, &cert, &key, &hub, &anchors).is_err());
 }
+
+#[test]
+fn the_envelope_opens_with_openssl_refuses_a_changed_byte_and_rsa_recipients() {
+    use kopplung_transformers::pki::issue_rsa_recipient;
+    use kopplung_transformers::seal::{decrypt, encrypt};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &["p".into()]).unwrap();
+    let cert = load_certificate(&pki.procedure_cert("p")).unwrap();
+    let key = PKey::private_key_from_pem(&std::fs::read(pki.procedure_key("p")).unwrap()).unwrap();
+
+    // An attachment fragment: a MiB of bytes, opened by OpenSSL's CMS decrypt.
+    let content: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let sealed = encrypt(&content, &cert).unwrap();
+    assert_eq!(decrypt(&sealed, &cert, &key).unwrap(), content);
+    // Two seals of the same content differ (ephemeral key, content key, nonce).
+    assert_ne!(encrypt(&content, &cert).unwrap(), sealed);
+
+    // A changed ciphertext byte fails the GCM tag.
+    let mut tampered = sealed.clone();
+    let at = tampered.len() - 100;
+    tampered[at] ^= 1;
+    assert!(decrypt(&tampered, &cert, &key).is_err());
+
+    // No RSA key transport in this profile.
+    issue_rsa_recipient(&pki, "rsa", 3072).unwrap();
+    let rsa = load_certificate(&pki.procedure_cert("rsa")).unwrap();
+    let err = encrypt(b"x", &rsa).unwrap_err().to_string();
+    assert!(err.contains("EC keys only"), "{err}");
+}
