@@ -368,3 +368,45 @@ async fn the_java_receiver_with_bouncycastle_decides_and_passes_the_conformance_
     assert!(passed, "{report}\n{log}");
     assert!(report.contains("8/8 passed (100%)"), "{report}");
 }
+
+/// The message catalogue for vendors (`docs/messages.md`) is exactly what `kopplung
+/// mapping catalogue` makes of the current mappings: a changed template, schema or
+/// fixture without the regenerated catalogue fails here.
+#[test]
+fn the_message_catalogue_in_the_docs_is_generated_from_the_current_mappings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("messages.md");
+    let config = workspace().join("config/kopplung.toml");
+    let (ok, output) = kopplung([
+        "mapping".as_ref(),
+        "catalogue".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(ok, "{output}");
+    let generated = std::fs::read_to_string(&out).expect("generated catalogue");
+    let committed =
+        std::fs::read_to_string(workspace().join("docs/messages.md")).unwrap_or_default();
+    let first_difference = generated
+        .lines()
+        .zip(committed.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or(generated.lines().count().min(committed.lines().count()));
+    assert!(
+        generated == committed,
+        "docs/messages.md is not what the mappings generate (first difference in line {}); \
+         regenerate it: kopplung mapping catalogue --out docs/messages.md",
+        first_difference + 1
+    );
+    // Every example event is one the hub would parse: the keys and types of a receipt.
+    for block in generated.split("```json\n").skip(1) {
+        let json = block.split("\n```").next().unwrap_or_default();
+        let value: serde_json::Value = serde_json::from_str(json).expect("example JSON");
+        if value.get("receipt_id").is_some() {
+            serde_json::from_value::<kopplung_transformers::receipt::Receipt>(value)
+                .expect("an example event the hub parses");
+        }
+    }
+}
