@@ -355,6 +355,7 @@ def receive_amqp(procedure, args):
     import pika  # only this transport needs a library beyond the standard one
     from pika.exceptions import AMQPError, ChannelClosedByBroker, NackError, UnroutableError
 
+    waiting = False
     while True:
         connection = None
         try:
@@ -364,7 +365,9 @@ def receive_amqp(procedure, args):
                 channel.queue_declare(args.queue, passive=True)
             except ChannelClosedByBroker:
                 # The hub declares the queue before its first message for us.
-                log("queue not there yet", queue=args.queue)
+                if not waiting:
+                    log("queue not there yet; waiting", queue=args.queue)
+                waiting = True
                 connection.close()
                 time.sleep(args.interval)
                 continue
@@ -442,8 +445,12 @@ def import_files(procedure, outgoing):
             log("ERROR manifest names no file beside it", manifest=name)
             continue
         message_file = os.path.join(outgoing, manifest["file"])
-        with open(message_file, "rb") as file:
-            sealed = file.read()
+        try:
+            with open(message_file, "rb") as file:
+                sealed = file.read()
+        except FileNotFoundError:
+            log("manifest without its message, again later", message_id=manifest["message_id"])
+            continue
         if hashlib.sha256(sealed).hexdigest() != manifest["sha256"]:
             log("copy incomplete, again later", message_id=manifest["message_id"])
             continue
