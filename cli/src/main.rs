@@ -5,6 +5,7 @@
 mod admin_api;
 mod audit;
 mod awaiting;
+mod catalogue;
 mod check;
 mod clerk;
 mod common;

@@ -1,4 +1,4 @@
-//! `kopplung mapping lint|test|render`: work on mappings without a running hub.
+//! `kopplung mapping lint|test|render|catalogue`: work on mappings without a running hub.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,12 @@ pub enum MappingCommand {
     /// Render every fixture, compare it with the expected XML (canonically) and
     /// validate it against the schema.
     Test { service: Option<String> },
+    /// Write the message catalogue for vendors (`docs/messages.md`): per service its
+    /// message type, schema and a full example message, and every event as signed.
+    Catalogue {
+        #[arg(long, default_value = "docs/messages.md")]
+        out: PathBuf,
+    },
     /// Render one input file (a fixture input) and print the message.
     Render {
         service: String,
@@ -125,6 +131,15 @@ pub fn run(config: &Path, command: MappingCommand) -> anyhow::Result<()> {
             if failures > 0 {
                 bail!("{failures} fixture(s) failed");
             }
+            Ok(())
+        }
+        MappingCommand::Catalogue { out } => {
+            let (mappings, failures) = select_mappings(config, None)?;
+            if failures > 0 {
+                bail!("{failures} mapping(s) could not be loaded");
+            }
+            crate::catalogue::write(&mappings, &out)?;
+            println!("wrote {} ({} services)", out.display(), mappings.len());
             Ok(())
         }
         MappingCommand::Render { service, input } => {

@@ -105,45 +105,62 @@ pub fn xpath(xml: &str, expression: &str) -> String {
     text.strip_suffix('\n').unwrap_or(&text).to_owned()
 }
 
-/// The Python of a virtualenv with jwcrypto (a JOSE library of another ecosystem),
-/// shared with the transformers' tests under `target/tmp/jose-venv`. Created once;
-/// fails loudly when it cannot be.
+/// The Python of a virtualenv with jwcrypto (a JOSE library of another ecosystem) and
+/// an OpenAPI validator, pinned; shared with the transformers' tests under
+/// `target/tmp/jose-venv`.
 pub fn python_with_jwcrypto() -> PathBuf {
     use std::sync::OnceLock;
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
-            // The vendors' tools of another ecosystem: a JOSE library and an OpenAPI
-            // validator, pinned.
-            const PACKAGES: [&str; 2] = ["jwcrypto==1.5.6", "openapi-spec-validator==0.7.1"];
-            let marker = PACKAGES.join("+");
-            let target = workspace().join("target/tmp");
-            std::fs::create_dir_all(&target).expect("target/tmp");
-            let venv = target.join("jose-venv");
-            let ready = venv.join(format!("kopplung-ready-{marker}"));
-            let lock = std::fs::File::create(target.join("jose-venv.lock")).expect("lock file");
-            lock.lock().expect("lock");
-            if !ready.is_file() {
-                if venv.exists() {
-                    std::fs::remove_dir_all(&venv).expect("remove old venv");
-                }
-                for command in [
-                    Command::new("python3").arg("-m").arg("venv").arg(&venv),
-                    Command::new(venv.join("bin/pip"))
-                        .args(["install", "--quiet", "--disable-pip-version-check"])
-                        .args(PACKAGES),
-                ] {
-                    run_ok(
-                        command,
-                        "setting up the Python virtualenv (jwcrypto, openapi-spec-validator)",
-                    );
-                }
-                std::fs::write(&ready, b"").expect("marker");
-            }
-            let _ = lock.unlock();
-            venv.join("bin/python")
+            python_venv(
+                "jose-venv",
+                &["jwcrypto==1.5.6", "openapi-spec-validator==0.7.1"],
+            )
         })
         .clone()
+}
+
+/// The Python of a virtualenv with pika, the AMQP client a Python vendor takes
+/// (`examples/receivers/python/`, transport `amqp`), pinned.
+pub fn python_with_pika() -> PathBuf {
+    use std::sync::OnceLock;
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| python_venv("pika-venv", &["pika==1.4.4"]))
+        .clone()
+}
+
+/// The Python of the virtualenv `target/tmp/<name>` holding `packages` (pinned from
+/// PyPI). Created once per set of packages, under a lock shared by the test binaries;
+/// fails loudly when it cannot be.
+fn python_venv(name: &str, packages: &[&str]) -> PathBuf {
+    let marker = packages.join("+");
+    let target = workspace().join("target/tmp");
+    std::fs::create_dir_all(&target).expect("target/tmp");
+    let venv = target.join(name);
+    let ready = venv.join(format!("kopplung-ready-{marker}"));
+    let lock = std::fs::File::create(target.join(format!("{name}.lock"))).expect("lock file");
+    lock.lock().expect("lock");
+    if !ready.is_file() {
+        if venv.exists() {
+            std::fs::remove_dir_all(&venv).expect("remove old venv");
+        }
+        for command in [
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .args(packages),
+        ] {
+            run_ok(
+                command,
+                &format!("setting up the Python virtualenv {name} ({marker})"),
+            );
+        }
+        std::fs::write(&ready, b"").expect("marker");
+    }
+    let _ = lock.unlock();
+    venv.join("bin/python")
 }
 
 /// Opens a `jose` message with jwcrypto exactly as docs/vendors.md shows

@@ -207,6 +207,12 @@ pub fn sign_set(receipt: &Receipt, cert: &X509, key: &PKey<Private>) -> Result<S
     }
 }
 
+/// The claims of the Security Event Token that [`sign_set`] signs for `receipt` (for
+/// the message catalogue's examples).
+pub fn set_claims(receipt: &Receipt) -> Result<Map<String, Value>, Error> {
+    Ok(set_payload(receipt)?.claims_set().clone())
+}
+
 fn set_payload(receipt: &Receipt) -> Result<JwtPayload, Error> {
     let mut payload = JwtPayload::new();
     payload.set_jwt_id(&receipt.receipt_id);
