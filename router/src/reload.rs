@@ -171,34 +171,24 @@ impl Reloader {
     pub async fn reload(&self) -> Report {
         let _one = self.running.lock().await;
         let routing = self.reload_routing().await;
+        let outcome = if routing.is_ok() {
+            "applied"
+        } else {
+            "refused"
+        };
+        for counter in [&self.metrics.key_reloads, &self.metrics.routing_reloads] {
+            counter.with_label_values(&[outcome]).inc();
+        }
         match &routing {
-            Ok(applied) => {
-                self.metrics
-                    .key_reloads
-                    .with_label_values(&["applied"])
-                    .inc();
-                self.metrics
-                    .routing_reloads
-                    .with_label_values(&["applied"])
-                    .inc();
-                tracing::info!(
-                    procedures = applied.procedures,
-                    routes = applied.routes,
-                    added = ?applied.added,
-                    removed = ?applied.removed,
-                    "routing table, keys and certificates reloaded"
-                );
-            }
+            Ok(applied) => tracing::info!(
+                procedures = applied.procedures,
+                routes = applied.routes,
+                added = ?applied.added,
+                removed = ?applied.removed,
+                "routing table, keys and certificates reloaded"
+            ),
             Err(e) => {
-                self.metrics
-                    .key_reloads
-                    .with_label_values(&["refused"])
-                    .inc();
-                self.metrics
-                    .routing_reloads
-                    .with_label_values(&["refused"])
-                    .inc();
-                tracing::error!(error = %e, "reload of the routing table and keys refused; the previous ones stay in force");
+                tracing::error!(error = %e, "reload of the routing table and keys refused; the previous ones stay in force")
             }
         }
         let (catalog, config, regions, metrics) = (

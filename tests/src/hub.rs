@@ -188,15 +188,7 @@ impl TestHub {
             extra_args: setup.extra_args.clone(),
         };
         hub.write_config(&setup);
-        let status = Command::new(kopplung_bin())
-            .args(["keys", "init", "--dir"])
-            .arg(hub.pki_dir())
-            .arg("--config")
-            .arg(hub.config_path())
-            .stdout(Stdio::null())
-            .status()
-            .expect("kopplung keys init");
-        assert!(status.success(), "kopplung keys init failed");
+        hub.issue_keys();
         (setup.before_start)(&hub.pki_dir());
         let mut hub = hub;
         hub.spawn().await;
@@ -241,6 +233,25 @@ impl TestHub {
         peer.write_config(setup);
         peer.spawn().await;
         peer
+    }
+
+    /// `kopplung keys init` for this hub's configuration: the demo PKI's missing keys
+    /// and certificates (those of a procedure added to the routing table, say).
+    pub fn issue_keys(&self) {
+        let status = Command::new(kopplung_bin())
+            .args(["keys", "init", "--dir"])
+            .arg(self.pki_dir())
+            .arg("--config")
+            .arg(self.config_path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("kopplung keys init");
+        assert!(status.success(), "kopplung keys init failed");
+    }
+
+    /// The routing table this hub reads (edit it, then reload).
+    pub fn routing_path(&self) -> PathBuf {
+        self.config_path().with_file_name("routing.toml")
     }
 
     pub fn config_path(&self) -> PathBuf {

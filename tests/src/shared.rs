@@ -315,3 +315,26 @@ pub fn assert_content_type(headers: &reqwest::header::HeaderMap, expected: &str)
     let content_type = header_text(headers, "content-type");
     assert!(content_type.starts_with(expected), "{content_type}");
 }
+
+/// The names in `dir`, sorted; none if it does not exist.
+pub fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The kinds of the entries of an application's mailbox (`GET /api/v1/applications/{id}`).
+pub fn mailbox_kinds(status: &serde_json::Value) -> Vec<String> {
+    status["mailbox"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry["kind"].as_str().map(str::to_owned))
+        .collect()
+}

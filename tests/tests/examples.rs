@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use kopplung_tests::shared::{fixture_request, kopplung};
+use kopplung_tests::shared::{file_names, fixture_request, kopplung, mailbox_kinds};
 use kopplung_tests::{
     HubSetup, TestHub, amqp, amqp_url, delete_queue, deliver_over, free_port, python_with_pika,
     workspace,
@@ -120,13 +120,10 @@ async fn the_python_receiver_takes_http_pushes_decides_and_passes_the_conformanc
     .await;
     let _receiver = stdlib_receiver(&hub, "http", port);
     let status = decided(&hub, "http").await;
-    let kinds: Vec<&str> = status["mailbox"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|entry| entry["kind"].as_str())
-        .collect();
-    assert!(kinds.contains(&"decided"), "{status:#}");
+    assert!(
+        mailbox_kinds(&status).iter().any(|k| k == "decided"),
+        "{status:#}"
+    );
 
     let args = [
         "conformance".to_owned(),
@@ -245,17 +242,7 @@ async fn the_python_receiver_imports_files_answers_in_the_incoming_folder_and_re
     let folder = exchange.display().to_string();
     let _receiver = python_receiver(&hub, "file", Path::new("python3"), &["--exchange", &folder]);
     decided(&hub, "file").await;
-    let names = |dir: &str| -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(exchange.join(dir))
-            .map(|entries| {
-                entries
-                    .map(|e| e.unwrap().file_name().into_string().unwrap())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    };
+    let names = |dir: &str| file_names(&exchange.join(dir));
     // Imported and removed; the receipt and the decision taken.
     assert_eq!(names("outgoing"), Vec::<String>::new());
     let taken = names("incoming/taken");

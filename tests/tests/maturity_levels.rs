@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use kopplung_tests::shared::fixture_request;
+use kopplung_tests::shared::{fixture_request, mailbox_kinds};
 use kopplung_tests::{HubSetup, TestHub, free_port};
 
 #[tokio::test]
@@ -86,13 +86,10 @@ async fn one_application_per_transport_of_the_demo_reaches_decided() {
             .await;
         assert_eq!(status["delivery"]["procedure"], procedure, "{status:#}");
         assert_eq!(status["delivery"]["transport"], *transport, "{status:#}");
-        let kinds: Vec<&str> = status["mailbox"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|entry| entry["kind"].as_str())
-            .collect();
-        assert!(kinds.contains(&"decided"), "{procedure}: {status:#}");
+        assert!(
+            mailbox_kinds(&status).iter().any(|k| k == "decided"),
+            "{procedure}: {status:#}"
+        );
     }
     let sim_log = hub.sim_log();
     for line in [

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use kopplung_tests::shared::history;
+use kopplung_tests::shared::{file_names, history};
 use kopplung_tests::{HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, deliver_over};
 
 #[tokio::test]
@@ -212,17 +212,7 @@ async fn the_reference_procedure_imports_files_and_answers_through_the_incoming_
     )
     .await;
     // Imported and removed; both answers taken, none refused.
-    let names = |dir: &str| -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(exchange.join(dir))
-            .map(|entries| {
-                entries
-                    .map(|e| e.unwrap().file_name().into_string().unwrap())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    };
+    let names = |dir: &str| file_names(&exchange.join(dir));
     assert_eq!(names("outgoing"), Vec::<String>::new());
     let taken = names("incoming/taken");
     assert_eq!(taken.len(), 2, "{taken:?}");

@@ -3,13 +3,12 @@
 //! application; a broken one is refused with the reason, and the table in force stays;
 //! SIGHUP does the same.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kopplung_tests::shared::fixture_request;
-use kopplung_tests::{ADMIN_TOKEN, HubSetup, TestHub, kopplung_bin};
+use kopplung_tests::{ADMIN_TOKEN, HubSetup, TestHub};
 use serde_json::Value;
 
 /// An HTTP receiver on loopback that takes every POST with 200 and counts them.
@@ -54,7 +53,7 @@ fn dresden() -> Value {
 async fn a_procedure_and_a_route_are_added_without_a_restart_and_a_broken_table_is_refused() {
     let hub = TestHub::start(HubSetup::default()).await;
     let (url, received) = receiver().await;
-    let routing_file = hub.config_path().with_file_name("routing.toml");
+    let routing_file = hub.routing_path();
     let original = std::fs::read_to_string(&routing_file).unwrap();
 
     // A new procedure of Dresden's, reached over HTTP push, and the route to it.
@@ -67,15 +66,7 @@ async fn a_procedure_and_a_route_are_added_without_a_restart_and_a_broken_table_
     assert_ne!(added, original, "the demo's Dresden route moved");
     std::fs::write(&routing_file, &added).unwrap();
     // Its certificate, as the operator issues it (only missing files are written).
-    let issued = Command::new(kopplung_bin())
-        .args(["keys", "init", "--dir"])
-        .arg(hub.pki_dir())
-        .arg("--config")
-        .arg(hub.config_path())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(issued.success());
+    hub.issue_keys();
 
     let (status, report) = reload(&hub).await;
     assert_eq!(status, 200, "{report:#}");
