@@ -110,35 +110,61 @@ pub fn python_with_jwcrypto() -> PathBuf {
         .get_or_init(|| {
             // The vendors' tools of another ecosystem: a JOSE library and an OpenAPI
             // validator, pinned.
-            const PACKAGES: [&str; 2] = ["jwcrypto==1.5.6", "openapi-spec-validator==0.7.1"];
-            let marker = PACKAGES.join("+");
-            let target = workspace().join("target/tmp");
-            std::fs::create_dir_all(&target).expect("target/tmp");
-            let venv = target.join("jose-venv");
-            let ready = venv.join(format!("kopplung-ready-{marker}"));
-            let lock = std::fs::File::create(target.join("jose-venv.lock")).expect("lock file");
-            lock.lock().expect("lock");
-            if !ready.is_file() {
-                if venv.exists() {
-                    std::fs::remove_dir_all(&venv).expect("remove old venv");
-                }
-                for command in [
-                    Command::new("python3").arg("-m").arg("venv").arg(&venv),
-                    Command::new(venv.join("bin/pip"))
-                        .args(["install", "--quiet", "--disable-pip-version-check"])
-                        .args(PACKAGES),
-                ] {
-                    run_ok(
-                        command,
-                        "setting up the Python virtualenv (jwcrypto, openapi-spec-validator)",
-                    );
-                }
-                std::fs::write(&ready, b"").expect("marker");
-            }
-            let _ = lock.unlock();
-            venv.join("bin/python")
+            pinned_venv(
+                "jose-venv",
+                &["jwcrypto==1.5.6", "openapi-spec-validator==0.7.1"],
+                "jwcrypto, openapi-spec-validator",
+            )
         })
         .clone()
+}
+
+/// The `schemathesis` command of a virtualenv with schemathesis (PyPI, pinned), under
+/// `target/tmp/schemathesis-venv`. Created once; fails loudly when it cannot be.
+pub fn schemathesis_command() -> PathBuf {
+    use std::sync::OnceLock;
+    static COMMAND: OnceLock<PathBuf> = OnceLock::new();
+    COMMAND
+        .get_or_init(|| {
+            let python = pinned_venv(
+                "schemathesis-venv",
+                &["schemathesis==4.32.5"],
+                "schemathesis",
+            );
+            python.with_file_name("schemathesis")
+        })
+        .clone()
+}
+
+/// The Python of the virtualenv `target/tmp/<name>` with `packages` installed, created
+/// once per set of packages (under a lock: tests of several binaries share it).
+fn pinned_venv(name: &str, packages: &[&str], what: &str) -> PathBuf {
+    let marker = packages.join("+");
+    let target = workspace().join("target/tmp");
+    std::fs::create_dir_all(&target).expect("target/tmp");
+    let venv = target.join(name);
+    let ready = venv.join(format!("kopplung-ready-{marker}"));
+    let lock = std::fs::File::create(target.join(format!("{name}.lock"))).expect("lock file");
+    lock.lock().expect("lock");
+    if !ready.is_file() {
+        if venv.exists() {
+            std::fs::remove_dir_all(&venv).expect("remove old venv");
+        }
+        for command in [
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .args(packages),
+        ] {
+            run_ok(
+                command,
+                &format!("setting up the Python virtualenv ({what})"),
+            );
+        }
+        std::fs::write(&ready, b"").expect("marker");
+    }
+    let _ = lock.unlock();
+    venv.join("bin/python")
 }
 
 /// Opens a `jose` message with jwcrypto exactly as docs/vendors.md shows
