@@ -19,10 +19,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use kopplung_tests::{
-    ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, OTHER_TOKEN, TestHub, amqp, deliver_over,
+    ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, OTHER_TOKEN, TestHub, amqp, deliver_over, now_rfc3339,
     procedure_token, schemathesis_command, shared::fixture_request, shared::refuse_publishes,
-    token_sha256, workspace,
+    sign_cms_receipt, token_sha256, workspace,
 };
 use serde_json::{Value, json};
 
@@ -54,6 +55,8 @@ struct Caller<'a> {
     procedure: &'a str,
     application: &'a str,
     message: &'a str,
+    /// A document of `application` (in its mailbox).
+    document: &'a str,
     /// A dead letter (of `DEAD_LETTERS`).
     dead_letter: &'a str,
     /// Only the operations whose path matches (all when `None`).
@@ -115,6 +118,7 @@ fn schemathesis(hub: &TestHub, document: &str, caller: &Caller<'_>) -> (bool, St
         )
         .env("KOPPLUNG_APPLICATION", caller.application)
         .env("KOPPLUNG_MESSAGE", caller.message)
+        .env("KOPPLUNG_DOCUMENT", caller.document)
         .env("KOPPLUNG_DEAD_LETTER", caller.dead_letter)
         .env("KOPPLUNG_DEAD_LETTERS", DEAD_LETTERS);
     if let Some(paths) = caller.paths {
@@ -203,6 +207,64 @@ async fn message_for(hub: &TestHub, procedure: &str, application: &str) -> Strin
     }
 }
 
+/// The cms procedure takes its message and reports progress with a document (signed as
+/// a vendor signs, with `openssl cms`): the document's id.
+async fn progress_with_document(hub: &TestHub, application: &str, message: &str) -> String {
+    let client = reqwest::Client::new();
+    let procedure = format!("/api/v1/procedures/{CMS_PROCEDURE}");
+    let acked = client
+        .post(hub.url(&format!("{procedure}/messages/{message}/ack")))
+        .bearer_auth(procedure_token(CMS_PROCEDURE))
+        .send()
+        .await
+        .expect("ack");
+    assert_eq!(acked.status(), 200, "the acknowledgement");
+    let event = |receipt_id: &str, kind: &str| {
+        json!({
+            "receipt_id": receipt_id,
+            "procedure": CMS_PROCEDURE,
+            "message_id": message,
+            "application_id": application,
+            "event": kind,
+            "issued_at": now_rfc3339(),
+        })
+    };
+    let mut progress = event("schemathesis-2", "in_progress");
+    progress["document"] = json!({
+        "filename": "Lageplan.pdf",
+        "media_type": "application/pdf",
+        "content_base64": base64::engine::general_purpose::STANDARD.encode(b"%PDF-1.4 Plan"),
+    });
+    for event in [event("schemathesis-1", "accept"), progress] {
+        let recorded = client
+            .post(hub.url(&format!("{procedure}/events")))
+            .header("content-type", "application/pkcs7-mime")
+            .body(sign_cms_receipt(&hub.pki_dir(), CMS_PROCEDURE, &event))
+            .send()
+            .await
+            .expect("event");
+        assert_eq!(
+            recorded.status(),
+            200,
+            "the event: {}",
+            recorded.text().await.unwrap_or_default()
+        );
+    }
+    let shown: Value = client
+        .get(hub.url(&format!("/api/v1/applications/{application}")))
+        .bearer_auth(&hub.token)
+        .send()
+        .await
+        .expect("the application")
+        .json()
+        .await
+        .expect("JSON");
+    shown["documents"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no document: {shown}"))
+        .to_owned()
+}
+
 /// An upload of the client (a PNG by its signature), for a message with an attachment
 /// fetched by claim check.
 async fn upload(hub: &TestHub) -> String {
@@ -255,6 +317,7 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
     maengel["attachments"] = json!([{"upload": upload(&hub).await}]);
     let cms_application = hub.submit_accepted(&maengel, None).await;
     let cms_message = message_for(&hub, CMS_PROCEDURE, &cms_application).await;
+    let document_id = progress_with_document(&hub, &cms_application, &cms_message).await;
     let jose_application = hub
         .submit_accepted(
             &fixture_request(
@@ -285,6 +348,7 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
         procedure: CMS_PROCEDURE,
         application: &cms_application,
         message: &cms_message,
+        document: &document_id,
         dead_letter: &dead_letter,
         paths: None,
     };
@@ -365,6 +429,7 @@ async fn a_document_looser_than_the_hub_fails_the_run() {
         procedure: CMS_PROCEDURE,
         application: "00000000-0000-4000-8000-000000000000",
         message: "00000000-0000-4000-8000-000000000000",
+        document: "00000000-0000-4000-8000-000000000000",
         dead_letter: "00000000-0000-4000-8000-000000000000",
         paths: Some("^/api/v1/responsibility"),
     };
