@@ -404,41 +404,63 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
 
 /// The runs can fail: against a document whose pattern for the ARS is taken away, a
 /// schema-valid request is refused (`GET /api/v1/responsibility?region=…` with a region
-/// that is no ARS is a 400), and the report says so.
+/// that is no ARS is a 400); without the pattern of the LeiKa key, an application with a
+/// malformed key is refused for its form, which `hooks.py` tells from the catalogue's
+/// refusals. Each report names the failure.
 #[tokio::test]
 async fn a_document_looser_than_the_hub_fails_the_run() {
     let hub = TestHub::start(HubSetup::default()).await;
-    let mut doc: Value = reqwest::get(hub.url("/api/v1/openapi.json"))
+    let served: Value = reqwest::get(hub.url("/api/v1/openapi.json"))
         .await
         .expect("the document")
         .json()
         .await
         .expect("the document is JSON");
-    let ars = doc
-        .pointer_mut("/components/schemas/Ars")
-        .and_then(Value::as_object_mut)
-        .expect("an Ars schema");
-    ars.remove("pattern");
-    let work = tempfile::tempdir().expect("temp dir");
-    let loose = work.path().join("openapi.json");
-    std::fs::write(&loose, serde_json::to_vec(&doc).expect("JSON")).expect("write");
-    let caller = Caller {
-        role: "anyone",
-        client: &hub.token,
-        admin: ADMIN_TOKEN,
-        procedure: CMS_PROCEDURE,
-        application: "00000000-0000-4000-8000-000000000000",
-        message: "00000000-0000-4000-8000-000000000000",
-        document: "00000000-0000-4000-8000-000000000000",
-        dead_letter: "00000000-0000-4000-8000-000000000000",
-        paths: Some("^/api/v1/responsibility"),
-    };
-    let (passed, output) = schemathesis(&hub, path_str(&loose), &caller);
-    assert!(!passed, "the loose document passed:\n{output}");
-    assert!(
-        output.contains("Schema-valid request rejected") && output.contains("bad-query"),
-        "{output}"
-    );
+    let none = "00000000-0000-4000-8000-000000000000";
+    for (schema, paths, expected) in [
+        (
+            "Ars",
+            "^/api/v1/responsibility",
+            ["Schema-valid request rejected", "bad-query"],
+        ),
+        (
+            "ServiceKey",
+            "^/api/v1/applications$",
+            ["catalogue_refusals_only", "14-stelliger Leistungsschlüssel"],
+        ),
+    ] {
+        let mut doc = served.clone();
+        doc.pointer_mut(&format!("/components/schemas/{schema}"))
+            .and_then(Value::as_object_mut)
+            .unwrap_or_else(|| panic!("no schema {schema}"))
+            .remove("pattern")
+            .unwrap_or_else(|| panic!("{schema} has no pattern"));
+        let work = tempfile::tempdir().expect("temp dir");
+        let loose = work.path().join("openapi.json");
+        std::fs::write(&loose, serde_json::to_vec(&doc).expect("JSON")).expect("write");
+        let caller = Caller {
+            role: "anyone",
+            client: &hub.token,
+            admin: ADMIN_TOKEN,
+            procedure: CMS_PROCEDURE,
+            application: none,
+            message: none,
+            document: none,
+            dead_letter: none,
+            paths: Some(paths),
+        };
+        let (passed, output) = schemathesis(&hub, path_str(&loose), &caller);
+        assert!(
+            !passed,
+            "the document without {schema}'s pattern passed:\n{output}"
+        );
+        for text in expected {
+            assert!(
+                output.contains(text),
+                "no `{text}` in the report:\n{output}"
+            );
+        }
+    }
 }
 
 fn path_str(path: &Path) -> &str {
