@@ -7,12 +7,14 @@
 //! status, content type, headers or body the document does not describe. The checks and the
 //! tokens per security scheme are in `tests/schemathesis/schemathesis.toml`.
 //!
-//! What schemathesis cannot reach is said where it is set up: a signed receipt or event
-//! (`POST /api/v1/procedures/{id}/events`, `…/receipts`, `…/events/check`, and the
-//! acknowledgement with a receipt) needs a signature with the procedure's key of this
-//! hub's PKI, so generated bodies are all refused with 403 `receipt-unverifiable`; those
-//! operations are run for server errors and the conformance of their answers only
-//! (tests/tests/openapi.rs and tests/tests/receipts.rs send them signed).
+//! A signed receipt or event (`POST /api/v1/procedures/{id}/events`, `…/receipts`,
+//! `…/events/check`, and the acknowledgement with a receipt) needs a signature with the
+//! procedure's key of this hub's PKI, so generated bodies are refused with 403
+//! `receipt-unverifiable` (checked for server errors and the conformance of the answers).
+//! The jose procedure's run is therefore given its real signed receipt as the example of
+//! the event operations, and the test checks that it was recorded. A `cms` receipt (DER)
+//! cannot be an example in a JSON document, nor does the acknowledgement get one
+//! (tests/tests/openapi.rs and tests/tests/receipts.rs send both signed).
 
 use std::path::Path;
 use std::process::Command;
@@ -22,8 +24,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, OTHER_TOKEN, TestHub, amqp, deliver_over, now_rfc3339,
-    procedure_token, schemathesis_command, shared::fixture_request, shared::refuse_publishes,
-    sign_cms_receipt, token_sha256, workspace,
+    now_unix, procedure_token, python_with_jwcrypto, run_ok, schemathesis_command,
+    shared::fixture_request, shared::refuse_publishes, sign_cms_receipt, token_sha256, workspace,
 };
 use serde_json::{Value, json};
 
@@ -212,13 +214,7 @@ async fn message_for(hub: &TestHub, procedure: &str, application: &str) -> Strin
 async fn progress_with_document(hub: &TestHub, application: &str, message: &str) -> String {
     let client = reqwest::Client::new();
     let procedure = format!("/api/v1/procedures/{CMS_PROCEDURE}");
-    let acked = client
-        .post(hub.url(&format!("{procedure}/messages/{message}/ack")))
-        .bearer_auth(procedure_token(CMS_PROCEDURE))
-        .send()
-        .await
-        .expect("ack");
-    assert_eq!(acked.status(), 200, "the acknowledgement");
+    acknowledge(hub, CMS_PROCEDURE, message).await;
     let event = |receipt_id: &str, kind: &str| {
         json!({
             "receipt_id": receipt_id,
@@ -263,6 +259,80 @@ async fn progress_with_document(hub: &TestHub, application: &str, message: &str)
         .as_str()
         .unwrap_or_else(|| panic!("no document: {shown}"))
         .to_owned()
+}
+
+/// `procedure` takes `message` (pull), without a receipt.
+async fn acknowledge(hub: &TestHub, procedure: &str, message: &str) {
+    let acked = reqwest::Client::new()
+        .post(hub.url(&format!(
+            "/api/v1/procedures/{procedure}/messages/{message}/ack"
+        )))
+        .bearer_auth(procedure_token(procedure))
+        .send()
+        .await
+        .expect("ack");
+    assert_eq!(acked.status(), 200, "the acknowledgement");
+}
+
+/// The jose procedure's receipt (accept) of `message`: a Security Event Token signed with
+/// jwcrypto, as a vendor signs it (docs/vendors.md).
+fn jwcrypto_set(hub: &TestHub, application: &str, message: &str) -> String {
+    let script = r#"
+import json, sys
+from jwcrypto import jwk, jwt
+key = jwk.JWK.from_pem(open(sys.argv[1], 'rb').read())
+token = jwt.JWT(header={"alg": "ES256", "typ": "secevent+jwt"}, claims=json.loads(sys.argv[2]))
+token.make_signed_token(key)
+print(token.serialize())
+"#;
+    let claims = json!({
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "iss": JOSE_PROCEDURE,
+        "iat": now_unix(),
+        "sub": format!("message:{message}"),
+        "txn": format!("application:{application}"),
+        "events": {"urn:kopplung:events:accept": {}},
+    });
+    let output = run_ok(
+        Command::new(python_with_jwcrypto())
+            .arg("-c")
+            .arg(script)
+            .arg(
+                hub.pki_dir()
+                    .join(format!("procedures/{JOSE_PROCEDURE}-signatur.key")),
+            )
+            .arg(claims.to_string()),
+        "jwcrypto signing a Security Event Token",
+    );
+    String::from_utf8(output.stdout)
+        .expect("a compact JWS")
+        .trim()
+        .to_owned()
+}
+
+/// The document with `receipt` as the example body (`application/jose`) of the event
+/// operations of procedures.
+fn with_receipt_example(doc: &Value, receipt: &str) -> Value {
+    let mut doc = doc.clone();
+    for path in [
+        "/api/v1/procedures/{id}/events",
+        "/api/v1/procedures/{id}/receipts",
+        "/api/v1/procedures/{id}/events/check",
+    ] {
+        let pointer = format!(
+            "/paths/{}/post/requestBody/content/application~1jose",
+            path.replace('~', "~0").replace('/', "~1")
+        );
+        let media = doc
+            .pointer_mut(&pointer)
+            .and_then(Value::as_object_mut)
+            .unwrap_or_else(|| panic!("no {pointer}"));
+        media.insert(
+            "examples".into(),
+            json!({"receipt": {"summary": "The procedure's signed receipt", "value": receipt}}),
+        );
+    }
+    doc
 }
 
 /// An upload of the client (a PNG by its signature), for a message with an attachment
@@ -329,6 +399,7 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
         )
         .await;
     let jose_message = message_for(&hub, JOSE_PROCEDURE, &jose_application).await;
+    acknowledge(&hub, JOSE_PROCEDURE, &jose_message).await;
     maengel["region"] = json!(CHEMNITZ);
     maengel["attachments"] = json!([]);
     let dead_letter = hub.submit_accepted(&maengel, None).await;
@@ -352,6 +423,16 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
         dead_letter: &dead_letter,
         paths: None,
     };
+    // For the jose procedure's run, its signed receipt (a Security Event Token, which
+    // only this hub's PKI makes valid) as the example of the event operations: the run
+    // sends it, the hub records it (200), and the same again is a duplicate (200).
+    let receipt = jwcrypto_set(&hub, &jose_application, &jose_message);
+    let jose_file = work.path().join("openapi-with-receipt.json");
+    std::fs::write(
+        &jose_file,
+        serde_json::to_vec(&with_receipt_example(&doc, &receipt)).expect("JSON"),
+    )
+    .expect("write");
     let runs = [
         (
             Caller {
@@ -361,6 +442,7 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
                 ..everyone
             },
             "/api/v1/admin/",
+            document,
         ),
         (
             Caller {
@@ -372,6 +454,7 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
                 ..everyone
             },
             "/api/v1/procedures/",
+            path_str(&jose_file),
         ),
         (
             Caller {
@@ -381,6 +464,7 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
                 ..everyone
             },
             "/api/v1/",
+            document,
         ),
     ];
     let all = run(&hub, document, &everyone);
@@ -390,12 +474,14 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
         "not every operation was tested"
     );
     let mut cases = all.cases;
-    for (caller, prefix) in &runs {
+    for (caller, prefix, document) in &runs {
         let report = run(&hub, document, caller);
         assert!(report.operations > 0, "{}: nothing tested", caller.role);
         assert!(report.operations <= operations(&doc, prefix));
         cases += report.cases;
     }
+    // The signed receipt went through schemathesis and was recorded.
+    assert_eq!(hub.status(&jose_application).await["status"], "received");
     eprintln!(
         "schemathesis: {} operations, {cases} requests, no problem found",
         all.operations
