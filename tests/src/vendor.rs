@@ -131,6 +131,19 @@ pub fn python_with_pika() -> PathBuf {
         .clone()
 }
 
+/// The `schemathesis` command of a virtualenv with schemathesis (PyPI, pinned), under
+/// `target/tmp/schemathesis-venv`. Created once; fails loudly when it cannot be.
+pub fn schemathesis_command() -> PathBuf {
+    use std::sync::OnceLock;
+    static COMMAND: OnceLock<PathBuf> = OnceLock::new();
+    COMMAND
+        .get_or_init(|| {
+            python_venv("schemathesis-venv", &["schemathesis==4.32.5"])
+                .with_file_name("schemathesis")
+        })
+        .clone()
+}
+
 /// The Python of the virtualenv `target/tmp/<name>` holding `packages` (pinned from
 /// PyPI). Created once per set of packages, under a lock shared by the test binaries;
 /// fails loudly when it cannot be.

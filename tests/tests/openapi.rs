@@ -1923,6 +1923,13 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         (&retry, Some(AUDITOR_TOKEN), None, 403, "forbidden"),
         (&retry, None, None, 401, "unauthorized"),
         (&retry, Some(ADMIN_TOKEN), None, 409, "nothing-to-retry"),
+        (
+            "/api/v1/admin/applications/not-an-id/retry",
+            Some(ADMIN_TOKEN),
+            None,
+            404,
+            "not-found",
+        ),
         (&replay, Some(AUDITOR_TOKEN), None, 403, "forbidden"),
     ])
     .await;

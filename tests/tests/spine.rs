@@ -274,6 +274,18 @@ async fn bad_submissions_get_problems_and_nothing_is_stored() {
     unknown["service"] = json!("99008001000000"); // Personalausweis: not offered here
     let problem = expect_problem(hub.submit(&unknown, None).await, 422, "validation").await;
     assert_eq!(problem_fields(&problem), ["service"]);
+    assert_eq!(problem["errors"][0]["message"], "unbekannte Leistung");
+    // A malformed key is told apart from an unknown one (the API document states its form).
+    for malformed in ["", "9999900100000", "99999001000000 "] {
+        unknown["service"] = json!(malformed);
+        let problem = expect_problem(hub.submit(&unknown, None).await, 422, "validation").await;
+        assert_eq!(problem_fields(&problem), ["service"], "{malformed:?}");
+        assert_eq!(
+            problem["errors"][0]["message"],
+            "muss ein 14-stelliger Leistungsschlüssel (LeiKa) sein",
+            "{malformed:?}"
+        );
+    }
     for region in ["1461", "146129999999"] {
         let problem = expect_problem(
             hub.submit(&report(region, "Schlagloch vor der Schule"), None)

@@ -216,8 +216,16 @@ impl Intake {
             }
         }
         let uploads = self.find_uploads(&request).await?;
-        let Some((key, offer)) = key.and_then(|key| Some((key.clone(), snapshot.offer(&key)?)))
-        else {
+        // A malformed key and an unknown one are told apart: the first is the client's
+        // mistake in the form of the request (the API document states it), the second a
+        // question of the deployment's catalogue.
+        let Some(key) = key else {
+            return Err(IntakeError::Invalid(vec![FieldError::new(
+                "service",
+                "muss ein 14-stelliger Leistungsschlüssel (LeiKa) sein",
+            )]));
+        };
+        let Some(offer) = snapshot.offer(&key) else {
             return Err(IntakeError::Invalid(vec![FieldError::new(
                 "service",
                 "unbekannte Leistung",

@@ -202,9 +202,16 @@ where
         position: u32,
         fragment: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let offset = fragment.saturating_mul(FRAGMENT_BYTES as u64) + 1;
+        // A fragment far beyond any attachment (`k` up to u64::MAX) is simply not there:
+        // the offset saturates instead of overflowing, and stays within PostgreSQL's
+        // `int` (an inline attachment, held in a request body, is far below 2 GiB; which
+        // fragments exist is decided by the size, below).
+        let offset = fragment
+            .saturating_mul(FRAGMENT_BYTES as u64)
+            .saturating_add(1)
+            .min(i32::MAX as u64);
         let row: Option<FragmentRow> = sqlx::query_as(DB::FRAGMENT)
-            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .bind(i64::try_from(offset).unwrap_or(i64::from(i32::MAX)))
             .bind(FRAGMENT_BYTES as i64)
             .bind(procedure)
             .bind(message_id.to_string())

@@ -212,6 +212,9 @@ pub(crate) async fn uploads_are_bound_once_and_read_in_fragments(backend: Backen
     );
     assert_eq!(fragment(PROCEDURE, 0, 1).await.unwrap(), Some(chunk(2, 10)));
     assert_eq!(fragment(PROCEDURE, 0, 2).await.unwrap(), None);
+    // Far beyond the end (the largest `k` a client can ask for): not there, no overflow.
+    assert_eq!(fragment(PROCEDURE, 0, u64::MAX - 1).await.unwrap(), None);
+    assert_eq!(fragment(PROCEDURE, 0, 1 << 44).await.unwrap(), None);
     assert_eq!(fragment(PROCEDURE, 1, 0).await.unwrap(), None);
     assert_eq!(fragment("leipzig-maengel", 0, 0).await.unwrap(), None);
 
