@@ -17,7 +17,7 @@ use crate::common::load_config;
 pub async fn run(config: &Path, data_dir: &Path, connect: bool) -> anyhow::Result<()> {
     let loaded = hub::load(load_config(config, data_dir)?)?;
     let problems = loaded.keyring.problems();
-    let exposed = hub::exposed_files(data_dir)?;
+    let exposed = hub::exposed_files(&loaded.config)?;
     for problem in &problems {
         eprintln!("error: {problem}");
     }

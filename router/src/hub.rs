@@ -72,10 +72,27 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
 }
 
 /// What in the data directory others may read, write or enter: everything but
-/// certificates must be private (directories `0700`, files `0600`).
-pub fn exposed_files(data_dir: &std::path::Path) -> Result<Vec<String>, Error> {
-    let is_certificate = |path: &std::path::Path| path.extension().is_some_and(|e| e == "crt");
-    kopplung_web::files::wider_than_private(data_dir, is_certificate)
+/// certificates must be private (directories `0700`, files `0600`) — except the
+/// exchange folders of `file` procedures inside it (and the folders leading to them),
+/// which the procedure's import account shares.
+pub fn exposed_files(config: &Config) -> Result<Vec<String>, Error> {
+    let data_dir = &config.data_dir;
+    let shared: Vec<std::path::PathBuf> = config
+        .routing
+        .procedures
+        .iter()
+        .filter_map(|p| match &p.delivery {
+            crate::config::DeliveryConfig::File(file) => Some(file.root(data_dir)),
+            _ => None,
+        })
+        .collect();
+    let public = |path: &std::path::Path| {
+        path.extension().is_some_and(|e| e == "crt")
+            || shared
+                .iter()
+                .any(|s| path.starts_with(s) || s.starts_with(path))
+    };
+    kopplung_web::files::wider_than_private(data_dir, public)
         .map(|found| found.iter().map(ToString::to_string).collect())
         .map_err(|e| Error::Config {
             file: data_dir.to_owned(),
@@ -114,7 +131,7 @@ pub async fn run(
         }
         None => Arc::new(SqliteStore::open(&config.data_dir, clock.clone()).await?),
     };
-    for exposed in exposed_files(&config.data_dir)? {
+    for exposed in exposed_files(&config)? {
         tracing::warn!(problem = %exposed, "data directory open to other users");
     }
     // This instance is alive, and what it claimed in an earlier life (killed, crashed)

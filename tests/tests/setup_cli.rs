@@ -24,16 +24,32 @@ fn set_up(site: &Site) -> String {
     tokens
 }
 
+/// Makes the demo's procedures without a broker reachable, as their vendors would: the
+/// file procedure's exchange folder exists, and the HTTP procedure's URL points at a
+/// listener (kept while the returned value lives).
+fn reachable(site: &Site) -> std::net::TcpListener {
+    std::fs::create_dir_all(site.data().join("exchange/vogtlandkreis-maengel")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    site.edit(
+        "config/routing.toml",
+        "http://127.0.0.1:9101/",
+        &format!("http://127.0.0.1:{port}/"),
+    );
+    listener
+}
+
 /// A site set up (see [`set_up`]) whose store is a fresh PostgreSQL database.
-fn set_up_on_postgresql() -> (Site, PostgresDatabase) {
+fn set_up_on_postgresql() -> (Site, PostgresDatabase, std::net::TcpListener) {
     let site = Site::new();
     set_up(&site);
+    let listening = reachable(&site);
     let database = PostgresDatabase::create();
     site.append(
         "config/kopplung.toml",
         &format!("\n[store]\npostgres_url = \"{}\"\n", database.url()),
     );
-    (site, database)
+    (site, database, listening)
 }
 
 fn mode(path: &Path) -> u32 {
@@ -74,6 +90,7 @@ fn tokens_init_and_check_connect_pass_on_a_fresh_site() {
     assert!(!bare.status.success(), "check passed without tokens");
 
     let printed = set_up(&site);
+    let _listening = reachable(&site);
     assert_eq!(mode(&site.data()), 0o700, "the data directory");
     assert_eq!(mode(&site.data().join("procedure-tokens")), 0o700);
     for file in [
@@ -135,7 +152,11 @@ fn tokens_init_and_check_connect_pass_on_a_fresh_site() {
         !out.contains("guest:guest"),
         "a password in the output: {out}"
     );
-    assert!(out.contains("all 2 connection(s) ok"), "{out}");
+    assert!(
+        out.contains("ok      procedure vogtlandkreis-maengel: exchange folder"),
+        "{out}"
+    );
+    assert!(out.contains("all 4 connection(s) ok"), "{out}");
 }
 
 #[test]
@@ -191,6 +212,7 @@ fn tokens_init_never_overwrites_and_keeps_files_private() {
 fn check_connect_reports_a_closed_broker_and_http_endpoint_as_failed() {
     let site = Site::new();
     set_up(&site);
+    let _reachable = reachable(&site);
     let closed = free_port();
     let config = std::fs::read_to_string(site.config()).unwrap().replace(
         "amqp://guest:guest@127.0.0.1:5672/%2f",
@@ -242,7 +264,7 @@ fn check_connect_reports_a_closed_broker_and_http_endpoint_as_failed() {
     assert!(http.starts_with("failed"), "{http}");
     assert!(http.contains("refused"), "{http}");
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("2 of 4 connection(s) failed"),
+        String::from_utf8_lossy(&output.stderr).contains("2 of 6 connection(s) failed"),
         "{}",
         text(&output)
     );
@@ -251,7 +273,7 @@ fn check_connect_reports_a_closed_broker_and_http_endpoint_as_failed() {
 
 #[test]
 fn check_connect_tries_postgresql() {
-    let (site, database) = set_up_on_postgresql();
+    let (site, database, _listening) = set_up_on_postgresql();
     let output = site.run(&["check", "--connect"]);
     assert!(output.status.success(), "{}", text(&output));
     let expected = format!(
@@ -322,7 +344,7 @@ fn serve_against_a_stopped_database_fails_within_seconds_naming_it() {
 
 #[test]
 fn audit_verify_on_postgresql_needs_only_the_configuration() {
-    let (site, _database) = set_up_on_postgresql();
+    let (site, _database, _listening) = set_up_on_postgresql();
     let verify = || {
         Command::new(kopplung_bin())
             .args(["audit", "verify", "--config"])

@@ -69,8 +69,9 @@ impl std::fmt::Display for WideMode {
 }
 
 /// Every directory and file below (and including) `root` whose mode grants anything to
-/// group or others, except files `public` allows (certificates). Symbolic links are not
-/// followed. A missing `root` has none.
+/// group or others, except files `public` allows (certificates) and folders it allows,
+/// which are skipped with everything in them (folders shared with another account).
+/// Symbolic links are not followed. A missing `root` has none.
 pub fn wider_than_private(
     root: &Path,
     public: impl Fn(&Path) -> bool,
@@ -84,6 +85,9 @@ pub fn wider_than_private(
             Err(e) => return Err(e),
         };
         if metadata.file_type().is_symlink() {
+            continue;
+        }
+        if metadata.is_dir() && path != root && public(&path) {
             continue;
         }
         let mode = metadata.permissions().mode() & 0o7777;
@@ -144,6 +148,17 @@ mod tests {
         let found = wider_than_private(&tmp.path().join("data"), is_certificate).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].path, loose);
+
+        // A folder shared with another account is skipped with what is in it.
+        let shared = tmp.path().join("data/exchange");
+        std::fs::create_dir_all(shared.join("outgoing")).unwrap();
+        std::fs::write(shared.join("outgoing/m.p7m"), "x").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let public = |p: &Path| is_certificate(p) || p.starts_with(&shared);
+        let skipped = wider_than_private(&tmp.path().join("data"), public).unwrap();
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        let all = wider_than_private(&tmp.path().join("data"), is_certificate).unwrap();
+        assert!(all.iter().any(|w| w.path == shared), "{all:?}");
         assert_eq!(found[0].mode, 0o644);
         assert!(found[0].to_string().contains("0644"), "{}", found[0]);
         assert!(
