@@ -33,7 +33,6 @@ pub struct Loaded {
     pub config: Config,
     pub catalog: Arc<Catalog>,
     pub regions: Arc<Regions>,
-    pub routing: RoutingTable,
     /// The keys and certificates in force.
     pub keyring: Arc<Keyring>,
     /// The hub's clock.
@@ -46,8 +45,12 @@ pub struct Loaded {
 pub fn load(config: Config) -> Result<Loaded, Error> {
     let regions = Arc::new(Regions::load(&config.regions_file)?);
     let catalog = Arc::new(Catalog::new(Arc::new(load_checked(&config, &regions)?)));
-    let routing = RoutingTable::new(&config.routing.routes);
-    crate::catalog::check_coverage(&config, &catalog, &regions, &routing)?;
+    crate::catalog::check_coverage(
+        &config,
+        &catalog,
+        &regions,
+        &RoutingTable::new(&config.routing.routes),
+    )?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let keyring = Arc::new(Keyring::load(
         &setup::keyring_config(&config)?,
@@ -63,7 +66,6 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
         config,
         catalog,
         regions,
-        routing,
         keyring,
         clock,
         clients,
@@ -112,7 +114,6 @@ pub async fn run(
         config,
         catalog,
         regions,
-        routing: _,
         keyring,
         clock,
         clients,

@@ -29,3 +29,13 @@ pub fn with_procedure_settings(routing: &str, procedure: &str, lines: &str) -> S
     assert!(routing.contains(&id), "no procedure {procedure}");
     routing.replacen(&id, &format!("{id}{}\n", lines.trim_end()), 1)
 }
+
+/// `procedure` switched to the file drop, its exchange folder `exchange/<procedure>` in
+/// the data directory, looked into every 200 ms.
+pub fn deliver_as_files(routing: &str, procedure: &str) -> String {
+    deliver_over(
+        routing,
+        procedure,
+        &format!("transport = \"file\"\ndirectory = \"exchange/{procedure}\"\npoll_ms = 200"),
+    )
+}

@@ -245,3 +245,25 @@ pub fn sign_cms_receipt(pki: &Path, procedure: &str, receipt: &Value) -> Vec<u8>
 pub fn token_sha256(token: &str) -> String {
     hex::encode(openssl::sha::sha256(token.as_bytes()))
 }
+
+/// A Security Event Token (an event of a `jose` procedure) signed with jwcrypto, as a
+/// FIT-Connect style procedure signs it (docs/vendors.md), with `procedure`'s signing key.
+pub fn sign_set_with_jwcrypto(pki: &Path, procedure: &str, claims: &Value) -> Vec<u8> {
+    let script = r#"
+import json, sys
+from jwcrypto import jwk, jwt
+key = jwk.JWK.from_pem(open(sys.argv[1], 'rb').read())
+token = jwt.JWT(header={"alg": "ES256", "typ": "secevent+jwt"}, claims=json.loads(sys.argv[2]))
+token.make_signed_token(key)
+print(token.serialize())
+"#;
+    run_ok(
+        Command::new(python_with_jwcrypto())
+            .arg("-c")
+            .arg(script)
+            .arg(pki.join(format!("procedures/{procedure}-signatur.key")))
+            .arg(claims.to_string()),
+        "jwcrypto signing a Security Event Token",
+    )
+    .stdout
+}

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use kopplung_tests::shared::{file_names, fixture_request, kopplung, mailbox_kinds};
 use kopplung_tests::{
-    HubSetup, TestHub, amqp, amqp_url, delete_queue, deliver_over, free_port, python_with_pika,
-    workspace,
+    HubSetup, TestHub, amqp, amqp_url, delete_queue, deliver_as_files, deliver_over, free_port,
+    python_with_pika, workspace,
 };
 
 /// The Python example receiver (standard library, openssl and xmllint; pika for AMQP).
@@ -229,11 +229,7 @@ async fn the_python_receiver_consumes_amqp_and_answers_over_http() {
 async fn the_python_receiver_imports_files_answers_in_the_incoming_folder_and_reports_refusals() {
     let hub = TestHub::start(HubSetup {
         rewrite_routing: Some(std::sync::Arc::new(|routing| {
-            deliver_over(
-                &routing,
-                "dresden-maengel",
-                "transport = \"file\"\ndirectory = \"exchange/dresden-maengel\"\npoll_ms = 200",
-            )
+            deliver_as_files(&routing, "dresden-maengel")
         })),
         ..HubSetup::default()
     })

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use kopplung_tests::shared::{file_names, history};
-use kopplung_tests::{HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, deliver_over};
+use kopplung_tests::{
+    HubSetup, OTHER_TOKEN, TestHub, amqp, delete_queue, deliver_as_files, deliver_over,
+};
 
 #[tokio::test]
 async fn the_reference_procedures_receive_verify_confirm_and_decide() {
@@ -188,11 +190,7 @@ async fn the_reference_procedures_answer_over_http_and_pull_too() {
 async fn the_reference_procedure_imports_files_and_answers_through_the_incoming_folder() {
     let hub = TestHub::start(HubSetup {
         rewrite_routing: Some(std::sync::Arc::new(|routing| {
-            deliver_over(
-                &routing,
-                "dresden-maengel",
-                "transport = \"file\"\ndirectory = \"exchange/dresden-maengel\"\npoll_ms = 200",
-            )
+            deliver_as_files(&routing, "dresden-maengel")
         })),
         ..HubSetup::default()
     })

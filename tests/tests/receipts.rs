@@ -3,15 +3,14 @@
 //! hub verifies them against the procedure's certificate; a tampered or foreign receipt
 //! is refused and changes nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
 use kopplung_tests::shared::answer;
 use kopplung_tests::{
-    HubSetup, TestHub, amqp, delete_queue, drain_and_delete, python_with_jwcrypto, run_ok,
-    sign_cms_receipt,
+    HubSetup, TestHub, amqp, delete_queue, drain_and_delete, sign_cms_receipt,
+    sign_set_with_jwcrypto,
 };
 use serde_json::{Value, json};
 
@@ -44,27 +43,6 @@ async fn refused_receipt(
     let (code, answer) = post_receipt(hub, procedure, body, content_type).await;
     assert_eq!(code, 403, "{answer}");
     assert_eq!(hub.status(id).await["status"], "delivered");
-}
-
-/// A Security Event Token signed with jwcrypto, as a FIT-Connect style procedure would.
-fn jwcrypto_set(pki: &Path, procedure: &str, claims: &Value) -> Vec<u8> {
-    let script = r#"
-import json, sys
-from jwcrypto import jwk, jwt
-key = jwk.JWK.from_pem(open(sys.argv[1], 'rb').read())
-token = jwt.JWT(header={"alg": "ES256", "typ": "secevent+jwt"}, claims=json.loads(sys.argv[2]))
-token.make_signed_token(key)
-print(token.serialize())
-"#;
-    run_ok(
-        Command::new(python_with_jwcrypto())
-            .arg("-c")
-            .arg(script)
-            .arg(pki.join(format!("procedures/{procedure}-signatur.key")))
-            .arg(claims.to_string()),
-        "jwcrypto signing a Security Event Token",
-    )
-    .stdout
 }
 
 /// The broker, a hub, and the hub's PKI folder (whose procedure keys sign the receipts).
@@ -275,7 +253,7 @@ async fn jose_receipts_from_jwcrypto_accept_or_reject() {
             "txn": format!("application:{id}"),
             "events": event_claim
         });
-        let token = jwcrypto_set(&pki, "leipzig-buergerbuero", &claims);
+        let token = sign_set_with_jwcrypto(&pki, "leipzig-buergerbuero", &claims);
         // One flipped character of the signature: refused.
         let mut tampered = String::from_utf8(token.clone())
             .unwrap()

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use kopplung_tests::{
     ADMIN_TOKEN, AUDITOR_TOKEN, HubSetup, OTHER_TOKEN, TestHub, amqp, deliver_over, now_rfc3339,
-    now_unix, procedure_token, python_with_jwcrypto, run_ok, schemathesis_command,
-    shared::fixture_request, shared::refuse_publishes, sign_cms_receipt, token_sha256, workspace,
+    now_unix, procedure_token, schemathesis_command, shared::fixture_request,
+    shared::refuse_publishes, sign_cms_receipt, sign_set_with_jwcrypto, token_sha256, workspace,
 };
 use serde_json::{Value, json};
 
@@ -246,15 +246,7 @@ async fn progress_with_document(hub: &TestHub, application: &str, message: &str)
             recorded.text().await.unwrap_or_default()
         );
     }
-    let shown: Value = client
-        .get(hub.url(&format!("/api/v1/applications/{application}")))
-        .bearer_auth(&hub.token)
-        .send()
-        .await
-        .expect("the application")
-        .json()
-        .await
-        .expect("JSON");
+    let shown = hub.status(application).await;
     shown["documents"][0]["id"]
         .as_str()
         .unwrap_or_else(|| panic!("no document: {shown}"))
@@ -277,14 +269,6 @@ async fn acknowledge(hub: &TestHub, procedure: &str, message: &str) {
 /// The jose procedure's receipt (accept) of `message`: a Security Event Token signed with
 /// jwcrypto, as a vendor signs it (docs/vendors.md).
 fn jwcrypto_set(hub: &TestHub, application: &str, message: &str) -> String {
-    let script = r#"
-import json, sys
-from jwcrypto import jwk, jwt
-key = jwk.JWK.from_pem(open(sys.argv[1], 'rb').read())
-token = jwt.JWT(header={"alg": "ES256", "typ": "secevent+jwt"}, claims=json.loads(sys.argv[2]))
-token.make_signed_token(key)
-print(token.serialize())
-"#;
     let claims = json!({
         "jti": uuid::Uuid::new_v4().to_string(),
         "iss": JOSE_PROCEDURE,
@@ -293,18 +277,8 @@ print(token.serialize())
         "txn": format!("application:{application}"),
         "events": {"urn:kopplung:events:accept": {}},
     });
-    let output = run_ok(
-        Command::new(python_with_jwcrypto())
-            .arg("-c")
-            .arg(script)
-            .arg(
-                hub.pki_dir()
-                    .join(format!("procedures/{JOSE_PROCEDURE}-signatur.key")),
-            )
-            .arg(claims.to_string()),
-        "jwcrypto signing a Security Event Token",
-    );
-    String::from_utf8(output.stdout)
+    let signed = sign_set_with_jwcrypto(&hub.pki_dir(), JOSE_PROCEDURE, &claims);
+    String::from_utf8(signed)
         .expect("a compact JWS")
         .trim()
         .to_owned()
