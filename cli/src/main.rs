@@ -69,9 +69,10 @@ enum Command {
     /// Run the demo Servicekonto: a simulated OpenID Connect identity provider with
     /// fictitious test identities.
     IdpSim(idp_sim::IdpArgs),
-    /// Send a procedure's HTTP receiver the conformance battery (genuine, redelivered,
-    /// tampered, wrong or expired signer, schema-invalid, unknown type, oversized) and
-    /// grade each answer as docs/vendors.md demands; fails if any case failed.
+    /// Send a procedure's receiver the conformance battery (genuine, redelivered,
+    /// tampered, wrong or expired signer, schema-invalid, unknown type, oversized) over
+    /// its own transport and grade each answer as docs/vendors.md demands; fails if any
+    /// case failed.
     Conformance(conformance::ConformanceArgs),
     /// Check a configuration completely and exit. Offline unless `--connect`.
     Check {

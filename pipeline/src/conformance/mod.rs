@@ -1,16 +1,16 @@
 //! The conformance kit: a battery of messages a procedure's receiver must handle as
 //! `docs/vendors.md` says — take what is genuine (with its signed receipt), refuse what
 //! is forged or broken, reject with a signed receipt what is genuine but wrong — sent
-//! through the procedure's own transport, each answer graded. Only a transport whose
-//! answer carries the receiver's verdict (HTTP push) can be graded this way.
+//! through the procedure's own transport, each answer graded: at once where the
+//! transport's answer carries the receiver's verdict (HTTP push), else from the signed
+//! answers that come back on the procedure's answer channels (`grade.rs`).
 
 use bytes::Bytes;
-use kopplung_adapters::{OutboundMessage, Outcome};
+use kopplung_adapters::OutboundMessage;
 use kopplung_transformers::fixtures::fixture_context;
 use kopplung_transformers::jose::JoseSealer;
 use kopplung_transformers::mapping::{Mapping, Nachricht};
 use kopplung_transformers::pki::{self, PkiLayout, Role, Validity};
-use kopplung_transformers::receipt::{Receipt, ReceiptEvent};
 use kopplung_transformers::seal::Sealer;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
@@ -18,6 +18,9 @@ use uuid::Uuid;
 
 use crate::Envelope;
 use crate::keyring::Keyring;
+
+mod grade;
+pub use grade::{Answers, grade, grade_later};
 
 /// Why no battery could be made.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,16 @@ impl Expect {
             Self::AcceptAgain => "ack, the same receipt id",
             Self::Refuse => "refuse (4xx)",
             Self::Reject => "ack with a signed reject",
+        }
+    }
+
+    /// The same, for a transport whose answers come later.
+    pub fn as_str_later(self) -> &'static str {
+        match self {
+            Self::Accept => "a signed accept",
+            Self::AcceptAgain => "no new receipt id (the same receipt, or none again)",
+            Self::Refuse => "no receipt and no acknowledgement",
+            Self::Reject => "a signed reject",
         }
     }
 }
@@ -295,111 +308,6 @@ fn with_unknown_element(xml: &str) -> String {
         ),
         None => xml.to_owned(),
     }
-}
-
-/// What a receiver answered, read from the transport's outcome.
-fn answered(
-    keyring: &Keyring,
-    procedure: &str,
-    outcome: &Outcome,
-) -> Result<Option<Receipt>, String> {
-    match outcome {
-        Outcome::Delivered => Ok(None),
-        Outcome::DeliveredWithReceipt(body) => keyring
-            .verify_receipt(procedure, body)
-            .map(Some)
-            .map_err(|e| format!("acknowledged, but its receipt is refused: {e}")),
-        Outcome::Permanent { reason } => Err(format!("refused: {reason}")),
-        Outcome::Retry { reason, .. } | Outcome::Unavailable { reason, .. } => {
-            Err(format!("asked to try again: {reason}"))
-        }
-        Outcome::AwaitingPickup => Err("left it for pickup".into()),
-    }
-}
-
-/// Grades the answer to `case`; `first` is the receipt the `valid` case got (for the
-/// redelivery). Returns the verdict and the receipt, if one came and verified.
-pub fn grade(
-    keyring: &Keyring,
-    procedure: &str,
-    case: &Case,
-    outcome: &Outcome,
-    first: Option<&Receipt>,
-) -> (Verdict, Option<Receipt>) {
-    let delivered = matches!(
-        outcome,
-        Outcome::Delivered | Outcome::DeliveredWithReceipt(_)
-    );
-    let answer = answered(keyring, procedure, outcome);
-    let (passed, got) = match (case.expect, &answer) {
-        (Expect::Refuse, _) if delivered => (
-            false,
-            "acknowledged it: a receiver must refuse what does not open and verify".to_owned(),
-        ),
-        (Expect::Refuse, Err(reason)) => (
-            matches!(outcome, Outcome::Permanent { .. }) || case.name == "oversized",
-            reason.clone(),
-        ),
-        (_, Err(reason)) => (false, reason.clone()),
-        (Expect::Accept | Expect::AcceptAgain, Ok(None)) => {
-            (true, "acknowledged (no receipt in the answer)".to_owned())
-        }
-        (Expect::Accept | Expect::AcceptAgain, Ok(Some(receipt))) => {
-            let mut faults = Vec::new();
-            if receipt.event != ReceiptEvent::Accept {
-                faults.push(format!("the receipt is `{}`", receipt.event.uri_name()));
-            }
-            if receipt.message_id != case.message.message_id {
-                faults.push("the receipt names another message".to_owned());
-            }
-            if case.expect == Expect::AcceptAgain
-                && first.is_some_and(|first| first.receipt_id != receipt.receipt_id)
-            {
-                faults.push("a new receipt id for the same message".to_owned());
-            }
-            (
-                faults.is_empty(),
-                if faults.is_empty() {
-                    "acknowledged with a signed accept".to_owned()
-                } else {
-                    format!("acknowledged, but {}", faults.join("; "))
-                },
-            )
-        }
-        (Expect::Reject, Ok(Some(receipt))) if receipt.event == ReceiptEvent::Reject => (
-            !receipt.problems.is_empty(),
-            format!(
-                "a signed reject ({})",
-                receipt
-                    .problems
-                    .iter()
-                    .map(|p| p.kind.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ),
-        (Expect::Reject, Ok(Some(receipt))) => (
-            false,
-            format!(
-                "acknowledged with a signed `{}`: the problem went unnoticed",
-                receipt.event.uri_name()
-            ),
-        ),
-        (Expect::Reject, Ok(None)) => (
-            false,
-            "acknowledged without a receipt: the problem went unnoticed".to_owned(),
-        ),
-        (Expect::Refuse, Ok(_)) => (false, "acknowledged it".to_owned()),
-    };
-    (
-        Verdict {
-            case: case.name,
-            passed,
-            expected: case.expect.as_str(),
-            got,
-        },
-        answer.ok().flatten(),
-    )
 }
 
 #[cfg(test)]
