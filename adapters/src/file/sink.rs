@@ -136,10 +136,16 @@ fn is_folder_problem(kind: ErrorKind) -> bool {
 /// procedure's import account reads it; the content is sealed for the procedure alone.
 fn write_atomically(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = folder.join(format!(".{name}.tmp"));
+    // The other side may write into this folder: a leftover (or a planted link) under
+    // the temporary name is removed, never written through; `create_new` does not
+    // follow a link that appears meanwhile.
+    match std::fs::remove_file(&temporary) {
+        Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o640)
         .open(&temporary)?;
     file.write_all(bytes)?;

@@ -102,6 +102,7 @@ async fn watch_one(
 /// The complete event files of `folder`, oldest first: regular files whose names are
 /// not hidden (a procedure's temporary file) and not ours.
 async fn waiting_files(folder: &Path) -> std::io::Result<Vec<(String, u64)>> {
+    plain_folder(folder).await?;
     let mut entries = tokio::fs::read_dir(folder).await?;
     let mut files = Vec::new();
     while let Some(entry) = entries.next_entry().await? {
@@ -134,17 +135,20 @@ async fn take(
     handle: &AnswerHandler,
 ) -> std::io::Result<Answered> {
     let path = folder.join(name);
-    let answered = if size > max_bytes {
-        Answered::Refused(too_large(max_bytes))
+    let content = if size > max_bytes {
+        None
     } else {
-        handle(tokio::fs::read(&path).await?).await
+        read_regular(&path, max_bytes).await?
+    };
+    let answered = match content {
+        Some(content) => handle(content).await,
+        None => Answered::Refused(too_large(max_bytes)),
     };
     match &answered {
         Answered::Taken => move_into(folder, "taken", name).await?,
         Answered::Refused(problem) => {
-            let refused = folder.join("refused");
-            tokio::fs::create_dir_all(&refused).await?;
-            tokio::fs::write(refused.join(format!("{name}.problem.json")), problem).await?;
+            let refused = subfolder(folder, "refused").await?;
+            write_fresh(&refused.join(format!("{name}.problem.json")), problem).await?;
             move_into(folder, "refused", name).await?;
         }
         Answered::Later => {}
@@ -152,9 +156,70 @@ async fn take(
     Ok(answered)
 }
 
-async fn move_into(folder: &Path, sub: &str, name: &str) -> std::io::Result<()> {
+/// Reads the regular file the listing found — not what a link or a pipe put in its place
+/// since — and never more than `max_bytes`: `None` if it grew beyond them.
+pub(super) async fn read_regular(path: &Path, max_bytes: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(i32::try_from(flags.bits()).unwrap_or(0))
+        .open(path)
+        .await?;
+    if !file.metadata().await?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut content = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut content)
+        .await?;
+    Ok((u64::try_from(content.len()).unwrap_or(u64::MAX) <= max_bytes).then_some(content))
+}
+
+/// Writes a new file at `path`: what lies there (a planted link too) is removed, never
+/// written through — the procedure may write into these folders.
+async fn write_fresh(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    match tokio::fs::remove_file(path).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await?;
+    file.write_all(content).await
+}
+
+/// Fails unless `folder` is a folder of its own, not a link: the procedure may write
+/// beside it, and a link put in its place would let the hub read, move and write files
+/// elsewhere (its own data among them).
+async fn plain_folder(folder: &Path) -> std::io::Result<()> {
+    let metadata = tokio::fs::symlink_metadata(folder).await?;
+    if metadata.is_dir() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "{} is a link or a file, not a folder: nothing is read from it or moved into it",
+            folder.display()
+        )))
+    }
+}
+
+/// `folder/sub`, created if missing; never a link.
+async fn subfolder(folder: &Path, sub: &str) -> std::io::Result<std::path::PathBuf> {
     let target = folder.join(sub);
-    tokio::fs::create_dir_all(&target).await?;
+    match tokio::fs::create_dir(&target).await {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    plain_folder(&target).await?;
+    Ok(target)
+}
+
+async fn move_into(folder: &Path, sub: &str, name: &str) -> std::io::Result<()> {
+    let target = subfolder(folder, sub).await?;
     match tokio::fs::rename(folder.join(name), target.join(name)).await {
         // Another instance of the hub took it meanwhile: taken either way.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -164,6 +164,12 @@ async fn event_files_are_taken_refused_with_the_reason_or_left_for_later() {
     let dir = tempfile::tempdir().unwrap();
     let incoming = dir.path().join("incoming");
     std::fs::create_dir(&incoming).unwrap();
+    // A link planted where the hub writes its reason is replaced, not written through.
+    let precious = dir.path().join("hub.sqlite");
+    std::fs::write(&precious, "the hub's own data").unwrap();
+    std::fs::create_dir(incoming.join("refused")).unwrap();
+    std::os::unix::fs::symlink(&precious, incoming.join("refused/forged.p7s.problem.json"))
+        .unwrap();
     for (name, body) in [
         ("receipt.p7s", "taken"),
         ("forged.p7s", "forged"),
@@ -203,6 +209,95 @@ async fn event_files_are_taken_refused_with_the_reason_or_left_for_later() {
     let problem =
         std::fs::read_to_string(incoming.join("refused/forged.p7s.problem.json")).unwrap();
     assert!(problem.contains("receipt-unverifiable"), "{problem}");
+    assert_eq!(std::fs::read(&precious).unwrap(), b"the hub's own data");
     let problem = std::fs::read_to_string(incoming.join("refused/big.p7s.problem.json")).unwrap();
     assert!(problem.contains("at most 20 bytes"), "{problem}");
+}
+
+#[tokio::test]
+async fn an_event_file_is_read_only_as_the_regular_file_listed_and_only_up_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "not for the hub").unwrap();
+    let link = dir.path().join("receipt.p7s");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    // A link swapped in after the listing is not followed.
+    assert!(super::source::read_regular(&link, 100).await.is_err());
+    let grown = dir.path().join("grown.p7s");
+    std::fs::write(&grown, "0123456789").unwrap();
+    assert_eq!(super::source::read_regular(&grown, 9).await.unwrap(), None);
+    assert_eq!(
+        super::source::read_regular(&grown, 10).await.unwrap(),
+        Some(b"0123456789".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn a_link_planted_under_the_temporary_name_is_never_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink(dir.path(), "{message_id}{ext}");
+    let id = "5d0c7f56-2a1f-4b8e-9d3c-0a6e1f2b3c4d";
+    let outgoing = dir.path().join("outgoing");
+    std::fs::create_dir(&outgoing).unwrap();
+    let precious = dir.path().join("hub.sqlite");
+    std::fs::write(&precious, "the hub's own data").unwrap();
+    for name in [
+        format!(".{id}.p7m.tmp"),
+        format!(".{id}.p7m.manifest.json.tmp"),
+    ] {
+        std::os::unix::fs::symlink(&precious, outgoing.join(name)).unwrap();
+    }
+    let sent = message(id, "maengelanzeige.meldung.0101");
+    assert_eq!(sink.deliver(&sent).await, Outcome::Delivered);
+    assert_eq!(std::fs::read(&precious).unwrap(), b"the hub's own data");
+    assert_eq!(
+        std::fs::read(outgoing.join(format!("{id}.p7m"))).unwrap(),
+        b"sealed bytes"
+    );
+    assert!(
+        !std::fs::symlink_metadata(outgoing.join(format!("{id}.p7m")))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[tokio::test]
+async fn links_in_place_of_the_answer_folders_are_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    // Content the handler would refuse: moved to `refused/` if it were read.
+    std::fs::write(data.join("hub.sqlite"), "forged").unwrap();
+    // `incoming` itself a link to the hub's data: nothing there is read or moved.
+    let exchange = dir.path().join("exchange");
+    std::fs::create_dir(&exchange).unwrap();
+    std::os::unix::fs::symlink(&data, exchange.join("incoming")).unwrap();
+    // `refused` a link out of a real `incoming`: a refused file stays where it is.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let incoming = other.join("incoming");
+    std::fs::create_dir(&incoming).unwrap();
+    std::os::unix::fs::symlink(&data, incoming.join("refused")).unwrap();
+    std::fs::write(incoming.join("forged.p7s"), "forged").unwrap();
+
+    let (stop, stopped) = watch::channel(false);
+    let folder = |path: std::path::PathBuf| AnswerFolder {
+        path,
+        poll: Duration::from_millis(20),
+    };
+    let watcher = tokio::spawn(watch_answers(
+        vec![
+            ("a".into(), folder(exchange.join("incoming")), handler()),
+            ("b".into(), folder(incoming.clone()), handler()),
+        ],
+        1 << 20,
+        stopped,
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(true).unwrap();
+    watcher.await.unwrap();
+    assert_eq!(names(&data), ["hub.sqlite"]);
+    assert_eq!(std::fs::read(data.join("hub.sqlite")).unwrap(), b"forged");
+    assert_eq!(names(&incoming), ["forged.p7s", "refused"]);
 }
