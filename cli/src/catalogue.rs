@@ -46,6 +46,13 @@ pub fn render(mappings: &[Mapping]) -> anyhow::Result<String> {
         let fixture = example_fixture(mapping)?;
         let xml = fixtures::render_input(mapping, &fixture.input)
             .map_err(|failure| anyhow::anyhow!("{failure}"))?;
+        let decision = match mapping.info.decision.document {
+            kopplung_transformers::mapping::DecisionDocument::PdfA => {
+                "- Decision (Bescheid): its document must be PDF/A; the hub refuses another with \
+                 `422 bad-document` ([vendors.md](vendors.md#events-in-progress-questions-the-decision)).\n"
+            }
+            kopplung_transformers::mapping::DecisionDocument::Any => "",
+        };
         writeln!(
             out,
             "| {} | {} | `{}` | `{schema}` | [{folder}](#{folder}) |",
@@ -57,6 +64,7 @@ pub fn render(mappings: &[Mapping]) -> anyhow::Result<String> {
              {} (LeiKa key {}{}): message type `{}`, standard {} {}.\n\n\
              - Schema: `{schema}`; the hub publishes it with everything it imports at \
              `GET /api/v1/schemas/{folder}/{}` (the bundle: `GET /api/v1/schemas`).\n\
+             {decision}\
              - Example: rendered from the fixture \
              `mappings/{folder}/fixtures/{}.input.json`.\n\n\
              ```xml\n{}\n```",

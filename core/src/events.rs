@@ -11,7 +11,10 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::Clock;
-use crate::store::{EventDocument, EventStore, ReceiptOutcome, ReceiptRecord, Status, StoreError};
+use crate::store::{
+    EventDocument, EventStore, IntakeStore, ReceiptOutcome, ReceiptRecord, Status, StoreError,
+};
+pub use kopplung_forms::DecisionDocument;
 
 /// What a procedure says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +89,13 @@ pub enum Unverified {
 /// Verifies signed events with the keys in force (the pipeline's keyring).
 pub trait EventVerifier: Send + Sync {
     fn verify(&self, procedure: &str, signed: &[u8]) -> Result<VerifiedEvent, Unverified>;
+}
+
+/// What each service demands of its decisions (the mappings in force).
+pub trait DecisionRules: Send + Sync {
+    /// What the document of a decision on an application of `service` must be; `Any`
+    /// for a service the hub does not offer (any more).
+    fn decision_document(&self, service: &str) -> DecisionDocument;
 }
 
 /// How far `issued_at` may lie from the hub's clock.
@@ -180,6 +190,9 @@ impl EventError {
 /// The events service.
 pub struct Events {
     pub store: Arc<dyn EventStore>,
+    /// Which service an application is of, for what its decision must carry.
+    pub applications: Arc<dyn IntakeStore>,
+    pub rules: Arc<dyn DecisionRules>,
     pub verifier: Arc<dyn EventVerifier>,
     pub clock: Arc<dyn Clock>,
     pub limits: EventLimits,
@@ -227,6 +240,9 @@ impl Events {
         signed: Vec<u8>,
     ) -> Result<Taken, EventError> {
         let record = record_of(procedure, event, signed)?;
+        if let Some(taken) = self.demanded_document(procedure, &record).await? {
+            return Ok(taken);
+        }
         let outcome = self.store.record_receipt(&record).await;
         let taken = answer(procedure, &record, outcome)?;
         if let Taken::Recorded { status, .. } = &taken {
@@ -242,8 +258,51 @@ impl Events {
         let event = self.verify(procedure, &signed)?;
         check_issued_at(&event.issued_at, self.clock.now(), &self.limits)?;
         let record = record_of(procedure, event, signed)?;
+        if let Some(taken) = self.demanded_document(procedure, &record).await? {
+            return Ok(taken);
+        }
         let outcome = self.store.check_receipt(&record).await;
         answer(procedure, &record, outcome)
+    }
+
+    /// Refuses a decision whose document is not what the application's service demands
+    /// (`[decision] document` of its mapping). The store's answer comes first: a
+    /// decision it would not record anyway (a message the procedure was not delivered,
+    /// a duplicate, one out of order) gets that answer, so that the refusal tells a
+    /// procedure nothing about applications that are not its own. `Some`: the answer
+    /// without recording.
+    async fn demanded_document(
+        &self,
+        procedure: &str,
+        record: &ReceiptRecord,
+    ) -> Result<Option<Taken>, EventError> {
+        let Some(document) = &record.document else {
+            return Ok(None);
+        };
+        if record.status != Status::Decided {
+            return Ok(None);
+        }
+        let application = self
+            .applications
+            .application(record.application_id)
+            .await
+            .map_err(EventError::Unavailable)?;
+        // An unknown application: the store refuses the event as not delivered.
+        let Some(application) = application else {
+            return Ok(None);
+        };
+        let refused = match self.rules.decision_document(&application.service) {
+            DecisionDocument::Any => return Ok(None),
+            DecisionDocument::PdfA => match crate::pdfa::check(&document.content) {
+                Ok(()) => return Ok(None),
+                Err(not) => not,
+            },
+        };
+        let outcome = self.store.check_receipt(record).await;
+        match answer(procedure, record, outcome)? {
+            Taken::Recorded { .. } => Err(EventError::BadDocument(refused.reason())),
+            duplicate @ Taken::Duplicate { .. } => Ok(Some(duplicate)),
+        }
     }
 }
 

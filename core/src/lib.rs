@@ -11,6 +11,7 @@ pub mod identity;
 pub mod ids;
 pub mod intake;
 pub mod oversight;
+pub mod pdfa;
 pub mod rotation;
 pub mod status;
 pub mod store;

@@ -34,6 +34,51 @@ impl TrustLevel {
     }
 }
 
+/// What a service demands of the document that comes with its decision (Bescheid):
+/// `[decision] document` in its `service.toml`. The hub refuses a decision whose
+/// document falls short (`422 bad-document`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub enum DecisionDocument {
+    /// Any document whose content is of its declared media type.
+    #[default]
+    #[serde(rename = "any")]
+    Any,
+    /// A PDF/A file (ISO 19005), for archives that keep decisions for decades.
+    #[serde(rename = "pdf/a")]
+    PdfA,
+}
+
+impl DecisionDocument {
+    /// The code in `service.toml`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Any => "any",
+            Self::PdfA => "pdf/a",
+        }
+    }
+}
+
+impl TryFrom<String> for DecisionDocument {
+    type Error = String;
+
+    // By hand rather than serde's variant names, so that the message names the key.
+    fn try_from(code: String) -> Result<Self, String> {
+        [Self::Any, Self::PdfA]
+            .into_iter()
+            .find(|kind| kind.code() == code)
+            .ok_or_else(|| format!("[decision] document: `{code}` is neither `any` nor `pdf/a`"))
+    }
+}
+
+/// What a service demands of its decision (`[decision]` in its `service.toml`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    #[serde(default)]
+    pub document: DecisionDocument,
+}
+
 /// A fee in euros.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use kopplung_core::ServiceKey;
+use kopplung_core::events::{DecisionDocument, DecisionRules};
 use kopplung_core::identity::Requirement;
 use kopplung_core::intake::{Offer, ServiceCatalog, ServiceSnapshot};
 use kopplung_transformers::Mapping;
@@ -66,5 +67,13 @@ impl ServiceSnapshot for Snapshot {
 impl ServiceCatalog for Catalog {
     fn snapshot(&self) -> Box<dyn ServiceSnapshot> {
         Box::new(Snapshot(self.current()))
+    }
+}
+
+impl DecisionRules for Catalog {
+    fn decision_document(&self, service: &str) -> DecisionDocument {
+        self.current()
+            .get(service)
+            .map_or(DecisionDocument::Any, |m| m.info.decision.document)
     }
 }

@@ -24,12 +24,18 @@ pub(crate) fn later_decide(
     channel: Option<lapin::Channel>,
     accepted: Option<Accepted>,
 ) -> Result<(), Outcome> {
-    let (Some(accepted), Some(delay)) = (accepted, shared.decision_delay) else {
+    let (Some(accepted), Some(delay), Some(writer)) =
+        (accepted, shared.decision_delay, &shared.bescheid)
+    else {
         return Ok(());
     };
     let delay = i64::try_from(delay.as_secs()).unwrap_or(i64::MAX);
+    let event = decision(procedure, writer, accepted).map_err(|e| {
+        tracing::error!(procedure = %procedure.id, error = %e, "decision not written");
+        Outcome::TryLater(format!("decision: {e}"))
+    })?;
     let pending = Pending {
-        event: decision(procedure, accepted),
+        event,
         due_unix: time::OffsetDateTime::now_utc()
             .unix_timestamp()
             .saturating_add(delay),
@@ -42,11 +48,16 @@ pub(crate) fn later_decide(
     Ok(())
 }
 
-/// The decision (Bescheid) with a generated PDF.
-fn decision(procedure: &Procedure, accepted: Accepted) -> Receipt {
+/// The decision (Bescheid) with a generated PDF/A.
+fn decision(
+    procedure: &Procedure,
+    writer: &bescheid::Writer,
+    accepted: Accepted,
+) -> Result<Receipt, String> {
     use base64::Engine;
     let number = &accepted.receipt_number;
-    let today = time::OffsetDateTime::now_utc().date();
+    let now = time::OffsetDateTime::now_utc();
+    let today = now.date();
     let lines = vec![
         accepted.authority.clone(),
         String::new(),
@@ -61,8 +72,8 @@ fn decision(procedure: &Procedure, accepted: Accepted) -> Receipt {
         "Ihrem Antrag wird stattgegeben.".to_owned(),
         "Dieser Bescheid wurde vom Referenz-Fachverfahren (Demo) erzeugt.".to_owned(),
     ];
-    let document = bescheid::pdf("Bescheid", &lines);
-    Receipt {
+    let document = writer.pdf("Bescheid", &lines, now)?;
+    Ok(Receipt {
         receipt_id: receipt_id(
             &procedure.id,
             &accepted.receipt.message_id,
@@ -80,7 +91,7 @@ fn decision(procedure: &Procedure, accepted: Accepted) -> Receipt {
         }),
         issued_at: now_rfc3339(),
         ..accepted.receipt
-    }
+    })
 }
 
 /// An event signed in the procedure's profile, with its content type.

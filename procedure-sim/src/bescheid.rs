@@ -1,69 +1,128 @@
-//! A small, valid one-page PDF as the demo decision (Bescheid): text in Helvetica with
-//! WinAnsi encoding, so German umlauts print.
+//! The demo decision (Bescheid) as a one-page PDF/A-2b, as a service may demand it
+//! (`[decision] document = "pdf/a"`): krilla writes the XMP identification, the sRGB
+//! output intent with its ICC profile and the font, subsetted and embedded, and refuses
+//! to write what PDF/A-2b forbids. The font is DejaVu Sans from Debian's
+//! `fonts-dejavu-core`, read at start: a font is no file of ours to ship, and it prints
+//! every German letter.
 
-/// Escapes text for a PDF string literal in WinAnsiEncoding.
-fn pdf_text(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        match c {
-            '(' | ')' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            ' '..='~' => out.push(c),
-            // Latin-1 letters have the same codes in WinAnsi.
-            '\u{A0}'..='\u{FF}' => out.push_str(&format!("\\{:03o}", u32::from(c))),
-            '\u{2013}' | '\u{2014}' => out.push('-'),
-            _ => out.push('?'),
-        }
-    }
-    out
+use std::path::Path;
+
+use krilla::Document;
+use krilla::SerializeSettings;
+use krilla::configure::{Configuration, Validator};
+use krilla::geom::Point;
+use krilla::metadata::{DateTime, Metadata};
+use krilla::page::PageSettings;
+use krilla::text::{Font, TextDirection};
+
+/// Where Debian's `fonts-dejavu-core` puts the font.
+pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// Writes decisions with one font.
+#[derive(Clone)]
+pub struct Writer {
+    font: Font,
 }
 
-/// The decision as PDF bytes: a title and lines of text.
-pub fn pdf(title: &str, lines: &[String]) -> Vec<u8> {
-    let mut content = String::from("BT /F1 16 Tf 56 780 Td (");
-    content.push_str(&pdf_text(title));
-    content.push_str(") Tj /F1 11 Tf");
-    for line in lines {
-        content.push_str(" 0 -22 Td (");
-        content.push_str(&pdf_text(line));
-        content.push_str(") Tj");
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
     }
-    content.push_str(" ET");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>".to_owned(),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_owned(),
-        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
-    ];
-    kopplung_web::pdf::assemble(&objects, false)
+}
+
+impl Writer {
+    /// Reads the TrueType font at `path`; the reason if it cannot be used.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let data = std::fs::read(path).map_err(|e| {
+            format!("the decision's font: {e} (install the Debian package fonts-dejavu-core)")
+        })?;
+        let font = Font::new(data.into(), 0)
+            .ok_or_else(|| "the decision's font is no TrueType or OpenType font".to_owned())?;
+        Ok(Self { font })
+    }
+
+    /// The decision as PDF/A-2b bytes: a title and lines of text, on A4, written at
+    /// `written` (PDF/A wants the date in the document information and the XMP).
+    pub fn pdf(
+        &self,
+        title: &str,
+        lines: &[String],
+        written: time::OffsetDateTime,
+    ) -> Result<Vec<u8>, String> {
+        let written = written.to_offset(time::UtcOffset::UTC);
+        let date = DateTime::new(u16::try_from(written.year()).unwrap_or_default())
+            .month(u8::from(written.month()))
+            .day(written.day())
+            .hour(written.hour())
+            .minute(written.minute())
+            .second(written.second())
+            .utc_offset_hour(0)
+            .utc_offset_minute(0);
+        let settings = SerializeSettings {
+            configuration: Configuration::new_with_validator(Validator::A2_B),
+            ..SerializeSettings::default()
+        };
+        let mut document = Document::new_with(settings);
+        document.set_metadata(
+            Metadata::new()
+                .title(title.to_owned())
+                .language("de-DE".to_owned())
+                .creator("kopplung Referenz-Fachverfahren".to_owned())
+                .creation_date(date),
+        );
+        let a4 = PageSettings::from_wh(595.0, 842.0).ok_or_else(|| "no A4 page".to_owned())?;
+        let mut page = document.start_page_with(a4);
+        let mut surface = page.surface();
+        // krilla measures from the top left corner, downwards.
+        let mut y = 62.0;
+        surface.draw_text(
+            Point::from_xy(56.0, y),
+            self.font.clone(),
+            16.0,
+            title,
+            false,
+            TextDirection::Auto,
+        );
+        for line in lines {
+            y += 22.0;
+            surface.draw_text(
+                Point::from_xy(56.0, y),
+                self.font.clone(),
+                11.0,
+                line,
+                false,
+                TextDirection::Auto,
+            );
+        }
+        surface.finish();
+        page.finish();
+        document
+            .finish()
+            .map_err(|e| format!("the decision is no PDF/A-2b: {e:?}"))
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn the_pdf_has_a_correct_cross_reference_table() {
-        let pdf = super::pdf(
-            "Bescheid",
-            &["Ihrem Antrag wird stattgegeben (Müller, Straße).".into()],
-        );
-        let find = |needle: &[u8]| {
-            pdf.windows(needle.len())
-                .rposition(|w| w == needle)
-                .unwrap()
-        };
-        assert!(pdf.starts_with(b"%PDF-1.4"));
-        let at = find(b"startxref\n") + b"startxref\n".len();
-        let end = at + pdf[at..].iter().position(|b| *b == b'\n').unwrap();
-        let startxref: usize = std::str::from_utf8(&pdf[at..end]).unwrap().parse().unwrap();
-        assert!(pdf[startxref..].starts_with(b"xref"));
-        // The table's entry for object 4 points at "4 0 obj".
-        let table = std::str::from_utf8(&pdf[startxref..]).unwrap();
-        let entry = table.lines().nth(6).unwrap();
-        let offset: usize = entry[..10].parse().unwrap();
-        assert!(pdf[offset..].starts_with(b"4 0 obj"));
-        assert!(find(b"M\\374ller, Stra\\337e") > 0);
+    fn the_decision_is_pdf_a_as_the_hub_checks_it() {
+        let writer = Writer::load(Path::new(FONT)).unwrap();
+        let pdf = writer
+            .pdf(
+                "Bescheid",
+                &["Ihrem Antrag wird stattgegeben (Müller, Straße, Ärger, Öl, Übel).".into()],
+                time::macros::datetime!(2026-12-03 10:00 +01:00),
+            )
+            .unwrap();
+        assert!(pdf.starts_with(b"%PDF-1.7"));
+        assert_eq!(kopplung_core::pdfa::check(&pdf), Ok(()));
+    }
+
+    #[test]
+    fn a_missing_font_names_the_package() {
+        let error = Writer::load(Path::new("/nonexistent/DejaVuSans.ttf")).unwrap_err();
+        assert!(error.contains("fonts-dejavu-core"), "{error}");
     }
 }

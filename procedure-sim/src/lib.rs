@@ -16,7 +16,7 @@
 
 mod amqp;
 mod answer;
-mod bescheid;
+pub mod bescheid;
 mod file;
 mod http;
 mod open;

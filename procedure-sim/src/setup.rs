@@ -142,6 +142,8 @@ pub(crate) struct Shared {
     pub http: reqwest::Client,
     pub outbox: Outbox,
     pub decision_delay: Option<Duration>,
+    /// Writes the decisions' PDF/A; none when the procedures do not decide.
+    pub bescheid: Option<crate::bescheid::Writer>,
 }
 
 pub(crate) fn config_error(file: &Path, message: impl Into<String>) -> Error {
@@ -379,6 +381,13 @@ pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error
             .map_err(|e| config_error(&config.routing, format!("HTTP client: {e}")))?,
         outbox: Outbox::open(&config.state_dir)?,
         decision_delay: config.decision_delay,
+        bescheid: match config.decision_delay {
+            Some(_) => {
+                let font = Path::new(crate::bescheid::FONT);
+                Some(crate::bescheid::Writer::load(font).map_err(|e| config_error(font, e))?)
+            }
+            None => None,
+        },
     };
     Ok((procedures, shared))
 }

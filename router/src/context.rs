@@ -95,6 +95,8 @@ impl Hub {
         };
         let events = Arc::new(Events {
             store: store.clone(),
+            applications: store.clone(),
+            rules: catalog.clone(),
             verifier: keyring.clone(),
             clock: clock.clone(),
             limits: event_limits,

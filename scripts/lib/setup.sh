@@ -20,14 +20,17 @@ ensure_packages() {
 
 # Packages to build kopplung.
 # libxml2-dev and libclang-dev: XSD validation through libxml2 (bindings generated at build).
-BUILD_PACKAGES=(build-essential pkg-config libssl-dev openssl libxml2-dev libclang-dev)
+# fonts-dejavu-core: the font the reference procedure embeds in its decisions (PDF/A), read
+# at run time by the demo and its tests.
+BUILD_PACKAGES=(build-essential pkg-config libssl-dev openssl libxml2-dev libclang-dev fonts-dejavu-core)
 # Packages the tests use besides: the services and the vendor-side tools (xmllint, and a
 # Python virtualenv for jwcrypto, which the tests create).
 # chromium: the portal's browser tests (driven by playwright-core, never a downloaded browser).
 # python3-aiosmtpd: the real SMTP server the portal's mail tests send to (run with
 # /usr/bin/python3, not a pyenv python3 on the PATH).
 # openjdk-17-jdk-headless and libbcpkix-java: the Java example receiver (examples/receivers/java).
-TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv chromium python3-aiosmtpd openjdk-17-jdk-headless libbcpkix-java)
+# qpdf: a stock PDF tool that checks the reference procedure's decision opens.
+TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv chromium python3-aiosmtpd openjdk-17-jdk-headless libbcpkix-java qpdf)
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

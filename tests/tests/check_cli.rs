@@ -176,6 +176,11 @@ refused_edits! {
         "available_in = [\"14\"]",
         "available_in = [\"Sachsen\"]");
         names "maengelanzeige/service.toml", ["available_in: `Sachsen` is no ARS prefix"];
+    a_decision_document_of_no_known_kind: edit(
+        "mappings/gewerbeanmeldung/service.toml",
+        "document = \"pdf/a\"",
+        "document = \"pdfa\"");
+        names "gewerbeanmeldung/service.toml", ["[decision] document: `pdfa` is neither `any` nor `pdf/a`"];
     a_retention_for_an_unknown_kind_of_key: edit(
         "config/kopplung.toml",
         "[retention]\ndays = 365\n",

@@ -37,6 +37,12 @@ async fn the_reference_procedures_receive_verify_confirm_and_decide() {
             "147290050050",
             "maengelanzeige/fixtures/minimal",
         ),
+        // The Gewerbeanmeldung demands PDF/A of its decision.
+        (
+            "99050012104000",
+            "147130000000",
+            "gewerbeanmeldung/fixtures/minimal",
+        ),
     ] {
         let body = kopplung_tests::shared::fixture_request(fixture, service, region);
         ids.push(hub.submit_accepted(&body, None).await);
@@ -91,6 +97,20 @@ async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str
     assert_eq!(own.headers()["x-content-type-options"], "nosniff");
     let bytes = own.bytes().await.unwrap();
     assert!(bytes.starts_with(b"%PDF-"));
+    // A stock tool opens it: qpdf (Debian's package) reads every object and stream.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &bytes).unwrap();
+    let qpdf = std::process::Command::new("qpdf")
+        .arg("--check")
+        .arg(file.path())
+        .output()
+        .expect("qpdf (Debian package qpdf, in TEST_PACKAGES)");
+    assert!(
+        qpdf.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&qpdf.stdout),
+        String::from_utf8_lossy(&qpdf.stderr)
+    );
     let sha512 = hex::encode(openssl::sha::sha512(&bytes));
     assert_eq!(document["sha512"], sha512.as_str());
     // No one else: another client, no token.

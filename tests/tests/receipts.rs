@@ -225,6 +225,99 @@ async fn what_an_event_lacks_or_misdeclares_is_named_and_a_rebuilt_receipt_is_th
     delete_queue(&broker, &hub.queue("dresden-maengel")).await;
 }
 
+/// The Gewerbeanmeldung demands PDF/A of its decision (`[decision] document = "pdf/a"`):
+/// a plain PDF is refused with the reason, by the dry run too, and nothing is recorded;
+/// the reference procedure's PDF/A is taken.
+#[tokio::test]
+async fn a_service_that_demands_pdf_a_refuses_a_plain_pdf_decision() {
+    let (broker, hub, pki) = hub_with_pki().await;
+    let status = delivered(
+        &hub,
+        "99050012104000",
+        "146120000000",
+        "gewerbeanmeldung/fixtures/minimal",
+    )
+    .await;
+    let id = status["id"].as_str().unwrap();
+    let procedure = status["delivery"]["procedure"].as_str().unwrap().to_owned();
+    assert_eq!(procedure, "dresden-buergerbuero");
+    let post = async |channel: &str, event: &Value| {
+        let signed = sign_cms_receipt(&pki, &procedure, event);
+        answer(
+            reqwest::Client::new()
+                .post(hub.url(&format!("/api/v1/procedures/{procedure}/{channel}")))
+                .header("content-type", "application/pkcs7-mime")
+                .body(signed),
+        )
+        .await
+    };
+    let event = |receipt_id: &str, kind: &str| {
+        json!({
+            "receipt_id": receipt_id,
+            "procedure": procedure,
+            "message_id": status["delivery"]["message_id"],
+            "application_id": id,
+            "event": kind,
+            "issued_at": kopplung_tests::now_rfc3339()
+        })
+    };
+    let decision = |receipt_id: &str, content: &[u8]| {
+        let mut decision = event(receipt_id, "decision");
+        decision["message"] = json!("Ihre Gewerbeanmeldung ist eingetragen.");
+        decision["document"] = json!({
+            "filename": "bescheid.pdf",
+            "media_type": "application/pdf",
+            "content_base64": base64::engine::general_purpose::STANDARD.encode(content)
+        });
+        decision
+    };
+    assert_eq!(post("events", &event("eingang", "accept")).await.0, 200);
+    let history_before = hub.status(id).await["history"].as_array().unwrap().len();
+
+    let plain = decision("bescheid-1", b"%PDF-1.7\nBescheid");
+    for channel in ["events", "events/check", "receipts"] {
+        let (code, problem) = post(channel, &plain).await;
+        assert_eq!(code, 422, "{channel}: {problem}");
+        assert_eq!(problem["type"], "urn:kopplung:problem:bad-document");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("the service requires PDF/A"),
+            "{problem}"
+        );
+    }
+    let unchanged = hub.status(id).await;
+    assert_eq!(unchanged["status"], "received", "nothing recorded");
+    assert_eq!(
+        unchanged["history"].as_array().unwrap().len(),
+        history_before
+    );
+    assert!(unchanged["documents"].as_array().is_none_or(Vec::is_empty));
+
+    let writer = kopplung_procedure_sim::bescheid::Writer::load(std::path::Path::new(
+        kopplung_procedure_sim::bescheid::FONT,
+    ))
+    .unwrap();
+    let pdfa = writer
+        .pdf(
+            "Bescheid",
+            &["Ihre Gewerbeanmeldung ist eingetragen (Müller, Straße).".into()],
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    let (code, checked) = post("events/check", &decision("bescheid-2", &pdfa)).await;
+    assert_eq!(
+        (code, checked["would_record"].clone()),
+        (200, json!(true)),
+        "{checked}"
+    );
+    let (code, answer) = post("events", &decision("bescheid-2", &pdfa)).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(hub.status(id).await["status"], "decided");
+    delete_queue(&broker, &hub.queue("dresden-buergerbuero")).await;
+}
+
 #[tokio::test]
 async fn jose_receipts_from_jwcrypto_accept_or_reject() {
     let (broker, hub, pki) = hub_with_pki().await;

@@ -28,7 +28,7 @@ pub use crate::authentifizierung::Authentifizierung;
 use crate::schema_bundle::SchemaBundle;
 use crate::xml::check_well_formed;
 use kopplung_forms::form::{Field, FieldKind, FormDefinition, SharedGroups, parse_date};
-pub use kopplung_forms::{Fee, TrustLevel};
+pub use kopplung_forms::{Decision, DecisionDocument, Fee, TrustLevel};
 
 const TEMPLATE: &str = "nachricht";
 
@@ -63,6 +63,10 @@ pub struct ServiceInfo {
     /// Documents the citizen needs (shown in the Leistungskatalog), German text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub documents: Vec<String>,
+    /// What the procedure's decision must carry, e.g. `document = "pdf/a"`; checked by
+    /// the hub when it takes the decision.
+    #[serde(default)]
+    pub decision: Decision,
     pub message: MessageInfo,
 }
 

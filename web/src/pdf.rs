@@ -1,6 +1,6 @@
 //! The frame of a PDF (1.4) file around its objects: header, numbered objects, cross
-//! reference table and trailer. The portal's confirmation and the procedure simulator's
-//! decision both write one-page PDFs and only differ in their objects.
+//! reference table and trailer, for the portal's one-page confirmation. (The reference
+//! procedure's decision is PDF/A, which needs more than a frame: krilla writes it.)
 
 /// A PDF file of `objects`, numbered from 1; object 1 must be the catalog. With
 /// `info_last`, the last object is the document information dictionary.

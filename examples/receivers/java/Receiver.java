@@ -238,6 +238,8 @@ public class Receiver {
 
     static void sendDecisions() {
         for (String[] ids : new ArrayList<>(pending)) {
+            // Enough for a service that takes any PDF; one that demands PDF/A (docs/vendors.md,
+            // "PDF/A decisions") refuses it: send your document generator's PDF/A there.
             String pdf = Base64.getEncoder().encodeToString("%PDF-1.4\n%%EOF\n".getBytes(StandardCharsets.US_ASCII));
             try {
                 byte[] decision = sign(event(ids[0], ids[1], "decision",

@@ -46,6 +46,9 @@ import urllib.request
 import uuid
 from datetime import datetime, timezone
 
+# Enough for a service that takes any PDF (the Mängelanzeige this example decides on). A
+# service that demands PDF/A (docs/vendors.md, "PDF/A decisions") refuses it with
+# 422 bad-document: send what your document generator wrote as PDF/A instead.
 MINIMAL_PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
                b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
                b"trailer<</Root 1 0 R>>\n%%EOF\n")
