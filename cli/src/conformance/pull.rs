@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Json;
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use kopplung_adapters::OutboundMessage;
 use kopplung_router::api::problem::Problem;
+use kopplung_router::api::sealed_message;
 use kopplung_router::auth::Clients;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -162,24 +162,15 @@ async fn fetch(
         return Problem::not_found().into_response();
     };
     let m = &found.message;
-    let digest = base64::engine::general_purpose::STANDARD.encode(openssl::sha::sha256(&m.body));
-    let mut response = Response::new(Body::from(m.body.clone()));
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::try_from(m.content_type.as_str()) {
-        headers.insert(header::CONTENT_TYPE, value);
-    }
-    let pairs = [
-        ("x-kopplung-message-id", m.message_id.clone()),
-        ("x-kopplung-application-id", m.correlation_id.clone()),
-        ("x-kopplung-message-type", m.message_type.clone()),
-        ("repr-digest", format!("sha-256=:{digest}:")),
-    ];
-    for (name, value) in pairs {
-        if let Ok(value) = HeaderValue::try_from(value) {
-            headers.insert(name, value);
-        }
-    }
-    response
+    sealed_message(
+        m.body.clone(),
+        &m.content_type,
+        [
+            m.message_id.clone(),
+            m.correlation_id.clone(),
+            m.message_type.clone(),
+        ],
+    )
 }
 
 fn unverifiable(reason: String) -> Response {

@@ -77,18 +77,9 @@ pub fn grade(
                 },
             )
         }
-        (Expect::Reject, Ok(Some(receipt))) if receipt.event == ReceiptEvent::Reject => (
-            !receipt.problems.is_empty(),
-            format!(
-                "a signed reject ({})",
-                receipt
-                    .problems
-                    .iter()
-                    .map(|p| p.kind.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ),
+        (Expect::Reject, Ok(Some(receipt))) if receipt.event == ReceiptEvent::Reject => {
+            (!receipt.problems.is_empty(), signed_reject(receipt))
+        }
         (Expect::Reject, Ok(Some(receipt))) => (
             false,
             format!(
@@ -111,6 +102,12 @@ pub fn grade(
         },
         answer.ok().flatten(),
     )
+}
+
+/// "a signed reject (the problems it names)".
+fn signed_reject(receipt: &Receipt) -> String {
+    let kinds: Vec<&str> = receipt.problems.iter().map(|p| p.kind.as_str()).collect();
+    format!("a signed reject ({})", kinds.join(", "))
 }
 
 /// What came back for one message id over an asynchronous transport.
@@ -179,18 +176,7 @@ pub fn grade_later(case: &Case, answers: &Answers, waited: u64) -> Verdict {
             None => (true, "a signed accept".to_owned()),
         },
         Expect::Reject => match events(ReceiptEvent::Reject).next() {
-            Some(receipt) if !receipt.problems.is_empty() => (
-                true,
-                format!(
-                    "a signed reject ({})",
-                    receipt
-                        .problems
-                        .iter()
-                        .map(|p| p.kind.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
+            Some(receipt) if !receipt.problems.is_empty() => (true, signed_reject(receipt)),
             Some(_) => (false, "a signed reject naming no problem".to_owned()),
             None => (
                 false,

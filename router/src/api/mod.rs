@@ -11,6 +11,7 @@ mod health;
 mod intake;
 pub mod problem;
 mod pull;
+pub use pull::sealed_message;
 mod receipts;
 mod refusal;
 mod schemas;

@@ -103,18 +103,35 @@ pub async fn fetch(
         .envelope(&procedure)
         .unwrap_or(Envelope::Cms)
         .content_type();
+    sealed_message(
+        sealed.into(),
+        content_type,
+        [
+            pickup.message_id.to_string(),
+            pickup.application_id.to_string(),
+            pickup.message_type.clone(),
+        ],
+    )
+}
+
+/// The download of one sealed message: its bytes, content type, ids and digest (also
+/// served by `kopplung conformance`, which stands in for the hub).
+pub fn sealed_message(
+    sealed: axum::body::Bytes,
+    content_type: &str,
+    [message_id, application_id, message_type]: [String; 3],
+) -> Response {
     let digest = base64::engine::general_purpose::STANDARD.encode(openssl::sha::sha256(&sealed));
     let mut response = Response::new(Body::from(sealed));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::try_from(content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let pairs = [
-        ("x-kopplung-message-id", pickup.message_id.to_string()),
-        (
-            "x-kopplung-application-id",
-            pickup.application_id.to_string(),
-        ),
-        ("x-kopplung-message-type", pickup.message_type.clone()),
+        ("x-kopplung-message-id", message_id),
+        ("x-kopplung-application-id", application_id),
+        ("x-kopplung-message-type", message_type),
         ("repr-digest", format!("sha-256=:{digest}:")),
     ];
     for (name, value) in pairs {
