@@ -15,7 +15,22 @@ use kopplung_router::store::{PostgresStore, SqliteStore, SystemClock};
 use crate::common::load_config;
 
 pub async fn run(config: &Path, data_dir: &Path, connect: bool) -> anyhow::Result<()> {
-    let loaded = hub::load(load_config(config, data_dir)?)?;
+    let parsed = load_config(config, data_dir)?;
+    let missing = missing_setup(&parsed, config);
+    if !missing.is_empty() {
+        for line in missing.lines() {
+            eprintln!("{line}");
+        }
+        bail!(
+            "{} file(s) the configuration needs are not in the data directory {}",
+            missing.files.len(),
+            data_dir.display()
+        );
+    }
+    for warning in receipt_warnings(&parsed) {
+        eprintln!("warning: {warning}");
+    }
+    let loaded = hub::load(parsed)?;
     let problems = loaded.keyring.problems();
     let exposed = hub::exposed_files(&loaded.config)?;
     for problem in &problems {
@@ -75,6 +90,86 @@ pub async fn run(config: &Path, data_dir: &Path, connect: bool) -> anyhow::Resul
     }
     println!("all {} connection(s) ok", outcomes.len());
     Ok(())
+}
+
+/// What a fresh data directory lacks (the secret files the configuration names, the
+/// hub's certificate), and the commands that create it. Without this, an operator reads
+/// "No such file or directory" and has to guess which command writes the file.
+pub struct MissingSetup {
+    pub files: Vec<String>,
+    pub hints: Vec<String>,
+}
+
+impl MissingSetup {
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// One line per missing file, then one per command.
+    pub fn lines(&self) -> Vec<String> {
+        let files = self.files.iter().map(|f| format!("error: {f}"));
+        let hints = self.hints.iter().map(|h| format!("hint: {h}"));
+        files.chain(hints).collect()
+    }
+}
+
+pub fn missing_setup(config: &Config, config_path: &Path) -> MissingSetup {
+    let data_dir = &config.data_dir;
+    let mut files: Vec<String> = config
+        .secret_files()
+        .into_iter()
+        .filter(|secret| !data_dir.join(&secret.file).exists())
+        .map(|secret| {
+            format!(
+                "{} ({}) does not exist",
+                data_dir.join(&secret.file).display(),
+                secret.key
+            )
+        })
+        .collect();
+    let mut hints = Vec::new();
+    if !files.is_empty() {
+        hints.push(format!(
+            "`kopplung tokens init --config {} --data-dir {}` creates the {} missing secret file(s)",
+            config_path.display(),
+            data_dir.display(),
+            files.len()
+        ));
+    }
+    let pkcs12 = config
+        .file
+        .signing
+        .as_ref()
+        .is_some_and(|signing| signing.pkcs12.is_some());
+    let hub_certificate = config.pki_dir.join("hub.crt");
+    if !pkcs12 && !hub_certificate.exists() {
+        files.push(format!("{} does not exist", hub_certificate.display()));
+        hints.push(format!(
+            "`kopplung keys init --dir {} --config {}` creates a demo PKI (CA, the hub's and each procedure's certificates); in production put the hub's certificate and key there (docs/operations.md)",
+            config.pki_dir.display(),
+            config_path.display()
+        ));
+    }
+    MissingSetup { files, hints }
+}
+
+/// Procedures that are sent sealed messages but whose receipts and events the hub could
+/// not verify: every receipt of theirs would be refused.
+fn receipt_warnings(config: &Config) -> Vec<String> {
+    config
+        .routing
+        .procedures
+        .iter()
+        .filter(|p| p.envelope.is_some() && p.receipt_certificate.is_none())
+        .map(|p| {
+            format!(
+                "procedure {}: no receipt_certificate in {}: its receipts and events will be refused (give the procedure's signing certificate, relative to {})",
+                p.id,
+                config.source.with_file_name(&config.file.routing).display(),
+                config.pki_dir.display()
+            )
+        })
+        .collect()
 }
 
 /// How long a claimed delivery stays an instance's, the floor of that lease, and how soon

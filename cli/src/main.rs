@@ -203,7 +203,13 @@ async fn serve(
     data_dir: &std::path::Path,
     listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
-    let config = common::load_config(config, data_dir)?;
+    let path = config;
+    let config = common::load_config(path, data_dir)?;
+    // A fresh data directory: say which command creates what is missing.
+    let missing = check::missing_setup(&config, path);
+    if !missing.is_empty() {
+        anyhow::bail!("{}", missing.lines().join("\n"));
+    }
     let listen = listen.unwrap_or(config.file.server.listen);
     let loaded = kopplung_router::hub::load(config)?;
     kopplung_router::hub::run(loaded, listen, common::shutdown_signal()).await?;

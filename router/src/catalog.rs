@@ -52,7 +52,8 @@ pub fn reload(
     }
 }
 
-/// Loads every mapping and checks that each routed service still has one.
+/// Loads every mapping, runs each one's lint and fixtures, and checks that each routed
+/// service still has one.
 pub fn load_checked(
     config: &Config,
     regions: &Regions,
@@ -60,6 +61,13 @@ pub fn load_checked(
     let env =
         kopplung_transformers::mapping::MappingEnv::load(&config.mappings_dir, regions.names())?;
     let mappings = kopplung_transformers::mapping::load_all(&config.mappings_dir, &env)?;
+    let problems: Vec<String> = mappings
+        .values()
+        .flat_map(kopplung_transformers::verify::problems)
+        .collect();
+    if !problems.is_empty() {
+        return Err(Error::Mappings(problems));
+    }
     for route in &config.routing.routes {
         if !mappings.contains_key(route.service.as_str()) {
             return Err(Error::Config {

@@ -43,6 +43,10 @@ pub enum Error {
     /// Every problem `Config::load` found, each naming its file and key.
     #[error("configuration {0}")]
     Invalid(config::Problems),
+    /// Mappings that fail what `mapping lint` and `mapping test` check, every problem
+    /// listed; none of the loaded mappings is put in force.
+    #[error("{} problem(s) in the mappings, none put in force:\n  {}", .0.len(), .0.join("\n  "))]
+    Mappings(Vec<String>),
     #[error(transparent)]
     Transform(#[from] kopplung_transformers::Error),
     #[error(transparent)]

@@ -28,6 +28,7 @@ impl DemoSite {
             "intake-token",
             "portal-token",
             "admin-token",
+            "auditor-token",
             "clerk-password",
         ] {
             write_private(&site.data().join(file), b"0123456789abcdef0123456789abcdef");
@@ -191,6 +192,21 @@ refused_edits! {
         "max_body_bytes = 25_165_824\n",
         "max_body_bytes = 25_165_824\nheader_timeout_secs = 0\nmax_head_bytes = 100\ntrusted_proxies = [\"10.0.0.0/33\"]\n");
         names "kopplung.toml", ["[limits] header_timeout_secs", "[limits] max_head_bytes", "[limits] trusted_proxies"];
+    a_template_using_a_field_the_form_does_not_define: edit(
+        "mappings/maengelanzeige/nachricht.xml.hbs",
+        "<beschreibung>{{data.beschreibung}}</beschreibung>",
+        "<beschreibung>{{data.beschreibung}} {{data.farbe}}</beschreibung>");
+        names "maengelanzeige/nachricht.xml.hbs", ["`data.farbe` refers to a field the form does not define", "none put in force"];
+    a_template_rendering_two_root_elements: edit(
+        "mappings/maengelanzeige/nachricht.xml.hbs",
+        "</mng:maengelanzeige.meldung.0101>",
+        "</mng:maengelanzeige.meldung.0101>\n<zweite/>");
+        names "maengelanzeige/fixtures/", ["more than one root element"];
+    a_fixture_that_no_longer_matches: edit(
+        "mappings/maengelanzeige/fixtures/minimal.expected.xml",
+        "ist seit einer Woche dunkel.",
+        "ist seit zwei Wochen dunkel.");
+        names "maengelanzeige/fixtures/minimal.expected.xml", ["the message differs from the expected XML"];
     a_bad_procedure_id_is_refused_with_its_line_and_key: edit(
         "config/routing.toml",
         "id = \"dresden-maengel\"\n",
@@ -221,7 +237,13 @@ fn a_missing_certificate() {
 fn a_missing_token_file() {
     let site = DemoSite::new();
     std::fs::remove_file(site.data().join("intake-token")).unwrap();
-    site.refused("intake-token", &["token of client `demo`"]);
+    site.refused(
+        "intake-token",
+        &[
+            "([[client]] demo: token_file) does not exist",
+            "hint: `kopplung tokens init --config",
+        ],
+    );
 }
 
 #[test]
@@ -292,5 +314,65 @@ fn a_next_signing_key_that_does_not_match_its_certificate_is_named() {
     site.refused(
         "kopplung.toml",
         &["kopplung.toml: [signing] next_key: hub-next.key does not belong to next_certificate bad-next.crt"],
+    );
+}
+
+/// On a fresh data directory `check` names every missing file and the command that
+/// creates it; running exactly those commands makes the configuration valid.
+#[test]
+fn a_fresh_data_directory_names_the_commands_that_fill_it() {
+    let site = Site::new();
+    let check = site.run(&["check"]);
+    let message = String::from_utf8_lossy(&check.stderr).into_owned();
+    assert!(!check.status.success(), "check passed: {message}");
+    assert!(
+        message.contains("intake-token ([[client]] demo: token_file) does not exist"),
+        "{message}"
+    );
+    assert!(message.contains("pki/hub.crt does not exist"), "{message}");
+    let commands: Vec<String> = message
+        .lines()
+        .filter_map(|line| line.strip_prefix("hint: `"))
+        .filter_map(|rest| rest.split_once('`').map(|(command, _)| command.to_owned()))
+        .collect();
+    assert_eq!(commands.len(), 2, "{message}");
+    for command in &commands {
+        let words: Vec<&str> = command.split(' ').collect();
+        assert_eq!(words[0], "kopplung", "{command}");
+        let output = std::process::Command::new(kopplung_tests::kopplung_bin())
+            .args(&words[1..])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let check = site.run(&["check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// A sealed-for procedure without a receipt certificate would have every receipt
+/// refused: `check` says so (a warning: the configuration is still usable).
+#[test]
+fn a_procedure_without_a_receipt_certificate_is_reported() {
+    let site = DemoSite::new();
+    site.edit(
+        "config/routing.toml",
+        "receipt_certificate = \"procedures/dresden-maengel-signatur.crt\"\n",
+        "",
+    );
+    let check = site.check();
+    let message = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{message}");
+    assert!(
+        message.contains("warning: procedure dresden-maengel: no receipt_certificate in")
+            && message.contains("its receipts and events will be refused"),
+        "{message}"
     );
 }

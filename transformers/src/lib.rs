@@ -16,6 +16,7 @@ pub mod receipt;
 pub mod schema;
 pub mod schema_bundle;
 pub mod seal;
+pub mod verify;
 pub mod xml;
 
 use std::path::PathBuf;

@@ -1,0 +1,108 @@
+//! A mapping change cannot break production: every reload runs each service's lint and
+//! fixtures (what `mapping lint` and `mapping test` check) and refuses on any failure,
+//! counted, with the mappings in force kept; an application submitted meanwhile is
+//! rendered with them and delivered. (`kopplung check` and start: check_cli.rs.)
+
+use std::path::Path;
+use std::time::Duration;
+
+use kopplung_tests::{
+    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, open_with_openssl_cli, workspace,
+};
+use serde_json::json;
+
+const REFUSED: &str = "kopplung_mapping_reloads_total{outcome=\"refused\"}";
+const APPLIED: &str = "kopplung_mapping_reloads_total{outcome=\"applied\"}";
+
+/// Replaces `old` by `new` in `file`; returns the original text, to restore it.
+fn edit(file: &Path, old: &str, new: &str) -> String {
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains(old), "{} has no `{old}`", file.display());
+    std::fs::write(file, text.replacen(old, new, 1)).unwrap();
+    text
+}
+
+#[tokio::test]
+async fn a_broken_template_or_fixture_is_refused_on_reload_and_the_old_mapping_stays() {
+    let broker = amqp().await;
+    let mappings = tempfile::tempdir().unwrap();
+    copy_dir(&workspace().join("mappings"), mappings.path());
+    let hub = TestHub::start(HubSetup {
+        mappings: Some(mappings.path().to_owned()),
+        ..HubSetup::default()
+    })
+    .await;
+    let folder = mappings.path().join("maengelanzeige");
+    let template = folder.join("nachricht.xml.hbs");
+    let expected = folder.join("fixtures/minimal.expected.xml");
+    let field = "<beschreibung>{{data.beschreibung}}</beschreibung>";
+    let root_end = "</mng:maengelanzeige.meldung.0101>";
+    let breakages: [(&Path, &str, String, &str); 3] = [
+        (
+            &template,
+            field,
+            "<beschreibung>{{data.beschreibung}} {{data.farbe}}</beschreibung>".into(),
+            "`data.farbe` refers to a field the form does not define",
+        ),
+        (
+            &template,
+            root_end,
+            format!("{root_end}\n<zweite/>"),
+            "more than one root element",
+        ),
+        (
+            &expected,
+            "ist seit einer Woche dunkel.",
+            "ist seit zwei Wochen dunkel.".into(),
+            "minimal.expected.xml",
+        ),
+    ];
+    let last = breakages.len() - 1;
+    for (n, (file, old, new, named)) in breakages.iter().enumerate() {
+        let original = edit(file, old, new);
+        hub.hangup();
+        hub.wait_for_metric(REFUSED, (n + 1) as f64).await;
+        let log = hub.log();
+        assert!(
+            log.contains("mapping reload refused") && log.contains(named),
+            "`{named}` not in the log: {log}"
+        );
+        // The last breakage stays on disk while an application is submitted.
+        if n != last {
+            std::fs::write(file, original).unwrap();
+        }
+    }
+    assert_eq!(hub.metric(APPLIED).await, Some(0.0));
+
+    let id = hub
+        .submit_accepted(
+            &json!({
+                "service": "99999001000000",
+                "region": "146120000000",
+                "data": {"kategorie": "muell", "beschreibung": "Sperrmüll liegt seit Tagen auf dem Gehweg", "ort": {"strasse": "Prager Straße"}}
+            }),
+            None,
+        )
+        .await;
+    hub.wait_for_status(&id, "delivered", Duration::from_secs(30))
+        .await;
+    let queue = hub.queue("dresden-maengel");
+    let received = drain(&broker, &queue, Duration::from_millis(500)).await;
+    assert_eq!(received.len(), 1);
+    let xml = open_with_openssl_cli(&received[0].body, &hub.pki_dir(), "dresden-maengel");
+    assert!(
+        xml.contains("<beschreibung>Sperrmüll liegt seit Tagen auf dem Gehweg</beschreibung>"),
+        "{xml}"
+    );
+    assert!(!xml.contains("zweite"), "{xml}");
+
+    // Fixed: the next reload applies.
+    edit(
+        &expected,
+        "ist seit zwei Wochen dunkel.",
+        "ist seit einer Woche dunkel.",
+    );
+    hub.hangup();
+    hub.wait_for_metric(APPLIED, 1.0).await;
+    delete_queue(&broker, &queue).await;
+}
