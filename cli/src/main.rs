@@ -18,6 +18,7 @@ mod logging;
 mod mapping;
 mod portal;
 mod procedure_sim;
+mod scaffold;
 mod tokens;
 
 use std::net::SocketAddr;

@@ -17,7 +17,17 @@ pub enum MappingCommand {
     },
     /// Render every fixture, compare it with the expected XML (canonically) and
     /// validate it against the schema.
-    Test { service: Option<String> },
+    Test {
+        service: Option<String>,
+        /// Accept the render of every fixture whose expected XML is missing or differs:
+        /// the difference is shown, then the expected file is written. Fixtures that do
+        /// not validate, render or pass the schema still fail.
+        #[arg(long)]
+        bless: bool,
+    },
+    /// Create a new service folder (service, form, template with the XÖV header, an XSD
+    /// on the XÖV base types, a fixture) and print its routing stanza.
+    New(crate::scaffold::NewService),
     /// Write the message catalogue for vendors (`docs/messages.md`): per service its
     /// message type, schema and a full example message, and every event as signed.
     Catalogue {
@@ -102,7 +112,8 @@ pub fn run(config: &Path, command: MappingCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        MappingCommand::Test { service } => {
+        MappingCommand::New(request) => crate::scaffold::run(config, request),
+        MappingCommand::Test { service, bless } => {
             let (mappings, mut failures) = select_mappings(config, service.as_deref())?;
             let mut passed = 0;
             for mapping in &mappings {
@@ -119,6 +130,21 @@ pub fn run(config: &Path, command: MappingCommand) -> anyhow::Result<()> {
                         Ok(()) => {
                             passed += 1;
                             println!("ok   {} / {}", mapping.info.name, fixture.name);
+                        }
+                        Err(failure) if bless && fixtures::blessable(&failure) => {
+                            println!("{failure}");
+                            let xml = fixtures::render_input(mapping, &fixture.input)
+                                .map_err(|failure| anyhow::anyhow!("{failure}"))?;
+                            std::fs::write(&fixture.expected, xml).with_context(|| {
+                                format!("writing {}", fixture.expected.display())
+                            })?;
+                            passed += 1;
+                            println!(
+                                "blessed {} / {}: wrote {}",
+                                mapping.info.name,
+                                fixture.name,
+                                fixture.expected.display()
+                            );
                         }
                         Err(failure) => {
                             failures += 1;

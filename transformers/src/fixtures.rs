@@ -103,6 +103,16 @@ impl std::fmt::Display for FixtureFailure {
     }
 }
 
+/// Whether `mapping test --bless` may accept the render in place of the expected XML:
+/// only when the expected file is missing, unreadable or differs — never when the input
+/// fails the form, or the render fails or breaks the schema.
+pub fn blessable(failure: &FixtureFailure) -> bool {
+    matches!(
+        failure,
+        FixtureFailure::Expected { .. } | FixtureFailure::Mismatch { .. }
+    )
+}
+
 /// One fixture: its name and files.
 #[derive(Debug, Clone)]
 pub struct Fixture {
