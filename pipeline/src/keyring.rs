@@ -12,7 +12,9 @@ use kopplung_transformers::jose::JoseSealer;
 use kopplung_transformers::mapping::Behoerde;
 use kopplung_transformers::pki::PkiLayout;
 use kopplung_transformers::receipt::{self, Receipt};
-use kopplung_transformers::seal::{check_cms_recipient, load_certificate, load_private_key};
+use kopplung_transformers::seal::{
+    check_cms_recipient, key_belongs, load_certificate, load_private_key,
+};
 use kopplung_transformers::{Sealer, TrustAnchors};
 use openssl::asn1::Asn1Time;
 use openssl::x509::X509;
@@ -216,11 +218,7 @@ fn load_next_signer(
         .map_err(|e| refused("next_certificate", e.to_string()))?;
     let key = load_private_key(&config.pki_dir.join(&next.key))
         .map_err(|e| refused("next_key", e.to_string()))?;
-    let belongs = certificate
-        .public_key()
-        .map(|public| public.public_eq(&key))
-        .unwrap_or(false);
-    if !belongs {
+    if !key_belongs(&certificate, &key) {
         return Err(refused(
             "next_key",
             format!("{key_file} does not belong to next_certificate {cert_file}"),

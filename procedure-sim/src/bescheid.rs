@@ -73,26 +73,20 @@ impl Writer {
         let a4 = PageSettings::from_wh(595.0, 842.0).ok_or_else(|| "no A4 page".to_owned())?;
         let mut page = document.start_page_with(a4);
         let mut surface = page.surface();
-        // krilla measures from the top left corner, downwards.
+        // krilla measures from the top left corner, downwards: the title, then a line of
+        // text every 22 pt.
+        let rows = std::iter::once((16.0, title)).chain(lines.iter().map(|l| (11.0, l.as_str())));
         let mut y = 62.0;
-        surface.draw_text(
-            Point::from_xy(56.0, y),
-            self.font.clone(),
-            16.0,
-            title,
-            false,
-            TextDirection::Auto,
-        );
-        for line in lines {
-            y += 22.0;
+        for (size, text) in rows {
             surface.draw_text(
                 Point::from_xy(56.0, y),
                 self.font.clone(),
-                11.0,
-                line,
+                size,
+                text,
                 false,
                 TextDirection::Auto,
             );
+            y += 22.0;
         }
         surface.finish();
         page.finish();

@@ -11,7 +11,7 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use josekit::jwe::{self, JweHeader};
-use josekit::jws::{self, JwsHeader, JwsSigner, JwsVerifier};
+use josekit::jws::{self, JwsAlgorithm, JwsHeader, JwsSigner, JwsVerifier};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{HasPublic, Id, PKey, PKeyRef, Private};
@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::authentifizierung::{REPORT_TYPE, authentication_information};
-use crate::seal::{TrustAnchors, allows_usage, load_certificate, subject_of};
+use crate::seal::{TrustAnchors, allows_usage, key_belongs, load_certificate, subject_of};
 
 /// `alg` of the JWE: the content key wrapped with RSAES-OAEP (SHA-256, MGF1 with SHA-256).
 pub const KEY_ENCRYPTION: &str = "RSA-OAEP-256";
@@ -46,6 +46,23 @@ enum Signature {
     Ps512,
     /// ECDSA on P-256 with SHA-256.
     Es256,
+}
+
+/// `$make` with `$alg` bound to the josekit algorithm of `$signature`: the algorithms
+/// are types of their own, so each gets its copy of the same expression.
+macro_rules! with_algorithm {
+    ($signature:expr, |$alg:ident| $make:expr) => {
+        match $signature {
+            Signature::Ps512 => {
+                let $alg = jws::PS512;
+                $make
+            }
+            Signature::Es256 => {
+                let $alg = jws::ES256;
+                $make
+            }
+        }
+    };
 }
 
 /// The hub's signing identity for the `jose` profile.
@@ -91,11 +108,7 @@ impl JoseSealer {
     /// other curves than P-256.
     pub fn new(cert: X509, key: PKey<Private>, chain: Vec<X509>) -> Result<Self, Error> {
         let subject = subject_of(&cert);
-        let matches = cert
-            .public_key()
-            .map(|public| public.public_eq(&key))
-            .unwrap_or(false);
-        if !matches {
+        if !key_belongs(&cert, &key) {
             return Err(Error::Certificate(format!(
                 "the hub's key does not belong to its certificate {subject}"
             )));
@@ -103,18 +116,10 @@ impl JoseSealer {
         let pkcs8 = key
             .private_key_to_pkcs8()
             .map_err(crypto("encoding the hub's key"))?;
-        let signer: Box<dyn JwsSigner> = match signature_for(&key, &subject)? {
-            Signature::Ps512 => Box::new(
-                jws::PS512
-                    .signer_from_der(&pkcs8)
-                    .map_err(jose("loading the hub's key for PS512"))?,
-            ),
-            Signature::Es256 => Box::new(
-                jws::ES256
-                    .signer_from_der(&pkcs8)
-                    .map_err(jose("loading the hub's key for ES256"))?,
-            ),
-        };
+        let signer: Box<dyn JwsSigner> = with_algorithm!(signature_for(&key, &subject)?, |alg| {
+            let loading = format!("loading the hub's key for {}", alg.name());
+            Box::new(alg.signer_from_der(&pkcs8).map_err(jose(&loading))?)
+        });
         let mut x5c = vec![cert.to_der().map_err(crypto("encoding certificate"))?];
         for cert in &chain {
             x5c.push(cert.to_der().map_err(crypto("encoding certificate"))?);
@@ -377,11 +382,7 @@ fn decrypt(
             "the JWE's x5t#S256 differs from its kid".into(),
         ));
     }
-    let matches = recipient_cert
-        .public_key()
-        .map(|public| public.public_eq(recipient_key))
-        .unwrap_or(false);
-    if !matches {
+    if !key_belongs(recipient_cert, recipient_key) {
         return Err(Error::Certificate(format!(
             "the private key does not belong to {subject}"
         )));
@@ -440,18 +441,12 @@ fn verify(
         .map_err(crypto("reading the signer's key"))?;
     // The algorithm follows from the expected signer's key, never from the header alone:
     // josekit refuses a header `alg` other than the verifier's.
-    let verifier: Box<dyn JwsVerifier> = match signature_for(&key, &subject)? {
-        Signature::Ps512 => Box::new(
-            jws::PS512
-                .verifier_from_der(&spki)
+    let verifier: Box<dyn JwsVerifier> = with_algorithm!(signature_for(&key, &subject)?, |alg| {
+        Box::new(
+            alg.verifier_from_der(&spki)
                 .map_err(jose("loading the signer's key"))?,
-        ),
-        Signature::Es256 => Box::new(
-            jws::ES256
-                .verifier_from_der(&spki)
-                .map_err(jose("loading the signer's key"))?,
-        ),
-    };
+        )
+    });
     jws::deserialize_compact(signed, &*verifier).map_err(jose("verifying the signature"))
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::nid::Nid;
 use openssl::pkcs12::Pkcs12;
-use openssl::pkey::{Id, PKey, Private};
+use openssl::pkey::{Id, PKey, PKeyRef, Private};
 use openssl::stack::Stack;
 use openssl::x509::store::{X509Store, X509StoreBuilder, X509StoreRef};
 use openssl::x509::{X509, X509KeyUsage, X509Ref, X509StoreContext};
@@ -48,11 +48,7 @@ impl Sealer {
     /// The signing identity from a certificate and its key, both checked.
     pub fn new(cert: X509, key: PKey<Private>) -> Result<Self, Error> {
         check_signing_key(&key)?;
-        let matches = cert
-            .public_key()
-            .map(|public| public.public_eq(&key))
-            .unwrap_or(false);
-        if !matches {
+        if !key_belongs(&cert, &key) {
             return Err(Error::Certificate(
                 "the hub's key does not belong to its certificate".into(),
             ));
@@ -337,6 +333,13 @@ pub fn unseal(
         )
         .map_err(crypto("verifying the signature"))?;
     Ok(content)
+}
+
+/// Whether `key` is the private key of `cert`.
+pub fn key_belongs(cert: &X509Ref, key: &PKeyRef<Private>) -> bool {
+    cert.public_key()
+        .map(|public| public.public_eq(key))
+        .unwrap_or(false)
 }
 
 /// A certificate's subject as `CN=…, O=…`, for messages and log lines.

@@ -25,7 +25,7 @@ pub use events::EventStore;
 pub use intake::IntakeStore;
 pub use model::*;
 pub use outbox::{Claim, LeasedChange, OutboxStore, Silent};
-pub use oversight::OversightStore;
+pub use oversight::{OversightStore, SendAgain};
 pub use pickup::PickupStore;
 
 /// The whole store: every role. Implemented for every type that implements them all,

@@ -7,6 +7,15 @@ use uuid::Uuid;
 use super::StoreError;
 use super::model::*;
 
+/// Which message an operator sends again, with its message id unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendAgain {
+    /// A dead letter ([`OversightStore::replay`]).
+    Replay,
+    /// A delivered message without a receipt ([`OversightStore::resend`]).
+    Resend,
+}
+
 #[async_trait]
 pub trait OversightStore: Send + Sync {
     /// Work waiting per procedure: entries in the outbox and the oldest one's age.
@@ -17,13 +26,26 @@ pub trait OversightStore: Send + Sync {
 
     /// Puts a dead letter back into the outbox with its message id unchanged (due now,
     /// attempts counted afresh). Returns `false` if the application is no dead letter.
-    async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError>;
+    async fn replay(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
+        self.send_again(SendAgain::Replay, application_id, by).await
+    }
 
     /// Puts a delivered message that has no receipt back into the outbox with its sealed
     /// message and message id unchanged (due now, attempts counted afresh). Returns
     /// `false` if the application is not `delivered` (see `Status::may_be_resent`) or
     /// its message is not stored.
-    async fn resend(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError>;
+    async fn resend(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
+        self.send_again(SendAgain::Resend, application_id, by).await
+    }
+
+    /// Puts an application's message back into the outbox as `again` says (see
+    /// [`Self::replay`], [`Self::resend`]); `by` is who asked, for the history.
+    async fn send_again(
+        &self,
+        again: SendAgain,
+        application_id: Uuid,
+        by: &str,
+    ) -> Result<bool, StoreError>;
 
     /// An operator asks for the next attempt now: a waiting outbox entry becomes due
     /// (with a history entry). `false` if nothing waits (delivered, leased, dead letter).

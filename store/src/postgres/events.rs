@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::Taken;
-use crate::shared::receipt::ReceiptWrite;
+use crate::shared::receipt::{Planned, ReceiptWrite};
 use crate::shared::roles::role_impl;
-use kopplung_core::store::rules::ReceiptPlan;
+use sqlx::Row;
 
 impl PostgresStore {
     /// One attempt at recording `receipt`: `None` if its id was taken meanwhile (by a
@@ -41,26 +41,15 @@ impl PostgresStore {
         if let Some((content, signed)) = earlier {
             return Ok(Some(rules::repeated_receipt(&content, &signed, receipt)));
         }
-        match write.plan(entry)? {
-            ReceiptPlan::Refuse(outcome) => return Ok(Some(outcome)),
-            ReceiptPlan::Apply {
-                confirm_delivery: false,
-            } => {}
-            ReceiptPlan::Apply {
-                confirm_delivery: true,
-            } => {
-                let sealed: Option<Vec<u8>> = sqlx::query_scalar(
-                    "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
-                            lease_owner = NULL, lease_until = NULL, delivered_at = $1
-                     WHERE message_id = $2 RETURNING sealed",
-                )
-                .bind(rfc3339(self.clock.now()))
-                .bind(receipt.message_id.to_string())
-                .fetch_one(&mut *tx)
-                .await.sql()?;
-                let confirmed = write.confirmed_delivery(sealed.as_deref());
-                change_status(&mut tx, &mut audit, self.clock.now(), confirmed).await?;
-            }
+        let confirm = match write.plan(entry, self.clock.now())? {
+            Planned::Refuse(outcome) => return Ok(Some(outcome)),
+            Planned::Record(confirm) => confirm,
+        };
+        if let Some(confirm) = confirm {
+            let delivered = query(confirm).fetch_one(&mut *tx).await.sql()?;
+            let sealed: Option<Vec<u8>> = delivered.try_get("sealed").sql()?;
+            let confirmed = write.confirmed_delivery(sealed.as_deref());
+            change_status(&mut tx, &mut audit, self.clock.now(), confirmed).await?;
         }
         for insert in write.inserts(self.clock.now()) {
             // The receipt's key (procedure, receipt id): taken by a copy for another

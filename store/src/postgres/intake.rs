@@ -106,37 +106,16 @@ impl PostgresStore {
             }
         }
         for attachment in AttachmentInsert::all(new) {
-            if let Some(upload) = &attachment.upload {
-                // Bound here, in the same transaction: one upload, one application.
-                let bound = sqlx::query(
-                    "UPDATE uploads SET application_id = $1
-                     WHERE id = $2 AND client_id = $3 AND application_id IS NULL
-                       AND completed_at IS NOT NULL",
-                )
-                .bind(&id)
-                .bind(upload)
-                .bind(&new.client_id)
-                .execute(&mut *tx)
-                .await
-                .sql()?;
+            if let Some(bind) = attachment.bind_upload(&id, &new.client_id) {
+                let bound = query(bind).execute(&mut *tx).await.sql()?;
                 if bound.rows_affected() != 1 {
                     return Ok(Some(Inserted::UploadTaken(attachment.position)));
                 }
             }
-            sqlx::query(
-                "INSERT INTO attachments (application_id, position, filename, media_type, size, sha512, content, upload_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&id)
-            .bind(attachment.stored_position())
-            .bind(attachment.filename)
-            .bind(attachment.media_type)
-            .bind(attachment.size)
-            .bind(attachment.sha512)
-            .bind(attachment.content)
-            .bind(&attachment.upload)
-            .execute(&mut *tx)
-            .await.sql()?;
+            query(attachment.insert(&id))
+                .execute(&mut *tx)
+                .await
+                .sql()?;
         }
         self.commit(tx, audit).await?;
         Ok(Some(Inserted::Created(Accepted {

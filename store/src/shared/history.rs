@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use kopplung_core::audit::{AuditEntry, Binding, content, sha256_hex};
-use kopplung_core::store::{NewApplication, Status, rules};
+use kopplung_core::store::{NewApplication, SendAgain, Status, rules};
 
 /// One history entry with its audit entry: a state change, or a note at the status the
 /// application has (retry now, an access).
@@ -63,26 +63,20 @@ impl Change {
         ))
     }
 
-    /// A dead letter sent again: back to `prepared` with its `sealed` message, or to
-    /// `accepted` if it was never sealed.
-    pub(crate) fn replayed(
+    /// A message sent again as `again` says, with its `sealed` message: a dead letter
+    /// back to `prepared` (to `accepted` if it was never sealed), a delivered message
+    /// without a receipt back to `prepared`.
+    pub(crate) fn sent_again(
+        again: SendAgain,
         application_id: Uuid,
         by: &str,
         message_id: &str,
         sealed: Option<&[u8]>,
     ) -> Self {
-        let (status, detail) = rules::replayed(sealed.is_some(), by, message_id);
-        Self::message(application_id, status, &detail, sealed.map(sha256_hex))
-    }
-
-    /// A delivered message without a receipt sent again with its `sealed` message.
-    pub(crate) fn resent(
-        application_id: Uuid,
-        by: &str,
-        message_id: &str,
-        sealed: Option<&[u8]>,
-    ) -> Self {
-        let (status, detail) = rules::resent(by, message_id);
+        let (status, detail) = match again {
+            SendAgain::Replay => rules::replayed(sealed.is_some(), by, message_id),
+            SendAgain::Resend => rules::resent(by, message_id),
+        };
         Self::message(application_id, status, &detail, sealed.map(sha256_hex))
     }
 

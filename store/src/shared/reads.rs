@@ -129,7 +129,7 @@ where
             .fetch_all(self.pool)
             .await
             .sql()?;
-        row.into_record(id, history).map(Some)
+        row.into_record(history).map(Some)
     }
 
     pub(crate) async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {

@@ -10,7 +10,7 @@ use super::writes::Write;
 use super::{Param, rfc3339};
 use kopplung_core::audit::{Binding, content, sha256_hex};
 use kopplung_core::store::rules::{self, ReceiptPlan, Stage, parse_status};
-use kopplung_core::store::{ReceiptRecord, Status, StoreError};
+use kopplung_core::store::{ReceiptOutcome, ReceiptRecord, Status, StoreError};
 
 /// A verified receipt prepared for storing.
 pub(crate) struct ReceiptWrite<'r> {
@@ -19,6 +19,16 @@ pub(crate) struct ReceiptWrite<'r> {
     /// Laufzettel proves which receipt was accepted.
     signed_sha256: String,
     document: Option<NewDocument<'r>>,
+}
+
+/// What recording a receipt takes (see [`ReceiptWrite::plan`]).
+pub(crate) enum Planned {
+    /// Record nothing; answer this.
+    Refuse(ReceiptOutcome),
+    /// Record it; first, if given, the delivery it proves (see [`ReceiptPlan::Apply`]):
+    /// a statement that returns the message delivered (`sealed`), for
+    /// [`ReceiptWrite::confirmed_delivery`].
+    Record(Option<Write<'static>>),
 }
 
 /// The receipt's document as it is stored: under a new id, with its hashes.
@@ -54,16 +64,34 @@ impl<'r> ReceiptWrite<'r> {
         }
     }
 
-    /// What to do with the receipt, from the stage of its message's outbox entry and
-    /// the application's status as stored; `None` if no such message went to this
-    /// procedure for this application.
-    pub(crate) fn plan(&self, entry: Option<(String, String)>) -> Result<ReceiptPlan, StoreError> {
+    /// What to do with the receipt at `now`, from the stage of its message's outbox
+    /// entry and the application's status as stored; `None` if no such message went to
+    /// this procedure for this application.
+    pub(crate) fn plan(
+        &self,
+        entry: Option<(String, String)>,
+        now: OffsetDateTime,
+    ) -> Result<Planned, StoreError> {
         let entry = entry
             .map(|(step, status)| {
                 Ok::<_, StoreError>((Stage::parse(&step)?, parse_status(&status)?))
             })
             .transpose()?;
-        Ok(rules::plan_receipt(entry, self.receipt))
+        Ok(match rules::plan_receipt(entry, self.receipt) {
+            ReceiptPlan::Refuse(outcome) => Planned::Refuse(outcome),
+            ReceiptPlan::Apply { confirm_delivery } => {
+                Planned::Record(confirm_delivery.then(|| Write {
+                    sql: "UPDATE deliveries SET step = 'done', attempts = attempts + 1,
+                            last_error = NULL, lease_owner = NULL, lease_until = NULL,
+                            delivered_at = $1
+                          WHERE message_id = $2 RETURNING sealed",
+                    params: vec![
+                        Param::Text(rfc3339(now)),
+                        Param::Text(self.receipt.message_id.to_string()),
+                    ],
+                }))
+            }
+        })
     }
 
     /// The rows the receipt adds, received at `now`: itself, its document and the

@@ -224,33 +224,17 @@ macro_rules! role_impl {
     };
     (OversightStore for $store:ty { $($own:tt)* }) => {
         $crate::shared::roles::role_impl!(@impl OversightStore for $store { $($own)* } {
-            async fn replay(
+            async fn send_again(
                 &self,
+                again: kopplung_core::store::SendAgain,
                 application_id: uuid::Uuid,
                 by: &str,
             ) -> Result<bool, kopplung_core::store::StoreError> {
                 let by = by.to_owned();
-                let replay = $crate::shared::writes::replay(application_id, self.clock.now());
-                self.transition(replay, move |row| {
-                    Ok($crate::shared::history::Change::replayed(
-                        application_id,
-                        &by,
-                        &row.message_id,
-                        row.sealed.as_deref(),
-                    ))
-                })
-                .await
-            }
-
-            async fn resend(
-                &self,
-                application_id: uuid::Uuid,
-                by: &str,
-            ) -> Result<bool, kopplung_core::store::StoreError> {
-                let by = by.to_owned();
-                let resend = $crate::shared::writes::resend(application_id, self.clock.now());
-                self.transition(resend, move |row| {
-                    Ok($crate::shared::history::Change::resent(
+                let update = $crate::shared::writes::send_again(again, application_id, self.clock.now());
+                self.transition(update, move |row| {
+                    Ok($crate::shared::history::Change::sent_again(
+                        again,
                         application_id,
                         &by,
                         &row.message_id,

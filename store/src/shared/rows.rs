@@ -19,77 +19,8 @@ fn size_of(n: i64) -> u64 {
     u64::try_from(n).unwrap_or_default()
 }
 
-/// An application with its outbox entry (the status view).
-#[derive(sqlx::FromRow)]
-pub(crate) struct ApplicationRow {
-    receipt: String,
-    client_id: String,
-    service_key: String,
-    region: String,
-    status: String,
-    created_at: String,
-    updated_at: String,
-    procedure_id: String,
-    message_id: String,
-    message_type: String,
-    attempts: i64,
-    last_error: Option<String>,
-    due_at: i64,
-    step: String,
-    delivered_at: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct HistoryRow {
-    at: String,
-    status: String,
-    detail: String,
-}
-
-impl ApplicationRow {
-    pub(crate) fn into_record(
-        self,
-        id: Uuid,
-        history: Vec<HistoryRow>,
-    ) -> Result<ApplicationRecord, StoreError> {
-        let pending = Stage::parse(&self.step)?.is_pending();
-        Ok(ApplicationRecord {
-            id,
-            receipt: self.receipt,
-            client_id: self.client_id,
-            service: self.service_key,
-            region: self.region,
-            status: parse_status(&self.status)?,
-            created_at: parse_time(&self.created_at)?,
-            updated_at: parse_time(&self.updated_at)?,
-            delivery: DeliveryRecord {
-                procedure: self.procedure_id,
-                message_id: parse_uuid(&self.message_id)?,
-                message_type: self.message_type,
-                attempts: count(self.attempts),
-                last_error: self.last_error,
-                next_attempt_at: if pending {
-                    from_millis(self.due_at)
-                } else {
-                    None
-                },
-                delivered_at: self.delivered_at.map(|s| parse_time(&s)).transpose()?,
-            },
-            history: history
-                .into_iter()
-                .map(|h| {
-                    Ok(HistoryEntry {
-                        at: parse_time(&h.at)?,
-                        status: h.status,
-                        detail: h.detail,
-                    })
-                })
-                .collect::<Result<_, StoreError>>()?,
-        })
-    }
-}
-
-/// One application of a search.
+/// An application with its outbox entry, as a search lists it: the columns every view
+/// of an application reads ([`super::statements::summary_columns`]).
 #[derive(sqlx::FromRow)]
 pub(crate) struct SummaryRow {
     id: String,
@@ -123,31 +54,91 @@ impl TryFrom<SummaryRow> for ApplicationSummary {
     }
 }
 
+/// An application with its outbox entry (the status view).
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApplicationRow {
+    #[sqlx(flatten)]
+    summary: SummaryRow,
+    client_id: String,
+    message_id: String,
+    message_type: String,
+    due_at: i64,
+    step: String,
+    delivered_at: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct HistoryRow {
+    at: String,
+    status: String,
+    detail: String,
+}
+
+impl ApplicationRow {
+    pub(crate) fn into_record(
+        self,
+        history: Vec<HistoryRow>,
+    ) -> Result<ApplicationRecord, StoreError> {
+        let pending = Stage::parse(&self.step)?.is_pending();
+        let summary = ApplicationSummary::try_from(self.summary)?;
+        Ok(ApplicationRecord {
+            id: summary.id,
+            receipt: summary.receipt,
+            client_id: self.client_id,
+            service: summary.service,
+            region: summary.region,
+            status: summary.status,
+            created_at: summary.created_at,
+            updated_at: summary.updated_at,
+            delivery: DeliveryRecord {
+                procedure: summary.procedure,
+                message_id: parse_uuid(&self.message_id)?,
+                message_type: self.message_type,
+                attempts: summary.attempts,
+                last_error: summary.last_error,
+                next_attempt_at: if pending {
+                    from_millis(self.due_at)
+                } else {
+                    None
+                },
+                delivered_at: self.delivered_at.map(|s| parse_time(&s)).transpose()?,
+            },
+            history: history
+                .into_iter()
+                .map(|h| {
+                    Ok(HistoryEntry {
+                        at: parse_time(&h.at)?,
+                        status: h.status,
+                        detail: h.detail,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
+}
+
+/// A dead letter: the application as listed, and its message.
 #[derive(sqlx::FromRow)]
 pub(crate) struct DeadLetterRow {
-    id: String,
-    receipt: String,
-    service_key: String,
-    updated_at: String,
-    procedure_id: String,
+    #[sqlx(flatten)]
+    summary: SummaryRow,
     message_id: String,
-    attempts: i64,
-    last_error: Option<String>,
 }
 
 impl TryFrom<DeadLetterRow> for DeadLetter {
     type Error = StoreError;
 
     fn try_from(row: DeadLetterRow) -> Result<Self, StoreError> {
+        let summary = ApplicationSummary::try_from(row.summary)?;
         Ok(DeadLetter {
-            application_id: parse_uuid(&row.id)?,
-            receipt: row.receipt,
-            service: row.service_key,
-            procedure: row.procedure_id,
+            application_id: summary.id,
+            receipt: summary.receipt,
+            service: summary.service,
+            procedure: summary.procedure,
             message_id: parse_uuid(&row.message_id)?,
-            attempts: count(row.attempts),
-            reason: row.last_error.unwrap_or_default(),
-            since: parse_time(&row.updated_at)?,
+            attempts: summary.attempts,
+            reason: summary.last_error.unwrap_or_default(),
+            since: summary.updated_at,
         })
     }
 }

@@ -9,13 +9,24 @@ pub(crate) const UPLOAD: &str =
 /// Upload ids no application names, created before `before` (RFC 3339), at most 1000.
 pub(crate) const STALE_UPLOADS: &str = "SELECT id FROM uploads WHERE application_id IS NULL
     AND substr(created_at, 1, 19) < substr($1, 1, 19) LIMIT 1000";
-/// The columns of [`ApplicationRow`] of application `id`.
-pub(crate) const APPLICATION: &str =
-    "SELECT a.receipt, a.client_id, a.service_key, a.region, a.status, a.created_at,
-    a.updated_at, d.procedure_id, d.message_id, d.message_type, d.attempts,
-    d.last_error, d.due_at, d.step, d.delivered_at
+/// The columns of [`super::rows::SummaryRow`], of `applications a` joined with
+/// `deliveries d`.
+macro_rules! summary_columns {
+    () => {
+        "a.id, a.receipt, a.service_key, a.region, a.status, a.created_at, a.updated_at,
+        d.procedure_id, d.attempts, d.last_error"
+    };
+}
+pub(crate) use summary_columns;
+
+/// The columns of [`super::rows::ApplicationRow`] of application `id`.
+pub(crate) const APPLICATION: &str = concat!(
+    "SELECT ",
+    summary_columns!(),
+    ", a.client_id, d.message_id, d.message_type, d.due_at, d.step, d.delivered_at
     FROM applications a JOIN deliveries d ON d.application_id = a.id
-    WHERE a.id = $1";
+    WHERE a.id = $1"
+);
 /// The applicant's identification (JSON text, NULL: anonymous) of application `id`.
 pub(crate) const AUTHENTICATION: &str = "SELECT authentication FROM applications WHERE id = $1";
 /// at, status, detail of application `id`'s history, in order.
@@ -35,19 +46,20 @@ pub(crate) const MAILBOX: &str =
     "SELECT kind, text, document_id, at FROM mailbox WHERE application_id = $1 ORDER BY seq";
 /// The same and the content of document `id` of application `application_id`.
 pub(crate) const DOCUMENT: &str = "SELECT id, filename, media_type, size, sha512, content FROM documents WHERE id = $1 AND application_id = $2";
-/// The columns of [`SummaryRow`] matching receipt, service, procedure, status, from,
-/// until (each NULL for any), newest first, at most `limit`.
-pub(crate) const SEARCH: &str =
-    "SELECT a.id, a.receipt, a.service_key, a.region, a.status, a.created_at,
-    a.updated_at, d.procedure_id, d.attempts, d.last_error
-    FROM applications a JOIN deliveries d ON d.application_id = a.id
+/// The columns of [`super::rows::SummaryRow`] matching receipt, service, procedure,
+/// status, from, until (each NULL for any), newest first, at most `limit`.
+pub(crate) const SEARCH: &str = concat!(
+    "SELECT ",
+    summary_columns!(),
+    " FROM applications a JOIN deliveries d ON d.application_id = a.id
     WHERE (CAST($1 AS TEXT) IS NULL OR a.receipt = $1)
     AND (CAST($2 AS TEXT) IS NULL OR a.service_key = $2)
     AND (CAST($3 AS TEXT) IS NULL OR d.procedure_id = $3)
     AND (CAST($4 AS TEXT) IS NULL OR a.status = $4)
     AND (CAST($5 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) >= substr($5, 1, 19))
     AND (CAST($6 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) < substr($6, 1, 19))
-    ORDER BY a.created_at DESC, a.id LIMIT $7";
+    ORDER BY a.created_at DESC, a.id LIMIT $7"
+);
 /// Ids of `service`'s applications final before `cutoff` and not yet purged, at most
 /// `limit`.
 pub(crate) const PURGE_CANDIDATES: &str = "SELECT id FROM applications
@@ -71,12 +83,13 @@ macro_rules! backlog {
 }
 pub(crate) use backlog;
 
-/// The dead letters, ordered by `$order` (the backend's way to order by time).
+/// The columns of [`super::rows::DeadLetterRow`] of the dead letters, ordered by `$order` (the backend's way to order by time).
 macro_rules! dead_letters {
     ($order:literal) => {
         concat!(
-            "SELECT a.id, a.receipt, a.service_key, a.updated_at, d.procedure_id, d.message_id,
-            d.attempts, d.last_error
+            "SELECT ",
+            $crate::shared::statements::summary_columns!(),
+            ", d.message_id
             FROM deliveries d JOIN applications a ON a.id = d.application_id
             WHERE d.step = 'dead' ORDER BY ",
             $order

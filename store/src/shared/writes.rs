@@ -12,7 +12,7 @@ use super::history::Change;
 use super::{Param, millis, rfc3339};
 use kopplung_core::audit::{Checkpoint, sha256_hex};
 use kopplung_core::store::rules::parse_uuid;
-use kopplung_core::store::{NewUpload, Status, StoreError};
+use kopplung_core::store::{NewUpload, SendAgain, Status, StoreError};
 
 /// One statement and its parameters.
 pub(crate) struct Write<'a> {
@@ -120,36 +120,36 @@ pub(crate) fn collected(procedure: &str, message_id: Uuid, now: OffsetDateTime) 
     }
 }
 
-/// The dead letter of `application_id` due again at `now`: back to `deliver` with the
-/// sealed message as it was (same message id), or to `prepare` if it was never sealed.
-pub(crate) fn replay(application_id: Uuid, now: OffsetDateTime) -> Write<'static> {
-    Write {
-        sql: "UPDATE deliveries SET step = CASE WHEN sealed IS NULL THEN 'prepare' ELSE 'deliver' END,
-                     attempts = 0, due_at = $1, lease_owner = NULL, lease_until = NULL
-              WHERE application_id = $2 AND step = 'dead'
-              RETURNING application_id, message_id, sealed",
-        params: vec![
-            Param::Integer(millis(now)),
-            Param::Text(application_id.to_string()),
-        ],
-    }
-}
-
-/// The delivered message of `application_id` due again at `now`, if the procedure has
-/// not confirmed its receipt: back to `deliver` with the sealed message as it was (same
-/// message id).
-pub(crate) fn resend(application_id: Uuid, now: OffsetDateTime) -> Write<'static> {
-    Write {
-        sql: "UPDATE deliveries SET step = 'deliver', attempts = 0, due_at = $1,
-                     lease_owner = NULL, lease_until = NULL
-              WHERE application_id = $2 AND step = 'done' AND sealed IS NOT NULL
-              AND EXISTS (SELECT 1 FROM applications a
-                          WHERE a.id = deliveries.application_id AND a.status = $3)
-              RETURNING application_id, message_id, sealed",
-        params: vec![
-            Param::Integer(millis(now)),
-            Param::Text(application_id.to_string()),
-            Param::Text(Status::Delivered.as_str().to_owned()),
-        ],
-    }
+/// The message of `application_id` due again at `now`, with its message id and the
+/// sealed message as they were and its attempts counted afresh, if `again` allows it
+/// (the statement returns the [`ChangedRow`]): a dead letter back to `deliver`, or to
+/// `prepare` if it was never sealed; a delivered message whose receipt the procedure has
+/// not confirmed back to `deliver`.
+pub(crate) fn send_again(
+    again: SendAgain,
+    application_id: Uuid,
+    now: OffsetDateTime,
+) -> Write<'static> {
+    let mut params = vec![
+        Param::Integer(millis(now)),
+        Param::Text(application_id.to_string()),
+    ];
+    let sql = match again {
+        SendAgain::Replay => {
+            "UPDATE deliveries SET step = CASE WHEN sealed IS NULL THEN 'prepare' ELSE 'deliver' END,
+                    attempts = 0, due_at = $1, lease_owner = NULL, lease_until = NULL
+             WHERE application_id = $2 AND step = 'dead'
+             RETURNING application_id, message_id, sealed"
+        }
+        SendAgain::Resend => {
+            params.push(Param::Text(Status::Delivered.as_str().to_owned()));
+            "UPDATE deliveries SET step = 'deliver', attempts = 0, due_at = $1,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = $2 AND step = 'done' AND sealed IS NOT NULL
+             AND EXISTS (SELECT 1 FROM applications a
+                         WHERE a.id = deliveries.application_id AND a.status = $3)
+             RETURNING application_id, message_id, sealed"
+        }
+    };
+    Write { sql, params }
 }

@@ -1,9 +1,8 @@
 //! The SQLite store's events (receipts, the citizen's mailbox and documents).
 
 use super::*;
-use crate::shared::receipt::ReceiptWrite;
+use crate::shared::receipt::{Planned, ReceiptWrite};
 use crate::shared::roles::role_impl;
-use kopplung_core::store::rules::ReceiptPlan;
 
 /// Records a verified receipt in one write (see [`Store::record_receipt`]).
 fn record_receipt(
@@ -40,26 +39,15 @@ fn record_receipt(
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional().sql()?;
-    match write.plan(entry)? {
-        ReceiptPlan::Refuse(outcome) => return Ok(outcome),
-        ReceiptPlan::Apply {
-            confirm_delivery: false,
-        } => {}
-        ReceiptPlan::Apply {
-            confirm_delivery: true,
-        } => {
-            let sealed: Option<Vec<u8>> = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET step = 'done', attempts = attempts + 1, last_error = NULL,
-                            lease_owner = NULL, lease_until = NULL, delivered_at = ?1
-                     WHERE message_id = ?2 RETURNING sealed",
-                ).sql()?
-                .query_row(
-                    params![rfc3339(tx.now()), receipt.message_id.to_string()],
-                    |row| row.get(0),
-                ).sql()?;
-            change_status(tx, write.confirmed_delivery(sealed.as_deref()))?;
-        }
+    let confirm = match write.plan(entry, tx.now())? {
+        Planned::Refuse(outcome) => return Ok(outcome),
+        Planned::Record(confirm) => confirm,
+    };
+    if let Some(confirm) = confirm {
+        let sealed: Option<Vec<u8>> = Bound::from(confirm)
+            .query_row(tx, |row| row.get("sealed"))?
+            .flatten();
+        change_status(tx, write.confirmed_delivery(sealed.as_deref()))?;
     }
     for insert in write.inserts(tx.now()) {
         Bound::from(insert).execute(tx)?;

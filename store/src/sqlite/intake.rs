@@ -66,37 +66,14 @@ fn insert_application(
         return Ok(Inserted::ReceiptTaken);
     }
     for attachment in AttachmentInsert::all(new) {
-        if let Some(upload) = &attachment.upload {
-            // Bound here, in the same transaction: one upload, one application.
-            let bound = tx
-                .prepare_cached(
-                    "UPDATE uploads SET application_id = ?1
-                     WHERE id = ?2 AND client_id = ?3 AND application_id IS NULL
-                       AND completed_at IS NOT NULL",
-                )
-                .sql()?
-                .execute(params![id, upload, new.client_id])
-                .sql()?;
-            if bound != 1 {
-                // Nothing of this application may stay.
-                tx.discard();
-                return Ok(Inserted::UploadTaken(attachment.position));
-            }
+        if let Some(bind) = attachment.bind_upload(&id, &new.client_id)
+            && Bound::from(bind).execute(tx)? != 1
+        {
+            // Nothing of this application may stay.
+            tx.discard();
+            return Ok(Inserted::UploadTaken(attachment.position));
         }
-        tx.prepare_cached(
-            "INSERT INTO attachments (application_id, position, filename, media_type, size, sha512, content, upload_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        ).sql()?
-        .execute(params![
-            id,
-            attachment.stored_position(),
-            attachment.filename,
-            attachment.media_type,
-            attachment.size,
-            attachment.sha512,
-            attachment.content,
-            attachment.upload
-        ]).sql()?;
+        Bound::from(attachment.insert(&id)).execute(tx)?;
     }
     tx.prepare_cached(
         "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at, sealed)

@@ -166,7 +166,7 @@ impl SqliteStore {
         // Fails only when the database does (or a row it cannot read): no savepoint.
         self.writer
             .write_without_savepoint(move |tx| {
-                let Some(row) = update.query_row(tx, changed_row)? else {
+                let Some(row) = update.query_row(tx, ChangedRow::by_name)? else {
                     return Ok(false);
                 };
                 change_status(tx, change(row)?)?;
@@ -227,13 +227,29 @@ impl Bound {
     }
 }
 
-/// The row a state change's statement returned.
-fn changed_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChangedRow> {
-    Ok(ChangedRow {
-        application_id: row.get("application_id")?,
-        message_id: row.get("message_id")?,
-        sealed: row.get("sealed")?,
-    })
+/// A shared row struct (sqlx reads them on the pool) read from a rusqlite row of the
+/// writer's connection.
+trait ByName: Sized {
+    fn by_name(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+/// [`ByName`] for row structs, each field from the column of its name.
+macro_rules! by_name {
+    ($($ty:ident { $($field:ident),* $(,)? })*) => {$(
+        impl ByName for $ty {
+            fn by_name(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(Self { $($field: row.get(stringify!($field))?,)* })
+            }
+        }
+    )*};
+}
+
+// The rows the writer's own statements return.
+by_name! {
+    ChangedRow { application_id, message_id, sealed }
+    WorkRow { application_id, service_key, procedure_id, message_id, message_type, step, attempts, accepted_at, sealed }
+    PrepareRow { receipt, service_key, region, payload, created_at, authentication }
+    AttachmentRow { filename, media_type, sha512, size, upload_id, content }
 }
 
 /// Appends a history entry and its audit entry, at the same time.

@@ -6,22 +6,6 @@ use crate::shared::roles::role_impl;
 use kopplung_core::InstanceId;
 use kopplung_core::store::{Claim, LeasedChange, Silent};
 
-/// The claimed entry of a row of the claim's `RETURNING`.
-fn work_item(row: &rusqlite::Row<'_>, lease: &str) -> Result<WorkItem, StoreError> {
-    WorkRow {
-        application_id: row.get("application_id").sql()?,
-        service_key: row.get("service_key").sql()?,
-        procedure_id: row.get("procedure_id").sql()?,
-        message_id: row.get("message_id").sql()?,
-        message_type: row.get("message_type").sql()?,
-        step: row.get("step").sql()?,
-        attempts: row.get("attempts").sql()?,
-        accepted_at: row.get("accepted_at").sql()?,
-        sealed: row.get("sealed").sql()?,
-    }
-    .into_item(lease)
-}
-
 role_impl!(OutboxStore for SqliteStore {
     async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError> {
         let update = statements::LeasedUpdate::of(item, change, self.clock.now());
@@ -82,7 +66,7 @@ role_impl!(OutboxStore for SqliteStore {
                 ]).sql()?;
                 let mut items = Vec::new();
                 while let Some(row) = rows.next().sql()? {
-                    items.push(work_item(row, &lease)?);
+                    items.push(WorkRow::by_name(row).sql()?.into_item(&lease)?);
                 }
                 Ok(items)
             })
@@ -100,16 +84,7 @@ role_impl!(OutboxStore for SqliteStore {
                          FROM applications WHERE id = ?1",
                     )
                     .sql()?
-                    .query_row([id.to_string()], |row| {
-                        Ok(PrepareRow {
-                            receipt: row.get(0)?,
-                            service_key: row.get(1)?,
-                            region: row.get(2)?,
-                            payload: row.get(3)?,
-                            created_at: row.get(4)?,
-                            authentication: row.get(5)?,
-                        })
-                    })
+                    .query_row([id.to_string()], PrepareRow::by_name)
                     .sql()?;
                 let mut attachments = Vec::new();
                 let mut query = conn
@@ -120,15 +95,8 @@ role_impl!(OutboxStore for SqliteStore {
                     )
                     .sql()?;
                 let mut rows = query.query([id.to_string()]).sql()?;
-                while let Some(a) = rows.next().sql()? {
-                    attachments.push(AttachmentRow {
-                        filename: a.get("filename").sql()?,
-                        media_type: a.get("media_type").sql()?,
-                        sha512: a.get("sha512").sql()?,
-                        size: a.get("size").sql()?,
-                        upload_id: a.get("upload_id").sql()?,
-                        content: a.get("content").sql()?,
-                    });
+                while let Some(row) = rows.next().sql()? {
+                    attachments.push(AttachmentRow::by_name(row).sql()?);
                 }
                 application.into_input(id, attachments)
             })
