@@ -148,6 +148,19 @@ async fn choose(browser: &mut Browser, path: &str, identity: &str, means: &str) 
         .await
 }
 
+/// Authorizes with `changes` and follows the redirect to the login page: its path, and
+/// the page.
+async fn login_page(
+    browser: &mut Browser,
+    pkce: &Pkce,
+    changes: &[(&str, &str)],
+) -> (String, Page) {
+    let start = browser.get(&authorize(pkce, changes)).await;
+    let path = login_path(&start);
+    let page = browser.get(&path).await;
+    (path, page)
+}
+
 /// The whole login (a new one, whatever the session): authorize, the page, the choice;
 /// the code.
 async fn code_for(browser: &mut Browser, pkce: &Pkce, identity: &str, means: &str) -> String {
@@ -261,11 +274,7 @@ async fn a_citizen_signs_in_and_the_relying_party_gets_a_verifiable_id_token() {
 
     let mut browser = Browser::at(&idp.base);
     let pkce = new_pkce();
-    let start_page = browser
-        .get(&authorize(&pkce, &[("acr_values", SUBSTANTIAL)]))
-        .await;
-    let path = login_path(&start_page);
-    let page = browser.get(&path).await;
+    let (path, page) = login_page(&mut browser, &pkce, &[("acr_values", SUBSTANTIAL)]).await;
     let text = page.text();
     assert!(text.contains("<html lang=\"de\">"), "{text}");
     assert!(text.contains("Testportal"), "{text}");
@@ -385,11 +394,8 @@ async fn a_citizen_signs_in_and_the_relying_party_gets_a_verifiable_id_token() {
         login_path(&page);
     }
     // The step-up keeps the person and offers only the online ID.
-    let page = browser
-        .get(&authorize(&again, &[("acr_values", HIGH)]))
-        .await;
-    let path = login_path(&page);
-    let text = browser.get(&path).await.text();
+    let (path, page) = login_page(&mut browser, &again, &[("acr_values", HIGH)]).await;
+    let text = page.text();
     assert!(text.contains("value=\"jana-richter\" checked"), "{text}");
     assert!(
         text.contains("value=\"elster-zertifikat\" disabled"),
@@ -561,11 +567,7 @@ async fn bad_authorization_requests_never_go_to_unregistered_places() {
 
     // Online ID required: the other means cannot be chosen, and posting one anyway is
     // refused on the page.
-    let page = browser
-        .get(&authorize(&pkce, &[("acr_values", HIGH)]))
-        .await;
-    let path = login_path(&page);
-    let form = browser.get(&path).await;
+    let (path, form) = login_page(&mut browser, &pkce, &[("acr_values", HIGH)]).await;
     let text = form.text();
     assert!(
         text.contains("value=\"benutzername-passwort\" disabled"),
@@ -614,8 +616,7 @@ async fn bad_authorization_requests_never_go_to_unregistered_places() {
     assert_eq!(forged.status, 403);
 
     // Cancelling returns access_denied.
-    let page = browser.get(&authorize(&pkce, &[])).await;
-    let login = browser.get(&login_path(&page)).await;
+    let (_, login) = login_page(&mut browser, &pkce, &[]).await;
     let cancelled = browser
         .post(
             "/anmeldung",

@@ -42,6 +42,16 @@ fn demo_pki() -> tempfile::TempDir {
     dir
 }
 
+/// [`demo_pki`] with the next certificates issued: the hub's (a signer) and the
+/// procedure `cms`'s as `cms_next` (a recipient, unless a test hands over the wrong one).
+/// The folder, and the two certificates.
+fn with_next_certificates(cms_next: Role) -> (tempfile::TempDir, X509, X509) {
+    let dir = demo_pki();
+    let (hub_next, _) = issue(dir.path(), "hub-next", Role::Signer);
+    let (cms_next, _) = issue(dir.path(), "procedures/cms-next", cms_next);
+    (dir, hub_next, cms_next)
+}
+
 /// The keyring on a manual clock at now, the hub's next certificate due in an hour and
 /// the procedure's not confirmed: the clock, the due time and the keyring.
 fn hub_next_due_in_an_hour(pki: &Path) -> (Arc<ManualClock>, OffsetDateTime, Keyring) {
@@ -128,11 +138,9 @@ fn receipt(issued_at: OffsetDateTime) -> Receipt {
 
 #[test]
 fn certificates_go_from_published_to_active_to_retired() {
-    let dir = demo_pki();
+    let (dir, hub_next, cms_next) = with_next_certificates(Role::Recipient);
     let pki = dir.path();
     let layout = PkiLayout::new(pki);
-    let (hub_next, _) = issue(pki, "hub-next", Role::Signer);
-    let (cms_next, _) = issue(pki, "procedures/cms-next", Role::Recipient);
     let (_, signer_next_key) = issue(pki, "procedures/cms-signatur-next", Role::Signer);
     let hub = kopplung_transformers::seal::load_certificate(&layout.hub_cert()).unwrap();
     let cms = kopplung_transformers::seal::load_certificate(&layout.procedure_cert("cms")).unwrap();
@@ -213,11 +221,9 @@ fn certificates_go_from_published_to_active_to_retired() {
 
 #[test]
 fn a_next_certificate_that_cannot_be_used_is_named_before_it_would_block() {
-    let dir = demo_pki();
-    let pki = dir.path();
-    issue(pki, "hub-next", Role::Signer);
     // A signing certificate handed over as the next encryption certificate.
-    issue(pki, "procedures/cms-next", Role::Signer);
+    let (dir, _, _) = with_next_certificates(Role::Signer);
+    let pki = dir.path();
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     let keyring = Keyring::load(
         &config(pki, None, Rotation::confirmed_by_vendor(false, None), false),
@@ -244,10 +250,8 @@ fn a_next_certificate_that_cannot_be_used_is_named_before_it_would_block() {
 
 #[test]
 fn each_switch_is_reported_once() {
-    let dir = demo_pki();
+    let (dir, _, _) = with_next_certificates(Role::Recipient);
     let pki = dir.path();
-    issue(pki, "hub-next", Role::Signer);
-    issue(pki, "procedures/cms-next", Role::Recipient);
     let (clock, at, keyring) = hub_next_due_in_an_hour(pki);
     let published = keyring.published();
     let (old, new) = (
@@ -303,10 +307,8 @@ fn each_switch_is_reported_once() {
 
 #[test]
 fn a_next_key_that_does_not_match_names_the_setting_and_files() {
-    let dir = demo_pki();
+    let (dir, _, _) = with_next_certificates(Role::Recipient);
     let pki = dir.path();
-    issue(pki, "hub-next", Role::Signer);
-    issue(pki, "procedures/cms-next", Role::Recipient);
     issue(pki, "other", Role::Signer);
     let mut wrong = config(pki, None, Rotation::confirmed_by_vendor(false, None), false);
     if let Some(next) = wrong.next_signing.as_mut() {

@@ -489,36 +489,30 @@ fn receipt_deadlines_default_by_transport_and_bad_ones_are_named() {
 #[test]
 fn staged_rotation_settings_are_checked() {
     let routing = |extra: &str| format!("{AUTHORITY}{}", procedure("p", extra, AMQP));
-    let err = refused(
-        load_with(
+    // (kopplung.toml, the procedure's further settings, what it is, what the error names)
+    for (config, extra, what, names) in [
+        (
             "[signing]\nnext_certificate = \"hub-next.crt\"\n",
-            &routing(""),
+            "",
+            "a next certificate without its key",
+            ["[signing] next_key", "together"],
         ),
-        "a next certificate without its key",
-    );
-    assert!(
-        err.contains("[signing] next_key") && err.contains("together"),
-        "{err}"
-    );
-    let err = refused(
-        load_with(
+        (
             "[signing]\nnext_certificate = \"n.crt\"\nnext_key = \"n.key\"\nactivate_at = \"tomorrow\"\n",
-            &routing(""),
+            "",
+            "a time that is no RFC 3339",
+            ["kopplung.toml", "activate_at"],
         ),
-        "a time that is no RFC 3339",
-    );
-    assert!(
-        err.contains("kopplung.toml") && err.contains("activate_at"),
-        "{err}"
-    );
-    let err = refused(
-        load_with("", &routing("next_confirmed = true")),
-        "a confirmation of no next certificate",
-    );
-    assert!(
-        err.contains("routing.toml") && err.contains("certificate_next"),
-        "{err}"
-    );
+        (
+            "",
+            "next_confirmed = true",
+            "a confirmation of no next certificate",
+            ["routing.toml", "certificate_next"],
+        ),
+    ] {
+        let err = refused(load_with(config, &routing(extra)), what);
+        assert_names(&err, &names);
+    }
     let config = load_with(
         "[signing]\nnext_certificate = \"n.crt\"\nnext_key = \"n.key\"\nactivate_at = \"2026-12-10T06:00:00Z\"\n",
         &routing(

@@ -147,6 +147,12 @@ impl Browser {
         fields.push(("csrf", &csrf));
         self.post(path, &fields).await
     }
+
+    /// Signs in to the clerk inbox as `clerk` with `password`.
+    pub async fn inbox_login(&mut self, clerk: &str, password: &str) -> Page {
+        self.log_in("/inbox/login", &[("clerk", clerk), ("password", password)])
+            .await
+    }
 }
 
 /// The CSP of the hub's web pages (console and inbox).
@@ -159,6 +165,13 @@ pub fn assert_security_headers(page: &Page) {
     assert_eq!(page.header("x-content-type-options"), "nosniff");
     assert_eq!(page.header("x-frame-options"), "DENY");
     assert_eq!(page.header("cache-control"), "no-store");
+}
+
+/// A page served (200) with the security headers: its text.
+pub fn served_text(page: &Page) -> String {
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_security_headers(page);
+    page.text()
 }
 
 /// An accessible German page: language, one main heading, no inline style or script,

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::routing::{deliver_over, with_procedure_settings};
 use crate::{
     amqp_url, copy_dir, eventually, free_port, kopplung_bin, private_dir, shared, workspace,
     write_private,
@@ -40,48 +39,6 @@ pub struct HubSetup {
     pub max_upload_bytes: u64,
     /// More lines of `[limits]` (connection caps, deadlines).
     pub extra_limits: String,
-}
-
-impl HubSetup {
-    /// The default hub, with the settings `lines` (TOML) added to `procedure`.
-    pub fn procedure_settings(procedure: &str, lines: &str) -> Self {
-        let (procedure, lines) = (procedure.to_owned(), lines.to_owned());
-        Self {
-            rewrite_routing: Some(std::sync::Arc::new(move |routing| {
-                with_procedure_settings(&routing, &procedure, &lines)
-            })),
-            ..Self::default()
-        }
-    }
-
-    /// The default hub, with `procedure` delivered over HTTP to `url` (answers within
-    /// `timeout_ms`).
-    pub fn over_http(procedure: &str, url: &str, timeout_ms: u64) -> Self {
-        let (procedure, url) = (procedure.to_owned(), url.to_owned());
-        Self {
-            rewrite_routing: Some(std::sync::Arc::new(move |routing| {
-                deliver_over(
-                    &routing,
-                    &procedure,
-                    &format!(
-                        "transport = \"http\"\nallow_plain_http = true\nurl = \"{url}\"\ntimeout_ms = {timeout_ms}"
-                    ),
-                )
-            })),
-            ..Self::default()
-        }
-    }
-
-    /// The default hub, with the `[procedure.retry]` lines `retry` for `procedure`.
-    pub fn retrying(procedure: &str, retry: &str) -> Self {
-        let (procedure, retry) = (procedure.to_owned(), retry.to_owned());
-        Self {
-            rewrite_routing: Some(std::sync::Arc::new(move |routing| {
-                shared::with_retry(&routing, &procedure, &retry)
-            })),
-            ..Self::default()
-        }
-    }
 }
 
 impl Default for HubSetup {
@@ -260,6 +217,11 @@ impl TestHub {
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
+    /// The exchange folder of `procedure` on the file drop (see [`HubSetup::file_drop`]).
+    pub fn exchange_dir(&self, procedure: &str) -> PathBuf {
+        self.data_dir().join("exchange").join(procedure)
+    }
+
     pub fn pki_dir(&self) -> PathBuf {
         self.data_dir().join("pki")
     }
@@ -512,6 +474,19 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
             .json()
             .await
             .expect("status json")
+    }
+
+    /// Submits `body` (expecting 202) and polls until the application's status is
+    /// `status`: its id and that status.
+    pub async fn submit_until(
+        &self,
+        body: &Value,
+        status: &str,
+        within: Duration,
+    ) -> (String, Value) {
+        let id = self.submit_accepted(body, None).await;
+        let reached = self.wait_for_status(&id, status, within).await;
+        (id, reached)
     }
 
     /// Polls until the application's status is `status`.

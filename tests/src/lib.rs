@@ -184,3 +184,24 @@ pub async fn eventually<T, S>(
         }
     }
 }
+
+/// [`eventually`] for a count: asks `count` every `every` until it is `expected`;
+/// after `within` the test fails with `fail` of the last count.
+pub async fn eventually_count(
+    within: Duration,
+    every: Duration,
+    expected: usize,
+    mut count: impl FnMut() -> usize,
+    fail: impl FnOnce(usize) -> String,
+) {
+    eventually(
+        within,
+        every,
+        async || match count() {
+            n if n == expected => Ok(()),
+            n => Err(n),
+        },
+        fail,
+    )
+    .await;
+}

@@ -50,6 +50,51 @@ pub fn admin_cli(hub: &TestHub, command: &str, args: &[&str]) -> (bool, String) 
     kopplung(all)
 }
 
+/// The arguments of `kopplung conformance` for `procedure` of the hub (its
+/// configuration and data directory), then `more` (`--target URL`, `--listen ADDR`, …).
+pub fn conformance_args(hub: &TestHub, procedure: &str, more: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "conformance".to_owned(),
+        "--config".into(),
+        hub.config_path().display().to_string(),
+        "--data-dir".into(),
+        hub.data_dir().display().to_string(),
+        "--procedure".into(),
+        procedure.to_owned(),
+    ];
+    args.extend(more.iter().map(|arg| arg.to_string()));
+    args
+}
+
+/// `kopplung conformance` for `procedure` of the hub against the receiver at `target`,
+/// in a blocking task (the receiver may run on this runtime): whether it passed, and its
+/// report.
+pub async fn conformance_against(hub: &TestHub, procedure: &str, target: &str) -> (bool, String) {
+    let args = conformance_args(hub, procedure, &["--target", target]);
+    tokio::task::spawn_blocking(move || kopplung(args))
+        .await
+        .expect("kopplung conformance")
+}
+
+/// The forged cases of the conformance kit a receiver that takes whatever comes fails.
+pub const FORGED_CASES: [&str; 5] = [
+    "tampered-ciphertext",
+    "wrong-signer",
+    "expired-signer",
+    "schema-invalid",
+    "unknown-message-type",
+];
+
+/// A command that must fail, naming each of `expected` on stderr.
+pub fn assert_fails_naming(output: &std::process::Output, expected: &[&str]) {
+    assert!(
+        !output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_contains_all(&String::from_utf8_lossy(&output.stderr), expected);
+}
+
 /// A Mängelanzeige for Dresden with the given description.
 pub fn maengel(beschreibung: &str) -> serde_json::Value {
     serde_json::json!({"service": "99999001000000", "region": "146120000000",
@@ -293,6 +338,40 @@ pub fn assert_contains_all(text: &str, expected: &[&str]) {
     for wanted in expected {
         assert!(text.contains(wanted), "missing {wanted:?} in:\n{text}");
     }
+}
+
+/// `text` must contain none of `unwanted`.
+pub fn assert_contains_none(text: &str, unwanted: &[&str]) {
+    for bad in unwanted {
+        assert!(!text.contains(bad), "{bad:?} in:\n{text}");
+    }
+}
+
+/// A conformance report (`kopplung conformance`) must grade each of `cases` as
+/// `verdict` (`PASS` or `FAIL`).
+pub fn assert_graded(report: &str, verdict: &str, cases: &[&str]) {
+    for case in cases {
+        assert!(
+            report.contains(&format!("{verdict} {case}")),
+            "{verdict} {case}: {report}"
+        );
+    }
+}
+
+/// The conformance report of a receiver that takes whatever comes: it fails, names each
+/// of the [`FORGED_CASES`] and the `more` cases as failed (the first three in its
+/// summary), and the valid message passed.
+pub fn assert_careless_report(passed: bool, report: &str, more: &[&str]) {
+    assert!(!passed, "{report}");
+    assert_graded(report, "FAIL", &FORGED_CASES);
+    assert_graded(report, "FAIL", more);
+    assert_contains_all(
+        report,
+        &[
+            "PASS valid",
+            "failed: tampered-ciphertext, wrong-signer, expired-signer",
+        ],
+    );
 }
 
 /// Asks for `/healthz` on a raw keep-alive connection, which must answer 200 and stay

@@ -511,12 +511,7 @@ async fn session_rows(hub: &TestHub, id: &str) -> Vec<Row> {
     }
     // Clerk inbox: a bearer token is no clerk password.
     let mut clerk = Browser::new(hub);
-    let login = clerk
-        .log_in(
-            "/inbox/login",
-            &[("clerk", "demo-sachbearbeitung"), ("password", ADMIN_TOKEN)],
-        )
-        .await;
+    let login = clerk.inbox_login("demo-sachbearbeitung", ADMIN_TOKEN).await;
     // A session cookie is a way in, whatever the status says.
     let session = clerk.cookies.contains_key("kopplung_inbox");
     row(

@@ -23,6 +23,25 @@ fn awaiting_cli(hub: &TestHub, args: &[&str]) -> (bool, String) {
     admin_cli(hub, "awaiting-receipt", args)
 }
 
+/// The broker, and a hub whose procedure's receipts are overdue after 2 s (with the
+/// further settings `more`): the hub and the procedure's queue.
+async fn hub_with_deadline(more: &str) -> (lapin::Connection, TestHub, String) {
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup::procedure_settings(
+        PROCEDURE,
+        &format!("receipt_deadline_secs = 2\n{more}"),
+    ))
+    .await;
+    let queue = hub.queue(PROCEDURE);
+    (broker, hub, queue)
+}
+
+/// Asks the hub to resend the application `id` now, as the holder of `token`.
+async fn resend(hub: &TestHub, id: &str, token: &str) -> (u16, Value) {
+    let path = format!("/api/v1/admin/applications/{id}/resend");
+    admin(hub, "POST", &path, token).await
+}
+
 async fn admin(hub: &TestHub, method: &str, path: &str, token: &str) -> (u16, Value) {
     let client = reqwest::Client::new();
     let request = match method {
@@ -44,13 +63,7 @@ async fn confirmed(hub: &TestHub, id: &str) -> Value {
 #[tokio::test]
 async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_message_ids_is_received()
 {
-    let broker = amqp().await;
-    let hub = TestHub::start(HubSetup::procedure_settings(
-        PROCEDURE,
-        "receipt_deadline_secs = 2",
-    ))
-    .await;
-    let queue = hub.queue(PROCEDURE);
+    let (broker, hub, queue) = hub_with_deadline("").await;
 
     // The procedure drops two messages: taken off the queue, acknowledged, unanswered.
     let mut dropped = Vec::new();
@@ -147,13 +160,7 @@ async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_messa
     );
 
     // Auditors may read, not resend.
-    let (code, problem) = admin(
-        &hub,
-        "POST",
-        &format!("/api/v1/admin/applications/{}/resend", dropped[0].0),
-        AUDITOR_TOKEN,
-    )
-    .await;
+    let (code, problem) = resend(&hub, &dropped[0].0, AUDITOR_TOKEN).await;
     assert_eq!(code, 403, "{problem}");
 
     // A vendor's log names the message id: refused, naming the application to resend.
@@ -164,8 +171,7 @@ async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_messa
     assert!(out.contains(dropped[0].0.as_str()), "{out}");
     // An unknown id is as much not found as a malformed one.
     for id in ["00000000-0000-4000-8000-000000000000", "K7QX-2M4P"] {
-        let path = format!("/api/v1/admin/applications/{id}/resend");
-        let (code, problem) = admin(&hub, "POST", &path, ADMIN_TOKEN).await;
+        let (code, problem) = resend(&hub, id, ADMIN_TOKEN).await;
         assert_eq!(code, 404, "{problem}");
         assert_eq!(problem["type"], "urn:kopplung:problem:not-found");
     }
@@ -215,13 +221,7 @@ async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_messa
     hub.wait_for_metric(&series, 0.0).await;
     let text = operator.get("/console/awaiting-receipt").await.text();
     assert!(text.contains("Keine Nachricht wartet"), "{text}");
-    let (code, problem) = admin(
-        &hub,
-        "POST",
-        &format!("/api/v1/admin/applications/{}/resend", dropped[0].0),
-        ADMIN_TOKEN,
-    )
-    .await;
+    let (code, problem) = resend(&hub, &dropped[0].0, ADMIN_TOKEN).await;
     assert_eq!(code, 409, "{problem}");
     assert_eq!(problem["type"], "urn:kopplung:problem:nothing-to-resend");
     kopplung_tests::shared::assert_audit_intact(&hub);
@@ -233,18 +233,10 @@ async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_messa
 /// message id; dropped again, the hub stops at the limit and the operator decides.
 #[tokio::test]
 async fn the_hub_resends_by_itself_up_to_the_procedures_limit() {
-    let broker = amqp().await;
-    let hub = TestHub::start(HubSetup::procedure_settings(
-        PROCEDURE,
-        "receipt_deadline_secs = 2\nreceipt_auto_resends = 1",
-    ))
-    .await;
-    let queue = hub.queue(PROCEDURE);
-    let id = hub
-        .submit_accepted(&maengel("Laterne am Terrassenufer defekt"), None)
-        .await;
-    let delivered = hub
-        .wait_for_status(&id, "delivered", Duration::from_secs(60))
+    let (broker, hub, queue) = hub_with_deadline("receipt_auto_resends = 1").await;
+    let body = maengel("Laterne am Terrassenufer defekt");
+    let (id, delivered) = hub
+        .submit_until(&body, "delivered", Duration::from_secs(60))
         .await;
     let message_id = delivered["delivery"]["message_id"]
         .as_str()
@@ -285,13 +277,7 @@ async fn the_hub_resends_by_itself_up_to_the_procedures_limit() {
     assert_eq!(hub.status(&id).await["status"], "delivered");
 
     let _sim = hub.procedure_sim(&[PROCEDURE]);
-    let (code, answer) = admin(
-        &hub,
-        "POST",
-        &format!("/api/v1/admin/applications/{id}/resend"),
-        ADMIN_TOKEN,
-    )
-    .await;
+    let (code, answer) = resend(&hub, &id, ADMIN_TOKEN).await;
     assert_eq!(code, 200, "{answer}");
     let received = confirmed(&hub, &id).await;
     assert_eq!(received["delivery"]["message_id"], message_id.as_str());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use kopplung_tests::browser::{Browser, Page, assert_security_headers};
+use kopplung_tests::browser::{Browser, assert_security_headers, served_text};
 use kopplung_tests::shared::assert_contains_all;
 use kopplung_tests::{HubSetup, TestHub, copy_dir, deliver_over, kopplung_bin, workspace};
 use reqwest::header::SET_COOKIE;
@@ -89,18 +89,6 @@ password_argon2 = "{}"
     )
 }
 
-/// The inbox's login form, filled in.
-trait InboxLogin {
-    async fn login(&mut self, clerk: &str, password: &str) -> Page;
-}
-
-impl InboxLogin for Browser {
-    async fn login(&mut self, clerk: &str, password: &str) -> Page {
-        self.log_in("/inbox/login", &[("clerk", clerk), ("password", password)])
-            .await
-    }
-}
-
 /// A copy of the mappings in which the Mängelanzeige also takes SVG files, so that a
 /// file of an active type can be submitted.
 fn mappings_with_svg() -> tempfile::TempDir {
@@ -170,18 +158,14 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
     );
     assert_eq!(nobody.post("/inbox/logout", &[]).await.status, 403);
     assert_eq!(nobody.post("/inbox/irgendwo", &[]).await.status, 403);
-    let login_form = nobody.get("/inbox/login").await;
-    assert_eq!(login_form.status, 200);
-    assert_security_headers(&login_form);
-    let text = login_form.text();
-    assert!(text.contains("<html lang=\"de\">"), "{text}");
-    assert!(
-        text.contains("<label for=\"clerk\">Kennung</label>"),
-        "{text}"
-    );
-    assert!(
-        text.contains("<label for=\"password\">Passwort</label>"),
-        "{text}"
+    let text = served_text(&nobody.get("/inbox/login").await);
+    assert_contains_all(
+        &text,
+        &[
+            "<html lang=\"de\">",
+            "<label for=\"clerk\">Kennung</label>",
+            "<label for=\"password\">Passwort</label>",
+        ],
     );
     assert!(!text.contains("style=\""), "no inline styles: {text}");
     let css = nobody.get("/inbox/inbox.css").await;
@@ -191,7 +175,7 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
 
     // A wrong password is an error; the right one opens a session.
     let mut anna = Browser::new(&hub);
-    let refused = anna.login("anna", "falsch-falsch-falsch").await;
+    let refused = anna.inbox_login("anna", "falsch-falsch-falsch").await;
     assert_eq!(refused.status, 401);
     assert!(
         refused.text().contains("Kennung oder Passwort ist falsch."),
@@ -199,7 +183,7 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
         refused.text()
     );
     assert!(!anna.cookies.contains_key("kopplung_inbox"));
-    let signed_in = anna.login("anna", ANNA_PASSWORD).await;
+    let signed_in = anna.inbox_login("anna", ANNA_PASSWORD).await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.text());
     assert_eq!(signed_in.header("location"), "/inbox");
     let session_cookie = signed_in
@@ -230,16 +214,15 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
     let document_path = {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let list = anna.get("/inbox").await;
-            assert_eq!(list.status, 200);
-            assert_security_headers(&list);
-            let text = list.text();
+            let text = served_text(&anna.get("/inbox").await);
             if let Some(at) = text.find(&receipt) {
-                assert!(text.contains("Mängelanzeige"), "{text}");
-                assert!(text.contains("Dresden"), "{text}");
-                assert!(
-                    text.contains("<th scope=\"col\">Antragsnummer</th>"),
-                    "{text}"
+                assert_contains_all(
+                    &text,
+                    &[
+                        "Mängelanzeige",
+                        "Dresden",
+                        "<th scope=\"col\">Antragsnummer</th>",
+                    ],
                 );
                 assert!(
                     !text.contains("leipzig-maengel"),
@@ -266,9 +249,7 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
 
     // The document: German labels, enum labels, groups, escaped values.
     let document = anna.get(&document_path).await;
-    assert_eq!(document.status, 200);
-    assert_security_headers(&document);
-    let text = document.text();
+    let text = served_text(&document);
     assert_contains_all(
         &text,
         &[
@@ -340,7 +321,7 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
 
     // Another clerk sees nothing of it: every URL answers like one that does not exist.
     let mut bert = Browser::new(&hub);
-    assert_eq!(bert.login("bert", BERT_PASSWORD).await.status, 303);
+    assert_eq!(bert.inbox_login("bert", BERT_PASSWORD).await.status, 303);
     let bert_list = bert.get("/inbox").await.text();
     assert!(!bert_list.contains(&receipt), "{bert_list}");
     assert!(bert_list.contains("leipzig-maengel"), "{bert_list}");
@@ -453,13 +434,13 @@ async fn repeated_failed_logins_wait_longer_each_time() {
 
     for attempt in 1..=5 {
         let page = browser
-            .login("anna", &format!("falsch-{attempt}-falsch"))
+            .inbox_login("anna", &format!("falsch-{attempt}-falsch"))
             .await;
         assert_eq!(page.status, 401, "attempt {attempt}");
         assert!(page.text().contains("Kennung oder Passwort ist falsch."));
     }
     // The sixth is refused, even with the right password.
-    let locked = browser.login("anna", ANNA_PASSWORD).await;
+    let locked = browser.inbox_login("anna", ANNA_PASSWORD).await;
     assert_eq!(locked.status, 429, "{}", locked.text());
     assert_security_headers(&locked);
     let text = locked.text();
@@ -475,7 +456,7 @@ async fn repeated_failed_logins_wait_longer_each_time() {
     assert!(!browser.cookies.contains_key("kopplung_inbox"));
     // Another clerk at the same address (one office behind one proxy) is not locked
     // out by anna's failures: only a coarse cap counts per address.
-    let other = Browser::new(&hub).login("bert", BERT_PASSWORD).await;
+    let other = Browser::new(&hub).inbox_login("bert", BERT_PASSWORD).await;
     assert_eq!(other.status, 303, "{}", other.text());
     assert!(
         hub.log().contains("logins wait after repeated failures"),

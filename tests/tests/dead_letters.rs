@@ -34,19 +34,23 @@ fn deadletters_split(hub: &TestHub, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A hub whose Dresden queue refuses every publish: each application is dead-lettered
+/// after `attempts` quick attempts.
+async fn dead_lettering(attempts: u32) -> (lapin::Connection, TestHub, String) {
+    hub_refusing(
+        "dresden-maengel",
+        &format!("max_attempts = {attempts}\nbase_delay_ms = 10\nmax_delay_ms = 50"),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_last_attempt_dead_letters_and_a_replay_keeps_the_message_id() {
-    let (broker, hub, queue) = hub_refusing(
-        "dresden-maengel",
-        "max_attempts = 3\nbase_delay_ms = 10\nmax_delay_ms = 50",
-    )
-    .await;
+    let (broker, hub, queue) = dead_lettering(3).await;
 
-    let id = hub
-        .submit_accepted(&maengel("Illegale Müllablagerung am Elbufer"), None)
-        .await;
-    let dead = hub
-        .wait_for_status(&id, "dead_lettered", Duration::from_secs(30))
+    let body = maengel("Illegale Müllablagerung am Elbufer");
+    let (id, dead) = hub
+        .submit_until(&body, "dead_lettered", Duration::from_secs(30))
         .await;
     assert_eq!(dead["delivery"]["attempts"], 3);
     let message_id = dead["delivery"]["message_id"].as_str().unwrap().to_owned();
@@ -97,11 +101,7 @@ async fn the_last_attempt_dead_letters_and_a_replay_keeps_the_message_id() {
 
 #[tokio::test]
 async fn a_loop_reads_only_ids_and_a_bulk_replay_takes_every_dead_letter_of_a_procedure() {
-    let (broker, hub, queue) = hub_refusing(
-        "dresden-maengel",
-        "max_attempts = 2\nbase_delay_ms = 10\nmax_delay_ms = 50",
-    )
-    .await;
+    let (broker, hub, queue) = dead_lettering(2).await;
     let mut ids = BTreeSet::new();
     for text in [
         "Illegale Müllablagerung am Elbufer",

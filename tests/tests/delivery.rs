@@ -14,7 +14,7 @@ use bytes::Bytes;
 use kopplung_tests::shared::{answer, header_text, history, serve};
 use kopplung_tests::{
     ADMIN_TOKEN, HubSetup, TestHub, amqp, deliver_over, drain_and_delete, eventually,
-    open_with_openssl_cli, sign_cms_receipt, token_sha256, with_procedure_settings,
+    open_with_openssl_cli, plain_http, sign_cms_receipt, token_sha256, with_procedure_settings,
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -80,11 +80,8 @@ async fn hub_over_http(url: &str) -> TestHub {
 /// Submits a Mängelanzeige for Dresden and waits until it is `status`: its id and its
 /// status then.
 async fn submit_until(hub: &TestHub, status: &str) -> (String, Value) {
-    let id = hub.submit_accepted(&maengel(DRESDEN), None).await;
-    let reached = hub
-        .wait_for_status(&id, status, Duration::from_secs(30))
-        .await;
-    (id, reached)
+    hub.submit_until(&maengel(DRESDEN), status, Duration::from_secs(30))
+        .await
 }
 
 fn status_with(status: u16, retry_after: Option<&str>) -> Response {
@@ -275,17 +272,14 @@ async fn a_hanging_procedure_does_not_delay_the_others() {
     });
     let url = format!("http://{addr}/fachverfahren/eingang");
     let broker = amqp().await;
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(Arc::new(move |routing| {
-            let routing = deliver_over(
-                &routing,
-                "dresden-maengel",
-                &format!("transport = \"http\"\nallow_plain_http = true\nurl = \"{url}\"\ntimeout_ms = 60000"),
-            );
-            with_procedure_settings(&routing, "dresden-maengel", "max_in_flight = 2")
-        })),
-        ..HubSetup::default()
-    })
+    let hub = TestHub::start(HubSetup::rewriting(move |routing| {
+        let routing = deliver_over(
+            &routing,
+            "dresden-maengel",
+            &plain_http(&url, "timeout_ms = 60000"),
+        );
+        with_procedure_settings(&routing, "dresden-maengel", "max_in_flight = 2")
+    }))
     .await;
     // More hanging work than the hub has delivery slots (32).
     for _ in 0..40 {

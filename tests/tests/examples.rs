@@ -6,10 +6,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use kopplung_tests::shared::{file_names, fixture_request, kopplung, mailbox_kinds};
+use kopplung_tests::shared::{
+    conformance_against, file_names, fixture_request, kopplung, mailbox_kinds,
+};
 use kopplung_tests::{
-    HubSetup, TestHub, amqp, amqp_url, delete_queue, deliver_as_files, deliver_over, free_port,
-    python_with_pika, workspace,
+    HubSetup, TestHub, amqp, amqp_url, delete_queue, free_port, plain_http, python_with_pika,
+    run_ok, workspace,
 };
 
 /// The Python example receiver (standard library, openssl and xmllint; pika for AMQP).
@@ -102,22 +104,19 @@ async fn decided(hub: &TestHub, transport: &str) -> serde_json::Value {
     status
 }
 
+/// A hub that pushes Dresden's Mängelanzeige over plain HTTP to a receiver on `port`.
+async fn hub_pushing_to(port: u16) -> TestHub {
+    TestHub::start(HubSetup::delivering(
+        "dresden-maengel",
+        plain_http(&format!("http://127.0.0.1:{port}/eingang"), ""),
+    ))
+    .await
+}
+
 #[tokio::test]
 async fn the_python_receiver_takes_http_pushes_decides_and_passes_the_conformance_kit() {
     let port = free_port();
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(std::sync::Arc::new(move |routing| {
-            deliver_over(
-                &routing,
-                "dresden-maengel",
-                &format!(
-                    "transport = \"http\"\nallow_plain_http = true\nurl = \"http://127.0.0.1:{port}/eingang\""
-                ),
-            )
-        })),
-        ..HubSetup::default()
-    })
-    .await;
+    let hub = hub_pushing_to(port).await;
     let _receiver = stdlib_receiver(&hub, "http", port);
     let status = decided(&hub, "http").await;
     assert!(
@@ -125,36 +124,18 @@ async fn the_python_receiver_takes_http_pushes_decides_and_passes_the_conformanc
         "{status:#}"
     );
 
-    let args = [
-        "conformance".to_owned(),
-        "--config".into(),
-        hub.config_path().display().to_string(),
-        "--data-dir".into(),
-        hub.data_dir().display().to_string(),
-        "--procedure".into(),
-        "dresden-maengel".into(),
-        "--target".into(),
-        format!("http://127.0.0.1:{port}/eingang"),
-    ];
-    let (passed, report) = tokio::task::spawn_blocking(move || kopplung(args))
-        .await
-        .unwrap();
+    let target = format!("http://127.0.0.1:{port}/eingang");
+    let (passed, report) = conformance_against(&hub, "dresden-maengel", &target).await;
     assert!(passed, "{report}\n{}", receiver_log(&hub, "http"));
     assert!(report.contains("8/8 passed (100%)"), "{report}");
 }
 
 #[tokio::test]
 async fn the_python_receiver_collects_over_pull_and_decides() {
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(std::sync::Arc::new(|routing| {
-            deliver_over(
-                &routing,
-                "dresden-maengel",
-                "transport = \"pull\"\ntoken_file = \"procedure-tokens/dresden-maengel\"",
-            )
-        })),
-        ..HubSetup::default()
-    })
+    let hub = TestHub::start(HubSetup::delivering(
+        "dresden-maengel",
+        "transport = \"pull\"\ntoken_file = \"procedure-tokens/dresden-maengel\"".into(),
+    ))
     .await;
     let _receiver = stdlib_receiver(&hub, "pull", free_port());
     decided(&hub, "pull").await;
@@ -178,13 +159,7 @@ async fn the_python_receiver_consumes_amqp(reply: bool) {
             String::new()
         }
     );
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(std::sync::Arc::new(move |routing| {
-            deliver_over(&routing, "dresden-maengel", &delivery)
-        })),
-        ..HubSetup::default()
-    })
-    .await;
+    let hub = TestHub::start(HubSetup::delivering("dresden-maengel", delivery)).await;
     let python = tokio::task::spawn_blocking(python_with_pika).await.unwrap();
     let mut options = vec![
         "--amqp".to_owned(),
@@ -227,14 +202,8 @@ async fn the_python_receiver_consumes_amqp_and_answers_over_http() {
 /// its signed receipt and decision in `incoming`, and reports what the hub refused.
 #[tokio::test]
 async fn the_python_receiver_imports_files_answers_in_the_incoming_folder_and_reports_refusals() {
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(std::sync::Arc::new(|routing| {
-            deliver_as_files(&routing, "dresden-maengel")
-        })),
-        ..HubSetup::default()
-    })
-    .await;
-    let exchange = hub.data_dir().join("exchange/dresden-maengel");
+    let hub = TestHub::start(HubSetup::file_drop("dresden-maengel")).await;
+    let exchange = hub.exchange_dir("dresden-maengel");
     let folder = exchange.display().to_string();
     let _receiver = python_receiver(&hub, "file", Path::new("python3"), &["--exchange", &folder]);
     decided(&hub, "file").await;
@@ -276,17 +245,13 @@ fn java_receiver(hub: &TestHub, port: u16) -> Receiver {
         );
     }
     let classes = hub.dir.path().join("java-classes");
-    let compiled = Command::new("javac")
-        .arg("-d")
-        .arg(&classes)
-        .args(["-cp", &jars.join(":")])
-        .arg(workspace().join("examples/receivers/java/Receiver.java"))
-        .output()
-        .expect("javac runs (a JDK 17)");
-    assert!(
-        compiled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&compiled.stderr)
+    run_ok(
+        Command::new("javac")
+            .arg("-d")
+            .arg(&classes)
+            .args(["-cp", &jars.join(":")])
+            .arg(workspace().join("examples/receivers/java/Receiver.java")),
+        "javac (a JDK 17)",
     );
     let log = std::fs::File::create(hub.dir.path().join("java-http.log")).expect("log file");
     let child = Command::new("java")
@@ -311,19 +276,7 @@ fn java_receiver(hub: &TestHub, port: u16) -> Receiver {
 #[tokio::test]
 async fn the_java_receiver_with_bouncycastle_decides_and_passes_the_conformance_kit() {
     let port = free_port();
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(std::sync::Arc::new(move |routing| {
-            deliver_over(
-                &routing,
-                "dresden-maengel",
-                &format!(
-                    "transport = \"http\"\nallow_plain_http = true\nurl = \"http://127.0.0.1:{port}/eingang\""
-                ),
-            )
-        })),
-        ..HubSetup::default()
-    })
-    .await;
+    let hub = hub_pushing_to(port).await;
     let _receiver = java_receiver(&hub, port);
     let body = fixture_request(
         "maengelanzeige/fixtures/vollstaendig",
@@ -333,20 +286,8 @@ async fn the_java_receiver_with_bouncycastle_decides_and_passes_the_conformance_
     let id = hub.submit_accepted(&body, None).await;
     hub.wait_for_status(&id, "decided", Duration::from_secs(60))
         .await;
-    let args = [
-        "conformance".to_owned(),
-        "--config".into(),
-        hub.config_path().display().to_string(),
-        "--data-dir".into(),
-        hub.data_dir().display().to_string(),
-        "--procedure".into(),
-        "dresden-maengel".into(),
-        "--target".into(),
-        format!("http://127.0.0.1:{port}/eingang"),
-    ];
-    let (passed, report) = tokio::task::spawn_blocking(move || kopplung(args))
-        .await
-        .unwrap();
+    let target = format!("http://127.0.0.1:{port}/eingang");
+    let (passed, report) = conformance_against(&hub, "dresden-maengel", &target).await;
     let log = std::fs::read_to_string(hub.dir.path().join("java-http.log")).unwrap_or_default();
     assert!(passed, "{report}\n{log}");
     assert!(report.contains("8/8 passed (100%)"), "{report}");

@@ -354,17 +354,13 @@ async fn kill_run(store: Store) {
     assert_eq!(tally.duplicates_after_dedup(), 0);
     // Killed in the middle of state changes, the audit trail still verifies: no chain
     // forked or was left with a gap (on PostgreSQL, several chains per instance).
-    let verify = std::process::Command::new(kopplung_tests::kopplung_bin())
-        .args(["audit", "verify", "--data-dir"])
-        .arg(hub.data_dir())
-        .arg("--config")
-        .arg(hub.config_path())
-        .output()
-        .expect("kopplung audit verify");
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
+    let verify = kopplung_tests::run_ok(
+        std::process::Command::new(kopplung_tests::kopplung_bin())
+            .args(["audit", "verify", "--data-dir"])
+            .arg(hub.data_dir())
+            .arg("--config")
+            .arg(hub.config_path()),
+        "kopplung audit verify",
     );
     println!(
         "faults-sigkill-audit-{}: {}",

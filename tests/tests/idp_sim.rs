@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kopplung_tests::shared::assert_fails_naming;
 use kopplung_tests::{free_port, kopplung_bin, private_dir, write_private};
 
 fn config(port: u16, redirect: &str) -> String {
@@ -85,15 +86,12 @@ fn a_bad_configuration_is_refused_with_every_problem() {
         .arg(dir.path().join("idp"))
         .output()
         .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("idp.toml"), "{stderr}");
-    assert!(
-        stderr.contains("[[client]] portal: secret_file:"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("[[client]] portal: redirect_uris: `/rueckkehr` is no absolute URL"),
-        "{stderr}"
+    assert_fails_naming(
+        &output,
+        &[
+            "idp.toml",
+            "[[client]] portal: secret_file:",
+            "[[client]] portal: redirect_uris: `/rueckkehr` is no absolute URL",
+        ],
     );
 }

@@ -188,13 +188,7 @@ async fn the_intake_api_requires_proof_and_stores_nothing_without_it() {
     );
     let mut clerk = Browser::new(&hub);
     let signed_in = clerk
-        .log_in(
-            "/inbox/login",
-            &[
-                ("clerk", "demo-sachbearbeitung"),
-                ("password", CLERK_PASSWORD),
-            ],
-        )
+        .inbox_login("demo-sachbearbeitung", CLERK_PASSWORD)
         .await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.text());
     let page = document_in_inbox(&hub, &mut clerk, &proven, &test).await;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use kopplung_tests::shared::{fixture_request, mailbox_kinds};
+use kopplung_tests::shared::{assert_contains_all, fixture_request, mailbox_kinds};
 use kopplung_tests::{HubSetup, TestHub, free_port};
 
 #[tokio::test]
@@ -92,12 +92,13 @@ async fn one_application_per_transport_of_the_demo_reaches_decided() {
         );
     }
     let sim_log = hub.sim_log();
-    for line in [
-        "receipt in the HTTP answer",
-        "collected and acknowledged with the receipt",
-        "imported; receipt left in the incoming folder",
-        "event left in the incoming folder",
-    ] {
-        assert!(sim_log.contains(line), "{line}:\n{sim_log}");
-    }
+    assert_contains_all(
+        &sim_log,
+        &[
+            "receipt in the HTTP answer",
+            "collected and acknowledged with the receipt",
+            "imported; receipt left in the incoming folder",
+            "event left in the incoming folder",
+        ],
+    );
 }

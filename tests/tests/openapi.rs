@@ -715,6 +715,27 @@ impl Api<'_> {
         }
     }
 
+    /// An operator's action on every application of `procedure` (`action`: the rest of
+    /// the path), which finds none to act on: its answer lists none as `listed`; it is
+    /// refused without a token, to an auditor and for an unknown procedure.
+    async fn procedure_action_finds_none(&self, procedure: &str, action: &str, listed: &str) {
+        let path = format!("/api/v1/admin/procedures/{procedure}/{action}");
+        let all = self.post_ok(&path, Some(ADMIN_TOKEN), None).await;
+        assert_eq!(all.json, json!({"procedure": procedure, listed: []}));
+        self.post_problems(&[
+            (&path, None, None, 401, "unauthorized"),
+            (&path, Some(AUDITOR_TOKEN), None, 403, "forbidden"),
+            (
+                &format!("/api/v1/admin/procedures/no-such-procedure/{action}"),
+                Some(ADMIN_TOKEN),
+                None,
+                404,
+                "not-found",
+            ),
+        ])
+        .await;
+    }
+
     /// Acknowledges `message` of the procedure whose API path is `procedure`, without a
     /// receipt.
     async fn ack(&self, procedure: &str, message: &str, token: &str) {
@@ -1793,30 +1814,19 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     ])
     .await;
     delete_queue(&broker, &chemnitz_queue).await;
-    let replayed = api.post_ok(&replay, Some(ADMIN_TOKEN), None).await;
-    assert_eq!(replayed.json["replayed"], true);
-    hub.wait_for_status(&a3, "delivered", Duration::from_secs(30))
-        .await;
-    delete_queue(&broker, &chemnitz_queue).await;
-    // Every dead letter of a procedure at once: Chemnitz has none left.
-    let bulk = "/api/v1/admin/procedures/chemnitz-maengel/deadletters/replay";
-    let all = api.post_ok(bulk, Some(ADMIN_TOKEN), None).await;
-    assert_eq!(
-        all.json,
-        json!({"procedure": "chemnitz-maengel", "replayed": []})
-    );
-    api.post_problems(&[
-        (bulk, None, None, 401, "unauthorized"),
-        (bulk, Some(AUDITOR_TOKEN), None, 403, "forbidden"),
-        (
-            "/api/v1/admin/procedures/no-such-procedure/deadletters/replay",
-            Some(ADMIN_TOKEN),
-            None,
-            404,
-            "not-found",
-        ),
-    ])
-    .await;
+    // An operator's action on Chemnitz's application (`path`, answering `done`) delivers
+    // it again; the same action on every application of the procedure (`all`) then finds
+    // none left.
+    let redelivered = async |path: &str, done: &str, all: &str| {
+        let answer = api.post_ok(path, Some(ADMIN_TOKEN), None).await;
+        assert_eq!(answer.json[done], true);
+        hub.wait_for_status(&a3, "delivered", Duration::from_secs(30))
+            .await;
+        delete_queue(&broker, &chemnitz_queue).await;
+        api.procedure_action_finds_none("chemnitz-maengel", all, done)
+            .await;
+    };
+    redelivered(&replay, "replayed", "deadletters/replay").await;
 
     // Chemnitz's application is delivered and no one confirms it: not overdue yet (the
     // default deadline of amqp), but an operator may send it again all the same.
@@ -1852,29 +1862,7 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         ),
     ])
     .await;
-    let resent = api.post_ok(&resend, Some(ADMIN_TOKEN), None).await;
-    assert_eq!(resent.json["resent"], true);
-    hub.wait_for_status(&a3, "delivered", Duration::from_secs(30))
-        .await;
-    delete_queue(&broker, &chemnitz_queue).await;
-    let resend_all = "/api/v1/admin/procedures/chemnitz-maengel/resend-overdue";
-    let all = api.post_ok(resend_all, Some(ADMIN_TOKEN), None).await;
-    assert_eq!(
-        all.json,
-        json!({"procedure": "chemnitz-maengel", "resent": []})
-    );
-    api.post_problems(&[
-        (resend_all, None, None, 401, "unauthorized"),
-        (resend_all, Some(AUDITOR_TOKEN), None, 403, "forbidden"),
-        (
-            "/api/v1/admin/procedures/no-such-procedure/resend-overdue",
-            Some(ADMIN_TOKEN),
-            None,
-            404,
-            "not-found",
-        ),
-    ])
-    .await;
+    redelivered(&resend, "resent", "resend-overdue").await;
 
     // The admin console's API, by role.
     let found = api

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use kopplung_tests::ADMIN_TOKEN;
 use kopplung_tests::oidc::{ERIKA, HIGH, IdpBrowser, SUBSTANTIAL};
-use portal_support::{Citizen, Cycle, DRESDEN, MAENGEL, MELDE, Options, PASSWORD, Page, draft_of};
+use kopplung_tests::shared::assert_fails_naming;
+use portal_support::{Citizen, Cycle, DRESDEN, MAENGEL, MELDE, PASSWORD, Page, draft_of};
 
 /// A Mängelanzeige with a photo, submitted; returns the draft id.
 async fn report_a_pothole(citizen: &mut Citizen) -> String {
@@ -373,11 +374,7 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
 
 #[tokio::test]
 async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
-    let cycle = Cycle::with(Options {
-        oidc: Some(String::new()),
-        ..Options::default()
-    })
-    .await;
+    let cycle = Cycle::with_oidc_provider().await;
     let mut erik = Citizen::new(&cycle);
     erik.register("erik@example.org").await;
     // Master data prefill the form.
@@ -412,12 +409,7 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
     let review = erik.get(&format!("/entwurf/{draft}/pruefen")).await;
     assert!(review.body.contains("Höheres Vertrauensniveau nötig"));
     assert!(!review.body.contains("Antrag verbindlich absenden"));
-    let refused = erik
-        .post(
-            &format!("/entwurf/{draft}/absenden"),
-            &[("csrf", &step_up.csrf())],
-        )
-        .await;
+    let refused = erik.submit(&draft, &step_up.csrf()).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     // The simulated identification is gone.
     let old = erik
@@ -548,11 +540,9 @@ async fn behind_tls_cookies_are_secure_and_hsts_is_sent_and_bad_requests_get_ger
         .args(["--kern-dir", "/nonexistent/kern"])
         .output()
         .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("KERN UX assets are missing") && stderr.contains("npm ci --prefix portal"),
-        "{stderr}"
+    assert_fails_naming(
+        &output,
+        &["KERN UX assets are missing", "npm ci --prefix portal"],
     );
 }
 
@@ -560,11 +550,7 @@ async fn behind_tls_cookies_are_secure_and_hsts_is_sent_and_bad_requests_get_ger
 /// fixture (with its attachments), paid where it has a fee, and submitted.
 #[tokio::test]
 async fn every_service_can_be_applied_for_through_its_form() {
-    let cycle = Cycle::with(Options {
-        oidc: Some(String::new()),
-        ..Options::default()
-    })
-    .await;
+    let cycle = Cycle::with_oidc_provider().await;
     let services: serde_json::Value = reqwest::get(cycle.hub.url("/api/v1/services"))
         .await
         .unwrap()

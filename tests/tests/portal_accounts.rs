@@ -44,6 +44,20 @@ fn stays_on_portal(portal: &Url, location: &str) -> bool {
             .is_ok_and(|followed| followed.origin() == portal.origin())
 }
 
+/// `location`, what the portal made of `target` (named `what`), stays on the portal.
+fn assert_stays(portal: &Url, target: &str, what: &str, location: &str) {
+    assert!(
+        stays_on_portal(portal, location),
+        "{target:?} → {what} {location:?}"
+    );
+}
+
+/// A sign-in's `answer` for `target`: a redirect that stays on the portal.
+fn assert_redirect_stays(portal: &Url, target: &str, answer: &Page) {
+    assert_eq!(answer.status, 303, "{target:?}: {}", answer.body);
+    assert_stays(portal, target, "Location", &answer.location());
+}
+
 fn hostile_targets(port: u16) -> Vec<String> {
     let mut targets: Vec<String> = [
         "/\t/evil.example/x",
@@ -122,19 +136,11 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
     for target in hostile_targets(port) {
         // Through the sign-in page's `weiter` and a real sign-in …
         let (_, next) = with_weiter(&mut anna, "/konto/anmelden", &target).await;
-        assert!(
-            stays_on_portal(&portal, &next),
-            "{target:?} → next {next:?}"
-        );
+        assert_stays(&portal, &target, "next", &next);
         for next in [next.as_str(), target.as_str()] {
             // Each sign-in replaces the session and its CSRF token.
             let signed_in = anna.sign_in_next("anna@example.org", next).await;
-            assert_eq!(signed_in.status, 303, "{target:?}: {}", signed_in.body);
-            let location = signed_in.location();
-            assert!(
-                stays_on_portal(&portal, &location),
-                "{target:?} → Location {location:?}"
-            );
+            assert_redirect_stays(&portal, &target, &signed_in);
             checked += 1;
         }
         // … and through the identification page's `weiter` and a real sign-in at the
@@ -146,10 +152,7 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
         let page = anna.send(request).await;
         assert_eq!(page.status, 200, "{target:?}");
         let next = hidden(&page, "weiter");
-        assert!(
-            stays_on_portal(&portal, &next),
-            "{target:?} → weiter {next:?}"
-        );
+        assert_stays(&portal, &target, "weiter", &next);
         for next in [next.as_str(), target.as_str()] {
             let start = format!(
                 "/konto/oidc/anmelden?anbieter=test&weiter={}",
@@ -158,12 +161,7 @@ async fn redirect_targets_from_the_request_end_on_portal_paths_and_the_provider_
             let (identified, _) = anna
                 .at_provider(&mut idp, &start, Choice::sign_in(ERIKA, SUBSTANTIAL))
                 .await;
-            assert_eq!(identified.status, 303, "{target:?}: {}", identified.body);
-            let location = identified.location();
-            assert!(
-                stays_on_portal(&portal, &location),
-                "{target:?} → Location {location:?}"
-            );
+            assert_redirect_stays(&portal, &target, &identified);
             checked += 1;
         }
     }

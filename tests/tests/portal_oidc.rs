@@ -418,12 +418,7 @@ async fn a_sign_in_too_old_is_repeated_before_submission_and_idle_sessions_end()
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     // Older than max_age_secs: signed in again (prompt=login), back at the review.
     let review = erika.get(&review_path).await;
-    let again = erika
-        .post(
-            &format!("/entwurf/{draft}/absenden"),
-            &[("csrf", &review.csrf())],
-        )
-        .await;
+    let again = erika.submit(&draft, &review.csrf()).await;
     assert_eq!(again.status, 303, "{}", again.body);
     assert!(
         again

@@ -7,9 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use kopplung_tests::pki::{Role, issue, list_dresden_next_certificate};
-use kopplung_tests::shared::{fixture_request, history};
+use kopplung_tests::shared::{assert_contains_none, fixture_request, history};
 use kopplung_tests::{
-    HubSetup, PostgresDatabase, TestHub, amqp, delete_queue, eventually, free_port,
+    HubSetup, PostgresDatabase, TestHub, amqp, delete_queue, eventually, eventually_count,
+    free_port,
 };
 
 /// Dresden's Mängelanzeige: delivered on its AMQP queue, without a reply queue, so its
@@ -71,14 +72,15 @@ async fn wait_decided(hub: &TestHub, id: &str, seconds: u64) -> serde_json::Valu
 /// Personal data of the fixture must never reach the procedure's log, nor the decision's
 /// text.
 fn assert_no_personal_data(log: &str) {
-    for secret in [
-        "Jürgen",
-        "j.weiss@example.org",
-        "Schlagloch",
-        "stattgegeben",
-    ] {
-        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
-    }
+    assert_contains_none(
+        log,
+        &[
+            "Jürgen",
+            "j.weiss@example.org",
+            "Schlagloch",
+            "stattgegeben",
+        ],
+    );
 }
 
 #[tokio::test]
@@ -95,13 +97,11 @@ async fn decisions_wait_for_a_killed_hub_across_a_restart_of_the_procedure() {
     }
     // Stored right after the receipt, before the message is acknowledged: all four
     // are in the outbox, due in 5 s.
-    eventually(
+    eventually_count(
         Duration::from_secs(5),
         Duration::from_millis(20),
-        async || match pending(&hub) {
-            n if n == ids.len() => Ok(()),
-            n => Err(n),
-        },
+        ids.len(),
+        || pending(&hub),
         |n| format!("{n} decisions in the outbox, not {}", ids.len()),
     )
     .await;
@@ -144,13 +144,11 @@ async fn decisions_wait_for_a_killed_hub_across_a_restart_of_the_procedure() {
         let status = wait_decided(&hub, id, 90).await;
         assert_eq!(status["documents"][0]["media_type"], "application/pdf");
     }
-    eventually(
+    eventually_count(
         Duration::from_secs(10),
         Duration::from_millis(100),
-        async || match pending(&hub) {
-            0 => Ok(()),
-            n => Err(n),
-        },
+        0,
+        || pending(&hub),
         |n| format!("{n} answers still pending after every application was decided"),
     )
     .await;
@@ -235,13 +233,11 @@ async fn a_decision_refused_for_good_is_logged_at_error_and_kept_aside() {
             .await;
     }
     let refused = hub.procedure_dir().join("refused");
-    eventually(
+    eventually_count(
         Duration::from_secs(30),
         Duration::from_millis(100),
-        async || match files(&refused) {
-            n if n == ids.len() => Ok(()),
-            n => Err(n),
-        },
+        ids.len(),
+        || files(&refused),
         |n| {
             format!(
                 "{n} answers kept aside, not {}:\n{}",

@@ -16,6 +16,10 @@ use serde_json::{Value, json};
 
 const MAENGEL: &str = "99999001000000";
 const MAENGEL_MINIMAL: &str = "maengelanzeige/fixtures/minimal";
+const GEWERBE: &str = "99050012104000";
+const GEWERBE_MINIMAL: &str = "gewerbeanmeldung/fixtures/minimal";
+const MELDE: &str = "99115003000000";
+const MELDE_MINIMAL: &str = "meldebescheinigung/fixtures/minimal";
 
 async fn post_receipt(
     hub: &TestHub,
@@ -51,6 +55,44 @@ async fn hub_with_pki() -> (lapin::Connection, TestHub, PathBuf) {
     let hub = TestHub::start(HubSetup::default()).await;
     let pki = hub.pki_dir();
     (broker, hub, pki)
+}
+
+/// The decision whose answer is `(code, answer)` was taken: the application is decided.
+/// Then the procedure's queue goes.
+async fn assert_decided(
+    broker: &lapin::Connection,
+    hub: &TestHub,
+    id: &str,
+    (code, answer): (u16, Value),
+    procedure: &str,
+) {
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(hub.status(id).await["status"], "decided");
+    delete_queue(broker, &hub.queue(procedure)).await;
+}
+
+/// The event `kind` (`accept`, `decision`, …) of `procedure` as receipt `receipt_id` for
+/// the delivered application whose status is `status`, issued now.
+fn event_for(status: &Value, procedure: &str, receipt_id: &str, kind: &str) -> Value {
+    json!({
+        "receipt_id": receipt_id,
+        "procedure": procedure,
+        "message_id": status["delivery"]["message_id"],
+        "application_id": status["id"],
+        "event": kind,
+        "issued_at": kopplung_tests::now_rfc3339()
+    })
+}
+
+/// The decision `event` with its `message` and `content` as its document (declared a PDF).
+fn decision_with(mut event: Value, message: &str, content: &[u8]) -> Value {
+    event["message"] = json!(message);
+    event["document"] = json!({
+        "filename": "bescheid.pdf",
+        "media_type": "application/pdf",
+        "content_base64": base64::engine::general_purpose::STANDARD.encode(content)
+    });
+    event
 }
 
 async fn delivered(hub: &TestHub, service: &str, region: &str, fixture: &str) -> Value {
@@ -146,16 +188,8 @@ async fn what_an_event_lacks_or_misdeclares_is_named_and_a_rebuilt_receipt_is_th
         let signed = sign_cms_receipt(&pki, "dresden-maengel", event);
         post_receipt(&hub, "dresden-maengel", signed, "application/pkcs7-mime").await
     };
-    let event = |receipt_id: &str, kind: &str| {
-        json!({
-            "receipt_id": receipt_id,
-            "procedure": "dresden-maengel",
-            "message_id": status["delivery"]["message_id"],
-            "application_id": id,
-            "event": kind,
-            "issued_at": kopplung_tests::now_rfc3339()
-        })
-    };
+    let event =
+        |receipt_id: &str, kind: &str| event_for(&status, "dresden-maengel", receipt_id, kind);
     let refused = async |event: &Value, code: u16, kind: &str| {
         let (status, problem) = post(event).await;
         assert_eq!(status, code, "{problem}");
@@ -200,14 +234,11 @@ async fn what_an_event_lacks_or_misdeclares_is_named_and_a_rebuilt_receipt_is_th
 
     // A document that is not what it declares.
     let with_document = |content: &[u8]| {
-        let mut decision = event("bescheid-2", "decision");
-        decision["message"] = json!("Ihrem Antrag wird stattgegeben.");
-        decision["document"] = json!({
-            "filename": "bescheid.pdf",
-            "media_type": "application/pdf",
-            "content_base64": base64::engine::general_purpose::STANDARD.encode(content)
-        });
-        decision
+        decision_with(
+            event("bescheid-2", "decision"),
+            "Ihrem Antrag wird stattgegeben.",
+            content,
+        )
     };
     let problem = refused(&with_document(b"hello\n"), 422, "bad-document").await;
     assert!(
@@ -219,10 +250,8 @@ async fn what_an_event_lacks_or_misdeclares_is_named_and_a_rebuilt_receipt_is_th
         "received",
         "nothing changed"
     );
-    let (code, answer) = post(&with_document(b"%PDF-1.7\nBescheid")).await;
-    assert_eq!(code, 200, "{answer}");
-    assert_eq!(hub.status(id).await["status"], "decided");
-    delete_queue(&broker, &hub.queue("dresden-maengel")).await;
+    let answer = post(&with_document(b"%PDF-1.7\nBescheid")).await;
+    assert_decided(&broker, &hub, id, answer, "dresden-maengel").await;
 }
 
 /// The Gewerbeanmeldung demands PDF/A of its decision (`[decision] document = "pdf/a"`):
@@ -231,13 +260,7 @@ async fn what_an_event_lacks_or_misdeclares_is_named_and_a_rebuilt_receipt_is_th
 #[tokio::test]
 async fn a_service_that_demands_pdf_a_refuses_a_plain_pdf_decision() {
     let (broker, hub, pki) = hub_with_pki().await;
-    let status = delivered(
-        &hub,
-        "99050012104000",
-        "146120000000",
-        "gewerbeanmeldung/fixtures/minimal",
-    )
-    .await;
+    let status = delivered(&hub, GEWERBE, "146120000000", GEWERBE_MINIMAL).await;
     let id = status["id"].as_str().unwrap();
     let procedure = status["delivery"]["procedure"].as_str().unwrap().to_owned();
     assert_eq!(procedure, "dresden-buergerbuero");
@@ -251,25 +274,13 @@ async fn a_service_that_demands_pdf_a_refuses_a_plain_pdf_decision() {
         )
         .await
     };
-    let event = |receipt_id: &str, kind: &str| {
-        json!({
-            "receipt_id": receipt_id,
-            "procedure": procedure,
-            "message_id": status["delivery"]["message_id"],
-            "application_id": id,
-            "event": kind,
-            "issued_at": kopplung_tests::now_rfc3339()
-        })
-    };
+    let event = |receipt_id: &str, kind: &str| event_for(&status, &procedure, receipt_id, kind);
     let decision = |receipt_id: &str, content: &[u8]| {
-        let mut decision = event(receipt_id, "decision");
-        decision["message"] = json!("Ihre Gewerbeanmeldung ist eingetragen.");
-        decision["document"] = json!({
-            "filename": "bescheid.pdf",
-            "media_type": "application/pdf",
-            "content_base64": base64::engine::general_purpose::STANDARD.encode(content)
-        });
-        decision
+        decision_with(
+            event(receipt_id, "decision"),
+            "Ihre Gewerbeanmeldung ist eingetragen.",
+            content,
+        )
     };
     assert_eq!(post("events", &event("eingang", "accept")).await.0, 200);
     let history_before = hub.status(id).await["history"].as_array().unwrap().len();
@@ -312,23 +323,15 @@ async fn a_service_that_demands_pdf_a_refuses_a_plain_pdf_decision() {
         (200, json!(true)),
         "{checked}"
     );
-    let (code, answer) = post("events", &decision("bescheid-2", &pdfa)).await;
-    assert_eq!(code, 200, "{answer}");
-    assert_eq!(hub.status(id).await["status"], "decided");
-    delete_queue(&broker, &hub.queue("dresden-buergerbuero")).await;
+    let answer = post("events", &decision("bescheid-2", &pdfa)).await;
+    assert_decided(&broker, &hub, id, answer, "dresden-buergerbuero").await;
 }
 
 #[tokio::test]
 async fn jose_receipts_from_jwcrypto_accept_or_reject() {
     let (broker, hub, pki) = hub_with_pki().await;
     for (event, expected) in [("accept", "received"), ("reject", "rejected")] {
-        let status = delivered(
-            &hub,
-            "99115003000000",
-            "147130000000",
-            "meldebescheinigung/fixtures/minimal",
-        )
-        .await;
+        let status = delivered(&hub, MELDE, "147130000000", MELDE_MINIMAL).await;
         let id = status["id"].as_str().unwrap();
         let message_id = status["delivery"]["message_id"].as_str().unwrap();
         let event_claim = if event == "accept" {

@@ -105,11 +105,9 @@ async fn a_message_that_fails_its_schema_is_stopped_as_invalid_with_a_precise_er
         ..HubSetup::default()
     })
     .await;
-    let id = hub
-        .submit_accepted(&report("Jürgens Mülltonne steht seit Wochen da"), None)
-        .await;
-    let status = hub
-        .wait_for_status(&id, "invalid", Duration::from_secs(20))
+    let body = report("Jürgens Mülltonne steht seit Wochen da");
+    let (id, status) = hub
+        .submit_until(&body, "invalid", Duration::from_secs(20))
         .await;
     let detail = status["history"].as_array().unwrap().last().unwrap()["detail"]
         .as_str()

@@ -16,7 +16,7 @@
 //! cannot be an example in a JSON document, nor does the acknowledgement get one
 //! (tests/tests/openapi.rs and tests/tests/receipts.rs send both signed).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -344,12 +344,7 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
         ..HubSetup::default()
     })
     .await;
-    let doc: Value = reqwest::get(hub.url("/api/v1/openapi.json"))
-        .await
-        .expect("the document")
-        .json()
-        .await
-        .expect("the document is JSON");
+    let doc = served_document(&hub).await;
 
     refuse_publishes(&broker, &hub.queue(DEAD_LETTERS)).await;
 
@@ -382,9 +377,7 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
 
     // The document as the hub serves it, from a file: schemathesis leaves out the operation
     // that serves a document it was given by URL.
-    let work = tempfile::tempdir().expect("temp dir");
-    let file = work.path().join("openapi.json");
-    std::fs::write(&file, serde_json::to_vec(&doc).expect("JSON")).expect("write");
+    let (work, file) = document_file(&doc);
     let document = path_str(&file);
     let everyone = Caller {
         role: "the client, an operator and the cms procedure",
@@ -470,12 +463,7 @@ async fn schemathesis_finds_no_server_error_no_refused_valid_request_and_no_undo
 #[tokio::test]
 async fn a_document_looser_than_the_hub_fails_the_run() {
     let hub = TestHub::start(HubSetup::default()).await;
-    let served: Value = reqwest::get(hub.url("/api/v1/openapi.json"))
-        .await
-        .expect("the document")
-        .json()
-        .await
-        .expect("the document is JSON");
+    let served = served_document(&hub).await;
     let none = "00000000-0000-4000-8000-000000000000";
     for (schema, paths, expected) in [
         (
@@ -495,9 +483,7 @@ async fn a_document_looser_than_the_hub_fails_the_run() {
             .unwrap_or_else(|| panic!("no schema {schema}"))
             .remove("pattern")
             .unwrap_or_else(|| panic!("{schema} has no pattern"));
-        let work = tempfile::tempdir().expect("temp dir");
-        let loose = work.path().join("openapi.json");
-        std::fs::write(&loose, serde_json::to_vec(&doc).expect("JSON")).expect("write");
+        let (_work, loose) = document_file(&doc);
         let caller = Caller {
             role: "anyone",
             client: &hub.token,
@@ -521,6 +507,24 @@ async fn a_document_looser_than_the_hub_fails_the_run() {
             );
         }
     }
+}
+
+/// The OpenAPI document the hub serves.
+async fn served_document(hub: &TestHub) -> Value {
+    reqwest::get(hub.url("/api/v1/openapi.json"))
+        .await
+        .expect("the document")
+        .json()
+        .await
+        .expect("the document is JSON")
+}
+
+/// `doc` written to `openapi.json` in a new folder (kept while the folder lives).
+fn document_file(doc: &Value) -> (tempfile::TempDir, PathBuf) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let file = work.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(doc).expect("JSON")).expect("write");
+    (work, file)
 }
 
 fn path_str(path: &Path) -> &str {

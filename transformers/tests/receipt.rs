@@ -1,5 +1,6 @@
 //! Signed receipts in both profiles: they verify against the procedure's certificate
 //! only, and one flipped byte is detected.
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use kopplung_transformers::pki::{PkiLayout, init_demo_pki};
 use kopplung_transformers::receipt::{
@@ -7,7 +8,8 @@ use kopplung_transformers::receipt::{
     verify_set,
 };
 use kopplung_transformers::seal::{TrustAnchors, load_certificate};
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
 
 fn receipt(event: ReceiptEvent) -> Receipt {
     Receipt {
@@ -36,19 +38,23 @@ fn receipt(event: ReceiptEvent) -> Receipt {
     }
 }
 
-#[test]
-fn receipts_verify_only_with_the_procedure_certificate_and_detect_tampering() {
+/// A new demo PKI's hub identity, standing in for a procedure's signing certificate and
+/// key, and its CA as the trust anchor.
+fn signer() -> (X509, PKey<Private>, TrustAnchors) {
     let dir = tempfile::tempdir().unwrap();
     let pki = PkiLayout::new(dir.path());
     init_demo_pki(&pki, &[]).unwrap();
-    // The demo hub identity stands in for a procedure's signing certificate here.
-    let cert = load_certificate(&pki.hub_cert()).unwrap();
-    let key = PKey::private_key_from_pem(&std::fs::read(pki.hub_key()).unwrap()).unwrap();
-    let anchors = TrustAnchors::load(&pki.ca_cert()).unwrap();
-    let other = tempfile::tempdir().unwrap();
-    let other_pki = PkiLayout::new(other.path());
-    init_demo_pki(&other_pki, &[]).unwrap();
-    let stranger = load_certificate(&other_pki.hub_cert()).unwrap();
+    (
+        load_certificate(&pki.hub_cert()).unwrap(),
+        PKey::private_key_from_pem(&std::fs::read(pki.hub_key()).unwrap()).unwrap(),
+        TrustAnchors::load(&pki.ca_cert()).unwrap(),
+    )
+}
+
+#[test]
+fn receipts_verify_only_with_the_procedure_certificate_and_detect_tampering() {
+    let (cert, key, anchors) = signer();
+    let (stranger, _, _) = signer();
 
     for event in [
         ReceiptEvent::Accept,
@@ -95,12 +101,7 @@ fn the_content_hash_ignores_only_the_time_of_issue() {
 fn signed_content_that_is_no_receipt_is_malformed_not_unverifiable() {
     use kopplung_transformers::Error;
     use openssl::cms::{CMSOptions, CmsContentInfo};
-    let dir = tempfile::tempdir().unwrap();
-    let pki = PkiLayout::new(dir.path());
-    init_demo_pki(&pki, &[]).unwrap();
-    let cert = load_certificate(&pki.hub_cert()).unwrap();
-    let key = PKey::private_key_from_pem(&std::fs::read(pki.hub_key()).unwrap()).unwrap();
-    let anchors = TrustAnchors::load(&pki.ca_cert()).unwrap();
+    let (cert, key, anchors) = signer();
     // A receipt without `event`, signed correctly: the procedure's fault is the content.
     let json = br#"{"receipt_id":"r","procedure":"p","message_id":"m","application_id":"a","issued_at":"2026-11-30T10:00:00Z"}"#;
     let cms = CmsContentInfo::sign(

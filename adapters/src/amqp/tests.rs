@@ -48,6 +48,43 @@ fn sink_to(config: AmqpSinkConfig) -> AmqpSink {
     AmqpSink::new(AmqpBroker::new(AmqpBrokerConfig::new(broker_url())), config)
 }
 
+/// How many messages wait in `queue` (`None`: the broker has no such queue), as
+/// `kopplung drain` looks: a passive declare on a connection of its own.
+async fn length(queue: &str) -> Option<u32> {
+    super::queue_length(&AmqpBrokerConfig::new(broker_url()), queue)
+        .await
+        .unwrap()
+}
+
+/// Declares the durable `queue` with `arguments`, as a vendor may have; an error if the
+/// broker has it with others.
+async fn declare_durable<const N: usize>(
+    channel: &lapin::Channel,
+    queue: &str,
+    arguments: [(&str, AMQPValue); N],
+) -> Result<(), lapin::Error> {
+    let mut table = FieldTable::default();
+    for (name, value) in arguments {
+        table.insert(name.into(), value);
+    }
+    channel
+        .queue_declare(queue.into(), QueueDeclareOptions::durable(), table)
+        .await
+        .map(drop)
+}
+
+/// A new unique queue, declared durable with `arguments` as a vendor may have: the
+/// connection, a channel on it, and the queue.
+async fn vendor_queue<const N: usize>(
+    arguments: [(&str, AMQPValue); N],
+) -> (Connection, lapin::Channel, String) {
+    let connection = test_connection().await;
+    let queue = unique_queue();
+    let channel = connection.create_channel().await.unwrap();
+    declare_durable(&channel, &queue, arguments).await.unwrap();
+    (connection, channel, queue)
+}
+
 fn unique_queue() -> String {
     format!("kopplung.test.{}", uuid::Uuid::new_v4())
 }
@@ -153,35 +190,12 @@ fn the_password_never_shows() {
 
 #[tokio::test]
 async fn a_queue_the_vendor_declared_with_other_arguments_is_used_as_it_is() {
-    let connection = test_connection().await;
-    let queue = unique_queue();
-    let channel = connection.create_channel().await.unwrap();
-    let mut arguments = lapin::types::FieldTable::default();
-    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(1000));
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            lapin::options::QueueDeclareOptions::durable(),
-            arguments,
-        )
-        .await
-        .unwrap();
+    let (_connection, channel, queue) =
+        vendor_queue([("x-max-length", AMQPValue::LongLongInt(1000))]).await;
     let sink = sink_to(AmqpSinkConfig::queue(queue.clone()));
     assert_eq!(sink.deliver(&message(b"1")).await, Outcome::Delivered);
     assert_eq!(sink.deliver(&message(b"2")).await, Outcome::Delivered);
-    let depth = channel
-        .queue_declare(
-            queue.as_str().into(),
-            lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap()
-        .message_count();
-    assert_eq!(depth, 2);
+    assert_eq!(length(&queue).await, Some(2));
     delete_queue(&channel, &queue).await;
 }
 
@@ -229,22 +243,13 @@ async fn an_exchange_with_a_routing_key_and_a_quorum_queue() {
 
     let channel = connection.create_channel().await.unwrap();
     // Declaring it passively as a quorum queue succeeds only if it is one.
-    let mut quorum = FieldTable::default();
-    quorum.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            quorum,
-        )
-        .await
-        .expect("the queue is a quorum queue");
+    declare_durable(
+        &channel,
+        &queue,
+        [("x-queue-type", AMQPValue::LongString("quorum".into()))],
+    )
+    .await
+    .expect("the queue is a quorum queue");
     let got = channel
         .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
         .await
@@ -334,23 +339,11 @@ async fn hundreds_of_deliveries_share_a_few_channels_and_each_is_in_the_queue_on
 async fn a_nack_in_the_middle_of_a_pipelined_batch_is_a_retry_and_never_delivered() {
     // The vendor's queue takes 5 messages and refuses the rest: RabbitMQ nacks each
     // publish beyond its length, while the others of the same window are acked.
-    let connection = test_connection().await;
-    let queue = unique_queue();
-    let channel = connection.create_channel().await.unwrap();
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(5));
-    arguments.insert(
-        "x-overflow".into(),
-        AMQPValue::LongString("reject-publish".into()),
-    );
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            arguments,
-        )
-        .await
-        .unwrap();
+    let (_connection, channel, queue) = vendor_queue([
+        ("x-max-length", AMQPValue::LongLongInt(5)),
+        ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+    ])
+    .await;
     let broker = AmqpBroker::new(AmqpBrokerConfig::new(broker_url()));
     let sink = std::sync::Arc::new(AmqpSink::new(
         broker.clone(),
@@ -439,19 +432,7 @@ async fn a_returned_message_in_the_middle_of_a_pipelined_batch_is_a_retry_and_ne
     // What counts as delivered is in its queue; nothing returned is anywhere. (After the
     // first return the hub declares the queue again, so later messages to it arrive.)
     let in_kept = drain_ids(&channel, &kept).await;
-    // A passive declare of a missing queue closes its channel: a channel of its own.
-    let probe = connection.create_channel().await.unwrap();
-    let recreated = probe
-        .queue_declare(
-            deleted.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .is_ok();
+    let recreated = length(&deleted).await.is_some();
     let in_deleted = if recreated {
         drain_ids(&channel, &deleted).await
     } else {

@@ -59,15 +59,30 @@ fn first_entry_head(domain: &str) -> Vec<u8> {
     .concat()
 }
 
-/// An entry of format 1, as hubs before content hashes wrote them.
-fn v1_entry(
-    prev: Option<(i64, &str)>,
-    at: &str,
-    status: &str,
-    detail: &str,
-    message_sha256: Option<String>,
-) -> AuditEntry {
-    let mut entry = entry(prev, at, status, detail, Binding::message(message_sha256));
+/// The documentation's example chain: its first entry (accepted), binding `binding`…
+fn example_first(binding: Binding) -> AuditEntry {
+    entry(
+        None,
+        "2025-01-02T03:04:05Z",
+        "accepted",
+        "accepted from client demo",
+        binding,
+    )
+}
+
+/// … and its second (the message sealed) after `first`.
+fn example_second(first: &AuditEntry, binding: Binding) -> AuditEntry {
+    entry(
+        Some((first.seq, &first.hash)),
+        "2025-01-02T03:04:06Z",
+        "prepared",
+        "message sealed",
+        binding,
+    )
+}
+
+/// `entry` as format 1 (hubs before content hashes) stored it, hashed again.
+fn as_v1(mut entry: AuditEntry) -> AuditEntry {
     entry.version = 1;
     entry.hash = entry.computed_hash();
     entry
@@ -88,13 +103,7 @@ fn text(s: &str) -> Vec<u8> {
 #[test]
 fn the_hash_of_a_known_entry() {
     // Format 1, as stored by hubs before content hashes: still verifies.
-    let first = v1_entry(
-        None,
-        "2025-01-02T03:04:05Z",
-        "accepted",
-        "accepted from client demo",
-        None,
-    );
+    let first = as_v1(example_first(Binding::message(None)));
     assert_eq!(first.seq, 1);
     assert_eq!(first.prev_hash, GENESIS_HASH);
     assert_eq!(GENESIS_HASH.len(), 64);
@@ -112,13 +121,7 @@ fn the_hash_of_a_known_entry() {
         message,
         "78a0f627ebf2e93e683321dea872f78d6cb71cd79081c875cb84e77c6e2effc6"
     );
-    let second = v1_entry(
-        Some((first.seq, &first.hash)),
-        "2025-01-02T03:04:06Z",
-        "prepared",
-        "message sealed",
-        Some(message),
-    );
+    let second = as_v1(example_second(&first, Binding::message(Some(message))));
     assert_eq!(second.seq, 2);
     assert_eq!(second.prev_hash, first.hash);
     assert_eq!(
@@ -155,16 +158,10 @@ fn the_hash_of_a_known_entry_of_format_2() {
     ]
     .concat();
     assert_eq!(content, sha256_hex(&encoded));
-    let first = entry(
-        None,
-        "2025-01-02T03:04:05Z",
-        "accepted",
-        "accepted from client demo",
-        Binding {
-            message_sha256: None,
-            content_sha256: Some(content.clone()),
-        },
-    );
+    let first = example_first(Binding {
+        message_sha256: None,
+        content_sha256: Some(content.clone()),
+    });
     assert_eq!(first.version, 2);
     let expected = [
         first_entry_head(DOMAIN_V2),
@@ -184,11 +181,8 @@ fn the_hash_of_a_known_entry_of_format_2() {
         first.hash,
         "b591dded7d3fdc3377cd1f19ef7975f61458a6e8ef0b0bcf6b69747341b8ab0c"
     );
-    let second = entry(
-        Some((first.seq, &first.hash)),
-        "2025-01-02T03:04:06Z",
-        "prepared",
-        "message sealed",
+    let second = example_second(
+        &first,
         Binding::message(Some(sha256_hex(b"sealed message"))),
     );
     assert_eq!(
@@ -206,7 +200,13 @@ fn the_hash_of_a_known_entry_of_format_2() {
         "e81a4114e3d5ea7c77cc2ea672a67fccf65ec3b469a0c0cda32e53e65d19d678"
     );
     // A chain may go on from format 1 to format 2.
-    let old = v1_entry(None, "2025-01-01T00:00:00Z", "accepted", "old", None);
+    let old = as_v1(entry(
+        None,
+        "2025-01-01T00:00:00Z",
+        "accepted",
+        "old",
+        Binding::message(None),
+    ));
     let new = entry(
         Some((old.seq, &old.hash)),
         "t",

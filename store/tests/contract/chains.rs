@@ -58,6 +58,14 @@ async fn deliver_at_once(stores: &[Arc<dyn Store>], tasks: usize, n: usize) {
     }
 }
 
+/// A PostgreSQL database, and two hub instances on it with the instance ids `ids`.
+async fn postgres_pair(ids: [&str; 2]) -> (Backend, [Arc<dyn Store>; 2]) {
+    let backend = Backend::open(Kind::Postgres).await;
+    let a = backend.postgres_instance(ids[0]).await as Arc<dyn Store>;
+    let b = backend.postgres_instance(ids[1]).await as Arc<dyn Store>;
+    (backend, [a, b])
+}
+
 async fn verify(
     store: &dyn Store,
     trust: Option<kopplung_core::audit::CheckpointTrust>,
@@ -71,9 +79,7 @@ async fn verify(
 #[tokio::test]
 async fn postgres_two_instances_append_at_once_each_to_its_chain_and_a_checkpoint_names_both() {
     const PER_TASK: usize = 6;
-    let backend = Backend::open(Kind::Postgres).await;
-    let a: Arc<dyn Store> = backend.postgres_instance("kopplung-a").await;
-    let b: Arc<dyn Store> = backend.postgres_instance("kopplung-b").await;
+    let (backend, [a, b]) = postgres_pair(["kopplung-a", "kopplung-b"]).await;
     deliver_at_once(&[a.clone(), b.clone()], 3, PER_TASK).await;
     let per_chain = (3 * PER_TASK * 3) as i64;
 
@@ -200,9 +206,7 @@ fn lane_of(chain: &str, instance: &str) -> bool {
 
 #[tokio::test]
 async fn postgres_an_entry_moved_to_another_chain_or_chains_swapped_break_the_links() {
-    let backend = Backend::open(Kind::Postgres).await;
-    let a: Arc<dyn Store> = backend.postgres_instance("kopplung-a").await;
-    let b: Arc<dyn Store> = backend.postgres_instance("kopplung-b").await;
+    let (backend, [a, b]) = postgres_pair(["kopplung-a", "kopplung-b"]).await;
     deliver_at_once(&[a.clone(), b.clone()], 1, 2).await;
     let (_pki, sealer, trust) = hub_pki();
     checkpoint_head(&*a, &sealer).await;
@@ -235,9 +239,7 @@ async fn postgres_an_entry_moved_to_another_chain_or_chains_swapped_break_the_li
 async fn postgres_two_processes_with_one_instance_id_do_not_fork_its_chain() {
     // A misconfiguration (a copied data directory): both append to the same chain.
     const PER_TASK: usize = 6;
-    let backend = Backend::open(Kind::Postgres).await;
-    let one: Arc<dyn Store> = backend.postgres_instance("kopplung-twin").await;
-    let two: Arc<dyn Store> = backend.postgres_instance("kopplung-twin").await;
+    let (_backend, [one, two]) = postgres_pair(["kopplung-twin", "kopplung-twin"]).await;
     deliver_at_once(&[one.clone(), two.clone()], 2, PER_TASK).await;
     let report = verify(&*one, None).await;
     assert!(report.is_intact(), "{report:?}");
@@ -254,11 +256,7 @@ async fn postgres_two_processes_with_one_instance_id_do_not_fork_its_chain() {
 
 #[tokio::test]
 async fn postgres_the_same_idempotency_key_at_two_instances_at_once_records_one_application() {
-    let backend = Backend::open(Kind::Postgres).await;
-    let instances = [
-        backend.postgres_instance("kopplung-a").await as Arc<dyn Store>,
-        backend.postgres_instance("kopplung-b").await as Arc<dyn Store>,
-    ];
+    let (backend, instances) = postgres_pair(["kopplung-a", "kopplung-b"]).await;
     for round in 0..10 {
         let (created, ids) = insert_at_once(&instances, &format!("key-{round}"), 4).await;
         assert_eq!(created, 1, "round {round}");

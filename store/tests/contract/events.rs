@@ -8,10 +8,7 @@ pub(crate) async fn a_receipt_that_overtakes_the_delivered_commit_records_both(b
     let (new, item) = claimed(store, "a").await;
     // Not yet sent: a receipt for it does not follow.
     assert_eq!(
-        store
-            .record_receipt(&receipt_for(&new, "r-0", Status::Received))
-            .await
-            .unwrap(),
+        receipt_outcome(store, &new, "r-0", Status::Received).await,
         ReceiptOutcome::OutOfOrder(Status::Accepted)
     );
     let item = prepare(store, &item, b"sealed").await;

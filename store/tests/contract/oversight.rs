@@ -41,18 +41,7 @@ pub(crate) async fn dead_letters_are_listed_and_replayed_with_their_message_id(b
     assert!(store.replay(never_sealed.id, "admin").await.unwrap());
     assert!(store.dead_letters().await.unwrap().is_empty());
 
-    let record = stored_as(
-        store,
-        sealed_one.id,
-        Status::Prepared,
-        &["accepted", "prepared", "dead_lettered", "prepared"],
-    )
-    .await;
-    assert!(
-        record.history[3]
-            .detail
-            .contains(&sealed_one.message_id.to_string())
-    );
+    prepared_again(store, &sealed_one, "dead_lettered", &[]).await;
     assert_eq!(
         stored(store, never_sealed.id).await.status,
         Status::Accepted
@@ -167,10 +156,7 @@ pub(crate) async fn a_delivered_message_without_receipt_is_resent_with_its_messa
     let silent = deliver(store, b"sealed silent").await;
     let answered = deliver(store, b"sealed answered").await;
     assert_eq!(
-        store
-            .record_receipt(&receipt_for(&answered, "r-1", Status::Received))
-            .await
-            .unwrap(),
+        receipt_outcome(store, &answered, "r-1", Status::Received).await,
         ReceiptOutcome::Applied(Status::Received)
     );
 
@@ -197,23 +183,7 @@ pub(crate) async fn a_delivered_message_without_receipt_is_resent_with_its_messa
         "once: it waits in the outbox now"
     );
 
-    let record = stored_as(
-        store,
-        silent.id,
-        Status::Prepared,
-        &["accepted", "prepared", "delivered", "prepared"],
-    )
-    .await;
-    assert!(
-        record.history[3]
-            .detail
-            .contains("same message id by admin")
-    );
-    assert!(
-        record.history[3]
-            .detail
-            .contains(&silent.message_id.to_string())
-    );
+    prepared_again(store, &silent, "delivered", &["same message id by admin"]).await;
 
     let now = OffsetDateTime::now_utc();
     let items = claim_until(store, "again", now, now + Duration::minutes(1)).await;
@@ -237,10 +207,7 @@ pub(crate) async fn a_delivered_message_without_receipt_is_resent_with_its_messa
             .unwrap()
     );
     assert_eq!(
-        store
-            .record_receipt(&receipt_for(&silent, "r-2", Status::Received))
-            .await
-            .unwrap(),
+        receipt_outcome(store, &silent, "r-2", Status::Received).await,
         ReceiptOutcome::Applied(Status::Received)
     );
     assert!(store.verify_audit().await.unwrap().is_intact());

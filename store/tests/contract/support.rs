@@ -421,6 +421,28 @@ pub async fn stored_as(
     record
 }
 
+/// Application `new` is prepared again (replayed or resent) after it was `before`: the
+/// entry of that names its message id and each of `details`.
+pub async fn prepared_again(
+    store: &dyn Store,
+    new: &NewApplication,
+    before: &str,
+    details: &[&str],
+) {
+    let record = stored_as(
+        store,
+        new.id,
+        Status::Prepared,
+        &["accepted", "prepared", before, "prepared"],
+    )
+    .await;
+    let detail = &record.history[3].detail;
+    assert!(detail.contains(&new.message_id.to_string()), "{detail}");
+    for wanted in details {
+        assert!(detail.contains(wanted), "{detail}");
+    }
+}
+
 /// The history and the audit trail tell the same story at the same times.
 pub fn assert_history_is_the_trail(history: &[HistoryEntry], entries: &[AuditEntry]) {
     for (history, entry) in history.iter().zip(entries) {
@@ -456,16 +478,26 @@ pub fn receipt_for(new: &NewApplication, id: &str, status: Status) -> ReceiptRec
 
 /// Takes `new` through accepted, prepared (as `sealed`, under `lease`), delivered,
 /// received (receipt `r-1`) to decided (`d-1`, with a message and a document).
+/// Records the receipt `id` for `new` that says `status`: what the store made of it.
+pub async fn receipt_outcome(
+    store: &dyn Store,
+    new: &NewApplication,
+    id: &str,
+    status: Status,
+) -> ReceiptOutcome {
+    store
+        .record_receipt(&receipt_for(new, id, status))
+        .await
+        .unwrap()
+}
+
 pub async fn to_decided(store: &dyn Store, new: &NewApplication, lease: &str, sealed: &[u8]) {
     insert(store, new).await;
     let item = claim_one(store, new.id, lease).await;
     let item = prepare(store, &item, sealed).await;
     assert!(store.record_delivered(&item, "delivered").await.unwrap());
     assert_eq!(
-        store
-            .record_receipt(&receipt_for(new, "r-1", Status::Received))
-            .await
-            .unwrap(),
+        receipt_outcome(store, new, "r-1", Status::Received).await,
         ReceiptOutcome::Applied(Status::Received)
     );
     let decision = decision_with_document(new, "Ihrem Antrag wird stattgegeben.");

@@ -256,6 +256,15 @@ impl Cycle {
         .await
     }
 
+    /// The same with oidc-provider (npm) as the portal's identity provider `test`.
+    pub async fn with_oidc_provider() -> Self {
+        Self::with(Options {
+            oidc: Some(String::new()),
+            ..Options::default()
+        })
+        .await
+    }
+
     pub async fn with(options: Options) -> Self {
         let portal_dir = tempfile::tempdir().expect("portal dir");
         let port = free_port();

@@ -98,22 +98,17 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(p)) => Limit::new(&floor, &[&p.one, &p.two], "PostgreSQL phases"),
         (None, None) => anyhow::bail!("no phase ran"),
     };
+    let phase = |name: &str, load| report::phase(name, load, public_key);
     if let Some(s) = &sqlite {
-        report::phase("SQLite, default configuration", &s.default, public_key);
-        report::phase(
-            "SQLite, default configuration, half load",
-            &s.half,
-            public_key,
-        );
-        report::phase(
+        phase("SQLite, default configuration", &s.default);
+        phase("SQLite, default configuration, half load", &s.half);
+        phase(
             &format!("SQLite, tuned (max_in_flight = {})", s.tuned_value),
             &s.tuned,
-            public_key,
         );
-        report::phase(
+        phase(
             "SQLite, default configuration, burst while the broker is unreachable, then delivered",
             &s.burst,
-            public_key,
         );
         println!(
             "50 MiB attachment: hub RSS {:.0} MB before, peak {:.0} MB while uploading, delivering and serving {} fragments",
@@ -121,11 +116,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     if let Some(p) = &postgres {
-        report::phase("PostgreSQL, one instance", &p.one, public_key);
-        report::phase(
+        phase("PostgreSQL, one instance", &p.one);
+        phase(
             "PostgreSQL, two instances on one database (clients split between them)",
             &p.two,
-            public_key,
         );
     }
     limit.print();
