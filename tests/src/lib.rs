@@ -42,6 +42,22 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A scratch copy of the repository's mappings, for a test that changes them.
+pub fn mappings_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    copy_dir(&workspace().join("mappings"), dir.path());
+    dir
+}
+
+/// Replaces the first `old` (which must be there) by `new` in `file`; returns the text
+/// before, to put it back.
+pub fn replace_in(file: &Path, old: &str, new: &str) -> String {
+    let text = std::fs::read_to_string(file).expect("read the file");
+    assert!(text.contains(old), "{} has no `{old}`", file.display());
+    std::fs::write(file, text.replacen(old, new, 1)).expect("write the file");
+    text
+}
+
 /// `tests/<folder>`, with its npm packages installed (`npm ci`) when one of `needed` is
 /// missing (scripts/test installs them); `what` names the test that needs Node.js.
 pub fn node_packages(folder: &str, needed: &[&str], what: &str) -> PathBuf {

@@ -54,6 +54,14 @@ pub fn plain_http(url: &str, settings: &str) -> String {
 }
 
 impl HubSetup {
+    /// The default hub with the mappings of `folder` (e.g. a [`crate::mappings_copy`]).
+    pub fn with_mappings(folder: &std::path::Path) -> Self {
+        Self {
+            mappings: Some(folder.to_owned()),
+            ..Self::default()
+        }
+    }
+
     /// The default hub, with its routing table edited by `rewrite` (which may capture
     /// values, e.g. a receiver's port).
     pub fn rewriting(rewrite: impl Fn(String) -> String + Send + Sync + 'static) -> Self {

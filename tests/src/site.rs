@@ -34,10 +34,7 @@ impl Site {
 
     /// Replaces `old` (which must be there) by `new` in a file of the site.
     pub fn edit(&self, relative: &str, old: &str, new: &str) {
-        let path = self.path(relative);
-        let text = std::fs::read_to_string(&path).expect("read the site's file");
-        assert!(text.contains(old), "{relative} has no `{old}`");
-        std::fs::write(&path, text.replacen(old, new, 1)).expect("write the site's file");
+        crate::replace_in(&self.path(relative), old, new);
     }
 
     /// Appends `text` to a file of the site.

@@ -6,7 +6,23 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{run_ok, stdout_of, workspace};
+use crate::{TestHub, drain_one, run_ok, stdout_of, workspace};
+
+impl TestHub {
+    /// Waits until application `id` is delivered to `procedure` (an AMQP one, `cms`), takes
+    /// the one message off its queue and opens it as a vendor would: the XML it reads.
+    pub async fn delivered_xml(
+        &self,
+        broker: &lapin::Connection,
+        id: &str,
+        procedure: &str,
+    ) -> String {
+        self.wait_delivered_to(id, procedure, std::time::Duration::from_secs(60))
+            .await;
+        let message = drain_one(broker, &self.queue(procedure)).await;
+        open_with_openssl_cli(&message.body, &self.pki_dir(), procedure)
+    }
+}
 
 /// Opens a sealed message exactly as `docs/vendors.md` tells a vendor: `openssl cms`
 /// decrypt with the procedure's key, then verify against the CA, checking that the

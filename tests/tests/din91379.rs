@@ -2,9 +2,7 @@
 //! plain, combining characters compose, ß stays, anything outside the normed set is
 //! refused naming the character — and nothing outside it ever leaves.
 
-use std::time::Duration;
-
-use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, drain, open_with_openssl_cli, xpath};
+use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, xpath};
 use serde_json::{Value, json};
 
 fn report(beschreibung: &str, strasse: &str) -> Value {
@@ -28,17 +26,13 @@ async fn normed_text_is_normalised_and_delivered() {
             None,
         )
         .await;
-    hub.wait_for_status(&id, "delivered", Duration::from_secs(30))
-        .await;
-    let queue = hub.queue("dresden-maengel");
-    let received = drain(&broker, &queue, Duration::from_millis(500)).await;
-    let xml = open_with_openssl_cli(&received[0].body, &hub.pki_dir(), "dresden-maengel");
+    let xml = hub.delivered_xml(&broker, &id, "dresden-maengel").await;
     assert_eq!(
         xpath(&xml, "string(//beschreibung)"),
         "Schild \"Einbahnstraße\" verdreht - seit Mo-Fr"
     );
     assert_eq!(xpath(&xml, "string(//ort/strasse)"), "José-Martí-Straße");
-    delete_queue(&broker, &queue).await;
+    delete_queue(&broker, &hub.queue("dresden-maengel")).await;
 }
 
 #[tokio::test]

@@ -110,11 +110,9 @@ async fn an_identified_applicants_level_and_issuer_reach_the_procedure() {
         .await;
 
     // Dresden, `cms`: decrypted and verified with stock openssl, read with xmllint.
-    hub.wait_delivered_to(&dresden, "dresden-buergerbuero", Duration::from_secs(60))
+    let xml = hub
+        .delivered_xml(&broker, &dresden, "dresden-buergerbuero")
         .await;
-    let queue = hub.queue("dresden-buergerbuero");
-    let message = drain_one(&broker, &queue).await;
-    let xml = open_with_openssl_cli(&message.body, &hub.pki_dir(), "dresden-buergerbuero");
     let at = "//antrag/authentifizierung";
     let text = |path: &str| xpath(&xml, &format!("string({at}/{path})"));
     assert_eq!(text("vertrauensniveau/code"), "substanziell");
@@ -147,7 +145,7 @@ async fn an_identified_applicants_level_and_issuer_reach_the_procedure() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("nachweisSHA256"));
-    delete_queue(&broker, &queue).await;
+    delete_queue(&broker, &hub.queue("dresden-buergerbuero")).await;
 
     // Leipzig, `jose`: the same block, and FIT-Connect's authenticationInformation.
     let status = hub

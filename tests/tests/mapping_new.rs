@@ -3,10 +3,9 @@
 //! and an application for it reaches its procedure, XSD-valid.
 
 use std::process::Output;
-use std::time::Duration;
 
 use kopplung_tests::site::Site;
-use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, drain_one, open_with_openssl_cli};
+use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue};
 use serde_json::json;
 
 fn text(output: &Output) -> String {
@@ -106,11 +105,7 @@ async fn a_new_service_is_green_after_bless_and_reaches_its_procedure() {
             None,
         )
         .await;
-    hub.wait_delivered_to(&id, "dresden-maengel", Duration::from_secs(30))
-        .await;
-    let queue = hub.queue("dresden-maengel");
-    let message = drain_one(&broker, &queue).await;
-    let xml = open_with_openssl_cli(&message.body, &hub.pki_dir(), "dresden-maengel");
+    let xml = hub.delivered_xml(&broker, &id, "dresden-maengel").await;
     assert!(xml.contains("<svc:hundesteuer.antrag.0101"), "{xml}");
     assert!(
         xml.contains("<anliegen>Ich melde meinen Hund Bello zur Hundesteuer an.</anliegen>"),
@@ -120,7 +115,7 @@ async fn a_new_service_is_green_after_bless_and_reaches_its_procedure() {
         xml.contains("listVersionID=\"lokal\""),
         "a local key's code list version: {xml}"
     );
-    delete_queue(&broker, &queue).await;
+    delete_queue(&broker, &hub.queue("dresden-maengel")).await;
 }
 
 /// `--bless` shows what changed before it writes, and never accepts a fixture whose

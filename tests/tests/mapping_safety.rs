@@ -4,34 +4,18 @@
 //! rendered with them and delivered. (`kopplung check` and start: check_cli.rs.)
 
 use std::path::Path;
-use std::time::Duration;
 
-use kopplung_tests::{
-    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, open_with_openssl_cli, workspace,
-};
+use kopplung_tests::{HubSetup, TestHub, amqp, delete_queue, mappings_copy, replace_in};
 use serde_json::json;
 
 const REFUSED: &str = "kopplung_mapping_reloads_total{outcome=\"refused\"}";
 const APPLIED: &str = "kopplung_mapping_reloads_total{outcome=\"applied\"}";
 
-/// Replaces `old` by `new` in `file`; returns the original text, to restore it.
-fn edit(file: &Path, old: &str, new: &str) -> String {
-    let text = std::fs::read_to_string(file).unwrap();
-    assert!(text.contains(old), "{} has no `{old}`", file.display());
-    std::fs::write(file, text.replacen(old, new, 1)).unwrap();
-    text
-}
-
 #[tokio::test]
 async fn a_broken_template_or_fixture_is_refused_on_reload_and_the_old_mapping_stays() {
     let broker = amqp().await;
-    let mappings = tempfile::tempdir().unwrap();
-    copy_dir(&workspace().join("mappings"), mappings.path());
-    let hub = TestHub::start(HubSetup {
-        mappings: Some(mappings.path().to_owned()),
-        ..HubSetup::default()
-    })
-    .await;
+    let mappings = mappings_copy();
+    let hub = TestHub::start(HubSetup::with_mappings(mappings.path())).await;
     let folder = mappings.path().join("maengelanzeige");
     let template = folder.join("nachricht.xml.hbs");
     let expected = folder.join("fixtures/minimal.expected.xml");
@@ -59,7 +43,7 @@ async fn a_broken_template_or_fixture_is_refused_on_reload_and_the_old_mapping_s
     ];
     let last = breakages.len() - 1;
     for (n, (file, old, new, named)) in breakages.iter().enumerate() {
-        let original = edit(file, old, new);
+        let original = replace_in(file, old, new);
         hub.hangup();
         hub.wait_for_metric(REFUSED, (n + 1) as f64).await;
         let log = hub.log();
@@ -84,12 +68,7 @@ async fn a_broken_template_or_fixture_is_refused_on_reload_and_the_old_mapping_s
             None,
         )
         .await;
-    hub.wait_for_status(&id, "delivered", Duration::from_secs(30))
-        .await;
-    let queue = hub.queue("dresden-maengel");
-    let received = drain(&broker, &queue, Duration::from_millis(500)).await;
-    assert_eq!(received.len(), 1);
-    let xml = open_with_openssl_cli(&received[0].body, &hub.pki_dir(), "dresden-maengel");
+    let xml = hub.delivered_xml(&broker, &id, "dresden-maengel").await;
     assert!(
         xml.contains("<beschreibung>Sperrmüll liegt seit Tagen auf dem Gehweg</beschreibung>"),
         "{xml}"
@@ -97,12 +76,12 @@ async fn a_broken_template_or_fixture_is_refused_on_reload_and_the_old_mapping_s
     assert!(!xml.contains("zweite"), "{xml}");
 
     // Fixed: the next reload applies.
-    edit(
+    replace_in(
         &expected,
         "ist seit zwei Wochen dunkel.",
         "ist seit einer Woche dunkel.",
     );
     hub.hangup();
     hub.wait_for_metric(APPLIED, 1.0).await;
-    delete_queue(&broker, &queue).await;
+    delete_queue(&broker, &hub.queue("dresden-maengel")).await;
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use kopplung_tests::{
-    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain, open_with_openssl_cli, workspace,
+    HubSetup, TestHub, amqp, delete_queue, drain, mappings_copy, open_with_openssl_cli, replace_in,
 };
 use serde_json::{Value, json};
 
@@ -19,13 +19,8 @@ fn report(beschreibung: &str) -> Value {
 #[tokio::test]
 async fn a_valid_change_is_applied_and_an_invalid_one_refused() {
     let broker = amqp().await;
-    let mappings = tempfile::tempdir().unwrap();
-    copy_dir(&workspace().join("mappings"), mappings.path());
-    let hub = TestHub::start(HubSetup {
-        mappings: Some(mappings.path().to_owned()),
-        ..HubSetup::default()
-    })
-    .await;
+    let mappings = mappings_copy();
+    let hub = TestHub::start(HubSetup::with_mappings(mappings.path())).await;
     let short = "Müll am Gehweg!"; // 15 characters
     assert_eq!(hub.submit(&report(short), None).await.status(), 202);
     assert_eq!(
@@ -36,12 +31,11 @@ async fn a_valid_change_is_applied_and_an_invalid_one_refused() {
 
     // A valid change: a stricter form and a changed template.
     let folder = mappings.path().join("maengelanzeige");
-    let form = std::fs::read_to_string(folder.join("form.toml")).unwrap();
-    std::fs::write(
-        folder.join("form.toml"),
-        form.replace("min_length = 10", "min_length = 20"),
-    )
-    .unwrap();
+    replace_in(
+        &folder.join("form.toml"),
+        "min_length = 10",
+        "min_length = 20",
+    );
     let template = std::fs::read_to_string(folder.join("nachricht.xml.hbs")).unwrap();
     let changed = template.replace("  <mangel>", "  <!-- Vorlage 2 -->\n  <mangel>");
     std::fs::write(folder.join("nachricht.xml.hbs"), &changed).unwrap();
@@ -86,25 +80,15 @@ async fn a_valid_change_is_applied_and_an_invalid_one_refused() {
 
 #[tokio::test]
 async fn a_message_that_fails_its_schema_is_stopped_as_invalid_with_a_precise_error() {
-    let mappings = tempfile::tempdir().unwrap();
-    copy_dir(&workspace().join("mappings"), mappings.path());
-    let template = mappings.path().join("maengelanzeige/nachricht.xml.hbs");
-    let text = std::fs::read_to_string(&template).unwrap();
+    let mappings = mappings_copy();
     // Only for a category no fixture has: a template every fixture catches is refused
     // at start (mapping_safety.rs); this is the schema check at run time.
-    std::fs::write(
-        &template,
-        text.replace(
-            "<beschreibung>",
-            "{{#if (eq data.kategorie \"muell\")}}<hinweis/>{{/if}}<beschreibung>",
-        ),
-    )
-    .unwrap();
-    let hub = TestHub::start(HubSetup {
-        mappings: Some(mappings.path().to_owned()),
-        ..HubSetup::default()
-    })
-    .await;
+    replace_in(
+        &mappings.path().join("maengelanzeige/nachricht.xml.hbs"),
+        "<beschreibung>",
+        "{{#if (eq data.kategorie \"muell\")}}<hinweis/>{{/if}}<beschreibung>",
+    );
+    let hub = TestHub::start(HubSetup::with_mappings(mappings.path())).await;
     let body = report("Jürgens Mülltonne steht seit Wochen da");
     let (id, status) = hub
         .submit_until(&body, "invalid", Duration::from_secs(20))

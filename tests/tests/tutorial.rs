@@ -4,11 +4,10 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use kopplung_tests::{
-    HubSetup, TestHub, amqp, copy_dir, delete_queue, drain_one, kopplung_bin,
-    open_with_openssl_cli, private_dir, run_ok, workspace, write_private, xpath,
+    HubSetup, TestHub, amqp, copy_dir, delete_queue, kopplung_bin, private_dir, run_ok, workspace,
+    write_private, xpath,
 };
 use serde_json::Value;
 
@@ -131,15 +130,11 @@ async fn the_mapping_tutorial_works_as_written() {
     .await;
     let body: Value = serde_json::from_str(&request.expect("a request.json block")).unwrap();
     let id = hub.submit_accepted(&body, None).await;
-    hub.wait_delivered_to(&id, "chemnitz-sperrmuell", Duration::from_secs(30))
-        .await;
-    let queue = hub.queue("chemnitz-sperrmuell");
-    let message = drain_one(&broker, &queue).await;
-    let xml = open_with_openssl_cli(&message.body, &hub.pki_dir(), "chemnitz-sperrmuell");
+    let xml = hub.delivered_xml(&broker, &id, "chemnitz-sperrmuell").await;
     assert_eq!(
         xpath(&xml, "string(//gegenstaende)"),
         "Kleiderschrank, zerlegt"
     );
     assert_eq!(xpath(&xml, "string(//gebiet/name)"), "Chemnitz, Stadt");
-    delete_queue(&broker, &queue).await;
+    delete_queue(&broker, &hub.queue("chemnitz-sperrmuell")).await;
 }
