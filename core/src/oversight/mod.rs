@@ -80,6 +80,15 @@ pub enum ReplayError {
     Unavailable(StoreError),
 }
 
+/// Why an application was not reprocessed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReprocessError {
+    #[error("the application is not invalid")]
+    NotInvalid,
+    #[error("the store is not reachable: {0}")]
+    Unavailable(StoreError),
+}
+
 /// The refusal of an operator's action on the outbox (retry, replay): nothing there to
 /// act on, or the store failed.
 pub trait ActionError {
@@ -100,7 +109,11 @@ macro_rules! action_error {
     };
 }
 
-action_error!(RetryError::NothingToRetry, ReplayError::NoDeadLetter);
+action_error!(
+    RetryError::NothingToRetry,
+    ReplayError::NoDeadLetter,
+    ReprocessError::NotInvalid
+);
 
 /// An action's outcome as a page tells it: done (`true`), nothing to act on (`false`),
 /// or the store's failure.
@@ -209,6 +222,20 @@ impl Oversight {
         }
         tracing::info!(%procedure, operator = %by, replayed = replayed.len(), "dead letters of a procedure replayed");
         Ok(replayed)
+    }
+
+    /// Renders and seals an `invalid` application again with the mapping now in force,
+    /// its message id unchanged, for `by` (after the mapping was fixed).
+    pub async fn reprocess(&self, id: Uuid, by: &str) -> Result<(), ReprocessError> {
+        let changed = self.woken(
+            self.store.reprocess(id, by).await,
+            "reprocessing an application failed",
+        );
+        if !changed.map_err(ReprocessError::Unavailable)? {
+            return Err(ReprocessError::NotInvalid);
+        }
+        tracing::info!(application_id = %id, operator = %by, "invalid application reprocessed");
+        Ok(())
     }
 
     /// The next attempt now, asked for by `by` (a role).

@@ -14,6 +14,9 @@ pub enum SendAgain {
     Replay,
     /// A delivered message without a receipt ([`OversightStore::resend`]).
     Resend,
+    /// An application its mapping could not render, after the mapping was fixed
+    /// ([`OversightStore::reprocess`]).
+    Reprocess,
 }
 
 #[async_trait]
@@ -36,6 +39,14 @@ pub trait OversightStore: Send + Sync {
     /// its message is not stored.
     async fn resend(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
         self.send_again(SendAgain::Resend, application_id, by).await
+    }
+
+    /// Puts an `invalid` application (its mapping failed) back to be rendered and sealed
+    /// again, with its message id unchanged (due now, attempts counted afresh): after
+    /// the mapping was fixed. Returns `false` if the application is not `invalid`.
+    async fn reprocess(&self, application_id: Uuid, by: &str) -> Result<bool, StoreError> {
+        self.send_again(SendAgain::Reprocess, application_id, by)
+            .await
     }
 
     /// Puts an application's message back into the outbox as `again` says (see

@@ -242,6 +242,17 @@ pub fn replayed(sealed: bool, by: &str, message_id: &str) -> (Status, String) {
     )
 }
 
+/// An `invalid` application taken up again after its mapping was fixed: back to
+/// `accepted`, to be rendered and sealed with its message id unchanged.
+pub fn reprocessed(by: &str, message_id: &str) -> (Status, String) {
+    (
+        Status::Accepted,
+        format!(
+            "reprocessed by {by} after the mapping was fixed; message {message_id} is rendered again"
+        ),
+    )
+}
+
 /// A delivered message without a receipt sent again: back to `prepared` with its sealed
 /// message as it was (same message id).
 pub fn resent(by: &str, message_id: &str) -> (Status, String) {

@@ -76,6 +76,7 @@ impl Change {
         let (status, detail) = match again {
             SendAgain::Replay => rules::replayed(sealed.is_some(), by, message_id),
             SendAgain::Resend => rules::resent(by, message_id),
+            SendAgain::Reprocess => rules::reprocessed(by, message_id),
         };
         Self::message(application_id, status, &detail, sealed.map(sha256_hex))
     }

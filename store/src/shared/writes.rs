@@ -150,6 +150,13 @@ pub(crate) fn send_again(
                          WHERE a.id = deliveries.application_id AND a.status = $3)
              RETURNING application_id, message_id, sealed"
         }
+        // Never sealed: it goes through prepare again, with the mapping now in force.
+        SendAgain::Reprocess => {
+            "UPDATE deliveries SET step = 'prepare', sealed = NULL, attempts = 0, due_at = $1,
+                    lease_owner = NULL, lease_until = NULL
+             WHERE application_id = $2 AND step = 'invalid'
+             RETURNING application_id, message_id, sealed"
+        }
     };
     Write { sql, params }
 }

@@ -71,6 +71,46 @@ pub(crate) async fn dead_letters_are_listed_and_replayed_with_their_message_id(b
     assert!(store.verify_audit().await.unwrap().is_intact());
 }
 
+/// An application its mapping could not render goes back to `accepted` on request (after
+/// the fix), is claimed to be rendered again with its message id unchanged, and only
+/// an `invalid` one can be: the history and the audit trail say who asked.
+pub(crate) async fn an_invalid_application_is_reprocessed_with_its_message_id(backend: Backend) {
+    let store = &*backend.store;
+    let (new, item) = claimed(store, "a").await;
+    assert!(
+        !store.reprocess(new.id, "admin").await.unwrap(),
+        "not invalid yet"
+    );
+    fail(store, &item, Status::Invalid, "template: field missing").await;
+    assert!(
+        store.backlog().await.unwrap().is_empty(),
+        "invalid is no work"
+    );
+    assert!(!store.reprocess(Uuid::new_v4(), "admin").await.unwrap());
+
+    assert!(store.reprocess(new.id, "operator").await.unwrap());
+    assert!(!store.reprocess(new.id, "operator").await.unwrap(), "once");
+    let record = stored_as(
+        store,
+        new.id,
+        Status::Accepted,
+        &["accepted", "invalid", "accepted"],
+    )
+    .await;
+    let detail = &record.history[2].detail;
+    assert!(
+        detail.contains("reprocessed by operator") && detail.contains(&new.message_id.to_string()),
+        "{detail}"
+    );
+    let again = claim_one(store, new.id, "b").await;
+    assert_eq!(again.step, Step::Prepare);
+    assert_eq!(again.attempts, 0, "attempts counted afresh");
+    assert_eq!(again.message_id, new.message_id, "one message id for life");
+    prepare(store, &again, b"sealed after the fix").await;
+    assert_eq!(stored(store, new.id).await.status, Status::Prepared);
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}
+
 /// Retention with a controllable clock, the same for every store: an application with
 /// an attachment is delivered, received and decided with a document; its personal data
 /// stays while the retention period runs and is deleted once it is over — once, with a
