@@ -6,19 +6,28 @@
 //! confirmations go to standard error, so that a shell loop over the output never takes
 //! a summary for an id.
 
-use std::path::Path;
-
 use anyhow::{Context, bail};
 use serde_json::Value;
+
+/// Where the hub is and the admin token to call it with (`--hub`, `--token-file`).
+#[derive(clap::Args)]
+pub struct Access {
+    /// The hub's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+    hub: String,
+    /// The file with the admin token.
+    #[arg(long, default_value = "demo-data/admin-token", global = true)]
+    token_file: std::path::PathBuf,
+}
 
 /// Sends the request `build` makes (given the client and the hub's base URL without a
 /// trailing slash) with the admin token of `token_file`; the JSON answer, or an error with
 /// the problem's detail when the hub refuses.
 pub async fn call(
-    hub: &str,
-    token_file: &Path,
+    access: &Access,
     build: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
 ) -> anyhow::Result<Value> {
+    let (hub, token_file) = (access.hub.as_str(), access.token_file.as_path());
     let token = std::fs::read_to_string(token_file)
         .with_context(|| format!("reading the admin token {}", token_file.display()))?;
     let hub = hub.trim_end_matches('/');

@@ -5,8 +5,6 @@
 //! Standard output carries only the data (a line per message, ids, or JSON); counts and
 //! confirmations go to standard error, as with `kopplung deadletters`.
 
-use std::path::Path;
-
 use clap::Subcommand;
 
 use crate::admin_api::{self, text};
@@ -44,8 +42,8 @@ pub enum AwaitingCommand {
     },
 }
 
-pub async fn run(hub: &str, token_file: &Path, command: AwaitingCommand) -> anyhow::Result<()> {
-    let body = admin_api::call(hub, token_file, |client, hub| match &command {
+pub async fn run(access: &admin_api::Access, command: AwaitingCommand) -> anyhow::Result<()> {
+    let body = admin_api::call(access, |client, hub| match &command {
         AwaitingCommand::List { procedure, .. } => {
             let request = client.get(format!("{hub}/api/v1/admin/awaiting-receipt"));
             match procedure {

@@ -4,8 +4,6 @@
 //! Standard output carries only the data, counts and confirmations go to standard error
 //! (see `admin_api`).
 
-use std::path::Path;
-
 use clap::Subcommand;
 
 use crate::admin_api::{self, text};
@@ -44,8 +42,8 @@ pub enum DeadlettersCommand {
     },
 }
 
-pub async fn run(hub: &str, token_file: &Path, command: DeadlettersCommand) -> anyhow::Result<()> {
-    let body = admin_api::call(hub, token_file, |client, hub| {
+pub async fn run(access: &admin_api::Access, command: DeadlettersCommand) -> anyhow::Result<()> {
+    let body = admin_api::call(access, |client, hub| {
         let base = format!("{hub}/api/v1/admin/deadletters");
         match &command {
             DeadlettersCommand::List { .. } => client.get(&base),

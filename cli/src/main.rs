@@ -13,6 +13,7 @@ mod conformance;
 mod deadletters;
 mod demo;
 mod idp_sim;
+mod invalid;
 mod keys;
 mod logging;
 mod mapping;
@@ -100,24 +101,24 @@ enum Command {
     },
     /// Dead letters of a running hub, through its admin API.
     Deadletters {
-        /// The hub's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
-        hub: String,
-        /// The file with the admin token.
-        #[arg(long, default_value = "demo-data/admin-token", global = true)]
-        token_file: PathBuf,
+        #[command(flatten)]
+        access: admin_api::Access,
         #[command(subcommand)]
         command: deadletters::DeadlettersCommand,
+    },
+    /// Applications of a running hub whose mapping could not render their message, and
+    /// reprocessing them after the fix, through its admin API.
+    Invalid {
+        #[command(flatten)]
+        access: admin_api::Access,
+        #[command(subcommand)]
+        command: invalid::InvalidCommand,
     },
     /// Messages of a running hub delivered without a receipt past their procedure's
     /// receipt deadline, and resending them, through its admin API.
     AwaitingReceipt {
-        /// The hub's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
-        hub: String,
-        /// The file with the admin token.
-        #[arg(long, default_value = "demo-data/admin-token", global = true)]
-        token_file: PathBuf,
+        #[command(flatten)]
+        access: admin_api::Access,
         #[command(subcommand)]
         command: awaiting::AwaitingCommand,
     },
@@ -181,16 +182,9 @@ fn run() -> anyhow::Result<()> {
             } => check::run(&config, &data_dir, connect).await,
             Command::Tokens { command } => tokens::run(command),
             Command::Mapping { config, command } => mapping::run(&config, command),
-            Command::Deadletters {
-                hub,
-                token_file,
-                command,
-            } => deadletters::run(&hub, &token_file, command).await,
-            Command::AwaitingReceipt {
-                hub,
-                token_file,
-                command,
-            } => awaiting::run(&hub, &token_file, command).await,
+            Command::Deadletters { access, command } => deadletters::run(&access, command).await,
+            Command::Invalid { access, command } => invalid::run(&access, command).await,
+            Command::AwaitingReceipt { access, command } => awaiting::run(&access, command).await,
             Command::Audit { command } => audit::run(command).await,
             Command::Clerk { command } => clerk::run(command),
             Command::Keys { command } => keys::run(command),

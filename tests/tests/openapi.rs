@@ -2003,6 +2003,52 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // A hub whose template fails its schema for one category (no fixture has it): the
+    // application goes `invalid`, and an operator has it reprocessed.
+    let mappings = kopplung_tests::mappings_copy();
+    kopplung_tests::replace_in(
+        &mappings.path().join("maengelanzeige/nachricht.xml.hbs"),
+        "<beschreibung>",
+        "{{#if (eq data.kategorie \"muell\")}}<hinweis/>{{/if}}<beschreibung>",
+    );
+    let failing = TestHub::start(HubSetup::with_mappings(mappings.path())).await;
+    let api = Api {
+        hub: &failing,
+        contract: &contract,
+    };
+    let stuck = api
+        .submit_accepted(&json!({"service": "99999001000000", "region": DRESDEN,
+            "data": {"kategorie": "muell", "beschreibung": "Sperrmüll am Gehweg", "ort": {"strasse": "Terrassenufer"}}}))
+        .await;
+    failing
+        .wait_for_status(&stuck, "invalid", Duration::from_secs(20))
+        .await;
+    let reprocess = format!("/api/v1/admin/applications/{stuck}/reprocess");
+    api.post_problems(&[
+        (&reprocess, Some(AUDITOR_TOKEN), None, 403, "forbidden"),
+        (&reprocess, None, None, 401, "unauthorized"),
+        (
+            "/api/v1/admin/applications/not-an-id/reprocess",
+            Some(ADMIN_TOKEN),
+            None,
+            404,
+            "not-found",
+        ),
+    ])
+    .await;
+    let answer = api.post_ok(&reprocess, Some(ADMIN_TOKEN), None).await;
+    assert_eq!(answer.json["reprocessing"], true);
+    failing
+        .wait_for_status(&stuck, "invalid", Duration::from_secs(20))
+        .await;
+    let waiting_one = format!("/api/v1/admin/applications/{waiting}/reprocess");
+    let api = Api {
+        hub: &unready,
+        contract: &contract,
+    };
+    api.post_problems(&[(&waiting_one, Some(ADMIN_TOKEN), None, 409, "not-invalid")])
+        .await;
+
     // A hub whose monitoring needs a token (`[monitoring] token_file`).
     let guarded = TestHub::start(HubSetup {
         extra_config: "[monitoring]\ntoken_file = \"admin-token\"\n".into(),

@@ -15,8 +15,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kopplung_core::oversight::{
-    LookupError, ReplayError, RetryError, SearchCriteria, SearchError, StatusReport, Unavailable,
-    ViewError,
+    LookupError, ReplayError, ReprocessError, RetryError, SearchCriteria, SearchError,
+    StatusReport, Unavailable, ViewError,
 };
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -279,6 +279,17 @@ pub async fn retry(
     Ok(Json(json!({ "application_id": id, "retrying": true })).into_response())
 }
 
+/// `POST /api/v1/admin/applications/{id}/reprocess` (operators): an `invalid` application
+/// rendered and sealed again with the mapping now in force, its message id unchanged.
+pub async fn reprocess(
+    State(state): State<Arc<ApiState>>,
+    Caller(operator): Operator,
+    AppId(id): AppId,
+) -> Result<Response, Problem> {
+    state.hub.oversight.reprocess(id, operator.name()).await?;
+    Ok(Json(json!({ "application_id": id, "reprocessing": true })).into_response())
+}
+
 /// `GET /api/v1/admin/status`: mappings, certificates, procedures and their backlog.
 pub async fn status(
     State(state): State<Arc<ApiState>>,
@@ -350,6 +361,22 @@ impl From<ReplayError> for Problem {
                 Problem::not_found().detail("no dead letter for this application")
             }
             ReplayError::Unavailable(_) => Problem::store_unreachable(),
+        }
+    }
+}
+
+impl From<ReprocessError> for Problem {
+    fn from(error: ReprocessError) -> Self {
+        match error {
+            ReprocessError::NotInvalid => Problem::new(
+                StatusCode::CONFLICT,
+                "not-invalid",
+                "The application is not invalid",
+            )
+            .detail(
+                "only an application its mapping could not render is reprocessed, or it is unknown",
+            ),
+            ReprocessError::Unavailable(_) => Problem::store_unreachable(),
         }
     }
 }

@@ -65,6 +65,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(admin::message),
         )
         .route("/api/v1/admin/applications/{id}/retry", post(admin::retry))
+        .route(
+            "/api/v1/admin/applications/{id}/reprocess",
+            post(admin::reprocess),
+        )
         .route("/api/v1/admin/status", get(admin::status))
         .route("/api/v1/admin/reload", post(admin::reload))
         .route(

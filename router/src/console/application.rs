@@ -39,6 +39,10 @@ pub(super) fn routes() -> Router<Console> {
             "/applications/{id}/resend",
             get(back_to_application).post(resend),
         )
+        .route(
+            "/applications/{id}/reprocess",
+            get(back_to_application).post(reprocess),
+        )
 }
 
 #[derive(Serialize)]
@@ -71,9 +75,11 @@ struct ApplicationPage {
     retry_href: String,
     replay_href: String,
     resend_href: String,
+    reprocess_href: String,
     can_retry: bool,
     can_replay: bool,
     can_resend: bool,
+    can_reprocess: bool,
     read_only: bool,
     history: Vec<HistoryRow>,
     history_caption: String,
@@ -167,6 +173,9 @@ async fn application(
         Ok("eingeliefert") => Some(
             "Die Nachricht wurde erneut eingeliefert; sie geht mit derselben Nachrichten-ID noch einmal hinaus.",
         ),
+        Ok("neu") => Some(
+            "Der Antrag wird mit der jetzt geltenden Zuordnung neu erzeugt; die Nachrichten-ID bleibt dieselbe.",
+        ),
         Ok("gesendet") => Some(
             "Die Nachricht geht mit derselben Nachrichten-ID noch einmal hinaus; die Eingangsbestätigung des Verfahrens steht weiter aus.",
         ),
@@ -211,8 +220,10 @@ async fn application(
         retry_href: format!("{base}/retry"),
         replay_href: format!("{base}/replay"),
         resend_href: format!("{base}/resend"),
+        reprocess_href: format!("{base}/reprocess"),
         can_retry: operator && matches!(record.status, Status::Accepted | Status::Prepared),
         can_replay: operator && record.status == Status::DeadLettered,
+        can_reprocess: operator && record.status == Status::Invalid,
         can_resend: operator
             && console
                 .hub
@@ -385,6 +396,23 @@ async fn replay(State(console): State<Console>, Operating(user, id): Operating) 
 async fn resend(State(console): State<Console>, Operating(user, id): Operating) -> Response {
     let outcome = outcome_of(console.hub.oversight.resend(id, user.role.name()).await);
     acted(&console, &user, id, &RESEND, outcome)
+}
+
+const REPROCESS: Action = Action {
+    done: "invalid application reprocessed in the admin console",
+    notice: "neu",
+    nothing: (
+        "Nichts neu zu erzeugen",
+        "Dieser Antrag ist nicht (mehr) ungültig: Nur ein Antrag, dessen Nachricht die Zuordnung nicht erzeugen konnte, wird neu erzeugt.",
+    ),
+    failed: "admin console: reprocessing an application failed",
+};
+
+/// `POST …/reprocess`: an invalid application rendered again after the mapping was
+/// fixed, same message id (operators).
+async fn reprocess(State(console): State<Console>, Operating(user, id): Operating) -> Response {
+    let outcome = outcome_of(console.hub.oversight.reprocess(id, user.role.name()).await);
+    acted(&console, &user, id, &REPROCESS, outcome)
 }
 
 /// A POST on an application: its signed-in user (with the session's CSRF token) and
