@@ -77,11 +77,12 @@ pub(crate) fn begin_limited(
         .map_err(|r| Failure::too_many(refused(wait_in_minutes(r.wait)), r.wait))
 }
 
+/// Where to go after signing in or identifying (`weiter`, a local path), and the level
+/// the page the visitor came from needs (`niveau`: `basis`, …).
 #[derive(Deserialize)]
 pub struct NextQuery {
-    weiter: Option<String>,
-    /// The level the page the visitor came from needs (`basis`, …).
-    niveau: Option<String>,
+    pub(crate) weiter: Option<String>,
+    pub(crate) niveau: Option<String>,
 }
 
 /// `GET /konto/anmelden`: the identity providers (asked for `niveau` when given) and
