@@ -9,10 +9,9 @@ use kopplung_forms::TrustLevel;
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::account::NextQuery;
 use crate::level::{label as trust_label, parse as parse_level};
 use crate::router_client::Service;
-use crate::web::local_next;
+use crate::web::{NextQuery, local_next};
 use crate::web::{Page, Visit, Visitor};
 
 /// A means of identification's code in words.
