@@ -19,11 +19,31 @@ pub mod registry;
 mod test_support;
 pub mod transport;
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+/// Takes one body that came in on an answer channel (a reply queue's message, an
+/// answer folder's file) and says what became of it, for the channel to act on.
+pub type BodyHandler<T> =
+    Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = T> + Send>> + Send + Sync>;
+
+/// The handler that runs `take` with its own copy of `shared` for each body.
+pub fn body_handler<S, F, T>(
+    shared: S,
+    take: impl Fn(S, Vec<u8>) -> F + Send + Sync + 'static,
+) -> BodyHandler<T>
+where
+    S: Clone + Send + Sync + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    Arc::new(move |body| Box::pin(take(shared.clone(), body)))
+}
 
 /// A sealed message ready to leave the hub.
 #[derive(Debug, Clone)]

@@ -7,10 +7,11 @@
 //! a summary for an id.
 
 use anyhow::{Context, bail};
+use clap::Args;
 use serde_json::Value;
 
 /// Where the hub is and the admin token to call it with (`--hub`, `--token-file`).
-#[derive(clap::Args)]
+#[derive(Args)]
 pub struct Access {
     /// The hub's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
@@ -18,6 +19,37 @@ pub struct Access {
     /// The file with the admin token.
     #[arg(long, default_value = "demo-data/admin-token", global = true)]
     token_file: std::path::PathBuf,
+}
+
+/// The options of a `list` subcommand (dead letters, overdue messages).
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only the entries of this procedure.
+    #[arg(long)]
+    pub procedure: Option<String>,
+    /// The admin API's JSON and nothing else.
+    #[arg(long, conflicts_with = "ids")]
+    pub json: bool,
+    /// Only the application ids, one a line (for a shell loop).
+    #[arg(long)]
+    pub ids: bool,
+}
+
+/// The options of sending one application again, or all of a procedure's (`resend`,
+/// `replay`).
+#[derive(Args)]
+pub struct SendAgainArgs {
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub application_id: Option<String>,
+    /// The procedure whose entries `--all` sends again.
+    #[arg(long, requires = "all")]
+    pub procedure: Option<String>,
+    /// Send every entry of `--procedure` again; prints the ids sent.
+    #[arg(long, requires = "procedure")]
+    pub all: bool,
+    /// The admin API's JSON answer and nothing else.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Sends the request `build` makes (given the client and the hub's base URL without a
@@ -70,19 +102,13 @@ pub fn print_listing(entries: &[Value], ids_only: bool, line: impl Fn(&str, &Val
 /// The answer to sending one application again, or all of a procedure's (`resend`,
 /// `replay`): with `json` the hub's answer; else the ids sent (the answer's `key`
 /// field for a procedure), and on standard error what became of them.
-pub fn print_sent(
-    body: &Value,
-    json: bool,
-    application_id: Option<String>,
-    procedure: Option<&str>,
-    (key, what): (&str, &str),
-) {
-    if json {
+pub fn print_sent(body: &Value, args: &SendAgainArgs, (key, what): (&str, &str)) {
+    if args.json {
         println!("{body:#}");
         return;
     }
-    let Some(procedure) = procedure else {
-        println!("{}", application_id.unwrap_or_default());
+    let Some(procedure) = &args.procedure else {
+        println!("{}", args.application_id.as_deref().unwrap_or_default());
         eprintln!("{key}: it goes out again with its message id");
         return;
     };

@@ -7,65 +7,44 @@
 
 use clap::Subcommand;
 
-use crate::admin_api::{self, text};
+use crate::admin_api::{self, ListArgs, SendAgainArgs, text};
 
 #[derive(Subcommand)]
 pub enum AwaitingCommand {
     /// List the overdue messages, oldest first: application, receipt, procedure,
-    /// message id, delivered at (the count on standard error).
-    List {
-        /// Only the messages of this procedure.
-        #[arg(long)]
-        procedure: Option<String>,
-        /// The admin API's JSON (`{"awaiting_receipt": [...]}`) and nothing else.
-        #[arg(long, conflicts_with = "ids")]
-        json: bool,
-        /// Only the application ids, one a line (for a shell loop).
-        #[arg(long)]
-        ids: bool,
-    },
+    /// message id, delivered at (the count on standard error). `--json`: the admin API's
+    /// `{"awaiting_receipt": [...]}`.
+    List(ListArgs),
     /// Send a delivered message without a receipt again, the stored message with the
     /// same message id. With `--procedure ID --all`: every overdue message of that
     /// procedure.
-    Resend {
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        application_id: Option<String>,
-        /// The procedure whose overdue messages `--all` resends.
-        #[arg(long, requires = "all")]
-        procedure: Option<String>,
-        /// Resend every overdue message of `--procedure`; prints the resent ids.
-        #[arg(long, requires = "procedure")]
-        all: bool,
-        /// The admin API's JSON answer and nothing else.
-        #[arg(long)]
-        json: bool,
-    },
+    Resend(SendAgainArgs),
 }
 
 pub async fn run(access: &admin_api::Access, command: AwaitingCommand) -> anyhow::Result<()> {
     let body = admin_api::call(access, |client, hub| match &command {
-        AwaitingCommand::List { procedure, .. } => {
+        AwaitingCommand::List(ListArgs { procedure, .. }) => {
             let request = client.get(format!("{hub}/api/v1/admin/awaiting-receipt"));
             match procedure {
                 Some(procedure) => request.query(&[("procedure", procedure)]),
                 None => request,
             }
         }
-        AwaitingCommand::Resend {
+        AwaitingCommand::Resend(SendAgainArgs {
             procedure: Some(procedure),
             ..
-        } => client.post(format!(
+        }) => client.post(format!(
             "{hub}/api/v1/admin/procedures/{procedure}/resend-overdue"
         )),
-        AwaitingCommand::Resend { application_id, .. } => client.post(format!(
+        AwaitingCommand::Resend(SendAgainArgs { application_id, .. }) => client.post(format!(
             "{hub}/api/v1/admin/applications/{}/resend",
             application_id.as_deref().unwrap_or_default()
         )),
     })
     .await?;
     match command {
-        AwaitingCommand::List { json: true, .. } => println!("{body:#}"),
-        AwaitingCommand::List { ids, .. } => {
+        AwaitingCommand::List(ListArgs { json: true, .. }) => println!("{body:#}"),
+        AwaitingCommand::List(ListArgs { ids, .. }) => {
             let overdue = admin_api::entries(&body, "awaiting_receipt");
             admin_api::print_listing(&overdue, ids, |id, message| {
                 format!(
@@ -89,18 +68,9 @@ pub async fn run(access: &admin_api::Access, command: AwaitingCommand) -> anyhow
                 );
             }
         }
-        AwaitingCommand::Resend {
-            application_id,
-            procedure,
-            json,
-            ..
-        } => admin_api::print_sent(
-            &body,
-            json,
-            application_id,
-            procedure.as_deref(),
-            ("resent", "overdue message(s)"),
-        ),
+        AwaitingCommand::Resend(args) => {
+            admin_api::print_sent(&body, &args, ("resent", "overdue message(s)"))
+        }
     }
     Ok(())
 }

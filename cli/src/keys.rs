@@ -108,12 +108,7 @@ fn activate(config_path: &Path, at: Option<&str>) -> anyhow::Result<()> {
 
 fn confirm(config_path: &Path, procedure: &str, at: Option<&str>) -> anyhow::Result<()> {
     let config = load_config(config_path, Path::new("."))?;
-    let Some(entry) = config
-        .routing
-        .procedures
-        .iter()
-        .find(|p| p.id.as_str() == procedure)
-    else {
+    let Some(entry) = config.procedure(procedure) else {
         bail!("--procedure {procedure}: no such procedure in the routing table");
     };
     if entry.certificate_next.is_none() {

@@ -13,7 +13,7 @@ use kopplung_web::shell::{cookie, is_token, random_hex, see_other, token_id};
 
 use crate::params::Params;
 use crate::people::{Level, required_level};
-use crate::store::{Grant, Pending, Session, SignIn};
+use crate::store::{Grant, Pending, Request, Session, SignIn};
 use crate::{Shared, State as Idp};
 
 /// The cookie that ties a login page to the browser that started it.
@@ -136,13 +136,15 @@ fn authorize(state: &Idp, headers: &HeaderMap, params: &Params) -> Response {
     }
     let min_level = required_level(params.get("acr_values"));
     let pending = Pending {
-        client_id: client.id.clone(),
-        redirect_uri: redirect_uri.to_owned(),
+        request: Request {
+            client_id: client.id.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+            code_challenge: code_challenge.to_owned(),
+            nonce: params.get("nonce").map(str::to_owned),
+            scopes,
+        },
         state: params.get("state").map(str::to_owned),
-        nonce: params.get("nonce").map(str::to_owned),
-        scopes,
         min_level,
-        code_challenge: code_challenge.to_owned(),
         browser: String::new(),
         csrf: String::new(),
         suggested: None,
@@ -226,17 +228,9 @@ pub fn session_of(state: &Idp, headers: &HeaderMap) -> Option<(String, Session)>
 
 /// The authorization response: a new code for `sign_in`, back to the client.
 pub fn issue(state: &Idp, pending: &Pending, sign_in: SignIn) -> Response {
-    let back = Back {
-        redirect_uri: &pending.redirect_uri,
-        state: pending.state.as_deref(),
-        issuer: &state.config.issuer,
-    };
+    let back = Back::of(pending, &state.config.issuer);
     let grant = Grant {
-        client_id: pending.client_id.clone(),
-        redirect_uri: pending.redirect_uri.clone(),
-        code_challenge: pending.code_challenge.clone(),
-        nonce: pending.nonce.clone(),
-        scopes: pending.scopes.clone(),
+        request: pending.request.clone(),
         sign_in,
     };
     match state.store.issue_code(grant) {
@@ -252,7 +246,16 @@ pub struct Back<'a> {
     pub issuer: &'a str,
 }
 
-impl Back<'_> {
+impl<'a> Back<'a> {
+    /// The answer to `pending`, from `issuer`.
+    pub fn of(pending: &'a Pending, issuer: &'a str) -> Self {
+        Self {
+            redirect_uri: &pending.request.redirect_uri,
+            state: pending.state.as_deref(),
+            issuer,
+        }
+    }
+
     /// `303` to the redirect URI with `pairs`, `state` and `iss` (RFC 9207) added to
     /// its query.
     pub fn with(&self, pairs: &[(&str, &str)]) -> Response {

@@ -70,11 +70,7 @@ pub async fn submit(
             "Das Anmeldeformular gehört nicht zu dieser Anmeldung. Bitte laden Sie die Anmeldeseite neu oder starten Sie die Anmeldung im Portal noch einmal.",
         );
     }
-    let back = Back {
-        redirect_uri: &pending.redirect_uri,
-        state: pending.state.as_deref(),
-        issuer: &state.config.issuer,
-    };
+    let back = Back::of(&pending, &state.config.issuer);
     if choice.aktion.as_deref() == Some("abbrechen") {
         state.store.drop_pending(&choice.vorgang);
         return back.error("access_denied", "the citizen cancelled the sign-in");
@@ -107,7 +103,7 @@ pub async fn submit(
     let Ok(token) = state.store.open_session(sign_in) else {
         return unavailable(&state);
     };
-    tracing::info!(client = %pending.client_id, amr = means.amr(), "citizen signed in");
+    tracing::info!(client = %pending.request.client_id, amr = means.amr(), "citizen signed in");
     let mut response = issue(&state, &pending, sign_in);
     let value = state
         .cookies
@@ -168,8 +164,10 @@ fn render(
         .collect();
     let client = state
         .config
-        .client(&pending.client_id)
-        .map_or(pending.client_id.as_str(), |client| client.name.as_str());
+        .client(&pending.request.client_id)
+        .map_or(pending.request.client_id.as_str(), |client| {
+            client.name.as_str()
+        });
     // The error summary links to the first radio button of the group in error.
     let errors: Vec<Value> = problem
         .iter()

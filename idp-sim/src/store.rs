@@ -32,16 +32,23 @@ pub struct SignIn {
     pub auth_time: OffsetDateTime,
 }
 
+/// What a client asked for that its authorization code stays bound to: the token
+/// request must name the same client, redirect URI and PKCE verifier.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    pub scopes: Vec<String>,
+}
+
 /// An authorization request that passed every check, waiting for the login page.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    pub client_id: String,
-    pub redirect_uri: String,
+    pub request: Request,
     pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub scopes: Vec<String>,
     pub min_level: Option<Level>,
-    pub code_challenge: String,
     /// The SHA-256 of the browser cookie the request was started with: only that
     /// browser may answer it.
     pub browser: String,
@@ -62,11 +69,7 @@ pub struct Session {
 /// What an authorization code stands for.
 #[derive(Debug, Clone)]
 pub struct Grant {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub code_challenge: String,
-    pub nonce: Option<String>,
-    pub scopes: Vec<String>,
+    pub request: Request,
     pub sign_in: SignIn,
 }
 
@@ -134,59 +137,70 @@ impl Store {
         self.maps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Keeps `value` for `ttl` in the map `which` chooses, under a new random secret,
+    /// which it returns.
+    fn keep<T>(
+        &self,
+        which: fn(&mut Maps) -> &mut HashMap<String, Entry<T>>,
+        value: T,
+        ttl: Duration,
+    ) -> Result<String, Stored> {
+        let secret = random_hex(32).map_err(|_| Stored::Random)?;
+        let now = self.now();
+        insert(which(&mut self.lock()), &secret, value, now, now + ttl)?;
+        Ok(secret)
+    }
+
     /// Keeps `pending` and returns its id (for the login page's address).
     pub fn put_pending(&self, pending: Pending) -> Result<String, Stored> {
-        let id = random_hex(32).map_err(|_| Stored::Random)?;
+        self.keep(|maps| &mut maps.pending, pending, PENDING_TTL)
+    }
+
+    /// The live entry kept under `secret` in the map `which` chooses.
+    fn kept<T: Clone>(
+        &self,
+        which: fn(&mut Maps) -> &mut HashMap<String, Entry<T>>,
+        secret: &str,
+    ) -> Option<T> {
         let now = self.now();
-        insert(
-            &mut self.lock().pending,
-            &id,
-            pending,
-            now,
-            now + PENDING_TTL,
-        )?;
-        Ok(id)
+        which(&mut self.lock())
+            .get(&token_id(secret))
+            .filter(|entry| entry.expires > now)
+            .map(|entry| entry.value.clone())
+    }
+
+    /// Forgets the entry kept under `secret` in the map `which` chooses.
+    fn forget<T>(&self, which: fn(&mut Maps) -> &mut HashMap<String, Entry<T>>, secret: &str) {
+        which(&mut self.lock()).remove(&token_id(secret));
     }
 
     pub fn pending(&self, id: &str) -> Option<Pending> {
-        live(&self.lock().pending, id, self.now()).cloned()
+        self.kept(|maps| &mut maps.pending, id)
     }
 
     pub fn drop_pending(&self, id: &str) {
-        self.lock().pending.remove(&token_id(id));
+        self.forget(|maps| &mut maps.pending, id);
     }
 
     /// A new session: its token for the cookie.
     pub fn open_session(&self, sign_in: SignIn) -> Result<String, Stored> {
-        let token = random_hex(32).map_err(|_| Stored::Random)?;
         let csrf = random_hex(32).map_err(|_| Stored::Random)?;
-        let now = self.now();
         let session = Session { sign_in, csrf };
-        insert(
-            &mut self.lock().sessions,
-            &token,
-            session,
-            now,
-            now + SESSION_TTL,
-        )?;
-        Ok(token)
+        self.keep(|maps| &mut maps.sessions, session, SESSION_TTL)
     }
 
     pub fn session(&self, token: &str) -> Option<Session> {
-        live(&self.lock().sessions, token, self.now()).cloned()
+        self.kept(|maps| &mut maps.sessions, token)
     }
 
     pub fn end_session(&self, token: &str) {
-        self.lock().sessions.remove(&token_id(token));
+        self.forget(|maps| &mut maps.sessions, token);
     }
 
     /// A new authorization code for `grant`.
     pub fn issue_code(&self, grant: Grant) -> Result<String, Stored> {
-        let code = random_hex(32).map_err(|_| Stored::Random)?;
-        let now = self.now();
         let entry = Codes { grant, used: false };
-        insert(&mut self.lock().codes, &code, entry, now, now + CODE_TTL)?;
-        Ok(code)
+        self.keep(|maps| &mut maps.codes, entry, CODE_TTL)
     }
 
     /// The grant of `code`, once. A second attempt revokes the access tokens issued
@@ -209,26 +223,17 @@ impl Store {
 
     /// A new access token for what `grant` allows.
     pub fn issue_access(&self, code: &str, grant: &Grant) -> Result<String, Stored> {
-        let token = random_hex(32).map_err(|_| Stored::Random)?;
-        let now = self.now();
         let access = Access {
-            client_id: grant.client_id.clone(),
+            client_id: grant.request.client_id.clone(),
             identity: grant.sign_in.identity,
-            scopes: grant.scopes.clone(),
+            scopes: grant.request.scopes.clone(),
             code: token_id(code),
         };
-        insert(
-            &mut self.lock().access,
-            &token,
-            access,
-            now,
-            now + TOKEN_TTL,
-        )?;
-        Ok(token)
+        self.keep(|maps| &mut maps.access, access, TOKEN_TTL)
     }
 
     pub fn access(&self, token: &str) -> Option<Access> {
-        live(&self.lock().access, token, self.now()).cloned()
+        self.kept(|maps| &mut maps.access, token)
     }
 }
 
@@ -262,16 +267,6 @@ fn insert<T>(
     Ok(())
 }
 
-fn live<'a, T>(
-    map: &'a HashMap<String, Entry<T>>,
-    secret: &str,
-    now: OffsetDateTime,
-) -> Option<&'a T> {
-    map.get(&token_id(secret))
-        .filter(|entry| entry.expires > now)
-        .map(|entry| &entry.value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,11 +276,13 @@ mod tests {
 
     fn grant(now: OffsetDateTime) -> Grant {
         Grant {
-            client_id: "portal".into(),
-            redirect_uri: "http://rp/cb".into(),
-            code_challenge: "c".into(),
-            nonce: None,
-            scopes: vec!["openid".into()],
+            request: Request {
+                client_id: "portal".into(),
+                redirect_uri: "http://rp/cb".into(),
+                code_challenge: "c".into(),
+                nonce: None,
+                scopes: vec!["openid".into()],
+            },
             sign_in: SignIn {
                 identity: &IDENTITIES[0],
                 means: Means::IdCard,

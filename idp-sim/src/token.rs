@@ -56,21 +56,21 @@ pub async fn exchange(State(state): State<Shared>, headers: HeaderMap, params: P
             "the code is unknown, expired or already used",
         );
     };
-    if grant.client_id != client.id {
+    if grant.request.client_id != client.id {
         return refuse(
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "the code was issued to another client",
         );
     }
-    if param("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+    if param("redirect_uri") != Some(grant.request.redirect_uri.as_str()) {
         return refuse(
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "redirect_uri differs from the authorization request's",
         );
     }
-    if !pkce_matches(param("code_verifier"), &grant.code_challenge) {
+    if !pkce_matches(param("code_verifier"), &grant.request.code_challenge) {
         return refuse(
             StatusCode::BAD_REQUEST,
             "invalid_grant",
@@ -94,7 +94,7 @@ pub async fn exchange(State(state): State<Shared>, headers: HeaderMap, params: P
                 "token_type": "Bearer",
                 "expires_in": TOKEN_TTL.whole_seconds(),
                 "id_token": id_token,
-                "scope": grant.scopes.join(" "),
+                "scope": grant.request.scopes.join(" "),
             }),
         ),
         Err(()) => refuse(
@@ -180,22 +180,26 @@ fn pkce_matches(verifier: Option<&str>, challenge: &str) -> bool {
 fn id_token(state: &Idp, grant: &Grant) -> Result<String, crate::Error> {
     let now = state.store.now().unix_timestamp();
     let sign_in = grant.sign_in;
-    let mut claims = sign_in.identity.claims(&grant.scopes);
+    let mut claims = sign_in.identity.claims(&grant.request.scopes);
     let mut set = |key: &str, value: Value| {
         claims.insert(key.to_owned(), value);
     };
     set("iss", json!(state.config.issuer));
     set(
         "sub",
-        json!(state.keys.subject(sign_in.identity.id, &grant.client_id)),
+        json!(
+            state
+                .keys
+                .subject(sign_in.identity.id, &grant.request.client_id)
+        ),
     );
-    set("aud", json!(grant.client_id));
+    set("aud", json!(grant.request.client_id));
     set("iat", json!(now));
     set("exp", json!(now + TOKEN_TTL.whole_seconds()));
     set("auth_time", json!(sign_in.auth_time.unix_timestamp()));
     set("acr", json!(sign_in.means.level().acr()));
     set("amr", json!([sign_in.means.amr()]));
-    if let Some(nonce) = &grant.nonce {
+    if let Some(nonce) = &grant.request.nonce {
         set("nonce", json!(nonce));
     }
     state.keys.sign(claims)

@@ -35,6 +35,21 @@ pub async fn write_transaction(
 }
 
 /// Seconds since the epoch, as stored.
+/// Deletes the rows of `table` whose `expires_at` has come; how many. The name is a
+/// `'static` one of this schema, never input, so the statement is safe to build.
+pub async fn delete_expired(
+    db: &SqlitePool,
+    table: &'static str,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let sql = sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE expires_at <= ?"));
+    Ok(sqlx::query(sql)
+        .bind(now)
+        .execute(db)
+        .await?
+        .rows_affected())
+}
+
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }

@@ -68,11 +68,7 @@ pub async fn sweep(state: &Shared) -> Result<Swept, sqlx::Error> {
     .execute(&state.db)
     .await?
     .rows_affected();
-    let registrations = sqlx::query("DELETE FROM registrations WHERE expires_at <= ?")
-        .bind(now)
-        .execute(&state.db)
-        .await?
-        .rows_affected();
+    let registrations = db::delete_expired(&state.db, "registrations", now).await?;
     let dropped_mails = match state.mailer.drop_dir() {
         Some(dir) => {
             let (dir, expire) = (dir.to_owned(), state.mailer.expire());

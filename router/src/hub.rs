@@ -284,18 +284,12 @@ pub async fn run(
         .map(|_| std::time::Duration::from_secs(config.file.delivery.heartbeat_timeout_secs));
     let dispatcher = Arc::new(dispatcher);
     let reloader = Arc::new(crate::reload::Reloader {
-        topology: topology.clone(),
+        hub: hub.clone(),
         dispatcher: dispatcher.clone(),
-        keyring: keyring.clone(),
-        catalog: hub.catalog.clone(),
-        regions: hub.regions.clone(),
-        metrics: metrics.clone(),
-        receipt_deadlines: hub.oversight.receipt_deadlines.clone(),
         followers: vec![{
             let inbox = inbox.clone();
             Box::new(move |config: &Config| inbox.replace_procedures(config))
         }],
-        events: hub.events.clone(),
         refusal: api::event_problem,
         broker: broker.clone(),
         listeners: std::sync::Mutex::new(Some(listeners)),

@@ -2,6 +2,7 @@
 //! outbox that drives each application through the transformers to an adapter.
 #![forbid(unsafe_code)]
 
+mod answer_channels;
 pub mod answer_folders;
 pub mod api;
 pub mod auth;

@@ -14,21 +14,18 @@ use std::sync::{Arc, Mutex};
 use kopplung_adapters::amqp::{AmqpBroker, ReplyHandler, consume_replies};
 use kopplung_adapters::registry::Transport;
 use kopplung_core::events::Events;
-use kopplung_core::oversight::ReceiptDeadlines;
-use kopplung_pipeline::{Dispatcher, Keyring};
+use kopplung_pipeline::Dispatcher;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::answer_folders::Refusal;
-use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::regions::Regions;
+use crate::context::Hub;
 use crate::routing::RoutingTable;
 use crate::setup;
-use crate::topology::{Topologies, Topology};
+use crate::topology::Topology;
 
 /// The tasks that take the procedures' events from AMQP reply queues and answer folders.
 pub struct Listeners {
@@ -143,19 +140,14 @@ impl Report {
 /// A part told of each routing table put in force.
 pub type Follower = Box<dyn Fn(&Config) + Send + Sync>;
 
-/// Everything a reload replaces.
+/// Everything a reload replaces: the hub's routing table, keys, mappings and receipt
+/// deadlines (in its context), the outbox's deliveries, the event listeners.
 pub struct Reloader {
-    pub topology: Arc<Topologies>,
+    pub hub: Arc<Hub>,
     pub dispatcher: Arc<Dispatcher>,
-    pub keyring: Arc<Keyring>,
-    pub catalog: Arc<Catalog>,
-    pub regions: Arc<Regions>,
-    pub metrics: Arc<Metrics>,
-    pub receipt_deadlines: ReceiptDeadlines,
     /// Further parts that follow a reloaded routing table (the clerk inbox's manual
     /// procedures), told once it is in force.
     pub followers: Vec<Follower>,
-    pub events: Arc<Events>,
     /// The problem document of a refused event file (the API's, `api::event_problem`).
     pub refusal: Refusal,
     pub broker: Option<Arc<AmqpBroker>>,
@@ -176,7 +168,10 @@ impl Reloader {
         } else {
             "refused"
         };
-        for counter in [&self.metrics.key_reloads, &self.metrics.routing_reloads] {
+        for counter in [
+            &self.hub.metrics.key_reloads,
+            &self.hub.metrics.routing_reloads,
+        ] {
             counter.with_label_values(&[outcome]).inc();
         }
         match &routing {
@@ -192,10 +187,10 @@ impl Reloader {
             }
         }
         let (catalog, config, regions, metrics) = (
-            self.catalog.clone(),
-            self.topology.now().config.clone(),
-            self.regions.clone(),
-            self.metrics.clone(),
+            self.hub.catalog.clone(),
+            self.hub.topology.now().config.clone(),
+            self.hub.regions.clone(),
+            self.hub.metrics.clone(),
         );
         let mappings = tokio::task::spawn_blocking(move || {
             crate::catalog::reload(&catalog, &config, &regions, &metrics)
@@ -216,14 +211,14 @@ impl Reloader {
     }
 
     async fn reload_routing(&self) -> Result<Applied, Error> {
-        let current = self.topology.now();
+        let current = self.hub.topology.now();
         let (source, data_dir) = (
             current.config.source.clone(),
             current.config.data_dir.clone(),
         );
         let (catalog, regions, broker) = (
-            self.catalog.clone(),
-            self.regions.clone(),
+            self.hub.catalog.clone(),
+            self.hub.regions.clone(),
             self.broker.clone(),
         );
         // Everything is read and checked before anything changes.
@@ -249,7 +244,7 @@ impl Reloader {
             message: format!("reload stopped: {e}"),
         })??;
         let (keys, deliveries, deadlines, topology) = prepared;
-        self.keyring.reload_procedures(&keys)?;
+        self.hub.keyring.reload_procedures(&keys)?;
         // In force from here on, as a whole.
         let ids = |t: &Topology| -> BTreeSet<String> { t.destinations.keys().cloned().collect() };
         let (before, after) = (ids(&current), ids(&topology));
@@ -264,11 +259,11 @@ impl Reloader {
         }
         let config = topology.config.clone();
         self.dispatcher.replace_deliveries(deliveries);
-        self.receipt_deadlines.replace(&deadlines);
+        self.hub.oversight.receipt_deadlines.replace(&deadlines);
         for follow in &self.followers {
             follow(&config);
         }
-        self.topology.replace(topology);
+        self.hub.topology.replace(topology);
         // What waited for a procedure that exists now goes out at once.
         kopplung_core::Wake::wake(self.dispatcher.wake.as_ref());
         self.restart_listeners(&config).await;
@@ -283,7 +278,7 @@ impl Reloader {
                 Some(current) if current.listening == listening(config) => return,
                 // Stopping: nothing to listen to any more.
                 None => return,
-                Some(_) => guard.replace(Listeners::start(config, &self.events, self.refusal)),
+                Some(_) => guard.replace(Listeners::start(config, &self.hub.events, self.refusal)),
             }
         };
         if let Some(old) = old {

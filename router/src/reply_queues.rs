@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::Error;
+use crate::answer_channels::taking_events;
 use crate::config::Config;
 
 /// The file in the data directory.
@@ -214,17 +215,11 @@ pub fn at_start(config: &Config) -> Result<AtStart, Error> {
 
 /// Takes a procedure's events from an AMQP message body, as `POST …/events` does.
 pub fn handler(events: Arc<Events>, procedure: String) -> ReplyHandler {
-    Arc::new(move |body| {
-        let events = events.clone();
-        let procedure = procedure.clone();
-        Box::pin(async move {
-            match events.take(&procedure, body).await {
-                Ok(_) => Handled::Done,
-                // Nothing was recorded: the broker keeps it for later.
-                Err(EventError::Unavailable(_)) => Handled::Later,
-                Err(_) => Handled::Refused,
-            }
-        })
+    taking_events(events, procedure, |taken| match taken {
+        Ok(_) => Handled::Done,
+        // Nothing was recorded: the broker keeps it for later.
+        Err(EventError::Unavailable(_)) => Handled::Later,
+        Err(_) => Handled::Refused,
     })
 }
 

@@ -1,6 +1,4 @@
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -25,8 +23,7 @@ pub enum Handled {
 }
 
 /// Takes one message body of a reply queue.
-pub type ReplyHandler =
-    Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Handled> + Send>> + Send + Sync>;
+pub type ReplyHandler = crate::BodyHandler<Handled>;
 
 /// Consumes every `(queue, handler)` until `shutdown` turns true, handing each message
 /// body to its queue's handler and acknowledging only after it returned. All queues

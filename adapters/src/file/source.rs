@@ -1,8 +1,5 @@
 use std::collections::HashSet;
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::watch;
@@ -23,8 +20,7 @@ pub enum Answered {
 }
 
 /// Takes the content of one event file.
-pub type AnswerHandler =
-    Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Answered> + Send>> + Send + Sync>;
+pub type AnswerHandler = crate::BodyHandler<Answered>;
 
 /// Looks into every folder until `shutdown` turns true, handing each complete file to
 /// its handler, oldest first. Files larger than `max_bytes` are refused unread.

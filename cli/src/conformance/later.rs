@@ -7,16 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use kopplung_adapters::amqp::{Handled, ReplyHandler, consume_replies};
-use kopplung_adapters::file::{AnswerHandler, Answered, watch_answers};
+use kopplung_adapters::amqp::{Handled, consume_replies};
+use kopplung_adapters::file::{Answered, watch_answers};
 use kopplung_adapters::registry::{DeliveryConfig, Transport};
-use kopplung_adapters::{Outcome, Sink};
+use kopplung_adapters::{BodyHandler, Outcome, Sink, body_handler};
+use kopplung_core::events::EventError;
 use kopplung_pipeline::conformance::{Case, Expect, Verdict, grade_later};
+use kopplung_router::api::event_problem;
 use kopplung_router::hub::Loaded;
 use kopplung_router::topology::Topology;
+use kopplung_transformers::receipt::Receipt;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use serde_json::json;
 use tokio::sync::watch;
 
 use super::answers::Collected;
@@ -69,15 +71,9 @@ pub async fn run(run: Run<'_>) -> anyhow::Result<Vec<Verdict>> {
 
     if let (Some(queue), Some(broker)) = (delivery.reply_queue(), &config.file.amqp) {
         alone_on(&broker.url, queue).await?;
-        let taking = collected.clone();
-        let handler: ReplyHandler = Arc::new(move |body| {
-            let taking = taking.clone();
-            Box::pin(async move {
-                match taking.take(&body) {
-                    Ok(_) => Handled::Done,
-                    Err(_) => Handled::Refused,
-                }
-            })
+        let handler = taking(&collected, |taken| match taken {
+            Ok(_) => Handled::Done,
+            Err(_) => Handled::Refused,
         });
         tasks.spawn(consume_replies(
             broker.clone(),
@@ -86,15 +82,10 @@ pub async fn run(run: Run<'_>) -> anyhow::Result<Vec<Verdict>> {
         ));
     }
     if let Some(folder) = delivery.answer_folder(&config.data_dir) {
-        let taking = collected.clone();
-        let handler: AnswerHandler = Arc::new(move |body| {
-            let taking = taking.clone();
-            Box::pin(async move {
-                match taking.take(&body) {
-                    Ok(_) => Answered::Taken,
-                    Err(reason) => Answered::Refused(refusal(&reason)),
-                }
-            })
+        let handler = taking(&collected, |taken| match taken {
+            Ok(_) => Answered::Taken,
+            // The problem document beside the refused file, as the hub writes it.
+            Err(reason) => Answered::Refused(event_problem(EventError::Unverifiable(reason))),
         });
         let max = u64::try_from(config.file.limits.max_event_bytes).unwrap_or(u64::MAX);
         tasks.spawn(watch_answers(
@@ -165,15 +156,15 @@ fn all_answered(cases: &[Case], collected: &Collected, pulled: bool) -> bool {
     })
 }
 
-/// The problem document left beside a refused answer file, as the hub writes it.
-fn refusal(reason: &str) -> Vec<u8> {
-    serde_json::to_vec_pretty(&json!({
-        "type": "urn:kopplung:problem:receipt-unverifiable",
-        "title": "The receipt does not verify with the procedure's certificate",
-        "status": 403,
-        "detail": reason,
-    }))
-    .unwrap_or_default()
+/// Takes each answer into `collected` (as the hub would take it); `outcome` says what
+/// the answer channel does with it then.
+fn taking<T: Send + 'static>(
+    collected: &Arc<Collected>,
+    outcome: fn(Result<Receipt, String>) -> T,
+) -> BodyHandler<T> {
+    body_handler(collected.clone(), move |collected, body| async move {
+        outcome(collected.take(&body))
+    })
 }
 
 /// Refuses to run while someone else consumes the reply queue: a hub there would take

@@ -49,12 +49,7 @@ pub struct ConformanceArgs {
 pub async fn run(args: ConformanceArgs) -> anyhow::Result<()> {
     let loaded = hub::load(load_config(&args.config, &args.data_dir)?)?;
     let config = &loaded.config;
-    let Some(procedure) = config
-        .routing
-        .procedures
-        .iter()
-        .find(|p| p.id.as_str() == args.procedure)
-    else {
+    let Some(procedure) = config.procedure(&args.procedure) else {
         bail!(
             "{}: no procedure `{}`",
             config.source.display(),

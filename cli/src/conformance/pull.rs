@@ -8,12 +8,13 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kopplung_adapters::OutboundMessage;
+use kopplung_core::events::EventError;
 use kopplung_router::api::problem::Problem;
-use kopplung_router::api::sealed_message;
+use kopplung_router::api::{pull, sealed_message};
 use kopplung_router::auth::Clients;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -101,11 +102,7 @@ pub fn router(
 fn authorised(served: &Served, headers: &HeaderMap, procedure: &str) -> Result<(), Problem> {
     match served.tokens.authenticate(headers) {
         Some(id) if id == procedure && id == served.procedure => Ok(()),
-        Some(_) => Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "This token belongs to another procedure",
-        )),
+        Some(_) => Err(pull::others_token()),
         None => Err(Problem::unauthorized()),
     }
 }
@@ -173,14 +170,8 @@ async fn fetch(
     )
 }
 
-fn unverifiable(reason: String) -> Response {
-    Problem::new(
-        StatusCode::FORBIDDEN,
-        "receipt-unverifiable",
-        "The receipt does not verify with the procedure's certificate",
-    )
-    .detail(reason)
-    .into_response()
+fn unverifiable(reason: String) -> Problem {
+    Problem::from(EventError::Unverifiable(reason))
 }
 
 async fn acknowledge(
@@ -193,21 +184,11 @@ async fn acknowledge(
         return problem.into_response();
     }
     // A bad receipt refuses the whole acknowledgement, as at the hub.
-    let mut receipt = None;
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        match served.collected.verify(&body) {
-            Ok(verified) if verified.message_id == message => receipt = Some(verified),
-            Ok(_) => {
-                return Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "receipt-mismatch",
-                    "The receipt is for another message",
-                )
-                .into_response();
-            }
-            Err(reason) => return unverifiable(reason),
-        }
-    }
+    let verify = |body: &[u8]| served.collected.verify(body).map_err(unverifiable);
+    let receipt = match pull::carried_receipt(&body, &message, verify, |r| &r.message_id) {
+        Ok(receipt) => receipt,
+        Err(problem) => return problem.into_response(),
+    };
     let first_time = {
         let mut waiting = served.pickups.lock();
         let listed = Pickups::listed(&waiting);
@@ -227,11 +208,7 @@ async fn acknowledge(
         }
     };
     served.collected.acknowledge(&message);
-    let mut answer = json!({
-        "message_id": message,
-        "acknowledged": true,
-        "already_acknowledged": !first_time,
-    });
+    let mut answer = pull::acknowledgement(&message, first_time);
     if let Some(receipt) = receipt {
         answer["receipt"] =
             json!({"receipt_id": receipt.receipt_id, "recorded": true, "status": "received"});
@@ -255,6 +232,6 @@ async fn answer(
             Json(json!({"receipt_id": receipt.receipt_id, "recorded": true, "status": "received"}))
                 .into_response()
         }
-        Err(reason) => unverifiable(reason),
+        Err(reason) => unverifiable(reason).into_response(),
     }
 }

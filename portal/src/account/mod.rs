@@ -13,12 +13,11 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use kopplung_web::limiter::wait_in_minutes;
 use kopplung_web::{Attempt, LoginLimiter};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::web::session::{self, Account};
-use crate::web::{Failure, Page, Posted, Visit, Visitor, local_next};
+use crate::web::{Failure, NextQuery, Page, Posted, Visit, Visitor, local_next};
 use crate::{Shared, db};
 use kopplung_web::shell::{form_value, random_hex, see_other};
 
@@ -75,13 +74,6 @@ pub(crate) fn begin_limited(
     limiter
         .begin(Some(email), visitor.client, tokio::time::Instant::now())
         .map_err(|r| Failure::too_many(refused(wait_in_minutes(r.wait)), r.wait))
-}
-
-#[derive(Deserialize)]
-pub struct NextQuery {
-    weiter: Option<String>,
-    /// The level the page the visitor came from needs (`basis`, …).
-    niveau: Option<String>,
 }
 
 /// `GET /konto/anmelden`: the identity providers (asked for `niveau` when given) and

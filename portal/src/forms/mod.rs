@@ -10,6 +10,7 @@ pub mod render;
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use kopplung_forms::FieldError;
+use kopplung_forms::form::FormDefinition;
 use serde_json::{Value, json};
 
 use crate::account::{master_data, require_account, trust_label};
@@ -315,7 +316,27 @@ struct Review<'a> {
     service: &'a Service,
 }
 
-impl Review<'_> {
+impl<'a> Review<'a> {
+    /// The review of `draft`, once what the applicant's identity fixes (`from_id`) is
+    /// put into it.
+    async fn of(
+        state: &'a Shared,
+        visitor: &'a Visitor,
+        draft: &'a mut Draft,
+        service: &'a Service,
+        form: &FormDefinition,
+    ) -> Result<Self, Failure> {
+        if let Some(from_id) = from_id::of(state, visitor, service, form).await? {
+            from_id.enforce(state, draft).await?;
+        }
+        Ok(Self {
+            state,
+            visitor,
+            draft,
+            service,
+        })
+    }
+
     /// The page, with the router's `extra_errors` besides the form's own and `notice`
     /// on top; anything missing makes it a 422.
     async fn page(self, extra_errors: &[FieldError], notice: Option<String>) -> Page {
@@ -384,15 +405,7 @@ pub async fn review(Visit { state, visitor }: Visit, Path(id): Path<String>) -> 
     if let Some(page) = oidc::step_up(&state, &visitor, StatusCode::OK, &service, &here) {
         return Ok(page);
     }
-    if let Some(from_id) = from_id::of(&state, &visitor, &service, &service.form()?).await? {
-        from_id.enforce(&state, &mut draft).await?;
-    }
-    let review = Review {
-        state: &state,
-        visitor: &visitor,
-        draft: &draft,
-        service: &service,
-    };
+    let review = Review::of(&state, &visitor, &mut draft, &service, &service.form()?).await?;
     let mut page = review.page(&[], None).await?;
     // Showing the review is no error, even when something is missing.
     *page.status_mut() = StatusCode::OK;
@@ -424,15 +437,8 @@ pub async fn submit(
             &here,
         )));
     }
-    if let Some(from_id) = from_id::of(&state, &visitor, &service, &form).await? {
-        from_id.enforce(&state, &mut draft).await?;
-    }
-    let review = Review {
-        state: &state,
-        visitor: &visitor,
-        draft: &draft,
-        service: &service,
-    };
+    let review = Review::of(&state, &visitor, &mut draft, &service, &form).await?;
+    let draft = review.draft;
     if form.validate(&draft.data).is_err() {
         return review.page(&[], None).await;
     }

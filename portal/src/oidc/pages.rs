@@ -6,13 +6,12 @@ use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use kopplung_forms::TrustLevel;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::level::{label as trust_label, parse as parse_level};
 use crate::router_client::Service;
-use crate::web::local_next;
+use crate::web::{NextQuery, local_next};
 use crate::web::{Page, Visit, Visitor};
 
 /// A means of identification's code in words.
@@ -104,16 +103,10 @@ pub fn signed_in_view(state: &Shared, visitor: &Visitor) -> Value {
     })
 }
 
-#[derive(Deserialize)]
-pub struct IdentifyQuery {
-    weiter: Option<String>,
-    niveau: Option<String>,
-}
-
 /// `GET /konto/identifizierung`: the identity providers and what the levels mean.
 pub async fn identify_page(
     Visit { state, visitor }: Visit,
-    Query(query): Query<IdentifyQuery>,
+    Query(query): Query<NextQuery>,
 ) -> Page {
     let next = local_next(&state, query.weiter.as_deref());
     let needed = query.niveau.as_deref().and_then(parse_level);

@@ -245,16 +245,8 @@ pub async fn take_logout(state: &Shared, logout_state: &str) -> Result<bool, sql
 
 /// Sign-ins and logouts whose time ran out; how many (the retention sweep).
 pub async fn sweep(state: &Shared, now: i64) -> Result<u64, sqlx::Error> {
-    let logins = sqlx::query("DELETE FROM oidc_logins WHERE expires_at <= ?")
-        .bind(now)
-        .execute(&state.db)
-        .await?
-        .rows_affected();
-    let logouts = sqlx::query("DELETE FROM oidc_logouts WHERE expires_at <= ?")
-        .bind(now)
-        .execute(&state.db)
-        .await?
-        .rows_affected();
+    let logins = crate::db::delete_expired(&state.db, "oidc_logins", now).await?;
+    let logouts = crate::db::delete_expired(&state.db, "oidc_logouts", now).await?;
     Ok(logins + logouts)
 }
 

@@ -18,6 +18,7 @@ use axum::{Extension, Form};
 use kopplung_web::shell::{
     SecurityHeaders, TemplateSet, asset, csrf_matches, extract, retry_after, see_other,
 };
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub use session::Visitor;
@@ -434,6 +435,15 @@ pub async fn portal_js() -> Response {
         "text/javascript; charset=utf-8",
         include_str!("../../assets/portal.js"),
     )
+}
+
+/// The query of the sign-in and identification pages: where to go afterwards
+/// (`weiter`, see [`local_next`]), and the level the page the visitor came from needs
+/// (`niveau`: `basis`, …).
+#[derive(Deserialize)]
+pub struct NextQuery {
+    pub weiter: Option<String>,
+    pub niveau: Option<String>,
 }
 
 /// Where to go after signing in or identifying: `input` if it is a path of the portal

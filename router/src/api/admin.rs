@@ -10,15 +10,16 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kopplung_core::oversight::{
-    LookupError, ReplayError, ReprocessError, RetryError, SearchCriteria, SearchError,
+    LookupError, Oversight, ReplayError, ReprocessError, RetryError, SearchCriteria, SearchError,
     StatusReport, Unavailable, ViewError,
 };
-use serde_json::json;
+use serde::Serialize;
+use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
@@ -62,9 +63,13 @@ fn operator_only(state: &ApiState, headers: &HeaderMap) -> Result<Role, Problem>
     }
 }
 
-/// The caller's role. `CHANGES`: the request changes something, which only operators
-/// may; otherwise any admin role reads. 401 or 403 before the handler runs.
-pub struct Caller<const CHANGES: bool>(Role);
+/// An admin request: the API's state and the caller's role, which every handler needs.
+/// `CHANGES`: the request changes something, which only operators may; otherwise any
+/// admin role reads. 401 or 403 before the handler runs.
+pub struct Caller<const CHANGES: bool> {
+    state: Arc<ApiState>,
+    role: Role,
+}
 
 /// The caller of a request that only reads.
 pub type Reader = Caller<false>;
@@ -81,8 +86,54 @@ impl<const CHANGES: bool> FromRequestParts<Arc<ApiState>> for Caller<CHANGES> {
         } else {
             role(state, &parts.headers)?
         };
-        Ok(Self(role))
+        Ok(Self {
+            state: state.clone(),
+            role,
+        })
     }
+}
+
+impl<const CHANGES: bool> Caller<CHANGES> {
+    fn oversight(&self) -> &Oversight {
+        &self.state.hub.oversight
+    }
+
+    /// Who did it, for the audit trail.
+    fn name(&self) -> &'static str {
+        self.role.name()
+    }
+
+    /// A bulk action names a procedure of the configuration: one no longer configured
+    /// has no sink, and what it put back would wait for ever.
+    fn configured(&self, procedure: &str) -> Result<(), Problem> {
+        if self
+            .state
+            .hub
+            .topology
+            .now()
+            .destinations
+            .contains_key(procedure)
+        {
+            Ok(())
+        } else {
+            Err(Problem::not_found().detail("no such procedure in the configuration"))
+        }
+    }
+}
+
+/// The answer to an action on one application: `{"application_id": …, <done>: true}`.
+fn done(id: Uuid, done: &str) -> Json<Value> {
+    let mut answer = json!({ "application_id": id });
+    answer[done] = json!(true);
+    Json(answer)
+}
+
+/// The answer to an action on every application of a procedure it applies to:
+/// `{"procedure": …, <done>: [their ids]}`.
+fn done_all(procedure: &str, done: &str, ids: impl Serialize) -> Json<Value> {
+    let mut answer = json!({ "procedure": procedure });
+    answer[done] = json!(ids);
+    Json(answer)
 }
 
 /// The application id of the path; one that is no UUID names nothing (404).
@@ -101,57 +152,44 @@ impl<S: Send + Sync> FromRequestParts<S> for AppId {
     }
 }
 
-pub async fn dead_letters(
-    State(state): State<Arc<ApiState>>,
-    Caller(_): Reader,
-) -> Result<Response, Problem> {
-    let letters = state.hub.oversight.dead_letters().await?;
-    Ok(Json(json!({ "dead_letters": letters })).into_response())
+pub async fn dead_letters(caller: Reader) -> Result<Json<Value>, Problem> {
+    let letters = caller.oversight().dead_letters().await?;
+    Ok(Json(json!({ "dead_letters": letters })))
 }
 
-pub async fn dead_letter(
-    State(state): State<Arc<ApiState>>,
-    Caller(_): Reader,
-    AppId(id): AppId,
-) -> Result<Response, Problem> {
-    let letter = state.hub.oversight.dead_letter(id).await?;
+pub async fn dead_letter(caller: Reader, AppId(id): AppId) -> Result<Response, Problem> {
+    let letter = caller.oversight().dead_letter(id).await?;
     Ok(Json(letter).into_response())
 }
 
-pub async fn replay(
-    State(state): State<Arc<ApiState>>,
-    Caller(operator): Operator,
-    AppId(id): AppId,
-) -> Result<Response, Problem> {
-    state.hub.oversight.replay(id, operator.name()).await?;
-    Ok(Json(json!({ "application_id": id, "replayed": true })).into_response())
+pub async fn replay(caller: Operator, AppId(id): AppId) -> Result<Json<Value>, Problem> {
+    caller.oversight().replay(id, caller.name()).await?;
+    Ok(done(id, "replayed"))
 }
 
 /// `POST /api/v1/admin/procedures/{id}/deadletters/replay`: every dead letter of one
 /// procedure back into the outbox (operators), each audited as a single replay.
 pub async fn replay_procedure(
-    State(state): State<Arc<ApiState>>,
-    Caller(operator): Operator,
+    caller: Operator,
     Path(procedure): Path<String>,
-) -> Result<Response, Problem> {
-    configured(&state, &procedure)?;
-    let replayed = state
-        .hub
-        .oversight
-        .replay_all(&procedure, operator.name())
+) -> Result<Json<Value>, Problem> {
+    caller.configured(&procedure)?;
+    let replayed = caller
+        .oversight()
+        .replay_all(&procedure, caller.name())
         .await?;
-    Ok(Json(json!({ "procedure": procedure, "replayed": replayed })).into_response())
+    Ok(done_all(&procedure, "replayed", replayed))
 }
 
 /// `POST /api/v1/admin/reload` (operators): reads the configuration again, as SIGHUP
 /// does — the routing table with the keys, and the mappings. 200 with what is in force;
 /// 422 naming what was refused (the old stays in force for that part).
-pub async fn reload(State(state): State<Arc<ApiState>>, Caller(operator): Operator) -> Response {
+pub async fn reload(caller: Operator) -> Response {
     tracing::info!(
-        operator = operator.name(),
+        operator = caller.name(),
         "reload requested over the admin API"
     );
-    let report = state.reloader.reload().await;
+    let report = caller.state.reloader.reload().await;
     if let (Ok(routing), Ok(services)) = (&report.routing, &report.mappings) {
         return Json(json!({
             "routing": routing,
@@ -186,22 +224,6 @@ pub async fn reload(State(state): State<Arc<ApiState>>, Caller(operator): Operat
     .into_response()
 }
 
-/// A bulk action names a procedure of the configuration: one no longer configured has no
-/// sink, and what it put back would wait for ever.
-fn configured(state: &ApiState, procedure: &str) -> Result<(), Problem> {
-    if state
-        .hub
-        .topology
-        .now()
-        .destinations
-        .contains_key(procedure)
-    {
-        Ok(())
-    } else {
-        Err(Problem::not_found().detail("no such procedure in the configuration"))
-    }
-}
-
 fn bad_query(detail: String) -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,
@@ -213,47 +235,37 @@ fn bad_query(detail: String) -> Problem {
 
 /// `GET /api/v1/admin/applications`: search by receipt, service, procedure, state, time.
 pub async fn search(
-    State(state): State<Arc<ApiState>>,
-    Caller(_): Reader,
+    caller: Reader,
     query: Result<Query<SearchCriteria>, QueryRejection>,
-) -> Result<Response, Problem> {
+) -> Result<Json<Value>, Problem> {
     let Ok(Query(criteria)) = query else {
         return Err(bad_query("limit must be a whole number".into()));
     };
     let query = criteria.query()?;
-    let found = state.hub.oversight.search(&query).await?;
-    Ok(Json(json!({ "applications": found })).into_response())
+    let found = caller.oversight().search(&query).await?;
+    Ok(Json(json!({ "applications": found })))
 }
 
 /// `GET /api/v1/admin/applications/{id}`: state, delivery, history and the audit trail.
-pub async fn application(
-    State(state): State<Arc<ApiState>>,
-    Caller(_): Reader,
-    AppId(id): AppId,
-) -> Result<Response, Problem> {
-    let found = state.hub.oversight.application(id).await?;
+pub async fn application(caller: Reader, AppId(id): AppId) -> Result<Json<Value>, Problem> {
+    let found = caller.oversight().application(id).await?;
     let record = &found.record;
-    let topology = state.hub.topology.now();
+    let topology = caller.state.hub.topology.now();
     let destination = topology.destinations.get(&record.delivery.procedure);
     let mut view = serde_json::to_value(record).unwrap_or_default();
     view["client"] = json!(record.client_id);
     view["delivery"]["transport"] = json!(destination.map(|d| d.transport));
     view["delivery"]["destination"] = json!(destination.map(|d| &d.destination));
     view["audit"] = json!(found.audit);
-    Ok(Json(view).into_response())
+    Ok(Json(view))
 }
 
 /// `GET /api/v1/admin/applications/{id}/message`: the XÖV message as the mapping renders
 /// it (not sealed). Personal data: each view is recorded before it is shown.
-pub async fn message(
-    State(state): State<Arc<ApiState>>,
-    Caller(role): Reader,
-    AppId(id): AppId,
-) -> Result<Response, Problem> {
-    let viewed = state
-        .hub
-        .oversight
-        .view_message(id, role.name(), "admin API")
+pub async fn message(caller: Reader, AppId(id): AppId) -> Result<Response, Problem> {
+    let viewed = caller
+        .oversight()
+        .view_message(id, caller.name(), "admin API")
         .await?;
     let mut response = viewed.xml.into_response();
     let headers = response.headers_mut();
@@ -270,37 +282,26 @@ pub async fn message(
 }
 
 /// `POST /api/v1/admin/applications/{id}/retry`: the next attempt now (operators).
-pub async fn retry(
-    State(state): State<Arc<ApiState>>,
-    Caller(role): Operator,
-    AppId(id): AppId,
-) -> Result<Response, Problem> {
-    state.hub.oversight.retry_now(id, role.name()).await?;
-    Ok(Json(json!({ "application_id": id, "retrying": true })).into_response())
+pub async fn retry(caller: Operator, AppId(id): AppId) -> Result<Json<Value>, Problem> {
+    caller.oversight().retry_now(id, caller.name()).await?;
+    Ok(done(id, "retrying"))
 }
 
 /// `POST /api/v1/admin/applications/{id}/reprocess` (operators): an `invalid` application
 /// rendered and sealed again with the mapping now in force, its message id unchanged.
-pub async fn reprocess(
-    State(state): State<Arc<ApiState>>,
-    Caller(operator): Operator,
-    AppId(id): AppId,
-) -> Result<Response, Problem> {
-    state.hub.oversight.reprocess(id, operator.name()).await?;
-    Ok(Json(json!({ "application_id": id, "reprocessing": true })).into_response())
+pub async fn reprocess(caller: Operator, AppId(id): AppId) -> Result<Json<Value>, Problem> {
+    caller.oversight().reprocess(id, caller.name()).await?;
+    Ok(done(id, "reprocessing"))
 }
 
 /// `GET /api/v1/admin/status`: mappings, certificates, procedures and their backlog.
-pub async fn status(
-    State(state): State<Arc<ApiState>>,
-    Caller(_): Reader,
-) -> Result<Response, Problem> {
-    let report = state.hub.oversight.status().await?;
-    Ok(Json(status_json(&report)).into_response())
+pub async fn status(caller: Reader) -> Result<Json<Value>, Problem> {
+    let report = caller.oversight().status().await?;
+    Ok(Json(status_json(&report)))
 }
 
 /// The status report as the admin API shows it.
-fn status_json(report: &StatusReport) -> serde_json::Value {
+fn status_json(report: &StatusReport) -> Value {
     let mappings: Vec<_> = report
         .mappings
         .iter()

@@ -10,7 +10,7 @@ mod directory;
 mod health;
 mod intake;
 pub mod problem;
-mod pull;
+pub mod pull;
 pub use pull::sealed_message;
 mod receipts;
 mod refusal;

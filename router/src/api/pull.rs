@@ -37,13 +37,51 @@ pub(super) fn authorised(
         Some(id) if id == procedure => Ok(()),
         Some(other) => {
             tracing::warn!(procedure = %other, requested = %procedure, "pull token used for another procedure");
-            Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "This token belongs to another procedure",
-            ))
+            Err(others_token())
         }
     }
+}
+
+/// A procedure's valid token used for another procedure's messages (also answered by
+/// `kopplung conformance`, which stands in for the hub).
+pub fn others_token() -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "This token belongs to another procedure",
+    )
+}
+
+/// The receipt an acknowledgement of `message_id` carries, `verify`d; none for an empty
+/// body. It is checked before anything changes: a receipt that does not verify, or is
+/// for another message, refuses the whole acknowledgement (as in `kopplung conformance`).
+pub fn carried_receipt<R>(
+    body: &[u8],
+    message_id: &str,
+    verify: impl FnOnce(&[u8]) -> Result<R, Problem>,
+    id_of: impl FnOnce(&R) -> &str,
+) -> Result<Option<R>, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let receipt = verify(body)?;
+    if id_of(&receipt) != message_id {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "receipt-mismatch",
+            "The receipt is for another message",
+        ));
+    }
+    Ok(Some(receipt))
+}
+
+/// The answer to an acknowledgement; `first_time`: it was not acknowledged before.
+pub fn acknowledgement(message_id: impl serde::Serialize, first_time: bool) -> serde_json::Value {
+    json!({
+        "message_id": message_id,
+        "acknowledged": true,
+        "already_acknowledged": !first_time,
+    })
 }
 
 #[derive(Deserialize)]
@@ -162,39 +200,24 @@ pub async fn acknowledge(
         )
         .into_response();
     };
-    let mut receipt = None;
-    if !bytes.iter().all(u8::is_ascii_whitespace) {
-        // Checked before anything changes: a bad receipt refuses the whole acknowledgement.
-        match state.hub.events.verify(&procedure, &bytes) {
-            Ok(verified) if verified.message_id == message_id.to_string() => {
-                receipt = Some(verified);
-            }
-            Ok(_) => {
-                return Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "receipt-mismatch",
-                    "The receipt is for another message",
-                )
-                .into_response();
-            }
-            Err(e) => {
-                let reason = match e {
-                    EventError::NoCertificate(reason) | EventError::Unverifiable(reason) => reason,
-                    EventError::UnknownProcedure => format!("no procedure {procedure}"),
-                    // The signature verified: the content is at fault, and says how.
-                    other => return Problem::from(other).into_response(),
-                };
-                tracing::warn!(%procedure, "unverifiable receipt with an acknowledgement refused");
-                return Problem::new(
-                    StatusCode::FORBIDDEN,
-                    "receipt-unverifiable",
-                    "The receipt does not verify with the procedure's certificate",
-                )
-                .detail(reason)
-                .into_response();
-            }
-        }
-    }
+    let verify = |bytes: &[u8]| {
+        state.hub.events.verify(&procedure, bytes).map_err(|e| {
+            let reason = match e {
+                EventError::NoCertificate(reason) | EventError::Unverifiable(reason) => reason,
+                EventError::UnknownProcedure => format!("no procedure {procedure}"),
+                // The signature verified: the content is at fault, and says how.
+                other => return Problem::from(other),
+            };
+            tracing::warn!(%procedure, "unverifiable receipt with an acknowledgement refused");
+            Problem::from(EventError::Unverifiable(reason))
+        })
+    };
+    let receipt = match carried_receipt(&bytes, &message_id.to_string(), verify, |r| {
+        r.message_id.as_str()
+    }) {
+        Ok(receipt) => receipt,
+        Err(problem) => return problem.into_response(),
+    };
     let detail = format!("message {message_id} collected by {procedure} (pull)");
     let acknowledged = match state
         .hub
@@ -212,11 +235,7 @@ pub async fn acknowledge(
     if acknowledged {
         tracing::info!(%procedure, message_id = %message_id, "collected");
     }
-    let mut answer = json!({
-        "message_id": message_id,
-        "acknowledged": true,
-        "already_acknowledged": !acknowledged,
-    });
+    let mut answer = acknowledgement(message_id, acknowledged);
     if let Some(receipt) = receipt {
         match state
             .hub

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kopplung_core::events::{EventError, Taken};
@@ -21,16 +21,8 @@ use super::problem::Problem;
 /// most `max_unauthenticated_event_bytes` are read (a receipt), with it up to
 /// `max_event_bytes` (a decision with its document). The signature inside still decides
 /// whether the event is the procedure's.
-pub async fn submit(
-    State(state): State<Arc<ApiState>>,
-    Path(procedure): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let bytes = match read_event(&state, &procedure, &headers, body).await {
-        Ok(bytes) => bytes,
-        Err(refused) => return refused,
-    };
+pub async fn submit(State(state): State<Arc<ApiState>>, event: Event) -> Response {
+    let Event { procedure, bytes } = event;
     match state.hub.events.take(&procedure, bytes).await {
         Ok(answer) => (StatusCode::OK, Json(taken(answer))).into_response(),
         Err(e) => Problem::from(e).into_response(),
@@ -40,16 +32,8 @@ pub async fn submit(
 /// `POST /api/v1/procedures/{id}/events/check`: a dry run. The event is read and checked
 /// exactly as by [`submit`], against the application as it is now, and nothing is
 /// recorded: the answer says whether it would be recorded, or the problem it would get.
-pub async fn check(
-    State(state): State<Arc<ApiState>>,
-    Path(procedure): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let bytes = match read_event(&state, &procedure, &headers, body).await {
-        Ok(bytes) => bytes,
-        Err(refused) => return refused,
-    };
+pub async fn check(State(state): State<Arc<ApiState>>, event: Event) -> Response {
+    let Event { procedure, bytes } = event;
     match state.hub.events.check(&procedure, bytes).await {
         Ok(Taken::Recorded { receipt_id, status }) => (
             StatusCode::OK,
@@ -62,6 +46,26 @@ pub async fn check(
         )
             .into_response(),
         Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+/// The event a procedure posts (`/api/v1/procedures/{id}/…`): its bytes, read within the
+/// limit that who is calling allows; else the answer, before the handler runs.
+pub struct Event {
+    procedure: String,
+    bytes: Vec<u8>,
+}
+
+impl FromRequest<Arc<ApiState>> for Event {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &Arc<ApiState>) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Path(procedure) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let bytes = read_event(state, &procedure, &parts.headers, body).await?;
+        Ok(Self { procedure, bytes })
     }
 }
 

@@ -5,7 +5,7 @@
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kopplung_web::shell::{CsrfForm, SignInUi, counted, german_time_seconds, see_other};
@@ -150,13 +150,10 @@ async fn find(
 
 async fn application(
     State(console): State<Console>,
-    headers: HeaderMap,
+    user: User,
     Path(id): Path<String>,
     notice: Result<Query<NoticeQuery>, QueryRejection>,
 ) -> Response {
-    let Some(user) = console.user(&headers) else {
-        return see_other("/console/login");
-    };
     let (id, record) = match find(&console, &user, &id).await {
         Ok(found) => found,
         Err(response) => return *response,

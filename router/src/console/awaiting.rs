@@ -6,14 +6,14 @@
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use kopplung_web::shell::{SignInUi, counted, see_other};
 use serde::{Deserialize, Serialize};
 
 use super::application::Posted;
-use super::{Area, Console, Role, TimeView};
+use super::{Area, Console, Role, TimeView, User};
 use crate::catalog::service_name;
 
 /// The page and the bulk resend (a GET of the action's address leads to the page).
@@ -62,12 +62,9 @@ struct ResentQuery {
 
 async fn awaiting_receipt(
     State(console): State<Console>,
-    headers: HeaderMap,
+    user: User,
     resent: Result<Query<ResentQuery>, QueryRejection>,
 ) -> Response {
-    let Some(user) = console.user(&headers) else {
-        return see_other("/console/login");
-    };
     let Ok(overdue) = console.hub.oversight.awaiting_receipt(None).await else {
         return console.unavailable(Some(&user.session));
     };

@@ -21,8 +21,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Form;
 use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,7 @@ use crate::context::Hub;
 use kopplung_web::client::limit_address;
 use kopplung_web::shell::signin::{self, Frame, Shell, ShellSpec, SignInUi, Verdict};
 use kopplung_web::shell::{
-    CsrfForm, Session, german_time_seconds, iso, secure_url, wait_in_minutes,
+    CsrfForm, Session, german_time_seconds, iso, secure_url, see_other, wait_in_minutes,
 };
 use kopplung_web::{LoginLimiter, Refused};
 
@@ -94,10 +95,21 @@ impl Role {
     }
 }
 
-/// A signed-in user's session and role.
+/// A signed-in user's session and role. As an extractor, of a page that only reads:
+/// anyone not signed in is sent to the login page before the handler runs.
 struct User {
     session: Session,
     role: Role,
+}
+
+impl FromRequestParts<Console> for User {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Response> {
+        console
+            .user(&parts.headers)
+            .ok_or_else(|| see_other("/console/login"))
+    }
 }
 
 /// Where a page belongs in the navigation.

@@ -4,14 +4,14 @@
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use kopplung_web::shell::{SignInUi, berlin_midnight, counted, german_time, iso, see_other};
+use kopplung_web::shell::{SignInUi, berlin_midnight, counted, german_time, iso};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime, UtcOffset};
 
-use super::{Area, Console};
+use super::{Area, Console, User};
 use crate::catalog::service_name;
 use crate::context::Hub;
 use crate::store::{ApplicationQuery, Status};
@@ -189,12 +189,9 @@ fn query_of(form: &mut SearchForm, state: &Hub) -> Result<ApplicationQuery, Stri
 
 async fn search(
     State(console): State<Console>,
-    headers: HeaderMap,
+    user: User,
     query: Result<Query<SearchForm>, QueryRejection>,
 ) -> Response {
-    let Some(user) = console.user(&headers) else {
-        return see_other("/console/login");
-    };
     let (mut form, mut error) = match query {
         Ok(Query(form)) => (form, None),
         Err(_) => (

@@ -3,13 +3,13 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use kopplung_web::shell::{SignInUi, counted, see_other};
+use kopplung_web::shell::{SignInUi, counted};
 use serde::Serialize;
 
-use super::{Area, Console, TimeView};
+use super::{Area, Console, TimeView, User};
 use crate::catalog::service_name;
 use kopplung_core::Stage;
 use kopplung_core::oversight::{CertificateStatus, MappingStatus, ProcedureStatus};
@@ -80,10 +80,7 @@ struct DeadLetterRow {
     since: TimeView,
 }
 
-async fn status_page(State(console): State<Console>, headers: HeaderMap) -> Response {
-    let Some(user) = console.user(&headers) else {
-        return see_other("/console/login");
-    };
+async fn status_page(State(console): State<Console>, user: User) -> Response {
     let Ok(report) = console.hub.oversight.status().await else {
         return console.unavailable(Some(&user.session));
     };
@@ -179,10 +176,7 @@ fn certificate_state(days_left: f64) -> (&'static str, Option<&'static str>) {
     }
 }
 
-async fn dead_letters(State(console): State<Console>, headers: HeaderMap) -> Response {
-    let Some(user) = console.user(&headers) else {
-        return see_other("/console/login");
-    };
+async fn dead_letters(State(console): State<Console>, user: User) -> Response {
     let letters = match console.hub.store.dead_letters().await {
         Ok(letters) => letters,
         Err(e) => {

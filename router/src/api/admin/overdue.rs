@@ -1,18 +1,14 @@
 //! Messages delivered without a receipt past their procedure's deadline: the list, and
 //! sending one or all of a procedure's again with the message id unchanged (operators).
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use kopplung_core::oversight::ResendError;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{AppId, Caller, Operator, Reader};
-use crate::api::ApiState;
+use super::{AppId, Operator, Reader, done, done_all};
 use crate::api::problem::Problem;
 
 #[derive(Debug, Deserialize)]
@@ -23,43 +19,35 @@ pub struct Filter {
 /// `GET /api/v1/admin/awaiting-receipt[?procedure=P]`: the overdue messages, oldest
 /// first.
 pub async fn awaiting_receipt(
-    State(state): State<Arc<ApiState>>,
-    Caller(_): Reader,
+    caller: Reader,
     Query(filter): Query<Filter>,
-) -> Result<Response, Problem> {
-    let overdue = state
-        .hub
-        .oversight
+) -> Result<Json<Value>, Problem> {
+    let overdue = caller
+        .oversight()
         .awaiting_receipt(filter.procedure.as_deref())
         .await?;
-    Ok(Json(json!({ "awaiting_receipt": overdue })).into_response())
+    Ok(Json(json!({ "awaiting_receipt": overdue })))
 }
 
 /// `POST /api/v1/admin/applications/{id}/resend`: the stored message again, same
 /// message id (operators; audited).
-pub async fn resend(
-    State(state): State<Arc<ApiState>>,
-    Caller(operator): Operator,
-    AppId(id): AppId,
-) -> Result<Response, Problem> {
-    state.hub.oversight.resend(id, operator.name()).await?;
-    Ok(Json(json!({ "application_id": id, "resent": true })).into_response())
+pub async fn resend(caller: Operator, AppId(id): AppId) -> Result<Json<Value>, Problem> {
+    caller.oversight().resend(id, caller.name()).await?;
+    Ok(done(id, "resent"))
 }
 
 /// `POST /api/v1/admin/procedures/{id}/resend-overdue`: every overdue message of one
 /// procedure again (operators), each audited as a single resend.
 pub async fn resend_procedure(
-    State(state): State<Arc<ApiState>>,
-    Caller(operator): Operator,
+    caller: Operator,
     Path(procedure): Path<String>,
-) -> Result<Response, Problem> {
-    super::configured(&state, &procedure)?;
-    let resent = state
-        .hub
-        .oversight
-        .resend_overdue(&procedure, operator.name())
+) -> Result<Json<Value>, Problem> {
+    caller.configured(&procedure)?;
+    let resent = caller
+        .oversight()
+        .resend_overdue(&procedure, caller.name())
         .await?;
-    Ok(Json(json!({ "procedure": procedure, "resent": resent })).into_response())
+    Ok(done_all(&procedure, "resent", resent))
 }
 
 impl From<ResendError> for Problem {
