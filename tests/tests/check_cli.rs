@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::process::Output;
 
 use kopplung_tests::site::Site;
-use kopplung_tests::{private_dir, write_private};
+use kopplung_tests::write_private;
 
 /// A copy of the demo configuration and mappings with a data directory (PKI, tokens),
 /// as after a first demo run.
@@ -24,27 +24,13 @@ impl DemoSite {
     fn new() -> Self {
         let site = Site::new();
         site.keys_init();
-        for file in [
-            "intake-token",
-            "portal-token",
-            "admin-token",
-            "auditor-token",
-            "clerk-password",
-        ] {
-            write_private(&site.data().join(file), b"0123456789abcdef0123456789abcdef");
-        }
-        // The procedures' API tokens the routing table names.
-        let routing = std::fs::read_to_string(site.path("config/routing.toml")).unwrap();
-        for line in routing.lines() {
-            if let Some(file) = line
-                .strip_prefix("token_file = \"")
-                .and_then(|rest| rest.strip_suffix('"'))
-            {
-                let path = site.data().join(file);
-                private_dir(path.parent().unwrap());
-                write_private(&path, b"0123456789abcdef0123456789abcdef");
-            }
-        }
+        // Every token and password file the configuration names, as the set-up does.
+        let tokens = site.run(&["tokens", "init"]);
+        assert!(
+            tokens.status.success(),
+            "{}",
+            String::from_utf8_lossy(&tokens.stderr)
+        );
         Self(site)
     }
 

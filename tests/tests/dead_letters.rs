@@ -163,17 +163,10 @@ async fn a_loop_reads_only_ids_and_a_bulk_replay_takes_every_dead_letter_of_a_pr
     let sent: BTreeSet<String> = received.iter().map(|m| m.message_id()).collect();
     assert_eq!(sent, message_ids);
     // Audited like a single replay, naming the bulk.
-    let client = reqwest::Client::new();
     for id in &ids {
-        let view: Value = client
-            .get(hub.url(&format!("/api/v1/admin/applications/{id}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let view = hub
+            .get_json(&format!("/api/v1/admin/applications/{id}"), ADMIN_TOKEN)
+            .await;
         let text = view.to_string();
         assert!(
             text.contains(

@@ -96,7 +96,9 @@ async fn an_invalid_application_reaches_its_procedure_with_its_message_id_after_
     }
 
     // In the history and audit trail, by who asked; once only.
-    let view: Value = admin_get(&hub, &format!("/api/v1/admin/applications/{first}")).await;
+    let view = hub
+        .get_json(&format!("/api/v1/admin/applications/{first}"), ADMIN_TOKEN)
+        .await;
     let history = view["history"].as_array().unwrap();
     assert!(
         history.iter().any(|h| h["detail"]
@@ -127,18 +129,6 @@ async fn an_invalid_application_reaches_its_procedure_with_its_message_id_after_
     let problem: Value = again.json().await.unwrap();
     assert_eq!(problem["type"], "urn:kopplung:problem:not-invalid");
     delete_queue(&broker, &queue).await;
-}
-
-async fn admin_get(hub: &TestHub, path: &str) -> Value {
-    reqwest::Client::new()
-        .get(hub.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// The operator signs in to the console, sees the button on the application's page and

@@ -27,22 +27,7 @@ pub(super) fn routes() -> Router<Console> {
     Router::new()
         .route("/applications/{id}", get(application))
         .route("/applications/{id}/xml", get(back_to_application).post(xml))
-        .route(
-            "/applications/{id}/retry",
-            get(back_to_application).post(retry),
-        )
-        .route(
-            "/applications/{id}/replay",
-            get(back_to_application).post(replay),
-        )
-        .route(
-            "/applications/{id}/resend",
-            get(back_to_application).post(resend),
-        )
-        .route(
-            "/applications/{id}/reprocess",
-            get(back_to_application).post(reprocess),
-        )
+        .merge(action_routes())
 }
 
 #[derive(Serialize)]
@@ -376,25 +361,6 @@ const RESEND: Action = Action {
     failed: "admin console: resending a message failed",
 };
 
-/// `POST …/retry`: the next attempt now (operators).
-async fn retry(State(console): State<Console>, Operating(user, id): Operating) -> Response {
-    let outcome = outcome_of(console.hub.oversight.retry_now(id, user.role.name()).await);
-    acted(&console, &user, id, &RETRY, outcome)
-}
-
-/// `POST …/replay`: a dead letter back into the outbox (operators).
-async fn replay(State(console): State<Console>, Operating(user, id): Operating) -> Response {
-    let outcome = outcome_of(console.hub.oversight.replay(id, user.role.name()).await);
-    acted(&console, &user, id, &REPLAY, outcome)
-}
-
-/// `POST …/resend`: a delivered message without a receipt again, same message id
-/// (operators).
-async fn resend(State(console): State<Console>, Operating(user, id): Operating) -> Response {
-    let outcome = outcome_of(console.hub.oversight.resend(id, user.role.name()).await);
-    acted(&console, &user, id, &RESEND, outcome)
-}
-
 const REPROCESS: Action = Action {
     done: "invalid application reprocessed in the admin console",
     notice: "neu",
@@ -405,11 +371,39 @@ const REPROCESS: Action = Action {
     failed: "admin console: reprocessing an application failed",
 };
 
-/// `POST …/reprocess`: an invalid application rendered again after the mapping was
-/// fixed, same message id (operators).
-async fn reprocess(State(console): State<Console>, Operating(user, id): Operating) -> Response {
-    let outcome = outcome_of(console.hub.oversight.reprocess(id, user.role.name()).await);
-    acted(&console, &user, id, &REPROCESS, outcome)
+/// The handler of each action: `POST …/<name>` asks the oversight service's `$call` for
+/// the signed-in operator and tells the outcome as `$action` says.
+macro_rules! action_handlers {
+    ($($(#[$doc:meta])* $name:ident => $call:ident, $action:ident;)*) => {
+        $(
+        $(#[$doc])*
+        async fn $name(State(console): State<Console>, Operating(user, id): Operating) -> Response {
+            let outcome = outcome_of(console.hub.oversight.$call(id, user.role.name()).await);
+            acted(&console, &user, id, &$action, outcome)
+        }
+    )*
+
+        /// `…/<name>` of every action.
+        fn action_routes() -> Router<Console> {
+            Router::new()
+                $(.route(
+                    concat!("/applications/{id}/", stringify!($name)),
+                    get(back_to_application).post($name),
+                ))*
+        }
+    };
+}
+
+action_handlers! {
+    /// `POST …/retry`: the next attempt now.
+    retry => retry_now, RETRY;
+    /// `POST …/replay`: a dead letter back into the outbox.
+    replay => replay, REPLAY;
+    /// `POST …/resend`: a delivered message without a receipt again, same message id.
+    resend => resend, RESEND;
+    /// `POST …/reprocess`: an invalid application rendered again after the mapping was
+    /// fixed, same message id.
+    reprocess => reprocess, REPROCESS;
 }
 
 /// A POST on an application: its signed-in user (with the session's CSRF token) and
