@@ -74,6 +74,7 @@ pub(super) fn check_conditions(
                 .map(|c| c.field.clone());
             seen.push(target);
         }
+        super::rules::check(root, field, &path)?;
         if let Some(condition) = &field.when {
             let Some(target) = find_field(root, &condition.field) else {
                 return Err(format!(

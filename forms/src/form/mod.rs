@@ -10,9 +10,12 @@ use check::{check_conditions, check_fields, collect_paths, compile_patterns, res
 use validate::validate_group;
 
 mod check;
+mod rules;
 #[cfg(test)]
 mod tests;
 mod validate;
+
+pub use rules::{Normalise, TextFormat};
 
 pub use check::find_field;
 pub use validate::parse_date;
@@ -56,6 +59,25 @@ pub struct Field {
     pub pattern: Option<String>,
     #[serde(skip)]
     compiled_pattern: Option<regex::Regex>,
+    /// The German sentence shown when the text does not match `pattern`, saying what to
+    /// type (instead of the general "hat nicht das erwartete Format").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern_message: Option<String>,
+    /// A format with its own check (`iban`, `bic`); its value is stored normalised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<TextFormat>,
+    /// Normalisations before the checks (`remove_spaces`, `upper`, `lower`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub normalise: Vec<Normalise>,
+    /// A date field's earliest and latest allowed date (`JJJJ-MM-TT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_date: Option<String>,
+    /// A date field that must lie after the date of the field at this path (e.g. a
+    /// dog's date of purchase after its birth date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
     /// Allowed values of an `enum` field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<EnumValue>,

@@ -193,3 +193,147 @@ fn conditions_and_uses_are_checked_when_loading() {
             .contains("unknown field `y`")
     );
 }
+
+/// A dog-tax-like form: an IBAN, a BIC, a licence plate normalised to upper case with its
+/// own message, a birth date with limits and a purchase date after it.
+fn hund() -> FormDefinition {
+    let mut form: FormDefinition = toml::from_str(
+        r#"
+        [[field]]
+        name = "iban"
+        label = "IBAN"
+        type = "text"
+        format = "iban"
+        [[field]]
+        name = "bic"
+        label = "BIC"
+        type = "text"
+        format = "bic"
+        [[field]]
+        name = "kennzeichen"
+        label = "Kennzeichen"
+        type = "text"
+        normalise = ["upper"]
+        pattern = "[A-ZÄÖÜ]{1,3}[- ][A-Z]{1,2} [0-9]{1,4}"
+        pattern_message = "Geben Sie das Kennzeichen so ein, wie es auf dem Schild steht, zum Beispiel DD-AB 1234."
+        [[field]]
+        name = "geboren"
+        label = "Geburtsdatum des Hundes"
+        type = "date"
+        min_date = "2000-01-01"
+        max_date = "2026-12-31"
+        [[field]]
+        name = "erworben"
+        label = "Erworben am"
+        type = "date"
+        after = "geboren"
+        "#,
+    )
+    .unwrap();
+    form.compile().unwrap();
+    form
+}
+
+#[test]
+fn an_iban_is_normalised_and_its_check_digits_checked() {
+    let out = hund()
+        .validate(&json!({"iban": "de02 1203 0000 0000 2020 51", "bic": "byladem1001"}))
+        .unwrap();
+    assert_eq!(out["iban"], "DE02120300000000202051");
+    assert_eq!(out["bic"], "BYLADEM1001");
+    for bad in [
+        "DE00120300000000202051",
+        "DE0212030000000020205",
+        "XX02 1203",
+    ] {
+        let errors = hund().validate(&json!({ "iban": bad })).unwrap_err();
+        assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+        assert_eq!(errors[0].field, "iban");
+        assert!(
+            errors[0].message.starts_with("Die IBAN ist nicht gültig"),
+            "{errors:?}"
+        );
+    }
+    let errors = hund().validate(&json!({ "bic": "BYLA1" })).unwrap_err();
+    assert!(errors[0].message.starts_with("Der BIC ist nicht gültig"));
+}
+
+#[test]
+fn a_pattern_says_its_own_message_after_normalisation() {
+    let out = hund()
+        .validate(&json!({"kennzeichen": "dd-ab 1234"}))
+        .unwrap();
+    assert_eq!(out["kennzeichen"], "DD-AB 1234");
+    let errors = hund()
+        .validate(&json!({"kennzeichen": "DD1234"}))
+        .unwrap_err();
+    assert_eq!(
+        errors[0].message,
+        "Geben Sie das Kennzeichen so ein, wie es auf dem Schild steht, zum Beispiel DD-AB 1234."
+    );
+}
+
+#[test]
+fn dates_keep_their_limits_and_order() {
+    let out = hund()
+        .validate(&json!({"geboren": "12.03.2021", "erworben": "2021-06-01"}))
+        .unwrap();
+    assert_eq!(out["geboren"], "2021-03-12");
+    let errors = hund()
+        .validate(&json!({"geboren": "2099-01-01"}))
+        .unwrap_err();
+    assert_eq!(
+        errors[0].message,
+        "Das Datum darf nicht nach dem 31.12.2026 liegen."
+    );
+    let errors = hund()
+        .validate(&json!({"geboren": "1999-12-31"}))
+        .unwrap_err();
+    assert_eq!(
+        errors[0].message,
+        "Das Datum darf nicht vor dem 01.01.2000 liegen."
+    );
+    let errors = hund()
+        .validate(&json!({"geboren": "2021-03-12", "erworben": "01.03.2021"}))
+        .unwrap_err();
+    assert_eq!(errors[0].field, "erworben");
+    assert_eq!(
+        errors[0].message,
+        "Das Datum muss nach dem Datum bei „Geburtsdatum des Hundes“ (12.03.2021) liegen."
+    );
+    // Validating normalised data again gives the same result.
+    assert_eq!(hund().validate(&out).unwrap(), out);
+}
+
+#[test]
+fn rules_on_the_wrong_kind_of_field_are_refused_when_the_form_loads() {
+    for (rules, expected) in [
+        (
+            "type = \"number\"\nformat = \"iban\"",
+            "are for text fields",
+        ),
+        (
+            "type = \"text\"\npattern_message = \"x\"",
+            "needs a `pattern`",
+        ),
+        (
+            "type = \"text\"\nmax_date = \"2026-01-01\"",
+            "are for date fields",
+        ),
+        (
+            "type = \"date\"\nmin_date = \"01.01.2026\"",
+            "no date as JJJJ-MM-TT",
+        ),
+        (
+            "type = \"date\"\nafter = \"fehlt\"",
+            "`fehlt` is no date field",
+        ),
+    ] {
+        let mut form: FormDefinition = toml::from_str(&format!(
+            "[[field]]\nname = \"x\"\nlabel = \"X\"\n{rules}\n"
+        ))
+        .unwrap();
+        let error = form.compile().unwrap_err();
+        assert!(error.contains(expected), "{rules}: {error}");
+    }
+}

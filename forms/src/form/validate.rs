@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Field, FieldError, FieldKind, check::join};
+use super::{Field, FieldError, FieldKind, check::join, rules};
 use crate::text;
 
 pub(super) fn validate_group(
@@ -70,7 +70,15 @@ fn validate_field(
     match field.kind {
         FieldKind::Group => validate_group(form, &field.fields, root, value, path, errors),
         FieldKind::Date => match value.as_str().map(parse_date) {
-            Some(Some(date)) => Value::String(date),
+            Some(Some(date)) => {
+                let problems = rules::date_errors(field, &date, form, root);
+                if problems.is_empty() {
+                    Value::String(date)
+                } else {
+                    errors.extend(problems.into_iter().map(|p| FieldError::new(path, p)));
+                    Value::Null
+                }
+            }
             _ => {
                 errors.push(FieldError::new(path, "kein gültiges Datum (TT.MM.JJJJ)"));
                 Value::Null
@@ -82,7 +90,7 @@ fn validate_field(
                 return Value::Null;
             };
             let text = match text::normalise(raw) {
-                Ok(text) => text,
+                Ok(text) => rules::normalised(field, text),
                 Err(message) => {
                     errors.push(FieldError::new(path, message));
                     return Value::Null;
@@ -108,7 +116,14 @@ fn validate_field(
             if let Some(pattern) = &field.compiled_pattern
                 && !pattern.is_match(&text)
             {
-                errors.push(FieldError::new(path, "hat nicht das erwartete Format"));
+                let message = field
+                    .pattern_message
+                    .as_deref()
+                    .unwrap_or("hat nicht das erwartete Format");
+                errors.push(FieldError::new(path, message));
+            }
+            if let Some(problem) = field.format.and_then(|f| rules::format_error(f, &text)) {
+                errors.push(FieldError::new(path, problem));
             }
             if field.kind == FieldKind::Email && !looks_like_email(&text) {
                 errors.push(FieldError::new(path, "keine gültige E-Mail-Adresse"));

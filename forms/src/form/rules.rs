@@ -1,0 +1,149 @@
+//! The built-in rules a text or date field may name beyond length and pattern: a format
+//! with its own check (IBAN with check digits, BIC), normalisation before any check
+//! (spaces, case), limits of a date and a date after another field's. Each refusal is a
+//! German sentence that says how to fix it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Field, FieldKind, check::find_field};
+
+/// A text format with a check of its own (`format = "iban"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextFormat {
+    /// An IBAN: spaces removed and upper case, the country's format and check digits.
+    Iban,
+    /// A BIC: 8 or 11 letters and digits (bank, country, place, branch).
+    Bic,
+}
+
+/// A normalisation applied to a text before it is checked and stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalise {
+    /// Every space removed (`DE02 1203 …` → `DE021203…`).
+    RemoveSpaces,
+    Upper,
+    Lower,
+}
+
+/// `text` as the field's normalisations (and its format's) make it.
+pub(super) fn normalised(field: &Field, text: String) -> String {
+    let mut steps = field.normalise.clone();
+    if field.format.is_some() {
+        steps.extend([Normalise::RemoveSpaces, Normalise::Upper]);
+    }
+    steps.iter().fold(text, |text, step| match step {
+        Normalise::RemoveSpaces => text.chars().filter(|c| !c.is_whitespace()).collect(),
+        Normalise::Upper => text.to_uppercase(),
+        Normalise::Lower => text.to_lowercase(),
+    })
+}
+
+/// Why `text` does not have the field's format, if it does not.
+pub(super) fn format_error(format: TextFormat, text: &str) -> Option<&'static str> {
+    match format {
+        TextFormat::Iban => text.parse::<iban::Iban>().err().map(|_| {
+            "Die IBAN ist nicht gültig: Prüfen Sie sie Zeichen für Zeichen, zum Beispiel anhand Ihrer Bankkarte (DE und 20 Ziffern)."
+        }),
+        TextFormat::Bic => (!is_bic(text)).then_some(
+            "Der BIC ist nicht gültig: Er hat 8 oder 11 Zeichen, zum Beispiel COBADEFFXXX.",
+        ),
+    }
+}
+
+fn is_bic(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    (bytes.len() == 8 || bytes.len() == 11)
+        && bytes[..6].iter().all(u8::is_ascii_uppercase)
+        && bytes[6..].iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// A date field's limits: `min_date` and `max_date` (ISO dates) and `after` (another
+/// date field, which must be earlier). `date` and the other field's value are ISO dates;
+/// the other field's raw value is parsed as the citizen typed it.
+pub(super) fn date_errors(field: &Field, date: &str, form: &[Field], root: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    // ISO dates compare as text.
+    if let Some(min) = &field.min_date
+        && date < min.as_str()
+    {
+        errors.push(format!(
+            "Das Datum darf nicht vor dem {} liegen.",
+            german(min)
+        ));
+    }
+    if let Some(max) = &field.max_date
+        && date > max.as_str()
+    {
+        errors.push(format!(
+            "Das Datum darf nicht nach dem {} liegen.",
+            german(max)
+        ));
+    }
+    if let Some(other) = &field.after {
+        let mut value = root;
+        for part in other.split('.') {
+            value = value.get(part).unwrap_or(&Value::Null);
+        }
+        if let Some(earlier) = value.as_str().and_then(super::parse_date)
+            && date <= earlier.as_str()
+        {
+            let label = find_field(form, other).map_or(other.as_str(), |f| f.label.as_str());
+            errors.push(format!(
+                "Das Datum muss nach dem Datum bei „{label}“ ({}) liegen.",
+                german(&earlier)
+            ));
+        }
+    }
+    errors
+}
+
+/// `JJJJ-MM-TT` as `TT.MM.JJJJ`.
+fn german(iso: &str) -> String {
+    let mut parts = iso.split('-');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(y), Some(m), Some(d)) => format!("{d}.{m}.{y}"),
+        _ => iso.to_owned(),
+    }
+}
+
+/// Load-time checks of the rules of one field at `path`.
+pub(super) fn check(root: &[Field], field: &Field, path: &str) -> Result<(), String> {
+    let text_only =
+        field.format.is_some() || !field.normalise.is_empty() || field.pattern_message.is_some();
+    if text_only && field.kind != FieldKind::Text {
+        return Err(format!(
+            "field `{path}`: `format`, `normalise` and `pattern_message` are for text fields"
+        ));
+    }
+    if field.pattern_message.is_some() && field.pattern.is_none() {
+        return Err(format!(
+            "field `{path}`: `pattern_message` needs a `pattern`"
+        ));
+    }
+    let dated = field.min_date.is_some() || field.max_date.is_some() || field.after.is_some();
+    if dated && field.kind != FieldKind::Date {
+        return Err(format!(
+            "field `{path}`: `min_date`, `max_date` and `after` are for date fields"
+        ));
+    }
+    for (key, value) in [("min_date", &field.min_date), ("max_date", &field.max_date)] {
+        if let Some(value) = value
+            && super::parse_date(value).as_deref() != Some(value.as_str())
+        {
+            return Err(format!(
+                "field `{path}`: {key}: `{value}` is no date as JJJJ-MM-TT"
+            ));
+        }
+    }
+    if let Some(other) = &field.after
+        && find_field(root, other).is_none_or(|f| f.kind != FieldKind::Date)
+    {
+        return Err(format!(
+            "field `{path}`: after: `{other}` is no date field of the form"
+        ));
+    }
+    Ok(())
+}
