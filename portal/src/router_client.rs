@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use kopplung_forms::FieldError;
-use kopplung_forms::form::{AttachmentRules, Field, FormDefinition};
+use kopplung_forms::form::{AttachmentRules, Field, FormDefinition, StepTitle};
 use kopplung_forms::{Fee, TrustLevel};
 use kopplung_web::contact::Contact;
 use reqwest::Method;
@@ -26,6 +26,8 @@ pub struct Service {
     #[serde(default)]
     pub attachments: AttachmentRules,
     #[serde(default)]
+    pub steps: Vec<StepTitle>,
+    #[serde(default)]
     pub available_in: Vec<String>,
     #[serde(default)]
     pub fee: Option<Fee>,
@@ -43,6 +45,7 @@ impl Service {
         let mut form = FormDefinition {
             fields: self.fields.clone(),
             attachments: self.attachments.clone(),
+            steps: self.steps.clone(),
         };
         form.compile()
             .map_err(|e| Error::Router(format!("form of service {}: {e}", self.key)))?;

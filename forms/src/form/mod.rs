@@ -28,6 +28,18 @@ pub struct FormDefinition {
     pub fields: Vec<Field>,
     #[serde(default)]
     pub attachments: AttachmentRules,
+    /// Titles of the steps of a multi-page form (`[[step]] number = 2, title = "…"`);
+    /// a step without one is "Angaben N".
+    #[serde(rename = "step", default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepTitle>,
+}
+
+/// The title a front end shows for step `number` of a form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepTitle {
+    pub number: u32,
+    pub title: String,
 }
 
 /// One field, or a group of fields (an address, a contact).
@@ -216,9 +228,7 @@ impl FormDefinition {
     /// that a broken form is refused when the mapping loads.
     pub fn resolve(&mut self, shared: &SharedGroups) -> Result<(), String> {
         resolve_uses(&mut self.fields, shared, "")?;
-        compile_patterns(&mut self.fields, "")?;
-        check_fields(&self.fields, "")?;
-        check_conditions(&self.fields, &self.fields, "")
+        self.compile()
     }
 
     /// Checks a definition whose shared groups are already resolved (as
@@ -227,7 +237,34 @@ impl FormDefinition {
     pub fn compile(&mut self) -> Result<(), String> {
         compile_patterns(&mut self.fields, "")?;
         check_fields(&self.fields, "")?;
-        check_conditions(&self.fields, &self.fields, "")
+        check_conditions(&self.fields, &self.fields, "")?;
+        self.check_steps()
+    }
+
+    /// Each title names a step some field is on, once, with text.
+    fn check_steps(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for step in &self.steps {
+            let used = self
+                .fields
+                .iter()
+                .any(|f| f.step.unwrap_or(1) == step.number);
+            if !used || step.title.trim().is_empty() || !seen.insert(step.number) {
+                return Err(format!(
+                    "step {}: a title needs text, once per step, and a field on that step",
+                    step.number
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The title of step `number` (1 = first), if the form gives one.
+    pub fn step_title(&self, number: u32) -> Option<&str> {
+        self.steps
+            .iter()
+            .find(|s| s.number == number)
+            .map(|s| s.title.as_str())
     }
 
     /// Dotted paths of every field (groups and leaves) with whether it travels.

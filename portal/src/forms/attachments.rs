@@ -48,7 +48,7 @@ async fn attachments_view(
         "csrf": visitor.csrf,
         "draft": draft.id,
         "service": service.name,
-        "progress": progress(&render::steps(&form), true, "anlagen"),
+        "progress": progress(&form, "anlagen"),
         "attachments": stored.iter().map(|a| json!({
             "id": a.id, "filename": a.filename, "type": media_label(&a.media_type), "size": human_size(a.size),
         })).collect::<Vec<_>>(),

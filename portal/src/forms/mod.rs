@@ -140,14 +140,16 @@ pub async fn start(
 }
 
 /// Navigation of the steps for the templates.
-fn progress(form_steps: &[u32], attachments: bool, current: &str) -> Vec<Value> {
+fn progress(form: &FormDefinition, current: &str) -> Vec<Value> {
+    let form_steps = render::steps(form);
+    let attachments = form.attachments.max_count > 0;
     let count = form_steps.len() + usize::from(attachments) + 1;
     let mut items = Vec::new();
     for (i, step) in form_steps.iter().enumerate() {
-        let label = if form_steps.len() == 1 {
-            "Angaben".to_owned()
-        } else {
-            format!("Angaben {}", i + 1)
+        let label = match form.step_title(*step) {
+            Some(title) => title.to_owned(),
+            None if form_steps.len() == 1 => "Angaben".to_owned(),
+            None => format!("Angaben {}", i + 1),
         };
         items.push(json!({"label": label, "current": current == step.to_string(), "number": i + 1, "count": count}));
     }
@@ -190,7 +192,8 @@ fn step_view(
         "service": service.name,
         "region": draft.region_name,
         "step": step,
-        "progress": progress(&steps, form.attachments.max_count > 0, &step.to_string()),
+        "progress": progress(form, &step.to_string()),
+        "step_title": form.step_title(step),
         "step_number": index + 1,
         "fields": views,
         "errors": summary,
@@ -372,7 +375,7 @@ impl<'a> Review<'a> {
             "draft": draft.id,
             "service": service.name,
             "region": draft.region_name,
-            "progress": progress(&render::steps(&form), form.attachments.max_count > 0, "pruefen"),
+            "progress": progress(&form, "pruefen"),
             "rows": render::summary(&form, &draft.data),
             "steps": render::steps(&form).iter().map(|s| json!({"href": format!("/entwurf/{}/schritt/{s}", draft.id)})).collect::<Vec<_>>(),
             "has_attachments": form.attachments.max_count > 0,

@@ -222,8 +222,8 @@ fn view(
     let described: Vec<String> = help_id.iter().chain(error_id.iter()).cloned().collect();
     let condition = field.when.as_ref().map(|c| {
         let target = label_of(&form.fields, &c.field).unwrap_or_else(|| c.field.clone());
-        let values = if c.is_true.is_some() {
-            "angekreuzt".to_owned()
+        let text = if c.is_true.is_some() {
+            format!("Nur auszufüllen, wenn „{target}“ angekreuzt ist.")
         } else {
             let labels: Vec<String> = c
                 .equals
@@ -232,10 +232,13 @@ fn view(
                     enum_label(&form.fields, &c.field, code).unwrap_or_else(|| code.clone())
                 })
                 .collect();
-            format!("„{}“", labels.join("“ oder „"))
+            format!(
+                "Nur auszufüllen, wenn bei „{target}“ „{}“ gewählt ist.",
+                labels.join("“ oder „")
+            )
         };
         json!({
-            "text": format!("Nur auszufüllen, wenn bei „{target}“ {values} gewählt ist."),
+            "text": text,
             "field": c.field,
             "values": if c.is_true.is_some() { "true".to_owned() } else { c.equals.join("|") },
         })
@@ -429,5 +432,41 @@ mod tests {
         assert_eq!(labels, ["Art", "Einverstanden"]);
         assert_eq!(rows[0]["value"], "Erste");
         assert_eq!(rows[1]["value"], "Ja");
+    }
+
+    #[test]
+    fn condition_hints_are_whole_sentences_and_steps_have_their_titles() {
+        let mut form: FormDefinition = serde_json::from_value(json!({
+            "field": [
+                {"name": "art", "label": "Art", "type": "enum",
+                 "values": [{"code": "a", "label": "Erste"}, {"code": "b", "label": "Zweite"}]},
+                {"name": "grund", "label": "Grund", "type": "text",
+                 "when": {"field": "art", "equals": ["a", "b"]}},
+                {"name": "gefaehrlich", "label": "Der Hund gilt als gefährlich", "type": "boolean", "step": 2},
+                {"name": "nachweis", "label": "Nachweis", "type": "text", "step": 2,
+                 "when": {"field": "gefaehrlich", "is_true": true}},
+            ],
+            "step": [{"number": 2, "title": "Angaben zum Hund"}],
+        }))
+        .expect("form");
+        form.compile().expect("valid");
+        let fields: Vec<&Field> = form.fields.iter().collect();
+        let views = views(&form, &fields, "", &json!({}), &BTreeMap::new());
+        assert_eq!(
+            views[1]["condition"]["text"],
+            "Nur auszufüllen, wenn bei „Art“ „Erste“ oder „Zweite“ gewählt ist."
+        );
+        assert_eq!(
+            views[3]["condition"]["text"],
+            "Nur auszufüllen, wenn „Der Hund gilt als gefährlich“ angekreuzt ist."
+        );
+        assert_eq!(form.step_title(2), Some("Angaben zum Hund"));
+        assert_eq!(form.step_title(1), None);
+        // A title for a step no field is on is refused when the form loads.
+        form.steps.push(kopplung_forms::form::StepTitle {
+            number: 3,
+            title: "Leer".into(),
+        });
+        assert!(form.compile().unwrap_err().contains("step 3"));
     }
 }

@@ -27,6 +27,7 @@ pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
                 "documents": mapping.info.documents,
                 "fields": mapping.form.fields,
                 "attachments": mapping.form.attachments,
+                "steps": mapping.form.steps,
             })
         })
         .collect();
