@@ -223,6 +223,11 @@ try {
   await axe(page, 'Temp. Ablage');
   await page.goto(draftUrl.replace(/schritt\/1$/, 'schritt/2'));
   check((await page.inputValue('#f-person-familienname')) === 'Hartmann', 'the draft kept the input');
+  // The form names its steps: the heading and the current item of the step list.
+  await expectText(page, 'h1', 'Person und Wohnanschrift');
+  await expectText(page, '.portal-steps__current', 'Person und Wohnanschrift');
+  await expectText(page, '.portal-steps', 'Fahrzeug');
+  await shot(page, 'form-step-2');
   await fillIn(page, {
     '#f-person-geburtsdatum': '23.06.1979',
     '#f-wohnanschrift-strasse': 'Königsbrücker Straße',
