@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod form;
+pub mod german;
 pub mod text;
 
 pub use form::{AttachmentRules, Field, FieldError, FieldKind, FormDefinition, SharedGroups};

@@ -24,6 +24,13 @@ pub mod router_client;
 mod sweep;
 mod web;
 
+/// The German calendar day now: a form's limits relative to the day of submission are
+/// checked against it while the citizen fills the form in (the hub checks them again at
+/// intake with its clock).
+fn today() -> time::Date {
+    kopplung_forms::german::today(time::OffsetDateTime::now_utc())
+}
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -26,6 +26,12 @@ pub const RECEIPT: &str = "TEST-0001";
 pub const CREATED: &str = "2026-01-01T12:00:00Z";
 pub const RECEIVED: &str = "2026-01-01T11:59:00Z";
 
+/// The German day a fixture is submitted on (that of [`CREATED`]), for limits such as
+/// `max_date = "today"`.
+fn fixture_day() -> time::Date {
+    time::macros::date!(2026 - 01 - 01)
+}
+
 /// A submission as a fixture states it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,7 +187,7 @@ pub fn fixture_context(
     })?;
     let data = mapping
         .form
-        .validate(&input.data)
+        .validate_submitted(&input.data, fixture_day())
         .map_err(|errors| FixtureFailure::Validation {
             file: input_file.to_owned(),
             errors,

@@ -350,7 +350,8 @@ impl Intake {
             });
         };
         let mut errors = Vec::new();
-        let data = match checked.offer.form.validate(&request.data) {
+        let today = kopplung_forms::german::today(self.clock.now());
+        let data = match checked.offer.form.validate_submitted(&request.data, today) {
             Ok(data) => Some(data),
             Err(field_errors) => {
                 errors.extend(field_errors.into_iter().map(|e| FieldError {

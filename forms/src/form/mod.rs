@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use check::{check_conditions, check_fields, collect_paths, compile_patterns, resolve_uses};
-use validate::validate_group;
+use validate::{Scope, validate_group};
 
 mod check;
 mod rules;
@@ -276,9 +276,37 @@ impl FormDefinition {
 
     /// Validates `data` and returns it normalised: strings in NFC, every declared field present
     /// (`null` where an optional one was left out). All problems are reported at once.
+    /// Limits relative to the day of submission (`max_date = "today"`) are not checked:
+    /// this is the check of stored data (the message prepared later); a submission goes
+    /// through [`Self::validate_submitted`].
     pub fn validate(&self, data: &Value) -> Result<Value, Vec<FieldError>> {
+        self.validate_on(data, None)
+    }
+
+    /// [`Self::validate`] for data submitted on the German calendar day `today`, which
+    /// also checks the limits relative to it.
+    pub fn validate_submitted(
+        &self,
+        data: &Value,
+        today: time::Date,
+    ) -> Result<Value, Vec<FieldError>> {
+        let today = format!(
+            "{:04}-{:02}-{:02}",
+            today.year(),
+            u8::from(today.month()),
+            today.day()
+        );
+        self.validate_on(data, Some(&today))
+    }
+
+    fn validate_on(&self, data: &Value, today: Option<&str>) -> Result<Value, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let normalised = validate_group(&self.fields, &self.fields, data, data, "", &mut errors);
+        let scope = Scope {
+            form: &self.fields,
+            root: data,
+            today,
+        };
+        let normalised = validate_group(&scope, &self.fields, data, "", &mut errors);
         if errors.is_empty() {
             Ok(normalised)
         } else {

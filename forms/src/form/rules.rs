@@ -60,27 +60,48 @@ fn is_bic(text: &str) -> bool {
         && bytes[6..].iter().all(u8::is_ascii_alphanumeric)
 }
 
-/// A date field's limits: `min_date` and `max_date` (ISO dates) and `after` (another
-/// date field, which must be earlier). `date` and the other field's value are ISO dates;
-/// the other field's raw value is parsed as the citizen typed it.
-pub(super) fn date_errors(field: &Field, date: &str, form: &[Field], root: &Value) -> Vec<String> {
+/// `min_date`/`max_date` relative to the day of submission.
+pub(super) const TODAY: &str = "today";
+
+/// A date field's limits: `min_date` and `max_date` (ISO dates, or `today`: the German
+/// calendar day of submission, checked only where `today` is given — at submission, not
+/// again when the message is prepared days later) and `after` (another date field, which
+/// must be earlier). `date` is an ISO date; the other field's raw value is parsed as the
+/// citizen typed it.
+pub(super) fn date_errors(
+    field: &Field,
+    date: &str,
+    form: &[Field],
+    root: &Value,
+    today: Option<&str>,
+) -> Vec<String> {
     let mut errors = Vec::new();
     // ISO dates compare as text.
-    if let Some(min) = &field.min_date
-        && date < min.as_str()
-    {
-        errors.push(format!(
-            "Das Datum darf nicht vor dem {} liegen.",
-            german(min)
-        ));
+    match field.min_date.as_deref() {
+        Some(TODAY) if today.is_some_and(|today| date < today) => {
+            errors.push("Das Datum darf nicht in der Vergangenheit liegen.".into());
+        }
+        Some(TODAY) => {}
+        Some(min) if date < min => {
+            errors.push(format!(
+                "Das Datum darf nicht vor dem {} liegen.",
+                german(min)
+            ));
+        }
+        _ => {}
     }
-    if let Some(max) = &field.max_date
-        && date > max.as_str()
-    {
-        errors.push(format!(
-            "Das Datum darf nicht nach dem {} liegen.",
-            german(max)
-        ));
+    match field.max_date.as_deref() {
+        Some(TODAY) if today.is_some_and(|today| date > today) => {
+            errors.push("Das Datum darf nicht in der Zukunft liegen.".into());
+        }
+        Some(TODAY) => {}
+        Some(max) if date > max => {
+            errors.push(format!(
+                "Das Datum darf nicht nach dem {} liegen.",
+                german(max)
+            ));
+        }
+        _ => {}
     }
     if let Some(other) = &field.after {
         let mut value = root;
@@ -131,10 +152,11 @@ pub(super) fn check(root: &[Field], field: &Field, path: &str) -> Result<(), Str
     }
     for (key, value) in [("min_date", &field.min_date), ("max_date", &field.max_date)] {
         if let Some(value) = value
+            && value != TODAY
             && super::parse_date(value).as_deref() != Some(value.as_str())
         {
             return Err(format!(
-                "field `{path}`: {key}: `{value}` is no date as JJJJ-MM-TT"
+                "field `{path}`: {key}: `{value}` is neither `today` nor a date as JJJJ-MM-TT"
             ));
         }
     }

@@ -227,6 +227,12 @@ fn hund() -> FormDefinition {
         label = "Erworben am"
         type = "date"
         after = "geboren"
+        max_date = "today"
+        [[field]]
+        name = "beginn"
+        label = "Beginn der Steuerpflicht"
+        type = "date"
+        min_date = "today"
         "#,
     )
     .unwrap();
@@ -307,6 +313,46 @@ fn dates_keep_their_limits_and_order() {
     assert_eq!(hund().validate(&out).unwrap(), out);
 }
 
+/// "today" is the German day of submission; the check of stored data (a message
+/// prepared later) does not judge it against another day.
+#[test]
+fn limits_relative_to_the_day_of_submission_are_checked_when_submitted() {
+    let day = time::macros::date!(2026 - 12 - 05);
+    let submitted = |data: Value| hund().validate_submitted(&data, day);
+    let errors = submitted(json!({"geboren": "2020-01-01", "erworben": "06.12.2026"})).unwrap_err();
+    assert_eq!(
+        (errors[0].field.as_str(), errors[0].message.as_str()),
+        ("erworben", "Das Datum darf nicht in der Zukunft liegen.")
+    );
+    let errors = submitted(json!({"beginn": "2026-12-04"})).unwrap_err();
+    assert_eq!(
+        errors[0].message,
+        "Das Datum darf nicht in der Vergangenheit liegen."
+    );
+    let out = submitted(json!({"erworben": "2026-12-05", "beginn": "2026-12-05"})).unwrap();
+    // Stored and checked again a week later: still valid.
+    assert_eq!(hund().validate(&out).unwrap(), out);
+    assert!(hund().validate(&json!({"erworben": "2099-01-01"})).is_ok());
+}
+
+#[test]
+fn german_today_follows_summer_time() {
+    use time::macros::datetime;
+    // 23:30 UTC is already the next day in Germany, in winter and in summer.
+    assert_eq!(
+        crate::german::today(datetime!(2026-12-05 23:30 UTC)),
+        time::macros::date!(2026 - 12 - 06)
+    );
+    assert_eq!(
+        crate::german::today(datetime!(2026-07-01 21:59 UTC)),
+        time::macros::date!(2026 - 07 - 01)
+    );
+    assert_eq!(
+        crate::german::today(datetime!(2026-07-01 22:00 UTC)),
+        time::macros::date!(2026 - 07 - 02)
+    );
+}
+
 #[test]
 fn rules_on_the_wrong_kind_of_field_are_refused_when_the_form_loads() {
     for (rules, expected) in [
@@ -324,7 +370,7 @@ fn rules_on_the_wrong_kind_of_field_are_refused_when_the_form_loads() {
         ),
         (
             "type = \"date\"\nmin_date = \"01.01.2026\"",
-            "no date as JJJJ-MM-TT",
+            "nor a date as JJJJ-MM-TT",
         ),
         (
             "type = \"date\"\nafter = \"fehlt\"",

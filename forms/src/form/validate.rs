@@ -5,10 +5,17 @@ use serde_json::{Map, Value};
 use super::{Field, FieldError, FieldKind, check::join, rules};
 use crate::text;
 
+/// What every field's check may look at: the whole form, the whole submission, and the
+/// German day of submission (`None` where the data is checked again later).
+pub(super) struct Scope<'a> {
+    pub form: &'a [Field],
+    pub root: &'a Value,
+    pub today: Option<&'a str>,
+}
+
 pub(super) fn validate_group(
-    form: &[Field],
+    scope: &Scope<'_>,
     fields: &[Field],
-    root: &Value,
     data: &Value,
     prefix: &str,
     errors: &mut Vec<FieldError>,
@@ -33,9 +40,12 @@ pub(super) fn validate_group(
         let path = join(prefix, &field.name);
         let value = object.get(&field.name).unwrap_or(&Value::Null);
         // A field whose condition does not hold does not apply: its value is ignored.
-        let applies = field.when.as_ref().is_none_or(|c| c.holds(form, root));
+        let applies = field
+            .when
+            .as_ref()
+            .is_none_or(|c| c.holds(scope.form, scope.root));
         let value = if applies {
-            validate_field(form, field, root, value, &path, errors)
+            validate_field(scope, field, value, &path, errors)
         } else {
             Value::Null
         };
@@ -54,9 +64,8 @@ fn is_blank(value: &Value) -> bool {
 }
 
 fn validate_field(
-    form: &[Field],
+    scope: &Scope<'_>,
     field: &Field,
-    root: &Value,
     value: &Value,
     path: &str,
     errors: &mut Vec<FieldError>,
@@ -68,10 +77,11 @@ fn validate_field(
         return Value::Null;
     }
     match field.kind {
-        FieldKind::Group => validate_group(form, &field.fields, root, value, path, errors),
+        FieldKind::Group => validate_group(scope, &field.fields, value, path, errors),
         FieldKind::Date => match value.as_str().map(parse_date) {
             Some(Some(date)) => {
-                let problems = rules::date_errors(field, &date, form, root);
+                let problems =
+                    rules::date_errors(field, &date, scope.form, scope.root, scope.today);
                 if problems.is_empty() {
                     Value::String(date)
                 } else {

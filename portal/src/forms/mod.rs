@@ -265,7 +265,10 @@ pub async fn step_save(
             draft.id
         )));
     }
-    let errors = form.validate(&draft.data).err().unwrap_or_default();
+    let errors = form
+        .validate_submitted(&draft.data, crate::today())
+        .err()
+        .unwrap_or_default();
     if errors
         .iter()
         .any(|e| render::step_of(&form, &e.field) == step)
@@ -350,7 +353,10 @@ impl<'a> Review<'a> {
             service,
         } = self;
         let form = service.form()?;
-        let mut errors = form.validate(&draft.data).err().unwrap_or_default();
+        let mut errors = form
+            .validate_submitted(&draft.data, crate::today())
+            .err()
+            .unwrap_or_default();
         errors.extend(extra_errors.iter().cloned());
         let map = render::error_map(&form, &errors);
         let summary: Vec<Value> = render::in_form_order(&form, &map)
@@ -442,7 +448,10 @@ pub async fn submit(
     }
     let review = Review::of(&state, &visitor, &mut draft, &service, &form).await?;
     let draft = review.draft;
-    if form.validate(&draft.data).is_err() {
+    if form
+        .validate_submitted(&draft.data, crate::today())
+        .is_err()
+    {
         return review.page(&[], None).await;
     }
     let mut data = draft.data.clone();

@@ -143,7 +143,11 @@ pub async fn pay(
     if draft.payment_reference.is_some() {
         return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
     }
-    if service.form()?.validate(&draft.data).is_err() {
+    if service
+        .form()?
+        .validate_submitted(&draft.data, crate::today())
+        .is_err()
+    {
         return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
     }
     let transaction = state

@@ -1,29 +1,9 @@
 //! German time for the pages: civil time in Germany (CET/CEST) and its notation.
 
-use time::macros::{offset, time};
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use time::{Date, OffsetDateTime};
 
-/// German civil time (CET/CEST, the EU rule: summer time from the last Sunday of March
-/// to the last Sunday of October, switching at 01:00 UTC).
-pub fn berlin(t: OffsetDateTime) -> OffsetDateTime {
-    let utc = t.to_offset(UtcOffset::UTC);
-    let switch = |month: Month| {
-        last_sunday(utc.year(), month)
-            .map(|day| PrimitiveDateTime::new(day, time!(01:00)).assume_utc())
-    };
-    let summer = match (switch(Month::March), switch(Month::October)) {
-        (Some(start), Some(end)) => utc >= start && utc < end,
-        _ => false,
-    };
-    utc.to_offset(if summer { offset!(+2) } else { offset!(+1) })
-}
-
-fn last_sunday(year: i32, month: Month) -> Option<Date> {
-    // March and October have 31 days.
-    let last = Date::from_calendar_date(year, month, 31).ok()?;
-    let back = last.weekday().number_days_from_sunday();
-    last.checked_sub(time::Duration::days(i64::from(back)))
-}
+// German civil time is the forms' too (a date field's "today"): written once there.
+pub use kopplung_forms::german::berlin;
 
 /// The start of a German calendar day (midnight German time).
 pub fn berlin_midnight(day: Date) -> OffsetDateTime {

@@ -1,0 +1,32 @@
+//! German civil time (CET/CEST): the calendar day a citizen means by "today", which a
+//! date field's limits (`max_date = "today"`) and the web pages' times use.
+
+use time::macros::{offset, time};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+/// German civil time (CET/CEST, the EU rule: summer time from the last Sunday of March
+/// to the last Sunday of October, switching at 01:00 UTC).
+pub fn berlin(t: OffsetDateTime) -> OffsetDateTime {
+    let utc = t.to_offset(UtcOffset::UTC);
+    let switch = |month: Month| {
+        last_sunday(utc.year(), month)
+            .map(|day| PrimitiveDateTime::new(day, time!(01:00)).assume_utc())
+    };
+    let summer = match (switch(Month::March), switch(Month::October)) {
+        (Some(start), Some(end)) => utc >= start && utc < end,
+        _ => false,
+    };
+    utc.to_offset(if summer { offset!(+2) } else { offset!(+1) })
+}
+
+fn last_sunday(year: i32, month: Month) -> Option<Date> {
+    // March and October have 31 days.
+    let last = Date::from_calendar_date(year, month, 31).ok()?;
+    let back = last.weekday().number_days_from_sunday();
+    last.checked_sub(time::Duration::days(i64::from(back)))
+}
+
+/// The German calendar day at `now`.
+pub fn today(now: OffsetDateTime) -> Date {
+    berlin(now).date()
+}
