@@ -44,7 +44,7 @@ pub enum MappingCommand {
 
 /// Loads the mappings `service` selects (all if `None`). Mappings that fail to load are
 /// reported and counted, so one broken service does not hide the others.
-fn select_mappings(
+pub(crate) fn select_mappings(
     config: &Path,
     service: Option<&str>,
 ) -> anyhow::Result<(Vec<kopplung_transformers::Mapping>, usize)> {

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use kopplung_core::ServiceKey;
-use kopplung_transformers::mapping::{Mapping, MappingEnv};
 
 use crate::common::load_config;
 
@@ -59,7 +58,13 @@ pub fn run(config_path: &Path, request: NewService) -> anyhow::Result<()> {
         );
     }
     let regions = kopplung_router::regions::Regions::load(&config.regions_file)?;
-    let taken = keys_in_use(root, &regions)?;
+    // The keys of every mapping that loads (the others are reported as they fail).
+    let (mappings, _) = crate::mapping::select_mappings(config_path, None)?;
+    let mut taken: Vec<(String, PathBuf)> = mappings
+        .into_iter()
+        .map(|m| (m.info.key, m.folder))
+        .collect();
+    taken.sort();
     let key = match &request.key {
         Some(key) => ServiceKey::parse(key)
             .map_err(|e| anyhow::anyhow!("--key: {e}"))?
@@ -171,28 +176,6 @@ pub fn run(config_path: &Path, request: NewService) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Every service key of the mappings folder with its folder (whatever loads; a folder
-/// that does not load is named by its service.toml's key if it has one).
-fn keys_in_use(
-    root: &Path,
-    regions: &kopplung_router::regions::Regions,
-) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let env = MappingEnv::load(root, regions.names())?;
-    let mut taken = Vec::new();
-    let entries = std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !path.join("service.toml").is_file() {
-            continue;
-        }
-        if let Ok(mapping) = Mapping::load(&path, &env) {
-            taken.push((mapping.info.key.clone(), path));
-        }
-    }
-    taken.sort();
-    Ok(taken)
 }
 
 /// One above the highest local key in use (99999001000000, 99999002000000, …).

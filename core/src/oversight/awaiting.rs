@@ -127,6 +127,12 @@ impl ActionError for ResendError {
             Self::Unavailable(e) => Some(e),
         }
     }
+    fn nothing() -> Self {
+        Self::NothingToResend
+    }
+    fn unavailable(error: StoreError) -> Self {
+        Self::Unavailable(error)
+    }
 }
 
 /// Who sends a message again, for the history and the log.
@@ -287,13 +293,10 @@ impl Oversight {
             return Err(ResendError::NothingToResend);
         }
         // The store checks the state again as it changes it.
-        let changed = self.woken(
+        self.acted(
             self.store.resend(id, &by.by()).await,
             "resending a message failed",
-        );
-        if !changed.map_err(ResendError::Unavailable)? {
-            return Err(ResendError::NothingToResend);
-        }
+        )?;
         by.log(id);
         Ok(())
     }

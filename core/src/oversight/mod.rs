@@ -91,9 +91,12 @@ pub enum ReprocessError {
 
 /// The refusal of an operator's action on the outbox (retry, replay): nothing there to
 /// act on, or the store failed.
-pub trait ActionError {
+pub trait ActionError: Sized {
     /// The store's failure; `None` when there was nothing to act on.
     fn store_failure(self) -> Option<StoreError>;
+    /// Nothing there to act on.
+    fn nothing() -> Self;
+    fn unavailable(error: StoreError) -> Self;
 }
 
 macro_rules! action_error {
@@ -104,6 +107,12 @@ macro_rules! action_error {
                     Self::$nothing => None,
                     Self::Unavailable(e) => Some(e),
                 }
+            }
+            fn nothing() -> Self {
+                Self::$nothing
+            }
+            fn unavailable(error: StoreError) -> Self {
+                Self::Unavailable(error)
             }
         })*
     };
@@ -192,13 +201,10 @@ impl Oversight {
 
     /// Puts a dead letter back into the outbox (same message id), for `by`.
     pub async fn replay(&self, id: Uuid, by: &str) -> Result<(), ReplayError> {
-        let changed = self.woken(
+        self.acted(
             self.store.replay(id, by).await,
             "replaying a dead letter failed",
-        );
-        if !changed.map_err(ReplayError::Unavailable)? {
-            return Err(ReplayError::NoDeadLetter);
-        }
+        )?;
         tracing::info!(application_id = %id, operator = %by, "dead letter replayed");
         Ok(())
     }
@@ -227,13 +233,10 @@ impl Oversight {
     /// Renders and seals an `invalid` application again with the mapping now in force,
     /// its message id unchanged, for `by` (after the mapping was fixed).
     pub async fn reprocess(&self, id: Uuid, by: &str) -> Result<(), ReprocessError> {
-        let changed = self.woken(
+        self.acted(
             self.store.reprocess(id, by).await,
             "reprocessing an application failed",
-        );
-        if !changed.map_err(ReprocessError::Unavailable)? {
-            return Err(ReprocessError::NotInvalid);
-        }
+        )?;
         tracing::info!(application_id = %id, operator = %by, "invalid application reprocessed");
         Ok(())
     }
@@ -241,12 +244,23 @@ impl Oversight {
     /// The next attempt now, asked for by `by` (a role).
     pub async fn retry_now(&self, id: Uuid, by: &str) -> Result<(), RetryError> {
         let detail = format!("next attempt requested now by {by}");
-        let changed = self.woken(self.store.retry_now(id, &detail).await, "retry now failed");
-        if !changed.map_err(RetryError::Unavailable)? {
-            return Err(RetryError::NothingToRetry);
-        }
+        self.acted(self.store.retry_now(id, &detail).await, "retry now failed")?;
         tracing::info!(application_id = %id, role = %by, "next attempt requested");
         Ok(())
+    }
+
+    /// An operator's change to the outbox as its action's answer: done (the outbox woken),
+    /// nothing there to act on, or the store's failure (logged as `failed`).
+    fn acted<E: ActionError>(
+        &self,
+        changed: Result<bool, StoreError>,
+        failed: &str,
+    ) -> Result<(), E> {
+        match self.woken(changed, failed) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(E::nothing()),
+            Err(e) => Err(E::unavailable(e)),
+        }
     }
 
     /// Wakes the outbox when a change to it took effect (`Ok(true)`), so that it acts on

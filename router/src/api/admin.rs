@@ -15,8 +15,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kopplung_core::oversight::{
-    LookupError, Oversight, ReplayError, ReprocessError, RetryError, SearchCriteria, SearchError,
-    StatusReport, Unavailable, ViewError,
+    ActionError, LookupError, Oversight, ReplayError, ReprocessError, RetryError, SearchCriteria,
+    SearchError, StatusReport, Unavailable, ViewError,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -355,46 +355,50 @@ impl From<LookupError> for Problem {
     }
 }
 
+/// An operator's action refused: the store's failure, or `nothing` (there was nothing to
+/// act on).
+fn refused(error: impl ActionError, nothing: impl FnOnce() -> Problem) -> Problem {
+    match error.store_failure() {
+        Some(_) => Problem::store_unreachable(),
+        None => nothing(),
+    }
+}
+
 impl From<ReplayError> for Problem {
     fn from(error: ReplayError) -> Self {
-        match error {
-            ReplayError::NoDeadLetter => {
-                Problem::not_found().detail("no dead letter for this application")
-            }
-            ReplayError::Unavailable(_) => Problem::store_unreachable(),
-        }
+        refused(error, || {
+            Problem::not_found().detail("no dead letter for this application")
+        })
     }
 }
 
 impl From<ReprocessError> for Problem {
     fn from(error: ReprocessError) -> Self {
-        match error {
-            ReprocessError::NotInvalid => Problem::new(
+        refused(error, || {
+            Problem::new(
                 StatusCode::CONFLICT,
                 "not-invalid",
                 "The application is not invalid",
             )
             .detail(
                 "only an application its mapping could not render is reprocessed, or it is unknown",
-            ),
-            ReprocessError::Unavailable(_) => Problem::store_unreachable(),
-        }
+            )
+        })
     }
 }
 
 impl From<RetryError> for Problem {
     fn from(error: RetryError) -> Self {
-        match error {
-            RetryError::NothingToRetry => Problem::new(
+        refused(error, || {
+            Problem::new(
                 StatusCode::CONFLICT,
                 "nothing-to-retry",
                 "Nothing of this application waits for an attempt",
             )
             .detail(
                 "it is delivered, being worked on right now, a dead letter (replay it), or unknown",
-            ),
-            RetryError::Unavailable(_) => Problem::store_unreachable(),
-        }
+            )
+        })
     }
 }
 
