@@ -1,9 +1,9 @@
-//! What several commands share: loading the configuration, secrets on disk, the demo
+//! What several commands share: loading the configuration and its mappings, secrets on disk, the demo
 //! PKI, the shutdown signal.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use kopplung_router::config::Config;
@@ -98,4 +98,54 @@ pub async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutting down: intake stops, work in flight finishes");
+}
+
+/// Loads the mappings `service` selects (all if `None`). Mappings that fail to load are
+/// reported and counted, so one broken service does not hide the others.
+pub fn select_mappings(
+    config: &Path,
+    service: Option<&str>,
+) -> anyhow::Result<(Vec<kopplung_transformers::Mapping>, usize)> {
+    use kopplung_transformers::mapping::{Mapping, MappingEnv};
+    let config = load_config(config, Path::new("."))?;
+    let regions = kopplung_router::regions::Regions::load(&config.regions_file)?;
+    let env = MappingEnv::load(&config.mappings_dir, regions.names())?;
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(&config.mappings_dir)
+        .with_context(|| format!("reading {}", config.mappings_dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.join("service.toml").is_file())
+        .collect();
+    folders.sort();
+    let mut mappings = Vec::new();
+    let mut failures = 0;
+    for folder in folders {
+        let name = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        match Mapping::load(&folder, &env) {
+            Ok(mapping) => {
+                if service.is_none_or(|s| s == name || s == mapping.info.key) {
+                    mappings.push(mapping);
+                }
+            }
+            Err(e) => {
+                if service.is_none_or(|s| s == name) {
+                    eprintln!("error: {e}");
+                    failures += 1;
+                }
+            }
+        }
+    }
+    if let Some(service) = service
+        && mappings.is_empty()
+        && failures == 0
+    {
+        bail!(
+            "no service `{service}` in {}",
+            config.mappings_dir.display()
+        );
+    }
+    Ok((mappings, failures))
 }

@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use crate::common::load_config;
-
 #[derive(Subcommand)]
 pub enum MappingCommand {
     /// Find template references to fields the form does not define, and form fields
@@ -42,61 +40,12 @@ pub enum MappingCommand {
     },
 }
 
-/// Loads the mappings `service` selects (all if `None`). Mappings that fail to load are
-/// reported and counted, so one broken service does not hide the others.
-pub(crate) fn select_mappings(
-    config: &Path,
-    service: Option<&str>,
-) -> anyhow::Result<(Vec<kopplung_transformers::Mapping>, usize)> {
-    use kopplung_transformers::mapping::{Mapping, MappingEnv};
-    let config = load_config(config, Path::new("."))?;
-    let regions = kopplung_router::regions::Regions::load(&config.regions_file)?;
-    let env = MappingEnv::load(&config.mappings_dir, regions.names())?;
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(&config.mappings_dir)
-        .with_context(|| format!("reading {}", config.mappings_dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.join("service.toml").is_file())
-        .collect();
-    folders.sort();
-    let mut mappings = Vec::new();
-    let mut failures = 0;
-    for folder in folders {
-        let name = folder
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        match Mapping::load(&folder, &env) {
-            Ok(mapping) => {
-                if service.is_none_or(|s| s == name || s == mapping.info.key) {
-                    mappings.push(mapping);
-                }
-            }
-            Err(e) => {
-                if service.is_none_or(|s| s == name) {
-                    eprintln!("error: {e}");
-                    failures += 1;
-                }
-            }
-        }
-    }
-    if let Some(service) = service
-        && mappings.is_empty()
-        && failures == 0
-    {
-        bail!(
-            "no service `{service}` in {}",
-            config.mappings_dir.display()
-        );
-    }
-    Ok((mappings, failures))
-}
-
 pub fn run(config: &Path, command: MappingCommand) -> anyhow::Result<()> {
     use kopplung_transformers::fixtures;
     match command {
         MappingCommand::Lint { service } => {
-            let (mappings, mut failures) = select_mappings(config, service.as_deref())?;
+            let (mappings, mut failures) =
+                crate::common::select_mappings(config, service.as_deref())?;
             for mapping in &mappings {
                 let findings = mapping.lint();
                 for finding in &findings {
@@ -114,7 +63,8 @@ pub fn run(config: &Path, command: MappingCommand) -> anyhow::Result<()> {
         }
         MappingCommand::New(request) => crate::scaffold::run(config, request),
         MappingCommand::Test { service, bless } => {
-            let (mappings, mut failures) = select_mappings(config, service.as_deref())?;
+            let (mappings, mut failures) =
+                crate::common::select_mappings(config, service.as_deref())?;
             let mut passed = 0;
             for mapping in &mappings {
                 let list = fixtures::fixtures_of(mapping)?;
@@ -160,7 +110,7 @@ pub fn run(config: &Path, command: MappingCommand) -> anyhow::Result<()> {
             Ok(())
         }
         MappingCommand::Catalogue { out } => {
-            let (mappings, failures) = select_mappings(config, None)?;
+            let (mappings, failures) = crate::common::select_mappings(config, None)?;
             if failures > 0 {
                 bail!("{failures} mapping(s) could not be loaded");
             }
@@ -169,7 +119,7 @@ pub fn run(config: &Path, command: MappingCommand) -> anyhow::Result<()> {
             Ok(())
         }
         MappingCommand::Render { service, input } => {
-            let (mappings, failures) = select_mappings(config, Some(&service))?;
+            let (mappings, failures) = crate::common::select_mappings(config, Some(&service))?;
             let Some(mapping) = mappings.first().filter(|_| failures == 0) else {
                 bail!("service `{service}` could not be loaded");
             };

@@ -59,7 +59,7 @@ pub fn run(config_path: &Path, request: NewService) -> anyhow::Result<()> {
     }
     let regions = kopplung_router::regions::Regions::load(&config.regions_file)?;
     // The keys of every mapping that loads (the others are reported as they fail).
-    let (mappings, _) = crate::mapping::select_mappings(config_path, None)?;
+    let (mappings, _) = crate::common::select_mappings(config_path, None)?;
     let mut taken: Vec<(String, PathBuf)> = mappings
         .into_iter()
         .map(|m| (m.info.key, m.folder))
