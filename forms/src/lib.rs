@@ -10,7 +10,9 @@ pub mod form;
 pub mod german;
 pub mod text;
 
-pub use form::{AttachmentRules, Field, FieldError, FieldKind, FormDefinition, SharedGroups};
+pub use form::{
+    AttachmentRules, Field, FieldError, FieldKind, FormDefinition, Repeat, SharedGroups,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -87,4 +89,38 @@ pub struct Fee {
     /// Decimal with two places, e.g. `"30.50"`.
     pub betrag: String,
     pub beschreibung: String,
+}
+
+/// A charge the authority sets with its decision, not paid online at submission: a fee
+/// after the decision, or a tax (the dog tax). `charge = { kind = "steuer", beschreibung =
+/// "…" }` in `service.toml`; a fee paid at submission is `fee`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Charge {
+    pub kind: ChargeKind,
+    /// German sentences: how much, and when it is due.
+    pub beschreibung: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChargeKind {
+    /// A fee (Gebühr) the decision sets.
+    Gebuehr,
+    /// A tax (Steuer), set by a tax decision.
+    Steuer,
+}
+
+impl Charge {
+    /// What a citizen reads about the cost of a service with this charge.
+    pub fn sentence(&self) -> String {
+        let what = match self.kind {
+            ChargeKind::Gebuehr => "Für diese Leistung wird eine Gebühr erhoben",
+            ChargeKind::Steuer => "Für diese Leistung wird eine Steuer erhoben",
+        };
+        format!(
+            "{what}: {} Sie wird mit dem Bescheid festgesetzt; beim Absenden des Antrags zahlen Sie nichts.",
+            self.beschreibung.trim()
+        )
+    }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use base64::Engine;
 use kopplung_core::Clock;
 use kopplung_core::store::{Attachment, AttachmentContent, PrepareInput, WorkItem, fragment_count};
-use kopplung_transformers::mapping::{Abruf, Anlage, Antrag, Behoerde, MessageContext, Nachricht};
+use kopplung_transformers::mapping::{
+    Abruf, Anlage, AnlageArt, Antrag, Behoerde, MessageContext, Nachricht,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
@@ -226,6 +228,7 @@ impl Preparer {
                         _ => String::new(),
                     },
                     abruf,
+                    art: AnlageArt::of(&mapping.form, a.slot.as_deref()),
                 })
                 .collect(),
             gebuehr: info.fee.clone(),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kopplung_forms::FieldError;
 use kopplung_forms::form::{AttachmentRules, Field, FormDefinition, StepTitle};
-use kopplung_forms::{Fee, TrustLevel};
+use kopplung_forms::{Charge, Fee, TrustLevel};
 use kopplung_web::contact::Contact;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,8 @@ pub struct Service {
     pub available_in: Vec<String>,
     #[serde(default)]
     pub fee: Option<Fee>,
+    #[serde(default)]
+    pub charge: Option<Charge>,
     #[serde(default)]
     pub trust_level: TrustLevel,
     #[serde(default)]
@@ -84,6 +86,8 @@ pub struct OutgoingAttachment {
     pub filename: String,
     pub media_type: String,
     pub content: Vec<u8>,
+    /// The form's attachment slot it fills, if any.
+    pub slot: Option<String>,
 }
 
 /// How intake answered a submission.
@@ -254,11 +258,15 @@ impl RouterClient {
         let attachments: Vec<Value> = attachments
             .iter()
             .map(|a| {
-                json!({
+                let mut attachment = json!({
                     "filename": a.filename,
                     "media_type": a.media_type,
                     "content_base64": base64::engine::general_purpose::STANDARD.encode(&a.content),
-                })
+                });
+                if let Some(slot) = &a.slot {
+                    attachment["slot"] = json!(slot);
+                }
+                attachment
             })
             .collect();
         let mut body = json!({

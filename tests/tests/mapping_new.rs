@@ -39,9 +39,9 @@ async fn a_new_service_is_green_after_bless_and_reaches_its_procedure() {
         &site,
         &[
             "new",
-            "hundesteuer",
+            "sondernutzung",
             "--name",
-            "Hundesteuer-Anmeldung",
+            "Sondernutzungserlaubnis",
             "--available-in",
             "14612",
             "--procedure",
@@ -56,29 +56,29 @@ async fn a_new_service_is_green_after_bless_and_reaches_its_procedure() {
         .map(|(_, rest)| format!("\n[[route]]{rest}"))
         .expect("a routing stanza");
     assert!(
-        stanza.contains("service = \"99999002000000\"")
+        stanza.contains("service = \"99999004000000\"")
             && stanza.contains("region = \"14612\"")
             && stanza.contains("procedure = \"dresden-maengel\""),
         "{printed}"
     );
     site.append("config/routing.toml", &stanza);
-    let lint = mapping(&site, &["lint", "hundesteuer"]);
+    let lint = mapping(&site, &["lint", "sondernutzung"]);
     assert!(lint.status.success(), "{}", text(&lint));
 
     // Not accepted yet: the fixture has no expected XML, so nothing may go live.
     let check = site.run(&["check"]);
     assert!(!check.status.success());
     assert!(
-        text(&check).contains("hundesteuer/fixtures/beispiel.expected.xml"),
+        text(&check).contains("sondernutzung/fixtures/beispiel.expected.xml"),
         "{}",
         text(&check)
     );
-    let test = mapping(&site, &["test", "hundesteuer"]);
+    let test = mapping(&site, &["test", "sondernutzung"]);
     assert!(!test.status.success(), "{}", text(&test));
 
-    let bless = mapping(&site, &["test", "--bless", "hundesteuer"]);
+    let bless = mapping(&site, &["test", "--bless", "sondernutzung"]);
     assert!(bless.status.success(), "{}", text(&bless));
-    assert!(text(&bless).contains("blessed Hundesteuer-Anmeldung / beispiel"));
+    assert!(text(&bless).contains("blessed Sondernutzungserlaubnis / beispiel"));
     for args in [&["test"][..], &["lint"][..]] {
         let output = mapping(&site, args);
         assert!(output.status.success(), "{args:?}: {}", text(&output));
@@ -95,9 +95,9 @@ async fn a_new_service_is_green_after_bless_and_reaches_its_procedure() {
     let id = hub
         .submit_accepted(
             &json!({
-                "service": "99999002000000",
+                "service": "99999004000000",
                 "region": "146120000000",
-                "data": {"anliegen": "Ich melde meinen Hund Bello zur Hundesteuer an."},
+                "data": {"anliegen": "Ich beantrage einen Infostand vor dem Rathaus."},
                 // Not anonymous: the demo client vouches for level `basis` itself.
                 "applicant": {"authentication": {"level": "basis", "means": "benutzername-passwort",
                     "subject": "demo-konto-4711", "authenticated_at": "2025-06-01T09:58:00Z"}}
@@ -110,8 +110,8 @@ async fn a_new_service_is_green_after_bless_and_reaches_its_procedure() {
     kopplung_tests::shared::assert_contains_all(
         &xml,
         &[
-            "<svc:hundesteuer.antrag.0101",
-            "<anliegen>Ich melde meinen Hund Bello zur Hundesteuer an.</anliegen>",
+            "<svc:sondernutzung.antrag.0101",
+            "<anliegen>Ich beantrage einen Infostand vor dem Rathaus.</anliegen>",
             "listVersionID=\"lokal\"",
         ],
     );

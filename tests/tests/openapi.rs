@@ -1050,7 +1050,7 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     // every example message of the service validated with xmllint against them.
     let bundles = api.get_ok("/api/v1/schemas", None).await;
     let bundles = bundles.list("schemas").to_vec();
-    assert_eq!(bundles.len(), 6);
+    assert_eq!(bundles.len(), 7);
     let downloads = tempfile::tempdir().unwrap();
     let mut validated = 0;
     for bundle in &bundles {

@@ -569,6 +569,7 @@ async fn every_service_can_be_applied_for_through_its_form() {
         [
             "Bewohnerparkausweis",
             "Gewerbeanmeldung",
+            "Hundesteuer-Anmeldung",
             "Meldebescheinigung",
             "Mängelanzeige",
             "Urkundenbestellung",
@@ -585,6 +586,7 @@ async fn every_service_can_be_applied_for_through_its_form() {
     for folder in [
         "bewohnerparkausweis",
         "gewerbeanmeldung",
+        "hundesteuer",
         "maengelanzeige",
         "meldebescheinigung",
         "urkundenbestellung",
@@ -628,5 +630,5 @@ async fn every_service_can_be_applied_for_through_its_form() {
         );
     }
     let list = citizen.get("/konto/antraege").await;
-    assert_eq!(list.body.matches("/antraege/").count(), 6, "{}", list.body);
+    assert_eq!(list.body.matches("/antraege/").count(), 7, "{}", list.body);
 }

@@ -108,3 +108,64 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
         );
     }
 }
+
+/// The dog tax with two dogs in a real browser, once with JavaScript and once without:
+/// `tests/browser/dogs.mjs` adds and removes dogs, meets the errors of the second dog
+/// and of the IBAN, and submits. The citizen signs up over HTTP first; the browser
+/// takes over the session.
+#[tokio::test]
+async fn two_dogs_are_registered_in_a_real_browser_with_and_without_javascript() {
+    assert!(
+        std::path::Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: `apt-get install chromium` (scripts/test does)"
+    );
+    let browser_dir =
+        kopplung_tests::node_packages("browser", &["playwright-core"], "the browser test");
+    let cycle = Cycle::start(true).await;
+    for mode in ["js", "nojs"] {
+        let mut citizen = portal_support::Citizen::new(&cycle);
+        citizen
+            .register(&format!("hundehalterin-{mode}@example.org"))
+            .await;
+        let cookie = citizen.cookie_header().expect("signed in");
+        let out = tempfile::tempdir().expect("output dir");
+        let out_path = std::env::var_os("SCREENSHOTS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| out.path().to_owned());
+        let (script, base, out_for_run) = (
+            browser_dir.join("dogs.mjs"),
+            cycle.portal_url.clone(),
+            out_path.clone(),
+        );
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new("node")
+                .arg(script)
+                .arg(base)
+                .arg(out_for_run)
+                .arg(cookie)
+                .arg(mode)
+                .env("CHROMIUM", CHROMIUM)
+                .output()
+                .expect("node")
+        })
+        .await
+        .expect("browser run");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        println!("{mode}:\n{stdout}");
+        if !output.status.success() || !stdout.contains("PASSED") {
+            let html = std::fs::read_to_string(out_path.join("failure.html")).unwrap_or_default();
+            panic!(
+                "the browser run ({mode}) failed:\n{stdout}\n{}\n--- page ---\n{}",
+                String::from_utf8_lossy(&output.stderr),
+                html.chars().take(6000).collect::<String>(),
+            );
+        }
+    }
+    let log = cycle.log();
+    for personal in ["Ronja", "Schröder", "DE02", "WT-2022"] {
+        assert!(
+            !log.contains(personal),
+            "personal data in the portal's log: {personal}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Follows the tutorial in docs/mappings.md step by step on a copy of the repository:
-//! writes its files, runs its commands, then submits its request to a hub with the new
-//! route and opens the delivered message. If the tutorial rots, this fails.
+//! writes its files (a repeatable group and a conditional attachment slot among them),
+//! runs its commands, then submits its request to a hub with the new route and opens the
+//! delivered message. If the tutorial rots, this fails.
 
 use std::path::Path;
 use std::process::Command;
@@ -129,12 +130,23 @@ async fn the_mapping_tutorial_works_as_written() {
     })
     .await;
     let body: Value = serde_json::from_str(&request.expect("a request.json block")).unwrap();
+    // As the tutorial says: an electrical appliance without its photo is refused.
+    let mut electric = body.clone();
+    electric["data"]["gegenstaende"][0]["elektro"] = true.into();
+    let refused = hub.submit(&electric, None).await;
+    assert_eq!(refused.status(), 422);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(
+        problem["errors"],
+        serde_json::json!([{"field": "attachments.foto", "message": "Pflichtfeld"}])
+    );
     let id = hub.submit_accepted(&body, None).await;
     let xml = hub.delivered_xml(&broker, &id, "chemnitz-sperrmuell").await;
     assert_eq!(
-        xpath(&xml, "string(//gegenstaende)"),
+        xpath(&xml, "string(//gegenstand[1]/bezeichnung)"),
         "Kleiderschrank, zerlegt"
     );
+    assert_eq!(xpath(&xml, "string(//gegenstand[1]/elektro)"), "false");
     assert_eq!(xpath(&xml, "string(//gebiet/name)"), "Chemnitz, Stadt");
     delete_queue(&broker, &hub.queue("chemnitz-sperrmuell")).await;
 }

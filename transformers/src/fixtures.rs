@@ -56,6 +56,9 @@ pub struct FixtureAttachment {
     /// Renders the attachment as fetched by claim check (`adresse`, `teile`, `format`).
     #[serde(default)]
     pub abruf: Option<crate::mapping::Abruf>,
+    /// The form's attachment slot it fills.
+    #[serde(default)]
+    pub slot: Option<String>,
 }
 
 /// Why a fixture failed. Every variant names the file; line and column where known.
@@ -211,6 +214,31 @@ pub fn fixture_context(
                 None => attachment.content_base64.clone(),
             },
             abruf: attachment.abruf.clone(),
+            art: crate::mapping::AnlageArt::of(&mapping.form, attachment.slot.as_deref()),
+        });
+    }
+    // The slots as intake checks them: known, and every required one that applies given.
+    let given: Vec<Option<&str>> = input
+        .attachments
+        .iter()
+        .map(|a| a.slot.as_deref())
+        .collect();
+    let mut slot_errors = mapping
+        .form
+        .attachments
+        .missing(&mapping.form.fields, &data, &given);
+    for slot in given.iter().flatten() {
+        if mapping.form.attachments.slot(slot).is_none() {
+            slot_errors.push(kopplung_forms::FieldError::new(
+                format!("attachments.{slot}"),
+                "unbekannte Anlagenart",
+            ));
+        }
+    }
+    if !slot_errors.is_empty() {
+        return Err(FixtureFailure::Validation {
+            file: input_file.to_owned(),
+            errors: slot_errors,
         });
     }
     let info = &mapping.info;

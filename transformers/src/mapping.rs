@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use handlebars::Path as TemplatePath;
-use handlebars::template::{Parameter, Template, TemplateElement};
+use handlebars::template::{Template, TemplateElement};
 use handlebars::{
     Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
 };
@@ -27,8 +26,10 @@ use crate::Error;
 pub use crate::authentifizierung::Authentifizierung;
 use crate::schema_bundle::SchemaBundle;
 use crate::xml::check_well_formed;
+
+mod references;
 use kopplung_forms::form::{Field, FieldKind, FormDefinition, SharedGroups, parse_date};
-pub use kopplung_forms::{Decision, DecisionDocument, Fee, TrustLevel};
+pub use kopplung_forms::{Charge, Decision, DecisionDocument, Fee, TrustLevel};
 
 const TEMPLATE: &str = "nachricht";
 
@@ -47,6 +48,9 @@ pub struct ServiceInfo {
     /// The fee the citizen pays, if any (shown by the portal, carried in the message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee: Option<Fee>,
+    /// A fee or tax the decision sets later (shown by the portal; nothing is paid online).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<Charge>,
     /// Where the service can be applied for online: ARS prefixes (`14` = all of Saxony,
     /// `14612` = Dresden). `kopplung check` demands a route for every municipality in
     /// them; the portal's Zuständigkeitsfinder says "online" there.
@@ -228,6 +232,31 @@ pub struct Anlage {
     pub inhalt_base64: String,
     /// Where the procedure fetches the content instead (claim check).
     pub abruf: Option<Abruf>,
+    /// The form's attachment slot it fills (`code` = the slot's name, `name` = its
+    /// label), or `null`.
+    pub art: Option<AnlageArt>,
+}
+
+/// The kind of an attachment: the form's attachment slot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnlageArt {
+    pub code: String,
+    pub name: String,
+}
+
+impl AnlageArt {
+    /// The kind of an attachment of `form` that fills `slot` (unknown slots: the name).
+    pub fn of(form: &FormDefinition, slot: Option<&str>) -> Option<Self> {
+        let slot = slot?;
+        let name = form
+            .attachments
+            .slot(slot)
+            .map_or_else(|| slot.to_owned(), |s| s.label.clone());
+        Some(Self {
+            code: slot.to_owned(),
+            name,
+        })
+    }
 }
 
 /// A claim check: the attachment's content is fetched from the hub, in `teile`
@@ -270,6 +299,12 @@ impl Mapping {
                 ),
             });
         }
+        if info.fee.is_some() && info.charge.is_some() {
+            return Err(Error::Mapping {
+                file: folder.join("service.toml"),
+                message: "`fee` (paid online at submission) and `charge` (set by the decision) exclude each other".into(),
+            });
+        }
         if let Some(fee) = &info.fee
             && !is_amount(&fee.betrag)
         {
@@ -291,6 +326,7 @@ impl Mapping {
         templates.set_strict_mode(true);
         templates.register_escape_fn(xml_escape);
         register_helpers(&mut templates, env.regions.clone());
+        references::register_label(&mut templates, form.clone());
         templates
             .register_template_string(TEMPLATE, source)
             .map_err(|e| Error::Mapping {
@@ -338,10 +374,25 @@ impl Mapping {
     /// (unless marked `transmit = false`), and a template that never renders the
     /// applicant's `authentifizierung`.
     pub fn lint(&self) -> Vec<LintFinding> {
-        let mut used = Vec::new();
-        collect_references(&self.template, &mut used);
+        let mut references = Vec::new();
+        let mut label_uses = Vec::new();
+        references::collect(&self.template, &mut references, &mut label_uses);
+        let used: Vec<(String, usize, usize)> = references
+            .into_iter()
+            .map(|r| (r.path, r.line, r.column))
+            .collect();
         let fields = self.form.paths();
         let mut findings = Vec::new();
+        for use_ in label_uses {
+            if let Some(message) = references::label_problem(&self.form, &use_.field) {
+                findings.push(LintFinding {
+                    file: self.template_path.clone(),
+                    line: use_.line,
+                    column: use_.column,
+                    message,
+                });
+            }
+        }
         for (path, line, column) in &used {
             let (root, rest) = path.split_once('.').unwrap_or((path.as_str(), ""));
             if (root == "data" || root == "labels")
@@ -419,32 +470,6 @@ impl std::fmt::Display for LintFinding {
             )
         } else {
             write!(f, "{}: {}", self.file.display(), self.message)
-        }
-    }
-}
-
-/// Paths the template reads, with line and column, including inside blocks and
-/// helper parameters.
-fn collect_references(template: &Template, out: &mut Vec<(String, usize, usize)>) {
-    for (index, element) in template.elements.iter().enumerate() {
-        let (line, column) = template
-            .mapping
-            .get(index)
-            .map(|m| (m.0, m.1))
-            .unwrap_or((0, 0));
-        if let TemplateElement::Expression(helper) | TemplateElement::HelperBlock(helper) = element
-        {
-            for parameter in std::iter::once(&helper.name)
-                .chain(helper.params.iter())
-                .chain(helper.hash.values())
-            {
-                if let Parameter::Path(TemplatePath::Relative((_, raw))) = parameter {
-                    out.push((raw.clone(), line, column));
-                }
-            }
-            for inner in [&helper.template, &helper.inverse].into_iter().flatten() {
-                collect_references(inner, out);
-            }
         }
     }
 }
@@ -560,9 +585,15 @@ fn labels_of(fields: &[Field], data: &Value) -> Value {
     let mut out = serde_json::Map::new();
     for field in fields {
         let value = data.get(&field.name).unwrap_or(&Value::Null);
-        let label = match field.kind {
-            FieldKind::Group if !value.is_null() => labels_of(&field.fields, value),
-            FieldKind::Enum => value
+        let label = match (field.kind, value) {
+            (FieldKind::Group, Value::Array(entries)) => Value::Array(
+                entries
+                    .iter()
+                    .map(|entry| labels_of(&field.fields, entry))
+                    .collect(),
+            ),
+            (FieldKind::Group, _) if !value.is_null() => labels_of(&field.fields, value),
+            (FieldKind::Enum, _) => value
                 .as_str()
                 .and_then(|code| field.values.iter().find(|v| v.code == code))
                 .map(|v| Value::String(v.label.clone()))

@@ -2,32 +2,40 @@
 //! against the service's rules.
 
 use base64::Engine;
-use kopplung_forms::{AttachmentRules, FieldError};
+use kopplung_forms::{FieldError, FormDefinition};
 use openssl::sha::sha512;
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{AttachmentIn, IntakeError};
 use crate::store::{Attachment, AttachmentContent, UploadInfo};
 
-/// Checks every attachment; problems go to `errors`, an attachment over the size limit
-/// ends the check (its content is not looked at further).
+/// What one attachment may be: its slot's media types and size, or the form's.
+struct Limits<'a> {
+    media_types: &'a [String],
+    max_bytes: usize,
+}
+
+/// Checks every attachment against the form's rules and, where it names one, its slot
+/// (which must apply to `data`), and that every required slot that applies has one.
+/// Problems go to `errors`; an attachment over its size limit ends the check (its
+/// content is not looked at further).
 pub(super) fn check(
-    rules: &AttachmentRules,
+    form: &FormDefinition,
+    data: &Value,
     client: &str,
     uploads: &[UploadInfo],
     given: Vec<AttachmentIn>,
     errors: &mut Vec<FieldError>,
 ) -> Result<Vec<Attachment>, IntakeError> {
+    let rules = &form.attachments;
     if given.len() > rules.max_count {
         errors.push(FieldError::new(
             "attachments",
             format!("höchstens {} Anlagen", rules.max_count),
         ));
     }
-    let too_large = |index| IntakeError::AttachmentTooLarge {
-        index,
-        max_bytes: rules.max_bytes,
-    };
+    let slots: Vec<Option<String>> = given.iter().map(|a| a.slot.clone()).collect();
     let mut attachments = Vec::new();
     for (index, attachment) in given.into_iter().enumerate() {
         let at = |name: &str| format!("attachments[{index}].{name}");
@@ -36,16 +44,53 @@ pub(super) fn check(
             media_type,
             content_base64,
             upload,
+            slot,
         } = attachment;
+        let limits = match slot.as_deref().map(|name| (name, rules.slot(name))) {
+            None => Limits {
+                media_types: &rules.media_types,
+                max_bytes: rules.max_bytes,
+            },
+            Some((_, Some(found))) => {
+                if !found.applies(&form.fields, data) {
+                    errors.push(FieldError::new(
+                        at("slot"),
+                        format!("„{}“ ist für diesen Antrag nicht vorgesehen", found.label),
+                    ));
+                }
+                Limits {
+                    media_types: found.media_types(rules),
+                    max_bytes: found.max_bytes(rules),
+                }
+            }
+            Some((name, None)) => {
+                let known: Vec<&str> = rules.slots.iter().map(|s| s.name.as_str()).collect();
+                errors.push(FieldError::new(
+                    at("slot"),
+                    format!(
+                        "unbekannte Anlagenart `{name}`; erlaubt: {}",
+                        known.join(", ")
+                    ),
+                ));
+                continue;
+            }
+        };
+        let too_large = || IntakeError::AttachmentTooLarge {
+            index,
+            max_bytes: limits.max_bytes,
+        };
         let (filename, media_type, content_base64) =
             match (upload, filename, media_type, content_base64) {
                 (Some(upload), None, None, None) => {
-                    match uploaded(rules, client, uploads, &upload) {
-                        Ok(attachment) => attachments.push(attachment),
+                    match uploaded(&limits, client, uploads, &upload) {
+                        Ok(mut attachment) => {
+                            attachment.slot = slot;
+                            attachments.push(attachment);
+                        }
                         Err(Refused::Field(message)) => {
                             errors.push(FieldError::new(at("upload"), message));
                         }
-                        Err(Refused::TooLarge) => return Err(too_large(index)),
+                        Err(Refused::TooLarge) => return Err(too_large()),
                     }
                     continue;
                 }
@@ -66,15 +111,15 @@ pub(super) fn check(
                 "Dateiname fehlt, ist zu lang oder enthält unzulässige Zeichen",
             ));
         }
-        if !rules.media_types.iter().any(|m| m == &media_type) {
+        if !limits.media_types.iter().any(|m| m == &media_type) {
             errors.push(FieldError::new(
                 at("media_type"),
-                format!("erlaubt sind: {}", rules.media_types.join(", ")),
+                format!("erlaubt sind: {}", limits.media_types.join(", ")),
             ));
         }
         // Decoded size from the encoded length, before decoding anything big.
-        if content_base64.len() / 4 * 3 > rules.max_bytes + 2 {
-            return Err(too_large(index));
+        if content_base64.len() / 4 * 3 > limits.max_bytes + 2 {
+            return Err(too_large());
         }
         let Ok(content) = base64::engine::general_purpose::STANDARD.decode(&content_base64) else {
             errors.push(FieldError::new(
@@ -83,8 +128,8 @@ pub(super) fn check(
             ));
             continue;
         };
-        if content.len() > rules.max_bytes {
-            return Err(too_large(index));
+        if content.len() > limits.max_bytes {
+            return Err(too_large());
         }
         if !content_matches(&media_type, &content) {
             errors.push(FieldError::new(
@@ -98,8 +143,11 @@ pub(super) fn check(
             sha512: hex::encode(sha512(&content)),
             size: content.len() as u64,
             content: AttachmentContent::Inline(content),
+            slot,
         });
     }
+    let given: Vec<Option<&str>> = slots.iter().map(Option::as_deref).collect();
+    errors.extend(rules.missing(&form.fields, data, &given));
     Ok(attachments)
 }
 
@@ -111,7 +159,7 @@ enum Refused {
 
 /// An attachment uploaded before, if the client may attach it here.
 fn uploaded(
-    rules: &AttachmentRules,
+    limits: &Limits<'_>,
     client: &str,
     uploads: &[UploadInfo],
     upload: &str,
@@ -130,14 +178,14 @@ fn uploaded(
             "dieser Upload gehört bereits zu einem anderen Antrag".into(),
         ));
     }
-    if !rules.media_types.iter().any(|m| m == &found.media_type) {
+    if !limits.media_types.iter().any(|m| m == &found.media_type) {
         return Err(Refused::Field(format!(
             "Medientyp {} nicht erlaubt; erlaubt sind: {}",
             found.media_type,
-            rules.media_types.join(", ")
+            limits.media_types.join(", ")
         )));
     }
-    if *size > rules.max_bytes as u64 {
+    if *size > limits.max_bytes as u64 {
         return Err(Refused::TooLarge);
     }
     Ok(Attachment {
@@ -146,6 +194,7 @@ fn uploaded(
         sha512: sha512.clone(),
         size: *size,
         content: AttachmentContent::Upload(found.id),
+        slot: None,
     })
 }
 

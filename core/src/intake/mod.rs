@@ -158,6 +158,9 @@ struct AttachmentIn {
     content_base64: Option<String>,
     #[serde(default)]
     upload: Option<String>,
+    /// The form's attachment slot it fills (`[[attachments.slot]]`), if any.
+    #[serde(default)]
+    slot: Option<String>,
 }
 
 /// The intake service.
@@ -361,8 +364,11 @@ impl Intake {
                 None
             }
         };
+        // The slots' conditions look at the validated data, or, where it has errors, at
+        // what was sent: every problem is reported at once.
         let attachments = attachments::check(
-            &checked.offer.form.attachments,
+            checked.offer.form,
+            data.as_ref().unwrap_or(&request.data),
             checked.client,
             checked.uploads,
             request.attachments,

@@ -7,6 +7,16 @@ fn rules() -> kopplung_forms::AttachmentRules {
         max_count: 2,
         max_bytes: 16,
         media_types: vec!["application/pdf".into(), "image/png".into()],
+        slots: Vec::new(),
+    }
+}
+
+/// A form with these attachment rules and no fields.
+fn form(attachments: kopplung_forms::AttachmentRules) -> kopplung_forms::FormDefinition {
+    kopplung_forms::FormDefinition {
+        fields: Vec::new(),
+        attachments,
+        steps: Vec::new(),
     }
 }
 
@@ -16,6 +26,7 @@ fn inline(filename: &str, media_type: &str, content: &[u8]) -> AttachmentIn {
         media_type: Some(media_type.into()),
         content_base64: Some(base64::engine::general_purpose::STANDARD.encode(content)),
         upload: None,
+        slot: None,
     }
 }
 
@@ -25,6 +36,7 @@ fn upload(id: Uuid) -> AttachmentIn {
         media_type: None,
         content_base64: None,
         upload: Some(id.to_string()),
+        slot: None,
     }
 }
 
@@ -47,7 +59,15 @@ fn every_attachment_problem_is_named_at_once() {
         inline("a.exe", "application/x-msdownload", b"MZ"),
         inline("b.png", "image/png", b"%PDF-1"),
     ];
-    let kept = attachments::check(&rules(), "portal", &[], given, &mut errors).unwrap();
+    let kept = attachments::check(
+        &form(rules()),
+        &Value::Null,
+        "portal",
+        &[],
+        given,
+        &mut errors,
+    )
+    .unwrap();
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(
         fields,
@@ -65,7 +85,14 @@ fn every_attachment_problem_is_named_at_once() {
 fn an_attachment_over_the_limit_ends_the_check() {
     let mut errors = Vec::new();
     let given = vec![inline("a.pdf", "application/pdf", &[b'%'; 40])];
-    let refused = attachments::check(&rules(), "portal", &[], given, &mut errors);
+    let refused = attachments::check(
+        &form(rules()),
+        &Value::Null,
+        "portal",
+        &[],
+        given,
+        &mut errors,
+    );
     assert!(matches!(
         refused,
         Err(IntakeError::AttachmentTooLarge {
@@ -88,10 +115,11 @@ fn an_upload_counts_only_for_its_own_client_and_once() {
     ];
     let mut errors = Vec::new();
     let kept = attachments::check(
-        &kopplung_forms::AttachmentRules {
+        &form(kopplung_forms::AttachmentRules {
             max_count: 5,
             ..rules()
-        },
+        }),
+        &Value::Null,
         "portal",
         &uploads,
         vec![upload(mine), upload(theirs), upload(taken.id)],
@@ -108,7 +136,14 @@ fn an_upload_counts_only_for_its_own_client_and_once() {
             "dieser Upload gehört bereits zu einem anderen Antrag"
         ]
     );
-    let refused = attachments::check(&rules(), "portal", &uploads, vec![upload(big)], &mut errors);
+    let refused = attachments::check(
+        &form(rules()),
+        &Value::Null,
+        "portal",
+        &uploads,
+        vec![upload(big)],
+        &mut errors,
+    );
     assert!(matches!(
         refused,
         Err(IntakeError::AttachmentTooLarge { index: 0, .. })
@@ -149,4 +184,70 @@ fn the_store_answer_becomes_the_clients() {
         admitted(Inserted::ReceiptTaken),
         Err(IntakeError::Internal)
     ));
+}
+
+/// Dogs and a Wesenstest slot that applies only when one of them is dangerous.
+fn dog_form() -> kopplung_forms::FormDefinition {
+    let mut form: kopplung_forms::FormDefinition = serde_json::from_value(serde_json::json!({
+        "attachments": {
+            "max_count": 3, "max_bytes": 16, "media_types": ["application/pdf", "image/png"],
+            "slot": [{"name": "wesenstest", "label": "Bescheinigung des Wesenstests",
+                      "required": true, "media_types": ["application/pdf"], "max_bytes": 12,
+                      "when": {"field": "hunde.gefaehrlich", "is_true": true}}],
+        },
+        "field": [{"name": "hunde", "label": "Hunde", "type": "group",
+                   "repeat": {"max": 3, "item": "Hund"},
+                   "fields": [{"name": "gefaehrlich", "label": "Gefährlich", "type": "boolean"}]}],
+    }))
+    .unwrap();
+    form.compile().unwrap();
+    form
+}
+
+#[test]
+fn a_slot_is_required_only_when_one_entry_asks_for_it() {
+    let form = dog_form();
+    let calm = serde_json::json!({"hunde": [{"gefaehrlich": false}]});
+    let dangerous = serde_json::json!({"hunde": [{"gefaehrlich": false}, {"gefaehrlich": true}]});
+    let check = |data: &Value, given: Vec<AttachmentIn>| {
+        let mut errors = Vec::new();
+        let kept = attachments::check(&form, data, "portal", &[], given, &mut errors);
+        (kept, errors)
+    };
+    let (_, errors) = check(&calm, vec![]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let (_, errors) = check(&dangerous, vec![]);
+    assert_eq!(
+        errors,
+        vec![FieldError::new("attachments.wesenstest", "Pflichtfeld")]
+    );
+    let in_slot = |media_type: &str, content: &[u8]| AttachmentIn {
+        slot: Some("wesenstest".into()),
+        ..inline("test.pdf", media_type, content)
+    };
+    let (kept, errors) = check(&dangerous, vec![in_slot("application/pdf", b"%PDF-1.4")]);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(kept.unwrap()[0].slot.as_deref(), Some("wesenstest"));
+    // The slot's own media types and size; a slot that does not apply; an unknown one.
+    let (_, errors) = check(&dangerous, vec![in_slot("image/png", b"\x89PNG\r\n\x1a\n")]);
+    assert_eq!(errors[0].field, "attachments[0].media_type");
+    let (kept, _) = check(
+        &dangerous,
+        vec![in_slot("application/pdf", b"%PDF-1.4 0123456")],
+    );
+    assert!(matches!(
+        kept,
+        Err(IntakeError::AttachmentTooLarge { max_bytes: 12, .. })
+    ));
+    let (_, errors) = check(&calm, vec![in_slot("application/pdf", b"%PDF-1.4")]);
+    assert!(errors[0].message.contains("nicht vorgesehen"), "{errors:?}");
+    let unknown = AttachmentIn {
+        slot: Some("impfpass".into()),
+        ..inline("impf.pdf", "application/pdf", b"%PDF-1.4")
+    };
+    let (_, errors) = check(&calm, vec![unknown]);
+    assert_eq!(
+        errors[0].message,
+        "unbekannte Anlagenart `impfpass`; erlaubt: wesenstest"
+    );
 }

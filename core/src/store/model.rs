@@ -114,6 +114,8 @@ pub struct Attachment {
     /// Bytes of the file.
     pub size: u64,
     pub content: AttachmentContent,
+    /// The form's attachment slot it fills, if any.
+    pub slot: Option<String>,
 }
 
 impl Attachment {

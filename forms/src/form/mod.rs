@@ -11,13 +11,15 @@ use validate::{Scope, validate_group};
 
 mod check;
 mod rules;
+mod slots;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 pub use rules::{Normalise, TextFormat};
+pub use slots::AttachmentSlot;
 
-pub use check::find_field;
+pub use check::{find_field, in_repeat};
 pub use validate::parse_date;
 
 /// The fields of one service's online form.
@@ -96,6 +98,10 @@ pub struct Field {
     /// Members of a `group` field.
     #[serde(rename = "fields", default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<Field>,
+    /// A group the citizen fills in once per entry (two dogs, three children): its data
+    /// is a list of objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<Repeat>,
     /// A reusable group (from `mappings/groups.toml`) whose fields this group takes.
     #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
     pub uses: Option<String>,
@@ -116,6 +122,26 @@ pub struct Field {
     /// may ignore it and show everything at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<u32>,
+}
+
+/// How often a repeatable group may be filled in (`repeat = { min = 1, max = 3, item =
+/// "Hund" }`). Inside it, `when` and `after` name fields of the same entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repeat {
+    /// The fewest entries; a `required` group needs at least one.
+    #[serde(default)]
+    pub min: usize,
+    pub max: usize,
+    /// What one entry is called, for headings and buttons ("Hund 2", "Hund hinzufügen").
+    pub item: String,
+}
+
+impl Repeat {
+    /// The fewest entries `field` (whose `repeat` this is) accepts.
+    pub fn least(&self, field: &Field) -> usize {
+        self.min.max(usize::from(field.required))
+    }
 }
 
 fn yes() -> bool {
@@ -139,8 +165,10 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// Whether the condition holds for the submitted data. The field it looks at must
-    /// itself apply: a chain of conditions never demands a field the citizen did not see.
+    /// Whether the condition holds for the submitted data (`fields` and `root`: the form
+    /// and its data, or one entry of a repeatable group and its data). The field it looks
+    /// at must itself apply: a chain of conditions never demands a field the citizen did
+    /// not see.
     pub fn holds(&self, fields: &[Field], root: &Value) -> bool {
         let referenced_applies = find_field(fields, &self.field)
             .and_then(|f| f.when.as_ref())
@@ -205,6 +233,9 @@ pub struct AttachmentRules {
     pub max_bytes: usize,
     #[serde(default)]
     pub media_types: Vec<String>,
+    /// Named kinds of attachment, each perhaps required, perhaps only under a condition.
+    #[serde(rename = "slot", default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<AttachmentSlot>,
 }
 
 /// A problem with one field, addressed by its dotted path (`ort.strasse`).
@@ -238,6 +269,7 @@ impl FormDefinition {
         compile_patterns(&mut self.fields, "")?;
         check_fields(&self.fields, "")?;
         check_conditions(&self.fields, &self.fields, "")?;
+        self.attachments.check(&self.fields)?;
         self.check_steps()
     }
 

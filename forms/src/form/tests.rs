@@ -385,3 +385,148 @@ fn rules_on_the_wrong_kind_of_field_are_refused_when_the_form_loads() {
         assert!(error.contains(expected), "{rules}: {error}");
     }
 }
+
+/// Dogs as a repeatable group: a condition and a date order inside each entry.
+fn hunde() -> FormDefinition {
+    let mut form: FormDefinition = toml::from_str(
+        r#"
+        [[field]]
+        name = "hunde"
+        label = "Ihre Hunde"
+        type = "group"
+        repeat = { min = 1, max = 3, item = "Hund" }
+          [[field.fields]]
+          name = "name"
+          label = "Name"
+          type = "text"
+          required = true
+          [[field.fields]]
+          name = "gefaehrlich"
+          label = "Der Hund gilt als gefährlich"
+          type = "boolean"
+          [[field.fields]]
+          name = "nachweis"
+          label = "Nummer des Wesenstests"
+          type = "text"
+          required = true
+          when = { field = "gefaehrlich", is_true = true }
+          [[field.fields]]
+          name = "geboren"
+          label = "Geboren am"
+          type = "date"
+          [[field.fields]]
+          name = "erworben"
+          label = "Erworben am"
+          type = "date"
+          after = "geboren"
+        "#,
+    )
+    .unwrap();
+    form.compile().unwrap();
+    form
+}
+
+#[test]
+fn a_repeatable_group_checks_each_entry_on_its_own() {
+    let form = hunde();
+    let out = form
+        .validate(&json!({"hunde": [
+            {"name": "Bello", "gefaehrlich": false, "nachweis": "ignoriert"},
+            {"name": "Rex", "gefaehrlich": true, "nachweis": "WT-17", "geboren": "01.02.2020", "erworben": "2021-03-04"},
+        ]}))
+        .unwrap();
+    assert_eq!(
+        out["hunde"][0]["nachweis"],
+        Value::Null,
+        "the condition of entry 1 does not hold"
+    );
+    assert_eq!(out["hunde"][1]["nachweis"], "WT-17");
+    assert_eq!(out["hunde"][1]["geboren"], "2020-02-01");
+
+    let errors = form
+        .validate(&json!({"hunde": [
+            {"name": "Bello"},
+            {"name": "", "gefaehrlich": true, "geboren": "2022-01-01", "erworben": "2021-01-01"},
+        ]}))
+        .unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["hunde.1.name", "hunde.1.nachweis", "hunde.1.erworben"]
+    );
+    assert_eq!(
+        find_field(&form.fields, "hunde.1.nachweis").unwrap().label,
+        "Nummer des Wesenstests"
+    );
+    assert!(in_repeat(&form.fields, "hunde.name"));
+    assert!(!in_repeat(&form.fields, "hunde"));
+}
+
+#[test]
+fn a_repeatable_group_keeps_its_counts() {
+    let form = hunde();
+    let errors = form.validate(&json!({})).unwrap_err();
+    assert_eq!(errors, vec![FieldError::new("hunde", "Pflichtfeld")]);
+    let four = json!({"hunde": [{"name": "A"}, {"name": "B"}, {"name": "C"}, {"name": "D"}]});
+    let errors = form.validate(&four).unwrap_err();
+    assert_eq!(
+        errors,
+        vec![FieldError::new("hunde", "darf höchstens 3 Einträge haben")]
+    );
+    let errors = form.validate(&json!({"hunde": {"name": "A"}})).unwrap_err();
+    assert_eq!(errors[0].message, "muss eine Liste sein");
+}
+
+#[test]
+fn repeatable_groups_are_checked_when_the_form_loads() {
+    let load = |text: &str| {
+        let mut form: FormDefinition = toml::from_str(text).unwrap();
+        form.compile()
+    };
+    let refused = load(
+        r#"
+        [[field]]
+        name = "name"
+        label = "Name"
+        type = "text"
+        repeat = { max = 2, item = "Name" }
+        "#,
+    );
+    assert!(refused.unwrap_err().contains("`repeat` is for groups"));
+    // A group of dogs with `repeat`, then more TOML.
+    let dogs = |repeat: &str, more: &str| {
+        format!(
+            "[[field]]\nname = \"hunde\"\nlabel = \"Hunde\"\ntype = \"group\"\nrepeat = {repeat}\n\
+             [[field.fields]]\nname = \"gefaehrlich\"\nlabel = \"Gefährlich\"\ntype = \"boolean\"\n{more}"
+        )
+    };
+    let refused = load(&dogs("{ min = 3, max = 2, item = \"Hund\" }", ""));
+    assert!(refused.unwrap_err().contains("min <= max"));
+    // A field outside cannot depend on one value of many.
+    let outside = "[[field]]\nname = \"nachweis\"\nlabel = \"Nachweis\"\ntype = \"text\"\n\
+                   when = { field = \"hunde.gefaehrlich\", is_true = true }\n";
+    let refused = load(&dogs("{ max = 2, item = \"Hund\" }", outside));
+    assert!(refused.unwrap_err().contains("repeatable group"));
+    // Inside an entry, `when` names a field of the same entry; the absolute path is unknown.
+    let inside = outside.replace("[[field]]", "[[field.fields]]");
+    let refused = load(&dogs("{ max = 2, item = \"Hund\" }", &inside));
+    assert!(
+        refused
+            .unwrap_err()
+            .contains("unknown field `hunde.gefaehrlich`")
+    );
+}
+
+#[test]
+fn labels_name_only_the_known_placeholders() {
+    let load = |label: &str| {
+        let mut form: FormDefinition = serde_json::from_value(json!({
+            "field": [{"name": "a", "label": label, "type": "text"}],
+        }))
+        .unwrap();
+        form.compile()
+    };
+    assert!(load("Wohnen Sie in {gemeinde}? {behoerde} fragt.").is_ok());
+    let refused = load("Ihr {amt}").unwrap_err();
+    assert!(refused.contains("`{amt}` is no placeholder"), "{refused}");
+}

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Field, FieldError, FieldKind, check::join, rules};
+use super::{Field, FieldError, FieldKind, Repeat, check::join, rules};
 use crate::text;
 
 /// What every field's check may look at: the whole form, the whole submission, and the
@@ -54,6 +54,59 @@ pub(super) fn validate_group(
     Value::Object(out)
 }
 
+/// A repeatable group: a list of entries, each checked as a group of its own whose
+/// `when` and `after` look at the same entry. Returned as the list of normalised entries.
+fn validate_entries(
+    scope: &Scope<'_>,
+    field: &Field,
+    repeat: &Repeat,
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Value {
+    let entries = match value {
+        Value::Null => &[][..],
+        Value::Array(entries) => entries.as_slice(),
+        _ => {
+            errors.push(FieldError::new(path, "muss eine Liste sein"));
+            return Value::Null;
+        }
+    };
+    let least = repeat.least(field);
+    if entries.is_empty() && least > 0 {
+        errors.push(FieldError::new(path, "Pflichtfeld"));
+    } else if entries.len() < least {
+        errors.push(FieldError::new(
+            path,
+            format!("braucht mindestens {least} Einträge"),
+        ));
+    } else if entries.len() > repeat.max {
+        errors.push(FieldError::new(
+            path,
+            format!("darf höchstens {} Einträge haben", repeat.max),
+        ));
+    }
+    let normalised = entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let inner = Scope {
+                form: &field.fields,
+                root: entry,
+                today: scope.today,
+            };
+            validate_group(
+                &inner,
+                &field.fields,
+                entry,
+                &format!("{path}.{index}"),
+                errors,
+            )
+        })
+        .collect();
+    Value::Array(normalised)
+}
+
 fn is_blank(value: &Value) -> bool {
     match value {
         Value::Null => true,
@@ -70,6 +123,9 @@ fn validate_field(
     path: &str,
     errors: &mut Vec<FieldError>,
 ) -> Value {
+    if let Some(repeat) = &field.repeat {
+        return validate_entries(scope, field, repeat, value, path, errors);
+    }
     if is_blank(value) {
         if field.required {
             errors.push(FieldError::new(path, "Pflichtfeld"));

@@ -24,6 +24,10 @@ fn service_summary(service: &Service) -> Value {
         "name": service.name,
         "description": service.description,
         "fee": service.fee.as_ref().map(|f| euro(&f.betrag)),
+        "charge": service.charge.as_ref().map(|c| match c.kind {
+            kopplung_forms::ChargeKind::Gebuehr => "Gebühr mit dem Bescheid",
+            kopplung_forms::ChargeKind::Steuer => "Steuer mit dem Bescheid",
+        }),
         "online": service.online,
     })
 }
@@ -110,6 +114,7 @@ pub async fn service(Visit { state, visitor }: Visit, Path(key): Path<String>) -
             "description": service.description,
             "documents": service.documents,
             "fee": service.fee.as_ref().map(|f| json!({"amount": euro(&f.betrag), "description": f.beschreibung})),
+            "charge": service.charge.as_ref().map(kopplung_forms::Charge::sentence),
             "online": service.online,
             "places": places,
             "trust_level": trust_label(service.trust_level),

@@ -18,6 +18,8 @@ use crate::Shared;
 use crate::quota::human_bytes;
 use crate::router_client::Service;
 use crate::web::{Failure, Page, Posted, Visit, Visitor};
+use kopplung_forms::AttachmentRules;
+use kopplung_forms::form::AttachmentSlot;
 use kopplung_web::shell::{same_token, see_other};
 
 pub(super) fn human_size(bytes: i64) -> String {
@@ -33,30 +35,118 @@ fn media_label(media_type: &str) -> &str {
     }
 }
 
+/// Where a file goes: one of the form's attachment slots, or the further documents.
+struct Target<'a> {
+    slot: Option<&'a AttachmentSlot>,
+    media_types: &'a [String],
+    max_bytes: usize,
+}
+
+impl<'a> Target<'a> {
+    fn of(rules: &'a AttachmentRules, slot: Option<&'a AttachmentSlot>) -> Self {
+        Self {
+            slot,
+            media_types: slot.map_or(&rules.media_types, |s| s.media_types(rules)),
+            max_bytes: slot.map_or(rules.max_bytes, |s| s.max_bytes(rules)),
+        }
+    }
+
+    /// The file input's id (the error summary links to it).
+    fn input_id(&self) -> String {
+        self.slot
+            .map_or_else(|| "datei".to_owned(), |s| format!("datei-{}", s.name))
+    }
+
+    fn types(&self) -> String {
+        let labels: Vec<&str> = self.media_types.iter().map(|t| media_label(t)).collect();
+        labels.join(", ")
+    }
+}
+
+/// The page: one section per attachment slot that applies to the draft's data (or holds
+/// a file), then the further documents; each with its files and its own upload form.
 async fn attachments_view(
     state: &Shared,
     visitor: &Visitor,
     draft: &Draft,
     service: &Service,
-    errors: Vec<Value>,
+    failed: Option<(Option<&str>, String)>,
 ) -> Result<Value, Failure> {
     let form = service.form()?;
     let stored = drafts::attachments(state, &draft.id).await?;
     let rules = &form.attachments;
-    let types: Vec<&str> = rules.media_types.iter().map(|t| media_label(t)).collect();
+    let room = stored.len() < rules.max_count;
+    let file_view = |a: &drafts::StoredAttachment| json!({"id": a.id, "filename": a.filename, "type": media_label(&a.media_type), "size": human_size(a.size)});
+    let mut errors = Vec::new();
+    let mut section = |target: Target<'_>, heading: &str, files: Vec<Value>, extra: Value| {
+        let name = target.slot.map(|s| s.name.as_str());
+        let error = failed
+            .as_ref()
+            .filter(|(slot, _)| *slot == name)
+            .map(|(_, message)| message.clone());
+        if let Some(message) = &error {
+            errors.push(json!({"id": target.input_id(), "message": message}));
+        }
+        json!({
+            "slot": name,
+            "input_id": target.input_id(),
+            "heading": heading,
+            "help": target.slot.and_then(|s| s.help.clone()),
+            "required": target.slot.is_some_and(|s| s.required),
+            "types": target.types(),
+            "max_size": human_size(target.max_bytes as i64),
+            "accept": target.media_types.join(","),
+            "files": files,
+            "error": error,
+            "room": room,
+            "extra": extra,
+        })
+    };
+    let mut sections = Vec::new();
+    for slot in &rules.slots {
+        let files: Vec<Value> = stored
+            .iter()
+            .filter(|a| a.slot.as_deref() == Some(slot.name.as_str()))
+            .map(file_view)
+            .collect();
+        let applies = slot.applies(&form.fields, &draft.data);
+        if !applies && files.is_empty() {
+            continue;
+        }
+        let note = (!applies).then_some(
+            "Nach Ihren Angaben wird diese Unterlage nicht gebraucht. Bitte entfernen Sie die Datei.",
+        );
+        sections.push(section(
+            Target::of(rules, Some(slot)),
+            &slot.label,
+            files,
+            json!({"not_needed": note}),
+        ));
+    }
+    let further: Vec<Value> = stored
+        .iter()
+        .filter(|a| a.slot.is_none())
+        .map(file_view)
+        .collect();
+    let heading = if rules.slots.is_empty() {
+        "Ihre Dateien"
+    } else {
+        "Weitere Unterlagen"
+    };
+    sections.push(section(
+        Target::of(rules, None),
+        heading,
+        further,
+        json!({"further": true}),
+    ));
     Ok(json!({
         "csrf": visitor.csrf,
         "draft": draft.id,
         "service": service.name,
         "progress": progress(&form, "anlagen"),
-        "attachments": stored.iter().map(|a| json!({
-            "id": a.id, "filename": a.filename, "type": media_label(&a.media_type), "size": human_size(a.size),
-        })).collect::<Vec<_>>(),
+        "sections": sections,
         "max_count": rules.max_count,
-        "max_size": human_size(rules.max_bytes as i64),
-        "types": types.join(", "),
-        "accept": rules.media_types.join(","),
-        "room": stored.len() < rules.max_count,
+        "room": room,
         "errors": errors,
         "back": format!("/entwurf/{}/schritt/{}", draft.id, render::steps(&form).last().copied().unwrap_or(1)),
     }))
@@ -67,7 +157,7 @@ pub async fn attachments_page(Visit { state, visitor }: Visit, Path(id): Path<St
     if service.attachments.max_count == 0 {
         return Err(Failure::not_found());
     }
-    let view = attachments_view(&state, &visitor, &draft, &service, Vec::new()).await?;
+    let view = attachments_view(&state, &visitor, &draft, &service, None).await?;
     state.templates.ok(
         &visitor,
         "attachments",
@@ -121,13 +211,21 @@ enum Received {
     Nothing,
 }
 
+/// What the upload form posted: the slot it belongs to (empty: further documents) and
+/// the file.
+struct Upload {
+    slot: Option<String>,
+    received: Received,
+}
+
 /// Reads the multipart body: the CSRF field must come (and match) before the file.
 async fn receive(
     visitor: &Visitor,
     multipart: &mut Multipart,
     max_bytes: usize,
-) -> Result<Received, Failure> {
+) -> Result<Upload, Failure> {
     let mut csrf_ok = false;
+    let mut slot = None;
     let mut received = Received::Nothing;
     while let Some(field) = multipart
         .next_field()
@@ -142,6 +240,10 @@ async fn receive(
                 }
                 csrf_ok = true;
             }
+            Some("slot") => {
+                let name = field.text().await.map_err(|_| transfer_failed())?;
+                slot = Some(name).filter(|n| !n.is_empty());
+            }
             Some("datei") => {
                 if !csrf_ok {
                     return Err(Failure::csrf());
@@ -153,7 +255,10 @@ async fn receive(
                 while let Some(chunk) = field.chunk().await.map_err(|_| transfer_failed())? {
                     if content.len() + chunk.len() > max_bytes {
                         // The rest is not read: the answer closes the matter.
-                        return Ok(Received::TooLarge);
+                        return Ok(Upload {
+                            slot,
+                            received: Received::TooLarge,
+                        });
                     }
                     content.extend_from_slice(&chunk);
                 }
@@ -171,7 +276,7 @@ async fn receive(
     if !csrf_ok {
         return Err(Failure::csrf());
     }
-    Ok(received)
+    Ok(Upload { slot, received })
 }
 
 pub async fn attachments_upload(
@@ -181,8 +286,17 @@ pub async fn attachments_upload(
 ) -> Page {
     let draft = drafts::load_owned(&state, &visitor, &id).await?;
     let service = service_of(&state, &draft.service).await?;
-    let max_bytes = service.attachments.max_bytes;
-    let limit = max_bytes.saturating_add(state.config.settings.limits.upload_overhead_bytes);
+    let form = service.form()?;
+    let rules = &form.attachments;
+    // Before the slot is known: the largest file any of the form's slots takes.
+    let largest = rules
+        .slots
+        .iter()
+        .map(|s| s.max_bytes(rules))
+        .chain([rules.max_bytes])
+        .max()
+        .unwrap_or(rules.max_bytes);
+    let limit = largest.saturating_add(state.config.settings.limits.upload_overhead_bytes);
     let declared_length = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -190,7 +304,7 @@ pub async fn attachments_upload(
     if declared_length.is_some_and(|length| length > limit as u64) {
         return Err(Failure::too_large(format!(
             "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei. Bitte verkleinern Sie sie und versuchen Sie es noch einmal.",
-            human_size(max_bytes as i64)
+            human_size(largest as i64)
         )));
     }
     let anonymous = draft.account_id.is_none();
@@ -208,20 +322,31 @@ pub async fn attachments_upload(
     let mut multipart = Multipart::from_request(limited, &state)
         .await
         .map_err(|_| transfer_failed())?;
-    let received = receive(&visitor, &mut multipart, max_bytes).await?;
+    let Upload { slot, received } = receive(&visitor, &mut multipart, largest).await?;
     if draft.submitted() {
         return Ok(see_other(&format!("/antraege/{}", draft.id)));
     }
-    let rules = &service.attachments;
+    let target = match slot.as_deref() {
+        None => Target::of(rules, None),
+        Some(name) => match rules.slot(name) {
+            Some(found) => Target::of(rules, Some(found)),
+            None => {
+                return Err(Failure::bad_request(
+                    "Diese Art von Anlage gibt es bei dieser Leistung nicht.",
+                ));
+            }
+        },
+    };
     let stored = drafts::attachments(&state, &draft.id).await?;
-    let types: Vec<&str> = rules.media_types.iter().map(|t| media_label(t)).collect();
+    let too_large = format!(
+        "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei. Bitte verkleinern Sie sie und laden Sie sie noch einmal hoch.",
+        human_size(target.max_bytes as i64)
+    );
     let problem = match &received {
-        Received::TooLarge => Some(format!(
-            "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei.",
-            human_size(max_bytes as i64)
-        )),
+        Received::TooLarge => Some(too_large),
+        Received::File { content, .. } if content.len() > target.max_bytes => Some(too_large),
         _ if stored.len() >= rules.max_count => Some(format!(
-            "Sie können höchstens {} Dateien anhängen.",
+            "Sie können höchstens {} Dateien anhängen. Entfernen Sie eine Datei, um eine andere hochzuladen.",
             rules.max_count
         )),
         Received::Nothing => Some("Bitte wählen Sie eine Datei aus.".to_owned()),
@@ -229,7 +354,7 @@ pub async fn attachments_upload(
             declared, content, ..
         } => match sniff(content) {
             Some(actual)
-                if rules.media_types.iter().any(|t| t == actual)
+                if target.media_types.iter().any(|t| t == actual)
                     && (declared == actual
                         || declared == "application/octet-stream"
                         || declared.is_empty()) =>
@@ -238,13 +363,13 @@ pub async fn attachments_upload(
             }
             _ => Some(format!(
                 "Dieser Dateityp ist nicht erlaubt. Erlaubt sind: {}.",
-                types.join(", ")
+                target.types()
             )),
         },
     };
     if let Some(message) = problem {
-        let errors = vec![json!({"id": "datei", "message": message})];
-        let view = attachments_view(&state, &visitor, &draft, &service, errors).await?;
+        let failed = Some((slot.as_deref(), message));
+        let view = attachments_view(&state, &visitor, &draft, &service, failed).await?;
         return Ok(state.templates.page(
             &visitor,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -267,7 +392,15 @@ pub async fn attachments_upload(
                 .check_session_uploads(files, stored, content.len() as u64)?;
         }
         let media_type = sniff(&content).unwrap_or("application/octet-stream");
-        drafts::add_attachment(&state, &draft.id, &filename, media_type, &content).await?;
+        drafts::add_attachment(
+            &state,
+            &draft.id,
+            &filename,
+            media_type,
+            &content,
+            slot.as_deref(),
+        )
+        .await?;
     }
     Ok(see_other(&format!("/entwurf/{}/anlagen", draft.id)))
 }

@@ -5,6 +5,7 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use crate::router_client::OutgoingAttachment;
 use crate::web::{Failure, Visitor};
 use crate::{Shared, db};
 
@@ -236,6 +237,8 @@ pub struct StoredAttachment {
     pub filename: String,
     pub media_type: String,
     pub size: i64,
+    /// The form's attachment slot it fills, if any.
+    pub slot: Option<String>,
 }
 
 pub async fn attachments(
@@ -243,7 +246,7 @@ pub async fn attachments(
     draft: &str,
 ) -> Result<Vec<StoredAttachment>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, filename, media_type, size FROM draft_attachments WHERE draft_id = ? ORDER BY created_at, id",
+        "SELECT id, filename, media_type, size, slot FROM draft_attachments WHERE draft_id = ? ORDER BY created_at, id",
     )
     .bind(draft)
     .fetch_all(&state.db)
@@ -255,23 +258,30 @@ pub async fn attachments(
             filename: r.get("filename"),
             media_type: r.get("media_type"),
             size: r.get("size"),
+            slot: r.get("slot"),
         })
         .collect())
 }
 
+/// A draft's attachments with their content, as intake takes them.
 pub async fn attachment_contents(
     state: &Shared,
     draft: &str,
-) -> Result<Vec<(String, String, Vec<u8>)>, sqlx::Error> {
+) -> Result<Vec<OutgoingAttachment>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT filename, media_type, content FROM draft_attachments WHERE draft_id = ? ORDER BY created_at, id",
+        "SELECT filename, media_type, content, slot FROM draft_attachments WHERE draft_id = ? ORDER BY created_at, id",
     )
     .bind(draft)
     .fetch_all(&state.db)
     .await?;
     Ok(rows
         .iter()
-        .map(|r| (r.get("filename"), r.get("media_type"), r.get("content")))
+        .map(|r| OutgoingAttachment {
+            filename: r.get("filename"),
+            media_type: r.get("media_type"),
+            content: r.get("content"),
+            slot: r.get("slot"),
+        })
         .collect())
 }
 
@@ -281,9 +291,10 @@ pub async fn add_attachment(
     filename: &str,
     media_type: &str,
     content: &[u8],
+    slot: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO draft_attachments (id, draft_id, filename, media_type, size, content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO draft_attachments (id, draft_id, filename, media_type, size, content, created_at, slot) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(uuid::Uuid::new_v4().to_string())
     .bind(draft)
@@ -292,6 +303,7 @@ pub async fn add_attachment(
     .bind(content.len() as i64)
     .bind(content)
     .bind(db::now())
+    .bind(slot)
     .execute(&state.db)
     .await?;
     Ok(())

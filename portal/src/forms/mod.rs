@@ -4,7 +4,9 @@
 
 mod attachments;
 pub mod drafts;
+mod entries;
 mod from_id;
+mod names;
 pub mod render;
 
 use axum::extract::Path;
@@ -14,7 +16,7 @@ use kopplung_forms::form::FormDefinition;
 use serde_json::{Value, json};
 
 use crate::account::{master_data, require_account, trust_label};
-use crate::router_client::{OutgoingAttachment, Service, Submitted, Unidentified};
+use crate::router_client::{Service, Submitted, Unidentified};
 use crate::web::session;
 use crate::web::{Failure, Page, Posted, Visit, Visitor, euro};
 use crate::{Shared, oidc};
@@ -195,6 +197,7 @@ fn step_view(
         "progress": progress(form, &step.to_string()),
         "step_title": form.step_title(step),
         "step_number": index + 1,
+        "has_entries": fields.iter().any(|f| f.repeat.is_some()),
         "fields": views,
         "errors": summary,
         "signed_in": visitor.account.is_some(),
@@ -219,7 +222,7 @@ pub async fn step_page(
     if let Some(from_id) = &from_id {
         from_id.enforce(&state, &mut draft).await?;
     }
-    let view = step_view(
+    let mut view = step_view(
         &visitor,
         &draft,
         &service,
@@ -228,6 +231,7 @@ pub async fn step_page(
         &[],
         from_id.as_ref(),
     );
+    names::Names::of(&state, &draft).await.fill_in(&mut view);
     state.templates.ok(
         &visitor,
         "form_step",
@@ -258,7 +262,15 @@ pub async fn step_save(
     if let Some(from_id) = from_id.as_ref().filter(|f| f.locked) {
         from_id.apply(&mut draft.data);
     }
+    let entry_action = form_value(&pairs, "aktion").and_then(entries::EntryAction::parse);
+    let anchor = entry_action.and_then(|action| action.apply(&form, &mut draft.data));
     drafts::save_data(&state, &draft.id, &draft.data).await?;
+    if let Some(anchor) = anchor {
+        return Ok(see_other(&format!(
+            "/entwurf/{}/schritt/{step}#{anchor}",
+            draft.id
+        )));
+    }
     if form_value(&pairs, "aktion") == Some("speichern") {
         return Ok(see_other(&format!(
             "/konto/entwuerfe?gespeichert={}",
@@ -273,7 +285,7 @@ pub async fn step_save(
         .iter()
         .any(|e| render::step_of(&form, &e.field) == step)
     {
-        let view = step_view(
+        let mut view = step_view(
             &visitor,
             &draft,
             &service,
@@ -282,6 +294,7 @@ pub async fn step_save(
             &errors,
             from_id.as_ref(),
         );
+        names::Names::of(&state, &draft).await.fill_in(&mut view);
         return Ok(state.templates.page(
             &visitor,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -311,6 +324,27 @@ fn trust_problem(visitor: &Visitor, service: &Service) -> Option<String> {
         )),
         Some(_) => None,
     }
+}
+
+/// What is wrong with the draft's attachment slots: a required one that applies and has
+/// no file, and a file in a slot the data no longer asks for.
+fn slot_problems(
+    form: &FormDefinition,
+    data: &Value,
+    attachments: &[drafts::StoredAttachment],
+) -> Vec<FieldError> {
+    let given: Vec<Option<&str>> = attachments.iter().map(|a| a.slot.as_deref()).collect();
+    let mut problems = form.attachments.missing(&form.fields, data, &given);
+    for slot in &form.attachments.slots {
+        let filled = given.contains(&Some(slot.name.as_str()));
+        if filled && !slot.applies(&form.fields, data) {
+            problems.push(FieldError::new(
+                format!("attachments.{}", slot.name),
+                render::NOT_NEEDED,
+            ));
+        }
+    }
+    problems
 }
 
 /// The review page of one draft of one service, as one visitor sees it.
@@ -357,18 +391,25 @@ impl<'a> Review<'a> {
             .validate_submitted(&draft.data, crate::today())
             .err()
             .unwrap_or_default();
+        let attachments = drafts::attachments(state, &draft.id).await?;
+        errors.extend(slot_problems(&form, &draft.data, &attachments));
         errors.extend(extra_errors.iter().cloned());
         let map = render::error_map(&form, &errors);
         let summary: Vec<Value> = render::in_form_order(&form, &map)
             .into_iter()
             .map(|(path, message)| {
-                json!({
-                    "href": format!("/entwurf/{}/schritt/{}#{}", draft.id, render::step_of(&form, path), render::field_id(path)),
-                    "message": message,
-                })
+                let href = match path.strip_prefix("attachments.") {
+                    Some(slot) => format!("/entwurf/{}/anlagen#anlage-{slot}", draft.id),
+                    None => format!(
+                        "/entwurf/{}/schritt/{}#{}",
+                        draft.id,
+                        render::step_of(&form, path),
+                        render::field_id(path)
+                    ),
+                };
+                json!({"href": href, "message": message})
             })
             .collect();
-        let attachments = drafts::attachments(state, &draft.id).await?;
         let paid = draft.payment_reference.is_some();
         let trust = trust_problem(visitor, service);
         let status = if summary.is_empty() && notice.is_none() {
@@ -376,7 +417,7 @@ impl<'a> Review<'a> {
         } else {
             StatusCode::UNPROCESSABLE_ENTITY
         };
-        let view = json!({
+        let mut view = json!({
             "csrf": visitor.csrf,
             "draft": draft.id,
             "service": service.name,
@@ -397,6 +438,7 @@ impl<'a> Review<'a> {
             "can_submit": (service.fee.is_none() || paid) && map.is_empty() && trust.is_none(),
             "updated": german_time_unix(draft.updated_at),
         });
+        names::Names::of(state, draft).await.fill_in(&mut view);
         let title = if status == StatusCode::OK {
             format!("{} – Prüfen und absenden", service.name)
         } else {
@@ -478,15 +520,7 @@ pub async fn submit(
         }
         data["zahlung"] = json!({ "referenz": reference });
     }
-    let attachments: Vec<OutgoingAttachment> = drafts::attachment_contents(&state, &draft.id)
-        .await?
-        .into_iter()
-        .map(|(filename, media_type, content)| OutgoingAttachment {
-            filename,
-            media_type,
-            content,
-        })
-        .collect();
+    let attachments = drafts::attachment_contents(&state, &draft.id).await?;
     let applicant = oidc::applicant(&state, &visitor).await?;
     let answer = state
         .router

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use kopplung_forms::FieldError;
-use kopplung_forms::form::{Field, FieldKind, FormDefinition, find_field};
+use kopplung_forms::form::{Condition, Field, FieldKind, FormDefinition, Repeat, find_field};
 use serde_json::{Map, Value, json};
 
 /// Fields a citizen fills in (not those the portal fills, like the payment reference).
@@ -51,13 +51,22 @@ pub fn field_id(path: &str) -> String {
 }
 
 pub fn get<'a>(data: &'a Value, path: &str) -> &'a Value {
+    if path.is_empty() {
+        return data;
+    }
     let mut value = data;
     for part in path.split('.') {
-        value = value.get(part).unwrap_or(&Value::Null);
+        value = match (value, part.parse::<usize>()) {
+            (Value::Array(entries), Ok(index)) => entries.get(index),
+            _ => value.get(part),
+        }
+        .unwrap_or(&Value::Null);
     }
     value
 }
 
+/// Sets the value at `path`, creating objects (and, for a number after a list, entries)
+/// on the way; `null` removes a member.
 pub fn set(data: &mut Value, path: &str, new: Value) {
     if !data.is_object() {
         *data = Value::Object(Map::new());
@@ -66,16 +75,21 @@ pub fn set(data: &mut Value, path: &str, new: Value) {
     let Some(last) = parts.pop() else { return };
     let mut current = data;
     for part in parts {
-        let Some(object) = current.as_object_mut() else {
-            return;
+        current = match (current, part.parse::<usize>()) {
+            (Value::Array(entries), Ok(index)) => {
+                while entries.len() <= index {
+                    entries.push(Value::Object(Map::new()));
+                }
+                &mut entries[index]
+            }
+            (Value::Object(object), _) => object
+                .entry(part.to_owned())
+                .or_insert_with(|| Value::Object(Map::new())),
+            _ => return,
         };
-        let entry = object
-            .entry(part.to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !entry.is_object() {
-            *entry = Value::Object(Map::new());
+        if current.is_null() {
+            *current = Value::Object(Map::new());
         }
-        current = entry;
     }
     if let Some(object) = current.as_object_mut() {
         if new.is_null() {
@@ -86,6 +100,14 @@ pub fn set(data: &mut Value, path: &str, new: Value) {
     }
 }
 
+/// How many entries of the repeatable group `field` at `path` the page shows: those in
+/// the draft, at least the group's minimum (and one, so that there is something to fill).
+pub fn entry_count(field: &Field, path: &str, data: &Value) -> usize {
+    let stored = get(data, path).as_array().map_or(0, Vec::len);
+    let least = field.repeat.as_ref().map_or(1, |r| r.least(field).max(1));
+    stored.max(least)
+}
+
 /// Takes the posted inputs of `fields` (dotted names) into `data`.
 pub fn take_inputs(fields: &[&Field], prefix: &str, pairs: &[(String, String)], data: &mut Value) {
     for field in fields {
@@ -93,7 +115,17 @@ pub fn take_inputs(fields: &[&Field], prefix: &str, pairs: &[(String, String)], 
         match field.kind {
             FieldKind::Group => {
                 let children: Vec<&Field> = field.fields.iter().filter(|f| visible(f)).collect();
-                take_inputs(&children, &path, pairs, data);
+                if field.repeat.is_some() {
+                    let count = entry_count(field, &path, data);
+                    if !get(data, &path).is_array() {
+                        set(data, &path, Value::Array(Vec::new()));
+                    }
+                    for index in 0..count {
+                        take_inputs(&children, &format!("{path}.{index}"), pairs, data);
+                    }
+                } else {
+                    take_inputs(&children, &path, pairs, data);
+                }
             }
             FieldKind::Boolean => {
                 let checked = pairs.iter().any(|(k, v)| k == &path && v == "true");
@@ -128,7 +160,7 @@ pub fn prefill(form: &FormDefinition, master: &Value) -> Value {
         let Some(group) = field.uses.as_deref() else {
             continue;
         };
-        if !visible(field) || field.when.is_some() {
+        if !visible(field) || field.when.is_some() || field.repeat.is_some() {
             continue;
         }
         for child in &field.fields {
@@ -152,13 +184,49 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
-/// The validator's message about `field`, as a sentence for citizens.
+/// The validator's message about `field`, as a sentence for citizens. A field of a
+/// repeatable group names its entry ("„Name“ (Hund 2)").
 pub fn message(form: &FormDefinition, error: &FieldError) -> String {
+    if let Some(slot) = error.field.strip_prefix("attachments.") {
+        let label = form
+            .attachments
+            .slot(slot)
+            .map_or(slot, |s| s.label.as_str());
+        return if error.message == "Pflichtfeld" {
+            format!("Bitte laden Sie „{label}“ bei den Anlagen hoch.")
+        } else {
+            format!(
+                "Die Unterlage „{label}“ wird nach Ihren Angaben nicht gebraucht. Bitte entfernen Sie sie bei den Anlagen."
+            )
+        };
+    }
     let label = label_of(&form.fields, &error.field).unwrap_or_else(|| error.field.clone());
+    let subject = match entry_of(&form.fields, &error.field) {
+        Some(entry) => format!("„{label}“ ({entry})"),
+        None => format!("„{label}“"),
+    };
     match error.message.as_str() {
-        "Pflichtfeld" => format!("Bitte geben Sie „{label}“ an."),
-        "muss bestätigt werden" => format!("Bitte bestätigen Sie „{label}“."),
-        other => format!("„{label}“ {other}."),
+        "Pflichtfeld" => format!("Bitte geben Sie {subject} an."),
+        "muss bestätigt werden" => format!("Bitte bestätigen Sie {subject}."),
+        // The rules' own messages are whole sentences already.
+        sentence if sentence.starts_with(char::is_uppercase) => format!("{subject}: {sentence}"),
+        other => format!("{subject} {other}."),
+    }
+}
+
+/// The problem of a file in an attachment slot the data does not ask for.
+pub const NOT_NEEDED: &str = "wird nicht gebraucht";
+
+/// "Hund 2" for a path inside the second entry of a repeatable group.
+fn entry_of(fields: &[Field], path: &str) -> Option<String> {
+    let (head, rest) = path.split_once('.')?;
+    let field = fields.iter().find(|f| f.name == head)?;
+    match &field.repeat {
+        Some(repeat) => {
+            let index: usize = rest.split('.').next()?.parse().ok()?;
+            Some(format!("{} {}", repeat.item, index + 1))
+        }
+        None => entry_of(&field.fields, rest),
     }
 }
 
@@ -182,12 +250,24 @@ pub fn in_form_order<'a>(
     map: &'a BTreeMap<String, String>,
 ) -> Vec<(&'a String, &'a String)> {
     let order: Vec<String> = form.paths().into_iter().map(|(path, _)| path).collect();
+    let position = |bare: &str| order.iter().position(|p| p == bare).unwrap_or(usize::MAX);
+    // Entries of a repeatable group in their order, each entry's fields in form order.
+    let key = |path: &str| {
+        let top = path.split('.').next().unwrap_or_default();
+        let entries: Vec<usize> = path.split('.').filter_map(|p| p.parse().ok()).collect();
+        let bare: Vec<&str> = path
+            .split('.')
+            .filter(|p| p.parse::<usize>().is_err())
+            .collect();
+        (position(top), entries, position(&bare.join(".")))
+    };
     let mut list: Vec<(&String, &String)> = map.iter().collect();
-    list.sort_by_key(|(path, _)| order.iter().position(|p| p == *path).unwrap_or(usize::MAX));
+    list.sort_by_key(|(path, _)| key(path));
     list
 }
 
-/// The template's view of `fields`: one object per field, groups with `children`.
+/// The template's view of `fields`: one object per field, groups with `children`,
+/// repeatable groups with their `entries`.
 pub fn views(
     form: &FormDefinition,
     fields: &[&Field],
@@ -195,14 +275,98 @@ pub fn views(
     data: &Value,
     errors: &BTreeMap<String, String>,
 ) -> Vec<Value> {
+    let scope = Scope {
+        fields: &form.fields,
+        prefix: "",
+    };
+    views_in(&scope, fields, prefix, data, errors)
+}
+
+/// What a field's condition refers to: the form, or one entry of a repeatable group.
+struct Scope<'a> {
+    fields: &'a [Field],
+    /// Where that entry's data lies (`hunde.1`), empty for the form.
+    prefix: &'a str,
+}
+
+fn views_in(
+    scope: &Scope<'_>,
+    fields: &[&Field],
+    prefix: &str,
+    data: &Value,
+    errors: &BTreeMap<String, String>,
+) -> Vec<Value> {
     fields
         .iter()
-        .map(|field| view(form, field, prefix, data, errors))
+        .map(|field| view(scope, field, prefix, data, errors))
         .collect()
 }
 
+fn condition_view(scope: &Scope<'_>, condition: &Condition) -> Value {
+    let target =
+        label_of(scope.fields, &condition.field).unwrap_or_else(|| condition.field.clone());
+    let text = if condition.is_true.is_some() {
+        format!("Nur auszufüllen, wenn „{target}“ angekreuzt ist.")
+    } else {
+        let labels: Vec<String> = condition
+            .equals
+            .iter()
+            .map(|code| {
+                enum_label(scope.fields, &condition.field, code).unwrap_or_else(|| code.clone())
+            })
+            .collect();
+        format!(
+            "Nur auszufüllen, wenn bei „{target}“ „{}“ gewählt ist.",
+            labels.join("“ oder „")
+        )
+    };
+    let values = if condition.is_true.is_some() {
+        "true".to_owned()
+    } else {
+        condition.equals.join("|")
+    };
+    json!({"text": text, "field": join(scope.prefix, &condition.field), "values": values})
+}
+
+/// The entries of a repeatable group, each with its heading and fields, and the buttons
+/// that add and remove entries (plain submit buttons: they work without JavaScript).
+fn entries_view(
+    field: &Field,
+    repeat: &Repeat,
+    path: &str,
+    data: &Value,
+    errors: &BTreeMap<String, String>,
+) -> Value {
+    let children: Vec<&Field> = field.fields.iter().filter(|f| visible(f)).collect();
+    let count = entry_count(field, path, data);
+    let removable = count > repeat.least(field);
+    let entries: Vec<Value> = (0..count)
+        .map(|index| {
+            let prefix = format!("{path}.{index}");
+            let scope = Scope {
+                fields: &field.fields,
+                prefix: &prefix,
+            };
+            let heading = format!("{} {}", repeat.item, index + 1);
+            json!({
+                "id": field_id(&prefix),
+                "heading": heading,
+                "children": views_in(&scope, &children, &prefix, data, errors),
+                "remove": removable.then(|| json!({
+                    "value": format!("entfernen:{prefix}"),
+                    "label": format!("{heading} entfernen"),
+                })),
+            })
+        })
+        .collect();
+    let add = (count < repeat.max).then(|| {
+        json!({"value": format!("hinzufuegen:{path}"), "label": format!("{} hinzufügen", repeat.item)})
+    });
+    json!({"entries": entries, "add": add, "max": repeat.max})
+}
+
 fn view(
-    form: &FormDefinition,
+    scope: &Scope<'_>,
     field: &Field,
     prefix: &str,
     data: &Value,
@@ -220,29 +384,7 @@ fn view(
     let help_id = field.help.as_ref().map(|_| format!("{id}-hint"));
     let error_id = error.map(|_| format!("{id}-error"));
     let described: Vec<String> = help_id.iter().chain(error_id.iter()).cloned().collect();
-    let condition = field.when.as_ref().map(|c| {
-        let target = label_of(&form.fields, &c.field).unwrap_or_else(|| c.field.clone());
-        let text = if c.is_true.is_some() {
-            format!("Nur auszufüllen, wenn „{target}“ angekreuzt ist.")
-        } else {
-            let labels: Vec<String> = c
-                .equals
-                .iter()
-                .map(|code| {
-                    enum_label(&form.fields, &c.field, code).unwrap_or_else(|| code.clone())
-                })
-                .collect();
-            format!(
-                "Nur auszufüllen, wenn bei „{target}“ „{}“ gewählt ist.",
-                labels.join("“ oder „")
-            )
-        };
-        json!({
-            "text": text,
-            "field": c.field,
-            "values": if c.is_true.is_some() { "true".to_owned() } else { c.equals.join("|") },
-        })
-    });
+    let condition = field.when.as_ref().map(|c| condition_view(scope, c));
     let options: Vec<Value> = field
         .values
         .iter()
@@ -257,6 +399,15 @@ fn view(
         })
         .collect();
     let children: Vec<&Field> = field.fields.iter().filter(|f| visible(f)).collect();
+    let repeat = field
+        .repeat
+        .as_ref()
+        .map(|repeat| entries_view(field, repeat, &path, data, errors));
+    let children = if repeat.is_some() {
+        Vec::new()
+    } else {
+        views_in(scope, &children, &path, data, errors)
+    };
     let long_text = field.kind == FieldKind::Text && field.max_length.is_none_or(|max| max > 200);
     json!({
         "id": id,
@@ -275,6 +426,7 @@ fn view(
         "checked": value.as_bool().unwrap_or(false),
         "maxlength": field.max_length,
         "is_group": field.kind == FieldKind::Group,
+        "repeat": repeat,
         "is_textarea": long_text,
         "is_text": field.kind == FieldKind::Text && !long_text,
         "is_email": field.kind == FieldKind::Email,
@@ -285,35 +437,32 @@ fn view(
         "is_select": field.kind == FieldKind::Enum && field.values.len() > 6,
         "options": options,
         "condition": condition,
-        "children": views(form, &children, &path, data, errors),
+        "children": children,
     })
 }
 
 fn enum_label(fields: &[Field], path: &str, code: &str) -> Option<String> {
-    let (head, rest) = match path.split_once('.') {
-        Some((h, r)) => (h, Some(r)),
-        None => (path, None),
-    };
-    let field = fields.iter().find(|f| f.name == head)?;
-    match rest {
-        Some(rest) => enum_label(&field.fields, rest, code),
-        None => field
-            .values
-            .iter()
-            .find(|v| v.code == code)
-            .map(|v| v.label.clone()),
-    }
+    find_field(fields, path)?
+        .values
+        .iter()
+        .find(|v| v.code == code)
+        .map(|v| v.label.clone())
 }
 
 /// The review's rows: what the citizen entered, in words, for the fields that apply.
 pub fn summary(form: &FormDefinition, data: &Value) -> Vec<Value> {
     let mut rows = Vec::new();
-    summary_rows(form, &form.fields, "", data, 0, &mut rows);
+    let scope = Scope {
+        fields: &form.fields,
+        prefix: "",
+    };
+    summary_rows(form, &scope, &form.fields, "", data, 0, &mut rows);
     rows
 }
 
 fn summary_rows(
     form: &FormDefinition,
+    scope: &Scope<'_>,
     fields: &[Field],
     prefix: &str,
     data: &Value,
@@ -322,26 +471,44 @@ fn summary_rows(
 ) {
     for field in fields.iter().filter(|f| visible(f)) {
         if let Some(condition) = &field.when
-            && !condition.holds(&form.fields, data)
+            && !condition.holds(scope.fields, get(data, scope.prefix))
         {
             continue;
         }
         let path = join(prefix, &field.name);
         let value = get(data, &path);
         let step = step_of(form, &path);
+        if let (Some(repeat), Value::Array(entries)) = (&field.repeat, value) {
+            if !entries.is_empty() {
+                rows.push(json!({"heading": field.label, "depth": depth}));
+            }
+            for index in 0..entries.len() {
+                let entry = format!("{path}.{index}");
+                let inner = Scope {
+                    fields: &field.fields,
+                    prefix: &entry,
+                };
+                let heading = format!("{} {}", repeat.item, index + 1);
+                rows.push(json!({"heading": heading, "depth": depth + 1}));
+                summary_rows(form, &inner, &field.fields, &entry, data, depth + 2, rows);
+            }
+            continue;
+        }
         if field.kind == FieldKind::Group {
             if value.as_object().is_some_and(|o| !o.is_empty()) {
                 rows.push(json!({"heading": field.label, "depth": depth}));
-                summary_rows(form, &field.fields, &path, data, depth + 1, rows);
+                summary_rows(form, scope, &field.fields, &path, data, depth + 1, rows);
             }
             continue;
         }
         let shown = match (field.kind, value) {
             (FieldKind::Boolean, Value::Bool(true)) => "Ja".to_owned(),
             (FieldKind::Boolean, _) => "Nein".to_owned(),
-            (FieldKind::Enum, Value::String(code)) => {
-                enum_label(&form.fields, &path, code).unwrap_or_else(|| code.clone())
-            }
+            (FieldKind::Enum, Value::String(code)) => field
+                .values
+                .iter()
+                .find(|v| &v.code == code)
+                .map_or_else(|| code.clone(), |v| v.label.clone()),
             (_, Value::String(s)) => s.clone(),
             (_, Value::Number(n)) => n.to_string(),
             _ => continue,

@@ -22,6 +22,7 @@ pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
                 "online": topology.routing.serves(&mapping.info.key),
                 "available_in": mapping.info.available_in,
                 "fee": mapping.info.fee,
+                "charge": mapping.info.charge,
                 "trust_level": mapping.info.trust_level,
                 "anonymous": mapping.info.anonymous,
                 "documents": mapping.info.documents,

@@ -97,7 +97,7 @@ role_impl!(OutboxStore for PostgresStore {
         .fetch_one(&self.pool)
         .await.sql()?;
         let attachments = sqlx::query_as(
-            "SELECT filename, media_type, sha512, size, upload_id,
+            "SELECT filename, media_type, sha512, size, upload_id, slot,
                     CASE WHEN upload_id IS NULL THEN content ELSE ''::bytea END AS content
              FROM attachments WHERE application_id = $1 ORDER BY position",
         )

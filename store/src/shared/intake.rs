@@ -16,6 +16,7 @@ pub(crate) struct AttachmentInsert<'a> {
     pub(crate) sha512: &'a str,
     pub(crate) content: &'a [u8],
     pub(crate) upload: Option<String>,
+    pub(crate) slot: Option<&'a str>,
 }
 
 impl<'a> AttachmentInsert<'a> {
@@ -37,6 +38,7 @@ impl<'a> AttachmentInsert<'a> {
                     sha512: &attachment.sha512,
                     content,
                     upload,
+                    slot: attachment.slot.as_deref(),
                 }
             })
     }
@@ -67,8 +69,8 @@ impl<'a> AttachmentInsert<'a> {
     pub(crate) fn insert(&self, id: &str) -> Write<'a> {
         Write {
             sql: "INSERT INTO attachments
-                    (application_id, position, filename, media_type, size, sha512, content, upload_id)
-                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    (application_id, position, filename, media_type, size, sha512, content, upload_id, slot)
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             params: vec![
                 Param::Text(id.to_owned()),
                 Param::Integer(self.stored_position()),
@@ -78,6 +80,7 @@ impl<'a> AttachmentInsert<'a> {
                 Param::Text(self.sha512.to_owned()),
                 Param::Blob(self.content),
                 Param::MaybeText(self.upload.clone()),
+                Param::MaybeText(self.slot.map(str::to_owned)),
             ],
         }
     }

@@ -312,6 +312,7 @@ pub(crate) struct AttachmentRow {
     pub(crate) size: i64,
     pub(crate) upload_id: Option<String>,
     pub(crate) content: Vec<u8>,
+    pub(crate) slot: Option<String>,
 }
 
 impl PrepareRow {
@@ -345,6 +346,7 @@ impl PrepareRow {
                             Some(upload) => AttachmentContent::Upload(parse_uuid(&upload)?),
                             None => AttachmentContent::Inline(a.content),
                         },
+                        slot: a.slot,
                     })
                 })
                 .collect::<Result<_, StoreError>>()?,

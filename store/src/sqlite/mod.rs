@@ -249,7 +249,7 @@ by_name! {
     ChangedRow { application_id, message_id, sealed }
     WorkRow { application_id, service_key, procedure_id, message_id, message_type, step, attempts, accepted_at, sealed }
     PrepareRow { receipt, service_key, region, payload, created_at, authentication }
-    AttachmentRow { filename, media_type, sha512, size, upload_id, content }
+    AttachmentRow { filename, media_type, sha512, size, upload_id, content, slot }
 }
 
 /// Appends a history entry and its audit entry, at the same time.

@@ -89,7 +89,7 @@ role_impl!(OutboxStore for SqliteStore {
                 let mut attachments = Vec::new();
                 let mut query = conn
                     .prepare_cached(
-                        "SELECT filename, media_type, sha512, size, upload_id,
+                        "SELECT filename, media_type, sha512, size, upload_id, slot,
                             CASE WHEN upload_id IS NULL THEN content ELSE X'' END AS content
                      FROM attachments WHERE application_id = ?1 ORDER BY position",
                     )

@@ -15,6 +15,7 @@ pub(crate) async fn insert_stores_everything_and_idempotency_replays_or_conflict
         sha512: hex::encode(openssl::sha::sha512(&[0, 1, 2, 255, 0, 7])),
         size: 6,
         content: AttachmentContent::Inline(vec![0, 1, 2, 255, 0, 7]),
+        slot: Some("wesenstest".into()),
     }];
     let Inserted::Created(accepted) = store.insert_application(&first).await.unwrap() else {
         panic!("created")
@@ -46,6 +47,7 @@ pub(crate) async fn insert_stores_everything_and_idempotency_replays_or_conflict
         AttachmentContent::Inline(vec![0, 1, 2, 255, 0, 7])
     );
     assert_eq!(input.attachments[0].filename, "foto.jpg");
+    assert_eq!(input.attachments[0].slot.as_deref(), Some("wesenstest"));
 
     assert_eq!(
         store
@@ -137,6 +139,7 @@ pub(crate) async fn uploads_are_bound_once_and_read_in_fragments(backend: Backen
         sha512: "ab".repeat(64),
         size,
         content: AttachmentContent::Upload(first.id),
+        slot: None,
     };
     // An application of `client` with the upload as its attachment.
     let with_upload = |client: &str| {

@@ -54,6 +54,7 @@ pub fn photo(content: &[u8]) -> Attachment {
         sha512: hex::encode(openssl::sha::sha512(content)),
         size: content.len() as u64,
         content: AttachmentContent::Inline(content.to_vec()),
+        slot: None,
     }
 }
 
@@ -93,6 +94,7 @@ pub async fn decided_with_everything(store: &dyn Store) -> (NewApplication, Uuid
             sha512: sha512(&whole),
             size: whole.len() as u64,
             content: AttachmentContent::Upload(upload.id),
+            slot: None,
         },
     ];
     to_decided(store, &new, "audit", b"sealed message").await;

@@ -706,8 +706,22 @@ impl Citizen {
         media_type: &str,
         content: Vec<u8>,
     ) -> Page {
+        self.upload_to(draft, csrf, None, (filename, media_type, content))
+            .await
+    }
+
+    /// Uploads `(filename, media type, content)` into the form's attachment `slot`
+    /// (`None`: the further documents).
+    pub async fn upload_to(
+        &mut self,
+        draft: &str,
+        csrf: &str,
+        slot: Option<&str>,
+        (filename, media_type, content): (&str, &str, Vec<u8>),
+    ) -> Page {
         let form = reqwest::multipart::Form::new()
             .text("csrf", csrf.to_owned())
+            .text("slot", slot.unwrap_or_default().to_owned())
             .part(
                 "datei",
                 reqwest::multipart::Part::bytes(content)
@@ -772,10 +786,35 @@ pub fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, S
                 flatten(&name, value, out);
             }
         }
+        // A repeatable group's entries, named from 0 (`hunde.1.name`).
+        serde_json::Value::Array(entries) => {
+            for (index, entry) in entries.iter().enumerate() {
+                flatten(&format!("{prefix}.{index}"), entry, out);
+            }
+        }
         serde_json::Value::Bool(true) => out.push((prefix.to_owned(), "true".to_owned())),
         serde_json::Value::Bool(false) | serde_json::Value::Null => {}
         serde_json::Value::String(text) => out.push((prefix.to_owned(), text.clone())),
         other => out.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+/// One repeatable group's path per entry beyond the first.
+fn entries_to_add(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+    if let serde_json::Value::Object(map) = value {
+        for (key, value) in map {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                serde_json::Value::Array(entries) => {
+                    out.extend(std::iter::repeat_n(path, entries.len().saturating_sub(1)));
+                }
+                other => entries_to_add(&path, other, out),
+            }
+        }
     }
 }
 
@@ -792,6 +831,18 @@ pub async fn fill_from_fixture(
     let mut pairs = Vec::new();
     flatten("", &fixture["data"], &mut pairs);
     let draft = draft_of(&location);
+    // A repeatable group shows one entry at first: "add" as often as the fixture has more.
+    let mut adds = Vec::new();
+    entries_to_add("", &fixture["data"], &mut adds);
+    for group in adds {
+        let page = citizen.get(&location).await;
+        let csrf = page.csrf();
+        let action = format!("hinzufuegen:{group}");
+        let added = citizen
+            .post(&location, &[("csrf", &csrf), ("aktion", &action)])
+            .await;
+        assert_eq!(added.status, 303, "{folder} {location}:\n{}", added.body);
+    }
     while location.contains("/schritt/") {
         let page = citizen.get(&location).await;
         assert_eq!(page.status, 200, "{folder} {location}:\n{}", page.body);
@@ -808,14 +859,13 @@ pub async fn fill_from_fixture(
             let content = base64::engine::general_purpose::STANDARD
                 .decode(attachment["content_base64"].as_str().unwrap())
                 .unwrap();
+            let file = (
+                attachment["filename"].as_str().unwrap(),
+                attachment["media_type"].as_str().unwrap(),
+                content,
+            );
             let uploaded = citizen
-                .upload(
-                    &draft,
-                    &csrf,
-                    attachment["filename"].as_str().unwrap(),
-                    attachment["media_type"].as_str().unwrap(),
-                    content,
-                )
+                .upload_to(&draft, &csrf, attachment["slot"].as_str(), file)
                 .await;
             assert_eq!(uploaded.status, 303, "{folder}: {}", uploaded.body);
         }
