@@ -13,6 +13,7 @@ pub mod laufzettel;
 pub mod mapping;
 pub mod pki;
 pub mod receipt;
+mod render_failure;
 pub mod schema;
 pub mod schema_bundle;
 pub mod seal;
