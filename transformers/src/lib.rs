@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authentifizierung;
+mod fixture_diff;
 pub mod fixtures;
 pub mod jose;
 pub mod laufzettel;
