@@ -16,9 +16,16 @@ pub(crate) fn explain(template: &Path, error: &RenderError) -> String {
         _ => template.display().to_string(),
     };
     let what = match error.reason() {
-        RenderErrorReason::MissingVariable(Some(path)) => {
+        // The form's data (and its labels) may lack an optional value; any other name
+        // is one the hub never provides.
+        RenderErrorReason::MissingVariable(Some(path))
+            if path.starts_with("data.") || path.starts_with("labels.") =>
+        {
             format!("{path} is not set in the application's data")
         }
+        RenderErrorReason::MissingVariable(Some(path)) => format!(
+            "{path} is not in the template's context (docs/mappings.md lists what a template can use)"
+        ),
         RenderErrorReason::MissingVariable(None) => {
             "a value the template uses is not set in the application's data".to_owned()
         }
@@ -79,6 +86,15 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("Some("), "{message}");
+    }
+
+    #[test]
+    fn a_name_outside_the_data_is_no_field_of_the_application() {
+        let message = failure("<a>{{antrag.bearbeiter}}</a>", json!({"antrag": {}}));
+        assert_eq!(
+            message,
+            "hundesteuer/nachricht.xml.hbs:1:4: antrag.bearbeiter is not in the template's context (docs/mappings.md lists what a template can use)"
+        );
     }
 
     #[test]
