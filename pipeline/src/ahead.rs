@@ -80,6 +80,7 @@ impl Ahead {
                 }
                 Some(SealedAhead {
                     message: prepared.message.into(),
+                    xml: prepared.xml.into(),
                     detail: self
                         .preparer
                         .prepared_detail(&new.procedure_id, new.message_id),

@@ -398,7 +398,11 @@ impl Dispatcher {
                     let detail = self
                         .preparer
                         .prepared_detail(&item.procedure_id, item.message_id);
-                    if !self.store.record_prepared(item, &sealed, &detail).await? {
+                    if !self
+                        .store
+                        .record_prepared(item, &sealed, &prepared.xml, &detail)
+                        .await?
+                    {
                         taken_over();
                         return Ok(());
                     }

@@ -36,6 +36,9 @@ pub enum PrepareError {
 pub struct Prepared {
     /// The sealed message (the plain XML for a manual procedure).
     pub message: Vec<u8>,
+    /// The XML exactly as it was signed and sealed: kept by the store for the admin
+    /// view, since the hub cannot open the sealed message it made for the procedure.
+    pub xml: String,
     /// Render, XML and XSD checks.
     pub transform: std::time::Duration,
     pub seal: std::time::Duration,
@@ -251,7 +254,8 @@ impl Preparer {
         let Some(envelope) = recipient.envelope else {
             // A manual procedure: the clerk reads it in the hub's inbox; it never leaves.
             return Ok(Prepared {
-                message: xml.into_bytes(),
+                message: xml.clone().into_bytes(),
+                xml,
                 transform,
                 seal: std::time::Duration::ZERO,
             });
@@ -285,6 +289,7 @@ impl Preparer {
         .map_err(|e| PrepareError::Blocked(e.to_string()))?;
         Ok(Prepared {
             message,
+            xml,
             transform,
             seal: sealing.elapsed(),
         })

@@ -314,6 +314,10 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
     assert!(!text.contains("<beschreibung>"), "{text}");
     assert!(text.contains("<pre class=\"xml\""), "{text}");
     assert!(text.contains("protokolliert"), "{text}");
+    assert!(
+        text.contains("so, wie sie an das Fachverfahren gesendet wurde"),
+        "labelled as sent: {text}"
+    );
     let after = history(&hub, &id).await;
     assert_eq!(after.len(), before.len() + 1, "{after:#?}");
     let message_id = delivered["delivery"]["message_id"]
@@ -321,7 +325,9 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
         .expect("message id");
     assert_eq!(
         after.last().expect("entry"),
-        &format!("transformed XML of message {message_id} viewed by auditor (admin console)")
+        &format!(
+            "transformed XML of message {message_id} viewed by auditor (admin console, as sent)"
+        )
     );
     assert!(!hub.log().contains(MARKER), "no XML in the log");
     // A GET of the action's address leads back to the application.
@@ -607,7 +613,12 @@ async fn operators_retry_now_and_replay_dead_letters() {
         .await;
     assert_eq!(page.status, 200, "{}", page.text());
     assert!(page.text().contains(MARKER));
-    wait_for_history(&hub, &refused, "viewed by operator (admin console)").await;
+    wait_for_history(
+        &hub,
+        &refused,
+        "viewed by operator (admin console, as sent)",
+    )
+    .await;
 
     // The status highlights the expired and the expiring certificate and the blocked
     // procedure.

@@ -100,6 +100,60 @@ fn a_broken_fixture_fails_with_file_line_and_a_diff() {
     );
 }
 
+/// The diff's hunks and lines point at the expected file's lines (and the rendered
+/// output's, as `mapping render` prints it), not at the canonical form's.
+#[test]
+fn the_diff_points_at_the_lines_of_the_expected_file_and_the_render() {
+    let (dir, config) = sandbox();
+    let fixtures = dir.path().join("mappings/maengelanzeige/fixtures");
+    let expected = fixtures.join("minimal.expected.xml");
+    let text = std::fs::read_to_string(&expected).unwrap();
+    // Moved down by blank lines and a comment, which the comparison ignores: the file's
+    // line is no longer the canonical form's (nor the render's).
+    let text = text.replacen("\n", "\n\n\n<!-- geprüft -->\n", 1);
+    let line_of =
+        |xml: &str, needle: &str| xml.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let line = line_of(&text, "<strasse>Markt</strasse>");
+    let output = mapping(
+        &config,
+        &[
+            "render",
+            "maengelanzeige",
+            "--input",
+            fixtures.join("minimal.input.json").to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rendered = line_of(
+        &String::from_utf8_lossy(&output.stdout),
+        "<strasse>Markt</strasse>",
+    );
+    assert_ne!(line, rendered, "the test needs the two to differ");
+
+    let (_, err) = broken(
+        &config,
+        &expected,
+        &text.replace("<strasse>Markt</strasse>", "<strasse>Marktplatz</strasse>"),
+        &["test", "maengelanzeige"],
+    );
+    let hunk = format!("/minimal.expected.xml:{line} (rendered line {rendered}) @@");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("@@ ") && l.ends_with(&hunk)),
+        "{hunk} in {err}"
+    );
+    let removed = err.lines().find(|l| l.contains("\"Marktplatz\"")).unwrap();
+    assert!(
+        removed.starts_with('-') && removed.contains(&format!(" {line} ")),
+        "{removed}"
+    );
+    let added = err.lines().find(|l| l.contains("\"Markt\"")).unwrap();
+    assert!(
+        added.starts_with('+') && added.contains(&format!(" {rendered} | ")),
+        "{added}"
+    );
+}
+
 #[test]
 fn a_broken_template_fails_with_file_and_line() {
     let (dir, config) = sandbox();
@@ -120,7 +174,13 @@ fn a_broken_template_fails_with_file_and_line() {
     );
     assert!(err.contains("field `ort.strasse` is never used"), "{err}");
     let (_, err) = mapping_fails(&config, &["test", "maengelanzeige"]);
-    assert!(err.contains("data.ort.plz"), "{err}");
+    // Told for engineers: the template's place and the path, not handlebars' internals.
+    assert!(
+        err.contains(&format!("nachricht.xml.hbs:{line}:"))
+            && err.contains("data.ort.plz is not set in the application's data"),
+        "{err}"
+    );
+    assert!(!err.contains("strict mode"), "{err}");
 
     // `mapping test` on the template with `from` replaced by `to`: what it said.
     let test_with = |from: &str, to: &str| {

@@ -134,7 +134,9 @@ fn bless_shows_the_difference_and_refuses_an_invalid_input() {
     assert!(bless.status.success(), "{out}");
     assert!(
         out.contains("the message differs from the expected XML")
-            && out.contains("+      \"Gemeldet: Die Schaukel"),
+            && out
+                .lines()
+                .any(|l| l.starts_with('+') && l.contains("|       \"Gemeldet: Die Schaukel")),
         "{out}"
     );
     let test = mapping(&site, &["test", "maengelanzeige"]);

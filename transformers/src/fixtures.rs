@@ -11,7 +11,6 @@ use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 use serde::Deserialize;
 use serde_json::Value;
-use similar::TextDiff;
 
 use crate::Error;
 use crate::mapping::{
@@ -313,19 +312,19 @@ pub fn run(mapping: &Mapping, fixture: &Fixture) -> Result<(), FixtureFailure> {
         .or_else(|| expected.last())
         .map(|l| (l.line, l.column))
         .unwrap_or((1, 1));
-    let expected_joined = expected_lines.join("\n") + "\n";
-    let actual_joined = actual_lines.join("\n") + "\n";
-    let diff = TextDiff::from_lines(&expected_joined, &actual_joined)
-        .unified_diff()
-        .context_radius(3)
-        .header("expected", "rendered")
-        .to_string();
+    let diff =
+        crate::fixture_diff::located(&fixture.expected, &located(&expected), &located(&actual));
     Err(FixtureFailure::Mismatch {
         file: fixture.expected.clone(),
         line,
         column,
         diff,
     })
+}
+
+/// Canonical lines as the diff takes them: text and source line.
+fn located(lines: &[CanonicalLine]) -> Vec<(&str, usize)> {
+    lines.iter().map(|l| (l.text.as_str(), l.line)).collect()
 }
 
 /// A line of the canonical form and where it comes from in the source.

@@ -7,12 +7,14 @@
 #![forbid(unsafe_code)]
 
 pub mod authentifizierung;
+mod fixture_diff;
 pub mod fixtures;
 pub mod jose;
 pub mod laufzettel;
 pub mod mapping;
 pub mod pki;
 pub mod receipt;
+mod render_failure;
 pub mod schema;
 pub mod schema_bundle;
 pub mod seal;

@@ -363,7 +363,7 @@ impl Mapping {
             .render(TEMPLATE, context)
             .map_err(|e| Error::Render {
                 service: self.info.key.clone(),
-                message: e.to_string(),
+                message: crate::render_failure::explain(&self.template_path, &e),
             })?;
         check_well_formed(&xml)?;
         crate::schema::validate(&self.schema_path, &xml)?;

@@ -157,14 +157,44 @@ pub struct ApplicationView {
     pub audit: Vec<AuditEntry>,
 }
 
+/// Where the XML of a viewed message comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageSource {
+    /// Exactly the XML that was signed and sealed for the procedure (and sent, or to be
+    /// sent): kept when the message was prepared.
+    AsSent,
+    /// Rendered now with the mapping in force, because no copy of the sealed XML is
+    /// kept: the message is not prepared yet (or `invalid`), or was prepared before the
+    /// hub kept one. It may differ from what the procedure received.
+    Rerendered,
+}
+
+impl MessageSource {
+    /// The name the admin API gives it (`as-sent`, `re-rendered`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AsSent => "as-sent",
+            Self::Rerendered => "re-rendered",
+        }
+    }
+}
+
 /// The transformed message of an application, its view recorded.
 #[derive(Debug, Clone)]
 pub struct MessageViewed {
-    /// The XML, rendered by the mapping in force (not sealed).
+    /// The XML (not sealed): as sent, or rendered now, as `source` says.
     pub xml: String,
+    pub source: MessageSource,
     pub message_id: Uuid,
     pub message_type: String,
     pub receipt: String,
+}
+
+/// What a message view shows: the XML kept when the message was sealed, or the input
+/// to render it from now.
+enum Shown {
+    Kept(String),
+    Rendered(Box<PrepareInput>),
 }
 
 /// The oversight service.
@@ -301,8 +331,10 @@ impl Oversight {
     }
 
     /// Records that `role` looks at the transformed message of application `id` (from
-    /// `place`), then renders it: no view without its trace in the history and audit
-    /// trail.
+    /// `place`), then shows it: no view without its trace in the history and audit
+    /// trail. The XML is the one that was signed and sealed, as the store kept it; only
+    /// a message without that copy (not prepared yet, or prepared before the hub kept
+    /// it) is rendered with the mapping in force, and says so ([`MessageSource`]).
     pub async fn view_message(
         &self,
         id: Uuid,
@@ -319,13 +351,29 @@ impl Oversight {
             .await
             .map_err(unavailable)?
             .ok_or(ViewError::NotFound)?;
-        let input = self.store.prepare_input(id).await.map_err(unavailable)?;
-        if input.payload == serde_json::json!({}) {
-            return Err(ViewError::Purged);
-        }
+        // Retention clears the kept XML with the payload: a message without it is either
+        // purged or never kept, which the payload tells apart.
+        let shown = match self.store.sent_xml(id).await.map_err(unavailable)? {
+            Some(xml) => Shown::Kept(xml),
+            None => {
+                let input = self.store.prepare_input(id).await.map_err(unavailable)?;
+                if input.payload == serde_json::json!({}) {
+                    return Err(ViewError::Purged);
+                }
+                Shown::Rendered(Box::new(input))
+            }
+        };
+        let source = match shown {
+            Shown::Kept(_) => MessageSource::AsSent,
+            Shown::Rendered(_) => MessageSource::Rerendered,
+        };
         let detail = format!(
-            "transformed XML of message {} viewed by {role} ({place})",
-            record.delivery.message_id
+            "transformed XML of message {} viewed by {role} ({place}, {})",
+            record.delivery.message_id,
+            match source {
+                MessageSource::AsSent => "as sent",
+                MessageSource::Rerendered => "re-rendered with the mapping in force",
+            }
         );
         match self.store.record_access(id, &detail).await {
             Ok(true) => {}
@@ -336,23 +384,28 @@ impl Oversight {
             }
         }
         let message_id = record.delivery.message_id;
-        match self
-            .renderer
-            .render(&record.delivery.procedure, message_id, input)
-            .await
-        {
-            Ok(xml) => {
-                tracing::info!(application_id = %id, %role, %place, "transformed XML viewed");
-                Ok(MessageViewed {
-                    xml,
-                    message_id,
-                    message_type: record.delivery.message_type,
-                    receipt: record.receipt,
-                })
-            }
-            Err(RenderError::NotRenderable(reason)) => Err(ViewError::NotRenderable(reason)),
-            Err(RenderError::Failed) => Err(ViewError::Internal),
-        }
+        let xml = match shown {
+            Shown::Kept(xml) => xml,
+            Shown::Rendered(input) => match self
+                .renderer
+                .render(&record.delivery.procedure, message_id, *input)
+                .await
+            {
+                Ok(xml) => xml,
+                Err(RenderError::NotRenderable(reason)) => {
+                    return Err(ViewError::NotRenderable(reason));
+                }
+                Err(RenderError::Failed) => return Err(ViewError::Internal),
+            },
+        };
+        tracing::info!(application_id = %id, %role, %place, source = source.as_str(), "transformed XML viewed");
+        Ok(MessageViewed {
+            xml,
+            source,
+            message_id,
+            message_type: record.delivery.message_type,
+            receipt: record.receipt,
+        })
     }
 
     /// Mappings, certificates, procedures and their backlog, gathered now.

@@ -41,6 +41,9 @@ pub struct NewApplication {
 pub struct SealedAhead {
     /// The sealed message (the checked XML for a clerk inbox), as delivered.
     pub message: std::sync::Arc<[u8]>,
+    /// The XML as it was signed and sealed: what the admin view shows, because the hub
+    /// cannot open a message sealed for the procedure.
+    pub xml: std::sync::Arc<str>,
     /// What the `prepared` history entry says.
     pub detail: String,
 }
@@ -68,6 +71,12 @@ impl NewApplication {
             Some(sealed) => (Status::Prepared, Stage::Deliver, Some(&sealed.message[..])),
             None => (Status::Accepted, Stage::Prepare, None),
         }
+    }
+
+    /// The XML its message was sealed from, if it was sealed at intake (stored beside
+    /// the sealed message, see [`SealedAhead::xml`]).
+    pub fn sent_xml(&self) -> Option<&str> {
+        self.sealed.as_ref().map(|sealed| &*sealed.xml)
     }
 
     /// The form data and the identification as both stores keep them (JSON text), and

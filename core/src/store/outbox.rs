@@ -16,6 +16,9 @@ pub enum LeasedChange<'a> {
     /// Rendered, checked and sealed: the message waits for delivery.
     Prepared {
         sealed: &'a [u8],
+        /// The XML as it was signed and sealed, kept for the admin view of the message
+        /// (the hub cannot open what it sealed for the procedure).
+        xml: &'a str,
         detail: &'a str,
     },
     Delivered {
@@ -86,16 +89,24 @@ pub trait OutboxStore: Send + Sync {
     async fn record(&self, item: &WorkItem, change: LeasedChange<'_>) -> Result<bool, StoreError>;
 
     /// Each `record_*` returns `false` if the item's lease was taken over (nothing changed).
-    /// The message is rendered, checked and (unless kept for the clerk inbox) sealed;
-    /// `detail` says so in the history.
+    /// The message is rendered, checked and (unless kept for the clerk inbox) sealed
+    /// from `xml`; `detail` says so in the history.
     async fn record_prepared(
         &self,
         item: &WorkItem,
         sealed: &[u8],
+        xml: &str,
         detail: &str,
     ) -> Result<bool, StoreError> {
-        self.record(item, LeasedChange::Prepared { sealed, detail })
-            .await
+        self.record(
+            item,
+            LeasedChange::Prepared {
+                sealed,
+                xml,
+                detail,
+            },
+        )
+        .await
     }
 
     async fn record_delivered(&self, item: &WorkItem, detail: &str) -> Result<bool, StoreError> {

@@ -66,14 +66,19 @@ pub trait OversightStore: Send + Sync {
     async fn search(&self, query: &ApplicationQuery)
     -> Result<Vec<ApplicationSummary>, StoreError>;
 
+    /// The XML of the application's message as it was signed and sealed; `None` until it
+    /// is prepared, for a message prepared before the hub kept it, after a reprocess
+    /// (until prepared again) and after retention purged it.
+    async fn sent_xml(&self, id: Uuid) -> Result<Option<String>, StoreError>;
+
     /// Records that someone looked at an application's personal data (history and audit
     /// entry with `detail`). `false` if there is no such application.
     async fn record_access(&self, id: Uuid, detail: &str) -> Result<bool, StoreError>;
 
-    /// Retention: deletes the personal data — payload, attachments, the sealed message,
-    /// documents, mailbox texts, signed receipts — of up to `limit` applications of
-    /// `service` whose final state (decided, rejected) was reached before
-    /// `final_before`. Each deletion is one transaction with its history and audit
+    /// Retention: deletes the personal data — payload, attachments, the sealed message
+    /// and the XML it was sealed from, documents, mailbox texts, signed receipts — of up
+    /// to `limit` applications of `service` whose final state (decided, rejected) was
+    /// reached before `final_before`. Each deletion is one transaction with its history and audit
     /// entry; ids, states and hashes stay. Returns how many were purged.
     async fn purge_personal_data(
         &self,

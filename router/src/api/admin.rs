@@ -15,8 +15,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kopplung_core::oversight::{
-    ActionError, LookupError, Oversight, ReplayError, ReprocessError, RetryError, SearchCriteria,
-    SearchError, StatusReport, Unavailable, ViewError,
+    ActionError, LookupError, MessageSource, Oversight, ReplayError, ReprocessError, RetryError,
+    SearchCriteria, SearchError, StatusReport, Unavailable, ViewError,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -260,15 +260,28 @@ pub async fn application(caller: Reader, AppId(id): AppId) -> Result<Json<Value>
     Ok(Json(view))
 }
 
-/// `GET /api/v1/admin/applications/{id}/message`: the XÖV message as the mapping renders
-/// it (not sealed). Personal data: each view is recorded before it is shown.
+/// `GET /api/v1/admin/applications/{id}/message`: the XÖV message as it was signed and
+/// sealed (not sealed here), or — without a kept copy — rendered by the mapping in
+/// force; `x-message-source` says which. Personal data: each view is recorded before it
+/// is shown.
 pub async fn message(caller: Reader, AppId(id): AppId) -> Result<Response, Problem> {
     let viewed = caller
         .oversight()
         .view_message(id, caller.name(), "admin API")
         .await?;
+    let note = match viewed.source {
+        MessageSource::AsSent => "The XML as it was signed and sealed for the procedure.",
+        MessageSource::Rerendered => {
+            "Re-rendered now with the mapping in force: no copy of the sealed XML is kept (not prepared yet, or prepared before the hub kept one). It may differ from what the procedure received."
+        }
+    };
     let mut response = viewed.xml.into_response();
     let headers = response.headers_mut();
+    headers.insert(
+        "x-message-source",
+        HeaderValue::from_static(viewed.source.as_str()),
+    );
+    headers.insert("x-message-source-note", HeaderValue::from_static(note));
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/xml; charset=utf-8"),

@@ -16,7 +16,7 @@ use super::search::{status_label, status_text};
 use super::{Area, Console, Role, TimeView, User};
 use crate::catalog::service_name;
 use crate::store::{ApplicationRecord, AuditEntry, Status, StoreError};
-use kopplung_core::oversight::{ViewError, outcome_of};
+use kopplung_core::oversight::{MessageSource, ViewError, outcome_of};
 
 /// Hex digits shown of a hash.
 const HASH_SHOWN: usize = 12;
@@ -98,6 +98,8 @@ struct XmlPage {
     message_type: String,
     message_id: String,
     xml: String,
+    /// The XML as it was signed and sealed (else rendered now by the mapping in force).
+    as_sent: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -271,13 +273,8 @@ async fn xml(State(console): State<Console>, Posted { user, id }: Posted) -> Res
         .oversight
         .view_message(id, role, "admin console")
         .await;
-    let (xml, message_id, message_type, receipt) = match viewed {
-        Ok(viewed) => (
-            viewed.xml,
-            viewed.message_id,
-            viewed.message_type,
-            viewed.receipt,
-        ),
+    let viewed = match viewed {
+        Ok(viewed) => viewed,
         Err(ViewError::Purged) => {
             return console.error_back(
                     StatusCode::GONE,
@@ -299,14 +296,16 @@ async fn xml(State(console): State<Console>, Posted { user, id }: Posted) -> Res
         Err(ViewError::Unavailable(_)) => return console.unavailable(Some(&user.session)),
         Err(ViewError::Internal) => return console.shell.internal_error(),
     };
+    let receipt = viewed.receipt;
     let page = XmlPage {
         receipt: receipt.clone(),
         back_href: back,
         at: german_time_seconds(console.hub.clock.now()),
         role,
-        message_type,
-        message_id: message_id.to_string(),
-        xml,
+        message_type: viewed.message_type,
+        message_id: viewed.message_id.to_string(),
+        xml: viewed.xml,
+        as_sent: viewed.source == MessageSource::AsSent,
     };
     let title = format!("XÖV-Nachricht von Antrag {receipt}");
     console.page_in(

@@ -52,8 +52,8 @@ impl PostgresStore {
                    (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)),
              delivery AS (
-                 INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at, sealed)
-                 VALUES ($1, $4, $6, $11, $12, $13, $14, $15))
+                 INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at, sealed, sent_xml)
+                 VALUES ($1, $4, $6, $11, $12, $13, $14, $15, $19))
              INSERT INTO history (application_id, at, status, detail)
              SELECT $1, $16, h.status, h.detail
              FROM UNNEST($17::text[], $18::text[]) WITH ORDINALITY AS h(status, detail, n)
@@ -77,6 +77,7 @@ impl PostgresStore {
         .bind(rfc3339(now))
         .bind(&statuses)
         .bind(&details)
+        .bind(new.sent_xml())
         .execute(&mut *tx)
         .await;
         // The constraint is `applications_receipt_key`; the failed statement aborted the

@@ -53,7 +53,7 @@ const PURGE_CLEAR: [&str; 5] = [
     "UPDATE uploads SET filename = '' WHERE application_id = $1",
     "UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = $1",
     "UPDATE receipts SET signed = ''::bytea WHERE application_id = $1",
-    "UPDATE deliveries SET sealed = NULL WHERE application_id = $1",
+    "UPDATE deliveries SET sealed = NULL, sent_xml = NULL WHERE application_id = $1",
 ];
 
 impl PostgresStore {

@@ -52,6 +52,8 @@ pub(crate) struct Leased {
     step: Option<&'static str>,
     /// The message just sealed; `None` keeps the stored one.
     sealed: Option<Vec<u8>>,
+    /// The XML it was sealed from, with it; `None` keeps the stored one.
+    sent_xml: Option<String>,
     /// Always written: `None` clears it.
     last_error: Option<String>,
     /// Added to the attempts.
@@ -75,6 +77,7 @@ impl Leased {
             lease: item.lease.clone(),
             step: None,
             sealed: None,
+            sent_xml: None,
             last_error: None,
             attempts: 0,
             due_at: None,
@@ -91,9 +94,14 @@ impl Leased {
             ))
         };
         match change {
-            LeasedChange::Prepared { sealed, detail } => {
+            LeasedChange::Prepared {
+                sealed,
+                xml,
+                detail,
+            } => {
                 leased.step = Some(Stage::Deliver.as_str());
                 leased.sealed = Some(sealed.to_vec());
+                leased.sent_xml = Some(xml.to_owned());
                 leased.release = false;
                 leased.transition = change_to(Status::Prepared, detail, Some(sealed));
             }
@@ -381,6 +389,7 @@ where
         "UPDATE deliveries d
          SET step = COALESCE(u.step, d.step),
              sealed = COALESCE(u.sealed, d.sealed),
+             sent_xml = COALESCE(u.sent_xml, d.sent_xml),
              last_error = u.last_error,
              attempts = d.attempts + u.attempts,
              due_at = COALESCE(u.due_at, d.due_at),
@@ -388,10 +397,11 @@ where
              lease_until = CASE WHEN u.release THEN NULL ELSE d.lease_until END,
              delivered_at = COALESCE(u.delivered_at, d.delivered_at)
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[],
-                     $7::bigint[], $8::bigint[], $9::bool[], $10::text[], $11::bool[])
+                     $7::bigint[], $8::bigint[], $9::bool[], $10::text[], $11::bool[],
+                     $12::text[])
               WITH ORDINALITY
               AS u(application_id, procedure_id, lease_owner, step, sealed, last_error,
-                   attempts, due_at, release, delivered_at, reads_back, n)
+                   attempts, due_at, release, delivered_at, reads_back, sent_xml, n)
          WHERE d.application_id = u.application_id AND d.procedure_id = u.procedure_id
            AND d.lease_owner = u.lease_owner
          RETURNING u.n, CASE WHEN u.reads_back THEN d.sealed END",
@@ -416,6 +426,7 @@ where
     .bind(changes.iter().map(|c| c.release).collect::<Vec<_>>())
     .bind(column(|c| c.delivered_at.clone()))
     .bind(changes.iter().map(Leased::reads_back).collect::<Vec<_>>())
+    .bind(column(|c| c.sent_xml.clone()))
     .fetch_all(executor)
     .await
     .map_err(Failure::of)

@@ -32,11 +32,17 @@ impl<'a> LeasedUpdate<'a> {
     /// The update recording `change` of `item`'s entry at `now`.
     pub(crate) fn of(item: &WorkItem, change: LeasedChange<'a>, now: OffsetDateTime) -> Self {
         let (sql, mut params, transition, sealed) = match change {
-            LeasedChange::Prepared { sealed, detail } => (
-                "UPDATE deliveries SET step = 'deliver', sealed = $1, last_error = NULL
-                 WHERE application_id = $2 AND procedure_id = $3 AND lease_owner = $4
+            // The XML it was sealed from is kept with it, for the admin view.
+            LeasedChange::Prepared {
+                sealed,
+                xml,
+                detail,
+            } => (
+                "UPDATE deliveries SET step = 'deliver', sealed = $1, sent_xml = $2,
+                        last_error = NULL
+                 WHERE application_id = $3 AND procedure_id = $4 AND lease_owner = $5
                  RETURNING application_id, message_id, NULL AS sealed",
-                vec![Param::Blob(sealed)],
+                vec![Param::Blob(sealed), Param::Text(xml.to_owned())],
                 Some((Status::Prepared, detail)),
                 Some(sealed),
             ),

@@ -152,6 +152,16 @@ where
         })
     }
 
+    /// The XML application `id`'s message was sealed from, if kept.
+    pub(crate) async fn sent_xml(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        let kept: Option<Option<String>> = sqlx::query_scalar(statements::SENT_XML)
+            .bind(id.to_string())
+            .fetch_optional(self.pool)
+            .await
+            .sql()?;
+        Ok(kept.flatten())
+    }
+
     pub(crate) async fn pickups(
         &self,
         procedure: &str,

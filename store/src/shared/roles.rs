@@ -256,6 +256,13 @@ macro_rules! role_impl {
                 $crate::shared::reads::Reads::on(&self.pool).dead_letters().await
             }
 
+            async fn sent_xml(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<String>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).sent_xml(id).await
+            }
+
             async fn search(
                 &self,
                 query: &kopplung_core::store::ApplicationQuery,

@@ -35,6 +35,8 @@ pub(crate) const HISTORY: &str =
 /// The sealed message of `application_id` for `procedure_id`.
 pub(crate) const SEALED: &str =
     "SELECT sealed FROM deliveries WHERE application_id = $1 AND procedure_id = $2";
+/// The XML that application `id`'s message was sealed from (NULL: not kept).
+pub(crate) const SENT_XML: &str = "SELECT sent_xml FROM deliveries WHERE application_id = $1";
 /// Chunk `seq` of upload `upload_id`.
 pub(crate) const CHUNK: &str =
     "SELECT content FROM upload_chunks WHERE upload_id = $1 AND seq = $2";

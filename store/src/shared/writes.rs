@@ -152,7 +152,8 @@ pub(crate) fn send_again(
         }
         // Never sealed: it goes through prepare again, with the mapping now in force.
         SendAgain::Reprocess => {
-            "UPDATE deliveries SET step = 'prepare', sealed = NULL, attempts = 0, due_at = $1,
+            "UPDATE deliveries SET step = 'prepare', sealed = NULL, sent_xml = NULL,
+                    attempts = 0, due_at = $1,
                     lease_owner = NULL, lease_until = NULL
              WHERE application_id = $2 AND step = 'invalid'
              RETURNING application_id, message_id, sealed"

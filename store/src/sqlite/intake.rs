@@ -76,8 +76,8 @@ fn insert_application(
         Bound::from(attachment.insert(&id)).execute(tx)?;
     }
     tx.prepare_cached(
-        "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at, sealed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at, sealed, sent_xml)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     ).sql()?
     .execute(params![
         id,
@@ -87,7 +87,8 @@ fn insert_application(
         new.message_type,
         stage.as_str(),
         millis(new.received_at),
-        sealed
+        sealed,
+        new.sent_xml()
     ]).sql()?;
     if let Some(key) = &new.idempotency {
         tx.prepare_cached(

@@ -14,7 +14,7 @@ const PURGE_CLEAR: [&str; 5] = [
     "UPDATE uploads SET filename = '' WHERE application_id = ?1",
     "UPDATE mailbox SET text = '', document_id = NULL WHERE application_id = ?1",
     "UPDATE receipts SET signed = X'' WHERE application_id = ?1",
-    "UPDATE deliveries SET sealed = NULL WHERE application_id = ?1",
+    "UPDATE deliveries SET sealed = NULL, sent_xml = NULL WHERE application_id = ?1",
 ];
 
 /// Deletes one application's personal data in one write; false if it was purged already.

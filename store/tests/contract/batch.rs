@@ -36,13 +36,31 @@ pub(crate) async fn changes_recorded_at_once_commit_but_the_one_whose_lease_was_
     // thread).
     let items: Vec<WorkItem> = apps.iter().map(item).collect();
     let (fenced, first, second, third) = tokio::join!(
-        store.record_prepared(&stale, b"sealed by a", "prepared by a"),
-        store.record_prepared(&items[1], b"sealed 1", "prepared"),
-        store.record_prepared(&items[2], b"sealed 2", "prepared"),
+        store.record_prepared(&stale, b"sealed by a", "<nachricht/>", "prepared by a"),
+        store.record_prepared(
+            &items[1],
+            b"sealed 1",
+            "<nachricht>1</nachricht>",
+            "prepared"
+        ),
+        store.record_prepared(
+            &items[2],
+            b"sealed 2",
+            "<nachricht>2</nachricht>",
+            "prepared"
+        ),
         store.record_failed(&items[3], Status::Invalid, "mapping failed"),
     );
     assert!(!fenced.unwrap());
     assert!(first.unwrap() && second.unwrap() && third.unwrap());
+    // Each entry of the batch keeps the XML it was sealed from; the fenced one none.
+    for (new, xml) in [
+        (&apps[1], "<nachricht>1</nachricht>"),
+        (&apps[2], "<nachricht>2</nachricht>"),
+    ] {
+        assert_eq!(store.sent_xml(new.id).await.unwrap().as_deref(), Some(xml));
+    }
+    assert_eq!(store.sent_xml(apps[0].id).await.unwrap(), None);
     let retry_at = later + Duration::seconds(30);
     let (one, two) = (delivering(&apps[1]), delivering(&apps[2]));
     let (fenced, delivered, retried, fenced_wait) = tokio::join!(
@@ -122,7 +140,7 @@ async fn postgres_a_change_the_database_refuses_fails_alone_and_the_others_commi
     // PostgreSQL's text holds no NUL character: the database refuses this one change,
     // and with it the batch's transaction, whose changes then run one by one.
     let (prepared, refused, dead) = tokio::join!(
-        store.record_prepared(&good_item, b"sealed", "prepared"),
+        store.record_prepared(&good_item, b"sealed", "<nachricht/>", "prepared"),
         store.record_failed(&bad_item, Status::Invalid, "mapping failed at \0"),
         store.record_failed(&other_item, Status::DeadLettered, "refused"),
     );

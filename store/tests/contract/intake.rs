@@ -304,6 +304,7 @@ pub(crate) async fn applications_stored_at_once_get_their_own_answers(backend: B
     let mut sealed = application(None);
     sealed.sealed = Some(SealedAhead {
         message: b"sealed at intake".as_slice().into(),
+        xml: "<nachricht>at intake</nachricht>".into(),
         detail: "sealed at intake".into(),
     });
     news.push(sealed.clone());

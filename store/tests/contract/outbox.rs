@@ -34,7 +34,7 @@ pub(crate) async fn a_taken_over_lease_cannot_record(backend: Backend) {
 
     assert!(
         !store
-            .record_prepared(&first[0], b"sealed-by-a", "prepared")
+            .record_prepared(&first[0], b"sealed-by-a", "<nachricht/>", "prepared")
             .await
             .unwrap()
     );
@@ -366,7 +366,7 @@ async fn postgres_leases_survive_a_restart_and_expire_for_takeover() {
     assert_eq!(taken.len(), 1);
     assert!(
         !store
-            .record_prepared(&item, b"old", "prepared")
+            .record_prepared(&item, b"old", "<nachricht/>", "prepared")
             .await
             .unwrap()
     );
@@ -407,7 +407,7 @@ pub(crate) async fn own_earlier_claims_are_released_at_start(backend: Backend) {
     let again = store.claim(&long("one/2")).await.unwrap();
     assert!(
         !store
-            .record_prepared(&mine[0], b"old", "prepared")
+            .record_prepared(&mine[0], b"old", "<nachricht/>", "prepared")
             .await
             .unwrap()
     );
@@ -433,7 +433,7 @@ pub(crate) async fn own_earlier_claims_are_released_at_start(backend: Backend) {
 async fn other_records(backend: &Backend, item: &WorkItem) -> bool {
     let other = backend.instance().await;
     other
-        .record_prepared(item, b"theirs", "prepared")
+        .record_prepared(item, b"theirs", "<nachricht/>", "prepared")
         .await
         .unwrap()
 }
@@ -498,7 +498,7 @@ pub(crate) async fn a_silent_instances_claims_are_taken_after_the_heartbeat_time
     assert_eq!(taken.len(), 2);
     // Fenced: the old holder, should it still be at work, records nothing.
     assert!(
-        !one.record_prepared(&held[0], b"old", "prepared")
+        !one.record_prepared(&held[0], b"old", "<nachricht/>", "prepared")
             .await
             .unwrap()
     );
@@ -560,11 +560,17 @@ pub(crate) async fn an_application_sealed_at_intake_is_claimed_for_delivery(back
     let mut new = application(None);
     new.sealed = Some(kopplung_core::store::SealedAhead {
         message: sealed.into(),
+        xml: "<nachricht>at intake</nachricht>".into(),
         detail: "sealed at intake".into(),
     });
     insert(store, &new).await;
     let record = stored(store, new.id).await;
     assert_eq!(record.status, Status::Prepared);
+    assert_eq!(
+        store.sent_xml(new.id).await.unwrap().as_deref(),
+        Some("<nachricht>at intake</nachricht>"),
+        "the XML it was sealed from, kept in the same write"
+    );
 
     let now = OffsetDateTime::now_utc();
     let claimed = claim_until(store, "a", now, now + Duration::seconds(60)).await;

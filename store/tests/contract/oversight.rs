@@ -115,6 +115,58 @@ pub(crate) async fn an_invalid_application_is_reprocessed_with_its_message_id(ba
 /// an attachment is delivered, received and decided with a document; its personal data
 /// stays while the retention period runs and is deleted once it is over — once, with a
 /// history and audit entry, ids and hashes kept, the chain intact.
+/// The XML a message was sealed from is kept with the sealed message, in the same write:
+/// none before it is prepared, exactly the XML after, through delivery and a replay;
+/// a reprocess drops it with the sealed message until the message is prepared again.
+pub(crate) async fn the_xml_sealed_is_kept_with_the_message_until_reprocessed(backend: Backend) {
+    let store = &*backend.store;
+    let (new, item) = claimed(store, "a").await;
+    assert_eq!(store.sent_xml(new.id).await.unwrap(), None, "not prepared");
+    assert_eq!(
+        store.sent_xml(Uuid::new_v4()).await.unwrap(),
+        None,
+        "unknown"
+    );
+    let xml = "<nachricht listVersionID=\"1.0\">Grüße &amp; mehr</nachricht>";
+    assert!(
+        store
+            .record_prepared(&item, b"sealed", xml, "prepared")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.sent_xml(new.id).await.unwrap().as_deref(), Some(xml));
+    let delivering = WorkItem {
+        step: Step::Deliver,
+        ..item.clone()
+    };
+    assert!(
+        store
+            .record_delivered(&delivering, "delivered")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.sent_xml(new.id).await.unwrap().as_deref(), Some(xml));
+
+    let (broken, item) = claimed(store, "b").await;
+    fail(store, &item, Status::Invalid, "template: field missing").await;
+    assert_eq!(store.sent_xml(broken.id).await.unwrap(), None);
+    assert!(store.reprocess(broken.id, "operator").await.unwrap());
+    assert_eq!(store.sent_xml(broken.id).await.unwrap(), None);
+    let again = claim_one(store, broken.id, "c").await;
+    let fixed = "<nachricht>after the fix</nachricht>";
+    assert!(
+        store
+            .record_prepared(&again, b"sealed again", fixed, "prepared")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.sent_xml(broken.id).await.unwrap().as_deref(),
+        Some(fixed)
+    );
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}
+
 pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backend: Backend) {
     let store = &*backend.store;
     let mut new = application(None);
@@ -135,6 +187,7 @@ pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backen
     );
     let (mailbox, documents) = store.mailbox(new.id).await.unwrap();
     assert_eq!((mailbox.len(), documents.len()), (1, 1));
+    assert!(store.sent_xml(new.id).await.unwrap().is_some());
     assert_eq!(
         store.prepare_input(new.id).await.unwrap().attachments.len(),
         1
@@ -158,6 +211,11 @@ pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backen
     let input = store.prepare_input(new.id).await.unwrap();
     assert_eq!(input.payload, serde_json::json!({}));
     assert!(input.attachments.is_empty());
+    assert_eq!(
+        store.sent_xml(new.id).await.unwrap(),
+        None,
+        "the XML sealed goes with the payload"
+    );
     let (mailbox, documents) = store.mailbox(new.id).await.unwrap();
     assert!(documents.is_empty());
     assert!(

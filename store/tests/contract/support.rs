@@ -340,7 +340,7 @@ pub async fn claimed(store: &dyn Store, lease: &str) -> (NewApplication, WorkIte
 pub async fn prepare(store: &dyn Store, item: &WorkItem, sealed: &[u8]) -> WorkItem {
     assert!(
         store
-            .record_prepared(item, sealed, "prepared")
+            .record_prepared(item, sealed, "<nachricht/>", "prepared")
             .await
             .unwrap()
     );
