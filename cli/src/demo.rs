@@ -113,7 +113,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|a| a.redacted_url())
         .unwrap_or_else(|| "none".into());
-    let loaded = hub::load(config)?;
+    let loaded = crate::common::with_form_preview(hub::load(config)?)?;
     let token = token_paths
         .first()
         .map(|p| p.display().to_string())

@@ -322,16 +322,21 @@ impl Mapping {
 
     /// Renders the message and checks that it is well-formed XML.
     pub fn render(&self, context: &MessageContext) -> Result<String, Error> {
-        let xml = self
-            .templates
+        let xml = self.render_text(context)?;
+        check_well_formed(&xml)?;
+        crate::schema::validate(&self.schema_path, &xml)?;
+        Ok(xml)
+    }
+
+    /// The template's output without any check: the workbench shows it beside the
+    /// checks' verdict, also when it is not well-formed or breaks the schema.
+    pub fn render_text(&self, context: &MessageContext) -> Result<String, Error> {
+        self.templates
             .render(TEMPLATE, context)
             .map_err(|e| Error::Render {
                 service: self.info.key.clone(),
                 message: e.to_string(),
-            })?;
-        check_well_formed(&xml)?;
-        crate::schema::validate(&self.schema_path, &xml)?;
-        Ok(xml)
+            })
     }
 
     /// References to form fields that do not exist, form fields the template never uses

@@ -5,6 +5,7 @@
 mod attachments;
 pub mod drafts;
 mod from_id;
+pub mod preview;
 pub mod render;
 
 use axum::extract::Path;
