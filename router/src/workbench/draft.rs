@@ -227,7 +227,12 @@ fn fixture_view(
             column,
             diff,
         }) => view.diff = Some(shown(format!("{}:{line}:{column}\n{diff}", file.display()))),
-        Err(other) => view.diff = Some(shown(other.to_string())),
+        // The expected file itself is missing or broken: that is the difference.
+        Err(expected @ FixtureFailure::Expected { .. }) => {
+            view.diff = Some(shown(expected.to_string()))
+        }
+        // A failed render is the validation's message already.
+        Err(_) => {}
     }
     view
 }

@@ -265,15 +265,15 @@ async fn apply(
         Ok(services) => Applied {
             ok: true,
             message: format!(
-                "Übernommen: Die Abbildung ist in Kraft ({services} Leistungen geladen). Der nächste Antrag wird mit ihr erzeugt."
+                "Die Abbildung ist in Kraft ({services} Leistungen geladen). Der nächste Antrag wird mit ihr erzeugt."
             ),
             reasons: Vec::new(),
         },
         Err(refusal) => Applied {
             ok: false,
             message: match refusal {
-                draft::Refusal::Checks(_) => "Nicht übernommen: Die Prüfungen sind fehlgeschlagen. Es wurde nichts geschrieben; die geltende Abbildung bleibt in Kraft.".into(),
-                draft::Refusal::Reload(_) => "Nicht übernommen: Das Neuladen der Abbildungen wurde abgelehnt. Die Dateien wurden wiederhergestellt; die geltende Abbildung bleibt in Kraft.".into(),
+                draft::Refusal::Checks(_) => "Die Prüfungen sind fehlgeschlagen. Es wurde nichts geschrieben; die geltende Abbildung bleibt in Kraft.".into(),
+                draft::Refusal::Reload(_) => "Das Neuladen der Abbildungen wurde abgelehnt. Die Dateien wurden wiederhergestellt; die geltende Abbildung bleibt in Kraft.".into(),
             },
             reasons,
         },

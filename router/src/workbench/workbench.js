@@ -32,7 +32,8 @@
         return;
       }
       results.innerHTML = await answer.text();
-      const summary = document.getElementById('ergebnis-kurz');
+      // Only the verdict's first line: the list of reasons is read in the pane.
+      const summary = document.querySelector('#ergebnis-kurz h3, #ergebnis-kurz p');
       status.textContent = 'Ergebnis aktualisiert: ' + (summary ? summary.textContent.replace(/\s+/g, ' ').trim() : '');
     } catch (e) {
       if (asked === latest) status.textContent = 'Die Vorschau konnte nicht aktualisiert werden: keine Verbindung zum Hub.';
