@@ -110,6 +110,14 @@ async fn engineers_preview_and_apply_and_a_broken_template_is_refused_with_the_o
     assert_eq!(page.status, 403, "{}", page.text());
     let (_, page) = sign_in(&hub, ADMIN_TOKEN).await;
     assert_eq!(page.status, 401, "the operators' token is no engineer's");
+    // The engineers' token opens nothing of the admin API.
+    let admin_api = reqwest::Client::new()
+        .get(hub.url("/api/v1/admin/deadletters"))
+        .bearer_auth(ENGINEER_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin_api.status(), 401);
     let (mut engineer, page) = sign_in(&hub, ENGINEER_TOKEN).await;
     assert_eq!(page.status, 303, "{}", page.text());
     assert_eq!(page.header("location"), "/workbench");
