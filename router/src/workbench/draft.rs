@@ -219,7 +219,12 @@ fn fixture_view(
         }
         Err(message) => view.validation = Some(shown(message)),
     }
-    match fixtures::run(mapping, fixture) {
+    // Nothing rendered: the validation's message says why. Otherwise compared even when
+    // the schema refuses it: the difference often says why.
+    if view.xml.is_empty() {
+        return view;
+    }
+    match fixtures::compare(fixture, &view.xml) {
         Ok(()) => view.matches = true,
         Err(FixtureFailure::Mismatch {
             file,
@@ -231,7 +236,7 @@ fn fixture_view(
         Err(expected @ FixtureFailure::Expected { .. }) => {
             view.diff = Some(shown(expected.to_string()))
         }
-        // A failed render is the validation's message already.
+        // Not well-formed: the validation's message already.
         Err(_) => {}
     }
     view
@@ -244,6 +249,9 @@ pub enum Refusal {
     Checks(Vec<String>),
     /// The mappings as a whole were refused by the reload; the files were restored.
     Reload(String),
+    /// The files could not be written (the folder's permissions); what was written was
+    /// restored.
+    Write(String),
 }
 
 impl Refusal {
@@ -251,6 +259,7 @@ impl Refusal {
         match self {
             Self::Checks(problems) => problems.clone(),
             Self::Reload(reason) => reason.lines().map(|l| l.trim().to_owned()).collect(),
+            Self::Write(reason) => vec![reason.clone()],
         }
     }
 }
@@ -277,18 +286,27 @@ pub async fn apply(
         return Ok(Err(Refusal::Checks(checked.problems)));
     }
     let before = files.read()?;
+    let restore = || {
+        if let Err(e) = files.write_in(&files.root, &before) {
+            tracing::error!(error = %e, folder = %files.folder, "restoring the mapping files after a refused apply failed");
+        }
+    };
     let outcome = reloader
         .change_mappings(
-            || files.write_in(&files.root, edit),
             || {
-                if let Err(e) = files.write_in(&files.root, &before) {
-                    tracing::error!(error = %e, folder = %files.folder, "restoring the mapping files after a refused apply failed");
-                }
+                // A file that could not be written must not leave the others changed.
+                files.write_in(&files.root, edit).inspect_err(|_| restore())
             },
+            restore,
         )
-        .await
-        .map_err(|e| io_error(&files.root, &e))?;
-    Ok(outcome.map_err(Refusal::Reload))
+        .await;
+    Ok(match outcome {
+        Ok(reloaded) => reloaded.map_err(Refusal::Reload),
+        Err(e) => Err(Refusal::Write(format!(
+            "{}: {e}",
+            files.root.join(&files.folder).display()
+        ))),
+    })
 }
 
 /// Copies what the mappings share (`groups.toml`, `xoev/`, …) and the folder `service`
@@ -325,5 +343,96 @@ fn io_error(path: &Path, e: &std::io::Error) -> Error {
     Error::Config {
         file: path.to_owned(),
         message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repository(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    }
+
+    fn maengelanzeige() -> ServiceFiles {
+        ServiceFiles {
+            root: repository("mappings"),
+            folder: "maengelanzeige".into(),
+            template: "nachricht.xml.hbs".into(),
+            schema: "nachricht.xsd".into(),
+        }
+    }
+
+    fn regions() -> std::sync::Arc<std::collections::BTreeMap<String, String>> {
+        crate::regions::Regions::load(&repository("config/regions.csv"))
+            .expect("regions")
+            .names()
+    }
+
+    #[test]
+    fn the_mapping_in_force_passes_and_shows_every_fixture() {
+        let files = maengelanzeige();
+        let preview =
+            preview(&files, &files.read().expect("files"), regions(), None).expect("preview");
+        assert!(preview.passes(), "{:?}", preview.problems);
+        assert!(preview.fixtures.len() >= 2);
+        for fixture in &preview.fixtures {
+            assert!(fixture.valid && fixture.matches, "{fixture:?}");
+            assert!(fixture.xml.contains("<beschreibung>"), "{fixture:?}");
+        }
+        assert!(preview.form_error.is_some(), "no portal given");
+    }
+
+    #[test]
+    fn an_edit_is_checked_in_a_copy_and_its_problems_name_the_real_files() {
+        let files = maengelanzeige();
+        let mut edit = files.read().expect("files");
+        let field = "<beschreibung>{{data.beschreibung}}</beschreibung>";
+        let line = edit
+            .template
+            .lines()
+            .position(|l| l.contains(field))
+            .expect("the field")
+            + 1;
+        edit.template =
+            edit.template
+                .replacen(field, "<beschreibungx>{{data.farbe}}</beschreibungx>", 1);
+        let preview = preview(&files, &edit, regions(), None).expect("preview");
+        let template = files.root.join("maengelanzeige/nachricht.xml.hbs");
+        let wanted = format!("{}:{line}:", template.display());
+        assert!(
+            preview
+                .problems
+                .iter()
+                .any(|p| p.starts_with(&wanted) && p.contains("data.farbe")),
+            "{:?}",
+            preview.problems
+        );
+        assert!(preview.fixtures.iter().all(|f| !f.valid));
+        // The mapping on disk is untouched.
+        assert!(files.read().expect("files").template.contains(field));
+    }
+
+    #[test]
+    fn a_schema_error_shows_the_xml_beside_it() {
+        let files = maengelanzeige();
+        let mut edit = files.read().expect("files");
+        edit.template = edit.template.replacen(
+            "<beschreibung>{{data.beschreibung}}</beschreibung>",
+            "<beschreibungx>{{data.beschreibung}}</beschreibungx>",
+            1,
+        );
+        let preview = preview(&files, &edit, regions(), None).expect("preview");
+        let fixture = &preview.fixtures[0];
+        assert!(fixture.xml.contains("<beschreibungx>"), "{fixture:?}");
+        assert!(!fixture.valid);
+        assert!(
+            fixture
+                .validation
+                .as_deref()
+                .is_some_and(|v| v.contains("beschreibungx")),
+            "{fixture:?}"
+        );
+        assert!(!fixture.matches && fixture.diff.is_some(), "{fixture:?}");
     }
 }

@@ -274,6 +274,7 @@ async fn apply(
             message: match refusal {
                 draft::Refusal::Checks(_) => "Die Prüfungen sind fehlgeschlagen. Es wurde nichts geschrieben; die geltende Abbildung bleibt in Kraft.".into(),
                 draft::Refusal::Reload(_) => "Das Neuladen der Abbildungen wurde abgelehnt. Die Dateien wurden wiederhergestellt; die geltende Abbildung bleibt in Kraft.".into(),
+                draft::Refusal::Write(_) => "Die Dateien konnten nicht geschrieben werden (Schreibrechte des Ordners der Abbildungen?). Was schon geschrieben war, wurde wiederhergestellt; die geltende Abbildung bleibt in Kraft.".into(),
             },
             reasons,
         },
