@@ -128,6 +128,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             clerks.concat()
         );
     }
+    if let Some(file) = loaded
+        .config
+        .file
+        .admin
+        .as_ref()
+        .and_then(|a| a.engineer_token_file.as_ref())
+    {
+        println!(
+            "Workbench for integration engineers (edit and apply mappings):\n  http://{listen}/workbench (token in {})\n",
+            data_dir.join(file).display()
+        );
+    }
     // The citizens' portal: a client of the hub's API with its own token.
     let portal = match portal {
         Some((portal_listen, portal_config)) => {

@@ -67,9 +67,14 @@ async fn an_engineer_edits_sees_the_results_update_applies_and_the_next_applicat
             "{checked} not checked:\n{stdout}"
         );
     }
+    // Exactly the edit: no line breaks of the browser's (CRLF), no lost first line.
+    let field = "<beschreibung>{{data.beschreibung}}</beschreibung>";
+    let repository = kopplung_tests::workspace().join("mappings/maengelanzeige/nachricht.xml.hbs");
+    let original = std::fs::read_to_string(repository).unwrap();
     let template = mappings.path().join("maengelanzeige/nachricht.xml.hbs");
-    assert!(
-        std::fs::read_to_string(&template).unwrap().contains(MARKED),
+    assert_eq!(
+        std::fs::read_to_string(&template).unwrap(),
+        original.replacen(field, &format!("{MARKED}{field}"), 1),
         "applied to the mappings folder"
     );
 
