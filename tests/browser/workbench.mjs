@@ -47,8 +47,8 @@ async function axe(page, pageType) {
   ok(`axe-core ${pageType}: no serious or critical violation (${result.violations.length} minor)`);
 }
 
-async function shot(page, name) {
-  await page.screenshot({ path: join(out, `${name}.png`), fullPage: false });
+async function shot(page, name, fullPage = false) {
+  await page.screenshot({ path: join(out, `${name}.png`), fullPage });
 }
 
 async function signIn(page) {
@@ -126,7 +126,7 @@ try {
   await page.waitForFunction(() => document.getElementById('ansage')?.textContent.includes('Ergebnis aktualisiert'));
   const announced = await page.locator('#ansage').innerText();
   check(announced.includes('Problem'), `the status line says what changed: ${announced}`);
-  await shot(page, 'workbench-broken');
+  await shot(page, 'workbench-broken', true);
   ok(`the XML and its validation error updated as typed (${announced.slice(0, 80)}…)`);
 
   step('fix it');
