@@ -149,3 +149,23 @@ pub fn select_mappings(
     }
     Ok((mappings, failures))
 }
+
+/// The portal's rendering of a form, for the hub's workbench: the hub defines the trait,
+/// the portal renders, and only the binary knows both (the hub must not depend on a
+/// front end).
+struct PortalFormPreview(kopplung_portal::FormPreviewer);
+
+impl kopplung_router::workbench::FormPreview for PortalFormPreview {
+    fn render(&self, form: &kopplung_transformers::FormDefinition) -> Result<String, String> {
+        self.0.render(form).map_err(|e| e.to_string())
+    }
+}
+
+/// The hub as `load` returns it, with the portal's form preview handed to the workbench.
+pub fn with_form_preview(
+    mut loaded: kopplung_router::hub::Loaded,
+) -> anyhow::Result<kopplung_router::hub::Loaded> {
+    let previewer = kopplung_portal::FormPreviewer::new().context("the portal's form preview")?;
+    loaded.form_preview = Some(std::sync::Arc::new(PortalFormPreview(previewer)));
+    Ok(loaded)
+}

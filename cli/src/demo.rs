@@ -113,7 +113,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|a| a.redacted_url())
         .unwrap_or_else(|| "none".into());
-    let loaded = hub::load(config)?;
+    let loaded = crate::common::with_form_preview(hub::load(config)?)?;
     let token = token_paths
         .first()
         .map(|p| p.display().to_string())
@@ -126,6 +126,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!(
             "Clerk inbox for procedures without an interface:\n{}",
             clerks.concat()
+        );
+    }
+    if let Some(file) = loaded
+        .config
+        .file
+        .admin
+        .as_ref()
+        .and_then(|a| a.engineer_token_file.as_ref())
+    {
+        println!(
+            "Workbench for integration engineers (edit and apply mappings):\n  http://{listen}/workbench (token in {})\n",
+            data_dir.join(file).display()
         );
     }
     // The citizens' portal: a client of the hub's API with its own token.

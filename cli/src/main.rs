@@ -206,7 +206,7 @@ async fn serve(
         anyhow::bail!("{}", missing.lines().join("\n"));
     }
     let listen = listen.unwrap_or(config.file.server.listen);
-    let loaded = kopplung_router::hub::load(config)?;
+    let loaded = common::with_form_preview(kopplung_router::hub::load(config)?)?;
     kopplung_router::hub::run(loaded, listen, common::shutdown_signal()).await?;
     Ok(())
 }

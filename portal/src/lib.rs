@@ -24,6 +24,9 @@ pub mod router_client;
 mod sweep;
 mod web;
 
+/// The portal's rendering of a form definition, for the hub's mapping workbench.
+pub use forms::preview::FormPreviewer;
+
 /// The German calendar day now: a form's limits relative to the day of submission are
 /// checked against it while the citizen fills the form in (the hub checks them again at
 /// intake with its clock).

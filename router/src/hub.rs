@@ -40,6 +40,9 @@ pub struct Loaded {
     pub clients: Clients,
     /// The clerks of manual procedures (their passwords checked or hashed).
     pub inbox: crate::inbox::Inbox,
+    /// The portal's rendering of a form for the workbench, handed in by the binary (the
+    /// hub does not depend on the portal); `None`: the workbench shows no form.
+    pub form_preview: Option<Arc<dyn crate::workbench::FormPreview>>,
 }
 
 pub fn load(config: Config) -> Result<Loaded, Error> {
@@ -70,6 +73,7 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
         clock,
         clients,
         inbox,
+        form_preview: None,
     })
 }
 
@@ -118,6 +122,7 @@ pub async fn run(
         clock,
         clients,
         inbox,
+        form_preview,
     } = loaded;
     // On PostgreSQL the instance appends to its own audit chain, named by its id.
     let instance = crate::instance::id(&config.data_dir)?;
@@ -370,6 +375,27 @@ pub async fn run(
         None => None,
     };
     let monitoring_routes = api::monitoring(state.clone(), monitoring_token);
+    let engineer_token = config
+        .file
+        .admin
+        .as_ref()
+        .and_then(|a| a.engineer_token_file.as_ref());
+    let workbench = match engineer_token {
+        Some(file) => Some(crate::workbench::router(
+            reloader.clone(),
+            Clients::load(
+                &[crate::config::ClientConfig {
+                    id: "engineer".into(),
+                    token: ApiToken::file(file),
+                    asserts_up_to: None,
+                }],
+                &config.data_dir,
+            )?,
+            logins.clone(),
+            form_preview,
+        )?),
+        None => None,
+    };
     let mut app = api::router(state.clone())
         .merge(crate::console::router(
             hub.clone(),
@@ -377,6 +403,9 @@ pub async fn run(
             logins.clone(),
         )?)
         .merge(crate::inbox::router(hub, inbox, logins));
+    if let Some(workbench) = workbench {
+        app = app.merge(workbench);
+    }
     let (stop_monitoring, monitoring_stopped) = watch::channel(false);
     let monitoring = match monitoring_listener {
         Some(listener) => {

@@ -22,6 +22,7 @@ pub mod retention;
 pub mod routing;
 pub mod setup;
 pub mod topology;
+pub mod workbench;
 
 /// The audit trail's rules live in the domain core.
 pub use kopplung_core::audit;

@@ -186,6 +186,34 @@ impl Reloader {
                 tracing::error!(error = %e, "reload of the routing table and keys refused; the previous ones stay in force")
             }
         }
+        let mappings = self.reload_mappings().await;
+        Report {
+            routing: routing.map_err(|e| e.to_string()),
+            mappings,
+        }
+    }
+
+    /// Writes a change of mapping files and puts the mappings in force as a reload does,
+    /// one reload at a time (the workbench's "apply"). When the reload refuses them,
+    /// `undo` restores the files before any other reload can read them: nothing stays
+    /// half applied. Returns the number of services in force, or the reasons.
+    pub async fn change_mappings<E>(
+        &self,
+        change: impl FnOnce() -> Result<(), E>,
+        undo: impl FnOnce(),
+    ) -> Result<Result<usize, String>, E> {
+        let _one = self.running.lock().await;
+        change()?;
+        let outcome = self.reload_mappings().await;
+        if outcome.is_err() {
+            undo();
+        }
+        Ok(outcome)
+    }
+
+    /// The mapping part of a reload (the caller holds `running`): load, check, put in
+    /// force or keep the old ones, counted and logged.
+    async fn reload_mappings(&self) -> Result<usize, String> {
         let (catalog, config, regions, metrics) = (
             self.hub.catalog.clone(),
             self.hub.topology.now().config.clone(),
@@ -204,10 +232,7 @@ impl Reloader {
                 tracing::error!(error = %e, "mapping reload refused; the previous mappings stay in force")
             }
         }
-        Report {
-            routing: routing.map_err(|e| e.to_string()),
-            mappings,
-        }
+        mappings
     }
 
     async fn reload_routing(&self) -> Result<Applied, Error> {

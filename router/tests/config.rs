@@ -535,3 +535,31 @@ fn staged_rotation_settings_are_checked() {
             - 3600
     );
 }
+
+#[test]
+fn the_engineers_token_is_a_file_of_its_own() {
+    let demo = demo_config();
+    let admin = demo.file.admin.as_ref().expect("[admin]");
+    assert_eq!(
+        admin.engineer_token_file.as_deref(),
+        Some(Path::new("engineer-token"))
+    );
+    let routing = std::fs::read_to_string(workspace().join("config/routing.toml")).unwrap();
+    for shared in ["admin-token", "auditor-token"] {
+        let error = refused(
+            load_edited(
+                (
+                    "engineer_token_file = \"engineer-token\"",
+                    &format!("engineer_token_file = \"{shared}\""),
+                ),
+                "",
+                &routing,
+            ),
+            "an engineer token shared with another role",
+        );
+        assert!(
+            error.contains("[admin] engineer_token_file: must not be the operators' token_file or the auditors' auditor_token_file"),
+            "{error}"
+        );
+    }
+}

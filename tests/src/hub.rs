@@ -89,6 +89,9 @@ pub const ADMIN_TOKEN: &str = "admin-token-of-the-test-hub-0123456789";
 /// The auditor token (read-only admin role) of every test hub.
 pub const AUDITOR_TOKEN: &str = "auditor-token-of-the-test-hub-0123456789";
 
+/// The integration engineers' token (the mapping workbench) of every test hub.
+pub const ENGINEER_TOKEN: &str = "engineer-token-of-the-test-hub-0123456789";
+
 /// The token of the second client of every test hub.
 pub const OTHER_TOKEN: &str = "other-client-token-0123456789abcdef";
 
@@ -135,6 +138,7 @@ impl TestHub {
         write_private(&data_dir.join("other-token"), OTHER_TOKEN.as_bytes());
         write_private(&data_dir.join("admin-token"), ADMIN_TOKEN.as_bytes());
         write_private(&data_dir.join("auditor-token"), AUDITOR_TOKEN.as_bytes());
+        write_private(&data_dir.join("engineer-token"), ENGINEER_TOKEN.as_bytes());
         let hub = Self {
             dir,
             port: free_port(),
@@ -171,6 +175,7 @@ impl TestHub {
             "other-token",
             "admin-token",
             "auditor-token",
+            "engineer-token",
         ] {
             std::fs::copy(
                 self.data_dir().join(file),
@@ -279,6 +284,7 @@ token_file = "other-token"
 [admin]
 token_file = "admin-token"
 auditor_token_file = "auditor-token"
+engineer_token_file = "engineer-token"
 
 # The clerk of the demo's manual procedure (password: kopplung-test-clerk-password).
 [[clerk]]

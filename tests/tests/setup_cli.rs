@@ -99,6 +99,7 @@ fn tokens_init_and_check_connect_pass_on_a_fresh_site() {
         "portal-token",
         "admin-token",
         "auditor-token",
+        "engineer-token",
         "clerk-password",
         "procedure-tokens/dresden-maengel",
     ] {

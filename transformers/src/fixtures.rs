@@ -281,6 +281,12 @@ pub fn fixture_context(
 /// Renders a fixture and compares it canonically with its expected XML.
 pub fn run(mapping: &Mapping, fixture: &Fixture) -> Result<(), FixtureFailure> {
     let actual = render_input(mapping, &fixture.input)?;
+    compare(fixture, &actual)
+}
+
+/// Compares a rendered message canonically with the fixture's expected XML (the
+/// workbench also compares a render that breaks the schema, to show its difference).
+pub fn compare(fixture: &Fixture, actual: &str) -> Result<(), FixtureFailure> {
     let expected_text =
         std::fs::read_to_string(&fixture.expected).map_err(|e| FixtureFailure::Expected {
             file: fixture.expected.clone(),
@@ -290,7 +296,7 @@ pub fn run(mapping: &Mapping, fixture: &Fixture) -> Result<(), FixtureFailure> {
         file: fixture.expected.clone(),
         message,
     })?;
-    let actual = canonical(&actual).map_err(|message| FixtureFailure::Render {
+    let actual = canonical(actual).map_err(|message| FixtureFailure::Render {
         file: fixture.input.clone(),
         error: Error::NotWellFormed {
             position: 0,

@@ -27,9 +27,12 @@ pub use crate::authentifizierung::Authentifizierung;
 use crate::schema_bundle::SchemaBundle;
 use crate::xml::check_well_formed;
 
+mod lint;
 mod references;
+
 use kopplung_forms::form::{Field, FieldKind, FormDefinition, SharedGroups, parse_date};
 pub use kopplung_forms::{Charge, Decision, DecisionDocument, Fee, TrustLevel};
+pub use lint::LintFinding;
 
 const TEMPLATE: &str = "nachricht";
 
@@ -358,119 +361,26 @@ impl Mapping {
 
     /// Renders the message and checks that it is well-formed XML.
     pub fn render(&self, context: &MessageContext) -> Result<String, Error> {
-        let xml = self
-            .templates
-            .render(TEMPLATE, context)
-            .map_err(|e| Error::Render {
-                service: self.info.key.clone(),
-                message: crate::render_failure::explain(&self.template_path, &e),
-            })?;
+        let xml = self.render_text(context)?;
         check_well_formed(&xml)?;
         crate::schema::validate(&self.schema_path, &xml)?;
         Ok(xml)
     }
 
-    /// References to form fields that do not exist, form fields the template never uses
-    /// (unless marked `transmit = false`), and a template that never renders the
-    /// applicant's `authentifizierung`.
-    pub fn lint(&self) -> Vec<LintFinding> {
-        let mut references = Vec::new();
-        let mut label_uses = Vec::new();
-        references::collect(&self.template, &mut references, &mut label_uses);
-        let used: Vec<(String, usize, usize)> = references
-            .into_iter()
-            .map(|r| (r.path, r.line, r.column))
-            .collect();
-        let fields = self.form.paths();
-        let mut findings = Vec::new();
-        for use_ in label_uses {
-            if let Some(message) = references::label_problem(&self.form, &use_.field) {
-                findings.push(LintFinding {
-                    file: self.template_path.clone(),
-                    line: use_.line,
-                    column: use_.column,
-                    message,
-                });
-            }
-        }
-        for (path, line, column) in &used {
-            let (root, rest) = path.split_once('.').unwrap_or((path.as_str(), ""));
-            if (root == "data" || root == "labels")
-                && !rest.is_empty()
-                && !fields.iter().any(|(p, _)| p == rest)
-            {
-                findings.push(LintFinding {
-                    file: self.template_path.clone(),
-                    line: *line,
-                    column: *column,
-                    message: format!("`{path}` refers to a field the form does not define"),
-                });
-            }
-        }
-        // Without it the procedure cannot tell an identified applicant from an anonymous one.
-        if !used
-            .iter()
-            .any(|(p, _, _)| p.split('.').next() == Some("authentifizierung"))
-        {
-            findings.push(LintFinding {
-                file: self.template_path.clone(),
-                line: 0,
-                column: 0,
-                message: "the template never renders `authentifizierung` (the applicant's identification in kb:AntragType, see docs/mappings.md)".into(),
-            });
-        }
-        for (path, field) in &fields {
-            let leaf = field.kind != FieldKind::Group;
-            let referenced = used.iter().any(|(p, _, _)| {
-                p.strip_prefix("data.")
-                    .or_else(|| p.strip_prefix("labels."))
-                    .is_some_and(|p| p == path || p.starts_with(&format!("{path}.")))
-            });
-            if leaf && field.transmit && !referenced {
-                findings.push(LintFinding {
-                    file: self.folder.join("form.toml"),
-                    line: 0,
-                    column: 0,
-                    message: format!(
-                        "field `{path}` is never used by {} (mark it `transmit = false` if that is intended)",
-                        self.info.message.template
-                    ),
-                });
-            }
-        }
-        findings
+    /// The template's output without any check: the workbench shows it beside the
+    /// checks' verdict, also when it is not well-formed or breaks the schema.
+    pub fn render_text(&self, context: &MessageContext) -> Result<String, Error> {
+        self.templates
+            .render(TEMPLATE, context)
+            .map_err(|e| Error::Render {
+                service: self.info.key.clone(),
+                message: crate::render_failure::explain(&self.template_path, &e),
+            })
     }
 
     /// German labels of the enumeration values chosen in `data`, mirroring its shape.
     pub fn labels(&self, data: &Value) -> Value {
         labels_of(&self.form.fields, data)
-    }
-}
-
-/// A finding of `mapping lint`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LintFinding {
-    pub file: PathBuf,
-    /// 0 when the finding concerns the whole file.
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl std::fmt::Display for LintFinding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.line > 0 {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.column,
-                self.message
-            )
-        } else {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod drafts;
 mod entries;
 mod from_id;
 mod names;
+pub mod preview;
 pub mod render;
 
 use axum::extract::Path;

@@ -19,6 +19,10 @@ pub struct AdminConfig {
     /// A file holding the auditors' token (role `auditor`: read only).
     #[serde(default)]
     pub auditor_token_file: Option<PathBuf>,
+    /// A file holding the integration engineers' token (role `engineer`: the mapping
+    /// workbench at `/workbench`, nothing of the admin API); absent: no workbench.
+    #[serde(default)]
+    pub engineer_token_file: Option<PathBuf>,
 }
 
 impl AdminConfig {
@@ -29,6 +33,16 @@ impl AdminConfig {
                 "admin",
                 "auditor_token_file",
                 "must not be the operators' token_file",
+            );
+        }
+        if let Some(engineer) = &self.engineer_token_file
+            && (engineer == &self.token_file || self.auditor_token_file.as_ref() == Some(engineer))
+        {
+            // An engineer's token must not open the operators' or auditors' views.
+            findings.key(
+                "admin",
+                "engineer_token_file",
+                "must not be the operators' token_file or the auditors' auditor_token_file",
             );
         }
     }

@@ -57,6 +57,10 @@ impl Config {
                 let key = "[admin] auditor_token_file".to_string();
                 add(auditor, SecretKind::Token, key);
             }
+            if let Some(engineer) = &admin.engineer_token_file {
+                let key = "[admin] engineer_token_file".to_string();
+                add(engineer, SecretKind::Token, key);
+            }
         }
         for client in &file.clients {
             if let Some(token) = &client.token.file {

@@ -359,6 +359,21 @@ pub fn serve<U: SignInUi>(routes: Router<U>, ui: U) -> Router {
         .with_state(ui)
 }
 
+/// Like [`serve`], for a UI that needs more than the shell's defaults: its own security
+/// headers (the workbench's CSP allows its own script and `fetch`) and a larger limit
+/// for its forms (whole mapping files).
+pub fn serve_with<U: SignInUi>(
+    routes: Router<U>,
+    ui: U,
+    headers: SecurityHeaders,
+    max_form_bytes: usize,
+) -> Router {
+    headers
+        .on(routes)
+        .layer(DefaultBodyLimit::max(max_form_bytes))
+        .with_state(ui)
+}
+
 /// `GET …/<name>.css`
 async fn stylesheet() -> Response {
     asset("text/css; charset=utf-8", STYLESHEET)

@@ -1,0 +1,341 @@
+//! The workbench's pages: the services, a service's editor with its results, the
+//! results alone for the script (`teil=ergebnis`), and apply. Handlers parse, call
+//! `draft` and render; what is checked and how it is put in force is `draft`'s.
+
+use axum::Router;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use kopplung_web::shell::signin::SignInUi;
+use kopplung_web::shell::{Session, asset, csrf_matches, form_value, html};
+use serde::Serialize;
+
+use super::draft::{self, Edit, Preview, ServiceFiles};
+use super::journal::{Outcome, Record};
+use super::{ROLE, Workbench};
+
+/// The workbench's script: the debounced preview and the announcements.
+const SCRIPT: &str = include_str!("workbench.js");
+
+pub(super) fn routes() -> Router<Workbench> {
+    Router::new()
+        .route("/", get(services))
+        .route("/workbench.js", get(script))
+        .route("/services/{key}", get(service))
+        .route("/services/{key}/preview", post(preview))
+        .route("/services/{key}/apply", post(apply))
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+#[derive(Serialize)]
+struct ServicesPage {
+    count: usize,
+    services: Vec<ServiceRow>,
+}
+
+#[derive(Serialize)]
+struct ServiceRow {
+    key: String,
+    name: String,
+    folder: String,
+}
+
+async fn services(State(wb): State<Workbench>, headers: HeaderMap) -> Response {
+    let Some(session) = wb.engineer(&headers) else {
+        return kopplung_web::shell::see_other("/workbench/login");
+    };
+    let services = wb
+        .reloader
+        .hub
+        .catalog
+        .current()
+        .values()
+        .map(|m| ServiceRow {
+            key: m.info.key.clone(),
+            name: m.info.name.clone(),
+            folder: ServiceFiles::of(&wb.mappings_root, m).folder,
+        })
+        .collect::<Vec<_>>();
+    wb.page(
+        StatusCode::OK,
+        "Leistungen",
+        Some(&session),
+        "services",
+        &ServicesPage {
+            count: services.len(),
+            services,
+        },
+    )
+}
+
+/// The service's page: its files, the results, and what an apply came to.
+#[derive(Serialize)]
+struct ServicePage {
+    csrf: String,
+    key: String,
+    name: String,
+    folder: String,
+    template_name: String,
+    schema_name: String,
+    form: String,
+    template: String,
+    schema: String,
+    results: Results,
+    applied: Option<Applied>,
+}
+
+/// The results pane (also alone, for the script).
+#[derive(Serialize)]
+struct Results {
+    #[serde(flatten)]
+    preview: Preview,
+    passes: bool,
+    problem_count: usize,
+}
+
+/// What an apply came to.
+#[derive(Serialize)]
+struct Applied {
+    ok: bool,
+    message: String,
+    reasons: Vec<String>,
+}
+
+/// The mapping in force of `key` and its files, or the 404.
+fn files_of(wb: &Workbench, key: &str) -> Option<(ServiceFiles, String)> {
+    let mappings = wb.reloader.hub.catalog.current();
+    let mapping = mappings.get(key)?;
+    Some((
+        ServiceFiles::of(&wb.mappings_root, mapping),
+        mapping.info.name.clone(),
+    ))
+}
+
+async fn service(
+    State(wb): State<Workbench>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(session) = wb.engineer(&headers) else {
+        return kopplung_web::shell::see_other("/workbench/login");
+    };
+    let Some((files, name)) = files_of(&wb, &key) else {
+        return wb.not_found(Some(&session));
+    };
+    let edit = match files.read() {
+        Ok(edit) => edit,
+        Err(e) => {
+            tracing::error!(error = %e, "workbench: reading a mapping failed");
+            return wb.unavailable(Some(&session));
+        }
+    };
+    service_page(&wb, &session, &key, &name, &files, edit, None).await
+}
+
+/// The edited files of a POST, line breaks as in the files (browsers send CRLF).
+fn edit_of(pairs: &[(String, String)]) -> Edit {
+    let text = |name: &str| {
+        form_value(pairs, name)
+            .unwrap_or_default()
+            .replace("\r\n", "\n")
+    };
+    Edit {
+        form: text("form"),
+        template: text("template"),
+        schema: text("schema"),
+    }
+}
+
+/// A posted form's fields, in order.
+type Pairs = Vec<(String, String)>;
+
+/// The engineer of a POST with the session's CSRF token, or the 403 to answer.
+fn posted(
+    wb: &Workbench,
+    headers: &HeaderMap,
+    form: &Result<Form<Pairs>, FormRejection>,
+) -> Result<(Session, Pairs), Box<Response>> {
+    let session = wb.engineer(headers);
+    match (session, form) {
+        (Some(session), Ok(Form(pairs))) if csrf_matches(pairs, &session.csrf) => {
+            Ok((session, pairs.clone()))
+        }
+        (session, _) => {
+            tracing::warn!("workbench: POST without a session or a valid CSRF token refused");
+            Err(Box::new(wb.forbidden(session.as_ref())))
+        }
+    }
+}
+
+async fn preview(
+    State(wb): State<Workbench>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let (session, pairs) = match posted(&wb, &headers, &form) {
+        Ok(posted) => posted,
+        Err(response) => return *response,
+    };
+    let Some((files, name)) = files_of(&wb, &key) else {
+        return wb.not_found(Some(&session));
+    };
+    let edit = edit_of(&pairs);
+    // The script asks for the results pane only.
+    if form_value(&pairs, "teil") == Some("ergebnis") {
+        let Some(results) = results_of(&wb, &files, &edit).await else {
+            return wb.unavailable(Some(&session));
+        };
+        return match wb.shell.templates().render("results", &results) {
+            Ok(fragment) => html(StatusCode::OK, fragment),
+            Err(e) => {
+                tracing::error!(error = %e, "workbench: rendering the results failed");
+                wb.shell.internal_error()
+            }
+        };
+    }
+    service_page(&wb, &session, &key, &name, &files, edit, None).await
+}
+
+async fn apply(
+    State(wb): State<Workbench>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let (session, pairs) = match posted(&wb, &headers, &form) {
+        Ok(posted) => posted,
+        Err(response) => return *response,
+    };
+    let Some((files, name)) = files_of(&wb, &key) else {
+        return wb.not_found(Some(&session));
+    };
+    let edit = edit_of(&pairs);
+    let before = match files.read() {
+        Ok(before) => before,
+        Err(e) => {
+            tracing::error!(error = %e, "workbench: reading a mapping failed");
+            return wb.unavailable(Some(&session));
+        }
+    };
+    let outcome = match draft::apply(&files, &edit, &wb.reloader).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::error!(error = %e, service = %key, "workbench: apply failed");
+            return wb.unavailable(Some(&session));
+        }
+    };
+    let reasons = outcome
+        .as_ref()
+        .err()
+        .map(|r| r.reasons())
+        .unwrap_or_default();
+    let record = Record {
+        role: ROLE,
+        service: &key,
+        folder: &files.folder,
+        names: ["form.toml", &files.template, &files.schema],
+        before: &before,
+        after: &edit,
+        outcome: if outcome.is_ok() {
+            Outcome::Applied
+        } else {
+            Outcome::Refused
+        },
+        reasons: reasons.len(),
+    };
+    if let Err(e) = wb.journal.append(&record, wb.reloader.hub.clock.now()) {
+        tracing::error!(error = %e, "workbench: recording an apply failed");
+    }
+    // No file content, no fixture data: the service, the outcome and how many reasons.
+    tracing::info!(
+        role = ROLE,
+        service = %key,
+        folder = %files.folder,
+        applied = outcome.is_ok(),
+        reasons = reasons.len(),
+        "workbench: mapping apply"
+    );
+    let applied = match outcome {
+        Ok(services) => Applied {
+            ok: true,
+            message: format!(
+                "Die Abbildung ist in Kraft ({services} Leistungen geladen). Der nächste Antrag wird mit ihr erzeugt."
+            ),
+            reasons: Vec::new(),
+        },
+        Err(refusal) => Applied {
+            ok: false,
+            message: match refusal {
+                draft::Refusal::Checks(_) => "Die Prüfungen sind fehlgeschlagen. Es wurde nichts geschrieben; die geltende Abbildung bleibt in Kraft.".into(),
+                draft::Refusal::Reload(_) => "Das Neuladen der Abbildungen wurde abgelehnt. Die Dateien wurden wiederhergestellt; die geltende Abbildung bleibt in Kraft.".into(),
+                draft::Refusal::Write(_) => "Die Dateien konnten nicht geschrieben werden (Schreibrechte des Ordners der Abbildungen?). Was schon geschrieben war, wurde wiederhergestellt; die geltende Abbildung bleibt in Kraft.".into(),
+            },
+            reasons,
+        },
+    };
+    service_page(&wb, &session, &key, &name, &files, edit, Some(applied)).await
+}
+
+/// The results of `edit`, checked off the async threads; `None` if that failed.
+async fn results_of(wb: &Workbench, files: &ServiceFiles, edit: &Edit) -> Option<Results> {
+    let (files, edit) = (files.clone(), edit.clone());
+    let regions = wb.reloader.hub.regions.names();
+    let portal = wb.portal.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        draft::preview(&files, &edit, regions, portal.as_deref())
+    })
+    .await;
+    match checked {
+        Ok(Ok(preview)) => Some(Results {
+            passes: preview.passes(),
+            problem_count: preview.problems.len(),
+            preview,
+        }),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "workbench: preview failed");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "workbench: preview stopped");
+            None
+        }
+    }
+}
+
+async fn service_page(
+    wb: &Workbench,
+    session: &Session,
+    key: &str,
+    name: &str,
+    files: &ServiceFiles,
+    edit: Edit,
+    applied: Option<Applied>,
+) -> Response {
+    let Some(results) = results_of(wb, files, &edit).await else {
+        return wb.unavailable(Some(session));
+    };
+    let status = match &applied {
+        Some(a) if !a.ok => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    let page = ServicePage {
+        csrf: session.csrf.clone(),
+        key: key.to_owned(),
+        name: name.to_owned(),
+        folder: files.folder.clone(),
+        template_name: files.template.clone(),
+        schema_name: files.schema.clone(),
+        form: edit.form,
+        template: edit.template,
+        schema: edit.schema,
+        results,
+        applied,
+    };
+    wb.page(status, name, Some(session), "service", &page)
+}
