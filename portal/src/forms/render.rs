@@ -420,7 +420,9 @@ fn view(
         "describedby": if described.is_empty() { None } else { Some(described.join(" ")) },
         "required": field.required,
         // "(optional)" unless the label says so itself.
-        "show_optional": !field.required && !field.label.contains("freiwillig"),
+        "show_optional": !field.required
+            && field.repeat.as_ref().is_none_or(|r| r.least(field) == 0)
+            && !field.label.contains("freiwillig"),
         "autocomplete": crate::account::autocomplete(&path),
         "value": text,
         "checked": value.as_bool().unwrap_or(false),
@@ -450,13 +452,40 @@ fn enum_label(fields: &[Field], path: &str, code: &str) -> Option<String> {
 }
 
 /// The review's rows: what the citizen entered, in words, for the fields that apply.
+/// On a form of several steps, each step's rows come under the step's title, so that a
+/// field after a group is not read as part of it.
 pub fn summary(form: &FormDefinition, data: &Value) -> Vec<Value> {
     let mut rows = Vec::new();
     let scope = Scope {
         fields: &form.fields,
         prefix: "",
     };
-    summary_rows(form, &scope, &form.fields, "", data, 0, &mut rows);
+    let all = steps(form);
+    if all.len() < 2 {
+        summary_rows(form, &scope, &form.fields, "", data, 0, &mut rows);
+        return rows;
+    }
+    for (index, step) in all.iter().enumerate() {
+        let title = form
+            .step_title(*step)
+            .map_or_else(|| format!("Angaben {}", index + 1), str::to_owned);
+        let before = rows.len();
+        rows.push(json!({"heading": title, "depth": 0, "step_heading": true}));
+        for field in step_fields(form, *step) {
+            summary_rows(
+                form,
+                &scope,
+                std::slice::from_ref(field),
+                "",
+                data,
+                1,
+                &mut rows,
+            );
+        }
+        if rows.len() == before + 1 {
+            rows.pop();
+        }
+    }
     rows
 }
 
@@ -595,10 +624,26 @@ mod tests {
             &form,
             &json!({"art": "a", "grund": "vergessen", "ok": true}),
         );
-        let labels: Vec<&str> = rows.iter().filter_map(|r| r["label"].as_str()).collect();
-        assert_eq!(labels, ["Art", "Einverstanden"]);
-        assert_eq!(rows[0]["value"], "Erste");
-        assert_eq!(rows[1]["value"], "Ja");
+        let shown: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| {
+                let text = r["heading"].as_str().or(r["label"].as_str());
+                (
+                    text.unwrap_or_default(),
+                    r["value"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        // Each step under its title (the second step's group is empty: no heading).
+        assert_eq!(
+            shown,
+            [
+                ("Angaben 1", ""),
+                ("Art", "Erste"),
+                ("Angaben 2", ""),
+                ("Einverstanden", "Ja")
+            ]
+        );
     }
 
     #[test]
