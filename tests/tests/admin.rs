@@ -181,7 +181,7 @@ async fn operators_and_auditors_search_inspect_and_act_by_role() {
     // Mappings, certificates, procedures.
     let (code, status) = get(&hub, "/api/v1/admin/status", Some(AUDITOR_TOKEN)).await;
     assert_eq!(code, 200);
-    assert_eq!(status["mappings"].as_array().unwrap().len(), 6);
+    assert_eq!(status["mappings"].as_array().unwrap().len(), 7);
     assert!(
         status["certificates"]
             .as_array()

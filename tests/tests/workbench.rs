@@ -270,3 +270,62 @@ async fn engineers_preview_and_apply_and_a_broken_template_is_refused_with_the_o
     std::fs::write(&other, other_text).unwrap();
     delete_queue(&broker, &hub.queue("dresden-maengel")).await;
 }
+
+/// A change of the output fails the fixtures: refused until the engineer accepts the
+/// reviewed renders ("bless"), then applied with the fixtures' expected XML rewritten,
+/// and the next application carries it.
+#[tokio::test]
+async fn a_changed_output_is_applied_only_with_its_renders_accepted_as_expected() {
+    let broker = amqp().await;
+    let mappings = mappings_copy();
+    let hub = TestHub::start(HubSetup::with_mappings(mappings.path())).await;
+    let folder = mappings.path().join("maengelanzeige");
+    let original = std::fs::read_to_string(folder.join("nachricht.xml.hbs")).unwrap();
+    let changed = original.replacen(
+        FIELD,
+        "<beschreibung>Meldung: {{data.beschreibung}}</beschreibung>",
+        1,
+    );
+    let (mut engineer, _) = sign_in(&hub, ENGINEER_TOKEN).await;
+    let csrf = engineer.get(SERVICE).await.csrf();
+    let expected = folder.join("fixtures/vollstaendig.expected.xml");
+    let before = std::fs::read_to_string(&expected).unwrap();
+
+    let page = post(
+        &mut engineer,
+        &format!("{SERVICE}/apply"),
+        &fields(&folder, &changed, &csrf),
+    )
+    .await;
+    assert_eq!(page.status, 422, "{}", page.text());
+    assert_contains_all(
+        &page.text(),
+        &["Nicht übernommen", "vollstaendig.expected.xml"],
+    );
+    assert_eq!(std::fs::read_to_string(&expected).unwrap(), before);
+
+    let mut blessing = fields(&folder, &changed, &csrf);
+    blessing.push(("bless".into(), "ja".into()));
+    let page = post(&mut engineer, &format!("{SERVICE}/apply"), &blessing).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_contains_all(
+        &page.text(),
+        &[
+            "Übernommen",
+            "Als erwartete Ausgabe übernommen",
+            "vollstaendig",
+        ],
+    );
+    let now = std::fs::read_to_string(&expected).unwrap();
+    assert!(now.contains("<beschreibung>Meldung: "), "{now}");
+    hub.wait_for_metric(APPLIED, 1.0).await;
+    let id = hub
+        .submit_accepted(&report("Laterne flackert seit Tagen"), None)
+        .await;
+    let xml = hub.delivered_xml(&broker, &id, "dresden-maengel").await;
+    assert!(
+        xml.contains("<beschreibung>Meldung: Laterne flackert seit Tagen</beschreibung>"),
+        "{xml}"
+    );
+    delete_queue(&broker, &hub.queue("dresden-maengel")).await;
+}

@@ -16,12 +16,14 @@ use super::FormPreview;
 use crate::Error;
 use crate::reload::Reloader;
 
-/// The three files the workbench edits, as text.
+/// The three files the workbench edits, as text, and the fixtures' expected XML an
+/// apply accepts (`--bless`): a fixture's name and its new content (`None`: no file).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Edit {
     pub form: String,
     pub template: String,
     pub schema: String,
+    pub expected: Vec<(String, Option<String>)>,
 }
 
 /// Where a service's mapping lives and what its editable files are called.
@@ -72,20 +74,56 @@ impl ServiceFiles {
             form: form?,
             template: template?,
             schema: schema?,
+            expected: Vec::new(),
         })
     }
 
+    /// The expected XML of fixture `name` below `root`.
+    fn expected_path(&self, root: &Path, name: &str) -> PathBuf {
+        root.join(&self.folder)
+            .join("fixtures")
+            .join(format!("{name}.expected.xml"))
+    }
+
+    /// The files on disk, with the expected XML of the fixtures `edit` accepts (to
+    /// restore them as they were).
+    fn read_for(&self, edit: &Edit) -> Result<Edit, Error> {
+        let mut before = self.read()?;
+        before.expected = edit
+            .expected
+            .iter()
+            .map(|(name, _)| {
+                let path = self.expected_path(&self.root, name);
+                (name.clone(), std::fs::read_to_string(path).ok())
+            })
+            .collect();
+        Ok(before)
+    }
+
     fn write_in(&self, root: &Path, edit: &Edit) -> std::io::Result<()> {
-        for (path, which) in self.paths_in(root) {
+        let files = self.paths_in(root).map(|(path, which)| {
             let text = match which {
                 "form" => &edit.form,
                 "template" => &edit.template,
                 _ => &edit.schema,
             };
-            // Written beside and renamed: a reader never sees half a file.
-            let partial = path.with_extension("workbench-partial");
-            std::fs::write(&partial, text)?;
-            std::fs::rename(&partial, &path)?;
+            (path, Some(text))
+        });
+        let expected = edit
+            .expected
+            .iter()
+            .map(|(name, text)| (self.expected_path(root, name), text.as_ref()));
+        for (path, text) in files.into_iter().chain(expected) {
+            match text {
+                Some(text) => {
+                    // Written beside and renamed: a reader never sees half a file.
+                    let partial = path.with_extension("workbench-partial");
+                    std::fs::write(&partial, text)?;
+                    std::fs::rename(&partial, &path)?;
+                }
+                None if path.exists() => std::fs::remove_file(&path)?,
+                None => {}
+            }
         }
         Ok(())
     }
@@ -264,28 +302,52 @@ impl Refusal {
     }
 }
 
+/// What an apply put in force: how many services, and the fixtures whose new render
+/// it accepted as expected.
+#[derive(Debug, Clone)]
+pub struct InForce {
+    pub services: usize,
+    pub blessed: Vec<String>,
+}
+
 /// Puts `edit` in force: checked first like [`preview`]; then written into the mappings
 /// folder and reloaded through the reloader, as SIGHUP does. A refused reload restores
-/// the files as they were. Returns the number of services in force.
+/// the files as they were. With `bless`, a fixture whose render differs from its
+/// expected XML but is well-formed and valid gets that render as its expected XML first
+/// (as `kopplung mapping test --bless`).
 pub async fn apply(
     files: &ServiceFiles,
     edit: &Edit,
     reloader: &Reloader,
-) -> Result<Result<usize, Refusal>, Error> {
+    bless: bool,
+) -> Result<Result<InForce, Refusal>, Error> {
     let regions = reloader.hub.regions.names();
-    let checked = {
-        let (copy, edit) = (files.clone(), edit.clone());
-        tokio::task::spawn_blocking(move || preview(&copy, &edit, regions, None))
-            .await
-            .map_err(|e| Error::Config {
-                file: files.root.clone(),
-                message: format!("checking the edit stopped: {e}"),
-            })??
+    let check = |edit: Edit| {
+        let (copy, regions) = (files.clone(), regions.clone());
+        async move {
+            tokio::task::spawn_blocking(move || preview(&copy, &edit, regions, None))
+                .await
+                .map_err(|e| Error::Config {
+                    file: files.root.clone(),
+                    message: format!("checking the edit stopped: {e}"),
+                })?
+        }
     };
+    let mut edit = edit.clone();
+    if bless {
+        let first = check(edit.clone()).await?;
+        edit.expected = first
+            .fixtures
+            .into_iter()
+            .filter(|f| f.valid && !f.matches && !f.xml.is_empty())
+            .map(|f| (f.name, Some(f.xml)))
+            .collect();
+    }
+    let checked = check(edit.clone()).await?;
     if !checked.passes() {
         return Ok(Err(Refusal::Checks(checked.problems)));
     }
-    let before = files.read()?;
+    let before = files.read_for(&edit)?;
     let restore = || {
         if let Err(e) = files.write_in(&files.root, &before) {
             tracing::error!(error = %e, folder = %files.folder, "restoring the mapping files after a refused apply failed");
@@ -295,13 +357,18 @@ pub async fn apply(
         .change_mappings(
             || {
                 // A file that could not be written must not leave the others changed.
-                files.write_in(&files.root, edit).inspect_err(|_| restore())
+                files
+                    .write_in(&files.root, &edit)
+                    .inspect_err(|_| restore())
             },
             restore,
         )
         .await;
+    let blessed = edit.expected.iter().map(|(name, _)| name.clone()).collect();
     Ok(match outcome {
-        Ok(reloaded) => reloaded.map_err(Refusal::Reload),
+        Ok(reloaded) => reloaded
+            .map(|services| InForce { services, blessed })
+            .map_err(Refusal::Reload),
         Err(e) => Err(Refusal::Write(format!(
             "{}: {e}",
             files.root.join(&files.folder).display()

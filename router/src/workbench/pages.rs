@@ -148,6 +148,7 @@ fn edit_of(pairs: &[(String, String)]) -> Edit {
         form: text("form"),
         template: text("template"),
         schema: text("schema"),
+        expected: Vec::new(),
     }
 }
 
@@ -223,7 +224,9 @@ async fn apply(
             return wb.unavailable(Some(&session));
         }
     };
-    let outcome = match draft::apply(&files, &edit, &wb.reloader).await {
+    // "Geänderte Ausgaben übernehmen": the reviewed renders become the fixtures' expected XML.
+    let bless = form_value(&pairs, "bless") == Some("ja");
+    let outcome = match draft::apply(&files, &edit, &wb.reloader, bless).await {
         Ok(outcome) => outcome,
         Err(e) => {
             tracing::error!(error = %e, service = %key, "workbench: apply failed");
@@ -262,10 +265,18 @@ async fn apply(
         "workbench: mapping apply"
     );
     let applied = match outcome {
-        Ok(services) => Applied {
+        Ok(draft::InForce { services, blessed }) => Applied {
             ok: true,
             message: format!(
-                "Die Abbildung ist in Kraft ({services} Leistungen geladen). Der nächste Antrag wird mit ihr erzeugt."
+                "Die Abbildung ist in Kraft ({services} Leistungen geladen). Der nächste Antrag wird mit ihr erzeugt.{}",
+                if blessed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " Als erwartete Ausgabe übernommen: {}.",
+                        blessed.join(", ")
+                    )
+                }
             ),
             reasons: Vec::new(),
         },
