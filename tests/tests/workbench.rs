@@ -318,6 +318,17 @@ async fn a_changed_output_is_applied_only_with_its_renders_accepted_as_expected(
     );
     let now = std::fs::read_to_string(&expected).unwrap();
     assert!(now.contains("<beschreibung>Meldung: "), "{now}");
+    // The journal names the fixtures accepted.
+    let last = journal(&hub).pop().unwrap();
+    assert_eq!(last["outcome"], "applied");
+    assert!(
+        last["blessed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "vollstaendig"),
+        "{last}"
+    );
     hub.wait_for_metric(APPLIED, 1.0).await;
     let id = hub
         .submit_accepted(&report("Laterne flackert seit Tagen"), None)

@@ -41,6 +41,9 @@ struct Entry<'a> {
     service: &'a str,
     folder: &'a str,
     files: Vec<FileChange<'a>>,
+    /// The fixtures whose render the apply accepted as their expected XML.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    blessed: &'a [String],
     reasons: usize,
     prev: String,
 }
@@ -69,6 +72,7 @@ pub struct Record<'a> {
     pub after: &'a Edit,
     pub outcome: Outcome,
     pub reasons: usize,
+    pub blessed: &'a [String],
 }
 
 impl Journal {
@@ -130,6 +134,7 @@ impl Journal {
             service: record.service,
             folder: record.folder,
             files,
+            blessed: record.blessed,
             reasons: record.reasons,
             prev,
         };

@@ -238,6 +238,10 @@ async fn apply(
         .err()
         .map(|r| r.reasons())
         .unwrap_or_default();
+    let blessed = outcome
+        .as_ref()
+        .map(|in_force| in_force.blessed.clone())
+        .unwrap_or_default();
     let record = Record {
         role: ROLE,
         service: &key,
@@ -251,6 +255,7 @@ async fn apply(
             Outcome::Refused
         },
         reasons: reasons.len(),
+        blessed: &blessed,
     };
     if let Err(e) = wb.journal.append(&record, wb.reloader.hub.clock.now()) {
         tracing::error!(error = %e, "workbench: recording an apply failed");
