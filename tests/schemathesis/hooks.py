@@ -39,6 +39,9 @@ def _catalogue_error(error):
         return True
     if field == "attachments":
         return message.startswith("höchstens ")
+    # A required attachment slot of the service's form that its data calls for.
+    if field.startswith("attachments.") and not field.startswith("attachments["):
+        return message == "Pflichtfeld"
     if field.startswith("attachments["):
         part = field.rsplit(".", 1)[-1]
         if part == "media_type":
@@ -47,6 +50,11 @@ def _catalogue_error(error):
             return message == "der Inhalt passt nicht zum angegebenen Medientyp"
         if part == "upload":
             return True
+        # The service's attachment slots: which exist, which the data calls for.
+        if part == "slot":
+            return message.startswith("unbekannte Anlagenart ") or message.endswith(
+                "ist für diesen Antrag nicht vorgesehen"
+            )
     return False
 
 

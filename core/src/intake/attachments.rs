@@ -65,13 +65,17 @@ pub(super) fn check(
             }
             Some((name, None)) => {
                 let known: Vec<&str> = rules.slots.iter().map(|s| s.name.as_str()).collect();
-                errors.push(FieldError::new(
-                    at("slot"),
+                let message = if known.is_empty() {
+                    format!(
+                        "unbekannte Anlagenart `{name}`; diese Leistung hat keine, Anlagen ohne `slot` angeben"
+                    )
+                } else {
                     format!(
                         "unbekannte Anlagenart `{name}`; erlaubt: {}",
                         known.join(", ")
-                    ),
-                ));
+                    )
+                };
+                errors.push(FieldError::new(at("slot"), message));
                 continue;
             }
         };
