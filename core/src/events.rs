@@ -16,6 +16,9 @@ use crate::store::{
 };
 pub use kopplung_forms::DecisionDocument;
 
+mod clerk;
+pub use clerk::{ClerkAction, ClerkEvent, ClerkText, TextProblem};
+
 /// What a procedure says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -240,6 +243,17 @@ impl Events {
         signed: Vec<u8>,
     ) -> Result<Taken, EventError> {
         let record = record_of(procedure, event, signed)?;
+        self.store_record(procedure, record).await
+    }
+
+    /// Stores an event of `procedure` (from the procedure, or recorded by a clerk for a
+    /// procedure without interface): what its service demands of a decision's document,
+    /// then the store's check of the application's state.
+    async fn store_record(
+        &self,
+        procedure: &str,
+        record: ReceiptRecord,
+    ) -> Result<Taken, EventError> {
         if let Some(taken) = self.demanded_document(procedure, &record).await? {
             return Ok(taken);
         }
@@ -465,6 +479,7 @@ pub fn record_of(
         issued_at: event.issued_at,
         signed,
         content_sha256: event.content_sha256,
+        recorded_by: None,
     })
 }
 

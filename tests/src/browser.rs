@@ -137,6 +137,32 @@ impl Browser {
         self.send(request).await
     }
 
+    /// Posts a `multipart/form-data` form (as a browser sends a form with a file input):
+    /// `fields`, and `file` as the part `name` with its filename, type and bytes.
+    pub async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str, &str, Vec<u8>)>,
+    ) -> Page {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        if let Some((name, filename, media_type, bytes)) = file {
+            let part = reqwest::multipart::Part::bytes(bytes)
+                .file_name(filename.to_owned())
+                .mime_str(media_type)
+                .expect("media type");
+            form = form.part(name.to_owned(), part);
+        }
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .multipart(form);
+        self.send(request).await
+    }
+
     /// Opens the login form at `path` and submits `fields` with the form's CSRF token.
     pub async fn log_in(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let form = self.get(path).await;

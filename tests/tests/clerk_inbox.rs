@@ -486,3 +486,328 @@ fn manual_procedures_lose_their_envelope() {
         "only this procedure changed"
     );
 }
+
+/// The value of the first hidden field `name` of a page.
+fn hidden(text: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {text}"));
+    let rest = &text[at + marker.len()..];
+    rest[..rest.find('"').expect("end")].to_owned()
+}
+
+/// The hidden `token` of the form whose `action` field is `action`.
+fn token_of(text: &str, action: &str) -> String {
+    let form = text
+        .find(&format!("name=\"action\" value=\"{action}\""))
+        .unwrap_or_else(|| panic!("no {action} form in {text}"));
+    let start = text[..form].rfind("<form").expect("form start");
+    hidden(&text[start..], "token")
+}
+
+#[tokio::test]
+async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
+    let hub = TestHub::start(HubSetup {
+        rewrite_routing: Some(Arc::new(|routing| {
+            let routing = manual(&routing, "dresden-maengel", &["anna"]);
+            manual(&routing, "leipzig-maengel", &["bert"])
+        })),
+        extra_config: clerks_config(),
+        ..HubSetup::default()
+    })
+    .await;
+    let question = "Bitte nennen Sie die Hausnummer <b>genau</b>.";
+    let id = hub
+        .submit_accepted(
+            &json!({
+                "service": "99999001000000",
+                "region": "146120000000",
+                "data": {
+                    "kategorie": "strassenschaden",
+                    "beschreibung": "Tiefes Loch vor dem Rathaus Dresden",
+                    "ort": {"strasse": "Dr.-Külz-Ring", "hausnummer": "19"}
+                }
+            }),
+            None,
+        )
+        .await;
+    let receipt = hub.status(&id).await["receipt"]
+        .as_str()
+        .expect("receipt")
+        .to_owned();
+    let mut anna = Browser::new(&hub);
+    assert_eq!(anna.inbox_login("anna", ANNA_PASSWORD).await.status, 303);
+    let path = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = anna.get("/inbox").await.text();
+            if let Some(at) = text.find(&receipt) {
+                let href = text[..at].rfind("href=\"").expect("link");
+                let rest = &text[href + 6..];
+                break rest[..rest.find('"').expect("end")].to_owned();
+            }
+            assert!(Instant::now() < deadline, "not in the inbox: {text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let before = served_text(&anna.get(&path).await);
+    assert!(
+        !before.contains("Eingang bestätigen"),
+        "work before take-over: {before}"
+    );
+    let csrf = kopplung_tests::browser::csrf_of(&before).expect("csrf");
+    assert_eq!(
+        anna.post(&format!("{path}/take"), &[("csrf", &csrf)])
+            .await
+            .status,
+        303
+    );
+    let act = format!("{path}/bearbeitung");
+
+    // Taken over: only the receipt can be confirmed.
+    let page = served_text(&anna.get(&path).await);
+    assert_contains_all(
+        &page,
+        &[
+            "Bearbeitung",
+            "Stand: <strong>Übernommen</strong>",
+            "Eingang bestätigen",
+        ],
+    );
+    assert!(!page.contains("Rückfrage senden"), "{page}");
+    let accept = token_of(&page, "accept");
+    // Without the session's CSRF token nothing happens.
+    let forged = anna
+        .post_multipart(&act, &[("token", &accept), ("action", "accept")], None)
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(hub.status(&id).await["status"], "delivered");
+    let fields = |token: &str, action: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("csrf", csrf.clone()),
+            ("token", token.to_owned()),
+            ("action", action.to_owned()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>, text: Option<&str>| {
+        let mut fields = fields;
+        if let Some(text) = text {
+            fields.push(("text", text.to_owned()));
+        }
+        fields
+    };
+    let send = async |anna: &mut Browser, fields: Vec<(&'static str, String)>, file| {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        anna.post_multipart(&act, &fields, file).await
+    };
+    let done = send(&mut anna, fields(&accept, "accept"), None).await;
+    assert_eq!(done.status, 303, "{}", done.text());
+    assert_eq!(
+        done.header("location"),
+        format!("{path}?erledigt=accept#bearbeitung")
+    );
+    assert_eq!(hub.status(&id).await["status"], "received");
+    // The same form sent twice is one event.
+    let entries = hub.status(&id).await["history"].as_array().map(Vec::len);
+    assert_eq!(
+        send(&mut anna, fields(&accept, "accept"), None)
+            .await
+            .status,
+        303
+    );
+    assert_eq!(
+        hub.status(&id).await["history"].as_array().map(Vec::len),
+        entries
+    );
+    let page = served_text(&anna.get(&format!("{path}?erledigt=accept")).await);
+    assert_contains_all(
+        &page,
+        &[
+            "Der Eingang wurde bestätigt",
+            "Rückfrage senden",
+            "Bescheid senden",
+            "Als „In Bearbeitung“ vermerken",
+        ],
+    );
+
+    // An empty question is refused in German and nothing changes.
+    let query = token_of(&page, "query");
+    let refused = send(
+        &mut anna,
+        post(fields(&query, "query"), Some(" \r\n ")),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused
+            .text()
+            .contains("Bitte geben Sie die Rückfrage ein."),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(hub.status(&id).await["status"], "received");
+    let asked = send(
+        &mut anna,
+        post(fields(&query, "query"), Some(question)),
+        None,
+    )
+    .await;
+    assert_eq!(asked.status, 303, "{}", asked.text());
+    let status = hub.status(&id).await;
+    assert_eq!(status["status"], "query", "{status:#}");
+    let mailbox = status["mailbox"].as_array().expect("mailbox");
+    assert_eq!(mailbox.len(), 1, "{status:#}");
+    assert_eq!(mailbox[0]["kind"], "query");
+    assert_eq!(mailbox[0]["text"], question);
+    assert!(
+        status["history"]
+            .to_string()
+            .contains("recorded by clerk anna in the clerk inbox"),
+        "{status:#}"
+    );
+    // A form of an earlier state is refused with the state it is in now.
+    let stale = send(
+        &mut anna,
+        fields(&uuid::Uuid::new_v4().to_string(), "accept"),
+        None,
+    )
+    .await;
+    assert_eq!(stale.status, 409);
+    assert!(
+        stale
+            .text()
+            .contains("steht inzwischen auf „Rückfrage gestellt“"),
+        "{}",
+        stale.text()
+    );
+
+    // In progress, then the decision: a PDF, nothing else.
+    let page = served_text(&anna.get(&path).await);
+    assert!(
+        page.contains("&lt;b&gt;genau&lt;/b&gt;"),
+        "the question, escaped: {page}"
+    );
+    let progress = token_of(&page, "in_progress");
+    assert_eq!(
+        send(&mut anna, fields(&progress, "in_progress"), None)
+            .await
+            .status,
+        303
+    );
+    assert_eq!(hub.status(&id).await["status"], "in_progress");
+    let page = served_text(&anna.get(&path).await);
+    let decision = token_of(&page, "decision");
+    let note = "Wir beheben den Schaden bis Freitag.";
+    let zip = Some((
+        "document",
+        "bescheid.pdf",
+        "application/pdf",
+        b"PK\x03\x04zip".to_vec(),
+    ));
+    let refused = send(
+        &mut anna,
+        post(fields(&decision, "decision"), Some(note)),
+        zip,
+    )
+    .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.text().contains("kein PDF-Dokument"),
+        "{}",
+        refused.text()
+    );
+    assert!(
+        refused.text().contains(note),
+        "the note is kept: {}",
+        refused.text()
+    );
+    let pdf = b"%PDF-1.7\n% Bescheid der Landeshauptstadt Dresden\n%%EOF\n".to_vec();
+    let file = Some((
+        "document",
+        "Bescheid 2026.pdf",
+        "application/pdf",
+        pdf.clone(),
+    ));
+    let decided = send(
+        &mut anna,
+        post(fields(&decision, "decision"), Some(note)),
+        file,
+    )
+    .await;
+    assert_eq!(decided.status, 303, "{}", decided.text());
+    let status = hub.status(&id).await;
+    assert_eq!(status["status"], "decided", "{status:#}");
+    let mailbox = status["mailbox"].as_array().expect("mailbox");
+    assert_eq!(mailbox.len(), 2, "{status:#}");
+    assert_eq!(mailbox[1]["kind"], "decided");
+    assert_eq!(mailbox[1]["text"], note);
+    let document = &status["documents"][0];
+    assert_eq!(document["filename"], "Bescheid 2026.pdf");
+    let href = document["href"].as_str().expect("href");
+    let downloaded = hub.fetch(href, Some(&hub.token)).await;
+    assert_eq!(downloaded.status(), 200);
+    assert_eq!(downloaded.bytes().await.expect("bytes").to_vec(), pdf);
+
+    // Decided: the page says so, offers nothing, and refuses a late form.
+    let page = served_text(&anna.get(&path).await);
+    assert_contains_all(
+        &page,
+        &[
+            "Stand: <strong>Entschieden</strong>",
+            "kann nicht mehr bearbeitet werden",
+            "Bescheid 2026.pdf",
+        ],
+    );
+    assert!(!page.contains("Rückfrage senden"), "{page}");
+    let doc_link = page.find("/dokumente/").expect("document link");
+    let start = page[..doc_link].rfind('"').expect("href") + 1;
+    let end = doc_link + page[doc_link..].find('"').expect("end");
+    let document_path = page[start..end].to_owned();
+    let own = anna.get(&document_path).await;
+    assert_eq!(own.status, 200);
+    assert_eq!(own.body, pdf);
+    let late = send(
+        &mut anna,
+        post(
+            fields(&uuid::Uuid::new_v4().to_string(), "query"),
+            Some("Noch etwas?"),
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(late.status, 409);
+    assert!(
+        late.text().contains("bereits entschieden"),
+        "{}",
+        late.text()
+    );
+
+    // Meine Fälle: open cases by default, the decided one under "erledigt", found by its number.
+    let open = served_text(&anna.get("/inbox/faelle").await);
+    assert!(!open.contains(&receipt), "{open}");
+    let closed = served_text(&anna.get("/inbox/faelle?stand=erledigt").await);
+    assert_contains_all(&closed, &[&receipt, "Entschieden", "Mängelanzeige"]);
+    let typed = receipt.replace('-', " ").to_lowercase();
+    let found = served_text(
+        &anna
+            .get(&format!(
+                "/inbox/faelle?stand=alle&nummer={}",
+                typed.replace(' ', "+")
+            ))
+            .await,
+    );
+    assert!(found.contains(&receipt), "{found}");
+    let mut bert = Browser::new(&hub);
+    assert_eq!(bert.inbox_login("bert", BERT_PASSWORD).await.status, 303);
+    let theirs = served_text(&bert.get("/inbox/faelle?stand=alle").await);
+    assert!(!theirs.contains(&receipt), "{theirs}");
+    assert_eq!(bert.get(&document_path).await.status, 404);
+
+    let log = hub.log();
+    assert!(
+        !log.contains("Hausnummer <b>") && !log.contains(note),
+        "clerk text in the log"
+    );
+}

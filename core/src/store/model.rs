@@ -326,6 +326,10 @@ pub struct ApplicationSummary {
     pub service: String,
     pub region: String,
     pub procedure: String,
+    /// The message the procedure was sent (the clerk inbox's address of a case; not
+    /// part of the admin API's search result).
+    #[serde(skip)]
+    pub message_id: Uuid,
     pub status: Status,
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -399,6 +403,9 @@ pub struct ReceiptRecord {
     pub signed: Vec<u8>,
     /// SHA-256 (hex) of the verified content: the same receipt sent twice has the same.
     pub content_sha256: String,
+    /// Who recorded the event for a procedure without interface (`clerk <id>`, the
+    /// clerk inbox); `None` for a procedure's own signed event.
+    pub recorded_by: Option<String>,
 }
 
 /// A document a procedure sent (the decision).

@@ -215,6 +215,9 @@ pub fn receipt_detail(receipt: &ReceiptRecord, document: Option<(Uuid, &str)>) -
     if let Some((id, sha512)) = document {
         detail.push_str(&format!("; document {id} (SHA-512 {sha512})"));
     }
+    if let Some(by) = &receipt.recorded_by {
+        detail.push_str(&format!("; recorded by {by} in the clerk inbox"));
+    }
     detail
 }
 
@@ -279,6 +282,7 @@ mod tests {
             issued_at: String::new(),
             signed: vec![],
             content_sha256: "c".into(),
+            recorded_by: None,
         }
     }
 

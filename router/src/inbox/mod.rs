@@ -1,7 +1,10 @@
 //! The clerk inbox: procedures without an interface (`transport = "manual"`, maturity
 //! level 0). Their applications wait at the hub; a clerk of the authority signs in at
 //! `/inbox`, reads each application as a document (German labels, attachments, the
-//! XÖV message) and takes it over, which is the delivery (`pages`).
+//! XÖV message) and takes it over, which is the delivery (`pages`). Then the clerk
+//! works on it as a procedure would: confirms its receipt, marks it in progress, asks
+//! the citizen, decides with the decision as a PDF (`work`), and finds it again among
+//! "Meine Fälle" (`cases`).
 //!
 //! Server-rendered HTML (Handlebars, escaped by default), no JavaScript, a strict CSP.
 //! Sessions are random 256-bit tokens in an HttpOnly, SameSite=Strict cookie, kept in
@@ -11,9 +14,11 @@
 //! Headers, cookies, sessions, the login and the error pages are the web shell's
 //! (`kopplung_web::shell::signin`), as in the admin console.
 
+mod cases;
 mod identification;
 mod pages;
 mod render;
+mod work;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -46,7 +51,7 @@ static SPEC: ShellSpec = ShellSpec {
     unavailable: "Die Anträge können gerade nicht gelesen werden. Bitte versuchen Sie es in einigen Minuten erneut.",
     wrong_credentials: "Kennung oder Passwort ist falsch.",
     folder: "router/src/inbox/templates",
-    templates: kopplung_web::templates!["layout", "login", "inbox", "document", "fields"],
+    templates: kopplung_web::templates!["layout", "login", "inbox", "document", "fields", "cases"],
     partials: &["fields"],
 };
 
@@ -367,6 +372,66 @@ mod tests {
         assert!(!html.contains("<script>"));
         assert!(html.contains("<h3>Ort</h3>"), "{html}");
         assert!(html.contains("A &amp; B"), "{html}");
+    }
+
+    fn document_data(work: serde_json::Value) -> serde_json::Value {
+        json!({
+            "service": "Bewohnerparkausweis", "receipt": "K7QX-2M4P", "municipality": "Chemnitz",
+            "region": "145110000000", "received": "1. Dezember 2026", "received_iso": "2026-12-01",
+            "procedure": "p", "authority": "Bürgerbüro",
+            "taken": {"by": "Anna Beispiel (anna)", "at": "1. Dezember 2026"},
+            "identification": null, "take_href": "/t", "csrf": "c", "form": {"blocks": []},
+            "attachments": [], "attachments_caption": "0 Anlagen", "xml_href": "/x",
+            "xml_size": "1 KB", "message_type": "m",
+            "fee": {"text": "30,70 € (Gebühr)", "paid": "PAY-1"},
+            "work": work,
+        })
+    }
+
+    fn work(sent: serde_json::Value, done: serde_json::Value) -> serde_json::Value {
+        json!({
+            "status": "In Bearbeitung", "is_final": false,
+            "history": [{"at": "a", "at_iso": "i", "what": "Übernommen", "by": "Anna"}],
+            "messages": [{"at": "a", "at_iso": "i", "kind": "Rückfrage", "text": "Warum?",
+                          "document": {"href": "/d", "filename": "b.pdf", "size": "1 KB"}}],
+            "accept": false, "in_progress": false, "query": true, "decision": true,
+            "action_href": "/inbox/p/m/bearbeitung", "token": "t", "csrf": "c",
+            "error": sent["error"], "query_text": sent["text"], "query_invalid": sent["action"] == "query",
+            "decision_text": "Entschieden.", "decision_invalid": false,
+            "done": done, "max_chars": 4000,
+        })
+    }
+
+    #[test]
+    fn the_work_section_renders_with_and_without_a_refused_form() {
+        let shell = Shell::new(&SPEC, false).expect("shell");
+        let render =
+            |data: serde_json::Value| shell.templates().render("document", &data).expect("render");
+        let fresh = render(document_data(work(
+            json!({"action": "", "text": "", "error": ""}),
+            json!(null),
+        )));
+        assert!(fresh.contains("Rückfrage senden"), "{fresh}");
+        assert!(fresh.contains(">Entschieden.</textarea>"), "{fresh}");
+        assert!(fresh.contains("Zahlungsreferenz PAY-1"), "{fresh}");
+        assert!(!fresh.contains("aria-invalid"), "{fresh}");
+        let sent = json!({"action": "query", "text": "<b>Frage</b>", "error": "Bitte kürzen."});
+        let refused = render(document_data(work(sent, json!("Erledigt."))));
+        assert!(refused.contains("Bitte kürzen."), "{refused}");
+        assert!(
+            refused.contains("&lt;b&gt;Frage&lt;/b&gt;</textarea>"),
+            "{refused}"
+        );
+        assert!(refused.contains("aria-invalid=\"true\""), "{refused}");
+        assert!(refused.contains("Erledigt."), "{refused}");
+        let mut before_take = document_data(json!(null));
+        before_take["taken"] = json!(null);
+        let before_take = render(before_take);
+        assert!(!before_take.contains("Bearbeitung"), "{before_take}");
+        let cases = json!({"states": [{"value": "offen", "label": "Alle offenen", "selected": true}],
+            "services": [], "nummer": "", "caption": "0 Fälle", "cases": [], "truncated": false, "limit": 300});
+        let html = shell.templates().render("cases", &cases).expect("cases");
+        assert!(html.contains("Keine Anträge"), "{html}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, FromRequestParts, Path, State};
+use axum::extract::{DefaultBodyLimit, Form, FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::render::{self, Block};
-use super::{Inbox, ManualProcedure, Shared};
+use super::{Inbox, ManualProcedure, Shared, cases, work};
 use crate::catalog::service_name;
 use crate::store::{ApplicationRecord, AttachmentContent, PickupAck};
 
@@ -31,6 +31,12 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/{procedure}/{message}/take", post(take))
         .route("/{procedure}/{message}/xml", get(xml))
         .route("/{procedure}/{message}/attachments/{n}", get(attachment))
+        .route(
+            "/{procedure}/{message}/bearbeitung",
+            post(work::act).layer(DefaultBodyLimit::max(work::MAX_DOCUMENT_BYTES + 256 * 1024)),
+        )
+        .route("/{procedure}/{message}/dokumente/{id}", get(work::document))
+        .route("/faelle", get(cases::list))
 }
 
 #[derive(Serialize)]
@@ -79,6 +85,9 @@ struct DocumentPage {
     xml_href: String,
     xml_size: String,
     message_type: String,
+    fee: Option<work::FeeView>,
+    /// Once taken over: the clerk's work on it.
+    work: Option<work::WorkView>,
 }
 
 #[derive(Serialize)]
@@ -149,10 +158,10 @@ async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
 
 /// The message a clerk asks for: their procedure and a message waiting for it (or
 /// taken over already). Anything else is a 404, whether it exists or not.
-struct Found {
-    session: Session,
-    procedure: ManualProcedure,
-    pickup: crate::store::Pickup,
+pub(super) struct Found {
+    pub(super) session: Session,
+    pub(super) procedure: ManualProcedure,
+    pub(super) pickup: crate::store::Pickup,
     xml: Vec<u8>,
     input: crate::store::PrepareInput,
 }
@@ -227,10 +236,27 @@ fn taken_over(inbox: &Inbox, record: &ApplicationRecord, message_id: Uuid) -> Op
     })
 }
 
-async fn document(State(s): State<Shared>, found: Found) -> Response {
-    let record = match s.hub.store.application(found.pickup.application_id).await {
-        Ok(record) => record,
-        Err(e) => {
+async fn document(State(s): State<Shared>, RawQuery(query): RawQuery, found: Found) -> Response {
+    let done = work::done_notice(query.as_deref());
+    document_page(&s, &found, None, done, StatusCode::OK).await
+}
+
+/// The application as a document; once taken over with the clerk's work on it (`sent`:
+/// a form refused, shown again with its error; `done`: the notice of an action).
+pub(super) async fn document_page(
+    s: &Shared,
+    found: &Found,
+    sent: Option<work::Sent>,
+    done: Option<&'static str>,
+    status: StatusCode,
+) -> Response {
+    let application_id = found.pickup.application_id;
+    let (record, mailbox) = match (
+        s.hub.store.application(application_id).await,
+        s.hub.store.mailbox(application_id).await,
+    ) {
+        (Ok(record), Ok(mailbox)) => (record, mailbox),
+        (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %e, "clerk inbox: reading an application failed");
             return s.unavailable(Some(&found.session));
         }
@@ -245,6 +271,18 @@ async fn document(State(s): State<Shared>, found: Found) -> Response {
         None => render::raw_blocks(&found.input.payload, 3),
     };
     let base = format!("/inbox/{}/{}", found.procedure.id, found.pickup.message_id);
+    let work = match (&taken, &record) {
+        (Some(_), Some(record)) => Some(work::view(
+            s,
+            &base,
+            &found.session.csrf,
+            record,
+            mailbox,
+            sent,
+            done,
+        )),
+        _ => None,
+    };
     let region = found.input.region.clone();
     let page = DocumentPage {
         service: mapping.map_or_else(|| found.input.service_key.clone(), |m| m.info.name.clone()),
@@ -268,7 +306,7 @@ async fn document(State(s): State<Shared>, found: Found) -> Response {
             .map(|(index, a)| AttachmentView {
                 href: format!("{base}/attachments/{}", index + 1),
                 filename: a.filename.clone(),
-                media_type: a.media_type.clone(),
+                media_type: render::media_type_name(&a.media_type),
                 size: render::human_size(a.size),
             })
             .collect(),
@@ -276,15 +314,11 @@ async fn document(State(s): State<Shared>, found: Found) -> Response {
         xml_href: format!("{base}/xml"),
         xml_size: render::human_size(found.xml.len() as u64),
         message_type: found.pickup.message_type.clone(),
+        fee: work::fee(mapping, &found.input.payload),
+        work,
     };
     let title = format!("Antrag {}", page.receipt);
-    s.page(
-        StatusCode::OK,
-        &title,
-        Some(&found.session),
-        "document",
-        &page,
-    )
+    s.page(status, &title, Some(&found.session), "document", &page)
 }
 
 async fn take(
@@ -377,7 +411,7 @@ async fn xml(found: Found) -> Response {
     )
 }
 
-fn download(media_type: &'static str, disposition: &str, body: Body) -> Response {
+pub(super) fn download(media_type: &'static str, disposition: &str, body: Body) -> Response {
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));

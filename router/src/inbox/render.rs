@@ -153,6 +153,25 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// A media type as a clerk names the file: `application/pdf` → `PDF-Dokument`.
+pub fn media_type_name(media_type: &str) -> String {
+    let name = match media_type {
+        "application/pdf" => "PDF-Dokument",
+        "image/jpeg" => "JPEG-Bild",
+        "image/png" => "PNG-Bild",
+        "image/tiff" => "TIFF-Bild",
+        "image/svg+xml" => "SVG-Grafik",
+        "application/xml" | "text/xml" => "XML-Datei",
+        "text/plain" => "Textdatei",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => {
+            "Word-Dokument"
+        }
+        "application/vnd.oasis.opendocument.text" => "OpenDocument-Text",
+        _ => return format!("Datei ({media_type})"),
+    };
+    name.to_owned()
+}
+
 /// The media types served as themselves; everything else is a download of bytes, so
 /// that no browser ever runs a submitted file (HTML, SVG, …) in the hub's origin.
 pub fn served_media_type(declared: &str) -> &'static str {

@@ -31,6 +31,7 @@ pub(crate) struct SummaryRow {
     created_at: String,
     updated_at: String,
     procedure_id: String,
+    message_id: String,
     attempts: i64,
     last_error: Option<String>,
 }
@@ -45,6 +46,7 @@ impl TryFrom<SummaryRow> for ApplicationSummary {
             service: row.service_key,
             region: row.region,
             procedure: row.procedure_id,
+            message_id: parse_uuid(&row.message_id)?,
             status: parse_status(&row.status)?,
             attempts: count(row.attempts),
             last_error: row.last_error,
@@ -60,7 +62,6 @@ pub(crate) struct ApplicationRow {
     #[sqlx(flatten)]
     summary: SummaryRow,
     client_id: String,
-    message_id: String,
     message_type: String,
     due_at: i64,
     step: String,
@@ -92,7 +93,7 @@ impl ApplicationRow {
             updated_at: summary.updated_at,
             delivery: DeliveryRecord {
                 procedure: summary.procedure,
-                message_id: parse_uuid(&self.message_id)?,
+                message_id: summary.message_id,
                 message_type: self.message_type,
                 attempts: summary.attempts,
                 last_error: summary.last_error,
@@ -122,7 +123,6 @@ impl ApplicationRow {
 pub(crate) struct DeadLetterRow {
     #[sqlx(flatten)]
     summary: SummaryRow,
-    message_id: String,
 }
 
 impl TryFrom<DeadLetterRow> for DeadLetter {
@@ -135,7 +135,7 @@ impl TryFrom<DeadLetterRow> for DeadLetter {
             receipt: summary.receipt,
             service: summary.service,
             procedure: summary.procedure,
-            message_id: parse_uuid(&row.message_id)?,
+            message_id: summary.message_id,
             attempts: summary.attempts,
             reason: summary.last_error.unwrap_or_default(),
             since: summary.updated_at,

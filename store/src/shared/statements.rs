@@ -14,7 +14,7 @@ pub(crate) const STALE_UPLOADS: &str = "SELECT id FROM uploads WHERE application
 macro_rules! summary_columns {
     () => {
         "a.id, a.receipt, a.service_key, a.region, a.status, a.created_at, a.updated_at,
-        d.procedure_id, d.attempts, d.last_error"
+        d.procedure_id, d.message_id, d.attempts, d.last_error"
     };
 }
 pub(crate) use summary_columns;
@@ -23,7 +23,7 @@ pub(crate) use summary_columns;
 pub(crate) const APPLICATION: &str = concat!(
     "SELECT ",
     summary_columns!(),
-    ", a.client_id, d.message_id, d.message_type, d.due_at, d.step, d.delivered_at
+    ", a.client_id, d.message_type, d.due_at, d.step, d.delivered_at
     FROM applications a JOIN deliveries d ON d.application_id = a.id
     WHERE a.id = $1"
 );
@@ -91,8 +91,7 @@ macro_rules! dead_letters {
         concat!(
             "SELECT ",
             $crate::shared::statements::summary_columns!(),
-            ", d.message_id
-            FROM deliveries d JOIN applications a ON a.id = d.application_id
+            " FROM deliveries d JOIN applications a ON a.id = d.application_id
             WHERE d.step = 'dead' ORDER BY ",
             $order
         )

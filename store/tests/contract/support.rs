@@ -475,6 +475,7 @@ pub fn receipt_for(new: &NewApplication, id: &str, status: Status) -> ReceiptRec
         issued_at: "2026-11-30T10:00:00Z".into(),
         signed: format!("signed {id}").into_bytes(),
         content_sha256: format!("content {id}"),
+        recorded_by: None,
     }
 }
 

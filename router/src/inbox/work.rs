@@ -1,0 +1,525 @@
+//! The clerk's work on an application taken over: confirm its receipt, mark it in
+//! progress, ask the citizen a question, decide with the decision as a PDF. Each is
+//! recorded by the core's `Events::record_by_clerk` as the procedure's event would be,
+//! and reaches the citizen's mailbox like one. Also what the document page shows of
+//! the work: the state, the history, the messages to the citizen, the fee.
+
+use axum::body::Body;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use kopplung_core::events::{ClerkAction, ClerkEvent, ClerkText, EventError, TextProblem};
+use kopplung_core::intake::{content_matches, valid_filename};
+use kopplung_core::store::{ApplicationRecord, DocumentInfo, EventDocument, MailboxEntry, Status};
+use kopplung_transformers::Mapping;
+use kopplung_web::shell::{SignInUi, german_time, iso, same_token, see_other};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::pages::{Found, document_page, download};
+use super::{Inbox, Shared, render};
+
+/// The largest decision document a clerk may upload (a procedure's event may carry 16 MiB).
+pub(super) const MAX_DOCUMENT_BYTES: usize = 15 * 1024 * 1024;
+/// The largest text field of the form (a question, a note); the text itself is
+/// limited to [`ClerkText::MAX_CHARS`].
+const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+/// What the clerk sent that could not be recorded, shown again with its error.
+#[derive(Debug, Default, Clone, Serialize)]
+pub(super) struct Sent {
+    pub action: String,
+    pub text: String,
+    pub error: String,
+}
+
+/// The work section of the document page.
+#[derive(Serialize)]
+pub(super) struct WorkView {
+    status: &'static str,
+    is_final: bool,
+    history: Vec<HistoryRow>,
+    messages: Vec<MessageRow>,
+    accept: bool,
+    in_progress: bool,
+    query: bool,
+    decision: bool,
+    action_href: String,
+    /// A fresh one-time token per page: the same form sent twice is one event.
+    token: String,
+    csrf: String,
+    /// The error of a refused form (empty: none) and what it held.
+    error: String,
+    query_text: String,
+    query_invalid: bool,
+    decision_text: String,
+    decision_invalid: bool,
+    done: Option<&'static str>,
+    max_chars: usize,
+}
+
+#[derive(Serialize)]
+struct HistoryRow {
+    at: String,
+    at_iso: String,
+    what: &'static str,
+    by: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MessageRow {
+    at: String,
+    at_iso: String,
+    kind: &'static str,
+    text: String,
+    document: Option<DocumentLink>,
+}
+
+#[derive(Serialize)]
+struct DocumentLink {
+    href: String,
+    filename: String,
+    size: String,
+}
+
+/// The fee of the application's service and whether it was paid.
+#[derive(Serialize)]
+pub(super) struct FeeView {
+    text: String,
+    paid: Option<String>,
+}
+
+const DECISION_DEFAULT: &str =
+    "Über Ihren Antrag wurde entschieden. Den Bescheid finden Sie als Dokument in Ihrem Postfach.";
+
+/// A state as the clerk reads it in the history.
+fn status_text(status: &str) -> &'static str {
+    match Status::parse(status) {
+        Some(Status::Accepted) => "Eingegangen auf der Plattform",
+        Some(Status::Prepared) => "Zur Übernahme bereitgestellt",
+        Some(Status::Delivered) => "Übernommen",
+        Some(Status::Received) => "Eingang bestätigt",
+        Some(Status::InProgress) => "In Bearbeitung",
+        Some(Status::Query) => "Rückfrage gestellt",
+        Some(Status::Decided) => "Entschieden",
+        Some(Status::Rejected) => "Zurückgewiesen",
+        Some(Status::Invalid) => "Nicht verarbeitbar",
+        Some(Status::DeadLettered) => "Nicht zustellbar",
+        None => "Unbekannt",
+    }
+}
+
+/// A mailbox entry's kind as the clerk reads it.
+fn message_kind(kind: &str) -> &'static str {
+    match Status::parse(kind) {
+        Some(Status::Query) => "Rückfrage",
+        Some(Status::Decided) => "Bescheid",
+        Some(Status::Rejected) => "Zurückweisung",
+        Some(Status::Received) => "Eingangsbestätigung",
+        _ => "Mitteilung",
+    }
+}
+
+/// The clerk named in a history entry's detail (taken over by, recorded by).
+fn clerk_of(inbox: &Inbox, detail: &str) -> Option<String> {
+    let id = detail
+        .split_once("recorded by clerk ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .or_else(|| {
+            detail
+                .split_once("taken over by clerk ")
+                .and_then(|(_, rest)| rest.split(' ').next())
+        })?;
+    Some(inbox.clerk_name(id).to_owned())
+}
+
+/// The work section for `record` (the application) of the message at `base`.
+pub(super) fn view(
+    s: &Shared,
+    base: &str,
+    csrf: &str,
+    record: &ApplicationRecord,
+    mailbox: (Vec<MailboxEntry>, Vec<DocumentInfo>),
+    sent: Option<Sent>,
+    done: Option<&'static str>,
+) -> WorkView {
+    let [accept, in_progress, query, decision] = ClerkAction::offered(record.status);
+    let history = record
+        .history
+        .iter()
+        .map(|entry| HistoryRow {
+            at: german_time(entry.at),
+            at_iso: iso(entry.at),
+            what: status_text(&entry.status),
+            by: clerk_of(&s.inbox, &entry.detail),
+        })
+        .collect();
+    let (entries, documents) = mailbox;
+    let messages = entries
+        .into_iter()
+        .map(|entry| {
+            let document = entry
+                .document_id
+                .and_then(|id| documents.iter().find(|d| d.id == id))
+                .map(|d| DocumentLink {
+                    href: format!("{base}/dokumente/{}", d.id),
+                    filename: d.filename.clone(),
+                    size: render::human_size(d.size),
+                });
+            MessageRow {
+                at: german_time(entry.at),
+                at_iso: iso(entry.at),
+                kind: message_kind(&entry.kind),
+                text: entry.text,
+                document,
+            }
+        })
+        .collect();
+    let sent = sent.unwrap_or_default();
+    let (query_invalid, decision_invalid) = (sent.action == "query", sent.action == "decision");
+    WorkView {
+        status: status_text(record.status.as_str()),
+        is_final: record.status.is_final(),
+        history,
+        messages,
+        accept,
+        in_progress,
+        query,
+        decision,
+        action_href: format!("{base}/bearbeitung"),
+        token: Uuid::new_v4().to_string(),
+        csrf: csrf.to_owned(),
+        query_text: if query_invalid {
+            sent.text.clone()
+        } else {
+            String::new()
+        },
+        decision_text: if decision_invalid {
+            sent.text.clone()
+        } else {
+            DECISION_DEFAULT.to_owned()
+        },
+        error: sent.error,
+        query_invalid,
+        decision_invalid,
+        done,
+        max_chars: ClerkText::MAX_CHARS,
+    }
+}
+
+/// The service's fee (paid at submission) or charge (set by the decision), and the
+/// payment reference the portal added, if any.
+pub(super) fn fee(mapping: Option<&Mapping>, payload: &Value) -> Option<FeeView> {
+    let mapping = mapping?;
+    if let Some(fee) = &mapping.info.fee {
+        let reference = mapping
+            .form
+            .fields
+            .iter()
+            .filter(|f| f.filled_by.as_deref() == Some("payment"))
+            .find_map(|f| payload.get(&f.name)?.as_str().map(str::to_owned));
+        return Some(FeeView {
+            text: format!(
+                "{} € ({})",
+                fee.betrag.replace('.', ","),
+                fee.beschreibung.trim()
+            ),
+            paid: reference,
+        });
+    }
+    mapping.info.charge.as_ref().map(|charge| FeeView {
+        text: charge.sentence(),
+        paid: None,
+    })
+}
+
+/// What a form of the work section sent.
+#[derive(Default)]
+struct Posted {
+    csrf: String,
+    token: String,
+    action: String,
+    text: String,
+    document: Option<(String, Vec<u8>)>,
+}
+
+/// Reads the multipart form; `None` if it is malformed or too large.
+async fn read_form(mut multipart: Multipart) -> Option<Posted> {
+    let mut posted = Posted::default();
+    while let Ok(Some(field)) = multipart.next_field().await {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "document" {
+            let filename = field.file_name().unwrap_or_default().to_owned();
+            let bytes = field.bytes().await.ok()?;
+            if bytes.len() > MAX_DOCUMENT_BYTES {
+                return None;
+            }
+            // A form sent without choosing a file has an empty part.
+            if !(filename.is_empty() && bytes.is_empty()) {
+                posted.document = Some((filename, bytes.to_vec()));
+            }
+            continue;
+        }
+        let bytes = field.bytes().await.ok()?;
+        if bytes.len() > MAX_FIELD_BYTES {
+            return None;
+        }
+        let value = String::from_utf8(bytes.to_vec()).ok()?;
+        match name.as_str() {
+            "csrf" => posted.csrf = value,
+            "token" => posted.token = value,
+            "action" => posted.action = value,
+            "text" => posted.text = value,
+            _ => {}
+        }
+    }
+    Some(posted)
+}
+
+/// Why a text was refused, in German.
+fn text_error(problem: TextProblem, what: &str) -> String {
+    match problem {
+        TextProblem::Empty => format!("Bitte geben Sie {what} ein."),
+        TextProblem::TooLong { max, chars } => format!(
+            "{what} ist mit {chars} Zeichen zu lang; erlaubt sind höchstens {max}. Bitte kürzen Sie den Text."
+        ),
+        TextProblem::ControlCharacter => format!(
+            "{what} enthält ein unsichtbares Steuerzeichen. Bitte tippen Sie den Text neu, statt ihn einzufügen."
+        ),
+    }
+}
+
+/// The action the form asks for, or the German error to show.
+fn action_of(posted: &Posted) -> Result<ClerkAction, String> {
+    match posted.action.as_str() {
+        "accept" => Ok(ClerkAction::Accept),
+        "in_progress" => Ok(ClerkAction::InProgress),
+        "query" => ClerkText::new(&posted.text)
+            .map(ClerkAction::Query)
+            .map_err(|p| text_error(p, "die Rückfrage")),
+        "decision" => {
+            let message = ClerkText::new(&posted.text)
+                .map_err(|p| text_error(p, "die Mitteilung zum Bescheid"))?;
+            let Some((filename, content)) = &posted.document else {
+                return Err("Bitte wählen Sie den Bescheid als PDF-Datei aus.".to_owned());
+            };
+            let filename = filename.rsplit(['/', '\\']).next().unwrap_or_default();
+            if !valid_filename(filename) {
+                return Err("Der Dateiname des Bescheids ist ungültig (leer, zu lang oder mit Sonderzeichen). Bitte benennen Sie die Datei um, z. B. in „bescheid.pdf“.".to_owned());
+            }
+            if !content_matches("application/pdf", content) {
+                return Err(
+                    "Die gewählte Datei ist kein PDF-Dokument. Bitte laden Sie den Bescheid als PDF hoch."
+                        .to_owned(),
+                );
+            }
+            Ok(ClerkAction::Decision {
+                message,
+                document: EventDocument {
+                    filename: filename.to_owned(),
+                    media_type: "application/pdf".to_owned(),
+                    content: content.clone(),
+                },
+            })
+        }
+        _ => Err("Unbekannte Aktion. Bitte laden Sie die Seite neu.".to_owned()),
+    }
+}
+
+/// What the notice after a recorded action says.
+fn done_text(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "accept" => {
+            "Der Eingang wurde bestätigt; die antragstellende Person sieht es in ihrem Antrag."
+        }
+        "in_progress" => "Der Antrag ist als „In Bearbeitung“ vermerkt.",
+        "query" => "Die Rückfrage wurde in das Postfach der antragstellenden Person gestellt.",
+        "decision" => "Der Bescheid wurde in das Postfach der antragstellenden Person gestellt.",
+        _ => return None,
+    })
+}
+
+/// `GET …?erledigt=<action>`: the notice of the action just recorded.
+pub(super) fn done_notice(query: Option<&str>) -> Option<&'static str> {
+    query
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("erledigt=")))
+        .and_then(done_text)
+}
+
+/// `POST /inbox/{procedure}/{message}/bearbeitung`
+pub(super) async fn act(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    found: Found,
+    multipart: Multipart,
+) -> Response {
+    let Some(posted) = read_form(multipart).await else {
+        let sent = Sent {
+            error: format!(
+                "Das Formular konnte nicht gelesen werden. Ist die Datei größer als {} MB? Bitte versuchen Sie es erneut.",
+                MAX_DOCUMENT_BYTES / (1024 * 1024)
+            ),
+            ..Sent::default()
+        };
+        return document_page(&s, &found, Some(sent), None, StatusCode::BAD_REQUEST).await;
+    };
+    let signed = s.signed_in(&headers);
+    if !signed.is_some_and(|signed| same_token(&posted.csrf, &signed.session.csrf)) {
+        tracing::warn!(clerk = %found.session.user, "clerk inbox: POST without a valid CSRF token refused");
+        return s.forbidden(Some(&found.session));
+    }
+    let refuse = |error: String, status: StatusCode| {
+        let sent = Sent {
+            action: posted.action.clone(),
+            text: posted.text.clone(),
+            error,
+        };
+        (sent, status)
+    };
+    let outcome = match (Uuid::parse_str(&posted.token), action_of(&posted)) {
+        (Err(_), _) => Err(refuse(
+            "Das Formular ist unvollständig. Bitte laden Sie die Seite neu.".to_owned(),
+            StatusCode::BAD_REQUEST,
+        )),
+        (_, Err(error)) => Err(refuse(error, StatusCode::UNPROCESSABLE_ENTITY)),
+        (Ok(token), Ok(action)) => {
+            let event = ClerkEvent {
+                procedure: &found.procedure.id,
+                clerk: &found.session.user,
+                message_id: found.pickup.message_id,
+                application_id: found.pickup.application_id,
+                token,
+                action,
+            };
+            s.hub
+                .events
+                .record_by_clerk(event)
+                .await
+                .map_err(|e| refuse(refusal(&e), refusal_status(&e)))
+        }
+    };
+    match outcome {
+        Ok(_) => {
+            tracing::info!(
+                procedure = %found.procedure.id,
+                message_id = %found.pickup.message_id,
+                clerk = %found.session.user,
+                action = %posted.action,
+                "clerk inbox: event recorded"
+            );
+            see_other(&format!(
+                "/inbox/{}/{}?erledigt={}#bearbeitung",
+                found.procedure.id,
+                found.pickup.message_id,
+                if done_text(&posted.action).is_some() {
+                    posted.action.as_str()
+                } else {
+                    ""
+                }
+            ))
+        }
+        Err((_, StatusCode::SERVICE_UNAVAILABLE)) => s.unavailable(Some(&found.session)),
+        Err((sent, status)) => document_page(&s, &found, Some(sent), None, status).await,
+    }
+}
+
+/// What the clerk reads when the core refused the event.
+fn refusal(error: &EventError) -> String {
+    match error {
+        EventError::OutOfOrder(status) => format!(
+            "Der Antrag steht inzwischen auf „{}“; diese Aktion ist in diesem Stand nicht möglich. Die Seite zeigt jetzt, was möglich ist.",
+            status_text(status.as_str())
+        ),
+        EventError::AlreadyFinal => {
+            "Über den Antrag ist bereits entschieden; er kann nicht mehr bearbeitet werden.".to_owned()
+        }
+        EventError::ReceiptIdReused => "Dieses Formular wurde bereits mit anderem Inhalt abgeschickt. Bitte laden Sie die Seite neu und versuchen Sie es erneut.".to_owned(),
+        EventError::BadDocument(_) => "Für diese Leistung muss der Bescheid ein PDF/A-Dokument sein (archivierbares PDF). Bitte speichern oder exportieren Sie ihn als PDF/A und laden Sie ihn erneut hoch.".to_owned(),
+        EventError::NotDelivered | EventError::NoSuchMessage => {
+            "Bitte übernehmen Sie den Antrag zuerst.".to_owned()
+        }
+        _ => "Die Aktion konnte nicht gespeichert werden. Bitte versuchen Sie es erneut.".to_owned(),
+    }
+}
+
+fn refusal_status(error: &EventError) -> StatusCode {
+    match error {
+        EventError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        EventError::OutOfOrder(_) | EventError::AlreadyFinal | EventError::ReceiptIdReused => {
+            StatusCode::CONFLICT
+        }
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// `GET /inbox/{procedure}/{message}/dokumente/{id}`: a document of the application
+/// (the decision a clerk uploaded, or a procedure's).
+pub(super) async fn document(
+    State(s): State<Shared>,
+    found: Found,
+    Path((_, _, id)): Path<(String, String, String)>,
+) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return s.not_found(Some(&found.session));
+    };
+    match s.hub.store.document(found.pickup.application_id, id).await {
+        Ok(Some((info, content))) => download(
+            render::served_media_type(&info.media_type),
+            &render::content_disposition(&info.filename),
+            Body::from(content),
+        ),
+        Ok(None) => s.not_found(Some(&found.session)),
+        Err(e) => {
+            tracing::error!(error = %e, "clerk inbox: reading a document failed");
+            s.unavailable(Some(&found.session))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn posted(action: &str, text: &str, document: Option<(&str, &[u8])>) -> Posted {
+        Posted {
+            action: action.into(),
+            text: text.into(),
+            document: document.map(|(f, c)| (f.to_owned(), c.to_vec())),
+            ..Posted::default()
+        }
+    }
+
+    #[test]
+    fn the_form_becomes_an_action_or_a_german_error() {
+        assert!(matches!(
+            action_of(&posted("accept", "", None)),
+            Ok(ClerkAction::Accept)
+        ));
+        assert_eq!(
+            action_of(&posted("query", "  ", None)).unwrap_err(),
+            "Bitte geben Sie die Rückfrage ein."
+        );
+        let pdf = Some(("C:\\Ablage\\bescheid.pdf", &b"%PDF-1.7\n"[..]));
+        match action_of(&posted("decision", "Genehmigt.", pdf)) {
+            Ok(ClerkAction::Decision { document, .. }) => {
+                assert_eq!(document.filename, "bescheid.pdf");
+            }
+            other => panic!("{other:?}"),
+        }
+        let error = action_of(&posted("decision", "Genehmigt.", None)).unwrap_err();
+        assert!(error.contains("PDF-Datei"), "{error}");
+        let not_pdf = Some(("bescheid.pdf", &b"PK\x03\x04"[..]));
+        let error = action_of(&posted("decision", "Genehmigt.", not_pdf)).unwrap_err();
+        assert!(error.contains("kein PDF-Dokument"), "{error}");
+        assert!(action_of(&posted("delete", "", None)).is_err());
+    }
+
+    #[test]
+    fn the_notice_names_only_known_actions() {
+        assert!(done_notice(Some("erledigt=query")).is_some());
+        assert!(done_notice(Some("x=1&erledigt=decision")).is_some());
+        assert_eq!(done_notice(Some("erledigt=<script>")), None);
+        assert_eq!(done_notice(None), None);
+    }
+}
