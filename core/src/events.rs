@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::Clock;
 use crate::store::{
-    EventDocument, EventStore, IntakeStore, ReceiptOutcome, ReceiptRecord, Status, StoreError,
+    Appeal, EventDocument, EventStore, IntakeStore, ReceiptOutcome, ReceiptRecord, Status,
+    StoreError,
 };
 pub use kopplung_forms::DecisionDocument;
 
@@ -55,6 +56,17 @@ pub struct SignedDocument {
     pub content_base64: String,
 }
 
+/// A decision's appeal information as signed: the Rechtsbehelfsbelehrung and the last
+/// day to file a Widerspruch (`YYYY-MM-DD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedAppeal {
+    pub text: String,
+    pub deadline: String,
+}
+
+/// The longest Rechtsbehelfsbelehrung taken (characters).
+pub const MAX_APPEAL_CHARS: usize = 8000;
+
 /// An event whose signature verified: its content, not yet checked against the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedEvent {
@@ -66,6 +78,8 @@ pub struct VerifiedEvent {
     /// Text for the citizen (a question, the summary of a decision).
     pub message: Option<String>,
     pub document: Option<SignedDocument>,
+    /// A decision's appeal information.
+    pub appeal: Option<SignedAppeal>,
     /// The problem types (URIs) of a rejection.
     pub problem_types: Vec<String>,
     /// RFC 3339, as the procedure wrote it.
@@ -152,6 +166,9 @@ pub enum EventError {
     /// The event's document cannot be kept as declared (why, without its content).
     #[error("the event's document: {0}")]
     BadDocument(&'static str),
+    /// The appeal information is not usable (why, without its text).
+    #[error("the event's appeal: {0}")]
+    BadAppeal(&'static str),
     #[error("the receipt id was used for a different event")]
     ReceiptIdReused,
     #[error("the event does not follow from the application's state ({})", .0.as_str())]
@@ -182,6 +199,7 @@ impl EventError {
             Self::BadReceiptId => "bad-receipt-id",
             Self::NoSuchMessage | Self::NotDelivered => "unknown-message",
             Self::BadDocument(_) => "bad-document",
+            Self::BadAppeal(_) => "bad-appeal",
             Self::ReceiptIdReused => "receipt-id-reused",
             Self::OutOfOrder(_) => "event-out-of-order",
             Self::AlreadyFinal => "application-final",
@@ -377,6 +395,9 @@ pub fn check_content(event: &VerifiedEvent) -> Result<(), EventError> {
         EventKind::Reject if event.problem_types.is_empty() => missing("reject", "problems"),
         EventKind::Query if event.message.is_none() => missing("query", "message"),
         EventKind::Decision if event.document.is_none() => missing("decision", "document"),
+        kind if kind != EventKind::Decision && event.appeal.is_some() => Err(
+            EventError::BadAppeal("appeal information belongs to a decision only"),
+        ),
         _ => Ok(()),
     }
 }
@@ -419,6 +440,65 @@ fn document_content(document: &SignedDocument) -> Result<Vec<u8>, EventError> {
     Ok(content)
 }
 
+/// Why a decision's appeal information was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppealProblem {
+    Empty,
+    TooLong,
+    ControlCharacter,
+    NoDate,
+    BeforeDecision,
+}
+
+impl AppealProblem {
+    /// The reason, for the procedure (never the text itself).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Empty => "the text is empty",
+            Self::TooLong => "the text is longer than 8000 characters",
+            Self::ControlCharacter => "the text holds a control character",
+            Self::NoDate => "the deadline is no date YYYY-MM-DD",
+            Self::BeforeDecision => "the deadline lies before the decision",
+        }
+    }
+}
+
+/// A decision's appeal information, checked: a plain text of at most
+/// [`MAX_APPEAL_CHARS`] characters and a deadline (`YYYY-MM-DD`) not before the day of
+/// the decision.
+pub fn appeal_of(
+    text: &str,
+    deadline: &str,
+    decided_on: time::Date,
+) -> Result<Appeal, AppealProblem> {
+    let text = text.replace("\r\n", "\n");
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(AppealProblem::Empty);
+    }
+    if text.chars().count() > MAX_APPEAL_CHARS {
+        return Err(AppealProblem::TooLong);
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(AppealProblem::ControlCharacter);
+    }
+    let deadline = time::Date::parse(
+        deadline,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| AppealProblem::NoDate)?;
+    if deadline < decided_on {
+        return Err(AppealProblem::BeforeDecision);
+    }
+    Ok(Appeal {
+        text: text.to_owned(),
+        deadline,
+    })
+}
+
 /// Whether a receipt id is ours to keep in history and audit trail: short and plain.
 fn plain_receipt_id(id: &str) -> bool {
     !id.is_empty()
@@ -454,7 +534,18 @@ pub fn record_of(
         }
         None => None,
     };
+    let appeal = match &event.appeal {
+        Some(appeal) => {
+            let issued = OffsetDateTime::parse(&event.issued_at, &Rfc3339)
+                .map_err(|_| EventError::BadIssuedAt)?;
+            let appeal = appeal_of(&appeal.text, &appeal.deadline, issued.date())
+                .map_err(|problem| EventError::BadAppeal(problem.reason()))?;
+            Some(appeal)
+        }
+        None => None,
+    };
     Ok(ReceiptRecord {
+        appeal,
         receipt_id: event.receipt_id,
         procedure_id: procedure.to_owned(),
         message_id,
@@ -504,6 +595,7 @@ mod tests {
             message: None,
             document: None,
             problem_types: vec!["urn:x:missing".into(), "frei text".into()],
+            appeal: None,
             issued_at: "2026-12-03T10:00:00Z".into(),
             content_sha256: "ab".into(),
         }
@@ -598,6 +690,56 @@ mod tests {
                 "{filename} {media_type}"
             );
         }
+    }
+
+    #[test]
+    fn a_decisions_appeal_is_plain_and_its_deadline_not_before_the_decision() {
+        let day = time::macros::date!(2026 - 12 - 03);
+        let appeal = appeal_of(" Widerspruch\r\nbinnen eines Monats. ", "2027-01-03", day).unwrap();
+        assert_eq!(appeal.text, "Widerspruch\nbinnen eines Monats.");
+        assert_eq!(appeal.deadline, time::macros::date!(2027 - 01 - 03));
+        assert!(appeal_of("x", "2026-12-03", day).is_ok(), "the same day");
+        for (text, deadline, problem) in [
+            ("", "2027-01-03", AppealProblem::Empty),
+            ("x", "2026-12-02", AppealProblem::BeforeDecision),
+            ("x", "03.01.2027", AppealProblem::NoDate),
+            ("x\u{0}", "2027-01-03", AppealProblem::ControlCharacter),
+        ] {
+            assert_eq!(
+                appeal_of(text, deadline, day),
+                Err(problem),
+                "{text} {deadline}"
+            );
+        }
+        assert_eq!(
+            appeal_of(&"a".repeat(MAX_APPEAL_CHARS + 1), "2027-01-03", day),
+            Err(AppealProblem::TooLong)
+        );
+        // Through a verified event: refused with the reason, only on a decision.
+        let mut decision = decision("b.pdf", "application/pdf", b"%PDF-1.7");
+        decision.appeal = Some(SignedAppeal {
+            text: "Widerspruch binnen eines Monats.".into(),
+            deadline: "2026-12-02".into(),
+        });
+        assert!(matches!(
+            record_of("p", decision.clone(), vec![]),
+            Err(EventError::BadAppeal(
+                "the deadline lies before the decision"
+            ))
+        ));
+        decision.appeal.as_mut().unwrap().deadline = "2027-01-03".into();
+        let record = record_of("p", decision.clone(), vec![]).unwrap();
+        assert_eq!(record.appeal.unwrap().deadline.to_string(), "2027-01-03");
+        let query = VerifiedEvent {
+            kind: EventKind::Query,
+            message: Some("Frage?".into()),
+            document: None,
+            ..decision
+        };
+        assert!(matches!(
+            check_content(&query),
+            Err(EventError::BadAppeal(_))
+        ));
     }
 
     #[test]

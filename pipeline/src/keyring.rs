@@ -674,6 +674,10 @@ impl kopplung_core::events::EventVerifier for Keyring {
                 media_type: d.media_type,
                 content_base64: d.content_base64,
             }),
+            appeal: receipt.appeal.map(|a| kopplung_core::events::SignedAppeal {
+                text: a.text,
+                deadline: a.deadline,
+            }),
             problem_types: receipt.problems.into_iter().map(|p| p.kind).collect(),
             issued_at: receipt.issued_at,
             content_sha256,

@@ -130,6 +130,7 @@ fn receipt(issued_at: OffsetDateTime) -> Receipt {
         problems: Vec::new(),
         message: None,
         document: None,
+        appeal: None,
         issued_at: issued_at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap(),

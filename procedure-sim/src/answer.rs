@@ -71,6 +71,9 @@ fn decision(
         String::new(),
         "Ihrem Antrag wird stattgegeben.".to_owned(),
         "Dieser Bescheid wurde vom Referenz-Fachverfahren (Demo) erzeugt.".to_owned(),
+        String::new(),
+        "Rechtsbehelfsbelehrung".to_owned(),
+        appeal_text(&accepted.authority),
     ];
     let document = writer.pdf("Bescheid", &lines, now)?;
     Ok(Receipt {
@@ -89,9 +92,32 @@ fn decision(
             media_type: "application/pdf".into(),
             content_base64: base64::engine::general_purpose::STANDARD.encode(&document),
         }),
+        appeal: Some(receipt::Appeal {
+            text: appeal_text(&accepted.authority),
+            deadline: appeal_deadline(today).to_string(),
+        }),
         issued_at: now_rfc3339(),
         ..accepted.receipt
     })
+}
+
+/// The demo decision's Rechtsbehelfsbelehrung.
+fn appeal_text(authority: &str) -> String {
+    format!(
+        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich, elektronisch über das Portal oder zur Niederschrift bei {authority} einzulegen."
+    )
+}
+
+/// The last day of the appeal: a month after the decision is deemed known, three days
+/// after it was sent (§ 41 Abs. 2 VwVfG); the month's last day where it has no such day.
+fn appeal_deadline(sent: time::Date) -> time::Date {
+    let known = sent.saturating_add(time::Duration::days(3));
+    let (year, month) = match known.month() {
+        time::Month::December => (known.year() + 1, time::Month::January),
+        month => (known.year(), month.next()),
+    };
+    let day = known.day().min(time::util::days_in_month(month, year));
+    time::Date::from_calendar_date(year, month, day).unwrap_or(known)
 }
 
 /// An event signed in the procedure's profile, with its content type.

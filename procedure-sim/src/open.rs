@@ -249,6 +249,7 @@ fn handle(
         problems,
         message: None,
         document: None,
+        appeal: None,
         issued_at: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),

@@ -264,6 +264,7 @@ mod tests {
                 problems: Vec::new(),
                 message: None,
                 document: None,
+                appeal: None,
                 issued_at: String::new(),
             },
             due_unix: 7,

@@ -730,12 +730,31 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
         "application/pdf",
         pdf.clone(),
     ));
-    let decided = send(
-        &mut anna,
-        post(fields(&decision, "decision"), Some(note)),
-        file,
-    )
-    .await;
+    // The form proposes a Rechtsbehelfsbelehrung naming the authority and a deadline.
+    assert!(
+        page.contains("zur Niederschrift bei Landeshauptstadt Dresden"),
+        "{page}"
+    );
+    let deadline = (time::OffsetDateTime::now_utc().date() + time::Duration::days(35)).to_string();
+    let belehrung = "Widerspruch binnen eines Monats beim Bürgerbüro.";
+    let mut with_appeal = post(fields(&decision, "decision"), Some(note));
+    with_appeal.push(("appeal_text", belehrung.to_owned()));
+    with_appeal.push(("appeal_deadline", "1.1.2020".to_owned()));
+    let refused = send(&mut anna, with_appeal.clone(), file.clone()).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.text().contains("Vergangenheit"),
+        "{}",
+        refused.text()
+    );
+    assert!(
+        refused.text().contains(belehrung),
+        "kept: {}",
+        refused.text()
+    );
+    with_appeal.pop();
+    with_appeal.push(("appeal_deadline", deadline.clone()));
+    let decided = send(&mut anna, with_appeal, file).await;
     assert_eq!(decided.status, 303, "{}", decided.text());
     let status = hub.status(&id).await;
     assert_eq!(status["status"], "decided", "{status:#}");
@@ -743,6 +762,8 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     assert_eq!(mailbox.len(), 2, "{status:#}");
     assert_eq!(mailbox[1]["kind"], "decided");
     assert_eq!(mailbox[1]["text"], note);
+    assert_eq!(mailbox[1]["appeal"]["text"], belehrung, "{status:#}");
+    assert_eq!(mailbox[1]["appeal"]["deadline"], deadline.as_str());
     let document = &status["documents"][0];
     assert_eq!(document["filename"], "Bescheid 2026.pdf");
     let href = document["href"].as_str().expect("href");

@@ -67,6 +67,30 @@ async fn citizen_b_cannot_reach_citizen_a_s_draft_application_or_document() {
     let open_step = anna.start(MAENGEL, DRESDEN).await;
     let open_draft = draft_of(&open_step);
     let decided = wait_for_decision(&mut anna, &draft).await;
+    // The decision says how and until when to object (the reference procedure's appeal
+    // information), the deadline as a German day.
+    assert!(
+        decided.body.contains("Rechtsbehelfsbelehrung")
+            && decided.body.contains("Widerspruch ist bis einschließlich ")
+            && [
+                "Januar",
+                "Februar",
+                "März",
+                "April",
+                "Mai",
+                "Juni",
+                "Juli",
+                "August",
+                "September",
+                "Oktober",
+                "November",
+                "Dezember"
+            ]
+            .iter()
+            .any(|month| decided.body.contains(&format!(" {month} 20"))),
+        "{}",
+        decided.body
+    );
     // Dresden's Mängelanzeige goes to the procedure over AMQP: the status page says so
     // in the citizen's words.
     assert!(

@@ -84,6 +84,13 @@ async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str
     let mailbox = status["mailbox"].as_array().unwrap();
     assert_eq!(mailbox.len(), 1);
     assert_eq!(mailbox[0]["kind"], "decided");
+    // The decision tells the citizen how and until when to object.
+    let appeal = &mailbox[0]["appeal"];
+    assert!(
+        appeal["text"].as_str().unwrap().contains("Widerspruch"),
+        "{status:#}"
+    );
+    assert_eq!(appeal["deadline"].as_str().unwrap().len(), 10, "{status:#}");
     assert!(
         mailbox[0]["text"]
             .as_str()

@@ -38,6 +38,17 @@ pub struct EventDocument {
     pub content_base64: String,
 }
 
+/// The appeal information of a decision: the Rechtsbehelfsbelehrung and the last day
+/// on which a Widerspruch may be filed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Appeal {
+    /// German text: which remedy, where and how, within which time.
+    pub text: String,
+    /// The last day to file, `YYYY-MM-DD` (the authority's calendar).
+    pub deadline: String,
+}
+
 /// What a procedure says about one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +70,9 @@ pub struct Receipt {
     /// The decision document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<EventDocument>,
+    /// A decision's appeal information (Rechtsbehelfsbelehrung and deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appeal: Option<Appeal>,
     /// RFC 3339.
     pub issued_at: String,
 }
@@ -242,6 +256,9 @@ fn set_payload(receipt: &Receipt) -> Result<JwtPayload, Error> {
     if let Some(document) = &receipt.document {
         body.insert("document".into(), json!(document));
     }
+    if let Some(appeal) = &receipt.appeal {
+        body.insert("appeal".into(), json!(appeal));
+    }
     let mut event = Map::new();
     event.insert(
         format!("{EVENT_PREFIX}{}", receipt.event.uri_name()),
@@ -328,6 +345,13 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
         ),
         None => None,
     };
+    let appeal = match body.get("appeal") {
+        Some(appeal) => Some(
+            serde_json::from_value(appeal.clone())
+                .map_err(|e| malformed(format!("appeal: {e}")))?,
+        ),
+        None => None,
+    };
     // Read `iat` ourselves: a value far off (milliseconds instead of seconds) must be
     // refused, not overflow.
     let issued_at = payload
@@ -352,6 +376,7 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
         problems,
         message,
         document,
+        appeal,
         issued_at,
     })
 }

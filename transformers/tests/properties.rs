@@ -141,6 +141,7 @@ fn receipt() -> Receipt {
         message: None,
         document: None,
         event: ReceiptEvent::Accept,
+        appeal: None,
         issued_at: "2026-11-30T10:00:00Z".into(),
     }
 }

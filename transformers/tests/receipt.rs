@@ -34,6 +34,7 @@ fn receipt(event: ReceiptEvent) -> Receipt {
             content_base64: "JVBERi0xLjQK".into(),
         }),
         event,
+        appeal: None,
         issued_at: "2026-11-30T10:00:00Z".into(),
     }
 }

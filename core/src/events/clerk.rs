@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{EventError, Events, Taken};
 use crate::audit::sha256_hex;
-use crate::store::{EventDocument, ReceiptRecord, Status};
+use crate::store::{Appeal, EventDocument, ReceiptRecord, Status};
 
 /// A text a clerk writes to the citizen (a question, the summary of a decision):
 /// not empty, at most [`ClerkText::MAX_CHARS`] characters, no control characters but
@@ -68,10 +68,12 @@ pub enum ClerkAction {
     InProgress,
     /// A question to the citizen (Rückfrage).
     Query(ClerkText),
-    /// The decision (Bescheid): a note for the mailbox and the decision as a PDF.
+    /// The decision (Bescheid): a note for the mailbox, the decision as a PDF and its
+    /// appeal information (see [`super::appeal_of`]).
     Decision {
         message: ClerkText,
         document: EventDocument,
+        appeal: Option<Appeal>,
     },
 }
 
@@ -131,12 +133,16 @@ impl Events {
 
     fn clerk_record(&self, event: ClerkEvent<'_>) -> Result<ReceiptRecord, EventError> {
         let receipt_id = format!("inbox-{}", event.token.simple());
-        let (message, document) = match event.action.clone() {
-            ClerkAction::Accept | ClerkAction::InProgress => (None, None),
-            ClerkAction::Query(question) => (Some(question.0), None),
-            ClerkAction::Decision { message, document } => {
+        let (message, document, appeal) = match event.action.clone() {
+            ClerkAction::Accept | ClerkAction::InProgress => (None, None, None),
+            ClerkAction::Query(question) => (Some(question.0), None, None),
+            ClerkAction::Decision {
+                message,
+                document,
+                appeal,
+            } => {
                 check_decision_document(&document)?;
-                (Some(message.0), Some(document))
+                (Some(message.0), Some(document), appeal)
             }
         };
         let digest = document.as_ref().map(|d| {
@@ -153,6 +159,7 @@ impl Events {
             "event": event.action.name(),
             "message": message,
             "document": digest,
+            "appeal": appeal.as_ref().map(|a| json!({"text": a.text, "deadline": a.deadline.to_string()})),
             "recorded_by": {"clerk": event.clerk},
         });
         let content_sha256 = sha256_hex(content.to_string().as_bytes());
@@ -170,6 +177,7 @@ impl Events {
             status: event.action.status(),
             message,
             document,
+            appeal,
             problems: Vec::new(),
             issued_at,
             signed: content.to_string().into_bytes(),

@@ -396,6 +396,8 @@ pub struct ReceiptRecord {
     /// Text for the citizen's mailbox (question, decision summary): personal data.
     pub message: Option<String>,
     pub document: Option<EventDocument>,
+    /// A decision's appeal information.
+    pub appeal: Option<Appeal>,
     /// Problem types and titles of a rejection (no free text of the procedure).
     pub problems: Vec<String>,
     pub issued_at: String,
@@ -444,6 +446,23 @@ pub struct MailboxEntry {
     pub document_id: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// A decision's appeal information.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appeal: Option<Appeal>,
+}
+
+/// A decision's appeal information: the Rechtsbehelfsbelehrung (personal data like
+/// the mailbox text) and the last day on which a Widerspruch may be filed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Appeal {
+    pub text: String,
+    /// `YYYY-MM-DD` in JSON.
+    #[serde(serialize_with = "serialize_day")]
+    pub deadline: time::Date,
+}
+
+fn serialize_day<S: serde::Serializer>(day: &time::Date, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&day.to_string())
 }
 
 /// What became of a receipt.

@@ -283,6 +283,7 @@ mod tests {
             signed: vec![],
             content_sha256: "c".into(),
             recorded_by: None,
+            appeal: None,
         }
     }
 

@@ -231,6 +231,7 @@ mod tests {
                 .collect(),
             message: None,
             document: None,
+            appeal: None,
             issued_at: "2026-12-05T10:00:00Z".into(),
         }
     }

@@ -13,7 +13,7 @@ use crate::Shared;
 use crate::account::require_account;
 use crate::forms::drafts::{self, Draft};
 use crate::web::{Failure, Page, Visit, Visitor};
-use kopplung_web::shell::{german_time_rfc3339, german_time_unix};
+use kopplung_web::shell::{german_day_iso, german_time_rfc3339, german_time_unix};
 
 pub fn status_label(status: &str) -> &'static str {
     match status {
@@ -98,6 +98,7 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
                 "text": m["text"],
                 "at": german_time_rfc3339(m["at"].as_str().unwrap_or_default()),
                 "document_href": document.map(|d| format!("/antraege/{}/dokumente/{d}", draft.id)),
+                "appeal": appeal_view(&m["appeal"]),
             })
         })
         .collect();
@@ -123,6 +124,22 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
         "mailbox": mailbox,
         "history": history,
     }))
+}
+
+/// A decision's appeal information for the citizen: the Rechtsbehelfsbelehrung, the
+/// deadline in words, and whether it has passed (German calendar).
+fn appeal_view(appeal: &Value) -> Value {
+    let (Some(text), Some(deadline)) = (appeal["text"].as_str(), appeal["deadline"].as_str())
+    else {
+        return json!(null);
+    };
+    let today = crate::today().to_string();
+    json!({
+        "text": text,
+        "deadline": german_day_iso(deadline),
+        // ISO days compare as text.
+        "open": deadline >= today.as_str(),
+    })
 }
 
 pub async fn show(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
@@ -299,4 +316,20 @@ pub async fn mailbox(Visit { state, visitor }: Visit) -> Page {
         "Postfach",
         &json!({ "messages": messages }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_appeal_says_its_deadline_in_words_and_whether_it_passed() {
+        let past = appeal_view(&json!({"text": "Widerspruch …", "deadline": "2000-01-31"}));
+        assert_eq!(past["deadline"], "31. Januar 2000");
+        assert_eq!(past["open"], false);
+        let today = crate::today().to_string();
+        let open = appeal_view(&json!({"text": "Widerspruch …", "deadline": today}));
+        assert_eq!(open["open"], true, "the last day itself is open");
+        assert_eq!(appeal_view(&json!(null)), json!(null));
+    }
 }

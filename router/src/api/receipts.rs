@@ -191,6 +191,9 @@ impl From<EventError> for Problem {
             EventError::BadDocument(reason) => {
                 unprocessable("The event's document cannot be accepted").detail(reason)
             }
+            EventError::BadAppeal(reason) => {
+                unprocessable("The decision's appeal information cannot be accepted").detail(reason)
+            }
             EventError::ReceiptIdReused => {
                 conflict("This receipt id was used for a different receipt")
             }

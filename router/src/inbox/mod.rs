@@ -393,11 +393,13 @@ mod tests {
             "status": "In Bearbeitung", "is_final": false,
             "history": [{"at": "a", "at_iso": "i", "what": "Übernommen", "by": "Anna"}],
             "messages": [{"at": "a", "at_iso": "i", "kind": "Rückfrage", "text": "Warum?",
-                          "document": {"href": "/d", "filename": "b.pdf", "size": "1 KB"}}],
+                          "document": {"href": "/d", "filename": "b.pdf", "size": "1 KB"},
+                          "appeal": {"text": "Widerspruch bis dann.", "deadline": "6. Januar 2027"}}],
             "accept": false, "in_progress": false, "query": true, "decision": true,
             "action_href": "/inbox/p/m/bearbeitung", "token": "t", "csrf": "c",
             "error": sent["error"], "query_text": sent["text"], "query_invalid": sent["action"] == "query",
             "decision_text": "Entschieden.", "decision_invalid": false,
+            "appeal_text": "Widerspruch binnen eines Monats.", "appeal_deadline": "2027-01-06",
             "done": done, "max_chars": 4000,
         })
     }
@@ -414,6 +416,11 @@ mod tests {
         assert!(fresh.contains("Rückfrage senden"), "{fresh}");
         assert!(fresh.contains(">Entschieden.</textarea>"), "{fresh}");
         assert!(fresh.contains("Zahlungsreferenz PAY-1"), "{fresh}");
+        assert!(fresh.contains("value=\"2027-01-06\""), "{fresh}");
+        assert!(
+            fresh.contains("(Frist bis 6. Januar 2027): Widerspruch bis dann."),
+            "{fresh}"
+        );
         assert!(!fresh.contains("aria-invalid"), "{fresh}");
         let sent = json!({"action": "query", "text": "<b>Frage</b>", "error": "Bitte kürzen."});
         let refused = render(document_data(work(sent, json!("Erledigt."))));

@@ -276,6 +276,7 @@ pub(super) async fn document_page(
             s,
             &base,
             &found.session.csrf,
+            &found.procedure.authority,
             record,
             mailbox,
             sent,

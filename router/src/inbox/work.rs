@@ -8,13 +8,19 @@ use axum::body::Body;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use kopplung_core::events::{ClerkAction, ClerkEvent, ClerkText, EventError, TextProblem};
+use kopplung_core::events::{
+    AppealProblem, ClerkAction, ClerkEvent, ClerkText, EventError, MAX_APPEAL_CHARS, TextProblem,
+    appeal_of,
+};
 use kopplung_core::intake::{content_matches, valid_filename};
-use kopplung_core::store::{ApplicationRecord, DocumentInfo, EventDocument, MailboxEntry, Status};
+use kopplung_core::store::{
+    Appeal, ApplicationRecord, DocumentInfo, EventDocument, MailboxEntry, Status,
+};
 use kopplung_transformers::Mapping;
-use kopplung_web::shell::{SignInUi, german_time, iso, same_token, see_other};
+use kopplung_web::shell::{SignInUi, berlin, german_day, german_time, iso, same_token, see_other};
 use serde::Serialize;
 use serde_json::Value;
+use time::{Date, Month};
 use uuid::Uuid;
 
 use super::pages::{Found, document_page, download};
@@ -31,6 +37,8 @@ const MAX_FIELD_BYTES: usize = 64 * 1024;
 pub(super) struct Sent {
     pub action: String,
     pub text: String,
+    pub appeal_text: String,
+    pub appeal_deadline: String,
     pub error: String,
 }
 
@@ -55,6 +63,9 @@ pub(super) struct WorkView {
     query_invalid: bool,
     decision_text: String,
     decision_invalid: bool,
+    /// The decision's Rechtsbehelfsbelehrung and deadline, prefilled.
+    appeal_text: String,
+    appeal_deadline: String,
     done: Option<&'static str>,
     max_chars: usize,
 }
@@ -74,6 +85,13 @@ struct MessageRow {
     kind: &'static str,
     text: String,
     document: Option<DocumentLink>,
+    appeal: Option<AppealView>,
+}
+
+#[derive(Serialize)]
+struct AppealView {
+    text: String,
+    deadline: String,
 }
 
 #[derive(Serialize)]
@@ -92,6 +110,40 @@ pub(super) struct FeeView {
 
 const DECISION_DEFAULT: &str =
     "Über Ihren Antrag wurde entschieden. Den Bescheid finden Sie als Dokument in Ihrem Postfach.";
+
+/// The Rechtsbehelfsbelehrung the decision form offers, for the clerk to adapt.
+fn appeal_default(authority: &str) -> String {
+    format!(
+        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich, elektronisch über das Portal oder zur Niederschrift bei {authority} einzulegen."
+    )
+}
+
+/// Today in Germany, by the hub's clock.
+fn today(s: &Shared) -> Date {
+    berlin(s.hub.clock.now()).date()
+}
+
+/// The same day a month later (the last day of that month if it has no such day).
+fn one_month_after(day: Date) -> Date {
+    let (year, month) = match day.month() {
+        Month::December => (day.year() + 1, Month::January),
+        month => (day.year(), month.next()),
+    };
+    let last = time::util::days_in_month(month, year);
+    Date::from_calendar_date(year, month, day.day().min(last)).unwrap_or(day)
+}
+
+/// A day as the date field sends it (`2027-01-06`) or as typed (`6.1.2027`).
+fn parse_day(text: &str) -> Option<String> {
+    let text = text.trim();
+    if let Some((d, rest)) = text.split_once('.') {
+        let (m, y) = rest.split_once('.')?;
+        let (d, m, y): (u8, u8, i32) = (d.parse().ok()?, m.parse().ok()?, y.parse().ok()?);
+        let date = Date::from_calendar_date(y, Month::try_from(m).ok()?, d).ok()?;
+        return Some(date.to_string());
+    }
+    Some(text.to_owned())
+}
 
 /// A state as the clerk reads it in the history.
 fn status_text(status: &str) -> &'static str {
@@ -135,10 +187,12 @@ fn clerk_of(inbox: &Inbox, detail: &str) -> Option<String> {
 }
 
 /// The work section for `record` (the application) of the message at `base`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn view(
     s: &Shared,
     base: &str,
     csrf: &str,
+    authority: &str,
     record: &ApplicationRecord,
     mailbox: (Vec<MailboxEntry>, Vec<DocumentInfo>),
     sent: Option<Sent>,
@@ -173,6 +227,10 @@ pub(super) fn view(
                 kind: message_kind(&entry.kind),
                 text: entry.text,
                 document,
+                appeal: entry.appeal.map(|a| AppealView {
+                    text: a.text,
+                    deadline: german_day(a.deadline),
+                }),
             }
         })
         .collect();
@@ -199,6 +257,16 @@ pub(super) fn view(
             sent.text.clone()
         } else {
             DECISION_DEFAULT.to_owned()
+        },
+        appeal_text: if decision_invalid {
+            sent.appeal_text.clone()
+        } else {
+            appeal_default(authority)
+        },
+        appeal_deadline: if decision_invalid {
+            sent.appeal_deadline.clone()
+        } else {
+            one_month_after(today(s)).to_string()
         },
         error: sent.error,
         query_invalid,
@@ -241,6 +309,8 @@ struct Posted {
     token: String,
     action: String,
     text: String,
+    appeal_text: String,
+    appeal_deadline: String,
     document: Option<(String, Vec<u8>)>,
 }
 
@@ -271,6 +341,8 @@ async fn read_form(mut multipart: Multipart) -> Option<Posted> {
             "token" => posted.token = value,
             "action" => posted.action = value,
             "text" => posted.text = value,
+            "appeal_text" => posted.appeal_text = value,
+            "appeal_deadline" => posted.appeal_deadline = value,
             _ => {}
         }
     }
@@ -290,8 +362,32 @@ fn text_error(problem: TextProblem, what: &str) -> String {
     }
 }
 
+/// The decision's appeal information (none if the clerk emptied the text), or the
+/// German error to show.
+fn appeal(posted: &Posted, today: Date) -> Result<Option<Appeal>, String> {
+    if posted.appeal_text.trim().is_empty() {
+        return Ok(None);
+    }
+    if posted.appeal_deadline.trim().is_empty() {
+        return Err("Bitte geben Sie die Widerspruchsfrist an: den letzten Tag, an dem Widerspruch eingelegt werden kann.".to_owned());
+    }
+    let Some(deadline) = parse_day(&posted.appeal_deadline) else {
+        return Err("Die Widerspruchsfrist ist kein gültiges Datum. Bitte geben Sie es als TT.MM.JJJJ an, z. B. 06.01.2027.".to_owned());
+    };
+    appeal_of(&posted.appeal_text, &deadline, today)
+        .map(Some)
+        .map_err(|problem| match problem {
+            AppealProblem::BeforeDecision => "Die Widerspruchsfrist liegt in der Vergangenheit. Bitte geben Sie einen Tag ab heute an.".to_owned(),
+            AppealProblem::NoDate => "Die Widerspruchsfrist ist kein gültiges Datum. Bitte geben Sie es als TT.MM.JJJJ an, z. B. 06.01.2027.".to_owned(),
+            AppealProblem::ControlCharacter => "Die Rechtsbehelfsbelehrung enthält ein unsichtbares Steuerzeichen. Bitte tippen Sie den Text neu, statt ihn einzufügen.".to_owned(),
+            AppealProblem::Empty | AppealProblem::TooLong => format!(
+                "Die Rechtsbehelfsbelehrung ist zu lang; erlaubt sind höchstens {MAX_APPEAL_CHARS} Zeichen. Bitte kürzen Sie den Text."
+            ),
+        })
+}
+
 /// The action the form asks for, or the German error to show.
-fn action_of(posted: &Posted) -> Result<ClerkAction, String> {
+fn action_of(posted: &Posted, today: Date) -> Result<ClerkAction, String> {
     match posted.action.as_str() {
         "accept" => Ok(ClerkAction::Accept),
         "in_progress" => Ok(ClerkAction::InProgress),
@@ -315,6 +411,7 @@ fn action_of(posted: &Posted) -> Result<ClerkAction, String> {
                 );
             }
             Ok(ClerkAction::Decision {
+                appeal: appeal(posted, today)?,
                 message,
                 document: EventDocument {
                     filename: filename.to_owned(),
@@ -373,11 +470,16 @@ pub(super) async fn act(
         let sent = Sent {
             action: posted.action.clone(),
             text: posted.text.clone(),
+            appeal_text: posted.appeal_text.clone(),
+            appeal_deadline: posted.appeal_deadline.clone(),
             error,
         };
         (sent, status)
     };
-    let outcome = match (Uuid::parse_str(&posted.token), action_of(&posted)) {
+    let outcome = match (
+        Uuid::parse_str(&posted.token),
+        action_of(&posted, today(&s)),
+    ) {
         (Err(_), _) => Err(refuse(
             "Das Formular ist unvollständig. Bitte laden Sie die Seite neu.".to_owned(),
             StatusCode::BAD_REQUEST,
@@ -490,29 +592,84 @@ mod tests {
         }
     }
 
+    fn day() -> Date {
+        time::macros::date!(2026 - 12 - 06)
+    }
+
+    fn action_of_(posted: &Posted) -> Result<ClerkAction, String> {
+        action_of(posted, day())
+    }
+
     #[test]
     fn the_form_becomes_an_action_or_a_german_error() {
         assert!(matches!(
-            action_of(&posted("accept", "", None)),
+            action_of(&posted("accept", "", None), day()),
             Ok(ClerkAction::Accept)
         ));
         assert_eq!(
-            action_of(&posted("query", "  ", None)).unwrap_err(),
+            action_of_(&posted("query", "  ", None)).unwrap_err(),
             "Bitte geben Sie die Rückfrage ein."
         );
         let pdf = Some(("C:\\Ablage\\bescheid.pdf", &b"%PDF-1.7\n"[..]));
-        match action_of(&posted("decision", "Genehmigt.", pdf)) {
+        match action_of_(&posted("decision", "Genehmigt.", pdf)) {
             Ok(ClerkAction::Decision { document, .. }) => {
                 assert_eq!(document.filename, "bescheid.pdf");
             }
             other => panic!("{other:?}"),
         }
-        let error = action_of(&posted("decision", "Genehmigt.", None)).unwrap_err();
+        let error = action_of_(&posted("decision", "Genehmigt.", None)).unwrap_err();
         assert!(error.contains("PDF-Datei"), "{error}");
         let not_pdf = Some(("bescheid.pdf", &b"PK\x03\x04"[..]));
-        let error = action_of(&posted("decision", "Genehmigt.", not_pdf)).unwrap_err();
+        let error = action_of_(&posted("decision", "Genehmigt.", not_pdf)).unwrap_err();
         assert!(error.contains("kein PDF-Dokument"), "{error}");
-        assert!(action_of(&posted("delete", "", None)).is_err());
+        assert!(action_of_(&posted("delete", "", None)).is_err());
+    }
+
+    #[test]
+    fn a_decision_carries_its_appeal_information_with_a_deadline_from_today() {
+        let mut form = posted("decision", "Genehmigt.", Some(("b.pdf", &b"%PDF-1.7"[..])));
+        form.appeal_text = "Widerspruch binnen eines Monats.".into();
+        form.appeal_deadline = "6.1.2027".into();
+        match action_of_(&form) {
+            Ok(ClerkAction::Decision {
+                appeal: Some(appeal),
+                ..
+            }) => {
+                assert_eq!(appeal.deadline, time::macros::date!(2027 - 01 - 06));
+            }
+            other => panic!("{other:?}"),
+        }
+        form.appeal_deadline = "2026-12-05".into();
+        assert!(action_of_(&form).unwrap_err().contains("Vergangenheit"));
+        form.appeal_deadline = "31.02.2027".into();
+        assert!(
+            action_of_(&form)
+                .unwrap_err()
+                .contains("kein gültiges Datum")
+        );
+        form.appeal_deadline = String::new();
+        assert!(
+            action_of_(&form)
+                .unwrap_err()
+                .contains("Widerspruchsfrist an")
+        );
+        form.appeal_text = " ".into();
+        assert!(matches!(
+            action_of_(&form),
+            Ok(ClerkAction::Decision { appeal: None, .. })
+        ));
+        assert_eq!(
+            one_month_after(time::macros::date!(2027 - 01 - 31)),
+            time::macros::date!(2027 - 02 - 28)
+        );
+        assert_eq!(
+            one_month_after(time::macros::date!(2026 - 12 - 06)),
+            time::macros::date!(2027 - 01 - 06)
+        );
+        assert_eq!(
+            german_day(time::macros::date!(2027 - 03 - 01)),
+            "1. März 2027"
+        );
     }
 
     #[test]

@@ -137,8 +137,9 @@ impl<'r> ReceiptWrite<'r> {
         }
         if let Some(text) = &receipt.message {
             inserts.push(Write {
-                sql: "INSERT INTO mailbox (application_id, receipt_id, kind, text, document_id, at)
-                      VALUES ($1, $2, $3, $4, $5, $6)",
+                sql: "INSERT INTO mailbox (application_id, receipt_id, kind, text, document_id, at,
+                        appeal_text, appeal_deadline)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 params: vec![
                     Param::Text(receipt.application_id.to_string()),
                     Param::Text(receipt.receipt_id.clone()),
@@ -146,6 +147,8 @@ impl<'r> ReceiptWrite<'r> {
                     Param::Text(text.clone()),
                     Param::MaybeText(self.document.as_ref().map(|d| d.id.to_string())),
                     Param::Text(now),
+                    Param::MaybeText(receipt.appeal.as_ref().map(|a| a.text.clone())),
+                    Param::MaybeText(receipt.appeal.as_ref().map(|a| a.deadline.to_string())),
                 ],
             });
         }

@@ -5,15 +5,15 @@
 use kopplung_core::audit::sha256_hex;
 use kopplung_core::store::rules::{Stage, parse_status, parse_uuid};
 use kopplung_core::store::{
-    ApplicationRecord, ApplicationSummary, Attachment, AttachmentContent, Backlog, DeadLetter,
-    DeliveryRecord, DocumentInfo, HistoryEntry, MailboxEntry, Pickup, PrepareInput, StoreError,
-    UploadInfo, WorkItem, fragment_count,
+    Appeal, ApplicationRecord, ApplicationSummary, Attachment, AttachmentContent, Backlog,
+    DeadLetter, DeliveryRecord, DocumentInfo, HistoryEntry, MailboxEntry, Pickup, PrepareInput,
+    StoreError, UploadInfo, WorkItem, fragment_count,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::{count, from_millis, parse_time};
+use super::{count, from_millis, parse_day, parse_time};
 
 fn size_of(n: i64) -> u64 {
     u64::try_from(n).unwrap_or_default()
@@ -168,6 +168,8 @@ pub(crate) struct MailboxRow {
     text: String,
     document_id: Option<String>,
     at: String,
+    appeal_text: Option<String>,
+    appeal_deadline: Option<String>,
 }
 
 impl TryFrom<MailboxRow> for MailboxEntry {
@@ -179,6 +181,14 @@ impl TryFrom<MailboxRow> for MailboxEntry {
             text: row.text,
             document_id: row.document_id.map(|d| parse_uuid(&d)).transpose()?,
             at: parse_time(&row.at)?,
+            // Retention deletes the text; the deadline alone says nothing then.
+            appeal: match (row.appeal_text, row.appeal_deadline) {
+                (Some(text), Some(deadline)) => Some(Appeal {
+                    text,
+                    deadline: parse_day(&deadline)?,
+                }),
+                _ => None,
+            },
         })
     }
 }

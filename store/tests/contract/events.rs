@@ -106,6 +106,21 @@ pub(crate) async fn receipts_and_events_follow_the_states(backend: Backend) {
         let outcome = store.record_receipt(&receipt).await.unwrap();
         assert_eq!(outcome, expected, "{}", receipt.receipt_id);
     }
+    // The decision's appeal information is kept with its mailbox entry; the query has none.
+    let (mailbox, _) = store.mailbox(new.id).await.unwrap();
+    let appeals: Vec<_> = mailbox
+        .iter()
+        .map(|m| {
+            (
+                m.kind.as_str(),
+                m.appeal.as_ref().map(|a| a.deadline.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        appeals,
+        [("query", None), ("decided", Some("2026-12-31".to_owned()))]
+    );
     let recorded = receipt_for(&new, "r-1", Status::Received);
     assert_eq!(
         store.check_receipt(&recorded).await.unwrap(),

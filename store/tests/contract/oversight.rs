@@ -187,6 +187,10 @@ pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backen
     );
     let (mailbox, documents) = store.mailbox(new.id).await.unwrap();
     assert_eq!((mailbox.len(), documents.len()), (1, 1));
+    assert!(
+        mailbox[0].appeal.is_some(),
+        "the decision's appeal information"
+    );
     assert!(store.sent_xml(new.id).await.unwrap().is_some());
     assert_eq!(
         store.prepare_input(new.id).await.unwrap().attachments.len(),
@@ -221,7 +225,7 @@ pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backen
     assert!(
         mailbox
             .iter()
-            .all(|m| m.text.is_empty() && m.document_id.is_none())
+            .all(|m| m.text.is_empty() && m.document_id.is_none() && m.appeal.is_none())
     );
     // The record stays: state, message id, history with the deletion recorded.
     let record = stored(store, new.id).await;

@@ -476,6 +476,7 @@ pub fn receipt_for(new: &NewApplication, id: &str, status: Status) -> ReceiptRec
         signed: format!("signed {id}").into_bytes(),
         content_sha256: format!("content {id}"),
         recorded_by: None,
+        appeal: None,
     }
 }
 
@@ -518,6 +519,10 @@ pub fn decision_with_document(new: &NewApplication, message: &str) -> ReceiptRec
         filename: "bescheid.pdf".into(),
         media_type: "application/pdf".into(),
         content: b"%PDF-1.7 bescheid".to_vec(),
+    });
+    decision.appeal = Some(kopplung_core::store::Appeal {
+        text: "Gegen diesen Bescheid kann binnen eines Monats Widerspruch erhoben werden.".into(),
+        deadline: time::macros::date!(2026 - 12 - 31),
     });
     decision
 }

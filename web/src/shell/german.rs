@@ -13,6 +13,35 @@ pub fn berlin_midnight(day: Date) -> OffsetDateTime {
     day.midnight().assume_offset(offset)
 }
 
+/// `6. Januar 2027`: a day as a German letter writes it (a deadline).
+pub fn german_day(day: Date) -> String {
+    const MONTHS: [&str; 12] = [
+        "Januar",
+        "Februar",
+        "März",
+        "April",
+        "Mai",
+        "Juni",
+        "Juli",
+        "August",
+        "September",
+        "Oktober",
+        "November",
+        "Dezember",
+    ];
+    let month = MONTHS[usize::from(u8::from(day.month())).saturating_sub(1) % 12];
+    format!("{}. {month} {}", day.day(), day.year())
+}
+
+/// `2027-01-06` (as JSON carries a day) as [`german_day`]; anything else as it is.
+pub fn german_day_iso(text: &str) -> String {
+    time::Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_or_else(|_| text.to_owned(), german_day)
+}
+
 /// `14.03.2025, 11:22 Uhr` (German time).
 pub fn german_time(t: OffsetDateTime) -> String {
     notation(t, false)

@@ -18,8 +18,8 @@ pub use crate::limiter::wait_in_minutes;
 pub use answer::{SecurityHeaders, asset, extract, html, plain_error, retry_after, see_other};
 pub use cookie::{Cookies, SameSite, cookie, secure_url};
 pub use german::{
-    berlin, berlin_midnight, counted, german_time, german_time_rfc3339, german_time_seconds,
-    german_time_unix, iso,
+    berlin, berlin_midnight, counted, german_day, german_day_iso, german_time, german_time_rfc3339,
+    german_time_seconds, german_time_unix, iso,
 };
 pub use session::{CsrfForm, SESSION_TTL, Session, Sessions, csrf_matches, form_value};
 pub use signin::{Frame, Shell, ShellSpec, SignInUi, SignedIn, Verdict};
