@@ -108,6 +108,10 @@ pub async fn follow(state: &Shared) -> Result<bool, Error> {
         .await?
         .unwrap_or(0);
     let page = state.router.changes(cursor, 100).await?;
+    if page.changes.is_empty() && page.cursor == cursor {
+        // Nothing new: no write.
+        return Ok(page.more);
+    }
     let mut tx = db::write_transaction(&state.db).await?;
     let mut mails = 0;
     for change in &page.changes {
