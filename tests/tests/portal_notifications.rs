@@ -506,3 +506,117 @@ async fn a_relay_that_is_down_delays_the_mail_but_not_the_state_change() {
     );
     assert_no_form_data(&last);
 }
+
+#[tokio::test]
+async fn an_account_made_at_an_identity_provider_confirms_an_address_before_it_is_mailed() {
+    use kopplung_tests::oidc::{ERIKA, IdpBrowser, LOW};
+    let cycle = Cycle::with(Options {
+        sections: SECTIONS.into(),
+        oidc: Some(String::new()),
+        ..Options::default()
+    })
+    .await;
+    let mut idp = IdpBrowser::new(cycle.idp.as_ref().expect("the identity provider"));
+    let mut erika = Citizen::new(&cycle);
+    erika
+        .sign_in_at(&mut idp, ERIKA, LOW, "/konto/benachrichtigungen", false)
+        .await;
+    let page = notification_page(&mut erika).await;
+    assert!(
+        page.body
+            .contains("Ihr Servicekonto hat noch keine bestätigte E-Mail-Adresse"),
+        "{}",
+        page.body
+    );
+    let saved = erika
+        .post(
+            "/konto/benachrichtigungen",
+            &[("csrf", &page.csrf()), ("stand", "ja")],
+        )
+        .await;
+    assert!(
+        saved
+            .body
+            .contains("sobald Sie unten eine E-Mail-Adresse bestätigt haben"),
+        "{}",
+        saved.body
+    );
+
+    // A mistake is named; then the address, and its link by mail.
+    let csrf = saved.csrf();
+    let wrong = erika
+        .post(
+            "/konto/benachrichtigungen/adresse",
+            &[("csrf", &csrf), ("email", "erika.example.org")],
+        )
+        .await;
+    assert_eq!(wrong.status, 422, "{}", wrong.body);
+    assert!(
+        wrong
+            .body
+            .contains("Bitte geben Sie eine gültige E-Mail-Adresse an")
+    );
+    let address = "erika@example.org";
+    let named = erika
+        .post(
+            "/konto/benachrichtigungen/adresse",
+            &[("csrf", &csrf), ("email", address)],
+        )
+        .await;
+    assert_eq!(named.status, 303, "{}", named.body);
+    let named = erika.follow(named).await;
+    assert!(
+        named
+            .body
+            .contains("Wir haben Ihnen eine E-Mail mit einem Link geschickt")
+    );
+    assert!(named.body.contains(address), "waiting for its confirmation");
+    let mail = cycle.mailbox().wait_for(address).await;
+    let link = mail.link(&cycle.url("/konto/benachrichtigungen/bestaetigen?code="));
+    // Someone else signed in (or nobody) cannot confirm it.
+    let mut stranger = Citizen::new(&cycle);
+    let asked = stranger.get(&link).await;
+    assert_eq!(asked.status, 303, "to the sign-in first");
+    assert!(asked.location().starts_with("/konto/anmelden?weiter="));
+    let opened = erika.get(&link).await;
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    assert_eq!(
+        cycle
+            .sql("SELECT COUNT(*) FROM notification_settings WHERE email IS NOT NULL")
+            .trim(),
+        "0",
+        "the link's page confirms nothing by itself"
+    );
+    let code = link.rsplit('=').next().expect("code").to_owned();
+    let confirmed = erika
+        .post(
+            "/konto/benachrichtigungen/bestaetigen",
+            &[("csrf", &opened.csrf()), ("code", &code)],
+        )
+        .await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    let confirmed = erika.follow(confirmed).await;
+    assert!(confirmed.body.contains("Ihre E-Mail-Adresse ist bestätigt"));
+    assert!(
+        confirmed
+            .body
+            .contains(&format!("Wir schreiben an: <strong>{address}</strong>"))
+    );
+
+    // Her report's status changes reach that address.
+    let draft = report_a_pothole(&mut erika).await;
+    let (_, receipt) = application_of(&cycle, &draft);
+    let _sim = cycle.hub.procedure_sim(&["dresden-maengel"]);
+    let decided = cycle
+        .mailbox()
+        .wait_for_nth(address, 3, Duration::from_secs(90))
+        .await;
+    assert!(
+        decided.body.contains(&format!(
+            "der Stand Ihres Antrags {receipt} hat sich geändert: Entschieden."
+        )),
+        "{}",
+        decided.body
+    );
+    assert_no_form_data(&decided);
+}
