@@ -72,7 +72,7 @@ pub fn account_mail(base: &str, to: &str, draft: &str, change: &Change, news: Ne
         body: format!(
             "Guten Tag,\n\n\
              {what}\n\n\
-             Sie können es in Ihrem Servicekonto lesen, nachdem Sie sich angemeldet haben:\n\n\
+             Mehr dazu lesen Sie in Ihrem Servicekonto, nachdem Sie sich angemeldet haben:\n\n\
              {base}/antraege/{draft}\n\n\
              Sie erhalten diese E-Mail, weil Sie in Ihrem Servicekonto Benachrichtigungen \
              eingeschaltet haben. Dort können Sie sie auch wieder ausschalten:\n\n\
