@@ -1,6 +1,7 @@
 //! How the portal is run: the command line's part (`PortalConfig`) and the portal's own
 //! configuration file (`Settings`, `config/portal.toml`): `[limits]`, `[quotas]`,
-//! `[accounts]`, `[mail]`, `[payment]` and `[[identity_provider]]` (`identity`).
+//! `[accounts]`, `[mail]`, `[notifications]`, `[payment]` and `[[identity_provider]]`
+//! (`identity`).
 //! Every key is documented in `docs/operations.md` (the identity providers' in
 //! `docs/portal.md`); unknown keys are refused, and every problem of a file is reported
 //! at once, each naming the file and the key.
@@ -85,6 +86,7 @@ pub struct Settings {
     pub quotas: Quotas,
     pub accounts: Accounts,
     pub mail: Mail,
+    pub notifications: Notifications,
     pub payment: Payment,
     /// `[[identity_provider]]`: where citizens may sign in with OpenID Connect.
     pub identity_providers: Vec<IdentityProvider>,
@@ -293,6 +295,40 @@ impl Default for Mail {
     }
 }
 
+/// `[notifications]`: mails about citizens' applications (docs/portal.md,
+/// "Notifications").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notifications {
+    /// How often the portal asks the hub's change feed for news when it has none.
+    pub poll_secs: u64,
+    /// An anonymous reporter's confirmed address is deleted this many days after it
+    /// was confirmed, at the latest.
+    pub anonymous_keep_days: u64,
+    /// … and this many days after the application became final (decided, rejected).
+    pub final_grace_days: u64,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Self {
+            poll_secs: 30,
+            anonymous_keep_days: 180,
+            final_grace_days: 14,
+        }
+    }
+}
+
+impl Notifications {
+    pub fn keep_seconds(&self) -> i64 {
+        i64::try_from(self.anonymous_keep_days.saturating_mul(86_400)).unwrap_or(i64::MAX)
+    }
+
+    pub fn grace_seconds(&self) -> i64 {
+        i64::try_from(self.final_grace_days.saturating_mul(86_400)).unwrap_or(i64::MAX)
+    }
+}
+
 /// `[payment]`: the secret the portal and its payment provider share.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -308,6 +344,7 @@ const SECTIONS: &[&str] = &[
     "quotas",
     "accounts",
     "mail",
+    "notifications",
     "payment",
     "identity_provider",
 ];
@@ -363,6 +400,7 @@ impl Settings {
             quotas: section(&table, "quotas", &mut problems),
             accounts: section(&table, "accounts", &mut problems),
             mail: section(&table, "mail", &mut problems),
+            notifications: section(&table, "notifications", &mut problems),
             payment: section(&table, "payment", &mut problems),
             identity_providers: table
                 .get("identity_provider")
@@ -412,6 +450,13 @@ impl Settings {
         at_least("[quotas] sweep_interval_secs", q.sweep_interval_secs, 1);
         at_least("[quotas] drafts_per_account", q.drafts_per_account, 1);
         at_least("[accounts] session_hours", self.accounts.session_hours, 1);
+        let n = &self.notifications;
+        at_least("[notifications] poll_secs", n.poll_secs, 1);
+        at_least(
+            "[notifications] anonymous_keep_days",
+            n.anonymous_keep_days,
+            1,
+        );
         at_least(
             "[accounts] idle_timeout_secs",
             self.accounts.idle_timeout_secs,

@@ -16,6 +16,7 @@ mod db;
 mod forms;
 mod level;
 mod mail;
+mod notify;
 mod oidc;
 mod payment;
 mod peer;
@@ -195,6 +196,7 @@ pub async fn run(
     });
     let background = [
         tokio::spawn(mail::run(state.clone())),
+        tokio::spawn(notify::run(state.clone())),
         tokio::spawn(sweep::run(state.clone())),
     ];
     let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
@@ -251,6 +253,20 @@ fn app(state: Shared) -> Router {
             "/antraege/{id}/dokumente/{document}",
             get(applications::document),
         )
+        // Notifications: an anonymous reporter's status mails, and their status page.
+        .route(
+            "/antraege/{id}/benachrichtigung",
+            get(notify::anonymous::subscribed).post(notify::anonymous::subscribe),
+        )
+        .route("/status/{token}", get(notify::anonymous::show))
+        .route(
+            "/status/{token}/bestaetigen",
+            get(notify::anonymous::confirm_page).post(notify::anonymous::confirm),
+        )
+        .route(
+            "/status/{token}/abbestellen",
+            get(notify::anonymous::stop_page).post(notify::anonymous::stop),
+        )
         // The Servicekonto.
         .route(
             "/konto/registrieren",
@@ -280,6 +296,18 @@ fn app(state: Shared) -> Router {
         .route("/konto/entwuerfe", get(forms::drafts))
         .route("/konto/antraege", get(applications::list))
         .route("/konto/postfach", get(applications::mailbox))
+        .route(
+            "/konto/benachrichtigungen",
+            get(notify::pages::show).post(notify::pages::save),
+        )
+        .route(
+            "/konto/benachrichtigungen/adresse",
+            post(notify::pages::address),
+        )
+        .route(
+            "/konto/benachrichtigungen/bestaetigen",
+            get(notify::pages::confirm_page).post(notify::pages::confirm),
+        )
         // Assets: KERN UX from npm, the portal's own stylesheet and script.
         .route("/assets/kern/{*path}", get(web::kern_asset))
         .route("/assets/portal.css", get(web::portal_css))

@@ -150,6 +150,26 @@ pub struct Document {
     pub bytes: Vec<u8>,
 }
 
+/// One change of the portal's applications, from the hub's change feed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Change {
+    pub application: String,
+    pub receipt: String,
+    pub status: String,
+    /// The change brought a mailbox entry (a question, a decision).
+    pub mailbox: bool,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// A page of the change feed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Changes {
+    pub changes: Vec<Change>,
+    pub cursor: i64,
+    pub more: bool,
+}
+
 /// The router's public API, called with the portal's client token.
 pub struct RouterClient(Peer);
 
@@ -331,6 +351,18 @@ impl RouterClient {
     }
 
     /// The application's status, history, mailbox and documents; `None` if unknown.
+    /// `GET /api/v1/changes`: the changes of the portal's applications after `after`.
+    pub async fn changes(&self, after: i64, limit: u32) -> Result<Changes, Error> {
+        let (after, limit) = (after.to_string(), limit.to_string());
+        let (status, body) = self
+            .get_json("/api/v1/changes", &[("after", &after), ("limit", &limit)])
+            .await?;
+        if status != 200 {
+            return Err(Error::Router(format!("GET /api/v1/changes: {status}")));
+        }
+        Self::parse("the change feed", body)
+    }
+
     pub async fn application(&self, id: &str) -> Result<Option<Value>, Error> {
         let (status, body) = self
             .get_json(&format!("/api/v1/applications/{}", encode(id)), &[])

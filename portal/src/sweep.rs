@@ -1,7 +1,8 @@
 //! The retention sweep: every `[quotas] sweep_interval_secs`, expired sessions, expired
 //! registrations, anonymous drafts (with their files, and the portal's copy of
 //! anonymous applications) whose session has ended or that were last changed
-//! `anonymous_expire_secs` ago, dropped mails older than `[mail] expire_hours`, and
+//! `anonymous_expire_secs` ago, dropped mails older than `[mail] expire_hours`,
+//! anonymous reporters' addresses for status mails that expired (`crate::notify`), and
 //! sign-ins and logouts at identity providers that did not come back in time are
 //! deleted. Nothing stays only because nobody comes back for it.
 
@@ -16,6 +17,9 @@ pub struct Swept {
     pub anonymous_drafts: u64,
     pub registrations: u64,
     pub dropped_mails: u64,
+    /// Anonymous reporters' addresses for status mails (unconfirmed, expired, or after
+    /// the application became final).
+    pub status_subscriptions: u64,
     /// Sign-ins and logouts at identity providers that did not come back in time.
     pub sign_ins: u64,
 }
@@ -31,6 +35,7 @@ pub async fn run(state: Shared) {
                     anonymous_drafts = swept.anonymous_drafts,
                     registrations = swept.registrations,
                     dropped_mails = swept.dropped_mails,
+                    status_subscriptions = swept.status_subscriptions,
                     sign_ins = swept.sign_ins,
                     "retention sweep"
                 );
@@ -69,6 +74,7 @@ pub async fn sweep(state: &Shared) -> Result<Swept, sqlx::Error> {
     .await?
     .rows_affected();
     let registrations = db::delete_expired(&state.db, "registrations", now).await?;
+    let status_subscriptions = db::delete_expired(&state.db, "status_subscriptions", now).await?;
     let dropped_mails = match state.mailer.drop_dir() {
         Some(dir) => {
             let (dir, expire) = (dir.to_owned(), state.mailer.expire());
@@ -83,6 +89,7 @@ pub async fn sweep(state: &Shared) -> Result<Swept, sqlx::Error> {
         anonymous_drafts,
         registrations,
         dropped_mails,
+        status_subscriptions,
         sign_ins,
     })
 }

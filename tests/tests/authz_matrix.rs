@@ -233,6 +233,9 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
             401,
             &[(Owner, 200), (OtherClient, 404)],
         ),
+        // The change feed: every client its own (another's changes are not in it,
+        // tests/tests/openapi.rs).
+        get("/api/v1/changes", 401, &[(Owner, 200), (OtherClient, 200)]),
         // No such document: the owner learns that, nobody else learns anything.
         get(
             format!("/api/v1/applications/{id}/documents/{document}"),

@@ -1762,6 +1762,70 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     ])
     .await;
 
+    // The change feed: the decision of a1, with its mailbox entry, once it has settled
+    // (a few seconds); nothing of it for another client; refused parameters.
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    let decided_in_feed = loop {
+        let feed = api
+            .get_ok("/api/v1/changes?limit=500", Some(&hub.token))
+            .await;
+        let found = feed
+            .list("changes")
+            .iter()
+            .find(|c| c["application"] == a1.as_str() && c["status"] == "decided");
+        if let Some(change) = found {
+            break change.clone();
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no decision in the feed: {}",
+            feed.json
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(decided_in_feed["mailbox"], true);
+    let cursor = decided_in_feed["seq"].as_i64().unwrap();
+    let after = api
+        .get_ok(&format!("/api/v1/changes?after={cursor}"), Some(&hub.token))
+        .await;
+    assert!(
+        after
+            .list("changes")
+            .iter()
+            .all(|c| c["seq"].as_i64().unwrap() > cursor)
+    );
+    let other = api.get_ok("/api/v1/changes", Some(OTHER_TOKEN)).await;
+    assert!(
+        other
+            .list("changes")
+            .iter()
+            .all(|c| c["application"] != a1.as_str()),
+        "another client's feed shows a1: {}",
+        other.json
+    );
+    api.get_problems(&[
+        ("/api/v1/changes", None, 401, "unauthorized"),
+        (
+            "/api/v1/changes?after=-1",
+            Some(&hub.token),
+            400,
+            "bad-query",
+        ),
+        (
+            "/api/v1/changes?limit=0",
+            Some(&hub.token),
+            400,
+            "bad-query",
+        ),
+        (
+            "/api/v1/changes?limit=many",
+            Some(&hub.token),
+            400,
+            "bad-query",
+        ),
+    ])
+    .await;
+
     // The admin API: Chemnitz's application is a dead letter.
     hub.wait_for_status(&a3, "dead_lettered", Duration::from_secs(30))
         .await;

@@ -6,12 +6,13 @@
 //!
 //! The store has one trait per role, so that a service names what it uses:
 //! [`IntakeStore`], [`OutboxStore`], [`PickupStore`], [`EventStore`], [`OversightStore`],
-//! [`AuditStore`]; [`Store`] is all of them. The decisions the backends take from what
+//! [`AuditStore`], [`FeedStore`]; [`Store`] is all of them. The decisions the backends take from what
 //! they read, which are not SQL, are in [`rules`]: both backends call the same ones.
 
 mod audit;
 mod error;
 mod events;
+mod feed;
 mod intake;
 mod model;
 mod outbox;
@@ -22,6 +23,7 @@ pub mod rules;
 pub use audit::AuditStore;
 pub use error::StoreError;
 pub use events::EventStore;
+pub use feed::{FeedEntry, FeedStore, HistoryKind};
 pub use intake::IntakeStore;
 pub use model::*;
 pub use outbox::{Claim, LeasedChange, OutboxStore, Silent};
@@ -31,11 +33,18 @@ pub use pickup::PickupStore;
 /// The whole store: every role. Implemented for every type that implements them all,
 /// so a backend implements the roles and is a `Store`.
 pub trait Store:
-    IntakeStore + OutboxStore + PickupStore + EventStore + OversightStore + AuditStore
+    IntakeStore + OutboxStore + PickupStore + EventStore + OversightStore + AuditStore + FeedStore
 {
 }
 
 impl<T> Store for T where
-    T: IntakeStore + OutboxStore + PickupStore + EventStore + OversightStore + AuditStore + ?Sized
+    T: IntakeStore
+        + OutboxStore
+        + PickupStore
+        + EventStore
+        + OversightStore
+        + AuditStore
+        + FeedStore
+        + ?Sized
 {
 }

@@ -31,7 +31,7 @@ pub async fn register_page(Visit { state, visitor }: Visit) -> axum::response::R
 }
 
 /// An address lettre can send to, of a sensible length.
-fn valid_email(text: &str) -> bool {
+pub(crate) fn valid_email(text: &str) -> bool {
     text.len() <= 254 && text.parse::<lettre::Address>().is_ok()
 }
 

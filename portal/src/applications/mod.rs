@@ -44,7 +44,7 @@ fn transport_label(transport: &str) -> Option<&'static str> {
     })
 }
 
-fn kind_label(kind: &str) -> &'static str {
+pub(crate) fn kind_label(kind: &str) -> &'static str {
     match kind {
         "decided" | "decision" => "Bescheid",
         "query" => "Rückfrage",
@@ -162,6 +162,8 @@ pub async fn show(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Pa
             "payment_reference": draft.payment_reference,
             "router": router,
             "signed_in": visitor.account.is_some(),
+            // The form for an anonymous reporter's status mails (`crate::notify`).
+            "csrf": visitor.csrf,
         }),
     )
 }

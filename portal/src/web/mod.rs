@@ -95,8 +95,14 @@ const SOURCES: &[(&str, &str)] = kopplung_web::templates!(in "../../templates";
     "confirm",
     "mail_viewer",
     "mail_message",
+    "notifications",
+    "notify_confirm",
+    "notify_signup",
+    "notify_form",
+    "notice",
+    "status",
 );
-const PARTIALS: &[&str] = &["field", "error_summary", "providers"];
+const PARTIALS: &[&str] = &["field", "error_summary", "providers", "notify_form"];
 
 /// The portal's templates; pages in its layout.
 pub struct Templates(kopplung_web::shell::Templates);

@@ -3,6 +3,7 @@
 mod admin;
 mod applications;
 mod attachments;
+mod changes;
 /// The API's bearer tokens (`crate::auth`), where the handlers have always found them.
 pub use crate::auth;
 pub(crate) use attachments::plain_body;
@@ -45,6 +46,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/v1/applications", post(intake::submit))
         .route("/api/v1/applications/{id}", get(applications::show))
+        .route("/api/v1/changes", get(changes::feed))
         .route("/api/v1/services", get(services::list))
         .route("/api/v1/regions", get(directory::regions))
         .route("/api/v1/trust", get(trust::show))

@@ -40,6 +40,7 @@
 mod audit;
 mod chain;
 mod events;
+mod feed;
 mod intake;
 mod outbox;
 mod oversight;
@@ -261,7 +262,7 @@ async fn append_history(
     now: OffsetDateTime,
     change: Change,
 ) -> Result<(), StoreError> {
-    let insert = "INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)";
+    let insert = "INSERT INTO history (application_id, at, status, detail, kind) VALUES ($1, $2, $3, $4, $5)";
     write_history(tx, audit, insert, now, change).await
 }
 
@@ -275,11 +276,11 @@ async fn change_status(
 ) -> Result<(), StoreError> {
     let update =
         "WITH changed AS (UPDATE applications SET status = $3, updated_at = $2 WHERE id = $1)
-         INSERT INTO history (application_id, at, status, detail) VALUES ($1, $2, $3, $4)";
+         INSERT INTO history (application_id, at, status, detail, kind) VALUES ($1, $2, $3, $4, $5)";
     write_history(tx, audit, update, now, change).await
 }
 
-/// Runs `sql` (application, time, status, detail), which writes the history entry, and
+/// Runs `sql` (application, time, status, detail, kind), which writes the history entry, and
 /// keeps the audit entry for the commit.
 async fn write_history(
     tx: &mut Transaction<'static, Postgres>,
@@ -294,6 +295,7 @@ async fn write_history(
         .bind(&at)
         .bind(change.status.as_str())
         .bind(&change.detail)
+        .bind(change.kind.as_str())
         .execute(&mut **tx)
         .await
         .sql()?;

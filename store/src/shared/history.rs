@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use kopplung_core::audit::{AuditEntry, Binding, content, sha256_hex};
-use kopplung_core::store::{NewApplication, SendAgain, Status, rules};
+use kopplung_core::store::{HistoryKind, NewApplication, SendAgain, Status, rules};
 
 /// One history entry with its audit entry: a state change, or a note at the status the
 /// application has (retry now, an access).
@@ -15,6 +15,8 @@ pub(crate) struct Change {
     pub(crate) status: Status,
     pub(crate) detail: String,
     pub(crate) binding: Binding,
+    /// What the entry records, for the change feed.
+    pub(crate) kind: HistoryKind,
 }
 
 impl Change {
@@ -30,12 +32,16 @@ impl Change {
             status,
             detail: detail.to_owned(),
             binding: Binding::message(message_sha256),
+            kind: HistoryKind::Change,
         }
     }
 
     /// A note at the application's `status`: binds nothing.
     pub(crate) fn note(application_id: Uuid, status: Status, detail: &str) -> Self {
-        Self::message(application_id, status, detail, None)
+        Self {
+            kind: HistoryKind::Note,
+            ..Self::message(application_id, status, detail, None)
+        }
     }
 
     /// The first entry: the form data and attachments bound by their content hash.
@@ -48,6 +54,7 @@ impl Change {
                 message_sha256: None,
                 content_sha256: Some(content_sha256),
             },
+            kind: HistoryKind::Change,
         }
     }
 
@@ -97,6 +104,8 @@ impl Change {
                 message_sha256: None,
                 content_sha256: Some(content::purged_content_sha256()),
             },
+            // The status stays: no change for the feed.
+            kind: HistoryKind::Note,
         }
     }
 

@@ -66,6 +66,7 @@ where
 }
 
 pub(crate) mod audit;
+pub(crate) mod feed;
 pub(crate) mod history;
 pub(crate) mod intake;
 pub(crate) mod outbox;

@@ -10,7 +10,7 @@ use super::writes::Write;
 use super::{Param, rfc3339};
 use kopplung_core::audit::{Binding, content, sha256_hex};
 use kopplung_core::store::rules::{self, ReceiptPlan, Stage, parse_status};
-use kopplung_core::store::{ReceiptOutcome, ReceiptRecord, Status, StoreError};
+use kopplung_core::store::{HistoryKind, ReceiptOutcome, ReceiptRecord, Status, StoreError};
 
 /// A verified receipt prepared for storing.
 pub(crate) struct ReceiptWrite<'r> {
@@ -179,6 +179,12 @@ impl<'r> ReceiptWrite<'r> {
             binding: Binding {
                 message_sha256: Some(self.signed_sha256.clone()),
                 content_sha256: document.map(|d| d.content_sha256.clone()),
+            },
+            // The text goes to the citizen's mailbox (`inserts`).
+            kind: if self.receipt.message.is_some() {
+                HistoryKind::Mailbox
+            } else {
+                HistoryKind::Change
             },
         }
     }

@@ -9,6 +9,7 @@
 
 mod audit;
 mod events;
+mod feed;
 mod intake;
 mod outbox;
 mod oversight;
@@ -256,14 +257,15 @@ by_name! {
 fn append_history(tx: &mut WriteTx<'_>, change: Change) -> Result<(), StoreError> {
     let at = rfc3339(tx.now());
     tx.prepare_cached(
-        "INSERT INTO history (application_id, at, status, detail) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO history (application_id, at, status, detail, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
     .sql()?
     .execute(params![
         change.application_id.to_string(),
         at,
         change.status.as_str(),
-        change.detail
+        change.detail,
+        change.kind.as_str()
     ])
     .sql()?;
     append_audit(tx, &at, &change)

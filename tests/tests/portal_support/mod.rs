@@ -79,6 +79,17 @@ impl Smtp {
         }
     }
 
+    /// Stops the server (a relay that is down); [`Smtp::start`] starts it again on the
+    /// same port and Maildir.
+    pub fn stop(&mut self) {
+        self.process = None;
+        let until = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < until, "aiosmtpd did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn mailbox(&self) -> Mailbox {
         Mailbox {
             dir: self.maildir.clone(),

@@ -1,0 +1,42 @@
+//! The change feed's read ([`kopplung_core::store::FeedStore`]): one statement both
+//! dialects write alike, and its row.
+
+use kopplung_core::store::rules::{parse_status, parse_uuid};
+use kopplung_core::store::{FeedEntry, HistoryKind, StoreError};
+
+use super::parse_time;
+
+/// The history after `$1` by seq, at most `$2` entries, with their applications' client
+/// and receipt number.
+pub(crate) const HISTORY_AFTER: &str =
+    "SELECT h.seq, h.application_id, a.client_id, a.receipt, h.status, h.kind, h.at
+     FROM history h JOIN applications a ON a.id = h.application_id
+     WHERE h.seq > $1 ORDER BY h.seq LIMIT $2";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct FeedRow {
+    seq: i64,
+    application_id: String,
+    client_id: String,
+    receipt: String,
+    status: String,
+    kind: String,
+    at: String,
+}
+
+impl TryFrom<FeedRow> for FeedEntry {
+    type Error = StoreError;
+
+    fn try_from(row: FeedRow) -> Result<Self, StoreError> {
+        Ok(FeedEntry {
+            seq: row.seq,
+            application_id: parse_uuid(&row.application_id)?,
+            client_id: row.client_id,
+            receipt: row.receipt,
+            status: parse_status(&row.status)?,
+            kind: HistoryKind::parse(&row.kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("history kind {}", row.kind)))?,
+            at: parse_time(&row.at)?,
+        })
+    }
+}
