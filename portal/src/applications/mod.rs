@@ -128,7 +128,7 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
 
 /// A decision's appeal information for the citizen: the Rechtsbehelfsbelehrung, the
 /// deadline in words, and whether it has passed (German calendar).
-fn appeal_view(appeal: &Value) -> Value {
+pub(crate) fn appeal_view(appeal: &Value) -> Value {
     let (Some(text), Some(deadline)) = (appeal["text"].as_str(), appeal["deadline"].as_str())
     else {
         return json!(null);

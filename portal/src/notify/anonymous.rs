@@ -240,6 +240,7 @@ async fn status_view(state: &Shared, application: &str) -> Result<Value, Failure
                 "kind": crate::applications::kind_label(m["kind"].as_str().unwrap_or_default()),
                 "text": m["text"],
                 "at": german_time_rfc3339(m["at"].as_str().unwrap_or_default()),
+                "appeal": crate::applications::appeal_view(&m["appeal"]),
             })
         })
         .collect();

@@ -68,6 +68,7 @@ const SOURCES: &[(&str, &str)] = kopplung_web::templates!(in "../../templates";
     "layout",
     "field",
     "error_summary",
+    "appeal",
     "error",
     "start",
     "services",
@@ -102,7 +103,7 @@ const SOURCES: &[(&str, &str)] = kopplung_web::templates!(in "../../templates";
     "notice",
     "status",
 );
-const PARTIALS: &[&str] = &["field", "error_summary", "providers", "notify_form"];
+const PARTIALS: &[&str] = &["field", "error_summary", "providers", "notify_form", "appeal"];
 
 /// The portal's templates; pages in its layout.
 pub struct Templates(kopplung_web::shell::Templates);
