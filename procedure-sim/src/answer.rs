@@ -58,7 +58,7 @@ fn decision(
     let number = &accepted.receipt_number;
     let now = time::OffsetDateTime::now_utc();
     let today = now.date();
-    let lines = vec![
+    let mut lines = vec![
         accepted.authority.clone(),
         String::new(),
         format!("Ihr Antrag: {}, Antragsnummer {number}", accepted.service),
@@ -75,6 +75,16 @@ fn decision(
         "Rechtsbehelfsbelehrung".to_owned(),
         appeal_text(&accepted.authority),
     ];
+    if let Some(fee) = &accepted.fee {
+        lines.insert(
+            7,
+            format!(
+                "Festgesetzt: {} € ({}), zahlbar online im Portal.",
+                fee.amount.replace('.', ","),
+                fee.purpose
+            ),
+        );
+    }
     let document = writer.pdf("Bescheid", &lines, now)?;
     Ok(Receipt {
         receipt_id: receipt_id(
@@ -92,12 +102,30 @@ fn decision(
             media_type: "application/pdf".into(),
             content_base64: base64::engine::general_purpose::STANDARD.encode(&document),
         }),
+        fee: accepted.fee.clone(),
         appeal: Some(receipt::Appeal {
             text: appeal_text(&accepted.authority),
             deadline: appeal_deadline(today).to_string(),
         }),
         issued_at: now_rfc3339(),
         ..accepted.receipt
+    })
+}
+
+/// The Hundesteuer of the demo (local key 99999003000000): the decision sets the tax,
+/// 108 € a year per dog as in Dresden's Hundesteuersatzung, for the citizen to pay in
+/// the portal. Other services' decisions set none.
+pub(crate) fn demo_fee(service_key: &str, xml: &str) -> Option<receipt::DecisionFee> {
+    if service_key != "99999003000000" {
+        return None;
+    }
+    let dogs = xml.matches("<hund>").count().max(1);
+    Some(receipt::DecisionFee {
+        amount: format!("{}.00", 108 * dogs),
+        purpose: format!(
+            "Hundesteuer für {dogs} {}",
+            if dogs == 1 { "Hund" } else { "Hunde" }
+        ),
     })
 }
 

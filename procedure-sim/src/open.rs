@@ -32,6 +32,8 @@ pub(crate) struct Accepted {
     pub receipt_number: String,
     pub service: String,
     pub authority: String,
+    /// The fee (or tax) the decision sets, if the service has one (the demo's dog tax).
+    pub fee: Option<kopplung_transformers::receipt::DecisionFee>,
 }
 
 /// What opening a message produced: the receipt to send, and what the decision needs
@@ -250,6 +252,7 @@ fn handle(
         message: None,
         document: None,
         appeal: None,
+        fee: None,
         issued_at: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
@@ -274,6 +277,7 @@ fn handle(
                 .to_owned(),
             service: text("leistung", "name"),
             authority: text("leser", "name"),
+            fee: crate::answer::demo_fee(&text("leistung", "code"), &xml),
             receipt: receipt.clone(),
         }),
         claims: claims_in(&xml),

@@ -754,6 +754,8 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     );
     with_appeal.pop();
     with_appeal.push(("appeal_deadline", deadline.clone()));
+    with_appeal.push(("fee_amount", "25,50".to_owned()));
+    with_appeal.push(("fee_purpose", "Gebühr Sondernutzung".to_owned()));
     let decided = send(&mut anna, with_appeal, file).await;
     assert_eq!(decided.status, 303, "{}", decided.text());
     let status = hub.status(&id).await;
@@ -764,6 +766,10 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     assert_eq!(mailbox[1]["text"], note);
     assert_eq!(mailbox[1]["appeal"]["text"], belehrung, "{status:#}");
     assert_eq!(mailbox[1]["appeal"]["deadline"], deadline.as_str());
+    assert_eq!(
+        mailbox[1]["fee"],
+        json!({"amount": "25.50", "purpose": "Gebühr Sondernutzung"})
+    );
     let document = &status["documents"][0];
     assert_eq!(document["filename"], "Bescheid 2026.pdf");
     let href = document["href"].as_str().expect("href");

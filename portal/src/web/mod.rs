@@ -103,7 +103,13 @@ const SOURCES: &[(&str, &str)] = kopplung_web::templates!(in "../../templates";
     "notice",
     "status",
 );
-const PARTIALS: &[&str] = &["field", "error_summary", "providers", "notify_form", "appeal"];
+const PARTIALS: &[&str] = &[
+    "field",
+    "error_summary",
+    "providers",
+    "notify_form",
+    "appeal",
+];
 
 /// The portal's templates; pages in its layout.
 pub struct Templates(kopplung_web::shell::Templates);
