@@ -557,6 +557,25 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
         "work before take-over: {before}"
     );
     let csrf = kopplung_tests::browser::csrf_of(&before).expect("csrf");
+    // Before the take-over nothing can be recorded, even by a crafted form.
+    let early = anna
+        .post_multipart(
+            &format!("{path}/bearbeitung"),
+            &[
+                ("csrf", &csrf),
+                ("token", &uuid::Uuid::new_v4().to_string()),
+                ("action", "accept"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(early.status, 409);
+    assert!(
+        early.text().contains("übernehmen Sie den Antrag zuerst"),
+        "{}",
+        early.text()
+    );
+    assert_eq!(hub.status(&id).await["status"], "prepared");
     assert_eq!(
         anna.post(&format!("{path}/take"), &[("csrf", &csrf)])
             .await

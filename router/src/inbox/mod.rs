@@ -385,6 +385,7 @@ mod tests {
             "xml_size": "1 KB", "message_type": "m",
             "fee": {"text": "30,70 € (Gebühr)", "paid": "PAY-1"},
             "work": work,
+            "error": null,
         })
     }
 

@@ -23,7 +23,7 @@ use serde_json::Value;
 use time::{Date, Month};
 use uuid::Uuid;
 
-use super::pages::{Found, document_page, download};
+use super::pages::{Found, document_page, download, taken_over};
 use super::{Inbox, Shared, render};
 
 /// The largest decision document a clerk may upload (a procedure's event may carry 16 MiB).
@@ -531,10 +531,26 @@ pub(super) async fn act(
         };
         (sent, status)
     };
+    // Only an application taken over is worked on: the take-over is its delivery.
+    let taken = match s.hub.store.application(found.pickup.application_id).await {
+        Ok(record) => record
+            .as_ref()
+            .and_then(|r| taken_over(&s.inbox, r, found.pickup.message_id))
+            .is_some(),
+        Err(e) => {
+            tracing::error!(error = %e, "clerk inbox: reading an application failed");
+            return s.unavailable(Some(&found.session));
+        }
+    };
     let outcome = match (
         Uuid::parse_str(&posted.token),
         action_of(&posted, today(&s)),
     ) {
+        _ if !taken => Err(refuse(
+            "Bitte übernehmen Sie den Antrag zuerst; erst dann kann er bearbeitet werden."
+                .to_owned(),
+            StatusCode::CONFLICT,
+        )),
         (Err(_), _) => Err(refuse(
             "Das Formular ist unvollständig. Bitte laden Sie die Seite neu.".to_owned(),
             StatusCode::BAD_REQUEST,
