@@ -112,23 +112,6 @@ fn decision(
     })
 }
 
-/// The Hundesteuer of the demo (local key 99999003000000): the decision sets the tax,
-/// 108 € a year per dog as in Dresden's Hundesteuersatzung, for the citizen to pay in
-/// the portal. Other services' decisions set none.
-pub(crate) fn demo_fee(service_key: &str, xml: &str) -> Option<receipt::DecisionFee> {
-    if service_key != "99999003000000" {
-        return None;
-    }
-    let dogs = xml.matches("<hund>").count().max(1);
-    Some(receipt::DecisionFee {
-        amount: format!("{}.00", 108 * dogs),
-        purpose: format!(
-            "Hundesteuer für {dogs} {}",
-            if dogs == 1 { "Hund" } else { "Hunde" }
-        ),
-    })
-}
-
 /// The demo decision's Rechtsbehelfsbelehrung.
 fn appeal_text(authority: &str) -> String {
     format!(

@@ -277,10 +277,27 @@ fn handle(
                 .to_owned(),
             service: text("leistung", "name"),
             authority: text("leser", "name"),
-            fee: crate::answer::demo_fee(&text("leistung", "code"), &xml),
+            fee: demo_fee(&text("leistung", "code"), &xml),
             receipt: receipt.clone(),
         }),
         claims: claims_in(&xml),
         receipt,
+    })
+}
+
+/// The Hundesteuer of the demo (local key 99999003000000): the decision sets the tax,
+/// 108 € a year per dog as in Dresden's Hundesteuersatzung, for the citizen to pay in
+/// the portal. Other services' decisions set none.
+fn demo_fee(service_key: &str, xml: &str) -> Option<kopplung_transformers::receipt::DecisionFee> {
+    if service_key != "99999003000000" {
+        return None;
+    }
+    let dogs = xml.matches("<hund>").count().max(1);
+    Some(kopplung_transformers::receipt::DecisionFee {
+        amount: format!("{}.00", 108 * dogs),
+        purpose: format!(
+            "Hundesteuer für {dogs} {}",
+            if dogs == 1 { "Hund" } else { "Hunde" }
+        ),
     })
 }

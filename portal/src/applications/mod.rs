@@ -56,11 +56,7 @@ pub(crate) fn kind_label(kind: &str) -> &'static str {
 }
 
 /// The submitted application `id` of the visitor, or 404.
-pub(crate) async fn submitted(
-    state: &Shared,
-    visitor: &Visitor,
-    id: &str,
-) -> Result<Draft, Failure> {
+async fn submitted(state: &Shared, visitor: &Visitor, id: &str) -> Result<Draft, Failure> {
     let draft = drafts::load_owned(state, visitor, id).await?;
     if !draft.submitted() {
         return Err(Failure::see_other(format!("/entwurf/{}/pruefen", draft.id)));

@@ -7,11 +7,19 @@ use axum::extract::Path;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::Shared;
-use crate::applications::submitted;
-use crate::db;
-use crate::web::{Page, Posted, Visit};
+use crate::forms::drafts::{self, Draft};
+use crate::web::{Failure, Page, Posted, Visit, Visitor};
+use crate::{Shared, db};
 use kopplung_web::shell::see_other;
+
+/// The visitor's submitted application `id`, or 404 (a draft goes to its review).
+async fn submitted(state: &Shared, visitor: &Visitor, id: &str) -> Result<Draft, Failure> {
+    let draft = drafts::load_owned(state, visitor, id).await?;
+    if !draft.submitted() {
+        return Err(Failure::see_other(format!("/entwurf/{}/pruefen", draft.id)));
+    }
+    Ok(draft)
+}
 
 /// A decision's fee as the hub reports it (`mailbox[].fee` of the decision).
 #[derive(Debug, Clone, PartialEq, Eq)]
