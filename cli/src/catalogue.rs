@@ -134,6 +134,7 @@ fn example_events() -> Vec<Receipt> {
         message: None,
         document: None,
         appeal: None,
+        fee: None,
         issued_at: format!("2026-01-01T12:{minute:02}:00Z"),
     };
     let accept = event("eingang", ReceiptEvent::Accept, 1);

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::Clock;
 use crate::store::{
-    Appeal, EventDocument, EventStore, IntakeStore, ReceiptOutcome, ReceiptRecord, Status,
-    StoreError,
+    Appeal, DecisionFee, EventDocument, EventStore, IntakeStore, ReceiptOutcome, ReceiptRecord,
+    Status, StoreError,
 };
 pub use kopplung_forms::DecisionDocument;
 
@@ -64,6 +64,18 @@ pub struct SignedAppeal {
     pub deadline: String,
 }
 
+/// A fee a decision sets, as signed: euros with two decimals and what it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedFee {
+    pub amount: String,
+    pub purpose: String,
+}
+
+/// The highest fee a decision may set, in cents (a payment provider's usual limit).
+pub const MAX_FEE_CENTS: u64 = 100_000 * 100;
+/// The longest purpose of a fee (characters; payment providers take 140).
+pub const MAX_PURPOSE_CHARS: usize = 140;
+
 /// The longest Rechtsbehelfsbelehrung taken (characters).
 pub const MAX_APPEAL_CHARS: usize = 8000;
 
@@ -80,6 +92,8 @@ pub struct VerifiedEvent {
     pub document: Option<SignedDocument>,
     /// A decision's appeal information.
     pub appeal: Option<SignedAppeal>,
+    /// A fee the decision sets.
+    pub fee: Option<SignedFee>,
     /// The problem types (URIs) of a rejection.
     pub problem_types: Vec<String>,
     /// RFC 3339, as the procedure wrote it.
@@ -169,6 +183,9 @@ pub enum EventError {
     /// The appeal information is not usable (why, without its text).
     #[error("the event's appeal: {0}")]
     BadAppeal(&'static str),
+    /// The fee is not usable (why).
+    #[error("the event's fee: {0}")]
+    BadFee(&'static str),
     #[error("the receipt id was used for a different event")]
     ReceiptIdReused,
     #[error("the event does not follow from the application's state ({})", .0.as_str())]
@@ -200,6 +217,7 @@ impl EventError {
             Self::NoSuchMessage | Self::NotDelivered => "unknown-message",
             Self::BadDocument(_) => "bad-document",
             Self::BadAppeal(_) => "bad-appeal",
+            Self::BadFee(_) => "bad-fee",
             Self::ReceiptIdReused => "receipt-id-reused",
             Self::OutOfOrder(_) => "event-out-of-order",
             Self::AlreadyFinal => "application-final",
@@ -398,6 +416,9 @@ pub fn check_content(event: &VerifiedEvent) -> Result<(), EventError> {
         kind if kind != EventKind::Decision && event.appeal.is_some() => Err(
             EventError::BadAppeal("appeal information belongs to a decision only"),
         ),
+        kind if kind != EventKind::Decision && event.fee.is_some() => {
+            Err(EventError::BadFee("a fee belongs to a decision only"))
+        }
         _ => Ok(()),
     }
 }
@@ -438,6 +459,67 @@ fn document_content(document: &SignedDocument) -> Result<Vec<u8>, EventError> {
         ));
     }
     Ok(content)
+}
+
+/// Why a decision's fee was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeeProblem {
+    NoAmount,
+    Zero,
+    TooHigh,
+    NoPurpose,
+    PurposeTooLong,
+    PurposeNotPlain,
+}
+
+impl FeeProblem {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NoAmount => "amount is no sum of euros with two decimals such as 30.70",
+            Self::Zero => "amount is zero",
+            Self::TooHigh => "amount is above 100000.00",
+            Self::NoPurpose => "purpose is empty",
+            Self::PurposeTooLong => "purpose is longer than 140 characters",
+            Self::PurposeNotPlain => "purpose holds a control character or a line break",
+        }
+    }
+}
+
+/// A decision's fee, checked: `amount` euros with exactly two decimals (`30.70`), above
+/// zero and at most [`MAX_FEE_CENTS`]; a one-line `purpose` of at most
+/// [`MAX_PURPOSE_CHARS`] characters.
+pub fn fee_of(amount: &str, purpose: &str) -> Result<DecisionFee, FeeProblem> {
+    let (euros, cents) = amount.split_once('.').ok_or(FeeProblem::NoAmount)?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(euros) || euros.len() > 9 || cents.len() != 2 || !digits(cents) {
+        return Err(FeeProblem::NoAmount);
+    }
+    let cents = euros
+        .parse::<u64>()
+        .ok()
+        .and_then(|e| e.checked_mul(100))
+        .and_then(|e| e.checked_add(cents.parse::<u64>().ok()?))
+        .ok_or(FeeProblem::NoAmount)?;
+    if cents == 0 {
+        return Err(FeeProblem::Zero);
+    }
+    if cents > MAX_FEE_CENTS {
+        return Err(FeeProblem::TooHigh);
+    }
+    let purpose = purpose.trim();
+    if purpose.is_empty() {
+        return Err(FeeProblem::NoPurpose);
+    }
+    if purpose.chars().count() > MAX_PURPOSE_CHARS {
+        return Err(FeeProblem::PurposeTooLong);
+    }
+    if purpose.chars().any(char::is_control) {
+        return Err(FeeProblem::PurposeNotPlain);
+    }
+    Ok(DecisionFee {
+        cents,
+        purpose: purpose.to_owned(),
+    })
 }
 
 /// Why a decision's appeal information was refused.
@@ -544,8 +626,15 @@ pub fn record_of(
         }
         None => None,
     };
+    let fee = match &event.fee {
+        Some(fee) => {
+            Some(fee_of(&fee.amount, &fee.purpose).map_err(|p| EventError::BadFee(p.reason()))?)
+        }
+        None => None,
+    };
     Ok(ReceiptRecord {
         appeal,
+        fee,
         receipt_id: event.receipt_id,
         procedure_id: procedure.to_owned(),
         message_id,
@@ -596,6 +685,7 @@ mod tests {
             document: None,
             problem_types: vec!["urn:x:missing".into(), "frei text".into()],
             appeal: None,
+            fee: None,
             issued_at: "2026-12-03T10:00:00Z".into(),
             content_sha256: "ab".into(),
         }
@@ -740,6 +830,53 @@ mod tests {
             check_content(&query),
             Err(EventError::BadAppeal(_))
         ));
+    }
+
+    #[test]
+    fn a_decisions_fee_is_euros_and_cents_with_a_one_line_purpose() {
+        let fee = fee_of("30.70", " Bewohnerparkausweis ").unwrap();
+        assert_eq!(
+            (fee.cents, fee.purpose.as_str()),
+            (3070, "Bewohnerparkausweis")
+        );
+        assert_eq!(fee.euros(), "30.70");
+        assert_eq!(fee_of("0.05", "x").unwrap().euros(), "0.05");
+        for (amount, purpose, problem) in [
+            ("30,70", "x", FeeProblem::NoAmount),
+            ("30.7", "x", FeeProblem::NoAmount),
+            ("-1.00", "x", FeeProblem::NoAmount),
+            ("1e3.00", "x", FeeProblem::NoAmount),
+            ("0.00", "x", FeeProblem::Zero),
+            ("100000.01", "x", FeeProblem::TooHigh),
+            ("1.00", " ", FeeProblem::NoPurpose),
+            ("1.00", "a\nb", FeeProblem::PurposeNotPlain),
+        ] {
+            assert_eq!(fee_of(amount, purpose), Err(problem), "{amount} {purpose}");
+        }
+        assert_eq!(
+            fee_of("1.00", &"x".repeat(141)),
+            Err(FeeProblem::PurposeTooLong)
+        );
+        let mut decision = decision("b.pdf", "application/pdf", b"%PDF-1.7");
+        decision.fee = Some(SignedFee {
+            amount: "12.00".into(),
+            purpose: "Hundesteuer 2027".into(),
+        });
+        assert_eq!(
+            record_of("p", decision.clone(), vec![])
+                .unwrap()
+                .fee
+                .unwrap()
+                .cents,
+            1200
+        );
+        let query = VerifiedEvent {
+            kind: EventKind::Query,
+            message: Some("Frage?".into()),
+            document: None,
+            ..decision
+        };
+        assert!(matches!(check_content(&query), Err(EventError::BadFee(_))));
     }
 
     #[test]

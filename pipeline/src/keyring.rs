@@ -678,6 +678,10 @@ impl kopplung_core::events::EventVerifier for Keyring {
                 text: a.text,
                 deadline: a.deadline,
             }),
+            fee: receipt.fee.map(|f| kopplung_core::events::SignedFee {
+                amount: f.amount,
+                purpose: f.purpose,
+            }),
             problem_types: receipt.problems.into_iter().map(|p| p.kind).collect(),
             issued_at: receipt.issued_at,
             content_sha256,

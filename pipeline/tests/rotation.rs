@@ -131,6 +131,7 @@ fn receipt(issued_at: OffsetDateTime) -> Receipt {
         message: None,
         document: None,
         appeal: None,
+        fee: None,
         issued_at: issued_at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap(),

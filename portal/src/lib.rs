@@ -246,6 +246,14 @@ fn app(state: Shared) -> Router {
         // Applications, mailbox, documents.
         .route("/antraege/{id}", get(applications::show))
         .route(
+            "/antraege/{id}/gebuehr/bezahlen",
+            post(payment::decision::pay),
+        )
+        .route(
+            "/antraege/{id}/gebuehr/zahlung",
+            get(payment::decision::returned),
+        )
+        .route(
             "/antraege/{id}/bestaetigung.pdf",
             get(applications::confirmation_pdf),
         )

@@ -58,7 +58,7 @@ fn decision(
     let number = &accepted.receipt_number;
     let now = time::OffsetDateTime::now_utc();
     let today = now.date();
-    let lines = vec![
+    let mut lines = vec![
         accepted.authority.clone(),
         String::new(),
         format!("Ihr Antrag: {}, Antragsnummer {number}", accepted.service),
@@ -75,6 +75,16 @@ fn decision(
         "Rechtsbehelfsbelehrung".to_owned(),
         appeal_text(&accepted.authority),
     ];
+    if let Some(fee) = &accepted.fee {
+        lines.insert(
+            7,
+            format!(
+                "Festgesetzt: {} € ({}), zahlbar online im Portal.",
+                fee.amount.replace('.', ","),
+                fee.purpose
+            ),
+        );
+    }
     let document = writer.pdf("Bescheid", &lines, now)?;
     Ok(Receipt {
         receipt_id: receipt_id(
@@ -92,6 +102,7 @@ fn decision(
             media_type: "application/pdf".into(),
             content_base64: base64::engine::general_purpose::STANDARD.encode(&document),
         }),
+        fee: accepted.fee.clone(),
         appeal: Some(receipt::Appeal {
             text: appeal_text(&accepted.authority),
             deadline: appeal_deadline(today).to_string(),

@@ -32,6 +32,8 @@ pub(crate) struct Accepted {
     pub receipt_number: String,
     pub service: String,
     pub authority: String,
+    /// The fee (or tax) the decision sets, if the service has one (the demo's dog tax).
+    pub fee: Option<kopplung_transformers::receipt::DecisionFee>,
 }
 
 /// What opening a message produced: the receipt to send, and what the decision needs
@@ -250,6 +252,7 @@ fn handle(
         message: None,
         document: None,
         appeal: None,
+        fee: None,
         issued_at: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
@@ -274,9 +277,27 @@ fn handle(
                 .to_owned(),
             service: text("leistung", "name"),
             authority: text("leser", "name"),
+            fee: demo_fee(&text("leistung", "code"), &xml),
             receipt: receipt.clone(),
         }),
         claims: claims_in(&xml),
         receipt,
+    })
+}
+
+/// The Hundesteuer of the demo (local key 99999003000000): the decision sets the tax,
+/// 108 € a year per dog as in Dresden's Hundesteuersatzung, for the citizen to pay in
+/// the portal. Other services' decisions set none.
+fn demo_fee(service_key: &str, xml: &str) -> Option<kopplung_transformers::receipt::DecisionFee> {
+    if service_key != "99999003000000" {
+        return None;
+    }
+    let dogs = xml.matches("<hund>").count().max(1);
+    Some(kopplung_transformers::receipt::DecisionFee {
+        amount: format!("{}.00", 108 * dogs),
+        purpose: format!(
+            "Hundesteuer für {dogs} {}",
+            if dogs == 1 { "Hund" } else { "Hunde" }
+        ),
     })
 }

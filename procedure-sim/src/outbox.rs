@@ -265,6 +265,7 @@ mod tests {
                 message: None,
                 document: None,
                 appeal: None,
+                fee: None,
                 issued_at: String::new(),
             },
             due_unix: 7,

@@ -557,6 +557,25 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
         "work before take-over: {before}"
     );
     let csrf = kopplung_tests::browser::csrf_of(&before).expect("csrf");
+    // Before the take-over nothing can be recorded, even by a crafted form.
+    let early = anna
+        .post_multipart(
+            &format!("{path}/bearbeitung"),
+            &[
+                ("csrf", &csrf),
+                ("token", &uuid::Uuid::new_v4().to_string()),
+                ("action", "accept"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(early.status, 409);
+    assert!(
+        early.text().contains("übernehmen Sie den Antrag zuerst"),
+        "{}",
+        early.text()
+    );
+    assert_eq!(hub.status(&id).await["status"], "prepared");
     assert_eq!(
         anna.post(&format!("{path}/take"), &[("csrf", &csrf)])
             .await
@@ -754,6 +773,8 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     );
     with_appeal.pop();
     with_appeal.push(("appeal_deadline", deadline.clone()));
+    with_appeal.push(("fee_amount", "25,50".to_owned()));
+    with_appeal.push(("fee_purpose", "Gebühr Sondernutzung".to_owned()));
     let decided = send(&mut anna, with_appeal, file).await;
     assert_eq!(decided.status, 303, "{}", decided.text());
     let status = hub.status(&id).await;
@@ -764,6 +785,10 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     assert_eq!(mailbox[1]["text"], note);
     assert_eq!(mailbox[1]["appeal"]["text"], belehrung, "{status:#}");
     assert_eq!(mailbox[1]["appeal"]["deadline"], deadline.as_str());
+    assert_eq!(
+        mailbox[1]["fee"],
+        json!({"amount": "25.50", "purpose": "Gebühr Sondernutzung"})
+    );
     let document = &status["documents"][0];
     assert_eq!(document["filename"], "Bescheid 2026.pdf");
     let href = document["href"].as_str().expect("href");

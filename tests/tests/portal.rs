@@ -656,3 +656,116 @@ async fn every_service_can_be_applied_for_through_its_form() {
     let list = citizen.get("/konto/antraege").await;
     assert_eq!(list.body.matches("/antraege/").count(), 7, "{}", list.body);
 }
+
+/// The reference procedure's decision on a Hundesteuer sets the tax (108 € a dog); the
+/// citizen pays it on the application's page at the payment provider; a cancelled
+/// payment says so and can be tried again; the amount is the decision's, not the form's.
+#[tokio::test]
+async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
+    let cycle = Cycle::start(true).await;
+    let mut citizen = Citizen::new(&cycle);
+    citizen.register("hundehalterin@example.org").await;
+    let region = portal_support::fixture("hundesteuer")["region"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let location = citizen.start("99999003000000", &region).await;
+    let draft = portal_support::fill_from_fixture(&mut citizen, "hundesteuer", location).await;
+    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
+    assert!(
+        !review.body.contains("Weiter zur Bezahlung"),
+        "nothing to pay at submission"
+    );
+    citizen.submit_reviewed(&draft, &review).await;
+    let decided = wait_for_decision(&mut citizen, &draft).await;
+    let dogs = portal_support::fixture("hundesteuer")["data"]["hunde"]
+        .as_array()
+        .map_or(1, Vec::len);
+    let amount = format!("{},00 €", 108 * dogs);
+    assert!(
+        decided
+            .body
+            .contains(&format!("eine Gebühr von <strong>{amount}</strong>"))
+            && decided.body.contains("Gebühr jetzt online bezahlen"),
+        "{}",
+        decided.body
+    );
+    let csrf = decided.csrf();
+
+    // Cancelled at the provider: nothing paid, the page says so and offers it again.
+    let cancelled = pay_decision_fee(&mut citizen, &draft, &csrf, &amount, "abbrechen").await;
+    assert!(
+        cancelled.body.contains("es wurde nichts abgebucht"),
+        "{}",
+        cancelled.body
+    );
+    assert!(cancelled.body.contains("Gebühr jetzt online bezahlen"));
+    let paid = pay_decision_fee(&mut citizen, &draft, &csrf, &amount, "bezahlen").await;
+    assert!(
+        paid.body.contains("Die Gebühr ist bezahlt."),
+        "{}",
+        paid.body
+    );
+    assert!(paid.body.contains("Zahlungsreferenz"), "{}", paid.body);
+    assert!(
+        !paid.body.contains("Gebühr jetzt online bezahlen"),
+        "{}",
+        paid.body
+    );
+    // Paying again is not offered, and a forged attempt sends back to the page.
+    let again = citizen
+        .post(
+            &format!("/antraege/{draft}/gebuehr/bezahlen"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status, 303);
+    assert_eq!(again.location(), format!("/antraege/{draft}#gebuehr"));
+    // Another visitor cannot pay or see it.
+    let mut other = Citizen::new(&cycle);
+    let csrf = other.csrf().await;
+    let foreign = other
+        .post(
+            &format!("/antraege/{draft}/gebuehr/bezahlen"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(foreign.status, 404, "{}", foreign.body);
+}
+
+/// Pays (or cancels, `action`) the fee a decision set on `draft`'s page at the provider;
+/// the page the citizen comes back to.
+async fn pay_decision_fee(
+    citizen: &mut Citizen,
+    draft: &str,
+    csrf: &str,
+    amount: &str,
+    action: &str,
+) -> Page {
+    let to_provider = citizen
+        .post(
+            &format!("/antraege/{draft}/gebuehr/bezahlen"),
+            &[("csrf", csrf)],
+        )
+        .await;
+    assert_eq!(to_provider.status, 303, "{}", to_provider.body);
+    let provider = citizen.get(&to_provider.location()).await;
+    assert_eq!(provider.status, 200, "{}", provider.body);
+    assert!(
+        provider.body.contains(amount),
+        "the provider asks for the decision's amount {amount}: {}",
+        provider.body
+    );
+    let answered = citizen
+        .post(
+            &to_provider.location(),
+            &[
+                ("csrf", &provider.csrf()),
+                ("zahlart", "kreditkarte"),
+                ("aktion", action),
+            ],
+        )
+        .await;
+    assert_eq!(answered.status, 303, "{}", answered.body);
+    citizen.follow(answered).await
+}

@@ -49,6 +49,16 @@ pub struct Appeal {
     pub deadline: String,
 }
 
+/// A fee the decision sets, for the citizen to pay in the portal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionFee {
+    /// Euros with two decimals, e.g. `"30.70"`.
+    pub amount: String,
+    /// What it is for, as the citizen's payment names it (Verwendungszweck).
+    pub purpose: String,
+}
+
 /// What a procedure says about one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +83,9 @@ pub struct Receipt {
     /// A decision's appeal information (Rechtsbehelfsbelehrung and deadline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appeal: Option<Appeal>,
+    /// A fee the decision sets (Gebühr), paid by the citizen in the portal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<DecisionFee>,
     /// RFC 3339.
     pub issued_at: String,
 }
@@ -259,6 +272,9 @@ fn set_payload(receipt: &Receipt) -> Result<JwtPayload, Error> {
     if let Some(appeal) = &receipt.appeal {
         body.insert("appeal".into(), json!(appeal));
     }
+    if let Some(fee) = &receipt.fee {
+        body.insert("fee".into(), json!(fee));
+    }
     let mut event = Map::new();
     event.insert(
         format!("{EVENT_PREFIX}{}", receipt.event.uri_name()),
@@ -352,6 +368,12 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
         ),
         None => None,
     };
+    let fee = match body.get("fee") {
+        Some(fee) => {
+            Some(serde_json::from_value(fee.clone()).map_err(|e| malformed(format!("fee: {e}")))?)
+        }
+        None => None,
+    };
     // Read `iat` ourselves: a value far off (milliseconds instead of seconds) must be
     // refused, not overflow.
     let issued_at = payload
@@ -377,6 +399,7 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
         message,
         document,
         appeal,
+        fee,
         issued_at,
     })
 }

@@ -142,6 +142,7 @@ fn receipt() -> Receipt {
         document: None,
         event: ReceiptEvent::Accept,
         appeal: None,
+        fee: None,
         issued_at: "2026-11-30T10:00:00Z".into(),
     }
 }

@@ -35,6 +35,7 @@ fn receipt(event: ReceiptEvent) -> Receipt {
         }),
         event,
         appeal: None,
+        fee: None,
         issued_at: "2026-11-30T10:00:00Z".into(),
     }
 }

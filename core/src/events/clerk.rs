@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{EventError, Events, Taken};
 use crate::audit::sha256_hex;
-use crate::store::{Appeal, EventDocument, ReceiptRecord, Status};
+use crate::store::{Appeal, DecisionFee, EventDocument, ReceiptRecord, Status};
 
 /// A text a clerk writes to the citizen (a question, the summary of a decision):
 /// not empty, at most [`ClerkText::MAX_CHARS`] characters, no control characters but
@@ -74,6 +74,8 @@ pub enum ClerkAction {
         message: ClerkText,
         document: EventDocument,
         appeal: Option<Appeal>,
+        /// A fee the decision sets (see [`super::fee_of`]).
+        fee: Option<DecisionFee>,
     },
 }
 
@@ -133,16 +135,17 @@ impl Events {
 
     fn clerk_record(&self, event: ClerkEvent<'_>) -> Result<ReceiptRecord, EventError> {
         let receipt_id = format!("inbox-{}", event.token.simple());
-        let (message, document, appeal) = match event.action.clone() {
-            ClerkAction::Accept | ClerkAction::InProgress => (None, None, None),
-            ClerkAction::Query(question) => (Some(question.0), None, None),
+        let (message, document, appeal, fee) = match event.action.clone() {
+            ClerkAction::Accept | ClerkAction::InProgress => (None, None, None, None),
+            ClerkAction::Query(question) => (Some(question.0), None, None, None),
             ClerkAction::Decision {
                 message,
                 document,
                 appeal,
+                fee,
             } => {
                 check_decision_document(&document)?;
-                (Some(message.0), Some(document), appeal)
+                (Some(message.0), Some(document), appeal, fee)
             }
         };
         let digest = document.as_ref().map(|d| {
@@ -160,6 +163,7 @@ impl Events {
             "message": message,
             "document": digest,
             "appeal": appeal.as_ref().map(|a| json!({"text": a.text, "deadline": a.deadline.to_string()})),
+            "fee": fee.as_ref().map(|f| json!({"amount": f.euros(), "purpose": f.purpose})),
             "recorded_by": {"clerk": event.clerk},
         });
         let content_sha256 = sha256_hex(content.to_string().as_bytes());
@@ -178,6 +182,7 @@ impl Events {
             message,
             document,
             appeal,
+            fee,
             problems: Vec::new(),
             issued_at,
             signed: content.to_string().into_bytes(),

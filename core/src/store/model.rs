@@ -398,6 +398,8 @@ pub struct ReceiptRecord {
     pub document: Option<EventDocument>,
     /// A decision's appeal information.
     pub appeal: Option<Appeal>,
+    /// A fee the decision sets.
+    pub fee: Option<DecisionFee>,
     /// Problem types and titles of a rejection (no free text of the procedure).
     pub problems: Vec<String>,
     pub issued_at: String,
@@ -449,6 +451,30 @@ pub struct MailboxEntry {
     /// A decision's appeal information.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub appeal: Option<Appeal>,
+    /// A fee the decision sets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee: Option<DecisionFee>,
+}
+
+/// A fee a decision sets (Gebühr), for the citizen to pay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecisionFee {
+    /// In cents; `"30.70"` in JSON.
+    #[serde(rename = "amount", serialize_with = "serialize_euros")]
+    pub cents: u64,
+    /// Verwendungszweck: what the payment is for.
+    pub purpose: String,
+}
+
+impl DecisionFee {
+    /// `"30.70"`.
+    pub fn euros(&self) -> String {
+        format!("{}.{:02}", self.cents / 100, self.cents % 100)
+    }
+}
+
+fn serialize_euros<S: serde::Serializer>(cents: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{}.{:02}", cents / 100, cents % 100))
 }
 
 /// A decision's appeal information: the Rechtsbehelfsbelehrung (personal data like

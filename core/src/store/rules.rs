@@ -284,6 +284,7 @@ mod tests {
             content_sha256: "c".into(),
             recorded_by: None,
             appeal: None,
+            fee: None,
         }
     }
 

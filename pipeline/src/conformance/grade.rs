@@ -232,6 +232,7 @@ mod tests {
             message: None,
             document: None,
             appeal: None,
+            fee: None,
             issued_at: "2026-12-05T10:00:00Z".into(),
         }
     }

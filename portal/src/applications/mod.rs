@@ -4,7 +4,7 @@
 
 mod pdf;
 
-use axum::extract::Path;
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
@@ -99,6 +99,11 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
                 "at": german_time_rfc3339(m["at"].as_str().unwrap_or_default()),
                 "document_href": document.map(|d| format!("/antraege/{}/dokumente/{d}", draft.id)),
                 "appeal": appeal_view(&m["appeal"]),
+                "fee": m["fee"]["amount"].as_str().map(|amount| format!(
+                    "{} € ({})",
+                    amount.replace('.', ","),
+                    m["fee"]["purpose"].as_str().unwrap_or_default()
+                )),
             })
         })
         .collect();
@@ -115,7 +120,9 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
         })
         .collect();
     let code = status["status"].as_str().unwrap_or_default();
+    let fee = crate::payment::decision::view(state, &draft.id, &status).await?;
     Ok(json!({
+        "fee": fee,
         "status": status_label(code),
         "status_code": code,
         "final": matches!(code, "decided" | "rejected"),
@@ -142,8 +149,20 @@ pub(crate) fn appeal_view(appeal: &Value) -> Value {
     })
 }
 
-pub async fn show(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
+pub async fn show(
+    Visit { state, visitor }: Visit,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Page {
     let draft = submitted(&state, &visitor, &id).await?;
+    // Back from paying a decision's fee: the notice.
+    let fee_notice = match query.as_deref() {
+        Some("gebuehr=bezahlt") => Some("Die Gebühr ist bezahlt. Vielen Dank!"),
+        Some("gebuehr=abgebrochen") => Some(
+            "Die Zahlung wurde abgebrochen oder ist fehlgeschlagen; es wurde nichts abgebucht. Sie können es jederzeit erneut versuchen.",
+        ),
+        _ => None,
+    };
     let router = router_view(&state, &draft).await?;
     state.templates.ok(
         &visitor,
@@ -164,6 +183,8 @@ pub async fn show(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Pa
             "signed_in": visitor.account.is_some(),
             // The form for an anonymous reporter's status mails (`crate::notify`).
             "csrf": visitor.csrf,
+            "fee_notice": fee_notice,
+            "fee_paid_now": query.as_deref() == Some("gebuehr=bezahlt"),
         }),
     )
 }

@@ -4,6 +4,7 @@
 //! message). The provider is called over HTTP like a real one; `provider` is the
 //! simulated one the portal serves itself under `/xbezahldienste`.
 
+pub mod decision;
 pub mod provider;
 
 use std::time::Duration;

@@ -110,11 +110,11 @@ async fn create(
     let Ok(Json(request)) = body else {
         return problem(StatusCode::BAD_REQUEST, "malformed payment request");
     };
-    let redirect_ok = kopplung_web::redirect::same_origin_url(
-        &state.base_url,
-        &request.redirect_url,
-        "/entwurf/",
-    );
+    // Back to a draft (a fee at submission) or to a submitted application (a fee its
+    // decision set): nowhere else.
+    let redirect_ok = ["/entwurf/", "/antraege/"].iter().any(|prefix| {
+        kopplung_web::redirect::same_origin_url(&state.base_url, &request.redirect_url, prefix)
+    });
     if request.currency != "EUR" || request.gross_amount == 0 || !redirect_ok {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,

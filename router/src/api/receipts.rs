@@ -191,6 +191,9 @@ impl From<EventError> for Problem {
             EventError::BadDocument(reason) => {
                 unprocessable("The event's document cannot be accepted").detail(reason)
             }
+            EventError::BadFee(reason) => {
+                unprocessable("The decision's fee cannot be accepted").detail(reason)
+            }
             EventError::BadAppeal(reason) => {
                 unprocessable("The decision's appeal information cannot be accepted").detail(reason)
             }

@@ -385,6 +385,7 @@ mod tests {
             "xml_size": "1 KB", "message_type": "m",
             "fee": {"text": "30,70 € (Gebühr)", "paid": "PAY-1"},
             "work": work,
+            "error": null,
         })
     }
 
@@ -394,12 +395,14 @@ mod tests {
             "history": [{"at": "a", "at_iso": "i", "what": "Übernommen", "by": "Anna"}],
             "messages": [{"at": "a", "at_iso": "i", "kind": "Rückfrage", "text": "Warum?",
                           "document": {"href": "/d", "filename": "b.pdf", "size": "1 KB"},
-                          "appeal": {"text": "Widerspruch bis dann.", "deadline": "6. Januar 2027"}}],
+                          "appeal": {"text": "Widerspruch bis dann.", "deadline": "6. Januar 2027"},
+                          "fee": "30,70 € (Gebühr)"}],
             "accept": false, "in_progress": false, "query": true, "decision": true,
             "action_href": "/inbox/p/m/bearbeitung", "token": "t", "csrf": "c",
             "error": sent["error"], "query_text": sent["text"], "query_invalid": sent["action"] == "query",
             "decision_text": "Entschieden.", "decision_invalid": false,
             "appeal_text": "Widerspruch binnen eines Monats.", "appeal_deadline": "2027-01-06",
+            "fee_amount": "", "fee_purpose": "",
             "done": done, "max_chars": 4000,
         })
     }

@@ -88,10 +88,12 @@ struct DocumentPage {
     fee: Option<work::FeeView>,
     /// Once taken over: the clerk's work on it.
     work: Option<work::WorkView>,
+    /// A refused form's error when there is no work section to show it in.
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
-struct TakenView {
+pub(super) struct TakenView {
     by: String,
     at: String,
 }
@@ -224,7 +226,11 @@ async fn find(
 }
 
 /// The history entry of the take-over: who and when.
-fn taken_over(inbox: &Inbox, record: &ApplicationRecord, message_id: Uuid) -> Option<TakenView> {
+pub(super) fn taken_over(
+    inbox: &Inbox,
+    record: &ApplicationRecord,
+    message_id: Uuid,
+) -> Option<TakenView> {
     let prefix = format!("message {message_id} taken over by clerk ");
     record.history.iter().find_map(|entry| {
         let rest = entry.detail.strip_prefix(&prefix)?;
@@ -271,6 +277,10 @@ pub(super) async fn document_page(
         None => render::raw_blocks(&found.input.payload, 3),
     };
     let base = format!("/inbox/{}/{}", found.procedure.id, found.pickup.message_id);
+    let error = match (&taken, &sent) {
+        (None, Some(sent)) if !sent.error.is_empty() => Some(sent.error.clone()),
+        _ => None,
+    };
     let work = match (&taken, &record) {
         (Some(_), Some(record)) => Some(work::view(
             s,
@@ -317,6 +327,7 @@ pub(super) async fn document_page(
         message_type: found.pickup.message_type.clone(),
         fee: work::fee(mapping, &found.input.payload),
         work,
+        error,
     };
     let title = format!("Antrag {}", page.receipt);
     s.page(status, &title, Some(&found.session), "document", &page)

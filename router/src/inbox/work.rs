@@ -9,12 +9,12 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kopplung_core::events::{
-    AppealProblem, ClerkAction, ClerkEvent, ClerkText, EventError, MAX_APPEAL_CHARS, TextProblem,
-    appeal_of,
+    AppealProblem, ClerkAction, ClerkEvent, ClerkText, EventError, FeeProblem, MAX_APPEAL_CHARS,
+    MAX_PURPOSE_CHARS, TextProblem, appeal_of, fee_of,
 };
 use kopplung_core::intake::{content_matches, valid_filename};
 use kopplung_core::store::{
-    Appeal, ApplicationRecord, DocumentInfo, EventDocument, MailboxEntry, Status,
+    Appeal, ApplicationRecord, DecisionFee, DocumentInfo, EventDocument, MailboxEntry, Status,
 };
 use kopplung_transformers::Mapping;
 use kopplung_web::shell::{SignInUi, berlin, german_day, german_time, iso, same_token, see_other};
@@ -23,7 +23,7 @@ use serde_json::Value;
 use time::{Date, Month};
 use uuid::Uuid;
 
-use super::pages::{Found, document_page, download};
+use super::pages::{Found, document_page, download, taken_over};
 use super::{Inbox, Shared, render};
 
 /// The largest decision document a clerk may upload (a procedure's event may carry 16 MiB).
@@ -39,6 +39,8 @@ pub(super) struct Sent {
     pub text: String,
     pub appeal_text: String,
     pub appeal_deadline: String,
+    pub fee_amount: String,
+    pub fee_purpose: String,
     pub error: String,
 }
 
@@ -66,6 +68,9 @@ pub(super) struct WorkView {
     /// The decision's Rechtsbehelfsbelehrung and deadline, prefilled.
     appeal_text: String,
     appeal_deadline: String,
+    /// A fee the decision sets (empty: none), as typed.
+    fee_amount: String,
+    fee_purpose: String,
     done: Option<&'static str>,
     max_chars: usize,
 }
@@ -86,6 +91,7 @@ struct MessageRow {
     text: String,
     document: Option<DocumentLink>,
     appeal: Option<AppealView>,
+    fee: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -231,6 +237,9 @@ pub(super) fn view(
                     text: a.text,
                     deadline: german_day(a.deadline),
                 }),
+                fee: entry
+                    .fee
+                    .map(|f| format!("{} € ({})", f.euros().replace('.', ","), f.purpose)),
             }
         })
         .collect();
@@ -267,6 +276,16 @@ pub(super) fn view(
             sent.appeal_deadline.clone()
         } else {
             one_month_after(today(s)).to_string()
+        },
+        fee_amount: if decision_invalid {
+            sent.fee_amount.clone()
+        } else {
+            String::new()
+        },
+        fee_purpose: if decision_invalid {
+            sent.fee_purpose.clone()
+        } else {
+            String::new()
         },
         error: sent.error,
         query_invalid,
@@ -311,6 +330,8 @@ struct Posted {
     text: String,
     appeal_text: String,
     appeal_deadline: String,
+    fee_amount: String,
+    fee_purpose: String,
     document: Option<(String, Vec<u8>)>,
 }
 
@@ -343,6 +364,8 @@ async fn read_form(mut multipart: Multipart) -> Option<Posted> {
             "text" => posted.text = value,
             "appeal_text" => posted.appeal_text = value,
             "appeal_deadline" => posted.appeal_deadline = value,
+            "fee_amount" => posted.fee_amount = value,
+            "fee_purpose" => posted.fee_purpose = value,
             _ => {}
         }
     }
@@ -386,6 +409,35 @@ fn appeal(posted: &Posted, today: Date) -> Result<Option<Appeal>, String> {
         })
 }
 
+/// A fee the decision sets (none if the amount is left empty), or the German error.
+fn decision_fee(posted: &Posted) -> Result<Option<DecisionFee>, String> {
+    let typed = posted.fee_amount.trim().trim_end_matches('€').trim();
+    if typed.is_empty() {
+        return Ok(None);
+    }
+    // `30,70`, `30.70`, `30`, `1.250,00` as clerks type amounts.
+    let plain = typed.replace(' ', "");
+    let normalised = match plain.rsplit_once(',') {
+        Some((euros, cents)) => format!("{}.{cents}", euros.replace('.', "")),
+        None if plain.contains('.') => plain,
+        None => format!("{plain}.00"),
+    };
+    let normalised = match normalised.split_once('.') {
+        Some((euros, cents)) if cents.len() == 1 => format!("{euros}.{cents}0"),
+        _ => normalised,
+    };
+    fee_of(&normalised, &posted.fee_purpose)
+        .map(Some)
+        .map_err(|problem| match problem {
+            FeeProblem::NoAmount => "Die Gebühr ist kein Betrag. Bitte geben Sie ihn in Euro mit Komma an, z. B. 30,70.".to_owned(),
+            FeeProblem::Zero => "Die Gebühr ist 0 €. Lassen Sie das Feld leer, wenn der Bescheid keine Gebühr festsetzt.".to_owned(),
+            FeeProblem::TooHigh => "Die Gebühr ist höher als 100.000 €; so hohe Beträge können nicht online bezahlt werden.".to_owned(),
+            FeeProblem::NoPurpose => "Bitte geben Sie den Verwendungszweck der Gebühr an, z. B. „Gebühr Bewohnerparkausweis“.".to_owned(),
+            FeeProblem::PurposeTooLong => format!("Der Verwendungszweck ist zu lang; erlaubt sind höchstens {MAX_PURPOSE_CHARS} Zeichen."),
+            FeeProblem::PurposeNotPlain => "Der Verwendungszweck muss in eine Zeile passen und darf keine Steuerzeichen enthalten.".to_owned(),
+        })
+}
+
 /// The action the form asks for, or the German error to show.
 fn action_of(posted: &Posted, today: Date) -> Result<ClerkAction, String> {
     match posted.action.as_str() {
@@ -412,6 +464,7 @@ fn action_of(posted: &Posted, today: Date) -> Result<ClerkAction, String> {
             }
             Ok(ClerkAction::Decision {
                 appeal: appeal(posted, today)?,
+                fee: decision_fee(posted)?,
                 message,
                 document: EventDocument {
                     filename: filename.to_owned(),
@@ -472,14 +525,32 @@ pub(super) async fn act(
             text: posted.text.clone(),
             appeal_text: posted.appeal_text.clone(),
             appeal_deadline: posted.appeal_deadline.clone(),
+            fee_amount: posted.fee_amount.clone(),
+            fee_purpose: posted.fee_purpose.clone(),
             error,
         };
         (sent, status)
+    };
+    // Only an application taken over is worked on: the take-over is its delivery.
+    let taken = match s.hub.store.application(found.pickup.application_id).await {
+        Ok(record) => record
+            .as_ref()
+            .and_then(|r| taken_over(&s.inbox, r, found.pickup.message_id))
+            .is_some(),
+        Err(e) => {
+            tracing::error!(error = %e, "clerk inbox: reading an application failed");
+            return s.unavailable(Some(&found.session));
+        }
     };
     let outcome = match (
         Uuid::parse_str(&posted.token),
         action_of(&posted, today(&s)),
     ) {
+        _ if !taken => Err(refuse(
+            "Bitte übernehmen Sie den Antrag zuerst; erst dann kann er bearbeitet werden."
+                .to_owned(),
+            StatusCode::CONFLICT,
+        )),
         (Err(_), _) => Err(refuse(
             "Das Formular ist unvollständig. Bitte laden Sie die Seite neu.".to_owned(),
             StatusCode::BAD_REQUEST,
@@ -670,6 +741,37 @@ mod tests {
             german_day(time::macros::date!(2027 - 03 - 01)),
             "1. März 2027"
         );
+    }
+
+    #[test]
+    fn a_decisions_fee_is_typed_as_clerks_type_amounts() {
+        let mut form = posted("decision", "Genehmigt.", Some(("b.pdf", &b"%PDF-1.7"[..])));
+        form.fee_purpose = "Gebühr Bewohnerparkausweis".into();
+        for (typed, cents) in [
+            ("30,70", 3070),
+            ("30.70", 3070),
+            ("30", 3000),
+            ("1.250,00 €", 125_000),
+            ("7,5", 750),
+        ] {
+            form.fee_amount = typed.into();
+            match action_of_(&form) {
+                Ok(ClerkAction::Decision { fee: Some(fee), .. }) => {
+                    assert_eq!(fee.cents, cents, "{typed}")
+                }
+                other => panic!("{typed}: {other:?}"),
+            }
+        }
+        form.fee_amount = "dreißig".into();
+        assert!(action_of_(&form).unwrap_err().contains("kein Betrag"));
+        form.fee_amount = "30,70".into();
+        form.fee_purpose = String::new();
+        assert!(action_of_(&form).unwrap_err().contains("Verwendungszweck"));
+        form.fee_amount = String::new();
+        assert!(matches!(
+            action_of_(&form),
+            Ok(ClerkAction::Decision { fee: None, .. })
+        ));
     }
 
     #[test]

@@ -339,6 +339,7 @@ fn query(write: Write<'_>) -> sqlx::query::Query<'_, Postgres, PgArguments> {
             Param::Text(text) => query.bind(text),
             Param::MaybeText(text) => query.bind(text),
             Param::Integer(n) => query.bind(n),
+            Param::MaybeInteger(n) => query.bind(n),
             Param::Blob(bytes) => query.bind(bytes),
         };
     }

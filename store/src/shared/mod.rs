@@ -47,6 +47,8 @@ pub(crate) enum Param<'a> {
     /// Text, or NULL.
     MaybeText(Option<String>),
     Integer(i64),
+    /// An integer, or NULL.
+    MaybeInteger(Option<i64>),
     Blob(&'a [u8]),
 }
 

@@ -138,8 +138,8 @@ impl<'r> ReceiptWrite<'r> {
         if let Some(text) = &receipt.message {
             inserts.push(Write {
                 sql: "INSERT INTO mailbox (application_id, receipt_id, kind, text, document_id, at,
-                        appeal_text, appeal_deadline)
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        appeal_text, appeal_deadline, fee_cents, fee_purpose)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 params: vec![
                     Param::Text(receipt.application_id.to_string()),
                     Param::Text(receipt.receipt_id.clone()),
@@ -149,6 +149,13 @@ impl<'r> ReceiptWrite<'r> {
                     Param::Text(now),
                     Param::MaybeText(receipt.appeal.as_ref().map(|a| a.text.clone())),
                     Param::MaybeText(receipt.appeal.as_ref().map(|a| a.deadline.to_string())),
+                    Param::MaybeInteger(
+                        receipt
+                            .fee
+                            .as_ref()
+                            .map(|f| i64::try_from(f.cents).unwrap_or(i64::MAX)),
+                    ),
+                    Param::MaybeText(receipt.fee.as_ref().map(|f| f.purpose.clone())),
                 ],
             });
         }

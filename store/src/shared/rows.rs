@@ -6,8 +6,8 @@ use kopplung_core::audit::sha256_hex;
 use kopplung_core::store::rules::{Stage, parse_status, parse_uuid};
 use kopplung_core::store::{
     Appeal, ApplicationRecord, ApplicationSummary, Attachment, AttachmentContent, Backlog,
-    DeadLetter, DeliveryRecord, DocumentInfo, HistoryEntry, MailboxEntry, Pickup, PrepareInput,
-    StoreError, UploadInfo, WorkItem, fragment_count,
+    DeadLetter, DecisionFee, DeliveryRecord, DocumentInfo, HistoryEntry, MailboxEntry, Pickup,
+    PrepareInput, StoreError, UploadInfo, WorkItem, fragment_count,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -170,6 +170,8 @@ pub(crate) struct MailboxRow {
     at: String,
     appeal_text: Option<String>,
     appeal_deadline: Option<String>,
+    fee_cents: Option<i64>,
+    fee_purpose: Option<String>,
 }
 
 impl TryFrom<MailboxRow> for MailboxEntry {
@@ -189,6 +191,11 @@ impl TryFrom<MailboxRow> for MailboxEntry {
                 }),
                 _ => None,
             },
+            // Retention deletes the purpose; the amount stays what it was.
+            fee: row.fee_cents.map(|cents| DecisionFee {
+                cents: u64::try_from(cents).unwrap_or_default(),
+                purpose: row.fee_purpose.unwrap_or_default(),
+            }),
         })
     }
 }

@@ -44,7 +44,7 @@ pub(crate) const CHUNK: &str =
 pub(crate) const STEP: &str =
     "SELECT step FROM deliveries WHERE procedure_id = $1 AND message_id = $2";
 /// kind, text, document_id, at of application `id`'s mailbox, in order.
-pub(crate) const MAILBOX: &str = "SELECT kind, text, document_id, at, appeal_text, appeal_deadline FROM mailbox WHERE application_id = $1 ORDER BY seq";
+pub(crate) const MAILBOX: &str = "SELECT kind, text, document_id, at, appeal_text, appeal_deadline, fee_cents, fee_purpose FROM mailbox WHERE application_id = $1 ORDER BY seq";
 /// The same and the content of document `id` of application `application_id`.
 pub(crate) const DOCUMENT: &str = "SELECT id, filename, media_type, size, sha512, content FROM documents WHERE id = $1 AND application_id = $2";
 /// The columns of [`super::rows::SummaryRow`] matching receipt, service, procedure,

@@ -193,6 +193,7 @@ impl From<Write<'_>> for Bound {
                 Param::Text(text) => Value::Text(text),
                 Param::MaybeText(text) => text.map_or(Value::Null, Value::Text),
                 Param::Integer(n) => Value::Integer(n),
+                Param::MaybeInteger(n) => n.map_or(Value::Null, Value::Integer),
                 Param::Blob(bytes) => Value::Blob(bytes.to_vec()),
             })
             .collect();

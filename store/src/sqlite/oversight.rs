@@ -12,7 +12,7 @@ const PURGE_CLEAR: [&str; 5] = [
     "DELETE FROM upload_chunks WHERE upload_id IN
        (SELECT id FROM uploads WHERE application_id = ?1)",
     "UPDATE uploads SET filename = '' WHERE application_id = ?1",
-    "UPDATE mailbox SET text = '', document_id = NULL, appeal_text = NULL WHERE application_id = ?1",
+    "UPDATE mailbox SET text = '', document_id = NULL, appeal_text = NULL, fee_purpose = NULL WHERE application_id = ?1",
     "UPDATE receipts SET signed = X'' WHERE application_id = ?1",
     "UPDATE deliveries SET sealed = NULL, sent_xml = NULL WHERE application_id = ?1",
 ];

@@ -121,6 +121,11 @@ pub(crate) async fn receipts_and_events_follow_the_states(backend: Backend) {
         appeals,
         [("query", None), ("decided", Some("2026-12-31".to_owned()))]
     );
+    let fees: Vec<_> = mailbox
+        .iter()
+        .map(|m| m.fee.as_ref().map(|f| f.euros()))
+        .collect();
+    assert_eq!(fees, [None, Some("30.70".to_owned())]);
     let recorded = receipt_for(&new, "r-1", Status::Received);
     assert_eq!(
         store.check_receipt(&recorded).await.unwrap(),

@@ -227,6 +227,9 @@ pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backen
             .iter()
             .all(|m| m.text.is_empty() && m.document_id.is_none() && m.appeal.is_none())
     );
+    // The amount a decision set stays (no personal data); its purpose goes.
+    let fee = mailbox[0].fee.as_ref().expect("fee");
+    assert_eq!((fee.cents, fee.purpose.as_str()), (3070, ""));
     // The record stays: state, message id, history with the deletion recorded.
     let record = stored(store, new.id).await;
     assert_eq!(record.status, Status::Decided);

@@ -477,6 +477,7 @@ pub fn receipt_for(new: &NewApplication, id: &str, status: Status) -> ReceiptRec
         content_sha256: format!("content {id}"),
         recorded_by: None,
         appeal: None,
+        fee: None,
     }
 }
 
@@ -523,6 +524,10 @@ pub fn decision_with_document(new: &NewApplication, message: &str) -> ReceiptRec
     decision.appeal = Some(kopplung_core::store::Appeal {
         text: "Gegen diesen Bescheid kann binnen eines Monats Widerspruch erhoben werden.".into(),
         deadline: time::macros::date!(2026 - 12 - 31),
+    });
+    decision.fee = Some(kopplung_core::store::DecisionFee {
+        cents: 3070,
+        purpose: "Gebühr Bewohnerparkausweis".into(),
     });
     decision
 }
