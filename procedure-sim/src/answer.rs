@@ -115,7 +115,7 @@ fn decision(
 /// The demo decision's Rechtsbehelfsbelehrung.
 fn appeal_text(authority: &str) -> String {
     format!(
-        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich, elektronisch über das Portal oder zur Niederschrift bei {authority} einzulegen."
+        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich oder zur Niederschrift bei {authority} einzulegen."
     )
 }
 

@@ -624,7 +624,7 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     assert_eq!(done.status, 303, "{}", done.text());
     assert_eq!(
         done.header("location"),
-        format!("{path}?erledigt=accept#bearbeitung")
+        format!("{path}?erledigt=accept#erledigt")
     );
     assert_eq!(hub.status(&id).await["status"], "received");
     // The same form sent twice is one event.

@@ -107,7 +107,7 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
             })
         })
         .collect();
-    let history: Vec<Value> = status["history"]
+    let mut history: Vec<Value> = status["history"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -119,6 +119,8 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
             })
         })
         .collect();
+    // Two steps of the hub can reach the same state: the citizen reads it once.
+    history.dedup_by(|later, earlier| later["status"] == earlier["status"]);
     let code = status["status"].as_str().unwrap_or_default();
     let fee = crate::payment::decision::view(state, &draft.id, &status).await?;
     Ok(json!({

@@ -61,6 +61,7 @@ fn page(
     choices: &Choices,
     notice: Option<&str>,
     errors: serde_json::Value,
+    email: Option<&str>,
 ) -> axum::response::Response {
     state.templates.page(
         visitor,
@@ -79,6 +80,8 @@ fn page(
             "pending": choices.pending,
             "notice": notice,
             "errors": errors,
+            // A refused address is offered again as typed.
+            "email": email,
         }),
     )
 }
@@ -134,6 +137,7 @@ pub async fn address(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> 
             &current,
             None,
             json!([{"id": "adresse", "message": "Bitte geben Sie eine gültige E-Mail-Adresse an, zum Beispiel name@example.org."}]),
+            Some(&email),
         ));
     }
     let attempt = crate::account::begin_limited(&state.registrations, &email, &visitor, |wait| {

@@ -402,7 +402,7 @@ mod tests {
             "error": sent["error"], "query_text": sent["text"], "query_invalid": sent["action"] == "query",
             "decision_text": "Entschieden.", "decision_invalid": false,
             "appeal_text": "Widerspruch binnen eines Monats.", "appeal_deadline": "2027-01-06",
-            "fee_amount": "", "fee_purpose": "",
+            "fee_amount": "", "fee_purpose": "", "today": "2026-12-06",
             "done": done, "max_chars": 4000,
         })
     }

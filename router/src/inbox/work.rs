@@ -65,6 +65,8 @@ pub(super) struct WorkView {
     query_invalid: bool,
     decision_text: String,
     decision_invalid: bool,
+    /// Today (ISO): no deadline before it can be picked.
+    today: String,
     /// The decision's Rechtsbehelfsbelehrung and deadline, prefilled.
     appeal_text: String,
     appeal_deadline: String,
@@ -120,7 +122,7 @@ const DECISION_DEFAULT: &str =
 /// The Rechtsbehelfsbelehrung the decision form offers, for the clerk to adapt.
 fn appeal_default(authority: &str) -> String {
     format!(
-        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich, elektronisch über das Portal oder zur Niederschrift bei {authority} einzulegen."
+        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich oder zur Niederschrift bei {authority} einzulegen."
     )
 }
 
@@ -205,8 +207,11 @@ pub(super) fn view(
     done: Option<&'static str>,
 ) -> WorkView {
     let [accept, in_progress, query, decision] = ClerkAction::offered(record.status);
-    let history = record
-        .history
+    // Two steps of the hub can reach the same state (rendered, then ready for the
+    // inbox): the clerk reads it once.
+    let mut entries = record.history.clone();
+    entries.dedup_by(|later, earlier| later.status == earlier.status);
+    let history = entries
         .iter()
         .map(|entry| HistoryRow {
             at: german_time(entry.at),
@@ -290,6 +295,7 @@ pub(super) fn view(
         error: sent.error,
         query_invalid,
         decision_invalid,
+        today: today(s).to_string(),
         done,
         max_chars: ClerkText::MAX_CHARS,
     }
@@ -373,14 +379,20 @@ async fn read_form(mut multipart: Multipart) -> Option<Posted> {
 }
 
 /// Why a text was refused, in German.
+/// `what` as inside a sentence ("die Rückfrage"); the sentence may start with it.
 fn text_error(problem: TextProblem, what: &str) -> String {
+    let mut chars = what.chars();
+    let start: String = chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
     match problem {
         TextProblem::Empty => format!("Bitte geben Sie {what} ein."),
         TextProblem::TooLong { max, chars } => format!(
-            "{what} ist mit {chars} Zeichen zu lang; erlaubt sind höchstens {max}. Bitte kürzen Sie den Text."
+            "{start} ist mit {chars} Zeichen zu lang; erlaubt sind höchstens {max}. Bitte kürzen Sie den Text."
         ),
         TextProblem::ControlCharacter => format!(
-            "{what} enthält ein unsichtbares Steuerzeichen. Bitte tippen Sie den Text neu, statt ihn einzufügen."
+            "{start} enthält ein unsichtbares Steuerzeichen. Bitte tippen Sie den Text neu, statt ihn einzufügen."
         ),
     }
 }
@@ -404,7 +416,8 @@ fn appeal(posted: &Posted, today: Date) -> Result<Option<Appeal>, String> {
             AppealProblem::NoDate => "Die Widerspruchsfrist ist kein gültiges Datum. Bitte geben Sie es als TT.MM.JJJJ an, z. B. 06.01.2027.".to_owned(),
             AppealProblem::ControlCharacter => "Die Rechtsbehelfsbelehrung enthält ein unsichtbares Steuerzeichen. Bitte tippen Sie den Text neu, statt ihn einzufügen.".to_owned(),
             AppealProblem::Empty | AppealProblem::TooLong => format!(
-                "Die Rechtsbehelfsbelehrung ist zu lang; erlaubt sind höchstens {MAX_APPEAL_CHARS} Zeichen. Bitte kürzen Sie den Text."
+                "Die Rechtsbehelfsbelehrung ist mit {} Zeichen zu lang; erlaubt sind höchstens {MAX_APPEAL_CHARS}. Bitte kürzen Sie den Text.",
+                posted.appeal_text.trim().chars().count()
             ),
         })
 }
@@ -582,7 +595,7 @@ pub(super) async fn act(
                 "clerk inbox: event recorded"
             );
             see_other(&format!(
-                "/inbox/{}/{}?erledigt={}#bearbeitung",
+                "/inbox/{}/{}?erledigt={}#erledigt",
                 found.procedure.id,
                 found.pickup.message_id,
                 if done_text(&posted.action).is_some() {
