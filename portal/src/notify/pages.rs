@@ -120,6 +120,7 @@ pub async fn save(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Pag
         &choices,
         Some(notice),
         json!([]),
+        None,
     ))
 }
 
@@ -278,5 +279,6 @@ pub async fn show(Visit { state, visitor }: Visit, Query(query): Query<CodeQuery
         &choices,
         notice,
         json!([]),
+        None,
     ))
 }
