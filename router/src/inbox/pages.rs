@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::render::{self, Block};
-use super::{Inbox, ManualProcedure, Shared, cases, work};
+use super::{Inbox, ManualProcedure, Shared, cases, form, work};
 use crate::catalog::service_name;
 use crate::store::{ApplicationRecord, AttachmentContent, PickupAck};
 
@@ -33,7 +33,7 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/{procedure}/{message}/attachments/{n}", get(attachment))
         .route(
             "/{procedure}/{message}/bearbeitung",
-            post(work::act).layer(DefaultBodyLimit::max(work::MAX_DOCUMENT_BYTES + 256 * 1024)),
+            post(work::act).layer(DefaultBodyLimit::max(form::MAX_DOCUMENT_BYTES + 256 * 1024)),
         )
         .route("/{procedure}/{message}/dokumente/{id}", get(work::document))
         .route("/faelle", get(cases::list))
