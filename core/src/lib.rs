@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod changes;
 pub mod clock;
+pub mod conversation;
 pub mod events;
 pub mod identity;
 pub mod ids;

@@ -149,7 +149,7 @@ struct IntakeRequest {
 /// `content_base64`), or uploaded before (`upload`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AttachmentIn {
+pub struct AttachmentIn {
     #[serde(default)]
     filename: Option<String>,
     #[serde(default)]
@@ -161,6 +161,28 @@ struct AttachmentIn {
     /// The form's attachment slot it fills (`[[attachments.slot]]`), if any.
     #[serde(default)]
     slot: Option<String>,
+}
+
+impl AttachmentIn {
+    /// The upload it names, if that is an id.
+    pub fn upload_id(&self) -> Option<Uuid> {
+        self.upload
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok())
+    }
+}
+
+/// Checks attachments against a form's rules as intake does (see
+/// [`attachments::check`]): for the documents of a follow-up message.
+pub fn check_attachments(
+    form: &FormDefinition,
+    data: &Value,
+    client: &str,
+    uploads: &[UploadInfo],
+    given: Vec<AttachmentIn>,
+    errors: &mut Vec<FieldError>,
+) -> Result<Vec<crate::store::Attachment>, IntakeError> {
+    attachments::check(form, data, client, uploads, given, errors)
 }
 
 /// The intake service.
@@ -397,6 +419,7 @@ impl Intake {
             authentication: None,
             // Set once everything is checked.
             sealed: None,
+            follow_up: None,
         })
     }
 }

@@ -404,6 +404,8 @@ mod tests {
                 delivered_at,
             },
             history: Vec::new(),
+            follow_up: None,
+            follow_ups: Vec::new(),
         }
     }
 

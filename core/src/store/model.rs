@@ -9,6 +9,7 @@ pub use crate::status::Status;
 
 use crate::audit::FileDigest;
 pub use crate::audit::{AuditEntry, AuditReport, AuditVerifier, ChainHead, Checkpoint};
+use crate::conversation::{FollowUpInput, FollowUpOf, FollowUpRecord};
 use crate::identity::Authentication;
 use crate::store::StoreError;
 
@@ -32,6 +33,9 @@ pub struct NewApplication {
     /// Its message, already rendered, checked and sealed: stored with the application,
     /// which starts `prepared` (see [`SealedAhead`]); none: the outbox prepares it.
     pub sealed: Option<SealedAhead>,
+    /// Set for a follow-up message of the citizen (see [`crate::conversation`]): stored
+    /// as a child of its application, with its own outbox entry.
+    pub follow_up: Option<FollowUpOf>,
 }
 
 /// A message sealed before its application was stored. Sealing at intake saves the
@@ -61,6 +65,8 @@ impl NewApplication {
             attachments: self.attachments.clone(),
             created_at: self.received_at,
             authentication: self.authentication.clone(),
+            // Follow-ups are never sealed at intake: the outbox reads their parent.
+            follow_up: None,
         }
     }
 
@@ -225,6 +231,13 @@ pub struct ApplicationRecord {
     pub updated_at: OffsetDateTime,
     pub delivery: DeliveryRecord,
     pub history: Vec<HistoryEntry>,
+    /// What this record is a follow-up message of, if it is one (then it is not an
+    /// application of its own to the citizen).
+    #[serde(skip)]
+    pub follow_up: Option<FollowUpOf>,
+    /// The follow-up messages the citizen sent for this application, oldest first.
+    #[serde(rename = "messages", skip_serializing_if = "Vec::is_empty")]
+    pub follow_ups: Vec<FollowUpRecord>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -382,6 +395,9 @@ pub struct PrepareInput {
     pub created_at: OffsetDateTime,
     /// How the applicant was identified; none: anonymously (or deleted by retention).
     pub authentication: Option<Authentication>,
+    /// Set for a follow-up message: rendered with the follow-up template, referencing
+    /// its application.
+    pub follow_up: Option<FollowUpInput>,
 }
 
 /// A verified receipt, as the API hands it to the store.
@@ -442,6 +458,8 @@ pub struct DocumentInfo {
 /// A message for the citizen's mailbox.
 #[derive(Debug, Clone, Serialize)]
 pub struct MailboxEntry {
+    /// The procedure's event id: what an answer or an objection refers to.
+    pub event_id: String,
     pub kind: String,
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]

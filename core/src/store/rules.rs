@@ -110,6 +110,22 @@ pub fn accepted_detail(client_id: &str) -> String {
     format!("accepted from client {client_id}")
 }
 
+/// The first history entry of a follow-up message (no content: personal data).
+pub fn follow_up_detail(client_id: &str, of: &crate::conversation::FollowUpOf) -> String {
+    match &of.refers_to {
+        Some(event) => format!(
+            "{} of application {} (referring to event {event}) accepted from client {client_id}",
+            of.kind.as_str(),
+            of.parent_id
+        ),
+        None => format!(
+            "{} of application {} accepted from client {client_id}",
+            of.kind.as_str(),
+            of.parent_id
+        ),
+    }
+}
+
 /// A receipt whose id was recorded before (with these hashes of its content and of
 /// its signed bytes): the same receipt again — the same bytes, or the same content
 /// signed anew at another time — or a different one under a used id.

@@ -89,10 +89,7 @@ role_impl!(OutboxStore for PostgresStore {
     }
 
     async fn prepare_input(&self, id: Uuid) -> Result<PrepareInput, StoreError> {
-        let application: PrepareRow = sqlx::query_as(
-            "SELECT receipt, service_key, region, payload, created_at, authentication
-             FROM applications WHERE id = $1",
-        )
+        let application: PrepareRow = sqlx::query_as(crate::shared::statements::PREPARE)
         .bind(id.to_string())
         .fetch_one(&self.pool)
         .await.sql()?;

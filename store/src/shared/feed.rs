@@ -7,11 +7,12 @@ use kopplung_core::store::{FeedEntry, HistoryKind, StoreError};
 use super::parse_time;
 
 /// The history after `$1` by seq, at most `$2` entries, with their applications' client
-/// and receipt number.
+/// and receipt number. A follow-up message's own history is not the application's
+/// state: left out.
 pub(crate) const HISTORY_AFTER: &str =
     "SELECT h.seq, h.application_id, a.client_id, a.receipt, h.status, h.kind, h.at
      FROM history h JOIN applications a ON a.id = h.application_id
-     WHERE h.seq > $1 ORDER BY h.seq LIMIT $2";
+     WHERE h.seq > $1 AND a.parent_id IS NULL ORDER BY h.seq LIMIT $2";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct FeedRow {

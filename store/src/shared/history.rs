@@ -49,7 +49,10 @@ impl Change {
         Self {
             application_id: new.id,
             status: Status::Accepted,
-            detail: rules::accepted_detail(&new.client_id),
+            detail: match &new.follow_up {
+                Some(of) => rules::follow_up_detail(&new.client_id, of),
+                None => rules::accepted_detail(&new.client_id),
+            },
             binding: Binding {
                 message_sha256: None,
                 content_sha256: Some(content_sha256),

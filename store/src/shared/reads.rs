@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rows::{
-    ApplicationRow, BacklogRow, DeadLetterRow, DocumentRow, Fragment, FragmentRow, HistoryRow,
-    MailboxRow, PickupRow, SummaryRow, UploadRow,
+    ApplicationRow, BacklogRow, DeadLetterRow, DocumentRow, FollowUpRow, Fragment, FragmentRow,
+    HistoryRow, MailboxRow, PickupRow, SummaryRow, UploadRow,
 };
 use super::{from_millis, rfc3339, statements};
 use crate::Sql;
@@ -67,6 +67,7 @@ where
     for<'r> DeadLetterRow: sqlx::FromRow<'r, DB::Row>,
     for<'r> SummaryRow: sqlx::FromRow<'r, DB::Row>,
     for<'r> PickupRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> FollowUpRow: sqlx::FromRow<'r, DB::Row>,
 {
     pub(crate) fn on(pool: &'p Pool<DB>) -> Self {
         Self { pool }
@@ -129,7 +130,12 @@ where
             .fetch_all(self.pool)
             .await
             .sql()?;
-        row.into_record(history).map(Some)
+        let follow_ups = sqlx::query_as::<DB, FollowUpRow>(statements::FOLLOW_UPS)
+            .bind(id.to_string())
+            .fetch_all(self.pool)
+            .await
+            .sql()?;
+        row.into_record(history, follow_ups).map(Some)
     }
 
     pub(crate) async fn next_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {

@@ -3,6 +3,7 @@
 //! becomes the core's value. Columns are named as in the queries of both backends.
 
 use kopplung_core::audit::sha256_hex;
+use kopplung_core::conversation::{FollowUpInput, FollowUpKind, FollowUpOf, FollowUpRecord};
 use kopplung_core::store::rules::{Stage, parse_status, parse_uuid};
 use kopplung_core::store::{
     Appeal, ApplicationRecord, ApplicationSummary, Attachment, AttachmentContent, Backlog,
@@ -66,6 +67,9 @@ pub(crate) struct ApplicationRow {
     due_at: i64,
     step: String,
     delivered_at: Option<String>,
+    parent_id: Option<String>,
+    follow_up: Option<String>,
+    refers_to: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -79,8 +83,17 @@ impl ApplicationRow {
     pub(crate) fn into_record(
         self,
         history: Vec<HistoryRow>,
+        follow_ups: Vec<FollowUpRow>,
     ) -> Result<ApplicationRecord, StoreError> {
         let pending = Stage::parse(&self.step)?.is_pending();
+        let follow_up = match (self.parent_id, self.follow_up) {
+            (Some(parent), Some(kind)) => Some(FollowUpOf {
+                parent_id: parse_uuid(&parent)?,
+                kind: parse_kind(&kind)?,
+                refers_to: self.refers_to,
+            }),
+            _ => None,
+        };
         let summary = ApplicationSummary::try_from(self.summary)?;
         Ok(ApplicationRecord {
             id: summary.id,
@@ -114,6 +127,45 @@ impl ApplicationRow {
                     })
                 })
                 .collect::<Result<_, StoreError>>()?,
+            follow_up,
+            follow_ups: follow_ups
+                .into_iter()
+                .map(FollowUpRow::into_record)
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
+}
+
+fn parse_kind(kind: &str) -> Result<FollowUpKind, StoreError> {
+    FollowUpKind::parse(kind).ok_or_else(|| StoreError::Corrupt(format!("follow-up kind {kind}")))
+}
+
+/// A follow-up message of an application ([`super::statements::FOLLOW_UPS`]).
+#[derive(sqlx::FromRow)]
+pub(crate) struct FollowUpRow {
+    id: String,
+    follow_up: String,
+    refers_to: Option<String>,
+    status: String,
+    created_at: String,
+    procedure_id: String,
+    message_id: String,
+    message_type: String,
+    delivered_at: Option<String>,
+}
+
+impl FollowUpRow {
+    fn into_record(self) -> Result<FollowUpRecord, StoreError> {
+        Ok(FollowUpRecord {
+            id: parse_uuid(&self.id)?,
+            kind: parse_kind(&self.follow_up)?,
+            refers_to: self.refers_to,
+            procedure: self.procedure_id,
+            message_id: parse_uuid(&self.message_id)?,
+            message_type: self.message_type,
+            status: parse_status(&self.status)?,
+            created_at: parse_time(&self.created_at)?,
+            delivered_at: self.delivered_at.map(|s| parse_time(&s)).transpose()?,
         })
     }
 }
@@ -164,6 +216,7 @@ impl TryFrom<BacklogRow> for Backlog {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct MailboxRow {
+    event_id: String,
     kind: String,
     text: String,
     document_id: Option<String>,
@@ -179,6 +232,7 @@ impl TryFrom<MailboxRow> for MailboxEntry {
 
     fn try_from(row: MailboxRow) -> Result<Self, StoreError> {
         Ok(MailboxEntry {
+            event_id: row.event_id,
             kind: row.kind,
             text: row.text,
             document_id: row.document_id.map(|d| parse_uuid(&d)).transpose()?,
@@ -317,6 +371,14 @@ pub(crate) struct PrepareRow {
     pub(crate) created_at: String,
     /// JSON of the applicant's identification; NULL: anonymous.
     pub(crate) authentication: Option<String>,
+    /// A follow-up message's kind, the event it refers to and its application's id,
+    /// receipt number, time and message id; NULL for an application.
+    pub(crate) follow_up: Option<String>,
+    pub(crate) refers_to: Option<String>,
+    pub(crate) parent_id: Option<String>,
+    pub(crate) parent_receipt: Option<String>,
+    pub(crate) parent_created_at: Option<String>,
+    pub(crate) parent_message_id: Option<String>,
 }
 
 /// An attachment as the prepare step reads it: inline content, or the upload that
@@ -368,6 +430,30 @@ impl PrepareRow {
                 })
                 .collect::<Result<_, StoreError>>()?,
             created_at: parse_time(&self.created_at)?,
+            follow_up: match (
+                self.follow_up,
+                self.parent_id,
+                self.parent_receipt,
+                self.parent_created_at,
+                self.parent_message_id,
+            ) {
+                (Some(kind), Some(parent), Some(receipt), Some(created), Some(message)) => {
+                    Some(FollowUpInput {
+                        kind: parse_kind(&kind)?,
+                        refers_to: self.refers_to,
+                        parent_id: parse_uuid(&parent)?,
+                        parent_receipt: receipt,
+                        parent_message_id: parse_uuid(&message)?,
+                        parent_created_at: parse_time(&created)?,
+                    })
+                }
+                (None, ..) => None,
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "follow-up {id} without its application"
+                    )));
+                }
+            },
         })
     }
 }

@@ -23,10 +23,28 @@ pub(crate) use summary_columns;
 pub(crate) const APPLICATION: &str = concat!(
     "SELECT ",
     summary_columns!(),
-    ", a.client_id, d.message_type, d.due_at, d.step, d.delivered_at
+    ", a.client_id, d.message_type, d.due_at, d.step, d.delivered_at,
+    a.parent_id, a.follow_up, a.refers_to
     FROM applications a JOIN deliveries d ON d.application_id = a.id
     WHERE a.id = $1"
 );
+/// The columns of [`super::rows::FollowUpRow`]: application `$1`'s follow-up messages,
+/// oldest first.
+pub(crate) const FOLLOW_UPS: &str =
+    "SELECT a.id, a.follow_up, a.refers_to, a.status, a.created_at, d.procedure_id,
+        d.message_id, d.message_type, d.delivered_at
+    FROM applications a JOIN deliveries d ON d.application_id = a.id
+    WHERE a.parent_id = $1 ORDER BY a.created_at, a.id";
+/// What the prepare step reads of an application ([`super::rows::PrepareRow`]), with
+/// its parent's id, receipt number, message id and time for a follow-up message.
+pub(crate) const PREPARE: &str = "SELECT a.receipt, a.service_key, a.region, a.payload,
+        a.created_at, a.authentication, a.follow_up, a.refers_to, a.parent_id,
+        p.receipt AS parent_receipt, p.created_at AS parent_created_at,
+        pd.message_id AS parent_message_id
+    FROM applications a
+    LEFT JOIN applications p ON p.id = a.parent_id
+    LEFT JOIN deliveries pd ON pd.application_id = p.id
+    WHERE a.id = $1";
 /// The applicant's identification (JSON text, NULL: anonymous) of application `id`.
 pub(crate) const AUTHENTICATION: &str = "SELECT authentication FROM applications WHERE id = $1";
 /// at, status, detail of application `id`'s history, in order.
@@ -44,7 +62,7 @@ pub(crate) const CHUNK: &str =
 pub(crate) const STEP: &str =
     "SELECT step FROM deliveries WHERE procedure_id = $1 AND message_id = $2";
 /// kind, text, document_id, at of application `id`'s mailbox, in order.
-pub(crate) const MAILBOX: &str = "SELECT kind, text, document_id, at, appeal_text, appeal_deadline, fee_cents, fee_purpose FROM mailbox WHERE application_id = $1 ORDER BY seq";
+pub(crate) const MAILBOX: &str = "SELECT receipt_id AS event_id, kind, text, document_id, at, appeal_text, appeal_deadline, fee_cents, fee_purpose FROM mailbox WHERE application_id = $1 ORDER BY seq";
 /// The same and the content of document `id` of application `application_id`.
 pub(crate) const DOCUMENT: &str = "SELECT id, filename, media_type, size, sha512, content FROM documents WHERE id = $1 AND application_id = $2";
 /// The columns of [`super::rows::SummaryRow`] matching receipt, service, procedure,
@@ -59,14 +77,20 @@ pub(crate) const SEARCH: &str = concat!(
     AND (CAST($4 AS TEXT) IS NULL OR a.status = $4)
     AND (CAST($5 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) >= substr($5, 1, 19))
     AND (CAST($6 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) < substr($6, 1, 19))
+    AND (a.parent_id IS NULL OR CAST($1 AS TEXT) IS NOT NULL)
     ORDER BY a.created_at DESC, a.id LIMIT $7"
 );
 /// Ids of `service`'s applications final before `cutoff` and not yet purged, at most
-/// `limit`.
-pub(crate) const PURGE_CANDIDATES: &str = "SELECT id FROM applications
-    WHERE service_key = $1 AND status IN ('decided', 'rejected') AND purged_at IS NULL
-    AND substr(updated_at, 1, 19) < substr($2, 1, 19)
-    ORDER BY updated_at LIMIT $3";
+/// `limit`; with them their follow-up messages once delivered (a follow-up is as final
+/// as its application).
+pub(crate) const PURGE_CANDIDATES: &str = "SELECT a.id FROM applications a
+    LEFT JOIN applications p ON p.id = a.parent_id
+    WHERE a.service_key = $1 AND a.purged_at IS NULL
+    AND COALESCE(p.status, a.status) IN ('decided', 'rejected')
+    AND substr(COALESCE(p.updated_at, a.updated_at), 1, 19) < substr($2, 1, 19)
+    AND (a.parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries d
+        WHERE d.application_id = a.id AND d.step IN ('prepare', 'deliver', 'pickup')))
+    ORDER BY a.updated_at LIMIT $3";
 
 /// The backlog per procedure; `$oldest` is how the backend finds the oldest creation
 /// time (as a time, not as text).

@@ -47,8 +47,8 @@ fn insert_application(
     let inserted = tx
         .prepare_cached(
             "INSERT INTO applications
-               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
+               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication, parent_id, follow_up, refers_to)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
         ).sql()?
         .execute(params![
             id,
@@ -60,7 +60,10 @@ fn insert_application(
             status.as_str(),
             form.payload,
             at,
-            form.authentication
+            form.authentication,
+            new.follow_up.as_ref().map(|f| f.parent_id.to_string()),
+            new.follow_up.as_ref().map(|f| f.kind.as_str()),
+            new.follow_up.as_ref().and_then(|f| f.refers_to.as_deref())
         ]);
     if inserted.unless_taken("receipt")?.is_none() {
         return Ok(Inserted::ReceiptTaken);

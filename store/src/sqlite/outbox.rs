@@ -79,10 +79,7 @@ role_impl!(OutboxStore for SqliteStore {
         self.writer
             .read(move |conn| {
                 let application = conn
-                    .prepare_cached(
-                        "SELECT receipt, service_key, region, payload, created_at, authentication
-                         FROM applications WHERE id = ?1",
-                    )
+                    .prepare_cached(crate::shared::statements::PREPARE)
                     .sql()?
                     .query_row([id.to_string()], PrepareRow::by_name)
                     .sql()?;

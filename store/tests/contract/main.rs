@@ -11,6 +11,7 @@ mod batch;
 mod chains;
 mod events;
 mod feed;
+mod follow_ups;
 mod identity;
 mod intake;
 mod outbox;
@@ -23,6 +24,7 @@ contract! {
     outbox: a_taken_over_lease_cannot_record, the_store_stamps_times_by_its_clock, retries_waits_and_failures, capacity_limits_each_procedure_and_limit_the_whole_claim, own_earlier_claims_are_released_at_start, a_silent_instances_claims_are_taken_after_the_heartbeat_timeout, an_application_sealed_at_intake_is_claimed_for_delivery;
     batch: changes_recorded_at_once_commit_but_the_one_whose_lease_was_taken_over;
     pickup: a_message_waits_for_pickup_until_acknowledged;
+    follow_ups: a_follow_up_travels_on_its_own_and_is_listed_with_its_application;
     feed: the_feed_hands_out_a_clients_settled_changes_in_order;
     events: a_receipt_that_overtakes_the_delivered_commit_records_both, receipts_and_events_follow_the_states;
     oversight: dead_letters_are_listed_and_replayed_with_their_message_id, a_delivered_message_without_receipt_is_resent_with_its_message_id, an_invalid_application_is_reprocessed_with_its_message_id, the_xml_sealed_is_kept_with_the_message_until_reprocessed, retention_deletes_personal_data_after_the_final_state;

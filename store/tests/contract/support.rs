@@ -38,6 +38,7 @@ pub fn application(key: Option<(&str, &str)>) -> NewApplication {
         received_at: OffsetDateTime::now_utc(),
         authentication: None,
         sealed: None,
+        follow_up: None,
     }
 }
 

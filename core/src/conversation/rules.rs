@@ -1,0 +1,109 @@
+//! When the citizen may send which follow-up message: the rules, apart from storing.
+
+use time::Date;
+
+use super::FollowUpKind;
+use crate::Status;
+use crate::store::{ApplicationRecord, MailboxEntry};
+
+/// Why a follow-up message is not possible now. Each says in German what the citizen
+/// can do instead (the portal shows it as it is).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "Die Behörde hat diesen Antrag noch nicht erhalten. Bitte warten Sie, bis die Übermittlung bestätigt ist, und senden Sie Ihre Nachricht dann."
+    )]
+    NotYetDelivered,
+    #[error(
+        "Über diesen Antrag ist bereits entschieden; eine Antwort oder Unterlagen kann die Behörde nicht mehr berücksichtigen. Gegen den Bescheid können Sie Widerspruch einlegen, solange die Frist läuft."
+    )]
+    Final,
+    #[error(
+        "Zu diesem Antrag gibt es keine Rückfrage mit dieser Kennung. Bitte antworten Sie über das Formular unter der Rückfrage in Ihrem Postfach."
+    )]
+    NoSuchQuery,
+    #[error(
+        "Gegen diesen Antrag gibt es keinen Bescheid mit Rechtsbehelfsbelehrung, gegen den Sie online Widerspruch einlegen können. Wenden Sie sich bitte an die Behörde."
+    )]
+    NoAppeal,
+    #[error(
+        "Die Widerspruchsfrist ist am {0} abgelaufen. Ein Widerspruch über das Portal ist nicht mehr möglich; wenden Sie sich bitte an die Behörde."
+    )]
+    DeadlinePassed(String),
+    #[error(
+        "Sie haben gegen diesen Bescheid bereits Widerspruch eingelegt. Weitere Unterlagen dazu reichen Sie bitte direkt bei der Behörde ein."
+    )]
+    AlreadyObjected,
+    #[error("Diese Leistung wird nicht mehr angeboten; bitte wenden Sie sich an die Behörde.")]
+    ServiceWithdrawn,
+}
+
+/// Whether `kind` may be sent for `application` now, with `mailbox` as the citizen
+/// has it and `today` (Berlin): the event the message refers to, or why not.
+pub fn may_follow(
+    kind: FollowUpKind,
+    refers_to: Option<&str>,
+    application: &ApplicationRecord,
+    mailbox: &[MailboxEntry],
+    today: Date,
+) -> Result<Option<String>, Refusal> {
+    let status = application.status;
+    match kind {
+        FollowUpKind::Antwort | FollowUpKind::Nachreichung => {
+            if status.is_final() {
+                return Err(Refusal::Final);
+            }
+            // Before delivery the follow-up could overtake the application itself.
+            if !matches!(
+                status,
+                Status::Delivered | Status::Received | Status::InProgress | Status::Query
+            ) {
+                return Err(Refusal::NotYetDelivered);
+            }
+            if kind == FollowUpKind::Nachreichung {
+                return Ok(None);
+            }
+            let query = mailbox
+                .iter()
+                .find(|m| m.kind == "query" && Some(m.event_id.as_str()) == refers_to)
+                .ok_or(Refusal::NoSuchQuery)?;
+            Ok(Some(query.event_id.clone()))
+        }
+        FollowUpKind::Widerspruch => {
+            let decision = mailbox
+                .iter()
+                .rev()
+                .filter(|m| m.kind == "decision" && m.appeal.is_some())
+                .find(|m| refers_to.is_none_or(|id| id == m.event_id))
+                .ok_or(Refusal::NoAppeal)?;
+            let Some(appeal) = &decision.appeal else {
+                return Err(Refusal::NoAppeal);
+            };
+            if today > appeal.deadline {
+                return Err(Refusal::DeadlinePassed(german_day(appeal.deadline)));
+            }
+            if application
+                .follow_ups
+                .iter()
+                .any(|f| f.kind == FollowUpKind::Widerspruch)
+            {
+                return Err(Refusal::AlreadyObjected);
+            }
+            Ok(Some(decision.event_id.clone()))
+        }
+        // Sent by the hub's portal after a payment, not chosen by the citizen.
+        FollowUpKind::Zahlung => Ok(None),
+    }
+}
+
+fn german_day(day: Date) -> String {
+    format!(
+        "{:02}.{:02}.{}",
+        day.day(),
+        u8::from(day.month()),
+        day.year()
+    )
+}
+
+#[cfg(test)]
+mod tests;

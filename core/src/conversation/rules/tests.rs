@@ -1,0 +1,155 @@
+use time::OffsetDateTime;
+use time::macros::date;
+use uuid::Uuid;
+
+use super::*;
+use crate::conversation::FollowUpRecord;
+use crate::store::{Appeal, DeliveryRecord};
+
+fn application(status: Status) -> ApplicationRecord {
+    let at = OffsetDateTime::UNIX_EPOCH;
+    ApplicationRecord {
+        id: Uuid::nil(),
+        receipt: "K7QX-2M4P".into(),
+        client_id: "portal".into(),
+        service: "99999001000000".into(),
+        region: "146120000000".into(),
+        status,
+        created_at: at,
+        updated_at: at,
+        delivery: DeliveryRecord {
+            procedure: "p".into(),
+            message_id: Uuid::nil(),
+            message_type: "t.antrag.0101".into(),
+            attempts: 1,
+            last_error: None,
+            next_attempt_at: None,
+            delivered_at: None,
+        },
+        history: Vec::new(),
+        follow_up: None,
+        follow_ups: Vec::new(),
+    }
+}
+
+fn entry(kind: &str, event_id: &str, appeal: Option<Appeal>) -> MailboxEntry {
+    MailboxEntry {
+        event_id: event_id.into(),
+        kind: kind.into(),
+        text: "…".into(),
+        document_id: None,
+        at: OffsetDateTime::UNIX_EPOCH,
+        appeal,
+        fee: None,
+    }
+}
+
+const TODAY: Date = date!(2026 - 12 - 06);
+
+#[test]
+fn an_answer_refers_to_a_query_of_the_application_while_it_is_open() {
+    let mailbox = [entry("query", "q-1", None)];
+    let open = application(Status::Query);
+    assert_eq!(
+        may_follow(FollowUpKind::Antwort, Some("q-1"), &open, &mailbox, TODAY),
+        Ok(Some("q-1".into()))
+    );
+    assert_eq!(
+        may_follow(FollowUpKind::Antwort, Some("q-2"), &open, &mailbox, TODAY),
+        Err(Refusal::NoSuchQuery)
+    );
+    assert_eq!(
+        may_follow(FollowUpKind::Antwort, None, &open, &mailbox, TODAY),
+        Err(Refusal::NoSuchQuery)
+    );
+    assert_eq!(
+        may_follow(
+            FollowUpKind::Antwort,
+            Some("q-1"),
+            &application(Status::Decided),
+            &mailbox,
+            TODAY
+        ),
+        Err(Refusal::Final)
+    );
+}
+
+#[test]
+fn documents_follow_only_once_the_application_reached_the_procedure() {
+    for status in [Status::Accepted, Status::Prepared] {
+        assert_eq!(
+            may_follow(
+                FollowUpKind::Nachreichung,
+                None,
+                &application(status),
+                &[],
+                TODAY
+            ),
+            Err(Refusal::NotYetDelivered)
+        );
+    }
+    assert_eq!(
+        may_follow(
+            FollowUpKind::Nachreichung,
+            None,
+            &application(Status::Received),
+            &[],
+            TODAY
+        ),
+        Ok(None)
+    );
+    assert_eq!(
+        may_follow(
+            FollowUpKind::Nachreichung,
+            None,
+            &application(Status::Rejected),
+            &[],
+            TODAY
+        ),
+        Err(Refusal::Final)
+    );
+}
+
+#[test]
+fn an_objection_is_possible_until_the_last_day_of_the_deadline_and_once() {
+    let appeal = |deadline| Appeal {
+        text: "Gegen diesen Bescheid …".into(),
+        deadline,
+    };
+    let decided = application(Status::Decided);
+    let on_time = [entry("decision", "d-1", Some(appeal(TODAY)))];
+    assert_eq!(
+        may_follow(FollowUpKind::Widerspruch, None, &decided, &on_time, TODAY),
+        Ok(Some("d-1".into()))
+    );
+    let late = [entry(
+        "decision",
+        "d-1",
+        Some(appeal(date!(2026 - 12 - 05))),
+    )];
+    assert_eq!(
+        may_follow(FollowUpKind::Widerspruch, None, &decided, &late, TODAY),
+        Err(Refusal::DeadlinePassed("05.12.2026".into()))
+    );
+    let without = [entry("decision", "d-1", None)];
+    assert_eq!(
+        may_follow(FollowUpKind::Widerspruch, None, &decided, &without, TODAY),
+        Err(Refusal::NoAppeal)
+    );
+    let mut objected = decided.clone();
+    objected.follow_ups.push(FollowUpRecord {
+        id: Uuid::nil(),
+        kind: FollowUpKind::Widerspruch,
+        refers_to: Some("d-1".into()),
+        procedure: "p".into(),
+        message_id: Uuid::nil(),
+        message_type: "t.widerspruch.0203".into(),
+        status: Status::Delivered,
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        delivered_at: None,
+    });
+    assert_eq!(
+        may_follow(FollowUpKind::Widerspruch, None, &objected, &on_time, TODAY),
+        Err(Refusal::AlreadyObjected)
+    );
+}
