@@ -20,6 +20,8 @@ use crate::authentifizierung::authentifizierung;
 use crate::catalog::Catalog;
 use crate::keyring::Keyring;
 
+mod follow_up;
+
 /// Why a message could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
@@ -185,6 +187,53 @@ impl Preparer {
                 "procedure {procedure} has no API token (token_file or token_sha256 in its [[procedure]]) to fetch attachments by claim check"
             )));
         }
+        let anlagen: Vec<Anlage> = input
+            .attachments
+            .iter()
+            .zip(claims)
+            .map(|(a, abruf)| Anlage {
+                dateiname: a.filename.clone(),
+                media_type: a.media_type.clone(),
+                groesse: a.size,
+                sha512: a.sha512.clone(),
+                inhalt_base64: match (&a.content, &abruf) {
+                    (AttachmentContent::Inline(content), None) => {
+                        base64::engine::general_purpose::STANDARD.encode(content)
+                    }
+                    _ => String::new(),
+                },
+                abruf,
+                art: AnlageArt::of(&mapping.form, a.slot.as_deref()),
+            })
+            .collect();
+        let antrag = |id: String, antragsnummer: String, received: OffsetDateTime| Antrag {
+            id,
+            antragsnummer,
+            eingangszeitpunkt: timestamp(received),
+            leistung_schluessel: mapping.info.key.clone(),
+            leistung_name: mapping.info.name.clone(),
+            gebiet_ars: input.region.clone(),
+            gebiet_name: self.regions.get(&input.region).cloned().unwrap_or_default(),
+        };
+        if let Some(of) = &input.follow_up {
+            let context = follow_up::context(follow_up::Parts {
+                mapping,
+                message_id,
+                of,
+                leser: recipient.leser.clone(),
+                autor: self.autor.clone(),
+                antrag: antrag(
+                    of.parent_id.to_string(),
+                    of.parent_receipt.clone(),
+                    of.parent_created_at,
+                ),
+                now: timestamp(self.clock.now()),
+                received: timestamp(input.created_at),
+                payload: &input.payload,
+                anlagen,
+            });
+            return follow_up::render(mapping, &context);
+        }
         let data = mapping.form.validate(&input.payload).map_err(|errors| {
             // Field names only: the values are personal data.
             let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -204,36 +253,14 @@ impl Preparer {
             ),
             leser: recipient.leser.clone(),
             autor: self.autor.clone(),
-            antrag: Antrag {
-                id: input.id.to_string(),
-                antragsnummer: input.receipt.clone(),
-                eingangszeitpunkt: timestamp(input.created_at),
-                leistung_schluessel: info.key.clone(),
-                leistung_name: info.name.clone(),
-                gebiet_ars: input.region.clone(),
-                gebiet_name: self.regions.get(&input.region).cloned().unwrap_or_default(),
-            },
+            antrag: antrag(
+                input.id.to_string(),
+                input.receipt.clone(),
+                input.created_at,
+            ),
             labels: mapping.labels(&data),
             data,
-            anlagen: input
-                .attachments
-                .iter()
-                .zip(claims)
-                .map(|(a, abruf)| Anlage {
-                    dateiname: a.filename.clone(),
-                    media_type: a.media_type.clone(),
-                    groesse: a.size,
-                    sha512: a.sha512.clone(),
-                    inhalt_base64: match (&a.content, &abruf) {
-                        (AttachmentContent::Inline(content), None) => {
-                            base64::engine::general_purpose::STANDARD.encode(content)
-                        }
-                        _ => String::new(),
-                    },
-                    abruf,
-                    art: AnlageArt::of(&mapping.form, a.slot.as_deref()),
-                })
-                .collect(),
+            anlagen,
             gebuehr: info.fee.clone(),
             authentifizierung: input.authentication.as_ref().map(authentifizierung),
         };
@@ -296,7 +323,7 @@ impl Preparer {
     }
 }
 
-fn timestamp(t: OffsetDateTime) -> String {
+pub(crate) fn timestamp(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 

@@ -3,88 +3,19 @@
 //! profile, as FIT-Connect's `authenticationInformation` in the signed header.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
+mod common;
+
+use common::{DRESDEN, MELDEBESCHEINIGUNG, mappings_root, preparer};
 use kopplung_core::identity::{Authentication, Means, TrustLevel, Voucher};
 use kopplung_core::store::{PrepareInput, Step, WorkItem};
-use kopplung_core::{Clock, ProcedureId, SystemClock};
-use kopplung_pipeline::{Catalog, Envelope, Keyring, KeyringConfig, Preparer, ProcedureKeys};
-use kopplung_transformers::mapping::{Behoerde, MappingEnv, load_all};
-use kopplung_transformers::pki::{PkiLayout, init_demo_pki, issue_rsa_recipient};
+use kopplung_transformers::pki::PkiLayout;
 use kopplung_transformers::{TrustAnchors, jose, schema, seal};
 use openssl::pkey::PKey;
 use time::macros::datetime;
 use uuid::Uuid;
-
-const MELDEBESCHEINIGUNG: &str = "99115003000000";
-const DRESDEN: &str = "146120000000";
-
-fn mappings_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings")
-}
-
-fn behoerde(kennung: &str) -> Behoerde {
-    Behoerde {
-        verzeichnisdienst: "DVDV".into(),
-        verzeichnisdienst_list_version: "2".into(),
-        kennung: kennung.into(),
-        name: "Landeshauptstadt Dresden".into(),
-    }
-}
-
-/// A preparer with a demo PKI: procedure `cms` (CMS), `jose` (RSA, the `jose` profile)
-/// and `manual` (kept at the hub).
-fn preparer(pki: &Path) -> Preparer {
-    let layout = PkiLayout::new(pki);
-    init_demo_pki(&layout, &["cms".to_owned()]).unwrap();
-    issue_rsa_recipient(&layout, "jose", 3072).unwrap();
-    let procedure = |id: &str, envelope: Option<Envelope>| ProcedureKeys {
-        id: ProcedureId::parse(id).unwrap(),
-        envelope,
-        certificates: match envelope {
-            Some(_) => vec![PathBuf::from(format!("procedures/{id}.crt"))],
-            None => vec![],
-        },
-        certificate_next: None,
-        receipt_certificate: None,
-        receipt_certificate_next: None,
-        reader: behoerde(&format!("dvdv:14612000:{id}")),
-        can_fetch: true,
-    };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let keyring = Keyring::load(
-        &KeyringConfig {
-            source: pki.join("kopplung.toml"),
-            pki_dir: pki.to_owned(),
-            pkcs12: None,
-            next_signing: None,
-            procedures: vec![
-                procedure("cms", Some(Envelope::Cms)),
-                procedure("jose", Some(Envelope::Jose)),
-                procedure("manual", None),
-            ],
-        },
-        clock.clone(),
-    )
-    .unwrap();
-    let regions = Arc::new(
-        [(DRESDEN.to_owned(), "Dresden, Stadt".to_owned())]
-            .into_iter()
-            .collect(),
-    );
-    let env = MappingEnv::load(&mappings_root(), Arc::clone(&regions)).unwrap();
-    Preparer {
-        catalog: Arc::new(Catalog::new(Arc::new(
-            load_all(&mappings_root(), &env).unwrap(),
-        ))),
-        regions,
-        keyring: Arc::new(keyring),
-        autor: behoerde("kopplung:test"),
-        public_url: "https://hub.example".into(),
-        clock,
-    }
-}
 
 fn by_provider() -> Authentication {
     Authentication {
@@ -114,6 +45,7 @@ fn input(authentication: Option<Authentication>) -> PrepareInput {
         attachments: vec![],
         created_at: datetime!(2026-11-30 10:00:00 UTC),
         authentication,
+        follow_up: None,
     }
 }
 
@@ -310,6 +242,7 @@ async fn intake_seals_what_the_outbox_would_and_defers_when_every_slot_is_busy()
         received_at: input.created_at,
         authentication: input.authentication.clone(),
         sealed: None,
+        follow_up: None,
     };
     let observer = Arc::new(Counted::default());
     let slots = Arc::new(tokio::sync::Semaphore::new(1));

@@ -9,6 +9,7 @@
 pub mod authentifizierung;
 mod fixture_diff;
 pub mod fixtures;
+pub mod follow_up;
 pub mod jose;
 pub mod laufzettel;
 pub mod mapping;

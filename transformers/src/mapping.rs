@@ -109,6 +109,8 @@ pub struct MappingEnv {
     /// ARS -> municipality name, for `{{gemeindename …}}`.
     pub regions: Arc<BTreeMap<String, String>>,
     pub groups: SharedGroups,
+    /// The follow-up messages' template, where the root has their schema.
+    pub follow_ups: Option<Arc<crate::follow_up::FollowUpTemplate>>,
 }
 
 impl MappingEnv {
@@ -120,7 +122,16 @@ impl MappingEnv {
         } else {
             SharedGroups::default()
         };
-        Ok(Self { regions, groups })
+        let follow_ups = if root.join(crate::follow_up::SCHEMA).is_file() {
+            Some(Arc::new(crate::follow_up::FollowUpTemplate::load(root)?))
+        } else {
+            None
+        };
+        Ok(Self {
+            regions,
+            groups,
+            follow_ups,
+        })
     }
 }
 
@@ -133,6 +144,9 @@ pub struct Mapping {
     pub schema_path: PathBuf,
     /// The schema with what it imports, as the hub publishes it to vendors.
     pub schemas: Arc<SchemaBundle>,
+    /// Renders the service's follow-up messages; `None` where the mappings root has no
+    /// follow-up schema (then none can be sent).
+    pub follow_ups: Option<Arc<crate::follow_up::FollowUpTemplate>>,
     template: Template,
     templates: Handlebars<'static>,
     regions: Arc<BTreeMap<String, String>>,
@@ -351,6 +365,7 @@ impl Mapping {
             template,
             templates,
             regions: env.regions.clone(),
+            follow_ups: env.follow_ups.clone(),
         })
     }
 
