@@ -9,7 +9,7 @@
 pub mod authentifizierung;
 mod fixture_diff;
 pub mod fixtures;
-pub mod follow_up;
+
 pub mod jose;
 pub mod laufzettel;
 pub mod mapping;
@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 // The form types moved to `kopplung-forms`; re-exported for the hub.
 pub use kopplung_forms::{FieldError, FormDefinition, form, text};
-pub use mapping::{Mapping, MessageContext};
+pub use mapping::{Mapping, MessageContext, follow_up};
 pub use seal::{Sealer, TrustAnchors};
 
 /// Everything that can go wrong in a transformation. Messages never contain form data.

@@ -27,6 +27,7 @@ pub use crate::authentifizierung::Authentifizierung;
 use crate::schema_bundle::SchemaBundle;
 use crate::xml::check_well_formed;
 
+pub mod follow_up;
 mod lint;
 mod references;
 
@@ -110,7 +111,7 @@ pub struct MappingEnv {
     pub regions: Arc<BTreeMap<String, String>>,
     pub groups: SharedGroups,
     /// The follow-up messages' template, where the root has their schema.
-    pub follow_ups: Option<Arc<crate::follow_up::FollowUpTemplate>>,
+    pub follow_ups: Option<Arc<follow_up::FollowUpTemplate>>,
 }
 
 impl MappingEnv {
@@ -122,8 +123,8 @@ impl MappingEnv {
         } else {
             SharedGroups::default()
         };
-        let follow_ups = if root.join(crate::follow_up::SCHEMA).is_file() {
-            Some(Arc::new(crate::follow_up::FollowUpTemplate::load(root)?))
+        let follow_ups = if root.join(follow_up::SCHEMA).is_file() {
+            Some(Arc::new(follow_up::FollowUpTemplate::load(root)?))
         } else {
             None
         };
@@ -146,7 +147,7 @@ pub struct Mapping {
     pub schemas: Arc<SchemaBundle>,
     /// Renders the service's follow-up messages; `None` where the mappings root has no
     /// follow-up schema (then none can be sent).
-    pub follow_ups: Option<Arc<crate::follow_up::FollowUpTemplate>>,
+    pub follow_ups: Option<Arc<follow_up::FollowUpTemplate>>,
     template: Template,
     templates: Handlebars<'static>,
     regions: Arc<BTreeMap<String, String>>,

@@ -4,7 +4,6 @@
 //! of the service's family — stored as a child of the application with its own outbox
 //! entry, so it travels, is retried and receipted like the application itself.
 
-mod kind;
 mod rules;
 
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use kopplung_forms::FieldError;
 use serde::Deserialize;
 use uuid::Uuid;
 
-pub use kind::{FollowUpInput, FollowUpKind, FollowUpOf, FollowUpRecord};
+pub use crate::follow_up::{FollowUpInput, FollowUpKind, FollowUpOf, FollowUpRecord};
 pub use rules::{Refusal, may_follow};
 
 use crate::events::ClerkText;

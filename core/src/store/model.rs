@@ -9,7 +9,7 @@ pub use crate::status::Status;
 
 use crate::audit::FileDigest;
 pub use crate::audit::{AuditEntry, AuditReport, AuditVerifier, ChainHead, Checkpoint};
-use crate::conversation::{FollowUpInput, FollowUpOf, FollowUpRecord};
+use crate::follow_up::{FollowUpInput, FollowUpOf, FollowUpRecord};
 use crate::identity::Authentication;
 use crate::store::StoreError;
 

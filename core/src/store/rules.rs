@@ -111,7 +111,7 @@ pub fn accepted_detail(client_id: &str) -> String {
 }
 
 /// The first history entry of a follow-up message (no content: personal data).
-pub fn follow_up_detail(client_id: &str, of: &crate::conversation::FollowUpOf) -> String {
+pub fn follow_up_detail(client_id: &str, of: &crate::follow_up::FollowUpOf) -> String {
     match &of.refers_to {
         Some(event) => format!(
             "{} of application {} (referring to event {event}) accepted from client {client_id}",

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use handlebars::Handlebars;
 use serde::Serialize;
 
+use super::{Anlage, Antrag, Behoerde, Nachricht, xml_escape};
 use crate::Error;
-use crate::mapping::{Anlage, Antrag, Behoerde, Nachricht, xml_escape};
 use crate::schema_bundle::SchemaBundle;
 use crate::xml::check_well_formed;
 
 /// The schema below the mappings root.
 pub const SCHEMA: &str = "xoev/kopplung-folgenachricht.xsd";
 const TEMPLATE: &str = "folgenachricht";
-const SOURCE: &str = include_str!("follow_up/folgenachricht.xml.hbs");
+const SOURCE: &str = include_str!("folgenachricht.xml.hbs");
 
 /// The kinds of follow-up message: (kind, root element) as the schema declares them.
 pub const ELEMENTS: [(&str, &str); 3] = [
