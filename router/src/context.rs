@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use kopplung_core::conversation::Conversation;
 use kopplung_core::events::{EventLimits, Events};
 use kopplung_core::intake::{IdentityVerifier, Intake, Municipalities};
 use kopplung_core::oversight::{
@@ -39,6 +40,8 @@ pub struct Hub {
     pub intake: Intake,
     pub events: Arc<Events>,
     pub oversight: Oversight,
+    /// The citizen's follow-up messages: answers, documents, objections.
+    pub conversation: Conversation,
 }
 
 /// What a [`Hub`] is made of.
@@ -114,7 +117,15 @@ impl Hub {
             clock: clock.clone(),
             receipt_deadlines,
         };
+        let conversation = Conversation {
+            store: store.clone(),
+            events: store.clone(),
+            catalog: catalog.clone(),
+            clock: clock.clone(),
+            wake: wake.clone(),
+        };
         Self {
+            conversation,
             catalog,
             topology,
             regions,

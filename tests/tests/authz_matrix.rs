@@ -233,6 +233,20 @@ async fn every_endpoint_denies_whoever_must_be_denied() {
             401,
             &[(Owner, 200), (OtherClient, 404)],
         ),
+        // A follow-up message: the owner is told it is too early (the procedure has not
+        // collected the application yet), another client learns nothing.
+        post(
+            format!("/api/v1/applications/{id}/messages"),
+            Some((
+                json!({"kind": "nachreichung", "attachments": [{"filename": "nachtrag.png",
+                    "media_type": "image/png", "content_base64": "iVBORw0KGgoAAAANSUhEUg=="}]})
+                .to_string()
+                .into_bytes(),
+                "application/json",
+            )),
+            401,
+            &[(Owner, 409), (OtherClient, 404)],
+        ),
         // The change feed: every client its own (another's changes are not in it,
         // tests/tests/openapi.rs).
         get("/api/v1/changes", 401, &[(Owner, 200), (OtherClient, 200)]),

@@ -1549,6 +1549,92 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
     question["message"] = json!("Bitte ein Foto der Stelle nachreichen.");
     api.event_ok("dresden-maengel", "receipts", &sign(&question))
         .await;
+
+    // The citizen answers the question: its own message to the procedure, listed with
+    // the application and picked up like it.
+    let conversation = format!("/api/v1/applications/{a1}/messages");
+    let answer = json!({"kind": "antwort", "refers_to": "e-2", "text": "Foto anbei.",
+        "attachments": [{"filename": "Stelle.jpg", "media_type": "image/jpeg",
+                         "content_base64": "/9j/4AAQ"}]});
+    let sent = ok(
+        api.post(&conversation, Some(&hub.token), json_body(&answer))
+            .await,
+        202,
+    );
+    let follow_up = sent.id();
+    assert_eq!(
+        sent.header("location"),
+        hub.url(&format!("/api/v1/applications/{follow_up}"))
+    );
+    let listed = api
+        .get_ok(&format!("/api/v1/applications/{a1}"), Some(&hub.token))
+        .await;
+    assert_eq!(listed.list("messages")[0]["refers_to"], "e-2");
+    let m_answer = api
+        .message_for("dresden-maengel", DRESDEN_PULL_TOKEN, &follow_up)
+        .await;
+    api.ack(dresden, &m_answer, DRESDEN_PULL_TOKEN).await;
+    let mut too_large = json!({"kind": "nachreichung",
+        "attachments": [{"filename": "scan.pdf", "media_type": "application/pdf",
+                         "content_base64": "JVBERi0x"}]});
+    api.post_problems(&[
+        (
+            &conversation,
+            Some(&hub.token),
+            Some(("application/json", b"{".to_vec())),
+            400,
+            "malformed",
+        ),
+        (&conversation, None, json_body(&answer), 401, "unauthorized"),
+        (
+            &format!("/api/v1/applications/{}/messages", new_id()),
+            Some(&hub.token),
+            json_body(&answer),
+            404,
+            "not-found",
+        ),
+        (
+            &conversation,
+            Some(&hub.token),
+            json_body(&json!({"kind": "antwort", "refers_to": "e-1", "text": "?"})),
+            409,
+            "follow-up-refused",
+        ),
+        (
+            &format!("/api/v1/applications/{a4}/messages"),
+            Some(&hub.token),
+            json_body(&too_large),
+            413,
+            "attachment-too-large",
+        ),
+        (
+            &conversation,
+            Some(&hub.token),
+            Some(("text/plain", b"Foto anbei.".to_vec())),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            &conversation,
+            Some(&hub.token),
+            json_body(&json!({"kind": "antwort", "refers_to": "e-2", "text": " "})),
+            422,
+            "validation",
+        ),
+    ])
+    .await;
+    problem(
+        api.declared_too_large(&conversation).await,
+        413,
+        "body-too-large",
+    );
+    too_large["kind"] = json!("zahlung");
+    problem(
+        api.post(&conversation, Some(&hub.token), json_body(&too_large))
+            .await,
+        422,
+        "validation",
+    );
     let hint = event("e-3", &m1, &a1, "in_progress");
     let hint_signed = sign(&with_document(
         hint.clone(),

@@ -23,7 +23,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::ApiState;
-use super::intake::declared_length;
+use super::declared_length;
 use super::problem::Problem;
 use crate::store::{FRAGMENT_BYTES, NewUpload, Store, StoreError, fragment_count};
 use kopplung_core::intake::{content_matches, valid_filename};

@@ -60,15 +60,7 @@ async fn accept(
     service: &mut Option<String>,
 ) -> Result<Admitted, Problem> {
     let client = super::caller(&state.clients, headers)?;
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !is_json {
+    if !super::is_json(headers) {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
@@ -95,26 +87,7 @@ async fn accept(
                 })?,
         ),
     };
-    let limit = state.limits.max_body_bytes;
-    let too_large = || Problem::too_large("body-too-large", "The request body is too large", limit);
-    if declared_length(headers).is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let over_limit = e
-            .into_inner()
-            .downcast_ref::<http_body_util::LengthLimitError>()
-            .is_some();
-        if over_limit {
-            too_large()
-        } else {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "malformed",
-                "The request body could not be read",
-            )
-        }
-    })?;
+    let bytes = super::read_limited(body, headers, state.limits.max_body_bytes).await?;
     let outcome = state
         .hub
         .intake
@@ -196,12 +169,4 @@ fn accepted_response(state: &ApiState, admitted: &Admitted) -> Response {
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
-}
-
-/// The body length the client declares (`Content-Length`), to refuse early.
-pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
 }

@@ -10,6 +10,7 @@ pub(crate) use attachments::plain_body;
 mod directory;
 mod health;
 mod intake;
+mod messages;
 pub mod problem;
 pub mod pull;
 pub use pull::sealed_message;
@@ -46,6 +47,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/v1/applications", post(intake::submit))
         .route("/api/v1/applications/{id}", get(applications::show))
+        .route("/api/v1/applications/{id}/messages", post(messages::send))
         .route("/api/v1/changes", get(changes::feed))
         .route("/api/v1/services", get(services::list))
         .route("/api/v1/regions", get(directory::regions))
@@ -233,4 +235,53 @@ pub(crate) fn caller(
 /// is not an HTTP answer (an event file of a `file` procedure).
 pub fn event_problem(refused: kopplung_core::events::EventError) -> Vec<u8> {
     serde_json::to_vec_pretty(&problem::Problem::from(refused)).unwrap_or_default()
+}
+
+/// Whether the request says its body is `application/json`.
+pub(crate) fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+/// The whole body, at most `limit` bytes: refused early by its declared length, else
+/// while it is read.
+pub(crate) async fn read_limited(
+    body: axum::body::Body,
+    headers: &axum::http::HeaderMap,
+    limit: usize,
+) -> Result<axum::body::Bytes, problem::Problem> {
+    let too_large =
+        || problem::Problem::too_large("body-too-large", "The request body is too large", limit);
+    if declared_length(headers).is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let over_limit = e
+            .into_inner()
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some();
+        if over_limit {
+            too_large()
+        } else {
+            problem::Problem::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "malformed",
+                "The request body could not be read",
+            )
+        }
+    })
+}
+
+/// The body length the client declares (`Content-Length`), to refuse early.
+pub(super) fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
