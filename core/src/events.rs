@@ -18,6 +18,7 @@ pub use kopplung_forms::DecisionDocument;
 
 mod clerk;
 mod decision;
+mod follow_up;
 pub use clerk::{ClerkAction, ClerkEvent, ClerkText, TextProblem};
 pub use decision::{
     AppealProblem, FeeProblem, MAX_APPEAL_CHARS, MAX_FEE_CENTS, MAX_PURPOSE_CHARS, SignedAppeal,
@@ -269,12 +270,19 @@ impl Events {
     async fn store_record(
         &self,
         procedure: &str,
-        record: ReceiptRecord,
+        mut record: ReceiptRecord,
     ) -> Result<Taken, EventError> {
         if let Some(taken) = self.demanded_document(procedure, &record).await? {
             return Ok(taken);
         }
-        let outcome = self.store.record_receipt(&record).await;
+        let mut outcome = self.store.record_receipt(&record).await;
+        // Only when the store knows no such message: the hot path reads nothing more.
+        if matches!(outcome, Ok(ReceiptOutcome::UnknownMessage))
+            && let Some(id) = follow_up::follow_up_of(&*self.applications, &record).await?
+        {
+            record.application_id = id;
+            outcome = self.store.record_receipt(&record).await;
+        }
         let taken = answer(procedure, &record, outcome)?;
         if let Taken::Recorded { status, .. } = &taken {
             let (application_id, message_id) = (record.application_id, record.message_id);
@@ -288,11 +296,17 @@ impl Events {
     pub async fn check(&self, procedure: &str, signed: Vec<u8>) -> Result<Taken, EventError> {
         let event = self.verify(procedure, &signed)?;
         check_issued_at(&event.issued_at, self.clock.now(), &self.limits)?;
-        let record = record_of(procedure, event, signed)?;
+        let mut record = record_of(procedure, event, signed)?;
         if let Some(taken) = self.demanded_document(procedure, &record).await? {
             return Ok(taken);
         }
-        let outcome = self.store.check_receipt(&record).await;
+        let mut outcome = self.store.check_receipt(&record).await;
+        if matches!(outcome, Ok(ReceiptOutcome::UnknownMessage))
+            && let Some(id) = follow_up::follow_up_of(&*self.applications, &record).await?
+        {
+            record.application_id = id;
+            outcome = self.store.check_receipt(&record).await;
+        }
         answer(procedure, &record, outcome)
     }
 

@@ -185,6 +185,9 @@ fn first_that_opens<C, T>(
     Err(first_error.unwrap_or_else(|| kopplung_transformers::Error::Certificate(none.into())))
 }
 
+/// The namespace of the hub's follow-up messages (`xoev/kopplung-folgenachricht.xsd`).
+const FOLLOW_UP_NAMESPACE: &str = "urn:kopplung:folgenachricht:1.0";
+
 /// Why nothing opened when the procedure holds no key.
 const NO_KEY: &str = "the procedure has no decryption key";
 
@@ -262,6 +265,16 @@ fn handle(
             receipt,
             accepted: None,
             claims: Vec::new(),
+        });
+    }
+    // A follow-up message of the citizen (answer, later documents, objection) is
+    // receipted like the application; it is no new case to decide.
+    if xml.contains(FOLLOW_UP_NAMESPACE) {
+        tracing::info!(procedure = %procedure.id, %message_type, "follow-up message received");
+        return Ok(Handled {
+            claims: claims_in(&xml),
+            receipt,
+            accepted: None,
         });
     }
     let text = |section: &str, name: &str| {

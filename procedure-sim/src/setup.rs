@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use kopplung_adapters::registry::{ApiToken, DeliveryConfig};
+use kopplung_transformers::follow_up;
 use kopplung_transformers::seal::{TrustAnchors, load_certificate, load_private_key};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
@@ -168,6 +169,19 @@ fn schemas(mappings: &Path) -> Result<BTreeMap<String, PathBuf>, Error> {
             .message
             .schema
             .unwrap_or_else(|| "nachricht.xsd".into());
+        // The service's follow-up messages share one schema (`<family>.antwort.0201`, …).
+        let follow_ups = mappings.join(follow_up::SCHEMA);
+        if follow_ups.is_file() {
+            let family = parsed
+                .message
+                .message_type
+                .split('.')
+                .next()
+                .unwrap_or_default();
+            for (_, element) in follow_up::ELEMENTS {
+                out.insert(format!("{family}.{element}"), follow_ups.clone());
+            }
+        }
         out.insert(parsed.message.message_type, entry.path().join(schema));
     }
     Ok(out)

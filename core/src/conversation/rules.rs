@@ -65,7 +65,9 @@ pub fn may_follow(
             }
             let query = mailbox
                 .iter()
-                .find(|m| m.kind == "query" && Some(m.event_id.as_str()) == refers_to)
+                .find(|m| {
+                    m.kind == Status::Query.as_str() && Some(m.event_id.as_str()) == refers_to
+                })
                 .ok_or(Refusal::NoSuchQuery)?;
             Ok(Some(query.event_id.clone()))
         }
@@ -73,7 +75,7 @@ pub fn may_follow(
             let decision = mailbox
                 .iter()
                 .rev()
-                .filter(|m| m.kind == "decision" && m.appeal.is_some())
+                .filter(|m| m.kind == Status::Decided.as_str() && m.appeal.is_some())
                 .find(|m| refers_to.is_none_or(|id| id == m.event_id))
                 .ok_or(Refusal::NoAppeal)?;
             let Some(appeal) = &decision.appeal else {

@@ -117,21 +117,17 @@ fn an_objection_is_possible_until_the_last_day_of_the_deadline_and_once() {
         deadline,
     };
     let decided = application(Status::Decided);
-    let on_time = [entry("decision", "d-1", Some(appeal(TODAY)))];
+    let on_time = [entry("decided", "d-1", Some(appeal(TODAY)))];
     assert_eq!(
         may_follow(FollowUpKind::Widerspruch, None, &decided, &on_time, TODAY),
         Ok(Some("d-1".into()))
     );
-    let late = [entry(
-        "decision",
-        "d-1",
-        Some(appeal(date!(2026 - 12 - 05))),
-    )];
+    let late = [entry("decided", "d-1", Some(appeal(date!(2026 - 12 - 05))))];
     assert_eq!(
         may_follow(FollowUpKind::Widerspruch, None, &decided, &late, TODAY),
         Err(Refusal::DeadlinePassed("05.12.2026".into()))
     );
-    let without = [entry("decision", "d-1", None)];
+    let without = [entry("decided", "d-1", None)];
     assert_eq!(
         may_follow(FollowUpKind::Widerspruch, None, &decided, &without, TODAY),
         Err(Refusal::NoAppeal)
