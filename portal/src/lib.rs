@@ -254,6 +254,10 @@ fn app(state: Shared) -> Router {
             get(payment::decision::returned),
         )
         .route(
+            "/antraege/{id}/nachricht",
+            get(applications::conversation::page).post(applications::conversation::send),
+        )
+        .route(
             "/antraege/{id}/bestaetigung.pdf",
             get(applications::confirmation_pdf),
         )

@@ -143,6 +143,20 @@ impl Unidentified {
     }
 }
 
+/// How the hub answered a follow-up message.
+#[derive(Debug)]
+pub enum FollowUpSent {
+    Accepted,
+    /// Fields are wrong; the messages are German.
+    Invalid(Vec<FieldError>),
+    /// Not possible now; the German reason, as the hub says it.
+    Refused(String),
+    /// A file is larger than the service takes.
+    TooLarge,
+    /// The hub knows no such application of the portal.
+    Unknown,
+}
+
 /// A document of an application, as downloaded.
 pub struct Document {
     pub media_type: String,
@@ -348,6 +362,81 @@ impl RouterClient {
             return Ok(Submitted::Unidentified { why, kind });
         }
         Ok(Submitted::Refused { status, kind })
+    }
+
+    /// Sends a follow-up message of the citizen (`POST /api/v1/applications/{id}/messages`):
+    /// `kind` is `antwort`, `nachreichung` or `widerspruch`.
+    pub async fn send_follow_up(
+        &self,
+        application: &str,
+        kind: &str,
+        refers_to: Option<&str>,
+        text: Option<&str>,
+        attachments: &[OutgoingAttachment],
+    ) -> Result<FollowUpSent, Error> {
+        use base64::Engine;
+        let attachments: Vec<Value> = attachments
+            .iter()
+            .map(|a| {
+                json!({
+                    "filename": a.filename,
+                    "media_type": a.media_type,
+                    "content_base64": base64::engine::general_purpose::STANDARD.encode(&a.content),
+                })
+            })
+            .collect();
+        let mut body = json!({"kind": kind, "attachments": attachments});
+        if let Some(refers_to) = refers_to {
+            body["refers_to"] = json!(refers_to);
+        }
+        if let Some(text) = text {
+            body["text"] = json!(text);
+        }
+        let path = format!("/api/v1/applications/{}/messages", encode(application));
+        let response = self
+            .0
+            .request(Method::POST, &path)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Error::Router(format!("POST …/messages: {e}")))?;
+        let status = response.status().as_u16();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| Error::Router(format!("POST …/messages: {e}")))?;
+        if body["status"] == "accepted" {
+            return Ok(FollowUpSent::Accepted);
+        }
+        // The problem's type says what happened, never the status alone.
+        let kind = body["type"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("urn:kopplung:problem:");
+        let detail = body["detail"].as_str().unwrap_or_default().to_owned();
+        Ok(match kind {
+            "validation" => FollowUpSent::Invalid(
+                body["errors"]
+                    .as_array()
+                    .map(|list| {
+                        list.iter()
+                            .map(|e| {
+                                FieldError::new(
+                                    e["field"].as_str().unwrap_or_default(),
+                                    e["message"].as_str().unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            "follow-up-refused" => FollowUpSent::Refused(detail),
+            "attachment-too-large" | "body-too-large" => FollowUpSent::TooLarge,
+            "not-found" => FollowUpSent::Unknown,
+            other => {
+                return Err(Error::Router(format!("POST …/messages: {status} {other}")));
+            }
+        })
     }
 
     /// The application's status, history, mailbox and documents; `None` if unknown.

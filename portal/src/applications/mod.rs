@@ -2,6 +2,7 @@
 //! the status and history from the router, the mailbox (receipts, queries, decisions)
 //! and the decision documents, proxied from the router for their owner only.
 
+pub(crate) mod conversation;
 mod pdf;
 
 use axum::extract::{Path, RawQuery};
@@ -86,6 +87,16 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
             })
         })
         .collect();
+    let code = status["status"].as_str().unwrap_or_default();
+    let sent = conversation::sent(&status);
+    let objected = sent.iter().any(|m| m["kind_code"] == "widerspruch");
+    let write = |kind: &str, event: &str| {
+        format!(
+            "/antraege/{}/nachricht?art={kind}&bezug={}",
+            draft.id,
+            crate::router_client::encode(event)
+        )
+    };
     let mailbox: Vec<Value> = status["mailbox"]
         .as_array()
         .cloned()
@@ -93,12 +104,20 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
         .iter()
         .map(|m| {
             let document = m["document_id"].as_str();
+            let event = m["event_id"].as_str().unwrap_or_default();
+            let appeal = appeal_view(&m["appeal"]);
+            let answered = sent.iter().any(|s| s["refers_to"] == event);
             json!({
+                "reply_href": (m["kind"] == "query" && code == "query" && !answered)
+                    .then(|| write("antwort", event)),
+                "answered": answered && m["kind"] == "query",
+                "object_href": (appeal["open"] == true && !objected)
+                    .then(|| write("widerspruch", event)),
                 "kind": kind_label(m["kind"].as_str().unwrap_or_default()),
                 "text": m["text"],
                 "at": german_time_rfc3339(m["at"].as_str().unwrap_or_default()),
                 "document_href": document.map(|d| format!("/antraege/{}/dokumente/{d}", draft.id)),
-                "appeal": appeal_view(&m["appeal"]),
+                "appeal": appeal,
                 "fee": m["fee"]["amount"].as_str().map(|amount| format!(
                     "{} € ({})",
                     amount.replace('.', ","),
@@ -121,7 +140,6 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
         .collect();
     // Two steps of the hub can reach the same state: the citizen reads it once.
     history.dedup_by(|later, earlier| later["status"] == earlier["status"]);
-    let code = status["status"].as_str().unwrap_or_default();
     let fee = crate::payment::decision::view(state, &draft.id, &status).await?;
     Ok(json!({
         "fee": fee,
@@ -132,6 +150,11 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
         "documents": documents,
         "mailbox": mailbox,
         "history": history,
+        "sent": sent,
+        // Documents later while the authority works on it, if the service takes files.
+        "documents_href": (matches!(code, "delivered" | "received" | "in_progress" | "query")
+            && conversation::takes_files(state, &draft.service).await)
+            .then(|| format!("/antraege/{}/nachricht?art=nachreichung", draft.id)),
     }))
 }
 
@@ -187,6 +210,9 @@ pub async fn show(
             "csrf": visitor.csrf,
             "fee_notice": fee_notice,
             "fee_paid_now": query.as_deref() == Some("gebuehr=bezahlt"),
+            "message_notice": (query.as_deref() == Some("nachricht=gesendet")).then_some(
+                "Ihre Nachricht ist gespeichert und wird an die Behörde übermittelt. Den Stand sehen Sie unten unter „Ihre Nachrichten an die Behörde“.",
+            ),
         }),
     )
 }

@@ -22,7 +22,7 @@ use kopplung_forms::AttachmentRules;
 use kopplung_forms::form::AttachmentSlot;
 use kopplung_web::shell::{same_token, see_other};
 
-pub(super) fn human_size(bytes: i64) -> String {
+pub(crate) fn human_size(bytes: i64) -> String {
     human_bytes(u64::try_from(bytes).unwrap_or(0))
 }
 
@@ -167,7 +167,7 @@ pub async fn attachments_page(Visit { state, visitor }: Visit, Path(id): Path<St
 }
 
 /// What the first bytes say the file is (never trust the browser's type alone).
-fn sniff(content: &[u8]) -> Option<&'static str> {
+pub(crate) fn sniff(content: &[u8]) -> Option<&'static str> {
     if content.starts_with(b"%PDF-") {
         Some("application/pdf")
     } else if content.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
@@ -180,7 +180,7 @@ fn sniff(content: &[u8]) -> Option<&'static str> {
 }
 
 /// A file name without folders or control characters, at most 100 characters.
-fn clean_filename(name: &str) -> String {
+pub(crate) fn clean_filename(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = base
         .chars()
@@ -194,7 +194,7 @@ fn clean_filename(name: &str) -> String {
     }
 }
 
-fn transfer_failed() -> Failure {
+pub(crate) fn transfer_failed() -> Failure {
     Failure::bad_request(
         "Die Datei konnte nicht übertragen werden. Bitte versuchen Sie es noch einmal.",
     )

@@ -2,7 +2,7 @@
 //! application (Temp. Ablage), the steps, attachments, the review, and the submission
 //! through the router's intake API.
 
-mod attachments;
+pub(crate) mod attachments;
 pub mod drafts;
 mod entries;
 mod from_id;

@@ -102,6 +102,7 @@ const SOURCES: &[(&str, &str)] = kopplung_web::templates!(in "../../templates";
     "notify_form",
     "notice",
     "status",
+    "follow_up",
 );
 const PARTIALS: &[&str] = &[
     "field",

@@ -1,0 +1,436 @@
+//! The citizen writes to the authority about a submitted application: answers a query
+//! (Antwort), sends documents later (Nachreichung) or objects to a decision
+//! (Widerspruch). The hub checks whether that is possible now and says why not in
+//! German; the portal shows its words as they are.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request};
+use axum::http::{StatusCode, header};
+use http_body_util::Limited;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::submitted;
+use crate::Shared;
+use crate::forms::attachments::{clean_filename, human_size, sniff, transfer_failed};
+use crate::forms::drafts::Draft;
+use crate::router_client::{FollowUpSent, OutgoingAttachment};
+use crate::web::{Failure, Page, Visit, Visitor};
+use kopplung_web::shell::{german_day_iso, german_time_rfc3339, same_token, see_other};
+
+/// At most this many characters of text, as the hub takes them.
+const MAX_TEXT: usize = 4000;
+
+/// What the citizen chose: the kind and the mailbox entry it refers to.
+#[derive(Debug, Default, Deserialize)]
+pub struct Choice {
+    art: Option<String>,
+    bezug: Option<String>,
+}
+
+/// A kind of message, as the form presents it.
+struct Kind {
+    code: &'static str,
+    heading: &'static str,
+    text_label: &'static str,
+    text_required: bool,
+    file_required: bool,
+    button: &'static str,
+}
+
+fn kind(code: &str) -> Option<Kind> {
+    Some(match code {
+        "antwort" => Kind {
+            code: "antwort",
+            heading: "Auf die Rückfrage antworten",
+            text_label: "Ihre Antwort",
+            text_required: true,
+            file_required: false,
+            button: "Antwort senden",
+        },
+        "nachreichung" => Kind {
+            code: "nachreichung",
+            heading: "Unterlagen nachreichen",
+            text_label: "Nachricht an die Behörde",
+            text_required: false,
+            file_required: true,
+            button: "Unterlagen senden",
+        },
+        "widerspruch" => Kind {
+            code: "widerspruch",
+            heading: "Widerspruch einlegen",
+            text_label: "Begründung Ihres Widerspruchs",
+            text_required: true,
+            file_required: false,
+            button: "Widerspruch verbindlich einlegen",
+        },
+        _ => return None,
+    })
+}
+
+/// The form, with what was entered and what is wrong with it.
+struct Filled<'a> {
+    text: &'a str,
+    errors: Vec<Value>,
+    refused: Option<String>,
+}
+
+async fn view(
+    state: &Shared,
+    visitor: &Visitor,
+    draft: &Draft,
+    kind: &Kind,
+    bezug: Option<&str>,
+    filled: &Filled<'_>,
+) -> Result<Value, Failure> {
+    let application = match &draft.application_id {
+        Some(id) => state.router.application(id).await?,
+        None => None,
+    };
+    // What the message answers or objects to, as the mailbox shows it.
+    let entry = application
+        .as_ref()
+        .and_then(|a| a["mailbox"].as_array())
+        .and_then(|all| {
+            all.iter()
+                .rev()
+                .find(|m| bezug.is_none_or(|b| m["event_id"] == b) && m["kind"] != "received")
+        })
+        .filter(|_| kind.code != "nachreichung");
+    let (rules, service) = match crate::forms::service_of(state, &draft.service).await {
+        Ok(service) => (service.form().ok().map(|f| f.attachments), Some(service)),
+        Err(_) => (None, None),
+    };
+    Ok(json!({
+        "id": draft.id,
+        "receipt": draft.receipt,
+        "service": service.map(|s| s.name).unwrap_or_else(|| draft.service_name.clone()),
+        "csrf": visitor.csrf,
+        "kind": kind.code,
+        "heading": kind.heading,
+        "text_label": kind.text_label,
+        "text_required": kind.text_required,
+        "file_required": kind.file_required,
+        "button": kind.button,
+        "bezug": bezug,
+        "entry": entry.map(|m| json!({
+            "label": super::kind_label(m["kind"].as_str().unwrap_or_default()),
+            "text": m["text"],
+            "at": german_time_rfc3339(m["at"].as_str().unwrap_or_default()),
+            "deadline": m["appeal"]["deadline"].as_str().map(german_day_iso),
+        })),
+        "types": rules.as_ref().map(|r| r.media_types.iter().map(|t| media_label(t)).collect::<Vec<_>>().join(", ")),
+        "max_size": rules.as_ref().map(|r| human_size(i64::try_from(r.max_bytes).unwrap_or(i64::MAX))),
+        "files_allowed": rules.as_ref().is_some_and(|r| r.max_count > 0 && r.max_bytes > 0),
+        "max_text": MAX_TEXT,
+        "text": filled.text,
+        "text_error": error_of(&filled.errors, "text"),
+        "file_error": error_of(&filled.errors, "datei"),
+        "errors": filled.errors,
+        "refused": filled.refused,
+    }))
+}
+
+/// The first error message of the field `id`, shown at the field.
+fn error_of(errors: &[Value], id: &str) -> Option<String> {
+    errors
+        .iter()
+        .find(|e| e["id"] == id)
+        .and_then(|e| e["message"].as_str())
+        .map(str::to_owned)
+}
+
+/// The citizen's own messages to the authority, as the hub lists them with the
+/// application, for the status page.
+pub(crate) fn sent(application: &Value) -> Vec<Value> {
+    application["messages"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|m| {
+                    let code = m["kind"].as_str().unwrap_or_default();
+                    json!({
+                        "kind_code": code,
+                        "kind": kind_label(code),
+                        "refers_to": m["refers_to"],
+                        "at": german_time_rfc3339(m["created_at"].as_str().unwrap_or_default()),
+                        "status": delivery_label(m["status"].as_str().unwrap_or_default()),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn kind_label(code: &str) -> &'static str {
+    match code {
+        "antwort" => "Ihre Antwort auf die Rückfrage",
+        "nachreichung" => "Nachgereichte Unterlagen",
+        "widerspruch" => "Ihr Widerspruch",
+        _ => "Ihre Nachricht",
+    }
+}
+
+/// Where a message of the citizen is: on its way, or with the authority.
+fn delivery_label(status: &str) -> &'static str {
+    match status {
+        "accepted" | "prepared" => "wird übermittelt",
+        "delivered" => "an die Behörde übermittelt",
+        "received" => "bei der Behörde eingegangen",
+        "rejected" => "von der Behörde zurückgewiesen – bitte wenden Sie sich an die Behörde",
+        "invalid" | "dead_lettered" => "Übermittlung gestört – wir kümmern uns darum",
+        _ => "wird bearbeitet",
+    }
+}
+
+/// Whether the service takes files at all (a later document needs one).
+pub(crate) async fn takes_files(state: &Shared, service: &str) -> bool {
+    match crate::forms::service_of(state, service).await {
+        Ok(service) => service
+            .form()
+            .is_ok_and(|f| f.attachments.max_count > 0 && f.attachments.max_bytes > 0),
+        Err(_) => false,
+    }
+}
+
+fn media_label(media_type: &str) -> &str {
+    match media_type {
+        "application/pdf" => "PDF",
+        "image/jpeg" => "JPEG",
+        "image/png" => "PNG",
+        other => other,
+    }
+}
+
+pub async fn page(
+    Visit { state, visitor }: Visit,
+    Path(id): Path<String>,
+    Query(choice): Query<Choice>,
+) -> Page {
+    let draft = submitted(&state, &visitor, &id).await?;
+    let Some(kind) = choice.art.as_deref().and_then(kind) else {
+        return Err(Failure::not_found());
+    };
+    let filled = Filled {
+        text: "",
+        errors: Vec::new(),
+        refused: None,
+    };
+    let data = view(
+        &state,
+        &visitor,
+        &draft,
+        &kind,
+        choice.bezug.as_deref(),
+        &filled,
+    )
+    .await?;
+    state.templates.ok(
+        &visitor,
+        "follow_up",
+        &format!(
+            "{} – Antrag {}",
+            kind.heading,
+            draft.receipt.as_deref().unwrap_or_default()
+        ),
+        &data,
+    )
+}
+
+/// What the form posted.
+#[derive(Default)]
+struct Posted {
+    art: String,
+    bezug: Option<String>,
+    text: String,
+    file: Option<(String, String, Vec<u8>)>,
+    too_large: bool,
+}
+
+/// Reads the form: the CSRF field must come (and match) before the file.
+async fn receive(
+    visitor: &Visitor,
+    multipart: &mut Multipart,
+    max_bytes: usize,
+) -> Result<Posted, Failure> {
+    let mut csrf_ok = false;
+    let mut posted = Posted::default();
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|_| transfer_failed())?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "datei" {
+            if !csrf_ok {
+                return Err(Failure::csrf());
+            }
+            let filename = clean_filename(field.file_name().unwrap_or_default());
+            let declared = field.content_type().unwrap_or_default().to_owned();
+            let mut content = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(|_| transfer_failed())? {
+                if content.len() + chunk.len() > max_bytes {
+                    posted.too_large = true;
+                    return Ok(posted);
+                }
+                content.extend_from_slice(&chunk);
+            }
+            if !content.is_empty() {
+                posted.file = Some((filename, declared, content));
+            }
+            continue;
+        }
+        let value = field.text().await.map_err(|_| transfer_failed())?;
+        match name.as_str() {
+            "csrf" if same_token(&value, &visitor.csrf) => csrf_ok = true,
+            "csrf" => return Err(Failure::csrf()),
+            "art" => posted.art = value,
+            "bezug" => posted.bezug = Some(value).filter(|v| !v.is_empty()),
+            "text" => posted.text = value.replace("\r\n", "\n"),
+            _ => {}
+        }
+    }
+    if !csrf_ok {
+        return Err(Failure::csrf());
+    }
+    Ok(posted)
+}
+
+pub async fn send(
+    Visit { state, visitor }: Visit,
+    Path(id): Path<String>,
+    request: Request,
+) -> Page {
+    let draft = submitted(&state, &visitor, &id).await?;
+    let service = crate::forms::service_of(&state, &draft.service).await?;
+    let rules = service.form()?.attachments;
+    let limit = rules
+        .max_bytes
+        .saturating_add(state.config.settings.limits.upload_overhead_bytes)
+        .saturating_add(4 * MAX_TEXT);
+    let declared_length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = format!(
+        "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei. Bitte verkleinern Sie sie und versuchen Sie es noch einmal.",
+        human_size(i64::try_from(rules.max_bytes).unwrap_or(i64::MAX))
+    );
+    if declared_length.is_some_and(|length| length > limit as u64) {
+        return Err(Failure::too_large(too_large));
+    }
+    let (parts, body) = request.into_parts();
+    let limited = Request::from_parts(parts, Body::new(Limited::new(body, limit)));
+    let mut multipart = Multipart::from_request(limited, &state)
+        .await
+        .map_err(|_| transfer_failed())?;
+    let posted = receive(&visitor, &mut multipart, rules.max_bytes).await?;
+    let Some(kind) = kind(&posted.art) else {
+        return Err(Failure::bad_request(
+            "Diese Art von Nachricht gibt es nicht. Bitte wählen Sie sie auf der Seite Ihres Antrags.",
+        ));
+    };
+    let text = posted.text.trim();
+    let mut errors = Vec::new();
+    if kind.text_required && text.is_empty() {
+        errors.push(json!({"id": "text", "message": "Bitte schreiben Sie einen Text."}));
+    } else if text.chars().count() > MAX_TEXT {
+        errors.push(json!({"id": "text", "message": format!(
+            "Der Text hat {} Zeichen; höchstens {MAX_TEXT} sind möglich. Bitte kürzen Sie ihn.",
+            text.chars().count()
+        )}));
+    }
+    let mut attachments = Vec::new();
+    if posted.too_large {
+        errors.push(json!({"id": "datei", "message": too_large}));
+    } else if let Some((filename, declared, content)) = posted.file {
+        match sniff(&content) {
+            Some(actual)
+                if rules.media_types.iter().any(|t| t == actual)
+                    && (declared == actual
+                        || declared == "application/octet-stream"
+                        || declared.is_empty()) =>
+            {
+                attachments.push(OutgoingAttachment {
+                    filename,
+                    media_type: actual.to_owned(),
+                    content,
+                    slot: None,
+                });
+            }
+            _ => errors.push(json!({"id": "datei", "message": format!(
+                "Dieser Dateityp ist nicht erlaubt. Erlaubt sind: {}. Bitte wählen Sie eine andere Datei.",
+                rules.media_types.iter().map(|t| media_label(t)).collect::<Vec<_>>().join(", ")
+            )})),
+        }
+    } else if kind.file_required {
+        errors.push(json!({"id": "datei", "message": "Bitte wählen Sie eine Datei aus."}));
+    }
+    let mut refused = None;
+    if errors.is_empty() {
+        let Some(application) = &draft.application_id else {
+            return Err(Failure::not_found());
+        };
+        let answer = state
+            .router
+            .send_follow_up(
+                application,
+                kind.code,
+                posted.bezug.as_deref(),
+                Some(text).filter(|t| !t.is_empty()),
+                &attachments,
+            )
+            .await?;
+        match answer {
+            FollowUpSent::Accepted => {
+                return Ok(see_other(&format!(
+                    "/antraege/{}?nachricht=gesendet",
+                    draft.id
+                )));
+            }
+            FollowUpSent::Invalid(invalid) => {
+                for e in invalid {
+                    let id = if e.field.starts_with("attachments") {
+                        "datei"
+                    } else {
+                        "text"
+                    };
+                    errors.push(json!({"id": id, "message": e.message}));
+                }
+            }
+            FollowUpSent::TooLarge => errors.push(json!({"id": "datei", "message": too_large})),
+            FollowUpSent::Refused(why) => refused = Some(why),
+            FollowUpSent::Unknown => return Err(Failure::not_found()),
+        }
+    }
+    let status = if refused.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let filled = Filled {
+        text: &posted.text,
+        errors,
+        refused,
+    };
+    let data = view(
+        &state,
+        &visitor,
+        &draft,
+        &kind,
+        posted.bezug.as_deref(),
+        &filled,
+    )
+    .await?;
+    Ok(state.templates.page(
+        &visitor,
+        status,
+        "follow_up",
+        &format!(
+            "Fehler: {} – Antrag {}",
+            kind.heading,
+            draft.receipt.as_deref().unwrap_or_default()
+        ),
+        &data,
+    ))
+}
