@@ -686,6 +686,65 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
             .contains("recorded by clerk anna in the clerk inbox"),
         "{status:#}"
     );
+    // The citizen answers: the answer waits in the inbox as a message of its own, shows
+    // what the citizen wrote and leads to the application, where the work goes on.
+    let answered = reqwest::Client::new()
+        .post(hub.url(&format!("/api/v1/applications/{id}/messages")))
+        .bearer_auth(&hub.token)
+        .json(
+            &json!({"kind": "antwort", "refers_to": mailbox[0]["event_id"],
+                      "text": "Hausnummer 19, direkt vor dem Eingang <b>links</b>."}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 202);
+    let answer_receipt = format!("{receipt}/");
+    let answer_path = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = anna.get("/inbox").await.text();
+            if let Some(at) = text.find(&answer_receipt) {
+                let href = text[..at].rfind("href=\"").expect("link");
+                let rest = &text[href + 6..];
+                break rest[..rest.find('"').expect("end")].to_owned();
+            }
+            assert!(Instant::now() < deadline, "answer not in the inbox: {text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let answer_page = served_text(&anna.get(&answer_path).await);
+    assert_contains_all(
+        &answer_page,
+        &[
+            "<strong>Antwort auf die Rückfrage</strong>",
+            &format!("<a href=\"{path}\">Antrag {receipt}</a>"),
+            "Hausnummer 19, direkt vor dem Eingang &lt;b&gt;links&lt;/b&gt;.",
+        ],
+    );
+    assert_eq!(
+        anna.post(&format!("{answer_path}/take"), &[("csrf", &csrf)])
+            .await
+            .status,
+        303
+    );
+    let answer_page = served_text(&anna.get(&answer_path).await);
+    assert!(!answer_page.contains("Rückfrage senden"), "{answer_page}");
+    let case = served_text(&anna.get(&path).await);
+    assert_contains_all(
+        &case,
+        &[
+            "Nachrichten der Antragstellerin oder des Antragstellers",
+            &format!("<a href=\"{answer_path}\">Antwort auf die Rückfrage</a>"),
+            "gelesen (übernommen)",
+        ],
+    );
+    let status = hub.status(&id).await;
+    assert_eq!(
+        status["status"], "query",
+        "the answer does not move the case"
+    );
+    assert_eq!(status["messages"][0]["status"], "delivered", "{status:#}");
     // A form of an earlier state is refused with the state it is in now.
     let stale = send(
         &mut anna,

@@ -15,6 +15,7 @@
 //! (`kopplung_web::shell::signin`), as in the admin console.
 
 mod cases;
+mod follow_ups;
 mod form;
 mod identification;
 mod pages;

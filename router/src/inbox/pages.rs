@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::render::{self, Block};
-use super::{Inbox, ManualProcedure, Shared, cases, form, work};
+use super::{Inbox, ManualProcedure, Shared, cases, follow_ups, form, work};
 use crate::catalog::service_name;
 use crate::store::{ApplicationRecord, AttachmentContent, PickupAck};
 
@@ -90,6 +90,10 @@ struct DocumentPage {
     work: Option<work::WorkView>,
     /// A refused form's error when there is no work section to show it in.
     error: Option<String>,
+    /// Set when this is a follow-up message of the citizen, not an application.
+    follow_up: Option<follow_ups::FollowUpView>,
+    /// An application's follow-up messages.
+    follow_ups: Vec<follow_ups::ListedView>,
 }
 
 #[derive(Serialize)]
@@ -132,7 +136,10 @@ async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
             applications.push(WaitingView {
                 href: format!("/inbox/{}/{}", procedure.id, pickup.message_id),
                 receipt: pickup.receipt.clone(),
-                service: service_name(&mappings, &pickup.service),
+                service: follow_ups::listed_name(
+                    service_name(&mappings, &pickup.service),
+                    &pickup.message_type,
+                ),
                 municipality: s.hub.regions.name_or_ars(region),
                 since: german_time(pickup.available_since),
                 since_iso: iso(pickup.available_since),
@@ -272,17 +279,20 @@ pub(super) async fn document_page(
         .and_then(|r| taken_over(&s.inbox, r, found.pickup.message_id));
     let mappings = s.hub.catalog.current();
     let mapping = mappings.get(&found.input.service_key);
-    let blocks = match mapping {
-        Some(mapping) => render::form_blocks(&mapping.form.fields, &found.input.payload),
-        None => render::raw_blocks(&found.input.payload, 3),
+    let follow_up = follow_ups::of(&found.input, &found.procedure.id);
+    let blocks = match (&follow_up, mapping) {
+        (Some((_, text)), _) => text.clone(),
+        (None, Some(mapping)) => render::form_blocks(&mapping.form.fields, &found.input.payload),
+        (None, None) => render::raw_blocks(&found.input.payload, 3),
     };
     let base = format!("/inbox/{}/{}", found.procedure.id, found.pickup.message_id);
     let error = match (&taken, &sent) {
         (None, Some(sent)) if !sent.error.is_empty() => Some(sent.error.clone()),
         _ => None,
     };
+    // A follow-up is worked on in its application: no work section of its own.
     let work = match (&taken, &record) {
-        (Some(_), Some(record)) => Some(work::view(
+        (Some(_), Some(record)) if follow_up.is_none() => Some(work::view(
             s,
             &base,
             &found.session.csrf,
@@ -325,7 +335,12 @@ pub(super) async fn document_page(
         xml_href: format!("{base}/xml"),
         xml_size: render::human_size(found.xml.len() as u64),
         message_type: found.pickup.message_type.clone(),
-        fee: work::fee(mapping, &found.input.payload),
+        fee: work::fee(mapping, &found.input.payload).filter(|_| follow_up.is_none()),
+        follow_ups: record
+            .as_ref()
+            .map(|r| follow_ups::listed(r, &found.procedure.id))
+            .unwrap_or_default(),
+        follow_up: follow_up.map(|(view, _)| view),
         work,
         error,
     };
