@@ -38,8 +38,12 @@ pub fn simulator_config(
         state_dir: config.data_dir.join("procedure-sim"),
         only,
         decision_delay: Some(std::time::Duration::from_secs(5)),
+        ask_first: Vec::new(),
     })
 }
+
+/// The procedure that asks a question before it decides, in the demo.
+const DEMO_ASKS_FIRST: &str = "leipzig-maengel";
 
 /// `kopplung demo`'s options.
 #[derive(clap::Args)]
@@ -209,8 +213,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         })
     });
     let procedures = if with_procedures {
-        let sim = simulator_config(&loaded.config, vec![format!("http://{listen}")], Vec::new())?;
-        println!("Reference procedures: verify every message and answer with signed receipts.\n");
+        let mut sim =
+            simulator_config(&loaded.config, vec![format!("http://{listen}")], Vec::new())?;
+        // One procedure shows the conversation: Leipzig's Mängelanzeige asks first.
+        sim.ask_first = vec![DEMO_ASKS_FIRST.to_owned()];
+        println!("Reference procedures: verify every message and answer with signed receipts.");
+        println!(
+            "Leipzig's Mängelanzeige asks the citizen a question first and decides after the answer.\n"
+        );
         Some(tokio::spawn(kopplung_procedure_sim::run(
             sim,
             procedures_stopped,

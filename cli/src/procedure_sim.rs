@@ -36,6 +36,10 @@ pub struct SimArgs {
     /// Send receipts only, no decisions.
     #[arg(long)]
     no_decisions: bool,
+    /// This procedure asks the citizen a question first and decides once the answer
+    /// arrived (repeatable).
+    #[arg(long)]
+    ask_first: Vec<String>,
 }
 
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
@@ -48,6 +52,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     if let Some(file) = args.hub_certificates {
         sim.hub_certificates = file;
     }
+    sim.ask_first = args.ask_first;
     sim.decision_delay =
         (!args.no_decisions).then(|| std::time::Duration::from_secs(args.decision_delay_secs));
     tokio::select! {

@@ -30,7 +30,13 @@ pub(crate) fn later_decide(
         return Ok(());
     };
     let delay = i64::try_from(delay.as_secs()).unwrap_or(i64::MAX);
-    let event = decision(procedure, writer, accepted).map_err(|e| {
+    let asks = shared.ask_first.contains(&procedure.id) && !accepted.answered;
+    let event = if asks {
+        Ok(question(procedure, accepted))
+    } else {
+        decision(procedure, writer, accepted)
+    };
+    let event = event.map_err(|e| {
         tracing::error!(procedure = %procedure.id, error = %e, "decision not written");
         Outcome::TryLater(format!("decision: {e}"))
     })?;
@@ -46,6 +52,25 @@ pub(crate) fn later_decide(
     })?;
     deliver(procedure.clone(), shared.clone(), channel, pending);
     Ok(())
+}
+
+/// The question (Rückfrage) of a procedure that asks before it decides.
+fn question(procedure: &Procedure, accepted: Accepted) -> Receipt {
+    let number = &accepted.receipt_number;
+    Receipt {
+        receipt_id: receipt_id(
+            &procedure.id,
+            &accepted.receipt.message_id,
+            ReceiptEvent::Query,
+        ),
+        event: ReceiptEvent::Query,
+        problems: Vec::new(),
+        message: Some(format!(
+            "Rückfrage zu Ihrem Antrag {number}: Bitte ergänzen Sie Ihre Angaben, zum Beispiel mit einem Foto oder einer genaueren Beschreibung der Stelle. Antworten Sie bitte über das Portal."
+        )),
+        issued_at: now_rfc3339(),
+        ..accepted.receipt
+    }
 }
 
 /// The decision (Bescheid) with a generated PDF/A.

@@ -70,6 +70,9 @@ pub struct SimConfig {
     pub only: Vec<String>,
     /// How long after the receipt the decision (Bescheid) follows; none if `None`.
     pub decision_delay: Option<Duration>,
+    /// These procedures ask the citizen a question (Rückfrage) first, after the delay,
+    /// and decide only once the citizen's answer has arrived.
+    pub ask_first: Vec<String>,
 }
 
 /// Runs all simulated procedures until `shutdown` turns true.

@@ -34,6 +34,8 @@ pub(crate) struct Accepted {
     pub authority: String,
     /// The fee (or tax) the decision sets, if the service has one (the demo's dog tax).
     pub fee: Option<kopplung_transformers::receipt::DecisionFee>,
+    /// The citizen answered the procedure's question: decide now, do not ask again.
+    pub answered: bool,
 }
 
 /// What opening a message produced: the receipt to send, and what the decision needs
@@ -273,8 +275,8 @@ fn handle(
         tracing::info!(procedure = %procedure.id, %message_type, "follow-up message received");
         return Ok(Handled {
             claims: claims_in(&xml),
+            accepted: answer_to_query(procedure, shared, &xml, &receipt),
             receipt,
-            accepted: None,
         });
     }
     let text = |section: &str, name: &str| {
@@ -292,9 +294,45 @@ fn handle(
             authority: text("leser", "name"),
             fee: demo_fee(&text("leistung", "code"), &xml),
             receipt: receipt.clone(),
+            answered: false,
         }),
         claims: claims_in(&xml),
         receipt,
+    })
+}
+
+/// The citizen's answer to the question of a procedure that asks first: what the
+/// decision on the application needs (its own message, named in `bezug`).
+fn answer_to_query(
+    procedure: &Procedure,
+    shared: &Shared,
+    xml: &str,
+    receipt: &Receipt,
+) -> Option<Accepted> {
+    if !shared.ask_first.contains(&procedure.id) || !xml.contains(":antwort.0201") {
+        return None;
+    }
+    let bezug = between(xml, "<bezug>", "</bezug>")?;
+    let field = |name: &str| between(bezug, &format!("<{name}>"), &format!("</{name}>"));
+    let leser = between(xml, "<leser>", "</leser>")?;
+    let name_in = |part: &str| {
+        between(part, "<name>", "</name>")
+            .unwrap_or_default()
+            .replace("&amp;", "&")
+    };
+    let leistung = between(bezug, "<leistung", "</leistung>")?;
+    tracing::info!(procedure = %procedure.id, "answer to the question received");
+    Some(Accepted {
+        receipt_number: field("antragsnummer")?.to_owned(),
+        service: name_in(leistung),
+        authority: name_in(leser),
+        fee: None,
+        receipt: Receipt {
+            message_id: field("nachrichtenUUID")?.to_owned(),
+            application_id: field("antragsID")?.to_owned(),
+            ..receipt.clone()
+        },
+        answered: true,
     })
 }
 

@@ -143,6 +143,8 @@ pub(crate) struct Shared {
     pub http: reqwest::Client,
     pub outbox: Outbox,
     pub decision_delay: Option<Duration>,
+    /// The procedures that ask a question before they decide.
+    pub ask_first: Vec<String>,
     /// Writes the decisions' PDF/A; none when the procedures do not decide.
     pub bescheid: Option<crate::bescheid::Writer>,
 }
@@ -395,6 +397,7 @@ pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error
             .map_err(|e| config_error(&config.routing, format!("HTTP client: {e}")))?,
         outbox: Outbox::open(&config.state_dir)?,
         decision_delay: config.decision_delay,
+        ask_first: config.ask_first.clone(),
         bescheid: match config.decision_delay {
             Some(_) => {
                 let font = Path::new(crate::bescheid::FONT);

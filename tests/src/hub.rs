@@ -583,6 +583,19 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
         Process(command.spawn().expect("kopplung procedure-sim"))
     }
 
+    /// The reference procedures of `only` with more arguments of `kopplung
+    /// procedure-sim` (e.g. `--ask-first <procedure>`), deciding after `decision_delay_secs`.
+    pub fn procedure_sim_with(
+        &self,
+        only: &[&str],
+        decision_delay_secs: u64,
+        more: &[&str],
+    ) -> Process {
+        let mut command = self.sim_command(&[self.url("")], only, decision_delay_secs);
+        command.args(more);
+        Process(command.spawn().expect("kopplung procedure-sim"))
+    }
+
     /// The reference procedures of `only`, trusting the hub certificates of the PEM file
     /// `hub_certificates` (the vendor's own trust, changed during a rotation; SIGHUP
     /// with [`Process::hangup`] makes them read it again).

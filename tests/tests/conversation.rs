@@ -128,6 +128,67 @@ async fn later_documents_and_an_objection_reach_the_procedure_over_the_broker() 
     delete_queue(&broker, &hub.queue("dresden-maengel")).await;
 }
 
+/// The whole conversation over the broker with the reference procedure that asks first:
+/// it asks, the citizen answers with a photo, the procedure receives the answer and only
+/// then decides, with appeal information; the citizen objects within the deadline.
+#[tokio::test]
+async fn the_procedure_asks_the_citizen_answers_and_then_it_decides() {
+    let broker = amqp().await;
+    let hub = TestHub::start(HubSetup::default()).await;
+    let _sim = hub.procedure_sim_with(&["dresden-maengel"], 1, &["--ask-first", "dresden-maengel"]);
+    let body = fixture_request("maengelanzeige/fixtures/minimal", MAENGEL, DRESDEN);
+    let id = hub.submit_accepted(&body, None).await;
+    let asked = hub
+        .wait_for_status(&id, "query", Duration::from_secs(60))
+        .await;
+    let query = &asked["mailbox"][0];
+    assert!(
+        query["text"].as_str().unwrap().starts_with("Rückfrage"),
+        "{asked:#}"
+    );
+    // Nothing else happens until the citizen answers.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(hub.status(&id).await["status"], "query");
+
+    let reply = json!({"kind": "antwort", "refers_to": query["event_id"],
+        "text": "Hier ist ein Foto der Stelle.",
+        "attachments": [{"filename": "Stelle.png", "media_type": "image/png",
+                         "content_base64": "iVBORw0KGgoAAAANSUhEUg=="}]});
+    let (status, sent) = send(&hub, &id, &hub.token, &reply).await;
+    assert_eq!(status, 202, "{sent:#}");
+    let decided = hub
+        .wait_for_status(&id, "decided", Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        kopplung_tests::shared::history(&decided, "status"),
+        [
+            "accepted",
+            "prepared",
+            "delivered",
+            "received",
+            "query",
+            "decided"
+        ]
+    );
+    let answer = &decided["messages"][0];
+    assert_eq!(
+        (answer["kind"].as_str(), answer["refers_to"].as_str()),
+        (Some("antwort"), query["event_id"].as_str())
+    );
+    assert_eq!(answer["status"], "received", "{decided:#}");
+    let appeal = &decided["mailbox"][1]["appeal"];
+    assert!(appeal["deadline"].is_string(), "{decided:#}");
+    let objection = json!({"kind": "widerspruch", "text": "Die Entscheidung ist falsch."});
+    let (status, sent) = send(&hub, &id, &hub.token, &objection).await;
+    assert_eq!(status, 202, "{sent:#}");
+    let sim_log = std::fs::read_to_string(hub.dir.path().join("sim.log")).unwrap();
+    assert!(
+        sim_log.contains("answer to the question received"),
+        "{sim_log}"
+    );
+    delete_queue(&broker, &hub.queue("dresden-maengel")).await;
+}
+
 /// As a vendor sees it: the procedure asks, the citizen answers, the vendor opens the
 /// answer with `openssl cms` and validates it with `xmllint` against the follow-up
 /// schema, finds the application and the query it refers to, and receipts it with the
