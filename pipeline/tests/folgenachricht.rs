@@ -130,15 +130,32 @@ fn documents_without_a_note_and_an_objection_validate_too() {
 }
 
 #[test]
-fn a_follow_up_the_schema_does_not_know_is_not_rendered() {
+fn a_payment_record_carries_the_payment_and_is_refused_without_it() {
     let pki = tempfile::tempdir().unwrap();
     let preparer = preparer(pki.path());
+    let mut paid = follow_up(FollowUpKind::Zahlung, Some("d-1"), None);
+    paid.attachments.clear();
+    paid.payload = serde_json::json!({"text": null, "zahlung": {
+        "betrag": "108.00", "verwendungszweck": "Hundesteuer für 1 Hund",
+        "referenz": "PAY-4711", "zeitpunkt": "2026-12-06T10:15:00Z"}});
+    let xml = preparer
+        .render_message("manual", Uuid::new_v4(), &paid)
+        .unwrap();
+    xmllint(&xml);
+    for expected in [
+        "<fol:zahlung.0204 ",
+        "<code>meldewesen.zahlung.0204</code>",
+        "<ereignisID>d-1</ereignisID>",
+        "<betrag waehrung=\"EUR\">108.00</betrag>",
+        "<verwendungszweck>Hundesteuer für 1 Hund</verwendungszweck>",
+        "<referenz>PAY-4711</referenz>",
+    ] {
+        assert!(xml.contains(expected), "{expected} in\n{xml}");
+    }
+    // Without its payment the schema refuses it: nothing half is delivered.
+    paid.payload = serde_json::json!({"text": null});
     let error = preparer
-        .render_message(
-            "manual",
-            Uuid::new_v4(),
-            &follow_up(FollowUpKind::Zahlung, None, Some("bezahlt")),
-        )
+        .render_message("manual", Uuid::new_v4(), &paid)
         .unwrap_err();
-    assert!(error.to_string().contains("zahlung.0204"), "{error}");
+    assert!(error.to_string().contains("zahlung"), "{error}");
 }

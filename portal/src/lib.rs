@@ -110,6 +110,9 @@ pub(crate) struct AppState {
     /// The Content-Security-Policy of every page (forms may go to the providers).
     pub csp: &'static str,
     pub secure: bool,
+    /// Rung when a fee was paid: the payment records go to the hub at once
+    /// (`payment::record`), not only at its next retry.
+    pub payment_records: tokio::sync::Notify,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -193,11 +196,13 @@ pub async fn run(
         templates,
         db,
         config,
+        payment_records: tokio::sync::Notify::new(),
     });
     let background = [
         tokio::spawn(mail::run(state.clone())),
         tokio::spawn(notify::run(state.clone())),
         tokio::spawn(sweep::run(state.clone())),
+        tokio::spawn(payment::record::run(state.clone())),
     ];
     let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
     tracing::info!(listen = %state.config.listen, "portal listening");

@@ -143,6 +143,17 @@ impl Unidentified {
     }
 }
 
+/// A paid fee, reported to the hub for the authority's accounting (`kind` `zahlung`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentRecord {
+    /// `"108.00"`.
+    pub amount: String,
+    pub purpose: String,
+    pub reference: String,
+    /// RFC 3339.
+    pub paid_at: String,
+}
+
 /// How the hub answered a follow-up message.
 #[derive(Debug)]
 pub enum FollowUpSent {
@@ -373,6 +384,7 @@ impl RouterClient {
         refers_to: Option<&str>,
         text: Option<&str>,
         attachments: &[OutgoingAttachment],
+        payment: Option<&PaymentRecord>,
     ) -> Result<FollowUpSent, Error> {
         use base64::Engine;
         let attachments: Vec<Value> = attachments
@@ -391,6 +403,9 @@ impl RouterClient {
         }
         if let Some(text) = text {
             body["text"] = json!(text);
+        }
+        if let Some(payment) = payment {
+            body["payment"] = json!(payment);
         }
         let path = format!("/api/v1/applications/{}/messages", encode(application));
         let response = self

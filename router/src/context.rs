@@ -123,6 +123,7 @@ impl Hub {
             catalog: catalog.clone(),
             clock: clock.clone(),
             wake: wake.clone(),
+            accounting: topology.clone(),
         };
         Self {
             conversation,

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use kopplung_adapters::DestinationInfo;
 use kopplung_adapters::registry::Transport as _;
+use kopplung_core::conversation::Accounting;
 use kopplung_core::intake::Routes;
 use kopplung_core::{Ars, ServiceKey};
 
@@ -87,6 +88,19 @@ impl Topologies {
     /// Puts `fresh` in force for everything that starts from now on.
     pub fn replace(&self, fresh: Topology) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+    }
+}
+
+impl Accounting for Topologies {
+    fn accounting_of(&self, procedure: &str) -> Option<String> {
+        self.now()
+            .config
+            .routing
+            .procedures
+            .iter()
+            .find(|p| p.id.as_str() == procedure)
+            .and_then(|p| p.accounting.as_ref())
+            .map(ToString::to_string)
     }
 }
 

@@ -563,3 +563,40 @@ fn the_engineers_token_is_a_file_of_its_own() {
         );
     }
 }
+
+/// A procedure's `accounting` names the HKR procedure its payment records go to: an
+/// unknown one or the procedure itself is named as a problem.
+#[test]
+fn the_accounting_procedure_must_be_another_known_procedure() {
+    let routing = |accounting: &str| {
+        format!(
+            "{AUTHORITY}{}{}",
+            procedure(
+                "buergerbuero",
+                &format!("accounting = \"{accounting}\""),
+                AMQP
+            ),
+            procedure("kasse", "", AMQP)
+        )
+    };
+    let loaded = load_with("", &routing("kasse")).unwrap();
+    let named = loaded
+        .routing
+        .procedures
+        .iter()
+        .find(|p| p.id.as_str() == "buergerbuero");
+    assert_eq!(
+        named
+            .and_then(|p| p.accounting.as_ref())
+            .map(|a| a.as_str()),
+        Some("kasse")
+    );
+    assert_names(
+        &load_with("", &routing("kase")).unwrap_err(),
+        &["routing.toml: [[procedure]] buergerbuero: accounting: unknown procedure `kase`"],
+    );
+    assert_names(
+        &load_with("", &routing("buergerbuero")).unwrap_err(),
+        &["routing.toml: [[procedure]] buergerbuero: accounting: names the procedure itself"],
+    );
+}

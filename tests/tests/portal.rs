@@ -523,6 +523,43 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
         "{message}"
     );
     assert!(!message.contains("GESCHENKT"));
+    // And the payment record of the fee went to the city's accounting (HKR) procedure.
+    let reported = hub
+        .wait_until(
+            id,
+            "report the fee paid at submission",
+            Duration::from_secs(60),
+            |status| {
+                status["messages"].as_array().is_some_and(|all| {
+                    all.iter()
+                        .any(|m| m["kind"] == "zahlung" && m["procedure"] == "dresden-kasse")
+                })
+            },
+        )
+        .await;
+    let record = &reported["messages"][0];
+    assert!(
+        record.get("refers_to").is_none(),
+        "the fee at submission: {reported:#}"
+    );
+    let record_message = hub
+        .fetch(
+            &format!(
+                "/api/v1/admin/applications/{}/message",
+                record["id"].as_str().unwrap()
+            ),
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        record_message.contains("<fol:zahlung.0204 ")
+            && record_message.contains(&format!("<referenz>{reference}</referenz>"))
+            && record_message.contains("<betrag waehrung=\"EUR\">"),
+        "{record_message}"
+    );
 }
 
 #[tokio::test]
@@ -707,6 +744,39 @@ async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
         paid.body
     );
     assert!(paid.body.contains("Zahlungsreferenz"), "{}", paid.body);
+    // The payment record reaches the city's accounting (HKR) procedure, which receipts
+    // it: the amount, the decision it pays and the provider's reference.
+    let application = cycle.sql(&format!(
+        "SELECT application_id FROM drafts WHERE id = '{draft}'"
+    ));
+    let reported = cycle
+        .hub
+        .wait_until(
+            application.trim(),
+            "report the payment to the accounting",
+            Duration::from_secs(60),
+            |status| {
+                status["messages"].as_array().is_some_and(|all| {
+                    all.iter().any(|m| {
+                        m["kind"] == "zahlung"
+                            && m["procedure"] == "dresden-kasse"
+                            && m["status"] == "received"
+                    })
+                })
+            },
+        )
+        .await;
+    let record = &reported["messages"][0];
+    assert_eq!(
+        record["message_type"], "hundesteuer.zahlung.0204",
+        "{reported:#}"
+    );
+    assert_eq!(
+        record["refers_to"], reported["mailbox"][0]["event_id"],
+        "{reported:#}"
+    );
+    let sim_log = std::fs::read_to_string(cycle.hub.dir.path().join("sim.log")).unwrap();
+    assert!(sim_log.contains("hundesteuer.zahlung.0204"), "{sim_log}");
     assert!(
         !paid.body.contains("Gebühr jetzt online bezahlen"),
         "{}",

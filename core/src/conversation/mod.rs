@@ -4,6 +4,7 @@
 //! of the service's family — stored as a child of the application with its own outbox
 //! entry, so it travels, is retried and receipted like the application itself.
 
+mod payment;
 mod rules;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 pub use crate::follow_up::{FollowUpInput, FollowUpKind, FollowUpOf, FollowUpRecord};
+pub use payment::Accounting;
 pub use rules::{Refusal, may_follow};
 
 use crate::events::ClerkText;
@@ -34,6 +36,9 @@ struct FollowUpRequest {
     text: Option<String>,
     #[serde(default)]
     attachments: Vec<crate::intake::AttachmentIn>,
+    /// A payment record's payment (kind `zahlung`).
+    #[serde(default)]
+    payment: Option<payment::PaymentIn>,
 }
 
 /// A follow-up message the hub holds.
@@ -72,6 +77,8 @@ pub struct Conversation {
     pub catalog: Arc<dyn ServiceCatalog>,
     pub clock: Arc<dyn Clock>,
     pub wake: Arc<dyn Wake>,
+    /// Where payment records go.
+    pub accounting: Arc<dyn Accounting>,
 }
 
 impl Conversation {
@@ -86,11 +93,10 @@ impl Conversation {
     ) -> Result<Sent, ConversationError> {
         let request: FollowUpRequest = serde_json::from_slice(body)
             .map_err(|e| ConversationError::Malformed(e.to_string()))?;
-        let Some(kind) = FollowUpKind::parse(&request.kind).filter(|k| *k != FollowUpKind::Zahlung)
-        else {
+        let Some(kind) = FollowUpKind::parse(&request.kind) else {
             return Err(ConversationError::Invalid(vec![FieldError::new(
                 "kind",
-                "muss antwort, nachreichung oder widerspruch sein",
+                "muss antwort, nachreichung, widerspruch oder zahlung sein",
             )]));
         };
         let record = match self.store.application(parent).await {
@@ -107,10 +113,27 @@ impl Conversation {
         let refers_to = may_follow(kind, request.refers_to.as_deref(), &record, &mailbox, today)
             .map_err(ConversationError::Refused)?;
         let mut errors = Vec::new();
+        let zahlung = if kind == FollowUpKind::Zahlung {
+            if !request.attachments.is_empty() {
+                errors.push(FieldError::new(
+                    "attachments",
+                    "Eine Zahlungsmeldung hat keine Anlagen.",
+                ));
+            }
+            payment::checked(request.payment, &mut errors)
+        } else {
+            if request.payment.is_some() {
+                errors.push(FieldError::new(
+                    "payment",
+                    "Nur eine Zahlungsmeldung (kind zahlung) hat eine Zahlung.",
+                ));
+            }
+            None
+        };
         let text = match request.text.as_deref().map(ClerkText::new) {
             Some(Ok(text)) => Some(text),
             None | Some(Err(crate::events::TextProblem::Empty))
-                if kind == FollowUpKind::Nachreichung =>
+                if matches!(kind, FollowUpKind::Nachreichung | FollowUpKind::Zahlung) =>
             {
                 None
             }
@@ -175,9 +198,17 @@ impl Conversation {
             client_id: client.to_owned(),
             service_key: record.service.clone(),
             region: record.region.clone(),
-            procedure_id: record.delivery.procedure.clone(),
+            // A payment record goes to the accounting (HKR) procedure, if there is one.
+            procedure_id: match kind {
+                FollowUpKind::Zahlung => self
+                    .accounting
+                    .accounting_of(&record.delivery.procedure)
+                    .unwrap_or_else(|| record.delivery.procedure.clone()),
+                _ => record.delivery.procedure.clone(),
+            },
             payload: serde_json::json!({
                 "text": text.as_ref().map(ClerkText::as_str),
+                "zahlung": zahlung,
             }),
             attachments,
             message_id,

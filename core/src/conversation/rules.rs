@@ -36,6 +36,12 @@ pub enum Refusal {
     AlreadyObjected,
     #[error("Diese Leistung wird nicht mehr angeboten; bitte wenden Sie sich an die Behörde.")]
     ServiceWithdrawn,
+    #[error(
+        "Zu diesem Antrag gibt es keinen Bescheid mit dieser Kennung, der eine Gebühr festsetzt. Bitte melden Sie nur Zahlungen zu festgesetzten Gebühren."
+    )]
+    NoFee,
+    #[error("Diese Zahlung wurde bereits gemeldet; die Behörde hat sie erhalten.")]
+    PaymentReported,
 }
 
 /// Whether `kind` may be sent for `application` now, with `mailbox` as the citizen
@@ -93,8 +99,26 @@ pub fn may_follow(
             }
             Ok(Some(decision.event_id.clone()))
         }
-        // Sent by the hub's portal after a payment, not chosen by the citizen.
-        FollowUpKind::Zahlung => Ok(None),
+        // Sent by the portal after a payment: the fee at submission (no event), or one a
+        // decision set (its event id); each is reported once.
+        FollowUpKind::Zahlung => {
+            if let Some(id) = refers_to {
+                mailbox
+                    .iter()
+                    .find(|m| {
+                        m.kind == Status::Decided.as_str() && m.event_id == id && m.fee.is_some()
+                    })
+                    .ok_or(Refusal::NoFee)?;
+            }
+            if application
+                .follow_ups
+                .iter()
+                .any(|f| f.kind == FollowUpKind::Zahlung && f.refers_to.as_deref() == refers_to)
+            {
+                return Err(Refusal::PaymentReported);
+            }
+            Ok(refers_to.map(str::to_owned))
+        }
     }
 }
 

@@ -53,6 +53,11 @@ pub(super) fn context(parts: Parts<'_>) -> FollowUpContext {
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned),
         anlagen: parts.anlagen,
+        zahlung: parts
+            .payload
+            .get("zahlung")
+            .filter(|z| !z.is_null())
+            .and_then(|z| serde_json::from_value(z.clone()).ok()),
     }
 }
 
@@ -62,7 +67,6 @@ fn element(kind: FollowUpKind) -> &'static str {
         FollowUpKind::Antwort => "antwort.0201",
         FollowUpKind::Nachreichung => "nachreichung.0202",
         FollowUpKind::Widerspruch => "widerspruch.0203",
-        // Payment records are not rendered yet: the schema refuses them below.
         FollowUpKind::Zahlung => "zahlung.0204",
     }
 }

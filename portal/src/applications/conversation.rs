@@ -379,6 +379,7 @@ pub async fn send(
                 posted.bezug.as_deref(),
                 Some(text).filter(|t| !t.is_empty()),
                 &attachments,
+                None,
             )
             .await?;
         match answer {

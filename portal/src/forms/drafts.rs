@@ -200,10 +200,12 @@ pub async fn set_payment(
     reference: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE drafts SET payment_transaction = ?, payment_reference = ?, updated_at = ? WHERE id = ? AND status = 'draft'",
+        "UPDATE drafts SET payment_transaction = ?, payment_reference = ?, payment_paid_at = ?,
+           updated_at = ? WHERE id = ? AND status = 'draft'",
     )
     .bind(transaction)
     .bind(reference)
+    .bind(reference.map(|_| db::now()))
     .bind(db::now())
     .bind(id)
     .execute(&state.db)

@@ -541,6 +541,10 @@ pub async fn submit(
         } => {
             drafts::mark_submitted(&state, &draft.id, &application, &receipt).await?;
             tracing::info!(draft = %draft.id, application = %application, "application submitted");
+            if draft.payment_reference.is_some() {
+                // The fee paid at submission, as a payment record for the accounting.
+                state.payment_records.notify_one();
+            }
             Ok(see_other(&format!("/antraege/{}", draft.id)))
         }
         Submitted::Invalid(errors) => {

@@ -27,6 +27,8 @@ pub struct Due {
     /// `"30.70"`.
     pub amount: String,
     pub purpose: String,
+    /// The decision's event id: what the payment record refers to.
+    pub event_id: String,
 }
 
 /// The fee of the application's decision, if it set one.
@@ -40,6 +42,7 @@ pub fn due_of(status: &Value) -> Option<Due> {
             Some(Due {
                 amount: entry["fee"]["amount"].as_str()?.to_owned(),
                 purpose: entry["fee"]["purpose"].as_str()?.to_owned(),
+                event_id: entry["event_id"].as_str().unwrap_or_default().to_owned(),
             })
         })
 }
@@ -183,6 +186,8 @@ pub async fn returned(Visit { state, visitor }: Visit, Path(id): Path<String>) -
     .execute(&state.db)
     .await?;
     tracing::info!(draft = %draft.id, "payment of a decision's fee confirmed by the provider");
+    // The payment record for the accounting; the sweep tries again if the hub is away.
+    state.payment_records.notify_one();
     page("bezahlt")
 }
 
@@ -194,13 +199,14 @@ mod tests {
     fn the_fee_is_the_decisions_own() {
         let status = json!({"mailbox": [
             {"kind": "query", "text": "?", "fee": null},
-            {"kind": "decided", "text": "Bescheid", "fee": {"amount": "30.70", "purpose": "Gebühr"}}
+            {"kind": "decided", "event_id": "d-1", "text": "Bescheid", "fee": {"amount": "30.70", "purpose": "Gebühr"}}
         ]});
         assert_eq!(
             due_of(&status),
             Some(Due {
                 amount: "30.70".into(),
-                purpose: "Gebühr".into()
+                purpose: "Gebühr".into(),
+                event_id: "d-1".into(),
             })
         );
         assert_eq!(

@@ -6,6 +6,7 @@
 
 pub mod decision;
 pub mod provider;
+pub mod record;
 
 use std::time::Duration;
 

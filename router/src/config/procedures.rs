@@ -69,6 +69,10 @@ pub struct ProcedureConfig {
     /// procedure has its token in `[delivery]`.
     #[serde(flatten)]
     pub token: ApiToken,
+    /// The accounting (HKR) procedure that books the fees paid for this procedure's
+    /// applications: payment records go there. Without it, to this procedure itself.
+    #[serde(default)]
+    pub accounting: Option<ProcedureId>,
 }
 
 /// The highest `max_in_flight`: a procedure's share of the outbox's delivery slots.
@@ -199,6 +203,19 @@ pub(super) fn check_procedures<'a>(
     let ids = findings.ids("procedure", procedures, |p| p.id.as_str());
     for procedure in procedures {
         procedure.check(authorities, transports, findings);
+        let Some(accounting) = &procedure.accounting else {
+            continue;
+        };
+        let message = if accounting == &procedure.id {
+            Some("names the procedure itself; leave it out to book here".to_owned())
+        } else if !ids.contains(accounting.as_str()) {
+            Some(format!("unknown procedure `{accounting}`"))
+        } else {
+            None
+        };
+        if let Some(message) = message {
+            findings.entry("procedure", procedure.id.as_str(), "accounting", message);
+        }
     }
     ids
 }

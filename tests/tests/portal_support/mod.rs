@@ -301,9 +301,9 @@ impl Cycle {
             ..HubSetup::default()
         })
         .await;
-        let sim = options
-            .procedures
-            .then(|| hub.procedure_sim(&["dresden-buergerbuero", "dresden-maengel"]));
+        let sim = options.procedures.then(|| {
+            hub.procedure_sim(&["dresden-buergerbuero", "dresden-maengel", "dresden-kasse"])
+        });
         let mut smtp = Smtp::reserve(portal_dir.path());
         if options.smtp {
             smtp.start();

@@ -21,10 +21,11 @@ const TEMPLATE: &str = "folgenachricht";
 const SOURCE: &str = include_str!("folgenachricht.xml.hbs");
 
 /// The kinds of follow-up message: (kind, root element) as the schema declares them.
-pub const ELEMENTS: [(&str, &str); 3] = [
+pub const ELEMENTS: [(&str, &str); 4] = [
     ("antwort", "antwort.0201"),
     ("nachreichung", "nachreichung.0202"),
     ("widerspruch", "widerspruch.0203"),
+    ("zahlung", "zahlung.0204"),
 ];
 
 /// The loaded follow-up template with its schema.
@@ -56,6 +57,19 @@ pub struct FollowUpContext {
     pub eingangszeitpunkt: String,
     pub text: Option<String>,
     pub anlagen: Vec<Anlage>,
+    /// A payment record's payment.
+    pub zahlung: Option<Zahlung>,
+}
+
+/// A paid fee, as a payment record (`zahlung.0204`) carries it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Zahlung {
+    /// Euros with two decimals, `108.00`.
+    pub betrag: String,
+    pub verwendungszweck: String,
+    pub referenz: String,
+    /// RFC 3339.
+    pub zeitpunkt: String,
 }
 
 /// The application a follow-up message belongs to.

@@ -149,3 +149,49 @@ fn an_objection_is_possible_until_the_last_day_of_the_deadline_and_once() {
         Err(Refusal::AlreadyObjected)
     );
 }
+
+#[test]
+fn a_payment_is_reported_once_per_fee_and_only_for_a_fee_that_was_set() {
+    let decided = application(Status::Decided);
+    let mut with_fee = entry("decided", "d-1", None);
+    with_fee.fee = Some(crate::store::DecisionFee {
+        cents: 10800,
+        purpose: "Hundesteuer".into(),
+    });
+    let without_fee = [entry("decided", "d-1", None)];
+    let zahlung =
+        |refers: Option<&str>, application: &ApplicationRecord, mailbox: &[MailboxEntry]| {
+            may_follow(FollowUpKind::Zahlung, refers, application, mailbox, TODAY)
+        };
+    assert_eq!(
+        zahlung(Some("d-1"), &decided, std::slice::from_ref(&with_fee)),
+        Ok(Some("d-1".into()))
+    );
+    assert_eq!(
+        zahlung(Some("d-1"), &decided, &without_fee),
+        Err(Refusal::NoFee)
+    );
+    assert_eq!(
+        zahlung(Some("d-9"), &decided, std::slice::from_ref(&with_fee)),
+        Err(Refusal::NoFee)
+    );
+    // The fee at submission refers to no event.
+    assert_eq!(zahlung(None, &decided, &[]), Ok(None));
+    let mut reported = decided.clone();
+    reported.follow_ups.push(FollowUpRecord {
+        id: Uuid::nil(),
+        kind: FollowUpKind::Zahlung,
+        refers_to: Some("d-1".into()),
+        procedure: "kasse".into(),
+        message_id: Uuid::nil(),
+        message_type: "t.zahlung.0204".into(),
+        status: Status::Delivered,
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        delivered_at: None,
+    });
+    assert_eq!(
+        zahlung(Some("d-1"), &reported, std::slice::from_ref(&with_fee)),
+        Err(Refusal::PaymentReported)
+    );
+    assert_eq!(zahlung(None, &reported, &[]), Ok(None), "another fee");
+}
