@@ -143,6 +143,19 @@ impl Unidentified {
     }
 }
 
+/// A follow-up message for the hub: `kind` is `antwort`, `nachreichung`,
+/// `widerspruch` or `zahlung`; the key makes a repeated request harmless. No `Debug`:
+/// it holds the citizen's text and files.
+#[derive(Clone, Copy)]
+pub struct FollowUpOut<'a> {
+    pub kind: &'a str,
+    pub refers_to: Option<&'a str>,
+    pub text: Option<&'a str>,
+    pub attachments: &'a [OutgoingAttachment],
+    pub payment: Option<&'a PaymentRecord>,
+    pub idempotency_key: &'a str,
+}
+
 /// A paid fee, reported to the hub for the authority's accounting (`kind` `zahlung`).
 #[derive(Debug, Clone, Serialize)]
 pub struct PaymentRecord {
@@ -375,18 +388,21 @@ impl RouterClient {
         Ok(Submitted::Refused { status, kind })
     }
 
-    /// Sends a follow-up message of the citizen (`POST /api/v1/applications/{id}/messages`):
-    /// `kind` is `antwort`, `nachreichung` or `widerspruch`.
+    /// Sends a follow-up message (`POST /api/v1/applications/{id}/messages`).
     pub async fn send_follow_up(
         &self,
         application: &str,
-        kind: &str,
-        refers_to: Option<&str>,
-        text: Option<&str>,
-        attachments: &[OutgoingAttachment],
-        payment: Option<&PaymentRecord>,
+        message: &FollowUpOut<'_>,
     ) -> Result<FollowUpSent, Error> {
         use base64::Engine;
+        let FollowUpOut {
+            kind,
+            refers_to,
+            text,
+            attachments,
+            payment,
+            idempotency_key,
+        } = *message;
         let attachments: Vec<Value> = attachments
             .iter()
             .map(|a| {
@@ -411,6 +427,7 @@ impl RouterClient {
         let response = self
             .0
             .request(Method::POST, &path)
+            .header("Idempotency-Key", idempotency_key)
             .json(&body)
             .send()
             .await

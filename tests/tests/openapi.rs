@@ -1586,6 +1586,37 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
         .message_for("dresden-maengel", DRESDEN_PULL_TOKEN, &follow_up)
         .await;
     api.ack(dresden, &m_answer, DRESDEN_PULL_TOKEN).await;
+    // Sent twice with one Idempotency-Key: one message, the second answer replayed.
+    let keyed = |key: &str, body: &Value| {
+        api.contract
+            .client
+            .post(hub.url(&conversation))
+            .bearer_auth(&hub.token)
+            .header("idempotency-key", key)
+            .json(body)
+    };
+    let later = json!({"kind": "nachreichung", "attachments": [{"filename": "Plan.png",
+        "media_type": "image/png", "content_base64": "iVBORw0KGgo="}]});
+    let first = ok(contract.send(keyed("nachtrag-1", &later)).await, 202);
+    let again = ok(contract.send(keyed("nachtrag-1", &later)).await, 202);
+    assert_eq!(again.json["id"], first.json["id"]);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    problem(
+        contract.send(keyed("nachtrag-1", &answer)).await,
+        409,
+        "idempotency-key-reused",
+    );
+    problem(
+        contract
+            .send(keyed("zu lang mit Leerzeichen", &later))
+            .await,
+        400,
+        "bad-idempotency-key",
+    );
+    let m_later = api
+        .message_for("dresden-maengel", DRESDEN_PULL_TOKEN, &first.id())
+        .await;
+    api.ack(dresden, &m_later, DRESDEN_PULL_TOKEN).await;
     let mut too_large = json!({"kind": "nachreichung",
         "attachments": [{"filename": "scan.pdf", "media_type": "application/pdf",
                          "content_base64": "JVBERi0x"}]});

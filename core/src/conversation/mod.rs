@@ -15,11 +15,13 @@ use uuid::Uuid;
 
 pub use crate::follow_up::{FollowUpInput, FollowUpKind, FollowUpOf, FollowUpRecord};
 pub use payment::Accounting;
-pub use rules::{Refusal, may_follow};
+pub use rules::{MAX_FOLLOW_UPS, Refusal, may_follow};
 
 use crate::events::ClerkText;
 use crate::intake::ServiceCatalog;
-use crate::store::{EventStore, Inserted, IntakeStore, NewApplication, StoreError, UploadInfo};
+use crate::store::{
+    EventStore, IdempotencyKey, Inserted, IntakeStore, NewApplication, StoreError, UploadInfo,
+};
 use crate::{Clock, ServiceKey, Wake};
 
 /// A follow-up message as the citizen's portal sends it (`POST
@@ -47,6 +49,8 @@ pub struct Sent {
     pub id: Uuid,
     pub message_id: Uuid,
     pub kind: FollowUpKind,
+    /// The answer to an earlier request with the same idempotency key.
+    pub replayed: bool,
 }
 
 /// Why a follow-up message was not accepted.
@@ -64,6 +68,9 @@ pub enum ConversationError {
     Refused(Refusal),
     #[error("attachments[{index}] is larger than {max_bytes} bytes")]
     AttachmentTooLarge { index: usize, max_bytes: usize },
+    /// The idempotency key was used before with a different request.
+    #[error("the idempotency key was used with a different request")]
+    KeyReused,
     #[error("the store is not reachable: {0}")]
     StoreUnreachable(StoreError),
     #[error("the message could not be stored: {0}")]
@@ -90,7 +97,23 @@ impl Conversation {
         client: &str,
         parent: Uuid,
         body: &[u8],
+        idempotency_key: Option<&str>,
     ) -> Result<Sent, ConversationError> {
+        let idempotency = idempotency_key.map(|key| IdempotencyKey {
+            // Apart from the client's keys of applications: one space per application.
+            key: format!("{parent}/messages/{key}"),
+            request_sha256: hex::encode(openssl::sha::sha256(body)),
+        });
+        if let Some(idempotency) = &idempotency {
+            match self.store.idempotent_answer(client, idempotency).await {
+                Ok(Some(Inserted::Created(earlier) | Inserted::Replayed(earlier))) => {
+                    return self.sent_before(earlier.id).await;
+                }
+                Ok(Some(Inserted::KeyConflict)) => return Err(ConversationError::KeyReused),
+                Ok(_) => {}
+                Err(e) => return Err(ConversationError::StoreUnreachable(e)),
+            }
+        }
         let request: FollowUpRequest = serde_json::from_slice(body)
             .map_err(|e| ConversationError::Malformed(e.to_string()))?;
         let Some(kind) = FollowUpKind::parse(&request.kind) else {
@@ -213,7 +236,7 @@ impl Conversation {
             attachments,
             message_id,
             message_type: kind.message_type(&record.delivery.message_type),
-            idempotency: None,
+            idempotency,
             received_at: self.clock.now(),
             authentication: None,
             sealed: None,
@@ -231,8 +254,12 @@ impl Conversation {
                     id,
                     message_id,
                     kind,
+                    replayed: false,
                 })
             }
+            // The same request at the same time: the one that was stored.
+            Ok(Inserted::Replayed(earlier)) => self.sent_before(earlier.id).await,
+            Ok(Inserted::KeyConflict) => Err(ConversationError::KeyReused),
             Ok(Inserted::UploadTaken(index)) => {
                 Err(ConversationError::Invalid(vec![FieldError::new(
                     format!("attachments[{index}].upload"),
@@ -243,6 +270,25 @@ impl Conversation {
                 "the follow-up message was not stored".into(),
             ))),
             Err(e) => Err(ConversationError::NotStored(e)),
+        }
+    }
+
+    /// The follow-up message stored for an earlier request with the same key.
+    async fn sent_before(&self, id: Uuid) -> Result<Sent, ConversationError> {
+        match self.store.application(id).await {
+            Ok(Some(record)) => match &record.follow_up {
+                Some(of) => Ok(Sent {
+                    id,
+                    message_id: record.delivery.message_id,
+                    kind: of.kind,
+                    replayed: true,
+                }),
+                None => Err(ConversationError::KeyReused),
+            },
+            Ok(None) => Err(ConversationError::NotStored(StoreError::Corrupt(format!(
+                "the follow-up message {id} of an idempotency key is gone"
+            )))),
+            Err(e) => Err(ConversationError::StoreUnreachable(e)),
         }
     }
 

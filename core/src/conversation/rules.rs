@@ -42,7 +42,14 @@ pub enum Refusal {
     NoFee,
     #[error("Diese Zahlung wurde bereits gemeldet; die Behörde hat sie erhalten.")]
     PaymentReported,
+    #[error(
+        "Zu diesem Antrag wurden bereits {0} Nachrichten gesendet; mehr sind über das Portal nicht möglich. Bitte wenden Sie sich direkt an die Behörde."
+    )]
+    TooMany(usize),
 }
+
+/// The citizen's messages (answers, documents, objections) one application may have.
+pub const MAX_FOLLOW_UPS: usize = 50;
 
 /// Whether `kind` may be sent for `application` now, with `mailbox` as the citizen
 /// has it and `today` (Berlin): the event the message refers to, or why not.
@@ -54,6 +61,15 @@ pub fn may_follow(
     today: Date,
 ) -> Result<Option<String>, Refusal> {
     let status = application.status;
+    let written = application
+        .follow_ups
+        .iter()
+        .filter(|f| f.kind != FollowUpKind::Zahlung)
+        .count();
+    // A bound on what one application can make the hub store and deliver.
+    if kind != FollowUpKind::Zahlung && written >= MAX_FOLLOW_UPS {
+        return Err(Refusal::TooMany(written));
+    }
     match kind {
         FollowUpKind::Antwort | FollowUpKind::Nachreichung => {
             if status.is_final() {

@@ -14,7 +14,7 @@ use super::submitted;
 use crate::Shared;
 use crate::forms::attachments::{clean_filename, human_size, sniff, transfer_failed};
 use crate::forms::drafts::Draft;
-use crate::router_client::{FollowUpSent, OutgoingAttachment};
+use crate::router_client::{FollowUpOut, FollowUpSent, OutgoingAttachment};
 use crate::web::{Failure, Page, Visit, Visitor};
 use kopplung_web::shell::{german_day_iso, german_time_rfc3339, same_token, see_other};
 
@@ -73,6 +73,7 @@ struct Filled<'a> {
     text: &'a str,
     errors: Vec<Value>,
     refused: Option<String>,
+    key: Option<String>,
 }
 
 async fn view(
@@ -123,6 +124,8 @@ async fn view(
         "max_size": rules.as_ref().map(|r| human_size(i64::try_from(r.max_bytes).unwrap_or(i64::MAX))),
         "files_allowed": rules.as_ref().is_some_and(|r| r.max_count > 0 && r.max_bytes > 0),
         "max_text": MAX_TEXT,
+        // Kept when the form comes back with an error: it is still the same message.
+        "key": filled.key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         "text": filled.text,
         "text_error": error_of(&filled.errors, "text"),
         "file_error": error_of(&filled.errors, "datei"),
@@ -215,6 +218,7 @@ pub async fn page(
         text: "",
         errors: Vec::new(),
         refused: None,
+        key: None,
     };
     let data = view(
         &state,
@@ -245,6 +249,8 @@ struct Posted {
     text: String,
     file: Option<(String, String, Vec<u8>)>,
     too_large: bool,
+    /// The form's one-time key (the hub's Idempotency-Key).
+    key: String,
 }
 
 /// Reads the form: the CSRF field must come (and match) before the file.
@@ -287,13 +293,23 @@ async fn receive(
             "art" => posted.art = value,
             "bezug" => posted.bezug = Some(value).filter(|v| !v.is_empty()),
             "text" => posted.text = value.replace("\r\n", "\n"),
+            "schluessel" if is_key(&value) => posted.key = value,
             _ => {}
         }
     }
     if !csrf_ok {
         return Err(Failure::csrf());
     }
+    if posted.key.is_empty() {
+        // A form without its key (an old page): a fresh one, sent once.
+        posted.key = uuid::Uuid::new_v4().to_string();
+    }
     Ok(posted)
+}
+
+/// A form key as the portal makes them (a UUID), nothing else.
+fn is_key(value: &str) -> bool {
+    uuid::Uuid::parse_str(value).is_ok()
 }
 
 pub async fn send(
@@ -375,11 +391,15 @@ pub async fn send(
             .router
             .send_follow_up(
                 application,
-                kind.code,
-                posted.bezug.as_deref(),
-                Some(text).filter(|t| !t.is_empty()),
-                &attachments,
-                None,
+                &FollowUpOut {
+                    kind: kind.code,
+                    refers_to: posted.bezug.as_deref(),
+                    text: Some(text).filter(|t| !t.is_empty()),
+                    attachments: &attachments,
+                    payment: None,
+                    // The form's own key: a second click sends nothing twice.
+                    idempotency_key: &posted.key,
+                },
             )
             .await?;
         match answer {
@@ -413,6 +433,7 @@ pub async fn send(
         text: &posted.text,
         errors,
         refused,
+        key: Some(posted.key.clone()),
     };
     let data = view(
         &state,

@@ -10,7 +10,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::router_client::{FollowUpSent, PaymentRecord};
+use crate::router_client::{FollowUpOut, FollowUpSent, PaymentRecord};
 use crate::{Shared, db};
 
 /// How long a record the hub did not take waits before the next try.
@@ -67,7 +67,15 @@ pub async fn report_due(state: &Shared) -> Result<u64, crate::Error> {
                     .unwrap_or_else(db::now),
             ),
         };
-        if send(state, &application, None, &record).await? {
+        if send(
+            state,
+            &application,
+            None,
+            &record,
+            &format!("zahlung-{draft}"),
+        )
+        .await?
+        {
             sqlx::query("UPDATE drafts SET payment_reported_at = ? WHERE id = ?")
                 .bind(db::now())
                 .bind(&draft)
@@ -100,7 +108,8 @@ pub async fn report_due(state: &Shared) -> Result<u64, crate::Error> {
                     .unwrap_or_else(db::now),
             ),
         };
-        if send(state, &application, Some(&due.event_id), &record).await? {
+        let key = format!("zahlung-{draft}-{}", due.event_id);
+        if send(state, &application, Some(&due.event_id), &record, &key).await? {
             sqlx::query("UPDATE decision_payments SET reported_at = ? WHERE draft_id = ?")
                 .bind(db::now())
                 .bind(&draft)
@@ -121,10 +130,23 @@ async fn send(
     application: &str,
     decision: Option<&str>,
     record: &PaymentRecord,
+    // The same key for every try: a record the hub took but whose answer was lost is
+    // answered again, never stored twice.
+    key: &str,
 ) -> Result<bool, crate::Error> {
     let answer = state
         .router
-        .send_follow_up(application, "zahlung", decision, None, &[], Some(record))
+        .send_follow_up(
+            application,
+            &FollowUpOut {
+                kind: "zahlung",
+                refers_to: decision,
+                text: None,
+                attachments: &[],
+                payment: Some(record),
+                idempotency_key: key,
+            },
+        )
         .await?;
     Ok(match answer {
         FollowUpSent::Accepted => true,

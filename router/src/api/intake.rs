@@ -67,26 +67,7 @@ async fn accept(
             "Send the application as application/json",
         ));
     }
-    let idempotency_key = match headers.get("idempotency-key") {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                // Visible characters only: no control characters (TAB is valid in a
-                // header value) and no spaces, which logs and tools would mangle.
-                .filter(|k| {
-                    !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic())
-                })
-                .ok_or_else(|| {
-                    Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad-idempotency-key",
-                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
-                    )
-                })?,
-        ),
-    };
+    let idempotency_key = super::idempotency_key(headers)?;
     let bytes = super::read_limited(body, headers, state.limits.max_body_bytes).await?;
     let outcome = state
         .hub

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kopplung_core::conversation::{ConversationError, Sent};
 use serde_json::json;
@@ -45,8 +45,13 @@ async fn accept(
             "Send the message as application/json",
         ));
     }
+    let key = super::idempotency_key(headers)?;
     let bytes = super::read_limited(body, headers, state.limits.max_body_bytes).await?;
-    Ok(state.hub.conversation.send(&client, parent, &bytes).await?)
+    Ok(state
+        .hub
+        .conversation
+        .send(&client, parent, &bytes, key)
+        .await?)
 }
 
 fn created(state: &ApiState, parent: &str, sent: &Sent) -> Response {
@@ -61,6 +66,12 @@ fn created(state: &ApiState, parent: &str, sent: &Sent) -> Response {
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
+    }
+    if sent.replayed {
+        response.headers_mut().insert(
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        );
     }
     response
 }
@@ -91,6 +102,11 @@ impl From<ConversationError> for Problem {
             .detail(format!(
                 "attachments[{index}] is larger than {max_bytes} bytes"
             )),
+            ConversationError::KeyReused => Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-reused",
+                "This Idempotency-Key was used with a different request",
+            ),
             ConversationError::StoreUnreachable(_) => Problem::store_unreachable(),
             ConversationError::NotStored(_) => Problem::unavailable(
                 "the message could not be stored; nothing was kept, please retry",

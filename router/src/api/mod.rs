@@ -237,6 +237,29 @@ pub fn event_problem(refused: kopplung_core::events::EventError) -> Vec<u8> {
     serde_json::to_vec_pretty(&problem::Problem::from(refused)).unwrap_or_default()
 }
 
+/// The request's `Idempotency-Key`, if it has one: 1 to 255 visible ASCII characters.
+pub(super) fn idempotency_key(
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<&str>, problem::Problem> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        // Visible characters only: no control characters (TAB is valid in a header
+        // value) and no spaces, which logs and tools would mangle.
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .map(Some)
+        .ok_or_else(|| {
+            problem::Problem::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "bad-idempotency-key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+        })
+}
+
 /// Whether the request says its body is `application/json`.
 pub(crate) fn is_json(headers: &axum::http::HeaderMap) -> bool {
     headers

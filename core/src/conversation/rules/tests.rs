@@ -195,3 +195,30 @@ fn a_payment_is_reported_once_per_fee_and_only_for_a_fee_that_was_set() {
     );
     assert_eq!(zahlung(None, &reported, &[]), Ok(None), "another fee");
 }
+
+#[test]
+fn an_application_takes_a_bounded_number_of_messages() {
+    let mut busy = application(Status::InProgress);
+    for _ in 0..MAX_FOLLOW_UPS {
+        busy.follow_ups.push(FollowUpRecord {
+            id: Uuid::nil(),
+            kind: FollowUpKind::Nachreichung,
+            refers_to: None,
+            procedure: "p".into(),
+            message_id: Uuid::nil(),
+            message_type: "t.nachreichung.0202".into(),
+            status: Status::Received,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            delivered_at: None,
+        });
+    }
+    assert_eq!(
+        may_follow(FollowUpKind::Nachreichung, None, &busy, &[], TODAY),
+        Err(Refusal::TooMany(MAX_FOLLOW_UPS))
+    );
+    // A payment record still goes: it is the authority's money, not the citizen's text.
+    assert_eq!(
+        may_follow(FollowUpKind::Zahlung, None, &busy, &[], TODAY),
+        Ok(None)
+    );
+}
