@@ -32,6 +32,12 @@ pub(crate) fn later_decide(
     let delay = i64::try_from(delay.as_secs()).unwrap_or(i64::MAX);
     let asks = shared.ask_first.contains(&procedure.id) && !accepted.answered;
     let event = if asks {
+        // What the decision needs after the answer: the fee, computed from this message.
+        let application = &accepted.receipt.application_id;
+        shared
+            .outbox
+            .remember_fee(application, accepted.fee.as_ref())
+            .map_err(|e| Outcome::TryLater(format!("question: {e}")))?;
         Ok(question(procedure, accepted))
     } else {
         decision(procedure, writer, accepted)

@@ -321,12 +321,13 @@ fn answer_to_query(
             .replace("&amp;", "&")
     };
     let leistung = between(bezug, "<leistung", "</leistung>")?;
+    let application_id = field("antragsID")?;
     tracing::info!(procedure = %procedure.id, "answer to the question received");
     Some(Accepted {
         receipt_number: field("antragsnummer")?.to_owned(),
         service: name_in(leistung),
         authority: name_in(leser),
-        fee: None,
+        fee: shared.outbox.remembered_fee(application_id),
         receipt: Receipt {
             message_id: field("nachrichtenUUID")?.to_owned(),
             application_id: field("antragsID")?.to_owned(),

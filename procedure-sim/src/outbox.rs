@@ -35,6 +35,9 @@ pub(crate) struct Pending {
 pub(crate) struct Outbox {
     pending: PathBuf,
     pub(crate) refused: PathBuf,
+    /// What a procedure that asks first keeps of an application until the answer comes:
+    /// the fee its decision will set (`<application id>.json`).
+    asked: PathBuf,
     /// Receipt ids with a delivery task in this process, so that a message the hub
     /// delivers twice does not start a second task for the same file.
     in_flight: Mutex<HashSet<String>>,
@@ -109,11 +112,37 @@ impl Outbox {
         let outbox = Self {
             pending: state_dir.join("pending"),
             refused: state_dir.join("refused"),
+            asked: state_dir.join("asked"),
             in_flight: Mutex::default(),
         };
         private_dir(&outbox.pending)?;
         private_dir(&outbox.refused)?;
+        private_dir(&outbox.asked)?;
         Ok(outbox)
+    }
+
+    /// Keeps the fee the decision on `application` will set while its question waits
+    /// for the answer. The id comes from the signed message; only a UUID names a file.
+    pub(crate) fn remember_fee(
+        &self,
+        application: &str,
+        fee: Option<&kopplung_transformers::receipt::DecisionFee>,
+    ) -> Result<(), Error> {
+        let Ok(id) = uuid::Uuid::parse_str(application) else {
+            return Ok(());
+        };
+        let json = serde_json::to_vec(&fee).unwrap_or_else(|_| b"null".to_vec());
+        write_bytes_atomically(&self.asked.join(format!("{id}.json")), &json)
+    }
+
+    /// The fee kept by [`Outbox::remember_fee`], if any.
+    pub(crate) fn remembered_fee(
+        &self,
+        application: &str,
+    ) -> Option<kopplung_transformers::receipt::DecisionFee> {
+        let id = uuid::Uuid::parse_str(application).ok()?;
+        let json = std::fs::read(self.asked.join(format!("{id}.json"))).ok()?;
+        serde_json::from_slice(&json).ok().flatten()
     }
 
     fn path(&self, receipt_id: &str) -> Result<PathBuf, Error> {

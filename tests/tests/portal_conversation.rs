@@ -8,7 +8,7 @@ mod portal_support;
 
 use std::time::{Duration, Instant};
 
-use portal_support::{Citizen, Cycle, Page};
+use portal_support::{Citizen, Cycle, Options, Page};
 
 /// Posts the portal's follow-up form of `draft` as the browser does (multipart).
 async fn post_message(
@@ -214,5 +214,174 @@ async fn a_citizen_objects_to_the_decision_in_the_portal() {
         !cycle.log().contains("Schlagloch ist nicht"),
         "{}",
         cycle.log()
+    );
+}
+
+/// Polls the application page of `draft` until it shows `text`.
+async fn page_showing(citizen: &mut Citizen, draft: &str, text: &str) -> Page {
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let page = citizen.get(&format!("/antraege/{draft}")).await;
+        if page.body.contains(text) {
+            return page;
+        }
+        assert!(Instant::now() < until, "never „{text}“:\n{}", page.body);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The whole conversation through the portal, over the broker, as the citizen clicks
+/// it: the dog tax is applied for; Dresden's Bürgerbüro asks first; the citizen answers
+/// with a photo; the decision sets the tax and the Rechtsbehelfsbelehrung; the citizen
+/// pays, and the payment record reaches the city's accounting (HKR), which receipts it;
+/// the citizen objects once.
+#[tokio::test]
+async fn the_whole_conversation_through_the_portal_over_the_broker() {
+    let cycle = Cycle::with(Options {
+        procedures: true,
+        sim_args: vec!["--ask-first".into(), "dresden-buergerbuero".into()],
+        ..Options::default()
+    })
+    .await;
+    let mut citizen = Citizen::new(&cycle);
+    citizen.register("hundehalter@example.org").await;
+    let region = portal_support::fixture("hundesteuer")["region"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let location = citizen.start("99999003000000", &region).await;
+    let draft = portal_support::fill_from_fixture(&mut citizen, "hundesteuer", location).await;
+    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
+    citizen.submit_reviewed(&draft, &review).await;
+
+    // The Rückfrage, answered with a photo through the form under it.
+    let asked = page_showing(&mut citizen, &draft, "Auf die Rückfrage antworten").await;
+    assert!(
+        asked.body.contains("Rückfrage zu Ihrem Antrag"),
+        "{}",
+        asked.body
+    );
+    let href = link_before(&asked, "Auf die Rückfrage antworten");
+    let form = citizen.get(&href).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = form.csrf();
+    let bezug = href.split("bezug=").nth(1).unwrap().to_owned();
+    let png = [
+        &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A][..],
+        &[0u8; 32][..],
+    ]
+    .concat();
+    let answered = post_message(
+        &mut citizen,
+        &draft,
+        &[
+            ("csrf", &csrf),
+            ("art", "antwort"),
+            ("bezug", &bezug),
+            ("text", "Anbei ein Foto von Bello mit Marke."),
+        ],
+        Some(("Bello.png", "image/png", png)),
+    )
+    .await;
+    assert_eq!(answered.status, 303, "{}", answered.body);
+
+    // Only after the answer: the decision, with the tax and the appeal information.
+    let decided = page_showing(&mut citizen, &draft, "Gebühr jetzt online bezahlen").await;
+    assert!(
+        decided
+            .body
+            .contains("Sie haben auf diese Rückfrage geantwortet."),
+        "{}",
+        decided.body
+    );
+    assert!(
+        decided.body.contains("Widerspruch ist bis einschließlich"),
+        "{}",
+        decided.body
+    );
+    let to_provider = citizen
+        .post(
+            &format!("/antraege/{draft}/gebuehr/bezahlen"),
+            &[("csrf", &decided.csrf())],
+        )
+        .await;
+    assert_eq!(to_provider.status, 303, "{}", to_provider.body);
+    let provider = citizen.get(&to_provider.location()).await;
+    let paid = citizen
+        .post(
+            &to_provider.location(),
+            &[
+                ("csrf", &provider.csrf()),
+                ("zahlart", "kreditkarte"),
+                ("aktion", "bezahlen"),
+            ],
+        )
+        .await;
+    let paid = citizen.follow(paid).await;
+    assert!(
+        paid.body.contains("Die Gebühr ist bezahlt."),
+        "{}",
+        paid.body
+    );
+
+    // The answer and the payment record, each receipted by its procedure.
+    let application = cycle.sql(&format!(
+        "SELECT application_id FROM drafts WHERE id = '{draft}'"
+    ));
+    let status = cycle
+        .hub
+        .wait_until(
+            application.trim(),
+            "receipt answer and payment record",
+            Duration::from_secs(60),
+            |s| {
+                let received = |kind: &str, procedure: &str| {
+                    s["messages"].as_array().is_some_and(|all| {
+                        all.iter().any(|m| {
+                            m["kind"] == kind
+                                && m["procedure"] == procedure
+                                && m["status"] == "received"
+                        })
+                    })
+                };
+                received("antwort", "dresden-buergerbuero") && received("zahlung", "dresden-kasse")
+            },
+        )
+        .await;
+    assert_eq!(
+        kopplung_tests::shared::history(&status, "status"),
+        [
+            "accepted",
+            "prepared",
+            "delivered",
+            "received",
+            "query",
+            "decided"
+        ]
+    );
+
+    // The objection, once.
+    let href = link_before(&paid, "Widerspruch einlegen");
+    let form = citizen.get(&href).await;
+    let csrf = form.csrf();
+    let bezug = href.split("bezug=").nth(1).unwrap().to_owned();
+    let objection = [
+        ("csrf", csrf.as_str()),
+        ("art", "widerspruch"),
+        ("bezug", bezug.as_str()),
+        ("text", "Bello ist ein Blindenhund und steuerfrei."),
+    ];
+    let objected = post_message(&mut citizen, &draft, &objection, None).await;
+    assert_eq!(objected.status, 303, "{}", objected.body);
+    let again = post_message(&mut citizen, &draft, &objection, None).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let sim_log = std::fs::read_to_string(cycle.hub.dir.path().join("sim.log")).unwrap();
+    assert!(
+        sim_log.contains("answer to the question received"),
+        "{sim_log}"
+    );
+    assert!(
+        !cycle.log().contains("Blindenhund"),
+        "the citizen's text stays out of the log"
     );
 }

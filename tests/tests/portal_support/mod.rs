@@ -207,6 +207,8 @@ pub struct Options {
     /// The demo Servicekonto (`kopplung idp-sim`) as the identity provider `test`
     /// instead of oidc-provider, with `oidc`'s keys.
     pub servicekonto: bool,
+    /// More arguments of the reference procedures (e.g. `--ask-first <procedure>`).
+    pub sim_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -220,6 +222,7 @@ impl Default for Options {
             oidc: None,
             id_token_ttl_secs: None,
             servicekonto: false,
+            sim_args: Vec::new(),
         }
     }
 }
@@ -302,7 +305,12 @@ impl Cycle {
         })
         .await;
         let sim = options.procedures.then(|| {
-            hub.procedure_sim(&["dresden-buergerbuero", "dresden-maengel", "dresden-kasse"])
+            let more: Vec<&str> = options.sim_args.iter().map(String::as_str).collect();
+            hub.procedure_sim_with(
+                &["dresden-buergerbuero", "dresden-maengel", "dresden-kasse"],
+                1,
+                &more,
+            )
         });
         let mut smtp = Smtp::reserve(portal_dir.path());
         if options.smtp {
