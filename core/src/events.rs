@@ -275,6 +275,8 @@ impl Events {
         if let Some(taken) = self.demanded_document(procedure, &record).await? {
             return Ok(taken);
         }
+        self.refuse_progress_of_follow_up(procedure, &record)
+            .await?;
         let mut outcome = self.store.record_receipt(&record).await;
         // Only when the store knows no such message: the hot path reads nothing more.
         if matches!(outcome, Ok(ReceiptOutcome::UnknownMessage))
@@ -300,6 +302,8 @@ impl Events {
         if let Some(taken) = self.demanded_document(procedure, &record).await? {
             return Ok(taken);
         }
+        self.refuse_progress_of_follow_up(procedure, &record)
+            .await?;
         let mut outcome = self.store.check_receipt(&record).await;
         if matches!(outcome, Ok(ReceiptOutcome::UnknownMessage))
             && let Some(id) = follow_up::follow_up_of(&*self.applications, &record).await?
@@ -308,6 +312,23 @@ impl Events {
             outcome = self.store.check_receipt(&record).await;
         }
         answer(procedure, &record, outcome)
+    }
+
+    /// Progress, queries and decisions are about the application: for a follow-up
+    /// message (whose own id a transport may carry) they are refused as for a message
+    /// the procedure was not sent.
+    async fn refuse_progress_of_follow_up(
+        &self,
+        procedure: &str,
+        record: &ReceiptRecord,
+    ) -> Result<(), EventError> {
+        if matches!(record.status, Status::Received | Status::Rejected)
+            || !follow_up::is_follow_up(&*self.applications, record.application_id).await?
+        {
+            return Ok(());
+        }
+        tracing::warn!(%procedure, status = record.status.as_str(), "an event for a follow-up message refused: it names the application's own message");
+        Err(EventError::NotDelivered)
     }
 
     /// Refuses a decision whose document is not what the application's service demands

@@ -237,7 +237,12 @@ async fn a_vendor_opens_the_answer_to_its_query_with_stock_tools() {
     post_event(&hub, procedure, signed(query)).await;
 
     let reply = json!({"kind": "antwort", "refers_to": "q-1",
-        "text": "Etwa 30 cm tief & 1 m breit."});
+        "text": "Etwa 30 cm „tief“ & 1 m breit."});
+    // A character outside DIN 91379 (the schema's datatype C) is named, nothing kept.
+    let emoji = json!({"kind": "antwort", "refers_to": "q-1", "text": "Tief 🕳"});
+    let (status, refused) = send(&hub, &id, &hub.token, &emoji).await;
+    assert_eq!(status, 422, "{refused:#}");
+    assert_eq!(refused["errors"][0]["field"], "text", "{refused:#}");
     let (status, sent) = send(&hub, &id, &hub.token, &reply).await;
     assert_eq!(status, 202, "{sent:#}");
     let follow_up = sent["id"].as_str().unwrap().to_owned();
@@ -273,7 +278,8 @@ async fn a_vendor_opens_the_answer_to_its_query_with_stock_tools() {
     assert_eq!(at("bezug/antragsID"), id);
     assert_eq!(at("bezug/nachrichtenUUID"), application_message);
     assert_eq!(at("bezug/ereignisID"), "q-1");
-    assert_eq!(at("text"), "Etwa 30 cm tief & 1 m breit.");
+    // Typographic quotes become plain ones, as in every form field.
+    assert_eq!(at("text"), "Etwa 30 cm \"tief\" & 1 m breit.");
     assert_eq!(
         at("nachrichtenkopf.g2g/identifikation.nachricht/nachrichtenUUID"),
         answer_message
@@ -297,6 +303,20 @@ async fn a_vendor_opens_the_answer_to_its_query_with_stock_tools() {
             .post(hub.url(&format!("{procedure}/events")))
             .header("content-type", "application/pkcs7-mime")
             .body(signed(event("p-1", &answer_message, "in_progress"))),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["type"].as_str().unwrap()),
+        (422, "urn:kopplung:problem:unknown-message")
+    );
+    // Nor with the follow-up's own id (a transport's correlation id).
+    let mut own = event("p-1b", &answer_message, "in_progress");
+    own["application_id"] = json!(follow_up);
+    let (status, refused) = answer(
+        reqwest::Client::new()
+            .post(hub.url(&format!("{procedure}/events")))
+            .header("content-type", "application/pkcs7-mime")
+            .body(signed(own)),
     )
     .await;
     assert_eq!(

@@ -22,7 +22,7 @@ use crate::intake::ServiceCatalog;
 use crate::store::{
     EventStore, IdempotencyKey, Inserted, IntakeStore, NewApplication, StoreError, UploadInfo,
 };
-use crate::{Clock, ServiceKey, Wake};
+use crate::{Clock, ServiceKey, Status, Wake};
 
 /// A follow-up message as the citizen's portal sends it (`POST
 /// /api/v1/applications/{id}/messages`).
@@ -154,7 +154,24 @@ impl Conversation {
             None
         };
         let text = match request.text.as_deref().map(ClerkText::new) {
-            Some(Ok(text)) => Some(text),
+            // Held to the schema's datatype C (DIN 91379) like every form field, so that
+            // what is accepted here also renders valid.
+            Some(Ok(text)) => match kopplung_forms::text::normalise(text.as_str()) {
+                Ok(plain) => match ClerkText::new(&plain) {
+                    Ok(plain) => Some(plain),
+                    Err(_) => {
+                        errors.push(FieldError::new("text", "Bitte schreiben Sie einen Text."));
+                        None
+                    }
+                },
+                Err(problem) => {
+                    errors.push(FieldError::new(
+                        "text",
+                        format!("{problem}. Bitte ersetzen oder entfernen Sie dieses Zeichen."),
+                    ));
+                    None
+                }
+            },
             None | Some(Err(crate::events::TextProblem::Empty))
                 if matches!(kind, FollowUpKind::Nachreichung | FollowUpKind::Zahlung) =>
             {
@@ -212,6 +229,23 @@ impl Conversation {
         if !errors.is_empty() {
             return Err(ConversationError::Invalid(errors));
         }
+        // A payment record for the application's own procedure must not overtake the
+        // application (the accounting procedure is another one and may take it at once).
+        let procedure_id = match kind {
+            FollowUpKind::Zahlung => self
+                .accounting
+                .accounting_of(&record.delivery.procedure)
+                .unwrap_or_else(|| record.delivery.procedure.clone()),
+            _ => record.delivery.procedure.clone(),
+        };
+        if procedure_id == record.delivery.procedure
+            && matches!(
+                record.status,
+                Status::Accepted | Status::Prepared | Status::Invalid | Status::DeadLettered
+            )
+        {
+            return Err(ConversationError::Refused(Refusal::NotYetDelivered));
+        }
         let id = Uuid::now_v7();
         let message_id = Uuid::now_v7();
         let new = NewApplication {
@@ -222,13 +256,7 @@ impl Conversation {
             service_key: record.service.clone(),
             region: record.region.clone(),
             // A payment record goes to the accounting (HKR) procedure, if there is one.
-            procedure_id: match kind {
-                FollowUpKind::Zahlung => self
-                    .accounting
-                    .accounting_of(&record.delivery.procedure)
-                    .unwrap_or_else(|| record.delivery.procedure.clone()),
-                _ => record.delivery.procedure.clone(),
-            },
+            procedure_id,
             payload: serde_json::json!({
                 "text": text.as_ref().map(ClerkText::as_str),
                 "zahlung": zahlung,

@@ -43,7 +43,15 @@ pub(super) fn checked(payment: Option<PaymentIn>, errors: &mut Vec<FieldError>) 
         return None;
     };
     let before = errors.len();
-    let fee = fee_of(&payment.amount, &payment.purpose);
+    // The Verwendungszweck goes into the XML: datatype C, as every text there.
+    let purpose = match kopplung_forms::text::normalise(&payment.purpose) {
+        Ok(purpose) => purpose,
+        Err(problem) => {
+            errors.push(FieldError::new("payment.purpose", problem));
+            payment.purpose.clone()
+        }
+    };
+    let fee = fee_of(&payment.amount, &purpose);
     if let Err(problem) = &fee {
         errors.push(FieldError::new("payment", problem.reason()));
     }

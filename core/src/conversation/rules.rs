@@ -109,7 +109,7 @@ pub fn may_follow(
             if application
                 .follow_ups
                 .iter()
-                .any(|f| f.kind == FollowUpKind::Widerspruch)
+                .any(|f| f.kind == FollowUpKind::Widerspruch && still_counts(f.status))
             {
                 return Err(Refusal::AlreadyObjected);
             }
@@ -126,16 +126,25 @@ pub fn may_follow(
                     })
                     .ok_or(Refusal::NoFee)?;
             }
-            if application
-                .follow_ups
-                .iter()
-                .any(|f| f.kind == FollowUpKind::Zahlung && f.refers_to.as_deref() == refers_to)
-            {
+            if application.follow_ups.iter().any(|f| {
+                f.kind == FollowUpKind::Zahlung
+                    && f.refers_to.as_deref() == refers_to
+                    && still_counts(f.status)
+            }) {
                 return Err(Refusal::PaymentReported);
             }
             Ok(refers_to.map(str::to_owned))
         }
     }
+}
+
+/// Whether a sent follow-up still stands: one the procedure refused, or the hub could
+/// not render or deliver, may be sent again.
+fn still_counts(status: Status) -> bool {
+    !matches!(
+        status,
+        Status::Rejected | Status::Invalid | Status::DeadLettered
+    )
 }
 
 fn german_day(day: Date) -> String {

@@ -31,3 +31,16 @@ pub(super) async fn follow_up_of(
             .map(|f| f.id)
     }))
 }
+
+/// Whether `application` is a follow-up message (an application's child): only receipts
+/// are recorded for it.
+pub(super) async fn is_follow_up(
+    applications: &dyn IntakeStore,
+    application: Uuid,
+) -> Result<bool, EventError> {
+    let found = applications
+        .application(application)
+        .await
+        .map_err(EventError::Unavailable)?;
+    Ok(found.is_some_and(|a| a.follow_up.is_some()))
+}

@@ -215,6 +215,8 @@ impl Oversight {
                     status: Some(Status::Delivered),
                     until: Some(now - deadline),
                     limit: LOOK_AT_MOST,
+                    // An objection or payment record without its receipt is overdue too.
+                    follow_ups: true,
                     ..ApplicationQuery::default()
                 })
                 .await

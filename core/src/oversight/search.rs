@@ -64,6 +64,8 @@ impl SearchCriteria {
             from,
             until,
             limit: self.limit.unwrap_or(100).clamp(1, 1000),
+            // Applications; a follow-up message is found by its receipt number.
+            follow_ups: false,
         })
     }
 }

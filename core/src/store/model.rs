@@ -329,6 +329,8 @@ pub struct ApplicationQuery {
     pub from: Option<OffsetDateTime>,
     pub until: Option<OffsetDateTime>,
     pub limit: u32,
+    /// The citizen's follow-up messages too (always when searching by receipt number).
+    pub follow_ups: bool,
 }
 
 /// One application in a search result (no personal data).

@@ -50,7 +50,8 @@ pub async fn report_due(state: &Shared) -> Result<u64, crate::Error> {
         let (draft, application): (String, String) =
             (row.try_get("id")?, row.try_get("application_id")?);
         let service: String = row.try_get("service")?;
-        let Some(fee) = state.router.service(&service).await?.and_then(|s| s.fee) else {
+        let Some(fee) = sent_or_none(state.router.service(&service).await).and_then(|s| s.fee)
+        else {
             continue;
         };
         let receipt: Option<String> = row.try_get("receipt")?;
@@ -67,15 +68,8 @@ pub async fn report_due(state: &Shared) -> Result<u64, crate::Error> {
                     .unwrap_or_else(db::now),
             ),
         };
-        if send(
-            state,
-            &application,
-            None,
-            &record,
-            &format!("zahlung-{draft}"),
-        )
-        .await?
-        {
+        let key = format!("zahlung-{draft}");
+        if sent(send(state, &application, None, &record, &key).await) {
             sqlx::query("UPDATE drafts SET payment_reported_at = ? WHERE id = ?")
                 .bind(db::now())
                 .bind(&draft)
@@ -86,7 +80,7 @@ pub async fn report_due(state: &Shared) -> Result<u64, crate::Error> {
     }
     // Fees a decision set, paid afterwards.
     let rows = sqlx::query(
-        "SELECT p.draft_id, d.application_id, p.reference, p.paid_at
+        "SELECT p.draft_id, d.application_id, p.reference, p.paid_at, p.amount
          FROM decision_payments p JOIN drafts d ON d.id = p.draft_id
          WHERE p.reference IS NOT NULL AND p.reported_at IS NULL AND d.application_id IS NOT NULL",
     )
@@ -95,12 +89,13 @@ pub async fn report_due(state: &Shared) -> Result<u64, crate::Error> {
     for row in rows {
         let (draft, application): (String, String) =
             (row.try_get("draft_id")?, row.try_get("application_id")?);
-        let status: Option<Value> = state.router.application(&application).await?;
+        let status: Option<Value> = sent_or_none(state.router.application(&application).await);
         let Some(due) = status.as_ref().and_then(super::decision::due_of) else {
             continue;
         };
         let record = PaymentRecord {
-            amount: due.amount,
+            // What was paid, not what the hub says now.
+            amount: row.try_get("amount")?,
             purpose: due.purpose,
             reference: row.try_get("reference")?,
             paid_at: rfc3339(
@@ -109,7 +104,7 @@ pub async fn report_due(state: &Shared) -> Result<u64, crate::Error> {
             ),
         };
         let key = format!("zahlung-{draft}-{}", due.event_id);
-        if send(state, &application, Some(&due.event_id), &record, &key).await? {
+        if sent(send(state, &application, Some(&due.event_id), &record, &key).await) {
             sqlx::query("UPDATE decision_payments SET reported_at = ? WHERE draft_id = ?")
                 .bind(db::now())
                 .bind(&draft)
@@ -122,6 +117,23 @@ pub async fn report_due(state: &Shared) -> Result<u64, crate::Error> {
         tracing::info!(reported, "payment records reported to the hub");
     }
     Ok(reported)
+}
+
+/// What the hub answered, or `None` (logged) when it did not answer: the next record
+/// goes on.
+fn sent_or_none<T>(answer: Result<Option<T>, crate::Error>) -> Option<T> {
+    answer.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the hub did not answer about a payment record; tried again later");
+        None
+    })
+}
+
+/// Whether a record was taken; a failure is logged and the next record goes on.
+fn sent(outcome: Result<bool, crate::Error>) -> bool {
+    outcome.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "a payment record was not reported now; tried again later");
+        false
+    })
 }
 
 /// Whether the hub has the record now (taken, or taken before).

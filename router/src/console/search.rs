@@ -184,6 +184,9 @@ fn query_of(form: &mut SearchForm, state: &Hub) -> Result<ApplicationQuery, Stri
             .and_then(|d| d.next_day())
             .map(|d| utc(berlin_midnight(d))),
         limit: SEARCH_LIMIT,
+        // Searching by state, an operator looks for what is stuck: follow-up messages
+        // (answers, objections, payment records) are stuck the same way.
+        follow_ups: status.is_some(),
     })
 }
 

@@ -169,6 +169,8 @@ pub(super) async fn list(
             from: None,
             until: None,
             limit: CASES_LIMIT,
+            // Cases; each lists its follow-up messages on its page.
+            follow_ups: false,
         };
         match s.hub.store.search(&query).await {
             Ok(cases) => {

@@ -340,7 +340,8 @@ where
             .bind(query.status.map(Status::as_str))
             .bind(query.from.map(rfc3339))
             .bind(query.until.map(rfc3339))
-            .bind(i64::from(query.limit));
+            .bind(i64::from(query.limit))
+            .bind(i64::from(query.follow_ups));
         self.all(search).await
     }
 

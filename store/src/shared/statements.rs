@@ -77,7 +77,7 @@ pub(crate) const SEARCH: &str = concat!(
     AND (CAST($4 AS TEXT) IS NULL OR a.status = $4)
     AND (CAST($5 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) >= substr($5, 1, 19))
     AND (CAST($6 AS TEXT) IS NULL OR substr(a.created_at, 1, 19) < substr($6, 1, 19))
-    AND (a.parent_id IS NULL OR CAST($1 AS TEXT) IS NOT NULL)
+    AND (a.parent_id IS NULL OR CAST($1 AS TEXT) IS NOT NULL OR $8 = 1)
     ORDER BY a.created_at DESC, a.id LIMIT $7"
 );
 /// Ids of `service`'s applications final before `cutoff` and not yet purged, at most

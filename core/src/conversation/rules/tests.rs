@@ -222,3 +222,29 @@ fn an_application_takes_a_bounded_number_of_messages() {
         Ok(None)
     );
 }
+
+#[test]
+fn an_objection_the_procedure_rejected_may_be_filed_again() {
+    let decided = application(Status::Decided);
+    let appeal = Appeal {
+        text: "Gegen diesen Bescheid …".into(),
+        deadline: TODAY,
+    };
+    let on_time = [entry("decided", "d-1", Some(appeal))];
+    let mut rejected = decided.clone();
+    rejected.follow_ups.push(FollowUpRecord {
+        id: Uuid::nil(),
+        kind: FollowUpKind::Widerspruch,
+        refers_to: Some("d-1".into()),
+        procedure: "p".into(),
+        message_id: Uuid::nil(),
+        message_type: "t.widerspruch.0203".into(),
+        status: Status::Rejected,
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        delivered_at: None,
+    });
+    assert_eq!(
+        may_follow(FollowUpKind::Widerspruch, None, &rejected, &on_time, TODAY),
+        Ok(Some("d-1".into()))
+    );
+}
