@@ -8,7 +8,7 @@
 import { chromium } from 'playwright-core';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { check, failed, ok, step } from './steps.mjs';
+import { check, checkAxe, failed, step } from './steps.mjs';
 
 const require = createRequire(import.meta.url);
 const axePath = require.resolve('axe-core/axe.min.js');
@@ -16,20 +16,7 @@ const [base, cookieHeader, draft, out] = process.argv.slice(2);
 
 async function axe(page, pageType) {
   await page.addScriptTag({ path: axePath });
-  const result = await page.evaluate(async () =>
-    // eslint-disable-next-line no-undef
-    await axe.run(document, {
-      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
-    }),
-  );
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  if (bad.length > 0) {
-    const details = bad
-      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
-      .join('\n  ');
-    throw new Error(`axe-core on ${pageType} (${page.url()}):\n  ${details}`);
-  }
-  ok(`axe-core ${pageType}: no serious or critical violation (${result.violations.length} minor)`);
+  await checkAxe(page, pageType);
   await page.screenshot({ path: join(out, `${pageType.replaceAll(' ', '-')}.png`), fullPage: true });
 }
 

@@ -30,3 +30,25 @@ export async function failed(page, out, error) {
   }
   process.exitCode = 1;
 }
+
+/**
+ * axe-core (already injected into the page) on the page: fails on any serious or
+ * critical violation of WCAG 2.1 A/AA; prints the step. The number of minor ones.
+ */
+export async function checkAxe(page, pageType) {
+  const result = await page.evaluate(async () =>
+    // eslint-disable-next-line no-undef
+    await axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+    }),
+  );
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  if (bad.length > 0) {
+    const details = bad
+      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
+      .join('\n  ');
+    throw new Error(`axe-core on ${pageType} (${page.url()}):\n  ${details}`);
+  }
+  ok(`axe-core ${pageType}: no serious or critical violation (${result.violations.length} minor)`);
+  return result.violations.length;
+}

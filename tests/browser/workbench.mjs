@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { check, failed, ok, step } from './steps.mjs';
+import { check, checkAxe, failed, ok, step } from './steps.mjs';
 
 const require = createRequire(import.meta.url);
 // Evaluated through the DevTools protocol, which the page's CSP does not restrict (an
@@ -31,20 +31,7 @@ const MARKED = '<!-- in der Werkbank geprüft -->';
 
 async function axe(page, pageType) {
   await page.evaluate(axeSource);
-  const result = await page.evaluate(async () =>
-    // eslint-disable-next-line no-undef
-    await axe.run(document, {
-      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
-    }),
-  );
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  if (bad.length > 0) {
-    const details = bad
-      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)
-      .join('\n  ');
-    throw new Error(`axe-core on ${pageType} (${page.url()}):\n  ${details}`);
-  }
-  ok(`axe-core ${pageType}: no serious or critical violation (${result.violations.length} minor)`);
+  await checkAxe(page, pageType);
 }
 
 async function shot(page, name, fullPage = false) {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::submitted;
 use crate::Shared;
-use crate::forms::attachments::{clean_filename, human_size, sniff, transfer_failed};
+use crate::forms::attachments::{clean_filename, human_size, media_label, sniff, transfer_failed};
 use crate::forms::drafts::Draft;
 use crate::router_client::{FollowUpOut, FollowUpSent, OutgoingAttachment};
 use crate::web::{Failure, Page, Visit, Visitor};
@@ -193,15 +193,6 @@ pub(crate) async fn takes_files(state: &Shared, service: &str) -> bool {
             .form()
             .is_ok_and(|f| f.attachments.max_count > 0 && f.attachments.max_bytes > 0),
         Err(_) => false,
-    }
-}
-
-fn media_label(media_type: &str) -> &str {
-    match media_type {
-        "application/pdf" => "PDF",
-        "image/jpeg" => "JPEG",
-        "image/png" => "PNG",
-        other => other,
     }
 }
 

@@ -151,10 +151,6 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
         "mailbox": mailbox,
         "history": history,
         "sent": sent,
-        // Documents later while the authority works on it, if the service takes files.
-        "documents_href": (matches!(code, "delivered" | "received" | "in_progress" | "query")
-            && conversation::takes_files(state, &draft.service).await)
-            .then(|| format!("/antraege/{}/nachricht?art=nachreichung", draft.id)),
     }))
 }
 
@@ -188,7 +184,17 @@ pub async fn show(
         ),
         _ => None,
     };
-    let router = router_view(&state, &draft).await?;
+    let mut router = router_view(&state, &draft).await?;
+    // Documents later while the authority works on it, if the service takes files: on
+    // this page only, not for every application a list shows.
+    let open = matches!(
+        router["status_code"].as_str(),
+        Some("delivered" | "received" | "in_progress" | "query")
+    );
+    if open && conversation::takes_files(&state, &draft.service).await {
+        router["documents_href"] =
+            json!(format!("/antraege/{}/nachricht?art=nachreichung", draft.id));
+    }
     state.templates.ok(
         &visitor,
         "application",

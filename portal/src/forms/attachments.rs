@@ -26,7 +26,7 @@ pub(crate) fn human_size(bytes: i64) -> String {
     human_bytes(u64::try_from(bytes).unwrap_or(0))
 }
 
-fn media_label(media_type: &str) -> &str {
+pub(crate) fn media_label(media_type: &str) -> &str {
     match media_type {
         "application/pdf" => "PDF",
         "image/jpeg" => "JPEG",

@@ -44,6 +44,21 @@ fn entry(kind: &str, event_id: &str, appeal: Option<Appeal>) -> MailboxEntry {
     }
 }
 
+/// A follow-up message the application has sent already.
+fn sent(kind: FollowUpKind, refers_to: Option<&str>, status: Status) -> FollowUpRecord {
+    FollowUpRecord {
+        id: Uuid::nil(),
+        kind,
+        refers_to: refers_to.map(str::to_owned),
+        procedure: "p".into(),
+        message_id: Uuid::nil(),
+        message_type: kind.message_type("t.antrag.0101"),
+        status,
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        delivered_at: None,
+    }
+}
+
 const TODAY: Date = date!(2026 - 12 - 06);
 
 #[test]
@@ -133,17 +148,11 @@ fn an_objection_is_possible_until_the_last_day_of_the_deadline_and_once() {
         Err(Refusal::NoAppeal)
     );
     let mut objected = decided.clone();
-    objected.follow_ups.push(FollowUpRecord {
-        id: Uuid::nil(),
-        kind: FollowUpKind::Widerspruch,
-        refers_to: Some("d-1".into()),
-        procedure: "p".into(),
-        message_id: Uuid::nil(),
-        message_type: "t.widerspruch.0203".into(),
-        status: Status::Delivered,
-        created_at: OffsetDateTime::UNIX_EPOCH,
-        delivered_at: None,
-    });
+    objected.follow_ups.push(sent(
+        FollowUpKind::Widerspruch,
+        Some("d-1"),
+        Status::Delivered,
+    ));
     assert_eq!(
         may_follow(FollowUpKind::Widerspruch, None, &objected, &on_time, TODAY),
         Err(Refusal::AlreadyObjected)
@@ -178,17 +187,9 @@ fn a_payment_is_reported_once_per_fee_and_only_for_a_fee_that_was_set() {
     // The fee at submission refers to no event.
     assert_eq!(zahlung(None, &decided, &[]), Ok(None));
     let mut reported = decided.clone();
-    reported.follow_ups.push(FollowUpRecord {
-        id: Uuid::nil(),
-        kind: FollowUpKind::Zahlung,
-        refers_to: Some("d-1".into()),
-        procedure: "kasse".into(),
-        message_id: Uuid::nil(),
-        message_type: "t.zahlung.0204".into(),
-        status: Status::Delivered,
-        created_at: OffsetDateTime::UNIX_EPOCH,
-        delivered_at: None,
-    });
+    reported
+        .follow_ups
+        .push(sent(FollowUpKind::Zahlung, Some("d-1"), Status::Delivered));
     assert_eq!(
         zahlung(Some("d-1"), &reported, std::slice::from_ref(&with_fee)),
         Err(Refusal::PaymentReported)
@@ -200,17 +201,8 @@ fn a_payment_is_reported_once_per_fee_and_only_for_a_fee_that_was_set() {
 fn an_application_takes_a_bounded_number_of_messages() {
     let mut busy = application(Status::InProgress);
     for _ in 0..MAX_FOLLOW_UPS {
-        busy.follow_ups.push(FollowUpRecord {
-            id: Uuid::nil(),
-            kind: FollowUpKind::Nachreichung,
-            refers_to: None,
-            procedure: "p".into(),
-            message_id: Uuid::nil(),
-            message_type: "t.nachreichung.0202".into(),
-            status: Status::Received,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            delivered_at: None,
-        });
+        busy.follow_ups
+            .push(sent(FollowUpKind::Nachreichung, None, Status::Received));
     }
     assert_eq!(
         may_follow(FollowUpKind::Nachreichung, None, &busy, &[], TODAY),
@@ -232,17 +224,11 @@ fn an_objection_the_procedure_rejected_may_be_filed_again() {
     };
     let on_time = [entry("decided", "d-1", Some(appeal))];
     let mut rejected = decided.clone();
-    rejected.follow_ups.push(FollowUpRecord {
-        id: Uuid::nil(),
-        kind: FollowUpKind::Widerspruch,
-        refers_to: Some("d-1".into()),
-        procedure: "p".into(),
-        message_id: Uuid::nil(),
-        message_type: "t.widerspruch.0203".into(),
-        status: Status::Rejected,
-        created_at: OffsetDateTime::UNIX_EPOCH,
-        delivered_at: None,
-    });
+    rejected.follow_ups.push(sent(
+        FollowUpKind::Widerspruch,
+        Some("d-1"),
+        Status::Rejected,
+    ));
     assert_eq!(
         may_follow(FollowUpKind::Widerspruch, None, &rejected, &on_time, TODAY),
         Ok(Some("d-1".into()))
