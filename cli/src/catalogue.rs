@@ -80,6 +80,7 @@ pub fn render(mappings: &[Mapping]) -> anyhow::Result<String> {
         )?;
     }
     out.push_str(&sections);
+    follow_ups(mappings, &mut out)?;
     out.push_str(EVENTS_HEADER);
     for receipt in example_events() {
         let json = serde_json::to_string_pretty(&receipt)?;
@@ -99,6 +100,71 @@ pub fn render(mappings: &[Mapping]) -> anyhow::Result<String> {
     }
     Ok(out)
 }
+
+/// The citizen's messages after the application (answer, documents later, objection,
+/// payment record): the message types of every service, and one example of each kind
+/// rendered from the follow-up template's fixtures.
+fn follow_ups(mappings: &[Mapping], out: &mut String) -> anyhow::Result<()> {
+    use kopplung_transformers::follow_up::{ELEMENTS, SCHEMA, message_type};
+    let Some(root) = mappings.first().and_then(|m| m.folder.parent()) else {
+        return Ok(());
+    };
+    let examples = fixtures::follow_up_fixtures(root)?;
+    if examples.is_empty() || mappings.iter().all(|m| m.follow_ups.is_none()) {
+        return Ok(());
+    }
+    write!(
+        out,
+        "{FOLLOW_UPS_HEADER}- Schema, the same for every service: `mappings/{SCHEMA}`; the \
+         hub publishes it with its imports at `GET /api/v1/schemas/{SCHEMA}`.\n\
+         - The type's first part is the family of the service's own message type; services \
+         of one family (Meldewesen) share the types, and `bezug/leistung` names the \
+         service.\n\
+         - In the examples the follow-up message has its own id `{}`; `bezug` names the \
+         application (`antragsID`, `antragsnummer`) and the application's own message \
+         (`nachrichtenUUID` `{MESSAGE_ID}`), and `ereignisID` the event it answers or \
+         objects to (the `receipt_id` of your query or decision).\n\n\
+         | service |{}\n|---|{}\n",
+        fixtures::FOLLOW_UP_MESSAGE_ID,
+        ELEMENTS
+            .iter()
+            .map(|(kind, _)| format!(" {kind} |"))
+            .collect::<String>(),
+        "---|".repeat(ELEMENTS.len()),
+    )?;
+    for mapping in mappings.iter().filter(|m| m.follow_ups.is_some()) {
+        let own = &mapping.info.message.message_type;
+        let types: String = ELEMENTS
+            .iter()
+            .map(|(_, element)| format!(" `{}` |", message_type(own, element)))
+            .collect();
+        writeln!(out, "| {} |{types}", mapping.info.name)?;
+    }
+    for fixture in examples {
+        let xml = fixtures::render_follow_up(mappings, &fixture.input)
+            .map_err(|failure| anyhow::anyhow!("{failure}"))?;
+        let input = fixture
+            .input
+            .strip_prefix(root.parent().unwrap_or(root))
+            .unwrap_or(&fixture.input);
+        writeln!(
+            out,
+            "\n### `{}`\n\nRendered from the fixture `{}`.\n\n```xml\n{}\n```",
+            fixture.name,
+            input.display(),
+            xml.trim_end()
+        )?;
+    }
+    Ok(())
+}
+
+const FOLLOW_UPS_HEADER: &str = "\n## What the citizen sends after the application\n\n\
+The citizen's answer to your query (`antwort`), documents sent later (`nachreichung`), an \
+objection to your decision (`widerspruch`) and, to the accounting procedure (HKR) the \
+routing table names, a record of a paid fee (`zahlung`) reach you as messages of their \
+own, sealed like the application, on the same transport. Each service has its own \
+message type of each kind; what to answer: \
+[vendors.md](vendors.md#follow-up-messages-of-the-citizen).\n\n";
 
 /// Writes the catalogue to `out`.
 pub fn write(mappings: &[Mapping], out: &Path) -> anyhow::Result<()> {

@@ -66,6 +66,7 @@ pub fn run(config: &Path, command: MappingCommand) -> anyhow::Result<()> {
             let (mappings, mut failures) =
                 crate::common::select_mappings(config, service.as_deref())?;
             let mut passed = 0;
+            let mut count = |ok: bool| if ok { passed += 1 } else { failures += 1 };
             for mapping in &mappings {
                 let list = fixtures::fixtures_of(mapping)?;
                 if list.is_empty() {
@@ -73,35 +74,36 @@ pub fn run(config: &Path, command: MappingCommand) -> anyhow::Result<()> {
                         "error: {}: no fixtures",
                         mapping.folder.join("fixtures").display()
                     );
-                    failures += 1;
+                    count(false);
                 }
                 for fixture in list {
-                    match fixtures::run(mapping, &fixture) {
-                        Ok(()) => {
-                            passed += 1;
-                            println!("ok   {} / {}", mapping.info.name, fixture.name);
-                        }
-                        Err(failure) if bless && fixtures::blessable(&failure) => {
-                            println!("{failure}");
-                            let xml = fixtures::render_input(mapping, &fixture.input)
-                                .map_err(|failure| anyhow::anyhow!("{failure}"))?;
-                            std::fs::write(&fixture.expected, xml).with_context(|| {
-                                format!("writing {}", fixture.expected.display())
-                            })?;
-                            passed += 1;
-                            println!(
-                                "blessed {} / {}: wrote {}",
-                                mapping.info.name,
-                                fixture.name,
-                                fixture.expected.display()
-                            );
-                        }
-                        Err(failure) => {
-                            failures += 1;
-                            eprintln!("FAIL {} / {}\n{failure}", mapping.info.name, fixture.name);
-                        }
-                    }
+                    let label = format!("{} / {}", mapping.info.name, fixture.name);
+                    count(test_fixture(&label, &fixture, bless, || {
+                        fixtures::render_input(mapping, &fixture.input)
+                    })?);
                 }
+            }
+            // The hub's follow-up template, for the services selected.
+            let every;
+            let all = if service.is_some() {
+                every = crate::common::select_mappings(config, None)?.0;
+                &every
+            } else {
+                &mappings
+            };
+            let root = crate::common::load_config(config, Path::new("."))?.mappings_dir;
+            for fixture in fixtures::follow_up_fixtures(&root)? {
+                let folder = fixtures::follow_up_service(&fixture.input).ok();
+                let selected = mappings
+                    .iter()
+                    .any(|m| folder.as_deref().is_none_or(|f| m.folder.ends_with(f)));
+                if !selected {
+                    continue;
+                }
+                let label = format!("Folgenachricht / {}", fixture.name);
+                count(test_fixture(&label, &fixture, bless, || {
+                    fixtures::render_follow_up(all, &fixture.input)
+                })?);
             }
             println!("{passed} passed, {failures} failed");
             if failures > 0 {
@@ -130,6 +132,37 @@ pub fn run(config: &Path, command: MappingCommand) -> anyhow::Result<()> {
                 }
                 Err(failure) => bail!("{failure}"),
             }
+        }
+    }
+}
+
+/// Renders one fixture and compares it with its expected XML; with `bless`, a render
+/// that only differs from (or lacks) the expected file is written as expected. Whether
+/// it passed.
+fn test_fixture(
+    label: &str,
+    fixture: &kopplung_transformers::fixtures::Fixture,
+    bless: bool,
+    render: impl Fn() -> Result<String, kopplung_transformers::fixtures::FixtureFailure>,
+) -> anyhow::Result<bool> {
+    use kopplung_transformers::fixtures;
+    let outcome = render().and_then(|xml| fixtures::compare(fixture, &xml));
+    match outcome {
+        Ok(()) => {
+            println!("ok   {label}");
+            Ok(true)
+        }
+        Err(failure) if bless && fixtures::blessable(&failure) => {
+            println!("{failure}");
+            let xml = render().map_err(|failure| anyhow::anyhow!("{failure}"))?;
+            std::fs::write(&fixture.expected, xml)
+                .with_context(|| format!("writing {}", fixture.expected.display()))?;
+            println!("blessed {label}: wrote {}", fixture.expected.display());
+            Ok(true)
+        }
+        Err(failure) => {
+            eprintln!("FAIL {label}\n{failure}");
+            Ok(false)
         }
     }
 }

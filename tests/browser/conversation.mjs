@@ -5,35 +5,12 @@
 // Run by tests/tests/portal_conversation.rs:
 // `node conversation.mjs <portal URL> <Cookie header> <draft id> <output folder>`.
 
-import { chromium } from 'playwright-core';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { check, checkAxe, failed, step } from './steps.mjs';
+import { auditPage, browseAs, check, failed, step } from './steps.mjs';
 
-const require = createRequire(import.meta.url);
-const axePath = require.resolve('axe-core/axe.min.js');
 const [base, cookieHeader, draft, out] = process.argv.slice(2);
+const axe = (page, pageType) => auditPage(page, out, pageType);
 
-async function axe(page, pageType) {
-  await page.addScriptTag({ path: axePath });
-  await checkAxe(page, pageType);
-  await page.screenshot({ path: join(out, `${pageType.replaceAll(' ', '-')}.png`), fullPage: true });
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-// CSP bypassed only so that axe-core can be injected (the portal's CSP forbids it).
-const context = await browser.newContext({ locale: 'de-DE', bypassCSP: true });
-await context.addCookies(
-  cookieHeader.split('; ').map((pair) => {
-    const at = pair.indexOf('=');
-    return { name: pair.slice(0, at), value: pair.slice(at + 1), url: base };
-  }),
-);
-const page = await context.newPage();
+const { browser, page } = await browseAs(base, cookieHeader);
 try {
   step('application page');
   await page.goto(`${base}/antraege/${draft}`);

@@ -52,3 +52,33 @@ export async function checkAxe(page, pageType) {
   ok(`axe-core ${pageType}: no serious or critical violation (${result.violations.length} minor)`);
   return result.violations.length;
 }
+
+/**
+ * Debian's chromium with the citizen's session cookies set for `base`. The CSP is
+ * bypassed only so that axe-core can be injected (the portal's CSP forbids it).
+ */
+export async function browseAs(base, cookieHeader) {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ locale: 'de-DE', bypassCSP: true });
+  await context.addCookies(
+    cookieHeader.split('; ').map((pair) => {
+      const at = pair.indexOf('=');
+      return { name: pair.slice(0, at), value: pair.slice(at + 1), url: base };
+    }),
+  );
+  return { browser, page: await context.newPage() };
+}
+
+/** axe-core injected and checked on the page, and its screenshot `<pageType>.png` in `out`. */
+export async function auditPage(page, out, pageType) {
+  const { createRequire } = await import('node:module');
+  const require = createRequire(import.meta.url);
+  await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
+  await checkAxe(page, pageType);
+  await page.screenshot({ path: join(out, `${pageType.replaceAll(' ', '-')}.png`), fullPage: true });
+}

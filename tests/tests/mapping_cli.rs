@@ -51,8 +51,55 @@ fn the_repository_mappings_pass_test_and_lint() {
     assert!(test.status.success(), "{}", stderr(&test));
     let stdout = String::from_utf8_lossy(&test.stdout);
     assert!(stdout.contains(" 0 failed"), "{stdout}");
+    // The hub's follow-up template has fixtures of its own, one per kind.
+    for kind in ["antwort", "nachreichung", "widerspruch", "zahlung"] {
+        assert!(
+            stdout.contains(&format!("ok   Folgenachricht / {kind}")),
+            "{stdout}"
+        );
+    }
     let lint = mapping(&config, &["lint"]);
     assert!(lint.status.success(), "{}", stderr(&lint));
+}
+
+/// The follow-up fixtures run with the service they are rendered for: a changed
+/// expected file fails with file and line, an unknown kind names the input file, and a
+/// test of another service leaves them out.
+#[test]
+fn a_broken_follow_up_fixture_fails_with_file_and_line() {
+    let (dir, config) = sandbox();
+    let fixtures = dir.path().join("mappings/folgenachricht/fixtures");
+    let expected = fixtures.join("widerspruch.expected.xml");
+    let text = std::fs::read_to_string(&expected).unwrap();
+    let line = text.lines().position(|l| l.contains("<text>")).unwrap() + 1;
+    let (_, err) = broken(
+        &config,
+        &expected,
+        &text.replace("Blindenhund", "Wachhund"),
+        &["test", "hundesteuer"],
+    );
+    assert!(
+        err.contains(&format!("widerspruch.expected.xml:{line}:")),
+        "{err}"
+    );
+    let other = mapping(&config, &["test", "maengelanzeige"]);
+    assert!(other.status.success(), "{}", stderr(&other));
+    assert!(
+        !String::from_utf8_lossy(&other.stdout).contains("Folgenachricht"),
+        "only the selected service's follow-ups"
+    );
+    let input = fixtures.join("zahlung.input.json");
+    let text = std::fs::read_to_string(&input).unwrap();
+    let (_, err) = broken(
+        &config,
+        &input,
+        &text.replace("\"kind\": \"zahlung\"", "\"kind\": \"mahnung\""),
+        &["test"],
+    );
+    assert!(
+        err.contains("zahlung.input.json: kind `mahnung` is none of"),
+        "{err}"
+    );
 }
 
 #[test]

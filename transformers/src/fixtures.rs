@@ -18,6 +18,12 @@ use crate::mapping::{
 };
 use kopplung_forms::FieldError;
 
+mod follow_up;
+pub use follow_up::{
+    FOLLOW_UP_FOLDER, FOLLOW_UP_MESSAGE_ID, follow_up_fixtures, follow_up_service,
+    render_follow_up, run_follow_up,
+};
+
 /// The fixed values of a fixture's message.
 pub const MESSAGE_ID: &str = "00000000-0000-4000-8000-000000000000";
 pub const APPLICATION_ID: &str = "00000000-0000-4000-8000-000000000001";
@@ -131,7 +137,12 @@ pub struct Fixture {
 
 /// The fixtures of a mapping, by name.
 pub fn fixtures_of(mapping: &Mapping) -> Result<Vec<Fixture>, Error> {
-    let dir = mapping.folder.join("fixtures");
+    fixtures_in(&mapping.folder.join("fixtures"))
+}
+
+/// The fixtures in `dir` (`<name>.input.json` with `<name>.expected.xml`), by name.
+fn fixtures_in(dir: &Path) -> Result<Vec<Fixture>, Error> {
+    let dir = dir.to_owned();
     let entries = std::fs::read_dir(&dir).map_err(|source| Error::Io {
         path: dir.clone(),
         source,
@@ -179,14 +190,7 @@ pub fn fixture_context(
     mapping: &Mapping,
     input_file: &Path,
 ) -> Result<MessageContext, FixtureFailure> {
-    let text = std::fs::read_to_string(input_file).map_err(|e| FixtureFailure::Input {
-        file: input_file.to_owned(),
-        message: e.to_string(),
-    })?;
-    let input: FixtureInput = serde_json::from_str(&text).map_err(|e| FixtureFailure::Input {
-        file: input_file.to_owned(),
-        message: format!("line {}, column {}: {e}", e.line(), e.column()),
-    })?;
+    let input: FixtureInput = read_input(input_file)?;
     let data = mapping
         .form
         .validate_submitted(&input.data, fixture_day())
@@ -194,28 +198,11 @@ pub fn fixture_context(
             file: input_file.to_owned(),
             errors,
         })?;
-    let mut anlagen = Vec::new();
-    for attachment in &input.attachments {
-        let content = base64::engine::general_purpose::STANDARD
-            .decode(&attachment.content_base64)
-            .map_err(|e| FixtureFailure::Input {
-                file: input_file.to_owned(),
-                message: format!("attachment {}: {e}", attachment.filename),
-            })?;
-        anlagen.push(Anlage {
-            dateiname: attachment.filename.clone(),
-            media_type: attachment.media_type.clone(),
-            groesse: content.len() as u64,
-            sha512: hex::encode(openssl::sha::sha512(&content)),
-            // Fetched by claim check: the message carries the link, not the content.
-            inhalt_base64: match attachment.abruf {
-                Some(_) => String::new(),
-                None => attachment.content_base64.clone(),
-            },
-            abruf: attachment.abruf.clone(),
-            art: crate::mapping::AnlageArt::of(&mapping.form, attachment.slot.as_deref()),
-        });
-    }
+    let anlagen = input
+        .attachments
+        .iter()
+        .map(|attachment| anlage(mapping, input_file, attachment))
+        .collect::<Result<Vec<_>, _>>()?;
     // The slots as intake checks them: known, and every required one that applies given.
     let given: Vec<Option<&str>> = input
         .attachments
@@ -248,27 +235,9 @@ pub fn fixture_context(
             CREATED.into(),
             "fixture".into(),
         ),
-        leser: Behoerde {
-            verzeichnisdienst: "DVDV".into(),
-            verzeichnisdienst_list_version: "2".into(),
-            kennung: "dvdv:test:leser".into(),
-            name: "Testbehörde".into(),
-        },
-        autor: Behoerde {
-            verzeichnisdienst: "DVDV".into(),
-            verzeichnisdienst_list_version: "2".into(),
-            kennung: "kopplung:test".into(),
-            name: "kopplung".into(),
-        },
-        antrag: Antrag {
-            id: APPLICATION_ID.into(),
-            antragsnummer: RECEIPT.into(),
-            eingangszeitpunkt: RECEIVED.into(),
-            leistung_schluessel: info.key.clone(),
-            leistung_name: info.name.clone(),
-            gebiet_ars: input.region.clone(),
-            gebiet_name: mapping.region_name(&input.region).unwrap_or_default(),
-        },
+        leser: reader(),
+        autor: author(),
+        antrag: antrag(mapping, &input.region),
         labels: mapping.labels(&data),
         data,
         anlagen,
@@ -276,6 +245,78 @@ pub fn fixture_context(
         authentifizierung: input.authentifizierung,
     };
     Ok(context)
+}
+
+/// A fixture's input file, parsed; a problem names the file, line and column.
+fn read_input<T: serde::de::DeserializeOwned>(input_file: &Path) -> Result<T, FixtureFailure> {
+    let text = std::fs::read_to_string(input_file).map_err(|e| FixtureFailure::Input {
+        file: input_file.to_owned(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| FixtureFailure::Input {
+        file: input_file.to_owned(),
+        message: format!("line {}, column {}: {e}", e.line(), e.column()),
+    })
+}
+
+/// An attachment of a fixture as the message carries it: hashed, inline or fetched
+/// by claim check, in its slot.
+fn anlage(
+    mapping: &Mapping,
+    input_file: &Path,
+    attachment: &FixtureAttachment,
+) -> Result<Anlage, FixtureFailure> {
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(&attachment.content_base64)
+        .map_err(|e| FixtureFailure::Input {
+            file: input_file.to_owned(),
+            message: format!("attachment {}: {e}", attachment.filename),
+        })?;
+    Ok(Anlage {
+        dateiname: attachment.filename.clone(),
+        media_type: attachment.media_type.clone(),
+        groesse: content.len() as u64,
+        sha512: hex::encode(openssl::sha::sha512(&content)),
+        // Fetched by claim check: the message carries the link, not the content.
+        inhalt_base64: match attachment.abruf {
+            Some(_) => String::new(),
+            None => attachment.content_base64.clone(),
+        },
+        abruf: attachment.abruf.clone(),
+        art: crate::mapping::AnlageArt::of(&mapping.form, attachment.slot.as_deref()),
+    })
+}
+
+/// The placeholder authority that reads every fixture's message.
+fn reader() -> Behoerde {
+    Behoerde {
+        verzeichnisdienst: "DVDV".into(),
+        verzeichnisdienst_list_version: "2".into(),
+        kennung: "dvdv:test:leser".into(),
+        name: "Testbehörde".into(),
+    }
+}
+
+fn author() -> Behoerde {
+    Behoerde {
+        verzeichnisdienst: "DVDV".into(),
+        verzeichnisdienst_list_version: "2".into(),
+        kennung: "kopplung:test".into(),
+        name: "kopplung".into(),
+    }
+}
+
+/// The fixtures' application of `mapping`'s service in `region`.
+fn antrag(mapping: &Mapping, region: &str) -> Antrag {
+    Antrag {
+        id: APPLICATION_ID.into(),
+        antragsnummer: RECEIPT.into(),
+        eingangszeitpunkt: RECEIVED.into(),
+        leistung_schluessel: mapping.info.key.clone(),
+        leistung_name: mapping.info.name.clone(),
+        gebiet_ars: region.to_owned(),
+        gebiet_name: mapping.region_name(region).unwrap_or_default(),
+    }
 }
 
 /// Renders a fixture and compares it canonically with its expected XML.

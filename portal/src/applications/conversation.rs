@@ -158,6 +158,7 @@ pub(crate) fn sent(application: &Value) -> Vec<Value> {
                         "refers_to": m["refers_to"],
                         "at": german_time_rfc3339(m["created_at"].as_str().unwrap_or_default()),
                         "status": delivery_label(m["status"].as_str().unwrap_or_default()),
+                        "counts": still_counts(m["status"].as_str().unwrap_or_default()),
                     })
                 })
                 .collect()
@@ -172,6 +173,12 @@ fn kind_label(code: &str) -> &'static str {
         "widerspruch" => "Ihr Widerspruch",
         _ => "Ihre Nachricht",
     }
+}
+
+/// Whether a message still stands: one the authority refused or that could not be
+/// delivered may be sent again (as the hub's rules say).
+fn still_counts(status: &str) -> bool {
+    !matches!(status, "rejected" | "invalid" | "dead_lettered")
 }
 
 /// Where a message of the citizen is: on its way, or with the authority.
@@ -446,4 +453,28 @@ pub async fn send(
         ),
         &data,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_refused_or_undeliverable_message_no_longer_counts() {
+        let application = json!({"messages": [
+            {"kind": "widerspruch", "status": "rejected", "refers_to": "d-1"},
+            {"kind": "widerspruch", "status": "dead_lettered", "refers_to": "d-1"},
+            {"kind": "antwort", "status": "received", "refers_to": "q-1"},
+            {"kind": "nachreichung", "status": "accepted"},
+        ]});
+        let counts: Vec<bool> = super::sent(&application)
+            .iter()
+            .map(|m| m["counts"] == true)
+            .collect();
+        assert_eq!(counts, [false, false, true, true]);
+        assert_eq!(
+            super::sent(&application)[0]["status"],
+            "von der Behörde zurückgewiesen – bitte wenden Sie sich an die Behörde"
+        );
+    }
 }

@@ -89,7 +89,11 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
         .collect();
     let code = status["status"].as_str().unwrap_or_default();
     let sent = conversation::sent(&status);
-    let objected = sent.iter().any(|m| m["kind_code"] == "widerspruch");
+    // An objection the authority refused, or that could not be delivered, may be filed
+    // again; the hub allows it too.
+    let objected = sent
+        .iter()
+        .any(|m| m["kind_code"] == "widerspruch" && m["counts"] == true);
     let write = |kind: &str, event: &str| {
         format!(
             "/antraege/{}/nachricht?art={kind}&bezug={}",
@@ -106,7 +110,9 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
             let document = m["document_id"].as_str();
             let event = m["event_id"].as_str().unwrap_or_default();
             let appeal = appeal_view(&m["appeal"]);
-            let answered = sent.iter().any(|s| s["refers_to"] == event);
+            let answered = sent
+                .iter()
+                .any(|s| s["refers_to"] == event && s["counts"] == true);
             json!({
                 "reply_href": (m["kind"] == "query" && code == "query" && !answered)
                     .then(|| write("antwort", event)),

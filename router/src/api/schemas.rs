@@ -48,10 +48,9 @@ pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
         schemas.push(entry(&info.key, &info.name, own, &mapping.schemas));
         // The citizen's follow-up messages of the service (`<family>.antwort.0201`, …).
         if let Some(follow_ups) = &mapping.follow_ups {
-            let family = own.split('.').next().unwrap_or_default();
             for (kind, element) in follow_up::ELEMENTS {
                 let name = format!("{} – {kind}", info.name);
-                let message_type = format!("{family}.{element}");
+                let message_type = follow_up::message_type(own, element);
                 schemas.push(entry(&info.key, &name, &message_type, &follow_ups.schemas));
             }
         }

@@ -209,6 +209,8 @@ pub struct Options {
     pub servicekonto: bool,
     /// More arguments of the reference procedures (e.g. `--ask-first <procedure>`).
     pub sim_args: Vec<String>,
+    /// Edits the hub's routing table (after the test's queue names are set).
+    pub edit_routing: fn(String) -> String,
 }
 
 impl Default for Options {
@@ -223,6 +225,7 @@ impl Default for Options {
             id_token_ttl_secs: None,
             servicekonto: false,
             sim_args: Vec::new(),
+            edit_routing: |routing| routing,
         }
     }
 }
@@ -301,6 +304,7 @@ impl Cycle {
         // The hub trusts the provider the portal signs citizens in at.
         let hub = TestHub::start(HubSetup {
             extra_config: sections.1,
+            edit_routing: options.edit_routing,
             ..HubSetup::default()
         })
         .await;

@@ -28,6 +28,26 @@ pub const ELEMENTS: [(&str, &str); 4] = [
     ("zahlung", "zahlung.0204"),
 ];
 
+/// The root element of follow-up `kind` (`antwort` → `antwort.0201`).
+pub fn element_of(kind: &str) -> Option<&'static str> {
+    ELEMENTS
+        .iter()
+        .find(|(code, _)| *code == kind)
+        .map(|(_, element)| *element)
+}
+
+/// The message type of a follow-up `element` for a service whose application has the
+/// message type `application_type` (`hundesteuer.antrag.0101`, `antwort.0201` →
+/// `hundesteuer.antwort.0201`).
+pub fn message_type(application_type: &str, element: &str) -> String {
+    let family = application_type
+        .split('.')
+        .next()
+        .filter(|f| !f.is_empty())
+        .unwrap_or("kopplung");
+    format!("{family}.{element}")
+}
+
 /// The loaded follow-up template with its schema.
 pub struct FollowUpTemplate {
     pub schema_path: PathBuf,
