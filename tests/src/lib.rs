@@ -6,6 +6,7 @@
 pub mod algorithms;
 pub mod amqp;
 pub mod browser;
+pub mod clerks;
 pub mod faults;
 pub mod hub;
 pub mod issuer;

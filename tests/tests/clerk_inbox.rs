@@ -2,74 +2,19 @@
 //! the application as a document, downloads its attachments and the XÖV message, and
 //! takes it over — which is the delivery. Real hub process, real HTTP, cookies by hand.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use kopplung_tests::browser::{Browser, assert_security_headers, served_text};
+use kopplung_tests::clerks::{hash, inbox_link, manual, token_of};
 use kopplung_tests::shared::assert_contains_all;
-use kopplung_tests::{HubSetup, TestHub, copy_dir, deliver_over, kopplung_bin, workspace};
+use kopplung_tests::{HubSetup, TestHub, copy_dir, workspace};
 use reqwest::header::SET_COOKIE;
 use serde_json::json;
 
 const ANNA_PASSWORD: &str = "anna-hat-ein-langes-passwort";
 const BERT_PASSWORD: &str = "bert-hat-auch-eins-0815";
 const SCRIPT: &str = "<script>alert(1)</script>";
-
-/// The argon2id PHC string of a password, from `kopplung clerk hash-password`.
-fn hash(password: &str) -> String {
-    let mut child = Command::new(kopplung_bin())
-        .args(["clerk", "hash-password"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kopplung clerk hash-password");
-    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write password");
-    let output = child.wait_with_output().expect("hash-password output");
-    assert!(
-        output.status.success(),
-        "hash-password: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let phc = String::from_utf8(output.stdout).expect("utf-8");
-    let phc = phc.trim().to_owned();
-    assert!(phc.starts_with("$argon2id$"), "{phc}");
-    phc
-}
-
-/// Turns `procedure` into a manual one read by `clerks`: no envelope, no certificates.
-fn manual(routing: &str, procedure: &str, clerks: &[&str]) -> String {
-    let start = routing
-        .find(&format!("id = \"{procedure}\"\n"))
-        .expect("procedure");
-    let delivery = start
-        + routing[start..]
-            .find("[procedure.delivery]\n")
-            .expect("delivery");
-    let head: String = routing[start..delivery]
-        .lines()
-        .filter(|line| {
-            !line.starts_with("envelope =")
-                && !line.starts_with("certificate =")
-                && !line.starts_with("receipt_certificate =")
-        })
-        .map(|line| format!("{line}\n"))
-        .collect();
-    let routing = format!("{}{head}{}", &routing[..start], &routing[delivery..]);
-    let clerks = clerks
-        .iter()
-        .map(|c| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    deliver_over(
-        &routing,
-        procedure,
-        &format!("transport = \"manual\"\nclerks = [{clerks}]"),
-    )
-}
 
 fn clerks_config() -> String {
     format!(
@@ -211,35 +156,20 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
     assert_eq!(token.len(), 64, "256-bit token as hex");
 
     // The application appears in the inbox (the outbox prepares it first).
-    let document_path = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = served_text(&anna.get("/inbox").await);
-            if let Some(at) = text.find(&receipt) {
-                assert_contains_all(
-                    &text,
-                    &[
-                        "Mängelanzeige",
-                        "Dresden",
-                        "<th scope=\"col\">Antragsnummer</th>",
-                    ],
-                );
-                assert!(
-                    !text.contains("leipzig-maengel"),
-                    "only anna's procedures: {text}"
-                );
-                let href = text[..at].rfind("href=\"").expect("link");
-                let path = &text[href + 6..];
-                break path[..path.find('"').expect("end")].to_owned();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not in the inbox: {text}\n{}",
-                hub.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
+    let document_path = inbox_link(&mut anna, &receipt).await;
+    let text = served_text(&anna.get("/inbox").await);
+    assert_contains_all(
+        &text,
+        &[
+            "Mängelanzeige",
+            "Dresden",
+            "<th scope=\"col\">Antragsnummer</th>",
+        ],
+    );
+    assert!(
+        !text.contains("leipzig-maengel"),
+        "only anna's procedures: {text}"
+    );
     assert!(
         document_path.starts_with("/inbox/dresden-maengel/"),
         "{document_path}"
@@ -487,25 +417,6 @@ fn manual_procedures_lose_their_envelope() {
     );
 }
 
-/// The value of the first hidden field `name` of a page.
-fn hidden(text: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = text
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {text}"));
-    let rest = &text[at + marker.len()..];
-    rest[..rest.find('"').expect("end")].to_owned()
-}
-
-/// The hidden `token` of the form whose `action` field is `action`.
-fn token_of(text: &str, action: &str) -> String {
-    let form = text
-        .find(&format!("name=\"action\" value=\"{action}\""))
-        .unwrap_or_else(|| panic!("no {action} form in {text}"));
-    let start = text[..form].rfind("<form").expect("form start");
-    hidden(&text[start..], "token")
-}
-
 #[tokio::test]
 async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     let hub = TestHub::start(HubSetup {
@@ -538,19 +449,7 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
         .to_owned();
     let mut anna = Browser::new(&hub);
     assert_eq!(anna.inbox_login("anna", ANNA_PASSWORD).await.status, 303);
-    let path = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = anna.get("/inbox").await.text();
-            if let Some(at) = text.find(&receipt) {
-                let href = text[..at].rfind("href=\"").expect("link");
-                let rest = &text[href + 6..];
-                break rest[..rest.find('"').expect("end")].to_owned();
-            }
-            assert!(Instant::now() < deadline, "not in the inbox: {text}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
+    let path = inbox_link(&mut anna, &receipt).await;
     let before = served_text(&anna.get(&path).await);
     assert!(
         !before.contains("Eingang bestätigen"),
@@ -700,19 +599,7 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
         .unwrap();
     assert_eq!(answered.status(), 202);
     let answer_receipt = format!("{receipt}/");
-    let answer_path = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = anna.get("/inbox").await.text();
-            if let Some(at) = text.find(&answer_receipt) {
-                let href = text[..at].rfind("href=\"").expect("link");
-                let rest = &text[href + 6..];
-                break rest[..rest.find('"').expect("end")].to_owned();
-            }
-            assert!(Instant::now() < deadline, "answer not in the inbox: {text}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
+    let answer_path = inbox_link(&mut anna, &answer_receipt).await;
     let answer_page = served_text(&anna.get(&answer_path).await);
     assert_contains_all(
         &answer_page,

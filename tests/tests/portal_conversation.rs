@@ -424,3 +424,186 @@ async fn the_whole_conversation_in_a_browser_over_the_broker() {
         "the citizen's text stays out of the logs"
     );
 }
+
+const ANNA_PASSWORD: &str = "anna-hat-ein-langes-passwort";
+
+/// The clerk sends the case page's form `action` (with its one-time token) at `path`.
+async fn act(
+    clerk: &mut kopplung_tests::browser::Browser,
+    path: &str,
+    csrf: &str,
+    action: &str,
+    more: &[(&str, &str)],
+    file: Option<(&str, &str, &str, Vec<u8>)>,
+) {
+    let page = kopplung_tests::browser::served_text(&clerk.get(path).await);
+    let token = kopplung_tests::clerks::token_of(&page, action);
+    let mut fields = vec![("csrf", csrf), ("token", &token), ("action", action)];
+    fields.extend_from_slice(more);
+    let done = clerk
+        .post_multipart(&format!("{path}/bearbeitung"), &fields, file)
+        .await;
+    assert_eq!(done.status, 303, "{action}: {}", done.text());
+}
+
+/// Dresden's Bürgerbüro without an interface: its clerk anna works in the clerk inbox.
+fn buergerbuero_in_the_inbox(routing: String) -> String {
+    kopplung_tests::clerks::manual(&routing, "dresden-buergerbuero", &["anna"])
+}
+
+/// The same conversation with an authority whose procedure has no interface: the
+/// citizen clicks it in chromium as above, while the Bürgerbüro's clerk works in the
+/// clerk inbox — takes the application over, confirms it, asks, reads the answer and
+/// its photo, decides with a PDF, the Rechtsbehelfsbelehrung and the tax, sees the tax
+/// paid, and reads the objection. The payment record goes to the city's accounting
+/// over the broker.
+#[tokio::test]
+async fn the_whole_conversation_with_a_clerk_in_the_inbox() {
+    use kopplung_tests::browser::{Browser, csrf_of, served_text};
+    use kopplung_tests::clerks::{hash, inbox_link};
+    let cycle = Cycle::with(Options {
+        procedures: true,
+        edit_routing: buergerbuero_in_the_inbox,
+        hub_config: format!(
+            "[[clerk]]\nid = \"anna\"\nname = \"Anna Beispiel\"\npassword_argon2 = \"{}\"\n",
+            hash(ANNA_PASSWORD)
+        ),
+        ..Options::default()
+    })
+    .await;
+    let mut citizen = Citizen::new(&cycle);
+    citizen.register("hundehalterin@example.org").await;
+    let region = portal_support::fixture("hundesteuer")["region"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let location = citizen.start("99999003000000", &region).await;
+    let draft = portal_support::fill_from_fixture(&mut citizen, "hundesteuer", location).await;
+    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
+    citizen.submit_reviewed(&draft, &review).await;
+    let receipt = cycle
+        .sql(&format!("SELECT receipt FROM drafts WHERE id = '{draft}'"))
+        .trim()
+        .to_owned();
+
+    let clerk = async {
+        let mut anna = Browser::new(&cycle.hub);
+        assert_eq!(anna.inbox_login("anna", ANNA_PASSWORD).await.status, 303);
+        let path = inbox_link(&mut anna, &receipt).await;
+        let page = served_text(&anna.get(&path).await);
+        let csrf = csrf_of(&page).expect("csrf");
+        let taken = anna.post(&format!("{path}/take"), &[("csrf", &csrf)]).await;
+        assert_eq!(taken.status, 303);
+        act(&mut anna, &path, &csrf, "accept", &[], None).await;
+        act(
+            &mut anna,
+            &path,
+            &csrf,
+            "query",
+            &[("text", "Bitte senden Sie uns ein Foto der Steuermarke.")],
+            None,
+        )
+        .await;
+
+        // The answer waits in the inbox with the citizen's text and photo.
+        let answer = inbox_link(&mut anna, &format!("{receipt}/")).await;
+        let page = served_text(&anna.get(&answer).await);
+        assert!(page.contains("Antwort auf die Rückfrage"), "{page}");
+        assert!(page.contains("Steuermarke."), "{page}");
+        assert!(page.contains("Bello.png"), "{page}");
+        let taken = anna
+            .post(&format!("{answer}/take"), &[("csrf", &csrf)])
+            .await;
+        assert_eq!(taken.status, 303);
+
+        let deadline =
+            (time::OffsetDateTime::now_utc().date() + time::Duration::days(35)).to_string();
+        let pdf = b"%PDF-1.7\n% Steuerbescheid Hundesteuer\n%%EOF\n".to_vec();
+        act(&mut anna, &path, &csrf, "in_progress", &[], None).await;
+        act(
+            &mut anna,
+            &path,
+            &csrf,
+            "decision",
+            &[
+                ("text", "Die Hundesteuer für 2027 wird festgesetzt."),
+                (
+                    "appeal_text",
+                    "Gegen diesen Bescheid kann innerhalb eines Monats Widerspruch erhoben werden.",
+                ),
+                ("appeal_deadline", &deadline),
+                ("fee_amount", "108,00"),
+                ("fee_purpose", "Hundesteuer 2027"),
+            ],
+            Some(("document", "Steuerbescheid.pdf", "application/pdf", pdf)),
+        )
+        .await;
+
+        // The objection, and the tax shown as paid once the payment record went out.
+        let objection = inbox_link(&mut anna, &format!("{receipt}/")).await;
+        let page = served_text(&anna.get(&objection).await);
+        assert!(page.contains("Widerspruch gegen den Bescheid"), "{page}");
+        assert!(page.contains("Blindenhund"), "{page}");
+        let taken = anna
+            .post(&format!("{objection}/take"), &[("csrf", &csrf)])
+            .await;
+        assert_eq!(taken.status, 303);
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let case = served_text(&anna.get(&path).await);
+            if case.contains("online bezahlt (Zahlungsmeldung an die Kasse am") {
+                assert!(case.contains("Widerspruch gegen den Bescheid"), "{case}");
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "the tax is not shown as paid: {case}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    let citizen_walk = walk_in_chromium(&cycle, &citizen, "whole-conversation.mjs", &draft);
+    tokio::join!(clerk, citizen_walk);
+
+    let application = cycle.sql(&format!(
+        "SELECT application_id FROM drafts WHERE id = '{draft}'"
+    ));
+    let status = cycle
+        .hub
+        .wait_until(
+            application.trim(),
+            "the payment record receipted by the accounting",
+            Duration::from_secs(60),
+            |s| {
+                s["messages"].as_array().is_some_and(|all| {
+                    all.iter().any(|m| {
+                        m["kind"] == "zahlung"
+                            && m["procedure"] == "dresden-kasse"
+                            && m["status"] == "received"
+                    })
+                })
+            },
+        )
+        .await;
+    let taken = |kind: &str| {
+        status["messages"].as_array().unwrap().iter().any(|m| {
+            m["kind"] == kind
+                && m["procedure"] == "dresden-buergerbuero"
+                && m["status"] == "delivered"
+        })
+    };
+    assert!(taken("antwort") && taken("widerspruch"), "{status:#}");
+    let history = kopplung_tests::shared::history(&status, "status");
+    assert_eq!(history.last(), Some(&"decided"), "{history:?}");
+    assert!(history.contains(&"query"), "{history:?}");
+    assert!(
+        status["history"]
+            .to_string()
+            .contains("recorded by clerk anna in the clerk inbox"),
+        "{status:#}"
+    );
+    assert!(
+        !cycle.log().contains("Blindenhund") && !cycle.hub.log().contains("Blindenhund"),
+        "the citizen's text stays out of the logs"
+    );
+}

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use kopplung_core::conversation::FollowUpKind;
 use kopplung_core::events::{ClerkAction, ClerkEvent, ClerkText, EventError};
 use kopplung_core::store::{ApplicationRecord, DocumentInfo, MailboxEntry, Status};
 use kopplung_transformers::Mapping;
@@ -83,6 +84,8 @@ struct MessageRow {
     document: Option<DocumentLink>,
     appeal: Option<AppealView>,
     fee: Option<String>,
+    /// The decision's fee was paid online: when the portal reported it.
+    paid: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -148,6 +151,24 @@ fn message_kind(kind: &str) -> &'static str {
     }
 }
 
+/// When the citizen's payment of the fee decision `event_id` set was reported (the
+/// payment record, routed to the accounting procedure), in German; `None` while unpaid
+/// or when the record was refused.
+fn paid_at(record: &ApplicationRecord, event_id: &str) -> Option<String> {
+    record
+        .follow_ups
+        .iter()
+        .find(|f| {
+            f.kind == FollowUpKind::Zahlung
+                && f.refers_to.as_deref() == Some(event_id)
+                && !matches!(
+                    f.status,
+                    Status::Rejected | Status::Invalid | Status::DeadLettered
+                )
+        })
+        .map(|f| german_time(f.created_at))
+}
+
 /// The clerk named in a history entry's detail (taken over by, recorded by).
 fn clerk_of(inbox: &Inbox, detail: &str) -> Option<String> {
     let id = detail
@@ -209,6 +230,10 @@ pub(super) fn view(
                     text: a.text,
                     deadline: german_day(a.deadline),
                 }),
+                paid: entry
+                    .fee
+                    .as_ref()
+                    .and_then(|_| paid_at(record, &entry.event_id)),
                 fee: entry
                     .fee
                     .map(|f| format!("{} € ({})", f.euros().replace('.', ","), f.purpose)),

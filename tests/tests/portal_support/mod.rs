@@ -211,6 +211,8 @@ pub struct Options {
     pub sim_args: Vec<String>,
     /// Edits the hub's routing table (after the test's queue names are set).
     pub edit_routing: fn(String) -> String,
+    /// More of the hub's `kopplung.toml` (e.g. `[[clerk]]` sections).
+    pub hub_config: String,
 }
 
 impl Default for Options {
@@ -226,6 +228,7 @@ impl Default for Options {
             servicekonto: false,
             sim_args: Vec::new(),
             edit_routing: |routing| routing,
+            hub_config: String::new(),
         }
     }
 }
@@ -303,7 +306,7 @@ impl Cycle {
         }
         // The hub trusts the provider the portal signs citizens in at.
         let hub = TestHub::start(HubSetup {
-            extra_config: sections.1,
+            extra_config: format!("{}\n{}", sections.1, options.hub_config),
             edit_routing: options.edit_routing,
             ..HubSetup::default()
         })
