@@ -746,25 +746,8 @@ async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
     assert!(paid.body.contains("Zahlungsreferenz"), "{}", paid.body);
     // The payment record reaches the city's accounting (HKR) procedure, which receipts
     // it: the amount, the decision it pays and the provider's reference.
-    let application = cycle.sql(&format!(
-        "SELECT application_id FROM drafts WHERE id = '{draft}'"
-    ));
     let reported = cycle
-        .hub
-        .wait_until(
-            application.trim(),
-            "report the payment to the accounting",
-            Duration::from_secs(60),
-            |status| {
-                status["messages"].as_array().is_some_and(|all| {
-                    all.iter().any(|m| {
-                        m["kind"] == "zahlung"
-                            && m["procedure"] == "dresden-kasse"
-                            && m["status"] == "received"
-                    })
-                })
-            },
-        )
+        .wait_for_messages(&draft, &[("zahlung", "dresden-kasse", "received")])
         .await;
     let record = &reported["messages"][0];
     assert_eq!(

@@ -293,46 +293,23 @@ async fn the_whole_conversation_in_a_browser_over_the_broker() {
     .await;
     let broker = kopplung_tests::amqp().await;
     let copies = tap(&broker, &cycle.hub.queue("dresden-buergerbuero")).await;
-    let mut citizen = Citizen::new(&cycle);
-    citizen.register("hundehalter@example.org").await;
-    let region = portal_support::fixture("hundesteuer")["region"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let location = citizen.start("99999003000000", &region).await;
-    let draft = portal_support::fill_from_fixture(&mut citizen, "hundesteuer", location).await;
-    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
-    citizen.submit_reviewed(&draft, &review).await;
+    let (mut citizen, draft) =
+        portal_support::dog_tax_submitted(&cycle, "hundehalter@example.org").await;
 
     // The citizen's part, clicked in chromium: answer, pay, object.
     walk_in_chromium(&cycle, &citizen, "whole-conversation.mjs", &draft).await;
 
     // Each message receipted by its procedure: the answer and the objection by the
     // Bürgerbüro, the payment record by the city's accounting (HKR).
-    let application = cycle.sql(&format!(
-        "SELECT application_id FROM drafts WHERE id = '{draft}'"
-    ));
-    let application = application.trim();
+    let application = cycle.application_of(&draft);
     let status = cycle
-        .hub
-        .wait_until(
-            application,
-            "receipts of answer, payment record and objection",
-            Duration::from_secs(60),
-            |s| {
-                let received = |kind: &str, procedure: &str| {
-                    s["messages"].as_array().is_some_and(|all| {
-                        all.iter().any(|m| {
-                            m["kind"] == kind
-                                && m["procedure"] == procedure
-                                && m["status"] == "received"
-                        })
-                    })
-                };
-                received("antwort", "dresden-buergerbuero")
-                    && received("zahlung", "dresden-kasse")
-                    && received("widerspruch", "dresden-buergerbuero")
-            },
+        .wait_for_messages(
+            &draft,
+            &[
+                ("antwort", "dresden-buergerbuero", "received"),
+                ("zahlung", "dresden-kasse", "received"),
+                ("widerspruch", "dresden-buergerbuero", "received"),
+            ],
         )
         .await;
     assert_eq!(
@@ -382,7 +359,7 @@ async fn the_whole_conversation_in_a_browser_over_the_broker() {
             &format!("string(/*[local-name()='antwort.0201']/{path})"),
         )
     };
-    assert_eq!(at("bezug/antragsID"), application);
+    assert_eq!(at("bezug/antragsID"), application.as_str());
     assert_eq!(at("bezug/nachrichtenUUID"), copied[0].message_id());
     assert_eq!(at("bezug/ereignisID"), query["event_id"].as_str().unwrap());
     assert_eq!(
@@ -471,16 +448,8 @@ async fn the_whole_conversation_with_a_clerk_in_the_inbox() {
         ..Options::default()
     })
     .await;
-    let mut citizen = Citizen::new(&cycle);
-    citizen.register("hundehalterin@example.org").await;
-    let region = portal_support::fixture("hundesteuer")["region"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let location = citizen.start("99999003000000", &region).await;
-    let draft = portal_support::fill_from_fixture(&mut citizen, "hundesteuer", location).await;
-    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
-    citizen.submit_reviewed(&draft, &review).await;
+    let (citizen, draft) =
+        portal_support::dog_tax_submitted(&cycle, "hundehalterin@example.org").await;
     let receipt = cycle
         .sql(&format!("SELECT receipt FROM drafts WHERE id = '{draft}'"))
         .trim()
@@ -565,33 +534,11 @@ async fn the_whole_conversation_with_a_clerk_in_the_inbox() {
     let citizen_walk = walk_in_chromium(&cycle, &citizen, "whole-conversation.mjs", &draft);
     tokio::join!(clerk, citizen_walk);
 
-    let application = cycle.sql(&format!(
-        "SELECT application_id FROM drafts WHERE id = '{draft}'"
-    ));
     let status = cycle
-        .hub
-        .wait_until(
-            application.trim(),
-            "the payment record receipted by the accounting",
-            Duration::from_secs(60),
-            |s| {
-                s["messages"].as_array().is_some_and(|all| {
-                    all.iter().any(|m| {
-                        m["kind"] == "zahlung"
-                            && m["procedure"] == "dresden-kasse"
-                            && m["status"] == "received"
-                    })
-                })
-            },
-        )
+        .wait_for_messages(&draft, &[("zahlung", "dresden-kasse", "received")])
         .await;
-    let taken = |kind: &str| {
-        status["messages"].as_array().unwrap().iter().any(|m| {
-            m["kind"] == kind
-                && m["procedure"] == "dresden-buergerbuero"
-                && m["status"] == "delivered"
-        })
-    };
+    let taken =
+        |kind| portal_support::lists_message(&status, (kind, "dresden-buergerbuero", "delivered"));
     assert!(taken("antwort") && taken("widerspruch"), "{status:#}");
     let history = kopplung_tests::shared::history(&status, "status");
     assert_eq!(history.last(), Some(&"decided"), "{history:?}");

@@ -417,6 +417,60 @@ impl Cycle {
     pub fn sql(&self, query: &str) -> String {
         kopplung_tests::shared::sqlite3(&self.data_dir().join("portal.sqlite"), query, false)
     }
+
+    /// The hub's id of the application the portal submitted for `draft`.
+    pub fn application_of(&self, draft: &str) -> String {
+        self.sql(&format!(
+            "SELECT application_id FROM drafts WHERE id = '{draft}'"
+        ))
+        .trim()
+        .to_owned()
+    }
+
+    /// Waits (up to a minute) until the application of `draft` lists each of `messages`
+    /// (kind, procedure, status) among the citizen's messages; its status document.
+    pub async fn wait_for_messages(
+        &self,
+        draft: &str,
+        messages: &[(&str, &str, &str)],
+    ) -> serde_json::Value {
+        self.hub
+            .wait_until(
+                &self.application_of(draft),
+                &format!("list the messages {messages:?}"),
+                Duration::from_secs(60),
+                |s| messages.iter().all(|wanted| lists_message(s, *wanted)),
+            )
+            .await
+    }
+}
+
+/// Whether `status` (an application) lists a message (kind, procedure, status) of the
+/// citizen.
+pub fn lists_message(
+    status: &serde_json::Value,
+    (kind, procedure, state): (&str, &str, &str),
+) -> bool {
+    status["messages"].as_array().is_some_and(|all| {
+        all.iter()
+            .any(|m| m["kind"] == kind && m["procedure"] == procedure && m["status"] == state)
+    })
+}
+
+/// A registered citizen (`email`) who submitted the dog tax of the fixture
+/// `hundesteuer` in Dresden: the citizen and the draft.
+pub async fn dog_tax_submitted(cycle: &Cycle, email: &str) -> (Citizen, String) {
+    let mut citizen = Citizen::new(cycle);
+    citizen.register(email).await;
+    let region = fixture("hundesteuer")["region"]
+        .as_str()
+        .expect("region")
+        .to_owned();
+    let location = citizen.start("99999003000000", &region).await;
+    let draft = fill_from_fixture(&mut citizen, "hundesteuer", location).await;
+    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
+    citizen.submit_reviewed(&draft, &review).await;
+    (citizen, draft)
 }
 
 pub const PASSWORD: &str = "ein-langes-Passwort-123";
