@@ -81,6 +81,33 @@ pub struct FollowUpOf {
     pub refers_to: Option<String>,
 }
 
+impl FollowUpOf {
+    /// Whether at most one of this kind may stand (`Some`), and whether that is per
+    /// event it refers to (`Some(true)`: a payment record per fee) or per application
+    /// (`Some(false)`: the objection). The store checks it in the same write as the
+    /// insert, so that two requests at the same moment store one.
+    pub fn once(&self) -> Option<bool> {
+        match self.kind {
+            FollowUpKind::Widerspruch => Some(false),
+            FollowUpKind::Zahlung => Some(true),
+            FollowUpKind::Antwort | FollowUpKind::Nachreichung => None,
+        }
+    }
+}
+
+/// The states in which a follow-up no longer stands: the procedure refused it, or it
+/// could not be rendered or delivered. The citizen may send it again.
+pub const ENDED: [crate::Status; 3] = [
+    crate::Status::Rejected,
+    crate::Status::Invalid,
+    crate::Status::DeadLettered,
+];
+
+/// Whether a follow-up in `status` still stands (see [`ENDED`]).
+pub fn still_counts(status: crate::Status) -> bool {
+    !ENDED.contains(&status)
+}
+
 /// What the prepare step needs to render a follow-up message: its kind and the
 /// application it belongs to, as the XÖV message references them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -288,6 +288,11 @@ impl Conversation {
             // The same request at the same time: the one that was stored.
             Ok(Inserted::Replayed(earlier)) => self.sent_before(earlier.id).await,
             Ok(Inserted::KeyConflict) => Err(ConversationError::KeyReused),
+            // Another request stored the same kind at the same moment.
+            Ok(Inserted::AlreadySent) => Err(ConversationError::Refused(match kind {
+                FollowUpKind::Zahlung => Refusal::PaymentReported,
+                _ => Refusal::AlreadyObjected,
+            })),
             Ok(Inserted::UploadTaken(index)) => {
                 Err(ConversationError::Invalid(vec![FieldError::new(
                     format!("attachments[{index}].upload"),

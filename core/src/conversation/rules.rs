@@ -4,6 +4,7 @@ use time::Date;
 
 use super::FollowUpKind;
 use crate::Status;
+use crate::follow_up::still_counts;
 use crate::store::{ApplicationRecord, MailboxEntry};
 
 /// Why a follow-up message is not possible now. Each says in German what the citizen
@@ -136,15 +137,6 @@ pub fn may_follow(
             Ok(refers_to.map(str::to_owned))
         }
     }
-}
-
-/// Whether a sent follow-up still stands: one the procedure refused, or the hub could
-/// not render or deliver, may be sent again.
-fn still_counts(status: Status) -> bool {
-    !matches!(
-        status,
-        Status::Rejected | Status::Invalid | Status::DeadLettered
-    )
 }
 
 fn german_day(day: Date) -> String {

@@ -446,7 +446,10 @@ fn admitted(answer: Inserted) -> Result<Admitted, IntakeError> {
             replayed: true,
         }),
         Inserted::KeyConflict => Err(IntakeError::KeyReused),
-        Inserted::ReceiptTaken | Inserted::UploadTaken(_) => Err(IntakeError::Internal),
+        // An application is no follow-up: the store never answers so for one.
+        Inserted::ReceiptTaken | Inserted::UploadTaken(_) | Inserted::AlreadySent => {
+            Err(IntakeError::Internal)
+        }
     }
 }
 

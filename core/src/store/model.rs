@@ -213,6 +213,9 @@ pub enum Inserted {
     /// The upload of attachment `n` is no longer free (another application took it
     /// meanwhile): nothing was stored.
     UploadTaken(usize),
+    /// A follow-up that may stand once ([`crate::follow_up::FollowUpOf::once`]) already
+    /// stands (stored meanwhile by another request): nothing was stored.
+    AlreadySent,
 }
 
 /// An application with its delivery and history, as the status API shows it.

@@ -36,6 +36,32 @@ impl PostgresStore {
         {
             return Ok(Some(answer));
         }
+        if let Some(of) = &new.follow_up
+            && let Some(per_event) = of.once()
+        {
+            // The parent's row locked until the commit: follow-ups of one application
+            // are stored one after the other, so the check below sees the other's.
+            sqlx::query("SELECT 1 FROM applications WHERE id = $1 FOR UPDATE")
+                .bind(of.parent_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .sql()?;
+            let [a, b, c] = kopplung_core::follow_up::ENDED.map(|s| s.as_str());
+            let standing = sqlx::query(crate::shared::statements::STANDING_FOLLOW_UP)
+                .bind(of.parent_id.to_string())
+                .bind(of.kind.as_str())
+                .bind(i64::from(per_event))
+                .bind(of.refers_to.as_deref())
+                .bind(a)
+                .bind(b)
+                .bind(c)
+                .fetch_optional(&mut *tx)
+                .await
+                .sql()?;
+            if standing.is_some() {
+                return Ok(Some(Inserted::AlreadySent));
+            }
+        }
         let id = new.id.to_string();
         let at = rfc3339(new.received_at);
         let (status, stage, sealed) = new.first_state();

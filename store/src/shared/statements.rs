@@ -121,3 +121,12 @@ macro_rules! dead_letters {
     };
 }
 pub(crate) use dead_letters;
+
+/// Whether a follow-up of the kind that may stand once stands already
+/// (`FollowUpOf::once`): of parent `$1` and kind `$2`, with the same event `$4` when `$3`
+/// is 1, in none of the states `$5`–`$7` (`kopplung_core::follow_up::ENDED`).
+pub(crate) const STANDING_FOLLOW_UP: &str = "SELECT 1 FROM applications
+     WHERE parent_id = $1 AND follow_up = $2
+       AND ($3 = 0 OR COALESCE(refers_to, '') = COALESCE($4, ''))
+       AND status NOT IN ($5, $6, $7)
+     LIMIT 1";

@@ -41,6 +41,28 @@ fn insert_application(
     {
         return Ok(answer);
     }
+    // Checked in the same write as the insert: the writer runs one write at a time.
+    if let Some(of) = &new.follow_up
+        && let Some(per_event) = of.once()
+    {
+        let [a, b, c] = kopplung_core::follow_up::ENDED.map(|s| s.as_str());
+        let standing = tx
+            .prepare_cached(crate::shared::statements::STANDING_FOLLOW_UP)
+            .sql()?
+            .exists(params![
+                of.parent_id.to_string(),
+                of.kind.as_str(),
+                i64::from(per_event),
+                of.refers_to.as_deref(),
+                a,
+                b,
+                c
+            ])
+            .sql()?;
+        if standing {
+            return Ok(Inserted::AlreadySent);
+        }
+    }
     let id = new.id.to_string();
     let at = rfc3339(new.received_at);
     let (status, stage, sealed) = new.first_state();

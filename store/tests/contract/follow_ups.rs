@@ -117,3 +117,104 @@ pub(crate) async fn a_follow_up_travels_on_its_own_and_is_listed_with_its_applic
     assert!(listed.follow_ups[0].delivered_at.is_some());
     assert!(store.verify_audit().await.unwrap().is_intact());
 }
+
+/// A follow-up of `kind` on `parent` referring to `refers_to`, with its own ids.
+fn follow_up(
+    parent: &NewApplication,
+    kind: FollowUpKind,
+    refers_to: Option<&str>,
+) -> NewApplication {
+    let mut new = application(None);
+    new.receipt = format!("{}/{}", parent.receipt, &new.id.simple().to_string()[24..]);
+    new.message_type = kind.message_type("maengelanzeige.meldung.0101");
+    new.follow_up = Some(FollowUpOf {
+        parent_id: parent.id,
+        kind,
+        refers_to: refers_to.map(str::to_owned),
+    });
+    new
+}
+
+/// An objection stands once per application, a payment record once per fee, also when
+/// two requests arrive at the same moment (on two instances where the backend has
+/// them); one the procedure refused no longer stands, and another may follow.
+pub(crate) async fn a_follow_up_that_may_stand_once_is_stored_once(backend: Backend) {
+    let store = &*backend.store;
+    let parent = deliver(store, b"sealed").await;
+    let objection = |event| follow_up(&parent, FollowUpKind::Widerspruch, event);
+    let first = objection(Some("d-1"));
+    insert(store, &first).await;
+    for again in [
+        objection(Some("d-1")),
+        objection(Some("d-2")),
+        objection(None),
+    ] {
+        assert_eq!(
+            store.insert_application(&again).await.unwrap(),
+            Inserted::AlreadySent
+        );
+        assert!(
+            store.application(again.id).await.unwrap().is_none(),
+            "nothing kept"
+        );
+    }
+    // Answers and later documents may come as often as the citizen writes.
+    for _ in 0..2 {
+        insert(store, &follow_up(&parent, FollowUpKind::Nachreichung, None)).await;
+    }
+    let payment = |event| follow_up(&parent, FollowUpKind::Zahlung, event);
+    insert(store, &payment(Some("d-1"))).await;
+    insert(store, &payment(None)).await;
+    assert_eq!(
+        store
+            .insert_application(&payment(Some("d-1")))
+            .await
+            .unwrap(),
+        Inserted::AlreadySent
+    );
+
+    // Refused by the procedure: the citizen may object again.
+    let item = claim_one(store, first.id, "objection").await;
+    let item = prepare(store, &item, b"sealed objection").await;
+    assert!(store.record_delivered(&item, "delivered").await.unwrap());
+    assert_eq!(
+        receipt_outcome(store, &first, "w-1", Status::Rejected).await,
+        ReceiptOutcome::Applied(Status::Rejected)
+    );
+    insert(store, &objection(Some("d-1"))).await;
+
+    // At the same moment, with different keys: one is stored.
+    let instances = backend.two_instances().await;
+    let fee = "d-9";
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let store = instances[i % 2].clone();
+            let new = payment(Some(fee));
+            tokio::spawn(async move { store.insert_application(&new).await.unwrap() })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Inserted::Created(_) => created += 1,
+            Inserted::AlreadySent => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    let listed = stored(store, parent.id).await;
+    let standing = |kind: FollowUpKind| {
+        listed
+            .follow_ups
+            .iter()
+            .filter(|f| f.kind == kind && f.status != Status::Rejected)
+            .count()
+    };
+    assert_eq!(standing(FollowUpKind::Widerspruch), 1);
+    assert_eq!(
+        standing(FollowUpKind::Zahlung),
+        3,
+        "d-1, the submission's, d-9"
+    );
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}
