@@ -290,7 +290,9 @@ try {
   check(/^[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(receipt), `a receipt number (${receipt})`);
   await expectText(page, 'main', reference);
   await axe(page, 'confirmation');
-  const applicationUrl = page.url();
+  // The page's own address, without the one-time confirmation (`?eingereicht`).
+  const applicationUrl = page.url().split('?')[0];
+  await expectText(page, 'h1', 'Antrag eingegangen');
   const confirmation = await page.request.get(applicationUrl + '/bestaetigung.pdf');
   check(confirmation.ok() && confirmation.headers()['content-type'] === 'application/pdf', 'the confirmation as PDF');
   check((await confirmation.body()).subarray(0, 5).toString() === '%PDF-', 'a PDF document');
@@ -306,6 +308,8 @@ try {
   }
   check(decided, 'the reference procedure decided within two minutes');
   await expectText(page, '#stand', 'Entschieden');
+  // Said once: later visits name the application, not its arrival.
+  await expectText(page, 'h1', 'Ihr Antrag: ');
   await expectText(page, '#uebermittlungsweg', 'direkt an das Fachverfahren');
   await page.goto(base + '/konto/postfach');
   await expectText(page, '#postfach', 'Bescheid');

@@ -686,7 +686,7 @@ async fn every_service_can_be_applied_for_through_its_form() {
         assert_eq!(submitted.status, 303, "{folder}:\n{}", submitted.body);
         assert_eq!(
             submitted.location(),
-            format!("/antraege/{draft}"),
+            format!("/antraege/{draft}?eingereicht"),
             "{folder}"
         );
     }

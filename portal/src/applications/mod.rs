@@ -222,6 +222,7 @@ pub async fn show(
             "csrf": visitor.csrf,
             "fee_notice": fee_notice,
             "fee_paid_now": query.as_deref() == Some("gebuehr=bezahlt"),
+            "just_submitted": query.as_deref() == Some("eingereicht"),
             "message_notice": (query.as_deref() == Some("nachricht=gesendet")).then_some(
                 "Ihre Nachricht ist gespeichert und wird an die Behörde übermittelt. Den Stand sehen Sie unten unter „Ihre Nachrichten an die Behörde“.",
             ),

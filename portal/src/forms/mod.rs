@@ -545,7 +545,8 @@ pub async fn submit(
                 // The fee paid at submission, as a payment record for the accounting.
                 state.payment_records.notify_one();
             }
-            Ok(see_other(&format!("/antraege/{}", draft.id)))
+            // The confirmation is said once, right after submitting.
+            Ok(see_other(&format!("/antraege/{}?eingereicht", draft.id)))
         }
         Submitted::Invalid(errors) => {
             tracing::warn!(draft = %draft.id, count = errors.len(), "the router refused fields");

@@ -769,7 +769,10 @@ impl Citizen {
     pub async fn submit_reviewed(&mut self, draft: &str, review: &Page) {
         let submitted = self.submit(draft, &review.csrf()).await;
         assert_eq!(submitted.status, 303, "{}", submitted.body);
-        assert_eq!(submitted.location(), format!("/antraege/{draft}"));
+        assert_eq!(
+            submitted.location(),
+            format!("/antraege/{draft}?eingereicht")
+        );
     }
 
     /// The CSRF token of the draft's attachments page (its upload form).
