@@ -712,6 +712,16 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
         "{}",
         refused.text()
     );
+    // The deadline is marked, nothing else: the error names and links the field.
+    let text = refused.text();
+    assert_eq!(text.matches("aria-invalid=\"true\"").count(), 1, "{text}");
+    assert!(
+        refused
+            .text()
+            .contains("<a href=\"#frist\">Zum Feld „Widerspruchsfrist: letzter Tag“</a>"),
+        "{}",
+        refused.text()
+    );
     assert!(
         refused.text().contains(belehrung),
         "kept: {}",

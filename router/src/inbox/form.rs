@@ -111,31 +111,37 @@ fn text_error(problem: TextProblem, what: &str) -> String {
 
 /// The decision's appeal information (none if the clerk emptied the text), or the
 /// German error to show.
-fn appeal(posted: &Posted, today: Date) -> Result<Option<Appeal>, String> {
+fn appeal(posted: &Posted, today: Date) -> Result<Option<Appeal>, FormError> {
     if posted.appeal_text.trim().is_empty() {
         return Ok(None);
     }
     if posted.appeal_deadline.trim().is_empty() {
-        return Err("Bitte geben Sie die Widerspruchsfrist an: den letzten Tag, an dem Widerspruch eingelegt werden kann.".to_owned());
+        return Err(FormError::at(
+            "frist",
+            "Bitte geben Sie die Widerspruchsfrist an: den letzten Tag, an dem Widerspruch eingelegt werden kann.",
+        ));
     }
     let Some(deadline) = parse_day(&posted.appeal_deadline) else {
-        return Err("Die Widerspruchsfrist ist kein gültiges Datum. Bitte geben Sie es als TT.MM.JJJJ an, z. B. 06.01.2027.".to_owned());
+        return Err(FormError::at(
+            "frist",
+            "Die Widerspruchsfrist ist kein gültiges Datum. Bitte geben Sie es als TT.MM.JJJJ an, z. B. 06.01.2027.",
+        ));
     };
     appeal_of(&posted.appeal_text, &deadline, today)
         .map(Some)
         .map_err(|problem| match problem {
-            AppealProblem::BeforeDecision => "Die Widerspruchsfrist liegt in der Vergangenheit. Bitte geben Sie einen Tag ab heute an.".to_owned(),
-            AppealProblem::NoDate => "Die Widerspruchsfrist ist kein gültiges Datum. Bitte geben Sie es als TT.MM.JJJJ an, z. B. 06.01.2027.".to_owned(),
-            AppealProblem::ControlCharacter => "Die Rechtsbehelfsbelehrung enthält ein unsichtbares Steuerzeichen. Bitte tippen Sie den Text neu, statt ihn einzufügen.".to_owned(),
-            AppealProblem::Empty | AppealProblem::TooLong => format!(
+            AppealProblem::BeforeDecision => FormError::at("frist", "Die Widerspruchsfrist liegt in der Vergangenheit. Bitte geben Sie einen Tag ab heute an."),
+            AppealProblem::NoDate => FormError::at("frist", "Die Widerspruchsfrist ist kein gültiges Datum. Bitte geben Sie es als TT.MM.JJJJ an, z. B. 06.01.2027."),
+            AppealProblem::ControlCharacter => FormError::at("belehrung", "Die Rechtsbehelfsbelehrung enthält ein unsichtbares Steuerzeichen. Bitte tippen Sie den Text neu, statt ihn einzufügen."),
+            AppealProblem::Empty | AppealProblem::TooLong => FormError::at("belehrung", format!(
                 "Die Rechtsbehelfsbelehrung ist mit {} Zeichen zu lang; erlaubt sind höchstens {MAX_APPEAL_CHARS}. Bitte kürzen Sie den Text.",
                 posted.appeal_text.trim().chars().count()
-            ),
+            )),
         })
 }
 
 /// A fee the decision sets (none if the amount is left empty), or the German error.
-fn decision_fee(posted: &Posted) -> Result<Option<DecisionFee>, String> {
+fn decision_fee(posted: &Posted) -> Result<Option<DecisionFee>, FormError> {
     let typed = posted.fee_amount.trim().trim_end_matches('€').trim();
     if typed.is_empty() {
         return Ok(None);
@@ -154,38 +160,79 @@ fn decision_fee(posted: &Posted) -> Result<Option<DecisionFee>, String> {
     fee_of(&normalised, &posted.fee_purpose)
         .map(Some)
         .map_err(|problem| match problem {
-            FeeProblem::NoAmount => "Die Gebühr ist kein Betrag. Bitte geben Sie ihn in Euro mit Komma an, z. B. 30,70.".to_owned(),
-            FeeProblem::Zero => "Die Gebühr ist 0 €. Lassen Sie das Feld leer, wenn der Bescheid keine Gebühr festsetzt.".to_owned(),
-            FeeProblem::TooHigh => "Die Gebühr ist höher als 100.000 €; so hohe Beträge können nicht online bezahlt werden.".to_owned(),
-            FeeProblem::NoPurpose => "Bitte geben Sie den Verwendungszweck der Gebühr an, z. B. „Gebühr Bewohnerparkausweis“.".to_owned(),
-            FeeProblem::PurposeTooLong => format!("Der Verwendungszweck ist zu lang; erlaubt sind höchstens {MAX_PURPOSE_CHARS} Zeichen."),
-            FeeProblem::PurposeNotPlain => "Der Verwendungszweck muss in eine Zeile passen und darf keine Steuerzeichen enthalten.".to_owned(),
+            FeeProblem::NoAmount => FormError::at("gebuehr", "Die Gebühr ist kein Betrag. Bitte geben Sie ihn in Euro mit Komma an, z. B. 30,70."),
+            FeeProblem::Zero => FormError::at("gebuehr", "Die Gebühr ist 0 €. Lassen Sie das Feld leer, wenn der Bescheid keine Gebühr festsetzt."),
+            FeeProblem::TooHigh => FormError::at("gebuehr", "Die Gebühr ist höher als 100.000 €; so hohe Beträge können nicht online bezahlt werden."),
+            FeeProblem::NoPurpose => FormError::at("zweck", "Bitte geben Sie den Verwendungszweck der Gebühr an, z. B. „Gebühr Bewohnerparkausweis“."),
+            FeeProblem::PurposeTooLong => FormError::at("zweck", format!("Der Verwendungszweck ist zu lang; erlaubt sind höchstens {MAX_PURPOSE_CHARS} Zeichen.")),
+            FeeProblem::PurposeNotPlain => FormError::at("zweck", "Der Verwendungszweck muss in eine Zeile passen und darf keine Steuerzeichen enthalten."),
         })
 }
 
+/// Why the clerk's form was refused, in German, and the id of the field to fix (empty:
+/// none), which the page marks and links to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FormError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FormError {
+    pub(super) fn at(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// The label of a field of the case page's forms, by its id (empty: none).
+pub(super) fn label_of(field: &str) -> &'static str {
+    match field {
+        "rueckfrage" => "Ihre Frage an die antragstellende Person",
+        "bescheid-text" => "Mitteilung zum Bescheid",
+        "bescheid-datei" => "Bescheid als PDF-Datei",
+        "belehrung" => "Rechtsbehelfsbelehrung",
+        "gebuehr" => "Gebühr in Euro",
+        "zweck" => "Verwendungszweck der Gebühr",
+        "frist" => "Widerspruchsfrist: letzter Tag",
+        _ => "",
+    }
+}
+
 /// The action the form asks for, or the German error to show.
-pub(super) fn action_of(posted: &Posted, today: Date) -> Result<ClerkAction, String> {
+pub(super) fn action_of(posted: &Posted, today: Date) -> Result<ClerkAction, FormError> {
     match posted.action.as_str() {
         "accept" => Ok(ClerkAction::Accept),
         "in_progress" => Ok(ClerkAction::InProgress),
         "query" => ClerkText::new(&posted.text)
             .map(ClerkAction::Query)
-            .map_err(|p| text_error(p, "die Rückfrage")),
+            .map_err(|p| FormError::at("rueckfrage", text_error(p, "die Rückfrage"))),
         "decision" => {
-            let message = ClerkText::new(&posted.text)
-                .map_err(|p| text_error(p, "die Mitteilung zum Bescheid"))?;
+            let message = ClerkText::new(&posted.text).map_err(|p| {
+                FormError::at(
+                    "bescheid-text",
+                    text_error(p, "die Mitteilung zum Bescheid"),
+                )
+            })?;
             let Some((filename, content)) = &posted.document else {
-                return Err("Bitte wählen Sie den Bescheid als PDF-Datei aus.".to_owned());
+                return Err(FormError::at(
+                    "bescheid-datei",
+                    "Bitte wählen Sie den Bescheid als PDF-Datei aus.",
+                ));
             };
             let filename = filename.rsplit(['/', '\\']).next().unwrap_or_default();
             if !valid_filename(filename) {
-                return Err("Der Dateiname des Bescheids ist ungültig (leer, zu lang oder mit Sonderzeichen). Bitte benennen Sie die Datei um, z. B. in „bescheid.pdf“.".to_owned());
+                return Err(FormError::at(
+                    "bescheid-datei",
+                    "Der Dateiname des Bescheids ist ungültig (leer, zu lang oder mit Sonderzeichen). Bitte benennen Sie die Datei um, z. B. in „bescheid.pdf“.",
+                ));
             }
             if !content_matches("application/pdf", content) {
-                return Err(
-                    "Die gewählte Datei ist kein PDF-Dokument. Bitte laden Sie den Bescheid als PDF hoch."
-                        .to_owned(),
-                );
+                return Err(FormError::at(
+                    "bescheid-datei",
+                    "Die gewählte Datei ist kein PDF-Dokument. Bitte laden Sie den Bescheid als PDF hoch.",
+                ));
             }
             Ok(ClerkAction::Decision {
                 appeal: appeal(posted, today)?,
@@ -198,7 +245,10 @@ pub(super) fn action_of(posted: &Posted, today: Date) -> Result<ClerkAction, Str
                 },
             })
         }
-        _ => Err("Unbekannte Aktion. Bitte laden Sie die Seite neu.".to_owned()),
+        _ => Err(FormError::at(
+            "",
+            "Unbekannte Aktion. Bitte laden Sie die Seite neu.",
+        )),
     }
 }
 
@@ -221,7 +271,7 @@ mod tests {
     }
 
     fn action_of_(posted: &Posted) -> Result<ClerkAction, String> {
-        action_of(posted, day())
+        action_of(posted, day()).map_err(|e| e.message)
     }
 
     #[test]
@@ -325,5 +375,39 @@ mod tests {
             action_of_(&form),
             Ok(ClerkAction::Decision { fee: None, .. })
         ));
+    }
+
+    /// A refused form names the one field to fix, which the page marks and links to.
+    #[test]
+    fn each_refusal_names_the_field_to_fix() {
+        let pdf = Some(("b.pdf", &b"%PDF-1.7"[..]));
+        let decision = || posted("decision", "Genehmigt.", pdf);
+        let with = |edit: fn(&mut Posted)| {
+            let mut form = decision();
+            form.appeal_text = "Widerspruch binnen eines Monats.".into();
+            form.appeal_deadline = "6.1.2027".into();
+            edit(&mut form);
+            form
+        };
+        let cases: [(Posted, &str); 7] = [
+            (posted("query", " ", None), "rueckfrage"),
+            (posted("decision", " ", pdf), "bescheid-text"),
+            (posted("decision", "Genehmigt.", None), "bescheid-datei"),
+            (with(|f| f.appeal_deadline = "2020-01-01".into()), "frist"),
+            (with(|f| f.appeal_text = "Frist\u{7}".into()), "belehrung"),
+            (with(|f| f.fee_amount = "dreißig".into()), "gebuehr"),
+            (with(|f| f.fee_amount = "30,70".into()), "zweck"),
+        ];
+        for (form, field) in cases {
+            let error = action_of(&form, day()).unwrap_err();
+            assert_eq!(error.field, field, "{}", error.message);
+            assert!(!label_of(field).is_empty());
+        }
+        assert_eq!(
+            action_of(&posted("delete", "", None), day())
+                .unwrap_err()
+                .field,
+            ""
+        );
     }
 }

@@ -403,6 +403,8 @@ mod tests {
             "action_href": "/inbox/p/m/bearbeitung", "token": "t", "csrf": "c",
             "error": sent["error"], "query_text": sent["text"], "query_invalid": sent["action"] == "query",
             "decision_text": "Entschieden.", "decision_invalid": false,
+            "invalid_field": sent["field"].as_str().unwrap_or_default(),
+            "invalid_label": if sent["field"] == "rueckfrage" { "Ihre Frage" } else { "" },
             "appeal_text": "Widerspruch binnen eines Monats.", "appeal_deadline": "2027-01-06",
             "fee_amount": "", "fee_purpose": "", "today": "2026-12-06",
             "done": done, "max_chars": 4000,
@@ -427,7 +429,8 @@ mod tests {
             "{fresh}"
         );
         assert!(!fresh.contains("aria-invalid"), "{fresh}");
-        let sent = json!({"action": "query", "text": "<b>Frage</b>", "error": "Bitte kürzen."});
+        let sent = json!({"action": "query", "text": "<b>Frage</b>", "error": "Bitte kürzen.",
+                          "field": "rueckfrage"});
         let refused = render(document_data(work(sent, json!("Erledigt."))));
         assert!(refused.contains("Bitte kürzen."), "{refused}");
         assert!(
@@ -435,6 +438,12 @@ mod tests {
             "{refused}"
         );
         assert!(refused.contains("aria-invalid=\"true\""), "{refused}");
+        // Only the field to fix is marked, and the error links to it.
+        assert_eq!(refused.matches("aria-invalid").count(), 1, "{refused}");
+        assert!(
+            refused.contains("<a href=\"#rueckfrage\">Zum Feld „Ihre Frage“</a>"),
+            "{refused}"
+        );
         assert!(refused.contains("Erledigt."), "{refused}");
         let mut before_take = document_data(json!(null));
         before_take["taken"] = json!(null);

@@ -18,7 +18,7 @@ use serde_json::Value;
 use time::Date;
 use uuid::Uuid;
 
-use super::form::{MAX_DOCUMENT_BYTES, action_of, one_month_after, read_form};
+use super::form::{FormError, MAX_DOCUMENT_BYTES, action_of, one_month_after, read_form};
 use super::pages::{Found, document_page, download, taken_over};
 use super::{Inbox, Shared, render};
 
@@ -32,6 +32,8 @@ pub(super) struct Sent {
     pub fee_amount: String,
     pub fee_purpose: String,
     pub error: String,
+    /// The id of the field the error is about (empty: the form as a whole).
+    pub field: &'static str,
 }
 
 /// The work section of the document page.
@@ -55,6 +57,9 @@ pub(super) struct WorkView {
     query_invalid: bool,
     decision_text: String,
     decision_invalid: bool,
+    /// The field to fix (its id and label), marked and linked from the error.
+    invalid_field: &'static str,
+    invalid_label: &'static str,
     /// Today (ISO): no deadline before it can be picked.
     today: String,
     /// The decision's Rechtsbehelfsbelehrung and deadline, prefilled.
@@ -285,6 +290,8 @@ pub(super) fn view(
             String::new()
         },
         error: sent.error,
+        invalid_field: sent.field,
+        invalid_label: super::form::label_of(sent.field),
         query_invalid,
         decision_invalid,
         today: today(s).to_string(),
@@ -361,7 +368,7 @@ pub(super) async fn act(
         tracing::warn!(clerk = %found.session.user, "clerk inbox: POST without a valid CSRF token refused");
         return s.forbidden(Some(&found.session));
     }
-    let refuse = |error: String, status: StatusCode| {
+    let refuse = |error: FormError, status: StatusCode| {
         let sent = Sent {
             action: posted.action.clone(),
             text: posted.text.clone(),
@@ -369,7 +376,8 @@ pub(super) async fn act(
             appeal_deadline: posted.appeal_deadline.clone(),
             fee_amount: posted.fee_amount.clone(),
             fee_purpose: posted.fee_purpose.clone(),
-            error,
+            error: error.message,
+            field: error.field,
         };
         (sent, status)
     };
@@ -389,12 +397,17 @@ pub(super) async fn act(
         action_of(&posted, today(&s)),
     ) {
         _ if !taken => Err(refuse(
-            "Bitte übernehmen Sie den Antrag zuerst; erst dann kann er bearbeitet werden."
-                .to_owned(),
+            FormError::at(
+                "",
+                "Bitte übernehmen Sie den Antrag zuerst; erst dann kann er bearbeitet werden.",
+            ),
             StatusCode::CONFLICT,
         )),
         (Err(_), _) => Err(refuse(
-            "Das Formular ist unvollständig. Bitte laden Sie die Seite neu.".to_owned(),
+            FormError::at(
+                "",
+                "Das Formular ist unvollständig. Bitte laden Sie die Seite neu.",
+            ),
             StatusCode::BAD_REQUEST,
         )),
         (_, Err(error)) => Err(refuse(error, StatusCode::UNPROCESSABLE_ENTITY)),
@@ -411,7 +424,7 @@ pub(super) async fn act(
                 .events
                 .record_by_clerk(event)
                 .await
-                .map_err(|e| refuse(refusal(&e), refusal_status(&e)))
+                .map_err(|e| refuse(FormError::at("", refusal(&e)), refusal_status(&e)))
         }
     };
     match outcome {
