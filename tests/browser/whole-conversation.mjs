@@ -43,7 +43,7 @@ try {
   await axe(page, 'answer form');
   await page.getByRole('button', { name: 'Antwort senden' }).click();
   await page.waitForSelector('#fehlerliste');
-  check((await page.locator('#fehlerliste').textContent()).includes('Bitte schreiben Sie einen Text.'), 'an empty answer was not refused');
+  check((await page.locator('#fehlerliste').textContent()).includes('Bitte schreiben Sie eine Antwort oder fügen Sie eine Datei bei.'), 'an empty answer was not refused');
   await axe(page, 'answer form with errors');
   ok('an empty answer is refused with what to do');
 

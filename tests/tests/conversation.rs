@@ -150,8 +150,12 @@ async fn the_procedure_asks_the_citizen_answers_and_then_it_decides() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(hub.status(&id).await["status"], "query");
 
+    // An answer needs a text or a document; the photo asked for may be all of it.
+    let empty = json!({"kind": "antwort", "refers_to": query["event_id"], "text": " "});
+    let (status, refused) = send(&hub, &id, &hub.token, &empty).await;
+    assert_eq!(status, 422, "{refused:#}");
+    assert_eq!(refused["errors"][0]["field"], "text", "{refused:#}");
     let reply = json!({"kind": "antwort", "refers_to": query["event_id"],
-        "text": "Hier ist ein Foto der Stelle.",
         "attachments": [{"filename": "Stelle.png", "media_type": "image/png",
                          "content_base64": "iVBORw0KGgoAAAANSUhEUg=="}]});
     let (status, sent) = send(&hub, &id, &hub.token, &reply).await;

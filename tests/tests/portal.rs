@@ -737,7 +737,17 @@ async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
         cancelled.body
     );
     assert!(cancelled.body.contains("Gebühr jetzt online bezahlen"));
+    // Started in two tabs: both pay the one transaction, which can be paid once.
+    let path = format!("/antraege/{draft}/gebuehr/bezahlen");
+    let first_tab = citizen.post(&path, &[("csrf", &csrf)]).await.location();
+    let second_tab = citizen.post(&path, &[("csrf", &csrf)]).await.location();
+    assert_eq!(first_tab, second_tab, "one transaction for both tabs");
     let paid = pay_decision_fee(&mut citizen, &draft, &csrf, &amount, "bezahlen").await;
+    let provider = citizen.get(&second_tab).await;
+    assert_eq!(
+        provider.status, 303,
+        "the transaction is paid: nothing to pay twice"
+    );
     assert!(
         paid.body.contains("Die Gebühr ist bezahlt."),
         "{}",

@@ -172,8 +172,11 @@ impl Conversation {
                     None
                 }
             },
+            // Later documents and payment records need no text; an answer may be just
+            // the document the authority asked for.
             None | Some(Err(crate::events::TextProblem::Empty))
-                if matches!(kind, FollowUpKind::Nachreichung | FollowUpKind::Zahlung) =>
+                if matches!(kind, FollowUpKind::Nachreichung | FollowUpKind::Zahlung)
+                    || (kind == FollowUpKind::Antwort && !request.attachments.is_empty()) =>
             {
                 None
             }

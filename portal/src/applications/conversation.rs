@@ -44,7 +44,8 @@ fn kind(code: &str) -> Option<Kind> {
             code: "antwort",
             heading: "Auf die Rückfrage antworten",
             text_label: "Ihre Antwort",
-            text_required: true,
+            // A photo the authority asked for may be the whole answer.
+            text_required: false,
             file_required: false,
             button: "Antwort senden",
         },
@@ -111,6 +112,7 @@ async fn view(
         "heading": kind.heading,
         "text_label": kind.text_label,
         "text_required": kind.text_required,
+        "text_or_file": kind.code == "antwort",
         "file_required": kind.file_required,
         "button": kind.button,
         "bezug": bezug,
@@ -171,6 +173,7 @@ fn kind_label(code: &str) -> &'static str {
         "antwort" => "Ihre Antwort auf die Rückfrage",
         "nachreichung" => "Nachgereichte Unterlagen",
         "widerspruch" => "Ihr Widerspruch",
+        "zahlung" => "Meldung Ihrer Zahlung an die Kasse der Behörde",
         _ => "Ihre Nachricht",
     }
 }
@@ -346,7 +349,9 @@ pub async fn send(
     };
     let text = posted.text.trim();
     let mut errors = Vec::new();
-    if kind.text_required && text.is_empty() {
+    if kind.code == "antwort" && text.is_empty() && posted.file.is_none() && !posted.too_large {
+        errors.push(json!({"id": "text", "message": "Bitte schreiben Sie eine Antwort oder fügen Sie eine Datei bei."}));
+    } else if kind.text_required && text.is_empty() {
         errors.push(json!({"id": "text", "message": "Bitte schreiben Sie einen Text."}));
     } else if text.chars().count() > MAX_TEXT {
         errors.push(json!({"id": "text", "message": format!(

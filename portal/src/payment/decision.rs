@@ -105,8 +105,19 @@ pub async fn pay(
     let Some(due) = due_of(&status) else {
         return Ok(see_other(&back));
     };
-    if payment_of(&state, &draft.id).await?.reference.is_some() {
+    let started = payment_of(&state, &draft.id).await?;
+    if started.reference.is_some() {
         return Ok(see_other(&back));
+    }
+    match super::earlier(&state, started.transaction.as_deref(), &due.amount).await? {
+        super::Earlier::Paid => {
+            return Ok(see_other(&format!(
+                "/antraege/{}/gebuehr/zahlung",
+                draft.id
+            )));
+        }
+        super::Earlier::Open(page) => return Ok(see_other(&page)),
+        super::Earlier::Gone => {}
     }
     // A new request id per attempt: a cancelled transaction is not taken up again.
     let request = format!("{}-gebuehr-{}", draft.id, db::now());
@@ -128,19 +139,32 @@ pub async fn pay(
             ),
         )
         .await?;
-    sqlx::query(
+    // Only over the transaction this request saw: when another tab started one
+    // meanwhile, the citizen pays that one instead.
+    let kept = sqlx::query(
         "INSERT INTO decision_payments (draft_id, transaction_id, amount, started_at)
          VALUES (?, ?, ?, ?)
          ON CONFLICT (draft_id) DO UPDATE SET transaction_id = excluded.transaction_id,
              amount = excluded.amount, started_at = excluded.started_at
-         WHERE decision_payments.reference IS NULL",
+         WHERE decision_payments.reference IS NULL
+           AND decision_payments.transaction_id IS ?",
     )
     .bind(&draft.id)
     .bind(&transaction.payment_transaction_id)
     .bind(&due.amount)
     .bind(db::now())
+    .bind(started.transaction.as_deref())
     .execute(&state.db)
     .await?;
+    if kept.rows_affected() == 0 {
+        let other = payment_of(&state, &draft.id).await?.transaction;
+        return Ok(
+            match super::earlier(&state, other.as_deref(), &due.amount).await? {
+                super::Earlier::Open(page) => see_other(&page),
+                _ => see_other(&format!("/antraege/{}/gebuehr/zahlung", draft.id)),
+            },
+        );
+    }
     tracing::info!(draft = %draft.id, transaction = %transaction.payment_transaction_id, "payment of a decision's fee started");
     Ok(see_other(&transaction.payment_information.transaction_url))
 }

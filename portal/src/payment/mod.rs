@@ -55,6 +55,36 @@ impl Transaction {
     }
 }
 
+/// What became of the transaction started earlier for a fee.
+pub enum Earlier {
+    /// Paid in full: the return page records it.
+    Paid,
+    /// Still open at the provider: its page is used again, so that a second tab or a
+    /// second click pays the same transaction, never a second one.
+    Open(String),
+    /// None, or cancelled, failed or for another amount: a new one may start.
+    Gone,
+}
+
+/// Asks the provider about `stored`, the transaction started earlier for `amount`.
+pub async fn earlier(
+    state: &crate::Shared,
+    stored: Option<&str>,
+    amount: &str,
+) -> Result<Earlier, Error> {
+    let Some(id) = stored else {
+        return Ok(Earlier::Gone);
+    };
+    let transaction = state.payments.status(id).await?;
+    Ok(if transaction.paid(amount) {
+        Earlier::Paid
+    } else if transaction.status == "INITIAL" && transaction.gross_amount == cents(amount) {
+        Earlier::Open(transaction.payment_information.transaction_url)
+    } else {
+        Earlier::Gone
+    })
+}
+
 /// `"30.70"` → 3070 cents.
 pub fn cents(amount: &str) -> Option<u64> {
     let (euros, cents) = amount.split_once('.').unwrap_or((amount, "0"));
@@ -151,6 +181,11 @@ pub async fn pay(
         .is_err()
     {
         return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
+    }
+    match earlier(&state, draft.payment_transaction.as_deref(), &fee.betrag).await? {
+        Earlier::Paid => return Ok(see_other(&format!("/entwurf/{}/zahlung", draft.id))),
+        Earlier::Open(page) => return Ok(see_other(&page)),
+        Earlier::Gone => {}
     }
     let transaction = state
         .payments

@@ -747,6 +747,11 @@ impl Citizen {
             .post(&format!("/entwurf/{draft}/bezahlen"), &[("csrf", csrf)])
             .await;
         assert_eq!(to_provider.status, 303, "{}", to_provider.body);
+        // A second start (another tab, a double click) pays the same transaction.
+        let again = self
+            .post(&format!("/entwurf/{draft}/bezahlen"), &[("csrf", csrf)])
+            .await;
+        assert_eq!(again.location(), to_provider.location(), "one transaction");
         let provider = self.get(&to_provider.location()).await;
         assert_eq!(provider.status, 200, "{}", provider.body);
         let decided = self
