@@ -6,6 +6,7 @@
 //! definitions; neither needs the XML and cryptography of `kopplung-transformers` for it.
 #![forbid(unsafe_code)]
 
+pub mod deadline;
 pub mod form;
 pub mod german;
 pub mod text;

@@ -136,7 +136,7 @@ fn decision(
         fee: accepted.fee.clone(),
         appeal: Some(receipt::Appeal {
             text: appeal_text(&accepted.authority),
-            deadline: appeal_deadline(today).to_string(),
+            deadline: kopplung_forms::deadline::appeal_deadline(today).to_string(),
         }),
         issued_at: now_rfc3339(),
         ..accepted.receipt
@@ -148,18 +148,6 @@ fn appeal_text(authority: &str) -> String {
     format!(
         "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich oder zur Niederschrift bei {authority} einzulegen."
     )
-}
-
-/// The last day of the appeal: a month after the decision is deemed known, three days
-/// after it was sent (§ 41 Abs. 2 VwVfG); the month's last day where it has no such day.
-fn appeal_deadline(sent: time::Date) -> time::Date {
-    let known = sent.saturating_add(time::Duration::days(3));
-    let (year, month) = match known.month() {
-        time::Month::December => (known.year() + 1, time::Month::January),
-        month => (known.year(), month.next()),
-    };
-    let day = known.day().min(time::util::days_in_month(month, year));
-    time::Date::from_calendar_date(year, month, day).unwrap_or(known)
 }
 
 /// An event signed in the procedure's profile, with its content type.

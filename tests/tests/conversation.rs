@@ -335,30 +335,32 @@ async fn a_vendor_opens_the_answer_to_its_query_with_stock_tools() {
     .await;
     assert_eq!(hub.status(&id).await["status"], "in_progress");
 
-    // A decision issued three days ago whose appeal deadline was that day: the deadline
-    // has passed, and the objection is refused with the date, in German.
-    let three_days_ago = time::OffsetDateTime::now_utc() - time::Duration::days(3);
+    // A decision issued six days ago whose appeal deadline was that day: the deadline
+    // (moved to the next working day where it falls on a weekend or holiday) has
+    // passed, and the objection is refused with the date, in German.
+    let six_days_ago = time::OffsetDateTime::now_utc() - time::Duration::days(6);
     let mut decision = event("d-1", &application_message, "decision");
     decision["issued_at"] = json!(
-        three_days_ago
+        six_days_ago
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap()
     );
     decision["message"] = json!("Der Mangel wird behoben.");
     decision["document"] = json!({"filename": "Bescheid.pdf", "media_type": "application/pdf",
         "content_base64": "JVBERi0xLjQgQmVzY2hlaWQ="});
-    let deadline = three_days_ago.date();
+    let deadline = six_days_ago.date();
     decision["appeal"] = json!({"text": "Gegen diesen Bescheid kann Widerspruch erhoben werden.",
         "deadline": deadline.to_string()});
     post_event(&hub, procedure, signed(decision)).await;
     let late = json!({"kind": "widerspruch", "text": "Ich widerspreche."});
     let (status, refused) = send(&hub, &id, &hub.token, &late).await;
     assert_eq!(status, 409, "{refused:#}");
+    let last = kopplung_forms::deadline::period_end(deadline);
     let german = format!(
         "Die Widerspruchsfrist ist am {:02}.{:02}.{} abgelaufen",
-        deadline.day(),
-        u8::from(deadline.month()),
-        deadline.year()
+        last.day(),
+        u8::from(last.month()),
+        last.year()
     );
     assert!(
         refused["detail"].as_str().unwrap().starts_with(&german),

@@ -104,8 +104,10 @@ pub fn may_follow(
             let Some(appeal) = &decision.appeal else {
                 return Err(Refusal::NoAppeal);
             };
-            if today > appeal.deadline {
-                return Err(Refusal::DeadlinePassed(german_day(appeal.deadline)));
+            // A deadline on a weekend or holiday runs to the next working day.
+            let last = kopplung_forms::deadline::period_end(appeal.deadline);
+            if today > last {
+                return Err(Refusal::DeadlinePassed(german_day(last)));
             }
             if application
                 .follow_ups

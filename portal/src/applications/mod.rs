@@ -167,12 +167,20 @@ pub(crate) fn appeal_view(appeal: &Value) -> Value {
     else {
         return json!(null);
     };
+    // The day the period really ends (a weekend or holiday moves it), as the hub counts.
+    let last = time::Date::parse(
+        deadline,
+        &time::format_description::well_known::Iso8601::DATE,
+    )
+    .map(kopplung_forms::deadline::period_end)
+    .map(|day| day.to_string())
+    .unwrap_or_else(|_| deadline.to_owned());
     let today = crate::today().to_string();
     json!({
         "text": text,
-        "deadline": german_day_iso(deadline),
+        "deadline": german_day_iso(&last),
         // ISO days compare as text.
-        "open": deadline >= today.as_str(),
+        "open": last >= today,
     })
 }
 
@@ -395,5 +403,8 @@ mod tests {
         let open = appeal_view(&json!({"text": "Widerspruch …", "deadline": today}));
         assert_eq!(open["open"], true, "the last day itself is open");
         assert_eq!(appeal_view(&json!(null)), json!(null));
+        // Saturday 9 January 2027: the period ends on Monday, as the hub counts it.
+        let saturday = appeal_view(&json!({"text": "Widerspruch …", "deadline": "2027-01-09"}));
+        assert_eq!(saturday["deadline"], "11. Januar 2027");
     }
 }

@@ -17,16 +17,6 @@ pub(crate) const MAX_DOCUMENT_BYTES: usize = 15 * 1024 * 1024;
 /// limited to [`ClerkText::MAX_CHARS`].
 const MAX_FIELD_BYTES: usize = 64 * 1024;
 
-/// The same day a month later (the last day of that month if it has no such day).
-pub(super) fn one_month_after(day: Date) -> Date {
-    let (year, month) = match day.month() {
-        Month::December => (day.year() + 1, Month::January),
-        month => (day.year(), month.next()),
-    };
-    let last = time::util::days_in_month(month, year);
-    Date::from_calendar_date(year, month, day.day().min(last)).unwrap_or(day)
-}
-
 /// A day as the date field sends it (`2027-01-06`) or as typed (`6.1.2027`).
 fn parse_day(text: &str) -> Option<String> {
     let text = text.trim();
@@ -332,14 +322,6 @@ mod tests {
             action_of_(&form),
             Ok(ClerkAction::Decision { appeal: None, .. })
         ));
-        assert_eq!(
-            one_month_after(time::macros::date!(2027 - 01 - 31)),
-            time::macros::date!(2027 - 02 - 28)
-        );
-        assert_eq!(
-            one_month_after(time::macros::date!(2026 - 12 - 06)),
-            time::macros::date!(2027 - 01 - 06)
-        );
         assert_eq!(
             german_day(time::macros::date!(2027 - 03 - 01)),
             "1. März 2027"

@@ -18,7 +18,7 @@ use serde_json::Value;
 use time::Date;
 use uuid::Uuid;
 
-use super::form::{FormError, MAX_DOCUMENT_BYTES, action_of, one_month_after, read_form};
+use super::form::{FormError, MAX_DOCUMENT_BYTES, action_of, read_form};
 use super::pages::{Found, document_page, download, taken_over};
 use super::{Inbox, Shared, render};
 
@@ -277,7 +277,8 @@ pub(super) fn view(
         appeal_deadline: if decision_invalid {
             sent.appeal_deadline.clone()
         } else {
-            one_month_after(today(s)).to_string()
+            // Sent today: the end of the month's period, as the citizen's portal shows it.
+            kopplung_forms::deadline::appeal_deadline(today(s)).to_string()
         },
         fee_amount: if decision_invalid {
             sent.fee_amount.clone()

@@ -137,10 +137,33 @@ fn an_objection_is_possible_until_the_last_day_of_the_deadline_and_once() {
         may_follow(FollowUpKind::Widerspruch, None, &decided, &on_time, TODAY),
         Ok(Some("d-1".into()))
     );
-    let late = [entry("decided", "d-1", Some(appeal(date!(2026 - 12 - 05))))];
+    let late = [entry("decided", "d-1", Some(appeal(date!(2026 - 12 - 04))))];
     assert_eq!(
         may_follow(FollowUpKind::Widerspruch, None, &decided, &late, TODAY),
-        Err(Refusal::DeadlinePassed("05.12.2026".into()))
+        Err(Refusal::DeadlinePassed("04.12.2026".into()))
+    );
+    // A deadline on a Saturday runs to Monday (§ 222 Abs. 2 ZPO).
+    let saturday = [entry("decided", "d-1", Some(appeal(date!(2026 - 12 - 05))))];
+    for (day, allowed) in [
+        (TODAY, true),
+        (date!(2026 - 12 - 07), true),
+        (date!(2026 - 12 - 08), false),
+    ] {
+        assert_eq!(
+            may_follow(FollowUpKind::Widerspruch, None, &decided, &saturday, day).is_ok(),
+            allowed,
+            "{day}"
+        );
+    }
+    assert_eq!(
+        may_follow(
+            FollowUpKind::Widerspruch,
+            None,
+            &decided,
+            &saturday,
+            date!(2026 - 12 - 08)
+        ),
+        Err(Refusal::DeadlinePassed("07.12.2026".into()))
     );
     let without = [entry("decided", "d-1", None)];
     assert_eq!(
