@@ -423,6 +423,11 @@ mod tests {
         assert!(fresh.contains("Rückfrage senden"), "{fresh}");
         assert!(fresh.contains(">Entschieden.</textarea>"), "{fresh}");
         assert!(fresh.contains("Zahlungsreferenz PAY-1"), "{fresh}");
+        // A fee paid at submission is not set again by the decision.
+        assert!(
+            fresh.contains("Die Gebühr der Leistung (30,70 € (Gebühr)) ist bereits bei der Antragstellung online bezahlt worden"),
+            "{fresh}"
+        );
         assert!(fresh.contains("value=\"2027-01-06\""), "{fresh}");
         assert!(
             fresh.contains("(Frist bis 6. Januar 2027): Widerspruch bis dann."),
