@@ -607,7 +607,22 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
             "<strong>Antwort auf die Rückfrage</strong>",
             &format!("<a href=\"{path}\">Antrag {receipt}</a>"),
             "Hausnummer 19, direkt vor dem Eingang &lt;b&gt;links&lt;/b&gt;.",
+            // Named as the citizen's message, not as an anonymous application.
+            &format!(
+                "Antwort auf die Rückfrage <span class=\"receipt\">zum Antrag {receipt}</span>"
+            ),
+            "Nachricht übernehmen",
         ],
+    );
+    assert!(
+        !answer_page.contains("Identifizierung") && !answer_page.contains("bezieht sich auf"),
+        "{answer_page}"
+    );
+    // Until it is taken over, the decision form warns of the unread answer.
+    let case = served_text(&anna.get(&path).await);
+    assert!(
+        case.contains("noch nicht übernommene Nachricht der antragstellenden Person"),
+        "{case}"
     );
     assert_eq!(
         anna.post(&format!("{answer_path}/take"), &[("csrf", &csrf)])
@@ -626,6 +641,7 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
             "gelesen (übernommen)",
         ],
     );
+    assert!(!case.contains("noch nicht übernommene Nachricht"), "{case}");
     let status = hub.status(&id).await;
     assert_eq!(
         status["status"], "query",

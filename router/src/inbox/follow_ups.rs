@@ -20,6 +20,13 @@ pub(super) struct FollowUpView {
     refers_to: Option<String>,
 }
 
+impl FollowUpView {
+    /// The receipt number of the application it belongs to.
+    pub(super) fn receipt(&self) -> &str {
+        &self.application_receipt
+    }
+}
+
 /// A follow-up listed on its application's page.
 #[derive(Serialize)]
 pub(super) struct ListedView {

@@ -94,6 +94,8 @@ struct DocumentPage {
     follow_up: Option<follow_ups::FollowUpView>,
     /// An application's follow-up messages.
     follow_ups: Vec<follow_ups::ListedView>,
+    /// One of them is not taken over yet: the decision form says so.
+    unread: bool,
 }
 
 #[derive(Serialize)]
@@ -145,7 +147,11 @@ async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
                 since_iso: iso(pickup.available_since),
             });
         }
-        let count_text = counted(applications.len(), "wartender Antrag", "wartende Anträge");
+        let count_text = counted(
+            applications.len(),
+            "wartender Antrag oder wartende Nachricht",
+            "wartende Anträge und Nachrichten",
+        );
         procedures.push(ProcedureView {
             id: procedure.id.clone(),
             authority: procedure.authority.clone(),
@@ -336,6 +342,11 @@ pub(super) async fn document_page(
         xml_size: render::human_size(found.xml.len() as u64),
         message_type: found.pickup.message_type.clone(),
         fee: work::fee(mapping, &found.input.payload).filter(|_| follow_up.is_none()),
+        unread: record.as_ref().is_some_and(|r| {
+            r.follow_ups
+                .iter()
+                .any(|f| f.procedure == found.procedure.id && f.delivered_at.is_none())
+        }),
         follow_ups: record
             .as_ref()
             .map(|r| follow_ups::listed(r, &found.procedure.id))
@@ -344,7 +355,10 @@ pub(super) async fn document_page(
         work,
         error,
     };
-    let title = format!("Antrag {}", page.receipt);
+    let title = match &page.follow_up {
+        Some(view) => format!("Nachricht zum Antrag {}", view.receipt()),
+        None => format!("Antrag {}", page.receipt),
+    };
     s.page(status, &title, Some(&found.session), "document", &page)
 }
 
