@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use kopplung_router::config::Config;
 use kopplung_transformers::pki::{
-    PkiLayout, init_demo_pki, issue_procedure_signer, issue_rsa_recipient,
+    PkiLayout, init_demo_pki, issue_destination_key, issue_procedure_signer, issue_rsa_recipient,
 };
 
 pub fn load_config(path: &Path, data_dir: &Path) -> anyhow::Result<Config> {
@@ -46,6 +46,15 @@ pub fn init_pki(dir: &Path, config: &Config) -> anyhow::Result<usize> {
         .filter(|p| p.envelope.is_some())
     {
         written += issue_procedure_signer(&layout, procedure.id.as_str())?.len();
+    }
+    // The keys the hub holds for FIT-Connect destinations (RSA-4096: a few seconds
+    // each, once). A destination with its own key files brings them.
+    for procedure in &config.routing.procedures {
+        if let Some(offer) = &procedure.fitconnect
+            && offer.key.is_none()
+        {
+            written += issue_destination_key(&layout, procedure.id.as_str())?.len();
+        }
     }
     Ok(written)
 }

@@ -42,6 +42,44 @@ pub fn simulator_config(
     })
 }
 
+/// The configuration with FIT-Connect's metadata schema in place (copied from `given`
+/// if missing), or without FIT-Connect if there is none: the schema is FIT-Connect's
+/// file, which kopplung does not ship.
+fn with_metadata_schema(mut config: Config, given: Option<&Path>) -> anyhow::Result<Config> {
+    let Some(fitconnect) = &config.file.fitconnect else {
+        return Ok(config);
+    };
+    let target = config.data_dir.join(&fitconnect.metadata_schema);
+    if target.is_file() {
+        return Ok(config);
+    }
+    if let Some(source) = given {
+        if let Some(parent) = target.parent() {
+            kopplung_web::files::create_private_dir(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let schema = std::fs::read(source).with_context(|| {
+            format!(
+                "reading the FIT-Connect metadata schema {}",
+                source.display()
+            )
+        })?;
+        // Private like everything of the data directory but certificates.
+        kopplung_web::files::write_private_file(&target, &schema)
+            .with_context(|| format!("writing {}", target.display()))?;
+        return Ok(config);
+    }
+    println!(
+        "FIT-Connect is off in this demo: its metadata schema {} is missing (scripts/demo installs FIT-Connect's Python SDK, which carries it; or pass --fitconnect-metadata-schema).",
+        target.display()
+    );
+    config.file.fitconnect = None;
+    for procedure in &mut config.routing.procedures {
+        procedure.fitconnect = None;
+    }
+    Ok(config)
+}
+
 /// The procedure that asks a question before it decides, in the demo.
 const DEMO_ASKS_FIRST: &str = "leipzig-maengel";
 
@@ -72,6 +110,12 @@ pub struct DemoArgs {
     /// Do not start the demo Servicekonto (identity provider).
     #[arg(long)]
     no_idp: bool,
+    /// FIT-Connect's metadata schema 1.0.0, copied into the data directory where
+    /// `[fitconnect] metadata_schema` expects it (scripts/demo passes the copy that
+    /// FIT-Connect's Python SDK carries). Without it and without the file there, the
+    /// demo runs without FIT-Connect.
+    #[arg(long)]
+    fitconnect_metadata_schema: Option<PathBuf>,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -86,6 +130,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if written > 0 {
         println!("Demo PKI created in {}", config.pki_dir.display());
     }
+    let config = with_metadata_schema(config, args.fitconnect_metadata_schema.as_deref())?;
     // Every secret file the configuration names (tokens of clients, operators and
     // procedures, clerk passwords), as `kopplung tokens init` writes them: the reference
     // procedures read their tokens from here.

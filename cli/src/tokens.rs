@@ -42,6 +42,7 @@ pub fn run(command: TokensCommand) -> anyhow::Result<()> {
             SecretKind::Token => format!("token_sha256 = \"{}\"", token_sha256(&path)?),
             SecretKind::Password => "a clerk's password: hand it to the clerk".into(),
             SecretKind::Shared => "a shared secret: hand it to the procedure's vendor".into(),
+            SecretKind::Key => "a key of the hub: keep it, hand it to no one".into(),
         };
         println!("{status} {}  {what}  ({})", path.display(), secret.key);
     }

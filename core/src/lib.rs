@@ -9,6 +9,7 @@ pub mod changes;
 pub mod clock;
 pub mod conversation;
 pub mod events;
+pub mod fitconnect;
 pub mod follow_up;
 pub mod identity;
 pub mod ids;

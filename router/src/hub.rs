@@ -65,6 +65,8 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
     }
     let clients = Clients::load(&config.file.clients, &config.data_dir)?;
     let inbox = crate::inbox::Inbox::load(&config)?;
+    // The FIT-Connect edge's keys, schema and clients, as `run` loads them.
+    crate::fitconnect::check(&config)?;
     Ok(Loaded {
         config,
         catalog,
@@ -405,6 +407,9 @@ pub async fn run(
         .merge(crate::inbox::router(hub, inbox, logins));
     if let Some(workbench) = workbench {
         app = app.merge(workbench);
+    }
+    if let Some(fitconnect) = crate::fitconnect::FitState::load(&config, state.hub.clone())? {
+        app = app.merge(crate::fitconnect::router(fitconnect));
     }
     let (stop_monitoring, monitoring_stopped) = watch::channel(false);
     let monitoring = match monitoring_listener {

@@ -41,6 +41,26 @@ impl RoutingTable {
             .flat_map(|by_region| by_region.values().map(String::as_str))
     }
 
+    /// The services with a route to `procedure`.
+    pub fn services_of(&self, procedure: &str) -> Vec<&str> {
+        self.routes
+            .iter()
+            .filter(|(_, by_region)| by_region.values().any(|p| p == procedure))
+            .map(|(service, _)| service.as_str())
+            .collect()
+    }
+
+    /// The region prefixes of the routes of `service` to `procedure`.
+    pub fn regions_of(&self, service: &str, procedure: &str) -> Vec<&str> {
+        self.routes
+            .get(service)
+            .into_iter()
+            .flat_map(|by_region| by_region.iter())
+            .filter(|(_, p)| p.as_str() == procedure)
+            .map(|(region, _)| region.as_str())
+            .collect()
+    }
+
     /// Whether any route exists for the service.
     pub fn serves(&self, service: &str) -> bool {
         self.routes.contains_key(service)

@@ -30,6 +30,8 @@ pub struct Topology {
     pub authorities: Vec<Authority>,
     /// Which authority each procedure belongs to.
     pub procedure_authority: BTreeMap<String, String>,
+    /// The procedures offered as FIT-Connect destinations, by destination id.
+    pub fitconnect: BTreeMap<uuid::Uuid, crate::fitconnect::FitDestination>,
 }
 
 impl Topology {
@@ -56,7 +58,9 @@ impl Topology {
             })
             .collect();
         let procedures = Clients::load(&tokens, &config.data_dir)?;
+        let fitconnect = crate::fitconnect::load_destinations(&config)?;
         Ok(Self {
+            fitconnect,
             routing: RoutingTable::new(&config.routing.routes),
             destinations,
             procedures,

@@ -32,6 +32,20 @@ BUILD_PACKAGES=(build-essential pkg-config libssl-dev openssl libxml2-dev libcla
 # qpdf: a stock PDF tool that checks the reference procedure's decision opens.
 TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv chromium python3-aiosmtpd openjdk-17-jdk-headless libbcpkix-java qpdf)
 
+# FIT-Connect's community Python SDK (PyPI `fitconnect`, pinned) in
+# target/fitconnect-venv: a FIT-Connect sender to try the hub's FIT-Connect edge with
+# (docs/fit-connect.md). Prints the path of the copy of FIT-Connect's metadata schema it
+# carries, which the hub checks every submission's metadata against.
+fitconnect_sdk() {
+  local venv=target/fitconnect-venv
+  if ! "$venv/bin/python" -c 'import fitconnect' >/dev/null 2>&1; then
+    echo "Installing FIT-Connect's Python SDK into $venv" >&2
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check fitconnect==0.4.2 >&2
+  fi
+  "$venv/bin/python" -c "import fitconnect, os; print(os.path.join(os.path.dirname(fitconnect.__file__), 'schema', 'metadata.schema.v1.0.0.json'))"
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # wait_for NAME SECONDS CMD...: polls CMD until it succeeds, fails loudly otherwise.

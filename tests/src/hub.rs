@@ -39,6 +39,10 @@ pub struct HubSetup {
     pub max_upload_bytes: u64,
     /// More lines of `[limits]` (connection caps, deadlines).
     pub extra_limits: String,
+    /// The procedures that stay FIT-Connect destinations (the demo's routing table
+    /// offers every one; each costs an RSA-4096 key): with any, `[fitconnect]` is
+    /// configured with the clients of [`crate::fitconnect`].
+    pub fitconnect: Vec<&'static str>,
 }
 
 impl Default for HubSetup {
@@ -58,6 +62,7 @@ impl Default for HubSetup {
             request_timeout_secs: None,
             max_upload_bytes: 100 * 1024 * 1024,
             extra_limits: String::new(),
+            fitconnect: Vec::new(),
         }
     }
 }
@@ -121,6 +126,7 @@ impl TestHub {
         let routing = std::fs::read_to_string(&routing_file)
             .expect("routing table")
             .replace("queue = \"kopplung.", &format!("queue = \"{queue_prefix}."));
+        let routing = crate::fitconnect::keep_destinations(&routing, &setup.fitconnect);
         let routing = (setup.edit_routing)(routing);
         let routing = match &setup.rewrite_routing {
             Some(rewrite) => rewrite(routing),
@@ -315,7 +321,12 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
                 ""
             },
         );
-        let config = format!("{config}\n{}\n", setup.extra_config);
+        let fitconnect = if setup.fitconnect.is_empty() {
+            String::new()
+        } else {
+            crate::fitconnect::configure(&self.data_dir())
+        };
+        let config = format!("{config}\n{fitconnect}\n{}\n", setup.extra_config);
         std::fs::write(self.config_path(), config).expect("write config");
     }
 

@@ -8,6 +8,7 @@ pub mod amqp;
 pub mod browser;
 pub mod clerks;
 pub mod faults;
+pub mod fitconnect;
 pub mod hub;
 pub mod issuer;
 pub mod oidc;

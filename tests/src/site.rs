@@ -13,10 +13,35 @@ pub struct Site {
 impl Site {
     /// The demo configuration and mappings with an empty data directory: a site as an
     /// operator starts it.
+    ///
+    /// Without FIT-Connect (each destination's RSA-4096 key takes a second to make, and
+    /// its metadata schema comes with FIT-Connect's SDK): [`Site::with_fitconnect`]
+    /// keeps it.
     pub fn new() -> Self {
+        let site = Self::with_fitconnect(&[]);
+        let config = site.config();
+        let text = std::fs::read_to_string(&config).expect("the site's kopplung.toml");
+        std::fs::write(&config, crate::fitconnect::without_section(&text)).expect("kopplung.toml");
+        site
+    }
+
+    /// The demo configuration with the FIT-Connect destinations of `keep` only, and
+    /// FIT-Connect's metadata schema (the SDK's copy) in the data directory.
+    pub fn with_fitconnect(keep: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         copy_dir(&workspace().join("config"), &dir.path().join("config"));
         copy_dir(&workspace().join("mappings"), &dir.path().join("mappings"));
+        let routing = dir.path().join("config/routing.toml");
+        let text = std::fs::read_to_string(&routing).expect("the site's routing table");
+        let kept = crate::fitconnect::keep_destinations(&text, keep);
+        std::fs::write(&routing, kept).expect("routing table");
+        if !keep.is_empty() {
+            let target = dir.path().join("data/fitconnect");
+            crate::private_dir(&dir.path().join("data"));
+            crate::private_dir(&target);
+            let schema = std::fs::read(crate::fitconnect::metadata_schema()).expect("schema");
+            crate::write_private(&target.join("metadata.schema.json"), &schema);
+        }
         Self { dir }
     }
 

@@ -163,7 +163,7 @@ pub fn schemathesis_command() -> PathBuf {
 /// The Python of the virtualenv `target/tmp/<name>` holding `packages` (pinned from
 /// PyPI). Created once per set of packages, under a lock shared by the test binaries;
 /// fails loudly when it cannot be.
-fn python_venv(name: &str, packages: &[&str]) -> PathBuf {
+pub(crate) fn python_venv(name: &str, packages: &[&str]) -> PathBuf {
     let marker = packages.join("+");
     let target = workspace().join("target/tmp");
     std::fs::create_dir_all(&target).expect("target/tmp");

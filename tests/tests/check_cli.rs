@@ -22,7 +22,10 @@ impl Deref for DemoSite {
 
 impl DemoSite {
     fn new() -> Self {
-        let site = Site::new();
+        Self::of(Site::new())
+    }
+
+    fn of(site: Site) -> Self {
         site.keys_init();
         // Every token and password file the configuration names, as the set-up does.
         let tokens = site.run(&["tokens", "init"]);
@@ -210,6 +213,29 @@ fn the_demo_configuration_is_valid() {
         String::from_utf8_lossy(&check.stderr)
     );
     assert!(String::from_utf8_lossy(&check.stdout).contains("418 municipalities"));
+}
+
+/// With FIT-Connect (one destination of the demo's, each needs an RSA-4096 key): valid;
+/// without the destination's key or the metadata schema, named.
+#[test]
+fn the_demo_configuration_with_fitconnect_is_valid_and_its_parts_are_named() {
+    let site = DemoSite::of(Site::with_fitconnect(&["dresden-maengel"]));
+    let check = site.check();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    std::fs::remove_file(site.data().join("fitconnect/metadata.schema.json")).unwrap();
+    site.refused(
+        "metadata.schema.json",
+        &["[fitconnect] metadata_schema", "schema.fitko.de"],
+    );
+    std::fs::remove_file(site.data().join("pki/fitconnect/dresden-maengel.key")).unwrap();
+    site.refused(
+        "dresden-maengel.key",
+        &["[[procedure]] dresden-maengel: the FIT-Connect destination's key"],
+    );
 }
 
 #[test]

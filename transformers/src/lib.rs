@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authentifizierung;
+pub mod fitconnect;
 mod fixture_diff;
 pub mod fixtures;
 

@@ -62,6 +62,13 @@ impl PkiLayout {
             .join("procedures")
             .join(format!("{id}-signatur.key"))
     }
+    /// The encryption certificate of procedure `id`'s FIT-Connect destination.
+    pub fn destination_cert(&self, id: &str) -> PathBuf {
+        self.dir.join("fitconnect").join(format!("{id}.crt"))
+    }
+    pub fn destination_key(&self, id: &str) -> PathBuf {
+        self.dir.join("fitconnect").join(format!("{id}.key"))
+    }
 }
 
 /// What a certificate's key is for (its key usage).
@@ -159,6 +166,22 @@ pub fn issue_rsa_recipient(layout: &PkiLayout, id: &str, bits: u32) -> Result<Ve
     issue_from_ca(layout, files, &name, Role::RsaRecipient, || {
         let dir = layout.dir.join("procedures");
         private_dir(&dir).map_err(|source| Error::Io { path: dir, source })?;
+        let rsa = Rsa::generate(bits).map_err(crypto("generating an RSA key"))?;
+        PKey::from_rsa(rsa).map_err(crypto("wrapping a key"))
+    })
+}
+
+/// Creates the encryption key of procedure `id`'s FIT-Connect destination (RSA,
+/// 4096 bits as FIT-Connect demands, key usage `keyEncipherment`, issued by the demo
+/// CA) unless `fitconnect/<id>.crt` and `.key` exist. Returns the files it wrote.
+pub fn issue_destination_key(layout: &PkiLayout, id: &str) -> Result<Vec<PathBuf>, Error> {
+    let files = (layout.destination_cert(id), layout.destination_key(id));
+    // A common name has at most 64 characters.
+    let name: String = format!("FIT-Connect {id}").chars().take(64).collect();
+    issue_from_ca(layout, files, &name, Role::RsaRecipient, || {
+        let dir = layout.dir.join("fitconnect");
+        private_dir(&dir).map_err(|source| Error::Io { path: dir, source })?;
+        let bits = crate::fitconnect::MIN_DESTINATION_RSA_BITS;
         let rsa = Rsa::generate(bits).map_err(crypto("generating an RSA key"))?;
         PKey::from_rsa(rsa).map_err(crypto("wrapping a key"))
     })

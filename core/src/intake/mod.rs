@@ -76,6 +76,9 @@ pub struct Submission<'a> {
     pub asserts_up_to: Option<TrustLevel>,
     /// The JSON body.
     pub body: &'a [u8],
+    /// The id the application takes, if the client chose it before (a FIT-Connect
+    /// submission's id, announced before its content came); a fresh one otherwise.
+    pub id: Option<Uuid>,
 }
 
 /// An application the hub holds: its id and receipt number.
@@ -258,6 +261,7 @@ impl Intake {
         };
         let applicant = request.applicant.take();
         let checked = Checked {
+            id: submission.id,
             client: submission.client,
             service: key,
             offer,
@@ -403,7 +407,7 @@ impl Intake {
         // end instead of at random pages, so a commit of many applications writes few
         // pages.
         Ok(NewApplication {
-            id: Uuid::now_v7(),
+            id: checked.id.unwrap_or_else(Uuid::now_v7),
             receipt: receipt::generate(),
             client_id: checked.client.to_owned(),
             service_key: checked.service.to_string(),
@@ -426,6 +430,7 @@ impl Intake {
 
 /// What is known of a request once its service is one of ours.
 struct Checked<'a> {
+    id: Option<Uuid>,
     client: &'a str,
     service: ServiceKey,
     offer: Offer<'a>,

@@ -30,6 +30,10 @@ pub trait IntakeStore: Send + Sync {
     /// One upload, if it exists.
     async fn upload(&self, id: Uuid) -> Result<Option<UploadInfo>, StoreError>;
 
+    /// Chunk `seq` of an upload, if it exists (small uploads the hub reads whole: a
+    /// FIT-Connect submission's announcement and its encrypted attachments).
+    async fn upload_chunk(&self, id: Uuid, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Removes an upload no application names (a failed or abandoned one) with its
     /// chunks; false if an application names it.
     async fn discard_upload(&self, id: Uuid) -> Result<bool, StoreError>;

@@ -10,6 +10,7 @@ use check::{check_conditions, check_fields, collect_paths, compile_patterns, res
 use validate::{Scope, validate_group};
 
 mod check;
+mod json_schema;
 mod rules;
 mod slots;
 #[cfg(test)]

@@ -77,6 +77,7 @@ async fn accept(
             idempotency_key,
             asserts_up_to: state.clients.asserts_up_to(&client),
             body: &bytes,
+            id: None,
         })
         .await;
     *service = outcome.service.map(|key| key.to_string());

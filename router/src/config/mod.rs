@@ -9,6 +9,7 @@
 mod access;
 mod authorities;
 mod delivery;
+mod fitconnect;
 mod hub;
 mod identity;
 mod problems;
@@ -29,6 +30,7 @@ use crate::Error;
 pub use access::{AdminConfig, ClerkConfig, ClientConfig};
 pub use authorities::Authority;
 pub use delivery::{LeaseFloor, RetryPolicy};
+pub use fitconnect::{DestinationConfig, FitClientConfig, FitConnectConfig, FitRole};
 pub use hub::{AuditConfig, HubIdentity, SigningConfig};
 pub use identity::IdentityProviderConfig;
 /// The transports are listed once, in the adapters.
@@ -84,6 +86,9 @@ pub struct FileConfig {
     /// The audit trail's signed checkpoints.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The FIT-Connect edge (senders and subscribers); absent: not offered.
+    #[serde(default)]
+    pub fitconnect: Option<FitConnectConfig>,
 }
 
 fn default_pki_dir() -> PathBuf {
@@ -190,6 +195,9 @@ impl FileConfig {
             retention.check(&mut findings);
         }
         self.audit.check(&mut findings);
+        if let Some(fitconnect) = &self.fitconnect {
+            fitconnect.check(&mut findings);
+        }
         findings
     }
 }
@@ -213,6 +221,38 @@ impl RoutingFile {
             &mut findings,
         );
         routes::check_routes(&self.routes, &procedures, &mut findings);
+        self.check_destinations(main, &mut findings);
         findings
+    }
+
+    /// Each FIT-Connect destination once, only with `[fitconnect]`, and every client's
+    /// destination one of them.
+    fn check_destinations(&self, main: &FileConfig, findings: &mut Findings) {
+        let mut known = std::collections::BTreeSet::new();
+        for procedure in &self.procedures {
+            let Some(destination) = &procedure.fitconnect else {
+                continue;
+            };
+            if !known.insert(destination.destination) {
+                findings.entry(
+                    "procedure",
+                    procedure.id.as_str(),
+                    "fitconnect.destination",
+                    "another procedure has this destination",
+                );
+            }
+            if main.fitconnect.is_none() {
+                findings.entry(
+                    "procedure",
+                    procedure.id.as_str(),
+                    "fitconnect",
+                    "a FIT-Connect destination needs [fitconnect] in kopplung.toml",
+                );
+            }
+        }
+        if let Some(fitconnect) = &main.fitconnect {
+            // The clients are kopplung.toml's, but only the routing table knows the ids.
+            fitconnect.check_destinations(&known, findings);
+        }
     }
 }

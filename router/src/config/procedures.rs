@@ -73,6 +73,9 @@ pub struct ProcedureConfig {
     /// applications: payment records go there. Without it, to this procedure itself.
     #[serde(default)]
     pub accounting: Option<ProcedureId>,
+    /// The procedure is a FIT-Connect destination: senders submit to it through the hub.
+    #[serde(default)]
+    pub fitconnect: Option<super::DestinationConfig>,
 }
 
 /// The highest `max_in_flight`: a procedure's share of the outbox's delivery slots.

@@ -17,6 +17,8 @@ pub enum SecretKind {
     Password,
     /// A shared secret both sides sign with (HMAC of pull callbacks).
     Shared,
+    /// A key only the hub holds (it signs FIT-Connect's access tokens).
+    Key,
 }
 
 /// One secret file and the key that names it.
@@ -66,6 +68,16 @@ impl Config {
             if let Some(token) = &client.token.file {
                 let key = format!("[[client]] {}: token_file", client.id);
                 add(token, SecretKind::Token, key);
+            }
+        }
+        if let Some(fitconnect) = &file.fitconnect {
+            let key = "[fitconnect] token_key_file".to_string();
+            add(&fitconnect.token_key_file, SecretKind::Key, key);
+            for client in &fitconnect.clients {
+                if let Some(secret) = &client.secret.file {
+                    let key = format!("[[fitconnect.client]] {}: token_file", client.id);
+                    add(secret, SecretKind::Token, key);
+                }
             }
         }
         for clerk in &file.clerks {

@@ -102,6 +102,20 @@ where
             .await
     }
 
+    /// Chunk `seq` of upload `id`.
+    pub(crate) async fn upload_chunk(
+        &self,
+        id: Uuid,
+        seq: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar(statements::CHUNK)
+            .bind(id.to_string())
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .fetch_optional(self.pool)
+            .await
+            .sql()
+    }
+
     /// Uploads started before `before` that no application names (at most 1000).
     pub(crate) async fn stale_uploads(
         &self,

@@ -92,6 +92,14 @@ macro_rules! role_impl {
                 $crate::shared::reads::Reads::on(&self.pool).upload(id).await
             }
 
+            async fn upload_chunk(
+                &self,
+                id: uuid::Uuid,
+                seq: u64,
+            ) -> Result<Option<Vec<u8>>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool).upload_chunk(id, seq).await
+            }
+
             async fn discard_stale_uploads(
                 &self,
                 before: time::OffsetDateTime,

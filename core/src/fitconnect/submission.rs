@@ -1,0 +1,362 @@
+//! The sender's three steps: announce, upload attachments, submit.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::metadata::sha512_hex;
+use super::{
+    Announcement, Destinations, Metadata, MetadataSchema, Reach, SubmissionError, case_of,
+    service_of,
+};
+use crate::intake::{Intake, Submission};
+use crate::store::{FRAGMENT_BYTES, IntakeStore, NewUpload, fragment_count};
+use crate::{Ars, Clock};
+
+/// The media type of an announcement kept as an upload.
+const ANNOUNCEMENT: &str = "application/vnd.kopplung.fitconnect-submission+json";
+/// The media type of an encrypted attachment kept as an upload.
+const JWE: &str = "application/jose";
+
+/// The FIT-Connect sender's submission service, over one snapshot of the destinations.
+pub struct Submissions<'a> {
+    pub store: &'a dyn IntakeStore,
+    pub intake: &'a Intake,
+    pub clock: &'a dyn Clock,
+    pub destinations: &'a dyn Destinations,
+    pub schema: &'a MetadataSchema,
+    /// The largest attachment or data document (decrypted) the hub takes.
+    pub max_bytes: usize,
+}
+
+/// A submission announced: its ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    pub submission: Uuid,
+    pub case: Uuid,
+    pub destination: Uuid,
+    pub attachments: Vec<Uuid>,
+}
+
+/// A submission whose content the hub accepted as an application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub submission: Uuid,
+    pub case: Uuid,
+    pub destination: Uuid,
+    /// The application's receipt number.
+    pub receipt: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnnounceRequest {
+    destination_id: Uuid,
+    #[serde(default)]
+    announced_attachments: Vec<Uuid>,
+    service_type: ServiceType,
+}
+
+#[derive(Deserialize)]
+struct ServiceType {
+    identifier: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubmitRequest {
+    encrypted_metadata: String,
+    encrypted_data: String,
+}
+
+/// The data document a sender submits: the service's JSON Schema describes it.
+#[derive(Deserialize)]
+struct DataDocument {
+    region: String,
+    data: Value,
+}
+
+impl Submissions<'_> {
+    /// `POST /submissions`: checks destination, scope and service, and keeps the
+    /// announcement until the content comes.
+    pub async fn announce(
+        &self,
+        client: &str,
+        reach: &Reach,
+        body: &[u8],
+    ) -> Result<Announced, SubmissionError> {
+        let request: AnnounceRequest =
+            serde_json::from_slice(body).map_err(|e| SubmissionError::Malformed(e.to_string()))?;
+        let id = request.destination_id;
+        let destination = self
+            .destinations
+            .destination(id)
+            .ok_or(SubmissionError::DestinationNotFound(id))?;
+        if !reach.includes(id) {
+            return Err(SubmissionError::NotInScope(id));
+        }
+        let identifier = request.service_type.identifier;
+        let service = service_of(&identifier)
+            .filter(|service| destination.services.contains(service))
+            .ok_or(SubmissionError::ServiceNotAccepted(identifier))?;
+        let mut attachments = request.announced_attachments;
+        // FIT-Connect's Python SDK announces one id once per attachment: the same id
+        // twice is one attachment.
+        attachments.dedup();
+        let announcement = Announcement {
+            destination: id,
+            procedure: destination.procedure,
+            service: service.to_string(),
+            attachments: attachments.clone(),
+        };
+        let submission = Uuid::now_v7();
+        let text = serde_json::to_vec(&announcement)
+            .map_err(|e| SubmissionError::Malformed(e.to_string()))?;
+        self.keep(submission, client, ANNOUNCEMENT, &text).await?;
+        tracing::info!(%submission, destination = %id, %service, "FIT-Connect submission announced");
+        Ok(Announced {
+            submission,
+            case: case_of(submission),
+            destination: id,
+            attachments,
+        })
+    }
+
+    /// `PUT /submissions/{id}/attachments/{attachmentId}`: keeps the encrypted
+    /// attachment once it decrypts with the destination's key (again: replaced).
+    pub async fn attach(
+        &self,
+        client: &str,
+        reach: &Reach,
+        (submission, attachment): (Uuid, Uuid),
+        jwe: &[u8],
+    ) -> Result<(), SubmissionError> {
+        let announcement = self.announcement(client, reach, submission).await?;
+        if !announcement.attachments.contains(&attachment) {
+            return Err(SubmissionError::AttachmentNotAnnounced(attachment));
+        }
+        let text = std::str::from_utf8(jwe).unwrap_or_default();
+        self.destinations
+            .decrypt(announcement.destination, text, self.max_bytes)
+            .map_err(|reason| SubmissionError::Undecryptable {
+                what: format!("attachment {attachment}"),
+                reason,
+            })?;
+        let id = attachment_upload(submission, attachment);
+        self.store.discard_upload(id).await?;
+        self.keep(id, client, JWE, jwe).await
+    }
+
+    /// `PUT /submissions/{id}`: decrypts metadata and data, checks the metadata against
+    /// the schema and every hash, and hands the content to intake as one application
+    /// whose id is the submission's. A repeated submit answers as the first.
+    pub async fn submit(
+        &self,
+        client: &str,
+        reach: &Reach,
+        submission: Uuid,
+        body: &[u8],
+    ) -> Result<Submitted, SubmissionError> {
+        let announcement = self.announcement(client, reach, submission).await?;
+        let request: SubmitRequest =
+            serde_json::from_slice(body).map_err(|e| SubmissionError::Malformed(e.to_string()))?;
+        let destination = announcement.destination;
+        let open = |what: &str, jwe: &str| {
+            self.destinations
+                .decrypt(destination, jwe, self.max_bytes)
+                .map_err(|reason| SubmissionError::Undecryptable {
+                    what: what.to_owned(),
+                    reason,
+                })
+        };
+        let metadata = Metadata::read(
+            &open("the metadata", &request.encrypted_metadata)?,
+            self.schema,
+        )?;
+        let data = open("the data", &request.encrypted_data)?;
+        let described = metadata.data()?;
+        if sha512_hex(&data) != described.hash.content {
+            return Err(SubmissionError::DataHash);
+        }
+        let listed: Vec<Uuid> = metadata
+            .content_structure
+            .attachments
+            .iter()
+            .map(|a| a.attachment_id)
+            .collect();
+        if listed.len() != announcement.attachments.len()
+            || !listed
+                .iter()
+                .all(|id| announcement.attachments.contains(id))
+        {
+            return Err(SubmissionError::AttachmentsDiffer);
+        }
+        let mut attachments = Vec::new();
+        for (index, info) in metadata.content_structure.attachments.iter().enumerate() {
+            let id = info.attachment_id;
+            let jwe = self
+                .read(attachment_upload(submission, id))
+                .await?
+                .ok_or(SubmissionError::AttachmentMissing(id))?;
+            let content = open(
+                &format!("attachment {id}"),
+                std::str::from_utf8(&jwe).unwrap_or_default(),
+            )?;
+            if sha512_hex(&content) != info.hash.content {
+                return Err(SubmissionError::AttachmentHash(id));
+            }
+            let filename = info
+                .filename
+                .clone()
+                .unwrap_or_else(|| format!("anlage-{}{}", index + 1, extension(&info.mime_type)));
+            attachments.push(json!({
+                "filename": filename,
+                "media_type": info.mime_type,
+                "content_base64": STANDARD.encode(content),
+            }));
+        }
+        let document: DataDocument = serde_json::from_slice(&data)
+            .map_err(|e| SubmissionError::DataMalformed(e.to_string()))?;
+        let service = service_of(&announcement.service)
+            .ok_or_else(|| SubmissionError::ServiceNotAccepted(announcement.service.clone()))?;
+        if let Ok(region) = Ars::parse(&document.region)
+            && self.destinations.responsible(&service, &region).as_deref()
+                != Some(announcement.procedure.as_str())
+        {
+            return Err(SubmissionError::NotResponsible {
+                service: service.to_string(),
+                region: region.to_string(),
+            });
+        }
+        let application = json!({
+            "service": announcement.service,
+            "region": document.region,
+            "data": document.data,
+            "attachments": attachments,
+        });
+        let body = serde_json::to_vec(&application)
+            .map_err(|e| SubmissionError::Malformed(e.to_string()))?;
+        let key = submission.to_string();
+        let admitted = self
+            .intake
+            .accept(Submission {
+                client,
+                idempotency_key: Some(&key),
+                asserts_up_to: None,
+                body: &body,
+                id: Some(submission),
+            })
+            .await
+            .result?;
+        // The application holds everything now: the kept parts go (or expire later).
+        for id in std::iter::once(submission).chain(
+            announcement
+                .attachments
+                .iter()
+                .map(|a| attachment_upload(submission, *a)),
+        ) {
+            if let Err(e) = self.store.discard_upload(id).await {
+                tracing::warn!(upload_id = %id, error = %e, "discarding a FIT-Connect part failed; the cleanup removes it later");
+            }
+        }
+        tracing::info!(%submission, application_id = %admitted.id, "FIT-Connect submission accepted");
+        Ok(Submitted {
+            submission,
+            case: case_of(submission),
+            destination,
+            receipt: admitted.receipt,
+        })
+    }
+
+    /// The announcement of `submission`, if this client made it and may still reach
+    /// its destination.
+    async fn announcement(
+        &self,
+        client: &str,
+        reach: &Reach,
+        submission: Uuid,
+    ) -> Result<Announcement, SubmissionError> {
+        let not_found = SubmissionError::SubmissionNotFound(submission);
+        let Some(info) = self.store.upload(submission).await? else {
+            return Err(not_found);
+        };
+        if info.client_id != client || info.media_type != ANNOUNCEMENT {
+            return Err(not_found);
+        }
+        let text = self.read(submission).await?.ok_or(not_found)?;
+        let announcement: Announcement = serde_json::from_slice(&text)
+            .map_err(|_| SubmissionError::SubmissionNotFound(submission))?;
+        if !reach.includes(announcement.destination) {
+            return Err(SubmissionError::NotInScope(announcement.destination));
+        }
+        Ok(announcement)
+    }
+
+    /// Keeps `content` as a complete upload of `client`.
+    async fn keep(
+        &self,
+        id: Uuid,
+        client: &str,
+        media_type: &str,
+        content: &[u8],
+    ) -> Result<(), SubmissionError> {
+        self.store
+            .create_upload(&NewUpload {
+                id,
+                client_id: client.to_owned(),
+                filename: format!("fitconnect-{id}"),
+                media_type: media_type.to_owned(),
+                created_at: self.clock.now(),
+            })
+            .await?;
+        for (seq, chunk) in content.chunks(FRAGMENT_BYTES).enumerate() {
+            self.store
+                .append_upload_chunk(id, seq as u64, chunk)
+                .await?;
+        }
+        self.store
+            .complete_upload(id, content.len() as u64, &sha512_hex(content))
+            .await?;
+        Ok(())
+    }
+
+    /// A complete upload's content, if it exists.
+    async fn read(&self, id: Uuid) -> Result<Option<Vec<u8>>, SubmissionError> {
+        let Some(info) = self.store.upload(id).await? else {
+            return Ok(None);
+        };
+        let Some((size, _)) = info.complete else {
+            return Ok(None);
+        };
+        let mut content = Vec::new();
+        for seq in 0..fragment_count(size) {
+            match self.store.upload_chunk(id, seq).await? {
+                Some(chunk) => content.extend_from_slice(&chunk),
+                None if size == 0 => {}
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(content))
+    }
+}
+
+/// The upload that keeps attachment `attachment` of `submission` (senders choose
+/// attachment ids; two submissions may use the same).
+fn attachment_upload(submission: Uuid, attachment: Uuid) -> Uuid {
+    let mut name = submission.as_bytes().to_vec();
+    name.extend_from_slice(attachment.as_bytes());
+    Uuid::new_v5(&submission, &name)
+}
+
+/// A file name extension for a media type the forms accept.
+fn extension(media_type: &str) -> &'static str {
+    match media_type {
+        "application/pdf" => ".pdf",
+        "image/jpeg" => ".jpg",
+        "image/png" => ".png",
+        "application/xml" | "text/xml" => ".xml",
+        _ => "",
+    }
+}

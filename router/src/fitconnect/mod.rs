@@ -1,0 +1,223 @@
+//! FIT-Connect at the hub's edge (`docs/fit-connect.md`): the token endpoint, the
+//! Routing API's route lookup, the destinations with their keys, and the Submission
+//! API v1 for senders, under `/fitconnect`. Handlers parse, call the core's
+//! `fitconnect` services and map their errors to problem details.
+
+mod destinations;
+mod problem;
+mod sender;
+mod tokens;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::routing::{get, post, put};
+use kopplung_core::fitconnect::{Destination, Destinations, MetadataSchema, service_of};
+use kopplung_core::{Ars, ServiceKey};
+use kopplung_transformers::fitconnect::DestinationKey;
+use uuid::Uuid;
+
+use crate::Error;
+use crate::config::Config;
+use crate::context::Hub;
+use crate::topology::Topology;
+
+pub use problem::FitProblem;
+pub use tokens::{Grant, Tokens};
+
+/// A procedure offered as a FIT-Connect destination, with the key the hub holds for it.
+#[derive(Debug, Clone)]
+pub struct FitDestination {
+    pub procedure: String,
+    pub key: Arc<DestinationKey>,
+}
+
+/// The destinations of the routing table with their keys: the key and certificate of
+/// `[procedure.fitconnect]`, or `fitconnect/<procedure>.key` and `.crt` of the PKI
+/// folder; the PKI's `ca.crt`, if there, completes the chain.
+pub fn load_destinations(config: &Config) -> Result<BTreeMap<Uuid, FitDestination>, Error> {
+    let pki = &config.pki_dir;
+    let ca = pki.join("ca.crt");
+    let chain: Vec<&std::path::Path> = if ca.is_file() {
+        vec![ca.as_path()]
+    } else {
+        Vec::new()
+    };
+    let mut destinations = BTreeMap::new();
+    for procedure in &config.routing.procedures {
+        let Some(offer) = &procedure.fitconnect else {
+            continue;
+        };
+        let id = procedure.id.as_str();
+        let path = |given: &Option<PathBuf>, default: &str| {
+            pki.join(
+                given
+                    .clone()
+                    .unwrap_or_else(|| format!("fitconnect/{id}.{default}").into()),
+            )
+        };
+        let key = DestinationKey::load(
+            &path(&offer.certificate, "crt"),
+            &path(&offer.key, "key"),
+            &chain,
+        )
+        .map_err(|e| Error::Config {
+            file: config.source.clone(),
+            message: format!("[[procedure]] {id}: the FIT-Connect destination's key: {e}"),
+        })?;
+        destinations.insert(
+            offer.destination,
+            FitDestination {
+                procedure: id.to_owned(),
+                key: Arc::new(key),
+            },
+        );
+    }
+    Ok(destinations)
+}
+
+/// Checks what the FIT-Connect edge of `config` needs: the destinations' keys, the
+/// metadata schema and the clients' secrets (start and `kopplung check`).
+pub fn check(config: &Config) -> Result<(), Error> {
+    load_destinations(config)?;
+    let Some(fitconnect) = &config.file.fitconnect else {
+        return Ok(());
+    };
+    read_schema(config, fitconnect)?;
+    Tokens::load(fitconnect, &config.data_dir)?;
+    Ok(())
+}
+
+fn read_schema(
+    config: &Config,
+    fitconnect: &crate::config::FitConnectConfig,
+) -> Result<MetadataSchema, Error> {
+    let path = config.data_dir.join(&fitconnect.metadata_schema);
+    let invalid = |message: String| Error::Config {
+        file: path.clone(),
+        message: format!("[fitconnect] metadata_schema: {message}"),
+    };
+    let text = std::fs::read(&path).map_err(|e| {
+        invalid(format!(
+            "{e}; FIT-Connect publishes it as {}, FIT-Connect's SDKs carry a copy (scripts/demo installs one)",
+            kopplung_core::fitconnect::METADATA_SCHEMA_URI
+        ))
+    })?;
+    MetadataSchema::new(&text).map_err(invalid)
+}
+
+/// What the FIT-Connect handlers share.
+pub struct FitState {
+    pub hub: Arc<Hub>,
+    pub tokens: Tokens,
+    pub schema: MetadataSchema,
+    /// The largest attachment or data document a sender may submit.
+    pub max_bytes: usize,
+}
+
+impl FitState {
+    /// The FIT-Connect edge of `config`, if it has `[fitconnect]`.
+    pub fn load(config: &Config, hub: Arc<Hub>) -> Result<Option<Arc<Self>>, Error> {
+        let Some(fitconnect) = &config.file.fitconnect else {
+            return Ok(None);
+        };
+        let schema = read_schema(config, fitconnect)?;
+        let limits = &config.file.limits;
+        Ok(Some(Arc::new(Self {
+            hub,
+            tokens: Tokens::load(fitconnect, &config.data_dir)?,
+            schema,
+            max_bytes: usize::try_from(limits.max_upload_bytes).unwrap_or(usize::MAX),
+        })))
+    }
+
+    /// What the request's bearer token grants.
+    fn grant(&self, headers: &HeaderMap) -> Result<Grant, FitProblem> {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(FitProblem::unauthorized)?;
+        self.tokens
+            .verify(token.trim(), self.hub.clock.now())
+            .ok_or_else(FitProblem::unauthorized)
+    }
+}
+
+pub fn router(state: Arc<FitState>) -> Router {
+    Router::new()
+        .route("/fitconnect/token", post(tokens_endpoint))
+        .route("/fitconnect/v1/routes", get(destinations::routes))
+        .route(
+            "/fitconnect/v1/destinations/{id}",
+            get(destinations::destination),
+        )
+        .route(
+            "/fitconnect/v1/destinations/{id}/keys/{kid}",
+            get(destinations::key),
+        )
+        .route(
+            "/fitconnect/v1/schemas/{file}",
+            get(destinations::data_schema),
+        )
+        .route("/fitconnect/v1/submissions", post(sender::announce))
+        .route("/fitconnect/v1/submissions/{id}", put(sender::submit))
+        .route(
+            "/fitconnect/v1/submissions/{id}/attachments/{attachment}",
+            put(sender::attach),
+        )
+        // Each handler reads its body with its own limit and answers a problem.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn tokens_endpoint(
+    axum::extract::State(state): axum::extract::State<Arc<FitState>>,
+    form: Result<axum::Form<BTreeMap<String, String>>, axum::extract::rejection::FormRejection>,
+) -> axum::response::Response {
+    // A body that is no form is a request without the fields: OAuth's JSON error.
+    let form = form.map(|f| f.0).unwrap_or_default();
+    tokens::token_response(&state, &form)
+}
+
+/// One snapshot of the routing table, as the core's [`Destinations`].
+pub(crate) struct Snapshot {
+    pub topology: Arc<Topology>,
+}
+
+impl Destinations for Snapshot {
+    fn destination(&self, id: Uuid) -> Option<Destination> {
+        let found = self.topology.fitconnect.get(&id)?;
+        Some(Destination {
+            id,
+            procedure: found.procedure.clone(),
+            services: self
+                .topology
+                .routing
+                .services_of(&found.procedure)
+                .into_iter()
+                .filter_map(service_of)
+                .collect(),
+        })
+    }
+
+    fn decrypt(&self, id: Uuid, jwe: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
+        let found = self
+            .topology
+            .fitconnect
+            .get(&id)
+            .ok_or_else(|| "no such destination".to_owned())?;
+        found.key.decrypt(jwe, max_bytes).map_err(|e| e.to_string())
+    }
+
+    fn responsible(&self, service: &ServiceKey, region: &Ars) -> Option<String> {
+        self.topology
+            .routing
+            .resolve(service.as_ref(), region.as_ref())
+            .map(str::to_owned)
+    }
+}

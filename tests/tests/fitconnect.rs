@@ -1,0 +1,146 @@
+//! FIT-Connect at the hub's edge, with FIT-Connect code we did not write: the community
+//! Python SDK (`fitconnect` 0.4.2 from PyPI, unmodified; its two addresses point at the
+//! hub) submits as a sender, and the hub routes, maps, seals and delivers the
+//! application over the procedure's own transport.
+
+use std::time::Duration;
+
+use kopplung_tests::fitconnect::{
+    FOREIGN_ID, FOREIGN_SECRET, SENDER_ID, SENDER_SECRET, destination_of, python_with_fitconnect,
+};
+use kopplung_tests::{ADMIN_TOKEN, HubSetup, TestHub, amqp, run_ok, workspace};
+use serde_json::Value;
+
+const MAENGELANZEIGE: &str = "99999001000000";
+/// Dresden (ARS), whose Mängelanzeige the procedure `dresden-maengel` receives (AMQP).
+const DRESDEN: &str = "146120000000";
+
+async fn admin_view(hub: &TestHub, id: &str) -> Value {
+    reqwest::Client::new()
+        .get(hub.url(&format!("/api/v1/admin/applications/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("admin view")
+        .json()
+        .await
+        .expect("admin json")
+}
+
+fn applications(hub: &TestHub) -> i64 {
+    hub.store_counts()
+        .into_iter()
+        .find(|(table, _)| table == "applications")
+        .map(|(_, n)| n)
+        .expect("applications counted")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_sdk_submits_to_a_kopplung_destination_and_the_procedure_receives_it() {
+    let hub = TestHub::start(HubSetup {
+        fitconnect: vec!["dresden-maengel"],
+        ..Default::default()
+    })
+    .await;
+    let routing = std::fs::read_to_string(hub.routing_path()).expect("routing");
+    let destination = destination_of(&routing, "dresden-maengel");
+    let work = tempfile::tempdir().expect("temp dir");
+    let pdf = work.path().join("foto-dokumentation.pdf");
+    std::fs::write(
+        &pdf,
+        b"%PDF-1.7\n% Fotodokumentation des Schlaglochs\n%%EOF\n",
+    )
+    .expect("pdf");
+
+    let mut command = std::process::Command::new(python_with_fitconnect());
+    command
+        .arg(workspace().join("tests/fitconnect/sender.py"))
+        .env("KOPPLUNG_URL", hub.url(""))
+        .env("DESTINATION", &destination)
+        .env("LEIKA", MAENGELANZEIGE)
+        .env("REGION", DRESDEN)
+        .env("SENDER_ID", SENDER_ID)
+        .env("SENDER_SECRET", SENDER_SECRET)
+        .env("FOREIGN_ID", FOREIGN_ID)
+        .env("FOREIGN_SECRET", FOREIGN_SECRET)
+        .env("PDF", &pdf);
+    let output = run_ok(&mut command, "the FIT-Connect sender (Python SDK)");
+    let results: Value = serde_json::from_slice(&output.stdout).expect("the sender's results");
+
+    // The all-in-one submission: accepted, stored as an application with the
+    // submission's id, delivered over the procedure's AMQP queue.
+    let sent = &results["sent"];
+    assert_eq!(sent["status"], "submitted", "{results:#}");
+    assert_eq!(sent["destinationId"], destination.as_str());
+    let id = sent["submissionId"]
+        .as_str()
+        .expect("submission id")
+        .to_owned();
+    assert!(sent["caseId"].is_string());
+
+    // Every refusal is a problem document with its type; none stored anything.
+    let problem = |case: &str| {
+        results[case]["type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        problem("wrong_data_hash"),
+        "urn:kopplung:problem:hash-mismatch"
+    );
+    assert_eq!(
+        problem("wrong_attachment_hash"),
+        "urn:kopplung:problem:hash-mismatch"
+    );
+    assert_eq!(
+        problem("schema_violation"),
+        "urn:kopplung:problem:metadata-invalid"
+    );
+    assert!(
+        results["schema_violation"]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/contentStructure/data/hash/type"),
+        "{results:#}"
+    );
+    assert_eq!(
+        problem("missing_attachment"),
+        "urn:kopplung:problem:missing-attachment"
+    );
+    let unknown = results["unknown_destination"].as_str().unwrap_or_default();
+    assert!(unknown.contains("destination does not exist"), "{unknown}");
+    let foreign = results["foreign_token"].as_str().unwrap_or_default();
+    assert!(
+        foreign.contains("urn:kopplung:problem:forbidden"),
+        "{foreign}"
+    );
+    assert_eq!(applications(&hub), 1, "only the good submission is stored");
+
+    let broker = amqp().await;
+    let mut view = Value::Null;
+    for _ in 0..300 {
+        view = admin_view(&hub, &id).await;
+        if view["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(view["status"], "delivered", "{view:#}");
+    assert_eq!(view["delivery"]["procedure"], "dresden-maengel", "{view:#}");
+    let message = kopplung_tests::drain_one(&broker, &hub.queue("dresden-maengel")).await;
+    let xml =
+        kopplung_tests::open_with_openssl_cli(&message.body, &hub.pki_dir(), "dresden-maengel");
+    assert!(xml.contains("Prager Straße"), "{xml}");
+    assert!(
+        xml.contains(&id),
+        "the message names the application (the submission)"
+    );
+    assert!(
+        xml.contains("foto-dokumentation") || xml.contains("anlage-1.pdf"),
+        "{xml}"
+    );
+
+    // The citizen's text is in no log line of the hub.
+    assert!(!hub.log().contains("Schlagloch vor der Hausnummer"));
+}
