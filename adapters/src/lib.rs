@@ -11,6 +11,7 @@ pub mod amqp;
 mod broker;
 pub mod file;
 mod files;
+pub mod fitconnect;
 pub mod http;
 pub mod manual;
 pub mod pull;

@@ -14,7 +14,7 @@ pub use crate::transport::{
 };
 use std::path::Path;
 
-use crate::{ConfigProblem, Error, Sink, amqp, file, http, manual, pull};
+use crate::{ConfigProblem, Error, Sink, amqp, file, fitconnect, http, manual, pull};
 
 macro_rules! transports {
     ($($(#[$doc:meta])* $name:literal => $variant:ident($config:ty),)+) => {
@@ -88,6 +88,8 @@ transports! {
     "http" => Http(http::HttpSinkConfig),
     /// Level 1: the procedure collects its messages from the pull API.
     "pull" => Pull(pull::PullConfig),
+    /// Level 1: the procedure collects as a FIT-Connect subscriber (the hub's Submission API).
+    "fitconnect" => FitConnect(fitconnect::FitConnectSinkConfig),
     /// Level 1: the procedure imports files from a folder and leaves its answers in another.
     "file" => File(file::FileConfig),
     /// Level 0: a clerk reads the application in the hub's clerk inbox.

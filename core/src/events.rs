@@ -231,7 +231,32 @@ impl Events {
             _ => {}
         })?;
         check_issued_at(&event.issued_at, self.clock.now(), &self.limits)?;
+        let event = self.addressed(procedure, event).await?;
         self.record(procedure, event, signed).await
+    }
+
+    /// An event that names only its application (FIT-Connect's events name the
+    /// submission, not the message) is about the application's own message, if that
+    /// went to `procedure`.
+    async fn addressed(
+        &self,
+        procedure: &str,
+        mut event: VerifiedEvent,
+    ) -> Result<VerifiedEvent, EventError> {
+        if !event.message_id.is_empty() {
+            return Ok(event);
+        }
+        let id =
+            uuid::Uuid::parse_str(&event.application_id).map_err(|_| EventError::NoSuchMessage)?;
+        let application = self
+            .applications
+            .application(id)
+            .await
+            .map_err(EventError::Unavailable)?
+            .filter(|a| a.delivery.procedure == procedure && a.follow_up.is_none())
+            .ok_or(EventError::NoSuchMessage)?;
+        event.message_id = application.delivery.message_id.to_string();
+        Ok(event)
     }
 
     /// Verifies the signature of an event of `procedure` with the keys in force, and
@@ -286,6 +311,7 @@ impl Events {
     pub async fn check(&self, procedure: &str, signed: Vec<u8>) -> Result<Taken, EventError> {
         let event = self.verify(procedure, &signed)?;
         check_issued_at(&event.issued_at, self.clock.now(), &self.limits)?;
+        let event = self.addressed(procedure, event).await?;
         let mut record = record_of(procedure, event, signed)?;
         if let Some(taken) = self.demanded_document(procedure, &record).await? {
             return Ok(taken);

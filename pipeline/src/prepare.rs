@@ -76,9 +76,10 @@ impl Preparer {
     pub fn prepared_detail(&self, procedure: &str, message_id: uuid::Uuid) -> String {
         match self.keyring.envelope(procedure) {
             Some(_) => format!("message {message_id} rendered, checked and sealed for {procedure}"),
-            // Manual procedures: read in the hub's clerk inbox, never sent.
+            // Read in the hub's clerk inbox, or encrypted for a FIT-Connect subscriber
+            // when it collects: never sealed ahead.
             None => format!(
-                "message {message_id} rendered and checked for {procedure} (kept for the clerk inbox)"
+                "message {message_id} rendered and checked for {procedure} (kept at the hub unsealed, for the clerk inbox or a FIT-Connect subscriber)"
             ),
         }
     }

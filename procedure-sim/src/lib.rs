@@ -120,7 +120,7 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
             DeliveryConfig::File(_) => {
                 tasks.spawn(file::import(procedure, shared, shutdown));
             }
-            DeliveryConfig::Manual(_) => {}
+            DeliveryConfig::Manual(_) | DeliveryConfig::FitConnect(_) => {}
         }
     }
     while tasks.join_next().await.is_some() {}

@@ -356,6 +356,9 @@ pub(crate) fn load(config: &SimConfig) -> Result<(Vec<Procedure>, Shared), Error
             DeliveryConfig::File(_) => None,
             // No interface: a clerk reads it in the hub's clerk inbox.
             DeliveryConfig::Manual(_) => continue,
+            // A FIT-Connect subscriber collects with FIT-Connect's own tools
+            // (docs/fit-connect.md), not with the reference procedure.
+            DeliveryConfig::FitConnect(_) => continue,
         };
         let folders = match &entry.delivery {
             DeliveryConfig::File(file) => Some(Folders {

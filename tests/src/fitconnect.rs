@@ -76,9 +76,90 @@ pub fn destination_of(routing: &str, procedure: &str) -> String {
     panic!("{procedure} is no FIT-Connect destination of the routing table");
 }
 
+/// The client id of the subscriber of `procedure`'s destination.
+pub fn subscriber_id(procedure: &str) -> String {
+    format!("{procedure}-abonnent")
+}
+
+/// Its secret.
+pub fn subscriber_secret(procedure: &str) -> String {
+    format!("{procedure}-abonnent-secret-0123456789")
+}
+
+/// The routing table with `procedure` collecting as a FIT-Connect subscriber: its
+/// `[procedure.delivery]` replaced by `transport = "fitconnect"` with the certificate
+/// [`issue_subscriber_keys`] makes.
+pub fn subscribe(routing: &str, procedure: &str) -> String {
+    let mut out = Vec::new();
+    let (mut current, mut skipping) = (None::<String>, false);
+    for line in routing.lines() {
+        if let Some(id) = line
+            .strip_prefix("id = \"")
+            .and_then(|rest| rest.strip_suffix('"'))
+            && out.last() == Some(&"[[procedure]]".to_owned())
+        {
+            current = Some(id.to_owned());
+        }
+        // The hub seals nothing for a subscriber: no envelope, no certificate of its own.
+        if current.as_deref() == Some(procedure)
+            && (line.starts_with("envelope = ") || line.starts_with("certificate = "))
+            && !skipping
+        {
+            continue;
+        }
+        if skipping {
+            if line.trim().is_empty() || line.starts_with('[') {
+                skipping = false;
+            } else {
+                continue;
+            }
+        }
+        out.push(line.to_owned());
+        if line == "[procedure.delivery]" && current.as_deref() == Some(procedure) {
+            out.push("transport = \"fitconnect\"".into());
+            out.push(format!(
+                "certificate = \"procedures/{procedure}-abonnent.crt\""
+            ));
+            skipping = true;
+        }
+    }
+    out.join("\n") + "\n"
+}
+
+/// The subscriber's keys as its vendor holds them: an RSA-4096 encryption key
+/// (`procedures/<id>-abonnent.key`) and, replacing the demo PKI's EC one, an RSA-4096
+/// signing key for its events (`procedures/<id>-signatur.key`: PS512, as FIT-Connect
+/// signs), both certified by the hub's demo CA.
+pub fn issue_subscriber_keys(pki: &Path, procedure: &str) {
+    use kopplung_transformers::pki::{PkiLayout, Role, Validity, issue_from_demo_ca};
+    let layout = PkiLayout::new(pki);
+    kopplung_transformers::pki::issue_rsa_recipient(
+        &layout,
+        &format!("{procedure}-abonnent"),
+        4096,
+    )
+    .expect("the subscriber's encryption key");
+    let rsa = openssl::rsa::Rsa::generate(4096).expect("RSA key");
+    let key = openssl::pkey::PKey::from_rsa(rsa).expect("key");
+    let cert = issue_from_demo_ca(
+        &layout,
+        &format!("{procedure} (Signatur)"),
+        &key,
+        Role::Signer,
+        Validity::days(30),
+    )
+    .expect("signing certificate");
+    let stem = pki.join(format!("procedures/{procedure}-signatur"));
+    std::fs::write(stem.with_extension("crt"), cert.to_pem().expect("pem")).expect("crt");
+    let key_path = stem.with_extension("key");
+    let _ = std::fs::remove_file(&key_path);
+    write_private(&key_path, &key.private_key_to_pem_pkcs8().expect("pem"));
+}
+
 /// Writes the token key and the clients' secrets into `data_dir`; returns the
-/// `[fitconnect]` section of `kopplung.toml`.
-pub fn configure(data_dir: &Path) -> String {
+/// `[fitconnect]` section of `kopplung.toml` (with a subscriber client for each of
+/// `subscribers`, whose destinations `routing` names).
+pub fn configure(data_dir: &Path, routing: &str, subscribers: &[&str]) -> String {
     private_dir(&data_dir.join("fitconnect"));
     write_private(
         &data_dir.join("fitconnect/token-key"),
@@ -110,7 +191,18 @@ token_file = "fitconnect/foreign"
 destinations = []
 "#,
         schema = metadata_schema().display()
-    )
+    ) + &subscribers
+        .iter()
+        .map(|procedure| {
+            let id = subscriber_id(procedure);
+            let file = format!("fitconnect/{id}");
+            write_private(&data_dir.join(&file), subscriber_secret(procedure).as_bytes());
+            format!(
+                "\n[[fitconnect.client]]\nid = \"{id}\"\nrole = \"subscriber\"\ntoken_file = \"{file}\"\ndestinations = [\"{}\"]\n",
+                destination_of(routing, procedure)
+            )
+        })
+        .collect::<String>()
 }
 
 /// The Python of a virtualenv with FIT-Connect's community SDK (PyPI `fitconnect`,

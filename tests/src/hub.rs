@@ -43,6 +43,9 @@ pub struct HubSetup {
     /// offers every one; each costs an RSA-4096 key): with any, `[fitconnect]` is
     /// configured with the clients of [`crate::fitconnect`].
     pub fitconnect: Vec<&'static str>,
+    /// Of those, the procedures that collect as FIT-Connect subscribers
+    /// (`transport = "fitconnect"`, see [`crate::fitconnect::subscribe`]).
+    pub fitconnect_subscribers: Vec<&'static str>,
 }
 
 impl Default for HubSetup {
@@ -63,6 +66,7 @@ impl Default for HubSetup {
             max_upload_bytes: 100 * 1024 * 1024,
             extra_limits: String::new(),
             fitconnect: Vec::new(),
+            fitconnect_subscribers: Vec::new(),
         }
     }
 }
@@ -126,7 +130,10 @@ impl TestHub {
         let routing = std::fs::read_to_string(&routing_file)
             .expect("routing table")
             .replace("queue = \"kopplung.", &format!("queue = \"{queue_prefix}."));
-        let routing = crate::fitconnect::keep_destinations(&routing, &setup.fitconnect);
+        let mut routing = crate::fitconnect::keep_destinations(&routing, &setup.fitconnect);
+        for procedure in &setup.fitconnect_subscribers {
+            routing = crate::fitconnect::subscribe(&routing, procedure);
+        }
         let routing = (setup.edit_routing)(routing);
         let routing = match &setup.rewrite_routing {
             Some(rewrite) => rewrite(routing),
@@ -156,6 +163,9 @@ impl TestHub {
         };
         hub.write_config(&setup);
         hub.issue_keys();
+        for procedure in &setup.fitconnect_subscribers {
+            crate::fitconnect::issue_subscriber_keys(&hub.pki_dir(), procedure);
+        }
         (setup.before_start)(&hub.pki_dir());
         let mut hub = hub;
         hub.spawn().await;
@@ -324,7 +334,8 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
         let fitconnect = if setup.fitconnect.is_empty() {
             String::new()
         } else {
-            crate::fitconnect::configure(&self.data_dir())
+            let routing = std::fs::read_to_string(self.routing_path()).expect("routing");
+            crate::fitconnect::configure(&self.data_dir(), &routing, &setup.fitconnect_subscribers)
         };
         let config = format!("{config}\n{fitconnect}\n{}\n", setup.extra_config);
         std::fs::write(self.config_path(), config).expect("write config");

@@ -155,6 +155,38 @@ impl DestinationKey {
     }
 }
 
+/// A subscriber's encryption certificate as the public JWK the hub encrypts for (RSA of
+/// at least [`MIN_DESTINATION_RSA_BITS`] bits; `kid` its RFC 7638 thumbprint).
+pub fn subscriber_jwk(cert: &Path) -> Result<Value, Error> {
+    let certificate = load_certificate(cert)?;
+    let subject = subject_of(&certificate);
+    let key = certificate
+        .public_key()
+        .map_err(crypto("reading the subscriber's key"))?;
+    if key.id() != Id::RSA || key.bits() < MIN_DESTINATION_RSA_BITS {
+        return Err(Error::Certificate(format!(
+            "{subject}: a FIT-Connect subscriber needs an RSA key of at least {MIN_DESTINATION_RSA_BITS} bits"
+        )));
+    }
+    crate::seal::allows_usage(
+        &certificate,
+        &subject,
+        openssl::x509::X509KeyUsage::KEY_ENCIPHERMENT,
+        "keyEncipherment",
+    )?;
+    let rsa = key.rsa().map_err(crypto("reading the RSA key"))?;
+    let modulus = URL_SAFE_NO_PAD.encode(rsa.n().to_vec());
+    let exponent = URL_SAFE_NO_PAD.encode(rsa.e().to_vec());
+    Ok(json!({
+        "kty": "RSA",
+        "kid": rfc7638_thumbprint(&modulus, &exponent),
+        "alg": KEY_ENCRYPTION,
+        "key_ops": ["wrapKey"],
+        "n": modulus,
+        "e": exponent,
+    }))
+}
+
 /// Encrypts `content` for a FIT-Connect encryption key given as JWK (the subscriber's
 /// key of a destination): `RSA-OAEP-256` / `A256GCM`, `kid` from the JWK, `cty` as
 /// given.

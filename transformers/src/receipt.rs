@@ -28,6 +28,10 @@ use crate::seal::TrustAnchors;
 pub const ACCEPT_EVENT: &str = "urn:kopplung:events:accept";
 pub const REJECT_EVENT: &str = "urn:kopplung:events:reject";
 const EVENT_PREFIX: &str = "urn:kopplung:events:";
+/// FIT-Connect's events of a subscriber: the submission is accepted, or rejected with
+/// problems.
+pub const FIT_ACCEPT_EVENT: &str = "https://schema.fitko.de/fit-connect/events/accept-submission";
+pub const FIT_REJECT_EVENT: &str = "https://schema.fitko.de/fit-connect/events/reject-submission";
 
 /// A document that comes with an event (the decision as PDF).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,14 +332,24 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
             .map(str::to_owned)
             .ok_or_else(|| malformed(format!("claim {name} is missing")))
     };
-    let message_id = text("sub")?
-        .strip_prefix("message:")
-        .map(str::to_owned)
-        .ok_or_else(|| malformed("sub is not message:<id>"))?;
-    let application_id = text("txn")?
-        .strip_prefix("application:")
-        .map(str::to_owned)
-        .ok_or_else(|| malformed("txn is not application:<id>"))?;
+    // The hub's own form names the message and the application; FIT-Connect's the
+    // submission (the application) and its case, which the edge that took the event
+    // checked against the case it was posted to. Its message is the application's own.
+    let (sub, txn) = (text("sub")?, text("txn")?);
+    let (message_id, application_id) = match (
+        sub.strip_prefix("message:"),
+        txn.strip_prefix("application:"),
+        sub.strip_prefix("submission:"),
+        txn.strip_prefix("case:"),
+    ) {
+        (Some(message), Some(application), _, _) => (message.to_owned(), application.to_owned()),
+        (_, _, Some(submission), Some(_)) => (String::new(), submission.to_owned()),
+        _ => {
+            return Err(malformed(
+                "sub and txn must be message:<id> and application:<id>, or FIT-Connect's submission:<id> and case:<id>",
+            ));
+        }
+    };
     let events: &Map<String, Value> = payload
         .claim("events")
         .and_then(Value::as_object)
@@ -347,6 +361,11 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
     let event = uri
         .strip_prefix(EVENT_PREFIX)
         .and_then(ReceiptEvent::from_uri_name)
+        .or(match uri.as_str() {
+            FIT_ACCEPT_EVENT => Some(ReceiptEvent::Accept),
+            FIT_REJECT_EVENT => Some(ReceiptEvent::Reject),
+            _ => None,
+        })
         .ok_or_else(|| malformed(format!("unknown event {uri}")))?;
     let problems = serde_json::from_value(body.get("problems").cloned().unwrap_or(json!([])))
         .map_err(|e| malformed(format!("problems: {e}")))?;

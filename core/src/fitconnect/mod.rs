@@ -8,6 +8,7 @@
 //! Nothing here knows HTTP: the edge maps [`SubmissionError`] to FIT-Connect's problem
 //! types (`router/src/fitconnect/`).
 
+mod collect;
 mod metadata;
 mod submission;
 
@@ -16,12 +17,16 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use collect::{Collected, Collections, Listed, attachment_id};
 pub use metadata::{METADATA_SCHEMA_URI, Metadata, MetadataSchema};
 pub use submission::{Announced, Submissions, Submitted};
 
 use crate::intake::IntakeError;
 use crate::store::StoreError;
 use crate::{Ars, ServiceKey};
+
+#[cfg(test)]
+mod tests;
 
 /// How FIT-Connect names a LeiKa service: `urn:de:fim:leika:leistung:<key>`.
 pub const LEIKA_URN_PREFIX: &str = "urn:de:fim:leika:leistung:";
@@ -37,17 +42,28 @@ pub fn service_of(identifier: &str) -> Option<ServiceKey> {
 
 /// The URN of a service, as FIT-Connect writes it.
 pub fn urn_of(service: &ServiceKey) -> String {
-    format!("{LEIKA_URN_PREFIX}{service}")
+    urn_of_key(service.as_ref())
+}
+
+/// The URN of a service key as stored.
+pub fn urn_of_key(key: &str) -> String {
+    format!("{LEIKA_URN_PREFIX}{key}")
 }
 
 /// The case of a submission: FIT-Connect's `caseId`, derived from the submission's id
-/// (the application's), so that neither needs a table of its own.
+/// (the application's) so that neither needs a table: the id with a fixed mask, which
+/// leaves its version and variant bits as they are, and undoes itself.
 pub fn case_of(submission: Uuid) -> Uuid {
-    Uuid::new_v5(&CASE_NAMESPACE, submission.as_bytes())
+    Uuid::from_u128(submission.as_u128() ^ CASE_MASK)
 }
 
-/// The namespace of [`case_of`] (a random UUID, fixed once).
-const CASE_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_2b1e_8a57_4c1e_9d0b_3f6e_55c2_a7e4);
+/// The submission of a case (see [`case_of`]).
+pub fn submission_of(case: Uuid) -> Uuid {
+    Uuid::from_u128(case.as_u128() ^ CASE_MASK)
+}
+
+/// Random bits, zero where a UUID keeps its version (bits 76–79) and variant (62–63).
+const CASE_MASK: u128 = 0x6f1d_2b1e_8a57_0c1e_3d0b_3f6e_55c2_a7e4;
 
 /// A FIT-Connect destination as the routing table in force has it.
 #[derive(Debug, Clone)]
@@ -67,6 +83,15 @@ pub trait Destinations: Send + Sync {
     fn decrypt(&self, id: Uuid, jwe: &str, max_bytes: usize) -> Result<Vec<u8>, String>;
     /// The procedure responsible for `service` in `region`.
     fn responsible(&self, service: &ServiceKey, region: &Ars) -> Option<String>;
+    /// The destinations whose procedure collects as a FIT-Connect subscriber.
+    fn subscribed(&self) -> Vec<Destination>;
+    /// Encrypts `content` for the subscriber of destination `id` (a compact JWE).
+    fn encrypt_for_subscriber(
+        &self,
+        id: Uuid,
+        content: &[u8],
+        content_type: &str,
+    ) -> Result<String, String>;
 }
 
 /// Which destinations a client's token reaches (its scopes).

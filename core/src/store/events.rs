@@ -26,4 +26,9 @@ pub trait EventStore: Send + Sync {
         application_id: Uuid,
         document_id: Uuid,
     ) -> Result<Option<(DocumentInfo, Vec<u8>)>, StoreError>;
+
+    /// The events the procedures sent about an application, each exactly as signed,
+    /// in the order they arrived (a FIT-Connect case's event log); none whose content
+    /// retention deleted.
+    async fn signed_events(&self, application_id: Uuid) -> Result<Vec<Vec<u8>>, StoreError>;
 }

@@ -231,6 +231,14 @@ impl RoutingFile {
         let mut known = std::collections::BTreeSet::new();
         for procedure in &self.procedures {
             let Some(destination) = &procedure.fitconnect else {
+                if matches!(procedure.delivery, DeliveryConfig::FitConnect(_)) {
+                    findings.entry(
+                        "procedure",
+                        procedure.id.as_str(),
+                        "fitconnect",
+                        "a procedure that collects as a FIT-Connect subscriber needs [procedure.fitconnect] with its destination",
+                    );
+                }
                 continue;
             };
             if !known.insert(destination.destination) {

@@ -129,10 +129,16 @@ impl ProcedureConfig {
             || self.certificate_next.is_some();
         if !self.delivery.sealed() {
             if sealed_for {
+                let why = match self.delivery.transport() {
+                    "fitconnect" => {
+                        "what it collects is encrypted with FIT-Connect's own scheme for the certificate of its [procedure.delivery]"
+                    }
+                    _ => "it is read in the clerk inbox",
+                };
                 found(
                     "envelope",
                     format!(
-                        "a {} procedure is read in the clerk inbox; it takes no envelope and no certificate",
+                        "the hub seals nothing for a {} procedure ({why}); it takes no envelope and no certificate",
                         self.delivery.transport()
                     ),
                 );

@@ -6,6 +6,7 @@
 mod destinations;
 mod problem;
 mod sender;
+mod subscriber;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,10 @@ pub use tokens::{Grant, Tokens};
 pub struct FitDestination {
     pub procedure: String,
     pub key: Arc<DestinationKey>,
+    /// For a procedure that collects as a FIT-Connect subscriber (`transport =
+    /// "fitconnect"`): its public encryption key, for which what it collects is
+    /// encrypted.
+    pub subscriber: Option<Arc<serde_json::Value>>,
 }
 
 /// The destinations of the routing table with their keys: the key and certificate of
@@ -69,11 +74,28 @@ pub fn load_destinations(config: &Config) -> Result<BTreeMap<Uuid, FitDestinatio
             file: config.source.clone(),
             message: format!("[[procedure]] {id}: the FIT-Connect destination's key: {e}"),
         })?;
+        let subscriber = match &procedure.delivery {
+            kopplung_adapters::registry::DeliveryConfig::FitConnect(settings) => {
+                let path = pki.join(&settings.certificate);
+                let jwk =
+                    kopplung_transformers::fitconnect::subscriber_jwk(&path).map_err(|e| {
+                        Error::Config {
+                            file: config.source.clone(),
+                            message: format!(
+                                "[[procedure]] {id}: [procedure.delivery] certificate: {e}"
+                            ),
+                        }
+                    })?;
+                Some(Arc::new(jwk))
+            }
+            _ => None,
+        };
         destinations.insert(
             offer.destination,
             FitDestination {
                 procedure: id.to_owned(),
                 key: Arc::new(key),
+                subscriber,
             },
         );
     }
@@ -164,11 +186,21 @@ pub fn router(state: Arc<FitState>) -> Router {
             "/fitconnect/v1/schemas/{file}",
             get(destinations::data_schema),
         )
-        .route("/fitconnect/v1/submissions", post(sender::announce))
-        .route("/fitconnect/v1/submissions/{id}", put(sender::submit))
+        .route(
+            "/fitconnect/v1/submissions",
+            post(sender::announce).get(subscriber::list),
+        )
+        .route(
+            "/fitconnect/v1/submissions/{id}",
+            put(sender::submit).get(subscriber::fetch),
+        )
         .route(
             "/fitconnect/v1/submissions/{id}/attachments/{attachment}",
-            put(sender::attach),
+            put(sender::attach).get(subscriber::attachment),
+        )
+        .route(
+            "/fitconnect/v1/cases/{case}/events",
+            post(subscriber::post_event).get(subscriber::events),
         )
         // Each handler reads its body with its own limit and answers a problem.
         .layer(DefaultBodyLimit::disable())
@@ -212,6 +244,31 @@ impl Destinations for Snapshot {
             .get(&id)
             .ok_or_else(|| "no such destination".to_owned())?;
         found.key.decrypt(jwe, max_bytes).map_err(|e| e.to_string())
+    }
+
+    fn subscribed(&self) -> Vec<Destination> {
+        self.topology
+            .fitconnect
+            .iter()
+            .filter(|(_, d)| d.subscriber.is_some())
+            .filter_map(|(id, _)| self.destination(*id))
+            .collect()
+    }
+
+    fn encrypt_for_subscriber(
+        &self,
+        id: Uuid,
+        content: &[u8],
+        content_type: &str,
+    ) -> Result<String, String> {
+        let jwk = self
+            .topology
+            .fitconnect
+            .get(&id)
+            .and_then(|d| d.subscriber.clone())
+            .ok_or_else(|| "the destination has no subscriber key".to_owned())?;
+        kopplung_transformers::fitconnect::encrypt_for_jwk(content, &jwk, content_type)
+            .map_err(|e| e.to_string())
     }
 
     fn responsible(&self, service: &ServiceKey, region: &Ars) -> Option<String> {

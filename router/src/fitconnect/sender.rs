@@ -102,7 +102,7 @@ fn sender(state: &FitState, headers: &HeaderMap) -> Result<Grant, FitProblem> {
     Ok(grant)
 }
 
-fn snapshot(state: &FitState) -> Snapshot {
+pub(super) fn snapshot(state: &FitState) -> Snapshot {
     Snapshot {
         topology: state.hub.topology.now(),
     }

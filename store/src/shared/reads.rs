@@ -102,6 +102,21 @@ where
             .await
     }
 
+    /// The signed events of an application, in the order they arrived.
+    pub(crate) async fn signed_events(
+        &self,
+        application_id: Uuid,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT signed FROM receipts WHERE application_id = $1 AND length(signed) > 0
+             ORDER BY received_at, receipt_id",
+        )
+        .bind(application_id.to_string())
+        .fetch_all(self.pool)
+        .await
+        .sql()
+    }
+
     /// Chunk `seq` of upload `id`.
     pub(crate) async fn upload_chunk(
         &self,

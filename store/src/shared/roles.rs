@@ -228,6 +228,15 @@ macro_rules! role_impl {
                     .document(application_id, document_id)
                     .await
             }
+
+            async fn signed_events(
+                &self,
+                application_id: uuid::Uuid,
+            ) -> Result<Vec<Vec<u8>>, kopplung_core::store::StoreError> {
+                $crate::shared::reads::Reads::on(&self.pool)
+                    .signed_events(application_id)
+                    .await
+            }
         });
     };
     (OversightStore for $store:ty { $($own:tt)* }) => {

@@ -213,6 +213,9 @@ pub struct Options {
     pub edit_routing: fn(String) -> String,
     /// More of the hub's `kopplung.toml` (e.g. `[[clerk]]` sections).
     pub hub_config: String,
+    /// The hub's FIT-Connect destinations and subscribers (see `HubSetup`).
+    pub fitconnect: Vec<&'static str>,
+    pub fitconnect_subscribers: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -229,6 +232,8 @@ impl Default for Options {
             sim_args: Vec::new(),
             edit_routing: |routing| routing,
             hub_config: String::new(),
+            fitconnect: Vec::new(),
+            fitconnect_subscribers: Vec::new(),
         }
     }
 }
@@ -308,6 +313,8 @@ impl Cycle {
         let hub = TestHub::start(HubSetup {
             extra_config: format!("{}\n{}", sections.1, options.hub_config),
             edit_routing: options.edit_routing,
+            fitconnect: options.fitconnect.clone(),
+            fitconnect_subscribers: options.fitconnect_subscribers.clone(),
             ..HubSetup::default()
         })
         .await;
