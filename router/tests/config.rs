@@ -243,7 +243,7 @@ fn every_problem_of_every_section_is_named_at_once() {
         "routing.toml: [[procedure]] p: delivery.timeout_ms: need 0 < connect_timeout_ms <= timeout_ms",
         "routing.toml: [[procedure]] q: delivery.token_sha256: must be 64 hex digits",
         "routing.toml: [[procedure]] q: delivery.callback_secret_file: give callback_url together with callback_secret_file",
-        "routing.toml: [[procedure]] m: envelope: a manual procedure is read in the clerk inbox",
+        "routing.toml: [[procedure]] m: envelope: the hub seals nothing for a manual procedure (it is read in the clerk inbox)",
         "routing.toml: [[procedure]] m: authority: unknown authority `b`",
         "routing.toml: [[procedure]] m: delivery.clerks: unknown clerk `niemand`",
         "routing.toml: [[route]] 99999001000000 / 14: procedure: unknown procedure `nirgends`",

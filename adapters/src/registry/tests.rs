@@ -54,6 +54,7 @@ fn every_transport_of_the_list_parses_from_its_tag() {
         serde_json::json!({"transport": "amqp", "queue": "q", "reply_queue": "q.events"}),
         serde_json::json!({"transport": "http", "url": "https://fv.example/eingang"}),
         serde_json::json!({"transport": "pull", "token_file": "pull-token"}),
+        serde_json::json!({"transport": "fitconnect", "certificate": "procedures/fv-abonnent.crt"}),
         serde_json::json!({"transport": "file", "directory": "exchange/fv"}),
         serde_json::json!({"transport": "manual", "clerks": ["anna"]}),
     ];

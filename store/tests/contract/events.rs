@@ -47,6 +47,18 @@ pub(crate) async fn a_receipt_that_overtakes_the_delivered_commit_records_both(b
     ] {
         assert_eq!(store.record_receipt(again).await.unwrap(), expected);
     }
+    // The event log (a FIT-Connect case's): the receipt once, as signed.
+    assert_eq!(
+        store.signed_events(new.id).await.unwrap(),
+        vec![receipt.signed.clone()]
+    );
+    assert!(
+        store
+            .signed_events(uuid::Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let entries = store.audit_entries(new.id).await.unwrap();
     assert_eq!(
         entries[3].message_sha256.as_deref(),

@@ -131,6 +131,16 @@ pub(crate) async fn uploads_are_bound_once_and_read_in_fragments(backend: Backen
         .unwrap();
     let size = (FRAGMENT_BYTES + 10) as u64;
     assert_eq!(fragment_count(size), 2);
+    // Each chunk reads back as stored (a FIT-Connect announcement is read so).
+    assert_eq!(
+        store.upload_chunk(first.id, 0).await.unwrap(),
+        Some(chunk(1, FRAGMENT_BYTES))
+    );
+    assert_eq!(
+        store.upload_chunk(first.id, 1).await.unwrap(),
+        Some(chunk(2, 10))
+    );
+    assert_eq!(store.upload_chunk(first.id, 2).await.unwrap(), None);
 
     // Not complete yet: cannot be bound.
     let attachment = Attachment {
