@@ -53,6 +53,8 @@ pub struct Metrics {
     pub sealed_at_intake: IntCounterVec,
     /// Signed receipts in procedures' answers to deliveries, by procedure and outcome.
     pub answer_receipts: IntCounterVec,
+    /// Requests of the FIT-Connect edge by operation and answer (`ok`, or the status).
+    pub fitconnect: IntCounterVec,
     /// PostgreSQL: how long a state change waited for one of its instance's audit chains
     /// (the serialisation left; instances never wait for each other). Empty on SQLite.
     pub store_lock_wait_seconds: Histogram,
@@ -310,6 +312,13 @@ impl Metrics {
             "Signed receipts in procedures' answers to HTTP deliveries, by procedure and outcome (recorded, duplicate, unavailable, or the problem type that refused it).",
             &["procedure", "outcome"],
         )?;
+        let fitconnect = vector(
+            &registry,
+            IntCounterVec::new,
+            "kopplung_fitconnect_requests_total",
+            "Requests of the FIT-Connect edge by operation (token, announce, attach, submit, list, fetch, attachment, event, event_log, routes, destination, key, schema) and answer (ok, or the HTTP status of the problem).",
+            &["operation", "outcome"],
+        )?;
         let store_lock_wait_seconds = registered(
             &registry,
             Histogram::with_opts(
@@ -331,6 +340,7 @@ impl Metrics {
             outbox_taken_over,
             sealed_at_intake,
             answer_receipts,
+            fitconnect,
             store_lock_wait_seconds,
             registry,
             mapping_reloads,

@@ -116,6 +116,12 @@ async fn the_python_sdk_submits_to_a_kopplung_destination_and_the_procedure_rece
         "{foreign}"
     );
     assert_eq!(applications(&hub), 1, "only the good submission is stored");
+    // Counted by operation and answer.
+    let submits = |outcome: &str| {
+        format!("kopplung_fitconnect_requests_total{{operation=\"submit\",outcome=\"{outcome}\"}}")
+    };
+    assert_eq!(hub.metric(&submits("ok")).await, Some(1.0));
+    assert_eq!(hub.metric(&submits("422")).await, Some(4.0));
 
     let broker = amqp().await;
     let mut view = Value::Null;

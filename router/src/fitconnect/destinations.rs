@@ -27,6 +27,10 @@ pub async fn routes(
     State(state): State<Arc<FitState>>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
+    super::counted(&state, "routes", route_lookup(&state, &query))
+}
+
+fn route_lookup(state: &FitState, query: &BTreeMap<String, String>) -> Response {
     let Some(service) = query
         .get("leikaKey")
         .and_then(|key| ServiceKey::parse(key).ok())
@@ -54,7 +58,7 @@ pub async fn routes(
                 .find(|(_, d)| d.procedure == procedure)
         });
     let routes: Vec<Value> = found
-        .map(|(id, destination)| route(&state, &topology, *id, destination))
+        .map(|(id, destination)| route(state, &topology, *id, destination))
         .into_iter()
         .collect();
     Json(json!({
@@ -95,14 +99,18 @@ pub async fn destination(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(problem) = state.grant(&headers) {
+    super::counted(&state, "destination", describe(&state, &id, &headers))
+}
+
+fn describe(state: &FitState, id: &str, headers: &HeaderMap) -> Response {
+    if let Err(problem) = state.grant(headers) {
         return problem.into_response();
     }
     let topology = state.hub.topology.now();
-    let Some((id, destination)) = find(&topology, &id) else {
+    let Some((id, destination)) = find(&topology, id) else {
         return FitProblem::destination_not_found().into_response();
     };
-    let services: Vec<Value> = schemas(&state, &topology, &destination.procedure)
+    let services: Vec<Value> = schemas(state, &topology, &destination.procedure)
         .into_iter()
         .map(|(service, schema)| {
             let regions: Vec<String> = topology
@@ -135,11 +143,15 @@ pub async fn key(
     Path((id, kid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(problem) = state.grant(&headers) {
+    super::counted(&state, "key", key_of(&state, &id, &kid, &headers))
+}
+
+fn key_of(state: &FitState, id: &str, kid: &str, headers: &HeaderMap) -> Response {
+    if let Err(problem) = state.grant(headers) {
         return problem.into_response();
     }
     let topology = state.hub.topology.now();
-    let Some((_, destination)) = find(&topology, &id) else {
+    let Some((_, destination)) = find(&topology, id) else {
         return FitProblem::destination_not_found().into_response();
     };
     if destination.key.kid() != kid {
@@ -151,6 +163,10 @@ pub async fn key(
 /// `GET /v1/schemas/{key}.schema.json`: what a sender's data document for a service
 /// looks like: `{"$schema", "region", "data"}` with the form's fields in `data`.
 pub async fn data_schema(State(state): State<Arc<FitState>>, Path(file): Path<String>) -> Response {
+    super::counted(&state, "schema", schema_of(&state, &file))
+}
+
+fn schema_of(state: &FitState, file: &str) -> Response {
     let mappings = state.hub.catalog.current();
     let mapping = file
         .strip_suffix(".schema.json")
@@ -158,7 +174,7 @@ pub async fn data_schema(State(state): State<Arc<FitState>>, Path(file): Path<St
     let Some(mapping) = mapping else {
         return FitProblem::from_problem(crate::api::problem::Problem::not_found()).into_response();
     };
-    let id = schema_uri(&state, &mapping.info.key);
+    let id = schema_uri(state, &mapping.info.key);
     let schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": id,

@@ -207,13 +207,35 @@ pub fn router(state: Arc<FitState>) -> Router {
         .with_state(state)
 }
 
+/// Counts an answer of `operation` (`kopplung_fitconnect_requests_total`): `ok`, or
+/// the HTTP status of the problem.
+pub(crate) fn counted(
+    state: &FitState,
+    operation: &str,
+    response: axum::response::Response,
+) -> axum::response::Response {
+    let status = response.status();
+    let outcome = if status.is_success() {
+        "ok".to_owned()
+    } else {
+        status.as_u16().to_string()
+    };
+    state
+        .hub
+        .metrics
+        .fitconnect
+        .with_label_values(&[operation, outcome.as_str()])
+        .inc();
+    response
+}
+
 async fn tokens_endpoint(
     axum::extract::State(state): axum::extract::State<Arc<FitState>>,
     form: Result<axum::Form<BTreeMap<String, String>>, axum::extract::rejection::FormRejection>,
 ) -> axum::response::Response {
     // A body that is no form is a request without the fields: OAuth's JSON error.
     let form = form.map(|f| f.0).unwrap_or_default();
-    tokens::token_response(&state, &form)
+    counted(&state, "token", tokens::token_response(&state, &form))
 }
 
 /// One snapshot of the routing table, as the core's [`Destinations`].

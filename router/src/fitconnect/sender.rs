@@ -21,7 +21,8 @@ pub async fn announce(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(async {
+    let state = &state;
+    respond(state, "announce", async {
         let grant = sender(&state, &headers)?;
         let bytes = read(&headers, body, 64 * 1024).await?;
         let snapshot = snapshot(&state);
@@ -46,7 +47,8 @@ pub async fn attach(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(async {
+    let state = &state;
+    respond(state, "attach", async {
         let grant = sender(&state, &headers)?;
         let ids = (uuid(&submission)?, uuid(&attachment)?);
         // Base64url of the encrypted bytes, plus the JWE's header.
@@ -69,7 +71,8 @@ pub async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(async {
+    let state = &state;
+    respond(state, "submit", async {
         let grant = sender(&state, &headers)?;
         let id = uuid(&submission)?;
         let limit = state.max_bytes.saturating_mul(3) / 2 + 64 * 1024;
@@ -90,8 +93,13 @@ pub async fn submit(
     .await
 }
 
-async fn respond(work: impl Future<Output = Result<Response, FitProblem>>) -> Response {
-    work.await.unwrap_or_else(IntoResponse::into_response)
+async fn respond(
+    state: &FitState,
+    operation: &str,
+    work: impl Future<Output = Result<Response, FitProblem>>,
+) -> Response {
+    let response = work.await.unwrap_or_else(IntoResponse::into_response);
+    super::counted(state, operation, response)
 }
 
 fn sender(state: &FitState, headers: &HeaderMap) -> Result<Grant, FitProblem> {

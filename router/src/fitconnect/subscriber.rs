@@ -29,7 +29,8 @@ pub async fn list(
     Query(query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    respond(async {
+    let state = &state;
+    respond(state, "list", async {
         let grant = subscriber(&state, &headers)?;
         let only = match query.get("destinationId") {
             Some(id) => Some(uuid(id)?),
@@ -76,7 +77,8 @@ pub async fn fetch(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    respond(async {
+    let state = &state;
+    respond(state, "fetch", async {
         let grant = subscriber(&state, &headers)?;
         let id = uuid(&id)?;
         let snapshot = super::sender::snapshot(&state);
@@ -113,7 +115,8 @@ pub async fn attachment(
     Path((id, attachment)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    respond(async {
+    let state = &state;
+    respond(state, "attachment", async {
         let grant = subscriber(&state, &headers)?;
         let (id, attachment) = (uuid(&id)?, uuid(&attachment)?);
         let snapshot = super::sender::snapshot(&state);
@@ -136,7 +139,8 @@ pub async fn post_event(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(async {
+    let state = &state;
+    respond(state, "event", async {
         let grant = subscriber(&state, &headers)?;
         let case = uuid(&case)?;
         let bytes = read_limited(body, &headers, MAX_EVENT_BYTES)
@@ -159,7 +163,8 @@ pub async fn events(
     Path(case): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    respond(async {
+    let state = &state;
+    respond(state, "event_log", async {
         let grant = state.grant(&headers)?;
         let submission = submission_of(uuid(&case)?);
         // The subscriber of the destination, or the sender that submitted it.
@@ -259,8 +264,13 @@ async fn procedure_of(
     }
 }
 
-async fn respond(work: impl Future<Output = Result<Response, FitProblem>>) -> Response {
-    work.await.unwrap_or_else(IntoResponse::into_response)
+async fn respond(
+    state: &FitState,
+    operation: &str,
+    work: impl Future<Output = Result<Response, FitProblem>>,
+) -> Response {
+    let response = work.await.unwrap_or_else(IntoResponse::into_response);
+    super::counted(state, operation, response)
 }
 
 fn subscriber(state: &FitState, headers: &HeaderMap) -> Result<Grant, FitProblem> {
