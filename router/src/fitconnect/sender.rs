@@ -23,10 +23,10 @@ pub async fn announce(
 ) -> Response {
     let state = &state;
     respond(state, "announce", async {
-        let grant = sender(&state, &headers)?;
+        let grant = sender(state, &headers)?;
         let bytes = read(&headers, body, 64 * 1024).await?;
-        let snapshot = snapshot(&state);
-        let announced = submissions(&state, &snapshot)
+        let snapshot = snapshot(state);
+        let announced = submissions(state, &snapshot)
             .announce(&grant.client, &grant.reach, &bytes)
             .await?;
         let body = json!({
@@ -49,13 +49,13 @@ pub async fn attach(
 ) -> Response {
     let state = &state;
     respond(state, "attach", async {
-        let grant = sender(&state, &headers)?;
+        let grant = sender(state, &headers)?;
         let ids = (uuid(&submission)?, uuid(&attachment)?);
         // Base64url of the encrypted bytes, plus the JWE's header.
         let limit = state.max_bytes.saturating_mul(4) / 3 + 64 * 1024;
         let jwe = read(&headers, body, limit).await?;
-        let snapshot = snapshot(&state);
-        submissions(&state, &snapshot)
+        let snapshot = snapshot(state);
+        submissions(state, &snapshot)
             .attach(&grant.client, &grant.reach, ids, &jwe)
             .await?;
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -73,12 +73,12 @@ pub async fn submit(
 ) -> Response {
     let state = &state;
     respond(state, "submit", async {
-        let grant = sender(&state, &headers)?;
+        let grant = sender(state, &headers)?;
         let id = uuid(&submission)?;
         let limit = state.max_bytes.saturating_mul(3) / 2 + 64 * 1024;
         let bytes = read(&headers, body, limit).await?;
-        let snapshot = snapshot(&state);
-        let submitted = submissions(&state, &snapshot)
+        let snapshot = snapshot(state);
+        let submitted = submissions(state, &snapshot)
             .submit(&grant.client, &grant.reach, id, &bytes)
             .await?;
         let body = json!({

@@ -31,7 +31,7 @@ pub async fn list(
 ) -> Response {
     let state = &state;
     respond(state, "list", async {
-        let grant = subscriber(&state, &headers)?;
+        let grant = subscriber(state, &headers)?;
         let only = match query.get("destinationId") {
             Some(id) => Some(uuid(id)?),
             None => None,
@@ -43,9 +43,9 @@ pub async fn list(
             })
         };
         let (offset, limit) = (number("offset", 0)?, number("limit", 100)?.clamp(1, 500));
-        let snapshot = super::sender::snapshot(&state);
-        let schemas = schema_uris(&state);
-        let all = collections(&state, &snapshot, &schemas)
+        let snapshot = super::sender::snapshot(state);
+        let schemas = schema_uris(state);
+        let all = collections(state, &snapshot, &schemas)
             .list(&grant.reach, only)
             .await?;
         let submissions: Vec<Value> = all
@@ -79,11 +79,11 @@ pub async fn fetch(
 ) -> Response {
     let state = &state;
     respond(state, "fetch", async {
-        let grant = subscriber(&state, &headers)?;
+        let grant = subscriber(state, &headers)?;
         let id = uuid(&id)?;
-        let snapshot = super::sender::snapshot(&state);
-        let schemas = schema_uris(&state);
-        let collected = collections(&state, &snapshot, &schemas)
+        let snapshot = super::sender::snapshot(state);
+        let schemas = schema_uris(state);
+        let collected = collections(state, &snapshot, &schemas)
             .fetch(&grant.reach, id)
             .await?;
         Ok(Json(json!({
@@ -117,11 +117,11 @@ pub async fn attachment(
 ) -> Response {
     let state = &state;
     respond(state, "attachment", async {
-        let grant = subscriber(&state, &headers)?;
+        let grant = subscriber(state, &headers)?;
         let (id, attachment) = (uuid(&id)?, uuid(&attachment)?);
-        let snapshot = super::sender::snapshot(&state);
-        let schemas = schema_uris(&state);
-        let jwe = collections(&state, &snapshot, &schemas)
+        let snapshot = super::sender::snapshot(state);
+        let schemas = schema_uris(state);
+        let jwe = collections(state, &snapshot, &schemas)
             .attachment(&grant.reach, id, attachment)
             .await?;
         Ok(([(header::CONTENT_TYPE, "application/jose")], jwe).into_response())
@@ -141,13 +141,13 @@ pub async fn post_event(
 ) -> Response {
     let state = &state;
     respond(state, "event", async {
-        let grant = subscriber(&state, &headers)?;
+        let grant = subscriber(state, &headers)?;
         let case = uuid(&case)?;
         let bytes = read_limited(body, &headers, MAX_EVENT_BYTES)
             .await
             .map_err(FitProblem::from_problem)?;
         let submission = submission_of(case);
-        let (procedure, destination) = procedure_of(&state, &grant, submission).await?;
+        let (procedure, destination) = procedure_of(state, &grant, submission).await?;
         check_addressed(&bytes, submission, destination)?;
         match state.hub.events.take(&procedure, bytes.to_vec()).await {
             Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -169,7 +169,7 @@ pub async fn events(
         let submission = submission_of(uuid(&case)?);
         // The subscriber of the destination, or the sender that submitted it.
         let visible = match grant.role {
-            FitRole::Subscriber => procedure_of(&state, &grant, submission).await.is_ok(),
+            FitRole::Subscriber => procedure_of(state, &grant, submission).await.is_ok(),
             FitRole::Sender => state
                 .hub
                 .store
