@@ -27,6 +27,20 @@ async fn admin_view(hub: &TestHub, id: &str) -> Value {
         .expect("admin json")
 }
 
+/// Polls the admin view (the application is the FIT-Connect sender's, not the test
+/// client's) until it is delivered.
+async fn delivered(hub: &TestHub, id: &str) -> Value {
+    let mut view = Value::Null;
+    for _ in 0..300 {
+        view = admin_view(hub, id).await;
+        if view["status"] == "delivered" {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} was not delivered: {view:#}");
+}
+
 fn applications(hub: &TestHub) -> i64 {
     hub.store_counts()
         .into_iter()
@@ -124,15 +138,7 @@ async fn the_python_sdk_submits_to_a_kopplung_destination_and_the_procedure_rece
     assert_eq!(hub.metric(&submits("422")).await, Some(4.0));
 
     let broker = amqp().await;
-    let mut view = Value::Null;
-    for _ in 0..300 {
-        view = admin_view(&hub, &id).await;
-        if view["status"] == "delivered" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(view["status"], "delivered", "{view:#}");
+    let view = delivered(&hub, &id).await;
     assert_eq!(view["delivery"]["procedure"], "dresden-maengel", "{view:#}");
     let message = kopplung_tests::drain_one(&broker, &hub.queue("dresden-maengel")).await;
     let xml =
@@ -149,4 +155,56 @@ async fn the_python_sdk_submits_to_a_kopplung_destination_and_the_procedure_rece
 
     // The citizen's text is in no log line of the hub.
     assert!(!hub.log().contains("Schlagloch vor der Hausnummer"));
+}
+
+/// A service that needs the applicant identified (substanziell) and a fee: the
+/// sender's identification report (an ID token of a Nutzerkonto the hub trusts) and
+/// booked payment travel into the procedure's message; without the report the hub
+/// refuses it and stores nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_identified_and_paid_submission_carries_both_into_the_message() {
+    use kopplung_tests::issuer::{ACR_SUBSTANTIAL, TestIssuer};
+    const MELDEBESCHEINIGUNG: &str = "99115003000000";
+    const PROCEDURE: &str = "dresden-buergerbuero";
+    let issuer = TestIssuer::start().await;
+    let hub = TestHub::start(HubSetup {
+        fitconnect: vec![PROCEDURE],
+        // The Nutzerkonto that identifies citizens for the online service.
+        extra_config: issuer.hub_config("nutzerkonto-test", SENDER_ID, 3600),
+        ..Default::default()
+    })
+    .await;
+    let routing = std::fs::read_to_string(hub.routing_path()).expect("routing");
+    let report = issuer.token(&issuer.claims(ACR_SUBSTANTIAL, "swk", SENDER_ID));
+    let output = run_ok(
+        std::process::Command::new(python_with_fitconnect())
+            .arg(workspace().join("tests/fitconnect/sender_identified.py"))
+            .env("KOPPLUNG_URL", hub.url(""))
+            .env("DESTINATION", destination_of(&routing, PROCEDURE))
+            .env("LEIKA", MELDEBESCHEINIGUNG)
+            .env("REGION", DRESDEN)
+            .env("SENDER_ID", SENDER_ID)
+            .env("SENDER_SECRET", SENDER_SECRET)
+            .env("REPORT", &report),
+        "the FIT-Connect sender (Python SDK)",
+    );
+    let results: Value = serde_json::from_slice(&output.stdout).expect("the sender's results");
+    assert_eq!(results["identified"]["status"], "submitted", "{results:#}");
+    assert_eq!(results["anonymous"]["status"], 403, "{results:#}");
+    assert_eq!(applications(&hub), 1, "{results:#}");
+
+    let id = results["identified"]["submissionId"].as_str().unwrap();
+    let broker = amqp().await;
+    delivered(&hub, id).await;
+    let message = kopplung_tests::drain_one(&broker, &hub.queue(PROCEDURE)).await;
+    let xml = kopplung_tests::open_with_openssl_cli(&message.body, &hub.pki_dir(), PROCEDURE);
+    assert!(
+        xml.contains("XBZ-2026-0000815"),
+        "the payment reference: {xml}"
+    );
+    assert!(xml.contains("substanziell"), "the identification: {xml}");
+    assert!(
+        xml.contains("nutzerkonto-test") || xml.contains(&issuer.url),
+        "{xml}"
+    );
 }

@@ -230,12 +230,21 @@ impl Submissions<'_> {
                 region: region.to_string(),
             });
         }
-        let application = json!({
+        let mut data = document.data;
+        if let Some(payment) = booked_payment(metadata.payment_information.as_ref()) {
+            self.fill_payment(&service, &mut data, payment);
+        }
+        let mut application = json!({
             "service": announcement.service,
             "region": document.region,
-            "data": document.data,
+            "data": data,
             "attachments": attachments,
         });
+        if let Some(report) = identification_report(metadata.authentication_information.as_ref()) {
+            // Verified like any identity provider's assertion: the Nutzerkonto that
+            // issued it must be one of the hub's identity providers.
+            application["applicant"] = json!({"authentication": {"assertion": report}});
+        }
         let body = serde_json::to_vec(&application)
             .map_err(|e| SubmissionError::Malformed(e.to_string()))?;
         let key = submission.to_string();
@@ -268,6 +277,23 @@ impl Submissions<'_> {
             destination,
             receipt: admitted.receipt,
         })
+    }
+
+    /// Puts a booked payment's reference where the service's form expects what the
+    /// payment provider reported (its field `filled_by = "payment"`).
+    fn fill_payment(&self, service: &crate::ServiceKey, data: &mut Value, reference: &str) {
+        let snapshot = self.intake.catalog.snapshot();
+        let Some(offer) = snapshot.offer(service) else {
+            return;
+        };
+        let field = offer
+            .form
+            .fields
+            .iter()
+            .find(|f| f.filled_by.as_deref() == Some("payment"));
+        if let (Some(field), Some(object)) = (field, data.as_object_mut()) {
+            object.insert(field.name.clone(), json!({"referenz": reference}));
+        }
     }
 
     /// The announcement of `submission`, if this client made it and may still reach
@@ -340,6 +366,30 @@ impl Submissions<'_> {
         }
         Ok(Some(content))
     }
+}
+
+/// The reference of a payment FIT-Connect's `paymentInformation` reports as booked.
+fn booked_payment(information: Option<&Value>) -> Option<&str> {
+    let information = information?;
+    (information.get("status").and_then(Value::as_str) == Some("BOOKED"))
+        .then(|| {
+            information
+                .get("transactionReference")
+                .and_then(Value::as_str)
+        })
+        .flatten()
+}
+
+/// The identification report among FIT-Connect's `authenticationInformation` (its
+/// `content`, a signed token of the citizen's Nutzerkonto).
+fn identification_report(information: Option<&Value>) -> Option<String> {
+    information?
+        .as_array()?
+        .iter()
+        .find(|entry| entry.get("type").and_then(Value::as_str) == Some("identificationReport"))?
+        .get("content")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 /// The upload that keeps attachment `attachment` of `submission` (senders choose
