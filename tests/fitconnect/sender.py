@@ -46,6 +46,10 @@ results = {}
 
 # 1. The all-in-one submission with one attachment.
 results["sent"] = sender.submission(destination, leika, data=data, attachments=[pdf])
+# The same PUT again (a sender that lost the answer): the first answer.
+results["repeated"] = sender.submit_submission(
+    destination, results["sent"]["submissionId"], metadata={"again": True}, data=data
+)
 
 
 def metadata_for(data_bytes, attachments):

@@ -54,15 +54,15 @@ except ValueError:
     results["tampered_data_detected"] = True
 
 
-def event(key, event_name="accept-submission", case=case_id):
+def event(key, event_name="accept-submission", body=None):
     claims = {
         "$schema": "https://schema.fitko.de/fit-connect/set-payload/1.0.0/set-payload.schema.json",
         "jti": str(uuid.uuid4()),
         "iss": env["DESTINATION"],
         "iat": int(time.time()),
         "sub": f"submission:{submission_id}",
-        "txn": f"case:{case}",
-        "events": {f"https://schema.fitko.de/fit-connect/events/{event_name}": {}},
+        "txn": f"case:{case_id}",
+        "events": {f"https://schema.fitko.de/fit-connect/events/{event_name}": body or {}},
     }
     token = jwt.JWT(
         header={"alg": "PS512", "typ": "secevent+jwt", "kid": key.thumbprint()},
@@ -85,8 +85,18 @@ accept = event(signing_key)
 results["accepted"] = post(accept)
 # The same token again: a replay, which changes nothing.
 results["replayed"] = post(accept)
-# Rejecting after accepting: the state machine refuses it.
-results["rejected_later"] = post(event(signing_key, "reject-submission"))
+# The authority rejects it after all (allowed after a receipt), with its problems.
+problems = {
+    "problems": [
+        {
+            "type": "https://schema.fitko.de/fit-connect/events/problems/technical-error",
+            "title": "Technischer Fehler",
+            "detail": "Die Einreichung konnte nicht verarbeitet werden.",
+            "instance": "submission",
+        }
+    ]
+}
+results["rejected"] = post(event(signing_key, "reject-submission", problems))
 log = sdk._authorized_get(f"/cases/{case_id}/events").json()
 results["event_log"] = log
 json.dump(results, sys.stdout)

@@ -91,6 +91,8 @@ async fn the_python_sdk_submits_to_a_kopplung_destination_and_the_procedure_rece
         .expect("submission id")
         .to_owned();
     assert!(sent["caseId"].is_string());
+    assert_eq!(results["repeated"]["status"], "submitted", "{results:#}");
+    assert_eq!(results["repeated"]["receipt"], sent["receipt"]);
 
     // Every refusal is a problem document with its type; none stored anything.
     let problem = |case: &str| {
@@ -134,7 +136,11 @@ async fn the_python_sdk_submits_to_a_kopplung_destination_and_the_procedure_rece
     let submits = |outcome: &str| {
         format!("kopplung_fitconnect_requests_total{{operation=\"submit\",outcome=\"{outcome}\"}}")
     };
-    assert_eq!(hub.metric(&submits("ok")).await, Some(1.0));
+    assert_eq!(
+        hub.metric(&submits("ok")).await,
+        Some(2.0),
+        "the submission and its repeat"
+    );
     assert_eq!(hub.metric(&submits("422")).await, Some(4.0));
 
     let broker = amqp().await;
@@ -152,6 +158,28 @@ async fn the_python_sdk_submits_to_a_kopplung_destination_and_the_procedure_rece
         xml.contains("foto-dokumentation") || xml.contains("anlage-1.pdf"),
         "{xml}"
     );
+
+    // The example of docs/fit-connect.md does the same with a route lookup first.
+    let secret = work.path().join("secret");
+    std::fs::write(&secret, SENDER_SECRET).unwrap();
+    let example = run_ok(
+        std::process::Command::new(python_with_fitconnect())
+            .arg(workspace().join("examples/fitconnect/send.py"))
+            .args(["--hub", &hub.url(""), "--client", SENDER_ID])
+            .arg("--secret-file")
+            .arg(&secret)
+            .args(["--ars", DRESDEN])
+            .arg("--attachment")
+            .arg(&pdf),
+        "examples/fitconnect/send.py",
+    );
+    let printed = String::from_utf8_lossy(&example.stdout);
+    assert!(
+        printed.contains(&format!("→ destination {destination}")),
+        "{printed}"
+    );
+    assert!(printed.contains("submitted: submission "), "{printed}");
+    assert_eq!(applications(&hub), 2);
 
     // The citizen's text is in no log line of the hub.
     assert!(!hub.log().contains("Schlagloch vor der Hausnummer"));
@@ -191,6 +219,10 @@ async fn an_identified_and_paid_submission_carries_both_into_the_message() {
     let results: Value = serde_json::from_slice(&output.stdout).expect("the sender's results");
     assert_eq!(results["identified"]["status"], "submitted", "{results:#}");
     assert_eq!(results["anonymous"]["status"], 403, "{results:#}");
+    assert_eq!(
+        results["anonymous"]["type"],
+        "urn:kopplung:problem:authentication-required"
+    );
     assert_eq!(applications(&hub), 1, "{results:#}");
 
     let id = results["identified"]["submissionId"].as_str().unwrap();

@@ -2,7 +2,8 @@
 //! played by FIT-Connect's community Python SDK (`fitconnect` 0.4.2 from PyPI,
 //! unmodified): a citizen reports a pothole with a photo in the portal, the subscriber
 //! lists, fetches, decrypts and checks it with the SDK's own functions, and accepts it
-//! with a signed Security Event Token; a forged or replayed token changes nothing.
+//! with a signed Security Event Token, then rejects it; a forged or replayed token
+//! changes nothing.
 
 mod portal_support;
 
@@ -137,7 +138,7 @@ async fn a_fitconnect_subscriber_collects_a_portal_submission_and_accepts_it_wit
     );
     assert_eq!(results["tampered_data_detected"], true);
 
-    // Collected is delivered; the accept moved it to received, once.
+    // Collected is delivered; the accept moved it to received, once; the reject on.
     assert_eq!(results["forged"]["status"], 403, "{results:#}");
     assert_eq!(
         results["forged"]["body"]["type"],
@@ -145,9 +146,9 @@ async fn a_fitconnect_subscriber_collects_a_portal_submission_and_accepts_it_wit
     );
     assert_eq!(results["accepted"]["status"], 204, "{results:#}");
     assert_eq!(results["replayed"]["status"], 204, "{results:#}");
-    assert_ne!(results["rejected_later"]["status"], 204, "{results:#}");
-    let view = wait_for(&cycle, &id, "become received", |view| {
-        view["status"] == "received"
+    assert_eq!(results["rejected"]["status"], 204, "{results:#}");
+    let view = wait_for(&cycle, &id, "become rejected", |view| {
+        view["status"] == "rejected"
     })
     .await;
     let statuses: Vec<&str> = view["history"]
@@ -159,14 +160,62 @@ async fn a_fitconnect_subscriber_collects_a_portal_submission_and_accepts_it_wit
     // The second `prepared` is the note "ready to collect".
     assert_eq!(
         statuses,
-        ["accepted", "prepared", "prepared", "delivered", "received"],
-        "the forged, replayed and late events changed nothing: {view:#}"
+        [
+            "accepted",
+            "prepared",
+            "prepared",
+            "delivered",
+            "received",
+            "rejected"
+        ],
+        "the forged and the replayed event changed nothing: {view:#}"
     );
-    // The case's event log holds the accept, as signed.
+    // The case's event log holds the accept and the reject, as signed.
     let log = results["event_log"]["eventLog"]
         .as_array()
         .expect("event log");
-    assert_eq!(log.len(), 1, "{results:#}");
+    assert_eq!(log.len(), 2, "{results:#}");
+    // The example of docs/fit-connect.md collects the next one and accepts it.
+    let next = hub
+        .submit_accepted(
+            &serde_json::json!({"service": "99999001000000", "region": "146120000000",
+                "data": {"kategorie": "muell", "beschreibung": "Sperrmüll am Gehweg seit Tagen",
+                         "ort": {"strasse": "Prager Straße"}}}),
+            None,
+        )
+        .await;
+    wait_for(&cycle, &next, "wait for collection", |view| {
+        view["delivery"]["transport"] == "fitconnect"
+    })
+    .await;
+    let work = tempfile::tempdir().expect("temp dir");
+    let secret = work.path().join("secret");
+    std::fs::write(&secret, subscriber_secret(PROCEDURE)).unwrap();
+    let collected = run_ok(
+        std::process::Command::new(python_with_fitconnect())
+            .arg(workspace().join("examples/fitconnect/collect.py"))
+            .args(["--hub", &hub.url(""), "--client", &subscriber_id(PROCEDURE)])
+            .arg("--secret-file")
+            .arg(&secret)
+            .args(["--destination", &destination])
+            .arg("--encryption-key")
+            .arg(pki.join(format!("procedures/{PROCEDURE}-abonnent.key")))
+            .arg("--signing-key")
+            .arg(pki.join(format!("procedures/{PROCEDURE}-signatur.key")))
+            .arg("--out")
+            .arg(work.path()),
+        "examples/fitconnect/collect.py",
+    );
+    let printed = String::from_utf8_lossy(&collected.stdout);
+    assert!(printed.contains(&format!("{next}: stored")), "{printed}");
+    assert!(printed.contains("accept → 204"), "{printed}");
+    let stored = std::fs::read_to_string(work.path().join(&next).join("nachricht.xml")).unwrap();
+    assert!(stored.contains("Sperrmüll am Gehweg"));
+    wait_for(&cycle, &next, "become received", |view| {
+        view["status"] == "received"
+    })
+    .await;
+
     // The citizen sees that the authority received the report.
     let page = citizen.get(&format!("/antraege/{draft}")).await;
     assert_eq!(page.status, 200);

@@ -83,6 +83,8 @@ pub trait Destinations: Send + Sync {
     fn decrypt(&self, id: Uuid, jwe: &str, max_bytes: usize) -> Result<Vec<u8>, String>;
     /// The procedure responsible for `service` in `region`.
     fn responsible(&self, service: &ServiceKey, region: &Ars) -> Option<String>;
+    /// The destination of `procedure`, if it is one.
+    fn destination_of(&self, procedure: &str) -> Option<Uuid>;
     /// The destinations whose procedure collects as a FIT-Connect subscriber.
     fn subscribed(&self) -> Vec<Destination>;
     /// Encrypts `content` for the subscriber of destination `id` (a compact JWE).

@@ -159,7 +159,13 @@ impl Submissions<'_> {
         submission: Uuid,
         body: &[u8],
     ) -> Result<Submitted, SubmissionError> {
-        let announcement = self.announcement(client, reach, submission).await?;
+        let announcement = match self.announcement(client, reach, submission).await {
+            Err(SubmissionError::SubmissionNotFound(_)) => {
+                // Submitted before: the application holds it, the announcement is gone.
+                return self.submitted_before(client, submission).await;
+            }
+            other => other?,
+        };
         let request: SubmitRequest =
             serde_json::from_slice(body).map_err(|e| SubmissionError::Malformed(e.to_string()))?;
         let destination = announcement.destination;
@@ -276,6 +282,30 @@ impl Submissions<'_> {
             case: case_of(submission),
             destination,
             receipt: admitted.receipt,
+        })
+    }
+
+    /// The answer to a submission this client made before (a repeated `PUT`).
+    async fn submitted_before(
+        &self,
+        client: &str,
+        submission: Uuid,
+    ) -> Result<Submitted, SubmissionError> {
+        let application = self
+            .store
+            .application(submission)
+            .await?
+            .filter(|a| a.client_id == client && a.follow_up.is_none())
+            .ok_or(SubmissionError::SubmissionNotFound(submission))?;
+        let destination = self
+            .destinations
+            .destination_of(&application.delivery.procedure)
+            .ok_or(SubmissionError::SubmissionNotFound(submission))?;
+        Ok(Submitted {
+            submission,
+            case: case_of(submission),
+            destination,
+            receipt: application.receipt,
         })
     }
 

@@ -268,6 +268,14 @@ impl Destinations for Snapshot {
         found.key.decrypt(jwe, max_bytes).map_err(|e| e.to_string())
     }
 
+    fn destination_of(&self, procedure: &str) -> Option<Uuid> {
+        self.topology
+            .fitconnect
+            .iter()
+            .find(|(_, d)| d.procedure == procedure)
+            .map(|(id, _)| *id)
+    }
+
     fn subscribed(&self) -> Vec<Destination> {
         self.topology
             .fitconnect
