@@ -189,6 +189,33 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             data_dir.join(file).display()
         );
     }
+    if let Some(fitconnect) = &loaded.config.file.fitconnect {
+        let destinations = loaded
+            .config
+            .routing
+            .procedures
+            .iter()
+            .filter(|p| p.fitconnect.is_some())
+            .count();
+        let senders = fitconnect.clients.iter().filter_map(|client| {
+            let file = client.secret.file.as_ref()?;
+            Some(format!(
+                "  Sender:  {} (secret in {})
+  Try:     target/fitconnect-venv/bin/python examples/fitconnect/send.py --hub http://{listen} --client {} --secret-file {}
+",
+                client.id,
+                data_dir.join(file).display(),
+                client.id,
+                data_dir.join(file).display()
+            ))
+        });
+        println!(
+            "FIT-Connect (docs/fit-connect.md): {destinations} procedures are destinations.
+  API:     http://{listen}/fitconnect/v1 (tokens: http://{listen}/fitconnect/token)
+{}",
+            senders.collect::<String>()
+        );
+    }
     // The citizens' portal: a client of the hub's API with its own token.
     let portal = match portal {
         Some((portal_listen, portal_config)) => {
