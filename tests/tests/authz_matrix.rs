@@ -539,3 +539,385 @@ async fn session_rows(hub: &TestHub, id: &str) -> Vec<Row> {
     );
     rows
 }
+
+/// Who calls the FIT-Connect edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FitCaller {
+    Nobody,
+    /// A JWT of the right shape, signed with another key.
+    Forged,
+    /// The bearer token of a client of the hub's own API: no FIT-Connect token.
+    ApiClient,
+    Sender,
+    /// A sender whose scope reaches no destination.
+    ForeignSender,
+    /// The subscriber of the destination the application went to.
+    OwnSubscriber,
+    /// The subscriber of another destination.
+    OtherSubscriber,
+}
+
+const FIT_CALLERS: [FitCaller; 7] = [
+    FitCaller::Nobody,
+    FitCaller::Forged,
+    FitCaller::ApiClient,
+    FitCaller::Sender,
+    FitCaller::ForeignSender,
+    FitCaller::OwnSubscriber,
+    FitCaller::OtherSubscriber,
+];
+
+/// An access token from the hub's token endpoint.
+async fn fit_token(hub: &TestHub, client: &str, secret: &str) -> String {
+    let answer: Value = reqwest::Client::new()
+        .post(hub.url("/fitconnect/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .expect("token endpoint")
+        .json()
+        .await
+        .expect("token json");
+    answer["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+/// A compact JWS `header.payload.signature` with `claims`, its signature made with
+/// HMAC-SHA256 and `key` (the hub's tokens, or a forged one).
+fn hs256(claims: &Value, key: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes())
+    );
+    let key = openssl::pkey::PKey::hmac(key).unwrap();
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    signer.update(input.as_bytes()).unwrap();
+    format!("{input}.{}", b64(&signer.sign_to_vec().unwrap()))
+}
+
+/// The FIT-Connect edge (docs/fit-connect.md): every endpoint tried with no token, a
+/// forged one, the hub API's own client token, a sender's, a sender without the
+/// destination in its scope, the destination's subscriber and another destination's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fitconnect_endpoint_denies_whoever_must_be_denied() {
+    use kopplung_tests::fitconnect::{
+        FOREIGN_ID, FOREIGN_SECRET, SENDER_ID, SENDER_SECRET, destination_of, subscriber_id,
+        subscriber_secret,
+    };
+    let hub = TestHub::start(HubSetup {
+        fitconnect: vec!["dresden-maengel", "leipzig-maengel"],
+        fitconnect_subscribers: vec!["dresden-maengel", "leipzig-maengel"],
+        ..HubSetup::default()
+    })
+    .await;
+    let routing = std::fs::read_to_string(hub.routing_path()).unwrap();
+    let dresden = destination_of(&routing, "dresden-maengel");
+    // An application with a photo for Dresden's subscriber, waiting to be collected.
+    let mut owned = report();
+    owned["attachments"] = json!([{
+        "filename": "sperrmuell.png",
+        "media_type": "image/png",
+        "content_base64": "iVBORw0KGgoAAAANSUhEUg==",
+    }]);
+    let id = hub.submit_accepted(&owned, None).await;
+    hub.wait_for_status(&id, "prepared", Duration::from_secs(30))
+        .await;
+    let submission = uuid::Uuid::parse_str(&id).unwrap();
+    let case = kopplung_core::fitconnect::case_of(submission);
+    let attachment = kopplung_core::fitconnect::attachment_id(submission, 0);
+
+    let mut tokens = BTreeMap::new();
+    tokens.insert("sender", fit_token(&hub, SENDER_ID, SENDER_SECRET).await);
+    tokens.insert("foreign", fit_token(&hub, FOREIGN_ID, FOREIGN_SECRET).await);
+    for procedure in ["dresden-maengel", "leipzig-maengel"] {
+        let token = fit_token(
+            &hub,
+            &subscriber_id(procedure),
+            &subscriber_secret(procedure),
+        )
+        .await;
+        tokens.insert(procedure, token);
+    }
+    let forged = hs256(
+        &json!({"iss": "kopplung-fitconnect", "sub": SENDER_ID, "scope": "send:region:DE",
+                "exp": kopplung_tests::now_unix() + 600}),
+        b"not-the-hub-s-token-key-0123456789abcdef",
+    );
+    let token_of = |caller: FitCaller| -> Option<String> {
+        match caller {
+            FitCaller::Nobody => None,
+            FitCaller::Forged => Some(forged.clone()),
+            FitCaller::ApiClient => Some(hub.token.clone()),
+            FitCaller::Sender => Some(tokens["sender"].clone()),
+            FitCaller::ForeignSender => Some(tokens["foreign"].clone()),
+            FitCaller::OwnSubscriber => Some(tokens["dresden-maengel"].clone()),
+            FitCaller::OtherSubscriber => Some(tokens["leipzig-maengel"].clone()),
+        }
+    };
+    // The sender's own announcement (without attachments), for the PUTs.
+    let announced: Value = reqwest::Client::new()
+        .post(hub.url("/fitconnect/v1/submissions"))
+        .bearer_auth(&tokens["sender"])
+        .json(&json!({"destinationId": dresden, "announcedAttachments": [],
+                      "serviceType": {"name": "Mängelanzeige", "identifier": "urn:de:fim:leika:leistung:99999001000000"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let announced = announced["submissionId"].as_str().unwrap().to_owned();
+    let kid = reqwest::Client::new()
+        .get(hub.url(&format!("/fitconnect/v1/destinations/{dresden}")))
+        .bearer_auth(&tokens["sender"])
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["encryptionKid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // An event of the right shape whose signature is not the subscriber's.
+    let event = {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let claims = json!({"jti": uuid::Uuid::new_v4().to_string(), "iss": dresden,
+            "iat": kopplung_tests::now_unix(), "sub": format!("submission:{id}"),
+            "txn": format!("case:{case}"),
+            "events": {"https://schema.fitko.de/fit-connect/events/accept-submission": {}}});
+        format!(
+            "{}.{}.{}",
+            b64(br#"{"alg":"PS512","typ":"secevent+jwt"}"#),
+            b64(claims.to_string().as_bytes()),
+            b64(b"not a signature")
+        )
+    };
+    let announce_body = json!({"destinationId": dresden, "announcedAttachments": [],
+        "serviceType": {"name": "", "identifier": "urn:de:fim:leika:leistung:99999001000000"}})
+    .to_string();
+
+    use FitCaller::*;
+    type Expect = &'static [(FitCaller, u16)];
+    const ANY_FIT_TOKEN: Expect = &[
+        (Sender, 200),
+        (ForeignSender, 200),
+        (OwnSubscriber, 200),
+        (OtherSubscriber, 200),
+    ];
+    const THE_SUBSCRIBER: Expect = &[
+        (Sender, 403),
+        (ForeignSender, 403),
+        (OwnSubscriber, 200),
+        (OtherSubscriber, 404),
+    ];
+    let endpoints: Vec<(&str, String, Option<(String, &str)>, Expect)> = vec![
+        (
+            "GET",
+            format!("/fitconnect/v1/destinations/{dresden}"),
+            None,
+            ANY_FIT_TOKEN,
+        ),
+        (
+            "GET",
+            format!("/fitconnect/v1/destinations/{dresden}/keys/{kid}"),
+            None,
+            ANY_FIT_TOKEN,
+        ),
+        (
+            "POST",
+            "/fitconnect/v1/submissions".into(),
+            Some((announce_body, "application/json")),
+            &[
+                (Sender, 201),
+                (ForeignSender, 403),
+                (OwnSubscriber, 403),
+                (OtherSubscriber, 403),
+            ],
+        ),
+        // Another sender's announcement does not exist for the foreign sender.
+        (
+            "PUT",
+            format!("/fitconnect/v1/submissions/{announced}"),
+            Some(("{}".into(), "application/json")),
+            &[
+                (Sender, 400),
+                (ForeignSender, 404),
+                (OwnSubscriber, 403),
+                (OtherSubscriber, 403),
+            ],
+        ),
+        (
+            "PUT",
+            format!("/fitconnect/v1/submissions/{announced}/attachments/{attachment}"),
+            Some(("a.b.c.d.e".into(), "application/jose")),
+            &[
+                (Sender, 422),
+                (ForeignSender, 404),
+                (OwnSubscriber, 403),
+                (OtherSubscriber, 403),
+            ],
+        ),
+        (
+            "GET",
+            "/fitconnect/v1/submissions".into(),
+            None,
+            &[
+                (Sender, 403),
+                (ForeignSender, 403),
+                (OwnSubscriber, 200),
+                (OtherSubscriber, 200),
+            ],
+        ),
+        (
+            "GET",
+            format!("/fitconnect/v1/submissions/{id}"),
+            None,
+            THE_SUBSCRIBER,
+        ),
+        (
+            "GET",
+            format!("/fitconnect/v1/submissions/{id}/attachments/{attachment}"),
+            None,
+            THE_SUBSCRIBER,
+        ),
+        // The signature decides, not the token: even the subscriber's own is refused.
+        (
+            "POST",
+            format!("/fitconnect/v1/cases/{case}/events"),
+            Some((event, "application/jose")),
+            &[
+                (Sender, 403),
+                (ForeignSender, 403),
+                (OwnSubscriber, 403),
+                (OtherSubscriber, 404),
+            ],
+        ),
+        // The case's subscriber; a sender only for its own submissions.
+        (
+            "GET",
+            format!("/fitconnect/v1/cases/{case}/events"),
+            None,
+            &[
+                (Sender, 404),
+                (ForeignSender, 404),
+                (OwnSubscriber, 200),
+                (OtherSubscriber, 404),
+            ],
+        ),
+    ];
+    let client = reqwest::Client::new();
+    let mut rows = Vec::new();
+    for (method, path, body, expect) in &endpoints {
+        for caller in FIT_CALLERS {
+            let expected = expect
+                .iter()
+                .find(|(c, _)| *c == caller)
+                .map_or(401, |(_, status)| *status);
+            let url = hub.url(path);
+            let mut request = match *method {
+                "GET" => client.get(url),
+                "PUT" => client.put(url),
+                _ => client.post(url),
+            };
+            if let Some(token) = token_of(caller) {
+                request = request.bearer_auth(token);
+            }
+            if let Some((body, content_type)) = body {
+                request = request
+                    .header("content-type", *content_type)
+                    .body(body.clone());
+            }
+            let actual = request.send().await.unwrap().status().as_u16();
+            rows.push(Row {
+                endpoint: format!("{method} {path}"),
+                caller: format!("{caller:?}"),
+                expected,
+                actual,
+            });
+        }
+    }
+    // The token endpoint: a wrong secret, another client's secret.
+    for (caller, client_id, secret, expected) in [
+        ("wrong secret", SENDER_ID, "wrong-secret-0123456789", 401),
+        ("another client's secret", SENDER_ID, FOREIGN_SECRET, 401),
+        ("its own secret", SENDER_ID, SENDER_SECRET, 200),
+    ] {
+        let actual = client
+            .post(hub.url("/fitconnect/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        rows.push(Row {
+            endpoint: "POST /fitconnect/token".into(),
+            caller: caller.into(),
+            expected,
+            actual,
+        });
+    }
+    // Public by design, as FIT-Connect's: the route lookup and the data's schemas.
+    for path in [
+        "/fitconnect/v1/routes?leikaKey=99999001000000&ars=146120000000".to_owned(),
+        "/fitconnect/v1/schemas/99999001000000.schema.json".to_owned(),
+    ] {
+        let actual = client
+            .get(hub.url(&path))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        rows.push(Row {
+            endpoint: format!("GET {path} (public)"),
+            caller: "no credentials".into(),
+            expected: 200,
+            actual,
+        });
+    }
+    let mismatches: Vec<String> = rows
+        .iter()
+        .filter(|r| r.expected != r.actual)
+        .map(|r| {
+            format!(
+                "{} as {}: expected {}, got {}",
+                r.endpoint, r.caller, r.expected, r.actual
+            )
+        })
+        .collect();
+    for row in &rows {
+        println!(
+            "{:<100} {:<24} {:>8} {:>6}",
+            row.endpoint, row.caller, row.expected, row.actual
+        );
+    }
+    summary(
+        "authz-matrix-fitconnect",
+        &[
+            ("rows", rows.len().to_string()),
+            ("mismatches", mismatches.len().to_string()),
+        ],
+    );
+    assert!(
+        mismatches.is_empty(),
+        "FIT-Connect authorisation mismatches:\n{}",
+        mismatches.join("\n")
+    );
+}
