@@ -7,6 +7,7 @@ pub mod algorithms;
 pub mod amqp;
 pub mod browser;
 pub mod clerks;
+pub mod contract;
 pub mod faults;
 pub mod fitconnect;
 pub mod hub;

@@ -540,6 +540,11 @@ async fn session_rows(hub: &TestHub, id: &str) -> Vec<Row> {
     rows
 }
 
+/// The expected status per caller (401 for a caller not named).
+type Expect = &'static [(FitCaller, u16)];
+/// Method, path, body with its content type, and what each caller gets.
+type FitEndpoint = (&'static str, String, Option<(String, &'static str)>, Expect);
+
 /// Who calls the FIT-Connect edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FitCaller {
@@ -709,7 +714,6 @@ async fn every_fitconnect_endpoint_denies_whoever_must_be_denied() {
     .to_string();
 
     use FitCaller::*;
-    type Expect = &'static [(FitCaller, u16)];
     const ANY_FIT_TOKEN: Expect = &[
         (Sender, 200),
         (ForeignSender, 200),
@@ -722,7 +726,7 @@ async fn every_fitconnect_endpoint_denies_whoever_must_be_denied() {
         (OwnSubscriber, 200),
         (OtherSubscriber, 404),
     ];
-    let endpoints: Vec<(&str, String, Option<(String, &str)>, Expect)> = vec![
+    let endpoints: Vec<FitEndpoint> = vec![
         (
             "GET",
             format!("/fitconnect/v1/destinations/{dresden}"),

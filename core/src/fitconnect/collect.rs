@@ -166,7 +166,7 @@ impl Collections<'_> {
             .enumerate()
             .find(|(position, _)| attachment_id(submission, *position) == attachment)
         else {
-            return Err(SubmissionError::AttachmentNotAnnounced(attachment));
+            return Err(SubmissionError::AttachmentNotFound(attachment));
         };
         let mut content = Vec::new();
         for fragment in 0..fragment_count(info.size) {

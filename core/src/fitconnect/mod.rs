@@ -139,6 +139,9 @@ pub enum SubmissionError {
     SubmissionNotFound(Uuid),
     #[error("attachment {0} was not announced")]
     AttachmentNotAnnounced(Uuid),
+    /// A subscriber asked for an attachment the submission does not have.
+    #[error("the submission has no attachment {0}")]
+    AttachmentNotFound(Uuid),
     #[error("attachment {0} was announced but not uploaded")]
     AttachmentMissing(Uuid),
     /// A JWE could not be decrypted with the destination's key.

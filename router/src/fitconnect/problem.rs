@@ -114,6 +114,12 @@ impl From<SubmissionError> for FitProblem {
                 "The attachment was not announced",
             )
             .detail(detail),
+            SubmissionError::AttachmentNotFound(_) => Self::own(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "The submission has no such attachment",
+            )
+            .detail(detail),
             SubmissionError::AttachmentMissing(_) => Self::own(
                 unprocessable,
                 "missing-attachment",
