@@ -268,7 +268,9 @@ impl Contract {
                         continue;
                     }
                     let response = resolve(&self.doc, response);
-                    for (media_type, media) in response["content"].as_object().unwrap() {
+                    // A response without content (204) has no media types to see.
+                    let content = response["content"].as_object().into_iter().flatten();
+                    for (media_type, media) in content {
                         if !seen
                             .media_types
                             .contains(&(name.clone(), status, media_type.clone()))

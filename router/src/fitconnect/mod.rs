@@ -174,6 +174,7 @@ pub fn router(state: Arc<FitState>) -> Router {
     Router::new()
         .route("/fitconnect/token", post(tokens_endpoint))
         .route("/fitconnect/v1/routes", get(destinations::routes))
+        .route("/fitconnect/v1/openapi.json", get(openapi))
         .route(
             "/fitconnect/v1/destinations/{id}",
             get(destinations::destination),
@@ -205,6 +206,17 @@ pub fn router(state: Arc<FitState>) -> Router {
         // Each handler reads its body with its own limit and answers a problem.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 description of the FIT-Connect edge (kept true by
+/// `tests/tests/fitconnect_openapi.rs`, which checks real answers against it).
+async fn openapi() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../fitconnect-openapi.json"),
+    )
+        .into_response()
 }
 
 /// Counts an answer of `operation` (`kopplung_fitconnect_requests_total`): `ok`, or
