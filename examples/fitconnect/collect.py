@@ -33,7 +33,7 @@ sdk.token_url = f"{args.hub}/fitconnect/token"
 sdk.submission_api_url = f"{args.hub}/fitconnect/v1"
 private_key = jwk.JWK.from_pem(open(args.encryption_key, "rb").read())
 signing_key = jwk.JWK.from_pem(open(args.signing_key, "rb").read())
-algorithm = "PS512" if signing_key.key_type == "RSA" else "ES256"
+algorithm = "PS512" if signing_key.get("kty") == "RSA" else "ES256"
 
 for listed in sdk.available_submissions():
     submission_id = listed["submissionId"]

@@ -72,6 +72,9 @@ pub struct ProcedureKeys {
     pub reader: Behoerde,
     /// Whether it has a token for the hub's API, to fetch attachments by claim check.
     pub can_fetch: bool,
+    /// It collects as a FIT-Connect subscriber: its attachments are those of the
+    /// FIT-Connect submission.
+    pub fitconnect_subscriber: bool,
 }
 
 /// One procedure's certificates (several during a rotation) and its authority.
@@ -84,6 +87,7 @@ pub(crate) struct Recipient {
     receipt_certificates: Vec<X509>,
     pub(crate) leser: Behoerde,
     pub(crate) can_fetch: bool,
+    pub(crate) fitconnect_subscriber: bool,
     /// The last choice among `certificates`, when it was made and whether the next
     /// certificate was in force then (see [`Keys::recipient_certificate`]).
     chosen: Mutex<Option<Choice>>,
@@ -271,6 +275,7 @@ fn load_keys(config: &KeyringConfig) -> Result<Keys, Error> {
                 receipt_certificates,
                 leser: procedure.reader.clone(),
                 can_fetch: procedure.can_fetch,
+                fitconnect_subscriber: procedure.fitconnect_subscriber,
                 chosen: Mutex::new(None),
             },
         );

@@ -121,13 +121,24 @@ impl Preparer {
     /// attachments of the `cms` profile travel inside the signed content: `None`.
     fn claim_check(
         &self,
-        procedure: &str,
-        message_id: uuid::Uuid,
-        position: usize,
+        (procedure, message_id): (&str, uuid::Uuid),
+        (application, position): (uuid::Uuid, usize),
         attachment: &Attachment,
-        envelope: Option<Envelope>,
+        (envelope, fitconnect): (Option<Envelope>, bool),
     ) -> Option<Abruf> {
         let n = position + 1;
+        if fitconnect {
+            // The subscriber collects each attachment as one of the submission.
+            let id = kopplung_core::fitconnect::attachment_id(application, position);
+            return Some(Abruf {
+                adresse: format!(
+                    "{}/fitconnect/v1/submissions/{application}/attachments/{id}",
+                    self.public_url
+                ),
+                teile: 1,
+                format: "FIT-Connect".to_owned(),
+            });
+        }
         match (&attachment.content, envelope) {
             (AttachmentContent::Inline(_), Some(Envelope::Cms) | None) => None,
             (_, Some(envelope)) => Some(Abruf {
@@ -177,7 +188,12 @@ impl Preparer {
             .iter()
             .enumerate()
             .map(|(position, a)| {
-                self.claim_check(procedure, message_id, position, a, recipient.envelope)
+                self.claim_check(
+                    (procedure, message_id),
+                    (input.id, position),
+                    a,
+                    (recipient.envelope, recipient.fitconnect_subscriber),
+                )
             })
             .collect();
         if recipient.envelope.is_some()

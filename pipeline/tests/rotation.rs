@@ -111,6 +111,7 @@ fn config(
                 kennung: "dvdv:cms".into(),
                 name: "Stadt".into(),
             },
+            fitconnect_subscriber: false,
             can_fetch: false,
         }],
     }

@@ -55,6 +55,7 @@ pub fn keyring_config(config: &Config) -> Result<KeyringConfig, Error> {
                 },
                 can_fetch: procedure.token.is_given()
                     || matches!(procedure.delivery, DeliveryConfig::Pull(_)),
+                fitconnect_subscriber: matches!(procedure.delivery, DeliveryConfig::FitConnect(_)),
             })
         })
         .collect::<Result<_, Error>>()?;

@@ -600,3 +600,50 @@ fn the_accounting_procedure_must_be_another_known_procedure() {
         &["routing.toml: [[procedure]] buergerbuero: accounting: names the procedure itself"],
     );
 }
+
+/// The FIT-Connect sections: every problem named, each in its own file.
+#[test]
+fn every_problem_of_the_fitconnect_sections_is_named_at_once() {
+    let destination = "6a0d44a3-557c-5b3d-bf69-70c31ecfa17c";
+    let unknown = "00000000-0000-4000-8000-000000000001";
+    // The demo's [fitconnect], with a lifetime it refuses, and two clients more.
+    let lifetime = (
+        "token_key_file = \"fitconnect/token-key\"",
+        "token_key_file = \"fitconnect/token-key\"\ntoken_lifetime_secs = 0",
+    );
+    let extra = format!(
+        "[[fitconnect.client]]\nid = \"abonnent\"\nrole = \"subscriber\"\ntoken_file = \"t\"\n\n\
+         [[fitconnect.client]]\nid = \"portal\"\nrole = \"sender\"\ntoken_file = \"t\"\n\n\
+         [[fitconnect.client]]\nid = \"dienst\"\nrole = \"sender\"\ntoken_file = \"t\"\ntoken_sha256 = \"abc\"\ndestinations = [\"{unknown}\"]\n"
+    );
+    let offered = format!("[procedure.fitconnect]\ndestination = \"{destination}\"");
+    let routing = format!(
+        "{AUTHORITY}{}{}{}",
+        procedure("p", &offered, AMQP),
+        procedure("q", &offered, AMQP),
+        "[[procedure]]\nid = \"s\"\nauthority = \"a\"\n[procedure.delivery]\ntransport = \"fitconnect\"\ncertificate = \"s.crt\"\n\n",
+    );
+    let error = load_edited(lifetime, &extra, &routing).unwrap_err();
+    assert_names_all(
+        &error,
+        &[
+            "kopplung.toml: [fitconnect] token_lifetime_secs: must be between 1 and 86400",
+            "kopplung.toml: [[fitconnect.client]] abonnent: destinations: a subscriber collects only from the destinations it names",
+            "kopplung.toml: [[fitconnect.client]] dienst: token_sha256 and token_file: give one, not both",
+            "kopplung.toml: [[fitconnect.client]] dienst: token_sha256: must be 64 hex digits",
+            "kopplung.toml: [[fitconnect.client]] portal: id: a [[client]] of the hub's API has this id",
+            "kopplung.toml: [[fitconnect.client]] dienst: destinations: no procedure has the destination 00000000-0000-4000-8000-000000000001",
+            "routing.toml: [[procedure]] q: fitconnect.destination: another procedure has this destination",
+            "routing.toml: [[procedure]] s: fitconnect: a procedure that collects as a FIT-Connect subscriber needs [procedure.fitconnect]",
+        ],
+    );
+    // Without [fitconnect], a destination is named too.
+    let demo = std::fs::read_to_string(workspace().join("config/kopplung.toml")).unwrap();
+    let section = &demo[demo.find("\n[fitconnect]").unwrap()..];
+    let routing = format!("{AUTHORITY}{}", procedure("p", &offered, AMQP));
+    let error = load_edited((section, "\n"), "", &routing).unwrap_err();
+    assert!(
+        error.contains("routing.toml: [[procedure]] p: fitconnect: a FIT-Connect destination needs [fitconnect] in kopplung.toml"),
+        "{error}"
+    );
+}

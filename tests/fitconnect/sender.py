@@ -111,7 +111,17 @@ results["missing_attachment"] = sender.submit_submission(
     data=data,
 )
 
-# 6. A destination the hub does not have; 7. a token whose scope does not reach it.
+# 6. Data that inflates beyond what the hub takes: a few KiB of zip DEF, refused
+# before it is read (the SDK's own encryption compresses).
+bomb = sender.create_submission(destination, leika, 0)
+results["data_bomb"] = sender.submit_submission(
+    destination,
+    bomb["submissionId"],
+    metadata=metadata_for(data_bytes, []),
+    data_encrypted=sender.encrypt(destination, b"0" * (30 * 1024 * 1024)),
+)
+
+# 7. A destination the hub does not have; 8. a token whose scope does not reach it.
 for case, sdk, target in [
     ("unknown_destination", sender, str(uuid.uuid4())),
     ("foreign_token", client(env["FOREIGN_ID"], env["FOREIGN_SECRET"]), destination),

@@ -76,6 +76,27 @@ pub fn destination_of(routing: &str, procedure: &str) -> String {
     panic!("{procedure} is no FIT-Connect destination of the routing table");
 }
 
+/// An access token of `client` from the hub's FIT-Connect token endpoint.
+pub async fn access_token(hub: &crate::TestHub, client: &str, secret: &str) -> String {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(hub.url("/fitconnect/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .expect("the token endpoint")
+        .json()
+        .await
+        .expect("its JSON");
+    answer["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access token: {answer}"))
+        .to_owned()
+}
+
 /// The client id of the subscriber of `procedure`'s destination.
 pub fn subscriber_id(procedure: &str) -> String {
     format!("{procedure}-abonnent")

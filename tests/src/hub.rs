@@ -492,6 +492,19 @@ password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$0diLRVahFSArbIH9xYzzLw$EbS6xFd
         ids
     }
 
+    /// The admin view of an application (any client's), as an operator sees it.
+    pub async fn admin_view(&self, id: &str) -> Value {
+        reqwest::Client::new()
+            .get(self.url(&format!("/api/v1/admin/applications/{id}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("the admin view")
+            .json()
+            .await
+            .expect("its JSON")
+    }
+
     pub async fn status(&self, id: &str) -> Value {
         reqwest::Client::new()
             .get(self.url(&format!("/api/v1/applications/{id}")))

@@ -572,27 +572,6 @@ const FIT_CALLERS: [FitCaller; 7] = [
     FitCaller::OtherSubscriber,
 ];
 
-/// An access token from the hub's token endpoint.
-async fn fit_token(hub: &TestHub, client: &str, secret: &str) -> String {
-    let answer: Value = reqwest::Client::new()
-        .post(hub.url("/fitconnect/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client),
-            ("client_secret", secret),
-        ])
-        .send()
-        .await
-        .expect("token endpoint")
-        .json()
-        .await
-        .expect("token json");
-    answer["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned()
-}
-
 /// A compact JWS `header.payload.signature` with `claims`, its signature made with
 /// HMAC-SHA256 and `key` (the hub's tokens, or a forged one).
 fn hs256(claims: &Value, key: &[u8]) -> String {
@@ -642,10 +621,16 @@ async fn every_fitconnect_endpoint_denies_whoever_must_be_denied() {
     let attachment = kopplung_core::fitconnect::attachment_id(submission, 0);
 
     let mut tokens = BTreeMap::new();
-    tokens.insert("sender", fit_token(&hub, SENDER_ID, SENDER_SECRET).await);
-    tokens.insert("foreign", fit_token(&hub, FOREIGN_ID, FOREIGN_SECRET).await);
+    tokens.insert(
+        "sender",
+        kopplung_tests::fitconnect::access_token(&hub, SENDER_ID, SENDER_SECRET).await,
+    );
+    tokens.insert(
+        "foreign",
+        kopplung_tests::fitconnect::access_token(&hub, FOREIGN_ID, FOREIGN_SECRET).await,
+    );
     for procedure in ["dresden-maengel", "leipzig-maengel"] {
-        let token = fit_token(
+        let token = kopplung_tests::fitconnect::access_token(
             &hub,
             &subscriber_id(procedure),
             &subscriber_secret(procedure),

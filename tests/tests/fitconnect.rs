@@ -8,31 +8,19 @@ use std::time::Duration;
 use kopplung_tests::fitconnect::{
     FOREIGN_ID, FOREIGN_SECRET, SENDER_ID, SENDER_SECRET, destination_of, python_with_fitconnect,
 };
-use kopplung_tests::{ADMIN_TOKEN, HubSetup, TestHub, amqp, run_ok, workspace};
+use kopplung_tests::{HubSetup, TestHub, amqp, run_ok, workspace};
 use serde_json::Value;
 
 const MAENGELANZEIGE: &str = "99999001000000";
 /// Dresden (ARS), whose Mängelanzeige the procedure `dresden-maengel` receives (AMQP).
 const DRESDEN: &str = "146120000000";
 
-async fn admin_view(hub: &TestHub, id: &str) -> Value {
-    reqwest::Client::new()
-        .get(hub.url(&format!("/api/v1/admin/applications/{id}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("admin view")
-        .json()
-        .await
-        .expect("admin json")
-}
-
 /// Polls the admin view (the application is the FIT-Connect sender's, not the test
 /// client's) until it is delivered.
 async fn delivered(hub: &TestHub, id: &str) -> Value {
     let mut view = Value::Null;
     for _ in 0..300 {
-        view = admin_view(hub, id).await;
+        view = hub.admin_view(id).await;
         if view["status"] == "delivered" {
             return view;
         }
@@ -124,6 +112,17 @@ async fn the_python_sdk_submits_to_a_kopplung_destination_and_the_procedure_rece
         problem("missing_attachment"),
         "urn:kopplung:problem:missing-attachment"
     );
+    assert_eq!(
+        problem("data_bomb"),
+        "urn:kopplung:problem:encryption-issue"
+    );
+    assert!(
+        results["data_bomb"]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("inflates beyond"),
+        "{results:#}"
+    );
     let unknown = results["unknown_destination"].as_str().unwrap_or_default();
     assert!(unknown.contains("destination does not exist"), "{unknown}");
     let foreign = results["foreign_token"].as_str().unwrap_or_default();
@@ -141,7 +140,7 @@ async fn the_python_sdk_submits_to_a_kopplung_destination_and_the_procedure_rece
         Some(2.0),
         "the submission and its repeat"
     );
-    assert_eq!(hub.metric(&submits("422")).await, Some(4.0));
+    assert_eq!(hub.metric(&submits("422")).await, Some(5.0));
 
     let broker = amqp().await;
     let view = delivered(&hub, &id).await;

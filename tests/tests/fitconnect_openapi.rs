@@ -289,38 +289,24 @@ async fn the_fitconnect_document_is_valid_and_every_answer_of_the_edge_matches_i
     assert_eq!(documented, registered, "documented vs. registered routes");
 
     let routing = std::fs::read_to_string(hub.routing_path()).unwrap();
-    let token = |id: &str, secret: &str| {
-        let (client, id, secret) = (client.clone(), id.to_owned(), secret.to_owned());
-        let url = hub.url("/fitconnect/token");
-        async move {
-            let answer: Value = client
-                .post(url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", id.as_str()),
-                    ("client_secret", secret.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            answer["access_token"].as_str().unwrap().to_owned()
-        }
-    };
+    use kopplung_tests::fitconnect::access_token as token;
     let contract = Contract::new(doc, DOCUMENT_URI, NOT_PROVOKED);
     let mut edge = Edge {
         hub: &hub,
         contract,
-        sender: token(SENDER_ID, SENDER_SECRET).await,
-        subscriber: token(&subscriber_id(SUBSCRIBER), &subscriber_secret(SUBSCRIBER)).await,
+        sender: token(&hub, SENDER_ID, SENDER_SECRET).await,
+        subscriber: token(
+            &hub,
+            &subscriber_id(SUBSCRIBER),
+            &subscriber_secret(SUBSCRIBER),
+        )
+        .await,
         destination: destination_of(&routing, SENDER_SIDE),
         jwk: Value::Null,
         office: destination_of(&routing, OFFICE),
         office_jwk: Value::Null,
     };
-    let foreign = token(FOREIGN_ID, FOREIGN_SECRET).await;
+    let foreign = token(&hub, FOREIGN_ID, FOREIGN_SECRET).await;
     let (sender, subscriber) = (edge.sender.clone(), edge.subscriber.clone());
     let nobody = None;
 
@@ -338,6 +324,12 @@ async fn the_fitconnect_document_is_valid_and_every_answer_of_the_edge_matches_i
     );
     expect(edge.send(form("password", SENDER_SECRET)).await, 400);
     expect(edge.send(form("client_credentials", "wrong")).await, 401);
+    problem(
+        edge.send(form("client_credentials", &"x".repeat(9 * 1024)))
+            .await,
+        413,
+        "urn:kopplung:problem:body-too-large",
+    );
     edge.get("/fitconnect/v1/openapi.json", nobody, 200).await;
 
     // The route lookup, the destination, its key, the data's schema.
@@ -461,6 +453,14 @@ async fn the_fitconnect_document_is_valid_and_every_answer_of_the_edge_matches_i
         422,
         "urn:kopplung:problem:service-not-accepted",
     );
+    let four = json!({"destinationId": edge.destination, "serviceType": {"identifier": MAENGEL},
+        "announcedAttachments": (0..4).map(|_| Uuid::new_v4()).collect::<Vec<_>>()});
+    problem(
+        edge.send(announce(Some(&sender), four.to_string().into_bytes()))
+            .await,
+        422,
+        "urn:kopplung:problem:too-many-attachments",
+    );
     problem(
         edge.send(announce(Some(&sender), vec![b' '; 70 * 1024]))
             .await,
@@ -555,6 +555,13 @@ async fn the_fitconnect_document_is_valid_and_every_answer_of_the_edge_matches_i
     let mismatch = metadata(&data, &[(&Uuid::new_v4().to_string(), PDF)]);
     problem(
         edge.submit(&announced, &jwk, &mismatch, &data).await,
+        422,
+        "urn:kopplung:problem:attachments-mismatch",
+    );
+    // The one announced attachment listed twice.
+    let twice = metadata(&data, &[(&attachment, PDF), (&attachment, PDF)]);
+    problem(
+        edge.submit(&announced, &jwk, &twice, &data).await,
         422,
         "urn:kopplung:problem:attachments-mismatch",
     );

@@ -13,34 +13,22 @@ use base64::Engine;
 use kopplung_tests::fitconnect::{
     destination_of, python_with_fitconnect, subscriber_id, subscriber_secret,
 };
-use kopplung_tests::{ADMIN_TOKEN, run_ok, workspace};
+use kopplung_tests::{run_ok, workspace};
 use portal_support::{Citizen, Cycle, Options};
 use serde_json::Value;
 
 const PROCEDURE: &str = "dresden-maengel";
 
-async fn admin_view(cycle: &Cycle, id: &str) -> Value {
-    reqwest::Client::new()
-        .get(cycle.hub.url(&format!("/api/v1/admin/applications/{id}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("admin view")
-        .json()
-        .await
-        .expect("admin json")
-}
-
 /// Polls the admin view until `done` holds.
 async fn wait_for(cycle: &Cycle, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..300 {
-        let view = admin_view(cycle, id).await;
+        let view = cycle.hub.admin_view(id).await;
         if done(&view) {
             return view;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("{id} did not {what}: {:#}", admin_view(cycle, id).await);
+    panic!("{id} did not {what}: {:#}", cycle.hub.admin_view(id).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,9 +99,19 @@ async fn a_fitconnect_subscriber_collects_a_portal_submission_and_accepts_it_wit
     // The data is the XÖV message, described as XML with the hub's schema; the photo
     // came through unchanged; the SDK's hash check works on it.
     let data = results["data"].as_str().expect("data");
+    let metadata = &results["metadata"];
     assert!(data.contains("Königsbrücker Straße"), "{data}");
     assert!(data.contains(&id), "the message names its application");
-    let metadata = &results["metadata"];
+    // Its attachment is the submission's: named by its FIT-Connect address, not inlined.
+    let photo_id = metadata["contentStructure"]["attachments"][0]["attachmentId"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        data.contains(&format!(
+            "/fitconnect/v1/submissions/{id}/attachments/{photo_id}"
+        )) && data.contains("<format>FIT-Connect</format>"),
+        "{data}"
+    );
     let described = &metadata["contentStructure"]["data"]["submissionSchema"];
     assert_eq!(described["mimeType"], "application/xml");
     assert!(

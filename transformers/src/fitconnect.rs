@@ -18,7 +18,7 @@ use openssl::x509::X509;
 use serde_json::{Value, json};
 
 use crate::Error;
-use crate::jose::{CONTENT_ENCRYPTION, KEY_ENCRYPTION};
+use crate::jose::{CONTENT_ENCRYPTION, KEY_ENCRYPTION, crypto, jose};
 use crate::seal::{key_belongs, load_certificate, load_private_key, subject_of};
 
 /// The smallest RSA key FIT-Connect accepts for a destination's encryption key.
@@ -132,6 +132,13 @@ impl DestinationKey {
         {
             return Err(Error::JoseRefused("the only compression is DEF".into()));
         }
+        if header.contains_key("crit") {
+            // RFC 7516: a recipient that does not know every critical parameter refuses.
+            return Err(Error::JoseRefused(
+                "the JWE names critical header parameters the hub does not support".into(),
+            ));
+        }
+        self.check_parts(compact)?;
         let der = self
             .key
             .private_key_to_pkcs8()
@@ -156,9 +163,11 @@ impl DestinationKey {
 }
 
 /// A subscriber's encryption certificate as the public JWK the hub encrypts for (RSA of
-/// at least [`MIN_DESTINATION_RSA_BITS`] bits; `kid` its RFC 7638 thumbprint).
-pub fn subscriber_jwk(cert: &Path) -> Result<Value, Error> {
+/// at least [`MIN_DESTINATION_RSA_BITS`] bits, chained to `anchors` like every
+/// procedure's certificate; `kid` its RFC 7638 thumbprint).
+pub fn subscriber_jwk(cert: &Path, anchors: &crate::TrustAnchors) -> Result<Value, Error> {
     let certificate = load_certificate(cert)?;
+    anchors.check(&certificate)?;
     let subject = subject_of(&certificate);
     let key = certificate
         .public_key()
@@ -185,6 +194,35 @@ pub fn subscriber_jwk(cert: &Path) -> Result<Value, Error> {
         "n": modulus,
         "e": exponent,
     }))
+}
+
+impl DestinationKey {
+    /// The sizes RSA-OAEP-256 with this key and A256GCM fix: the encrypted key as long
+    /// as the modulus, a 96-bit IV and a 128-bit tag (RFC 7518, 5.3). Checked before
+    /// decrypting, so that no part is cut short or left empty.
+    fn check_parts(&self, compact: &str) -> Result<(), Error> {
+        let parts: Vec<&str> = compact.trim().split('.').collect();
+        let length = |index: usize| {
+            URL_SAFE_NO_PAD
+                .decode(parts.get(index).copied().unwrap_or_default())
+                .map(|bytes| bytes.len())
+                .map_err(|_| Error::JoseRefused("a part of the JWE is not base64url".into()))
+        };
+        let key_bytes = usize::try_from(self.key.size()).unwrap_or(0);
+        for (index, what, expected) in [
+            (1, "encrypted key", key_bytes),
+            (2, "initialization vector", 12),
+            (4, "authentication tag", 16),
+        ] {
+            let actual = length(index)?;
+            if actual != expected {
+                return Err(Error::JoseRefused(format!(
+                    "the JWE's {what} has {actual} bytes; {KEY_ENCRYPTION} with this key and {CONTENT_ENCRYPTION} need {expected}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Encrypts `content` for a FIT-Connect encryption key given as JWK (the subscriber's
@@ -308,16 +346,6 @@ impl JweCompression for BoundedDeflate {
     }
 }
 
-fn crypto(context: &str) -> impl FnOnce(openssl::error::ErrorStack) -> Error + use<> {
-    let context = context.to_owned();
-    move |source| Error::Crypto { context, source }
-}
-
-fn jose(context: &str) -> impl FnOnce(josekit::JoseError) -> Error + use<> {
-    let context = context.to_owned();
-    move |source| Error::Jose { context, source }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +395,31 @@ mod tests {
         let error = key.decrypt(&sealed, 10).unwrap_err().to_string();
         assert!(error.contains("not for this destination's key"), "{error}");
         assert!(key.decrypt("a.b.c", 10).is_err());
+    }
+
+    #[test]
+    fn a_cut_tag_an_empty_iv_and_critical_parameters_are_refused() {
+        let key = key();
+        let sealed = encrypt_for_jwk(b"{}", &key.public_jwk(), "application/json").unwrap();
+        let parts: Vec<&str> = sealed.split('.').collect();
+        let with = |index: usize, part: &str| {
+            let mut changed = parts.clone();
+            changed[index] = part;
+            changed.join(".")
+        };
+        let tag = URL_SAFE_NO_PAD.encode([0u8; 4]);
+        for broken in [with(2, ""), with(4, &tag)] {
+            let error = key.decrypt(&broken, 100).unwrap_err().to_string();
+            assert!(error.contains("need"), "{error}");
+        }
+        let header = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(
+                &json!({"alg": "RSA-OAEP-256", "enc": "A256GCM", "crit": ["x"], "x": 1}),
+            )
+            .unwrap(),
+        );
+        let error = key.decrypt(&with(0, &header), 100).unwrap_err().to_string();
+        assert!(error.contains("critical"), "{error}");
     }
 
     #[test]

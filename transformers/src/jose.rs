@@ -505,12 +505,12 @@ fn expect(header: &Map<String, Value>, name: &str, value: &str, what: &str) -> R
     }
 }
 
-fn crypto(context: &str) -> impl FnOnce(openssl::error::ErrorStack) -> Error + use<> {
+pub(crate) fn crypto(context: &str) -> impl FnOnce(openssl::error::ErrorStack) -> Error + use<> {
     let context = context.to_owned();
     move |source| Error::Crypto { context, source }
 }
 
-fn jose(context: &str) -> impl FnOnce(josekit::JoseError) -> Error + use<> {
+pub(crate) fn jose(context: &str) -> impl FnOnce(josekit::JoseError) -> Error + use<> {
     let context = context.to_owned();
     move |source| Error::Jose { context, source }
 }

@@ -307,7 +307,11 @@ pub fn verify_set(token: &str, signer: &X509, anchors: &TrustAnchors) -> Result<
         context: "reading the procedure's key".into(),
         source: e,
     })?;
-    let unverifiable = |_| refused("the token does not verify with the procedure's certificate");
+    let unverifiable = |_| {
+        refused(
+            "the token does not verify with the procedure's certificate (signed PS512 with an RSA key, ES256 with an EC P-256 key)",
+        )
+    };
     let (payload, header) = match algorithm_of(key.id(), key.bits())? {
         "ES256" => {
             let verifier = jws::ES256

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 pub use collect::{Collected, Collections, Listed, attachment_id};
 pub use metadata::{METADATA_SCHEMA_URI, Metadata, MetadataSchema};
-pub use submission::{Announced, Submissions, Submitted};
+pub use submission::{Announced, MAX_METADATA_BYTES, Submissions, Submitted};
 
 use crate::intake::IntakeError;
 use crate::store::StoreError;
@@ -76,11 +76,13 @@ pub struct Destination {
 }
 
 /// The destinations in force, their keys and the routes (one snapshot per request).
+#[async_trait::async_trait]
 pub trait Destinations: Send + Sync {
     fn destination(&self, id: Uuid) -> Option<Destination>;
-    /// Decrypts a compact JWE a sender encrypted for destination `id`'s key; `Err`
-    /// says why not (no personal data).
-    fn decrypt(&self, id: Uuid, jwe: &str, max_bytes: usize) -> Result<Vec<u8>, String>;
+    /// Decrypts a compact JWE a sender encrypted for destination `id`'s key, its
+    /// content at most `max_bytes`; `Err` says why not (no personal data). Off the
+    /// request's thread: inflating and decrypting megabytes takes time.
+    async fn decrypt(&self, id: Uuid, jwe: String, max_bytes: usize) -> Result<Vec<u8>, String>;
     /// The procedure responsible for `service` in `region`.
     fn responsible(&self, service: &ServiceKey, region: &Ars) -> Option<String>;
     /// The destination of `procedure`, if it is one.
@@ -139,6 +141,9 @@ pub enum SubmissionError {
     SubmissionNotFound(Uuid),
     #[error("attachment {0} was not announced")]
     AttachmentNotAnnounced(Uuid),
+    /// More attachments announced than the service takes.
+    #[error("{announced} attachments announced; the service takes at most {max}")]
+    TooManyAttachments { announced: usize, max: usize },
     /// A subscriber asked for an attachment the submission does not have.
     #[error("the submission has no attachment {0}")]
     AttachmentNotFound(Uuid),

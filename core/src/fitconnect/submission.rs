@@ -27,9 +27,14 @@ pub struct Submissions<'a> {
     pub clock: &'a dyn Clock,
     pub destinations: &'a dyn Destinations,
     pub schema: &'a MetadataSchema,
-    /// The largest attachment or data document (decrypted) the hub takes.
-    pub max_bytes: usize,
+    /// The largest data document (decrypted) the hub takes: as large as an
+    /// application at its own API (`[limits] max_body_bytes`). Attachments are bound
+    /// by the service's form, the metadata by [`MAX_METADATA_BYTES`].
+    pub max_data_bytes: usize,
 }
+
+/// The largest metadata document (decrypted): it names hashes and ids, nothing large.
+pub const MAX_METADATA_BYTES: usize = 1024 * 1024;
 
 /// A submission announced: its ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,10 +106,21 @@ impl Submissions<'_> {
         let service = service_of(&identifier)
             .filter(|service| destination.services.contains(service))
             .ok_or(SubmissionError::ServiceNotAccepted(identifier))?;
-        let mut attachments = request.announced_attachments;
         // FIT-Connect's Python SDK announces one id once per attachment: the same id
         // twice is one attachment.
-        attachments.dedup();
+        let mut seen = std::collections::BTreeSet::new();
+        let attachments: Vec<Uuid> = request
+            .announced_attachments
+            .into_iter()
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let (max, _) = self.attachment_rules(&service);
+        if attachments.len() > max {
+            return Err(SubmissionError::TooManyAttachments {
+                announced: attachments.len(),
+                max,
+            });
+        }
         let announcement = Announcement {
             destination: id,
             procedure: destination.procedure,
@@ -137,9 +153,11 @@ impl Submissions<'_> {
         if !announcement.attachments.contains(&attachment) {
             return Err(SubmissionError::AttachmentNotAnnounced(attachment));
         }
-        let text = std::str::from_utf8(jwe).unwrap_or_default();
+        let text = String::from_utf8_lossy(jwe).into_owned();
+        let (_, max_bytes) = self.attachment_rules_of(&announcement.service);
         self.destinations
-            .decrypt(announcement.destination, text, self.max_bytes)
+            .decrypt(announcement.destination, text, max_bytes)
+            .await
             .map_err(|reason| SubmissionError::Undecryptable {
                 what: format!("attachment {attachment}"),
                 reason,
@@ -169,36 +187,42 @@ impl Submissions<'_> {
         let request: SubmitRequest =
             serde_json::from_slice(body).map_err(|e| SubmissionError::Malformed(e.to_string()))?;
         let destination = announcement.destination;
-        let open = |what: &str, jwe: &str| {
+        let open = |what: String, jwe: String, max_bytes: usize| async move {
             self.destinations
-                .decrypt(destination, jwe, self.max_bytes)
-                .map_err(|reason| SubmissionError::Undecryptable {
-                    what: what.to_owned(),
-                    reason,
-                })
+                .decrypt(destination, jwe, max_bytes)
+                .await
+                .map_err(|reason| SubmissionError::Undecryptable { what, reason })
         };
-        let metadata = Metadata::read(
-            &open("the metadata", &request.encrypted_metadata)?,
-            self.schema,
-        )?;
-        let data = open("the data", &request.encrypted_data)?;
+        let metadata = open(
+            "the metadata".into(),
+            request.encrypted_metadata,
+            MAX_METADATA_BYTES,
+        )
+        .await?;
+        let metadata = Metadata::read(&metadata, self.schema)?;
+        let data = open(
+            "the data".into(),
+            request.encrypted_data,
+            self.max_data_bytes,
+        )
+        .await?;
         let described = metadata.data()?;
         if sha512_hex(&data) != described.hash.content {
             return Err(SubmissionError::DataHash);
         }
-        let listed: Vec<Uuid> = metadata
+        // Exactly the announced ones, each once.
+        let listed: std::collections::BTreeSet<Uuid> = metadata
             .content_structure
             .attachments
             .iter()
             .map(|a| a.attachment_id)
             .collect();
-        if listed.len() != announcement.attachments.len()
-            || !listed
-                .iter()
-                .all(|id| announcement.attachments.contains(id))
-        {
+        let announced: std::collections::BTreeSet<Uuid> =
+            announcement.attachments.iter().copied().collect();
+        if listed != announced || listed.len() != metadata.content_structure.attachments.len() {
             return Err(SubmissionError::AttachmentsDiffer);
         }
+        let (_, max_bytes) = self.attachment_rules_of(&announcement.service);
         let mut attachments = Vec::new();
         for (index, info) in metadata.content_structure.attachments.iter().enumerate() {
             let id = info.attachment_id;
@@ -207,9 +231,11 @@ impl Submissions<'_> {
                 .await?
                 .ok_or(SubmissionError::AttachmentMissing(id))?;
             let content = open(
-                &format!("attachment {id}"),
-                std::str::from_utf8(&jwe).unwrap_or_default(),
-            )?;
+                format!("attachment {id}"),
+                String::from_utf8_lossy(&jwe).into_owned(),
+                max_bytes,
+            )
+            .await?;
             if sha512_hex(&content) != info.hash.content {
                 return Err(SubmissionError::AttachmentHash(id));
             }
@@ -307,6 +333,22 @@ impl Submissions<'_> {
             destination,
             receipt: application.receipt,
         })
+    }
+
+    /// How many attachments the service's form takes, and how large each may be.
+    fn attachment_rules(&self, service: &crate::ServiceKey) -> (usize, usize) {
+        let snapshot = self.intake.catalog.snapshot();
+        snapshot.offer(service).map_or((0, 0), |offer| {
+            (
+                offer.form.attachments.max_count,
+                offer.form.attachments.max_bytes,
+            )
+        })
+    }
+
+    /// [`Submissions::attachment_rules`] of a service key as stored.
+    fn attachment_rules_of(&self, service: &str) -> (usize, usize) {
+        service_of(service).map_or((0, 0), |key| self.attachment_rules(&key))
     }
 
     /// Puts a booked payment's reference where the service's form expects what the

@@ -43,6 +43,7 @@ pub fn preparer(pki: &Path) -> Preparer {
         receipt_certificate: None,
         receipt_certificate_next: None,
         reader: behoerde(&format!("dvdv:14612000:{id}")),
+        fitconnect_subscriber: false,
         can_fetch: true,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -132,6 +132,13 @@ impl Config {
         let routing = match read_toml::<RoutingFile>(&routing_path) {
             Ok(routing) => {
                 problems.extend(routing.check(&file).in_file(&routing_path));
+                // The FIT-Connect clients are kopplung.toml's; the routing table has
+                // the destinations they name.
+                if let Some(fitconnect) = &file.fitconnect {
+                    let mut theirs = Findings::default();
+                    fitconnect.check_destinations(&routing.destination_ids(), &mut theirs);
+                    problems.extend(theirs.in_file(path));
+                }
                 Some(routing)
             }
             Err(problem) => {
@@ -197,6 +204,17 @@ impl FileConfig {
         self.audit.check(&mut findings);
         if let Some(fitconnect) = &self.fitconnect {
             fitconnect.check(&mut findings);
+            // One id, one client: the applications a client submitted are found by it.
+            for client in &fitconnect.clients {
+                if self.clients.iter().any(|c| c.id == client.id) {
+                    findings.entry(
+                        "fitconnect.client",
+                        &client.id,
+                        "id",
+                        "a [[client]] of the hub's API has this id; give the FIT-Connect client an id of its own",
+                    );
+                }
+            }
         }
         findings
     }
@@ -225,8 +243,15 @@ impl RoutingFile {
         findings
     }
 
-    /// Each FIT-Connect destination once, only with `[fitconnect]`, and every client's
-    /// destination one of them.
+    /// The FIT-Connect destinations of the procedures.
+    fn destination_ids(&self) -> std::collections::BTreeSet<uuid::Uuid> {
+        self.procedures
+            .iter()
+            .filter_map(|p| p.fitconnect.as_ref().map(|d| d.destination))
+            .collect()
+    }
+
+    /// Each FIT-Connect destination once, and only with `[fitconnect]`.
     fn check_destinations(&self, main: &FileConfig, findings: &mut Findings) {
         let mut known = std::collections::BTreeSet::new();
         for procedure in &self.procedures {
@@ -257,10 +282,6 @@ impl RoutingFile {
                     "a FIT-Connect destination needs [fitconnect] in kopplung.toml",
                 );
             }
-        }
-        if let Some(fitconnect) = &main.fitconnect {
-            // The clients are kopplung.toml's, but only the routing table knows the ids.
-            fitconnect.check_destinations(&known, findings);
         }
     }
 }

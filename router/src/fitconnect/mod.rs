@@ -77,14 +77,15 @@ pub fn load_destinations(config: &Config) -> Result<BTreeMap<Uuid, FitDestinatio
         let subscriber = match &procedure.delivery {
             kopplung_adapters::registry::DeliveryConfig::FitConnect(settings) => {
                 let path = pki.join(&settings.certificate);
-                let jwk =
-                    kopplung_transformers::fitconnect::subscriber_jwk(&path).map_err(|e| {
-                        Error::Config {
-                            file: config.source.clone(),
-                            message: format!(
-                                "[[procedure]] {id}: [procedure.delivery] certificate: {e}"
-                            ),
-                        }
+                let jwk = kopplung_transformers::TrustAnchors::load(&ca)
+                    .and_then(|anchors| {
+                        kopplung_transformers::fitconnect::subscriber_jwk(&path, &anchors)
+                    })
+                    .map_err(|e| Error::Config {
+                        file: config.source.clone(),
+                        message: format!(
+                            "[[procedure]] {id}: [procedure.delivery] certificate: {e}"
+                        ),
                     })?;
                 Some(Arc::new(jwk))
             }
@@ -137,8 +138,9 @@ pub struct FitState {
     pub hub: Arc<Hub>,
     pub tokens: Tokens,
     pub schema: MetadataSchema,
-    /// The largest attachment or data document a sender may submit.
-    pub max_bytes: usize,
+    /// The largest data document a sender may submit (`[limits] max_body_bytes`, as at
+    /// the hub's own API).
+    pub max_data_bytes: usize,
 }
 
 impl FitState {
@@ -153,7 +155,7 @@ impl FitState {
             hub,
             tokens: Tokens::load(fitconnect, &config.data_dir)?,
             schema,
-            max_bytes: usize::try_from(limits.max_upload_bytes).unwrap_or(usize::MAX),
+            max_data_bytes: limits.max_body_bytes,
         })))
     }
 
@@ -162,7 +164,10 @@ impl FitState {
         let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            // The scheme is case-insensitive (RFC 7235).
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(FitProblem::unauthorized)?;
         self.tokens
             .verify(token.trim(), self.hub.clock.now())
@@ -172,7 +177,12 @@ impl FitState {
 
 pub fn router(state: Arc<FitState>) -> Router {
     Router::new()
-        .route("/fitconnect/token", post(tokens_endpoint))
+        // A client's id and secret: a few hundred bytes. Without this, the form would be
+        // read whole, whatever its size, before anyone is authenticated.
+        .route(
+            "/fitconnect/token",
+            post(tokens_endpoint).layer(DefaultBodyLimit::max(TOKEN_FORM_BYTES)),
+        )
         .route("/fitconnect/v1/routes", get(destinations::routes))
         .route("/fitconnect/v1/openapi.json", get(openapi))
         .route(
@@ -203,9 +213,38 @@ pub fn router(state: Arc<FitState>) -> Router {
             "/fitconnect/v1/cases/{case}/events",
             post(subscriber::post_event).get(subscriber::events),
         )
+        // A known path with another method: a problem document too, not an empty 405.
+        .method_not_allowed_fallback(|| async {
+            use axum::response::IntoResponse;
+            crate::api::problem::Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "This method is not allowed on this resource",
+            )
+            .into_response()
+        })
         // Each handler reads its body with its own limit and answers a problem.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// The largest form the token endpoint reads.
+const TOKEN_FORM_BYTES: usize = 8 * 1024;
+
+/// Runs a handler's work and counts its answer as `operation`.
+async fn respond(
+    state: &FitState,
+    operation: &str,
+    work: impl Future<Output = Result<axum::response::Response, FitProblem>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let response = work.await.unwrap_or_else(IntoResponse::into_response);
+    counted(state, operation, response)
+}
+
+/// A path segment that must be a UUID.
+fn uuid(text: &str) -> Result<Uuid, FitProblem> {
+    Uuid::parse_str(text).map_err(|_| FitProblem::malformed(format!("{text:?} is no UUID")))
 }
 
 /// The OpenAPI 3.1 description of the FIT-Connect edge (kept true by
@@ -245,8 +284,20 @@ async fn tokens_endpoint(
     axum::extract::State(state): axum::extract::State<Arc<FitState>>,
     form: Result<axum::Form<BTreeMap<String, String>>, axum::extract::rejection::FormRejection>,
 ) -> axum::response::Response {
-    // A body that is no form is a request without the fields: OAuth's JSON error.
-    let form = form.map(|f| f.0).unwrap_or_default();
+    let form = match form {
+        Ok(form) => form.0,
+        Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            let problem = crate::api::problem::Problem::too_large(
+                "body-too-large",
+                "The request body is too large",
+                TOKEN_FORM_BYTES,
+            );
+            let response = axum::response::IntoResponse::into_response(problem);
+            return counted(&state, "token", response);
+        }
+        // A body that is no form is a request without the fields: OAuth's JSON error.
+        Err(_) => BTreeMap::new(),
+    };
     counted(&state, "token", tokens::token_response(&state, &form))
 }
 
@@ -255,6 +306,7 @@ pub(crate) struct Snapshot {
     pub topology: Arc<Topology>,
 }
 
+#[async_trait::async_trait]
 impl Destinations for Snapshot {
     fn destination(&self, id: Uuid) -> Option<Destination> {
         let found = self.topology.fitconnect.get(&id)?;
@@ -271,13 +323,17 @@ impl Destinations for Snapshot {
         })
     }
 
-    fn decrypt(&self, id: Uuid, jwe: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
+    async fn decrypt(&self, id: Uuid, jwe: String, max_bytes: usize) -> Result<Vec<u8>, String> {
         let found = self
             .topology
             .fitconnect
             .get(&id)
             .ok_or_else(|| "no such destination".to_owned())?;
-        found.key.decrypt(jwe, max_bytes).map_err(|e| e.to_string())
+        let key = found.key.clone();
+        // Inflating and decrypting megabytes must not hold up the runtime's threads.
+        tokio::task::spawn_blocking(move || key.decrypt(&jwe, max_bytes).map_err(|e| e.to_string()))
+            .await
+            .map_err(|_| "decrypting was interrupted".to_owned())?
     }
 
     fn destination_of(&self, procedure: &str) -> Option<Uuid> {

@@ -114,6 +114,12 @@ impl From<SubmissionError> for FitProblem {
                 "The attachment was not announced",
             )
             .detail(detail),
+            SubmissionError::TooManyAttachments { .. } => Self::own(
+                unprocessable,
+                "too-many-attachments",
+                "More attachments announced than the service takes",
+            )
+            .detail(detail),
             SubmissionError::AttachmentNotFound(_) => Self::own(
                 StatusCode::NOT_FOUND,
                 "not-found",

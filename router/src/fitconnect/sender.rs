@@ -9,9 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kopplung_core::fitconnect::Submissions;
 use serde_json::json;
-use uuid::Uuid;
 
-use super::{FitProblem, FitState, Grant, Snapshot};
+use super::{FitProblem, FitState, Grant, Snapshot, respond, uuid};
 use crate::api::read_limited;
 use crate::config::FitRole;
 
@@ -52,7 +51,16 @@ pub async fn attach(
         let grant = sender(state, &headers)?;
         let ids = (uuid(&submission)?, uuid(&attachment)?);
         // Base64url of the encrypted bytes, plus the JWE's header.
-        let limit = state.max_bytes.saturating_mul(4) / 3 + 64 * 1024;
+        // The largest attachment any service takes, as base64url, and the JWE's header.
+        let largest = state
+            .hub
+            .catalog
+            .current()
+            .values()
+            .map(|m| m.form.attachments.max_bytes)
+            .max()
+            .unwrap_or(0);
+        let limit = largest.saturating_mul(4) / 3 + 64 * 1024;
         let jwe = read(&headers, body, limit).await?;
         let snapshot = snapshot(state);
         submissions(state, &snapshot)
@@ -75,7 +83,8 @@ pub async fn submit(
     respond(state, "submit", async {
         let grant = sender(state, &headers)?;
         let id = uuid(&submission)?;
-        let limit = state.max_bytes.saturating_mul(3) / 2 + 64 * 1024;
+        let parts = state.max_data_bytes + kopplung_core::fitconnect::MAX_METADATA_BYTES;
+        let limit = parts.saturating_mul(4) / 3 + 64 * 1024;
         let bytes = read(&headers, body, limit).await?;
         let snapshot = snapshot(state);
         let submitted = submissions(state, &snapshot)
@@ -91,15 +100,6 @@ pub async fn submit(
         Ok((StatusCode::OK, Json(body)).into_response())
     })
     .await
-}
-
-async fn respond(
-    state: &FitState,
-    operation: &str,
-    work: impl Future<Output = Result<Response, FitProblem>>,
-) -> Response {
-    let response = work.await.unwrap_or_else(IntoResponse::into_response);
-    super::counted(state, operation, response)
 }
 
 fn sender(state: &FitState, headers: &HeaderMap) -> Result<Grant, FitProblem> {
@@ -124,12 +124,8 @@ fn submissions<'a>(state: &'a FitState, snapshot: &'a Snapshot) -> Submissions<'
         clock: hub.clock.as_ref(),
         destinations: snapshot,
         schema: &state.schema,
-        max_bytes: state.max_bytes,
+        max_data_bytes: state.max_data_bytes,
     }
-}
-
-fn uuid(text: &str) -> Result<Uuid, FitProblem> {
-    Uuid::parse_str(text).map_err(|_| FitProblem::malformed(format!("{text:?} is no UUID")))
 }
 
 async fn read(

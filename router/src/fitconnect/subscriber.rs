@@ -15,7 +15,7 @@ use kopplung_core::fitconnect::{Collections, SubmissionError, case_of, submissio
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{FitProblem, FitState, Grant, Snapshot};
+use super::{FitProblem, FitState, Grant, Snapshot, respond, uuid};
 use crate::api::problem::Problem;
 use crate::api::read_limited;
 use crate::config::FitRole;
@@ -264,15 +264,6 @@ async fn procedure_of(
     }
 }
 
-async fn respond(
-    state: &FitState,
-    operation: &str,
-    work: impl Future<Output = Result<Response, FitProblem>>,
-) -> Response {
-    let response = work.await.unwrap_or_else(IntoResponse::into_response);
-    super::counted(state, operation, response)
-}
-
 fn subscriber(state: &FitState, headers: &HeaderMap) -> Result<Grant, FitProblem> {
     let grant = state.grant(headers)?;
     if grant.role != FitRole::Subscriber {
@@ -317,8 +308,4 @@ fn schema_uris(state: &FitState) -> impl Fn(&str) -> String + Sync + use<> {
             .cloned()
             .unwrap_or_else(|| format!("urn:kopplung:message-type:{message_type}"))
     }
-}
-
-fn uuid(text: &str) -> Result<Uuid, FitProblem> {
-    Uuid::parse_str(text).map_err(|_| FitProblem::malformed(format!("{text:?} is no UUID")))
 }

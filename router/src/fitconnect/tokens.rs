@@ -107,6 +107,8 @@ impl Tokens {
             (FitRole::Sender, Some(ids)) => scopes(SEND_ONE, ids),
             (FitRole::Subscriber, ids) => scopes(SUBSCRIBE_ONE, ids.iter().flatten()),
         };
+        // Whole seconds: strict JWT libraries refuse fractional NumericDates.
+        let now = now.replace_nanosecond(0).unwrap_or(now);
         let mut payload = JwtPayload::new();
         payload.set_issuer(ISSUER);
         payload.set_subject(client);
