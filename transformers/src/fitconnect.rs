@@ -208,7 +208,7 @@ impl DestinationKey {
                 .map(|bytes| bytes.len())
                 .map_err(|_| Error::JoseRefused("a part of the JWE is not base64url".into()))
         };
-        let key_bytes = usize::try_from(self.key.size()).unwrap_or(0);
+        let key_bytes = self.key.size();
         for (index, what, expected) in [
             (1, "encrypted key", key_bytes),
             (2, "initialization vector", 12),
