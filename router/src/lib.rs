@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod config;
 pub mod console;
 pub mod context;
+pub mod destinations;
 pub mod fitconnect;
 pub mod hub;
 pub mod inbox;

@@ -31,7 +31,7 @@ pub struct Topology {
     /// Which authority each procedure belongs to.
     pub procedure_authority: BTreeMap<String, String>,
     /// The procedures offered as FIT-Connect destinations, by destination id.
-    pub fitconnect: BTreeMap<uuid::Uuid, crate::fitconnect::FitDestination>,
+    pub fitconnect: BTreeMap<uuid::Uuid, crate::destinations::FitDestination>,
 }
 
 impl Topology {
@@ -58,7 +58,7 @@ impl Topology {
             })
             .collect();
         let procedures = Clients::load(&tokens, &config.data_dir)?;
-        let fitconnect = crate::fitconnect::load_destinations(&config)?;
+        let fitconnect = crate::destinations::load_destinations(&config)?;
         Ok(Self {
             fitconnect,
             routing: RoutingTable::new(&config.routing.routes),
