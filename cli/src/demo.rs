@@ -130,13 +130,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if written > 0 {
         println!("Demo PKI created in {}", config.pki_dir.display());
     }
-    let config = with_metadata_schema(config, args.fitconnect_metadata_schema.as_deref())?;
     // Every secret file the configuration names (tokens of clients, operators and
     // procedures, clerk passwords), as `kopplung tokens init` writes them: the reference
     // procedures read their tokens from here.
     for secret in config.secret_files() {
         ensure_secret(&data_dir.join(&secret.file))?;
     }
+    // After the secrets: `kopplung check` of the configuration finds them all even if
+    // this run goes without FIT-Connect.
+    let config = with_metadata_schema(config, args.fitconnect_metadata_schema.as_deref())?;
     let token_paths: Vec<PathBuf> = config
         .file
         .clients

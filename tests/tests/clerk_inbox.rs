@@ -42,8 +42,8 @@ fn mappings_with_svg() -> tempfile::TempDir {
     let form = dir.path().join("maengelanzeige/form.toml");
     let text = std::fs::read_to_string(&form).expect("form");
     let edited = text.replace(
-        "media_types = [\"image/jpeg\", \"image/png\"]",
-        "media_types = [\"image/jpeg\", \"image/png\", \"image/svg+xml\"]",
+        "media_types = [\"image/jpeg\", \"image/png\", \"application/pdf\"]",
+        "media_types = [\"image/jpeg\", \"image/png\", \"application/pdf\", \"image/svg+xml\"]",
     );
     assert_ne!(text, edited, "the Mängelanzeige's media types changed");
     std::fs::write(&form, edited).expect("write form");

@@ -313,13 +313,13 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
         .await;
     assert_eq!(next, format!("/entwurf/{draft}/anlagen"));
     let csrf = visitor.get(&next).await.csrf();
-    // A PDF is not a photo; an HTML file claiming to be a PNG is refused by its bytes;
-    // more than 5 MiB is too large.
+    // A GIF is none of the types it takes (photos and PDFs); an HTML file claiming to be
+    // a PNG is refused by its bytes; more than 5 MiB is too large.
     for (name, media_type, content, message) in [
         (
-            "brief.pdf",
-            "application/pdf",
-            b"%PDF-1.4\n%%EOF\n".to_vec(),
+            "animation.gif",
+            "image/gif",
+            b"GIF89a\x01\x00\x01\x00".to_vec(),
             "Dateityp ist nicht erlaubt",
         ),
         (

@@ -524,6 +524,9 @@ async fn a_fresh_demo_keeps_its_data_directory_private() {
         std::process::Command::new(kopplung_tests::kopplung_bin())
             .args(["demo", "--no-procedures", "--data-dir"])
             .arg(&data)
+            // As scripts/demo starts it: with FIT-Connect's metadata schema.
+            .arg("--fitconnect-metadata-schema")
+            .arg(kopplung_tests::fitconnect::metadata_schema())
             .args(["--listen", &format!("127.0.0.1:{hub_port}")])
             .args(["--portal-listen", &format!("127.0.0.1:{portal_port}")])
             .current_dir(kopplung_tests::workspace())
@@ -532,7 +535,8 @@ async fn a_fresh_demo_keeps_its_data_directory_private() {
             .spawn()
             .expect("kopplung demo"),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // A first start makes the demo PKI with an RSA-4096 key per FIT-Connect destination.
+    let deadline = Instant::now() + Duration::from_secs(180);
     for port in [hub_port, portal_port] {
         loop {
             if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))

@@ -81,6 +81,21 @@ async fn the_mapping_tutorial_works_as_written() {
         &sandbox.path().join("demo-data/portal-token"),
         b"abcdef0123456789abcdef0123456789",
     );
+    // scripts/demo puts FIT-Connect's metadata schema there; the demo writes the
+    // FIT-Connect edge's token key and its sender's secret.
+    private_dir(&sandbox.path().join("demo-data/fitconnect"));
+    write_private(
+        &sandbox
+            .path()
+            .join("demo-data/fitconnect/metadata.schema.json"),
+        &std::fs::read(kopplung_tests::fitconnect::metadata_schema()).unwrap(),
+    );
+    for secret in ["token-key", "onlinedienst-demo"] {
+        write_private(
+            &sandbox.path().join("demo-data/fitconnect").join(secret),
+            b"fitconnect-secret-of-the-tutorial-0123456789abcdef",
+        );
+    }
     // The demo also writes its clerk's password (the clerk inbox).
     write_private(
         &sandbox.path().join("demo-data/clerk-password"),
