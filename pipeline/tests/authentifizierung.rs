@@ -46,6 +46,7 @@ fn input(authentication: Option<Authentication>) -> PrepareInput {
         created_at: datetime!(2026-11-30 10:00:00 UTC),
         authentication,
         follow_up: None,
+        reply_channel: None,
     }
 }
 
@@ -243,6 +244,7 @@ async fn intake_seals_what_the_outbox_would_and_defers_when_every_slot_is_busy()
         authentication: input.authentication.clone(),
         sealed: None,
         follow_up: None,
+        reply_channel: None,
     };
     let observer = Arc::new(Counted::default());
     let slots = Arc::new(tokio::sync::Semaphore::new(1));

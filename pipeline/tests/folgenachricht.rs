@@ -40,6 +40,7 @@ fn follow_up(kind: FollowUpKind, refers_to: Option<&str>, text: Option<&str>) ->
             parent_message_id: Uuid::parse_str("0193a0b4-2222-7000-8000-000000000002").unwrap(),
             parent_created_at: datetime!(2026-11-30 10:00:00 UTC),
         }),
+        reply_channel: None,
     }
 }
 

@@ -851,6 +851,71 @@ async fn the_fitconnect_document_is_valid_and_every_answer_of_the_edge_matches_i
     edge.get(&events, nobody, 401).await;
     edge.get(&events, Some(&sender), 404).await;
 
+    // A sender's reply channel reaches the subscriber in the metadata it collects.
+    let leipzig = destination_of(&routing, SUBSCRIBER);
+    let leipzig_kid = edge
+        .get(
+            &format!("/fitconnect/v1/destinations/{leipzig}"),
+            Some(&sender),
+            200,
+        )
+        .await
+        .json["encryptionKid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let leipzig_jwk = edge
+        .get(
+            &format!("/fitconnect/v1/destinations/{leipzig}/keys/{leipzig_kid}"),
+            Some(&sender),
+            200,
+        )
+        .await
+        .json;
+    let replying = edge.announce(&leipzig, MAENGEL, 0).await;
+    let data = report(LEIPZIG);
+    let mut with_channel = metadata(&data, &[]);
+    with_channel["replyChannel"] = json!({"eMail": {"address": "melder@example.org"}});
+    expect(
+        edge.submit(&replying, &leipzig_jwk, &with_channel, &data)
+            .await,
+        200,
+    );
+    let replying_id = replying["submissionId"].as_str().unwrap().to_owned();
+    for _ in 0..300 {
+        if hub.admin_view(&replying_id).await["delivery"]["transport"] == "fitconnect" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let collected = edge
+        .get(
+            &format!("/fitconnect/v1/submissions/{replying_id}"),
+            Some(&subscriber),
+            200,
+        )
+        .await;
+    let pki = hub.pki_dir().join("procedures");
+    let own_key = kopplung_transformers::fitconnect::DestinationKey::load(
+        &pki.join(format!("{SUBSCRIBER}-abonnent.crt")),
+        &pki.join(format!("{SUBSCRIBER}-abonnent.key")),
+        &[],
+    )
+    .unwrap();
+    let opened: Value = serde_json::from_slice(
+        &own_key
+            .decrypt(
+                collected.json["encryptedMetadata"].as_str().unwrap(),
+                1 << 20,
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        opened["replyChannel"],
+        json!({"eMail": {"address": "melder@example.org"}})
+    );
+
     edge.contract.assert_all_seen();
 }
 

@@ -276,6 +276,7 @@ impl Conversation {
                 kind,
                 refers_to,
             }),
+            reply_channel: None,
         };
         match self.store.insert_application(&new).await {
             Ok(Inserted::Created(_)) => {

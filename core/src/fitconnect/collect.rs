@@ -99,7 +99,7 @@ impl Collections<'_> {
                 })
             })
             .collect();
-        let metadata = json!({
+        let mut metadata = json!({
             "$schema": METADATA_SCHEMA_URI,
             "publicServiceType": {"identifier": super::urn_of_key(&pickup.service)},
             "contentStructure": {
@@ -113,6 +113,14 @@ impl Collections<'_> {
                 "attachments": attachments,
             },
         });
+        // The reply channel a FIT-Connect sender named, kept for the procedure.
+        if let Some(channel) = input
+            .reply_channel
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        {
+            metadata["replyChannel"] = channel;
+        }
         let metadata =
             serde_json::to_vec(&metadata).map_err(|e| SubmissionError::Malformed(e.to_string()))?;
         let encrypt = |content: &[u8], content_type: &str| {

@@ -280,6 +280,10 @@ impl Submissions<'_> {
         let body = serde_json::to_vec(&application)
             .map_err(|e| SubmissionError::Malformed(e.to_string()))?;
         let key = submission.to_string();
+        let reply_channel = metadata
+            .reply_channel
+            .as_ref()
+            .map(|channel| channel.to_string());
         let admitted = self
             .intake
             .accept(Submission {
@@ -288,6 +292,7 @@ impl Submissions<'_> {
                 asserts_up_to: None,
                 body: &body,
                 id: Some(submission),
+                reply_channel: reply_channel.as_deref(),
             })
             .await
             .result?;

@@ -79,6 +79,8 @@ pub struct Submission<'a> {
     /// The id the application takes, if the client chose it before (a FIT-Connect
     /// submission's id, announced before its content came); a fresh one otherwise.
     pub id: Option<Uuid>,
+    /// The reply channel a FIT-Connect sender named (JSON), kept with the application.
+    pub reply_channel: Option<&'a str>,
 }
 
 /// An application the hub holds: its id and receipt number.
@@ -262,6 +264,7 @@ impl Intake {
         let applicant = request.applicant.take();
         let checked = Checked {
             id: submission.id,
+            reply_channel: submission.reply_channel.map(str::to_owned),
             client: submission.client,
             service: key,
             offer,
@@ -424,6 +427,7 @@ impl Intake {
             // Set once everything is checked.
             sealed: None,
             follow_up: None,
+            reply_channel: checked.reply_channel.clone(),
         })
     }
 }
@@ -431,6 +435,7 @@ impl Intake {
 /// What is known of a request once its service is one of ours.
 struct Checked<'a> {
     id: Option<Uuid>,
+    reply_channel: Option<String>,
     client: &'a str,
     service: ServiceKey,
     offer: Offer<'a>,

@@ -36,6 +36,9 @@ pub struct NewApplication {
     /// Set for a follow-up message of the citizen (see [`crate::conversation`]): stored
     /// as a child of its application, with its own outbox entry.
     pub follow_up: Option<FollowUpOf>,
+    /// The reply channel a FIT-Connect sender named (its `replyChannel`, JSON), kept
+    /// for the procedure; personal data, deleted by retention.
+    pub reply_channel: Option<String>,
 }
 
 /// A message sealed before its application was stored. Sealing at intake saves the
@@ -67,6 +70,7 @@ impl NewApplication {
             authentication: self.authentication.clone(),
             // Follow-ups are never sealed at intake: the outbox reads their parent.
             follow_up: None,
+            reply_channel: self.reply_channel.clone(),
         }
     }
 
@@ -403,6 +407,8 @@ pub struct PrepareInput {
     /// Set for a follow-up message: rendered with the follow-up template, referencing
     /// its application.
     pub follow_up: Option<FollowUpInput>,
+    /// The reply channel a FIT-Connect sender named (JSON); none for everything else.
+    pub reply_channel: Option<String>,
 }
 
 /// A verified receipt, as the API hands it to the store.

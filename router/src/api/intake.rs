@@ -78,6 +78,7 @@ async fn accept(
             asserts_up_to: state.clients.asserts_up_to(&client),
             body: &bytes,
             id: None,
+            reply_channel: None,
         })
         .await;
     *service = outcome.service.map(|key| key.to_string());

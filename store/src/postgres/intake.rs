@@ -75,8 +75,8 @@ impl PostgresStore {
         let inserted = sqlx::query(
             "WITH application AS (
                  INSERT INTO applications
-                   (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication, parent_id, follow_up, refers_to)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $20, $21, $22)),
+                   (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication, parent_id, follow_up, refers_to, reply_channel)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $20, $21, $22, $23)),
              delivery AS (
                  INSERT INTO deliveries (application_id, service_key, procedure_id, message_id, message_type, step, due_at, sealed, sent_xml)
                  VALUES ($1, $4, $6, $11, $12, $13, $14, $15, $19))
@@ -107,6 +107,7 @@ impl PostgresStore {
         .bind(new.follow_up.as_ref().map(|f| f.parent_id.to_string()))
         .bind(new.follow_up.as_ref().map(|f| f.kind.as_str()))
         .bind(new.follow_up.as_ref().and_then(|f| f.refers_to.clone()))
+        .bind(new.reply_channel.clone())
         .execute(&mut *tx)
         .await;
         // The constraint is `applications_receipt_key`; the failed statement aborted the

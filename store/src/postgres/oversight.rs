@@ -88,7 +88,7 @@ impl PostgresStore {
             &id,
         )
         .await?;
-        sqlx::query("UPDATE applications SET payload = $1, authentication = NULL, purged_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE applications SET payload = $1, authentication = NULL, reply_channel = NULL, purged_at = $2 WHERE id = $3")
             .bind(content::PURGED_PAYLOAD)
             .bind(rfc3339(self.clock.now()))
             .bind(&id)

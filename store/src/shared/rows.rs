@@ -379,6 +379,7 @@ pub(crate) struct PrepareRow {
     pub(crate) parent_receipt: Option<String>,
     pub(crate) parent_created_at: Option<String>,
     pub(crate) parent_message_id: Option<String>,
+    pub(crate) reply_channel: Option<String>,
 }
 
 /// An attachment as the prepare step reads it: inline content, or the upload that
@@ -402,6 +403,7 @@ impl PrepareRow {
     ) -> Result<PrepareInput, StoreError> {
         Ok(PrepareInput {
             id,
+            reply_channel: self.reply_channel.clone(),
             receipt: self.receipt,
             service_key: self.service_key,
             region: self.region,

@@ -38,7 +38,7 @@ pub(crate) const FOLLOW_UPS: &str =
 /// What the prepare step reads of an application ([`super::rows::PrepareRow`]), with
 /// its parent's id, receipt number, message id and time for a follow-up message.
 pub(crate) const PREPARE: &str = "SELECT a.receipt, a.service_key, a.region, a.payload,
-        a.created_at, a.authentication, a.follow_up, a.refers_to, a.parent_id,
+        a.created_at, a.authentication, a.follow_up, a.refers_to, a.parent_id, a.reply_channel,
         p.receipt AS parent_receipt, p.created_at AS parent_created_at,
         pd.message_id AS parent_message_id
     FROM applications a

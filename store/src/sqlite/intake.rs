@@ -69,8 +69,8 @@ fn insert_application(
     let inserted = tx
         .prepare_cached(
             "INSERT INTO applications
-               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication, parent_id, follow_up, refers_to)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
+               (id, receipt, client_id, service_key, region, procedure_id, status, payload, created_at, updated_at, authentication, parent_id, follow_up, refers_to, reply_channel)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14)",
         ).sql()?
         .execute(params![
             id,
@@ -85,7 +85,8 @@ fn insert_application(
             form.authentication,
             new.follow_up.as_ref().map(|f| f.parent_id.to_string()),
             new.follow_up.as_ref().map(|f| f.kind.as_str()),
-            new.follow_up.as_ref().and_then(|f| f.refers_to.as_deref())
+            new.follow_up.as_ref().and_then(|f| f.refers_to.as_deref()),
+            new.reply_channel.as_deref()
         ]);
     if inserted.unless_taken("receipt")?.is_none() {
         return Ok(Inserted::ReceiptTaken);

@@ -250,7 +250,7 @@ macro_rules! by_name {
 by_name! {
     ChangedRow { application_id, message_id, sealed }
     WorkRow { application_id, service_key, procedure_id, message_id, message_type, step, attempts, accepted_at, sealed }
-    PrepareRow { receipt, service_key, region, payload, created_at, authentication, follow_up, refers_to, parent_id, parent_receipt, parent_created_at, parent_message_id }
+    PrepareRow { receipt, service_key, region, payload, created_at, authentication, follow_up, refers_to, parent_id, parent_receipt, parent_created_at, parent_message_id, reply_channel }
     AttachmentRow { filename, media_type, sha512, size, upload_id, content, slot }
 }
 

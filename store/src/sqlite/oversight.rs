@@ -35,7 +35,7 @@ fn purge_in(tx: &mut WriteTx<'_>, application_id: Uuid) -> Result<bool, StoreErr
     let attachments = execute_for(tx, "DELETE FROM attachments WHERE application_id = ?1", &id)?;
     let documents = execute_for(tx, "DELETE FROM documents WHERE application_id = ?1", &id)?;
     tx.prepare_cached(
-        "UPDATE applications SET payload = ?1, authentication = NULL, purged_at = ?2 WHERE id = ?3",
+        "UPDATE applications SET payload = ?1, authentication = NULL, reply_channel = NULL, purged_at = ?2 WHERE id = ?3",
     )
     .sql()?
     .execute(params![content::PURGED_PAYLOAD, rfc3339(tx.now()), id])

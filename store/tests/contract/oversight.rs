@@ -171,6 +171,8 @@ pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backen
     let store = &*backend.store;
     let mut new = application(None);
     new.attachments = vec![photo(b"\x89PNG personal photo")];
+    // A FIT-Connect sender's reply channel: an address, personal data.
+    new.reply_channel = Some(r#"{"eMail":{"address":"joerg@example.org"}}"#.into());
     to_decided(store, &new, "retention", b"sealed").await;
     let decided_at = OffsetDateTime::now_utc();
     let service = new.service_key.as_str();
@@ -192,9 +194,11 @@ pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backen
         "the decision's appeal information"
     );
     assert!(store.sent_xml(new.id).await.unwrap().is_some());
+    let kept = store.prepare_input(new.id).await.unwrap();
+    assert_eq!(kept.attachments.len(), 1);
     assert_eq!(
-        store.prepare_input(new.id).await.unwrap().attachments.len(),
-        1
+        kept.reply_channel, new.reply_channel,
+        "kept for the procedure"
     );
     // Another service's retention does not touch it.
     assert_eq!(
@@ -215,6 +219,10 @@ pub(crate) async fn retention_deletes_personal_data_after_the_final_state(backen
     let input = store.prepare_input(new.id).await.unwrap();
     assert_eq!(input.payload, serde_json::json!({}));
     assert!(input.attachments.is_empty());
+    assert_eq!(
+        input.reply_channel, None,
+        "the reply channel goes with the form"
+    );
     assert_eq!(
         store.sent_xml(new.id).await.unwrap(),
         None,

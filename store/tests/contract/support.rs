@@ -39,6 +39,7 @@ pub fn application(key: Option<(&str, &str)>) -> NewApplication {
         authentication: None,
         sealed: None,
         follow_up: None,
+        reply_channel: None,
     }
 }
 
