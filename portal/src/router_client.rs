@@ -524,11 +524,8 @@ impl RouterClient {
                 .map(str::to_owned)
         };
         let media_type = header("content-type").unwrap_or_default();
-        let filename = header("content-disposition").and_then(|d| {
-            d.split("filename=")
-                .nth(1)
-                .map(|f| f.trim_matches('"').to_owned())
-        });
+        let filename =
+            header("content-disposition").and_then(|d| kopplung_web::disposition::filename_of(&d));
         let bytes = response
             .bytes()
             .await

@@ -105,11 +105,25 @@ async fn citizen_b_cannot_reach_citizen_a_s_draft_application_or_document() {
     let own = anna.get(&document).await;
     assert_eq!(own.status, 200);
     assert_eq!(own.headers["content-type"], "application/pdf");
+    // The decision's own file name, whole (RFC 6266: a plain `filename` and the exact
+    // one as `filename*`), never parameters run together.
+    let disposition = own.headers["content-disposition"].to_str().unwrap();
     assert!(
-        own.headers["content-disposition"]
-            .to_str()
-            .unwrap()
-            .starts_with("attachment")
+        disposition.starts_with("attachment; filename=\""),
+        "{disposition}"
+    );
+    let plain = disposition
+        .split("filename=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default();
+    let exact = disposition
+        .split("filename*=UTF-8''")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        plain.starts_with("bescheid") && plain.ends_with(".pdf") && plain == exact,
+        "{disposition}"
     );
     assert_eq!(own.headers["x-content-type-options"], "nosniff");
     // The document's own policy survives the portal's security headers.

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod contact;
+pub mod disposition;
 pub mod files;
 pub mod limiter;
 pub mod pdf;

@@ -270,9 +270,9 @@ pub async fn confirmation_pdf(Visit { state, visitor }: Visit, Path(id): Path<St
             ),
             (
                 header::CONTENT_DISPOSITION,
-                HeaderValue::try_from(format!(
-                    "attachment; filename=\"Eingangsbestaetigung-{receipt}.pdf\""
-                ))
+                HeaderValue::try_from(kopplung_web::disposition::attachment(&format!(
+                    "Eingangsbestätigung-{receipt}.pdf"
+                )))
                 .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
             ),
         ],
@@ -303,7 +303,6 @@ pub async fn document(
         .filename
         .unwrap_or_else(|| "dokument.pdf".into())
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         .take(100)
         .collect();
     let mut response = (
@@ -311,7 +310,7 @@ pub async fn document(
             (header::CONTENT_TYPE, HeaderValue::from_static(media_type)),
             (
                 header::CONTENT_DISPOSITION,
-                HeaderValue::try_from(format!("attachment; filename=\"{filename}\""))
+                HeaderValue::try_from(kopplung_web::disposition::attachment(&filename))
                     .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
             ),
         ],

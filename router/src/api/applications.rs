@@ -142,30 +142,7 @@ pub async fn document(
                 "image/jpeg" => "image/jpeg",
                 _ => "application/octet-stream",
             };
-            let ascii: String = info
-                .filename
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            let encoded: String = info
-                .filename
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') {
-                        char::from(b).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
-            let disposition =
-                format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}");
+            let disposition = kopplung_web::disposition::attachment(&info.filename);
             let mut response = content.into_response();
             let headers = response.headers_mut();
             headers.insert(

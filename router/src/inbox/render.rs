@@ -183,45 +183,8 @@ pub fn served_media_type(declared: &str) -> &'static str {
     }
 }
 
-/// `attachment; filename="…"; filename*=UTF-8''…` with a plain ASCII fallback: no
-/// quotes, separators or control characters survive.
-pub fn content_disposition(filename: &str) -> String {
-    let base = filename
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or_default()
-        .trim();
-    let cleaned: String = base
-        .chars()
-        .filter(|c| !c.is_control())
-        .map(|c| if matches!(c, '"' | ';' | ',') { '_' } else { c })
-        .collect();
-    let cleaned = cleaned.trim_start_matches('.');
-    let cleaned = if cleaned.is_empty() {
-        "anlage"
-    } else {
-        cleaned
-    };
-    let ascii: String = cleaned
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ' | '(' | ')') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut encoded = String::new();
-    for byte in cleaned.bytes() {
-        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
-}
+/// The `Content-Disposition` of a download (RFC 6266), as every front end sends it.
+pub use kopplung_web::disposition::attachment as content_disposition;
 
 #[cfg(test)]
 mod tests {
