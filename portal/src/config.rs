@@ -329,14 +329,43 @@ impl Notifications {
     }
 }
 
-/// `[payment]`: the secret the portal and its payment provider share.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[payment]`: the secret the portal and its payment provider share, and the payment
+/// methods the simulated provider offers.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Payment {
     /// A file with the bearer secret for the provider's API (relative to the
     /// configuration file). Needed with an external provider (`--payment-url`);
     /// without it the simulated provider draws a random one per process.
     pub secret_file: Option<PathBuf>,
+    /// The payment methods the simulated provider offers, in this order (the first
+    /// preselected): only methods that exist (giropay ended in 2024).
+    pub methods: Vec<PaymentMethod>,
+}
+
+/// A payment method: its code in the provider's form and the name citizens read.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentMethod {
+    pub code: String,
+    pub label: String,
+}
+
+impl Default for Payment {
+    fn default() -> Self {
+        let method = |code: &str, label: &str| PaymentMethod {
+            code: code.into(),
+            label: label.into(),
+        };
+        Self {
+            secret_file: None,
+            methods: vec![
+                method("kreditkarte", "Kreditkarte"),
+                method("paypal", "PayPal"),
+                method("sepa-lastschrift", "SEPA-Lastschrift"),
+            ],
+        }
+    }
 }
 
 const SECTIONS: &[&str] = &[

@@ -180,7 +180,7 @@ pub async fn run(
     let state = Arc::new(AppState {
         router: router_client::RouterClient::new(&config.router_url, &config.router_token)?,
         payments: payment::PaymentClient::new(&payment_url, &secret)?,
-        provider: payment::provider::Provider::new(secret),
+        provider: payment::provider::Provider::new(secret, settings.payment.methods.clone()),
         limiter: LoginLimiter::default(),
         registrations,
         quotas: quota::Quotas::new(settings.quotas.clone()),

@@ -494,8 +494,13 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
     assert!(unpaid.body.contains("Bitte bezahlen Sie zuerst die Gebühr"));
     // Cancelled at the provider: still not paid.
     for (action, paid) in [("abbrechen", false), ("bezahlen", true)] {
-        let (provider_page, back) = erik.pay(&draft, &review.csrf(), "giropay", action).await;
+        let (provider_page, back) = erik.pay(&draft, &review.csrf(), "paypal", action).await;
         assert!(provider_page.body.contains("5,00 €"));
+        // Only methods that exist, from the portal's configuration (giropay ended).
+        assert!(!provider_page.body.to_lowercase().contains("giropay"));
+        for method in ["Kreditkarte", "PayPal", "SEPA-Lastschrift"] {
+            assert!(provider_page.body.contains(method), "{method}");
+        }
         assert_eq!(back.status, 200);
         assert_eq!(
             back.body.contains("Zahlungsreferenz"),

@@ -32,14 +32,17 @@ struct Transaction {
 
 pub struct Provider {
     secret: String,
+    /// The payment methods offered (code, label), the first preselected.
+    methods: Vec<crate::config::PaymentMethod>,
     transactions: Mutex<HashMap<String, Transaction>>,
     counter: Mutex<u64>,
 }
 
 impl Provider {
-    pub fn new(secret: String) -> Self {
+    pub fn new(secret: String, methods: Vec<crate::config::PaymentMethod>) -> Self {
         Self {
             secret,
+            methods,
             transactions: Mutex::default(),
             counter: Mutex::default(),
         }
@@ -183,7 +186,10 @@ async fn page(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
         &visitor,
         "pay",
         "Bezahlen (simulierter Zahlungsdienst)",
-        &json!({"csrf": visitor.csrf, "id": id, "amount": euro(&amount), "purpose": t.purpose}),
+        &json!({"csrf": visitor.csrf, "id": id, "amount": euro(&amount), "purpose": t.purpose,
+                "methods": state.provider.methods.iter().enumerate().map(|(n, m)| {
+                    json!({"code": m.code, "label": m.label, "checked": n == 0})
+                }).collect::<Vec<_>>()}),
     )
 }
 
@@ -193,10 +199,12 @@ async fn decide(
     Posted(pairs): Posted,
 ) -> Page {
     let pay = form_value(&pairs, "aktion") == Some("bezahlen");
-    let method_ok = matches!(
-        form_value(&pairs, "zahlart"),
-        Some("giropay" | "kreditkarte" | "paypal")
-    );
+    let chosen = form_value(&pairs, "zahlart");
+    let method_ok = state
+        .provider
+        .methods
+        .iter()
+        .any(|m| Some(m.code.as_str()) == chosen);
     let redirect = {
         let mut transactions = state
             .provider
