@@ -77,8 +77,17 @@ pub async fn services(Visit { state, visitor }: Visit, Query(query): Query<Searc
         &visitor,
         "services",
         &title,
-        &json!({ "q": q, "services": list, "count": list.len(), "title": title }),
+        &json!({ "q": q, "found": found(list.len()), "services": list, "title": title }),
     )
+}
+
+/// How many services a search found, as a German sentence.
+fn found(count: usize) -> String {
+    match count {
+        0 => "Keine Leistung gefunden.".to_owned(),
+        1 => "Eine Leistung gefunden.".to_owned(),
+        n => format!("{n} Leistungen gefunden."),
+    }
 }
 
 /// Where a service is available online, in words.
@@ -250,4 +259,14 @@ fn page_with(
     view: &Value,
 ) -> Response {
     state.templates.page(visitor, status, template, title, view)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_number_found_reads_as_a_german_sentence() {
+        assert_eq!(super::found(0), "Keine Leistung gefunden.");
+        assert_eq!(super::found(1), "Eine Leistung gefunden.");
+        assert_eq!(super::found(6), "6 Leistungen gefunden.");
+    }
 }
