@@ -118,12 +118,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(|| async { problem::Problem::not_found().into_response() })
         // A known path with another method: a problem document too, not an empty 405.
         .method_not_allowed_fallback(|| async {
-            problem::Problem::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "This method is not allowed on this resource",
-            )
-            .into_response()
+            problem::Problem::method_not_allowed().into_response()
         })
         // Intake enforces its own limit and answers with a problem document.
         .layer(DefaultBodyLimit::disable())

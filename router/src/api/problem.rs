@@ -62,6 +62,15 @@ impl Problem {
             .detail(format!("at most {limit} bytes"))
     }
 
+    /// A known path asked with another method: a problem document, not an empty 405.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "This method is not allowed on this resource",
+        )
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "No such resource")
     }

@@ -142,12 +142,7 @@ pub fn router(state: Arc<FitState>) -> Router {
         // A known path with another method: a problem document too, not an empty 405.
         .method_not_allowed_fallback(|| async {
             use axum::response::IntoResponse;
-            crate::api::problem::Problem::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "This method is not allowed on this resource",
-            )
-            .into_response()
+            crate::api::problem::Problem::method_not_allowed().into_response()
         })
         // Each handler reads its body with its own limit and answers a problem.
         .layer(DefaultBodyLimit::disable())
@@ -166,6 +161,13 @@ async fn respond(
     use axum::response::IntoResponse;
     let response = work.await.unwrap_or_else(IntoResponse::into_response);
     counted(state, operation, response)
+}
+
+/// The routing table in force, as the core's [`Destinations`], for one request.
+fn snapshot(state: &FitState) -> Snapshot {
+    Snapshot {
+        topology: state.hub.topology.now(),
+    }
 }
 
 /// A path segment that must be a UUID.

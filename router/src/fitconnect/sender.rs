@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use kopplung_core::fitconnect::Submissions;
 use serde_json::json;
 
-use super::{FitProblem, FitState, Grant, Snapshot, respond, uuid};
+use super::{FitProblem, FitState, Grant, Snapshot, respond, snapshot, uuid};
 use crate::api::read_limited;
 use crate::config::FitRole;
 
@@ -108,12 +108,6 @@ fn sender(state: &FitState, headers: &HeaderMap) -> Result<Grant, FitProblem> {
         return Err(FitProblem::wrong_role("sender"));
     }
     Ok(grant)
-}
-
-pub(super) fn snapshot(state: &FitState) -> Snapshot {
-    Snapshot {
-        topology: state.hub.topology.now(),
-    }
 }
 
 fn submissions<'a>(state: &'a FitState, snapshot: &'a Snapshot) -> Submissions<'a> {

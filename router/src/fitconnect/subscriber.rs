@@ -15,7 +15,7 @@ use kopplung_core::fitconnect::{Collections, SubmissionError, case_of, submissio
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{FitProblem, FitState, Grant, Snapshot, respond, uuid};
+use super::{FitProblem, FitState, Grant, Snapshot, respond, snapshot, uuid};
 use crate::api::problem::Problem;
 use crate::api::read_limited;
 use crate::config::FitRole;
@@ -43,7 +43,7 @@ pub async fn list(
             })
         };
         let (offset, limit) = (number("offset", 0)?, number("limit", 100)?.clamp(1, 500));
-        let snapshot = super::sender::snapshot(state);
+        let snapshot = snapshot(state);
         let schemas = schema_uris(state);
         let all = collections(state, &snapshot, &schemas)
             .list(&grant.reach, only)
@@ -81,7 +81,7 @@ pub async fn fetch(
     respond(state, "fetch", async {
         let grant = subscriber(state, &headers)?;
         let id = uuid(&id)?;
-        let snapshot = super::sender::snapshot(state);
+        let snapshot = snapshot(state);
         let schemas = schema_uris(state);
         let collected = collections(state, &snapshot, &schemas)
             .fetch(&grant.reach, id)
@@ -119,7 +119,7 @@ pub async fn attachment(
     respond(state, "attachment", async {
         let grant = subscriber(state, &headers)?;
         let (id, attachment) = (uuid(&id)?, uuid(&attachment)?);
-        let snapshot = super::sender::snapshot(state);
+        let snapshot = snapshot(state);
         let schemas = schema_uris(state);
         let jwe = collections(state, &snapshot, &schemas)
             .attachment(&grant.reach, id, attachment)
