@@ -2,6 +2,7 @@
 // 1. Conditional fields are hidden while their condition does not hold.
 // 2. The error summary takes the focus, so screen readers announce it.
 // 3. The confirmation page gets a print button.
+// 4. A file is uploaded as soon as it is chosen.
 (function () {
   'use strict';
   function valueOf(form, name) {
@@ -34,6 +35,13 @@
         var hints = form.querySelectorAll('.portal-condition');
         for (var j = 0; j < hints.length; j++) hints[j].hidden = true;
       })(forms[i]);
+    }
+    var files = document.querySelectorAll('input[type="file"][data-upload]');
+    for (var k = 0; k < files.length; k++) {
+      files[k].addEventListener('change', function (event) {
+        var button = document.getElementById(event.target.getAttribute('data-upload'));
+        if (event.target.files.length > 0 && button) button.click();
+      });
     }
     var summary = document.getElementById('fehlerliste');
     if (summary) summary.focus();

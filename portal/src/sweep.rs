@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::payment::refund;
 use crate::{Shared, db};
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -63,16 +64,7 @@ pub async fn sweep(state: &Shared) -> Result<Swept, sqlx::Error> {
     .await?
     .rows_affected();
     let sign_ins = crate::oidc::store::sweep(state, now).await?;
-    // Their files go with them (ON DELETE CASCADE).
-    let anonymous_drafts = sqlx::query(
-        "DELETE FROM drafts WHERE account_id IS NULL
-           AND (updated_at <= ? OR session_id IS NULL
-                OR NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = drafts.session_id))",
-    )
-    .bind(now.saturating_sub(expire))
-    .execute(&state.db)
-    .await?
-    .rows_affected();
+    let anonymous_drafts = sweep_anonymous_drafts(state, now.saturating_sub(expire)).await?;
     let registrations = db::delete_expired(&state.db, "registrations", now).await?;
     let status_subscriptions = db::delete_expired(&state.db, "status_subscriptions", now).await?;
     let dropped_mails = match state.mailer.drop_dir() {
@@ -92,6 +84,46 @@ pub async fn sweep(state: &Shared) -> Result<Swept, sqlx::Error> {
         status_subscriptions,
         sign_ins,
     })
+}
+
+/// Deletes the abandoned anonymous drafts, with their files (ON DELETE CASCADE). One
+/// with a payment is settled first (a paid fee refunded, an open one cancelled); where
+/// the provider cannot do that now, the draft waits for the next sweep.
+async fn sweep_anonymous_drafts(state: &Shared, before: i64) -> Result<u64, sqlx::Error> {
+    // Abandoned: the session ended, or last changed before `before`.
+    let with_payment: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM drafts WHERE account_id IS NULL
+           AND status = 'draft' AND payment_transaction IS NOT NULL
+           AND (updated_at <= ? OR session_id IS NULL
+                OR NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = drafts.session_id))",
+    )
+    .bind(before)
+    .fetch_all(&state.db)
+    .await?;
+    let mut deleted = 0;
+    for id in with_payment {
+        let Some(draft) = crate::forms::drafts::load(state, &id).await? else {
+            continue;
+        };
+        match refund::settle(state, &draft, refund::Reason::Expired).await {
+            Ok(_) => deleted += crate::forms::drafts::delete(state, &draft).await?,
+            Err(e) => {
+                tracing::warn!(draft = %id, error = %e, "abandoned draft kept until its payment is settled")
+            }
+        }
+    }
+    // A submitted anonymous application's portal copy goes too, as before.
+    let rest = sqlx::query(
+        "DELETE FROM drafts WHERE account_id IS NULL
+           AND NOT (status = 'draft' AND payment_transaction IS NOT NULL)
+           AND (updated_at <= ? OR session_id IS NULL
+                OR NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = drafts.session_id))",
+    )
+    .bind(before)
+    .execute(&state.db)
+    .await?
+    .rows_affected();
+    Ok(deleted + rest)
 }
 
 /// Removes the files in `dir` last changed more than `age` ago; how many.

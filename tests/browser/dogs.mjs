@@ -133,25 +133,31 @@ try {
 
   step('the Wesenstest is required, for the dangerous dog only');
   await expectText(page, '#anlage-wesenstest h2', 'Bescheinigung des Wesenstests');
-  await page.click('a:has-text("Weiter zur Prüfung")');
+  await page.click('button:has-text("Weiter zur Prüfung")');
   await page.waitForURL(/\/pruefen$/);
   await expectText(page, '#fehlerliste', 'Bitte laden Sie „Bescheinigung des Wesenstests“ bei den Anlagen hoch.');
   check((await page.locator('button:has-text("Antrag verbindlich absenden")').count()) === 0, 'no submission without it');
   await page.click('#fehlerliste a');
   await page.waitForURL(/\/anlagen#anlage-wesenstest$/);
   const pdf = Buffer.from('%PDF-1.4\n% Wesenstest WT-2022-0815\n%%EOF\n');
-  await page.setInputFiles('#datei-wesenstest', { name: 'Wesenstest-Ronja.pdf', mimeType: 'application/pdf', buffer: pdf });
-  await page.click('#anlage-wesenstest button:has-text("Hochladen")');
-  await page.waitForURL(/\/anlagen$/);
-  await expectText(page, '#anlage-wesenstest', 'Wesenstest-Ronja.pdf');
-  await shot(page, 'dogs-attachments');
-  ok('the missing certificate stops submission; uploaded into its slot');
+  const certificate = { name: 'Wesenstest-Ronja.pdf', mimeType: 'application/pdf', buffer: pdf };
+  if (javaScript) {
+    // Chosen: uploaded at once, into its slot.
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.setInputFiles('#datei-wesenstest', certificate)]);
+    await expectText(page, '#anlage-wesenstest', 'Wesenstest-Ronja.pdf');
+    await shot(page, 'dogs-attachments');
+    await page.click('button:has-text("Weiter zur Prüfung")');
+  } else {
+    // Without JavaScript: chosen but not uploaded, "Weiter zur Prüfung" takes it along.
+    await page.setInputFiles('#datei-wesenstest', certificate);
+    await page.click('button:has-text("Weiter zur Prüfung")');
+  }
+  await page.waitForURL(/\/pruefen$/);
+  ok(`the missing certificate stops submission; uploaded into its slot (${javaScript ? 'at once' : 'with "Weiter zur Prüfung"'})`);
 
   step('review and submit');
-  await page.click('a:has-text("Weiter zur Prüfung")');
-  await page.waitForURL(/\/pruefen$/);
   await shot(page, 'dogs-review');
-  for (const text of ['Hund 1', 'Bello', 'Hund 2', 'Ronja', 'American Staffordshire Terrier', 'WT-2022-0815']) {
+  for (const text of ['Hund 1', 'Bello', 'Hund 2', 'Ronja', 'American Staffordshire Terrier', 'WT-2022-0815', 'Wesenstest-Ronja.pdf']) {
     await expectText(page, 'main', text);
   }
   await page.click('button:has-text("Antrag verbindlich absenden")');

@@ -194,7 +194,7 @@ try {
   await page.click('button:has-text("Weiter")');
   await page.waitForURL(/\/(anlagen|pruefen)$/);
   if (page.url().endsWith('/anlagen')) {
-    await page.click('a:has-text("Weiter zur Prüfung")');
+    await page.click('button:has-text("Weiter zur Prüfung")');
     await page.waitForURL(/\/pruefen$/);
   }
   await page.click('button:has-text("Weiter zur Bezahlung")');

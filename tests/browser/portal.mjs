@@ -72,6 +72,14 @@ async function shot(page, name) {
   if (process.env.SCREENSHOTS) await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
 }
 
+const pdf = Buffer.from('%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n');
+
+/** Chooses `file` in the file input `selector` and waits until the page has sent it. */
+async function chooseFile(page, selector, file) {
+  // The upload is a form submission: wait for the page it leads to.
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.setInputFiles(selector, file)]);
+}
+
 async function expectText(page, selector, text) {
   const content = await page.locator(selector).first().innerText();
   check(content.includes(text), `expected ${selector} to contain “${text}”, got “${content.slice(0, 300)}”`);
@@ -235,8 +243,13 @@ try {
     '#f-wohnanschrift-postleitzahl': '01099',
     '#f-wohnanschrift-ort': 'Dresden',
   });
+  // Back a step: what was typed here is kept.
+  await page.click('button:has-text("Zurück zum vorigen Schritt")');
+  await page.waitForURL(/schritt\/1$/);
+  await next(page, /schritt\/2$/);
+  check((await page.inputValue('#f-person-geburtsdatum')) === '23.06.1979', 'going back kept the input');
   await next(page, /schritt\/3$/);
-  ok('draft saved, resumed, step 2 done');
+  ok('draft saved, resumed, back and forth without losing input, step 2 done');
 
   step('form, step 3, conditional field');
   // The holder's name applies only when someone else holds the vehicle.
@@ -252,18 +265,16 @@ try {
   ok('step 3 done');
 
   step('attachments');
-  await page.setInputFiles('#datei', { name: 'notiz.html', mimeType: 'text/html', buffer: Buffer.from('<script>alert(1)</script>') });
-  await page.click('button:has-text("Hochladen")');
+  // Choosing a file uploads it at once (the script presses "Hochladen").
+  await chooseFile(page, '#datei', { name: 'notiz.html', mimeType: 'text/html', buffer: Buffer.from('<script>alert(1)</script>') });
   await expectText(page, '#fehlerliste', 'Dateityp ist nicht erlaubt');
   await axe(page, 'attachments with an error');
-  const pdf = Buffer.from('%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n');
-  await page.setInputFiles('#datei', { name: 'Fahrzeugschein.pdf', mimeType: 'application/pdf', buffer: pdf });
-  await page.click('button:has-text("Hochladen")');
+  await chooseFile(page, '#datei', { name: 'Fahrzeugschein.pdf', mimeType: 'application/pdf', buffer: pdf });
   await expectText(page, 'main', 'Fahrzeugschein.pdf');
-  ok('a wrong file type refused, the PDF attached');
+  ok('a wrong file type refused, the PDF attached as soon as it was chosen');
 
   step('review');
-  await page.click('a:has-text("Weiter zur Prüfung")');
+  await page.click('button:has-text("Weiter zur Prüfung")');
   await page.waitForURL(/\/pruefen$/);
   await expectText(page, 'main', 'Bewohnerparkzone');
   await expectText(page, 'main', 'Fahrzeugschein.pdf');
@@ -271,17 +282,38 @@ try {
   await axe(page, 'review');
   ok('review shows the inputs and asks for the payment first');
 
-  step('payment');
+  step('payment cancelled');
   await page.click('button:has-text("Weiter zur Bezahlung")');
   await page.waitForURL(/\/xbezahldienste\/bezahlen\//);
   await expectText(page, '#betrag', '30,70 €');
   await axe(page, 'payment provider');
+  await page.click('button:has-text("Abbrechen")');
+  await page.waitForURL(/\/pruefen\?zahlung=abgebrochen/);
+  await expectText(page, '#zahlung-hinweis', 'Sie haben die Zahlung abgebrochen. Es wurde kein Geld abgebucht.');
+  check(await page.locator('#zahlung-hinweis').isVisible(), 'the cancellation is said');
+  await axe(page, 'review after a cancelled payment');
+  ok('a cancelled payment is said, with nothing charged');
+
+  step('payment');
+  await page.click('button:has-text("Weiter zur Bezahlung")');
+  await page.waitForURL(/\/xbezahldienste\/bezahlen\//);
   await page.check('label:has-text("Kreditkarte")');
   await page.click('button:has-text("Jetzt bezahlen")');
   await page.waitForURL(/\/pruefen\?bezahlt/);
+  await expectText(page, '#zahlung-erfolgreich', 'Zahlung erfolgreich – jetzt absenden');
   await expectText(page, '#zahlung-ok', 'XBZ-');
-  const reference = (await page.innerText('.portal-reference')).trim();
-  ok(`paid, payment reference ${reference}`);
+  const reference = (await page.innerText('#zahlung-ok .portal-reference')).trim();
+  // The banner and its submit button are in view when the citizen comes back.
+  check(await page.locator('#zahlung-erfolgreich button:has-text("Antrag verbindlich absenden")').isVisible(), 'the submit action in the banner');
+  const inView = await page.evaluate(() => {
+    const button = document.querySelector('#zahlung-erfolgreich button');
+    const box = button.getBoundingClientRect();
+    return box.top >= 0 && box.bottom <= window.innerHeight;
+  });
+  check(inView, 'the submit action is in view after the payment');
+  await axe(page, 'review after the payment');
+  await shot(page, 'review-paid');
+  ok(`paid, payment reference ${reference}; banner with the submit action in view`);
 
   step('submit');
   await page.click('button:has-text("Antrag verbindlich absenden")');
@@ -345,6 +377,41 @@ try {
   await page.goto(base + '/konto/stammdaten');
   await axe(page, 'master data');
   ok('signed out and in again');
+
+  step('a second, paid draft discarded');
+  await page.goto(base + '/zustaendigkeit?leistung=99108001000000&ort=146120000000');
+  await page.click('button:has-text("Antrag online stellen")');
+  await page.waitForURL(/\/entwurf\/[^/]+\/schritt\/1$/);
+  await page.check('label:has-text("Erstantrag")');
+  await fillIn(page, { '#f-parkzone': 'B2' });
+  await next(page, /schritt\/2$/);
+  await fillIn(page, {
+    '#f-person-familienname': 'Hartmann', '#f-person-vornamen': 'Sabine', '#f-person-geburtsdatum': '23.06.1979',
+    '#f-wohnanschrift-strasse': 'Königsbrücker Straße', '#f-wohnanschrift-hausnummer': '12',
+    '#f-wohnanschrift-postleitzahl': '01099', '#f-wohnanschrift-ort': 'Dresden',
+  });
+  await next(page, /schritt\/3$/);
+  await page.check('label:has-text("Ich selbst")');
+  await page.fill('#f-kennzeichen', 'DD-KP 2028');
+  await page.check('#f-datenschutz');
+  await next(page, /\/anlagen$/);
+  await page.click('button:has-text("Weiter zur Prüfung")');
+  await page.waitForURL(/\/pruefen$/);
+  await page.click('button:has-text("Weiter zur Bezahlung")');
+  await page.waitForURL(/\/xbezahldienste\/bezahlen\//);
+  await page.click('button:has-text("Jetzt bezahlen")');
+  await page.waitForURL(/\/pruefen\?bezahlt/);
+  await page.click('button:has-text("Entwurf verwerfen")');
+  await page.waitForURL(/\/loeschen$/);
+  await expectText(page, 'h1', 'Entwurf wirklich verwerfen?');
+  await expectText(page, '#erstattung-hinweis', 'Sie haben die Gebühr von 30,70 € bereits bezahlt');
+  await axe(page, 'discard a paid draft');
+  await shot(page, 'discard-paid');
+  await page.click('button:has-text("Entwurf verwerfen und Gebühr erstatten")');
+  await expectText(page, 'h1', 'Entwurf verworfen');
+  await expectText(page, '#hinweis', 'Erstattungsreferenz: XBZ-E-');
+  await axe(page, 'draft discarded with a refund');
+  ok('a paid draft is discarded only after a confirmation; the fee is refunded');
 
   writeFileSync(join(out, 'axe.json'), JSON.stringify(checkedPages, null, 2));
   console.log(`PASSED: ${checkedPages.length} pages checked with axe-core`);

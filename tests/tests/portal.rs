@@ -508,6 +508,13 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
             "{}",
             back.body
         );
+        // Either way the review says what happened.
+        let said = if paid {
+            "Zahlung erfolgreich – jetzt absenden"
+        } else {
+            "Sie haben die Zahlung abgebrochen."
+        };
+        assert!(back.body.contains(said), "{}", back.body);
     }
     let submitted = erik.submit(&draft, &review.csrf()).await;
     assert_eq!(submitted.status, 303, "{}", submitted.body);

@@ -86,6 +86,10 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
         "attachments",
         "review",
         "payment provider",
+        "review after a cancelled payment",
+        "review after the payment",
+        "discard a paid draft",
+        "draft discarded with a refund",
         "confirmation",
         "mailbox",
         "Temp. Ablage",
@@ -97,6 +101,11 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
             "{page} was not checked:\n{stdout}"
         );
     }
+    // The second draft's fee went back, recorded as a refund.
+    assert_eq!(
+        cycle.sql("SELECT reason || ' ' || amount_cents FROM refunds"),
+        "discarded 3070"
+    );
     // The payment reference travelled in the message: the receipt of the procedure
     // came back, and the portal's log holds no personal data.
     let log = cycle.log();

@@ -70,7 +70,7 @@ async fn attachments_view(
     visitor: &Visitor,
     draft: &Draft,
     service: &Service,
-    failed: Option<(Option<&str>, String)>,
+    failed: &[(Option<String>, String)],
 ) -> Result<Value, Failure> {
     let form = service.form()?;
     let stored = drafts::attachments(state, &draft.id).await?;
@@ -81,8 +81,8 @@ async fn attachments_view(
     let mut section = |target: Target<'_>, heading: &str, files: Vec<Value>, extra: Value| {
         let name = target.slot.map(|s| s.name.as_str());
         let error = failed
-            .as_ref()
-            .filter(|(slot, _)| *slot == name)
+            .iter()
+            .find(|(slot, _)| slot.as_deref() == name)
             .map(|(_, message)| message.clone());
         if let Some(message) = &error {
             errors.push(json!({"id": target.input_id(), "message": message}));
@@ -148,8 +148,16 @@ async fn attachments_view(
         "max_count": rules.max_count,
         "room": room,
         "errors": errors,
-        "back": format!("/entwurf/{}/schritt/{}", draft.id, render::steps(&form).last().copied().unwrap_or(1)),
+        "back": last_step(&form, &draft.id),
     }))
+}
+
+/// The form's last step: what "Zurück zu den Angaben" leads to.
+fn last_step(form: &kopplung_forms::form::FormDefinition, draft: &str) -> String {
+    format!(
+        "/entwurf/{draft}/schritt/{}",
+        render::steps(form).last().copied().unwrap_or(1)
+    )
 }
 
 pub async fn attachments_page(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
@@ -157,7 +165,7 @@ pub async fn attachments_page(Visit { state, visitor }: Visit, Path(id): Path<St
     if service.attachments.max_count == 0 {
         return Err(Failure::not_found());
     }
-    let view = attachments_view(&state, &visitor, &draft, &service, None).await?;
+    let view = attachments_view(&state, &visitor, &draft, &service, &[]).await?;
     state.templates.ok(
         &visitor,
         "attachments",
@@ -208,77 +216,143 @@ enum Received {
         content: Vec<u8>,
     },
     TooLarge,
-    Nothing,
 }
 
-/// What the upload form posted: the slot it belongs to (empty: further documents) and
-/// the file.
-struct Upload {
+/// One file the page posted, for its slot (`None`: the further documents).
+struct Chosen {
     slot: Option<String>,
     received: Received,
 }
 
-/// Reads the multipart body: the CSRF field must come (and match) before the file.
+/// What the page posted: every file chosen (one input per section: `datei` for the
+/// further documents, `datei.<slot>` for a slot; or `slot` followed by `datei`), the
+/// section whose "Hochladen" was pressed, and whether "Weiter zur Prüfung" was.
+struct Upload {
+    files: Vec<Chosen>,
+    pressed: Option<String>,
+    /// Where to go once the files are stored: `weiter` (the review), `zurueck` (the
+    /// last step), else back to this page.
+    then: Option<String>,
+}
+
+/// Reads the multipart body: the CSRF field must come (and match) before any file.
+/// A file over its section's limit is not read further (`max_bytes(slot)`).
 async fn receive(
     visitor: &Visitor,
     multipart: &mut Multipart,
-    max_bytes: usize,
+    max_bytes: impl Fn(Option<&str>) -> usize,
 ) -> Result<Upload, Failure> {
     let mut csrf_ok = false;
-    let mut slot = None;
-    let mut received = Received::Nothing;
-    while let Some(field) = multipart
+    let mut current_slot = None;
+    let mut upload = Upload {
+        files: Vec::new(),
+        pressed: None,
+        then: None,
+    };
+    while let Some(mut field) = multipart
         .next_field()
         .await
         .map_err(|_| transfer_failed())?
     {
-        match field.name() {
-            Some("csrf") => {
+        let name = field.name().unwrap_or_default().to_owned();
+        let slot = match name.as_str() {
+            "csrf" => {
                 let token = field.text().await.map_err(|_| transfer_failed())?;
                 if !same_token(&token, &visitor.csrf) {
                     return Err(Failure::csrf());
                 }
                 csrf_ok = true;
+                continue;
             }
-            Some("slot") => {
-                let name = field.text().await.map_err(|_| transfer_failed())?;
-                slot = Some(name).filter(|n| !n.is_empty());
+            "slot" | "hochladen" => {
+                let value = field.text().await.map_err(|_| transfer_failed())?;
+                let value = Some(value).filter(|v| !v.is_empty());
+                if name == "hochladen" {
+                    upload.pressed = Some(value.clone().unwrap_or_default());
+                }
+                current_slot = value;
+                continue;
             }
-            Some("datei") => {
-                if !csrf_ok {
-                    return Err(Failure::csrf());
-                }
-                let filename = clean_filename(field.file_name().unwrap_or_default());
-                let declared = field.content_type().unwrap_or_default().to_owned();
-                let mut field = field;
-                let mut content = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(|_| transfer_failed())? {
-                    if content.len() + chunk.len() > max_bytes {
-                        // The rest is not read: the answer closes the matter.
-                        return Ok(Upload {
-                            slot,
-                            received: Received::TooLarge,
-                        });
-                    }
-                    content.extend_from_slice(&chunk);
-                }
-                if !content.is_empty() {
-                    received = Received::File {
-                        filename,
-                        declared,
-                        content,
-                    };
-                }
+            "aktion" => {
+                upload.then = Some(field.text().await.map_err(|_| transfer_failed())?);
+                continue;
             }
-            _ => {}
+            "datei" => current_slot.clone(),
+            other => match other.strip_prefix("datei.") {
+                Some(slot) => Some(slot.to_owned()),
+                None => continue,
+            },
+        };
+        if !csrf_ok {
+            return Err(Failure::csrf());
         }
+        let limit = max_bytes(slot.as_deref());
+        let filename = clean_filename(field.file_name().unwrap_or_default());
+        let declared = field.content_type().unwrap_or_default().to_owned();
+        let mut content = Vec::new();
+        let mut too_large = false;
+        while let Some(chunk) = field.chunk().await.map_err(|_| transfer_failed())? {
+            if content.len() + chunk.len() > limit {
+                // The rest of this file is skipped, not kept.
+                too_large = true;
+                content = Vec::new();
+                break;
+            }
+            content.extend_from_slice(&chunk);
+        }
+        let received = if too_large {
+            Received::TooLarge
+        } else if content.is_empty() {
+            // An input with no file chosen.
+            continue;
+        } else {
+            Received::File {
+                filename,
+                declared,
+                content,
+            }
+        };
+        upload.files.push(Chosen { slot, received });
     }
     if !csrf_ok {
         return Err(Failure::csrf());
     }
-    Ok(Upload { slot, received })
+    Ok(upload)
 }
 
+/// Why `received` may not go into `target`, if it may not.
+fn refusal(target: &Target<'_>, received: &Received) -> Option<String> {
+    let too_large = || {
+        format!(
+            "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei. Bitte verkleinern Sie sie und laden Sie sie noch einmal hoch.",
+            human_size(target.max_bytes as i64)
+        )
+    };
+    match received {
+        Received::TooLarge => Some(too_large()),
+        Received::File { content, .. } if content.len() > target.max_bytes => Some(too_large()),
+        Received::File {
+            declared, content, ..
+        } => match sniff(content) {
+            Some(actual)
+                if target.media_types.iter().any(|t| t == actual)
+                    && (declared == actual
+                        || declared == "application/octet-stream"
+                        || declared.is_empty()) =>
+            {
+                None
+            }
+            _ => Some(format!(
+                "Dieser Dateityp ist nicht erlaubt. Erlaubt sind: {}. Bitte wählen Sie eine andere Datei.",
+                target.types()
+            )),
+        },
+    }
+}
+
+/// `POST /entwurf/{id}/anlagen`: stores every file chosen on the page — on
+/// "Hochladen", on "Weiter zur Prüfung" (a file chosen but not yet uploaded is never
+/// dropped) or, with JavaScript, as soon as it is chosen.
 pub async fn attachments_upload(
     Visit { state, visitor }: Visit,
     Path(id): Path<String>,
@@ -288,7 +362,8 @@ pub async fn attachments_upload(
     let service = service_of(&state, &draft.service).await?;
     let form = service.form()?;
     let rules = &form.attachments;
-    // Before the slot is known: the largest file any of the form's slots takes.
+    // Before the sections are known: the largest file any of them takes, once for
+    // each file the page can carry.
     let largest = rules
         .slots
         .iter()
@@ -296,7 +371,10 @@ pub async fn attachments_upload(
         .chain([rules.max_bytes])
         .max()
         .unwrap_or(rules.max_bytes);
-    let limit = largest.saturating_add(state.config.settings.limits.upload_overhead_bytes);
+    let inputs = rules.max_count.min(rules.slots.len() + 1).max(1);
+    let limit = largest
+        .saturating_mul(inputs)
+        .saturating_add(state.config.settings.limits.upload_overhead_bytes);
     let declared_length = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -322,66 +400,50 @@ pub async fn attachments_upload(
     let mut multipart = Multipart::from_request(limited, &state)
         .await
         .map_err(|_| transfer_failed())?;
-    let Upload { slot, received } = receive(&visitor, &mut multipart, largest).await?;
+    let max_of = |slot: Option<&str>| {
+        slot.and_then(|name| rules.slot(name))
+            .map_or(rules.max_bytes, |s| s.max_bytes(rules))
+    };
+    let upload = receive(&visitor, &mut multipart, max_of).await?;
     if draft.submitted() {
         return Ok(see_other(&format!("/antraege/{}", draft.id)));
     }
-    let target = match slot.as_deref() {
-        None => Target::of(rules, None),
-        Some(name) => match rules.slot(name) {
-            Some(found) => Target::of(rules, Some(found)),
-            None => {
-                return Err(Failure::bad_request(
-                    "Diese Art von Anlage gibt es bei dieser Leistung nicht.",
-                ));
-            }
-        },
-    };
-    let stored = drafts::attachments(&state, &draft.id).await?;
-    let too_large = format!(
-        "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei. Bitte verkleinern Sie sie und laden Sie sie noch einmal hoch.",
-        human_size(target.max_bytes as i64)
-    );
-    let problem = match &received {
-        Received::TooLarge => Some(too_large),
-        Received::File { content, .. } if content.len() > target.max_bytes => Some(too_large),
-        _ if stored.len() >= rules.max_count => Some(format!(
-            "Sie können höchstens {} Dateien anhängen. Entfernen Sie eine Datei, um eine andere hochzuladen.",
-            rules.max_count
-        )),
-        Received::Nothing => Some("Bitte wählen Sie eine Datei aus.".to_owned()),
-        Received::File {
-            declared, content, ..
-        } => match sniff(content) {
-            Some(actual)
-                if target.media_types.iter().any(|t| t == actual)
-                    && (declared == actual
-                        || declared == "application/octet-stream"
-                        || declared.is_empty()) =>
-            {
-                None
-            }
-            _ => Some(format!(
-                "Dieser Dateityp ist nicht erlaubt. Erlaubt sind: {}.",
-                target.types()
-            )),
-        },
-    };
-    if let Some(message) = problem {
-        let failed = Some((slot.as_deref(), message));
-        let view = attachments_view(&state, &visitor, &draft, &service, failed).await?;
-        return Ok(state.templates.page(
-            &visitor,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "attachments",
-            &format!("Fehler: {} – Anlagen", service.name),
-            &view,
+    let mut count = drafts::attachments(&state, &draft.id).await?.len();
+    let mut failed: Vec<(Option<String>, String)> = Vec::new();
+    if upload.files.is_empty() && upload.then.is_none() {
+        failed.push((
+            upload.pressed.clone().filter(|p| !p.is_empty()),
+            "Bitte wählen Sie zuerst eine Datei aus.".to_owned(),
         ));
     }
-    if let Received::File {
-        filename, content, ..
-    } = received
-    {
+    for Chosen { slot, received } in upload.files {
+        let target = match slot.as_deref() {
+            None => Target::of(rules, None),
+            Some(name) => match rules.slot(name) {
+                Some(found) => Target::of(rules, Some(found)),
+                None => {
+                    return Err(Failure::bad_request(
+                        "Diese Art von Anlage gibt es bei dieser Leistung nicht.",
+                    ));
+                }
+            },
+        };
+        let problem = refusal(&target, &received).or_else(|| {
+            (count >= rules.max_count).then(|| format!(
+                "Sie können höchstens {} Dateien anhängen. Entfernen Sie eine Datei, um eine andere hochzuladen.",
+                rules.max_count
+            ))
+        });
+        if let Some(message) = problem {
+            failed.push((slot, message));
+            continue;
+        }
+        let Received::File {
+            filename, content, ..
+        } = received
+        else {
+            continue;
+        };
         if anonymous {
             // The session's byte quota, now that the file's size is known.
             let (files, stored) =
@@ -401,8 +463,23 @@ pub async fn attachments_upload(
             slot.as_deref(),
         )
         .await?;
+        count += 1;
     }
-    Ok(see_other(&format!("/entwurf/{}/anlagen", draft.id)))
+    if !failed.is_empty() {
+        let view = attachments_view(&state, &visitor, &draft, &service, &failed).await?;
+        return Ok(state.templates.page(
+            &visitor,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "attachments",
+            &format!("Fehler: {} – Anlagen", service.name),
+            &view,
+        ));
+    }
+    Ok(see_other(&match upload.then.as_deref() {
+        Some("weiter") => format!("/entwurf/{}/pruefen", draft.id),
+        Some("zurueck") => last_step(&form, &draft.id),
+        _ => format!("/entwurf/{}/anlagen", draft.id),
+    }))
 }
 
 pub async fn attachment_remove(

@@ -102,14 +102,19 @@ pub async fn create(
     Ok(id)
 }
 
-/// The draft or application `id` if `visitor` owns it; otherwise 404 (never 403: an
-/// id of someone else must not even be confirmed to exist).
-pub async fn load_owned(state: &Shared, visitor: &Visitor, id: &str) -> Result<Draft, Failure> {
+/// The draft or application `id`, whoever owns it (for the portal's own jobs).
+pub async fn load(state: &Shared, id: &str) -> Result<Option<Draft>, sqlx::Error> {
     let row = sqlx::query("SELECT * FROM drafts WHERE id = ?")
         .bind(id)
         .fetch_optional(&state.db)
         .await?;
-    match row.map(|r| Draft::from_row(&r)) {
+    Ok(row.map(|r| Draft::from_row(&r)))
+}
+
+/// The draft or application `id` if `visitor` owns it; otherwise 404 (never 403: an
+/// id of someone else must not even be confirmed to exist).
+pub async fn load_owned(state: &Shared, visitor: &Visitor, id: &str) -> Result<Draft, Failure> {
+    match load(state, id).await? {
         Some(draft) if draft.owned_by(visitor) => Ok(draft),
         _ => Err(Failure::not_found()),
     }
@@ -185,12 +190,18 @@ pub async fn save_data(state: &Shared, id: &str, data: &Value) -> Result<(), sql
     Ok(())
 }
 
-pub async fn delete(state: &Shared, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM drafts WHERE id = ? AND status = 'draft'")
-        .bind(id)
-        .execute(&state.db)
-        .await?;
-    Ok(())
+/// Deletes `draft` (not a submitted application) once its payment is settled
+/// (`payment::refund::settle`); how many went (0 or 1). Only while it still has the
+/// transaction that was settled: one started meanwhile in another tab keeps it.
+pub async fn delete(state: &Shared, draft: &Draft) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM drafts WHERE id = ? AND status = 'draft' AND payment_transaction IS ?",
+    )
+    .bind(&draft.id)
+    .bind(&draft.payment_transaction)
+    .execute(&state.db)
+    .await?
+    .rows_affected())
 }
 
 pub async fn set_payment(

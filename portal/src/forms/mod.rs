@@ -3,6 +3,7 @@
 //! through the router's intake API.
 
 pub(crate) mod attachments;
+mod discard;
 pub mod drafts;
 mod entries;
 mod from_id;
@@ -23,6 +24,7 @@ use crate::web::{Failure, Page, Posted, Visit, Visitor, euro};
 use crate::{Shared, oidc};
 use attachments::human_size;
 pub use attachments::{attachment_remove, attachments_page, attachments_upload};
+pub use discard::discard;
 use drafts::Draft;
 use from_id::FromId;
 use kopplung_web::shell::{form_value, german_time_unix, see_other};
@@ -272,6 +274,13 @@ pub async fn step_save(
             draft.id
         )));
     }
+    if form_value(&pairs, "aktion") == Some("zurueck") {
+        let previous = steps.iter().rev().find(|s| **s < step).unwrap_or(&step);
+        return Ok(see_other(&format!(
+            "/entwurf/{}/schritt/{previous}",
+            draft.id
+        )));
+    }
     if form_value(&pairs, "aktion") == Some("speichern") {
         return Ok(see_other(&format!(
             "/konto/entwuerfe?gespeichert={}",
@@ -355,6 +364,8 @@ struct Review<'a> {
     visitor: &'a Visitor,
     draft: &'a Draft,
     service: &'a Service,
+    /// How the citizen came back from the payment provider (`?zahlung=`), if just now.
+    payment_return: Option<&'a str>,
 }
 
 impl<'a> Review<'a> {
@@ -375,6 +386,7 @@ impl<'a> Review<'a> {
             visitor,
             draft,
             service,
+            payment_return: None,
         })
     }
 
@@ -386,6 +398,7 @@ impl<'a> Review<'a> {
             visitor,
             draft,
             service,
+            payment_return,
         } = self;
         let form = service.form()?;
         let mut errors = form
@@ -434,6 +447,8 @@ impl<'a> Review<'a> {
             "identify_href": format!("/konto/identifizierung?weiter={}&niveau={}", crate::router_client::encode(&format!("/entwurf/{}/pruefen", draft.id)), trust_label(service.trust_level)),
             "fee": service.fee.as_ref().map(|f| json!({"amount": euro(&f.betrag), "description": f.beschreibung})),
             "paid": paid,
+            "paid_banner": paid && service.fee.is_some(),
+            "payment_problem": if paid { None } else { payment_return.and_then(payment_problem) },
             "payment_reference": draft.payment_reference,
             "can_pay": service.fee.is_some() && !paid && map.is_empty() && trust.is_none(),
             "can_submit": (service.fee.is_none() || paid) && map.is_empty() && trust.is_none(),
@@ -451,13 +466,34 @@ impl<'a> Review<'a> {
     }
 }
 
-pub async fn review(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
+/// What the review says when the citizen came back from the provider without paying.
+fn payment_problem(outcome: &str) -> Option<&'static str> {
+    Some(match outcome {
+        "abgebrochen" => {
+            "Sie haben die Zahlung abgebrochen. Es wurde kein Geld abgebucht. Ihr Antrag ist gespeichert, aber noch nicht abgesendet: Um ihn abzusenden, bezahlen Sie bitte zuerst die Gebühr."
+        }
+        "fehlgeschlagen" => {
+            "Die Zahlung ist fehlgeschlagen. Es wurde kein Geld abgebucht. Bitte versuchen Sie es noch einmal, wenn nötig mit einer anderen Zahlart. Ihr Antrag ist gespeichert."
+        }
+        "offen" => {
+            "Die Zahlung ist noch nicht abgeschlossen. Bitte schließen Sie sie beim Zahlungsdienst ab oder starten Sie sie unten erneut. Ihr Antrag ist gespeichert."
+        }
+        _ => return None,
+    })
+}
+
+pub async fn review(
+    Visit { state, visitor }: Visit,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Page {
     let (mut draft, service) = open_draft_of_service(&state, &visitor, &id).await?;
     let here = format!("/entwurf/{}/pruefen", draft.id);
     if let Some(page) = oidc::step_up(&state, &visitor, StatusCode::OK, &service, &here) {
         return Ok(page);
     }
-    let review = Review::of(&state, &visitor, &mut draft, &service, &service.form()?).await?;
+    let mut review = Review::of(&state, &visitor, &mut draft, &service, &service.form()?).await?;
+    review.payment_return = query.get("zahlung").map(String::as_str);
     let mut page = review.page(&[], None).await?;
     // Showing the review is no error, even when something is missing.
     *page.status_mut() = StatusCode::OK;
@@ -591,20 +627,6 @@ fn refused_identification(
     }
 }
 
-pub async fn discard(
-    Visit { state, visitor }: Visit,
-    Path(id): Path<String>,
-    Posted(_): Posted,
-) -> Page {
-    let draft = open_draft(&state, &visitor, &id).await?;
-    drafts::delete(&state, &draft.id).await?;
-    Ok(see_other(if visitor.account.is_some() {
-        "/konto/entwuerfe"
-    } else {
-        "/"
-    }))
-}
-
 /// `GET /konto/entwuerfe`: the Temp. Ablage.
 pub async fn drafts(
     Visit { state, visitor }: Visit,
@@ -624,6 +646,7 @@ pub async fn drafts(
                 "service": d.service_name,
                 "region": d.region_name,
                 "updated": german_time_unix(d.updated_at),
+                "paid": d.payment_reference.is_some(),
             })).collect::<Vec<_>>(),
         }),
     )

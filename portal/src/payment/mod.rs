@@ -7,6 +7,7 @@
 pub mod decision;
 pub mod provider;
 pub mod record;
+pub mod refund;
 
 use std::time::Duration;
 
@@ -29,12 +30,15 @@ pub struct PaymentClient(Peer);
 #[serde(rename_all = "camelCase")]
 pub struct Transaction {
     pub payment_transaction_id: String,
-    /// `INITIAL`, `PAYED`, `CANCELED`, `FAILED`.
+    /// `INITIAL`, `PAYED`, `CANCELED`, `FAILED`, `REFUNDED`.
     pub status: String,
     /// The amount in cents the provider holds for the transaction.
     #[serde(default)]
     pub gross_amount: Option<u64>,
     pub payment_information: PaymentInformation,
+    /// Set once the whole amount went back (`REFUNDED`).
+    #[serde(default)]
+    pub refund_reference: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,25 +139,55 @@ impl PaymentClient {
     }
 
     pub async fn status(&self, id: &str) -> Result<Transaction, Error> {
+        self.lookup(id)
+            .await?
+            .ok_or_else(|| Error::Payment("status: no such transaction".into()))
+    }
+
+    /// The transaction as the provider holds it, `None` where it knows none.
+    pub async fn lookup(&self, id: &str) -> Result<Option<Transaction>, Error> {
+        self.call(Method::GET, id, "").await
+    }
+
+    /// Cancels an open transaction; the answer is its state afterwards (still `PAYED`
+    /// where it was paid meanwhile: then it must be refunded).
+    pub async fn cancel(&self, id: &str) -> Result<Option<Transaction>, Error> {
+        self.call(Method::POST, id, "/cancel").await
+    }
+
+    /// Refunds a paid transaction in full; the answer is its state afterwards
+    /// (`REFUNDED` with `refundReference`).
+    pub async fn refund(&self, id: &str) -> Result<Option<Transaction>, Error> {
+        self.call(Method::POST, id, "/refund").await
+    }
+
+    /// One call about transaction `id`. The provider's answer carries the state; a step
+    /// that does not apply (409) answers the unchanged one, which the caller reads.
+    async fn call(
+        &self,
+        method: Method,
+        id: &str,
+        action: &str,
+    ) -> Result<Option<Transaction>, Error> {
+        let path = format!(
+            "/api/v1/paymenttransaction/{}{action}",
+            crate::router_client::encode(id)
+        );
         let response = self
             .0
-            .request(
-                Method::GET,
-                &format!(
-                    "/api/v1/paymenttransaction/{}",
-                    crate::router_client::encode(id)
-                ),
-            )
+            .request(method, &path)
             .send()
             .await
             .map_err(|e| Error::Payment(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(Error::Payment(format!("status: {}", response.status())));
+        match response.status().as_u16() {
+            404 => Ok(None),
+            200 | 409 => response
+                .json()
+                .await
+                .map(Some)
+                .map_err(|e| Error::Payment(e.to_string())),
+            other => Err(Error::Payment(format!("transaction{action}: {other}"))),
         }
-        response
-            .json()
-            .await
-            .map_err(|e| Error::Payment(e.to_string()))
     }
 }
 
@@ -226,8 +260,13 @@ pub async fn returned(Visit { state, visitor }: Visit, Path(id): Path<String>) -
         tracing::info!(draft = %draft.id, "payment confirmed by the provider");
         Ok(see_other(&format!("/entwurf/{}/pruefen?bezahlt", draft.id)))
     } else {
+        let outcome = match status.status.as_str() {
+            "CANCELED" => "abgebrochen",
+            "FAILED" => "fehlgeschlagen",
+            _ => "offen",
+        };
         Ok(see_other(&format!(
-            "/entwurf/{}/pruefen?zahlung=abgebrochen",
+            "/entwurf/{}/pruefen?zahlung={outcome}",
             draft.id
         )))
     }

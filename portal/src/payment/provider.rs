@@ -3,6 +3,11 @@
 //! the portal reads the status and the payment reference over HTTP. Transactions live in
 //! memory: it is a stand-in for the real provider, not a ledger.
 //!
+//! Besides the flow it refunds a paid transaction and cancels an open one
+//! (`…/{id}/refund`, `…/{id}/cancel`): what a real provider's merchant API offers, so
+//! that a draft that goes unsubmitted never keeps the citizen's money
+//! (`super::refund`).
+//!
 //! Its API answers only the portal (the bearer secret they share) and sends citizens
 //! back only to the portal's own origin (`same_origin_url`, exactly, not by prefix).
 
@@ -28,6 +33,7 @@ struct Transaction {
     redirect_url: String,
     status: &'static str,
     reference: Option<String>,
+    refund_reference: Option<String>,
 }
 
 pub struct Provider {
@@ -65,6 +71,8 @@ pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/v1/paymenttransaction", post(create))
         .route("/api/v1/paymenttransaction/{id}", get(status))
+        .route("/api/v1/paymenttransaction/{id}/cancel", post(cancel))
+        .route("/api/v1/paymenttransaction/{id}/refund", post(refund))
         .route("/bezahlen/{id}", get(page).post(decide))
 }
 
@@ -96,6 +104,7 @@ fn answer(state: &Shared, id: &str, t: &Transaction) -> Value {
             "transactionUrl": format!("{}/xbezahldienste/bezahlen/{id}", state.config.public_url),
             "paymentReference": t.reference,
         },
+        "refundReference": t.refund_reference,
     })
 }
 
@@ -131,6 +140,7 @@ async fn create(
         redirect_url: request.redirect_url,
         status: "INITIAL",
         reference: None,
+        refund_reference: None,
     };
     let body = answer(&state, &id, &transaction);
     {
@@ -172,6 +182,74 @@ async fn status(
         Some(t) => Json(answer(&state, &id, &t)).into_response(),
         None => problem(StatusCode::NOT_FOUND, "no such payment transaction"),
     }
+}
+
+/// `POST …/{id}/cancel`: an open transaction can no longer be paid. A paid one is
+/// not cancelled (409, with its state): it is refunded.
+async fn cancel(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    change(&state, &headers, &id, |t| match t.status {
+        "INITIAL" | "CANCELED" | "FAILED" => {
+            if t.status == "INITIAL" {
+                t.status = "CANCELED";
+            }
+            true
+        }
+        _ => false,
+    })
+}
+
+/// `POST …/{id}/refund`: the whole amount of a paid transaction goes back; asked again,
+/// the same refund is answered (a retry after a lost answer refunds nothing twice).
+async fn refund(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let year = time::OffsetDateTime::now_utc().year();
+    let prefix: String = id.chars().take(4).collect::<String>().to_uppercase();
+    change(&state, &headers, &id, |t| match t.status {
+        "PAYED" => {
+            t.status = "REFUNDED";
+            t.refund_reference = Some(format!("XBZ-E-{year}-{prefix}"));
+            true
+        }
+        "REFUNDED" => true,
+        _ => false,
+    })
+}
+
+/// Applies `step` to transaction `id` for the portal: 200 with the new state, 409 with
+/// the unchanged one where `step` does not apply.
+fn change(
+    state: &Shared,
+    headers: &HeaderMap,
+    id: &str,
+    step: impl FnOnce(&mut Transaction) -> bool,
+) -> Response {
+    if !state.provider.authorized(headers) {
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "the merchant's credentials are missing or wrong",
+        );
+    }
+    let mut transactions = state
+        .provider
+        .transactions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let Some(t) = transactions.get_mut(id) else {
+        return problem(StatusCode::NOT_FOUND, "no such payment transaction");
+    };
+    let status = if step(t) {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    (status, Json(answer(state, id, t))).into_response()
 }
 
 async fn page(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {

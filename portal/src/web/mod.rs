@@ -101,6 +101,7 @@ const SOURCES: &[(&str, &str)] = kopplung_web::templates!(in "../../templates";
     "notify_signup",
     "notify_form",
     "notice",
+    "discard",
     "status",
     "follow_up",
 );

@@ -1,0 +1,278 @@
+//! Money and input are never lost in the portal (issue 25), over HTTP against the real
+//! hub and the portal's simulated payment provider: the review says when a payment
+//! succeeded, was cancelled or is still open; a paid draft is discarded only after a
+//! confirmation that explains the refund, and discarding refunds the fee and records
+//! it; an open payment of a discarded draft can no longer be paid; going back a step
+//! keeps what was typed; a file chosen and sent with "Weiter zur Prüfung" is stored.
+
+mod portal_support;
+
+use portal_support::{Citizen, Cycle, Page};
+
+const PARKING: &str = "99108001000000";
+
+/// A signed-in citizen's complete Bewohnerparkausweis (fee 30,70 €), at its review.
+async fn parking_at_review(cycle: &Cycle, email: &str) -> (Citizen, String, Page) {
+    let mut citizen = Citizen::new(cycle);
+    citizen.register(email).await;
+    let region = portal_support::fixture("bewohnerparkausweis")["region"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let location = citizen.start(PARKING, &region).await;
+    let draft =
+        portal_support::fill_from_fixture(&mut citizen, "bewohnerparkausweis", location).await;
+    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
+    assert_eq!(review.status, 200, "{}", review.body);
+    assert!(
+        review.body.contains("Weiter zur Bezahlung"),
+        "{}",
+        review.body
+    );
+    (citizen, draft, review)
+}
+
+#[tokio::test]
+async fn a_paid_draft_is_discarded_only_after_a_confirmation_and_its_fee_is_refunded() {
+    let cycle = Cycle::start(false).await;
+    let (mut citizen, draft, review) = parking_at_review(&cycle, "sabine@example.org").await;
+    // The wording says what happens: paying does not submit.
+    assert!(
+        !review
+            .body
+            .contains("nach erfolgreicher Bezahlung abgesendet")
+    );
+    assert!(
+        review
+            .body
+            .contains("Erst wenn Sie den Antrag dann absenden")
+    );
+
+    // Cancelled at the provider: the review says so, and that nothing was charged.
+    let (_, cancelled) = citizen
+        .pay(&draft, &review.csrf(), "kreditkarte", "abbrechen")
+        .await;
+    assert!(
+        cancelled
+            .body
+            .contains("Sie haben die Zahlung abgebrochen. Es wurde kein Geld abgebucht."),
+        "{}",
+        cancelled.body
+    );
+    assert!(!cancelled.body.contains("Zahlung erfolgreich"));
+
+    // Paid: a banner at the top says so, with the submit action in it.
+    let (_, paid) = citizen
+        .pay(&draft, &review.csrf(), "kreditkarte", "bezahlen")
+        .await;
+    let banner = paid
+        .body
+        .find("Zahlung erfolgreich – jetzt absenden")
+        .unwrap_or_else(|| panic!("no success banner:\n{}", paid.body));
+    let details = paid.body.find(">Ihre Angaben</h2>").expect("the inputs");
+    let submit = paid
+        .body
+        .find("Antrag verbindlich absenden")
+        .expect("the submit action");
+    assert!(
+        banner < submit && submit < details,
+        "banner and submit on top"
+    );
+    assert!(!paid.body.contains("Sie haben die Zahlung abgebrochen"));
+    let reference: String = paid.body[paid.body.find("XBZ-").expect("reference")..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    // The draft list says it is paid but not sent.
+    let list = citizen.get("/konto/entwuerfe").await;
+    assert!(list.body.contains("Gebühr bezahlt – noch nicht abgesendet"));
+
+    // "Entwurf verwerfen" first asks, naming the fee and the refund; nothing is gone yet.
+    let path = format!("/entwurf/{draft}/loeschen");
+    let asked = citizen.post(&path, &[("csrf", &paid.csrf())]).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("Entwurf wirklich verwerfen?"));
+    assert!(
+        asked
+            .body
+            .contains("Sie haben die Gebühr von 30,70 € bereits bezahlt")
+    );
+    assert!(asked.body.contains(&reference));
+    assert!(
+        asked
+            .body
+            .contains("vollständig auf das Zahlungsmittel erstattet")
+    );
+    assert_eq!(
+        citizen
+            .get(&format!("/entwurf/{draft}/pruefen"))
+            .await
+            .status,
+        200,
+        "kept until confirmed"
+    );
+    assert_eq!(cycle.sql("SELECT count(*) FROM refunds"), "0");
+
+    // Confirmed: refunded at the provider, recorded, and the draft is gone.
+    let done = citizen
+        .post(&path, &[("csrf", &asked.csrf()), ("bestaetigt", "ja")])
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("Entwurf verworfen"), "{}", done.body);
+    assert!(
+        done.body
+            .contains("Die bezahlte Gebühr von 30,70 € wird auf das Zahlungsmittel erstattet"),
+        "{}",
+        done.body
+    );
+    let refund_at = done.body.find("Erstattungsreferenz: ").expect("refund") + 21;
+    let refund: String = done.body[refund_at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    assert!(refund.starts_with("XBZ-E-"), "{refund}");
+    assert_eq!(
+        cycle.sql(
+            "SELECT refund_reference || '|' || payment_reference || '|' || amount_cents
+               || '|' || service || '|' || reason FROM refunds"
+        ),
+        format!("{refund}|{reference}|3070|{PARKING}|discarded")
+    );
+    assert_eq!(
+        citizen
+            .get(&format!("/entwurf/{draft}/pruefen"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        cycle.sql(&format!("SELECT count(*) FROM drafts WHERE id = '{draft}'")),
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn a_discarded_drafts_open_payment_can_no_longer_be_paid() {
+    let cycle = Cycle::start(false).await;
+    let (mut citizen, draft, review) = parking_at_review(&cycle, "karl@example.org").await;
+    // The payment is started (the provider's page is open in another tab) ...
+    let started = citizen
+        .post(
+            &format!("/entwurf/{draft}/bezahlen"),
+            &[("csrf", &review.csrf())],
+        )
+        .await;
+    assert_eq!(started.status, 303);
+    let provider = citizen.get(&started.location()).await;
+    assert_eq!(provider.status, 200);
+    // ... and the draft discarded meanwhile: nothing was paid, so nothing to refund.
+    let done = citizen
+        .post(
+            &format!("/entwurf/{draft}/loeschen"),
+            &[("csrf", &review.csrf()), ("bestaetigt", "ja")],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(!done.body.contains("erstattet"), "{}", done.body);
+    // The open transaction was cancelled: paying in the other tab takes no money.
+    let paid_late = citizen
+        .post(
+            &started.location(),
+            &[
+                ("csrf", &provider.csrf()),
+                ("zahlart", "kreditkarte"),
+                ("aktion", "bezahlen"),
+            ],
+        )
+        .await;
+    assert_eq!(paid_late.status, 303, "{}", paid_late.body);
+    let again = citizen.get(&started.location()).await;
+    assert_eq!(again.status, 303, "the provider no longer offers to pay");
+    assert_eq!(cycle.sql("SELECT count(*) FROM refunds"), "0");
+}
+
+#[tokio::test]
+async fn going_back_keeps_the_input_and_a_chosen_file_is_stored_on_weiter() {
+    let cycle = Cycle::start(false).await;
+    let mut citizen = Citizen::new(&cycle);
+    citizen.register("paula@example.org").await;
+    let step1 = citizen.start(PARKING, "147130000000").await;
+    let draft = portal_support::draft_of(&step1);
+    let page = citizen.get(&step1).await;
+    let first = citizen
+        .post(
+            &step1,
+            &[
+                ("csrf", &page.csrf()),
+                ("aktion", "weiter"),
+                ("antragsart", "erstantrag"),
+                ("parkzone", "L12"),
+                ("gueltig_ab", "01.03.2027"),
+            ],
+        )
+        .await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    let step2 = first.location();
+    assert!(step2.ends_with("/schritt/2"), "{step2}");
+    // Typed on step 2, then back: no error, the input is kept.
+    let page = citizen.get(&step2).await;
+    assert!(page.body.contains("Zurück zum vorigen Schritt"));
+    let back = citizen
+        .post(
+            &step2,
+            &[
+                ("csrf", &page.csrf()),
+                ("aktion", "zurueck"),
+                ("person.familienname", "Neumann"),
+                ("person.vornamen", "Paula"),
+            ],
+        )
+        .await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    assert_eq!(back.location(), step1);
+    let again = citizen.get(&step2).await;
+    assert!(again.body.contains("value=\"Neumann\""), "{}", again.body);
+    assert!(again.body.contains("value=\"Paula\""));
+
+    // On the attachments page a file chosen but not uploaded goes with "Weiter".
+    let attachments = format!("/entwurf/{draft}/anlagen");
+    let csrf = citizen.get(&attachments).await.csrf();
+    let pdf = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n".to_vec();
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .part(
+            "datei",
+            reqwest::multipart::Part::bytes(pdf)
+                .file_name("Fahrzeugschein.pdf")
+                .mime_str("application/pdf")
+                .unwrap(),
+        )
+        .text("aktion", "weiter");
+    let onward = citizen
+        .send(citizen.http.post(citizen.url(&attachments)).multipart(form))
+        .await;
+    assert_eq!(onward.status, 303, "{}", onward.body);
+    assert_eq!(onward.location(), format!("/entwurf/{draft}/pruefen"));
+    let review = citizen.get(&onward.location()).await;
+    assert!(
+        review.body.contains("Fahrzeugschein.pdf"),
+        "{}",
+        review.body
+    );
+    // A refused file on "Weiter" stays on the page with its error, nothing is skipped.
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf)
+        .part(
+            "datei",
+            reqwest::multipart::Part::bytes(b"GIF89a\x01\x00".to_vec())
+                .file_name("bild.gif")
+                .mime_str("image/gif")
+                .unwrap(),
+        )
+        .text("aktion", "weiter");
+    let refused = citizen
+        .send(citizen.http.post(citizen.url(&attachments)).multipart(form))
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("Dateityp ist nicht erlaubt"));
+}
