@@ -90,6 +90,8 @@ pub struct Settings {
     pub payment: Payment,
     /// `[[identity_provider]]`: where citizens may sign in with OpenID Connect.
     pub identity_providers: Vec<IdentityProvider>,
+    /// `[operator]`: who runs the portal, for its legal pages.
+    pub operator: crate::legal::config::Operator,
 }
 
 /// `[limits]`: the server layer's limits of the portal's listener (the keys of
@@ -375,6 +377,7 @@ const SECTIONS: &[&str] = &[
     "mail",
     "notifications",
     "payment",
+    "operator",
     "identity_provider",
 ];
 
@@ -431,6 +434,7 @@ impl Settings {
             mail: section(&table, "mail", &mut problems),
             notifications: section(&table, "notifications", &mut problems),
             payment: section(&table, "payment", &mut problems),
+            operator: section(&table, "operator", &mut problems),
             identity_providers: table
                 .get("identity_provider")
                 .map(|value| identity::parse(value, &mut problems))
@@ -447,6 +451,7 @@ impl Settings {
     }
 
     fn check(&self, problems: &mut Vec<String>) {
+        problems.extend(self.operator.problems());
         if let Err(errors) = self.limits.server().validate() {
             problems.extend(errors.iter().map(|e| e.to_string()));
         }

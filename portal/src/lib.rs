@@ -14,6 +14,7 @@ mod catalog;
 pub mod config;
 mod db;
 mod forms;
+pub mod legal;
 mod level;
 mod mail;
 mod notify;
@@ -206,6 +207,10 @@ pub async fn run(
     ];
     let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
     tracing::info!(listen = %state.config.listen, "portal listening");
+    let missing = state.config.settings.operator.missing();
+    if !missing.is_empty() {
+        tracing::warn!(missing = %missing.join(", "), "the legal pages lack the operator's data; set them in [operator] of the portal's configuration");
+    }
     let server = Server::new("portal", server_limits, clients).on_body_timeout({
         let state = state.clone();
         move |limit| web::body_timeout_page(&state, limit)
@@ -329,6 +334,10 @@ fn app(state: Shared) -> Router {
         .route("/assets/kern/{*path}", get(web::kern_asset))
         .route("/assets/portal.css", get(web::portal_css))
         .route("/assets/portal.js", get(web::portal_js))
+        .route("/impressum", get(legal::impressum))
+        .route("/datenschutz", get(legal::privacy))
+        .route("/barrierefreiheit", get(legal::accessibility))
+        .route("/kontakt", get(legal::contact))
         .route("/healthz", get(|| async { "ok" }));
     // The simulated payment provider (a separate party reached over HTTP), unless an
     // external one is configured.

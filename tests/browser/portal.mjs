@@ -110,6 +110,15 @@ try {
   check(styled.includes('Fira Sans'), `KERN UX is loaded (font ${styled})`);
   await axe(page, 'start page');
 
+  step('legal pages from the footer');
+  for (const [link, heading] of [['Impressum', 'Impressum'], ['Datenschutz', 'Datenschutzerklärung'], ['Barrierefreiheit', 'Erklärung zur Barrierefreiheit'], ['Kontakt', 'Kontakt']]) {
+    await page.click(`footer a:has-text("${link}")`);
+    await expectText(page, 'h1', heading);
+    await axe(page, heading);
+  }
+  ok('the legal pages are reached from the footer');
+  await page.goto(base + '/');
+
   step('search for a service');
   await page.fill('#suche', 'Parkausweis');
   await page.click('button:has-text("Suchen")');

@@ -858,3 +858,90 @@ async fn pay_decision_fee(
     assert_eq!(answered.status, 303, "{}", answered.body);
     citizen.follow(answered).await
 }
+
+/// The legal pages (issue 25): Impressum, Datenschutzerklärung, Erklärung zur
+/// Barrierefreiheit and Kontakt come from the operator's `[operator]` data, every page
+/// links them in its footer, the privacy notice lists the periods the configuration
+/// really sets, the privacy checkbox of a form links it, and missing data is named.
+#[tokio::test]
+async fn the_legal_pages_come_from_the_operators_data_and_every_page_links_them() {
+    let cycle = Cycle::with_sections(
+        "[quotas]\nanonymous_expire_secs = 7200\n\n[operator]\nname = \"Landesdirektion Musterland\"\naddress = [\"Musterweg 5\", \"01099 Dresden\"]\nrepresented_by = \"die Präsidentin\"\nemail = \"portal@musterland.invalid\"\n\n[operator.privacy]\nofficer = [\"Datenschutz Musterland\", \"dsb@musterland.invalid\"]\n\n[operator.accessibility]\nstatus = \"teilweise\"\nlimitations = [\"Die PDF-Bestätigung ist nicht getaggt.\"]\nfeedback_email = \"barrieren@musterland.invalid\"\nenforcement = [\"Schlichtungsstelle Musterland\"]\n",
+    )
+    .await;
+    let mut visitor = Citizen::new(&cycle);
+    let step = visitor.start(MAENGEL, DRESDEN).await;
+    for path in [
+        "/",
+        "/leistungen",
+        "/behoerden",
+        "/zustaendigkeit",
+        "/konto/anmelden",
+        "/konto/registrieren",
+        step.as_str(),
+        "/impressum",
+        "/antraege/00000000-0000-0000-0000-000000000000",
+    ] {
+        let page = visitor.get(path).await;
+        for link in ["/impressum", "/datenschutz", "/barrierefreiheit", "/kontakt"] {
+            assert!(
+                page.body.contains(&format!("href=\"{link}\"")),
+                "{path} does not link {link}"
+            );
+        }
+    }
+    let impressum = visitor.get("/impressum").await;
+    assert_eq!(impressum.status, 200);
+    for text in [
+        "Landesdirektion Musterland",
+        "Musterweg 5",
+        "Vertreten durch: die Präsidentin",
+        "portal@musterland.invalid",
+    ] {
+        assert!(impressum.body.contains(text), "{text}");
+    }
+    assert!(!impressum.body.contains("angaben-fehlen"));
+    let privacy = visitor.get("/datenschutz").await;
+    for text in [
+        "Datenschutz Musterland",
+        // The periods are the configuration's: 7200 s for anonymous drafts, the
+        // defaults elsewhere.
+        "spätestens gelöscht nach 2 Stunden ohne Änderung",
+        "spätestens nach 8 Stunden",
+        "nach einem Tag, wenn die Adresse nicht bestätigt wird",
+        "Art. 17",
+    ] {
+        assert!(privacy.body.contains(text), "{text}:\n{}", privacy.body);
+    }
+    let accessibility = visitor.get("/barrierefreiheit").await;
+    for text in [
+        "teilweise vereinbar",
+        "Die PDF-Bestätigung ist nicht getaggt.",
+        "barrieren@musterland.invalid",
+        "Schlichtungsstelle Musterland",
+    ] {
+        assert!(accessibility.body.contains(text), "{text}");
+    }
+    assert_eq!(visitor.get("/kontakt").await.status, 200);
+
+    // The consent to the privacy notice links it, opening beside the form.
+    let mut citizen = Citizen::new(&cycle);
+    citizen.register("legal@example.org").await;
+    let first = citizen.start("99108001000000", DRESDEN).await;
+    let third = first.replace("/schritt/1", "/schritt/3");
+    let form = citizen.get(&third).await;
+    assert!(
+        form.body
+            .contains("<a class=\"kern-link\" href=\"/datenschutz\" target=\"_blank\""),
+        "{}",
+        form.body
+    );
+
+    // Without [operator] the pages name what is missing, and the portal warns.
+    let bare = Cycle::start(false).await;
+    let page = Citizen::new(&bare).get("/impressum").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("angaben-fehlen"));
+    assert!(page.body.contains("operator.name"));
+    assert!(bare.log().contains("the legal pages lack the operator's data"));
+}

@@ -72,6 +72,10 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
     // Every page type was checked with axe-core.
     for page in [
         "start page",
+        "Impressum",
+        "Datenschutzerklärung",
+        "Erklärung zur Barrierefreiheit",
+        "Kontakt",
         "search results",
         "Leistungskatalog (service)",
         "Behördenkatalog",

@@ -413,7 +413,12 @@ async fn a_configuration_file_with_mistakes_is_refused_with_every_problem_named(
     // With the keys right, the values are checked, again all at once.
     let stderr = portal_refuses(
         &config,
-        "[limits]\nheader_timeout_secs = 0\n\n[mail]\nfrom = \"noreply@portal.test\"\nviewer = true\n",
+        "[limits]\nheader_timeout_secs = 0\n\n[mail]\nfrom = \"noreply@portal.test\"\nviewer = true\n\n[operator]\nemail = \"nirgends\"\n\n[operator.accessibility]\nstatus = \"bald\"\n",
+    );
+    assert!(
+        stderr.contains("[operator] email: \"nirgends\" is no e-mail address")
+            && stderr.contains("[operator.accessibility] status: \"bald\" is none of"),
+        "{stderr}"
     );
     assert!(
         stderr.contains("header_timeout_secs: must be at least 1")

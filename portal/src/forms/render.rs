@@ -415,6 +415,8 @@ fn view(
         "label": field.label,
         "help": field.help,
         "help_id": help_id,
+        // The consent to the privacy notice links it (docs/mappings.md).
+        "privacy": path == "datenschutz" && field.kind == FieldKind::Boolean,
         "error": error,
         "error_id": error_id,
         "describedby": if described.is_empty() { None } else { Some(described.join(" ")) },

@@ -102,11 +102,17 @@ const SOURCES: &[(&str, &str)] = kopplung_web::templates!(in "../../templates";
     "notify_form",
     "notice",
     "discard",
+    "impressum",
+    "datenschutz",
+    "barrierefreiheit",
+    "kontakt",
+    "legal_missing",
     "status",
     "follow_up",
 );
 const PARTIALS: &[&str] = &[
     "field",
+    "legal_missing",
     "error_summary",
     "providers",
     "notify_form",
