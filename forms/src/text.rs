@@ -8,13 +8,18 @@ use unicode_normalization::char::is_combining_mark;
 /// Normalises a user string and refuses characters outside DIN 91379 datatype C,
 /// naming the first offending one so the citizen can fix the input.
 pub fn normalise(raw: &str) -> Result<String, String> {
+    normalise_or_refused(raw).map_err(describe)
+}
+
+/// [`normalise`], with the first character the normed set refuses as the error (for a
+/// sentence that names it without codes, see `form::Problem`).
+pub fn normalise_or_refused(raw: &str) -> Result<String, char> {
     // Line ends as XML parsers see them (CR LF and CR become LF), so lengths checked here
     // are the lengths a schema sees.
     let unified = raw.replace("\r\n", "\n").replace('\r', "\n");
     let plain: String = unified.chars().filter_map(plain_equivalent).collect();
     let text: String = plain.nfc().collect();
-    check_din91379(&text)?;
-    Ok(text)
+    first_refused(&text).map_or(Ok(text), Err)
 }
 
 /// Typographic characters with a clear plain equivalent in the normed set.
@@ -225,6 +230,11 @@ fn is_single(c: char) -> bool {
 
 /// Checks `text` (already NFC) against datatype C. The error names the character.
 pub fn check_din91379(text: &str) -> Result<(), String> {
+    first_refused(text).map_or(Ok(()), |c| Err(describe(c)))
+}
+
+/// The first character of `text` (already NFC) outside datatype C, if any.
+fn first_refused(text: &str) -> Option<char> {
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
         // A normed sequence: the longest allowed mark sequence after this base letter.
@@ -241,11 +251,11 @@ pub fn check_din91379(text: &str) -> Result<(), String> {
             continue;
         }
         if !is_single(c) {
-            return Err(describe(c));
+            return Some(c);
         }
         rest = after;
     }
-    Ok(())
+    None
 }
 
 fn describe(c: char) -> String {

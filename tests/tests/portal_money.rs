@@ -276,3 +276,102 @@ async fn going_back_keeps_the_input_and_a_chosen_file_is_stored_on_weiter() {
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert!(refused.body.contains("Dateityp ist nicht erlaubt"));
 }
+
+/// Field errors read as whole German sentences that say how to fix them, without codes;
+/// a plate typed loosely is written as on the sign; emoji are taken out of a free text
+/// with a note, and refused with a sentence in a name.
+#[tokio::test]
+async fn field_errors_are_sentences_plates_are_normalised_and_emoji_leave_free_text() {
+    use portal_support::{DRESDEN, MAENGEL};
+    let cycle = Cycle::start(false).await;
+    let mut visitor = Citizen::new(&cycle);
+    let step = visitor.start(MAENGEL, DRESDEN).await;
+    let csrf = visitor.get(&step).await.csrf();
+    let fields = |description: &'static str, name: &'static str| {
+        vec![
+            ("aktion", "weiter"),
+            ("kategorie", "strassenschaden"),
+            ("beschreibung", description),
+            ("ort.strasse", "Königsbrücker Straße"),
+            ("ort.hausnummer", "12"),
+            ("kontakt.name", name),
+        ]
+    };
+    let post = |pairs: Vec<(&'static str, &'static str)>| {
+        let mut form = vec![("csrf", csrf.clone())];
+        form.extend(pairs.into_iter().map(|(k, v)| (k, v.to_owned())));
+        form
+    };
+    let short = post(fields("Loch", "Max Muster"));
+    let short: Vec<(&str, &str)> = short.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = visitor.post(&step, &short).await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body.contains(
+            "Bitte schreiben Sie bei „Beschreibung“ mindestens 10 Zeichen; bisher sind es 4."
+        ),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("(jetzt"));
+
+    // An emoji in the description goes, with a note; the step shows the text again.
+    let emoji = post(fields("Tiefes Schlagloch 😡 vor der Schule", "Max Muster"));
+    let emoji: Vec<(&str, &str)> = emoji.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = visitor.post(&step, &emoji).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(
+        "Wir haben Emojis und Symbole aus „Beschreibung“ entfernt, weil die Behörde sie nicht verarbeiten kann."
+    ));
+    assert!(page.body.contains("Tiefes Schlagloch vor der Schule"));
+    assert!(!page.body.contains('😡'));
+
+    // In a name it is refused, in words, without a code or a norm's number.
+    let name = post(fields("Tiefes Schlagloch vor der Schule", "Max 😡"));
+    let name: Vec<(&str, &str)> = name.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = visitor.post(&step, &name).await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body.contains("„Name“ enthält das Symbol „😡“. Emojis und Symbole kann die Behörde nicht verarbeiten; bitte lassen Sie sie weg."),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("U+") && !page.body.contains("DIN 91379"));
+
+    // A date that is none, and a plate typed in small letters without a hyphen.
+    let mut citizen = Citizen::new(&cycle);
+    citizen.register("kennzeichen@example.org").await;
+    let first = citizen.start(PARKING, DRESDEN).await;
+    let page = citizen.get(&first).await;
+    let wrong_date = citizen
+        .post(
+            &first,
+            &[
+                ("csrf", &page.csrf()),
+                ("aktion", "weiter"),
+                ("antragsart", "erstantrag"),
+                ("parkzone", "A3"),
+                ("gueltig_ab", "morgen"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong_date.status, 422);
+    assert!(wrong_date.body.contains(
+        "Bitte geben Sie „Gewünschter Beginn der Gültigkeit“ als Datum in der Form TT.MM.JJJJ ein, zum Beispiel 01.03.2027."
+    ));
+    let third = first.replace("/schritt/1", "/schritt/3");
+    let page = citizen.get(&third).await;
+    let saved = citizen
+        .post(
+            &third,
+            &[
+                ("csrf", &page.csrf()),
+                ("aktion", "speichern"),
+                ("kennzeichen", "dd ab 1234"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let page = citizen.get(&third).await;
+    assert!(page.body.contains("value=\"DD-AB 1234\""), "{}", page.body);
+}

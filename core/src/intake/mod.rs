@@ -388,7 +388,7 @@ impl Intake {
             Err(field_errors) => {
                 errors.extend(field_errors.into_iter().map(|e| FieldError {
                     field: format!("data.{}", e.field),
-                    message: e.message,
+                    ..e
                 }));
                 None
             }

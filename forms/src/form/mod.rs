@@ -11,12 +11,14 @@ use validate::{Scope, validate_group};
 
 mod check;
 mod json_schema;
+mod problem;
 mod rules;
 mod slots;
 #[cfg(test)]
 mod tests;
 mod validate;
 
+pub use problem::{Problem, is_symbol};
 pub use rules::{Normalise, TextFormat};
 pub use slots::AttachmentSlot;
 
@@ -240,17 +242,40 @@ pub struct AttachmentRules {
 }
 
 /// A problem with one field, addressed by its dotted path (`ort.strasse`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FieldError {
     pub field: String,
+    /// The short text the API answers (for integrators).
     pub message: String,
+    /// What it is, for a citizen's sentence (`Problem::sentence`); `None` where the
+    /// message is a whole sentence already or came from elsewhere.
+    #[serde(skip)]
+    pub problem: Option<Problem>,
 }
+
+/// Two errors are the same when they say the same of the same field.
+impl PartialEq for FieldError {
+    fn eq(&self, other: &Self) -> bool {
+        self.field == other.field && self.message == other.message
+    }
+}
+
+impl Eq for FieldError {}
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             message: message.into(),
+            problem: None,
+        }
+    }
+
+    /// An error whose citizen's sentence `problem` words.
+    pub fn of(field: impl Into<String>, message: impl Into<String>, problem: Problem) -> Self {
+        Self {
+            problem: Some(problem),
+            ..Self::new(field, message)
         }
     }
 }

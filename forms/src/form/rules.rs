@@ -26,6 +26,9 @@ pub enum Normalise {
     RemoveSpaces,
     Upper,
     Lower,
+    /// A German licence plate in its written form: `dd ab 1234`, `DD AB1234` and
+    /// `dd-ab-1234` become `DD-AB 1234`; what cannot be split clearly stays as typed.
+    Kennzeichen,
 }
 
 /// `text` as the field's normalisations (and its format's) make it.
@@ -34,11 +37,54 @@ pub(super) fn normalised(field: &Field, text: String) -> String {
     if field.format.is_some() {
         steps.extend([Normalise::RemoveSpaces, Normalise::Upper]);
     }
+    apply(&steps, text)
+}
+
+impl Field {
+    /// `text` as the field's own `normalise` steps write it (a licence plate as on the
+    /// sign), for a front end to show what will be sent; a format's steps (an IBAN
+    /// without its spaces) are left to the check, so the input stays readable.
+    pub fn written(&self, text: String) -> String {
+        apply(&self.normalise, text)
+    }
+}
+
+fn apply(steps: &[Normalise], text: String) -> String {
     steps.iter().fold(text, |text, step| match step {
         Normalise::RemoveSpaces => text.chars().filter(|c| !c.is_whitespace()).collect(),
         Normalise::Upper => text.to_uppercase(),
         Normalise::Lower => text.to_lowercase(),
+        Normalise::Kennzeichen => kennzeichen(&text).unwrap_or(text),
     })
+}
+
+/// `DD-AB 1234` from a plate typed with other separators or in small letters, where its
+/// three parts are clear: the district code (1–3 letters), the letters (1–2) and the
+/// number (1–4 digits, maybe `E` or `H` after it).
+fn kennzeichen(text: &str) -> Option<String> {
+    let upper = text.trim().to_uppercase();
+    let parts: Vec<&str> = upper
+        .split(|c: char| c.is_whitespace() || c == '-')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let letters = |p: &str, max: usize| {
+        (1..=max).contains(&p.chars().count()) && p.chars().all(|c| c.is_alphabetic())
+    };
+    let (district, rest) = match parts.as_slice() {
+        [district, letters_part, number] => (*district, format!("{letters_part}{number}")),
+        [district, rest] => (*district, (*rest).to_owned()),
+        _ => return None,
+    };
+    let split = rest.find(|c: char| c.is_ascii_digit())?;
+    let (middle, number) = rest.split_at(split);
+    let digits = number.trim_end_matches(['E', 'H']);
+    let suffix_ok = number.len() - digits.len() <= 1;
+    (letters(district, 3)
+        && letters(middle, 2)
+        && (1..=4).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && suffix_ok)
+        .then(|| format!("{district}-{middle} {number}"))
 }
 
 /// Why `text` does not have the field's format, if it does not.
@@ -168,4 +214,32 @@ pub(super) fn check(root: &[Field], field: &Field, path: &str) -> Result<(), Str
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod kennzeichen_tests {
+    use super::kennzeichen;
+
+    #[test]
+    fn a_plate_typed_loosely_is_written_as_on_the_sign() {
+        for (typed, written) in [
+            ("dd ab 1234", "DD-AB 1234"),
+            ("DD-AB 1234", "DD-AB 1234"),
+            ("dd-ab-1234", "DD-AB 1234"),
+            ("l sh2206e", "L-SH 2206E"),
+            ("  b x 1 ", "B-X 1"),
+            ("zi-ö 12", "ZI-Ö 12"),
+        ] {
+            assert_eq!(kennzeichen(typed).as_deref(), Some(written), "{typed}");
+        }
+        for unclear in [
+            "DDAB1234",
+            "dd ab",
+            "1234 dd ab",
+            "dd abc 1234",
+            "dd ab 12345",
+        ] {
+            assert_eq!(kennzeichen(unclear), None, "{unclear}");
+        }
+    }
 }

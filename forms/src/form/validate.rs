@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Field, FieldError, FieldKind, Repeat, check::join, rules};
+use super::{Field, FieldError, FieldKind, Problem, Repeat, check::join, rules};
 use crate::text;
 
 /// What every field's check may look at: the whole form, the whole submission, and the
@@ -74,7 +74,7 @@ fn validate_entries(
     };
     let least = repeat.least(field);
     if entries.is_empty() && least > 0 {
-        errors.push(FieldError::new(path, "Pflichtfeld"));
+        errors.push(FieldError::of(path, "Pflichtfeld", Problem::Required));
     } else if entries.len() < least {
         errors.push(FieldError::new(
             path,
@@ -128,7 +128,7 @@ fn validate_field(
     }
     if is_blank(value) {
         if field.required {
-            errors.push(FieldError::new(path, "Pflichtfeld"));
+            errors.push(FieldError::of(path, "Pflichtfeld", Problem::Required));
         }
         return Value::Null;
     }
@@ -146,7 +146,11 @@ fn validate_field(
                 }
             }
             _ => {
-                errors.push(FieldError::new(path, "kein gültiges Datum (TT.MM.JJJJ)"));
+                errors.push(FieldError::of(
+                    path,
+                    "kein gültiges Datum (TT.MM.JJJJ)",
+                    Problem::NotADate,
+                ));
                 Value::Null
             }
         },
@@ -155,10 +159,11 @@ fn validate_field(
                 errors.push(FieldError::new(path, "muss ein Text sein"));
                 return Value::Null;
             };
-            let text = match text::normalise(raw) {
+            let text = match text::normalise_or_refused(raw) {
                 Ok(text) => rules::normalised(field, text),
-                Err(message) => {
-                    errors.push(FieldError::new(path, message));
+                Err(refused) => {
+                    let message = text::normalise(raw).err().unwrap_or_default();
+                    errors.push(FieldError::of(path, message, Problem::Character(refused)));
                     return Value::Null;
                 }
             };
@@ -166,33 +171,40 @@ fn validate_field(
             if let Some(min) = field.min_length
                 && length < min
             {
-                errors.push(FieldError::new(
+                errors.push(FieldError::of(
                     path,
                     format!("mindestens {min} Zeichen (jetzt {length})"),
+                    Problem::TooShort { min, length },
                 ));
             }
             if let Some(max) = field.max_length
                 && length > max
             {
-                errors.push(FieldError::new(
+                errors.push(FieldError::of(
                     path,
                     format!("höchstens {max} Zeichen (jetzt {length})"),
+                    Problem::TooLong { max, length },
                 ));
             }
             if let Some(pattern) = &field.compiled_pattern
                 && !pattern.is_match(&text)
             {
-                let message = field
-                    .pattern_message
-                    .as_deref()
-                    .unwrap_or("hat nicht das erwartete Format");
-                errors.push(FieldError::new(path, message));
+                errors.push(match field.pattern_message.as_deref() {
+                    Some(message) => FieldError::new(path, message),
+                    None => {
+                        FieldError::of(path, "hat nicht das erwartete Format", Problem::Malformed)
+                    }
+                });
             }
             if let Some(problem) = field.format.and_then(|f| rules::format_error(f, &text)) {
                 errors.push(FieldError::new(path, problem));
             }
             if field.kind == FieldKind::Email && !looks_like_email(&text) {
-                errors.push(FieldError::new(path, "keine gültige E-Mail-Adresse"));
+                errors.push(FieldError::of(
+                    path,
+                    "keine gültige E-Mail-Adresse",
+                    Problem::NotAnEmail,
+                ));
             }
             Value::String(text)
         }
@@ -205,22 +217,38 @@ fn validate_field(
                 _ => None,
             };
             let Some(number) = number.filter(|n| n.is_finite()) else {
-                errors.push(FieldError::new(path, "muss eine Zahl sein"));
+                errors.push(FieldError::of(
+                    path,
+                    "muss eine Zahl sein",
+                    Problem::NotANumber,
+                ));
                 return Value::Null;
             };
             if let Some(min) = field.min
                 && number < min
             {
-                errors.push(FieldError::new(path, format!("muss mindestens {min} sein")));
+                errors.push(FieldError::of(
+                    path,
+                    format!("muss mindestens {min} sein"),
+                    Problem::BelowMinimum(min.to_string()),
+                ));
             }
             if let Some(max) = field.max
                 && number > max
             {
-                errors.push(FieldError::new(path, format!("darf höchstens {max} sein")));
+                errors.push(FieldError::of(
+                    path,
+                    format!("darf höchstens {max} sein"),
+                    Problem::AboveMaximum(max.to_string()),
+                ));
             }
             if field.integer {
                 if number.fract() != 0.0 || number.abs() > 9.0e15 {
-                    errors.push(FieldError::new(path, "muss eine ganze Zahl sein"));
+                    errors.push(FieldError::of(
+                        path,
+                        "muss eine ganze Zahl sein",
+                        Problem::NotWhole,
+                    ));
                     return Value::Null;
                 }
                 return Value::from(number as i64);
@@ -230,7 +258,11 @@ fn validate_field(
         }
         FieldKind::Boolean => match value {
             Value::Bool(false) if field.must_be_true => {
-                errors.push(FieldError::new(path, "muss bestätigt werden"));
+                errors.push(FieldError::of(
+                    path,
+                    "muss bestätigt werden",
+                    Problem::MustConfirm,
+                ));
                 Value::Null
             }
             Value::Bool(_) => value.clone(),
@@ -245,9 +277,10 @@ fn validate_field(
                 Some(_) => Value::String(code.to_owned()),
                 None => {
                     let allowed: Vec<&str> = field.values.iter().map(|v| v.code.as_str()).collect();
-                    errors.push(FieldError::new(
+                    errors.push(FieldError::of(
                         path,
                         format!("unzulässiger Wert; erlaubt: {}", allowed.join(", ")),
+                        Problem::NotOffered,
                     ));
                     Value::Null
                 }

@@ -10,6 +10,7 @@ mod from_id;
 mod names;
 pub mod preview;
 pub mod render;
+mod symbols;
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -246,7 +247,7 @@ pub async fn step_page(
 pub async fn step_save(
     Visit { state, visitor }: Visit,
     Path((id, step)): Path<(String, u32)>,
-    Posted(pairs): Posted,
+    Posted(mut pairs): Posted,
 ) -> Page {
     let (mut draft, service) = open_draft_of_service(&state, &visitor, &id).await?;
     let form = service.form()?;
@@ -254,6 +255,7 @@ pub async fn step_save(
     if !steps.contains(&step) {
         return Err(Failure::not_found());
     }
+    let stripped = symbols::strip(&form, &mut pairs);
     render::take_inputs(
         &render::step_fields(&form, step),
         "",
@@ -291,10 +293,10 @@ pub async fn step_save(
         .validate_submitted(&draft.data, crate::today())
         .err()
         .unwrap_or_default();
-    if errors
+    let errors_here = errors
         .iter()
-        .any(|e| render::step_of(&form, &e.field) == step)
-    {
+        .any(|e| render::step_of(&form, &e.field) == step);
+    if errors_here || !stripped.is_empty() {
         let mut view = step_view(
             &visitor,
             &draft,
@@ -305,11 +307,19 @@ pub async fn step_save(
             from_id.as_ref(),
         );
         names::Names::of(&state, &draft).await.fill_in(&mut view);
+        if !stripped.is_empty() {
+            view["notice"] = json!(symbols::note(&stripped));
+        }
+        let (status, title) = if errors_here {
+            (StatusCode::UNPROCESSABLE_ENTITY, "Fehler: ")
+        } else {
+            (StatusCode::OK, "")
+        };
         return Ok(state.templates.page(
             &visitor,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            status,
             "form_step",
-            &format!("Fehler: {} – Schritt {}", service.name, view["step_number"]),
+            &format!("{title}{} – Schritt {}", service.name, view["step_number"]),
             &view,
         ));
     }

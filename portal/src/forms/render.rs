@@ -137,8 +137,9 @@ pub fn take_inputs(fields: &[&Field], prefix: &str, pairs: &[(String, String)], 
                     .find(|(k, _)| k == &path)
                     .map(|(_, v)| v.trim().to_owned())
                     .unwrap_or_default();
-                // Inputs are kept as typed; the validator normalises them on submission.
-                let text: String = text.chars().take(10_000).collect();
+                // Inputs are kept as typed but for the field's own normalisation (a
+                // plate as on the sign); the validator does the rest on submission.
+                let text: String = field.written(text.chars().take(10_000).collect());
                 set(
                     data,
                     &path,
@@ -205,6 +206,9 @@ pub fn message(form: &FormDefinition, error: &FieldError) -> String {
         Some(entry) => format!("„{label}“ ({entry})"),
         None => format!("„{label}“"),
     };
+    if let Some(problem) = &error.problem {
+        return problem.sentence(&subject);
+    }
     match error.message.as_str() {
         "Pflichtfeld" => format!("Bitte geben Sie {subject} an."),
         "muss bestätigt werden" => format!("Bitte bestätigen Sie {subject}."),
