@@ -883,7 +883,12 @@ async fn the_legal_pages_come_from_the_operators_data_and_every_page_links_them(
         "/antraege/00000000-0000-0000-0000-000000000000",
     ] {
         let page = visitor.get(path).await;
-        for link in ["/impressum", "/datenschutz", "/barrierefreiheit", "/kontakt"] {
+        for link in [
+            "/impressum",
+            "/datenschutz",
+            "/barrierefreiheit",
+            "/kontakt",
+        ] {
             assert!(
                 page.body.contains(&format!("href=\"{link}\"")),
                 "{path} does not link {link}"
@@ -943,5 +948,8 @@ async fn the_legal_pages_come_from_the_operators_data_and_every_page_links_them(
     assert_eq!(page.status, 200);
     assert!(page.body.contains("angaben-fehlen"));
     assert!(page.body.contains("operator.name"));
-    assert!(bare.log().contains("the legal pages lack the operator's data"));
+    assert!(
+        bare.log()
+            .contains("the legal pages lack the operator's data")
+    );
 }

@@ -68,7 +68,10 @@ impl Operator {
             ("operator.name", self.name.trim().is_empty()),
             ("operator.address", self.address.is_empty()),
             ("operator.email", self.email.trim().is_empty()),
-            ("operator.represented_by", self.represented_by.trim().is_empty()),
+            (
+                "operator.represented_by",
+                self.represented_by.trim().is_empty(),
+            ),
             (
                 "operator.accessibility.feedback_email",
                 self.accessibility.feedback_email.trim().is_empty(),

@@ -36,7 +36,8 @@ pub fn stored(settings: &Settings) -> Vec<Value> {
     let accounts = &settings.accounts;
     let quotas = &settings.quotas;
     let notifications = &settings.notifications;
-    let row = |what: &str, why: &str, until: String| json!({"what": what, "why": why, "until": until});
+    let row =
+        |what: &str, why: &str, until: String| json!({"what": what, "why": why, "until": until});
     vec![
         row(
             "Sitzungs-Cookie (eine zufällige Kennung, kein Tracking)",
@@ -200,7 +201,12 @@ mod tests {
         let rows = stored(&settings);
         let anonymous = rows
             .iter()
-            .find(|r| r["what"].as_str().unwrap().starts_with("Entwürfe und Anlagen ohne"))
+            .find(|r| {
+                r["what"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Entwürfe und Anlagen ohne")
+            })
             .unwrap();
         assert!(anonymous["until"].as_str().unwrap().contains("2 Tagen"));
     }
