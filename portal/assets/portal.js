@@ -3,6 +3,7 @@
 // 2. The error summary takes the focus, so screen readers announce it.
 // 3. The confirmation page gets a print button.
 // 4. A file is uploaded as soon as it is chosen.
+// 5. A place with latitude and longitude gets "Meinen Standort verwenden".
 (function () {
   'use strict';
   function valueOf(form, name) {
@@ -42,6 +43,30 @@
         var button = document.getElementById(event.target.getAttribute('data-upload'));
         if (event.target.files.length > 0 && button) button.click();
       });
+    }
+    var lat = document.querySelector('input[name$=".lat"]');
+    var lon = lat && document.querySelector('input[name="' + lat.name.replace(/lat$/, 'lon') + '"]');
+    if (lat && lon && navigator.geolocation) {
+      var here = document.createElement('button');
+      here.type = 'button';
+      here.className = 'kern-btn kern-btn--secondary portal-locate';
+      here.innerHTML = '<span class="kern-label">Meinen Standort verwenden</span>';
+      var said = document.createElement('p');
+      said.className = 'kern-hint';
+      said.setAttribute('role', 'status');
+      here.addEventListener('click', function () {
+        said.textContent = 'Ihr Standort wird ermittelt …';
+        navigator.geolocation.getCurrentPosition(function (position) {
+          lat.value = position.coords.latitude.toFixed(5);
+          lon.value = position.coords.longitude.toFixed(5);
+          said.textContent = 'Ihr Standort ist eingetragen. Bitte prüfen Sie ihn.';
+        }, function () {
+          said.textContent = 'Ihr Standort konnte nicht ermittelt werden. Bitte tragen Sie den Ort selbst ein.';
+        }, { enableHighAccuracy: true, timeout: 15000 });
+      });
+      var field = lat.closest('.portal-field') || lat.parentNode;
+      field.parentNode.insertBefore(here, field);
+      field.parentNode.insertBefore(said, field);
     }
     var summary = document.getElementById('fehlerliste');
     if (summary) summary.focus();

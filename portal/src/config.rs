@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::Error;
 
 pub mod identity;
+pub mod operator;
 use identity::IdentityProvider;
 
 /// How the portal is run.
@@ -91,7 +92,7 @@ pub struct Settings {
     /// `[[identity_provider]]`: where citizens may sign in with OpenID Connect.
     pub identity_providers: Vec<IdentityProvider>,
     /// `[operator]`: who runs the portal, for its legal pages.
-    pub operator: crate::legal::config::Operator,
+    pub operator: operator::Operator,
 }
 
 /// `[limits]`: the server layer's limits of the portal's listener (the keys of
@@ -108,6 +109,9 @@ pub struct Limits {
     /// What an upload's body may carry beyond the service's attachment limit (the
     /// multipart framing and the CSRF field).
     pub upload_overhead_bytes: usize,
+    /// A photo (JPEG, PNG) may arrive up to this size where the service takes photos;
+    /// it is scaled down to the service's own limit before it is stored.
+    pub photo_upload_bytes: usize,
 }
 
 impl Default for Limits {
@@ -117,6 +121,7 @@ impl Default for Limits {
             proxies: ProxyConfig::default(),
             max_form_bytes: 64 * 1024,
             upload_overhead_bytes: 64 * 1024,
+            photo_upload_bytes: 25 * 1024 * 1024,
         }
     }
 }
@@ -198,7 +203,9 @@ pub struct Accounts {
     pub idle_timeout_secs: u64,
     /// The confirmation link of a registration works this long.
     pub confirm_link_hours: u64,
-    /// Registrations from one address per hour.
+    /// The link of a password reset works this long (once).
+    pub reset_link_minutes: u64,
+    /// Registrations (and password reset requests) from one address per hour.
     pub registrations_per_address: u32,
     /// Registrations for one e-mail address per hour (each sends a mail).
     pub registrations_per_email: u32,
@@ -210,6 +217,7 @@ impl Default for Accounts {
             session_hours: 8,
             idle_timeout_secs: 1800,
             confirm_link_hours: 24,
+            reset_link_minutes: 60,
             registrations_per_address: 20,
             registrations_per_email: 3,
         }

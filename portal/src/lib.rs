@@ -13,6 +13,7 @@ mod applications;
 mod catalog;
 pub mod config;
 mod db;
+mod deletion;
 mod forms;
 pub mod legal;
 mod level;
@@ -74,6 +75,8 @@ pub enum Error {
     Router(String),
     #[error("the payment provider: {0}")]
     Payment(String),
+    #[error("{0}")]
+    Pdf(String),
     #[error("mail: {0}")]
     Mail(String),
     #[error("{0}")]
@@ -98,6 +101,8 @@ pub(crate) struct AppState {
     pub db: sqlx::SqlitePool,
     pub router: router_client::RouterClient,
     pub templates: web::Templates,
+    /// KERN UX, the fonts, the portal's stylesheet, script and icon, by hashed name.
+    pub assets: web::assets::Assets,
     /// Sign-in: attempts in flight count, growing waits per account, a cap per address.
     pub limiter: LoginLimiter,
     /// Registrations, counted per e-mail address and per client address.
@@ -114,6 +119,8 @@ pub(crate) struct AppState {
     /// Rung when a fee was paid: the payment records go to the hub at once
     /// (`payment::record`), not only at its next retry.
     pub payment_records: tokio::sync::Notify,
+    /// Writes the confirmations of receipt (tagged PDF/UA-1).
+    pub pdf: applications::pdf::Writer,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -161,8 +168,11 @@ pub async fn run(
         tracing::warn!("{wide}");
     }
     let db = db::open(&config.data_dir.join("portal.sqlite")).await?;
-    let templates = web::Templates::load()?;
+    let assets = web::assets::Assets::load(&config.kern_dir)?;
+    let templates = web::Templates::load(assets.links.clone())?;
     let secret = payment_secret(&config)?;
+    let pdf = applications::pdf::Writer::load(std::path::Path::new(applications::pdf::FONT))
+        .map_err(Error::Pdf)?;
     let payment_url = config
         .payment_url
         .clone()
@@ -195,9 +205,11 @@ pub async fn run(
         secure: base_url.scheme() == "https",
         base_url,
         templates,
+        assets,
         db,
         config,
         payment_records: tokio::sync::Notify::new(),
+        pdf,
     });
     let background = [
         tokio::spawn(mail::run(state.clone())),
@@ -245,11 +257,15 @@ fn app(state: Shared) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route(
+            "/entwurf/{id}/anlagen/ort",
+            post(forms::attachments_position),
+        )
+        .route(
             "/entwurf/{id}/anlagen/{attachment}/entfernen",
             post(forms::attachment_remove),
         )
         .route("/entwurf/{id}/pruefen", get(forms::review))
-        .route("/entwurf/{id}/loeschen", post(forms::discard))
+        .route("/entwurf/{id}/loeschen", post(payment::discard))
         .route("/entwurf/{id}/bezahlen", post(payment::pay))
         .route("/entwurf/{id}/zahlung", get(payment::returned))
         .route("/entwurf/{id}/absenden", post(forms::submit))
@@ -307,6 +323,18 @@ fn app(state: Shared) -> Router {
             get(account::login_page).post(account::login),
         )
         .route("/konto/abmelden", post(account::logout))
+        .route(
+            "/konto/passwort-vergessen",
+            get(account::forgot_page).post(account::forgot),
+        )
+        .route(
+            "/konto/passwort-neu",
+            get(account::reset_page).post(account::reset),
+        )
+        .route(
+            "/konto/loeschen",
+            get(deletion::delete_page).post(deletion::delete_account),
+        )
         .route("/konto", get(account::overview))
         .route(
             "/konto/stammdaten",
@@ -330,10 +358,11 @@ fn app(state: Shared) -> Router {
             "/konto/benachrichtigungen/bestaetigen",
             get(notify::pages::confirm_page).post(notify::pages::confirm),
         )
-        // Assets: KERN UX from npm, the portal's own stylesheet and script.
-        .route("/assets/kern/{*path}", get(web::kern_asset))
-        .route("/assets/portal.css", get(web::portal_css))
-        .route("/assets/portal.js", get(web::portal_js))
+        // Assets under their hashed names (KERN UX from npm, the fonts, the portal's
+        // own stylesheet, script and icon), and the icon at its usual addresses.
+        .route("/assets/{name}", get(web::assets::asset))
+        .route("/favicon.ico", get(web::assets::favicon_ico))
+        .route("/favicon.svg", get(web::assets::favicon_svg))
         .route("/impressum", get(legal::impressum))
         .route("/datenschutz", get(legal::privacy))
         .route("/barrierefreiheit", get(legal::accessibility))
@@ -361,5 +390,8 @@ fn app(state: Shared) -> Router {
         .layer(DefaultBodyLimit::max(
             state.config.settings.limits.max_form_bytes,
         ))
+        // Text compressed (gzip or brotli, as the browser asks); not fonts (WOFF2 is
+        // compressed) nor pictures and PDF files.
+        .layer(web::assets::compression())
         .with_state(state)
 }

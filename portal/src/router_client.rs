@@ -39,6 +39,9 @@ pub struct Service {
     pub anonymous: bool,
     #[serde(default)]
     pub documents: Vec<String>,
+    /// Search words and synonyms (`keywords` in `service.toml`).
+    #[serde(default)]
+    pub keywords: Vec<String>,
 }
 
 impl Service {

@@ -65,7 +65,9 @@ pub async fn sweep(state: &Shared) -> Result<Swept, sqlx::Error> {
     .rows_affected();
     let sign_ins = crate::oidc::store::sweep(state, now).await?;
     let anonymous_drafts = sweep_anonymous_drafts(state, now.saturating_sub(expire)).await?;
-    let registrations = db::delete_expired(&state.db, "registrations", now).await?;
+    // Unconfirmed registrations and unused password reset links.
+    let registrations = db::delete_expired(&state.db, "registrations", now).await?
+        + db::delete_expired(&state.db, "password_resets", now).await?;
     let status_subscriptions = db::delete_expired(&state.db, "status_subscriptions", now).await?;
     let dropped_mails = match state.mailer.drop_dir() {
         Some(dir) => {

@@ -92,7 +92,7 @@ fn decision(
     let mut lines = vec![
         accepted.authority.clone(),
         String::new(),
-        format!("Ihr Antrag: {}, Antragsnummer {number}", accepted.service),
+        format!("Ihr Antrag: {}, Vorgangsnummer {number}", accepted.service),
         format!(
             "Datum: {:02}.{:02}.{}",
             today.day(),
@@ -146,7 +146,7 @@ fn decision(
 /// The demo decision's Rechtsbehelfsbelehrung.
 fn appeal_text(authority: &str) -> String {
     format!(
-        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich oder zur Niederschrift bei {authority} einzulegen."
+        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich oder zur Niederschrift bei der Behörde einzulegen, die diesen Bescheid erlassen hat: {authority}."
     )
 }
 

@@ -29,8 +29,9 @@ BUILD_PACKAGES=(build-essential pkg-config libssl-dev openssl libxml2-dev libcla
 # python3-aiosmtpd: the real SMTP server the portal's mail tests send to (run with
 # /usr/bin/python3, not a pyenv python3 on the PATH).
 # openjdk-17-jdk-headless and libbcpkix-java: the Java example receiver (examples/receivers/java).
-# qpdf: a stock PDF tool that checks the reference procedure's decision opens.
-TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv chromium python3-aiosmtpd openjdk-17-jdk-headless libbcpkix-java qpdf)
+# qpdf: a stock PDF tool that checks the reference procedure's decision opens;
+# poppler-utils: pdftotext and pdfinfo read the portal's confirmation as a reader would.
+TEST_PACKAGES=(rabbitmq-server postgresql sqlite3 libxml2-utils python3-venv chromium python3-aiosmtpd openjdk-17-jdk-headless libbcpkix-java qpdf poppler-utils)
 
 # FIT-Connect's community Python SDK (PyPI `fitconnect`, pinned) in
 # target/fitconnect-venv: a FIT-Connect sender to try the hub's FIT-Connect edge with
@@ -107,4 +108,36 @@ npm_install() {
     npm ci --no-audit --no-fund --prefix "$dir" >/dev/null
     touch "$dir/node_modules"
   fi
+}
+
+# The portal's fonts, cut to what a German page needs: KERN UX ships Fira Sans as full
+# fonts (about 130 KB per weight: Latin, Greek, Cyrillic, …). portal_fonts cuts the three
+# weights KERN's stylesheet uses (400, 500, 600) into a Latin and a Latin Extended part
+# with Debian's fonttools (pyftsubset; WOFF2 through python3-brotli), beside KERN's fonts
+# in the npm folder, so a reinstalled KERN UX gets new ones. The portal declares both
+# parts with these ranges (portal/src/web/assets.rs, PARTS): a page loads the second
+# only for a character from it. Without the parts the portal serves the full fonts.
+PORTAL_FONT_PARTS=(
+  "latin U+0000-00FF,U+0131,U+0152-0153,U+02BB-02BC,U+02C6,U+02DA,U+02DC,U+0304,U+0308,U+0329,U+2000-206F,U+20AC,U+2122,U+2191,U+2193,U+2212,U+2215,U+FEFF,U+FFFD"
+  "latin-ext U+0100-02BA,U+02BD-02C5,U+02C7-02CC,U+02CE-02D7,U+02DD-02FF,U+0304,U+0308,U+0329,U+1D00-1DBF,U+1E00-1E9F,U+1EF2-1EFF,U+2020,U+20A0-20AB,U+20AD-20C0,U+2113,U+2C60-2C7F,U+A720-A7FF"
+)
+portal_fonts() {
+  local fonts=portal/node_modules/@kern-ux/native/dist/fonts
+  local out=$fonts/kopplung-subset
+  if [ -f "$out/complete" ]; then return 0; fi
+  ensure_packages fonttools python3-brotli
+  echo "Cutting the portal's fonts into $out"
+  mkdir -p "$out"
+  local weight part name ranges
+  for weight in Regular Medium SemiBold; do
+    for part in "${PORTAL_FONT_PARTS[@]}"; do
+      name=${part%% *}
+      ranges=${part#* }
+      # (Its warning about the fonts' old OS/2 table is of no matter here.)
+      pyftsubset "$fonts/fira-sans/FiraSans-$weight.woff2" --flavor=woff2 \
+        --unicodes="$ranges" --output-file="$out/FiraSans-$weight.$name.woff2" \
+        2> >(grep -v 'fsSelection bits' >&2)
+    done
+  done
+  touch "$out/complete"
 }

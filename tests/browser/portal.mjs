@@ -30,7 +30,7 @@ const password = 'ein-sehr-geheimes-Passwort-42';
 
 
 const checkedPages = [];
-/** axe-core on the page: no serious or critical violation of WCAG 2.1 A/AA. */
+/** axe-core on the page: no violation of WCAG 2.1 A/AA or best practice, of any impact. */
 async function axe(page, pageType) {
   await page.addScriptTag({ path: axePath });
   const result = await page.evaluate(async () =>
@@ -39,7 +39,7 @@ async function axe(page, pageType) {
       runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
     }),
   );
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const bad = result.violations;
   checkedPages.push({ pageType, url: page.url(), violations: result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length })) });
   if (bad.length > 0) {
     const details = bad
@@ -47,7 +47,7 @@ async function axe(page, pageType) {
       .join('\n  ');
     throw new Error(`axe-core on ${pageType} (${page.url()}):\n  ${details}`);
   }
-  ok(`axe-core ${pageType}: no serious or critical violation (${result.violations.length} minor)`);
+  ok(`axe-core ${pageType}: no violation`);
 }
 
 /** Opens `path` of the portal and checks the page with axe-core. */
@@ -85,6 +85,102 @@ async function expectText(page, selector, text) {
   check(content.includes(text), `expected ${selector} to contain “${text}”, got “${content.slice(0, 300)}”`);
 }
 
+// ---- KERN polish and speed (issue 25, build item 8) --------------------------------
+// The first visit's bytes on a fresh profile, and reflow at 320 px (WCAG 1.4.10): the
+// start page with its menu, a form step with errors, the attachments, the review (an
+// anonymous Mängelanzeige) and a legal page. Its own browser profile: nothing of the
+// main walk's session or cache.
+const BUDGET = 250000;
+
+/** Whether nothing on `page` scrolls sideways; with axe-core, as everywhere. */
+async function fitsAt320(page, what) {
+  const { scrollWidth, clientWidth } = await page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    clientWidth: document.documentElement.clientWidth,
+  }));
+  check(scrollWidth <= clientWidth, `${what} scrolls sideways at 320 px (${scrollWidth} > ${clientWidth} px)`);
+  await axe(page, `${what} at 320 px`);
+  await shot(page, `320-${what.replaceAll(' ', '-')}`);
+}
+
+async function firstVisitAndReflow() {
+  const freshProfile = mkdtempSync(join(tmpdir(), 'portal-first-visit-'));
+  const fresh = await chromium.launchPersistentContext(freshProfile, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+    bypassCSP: true,
+    locale: 'de-DE',
+    viewport: { width: 320, height: 640 },
+  });
+  try {
+    const phone = await fresh.newPage();
+    phone.setDefaultTimeout(20000);
+    // Every byte the browser received for the start page (headers and compressed bodies).
+    const cdp = await fresh.newCDPSession(phone);
+    await cdp.send('Network.enable');
+    const responses = new Map();
+    let transferred = 0;
+    cdp.on('Network.responseReceived', (e) => responses.set(e.requestId, e.response));
+    cdp.on('Network.loadingFinished', (e) => {
+      transferred += e.encodedDataLength;
+      const r = responses.get(e.requestId);
+      if (r) console.log(`  ${e.encodedDataLength} bytes ${r.headers['content-encoding'] ?? '-'} ${r.status} ${r.url.replace(base, '')}`);
+    });
+    const response = await phone.goto(base + '/', { waitUntil: 'load' });
+    check(response.ok(), `start page: HTTP ${response.status()}`);
+    await phone.evaluate(() => document.fonts.ready);
+    await phone.waitForLoadState('networkidle');
+    await cdp.detach();
+    console.log(`first visit: ${transferred} bytes transferred`);
+    check(transferred < BUDGET, `the first visit transferred ${transferred} bytes, not below ${BUDGET}`);
+    ok(`first visit below ${BUDGET} bytes`);
+
+    step('reflow at 320 px: start page and menu');
+    await fitsAt320(phone, 'start page');
+    // The menu is one line on a phone: a disclosure, the links only when opened.
+    const header = await phone.evaluate(() => document.querySelector('.portal-header').getBoundingClientRect().height);
+    check(header <= 120, `the header fits a phone (${header} px high)`);
+    check(await phone.locator('.portal-nav a:has-text("Leistungen")').isHidden(), 'the menu is closed');
+    await phone.click('summary:has-text("Menü")');
+    check(await phone.locator('.portal-nav a:has-text("Leistungen")').isVisible(), 'the menu opens');
+    await fitsAt320(phone, 'start page with the menu open');
+    await phone.goto(base + '/impressum');
+    await fitsAt320(phone, 'Impressum');
+    ok('the start page and the Impressum fit 320 px; the menu is a disclosure');
+
+    step('reflow at 320 px: form, attachments and review');
+    await phone.goto(base + '/zustaendigkeit?leistung=99999001000000&ort=146120000000');
+    await phone.click('button:has-text("Antrag online stellen")');
+    await phone.waitForURL(/\/entwurf\/[^/]+\/schritt\/1$/);
+    await fitsAt320(phone, 'form step');
+    await phone.click('button:has-text("Weiter")');
+    await expectText(phone, '#fehlerliste', 'Beschreibung');
+    // KERN's error styles: the field marked, the message with its icon, tied to the field.
+    check(await phone.locator('.kern-form-input--error:has(#f-beschreibung) .kern-error .kern-icon--danger').count() === 1, 'the field error has KERN\'s style and icon');
+    check((await phone.getAttribute('#f-beschreibung', 'aria-invalid')) === 'true', 'the field is marked invalid');
+    check((await phone.getAttribute('#f-beschreibung', 'aria-describedby') ?? '').includes('f-beschreibung-error'), 'the error is tied to the field');
+    await fitsAt320(phone, 'form step with errors');
+    await phone.selectOption('#f-kategorie', 'strassenschaden');
+    await phone.fill('#f-beschreibung', 'Tiefes Schlagloch vor der Grundschule, Radweg gesperrt.');
+    await phone.fill('#f-ort-strasse', 'Königsbrücker Straße');
+    await phone.click('button:has-text("Weiter")');
+    await phone.waitForURL(/\/anlagen$/);
+    check(await phone.locator('.kern-form-input input[type="file"].kern-form-input__input').count() > 0, 'the file input has KERN\'s style');
+    await fitsAt320(phone, 'attachments');
+    await phone.click('button:has-text("Weiter zur Prüfung")');
+    await phone.waitForURL(/\/pruefen$/);
+    await fitsAt320(phone, 'review');
+    ok('form step, its errors, the attachments and the review fit 320 px');
+  } finally {
+    await fresh.close();
+    rmSync(freshProfile, { recursive: true, force: true });
+  }
+}
+// ---- end of KERN polish and speed ---------------------------------------------------
+
 const profile = mkdtempSync(join(tmpdir(), 'portal-chromium-'));
 // A fresh profile folder per run (--user-data-dir, passed the way playwright wants it).
 // The portal's CSP allows scripts from itself only; axe-core is injected by the test.
@@ -109,6 +205,10 @@ try {
   const styled = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
   check(styled.includes('Fira Sans'), `KERN UX is loaded (font ${styled})`);
   await axe(page, 'start page');
+
+  // KERN polish and speed (issue 25, build item 8): see firstVisitAndReflow above.
+  step('first visit: bytes transferred');
+  await firstVisitAndReflow();
 
   step('legal pages from the footer');
   for (const [link, heading] of [['Impressum', 'Impressum'], ['Datenschutz', 'Datenschutzerklärung'], ['Barrierefreiheit', 'Erklärung zur Barrierefreiheit'], ['Kontakt', 'Kontakt']]) {
@@ -237,7 +337,7 @@ try {
   await page.click('button:has-text("Zwischenspeichern")');
   await page.waitForURL(/\/konto\/entwuerfe/);
   await expectText(page, 'main', 'Bewohnerparkausweis');
-  await axe(page, 'Temp. Ablage');
+  await axe(page, 'Meine Entwürfe');
   await page.goto(draftUrl.replace(/schritt\/1$/, 'schritt/2'));
   check((await page.inputValue('#f-person-familienname')) === 'Hartmann', 'the draft kept the input');
   // The form names its steps: the heading and the current item of the step list.
@@ -275,10 +375,10 @@ try {
 
   step('attachments');
   // Choosing a file uploads it at once (the script presses "Hochladen").
-  await chooseFile(page, '#datei', { name: 'notiz.html', mimeType: 'text/html', buffer: Buffer.from('<script>alert(1)</script>') });
+  await chooseFile(page, '#datei-fahrzeugschein', { name: 'notiz.html', mimeType: 'text/html', buffer: Buffer.from('<script>alert(1)</script>') });
   await expectText(page, '#fehlerliste', 'Dateityp ist nicht erlaubt');
   await axe(page, 'attachments with an error');
-  await chooseFile(page, '#datei', { name: 'Fahrzeugschein.pdf', mimeType: 'application/pdf', buffer: pdf });
+  await chooseFile(page, '#datei-fahrzeugschein', { name: 'Fahrzeugschein.pdf', mimeType: 'application/pdf', buffer: pdf });
   await expectText(page, 'main', 'Fahrzeugschein.pdf');
   ok('a wrong file type refused, the PDF attached as soon as it was chosen');
 
@@ -404,6 +504,7 @@ try {
   await page.fill('#f-kennzeichen', 'DD-KP 2028');
   await page.check('#f-datenschutz');
   await next(page, /\/anlagen$/);
+  await chooseFile(page, '#datei-fahrzeugschein', { name: 'Fahrzeugschein.pdf', mimeType: 'application/pdf', buffer: pdf });
   await page.click('button:has-text("Weiter zur Prüfung")');
   await page.waitForURL(/\/pruefen$/);
   await page.click('button:has-text("Weiter zur Bezahlung")');

@@ -57,20 +57,20 @@ try {
   ok('the answer is sent and listed');
 
   step('the decision with a fee');
-  await waitFor(page, 'Gebühr jetzt online bezahlen');
+  await waitFor(page, 'Steuer jetzt online bezahlen');
   const decided = await page.locator('main').textContent();
   check(decided.includes('Sie haben auf diese Rückfrage geantwortet.'), 'the query is not marked as answered');
   check(decided.includes('Widerspruch ist bis einschließlich'), 'no appeal information');
   await axe(page, 'application with decision and fee');
 
   step('paying the fee');
-  await page.getByRole('button', { name: 'Gebühr jetzt online bezahlen' }).click();
+  await page.getByRole('button', { name: 'Steuer jetzt online bezahlen' }).click();
   await page.waitForURL(/\/xbezahldienste\/bezahlen\//);
   await axe(page, 'payment provider');
   await page.getByLabel('Kreditkarte').check();
   await page.getByRole('button', { name: 'Jetzt bezahlen' }).click();
   await page.waitForURL(/gebuehr=bezahlt/);
-  check((await page.locator('main').textContent()).includes('Die Gebühr ist bezahlt.'), 'no notice of the payment');
+  check((await page.locator('main').textContent()).includes('Die Steuer ist bezahlt.'), 'no notice of the payment');
   check((await page.locator('#gebuehr-bezahlt').count()) === 1, 'the fee is not shown as paid');
   await axe(page, 'application with the fee paid');
   ok('the fee is paid');

@@ -370,13 +370,25 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
         );
         assert!(!text.contains("alert(1)"), "{path}: {text}");
     }
+    // The console words the history in German (stored as the hub wrote it, above).
+    let text = auditor.get(&detail_path).await.text();
     assert!(
-        auditor
-            .get(&detail_path)
-            .await
-            .text()
-            .contains("viewed by auditor")
+        text.contains(&format!(
+            "Transformiertes XML der Nachricht {message_id} angesehen von auditor (Betriebskonsole, wie gesendet)"
+        )),
+        "{text}"
     );
+    assert!(text.contains("Angenommen von Client"), "{text}");
+    assert!(!text.contains("accepted from client"), "{text}");
+    // The history and the audit trail scroll with the keyboard: focusable, named regions.
+    for heading in ["historie", "laufzettel"] {
+        assert!(
+            text.contains(&format!(
+                "<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-labelledby=\"{heading} {heading}-tabelle\">"
+            )),
+            "{text}"
+        );
+    }
 
     // Unknown applications: a German 404 within the console.
     let page = auditor

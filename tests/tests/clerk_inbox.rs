@@ -713,7 +713,9 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     ));
     // The form proposes a Rechtsbehelfsbelehrung naming the authority and a deadline.
     assert!(
-        page.contains("zur Niederschrift bei Landeshauptstadt Dresden"),
+        page.contains(
+            "bei der Behörde einzulegen, die diesen Bescheid erlassen hat: Landeshauptstadt Dresden"
+        ),
         "{page}"
     );
     let deadline = (time::OffsetDateTime::now_utc().date() + time::Duration::days(35)).to_string();

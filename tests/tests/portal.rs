@@ -18,11 +18,7 @@ async fn report_a_pothole(citizen: &mut Citizen) -> String {
     let (draft, next) = portal_support::start_pothole_report(citizen).await;
     let page = citizen.get(&next).await;
     let csrf = page.csrf();
-    let png = [
-        &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A][..],
-        &[0u8; 64][..],
-    ]
-    .concat();
+    let png = portal_support::photo_png();
     let upload = citizen
         .upload(&draft, &csrf, "schlagloch.png", "image/png", png)
         .await;
@@ -328,7 +324,8 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
     assert_eq!(next, format!("/entwurf/{draft}/anlagen"));
     let csrf = visitor.get(&next).await.csrf();
     // A GIF is none of the types it takes (photos and PDFs); an HTML file claiming to be
-    // a PNG is refused by its bytes; more than 5 MiB is too large.
+    // a PNG is refused by its bytes; a photo that is none cannot be read; a PDF of more
+    // than 5 MiB is too large (a photo that large would be scaled down).
     for (name, media_type, content, message) in [
         (
             "animation.gif",
@@ -343,9 +340,15 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
             "Dateityp ist nicht erlaubt",
         ),
         (
-            "gross.jpg",
+            "kaputt.jpg",
             "image/jpeg",
             [&[0xFF, 0xD8, 0xFF][..], &vec![0u8; 5 * 1024 * 1024][..]].concat(),
+            "Das Foto konnte nicht gelesen werden. Bitte wählen Sie ein anderes Foto",
+        ),
+        (
+            "gross.pdf",
+            "application/pdf",
+            [&b"%PDF-1.4\n"[..], &vec![b' '; 5 * 1024 * 1024][..]].concat(),
             "Die Datei ist zu groß",
         ),
     ] {
@@ -371,7 +374,7 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
             &csrf,
             "foto.jpg",
             "image/jpeg",
-            vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3],
+            portal_support::photo_jpeg(),
         )
         .await;
     assert_eq!(accepted.status, 303);
@@ -748,8 +751,8 @@ async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
     assert!(
         decided
             .body
-            .contains(&format!("eine Gebühr von <strong>{amount}</strong>"))
-            && decided.body.contains("Gebühr jetzt online bezahlen"),
+            .contains(&format!("eine Steuer von <strong>{amount}</strong>"))
+            && decided.body.contains("Steuer jetzt online bezahlen"),
         "{}",
         decided.body
     );
@@ -762,7 +765,7 @@ async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
         "{}",
         cancelled.body
     );
-    assert!(cancelled.body.contains("Gebühr jetzt online bezahlen"));
+    assert!(cancelled.body.contains("Steuer jetzt online bezahlen"));
     // Started in two tabs: both pay the one transaction, which can be paid once.
     let path = format!("/antraege/{draft}/gebuehr/bezahlen");
     let first_tab = citizen.post(&path, &[("csrf", &csrf)]).await.location();
@@ -775,7 +778,7 @@ async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
         "the transaction is paid: nothing to pay twice"
     );
     assert!(
-        paid.body.contains("Die Gebühr ist bezahlt."),
+        paid.body.contains("Die Steuer ist bezahlt."),
         "{}",
         paid.body
     );
@@ -797,7 +800,7 @@ async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
     let sim_log = std::fs::read_to_string(cycle.hub.dir.path().join("sim.log")).unwrap();
     assert!(sim_log.contains("hundesteuer.zahlung.0204"), "{sim_log}");
     assert!(
-        !paid.body.contains("Gebühr jetzt online bezahlen"),
+        !paid.body.contains("Steuer jetzt online bezahlen"),
         "{}",
         paid.body
     );

@@ -470,3 +470,240 @@ async fn a_relay_that_is_down_delays_the_mail_but_not_the_answer() {
     assert!(log.contains("mail sent"), "{log}");
     assert!(!log.contains("geduld@"), "{log}");
 }
+
+/// Accounts a citizen controls (issue 25): a password reset by e-mail that ends the old
+/// sessions and answers alike for every address; the page a registration began on is
+/// reached again after the confirmation; deleting the account removes its data, refunds
+/// a paid draft first and says so.
+#[tokio::test]
+async fn a_password_is_reset_by_mail_registration_keeps_its_target_and_an_account_is_deleted() {
+    let cycle = Cycle::start(false).await;
+    let email = "vergesslich@example.org";
+    let mut citizen = Citizen::new(&cycle);
+    citizen.register(email).await;
+    // Another device stays signed in with the old password.
+    let mut other = Citizen::new(&cycle);
+    let csrf = other.csrf().await;
+    assert_eq!(other.sign_in(&csrf, email, PASSWORD).await.status, 303);
+    assert_eq!(other.get("/konto").await.status, 200);
+
+    // The request answers the same page for an address without an account, and only
+    // the account's address gets a mail.
+    let mut stranger = Citizen::new(&cycle);
+    let mut asked = Vec::new();
+    for address in [email, "niemand@example.org"] {
+        let form = stranger.get("/konto/passwort-vergessen").await;
+        assert_eq!(form.status, 200);
+        let answer = stranger
+            .post(
+                "/konto/passwort-vergessen",
+                &[("csrf", &form.csrf()), ("email", address)],
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        asked.push(answer.body.replace(address, "ADRESSE"));
+    }
+    assert_eq!(
+        asked[0], asked[1],
+        "the answer tells whether an account exists"
+    );
+    let mail = cycle
+        .mailbox()
+        .wait_for_nth(email, 2, Duration::from_secs(20))
+        .await;
+    assert!(mail.subject.contains("Neues Passwort"), "{}", mail.subject);
+    let link = mail.link(&format!("{}/konto/passwort-neu?code=", cycle.portal_url));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(cycle.mailbox().to("niemand@example.org").is_empty());
+
+    // The link's form: a short password is refused with a sentence, then it is set.
+    let mut owner = Citizen::new(&cycle);
+    let page = owner.get(&link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let code = link.rsplit('=').next().unwrap().to_owned();
+    let short = owner
+        .post(
+            "/konto/passwort-neu",
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &code),
+                ("password", "kurz"),
+                ("password2", "kurz"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status, 422);
+    assert!(short.body.contains("Das Passwort ist zu kurz."));
+    let new_password = "ein-ganz-neues-Passwort-77";
+    let done = owner
+        .post(
+            "/konto/passwort-neu",
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &code),
+                ("password", new_password),
+                ("password2", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location(), "/konto?passwort-geaendert");
+    assert!(
+        owner
+            .follow(done)
+            .await
+            .body
+            .contains("Ihr neues Passwort ist gespeichert.")
+    );
+    // The old sessions ended; the link is used up; the old password no longer works.
+    assert_eq!(other.get("/konto").await.status, 303);
+    assert_eq!(owner.get(&link).await.status, 404);
+    let mut again = Citizen::new(&cycle);
+    let csrf = again.csrf().await;
+    assert_eq!(again.sign_in(&csrf, email, PASSWORD).await.status, 401);
+    let csrf = again.csrf().await;
+    assert_eq!(again.sign_in(&csrf, email, new_password).await.status, 303);
+    let changed = cycle
+        .mailbox()
+        .wait_for_nth(email, 3, Duration::from_secs(20))
+        .await;
+    assert!(changed.subject.contains("Passwort wurde geändert"));
+
+    // Registration from a page that asked to sign in comes back to it.
+    let mut newcomer = Citizen::new(&cycle);
+    let login = newcomer
+        .get("/konto/anmelden?weiter=%2Fkonto%2Fpostfach")
+        .await;
+    assert!(
+        login
+            .body
+            .contains("href=\"/konto/registrieren?weiter=%2Fkonto%2Fpostfach\""),
+        "{}",
+        login.body
+    );
+    let form = newcomer
+        .get("/konto/registrieren?weiter=%2Fkonto%2Fpostfach")
+        .await;
+    let registered = newcomer
+        .post(
+            "/konto/registrieren",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "neu@example.org"),
+                ("password", PASSWORD),
+                ("password2", PASSWORD),
+                ("next", "/konto/postfach"),
+            ],
+        )
+        .await;
+    assert_eq!(registered.status, 303);
+    let mail = cycle.mailbox().wait_for("neu@example.org").await;
+    let confirmed = newcomer.confirm(&mail).await;
+    assert_eq!(
+        confirmed.location(),
+        "/konto?bestaetigt&weiter=%2Fkonto%2Fpostfach"
+    );
+    let account = newcomer.follow(confirmed).await;
+    assert!(
+        account
+            .body
+            .contains("href=\"/konto/postfach\" id=\"weiter\""),
+        "{}",
+        account.body
+    );
+
+    // Deleting: asks for the password and the confirmation, then everything goes.
+    let page = owner.get("/konto/loeschen").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Servicekonto endgültig löschen"));
+    let refused = owner
+        .post(
+            "/konto/loeschen",
+            &[("csrf", &page.csrf()), ("password", "falsch")],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("Bitte bestätigen Sie"));
+    assert!(refused.body.contains("Das Passwort stimmt nicht."));
+    let account_id = cycle.sql(&format!("SELECT id FROM accounts WHERE email = '{email}'"));
+    assert!(!account_id.is_empty());
+    let deleted = confirm_deletion(&mut owner, &page, new_password).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert!(
+        deleted
+            .body
+            .contains("Ihr Servicekonto wurde mit allen Daten gelöscht")
+    );
+    for table in ["accounts", "sessions", "drafts", "password_resets"] {
+        let column = if table == "accounts" {
+            "id"
+        } else {
+            "account_id"
+        };
+        assert_eq!(
+            cycle.sql(&format!(
+                "SELECT count(*) FROM {table} WHERE {column} = '{account_id}'"
+            )),
+            "0",
+            "{table}"
+        );
+    }
+    assert_eq!(owner.get("/konto").await.status, 303, "signed out");
+    let mut gone = Citizen::new(&cycle);
+    let csrf = gone.csrf().await;
+    assert_eq!(gone.sign_in(&csrf, email, new_password).await.status, 401);
+    let farewell = cycle
+        .mailbox()
+        .wait_for_nth(email, 4, Duration::from_secs(20))
+        .await;
+    assert!(farewell.subject.contains("Ihr Konto wurde gelöscht"));
+}
+
+/// Deleting an account with a paid draft refunds the fee first and records it.
+#[tokio::test]
+async fn deleting_an_account_refunds_a_paid_draft() {
+    let cycle = Cycle::start(false).await;
+    let mut citizen = Citizen::new(&cycle);
+    citizen.register("zahlerin@example.org").await;
+    let region = portal_support::fixture("bewohnerparkausweis")["region"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let location = citizen.start("99108001000000", &region).await;
+    let draft =
+        portal_support::fill_from_fixture(&mut citizen, "bewohnerparkausweis", location).await;
+    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
+    citizen
+        .pay(&draft, &review.csrf(), "kreditkarte", "bezahlen")
+        .await;
+    let page = citizen.get("/konto/loeschen").await;
+    assert!(
+        page.body
+            .contains("wird beim Löschen vollständig auf Ihr Zahlungsmittel erstattet")
+    );
+    let deleted = confirm_deletion(&mut citizen, &page, PASSWORD).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert!(
+        deleted
+            .body
+            .contains("Die Gebühr von 30,70 € für „Bewohnerparkausweis“ wird erstattet")
+    );
+    assert_eq!(
+        cycle.sql("SELECT reason || ' ' || amount_cents FROM refunds"),
+        "account-deleted 3070"
+    );
+}
+
+/// Deletes the account from its deletion `page`, confirmed, with `password`.
+async fn confirm_deletion(citizen: &mut Citizen, page: &Page, password: &str) -> Page {
+    citizen
+        .post(
+            "/konto/loeschen",
+            &[
+                ("csrf", &page.csrf()),
+                ("password", password),
+                ("bestaetigt", "ja"),
+            ],
+        )
+        .await
+}

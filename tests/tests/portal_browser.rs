@@ -96,7 +96,7 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
         "draft discarded with a refund",
         "confirmation",
         "mailbox",
-        "Temp. Ablage",
+        "Meine Entwürfe",
         "sign-in",
         "error page",
     ] {

@@ -197,9 +197,11 @@ async fn silent_slow_header_and_slow_body_clients_are_cut_while_a_normal_client_
     );
 }
 
-fn jpeg(bytes: usize) -> Vec<u8> {
-    let mut content = vec![0xFF, 0xD8, 0xFF, 0xE0];
-    content.resize(bytes, 0);
+/// A PDF of `bytes` (stored as it comes; a photo would be scaled down on arrival and
+/// stored smaller, which these quota cases must not depend on).
+fn pdf(bytes: usize) -> Vec<u8> {
+    let mut content = b"%PDF-1.4\n".to_vec();
+    content.resize(bytes, b' ');
     content
 }
 
@@ -224,7 +226,7 @@ fn assert_german_quota(page: &portal_support::Page, status: u16, text: &str) {
 
 #[tokio::test]
 async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
-    let cycle = Cycle::with_sections("[limits]\ntrusted_proxies = [\"127.0.0.1\"]\n\n[quotas]\nanonymous_drafts_per_session = 2\nanonymous_drafts_per_address = 3\nanonymous_uploads_per_session = 2\nanonymous_upload_bytes_per_session = 300000\nanonymous_uploads_per_address = 4\nsessions_per_address = 2\nmin_free_disk_mib = 0\n").await;
+    let cycle = Cycle::with_sections("[limits]\ntrusted_proxies = [\"127.0.0.1\"]\nphoto_upload_bytes = 5242880\n\n[quotas]\nanonymous_drafts_per_session = 2\nanonymous_drafts_per_address = 3\nanonymous_uploads_per_session = 2\nanonymous_upload_bytes_per_session = 300000\nanonymous_uploads_per_address = 4\nsessions_per_address = 2\nmin_free_disk_mib = 0\n").await;
 
     // One session: two open drafts, then the session's quota.
     let mut anna = visitor_at(&cycle, "203.0.113.1");
@@ -240,22 +242,22 @@ async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
         .upload(
             &first,
             &csrf,
-            "gross.jpg",
-            "image/jpeg",
-            jpeg(6 * 1024 * 1024),
+            "gross.pdf",
+            "application/pdf",
+            pdf(6 * 1024 * 1024),
         )
         .await;
     assert_eq!(oversized.status, 413, "{}", oversized.body);
     assert!(oversized.body.contains("Die Datei ist zu groß"));
     // Stored, over the bytes quota (413), stored, over the files quota (429).
     for (file, size, refused) in [
-        ("a.jpg", 200_000, None),
-        ("b.jpg", 150_000, Some((413, "insgesamt höchstens"))),
-        ("c.jpg", 1_000, None),
-        ("d.jpg", 1_000, Some((429, "höchstens 2 Dateien"))),
+        ("a.pdf", 200_000, None),
+        ("b.pdf", 150_000, Some((413, "insgesamt höchstens"))),
+        ("c.pdf", 1_000, None),
+        ("d.pdf", 1_000, Some((429, "höchstens 2 Dateien"))),
     ] {
         let page = anna
-            .upload(&first, &csrf, file, "image/jpeg", jpeg(size))
+            .upload(&first, &csrf, file, "application/pdf", pdf(size))
             .await;
         match refused {
             None => assert_eq!(page.status, 303, "{file}: {}", page.body),
@@ -271,11 +273,11 @@ async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
     let draft = draft_of(&albert.start(MAENGEL, DRESDEN).await);
     let csrf = albert.attachments_csrf(&draft).await;
     let stored = albert
-        .upload(&draft, &csrf, "e.jpg", "image/jpeg", jpeg(1_000))
+        .upload(&draft, &csrf, "e.pdf", "application/pdf", pdf(1_000))
         .await;
     assert_eq!(stored.status, 303, "{}", stored.body);
     let refused = albert
-        .upload(&draft, &csrf, "f.jpg", "image/jpeg", jpeg(1_000))
+        .upload(&draft, &csrf, "f.pdf", "application/pdf", pdf(1_000))
         .await;
     assert_german_quota(&refused, 429, "Dateien ohne Anmeldung hochgeladen");
     assert!(refused.headers.contains_key("retry-after"));
@@ -359,7 +361,7 @@ async fn expired_anonymous_drafts_and_their_files_are_swept_and_reading_pages_st
     let draft = draft_of(&step);
     let csrf = visitor.attachments_csrf(&draft).await;
     let stored = visitor
-        .upload(&draft, &csrf, "foto.jpg", "image/jpeg", jpeg(10_000))
+        .upload(&draft, &csrf, "foto.pdf", "application/pdf", pdf(10_000))
         .await;
     assert_eq!(stored.status, 303, "{}", stored.body);
     assert_eq!(cycle.sql("SELECT COUNT(*) FROM sessions"), "1");

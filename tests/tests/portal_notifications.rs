@@ -49,11 +49,7 @@ async fn cycle() -> Cycle {
 async fn report_a_pothole(citizen: &mut Citizen) -> String {
     let (draft, next) = portal_support::start_pothole_report(citizen).await;
     let csrf = citizen.get(&next).await.csrf();
-    let png = [
-        &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A][..],
-        &[0u8; 64][..],
-    ]
-    .concat();
+    let png = portal_support::photo_png();
     let upload = citizen
         .upload(&draft, &csrf, "schlagloch.png", "image/png", png)
         .await;

@@ -3,11 +3,15 @@
 //! The script `tests/browser/workbench.mjs` signs in, opens the Mängelanzeige, breaks
 //! its template and sees the rendered XML and its validation error update as it types,
 //! fixes it and applies (and previews once more without JavaScript); then the next
-//! application is delivered with the applied template.
+//! application is delivered with the applied template. The same run opens an
+//! application in the admin console: its history in German, its tables scrollable with
+//! the keyboard, and axe-core finds no violation of any impact there or in the workbench.
 
 use std::process::Command;
 
-use kopplung_tests::{ENGINEER_TOKEN, HubSetup, TestHub, amqp, delete_queue, mappings_copy};
+use kopplung_tests::{
+    ADMIN_TOKEN, ENGINEER_TOKEN, HubSetup, TestHub, amqp, delete_queue, mappings_copy,
+};
 use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -28,15 +32,27 @@ async fn an_engineer_edits_sees_the_results_update_applies_and_the_next_applicat
     let broker = amqp().await;
     let mappings = mappings_copy();
     let hub = TestHub::start(HubSetup::with_mappings(mappings.path())).await;
+    // An application for the console's page, delivered to Leipzig (Dresden's queue is
+    // read below).
+    let shown = hub
+        .submit_accepted(
+            &json!({"service": "99999001000000", "region": "147130000000",
+                    "data": {"kategorie": "muell", "beschreibung": "Papierkorb seit Tagen voll", "ort": {"strasse": "Markt"}}}),
+            None,
+        )
+        .await;
+    hub.wait_for_status(&shown, "delivered", std::time::Duration::from_secs(60))
+        .await;
     let out = tempfile::tempdir().expect("output dir");
     // SCREENSHOTS=<folder>: the run leaves its screenshots there.
     let out_path = std::env::var_os("SCREENSHOTS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| out.path().to_owned());
-    let (script, base, out_for_run) = (
+    let (script, base, out_for_run, shown_id) = (
         browser_dir.join("workbench.mjs"),
         hub.url(""),
         out_path.clone(),
+        shown.clone(),
     );
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
@@ -44,6 +60,8 @@ async fn an_engineer_edits_sees_the_results_update_applies_and_the_next_applicat
             .arg(base)
             .arg(ENGINEER_TOKEN)
             .arg(out_for_run)
+            .arg(ADMIN_TOKEN)
+            .arg(shown_id)
             .env("CHROMIUM", CHROMIUM)
             .output()
             .expect("node")
@@ -61,7 +79,13 @@ async fn an_engineer_edits_sees_the_results_update_applies_and_the_next_applicat
             hub.log()
         );
     }
-    for checked in ["services", "service", "applied"] {
+    for checked in [
+        "services",
+        "service",
+        "applied",
+        "console search",
+        "console application",
+    ] {
         assert!(
             stdout.contains(&format!("ok axe-core {checked}:")),
             "{checked} not checked:\n{stdout}"
@@ -95,4 +119,5 @@ async fn an_engineer_edits_sees_the_results_update_applies_and_the_next_applicat
         "{xml}"
     );
     delete_queue(&broker, &hub.queue("dresden-maengel")).await;
+    delete_queue(&broker, &hub.queue("leipzig-maengel")).await;
 }

@@ -71,6 +71,10 @@ pub struct ServiceInfo {
     /// Documents the citizen needs (shown in the Leistungskatalog), German text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub documents: Vec<String>,
+    /// Search words for the portal's Leistungskatalog: synonyms and everyday words a
+    /// citizen may type (`Schlagloch` for the Mängelanzeige), German.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
     /// What the procedure's decision must carry, e.g. `document = "pdf/a"`; checked by
     /// the hub when it takes the decision.
     #[serde(default)]

@@ -10,7 +10,6 @@ pub mod contact;
 pub mod disposition;
 pub mod files;
 pub mod limiter;
-pub mod pdf;
 pub mod redirect;
 pub mod server;
 pub mod shell;

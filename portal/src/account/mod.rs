@@ -2,9 +2,12 @@
 //! at most), registration confirmed by e-mail (`registration`), master data to prefill
 //! forms. Sign-in at identity providers, the levels and step-up are `crate::oidc`'s.
 
-mod password;
+pub(crate) mod password;
 mod purpose;
 pub mod registration;
+mod reset;
+
+pub use reset::{forgot, forgot_page, reset, reset_page};
 
 pub use purpose::autocomplete;
 
@@ -91,6 +94,7 @@ pub async fn login_page(
         "Anmelden",
         &json!({
             "csrf": visitor.csrf,
+            "next_encoded": crate::router_client::encode(&next),
             "next": next,
             "errors": [],
             "providers": crate::oidc::offers(&state, level, &next, false, false),
@@ -145,6 +149,7 @@ fn login_form(
         "Fehler: Anmelden",
         &json!({
             "csrf": visitor.csrf,
+            "next_encoded": crate::router_client::encode(next),
             "next": next,
             "email": email,
             "errors": [{"id": "email", "message": message}],
@@ -243,6 +248,10 @@ pub async fn overview(
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Page {
     require_account(&visitor, "/konto")?;
+    let next = query
+        .get("weiter")
+        .map(|w| local_next(&state, Some(w)))
+        .filter(|n| n != "/konto");
     state.templates.ok(
         &visitor,
         "account",
@@ -250,6 +259,8 @@ pub async fn overview(
         &json!({
             "current": crate::oidc::signed_in_view(&state, &visitor),
             "confirmed": query.contains_key("bestaetigt"),
+            "password_changed": query.contains_key("passwort-geaendert"),
+            "next": next,
         }),
     )
 }

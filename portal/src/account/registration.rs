@@ -16,17 +16,23 @@ use sqlx::Row;
 
 use super::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, normalized_email, password, sign_in};
 use crate::mail::{self, Outgoing};
-use crate::web::{Failure, Page, Posted, Visit};
+use crate::web::{Failure, NextQuery, Page, Posted, Visit, invalid_fields, local_next};
 use crate::{Shared, db};
 use kopplung_web::shell::{form_value, is_token, random_hex, see_other, token_id};
 
-pub async fn register_page(Visit { state, visitor }: Visit) -> axum::response::Response {
+/// `GET /konto/registrieren?weiter=`: `weiter` is where the citizen was (a draft, a
+/// page that asked to sign in), kept through the confirmation.
+pub async fn register_page(
+    Visit { state, visitor }: Visit,
+    Query(query): Query<NextQuery>,
+) -> axum::response::Response {
+    let next = local_next(&state, query.weiter.as_deref());
     state.templates.page(
         &visitor,
         StatusCode::OK,
         "register",
         "Servicekonto anlegen",
-        &json!({ "csrf": visitor.csrf, "errors": [], "email": "" }),
+        &json!({ "csrf": visitor.csrf, "errors": [], "email": "", "next": next }),
     )
 }
 
@@ -79,6 +85,7 @@ pub async fn register(Visit { state, visitor }: Visit, Posted(pairs): Posted) ->
     let email = normalized_email(&pairs);
     let password = form_value(&pairs, "password").unwrap_or_default();
     let repeated = form_value(&pairs, "password2").unwrap_or_default();
+    let next = local_next(&state, form_value(&pairs, "next"));
     let mut errors = Vec::new();
     if !valid_email(&email) {
         errors.push(
@@ -100,7 +107,7 @@ pub async fn register(Visit { state, visitor }: Visit, Posted(pairs): Posted) ->
             StatusCode::UNPROCESSABLE_ENTITY,
             "register",
             "Fehler: Servicekonto anlegen",
-            &json!({ "csrf": visitor.csrf, "errors": errors, "email": email }),
+            &json!({ "csrf": visitor.csrf, "invalid": invalid_fields(&errors), "errors": errors, "email": email, "next": next }),
         ));
     }
     // Each registration costs a password hash and sends a mail: limited per address
@@ -122,17 +129,18 @@ pub async fn register(Visit { state, visitor }: Visit, Posted(pairs): Posted) ->
     // Waiting with its password either way (see `super::login`); a link only for a new
     // address.
     sqlx::query(
-        "INSERT INTO registrations (email, password_hash, token_hash, created_at, expires_at)
-         VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO registrations (email, password_hash, token_hash, created_at, expires_at, next)
+         VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash,
            token_hash = excluded.token_hash, created_at = excluded.created_at,
-           expires_at = excluded.expires_at",
+           expires_at = excluded.expires_at, next = excluded.next",
     )
     .bind(&email)
     .bind(&hash)
     .bind(exists.is_none().then(|| code.stored()))
     .bind(now)
     .bind(now + state.config.settings.accounts.confirm_seconds())
+    .bind(&next)
     .execute(&mut *tx)
     .await?;
     let mail = match exists {
@@ -161,7 +169,7 @@ pub async fn sent(Visit { state, visitor }: Visit) -> Page {
 
 #[derive(Deserialize)]
 pub struct CodeQuery {
-    code: Option<String>,
+    pub(super) code: Option<String>,
 }
 
 fn invalid_link() -> Failure {
@@ -171,24 +179,24 @@ fn invalid_link() -> Failure {
 }
 
 /// The secret of a confirmation link: 256 random bits, hex. Only its SHA-256 is stored.
-struct ConfirmationCode(String);
+pub(super) struct ConfirmationCode(String);
 
 impl ConfirmationCode {
-    fn new() -> Result<Self, crate::Error> {
+    pub(super) fn new() -> Result<Self, crate::Error> {
         Ok(Self(random_hex(32)?))
     }
 
     /// A code as a link or form brings it, if it can be one.
-    fn parse(text: &str) -> Option<Self> {
+    pub(super) fn parse(text: &str) -> Option<Self> {
         is_token(text).then(|| Self(text.to_ascii_lowercase()))
     }
 
     /// What the store keeps of it.
-    fn stored(&self) -> String {
+    pub(super) fn stored(&self) -> String {
         token_id(&self.0)
     }
 
-    fn as_str(&self) -> &str {
+    pub(super) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -222,7 +230,7 @@ pub async fn confirm(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> 
     };
     let mut tx = db::write_transaction(&state.db).await?;
     let Some(row) = sqlx::query(
-        "SELECT email, password_hash FROM registrations WHERE token_hash = ? AND expires_at > ?",
+        "SELECT email, password_hash, next FROM registrations WHERE token_hash = ? AND expires_at > ?",
     )
     .bind(code.stored())
     .bind(db::now())
@@ -255,5 +263,15 @@ pub async fn confirm(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> 
         return Ok(see_other("/konto/anmelden"));
     }
     tracing::info!(account = %id, "servicekonto confirmed");
-    sign_in(&state, &visitor, &id, "/konto?bestaetigt").await
+    // The account page says so and leads back to where the registration began.
+    let next = local_next(&state, row.get::<Option<String>, _>("next").as_deref());
+    let target = if next == "/konto" {
+        "/konto?bestaetigt".to_owned()
+    } else {
+        format!(
+            "/konto?bestaetigt&weiter={}",
+            crate::router_client::encode(&next)
+        )
+    };
+    sign_in(&state, &visitor, &id, &target).await
 }

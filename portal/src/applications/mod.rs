@@ -3,7 +3,8 @@
 //! and the decision documents, proxied from the router for their owner only.
 
 pub(crate) mod conversation;
-mod pdf;
+pub(crate) mod pdf;
+mod pdf_content;
 
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderValue, header};
@@ -146,7 +147,7 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
         .collect();
     // Two steps of the hub can reach the same state: the citizen reads it once.
     history.dedup_by(|later, earlier| later["status"] == earlier["status"]);
-    let fee = crate::payment::decision::view(state, &draft.id, &status).await?;
+    let fee = crate::payment::decision::view(state, draft, &status).await?;
     Ok(json!({
         "fee": fee,
         "status": status_label(code),
@@ -191,8 +192,13 @@ pub async fn show(
 ) -> Page {
     let draft = submitted(&state, &visitor, &id).await?;
     // Back from paying a decision's fee: the notice.
+    let noun = crate::payment::decision::noun(&state, &draft.service).await;
     let fee_notice = match query.as_deref() {
-        Some("gebuehr=bezahlt") => Some("Die Gebühr ist bezahlt. Vielen Dank!"),
+        Some("gebuehr=bezahlt") => Some(if noun == "Steuer" {
+            "Die Steuer ist bezahlt. Vielen Dank!"
+        } else {
+            "Die Gebühr ist bezahlt. Vielen Dank!"
+        }),
         Some("gebuehr=abgebrochen") => Some(
             "Die Zahlung wurde abgebrochen oder ist fehlgeschlagen; es wurde nichts abgebucht. Sie können es jederzeit erneut versuchen.",
         ),
@@ -241,27 +247,12 @@ pub async fn show(
 pub async fn confirmation_pdf(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
     let draft = submitted(&state, &visitor, &id).await?;
     let receipt = draft.receipt.clone().unwrap_or_default();
-    let mut lines = vec![
-        (18, true, "Eingangsbestätigung".to_owned()),
-        (11, false, String::new()),
-        (12, false, format!("Leistung: {}", draft.service_name)),
-        (12, false, format!("Gemeinde: {}", draft.region_name)),
-        (12, true, format!("Vorgangsnummer: {receipt}")),
-        (
-            12,
-            false,
-            format!(
-                "Eingegangen am: {}",
-                draft.submitted_at.map(german_time_unix).unwrap_or_default()
-            ),
-        ),
-    ];
-    if let Some(reference) = &draft.payment_reference {
-        lines.push((12, false, format!("Zahlungsreferenz: {reference}")));
-    }
-    lines.push((11, false, String::new()));
-    lines.push((11, false, "Ihr Antrag ist elektronisch eingegangen und wird an die zuständige Behörde übermittelt. Bitte geben Sie bei Rückfragen die Vorgangsnummer an.".to_owned()));
-    let bytes = pdf::document(&format!("Eingangsbestätigung {receipt}"), &lines);
+    let confirmation = pdf_content::of(&state, &draft).await?;
+    let writer = state.pdf.clone();
+    let bytes = tokio::task::spawn_blocking(move || writer.pdf(&confirmation))
+        .await
+        .map_err(|e| crate::Error::Pdf(e.to_string()))?
+        .map_err(crate::Error::Pdf)?;
     Ok((
         [
             (

@@ -1,16 +1,20 @@
 //! The start page with search, the Leistungskatalog, the Behördenkatalog and the
 //! Zuständigkeitsfinder — all read from the router's public API.
 
+mod finder;
+mod postcodes;
+mod search;
+
 use axum::extract::{Path, Query};
-use axum::http::StatusCode;
-use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use finder::finder;
+
 use crate::Shared;
 use crate::account::trust_label;
-use crate::router_client::{Region, Service};
-use crate::web::{Failure, Page, Visit, Visitor, euro};
+use crate::router_client::Service;
+use crate::web::{Failure, Page, Visit, euro};
 
 #[derive(Deserialize)]
 pub struct SearchQuery {
@@ -50,22 +54,47 @@ pub async fn start(Visit { state, visitor }: Visit, Query(query): Query<StartQue
     )
 }
 
-/// Search in names and descriptions, every word must occur (any case).
-fn matches(service: &Service, query: &str) -> bool {
-    let haystack = format!("{} {}", service.name, service.description).to_lowercase();
-    query
-        .split_whitespace()
-        .all(|word| haystack.contains(&word.to_lowercase()))
+/// The services that match `q`, best first (`search`); all of them without `q`. The
+/// municipalities and postcodes are asked for only when there is something to search.
+async fn found_services<'a>(
+    state: &Shared,
+    services: &'a [Service],
+    q: &str,
+) -> Result<Vec<&'a Service>, Failure> {
+    if q.is_empty() {
+        return Ok(services.iter().collect());
+    }
+    let regions = state.router.regions("").await?;
+    let places: Vec<search::Place<'_>> = regions
+        .iter()
+        .map(|r| search::Place {
+            ars: &r.ars,
+            name: &r.name,
+        })
+        .chain(postcodes::all().map(|(code, ars)| search::Place { ars, name: code }))
+        .collect();
+    let entries: Vec<search::Entry<'_>> = services
+        .iter()
+        .map(|s| search::Entry {
+            name: &s.name,
+            keywords: &s.keywords,
+            description: &s.description,
+            available_in: &s.available_in,
+        })
+        .collect();
+    let query = search::Query::parse(q, &places);
+    Ok(search::rank(&entries, &query)
+        .into_iter()
+        .filter_map(|i| services.get(i))
+        .collect())
 }
 
 pub async fn services(Visit { state, visitor }: Visit, Query(query): Query<SearchQuery>) -> Page {
     let q = query.q.trim();
-    let list: Vec<Value> = state
-        .router
-        .services()
+    let services = state.router.services().await?;
+    let list: Vec<Value> = found_services(&state, &services, q)
         .await?
-        .iter()
-        .filter(|s| q.is_empty() || matches(s, q))
+        .into_iter()
         .map(service_summary)
         .collect();
     let title = if q.is_empty() {
@@ -77,7 +106,7 @@ pub async fn services(Visit { state, visitor }: Visit, Query(query): Query<Searc
         &visitor,
         "services",
         &title,
-        &json!({ "q": q, "found": found(list.len()), "services": list, "title": title }),
+        &json!({ "q": q, "found": found(list.len()), "services": list, "title": title, "amt24": finder::AMT24 }),
     )
 }
 
@@ -158,107 +187,6 @@ pub async fn authority(Visit { state, visitor }: Visit, Path(id): Path<String>) 
         &authority.name,
         &json!({ "authority": authority, "services": offered }),
     )
-}
-
-#[derive(Deserialize)]
-pub struct FinderQuery {
-    #[serde(default)]
-    leistung: String,
-    #[serde(default)]
-    ort: String,
-}
-
-/// The Zuständigkeitsfinder: a service and a municipality (name or ARS) -> the
-/// responsible authority and whether the service can be applied for online there.
-pub async fn finder(Visit { state, visitor }: Visit, Query(query): Query<FinderQuery>) -> Page {
-    let services = state.router.services().await?;
-    let place = query.ort.trim().to_owned();
-    let options: Vec<Value> = services
-        .iter()
-        .map(|s| json!({"key": s.key, "name": s.name, "selected": s.key == query.leistung}))
-        .collect();
-    let mut view = json!({
-        "services": options,
-        "ort": place,
-        "leistung": query.leistung,
-        "csrf": visitor.csrf,
-        "errors": [],
-        "candidates": [],
-        "result": null,
-    });
-    let asked = !query.leistung.is_empty() || !place.is_empty();
-    let mut errors = Vec::new();
-    let service = services.iter().find(|s| s.key == query.leistung);
-    if asked && service.is_none() {
-        errors.push(json!({"id": "leistung", "message": "Bitte wählen Sie eine Leistung."}));
-    }
-    if asked && place.is_empty() {
-        errors.push(json!({"id": "ort", "message": "Bitte geben Sie Ihre Gemeinde an (Name oder Regionalschlüssel)."}));
-    }
-    let mut region: Option<Region> = None;
-    if asked && !place.is_empty() {
-        let found = state.router.regions(&place).await?;
-        let exact = found
-            .iter()
-            .filter(|r| {
-                r.ars == place
-                    || r.name.eq_ignore_ascii_case(&place)
-                    || r.name
-                        .split(',')
-                        .next()
-                        .is_some_and(|n| n.trim().eq_ignore_ascii_case(&place))
-            })
-            .cloned()
-            .collect::<Vec<_>>();
-        match (exact.as_slice(), found.as_slice()) {
-            ([one], _) | ([], [one]) => region = Some(one.clone()),
-            (_, []) => errors.push(json!({"id": "ort", "message": format!("Keine sächsische Gemeinde gefunden, die „{place}“ heißt. Bitte prüfen Sie die Schreibweise oder geben Sie den 12-stelligen Regionalschlüssel an.")})),
-            (_, many) => {
-                view["candidates"] = json!(many.iter().take(50).map(|r| json!({
-                    "ars": r.ars, "name": r.name,
-                })).collect::<Vec<_>>());
-            }
-        }
-    }
-    if let (Some(service), Some(region), true) = (service, region, errors.is_empty())
-        && let Some(found) = state
-            .router
-            .responsibility(&service.key, &region.ars)
-            .await?
-    {
-        view["result"] = json!({
-            "service": found.service,
-            "service_name": found.service_name,
-            "region": found.region,
-            "region_name": found.region_name,
-            "authority": found.authority,
-            "online": found.online,
-        });
-        view["ort"] = json!(found.region_name);
-    }
-    let title = if errors.is_empty() {
-        "Zuständigkeitsfinder"
-    } else {
-        "Fehler: Zuständigkeitsfinder"
-    };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    view["errors"] = json!(errors);
-    Ok(page_with(&state, &visitor, status, "finder", title, &view))
-}
-
-fn page_with(
-    state: &Shared,
-    visitor: &Visitor,
-    status: StatusCode,
-    template: &str,
-    title: &str,
-    view: &Value,
-) -> Response {
-    state.templates.page(visitor, status, template, title, view)
 }
 
 #[cfg(test)]

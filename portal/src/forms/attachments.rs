@@ -13,7 +13,7 @@ use http_body_util::Limited;
 use serde_json::{Value, json};
 
 use super::drafts::{self, Draft};
-use super::{open_draft, open_draft_of_service, progress, render, service_of};
+use super::{location, open_draft, open_draft_of_service, photo, progress, render, service_of};
 use crate::Shared;
 use crate::quota::human_bytes;
 use crate::router_client::Service;
@@ -57,6 +57,22 @@ impl<'a> Target<'a> {
             .map_or_else(|| "datei".to_owned(), |s| format!("datei-{}", s.name))
     }
 
+    /// Whether phone photos go here (scaled down to `max_bytes` on arrival, `photo`).
+    fn takes_photos(&self) -> bool {
+        self.media_types
+            .iter()
+            .any(|t| t == "image/jpeg" || t == "image/png")
+    }
+
+    /// What one file may bring: `max_bytes`, or the larger photo limit for photos.
+    fn arriving(&self, photo_bytes: usize) -> usize {
+        if self.takes_photos() {
+            self.max_bytes.max(photo_bytes)
+        } else {
+            self.max_bytes
+        }
+    }
+
     fn types(&self) -> String {
         let labels: Vec<&str> = self.media_types.iter().map(|t| media_label(t)).collect();
         labels.join(", ")
@@ -75,6 +91,7 @@ async fn attachments_view(
     let form = service.form()?;
     let stored = drafts::attachments(state, &draft.id).await?;
     let rules = &form.attachments;
+    let photo_bytes = state.config.settings.limits.photo_upload_bytes;
     let room = stored.len() < rules.max_count;
     let file_view = |a: &drafts::StoredAttachment| json!({"id": a.id, "filename": a.filename, "type": media_label(&a.media_type), "size": human_size(a.size)});
     let mut errors = Vec::new();
@@ -95,6 +112,7 @@ async fn attachments_view(
             "required": target.slot.is_some_and(|s| s.required),
             "types": target.types(),
             "max_size": human_size(target.max_bytes as i64),
+            "photo_size": target.takes_photos().then(|| human_size(target.arriving(photo_bytes) as i64)),
             "accept": target.media_types.join(","),
             "files": files,
             "error": error,
@@ -160,12 +178,22 @@ fn last_step(form: &kopplung_forms::form::FormDefinition, draft: &str) -> String
     )
 }
 
-pub async fn attachments_page(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
+pub async fn attachments_page(
+    Visit { state, visitor }: Visit,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Page {
     let (draft, service) = open_draft_of_service(&state, &visitor, &id).await?;
     if service.attachments.max_count == 0 {
         return Err(Failure::not_found());
     }
-    let view = attachments_view(&state, &visitor, &draft, &service, &[]).await?;
+    let mut view = attachments_view(&state, &visitor, &draft, &service, &[]).await?;
+    let form = service.form()?;
+    view["position_offer"] = json!(location::offer(
+        &form,
+        query.get("foto_ort").map(String::as_str)
+    ));
+    view["position_taken"] = json!(query.get("ort").map(String::as_str) == Some("uebernommen"));
     state.templates.ok(
         &visitor,
         "attachments",
@@ -320,17 +348,37 @@ async fn receive(
     Ok(upload)
 }
 
-/// Why `received` may not go into `target`, if it may not.
-fn refusal(target: &Target<'_>, received: &Received) -> Option<String> {
-    let too_large = || {
-        format!(
-            "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei. Bitte verkleinern Sie sie und laden Sie sie noch einmal hoch.",
-            human_size(target.max_bytes as i64)
-        )
+/// Why `received` may not go into `target`, if it may not. A photo may be larger
+/// than the target's limit, up to `photo_bytes`: it is scaled down afterwards.
+fn refusal(target: &Target<'_>, received: &Received, photo_bytes: usize) -> Option<String> {
+    let too_large = |photo: bool| {
+        if photo {
+            format!(
+                "Das Foto ist zu groß. Fotos dürfen beim Hochladen höchstens {} groß sein; das Portal verkleinert sie dann selbst. Bitte wählen Sie ein kleineres Foto.",
+                human_size(target.arriving(photo_bytes) as i64)
+            )
+        } else {
+            format!(
+                "Die Datei ist zu groß. Erlaubt sind höchstens {} je Datei. Bitte verkleinern Sie sie und laden Sie sie noch einmal hoch.",
+                human_size(target.max_bytes as i64)
+            )
+        }
+    };
+    let photo = |content: &[u8]| {
+        target.takes_photos() && matches!(sniff(content), Some("image/jpeg" | "image/png"))
     };
     match received {
-        Received::TooLarge => Some(too_large()),
-        Received::File { content, .. } if content.len() > target.max_bytes => Some(too_large()),
+        Received::TooLarge => Some(too_large(target.takes_photos())),
+        Received::File { content, .. }
+            if content.len()
+                > if photo(content) {
+                    target.arriving(photo_bytes)
+                } else {
+                    target.max_bytes
+                } =>
+        {
+            Some(too_large(photo(content)))
+        }
         Received::File {
             declared, content, ..
         } => match sniff(content) {
@@ -364,11 +412,12 @@ pub async fn attachments_upload(
     let rules = &form.attachments;
     // Before the sections are known: the largest file any of them takes, once for
     // each file the page can carry.
+    let photo_bytes = state.config.settings.limits.photo_upload_bytes;
     let largest = rules
         .slots
         .iter()
-        .map(|s| s.max_bytes(rules))
-        .chain([rules.max_bytes])
+        .map(|s| Target::of(rules, Some(s)).arriving(photo_bytes))
+        .chain([Target::of(rules, None).arriving(photo_bytes)])
         .max()
         .unwrap_or(rules.max_bytes);
     let inputs = rules.max_count.min(rules.slots.len() + 1).max(1);
@@ -401,14 +450,14 @@ pub async fn attachments_upload(
         .await
         .map_err(|_| transfer_failed())?;
     let max_of = |slot: Option<&str>| {
-        slot.and_then(|name| rules.slot(name))
-            .map_or(rules.max_bytes, |s| s.max_bytes(rules))
+        Target::of(rules, slot.and_then(|name| rules.slot(name))).arriving(photo_bytes)
     };
     let upload = receive(&visitor, &mut multipart, max_of).await?;
     if draft.submitted() {
         return Ok(see_other(&format!("/antraege/{}", draft.id)));
     }
     let mut count = drafts::attachments(&state, &draft.id).await?.len();
+    let mut position = None;
     let mut failed: Vec<(Option<String>, String)> = Vec::new();
     if upload.files.is_empty() && upload.then.is_none() {
         failed.push((
@@ -428,7 +477,7 @@ pub async fn attachments_upload(
                 }
             },
         };
-        let problem = refusal(&target, &received).or_else(|| {
+        let problem = refusal(&target, &received, photo_bytes).or_else(|| {
             (count >= rules.max_count).then(|| format!(
                 "Sie können höchstens {} Dateien anhängen. Entfernen Sie eine Datei, um eine andere hochzuladen.",
                 rules.max_count
@@ -453,7 +502,30 @@ pub async fn attachments_upload(
                 .quotas
                 .check_session_uploads(files, stored, content.len() as u64)?;
         }
-        let media_type = sniff(&content).unwrap_or("application/octet-stream");
+        let (content, media_type, filename) = if target.takes_photos()
+            && matches!(sniff(&content), Some("image/jpeg" | "image/png"))
+        {
+            // Upright, within the limit, without metadata; the position is offered.
+            let max = target.max_bytes;
+            match tokio::task::spawn_blocking(move || photo::prepare(&content, max)).await {
+                Ok(Ok(prepared)) => {
+                    position = position.or(prepared.position);
+                    let filename = photo::renamed(&filename, prepared.media_type);
+                    (prepared.content, prepared.media_type, filename)
+                }
+                Ok(Err(photo::Refused::TooLarge)) => {
+                    failed.push((slot, format!("Das Foto lässt sich nicht auf die erlaubten {} verkleinern. Bitte wählen Sie einen kleineren Bildausschnitt.", human_size(max as i64))));
+                    continue;
+                }
+                _ => {
+                    failed.push((slot, "Das Foto konnte nicht gelesen werden. Bitte wählen Sie ein anderes Foto im Format JPEG oder PNG.".to_owned()));
+                    continue;
+                }
+            }
+        } else {
+            let media_type = sniff(&content).unwrap_or("application/octet-stream");
+            (content, media_type, filename)
+        };
         drafts::add_attachment(
             &state,
             &draft.id,
@@ -465,6 +537,10 @@ pub async fn attachments_upload(
         .await?;
         count += 1;
     }
+    // A position from a photo is offered where the form has a place without one.
+    let offer = position.filter(|_| {
+        location::position_group(&form).is_some_and(|group| location::unset(&draft.data, group))
+    });
     if !failed.is_empty() {
         let view = attachments_view(&state, &visitor, &draft, &service, &failed).await?;
         return Ok(state.templates.page(
@@ -475,9 +551,14 @@ pub async fn attachments_upload(
             &view,
         ));
     }
-    Ok(see_other(&match upload.then.as_deref() {
-        Some("weiter") => format!("/entwurf/{}/pruefen", draft.id),
-        Some("zurueck") => last_step(&form, &draft.id),
+    Ok(see_other(&match (upload.then.as_deref(), offer) {
+        (_, Some(at)) => format!(
+            "/entwurf/{}/anlagen?foto_ort={}",
+            draft.id,
+            location::encode(at)
+        ),
+        (Some("weiter"), None) => format!("/entwurf/{}/pruefen", draft.id),
+        (Some("zurueck"), None) => last_step(&form, &draft.id),
         _ => format!("/entwurf/{}/anlagen", draft.id),
     }))
 }

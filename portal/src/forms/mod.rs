@@ -3,11 +3,12 @@
 //! through the router's intake API.
 
 pub(crate) mod attachments;
-mod discard;
 pub mod drafts;
 mod entries;
 mod from_id;
+mod location;
 mod names;
+mod photo;
 pub mod preview;
 pub mod render;
 mod symbols;
@@ -25,10 +26,10 @@ use crate::web::{Failure, Page, Posted, Visit, Visitor, euro};
 use crate::{Shared, oidc};
 use attachments::human_size;
 pub use attachments::{attachment_remove, attachments_page, attachments_upload};
-pub use discard::discard;
 use drafts::Draft;
 use from_id::FromId;
 use kopplung_web::shell::{form_value, german_time_unix, see_other};
+pub use location::take as attachments_position;
 
 /// The service `key` as the router offers it now; one no longer offered is a 400.
 pub(crate) async fn service_of(state: &Shared, key: &str) -> Result<Service, Failure> {
@@ -40,7 +41,11 @@ pub(crate) async fn service_of(state: &Shared, key: &str) -> Result<Service, Fai
 }
 
 /// The draft if it is still a draft; a submitted one leads to its application page.
-async fn open_draft(state: &Shared, visitor: &Visitor, id: &str) -> Result<Draft, Failure> {
+pub(crate) async fn open_draft(
+    state: &Shared,
+    visitor: &Visitor,
+    id: &str,
+) -> Result<Draft, Failure> {
     let draft = drafts::load_owned(state, visitor, id).await?;
     if draft.submitted() {
         return Err(Failure::see_other(format!("/antraege/{}", draft.id)));
@@ -103,7 +108,7 @@ pub async fn start(
                 return Err(Failure::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!(
-                        "Ihre Temp. Ablage ist voll: Sie haben bereits {limit} nicht abgeschickte Anträge. Bitte schicken Sie einen davon ab oder löschen Sie ihn, bevor Sie einen neuen Antrag beginnen."
+                        "Sie haben bereits {limit} Entwürfe, die noch nicht abgesendet sind. Bitte senden Sie einen davon ab oder verwerfen Sie ihn unter „Meine Entwürfe“, bevor Sie einen neuen Antrag beginnen."
                     ),
                 ));
             }
@@ -647,7 +652,7 @@ pub async fn drafts(
     state.templates.ok(
         &visitor,
         "drafts",
-        "Temp. Ablage: Ihre Entwürfe",
+        "Meine Entwürfe",
         &json!({
             "csrf": visitor.csrf,
             "saved": query.contains_key("gespeichert"),

@@ -4,8 +4,6 @@
 //! long is generated from the portal's own configuration, so it says what the portal
 //! really does.
 
-pub mod config;
-
 use serde_json::{Value, json};
 
 use crate::config::Settings;
@@ -14,11 +12,11 @@ use crate::web::{Page, Visit};
 /// A duration for people, in the dative the sentences use after "nach":
 /// "einem Tag", "8 Stunden", "30 Minuten".
 fn span(seconds: u64) -> String {
-    let (value, one, many) = if seconds >= 86_400 && seconds % 86_400 == 0 {
+    let (value, one, many) = if seconds >= 86_400 && seconds.is_multiple_of(86_400) {
         (seconds / 86_400, "einem Tag", "Tagen")
-    } else if seconds >= 3_600 && seconds % 3_600 == 0 {
+    } else if seconds >= 3_600 && seconds.is_multiple_of(3_600) {
         (seconds / 3_600, "einer Stunde", "Stunden")
-    } else if seconds >= 60 && seconds % 60 == 0 {
+    } else if seconds >= 60 && seconds.is_multiple_of(60) {
         (seconds / 60, "einer Minute", "Minuten")
     } else {
         (seconds, "einer Sekunde", "Sekunden")
@@ -51,7 +49,15 @@ pub fn stored(settings: &Settings) -> Vec<Value> {
         row(
             "Servicekonto: E-Mail-Adresse, Passwort (nur als Argon2-Hashwert), Stammdaten, die Sie eintragen, die Kennung Ihrer Anmeldung bei einem Identitätsanbieter und deren Vertrauensniveau",
             "damit Sie sich anmelden, Entwürfe speichern und Ihre Anträge und Ihr Postfach sehen können",
-            "bis Sie Ihr Konto löschen lassen".to_owned(),
+            "bis Sie Ihr Konto löschen („Mein Servicekonto“ → „Servicekonto löschen“)".to_owned(),
+        ),
+        row(
+            "Link zum Zurücksetzen des Passworts (nur als Hashwert)",
+            "damit Sie ein vergessenes Passwort neu festlegen können",
+            format!(
+                "bis zur Benutzung, sonst gelöscht nach {}",
+                span(accounts.reset_link_minutes.saturating_mul(60))
+            ),
         ),
         row(
             "Registrierung, deren E-Mail-Adresse noch nicht bestätigt ist",
@@ -77,7 +83,7 @@ pub fn stored(settings: &Settings) -> Vec<Value> {
         row(
             "Abgesendete Anträge (Ihre Angaben, Anlagen, Eingangsnummer, Status und Nachrichten der Behörde)",
             "damit Sie Status, Bescheid und Nachrichten in Ihrem Konto sehen; der Antrag selbst geht an die zuständige Behörde, bei der deren Aufbewahrungsfristen gelten",
-            "mit Servicekonto, bis Sie Ihr Konto löschen lassen; ohne Servicekonto bis zum Ende der Sitzung".to_owned(),
+            "mit Servicekonto, bis Sie Ihr Konto löschen; ohne Servicekonto bis zum Ende der Sitzung".to_owned(),
         ),
         row(
             "Zahlungen: Kennung der Zahlung und Zahlungsreferenz des Zahlungsdienstes, bei Erstattungen deren Referenz und Betrag (keine Konto- oder Kartendaten)",

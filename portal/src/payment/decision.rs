@@ -72,14 +72,32 @@ pub async fn payment_of(state: &Shared, draft: &str) -> Result<Paid, sqlx::Error
     })
 }
 
+/// What the service's decision sets, in one word: „Steuer“ for a tax (the service's
+/// `charge.kind`), else „Gebühr“.
+pub async fn noun(state: &Shared, service: &str) -> &'static str {
+    let kind = state
+        .router
+        .service(service)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| s.charge)
+        .map(|c| c.kind);
+    match kind {
+        Some(kopplung_forms::ChargeKind::Steuer) => "Steuer",
+        _ => "Gebühr",
+    }
+}
+
 /// The fee section of the application's page: amount, purpose and the state of its
 /// payment; `null` if the decision set no fee.
-pub async fn view(state: &Shared, draft: &str, status: &Value) -> Result<Value, sqlx::Error> {
+pub async fn view(state: &Shared, draft: &Draft, status: &Value) -> Result<Value, sqlx::Error> {
     let Some(due) = due_of(status) else {
         return Ok(json!(null));
     };
-    let paid = payment_of(state, draft).await?;
+    let paid = payment_of(state, &draft.id).await?;
     Ok(json!({
+        "noun": noun(state, &draft.service).await,
         "amount": format!("{} €", due.amount.replace('.', ",")),
         "purpose": due.purpose,
         "reference": paid.reference,

@@ -5,9 +5,12 @@
 //! simulated one the portal serves itself under `/xbezahldienste`.
 
 pub mod decision;
+mod discard;
 pub mod provider;
 pub mod record;
 pub mod refund;
+
+pub use discard::discard;
 
 use std::time::Duration;
 

@@ -8,13 +8,15 @@
 use crate::forms::drafts::Draft;
 use crate::{Error, Shared, db};
 
-/// Why a fee went back.
+/// Why a fee went back (`refunds.reason`: `discarded`, `expired`, `account-deleted`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     /// The citizen discarded the draft.
     Discarded,
     /// The retention sweep removed an abandoned anonymous draft.
     Expired,
+    /// The citizen deleted the Servicekonto.
+    AccountDeleted,
 }
 
 impl Reason {
@@ -22,6 +24,7 @@ impl Reason {
         match self {
             Reason::Discarded => "discarded",
             Reason::Expired => "expired",
+            Reason::AccountDeleted => "account-deleted",
         }
     }
 }

@@ -1,22 +1,23 @@
 //! What of the web is the portal's own: its layout's data, its security headers, its
-//! failures and their German error pages, its assets (KERN UX from npm, the portal's
-//! own stylesheet and script), and its sessions (`session`). Cookies, tokens, CSRF
-//! checks, templates, German time and the HTML answers are the web shell's
-//! (`kopplung_web::shell`).
+//! failures and their German error pages, its assets (`assets`: KERN UX from npm, the
+//! portal's own stylesheet, script and icon, under hashed names), and its sessions
+//! (`session`). Cookies, tokens, CSRF checks, templates, German time and the HTML
+//! answers are the web shell's (`kopplung_web::shell`).
 
+pub mod assets;
+mod favicon;
 pub mod session;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use kopplung_web::shell::{
-    SecurityHeaders, TemplateSet, asset, csrf_matches, extract, retry_after, see_other,
+    SecurityHeaders, TemplateSet, csrf_matches, extract, retry_after, see_other,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -53,7 +54,8 @@ fn security_headers(secure: bool, csp: &'static str) -> SecurityHeaders {
     SecurityHeaders {
         csp,
         referrer_policy: "same-origin",
-        permissions_policy: Some("camera=(), microphone=(), geolocation=()"),
+        // The portal's own pages may ask for the position ("Meinen Standort verwenden").
+        permissions_policy: Some("camera=(), microphone=(), geolocation=(self)"),
         hsts: secure,
     }
 }
@@ -67,6 +69,7 @@ pub fn secure(app: Router<Shared>, secure: bool, csp: &'static str) -> Router<Sh
 const SOURCES: &[(&str, &str)] = kopplung_web::templates!(in "../../templates";
     "layout",
     "field",
+    "field_error",
     "error_summary",
     "appeal",
     "error",
@@ -102,6 +105,9 @@ const SOURCES: &[(&str, &str)] = kopplung_web::templates!(in "../../templates";
     "notify_form",
     "notice",
     "discard",
+    "password_forgot",
+    "password_reset",
+    "account_delete",
     "impressum",
     "datenschutz",
     "barrierefreiheit",
@@ -112,6 +118,7 @@ const SOURCES: &[(&str, &str)] = kopplung_web::templates!(in "../../templates";
 );
 const PARTIALS: &[&str] = &[
     "field",
+    "field_error",
     "legal_missing",
     "error_summary",
     "providers",
@@ -120,10 +127,11 @@ const PARTIALS: &[&str] = &[
 ];
 
 /// The portal's templates; pages in its layout.
-pub struct Templates(kopplung_web::shell::Templates);
+pub struct Templates(kopplung_web::shell::Templates, assets::Links);
 
 impl Templates {
-    pub fn load() -> Result<Self, Error> {
+    /// The templates; the layout links `assets`.
+    pub fn load(assets: assets::Links) -> Result<Self, Error> {
         kopplung_web::shell::Templates::compile(TemplateSet {
             ui: "portal",
             folder: "portal/templates",
@@ -133,7 +141,7 @@ impl Templates {
             strict: false,
             internal_error: "Interner Fehler. Bitte versuchen Sie es später noch einmal.",
         })
-        .map(Self)
+        .map(|templates| Self(templates, assets))
         .map_err(|e| Error::Template(e.to_string()))
     }
 
@@ -158,6 +166,7 @@ impl Templates {
                 "csrf": visitor.csrf,
                 "signed_in": visitor.account.is_some(),
                 "error_title": status.is_client_error() || status.is_server_error(),
+                "assets": &self.1,
             })
         })
     }
@@ -410,54 +419,6 @@ pub fn check_csrf(visitor: &Visitor, pairs: &[(String, String)]) -> Result<(), F
     }
 }
 
-/// `GET /assets/kern/{path}`: the KERN UX stylesheets and fonts from the npm package.
-pub async fn kern_asset(State(state): State<Shared>, Path(path): Path<String>) -> Response {
-    // Only plain relative paths below the folder, and only these kinds of files.
-    let safe = !path.is_empty()
-        && path
-            .split('/')
-            .all(|part| !part.is_empty() && part != ".." && part != "." && !part.starts_with('.'));
-    let media_type = match path.rsplit_once('.').map(|(_, ext)| ext) {
-        Some("css") => "text/css; charset=utf-8",
-        Some("woff2") => "font/woff2",
-        Some("woff") => "font/woff",
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        _ => return Failure::not_found().into_response(),
-    };
-    if !safe {
-        return Failure::not_found().into_response();
-    }
-    match tokio::fs::read(state.config.kern_dir.join(&path)).await {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static(media_type)),
-                (
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=86400"),
-                ),
-            ],
-            Body::from(bytes),
-        )
-            .into_response(),
-        Err(_) => Failure::not_found().into_response(),
-    }
-}
-
-pub async fn portal_css() -> Response {
-    asset(
-        "text/css; charset=utf-8",
-        include_str!("../../assets/portal.css"),
-    )
-}
-
-pub async fn portal_js() -> Response {
-    asset(
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/portal.js"),
-    )
-}
-
 /// The query of the sign-in and identification pages: where to go afterwards
 /// (`weiter`, see [`local_next`]), and the level the page the visitor came from needs
 /// (`niveau`: `basis`, …).
@@ -473,6 +434,18 @@ pub fn local_next(state: &Shared, input: Option<&str>) -> String {
     input
         .and_then(|input| kopplung_web::redirect::local_target(&state.base_url, input))
         .unwrap_or_else(|| "/konto".to_owned())
+}
+
+/// The ids of the fields that `errors` (`{"id", "message"}`) name, each `true`: the
+/// template marks them invalid (`{{#if invalid.email}} aria-invalid="true"{{/if}}`).
+pub fn invalid_fields(errors: &[Value]) -> Value {
+    Value::Object(
+        errors
+            .iter()
+            .filter_map(|error| error["id"].as_str())
+            .map(|id| (id.to_owned(), Value::Bool(true)))
+            .collect(),
+    )
 }
 
 /// `30,70 €`

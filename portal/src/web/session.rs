@@ -250,9 +250,10 @@ fn client_of(request: &Request) -> IpAddr {
 /// Puts the `Visitor` into the request — without storing anything — and renders
 /// `Failure`s as error pages.
 pub async fn middleware(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
-    // Assets and the provider's API need no visitor.
+    // Assets, the icon and the provider's API need no visitor.
     let path = request.uri().path();
     if path.starts_with("/assets/")
+        || path.starts_with("/favicon.")
         || path == "/healthz"
         || path.starts_with("/xbezahldienste/api/")
     {

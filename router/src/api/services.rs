@@ -26,6 +26,7 @@ pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
                 "trust_level": mapping.info.trust_level,
                 "anonymous": mapping.info.anonymous,
                 "documents": mapping.info.documents,
+                "keywords": mapping.info.keywords,
                 "fields": mapping.form.fields,
                 "attachments": mapping.form.attachments,
                 "steps": mapping.form.steps,

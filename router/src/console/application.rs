@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::search::{status_label, status_text};
-use super::{Area, Console, Role, TimeView, User};
+use super::{Area, Console, Role, TimeView, User, wording};
 use crate::catalog::service_name;
 use crate::store::{ApplicationRecord, AuditEntry, Status, StoreError};
 use kopplung_core::oversight::{MessageSource, ViewError, outcome_of};
@@ -194,7 +194,7 @@ async fn application(
         message_type: delivery.message_type.clone(),
         message_id: delivery.message_id.to_string(),
         attempts: delivery.attempts,
-        last_error: delivery.last_error.clone(),
+        last_error: delivery.last_error.as_deref().map(wording::german),
         next_attempt: delivery.next_attempt_at.map(TimeView::of),
         delivered: delivery.delivered_at.map(TimeView::of),
         awaiting_receipt_since: awaiting_receipt_since.map(TimeView::of),
@@ -225,7 +225,7 @@ async fn application(
             .map(|h| HistoryRow {
                 at: TimeView::of(h.at),
                 status: status_text(&h.status),
-                detail: h.detail.clone(),
+                detail: wording::german(&h.detail),
             })
             .collect(),
         audit_caption: counted(audit.len(), "Eintrag", "Einträge"),
@@ -235,7 +235,7 @@ async fn application(
                 seq: a.seq,
                 at: TimeView::parse(&a.at),
                 status: status_text(&a.status),
-                detail: a.detail.clone(),
+                detail: wording::german(&a.detail),
                 message_hash: a.message_sha256.as_deref().map(short_hash),
                 hash: short_hash(&a.hash),
             })

@@ -16,6 +16,7 @@ mod application;
 mod awaiting;
 mod search;
 mod status;
+mod wording;
 
 use std::net::IpAddr;
 use std::sync::Arc;

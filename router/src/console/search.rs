@@ -218,7 +218,10 @@ async fn search(
                             procedure: a.procedure,
                             status: status_label(a.status),
                             attempts: a.attempts,
-                            last_error: a.last_error.unwrap_or_else(|| "–".into()),
+                            last_error: a
+                                .last_error
+                                .as_deref()
+                                .map_or_else(|| "–".into(), super::wording::german),
                             accepted: german_time(a.created_at),
                             accepted_iso: iso(a.created_at),
                         })

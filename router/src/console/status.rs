@@ -202,7 +202,7 @@ async fn dead_letters(State(console): State<Console>, user: User) -> Response {
                 service: service_name(&mappings, &l.service),
                 procedure: l.procedure,
                 attempts: l.attempts,
-                reason: l.reason,
+                reason: super::wording::german(&l.reason),
                 since: TimeView::of(l.since),
             })
             .collect(),

@@ -29,6 +29,22 @@ pub fn kern_dir() -> PathBuf {
             .expect("npm (Node.js) is needed for the portal's KERN UX assets");
         assert!(status.success(), "npm ci --prefix portal failed");
     }
+    // The fonts cut to Latin (the first visit's budget counts on them); scripts/test
+    // cuts them, a plain `cargo test` may not have.
+    if !dir.join("fonts/kopplung-subset/complete").is_file() {
+        let status = Command::new("bash")
+            .args([
+                "-c",
+                "set -euo pipefail; source scripts/lib/setup.sh; portal_fonts",
+            ])
+            .current_dir(workspace())
+            .status()
+            .expect("bash");
+        assert!(
+            status.success(),
+            "portal_fonts (scripts/lib/setup.sh) failed"
+        );
+    }
     dir
 }
 
@@ -966,4 +982,28 @@ pub async fn fill_from_fixture(
         }
     }
     draft
+}
+
+/// A small real PNG (the portal decodes every photo it takes).
+pub fn photo_png() -> Vec<u8> {
+    let picture =
+        image::RgbImage::from_fn(16, 12, |x, y| image::Rgb([x as u8 * 12, y as u8 * 16, 90]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(picture)
+        .write_with_encoder(image::codecs::png::PngEncoder::new(&mut out))
+        .expect("PNG");
+    out
+}
+
+/// A small real JPEG.
+pub fn photo_jpeg() -> Vec<u8> {
+    let picture =
+        image::RgbImage::from_fn(16, 12, |x, y| image::Rgb([x as u8 * 12, 80, y as u8 * 16]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(picture)
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+            &mut out, 85,
+        ))
+        .expect("JPEG");
+    out
 }

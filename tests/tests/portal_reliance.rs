@@ -1,9 +1,11 @@
-//! Money and input are never lost in the portal (issue 25), over HTTP against the real
-//! hub and the portal's simulated payment provider: the review says when a payment
-//! succeeded, was cancelled or is still open; a paid draft is discarded only after a
-//! confirmation that explains the refund, and discarding refunds the fee and records
-//! it; an open payment of a discarded draft can no longer be paid; going back a step
-//! keeps what was typed; a file chosen and sent with "Weiter zur Prüfung" is stored.
+//! A portal real people can rely on (issue 25), over HTTP against the real hub and the
+//! portal's simulated payment provider: the review says when a payment succeeded, was
+//! cancelled or is still open; a paid draft is discarded only after a confirmation that
+//! explains the refund, and discarding refunds the fee and records it; an open payment
+//! of a discarded draft can no longer be paid; going back a step keeps what was typed;
+//! a file chosen and sent with "Weiter zur Prüfung" is stored; field errors are German
+//! sentences; the confirmation PDF says everything and is tagged; a phone photo is
+//! scaled down, loses its metadata and offers its position.
 
 mod portal_support;
 
@@ -259,6 +261,18 @@ async fn going_back_keeps_the_input_and_a_chosen_file_is_stored_on_weiter() {
         "{}",
         review.body
     );
+    // The documents the service names are required: a file among the further
+    // documents is no Fahrzeugschein, and the page asks for it where it belongs.
+    assert!(review.body.contains(
+        "Bitte laden Sie „Fahrzeugschein (Zulassungsbescheinigung Teil I)“ bei den Anlagen hoch."
+    ));
+    let page = citizen.get(&attachments).await;
+    let heading = page
+        .body
+        .find("Fahrzeugschein (Zulassungsbescheinigung Teil I)")
+        .unwrap();
+    let after: String = page.body[heading..].chars().take(100).collect();
+    assert!(!after.contains("(optional)"), "{after}");
     // A refused file on "Weiter" stays on the page with its error, nothing is skipped.
     let form = reqwest::multipart::Form::new()
         .text("csrf", csrf)
@@ -374,4 +388,220 @@ async fn field_errors_are_sentences_plates_are_normalised_and_emoji_leave_free_t
     assert_eq!(saved.status, 303, "{}", saved.body);
     let page = citizen.get(&third).await;
     assert!(page.body.contains("value=\"DD-AB 1234\""), "{}", page.body);
+}
+
+/// The confirmation of receipt names the authority, the applicant, the date, the
+/// service, what was entered and the fee, and is a tagged PDF (pdftotext and pdfinfo
+/// from poppler-utils read it as a reader would).
+#[tokio::test]
+async fn the_confirmation_pdf_says_who_what_when_and_the_fee_and_is_tagged() {
+    for tool in ["pdftotext", "pdfinfo"] {
+        assert!(
+            std::process::Command::new(tool).arg("-v").output().is_ok(),
+            "{tool} is missing: `apt-get install poppler-utils` (scripts/test does)"
+        );
+    }
+    let cycle = Cycle::start(false).await;
+    let (mut citizen, draft, review) = parking_at_review(&cycle, "beleg@example.org").await;
+    let (_, paid) = citizen
+        .pay(&draft, &review.csrf(), "kreditkarte", "bezahlen")
+        .await;
+    let reference: String = paid.body[paid.body.find("XBZ-").expect("reference")..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    citizen.submit_reviewed(&draft, &paid).await;
+    let page = citizen.get(&format!("/antraege/{draft}")).await;
+    let receipt_at = page.body.find("id=\"vorgangsnummer\"").expect("receipt");
+    let receipt: String = page.body[receipt_at..]
+        .chars()
+        .skip_while(|c| *c != '>')
+        .skip(1)
+        .take_while(|c| *c != '<')
+        .collect();
+    let response = citizen
+        .http
+        .get(citizen.url(&format!("/antraege/{draft}/bestaetigung.pdf")))
+        .header("cookie", citizen.cookie_header().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bestaetigung.pdf");
+    std::fs::write(&file, &bytes).unwrap();
+    // SCREENSHOTS=<folder>: the confirmation is left there for a look.
+    if let Some(folder) = std::env::var_os("SCREENSHOTS") {
+        std::fs::write(
+            std::path::Path::new(&folder).join("bestaetigung.pdf"),
+            &bytes,
+        )
+        .unwrap();
+    }
+    let text = String::from_utf8(
+        std::process::Command::new("pdftotext")
+            .arg(&file)
+            .arg("-")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for expected in [
+        format!("Eingangsbestätigung {receipt}"),
+        "Bewohnerparkausweis".to_owned(),
+        "Zuständige Behörde".to_owned(),
+        "Stadt Leipzig".to_owned(),
+        "Sabine Hoffmann".to_owned(),
+        "Eingegangen am".to_owned(),
+        "Karl-Heine-Straße".to_owned(),
+        "L-SH 2206E".to_owned(),
+        "30,70 €".to_owned(),
+        reference.clone(),
+        "Fahrzeugschein.jpg".to_owned(),
+    ] {
+        assert!(text.contains(&expected), "{expected} missing in:\n{text}");
+    }
+    let info = String::from_utf8(
+        std::process::Command::new("pdfinfo")
+            .arg(&file)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(info.contains("Tagged:          yes"), "{info}");
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Title:")
+                && l.ends_with(&format!("Eingangsbestätigung {receipt}"))),
+        "{info}"
+    );
+}
+
+/// A JPEG of `width` × `height` noise (it compresses as badly as a photo) with a GPS
+/// position in its EXIF, as a phone writes it.
+fn phone_photo(width: u32, height: u32, (lat, lon): (f64, f64)) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut seed = 11u32;
+    let picture = image::RgbImage::from_fn(width, height, |x, y| {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let [a, _, _, _] = seed.to_le_bytes();
+        // A gradient with noise on it.
+        image::Rgb([(x % 256) as u8 ^ a, (y % 256) as u8, a])
+    });
+    let dms = |value: f64| {
+        let degrees = value.trunc();
+        let minutes = ((value - degrees) * 60.0).trunc();
+        let seconds = ((value - degrees) * 60.0 - minutes) * 60.0;
+        vec![
+            exif::Rational::from((degrees as u32, 1)),
+            exif::Rational::from((minutes as u32, 1)),
+            exif::Rational::from(((seconds * 1000.0).round() as u32, 1000)),
+        ]
+    };
+    let field = |tag, value| exif::Field {
+        tag,
+        ifd_num: exif::In::PRIMARY,
+        value,
+    };
+    let fields = [
+        field(
+            exif::Tag::GPSLatitudeRef,
+            exif::Value::Ascii(vec![b"N".to_vec()]),
+        ),
+        field(exif::Tag::GPSLatitude, exif::Value::Rational(dms(lat))),
+        field(
+            exif::Tag::GPSLongitudeRef,
+            exif::Value::Ascii(vec![b"E".to_vec()]),
+        ),
+        field(exif::Tag::GPSLongitude, exif::Value::Rational(dms(lon))),
+        field(
+            exif::Tag::Make,
+            exif::Value::Ascii(vec![b"Telefonbau".to_vec()]),
+        ),
+    ];
+    let mut writer = exif::experimental::Writer::new();
+    fields.iter().for_each(|f| writer.push_field(f));
+    let mut blob = std::io::Cursor::new(Vec::new());
+    writer.write(&mut blob, false).unwrap();
+    let mut out = Vec::new();
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 97);
+    encoder.set_exif_metadata(blob.into_inner()).unwrap();
+    encoder
+        .write_image(
+            picture.as_raw(),
+            width,
+            height,
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+    out
+}
+
+/// A 9 MB phone photo is taken where the limit is 5 MiB: stored smaller than 5 MB,
+/// without its EXIF; the position it held is offered for the report's place and taken
+/// into the form on request.
+#[tokio::test]
+async fn a_phone_photo_is_scaled_down_stripped_and_its_position_offered() {
+    use portal_support::start_pothole_report;
+    let photo = phone_photo(2500, 1600, (51.05089, 13.73832));
+    println!("phone photo: {} bytes", photo.len());
+    assert!(photo.len() > 9_000_000, "{} bytes", photo.len());
+    let cycle = Cycle::start(false).await;
+    let mut reporter = Citizen::new(&cycle);
+    let (draft, attachments) = start_pothole_report(&mut reporter).await;
+    let csrf = reporter.get(&attachments).await.csrf();
+    let stored = reporter
+        .upload(&draft, &csrf, "IMG_2041.JPG", "image/jpeg", photo)
+        .await;
+    assert_eq!(stored.status, 303, "{}", stored.body);
+    assert_eq!(
+        stored.location(),
+        format!("/entwurf/{draft}/anlagen?foto_ort=51.05089,13.73832")
+    );
+    let size: u64 = cycle
+        .sql(&format!(
+            "SELECT size FROM draft_attachments WHERE draft_id = '{draft}'"
+        ))
+        .parse()
+        .unwrap();
+    println!("stored: {size} bytes");
+    assert!(size < 5_000_000, "{size} bytes stored");
+    let blob = cycle.sql(&format!(
+        "SELECT hex(content) FROM draft_attachments WHERE draft_id = '{draft}'"
+    ));
+    assert!(blob.starts_with("FFD8FF"), "a JPEG");
+    // No EXIF segment (APP1 "Exif") and no trace of the device.
+    assert!(
+        !blob.contains("457869660000"),
+        "EXIF left in the stored photo"
+    );
+    assert!(!blob.contains(&hex("Telefonbau")));
+
+    let page = reporter.get(&stored.location()).await;
+    assert!(
+        page.body.contains("Ihr Foto enthält den Ort, an dem es aufgenommen wurde (Breite 51,05089, Länge 13,73832)."),
+        "{}",
+        page.body
+    );
+    let taken = reporter
+        .post(
+            &format!("/entwurf/{draft}/anlagen/ort"),
+            &[
+                ("csrf", &page.csrf()),
+                ("lat", "51.05089"),
+                ("lon", "13.73832"),
+            ],
+        )
+        .await;
+    assert_eq!(taken.status, 303, "{}", taken.body);
+    let review = reporter.get(&format!("/entwurf/{draft}/pruefen")).await;
+    assert!(review.body.contains("51.05089"), "{}", review.body);
+    assert!(review.body.contains("IMG_2041.JPG"));
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02X}")).collect()
 }

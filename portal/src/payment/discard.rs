@@ -5,8 +5,8 @@
 use axum::extract::Path;
 use serde_json::json;
 
-use super::{drafts, open_draft};
-use crate::payment::refund::{self, Reason, Settled};
+use super::refund::{self, Reason, Settled};
+use crate::forms::{drafts, open_draft};
 use crate::web::{Failure, Page, Posted, Visit, euro};
 use kopplung_web::shell::form_value;
 
@@ -18,7 +18,7 @@ pub async fn discard(
     Posted(pairs): Posted,
 ) -> Page {
     let draft = open_draft(&state, &visitor, &id).await?;
-    let fee = super::service_of(&state, &draft.service)
+    let fee = crate::forms::service_of(&state, &draft.service)
         .await
         .ok()
         .and_then(|s| s.fee);
