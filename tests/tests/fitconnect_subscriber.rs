@@ -43,11 +43,8 @@ async fn a_fitconnect_subscriber_collects_a_portal_submission_and_accepts_it_wit
     citizen.register("abonnent@example.org").await;
     let (draft, next) = portal_support::start_pothole_report(&mut citizen).await;
     let csrf = citizen.get(&next).await.csrf();
-    let png = [
-        &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A][..],
-        &[7u8; 64][..],
-    ]
-    .concat();
+    // A real picture: the portal writes every photo anew (upright, without metadata).
+    let png = portal_support::photo_png();
     let upload = citizen
         .upload(&draft, &csrf, "schlagloch.png", "image/png", png.clone())
         .await;
@@ -124,11 +121,13 @@ async fn a_fitconnect_subscriber_collects_a_portal_submission_and_accepts_it_wit
     let attachments = results["attachments"].as_object().expect("attachments");
     assert_eq!(attachments.len(), 1, "{results:#}");
     let photo = attachments.values().next().and_then(Value::as_str).unwrap();
+    let collected = base64::engine::general_purpose::STANDARD
+        .decode(photo)
+        .unwrap();
     assert_eq!(
-        base64::engine::general_purpose::STANDARD
-            .decode(photo)
-            .unwrap(),
-        png
+        image::load_from_memory(&collected).unwrap().to_rgb8(),
+        image::load_from_memory(&png).unwrap().to_rgb8(),
+        "the photo as the citizen took it"
     );
     assert_eq!(
         metadata["contentStructure"]["attachments"][0]["filename"],
