@@ -10,10 +10,12 @@ pub mod deadline;
 pub mod form;
 pub mod german;
 pub mod text;
+pub mod wording;
 
 pub use form::{
     AttachmentRules, Field, FieldError, FieldKind, FormDefinition, Repeat, SharedGroups,
 };
+pub use wording::Wording;
 
 use serde::{Deserialize, Serialize};
 

@@ -42,6 +42,9 @@ pub struct Service {
     /// Search words and synonyms (`keywords` in `service.toml`).
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// How citizens speak of what they send (Antrag, Meldung …).
+    #[serde(default)]
+    pub wording: kopplung_forms::Wording,
 }
 
 impl Service {

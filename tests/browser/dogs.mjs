@@ -118,7 +118,7 @@ try {
   ok('a future birth date and a missing test number refused, then corrected');
 
   step('step 3: the IBAN');
-  await expectText(page, 'h1', 'Bezahlung der Steuer');
+  await expectText(page, 'h1', 'Zahlungsweise der Steuer');
   // The label names the responsible authority (placeholder `{behoerde}`).
   await expectText(page, 'label[for="f-lastschrift"]', 'Ich erteile Landeshauptstadt Dresden, Bürgerbüro ein SEPA-Lastschriftmandat');
   await page.check('#f-lastschrift');

@@ -380,11 +380,19 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
     assert_eq!(accepted.status, 303);
     let review = visitor.get(&format!("/entwurf/{draft}/pruefen")).await;
     assert!(review.body.contains("foto.jpg") && !review.body.contains("brief.pdf"));
+    // A report is sent, not bindingly applied for (`wording = "meldung"`).
+    assert!(
+        review.body.contains(">Meldung absenden<"),
+        "{}",
+        review.body
+    );
+    assert!(!review.body.contains("Antrag verbindlich absenden"));
     let submitted = visitor.submit(&draft, &review.csrf()).await;
     assert_eq!(submitted.status, 303, "{}", submitted.body);
     let confirmation = visitor.follow(submitted).await;
     assert_eq!(confirmation.status, 200);
     assert!(confirmation.body.contains("id=\"vorgangsnummer\""));
+    assert!(confirmation.body.contains("Meldung eingegangen"));
     // Submitting twice changes nothing: the draft is an application now.
     let again = visitor.submit(&draft, &review.csrf()).await;
     assert_eq!(again.status, 303);

@@ -75,6 +75,10 @@ pub struct ServiceInfo {
     /// citizen may type (`Schlagloch` for the Mängelanzeige), German.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keywords: Vec<String>,
+    /// How citizens speak of what they send: `antrag` (default), `anmeldung`,
+    /// `bestellung`, `meldung` (reported and dealt with: no Bescheid, no Widerspruch).
+    #[serde(default)]
+    pub wording: kopplung_forms::Wording,
     /// What the procedure's decision must carry, e.g. `document = "pdf/a"`; checked by
     /// the hub when it takes the decision.
     #[serde(default)]

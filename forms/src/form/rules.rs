@@ -91,10 +91,10 @@ fn kennzeichen(text: &str) -> Option<String> {
 pub(super) fn format_error(format: TextFormat, text: &str) -> Option<&'static str> {
     match format {
         TextFormat::Iban => text.parse::<iban::Iban>().err().map(|_| {
-            "Die IBAN ist nicht gültig: Prüfen Sie sie Zeichen für Zeichen, zum Beispiel anhand Ihrer Bankkarte (DE und 20 Ziffern)."
+            "Die IBAN ist nicht gültig. Bitte prüfen Sie sie Zeichen für Zeichen, zum Beispiel anhand Ihrer Bankkarte (eine deutsche IBAN hat DE und 20 Ziffern)."
         }),
         TextFormat::Bic => (!is_bic(text)).then_some(
-            "Der BIC ist nicht gültig: Er hat 8 oder 11 Zeichen, zum Beispiel COBADEFFXXX.",
+            "Der BIC ist nicht gültig. Ein BIC hat 8 oder 11 Zeichen, zum Beispiel COBADEFFXXX.",
         ),
     }
 }

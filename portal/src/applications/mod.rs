@@ -237,6 +237,12 @@ pub async fn show(
             "fee_notice": fee_notice,
             "fee_paid_now": query.as_deref() == Some("gebuehr=bezahlt"),
             "just_submitted": query.as_deref() == Some("eingereicht"),
+            "wording": crate::forms::wording_view(
+                crate::forms::service_of(&state, &draft.service)
+                    .await
+                    .map(|s| s.wording)
+                    .unwrap_or_default()
+            ),
             "message_notice": (query.as_deref() == Some("nachricht=gesendet")).then_some(
                 "Ihre Nachricht ist gespeichert und wird an die Behörde übermittelt. Den Stand sehen Sie unten unter „Ihre Nachrichten an die Behörde“.",
             ),

@@ -468,6 +468,7 @@ impl<'a> Review<'a> {
             "can_pay": service.fee.is_some() && !paid && map.is_empty() && trust.is_none(),
             "can_submit": (service.fee.is_none() || paid) && map.is_empty() && trust.is_none(),
             "updated": german_time_unix(draft.updated_at),
+            "wording": wording_view(service.wording),
         });
         names::Names::of(state, draft).await.fill_in(&mut view);
         let title = if status == StatusCode::OK {
@@ -640,6 +641,15 @@ fn refused_identification(
             "Die Antragsannahme hat Ihre Anmeldung nicht anerkannt. Bitte melden Sie sich ab und noch einmal an. Gelingt es wieder nicht, wenden Sie sich bitte an die zuständige Stelle.",
         ),
     }
+}
+
+/// The words a page uses for what the citizen sends (Antrag, Meldung …).
+pub(crate) fn wording_view(wording: kopplung_forms::Wording) -> Value {
+    json!({
+        "noun": wording.noun(),
+        "yours": wording.yours(),
+        "submit": wording.submit(),
+    })
 }
 
 /// `GET /konto/entwuerfe`: the Temp. Ablage.

@@ -202,6 +202,8 @@ pub fn message(form: &FormDefinition, error: &FieldError) -> String {
         };
     }
     let label = label_of(&form.fields, &error.field).unwrap_or_else(|| error.field.clone());
+    // A declaration's label is a sentence: its full stop would stand before the quote's.
+    let label = label.strip_suffix('.').unwrap_or(&label).to_owned();
     let subject = match entry_of(&form.fields, &error.field) {
         Some(entry) => format!("„{label}“ ({entry})"),
         None => format!("„{label}“"),

@@ -27,6 +27,7 @@ pub async fn list(State(state): State<Arc<ApiState>>) -> Json<Value> {
                 "anonymous": mapping.info.anonymous,
                 "documents": mapping.info.documents,
                 "keywords": mapping.info.keywords,
+                "wording": mapping.info.wording,
                 "fields": mapping.form.fields,
                 "attachments": mapping.form.attachments,
                 "steps": mapping.form.steps,
