@@ -11,7 +11,7 @@
 
 import { chromium } from 'playwright-core';
 import { createRequire } from 'node:module';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { check, failed, ok, step } from './steps.mjs';
@@ -231,6 +231,30 @@ try {
   await expectText(page, 'main', 'Fahrzeugschein');
   await axe(page, 'Leistungskatalog (service)');
   ok('found the Bewohnerparkausweis with its fee and documents');
+
+  step('the everyday search table');
+  // The table the portal's unit test and tests/tests/portal_search.rs read too.
+  const table = readFileSync(new URL('../../portal/src/catalog/search/everyday.tsv', import.meta.url), 'utf8')
+    .split('\n').filter((line) => line && !line.startsWith('#')).map((line) => line.split('\t'));
+  check(table.length >= 20, `at least twenty queries (${table.length})`);
+  for (const [query, expected] of table) {
+    await page.goto(base + '/');
+    await page.fill('#suche', query);
+    await page.click('button:has-text("Suchen")');
+    await page.waitForURL(/\/leistungen\?q=/);
+    const first = (await page.locator('main ul li h2 a').first().innerText()).trim();
+    check(first === expected, `“${query}”: ${expected} first, found ${first}`);
+  }
+  ok(`${table.length} everyday queries typed into the search box each find their service first`);
+
+  step('the finder by postcode');
+  await page.goto(base + '/zustaendigkeit?leistung=99108001000000');
+  await page.fill('#ort', '01067');
+  await page.click('button:has-text("Zuständigkeit prüfen")');
+  await expectText(page, '.portal-result', 'Dresden');
+  await expectText(page, '.portal-result', 'Online beantragbar');
+  await axe(page, 'Zuständigkeitsfinder by postcode');
+  ok('the postcode 01067 leads to Dresden, online');
 
   step('Behördenkatalog');
   await visit(page, '/behoerden', 'Behördenkatalog');

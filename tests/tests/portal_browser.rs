@@ -86,6 +86,7 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
         "address confirmation",
         "account",
         "Zuständigkeitsfinder",
+        "Zuständigkeitsfinder by postcode",
         "form step with errors",
         "attachments",
         "review",
