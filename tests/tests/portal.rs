@@ -13,22 +13,6 @@ use kopplung_tests::oidc::{ERIKA, HIGH, IdpBrowser, SUBSTANTIAL};
 use kopplung_tests::shared::assert_fails_naming;
 use portal_support::{Citizen, Cycle, DRESDEN, MAENGEL, MELDE, PASSWORD, Page, draft_of};
 
-/// A Mängelanzeige with a photo, submitted; returns the draft id.
-async fn report_a_pothole(citizen: &mut Citizen) -> String {
-    let (draft, next) = portal_support::start_pothole_report(citizen).await;
-    let page = citizen.get(&next).await;
-    let csrf = page.csrf();
-    let png = portal_support::photo_png();
-    let upload = citizen
-        .upload(&draft, &csrf, "schlagloch.png", "image/png", png)
-        .await;
-    assert_eq!(upload.status, 303, "{}", upload.body);
-    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
-    assert!(review.body.contains("schlagloch.png"), "{}", review.body);
-    citizen.submit_reviewed(&draft, &review).await;
-    draft
-}
-
 async fn wait_for_decision(citizen: &mut Citizen, draft: &str) -> Page {
     let until = Instant::now() + Duration::from_secs(90);
     loop {
@@ -58,7 +42,7 @@ async fn citizen_b_cannot_reach_citizen_a_s_draft_application_or_document() {
     let cycle = Cycle::start(true).await;
     let mut anna = Citizen::new(&cycle);
     anna.register("anna@example.org").await;
-    let draft = report_a_pothole(&mut anna).await;
+    let draft = portal_support::report_a_pothole(&mut anna).await;
     // A second draft, not submitted.
     let open_step = anna.start(MAENGEL, DRESDEN).await;
     let open_draft = draft_of(&open_step);

@@ -45,20 +45,6 @@ async fn cycle() -> Cycle {
     .await
 }
 
-/// A Mängelanzeige with a photo, submitted from the review page; the draft id.
-async fn report_a_pothole(citizen: &mut Citizen) -> String {
-    let (draft, next) = portal_support::start_pothole_report(citizen).await;
-    let csrf = citizen.get(&next).await.csrf();
-    let png = portal_support::photo_png();
-    let upload = citizen
-        .upload(&draft, &csrf, "schlagloch.png", "image/png", png)
-        .await;
-    assert_eq!(upload.status, 303, "{}", upload.body);
-    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
-    citizen.submit_reviewed(&draft, &review).await;
-    draft
-}
-
 /// The hub's id and receipt number of the portal's application `draft`.
 fn application_of(cycle: &Cycle, draft: &str) -> (String, String) {
     let row = cycle.sql(&format!(
@@ -178,8 +164,8 @@ async fn an_account_that_opted_in_is_mailed_without_form_data_and_one_that_did_n
         "1"
     );
 
-    let bernds = report_a_pothole(&mut bernd).await;
-    let annas = report_a_pothole(&mut anna).await;
+    let bernds = portal_support::report_a_pothole(&mut bernd).await;
+    let annas = portal_support::report_a_pothole(&mut anna).await;
     let (annas_id, annas_receipt) = application_of(&cycle, &annas);
     let (bernds_id, _) = application_of(&cycle, &bernds);
     let _sim = cycle.hub.procedure_sim(&["dresden-maengel"]);
@@ -247,7 +233,7 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
     let (reporter, silent) = ("rita@example.org", "sven@example.org");
 
     let mut rita = Citizen::new(&cycle);
-    let draft = report_a_pothole(&mut rita).await;
+    let draft = portal_support::report_a_pothole(&mut rita).await;
     let (application, receipt) = application_of(&cycle, &draft);
     let confirmation = rita.get(&format!("/antraege/{draft}")).await;
     assert!(
@@ -289,7 +275,7 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
 
     // Sven asks too, and never confirms.
     let mut sven = Citizen::new(&cycle);
-    let svens = report_a_pothole(&mut sven).await;
+    let svens = portal_support::report_a_pothole(&mut sven).await;
     let (svens_id, _) = application_of(&cycle, &svens);
     let page = sven.get(&format!("/antraege/{svens}")).await;
     let asked = sven
@@ -444,7 +430,7 @@ async fn a_relay_that_is_down_delays_the_mail_but_not_the_state_change() {
     assert_eq!(saved.status, 200, "{}", saved.body);
 
     cycle.smtp.stop();
-    let draft = report_a_pothole(&mut dora).await;
+    let draft = portal_support::report_a_pothole(&mut dora).await;
     let (application, receipt) = application_of(&cycle, &draft);
     let _sim = cycle.hub.procedure_sim(&["dresden-maengel"]);
     // The hub records the decision regardless of the relay.
@@ -600,7 +586,7 @@ async fn an_account_made_at_an_identity_provider_confirms_an_address_before_it_i
     );
 
     // Her report's status changes reach that address.
-    let draft = report_a_pothole(&mut erika).await;
+    let draft = portal_support::report_a_pothole(&mut erika).await;
     let (_, receipt) = application_of(&cycle, &draft);
     let _sim = cycle.hub.procedure_sim(&["dresden-maengel"]);
     let decided = cycle

@@ -856,6 +856,20 @@ pub fn draft_of(step: &str) -> String {
     step.split('/').nth(2).expect("draft id").to_owned()
 }
 
+/// A Mängelanzeige with a photo, submitted from the review page; the draft id.
+pub async fn report_a_pothole(citizen: &mut Citizen) -> String {
+    let (draft, next) = start_pothole_report(citizen).await;
+    let csrf = citizen.get(&next).await.csrf();
+    let upload = citizen
+        .upload(&draft, &csrf, "schlagloch.png", "image/png", photo_png())
+        .await;
+    assert_eq!(upload.status, 303, "{}", upload.body);
+    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
+    assert!(review.body.contains("schlagloch.png"), "{}", review.body);
+    citizen.submit_reviewed(&draft, &review).await;
+    draft
+}
+
 /// Starts a Mängelanzeige in Dresden and fills its step: the draft's id and the page it
 /// goes on to (its attachments).
 pub async fn start_pothole_report(citizen: &mut Citizen) -> (String, String) {
