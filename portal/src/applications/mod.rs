@@ -67,7 +67,8 @@ async fn submitted(state: &Shared, visitor: &Visitor, id: &str) -> Result<Draft,
 }
 
 /// The router's view of the application, with German labels for the templates.
-async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
+/// `noun`: what the service's decision sets (`payment::decision::noun`).
+async fn router_view(state: &Shared, draft: &Draft, noun: &'static str) -> Result<Value, Failure> {
     let Some(application) = &draft.application_id else {
         return Ok(json!(null));
     };
@@ -147,7 +148,7 @@ async fn router_view(state: &Shared, draft: &Draft) -> Result<Value, Failure> {
         .collect();
     // Two steps of the hub can reach the same state: the citizen reads it once.
     history.dedup_by(|later, earlier| later["status"] == earlier["status"]);
-    let fee = crate::payment::decision::view(state, draft, &status).await?;
+    let fee = crate::payment::decision::view(state, draft, &status, noun).await?;
     Ok(json!({
         "fee": fee,
         "status": status_label(code),
@@ -191,8 +192,10 @@ pub async fn show(
     RawQuery(query): RawQuery,
 ) -> Page {
     let draft = submitted(&state, &visitor, &id).await?;
+    // The service once, for its words (Steuer or Gebühr, Antrag or Meldung).
+    let service = crate::forms::service_of(&state, &draft.service).await.ok();
+    let noun = crate::payment::decision::noun(service.as_ref());
     // Back from paying a decision's fee: the notice.
-    let noun = crate::payment::decision::noun(&state, &draft.service).await;
     let fee_notice = match query.as_deref() {
         Some("gebuehr=bezahlt") => Some(if noun == "Steuer" {
             "Die Steuer ist bezahlt. Vielen Dank!"
@@ -204,7 +207,7 @@ pub async fn show(
         ),
         _ => None,
     };
-    let mut router = router_view(&state, &draft).await?;
+    let mut router = router_view(&state, &draft, noun).await?;
     // Documents later while the authority works on it, if the service takes files: on
     // this page only, not for every application a list shows.
     let open = matches!(
@@ -238,10 +241,7 @@ pub async fn show(
             "fee_paid_now": query.as_deref() == Some("gebuehr=bezahlt"),
             "just_submitted": query.as_deref() == Some("eingereicht"),
             "wording": crate::forms::wording_view(
-                crate::forms::service_of(&state, &draft.service)
-                    .await
-                    .map(|s| s.wording)
-                    .unwrap_or_default()
+                service.as_ref().map(|s| s.wording).unwrap_or_default()
             ),
             "message_notice": (query.as_deref() == Some("nachricht=gesendet")).then_some(
                 "Ihre Nachricht ist gespeichert und wird an die Behörde übermittelt. Den Stand sehen Sie unten unter „Ihre Nachrichten an die Behörde“.",
@@ -323,8 +323,11 @@ pub async fn document(
 
 async fn submitted_list(state: &Shared, account_id: &str) -> Result<Vec<(Draft, Value)>, Failure> {
     let mut out = Vec::new();
+    // The services once for the whole list, not once for each application.
+    let services = state.router.services().await?;
     for draft in drafts::list(state, account_id, "submitted").await? {
-        let view = router_view(state, &draft).await?;
+        let service = services.iter().find(|s| s.key == draft.service);
+        let view = router_view(state, &draft, crate::payment::decision::noun(service)).await?;
         out.push((draft, view));
     }
     Ok(out)

@@ -74,16 +74,8 @@ pub async fn payment_of(state: &Shared, draft: &str) -> Result<Paid, sqlx::Error
 
 /// What the service's decision sets, in one word: „Steuer“ for a tax (the service's
 /// `charge.kind`), else „Gebühr“.
-pub async fn noun(state: &Shared, service: &str) -> &'static str {
-    let kind = state
-        .router
-        .service(service)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|s| s.charge)
-        .map(|c| c.kind);
-    match kind {
+pub fn noun(service: Option<&crate::router_client::Service>) -> &'static str {
+    match service.and_then(|s| s.charge.as_ref()).map(|c| c.kind) {
         Some(kopplung_forms::ChargeKind::Steuer) => "Steuer",
         _ => "Gebühr",
     }
@@ -91,13 +83,18 @@ pub async fn noun(state: &Shared, service: &str) -> &'static str {
 
 /// The fee section of the application's page: amount, purpose and the state of its
 /// payment; `null` if the decision set no fee.
-pub async fn view(state: &Shared, draft: &Draft, status: &Value) -> Result<Value, sqlx::Error> {
+pub async fn view(
+    state: &Shared,
+    draft: &Draft,
+    status: &Value,
+    noun: &'static str,
+) -> Result<Value, sqlx::Error> {
     let Some(due) = due_of(status) else {
         return Ok(json!(null));
     };
     let paid = payment_of(state, &draft.id).await?;
     Ok(json!({
-        "noun": noun(state, &draft.service).await,
+        "noun": noun,
         "amount": format!("{} €", due.amount.replace('.', ",")),
         "purpose": due.purpose,
         "reference": paid.reference,
