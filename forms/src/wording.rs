@@ -36,6 +36,44 @@ impl Wording {
         }
     }
 
+    /// „Ihrem Antrag“, „Ihrer Meldung“ … (after „zu“).
+    pub fn yours_dative(self) -> &'static str {
+        match self {
+            Wording::Antrag => "Ihrem Antrag",
+            Wording::Anmeldung => "Ihrer Anmeldung",
+            Wording::Bestellung => "Ihrer Bestellung",
+            Wording::Meldung => "Ihrer Meldung",
+        }
+    }
+
+    /// „Ihres Antrags“, „Ihrer Meldung“ … (after „der Stand“).
+    pub fn yours_genitive(self) -> &'static str {
+        match self {
+            Wording::Antrag => "Ihres Antrags",
+            Wording::Anmeldung => "Ihrer Anmeldung",
+            Wording::Bestellung => "Ihrer Bestellung",
+            Wording::Meldung => "Ihrer Meldung",
+        }
+    }
+
+    /// The state in which the authority is done: an application is decided, a report
+    /// dealt with.
+    pub fn done(self) -> &'static str {
+        match self {
+            Wording::Meldung => "Erledigt",
+            _ => "Entschieden",
+        }
+    }
+
+    /// The authority's last letter: a decision (Bescheid), for a report the closing
+    /// letter, which decides nothing and so cannot be objected to.
+    pub fn final_letter(self) -> &'static str {
+        match self {
+            Wording::Meldung => "Abschlussmitteilung",
+            _ => "Bescheid",
+        }
+    }
+
     /// The submit button: binding for all but a report.
     pub fn submit(self) -> String {
         match self {
@@ -43,6 +81,31 @@ impl Wording {
             other => format!("{} verbindlich absenden", other.noun()),
         }
     }
+
+    /// All of the words at once, for a page's template.
+    pub fn words(self) -> Words {
+        Words {
+            noun: self.noun(),
+            yours: self.yours(),
+            yours_dative: self.yours_dative(),
+            yours_genitive: self.yours_genitive(),
+            done: self.done(),
+            final_letter: self.final_letter(),
+            submit: self.submit(),
+        }
+    }
+}
+
+/// A service's words as a template reads them (`{{wording.yours}}` …).
+#[derive(Debug, Clone, Serialize)]
+pub struct Words {
+    pub noun: &'static str,
+    pub yours: &'static str,
+    pub yours_dative: &'static str,
+    pub yours_genitive: &'static str,
+    pub done: &'static str,
+    pub final_letter: &'static str,
+    pub submit: String,
 }
 
 #[cfg(test)]
@@ -54,6 +117,11 @@ mod tests {
         assert_eq!(Wording::Meldung.submit(), "Meldung absenden");
         assert_eq!(Wording::Antrag.submit(), "Antrag verbindlich absenden");
         assert_eq!(Wording::Meldung.yours(), "Ihre Meldung");
+        assert_eq!(Wording::Meldung.done(), "Erledigt");
+        assert_eq!(Wording::Antrag.done(), "Entschieden");
+        assert_eq!(Wording::Meldung.final_letter(), "Abschlussmitteilung");
+        assert_eq!(Wording::Anmeldung.yours_genitive(), "Ihrer Anmeldung");
+        assert_eq!(Wording::Antrag.yours_dative(), "Ihrem Antrag");
         let parsed: Wording = serde_json::from_str("\"meldung\"").unwrap();
         assert_eq!(parsed, Wording::Meldung);
     }

@@ -72,14 +72,22 @@ fn question(procedure: &Procedure, accepted: Accepted) -> Receipt {
         event: ReceiptEvent::Query,
         problems: Vec::new(),
         message: Some(format!(
-            "Rückfrage zu Ihrem Antrag {number}: Bitte ergänzen Sie Ihre Angaben, zum Beispiel mit einem Foto oder einer genaueren Beschreibung der Stelle. Antworten Sie bitte über das Portal."
+            "Rückfrage zu {} {number}: {} Antworten Sie bitte über das Portal.",
+            Letter::of(&accepted).yours_dative,
+            if accepted.report {
+                "Bitte ergänzen Sie Ihre Angaben, zum Beispiel mit einem Foto oder einer genaueren Beschreibung der Stelle."
+            } else {
+                "Bitte ergänzen Sie Ihre Angaben oder reichen Sie die fehlenden Unterlagen nach, zum Beispiel als Foto oder PDF."
+            }
         )),
         issued_at: now_rfc3339(),
         ..accepted.receipt
     }
 }
 
-/// The decision (Bescheid) with a generated PDF/A.
+/// The decision (Bescheid) with a generated PDF/A; for a report the closing letter
+/// (Abschlussmitteilung) instead: a report is answered, not decided, so it carries no
+/// Rechtsbehelfsbelehrung.
 fn decision(
     procedure: &Procedure,
     writer: &bescheid::Writer,
@@ -89,10 +97,14 @@ fn decision(
     let number = &accepted.receipt_number;
     let now = time::OffsetDateTime::now_utc();
     let today = now.date();
+    let letter = Letter::of(&accepted);
     let mut lines = vec![
         accepted.authority.clone(),
         String::new(),
-        format!("Ihr Antrag: {}, Vorgangsnummer {number}", accepted.service),
+        format!(
+            "{}: {}, Vorgangsnummer {number}",
+            letter.yours, accepted.service
+        ),
         format!(
             "Datum: {:02}.{:02}.{}",
             today.day(),
@@ -100,23 +112,24 @@ fn decision(
             today.year()
         ),
         String::new(),
-        "Ihrem Antrag wird stattgegeben.".to_owned(),
-        "Dieser Bescheid wurde vom Referenz-Fachverfahren (Demo) erzeugt.".to_owned(),
-        String::new(),
-        "Rechtsbehelfsbelehrung".to_owned(),
-        appeal_text(&accepted.authority),
+        letter.outcome.to_owned(),
+        "Dieses Schreiben wurde vom Referenz-Fachverfahren (Demo) erzeugt.".to_owned(),
     ];
     if let Some(fee) = &accepted.fee {
-        lines.insert(
-            7,
-            format!(
-                "Festgesetzt: {} € ({}), zahlbar online im Portal.",
-                fee.amount.replace('.', ","),
-                fee.purpose
-            ),
-        );
+        lines.push(format!(
+            "Festgesetzt: {} € ({}), zahlbar online im Portal.",
+            fee.amount.replace('.', ","),
+            fee.purpose
+        ));
     }
-    let document = writer.pdf("Bescheid", &lines, now)?;
+    if !accepted.report {
+        lines.extend([
+            String::new(),
+            "Rechtsbehelfsbelehrung".to_owned(),
+            appeal_text(&accepted.authority),
+        ]);
+    }
+    let document = writer.pdf(letter.title, &lines, now)?;
     Ok(Receipt {
         receipt_id: receipt_id(
             &procedure.id,
@@ -126,21 +139,54 @@ fn decision(
         event: ReceiptEvent::Decision,
         problems: Vec::new(),
         message: Some(format!(
-            "Bescheid zu Ihrem Antrag {number}: Ihrem Antrag wird stattgegeben."
+            "{} zu {} {number}: {}",
+            letter.title, letter.yours_dative, letter.outcome
         )),
         document: Some(receipt::EventDocument {
-            filename: format!("bescheid-{number}.pdf"),
+            filename: format!("{}-{number}.pdf", letter.file),
             media_type: "application/pdf".into(),
             content_base64: base64::engine::general_purpose::STANDARD.encode(&document),
         }),
         fee: accepted.fee.clone(),
-        appeal: Some(receipt::Appeal {
+        appeal: (!accepted.report).then(|| receipt::Appeal {
             text: appeal_text(&accepted.authority),
             deadline: kopplung_forms::deadline::appeal_deadline(today).to_string(),
         }),
         issued_at: now_rfc3339(),
         ..accepted.receipt
     })
+}
+
+/// The words of the demo's final letter: a decision on an application, or the closing
+/// letter of a report.
+struct Letter {
+    title: &'static str,
+    file: &'static str,
+    yours: &'static str,
+    yours_dative: &'static str,
+    outcome: &'static str,
+}
+
+impl Letter {
+    fn of(accepted: &Accepted) -> Self {
+        if accepted.report {
+            Letter {
+                title: "Abschlussmitteilung",
+                file: "abschlussmitteilung",
+                yours: "Ihre Meldung",
+                yours_dative: "Ihrer Meldung",
+                outcome: "Vielen Dank für Ihre Meldung. Wir haben die Stelle geprüft und die Beseitigung des Mangels veranlasst. Ihre Meldung ist damit erledigt.",
+            }
+        } else {
+            Letter {
+                title: "Bescheid",
+                file: "bescheid",
+                yours: "Ihr Antrag",
+                yours_dative: "Ihrem Antrag",
+                outcome: "Ihrem Antrag wird stattgegeben.",
+            }
+        }
+    }
 }
 
 /// The demo decision's Rechtsbehelfsbelehrung.

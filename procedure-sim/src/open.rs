@@ -36,6 +36,9 @@ pub(crate) struct Accepted {
     pub fee: Option<kopplung_transformers::receipt::DecisionFee>,
     /// The citizen answered the procedure's question: decide now, do not ask again.
     pub answered: bool,
+    /// A report (the demo's Mängelanzeige): answered with a closing letter, not a
+    /// decision, so without appeal information.
+    pub report: bool,
 }
 
 /// What opening a message produced: the receipt to send, and what the decision needs
@@ -293,6 +296,7 @@ fn handle(
             service: text("leistung", "name"),
             authority: text("leser", "name"),
             fee: demo_fee(&text("leistung", "code"), &xml),
+            report: is_report(&text("leistung", "code")),
             receipt: receipt.clone(),
             answered: false,
         }),
@@ -328,6 +332,7 @@ fn answer_to_query(
         service: name_in(leistung),
         authority: name_in(leser),
         fee: shared.outbox.remembered_fee(application_id),
+        report: is_report(between(leistung, "<code>", "</code>").unwrap_or_default()),
         receipt: Receipt {
             message_id: field("nachrichtenUUID")?.to_owned(),
             application_id: field("antragsID")?.to_owned(),
@@ -335,6 +340,12 @@ fn answer_to_query(
         },
         answered: true,
     })
+}
+
+/// The demo's Mängelanzeige (local key 99999001000000) reports a defect: nothing is
+/// applied for, so nothing is decided that could be objected to.
+fn is_report(service_key: &str) -> bool {
+    service_key == "99999001000000"
 }
 
 /// The Hundesteuer of the demo (local key 99999003000000): the decision sets the tax,

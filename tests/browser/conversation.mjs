@@ -29,7 +29,7 @@ try {
   );
   await axe(page, 'objection form with errors');
   step('objection sent');
-  await page.getByLabel('Begründung Ihres Widerspruchs').fill('Das Schlagloch ist noch da; bitte prüfen Sie es erneut.');
+  await page.getByLabel('Begründung Ihres Widerspruchs').fill('Bello ist ein Blindenführhund; bitte setzen Sie die Steuer nicht fest.');
   await page.getByRole('button', { name: 'Widerspruch verbindlich einlegen' }).click();
   await page.waitForSelector('#nachricht-gesendet');
   check((await page.locator('#gesendet').textContent()).includes('Ihr Widerspruch'), 'objection not listed');

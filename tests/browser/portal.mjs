@@ -11,7 +11,8 @@
 
 import { chromium } from 'playwright-core';
 import { createRequire } from 'node:module';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { check, failed, ok, step } from './steps.mjs';
@@ -112,6 +113,7 @@ async function firstVisitAndReflow() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
     ],
     bypassCSP: true,
+    acceptDownloads: true,
     locale: 'de-DE',
     viewport: { width: 320, height: 640 },
   });
@@ -170,10 +172,50 @@ async function firstVisitAndReflow() {
     await phone.waitForURL(/\/anlagen$/);
     check(await phone.locator('.kern-form-input input[type="file"].kern-form-input__input').count() > 0, 'the file input has KERN\'s style');
     await fitsAt320(phone, 'attachments');
+
+    step('a 9 MB phone photo: taken, scaled down, its position offered');
+    // Written by the test: a phone's JPEG with its GPS position in the EXIF.
+    const photoPath = process.env.PHONE_PHOTO;
+    check(photoPath, 'PHONE_PHOTO names the phone photo');
+    const photoBytes = statSync(photoPath).size;
+    check(photoBytes > 9000000, `the phone photo has ${photoBytes} bytes, not over 9 MB`);
+    await chooseFile(phone, '#datei', photoPath);
+    await expectText(phone, '#foto-ort', 'Ihr Foto enthält den Ort, an dem es aufgenommen wurde (Breite 51,05089, Länge 13,73832).');
+    const listed = (await phone.locator('main').innerText()).match(/IMG_2041\.JPG \(JPEG, ([\d,]+) (KB|MB)\)/);
+    check(listed, 'the photo is listed with its stored size');
+    const storedMb = parseFloat(listed[1].replace(',', '.')) / (listed[2] === 'KB' ? 1024 : 1);
+    check(storedMb < 5, `the photo is stored with ${listed[1]} ${listed[2]}, not below 5 MB`);
+    await fitsAt320(phone, 'attachments with the photo\'s position offered');
+    await phone.click('button:has-text("Ort aus dem Foto übernehmen")');
+    await expectText(phone, '#ort-uebernommen', 'Der Ort aus dem Foto ist übernommen.');
+    ok(`a ${photoBytes}-byte photo stored with ${listed[1]} ${listed[2]}; its position taken into the report`);
+
     await phone.click('button:has-text("Weiter zur Prüfung")');
     await phone.waitForURL(/\/pruefen$/);
+    await expectText(phone, 'main', '51.05089');
     await fitsAt320(phone, 'review');
     ok('form step, its errors, the attachments and the review fit 320 px');
+
+    step('a report sent from the phone; its confirmation PDF read back');
+    await phone.click('button:has-text("Meldung absenden")');
+    await phone.waitForURL(/\/antraege\/[^/]+$/);
+    await expectText(phone, 'h1', 'Meldung eingegangen');
+    const reportNumber = (await phone.innerText('#vorgangsnummer')).trim();
+    await fitsAt320(phone, 'report confirmation');
+    const [download] = await Promise.all([
+      phone.waitForEvent('download'),
+      phone.click('a:has-text("Eingangsbestätigung als PDF herunterladen")'),
+    ]);
+    const pdfName = download.suggestedFilename();
+    check(pdfName === `Eingangsbestätigung-${reportNumber}.pdf`, `the confirmation's file name (${pdfName})`);
+    const pdfPath = join(freshProfile, 'bestaetigung.pdf');
+    await download.saveAs(pdfPath);
+    // Poppler's pdftotext (Debian's poppler-utils) reads what the PDF says.
+    const text = execFileSync('pdftotext', ['-enc', 'UTF-8', pdfPath, '-'], { encoding: 'utf8' });
+    for (const expected of ['Landeshauptstadt Dresden', 'Mängelanzeige', reportNumber, 'Tiefes Schlagloch vor der Grundschule', 'Königsbrücker Straße', 'IMG_2041.JPG']) {
+      check(text.includes(expected), `the confirmation PDF does not say “${expected}”:\n${text.slice(0, 1500)}`);
+    }
+    ok(`report ${reportNumber} sent; ${pdfName} names the authority, the service, the number and what was entered`);
   } finally {
     await fresh.close();
     rmSync(freshProfile, { recursive: true, force: true });
@@ -488,6 +530,9 @@ try {
   check(decision.headers()['content-type'] === 'application/pdf', `the document is a PDF (${decision.headers()['content-type']})`);
   check((decision.headers()['content-disposition'] ?? '').startsWith('attachment'), 'served as a download');
   check((await decision.body()).subarray(0, 5).toString() === '%PDF-', 'a PDF document');
+  // Clicked, the browser saves it under the decision's own name (RFC 6266).
+  const [saved] = await Promise.all([page.waitForEvent('download'), documentLink.click()]);
+  check(saved.suggestedFilename() === `bescheid-${receipt}.pdf`, `the decision's file name (${saved.suggestedFilename()})`);
   await page.goto(base + '/konto/antraege');
   await expectText(page, 'main', receipt);
   await axe(page, 'my applications');

@@ -197,7 +197,7 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
         ],
     );
     assert!(
-        text.contains("<th scope=\"col\">Antragsnummer</th>"),
+        text.contains("<th scope=\"col\">Vorgangsnummer</th>"),
         "{text}"
     );
     assert!(

@@ -163,7 +163,7 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
         &[
             "Mängelanzeige",
             "Dresden",
-            "<th scope=\"col\">Antragsnummer</th>",
+            "<th scope=\"col\">Vorgangsnummer</th>",
         ],
     );
     assert!(
@@ -185,7 +185,7 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
         &[
             "Mängelanzeige",
             &receipt,
-            "Antragsnummer",
+            "Vorgangsnummer",
             "Gemeinde",
             "Eingegangen am",
             "<dt>Art des Mangels</dt><dd>Straßenschaden</dd>",

@@ -16,6 +16,8 @@ use kopplung_tests::{
 use serde_json::{Value, json};
 
 const MAENGEL: &str = "99999001000000";
+/// The dog tax: decided with a Bescheid that can be objected to (a report cannot).
+const HUNDESTEUER: &str = "99999003000000";
 const DRESDEN: &str = "146120000000";
 const PULL_TOKEN: &str = "pull-token-of-dresden-maengel-conversation";
 
@@ -52,14 +54,14 @@ async fn later_documents_and_an_objection_reach_the_procedure_over_the_broker() 
     let broker = amqp().await;
     let hub = TestHub::start(HubSetup::default()).await;
     // The decision comes 8 s after the receipt: time to send documents first.
-    let _sim = hub.procedure_sim_to(&[hub.url("")], &["dresden-maengel"], 8);
-    let body = fixture_request("maengelanzeige/fixtures/vollstaendig", MAENGEL, DRESDEN);
+    let _sim = hub.procedure_sim_to(&[hub.url("")], &["dresden-buergerbuero"], 8);
+    let body = fixture_request("hundesteuer/fixtures/vollstaendig", HUNDESTEUER, DRESDEN);
     let id = hub.submit_accepted(&body, None).await;
 
     hub.wait_for_status(&id, "received", Duration::from_secs(60))
         .await;
-    let photo = json!({"kind": "nachreichung", "text": "Ein zweites Foto von der Stelle.",
-        "attachments": [{"filename": "Stelle.png", "media_type": "image/png",
+    let photo = json!({"kind": "nachreichung", "text": "Das Ergebnis des Wesenstests.",
+        "attachments": [{"filename": "Wesenstest.png", "media_type": "image/png",
                          "content_base64": "iVBORw0KGgoAAAANSUhEUg=="}]});
     let (status, sent) = send(&hub, &id, &hub.token, &photo).await;
     assert_eq!(status, 202, "{sent:#}");
@@ -69,7 +71,7 @@ async fn later_documents_and_an_objection_reach_the_procedure_over_the_broker() 
     assert_eq!(send(&hub, &id, OTHER_TOKEN, &photo).await.0, 404);
     let shown = follow_up_reaches(&hub, &id, &later, "received").await;
     let listed = &shown["messages"][0];
-    assert_eq!(listed["message_type"], "maengelanzeige.nachreichung.0202");
+    assert_eq!(listed["message_type"], "hundesteuer.nachreichung.0202");
     assert_ne!(listed["message_id"], shown["delivery"]["message_id"]);
     // The follow-up is its own message with its own history.
     let own = hub.status(&later).await;
@@ -91,11 +93,11 @@ async fn later_documents_and_an_objection_reach_the_procedure_over_the_broker() 
         refused["detail"]
             .as_str()
             .unwrap()
-            .contains("bereits entschieden"),
+            .contains("bereits abgeschlossen"),
         "{refused:#}"
     );
     let objection = json!({"kind": "widerspruch",
-        "text": "Der Mangel ist nicht behoben: das Schlagloch ist noch da."});
+        "text": "Die Steuer ist zu hoch: Bello ist ein Blindenführhund."});
     let (status, sent) = send(&hub, &id, &hub.token, &objection).await;
     assert_eq!(status, 202, "{sent:#}");
     let objected = sent["id"].as_str().unwrap().to_owned();
@@ -125,7 +127,7 @@ async fn later_documents_and_an_objection_reach_the_procedure_over_the_broker() 
         2,
         "{sim_log}"
     );
-    delete_queue(&broker, &hub.queue("dresden-maengel")).await;
+    delete_queue(&broker, &hub.queue("dresden-buergerbuero")).await;
 }
 
 /// The whole conversation over the broker with the reference procedure that asks first:
@@ -135,8 +137,12 @@ async fn later_documents_and_an_objection_reach_the_procedure_over_the_broker() 
 async fn the_procedure_asks_the_citizen_answers_and_then_it_decides() {
     let broker = amqp().await;
     let hub = TestHub::start(HubSetup::default()).await;
-    let _sim = hub.procedure_sim_with(&["dresden-maengel"], 1, &["--ask-first", "dresden-maengel"]);
-    let body = fixture_request("maengelanzeige/fixtures/minimal", MAENGEL, DRESDEN);
+    let _sim = hub.procedure_sim_with(
+        &["dresden-buergerbuero"],
+        1,
+        &["--ask-first", "dresden-buergerbuero"],
+    );
+    let body = fixture_request("hundesteuer/fixtures/minimal", HUNDESTEUER, DRESDEN);
     let id = hub.submit_accepted(&body, None).await;
     let asked = hub
         .wait_for_status(&id, "query", Duration::from_secs(60))
@@ -156,7 +162,7 @@ async fn the_procedure_asks_the_citizen_answers_and_then_it_decides() {
     assert_eq!(status, 422, "{refused:#}");
     assert_eq!(refused["errors"][0]["field"], "text", "{refused:#}");
     let reply = json!({"kind": "antwort", "refers_to": query["event_id"],
-        "attachments": [{"filename": "Stelle.png", "media_type": "image/png",
+        "attachments": [{"filename": "Wesenstest.png", "media_type": "image/png",
                          "content_base64": "iVBORw0KGgoAAAANSUhEUg=="}]});
     let (status, sent) = send(&hub, &id, &hub.token, &reply).await;
     assert_eq!(status, 202, "{sent:#}");
@@ -190,7 +196,7 @@ async fn the_procedure_asks_the_citizen_answers_and_then_it_decides() {
         sim_log.contains("answer to the question received"),
         "{sim_log}"
     );
-    delete_queue(&broker, &hub.queue("dresden-maengel")).await;
+    delete_queue(&broker, &hub.queue("dresden-buergerbuero")).await;
 }
 
 /// As a vendor sees it: the procedure asks, the citizen answers, the vendor opens the

@@ -47,27 +47,12 @@ async fn citizen_b_cannot_reach_citizen_a_s_draft_application_or_document() {
     let open_step = anna.start(MAENGEL, DRESDEN).await;
     let open_draft = draft_of(&open_step);
     let decided = wait_for_decision(&mut anna, &draft).await;
-    // The decision says how and until when to object (the reference procedure's appeal
-    // information), the deadline as a German day.
+    // A report is answered and dealt with, not decided: a closing letter, no appeal.
     assert!(
-        decided.body.contains("Rechtsbehelfsbelehrung")
-            && decided.body.contains("Widerspruch ist bis einschließlich ")
-            && [
-                "Januar",
-                "Februar",
-                "März",
-                "April",
-                "Mai",
-                "Juni",
-                "Juli",
-                "August",
-                "September",
-                "Oktober",
-                "November",
-                "Dezember"
-            ]
-            .iter()
-            .any(|month| decided.body.contains(&format!(" {month} 20"))),
+        decided.body.contains("Abschlussmitteilung")
+            && decided.body.contains(">Erledigt</dd>")
+            && !decided.body.contains("Bescheid")
+            && !decided.body.contains("Widerspruch"),
         "{}",
         decided.body
     );
@@ -102,7 +87,7 @@ async fn citizen_b_cannot_reach_citizen_a_s_draft_application_or_document() {
         .nth(1)
         .unwrap_or_default();
     assert!(
-        plain.starts_with("bescheid") && plain.ends_with(".pdf") && plain == exact,
+        plain.starts_with("abschlussmitteilung-") && plain.ends_with(".pdf") && plain == exact,
         "{disposition}"
     );
     assert_eq!(own.headers["x-content-type-options"], "nosniff");
@@ -162,7 +147,12 @@ async fn citizen_b_cannot_reach_citizen_a_s_draft_application_or_document() {
     assert_eq!(mine.status, 200);
     assert!(!mine.body.contains("übernommen"));
     let mailbox = anna.get("/konto/postfach").await;
-    assert!(mailbox.body.contains("Bescheid"), "{}", mailbox.body);
+    assert!(
+        mailbox.body.contains("Abschlussmitteilung: Mängelanzeige")
+            && mailbox.body.contains(">Meldung "),
+        "{}",
+        mailbox.body
+    );
     let log = cycle.log();
     for personal in ["anna@example.org", "Königsbrücker", "Schlagloch"] {
         assert!(!log.contains(personal), "{personal} in the portal's log");
@@ -740,6 +730,25 @@ async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
         .as_array()
         .map_or(1, Vec::len);
     let amount = format!("{},00 €", 108 * dogs);
+    // The decision says how and until when to object (the reference procedure's appeal
+    // information), the deadline as a German day.
+    let deadline = decided
+        .body
+        .split("Widerspruch ist bis einschließlich <strong class=\"portal-nowrap\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</strong>").next())
+        .unwrap_or_default();
+    let parts: Vec<&str> = deadline.split(' ').collect();
+    assert!(
+        decided.body.contains(">Entschieden</dd>")
+            && decided.body.contains("Rechtsbehelfsbelehrung")
+            && parts.len() == 3
+            && parts[0].ends_with('.')
+            && parts[1].chars().all(char::is_alphabetic)
+            && parts[2].len() == 4,
+        "deadline „{deadline}“:\n{}",
+        decided.body
+    );
     assert!(
         decided
             .body

@@ -34,6 +34,14 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
     })
     .await;
     let out = tempfile::tempdir().expect("output dir");
+    // The phone's photo of the pothole: over 9 MB, with its GPS position.
+    let photo_dir = tempfile::tempdir().expect("photo dir");
+    let photo = photo_dir.path().join("IMG_2041.JPG");
+    std::fs::write(
+        &photo,
+        portal_support::phone_photo(2500, 1600, (51.05089, 13.73832)),
+    )
+    .expect("photo written");
     let script_cycle = cycle.portal_url.clone();
     // SCREENSHOTS=<folder>: the run leaves screenshots of the new pages there.
     let out_path = std::env::var_os("SCREENSHOTS")
@@ -47,6 +55,7 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
             .arg(&script_cycle)
             .arg(&out_for_run)
             .env("CHROMIUM", CHROMIUM)
+            .env("PHONE_PHOTO", &photo)
             .envs(
                 std::env::var("SCREENSHOTS")
                     .ok()
@@ -100,12 +109,26 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
         "Meine Entwürfe",
         "sign-in",
         "error page",
+        "attachments with the photo's position offered at 320 px",
+        "report confirmation at 320 px",
     ] {
         assert!(
             stdout.contains(&format!("ok axe-core {page}:")),
             "{page} was not checked:\n{stdout}"
         );
     }
+    // The phone photo as the portal keeps it: a JPEG below 5 MB, without EXIF.
+    let stored = cycle.sql(
+        "SELECT size || ' ' || substr(hex(content), 1, 6) || ' ' || instr(hex(content), '457869660000') FROM draft_attachments WHERE filename = 'IMG_2041.JPG'",
+    );
+    let parts: Vec<&str> = stored.split(' ').collect();
+    assert!(
+        parts.len() == 3
+            && parts[0].parse::<u64>().unwrap_or(u64::MAX) < 5_000_000
+            && parts[1] == "FFD8FF"
+            && parts[2] == "0",
+        "stored photo (size, magic, EXIF at): {stored}"
+    );
     // The second draft's fee went back, recorded as a refund.
     assert_eq!(
         cycle.sql("SELECT reason || ' ' || amount_cents FROM refunds"),

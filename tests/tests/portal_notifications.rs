@@ -177,13 +177,13 @@ async fn an_account_that_opted_in_is_mailed_without_form_data_and_one_that_did_n
     for mail in [&received, &decided] {
         assert_eq!(
             mail.subject,
-            format!("Neuigkeiten zu Ihrem Antrag {annas_receipt}")
+            format!("Neuigkeiten zu Ihrer Meldung {annas_receipt}")
         );
         assert_no_form_data(mail);
     }
     assert!(
         received.body.contains(&format!(
-            "der Stand Ihres Antrags {annas_receipt} hat sich geändert: Bei der Behörde eingegangen."
+            "der Stand Ihrer Meldung {annas_receipt} hat sich geändert: Bei der Behörde eingegangen."
         )),
         "{}",
         received.body
@@ -195,9 +195,9 @@ async fn an_account_that_opted_in_is_mailed_without_form_data_and_one_that_did_n
     );
     assert!(
         decided.body.contains(&format!(
-            "es gibt eine neue Nachricht zu Ihrem Antrag mit der Vorgangsnummer {annas_receipt}."
+            "es gibt eine neue Nachricht zu Ihrer Meldung mit der Vorgangsnummer {annas_receipt}."
         )) && decided.body.contains(&format!(
-            "Der Stand Ihres Antrags {annas_receipt} hat sich geändert: Entschieden."
+            "Der Stand Ihrer Meldung {annas_receipt} hat sich geändert: Erledigt."
         )),
         "{}",
         decided.body
@@ -206,7 +206,7 @@ async fn an_account_that_opted_in_is_mailed_without_form_data_and_one_that_did_n
     let link = decided.link(&cycle.url(&format!("/antraege/{annas}")));
     let shown = anna.get(&link).await;
     assert_eq!(shown.status, 200, "{}", shown.body);
-    assert!(shown.body.contains(&annas_receipt) && shown.body.contains("Entschieden"));
+    assert!(shown.body.contains(&annas_receipt) && shown.body.contains("Erledigt"));
     let mut stranger = Citizen::new(&cycle);
     let refused = stranger.get(&link).await;
     assert_ne!(refused.status, 200, "the link alone opens nothing");
@@ -290,7 +290,7 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
     let mail = mailbox.wait_for(reporter).await;
     assert_eq!(
         mail.subject,
-        format!("Bitte bestätigen Sie die E-Mails zu Ihrem Antrag {receipt}")
+        format!("Bitte bestätigen Sie die E-Mails zu Ihrer Meldung {receipt}")
     );
     assert_no_form_data(&mail);
     let confirm = mail.link(&cycle.url("/status/"));
@@ -329,14 +329,14 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
         .await;
     assert!(
         received.body.contains(&format!(
-            "der Stand Ihres Antrags {receipt} hat sich geändert: Bei der Behörde eingegangen."
+            "der Stand Ihrer Meldung {receipt} hat sich geändert: Bei der Behörde eingegangen."
         )),
         "{}",
         received.body
     );
     assert!(
         decided.body.contains(&format!(
-            "Der Stand Ihres Antrags {receipt} hat sich geändert: Entschieden."
+            "Der Stand Ihrer Meldung {receipt} hat sich geändert: Erledigt."
         )),
         "{}",
         decided.body
@@ -344,7 +344,7 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
     for mail in [&received, &decided] {
         assert_eq!(
             mail.subject,
-            format!("Neuigkeiten zu Ihrem Antrag {receipt}")
+            format!("Neuigkeiten zu Ihrer Meldung {receipt}")
         );
         assert_no_form_data(mail);
         assert_eq!(mail.link(&status_link), status_link);
@@ -358,12 +358,12 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
     let status = anyone.get(&status_link).await;
     assert_eq!(status.status, 200, "{}", status.body);
     assert!(
-        status.body.contains(&receipt) && status.body.contains("Entschieden"),
+        status.body.contains(&receipt) && status.body.contains("Erledigt"),
         "{}",
         status.body
     );
     assert!(
-        status.body.contains("Bescheid"),
+        status.body.contains("Abschlussmitteilung"),
         "the decision's message:\n{}",
         status.body
     );
@@ -478,7 +478,7 @@ async fn a_relay_that_is_down_delays_the_mail_but_not_the_state_change() {
     );
     assert!(
         statuses.iter().any(|b| b.contains(&format!(
-            "der Stand Ihres Antrags {receipt} hat sich geändert: Entschieden."
+            "der Stand Ihrer Meldung {receipt} hat sich geändert: Erledigt."
         ))),
         "{statuses:#?}"
     );
@@ -595,7 +595,7 @@ async fn an_account_made_at_an_identity_provider_confirms_an_address_before_it_i
         .await;
     assert!(
         decided.body.contains(&format!(
-            "der Stand Ihres Antrags {receipt} hat sich geändert: Entschieden."
+            "der Stand Ihrer Meldung {receipt} hat sich geändert: Erledigt."
         )),
         "{}",
         decided.body

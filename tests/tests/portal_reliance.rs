@@ -480,73 +480,13 @@ async fn the_confirmation_pdf_says_who_what_when_and_the_fee_and_is_tagged() {
     );
 }
 
-/// A JPEG of `width` × `height` noise (it compresses as badly as a photo) with a GPS
-/// position in its EXIF, as a phone writes it.
-fn phone_photo(width: u32, height: u32, (lat, lon): (f64, f64)) -> Vec<u8> {
-    use image::ImageEncoder;
-    let mut seed = 11u32;
-    let picture = image::RgbImage::from_fn(width, height, |x, y| {
-        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let [a, _, _, _] = seed.to_le_bytes();
-        // A gradient with noise on it.
-        image::Rgb([(x % 256) as u8 ^ a, (y % 256) as u8, a])
-    });
-    let dms = |value: f64| {
-        let degrees = value.trunc();
-        let minutes = ((value - degrees) * 60.0).trunc();
-        let seconds = ((value - degrees) * 60.0 - minutes) * 60.0;
-        vec![
-            exif::Rational::from((degrees as u32, 1)),
-            exif::Rational::from((minutes as u32, 1)),
-            exif::Rational::from(((seconds * 1000.0).round() as u32, 1000)),
-        ]
-    };
-    let field = |tag, value| exif::Field {
-        tag,
-        ifd_num: exif::In::PRIMARY,
-        value,
-    };
-    let fields = [
-        field(
-            exif::Tag::GPSLatitudeRef,
-            exif::Value::Ascii(vec![b"N".to_vec()]),
-        ),
-        field(exif::Tag::GPSLatitude, exif::Value::Rational(dms(lat))),
-        field(
-            exif::Tag::GPSLongitudeRef,
-            exif::Value::Ascii(vec![b"E".to_vec()]),
-        ),
-        field(exif::Tag::GPSLongitude, exif::Value::Rational(dms(lon))),
-        field(
-            exif::Tag::Make,
-            exif::Value::Ascii(vec![b"Telefonbau".to_vec()]),
-        ),
-    ];
-    let mut writer = exif::experimental::Writer::new();
-    fields.iter().for_each(|f| writer.push_field(f));
-    let mut blob = std::io::Cursor::new(Vec::new());
-    writer.write(&mut blob, false).unwrap();
-    let mut out = Vec::new();
-    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 97);
-    encoder.set_exif_metadata(blob.into_inner()).unwrap();
-    encoder
-        .write_image(
-            picture.as_raw(),
-            width,
-            height,
-            image::ExtendedColorType::Rgb8,
-        )
-        .unwrap();
-    out
-}
-
 /// A 9 MB phone photo is taken where the limit is 5 MiB: stored smaller than 5 MB,
 /// without its EXIF; the position it held is offered for the report's place and taken
 /// into the form on request.
 #[tokio::test]
 async fn a_phone_photo_is_scaled_down_stripped_and_its_position_offered() {
     use portal_support::start_pothole_report;
-    let photo = phone_photo(2500, 1600, (51.05089, 13.73832));
+    let photo = portal_support::phone_photo(2500, 1600, (51.05089, 13.73832));
     println!("phone photo: {} bytes", photo.len());
     assert!(photo.len() > 9_000_000, "{} bytes", photo.len());
     let cycle = Cycle::start(false).await;

@@ -47,13 +47,14 @@ async fn the_reference_procedures_receive_verify_confirm_and_decide() {
         ),
     ] {
         let body = kopplung_tests::shared::fixture_request(fixture, service, region);
-        ids.push(hub.submit_accepted(&body, None).await);
+        ids.push((hub.submit_accepted(&body, None).await, service == REPORT));
     }
-    for id in &ids {
+    for (id, report) in &ids {
         decided_with_document(
             &hub,
             id,
             &["accepted", "prepared", "delivered", "received", "decided"],
+            *report,
         )
         .await;
     }
@@ -74,7 +75,13 @@ async fn the_reference_procedures_receive_verify_confirm_and_decide() {
 
 /// Waits for the decision; checks the history, the mailbox and that the decision's
 /// document downloads for the applicant and no one else.
-async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str]) {
+/// The demo's Mängelanzeige: a report, closed with a letter that decides nothing.
+const REPORT: &str = "99999001000000";
+
+/// Waits until the procedure is done; a `report` is closed with an Abschlussmitteilung
+/// without appeal information, anything else decided with a Bescheid that says how and
+/// until when to object.
+async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str], report: bool) {
     let status = hub
         .wait_for_status(id, "decided", Duration::from_secs(60))
         .await;
@@ -84,13 +91,42 @@ async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str
     let mailbox = status["mailbox"].as_array().unwrap();
     assert_eq!(mailbox.len(), 1);
     assert_eq!(mailbox[0]["kind"], "decided");
-    // The decision tells the citizen how and until when to object.
     let appeal = &mailbox[0]["appeal"];
-    assert!(
-        appeal["text"].as_str().unwrap().contains("Widerspruch"),
-        "{status:#}"
-    );
-    assert_eq!(appeal["deadline"].as_str().unwrap().len(), 10, "{status:#}");
+    let text = mailbox[0]["text"].as_str().unwrap();
+    if report {
+        // Nothing was applied for, so nothing decided that could be objected to.
+        assert!(appeal.is_null(), "{status:#}");
+        assert!(
+            text.starts_with("Abschlussmitteilung zu Ihrer Meldung ")
+                && text.contains("Ihre Meldung ist damit erledigt."),
+            "{status:#}"
+        );
+        // The hub refuses an objection to it, with the reason the portal shows.
+        let objection = serde_json::json!({"kind": "widerspruch", "text": "Das Loch ist noch da."});
+        let (code, refused) = kopplung_tests::shared::answer(
+            reqwest::Client::new()
+                .post(hub.url(&format!("/api/v1/applications/{id}/messages")))
+                .bearer_auth(&hub.token)
+                .json(&objection),
+        )
+        .await;
+        assert_eq!(code, 409, "{refused:#}");
+        assert!(
+            refused["detail"]
+                .as_str()
+                .unwrap()
+                .contains("keinen Bescheid mit Rechtsbehelfsbelehrung"),
+            "{refused:#}"
+        );
+    } else {
+        // The decision tells the citizen how and until when to object.
+        assert!(text.starts_with("Bescheid zu Ihrem Antrag "), "{status:#}");
+        assert!(
+            appeal["text"].as_str().unwrap().contains("Widerspruch"),
+            "{status:#}"
+        );
+        assert_eq!(appeal["deadline"].as_str().unwrap().len(), 10, "{status:#}");
+    }
     assert!(
         mailbox[0]["text"]
             .as_str()
@@ -180,10 +216,14 @@ async fn the_reference_procedures_answer_over_http_and_pull_too() {
         ),
     ] {
         let body = kopplung_tests::shared::fixture_request(fixture, service, region);
-        cases.push((hub.submit_accepted(&body, None).await, history));
+        cases.push((
+            hub.submit_accepted(&body, None).await,
+            history,
+            service == REPORT,
+        ));
     }
-    for (id, history) in &cases {
-        decided_with_document(&hub, id, history).await;
+    for (id, history, report) in &cases {
+        decided_with_document(&hub, id, history, *report).await;
     }
     let sim_log = std::fs::read_to_string(hub.dir.path().join("sim.log")).unwrap();
     // Each answer's line names its message and application (ids, no personal data).
@@ -220,6 +260,7 @@ async fn the_reference_procedure_imports_files_and_answers_through_the_incoming_
         &hub,
         &id,
         &["accepted", "prepared", "delivered", "received", "decided"],
+        true,
     )
     .await;
     // Imported and removed; both answers taken, none refused.

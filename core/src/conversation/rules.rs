@@ -12,19 +12,19 @@ use crate::store::{ApplicationRecord, MailboxEntry};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error(
-        "Die Behörde hat diesen Antrag noch nicht erhalten. Bitte warten Sie, bis die Übermittlung bestätigt ist, und senden Sie Ihre Nachricht dann."
+        "Die Behörde hat Ihren Antrag oder Ihre Meldung noch nicht erhalten. Bitte warten Sie, bis die Übermittlung bestätigt ist, und senden Sie Ihre Nachricht dann."
     )]
     NotYetDelivered,
     #[error(
-        "Über diesen Antrag ist bereits entschieden; eine Antwort oder Unterlagen kann die Behörde nicht mehr berücksichtigen. Gegen den Bescheid können Sie Widerspruch einlegen, solange die Frist läuft."
+        "Die Behörde hat diesen Vorgang bereits abgeschlossen; eine Antwort oder Unterlagen kann sie nicht mehr berücksichtigen. Gegen einen Bescheid können Sie Widerspruch einlegen, solange die Frist läuft."
     )]
     Final,
     #[error(
-        "Zu diesem Antrag gibt es keine Rückfrage mit dieser Kennung. Bitte antworten Sie über das Formular unter der Rückfrage in Ihrem Postfach."
+        "Zu diesem Vorgang gibt es keine Rückfrage mit dieser Kennung. Bitte antworten Sie über das Formular unter der Rückfrage in Ihrem Postfach."
     )]
     NoSuchQuery,
     #[error(
-        "Gegen diesen Antrag gibt es keinen Bescheid mit Rechtsbehelfsbelehrung, gegen den Sie online Widerspruch einlegen können. Wenden Sie sich bitte an die Behörde."
+        "Zu diesem Vorgang gibt es keinen Bescheid mit Rechtsbehelfsbelehrung, gegen den Sie online Widerspruch einlegen können. Wenden Sie sich bitte an die Behörde."
     )]
     NoAppeal,
     #[error(
@@ -38,7 +38,7 @@ pub enum Refusal {
     #[error("Diese Leistung wird nicht mehr angeboten; bitte wenden Sie sich an die Behörde.")]
     ServiceWithdrawn,
     #[error(
-        "Zu diesem Antrag gibt es keinen Bescheid mit dieser Kennung, der eine Gebühr festsetzt. Bitte melden Sie nur Zahlungen zu festgesetzten Gebühren."
+        "Zu diesem Vorgang gibt es keinen Bescheid mit dieser Kennung, der eine Gebühr festsetzt. Bitte melden Sie nur Zahlungen zu festgesetzten Gebühren."
     )]
     NoFee,
     #[error("Diese Zahlung wurde bereits gemeldet; die Behörde hat sie erhalten.")]

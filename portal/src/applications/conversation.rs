@@ -103,6 +103,7 @@ async fn view(
         Ok(service) => (service.form().ok().map(|f| f.attachments), Some(service)),
         Err(_) => (None, None),
     };
+    let wording = service.as_ref().map(|s| s.wording).unwrap_or_default();
     Ok(json!({
         "id": draft.id,
         "receipt": draft.receipt,
@@ -117,7 +118,7 @@ async fn view(
         "button": kind.button,
         "bezug": bezug,
         "entry": entry.map(|m| json!({
-            "label": super::kind_label(m["kind"].as_str().unwrap_or_default()),
+            "label": super::kind_label(m["kind"].as_str().unwrap_or_default(), wording),
             "text": m["text"],
             "at": german_time_rfc3339(m["at"].as_str().unwrap_or_default()),
             "deadline": m["appeal"]["deadline"].as_str().map(german_day_iso),

@@ -15,9 +15,14 @@ use crate::Shared;
 use crate::account::require_account;
 use crate::forms::drafts::{self, Draft};
 use crate::web::{Failure, Page, Visit, Visitor};
+use kopplung_forms::Wording;
 use kopplung_web::shell::{german_day_iso, german_time_rfc3339, german_time_unix};
 
-pub fn status_label(status: &str) -> &'static str {
+use crate::router_client::Service;
+
+/// A status of the hub in the citizen's words; „decided“ as the service's wording says
+/// it (a report is „Erledigt“, not decided).
+pub fn status_label(status: &str, wording: Wording) -> &'static str {
     match status {
         "accepted" => "Eingegangen",
         "prepared" => "Zur Übermittlung vorbereitet",
@@ -25,7 +30,7 @@ pub fn status_label(status: &str) -> &'static str {
         "received" => "Bei der Behörde eingegangen",
         "in_progress" => "In Bearbeitung",
         "query" => "Rückfrage der Behörde",
-        "decided" => "Entschieden",
+        "decided" => wording.done(),
         "rejected" => "Von der Behörde zurückgewiesen",
         "invalid" | "dead_lettered" => "Übermittlung gestört – wir kümmern uns darum",
         _ => "Unbekannt",
@@ -46,9 +51,9 @@ fn transport_label(transport: &str) -> Option<&'static str> {
     })
 }
 
-pub(crate) fn kind_label(kind: &str) -> &'static str {
+pub(crate) fn kind_label(kind: &str, wording: Wording) -> &'static str {
     match kind {
-        "decided" | "decision" => "Bescheid",
+        "decided" | "decision" => wording.final_letter(),
         "query" => "Rückfrage",
         "rejected" | "reject" => "Zurückweisung",
         "received" | "accept" => "Eingangsbestätigung der Behörde",
@@ -66,9 +71,15 @@ async fn submitted(state: &Shared, visitor: &Visitor, id: &str) -> Result<Draft,
     Ok(draft)
 }
 
-/// The router's view of the application, with German labels for the templates.
-/// `noun`: what the service's decision sets (`payment::decision::noun`).
-async fn router_view(state: &Shared, draft: &Draft, noun: &'static str) -> Result<Value, Failure> {
+/// The router's view of the application, with German labels for the templates in the
+/// words of its `service` (Steuer or Gebühr, Antrag or Meldung).
+async fn router_view(
+    state: &Shared,
+    draft: &Draft,
+    service: Option<&Service>,
+) -> Result<Value, Failure> {
+    let noun = crate::payment::decision::noun(service);
+    let wording = service.map(|s| s.wording).unwrap_or_default();
     let Some(application) = &draft.application_id else {
         return Ok(json!(null));
     };
@@ -121,7 +132,7 @@ async fn router_view(state: &Shared, draft: &Draft, noun: &'static str) -> Resul
                 "answered": answered && m["kind"] == "query",
                 "object_href": (appeal["open"] == true && !objected)
                     .then(|| write("widerspruch", event)),
-                "kind": kind_label(m["kind"].as_str().unwrap_or_default()),
+                "kind": kind_label(m["kind"].as_str().unwrap_or_default(), wording),
                 "text": m["text"],
                 "at": german_time_rfc3339(m["at"].as_str().unwrap_or_default()),
                 "document_href": document.map(|d| format!("/antraege/{}/dokumente/{d}", draft.id)),
@@ -141,7 +152,7 @@ async fn router_view(state: &Shared, draft: &Draft, noun: &'static str) -> Resul
         .iter()
         .map(|h| {
             json!({
-                "status": status_label(h["status"].as_str().unwrap_or_default()),
+                "status": status_label(h["status"].as_str().unwrap_or_default(), wording),
                 "at": german_time_rfc3339(h["at"].as_str().unwrap_or_default()),
             })
         })
@@ -151,7 +162,7 @@ async fn router_view(state: &Shared, draft: &Draft, noun: &'static str) -> Resul
     let fee = crate::payment::decision::view(state, draft, &status, noun).await?;
     Ok(json!({
         "fee": fee,
-        "status": status_label(code),
+        "status": status_label(code, wording),
         "status_code": code,
         "final": matches!(code, "decided" | "rejected"),
         "transport": transport_label(status["delivery"]["transport"].as_str().unwrap_or_default()),
@@ -195,6 +206,7 @@ pub async fn show(
     // The service once, for its words (Steuer or Gebühr, Antrag or Meldung).
     let service = crate::forms::service_of(&state, &draft.service).await.ok();
     let noun = crate::payment::decision::noun(service.as_ref());
+    let wording = service.as_ref().map(|s| s.wording).unwrap_or_default();
     // Back from paying a decision's fee: the notice.
     let fee_notice = match query.as_deref() {
         Some("gebuehr=bezahlt") => Some(if noun == "Steuer" {
@@ -207,7 +219,7 @@ pub async fn show(
         ),
         _ => None,
     };
-    let mut router = router_view(&state, &draft, noun).await?;
+    let mut router = router_view(&state, &draft, service.as_ref()).await?;
     // Documents later while the authority works on it, if the service takes files: on
     // this page only, not for every application a list shows.
     let open = matches!(
@@ -222,7 +234,8 @@ pub async fn show(
         &visitor,
         "application",
         &format!(
-            "Antrag {} – {}",
+            "{} {} – {}",
+            wording.noun(),
             draft.receipt.as_deref().unwrap_or_default(),
             draft.service_name
         ),
@@ -240,9 +253,7 @@ pub async fn show(
             "fee_notice": fee_notice,
             "fee_paid_now": query.as_deref() == Some("gebuehr=bezahlt"),
             "just_submitted": query.as_deref() == Some("eingereicht"),
-            "wording": crate::forms::wording_view(
-                service.as_ref().map(|s| s.wording).unwrap_or_default()
-            ),
+            "wording": crate::forms::wording_view(wording),
             "message_notice": (query.as_deref() == Some("nachricht=gesendet")).then_some(
                 "Ihre Nachricht ist gespeichert und wird an die Behörde übermittelt. Den Stand sehen Sie unten unter „Ihre Nachrichten an die Behörde“.",
             ),
@@ -321,14 +332,18 @@ pub async fn document(
     Ok(response)
 }
 
-async fn submitted_list(state: &Shared, account_id: &str) -> Result<Vec<(Draft, Value)>, Failure> {
+/// The account's submitted applications, each with the router's view and its wording.
+async fn submitted_list(
+    state: &Shared,
+    account_id: &str,
+) -> Result<Vec<(Draft, Value, Wording)>, Failure> {
     let mut out = Vec::new();
     // The services once for the whole list, not once for each application.
     let services = state.router.services().await?;
     for draft in drafts::list(state, account_id, "submitted").await? {
         let service = services.iter().find(|s| s.key == draft.service);
-        let view = router_view(state, &draft, crate::payment::decision::noun(service)).await?;
-        out.push((draft, view));
+        let view = router_view(state, &draft, service).await?;
+        out.push((draft, view, service.map(|s| s.wording).unwrap_or_default()));
     }
     Ok(out)
 }
@@ -338,10 +353,11 @@ pub async fn list(Visit { state, visitor }: Visit) -> Page {
     let items: Vec<Value> = submitted_list(&state, &account.id)
         .await?
         .into_iter()
-        .map(|(d, v)| {
+        .map(|(d, v, wording)| {
             json!({
                 "id": d.id, "receipt": d.receipt, "service": d.service_name, "region": d.region_name,
                 "submitted": d.submitted_at.map(german_time_unix), "status": v["status"],
+                "noun": wording.noun(),
             })
         })
         .collect();
@@ -356,7 +372,7 @@ pub async fn list(Visit { state, visitor }: Visit) -> Page {
 pub async fn mailbox(Visit { state, visitor }: Visit) -> Page {
     let account = require_account(&visitor, "/konto/postfach")?;
     let mut messages = Vec::new();
-    for (draft, view) in submitted_list(&state, &account.id).await? {
+    for (draft, view, wording) in submitted_list(&state, &account.id).await? {
         for entry in view["mailbox"]
             .as_array()
             .cloned()
@@ -368,16 +384,18 @@ pub async fn mailbox(Visit { state, visitor }: Visit) -> Page {
             entry["receipt"] = json!(draft.receipt);
             entry["service"] = json!(draft.service_name);
             entry["href"] = json!(format!("/antraege/{}", draft.id));
+            entry["noun"] = json!(wording.noun());
             messages.push(entry);
         }
         // The portal's own receipt of the submission.
         messages.push(json!({
             "kind": "Eingangsbestätigung",
-            "text": format!("Ihr Antrag „{}“ ist am {} eingegangen. Vorgangsnummer: {}.", draft.service_name, draft.submitted_at.map(german_time_unix).unwrap_or_default(), draft.receipt.as_deref().unwrap_or_default()),
+            "text": format!("{} „{}“ ist am {} eingegangen. Vorgangsnummer: {}.", wording.yours(), draft.service_name, draft.submitted_at.map(german_time_unix).unwrap_or_default(), draft.receipt.as_deref().unwrap_or_default()),
             "at": draft.submitted_at.map(german_time_unix),
             "receipt": draft.receipt,
             "service": draft.service_name,
             "href": format!("/antraege/{}", draft.id),
+            "noun": wording.noun(),
             "document_href": format!("/antraege/{}/bestaetigung.pdf", draft.id),
         }));
     }

@@ -645,11 +645,7 @@ fn refused_identification(
 
 /// The words a page uses for what the citizen sends (Antrag, Meldung …).
 pub(crate) fn wording_view(wording: kopplung_forms::Wording) -> Value {
-    json!({
-        "noun": wording.noun(),
-        "yours": wording.yours(),
-        "submit": wording.submit(),
-    })
+    json!(wording.words())
 }
 
 /// `GET /konto/entwuerfe`: the Temp. Ablage.

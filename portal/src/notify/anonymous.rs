@@ -22,26 +22,34 @@ use crate::mail::{self, Outgoing};
 use crate::router_client::Change;
 use crate::web::{Failure, Page, Posted, Visit, Visitor};
 use crate::{Error, Shared, db};
+use kopplung_forms::Wording;
 use kopplung_web::shell::{
     form_value, german_time_rfc3339, german_time_unix, is_token, random_hex, see_other, token_id,
 };
 
 fn unknown_link() -> Failure {
     Failure::not_found_with(
-        "Dieser Link ist ungültig oder abgelaufen, oder Sie haben die E-Mails zu diesem Antrag abbestellt. Wir haben Ihre E-Mail-Adresse dann schon gelöscht. Den Stand Ihres Antrags erfahren Sie bei der Behörde; nennen Sie dort Ihre Vorgangsnummer.",
+        "Dieser Link ist ungültig oder abgelaufen, oder Sie haben die E-Mails zu diesem Vorgang abbestellt. Wir haben Ihre E-Mail-Adresse dann schon gelöscht. Den Stand erfahren Sie bei der Behörde; nennen Sie dort Ihre Vorgangsnummer.",
     )
 }
 
 /// The mail that asks to confirm the address.
-fn confirm_mail(state: &Shared, to: &str, token: &str, receipt: &str) -> Outgoing {
+fn confirm_mail(
+    state: &Shared,
+    to: &str,
+    token: &str,
+    receipt: &str,
+    wording: Wording,
+) -> Outgoing {
     let base = &state.config.public_url;
     let hours = state.config.settings.accounts.confirm_link_hours;
+    let (dative, genitive) = (wording.yours_dative(), wording.yours_genitive());
     Outgoing {
         to: to.to_owned(),
-        subject: format!("Bitte bestätigen Sie die E-Mails zu Ihrem Antrag {receipt}"),
+        subject: format!("Bitte bestätigen Sie die E-Mails zu {dative} {receipt}"),
         body: format!(
             "Guten Tag,\n\n\
-             Sie möchten per E-Mail erfahren, wenn sich der Stand Ihres Antrags {receipt} \
+             Sie möchten per E-Mail erfahren, wenn sich der Stand {genitive} {receipt} \
              ändert. Bitte bestätigen Sie das: Öffnen Sie diesen Link und klicken Sie dort \
              auf „E-Mails bestätigen“.\n\n\
              {base}/status/{token}/bestaetigen\n\n\
@@ -54,26 +62,38 @@ fn confirm_mail(state: &Shared, to: &str, token: &str, receipt: &str) -> Outgoin
 }
 
 /// A status mail to a confirmed anonymous reporter.
-pub fn status_mail(state: &Shared, to: &str, token: &str, change: &Change, news: News) -> Outgoing {
+pub fn status_mail(
+    state: &Shared,
+    to: &str,
+    token: &str,
+    change: &Change,
+    news: News,
+    wording: Wording,
+) -> Outgoing {
     let base = &state.config.public_url;
     let grace = state.config.settings.notifications.final_grace_days;
     Outgoing {
         to: to.to_owned(),
-        subject: format!("Neuigkeiten zu Ihrem Antrag {}", change.receipt),
+        subject: format!(
+            "Neuigkeiten zu {} {}",
+            wording.yours_dative(),
+            change.receipt
+        ),
         body: format!(
             "Guten Tag,\n\n\
              {what}\n\n\
              Den Stand und die Nachrichten der Behörde sehen Sie hier, ohne Anmeldung:\n\n\
              {base}/status/{token}\n\n\
-             Sie erhalten diese E-Mail, weil Sie sie auf der Bestätigungsseite Ihres Antrags \
+             Sie erhalten diese E-Mail, weil Sie sie auf der Bestätigungsseite {genitive} \
              bestellt und Ihre E-Mail-Adresse bestätigt haben. Wenn Sie keine E-Mails mehr \
              erhalten möchten, bestellen Sie sie hier ab:\n\n\
              {base}/status/{token}/abbestellen\n\n\
-             Wir löschen Ihre E-Mail-Adresse {grace} Tage nach der Entscheidung über Ihren \
-             Antrag.\n\n\
+             Wir löschen Ihre E-Mail-Adresse {grace} Tage, nachdem die Behörde den Vorgang \
+             abgeschlossen hat.\n\n\
              Bitte antworten Sie nicht auf diese E-Mail; sie wurde automatisch versandt.\n\n\
              Mit freundlichen Grüßen\nIhr Serviceportal\n",
-            what = super::what_happened(&change.receipt, &change.status, news),
+            what = super::what_happened(change, news, wording),
+            genitive = wording.yours_genitive(),
         ),
     }
 }
@@ -157,7 +177,12 @@ pub async fn subscribe(
     .bind(now.saturating_add(state.config.settings.accounts.confirm_seconds()))
     .execute(&mut *tx)
     .await?;
-    mail::enqueue(&mut *tx, &confirm_mail(&state, &email, &token, receipt)).await?;
+    let wording = super::wording_of_service(&state, &draft.service).await;
+    mail::enqueue(
+        &mut *tx,
+        &confirm_mail(&state, &email, &token, receipt, wording),
+    )
+    .await?;
     tx.commit().await?;
     state.mailer.wake();
     tracing::info!(draft = %draft.id, "status mails asked for, confirmation mail queued");
@@ -170,6 +195,7 @@ pub async fn subscribe(
 /// `GET /antraege/{id}/benachrichtigung`: "check your mail".
 pub async fn subscribed(Visit { state, visitor }: Visit, Path(id): Path<String>) -> Page {
     let draft = drafts::load_owned(&state, &visitor, &id).await?;
+    let wording = super::wording_of_service(&state, &draft.service).await;
     state.templates.ok(
         &visitor,
         "notice",
@@ -177,11 +203,11 @@ pub async fn subscribed(Visit { state, visitor }: Visit, Path(id): Path<String>)
         &json!({
             "heading": "Bitte bestätigen Sie Ihre E-Mail-Adresse",
             "paragraphs": [
-                "Wir haben Ihnen eine E-Mail mit einem Link geschickt. Erst wenn Sie ihn öffnen und dort bestätigen, schicken wir Ihnen E-Mails zum Stand Ihres Antrags.",
-                format!("Der Link gilt {} Stunden. Ist keine E-Mail angekommen, sehen Sie bitte im Spam-Ordner nach, oder geben Sie Ihre Adresse auf der Seite Ihres Antrags noch einmal ein.", state.config.settings.accounts.confirm_link_hours),
+                format!("Wir haben Ihnen eine E-Mail mit einem Link geschickt. Erst wenn Sie ihn öffnen und dort bestätigen, schicken wir Ihnen E-Mails zum Stand {}.", wording.yours_genitive()),
+                format!("Der Link gilt {} Stunden. Ist keine E-Mail angekommen, sehen Sie bitte im Spam-Ordner nach, oder geben Sie Ihre Adresse auf der Seite {} noch einmal ein.", state.config.settings.accounts.confirm_link_hours, wording.yours_genitive()),
             ],
             "back": format!("/antraege/{}", draft.id),
-            "back_label": "Zurück zu Ihrem Antrag",
+            "back_label": format!("Zurück zu {}", wording.yours_dative()),
             "viewer": state.mailer.viewer_dir().is_some(),
         }),
     )
@@ -199,7 +225,7 @@ fn signup_form(
         visitor,
         StatusCode::UNPROCESSABLE_ENTITY,
         "notify_signup",
-        "Fehler: E-Mails zu Ihrem Antrag",
+        "Fehler: E-Mails zum Stand",
         &json!({
             "csrf": visitor.csrf,
             "id": draft,
@@ -228,7 +254,11 @@ async fn subscription(state: &Shared, token: &str) -> Result<sqlx::sqlite::Sqlit
 
 /// The application's status, history and the authority's messages from the hub, as the
 /// visitor's own page shows them (no documents: those stay with the visitor's session).
-async fn status_view(state: &Shared, application: &str) -> Result<Value, Failure> {
+async fn status_view(
+    state: &Shared,
+    application: &str,
+    wording: Wording,
+) -> Result<Value, Failure> {
     let Some(status) = state.router.application(application).await? else {
         return Ok(json!(null));
     };
@@ -237,7 +267,7 @@ async fn status_view(state: &Shared, application: &str) -> Result<Value, Failure
         .iter()
         .map(|m| {
             json!({
-                "kind": crate::applications::kind_label(m["kind"].as_str().unwrap_or_default()),
+                "kind": crate::applications::kind_label(m["kind"].as_str().unwrap_or_default(), wording),
                 "text": m["text"],
                 "at": german_time_rfc3339(m["at"].as_str().unwrap_or_default()),
                 "appeal": crate::applications::appeal_view(&m["appeal"]),
@@ -248,13 +278,13 @@ async fn status_view(state: &Shared, application: &str) -> Result<Value, Failure
         .iter()
         .map(|h| {
             json!({
-                "status": crate::applications::status_label(h["status"].as_str().unwrap_or_default()),
+                "status": crate::applications::status_label(h["status"].as_str().unwrap_or_default(), wording),
                 "at": german_time_rfc3339(h["at"].as_str().unwrap_or_default()),
             })
         })
         .collect();
     Ok(json!({
-        "status": crate::applications::status_label(status["status"].as_str().unwrap_or_default()),
+        "status": crate::applications::status_label(status["status"].as_str().unwrap_or_default(), wording),
         "mailbox": mailbox,
         "history": history,
     }))
@@ -278,12 +308,15 @@ async fn status_page(
     let row = subscription(state, token).await?;
     let confirmed = row.get::<Option<i64>, _>("confirmed_at").is_some();
     let receipt: String = row.get("receipt");
-    let router = status_view(state, &row.get::<String, _>("application_id")).await?;
+    let application: String = row.get("application_id");
+    let wording = super::wording_of_application(state, &application).await;
+    let router = status_view(state, &application, wording).await?;
     state.templates.ok(
         visitor,
         "status",
-        &format!("Stand Ihres Antrags {receipt}"),
+        &format!("Stand {} {receipt}", wording.yours_genitive()),
         &json!({
+            "wording": crate::forms::wording_view(wording),
             "csrf": visitor.csrf,
             "token": token.to_ascii_lowercase(),
             "receipt": receipt,
@@ -364,8 +397,8 @@ pub async fn stop(
         &json!({
             "heading": "E-Mails abbestellt",
             "paragraphs": [
-                "Sie erhalten keine E-Mails mehr zu diesem Antrag. Wir haben Ihre E-Mail-Adresse gelöscht, und der Link aus unseren E-Mails funktioniert nicht mehr.",
-                "Den Stand Ihres Antrags erfahren Sie weiter bei der Behörde; nennen Sie dort Ihre Vorgangsnummer.",
+                "Sie erhalten keine E-Mails mehr zu diesem Vorgang. Wir haben Ihre E-Mail-Adresse gelöscht, und der Link aus unseren E-Mails funktioniert nicht mehr.",
+                "Den Stand erfahren Sie weiter bei der Behörde; nennen Sie dort Ihre Vorgangsnummer.",
             ],
             "back": "/",
             "back_label": "Zur Startseite",

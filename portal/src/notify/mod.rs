@@ -17,8 +17,9 @@ use std::time::Duration;
 use sqlx::{Row, SqliteConnection};
 
 use crate::mail::{self, Outgoing};
-use crate::router_client::Change;
+use crate::router_client::{Change, Service};
 use crate::{Error, Shared, db};
+use kopplung_forms::Wording;
 
 /// The statuses a citizen hears of: the authority's steps. The hub's own (accepted,
 /// prepared, delivered) pass within seconds of the submission, and a disturbed delivery
@@ -34,6 +35,34 @@ fn is_final(status: &str) -> bool {
     matches!(status, "decided" | "rejected")
 }
 
+/// The words of the service with `key` (Antrag, Meldung …); the default where the hub
+/// cannot be asked.
+pub(crate) async fn wording_of_service(state: &Shared, key: &str) -> Wording {
+    state
+        .router
+        .services()
+        .await
+        .ok()
+        .and_then(|all| all.into_iter().find(|s| s.key == key))
+        .map(|s| s.wording)
+        .unwrap_or_default()
+}
+
+/// The words of the service an application was made for, by its draft.
+pub(crate) async fn wording_of_application(state: &Shared, application: &str) -> Wording {
+    let service: Option<String> =
+        sqlx::query_scalar("SELECT service FROM drafts WHERE application_id = ? LIMIT 1")
+            .bind(application)
+            .fetch_optional(&state.db)
+            .await
+            .ok()
+            .flatten();
+    match service {
+        Some(key) => wording_of_service(state, &key).await,
+        None => Wording::default(),
+    }
+}
+
 /// What a change is news of, for one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct News {
@@ -41,18 +70,21 @@ pub struct News {
     pub status: bool,
 }
 
-/// The lines that say what happened, in plain German.
-fn what_happened(receipt: &str, status: &str, news: News) -> String {
+/// The lines that say what happened, in plain German and the service's words.
+fn what_happened(change: &Change, news: News, wording: Wording) -> String {
+    let receipt = &change.receipt;
     let mut lines = Vec::new();
     if news.mailbox {
         lines.push(format!(
-            "es gibt eine neue Nachricht zu Ihrem Antrag mit der Vorgangsnummer {receipt}."
+            "es gibt eine neue Nachricht zu {} mit der Vorgangsnummer {receipt}.",
+            wording.yours_dative()
         ));
     }
     if news.status {
         let sentence = format!(
-            "Der Stand Ihres Antrags {receipt} hat sich geändert: {}.",
-            crate::applications::status_label(status)
+            "Der Stand {} {receipt} hat sich geändert: {}.",
+            wording.yours_genitive(),
+            crate::applications::status_label(&change.status, wording)
         );
         lines.push(if news.mailbox {
             sentence
@@ -65,10 +97,21 @@ fn what_happened(receipt: &str, status: &str, news: News) -> String {
 }
 
 /// The mail to an account's owner: read it in the Servicekonto.
-pub fn account_mail(base: &str, to: &str, draft: &str, change: &Change, news: News) -> Outgoing {
+pub fn account_mail(
+    base: &str,
+    to: &str,
+    draft: &str,
+    change: &Change,
+    news: News,
+    wording: Wording,
+) -> Outgoing {
     Outgoing {
         to: to.to_owned(),
-        subject: format!("Neuigkeiten zu Ihrem Antrag {}", change.receipt),
+        subject: format!(
+            "Neuigkeiten zu {} {}",
+            wording.yours_dative(),
+            change.receipt
+        ),
         body: format!(
             "Guten Tag,\n\n\
              {what}\n\n\
@@ -79,7 +122,7 @@ pub fn account_mail(base: &str, to: &str, draft: &str, change: &Change, news: Ne
              {base}/konto/benachrichtigungen\n\n\
              Bitte antworten Sie nicht auf diese E-Mail; sie wurde automatisch versandt.\n\n\
              Mit freundlichen Grüßen\nIhr Serviceportal\n",
-            what = what_happened(&change.receipt, &change.status, news),
+            what = what_happened(change, news, wording),
         ),
     }
 }
@@ -112,10 +155,16 @@ pub async fn follow(state: &Shared) -> Result<bool, Error> {
         // Nothing new: no write.
         return Ok(page.more);
     }
+    // The services' words (Antrag, Meldung …), fetched once for the page of changes.
+    let services = if page.changes.is_empty() {
+        Vec::new()
+    } else {
+        state.router.services().await?
+    };
     let mut tx = db::write_transaction(&state.db).await?;
     let mut mails = 0;
     for change in &page.changes {
-        mails += mails_for(state, &mut tx, change).await?;
+        mails += mails_for(state, &mut tx, change, &services).await?;
     }
     sqlx::query(
         "INSERT INTO change_feed (id, cursor, updated_at) VALUES (1, ?, ?)
@@ -145,6 +194,7 @@ async fn mails_for(
     state: &Shared,
     tx: &mut SqliteConnection,
     change: &Change,
+    services: &[Service],
 ) -> Result<u64, Error> {
     let base = &state.config.public_url;
     let at =
@@ -156,6 +206,16 @@ async fn mails_for(
         return Ok(0);
     }
     let mut queued = 0;
+    let service: Option<String> =
+        sqlx::query_scalar("SELECT service FROM drafts WHERE application_id = ? LIMIT 1")
+            .bind(&change.application)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let wording = services
+        .iter()
+        .find(|s| service.as_deref() == Some(s.key.as_str()))
+        .map(|s| s.wording)
+        .unwrap_or_default();
     // The account that owns the application, if it asked for this kind of news (since
     // before the change happened).
     let owners = sqlx::query(
@@ -184,7 +244,8 @@ async fn mails_for(
         };
         if let (Some(to), true) = (address, news.mailbox || news.status) {
             let draft: String = owner.get("draft");
-            mail::enqueue(&mut *tx, &account_mail(base, &to, &draft, change, news)).await?;
+            let mail = account_mail(base, &to, &draft, change, news, wording);
+            mail::enqueue(&mut *tx, &mail).await?;
             queued += 1;
         }
     }
@@ -208,6 +269,7 @@ async fn mails_for(
             &subscriber.get::<String, _>("token"),
             change,
             news,
+            wording,
         );
         mail::enqueue(&mut *tx, &mail).await?;
         queued += 1;
@@ -244,6 +306,7 @@ mod tests {
             "draft-1",
             &change("decided", true),
             both,
+            Wording::Antrag,
         );
         assert_eq!(mail.subject, "Neuigkeiten zu Ihrem Antrag K7QX-2M4P");
         assert!(mail.body.contains(
@@ -266,9 +329,23 @@ mod tests {
                 mailbox: false,
                 status: true,
             },
+            Wording::Antrag,
         );
         assert!(status_only.body.contains(
             "Guten Tag,\n\nder Stand Ihres Antrags K7QX-2M4P hat sich geändert: Bei der Behörde eingegangen."
+        ));
+        // A report is dealt with, not decided.
+        let report = account_mail(
+            "https://portal.example",
+            "a@example.org",
+            "draft-1",
+            &change("decided", true),
+            both,
+            Wording::Meldung,
+        );
+        assert_eq!(report.subject, "Neuigkeiten zu Ihrer Meldung K7QX-2M4P");
+        assert!(report.body.contains(
+            "es gibt eine neue Nachricht zu Ihrer Meldung mit der Vorgangsnummer K7QX-2M4P.\nDer Stand Ihrer Meldung K7QX-2M4P hat sich geändert: Erledigt."
         ));
     }
 
