@@ -7,11 +7,13 @@
 #![forbid(unsafe_code)]
 
 pub mod deadline;
+pub mod fee;
 pub mod form;
 pub mod german;
 pub mod text;
 pub mod wording;
 
+pub use fee::Fee;
 pub use form::{
     AttachmentRules, Field, FieldError, FieldKind, FormDefinition, Repeat, SharedGroups,
 };
@@ -83,15 +85,6 @@ impl TryFrom<String> for DecisionDocument {
 pub struct Decision {
     #[serde(default)]
     pub document: DecisionDocument,
-}
-
-/// A fee in euros.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fee {
-    /// Decimal with two places, e.g. `"30.50"`.
-    pub betrag: String,
-    pub beschreibung: String,
 }
 
 /// A charge the authority sets with its decision, not paid online at submission: a fee

@@ -276,9 +276,10 @@ impl Preparer {
                 input.created_at,
             ),
             labels: mapping.labels(&data),
+            // What is due for these entries (per certificate, say), as the portal charged.
+            gebuehr: info.fee.as_ref().map(|fee| fee.due(&data)),
             data,
             anlagen,
-            gebuehr: info.fee.clone(),
             authentifizierung: input.authentication.as_ref().map(authentifizierung),
         };
         mapping

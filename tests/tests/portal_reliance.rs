@@ -545,3 +545,88 @@ async fn a_phone_photo_is_scaled_down_stripped_and_its_position_offered() {
 fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02X}")).collect()
 }
+
+/// A fee per certificate (`je = "anzahl"`): two certificates cost twice 12 € on the
+/// review page, at the payment provider and in the confirmation; once paid, the count
+/// stays as paid (a changed count is kept back with a note), and the paid draft submits.
+#[tokio::test]
+async fn a_fee_per_certificate_is_charged_for_each_and_the_paid_count_stays() {
+    use kopplung_tests::oidc::{ERIKA, HIGH, IdpBrowser};
+    let cycle = Cycle::with_oidc_provider().await;
+    let mut citizen = Citizen::new(&cycle);
+    let mut idp = IdpBrowser::new(cycle.idp.as_ref().unwrap());
+    citizen
+        .sign_in_at(&mut idp, ERIKA, HIGH, "/konto", false)
+        .await;
+    let fixture = portal_support::fixture("urkundenbestellung");
+    assert_eq!(fixture["data"]["anzahl"], 2, "the fixture orders two");
+    let region = fixture["region"].as_str().unwrap().to_owned();
+    let location = citizen.start("99014002000000", &region).await;
+    let first_step = location.clone();
+    let draft =
+        portal_support::fill_from_fixture(&mut citizen, "urkundenbestellung", location).await;
+    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
+    assert!(
+        review.body.contains("24,00 €") && review.body.contains("Gebühr je Urkunde (2 × 12,00 €)"),
+        "{}",
+        review.body
+    );
+    let (provider, paid) = citizen
+        .pay(&draft, &review.csrf(), "kreditkarte", "bezahlen")
+        .await;
+    assert!(provider.body.contains("24,00 €"), "{}", provider.body);
+    assert!(paid.body.contains("Zahlung erfolgreich"), "{}", paid.body);
+
+    // Five instead of two, after paying for two: kept at two, and said why.
+    let mut pairs = Vec::new();
+    portal_support::flatten("", &fixture["data"], &mut pairs);
+    for pair in &mut pairs {
+        if pair.0 == "anzahl" {
+            pair.1 = "5".into();
+        }
+    }
+    let step = citizen.get(&first_step).await;
+    assert!(
+        step.body.contains("name=\"anzahl\""),
+        "anzahl on the first step"
+    );
+    let csrf = step.csrf();
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let changed = citizen.post(&first_step, &form).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert!(
+        changed
+            .body
+            .contains("Die Anzahl bleibt, wie Sie sie bezahlt haben."),
+        "{}",
+        changed.body
+    );
+    let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
+    assert!(
+        review.body.contains("24,00 €") && !review.body.contains("60,00 €"),
+        "{}",
+        review.body
+    );
+    citizen.submit_reviewed(&draft, &review).await;
+    let response = citizen
+        .http
+        .get(citizen.url(&format!("/antraege/{draft}/bestaetigung.pdf")))
+        .header("cookie", citizen.cookie_header().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bestaetigung.pdf");
+    std::fs::write(&file, response.bytes().await.unwrap()).unwrap();
+    let text = String::from_utf8(
+        std::process::Command::new("pdftotext")
+            .arg(&file)
+            .arg("-")
+            .output()
+            .expect("pdftotext (poppler-utils)")
+            .stdout,
+    )
+    .unwrap();
+    assert!(text.contains("24,00 €"), "{text}");
+}

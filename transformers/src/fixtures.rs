@@ -239,9 +239,9 @@ pub fn fixture_context(
         autor: author(),
         antrag: antrag(mapping, &input.region),
         labels: mapping.labels(&data),
+        gebuehr: info.fee.as_ref().map(|fee| fee.due(&data)),
         data,
         anlagen,
-        gebuehr: info.fee.clone(),
         authentifizierung: input.authentifizierung,
     };
     Ok(context)

@@ -331,12 +331,10 @@ impl Mapping {
                 message: "`fee` (paid online at submission) and `charge` (set by the decision) exclude each other".into(),
             });
         }
-        if let Some(fee) = &info.fee
-            && !is_amount(&fee.betrag)
-        {
+        if let Some(Err(message)) = info.fee.as_ref().map(|fee| fee.validate(&form)) {
             return Err(Error::Mapping {
                 file: folder.join("service.toml"),
-                message: format!("fee.betrag `{}` is not an amount like 30.50", fee.betrag),
+                message,
             });
         }
         let template_path = folder.join(&info.message.template);
@@ -405,18 +403,6 @@ impl Mapping {
     /// German labels of the enumeration values chosen in `data`, mirroring its shape.
     pub fn labels(&self, data: &Value) -> Value {
         labels_of(&self.form.fields, data)
-    }
-}
-
-fn is_amount(text: &str) -> bool {
-    match text.split_once('.') {
-        Some((euros, cents)) => {
-            !euros.is_empty()
-                && euros.bytes().all(|b| b.is_ascii_digit())
-                && cents.len() == 2
-                && cents.bytes().all(|b| b.is_ascii_digit())
-        }
-        None => false,
     }
 }
 

@@ -90,6 +90,7 @@ pub async fn of(state: &Shared, draft: &Draft) -> Result<Confirmation, Failure> 
         fee: service
             .fee
             .as_ref()
+            .map(|f| f.due(&draft.data))
             .map(|f| (euro(&f.betrag), draft.payment_reference.clone())),
     })
 }

@@ -261,12 +261,25 @@ pub async fn step_save(
         return Err(Failure::not_found());
     }
     let stripped = symbols::strip(&form, &mut pairs);
+    // The count a fee per unit is paid for (`je`), as it was before this post.
+    let unit = service.fee.as_ref().and_then(|f| f.je.clone());
+    let counted = unit.as_ref().map(|u| draft.data[u.as_str()].clone());
     render::take_inputs(
         &render::step_fields(&form, step),
         "",
         &pairs,
         &mut draft.data,
     );
+    // What is paid for stays: a changed count would no longer match the payment.
+    let count_kept = match (&unit, counted) {
+        (Some(unit), Some(before))
+            if draft.data[unit.as_str()] != before && payment_binds(&state, &draft).await? =>
+        {
+            draft.data[unit.as_str()] = before;
+            true
+        }
+        _ => false,
+    };
     // What the ID confirmed stays, whatever was posted.
     let from_id = from_id::of(&state, &visitor, &service, &form).await?;
     if let Some(from_id) = from_id.as_ref().filter(|f| f.locked) {
@@ -301,7 +314,7 @@ pub async fn step_save(
     let errors_here = errors
         .iter()
         .any(|e| render::step_of(&form, &e.field) == step);
-    if errors_here || !stripped.is_empty() {
+    if errors_here || !stripped.is_empty() || count_kept {
         let mut view = step_view(
             &visitor,
             &draft,
@@ -312,8 +325,15 @@ pub async fn step_save(
             from_id.as_ref(),
         );
         names::Names::of(&state, &draft).await.fill_in(&mut view);
+        let mut notes = Vec::new();
         if !stripped.is_empty() {
-            view["notice"] = json!(symbols::note(&stripped));
+            notes.push(symbols::note(&stripped));
+        }
+        if count_kept {
+            notes.push(COUNT_PAID.to_owned());
+        }
+        if !notes.is_empty() {
+            view["notice"] = json!(notes.join(" "));
         }
         let (status, title) = if errors_here {
             (StatusCode::UNPROCESSABLE_ENTITY, "Fehler: ")
@@ -334,6 +354,22 @@ pub async fn step_save(
         None if form.attachments.max_count > 0 => format!("/entwurf/{}/anlagen", draft.id),
         None => format!("/entwurf/{}/pruefen", draft.id),
     }))
+}
+
+/// Said when a paid count was posted changed, and kept.
+const COUNT_PAID: &str = "Die Anzahl bleibt, wie Sie sie bezahlt haben. Möchten Sie eine andere Anzahl, verwerfen Sie bitte diesen Entwurf unter „Prüfen und absenden“ – die Gebühr wird Ihnen dann erstattet – und stellen Sie den Antrag neu.";
+
+/// Whether the draft's payment binds its amount: paid, or open at the provider (a page
+/// in another tab could still take the old amount).
+async fn payment_binds(state: &Shared, draft: &drafts::Draft) -> Result<bool, Failure> {
+    if draft.payment_reference.is_some() {
+        return Ok(true);
+    }
+    let Some(transaction) = &draft.payment_transaction else {
+        return Ok(false);
+    };
+    let status = state.payments.status(transaction).await?;
+    Ok(matches!(status.status.as_str(), "INITIAL" | "PAYED"))
 }
 
 /// What stands between the draft and its submission, besides field errors.
@@ -460,7 +496,7 @@ impl<'a> Review<'a> {
             "notice": notice,
             "trust_problem": trust,
             "identify_href": format!("/konto/identifizierung?weiter={}&niveau={}", crate::router_client::encode(&format!("/entwurf/{}/pruefen", draft.id)), trust_label(service.trust_level)),
-            "fee": service.fee.as_ref().map(|f| json!({"amount": euro(&f.betrag), "description": f.beschreibung})),
+            "fee": service.fee.as_ref().map(|f| f.due(&draft.data)).map(|f| json!({"amount": euro(&f.betrag), "description": f.beschreibung})),
             "paid": paid,
             "paid_banner": paid && service.fee.is_some(),
             "payment_problem": if paid { None } else { payment_return.and_then(payment_problem) },
@@ -550,7 +586,7 @@ pub async fn submit(
         return review.page(&[], None).await;
     }
     let mut data = draft.data.clone();
-    if let Some(fee) = &service.fee {
+    if let Some(fee) = service.fee.as_ref().map(|f| f.due(&draft.data)) {
         // Only after a successful payment of the full fee, confirmed by the provider.
         let (Some(transaction), Some(reference)) =
             (&draft.payment_transaction, &draft.payment_reference)

@@ -21,7 +21,8 @@ pub async fn discard(
     let fee = crate::forms::service_of(&state, &draft.service)
         .await
         .ok()
-        .and_then(|s| s.fee);
+        .and_then(|s| s.fee)
+        .map(|f| f.due(&draft.data));
     let paid = draft.payment_reference.is_some();
     if form_value(&pairs, "bestaetigt") != Some("ja") {
         return state.templates.ok(

@@ -206,7 +206,8 @@ pub async fn pay(
         return Ok(see_other(&format!("/antraege/{}", draft.id)));
     }
     let service = service_of(&state, &draft.service).await?;
-    let Some(fee) = &service.fee else {
+    // What these entries owe (three certificates: three times the fee).
+    let Some(fee) = service.fee.as_ref().map(|f| f.due(&draft.data)) else {
         return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
     };
     if draft.payment_reference.is_some() {
@@ -248,7 +249,7 @@ pub async fn returned(Visit { state, visitor }: Visit, Path(id): Path<String>) -
         return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
     };
     let service = service_of(&state, &draft.service).await?;
-    let Some(fee) = &service.fee else {
+    let Some(fee) = service.fee.as_ref().map(|f| f.due(&draft.data)) else {
         return Ok(see_other(&format!("/entwurf/{}/pruefen", draft.id)));
     };
     let status = state.payments.status(transaction).await?;

@@ -39,7 +39,7 @@ pub async fn report_due(state: &Shared) -> Result<u64, crate::Error> {
     let mut reported = 0;
     // Fees paid at submission.
     let rows = sqlx::query(
-        "SELECT id, application_id, service, receipt, payment_reference,
+        "SELECT id, application_id, service, receipt, payment_reference, data,
                 COALESCE(payment_paid_at, submitted_at) AS paid_at
          FROM drafts WHERE status = 'submitted' AND application_id IS NOT NULL
            AND payment_reference IS NOT NULL AND payment_reported_at IS NULL",
@@ -50,7 +50,12 @@ pub async fn report_due(state: &Shared) -> Result<u64, crate::Error> {
         let (draft, application): (String, String) =
             (row.try_get("id")?, row.try_get("application_id")?);
         let service: String = row.try_get("service")?;
-        let Some(fee) = sent_or_none(state.router.service(&service).await).and_then(|s| s.fee)
+        // What was paid: the fee for the entries (per certificate, say).
+        let data: serde_json::Value =
+            serde_json::from_str(&row.try_get::<String, _>("data")?).unwrap_or_default();
+        let Some(fee) = sent_or_none(state.router.service(&service).await)
+            .and_then(|s| s.fee)
+            .map(|f| f.due(&data))
         else {
             continue;
         };

@@ -305,7 +305,8 @@ pub(super) fn view(
 /// payment reference the portal added, if any.
 pub(super) fn fee(mapping: Option<&Mapping>, payload: &Value) -> Option<FeeView> {
     let mapping = mapping?;
-    if let Some(fee) = &mapping.info.fee {
+    // What the citizen paid for these entries (per certificate, say).
+    if let Some(fee) = mapping.info.fee.as_ref().map(|f| f.due(payload)) {
         let reference = mapping
             .form
             .fields
