@@ -279,9 +279,13 @@ fn app(state: Shared) -> Router {
             "/antraege/{id}/gebuehr/zahlung",
             get(payment::decision::returned),
         )
+        // Messages with a file are read through the service's own limit (see
+        // `applications::conversation`).
         .route(
             "/antraege/{id}/nachricht",
-            get(applications::conversation::page).post(applications::conversation::send),
+            get(applications::conversation::page)
+                .post(applications::conversation::send)
+                .layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/antraege/{id}/bestaetigung.pdf",
@@ -304,6 +308,12 @@ fn app(state: Shared) -> Router {
         .route(
             "/status/{token}/abbestellen",
             get(notify::anonymous::stop_page).post(notify::anonymous::stop),
+        )
+        .route(
+            "/status/{token}/nachricht",
+            get(notify::anonymous::reply_page)
+                .post(notify::anonymous::reply_send)
+                .layer(DefaultBodyLimit::disable()),
         )
         // The Servicekonto.
         .route(

@@ -192,7 +192,7 @@ async function firstVisitAndReflow() {
 
     await phone.click('button:has-text("Weiter zur Prüfung")');
     await phone.waitForURL(/\/pruefen$/);
-    await expectText(phone, 'main', '51.05089');
+    await expectText(phone, 'main', '51,05089');
     await fitsAt320(phone, 'review');
     ok('form step, its errors, the attachments and the review fit 320 px');
 

@@ -17,6 +17,22 @@ async fn post_message(
     fields: &[(&str, &str)],
     file: Option<(&str, &str, Vec<u8>)>,
 ) -> Page {
+    post_form(
+        citizen,
+        &format!("/antraege/{draft}/nachricht"),
+        fields,
+        file,
+    )
+    .await
+}
+
+/// Posts a follow-up form at `path` (or a full URL) as the browser does (multipart).
+async fn post_form(
+    citizen: &mut Citizen,
+    path: &str,
+    fields: &[(&str, &str)],
+    file: Option<(&str, &str, Vec<u8>)>,
+) -> Page {
     let mut form = reqwest::multipart::Form::new();
     for (name, value) in fields {
         form = form.text(name.to_string(), value.to_string());
@@ -30,10 +46,7 @@ async fn post_message(
                 .expect("media type"),
         );
     }
-    let request = citizen
-        .http
-        .post(citizen.url(&format!("/antraege/{draft}/nachricht")))
-        .multipart(form);
+    let request = citizen.http.post(citizen.url(path)).multipart(form);
     citizen.send(request).await
 }
 
@@ -545,5 +558,172 @@ async fn the_whole_conversation_with_a_clerk_in_the_inbox() {
     assert!(
         !cycle.log().contains("Blindenhund") && !cycle.hub.log().contains("Blindenhund"),
         "the citizen's text stays out of the logs"
+    );
+}
+
+/// The value of the hidden field `name` of the form on `page`.
+fn hidden(page: &Page, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name}:\n{}", page.body))
+        + marker.len();
+    let end = start + page.body[start..].find('"').expect("value end");
+    page.body[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn an_anonymous_reporter_answers_the_question_from_the_status_page_with_a_phone_photo() {
+    let cycle = Cycle::with(Options {
+        procedures: true,
+        sim_args: vec!["--ask-first".into(), "dresden-maengel".into()],
+        sections: "[notifications]\npoll_secs = 1\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let mailbox = cycle.mailbox();
+    let reporter = "rita@example.org";
+    let mut rita = Citizen::new(&cycle);
+    let draft = portal_support::report_a_pothole(&mut rita).await;
+    let page = rita.get(&format!("/antraege/{draft}")).await;
+    let asked = rita
+        .post(
+            &format!("/antraege/{draft}/benachrichtigung"),
+            &[("csrf", &page.csrf()), ("email", reporter)],
+        )
+        .await;
+    assert_eq!(asked.status, 303, "{}", asked.body);
+    let confirm = mailbox
+        .wait_for(reporter)
+        .await
+        .link(&cycle.url("/status/"));
+    let status_link = confirm.trim_end_matches("/bestaetigen").to_owned();
+
+    // Days later, on the phone, without the session: the link from the mail.
+    let mut phone = Citizen::new(&cycle);
+    // Unconfirmed, the link offers no answer yet: the confirmation comes first.
+    let early = phone
+        .get(&format!("{status_link}/nachricht?art=antwort"))
+        .await;
+    assert_eq!(early.status, 303, "{}", early.body);
+    let opened = phone.get(&confirm).await;
+    let confirmed = phone.post(&confirm, &[("csrf", &opened.csrf())]).await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+
+    // The authority asks; the status page offers the answer.
+    let until = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        let status = phone.get(&status_link).await;
+        if status.body.contains("Auf die Rückfrage antworten") {
+            break status;
+        }
+        assert!(Instant::now() < until, "no question:\n{}", status.body);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(status.body.contains("Rückfrage"), "{}", status.body);
+    let reply = link_before(&status, "Auf die Rückfrage antworten");
+    assert!(
+        status_link.ends_with(reply.split("/nachricht?art=antwort&bezug=").next().unwrap()),
+        "{reply}"
+    );
+    let form = phone.get(&reply).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("Ihre Antwort"), "{}", form.body);
+    assert!(
+        form.body.contains("sie werden verkleinert"),
+        "the photo limit is named: {}",
+        form.body
+    );
+    assert!(
+        form.body.contains("Zurück zu Ihrer Meldung"),
+        "{}",
+        form.body
+    );
+    // Only answers: an objection or later documents need the reporter's own page.
+    for other in ["widerspruch", "nachreichung"] {
+        let refused = phone
+            .get(&format!("{status_link}/nachricht?art={other}"))
+            .await;
+        assert_eq!(refused.status, 404, "{other}: {}", refused.body);
+    }
+
+    // A 9 MB phone photo as the answer: scaled down below the Mängelanzeige's 5 MB.
+    let photo = portal_support::phone_photo(2500, 1600, (51.05089, 13.73832));
+    assert!(photo.len() > 8 * 1024 * 1024, "{} bytes", photo.len());
+    let (csrf, bezug, key) = (
+        form.csrf(),
+        hidden(&form, "bezug"),
+        hidden(&form, "schluessel"),
+    );
+    let sent = post_form(
+        &mut phone,
+        &format!("{status_link}/nachricht"),
+        &[
+            ("csrf", &csrf),
+            ("art", "antwort"),
+            ("bezug", &bezug),
+            ("schluessel", &key),
+            ("text", "Hier ein Foto, das Loch ist größer geworden."),
+        ],
+        Some(("IMG_2031.JPG", "image/jpeg", photo)),
+    )
+    .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let shown = phone.follow(sent).await;
+    assert!(
+        shown.body.contains("Ihre Antwort ist gespeichert"),
+        "{}",
+        shown.body
+    );
+    assert!(
+        shown.body.contains("Ihre Antwort auf die Rückfrage"),
+        "{}",
+        shown.body
+    );
+    assert!(
+        !shown.body.contains("Auf die Rückfrage antworten"),
+        "{}",
+        shown.body
+    );
+
+    // The procedure receives the answer and closes the report.
+    let status = cycle
+        .wait_for_messages(&draft, &[("antwort", "dresden-maengel", "received")])
+        .await;
+    let answer = status["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "antwort")
+        .expect("the answer");
+    let stored = cycle.hub.sql(&format!(
+        "SELECT media_type || ' ' || size FROM attachments WHERE application_id = '{}'",
+        answer["id"].as_str().unwrap()
+    ));
+    let (media_type, size) = stored.trim().split_once(' ').expect("one attachment");
+    assert_eq!(media_type, "image/jpeg");
+    assert!(
+        size.parse::<u64>().unwrap() < 5 * 1024 * 1024,
+        "{size} bytes"
+    );
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let page = phone.get(&status_link).await;
+        if page.body.contains("Erledigt") {
+            assert!(
+                page.body
+                    .contains("Sie haben auf diese Rückfrage geantwortet."),
+                "{}",
+                page.body
+            );
+            break;
+        }
+        assert!(Instant::now() < until, "not closed:\n{}", page.body);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        !cycle.log().contains("größer geworden") && !cycle.log().contains(reporter),
+        "the reporter's words and address stay out of the logs"
     );
 }

@@ -538,7 +538,7 @@ async fn a_phone_photo_is_scaled_down_stripped_and_its_position_offered() {
         .await;
     assert_eq!(taken.status, 303, "{}", taken.body);
     let review = reporter.get(&format!("/entwurf/{draft}/pruefen")).await;
-    assert!(review.body.contains("51.05089"), "{}", review.body);
+    assert!(review.body.contains("51,05089"), "{}", review.body);
     assert!(review.body.contains("IMG_2041.JPG"));
 }
 

@@ -12,8 +12,11 @@ use serde_json::{Value, json};
 
 use super::submitted;
 use crate::Shared;
-use crate::forms::attachments::{clean_filename, human_size, media_label, sniff, transfer_failed};
+use crate::forms::attachments::{
+    clean_filename, human_size, media_label, photo_refused, sniff, transfer_failed,
+};
 use crate::forms::drafts::Draft;
+use crate::forms::photo;
 use crate::router_client::{FollowUpOut, FollowUpSent, OutgoingAttachment};
 use crate::web::{Failure, Page, Visit, Visitor};
 use kopplung_web::shell::{german_day_iso, german_time_rfc3339, same_token, see_other};
@@ -77,18 +80,52 @@ struct Filled<'a> {
     key: Option<String>,
 }
 
+/// What a message is written about: one submitted application, reached from the
+/// citizen's own page or from an anonymous reporter's status link.
+pub(crate) struct Case {
+    pub application_id: String,
+    pub service: String,
+    pub service_name: String,
+    pub receipt: String,
+    /// The application's page: the form posts to `{home}/nachricht` and leads back here.
+    pub home: String,
+    /// Written without an account: the upload quotas apply.
+    pub anonymous: bool,
+    /// Only answers to a Rückfrage (the status link proves the e-mail address, not who
+    /// applied: an objection or later documents need the citizen's own page).
+    pub answers_only: bool,
+}
+
+impl Case {
+    fn of_draft(draft: &Draft) -> Result<Self, Failure> {
+        let Some(application_id) = draft.application_id.clone() else {
+            return Err(Failure::not_found());
+        };
+        Ok(Self {
+            application_id,
+            service: draft.service.clone(),
+            service_name: draft.service_name.clone(),
+            receipt: draft.receipt.clone().unwrap_or_default(),
+            home: format!("/antraege/{}", draft.id),
+            anonymous: draft.account_id.is_none(),
+            answers_only: false,
+        })
+    }
+
+    fn kind(&self, code: &str) -> Option<Kind> {
+        kind(code).filter(|k| !self.answers_only || k.code == "antwort")
+    }
+}
+
 async fn view(
     state: &Shared,
     visitor: &Visitor,
-    draft: &Draft,
+    case: &Case,
     kind: &Kind,
     bezug: Option<&str>,
     filled: &Filled<'_>,
 ) -> Result<Value, Failure> {
-    let application = match &draft.application_id {
-        Some(id) => state.router.application(id).await?,
-        None => None,
-    };
+    let application = state.router.application(&case.application_id).await?;
     // What the message answers or objects to, as the mailbox shows it.
     let entry = application
         .as_ref()
@@ -99,15 +136,16 @@ async fn view(
                 .find(|m| bezug.is_none_or(|b| m["event_id"] == b) && m["kind"] != "received")
         })
         .filter(|_| kind.code != "nachreichung");
-    let (rules, service) = match crate::forms::service_of(state, &draft.service).await {
+    let (rules, service) = match crate::forms::service_of(state, &case.service).await {
         Ok(service) => (service.form().ok().map(|f| f.attachments), Some(service)),
         Err(_) => (None, None),
     };
     let wording = service.as_ref().map(|s| s.wording).unwrap_or_default();
     Ok(json!({
-        "id": draft.id,
-        "receipt": draft.receipt,
-        "service": service.map(|s| s.name).unwrap_or_else(|| draft.service_name.clone()),
+        "home": case.home,
+        "back": format!("Zurück zu {}", wording.yours_dative()),
+        "receipt": case.receipt,
+        "service": service.map(|s| s.name).unwrap_or_else(|| case.service_name.clone()),
         "csrf": visitor.csrf,
         "kind": kind.code,
         "heading": kind.heading,
@@ -125,6 +163,10 @@ async fn view(
         })),
         "types": rules.as_ref().map(|r| r.media_types.iter().map(|t| media_label(t)).collect::<Vec<_>>().join(", ")),
         "max_size": rules.as_ref().map(|r| human_size(i64::try_from(r.max_bytes).unwrap_or(i64::MAX))),
+        // Photos may arrive larger: they are scaled down (as on the attachments page).
+        "photo_size": rules.as_ref().filter(|r| photo::taken_by(&r.media_types)).map(|r| human_size(
+            i64::try_from(r.max_bytes.max(state.config.settings.limits.photo_upload_bytes)).unwrap_or(i64::MAX)
+        )),
         "files_allowed": rules.as_ref().is_some_and(|r| r.max_count > 0 && r.max_bytes > 0),
         "max_text": MAX_TEXT,
         // Kept when the form comes back with an error: it is still the same message.
@@ -213,7 +255,12 @@ pub async fn page(
     Query(choice): Query<Choice>,
 ) -> Page {
     let draft = submitted(&state, &visitor, &id).await?;
-    let Some(kind) = choice.art.as_deref().and_then(kind) else {
+    form(&state, &visitor, &Case::of_draft(&draft)?, choice).await
+}
+
+/// The form for one kind of message about `case`.
+pub(crate) async fn form(state: &Shared, visitor: &Visitor, case: &Case, choice: Choice) -> Page {
+    let Some(kind) = choice.art.as_deref().and_then(|code| case.kind(code)) else {
         return Err(Failure::not_found());
     };
     let filled = Filled {
@@ -223,22 +270,18 @@ pub async fn page(
         key: None,
     };
     let data = view(
-        &state,
-        &visitor,
-        &draft,
+        state,
+        visitor,
+        case,
         &kind,
         choice.bezug.as_deref(),
         &filled,
     )
     .await?;
     state.templates.ok(
-        &visitor,
+        visitor,
         "follow_up",
-        &format!(
-            "{} – Antrag {}",
-            kind.heading,
-            draft.receipt.as_deref().unwrap_or_default()
-        ),
+        &format!("{} – Vorgang {}", kind.heading, case.receipt),
         &data,
     )
 }
@@ -320,10 +363,24 @@ pub async fn send(
     request: Request,
 ) -> Page {
     let draft = submitted(&state, &visitor, &id).await?;
-    let service = crate::forms::service_of(&state, &draft.service).await?;
+    post(&state, &visitor, &Case::of_draft(&draft)?, request).await
+}
+
+/// Takes the posted message about `case` and hands it to the hub; the form again with
+/// what is wrong, or on to the application's page.
+pub(crate) async fn post(state: &Shared, visitor: &Visitor, case: &Case, request: Request) -> Page {
+    let service = crate::forms::service_of(state, &case.service).await?;
     let rules = service.form()?.attachments;
-    let limit = rules
-        .max_bytes
+    // A phone photo may arrive larger than the limit: it is scaled down to it.
+    let photos = photo::taken_by(&rules.media_types);
+    let arriving = if photos {
+        rules
+            .max_bytes
+            .max(state.config.settings.limits.photo_upload_bytes)
+    } else {
+        rules.max_bytes
+    };
+    let limit = arriving
         .saturating_add(state.config.settings.limits.upload_overhead_bytes)
         .saturating_add(4 * MAX_TEXT);
     let declared_length = request
@@ -337,13 +394,19 @@ pub async fn send(
     if declared_length.is_some_and(|length| length > limit as u64) {
         return Err(Failure::too_large(too_large));
     }
+    if case.anonymous {
+        state.quotas.check_disk(&state.config.data_dir)?;
+        state
+            .quotas
+            .anonymous_upload(visitor.client, declared_length.unwrap_or(limit as u64))?;
+    }
     let (parts, body) = request.into_parts();
     let limited = Request::from_parts(parts, Body::new(Limited::new(body, limit)));
-    let mut multipart = Multipart::from_request(limited, &state)
+    let mut multipart = Multipart::from_request(limited, state)
         .await
         .map_err(|_| transfer_failed())?;
-    let posted = receive(&visitor, &mut multipart, rules.max_bytes).await?;
-    let Some(kind) = kind(&posted.art) else {
+    let posted = receive(visitor, &mut multipart, arriving).await?;
+    let Some(kind) = case.kind(&posted.art) else {
         return Err(Failure::bad_request(
             "Diese Art von Nachricht gibt es nicht. Bitte wählen Sie sie auf der Seite Ihres Antrags.",
         ));
@@ -365,6 +428,25 @@ pub async fn send(
         errors.push(json!({"id": "datei", "message": too_large}));
     } else if let Some((filename, declared, content)) = posted.file {
         match sniff(&content) {
+            Some(actual @ ("image/jpeg" | "image/png"))
+                if photos && rules.media_types.iter().any(|t| t == actual) =>
+            {
+                // Upright, within the limit, without metadata (where it was taken).
+                match photo::fit(content, &filename, rules.max_bytes).await {
+                    Ok((prepared, filename)) => attachments.push(OutgoingAttachment {
+                        filename,
+                        media_type: prepared.media_type.to_owned(),
+                        content: prepared.content,
+                        slot: None,
+                    }),
+                    Err(refused) => errors.push(
+                        json!({"id": "datei", "message": photo_refused(&refused, rules.max_bytes)}),
+                    ),
+                }
+            }
+            Some(_) if content.len() > rules.max_bytes => {
+                errors.push(json!({"id": "datei", "message": too_large}));
+            }
             Some(actual)
                 if rules.media_types.iter().any(|t| t == actual)
                     && (declared == actual
@@ -388,13 +470,10 @@ pub async fn send(
     }
     let mut refused = None;
     if errors.is_empty() {
-        let Some(application) = &draft.application_id else {
-            return Err(Failure::not_found());
-        };
         let answer = state
             .router
             .send_follow_up(
-                application,
+                &case.application_id,
                 &FollowUpOut {
                     kind: kind.code,
                     refers_to: posted.bezug.as_deref(),
@@ -408,10 +487,7 @@ pub async fn send(
             .await?;
         match answer {
             FollowUpSent::Accepted => {
-                return Ok(see_other(&format!(
-                    "/antraege/{}?nachricht=gesendet",
-                    draft.id
-                )));
+                return Ok(see_other(&format!("{}?nachricht=gesendet", case.home)));
             }
             FollowUpSent::Invalid(invalid) => {
                 for e in invalid {
@@ -440,23 +516,19 @@ pub async fn send(
         key: Some(posted.key.clone()),
     };
     let data = view(
-        &state,
-        &visitor,
-        &draft,
+        state,
+        visitor,
+        case,
         &kind,
         posted.bezug.as_deref(),
         &filled,
     )
     .await?;
     Ok(state.templates.page(
-        &visitor,
+        visitor,
         status,
         "follow_up",
-        &format!(
-            "Fehler: {} – Antrag {}",
-            kind.heading,
-            draft.receipt.as_deref().unwrap_or_default()
-        ),
+        &format!("Fehler: {} – Vorgang {}", kind.heading, case.receipt),
         &data,
     ))
 }

@@ -59,9 +59,7 @@ impl<'a> Target<'a> {
 
     /// Whether phone photos go here (scaled down to `max_bytes` on arrival, `photo`).
     fn takes_photos(&self) -> bool {
-        self.media_types
-            .iter()
-            .any(|t| t == "image/jpeg" || t == "image/png")
+        photo::taken_by(self.media_types)
     }
 
     /// What one file may bring: `max_bytes`, or the larger photo limit for photos.
@@ -203,6 +201,17 @@ pub async fn attachments_page(
 }
 
 /// What the first bytes say the file is (never trust the browser's type alone).
+/// Why a photo was not taken, for the citizen: what to do instead.
+pub(crate) fn photo_refused(refused: &photo::Refused, max_bytes: usize) -> String {
+    match refused {
+        photo::Refused::TooLarge => format!(
+            "Das Foto lässt sich nicht auf die erlaubten {} verkleinern. Bitte wählen Sie einen kleineren Bildausschnitt.",
+            human_size(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+        ),
+        photo::Refused::Unreadable => "Das Foto konnte nicht gelesen werden. Bitte wählen Sie ein anderes Foto im Format JPEG oder PNG.".to_owned(),
+    }
+}
+
 pub(crate) fn sniff(content: &[u8]) -> Option<&'static str> {
     if content.starts_with(b"%PDF-") {
         Some("application/pdf")
@@ -506,19 +515,13 @@ pub async fn attachments_upload(
             && matches!(sniff(&content), Some("image/jpeg" | "image/png"))
         {
             // Upright, within the limit, without metadata; the position is offered.
-            let max = target.max_bytes;
-            match tokio::task::spawn_blocking(move || photo::prepare(&content, max)).await {
-                Ok(Ok(prepared)) => {
+            match photo::fit(content, &filename, target.max_bytes).await {
+                Ok((prepared, filename)) => {
                     position = position.or(prepared.position);
-                    let filename = photo::renamed(&filename, prepared.media_type);
                     (prepared.content, prepared.media_type, filename)
                 }
-                Ok(Err(photo::Refused::TooLarge)) => {
-                    failed.push((slot, format!("Das Foto lässt sich nicht auf die erlaubten {} verkleinern. Bitte wählen Sie einen kleineren Bildausschnitt.", human_size(max as i64))));
-                    continue;
-                }
-                _ => {
-                    failed.push((slot, "Das Foto konnte nicht gelesen werden. Bitte wählen Sie ein anderes Foto im Format JPEG oder PNG.".to_owned()));
+                Err(refused) => {
+                    failed.push((slot, photo_refused(&refused, target.max_bytes)));
                     continue;
                 }
             }

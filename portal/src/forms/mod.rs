@@ -8,7 +8,7 @@ mod entries;
 mod from_id;
 mod location;
 mod names;
-mod photo;
+pub(crate) mod photo;
 pub mod preview;
 pub mod render;
 mod symbols;

@@ -90,6 +90,27 @@ pub fn prepare(content: &[u8], max_bytes: usize) -> Result<Prepared, Refused> {
     }
 }
 
+/// Whether a place that takes these media types takes phone photos (and so scales them).
+pub fn taken_by(media_types: &[String]) -> bool {
+    media_types
+        .iter()
+        .any(|t| t == "image/jpeg" || t == "image/png")
+}
+
+/// [`prepare`] on a blocking thread (decoding a large photo takes a core for a moment),
+/// with the file renamed to its new type.
+pub async fn fit(
+    content: Vec<u8>,
+    filename: &str,
+    max_bytes: usize,
+) -> Result<(Prepared, String), Refused> {
+    let prepared = tokio::task::spawn_blocking(move || prepare(&content, max_bytes))
+        .await
+        .map_err(|_| Refused::Unreadable)??;
+    let filename = renamed(filename, prepared.media_type);
+    Ok((prepared, filename))
+}
+
 /// `filename` with the ending of `media_type` (a PNG photo stored as JPEG).
 pub fn renamed(filename: &str, media_type: &str) -> String {
     let ending = if media_type == "image/png" {

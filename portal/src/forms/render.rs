@@ -547,7 +547,8 @@ fn summary_rows(
                 .find(|v| &v.code == code)
                 .map_or_else(|| code.clone(), |v| v.label.clone()),
             (_, Value::String(s)) => s.clone(),
-            (_, Value::Number(n)) => n.to_string(),
+            // A decimal comma, as German readers write it (51,05089).
+            (_, Value::Number(n)) => n.to_string().replace('.', ","),
             _ => continue,
         };
         rows.push(json!({

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use sqlx::{Row, SqliteConnection};
 
 use super::News;
+use crate::applications::conversation::{self, Case, Choice};
 use crate::forms::drafts;
 use crate::mail::{self, Outgoing};
 use crate::router_client::Change;
@@ -258,15 +259,30 @@ async fn status_view(
     state: &Shared,
     application: &str,
     wording: Wording,
+    token: &str,
+    confirmed: bool,
 ) -> Result<Value, Failure> {
     let Some(status) = state.router.application(application).await? else {
         return Ok(json!(null));
     };
     let list = |key: &str| status[key].as_array().cloned().unwrap_or_default();
+    let sent = conversation::sent(&status);
+    let open_query = status["status"] == "query";
     let mailbox: Vec<Value> = list("mailbox")
         .iter()
         .map(|m| {
+            let event = m["event_id"].as_str().unwrap_or_default();
+            let answered = sent
+                .iter()
+                .any(|s| s["refers_to"] == event && s["counts"] == true);
             json!({
+                // The open Rückfrage may be answered from here (only with a confirmed
+                // address: the page is then the reporter's).
+                "reply_href": (confirmed && open_query && m["kind"] == "query" && !answered).then(|| format!(
+                    "/status/{token}/nachricht?art=antwort&bezug={}",
+                    crate::router_client::encode(event)
+                )),
+                "answered": answered && m["kind"] == "query",
                 "kind": crate::applications::kind_label(m["kind"].as_str().unwrap_or_default(), wording),
                 "text": m["text"],
                 "at": german_time_rfc3339(m["at"].as_str().unwrap_or_default()),
@@ -286,8 +302,17 @@ async fn status_view(
     Ok(json!({
         "status": crate::applications::status_label(status["status"].as_str().unwrap_or_default(), wording),
         "mailbox": mailbox,
+        "sent": sent,
         "history": history,
     }))
+}
+
+/// What the status page confirms at its top, after a redirect.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    None,
+    Confirmed,
+    Sent,
 }
 
 /// Which form the status page offers.
@@ -303,14 +328,16 @@ async fn status_page(
     visitor: &Visitor,
     token: &str,
     offer: Offer,
-    confirmed_now: bool,
+    notice: Notice,
 ) -> Page {
+    let (confirmed_now, message_sent) = (notice == Notice::Confirmed, notice == Notice::Sent);
     let row = subscription(state, token).await?;
     let confirmed = row.get::<Option<i64>, _>("confirmed_at").is_some();
     let receipt: String = row.get("receipt");
     let application: String = row.get("application_id");
     let wording = super::wording_of_application(state, &application).await;
-    let router = status_view(state, &application, wording).await?;
+    let token = token.to_ascii_lowercase();
+    let router = status_view(state, &application, wording, &token, confirmed).await?;
     state.templates.ok(
         visitor,
         "status",
@@ -318,7 +345,7 @@ async fn status_page(
         &json!({
             "wording": crate::forms::wording_view(wording),
             "csrf": visitor.csrf,
-            "token": token.to_ascii_lowercase(),
+            "token": token,
             "receipt": receipt,
             "router": router,
             "confirmed": confirmed,
@@ -328,6 +355,7 @@ async fn status_page(
             "expires": german_time_unix(row.get::<i64, _>("expires_at")),
             "grace_days": state.config.settings.notifications.final_grace_days,
             "confirmed_now": confirmed_now,
+            "message_sent": message_sent,
         }),
     )
 }
@@ -338,13 +366,19 @@ pub async fn show(
     Path(token): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Page {
-    let confirmed_now = query.contains_key("bestaetigt");
-    status_page(&state, &visitor, &token, Offer::Status, confirmed_now).await
+    let notice = if query.contains_key("bestaetigt") {
+        Notice::Confirmed
+    } else if query.get("nachricht").is_some_and(|v| v == "gesendet") {
+        Notice::Sent
+    } else {
+        Notice::None
+    };
+    status_page(&state, &visitor, &token, Offer::Status, notice).await
 }
 
 /// `GET /status/{token}/bestaetigen`: the confirmation mail's link; its button confirms.
 pub async fn confirm_page(Visit { state, visitor }: Visit, Path(token): Path<String>) -> Page {
-    status_page(&state, &visitor, &token, Offer::Confirm, false).await
+    status_page(&state, &visitor, &token, Offer::Confirm, Notice::None).await
 }
 
 /// `POST /status/{token}/bestaetigen`: the address is confirmed; status mails follow.
@@ -375,7 +409,7 @@ pub async fn confirm(
 
 /// `GET /status/{token}/abbestellen`: each mail's stop link; its button stops them.
 pub async fn stop_page(Visit { state, visitor }: Visit, Path(token): Path<String>) -> Page {
-    status_page(&state, &visitor, &token, Offer::Stop, false).await
+    status_page(&state, &visitor, &token, Offer::Stop, Notice::None).await
 }
 
 /// `POST /status/{token}/abbestellen`: no more mails; the address is deleted.
@@ -404,4 +438,55 @@ pub async fn stop(
             "back_label": "Zur Startseite",
         }),
     )
+}
+
+/// The application a confirmed status link is about, as the case a reply is written
+/// about; an unconfirmed link is sent to its confirmation first.
+async fn reply_case(state: &Shared, token: &str) -> Result<Case, Failure> {
+    let row = subscription(state, token).await?;
+    let token = token.to_ascii_lowercase();
+    if row.get::<Option<i64>, _>("confirmed_at").is_none() {
+        return Err(Failure::see_other(format!("/status/{token}/bestaetigen")));
+    }
+    let application_id: String = row.get("application_id");
+    let Some(application) = state.router.application(&application_id).await? else {
+        return Err(Failure::not_found());
+    };
+    Ok(Case {
+        service: application["service"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        service_name: application["service_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        receipt: row.get("receipt"),
+        application_id,
+        home: format!("/status/{token}"),
+        anonymous: true,
+        answers_only: true,
+    })
+}
+
+/// `GET /status/{token}/nachricht?art=antwort`: an anonymous reporter answers the
+/// authority's Rückfrage from the status page.
+pub async fn reply_page(
+    Visit { state, visitor }: Visit,
+    Path(token): Path<String>,
+    Query(choice): Query<Choice>,
+) -> Page {
+    let case = reply_case(&state, &token).await?;
+    conversation::form(&state, &visitor, &case, choice).await
+}
+
+/// `POST /status/{token}/nachricht`: the answer goes to the authority like one from the
+/// citizen's own page.
+pub async fn reply_send(
+    Visit { state, visitor }: Visit,
+    Path(token): Path<String>,
+    request: axum::extract::Request,
+) -> Page {
+    let case = reply_case(&state, &token).await?;
+    conversation::post(&state, &visitor, &case, request).await
 }
