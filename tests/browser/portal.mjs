@@ -216,6 +216,37 @@ async function firstVisitAndReflow() {
       check(text.includes(expected), `the confirmation PDF does not say “${expected}”:\n${text.slice(0, 1500)}`);
     }
     ok(`report ${reportNumber} sent; ${pdfName} names the authority, the service, the number and what was entered`);
+
+    step('status mails for the report: the address confirmed from the mail, the status page on the phone');
+    const reporter = `melderin-${Date.now()}@example.org`;
+    await phone.fill('#benachrichtigung-email', reporter);
+    await phone.click('button:has-text("E-Mails zum Stand bestellen")');
+    await expectText(phone, 'main', 'Bitte bestätigen Sie Ihre E-Mail-Adresse');
+    await fitsAt320(phone, 'status mails asked for');
+    await phone.goto(base + '/entwicklung/post');
+    let mailed = false;
+    for (let i = 0; i < 50 && !mailed; i++) {
+      mailed = (await phone.locator(`#post tr:has-text("${reporter}") a`).count()) > 0;
+      if (!mailed) {
+        await phone.waitForTimeout(200);
+        await phone.reload();
+      }
+    }
+    check(mailed, `a mail to ${reporter} in the development mail viewer`);
+    await phone.click(`#post tr:has-text("${reporter}") a`);
+    await expectText(phone, '#nachricht', reportNumber);
+    const confirmLink = (await phone.innerText('#nachricht')).match(/https?:\/\/\S+\/status\/[0-9a-f]+\/bestaetigen/)?.[0];
+    check(confirmLink, 'the mail carries the confirmation link');
+    await phone.goto(confirmLink);
+    await fitsAt320(phone, 'status page before the confirmation');
+    await phone.click('button:has-text("E-Mails bestätigen")');
+    await expectText(phone, '#bestaetigt', 'Ihre E-Mail-Adresse ist bestätigt');
+    await expectText(phone, '#vorgangsnummer', reportNumber);
+    await fitsAt320(phone, 'status page');
+    await phone.goto(confirmLink.replace(/bestaetigen$/, 'abbestellen'));
+    await expectText(phone, '#abbestellen', 'keine E-Mails mehr');
+    await fitsAt320(phone, 'status page offering to stop the mails');
+    ok('the reporter confirmed the address from the mail; the status page and its forms fit 320 px');
   } finally {
     await fresh.close();
     rmSync(freshProfile, { recursive: true, force: true });
