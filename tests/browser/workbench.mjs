@@ -5,7 +5,9 @@
 // apply; and the same preview without JavaScript through "Vorschau aktualisieren".
 //
 // Then the admin console's page of an application: its history in German, its history
-// and audit tables scrollable with the keyboard, and axe-core without any violation.
+// and audit tables scrollable with the keyboard, and axe-core without any violation on
+// it and on every other console page (sign-in, search, XML view, status, dead letters,
+// awaiting receipt).
 //
 // Run by tests/tests/workbench_browser.rs:
 // `node workbench.mjs <hub URL> <token> <out> <admin token> <application id>`.
@@ -32,6 +34,12 @@ if (!base || !token || !out || !adminToken || !applicationId) {
 const FIELD = '<beschreibung>{{data.beschreibung}}</beschreibung>';
 const BROKEN = '<beschreibungx>{{data.beschreibung}}</beschreibungx>';
 const MARKED = '<!-- in der Werkbank geprüft -->';
+
+/** The console's XML view shows the message. */
+async function expectXml(page) {
+  const xml = await page.locator('pre.xml').innerText();
+  check(xml.includes('<?xml') || xml.includes('xmlns'), `the XML view shows the message: ${xml.slice(0, 200)}`);
+}
 
 /** axe-core on the page: no violation of any impact. */
 async function axe(page, pageType) {
@@ -160,6 +168,7 @@ try {
 
   step('admin console');
   await page.goto(`${base}/console/login`);
+  await axe(page, 'console sign-in');
   await page.fill('#token', adminToken);
   await page.click('main button:has-text("Anmelden")');
   await page.waitForURL(`${base}/console`);
@@ -178,6 +187,18 @@ try {
   await axe(page, 'console application');
   await shot(page, 'console-application', true);
   ok('the console shows the history in German, its tables keyboard-scrollable');
+
+  step('the console\'s other pages');
+  // The message's XML (a logged view) and the operator's lists, each with axe-core.
+  await Promise.all([page.waitForNavigation(), page.click('button:has-text("XML anzeigen")')]);
+  await expectXml(page);
+  await axe(page, 'console XML view');
+  for (const [path, what] of [['/console/status', 'console status'], ['/console/deadletters', 'console dead letters'], ['/console/awaiting-receipt', 'console awaiting receipt']]) {
+    const response = await page.goto(`${base}${path}`);
+    check(response.ok(), `${path}: HTTP ${response.status()}`);
+    await axe(page, what);
+  }
+  ok('the console\'s XML view, status, dead letters and awaiting receipt pass axe-core');
 
   check(refused.length === 0, `no errors in the console (CSP): ${refused.join('; ')}`);
   console.log('PASSED');
