@@ -242,13 +242,15 @@ async fn receive_and_decide(hub: &TestHub, id: &str) {
     let message_id = status["delivery"]["message_id"].as_str().unwrap();
     let pki = hub.pki_dir();
     let client = reqwest::Client::new();
+    // Issued now: the hub refuses events older than a week.
+    let now = kopplung_tests::now_rfc3339();
     for event in [
         json!({"receipt_id": format!("accept-{id}"), "procedure": "dresden-maengel",
                "message_id": message_id, "application_id": id, "event": "accept",
-               "issued_at": "2026-11-30T10:00:00Z"}),
+               "issued_at": now}),
         json!({"receipt_id": format!("decision-{id}"), "procedure": "dresden-maengel",
                "message_id": message_id, "application_id": id, "event": "decision",
-               "issued_at": "2026-11-30T10:05:00Z", "message": "Das Schlagloch wird geschlossen.",
+               "issued_at": now, "message": "Das Schlagloch wird geschlossen.",
                "document": {"filename": "bescheid-mueller.pdf", "media_type": "application/pdf",
                             "content_base64": "JVBERi0xLjcKYmVzY2hlaWQ="}}),
     ] {

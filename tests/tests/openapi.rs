@@ -1399,8 +1399,7 @@ async fn the_openapi_document_is_valid_and_every_answer_of_the_hub_matches_it() 
             422,
             "missing-field",
         );
-        let no_event =
-            json!({"receipt_id": format!("no-event-{tag}"), "issued_at": "2026-12-01T10:00:00Z"});
+        let no_event = json!({"receipt_id": format!("no-event-{tag}"), "issued_at": kopplung_tests::now_rfc3339()});
         problem(
             api.event("dresden-maengel", channel, &sign(&no_event))
                 .await,
