@@ -60,17 +60,56 @@ impl Wording {
     /// dealt with.
     pub fn done(self) -> &'static str {
         match self {
-            Wording::Meldung => "Erledigt",
-            _ => "Entschieden",
+            Wording::Meldung | Wording::Bestellung => "Erledigt",
+            Wording::Anmeldung => "Bestätigt",
+            Wording::Antrag => "Entschieden",
         }
     }
 
-    /// The authority's last letter: a decision (Bescheid), for a report the closing
-    /// letter, which decides nothing and so cannot be objected to.
+    /// The authority's last letter: a decision (Bescheid); for a report the closing
+    /// letter and for a registration its confirmation, which decide nothing and so
+    /// cannot be objected to.
     pub fn final_letter(self) -> &'static str {
         match self {
             Wording::Meldung => "Abschlussmitteilung",
-            _ => "Bescheid",
+            Wording::Anmeldung => "Bestätigung",
+            Wording::Antrag | Wording::Bestellung => "Bescheid",
+        }
+    }
+
+    /// „den Antrag“, „die Meldung“ … (the object of „absenden“).
+    pub fn accusative(self) -> &'static str {
+        match self {
+            Wording::Antrag => "den Antrag",
+            Wording::Anmeldung => "die Anmeldung",
+            Wording::Bestellung => "die Bestellung",
+            Wording::Meldung => "die Meldung",
+        }
+    }
+
+    /// „er“ or „sie“: the noun again, as the subject.
+    pub fn pronoun(self) -> &'static str {
+        match self {
+            Wording::Antrag => "er",
+            _ => "sie",
+        }
+    }
+
+    /// „ihn“ or „sie“: the noun again, as the object.
+    pub fn pronoun_accusative(self) -> &'static str {
+        match self {
+            Wording::Antrag => "ihn",
+            _ => "sie",
+        }
+    }
+
+    /// The finder's button that starts the form: „Antrag online stellen“, „Online melden“ …
+    pub fn start(self) -> &'static str {
+        match self {
+            Wording::Antrag => "Antrag online stellen",
+            Wording::Anmeldung => "Online anmelden",
+            Wording::Bestellung => "Online bestellen",
+            Wording::Meldung => "Online melden",
         }
     }
 
@@ -92,6 +131,10 @@ impl Wording {
             done: self.done(),
             final_letter: self.final_letter(),
             submit: self.submit(),
+            accusative: self.accusative(),
+            pronoun: self.pronoun(),
+            pronoun_accusative: self.pronoun_accusative(),
+            start: self.start(),
         }
     }
 }
@@ -106,6 +149,10 @@ pub struct Words {
     pub done: &'static str,
     pub final_letter: &'static str,
     pub submit: String,
+    pub accusative: &'static str,
+    pub pronoun: &'static str,
+    pub pronoun_accusative: &'static str,
+    pub start: &'static str,
 }
 
 #[cfg(test)]
@@ -121,6 +168,17 @@ mod tests {
         assert_eq!(Wording::Antrag.done(), "Entschieden");
         assert_eq!(Wording::Meldung.final_letter(), "Abschlussmitteilung");
         assert_eq!(Wording::Anmeldung.yours_genitive(), "Ihrer Anmeldung");
+        assert_eq!(Wording::Anmeldung.done(), "Bestätigt");
+        assert_eq!(Wording::Anmeldung.final_letter(), "Bestätigung");
+        assert_eq!(
+            Wording::Bestellung.submit(),
+            "Bestellung verbindlich absenden"
+        );
+        assert_eq!(Wording::Meldung.start(), "Online melden");
+        assert_eq!(
+            (Wording::Antrag.accusative(), Wording::Antrag.pronoun()),
+            ("den Antrag", "er")
+        );
         assert_eq!(Wording::Antrag.yours_dative(), "Ihrem Antrag");
         let parsed: Wording = serde_json::from_str("\"meldung\"").unwrap();
         assert_eq!(parsed, Wording::Meldung);

@@ -10,7 +10,7 @@ use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Confirmation};
 
 use crate::bescheid;
-use crate::open::{Accepted, Outcome, receipt_id};
+use crate::open::{Accepted, Matter, Outcome, receipt_id};
 use crate::outbox::{Pending, backoff, now_rfc3339};
 use crate::setup::{Procedure, Shared};
 
@@ -74,7 +74,7 @@ fn question(procedure: &Procedure, accepted: Accepted) -> Receipt {
         message: Some(format!(
             "Rückfrage zu {} {number}: {} Antworten Sie bitte über das Portal.",
             Letter::of(&accepted).yours_dative,
-            if accepted.report {
+            if accepted.matter == Matter::Report {
                 "Bitte ergänzen Sie Ihre Angaben, zum Beispiel mit einem Foto oder einer genaueren Beschreibung der Stelle."
             } else {
                 "Bitte ergänzen Sie Ihre Angaben oder reichen Sie die fehlenden Unterlagen nach, zum Beispiel als Foto oder PDF."
@@ -117,12 +117,12 @@ fn decision(
     ];
     if let Some(fee) = &accepted.fee {
         lines.push(format!(
-            "Festgesetzt: {} € ({}), zahlbar online im Portal.",
+            "Wir setzen {} € fest ({}). Bitte zahlen Sie den Betrag innerhalb eines Monats nach Bekanntgabe dieses Bescheids; Sie können ihn im Serviceportal online bezahlen.",
             fee.amount.replace('.', ","),
             fee.purpose
         ));
     }
-    if !accepted.report {
+    if accepted.matter.decided() {
         lines.extend([
             String::new(),
             "Rechtsbehelfsbelehrung".to_owned(),
@@ -148,7 +148,7 @@ fn decision(
             content_base64: base64::engine::general_purpose::STANDARD.encode(&document),
         }),
         fee: accepted.fee.clone(),
-        appeal: (!accepted.report).then(|| receipt::Appeal {
+        appeal: accepted.matter.decided().then(|| receipt::Appeal {
             text: appeal_text(&accepted.authority),
             deadline: kopplung_forms::deadline::appeal_deadline(today).to_string(),
         }),
@@ -157,8 +157,8 @@ fn decision(
     })
 }
 
-/// The words of the demo's final letter: a decision on an application, or the closing
-/// letter of a report.
+/// The words of the demo's final letter: a decision on an application, the closing
+/// letter of a report, or the confirmation of a registration.
 struct Letter {
     title: &'static str,
     file: &'static str,
@@ -169,22 +169,42 @@ struct Letter {
 
 impl Letter {
     fn of(accepted: &Accepted) -> Self {
-        if accepted.report {
-            Letter {
+        match accepted.matter {
+            Matter::Report => Letter {
                 title: "Abschlussmitteilung",
                 file: "abschlussmitteilung",
                 yours: "Ihre Meldung",
                 yours_dative: "Ihrer Meldung",
                 outcome: "Vielen Dank für Ihre Meldung. Wir haben die Stelle geprüft und die Beseitigung des Mangels veranlasst. Ihre Meldung ist damit erledigt.",
-            }
-        } else {
-            Letter {
+            },
+            Matter::Residence => Letter {
+                title: "Meldebestätigung",
+                file: "meldebestaetigung",
+                yours: "Ihre Anmeldung",
+                yours_dative: "Ihrer Anmeldung",
+                outcome: "Sie sind mit Ihrer neuen Wohnung im Melderegister angemeldet. Diese Meldebestätigung (§ 24 Abs. 2 Bundesmeldegesetz) weist Ihre Anmeldung nach; bewahren Sie sie bitte auf.",
+            },
+            Matter::Trade => Letter {
+                title: "Empfangsbescheinigung",
+                file: "empfangsbescheinigung",
+                yours: "Ihre Anmeldung",
+                yours_dative: "Ihrer Anmeldung",
+                outcome: "Wir bestätigen den Empfang Ihrer Gewerbeanzeige (§ 15 Abs. 1 Gewerbeordnung). Ihr Gewerbe ist damit angemeldet; bewahren Sie diese Bescheinigung bitte auf.",
+            },
+            Matter::Order => Letter {
+                title: "Bescheid",
+                file: "bescheid",
+                yours: "Ihre Bestellung",
+                yours_dative: "Ihrer Bestellung",
+                outcome: "Ihre Bestellung wird ausgeführt: Die bestellten Urkunden werden Ihnen in den nächsten Tagen per Post zugesandt.",
+            },
+            Matter::Application => Letter {
                 title: "Bescheid",
                 file: "bescheid",
                 yours: "Ihr Antrag",
                 yours_dative: "Ihrem Antrag",
                 outcome: "Ihrem Antrag wird stattgegeben.",
-            }
+            },
         }
     }
 }
@@ -192,7 +212,7 @@ impl Letter {
 /// The demo decision's Rechtsbehelfsbelehrung.
 fn appeal_text(authority: &str) -> String {
     format!(
-        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich oder zur Niederschrift bei der Behörde einzulegen, die diesen Bescheid erlassen hat: {authority}."
+        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich, zur Niederschrift oder elektronisch über das Serviceportal bei der Behörde einzulegen, die diesen Bescheid erlassen hat: {authority}."
     )
 }
 

@@ -36,9 +36,41 @@ pub(crate) struct Accepted {
     pub fee: Option<kopplung_transformers::receipt::DecisionFee>,
     /// The citizen answered the procedure's question: decide now, do not ask again.
     pub answered: bool,
-    /// A report (the demo's Mängelanzeige): answered with a closing letter, not a
-    /// decision, so without appeal information.
-    pub report: bool,
+    /// What kind of matter it is, and so which letter closes it.
+    pub matter: Matter,
+}
+
+/// What the citizen sent, as the reference procedure closes it: only an application
+/// is decided by a Bescheid that can be objected to; a report is answered, a
+/// registration confirmed — nothing is decided there that an objection could undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Matter {
+    Application,
+    /// The demo's Mängelanzeige (local key 99999001000000): a closing letter.
+    Report,
+    /// A Wohnsitzanmeldung: the Meldebestätigung (§ 24 Abs. 2 BMG).
+    Residence,
+    /// A Gewerbeanmeldung: the Empfangsbescheinigung (§ 15 Abs. 1 GewO).
+    Trade,
+    /// An Urkundenbestellung: a Bescheid on the order.
+    Order,
+}
+
+impl Matter {
+    pub(crate) fn of(service_key: &str) -> Self {
+        match service_key {
+            "99999001000000" => Matter::Report,
+            "99115005000000" => Matter::Residence,
+            "99050012104000" => Matter::Trade,
+            "99014002000000" => Matter::Order,
+            _ => Matter::Application,
+        }
+    }
+
+    /// Whether the closing letter decides something that can be objected to.
+    pub(crate) fn decided(self) -> bool {
+        matches!(self, Matter::Application | Matter::Order)
+    }
 }
 
 /// What opening a message produced: the receipt to send, and what the decision needs
@@ -296,7 +328,7 @@ fn handle(
             service: text("leistung", "name"),
             authority: text("leser", "name"),
             fee: demo_fee(&text("leistung", "code"), &xml),
-            report: is_report(&text("leistung", "code")),
+            matter: Matter::of(&text("leistung", "code")),
             receipt: receipt.clone(),
             answered: false,
         }),
@@ -332,7 +364,7 @@ fn answer_to_query(
         service: name_in(leistung),
         authority: name_in(leser),
         fee: shared.outbox.remembered_fee(application_id),
-        report: is_report(between(leistung, "<code>", "</code>").unwrap_or_default()),
+        matter: Matter::of(between(leistung, "<code>", "</code>").unwrap_or_default()),
         receipt: Receipt {
             message_id: field("nachrichtenUUID")?.to_owned(),
             application_id: field("antragsID")?.to_owned(),
@@ -340,12 +372,6 @@ fn answer_to_query(
         },
         answered: true,
     })
-}
-
-/// The demo's Mängelanzeige (local key 99999001000000) reports a defect: nothing is
-/// applied for, so nothing is decided that could be objected to.
-fn is_report(service_key: &str) -> bool {
-    service_key == "99999001000000"
 }
 
 /// The Hundesteuer of the demo (local key 99999003000000): the decision sets the tax,

@@ -149,7 +149,7 @@ try {
 
   step('step-up before the Wohnsitzanmeldung');
   await page.goto(`${base}/zustaendigkeit?leistung=${WOHNSITZ}&ort=${DRESDEN}`);
-  await page.click('button:has-text("Antrag online stellen")');
+  await page.click('button:has-text("Online anmelden")');
   await page.waitForURL(/\/entwurf\/.+\/schritt\/\d+$/);
   const formUrl = page.url();
   await page.waitForSelector('h1:has-text("Höheres Vertrauensniveau nötig")');

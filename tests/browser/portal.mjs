@@ -155,7 +155,7 @@ async function firstVisitAndReflow() {
 
     step('reflow at 320 px: form, attachments and review');
     await phone.goto(base + '/zustaendigkeit?leistung=99999001000000&ort=146120000000');
-    await phone.click('button:has-text("Antrag online stellen")');
+    await phone.click('button:has-text("Online melden")');
     await phone.waitForURL(/\/entwurf\/[^/]+\/schritt\/1$/);
     await fitsAt320(phone, 'form step');
     await phone.click('button:has-text("Weiter")');
@@ -325,7 +325,7 @@ try {
   await page.fill('#ort', '01067');
   await page.click('button:has-text("Zuständigkeit prüfen")');
   await expectText(page, '.portal-result', 'Dresden');
-  await expectText(page, '.portal-result', 'Online beantragbar');
+  await expectText(page, '.portal-result', 'Online möglich');
   await axe(page, 'Zuständigkeitsfinder by postcode');
   ok('the postcode 01067 leads to Dresden, online');
 
@@ -389,11 +389,11 @@ try {
   await page.fill('#ort', 'Amtsberg');
   await page.click('button:has-text("Zuständigkeit prüfen")');
   await page.waitForURL(/\/zustaendigkeit\?/);
-  await expectText(page, 'main', 'Nicht online beantragbar');
+  await expectText(page, 'main', 'Nicht online möglich');
   await page.fill('#ort', '146120000000');
   await page.click('button:has-text("Zuständigkeit prüfen")');
   await expectText(page, '.portal-result', 'Landeshauptstadt Dresden, Bürgerbüro');
-  await expectText(page, '.portal-result', 'Online beantragbar');
+  await expectText(page, '.portal-result', 'Online möglich');
   await axe(page, 'Zuständigkeitsfinder');
   ok('Amtsberg: not online; Dresden (by ARS): the Bürgerbüro, online');
 

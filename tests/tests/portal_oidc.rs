@@ -199,7 +199,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
         "the ID's name stays, what the ID does not say is the citizen's"
     );
     assert!(
-        review.body.contains("Antrag verbindlich absenden"),
+        review.body.contains("Anmeldung verbindlich absenden"),
         "{}",
         review.body
     );

@@ -104,7 +104,7 @@ async fn the_finder_takes_postcodes_and_names_every_authority_s_contacts() {
             "Theaterstraße 11, 01067 Dresden",
             "+49 351 488-6311",
             "Öffnungszeiten",
-            "Online beantragbar",
+            "Online möglich",
         ],
     );
     // With the name after it, and with umlauts and ß written out.
@@ -155,7 +155,7 @@ async fn the_finder_takes_postcodes_and_names_every_authority_s_contacts() {
             "14627210",
             "01445",
             "146270210210",
-            "Nicht online beantragbar",
+            "Nicht online möglich",
         ],
     );
     let block = page

@@ -47,14 +47,14 @@ async fn the_reference_procedures_receive_verify_confirm_and_decide() {
         ),
     ] {
         let body = kopplung_tests::shared::fixture_request(fixture, service, region);
-        ids.push((hub.submit_accepted(&body, None).await, service == REPORT));
+        ids.push((hub.submit_accepted(&body, None).await, service));
     }
-    for (id, report) in &ids {
+    for (id, service) in &ids {
         decided_with_document(
             &hub,
             id,
             &["accepted", "prepared", "delivered", "received", "decided"],
-            *report,
+            service,
         )
         .await;
     }
@@ -78,10 +78,23 @@ async fn the_reference_procedures_receive_verify_confirm_and_decide() {
 /// The demo's Mängelanzeige: a report, closed with a letter that decides nothing.
 const REPORT: &str = "99999001000000";
 
-/// Waits until the procedure is done; a `report` is closed with an Abschlussmitteilung
-/// without appeal information, anything else decided with a Bescheid that says how and
-/// until when to object.
-async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str], report: bool) {
+/// How the reference procedure closes what the `service` is: the letter's title, whose
+/// it is, and whether it decides (with a Rechtsbehelfsbelehrung). A report is answered
+/// and a registration confirmed; nothing there can be objected to.
+fn closing(service: &str) -> (&'static str, &'static str, bool) {
+    match service {
+        REPORT => ("Abschlussmitteilung", "Ihrer Meldung", false),
+        "99050012104000" => ("Empfangsbescheinigung", "Ihrer Anmeldung", false),
+        "99115005000000" => ("Meldebestätigung", "Ihrer Anmeldung", false),
+        "99014002000000" => ("Bescheid", "Ihrer Bestellung", true),
+        _ => ("Bescheid", "Ihrem Antrag", true),
+    }
+}
+
+/// Waits until the procedure is done: closed with the letter [`closing`] names for the
+/// application's `service`; a Bescheid says how and until when to object.
+async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str], service: &str) {
+    let (title, whose, decides) = closing(service);
     let status = hub
         .wait_for_status(id, "decided", Duration::from_secs(60))
         .await;
@@ -93,14 +106,19 @@ async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str
     assert_eq!(mailbox[0]["kind"], "decided");
     let appeal = &mailbox[0]["appeal"];
     let text = mailbox[0]["text"].as_str().unwrap();
-    if report {
+    assert!(
+        text.starts_with(&format!("{title} zu {whose} ")),
+        "{status:#}"
+    );
+    if !decides {
         // Nothing was applied for, so nothing decided that could be objected to.
         assert!(appeal.is_null(), "{status:#}");
-        assert!(
-            text.starts_with("Abschlussmitteilung zu Ihrer Meldung ")
-                && text.contains("Ihre Meldung ist damit erledigt."),
-            "{status:#}"
-        );
+        if service == REPORT {
+            assert!(
+                text.contains("Ihre Meldung ist damit erledigt."),
+                "{status:#}"
+            );
+        }
         // The hub refuses an objection to it, with the reason the portal shows.
         let objection = serde_json::json!({"kind": "widerspruch", "text": "Das Loch ist noch da."});
         let (code, refused) = kopplung_tests::shared::answer(
@@ -120,7 +138,6 @@ async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str
         );
     } else {
         // The decision tells the citizen how and until when to object.
-        assert!(text.starts_with("Bescheid zu Ihrem Antrag "), "{status:#}");
         assert!(
             appeal["text"].as_str().unwrap().contains("Widerspruch"),
             "{status:#}"
@@ -160,8 +177,9 @@ async fn decided_with_document(hub: &TestHub, id: &str, expected_history: &[&str
     let detail = status["history"][expected_history.len() - 1]["detail"]
         .as_str()
         .unwrap();
+    let outcome = text.rsplit(": ").next().unwrap();
     assert!(
-        detail.contains(&sha512) && !detail.contains("stattgegeben"),
+        detail.contains(&sha512) && !detail.contains(outcome),
         "{detail}"
     );
 }
@@ -216,14 +234,10 @@ async fn the_reference_procedures_answer_over_http_and_pull_too() {
         ),
     ] {
         let body = kopplung_tests::shared::fixture_request(fixture, service, region);
-        cases.push((
-            hub.submit_accepted(&body, None).await,
-            history,
-            service == REPORT,
-        ));
+        cases.push((hub.submit_accepted(&body, None).await, history, service));
     }
-    for (id, history, report) in &cases {
-        decided_with_document(&hub, id, history, *report).await;
+    for (id, history, service) in &cases {
+        decided_with_document(&hub, id, history, service).await;
     }
     let sim_log = std::fs::read_to_string(hub.dir.path().join("sim.log")).unwrap();
     // Each answer's line names its message and application (ids, no personal data).
@@ -260,7 +274,7 @@ async fn the_reference_procedure_imports_files_and_answers_through_the_incoming_
         &hub,
         &id,
         &["accepted", "prepared", "delivered", "received", "decided"],
-        true,
+        REPORT,
     )
     .await;
     // Imported and removed; both answers taken, none refused.

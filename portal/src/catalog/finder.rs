@@ -207,6 +207,7 @@ pub async fn finder(Visit { state, visitor }: Visit, Query(query): Query<FinderQ
             "authority": found.authority,
             "administration": administration(&region),
             "online": found.online,
+            "words": crate::forms::wording_view(service.wording),
         });
         view["ort"] = json!(found.region_name);
     }

@@ -157,6 +157,7 @@ pub async fn service(Visit { state, visitor }: Visit, Path(key): Path<String>) -
             "places": places,
             "trust_level": trust_label(service.trust_level),
             "anonymous": service.anonymous,
+            "words": crate::forms::wording_view(service.wording),
         }),
     )
 }

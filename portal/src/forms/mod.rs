@@ -93,7 +93,7 @@ pub async fn start(
     };
     if !found.online {
         return Err(Failure::bad_request(format!(
-            "„{}“ kann in {} nicht online beantragt werden. Bitte wenden Sie sich an die zuständige Stelle.",
+            "„{}“ ist in {} nicht online möglich. Bitte wenden Sie sich an die zuständige Stelle; der Zuständigkeitsfinder nennt sie Ihnen mit Anschrift und Telefonnummer.",
             found.service_name, found.region_name
         )));
     }

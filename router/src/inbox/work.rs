@@ -119,7 +119,7 @@ const DECISION_DEFAULT: &str =
 /// The Rechtsbehelfsbelehrung the decision form offers, for the clerk to adapt.
 fn appeal_default(authority: &str) -> String {
     format!(
-        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich oder zur Niederschrift bei der Behörde einzulegen, die diesen Bescheid erlassen hat: {authority}."
+        "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch ist schriftlich, zur Niederschrift oder elektronisch über das Serviceportal bei der Behörde einzulegen, die diesen Bescheid erlassen hat: {authority}."
     )
 }
 
