@@ -346,6 +346,14 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
             mail.subject,
             format!("Neuigkeiten zu Ihrer Meldung {receipt}")
         );
+        // When the address goes: on stopping, after the grace period, on a named day.
+        assert!(
+            mail.body
+                .contains("Wir löschen Ihre E-Mail-Adresse, sobald Sie die E-Mails abbestellen")
+                && mail.body.contains(" und spätestens am "),
+            "{}",
+            mail.body
+        );
         assert_no_form_data(mail);
         assert_eq!(mail.link(&status_link), status_link);
         assert_eq!(

@@ -646,9 +646,15 @@ pub async fn submit(
         }
         Submitted::Refused { status, kind } => {
             tracing::warn!(draft = %draft.id, status, %kind, "the router refused the application");
-            Err(Failure::bad_request(
-                "Der Antrag konnte nicht angenommen werden. Bitte wenden Sie sich an die zuständige Stelle.",
-            ))
+            let paid = if draft.payment_reference.is_some() {
+                " Die bezahlte Gebühr geht nicht verloren: Sie wird erstattet, wenn Sie den Entwurf verwerfen."
+            } else {
+                ""
+            };
+            Err(Failure::bad_request(format!(
+                "{} wurde nicht angenommen. Ihre Angaben bleiben als Entwurf gespeichert.{paid} Bitte versuchen Sie es später noch einmal. Gelingt es wieder nicht, wenden Sie sich bitte an die zuständige Stelle; der Zuständigkeitsfinder nennt sie Ihnen mit Anschrift und Telefonnummer.",
+                service.wording.yours()
+            )))
         }
     }
 }

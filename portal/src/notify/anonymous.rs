@@ -25,8 +25,15 @@ use crate::web::{Failure, Page, Posted, Visit, Visitor};
 use crate::{Error, Shared, db};
 use kopplung_forms::Wording;
 use kopplung_web::shell::{
-    form_value, german_time_rfc3339, german_time_unix, is_token, random_hex, see_other, token_id,
+    form_value, german_day, german_time_rfc3339, is_token, random_hex, see_other, token_id,
 };
+
+/// The day (German time) an address is deleted at the latest, as a letter writes it.
+fn last_day(expires_at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(expires_at)
+        .map(|t| german_day(kopplung_web::shell::berlin(t).date()))
+        .unwrap_or_default()
+}
 
 fn unknown_link() -> Failure {
     Failure::not_found_with(
@@ -67,12 +74,14 @@ pub fn status_mail(
     state: &Shared,
     to: &str,
     token: &str,
+    expires_at: i64,
     change: &Change,
     news: News,
     wording: Wording,
 ) -> Outgoing {
     let base = &state.config.public_url;
     let grace = state.config.settings.notifications.final_grace_days;
+    let expires = last_day(expires_at);
     Outgoing {
         to: to.to_owned(),
         subject: format!(
@@ -89,8 +98,9 @@ pub fn status_mail(
              bestellt und Ihre E-Mail-Adresse bestätigt haben. Wenn Sie keine E-Mails mehr \
              erhalten möchten, bestellen Sie sie hier ab:\n\n\
              {base}/status/{token}/abbestellen\n\n\
-             Wir löschen Ihre E-Mail-Adresse {grace} Tage, nachdem die Behörde den Vorgang \
-             abgeschlossen hat.\n\n\
+             Wir löschen Ihre E-Mail-Adresse, sobald Sie die E-Mails abbestellen, sonst \
+             {grace} Tage, nachdem die Behörde den Vorgang abgeschlossen hat, und spätestens \
+             am {expires}.\n\n\
              Bitte antworten Sie nicht auf diese E-Mail; sie wurde automatisch versandt.\n\n\
              Mit freundlichen Grüßen\nIhr Serviceportal\n",
             what = super::what_happened(change, news, wording),
@@ -352,7 +362,7 @@ async fn status_page(
             "offer_confirm": !confirmed && offer != Offer::Stop,
             "offer_stop": offer == Offer::Stop,
             "stop_link": confirmed && offer != Offer::Stop,
-            "expires": german_time_unix(row.get::<i64, _>("expires_at")),
+            "expires": last_day(row.get::<i64, _>("expires_at")),
             "grace_days": state.config.settings.notifications.final_grace_days,
             "confirmed_now": confirmed_now,
             "message_sent": message_sent,

@@ -251,7 +251,7 @@ async fn mails_for(
     }
     // Anonymous reporters who confirmed their address before the change.
     let subscribers = sqlx::query(
-        "SELECT token, email FROM status_subscriptions
+        "SELECT token, email, expires_at FROM status_subscriptions
          WHERE application_id = ? AND confirmed_at IS NOT NULL AND confirmed_at <= ?",
     )
     .bind(&change.application)
@@ -267,6 +267,7 @@ async fn mails_for(
             state,
             &subscriber.get::<String, _>("email"),
             &subscriber.get::<String, _>("token"),
+            subscriber.get::<i64, _>("expires_at"),
             change,
             news,
             wording,

@@ -319,11 +319,11 @@ pub async fn render_failures(state: &Shared, visitor: &Visitor, response: Respon
     let title = match failure.status {
         _ if failure.without_account => "Grenze für die Nutzung ohne Anmeldung erreicht",
         StatusCode::NOT_FOUND => "Seite nicht gefunden",
-        StatusCode::FORBIDDEN => "Nicht möglich",
+        StatusCode::FORBIDDEN => "Zugriff nicht möglich",
         StatusCode::TOO_MANY_REQUESTS => "Zu viele Versuche",
-        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "Ungültige Anfrage",
-        StatusCode::PAYLOAD_TOO_LARGE => "Zu groß",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Ungültige Anfrage",
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "Anfrage nicht verarbeitet",
+        StatusCode::PAYLOAD_TOO_LARGE => "Datei oder Angaben zu groß",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Format nicht unterstützt",
         StatusCode::REQUEST_TIMEOUT => "Zeit überschritten",
         _ => "Vorübergehende Störung",
     };
