@@ -108,7 +108,7 @@ try {
   await page.click('.portal-actions button.kern-btn--primary');
   await page.waitForSelector('#fehlerliste');
   await shot(page, 'dogs-errors');
-  await expectText(page, '#fehlerliste', '„Geburtsdatum des Hundes“ (Hund 2): Das Datum darf nicht in der Zukunft liegen.');
+  await expectText(page, '#fehlerliste', '„Geburtsdatum des Hundes“ (Hund 2): Das Datum darf nicht in der Zukunft liegen. Bitte geben Sie ein Datum bis heute an.');
   await expectText(page, '#fehlerliste', 'Bitte geben Sie „Nummer des bestandenen Wesenstests“ (Hund 2) an.');
   check(!(await page.innerText('#fehlerliste')).includes('Hund 1'), 'nothing wrong with the first dog');
   check((await page.getAttribute('#f-hunde-1-geboren', 'aria-invalid')) === 'true', 'the wrong date is marked');

@@ -34,7 +34,7 @@ async fn a_birth_date_after_the_day_of_submission_is_refused_and_text_is_normali
         errors
             .iter()
             .any(|e| e["field"] == "data.person.geburtsdatum"
-                && e["message"] == "Das Datum darf nicht in der Zukunft liegen."),
+                && e["message"] == "Das Datum darf nicht in der Zukunft liegen. Bitte geben Sie ein Datum bis heute an."),
         "{problem:#}"
     );
 
@@ -94,7 +94,10 @@ async fn two_dogs_are_checked_one_by_one_and_delivered_as_two() {
         ],
         "{problem:#}"
     );
-    assert_eq!(fields[0].1, "Das Datum darf nicht in der Zukunft liegen.");
+    assert_eq!(
+        fields[0].1,
+        "Das Datum darf nicht in der Zukunft liegen. Bitte geben Sie ein Datum bis heute an."
+    );
     // `after` compares with the same dog's birth date.
     assert!(fields[1].1.contains("„Geburtsdatum des Hundes“"));
     assert!(fields[3].1.starts_with("Die IBAN ist nicht gültig"));

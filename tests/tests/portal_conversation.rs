@@ -631,7 +631,7 @@ async fn an_anonymous_reporter_answers_the_question_from_the_status_page_with_a_
     assert_eq!(form.status, 200, "{}", form.body);
     assert!(form.body.contains("Ihre Antwort"), "{}", form.body);
     assert!(
-        form.body.contains("sie werden verkleinert"),
+        form.body.contains("werden automatisch verkleinert"),
         "the photo limit is named: {}",
         form.body
     );

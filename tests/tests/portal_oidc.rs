@@ -339,7 +339,7 @@ async fn the_return_is_bound_to_the_session_used_once_and_errors_are_german_page
     // The provider's other errors, with a valid state: German pages, never a 500.
     for (error, status, words) in [
         ("temporarily_unavailable", 503, "nicht erreichbar"),
-        ("login_required", 403, "selbst anmelden"),
+        ("login_required", 403, "verlangt eine neue Anmeldung"),
         ("invalid_scope", 400, "fehlgeschlagen"),
     ] {
         let to_provider = anna

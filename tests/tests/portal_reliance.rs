@@ -87,7 +87,10 @@ async fn a_paid_draft_is_discarded_only_after_a_confirmation_and_its_fee_is_refu
         .collect();
     // The draft list says it is paid but not sent.
     let list = citizen.get("/konto/entwuerfe").await;
-    assert!(list.body.contains("Gebühr bezahlt – noch nicht abgesendet"));
+    assert!(
+        list.body
+            .contains("Die Gebühr ist bezahlt, abgesendet ist aber noch nichts.")
+    );
 
     // "Entwurf verwerfen" first asks, naming the fee and the refund; nothing is gone yet.
     let path = format!("/entwurf/{draft}/loeschen");

@@ -7,6 +7,12 @@ use unicode_normalization::char::is_combining_mark;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     Required,
+    /// A required choice (a list of options) left open.
+    NotChosen,
+    /// Fewer entries of a repeated group than it needs.
+    TooFew(usize),
+    /// More entries of a repeated group than it takes.
+    TooMany(usize),
     MustConfirm,
     NotADate,
     TooShort {
@@ -34,6 +40,15 @@ impl Problem {
     pub fn sentence(&self, subject: &str) -> String {
         match self {
             Problem::Required => format!("Bitte geben Sie {subject} an."),
+            Problem::NotChosen => {
+                format!("Bitte wählen Sie bei {subject} eine der Möglichkeiten aus.")
+            }
+            Problem::TooFew(least) => {
+                format!("Bitte geben Sie bei {subject} mindestens {least} Einträge an.")
+            }
+            Problem::TooMany(max) => format!(
+                "Bei {subject} sind höchstens {max} Einträge möglich. Bitte entfernen Sie die übrigen."
+            ),
             Problem::MustConfirm => format!("Bitte bestätigen Sie {subject}."),
             Problem::NotADate => format!(
                 "Bitte geben Sie {subject} als Datum in der Form TT.MM.JJJJ ein, zum Beispiel 01.03.2027."

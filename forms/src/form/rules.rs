@@ -125,12 +125,15 @@ pub(super) fn date_errors(
     // ISO dates compare as text.
     match field.min_date.as_deref() {
         Some(TODAY) if today.is_some_and(|today| date < today) => {
-            errors.push("Das Datum darf nicht in der Vergangenheit liegen.".into());
+            errors.push(
+                "Das Datum darf nicht in der Vergangenheit liegen. Bitte geben Sie ein Datum ab heute an."
+                    .into(),
+            );
         }
         Some(TODAY) => {}
         Some(min) if date < min => {
             errors.push(format!(
-                "Das Datum darf nicht vor dem {} liegen.",
+                "Das Datum darf nicht vor dem {0} liegen. Bitte geben Sie den {0} oder ein späteres Datum an.",
                 german(min)
             ));
         }
@@ -138,12 +141,15 @@ pub(super) fn date_errors(
     }
     match field.max_date.as_deref() {
         Some(TODAY) if today.is_some_and(|today| date > today) => {
-            errors.push("Das Datum darf nicht in der Zukunft liegen.".into());
+            errors.push(
+                "Das Datum darf nicht in der Zukunft liegen. Bitte geben Sie ein Datum bis heute an."
+                    .into(),
+            );
         }
         Some(TODAY) => {}
         Some(max) if date > max => {
             errors.push(format!(
-                "Das Datum darf nicht nach dem {} liegen.",
+                "Das Datum darf nicht nach dem {0} liegen. Bitte geben Sie den {0} oder ein früheres Datum an.",
                 german(max)
             ));
         }

@@ -294,12 +294,12 @@ fn dates_keep_their_limits_and_order() {
         (
             json!({"geboren": "2099-01-01"}),
             "geboren",
-            "Das Datum darf nicht nach dem 31.12.2026 liegen.",
+            "Das Datum darf nicht nach dem 31.12.2026 liegen. Bitte geben Sie den 31.12.2026 oder ein früheres Datum an.",
         ),
         (
             json!({"geboren": "1999-12-31"}),
             "geboren",
-            "Das Datum darf nicht vor dem 01.01.2000 liegen.",
+            "Das Datum darf nicht vor dem 01.01.2000 liegen. Bitte geben Sie den 01.01.2000 oder ein späteres Datum an.",
         ),
         (
             json!({"geboren": "2021-03-12", "erworben": "01.03.2021"}),
@@ -322,12 +322,15 @@ fn limits_relative_to_the_day_of_submission_are_checked_when_submitted() {
     let errors = submitted(json!({"geboren": "2020-01-01", "erworben": "06.12.2026"})).unwrap_err();
     assert_eq!(
         (errors[0].field.as_str(), errors[0].message.as_str()),
-        ("erworben", "Das Datum darf nicht in der Zukunft liegen.")
+        (
+            "erworben",
+            "Das Datum darf nicht in der Zukunft liegen. Bitte geben Sie ein Datum bis heute an."
+        )
     );
     let errors = submitted(json!({"beginn": "2026-12-04"})).unwrap_err();
     assert_eq!(
         errors[0].message,
-        "Das Datum darf nicht in der Vergangenheit liegen."
+        "Das Datum darf nicht in der Vergangenheit liegen. Bitte geben Sie ein Datum ab heute an."
     );
     let out = submitted(json!({"erworben": "2026-12-05", "beginn": "2026-12-05"})).unwrap();
     // Stored and checked again a week later: still valid.

@@ -76,14 +76,16 @@ fn validate_entries(
     if entries.is_empty() && least > 0 {
         errors.push(FieldError::of(path, "Pflichtfeld", Problem::Required));
     } else if entries.len() < least {
-        errors.push(FieldError::new(
+        errors.push(FieldError::of(
             path,
             format!("braucht mindestens {least} Einträge"),
+            Problem::TooFew(least),
         ));
     } else if entries.len() > repeat.max {
-        errors.push(FieldError::new(
+        errors.push(FieldError::of(
             path,
             format!("darf höchstens {} Einträge haben", repeat.max),
+            Problem::TooMany(repeat.max),
         ));
     }
     let normalised = entries
@@ -128,7 +130,12 @@ fn validate_field(
     }
     if is_blank(value) {
         if field.required {
-            errors.push(FieldError::of(path, "Pflichtfeld", Problem::Required));
+            let problem = if field.kind == FieldKind::Enum {
+                Problem::NotChosen
+            } else {
+                Problem::Required
+            };
+            errors.push(FieldError::of(path, "Pflichtfeld", problem));
         }
         return Value::Null;
     }

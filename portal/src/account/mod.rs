@@ -225,7 +225,7 @@ pub async fn login(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> Pa
                 StatusCode::UNAUTHORIZED,
                 &next,
                 &email,
-                "E-Mail-Adresse oder Passwort sind nicht richtig.",
+                "E-Mail-Adresse oder Passwort ist nicht richtig. Bitte prüfen Sie Ihre Eingabe. Haben Sie Ihr Passwort vergessen, wählen Sie „Passwort vergessen?“.",
             ))
         }
     }
@@ -324,7 +324,7 @@ pub async fn master_data_save(Visit { state, visitor }: Visit, Posted(pairs): Po
                 .trim();
             if value.chars().count() > 200 {
                 return Err(Failure::bad_request(
-                    "Eine Angabe ist zu lang (höchstens 200 Zeichen).",
+                    "Eine Ihrer Angaben ist länger als 200 Zeichen. Bitte gehen Sie zurück und kürzen Sie sie.",
                 ));
             }
             if !value.is_empty() {

@@ -233,8 +233,12 @@ fn delivery_label(status: &str) -> &'static str {
         "accepted" | "prepared" => "wird übermittelt",
         "delivered" => "an die Behörde übermittelt",
         "received" => "bei der Behörde eingegangen",
-        "rejected" => "von der Behörde zurückgewiesen – bitte wenden Sie sich an die Behörde",
-        "invalid" | "dead_lettered" => "Übermittlung gestört – wir kümmern uns darum",
+        "rejected" => {
+            "von der Behörde nicht angenommen. Bitte rufen Sie die Behörde an oder senden Sie die Nachricht noch einmal"
+        }
+        "invalid" | "dead_lettered" => {
+            "Übermittlung gestört. Wir kümmern uns darum; Sie müssen nichts tun"
+        }
         _ => "wird bearbeitet",
     }
 }
@@ -408,7 +412,7 @@ pub(crate) async fn post(state: &Shared, visitor: &Visitor, case: &Case, request
     let posted = receive(visitor, &mut multipart, arriving).await?;
     let Some(kind) = case.kind(&posted.art) else {
         return Err(Failure::bad_request(
-            "Diese Art von Nachricht gibt es nicht. Bitte wählen Sie sie auf der Seite Ihres Antrags.",
+            "Diese Art von Nachricht gibt es nicht. Bitte öffnen Sie die Seite Ihres Vorgangs und wählen Sie dort „Auf die Rückfrage antworten“, „Unterlagen nachreichen“ oder „Widerspruch einlegen“.",
         ));
     };
     let text = posted.text.trim();
@@ -552,7 +556,7 @@ mod tests {
         assert_eq!(counts, [false, false, true, true]);
         assert_eq!(
             super::sent(&application)[0]["status"],
-            "von der Behörde zurückgewiesen – bitte wenden Sie sich an die Behörde"
+            "von der Behörde nicht angenommen. Bitte rufen Sie die Behörde an oder senden Sie die Nachricht noch einmal"
         );
     }
 }

@@ -32,7 +32,9 @@ pub fn status_label(status: &str, wording: Wording) -> &'static str {
         "query" => "Rückfrage der Behörde",
         "decided" => wording.done(),
         "rejected" => "Von der Behörde zurückgewiesen",
-        "invalid" | "dead_lettered" => "Übermittlung gestört – wir kümmern uns darum",
+        "invalid" | "dead_lettered" => {
+            "Übermittlung gestört – wir kümmern uns darum, Sie müssen nichts tun"
+        }
         _ => "Unbekannt",
     }
 }

@@ -212,7 +212,7 @@ pub async fn callback(Visit { state, visitor }: Visit, Query(query): Query<Retur
                 &visitor,
                 StatusCode::BAD_REQUEST,
                 &format!(
-                    "Die Anmeldung bei {} konnte nicht bestätigt werden. Bitte melden Sie sich noch einmal an. Gelingt es wieder nicht, wenden Sie sich bitte an den Betreiber des Portals.",
+                    "Die Anmeldung bei {} konnte nicht bestätigt werden. Bitte melden Sie sich noch einmal an. Gelingt es wieder nicht, wenden Sie sich bitte an den Betreiber des Portals (Kontaktdaten unter „Kontakt“ unten auf jeder Seite).",
                     provider.config.name
                 ),
                 &retry,

@@ -200,7 +200,7 @@ pub fn provider_error(code: &str, provider: &str) -> (StatusCode, String) {
         | "account_selection_required" => (
             StatusCode::FORBIDDEN,
             format!(
-                "{provider} verlangt, dass Sie sich dort selbst anmelden. Bitte wählen Sie „Erneut anmelden“."
+                "{provider} verlangt eine neue Anmeldung. Bitte wählen Sie „Erneut anmelden“ und geben Sie dort Ihre Zugangsdaten ein."
             ),
         ),
         "temporarily_unavailable" | "server_error" => (
@@ -212,7 +212,7 @@ pub fn provider_error(code: &str, provider: &str) -> (StatusCode, String) {
         _ => (
             StatusCode::BAD_REQUEST,
             format!(
-                "Die Anmeldung bei {provider} ist fehlgeschlagen. Bitte versuchen Sie es noch einmal. Gelingt es wieder nicht, wenden Sie sich bitte an den Betreiber des Portals."
+                "Die Anmeldung bei {provider} ist fehlgeschlagen. Bitte versuchen Sie es noch einmal. Gelingt es wieder nicht, wenden Sie sich bitte an den Betreiber des Portals (Kontaktdaten unter „Kontakt“ unten auf jeder Seite)."
             ),
         ),
     }

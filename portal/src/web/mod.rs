@@ -257,7 +257,7 @@ impl From<Error> for Failure {
         tracing::error!(%error, "request failed");
         let message = match error {
             Error::Router(_) => {
-                "Der Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten noch einmal. Ihre Eingaben sind gespeichert."
+                "Die Verbindung zu den Behörden ist gerade gestört. Bitte versuchen Sie es in einigen Minuten noch einmal. Was Sie zuvor gespeichert haben, bleibt erhalten."
             }
             Error::Payment(_) => {
                 "Der Zahlungsdienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten noch einmal."
