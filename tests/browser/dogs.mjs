@@ -120,7 +120,7 @@ try {
   step('step 3: the IBAN');
   await expectText(page, 'h1', 'Zahlungsweise der Steuer');
   // The label names the responsible authority (placeholder `{behoerde}`).
-  await expectText(page, 'label[for="f-lastschrift"]', 'Ich erteile Landeshauptstadt Dresden, Bürgerbüro ein SEPA-Lastschriftmandat');
+  await expectText(page, 'label[for="f-lastschrift"]', 'Ich ermächtige Landeshauptstadt Dresden, Bürgerbüro, die Hundesteuer von meinem Konto mittels Lastschrift einzuziehen');
   await page.check('#f-lastschrift');
   await page.fill('#f-kontoinhaber', 'Anke Schröder');
   await page.fill('#f-iban', 'DE03 1203 0000 0000 2020 51');
