@@ -30,3 +30,26 @@ fn last_sunday(year: i32, month: Month) -> Option<Date> {
 pub fn today(now: OffsetDateTime) -> Date {
     berlin(now).date()
 }
+
+/// A municipality's name as running text says it: the German name without the official
+/// additions (`Chemnitz, Stadt` → `Chemnitz`; `Bautzen / Budyšin, Stadt, Hochschulstadt /
+/// Wysokošulske město` → `Bautzen`). Messages to an authority keep the official name.
+pub fn place_name(official: &str) -> &str {
+    let base = official.split(',').next().unwrap_or(official);
+    base.split(" / ").next().unwrap_or(base).trim()
+}
+
+#[cfg(test)]
+mod place_tests {
+    use super::place_name;
+
+    #[test]
+    fn running_text_names_a_municipality_without_its_official_additions() {
+        assert_eq!(place_name("Chemnitz, Stadt"), "Chemnitz");
+        assert_eq!(
+            place_name("Bautzen / Budyšin, Stadt, Hochschulstadt / Wysokošulske město"),
+            "Bautzen"
+        );
+        assert_eq!(place_name("Amtsberg"), "Amtsberg");
+    }
+}

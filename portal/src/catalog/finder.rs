@@ -40,12 +40,7 @@ pub enum Located {
     Unknown,
 }
 
-/// The German name of a municipality, without `, Stadt` and the Sorbian name
-/// (`Bautzen / Budyšin, Stadt, …` → `Bautzen`).
-pub fn short_name(name: &str) -> &str {
-    let base = name.split(',').next().unwrap_or(name);
-    base.split(" / ").next().unwrap_or(base).trim()
-}
+pub use kopplung_forms::german::place_name as short_name;
 
 /// Whether the municipality is a town (`…, Stadt`).
 fn is_town(name: &str) -> bool {
@@ -203,7 +198,7 @@ pub async fn finder(Visit { state, visitor }: Visit, Query(query): Query<FinderQ
             "service": found.service,
             "service_name": found.service_name,
             "region": found.region,
-            "region_name": found.region_name,
+            "region_name": short_name(&found.region_name),
             "authority": found.authority,
             "administration": administration(&region),
             "online": found.online,

@@ -94,7 +94,8 @@ pub async fn start(
     if !found.online {
         return Err(Failure::bad_request(format!(
             "„{}“ ist in {} nicht online möglich. Bitte wenden Sie sich an die zuständige Stelle; der Zuständigkeitsfinder nennt sie Ihnen mit Anschrift und Telefonnummer.",
-            found.service_name, found.region_name
+            found.service_name,
+            kopplung_forms::german::place_name(&found.region_name)
         )));
     }
     let form = service.form()?;
@@ -137,7 +138,8 @@ pub async fn start(
             service: &service.key,
             service_name: &service.name,
             region: &found.region,
-            region_name: &found.region_name,
+            // As running text says it („Chemnitz“, not „Chemnitz, Stadt“).
+            region_name: kopplung_forms::german::place_name(&found.region_name),
             data: &data,
         },
     )
