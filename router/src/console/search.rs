@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use kopplung_web::shell::{SignInUi, berlin_midnight, counted, german_time, iso};
+use kopplung_web::shell::{Choice, SignInUi, berlin_midnight, counted, german_time, iso};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime, UtcOffset};
 
@@ -22,13 +22,6 @@ const SEARCH_LIMIT: u32 = 100;
 /// The search, the console's start page.
 pub(super) fn routes() -> Router<Console> {
     Router::new().route("/", get(search))
-}
-
-#[derive(Serialize)]
-struct Choice {
-    value: String,
-    label: String,
-    selected: bool,
 }
 
 #[derive(Serialize)]
@@ -235,11 +228,7 @@ async fn search(
             Err(message) => error = Some(message),
         }
     }
-    let choice = |value: &str, label: String, chosen: &str| Choice {
-        value: value.to_owned(),
-        label,
-        selected: value == chosen.trim(),
-    };
+    let choice = |value: &str, label: String, chosen: &str| Choice::new(value, label, Some(chosen));
     let mut services: Vec<Choice> = mappings
         .values()
         .map(|m| {

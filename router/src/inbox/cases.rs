@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kopplung_core::store::{ApplicationQuery, ApplicationSummary, Status};
-use kopplung_web::shell::{SignInUi, counted, german_time, iso, see_other};
+use kopplung_web::shell::{Choice, SignInUi, counted, german_time, iso, see_other};
 use serde::{Deserialize, Serialize};
 
 use super::Shared;
@@ -103,13 +103,6 @@ struct CasesPage {
     cases: Vec<CaseRow>,
     truncated: bool,
     limit: u32,
-}
-
-#[derive(Serialize)]
-struct Choice {
-    value: String,
-    label: String,
-    selected: bool,
 }
 
 #[derive(Serialize)]
@@ -207,19 +200,11 @@ pub(super) async fn list(
     let page = CasesPage {
         states: STATES
             .iter()
-            .map(|(value, label)| Choice {
-                value: (*value).to_owned(),
-                label: (*label).to_owned(),
-                selected: *value == state,
-            })
+            .map(|(value, label)| Choice::new(*value, *label, Some(state)))
             .collect(),
         services: offered
             .iter()
-            .map(|key| Choice {
-                value: key.clone(),
-                label: service_name(&mappings, key),
-                selected: service == Some(key.as_str()),
-            })
+            .map(|key| Choice::new(key.as_str(), service_name(&mappings, key), service))
             .collect(),
         nummer: filter.nummer.chars().take(40).collect(),
         caption: counted(cases.len(), "Fall", "Fälle"),

@@ -3,8 +3,10 @@
 
 use kopplung_core::store::rules::{parse_status, parse_uuid};
 use kopplung_core::store::{FeedEntry, HistoryKind, StoreError};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::parse_time;
+use crate::Sql;
 
 /// The history after `$1` by seq, at most `$2` entries, with their applications' client
 /// and receipt number. A follow-up message's own history is not the application's
@@ -13,6 +15,30 @@ pub(crate) const HISTORY_AFTER: &str =
     "SELECT h.seq, h.application_id, a.client_id, a.receipt, h.status, h.kind, h.at
      FROM history h JOIN applications a ON a.id = h.application_id
      WHERE h.seq > $1 AND a.parent_id IS NULL ORDER BY h.seq LIMIT $2";
+
+/// [`HISTORY_AFTER`] on either backend's pool: the feed reads alike on both.
+pub(crate) async fn history_after<DB>(
+    pool: &Pool<DB>,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<FeedEntry>, StoreError>
+where
+    DB: Database,
+    for<'e> &'e Pool<DB>: Executor<'e, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> FeedRow: FromRow<'r, DB::Row>,
+{
+    sqlx::query_as::<DB, FeedRow>(HISTORY_AFTER)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .sql()?
+        .into_iter()
+        .map(FeedEntry::try_from)
+        .collect()
+}
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct FeedRow {

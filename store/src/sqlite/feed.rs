@@ -1,22 +1,13 @@
-//! The SQLite store's change feed (see [`kopplung_core::changes`]).
+//! The SQLite store's change feed (see [`kopplung_core::changes`]); the statement and
+//! its reading are shared ([`crate::shared::feed`]).
 
 use kopplung_core::store::{FeedEntry, FeedStore, StoreError};
 
 use super::SqliteStore;
-use crate::Sql;
-use crate::shared::feed::{FeedRow, HISTORY_AFTER};
 
 #[async_trait::async_trait]
 impl FeedStore for SqliteStore {
     async fn history_after(&self, after: i64, limit: u32) -> Result<Vec<FeedEntry>, StoreError> {
-        sqlx::query_as::<sqlx::Sqlite, FeedRow>(HISTORY_AFTER)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .sql()?
-            .into_iter()
-            .map(FeedEntry::try_from)
-            .collect()
+        crate::shared::feed::history_after(&self.pool, after, limit).await
     }
 }

@@ -6,6 +6,7 @@
 //! refused login is [`crate::limiter::wait_in_minutes`].
 
 pub mod answer;
+pub mod choice;
 pub mod cookie;
 pub mod german;
 pub mod password;
@@ -16,6 +17,7 @@ pub mod token;
 
 pub use crate::limiter::wait_in_minutes;
 pub use answer::{SecurityHeaders, asset, extract, html, plain_error, retry_after, see_other};
+pub use choice::Choice;
 pub use cookie::{Cookies, SameSite, cookie, secure_url};
 pub use german::{
     berlin, berlin_midnight, counted, german_day, german_day_iso, german_time, german_time_rfc3339,
