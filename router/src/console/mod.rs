@@ -27,17 +27,16 @@ use axum::extract::{Form, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::Error;
 use crate::api::auth::Clients;
 use crate::context::Hub;
-use kopplung_web::client::limit_address;
-use kopplung_web::shell::signin::{self, Frame, Shell, ShellSpec, SignInUi, Verdict};
-use kopplung_web::shell::{
-    CsrfForm, Session, german_time_seconds, iso, secure_url, see_other, wait_in_minutes,
+use kopplung_web::shell::signin::{
+    self, Frame, Shell, ShellSpec, SignInUi, TokenLoginForm, Verdict, token_login_refused,
 };
+use kopplung_web::shell::{CsrfForm, Session, german_time_seconds, iso, secure_url, see_other};
 use kopplung_web::{LoginLimiter, Refused};
 
 /// Where the console lives, its cookies and its messages.
@@ -159,16 +158,8 @@ fn routes() -> Router<Console> {
     signin::routes(&SPEC, pages)
 }
 
-#[derive(Deserialize)]
-struct LoginForm {
-    #[serde(default)]
-    token: String,
-    #[serde(default)]
-    csrf: String,
-}
-
 impl SignInUi for Console {
-    type LoginForm = LoginForm;
+    type LoginForm = TokenLoginForm;
 
     fn shell(&self) -> &Shell {
         &self.shell
@@ -186,30 +177,20 @@ impl SignInUi for Console {
         layout(frame, Area::None)
     }
 
-    fn login_csrf(form: &LoginForm) -> &str {
+    fn login_csrf(form: &TokenLoginForm) -> &str {
         &form.csrf
     }
 
-    /// A token names no one: each address counts as an account of its own (attempts in
-    /// flight, growing waits), besides the coarse cap per address.
-    fn login_account(_: &LoginForm, address: IpAddr) -> String {
-        format!("console@{}", limit_address(address))
+    fn login_account(_: &TokenLoginForm, address: IpAddr) -> String {
+        TokenLoginForm::account("console", address)
     }
 
     fn refused_message(refused: &Refused) -> String {
-        format!(
-            "Zu viele fehlgeschlagene Anmeldeversuche. Die Anmeldung von diesem Rechner aus ist vorübergehend gesperrt. Bitte versuchen Sie es in {} erneut.",
-            wait_in_minutes(refused.wait)
-        )
+        token_login_refused(refused)
     }
 
-    async fn authenticate(&self, form: LoginForm) -> Verdict {
-        let token = form.token.trim();
-        let role = if token.is_empty() {
-            None
-        } else {
-            self.admins.authenticate_token(token)
-        };
+    async fn authenticate(&self, form: TokenLoginForm) -> Verdict {
+        let role = form.token().and_then(|t| self.admins.authenticate_token(t));
         match role.and_then(Role::from_id) {
             Some(role) => Verdict::User(role.name().to_owned()),
             None => Verdict::Wrong { known: None },

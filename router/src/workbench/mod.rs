@@ -27,11 +27,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::HeaderMap;
 use kopplung_transformers::FormDefinition;
-use kopplung_web::client::limit_address;
-use kopplung_web::shell::signin::{self, Frame, Shell, ShellSpec, SignInUi, Verdict};
-use kopplung_web::shell::{SecurityHeaders, Session, secure_url, wait_in_minutes};
+use kopplung_web::shell::signin::{
+    self, Frame, Shell, ShellSpec, SignInUi, TokenLoginForm, Verdict, token_login_refused,
+};
+use kopplung_web::shell::{SecurityHeaders, Session, secure_url};
 use kopplung_web::{LoginLimiter, Refused};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::Error;
 use crate::api::auth::Clients;
@@ -123,16 +124,8 @@ fn routes() -> Router<Workbench> {
     signin::routes(&SPEC, pages::routes())
 }
 
-#[derive(Deserialize)]
-struct LoginForm {
-    #[serde(default)]
-    token: String,
-    #[serde(default)]
-    csrf: String,
-}
-
 impl SignInUi for Workbench {
-    type LoginForm = LoginForm;
+    type LoginForm = TokenLoginForm;
 
     fn shell(&self) -> &Shell {
         &self.shell
@@ -150,27 +143,22 @@ impl SignInUi for Workbench {
         layout(frame)
     }
 
-    fn login_csrf(form: &LoginForm) -> &str {
+    fn login_csrf(form: &TokenLoginForm) -> &str {
         &form.csrf
     }
 
-    /// A token names no one: each address counts as an account of its own.
-    fn login_account(_: &LoginForm, address: IpAddr) -> String {
-        format!("workbench@{}", limit_address(address))
+    fn login_account(_: &TokenLoginForm, address: IpAddr) -> String {
+        TokenLoginForm::account("workbench", address)
     }
 
     fn refused_message(refused: &Refused) -> String {
-        format!(
-            "Zu viele fehlgeschlagene Anmeldeversuche. Die Anmeldung von diesem Rechner aus ist vorübergehend gesperrt. Bitte versuchen Sie es in {} erneut.",
-            wait_in_minutes(refused.wait)
-        )
+        token_login_refused(refused)
     }
 
-    async fn authenticate(&self, form: LoginForm) -> Verdict {
-        let token = form.token.trim();
-        match (!token.is_empty())
-            .then(|| self.engineers.authenticate_token(token))
-            .flatten()
+    async fn authenticate(&self, form: TokenLoginForm) -> Verdict {
+        match form
+            .token()
+            .and_then(|t| self.engineers.authenticate_token(t))
         {
             Some(role) if role == ROLE => Verdict::User(role.to_owned()),
             _ => Verdict::Wrong { known: None },

@@ -8,6 +8,9 @@
 //! Both UIs are German, work without JavaScript and run under a CSP without inline
 //! styles or scripts.
 
+mod token;
+pub use token::{TokenLoginForm, token_login_refused};
+
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 
