@@ -145,10 +145,10 @@ impl Quotas {
         Err(Failure::without_account(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             if limit == 1 {
-                "Sie haben ohne Anmeldung bereits einen Antrag begonnen, der noch nicht abgeschickt ist. Bitte schicken Sie zuerst diesen ab, oder melden Sie sich mit Ihrem Servicekonto an, um weitere Anträge zu beginnen.".to_owned()
+                "Sie haben ohne Anmeldung bereits ein Formular begonnen und noch nicht abgesendet. Bitte senden Sie es zuerst ab oder verwerfen Sie es – Sie finden es mit „Zurück“ in Ihrem Browser –, oder melden Sie sich mit Ihrem Servicekonto an, um weitere zu beginnen.".to_owned()
             } else {
                 format!(
-                    "Sie haben ohne Anmeldung bereits {limit} Anträge begonnen, die noch nicht abgeschickt sind. Bitte schicken Sie zuerst einen davon ab, oder melden Sie sich mit Ihrem Servicekonto an, um weitere Anträge zu beginnen."
+                    "Sie haben ohne Anmeldung bereits {limit} Formulare begonnen und noch nicht abgesendet. Bitte senden Sie zuerst eines davon ab oder verwerfen Sie es – Sie finden sie mit „Zurück“ in Ihrem Browser –, oder melden Sie sich mit Ihrem Servicekonto an, um weitere zu beginnen."
                 )
             },
         ))

@@ -233,7 +233,7 @@ async fn an_anonymous_visitor_meets_each_quota_with_a_german_page() {
     let first = draft_of(&anna.start(MAENGEL, DRESDEN).await);
     anna.start(MAENGEL, DRESDEN).await;
     let third = anna.try_start(MAENGEL, DRESDEN).await;
-    assert_german_quota(&third, 429, "bereits 2 Anträge begonnen");
+    assert_german_quota(&third, 429, "bereits 2 Formulare begonnen");
 
     // Uploads of the session: bytes (413), then files (429).
     let csrf = anna.attachments_csrf(&first).await;
