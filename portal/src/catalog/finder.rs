@@ -40,7 +40,7 @@ pub enum Located {
     Unknown,
 }
 
-pub use kopplung_forms::german::place_name as short_name;
+use kopplung_forms::german::place_name;
 
 /// Whether the municipality is a town (`…, Stadt`).
 fn is_town(name: &str) -> bool {
@@ -111,9 +111,9 @@ fn by_name(name: &str, regions: &[Region]) -> Vec<Region> {
         return Vec::new();
     }
     let tiers: [&dyn Fn(&Region) -> bool; 3] = [
-        &|r| fold(&r.name) == wanted || fold(short_name(&r.name)) == wanted,
+        &|r| fold(&r.name) == wanted || fold(place_name(&r.name)) == wanted,
         &|r| {
-            let short = short_name(&r.name);
+            let short = place_name(&r.name);
             fold(short.split('/').next().unwrap_or(short)) == wanted
         },
         &|r| fold(&r.name).contains(&wanted),
@@ -130,7 +130,7 @@ fn by_name(name: &str, regions: &[Region]) -> Vec<Region> {
 /// What the finder shows of a municipality whose authority is not connected: its
 /// administration, its keys and postcodes, and where to find the contact details.
 fn administration(region: &Region) -> Value {
-    let short = short_name(&region.name);
+    let short = place_name(&region.name);
     let name = if is_town(&region.name) {
         format!("Stadt {short}")
     } else {
@@ -198,7 +198,7 @@ pub async fn finder(Visit { state, visitor }: Visit, Query(query): Query<FinderQ
             "service": found.service,
             "service_name": found.service_name,
             "region": found.region,
-            "region_name": short_name(&found.region_name),
+            "region_name": place_name(&found.region_name),
             "authority": found.authority,
             "administration": administration(&region),
             "online": found.online,
