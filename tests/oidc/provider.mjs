@@ -6,7 +6,7 @@
 //
 //   node tests/oidc/provider.mjs <config.json>
 //
-// config.json: { "port", "client_id", "client_secret", "redirect_uris",
+// config.json: { "port" (optional; 0 or none: the system picks a free one), "client_id", "client_secret", "redirect_uris",
 //   "post_logout_redirect_uris", "id_token_ttl_secs" (optional) }
 // Prints `READY <issuer>` once it listens. Stops on SIGTERM.
 
@@ -16,7 +16,6 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
-const issuer = `http://127.0.0.1:${config.port}`;
 
 const LEVELS = [
   { acr: 'http://eidas.europa.eu/LoA/low', amr: 'pwd', label: 'niedrig – Benutzername und Passwort' },
@@ -55,7 +54,9 @@ const PEOPLE = {
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-1', use: 'sig', alg: 'RS256' };
 
-const provider = new Provider(issuer, {
+// The issuer names the port, so the provider is made once the server listens: a port
+// picked in advance may be taken by another test's connection before it is bound.
+const makeProvider = (issuer) => new Provider(issuer, {
   clients: [{
     client_id: config.client_id,
     client_secret: config.client_secret,
@@ -164,7 +165,8 @@ async function body(req) {
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-const callback = provider.callback();
+let provider;
+let callback;
 
 const server = createServer(async (req, res) => {
   const match = req.url.match(/^\/interaction\/([\w-]+)(\/login|\/abort)?$/);
@@ -202,7 +204,10 @@ const server = createServer(async (req, res) => {
   }
 });
 
-server.listen(config.port, '127.0.0.1', () => {
+server.listen(config.port ?? 0, '127.0.0.1', () => {
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  provider = makeProvider(issuer);
+  callback = provider.callback();
   process.stdout.write(`READY ${issuer}\n`);
 });
 

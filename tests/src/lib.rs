@@ -109,23 +109,40 @@ pub fn kopplung_bin() -> PathBuf {
     bin
 }
 
-/// A free TCP port on loopback.
+/// A free TCP port on loopback, for a process that binds it later.
 pub fn free_port() -> u16 {
-    // The port is free only until the process it is meant for binds it: tests running
-    // at the same time must not be handed the same one (a portal's port reached the
-    // identity provider of a parallel test). Each is handed out once per test binary.
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
-            return port;
+    // The port is free only until the process it is meant for binds it. It is taken
+    // below Linux's ephemeral range (32768–60999), where no outgoing connection of a
+    // parallel test lands on it meanwhile, and held by a lock file for as long as this
+    // process lives, so that no parallel test process (nextest runs each test as its
+    // own) is handed the same one; the kernel drops the lock when the process ends.
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static HELD: std::sync::Mutex<Vec<(u16, std::fs::File)>> = std::sync::Mutex::new(Vec::new());
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join("kopplung-test-ports");
+    std::fs::create_dir_all(&dir).expect("the folder of the port locks");
+    let start = (uuid::Uuid::new_v4().as_u128() % u128::from(COUNT)) as u32;
+    for offset in 0..COUNT {
+        let port = (FIRST + (start + offset) % COUNT) as u16;
+        if held.iter().any(|(p, _)| *p == port) {
+            continue;
         }
+        let Ok(lock) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+        else {
+            continue;
+        };
+        if lock.try_lock().is_err() || std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        held.push((port, lock));
+        return port;
     }
+    panic!("no free port between {FIRST} and {}", FIRST + COUNT)
 }
 
 /// A folder of a data directory, `0700` as the hub wants it (`kopplung check`).

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::LOCATION;
 
+use crate::Process;
 use crate::browser::{cookie_header, keep_cookies, no_redirects};
-use crate::{Process, free_port};
 
 /// The eIDAS levels as acr values, and the amr the provider gives with each.
 pub const LOW: &str = "http://eidas.europa.eu/LoA/low";
@@ -80,13 +80,12 @@ impl OidcProvider {
     /// token lives `id_token_ttl_secs` (the provider's default: an hour).
     pub fn start(portal_url: &str, dir: &Path, id_token_ttl_secs: Option<u64>) -> Self {
         let folder = ensure_packages();
-        let port = free_port();
         let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
         let secret_file = dir.join("oidc-client-secret");
         std::fs::write(&secret_file, &secret).expect("client secret");
         let config = dir.join("oidc-provider.json");
         let mut settings = serde_json::json!({
-            "port": port,
+            "port": 0,
             "client_id": CLIENT_ID,
             "client_secret": secret,
             "redirect_uris": [format!("{portal_url}/konto/oidc/rueckkehr")],
@@ -106,7 +105,9 @@ impl OidcProvider {
             .expect("node (Node.js) runs the OpenID Connect provider of the tests");
         let stdout = child.stdout.take().expect("provider stdout");
         let process = Process(child);
-        // Waits for `READY <issuer>`; a provider that does not start fails the test.
+        // Waits for `READY <issuer>` (the provider picks its own port: one picked here may
+        // be taken before node binds it); a provider that does not start or exits fails
+        // the test at once, with its log.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -118,13 +119,21 @@ impl OidcProvider {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(line) if line.starts_with("READY ") => break line[6..].to_owned(),
                 Ok(_) => {}
-                Err(_) => assert!(
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!(
+                    "oidc-provider exited before it listened:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => assert!(
                     Instant::now() < until,
                     "oidc-provider did not start:\n{}",
                     std::fs::read_to_string(&log).unwrap_or_default()
                 ),
             }
         };
+        let port = url::Url::parse(&issuer)
+            .ok()
+            .and_then(|u| u.port())
+            .expect("the issuer names its port");
         Self {
             port,
             provider: Provider {
