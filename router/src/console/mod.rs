@@ -18,7 +18,6 @@ mod search;
 mod status;
 mod wording;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -33,11 +32,11 @@ use time::OffsetDateTime;
 use crate::Error;
 use crate::api::auth::Clients;
 use crate::context::Hub;
+use kopplung_web::LoginLimiter;
 use kopplung_web::shell::signin::{
-    self, Frame, Shell, ShellSpec, SignInUi, TokenLoginForm, Verdict, token_login_refused,
+    self, Frame, Layout, Shell, ShellSpec, SignInUi, TokenLoginForm, Verdict,
 };
 use kopplung_web::shell::{CsrfForm, Session, german_time_seconds, iso, secure_url, see_other};
-use kopplung_web::{LoginLimiter, Refused};
 
 /// Where the console lives, its cookies and its messages.
 static SPEC: ShellSpec = ShellSpec {
@@ -177,18 +176,6 @@ impl SignInUi for Console {
         layout(frame, Area::None)
     }
 
-    fn login_csrf(form: &TokenLoginForm) -> &str {
-        &form.csrf
-    }
-
-    fn login_account(_: &TokenLoginForm, address: IpAddr) -> String {
-        TokenLoginForm::account("console", address)
-    }
-
-    fn refused_message(refused: &Refused) -> String {
-        token_login_refused(refused)
-    }
-
     async fn authenticate(&self, form: TokenLoginForm) -> Verdict {
         let role = form.token().and_then(|t| self.admins.authenticate_token(t));
         match role.and_then(Role::from_id) {
@@ -256,54 +243,27 @@ impl Console {
     }
 }
 
+/// The console's areas, in its navigation.
+const NAV: [(&str, &str); 4] = [
+    ("/console", "Anträge"),
+    ("/console/status", "Status"),
+    ("/console/deadletters", "Unzustellbare Nachrichten"),
+    ("/console/awaiting-receipt", "Ohne Eingangsbestätigung"),
+];
+
 fn layout(frame: Frame<'_>, area: Area) -> Layout<'_> {
-    let nav = [
-        ("/console", "Anträge", Area::Applications),
-        ("/console/status", "Status", Area::Status),
-        (
-            "/console/deadletters",
-            "Unzustellbare Nachrichten",
-            Area::DeadLetters,
-        ),
-        (
-            "/console/awaiting-receipt",
-            "Ohne Eingangsbestätigung",
-            Area::AwaitingReceipt,
-        ),
-    ]
-    .into_iter()
-    .map(|(href, label, of)| NavItem {
-        href,
-        label,
-        current: of == area,
-    })
-    .collect();
-    let session = frame.session;
-    Layout {
-        title: frame.title,
-        role: session
-            .and_then(|s| Role::from_id(&s.user))
-            .map(Role::label),
-        csrf: session.map(|s| s.csrf.as_str()),
-        nav,
-        content: frame.content,
-    }
-}
-
-#[derive(Serialize)]
-struct Layout<'a> {
-    title: &'a str,
-    role: Option<&'static str>,
-    csrf: Option<&'a str>,
-    nav: Vec<NavItem>,
-    content: String,
-}
-
-#[derive(Serialize)]
-struct NavItem {
-    href: &'static str,
-    label: &'static str,
-    current: bool,
+    let current = match area {
+        Area::Applications => Some(NAV[0].0),
+        Area::Status => Some(NAV[1].0),
+        Area::DeadLetters => Some(NAV[2].0),
+        Area::AwaitingReceipt => Some(NAV[3].0),
+        Area::None => None,
+    };
+    let role = frame
+        .session
+        .and_then(|s| Role::from_id(&s.user))
+        .map(Role::label);
+    Layout::new(frame, role, &NAV, current)
 }
 
 /// A time as German text and as RFC 3339 for `<time datetime>`.

@@ -31,7 +31,9 @@ use axum::Router;
 use kopplung_web::shell::password::{
     MIN_PASSWORD_CHARS, check_phc, hash_password, verify_password,
 };
-use kopplung_web::shell::signin::{self, Frame, Shell, ShellSpec, SignInUi, Verdict};
+use kopplung_web::shell::signin::{
+    self, Frame, Layout, Shell, ShellSpec, SignInForm, SignInUi, Verdict,
+};
 use kopplung_web::shell::{random_hex, secure_url, wait_in_minutes};
 use kopplung_web::{LoginLimiter, Refused};
 use serde::{Deserialize, Serialize};
@@ -227,14 +229,6 @@ impl Inbox {
     }
 }
 
-#[derive(Serialize)]
-struct Layout<'a> {
-    title: &'a str,
-    clerk: Option<&'a str>,
-    csrf: Option<&'a str>,
-    content: String,
-}
-
 #[derive(Deserialize)]
 struct LoginForm {
     #[serde(default)]
@@ -251,6 +245,32 @@ impl LoginForm {
         self.clerk.trim().chars().take(100).collect()
     }
 }
+
+impl SignInForm for LoginForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    /// Clerks count per clerk id, besides the cap per address.
+    fn account(&self, _: &str, _: IpAddr) -> String {
+        format!("clerk:{}", self.clerk())
+    }
+
+    fn refused(refused: &Refused) -> String {
+        format!(
+            "Zu viele fehlgeschlagene Anmeldeversuche {}. Die Anmeldung ist vorübergehend gesperrt. Bitte versuchen Sie es in {} erneut.",
+            if refused.by_address {
+                "von diesem Rechner aus"
+            } else {
+                "für diese Kennung"
+            },
+            wait_in_minutes(refused.wait)
+        )
+    }
+}
+
+/// The inbox's lists, in its navigation.
+const NAV: [(&str, &str); 2] = [("/inbox", "Neue Anträge"), ("/inbox/faelle", "Meine Fälle")];
 
 /// What the inbox's handlers share.
 #[derive(Clone)]
@@ -289,33 +309,14 @@ impl SignInUi for Shared {
     }
 
     fn layout<'a>(&'a self, frame: Frame<'a>) -> impl Serialize + 'a {
-        Layout {
-            title: frame.title,
-            clerk: frame.session.map(|s| self.inbox.clerk_name(&s.user)),
-            csrf: frame.session.map(|s| s.csrf.as_str()),
-            content: frame.content,
-        }
-    }
-
-    fn login_csrf(form: &LoginForm) -> &str {
-        &form.csrf
-    }
-
-    /// Clerks count per clerk id, besides the cap per address.
-    fn login_account(form: &LoginForm, _: IpAddr) -> String {
-        format!("clerk:{}", form.clerk())
-    }
-
-    fn refused_message(refused: &Refused) -> String {
-        format!(
-            "Zu viele fehlgeschlagene Anmeldeversuche {}. Die Anmeldung ist vorübergehend gesperrt. Bitte versuchen Sie es in {} erneut.",
-            if refused.by_address {
-                "von diesem Rechner aus"
-            } else {
-                "für diese Kennung"
-            },
-            wait_in_minutes(refused.wait)
-        )
+        // The two lists are the pages of these titles.
+        let current = match frame.title {
+            "Posteingang" => Some(NAV[0].0),
+            "Meine Fälle" => Some(NAV[1].0),
+            _ => None,
+        };
+        let clerk = frame.session.map(|s| self.inbox.clerk_name(&s.user));
+        Layout::new(frame, clerk, &NAV, current)
     }
 
     /// The password is checked against the clerk's hash, or against the decoy for an

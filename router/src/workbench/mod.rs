@@ -20,18 +20,17 @@ mod draft;
 mod journal;
 mod pages;
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::HeaderMap;
 use kopplung_transformers::FormDefinition;
+use kopplung_web::LoginLimiter;
 use kopplung_web::shell::signin::{
-    self, Frame, Shell, ShellSpec, SignInUi, TokenLoginForm, Verdict, token_login_refused,
+    self, Frame, Layout, Shell, ShellSpec, SignInUi, TokenLoginForm, Verdict,
 };
 use kopplung_web::shell::{SecurityHeaders, Session, secure_url};
-use kopplung_web::{LoginLimiter, Refused};
 use serde::Serialize;
 
 use crate::Error;
@@ -143,18 +142,6 @@ impl SignInUi for Workbench {
         layout(frame)
     }
 
-    fn login_csrf(form: &TokenLoginForm) -> &str {
-        &form.csrf
-    }
-
-    fn login_account(_: &TokenLoginForm, address: IpAddr) -> String {
-        TokenLoginForm::account("workbench", address)
-    }
-
-    fn refused_message(refused: &Refused) -> String {
-        token_login_refused(refused)
-    }
-
     async fn authenticate(&self, form: TokenLoginForm) -> Verdict {
         match form
             .token()
@@ -175,21 +162,8 @@ impl Workbench {
 }
 
 fn layout(frame: Frame<'_>) -> Layout<'_> {
-    let session = frame.session;
-    Layout {
-        title: frame.title,
-        role: session.map(|_| "Integration (engineer)"),
-        csrf: session.map(|s| s.csrf.as_str()),
-        content: frame.content,
-    }
-}
-
-#[derive(Serialize)]
-struct Layout<'a> {
-    title: &'a str,
-    role: Option<&'static str>,
-    csrf: Option<&'a str>,
-    content: String,
+    let engineer = frame.session.map(|_| "Integration (engineer)");
+    Layout::new(frame, engineer, &[("/workbench", "Leistungen")], None)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! styles or scripts.
 
 mod token;
-pub use token::{TokenLoginForm, token_login_refused};
+pub use token::TokenLoginForm;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
@@ -156,6 +156,53 @@ pub struct Frame<'a> {
     pub content: String,
 }
 
+/// The layout's data of every page of a UI: the page, who is signed in as the UI
+/// names them, the session's CSRF token for the logout form, and the navigation.
+#[derive(Debug, Serialize)]
+pub struct Layout<'a> {
+    pub title: &'a str,
+    /// The signed-in user as the header names them; no navigation or logout without.
+    pub user: Option<&'a str>,
+    pub csrf: Option<&'a str>,
+    pub nav: Vec<NavItem>,
+    pub content: String,
+}
+
+/// One link of a UI's navigation.
+#[derive(Debug, Serialize)]
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    /// The page shown belongs to it (`aria-current="page"`).
+    pub current: bool,
+}
+
+impl<'a> Layout<'a> {
+    /// The layout of `frame` for `user` (when signed in), with the navigation `nav`
+    /// (href, label) and `current` the href of the area the page belongs to.
+    pub fn new(
+        frame: Frame<'a>,
+        user: Option<&'a str>,
+        nav: &[(&'static str, &'static str)],
+        current: Option<&str>,
+    ) -> Self {
+        Self {
+            title: frame.title,
+            user,
+            csrf: frame.session.map(|s| s.csrf.as_str()),
+            nav: nav
+                .iter()
+                .map(|&(href, label)| NavItem {
+                    href,
+                    label,
+                    current: current == Some(href),
+                })
+                .collect(),
+            content: frame.content,
+        }
+    }
+}
+
 /// A signed-in user: the session and its token.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
@@ -174,9 +221,22 @@ pub enum Verdict {
 
 /// A UI on the shell: its state (cloned into every request) knows its shell, its
 /// layout and its login.
+/// A UI's login form, as the shell checks and counts it.
+pub trait SignInForm: DeserializeOwned + Send + 'static {
+    /// Its CSRF field.
+    fn csrf(&self) -> &str;
+
+    /// What the login limiter counts an attempt against, besides the address, in the
+    /// UI at `base`.
+    fn account(&self, base: &str, address: IpAddr) -> String;
+
+    /// The login page's message when the limiter refuses an attempt.
+    fn refused(refused: &Refused) -> String;
+}
+
 pub trait SignInUi: Clone + Send + Sync + 'static {
     /// The login form as posted.
-    type LoginForm: DeserializeOwned + Send + 'static;
+    type LoginForm: SignInForm;
 
     fn shell(&self) -> &Shell;
 
@@ -190,15 +250,6 @@ pub trait SignInUi: Clone + Send + Sync + 'static {
     /// The layout's data of a page without a place in the UI's navigation (errors, the
     /// login).
     fn layout<'a>(&'a self, frame: Frame<'a>) -> impl Serialize + 'a;
-
-    /// The CSRF field of the login form.
-    fn login_csrf(form: &Self::LoginForm) -> &str;
-
-    /// What the login limiter counts an attempt against, besides the address.
-    fn login_account(form: &Self::LoginForm, address: IpAddr) -> String;
-
-    /// The login page's message when the limiter refuses an attempt.
-    fn refused_message(refused: &Refused) -> String;
 
     /// Checks the credentials of a login form.
     fn authenticate(&self, form: Self::LoginForm) -> impl Future<Output = Verdict> + Send;
@@ -411,19 +462,21 @@ async fn login<U: SignInUi>(
 ) -> Response {
     let shell = ui.shell();
     let spec = shell.spec;
-    let form = match checked_login_form(&headers, spec.login_cookie, form, U::login_csrf) {
+    let form = match checked_login_form(&headers, spec.login_cookie, form, |f: &U::LoginForm| {
+        f.csrf()
+    }) {
         Ok(form) => form,
         Err((status, message)) => return ui.login_page(status, Some(message)),
     };
     let address = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0);
-    let account = U::login_account(&form, address);
+    let account = form.account(spec.base, address);
     let attempt = match ui
         .logins()
         .begin(Some(&account), address, tokio::time::Instant::now())
     {
         Ok(attempt) => attempt,
         Err(refused) => {
-            let message = U::refused_message(&refused);
+            let message = U::LoginForm::refused(&refused);
             let mut response = ui.login_page(StatusCode::TOO_MANY_REQUESTS, Some(&message));
             retry_after(&mut response, refused.wait);
             return response;

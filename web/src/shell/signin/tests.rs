@@ -43,6 +43,20 @@ struct Login {
     csrf: String,
 }
 
+impl SignInForm for Login {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    fn account(&self, base: &str, address: IpAddr) -> String {
+        format!("{base}@{address}")
+    }
+
+    fn refused(refused: &Refused) -> String {
+        format!("Warten Sie {} Sekunden.", refused.wait.as_secs())
+    }
+}
+
 impl SignInUi for Ui {
     type LoginForm = Login;
 
@@ -61,18 +75,6 @@ impl SignInUi for Ui {
     fn layout<'a>(&'a self, frame: Frame<'a>) -> impl Serialize + 'a {
         let csrf = frame.session.map(|s| s.csrf.as_str());
         json!({ "title": frame.title, "csrf": csrf, "content": frame.content })
-    }
-
-    fn login_csrf(form: &Login) -> &str {
-        &form.csrf
-    }
-
-    fn login_account(_: &Login, address: IpAddr) -> String {
-        format!("test@{address}")
-    }
-
-    fn refused_message(refused: &Refused) -> String {
-        format!("Warten Sie {} Sekunden.", refused.wait.as_secs())
     }
 
     async fn authenticate(&self, form: Login) -> Verdict {

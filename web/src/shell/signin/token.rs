@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use std::net::IpAddr;
 
+use super::SignInForm;
 use crate::Refused;
 use crate::client::limit_address;
 use crate::limiter::wait_in_minutes;
@@ -23,20 +24,24 @@ impl TokenLoginForm {
     pub fn token(&self) -> Option<&str> {
         Some(self.token.trim()).filter(|t| !t.is_empty())
     }
-
-    /// What the login limiter counts an attempt of the UI `ui` against: a token names
-    /// no one, so each address counts as an account of its own (attempts in flight,
-    /// growing waits), besides the coarse cap per address.
-    pub fn account(ui: &str, address: IpAddr) -> String {
-        format!("{ui}@{}", limit_address(address))
-    }
 }
 
-/// The login page's message when the limiter refuses an attempt: a token names no one,
-/// so only the address can be meant.
-pub fn token_login_refused(refused: &Refused) -> String {
-    format!(
-        "Zu viele fehlgeschlagene Anmeldeversuche. Die Anmeldung von diesem Rechner aus ist vorübergehend gesperrt. Bitte versuchen Sie es in {} erneut.",
-        wait_in_minutes(refused.wait)
-    )
+impl SignInForm for TokenLoginForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    /// A token names no one, so each address counts as an account of its own (attempts
+    /// in flight, growing waits), besides the coarse cap per address.
+    fn account(&self, base: &str, address: IpAddr) -> String {
+        format!("{base}@{}", limit_address(address))
+    }
+
+    /// A token names no one, so only the address can be meant.
+    fn refused(refused: &Refused) -> String {
+        format!(
+            "Zu viele fehlgeschlagene Anmeldeversuche. Die Anmeldung von diesem Rechner aus ist vorübergehend gesperrt. Bitte versuchen Sie es in {} erneut.",
+            wait_in_minutes(refused.wait)
+        )
+    }
 }
