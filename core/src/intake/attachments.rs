@@ -20,7 +20,7 @@ struct Limits<'a> {
 /// (which must apply to `data`), and that every required slot that applies has one.
 /// Problems go to `errors`; an attachment over its size limit ends the check (its
 /// content is not looked at further).
-pub(super) fn check(
+pub fn check(
     form: &FormDefinition,
     data: &Value,
     client: &str,

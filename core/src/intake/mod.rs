@@ -177,18 +177,9 @@ impl AttachmentIn {
     }
 }
 
-/// Checks attachments against a form's rules as intake does (see
-/// [`attachments::check`]): for the documents of a follow-up message.
-pub fn check_attachments(
-    form: &FormDefinition,
-    data: &Value,
-    client: &str,
-    uploads: &[UploadInfo],
-    given: Vec<AttachmentIn>,
-    errors: &mut Vec<FieldError>,
-) -> Result<Vec<crate::store::Attachment>, IntakeError> {
-    attachments::check(form, data, client, uploads, given, errors)
-}
+/// Checks attachments against a form's rules as intake does: for the documents of a
+/// follow-up message too.
+pub use attachments::check as check_attachments;
 
 /// The intake service.
 pub struct Intake {

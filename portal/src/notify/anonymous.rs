@@ -22,10 +22,10 @@ use crate::forms::drafts;
 use crate::mail::{self, Outgoing};
 use crate::router_client::Change;
 use crate::web::{Failure, Page, Posted, Visit, Visitor};
-use crate::{Error, Shared, db};
+use crate::{Shared, db};
 use kopplung_forms::Wording;
 use kopplung_web::shell::{
-    form_value, german_day, german_time_rfc3339, is_token, random_hex, see_other, token_id,
+    form_value, german_day, german_time_rfc3339, is_token, see_other, token_id,
 };
 
 /// The day (German time) an address is deleted at the latest, as a letter writes it.
@@ -82,17 +82,8 @@ pub fn status_mail(
     let base = &state.config.public_url;
     let grace = state.config.settings.notifications.final_grace_days;
     let expires = last_day(expires_at);
-    Outgoing {
-        to: to.to_owned(),
-        subject: format!(
-            "Neuigkeiten zu {} {}",
-            wording.yours_dative(),
-            change.receipt
-        ),
-        body: format!(
-            "Guten Tag,\n\n\
-             {what}\n\n\
-             Den Stand und die Nachrichten der Behörde sehen Sie hier, ohne Anmeldung:\n\n\
+    let how = format!(
+        "Den Stand und die Nachrichten der Behörde sehen Sie hier, ohne Anmeldung:\n\n\
              {base}/status/{token}\n\n\
              Sie erhalten diese E-Mail, weil Sie sie auf der Bestätigungsseite {genitive} \
              bestellt und Ihre E-Mail-Adresse bestätigt haben. Wenn Sie keine E-Mails mehr \
@@ -100,13 +91,10 @@ pub fn status_mail(
              {base}/status/{token}/abbestellen\n\n\
              Wir löschen Ihre E-Mail-Adresse, sobald Sie die E-Mails abbestellen, sonst \
              {grace} Tage, nachdem die Behörde den Vorgang abgeschlossen hat, und spätestens \
-             am {expires}.\n\n\
-             Bitte antworten Sie nicht auf diese E-Mail; sie wurde automatisch versandt.\n\n\
-             Mit freundlichen Grüßen\nIhr Serviceportal\n",
-            what = super::what_happened(change, news, wording),
-            genitive = wording.yours_genitive(),
-        ),
-    }
+             am {expires}.\n\n",
+        genitive = wording.yours_genitive(),
+    );
+    super::news_mail(to, change, news, wording, &how)
 }
 
 /// The application became final: its reporters' addresses go after the grace period.
@@ -158,14 +146,7 @@ pub async fn subscribe(
             "Bitte geben Sie eine gültige E-Mail-Adresse an, zum Beispiel name@example.org.",
         ));
     }
-    // Each request sends a mail: limited per address and per client, like registrations.
-    let attempt = crate::account::begin_limited(&state.registrations, &email, &visitor, |wait| {
-        format!(
-            "Zu viele E-Mails in kurzer Zeit. Bitte warten Sie {wait} und versuchen Sie es dann erneut."
-        )
-    })?;
-    let _ = attempt.failed();
-    let token = random_hex(32).map_err(Error::from)?;
+    let token = super::mail_token(&state, &email, &visitor)?;
     let now = db::now();
     let mut tx = db::write_transaction(&state.db).await?;
     // One address per application and browser: a new one replaces one not confirmed.

@@ -18,8 +18,10 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::mail::{self, Outgoing};
 use crate::router_client::{Change, Service};
+use crate::web::{Failure, Visitor};
 use crate::{Error, Shared, db};
 use kopplung_forms::Wording;
+use kopplung_web::shell::random_hex;
 
 /// The statuses a citizen hears of: the authority's steps. The hub's own (accepted,
 /// prepared, delivered) pass within seconds of the submission, and a disturbed delivery
@@ -105,6 +107,20 @@ pub fn account_mail(
     news: News,
     wording: Wording,
 ) -> Outgoing {
+    let how = format!(
+        "Mehr dazu lesen Sie in Ihrem Servicekonto, nachdem Sie sich angemeldet haben:\n\n\
+             {base}/antraege/{draft}\n\n\
+             Sie erhalten diese E-Mail, weil Sie in Ihrem Servicekonto Benachrichtigungen \
+             eingeschaltet haben. Dort können Sie sie auch wieder ausschalten:\n\n\
+             {base}/konto/benachrichtigungen\n\n"
+    );
+    news_mail(to, change, news, wording, &how)
+}
+
+/// A mail about `change` to `to`: the greeting, what happened, `how` (where to read
+/// more and why the mail comes, its paragraphs each ending in a blank line) and the
+/// closing.
+fn news_mail(to: &str, change: &Change, news: News, wording: Wording, how: &str) -> Outgoing {
     Outgoing {
         to: to.to_owned(),
         subject: format!(
@@ -113,18 +129,24 @@ pub fn account_mail(
             change.receipt
         ),
         body: format!(
-            "Guten Tag,\n\n\
-             {what}\n\n\
-             Mehr dazu lesen Sie in Ihrem Servicekonto, nachdem Sie sich angemeldet haben:\n\n\
-             {base}/antraege/{draft}\n\n\
-             Sie erhalten diese E-Mail, weil Sie in Ihrem Servicekonto Benachrichtigungen \
-             eingeschaltet haben. Dort können Sie sie auch wieder ausschalten:\n\n\
-             {base}/konto/benachrichtigungen\n\n\
+            "Guten Tag,\n\n{what}\n\n{how}\
              Bitte antworten Sie nicht auf diese E-Mail; sie wurde automatisch versandt.\n\n\
              Mit freundlichen Grüßen\nIhr Serviceportal\n",
             what = what_happened(change, news, wording),
         ),
     }
+}
+
+/// The token of a confirmation mail to `email`: each request sends a mail, so requests
+/// are limited per address and per client, like registrations.
+fn mail_token(state: &Shared, email: &str, visitor: &Visitor) -> Result<String, Failure> {
+    let attempt = crate::account::begin_limited(&state.registrations, email, visitor, |wait| {
+        format!(
+            "Zu viele E-Mails in kurzer Zeit. Bitte warten Sie {wait} und versuchen Sie es dann erneut."
+        )
+    })?;
+    let _ = attempt.failed();
+    Ok(random_hex(32).map_err(Error::from)?)
 }
 
 /// Follows the change feed until the portal stops: at once while it has more, else

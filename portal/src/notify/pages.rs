@@ -12,8 +12,8 @@ use sqlx::Row;
 use crate::account::require_account;
 use crate::mail::{self, Outgoing};
 use crate::web::{Failure, Page, Posted, Visit, Visitor};
-use crate::{Error, Shared, db};
-use kopplung_web::shell::{form_value, is_token, random_hex, see_other, token_id};
+use crate::{Shared, db};
+use kopplung_web::shell::{form_value, is_token, see_other, token_id};
 
 const PATH: &str = "/konto/benachrichtigungen";
 
@@ -141,13 +141,7 @@ pub async fn address(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> 
             Some(&email),
         ));
     }
-    let attempt = crate::account::begin_limited(&state.registrations, &email, &visitor, |wait| {
-        format!(
-            "Zu viele E-Mails in kurzer Zeit. Bitte warten Sie {wait} und versuchen Sie es dann erneut."
-        )
-    })?;
-    let _ = attempt.failed();
-    let token = random_hex(32).map_err(Error::from)?;
+    let token = super::mail_token(&state, &email, &visitor)?;
     let expires = db::now().saturating_add(state.config.settings.accounts.confirm_seconds());
     let mut tx = db::write_transaction(&state.db).await?;
     sqlx::query(
