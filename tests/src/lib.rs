@@ -6,6 +6,7 @@
 pub mod algorithms;
 pub mod amqp;
 pub mod browser;
+pub mod chromium;
 pub mod clerks;
 pub mod contract;
 pub mod faults;

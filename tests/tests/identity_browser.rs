@@ -8,27 +8,15 @@
 
 mod portal_support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kopplung_tests::chromium::Walk;
 use kopplung_tests::{amqp, delete_queue, drain, open_with_openssl_cli, xpath};
 use portal_support::{Cycle, Options};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// `tests/browser`, its packages installed (scripts/test installs them).
-fn browser_dir() -> PathBuf {
-    assert!(
-        Path::new(CHROMIUM).is_file(),
-        "{CHROMIUM} is missing: `apt-get install chromium` (scripts/test does)"
-    );
-    kopplung_tests::node_packages("browser", &["playwright-core"], "the browser test")
-}
 
 /// Walks the citizen's way at `provider` (`oidc-provider` or `servicekonto`) and opens
 /// the Meldebescheinigung that reached the Bürgerbüro of Dresden.
 async fn walk(provider: &'static str) {
-    let browser = browser_dir();
     let broker = amqp().await;
     let cycle = Cycle::with(Options {
         oidc: Some(String::new()),
@@ -41,55 +29,29 @@ async fn walk(provider: &'static str) {
         (_, Some(servicekonto)) => servicekonto.issuer.clone(),
         _ => unreachable!("the cycle runs one identity provider"),
     };
-    let out = std::env::var_os("SCREENSHOTS")
-        .map(|dir| PathBuf::from(dir).join(provider))
-        .unwrap_or_else(|| cycle.portal_dir.path().join("browser"));
-    std::fs::create_dir_all(&out).unwrap();
-    let (script, portal, folder) = (
-        browser.join("oidc.mjs"),
-        cycle.portal_url.clone(),
-        out.clone(),
-    );
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(script)
-            .arg(portal)
-            .arg(folder)
-            .arg(provider)
-            .env("CHROMIUM", CHROMIUM)
-            .output()
-            .expect("node")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() || !stdout.contains("PASSED") {
-        let html = std::fs::read_to_string(out.join("failure.html")).unwrap_or_default();
-        let provider_log = match (&cycle.idp, &cycle.servicekonto) {
-            (Some(idp), _) => idp.log(),
-            (_, Some(servicekonto)) => servicekonto.log(),
-            _ => String::new(),
-        };
-        panic!(
-            "the browser run failed:\n{stdout}\n{}\n--- page ---\n{}\n--- portal log ---\n{}\n--- provider log ---\n{provider_log}",
-            String::from_utf8_lossy(&output.stderr),
-            html.chars().take(6000).collect::<String>(),
-            cycle.log(),
-        );
-    }
-    for page in [
+    let walk = Walk::new("oidc.mjs").into_folder(provider);
+    let out = walk.out().to_owned();
+    let walked = walk
+        .arg(&cycle.portal_url)
+        .arg(out)
+        .arg(provider)
+        .run()
+        .await;
+    let provider_log = match (&cycle.idp, &cycle.servicekonto) {
+        (Some(idp), _) => idp.log(),
+        (_, Some(servicekonto)) => servicekonto.log(),
+        _ => String::new(),
+    };
+    walked.assert_passed(&[("portal log", cycle.log()), ("provider log", provider_log)]);
+    walked.assert_checked(&[
         "sign-in with providers",
         "account signed in at a provider",
         "step-up",
         "form prefilled from the ID",
         "identification",
         "start page after logout",
-    ] {
-        assert!(
-            stdout.contains(&format!("ok axe-core {page}:")),
-            "{page} was not checked:\n{stdout}"
-        );
-    }
+    ]);
+    let stdout = &walked.stdout;
     if provider == "servicekonto" {
         for level in ["low", "high", "substantial"] {
             assert!(

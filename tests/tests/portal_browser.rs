@@ -8,23 +8,13 @@
 
 mod portal_support;
 
-use std::process::Command;
-
+use kopplung_tests::chromium::Walk;
 use portal_support::{Cycle, Options};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[tokio::test]
 async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
-    assert!(
-        std::path::Path::new(CHROMIUM).is_file(),
-        "{CHROMIUM} is missing: `apt-get install chromium` (scripts/test does)"
-    );
-    let browser_dir = kopplung_tests::node_packages(
-        "browser",
-        &["playwright-core", "axe-core"],
-        "the browser test",
-    );
+    // SCREENSHOTS=<folder>: the run leaves screenshots of the new pages there.
+    let walk = Walk::new("portal.mjs");
     // The demo's mail drop: the citizen reads the confirmation mail in the development
     // mail viewer, as a demo user does (SMTP itself: tests/tests/portal_accounts.rs).
     let cycle = Cycle::with(Options {
@@ -33,7 +23,6 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
         ..Options::default()
     })
     .await;
-    let out = tempfile::tempdir().expect("output dir");
     // The phone's photo of the pothole: over 9 MB, with its GPS position.
     let photo_dir = tempfile::tempdir().expect("photo dir");
     let photo = photo_dir.path().join("IMG_2041.JPG");
@@ -42,44 +31,17 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
         portal_support::phone_photo(2500, 1600, (51.05089, 13.73832)),
     )
     .expect("photo written");
-    let script_cycle = cycle.portal_url.clone();
-    // SCREENSHOTS=<folder>: the run leaves screenshots of the new pages there.
-    let out_path = std::env::var_os("SCREENSHOTS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| out.path().to_owned());
-    let browser_dir_for_run = browser_dir.clone();
-    let out_for_run = out_path.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(browser_dir_for_run.join("portal.mjs"))
-            .arg(&script_cycle)
-            .arg(&out_for_run)
-            .env("CHROMIUM", CHROMIUM)
-            .env("PHONE_PHOTO", &photo)
-            .envs(
-                std::env::var("SCREENSHOTS")
-                    .ok()
-                    .map(|v| ("SCREENSHOTS", v)),
-            )
-            .output()
-            .expect("node")
-    })
-    .await
-    .expect("browser run");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    if !output.status.success() {
-        let html = std::fs::read_to_string(out_path.join("failure.html")).unwrap_or_default();
-        panic!(
-            "the browser run failed:\n{stdout}\n{stderr}\n--- page ---\n{}\n--- portal log ---\n{}",
-            html.chars().take(6000).collect::<String>(),
-            cycle.log()
-        );
-    }
-    assert!(stdout.contains("PASSED"), "{stdout}");
+    let out = walk.out().to_owned();
+    let walked = walk
+        .arg(&cycle.portal_url)
+        .arg(out)
+        .env("PHONE_PHOTO", &photo)
+        .run()
+        .await;
+    println!("{}", walked.stdout);
+    walked.assert_passed(&[("portal log", cycle.log())]);
     // Every page type was checked with axe-core.
-    for page in [
+    walked.assert_checked(&[
         "start page",
         "Impressum",
         "Datenschutzerklärung",
@@ -111,12 +73,7 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
         "error page",
         "attachments with the photo's position offered at 320 px",
         "report confirmation at 320 px",
-    ] {
-        assert!(
-            stdout.contains(&format!("ok axe-core {page}:")),
-            "{page} was not checked:\n{stdout}"
-        );
-    }
+    ]);
     // The phone photo as the portal keeps it: a JPEG below 5 MB, without EXIF.
     let stored = cycle.sql(
         "SELECT size || ' ' || substr(hex(content), 1, 6) || ' ' || instr(hex(content), '457869660000') FROM draft_attachments WHERE filename = 'IMG_2041.JPG'",
@@ -152,12 +109,6 @@ async fn a_citizen_applies_pays_and_reads_the_decision_in_a_real_browser() {
 /// takes over the session.
 #[tokio::test]
 async fn two_dogs_are_registered_in_a_real_browser_with_and_without_javascript() {
-    assert!(
-        std::path::Path::new(CHROMIUM).is_file(),
-        "{CHROMIUM} is missing: `apt-get install chromium` (scripts/test does)"
-    );
-    let browser_dir =
-        kopplung_tests::node_packages("browser", &["playwright-core"], "the browser test");
     let cycle = Cycle::start(true).await;
     for mode in ["js", "nojs"] {
         let mut citizen = portal_support::Citizen::new(&cycle);
@@ -165,38 +116,17 @@ async fn two_dogs_are_registered_in_a_real_browser_with_and_without_javascript()
             .register(&format!("hundehalterin-{mode}@example.org"))
             .await;
         let cookie = citizen.cookie_header().expect("signed in");
-        let out = tempfile::tempdir().expect("output dir");
-        let out_path = std::env::var_os("SCREENSHOTS")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| out.path().to_owned());
-        let (script, base, out_for_run) = (
-            browser_dir.join("dogs.mjs"),
-            cycle.portal_url.clone(),
-            out_path.clone(),
-        );
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new("node")
-                .arg(script)
-                .arg(base)
-                .arg(out_for_run)
-                .arg(cookie)
-                .arg(mode)
-                .env("CHROMIUM", CHROMIUM)
-                .output()
-                .expect("node")
-        })
-        .await
-        .expect("browser run");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        println!("{mode}:\n{stdout}");
-        if !output.status.success() || !stdout.contains("PASSED") {
-            let html = std::fs::read_to_string(out_path.join("failure.html")).unwrap_or_default();
-            panic!(
-                "the browser run ({mode}) failed:\n{stdout}\n{}\n--- page ---\n{}",
-                String::from_utf8_lossy(&output.stderr),
-                html.chars().take(6000).collect::<String>(),
-            );
-        }
+        let walk = Walk::new("dogs.mjs");
+        let out = walk.out().to_owned();
+        let walked = walk
+            .arg(&cycle.portal_url)
+            .arg(out)
+            .arg(cookie)
+            .arg(mode)
+            .run()
+            .await;
+        println!("{mode}:\n{}", walked.stdout);
+        walked.assert_passed(&[]);
     }
     let log = cycle.log();
     for personal in ["Ronja", "Schröder", "DE02", "WT-2022"] {

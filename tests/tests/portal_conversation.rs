@@ -64,48 +64,18 @@ fn link_before(page: &Page, label: &str) -> String {
         .replace("&amp;", "&")
 }
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 /// `tests/browser/<script>` on `draft` with the citizen's session; SCREENSHOTS=<folder>
 /// keeps its screenshots.
 async fn walk_in_chromium(cycle: &Cycle, citizen: &Citizen, script: &str, draft: &str) {
-    assert!(
-        std::path::Path::new(CHROMIUM).is_file(),
-        "{CHROMIUM} is missing: `apt-get install chromium` (scripts/test does)"
-    );
-    let browser_dir = kopplung_tests::node_packages(
-        "browser",
-        &["playwright-core", "axe-core"],
-        "the browser test",
-    );
-    let out = tempfile::tempdir().expect("output dir");
-    let out_path = std::env::var_os("SCREENSHOTS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| out.path().to_owned());
-    let args = [
-        browser_dir.join(script).display().to_string(),
-        cycle.portal_url.clone(),
-        citizen.cookie_header().expect("a session"),
-        draft.to_owned(),
-        out_path.display().to_string(),
-    ];
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .args(args)
-            .env("CHROMIUM", CHROMIUM)
-            .output()
-            .expect("node")
-    })
-    .await
-    .expect("browser run");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let html = std::fs::read_to_string(out_path.join("failure.html")).unwrap_or_default();
-    assert!(
-        output.status.success() && stdout.contains("PASSED"),
-        "the browser run failed:\n{stdout}\n{}\n--- page ---\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        html.chars().take(6000).collect::<String>()
-    );
+    let walk = kopplung_tests::chromium::Walk::new(script);
+    let out = walk.out().to_owned();
+    walk.arg(&cycle.portal_url)
+        .arg(citizen.cookie_header().expect("a session"))
+        .arg(draft)
+        .arg(out)
+        .run()
+        .await
+        .assert_passed(&[]);
 }
 
 #[tokio::test]
