@@ -50,17 +50,24 @@ fn mappings_with_svg() -> tempfile::TempDir {
     dir
 }
 
-#[tokio::test]
-async fn a_clerk_reads_downloads_and_takes_over_an_application() {
-    let mappings = mappings_with_svg();
-    let hub = TestHub::start(HubSetup {
-        mappings: Some(mappings.path().to_owned()),
+/// A hub whose Mängelanzeigen of Dresden go to the clerk Anna, of Leipzig to Bert.
+fn two_clerks() -> HubSetup {
+    HubSetup {
         rewrite_routing: Some(Arc::new(|routing| {
             let routing = manual(&routing, "dresden-maengel", &["anna"]);
             manual(&routing, "leipzig-maengel", &["bert"])
         })),
         extra_config: clerks_config(),
         ..HubSetup::default()
+    }
+}
+
+#[tokio::test]
+async fn a_clerk_reads_downloads_and_takes_over_an_application() {
+    let mappings = mappings_with_svg();
+    let hub = TestHub::start(HubSetup {
+        mappings: Some(mappings.path().to_owned()),
+        ..two_clerks()
     })
     .await;
 
@@ -419,15 +426,7 @@ fn manual_procedures_lose_their_envelope() {
 
 #[tokio::test]
 async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
-    let hub = TestHub::start(HubSetup {
-        rewrite_routing: Some(Arc::new(|routing| {
-            let routing = manual(&routing, "dresden-maengel", &["anna"]);
-            manual(&routing, "leipzig-maengel", &["bert"])
-        })),
-        extra_config: clerks_config(),
-        ..HubSetup::default()
-    })
-    .await;
+    let hub = TestHub::start(two_clerks()).await;
     let question = "Bitte nennen Sie die Hausnummer <b>genau</b>.";
     let id = hub
         .submit_accepted(

@@ -203,13 +203,11 @@ async fn going_back_keeps_the_input_and_a_chosen_file_is_stored_on_weiter() {
     citizen.register("paula@example.org").await;
     let step1 = citizen.start(PARKING, "147130000000").await;
     let draft = portal_support::draft_of(&step1);
-    let page = citizen.get(&step1).await;
     let first = citizen
-        .post(
+        .press(
             &step1,
+            "weiter",
             &[
-                ("csrf", &page.csrf()),
-                ("aktion", "weiter"),
                 ("antragsart", "erstantrag"),
                 ("parkzone", "L12"),
                 ("gueltig_ab", "01.03.2027"),
@@ -223,11 +221,10 @@ async fn going_back_keeps_the_input_and_a_chosen_file_is_stored_on_weiter() {
     let page = citizen.get(&step2).await;
     assert!(page.body.contains("Zurück zum vorigen Schritt"));
     let back = citizen
-        .post(
+        .press(
             &step2,
+            "zurueck",
             &[
-                ("csrf", &page.csrf()),
-                ("aktion", "zurueck"),
                 ("person.familienname", "Neumann"),
                 ("person.vornamen", "Paula"),
             ],
@@ -359,13 +356,11 @@ async fn field_errors_are_sentences_plates_are_normalised_and_emoji_leave_free_t
     let mut citizen = Citizen::new(&cycle);
     citizen.register("kennzeichen@example.org").await;
     let first = citizen.start(PARKING, DRESDEN).await;
-    let page = citizen.get(&first).await;
     let wrong_date = citizen
-        .post(
+        .press(
             &first,
+            "weiter",
             &[
-                ("csrf", &page.csrf()),
-                ("aktion", "weiter"),
                 ("antragsart", "erstantrag"),
                 ("parkzone", "A3"),
                 ("gueltig_ab", "morgen"),
@@ -377,16 +372,8 @@ async fn field_errors_are_sentences_plates_are_normalised_and_emoji_leave_free_t
         "Bitte geben Sie „Gewünschter Beginn der Gültigkeit“ als Datum in der Form TT.MM.JJJJ ein, zum Beispiel 01.03.2027."
     ));
     let third = first.replace("/schritt/1", "/schritt/3");
-    let page = citizen.get(&third).await;
     let saved = citizen
-        .post(
-            &third,
-            &[
-                ("csrf", &page.csrf()),
-                ("aktion", "speichern"),
-                ("kennzeichen", "dd ab 1234"),
-            ],
-        )
+        .press(&third, "speichern", &[("kennzeichen", "dd ab 1234")])
         .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
     let page = citizen.get(&third).await;

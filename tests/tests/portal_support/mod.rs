@@ -739,14 +739,20 @@ impl Citizen {
 
     /// Posts a step and expects to be sent on.
     pub async fn fill(&mut self, step: &str, fields: &[(&str, &str)]) -> String {
+        let next = self.press(step, "weiter", fields).await;
+        assert_eq!(next.status, 303, "step {step} refused:\n{}", next.body);
+        next.location()
+    }
+
+    /// Opens a step and presses its button `aktion` (weiter, zurueck, speichern) with
+    /// `fields` typed; the answer.
+    pub async fn press(&mut self, step: &str, aktion: &str, fields: &[(&str, &str)]) -> Page {
         let page = self.get(step).await;
         assert_eq!(page.status, 200, "{}", page.body);
         let csrf = page.csrf();
-        let mut form = vec![("csrf", csrf.as_str()), ("aktion", "weiter")];
+        let mut form = vec![("csrf", csrf.as_str()), ("aktion", aktion)];
         form.extend_from_slice(fields);
-        let next = self.post(step, &form).await;
-        assert_eq!(next.status, 303, "step {step} refused:\n{}", next.body);
-        next.location()
+        self.post(step, &form).await
     }
 
     /// Presses the submit button of the draft's review page (whose CSRF token is `csrf`);
