@@ -158,17 +158,14 @@ pub async fn delete_account(Visit { state, visitor }: Visit, Posted(pairs): Post
     if let Some(email) = &account.email {
         mail::enqueue(
             &mut *tx,
-            &Outgoing {
-                to: email.clone(),
-                subject: "Servicekonto: Ihr Konto wurde gelöscht".into(),
-                body: "Guten Tag,\n\n\
-                       Ihr Servicekonto im Serviceportal wurde mit allen Daten gelöscht, die \
+            &Outgoing::letter(
+                &email,
+                "Servicekonto: Ihr Konto wurde gelöscht",
+                "Ihr Servicekonto im Serviceportal wurde mit allen Daten gelöscht, die \
                        das Portal dazu gespeichert hat. Anträge, die Sie gestellt haben, \
                        bearbeitet die zuständige Behörde weiter; dort gelten deren \
-                       Aufbewahrungsfristen.\n\n\
-                       Mit freundlichen Grüßen\nIhr Serviceportal\n"
-                    .into(),
-            },
+                       Aufbewahrungsfristen.\n\n",
+            ),
         )
         .await?;
     }

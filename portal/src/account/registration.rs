@@ -44,40 +44,36 @@ pub(crate) fn valid_email(text: &str) -> bool {
 fn confirm_mail(state: &Shared, to: &str, code: &ConfirmationCode) -> Outgoing {
     let base = &state.config.public_url;
     let hours = state.config.settings.accounts.confirm_link_hours;
-    Outgoing {
-        to: to.to_owned(),
-        subject: "Servicekonto: Bitte bestätigen Sie Ihre E-Mail-Adresse".into(),
-        body: format!(
-            "Guten Tag,\n\n\
-             für diese E-Mail-Adresse wurde im Serviceportal ein Servicekonto angelegt. \
+    Outgoing::letter(
+        to,
+        "Servicekonto: Bitte bestätigen Sie Ihre E-Mail-Adresse",
+        &format!(
+            "für diese E-Mail-Adresse wurde im Serviceportal ein Servicekonto angelegt. \
              Bitte bestätigen Sie Ihre E-Mail-Adresse: Öffnen Sie diesen Link und klicken \
              Sie dort auf „E-Mail-Adresse bestätigen“.\n\n\
              {base}/konto/bestaetigen?code={code}\n\n\
              Der Link gilt {hours} Stunden. Danach können Sie sich noch einmal registrieren.\n\n\
              Wenn Sie sich nicht registriert haben, brauchen Sie nichts zu tun: Ohne \
-             Bestätigung wird kein Servicekonto eingerichtet.\n\n\
-             Mit freundlichen Grüßen\nIhr Serviceportal\n",
+             Bestätigung wird kein Servicekonto eingerichtet.\n\n",
             code = code.as_str()
         ),
-    }
+    )
 }
 
 fn existing_mail(state: &Shared, to: &str) -> Outgoing {
     let base = &state.config.public_url;
-    Outgoing {
-        to: to.to_owned(),
-        subject: "Servicekonto: Sie haben bereits ein Servicekonto".into(),
-        body: format!(
-            "Guten Tag,\n\n\
-             mit dieser E-Mail-Adresse wollte sich gerade jemand im Serviceportal \
+    Outgoing::letter(
+        to,
+        "Servicekonto: Sie haben bereits ein Servicekonto",
+        &format!(
+            "mit dieser E-Mail-Adresse wollte sich gerade jemand im Serviceportal \
              registrieren. Sie haben mit dieser Adresse bereits ein Servicekonto. Melden \
              Sie sich bitte mit Ihrem Passwort an:\n\n\
              {base}/konto/anmelden\n\n\
              Wenn Sie das nicht waren, brauchen Sie nichts zu tun: Ihr Servicekonto bleibt, \
-             wie es ist.\n\n\
-             Mit freundlichen Grüßen\nIhr Serviceportal\n"
+             wie es ist.\n\n"
         ),
-    }
+    )
 }
 
 /// `POST /konto/registrieren`.

@@ -30,36 +30,31 @@ pub async fn forgot_page(Visit { state, visitor }: Visit) -> Page {
 fn reset_mail(state: &Shared, to: &str, code: &ConfirmationCode) -> Outgoing {
     let base = &state.config.public_url;
     let minutes = state.config.settings.accounts.reset_link_minutes;
-    Outgoing {
-        to: to.to_owned(),
-        subject: "Servicekonto: Neues Passwort festlegen".into(),
-        body: format!(
-            "Guten Tag,\n\n\
-             für Ihr Servicekonto wurde ein neues Passwort angefordert. Öffnen Sie diesen \
+    Outgoing::letter(
+        to,
+        "Servicekonto: Neues Passwort festlegen",
+        &format!(
+            "für Ihr Servicekonto wurde ein neues Passwort angefordert. Öffnen Sie diesen \
              Link und legen Sie dort ein neues Passwort fest:\n\n\
              {base}/konto/passwort-neu?code={code}\n\n\
              Der Link gilt {minutes} Minuten und nur einmal.\n\n\
              Wenn Sie kein neues Passwort angefordert haben, brauchen Sie nichts zu tun: \
-             Ihr bisheriges Passwort bleibt gültig.\n\n\
-             Mit freundlichen Grüßen\nIhr Serviceportal\n",
+             Ihr bisheriges Passwort bleibt gültig.\n\n",
             code = code.as_str()
         ),
-    }
+    )
 }
 
 fn changed_mail(to: &str) -> Outgoing {
-    Outgoing {
-        to: to.to_owned(),
-        subject: "Servicekonto: Ihr Passwort wurde geändert".into(),
-        body: "Guten Tag,\n\n\
-               das Passwort Ihres Servicekontos wurde soeben geändert, und alle \
+    Outgoing::letter(
+        to,
+        "Servicekonto: Ihr Passwort wurde geändert",
+        "das Passwort Ihres Servicekontos wurde soeben geändert, und alle \
                bisherigen Anmeldungen wurden beendet.\n\n\
                Wenn Sie das nicht waren, fordern Sie bitte sofort über „Passwort \
                vergessen?“ ein neues Passwort an und wenden Sie sich an den Betreiber \
-               des Portals (siehe „Kontakt“).\n\n\
-               Mit freundlichen Grüßen\nIhr Serviceportal\n"
-            .into(),
-    }
+               des Portals (siehe „Kontakt“).\n\n",
+    )
 }
 
 /// `POST /konto/passwort-vergessen`: the same answer for every address.

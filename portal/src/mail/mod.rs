@@ -32,6 +32,18 @@ pub struct Outgoing {
     pub body: String,
 }
 
+impl Outgoing {
+    /// The portal's letter to `to`: the greeting, `text` (its paragraphs each ending in
+    /// a blank line) and the closing.
+    pub fn letter(to: &str, subject: impl Into<String>, text: &str) -> Self {
+        Self {
+            to: to.to_owned(),
+            subject: subject.into(),
+            body: format!("Guten Tag,\n\n{text}Mit freundlichen Grüßen\nIhr Serviceportal\n"),
+        }
+    }
+}
+
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     Drop(PathBuf),

@@ -52,21 +52,19 @@ fn confirm_mail(
     let base = &state.config.public_url;
     let hours = state.config.settings.accounts.confirm_link_hours;
     let (dative, genitive) = (wording.yours_dative(), wording.yours_genitive());
-    Outgoing {
-        to: to.to_owned(),
-        subject: format!("Bitte bestätigen Sie die E-Mails zu {dative} {receipt}"),
-        body: format!(
-            "Guten Tag,\n\n\
-             Sie möchten per E-Mail erfahren, wenn sich der Stand {genitive} {receipt} \
+    Outgoing::letter(
+        to,
+        format!("Bitte bestätigen Sie die E-Mails zu {dative} {receipt}"),
+        &format!(
+            "Sie möchten per E-Mail erfahren, wenn sich der Stand {genitive} {receipt} \
              ändert. Bitte bestätigen Sie das: Öffnen Sie diesen Link und klicken Sie dort \
              auf „E-Mails bestätigen“.\n\n\
              {base}/status/{token}/bestaetigen\n\n\
              Der Link gilt {hours} Stunden. Wenn Sie das nicht waren, brauchen Sie nichts zu \
              tun: Ohne Bestätigung schicken wir Ihnen keine weitere E-Mail und löschen Ihre \
-             Adresse.\n\n\
-             Mit freundlichen Grüßen\nIhr Serviceportal\n"
+             Adresse.\n\n"
         ),
-    }
+    )
 }
 
 /// A status mail to a confirmed anonymous reporter.

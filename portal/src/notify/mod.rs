@@ -121,20 +121,19 @@ pub fn account_mail(
 /// more and why the mail comes, its paragraphs each ending in a blank line) and the
 /// closing.
 fn news_mail(to: &str, change: &Change, news: News, wording: Wording, how: &str) -> Outgoing {
-    Outgoing {
-        to: to.to_owned(),
-        subject: format!(
+    Outgoing::letter(
+        to,
+        format!(
             "Neuigkeiten zu {} {}",
             wording.yours_dative(),
             change.receipt
         ),
-        body: format!(
-            "Guten Tag,\n\n{what}\n\n{how}\
-             Bitte antworten Sie nicht auf diese E-Mail; sie wurde automatisch versandt.\n\n\
-             Mit freundlichen Grüßen\nIhr Serviceportal\n",
+        &format!(
+            "{what}\n\n{how}\
+             Bitte antworten Sie nicht auf diese E-Mail; sie wurde automatisch versandt.\n\n",
             what = what_happened(change, news, wording),
         ),
-    }
+    )
 }
 
 /// The token of a confirmation mail to `email`: each request sends a mail, so requests

@@ -166,22 +166,19 @@ pub async fn address(Visit { state, visitor }: Visit, Posted(pairs): Posted) -> 
 fn address_mail(state: &Shared, to: &str, token: &str) -> Outgoing {
     let base = &state.config.public_url;
     let hours = state.config.settings.accounts.confirm_link_hours;
-    Outgoing {
-        to: to.to_owned(),
-        subject: "Servicekonto: Bitte bestätigen Sie Ihre E-Mail-Adresse für Benachrichtigungen"
-            .into(),
-        body: format!(
-            "Guten Tag,\n\n\
-             in einem Servicekonto wurde diese E-Mail-Adresse für Benachrichtigungen zu \
+    Outgoing::letter(
+        to,
+        "Servicekonto: Bitte bestätigen Sie Ihre E-Mail-Adresse für Benachrichtigungen",
+        &format!(
+            "in einem Servicekonto wurde diese E-Mail-Adresse für Benachrichtigungen zu \
              Anträgen angegeben. Bitte bestätigen Sie sie: Öffnen Sie diesen Link, melden Sie \
              sich an, wenn das Portal Sie darum bittet, und klicken Sie auf „E-Mail-Adresse \
              bestätigen“.\n\n\
              {base}{PATH}/bestaetigen?code={token}\n\n\
              Der Link gilt {hours} Stunden. Wenn Sie das nicht waren, brauchen Sie nichts zu \
-             tun: Ohne Bestätigung schicken wir an diese Adresse nichts.\n\n\
-             Mit freundlichen Grüßen\nIhr Serviceportal\n"
+             tun: Ohne Bestätigung schicken wir an diese Adresse nichts.\n\n"
         ),
-    }
+    )
 }
 
 #[derive(Deserialize)]
