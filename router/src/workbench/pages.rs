@@ -173,20 +173,54 @@ fn posted(
     }
 }
 
+/// A service's edit as posted by its signed-in engineer.
+struct Posted {
+    session: Session,
+    pairs: Pairs,
+    files: ServiceFiles,
+    /// The service's name.
+    name: String,
+    edit: Edit,
+}
+
+/// The edit a POST carries for the service `key`; else the answer: 403 without a
+/// session or CSRF token, 404 for an unknown service.
+fn posted_edit(
+    wb: &Workbench,
+    headers: &HeaderMap,
+    form: &Result<Form<Pairs>, FormRejection>,
+    key: &str,
+) -> Result<Posted, Box<Response>> {
+    let (session, pairs) = posted(wb, headers, form)?;
+    let Some((files, name)) = files_of(wb, key) else {
+        return Err(Box::new(wb.not_found(Some(&session))));
+    };
+    let edit = edit_of(&pairs);
+    Ok(Posted {
+        session,
+        pairs,
+        files,
+        name,
+        edit,
+    })
+}
+
 async fn preview(
     State(wb): State<Workbench>,
     Path(key): Path<String>,
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let (session, pairs) = match posted(&wb, &headers, &form) {
+    let Posted {
+        session,
+        pairs,
+        files,
+        name,
+        edit,
+    } = match posted_edit(&wb, &headers, &form, &key) {
         Ok(posted) => posted,
         Err(response) => return *response,
     };
-    let Some((files, name)) = files_of(&wb, &key) else {
-        return wb.not_found(Some(&session));
-    };
-    let edit = edit_of(&pairs);
     // The script asks for the results pane only.
     if form_value(&pairs, "teil") == Some("ergebnis") {
         let Some(results) = results_of(&wb, &files, &edit).await else {
@@ -209,14 +243,16 @@ async fn apply(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let (session, pairs) = match posted(&wb, &headers, &form) {
+    let Posted {
+        session,
+        pairs,
+        files,
+        name,
+        edit,
+    } = match posted_edit(&wb, &headers, &form, &key) {
         Ok(posted) => posted,
         Err(response) => return *response,
     };
-    let Some((files, name)) = files_of(&wb, &key) else {
-        return wb.not_found(Some(&session));
-    };
-    let edit = edit_of(&pairs);
     let before = match files.read() {
         Ok(before) => before,
         Err(e) => {
