@@ -4,9 +4,9 @@
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kopplung_web::shell::signin::SignInUi;
 use kopplung_web::shell::{Session, asset, csrf_matches, form_value, html};
@@ -173,9 +173,12 @@ fn posted(
     }
 }
 
-/// A service's edit as posted by its signed-in engineer.
+/// A service's edit as posted by its signed-in engineer. As an extractor: else the
+/// answer, 403 without a session or CSRF token, 404 for an unknown service.
 struct Posted {
     session: Session,
+    /// The service's key, from the path.
+    key: String,
     pairs: Pairs,
     files: ServiceFiles,
     /// The service's name.
@@ -183,44 +186,44 @@ struct Posted {
     edit: Edit,
 }
 
-/// The edit a POST carries for the service `key`; else the answer: 403 without a
-/// session or CSRF token, 404 for an unknown service.
-fn posted_edit(
-    wb: &Workbench,
-    headers: &HeaderMap,
-    form: &Result<Form<Pairs>, FormRejection>,
-    key: &str,
-) -> Result<Posted, Box<Response>> {
-    let (session, pairs) = posted(wb, headers, form)?;
-    let Some((files, name)) = files_of(wb, key) else {
-        return Err(Box::new(wb.not_found(Some(&session))));
-    };
-    let edit = edit_of(&pairs);
-    Ok(Posted {
-        session,
-        pairs,
-        files,
-        name,
-        edit,
-    })
+impl FromRequest<Workbench> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, wb: &Workbench) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let key = Path::<String>::from_request_parts(&mut parts, wb)
+            .await
+            .map_err(IntoResponse::into_response)?
+            .0;
+        let headers = parts.headers.clone();
+        let form = Form::<Pairs>::from_request(Request::from_parts(parts, body), wb).await;
+        let (session, pairs) = posted(wb, &headers, &form).map_err(|answer| *answer)?;
+        let Some((files, name)) = files_of(wb, &key) else {
+            return Err(wb.not_found(Some(&session)));
+        };
+        let edit = edit_of(&pairs);
+        Ok(Self {
+            session,
+            key,
+            pairs,
+            files,
+            name,
+            edit,
+        })
+    }
 }
 
 async fn preview(
     State(wb): State<Workbench>,
-    Path(key): Path<String>,
-    headers: HeaderMap,
-    form: Result<Form<Pairs>, FormRejection>,
-) -> Response {
-    let Posted {
+    Posted {
         session,
+        key,
         pairs,
         files,
         name,
         edit,
-    } = match posted_edit(&wb, &headers, &form, &key) {
-        Ok(posted) => posted,
-        Err(response) => return *response,
-    };
+    }: Posted,
+) -> Response {
     // The script asks for the results pane only.
     if form_value(&pairs, "teil") == Some("ergebnis") {
         let Some(results) = results_of(&wb, &files, &edit).await else {
@@ -239,20 +242,15 @@ async fn preview(
 
 async fn apply(
     State(wb): State<Workbench>,
-    Path(key): Path<String>,
-    headers: HeaderMap,
-    form: Result<Form<Pairs>, FormRejection>,
-) -> Response {
-    let Posted {
+    Posted {
         session,
+        key,
         pairs,
         files,
         name,
         edit,
-    } = match posted_edit(&wb, &headers, &form, &key) {
-        Ok(posted) => posted,
-        Err(response) => return *response,
-    };
+    }: Posted,
+) -> Response {
     let before = match files.read() {
         Ok(before) => before,
         Err(e) => {
