@@ -46,6 +46,14 @@ impl Wording {
         }
     }
 
+    /// „Ihren Antrag“, „Ihre Meldung“ … (the object of „bearbeitet“).
+    pub fn yours_accusative(self) -> &'static str {
+        match self {
+            Wording::Antrag => "Ihren Antrag",
+            other => other.yours(),
+        }
+    }
+
     /// „Ihres Antrags“, „Ihrer Meldung“ … (after „der Stand“).
     pub fn yours_genitive(self) -> &'static str {
         match self {
@@ -127,6 +135,7 @@ impl Wording {
             noun: self.noun(),
             yours: self.yours(),
             yours_dative: self.yours_dative(),
+            yours_accusative: self.yours_accusative(),
             yours_genitive: self.yours_genitive(),
             done: self.done(),
             final_letter: self.final_letter(),
@@ -145,6 +154,7 @@ pub struct Words {
     pub noun: &'static str,
     pub yours: &'static str,
     pub yours_dative: &'static str,
+    pub yours_accusative: &'static str,
     pub yours_genitive: &'static str,
     pub done: &'static str,
     pub final_letter: &'static str,

@@ -670,7 +670,7 @@ async fn deleting_an_account_refunds_a_paid_draft() {
     let page = citizen.get("/konto/loeschen").await;
     assert!(
         page.body
-            .contains("wird beim Löschen vollständig auf Ihr Zahlungsmittel erstattet")
+            .contains("Für einen Ihrer Entwürfe haben Sie bereits eine Gebühr bezahlt. Sie wird beim Löschen vollständig über die Zahlungsart erstattet")
     );
     let deleted = confirm_deletion(&mut citizen, &page, PASSWORD).await;
     assert_eq!(deleted.status, 200, "{}", deleted.body);

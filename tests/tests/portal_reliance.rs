@@ -106,7 +106,7 @@ async fn a_paid_draft_is_discarded_only_after_a_confirmation_and_its_fee_is_refu
     assert!(
         asked
             .body
-            .contains("vollständig auf das Zahlungsmittel erstattet")
+            .contains("erstatten wir die Gebühr vollständig über die Zahlungsart")
     );
     assert_eq!(
         citizen
@@ -126,7 +126,7 @@ async fn a_paid_draft_is_discarded_only_after_a_confirmation_and_its_fee_is_refu
     assert!(done.body.contains("Entwurf verworfen"), "{}", done.body);
     assert!(
         done.body
-            .contains("Die bezahlte Gebühr von 30,70 € wird auf das Zahlungsmittel erstattet"),
+            .contains("Die bezahlte Gebühr von 30,70 € wird über die Zahlungsart erstattet"),
         "{}",
         done.body
     );

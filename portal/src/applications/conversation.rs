@@ -144,6 +144,7 @@ async fn view(
     Ok(json!({
         "home": case.home,
         "back": format!("Zurück zu {}", wording.yours_dative()),
+        "wording": wording.words(),
         "receipt": case.receipt,
         "service": service.map(|s| s.name).unwrap_or_else(|| case.service_name.clone()),
         "csrf": visitor.csrf,

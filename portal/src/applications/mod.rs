@@ -366,7 +366,7 @@ pub async fn list(Visit { state, visitor }: Visit) -> Page {
     state.templates.ok(
         &visitor,
         "applications",
-        "Meine Anträge",
+        "Meine Anträge und Meldungen",
         &json!({ "applications": items }),
     )
 }

@@ -18,11 +18,9 @@ pub async fn discard(
     Posted(pairs): Posted,
 ) -> Page {
     let draft = open_draft(&state, &visitor, &id).await?;
-    let fee = crate::forms::service_of(&state, &draft.service)
-        .await
-        .ok()
-        .and_then(|s| s.fee)
-        .map(|f| f.due(&draft.data));
+    let service = crate::forms::service_of(&state, &draft.service).await.ok();
+    let wording = service.as_ref().map(|s| s.wording).unwrap_or_default();
+    let fee = service.and_then(|s| s.fee).map(|f| f.due(&draft.data));
     let paid = draft.payment_reference.is_some();
     if form_value(&pairs, "bestaetigt") != Some("ja") {
         return state.templates.ok(
@@ -37,6 +35,7 @@ pub async fn discard(
                 "paid": paid,
                 "amount": fee.as_ref().map(|f| euro(&f.betrag)),
                 "payment_reference": draft.payment_reference,
+                "wording": wording.words(),
             }),
         );
     }
@@ -67,7 +66,7 @@ pub async fn discard(
     } = &settled
     {
         paragraphs.push(format!(
-            "Die bezahlte Gebühr von {} wird auf das Zahlungsmittel erstattet, mit dem Sie bezahlt haben. Erstattungsreferenz: {refund_reference}. Je nach Zahlart dauert es einige Tage, bis der Betrag gutgeschrieben ist.",
+            "Die bezahlte Gebühr von {} wird über die Zahlungsart erstattet, mit der Sie bezahlt haben. Erstattungsreferenz: {refund_reference}. Je nach Zahlungsart dauert es einige Tage, bis der Betrag gutgeschrieben ist.",
             euro(amount)
         ));
     }
