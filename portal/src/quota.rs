@@ -103,7 +103,7 @@ impl Quotas {
             1,
             self.settings.sessions_per_address,
         )
-        .map_err(|wait| from_address("Anträge ohne Anmeldung begonnen", wait))
+        .map_err(|wait| from_address("Formulare ohne Anmeldung begonnen", wait))
     }
 
     /// An anonymous draft is to be started from `address`.
@@ -114,7 +114,7 @@ impl Quotas {
             1,
             self.settings.anonymous_drafts_per_address,
         )
-        .map_err(|wait| from_address("Anträge ohne Anmeldung begonnen", wait))
+        .map_err(|wait| from_address("Formulare ohne Anmeldung begonnen", wait))
     }
 
     /// An anonymous upload of (at most) `bytes` begins from `address`.

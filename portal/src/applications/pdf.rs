@@ -8,6 +8,7 @@
 use std::num::NonZeroU16;
 use std::path::Path;
 
+use kopplung_forms::Wording;
 use krilla::Document;
 use krilla::SerializeSettings;
 use krilla::configure::{Configuration, Validator};
@@ -32,6 +33,8 @@ pub struct Confirmation {
     /// The responsible authority: its name and address lines.
     pub authority: Option<(String, Vec<String>)>,
     pub applicant: Option<String>,
+    /// How the service speaks of what was sent (a Meldung has no applicant).
+    pub wording: Wording,
     pub submitted: String,
     /// Sections of entered data: a heading (the form's step) and label/value rows.
     pub sections: Vec<(String, Vec<(String, String)>)>,
@@ -177,8 +180,11 @@ impl Writer {
             &mut pages,
             &mut surface,
             &format!(
-                "Ihr Antrag „{}“ ist am {} elektronisch eingegangen und wird an die zuständige Behörde übermittelt. Bitte geben Sie bei Rückfragen die Vorgangsnummer {} an.",
-                c.service, c.submitted, c.receipt
+                "{} „{}“ ist am {} elektronisch eingegangen und wird an die zuständige Behörde übermittelt. Bitte geben Sie bei Rückfragen die Vorgangsnummer {} an.",
+                c.wording.yours(),
+                c.service,
+                c.submitted,
+                c.receipt
             ),
         );
         let mut overview = vec![
@@ -195,11 +201,15 @@ impl Writer {
             }
             overview.push(("Zuständige Behörde".to_owned(), text));
         }
+        let (who, nobody) = match c.wording {
+            Wording::Meldung => ("Meldende Person", "keine Angabe (anonym)"),
+            Wording::Anmeldung => ("Anmeldende Person", "keine Angabe"),
+            Wording::Bestellung => ("Bestellende Person", "keine Angabe"),
+            Wording::Antrag => ("Antragstellerin oder Antragsteller", "keine Angabe"),
+        };
         overview.push((
-            "Antragstellerin oder Antragsteller".to_owned(),
-            c.applicant
-                .clone()
-                .unwrap_or_else(|| "ohne Angabe".to_owned()),
+            who.to_owned(),
+            c.applicant.clone().unwrap_or_else(|| nobody.to_owned()),
         ));
         if let Some((amount, reference)) = &c.fee {
             let mut text = amount.clone();
@@ -284,6 +294,7 @@ mod tests {
                 municipality: "Dresden, Stadt".into(),
                 authority: Some(("Bürgerbüro".into(), vec!["Theaterstraße 11".into()])),
                 applicant: Some("Sabine Hartmann".into()),
+                wording: Wording::Antrag,
                 submitted: "07.12.2026, 10:00 Uhr".into(),
                 sections: vec![("Person".into(), rows)],
                 fee: Some(("30,70 €".into(), Some("XBZ-2026-1".into()))),

@@ -85,6 +85,7 @@ pub async fn of(state: &Shared, draft: &Draft) -> Result<Confirmation, Failure> 
         municipality: draft.region_name.clone(),
         authority,
         applicant: applicant(&form, &draft.data),
+        wording: service.wording,
         submitted: draft.submitted_at.map(german_time_unix).unwrap_or_default(),
         sections,
         fee: service

@@ -110,7 +110,7 @@ pub async fn start(
                 return Err(Failure::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!(
-                        "Sie haben bereits {limit} Entwürfe, die noch nicht abgesendet sind. Bitte senden Sie einen davon ab oder verwerfen Sie ihn unter „Meine Entwürfe“, bevor Sie einen neuen Antrag beginnen."
+                        "Sie haben bereits {limit} Entwürfe, die noch nicht abgesendet sind. Bitte senden Sie einen davon ab oder verwerfen Sie ihn unter „Meine Entwürfe“, bevor Sie ein neues Formular beginnen."
                     ),
                 ));
             }

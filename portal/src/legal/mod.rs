@@ -69,26 +69,26 @@ pub fn stored(settings: &Settings) -> Vec<Value> {
         ),
         row(
             "Entwürfe und ihre Anlagen mit Servicekonto",
-            "damit Sie einen Antrag später fortsetzen können",
+            "damit Sie ein begonnenes Formular später fortsetzen können",
             "bis Sie den Entwurf absenden oder verwerfen".to_owned(),
         ),
         row(
             "Entwürfe und Anlagen ohne Servicekonto",
-            "damit Sie den Antrag in dieser Sitzung fortsetzen können",
+            "damit Sie das Formular in dieser Sitzung fortsetzen können",
             format!(
                 "bis zum Ende der Sitzung, spätestens gelöscht nach {} ohne Änderung",
                 span(quotas.anonymous_expire_secs)
             ),
         ),
         row(
-            "Abgesendete Anträge (Ihre Angaben, Anlagen, Eingangsnummer, Status und Nachrichten der Behörde)",
-            "damit Sie Status, Bescheid und Nachrichten in Ihrem Konto sehen; der Antrag selbst geht an die zuständige Behörde, bei der deren Aufbewahrungsfristen gelten",
-            "mit Servicekonto, bis Sie Ihr Konto löschen; ohne Servicekonto bis zum Ende der Sitzung".to_owned(),
+            "Abgesendete Anträge und Meldungen (Ihre Angaben, Anlagen, Vorgangsnummer, Stand und Nachrichten der Behörde)",
+            "damit Sie Stand, Bescheide und Nachrichten in Ihrem Servicekonto sehen; was Sie abgesendet haben, geht an die zuständige Behörde, bei der deren Aufbewahrungsfristen gelten",
+            "mit Servicekonto, bis Sie Ihr Servicekonto löschen; ohne Servicekonto bis zum Ende der Sitzung".to_owned(),
         ),
         row(
             "Zahlungen: Kennung der Zahlung und Zahlungsreferenz des Zahlungsdienstes, bei Erstattungen deren Referenz und Betrag (keine Konto- oder Kartendaten)",
-            "um die Gebühr dem Antrag zuzuordnen, sie der Kasse der Behörde zu melden und Erstattungen nachzuweisen",
-            "mit dem Antrag; Erstattungen ohne Bezug zu Ihrer Person dauerhaft".to_owned(),
+            "um die Gebühr dem Vorgang zuzuordnen, sie der Kasse der Behörde zu melden und Erstattungen nachzuweisen",
+            "mit dem Vorgang; Erstattungen ohne Bezug zu Ihrer Person dauerhaft".to_owned(),
         ),
         row(
             "E-Mail-Adresse für Benachrichtigungen ohne Servicekonto",
