@@ -160,7 +160,7 @@ pub async fn delete_account(Visit { state, visitor }: Visit, Posted(pairs): Post
             &mut *tx,
             &Outgoing::letter(
                 &email,
-                "Servicekonto: Ihr Konto wurde gelöscht",
+                "Ihr Servicekonto wurde gelöscht",
                 "Ihr Servicekonto im Serviceportal wurde mit allen Daten gelöscht, die \
                        das Portal dazu gespeichert hat. Anträge, die Sie gestellt haben, \
                        bearbeitet die zuständige Behörde weiter; dort gelten deren \

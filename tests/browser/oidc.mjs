@@ -175,7 +175,7 @@ try {
   await page.click('button:has-text("Abmelden")');
   await logoutAtProvider();
   await page.waitForURL(new RegExp(`^${base.replace(/[.]/g, '\\.')}/\\?state=`));
-  check((await text('#abgemeldet')).includes('Sie sind abgemeldet'), 'the start page confirms the logout');
+  check((await text('#abgemeldet')).includes('im Portal und bei Ihrem Identitätsanbieter abgemeldet'), 'the start page confirms the logout');
   await axe('start page after logout');
   await page.goto(`${base}/konto`);
   check(page.url().includes('/konto/anmelden'), 'signed out of the portal');

@@ -239,7 +239,7 @@ async function firstVisitAndReflow() {
     check(confirmLink, 'the mail carries the confirmation link');
     await phone.goto(confirmLink);
     await fitsAt320(phone, 'status page before the confirmation');
-    await phone.click('button:has-text("E-Mails bestätigen")');
+    await phone.click('button:has-text("E-Mail-Benachrichtigung bestätigen")');
     await expectText(phone, '#bestaetigt', 'Ihre E-Mail-Adresse ist bestätigt');
     await expectText(phone, '#vorgangsnummer', reportNumber);
     await fitsAt320(phone, 'status page');

@@ -646,8 +646,8 @@ async fn a_password_is_reset_by_mail_registration_keeps_its_target_and_an_accoun
     let mut gone = Citizen::new(&cycle);
     let csrf = gone.csrf().await;
     assert_eq!(gone.sign_in(&csrf, email, new_password).await.status, 401);
-    let farewell = mail_about(&cycle, email, 4, "Ihr Konto wurde gelöscht").await;
-    assert!(farewell.subject.contains("Ihr Konto wurde gelöscht"));
+    let farewell = mail_about(&cycle, email, 4, "Ihr Servicekonto wurde gelöscht").await;
+    assert!(farewell.subject.contains("Ihr Servicekonto wurde gelöscht"));
 }
 
 /// Deleting an account with a paid draft refunds the fee first and records it.

@@ -183,7 +183,7 @@ async fn an_account_that_opted_in_is_mailed_without_form_data_and_one_that_did_n
     }
     assert!(
         received.body.contains(&format!(
-            "der Stand Ihrer Meldung {annas_receipt} hat sich geändert: Bei der Behörde eingegangen."
+            "der Stand Ihrer Meldung {annas_receipt} hat sich geändert. Neuer Stand: „Bei der Behörde eingegangen“."
         )),
         "{}",
         received.body
@@ -197,7 +197,7 @@ async fn an_account_that_opted_in_is_mailed_without_form_data_and_one_that_did_n
         decided.body.contains(&format!(
             "es gibt eine neue Nachricht zu Ihrer Meldung mit der Vorgangsnummer {annas_receipt}."
         )) && decided.body.contains(&format!(
-            "Der Stand Ihrer Meldung {annas_receipt} hat sich geändert: Erledigt."
+            "Der Stand Ihrer Meldung {annas_receipt} hat sich geändert. Neuer Stand: „Erledigt“."
         )),
         "{}",
         decided.body
@@ -290,7 +290,9 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
     let mail = mailbox.wait_for(reporter).await;
     assert_eq!(
         mail.subject,
-        format!("Bitte bestätigen Sie die E-Mails zu Ihrer Meldung {receipt}")
+        format!(
+            "Bitte bestätigen Sie Ihre E-Mail-Adresse für Nachrichten zu Ihrer Meldung {receipt}"
+        )
     );
     assert_no_form_data(&mail);
     let confirm = mail.link(&cycle.url("/status/"));
@@ -300,7 +302,7 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
     let mut mail_client = Citizen::new(&cycle);
     let opened = mail_client.get(&confirm).await;
     assert_eq!(opened.status, 200, "{}", opened.body);
-    assert!(opened.body.contains("E-Mails bestätigen"));
+    assert!(opened.body.contains("E-Mail-Benachrichtigung bestätigen"));
     let unconfirmed = "SELECT COUNT(*) FROM status_subscriptions WHERE confirmed_at IS NULL";
     assert_eq!(cycle.sql(unconfirmed).trim(), "2");
     let confirmed = mail_client
@@ -329,14 +331,14 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
         .await;
     assert!(
         received.body.contains(&format!(
-            "der Stand Ihrer Meldung {receipt} hat sich geändert: Bei der Behörde eingegangen."
+            "der Stand Ihrer Meldung {receipt} hat sich geändert. Neuer Stand: „Bei der Behörde eingegangen“."
         )),
         "{}",
         received.body
     );
     assert!(
         decided.body.contains(&format!(
-            "Der Stand Ihrer Meldung {receipt} hat sich geändert: Erledigt."
+            "Der Stand Ihrer Meldung {receipt} hat sich geändert. Neuer Stand: „Erledigt“."
         )),
         "{}",
         decided.body
@@ -486,7 +488,7 @@ async fn a_relay_that_is_down_delays_the_mail_but_not_the_state_change() {
     );
     assert!(
         statuses.iter().any(|b| b.contains(&format!(
-            "der Stand Ihrer Meldung {receipt} hat sich geändert: Erledigt."
+            "der Stand Ihrer Meldung {receipt} hat sich geändert. Neuer Stand: „Erledigt“."
         ))),
         "{statuses:#?}"
     );
@@ -603,7 +605,7 @@ async fn an_account_made_at_an_identity_provider_confirms_an_address_before_it_i
         .await;
     assert!(
         decided.body.contains(&format!(
-            "der Stand Ihrer Meldung {receipt} hat sich geändert: Erledigt."
+            "der Stand Ihrer Meldung {receipt} hat sich geändert. Neuer Stand: „Erledigt“."
         )),
         "{}",
         decided.body

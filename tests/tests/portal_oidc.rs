@@ -252,13 +252,19 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
     );
     let start_page = erika.get(&back).await;
     assert!(
-        start_page.body.contains("Sie sind abgemeldet"),
+        start_page
+            .body
+            .contains("im Portal und bei Ihrem Identitätsanbieter abgemeldet"),
         "{}",
         start_page.body
     );
     // The state works once.
     let again = erika.get(&back).await;
-    assert!(!again.body.contains("Sie sind abgemeldet"));
+    assert!(
+        !again
+            .body
+            .contains("im Portal und bei Ihrem Identitätsanbieter abgemeldet")
+    );
     let account = erika.get("/konto").await;
     assert_eq!(account.status, 303);
     // Signed out at the provider too: a new sign-in shows its page again.

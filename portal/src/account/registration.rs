@@ -48,7 +48,7 @@ fn confirm_mail(state: &Shared, to: &str, code: &ConfirmationCode) -> Outgoing {
         to,
         "Servicekonto: Bitte bestätigen Sie Ihre E-Mail-Adresse",
         &format!(
-            "für diese E-Mail-Adresse wurde im Serviceportal ein Servicekonto angelegt. \
+            "für diese E-Mail-Adresse wurde im Serviceportal die Einrichtung eines Servicekontos begonnen. \
              Bitte bestätigen Sie Ihre E-Mail-Adresse: Öffnen Sie diesen Link und klicken \
              Sie dort auf „E-Mail-Adresse bestätigen“.\n\n\
              {base}/konto/bestaetigen?code={code}\n\n\

@@ -54,11 +54,11 @@ fn confirm_mail(
     let (dative, genitive) = (wording.yours_dative(), wording.yours_genitive());
     Outgoing::letter(
         to,
-        format!("Bitte bestätigen Sie die E-Mails zu {dative} {receipt}"),
+        format!("Bitte bestätigen Sie Ihre E-Mail-Adresse für Nachrichten zu {dative} {receipt}"),
         &format!(
             "Sie möchten per E-Mail erfahren, wenn sich der Stand {genitive} {receipt} \
              ändert. Bitte bestätigen Sie das: Öffnen Sie diesen Link und klicken Sie dort \
-             auf „E-Mails bestätigen“.\n\n\
+             auf „E-Mail-Benachrichtigung bestätigen“.\n\n\
              {base}/status/{token}/bestaetigen\n\n\
              Der Link gilt {hours} Stunden. Wenn Sie das nicht waren, brauchen Sie nichts zu \
              tun: Ohne Bestätigung schicken wir Ihnen keine weitere E-Mail und löschen Ihre \

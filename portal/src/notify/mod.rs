@@ -84,7 +84,7 @@ fn what_happened(change: &Change, news: News, wording: Wording) -> String {
     }
     if news.status {
         let sentence = format!(
-            "Der Stand {} {receipt} hat sich geändert: {}.",
+            "Der Stand {} {receipt} hat sich geändert. Neuer Stand: „{}“.",
             wording.yours_genitive(),
             crate::applications::status_label(&change.status, wording)
         );
@@ -334,10 +334,9 @@ mod tests {
         assert!(mail.body.contains(
             "es gibt eine neue Nachricht zu Ihrem Antrag mit der Vorgangsnummer K7QX-2M4P."
         ));
-        assert!(
-            mail.body
-                .contains("Der Stand Ihres Antrags K7QX-2M4P hat sich geändert: Entschieden.")
-        );
+        assert!(mail.body.contains(
+            "Der Stand Ihres Antrags K7QX-2M4P hat sich geändert. Neuer Stand: „Entschieden“."
+        ));
         assert!(
             mail.body
                 .contains("\nhttps://portal.example/antraege/draft-1\n")
@@ -354,7 +353,7 @@ mod tests {
             Wording::Antrag,
         );
         assert!(status_only.body.contains(
-            "Guten Tag,\n\nder Stand Ihres Antrags K7QX-2M4P hat sich geändert: Bei der Behörde eingegangen."
+            "Guten Tag,\n\nder Stand Ihres Antrags K7QX-2M4P hat sich geändert. Neuer Stand: „Bei der Behörde eingegangen“."
         ));
         // A report is dealt with, not decided.
         let report = account_mail(
@@ -367,7 +366,7 @@ mod tests {
         );
         assert_eq!(report.subject, "Neuigkeiten zu Ihrer Meldung K7QX-2M4P");
         assert!(report.body.contains(
-            "es gibt eine neue Nachricht zu Ihrer Meldung mit der Vorgangsnummer K7QX-2M4P.\nDer Stand Ihrer Meldung K7QX-2M4P hat sich geändert: Erledigt."
+            "es gibt eine neue Nachricht zu Ihrer Meldung mit der Vorgangsnummer K7QX-2M4P.\nDer Stand Ihrer Meldung K7QX-2M4P hat sich geändert. Neuer Stand: „Erledigt“."
         ));
     }
 
