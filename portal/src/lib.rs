@@ -221,7 +221,8 @@ pub async fn run(
     tracing::info!(listen = %state.config.listen, "portal listening");
     let missing = state.config.settings.operator.missing();
     if !missing.is_empty() {
-        tracing::warn!(missing = %missing.join(", "), "the legal pages lack the operator's data; set them in [operator] of the portal's configuration");
+        let keys: Vec<&str> = missing.iter().map(|m| m.key).collect();
+        tracing::warn!(missing = %keys.join(", "), "the legal pages lack the operator's data; set them in [operator] of the portal's configuration");
     }
     let server = Server::new("portal", server_limits, clients).on_body_timeout({
         let state = state.clone();

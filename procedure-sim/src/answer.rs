@@ -113,7 +113,7 @@ fn decision(
         ),
         String::new(),
         letter.outcome.to_owned(),
-        "Dieses Schreiben wurde vom Referenz-Fachverfahren (Demo) erzeugt.".to_owned(),
+        "Dieses Schreiben ist ein Beispiel aus dem Demonstrationsportal und hat keine Rechtswirkung.".to_owned(),
     ];
     if let Some(fee) = &accepted.fee {
         lines.push(format!(

@@ -951,7 +951,11 @@ async fn the_legal_pages_come_from_the_operators_data_and_every_page_links_them(
     let page = Citizen::new(&bare).get("/impressum").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("angaben-fehlen"));
-    assert!(page.body.contains("operator.name"));
+    assert!(page.body.contains("der Name des Betreibers"));
+    assert!(
+        !page.body.contains("operator.name"),
+        "no configuration keys for citizens"
+    );
     assert!(
         bare.log()
             .contains("the legal pages lack the operator's data")

@@ -272,7 +272,7 @@ async fn going_back_keeps_the_input_and_a_chosen_file_is_stored_on_weiter() {
         .find("Fahrzeugschein (Zulassungsbescheinigung Teil I)")
         .unwrap();
     let after: String = page.body[heading..].chars().take(100).collect();
-    assert!(!after.contains("(optional)"), "{after}");
+    assert!(!after.contains("(freiwillig)"), "{after}");
     // A refused file on "Weiter" stays on the page with its error, nothing is skipped.
     let form = reqwest::multipart::Form::new()
         .text("csrf", csrf)
@@ -369,7 +369,7 @@ async fn field_errors_are_sentences_plates_are_normalised_and_emoji_leave_free_t
         .await;
     assert_eq!(wrong_date.status, 422);
     assert!(wrong_date.body.contains(
-        "Bitte geben Sie „Gewünschter Beginn der Gültigkeit“ als Datum in der Form TT.MM.JJJJ ein, zum Beispiel 01.03.2027."
+        "Bitte geben Sie „Gewünschter Beginn der Gültigkeit“ als Datum in der Form TT.MM.JJJJ ein, zum Beispiel 23.06.1979."
     ));
     let third = first.replace("/schritt/1", "/schritt/3");
     let saved = citizen

@@ -51,7 +51,7 @@ impl Problem {
             ),
             Problem::MustConfirm => format!("Bitte bestätigen Sie {subject}."),
             Problem::NotADate => format!(
-                "Bitte geben Sie {subject} als Datum in der Form TT.MM.JJJJ ein, zum Beispiel 01.03.2027."
+                "Bitte geben Sie {subject} als Datum in der Form TT.MM.JJJJ ein, zum Beispiel 23.06.1979."
             ),
             Problem::TooShort { min, length } => format!(
                 "Bitte schreiben Sie bei {subject} mindestens {min} Zeichen; bisher sind es {length}."
@@ -60,7 +60,7 @@ impl Problem {
                 "Bitte kürzen Sie {subject} auf höchstens {max} Zeichen; bisher sind es {length}."
             ),
             Problem::NotAnEmail => format!(
-                "Bitte geben Sie bei {subject} eine E-Mail-Adresse in der Form name@beispiel.de ein."
+                "Bitte geben Sie bei {subject} eine E-Mail-Adresse in der Form name@example.org ein."
             ),
             Problem::NotANumber => format!("Bitte geben Sie bei {subject} eine Zahl ein."),
             Problem::BelowMinimum(min) => {

@@ -217,7 +217,7 @@ fn kind_label(code: &str) -> &'static str {
         "antwort" => "Ihre Antwort auf die Rückfrage",
         "nachreichung" => "Nachgereichte Unterlagen",
         "widerspruch" => "Ihr Widerspruch",
-        "zahlung" => "Meldung Ihrer Zahlung an die Kasse der Behörde",
+        "zahlung" => "Zahlungsnachweis an die Kasse der Behörde",
         _ => "Ihre Nachricht",
     }
 }

@@ -60,25 +60,47 @@ pub struct Accessibility {
     pub enforcement: Vec<String>,
 }
 
+/// A required key of `[operator]` that is not set: the key for the operator's log, the
+/// words for the citizens' pages.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Missing {
+    pub key: &'static str,
+    pub label: &'static str,
+}
+
 impl Operator {
     /// The keys the Impressum cannot do without that are not set (`operator.name`, …).
-    pub fn missing(&self) -> Vec<&'static str> {
+    pub fn missing(&self) -> Vec<Missing> {
         let mut missing = Vec::new();
-        for (key, empty) in [
-            ("operator.name", self.name.trim().is_empty()),
-            ("operator.address", self.address.is_empty()),
-            ("operator.email", self.email.trim().is_empty()),
+        for (key, label, empty) in [
+            (
+                "operator.name",
+                "der Name des Betreibers",
+                self.name.trim().is_empty(),
+            ),
+            (
+                "operator.address",
+                "seine Anschrift",
+                self.address.is_empty(),
+            ),
+            (
+                "operator.email",
+                "seine E-Mail-Adresse",
+                self.email.trim().is_empty(),
+            ),
             (
                 "operator.represented_by",
+                "wer ihn vertritt",
                 self.represented_by.trim().is_empty(),
             ),
             (
                 "operator.accessibility.feedback_email",
+                "die E-Mail-Adresse für Hinweise auf Barrieren",
                 self.accessibility.feedback_email.trim().is_empty(),
             ),
         ] {
             if empty {
-                missing.push(key);
+                missing.push(Missing { key, label });
             }
         }
         missing

@@ -170,7 +170,7 @@ fn payment_problem(outcome: &str) -> Option<&'static str> {
             "Sie haben die Zahlung abgebrochen. Es wurde kein Geld abgebucht. Ihr Antrag ist gespeichert, aber noch nicht abgesendet: Um ihn abzusenden, bezahlen Sie bitte zuerst die Gebühr."
         }
         "fehlgeschlagen" => {
-            "Die Zahlung ist fehlgeschlagen. Es wurde kein Geld abgebucht. Bitte versuchen Sie es noch einmal, wenn nötig mit einer anderen Zahlart. Ihr Antrag ist gespeichert."
+            "Die Zahlung ist fehlgeschlagen. Es wurde kein Geld abgebucht. Bitte versuchen Sie es noch einmal, wenn nötig mit einer anderen Zahlungsart. Ihr Antrag ist gespeichert."
         }
         "offen" => {
             "Die Zahlung ist noch nicht abgeschlossen. Bitte schließen Sie sie beim Zahlungsdienst ab oder starten Sie sie unten erneut. Ihr Antrag ist gespeichert."
@@ -317,7 +317,7 @@ fn refused_identification(
             Failure::see_other(oidc::sign_in_again(account, service.trust_level, review))
         }
         (_, Unidentified::LevelTooLow) => Failure::forbidden(format!(
-            "Die Antragsannahme verlangt für „{}“ ein höheres Vertrauensniveau, als Ihre Anmeldung bestätigt. Bitte melden Sie sich über „Identifizieren“ mit einem passenden Identifizierungsmittel an.",
+            "Die Behörde verlangt für „{}“ ein höheres Vertrauensniveau, als Ihre Anmeldung bestätigt. Bitte melden Sie sich über „Identifizieren“ mit einem passenden Identifizierungsmittel an.",
             service.name
         )),
         (_, Unidentified::ProviderUnavailable) => Failure::new(
@@ -325,7 +325,7 @@ fn refused_identification(
             "Ihre Anmeldung kann gerade nicht geprüft werden, weil der Identitätsanbieter nicht erreichbar ist. Bitte versuchen Sie es in einigen Minuten noch einmal. Ihr Antrag ist gespeichert.",
         ),
         _ => Failure::forbidden(
-            "Die Antragsannahme hat Ihre Anmeldung nicht anerkannt. Bitte melden Sie sich ab und noch einmal an. Gelingt es wieder nicht, wenden Sie sich bitte an die zuständige Stelle.",
+            "Ihre Anmeldung wurde nicht anerkannt. Bitte melden Sie sich ab und noch einmal an. Gelingt es wieder nicht, wenden Sie sich bitte an den Betreiber des Portals (siehe „Kontakt“ unten auf jeder Seite).",
         ),
     }
 }

@@ -47,7 +47,7 @@ pub fn stored(settings: &Settings) -> Vec<Value> {
             ),
         ),
         row(
-            "Servicekonto: E-Mail-Adresse, Passwort (nur als Argon2-Hashwert), Stammdaten, die Sie eintragen, die Kennung Ihrer Anmeldung bei einem Identitätsanbieter und deren Vertrauensniveau",
+            "Servicekonto: E-Mail-Adresse, Passwort (nur unumkehrbar verschlüsselt), Angaben zur Person, die Sie eintragen, die Kennung Ihrer Anmeldung bei einem Identitätsanbieter und deren Vertrauensniveau",
             "damit Sie sich anmelden, Entwürfe speichern und Ihre Anträge und Ihr Postfach sehen können",
             "bis Sie Ihr Konto löschen („Mein Servicekonto“ → „Servicekonto löschen“)".to_owned(),
         ),
@@ -88,7 +88,7 @@ pub fn stored(settings: &Settings) -> Vec<Value> {
         row(
             "Zahlungen: Kennung der Zahlung und Zahlungsreferenz des Zahlungsdienstes, bei Erstattungen deren Referenz und Betrag (keine Konto- oder Kartendaten)",
             "um die Gebühr dem Vorgang zuzuordnen, sie der Kasse der Behörde zu melden und Erstattungen nachzuweisen",
-            "mit dem Vorgang; Erstattungen ohne Bezug zu Ihrer Person dauerhaft".to_owned(),
+            "so lange wie der zugehörige Vorgang; Erstattungen ohne Bezug zu Ihrer Person dauerhaft".to_owned(),
         ),
         row(
             "E-Mail-Adresse für Benachrichtigungen ohne Servicekonto",
@@ -101,7 +101,7 @@ pub fn stored(settings: &Settings) -> Vec<Value> {
         ),
         row(
             "E-Mails, die das Portal an Sie sendet (Bestätigungen, Benachrichtigungen)",
-            "um sie zuzustellen, auch wenn der Mailserver kurz nicht erreichbar ist",
+            "um sie zuzustellen, auch wenn der E-Mail-Dienst kurz nicht erreichbar ist",
             format!(
                 "bis zur Zustellung; gelingt sie nicht, gelöscht nach {}",
                 span(settings.mail.expire_hours.saturating_mul(3_600))
@@ -109,7 +109,7 @@ pub fn stored(settings: &Settings) -> Vec<Value> {
         ),
         row(
             "IP-Adresse Ihres Geräts",
-            "um Missbrauch zu begrenzen (z. B. zu viele Anmeldeversuche); sie wird nur im Arbeitsspeicher gezählt, nicht gespeichert und nicht protokolliert",
+            "um Missbrauch zu begrenzen (zum Beispiel zu viele Anmeldeversuche); sie wird nur kurz im Arbeitsspeicher gehalten, nicht dauerhaft gespeichert und nicht protokolliert",
             format!(
                 "vergessen nach {} ohne weitere Anfrage",
                 span(quotas.address_window_secs)

@@ -20,7 +20,7 @@ pub fn means_label(code: &str) -> &'static str {
         "benutzername-passwort" => "Benutzername und Passwort",
         "elster-zertifikat" => "ELSTER-Zertifikat",
         "online-ausweis" => "Online-Ausweisfunktion",
-        "eu-eid" => "eID eines anderen EU-Mitgliedstaats",
+        "eu-eid" => "elektronischer Ausweis aus einem anderen EU-Staat",
         _ => "ein anderes Identifizierungsmittel",
     }
 }
@@ -28,7 +28,9 @@ pub fn means_label(code: &str) -> &'static str {
 /// What a citizen needs for `level`, in words.
 fn level_means(level: TrustLevel) -> &'static str {
     match level {
-        TrustLevel::Basis => "Benutzername und Passwort, zum Beispiel das Konto dieses Portals",
+        TrustLevel::Basis => {
+            "E-Mail-Adresse und Passwort, zum Beispiel beim Servicekonto dieses Portals"
+        }
         TrustLevel::Substanziell => "zum Beispiel ein ELSTER-Zertifikat",
         TrustLevel::Hoch => {
             "die Online-Ausweisfunktion des Personalausweises, der eID-Karte oder des elektronischen Aufenthaltstitels"
@@ -91,7 +93,7 @@ pub fn signed_in_view(state: &Shared, visitor: &Visitor) -> Value {
         ),
         None => (
             means_label("benutzername-passwort"),
-            "Konto dieses Portals".to_owned(),
+            "Servicekonto dieses Portals".to_owned(),
         ),
     };
     json!({

@@ -294,7 +294,7 @@ async fn decide(
         };
         if t.status == "INITIAL" {
             if pay && !method_ok {
-                return Err(Failure::bad_request("Bitte wählen Sie eine Zahlart."));
+                return Err(Failure::bad_request("Bitte wählen Sie eine Zahlungsart."));
             }
             if pay {
                 let mut counter = state
