@@ -159,7 +159,7 @@ pub async fn delete_account(Visit { state, visitor }: Visit, Posted(pairs): Post
         mail::enqueue(
             &mut *tx,
             &Outgoing::letter(
-                &email,
+                email,
                 "Ihr Servicekonto wurde gelöscht",
                 "Ihr Servicekonto im Serviceportal wurde mit allen Daten gelöscht, die \
                        das Portal dazu gespeichert hat. Anträge, die Sie gestellt haben, \
