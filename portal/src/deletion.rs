@@ -173,7 +173,7 @@ pub async fn delete_account(Visit { state, visitor }: Visit, Posted(pairs): Post
     state.mailer.wake();
     tracing::info!(account = %account.id, "servicekonto deleted");
     let mut paragraphs = vec![
-        "Ihr Servicekonto wurde mit allen Daten gelöscht, die das Portal dazu gespeichert hat: Anmeldedaten, Stammdaten, Entwürfe mit Anlagen, die Kopien Ihrer Anträge und Ihre Einstellungen.".to_owned(),
+        "Ihr Servicekonto wurde mit allen Daten gelöscht, die das Portal dazu gespeichert hat: Anmeldedaten, Stammdaten, Entwürfe mit Unterlagen, die Kopien Ihrer Anträge und Ihre Einstellungen.".to_owned(),
         "Anträge, die Sie gestellt haben, bearbeitet die zuständige Behörde weiter; dort gelten deren Aufbewahrungsfristen.".to_owned(),
     ];
     paragraphs.extend(refunds);

@@ -135,7 +135,7 @@ try {
   await expectText(page, '#anlage-wesenstest h2', 'Bescheinigung des Wesenstests');
   await page.click('button:has-text("Weiter zur Prüfung")');
   await page.waitForURL(/\/pruefen$/);
-  await expectText(page, '#fehlerliste', 'Bitte laden Sie „Bescheinigung des Wesenstests“ bei den Anlagen hoch.');
+  await expectText(page, '#fehlerliste', 'Bitte laden Sie „Bescheinigung des Wesenstests“ bei den Unterlagen hoch.');
   check((await page.locator('button:has-text("Antrag verbindlich absenden")').count()) === 0, 'no submission without it');
   await page.click('#fehlerliste a');
   await page.waitForURL(/\/anlagen#anlage-wesenstest$/);

@@ -264,7 +264,7 @@ async fn going_back_keeps_the_input_and_a_chosen_file_is_stored_on_weiter() {
     // The documents the service names are required: a file among the further
     // documents is no Fahrzeugschein, and the page asks for it where it belongs.
     assert!(review.body.contains(
-        "Bitte laden Sie „Fahrzeugschein (Zulassungsbescheinigung Teil I)“ bei den Anlagen hoch."
+        "Bitte laden Sie „Fahrzeugschein (Zulassungsbescheinigung Teil I)“ bei den Unterlagen hoch."
     ));
     let page = citizen.get(&attachments).await;
     let heading = page

@@ -195,7 +195,7 @@ pub async fn attachments_page(
     state.templates.ok(
         &visitor,
         "attachments",
-        &format!("{} – Anlagen", service.name),
+        &format!("{} – Unterlagen", service.name),
         &view,
     )
 }
@@ -550,7 +550,7 @@ pub async fn attachments_upload(
             &visitor,
             StatusCode::UNPROCESSABLE_ENTITY,
             "attachments",
-            &format!("Fehler: {} – Anlagen", service.name),
+            &format!("Fehler: {} – Unterlagen", service.name),
             &view,
         ));
     }

@@ -168,7 +168,7 @@ fn progress(form: &FormDefinition, current: &str) -> Vec<Value> {
         items.push(json!({"label": label, "current": current == step.to_string(), "number": i + 1, "count": count}));
     }
     if attachments {
-        items.push(json!({"label": "Anlagen", "current": current == "anlagen", "number": form_steps.len() + 1, "count": count}));
+        items.push(json!({"label": "Unterlagen", "current": current == "anlagen", "number": form_steps.len() + 1, "count": count}));
     }
     items.push(json!({"label": "Prüfen und absenden", "current": current == "pruefen", "number": count, "count": count}));
     items

@@ -194,10 +194,10 @@ pub fn message(form: &FormDefinition, error: &FieldError) -> String {
             .slot(slot)
             .map_or(slot, |s| s.label.as_str());
         return if error.message == "Pflichtfeld" {
-            format!("Bitte laden Sie „{label}“ bei den Anlagen hoch.")
+            format!("Bitte laden Sie „{label}“ bei den Unterlagen hoch.")
         } else {
             format!(
-                "Die Unterlage „{label}“ wird nach Ihren Angaben nicht gebraucht. Bitte entfernen Sie sie bei den Anlagen."
+                "Die Unterlage „{label}“ wird nach Ihren Angaben nicht gebraucht. Bitte entfernen Sie sie bei den Unterlagen."
             )
         };
     }

@@ -68,12 +68,12 @@ pub fn stored(settings: &Settings) -> Vec<Value> {
             ),
         ),
         row(
-            "Entwürfe und ihre Anlagen mit Servicekonto",
+            "Entwürfe und ihre Unterlagen mit Servicekonto",
             "damit Sie ein begonnenes Formular später fortsetzen können",
             "bis Sie den Entwurf absenden oder verwerfen".to_owned(),
         ),
         row(
-            "Entwürfe und Anlagen ohne Servicekonto",
+            "Entwürfe und Unterlagen ohne Servicekonto",
             "damit Sie das Formular in dieser Sitzung fortsetzen können",
             format!(
                 "bis zum Ende der Sitzung, spätestens gelöscht nach {} ohne Änderung",
@@ -81,7 +81,7 @@ pub fn stored(settings: &Settings) -> Vec<Value> {
             ),
         ),
         row(
-            "Abgesendete Anträge und Meldungen (Ihre Angaben, Anlagen, Vorgangsnummer, Stand und Nachrichten der Behörde)",
+            "Abgesendete Anträge und Meldungen (Ihre Angaben, Unterlagen, Vorgangsnummer, Stand und Nachrichten der Behörde)",
             "damit Sie Stand, Bescheide und Nachrichten in Ihrem Servicekonto sehen; was Sie abgesendet haben, geht an die zuständige Behörde, bei der deren Aufbewahrungsfristen gelten",
             "mit Servicekonto, bis Sie Ihr Servicekonto löschen; ohne Servicekonto bis zum Ende der Sitzung".to_owned(),
         ),
@@ -211,7 +211,7 @@ mod tests {
                 r["what"]
                     .as_str()
                     .unwrap()
-                    .starts_with("Entwürfe und Anlagen ohne")
+                    .starts_with("Entwürfe und Unterlagen ohne")
             })
             .unwrap();
         assert!(anonymous["until"].as_str().unwrap().contains("2 Tagen"));

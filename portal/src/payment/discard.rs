@@ -57,7 +57,7 @@ pub async fn discard(
     }
     tracing::info!(draft = %draft.id, "draft discarded");
     let mut paragraphs = vec![format!(
-        "Ihr Entwurf „{}“ wurde mit allen Angaben und Anlagen gelöscht. Er wurde nicht an die Behörde gesendet.",
+        "Ihr Entwurf „{}“ wurde mit allen Angaben und Unterlagen gelöscht. Er wurde nicht an die Behörde gesendet.",
         draft.service_name
     )];
     if let Settled::Refunded {
