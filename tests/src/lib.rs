@@ -13,6 +13,7 @@ pub mod faults;
 pub mod fitconnect;
 pub mod hub;
 pub mod issuer;
+pub mod keys;
 pub mod oidc;
 pub mod pki;
 pub mod postgres;

@@ -3,6 +3,7 @@
 //! fetches the fragments with its own token and opens them with stock tools (`openssl
 //! cms` for the `cms` profile, Python's jwcrypto for the `jose` profile).
 
+use kopplung_tests::keys::{DRESDEN, LEIPZIG};
 use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
@@ -16,8 +17,6 @@ use serde_json::{Value, json};
 
 /// The fragment size the hub documents (docs/vendors.md).
 const FRAGMENT_BYTES: usize = 1024 * 1024;
-const DRESDEN: &str = "146120000000";
-const LEIPZIG: &str = "147130000000";
 const GEWERBEANMELDUNG: &str = "99050012104000";
 
 /// The test hub: the demo routing gives every procedure with an interface an API token

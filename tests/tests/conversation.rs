@@ -4,6 +4,7 @@
 //! and the reference procedure, and as a vendor opens them with stock `openssl` and
 //! `xmllint`.
 
+use kopplung_tests::keys::{DRESDEN, MAENGEL};
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,10 +16,8 @@ use kopplung_tests::{
 };
 use serde_json::{Value, json};
 
-const MAENGEL: &str = "99999001000000";
 /// The dog tax: decided with a Bescheid that can be objected to (a report cannot).
 const HUNDESTEUER: &str = "99999003000000";
-const DRESDEN: &str = "146120000000";
 const PULL_TOKEN: &str = "pull-token-of-dresden-maengel-conversation";
 
 async fn send(hub: &TestHub, application: &str, token: &str, body: &Value) -> (u16, Value) {

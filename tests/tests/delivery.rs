@@ -2,6 +2,7 @@
 //! (failing, refusing, answering with a signed receipt, hanging) and pull procedures
 //! that collect their messages. The hub runs as its own process.
 
+use kopplung_tests::keys::{DRESDEN, LEIPZIG};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -18,9 +19,6 @@ use kopplung_tests::{
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
-
-const DRESDEN: &str = "146120000000";
-const LEIPZIG: &str = "147130000000";
 
 fn maengel(region: &str) -> Value {
     json!({"service": "99999001000000", "region": region,

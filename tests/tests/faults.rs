@@ -8,6 +8,7 @@
 //!
 //! RabbitMQ itself stopped and started is `broker_restart.rs` (alone in its binary).
 
+use kopplung_tests::keys::DRESDEN;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,8 +19,6 @@ use kopplung_tests::faults::{AmqpReceiver, Behaviour, FaultyProcedure, Rng, Smal
 use kopplung_tests::{ADMIN_TOKEN, HubSetup, PostgresDatabase, TestHub, deliver_over};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
-
-const DRESDEN: &str = "146120000000";
 
 fn report(n: usize) -> Value {
     json!({"service": "99999001000000", "region": DRESDEN,

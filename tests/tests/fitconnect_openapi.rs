@@ -4,6 +4,7 @@
 //! `router/src/fitconnect/mod.rs`, and every answer of a real hub to every operation —
 //! success and each documented refusal — matches it (`kopplung_tests::contract`).
 
+use kopplung_tests::keys::{DRESDEN, LEIPZIG, MAENGEL, MELDEBESCHEINIGUNG};
 use std::collections::BTreeSet;
 
 use base64::Engine;
@@ -31,10 +32,6 @@ const NOT_PROVOKED: &[(&str, u16, &str)] = &[
         "a body over four thirds of [limits] max_upload_bytes",
     ),
 ];
-const MAENGEL: &str = "99999001000000";
-const MELDEBESCHEINIGUNG: &str = "99115003000000";
-const DRESDEN: &str = "146120000000";
-const LEIPZIG: &str = "147130000000";
 /// The sender side: Dresden's Mängelanzeige (AMQP) and citizens' office; the
 /// subscriber: Leipzig's Mängelanzeige.
 const SENDER_SIDE: &str = "dresden-maengel";

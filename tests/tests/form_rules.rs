@@ -3,12 +3,12 @@
 //! a normalised text (the Kennzeichen in upper case) — refused or stored as the form
 //! says, with German messages naming the field.
 
+use kopplung_tests::keys::DRESDEN;
 use kopplung_tests::shared::fixture_request;
 use kopplung_tests::{HubSetup, TestHub};
 use serde_json::Value;
 
 const PARKAUSWEIS: &str = "99108001000000";
-const DRESDEN: &str = "146120000000";
 
 fn german_day(offset_days: i64) -> String {
     let day = kopplung_forms::german::today(time::OffsetDateTime::now_utc())

@@ -5,6 +5,7 @@
 //! tools read level and issuer (`openssl cms`, `xmllint`; jwcrypto for the `jose` profile)
 //! and check the forwarded ID token against the provider's keys.
 
+use kopplung_tests::keys::{DRESDEN, LEIPZIG, MELDEBESCHEINIGUNG};
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,10 +17,7 @@ use kopplung_tests::{
 };
 use serde_json::{Value, json};
 
-const MELDEBESCHEINIGUNG: &str = "99115003000000";
 const MAENGELANZEIGE: &str = "99999001000000";
-const DRESDEN: &str = "146120000000";
-const LEIPZIG: &str = "147130000000";
 
 fn meldebescheinigung(region: &str, token: &str) -> Value {
     let mut body = fixture_request(

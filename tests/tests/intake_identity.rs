@@ -7,11 +7,11 @@
 
 use kopplung_tests::browser::Browser;
 use kopplung_tests::issuer::{ACR_SUBSTANTIAL, LEGACY_TOKEN, RefusedCase, TestIssuer, assertion};
+use kopplung_tests::keys::MELDEBESCHEINIGUNG;
 use kopplung_tests::shared::{assert_contains_all, fixture_request, sqlite3, vouched_applicant};
 use kopplung_tests::{ADMIN_TOKEN, HubSetup, TestHub};
 use serde_json::{Value, json};
 
-const MELDEBESCHEINIGUNG: &str = "99115003000000";
 /// Leipzig's citizens' office takes it online.
 const LEIPZIG: &str = "147130000000";
 const PARKAUSWEIS: &str = "99108001000000";

@@ -2,12 +2,11 @@
 //! outcome, deliveries by procedure, transport and outcome, the stage histograms, the
 //! backlog gauge and the certificates' days to expiry add up to what was done.
 
+use kopplung_tests::keys::MAENGEL;
 use std::time::Duration;
 
 use kopplung_tests::{HubSetup, TestHub, amqp, drain_and_delete};
 use serde_json::json;
-
-const MAENGEL: &str = "99999001000000";
 
 fn maengel(beschreibung: &str) -> serde_json::Value {
     json!({"service": MAENGEL, "region": "146120000000",

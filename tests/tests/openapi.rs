@@ -8,6 +8,7 @@
 //! `jsonschema` crate, formats checked). At the end every documented status, content
 //! type and problem type must have been seen, except the few listed in `NOT_PROVOKED`.
 
+use kopplung_tests::keys::{CHEMNITZ, DRESDEN, LEIPZIG, MAENGEL, MELDEBESCHEINIGUNG};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,11 +76,6 @@ const NOT_PROVOKED: &[(&str, u16, &str)] = &[
     ),
 ];
 
-const MAENGEL: &str = "99999001000000";
-const MELDEBESCHEINIGUNG: &str = "99115003000000";
-const DRESDEN: &str = "146120000000";
-const CHEMNITZ: &str = "145110000000";
-const LEIPZIG: &str = "147130000000";
 /// Borna: no citizens' office takes the Meldebescheinigung online there.
 const BORNA: &str = "147290050050";
 

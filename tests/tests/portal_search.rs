@@ -7,6 +7,7 @@
 
 mod portal_support;
 
+use kopplung_tests::keys::MAENGEL;
 use kopplung_tests::shared::assert_contains_all;
 use portal_support::{Citizen, Cycle, Page};
 
@@ -21,7 +22,6 @@ fn table() -> Vec<(&'static str, &'static str)> {
 }
 
 const PARKEN: &str = "99108001000000";
-const MAENGEL: &str = "99999001000000";
 
 fn encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()

@@ -3,6 +3,7 @@
 //! hub verifies them against the procedure's certificate; a tampered or foreign receipt
 //! is refused and changes nothing.
 
+use kopplung_tests::keys::MAENGEL;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,7 +15,6 @@ use kopplung_tests::{
 };
 use serde_json::{Value, json};
 
-const MAENGEL: &str = "99999001000000";
 const MAENGEL_MINIMAL: &str = "maengelanzeige/fixtures/minimal";
 const GEWERBE: &str = "99050012104000";
 const GEWERBE_MINIMAL: &str = "gewerbeanmeldung/fixtures/minimal";

@@ -16,6 +16,7 @@
 //! cannot be an example in a JSON document, nor does the acknowledgement get one
 //! (tests/tests/openapi.rs and tests/tests/receipts.rs send both signed).
 
+use kopplung_tests::keys::{CHEMNITZ, DRESDEN, LEIPZIG, MAENGEL, MELDEBESCHEINIGUNG};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -36,12 +37,6 @@ const JOSE_PROCEDURE: &str = "leipzig-buergerbuero";
 /// Chemnitz's Mängelanzeige procedure, whose queue refuses every message: its
 /// applications become dead letters after three attempts.
 const DEAD_LETTERS: &str = "chemnitz-maengel";
-
-const MAENGEL: &str = "99999001000000";
-const MELDEBESCHEINIGUNG: &str = "99115003000000";
-const DRESDEN: &str = "146120000000";
-const LEIPZIG: &str = "147130000000";
-const CHEMNITZ: &str = "145110000000";
 
 /// Test cases per operation and run: enough for each phase (examples, coverage of the
 /// boundaries, fuzzing, stateful) to reach every operation, and the whole test within

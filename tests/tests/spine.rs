@@ -1,6 +1,7 @@
 //! The spine end to end: HTTP submission → durable store → routing → Handlebars → CMS
 //! → RabbitMQ → `openssl cms` on the vendor's side. Against the real broker.
 
+use kopplung_tests::keys::{DRESDEN, MAENGEL};
 use std::time::Duration;
 
 use base64::Engine;
@@ -11,8 +12,6 @@ use kopplung_tests::{
 };
 use serde_json::{Value, json};
 
-const MAENGEL: &str = "99999001000000";
-const DRESDEN: &str = "146120000000";
 /// Borna, a town in the district (Landkreis) Leipzig.
 const BORNA: &str = "147290050050";
 const HOSTILE: &str =

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub use kopplung_tests::keys::{DRESDEN, MAENGEL};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -854,9 +855,7 @@ impl Citizen {
     }
 }
 
-pub const MAENGEL: &str = "99999001000000";
 pub const MELDE: &str = "99115003000000";
-pub const DRESDEN: &str = "146120000000";
 
 pub fn draft_of(step: &str) -> String {
     step.split('/').nth(2).expect("draft id").to_owned()
