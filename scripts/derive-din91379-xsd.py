@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes mappings/xoev/din-91379.xsd from the character table in forms/src/text.rs,
-so the schema and the intake check can never disagree.
+"""Writes mappings/xoev/din-91379.xsd from the character table in forms/src/text.rs and
+its list of normed sequences, forms/src/din91379_sequences.txt, so the schema and the
+intake check can never disagree.
 
     python3 scripts/derive-din91379-xsd.py           # write it
     python3 scripts/derive-din91379-xsd.py --check   # exit 1 if the file is stale
@@ -11,33 +12,29 @@ import sys
 
 root = pathlib.Path(__file__).resolve().parent.parent
 src = (root / "forms/src/text.rs").read_text(encoding="utf-8")
-single_part = src[src.index("const SINGLE"):src.index("const SEQUENCES")]
-sequence_part = src[src.index("const SEQUENCES"):src.index("fn is_single")]
+single_part = src[src.index("const SINGLE"):src.index("static SEQUENCES")]
+sequences = (root / "forms/src/din91379_sequences.txt").read_text(encoding="utf-8")
 
 
 def ref(codepoint):
     return "&#x%04X;" % codepoint
 
 
-def char_of(token):
-    match = re.fullmatch(r"\\u\{([0-9A-F]+)\}", token)
-    return int(match.group(1), 16) if match else ord(token)
-
-
-def encode(marks):
-    parts = re.findall(r"\\u\{([0-9A-F]+)\}|(.)", marks)
-    return "".join(ref(int(hexa, 16)) if hexa else ref(ord(plain)) for hexa, plain in parts)
+def encode(sequence):
+    return "".join(ref(int(hexa, 16)) for hexa in sequence.split("+"))
 
 
 alternatives = []
 for start, end in re.findall(r"\('\\u\{([0-9A-F]+)\}', '\\u\{([0-9A-F]+)\}'\)", single_part):
     start, end = int(start, 16), int(end, 16)
     alternatives.append(ref(start) if start == end else "[%s-%s]" % (ref(start), ref(end)))
-# rustfmt wraps long entries over several lines: match across them.
-for base, marks in re.findall(r"\(\s*'(.+?)',\s*&\[(.*?)\],?\s*\)", sequence_part, re.S):
-    encoded = [encode(m) for m in re.findall(r'"(.*?)"', marks)]
+for line in sequences.splitlines():
+    if line.startswith("#") or not line.strip():
+        continue
+    base, *marks = line.split()
+    encoded = [encode(m) for m in marks]
     tail = "(" + "|".join(encoded) + ")" if len(encoded) > 1 else encoded[0]
-    alternatives.append(ref(char_of(base)) + tail)
+    alternatives.append(ref(int(base, 16)) + tail)
 pattern = "(" + "|".join(alternatives) + ")*"
 
 schema = f'''<?xml version="1.0" encoding="UTF-8"?>

@@ -2,6 +2,8 @@
 //! typographic characters to their plain equivalents where that is clear, and the check
 //! against DIN 91379 datatype C — the normed Latin characters XÖV strings may carry.
 
+use std::sync::LazyLock;
+
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
@@ -90,139 +92,30 @@ const SINGLE: &[(char, char)] = &[
     ('\u{20AC}', '\u{20AC}'),
 ];
 
-/// Letters with combining marks that have no precomposed form but are normed:
-/// the base letter and the allowed mark sequences after it.
-const SEQUENCES: &[(char, &[&str])] = &[
-    ('A', &["\u{030B}"]),
-    (
-        'C',
-        &[
-            "\u{0300}",
-            "\u{0304}",
-            "\u{0306}",
-            "\u{0308}",
-            "\u{0315}",
-            "\u{0323}",
-            "\u{0326}",
-            "\u{0328}\u{0306}",
-        ],
-    ),
-    ('D', &["\u{0302}"]),
-    ('F', &["\u{0300}", "\u{0304}"]),
-    ('G', &["\u{0300}"]),
-    ('H', &["\u{0304}", "\u{0326}", "\u{0331}"]),
-    ('J', &["\u{0301}", "\u{030C}"]),
-    (
-        'K',
-        &[
-            "\u{0300}",
-            "\u{0302}",
-            "\u{0304}",
-            "\u{0307}",
-            "\u{0315}",
-            "\u{031B}",
-            "\u{0326}",
-            "\u{035F}H",
-            "\u{035F}h",
-        ],
-    ),
-    (
-        'L',
-        &["\u{0302}", "\u{0325}", "\u{0325}\u{0304}", "\u{0326}"],
-    ),
-    ('M', &["\u{0300}", "\u{0302}", "\u{0306}", "\u{0310}"]),
-    ('N', &["\u{0302}", "\u{0304}", "\u{0306}", "\u{0326}"]),
-    ('P', &["\u{0300}", "\u{0304}", "\u{0315}", "\u{0323}"]),
-    ('R', &["\u{0306}", "\u{0325}", "\u{0325}\u{0304}"]),
-    (
-        'S',
-        &["\u{0300}", "\u{0304}", "\u{031B}\u{0304}", "\u{0331}"],
-    ),
-    (
-        'T',
-        &["\u{0300}", "\u{0304}", "\u{0308}", "\u{0315}", "\u{031B}"],
-    ),
-    ('U', &["\u{0307}"]),
-    (
-        'Z',
-        &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0327}"],
-    ),
-    ('a', &["\u{030B}"]),
-    (
-        'c',
-        &[
-            "\u{0300}",
-            "\u{0304}",
-            "\u{0306}",
-            "\u{0308}",
-            "\u{0315}",
-            "\u{0323}",
-            "\u{0326}",
-            "\u{0328}\u{0306}",
-        ],
-    ),
-    ('d', &["\u{0302}"]),
-    ('f', &["\u{0300}", "\u{0304}"]),
-    ('g', &["\u{0300}"]),
-    ('h', &["\u{0304}", "\u{0326}"]),
-    ('j', &["\u{0301}"]),
-    (
-        'k',
-        &[
-            "\u{0300}",
-            "\u{0302}",
-            "\u{0304}",
-            "\u{0307}",
-            "\u{0315}",
-            "\u{031B}",
-            "\u{0326}",
-            "\u{035F}h",
-        ],
-    ),
-    (
-        'l',
-        &["\u{0302}", "\u{0325}", "\u{0325}\u{0304}", "\u{0326}"],
-    ),
-    ('m', &["\u{0300}", "\u{0302}", "\u{0306}", "\u{0310}"]),
-    ('n', &["\u{0302}", "\u{0304}", "\u{0306}", "\u{0326}"]),
-    ('p', &["\u{0300}", "\u{0304}", "\u{0315}", "\u{0323}"]),
-    ('r', &["\u{0306}", "\u{0325}", "\u{0325}\u{0304}"]),
-    (
-        's',
-        &["\u{0300}", "\u{0304}", "\u{031B}\u{0304}", "\u{0331}"],
-    ),
-    ('t', &["\u{0300}", "\u{0304}", "\u{0315}", "\u{031B}"]),
-    ('u', &["\u{0307}"]),
-    (
-        'z',
-        &["\u{0300}", "\u{0304}", "\u{0306}", "\u{0308}", "\u{0327}"],
-    ),
-    ('\u{00C7}', &["\u{0306}"]),
-    ('\u{00DB}', &["\u{0304}"]),
-    ('\u{00E7}', &["\u{0306}"]),
-    ('\u{00FB}', &["\u{0304}"]),
-    ('\u{00FF}', &["\u{0301}"]),
-    ('\u{010C}', &["\u{0315}", "\u{0323}"]),
-    ('\u{010D}', &["\u{0315}", "\u{0323}"]),
-    ('\u{0113}', &["\u{030D}"]),
-    ('\u{012A}', &["\u{0301}"]),
-    ('\u{012B}', &["\u{0301}"]),
-    ('\u{014D}', &["\u{030D}"]),
-    ('\u{017D}', &["\u{0326}", "\u{0327}"]),
-    ('\u{017E}', &["\u{0326}", "\u{0327}"]),
-    ('\u{1E32}', &["\u{0304}"]),
-    ('\u{1E33}', &["\u{0304}"]),
-    ('\u{1E62}', &["\u{0304}"]),
-    ('\u{1E63}', &["\u{0304}"]),
-    ('\u{1E6C}', &["\u{0304}"]),
-    ('\u{1E6D}', &["\u{0304}"]),
-    ('\u{1EA0}', &["\u{0308}"]),
-    ('\u{1EA1}', &["\u{0308}"]),
-    ('\u{1ECC}', &["\u{0308}"]),
-    ('\u{1ECD}', &["\u{0308}"]),
-    ('\u{1EE4}', &["\u{0304}", "\u{0308}"]),
-    ('\u{1EE5}', &["\u{0304}", "\u{0308}"]),
-];
+/// Letters with combining marks that have no precomposed form but are normed: the base
+/// letter and the allowed mark sequences after it (the normative list, as data).
+static SEQUENCES: LazyLock<Vec<(char, Vec<String>)>> =
+    LazyLock::new(|| sequences(include_str!("din91379_sequences.txt")));
+
+/// The lines of the sequence list; one that does not parse is left out (the tests read
+/// every line).
+fn sequences(text: &str) -> Vec<(char, Vec<String>)> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let base = code_point(fields.next()?)?;
+            let marks = fields
+                .map(|sequence| sequence.split('+').map(code_point).collect())
+                .collect::<Option<Vec<String>>>()?;
+            Some((base, marks))
+        })
+        .collect()
+}
+
+fn code_point(hex: &str) -> Option<char> {
+    u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
+}
 
 fn is_single(c: char) -> bool {
     SINGLE.iter().any(|&(from, to)| (from..=to).contains(&c))
@@ -243,7 +136,7 @@ fn first_refused(text: &str) -> Option<char> {
             .iter()
             .filter(|(base, _)| *base == c)
             .flat_map(|(_, marks)| marks.iter())
-            .filter(|marks| after.starts_with(**marks))
+            .filter(|marks| after.starts_with(marks.as_str()))
             .map(|marks| marks.len())
             .max();
         if let Some(len) = sequence {
@@ -314,6 +207,20 @@ mod tests {
         // x with acute: not normed.
         let err = normalise("x\u{301}").unwrap_err();
         assert!(err.contains("U+0301"), "{err}");
+    }
+
+    #[test]
+    fn every_line_of_the_sequence_list_is_read() {
+        let text = include_str!("din91379_sequences.txt");
+        let lines = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .count();
+        assert_eq!(SEQUENCES.len(), lines);
+        assert!(SEQUENCES.iter().all(|(_, marks)| !marks.is_empty()));
+        // K with combining double macron below and H: a sequence of a mark and a letter.
+        let k = &SEQUENCES.iter().find(|(base, _)| *base == 'K').unwrap().1;
+        assert!(k.contains(&"\u{035F}H".to_owned()), "{k:?}");
     }
 
     #[test]
