@@ -39,9 +39,26 @@ pub fn place_name(official: &str) -> &str {
     base.split(" / ").next().unwrap_or(base).trim()
 }
 
+/// Items in running text: „A“, „A und B“, „A, B und C“.
+pub fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} und {last}", rest.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod place_tests {
-    use super::place_name;
+    use super::{and_list, place_name};
+
+    #[test]
+    fn lists_put_und_before_the_last_item_only() {
+        let items = |n: usize| (1..=n).map(|i| format!("„{i}“")).collect::<Vec<_>>();
+        assert_eq!(and_list(&items(1)), "„1“");
+        assert_eq!(and_list(&items(2)), "„1“ und „2“");
+        assert_eq!(and_list(&items(3)), "„1“, „2“ und „3“");
+    }
 
     #[test]
     fn running_text_names_a_municipality_without_its_official_additions() {

@@ -171,7 +171,7 @@ pub async fn finder(Visit { state, visitor }: Visit, Query(query): Query<FinderQ
         errors.push(json!({"id": "leistung", "message": "Bitte wählen Sie eine Leistung."}));
     }
     if asked && place.is_empty() {
-        errors.push(json!({"id": "ort", "message": "Bitte geben Sie Ihre Gemeinde an: ihren Namen, Ihre Postleitzahl oder den Regionalschlüssel."}));
+        errors.push(json!({"id": "ort", "message": "Bitte geben Sie Ihre Gemeinde an: ihren Namen oder Ihre Postleitzahl."}));
     }
     let mut region: Option<Region> = None;
     if asked && !place.is_empty() {
@@ -185,7 +185,7 @@ pub async fn finder(Visit { state, visitor }: Visit, Query(query): Query<FinderQ
                 view["candidates_postcode"] = json!(postcode);
             }
             Located::UnknownPostcode(code) => errors.push(json!({"id": "ort", "message": format!("Zur Postleitzahl {code} kennen wir keine sächsische Gemeinde. Bitte prüfen Sie die Postleitzahl oder geben Sie den Namen Ihrer Gemeinde an.")})),
-            Located::Unknown => errors.push(json!({"id": "ort", "message": format!("Keine sächsische Gemeinde gefunden, die „{place}“ heißt. Bitte prüfen Sie die Schreibweise oder geben Sie Ihre Postleitzahl oder den 12-stelligen Regionalschlüssel an.")})),
+            Located::Unknown => errors.push(json!({"id": "ort", "message": format!("Keine sächsische Gemeinde gefunden, die „{place}“ heißt. Bitte prüfen Sie die Schreibweise oder geben Sie Ihre Postleitzahl an.")})),
         }
     }
     if let (Some(service), Some(region), true) = (service, region, errors.is_empty())

@@ -38,6 +38,6 @@ pub fn note(labels: &[String]) -> String {
     let fields: Vec<String> = labels.iter().map(|l| format!("„{l}“")).collect();
     format!(
         "Wir haben Emojis und Symbole aus {} entfernt, weil die Behörde sie nicht verarbeiten kann. Bitte prüfen Sie den Text und wählen Sie dann „Weiter“.",
-        fields.join(" und ")
+        kopplung_forms::german::and_list(&fields)
     )
 }
