@@ -10,6 +10,15 @@ pub fn label(level: TrustLevel) -> &'static str {
     }
 }
 
+/// The level's name in running text: the lowest is a noun and so capitalised („Basis“),
+/// the others are adjectives („substanziell“, „hoch“).
+pub fn name(level: TrustLevel) -> &'static str {
+    match level {
+        TrustLevel::Basis => "Basis",
+        other => label(other),
+    }
+}
+
 /// The level `text` names; `None` for anything else.
 pub fn parse(text: &str) -> Option<TrustLevel> {
     match text {

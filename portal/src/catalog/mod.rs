@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 pub use finder::finder;
 
 use crate::Shared;
-use crate::account::trust_label;
 use crate::router_client::Service;
 use crate::web::{Failure, Page, Visit, euro};
 
@@ -155,7 +154,7 @@ pub async fn service(Visit { state, visitor }: Visit, Path(key): Path<String>) -
             "charge": service.charge.as_ref().map(kopplung_forms::Charge::sentence),
             "online": service.online,
             "places": places,
-            "trust_level": trust_label(service.trust_level),
+            "trust_level": crate::level::name(service.trust_level),
             "anonymous": service.anonymous,
             "words": crate::forms::wording_view(service.wording),
         }),

@@ -85,7 +85,7 @@ pub async fn start(Visit { state, visitor }: Visit, Query(query): Query<StartQue
         None => None,
         Some(text) => Some(parse_level(text).ok_or_else(|| {
             Failure::bad_request(
-                "Dieses Vertrauensniveau gibt es nicht. Möglich sind „basis“, „substanziell“ und „hoch“.",
+                "Dieses Vertrauensniveau gibt es nicht. Möglich sind „Basis“, „substanziell“ und „hoch“.",
             )
         })?),
     };
