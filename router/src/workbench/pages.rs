@@ -213,21 +213,27 @@ impl FromRequest<Workbench> for Posted {
     }
 }
 
-async fn preview(
-    State(wb): State<Workbench>,
-    Posted {
-        session,
-        key,
-        pairs,
-        files,
-        name,
-        edit,
-    }: Posted,
-) -> Response {
+impl Posted {
+    /// The service's page with this edit in the editor and its results.
+    async fn page(self, wb: &Workbench, applied: Option<Applied>) -> Response {
+        service_page(
+            wb,
+            &self.session,
+            &self.key,
+            &self.name,
+            &self.files,
+            self.edit,
+            applied,
+        )
+        .await
+    }
+}
+
+async fn preview(State(wb): State<Workbench>, posted: Posted) -> Response {
     // The script asks for the results pane only.
-    if form_value(&pairs, "teil") == Some("ergebnis") {
-        let Some(results) = results_of(&wb, &files, &edit).await else {
-            return wb.unavailable(Some(&session));
+    if form_value(&posted.pairs, "teil") == Some("ergebnis") {
+        let Some(results) = results_of(&wb, &posted.files, &posted.edit).await else {
+            return wb.unavailable(Some(&posted.session));
         };
         return match wb.shell.templates().render("results", &results) {
             Ok(fragment) => html(StatusCode::OK, fragment),
@@ -237,34 +243,24 @@ async fn preview(
             }
         };
     }
-    service_page(&wb, &session, &key, &name, &files, edit, None).await
+    posted.page(&wb, None).await
 }
 
-async fn apply(
-    State(wb): State<Workbench>,
-    Posted {
-        session,
-        key,
-        pairs,
-        files,
-        name,
-        edit,
-    }: Posted,
-) -> Response {
-    let before = match files.read() {
+async fn apply(State(wb): State<Workbench>, posted: Posted) -> Response {
+    let before = match posted.files.read() {
         Ok(before) => before,
         Err(e) => {
             tracing::error!(error = %e, "workbench: reading a mapping failed");
-            return wb.unavailable(Some(&session));
+            return wb.unavailable(Some(&posted.session));
         }
     };
     // "Geänderte Ausgaben übernehmen": the reviewed renders become the fixtures' expected XML.
-    let bless = form_value(&pairs, "bless") == Some("ja");
-    let outcome = match draft::apply(&files, &edit, &wb.reloader, bless).await {
+    let bless = form_value(&posted.pairs, "bless") == Some("ja");
+    let outcome = match draft::apply(&posted.files, &posted.edit, &wb.reloader, bless).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            tracing::error!(error = %e, service = %key, "workbench: apply failed");
-            return wb.unavailable(Some(&session));
+            tracing::error!(error = %e, service = %posted.key, "workbench: apply failed");
+            return wb.unavailable(Some(&posted.session));
         }
     };
     let reasons = outcome
@@ -278,11 +274,11 @@ async fn apply(
         .unwrap_or_default();
     let record = Record {
         role: ROLE,
-        service: &key,
-        folder: &files.folder,
-        names: ["form.toml", &files.template, &files.schema],
+        service: &posted.key,
+        folder: &posted.files.folder,
+        names: ["form.toml", &posted.files.template, &posted.files.schema],
         before: &before,
-        after: &edit,
+        after: &posted.edit,
         outcome: if outcome.is_ok() {
             Outcome::Applied
         } else {
@@ -297,8 +293,8 @@ async fn apply(
     // No file content, no fixture data: the service, the outcome and how many reasons.
     tracing::info!(
         role = ROLE,
-        service = %key,
-        folder = %files.folder,
+        service = %posted.key,
+        folder = %posted.files.folder,
         applied = outcome.is_ok(),
         reasons = reasons.len(),
         "workbench: mapping apply"
@@ -329,7 +325,7 @@ async fn apply(
             reasons,
         },
     };
-    service_page(&wb, &session, &key, &name, &files, edit, Some(applied)).await
+    posted.page(&wb, Some(applied)).await
 }
 
 /// The results of `edit`, checked off the async threads; `None` if that failed.
