@@ -31,8 +31,11 @@ use kopplung_core::store::StoreError;
 
 /// How often an append is linked anew after the chain's end moved under it. Once is
 /// what a rolled-back transaction of ours costs; more means another process appends to
-/// this chain as fast as we do.
-const ATTEMPTS: usize = 4;
+/// this chain as fast as we do (a misconfiguration: two processes with one instance id).
+/// Between attempts a random pause up to [`PAUSE_MICROS`] times the attempt, so that two
+/// such processes stop meeting at the same moment; the error names the cause if they do.
+const ATTEMPTS: usize = 8;
+const PAUSE_MICROS: u64 = 500;
 
 /// What receives the time a state change waited for its chain (seconds).
 pub type LockWaitObserver = Box<dyn Fn(Duration) + Send + Sync>;
@@ -126,7 +129,7 @@ impl Chains {
         let asked = Instant::now();
         let (lane, mut end) = self.take().await;
         let mut waited = asked.elapsed();
-        for _ in 0..ATTEMPTS {
+        for tried in 1..=ATTEMPTS as u64 {
             let attempt = Instant::now();
             let known = match end.take() {
                 Some(known) => known,
@@ -155,7 +158,9 @@ impl Chains {
                 });
                 return Ok(Some(Taken { _end: end }));
             }
-            // Moved under us: `end` stays empty and is read again.
+            // Moved under us: `end` stays empty and is read again, after a pause.
+            let pause = uuid::Uuid::new_v4().as_u64_pair().0 % PAUSE_MICROS;
+            tokio::time::sleep(std::time::Duration::from_micros(pause * tried)).await;
             waited += attempt.elapsed();
         }
         Err(StoreError::Database(format!(
