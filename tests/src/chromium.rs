@@ -80,8 +80,14 @@ impl Walk {
 
     /// Runs the script to its end.
     pub async fn run(self) -> Walked {
-        let out = self.out.clone();
-        let (script, args, envs) = (self.script.clone(), self.args.clone(), self.envs.clone());
+        // The temporary folder lives until the failing page is read.
+        let Walk {
+            script,
+            args,
+            envs,
+            out,
+            _temporary,
+        } = self;
         let output = tokio::task::spawn_blocking(move || {
             std::process::Command::new("node")
                 .arg(script)
