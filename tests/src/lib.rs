@@ -200,6 +200,21 @@ pub fn run_ok(command: &mut Command, what: &str) -> Output {
     output
 }
 
+/// Fails unless `text` (a page, a log, a document) contains `part`; the failure shows
+/// the whole text, which is what one needs to see why.
+#[track_caller]
+pub fn assert_has(text: impl AsRef<str>, part: impl AsRef<str>) {
+    let (text, part) = (text.as_ref(), part.as_ref());
+    assert!(text.contains(part), "{part:?} is missing from:\n{text}");
+}
+
+/// Fails if `text` contains `part`, showing the whole text.
+#[track_caller]
+pub fn assert_lacks(text: impl AsRef<str>, part: impl AsRef<str>) {
+    let (text, part) = (text.as_ref(), part.as_ref());
+    assert!(!text.contains(part), "{part:?} must not appear in:\n{text}");
+}
+
 /// What a command printed on stdout, as text.
 pub fn stdout_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

@@ -116,22 +116,14 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
     assert!(css.header("content-type").starts_with("text/css"));
     let form = nobody.get("/console/login").await;
     assert_page(&form);
-    assert!(
-        form.text().contains("<label for=\"token\">"),
-        "{}",
-        form.text()
-    );
+    kopplung_tests::assert_has(form.text(), "<label for=\"token\">");
 
     // A wrong token: an error page and no session.
     let mut wrong = Browser::new(&hub);
     let page = wrong.login("not-the-admin-token-0123456789").await;
     assert_eq!(page.status, 401);
     assert_page(&page);
-    assert!(
-        page.text().contains("Das Zugangstoken ist nicht gültig."),
-        "{}",
-        page.text()
-    );
+    kopplung_tests::assert_has(page.text(), "Das Zugangstoken ist nicht gültig.");
     assert!(
         !page
             .set_cookies()
@@ -183,10 +175,7 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
     assert_eq!(page.status, 200, "{}", page.text());
     assert_page(&page);
     let text = page.text();
-    assert!(
-        text.contains(&format!("<a href=\"{detail_path}\">{receipt}</a>")),
-        "{text}"
-    );
+    kopplung_tests::assert_has(&text, format!("<a href=\"{detail_path}\">{receipt}</a>"));
     assert_contains_all(
         &text,
         &[
@@ -196,25 +185,15 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
             "Prüfung (auditor, nur lesen)",
         ],
     );
-    assert!(
-        text.contains("<th scope=\"col\">Vorgangsnummer</th>"),
-        "{text}"
-    );
-    assert!(
-        text.contains("<label for=\"service\">Leistung</label>"),
-        "{text}"
-    );
+    kopplung_tests::assert_has(&text, "<th scope=\"col\">Vorgangsnummer</th>");
+    kopplung_tests::assert_has(&text, "<label for=\"service\">Leistung</label>");
     // Filters: by service, procedure, state and days.
     let page = auditor
         .get("/console?service=99999001000000&procedure=dresden-maengel&status=delivered&from=2020-01-01&until=31.12.2099")
         .await;
     assert_eq!(page.status, 200, "{}", page.text());
     assert!(page.text().contains(&receipt), "{}", page.text());
-    assert!(
-        page.text().contains("value=\"2099-12-31\""),
-        "{}",
-        page.text()
-    );
+    kopplung_tests::assert_has(page.text(), "value=\"2099-12-31\"");
     let page = auditor.get("/console?status=dead_lettered").await;
     assert!(!page.text().contains(&receipt));
     assert!(page.text().contains("Keine Anträge gefunden."));
@@ -423,19 +402,12 @@ async fn auditors_search_and_read_and_every_xml_view_is_recorded_first() {
     let page = guesser.login(ADMIN_TOKEN).await;
     assert_eq!(page.status, 429, "{}", page.text());
     assert_page(&page);
-    assert!(
-        page.text().contains("vorübergehend gesperrt"),
-        "{}",
-        page.text()
-    );
+    kopplung_tests::assert_has(page.text(), "vorübergehend gesperrt");
     let wait: u64 = page.header("retry-after").parse().expect("Retry-After");
     assert!((50..=60).contains(&wait), "{wait}");
     assert!(!guesser.cookies.contains_key("kopplung_console"));
     let log = hub.log();
-    assert!(
-        log.contains("admin console: logins wait after repeated failures"),
-        "{log}"
-    );
+    kopplung_tests::assert_has(&log, "admin console: logins wait after repeated failures");
     for secret in [ADMIN_TOKEN, AUDITOR_TOKEN, "guess-0", MARKER] {
         assert!(!log.contains(secret), "{secret} in the log");
     }
@@ -566,10 +538,7 @@ async fn operators_retry_now_and_replay_dead_letters() {
     assert_eq!(page.status, 200);
     assert_page(&page);
     let text = page.text();
-    assert!(
-        text.contains(&format!("<a href=\"{refused_path}\">{receipt}</a>")),
-        "{text}"
-    );
+    kopplung_tests::assert_has(&text, format!("<a href=\"{refused_path}\">{receipt}</a>"));
     assert!(
         text.contains("chemnitz-maengel") && text.contains("400"),
         "{text}"
@@ -579,11 +548,7 @@ async fn operators_retry_now_and_replay_dead_letters() {
     // An auditor sees no replay button and may not replay.
     let mut auditor = Browser::sign_in(&hub, AUDITOR_TOKEN).await;
     let page = auditor.get(&refused_path).await;
-    assert!(
-        !page.text().contains("Erneut einliefern"),
-        "{}",
-        page.text()
-    );
+    kopplung_tests::assert_lacks(page.text(), "Erneut einliefern");
     let auditor_csrf = page.csrf();
     // Not the auditor; nor the operator with the auditor's token (each session has its
     // own form token).

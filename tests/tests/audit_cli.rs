@@ -57,10 +57,7 @@ fn verify_intact(data_dir: &Path, entries: usize) -> String {
         said.starts_with(&format!("audit trail intact: {entries} entries\n")),
         "{said}"
     );
-    assert!(
-        said.contains(&format!("\ncontent: {entries} entries re-hashed")),
-        "{said}"
-    );
+    kopplung_tests::assert_has(&said, format!("\ncontent: {entries} entries re-hashed"));
     said
 }
 
@@ -167,19 +164,12 @@ async fn the_laufzettel_verifies_exports_with_openssl_and_names_tampering() {
     let verify = kopplung(&["audit", "verify"], &data_dir, Some(&config));
     assert!(!verify.status.success(), "a changed trail verified");
     let complaint = text(&verify.stderr);
-    assert!(
-        complaint.contains("audit trail broken at seq 2: hash mismatch"),
-        "{complaint}"
-    );
+    kopplung_tests::assert_has(&complaint, "audit trail broken at seq 2: hash mismatch");
     // The hub does not sign an export of a broken trail.
     let export = kopplung(&["audit", "export", &id], &data_dir, Some(&config));
     assert!(!export.status.success());
     assert!(export.stdout.is_empty());
-    assert!(
-        text(&export.stderr).contains("seq 2"),
-        "{}",
-        text(&export.stderr)
-    );
+    kopplung_tests::assert_has(text(&export.stderr), "seq 2");
 }
 
 /// Runs SQL on a SQLite file with the `sqlite3` command line; its output.
@@ -312,9 +302,9 @@ async fn the_tamper_table_each_change_is_named_by_its_entry() {
         .unwrap();
     assert_eq!(checkpointed, head, "the shutdown checkpoint names the head");
     let said = verify_intact(&data_dir, 18);
-    assert!(
-        said.contains("signatures verified; the newest that holds names seq 18"),
-        "{said}"
+    kopplung_tests::assert_has(
+        &said,
+        "signatures verified; the newest that holds names seq 18",
     );
     // An outside party keeps the checkpoints.
     let saved = tempfile::tempdir().unwrap();

@@ -144,20 +144,14 @@ async fn silently_dropped_messages_show_as_overdue_and_a_resend_with_their_messa
     let page = operator.get("/console/awaiting-receipt").await;
     assert_eq!(page.status, 200);
     let text = page.text();
-    assert!(
-        text.contains("Verfahren dresden-maengel: 2 Nachrichten"),
-        "{text}"
-    );
+    kopplung_tests::assert_has(&text, "Verfahren dresden-maengel: 2 Nachrichten");
     for (_, message_id) in &dropped {
         assert!(text.contains(message_id.as_str()), "{text}");
     }
     let application = format!("/console/applications/{}", dropped[1].0);
     let text = operator.get(&application).await.text();
     assert!(text.contains("keine Eingangsbestätigung seit"), "{text}");
-    assert!(
-        text.contains("Erneut senden (gleiche Nachrichten-ID)"),
-        "{text}"
-    );
+    kopplung_tests::assert_has(&text, "Erneut senden (gleiche Nachrichten-ID)");
 
     // Auditors may read, not resend.
     let (code, problem) = resend(&hub, &dropped[0].0, AUDITOR_TOKEN).await;

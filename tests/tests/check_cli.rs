@@ -337,9 +337,9 @@ fn a_fresh_data_directory_names_the_commands_that_fill_it() {
     let check = site.run(&["check"]);
     let message = String::from_utf8_lossy(&check.stderr).into_owned();
     assert!(!check.status.success(), "check passed: {message}");
-    assert!(
-        message.contains("intake-token ([[client]] demo: token_file) does not exist"),
-        "{message}"
+    kopplung_tests::assert_has(
+        &message,
+        "intake-token ([[client]] demo: token_file) does not exist",
     );
     assert!(message.contains("pki/hub.crt does not exist"), "{message}");
     let commands: Vec<String> = message

@@ -129,11 +129,7 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
     let mut anna = Browser::new(&hub);
     let refused = anna.inbox_login("anna", "falsch-falsch-falsch").await;
     assert_eq!(refused.status, 401);
-    assert!(
-        refused.text().contains("Kennung oder Passwort ist falsch."),
-        "{}",
-        refused.text()
-    );
+    kopplung_tests::assert_has(refused.text(), "Kennung oder Passwort ist falsch.");
     assert!(!anna.cookies.contains_key("kopplung_inbox"));
     let signed_in = anna.inbox_login("anna", ANNA_PASSWORD).await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.text());
@@ -237,10 +233,7 @@ async fn a_clerk_reads_downloads_and_takes_over_an_application() {
         disposition.starts_with("attachment; filename=\""),
         "{disposition}"
     );
-    assert!(
-        disposition.contains("filename=\"skizze _1_.svg\""),
-        "{disposition}"
-    );
+    kopplung_tests::assert_has(&disposition, "filename=\"skizze _1_.svg\"");
     assert_eq!(sketch.header("x-content-type-options"), "nosniff");
     assert_eq!(sketch.header("cache-control"), "no-store");
     assert_eq!(sketch.body, svg);
@@ -381,10 +374,7 @@ async fn repeated_failed_logins_wait_longer_each_time() {
     assert_eq!(locked.status, 429, "{}", locked.text());
     assert_security_headers(&locked);
     let text = locked.text();
-    assert!(
-        text.contains("Zu viele fehlgeschlagene Anmeldeversuche"),
-        "{text}"
-    );
+    kopplung_tests::assert_has(&text, "Zu viele fehlgeschlagene Anmeldeversuche");
     assert!(text.contains("für diese Kennung"), "{text}");
     // The first wait is a minute; each further failure doubles it.
     assert!(text.contains("1 Minute"), "{text}");
@@ -395,11 +385,7 @@ async fn repeated_failed_logins_wait_longer_each_time() {
     // out by anna's failures: only a coarse cap counts per address.
     let other = Browser::new(&hub).inbox_login("bert", BERT_PASSWORD).await;
     assert_eq!(other.status, 303, "{}", other.text());
-    assert!(
-        hub.log().contains("logins wait after repeated failures"),
-        "{}",
-        hub.log()
-    );
+    kopplung_tests::assert_has(hub.log(), "logins wait after repeated failures");
     assert!(!hub.log().contains("falsch-"), "passwords never logged");
 }
 
@@ -413,10 +399,7 @@ fn manual_procedures_lose_their_envelope() {
     let block = &block[..block.find("[[route]]").expect("route")];
     assert!(!block.contains("envelope"), "{block}");
     assert!(!block.contains("certificate"), "{block}");
-    assert!(
-        block.contains("transport = \"manual\"\nclerks = [\"anna\"]"),
-        "{block}"
-    );
+    kopplung_tests::assert_has(block, "transport = \"manual\"\nclerks = [\"anna\"]");
     assert_eq!(
         edited.matches("envelope = ").count() + 1,
         routing.matches("envelope = ").count(),
@@ -468,11 +451,7 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
         )
         .await;
     assert_eq!(early.status, 409);
-    assert!(
-        early.text().contains("übernehmen Sie den Antrag zuerst"),
-        "{}",
-        early.text()
-    );
+    kopplung_tests::assert_has(early.text(), "übernehmen Sie den Antrag zuerst");
     assert_eq!(hub.status(&id).await["status"], "prepared");
     assert_eq!(
         anna.post(&format!("{path}/take"), &[("csrf", &csrf)])
@@ -619,9 +598,9 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     );
     // Until it is taken over, the decision form warns of the unread answer.
     let case = served_text(&anna.get(&path).await);
-    assert!(
-        case.contains("noch nicht übernommene Nachricht der antragstellenden Person"),
-        "{case}"
+    kopplung_tests::assert_has(
+        &case,
+        "noch nicht übernommene Nachricht der antragstellenden Person",
     );
     assert_eq!(
         anna.post(&format!("{answer_path}/take"), &[("csrf", &csrf)])
@@ -693,11 +672,7 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     )
     .await;
     assert_eq!(refused.status, 422);
-    assert!(
-        refused.text().contains("kein PDF-Dokument"),
-        "{}",
-        refused.text()
-    );
+    kopplung_tests::assert_has(refused.text(), "kein PDF-Dokument");
     assert!(
         refused.text().contains(note),
         "the note is kept: {}",
@@ -724,11 +699,7 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     with_appeal.push(("appeal_deadline", "1.1.2020".to_owned()));
     let refused = send(&mut anna, with_appeal.clone(), file.clone()).await;
     assert_eq!(refused.status, 422);
-    assert!(
-        refused.text().contains("Vergangenheit"),
-        "{}",
-        refused.text()
-    );
+    kopplung_tests::assert_has(refused.text(), "Vergangenheit");
     // The deadline is marked, nothing else: the error names and links the field.
     let text = refused.text();
     assert_eq!(text.matches("aria-invalid=\"true\"").count(), 1, "{text}");
@@ -797,11 +768,7 @@ async fn a_clerk_confirms_asks_and_decides_and_the_citizen_reads_it() {
     )
     .await;
     assert_eq!(late.status, 409);
-    assert!(
-        late.text().contains("bereits entschieden"),
-        "{}",
-        late.text()
-    );
+    kopplung_tests::assert_has(late.text(), "bereits entschieden");
 
     // Meine Fälle: open cases by default, the decided one under "erledigt", found by its number.
     let open = served_text(&anna.get("/inbox/faelle").await);

@@ -74,9 +74,9 @@ async fn the_kit_grades_receivers_over_amqp_pull_and_the_file_drop() {
     careless.abort();
     println!("{report}");
     assert_careless_report(passed, &report, &["oversized"]);
-    assert!(
-        report.contains("answered with a signed `accept`: a receiver must refuse"),
-        "{report}"
+    kopplung_tests::assert_has(
+        &report,
+        "answered with a signed `accept`: a receiver must refuse",
     );
 }
 

@@ -191,10 +191,7 @@ async fn the_procedure_asks_the_citizen_answers_and_then_it_decides() {
     let (status, sent) = send(&hub, &id, &hub.token, &objection).await;
     assert_eq!(status, 202, "{sent:#}");
     let sim_log = std::fs::read_to_string(hub.dir.path().join("sim.log")).unwrap();
-    assert!(
-        sim_log.contains("answer to the question received"),
-        "{sim_log}"
-    );
+    kopplung_tests::assert_has(&sim_log, "answer to the question received");
     delete_queue(&broker, &hub.queue("dresden-buergerbuero")).await;
 }
 

@@ -96,11 +96,7 @@ async fn decided(hub: &TestHub, transport: &str) -> serde_json::Value {
     let status = hub
         .wait_for_status(&id, "decided", Duration::from_secs(60))
         .await;
-    assert!(
-        !receiver_log(hub, transport).contains("Traceback"),
-        "{}",
-        receiver_log(hub, transport)
-    );
+    kopplung_tests::assert_lacks(receiver_log(hub, transport), "Traceback");
     status
 }
 

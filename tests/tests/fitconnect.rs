@@ -126,10 +126,7 @@ async fn the_python_sdk_submits_to_a_kopplung_destination_and_the_procedure_rece
     let unknown = results["unknown_destination"].as_str().unwrap_or_default();
     assert!(unknown.contains("destination does not exist"), "{unknown}");
     let foreign = results["foreign_token"].as_str().unwrap_or_default();
-    assert!(
-        foreign.contains("urn:kopplung:problem:forbidden"),
-        "{foreign}"
-    );
+    kopplung_tests::assert_has(foreign, "urn:kopplung:problem:forbidden");
     assert_eq!(applications(&hub), 1, "only the good submission is stored");
     // Counted by operation and answer.
     let submits = |outcome: &str| {
@@ -173,10 +170,7 @@ async fn the_python_sdk_submits_to_a_kopplung_destination_and_the_procedure_rece
         "examples/fitconnect/send.py",
     );
     let printed = String::from_utf8_lossy(&example.stdout);
-    assert!(
-        printed.contains(&format!("→ destination {destination}")),
-        "{printed}"
-    );
+    kopplung_tests::assert_has(&printed, format!("→ destination {destination}"));
     assert!(printed.contains("submitted: submission "), "{printed}");
     assert_eq!(applications(&hub), 2);
 

@@ -241,9 +241,9 @@ async fn a_killed_instances_claims_continue_within_seconds_not_after_the_lease()
         second.log()
     );
     let log = second.log();
-    assert!(
-        log.contains("took over the claimed outbox entries of a silent instance"),
-        "{log}"
+    kopplung_tests::assert_has(
+        &log,
+        "took over the claimed outbox entries of a silent instance",
     );
     second
         .wait_for_metric("kopplung_outbox_taken_over_total", taken.len() as f64)
@@ -277,9 +277,9 @@ async fn a_resumed_instance_leaves_the_entries_taken_over_without_a_failed_attem
     first.signal("STOP");
     taken_by_procedure(&procedure, &held, Instant::now()).await;
     let log = second.log();
-    assert!(
-        log.contains("took over the claimed outbox entries of a silent instance"),
-        "{log}"
+    kopplung_tests::assert_has(
+        &log,
+        "took over the claimed outbox entries of a silent instance",
     );
     first.signal("CONT");
     let log = first

@@ -182,10 +182,7 @@ async fn the_intake_api_requires_proof_and_stores_nothing_without_it() {
     .await;
     assert_eq!(status, 202, "{vouched:#}");
     let stored = stored_authentication(&hub, &vouched);
-    assert!(
-        stored.contains(r#""voucher":{"kind":"client","client":"legacy"}"#),
-        "{stored}"
-    );
+    kopplung_tests::assert_has(&stored, r#""voucher":{"kind":"client","client":"legacy"}"#);
     let mut clerk = Browser::new(&hub);
     let signed_in = clerk
         .inbox_login("demo-sachbearbeitung", CLERK_PASSWORD)

@@ -69,9 +69,9 @@ async fn a_broken_template_or_fixture_is_refused_on_reload_and_the_old_mapping_s
         )
         .await;
     let xml = hub.delivered_xml(&broker, &id, "dresden-maengel").await;
-    assert!(
-        xml.contains("<beschreibung>Sperrmüll liegt seit Tagen auf dem Gehweg</beschreibung>"),
-        "{xml}"
+    kopplung_tests::assert_has(
+        &xml,
+        "<beschreibung>Sperrmüll liegt seit Tagen auf dem Gehweg</beschreibung>",
     );
     assert!(!xml.contains("zweite"), "{xml}");
 

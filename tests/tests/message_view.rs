@@ -88,10 +88,7 @@ async fn the_view_shows_the_message_as_sent_after_the_mapping_changed() {
         .await;
     assert_eq!(page.status, 200, "{}", page.text());
     let text = page.text();
-    assert!(
-        text.contains("so, wie sie an das Fachverfahren gesendet wurde"),
-        "{text}"
-    );
+    kopplung_tests::assert_has(&text, "so, wie sie an das Fachverfahren gesendet wurde");
     // As the page escapes it.
     let version = |v: &str| format!("maengelkategorie&quot; listVersionID&#x3D;&quot;{v}&quot;");
     assert!(text.contains(&version("1.0")), "{text}");
@@ -127,10 +124,7 @@ async fn the_view_shows_the_message_as_sent_after_the_mapping_changed() {
         .post(&format!("{application}/xml"), &[("csrf", &csrf)])
         .await;
     let text = page.text();
-    assert!(
-        text.contains("Neu erzeugt, nicht die gesendete Fassung"),
-        "{text}"
-    );
+    kopplung_tests::assert_has(&text, "Neu erzeugt, nicht die gesendete Fassung");
     assert!(text.contains(&version("1.1")), "{text}");
     assert!(
         hub.log().contains("re-rendered"),

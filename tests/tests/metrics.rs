@@ -113,9 +113,9 @@ async fn metrics_count_what_happened() {
         .await
         .unwrap_or_else(|| panic!("no expiry of the hub's certificate\n{text}"));
     assert!(hub_days > 300.0, "{hub_days}");
-    assert!(
-        text.contains(r#"kopplung_certificate_expiry_days{certificate="dresden-maengel.crt",owner="dresden-maengel"}"#),
-        "{text}"
+    kopplung_tests::assert_has(
+        &text,
+        r#"kopplung_certificate_expiry_days{certificate="dresden-maengel.crt",owner="dresden-maengel"}"#,
     );
     let queue = hub.queue("dresden-maengel");
     let delivered = drain_and_delete(&broker, &queue, Duration::from_millis(300)).await;

@@ -355,11 +355,7 @@ async fn the_maengelanzeige_goes_anonymously_and_upload_limits_and_headers_hold(
     let review = visitor.get(&format!("/entwurf/{draft}/pruefen")).await;
     assert!(review.body.contains("foto.jpg") && !review.body.contains("brief.pdf"));
     // A report is sent, not bindingly applied for (`wording = "meldung"`).
-    assert!(
-        review.body.contains(">Meldung absenden<"),
-        "{}",
-        review.body
-    );
+    kopplung_tests::assert_has(&review.body, ">Meldung absenden<");
     assert!(!review.body.contains("Antrag verbindlich absenden"));
     let submitted = visitor.submit(&draft, &review.csrf()).await;
     assert_eq!(submitted.status, 303, "{}", submitted.body);
@@ -423,11 +419,7 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
     // A password account is basis < substanziell: the form, the review and the
     // submission are refused, with the way out (step-up at the identity provider).
     let step_up = erik.get(&step).await;
-    assert!(
-        step_up.body.contains("Höheres Vertrauensniveau nötig"),
-        "{}",
-        step_up.body
-    );
+    kopplung_tests::assert_has(&step_up.body, "Höheres Vertrauensniveau nötig");
     assert!(!step_up.body.contains("value=\"Weber\""));
     let review = erik.get(&format!("/entwurf/{draft}/pruefen")).await;
     assert!(review.body.contains("Höheres Vertrauensniveau nötig"));
@@ -529,9 +521,9 @@ async fn a_fee_is_paid_before_submission_and_the_trust_level_is_checked() {
         .text()
         .await
         .unwrap();
-    assert!(
-        message.contains(&format!("<zahlungsreferenz>{reference}</zahlungsreferenz>")),
-        "{message}"
+    kopplung_tests::assert_has(
+        &message,
+        format!("<zahlungsreferenz>{reference}</zahlungsreferenz>"),
     );
     assert!(!message.contains("GESCHENKT"));
     // And the payment record of the fee went to the city's accounting (HKR) procedure.
@@ -595,10 +587,7 @@ async fn behind_tls_cookies_are_secure_and_hsts_is_sent_and_bad_requests_get_ger
     assert!(refused.status().is_client_error());
     kopplung_tests::shared::assert_content_type(refused.headers(), "text/html");
     let body = refused.text().await.unwrap();
-    assert!(
-        body.contains("Die Anfrage konnte nicht verarbeitet werden"),
-        "{body}"
-    );
+    kopplung_tests::assert_has(&body, "Die Anfrage konnte nicht verarbeitet werden");
     // Without the KERN UX assets the portal does not start, and says why.
     let output = std::process::Command::new(kopplung_tests::kopplung_bin())
         .arg("portal")
@@ -761,11 +750,7 @@ async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
 
     // Cancelled at the provider: nothing paid, the page says so and offers it again.
     let cancelled = pay_decision_fee(&mut citizen, &draft, &csrf, &amount, "abbrechen").await;
-    assert!(
-        cancelled.body.contains("es wurde nichts abgebucht"),
-        "{}",
-        cancelled.body
-    );
+    kopplung_tests::assert_has(&cancelled.body, "es wurde nichts abgebucht");
     assert!(cancelled.body.contains("Steuer jetzt online bezahlen"));
     // Started in two tabs: both pay the one transaction, which can be paid once.
     let path = format!("/antraege/{draft}/gebuehr/bezahlen");
@@ -778,11 +763,7 @@ async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
         provider.status, 303,
         "the transaction is paid: nothing to pay twice"
     );
-    assert!(
-        paid.body.contains("Die Steuer ist bezahlt."),
-        "{}",
-        paid.body
-    );
+    kopplung_tests::assert_has(&paid.body, "Die Steuer ist bezahlt.");
     assert!(paid.body.contains("Zahlungsreferenz"), "{}", paid.body);
     // The payment record reaches the city's accounting (HKR) procedure, which receipts
     // it: the amount, the decision it pays and the provider's reference.
@@ -800,11 +781,7 @@ async fn a_fee_the_decision_sets_is_paid_on_the_application_page() {
     );
     let sim_log = std::fs::read_to_string(cycle.hub.dir.path().join("sim.log")).unwrap();
     assert!(sim_log.contains("hundesteuer.zahlung.0204"), "{sim_log}");
-    assert!(
-        !paid.body.contains("Steuer jetzt online bezahlen"),
-        "{}",
-        paid.body
-    );
+    kopplung_tests::assert_lacks(&paid.body, "Steuer jetzt online bezahlen");
     // Paying again is not offered, and a forged attempt sends back to the page.
     let again = citizen
         .post(

@@ -45,9 +45,9 @@ async fn assets_are_compressed_cached_by_their_hash_and_the_icon_answers() {
     let page = get("/".into(), None).await;
     assert!(page.headers().get(CONTENT_ENCODING).is_none());
     let html = page.text().await.unwrap();
-    assert!(
-        html.contains("<link rel=\"icon\" href=\"/favicon.ico\" sizes=\"32x32\">"),
-        "{html}"
+    kopplung_tests::assert_has(
+        &html,
+        "<link rel=\"icon\" href=\"/favicon.ico\" sizes=\"32x32\">",
     );
     let icon = link(&html, "/assets/favicon.", ".svg");
     let kern = link(&html, "/assets/kern.", ".css");
@@ -101,10 +101,7 @@ async fn assets_are_compressed_cached_by_their_hash_and_the_icon_answers() {
     // compressed again.
     let faces = get(portal_css.clone(), None).await.text().await.unwrap();
     for weight in ["400", "500", "600"] {
-        assert!(
-            faces.contains(&format!("font-weight: {weight};")),
-            "{faces}"
-        );
+        kopplung_tests::assert_has(&faces, format!("font-weight: {weight};"));
     }
     assert!(!faces.contains("font-weight: 700"), "{faces}");
     assert!(faces.contains("unicode-range: U+0000-00FF"), "{faces}");

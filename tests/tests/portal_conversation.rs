@@ -109,11 +109,7 @@ async fn a_citizen_objects_to_the_decision_in_the_portal() {
     let form = citizen.get(&href).await;
     assert_eq!(form.status, 200, "{}", form.body);
     assert!(form.body.contains("Bescheid vom"), "{}", form.body);
-    assert!(
-        form.body.contains("Widerspruch ist bis einschließlich"),
-        "{}",
-        form.body
-    );
+    kopplung_tests::assert_has(&form.body, "Widerspruch ist bis einschließlich");
     let csrf = form.csrf();
     let bezug = href.split("bezug=").nth(1).unwrap().to_owned();
     let fields = |text: &'static str| {
@@ -131,11 +127,7 @@ async fn a_citizen_objects_to_the_decision_in_the_portal() {
     let refs: Vec<(&str, &str)> = empty.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let missing = post_message(&mut citizen, &draft, &refs, None).await;
     assert_eq!(missing.status, 422, "{}", missing.body);
-    assert!(
-        missing.body.contains("Bitte schreiben Sie einen Text."),
-        "{}",
-        missing.body
-    );
+    kopplung_tests::assert_has(&missing.body, "Bitte schreiben Sie einen Text.");
     // A file that is not what it says: refused in German.
     let reasons = fields("Bello ist ein Blindenführhund und von der Steuer befreit.");
     let refs: Vec<(&str, &str)> = reasons.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -184,11 +176,7 @@ async fn a_citizen_objects_to_the_decision_in_the_portal() {
     // Once only: the hub's reason, as it says it.
     let again = post_message(&mut citizen, &draft, &refs, None).await;
     assert_eq!(again.status, 409, "{}", again.body);
-    assert!(
-        again.body.contains("bereits Widerspruch eingelegt"),
-        "{}",
-        again.body
-    );
+    kopplung_tests::assert_has(&again.body, "bereits Widerspruch eingelegt");
     // The portal's log holds none of what the citizen wrote.
     assert!(!cycle.log().contains("Blindenführhund"), "{}", cycle.log());
 }
@@ -362,16 +350,9 @@ async fn the_whole_conversation_in_a_browser_over_the_broker() {
     )
     .await;
     assert_eq!(again.status, 409, "{}", again.body);
-    assert!(
-        again.body.contains("bereits Widerspruch eingelegt"),
-        "{}",
-        again.body
-    );
+    kopplung_tests::assert_has(&again.body, "bereits Widerspruch eingelegt");
     let sim_log = std::fs::read_to_string(cycle.hub.dir.path().join("sim.log")).unwrap();
-    assert!(
-        sim_log.contains("answer to the question received"),
-        "{sim_log}"
-    );
+    kopplung_tests::assert_has(&sim_log, "answer to the question received");
     assert!(
         !cycle.log().contains("Blindenhund") && !cycle.hub.log().contains("Blindenhund"),
         "the citizen's text stays out of the logs"
@@ -605,11 +586,7 @@ async fn an_anonymous_reporter_answers_the_question_from_the_status_page_with_a_
         "the photo limit is named: {}",
         form.body
     );
-    assert!(
-        form.body.contains("Zurück zu Ihrer Meldung"),
-        "{}",
-        form.body
-    );
+    kopplung_tests::assert_has(&form.body, "Zurück zu Ihrer Meldung");
     // Only answers: an objection or later documents need the reporter's own page.
     for other in ["widerspruch", "nachreichung"] {
         let refused = phone
@@ -641,21 +618,9 @@ async fn an_anonymous_reporter_answers_the_question_from_the_status_page_with_a_
     .await;
     assert_eq!(sent.status, 303, "{}", sent.body);
     let shown = phone.follow(sent).await;
-    assert!(
-        shown.body.contains("Ihre Antwort ist gespeichert"),
-        "{}",
-        shown.body
-    );
-    assert!(
-        shown.body.contains("Ihre Antwort auf die Rückfrage"),
-        "{}",
-        shown.body
-    );
-    assert!(
-        !shown.body.contains("Auf die Rückfrage antworten"),
-        "{}",
-        shown.body
-    );
+    kopplung_tests::assert_has(&shown.body, "Ihre Antwort ist gespeichert");
+    kopplung_tests::assert_has(&shown.body, "Ihre Antwort auf die Rückfrage");
+    kopplung_tests::assert_lacks(&shown.body, "Auf die Rückfrage antworten");
 
     // The procedure receives the answer and closes the report.
     let status = cycle

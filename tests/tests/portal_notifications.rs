@@ -154,11 +154,7 @@ async fn an_account_that_opted_in_is_mailed_without_form_data_and_one_that_did_n
     let saved = bernd
         .post("/konto/benachrichtigungen", &[("csrf", &page.csrf())])
         .await;
-    assert!(
-        saved.body.contains("Ihre Auswahl ist gespeichert."),
-        "{}",
-        saved.body
-    );
+    kopplung_tests::assert_has(&saved.body, "Ihre Auswahl ist gespeichert.");
     assert_eq!(
         cycle.sql("SELECT COUNT(*) FROM notification_settings WHERE mailbox_since IS NULL AND status_since IS NULL").trim(),
         "1"
@@ -188,11 +184,7 @@ async fn an_account_that_opted_in_is_mailed_without_form_data_and_one_that_did_n
         "{}",
         received.body
     );
-    assert!(
-        !received.body.contains("neue Nachricht"),
-        "{}",
-        received.body
-    );
+    kopplung_tests::assert_lacks(&received.body, "neue Nachricht");
     assert!(
         decided.body.contains(&format!(
             "es gibt eine neue Nachricht zu Ihrer Meldung mit der Vorgangsnummer {annas_receipt}."
@@ -236,11 +228,7 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
     let draft = portal_support::report_a_pothole(&mut rita).await;
     let (application, receipt) = application_of(&cycle, &draft);
     let confirmation = rita.get(&format!("/antraege/{draft}")).await;
-    assert!(
-        confirmation.body.contains("Per E-Mail vom Stand erfahren"),
-        "{}",
-        confirmation.body
-    );
+    kopplung_tests::assert_has(&confirmation.body, "Per E-Mail vom Stand erfahren");
     let csrf = confirmation.csrf();
     let path = format!("/antraege/{draft}/benachrichtigung");
     // A mistake is named, with how to fix it.
@@ -310,11 +298,7 @@ async fn an_anonymous_reporter_confirms_first_then_gets_status_mails_with_a_secr
         .await;
     assert_eq!(confirmed.status, 303, "{}", confirmed.body);
     let confirmed = mail_client.follow(confirmed).await;
-    assert!(
-        confirmed.body.contains("Ihre E-Mail-Adresse ist bestätigt"),
-        "{}",
-        confirmed.body
-    );
+    kopplung_tests::assert_has(&confirmed.body, "Ihre E-Mail-Adresse ist bestätigt");
     assert_eq!(
         cycle.sql(unconfirmed).trim(),
         "1",

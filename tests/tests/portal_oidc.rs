@@ -77,11 +77,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
         to_login.location()
     );
     let login = erika.get(&to_login.location()).await;
-    assert!(
-        login.body.contains("Anmelden mit Test-Servicekonto"),
-        "{}",
-        login.body
-    );
+    kopplung_tests::assert_has(&login.body, "Anmelden mit Test-Servicekonto");
     assert_eq!(
         input_value(&login, "niveau").as_deref(),
         Some("substanziell")
@@ -96,16 +92,9 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
     assert_eq!(back.status, 303, "{}", back.body);
     assert_eq!(back.location(), "/konto");
     let shown = shown.expect("the provider's interaction page");
-    assert!(
-        shown.contains(&format!("Verlangt: {LOW} {SUBSTANTIAL} {HIGH}")),
-        "{shown}"
-    );
+    kopplung_tests::assert_has(&shown, format!("Verlangt: {LOW} {SUBSTANTIAL} {HIGH}"));
     let account = erika.get("/konto").await;
-    assert!(
-        account.body.contains("id=\"vertrauensniveau\">basis<"),
-        "{}",
-        account.body
-    );
+    kopplung_tests::assert_has(&account.body, "id=\"vertrauensniveau\">basis<");
     assert!(account.body.contains("Benutzername und Passwort"));
     assert!(account.body.contains("Test-Servicekonto"));
     assert_eq!(
@@ -119,11 +108,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
     let draft = draft_of(&step);
     let step_up = erika.get(&step).await;
     assert_eq!(step_up.status, 200);
-    assert!(
-        step_up.body.contains("Höheres Vertrauensniveau nötig"),
-        "{}",
-        step_up.body
-    );
+    kopplung_tests::assert_has(&step_up.body, "Höheres Vertrauensniveau nötig");
     assert!(step_up.body.contains("Online-Ausweisfunktion"));
     assert_eq!(input_value(&step_up, "niveau").as_deref(), Some("hoch"));
     assert_eq!(input_value(&step_up, "erneut").as_deref(), Some("1"));
@@ -198,11 +183,7 @@ async fn sign_in_prefill_step_up_to_hoch_submission_and_logout() {
         "Mustermann Zwickau",
         "the ID's name stays, what the ID does not say is the citizen's"
     );
-    assert!(
-        review.body.contains("Anmeldung verbindlich absenden"),
-        "{}",
-        review.body
-    );
+    kopplung_tests::assert_has(&review.body, "Anmeldung verbindlich absenden");
     // The master data stays the account's own.
     let master = erika.get("/konto/stammdaten").await;
     assert!(!master.body.contains("Mustermann"));

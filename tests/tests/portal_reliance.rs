@@ -26,11 +26,7 @@ async fn parking_at_review(cycle: &Cycle, email: &str) -> (Citizen, String, Page
         portal_support::fill_from_fixture(&mut citizen, "bewohnerparkausweis", location).await;
     let review = citizen.get(&format!("/entwurf/{draft}/pruefen")).await;
     assert_eq!(review.status, 200, "{}", review.body);
-    assert!(
-        review.body.contains("Weiter zur Bezahlung"),
-        "{}",
-        review.body
-    );
+    kopplung_tests::assert_has(&review.body, "Weiter zur Bezahlung");
     (citizen, draft, review)
 }
 
@@ -256,11 +252,7 @@ async fn going_back_keeps_the_input_and_a_chosen_file_is_stored_on_weiter() {
     assert_eq!(onward.status, 303, "{}", onward.body);
     assert_eq!(onward.location(), format!("/entwurf/{draft}/pruefen"));
     let review = citizen.get(&onward.location()).await;
-    assert!(
-        review.body.contains("Fahrzeugschein.pdf"),
-        "{}",
-        review.body
-    );
+    kopplung_tests::assert_has(&review.body, "Fahrzeugschein.pdf");
     // The documents the service names are required: a file among the further
     // documents is no Fahrzeugschein, and the page asks for it where it belongs.
     assert!(review.body.contains(
@@ -345,10 +337,9 @@ async fn field_errors_are_sentences_plates_are_normalised_and_emoji_leave_free_t
     let name: Vec<(&str, &str)> = name.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let page = visitor.post(&step, &name).await;
     assert_eq!(page.status, 422);
-    assert!(
-        page.body.contains("„Name“ enthält das Symbol „😡“. Emojis und Symbole kann die Behörde nicht verarbeiten; bitte lassen Sie sie weg."),
-        "{}",
-        page.body
+    kopplung_tests::assert_has(
+        &page.body,
+        "„Name“ enthält das Symbol „😡“. Emojis und Symbole kann die Behörde nicht verarbeiten; bitte lassen Sie sie weg.",
     );
     assert!(!page.body.contains("U+") && !page.body.contains("DIN 91379"));
 
@@ -511,10 +502,9 @@ async fn a_phone_photo_is_scaled_down_stripped_and_its_position_offered() {
     assert!(!blob.contains(&hex("Telefonbau")));
 
     let page = reporter.get(&stored.location()).await;
-    assert!(
-        page.body.contains("Ihr Foto enthält den Ort, an dem es aufgenommen wurde (Breite 51,05089, Länge 13,73832)."),
-        "{}",
-        page.body
+    kopplung_tests::assert_has(
+        &page.body,
+        "Ihr Foto enthält den Ort, an dem es aufgenommen wurde (Breite 51,05089, Länge 13,73832).",
     );
     let taken = reporter
         .post(

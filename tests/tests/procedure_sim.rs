@@ -59,10 +59,7 @@ async fn the_reference_procedures_receive_verify_confirm_and_decide() {
         .await;
     }
     let sim_log = std::fs::read_to_string(hub.dir.path().join("sim.log")).unwrap();
-    assert!(
-        sim_log.contains("event sent on the reply queue"),
-        "{sim_log}"
-    );
+    kopplung_tests::assert_has(&sim_log, "event sent on the reply queue");
     for queue in [
         "dresden-maengel",
         "leipzig-buergerbuero",

@@ -382,10 +382,7 @@ async fn jose_receipts_from_jwcrypto_accept_or_reject() {
                 .as_str()
                 .unwrap()
                 .to_owned();
-            assert!(
-                detail.contains("urn:example:problem:nicht-zustaendig"),
-                "{detail}"
-            );
+            kopplung_tests::assert_has(&detail, "urn:example:problem:nicht-zustaendig");
             assert!(
                 !detail.contains("Nicht zuständig"),
                 "free text stays out of the history"

@@ -88,9 +88,9 @@ async fn an_invalid_application_reaches_its_procedure_with_its_message_id_after_
             .find(|m| m.message_id() == *message_id)
             .unwrap_or_else(|| panic!("no message {message_id}"));
         let xml = open_with_openssl_cli(&message.body, &hub.pki_dir(), "dresden-maengel");
-        assert!(
-            xml.contains(&format!("<nachrichtenUUID>{message_id}</nachrichtenUUID>")),
-            "{xml}"
+        kopplung_tests::assert_has(
+            &xml,
+            format!("<nachrichtenUUID>{message_id}</nachrichtenUUID>"),
         );
         assert!(!xml.contains("<hinweis/>"), "rendered with the fix: {xml}");
     }
@@ -141,18 +141,12 @@ async fn console_reprocess(hub: &TestHub, id: &str) {
     let application = format!("/console/applications/{id}");
     let page = operator.get(&application).await;
     let text = page.text();
-    assert!(
-        text.contains("Mit der behobenen Zuordnung neu erzeugen"),
-        "{text}"
-    );
+    kopplung_tests::assert_has(&text, "Mit der behobenen Zuordnung neu erzeugen");
     let csrf = page.csrf();
     let pressed = operator
         .post(&format!("{application}/reprocess"), &[("csrf", &csrf)])
         .await;
     assert_eq!(pressed.status, 303, "{}", pressed.text());
     let after = operator.get(&pressed.header("location")).await.text();
-    assert!(
-        after.contains("wird mit der jetzt geltenden Zuordnung neu erzeugt"),
-        "{after}"
-    );
+    kopplung_tests::assert_has(&after, "wird mit der jetzt geltenden Zuordnung neu erzeugt");
 }

@@ -200,10 +200,9 @@ async fn certificates_rotate_in_stages_while_applications_flow() {
             .args(["--at", &at]),
         "kopplung keys activate",
     );
-    assert!(
-        stdout_of(&activated).contains(&format!("[signing] activate_at = \"{at}\"")),
-        "{}",
-        stdout_of(&activated)
+    kopplung_tests::assert_has(
+        stdout_of(&activated),
+        format!("[signing] activate_at = \"{at}\""),
     );
     hub_reload().await;
     let retired = wait_for_stages(&hub, &["retired", "active"]).await;

@@ -298,10 +298,7 @@ fn check_connect_tries_postgresql() {
     assert!(!output.status.success(), "{}", text(&output));
     let line = out.lines().find(|l| l.contains("database")).unwrap();
     assert!(line.starts_with("failed"), "{line}");
-    assert!(
-        line.contains(&format!("PostgreSQL at 127.0.0.1:{closed}")),
-        "{line}"
-    );
+    kopplung_tests::assert_has(line, format!("PostgreSQL at 127.0.0.1:{closed}"));
 }
 
 #[test]

@@ -201,10 +201,7 @@ async fn engineers_preview_and_apply_and_a_broken_template_is_refused_with_the_o
         .submit_accepted(&report("Ampel ohne Funktion"), None)
         .await;
     let xml = hub.delivered_xml(&broker, &id, "dresden-maengel").await;
-    assert!(
-        xml.contains("<beschreibung>Ampel ohne Funktion</beschreibung>"),
-        "{xml}"
-    );
+    kopplung_tests::assert_has(&xml, "<beschreibung>Ampel ohne Funktion</beschreibung>");
 
     // A good edit: applied through the reloader, the next application uses it.
     let marked = original.replacen(FIELD, &format!("{MARKED}{FIELD}"), 1);
@@ -334,9 +331,9 @@ async fn a_changed_output_is_applied_only_with_its_renders_accepted_as_expected(
         .submit_accepted(&report("Laterne flackert seit Tagen"), None)
         .await;
     let xml = hub.delivered_xml(&broker, &id, "dresden-maengel").await;
-    assert!(
-        xml.contains("<beschreibung>Meldung: Laterne flackert seit Tagen</beschreibung>"),
-        "{xml}"
+    kopplung_tests::assert_has(
+        &xml,
+        "<beschreibung>Meldung: Laterne flackert seit Tagen</beschreibung>",
     );
     delete_queue(&broker, &hub.queue("dresden-maengel")).await;
 }

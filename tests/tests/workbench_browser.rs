@@ -75,10 +75,7 @@ async fn an_engineer_edits_sees_the_results_update_applies_and_the_next_applicat
         xml.contains(MARKED),
         "the next application uses the applied template:\n{xml}"
     );
-    assert!(
-        xml.contains("<beschreibung>Glascontainer überfüllt</beschreibung>"),
-        "{xml}"
-    );
+    kopplung_tests::assert_has(&xml, "<beschreibung>Glascontainer überfüllt</beschreibung>");
     delete_queue(&broker, &hub.queue("dresden-maengel")).await;
     delete_queue(&broker, &hub.queue("leipzig-maengel")).await;
 }
