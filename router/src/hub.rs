@@ -40,6 +40,8 @@ pub struct Loaded {
     pub clients: Clients,
     /// The clerks of manual procedures (their passwords checked or hashed).
     pub inbox: crate::inbox::Inbox,
+    /// The hub's one login limiter, shared by console, clerk inbox and workbench.
+    pub logins: kopplung_web::LoginLimiter,
     /// The portal's rendering of a form for the workbench, handed in by the binary (the
     /// hub does not depend on the portal); `None`: the workbench shows no form.
     pub form_preview: Option<Arc<dyn crate::workbench::FormPreview>>,
@@ -64,7 +66,9 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
         tracing::error!(%problem, "procedure blocked");
     }
     let clients = Clients::load(&config.file.clients, &config.data_dir)?;
-    let inbox = crate::inbox::Inbox::load(&config)?;
+    // One limiter for every UI's logins: an attacker gains nothing by switching UIs.
+    let logins = kopplung_web::LoginLimiter::default();
+    let inbox = crate::inbox::Inbox::load(&config, logins.clone())?;
     // The FIT-Connect edge's keys, schema and clients, as `run` loads them.
     crate::fitconnect::check(&config)?;
     Ok(Loaded {
@@ -75,6 +79,7 @@ pub fn load(config: Config) -> Result<Loaded, Error> {
         clock,
         clients,
         inbox,
+        logins,
         form_preview: None,
     })
 }
@@ -124,6 +129,7 @@ pub async fn run(
         clock,
         clients,
         inbox,
+        logins,
         form_preview,
     } = loaded;
     // On PostgreSQL the instance appends to its own audit chain, named by its id.
@@ -364,7 +370,6 @@ pub async fn run(
     let outbox = tokio::spawn(dispatcher.run(outbox_stopped));
 
     tracing::info!(%bound, "kopplung listening");
-    let logins = kopplung_web::LoginLimiter::default();
     let monitoring_token = match &config.file.monitoring.token_file {
         Some(file) => Some(Clients::load(
             &[crate::config::ClientConfig {
@@ -404,7 +409,7 @@ pub async fn run(
             state.admins.clone(),
             logins.clone(),
         )?)
-        .merge(crate::inbox::router(hub, inbox, logins));
+        .merge(crate::inbox::router(hub, inbox));
     if let Some(workbench) = workbench {
         app = app.merge(workbench);
     }

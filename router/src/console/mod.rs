@@ -129,22 +129,21 @@ struct Console {
     /// The admin API's tokens: the console's logins.
     admins: Clients,
     shell: Arc<Shell>,
-    logins: LoginLimiter,
 }
 
 /// The console's routes under `/console`, with the web UIs' security headers. Merge it
 /// into the API router; `logins` is the hub's one login limiter.
 pub fn router(hub: Arc<Hub>, admins: Clients, logins: LoginLimiter) -> Result<Router, Error> {
     // Cookies are `Secure` when the hub is reached over https.
-    let shell = Shell::new(&SPEC, secure_url(&hub.public_url)).map_err(|e| Error::Config {
-        file: SPEC.folder.into(),
-        message: e.to_string(),
-    })?;
+    let shell =
+        Shell::new(&SPEC, secure_url(&hub.public_url), logins).map_err(|e| Error::Config {
+            file: SPEC.folder.into(),
+            message: e.to_string(),
+        })?;
     let console = Console {
         hub,
         admins,
         shell: Arc::new(shell),
-        logins,
     };
     Ok(signin::serve(routes(), console))
 }
@@ -162,10 +161,6 @@ impl SignInUi for Console {
 
     fn shell(&self) -> &Shell {
         &self.shell
-    }
-
-    fn logins(&self) -> &LoginLimiter {
-        &self.logins
     }
 
     fn admits(&self, user: &str) -> bool {
@@ -306,7 +301,7 @@ mod tests {
             "message_type": "fim.S00000001", "message_id": "m",
             "xml": "<?xml version=\"1.0\"?><a>&lt;script&gt;</a><script>alert(1)</script>"
         });
-        let shell = Shell::new(&SPEC, false).expect("templates");
+        let shell = Shell::new(&SPEC, false, LoginLimiter::default()).expect("templates");
         let html = shell.templates().render("xml", &xml).expect("render");
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<a>"), "{html}");

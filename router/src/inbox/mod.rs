@@ -119,8 +119,9 @@ impl std::fmt::Debug for Inbox {
 
 impl Inbox {
     /// Reads the clerks (hashing the passwords of `password_file` clerks) and the manual
-    /// procedures of the configuration.
-    pub fn load(config: &Config) -> Result<Self, Error> {
+    /// procedures of the configuration; the clerks' logins count in `logins`, the hub's
+    /// one login limiter.
+    pub fn load(config: &Config, logins: LoginLimiter) -> Result<Self, Error> {
         let invalid = |file: PathBuf, message: String| Error::Config { file, message };
         let mut clerks = BTreeMap::new();
         for clerk in &config.file.clerks {
@@ -183,7 +184,7 @@ impl Inbox {
         };
         // Cookies are `Secure` when the hub is reached over https.
         let public_url = config.file.server.public_url.as_deref();
-        let shell = Shell::new(&SPEC, public_url.is_some_and(secure_url))
+        let shell = Shell::new(&SPEC, public_url.is_some_and(secure_url), logins)
             .map_err(|e| invalid(SPEC.folder.into(), e.to_string()))?;
         Ok(Self {
             clerks,
@@ -277,13 +278,13 @@ const NAV: [(&str, &str); 2] = [("/inbox", "Neue Anträge"), ("/inbox/faelle", "
 struct Shared {
     hub: Arc<Hub>,
     inbox: Arc<Inbox>,
-    logins: LoginLimiter,
 }
 
 /// The inbox's routes under `/inbox`, with its security headers. Merge it into the
-/// API router; `logins` is the hub's one login limiter (clerks count per clerk id).
-pub fn router(hub: Arc<Hub>, inbox: Arc<Inbox>, logins: LoginLimiter) -> Router {
-    let shared = Shared { hub, inbox, logins };
+/// API router; its shell counts logins in the hub's one login limiter (clerks per
+/// clerk id).
+pub fn router(hub: Arc<Hub>, inbox: Arc<Inbox>) -> Router {
+    let shared = Shared { hub, inbox };
     signin::serve(routes(), shared)
 }
 
@@ -296,10 +297,6 @@ impl SignInUi for Shared {
 
     fn shell(&self) -> &Shell {
         &self.inbox.shell
-    }
-
-    fn logins(&self) -> &LoginLimiter {
-        &self.logins
     }
 
     /// A clerk removed from the configuration keeps no access (after a restart the
@@ -363,7 +360,7 @@ mod tests {
                 {"leaves": [{"label": "Straße", "value": "A & B"}], "group": null}
             ]}}
         ]});
-        let html = Shell::new(&SPEC, false)
+        let html = Shell::new(&SPEC, false, LoginLimiter::default())
             .expect("templates")
             .templates()
             .render("fields", &blocks)
@@ -414,7 +411,7 @@ mod tests {
 
     #[test]
     fn the_work_section_renders_with_and_without_a_refused_form() {
-        let shell = Shell::new(&SPEC, false).expect("shell");
+        let shell = Shell::new(&SPEC, false, LoginLimiter::default()).expect("shell");
         let render =
             |data: serde_json::Value| shell.templates().render("document", &data).expect("render");
         let fresh = render(document_data(work(
@@ -463,7 +460,9 @@ mod tests {
 
     #[test]
     fn cookies_are_http_only_strict_and_limited_to_the_inbox() {
-        let inbox = |secure_cookies| Shell::new(&SPEC, secure_cookies).expect("shell");
+        let inbox = |secure_cookies| {
+            Shell::new(&SPEC, secure_cookies, LoginLimiter::default()).expect("shell")
+        };
         assert_eq!(
             inbox(true).cookie(SPEC.session_cookie, "abc", 28800),
             "kopplung_inbox=abc; Path=/inbox; HttpOnly; SameSite=Strict; Max-Age=28800; Secure"

@@ -78,7 +78,6 @@ struct Workbench {
     reloader: Arc<Reloader>,
     engineers: Clients,
     shell: Arc<Shell>,
-    logins: LoginLimiter,
     portal: Option<Arc<dyn FormPreview>>,
     journal: Arc<Journal>,
     mappings_root: PathBuf,
@@ -93,16 +92,16 @@ pub fn router(
     portal: Option<Arc<dyn FormPreview>>,
 ) -> Result<Router, Error> {
     let hub = reloader.hub.clone();
-    let shell = Shell::new(&SPEC, secure_url(&hub.public_url)).map_err(|e| Error::Config {
-        file: SPEC.folder.into(),
-        message: e.to_string(),
-    })?;
+    let shell =
+        Shell::new(&SPEC, secure_url(&hub.public_url), logins).map_err(|e| Error::Config {
+            file: SPEC.folder.into(),
+            message: e.to_string(),
+        })?;
     let config = hub.topology.now().config.clone();
     let workbench = Workbench {
         reloader,
         engineers,
         shell: Arc::new(shell),
-        logins,
         portal,
         journal: Arc::new(Journal::new(&config.data_dir)),
         mappings_root: config.mappings_dir.clone(),
@@ -128,10 +127,6 @@ impl SignInUi for Workbench {
 
     fn shell(&self) -> &Shell {
         &self.shell
-    }
-
-    fn logins(&self) -> &LoginLimiter {
-        &self.logins
     }
 
     fn admits(&self, user: &str) -> bool {
@@ -173,7 +168,7 @@ mod tests {
     #[test]
     fn the_routes_do_not_conflict_and_the_templates_compile() {
         let _ = routes();
-        let shell = Shell::new(&SPEC, false).expect("templates");
+        let shell = Shell::new(&SPEC, false, LoginLimiter::default()).expect("templates");
         let results = serde_json::json!({
             "problems": ["a.hbs:1:2: <b>"],
             "fixtures": [{"name": "minimal", "xml": "<a>&</a>", "valid": false,

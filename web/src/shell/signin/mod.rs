@@ -89,11 +89,18 @@ pub struct Shell {
     cookies: Cookies,
     sessions: Sessions,
     templates: Templates,
+    /// The hub's one login limiter, shared by every UI's shell.
+    logins: LoginLimiter,
 }
 
 impl Shell {
-    /// The shell of the UI `spec`; `secure_cookies` when it is reached over https.
-    pub fn new(spec: &'static ShellSpec, secure_cookies: bool) -> Result<Self, Error> {
+    /// The shell of the UI `spec`; `secure_cookies` when it is reached over https;
+    /// `logins` the limiter its logins count in (the hub's one, shared by its UIs).
+    pub fn new(
+        spec: &'static ShellSpec,
+        secure_cookies: bool,
+        logins: LoginLimiter,
+    ) -> Result<Self, Error> {
         let mut sources = vec![("error", include_str!("error.hbs"))];
         sources.extend_from_slice(spec.templates);
         let templates = Templates::compile(TemplateSet {
@@ -113,6 +120,7 @@ impl Shell {
             },
             sessions: Sessions::default(),
             templates,
+            logins,
         })
     }
 
@@ -122,6 +130,10 @@ impl Shell {
 
     pub fn templates(&self) -> &Templates {
         &self.templates
+    }
+
+    pub fn logins(&self) -> &LoginLimiter {
+        &self.logins
     }
 
     /// The plain 500.
@@ -239,9 +251,6 @@ pub trait SignInUi: Clone + Send + Sync + 'static {
     type LoginForm: SignInForm;
 
     fn shell(&self) -> &Shell;
-
-    /// The hub's one login limiter.
-    fn logins(&self) -> &LoginLimiter;
 
     /// Whether a session's user may still use the UI (a clerk removed from the
     /// configuration may not).
@@ -470,7 +479,7 @@ async fn login<U: SignInUi>(
     };
     let address = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0);
     let account = form.account(spec.base, address);
-    let attempt = match ui
+    let attempt = match shell
         .logins()
         .begin(Some(&account), address, tokio::time::Instant::now())
     {

@@ -34,7 +34,6 @@ static SPEC: ShellSpec = ShellSpec {
 #[derive(Clone)]
 struct Ui {
     shell: Arc<Shell>,
-    logins: LoginLimiter,
 }
 
 #[derive(Deserialize)]
@@ -62,10 +61,6 @@ impl SignInUi for Ui {
 
     fn admits(&self, user: &str) -> bool {
         user == "anna"
-    }
-
-    fn logins(&self) -> &LoginLimiter {
-        &self.logins
     }
 
     fn shell(&self) -> &Shell {
@@ -104,12 +99,18 @@ async fn home(State(ui): State<Ui>, headers: HeaderMap) -> Response {
 
 fn app() -> Router {
     let ui = Ui {
-        shell: Arc::new(Shell::new(&SPEC, true).expect("templates")),
-        logins: LoginLimiter::new(LoginPolicy {
-            account_failures: 2,
-            first_lockout: Duration::from_secs(60),
-            ..LoginPolicy::default()
-        }),
+        shell: Arc::new(
+            Shell::new(
+                &SPEC,
+                true,
+                LoginLimiter::new(LoginPolicy {
+                    account_failures: 2,
+                    first_lockout: Duration::from_secs(60),
+                    ..LoginPolicy::default()
+                }),
+            )
+            .expect("templates"),
+        ),
     };
     serve(routes(&SPEC, Router::new().route("/", get(home))), ui)
 }
