@@ -18,9 +18,14 @@ pub fn normalise(raw: &str) -> Result<String, String> {
 pub fn normalise_or_refused(raw: &str) -> Result<String, char> {
     // Line ends as XML parsers see them (CR LF and CR become LF), so lengths checked here
     // are the lengths a schema sees.
-    let unified = raw.replace("\r\n", "\n").replace('\r', "\n");
-    let plain: String = unified.chars().filter_map(plain_equivalent).collect();
-    let text: String = plain.nfc().collect();
+    let text = if raw.is_ascii() && !raw.contains('\r') {
+        // Most input: ASCII is already NFC and holds no typographic character.
+        raw.to_owned()
+    } else {
+        let unified = raw.replace("\r\n", "\n").replace('\r', "\n");
+        let plain: String = unified.chars().filter_map(plain_equivalent).collect();
+        plain.nfc().collect()
+    };
     first_refused(&text).map_or(Ok(text), Err)
 }
 
@@ -132,9 +137,12 @@ fn first_refused(text: &str) -> Option<char> {
     while let Some(c) = rest.chars().next() {
         // A normed sequence: the longest allowed mark sequence after this base letter.
         let after = &rest[c.len_utf8()..];
+        // Every normed sequence starts with a combining mark (a test reads the list):
+        // without one next, there is nothing to look up.
+        let continues = after.chars().next().is_some_and(is_combining_mark);
         let sequence = SEQUENCES
             .iter()
-            .filter(|(base, _)| *base == c)
+            .filter(|(base, _)| continues && *base == c)
             .flat_map(|(_, marks)| marks.iter())
             .filter(|marks| after.starts_with(marks.as_str()))
             .map(|marks| marks.len())
@@ -218,6 +226,13 @@ mod tests {
             .count();
         assert_eq!(SEQUENCES.len(), lines);
         assert!(SEQUENCES.iter().all(|(_, marks)| !marks.is_empty()));
+        // `first_refused` looks a sequence up only before a combining mark.
+        for (base, marks) in SEQUENCES.iter() {
+            for mark in marks {
+                let first = mark.chars().next().unwrap();
+                assert!(is_combining_mark(first), "{base:?} {mark:?}");
+            }
+        }
         // K with combining double macron below and H: a sequence of a mark and a letter.
         let k = &SEQUENCES.iter().find(|(base, _)| *base == 'K').unwrap().1;
         assert!(k.contains(&"\u{035F}H".to_owned()), "{k:?}");
@@ -229,6 +244,9 @@ mod tests {
         assert!(err.contains("U+1F573"), "{err}");
         assert!(normalise("Ωmega").unwrap_err().contains("U+03A9"));
         assert!(normalise("a\u{1}b").unwrap_err().contains("U+0001"));
+        // ASCII takes a shorter way; line ends are still unified.
+        assert_eq!(normalise("a\r\nb\rc\td").unwrap(), "a\nb\nc\td");
+        assert!(normalise("a\u{7F}").unwrap_err().contains("U+007F"));
         assert!(normalise("\u{FFFE}").is_err());
     }
 }
