@@ -139,7 +139,10 @@ fn first_refused(text: &str) -> Option<char> {
         let after = &rest[c.len_utf8()..];
         // Every normed sequence starts with a combining mark (a test reads the list):
         // without one next, there is nothing to look up.
-        let continues = after.chars().next().is_some_and(is_combining_mark);
+        let continues = after
+            .chars()
+            .next()
+            .is_some_and(|next| !next.is_ascii() && is_combining_mark(next));
         let sequence = SEQUENCES
             .iter()
             .filter(|(base, _)| continues && *base == c)
