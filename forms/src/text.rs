@@ -143,14 +143,7 @@ fn first_refused(text: &str) -> Option<char> {
             .chars()
             .next()
             .is_some_and(|next| !next.is_ascii() && is_combining_mark(next));
-        let sequence = SEQUENCES
-            .iter()
-            .filter(|(base, _)| continues && *base == c)
-            .flat_map(|(_, marks)| marks.iter())
-            .filter(|marks| after.starts_with(marks.as_str()))
-            .map(|marks| marks.len())
-            .max();
-        if let Some(len) = sequence {
+        if let Some(len) = continues.then(|| sequence_after(c, after)).flatten() {
             rest = &after[len..];
             continue;
         }
@@ -160,6 +153,18 @@ fn first_refused(text: &str) -> Option<char> {
         rest = after;
     }
     None
+}
+
+/// The length of the longest normed mark sequence of base letter `c` that `after` starts
+/// with.
+fn sequence_after(c: char, after: &str) -> Option<usize> {
+    SEQUENCES
+        .iter()
+        .filter(|(base, _)| *base == c)
+        .flat_map(|(_, marks)| marks.iter())
+        .filter(|marks| after.starts_with(marks.as_str()))
+        .map(|marks| marks.len())
+        .max()
 }
 
 fn describe(c: char) -> String {

@@ -158,9 +158,12 @@ impl Chains {
                 });
                 return Ok(Some(Taken { _end: end }));
             }
-            // Moved under us: `end` stays empty and is read again, after a pause.
-            let pause = uuid::Uuid::new_v4().as_u64_pair().0 % PAUSE_MICROS;
-            tokio::time::sleep(std::time::Duration::from_micros(pause * tried)).await;
+            // Moved under us: `end` stays empty and is read again, after a pause (none
+            // after the last attempt: the error follows).
+            if tried < ATTEMPTS as u64 {
+                let pause = rand::random_range(0..PAUSE_MICROS) * tried;
+                tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+            }
             waited += attempt.elapsed();
         }
         Err(StoreError::Database(format!(
