@@ -24,6 +24,7 @@ use crate::Sql;
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
@@ -194,6 +195,11 @@ impl GroupWriter {
         // instead of spilling into a temporary file.
         conn.pragma_update(None, "temp_store", "MEMORY").sql()?;
         conn.set_prepared_statement_cache_capacity(128);
+        // Plans that do not depend on the bound values: otherwise a statement whose
+        // `LIMIT ?` (the outbox claim) gets a new value is parsed and planned again on
+        // every run (sqlite3Reprepare was 7 % of this thread, docs/performance.md).
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .sql()?;
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("kopplung-sqlite-writer".into())
@@ -542,5 +548,28 @@ mod tests {
         let writer = start(&dir, true);
         let refused = writer.write(|tx| append_and_insert(tx, 1)).await;
         assert!(refused.is_err(), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn a_statement_is_not_planned_again_for_a_new_limit() {
+        // The outbox claim binds a new LIMIT on nearly every run; SQLite would parse
+        // and plan it again each time unless plans ignore the bound values.
+        let (_dir, writer) = database();
+        let reprepared = writer
+            .read(|conn| {
+                for limit in 1..=5 {
+                    let mut query = conn
+                        .prepare_cached("SELECT x FROM t ORDER BY x LIMIT ?1")
+                        .sql()?;
+                    query.query_map([limit], |_| Ok(())).sql()?.for_each(drop);
+                }
+                let query = conn
+                    .prepare_cached("SELECT x FROM t ORDER BY x LIMIT ?1")
+                    .sql()?;
+                Ok(query.get_status(rusqlite::StatementStatus::RePrepare))
+            })
+            .await
+            .unwrap_or_else(|e| panic!("read: {e}"));
+        assert_eq!(reprepared, 0);
     }
 }
