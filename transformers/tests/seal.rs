@@ -282,6 +282,41 @@ fn cms_recipients_must_be_ec_with_key_agreement() {
 }
 
 #[test]
+fn a_cms_recipient_whose_key_is_not_a_valid_point_is_refused() {
+    // Sealing skips OpenSSL's check of the recipient's key per message (a point of the
+    // group's order): reading and checking the certificate must refuse a degenerate key,
+    // the point at infinity (on P-256 and brainpoolP256r1, cofactor 1, every other point
+    // on the curve has the group's order, and reading a key refuses points off it).
+    use openssl::ec::{EcGroup, EcKey, EcPoint};
+    use openssl::nid::Nid;
+    use openssl::x509::{X509, X509NameBuilder};
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let infinity = EcPoint::new(&group).unwrap();
+    let public = PKey::from_ec_key(EcKey::from_public_key(&group, &infinity).unwrap()).unwrap();
+    let signer = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "degenerate").unwrap();
+    let name = name.build();
+    let mut cert = X509::builder().unwrap();
+    cert.set_version(2).unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&public).unwrap();
+    cert.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&openssl::asn1::Asn1Time::days_from_now(3).unwrap())
+        .unwrap();
+    cert.sign(&signer, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    let der = cert.build().to_der().unwrap();
+    // Refused when read, or when checked as a recipient: never sealed for.
+    if let Ok(decoded) = X509::from_der(&der) {
+        let refused = kopplung_transformers::seal::check_cms_recipient(&decoded);
+        assert!(refused.is_err(), "{refused:?}");
+    }
+}
+
+#[test]
 fn a_flipped_byte_in_ciphertext_or_signature_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let pki = PkiLayout::new(dir.path());

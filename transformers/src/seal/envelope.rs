@@ -103,8 +103,12 @@ pub(crate) fn auth_enveloped(content: &[u8], recipient: &X509) -> Result<Vec<u8>
         .map_err(crypto("encoding the ephemeral key"))?;
     let ephemeral = PKey::from_ec_key(ephemeral).map_err(crypto("ephemeral key"))?;
     let mut deriver = Deriver::new(&ephemeral).map_err(crypto("key agreement"))?;
+    // Not validated again per message: OpenSSL's check multiplies the point by the
+    // group's order, as dear as the key agreement itself, and proves nothing more on
+    // these curves (cofactor 1) than reading the key and `check_cms_recipient` did
+    // when the certificate was chosen (tests/seal.rs: the point at infinity).
     deriver
-        .set_peer(&recipient_key)
+        .set_peer_ex(&recipient_key, false)
         .map_err(crypto("key agreement"))?;
     let shared = Zeroizing::new(deriver.derive_to_vec().map_err(crypto("key agreement"))?);
 
