@@ -16,6 +16,9 @@ use crate::Error;
 
 mod envelope;
 
+/// The key agreement of the `cms` envelope, for the benchmark's crypto floor.
+pub use envelope::key_agreement;
+
 /// The hub's signing identity.
 pub struct Sealer {
     cert: X509,

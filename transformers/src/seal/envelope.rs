@@ -22,10 +22,9 @@ use cms::enveloped_data::{
 use der::asn1::{BitString, ObjectIdentifier, OctetString, SetOfVec};
 use der::{Any, Decode, Encode, Sequence};
 use openssl::aes::{AesKey, wrap_key};
-use openssl::bn::BigNumContext;
-use openssl::derive::Deriver;
-use openssl::ec::{EcKey, PointConversionForm};
-use openssl::pkey::PKey;
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ec::{EcKey, EcKeyRef, EcPoint, PointConversionForm};
+use openssl::pkey::Public;
 use openssl::rand::rand_bytes;
 use openssl::sha::Sha256;
 use openssl::symm::{Cipher, encrypt_aead};
@@ -53,6 +52,49 @@ const AES256_GCM: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.10
 const KEK_BITS: u32 = 256;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
+
+/// Ephemeral-static ECDH (SEC 1, section 3.3.1): a fresh key pair on the recipient's
+/// curve; the shared secret is the x-coordinate of the recipient's point times the
+/// fresh private key. Returns the fresh public point (uncompressed) and the secret.
+///
+/// OpenSSL's EC primitives, called as its `ECDH_compute_key` calls them (the private
+/// key is flagged constant-time by `EC_KEY_generate_key`). The EVP key agreement would
+/// first copy the fresh key into a provider, rebuilding its curve, and check the
+/// recipient's point again: more CPU than the multiplication itself (docs/performance.md).
+/// The recipient's key was read and checked when its certificate was chosen (on these
+/// curves, cofactor 1, no point but the point at infinity lacks the group's order:
+/// tests/seal.rs), so it is not checked again per message.
+pub fn key_agreement(recipient: &EcKeyRef<Public>) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), Error> {
+    let group = recipient.group();
+    let ephemeral = EcKey::generate(group).map_err(crypto("generating the ephemeral key"))?;
+    let mut bn = BigNumContext::new().map_err(crypto("ephemeral key"))?;
+    let point = ephemeral
+        .public_key()
+        .to_bytes(group, PointConversionForm::UNCOMPRESSED, &mut bn)
+        .map_err(crypto("encoding the ephemeral key"))?;
+    let mut product = EcPoint::new(group).map_err(crypto("key agreement"))?;
+    product
+        .mul2(
+            group,
+            recipient.public_key(),
+            ephemeral.private_key(),
+            &mut bn,
+        )
+        .map_err(crypto("key agreement"))?;
+    let (mut x, mut y) = (
+        BigNum::new().map_err(crypto("key agreement"))?,
+        BigNum::new().map_err(crypto("key agreement"))?,
+    );
+    // Fails for the point at infinity, as `ECDH_compute_key` does.
+    product
+        .affine_coordinates(group, &mut x, &mut y, &mut bn)
+        .map_err(crypto("key agreement"))?;
+    let size = i32::try_from(group.degree().div_ceil(8))
+        .map_err(|_| Error::Envelope("key agreement: curve too large".into()))?;
+    let shared = Zeroizing::new(x.to_vec_padded(size).map_err(crypto("key agreement"))?);
+    x.clear();
+    Ok((point, shared))
+}
 
 /// ECC-CMS-SharedInfo (RFC 5753, section 7.2): the KDF's input besides the secret.
 #[derive(Sequence)]
@@ -86,31 +128,12 @@ fn asn1(context: &'static str) -> impl FnOnce(der::Error) -> Error {
 /// a DER ContentInfo with AuthEnvelopedData.
 pub(crate) fn auth_enveloped(content: &[u8], recipient: &X509) -> Result<Vec<u8>, Error> {
     let rid = recipient_id(recipient)?;
-    let recipient_key = recipient
+    let recipient_ec = recipient
         .public_key()
-        .map_err(crypto("reading the recipient's key"))?;
-    let recipient_ec = recipient_key
+        .map_err(crypto("reading the recipient's key"))?
         .ec_key()
         .map_err(crypto("the recipient's key is not EC"))?;
-    let group = recipient_ec.group();
-
-    // Ephemeral-static ECDH: a fresh key per message on the recipient's curve.
-    let ephemeral = EcKey::generate(group).map_err(crypto("generating the ephemeral key"))?;
-    let mut bn = BigNumContext::new().map_err(crypto("ephemeral key"))?;
-    let ephemeral_point = ephemeral
-        .public_key()
-        .to_bytes(group, PointConversionForm::UNCOMPRESSED, &mut bn)
-        .map_err(crypto("encoding the ephemeral key"))?;
-    let ephemeral = PKey::from_ec_key(ephemeral).map_err(crypto("ephemeral key"))?;
-    let mut deriver = Deriver::new(&ephemeral).map_err(crypto("key agreement"))?;
-    // Not validated again per message: OpenSSL's check multiplies the point by the
-    // group's order, as dear as the key agreement itself, and proves nothing more on
-    // these curves (cofactor 1) than reading the key and `check_cms_recipient` did
-    // when the certificate was chosen (tests/seal.rs: the point at infinity).
-    deriver
-        .set_peer_ex(&recipient_key, false)
-        .map_err(crypto("key agreement"))?;
-    let shared = Zeroizing::new(deriver.derive_to_vec().map_err(crypto("key agreement"))?);
+    let (ephemeral_point, shared) = key_agreement(&recipient_ec)?;
 
     let wrap_algorithm = AlgorithmIdentifierOwned {
         oid: AES256_WRAP,

@@ -13,8 +13,7 @@ pub struct Crypto {
 /// Seconds per operation, in-process, with the hub's own keys.
 pub fn crypto_floor(pki: &std::path::Path) -> anyhow::Result<Crypto> {
     use kopplung_transformers::Sealer;
-    use kopplung_transformers::seal::{load_certificate, load_private_key};
-    use openssl::derive::Deriver;
+    use kopplung_transformers::seal::{key_agreement, load_certificate, load_private_key};
     use openssl::hash::MessageDigest;
     use openssl::sign::Signer;
     let sealer = Sealer::load(&pki.join("hub.crt"), &pki.join("hub.key"))?;
@@ -34,16 +33,11 @@ pub fn crypto_floor(pki: &std::path::Path) -> anyhow::Result<Crypto> {
         signer.sign_to_vec()?;
         Ok(())
     })?;
-    // Key agreement as CMS does it for an EC recipient (RFC 5753, ephemeral-static): a
+    // Key agreement as the hub's CMS envelope makes it (RFC 5753, ephemeral-static): a
     // fresh key pair, then ECDH with the recipient's public key.
-    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)?;
-    let recipient_public = recipient.public_key()?;
+    let recipient_ec = recipient.public_key()?.ec_key()?;
     let ecdh = per(2000, &mut || {
-        let ephemeral = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group)?)?;
-        let mut deriver = Deriver::new(&ephemeral)?;
-        // As the hub seals: the recipient's key was checked once when it was chosen.
-        deriver.set_peer_ex(&recipient_public, false)?;
-        deriver.derive_to_vec()?;
+        key_agreement(&recipient_ec)?;
         Ok(())
     })?;
     let seal = per(1000, &mut || {
