@@ -584,15 +584,10 @@ mod tests {
         let (_dir, writer) = database();
         let reprepared = writer
             .read(|conn| {
+                let mut query = conn.prepare("SELECT x FROM t ORDER BY x LIMIT ?1").sql()?;
                 for limit in 1..=5 {
-                    let mut query = conn
-                        .prepare_cached("SELECT x FROM t ORDER BY x LIMIT ?1")
-                        .sql()?;
                     query.query_map([limit], |_| Ok(())).sql()?.for_each(drop);
                 }
-                let query = conn
-                    .prepare_cached("SELECT x FROM t ORDER BY x LIMIT ?1")
-                    .sql()?;
                 Ok(query.get_status(rusqlite::StatementStatus::RePrepare))
             })
             .await

@@ -107,7 +107,11 @@ pub fn encrypt(content: &[u8], recipient: &X509) -> Result<Vec<u8>, Error> {
             subject_of(recipient)
         )));
     }
-    envelope::auth_enveloped(content, recipient)
+    let ec = key.ec_key().map_err(|source| Error::Crypto {
+        context: "reading the recipient's EC key".into(),
+        source,
+    })?;
+    envelope::auth_enveloped(content, recipient, &ec)
 }
 
 /// Opens what [`encrypt`] made (the receiving side; vendors use `openssl cms`).

@@ -92,7 +92,9 @@ pub fn key_agreement(recipient: &EcKeyRef<Public>) -> Result<(Vec<u8>, Zeroizing
     let size = i32::try_from(group.degree().div_ceil(8))
         .map_err(|_| Error::Envelope("key agreement: curve too large".into()))?;
     let shared = Zeroizing::new(x.to_vec_padded(size).map_err(crypto("key agreement"))?);
+    // Either coordinate gives the secret away.
     x.clear();
+    y.clear();
     Ok((point, shared))
 }
 
@@ -124,16 +126,15 @@ fn asn1(context: &'static str) -> impl FnOnce(der::Error) -> Error {
     move |e| Error::Envelope(format!("{context}: {e}"))
 }
 
-/// Encrypts `content` for the EC key of `recipient` (which the caller has checked) as
-/// a DER ContentInfo with AuthEnvelopedData.
-pub(crate) fn auth_enveloped(content: &[u8], recipient: &X509) -> Result<Vec<u8>, Error> {
+/// Encrypts `content` for `recipient`, whose EC key (which the caller has checked) is
+/// `recipient_key`, as a DER ContentInfo with AuthEnvelopedData.
+pub(crate) fn auth_enveloped(
+    content: &[u8],
+    recipient: &X509,
+    recipient_key: &EcKeyRef<Public>,
+) -> Result<Vec<u8>, Error> {
     let rid = recipient_id(recipient)?;
-    let recipient_ec = recipient
-        .public_key()
-        .map_err(crypto("reading the recipient's key"))?
-        .ec_key()
-        .map_err(crypto("the recipient's key is not EC"))?;
-    let (ephemeral_point, shared) = key_agreement(&recipient_ec)?;
+    let (ephemeral_point, shared) = key_agreement(recipient_key)?;
 
     let wrap_algorithm = AlgorithmIdentifierOwned {
         oid: AES256_WRAP,
