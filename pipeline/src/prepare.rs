@@ -311,10 +311,11 @@ impl Preparer {
             .map_err(|reason| PrepareError::Blocked(format!("certificate refused: {reason}")))?;
         let sealing = Instant::now();
         let message = match envelope {
-            Envelope::Cms => keys
-                .signer(self.clock.as_ref())
-                .sealer
-                .seal(xml.as_bytes(), certificate),
+            Envelope::Cms => keys.signer(self.clock.as_ref()).sealer.seal_at(
+                xml.as_bytes(),
+                certificate,
+                self.clock.now(),
+            ),
             // A compact JWE is ASCII text: sent as it is. Its JWS header carries the
             // applicant's identification as FIT-Connect's metadata does.
             Envelope::Jose => {

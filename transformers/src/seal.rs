@@ -15,6 +15,7 @@ use openssl::x509::{X509, X509KeyUsage, X509Ref, X509StoreContext};
 use crate::Error;
 
 mod envelope;
+mod signed;
 
 /// The key agreement of the `cms` envelope, for the benchmark's crypto floor.
 pub use envelope::key_agreement;
@@ -23,6 +24,8 @@ pub use envelope::key_agreement;
 pub struct Sealer {
     cert: X509,
     key: PKey<Private>,
+    /// The certificate as the SignedData carries it, read once.
+    template: signed::SignerTemplate,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -56,7 +59,12 @@ impl Sealer {
                 "the hub's key does not belong to its certificate".into(),
             ));
         }
-        Ok(Self { cert, key })
+        let template = signed::SignerTemplate::of(&cert)?;
+        Ok(Self {
+            cert,
+            key,
+            template,
+        })
     }
 
     /// The signing certificate (for status pages, receipts and rotation checks).
@@ -69,25 +77,22 @@ impl Sealer {
         &self.key
     }
 
-    /// Signs `content` and encrypts the signed structure for `recipient`. Returns DER.
+    /// Signs `content` now and encrypts the signed structure for `recipient`. Returns
+    /// DER.
     pub fn seal(&self, content: &[u8], recipient: &X509) -> Result<Vec<u8>, Error> {
-        let crypto = |context: &str| {
-            let context = context.to_owned();
-            move |source| Error::Crypto { context, source }
-        };
-        let signed = CmsContentInfo::sign(
-            Some(&self.cert),
-            Some(&self.key),
-            None,
-            Some(content),
-            // No SMIMECapabilities attribute: it lists the ciphers a mail client can
-            // decrypt, meaningless for a one-way message, and building it looks up
-            // every cipher in OpenSSL's providers on each seal.
-            CMSOptions::BINARY | CMSOptions::NOSMIMECAP,
-        )
-        .map_err(crypto("signing"))?;
-        let signed_der = signed.to_der().map_err(crypto("encoding SignedData"))?;
-        encrypt(&signed_der, recipient)
+        self.seal_at(content, recipient, time::OffsetDateTime::now_utc())
+    }
+
+    /// Signs `content` with the signing time `at` and encrypts the signed structure for
+    /// `recipient`. Returns DER.
+    pub fn seal_at(
+        &self,
+        content: &[u8],
+        recipient: &X509,
+        at: time::OffsetDateTime,
+    ) -> Result<Vec<u8>, Error> {
+        let signed = self.template.sign(&self.key, content, at)?;
+        encrypt(&signed, recipient)
     }
 }
 

@@ -385,3 +385,116 @@ fn the_envelope_opens_with_openssl_refuses_a_changed_byte_and_rsa_recipients() {
     let err = encrypt(b"x", &rsa).unwrap_err().to_string();
     assert!(err.contains("EC keys only"), "{err}");
 }
+
+/// The SignedData the hub assembles is what OpenSSL's `CMS_sign` made with `BINARY |
+/// NOSMIMECAP` (compared field by field, but for the signature and the signing time,
+/// which is the one given), and stock `openssl cms -verify` accepts it.
+#[test]
+fn the_signed_data_is_what_openssl_cms_sign_made_and_verifies_with_openssl() {
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::SignedData;
+    use der::{Decode, Encode};
+    use kopplung_transformers::seal::decrypt;
+    use openssl::cms::{CMSOptions, CmsContentInfo};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &["p".into()]).unwrap();
+    let hub = load_certificate(&pki.hub_cert()).unwrap();
+    let hub_key = PKey::private_key_from_pem(&std::fs::read(pki.hub_key()).unwrap()).unwrap();
+    let sealer = Sealer::load(&pki.hub_cert(), &pki.hub_key()).unwrap();
+    let cert = load_certificate(&pki.procedure_cert("p")).unwrap();
+    let key = PKey::private_key_from_pem(&std::fs::read(pki.procedure_key("p")).unwrap()).unwrap();
+
+    let content = "<nachricht>Grüße aus Dresden\r\n</nachricht>\n".as_bytes();
+    let at = time::macros::datetime!(2026-12-08 01:02:03 UTC);
+    let ours = decrypt(&sealer.seal_at(content, &cert, at).unwrap(), &cert, &key).unwrap();
+    let theirs = CmsContentInfo::sign(
+        Some(&hub),
+        Some(&hub_key),
+        None,
+        Some(content),
+        CMSOptions::BINARY | CMSOptions::NOSMIMECAP,
+    )
+    .unwrap()
+    .to_der()
+    .unwrap();
+
+    let signed_data = |der: &[u8]| {
+        let info = ContentInfo::from_der(der).unwrap();
+        assert_eq!(info.content_type.to_string(), "1.2.840.113549.1.7.2");
+        info.content.decode_as::<SignedData>().unwrap()
+    };
+    let (mut ours_sd, mut theirs_sd) = (signed_data(&ours), signed_data(&theirs));
+    let signing_time = |sd: &mut SignedData| {
+        let info = sd.signer_infos.0.as_slice()[0].clone();
+        let attributes = info.signed_attrs.unwrap();
+        let time = attributes
+            .iter()
+            .find(|a| a.oid.to_string() == "1.2.840.113549.1.9.5")
+            .unwrap()
+            .values
+            .as_slice()[0]
+            .decode_as::<x509_cert::time::Time>()
+            .unwrap();
+        let others: Vec<_> = attributes
+            .iter()
+            .filter(|a| a.oid.to_string() != "1.2.840.113549.1.9.5")
+            .map(|a| a.to_der().unwrap())
+            .collect();
+        (time, others)
+    };
+    let (our_time, our_attributes) = signing_time(&mut ours_sd);
+    let (_, their_attributes) = signing_time(&mut theirs_sd);
+    assert_eq!(
+        our_time.to_unix_duration().as_secs(),
+        at.unix_timestamp() as u64
+    );
+    assert!(matches!(our_time, x509_cert::time::Time::UtcTime(_)));
+    assert_eq!(
+        our_attributes, their_attributes,
+        "contentType, messageDigest"
+    );
+    // Everything else, with the signer infos' attributes and signatures left out.
+    let strip = |sd: &mut SignedData| {
+        let mut info = sd.signer_infos.0.as_slice()[0].clone();
+        info.signed_attrs = None;
+        info.signature = der::asn1::OctetString::new(Vec::new()).unwrap();
+        sd.signer_infos = cms::signed_data::SignerInfos(vec![info].try_into().unwrap());
+        sd.to_der().unwrap()
+    };
+    assert_eq!(strip(&mut ours_sd), strip(&mut theirs_sd));
+
+    // Stock openssl checks the signature against the CA.
+    let signed_path = dir.path().join("signed.der");
+    std::fs::write(&signed_path, &ours).unwrap();
+    let verified = std::process::Command::new("openssl")
+        .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
+        .arg(&signed_path)
+        .arg("-CAfile")
+        .arg(pki.ca_cert())
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert_eq!(verified.stdout, content);
+    // A changed content byte fails it.
+    let mut tampered = ours.clone();
+    let at = tampered
+        .windows(b"Dresden".len())
+        .position(|w| w == b"Dresden")
+        .unwrap();
+    tampered[at] ^= 1;
+    std::fs::write(&signed_path, &tampered).unwrap();
+    let refused = std::process::Command::new("openssl")
+        .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
+        .arg(&signed_path)
+        .arg("-CAfile")
+        .arg(pki.ca_cert())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}

@@ -115,14 +115,14 @@ struct GcmParameters {
     icv_len: u8,
 }
 
-fn crypto(context: &'static str) -> impl FnOnce(openssl::error::ErrorStack) -> Error {
+pub(super) fn crypto(context: &'static str) -> impl FnOnce(openssl::error::ErrorStack) -> Error {
     move |source| Error::Crypto {
         context: context.into(),
         source,
     }
 }
 
-fn asn1(context: &'static str) -> impl FnOnce(der::Error) -> Error {
+pub(super) fn asn1(context: &'static str) -> impl FnOnce(der::Error) -> Error {
     move |e| Error::Envelope(format!("{context}: {e}"))
 }
 
