@@ -70,12 +70,7 @@ impl Ahead {
         drop(slot);
         match prepared {
             Ok(prepared) => {
-                self.observer
-                    .prepare_stage("transform", prepared.transform.as_secs_f64());
-                if !prepared.seal.is_zero() {
-                    self.observer
-                        .prepare_stage("seal", prepared.seal.as_secs_f64());
-                }
+                prepared.observe(self.observer.as_ref());
                 Some(SealedAhead {
                     message: prepared.message.into(),
                     xml: prepared.xml.into(),

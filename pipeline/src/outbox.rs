@@ -388,12 +388,7 @@ impl Dispatcher {
             drop(holding_input);
             match prepared {
                 Ok(prepared) => {
-                    self.observer
-                        .prepare_stage("transform", prepared.transform.as_secs_f64());
-                    if !prepared.seal.is_zero() {
-                        self.observer
-                            .prepare_stage("seal", prepared.seal.as_secs_f64());
-                    }
+                    prepared.observe(self.observer.as_ref());
                     let sealed = prepared.message;
                     let detail = self
                         .preparer

@@ -46,6 +46,16 @@ pub struct Prepared {
     pub seal: std::time::Duration,
 }
 
+impl Prepared {
+    /// Counts what each stage took (no seal stage for a manual procedure's plain XML).
+    pub fn observe(&self, observer: &dyn crate::Observer) {
+        observer.prepare_stage("transform", self.transform.as_secs_f64());
+        if !self.seal.is_zero() {
+            observer.prepare_stage("seal", self.seal.as_secs_f64());
+        }
+    }
+}
+
 /// Everything the prepare step needs, loaded and checked at start-up.
 #[derive(Clone)]
 pub struct Preparer {
