@@ -38,9 +38,10 @@ pub fn check_well_formed(xml: &str) -> Result<(), Error> {
                 }
             }
             Event::End(_) => depth = depth.saturating_sub(1),
-            Event::Text(text) => {
+            // Only text outside the root is an error of its own: decoded only there.
+            Event::Text(text) if depth == 0 => {
                 let decoded = text.xml_content(XmlVersion::Explicit1_0);
-                if depth == 0 && !decoded.trim().is_empty() {
+                if !decoded.trim().is_empty() {
                     return Err(fail(&reader, "text outside the root element".into()));
                 }
             }
