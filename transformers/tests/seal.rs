@@ -426,7 +426,7 @@ fn the_signed_data_is_what_openssl_cms_sign_made_and_verifies_with_openssl() {
         info.content.decode_as::<SignedData>().unwrap()
     };
     let (mut ours_sd, mut theirs_sd) = (signed_data(&ours), signed_data(&theirs));
-    let signing_time = |sd: &mut SignedData| {
+    let signing_time = |sd: &SignedData| {
         let info = sd.signer_infos.0.as_slice()[0].clone();
         let attributes = info.signed_attrs.unwrap();
         let time = attributes
@@ -444,8 +444,8 @@ fn the_signed_data_is_what_openssl_cms_sign_made_and_verifies_with_openssl() {
             .collect();
         (time, others)
     };
-    let (our_time, our_attributes) = signing_time(&mut ours_sd);
-    let (_, their_attributes) = signing_time(&mut theirs_sd);
+    let (our_time, our_attributes) = signing_time(&ours_sd);
+    let (_, their_attributes) = signing_time(&theirs_sd);
     assert_eq!(
         our_time.to_unix_duration().as_secs(),
         at.unix_timestamp() as u64
@@ -467,14 +467,17 @@ fn the_signed_data_is_what_openssl_cms_sign_made_and_verifies_with_openssl() {
 
     // Stock openssl checks the signature against the CA.
     let signed_path = dir.path().join("signed.der");
-    std::fs::write(&signed_path, &ours).unwrap();
-    let verified = std::process::Command::new("openssl")
-        .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
-        .arg(&signed_path)
-        .arg("-CAfile")
-        .arg(pki.ca_cert())
-        .output()
-        .unwrap();
+    let openssl_verify = |der: &[u8]| {
+        std::fs::write(&signed_path, der).unwrap();
+        std::process::Command::new("openssl")
+            .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
+            .arg(&signed_path)
+            .arg("-CAfile")
+            .arg(pki.ca_cert())
+            .output()
+            .unwrap()
+    };
+    let verified = openssl_verify(&ours);
     assert!(
         verified.status.success(),
         "{}",
@@ -488,13 +491,5 @@ fn the_signed_data_is_what_openssl_cms_sign_made_and_verifies_with_openssl() {
         .position(|w| w == b"Dresden")
         .unwrap();
     tampered[at] ^= 1;
-    std::fs::write(&signed_path, &tampered).unwrap();
-    let refused = std::process::Command::new("openssl")
-        .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
-        .arg(&signed_path)
-        .arg("-CAfile")
-        .arg(pki.ca_cert())
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
+    assert!(!openssl_verify(&tampered).status.success());
 }
