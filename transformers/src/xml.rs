@@ -38,7 +38,7 @@ pub fn check_well_formed(xml: &str) -> Result<(), Error> {
                 }
             }
             Event::End(_) => depth = depth.saturating_sub(1),
-            // Only text outside the root is an error of its own: decoded only there.
+            // Only text outside the root is an error of its own: looked at only there.
             Event::Text(text) if depth == 0 => {
                 let decoded = text.xml_content(XmlVersion::Explicit1_0);
                 if !decoded.trim().is_empty() {

@@ -409,6 +409,11 @@ fn the_signed_data_is_what_openssl_cms_sign_made_and_verifies_with_openssl() {
     let content = "<nachricht>Grüße aus Dresden\r\n</nachricht>\n".as_bytes();
     let at = time::macros::datetime!(2026-12-08 01:02:03 UTC);
     let ours = decrypt(&sealer.seal_at(content, &cert, at).unwrap(), &cert, &key).unwrap();
+    let hub_der = hub.to_der().unwrap();
+    assert!(
+        ours.windows(hub_der.len()).any(|w| w == hub_der),
+        "the certificate's own bytes"
+    );
     let theirs = CmsContentInfo::sign(
         Some(&hub),
         Some(&hub_key),
@@ -492,4 +497,70 @@ fn the_signed_data_is_what_openssl_cms_sign_made_and_verifies_with_openssl() {
         .unwrap();
     tampered[at] ^= 1;
     assert!(!openssl_verify(&tampered).status.success());
+}
+
+/// A hub certificate that is valid but not in the strictest DER (its expiry a
+/// GeneralizedTime before 2050) travels as its own bytes: parsed and encoded again, it
+/// would change, and its signature by the CA would no longer verify.
+#[test]
+fn a_hub_certificate_in_lenient_der_travels_as_its_own_bytes() {
+    use der::{Decode, Encode};
+    use kopplung_transformers::seal::decrypt;
+    use openssl::asn1::{Asn1Integer, Asn1Time};
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &["p".into()]).unwrap();
+    let ca = load_certificate(&pki.ca_cert()).unwrap();
+    let ca_key = PKey::private_key_from_pem(&std::fs::read(pki.ca_key()).unwrap()).unwrap();
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "kopplung Hub (GeneralizedTime)")
+        .unwrap();
+    let mut builder = X509Builder::new().unwrap();
+    builder.set_version(2).unwrap();
+    let serial = Asn1Integer::from_bn(&BigNum::from_u32(4711).unwrap()).unwrap();
+    builder.set_serial_number(&serial).unwrap();
+    builder.set_subject_name(&name.build()).unwrap();
+    builder.set_issuer_name(ca.subject_name()).unwrap();
+    builder.set_pubkey(&key).unwrap();
+    builder
+        .set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    builder
+        .set_not_after(&Asn1Time::from_str("20401231235959Z").unwrap())
+        .unwrap();
+    builder.sign(&ca_key, MessageDigest::sha256()).unwrap();
+    let hub = builder.build();
+    let der = hub.to_der().unwrap();
+    // Parsed and encoded again by the ASN.1 types, it comes out different.
+    let rewritten = x509_cert::Certificate::from_der(&der)
+        .unwrap()
+        .to_der()
+        .unwrap();
+    assert_ne!(rewritten, der);
+
+    let sealer = Sealer::new(hub.clone(), key).unwrap();
+    let cert = load_certificate(&pki.procedure_cert("p")).unwrap();
+    let cert_key =
+        PKey::private_key_from_pem(&std::fs::read(pki.procedure_key("p")).unwrap()).unwrap();
+    let content = b"<x>Bescheid</x>";
+    let sealed = sealer.seal(content, &cert).unwrap();
+    let signed = decrypt(&sealed, &cert, &cert_key).unwrap();
+    assert!(
+        signed.windows(der.len()).any(|w| w == der),
+        "the certificate's own bytes"
+    );
+    // Verified against the CA: the certificate's signature holds.
+    let anchors = TrustAnchors::load(&pki.ca_cert()).unwrap();
+    assert_eq!(
+        unseal(&sealed, &cert, &cert_key, &hub, &anchors).unwrap(),
+        content
+    );
 }

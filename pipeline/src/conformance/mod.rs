@@ -122,7 +122,9 @@ pub fn battery(setup: &Setup<'_>) -> Result<Vec<Case>, ConformanceError> {
     let hub = &keys.signer(setup.keyring.clock()).sealer;
     let seal = |xml: &str, signer: &Sealer| -> Result<Vec<u8>, ConformanceError> {
         Ok(match envelope {
-            Envelope::Cms => signer.seal(xml.as_bytes(), &certificate)?,
+            Envelope::Cms => {
+                signer.seal_at(xml.as_bytes(), &certificate, setup.keyring.clock().now())?
+            }
             Envelope::Jose => JoseSealer::new(
                 signer.certificate().clone(),
                 signer.key().clone(),

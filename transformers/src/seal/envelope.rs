@@ -38,7 +38,7 @@ use crate::Error;
 const AUTH_ENVELOPED_DATA: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.23");
 /// id-data: the content is opaque bytes (the SignedData's DER, or an attachment).
-const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+pub(super) const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
 /// id-ecPublicKey, for the ephemeral key (parameters absent: the recipient's curve).
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 /// dhSinglePass-stdDH-sha256kdf-scheme (SEC 1, RFC 5753).

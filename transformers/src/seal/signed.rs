@@ -2,8 +2,10 @@
 //! `CMS_sign` spent more CPU per message on its own bookkeeping than on the signature:
 //! it looked the key's default digest up in the providers, compared the key with the
 //! certificate again, and copied the content through a BIO chain (docs/performance.md).
-//! The certificate and the signer's identifier are read once, when the hub's identity
-//! is loaded.
+//! The certificate and the signer's identifier are taken once, when the hub's identity
+//! is loaded, as the bytes of the certificate: parsed and encoded again, a certificate
+//! that is valid but not in the strictest DER (a GeneralizedTime before 2050, a default
+//! written out) would change and its own signature would no longer verify.
 //!
 //! What it makes is what `CMS_sign` made with `BINARY | NOSMIMECAP`: the content
 //! embedded as id-data; the signer's certificate; one SignerInfo identified by issuer
@@ -11,14 +13,13 @@
 //! messageDigest, and an ECDSA signature (ecdsa-with-SHA256) over their DER. Stock
 //! `openssl cms -verify` and BouncyCastle check it (tests/seal.rs, the vendor suites).
 
-use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedAttributes, SignedData, SignerIdentifier,
-    SignerInfo, SignerInfos,
-};
+use cms::signed_data::{DigestAlgorithmIdentifiers, EncapsulatedContentInfo, SignedAttributes};
 use der::asn1::{ObjectIdentifier, OctetString, SetOfVec};
-use der::{Any, DateTime, Decode, Encode};
+use der::{
+    Any, AnyRef, DateTime, Decode, Encode, Reader, Sequence, SliceReader, Tag, TagNumber, Tagged,
+    ValueOrd,
+};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::sha::sha256;
@@ -26,17 +27,14 @@ use openssl::sign::Signer;
 use openssl::x509::X509;
 use spki::AlgorithmIdentifierOwned;
 use time::OffsetDateTime;
-use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
 use x509_cert::time::Time;
 
-use super::envelope::{asn1, crypto};
+use super::envelope::{DATA, asn1, crypto};
 use crate::Error;
 
 /// id-signedData.
 const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
-/// id-data: the content is the message's bytes.
-const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
 /// id-sha256 (parameters absent, RFC 5754).
 const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 /// ecdsa-with-SHA256 (parameters absent, RFC 5758).
@@ -46,24 +44,52 @@ const CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113
 const MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 const SIGNING_TIME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.5");
 
-/// The parts of a SignerInfo that depend on the certificate alone.
+/// SignedData (RFC 5652, section 5.1) as the `cms` crate has it, but with the
+/// certificate as its own bytes.
+#[derive(Sequence)]
+struct SignedData {
+    version: CmsVersion,
+    digest_algorithms: DigestAlgorithmIdentifiers,
+    encap_content_info: EncapsulatedContentInfo,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    certificates: Option<SetOfVec<Any>>,
+    signer_infos: SetOfVec<SignerInfo>,
+}
+
+/// SignerInfo (RFC 5652, section 5.3), its `sid` the IssuerAndSerialNumber as it stands
+/// in the certificate.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence, ValueOrd)]
+struct SignerInfo {
+    version: CmsVersion,
+    sid: Any,
+    digest_alg: AlgorithmIdentifierOwned,
+    #[asn1(
+        context_specific = "0",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    signed_attrs: Option<SignedAttributes>,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: OctetString,
+}
+
+/// The parts of a SignedData that depend on the certificate alone, as its bytes.
 pub(crate) struct SignerTemplate {
-    certificate: Certificate,
-    sid: IssuerAndSerialNumber,
+    certificate: Any,
+    sid: Any,
 }
 
 impl SignerTemplate {
-    /// Reads the hub's certificate once.
+    /// Takes the hub's certificate once.
     pub(crate) fn of(cert: &X509) -> Result<Self, Error> {
         let der = cert
             .to_der()
             .map_err(crypto("encoding the hub's certificate"))?;
-        let certificate = Certificate::from_der(&der).map_err(asn1("the hub's certificate"))?;
-        let sid = IssuerAndSerialNumber {
-            issuer: certificate.tbs_certificate().issuer().clone(),
-            serial_number: certificate.tbs_certificate().serial_number().clone(),
-        };
-        Ok(Self { certificate, sid })
+        Ok(Self {
+            sid: issuer_and_serial_number(&der).map_err(asn1("the hub's certificate"))?,
+            certificate: Any::from_der(&der).map_err(asn1("the hub's certificate"))?,
+        })
     }
 
     /// `content` signed by `key` (the certificate's) at `at`, as a DER ContentInfo.
@@ -87,12 +113,11 @@ impl SignerTemplate {
             .map_err(crypto("signing the attributes"))?;
         let signer_info = SignerInfo {
             version: CmsVersion::V1,
-            sid: SignerIdentifier::IssuerAndSerialNumber(self.sid.clone()),
+            sid: self.sid.clone(),
             digest_alg: algorithm(SHA256),
             signed_attrs: Some(attributes),
             signature_algorithm: algorithm(ECDSA_SHA256),
             signature: OctetString::new(signature).map_err(asn1("signature"))?,
-            unsigned_attrs: None,
         };
         let signed = SignedData {
             version: CmsVersion::V1,
@@ -105,16 +130,10 @@ impl SignerTemplate {
                         .map_err(asn1("content"))?,
                 ),
             },
-            certificates: Some(CertificateSet(
-                SetOfVec::try_from(vec![CertificateChoices::Certificate(
-                    self.certificate.clone(),
-                )])
-                .map_err(asn1("certificates"))?,
-            )),
-            crls: None,
-            signer_infos: SignerInfos(
-                SetOfVec::try_from(vec![signer_info]).map_err(asn1("signer infos"))?,
+            certificates: Some(
+                SetOfVec::try_from(vec![self.certificate.clone()]).map_err(asn1("certificates"))?,
             ),
+            signer_infos: SetOfVec::try_from(vec![signer_info]).map_err(asn1("signer infos"))?,
         };
         ContentInfo {
             content_type: SIGNED_DATA,
@@ -123,6 +142,30 @@ impl SignerTemplate {
         .to_der()
         .map_err(asn1("ContentInfo"))
     }
+}
+
+/// IssuerAndSerialNumber (RFC 5652, section 10.2.4) of a certificate, from its own
+/// bytes: `tbsCertificate` is `[0] version` (optional), `serialNumber`, `signature`,
+/// `issuer`, …
+fn issuer_and_serial_number(certificate: &[u8]) -> der::Result<Any> {
+    let outer = AnyRef::from_der(certificate)?;
+    let tbs: AnyRef<'_> = SliceReader::new(outer.value())?.decode()?;
+    let mut fields = SliceReader::new(tbs.value())?;
+    let mut serial: AnyRef<'_> = fields.decode()?;
+    if serial.tag()
+        == (Tag::ContextSpecific {
+            constructed: true,
+            number: TagNumber(0),
+        })
+    {
+        serial = fields.decode()?;
+    }
+    let _signature: AnyRef<'_> = fields.decode()?;
+    let issuer: AnyRef<'_> = fields.decode()?;
+    let mut sequence = Vec::new();
+    issuer.encode_to_vec(&mut sequence)?;
+    serial.encode_to_vec(&mut sequence)?;
+    Any::new(Tag::Sequence, sequence)
 }
 
 fn algorithm(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
