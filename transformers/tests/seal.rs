@@ -360,11 +360,7 @@ fn a_flipped_byte_in_ciphertext_or_signature_is_detected() {
 fn the_envelope_opens_with_openssl_refuses_a_changed_byte_and_rsa_recipients() {
     use kopplung_transformers::pki::issue_rsa_recipient;
     use kopplung_transformers::seal::{decrypt, encrypt};
-    let dir = tempfile::tempdir().unwrap();
-    let pki = PkiLayout::new(dir.path());
-    init_demo_pki(&pki, &["p".into()]).unwrap();
-    let cert = load_certificate(&pki.procedure_cert("p")).unwrap();
-    let key = PKey::private_key_from_pem(&std::fs::read(pki.procedure_key("p")).unwrap()).unwrap();
+    let (_dir, pki, cert, key) = procedure_p();
 
     // An attachment fragment: a MiB of bytes, opened by OpenSSL's CMS decrypt.
     let content: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
@@ -397,14 +393,10 @@ fn the_signed_data_is_what_openssl_cms_sign_made_and_verifies_with_openssl() {
     use kopplung_transformers::seal::decrypt;
     use openssl::cms::{CMSOptions, CmsContentInfo};
 
-    let dir = tempfile::tempdir().unwrap();
-    let pki = PkiLayout::new(dir.path());
-    init_demo_pki(&pki, &["p".into()]).unwrap();
+    let (dir, pki, cert, key) = procedure_p();
     let hub = load_certificate(&pki.hub_cert()).unwrap();
-    let hub_key = PKey::private_key_from_pem(&std::fs::read(pki.hub_key()).unwrap()).unwrap();
+    let hub_key = private_key(&pki.hub_key());
     let sealer = Sealer::load(&pki.hub_cert(), &pki.hub_key()).unwrap();
-    let cert = load_certificate(&pki.procedure_cert("p")).unwrap();
-    let key = PKey::private_key_from_pem(&std::fs::read(pki.procedure_key("p")).unwrap()).unwrap();
 
     let content = "<nachricht>Grüße aus Dresden\r\n</nachricht>\n".as_bytes();
     let at = time::macros::datetime!(2026-12-08 01:02:03 UTC);
@@ -513,11 +505,9 @@ fn a_hub_certificate_in_lenient_der_travels_as_its_own_bytes() {
     use openssl::nid::Nid;
     use openssl::x509::{X509Builder, X509NameBuilder};
 
-    let dir = tempfile::tempdir().unwrap();
-    let pki = PkiLayout::new(dir.path());
-    init_demo_pki(&pki, &["p".into()]).unwrap();
+    let (_dir, pki, cert, cert_key) = procedure_p();
     let ca = load_certificate(&pki.ca_cert()).unwrap();
-    let ca_key = PKey::private_key_from_pem(&std::fs::read(pki.ca_key()).unwrap()).unwrap();
+    let ca_key = private_key(&pki.ca_key());
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
     let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
     let mut name = X509NameBuilder::new().unwrap();
@@ -547,9 +537,6 @@ fn a_hub_certificate_in_lenient_der_travels_as_its_own_bytes() {
     assert_ne!(rewritten, der);
 
     let sealer = Sealer::new(hub.clone(), key).unwrap();
-    let cert = load_certificate(&pki.procedure_cert("p")).unwrap();
-    let cert_key =
-        PKey::private_key_from_pem(&std::fs::read(pki.procedure_key("p")).unwrap()).unwrap();
     let content = b"<x>Bescheid</x>";
     let sealed = sealer.seal(content, &cert).unwrap();
     let signed = decrypt(&sealed, &cert, &cert_key).unwrap();
@@ -563,4 +550,23 @@ fn a_hub_certificate_in_lenient_der_travels_as_its_own_bytes() {
         unseal(&sealed, &cert, &cert_key, &hub, &anchors).unwrap(),
         content
     );
+}
+
+/// A demo PKI with one procedure, `p`: its folder, layout, certificate and key.
+fn procedure_p() -> (
+    tempfile::TempDir,
+    PkiLayout,
+    openssl::x509::X509,
+    PKey<openssl::pkey::Private>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = PkiLayout::new(dir.path());
+    init_demo_pki(&pki, &["p".into()]).unwrap();
+    let cert = load_certificate(&pki.procedure_cert("p")).unwrap();
+    let key = private_key(&pki.procedure_key("p"));
+    (dir, pki, cert, key)
+}
+
+fn private_key(path: &std::path::Path) -> PKey<openssl::pkey::Private> {
+    PKey::private_key_from_pem(&std::fs::read(path).unwrap()).unwrap()
 }

@@ -20,7 +20,7 @@ use cms::enveloped_data::{
     RecipientInfos,
 };
 use der::asn1::{BitString, ObjectIdentifier, OctetString, SetOfVec};
-use der::{Any, Decode, Encode, Sequence};
+use der::{Any, AnyRef, Decode, Encode, Reader, Sequence, SliceReader, Tag, TagNumber, Tagged};
 use openssl::aes::{AesKey, wrap_key};
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::{EcKey, EcKeyRef, EcPoint, PointConversionForm};
@@ -219,12 +219,33 @@ fn recipient_id(recipient: &X509) -> Result<IssuerAndSerialNumber, Error> {
     let der = recipient
         .to_der()
         .map_err(crypto("encoding the recipient's certificate"))?;
-    let cert =
-        x509_cert::Certificate::from_der(&der).map_err(asn1("the recipient's certificate"))?;
-    Ok(IssuerAndSerialNumber {
-        issuer: cert.tbs_certificate().issuer().clone(),
-        serial_number: cert.tbs_certificate().serial_number().clone(),
-    })
+    issuer_and_serial_number(&der)
+        .and_then(|raw| raw.decode_as())
+        .map_err(asn1("the recipient's certificate"))
+}
+
+/// IssuerAndSerialNumber (RFC 5652, section 10.2.4) of a certificate, from its own
+/// bytes: `tbsCertificate` is `[0] version` (optional), `serialNumber`, `signature`,
+/// `issuer`, …
+pub(super) fn issuer_and_serial_number(certificate: &[u8]) -> der::Result<Any> {
+    let outer = AnyRef::from_der(certificate)?;
+    let tbs: AnyRef<'_> = SliceReader::new(outer.value())?.decode()?;
+    let mut fields = SliceReader::new(tbs.value())?;
+    let mut serial: AnyRef<'_> = fields.decode()?;
+    if serial.tag()
+        == (Tag::ContextSpecific {
+            constructed: true,
+            number: TagNumber(0),
+        })
+    {
+        serial = fields.decode()?;
+    }
+    let _signature: AnyRef<'_> = fields.decode()?;
+    let issuer: AnyRef<'_> = fields.decode()?;
+    let mut sequence = Vec::new();
+    issuer.encode_to_vec(&mut sequence)?;
+    serial.encode_to_vec(&mut sequence)?;
+    Any::new(Tag::Sequence, sequence)
 }
 
 /// ANSI X9.63 KDF with SHA-256 (RFC 5753, section 7.2): one block,

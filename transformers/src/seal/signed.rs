@@ -16,10 +16,7 @@
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{DigestAlgorithmIdentifiers, EncapsulatedContentInfo, SignedAttributes};
 use der::asn1::{ObjectIdentifier, OctetString, SetOfVec};
-use der::{
-    Any, AnyRef, DateTime, Decode, Encode, Reader, Sequence, SliceReader, Tag, TagNumber, Tagged,
-    ValueOrd,
-};
+use der::{Any, DateTime, Decode, Encode, Sequence, ValueOrd};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::sha::sha256;
@@ -30,7 +27,7 @@ use time::OffsetDateTime;
 use x509_cert::attr::Attribute;
 use x509_cert::time::Time;
 
-use super::envelope::{DATA, asn1, crypto};
+use super::envelope::{DATA, asn1, crypto, issuer_and_serial_number};
 use crate::Error;
 
 /// id-signedData.
@@ -142,30 +139,6 @@ impl SignerTemplate {
         .to_der()
         .map_err(asn1("ContentInfo"))
     }
-}
-
-/// IssuerAndSerialNumber (RFC 5652, section 10.2.4) of a certificate, from its own
-/// bytes: `tbsCertificate` is `[0] version` (optional), `serialNumber`, `signature`,
-/// `issuer`, …
-fn issuer_and_serial_number(certificate: &[u8]) -> der::Result<Any> {
-    let outer = AnyRef::from_der(certificate)?;
-    let tbs: AnyRef<'_> = SliceReader::new(outer.value())?.decode()?;
-    let mut fields = SliceReader::new(tbs.value())?;
-    let mut serial: AnyRef<'_> = fields.decode()?;
-    if serial.tag()
-        == (Tag::ContextSpecific {
-            constructed: true,
-            number: TagNumber(0),
-        })
-    {
-        serial = fields.decode()?;
-    }
-    let _signature: AnyRef<'_> = fields.decode()?;
-    let issuer: AnyRef<'_> = fields.decode()?;
-    let mut sequence = Vec::new();
-    issuer.encode_to_vec(&mut sequence)?;
-    serial.encode_to_vec(&mut sequence)?;
-    Any::new(Tag::Sequence, sequence)
 }
 
 fn algorithm(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
